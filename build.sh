@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# ringpipe's set-up on a fresh Debian 12 machine, in two commands:
+#   ./build.sh run    install what is missing, build, run the default pipeline
+#   ./build.sh test   install what is missing, build, run the whole test suite
+# Other verbs: deps (install only), build [preset], asan, tsan (suite under a sanitizer).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+DEBS=(build-essential cmake ninja-build pkg-config git
+      libboost-dev libconcurrentqueue-dev prometheus-cpp-dev libyaml-cpp-dev
+      libgtest-dev libgmock-dev libbenchmark-dev libexpected-dev libspdlog-dev libfmt-dev
+      libsnappy-dev protobuf-compiler libprotobuf-dev
+      clang libclang-rt-14-dev prometheus systemd)
+
+deps() {
+  local missing=()
+  for p in "${DEBS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    local sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo=sudo
+    echo "installing: ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+build() {
+  local preset=${1:-release}
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j"$(nproc)"
+}
+
+suite() {
+  local preset=$1
+  build "$preset"
+  ctest --preset "$preset" -j"$(nproc)"
+}
+
+case "${1:-}" in
+  deps) deps ;;
+  build) deps; build "${2:-release}" ;;
+  run) deps; build release; shift; exec build/release/apps/ringpipe run "$@" ;;
+  test) deps; suite release ;;
+  asan) deps; suite asan ;;
+  tsan) deps; suite tsan ;;
+  *) echo "usage: $0 run|test|deps|build [preset]|asan|tsan" >&2; exit 2 ;;
+esac

@@ -1,0 +1,283 @@
+#pragma once
+// The shared-memory ring: one file, many producers in any processes, many
+// named readers each at its own pace (fan-out). ring/FORMAT.md holds the byte
+// layout and the protocol; this header is the whole public interface.
+//
+// Ring      owns one mapping of the file; cheap to share read-only between
+//           threads (Producer and Reader each open their own descriptor).
+// Producer  one lane of the ring, owned exclusively (kernel OFD lock) for its
+//           lifetime; used by one thread. Never allocates or logs.
+// Reader    one named cursor set, owned exclusively (OFD lock); used by one
+//           thread. Reads records in place.
+// Failures: create/open/attach return Result with "what: path: cause";
+// reading and writing return status values; corrupt shared memory is counted,
+// never trusted.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ringpipe/common/result.hpp"
+#include "ringpipe/common/unique_fd.hpp"
+
+namespace ringpipe::ring {
+
+namespace detail {
+struct RingHeader;
+struct LaneControl;
+struct ReaderSlot;
+}  // namespace detail
+
+enum class Overflow : std::uint32_t {
+  kBlock = 1,      // producers wait for the slowest live reader; nothing is lost
+  kDrop = 2,       // a record that does not fit is refused and counted
+  kOverwrite = 3,  // the oldest data is reused; lapped readers skip ahead and count
+};
+[[nodiscard]] std::string_view overflow_name(Overflow o) noexcept;
+[[nodiscard]] std::optional<Overflow> parse_overflow(std::string_view s) noexcept;
+
+struct RingOptions {
+  std::uint64_t lane_capacity_bytes = 1u << 20;  // power of two, >= 4 KiB
+  std::uint32_t lanes = 8;                       // most producers attached at once (1..256)
+  std::uint32_t max_readers = 16;                // 1..64
+  Overflow overflow = Overflow::kBlock;
+  std::uint32_t max_record_bytes = 0;            // payload limit; 0 = lane capacity / 4
+  // A reader found dead keeps gating `block`/`drop` producers this long, so a
+  // restarted reader loses nothing; after it the reader stops gating.
+  std::chrono::milliseconds reader_timeout{2000};
+  std::uint64_t initial_position = 0;            // tests start positions near 2^32 / 2^64
+};
+
+// What a reader is handed: the payload lives in the mapping (no copy).
+struct RecordView {
+  std::uint16_t type;
+  std::uint32_t lane;
+  std::uint64_t seq;                     // per lane, strictly increasing
+  std::uint64_t position;                // byte position of the record in its lane
+  std::span<const std::byte> payload;
+};
+
+inline constexpr std::uint16_t kPadRecordType = 0;  // internal; never handed to readers
+
+struct LaneStats {
+  std::uint32_t lane;
+  bool owned;            // a live producer holds it
+  std::uint32_t owner_pid;
+  std::uint64_t tail;
+  std::uint64_t next_seq;
+  std::uint64_t records;
+  std::uint64_t bytes;
+  std::uint64_t dropped_records;     // refused: ring full (drop) or deadline passed (block)
+  std::uint64_t recovered_claims;    // claims left open by a dead producer, found at takeover
+  std::uint64_t overwritten_records; // oldest records reused (overwrite, or no reader gating)
+  std::uint64_t full_waits;          // times a producer found no space
+};
+
+struct ReaderStats {
+  std::string name;
+  std::uint32_t slot;
+  enum class State { kFree, kInit, kActive, kDead } state;
+  bool alive;                        // its owner process holds the slot's lock
+  std::uint32_t pid;
+  std::uint64_t records;
+  std::uint64_t bytes;
+  std::uint64_t lapped_records;      // skipped because producers passed it (counted by seq gap)
+  std::uint64_t torn_records;        // overwritten while being read (overwrite policy)
+  std::uint64_t corrupt_records;     // failed a bounds check; skipped
+  std::uint64_t evictions;           // times producers stopped waiting for it
+  std::uint64_t lag_bytes;           // sum over lanes of tail - cursor
+};
+
+struct RingStats {
+  std::string path;
+  std::uint64_t creation_id;
+  Overflow overflow;
+  std::uint64_t lane_capacity_bytes;
+  std::uint32_t lanes;
+  std::uint32_t max_readers;
+  std::uint32_t max_record_bytes;
+  std::uint64_t file_bytes;
+  std::vector<LaneStats> lane;
+  std::vector<ReaderStats> readers;  // slots in use only
+};
+
+class Ring {
+ public:
+  // Creates a new ring file (mode 0600, parent directories made); fails if it
+  // exists. The whole file is allocated now, so a full tmpfs fails here and
+  // never later as SIGBUS.
+  [[nodiscard]] static Result<Ring> create(const std::string& path, const RingOptions& options);
+  // Opens an existing ring after validating magic, version, readiness and geometry.
+  [[nodiscard]] static Result<Ring> open(const std::string& path);
+  // Opens the ring if it exists with the same geometry and policy, else creates it.
+  [[nodiscard]] static Result<Ring> open_or_create(const std::string& path, const RingOptions& options);
+
+  Ring(Ring&&) noexcept;
+  Ring& operator=(Ring&&) noexcept;
+  ~Ring();
+
+  [[nodiscard]] const std::string& path() const noexcept { return path_; }
+  [[nodiscard]] Overflow overflow() const noexcept;
+  [[nodiscard]] std::uint64_t lane_capacity() const noexcept;
+  [[nodiscard]] std::uint32_t lanes() const noexcept;
+  [[nodiscard]] std::uint32_t max_readers() const noexcept;
+  [[nodiscard]] std::uint32_t max_record_bytes() const noexcept;
+  [[nodiscard]] std::uint64_t creation_id() const noexcept;
+
+  // Counters of every lane and reader, read from shared memory without asking anyone.
+  [[nodiscard]] RingStats stats() const;
+  // Forgets a reader so it no longer gates producers; fails if it is alive.
+  [[nodiscard]] Status remove_reader(std::string_view name) const;
+
+ private:
+  friend class Producer;
+  friend class Reader;
+  Ring() = default;
+  [[nodiscard]] detail::RingHeader* header() const noexcept;
+  [[nodiscard]] detail::LaneControl* lane(std::uint32_t i) const noexcept;
+  [[nodiscard]] detail::ReaderSlot* reader_slot(std::uint32_t i) const noexcept;
+  [[nodiscard]] std::byte* lane_data(std::uint32_t i) const noexcept;
+
+  std::string path_;
+  std::byte* base_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+enum class WriteStatus : std::uint8_t {
+  kOk,
+  kFull,      // no space now (drop: counted as dropped by the caller's choice to give up)
+  kTimeout,   // block: no space before the deadline
+  kTooLarge,  // larger than max_record_bytes
+};
+
+class Producer {
+ public:
+  // Takes a free lane; fails with "no free lane" when `lanes` producers are attached.
+  [[nodiscard]] static Result<Producer> attach(const Ring& ring);
+
+  Producer(Producer&&) noexcept;
+  Producer& operator=(Producer&&) noexcept;
+  ~Producer();
+
+  // One record: claim, copy, publish. Never blocks (kFull under block/drop when full).
+  [[nodiscard]] WriteStatus try_write(std::uint16_t type, std::span<const std::byte> payload) noexcept;
+  // As try_write, but under `block` waits (spin, yield, futex) up to `timeout`.
+  [[nodiscard]] WriteStatus write(std::uint16_t type, std::span<const std::byte> payload,
+                                  std::chrono::nanoseconds timeout) noexcept;
+
+  // Zero-copy and batching: claim space for one record of up to `max_bytes`,
+  // write into the span, then finish() it with the bytes used. Finished
+  // records become visible to readers together at publish(): one store for a
+  // whole batch. A claim that is never finished is simply abandoned.
+  [[nodiscard]] std::span<std::byte> try_claim(std::size_t max_bytes, WriteStatus* status = nullptr) noexcept;
+  [[nodiscard]] std::span<std::byte> claim(std::size_t max_bytes, std::chrono::nanoseconds timeout,
+                                           WriteStatus* status = nullptr) noexcept;
+  void finish(std::uint16_t type, std::size_t used_bytes) noexcept;
+  // Appends one record without publishing it (batch building).
+  [[nodiscard]] WriteStatus try_append(std::uint16_t type, std::span<const std::byte> payload) noexcept;
+  void publish() noexcept;
+
+  // Counts records the caller gave up on (e.g. after kFull) in the lane's shared counter.
+  void count_dropped(std::uint64_t records) noexcept;
+
+  [[nodiscard]] std::uint32_t lane() const noexcept { return lane_; }
+  [[nodiscard]] std::size_t max_record_bytes() const noexcept { return max_record_; }
+
+ private:
+  Producer() = default;
+  bool ensure_space(std::uint64_t end, bool may_wait, std::int64_t deadline_ns) noexcept;
+  bool refresh_limit(std::uint64_t end, std::int64_t now_ns) noexcept;
+  void advance_oldest(std::uint64_t end) noexcept;
+  void wait_for_space(std::int64_t deadline_ns) noexcept;
+
+  const Ring* ring_ = nullptr;
+  UniqueFd fd_;  // holds the lane's OFD lock; also used for reader liveness checks
+  detail::RingHeader* hdr_ = nullptr;
+  detail::LaneControl* lc_ = nullptr;
+  std::byte* data_ = nullptr;
+  std::uint32_t lane_ = 0;
+  std::uint64_t cap_ = 0;
+  std::uint64_t mask_ = 0;
+  std::size_t max_record_ = 0;
+  std::uint32_t overflow_ = 0;
+  std::uint64_t tail_ = 0;       // local end of finished records
+  std::uint64_t published_ = 0;  // what readers can see
+  std::uint64_t seq_ = 0;        // seq of the next record
+  std::uint64_t limit_ = 0;      // may write up to here without looking at readers
+  std::uint64_t oldest_ = 0;     // oldest intact record
+  std::uint64_t oldest_seq_ = 0;
+  std::uint64_t claim_pos_ = 0;  // where the open claim's header goes
+  std::uint64_t claim_end_ = 0;  // 0 when no claim is open
+  std::uint64_t pending_records_ = 0;
+  std::uint64_t pending_bytes_ = 0;
+  std::int64_t next_liveness_check_ns_ = 0;
+};
+
+enum class StartAt : std::uint8_t {
+  kOldest,  // a new reader starts at the oldest data still in the ring
+  kLatest,  // a new reader starts at the current tails
+};
+
+class Reader {
+ public:
+  // Attaches reader `name` (<= 39 bytes): resumes its cursors if the name is
+  // known, else takes a free slot and starts at `start`. Fails if another live
+  // process holds the name or no slot is free.
+  [[nodiscard]] static Result<Reader> attach(const Ring& ring, std::string_view name,
+                                             StartAt start = StartAt::kOldest);
+
+  Reader(Reader&&) noexcept;
+  Reader& operator=(Reader&&) noexcept;
+  ~Reader();
+
+  // Hands up to `max_records` committed records to f(const RecordView&), lane
+  // by lane, then publishes the cursors (once per lane batch). The views stay
+  // valid until f returns; under `overwrite` a record may be reused while f
+  // runs: that is detected and counted as torn. Returns the records handed over.
+  template <class F>
+  std::size_t poll(F&& f, std::size_t max_records = SIZE_MAX) {
+    return poll_impl(
+        [](void* ctx, const RecordView& v) { (*static_cast<std::remove_reference_t<F>*>(ctx))(v); }, &f,
+        max_records);
+  }
+
+  // Waits until some lane may have data or the timeout passes: spins, yields,
+  // then sleeps on the ring's futex (producers wake it only when someone sleeps).
+  // Returns true when data is available.
+  bool wait(std::chrono::nanoseconds timeout) noexcept;
+  [[nodiscard]] bool has_data() const noexcept;
+
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  [[nodiscard]] std::uint32_t slot() const noexcept { return slot_; }
+  [[nodiscard]] ReaderStats stats() const;
+
+ private:
+  using Callback = void (*)(void*, const RecordView&);
+  Reader() = default;
+  std::size_t poll_impl(Callback cb, void* ctx, std::size_t max_records);
+  std::size_t poll_lane(std::uint32_t lane, Callback cb, void* ctx, std::size_t max_records);
+  void resync(std::uint32_t lane) noexcept;
+
+  const Ring* ring_ = nullptr;
+  UniqueFd fd_;
+  detail::RingHeader* hdr_ = nullptr;
+  detail::ReaderSlot* slot_ptr_ = nullptr;
+  std::string name_;
+  std::uint32_t slot_ = 0;
+  std::uint32_t lanes_ = 0;
+  std::uint32_t next_lane_ = 0;
+  std::uint64_t cap_ = 0;
+  std::uint64_t mask_ = 0;
+  std::size_t max_record_ = 0;
+  std::vector<std::uint64_t> cursor_;      // local copy of the shared cursors
+  std::vector<std::uint64_t> expect_seq_;  // next seq expected per lane
+  std::vector<std::uint8_t> seq_known_;
+};
+
+}  // namespace ringpipe::ring

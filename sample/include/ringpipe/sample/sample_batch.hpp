@@ -1,0 +1,152 @@
+#pragma once
+// The sample-batch record: how ingest writes samples into a ring and how
+// processors read them in place. One ring record (type kSampleBatchRecord)
+// carries one batch: a BatchHeader followed by `sample_count` entries. The
+// byte layout is in sample/FORMAT.md; every field is little-endian and every
+// entry starts 8-byte aligned. BatchWriter and BatchReader are single-thread
+// objects; BatchReader never trusts the bytes (they come from shared memory).
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <string_view>
+
+namespace ringpipe::sample {
+
+inline constexpr std::uint16_t kSampleBatchRecord = 1;  // ring record type
+inline constexpr std::uint16_t kFormatVersion = 1;
+
+enum class Kind : std::uint8_t {
+  kCounter = 1,
+  kGauge = 2,       // set to value
+  kGaugeDelta = 3,  // add value (signed) to the gauge
+  kTimer = 4,       // seconds (ingest converts ms)
+  kHistogram = 5,
+  kDistribution = 6,
+  kSet = 7,  // the member is str_value; value is unused
+};
+[[nodiscard]] std::string_view kind_name(Kind k) noexcept;
+
+struct BatchHeader {
+  std::uint16_t format_version;  // kFormatVersion
+  std::uint16_t flags;           // 0
+  std::uint32_t sample_count;
+  std::uint32_t source_id;       // which source wrote it (pipeline-defined)
+  std::uint32_t bytes;           // whole batch: header + entries
+  std::int64_t received_ns;      // CLOCK_REALTIME when the packet arrived
+};
+static_assert(sizeof(BatchHeader) == 24, "BatchHeader is part of the on-ring format");
+
+struct SampleHeader {
+  double value;
+  double sample_rate;         // (0, 1]; weight = 1 / sample_rate
+  std::int64_t timestamp_ns;  // 0 = none (use the batch's received_ns)
+  std::uint32_t size;         // this entry: header + name + str_value + tags, padded to 8
+  std::uint16_t name_len;
+  std::uint16_t tag_count;
+  std::uint16_t str_len;      // string value (set member)
+  std::uint8_t kind;          // Kind
+  std::uint8_t flags;         // 0
+  std::uint32_t reserved;
+};
+static_assert(sizeof(SampleHeader) == 40, "SampleHeader is part of the on-ring format");
+// Each tag is TagHeader + key bytes + value bytes (not padded); the entry is padded at its end.
+struct TagHeader {
+  std::uint16_t key_len;
+  std::uint16_t value_len;
+};
+static_assert(sizeof(TagHeader) == 4, "TagHeader is part of the on-ring format");
+
+struct Tag {
+  std::string_view key;
+  std::string_view value;
+};
+
+// A decoded, bounds-checked view of one sample; its strings point into the record.
+struct SampleView {
+  Kind kind;
+  double value;
+  double sample_rate;
+  std::int64_t timestamp_ns;
+  std::string_view name;
+  std::string_view str_value;
+  std::span<const std::byte> tag_bytes;  // validated: exactly tag_count tags
+  std::uint16_t tag_count;
+
+  // Calls f(Tag) for each tag, in the order ingest wrote them.
+  template <class F>
+  void for_each_tag(F&& f) const {
+    const std::byte* p = tag_bytes.data();
+    for (std::uint16_t i = 0; i < tag_count; ++i) {
+      TagHeader th;
+      std::memcpy(&th, p, sizeof th);
+      p += sizeof th;
+      const std::string_view k(reinterpret_cast<const char*>(p), th.key_len);
+      p += th.key_len;
+      const std::string_view v(reinterpret_cast<const char*>(p), th.value_len);
+      p += th.value_len;
+      f(Tag{k, v});
+    }
+  }
+};
+
+// Bytes one entry takes, padded; tells a writer whether a sample still fits.
+[[nodiscard]] std::size_t entry_size(std::string_view name, std::string_view str_value,
+                                     std::span<const Tag> tags) noexcept;
+
+// Appends samples into a caller-provided buffer (usually a ring claim).
+class BatchWriter {
+ public:
+  BatchWriter(std::span<std::byte> buffer, std::uint32_t source_id, std::int64_t received_ns) noexcept;
+
+  // False (and nothing written) when the sample does not fit or a field is too long.
+  [[nodiscard]] bool append(Kind kind, std::string_view name, double value, double sample_rate,
+                            std::span<const Tag> tags, std::string_view str_value = {},
+                            std::int64_t timestamp_ns = 0) noexcept;
+  [[nodiscard]] std::uint32_t sample_count() const noexcept { return count_; }
+  [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
+  // Finalises the header; returns the bytes used (header + entries).
+  std::size_t finish() noexcept;
+  // Starts over on the same buffer (keeps source and time unless given).
+  void reset(std::span<std::byte> buffer, std::int64_t received_ns) noexcept;
+
+ private:
+  std::span<std::byte> buf_;
+  std::size_t used_;
+  std::uint32_t count_ = 0;
+  std::uint32_t source_id_;
+  std::int64_t received_ns_;
+};
+
+enum class DecodeError : std::uint8_t {
+  kNone = 0,
+  kTruncatedHeader,
+  kBadVersion,
+  kBadLength,
+  kBadEntry,
+  kBadKind,
+  kBadTags,
+};
+[[nodiscard]] std::string_view decode_error_name(DecodeError e) noexcept;
+
+// Iterates over a batch record. Validates every offset and length before use;
+// on the first malformed entry next() returns nullopt and error() says why.
+class BatchReader {
+ public:
+  explicit BatchReader(std::span<const std::byte> record) noexcept;
+
+  [[nodiscard]] const BatchHeader& header() const noexcept { return header_; }
+  [[nodiscard]] std::optional<SampleView> next() noexcept;
+  [[nodiscard]] DecodeError error() const noexcept { return error_; }
+
+ private:
+  std::span<const std::byte> rec_;
+  BatchHeader header_{};
+  std::size_t offset_ = 0;
+  std::uint32_t index_ = 0;
+  DecodeError error_ = DecodeError::kNone;
+};
+
+}  // namespace ringpipe::sample

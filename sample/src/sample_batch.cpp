@@ -1,0 +1,184 @@
+#include "ringpipe/sample/sample_batch.hpp"
+
+#include <bit>
+#include <limits>
+
+namespace ringpipe::sample {
+namespace {
+
+static_assert(std::endian::native == std::endian::little, "the on-ring format is little-endian");
+
+constexpr std::size_t align8(std::size_t n) noexcept { return (n + 7) & ~std::size_t{7}; }
+
+std::size_t tags_size(std::span<const Tag> tags) noexcept {
+  std::size_t n = 0;
+  for (const Tag& t : tags) n += sizeof(TagHeader) + t.key.size() + t.value.size();
+  return n;
+}
+
+}  // namespace
+
+std::string_view kind_name(Kind k) noexcept {
+  switch (k) {
+    case Kind::kCounter: return "counter";
+    case Kind::kGauge: return "gauge";
+    case Kind::kGaugeDelta: return "gauge_delta";
+    case Kind::kTimer: return "timer";
+    case Kind::kHistogram: return "histogram";
+    case Kind::kDistribution: return "distribution";
+    case Kind::kSet: return "set";
+  }
+  return "unknown";
+}
+
+std::string_view decode_error_name(DecodeError e) noexcept {
+  switch (e) {
+    case DecodeError::kNone: return "none";
+    case DecodeError::kTruncatedHeader: return "truncated_header";
+    case DecodeError::kBadVersion: return "bad_version";
+    case DecodeError::kBadLength: return "bad_length";
+    case DecodeError::kBadEntry: return "bad_entry";
+    case DecodeError::kBadKind: return "bad_kind";
+    case DecodeError::kBadTags: return "bad_tags";
+  }
+  return "unknown";
+}
+
+std::size_t entry_size(std::string_view name, std::string_view str_value, std::span<const Tag> tags) noexcept {
+  return align8(sizeof(SampleHeader) + name.size() + str_value.size() + tags_size(tags));
+}
+
+BatchWriter::BatchWriter(std::span<std::byte> buffer, std::uint32_t source_id, std::int64_t received_ns) noexcept
+    : buf_(buffer), used_(sizeof(BatchHeader)), source_id_(source_id), received_ns_(received_ns) {}
+
+void BatchWriter::reset(std::span<std::byte> buffer, std::int64_t received_ns) noexcept {
+  buf_ = buffer;
+  used_ = sizeof(BatchHeader);
+  count_ = 0;
+  received_ns_ = received_ns;
+}
+
+bool BatchWriter::append(Kind kind, std::string_view name, double value, double sample_rate,
+                         std::span<const Tag> tags, std::string_view str_value,
+                         std::int64_t timestamp_ns) noexcept {
+  constexpr std::size_t kMax16 = std::numeric_limits<std::uint16_t>::max();
+  if (name.size() > kMax16 || str_value.size() > kMax16 || tags.size() > kMax16) return false;
+  for (const Tag& t : tags) {
+    if (t.key.size() > kMax16 || t.value.size() > kMax16) return false;
+  }
+  const std::size_t size = entry_size(name, str_value, tags);
+  if (buf_.size() < used_ || size > buf_.size() - used_ || size > std::numeric_limits<std::uint32_t>::max()) {
+    return false;
+  }
+  std::byte* p = buf_.data() + used_;
+  SampleHeader h{};
+  h.value = value;
+  h.sample_rate = sample_rate;
+  h.timestamp_ns = timestamp_ns;
+  h.size = static_cast<std::uint32_t>(size);
+  h.name_len = static_cast<std::uint16_t>(name.size());
+  h.tag_count = static_cast<std::uint16_t>(tags.size());
+  h.str_len = static_cast<std::uint16_t>(str_value.size());
+  h.kind = static_cast<std::uint8_t>(kind);
+  std::memcpy(p, &h, sizeof h);
+  std::byte* q = p + sizeof h;
+  std::memcpy(q, name.data(), name.size());
+  q += name.size();
+  std::memcpy(q, str_value.data(), str_value.size());
+  q += str_value.size();
+  for (const Tag& t : tags) {
+    const TagHeader th{static_cast<std::uint16_t>(t.key.size()), static_cast<std::uint16_t>(t.value.size())};
+    std::memcpy(q, &th, sizeof th);
+    q += sizeof th;
+    std::memcpy(q, t.key.data(), t.key.size());
+    q += t.key.size();
+    std::memcpy(q, t.value.data(), t.value.size());
+    q += t.value.size();
+  }
+  std::memset(q, 0, static_cast<std::size_t>((p + size) - q));  // padding never leaks old bytes
+  used_ += size;
+  ++count_;
+  return true;
+}
+
+std::size_t BatchWriter::finish() noexcept {
+  BatchHeader h{};
+  h.format_version = kFormatVersion;
+  h.sample_count = count_;
+  h.source_id = source_id_;
+  h.bytes = static_cast<std::uint32_t>(used_);
+  h.received_ns = received_ns_;
+  std::memcpy(buf_.data(), &h, sizeof h);
+  return used_;
+}
+
+BatchReader::BatchReader(std::span<const std::byte> record) noexcept : rec_(record) {
+  if (rec_.size() < sizeof(BatchHeader)) {
+    error_ = DecodeError::kTruncatedHeader;
+    return;
+  }
+  std::memcpy(&header_, rec_.data(), sizeof header_);
+  if (header_.format_version != kFormatVersion) {
+    error_ = DecodeError::kBadVersion;
+    return;
+  }
+  if (header_.bytes < sizeof(BatchHeader) || header_.bytes > rec_.size()) {
+    error_ = DecodeError::kBadLength;
+    return;
+  }
+  rec_ = rec_.first(header_.bytes);
+  offset_ = sizeof(BatchHeader);
+}
+
+std::optional<SampleView> BatchReader::next() noexcept {
+  if (error_ != DecodeError::kNone || index_ >= header_.sample_count) return std::nullopt;
+  const std::size_t left = rec_.size() - offset_;
+  SampleHeader h;
+  if (left < sizeof h) {
+    error_ = DecodeError::kBadEntry;
+    return std::nullopt;
+  }
+  const std::byte* p = rec_.data() + offset_;
+  std::memcpy(&h, p, sizeof h);
+  const std::size_t fixed = sizeof h + std::size_t{h.name_len} + h.str_len;
+  if (h.size > left || h.size % 8 != 0 || fixed > h.size) {
+    error_ = DecodeError::kBadEntry;
+    return std::nullopt;
+  }
+  if (h.kind < static_cast<std::uint8_t>(Kind::kCounter) || h.kind > static_cast<std::uint8_t>(Kind::kSet)) {
+    error_ = DecodeError::kBadKind;
+    return std::nullopt;
+  }
+  // Walk the tags once to prove every length stays inside the entry.
+  const std::byte* tags = p + fixed;
+  const std::byte* end = p + h.size;
+  const std::byte* t = tags;
+  for (std::uint16_t i = 0; i < h.tag_count; ++i) {
+    TagHeader th;
+    if (end - t < static_cast<std::ptrdiff_t>(sizeof th)) {
+      error_ = DecodeError::kBadTags;
+      return std::nullopt;
+    }
+    std::memcpy(&th, t, sizeof th);
+    t += sizeof th;
+    if (end - t < static_cast<std::ptrdiff_t>(th.key_len) + th.value_len) {
+      error_ = DecodeError::kBadTags;
+      return std::nullopt;
+    }
+    t += th.key_len + th.value_len;
+  }
+  SampleView v{};
+  v.kind = static_cast<Kind>(h.kind);
+  v.value = h.value;
+  v.sample_rate = h.sample_rate;
+  v.timestamp_ns = h.timestamp_ns;
+  v.name = std::string_view(reinterpret_cast<const char*>(p + sizeof h), h.name_len);
+  v.str_value = std::string_view(reinterpret_cast<const char*>(p + sizeof h + h.name_len), h.str_len);
+  v.tag_bytes = std::span<const std::byte>(tags, static_cast<std::size_t>(t - tags));
+  v.tag_count = h.tag_count;
+  offset_ += h.size;
+  ++index_;
+  return v;
+}
+
+}  // namespace ringpipe::sample
