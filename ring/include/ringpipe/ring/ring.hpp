@@ -75,7 +75,6 @@ struct LaneStats {
   std::uint64_t bytes;
   std::uint64_t dropped_records;     // refused: ring full (drop) or deadline passed (block)
   std::uint64_t recovered_claims;    // claims left open by a dead producer, found at takeover
-  std::uint64_t overwritten_records; // oldest records reused (overwrite, or no reader gating)
   std::uint64_t full_waits;          // times a producer found no space
 };
 
@@ -145,8 +144,11 @@ class Ring {
   [[nodiscard]] std::byte* lane_data(std::uint32_t i) const noexcept;
 
   std::string path_;
+  UniqueFd fd_;  // holds no lock; used to ask the kernel who holds which
   std::byte* base_ = nullptr;
   std::size_t size_ = 0;
+  std::uint64_t dev_ = 0;
+  std::uint64_t ino_ = 0;
 };
 
 enum class WriteStatus : std::uint8_t {
@@ -165,7 +167,8 @@ class Producer {
   Producer& operator=(Producer&&) noexcept;
   ~Producer();
 
-  // One record: claim, copy, publish. Never blocks (kFull under block/drop when full).
+  // One record: claim, copy, publish. Never blocks (kFull under block/drop when
+  // full). A refused record is counted in the lane's dropped_records.
   [[nodiscard]] WriteStatus try_write(std::uint16_t type, std::span<const std::byte> payload) noexcept;
   // As try_write, but under `block` waits (spin, yield, futex) up to `timeout`.
   [[nodiscard]] WriteStatus write(std::uint16_t type, std::span<const std::byte> payload,
@@ -183,7 +186,8 @@ class Producer {
   [[nodiscard]] WriteStatus try_append(std::uint16_t type, std::span<const std::byte> payload) noexcept;
   void publish() noexcept;
 
-  // Counts records the caller gave up on (e.g. after kFull) in the lane's shared counter.
+  // claim/try_claim leave a refusal uncounted (the caller may retry): a caller
+  // that gives up counts it here, in the lane's shared dropped_records.
   void count_dropped(std::uint64_t records) noexcept;
 
   [[nodiscard]] std::uint32_t lane() const noexcept { return lane_; }
@@ -211,7 +215,8 @@ class Producer {
   std::uint64_t seq_ = 0;        // seq of the next record
   std::uint64_t limit_ = 0;      // may write up to here without looking at readers
   std::uint64_t oldest_ = 0;     // oldest intact record
-  std::uint64_t oldest_seq_ = 0;
+  std::uint64_t records_total_ = 0;  // mirrors of this lane's shared counters
+  std::uint64_t bytes_total_ = 0;
   std::uint64_t claim_pos_ = 0;  // where the open claim's header goes
   std::uint64_t claim_end_ = 0;  // 0 when no claim is open
   std::uint64_t pending_records_ = 0;
@@ -224,13 +229,21 @@ enum class StartAt : std::uint8_t {
   kLatest,  // a new reader starts at the current tails
 };
 
+struct ReaderOptions {
+  StartAt start = StartAt::kOldest;  // only for a name the ring does not know yet
+  // A durable reader gates `block`/`drop` producers and keeps its slot when it
+  // detaches (so a restart resumes); a non-durable one (tail, stat) never
+  // gates and frees its slot on detach.
+  bool durable = true;
+};
+
 class Reader {
  public:
   // Attaches reader `name` (<= 39 bytes): resumes its cursors if the name is
   // known, else takes a free slot and starts at `start`. Fails if another live
   // process holds the name or no slot is free.
   [[nodiscard]] static Result<Reader> attach(const Ring& ring, std::string_view name,
-                                             StartAt start = StartAt::kOldest);
+                                             ReaderOptions options = {});
 
   Reader(Reader&&) noexcept;
   Reader& operator=(Reader&&) noexcept;
@@ -278,6 +291,9 @@ class Reader {
   std::vector<std::uint64_t> cursor_;      // local copy of the shared cursors
   std::vector<std::uint64_t> expect_seq_;  // next seq expected per lane
   std::vector<std::uint8_t> seq_known_;
+  bool durable_ = true;
+  std::uint64_t records_total_ = 0;
+  std::uint64_t bytes_total_ = 0;
 };
 
 }  // namespace ringpipe::ring

@@ -1,0 +1,345 @@
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+
+#include "layout.hpp"
+#include "os.hpp"
+#include "ringpipe/common/log.hpp"
+#include "ringpipe/ring/fault.hpp"
+#include "ringpipe/ring/ring.hpp"
+
+namespace ringpipe::ring {
+
+using namespace detail;
+
+namespace {
+std::atomic<FaultHook> g_fault_hook{nullptr};
+
+inline void fault(FaultPoint p) noexcept {
+  if (FaultHook h = g_fault_hook.load(std::memory_order_relaxed)) [[unlikely]] h(p);
+}
+
+constexpr std::int64_t kLivenessCheckIntervalNs = 1'000'000;  // at most one probe round per ms
+constexpr std::int64_t kMaxSleepNs = 1'000'000;  // sleepers wake to re-run liveness checks
+}  // namespace
+
+void set_fault_hook(FaultHook hook) noexcept { g_fault_hook.store(hook, std::memory_order_relaxed); }
+
+namespace detail {
+Result<UniqueFd> open_same_file(const std::string& path, std::uint64_t dev, std::uint64_t ino, const std::string& w) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!fd.valid()) return errno_error(w);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return errno_error(w + ": fstat");
+  if (st.st_dev != dev || st.st_ino != ino) {
+    return tl::unexpected(Error{std::error_code(ESTALE, std::system_category()),
+                                w + ": the file was replaced since the ring was opened"});
+  }
+  return fd;
+}
+}  // namespace detail
+
+Result<Producer> Producer::attach(const Ring& ring) {
+  const std::string w = "attach producer to ring " + ring.path();
+  auto fd = open_same_file(ring.path(), ring.dev_, ring.ino_, w);
+  if (!fd) return tl::unexpected(fd.error());
+  RingHeader* h = ring.header();
+  for (std::uint32_t i = 0; i < h->lane_count; ++i) {
+    if (!ofd_try_lock(fd->get(), kLaneLockBase + i)) continue;
+    Producer p;
+    p.ring_ = &ring;
+    p.fd_ = std::move(*fd);
+    p.hdr_ = h;
+    p.lc_ = ring.lane(i);
+    p.data_ = ring.lane_data(i);
+    p.lane_ = i;
+    p.cap_ = h->lane_capacity;
+    p.mask_ = h->lane_capacity - 1;
+    p.max_record_ = h->max_record;
+    p.overflow_ = h->overflow;
+    LaneControl* lc = p.lc_;
+    p.tail_ = lc->tail.load(std::memory_order_acquire);
+    p.published_ = p.tail_;
+    p.seq_ = lc->next_seq.load(std::memory_order_relaxed);
+    // A previous owner that died between claim and publish left intent ahead
+    // of tail: its half-written bytes lie beyond the tail, invisible to
+    // readers, and are simply written over. Count it.
+    if (lc->intent.load(std::memory_order_relaxed) != p.tail_) {
+      lc->recovered_claims.fetch_add(1, std::memory_order_relaxed);
+      lc->intent.store(p.tail_, std::memory_order_relaxed);
+    }
+    p.oldest_ = lc->oldest.load(std::memory_order_relaxed);
+    if (p.tail_ - p.oldest_ > p.cap_) p.oldest_ = p.tail_;  // corrupt: forget history rather than trust it
+    p.records_total_ = lc->records.load(std::memory_order_relaxed);
+    p.bytes_total_ = lc->bytes.load(std::memory_order_relaxed);
+    p.limit_ = p.tail_;  // look at the readers before the first write
+    lc->owner_pid.store(static_cast<std::uint32_t>(::getpid()), std::memory_order_relaxed);
+    lc->owner_gen.fetch_add(1, std::memory_order_relaxed);
+    h->producer_attaches.fetch_add(1, std::memory_order_relaxed);
+    return p;
+  }
+  return make_error(std::errc::device_or_resource_busy,
+                    w + ": no free lane (all " + std::to_string(h->lane_count) + " are held by live producers)");
+}
+
+Producer::Producer(Producer&& o) noexcept { *this = std::move(o); }
+
+Producer& Producer::operator=(Producer&& o) noexcept {
+  if (this != &o) {
+    if (lc_) publish();
+    ring_ = std::exchange(o.ring_, nullptr);
+    fd_ = std::move(o.fd_);
+    hdr_ = std::exchange(o.hdr_, nullptr);
+    lc_ = std::exchange(o.lc_, nullptr);
+    data_ = o.data_;
+    lane_ = o.lane_;
+    cap_ = o.cap_;
+    mask_ = o.mask_;
+    max_record_ = o.max_record_;
+    overflow_ = o.overflow_;
+    tail_ = o.tail_;
+    published_ = o.published_;
+    seq_ = o.seq_;
+    limit_ = o.limit_;
+    oldest_ = o.oldest_;
+    records_total_ = o.records_total_;
+    bytes_total_ = o.bytes_total_;
+    claim_pos_ = o.claim_pos_;
+    claim_end_ = o.claim_end_;
+    pending_records_ = o.pending_records_;
+    pending_bytes_ = o.pending_bytes_;
+    next_liveness_check_ns_ = o.next_liveness_check_ns_;
+  }
+  return *this;
+}
+
+Producer::~Producer() {
+  if (!lc_) return;
+  publish();
+  lc_->intent.store(tail_, std::memory_order_relaxed);  // an abandoned claim is not a crash
+  lc_->owner_pid.store(0, std::memory_order_relaxed);
+  // Closing fd_ releases the lane's lock.
+}
+
+bool Producer::refresh_limit(std::uint64_t end, std::int64_t now_ns) noexcept {
+  const bool probe = now_ns >= next_liveness_check_ns_;
+  if (probe) next_liveness_check_ns_ = now_ns + kLivenessCheckIntervalNs;
+  bool any = false;
+  std::uint64_t min_cursor = 0;
+  for (std::uint32_t i = 0; i < hdr_->max_readers; ++i) {
+    ReaderSlot* slot = ring_->reader_slot(i);
+    const std::uint32_t st = slot->state.load(std::memory_order_acquire);
+    if (slot_state(st) != kSlotActive) continue;
+    if ((slot->flags.load(std::memory_order_relaxed) & kSlotDurable) == 0) continue;
+    // Acquire pairs with the reader's release store of its cursor: everything
+    // the reader read before moving past a byte happens before we reuse it.
+    const std::uint64_t c = cursors(slot)[lane_].pos.load(std::memory_order_acquire);
+    if (tail_ - c > cap_) continue;  // already lapped (or garbage): it resyncs by itself
+    if (end - c > cap_ && probe) {
+      // This reader is in the way. The kernel says whether its owner lives.
+      if (ofd_locked_by_other(fd_.get(), kReaderLockBase + i)) {
+        if (slot->dead_since_ns.load(std::memory_order_relaxed) != 0) {
+          slot->dead_since_ns.store(0, std::memory_order_relaxed);
+        }
+      } else {
+        std::int64_t since = slot->dead_since_ns.load(std::memory_order_relaxed);
+        if (since == 0) {
+          slot->dead_since_ns.compare_exchange_strong(since, now_ns, std::memory_order_relaxed);
+        } else if (now_ns - since > hdr_->reader_timeout_ns) {
+          std::uint32_t expected = st;
+          if (slot->state.compare_exchange_strong(expected, make_state(slot_gen(st), kSlotDead),
+                                                  std::memory_order_acq_rel)) {
+            slot->evictions.fetch_add(1, std::memory_order_relaxed);
+            hdr_->readers_evicted.fetch_add(1, std::memory_order_relaxed);
+          }
+          continue;
+        }
+      }
+    }
+    if (!any || static_cast<std::int64_t>(c - min_cursor) < 0) min_cursor = c;
+    any = true;
+  }
+  // With no reader to protect we may reuse one lap; a reader that attaches at
+  // the latest position in the meantime is at or beyond every old cursor.
+  limit_ = any ? min_cursor + cap_ : tail_ + cap_;
+  return static_cast<std::int64_t>(end - limit_) <= 0;
+}
+
+void Producer::advance_oldest(std::uint64_t end) noexcept {
+  while (end - oldest_ > cap_) {
+    const std::uint64_t idx = oldest_ & mask_;
+    const std::uint64_t room = cap_ - idx;
+    if (room < sizeof(RecordHeader)) {
+      oldest_ += room;
+      continue;
+    }
+    RecordHeader rh;
+    std::memcpy(&rh, data_ + idx, sizeof rh);
+    std::uint64_t rb;
+    if (rh.type == kPadRecordType) {
+      rb = sizeof(RecordHeader) + std::uint64_t{rh.length};
+      if (rb != room) rb = 0;
+    } else {
+      rb = rh.length <= max_record_ ? record_bytes(rh.length) : 0;
+      if (rb > room) rb = 0;
+    }
+    if (rb == 0 || static_cast<std::int64_t>(tail_ - (oldest_ + rb)) < 0) {
+      oldest_ = tail_;  // unreadable history (corrupted by someone): nothing older is offered
+      break;
+    }
+    oldest_ += rb;
+  }
+  lc_->oldest.store(oldest_, std::memory_order_release);
+}
+
+void Producer::wait_for_space(std::int64_t deadline_ns) noexcept {
+  const std::uint32_t seq = hdr_->space_seq.load(std::memory_order_acquire);
+  hdr_->space_waiters.fetch_add(1, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the reader's fence after its cursor store
+  const std::int64_t now = monotonic_ns();
+  const std::uint64_t want = claim_end_;
+  (void)want;
+  if (deadline_ns > now) futex_wait(&hdr_->space_seq, seq, std::min(deadline_ns - now, kMaxSleepNs));
+  hdr_->space_waiters.fetch_sub(1, std::memory_order_relaxed);
+}
+
+bool Producer::ensure_space(std::uint64_t end, bool may_wait, std::int64_t deadline_ns) noexcept {
+  if (overflow_ == static_cast<std::uint32_t>(Overflow::kOverwrite)) return true;
+  if (static_cast<std::int64_t>(end - limit_) <= 0) return true;
+  if (refresh_limit(end, monotonic_ns())) return true;
+  if (!may_wait) return false;
+  lc_->full_waits.fetch_add(1, std::memory_order_relaxed);
+  publish();  // readers cannot free space for records they cannot see
+  for (int spin = 0;; ++spin) {
+    const std::int64_t now = monotonic_ns();
+    if (refresh_limit(end, now)) return true;
+    if (now >= deadline_ns) return false;
+    if (spin < 64) {
+      cpu_relax();
+    } else if (spin < 128) {
+      std::this_thread::yield();
+    } else {
+      wait_for_space(deadline_ns);
+    }
+  }
+}
+
+std::span<std::byte> Producer::claim(std::size_t max_bytes, std::chrono::nanoseconds timeout,
+                                     WriteStatus* status) noexcept {
+  WriteStatus local;
+  WriteStatus& st = status ? *status : local;
+  claim_end_ = 0;
+  if (max_bytes > max_record_) {
+    st = WriteStatus::kTooLarge;
+    return {};
+  }
+  const std::uint64_t need = record_bytes(max_bytes);
+  const std::uint64_t idx = tail_ & mask_;
+  const std::uint64_t pad = idx + need > cap_ ? cap_ - idx : 0;
+  const std::uint64_t end = tail_ + pad + need;
+  const bool may_wait = timeout.count() > 0 && overflow_ == static_cast<std::uint32_t>(Overflow::kBlock);
+  if (!ensure_space(end, may_wait, may_wait ? monotonic_ns() + timeout.count() : 0)) {
+    st = may_wait ? WriteStatus::kTimeout : WriteStatus::kFull;
+    return {};
+  }
+  if (end - oldest_ > cap_) advance_oldest(end);
+  // Seqlock-style: the claim's extent is visible before any of its bytes
+  // change; pairs with the acquire fence a reader runs before reading intent.
+  lc_->intent.store(end, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  fault(FaultPoint::kAfterIntent);
+  if (pad >= sizeof(RecordHeader)) {
+    const RecordHeader ph{static_cast<std::uint32_t>(pad - sizeof(RecordHeader)), kPadRecordType, 0, seq_};
+    std::memcpy(data_ + idx, &ph, sizeof ph);
+  }
+  tail_ += pad;
+  claim_pos_ = tail_;
+  claim_end_ = tail_ + need;
+  st = WriteStatus::kOk;
+  return {data_ + (claim_pos_ & mask_) + sizeof(RecordHeader), max_bytes};
+}
+
+std::span<std::byte> Producer::try_claim(std::size_t max_bytes, WriteStatus* status) noexcept {
+  return claim(max_bytes, std::chrono::nanoseconds(0), status);
+}
+
+void Producer::finish(std::uint16_t type, std::size_t used_bytes) noexcept {
+  if (claim_end_ == 0) return;
+  const std::uint64_t need = claim_end_ - claim_pos_;
+  if (record_bytes(used_bytes) > need) used_bytes = need - sizeof(RecordHeader);  // never past the claim
+  const RecordHeader rh{static_cast<std::uint32_t>(used_bytes), type, 0, seq_++};
+  std::memcpy(data_ + (claim_pos_ & mask_), &rh, sizeof rh);
+  tail_ = claim_pos_ + record_bytes(used_bytes);
+  claim_end_ = 0;
+  ++pending_records_;
+  pending_bytes_ += used_bytes;
+  fault(FaultPoint::kAfterFinish);
+}
+
+void Producer::publish() noexcept {
+  if (tail_ == published_) return;
+  records_total_ += pending_records_;
+  bytes_total_ += pending_bytes_;
+  pending_records_ = 0;
+  pending_bytes_ = 0;
+  lc_->records.store(records_total_, std::memory_order_relaxed);
+  lc_->bytes.store(bytes_total_, std::memory_order_relaxed);
+  lc_->next_seq.store(seq_, std::memory_order_relaxed);
+  // The commit: pairs with the reader's acquire load of tail, which makes the
+  // records' bytes and next_seq visible.
+  lc_->tail.store(tail_, std::memory_order_release);
+  published_ = tail_;
+  fault(FaultPoint::kAfterPublish);
+  // Pairs with the fence in Reader::wait between setting a sleeper bit and
+  // re-reading the tails: either it sees our tail or we see its bit.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (hdr_->sleepers.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+    hdr_->data_seq.fetch_add(1, std::memory_order_release);
+    futex_wake_all(&hdr_->data_seq);
+  }
+}
+
+WriteStatus Producer::try_append(std::uint16_t type, std::span<const std::byte> payload) noexcept {
+  WriteStatus st;
+  std::span<std::byte> dst = try_claim(payload.size(), &st);
+  if (st != WriteStatus::kOk) return st;
+  const std::size_t half = payload.size() / 2;
+  std::memcpy(dst.data(), payload.data(), half);
+  fault(FaultPoint::kMidPayload);
+  std::memcpy(dst.data() + half, payload.data() + half, payload.size() - half);
+  finish(type, payload.size());
+  return WriteStatus::kOk;
+}
+
+WriteStatus Producer::try_write(std::uint16_t type, std::span<const std::byte> payload) noexcept {
+  const WriteStatus st = try_append(type, payload);
+  if (st == WriteStatus::kOk) {
+    publish();
+  } else {
+    count_dropped(1);
+  }
+  return st;
+}
+
+WriteStatus Producer::write(std::uint16_t type, std::span<const std::byte> payload,
+                            std::chrono::nanoseconds timeout) noexcept {
+  WriteStatus st;
+  std::span<std::byte> dst = claim(payload.size(), timeout, &st);
+  if (st != WriteStatus::kOk) {
+    count_dropped(1);
+    return st;
+  }
+  std::memcpy(dst.data(), payload.data(), payload.size());
+  finish(type, payload.size());
+  publish();
+  return WriteStatus::kOk;
+}
+
+void Producer::count_dropped(std::uint64_t records) noexcept {
+  lc_->dropped_records.fetch_add(records, std::memory_order_relaxed);
+}
+
+}  // namespace ringpipe::ring

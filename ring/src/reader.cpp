@@ -1,0 +1,312 @@
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+
+#include "layout.hpp"
+#include "os.hpp"
+#include "ringpipe/common/log.hpp"
+#include "ringpipe/ring/ring.hpp"
+
+namespace ringpipe::ring {
+
+using namespace detail;
+
+namespace {
+bool name_matches(const ReaderSlot* s, std::string_view name) noexcept {
+  return strnlen(s->name, kNameBytes) == name.size() && std::memcmp(s->name, name.data(), name.size()) == 0;
+}
+}  // namespace
+
+Result<Reader> Reader::attach(const Ring& ring, std::string_view name, ReaderOptions options) {
+  const std::string w = "attach reader " + std::string(name) + " to ring " + ring.path();
+  if (name.empty() || name.size() >= kNameBytes || name.find('\0') != std::string_view::npos) {
+    return invalid(w + ": a reader name is 1 to " + std::to_string(kNameBytes - 1) + " bytes");
+  }
+  auto fd = open_same_file(ring.path(), ring.dev_, ring.ino_, w);
+  if (!fd) return tl::unexpected(fd.error());
+  RingHeader* h = ring.header();
+
+  Reader r;
+  r.ring_ = &ring;
+  r.hdr_ = h;
+  r.name_ = std::string(name);
+  r.lanes_ = h->lane_count;
+  r.cap_ = h->lane_capacity;
+  r.mask_ = h->lane_capacity - 1;
+  r.max_record_ = h->max_record;
+  r.durable_ = options.durable;
+  r.cursor_.assign(r.lanes_, 0);
+  r.expect_seq_.assign(r.lanes_, 0);
+  r.seq_known_.assign(r.lanes_, 0);
+
+  auto take = [&](std::uint32_t i, ReaderSlot* slot, std::uint32_t gen, bool resume) {
+    r.fd_ = std::move(*fd);
+    r.slot_ = i;
+    r.slot_ptr_ = slot;
+    Cursor* c = cursors(slot);
+    for (std::uint32_t l = 0; l < r.lanes_; ++l) {
+      if (resume) {
+        r.cursor_[l] = c[l].pos.load(std::memory_order_relaxed);
+        r.expect_seq_[l] = c[l].seq.load(std::memory_order_relaxed);
+        r.seq_known_[l] = r.expect_seq_[l] != 0;
+      } else {
+        const LaneControl* lc = ring.lane(l);
+        r.cursor_[l] = options.start == StartAt::kLatest ? lc->tail.load(std::memory_order_acquire)
+                                                         : lc->oldest.load(std::memory_order_acquire);
+        c[l].seq.store(0, std::memory_order_relaxed);
+        c[l].pos.store(r.cursor_[l], std::memory_order_relaxed);
+      }
+    }
+    r.records_total_ = slot->records.load(std::memory_order_relaxed);
+    r.bytes_total_ = slot->bytes.load(std::memory_order_relaxed);
+    slot->pid.store(static_cast<std::uint32_t>(::getpid()), std::memory_order_relaxed);
+    slot->dead_since_ns.store(0, std::memory_order_relaxed);
+    slot->flags.store(options.durable ? kSlotDurable : 0, std::memory_order_relaxed);
+    slot->attaches.fetch_add(1, std::memory_order_relaxed);
+    h->sleepers.fetch_and(~(std::uint64_t{1} << i), std::memory_order_relaxed);
+    // Pairs with the producer's acquire load of the state: it sees the
+    // cursors set above before it starts to gate on this slot.
+    slot->state.store(make_state(gen + 1, kSlotActive), std::memory_order_release);
+    h->reader_attaches.fetch_add(1, std::memory_order_relaxed);
+  };
+
+  // A known name resumes where it stopped, unless a live process holds it.
+  for (std::uint32_t i = 0; i < h->max_readers; ++i) {
+    ReaderSlot* slot = ring.reader_slot(i);
+    const std::uint32_t st = slot->state.load(std::memory_order_acquire);
+    if (slot_state(st) == kSlotFree || slot_state(st) == kSlotInit || !name_matches(slot, name)) continue;
+    if (!ofd_try_lock(fd->get(), kReaderLockBase + i)) {
+      return make_error(std::errc::device_or_resource_busy,
+                        w + ": already attached by live process " +
+                            std::to_string(slot->pid.load(std::memory_order_relaxed)));
+    }
+    take(i, slot, slot_gen(st), true);
+    return r;
+  }
+  // Otherwise a free slot (or one whose attacher died half-way).
+  for (std::uint32_t i = 0; i < h->max_readers; ++i) {
+    ReaderSlot* slot = ring.reader_slot(i);
+    std::uint32_t st = slot->state.load(std::memory_order_acquire);
+    if (slot_state(st) != kSlotFree && slot_state(st) != kSlotInit) continue;
+    if (!ofd_try_lock(fd->get(), kReaderLockBase + i)) continue;
+    if (!slot->state.compare_exchange_strong(st, make_state(slot_gen(st) + 1, kSlotInit),
+                                             std::memory_order_acq_rel)) {
+      ofd_unlock(fd->get(), kReaderLockBase + i);
+      continue;
+    }
+    std::memset(slot->name, 0, kNameBytes);
+    std::memcpy(slot->name, name.data(), name.size());
+    for (auto* counter : {&slot->records, &slot->bytes, &slot->lapped_records, &slot->torn_records,
+                          &slot->corrupt_records, &slot->evictions, &slot->attaches}) {
+      counter->store(0, std::memory_order_relaxed);
+    }
+    take(i, slot, slot_gen(st) + 1, false);
+    return r;
+  }
+  return make_error(std::errc::device_or_resource_busy,
+                    w + ": no free reader slot (all " + std::to_string(h->max_readers) + " in use)");
+}
+
+Reader::Reader(Reader&& o) noexcept { *this = std::move(o); }
+
+Reader& Reader::operator=(Reader&& o) noexcept {
+  if (this != &o) {
+    ring_ = std::exchange(o.ring_, nullptr);
+    fd_ = std::move(o.fd_);
+    hdr_ = std::exchange(o.hdr_, nullptr);
+    slot_ptr_ = std::exchange(o.slot_ptr_, nullptr);
+    name_ = std::move(o.name_);
+    slot_ = o.slot_;
+    lanes_ = o.lanes_;
+    next_lane_ = o.next_lane_;
+    cap_ = o.cap_;
+    mask_ = o.mask_;
+    max_record_ = o.max_record_;
+    cursor_ = std::move(o.cursor_);
+    expect_seq_ = std::move(o.expect_seq_);
+    seq_known_ = std::move(o.seq_known_);
+    durable_ = o.durable_;
+    records_total_ = o.records_total_;
+    bytes_total_ = o.bytes_total_;
+  }
+  return *this;
+}
+
+Reader::~Reader() {
+  if (!slot_ptr_) return;
+  hdr_->sleepers.fetch_and(~(std::uint64_t{1} << slot_), std::memory_order_relaxed);
+  if (!durable_) {
+    const std::uint32_t st = slot_ptr_->state.load(std::memory_order_relaxed);
+    slot_ptr_->state.store(make_state(slot_gen(st) + 1, kSlotFree), std::memory_order_release);
+  }
+  // A durable slot stays Active: it keeps gating for reader_timeout after the
+  // lock goes (closing fd_), so a quick restart loses nothing.
+}
+
+void Reader::resync(std::uint32_t lane) noexcept {
+  const LaneControl* lc = ring_->lane(lane);
+  std::uint64_t pos = lc->tail.load(std::memory_order_acquire);
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    const std::uint64_t t = lc->tail.load(std::memory_order_acquire);
+    const std::uint64_t o = lc->oldest.load(std::memory_order_acquire);
+    // Pairs with the producer's release fence after storing intent: if the
+    // intent we read does not reach past o's lap, o was intact when we looked.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    const std::uint64_t intent = lc->intent.load(std::memory_order_relaxed);
+    if (t - o <= cap_ && intent - o <= cap_) {
+      pos = o;
+      break;
+    }
+    pos = t;
+  }
+  // expect_seq_ stays: the gap to the next record's seq is what was lost.
+  cursor_[lane] = pos;
+}
+
+std::size_t Reader::poll_lane(std::uint32_t lane, Callback cb, void* ctx, std::size_t max_records) {
+  const LaneControl* lc = ring_->lane(lane);
+  const std::byte* data = ring_->lane_data(lane);
+  // Pairs with Producer::publish's release store: the records up to t are complete.
+  std::uint64_t t = lc->tail.load(std::memory_order_acquire);
+  std::uint64_t c = cursor_[lane];
+  if (t == c) return 0;
+  std::uint64_t lapped = 0;
+  std::uint64_t corrupt = 0;
+  if (t - c > cap_) {  // lapped while away, or a cursor that makes no sense
+    resync(lane);
+    c = cursor_[lane];
+    t = lc->tail.load(std::memory_order_acquire);
+  }
+  const std::uint64_t start = c;
+  std::size_t n = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t expect = expect_seq_[lane];
+  bool known = seq_known_[lane] != 0;
+  while (c != t && n < max_records) {
+    const std::uint64_t idx = c & mask_;
+    const std::uint64_t room = cap_ - idx;
+    if (room < sizeof(RecordHeader)) {
+      c += room;
+      continue;
+    }
+    RecordHeader rh;
+    std::memcpy(&rh, data + idx, sizeof rh);
+    const std::uint64_t avail = t - c;
+    if (rh.type == kPadRecordType) {
+      if (sizeof(RecordHeader) + std::uint64_t{rh.length} != room || room > avail) {
+        ++corrupt;
+        c = t;
+        known = false;
+        break;
+      }
+      c += room;
+      continue;
+    }
+    const std::uint64_t rb = record_bytes(rh.length);
+    if (rh.length > max_record_ || rb > room || rb > avail) {
+      ++corrupt;  // a length that points outside the published data: skip the rest we can see
+      c = t;
+      known = false;
+      break;
+    }
+    if (known && rh.seq != expect && static_cast<std::int64_t>(rh.seq - expect) > 0) lapped += rh.seq - expect;
+    expect = rh.seq + 1;
+    known = true;
+    const RecordView v{rh.type, lane, rh.seq, c, {data + idx + sizeof(RecordHeader), rh.length}};
+    cb(ctx, v);
+    c += rb;
+    ++n;
+    bytes += rh.length;
+  }
+  // Were any of the bytes we handed out reused while we read them? Only
+  // possible under `overwrite` or for a reader that was evicted; pairs with
+  // the producer's release fence after its intent store.
+  std::atomic_thread_fence(std::memory_order_acquire);
+  const std::uint64_t intent = lc->intent.load(std::memory_order_relaxed);
+  if (intent - start > cap_ && n > 0) {
+    slot_ptr_->torn_records.fetch_add(n, std::memory_order_relaxed);
+    cursor_[lane] = c;
+    resync(lane);
+    c = cursor_[lane];
+  }
+  cursor_[lane] = c;
+  expect_seq_[lane] = expect;
+  seq_known_[lane] = known ? 1 : 0;
+  Cursor& shared = cursors(slot_ptr_)[lane];
+  shared.seq.store(known ? expect : 0, std::memory_order_relaxed);
+  // Pairs with the producer's acquire load in refresh_limit: it reuses these
+  // bytes only after seeing this store, i.e. after we are done with them.
+  shared.pos.store(c, std::memory_order_release);
+  records_total_ += n;
+  bytes_total_ += bytes;
+  slot_ptr_->records.store(records_total_, std::memory_order_relaxed);
+  slot_ptr_->bytes.store(bytes_total_, std::memory_order_relaxed);
+  if (lapped) slot_ptr_->lapped_records.fetch_add(lapped, std::memory_order_relaxed);
+  if (corrupt) slot_ptr_->corrupt_records.fetch_add(corrupt, std::memory_order_relaxed);
+  if (hdr_->overflow == static_cast<std::uint32_t>(Overflow::kBlock)) {
+    // Pairs with the fence in Producer::wait_for_space.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (hdr_->space_waiters.load(std::memory_order_relaxed) != 0) {
+      hdr_->space_seq.fetch_add(1, std::memory_order_release);
+      futex_wake_all(&hdr_->space_seq);
+    }
+  }
+  return n;
+}
+
+std::size_t Reader::poll_impl(Callback cb, void* ctx, std::size_t max_records) {
+  std::size_t total = 0;
+  for (std::uint32_t k = 0; k < lanes_ && total < max_records; ++k) {
+    const std::uint32_t lane = (next_lane_ + k) % lanes_;
+    total += poll_lane(lane, cb, ctx, max_records - total);
+  }
+  next_lane_ = (next_lane_ + 1) % lanes_;
+  return total;
+}
+
+bool Reader::has_data() const noexcept {
+  for (std::uint32_t l = 0; l < lanes_; ++l) {
+    if (ring_->lane(l)->tail.load(std::memory_order_acquire) != cursor_[l]) return true;
+  }
+  return false;
+}
+
+bool Reader::wait(std::chrono::nanoseconds timeout) noexcept {
+  if (has_data()) return true;
+  const std::int64_t deadline = monotonic_ns() + timeout.count();
+  for (int i = 0; i < 256; ++i) {
+    cpu_relax();
+    if (has_data()) return true;
+  }
+  for (int i = 0; i < 16; ++i) {
+    std::this_thread::yield();
+    if (has_data()) return true;
+  }
+  const std::uint64_t bit = std::uint64_t{1} << slot_;
+  for (;;) {
+    const std::int64_t now = monotonic_ns();
+    if (now >= deadline) return has_data();
+    const std::uint32_t seq = hdr_->data_seq.load(std::memory_order_acquire);
+    hdr_->sleepers.fetch_or(bit, std::memory_order_seq_cst);
+    // Pairs with the fence in Producer::publish (see there).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (has_data()) {
+      hdr_->sleepers.fetch_and(~bit, std::memory_order_relaxed);
+      return true;
+    }
+    futex_wait(&hdr_->data_seq, seq, deadline - now);
+    hdr_->sleepers.fetch_and(~bit, std::memory_order_relaxed);
+    if (has_data()) return true;
+  }
+}
+
+ReaderStats Reader::stats() const {
+  RingStats s = ring_->stats();
+  for (ReaderStats& r : s.readers) {
+    if (r.slot == slot_) return r;
+  }
+  return ReaderStats{};
+}
+
+}  // namespace ringpipe::ring

@@ -1,0 +1,363 @@
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include "layout.hpp"
+#include "os.hpp"
+#include "ringpipe/common/log.hpp"
+#include "ringpipe/ring/ring.hpp"
+
+namespace ringpipe::ring {
+
+using namespace detail;
+
+std::string_view overflow_name(Overflow o) noexcept {
+  switch (o) {
+    case Overflow::kBlock: return "block";
+    case Overflow::kDrop: return "drop";
+    case Overflow::kOverwrite: return "overwrite";
+  }
+  return "unknown";
+}
+
+std::optional<Overflow> parse_overflow(std::string_view s) noexcept {
+  if (s == "block") return Overflow::kBlock;
+  if (s == "drop") return Overflow::kDrop;
+  if (s == "overwrite") return Overflow::kOverwrite;
+  return std::nullopt;
+}
+
+namespace detail {
+std::uint64_t geometry_hash(const RingHeader& h) noexcept {
+  unsigned char bytes[offsetof(RingHeader, geometry_check)];
+  std::memcpy(bytes, &h, sizeof bytes);
+  std::memset(bytes + offsetof(RingHeader, ready), 0, sizeof(std::uint32_t));
+  std::uint64_t x = 0xcbf29ce484222325ULL;
+  for (unsigned char b : bytes) {
+    x ^= b;
+    x *= 0x100000001b3ULL;
+  }
+  return x;
+}
+}  // namespace detail
+
+namespace {
+
+std::string what(std::string_view verb, const std::string& path) { return std::string(verb) + " ring " + path; }
+
+Status check_options(const RingOptions& o, const std::string& path) {
+  const std::string w = what("create", path);
+  if (!std::has_single_bit(o.lane_capacity_bytes) || o.lane_capacity_bytes < kMinLaneCapacity ||
+      o.lane_capacity_bytes > kMaxLaneCapacity) {
+    return invalid(w + ": lane capacity " + std::to_string(o.lane_capacity_bytes) +
+                   " bytes, expected a power of two from 4096 to 2^40");
+  }
+  if (o.lanes < 1 || o.lanes > kMaxLanes) {
+    return invalid(w + ": " + std::to_string(o.lanes) + " lanes, expected 1 to " + std::to_string(kMaxLanes));
+  }
+  if (o.max_readers < 1 || o.max_readers > kMaxReaders) {
+    return invalid(w + ": " + std::to_string(o.max_readers) + " readers, expected 1 to " +
+                   std::to_string(kMaxReaders));
+  }
+  if (o.max_record_bytes > o.lane_capacity_bytes / 4) {
+    return invalid(w + ": max record " + std::to_string(o.max_record_bytes) + " bytes, expected at most a quarter of the lane (" +
+                   std::to_string(o.lane_capacity_bytes / 4) + ")");
+  }
+  if (o.overflow != Overflow::kBlock && o.overflow != Overflow::kDrop && o.overflow != Overflow::kOverwrite) {
+    return invalid(w + ": unknown overflow policy");
+  }
+  if (o.reader_timeout.count() <= 0) return invalid(w + ": reader timeout must be positive");
+  return {};
+}
+
+Result<std::pair<std::byte*, std::size_t>> map_file(int fd, std::size_t size, const std::string& w) {
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return errno_error(w + ": mmap " + std::to_string(size) + " bytes");
+  return std::pair{static_cast<std::byte*>(p), size};
+}
+
+// Validates everything a header claims against itself and the file's size.
+Status validate_header(const RingHeader& h, std::uint64_t file_size, const std::string& w) {
+  if (h.magic != kMagic) return make_error(std::errc::invalid_argument, w + ": not a ringpipe ring (bad magic)");
+  if (h.version != kVersion) {
+    return make_error(std::errc::invalid_argument,
+                      w + ": version " + std::to_string(h.version) + ", expected " + std::to_string(kVersion));
+  }
+  if (h.ready.load(std::memory_order_acquire) != kReady) {
+    return make_error(std::errc::invalid_argument, w + ": half-initialised (its creator died before finishing)");
+  }
+  if (geometry_hash(h) != h.geometry_check) {
+    return make_error(std::errc::invalid_argument, w + ": inconsistent header (geometry checksum mismatch)");
+  }
+  if (!std::has_single_bit(h.lane_capacity) || h.lane_capacity < kMinLaneCapacity ||
+      h.lane_capacity > kMaxLaneCapacity || h.lane_count < 1 || h.lane_count > kMaxLanes || h.max_readers < 1 ||
+      h.max_readers > kMaxReaders || h.max_record < 1 || h.max_record > h.lane_capacity / 4 || h.overflow < 1 ||
+      h.overflow > 3 || h.reader_timeout_ns <= 0) {
+    return make_error(std::errc::invalid_argument, w + ": inconsistent header (geometry out of range)");
+  }
+  const Layout l = compute_layout(h.lane_capacity, h.lane_count, h.max_readers);
+  if (l.lanes_offset != h.lanes_offset || l.readers_offset != h.readers_offset ||
+      l.reader_stride != h.reader_stride || l.data_offset != h.data_offset || l.file_bytes != h.file_bytes) {
+    return make_error(std::errc::invalid_argument, w + ": inconsistent header (layout does not match geometry)");
+  }
+  if (file_size < h.file_bytes) {
+    return make_error(std::errc::invalid_argument, w + ": truncated: " + std::to_string(file_size) +
+                                                       " bytes, header says " + std::to_string(h.file_bytes));
+  }
+  return {};
+}
+
+}  // namespace
+
+Ring::Ring(Ring&& o) noexcept
+    : path_(std::move(o.path_)),
+      fd_(std::move(o.fd_)),
+      base_(std::exchange(o.base_, nullptr)),
+      size_(std::exchange(o.size_, 0)),
+      dev_(o.dev_),
+      ino_(o.ino_) {}
+
+Ring& Ring::operator=(Ring&& o) noexcept {
+  if (this != &o) {
+    if (base_) ::munmap(base_, size_);
+    path_ = std::move(o.path_);
+    fd_ = std::move(o.fd_);
+    base_ = std::exchange(o.base_, nullptr);
+    size_ = std::exchange(o.size_, 0);
+    dev_ = o.dev_;
+    ino_ = o.ino_;
+  }
+  return *this;
+}
+
+Ring::~Ring() {
+  if (base_) ::munmap(base_, size_);
+}
+
+Result<Ring> Ring::create(const std::string& path, const RingOptions& options) {
+  const std::string w = what("create", path);
+  if (auto ok = check_options(options, path); !ok) return tl::unexpected(ok.error());
+  RingOptions o = options;
+  if (o.max_record_bytes == 0) o.max_record_bytes = static_cast<std::uint32_t>(o.lane_capacity_bytes / 4);
+  const Layout l = compute_layout(o.lane_capacity_bytes, o.lanes, o.max_readers);
+
+  const std::filesystem::path p(path);
+  std::error_code ec;
+  if (p.has_parent_path()) {
+    std::filesystem::create_directories(p.parent_path(), ec);
+    if (ec) return tl::unexpected(Error{ec, w + ": create directory " + p.parent_path().string()});
+  }
+  std::random_device rd;
+  const std::uint64_t creation_id = (std::uint64_t{rd()} << 32) ^ rd() ^ static_cast<std::uint64_t>(realtime_ns());
+  // Built under a temporary name and linked into place complete, so no one
+  // ever opens a half-made ring under the real name.
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(creation_id & 0xffff);
+  UniqueFd fd(::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd.valid()) return errno_error(w + ": open " + tmp);
+  struct Unlinker {
+    const std::string& f;
+    ~Unlinker() { ::unlink(f.c_str()); }
+  } unlink_tmp{tmp};
+  if (int rc = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(l.file_bytes)); rc != 0) {
+    errno = rc;
+    return errno_error(w + ": reserve " + std::to_string(l.file_bytes) + " bytes");
+  }
+  auto mapped = map_file(fd.get(), l.file_bytes, w);
+  if (!mapped) return tl::unexpected(mapped.error());
+
+  Ring ring;
+  ring.path_ = path;
+  ring.base_ = mapped->first;
+  ring.size_ = mapped->second;
+  RingHeader* h = ring.header();
+  h->magic = kMagic;
+  h->version = kVersion;
+  h->file_bytes = l.file_bytes;
+  h->lane_capacity = o.lane_capacity_bytes;
+  h->lane_count = o.lanes;
+  h->max_readers = o.max_readers;
+  h->max_record = o.max_record_bytes;
+  h->overflow = static_cast<std::uint32_t>(o.overflow);
+  h->creation_id = creation_id;
+  h->created_ns = realtime_ns();
+  h->initial_position = o.initial_position;
+  h->reader_timeout_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(o.reader_timeout).count();
+  h->lanes_offset = l.lanes_offset;
+  h->readers_offset = l.readers_offset;
+  h->reader_stride = l.reader_stride;
+  h->data_offset = l.data_offset;
+  for (std::uint32_t i = 0; i < o.lanes; ++i) {
+    LaneControl* lc = ring.lane(i);
+    lc->tail.store(o.initial_position, std::memory_order_relaxed);
+    lc->intent.store(o.initial_position, std::memory_order_relaxed);
+    lc->oldest.store(o.initial_position, std::memory_order_relaxed);
+    lc->next_seq.store(1, std::memory_order_relaxed);
+  }
+  h->geometry_check = geometry_hash(*h);
+  // Pairs with validate_header's acquire load: whoever sees kReady sees the whole header.
+  h->ready.store(kReady, std::memory_order_release);
+
+  if (::link(tmp.c_str(), path.c_str()) != 0) return errno_error(w + ": link into place");
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return errno_error(w + ": fstat");
+  ring.dev_ = st.st_dev;
+  ring.ino_ = st.st_ino;
+  ring.fd_ = std::move(fd);
+  return ring;
+}
+
+Result<Ring> Ring::open(const std::string& path) {
+  const std::string w = what("open", path);
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!fd.valid()) return errno_error(w);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return errno_error(w + ": fstat");
+  if (!S_ISREG(st.st_mode)) return make_error(std::errc::invalid_argument, w + ": not a regular file");
+  const auto file_size = static_cast<std::uint64_t>(st.st_size);
+  if (file_size < kPage) {
+    return make_error(std::errc::invalid_argument,
+                      w + ": truncated: " + std::to_string(file_size) + " bytes, the header alone needs 4096");
+  }
+  {
+    auto head = map_file(fd.get(), kPage, w);
+    if (!head) return tl::unexpected(head.error());
+    const Status ok = validate_header(*reinterpret_cast<const RingHeader*>(head->first), file_size, w);
+    ::munmap(head->first, kPage);
+    if (!ok) return tl::unexpected(ok.error());
+  }
+  auto mapped = map_file(fd.get(), file_size, w);
+  if (!mapped) return tl::unexpected(mapped.error());
+  Ring ring;
+  ring.path_ = path;
+  ring.base_ = mapped->first;
+  ring.size_ = mapped->second;
+  // The header may have changed between the two mappings only if someone
+  // rewrote the file in place; check again on the mapping we keep.
+  if (Status ok = validate_header(*ring.header(), file_size, w); !ok) return tl::unexpected(ok.error());
+  ring.dev_ = st.st_dev;
+  ring.ino_ = st.st_ino;
+  ring.fd_ = std::move(fd);
+  return ring;
+}
+
+Result<Ring> Ring::open_or_create(const std::string& path, const RingOptions& options) {
+  auto created = create(path, options);
+  if (created) return created;
+  if (created.error().code != std::errc::file_exists) return created;
+  auto opened = open(path);
+  if (!opened) return opened;
+  const std::uint32_t max_record =
+      options.max_record_bytes ? options.max_record_bytes : static_cast<std::uint32_t>(options.lane_capacity_bytes / 4);
+  if (opened->lane_capacity() != options.lane_capacity_bytes || opened->lanes() != options.lanes ||
+      opened->max_readers() != options.max_readers || opened->overflow() != options.overflow ||
+      opened->max_record_bytes() != max_record) {
+    return make_error(std::errc::invalid_argument,
+                      what("open", path) + ": exists with another geometry or policy (remove it to re-create)");
+  }
+  return opened;
+}
+
+RingHeader* Ring::header() const noexcept { return reinterpret_cast<RingHeader*>(base_); }
+LaneControl* Ring::lane(std::uint32_t i) const noexcept {
+  return reinterpret_cast<LaneControl*>(base_ + header()->lanes_offset + std::uint64_t{i} * sizeof(LaneControl));
+}
+ReaderSlot* Ring::reader_slot(std::uint32_t i) const noexcept {
+  return reinterpret_cast<ReaderSlot*>(base_ + header()->readers_offset + std::uint64_t{i} * header()->reader_stride);
+}
+std::byte* Ring::lane_data(std::uint32_t i) const noexcept {
+  return base_ + header()->data_offset + std::uint64_t{i} * header()->lane_capacity;
+}
+
+Overflow Ring::overflow() const noexcept { return static_cast<Overflow>(header()->overflow); }
+std::uint64_t Ring::lane_capacity() const noexcept { return header()->lane_capacity; }
+std::uint32_t Ring::lanes() const noexcept { return header()->lane_count; }
+std::uint32_t Ring::max_readers() const noexcept { return header()->max_readers; }
+std::uint32_t Ring::max_record_bytes() const noexcept { return header()->max_record; }
+std::uint64_t Ring::creation_id() const noexcept { return header()->creation_id; }
+
+namespace {
+std::string slot_name(const ReaderSlot* s) {
+  const char* n = s->name;
+  return std::string(n, strnlen(n, kNameBytes));
+}
+}  // namespace
+
+RingStats Ring::stats() const {
+  const RingHeader* h = header();
+  RingStats s;
+  s.path = path_;
+  s.creation_id = h->creation_id;
+  s.overflow = overflow();
+  s.lane_capacity_bytes = h->lane_capacity;
+  s.lanes = h->lane_count;
+  s.max_readers = h->max_readers;
+  s.max_record_bytes = h->max_record;
+  s.file_bytes = h->file_bytes;
+  std::vector<std::uint64_t> tails(h->lane_count);
+  for (std::uint32_t i = 0; i < h->lane_count; ++i) {
+    const LaneControl* lc = lane(i);
+    LaneStats ls{};
+    ls.lane = i;
+    ls.owned = ofd_locked_by_other(fd_.get(), kLaneLockBase + i);
+    ls.owner_pid = ls.owned ? lc->owner_pid.load(std::memory_order_relaxed) : 0;
+    ls.tail = lc->tail.load(std::memory_order_acquire);
+    ls.next_seq = lc->next_seq.load(std::memory_order_relaxed);
+    ls.records = lc->records.load(std::memory_order_relaxed);
+    ls.bytes = lc->bytes.load(std::memory_order_relaxed);
+    ls.dropped_records = lc->dropped_records.load(std::memory_order_relaxed);
+    ls.recovered_claims = lc->recovered_claims.load(std::memory_order_relaxed);
+    ls.full_waits = lc->full_waits.load(std::memory_order_relaxed);
+    tails[i] = ls.tail;
+    s.lane.push_back(ls);
+  }
+  for (std::uint32_t i = 0; i < h->max_readers; ++i) {
+    ReaderSlot* slot = reader_slot(i);
+    const std::uint32_t st = slot_state(slot->state.load(std::memory_order_acquire));
+    if (st == kSlotFree) continue;
+    ReaderStats r{};
+    r.name = slot_name(slot);
+    r.slot = i;
+    r.state = st == kSlotInit ? ReaderStats::State::kInit
+              : st == kSlotActive ? ReaderStats::State::kActive
+                                  : ReaderStats::State::kDead;
+    r.alive = ofd_locked_by_other(fd_.get(), kReaderLockBase + i);
+    r.pid = slot->pid.load(std::memory_order_relaxed);
+    r.records = slot->records.load(std::memory_order_relaxed);
+    r.bytes = slot->bytes.load(std::memory_order_relaxed);
+    r.lapped_records = slot->lapped_records.load(std::memory_order_relaxed);
+    r.torn_records = slot->torn_records.load(std::memory_order_relaxed);
+    r.corrupt_records = slot->corrupt_records.load(std::memory_order_relaxed);
+    r.evictions = slot->evictions.load(std::memory_order_relaxed);
+    const Cursor* c = cursors(slot);
+    for (std::uint32_t l = 0; l < h->lane_count; ++l) {
+      const std::uint64_t lag = tails[l] - c[l].pos.load(std::memory_order_relaxed);
+      if (lag <= h->lane_capacity) r.lag_bytes += lag;
+    }
+    s.readers.push_back(std::move(r));
+  }
+  return s;
+}
+
+Status Ring::remove_reader(std::string_view name) const {
+  const std::string w = "remove reader " + std::string(name) + " of ring " + path_;
+  for (std::uint32_t i = 0; i < max_readers(); ++i) {
+    ReaderSlot* slot = reader_slot(i);
+    std::uint32_t st = slot->state.load(std::memory_order_acquire);
+    if (slot_state(st) == kSlotFree || slot_name(slot) != name) continue;
+    // Holding the slot's lock ourselves proves no live reader has it.
+    if (!ofd_try_lock(fd_.get(), kReaderLockBase + i)) {
+      return make_error(std::errc::device_or_resource_busy, w + ": it is attached by a live process");
+    }
+    slot->state.store(make_state(slot_gen(st) + 1, kSlotFree), std::memory_order_release);
+    ofd_unlock(fd_.get(), kReaderLockBase + i);
+    return {};
+  }
+  return make_error(std::errc::no_such_file_or_directory, w + ": no such reader");
+}
+
+}  // namespace ringpipe::ring

@@ -1,0 +1,510 @@
+// Single-thread tests that build ring states directly: file validation, wrap
+// at every alignment, full/empty, positions near 2^32 and 2^64, batches,
+// readers' cursors, lapping, recovery, corruption.
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "../../ring/src/layout.hpp"
+#include "ring_test_util.hpp"
+#include "ringpipe/ring/ring.hpp"
+#include "test_support.hpp"
+
+namespace ringpipe::ring {
+namespace {
+
+using ringpipe::testing::ScratchDir;
+using testing::check_payload;
+using testing::make_payload;
+using testing::Stamp;
+
+RingOptions small(Overflow o = Overflow::kBlock, std::uint64_t cap = 4096, std::uint32_t lanes = 2) {
+  RingOptions opt;
+  opt.lane_capacity_bytes = cap;
+  opt.lanes = lanes;
+  opt.max_readers = 4;
+  opt.overflow = o;
+  opt.reader_timeout = std::chrono::milliseconds(50);
+  return opt;
+}
+
+std::vector<std::byte> bytes_of(std::string_view s) {
+  std::vector<std::byte> v(s.size());
+  std::memcpy(v.data(), s.data(), s.size());
+  return v;
+}
+
+std::vector<std::string> drain(Reader& r, std::size_t max = SIZE_MAX) {
+  std::vector<std::string> out;
+  r.poll([&](const RecordView& v) { out.emplace_back(reinterpret_cast<const char*>(v.payload.data()), v.payload.size()); },
+         max);
+  return out;
+}
+
+TEST(RingFile, CreatesFileWithMode0600AndRefusesToCreateTwice) {
+  ScratchDir dir;
+  const std::string path = dir.file("sub/dir/raw");
+  auto ring = Ring::create(path, small());
+  ASSERT_TRUE(ring) << ring.error().message();
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(static_cast<std::uint64_t>(st.st_size), ring->stats().file_bytes);
+  auto again = Ring::create(path, small());
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, std::errc::file_exists);
+}
+
+TEST(RingFile, RejectsBadOptionsWithClearMessages) {
+  ScratchDir dir;
+  RingOptions o = small();
+  o.lane_capacity_bytes = 5000;
+  auto r = Ring::create(dir.file("a"), o);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("power of two"), std::string::npos) << r.error().message();
+  o = small();
+  o.max_readers = 65;
+  EXPECT_FALSE(Ring::create(dir.file("b"), o));
+  o = small();
+  o.lanes = 0;
+  EXPECT_FALSE(Ring::create(dir.file("c"), o));
+  o = small();
+  o.max_record_bytes = 4096;
+  EXPECT_FALSE(Ring::create(dir.file("d"), o));
+}
+
+TEST(RingFile, OpenValidatesAndReportsGeometry) {
+  ScratchDir dir;
+  const std::string path = dir.file("raw");
+  ASSERT_TRUE(Ring::create(path, small(Overflow::kDrop, 8192, 3)));
+  auto r = Ring::open(path);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->lane_capacity(), 8192u);
+  EXPECT_EQ(r->lanes(), 3u);
+  EXPECT_EQ(r->overflow(), Overflow::kDrop);
+  EXPECT_EQ(r->max_record_bytes(), 2048u);
+}
+
+// Rewrites bytes of a ring file in place.
+void poke(const std::string& path, std::size_t offset, const void* data, std::size_t n) {
+  const int fd = ::open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::pwrite(fd, data, n, static_cast<off_t>(offset)), static_cast<ssize_t>(n));
+  ::close(fd);
+}
+
+TEST(RingFile, RefusesTruncatedFile) {
+  ScratchDir dir;
+  const std::string path = dir.file("raw");
+  ASSERT_TRUE(Ring::create(path, small()));
+  ASSERT_EQ(::truncate(path.c_str(), 8192), 0);
+  auto r = Ring::open(path);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("truncated"), std::string::npos) << r.error().message();
+  ASSERT_EQ(::truncate(path.c_str(), 100), 0);
+  r = Ring::open(path);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("truncated: 100 bytes"), std::string::npos) << r.error().message();
+}
+
+TEST(RingFile, RefusesOtherVersion) {
+  ScratchDir dir;
+  const std::string path = dir.file("raw");
+  ASSERT_TRUE(Ring::create(path, small()));
+  const std::uint32_t v = 3;
+  poke(path, offsetof(detail::RingHeader, version), &v, sizeof v);
+  auto r = Ring::open(path);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(), "open ring " + path + ": version 3, expected 1: Invalid argument");
+}
+
+TEST(RingFile, RefusesHalfInitialisedFile) {
+  ScratchDir dir;
+  const std::string path = dir.file("raw");
+  ASSERT_TRUE(Ring::create(path, small()));
+  const std::uint32_t zero = 0;
+  poke(path, offsetof(detail::RingHeader, ready), &zero, sizeof zero);
+  auto r = Ring::open(path);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("half-initialised"), std::string::npos) << r.error().message();
+}
+
+TEST(RingFile, RefusesInconsistentGeometry) {
+  ScratchDir dir;
+  const std::string path = dir.file("raw");
+  ASSERT_TRUE(Ring::create(path, small()));
+  const std::uint32_t lanes = 200;
+  poke(path, offsetof(detail::RingHeader, lane_count), &lanes, sizeof lanes);
+  auto r = Ring::open(path);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("inconsistent header"), std::string::npos) << r.error().message();
+}
+
+TEST(RingFile, RefusesFileThatIsNotARing) {
+  ScratchDir dir;
+  const std::string path = dir.file("junk");
+  std::ofstream(path) << std::string(10000, 'x');
+  auto r = Ring::open(path);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("bad magic"), std::string::npos);
+  auto missing = Ring::open(dir.file("nope"));
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, std::errc::no_such_file_or_directory);
+}
+
+TEST(RingFile, OpenOrCreateRefusesOtherGeometry) {
+  ScratchDir dir;
+  const std::string path = dir.file("raw");
+  ASSERT_TRUE(Ring::open_or_create(path, small()));
+  ASSERT_TRUE(Ring::open_or_create(path, small()));
+  auto other = Ring::open_or_create(path, small(Overflow::kDrop));
+  ASSERT_FALSE(other);
+  EXPECT_NE(other.error().message().find("another geometry"), std::string::npos);
+}
+
+TEST(Producer, RefusesRecordLargerThanMaximum) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small());
+  auto p = Producer::attach(*ring);
+  ASSERT_TRUE(p);
+  std::vector<std::byte> big(1025);
+  EXPECT_EQ(p->try_write(1, big), WriteStatus::kTooLarge);
+}
+
+TEST(Producer, EachProducerTakesItsOwnLaneUntilNoneIsFree) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small(Overflow::kBlock, 4096, 2));
+  auto a = Producer::attach(*ring);
+  auto b = Producer::attach(*ring);
+  ASSERT_TRUE(a && b);
+  EXPECT_NE(a->lane(), b->lane());
+  auto c = Producer::attach(*ring);
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message().find("no free lane"), std::string::npos);
+  const std::uint32_t freed = a->lane();
+  *a = std::move(*b);  // the first producer's lane is released
+  auto d = Producer::attach(*ring);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->lane(), freed);
+}
+
+TEST(Reader, SeesRecordsInOrderWithTypeAndSeq) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small());
+  auto r = Reader::attach(*ring, "proc");
+  auto p = Producer::attach(*ring);
+  ASSERT_TRUE(r && p);
+  EXPECT_FALSE(r->has_data());
+  ASSERT_EQ(p->try_write(7, bytes_of("hello")), WriteStatus::kOk);
+  ASSERT_EQ(p->try_write(8, bytes_of("")), WriteStatus::kOk);
+  ASSERT_EQ(p->try_write(9, bytes_of("world!!!x")), WriteStatus::kOk);
+  std::vector<RecordView> seen;
+  std::vector<std::string> payloads;
+  r->poll([&](const RecordView& v) {
+    seen.push_back(v);
+    payloads.emplace_back(reinterpret_cast<const char*>(v.payload.data()), v.payload.size());
+  });
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(payloads, (std::vector<std::string>{"hello", "", "world!!!x"}));
+  EXPECT_EQ(seen[0].type, 7);
+  EXPECT_EQ(seen[2].type, 9);
+  EXPECT_EQ(seen[1].seq, seen[0].seq + 1);
+  EXPECT_EQ(seen[2].seq, seen[1].seq + 1);
+  EXPECT_FALSE(r->has_data());
+  EXPECT_EQ(drain(*r).size(), 0u);
+}
+
+TEST(Reader, PayloadViewPointsIntoTheMapping) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small());
+  auto r = Reader::attach(*ring, "proc");
+  auto p = Producer::attach(*ring);
+  auto claim = p->try_claim(16);
+  ASSERT_EQ(claim.size(), 16u);
+  std::memcpy(claim.data(), "0123456789abcdef", 16);
+  p->finish(3, 10);
+  p->publish();
+  const std::byte* where = nullptr;
+  std::size_t size = 0;
+  r->poll([&](const RecordView& v) {
+    where = v.payload.data();
+    size = v.payload.size();
+  });
+  EXPECT_EQ(where, claim.data());  // same bytes, no copy
+  EXPECT_EQ(size, 10u);
+}
+
+TEST(Producer, BatchIsInvisibleUntilPublished) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small());
+  auto r = Reader::attach(*ring, "proc");
+  auto p = Producer::attach(*ring);
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(p->try_append(1, bytes_of("x" + std::to_string(i))), WriteStatus::kOk);
+  EXPECT_FALSE(r->has_data());
+  EXPECT_EQ(drain(*r).size(), 0u);
+  p->publish();
+  EXPECT_EQ(drain(*r), (std::vector<std::string>{"x0", "x1", "x2", "x3", "x4"}));
+}
+
+// Every payload size from 0 to 300 written back to back through a 4 KiB lane
+// makes the wrap hit every 8-byte alignment, including the 8-byte remainder
+// where no pad header fits.
+TEST(Ring, WrapsAtEveryAlignmentWithoutLosingOrCorruptingRecords) {
+  for (std::uint64_t start : {std::uint64_t{0}, (std::uint64_t{1} << 32) - 4000, ~std::uint64_t{0} - 5000}) {
+    ScratchDir dir;
+    RingOptions o = small();
+    o.initial_position = start;
+    auto ring = Ring::create(dir.file("r"), o);
+    ASSERT_TRUE(ring);
+    auto r = Reader::attach(*ring, "proc");
+    auto p = Producer::attach(*ring);
+    std::vector<std::byte> buf(400);
+    std::uint64_t seq = 0;
+    std::uint64_t got = 0;
+    for (int round = 0; round < 8; ++round) {
+      for (std::size_t size = sizeof(Stamp); size < 300; ++size) {
+        make_payload(std::span(buf).first(size), 1, seq);
+        ASSERT_EQ(p->try_write(1, std::span(buf).first(size)), WriteStatus::kOk) << "size " << size;
+        ++seq;
+        r->poll([&](const RecordView& v) {
+          Stamp s{};
+          ASSERT_TRUE(check_payload(v.payload, s));
+          ASSERT_EQ(s.seq, got);
+          ++got;
+        });
+      }
+    }
+    EXPECT_EQ(got, seq);
+    const ReaderStats st = r->stats();
+    EXPECT_EQ(st.lapped_records + st.torn_records + st.corrupt_records, 0u);
+  }
+}
+
+TEST(Ring, DropPolicyRefusesAndCountsWhenFullThenAcceptsAfterRead) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small(Overflow::kDrop));
+  auto r = Reader::attach(*ring, "proc");
+  auto p = Producer::attach(*ring);
+  std::vector<std::byte> rec(100);  // 116 -> 120 bytes each
+  int ok = 0;
+  while (p->try_write(1, rec) == WriteStatus::kOk) ++ok;
+  EXPECT_EQ(ok, 4096 / 120);
+  EXPECT_EQ(p->try_write(1, rec), WriteStatus::kFull);
+  EXPECT_EQ(ring->stats().lane[p->lane()].dropped_records, 2u);
+  EXPECT_EQ(drain(*r, 3).size(), 3u);
+  EXPECT_EQ(p->try_write(1, rec), WriteStatus::kOk);
+  EXPECT_EQ(drain(*r).size(), static_cast<std::size_t>(ok - 3 + 1));
+}
+
+TEST(Ring, BlockPolicyTimesOutOnALiveStalledReader) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small(Overflow::kBlock));
+  auto r = Reader::attach(*ring, "proc");
+  auto p = Producer::attach(*ring);
+  std::vector<std::byte> rec(100);
+  while (p->try_write(1, rec) == WriteStatus::kOk) {
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(p->write(1, rec, std::chrono::milliseconds(30)), WriteStatus::kTimeout);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(30));
+  // The reader is alive (its lock is held): never evicted however long we wait.
+  EXPECT_EQ(p->write(1, rec, std::chrono::milliseconds(120)), WriteStatus::kTimeout);
+  EXPECT_EQ(ring->stats().readers[0].evictions, 0u);
+}
+
+TEST(Ring, DeadDurableReaderGatesForItsTimeoutThenStopsGating) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small(Overflow::kBlock));  // reader timeout 50 ms
+  { auto gone = Reader::attach(*ring, "proc"); }  // detached: lock released, slot kept
+  auto p = Producer::attach(*ring);
+  std::vector<std::byte> rec(100);
+  while (p->try_write(1, rec) == WriteStatus::kOk) {
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(p->write(1, rec, std::chrono::seconds(5)), WriteStatus::kOk);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(waited, std::chrono::milliseconds(45));
+  EXPECT_LT(waited, std::chrono::seconds(2));
+  const RingStats s = ring->stats();
+  ASSERT_EQ(s.readers.size(), 1u);
+  EXPECT_EQ(s.readers[0].state, ReaderStats::State::kDead);
+  EXPECT_EQ(s.readers[0].evictions, 1u);
+  // Back again: it resumes, finds it was lapped, and counts exactly what it lost.
+  auto back = Reader::attach(*ring, "proc");
+  ASSERT_TRUE(back);
+  std::uint64_t got = 0;
+  back->poll([&](const RecordView&) { ++got; });
+  const ReaderStats rs = back->stats();
+  EXPECT_EQ(rs.state, ReaderStats::State::kActive);
+  EXPECT_GT(got, 0u);
+}
+
+TEST(Ring, OverwritePolicyNeverRefusesAndLappedReaderCountsExactLoss) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small(Overflow::kOverwrite));
+  auto r = Reader::attach(*ring, "proc");
+  auto p = Producer::attach(*ring);
+  std::vector<std::byte> rec(100);
+  // Prime the reader's expected seq.
+  make_payload(rec, 0, 0);
+  ASSERT_EQ(p->try_write(1, rec), WriteStatus::kOk);
+  ASSERT_EQ(drain(*r).size(), 1u);
+  const int n = 500;  // ~15 laps of a 4 KiB lane
+  for (int i = 1; i <= n; ++i) {
+    make_payload(rec, 0, static_cast<std::uint64_t>(i));
+    ASSERT_EQ(p->try_write(1, rec), WriteStatus::kOk);
+  }
+  std::uint64_t got = 0;
+  std::uint64_t last = 0;
+  r->poll([&](const RecordView& v) {
+    Stamp s{};
+    ASSERT_TRUE(check_payload(v.payload, s));
+    EXPECT_GT(s.seq, last);
+    last = s.seq;
+    ++got;
+  });
+  EXPECT_EQ(last, static_cast<std::uint64_t>(n));
+  const ReaderStats st = r->stats();
+  EXPECT_EQ(got + st.lapped_records, static_cast<std::uint64_t>(n));
+  EXPECT_GT(st.lapped_records, 0u);
+}
+
+TEST(Ring, NamedReadersFanOutAndResumeFromTheirCursors) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small());
+  auto a = Reader::attach(*ring, "a");
+  auto b = Reader::attach(*ring, "b");
+  auto p = Producer::attach(*ring);
+  for (int i = 0; i < 6; ++i) ASSERT_EQ(p->try_write(1, bytes_of(std::to_string(i))), WriteStatus::kOk);
+  EXPECT_EQ(drain(*a).size(), 6u);
+  EXPECT_EQ(drain(*b, 2), (std::vector<std::string>{"0", "1"}));
+  auto dup = Reader::attach(*ring, "b");
+  ASSERT_FALSE(dup);
+  EXPECT_NE(dup.error().message().find("already attached"), std::string::npos);
+  b = tl::unexpected(Error{});  // detach b
+  auto b2 = Reader::attach(*ring, "b");
+  ASSERT_TRUE(b2);
+  EXPECT_EQ(drain(*b2), (std::vector<std::string>{"2", "3", "4", "5"}));
+}
+
+TEST(Ring, NonDurableReaderFreesItsSlotAndNeverGates) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small(Overflow::kDrop));
+  {
+    auto t = Reader::attach(*ring, "tail", ReaderOptions{StartAt::kLatest, false});
+    ASSERT_TRUE(t);
+    EXPECT_EQ(ring->stats().readers.size(), 1u);
+    auto p = Producer::attach(*ring);
+    std::vector<std::byte> rec(100);
+    for (int i = 0; i < 200; ++i) ASSERT_EQ(p->try_write(1, rec), WriteStatus::kOk) << i;
+  }
+  EXPECT_EQ(ring->stats().readers.size(), 0u);
+}
+
+TEST(Ring, NewReaderStartsAtOldestOrLatest) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small());
+  auto p = Producer::attach(*ring);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(p->try_write(1, bytes_of(std::to_string(i))), WriteStatus::kOk);
+  auto old = Reader::attach(*ring, "old", ReaderOptions{StartAt::kOldest, true});
+  auto late = Reader::attach(*ring, "late", ReaderOptions{StartAt::kLatest, true});
+  ASSERT_EQ(p->try_write(1, bytes_of("3")), WriteStatus::kOk);
+  EXPECT_EQ(drain(*old).size(), 4u);
+  EXPECT_EQ(drain(*late), (std::vector<std::string>{"3"}));
+}
+
+TEST(Ring, RejectsReaderBeyondMaximumAndBadNames) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small());
+  std::vector<Reader> readers;
+  for (int i = 0; i < 4; ++i) readers.push_back(std::move(*Reader::attach(*ring, "r" + std::to_string(i))));
+  auto extra = Reader::attach(*ring, "r9");
+  ASSERT_FALSE(extra);
+  EXPECT_NE(extra.error().message().find("no free reader slot"), std::string::npos);
+  EXPECT_FALSE(Reader::attach(*ring, ""));
+  EXPECT_FALSE(Reader::attach(*ring, std::string(40, 'n')));
+  EXPECT_FALSE(ring->remove_reader("r1"));  // alive
+  readers.erase(readers.begin() + 1);
+  EXPECT_TRUE(ring->remove_reader("r1"));
+  EXPECT_TRUE(Reader::attach(*ring, "r9"));
+}
+
+TEST(Ring, TakeoverOfALaneWithAnOpenClaimCountsARecoveredClaim) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small(Overflow::kBlock, 4096, 1));
+  auto r = Reader::attach(*ring, "proc");
+  {
+    auto p = Producer::attach(*ring);
+    ASSERT_EQ(p->try_write(1, bytes_of("committed")), WriteStatus::kOk);
+  }
+  // What a producer killed between claim and publish leaves behind: intent
+  // ahead of tail and garbage bytes after the tail.
+  const std::uint64_t lane_off = detail::compute_layout(4096, 1, 4).lanes_offset;
+  std::uint64_t tail = 0;
+  {
+    const int fd = ::open(ring->path().c_str(), O_RDONLY);
+    ASSERT_EQ(::pread(fd, &tail, sizeof tail, static_cast<off_t>(lane_off + offsetof(detail::LaneControl, tail))), 8);
+    ::close(fd);
+  }
+  const std::uint64_t intent = tail + 64;
+  poke(ring->path(), lane_off + offsetof(detail::LaneControl, intent), &intent, sizeof intent);
+  const std::vector<std::byte> garbage(64, std::byte{0xEE});
+  poke(ring->path(), detail::compute_layout(4096, 1, 4).data_offset + tail, garbage.data(), garbage.size());
+
+  EXPECT_EQ(drain(*r), (std::vector<std::string>{"committed"}));
+  auto p = Producer::attach(*ring);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(ring->stats().lane[0].recovered_claims, 1u);
+  ASSERT_EQ(p->try_write(1, bytes_of("next")), WriteStatus::kOk);
+  EXPECT_EQ(drain(*r), (std::vector<std::string>{"next"}));
+  const ReaderStats st = r->stats();
+  EXPECT_EQ(st.lapped_records + st.corrupt_records + st.torn_records, 0u);
+}
+
+TEST(Reader, CountsAndSkipsACorruptLength) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small());
+  auto r = Reader::attach(*ring, "proc");
+  auto p = Producer::attach(*ring);
+  ASSERT_EQ(p->try_write(1, bytes_of("good")), WriteStatus::kOk);
+  ASSERT_EQ(p->try_write(1, bytes_of("bad")), WriteStatus::kOk);
+  EXPECT_EQ(drain(*r, 1).size(), 1u);
+  // Someone scribbles a huge length over the second record's header.
+  const std::string path = ring->path();
+  const std::uint64_t data_off = detail::compute_layout(4096, 2, 4).data_offset + p->lane() * 4096ULL;
+  const std::uint32_t huge = 0x7fffffff;
+  poke(path, data_off + detail::record_bytes(4), &huge, sizeof huge);
+  EXPECT_EQ(drain(*r).size(), 0u);
+  EXPECT_EQ(r->stats().corrupt_records, 1u);
+  // The lane goes on working after the skip.
+  ASSERT_EQ(p->try_write(1, bytes_of("after")), WriteStatus::kOk);
+  EXPECT_EQ(drain(*r), (std::vector<std::string>{"after"}));
+}
+
+TEST(Reader, WaitSleepsUntilAProducerPublishes) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small());
+  auto r = Reader::attach(*ring, "proc");
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(r->wait(std::chrono::milliseconds(20)));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(20));
+  std::thread writer([&] {
+    auto p = Producer::attach(*ring);
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    ASSERT_EQ(p->try_write(1, bytes_of("wake")), WriteStatus::kOk);
+  });
+  EXPECT_TRUE(r->wait(std::chrono::seconds(5)));
+  writer.join();
+  EXPECT_EQ(drain(*r), (std::vector<std::string>{"wake"}));
+}
+
+}  // namespace
+}  // namespace ringpipe::ring
