@@ -39,6 +39,7 @@ Result<Reader> Reader::attach(const Ring& ring, std::string_view name, ReaderOpt
   r.cursor_.assign(r.lanes_, 0);
   r.expect_seq_.assign(r.lanes_, 0);
   r.seq_known_.assign(r.lanes_, 0);
+  if (h->overflow == static_cast<std::uint32_t>(Overflow::kOverwrite)) r.scratch_.resize(h->max_record);
 
   auto take = [&](std::uint32_t i, ReaderSlot* slot, std::uint32_t gen, bool resume) {
     r.fd_ = std::move(*fd);
@@ -51,10 +52,8 @@ Result<Reader> Reader::attach(const Ring& ring, std::string_view name, ReaderOpt
         r.expect_seq_[l] = c[l].seq.load(std::memory_order_relaxed);
         r.seq_known_[l] = r.expect_seq_[l] != 0;
       } else {
-        const LaneControl* lc = ring.lane(l);
-        r.cursor_[l] = options.start == StartAt::kLatest ? lc->tail.load(std::memory_order_acquire)
-                                                         : lc->oldest.load(std::memory_order_acquire);
-        c[l].seq.store(0, std::memory_order_relaxed);
+        r.start_lane(l, options.start);
+        c[l].seq.store(r.seq_known_[l] ? r.expect_seq_[l] : 0, std::memory_order_relaxed);
         c[l].pos.store(r.cursor_[l], std::memory_order_relaxed);
       }
     }
@@ -126,6 +125,7 @@ Reader& Reader::operator=(Reader&& o) noexcept {
     cursor_ = std::move(o.cursor_);
     expect_seq_ = std::move(o.expect_seq_);
     seq_known_ = std::move(o.seq_known_);
+    scratch_ = std::move(o.scratch_);
     durable_ = o.durable_;
     records_total_ = o.records_total_;
     bytes_total_ = o.bytes_total_;
@@ -142,6 +142,40 @@ Reader::~Reader() {
   }
   // A durable slot stays Active: it keeps gating for reader_timeout after the
   // lock goes (closing fd_), so a quick restart loses nothing.
+}
+
+void Reader::start_lane(std::uint32_t lane, StartAt start) noexcept {
+  const LaneControl* lc = ring_->lane(lane);
+  const std::byte* data = ring_->lane_data(lane);
+  // Knowing the seq of the first record due lets every later loss be counted
+  // exactly, even one that happens before this reader reads anything.
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    const std::uint64_t t = lc->tail.load(std::memory_order_acquire);
+    const std::uint64_t ns = lc->next_seq.load(std::memory_order_relaxed);
+    std::uint64_t pos = start == StartAt::kLatest ? t : lc->oldest.load(std::memory_order_acquire);
+    cursor_[lane] = pos;
+    if (t == pos) {
+      // The record due here is the next one published, unless a publish slipped in between.
+      if (lc->tail.load(std::memory_order_acquire) == t) {
+        expect_seq_[lane] = ns;
+        seq_known_[lane] = 1;
+        return;
+      }
+      continue;
+    }
+    if (t - pos > cap_) continue;
+    const std::uint64_t idx = pos & mask_;
+    if (cap_ - idx < sizeof(RecordHeader)) pos += cap_ - idx;
+    RecordHeader rh;
+    std::memcpy(&rh, data + (pos & mask_), sizeof rh);
+    std::atomic_thread_fence(std::memory_order_acquire);  // pairs with the producer's fence after intent
+    if (lc->intent.load(std::memory_order_relaxed) - cursor_[lane] <= cap_) {
+      expect_seq_[lane] = rh.seq;  // a pad carries the seq of the record after it
+      seq_known_[lane] = 1;
+      return;
+    }
+  }
+  seq_known_[lane] = 0;  // could not pin it down: losses before the first read go uncounted
 }
 
 void Reader::resync(std::uint32_t lane) noexcept {
@@ -167,22 +201,31 @@ void Reader::resync(std::uint32_t lane) noexcept {
 std::size_t Reader::poll_lane(std::uint32_t lane, Callback cb, void* ctx, std::size_t max_records) {
   const LaneControl* lc = ring_->lane(lane);
   const std::byte* data = ring_->lane_data(lane);
+  const bool overwrite = hdr_->overflow == static_cast<std::uint32_t>(Overflow::kOverwrite);
   // Pairs with Producer::publish's release store: the records up to t are complete.
   std::uint64_t t = lc->tail.load(std::memory_order_acquire);
   std::uint64_t c = cursor_[lane];
   if (t == c) return 0;
   std::uint64_t lapped = 0;
   std::uint64_t corrupt = 0;
+  std::uint64_t torn = 0;
+  // True while nothing at or after `from` has been reused: pairs with the
+  // producer's release fence after it stores intent (seqlock style).
+  auto intact_since = [&](std::uint64_t from) {
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return lc->intent.load(std::memory_order_relaxed) - from <= cap_;
+  };
   if (t - c > cap_) {  // lapped while away, or a cursor that makes no sense
     resync(lane);
     c = cursor_[lane];
     t = lc->tail.load(std::memory_order_acquire);
   }
-  const std::uint64_t start = c;
+  std::uint64_t start = c;
   std::size_t n = 0;
   std::uint64_t bytes = 0;
   std::uint64_t expect = expect_seq_[lane];
   bool known = seq_known_[lane] != 0;
+  int resyncs = 0;
   while (c != t && n < max_records) {
     const std::uint64_t idx = c & mask_;
     const std::uint64_t room = cap_ - idx;
@@ -193,39 +236,47 @@ std::size_t Reader::poll_lane(std::uint32_t lane, Callback cb, void* ctx, std::s
     RecordHeader rh;
     std::memcpy(&rh, data + idx, sizeof rh);
     const std::uint64_t avail = t - c;
-    if (rh.type == kPadRecordType) {
-      if (sizeof(RecordHeader) + std::uint64_t{rh.length} != room || room > avail) {
-        ++corrupt;
-        c = t;
-        known = false;
-        break;
-      }
-      c += room;
+    const bool pad = rh.type == kPadRecordType;
+    const std::uint64_t rb = pad ? sizeof(RecordHeader) + std::uint64_t{rh.length} : record_bytes(rh.length);
+    const bool fits = pad ? (rb == room && rb <= avail) : (rh.length <= max_record_ && rb <= room && rb <= avail);
+    const std::byte* payload = data + idx + sizeof(RecordHeader);
+    if (overwrite && !pad && fits) {
+      // Reused bytes can change under us: copy, then prove the copy intact.
+      std::memcpy(scratch_.data(), payload, rh.length);
+      payload = scratch_.data();
+    }
+    if (overwrite && !intact_since(c)) {
+      ++torn;  // lost to a lap mid-read; the seq gap after the resync counts it
+      if (++resyncs > 64) break;
+      cursor_[lane] = c;
+      resync(lane);
+      c = start = cursor_[lane];
+      t = lc->tail.load(std::memory_order_acquire);
       continue;
     }
-    const std::uint64_t rb = record_bytes(rh.length);
-    if (rh.length > max_record_ || rb > room || rb > avail) {
-      ++corrupt;  // a length that points outside the published data: skip the rest we can see
+    if (!fits) {
+      ++corrupt;  // a length that points outside the published data: skip what we can see
       c = t;
       known = false;
       break;
     }
-    if (known && rh.seq != expect && static_cast<std::int64_t>(rh.seq - expect) > 0) lapped += rh.seq - expect;
+    if (pad) {
+      c += rb;
+      continue;
+    }
+    if (known && static_cast<std::int64_t>(rh.seq - expect) > 0) lapped += rh.seq - expect;
     expect = rh.seq + 1;
     known = true;
-    const RecordView v{rh.type, lane, rh.seq, c, {data + idx + sizeof(RecordHeader), rh.length}};
+    const RecordView v{rh.type, lane, rh.seq, c, {payload, rh.length}};
     cb(ctx, v);
     c += rb;
     ++n;
     bytes += rh.length;
   }
-  // Were any of the bytes we handed out reused while we read them? Only
-  // possible under `overwrite` or for a reader that was evicted; pairs with
-  // the producer's release fence after its intent store.
-  std::atomic_thread_fence(std::memory_order_acquire);
-  const std::uint64_t intent = lc->intent.load(std::memory_order_relaxed);
-  if (intent - start > cap_ && n > 0) {
-    slot_ptr_->torn_records.fetch_add(n, std::memory_order_relaxed);
+  // A reader evicted while away can find producers reusing what it reads
+  // (block/drop); overwrite readers checked each record above.
+  if (!overwrite && n > 0 && !intact_since(start)) {
+    torn += n;
     cursor_[lane] = c;
     resync(lane);
     c = cursor_[lane];
@@ -244,6 +295,7 @@ std::size_t Reader::poll_lane(std::uint32_t lane, Callback cb, void* ctx, std::s
   slot_ptr_->bytes.store(bytes_total_, std::memory_order_relaxed);
   if (lapped) slot_ptr_->lapped_records.fetch_add(lapped, std::memory_order_relaxed);
   if (corrupt) slot_ptr_->corrupt_records.fetch_add(corrupt, std::memory_order_relaxed);
+  if (torn) slot_ptr_->torn_records.fetch_add(torn, std::memory_order_relaxed);
   if (hdr_->overflow == static_cast<std::uint32_t>(Overflow::kBlock)) {
     // Pairs with the fence in Producer::wait_for_space.
     std::atomic_thread_fence(std::memory_order_seq_cst);

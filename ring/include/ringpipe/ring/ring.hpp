@@ -86,8 +86,8 @@ struct ReaderStats {
   std::uint32_t pid;
   std::uint64_t records;
   std::uint64_t bytes;
-  std::uint64_t lapped_records;      // skipped because producers passed it (counted by seq gap)
-  std::uint64_t torn_records;        // overwritten while being read (overwrite policy)
+  std::uint64_t lapped_records;      // lost because producers passed it (exact: seq gaps)
+  std::uint64_t torn_records;        // times a read was caught mid-reuse and redone (subset of the loss)
   std::uint64_t corrupt_records;     // failed a bounds check; skipped
   std::uint64_t evictions;           // times producers stopped waiting for it
   std::uint64_t lag_bytes;           // sum over lanes of tail - cursor
@@ -250,9 +250,12 @@ class Reader {
   ~Reader();
 
   // Hands up to `max_records` committed records to f(const RecordView&), lane
-  // by lane, then publishes the cursors (once per lane batch). The views stay
-  // valid until f returns; under `overwrite` a record may be reused while f
-  // runs: that is detected and counted as torn. Returns the records handed over.
+  // by lane, then publishes the cursors (once per lane batch). The views point
+  // into the mapping and stay valid until f returns. Under `overwrite` a
+  // producer may reuse bytes at any time, so there each record is copied to a
+  // reader-owned buffer and handed over only once proven intact; a record
+  // caught mid-reuse is skipped (torn) and its loss counted in lapped_records.
+  // Returns the records handed over.
   template <class F>
   std::size_t poll(F&& f, std::size_t max_records = SIZE_MAX) {
     return poll_impl(
@@ -276,6 +279,7 @@ class Reader {
   std::size_t poll_impl(Callback cb, void* ctx, std::size_t max_records);
   std::size_t poll_lane(std::uint32_t lane, Callback cb, void* ctx, std::size_t max_records);
   void resync(std::uint32_t lane) noexcept;
+  void start_lane(std::uint32_t lane, StartAt start) noexcept;
 
   const Ring* ring_ = nullptr;
   UniqueFd fd_;
@@ -291,6 +295,7 @@ class Reader {
   std::vector<std::uint64_t> cursor_;      // local copy of the shared cursors
   std::vector<std::uint64_t> expect_seq_;  // next seq expected per lane
   std::vector<std::uint8_t> seq_known_;
+  std::vector<std::byte> scratch_;  // overwrite rings: a record is copied, then validated
   bool durable_ = true;
   std::uint64_t records_total_ = 0;
   std::uint64_t bytes_total_ = 0;
