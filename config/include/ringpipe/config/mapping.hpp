@@ -127,6 +127,8 @@ struct MetricMapping {
   std::string match;           // glob ("a.*.c") or regex, as written
   MatchType match_type = MatchType::kGlob;
   // Prometheus name; may reference captures as $1 or ${1} (${1}_total).
+  // As in Go's Regexp.Expand (which statsd_exporter uses), "$1_x" names the
+  // capture "1_x", which does not exist and expands to "": write "${1}_x".
   // Empty only for `action: drop` rules written without a name.
   std::string name;
   // Label name -> value template ($n/${n} references captures), in file

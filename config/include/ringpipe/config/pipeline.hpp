@@ -1,0 +1,262 @@
+#pragma once
+// The pipeline file: rings, and the sources, processors and exporters wired
+// to them by ring name. config/examples/ holds complete files; in short:
+//
+//   pipeline: edge                  # rings live under <run_dir>/<pipeline>/
+//   run_dir: /dev/shm/ringpipe
+//   rings:      {raw: {size: 64MiB, overflow: block}, metrics: {size: 16MiB}}
+//   sources:    {statsd: {type: statsd, listen: [udp://0.0.0.0:9125], output: raw}}
+//   processors: {aggregate: {type: aggregate, input: raw, output: metrics, mapping_config: mapping.yml}}
+//   exporters:  {prometheus: {type: prometheus, input: metrics, listen: 0.0.0.0:9102}}
+//
+// Sizes take units (64MiB, 512KiB, 1GiB; kB/MB/GB are decimal; a bare number
+// is bytes), durations take units (500ms, 10s, 5m, 1h, 1m30s), and
+// ${VAR} / ${VAR:-default} are expanded from the environment in every value
+// ($${ is a literal "${"). Unknown keys, wrong types, dangling or unused
+// rings, clashing ports and bad mapping files are all errors, reported
+// together, each as "file:line:column: found ..., expected ...".
+//
+// Every type here is plain data, filled in by the loaders below: safe to
+// share read-only between threads. Loading never throws.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ringpipe/config/diagnostic.hpp"
+#include "ringpipe/config/mapping.hpp"
+
+namespace ringpipe::config {
+
+inline constexpr std::string_view kDefaultRunDir = "/dev/shm/ringpipe";
+inline constexpr std::uint16_t kStatsdDefaultPort = 9125;
+inline constexpr std::uint16_t kPrometheusDefaultPort = 9102;
+
+// ---------------------------------------------------------------- rings
+
+// A ring's overflow policy (mirrors ring::Overflow; config does not depend on ring).
+enum class OverflowPolicy : std::uint8_t {
+  kBlock,      // "block": producers wait for the slowest live reader; nothing is lost
+  kDrop,       // "drop": a record that does not fit is refused and counted
+  kOverwrite,  // "overwrite": the oldest data is reused; lapped readers skip and count
+};
+[[nodiscard]] std::string_view overflow_policy_name(OverflowPolicy p) noexcept;
+
+// One shared-memory ring. Numbers map 1:1 onto ring::RingOptions, with
+// lane_capacity_bytes = size_bytes / lanes (validated: a power of two >= 4 KiB).
+struct RingConfig {
+  std::string name;
+  std::uint64_t size_bytes = 64ull << 20;    // `size`: data bytes, all lanes together
+  OverflowPolicy overflow = OverflowPolicy::kBlock;
+  std::uint32_t lanes = 8;                   // `lanes`: producers attached at once, 1..256
+  std::uint32_t max_readers = 16;            // `max_readers`: 1..64
+  std::uint32_t max_record_bytes = 0;        // `max_record`: 0 = lane capacity / 4
+  std::chrono::milliseconds reader_timeout{2000};  // `reader_timeout`: a dead reader gates this long
+  Position position;
+
+  [[nodiscard]] std::uint64_t lane_capacity_bytes() const noexcept { return lanes ? size_bytes / lanes : 0; }
+};
+
+// ---------------------------------------------------------------- addresses
+
+enum class Transport : std::uint8_t {
+  kUdp,       // udp://host:port
+  kTcp,       // tcp://host:port (also a bare host:port where TCP is implied)
+  kUnix,      // unix:///path   (stream socket)
+  kUnixgram,  // unixgram:///path (datagram socket; statsd_exporter's --statsd.listen-unixgram)
+};
+[[nodiscard]] std::string_view transport_name(Transport t) noexcept;
+
+// A listening socket. host "" means every interface (IPv4 and IPv6), like Go's ":9125".
+struct ListenAddress {
+  Transport transport = Transport::kUdp;
+  std::string host;        // IPv4, IPv6 (without brackets) or a name; udp/tcp only
+  std::uint16_t port = 0;  // udp/tcp only; 0 = any free port (tests)
+  std::string path;        // unix/unixgram only
+  Position position;
+
+  // Canonical text: "udp://0.0.0.0:9125", "tcp://[::1]:80", "unix:///run/x.sock".
+  [[nodiscard]] std::string to_string() const;
+};
+
+// Parses "udp://h:p", "tcp://h:p", "unix:///p", "unixgram:///p". With
+// `implied` set, a bare "host:port" or ":port" is accepted with that transport.
+// Returns what was wrong on failure (no position; the caller adds it).
+[[nodiscard]] tl::expected<ListenAddress, std::string> parse_listen_address(
+    std::string_view text, std::optional<Transport> implied = std::nullopt);
+
+// ---------------------------------------------------------------- sources
+
+enum class SourceType : std::uint8_t { kStatsd, kInflux, kGraphite };
+[[nodiscard]] std::string_view source_type_name(SourceType t) noexcept;
+
+// Which tag syntaxes a StatsD source parses (statsd_exporter's
+// --[no-]statsd.parse-*-tags); all on by default.
+struct StatsdTagFlavors {
+  bool dogstatsd = true;  // name:1|c|#k:v,k2:v2
+  bool influxdb = true;   // name,k=v,k2=v2:1|c
+  bool librato = true;    // name#k=v,k2=v2:1|c
+  bool signalfx = true;   // name[k=v,k2=v2]:1|c
+  friend bool operator==(const StatsdTagFlavors&, const StatsdTagFlavors&) = default;
+};
+
+// An ingest process: listens, parses, writes sample batches into `output`.
+struct SourceConfig {
+  std::string name;
+  SourceType type = SourceType::kStatsd;
+  std::vector<ListenAddress> listen;        // `listen`: at least one
+  std::string output;                       // `output`: ring name
+  StatsdTagFlavors tags;                    // `tags`: statsd only
+  std::uint64_t read_buffer_bytes = 0;      // `read_buffer`: SO_RCVBUF for udp/unixgram; 0 = OS default
+  std::uint32_t udp_sockets = 1;            // `udp_sockets`: SO_REUSEPORT sockets per UDP address, 1..256
+  std::uint32_t max_line_length = 65536;    // `max_line_length`: longer TCP/unix lines are dropped and counted
+  std::uint32_t max_connections = 1024;     // `max_connections`: TCP/unix stream connections at once
+  std::chrono::milliseconds idle_timeout{300'000};  // `idle_timeout`: close a silent stream connection; 0 = never
+  std::uint32_t socket_mode = 0755;         // `socket_mode`: unix socket permissions (octal "0660")
+  // `write_timeout`: under `block`, how long a full ring may stall ingest
+  // before the batch is dropped and counted.
+  std::chrono::milliseconds write_timeout{1000};
+  Position position;
+};
+
+// ---------------------------------------------------------------- processors
+
+enum class ProcessorType : std::uint8_t { kAggregate };
+[[nodiscard]] std::string_view processor_type_name(ProcessorType t) noexcept;
+
+// An aggregation process: reads samples from `input`, maps and aggregates
+// them per series, and writes metric snapshots to `output` every flush_interval.
+struct ProcessorConfig {
+  std::string name;
+  ProcessorType type = ProcessorType::kAggregate;
+  std::string input;                        // `input`: ring name
+  std::string output;                       // `output`: ring name
+  std::string reader;                       // `reader`: reader name on `input`; default = component name
+  std::string mapping_config;               // `mapping_config`: path as resolved (relative to the pipeline file); "" = none
+  std::optional<MappingConfig> mapping;     // loaded and validated mapping_config
+  MappingCacheOptions mapping_cache;        // `cache_size`, `cache_type`
+  std::uint32_t shards = 1;                 // `shards`: series hash partitions (threads), 1..256
+  std::chrono::milliseconds flush_interval{1000};  // `flush_interval`
+  // `ttl`: expire series idle this long unless their mapping sets a ttl; 0 = never.
+  std::chrono::milliseconds ttl{0};
+  std::uint64_t max_series = 1'000'000;     // `max_series`: all series together; 0 = unlimited
+  std::uint64_t max_series_per_metric = 100'000;  // `max_series_per_metric`: per metric name; 0 = unlimited
+  // Observation defaults for samples no mapping (or a mapping without
+  // options) covers: `observer_type`, `quantiles`, `buckets`,
+  // `summary_max_age`, `summary_age_buckets`, `summary_buf_cap`,
+  // `native_histogram_bucket_factor`, `native_histogram_max_buckets`.
+  ObserverType observer_type = ObserverType::kSummary;
+  SummaryOptions summary;                   // quantiles default to kDefaultQuantiles
+  HistogramOptions histogram;               // buckets default to kDefaultBuckets
+  Position position;
+};
+
+// ---------------------------------------------------------------- exporters
+
+enum class ExporterType : std::uint8_t { kPrometheus, kRemoteWrite };
+[[nodiscard]] std::string_view exporter_type_name(ExporterType t) noexcept;
+
+// TLS material (PEM files). Empty cert_file = TLS off.
+struct TlsConfig {
+  std::string cert_file;   // `cert_file`
+  std::string key_file;    // `key_file`
+  std::string ca_file;     // `ca_file`: server: client CAs (mTLS); client: trusted CAs ("" = system)
+  bool insecure_skip_verify = false;  // `insecure_skip_verify`: client only
+  [[nodiscard]] bool enabled() const noexcept { return !cert_file.empty() || !ca_file.empty(); }
+};
+
+// A user allowed to scrape /metrics: `basic_auth_users: {name: password}`.
+struct BasicAuthUser {
+  std::string username;
+  std::string password;
+};
+
+// Prometheus pull endpoint (exposition over HTTP).
+struct PrometheusExporterConfig {
+  ListenAddress listen;                     // `listen`: host:port, TCP
+  std::string path = "/metrics";            // `path`: starts with '/'
+  std::optional<TlsConfig> tls;             // `tls`: {cert_file, key_file, ca_file}
+  std::vector<BasicAuthUser> basic_auth_users;  // `basic_auth_users`: none = no auth
+};
+
+// Prometheus remote_write push client (protobuf + snappy over HTTP).
+struct RemoteWriteConfig {
+  std::string url;                          // `url`: http:// or https://
+  std::uint32_t batch_size = 2000;          // `batch_size`: samples per request
+  std::chrono::milliseconds batch_time{5000};  // `batch_time`: send a partial batch after this
+  std::uint32_t max_in_flight = 4;          // `max_in_flight`: concurrent requests
+  std::chrono::milliseconds timeout{30'000};   // `timeout`: per request
+  std::chrono::milliseconds retry_min_backoff{30};    // `retry_min_backoff`
+  std::chrono::milliseconds retry_max_backoff{5000};  // `retry_max_backoff`
+  std::map<std::string, std::string> headers;  // `headers`
+  std::optional<BasicAuthUser> basic_auth;  // `basic_auth: {username, password}`
+  std::string bearer_token;                 // `bearer_token` (exclusive with basic_auth)
+  std::optional<TlsConfig> tls;             // `tls`
+};
+
+// An exporter process reading `input`. Only the member matching `type` is meaningful.
+struct ExporterConfig {
+  std::string name;
+  ExporterType type = ExporterType::kPrometheus;
+  std::string input;                        // `input`: ring name
+  std::string reader;                       // `reader`: reader name on `input`; default = component name
+  PrometheusExporterConfig prometheus;
+  RemoteWriteConfig remote_write;
+  Position position;
+};
+
+// ---------------------------------------------------------------- pipeline
+
+// A validated pipeline: every ring named by a component exists, every ring
+// has a producer and a reader, no two listeners share an address.
+// Components keep the order of the file.
+struct PipelineConfig {
+  std::string pipeline = "default";         // `pipeline`: [A-Za-z0-9_.-]+, a directory name
+  std::string run_dir{kDefaultRunDir};      // `run_dir`
+  std::vector<RingConfig> rings;
+  std::vector<SourceConfig> sources;
+  std::vector<ProcessorConfig> processors;
+  std::vector<ExporterConfig> exporters;
+  std::string path;                         // the file it came from ("" for built-ins)
+
+  // <run_dir>/<pipeline>/<ring>: where a ring's file lives.
+  [[nodiscard]] std::string ring_path(std::string_view ring) const;
+  [[nodiscard]] const RingConfig* find_ring(std::string_view name) const noexcept;
+};
+
+// Looks up an environment variable: nullopt = unset. The default reads ::getenv.
+using EnvLookup = std::function<std::optional<std::string>(std::string_view)>;
+
+// Parses and validates a pipeline file's text. `filename` labels diagnostics
+// and anchors relative paths (mapping_config). Mapping files are loaded here.
+[[nodiscard]] ConfigResult<PipelineConfig> parse_pipeline(std::string_view text, std::string_view filename);
+[[nodiscard]] ConfigResult<PipelineConfig> parse_pipeline(std::string_view text, std::string_view filename,
+                                                          const EnvLookup& env);
+
+// Reads, parses and validates a pipeline file.
+[[nodiscard]] ConfigResult<PipelineConfig> load_pipeline(const std::string& path);
+
+// The built-in pipeline `ringpipe run` uses without a file, matching
+// statsd_exporter's defaults: StatsD on udp+tcp :9125 -> ring raw ->
+// aggregate -> ring metrics -> Prometheus on :9102/metrics.
+[[nodiscard]] PipelineConfig default_pipeline();
+
+// Builds the default pipeline from statsd_exporter's command line (without
+// argv[0]), so its users keep their flags: --statsd.listen-udp/-tcp/-unixgram
+// (an empty value disables that listener), --statsd.unixsocket-mode,
+// --web.listen-address, --web.telemetry-path, --statsd.mapping-config,
+// --statsd.read-buffer, --statsd.cache-size, --statsd.cache-type,
+// --[no-]statsd.parse-{dogstatsd,influxdb,librato,signalfx}-tags. Flags that
+// only tune statsd_exporter internals (event queue, logging, lifecycle,
+// relay) are accepted and ignored. Diagnostics name "command line", line 1,
+// and the column of the argument in the space-joined arguments.
+[[nodiscard]] ConfigResult<PipelineConfig> pipeline_from_statsd_exporter_flags(
+    std::span<const std::string_view> args);
+
+}  // namespace ringpipe::config

@@ -1,0 +1,933 @@
+#include "ringpipe/config/pipeline.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+#include <tuple>
+
+#include "mapping_rules.hpp"
+#include "schema.hpp"
+#include "yaml_tree.hpp"
+
+namespace ringpipe::config {
+
+std::string_view overflow_policy_name(OverflowPolicy p) noexcept {
+  switch (p) {
+    case OverflowPolicy::kBlock: return "block";
+    case OverflowPolicy::kDrop: return "drop";
+    case OverflowPolicy::kOverwrite: return "overwrite";
+  }
+  return "?";
+}
+
+std::string_view transport_name(Transport t) noexcept {
+  switch (t) {
+    case Transport::kUdp: return "udp";
+    case Transport::kTcp: return "tcp";
+    case Transport::kUnix: return "unix";
+    case Transport::kUnixgram: return "unixgram";
+  }
+  return "?";
+}
+
+std::string_view source_type_name(SourceType t) noexcept {
+  switch (t) {
+    case SourceType::kStatsd: return "statsd";
+    case SourceType::kInflux: return "influx";
+    case SourceType::kGraphite: return "graphite";
+  }
+  return "?";
+}
+
+std::string_view processor_type_name(ProcessorType) noexcept { return "aggregate"; }
+
+std::string_view exporter_type_name(ExporterType t) noexcept {
+  return t == ExporterType::kPrometheus ? "prometheus" : "remote_write";
+}
+
+std::string ListenAddress::to_string() const {
+  std::string out(transport_name(transport));
+  out += "://";
+  if (transport == Transport::kUnix || transport == Transport::kUnixgram) return out + path;
+  if (host.find(':') != std::string::npos) {
+    out += "[" + host + "]";
+  } else {
+    out += host;
+  }
+  return out + ":" + std::to_string(port);
+}
+
+tl::expected<ListenAddress, std::string> parse_listen_address(std::string_view text, std::optional<Transport> implied) {
+  ListenAddress a;
+  std::string_view rest = text;
+  const auto scheme_end = text.find("://");
+  if (scheme_end != std::string_view::npos) {
+    const std::string_view scheme = text.substr(0, scheme_end);
+    rest = text.substr(scheme_end + 3);
+    if (scheme == "udp") {
+      a.transport = Transport::kUdp;
+    } else if (scheme == "tcp") {
+      a.transport = Transport::kTcp;
+    } else if (scheme == "unix") {
+      a.transport = Transport::kUnix;
+    } else if (scheme == "unixgram") {
+      a.transport = Transport::kUnixgram;
+    } else {
+      return tl::unexpected("unknown scheme \"" + std::string(scheme) + "\"");
+    }
+  } else if (implied) {
+    a.transport = *implied;
+  } else {
+    return tl::unexpected(std::string("no scheme"));
+  }
+  if (a.transport == Transport::kUnix || a.transport == Transport::kUnixgram) {
+    if (rest.empty() || rest.front() != '/') return tl::unexpected(std::string("a socket path that is not absolute"));
+    a.path = std::string(rest);
+    return a;
+  }
+  std::string_view host;
+  std::string_view port;
+  if (!rest.empty() && rest.front() == '[') {
+    const auto close = rest.find(']');
+    if (close == std::string_view::npos) return tl::unexpected(std::string("an IPv6 address without ']'"));
+    host = rest.substr(1, close - 1);
+    rest.remove_prefix(close + 1);
+    if (rest.empty() || rest.front() != ':') return tl::unexpected(std::string("no port"));
+    port = rest.substr(1);
+  } else {
+    const auto colon = rest.rfind(':');
+    if (colon == std::string_view::npos) return tl::unexpected(std::string("no port"));
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      return tl::unexpected(std::string("an IPv6 address without brackets"));
+    }
+  }
+  for (char c : host) {
+    if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '.' && c != '-' && c != ':' && c != '_' &&
+        c != '%') {
+      return tl::unexpected("an invalid host \"" + std::string(host) + "\"");
+    }
+  }
+  const auto p = detail::parse_uint(port);
+  if (!p || *p > 65535) return tl::unexpected("an invalid port \"" + std::string(port) + "\"");
+  a.host = std::string(host);
+  a.port = static_cast<std::uint16_t>(*p);
+  return a;
+}
+
+std::string PipelineConfig::ring_path(std::string_view ring) const {
+  std::string out = run_dir;
+  if (!out.empty() && out.back() != '/') out += '/';
+  out += pipeline;
+  out += '/';
+  out += ring;
+  return out;
+}
+
+const RingConfig* PipelineConfig::find_ring(std::string_view name) const noexcept {
+  for (const auto& r : rings) {
+    if (r.name == name) return &r;
+  }
+  return nullptr;
+}
+
+namespace {
+
+using detail::describe;
+using detail::Diags;
+using detail::Fields;
+using detail::quote;
+using detail::YamlNode;
+
+constexpr std::size_t kMaxNameBytes = 39;  // a ring reader name's limit; readers default to component names
+
+bool valid_name(std::string_view s) {
+  if (s.empty() || s.size() > kMaxNameBytes || s == "." || s == "..") return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-' || c == '.';
+  });
+}
+
+std::string human_size(std::uint64_t bytes) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  std::size_t u = 0;
+  while (u + 1 < std::size(kUnits) && bytes >= 1024 && bytes % 1024 == 0) {
+    bytes /= 1024;
+    ++u;
+  }
+  return std::to_string(bytes) + kUnits[u];
+}
+
+bool is_wildcard_host(std::string_view h) { return h.empty() || h == "0.0.0.0" || h == "::" || h == "*"; }
+
+std::string position_text(const Position& p) {
+  return p.file + ":" + std::to_string(p.line) + ":" + std::to_string(p.column);
+}
+
+// One use of a ring by a component: checked once every ring is known.
+struct RingUse {
+  std::string ring;
+  std::string component;  // `source "statsd"`
+  std::string key;        // "input" / "output"
+  std::string reader;     // readers only
+  bool producer = false;
+  Position position;
+};
+
+// A socket some component listens on.
+struct Listener {
+  ListenAddress address;
+  std::string component;
+};
+
+class Loader {
+ public:
+  Loader(std::string_view text, std::string_view filename, const EnvLookup& env, std::vector<Diagnostic>& main,
+         std::vector<Diagnostic>& nested)
+      : text_(text), filename_(filename), env_(env), main_(main), d_(main), nested_(nested) {}
+
+  PipelineConfig run() {
+    auto root = detail::parse_yaml(text_, filename_, main_);
+    if (!root) return config_;
+    detail::expand_env(*root, text_, env_, d_);
+    if (root->is_null()) {
+      d_.add(root->position, "found an empty file, expected a pipeline with rings, sources, processors and exporters");
+      return config_;
+    }
+    Fields top(&*root, "top level", {"pipeline", "run_dir", "rings", "sources", "processors", "exporters"}, d_);
+    if (!top.ok()) return config_;
+    config_.path = std::string(filename_);
+    if (const auto* v = top.get("pipeline")) {
+      if (auto s = detail::read_string(*v, "pipeline", d_)) {
+        if (valid_name(*s)) {
+          config_.pipeline = *s;
+        } else {
+          d_.add(*v, "pipeline: found " + describe(*v) +
+                         ", expected a directory name of letters, digits, '_', '-' and '.' (at most 39 bytes)");
+        }
+      }
+    }
+    if (const auto* v = top.get("run_dir")) {
+      if (auto s = detail::read_string(*v, "run_dir", d_)) {
+        if (s->empty() || s->front() != '/') {
+          d_.add(*v, "run_dir: found " + describe(*v) + ", expected an absolute directory such as /dev/shm/ringpipe");
+        } else {
+          config_.run_dir = *s;
+        }
+      }
+    }
+    for_each_entry(top.get("rings"), "rings", [&](const YamlNode& key, const YamlNode& value) { read_ring(key, value); });
+    for_each_entry(top.get("sources"), "sources",
+                   [&](const YamlNode& key, const YamlNode& value) { read_source(key, value); });
+    for_each_entry(top.get("processors"), "processors",
+                   [&](const YamlNode& key, const YamlNode& value) { read_processor(key, value); });
+    for_each_entry(top.get("exporters"), "exporters",
+                   [&](const YamlNode& key, const YamlNode& value) { read_exporter(key, value); });
+    if (config_.sources.empty() && config_.processors.empty() && config_.exporters.empty() && d_.count() == 0) {
+      d_.add(root->position, "found no sources, processors or exporters, expected at least a source and an exporter");
+    }
+    check_rings();
+    check_listeners();
+    return config_;
+  }
+
+ private:
+  template <class F>
+  void for_each_entry(const YamlNode* section, std::string_view what, F&& f) {
+    if (section == nullptr || section->is_null()) return;
+    if (!section->is_map()) {
+      d_.add(*section, std::string(what) + ": found " + describe(*section) + ", expected a map of name: {...}");
+      return;
+    }
+    std::vector<std::string> seen;
+    for (const auto& [key, value] : section->entries) {
+      if (!key.is_scalar() || !valid_name(key.scalar)) {
+        d_.add(key, std::string(what) + ": found name " + describe(key) +
+                        ", expected letters, digits, '_', '-' and '.' (at most 39 bytes)");
+        continue;
+      }
+      if (std::find(seen.begin(), seen.end(), key.scalar) != seen.end()) {
+        d_.add(key, std::string(what) + ": found " + quote(key.scalar) + " a second time, expected each name once");
+        continue;
+      }
+      seen.push_back(key.scalar);
+      f(key, value);
+    }
+  }
+
+  // A null value (`raw:`) means "all defaults".
+  static const YamlNode* body(const YamlNode& value) { return value.is_null() ? nullptr : &value; }
+
+  template <class T>
+  void read_uint_into(const Fields& f, std::string_view key, std::uint64_t min, std::uint64_t max, T& out) {
+    if (const auto* v = f.get(key)) {
+      if (auto x = detail::read_uint(*v, f.at(key), min, max, d_)) out = static_cast<T>(*x);
+    }
+  }
+  void read_millis_into(const Fields& f, std::string_view key, std::chrono::milliseconds& out, bool positive = false) {
+    if (const auto* v = f.get(key)) {
+      if (auto x = detail::read_millis(*v, f.at(key), d_)) {
+        if (positive && x->count() == 0) {
+          d_.add(*v, f.at(key) + ": found " + describe(*v) + ", expected a duration greater than 0");
+        } else {
+          out = *x;
+        }
+      }
+    }
+  }
+  void read_string_into(const Fields& f, std::string_view key, std::string& out) {
+    if (const auto* v = f.get(key)) {
+      if (auto s = detail::read_string(*v, f.at(key), d_)) out = *s;
+    }
+  }
+
+  void use_ring(const Fields& f, std::string_view key, const std::string& component, bool producer,
+                const Position& owner, std::string& out, const std::string& reader = {}) {
+    const YamlNode* v = f.get(key);
+    if (v == nullptr) {
+      d_.add(owner, component + ": found no " + std::string(key) + ", expected " + std::string(key) + ": <ring name>");
+      return;
+    }
+    auto s = detail::read_string(*v, f.at(key), d_);
+    if (!s) return;
+    out = *s;
+    uses_.push_back(RingUse{*s, component, std::string(key), reader, producer, v->position});
+  }
+
+  void read_ring(const YamlNode& key, const YamlNode& value) {
+    RingConfig r;
+    r.name = key.scalar;
+    r.position = key.position;
+    const std::string where = "ring " + quote(r.name);
+    Fields f(body(value), where, {"size", "overflow", "lanes", "max_readers", "max_record", "reader_timeout"}, d_);
+    bool geometry_ok = true;  // size, lanes and max_record all readable: check them together
+    if (const auto* v = f.get("size")) {
+      if (auto x = detail::read_size(*v, f.at("size"), d_)) {
+        r.size_bytes = *x;
+      } else {
+        geometry_ok = false;
+      }
+    }
+    if (const auto* v = f.get("overflow")) {
+      if (auto s = detail::read_string(*v, f.at("overflow"), d_)) {
+        if (*s == "block") {
+          r.overflow = OverflowPolicy::kBlock;
+        } else if (*s == "drop") {
+          r.overflow = OverflowPolicy::kDrop;
+        } else if (*s == "overwrite") {
+          r.overflow = OverflowPolicy::kOverwrite;
+        } else {
+          d_.add(*v, f.at("overflow") + ": found " + describe(*v) + ", expected block, drop or overwrite");
+        }
+      }
+    }
+    const std::size_t before_lanes = d_.count();
+    read_uint_into(f, "lanes", 1, 256, r.lanes);
+    read_uint_into(f, "max_readers", 1, 64, r.max_readers);
+    if (const auto* v = f.get("max_record")) {
+      if (auto x = detail::read_size(*v, f.at("max_record"), d_)) {
+        if (*x > UINT32_MAX) {
+          d_.add(*v, f.at("max_record") + ": found " + describe(*v) + ", expected at most 4GiB - 1");
+        } else {
+          r.max_record_bytes = static_cast<std::uint32_t>(*x);
+        }
+      }
+    }
+    geometry_ok = geometry_ok && d_.count() == before_lanes;
+    read_millis_into(f, "reader_timeout", r.reader_timeout);
+    if (geometry_ok) {
+      const std::uint64_t lane = r.lane_capacity_bytes();
+      const YamlNode* size_node = f.get("size");
+      const Position& at = size_node ? size_node->position : r.position;
+      if (r.size_bytes % r.lanes != 0 || lane < 4096 || (lane & (lane - 1)) != 0) {
+        std::uint64_t suggested = 4096;
+        while (suggested < lane && suggested < (std::uint64_t{1} << 62)) suggested <<= 1;
+        d_.add(at, f.at("size") + ": found " + human_size(r.size_bytes) + " over " + std::to_string(r.lanes) +
+                       " lanes (" + std::to_string(r.size_bytes / r.lanes) + " bytes each), expected size / lanes " +
+                       "to be a power of two of at least 4KiB, e.g. size: " + human_size(suggested * r.lanes));
+      } else if (r.max_record_bytes > lane) {
+        d_.add(f.get("max_record")->position, f.at("max_record") + ": found " + human_size(r.max_record_bytes) +
+                                                  ", expected at most the lane capacity " + human_size(lane));
+      }
+    }
+    config_.rings.push_back(std::move(r));
+  }
+
+  void read_listen(const YamlNode& v, const std::string& what, std::optional<Transport> implied,
+                   std::vector<ListenAddress>& out, const std::string& component) {
+    auto one = [&](const YamlNode& n) {
+      auto s = detail::read_string(n, what, d_);
+      if (!s) return;
+      auto a = parse_listen_address(*s, implied);
+      if (!a) {
+        d_.add(n, what + ": found " + quote(*s) + " with " + a.error() + ", expected " +
+                      (implied ? std::string("host:port such as 0.0.0.0:9102")
+                               : std::string("udp://host:port, tcp://host:port, unix:///path or unixgram:///path")));
+        return;
+      }
+      a->position = n.position;
+      listeners_.push_back(Listener{*a, component});
+      out.push_back(std::move(*a));
+    };
+    if (v.is_sequence()) {
+      for (const auto& item : v.items) one(item);
+    } else {
+      one(v);
+    }
+  }
+
+  void read_source(const YamlNode& key, const YamlNode& value) {
+    SourceConfig s;
+    s.name = key.scalar;
+    s.position = key.position;
+    const std::string who = "source " + quote(s.name);
+    Fields f(body(value), who,
+             {"type", "listen", "output", "tags", "read_buffer", "udp_sockets", "max_line_length", "max_connections",
+              "idle_timeout", "socket_mode", "write_timeout"},
+             d_);
+    if (const auto* v = f.get("type"); v == nullptr) {
+      d_.add(s.position, who + ": found no type, expected type: statsd, influx or graphite");
+    } else if (auto t = detail::read_string(*v, f.at("type"), d_)) {
+      if (*t == "statsd") {
+        s.type = SourceType::kStatsd;
+      } else if (*t == "influx") {
+        s.type = SourceType::kInflux;
+      } else if (*t == "graphite") {
+        s.type = SourceType::kGraphite;
+      } else {
+        d_.add(*v, f.at("type") + ": found " + describe(*v) + ", expected statsd, influx or graphite");
+      }
+    }
+    if (const auto* v = f.get("listen"); v == nullptr || (v->is_sequence() && v->items.empty())) {
+      d_.add(v ? v->position : s.position,
+             who + ": found no listen address, expected listen: [udp://0.0.0.0:9125, tcp://0.0.0.0:9125]");
+    } else {
+      read_listen(*v, f.at("listen"), std::nullopt, s.listen, who);
+    }
+    use_ring(f, "output", who, true, s.position, s.output);
+    if (const auto* v = f.get("tags")) {
+      if (s.type != SourceType::kStatsd) {
+        d_.add(*v, f.at("tags") + ": found tag flavors on a " + std::string(source_type_name(s.type)) +
+                       " source, expected them only on type: statsd");
+      }
+      Fields t(v, f.at("tags"), {"dogstatsd", "influxdb", "librato", "signalfx"}, d_);
+      auto flag = [&](std::string_view k, bool& out) {
+        if (const auto* b = t.get(k)) {
+          if (auto x = detail::read_bool(*b, t.at(k), d_)) out = *x;
+        }
+      };
+      flag("dogstatsd", s.tags.dogstatsd);
+      flag("influxdb", s.tags.influxdb);
+      flag("librato", s.tags.librato);
+      flag("signalfx", s.tags.signalfx);
+    }
+    if (const auto* v = f.get("read_buffer")) {
+      if (auto x = detail::read_size(*v, f.at("read_buffer"), d_)) {
+        if (*x > INT32_MAX) {
+          d_.add(*v, f.at("read_buffer") + ": found " + describe(*v) + ", expected at most 2GiB - 1 (SO_RCVBUF is an int)");
+        } else {
+          s.read_buffer_bytes = *x;
+        }
+      }
+    }
+    read_uint_into(f, "udp_sockets", 1, 256, s.udp_sockets);
+    if (const auto* v = f.get("max_line_length")) {
+      if (auto x = detail::read_size(*v, f.at("max_line_length"), d_)) {
+        if (*x < 64 || *x > (16u << 20)) {
+          d_.add(*v, f.at("max_line_length") + ": found " + describe(*v) + ", expected from 64 bytes to 16MiB");
+        } else {
+          s.max_line_length = static_cast<std::uint32_t>(*x);
+        }
+      }
+    }
+    read_uint_into(f, "max_connections", 1, 1'000'000, s.max_connections);
+    read_millis_into(f, "idle_timeout", s.idle_timeout);
+    if (const auto* v = f.get("socket_mode")) {
+      auto text = detail::read_string(*v, f.at("socket_mode"), d_);
+      const bool octal = text && !text->empty() && text->size() <= 4 &&
+                         std::all_of(text->begin(), text->end(), [](char c) { return c >= '0' && c <= '7'; });
+      if (octal) {
+        s.socket_mode = static_cast<std::uint32_t>(std::strtoul(text->c_str(), nullptr, 8));
+      } else if (text) {
+        d_.add(*v, f.at("socket_mode") + ": found " + describe(*v) + ", expected octal permissions such as \"0660\"");
+      }
+    }
+    read_millis_into(f, "write_timeout", s.write_timeout);
+    config_.sources.push_back(std::move(s));
+  }
+
+  void read_processor(const YamlNode& key, const YamlNode& value) {
+    ProcessorConfig p;
+    p.name = key.scalar;
+    p.reader = p.name;
+    p.position = key.position;
+    const std::string who = "processor " + quote(p.name);
+    Fields f(body(value), who,
+             {"type", "input", "output", "reader", "mapping_config", "cache_size", "cache_type", "shards",
+              "flush_interval", "ttl", "max_series", "max_series_per_metric", "observer_type", "quantiles", "buckets",
+              "summary_max_age", "summary_age_buckets", "summary_buf_cap", "native_histogram_bucket_factor",
+              "native_histogram_max_buckets"},
+             d_);
+    if (const auto* v = f.get("type"); v == nullptr) {
+      d_.add(p.position, who + ": found no type, expected type: aggregate");
+    } else if (auto t = detail::read_string(*v, f.at("type"), d_); t && *t != "aggregate") {
+      d_.add(*v, f.at("type") + ": found " + describe(*v) + ", expected aggregate");
+    }
+    read_reader(f, p.reader);
+    use_ring(f, "input", who, false, p.position, p.input, p.reader);
+    use_ring(f, "output", who, true, p.position, p.output);
+    if (!p.input.empty() && p.input == p.output) {
+      d_.add(f.get("output")->position, f.at("output") + ": found " + quote(p.output) +
+                                            ", the processor's own input, expected a different ring");
+    }
+    read_uint_into(f, "cache_size", 0, 100'000'000, p.mapping_cache.size);
+    if (const auto* v = f.get("cache_type")) {
+      if (auto s = detail::read_string(*v, f.at("cache_type"), d_)) {
+        if (*s == "lru") {
+          p.mapping_cache.type = CacheType::kLru;
+        } else if (*s == "random") {
+          p.mapping_cache.type = CacheType::kRandom;
+        } else {
+          d_.add(*v, f.at("cache_type") + ": found " + describe(*v) + ", expected lru or random");
+        }
+      }
+    }
+    read_uint_into(f, "shards", 1, 256, p.shards);
+    read_millis_into(f, "flush_interval", p.flush_interval, true);
+    read_millis_into(f, "ttl", p.ttl);
+    read_uint_into(f, "max_series", 0, UINT64_MAX, p.max_series);
+    read_uint_into(f, "max_series_per_metric", 0, UINT64_MAX, p.max_series_per_metric);
+    if (const auto* v = f.get("observer_type")) {
+      if (auto o = detail::read_observer_type(*v, f.at("observer_type"), d_)) p.observer_type = *o;
+    }
+    if (const auto* v = f.get("quantiles")) {
+      if (auto q = detail::read_quantiles(*v, f.at("quantiles"), d_)) p.summary.quantiles = std::move(*q);
+    }
+    if (const auto* v = f.get("buckets")) {
+      if (auto b = detail::read_buckets(*v, f.at("buckets"), d_)) p.histogram.buckets = std::move(*b);
+    }
+    if (p.summary.quantiles.empty()) p.summary.quantiles.assign(std::begin(kDefaultQuantiles), std::end(kDefaultQuantiles));
+    if (p.histogram.buckets.empty()) p.histogram.buckets.assign(std::begin(kDefaultBuckets), std::end(kDefaultBuckets));
+    p.summary.max_age = kDefaultSummaryMaxAge;
+    p.summary.age_buckets = kDefaultSummaryAgeBuckets;
+    p.summary.buf_cap = kDefaultSummaryBufCap;
+    if (const auto* v = f.get("summary_max_age")) {
+      if (auto t = detail::read_duration(*v, f.at("summary_max_age"), false, d_)) p.summary.max_age = *t;
+    }
+    read_uint_into(f, "summary_age_buckets", 1, 1000, p.summary.age_buckets);
+    read_uint_into(f, "summary_buf_cap", 1, 1'000'000, p.summary.buf_cap);
+    if (const auto* v = f.get("native_histogram_bucket_factor")) {
+      if (auto x = detail::read_double(*v, f.at("native_histogram_bucket_factor"), d_)) {
+        if (*x != 0 && *x <= 1) {
+          d_.add(*v, f.at("native_histogram_bucket_factor") + ": found " + describe(*v) +
+                         ", expected 0 (off) or a factor greater than 1 such as 1.1");
+        } else {
+          p.histogram.native_histogram_bucket_factor = *x;
+        }
+      }
+    }
+    read_uint_into(f, "native_histogram_max_buckets", 0, UINT32_MAX, p.histogram.native_histogram_max_buckets);
+    if (const auto* v = f.get("mapping_config")) read_mapping_config(*v, f.at("mapping_config"), p);
+    config_.processors.push_back(std::move(p));
+  }
+
+  void read_reader(const Fields& f, std::string& reader) {
+    if (const auto* v = f.get("reader")) {
+      if (auto s = detail::read_string(*v, f.at("reader"), d_)) {
+        if (valid_name(*s)) {
+          reader = *s;
+        } else {
+          d_.add(*v, f.at("reader") + ": found " + describe(*v) +
+                         ", expected letters, digits, '_', '-' and '.' (at most 39 bytes)");
+        }
+      }
+    }
+  }
+
+  void read_mapping_config(const YamlNode& v, const std::string& what, ProcessorConfig& p) {
+    auto s = detail::read_string(v, what, d_);
+    if (!s) return;
+    if (s->empty()) return;  // explicitly no mapping file
+    std::filesystem::path path(*s);
+    if (path.is_relative()) path = std::filesystem::path(std::string(filename_)).parent_path() / path;
+    p.mapping_config = path.lexically_normal().string();
+    auto mapping = load_mapping_file(p.mapping_config);
+    if (mapping) {
+      p.mapping = std::move(*mapping);
+      return;
+    }
+    for (auto& diag : mapping.error().diagnostics) {
+      if (diag.position.line == 0) {  // the file itself could not be read: point at the reference
+        d_.add(v, what + ": found " + quote(*s) + " but cannot read " + p.mapping_config + ": " +
+                      diag.message.substr(diag.message.find(": ") + 2) +
+                      ", expected a readable statsd_exporter mapping file");
+      } else {
+        nested_.push_back(std::move(diag));
+      }
+    }
+  }
+
+  void read_tls(const YamlNode& v, const std::string& what, bool client, std::optional<TlsConfig>& out) {
+    Fields f(&v, what,
+             client ? std::initializer_list<std::string_view>{"cert_file", "key_file", "ca_file", "insecure_skip_verify"}
+                    : std::initializer_list<std::string_view>{"cert_file", "key_file", "ca_file"},
+             d_);
+    if (!f.ok()) return;
+    TlsConfig t;
+    read_string_into(f, "cert_file", t.cert_file);
+    read_string_into(f, "key_file", t.key_file);
+    read_string_into(f, "ca_file", t.ca_file);
+    if (const auto* b = f.get("insecure_skip_verify")) {
+      if (auto x = detail::read_bool(*b, f.at("insecure_skip_verify"), d_)) t.insecure_skip_verify = *x;
+    }
+    if (t.cert_file.empty() != t.key_file.empty()) {
+      d_.add(v, what + ": found " + std::string(t.cert_file.empty() ? "key_file" : "cert_file") +
+                    " alone, expected cert_file and key_file together");
+    } else if (!client && t.cert_file.empty()) {
+      d_.add(v, what + ": found no cert_file, expected cert_file and key_file for a TLS listener");
+    }
+    out = std::move(t);
+  }
+
+  void read_exporter(const YamlNode& key, const YamlNode& value) {
+    ExporterConfig e;
+    e.name = key.scalar;
+    e.reader = e.name;
+    e.position = key.position;
+    const std::string who = "exporter " + quote(e.name);
+    // The type decides which keys are known; read it first.
+    std::optional<ExporterType> type;
+    const YamlNode* type_node = nullptr;
+    if (value.is_map()) {
+      for (const auto& [k, v] : value.entries) {
+        if (k.is_scalar() && k.scalar == "type") type_node = &v;
+      }
+    }
+    if (type_node == nullptr) {
+      d_.add(e.position, who + ": found no type, expected type: prometheus or remote_write");
+    } else if (type_node->is_scalar() && type_node->scalar == "prometheus") {
+      type = ExporterType::kPrometheus;
+    } else if (type_node->is_scalar() && type_node->scalar == "remote_write") {
+      type = ExporterType::kRemoteWrite;
+    } else {
+      d_.add(*type_node, who + " type: found " + describe(*type_node) + ", expected prometheus or remote_write");
+    }
+    e.type = type.value_or(ExporterType::kPrometheus);
+    const auto prometheus_keys = {std::string_view("type"), std::string_view("input"), std::string_view("reader"),
+                                  std::string_view("listen"), std::string_view("path"), std::string_view("tls"),
+                                  std::string_view("basic_auth_users")};
+    const auto remote_keys = {std::string_view("type"), std::string_view("input"), std::string_view("reader"),
+                              std::string_view("url"), std::string_view("batch_size"), std::string_view("batch_time"),
+                              std::string_view("max_in_flight"), std::string_view("timeout"),
+                              std::string_view("retry_min_backoff"), std::string_view("retry_max_backoff"),
+                              std::string_view("headers"), std::string_view("basic_auth"),
+                              std::string_view("bearer_token"), std::string_view("tls")};
+    if (!type) {
+      // Unknown type: check nothing type-specific, but still the common keys.
+      Fields f(body(value), who, {"type", "input", "reader"}, d_quiet_);
+      read_reader(f, e.reader);
+      use_ring(f, "input", who, false, e.position, e.input, e.reader);
+      config_.exporters.push_back(std::move(e));
+      return;
+    }
+    Fields f(body(value), who, *type == ExporterType::kPrometheus ? prometheus_keys : remote_keys, d_);
+    read_reader(f, e.reader);
+    use_ring(f, "input", who, false, e.position, e.input, e.reader);
+    if (*type == ExporterType::kPrometheus) {
+      auto& p = e.prometheus;
+      std::vector<ListenAddress> addresses;
+      if (const auto* v = f.get("listen")) {
+        if (v->is_sequence()) {
+          d_.add(*v, f.at("listen") + ": found a list, expected one host:port such as 0.0.0.0:9102");
+        } else {
+          read_listen(*v, f.at("listen"), Transport::kTcp, addresses, who);
+        }
+      } else {
+        ListenAddress a{Transport::kTcp, "0.0.0.0", kPrometheusDefaultPort, "", e.position};
+        listeners_.push_back(Listener{a, who});
+        addresses.push_back(a);
+      }
+      if (!addresses.empty()) {
+        p.listen = addresses.front();
+        if (p.listen.transport != Transport::kTcp) {
+          d_.add(p.listen.position, f.at("listen") + ": found " + quote(p.listen.to_string()) +
+                                        ", expected a TCP host:port such as 0.0.0.0:9102");
+        }
+      }
+      if (const auto* v = f.get("path")) {
+        if (auto s = detail::read_string(*v, f.at("path"), d_)) {
+          if (s->empty() || s->front() != '/') {
+            d_.add(*v, f.at("path") + ": found " + describe(*v) + ", expected a path starting with '/'");
+          } else {
+            p.path = *s;
+          }
+        }
+      }
+      if (const auto* v = f.get("tls")) read_tls(*v, f.at("tls"), false, p.tls);
+      if (const auto* v = f.get("basic_auth_users")) {
+        if (!v->is_map()) {
+          d_.add(*v, f.at("basic_auth_users") + ": found " + describe(*v) + ", expected a map of user: password");
+        } else {
+          for (const auto& [user, password] : v->entries) {
+            auto u = detail::read_string(user, f.at("basic_auth_users"), d_);
+            auto pw = detail::read_string(password, f.at("basic_auth_users") + " " + (u ? *u : std::string()), d_);
+            if (u && u->find(':') != std::string::npos) {
+              d_.add(user, f.at("basic_auth_users") + ": found user " + quote(*u) + ", expected a name without ':'");
+            } else if (u && pw) {
+              p.basic_auth_users.push_back(BasicAuthUser{*u, *pw});
+            }
+          }
+        }
+      }
+    } else {
+      read_remote_write(f, who, e);
+    }
+    config_.exporters.push_back(std::move(e));
+  }
+
+  void read_remote_write(const Fields& f, const std::string& who, ExporterConfig& e) {
+    auto& r = e.remote_write;
+    if (const auto* v = f.get("url"); v == nullptr) {
+      d_.add(e.position, who + ": found no url, expected url: http://host:port/api/v1/write");
+    } else if (auto s = detail::read_string(*v, f.at("url"), d_)) {
+      std::string_view u = *s;
+      std::string_view rest;
+      if (u.rfind("http://", 0) == 0) {
+        rest = u.substr(7);
+      } else if (u.rfind("https://", 0) == 0) {
+        rest = u.substr(8);
+      }
+      const std::string_view authority = rest.substr(0, rest.find('/'));
+      const auto colon = authority.rfind(':');
+      const bool bracketed = !authority.empty() && authority.front() == '[';
+      bool port_ok = true;
+      if (colon != std::string_view::npos && (!bracketed || authority.find(']') < colon)) {
+        const auto port = detail::parse_uint(authority.substr(colon + 1));
+        port_ok = port && *port >= 1 && *port <= 65535;
+      }
+      if (rest.empty() || authority.empty() || authority.front() == ':' || !port_ok) {
+        d_.add(*v, f.at("url") + ": found " + describe(*v) + ", expected an http:// or https:// URL with a host");
+      } else {
+        r.url = *s;
+      }
+    }
+    read_uint_into(f, "batch_size", 1, 1'000'000, r.batch_size);
+    read_millis_into(f, "batch_time", r.batch_time, true);
+    read_uint_into(f, "max_in_flight", 1, 1024, r.max_in_flight);
+    read_millis_into(f, "timeout", r.timeout, true);
+    read_millis_into(f, "retry_min_backoff", r.retry_min_backoff, true);
+    read_millis_into(f, "retry_max_backoff", r.retry_max_backoff, true);
+    if (r.retry_min_backoff > r.retry_max_backoff && f.has("retry_min_backoff")) {
+      d_.add(*f.get("retry_min_backoff"), f.at("retry_min_backoff") + ": found " +
+                                              describe(*f.get("retry_min_backoff")) +
+                                              ", expected at most retry_max_backoff (" +
+                                              std::to_string(r.retry_max_backoff.count()) + "ms)");
+    }
+    if (const auto* v = f.get("headers")) {
+      if (!v->is_map()) {
+        d_.add(*v, f.at("headers") + ": found " + describe(*v) + ", expected a map of header: value");
+      } else {
+        for (const auto& [k, val] : v->entries) {
+          auto name = detail::read_string(k, f.at("headers"), d_);
+          auto text = detail::read_string(val, f.at("headers") + " " + (name ? *name : std::string()), d_);
+          const bool token = name && !name->empty() && std::all_of(name->begin(), name->end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) != 0 || std::string_view("!#$%&'*+-.^_`|~").find(c) !=
+                                                                           std::string_view::npos;
+          });
+          if (name && !token) {
+            d_.add(k, f.at("headers") + ": found header name " + quote(*name) + ", expected an HTTP token");
+          } else if (name && text) {
+            r.headers[*name] = *text;
+          }
+        }
+      }
+    }
+    if (const auto* v = f.get("basic_auth")) {
+      Fields b(v, f.at("basic_auth"), {"username", "password"}, d_);
+      if (b.ok()) {
+        BasicAuthUser user;
+        read_string_into(b, "username", user.username);
+        read_string_into(b, "password", user.password);
+        if (user.username.empty()) d_.add(*v, f.at("basic_auth") + ": found no username, expected username: <name>");
+        r.basic_auth = std::move(user);
+      }
+    }
+    read_string_into(f, "bearer_token", r.bearer_token);
+    if (r.basic_auth && f.has("bearer_token")) {
+      d_.add(*f.get("bearer_token"), f.at("bearer_token") +
+                                         ": found both basic_auth and bearer_token, expected at most one of them");
+    }
+    if (const auto* v = f.get("tls")) read_tls(*v, f.at("tls"), true, r.tls);
+  }
+
+  void check_rings() {
+    std::string names;
+    for (const auto& r : config_.rings) names += (names.empty() ? "" : ", ") + r.name;
+    for (const auto& use : uses_) {
+      if (config_.find_ring(use.ring) == nullptr) {
+        d_.add(use.position, use.component + " " + use.key + ": found ring " + quote(use.ring) +
+                                 ", which is not defined under rings, expected " +
+                                 (names.empty() ? std::string("a ring defined under rings") : "one of: " + names));
+      }
+    }
+    for (const auto& r : config_.rings) {
+      std::size_t producers = 0;
+      std::vector<const RingUse*> readers;
+      for (const auto& use : uses_) {
+        if (use.ring != r.name) continue;
+        if (use.producer) {
+          ++producers;
+        } else {
+          for (const RingUse* other : readers) {
+            if (other->reader == use.reader) {
+              d_.add(use.position, use.component + " " + use.key + ": found reader name " + quote(use.reader) +
+                                       " already used on ring " + quote(r.name) + " by " + other->component +
+                                       ", expected a distinct reader: name");
+            }
+          }
+          readers.push_back(&use);
+        }
+      }
+      const std::string where = "ring " + quote(r.name);
+      if (producers == 0) {
+        d_.add(r.position, where + ": found no producer (no source or processor has output: " + r.name +
+                               "), expected at least one");
+      }
+      if (readers.empty()) {
+        d_.add(r.position, where + ": found no reader (no processor or exporter has input: " + r.name +
+                               "), expected at least one");
+      } else if (readers.size() > r.max_readers) {
+        d_.add(r.position, where + ": found " + std::to_string(readers.size()) + " readers, expected at most " +
+                               "max_readers (" + std::to_string(r.max_readers) + ")");
+      }
+    }
+  }
+
+  void check_listeners() {
+    for (std::size_t i = 0; i < listeners_.size(); ++i) {
+      const ListenAddress& a = listeners_[i].address;
+      for (std::size_t j = 0; j < i; ++j) {
+        const ListenAddress& b = listeners_[j].address;
+        const bool unix_a = a.transport == Transport::kUnix || a.transport == Transport::kUnixgram;
+        const bool unix_b = b.transport == Transport::kUnix || b.transport == Transport::kUnixgram;
+        bool clash = false;
+        std::string what;
+        if (unix_a && unix_b) {
+          clash = a.path == b.path;
+          what = "socket " + a.path;
+        } else if (!unix_a && !unix_b && a.transport == b.transport && a.port != 0 && a.port == b.port) {
+          clash = a.host == b.host || is_wildcard_host(a.host) || is_wildcard_host(b.host);
+          what = "port " + std::to_string(a.port) + "/" + std::string(transport_name(a.transport));
+        }
+        if (clash) {
+          d_.add(a.position, listeners_[i].component + " listen: found " + what + " already used by " +
+                                 listeners_[j].component + " (" + position_text(b.position) +
+                                 "), expected each address once");
+          break;
+        }
+      }
+    }
+  }
+
+  std::string_view text_;
+  std::string_view filename_;
+  const EnvLookup& env_;
+  std::vector<Diagnostic>& main_;
+  Diags d_;
+  std::vector<Diagnostic> quiet_;
+  Diags d_quiet_{quiet_};
+  std::vector<Diagnostic>& nested_;
+  PipelineConfig config_;
+  std::vector<RingUse> uses_;
+  std::vector<Listener> listeners_;
+};
+
+std::optional<std::string> process_env(std::string_view name) {
+  const char* v = std::getenv(std::string(name).c_str());
+  if (v == nullptr) return std::nullopt;
+  return std::string(v);
+}
+
+}  // namespace
+
+ConfigResult<PipelineConfig> parse_pipeline(std::string_view text, std::string_view filename, const EnvLookup& env) {
+  std::vector<Diagnostic> main;
+  std::vector<Diagnostic> nested;
+  Loader loader(text, filename, env, main, nested);
+  PipelineConfig config = loader.run();
+  if (main.empty() && nested.empty()) return config;
+  std::stable_sort(main.begin(), main.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    return std::tie(a.position.line, a.position.column) < std::tie(b.position.line, b.position.column);
+  });
+  ConfigError error;
+  error.diagnostics = std::move(main);
+  error.diagnostics.insert(error.diagnostics.end(), std::make_move_iterator(nested.begin()),
+                           std::make_move_iterator(nested.end()));
+  return tl::unexpected(std::move(error));
+}
+
+ConfigResult<PipelineConfig> parse_pipeline(std::string_view text, std::string_view filename) {
+  return parse_pipeline(text, filename, EnvLookup(process_env));
+}
+
+ConfigResult<PipelineConfig> load_pipeline(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int saved = errno;
+    return tl::unexpected(ConfigError{{Diagnostic{
+        Position{path, 0, 0}, "cannot read pipeline file: " + std::error_code(saved, std::system_category()).message()}}});
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_pipeline(text.str(), path);
+}
+
+PipelineConfig default_pipeline() {
+  PipelineConfig p;
+  p.pipeline = "default";
+  RingConfig raw;
+  raw.name = "raw";
+  raw.size_bytes = 64ull << 20;
+  RingConfig metrics;
+  metrics.name = "metrics";
+  metrics.size_bytes = 16ull << 20;
+  p.rings = {raw, metrics};
+
+  SourceConfig statsd;
+  statsd.name = "statsd";
+  statsd.type = SourceType::kStatsd;
+  statsd.listen = {ListenAddress{Transport::kUdp, "0.0.0.0", kStatsdDefaultPort, "", {}},
+                   ListenAddress{Transport::kTcp, "0.0.0.0", kStatsdDefaultPort, "", {}}};
+  statsd.output = "raw";
+  p.sources = {statsd};
+
+  ProcessorConfig aggregate;
+  aggregate.name = "aggregate";
+  aggregate.reader = "aggregate";
+  aggregate.input = "raw";
+  aggregate.output = "metrics";
+  aggregate.summary.quantiles.assign(std::begin(kDefaultQuantiles), std::end(kDefaultQuantiles));
+  aggregate.summary.max_age = kDefaultSummaryMaxAge;
+  aggregate.summary.age_buckets = kDefaultSummaryAgeBuckets;
+  aggregate.summary.buf_cap = kDefaultSummaryBufCap;
+  aggregate.histogram.buckets.assign(std::begin(kDefaultBuckets), std::end(kDefaultBuckets));
+  p.processors = {aggregate};
+
+  ExporterConfig prometheus;
+  prometheus.name = "prometheus";
+  prometheus.reader = "prometheus";
+  prometheus.type = ExporterType::kPrometheus;
+  prometheus.input = "metrics";
+  prometheus.prometheus.listen = ListenAddress{Transport::kTcp, "0.0.0.0", kPrometheusDefaultPort, "", {}};
+  prometheus.prometheus.path = "/metrics";
+  p.exporters = {prometheus};
+  return p;
+}
+
+}  // namespace ringpipe::config
