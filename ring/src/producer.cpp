@@ -270,6 +270,7 @@ void Producer::finish(std::uint16_t type, std::size_t used_bytes) noexcept {
   if (claim_end_ == 0) return;
   const std::uint64_t need = claim_end_ - claim_pos_;
   if (record_bytes(used_bytes) > need) used_bytes = need - sizeof(RecordHeader);  // never past the claim
+  fault(FaultPoint::kMidPayload);
   const RecordHeader rh{static_cast<std::uint32_t>(used_bytes), type, 0, seq_++};
   std::memcpy(data_ + (claim_pos_ & mask_), &rh, sizeof rh);
   tail_ = claim_pos_ + record_bytes(used_bytes);
@@ -306,10 +307,7 @@ WriteStatus Producer::try_append(std::uint16_t type, std::span<const std::byte> 
   WriteStatus st;
   std::span<std::byte> dst = try_claim(payload.size(), &st);
   if (st != WriteStatus::kOk) return st;
-  const std::size_t half = payload.size() / 2;
-  std::memcpy(dst.data(), payload.data(), half);
-  fault(FaultPoint::kMidPayload);
-  std::memcpy(dst.data() + half, payload.data() + half, payload.size() - half);
+  std::memcpy(dst.data(), payload.data(), payload.size());
   finish(type, payload.size());
   return WriteStatus::kOk;
 }

@@ -1,0 +1,393 @@
+// Real processes on a real ring file: forked producers and readers, SIGKILL
+// injected at each step of a write, readers killed under `block`, producers
+// stopped with SIGSTOP, readers restarted. Every wait is bounded.
+
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "ring_test_util.hpp"
+#include "ringpipe/ring/fault.hpp"
+#include "ringpipe/ring/ring.hpp"
+#include "test_support.hpp"
+
+namespace ringpipe::ring {
+namespace {
+
+using ringpipe::testing::ScratchDir;
+using ringpipe::testing::wait_until;
+using testing::check_payload;
+using testing::make_payload;
+using testing::Stamp;
+
+// Results children report through memory shared across fork.
+struct Shared {
+  std::atomic<std::uint64_t> produced[8];
+  std::atomic<std::uint64_t> consumed[8];
+  std::atomic<std::uint64_t> bad[8];
+  std::atomic<std::uint64_t> last_seq[8][8];  // [reader][producer] + 1
+  std::atomic<int> ready;
+  std::atomic<int> stop;
+};
+
+Shared* make_shared_block() {
+  void* p = ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  EXPECT_NE(p, MAP_FAILED);
+  return new (p) Shared{};
+}
+
+pid_t spawn(const std::function<int()>& body) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    int rc = 1;
+    rc = body();
+    ::_exit(rc);
+  }
+  return pid;
+}
+
+// Waits for a child with a bound; kills it if it overstays. Returns its status.
+int reap(pid_t pid, std::chrono::seconds limit = std::chrono::seconds(60)) {
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      ADD_FAILURE() << "child " << pid << " overstayed and was killed";
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return status;
+}
+
+int produce(const std::string& path, std::uint32_t id, std::uint64_t count, Shared* sh, int batch = 1) {
+  auto ring = Ring::open(path);
+  if (!ring) return 10;
+  auto p = Producer::attach(*ring);
+  if (!p) return 11;
+  std::vector<std::byte> buf(200);
+  for (std::uint64_t seq = 0; seq < count; ++seq) {
+    const std::size_t size = sizeof(Stamp) + (seq * 13 + id) % 150;
+    make_payload(std::span(buf).first(size), id, seq);
+    WriteStatus st;
+    auto dst = p->claim(size, std::chrono::seconds(30), &st);
+    if (st != WriteStatus::kOk) return 12;
+    std::memcpy(dst.data(), buf.data(), size);
+    p->finish(1, size);
+    if ((seq + 1) % static_cast<std::uint64_t>(batch) == 0) p->publish();
+    sh->produced[id].store(seq + 1);
+  }
+  p->publish();
+  return 0;
+}
+
+// Reads until `expected` records (all producers together) or the deadline.
+int consume(const std::string& path, const std::string& name, int ri, std::uint64_t expected, Shared* sh,
+            int producers, std::chrono::seconds limit = std::chrono::seconds(60)) {
+  auto ring = Ring::open(path);
+  if (!ring) return 20;
+  auto r = Reader::attach(*ring, name);
+  if (!r) return 21;
+  sh->ready.fetch_add(1);
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (sh->consumed[ri].load() < expected && std::chrono::steady_clock::now() < deadline && !sh->stop.load()) {
+    r->poll([&](const RecordView& v) {
+      Stamp s{};
+      if (!check_payload(v.payload, s) || s.producer >= static_cast<std::uint32_t>(producers)) {
+        sh->bad[ri].fetch_add(1);
+        return;
+      }
+      // Each producer's records arrive in order, exactly once.
+      if (s.seq != sh->last_seq[ri][s.producer].load()) sh->bad[ri].fetch_add(1);
+      sh->last_seq[ri][s.producer].store(s.seq + 1);
+      sh->consumed[ri].fetch_add(1);
+    });
+    r->wait(std::chrono::milliseconds(10));
+  }
+  return 0;
+}
+
+RingOptions opts(Overflow o, std::uint32_t lanes, std::uint64_t cap = 64 * 1024) {
+  RingOptions r;
+  r.lane_capacity_bytes = cap;
+  r.lanes = lanes;
+  r.max_readers = 8;
+  r.overflow = o;
+  r.reader_timeout = std::chrono::milliseconds(200);
+  return r;
+}
+
+TEST(RingProcesses, ProducersAndReadersInSeparateProcessesDeliverEverything) {
+  ScratchDir dir;
+  const std::string path = dir.file("raw");
+  ASSERT_TRUE(Ring::create(path, opts(Overflow::kBlock, 4)));
+  Shared* sh = make_shared_block();
+  constexpr int kP = 3, kR = 2;
+  constexpr std::uint64_t kN = 100'000;
+  std::vector<pid_t> readers, producers;
+  for (int r = 0; r < kR; ++r) {
+    readers.push_back(spawn([&, r] { return consume(path, "r" + std::to_string(r), r, kP * kN, sh, kP); }));
+  }
+  ASSERT_TRUE(wait_until([&] { return sh->ready.load() == kR; }, std::chrono::seconds(10)));
+  for (int p = 0; p < kP; ++p) {
+    producers.push_back(spawn([&, p] { return produce(path, static_cast<std::uint32_t>(p), kN, sh, 1 + p * 7); }));
+  }
+  for (pid_t pid : producers) EXPECT_EQ(reap(pid), 0);
+  for (pid_t pid : readers) EXPECT_EQ(reap(pid), 0);
+  for (int r = 0; r < kR; ++r) {
+    EXPECT_EQ(sh->consumed[r].load(), kP * kN);
+    EXPECT_EQ(sh->bad[r].load(), 0u);
+    for (int p = 0; p < kP; ++p) EXPECT_EQ(sh->last_seq[r][p].load(), kN);
+  }
+}
+
+std::atomic<int> g_fault_countdown{0};
+FaultPoint g_fault_at = FaultPoint::kAfterIntent;
+void kill_at_fault(FaultPoint p) {
+  if (p == g_fault_at && g_fault_countdown.fetch_sub(1) == 1) ::raise(SIGKILL);
+}
+
+class KillMidWrite : public ::testing::TestWithParam<FaultPoint> {};
+
+// A producer SIGKILLed at a given step of a write: readers get every record
+// it published and nothing half-written; the next producer takes the lane
+// over, counts the recovered claim, and its records follow without a gap.
+TEST_P(KillMidWrite, NeverWedgesReadersNorCorruptsLaterRecords) {
+  ScratchDir dir;
+  const std::string path = dir.file("raw");
+  auto ring = Ring::create(path, opts(Overflow::kBlock, 1, 16 * 1024));
+  ASSERT_TRUE(ring);
+  Shared* sh = make_shared_block();
+  const FaultPoint at = GetParam();
+  const pid_t victim = spawn([&] {
+    g_fault_at = at;
+    g_fault_countdown.store(5000);
+    set_fault_hook(&kill_at_fault);
+    return produce(path, 0, 1'000'000, sh);
+  });
+  // Read alongside, so the victim keeps lapping the small lane while it lives.
+  std::uint64_t got0 = 0, bad = 0, got1 = 0;
+  auto reader = Reader::attach(*ring, "r");
+  ASSERT_TRUE(reader);
+  auto check = [&](const RecordView& v) {
+    Stamp s{};
+    if (!check_payload(v.payload, s)) {
+      ++bad;
+      return;
+    }
+    if (s.producer == 0) {
+      if (s.seq != got0) ++bad;
+      ++got0;
+    } else {
+      if (s.seq != got1) ++bad;
+      ++got1;
+    }
+  };
+  int status = 0;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        reader->poll(check);
+        return ::waitpid(victim, &status, WNOHANG) == victim;
+      },
+      std::chrono::seconds(60)));
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+  reader->poll(check);
+  // What the victim published (4999 records, plus the 5000th if killed after publishing).
+  const std::uint64_t published = at == FaultPoint::kAfterPublish ? 5000 : 4999;
+  EXPECT_EQ(got0, published);
+  const pid_t successor = spawn([&] { return produce(path, 1, 20'000, sh); });
+  ASSERT_TRUE(wait_until(
+      [&] {
+        reader->poll(check);
+        return got1 == 20'000;
+      },
+      std::chrono::seconds(60)));
+  EXPECT_EQ(reap(successor), 0);
+  EXPECT_EQ(bad, 0u);
+  const RingStats st = ring->stats();
+  EXPECT_EQ(st.lane[0].recovered_claims, at == FaultPoint::kAfterPublish ? 0u : 1u);
+  EXPECT_EQ(st.readers[0].lapped_records + st.readers[0].corrupt_records + st.readers[0].torn_records, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(EachStep, KillMidWrite,
+                         ::testing::Values(FaultPoint::kAfterIntent, FaultPoint::kMidPayload,
+                                           FaultPoint::kAfterFinish, FaultPoint::kAfterPublish),
+                         [](const auto& param_info) {
+                           switch (param_info.param) {
+                             case FaultPoint::kAfterIntent: return std::string("AfterClaim");
+                             case FaultPoint::kMidPayload: return std::string("MidPayload");
+                             case FaultPoint::kAfterFinish: return std::string("BeforePublish");
+                             case FaultPoint::kAfterPublish: return std::string("AfterPublish");
+                           }
+                           return std::string("unknown");
+                         });
+
+TEST(RingProcesses, KilledReaderStopsGatingBlockedProducerWithinItsTimeout) {
+  ScratchDir dir;
+  const std::string path = dir.file("raw");
+  auto ring = Ring::create(path, opts(Overflow::kBlock, 1, 16 * 1024));  // reader timeout 200 ms
+  ASSERT_TRUE(ring);
+  Shared* sh = make_shared_block();
+  const pid_t reader = spawn([&] {
+    auto r = Ring::open(path);
+    auto rd = Reader::attach(*r, "slow");
+    sh->ready.store(1);
+    ::pause();  // never reads
+    return 0;
+  });
+  ASSERT_TRUE(wait_until([&] { return sh->ready.load() == 1; }, std::chrono::seconds(10)));
+  auto p = Producer::attach(*ring);
+  std::vector<std::byte> rec(100);
+  while (p->try_write(1, rec) == WriteStatus::kOk) {
+  }
+  // Alive and gating: the producer waits out its deadline.
+  EXPECT_EQ(p->write(1, rec, std::chrono::milliseconds(400)), WriteStatus::kTimeout);
+  ::kill(reader, SIGKILL);
+  reap(reader);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(p->write(1, rec, std::chrono::seconds(10)), WriteStatus::kOk);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(waited, std::chrono::seconds(2));
+  EXPECT_EQ(ring->stats().readers[0].state, ReaderStats::State::kDead);
+}
+
+TEST(RingProcesses, StoppedReaderIsNotDeclaredDead) {
+  ScratchDir dir;
+  const std::string path = dir.file("raw");
+  auto ring = Ring::create(path, opts(Overflow::kBlock, 1, 16 * 1024));
+  ASSERT_TRUE(ring);
+  Shared* sh = make_shared_block();
+  const pid_t reader = spawn([&] { return consume(path, "r", 0, UINT64_MAX, sh, 1, std::chrono::seconds(30)); });
+  ASSERT_TRUE(wait_until([&] { return sh->ready.load() == 1; }, std::chrono::seconds(10)));
+  ::kill(reader, SIGSTOP);
+  auto p = Producer::attach(*ring);
+  std::vector<std::byte> rec(100);
+  std::uint64_t seq = 0;
+  for (;; ++seq) {
+    make_payload(rec, 0, seq);
+    if (p->try_write(1, rec) != WriteStatus::kOk) break;
+  }
+  // Stopped far longer than the 200 ms reader timeout: still alive, still gating.
+  make_payload(rec, 0, seq);
+  EXPECT_EQ(p->write(1, rec, std::chrono::milliseconds(800)), WriteStatus::kTimeout);
+  EXPECT_EQ(ring->stats().readers[0].evictions, 0u);
+  ::kill(reader, SIGCONT);
+  EXPECT_EQ(p->write(1, rec, std::chrono::seconds(10)), WriteStatus::kOk);
+  ++seq;
+  ASSERT_TRUE(wait_until([&] { return sh->consumed[0].load() == seq; }, std::chrono::seconds(10)));
+  EXPECT_EQ(sh->bad[0].load(), 0u);
+  sh->stop.store(1);
+  EXPECT_EQ(reap(reader), 0);
+}
+
+TEST(RingProcesses, StoppedProducerKeepsItsLaneAndLosesNothing) {
+  ScratchDir dir;
+  const std::string path = dir.file("raw");
+  auto ring = Ring::create(path, opts(Overflow::kBlock, 2));
+  ASSERT_TRUE(ring);
+  Shared* sh = make_shared_block();
+  auto reader = Reader::attach(*ring, "r");
+  const pid_t prod = spawn([&] { return produce(path, 0, 200'000, sh); });
+  ASSERT_TRUE(wait_until([&] { return sh->produced[0].load() > 200; }, std::chrono::seconds(10)));
+  ::kill(prod, SIGSTOP);
+  std::uint64_t got[2] = {0, 0}, bad = 0;
+  auto check = [&](const RecordView& v) {
+    Stamp s{};
+    if (!check_payload(v.payload, s) || s.producer > 1 || s.seq != got[s.producer]) {
+      ++bad;
+      return;
+    }
+    ++got[s.producer];
+  };
+  // Another producer gets the other lane; the stopped one's lane is not taken.
+  const pid_t other = spawn([&] { return produce(path, 1, 5000, sh); });
+  ASSERT_TRUE(wait_until([&] { reader->poll(check); return got[1] == 5000; }, std::chrono::seconds(20)));
+  EXPECT_EQ(reap(other), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ::kill(prod, SIGCONT);
+  ASSERT_TRUE(wait_until([&] { reader->poll(check); return got[0] == 200'000; }, std::chrono::seconds(60)));
+  EXPECT_EQ(reap(prod), 0);
+  EXPECT_EQ(bad, 0u);
+  EXPECT_EQ(ring->stats().lane[0].recovered_claims + ring->stats().lane[1].recovered_claims, 0u);
+}
+
+TEST(RingProcesses, RestartedReaderResumesFromItsCursor) {
+  ScratchDir dir;
+  const std::string path = dir.file("raw");
+  auto ring = Ring::create(path, opts(Overflow::kBlock, 1));
+  ASSERT_TRUE(ring);
+  Shared* sh = make_shared_block();
+  constexpr std::uint64_t kN = 50'000;
+  // First life: reads 20000 records and exits; second life picks up the rest.
+  const pid_t first = spawn([&] { return consume(path, "proc", 0, 20'000, sh, 1); });
+  ASSERT_TRUE(wait_until([&] { return sh->ready.load() == 1; }, std::chrono::seconds(10)));
+  const pid_t prod = spawn([&] { return produce(path, 0, kN, sh); });
+  EXPECT_EQ(reap(first), 0);
+  const std::uint64_t first_got = sh->consumed[0].load();
+  EXPECT_GE(first_got, 20'000u);
+  const pid_t second = spawn([&] { return consume(path, "proc", 0, kN, sh, 1); });
+  EXPECT_EQ(reap(prod), 0);
+  EXPECT_EQ(reap(second), 0);
+  EXPECT_EQ(sh->consumed[0].load(), kN);  // every record exactly once across both lives
+  EXPECT_EQ(sh->last_seq[0][0].load(), kN);
+  EXPECT_EQ(sh->bad[0].load(), 0u);
+}
+
+TEST(RingProcesses, ReaderKilledMidStreamResumesWithoutLoss) {
+  ScratchDir dir;
+  const std::string path = dir.file("raw");
+  auto ring = Ring::create(path, opts(Overflow::kBlock, 1));
+  ASSERT_TRUE(ring);
+  Shared* sh = make_shared_block();
+  constexpr std::uint64_t kN = 200'000;
+  const pid_t first = spawn([&] { return consume(path, "proc", 0, kN, sh, 1); });
+  ASSERT_TRUE(wait_until([&] { return sh->ready.load() == 1; }, std::chrono::seconds(10)));
+  const pid_t prod = spawn([&] { return produce(path, 0, kN, sh); });
+  ASSERT_TRUE(wait_until([&] { return sh->consumed[0].load() > 30'000; }, std::chrono::seconds(30)));
+  ::kill(first, SIGKILL);
+  reap(first);
+  // The second life may see again the batch the first one had not confirmed
+  // (at-least-once), but must see every record.
+  std::uint64_t highest = 0, bad = 0;
+  auto r = Reader::attach(*ring, "proc");
+  ASSERT_TRUE(r);
+  const std::uint64_t resume_from = sh->last_seq[0][0].load();
+  std::uint64_t next = 0;
+  bool first_rec = true;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        r->poll([&](const RecordView& v) {
+          Stamp s{};
+          if (!check_payload(v.payload, s)) {
+            ++bad;
+            return;
+          }
+          if (first_rec) {
+            EXPECT_LE(s.seq, resume_from);  // no gap at the restart
+            first_rec = false;
+            next = s.seq;
+          }
+          if (s.seq != next) ++bad;
+          next = s.seq + 1;
+          highest = s.seq + 1;
+        });
+        return highest == kN;
+      },
+      std::chrono::seconds(60)));
+  EXPECT_EQ(reap(prod), 0);
+  EXPECT_EQ(bad, 0u);
+  EXPECT_EQ(r->stats().lapped_records, 0u);
+}
+
+}  // namespace
+}  // namespace ringpipe::ring

@@ -7,7 +7,7 @@ namespace ringpipe::ring {
 
 enum class FaultPoint {
   kAfterIntent,    // claim recorded in shared memory, nothing written yet
-  kMidPayload,     // header not yet written, half of the payload copied
+  kMidPayload,     // payload written, record header not yet written
   kAfterFinish,    // record complete, not yet published
   kAfterPublish,   // tail published, readers not yet woken
 };
