@@ -1,0 +1,106 @@
+#pragma once
+// What every ingest parser shares: the reasons a line or sample is refused
+// (names usable as metric labels), the per-thread counters a parser bumps,
+// and SampleOutput, the adapter through which parsers append samples to a
+// sample::BatchWriter. Parsers are pure: they read string_views into the
+// packet, write samples and counters, never allocate, log or throw.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "ringpipe/sample/sample_batch.hpp"
+
+namespace ringpipe::ingest {
+
+// Most tags one sample carries; further tags are skipped and counted (kTooManyTags).
+inline constexpr std::size_t kMaxTags = 64;
+// Longest name a sample may have (the sample-batch format stores a uint16 length).
+inline constexpr std::size_t kMaxNameBytes = 65535;
+
+// Why input was refused. Unless noted, the line (Influx, Graphite) or the
+// sample (StatsD) is dropped and the rest of the packet still counts.
+enum class ParseError : std::uint8_t {
+  kInvalidUtf8,                   // the line is not valid UTF-8
+  kMalformedLine,                 // no name/value structure at all (e.g. StatsD line without ':')
+  kEmptyName,                     // the metric name is empty
+  kNameTooLong,                   // name longer than kMaxNameBytes
+  kMixedTaggingStyles,            // StatsD: name tags and DogStatsD tags on one line
+  kNotEnoughParts,                // StatsD: no '|' after the first ':'
+  kInvalidExtendedAggregateType,  // StatsD: "a:1:2|c" (multi-value only for ms, h, d)
+  kMalformedComponent,            // StatsD: fewer than 2 or more than 8 '|' parts, or an empty part
+  kMalformedValue,                // the value is not a number (or a set member is empty)
+  kNonFiniteValue,                // NaN/Inf where the options refuse them
+  kInvalidSampleFactor,           // StatsD: "@x" unparsable (sample KEPT with rate 1), or an unknown section
+  kSampleRateOutOfRange,          // StatsD: rate < 0, > 1 or not finite
+  kMalformedContainerId,          // StatsD: "|c" without an id
+  kMalformedTimestamp,            // a timestamp that is not an integer in range
+  kUnknownType,                   // StatsD: type other than c, g, ms, h, d, s
+  kMalformedTag,                  // StatsD: the tag is skipped, sample KEPT; Influx, Graphite: line dropped
+  kTooManyTags,                   // more than kMaxTags: the extra tags are skipped, sample KEPT
+  kMalformedField,                // Influx: field without '=', bad key, unterminated string
+  kTooManyFields,                 // Influx: more fields than the parser holds; the line is dropped
+  kLineTooLong,                   // stream transports: line longer than the limit, skipped
+  kCount_,
+};
+inline constexpr std::size_t kParseErrorCount = static_cast<std::size_t>(ParseError::kCount_);
+// "malformed_value", ...: stable, snake_case, usable as a Prometheus label value.
+[[nodiscard]] std::string_view parse_error_name(ParseError e) noexcept;
+
+// Counters one parser (one thread) bumps; plain integers, the caller sums them.
+// Not thread-safe: one ParseCounters per thread.
+struct ParseCounters {
+  std::uint64_t lines = 0;           // non-empty lines seen (comments excluded)
+  std::uint64_t samples = 0;         // samples handed to the output
+  std::uint64_t skipped_fields = 0;  // Influx string fields (not an error: no numeric value)
+  std::array<std::uint64_t, kParseErrorCount> errors{};
+
+  void count(ParseError e) noexcept { ++errors[static_cast<std::size_t>(e)]; }
+  [[nodiscard]] std::uint64_t operator[](ParseError e) const noexcept {
+    return errors[static_cast<std::size_t>(e)];
+  }
+  [[nodiscard]] std::uint64_t total_errors() const noexcept;
+  void add(const ParseCounters& other) noexcept;
+};
+
+// Where parsers put samples: appends to a BatchWriter and, when it is full,
+// asks its owner (a transport) to `rotate` it — commit the batch and start a
+// fresh one. Without a writer, or when rotation fails, samples are counted as
+// dropped. One SampleOutput per thread; never allocates.
+class SampleOutput {
+ public:
+  // Commits what `writer` holds and resets it onto fresh space; false = no space.
+  using RotateFn = bool (*)(void* ctx) noexcept;
+
+  SampleOutput() noexcept = default;
+  explicit SampleOutput(sample::BatchWriter* writer, RotateFn rotate = nullptr, void* ctx = nullptr) noexcept
+      : writer_(writer), rotate_(rotate), ctx_(ctx) {}
+
+  // True when the sample was written.
+  bool emit(sample::Kind kind, std::string_view name, double value, double sample_rate,
+            std::span<const sample::Tag> tags, std::string_view str_value = {},
+            std::int64_t timestamp_ns = 0) noexcept;
+
+  void set_writer(sample::BatchWriter* writer) noexcept { writer_ = writer; }
+  [[nodiscard]] std::uint64_t written() const noexcept { return written_; }
+  // No space: no writer, or rotation refused (ring full).
+  [[nodiscard]] std::uint64_t dropped() const noexcept { return dropped_; }
+  // Larger than a whole batch: can never be written.
+  [[nodiscard]] std::uint64_t too_large() const noexcept { return too_large_; }
+  void reset_counts() noexcept { written_ = dropped_ = too_large_ = 0; }
+
+ private:
+  sample::BatchWriter* writer_ = nullptr;
+  RotateFn rotate_ = nullptr;
+  void* ctx_ = nullptr;
+  std::uint64_t written_ = 0;
+  std::uint64_t dropped_ = 0;
+  std::uint64_t too_large_ = 0;
+};
+
+enum class Protocol : std::uint8_t { kStatsd, kInflux, kGraphite };
+[[nodiscard]] std::string_view protocol_name(Protocol p) noexcept;
+
+}  // namespace ringpipe::ingest

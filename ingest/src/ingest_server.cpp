@@ -1,0 +1,354 @@
+#include "ringpipe/ingest/ingest_server.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <spdlog/spdlog.h>
+
+#include "stream_session.hpp"
+#include "worker.hpp"
+
+namespace ringpipe::ingest {
+
+namespace asio = boost::asio;
+
+std::uint64_t IngestStats::udp_kernel_drops_total() const noexcept {
+  std::uint64_t n = 0;
+  for (const auto& d : udp_kernel_drops) n += d.load(std::memory_order_relaxed);
+  return n;
+}
+
+namespace {
+
+constexpr int kPollMs = 50;          // how often receive threads look at the stop flag
+constexpr int kDrainBatches = 4096;  // bound on the final drain at stop
+
+std::string endpoint_text(const std::string& address, std::uint16_t port) {
+  return address + ":" + std::to_string(port);
+}
+
+// SO_RCVBUFFORCE (needs CAP_NET_ADMIN) beats net.core.rmem_max; SO_RCVBUF otherwise.
+void set_receive_buffer(int fd, std::uint32_t bytes, const std::string& what) {
+  if (bytes == 0) return;
+  const int want = static_cast<int>(std::min<std::uint32_t>(bytes, INT32_MAX / 2));
+  if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0) {
+    (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+  }
+  int got = 0;
+  socklen_t len = sizeof got;
+  (void)::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len);
+  if (got / 2 < want) {  // the kernel reports double what it counts against
+    spdlog::warn("{}: receive buffer {} bytes, asked for {} (raise net.core.rmem_max or run with CAP_NET_ADMIN)",
+                 what, got / 2, want);
+  }
+}
+
+// One datagram socket (UDP or Unix) with its receive thread and Worker.
+struct DatagramListener {
+  std::string what;
+  int fd = -1;
+  std::uint32_t batch = 32;
+  std::uint32_t max_datagram = 65536;
+  std::atomic<std::uint64_t>* packets = nullptr;
+  std::atomic<std::uint64_t>* bytes = nullptr;
+  std::atomic<std::uint64_t>* truncated = nullptr;
+  std::atomic<std::uint64_t>* kernel_drops = nullptr;
+  std::unique_ptr<Worker> worker;
+};
+
+// Returns the datagrams read (0 when none were waiting).
+int receive_batch(DatagramListener& l, std::vector<mmsghdr>& msgs, std::vector<iovec>& iov, std::vector<char>& data,
+                  std::vector<char>& control, std::size_t control_each) noexcept {
+  for (std::uint32_t i = 0; i < l.batch; ++i) {
+    msgs[i].msg_hdr.msg_control = control.data() + i * control_each;
+    msgs[i].msg_hdr.msg_controllen = control_each;
+    msgs[i].msg_hdr.msg_flags = 0;
+    msgs[i].msg_len = 0;
+  }
+  const int n = ::recvmmsg(l.fd, msgs.data(), l.batch, MSG_DONTWAIT, nullptr);
+  if (n <= 0) return 0;
+  l.worker->begin(realtime_ns());
+  std::uint64_t bytes = 0;
+  std::uint64_t truncated = 0;
+  for (int i = 0; i < n; ++i) {
+    const msghdr& h = msgs[i].msg_hdr;
+    std::string_view packet(static_cast<const char*>(iov[i].iov_base), std::min<std::size_t>(msgs[i].msg_len, l.max_datagram));
+    bytes += msgs[i].msg_len;
+    if (h.msg_flags & MSG_TRUNC) {  // keep the whole lines, drop the cut one
+      ++truncated;
+      const std::size_t nl = packet.rfind('\n');
+      packet = nl == std::string_view::npos ? std::string_view{} : packet.substr(0, nl);
+    }
+    for (cmsghdr* c = CMSG_FIRSTHDR(const_cast<msghdr*>(&h)); c != nullptr; c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+        std::uint32_t drops = 0;
+        std::memcpy(&drops, CMSG_DATA(c), sizeof drops);
+        // Cumulative per socket: keep the largest seen.
+        std::uint64_t prev = l.kernel_drops->load(std::memory_order_relaxed);
+        while (drops > prev && !l.kernel_drops->compare_exchange_weak(prev, drops, std::memory_order_relaxed)) {
+        }
+      }
+    }
+    l.worker->parse(packet);
+  }
+  (void)data;
+  l.worker->end();
+  l.packets->fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+  l.bytes->fetch_add(bytes, std::memory_order_relaxed);
+  if (truncated) l.truncated->fetch_add(truncated, std::memory_order_relaxed);
+  return n;
+}
+
+void datagram_loop(DatagramListener& l, const std::atomic<bool>& stopping) noexcept {
+  const std::size_t control_each = CMSG_SPACE(sizeof(std::uint32_t));
+  std::vector<mmsghdr> msgs(l.batch);
+  std::vector<iovec> iov(l.batch);
+  std::vector<char> data(static_cast<std::size_t>(l.batch) * l.max_datagram);
+  std::vector<char> control(l.batch * control_each);
+  for (std::uint32_t i = 0; i < l.batch; ++i) {
+    iov[i].iov_base = data.data() + static_cast<std::size_t>(i) * l.max_datagram;
+    iov[i].iov_len = l.max_datagram;
+    std::memset(&msgs[i], 0, sizeof msgs[i]);
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  while (!stopping.load(std::memory_order_acquire)) {
+    pollfd p{l.fd, POLLIN, 0};
+    if (::poll(&p, 1, kPollMs) <= 0) continue;
+    while (receive_batch(l, msgs, iov, data, control, control_each) == static_cast<int>(l.batch)) {
+      if (stopping.load(std::memory_order_relaxed)) break;
+    }
+  }
+  // What the kernel already holds was sent before we stopped: take it (bounded).
+  for (int i = 0; i < kDrainBatches && receive_batch(l, msgs, iov, data, control, control_each) > 0; ++i) {
+  }
+}
+
+}  // namespace
+
+struct IngestServer::Impl {
+  IngestConfig config;
+  IngestStats stats;
+  RateLimiter error_log;
+  asio::io_context io;  // stream listeners; also owns the datagram sockets
+  std::vector<asio::ip::udp::socket> udp_sockets;
+  std::optional<asio::local::datagram_protocol::socket> unix_dgram;
+  std::vector<std::unique_ptr<DatagramListener>> datagram;
+  std::unique_ptr<Worker> stream_worker;
+  std::unique_ptr<StreamListener<asio::ip::tcp>> tcp;
+  std::unique_ptr<StreamListener<asio::local::stream_protocol>> unix_stream;
+  std::vector<std::thread> threads;
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> started{false};
+  std::mutex stop_mutex;
+  std::mutex join_mutex;
+  std::condition_variable stop_cv;
+  bool stop_requested = false;
+  std::uint16_t udp_port = 0;
+  std::uint16_t tcp_port = 0;
+
+  explicit Impl(const IngestConfig& c) : config(c), error_log(c.error_log_interval) {}
+
+  Status bind_udp(const UdpConfig& u, TargetFactory& targets);
+  Status bind_unix_datagram(const UnixDatagramConfig& u, TargetFactory& targets);
+  Result<std::unique_ptr<Worker>> make_worker(TargetFactory& targets) {
+    auto t = targets();
+    if (!t) return tl::unexpected(t.error());
+    return std::make_unique<Worker>(config, std::move(*t), stats, error_log);
+  }
+  void join() noexcept;
+};
+
+Status IngestServer::Impl::bind_udp(const UdpConfig& u, TargetFactory& targets) {
+  const std::string what = "ingest " + config.name + ": udp " + endpoint_text(u.address, u.port);
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(u.address, ec);
+  if (ec) return invalid(what + ": bad address");
+  if (u.sockets == 0 || u.sockets > kMaxUdpSockets) return invalid(what + ": sockets must be 1.." + std::to_string(kMaxUdpSockets));
+  if (u.batch_packets == 0 || u.max_datagram_bytes == 0) return invalid(what + ": batch_packets and max_datagram_bytes must be > 0");
+  std::uint16_t port = u.port;
+  for (std::uint32_t i = 0; i < u.sockets; ++i) {
+    asio::ip::udp::socket s(io);
+    s.open(address.is_v6() ? asio::ip::udp::v6() : asio::ip::udp::v4(), ec);
+    if (ec) return tl::unexpected(Error{std::error_code(ec.value(), std::system_category()), what + ": socket"});
+    const int one = 1;
+    if (u.sockets > 1) (void)::setsockopt(s.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    (void)::setsockopt(s.native_handle(), SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
+    set_receive_buffer(s.native_handle(), u.receive_buffer_bytes, what);
+    s.bind(asio::ip::udp::endpoint(address, port), ec);
+    if (ec) return tl::unexpected(Error{std::error_code(ec.value(), std::system_category()), what + ": bind"});
+    port = s.local_endpoint(ec).port();  // later sockets join the first one's port
+    auto l = std::make_unique<DatagramListener>();
+    l->what = what;
+    l->fd = s.native_handle();
+    l->batch = u.batch_packets;
+    l->max_datagram = u.max_datagram_bytes;
+    l->packets = &stats.udp_packets;
+    l->bytes = &stats.udp_bytes;
+    l->truncated = &stats.udp_truncated;
+    l->kernel_drops = &stats.udp_kernel_drops[i];
+    auto w = make_worker(targets);
+    if (!w) return tl::unexpected(Error{w.error().code, what + ": " + w.error().context});
+    l->worker = std::move(*w);
+    datagram.push_back(std::move(l));
+    udp_sockets.push_back(std::move(s));
+  }
+  udp_port = port;
+  return {};
+}
+
+Status IngestServer::Impl::bind_unix_datagram(const UnixDatagramConfig& u, TargetFactory& targets) {
+  const std::string what = "ingest " + config.name + ": unixgram " + u.path;
+  if (u.batch_packets == 0 || u.max_datagram_bytes == 0) return invalid(what + ": batch_packets and max_datagram_bytes must be > 0");
+  boost::system::error_code ec;
+  ::unlink(u.path.c_str());  // a stale socket file from a previous run
+  asio::local::datagram_protocol::socket s(io);
+  s.open(asio::local::datagram_protocol(), ec);
+  if (!ec) s.bind(asio::local::datagram_protocol::endpoint(u.path), ec);
+  if (ec) return tl::unexpected(Error{std::error_code(ec.value(), std::system_category()), what + ": bind"});
+  if (::chmod(u.path.c_str(), static_cast<mode_t>(u.mode)) != 0) return errno_error(what + ": chmod");
+  const int one = 1;
+  (void)::setsockopt(s.native_handle(), SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
+  set_receive_buffer(s.native_handle(), u.receive_buffer_bytes, what);
+  auto l = std::make_unique<DatagramListener>();
+  l->what = what;
+  l->fd = s.native_handle();
+  l->batch = u.batch_packets;
+  l->max_datagram = u.max_datagram_bytes;
+  l->packets = &stats.unix_datagram_packets;
+  l->bytes = &stats.udp_bytes;  // bytes of all datagrams
+  l->truncated = &stats.udp_truncated;
+  l->kernel_drops = &stats.unix_datagram_kernel_drops;
+  auto w = make_worker(targets);
+  if (!w) return tl::unexpected(Error{w.error().code, what + ": " + w.error().context});
+  l->worker = std::move(*w);
+  datagram.push_back(std::move(l));
+  unix_dgram.emplace(std::move(s));
+  return {};
+}
+
+void IngestServer::Impl::join() noexcept {
+  std::lock_guard lock(join_mutex);
+  stopping.store(true, std::memory_order_release);
+  io.stop();
+  for (auto& t : threads) {
+    if (t.joinable()) t.join();
+  }
+  threads.clear();
+}
+
+Result<std::unique_ptr<IngestServer>> IngestServer::create(const IngestConfig& config, TargetFactory targets) {
+  auto impl = std::make_unique<Impl>(config);
+  try {  // Asio may throw (e.g. out of memory); it stops here.
+    if (config.udp) {
+      if (auto s = impl->bind_udp(*config.udp, targets); !s) return tl::unexpected(s.error());
+    }
+    if (config.unix_datagram) {
+      if (auto s = impl->bind_unix_datagram(*config.unix_datagram, targets); !s) return tl::unexpected(s.error());
+    }
+    if (config.tcp || config.unix_stream) {
+      auto w = impl->make_worker(targets);
+      if (!w) return tl::unexpected(Error{w.error().code, "ingest " + config.name + ": " + w.error().context});
+      impl->stream_worker = std::move(*w);
+    }
+    if (config.tcp) {
+      const TcpConfig& t = *config.tcp;
+      const std::string what = "ingest " + config.name + ": tcp " + endpoint_text(t.address, t.port);
+      boost::system::error_code ec;
+      const auto address = asio::ip::make_address(t.address, ec);
+      if (ec) return invalid(what + ": bad address");
+      StreamLimits limits{t.max_connections, t.max_line_bytes, t.idle_timeout};
+      auto l = StreamListener<asio::ip::tcp>::open(impl->io, asio::ip::tcp::endpoint(address, t.port), limits,
+                                                   *impl->stream_worker, impl->stats.tcp, what);
+      if (!l) return tl::unexpected(l.error());
+      impl->tcp_port = (*l)->local_port();
+      impl->tcp = std::move(*l);
+    }
+    if (config.unix_stream) {
+      const UnixStreamConfig& u = *config.unix_stream;
+      const std::string what = "ingest " + config.name + ": unix " + u.path;
+      ::unlink(u.path.c_str());
+      StreamLimits limits{u.max_connections, u.max_line_bytes, u.idle_timeout};
+      auto l = StreamListener<asio::local::stream_protocol>::open(
+          impl->io, asio::local::stream_protocol::endpoint(u.path), limits, *impl->stream_worker,
+          impl->stats.unix_stream, what);
+      if (!l) return tl::unexpected(l.error());
+      if (::chmod(u.path.c_str(), static_cast<mode_t>(u.mode)) != 0) return errno_error(what + ": chmod");
+      impl->unix_stream = std::move(*l);
+    }
+  } catch (const std::exception& e) {
+    return invalid("ingest " + config.name + ": " + e.what());
+  }
+  return std::unique_ptr<IngestServer>(new IngestServer(std::move(impl)));
+}
+
+IngestServer::IngestServer(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+
+IngestServer::~IngestServer() {
+  stop();
+  if (impl_->config.unix_datagram) ::unlink(impl_->config.unix_datagram->path.c_str());
+  if (impl_->config.unix_stream) ::unlink(impl_->config.unix_stream->path.c_str());
+}
+
+Status IngestServer::start() {
+  if (impl_->started.exchange(true)) return invalid("ingest " + impl_->config.name + ": already started");
+  try {
+    for (auto& l : impl_->datagram) {
+      DatagramListener* dl = l.get();
+      impl_->threads.emplace_back([dl, this] { datagram_loop(*dl, impl_->stopping); });
+    }
+    if (impl_->tcp || impl_->unix_stream) {
+      if (impl_->tcp) impl_->tcp->start();
+      if (impl_->unix_stream) impl_->unix_stream->start();
+      impl_->threads.emplace_back([this] {
+        try {
+          auto guard = asio::make_work_guard(impl_->io);
+          impl_->io.run();
+        } catch (const std::exception& e) {
+          spdlog::error("ingest {}: stream thread stopped: {}", impl_->config.name, e.what());
+        }
+      });
+    }
+  } catch (const std::exception& e) {
+    impl_->join();
+    return invalid("ingest " + impl_->config.name + ": start: " + e.what());
+  }
+  spdlog::info("ingest {}: {} listening (udp port {}, tcp port {}, {} threads)", impl_->config.name,
+               protocol_name(impl_->config.parser.protocol), impl_->udp_port, impl_->tcp_port,
+               impl_->threads.size());
+  return {};
+}
+
+Status IngestServer::run() {
+  if (auto s = start(); !s) return s;
+  std::unique_lock lock(impl_->stop_mutex);
+  impl_->stop_cv.wait(lock, [this] { return impl_->stop_requested; });
+  return {};
+}
+
+void IngestServer::stop() noexcept {
+  {
+    std::lock_guard lock(impl_->stop_mutex);
+    if (impl_->stop_requested && impl_->threads.empty()) return;
+    impl_->stop_requested = true;
+  }
+  impl_->stop_cv.notify_all();
+  impl_->join();
+}
+
+const IngestStats& IngestServer::stats() const noexcept { return impl_->stats; }
+std::uint16_t IngestServer::udp_port() const noexcept { return impl_->udp_port; }
+std::uint16_t IngestServer::tcp_port() const noexcept { return impl_->tcp_port; }
+
+}  // namespace ringpipe::ingest

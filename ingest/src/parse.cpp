@@ -1,0 +1,104 @@
+#include "ringpipe/ingest/parse.hpp"
+
+#include "ringpipe/ingest/line_parser.hpp"
+
+namespace ringpipe::ingest {
+
+std::string_view parse_error_name(ParseError e) noexcept {
+  switch (e) {
+    case ParseError::kInvalidUtf8: return "invalid_utf8";
+    case ParseError::kMalformedLine: return "malformed_line";
+    case ParseError::kEmptyName: return "empty_name";
+    case ParseError::kNameTooLong: return "name_too_long";
+    case ParseError::kMixedTaggingStyles: return "mixed_tagging_styles";
+    case ParseError::kNotEnoughParts: return "not_enough_parts_after_colon";
+    case ParseError::kInvalidExtendedAggregateType: return "invalid_extended_aggregate_type";
+    case ParseError::kMalformedComponent: return "malformed_component";
+    case ParseError::kMalformedValue: return "malformed_value";
+    case ParseError::kNonFiniteValue: return "non_finite_value";
+    case ParseError::kInvalidSampleFactor: return "invalid_sample_factor";
+    case ParseError::kSampleRateOutOfRange: return "sample_rate_out_of_range";
+    case ParseError::kMalformedContainerId: return "malformed_container_id";
+    case ParseError::kMalformedTimestamp: return "malformed_timestamp";
+    case ParseError::kUnknownType: return "unknown_type";
+    case ParseError::kMalformedTag: return "malformed_tag";
+    case ParseError::kTooManyTags: return "too_many_tags";
+    case ParseError::kMalformedField: return "malformed_field";
+    case ParseError::kTooManyFields: return "too_many_fields";
+    case ParseError::kLineTooLong: return "line_too_long";
+    case ParseError::kCount_: break;
+  }
+  return "unknown";
+}
+
+std::string_view protocol_name(Protocol p) noexcept {
+  switch (p) {
+    case Protocol::kStatsd: return "statsd";
+    case Protocol::kInflux: return "influx";
+    case Protocol::kGraphite: return "graphite";
+  }
+  return "unknown";
+}
+
+std::uint64_t ParseCounters::total_errors() const noexcept {
+  std::uint64_t n = 0;
+  for (const std::uint64_t e : errors) n += e;
+  return n;
+}
+
+void ParseCounters::add(const ParseCounters& other) noexcept {
+  lines += other.lines;
+  samples += other.samples;
+  skipped_fields += other.skipped_fields;
+  for (std::size_t i = 0; i < kParseErrorCount; ++i) errors[i] += other.errors[i];
+}
+
+bool SampleOutput::emit(sample::Kind kind, std::string_view name, double value, double sample_rate,
+                        std::span<const sample::Tag> tags, std::string_view str_value,
+                        std::int64_t timestamp_ns) noexcept {
+  // Lengths the format cannot store must not look like "batch full" (which rotates).
+  bool fits = name.size() <= kMaxNameBytes && str_value.size() <= kMaxNameBytes;
+  for (const sample::Tag& t : tags) fits = fits && t.key.size() <= kMaxNameBytes && t.value.size() <= kMaxNameBytes;
+  if (!fits) {
+    ++too_large_;
+    return false;
+  }
+  if (writer_ == nullptr) {
+    ++dropped_;
+    return false;
+  }
+  if (writer_->append(kind, name, value, sample_rate, tags, str_value, timestamp_ns)) {
+    ++written_;
+    return true;
+  }
+  if (writer_->empty()) {  // a fresh batch cannot hold it: never will
+    ++too_large_;
+    return false;
+  }
+  if (rotate_ == nullptr || !rotate_(ctx_)) {
+    writer_ = nullptr;  // no space until the owner hands a new writer
+    ++dropped_;
+    return false;
+  }
+  if (writer_->append(kind, name, value, sample_rate, tags, str_value, timestamp_ns)) {
+    ++written_;
+    return true;
+  }
+  ++too_large_;
+  return false;
+}
+
+namespace {
+std::variant<StatsdParser, InfluxParser, GraphiteParser> make_parser(const ParserOptions& o) {
+  switch (o.protocol) {
+    case Protocol::kInflux: return std::variant<StatsdParser, InfluxParser, GraphiteParser>(std::in_place_type<InfluxParser>, o.influx);
+    case Protocol::kGraphite: return std::variant<StatsdParser, InfluxParser, GraphiteParser>(std::in_place_type<GraphiteParser>, o.graphite);
+    case Protocol::kStatsd: break;
+  }
+  return std::variant<StatsdParser, InfluxParser, GraphiteParser>(std::in_place_type<StatsdParser>, o.statsd);
+}
+}  // namespace
+
+LineParser::LineParser(const ParserOptions& options) : protocol_(options.protocol), parser_(make_parser(options)) {}
+
+}  // namespace ringpipe::ingest

@@ -1,0 +1,199 @@
+#pragma once
+// Stream transports (TCP, Unix stream) on Boost.Asio: newline framing across
+// reads, a max line length (longer lines counted and skipped, the connection
+// survives), a connection limit and an idle timeout. Every handler runs on the
+// one io_context thread that owns the Worker, so one claim per read batch.
+// Asio errors are values here; nothing throws past this file.
+
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include <boost/asio.hpp>
+
+#include "ringpipe/common/result.hpp"
+#include "ringpipe/ingest/ingest_server.hpp"
+#include "worker.hpp"
+
+namespace ringpipe::ingest {
+
+struct StreamLimits {
+  std::uint32_t max_connections;
+  std::uint32_t max_line_bytes;
+  std::chrono::milliseconds idle_timeout;
+};
+
+// One connection: its buffer holds at most one line of max_line_bytes plus its '\n'.
+template <class Protocol>
+class StreamSession : public std::enable_shared_from_this<StreamSession<Protocol>> {
+ public:
+  StreamSession(typename Protocol::socket socket, const StreamLimits& limits, Worker& worker, StreamStats& stats)
+      : socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        cap_(static_cast<std::size_t>(limits.max_line_bytes) + 1),
+        buf_(std::make_unique<char[]>(cap_)),
+        idle_(limits.idle_timeout),
+        worker_(worker),
+        stats_(stats) {}
+
+  void start() {
+    deadline_ = std::chrono::steady_clock::now() + idle_;
+    read();
+    wait_idle();
+  }
+
+ private:
+  void read() {
+    socket_.async_read_some(boost::asio::buffer(buf_.get() + used_, cap_ - used_),
+                            [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+                              self->on_read(ec, n);
+                            });
+  }
+
+  void on_read(const boost::system::error_code& ec, std::size_t n) {
+    if (closed_) return;
+    if (ec) {
+      if (ec == boost::asio::error::eof) {
+        if (!discarding_ && used_ > 0) parse(std::string_view(buf_.get(), used_));  // last line without '\n'
+      } else if (ec != boost::asio::error::operation_aborted) {
+        stats_.read_errors.fetch_add(1, std::memory_order_relaxed);
+      }
+      close();
+      return;
+    }
+    stats_.bytes.fetch_add(n, std::memory_order_relaxed);
+    deadline_ = std::chrono::steady_clock::now() + idle_;
+    const std::size_t total = used_ + n;
+    std::size_t start = 0;
+    if (discarding_) {  // inside a too-long line: skip to its end
+      const void* nl = std::memchr(buf_.get() + used_, '\n', n);
+      if (nl == nullptr) {
+        used_ = 0;
+        read();
+        return;
+      }
+      start = static_cast<std::size_t>(static_cast<const char*>(nl) - buf_.get()) + 1;
+      discarding_ = false;
+    }
+    const void* last = ::memrchr(buf_.get() + start, '\n', total - start);
+    if (last != nullptr) {
+      const std::size_t end = static_cast<std::size_t>(static_cast<const char*>(last) - buf_.get());
+      parse(std::string_view(buf_.get() + start, end - start));
+      start = end + 1;
+    }
+    used_ = total - start;
+    if (used_ > 0 && start > 0) std::memmove(buf_.get(), buf_.get() + start, used_);
+    if (used_ == cap_) {  // a whole buffer without '\n': longer than max_line_bytes
+      worker_.count(ParseError::kLineTooLong);
+      worker_.end();
+      discarding_ = true;
+      used_ = 0;
+    }
+    read();
+  }
+
+  void parse(std::string_view lines) {
+    worker_.begin(realtime_ns());
+    worker_.parse(lines);
+    worker_.end();
+  }
+
+  void wait_idle() {
+    timer_.expires_at(deadline_);
+    timer_.async_wait([self = this->shared_from_this()](const boost::system::error_code& ec) {
+      if (ec || self->closed_) return;
+      if (std::chrono::steady_clock::now() >= self->deadline_) {
+        self->stats_.idle_closed.fetch_add(1, std::memory_order_relaxed);
+        self->close();
+      } else {
+        self->wait_idle();
+      }
+    });
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    timer_.cancel();
+    stats_.connections_open.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  typename Protocol::socket socket_;
+  boost::asio::steady_timer timer_;
+  std::size_t cap_;
+  std::unique_ptr<char[]> buf_;
+  std::size_t used_ = 0;
+  bool discarding_ = false;
+  bool closed_ = false;
+  std::chrono::milliseconds idle_;
+  std::chrono::steady_clock::time_point deadline_{};
+  Worker& worker_;
+  StreamStats& stats_;
+};
+
+// Accepts connections up to the limit; the rest are closed at once and counted.
+template <class Protocol>
+class StreamListener {
+ public:
+  [[nodiscard]] static Result<std::unique_ptr<StreamListener>> open(boost::asio::io_context& io,
+                                                                    const typename Protocol::endpoint& ep,
+                                                                    const StreamLimits& limits, Worker& worker,
+                                                                    StreamStats& stats, const std::string& what) {
+    if (limits.max_line_bytes == 0 || limits.max_connections == 0) {
+      return invalid(what + ": max_line_bytes and max_connections must be > 0");
+    }
+    auto l = std::unique_ptr<StreamListener>(new StreamListener(io, limits, worker, stats));
+    boost::system::error_code ec;
+    l->acceptor_.open(ep.protocol(), ec);
+    if (!ec && std::is_same_v<Protocol, boost::asio::ip::tcp>) {
+      l->acceptor_.set_option(boost::asio::socket_base::reuse_address(true), ec);
+    }
+    if (!ec) l->acceptor_.bind(ep, ec);
+    if (!ec) l->acceptor_.listen(boost::asio::socket_base::max_listen_connections, ec);
+    if (ec) return tl::unexpected(Error{std::error_code(ec.value(), std::system_category()), what + ": listen"});
+    return l;
+  }
+
+  void start() { accept(); }
+
+  [[nodiscard]] std::uint16_t local_port() const {
+    if constexpr (std::is_same_v<Protocol, boost::asio::ip::tcp>) {
+      boost::system::error_code ec;
+      return acceptor_.local_endpoint(ec).port();
+    } else {
+      return 0;
+    }
+  }
+
+ private:
+  StreamListener(boost::asio::io_context& io, const StreamLimits& limits, Worker& worker, StreamStats& stats)
+      : acceptor_(io), limits_(limits), worker_(worker), stats_(stats) {}
+
+  void accept() {
+    acceptor_.async_accept([this](const boost::system::error_code& ec, typename Protocol::socket socket) {
+      if (ec == boost::asio::error::operation_aborted) return;
+      if (ec) {
+        stats_.read_errors.fetch_add(1, std::memory_order_relaxed);
+      } else if (stats_.connections_open.load(std::memory_order_relaxed) >= limits_.max_connections) {
+        stats_.connections_rejected.fetch_add(1, std::memory_order_relaxed);
+        boost::system::error_code ignored;
+        socket.close(ignored);
+      } else {
+        stats_.connections.fetch_add(1, std::memory_order_relaxed);
+        stats_.connections_open.fetch_add(1, std::memory_order_relaxed);
+        std::make_shared<StreamSession<Protocol>>(std::move(socket), limits_, worker_, stats_)->start();
+      }
+      accept();
+    });
+  }
+
+  typename Protocol::acceptor acceptor_;
+  StreamLimits limits_;
+  Worker& worker_;
+  StreamStats& stats_;
+};
+
+}  // namespace ringpipe::ingest

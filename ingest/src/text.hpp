@@ -1,0 +1,43 @@
+#pragma once
+// Text primitives shared by the parsers: line splitting, UTF-8 validation and
+// number parsing over string_views. Pure functions; never allocate or throw.
+
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+namespace ringpipe::ingest::text {
+
+// Calls f(line) for each '\n'-separated line, without the '\n' or a trailing '\r'.
+// A trailing newline does not produce an extra empty line.
+template <class F>
+inline void for_each_line(std::string_view packet, F&& f) noexcept {
+  const char* p = packet.data();
+  const char* const end = p + packet.size();
+  while (p < end) {
+    const auto* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+    const char* line_end = nl ? nl : end;
+    std::size_t n = static_cast<std::size_t>(line_end - p);
+    if (n > 0 && p[n - 1] == '\r') --n;
+    f(std::string_view(p, n));
+    if (!nl) break;
+    p = nl + 1;
+  }
+}
+
+// Go's utf8.ValidString: rejects overlong forms, surrogates and code points above U+10FFFF.
+[[nodiscard]] bool valid_utf8(std::string_view s) noexcept;
+
+// Go's strconv.ParseFloat(s, 64): optional sign, decimal or 0x-hex, "Inf",
+// "Infinity" (signed or not) and "NaN" in any case; overflow is an error,
+// underflow rounds to zero.
+[[nodiscard]] bool parse_float(std::string_view s, double& out) noexcept;
+// A plain decimal number (optional sign, digits, '.', exponent): no NaN, Inf or hex.
+[[nodiscard]] bool parse_decimal(std::string_view s, double& out) noexcept;
+// Base-10 integer with an optional sign; false on overflow or junk.
+[[nodiscard]] bool parse_int64(std::string_view s, std::int64_t& out) noexcept;
+[[nodiscard]] bool parse_uint64(std::string_view s, std::uint64_t& out) noexcept;
+
+[[nodiscard]] inline bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+
+}  // namespace ringpipe::ingest::text

@@ -1,0 +1,328 @@
+#include "ringpipe/ingest/statsd_parser.hpp"
+
+#include <cmath>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "parse_harness.hpp"
+
+namespace ringpipe::ingest {
+namespace {
+
+using sample::Kind;
+using testing::Parsed;
+using testing::Tags;
+
+Parsed statsd(std::string_view packet, const StatsdOptions& o = {}) {
+  StatsdParser p(o);
+  return testing::parse(p, packet);
+}
+
+// One row: a line and the single sample it must produce.
+struct Row {
+  const char* line;
+  Kind kind;
+  const char* name;
+  double value;
+  double rate;
+};
+
+TEST(StatsdParser, ParsesEveryTypeAsStatsdExporterDoes) {
+  const Row rows[] = {
+      {"hits:1|c", Kind::kCounter, "hits", 1, 1},
+      {"hits:2.5|c", Kind::kCounter, "hits", 2.5, 1},
+      {"temp:21|g", Kind::kGauge, "temp", 21, 1},
+      {"temp:+3|g", Kind::kGaugeDelta, "temp", 3, 1},
+      {"temp:-3|g", Kind::kGaugeDelta, "temp", -3, 1},
+      {"lat:250|ms", Kind::kTimer, "lat", 0.25, 1},
+      {"size:250|h", Kind::kHistogram, "size", 250, 1},
+      {"size:250|d", Kind::kDistribution, "size", 250, 1},
+      {"a.b-c_d:1|c", Kind::kCounter, "a.b-c_d", 1, 1},
+      {"x:.5|g", Kind::kGauge, "x", 0.5, 1},
+      {"x:5.|g", Kind::kGauge, "x", 5, 1},
+      {"x:1e3|g", Kind::kGauge, "x", 1000, 1},
+      {"x:0x1p4|g", Kind::kGauge, "x", 16, 1},
+      {"x:1e308|g", Kind::kGauge, "x", 1e308, 1},
+      {"x:1e-400|g", Kind::kGauge, "x", 0, 1},
+      {"x:123456789012345678901234567890|g", Kind::kGauge, "x", 1.2345678901234568e29, 1},
+  };
+  for (const Row& r : rows) {
+    SCOPED_TRACE(r.line);
+    const Parsed p = statsd(r.line);
+    ASSERT_EQ(p.samples.size(), 1u);
+    EXPECT_EQ(p.samples[0].kind, r.kind);
+    EXPECT_EQ(p.samples[0].name, r.name);
+    EXPECT_DOUBLE_EQ(p.samples[0].value, r.value);
+    EXPECT_DOUBLE_EQ(p.samples[0].rate, r.rate);
+    EXPECT_EQ(p.counters.total_errors(), 0u);
+  }
+}
+
+TEST(StatsdParser, DividesCounterBySampleRate) {
+  const Parsed p = statsd("hits:2|c|@0.1");
+  ASSERT_EQ(p.samples.size(), 1u);
+  EXPECT_DOUBLE_EQ(p.samples[0].value, 20);
+  EXPECT_DOUBLE_EQ(p.samples[0].rate, 1);  // already applied: weight 1
+}
+
+TEST(StatsdParser, CarriesTimerHistogramAndDistributionRateAsWeight) {
+  const Parsed p = statsd("t:250|ms|@0.25\nh:7|h|@0.5\nd:7|d|@0.3");
+  ASSERT_EQ(p.samples.size(), 3u);  // not replayed 1/rate times
+  EXPECT_DOUBLE_EQ(p.samples[0].value, 0.25);
+  EXPECT_DOUBLE_EQ(p.samples[0].rate, 0.25);
+  EXPECT_DOUBLE_EQ(p.samples[1].rate, 0.5);
+  EXPECT_DOUBLE_EQ(p.samples[2].rate, 0.3);
+}
+
+TEST(StatsdParser, TreatsSampleRateZeroAsOne) {
+  const Parsed p = statsd("hits:3|c|@0\nt:3|ms|@0");
+  ASSERT_EQ(p.samples.size(), 2u);
+  EXPECT_DOUBLE_EQ(p.samples[0].value, 3);
+  EXPECT_DOUBLE_EQ(p.samples[1].rate, 1);
+  EXPECT_EQ(p.counters.total_errors(), 0u);
+}
+
+TEST(StatsdParser, KeepsSampleWithUnparsableRateAtRateOneAndCountsIt) {
+  const Parsed p = statsd("hits:3|c|@abc");
+  ASSERT_EQ(p.samples.size(), 1u);
+  EXPECT_DOUBLE_EQ(p.samples[0].value, 3);
+  EXPECT_EQ(p.err(ParseError::kInvalidSampleFactor), 1u);
+}
+
+TEST(StatsdParser, DropsSampleWithRateOutsideZeroToOne) {
+  const Parsed p = statsd("a:1|c|@2\na:1|c|@-0.5\na:1|ms|@NaN\na:1|h|@Inf\nok:1|c|@1");
+  ASSERT_EQ(p.samples.size(), 1u);
+  EXPECT_EQ(p.samples[0].name, "ok");
+  EXPECT_EQ(p.err(ParseError::kSampleRateOutOfRange), 4u);
+}
+
+TEST(StatsdParser, GaugeAndSetIgnoreSampleRate) {
+  const Parsed p = statsd("g:4|g|@0.5\ns:bob|s|@0.5\ng2:4|g|@7");
+  ASSERT_EQ(p.samples.size(), 3u);
+  EXPECT_DOUBLE_EQ(p.samples[0].value, 4);
+  EXPECT_DOUBLE_EQ(p.samples[0].rate, 1);
+  EXPECT_DOUBLE_EQ(p.samples[1].rate, 1);
+  EXPECT_EQ(p.counters.total_errors(), 0u);
+}
+
+TEST(StatsdParser, PutsSetMemberInStrValue) {
+  const Parsed p = statsd("users:alice|s\nusers:42|s");
+  ASSERT_EQ(p.samples.size(), 2u);
+  EXPECT_EQ(p.samples[0].kind, Kind::kSet);
+  EXPECT_EQ(p.samples[0].str, "alice");
+  EXPECT_EQ(p.samples[1].str, "42");
+}
+
+TEST(StatsdParser, RefusesEmptySetMember) {
+  const Parsed p = statsd("users:|s");
+  EXPECT_TRUE(p.samples.empty());
+  EXPECT_EQ(p.err(ParseError::kMalformedValue), 1u);
+}
+
+TEST(StatsdParser, SplitsMultiValueLineSharingRateAndTags) {
+  const Parsed p = statsd("t:1:2:3|ms|@0.5|#k:v");
+  ASSERT_EQ(p.samples.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(p.samples[i].kind, Kind::kTimer);
+    EXPECT_DOUBLE_EQ(p.samples[i].value, (i + 1) / 1000.0);
+    EXPECT_DOUBLE_EQ(p.samples[i].rate, 0.5);
+    EXPECT_EQ(p.samples[i].tags, (Tags{{"k", "v"}}));
+  }
+}
+
+TEST(StatsdParser, RefusesMultiValueLineForCounterGaugeAndSet) {
+  const Parsed p = statsd("a:1:2|c\na:1:2|g\na:1:2|s");
+  EXPECT_TRUE(p.samples.empty());
+  EXPECT_EQ(p.err(ParseError::kInvalidExtendedAggregateType), 3u);
+}
+
+TEST(StatsdParser, ParsesSeveralSamplesPerLineWithoutDogStatsdTags) {
+  const Parsed p = statsd("a:1|c:2|g:300|ms");
+  ASSERT_EQ(p.samples.size(), 3u);
+  EXPECT_EQ(p.samples[0].kind, Kind::kCounter);
+  EXPECT_EQ(p.samples[1].kind, Kind::kGauge);
+  EXPECT_DOUBLE_EQ(p.samples[2].value, 0.3);
+  for (const auto& s : p.samples) EXPECT_EQ(s.name, "a");
+}
+
+TEST(StatsdParser, CountsBadSampleOfMultiSampleLineAndKeepsTheOthers) {
+  const Parsed p = statsd("a:1|c:zz|c:3|c:4");
+  ASSERT_EQ(p.samples.size(), 2u);
+  EXPECT_EQ(p.err(ParseError::kMalformedValue), 1u);
+  EXPECT_EQ(p.err(ParseError::kMalformedComponent), 1u);  // "4" has no type
+}
+
+TEST(StatsdParser, ParsesDogStatsdTagsStrippingHashes) {
+  const Parsed p = statsd("a:1|c|#env:prod,#host:h1,url:http://x");
+  ASSERT_EQ(p.samples.size(), 1u);
+  EXPECT_EQ(p.samples[0].tags, (Tags{{"env", "prod"}, {"host", "h1"}, {"url", "http://x"}}));
+}
+
+TEST(StatsdParser, SkipsMalformedTagButKeepsSample) {
+  const Parsed p = statsd("a:1|c|#bare,k:,:v,,ok:1");
+  ASSERT_EQ(p.samples.size(), 1u);
+  EXPECT_EQ(p.samples[0].tags, (Tags{{"ok", "1"}}));
+  EXPECT_EQ(p.err(ParseError::kMalformedTag), 4u);
+}
+
+TEST(StatsdParser, LastValueWinsForARepeatedTagKey) {
+  const Parsed p = statsd("a:1|c|#k:1,j:2,k:3");
+  ASSERT_EQ(p.samples.size(), 1u);
+  EXPECT_EQ(p.samples[0].tags, (Tags{{"k", "3"}, {"j", "2"}}));
+}
+
+TEST(StatsdParser, ParsesInfluxLibratoAndSignalFxNameTags) {
+  const Parsed p = statsd("a,k=v,j=w:1|c\nb#k=v:1|c\nc[k=v,j=w]:1|c\nd[k=v].x:1|c");
+  ASSERT_EQ(p.samples.size(), 4u);
+  EXPECT_EQ(p.samples[0].name, "a");
+  EXPECT_EQ(p.samples[0].tags, (Tags{{"k", "v"}, {"j", "w"}}));
+  EXPECT_EQ(p.samples[1].name, "b");
+  EXPECT_EQ(p.samples[1].tags, (Tags{{"k", "v"}}));
+  EXPECT_EQ(p.samples[2].name, "c");
+  EXPECT_EQ(p.samples[2].tags, (Tags{{"k", "v"}, {"j", "w"}}));
+  EXPECT_EQ(p.samples[3].name, "d.x");
+}
+
+TEST(StatsdParser, EachTagStyleCanBeSwitchedOff) {
+  StatsdOptions o;
+  o.dogstatsd_tags = o.influxdb_tags = o.librato_tags = o.signalfx_tags = false;
+  const Parsed p = statsd("a,k=v:1|c\nb#k=v:1|c\nc[k=v]:1|c\nd:1|c|#k:v", o);
+  ASSERT_EQ(p.samples.size(), 4u);
+  EXPECT_EQ(p.samples[0].name, "a,k=v");
+  EXPECT_EQ(p.samples[1].name, "b#k=v");
+  EXPECT_EQ(p.samples[2].name, "c[k=v]");
+  for (const auto& s : p.samples) EXPECT_TRUE(s.tags.empty());
+}
+
+TEST(StatsdParser, CountsUnbalancedSignalFxBracketsAndKeepsName) {
+  const Parsed p = statsd("a[k=v:1|c\nb]x[:1|c");
+  ASSERT_EQ(p.samples.size(), 2u);
+  EXPECT_EQ(p.samples[0].name, "a[k=v");
+  EXPECT_EQ(p.err(ParseError::kMalformedTag), 2u);
+}
+
+TEST(StatsdParser, RefusesMixedTaggingStyles) {
+  const Parsed p = statsd("a,k=v:1|c|#j:w");
+  EXPECT_TRUE(p.samples.empty());
+  EXPECT_EQ(p.err(ParseError::kMixedTaggingStyles), 1u);
+}
+
+TEST(StatsdParser, TurnsContainerIdIntoTag) {
+  const Parsed p = statsd("a:1|c|#k:v|c:abc123");
+  ASSERT_EQ(p.samples.size(), 1u);
+  EXPECT_EQ(p.samples[0].tags, (Tags{{"k", "v"}, {"container_id", "abc123"}}));
+}
+
+TEST(StatsdParser, DropsSampleWithEmptyContainerId) {
+  const Parsed p = statsd("a:1|c|#k:v|c");
+  EXPECT_TRUE(p.samples.empty());
+  EXPECT_EQ(p.err(ParseError::kMalformedContainerId), 1u);
+}
+
+TEST(StatsdParser, CarriesDogStatsdTimestampInNanoseconds) {
+  const Parsed p = statsd("a:1|g|#k:v|T1656581400\nb:1|g|#k:v|Tnope\nc:1|g|#k:v|T99999999999999999");
+  ASSERT_EQ(p.samples.size(), 1u);
+  EXPECT_EQ(p.samples[0].ts, 1656581400LL * 1'000'000'000);
+  EXPECT_EQ(p.err(ParseError::kMalformedTimestamp), 2u);
+}
+
+TEST(StatsdParser, DropsSampleWithUnknownSection) {
+  const Parsed p = statsd("a:1|c|x");
+  EXPECT_TRUE(p.samples.empty());
+  EXPECT_EQ(p.err(ParseError::kInvalidSampleFactor), 1u);
+}
+
+TEST(StatsdParser, CountsUnknownTypeAndBadValueByReason) {
+  const Parsed p = statsd("a:1|x\na:abc|c\na:|c\na:1_0|c\na:--1|c\na:0x10|c\na:1|\n");
+  EXPECT_TRUE(p.samples.empty());
+  EXPECT_EQ(p.err(ParseError::kUnknownType), 2u);  // "x" and ""
+  EXPECT_EQ(p.err(ParseError::kMalformedValue), 5u);  // Go wants hex floats with a p exponent
+}
+
+TEST(StatsdParser, CountsStructuralErrorsByReason) {
+  const Parsed p = statsd("nocolon\n:1|c\na:1\na:1|c||#k:v\na:1|c|@1|@1|@1|@1|@1|@1|@1");
+  EXPECT_TRUE(p.samples.empty());
+  EXPECT_EQ(p.err(ParseError::kMalformedLine), 1u);
+  EXPECT_EQ(p.err(ParseError::kEmptyName), 1u);
+  EXPECT_EQ(p.err(ParseError::kNotEnoughParts), 1u);
+  EXPECT_EQ(p.err(ParseError::kMalformedComponent), 2u);
+  EXPECT_EQ(p.counters.lines, 5u);
+}
+
+TEST(StatsdParser, CountsNameEmptiedByTagsAsEmptyName) {
+  const Parsed p = statsd(",k=v:1|c\n[k=v]:1|c");
+  EXPECT_TRUE(p.samples.empty());
+  EXPECT_EQ(p.err(ParseError::kEmptyName), 2u);
+}
+
+TEST(StatsdParser, PassesNaNAndInfByDefaultAndRefusesThemWhenAsked) {
+  const std::string_view packet = "a:NaN|g\nb:+Inf|g\nc:-infinity|g\nd:+NaN|g";
+  const Parsed p = statsd(packet);
+  ASSERT_EQ(p.samples.size(), 3u);
+  EXPECT_TRUE(std::isnan(p.samples[0].value));
+  EXPECT_TRUE(std::isinf(p.samples[1].value));
+  EXPECT_EQ(p.samples[1].kind, Kind::kGaugeDelta);  // a sign makes a delta, as in statsd_exporter
+  EXPECT_EQ(p.err(ParseError::kMalformedValue), 1u);  // Go refuses a signed NaN
+  StatsdOptions o;
+  o.reject_non_finite = true;
+  const Parsed q = statsd(packet, o);
+  EXPECT_TRUE(q.samples.empty());
+  EXPECT_EQ(q.err(ParseError::kNonFiniteValue), 3u);
+}
+
+TEST(StatsdParser, RefusesValueThatOverflowsDouble) {
+  const Parsed p = statsd("a:1e400|g\nb:-1e999|c");
+  EXPECT_TRUE(p.samples.empty());
+  EXPECT_EQ(p.err(ParseError::kMalformedValue), 2u);
+}
+
+TEST(StatsdParser, IgnoresEmptyLinesTrailingNewlineAndCarriageReturns) {
+  const Parsed p = statsd("a:1|c\r\n\n\r\nb:2|c\n");
+  ASSERT_EQ(p.samples.size(), 2u);
+  EXPECT_EQ(p.samples[1].name, "b");
+  EXPECT_EQ(p.counters.lines, 2u);
+  EXPECT_EQ(p.counters.total_errors(), 0u);
+}
+
+TEST(StatsdParser, DropsInvalidUtf8LineAndKeepsTheRestOfThePacket) {
+  const Parsed p = statsd("\xff\xfe:1|c\nok:1|c\nbad\xc0\xaf:1|c\nsur\xed\xa0\x80:1|c\nok2:1|c");
+  ASSERT_EQ(p.samples.size(), 2u);
+  EXPECT_EQ(p.samples[1].name, "ok2");
+  EXPECT_EQ(p.err(ParseError::kInvalidUtf8), 3u);
+}
+
+TEST(StatsdParser, KeepsUnicodeNamesAndTagsIntact) {
+  const Parsed p = statsd("température.°C:21|g|#città:Zürich,emoji:\xF0\x9F\x98\x80");
+  ASSERT_EQ(p.samples.size(), 1u);
+  EXPECT_EQ(p.samples[0].name, "température.°C");
+  EXPECT_EQ(p.samples[0].tags, (Tags{{"città", "Zürich"}, {"emoji", "\xF0\x9F\x98\x80"}}));
+}
+
+TEST(StatsdParser, KeepsFirstTagsAndCountsOnceWhenThereAreTooMany) {
+  std::string line = "a:1|c|#";
+  for (std::size_t i = 0; i < kMaxTags + 10; ++i) line += "k" + std::to_string(i) + ":v,";
+  const Parsed p = statsd(line);
+  ASSERT_EQ(p.samples.size(), 1u);
+  EXPECT_EQ(p.samples[0].tags.size(), kMaxTags);
+  EXPECT_EQ(p.err(ParseError::kTooManyTags), 1u);
+}
+
+TEST(StatsdParser, RefusesNameLongerThanTheFormatAllows) {
+  std::string line(kMaxNameBytes + 1, 'n');
+  line += ":1|c\nok:1|c";
+  const Parsed p = statsd(line);
+  ASSERT_EQ(p.samples.size(), 1u);
+  EXPECT_EQ(p.err(ParseError::kNameTooLong), 1u);
+}
+
+TEST(StatsdParser, NamesEveryErrorReasonForMetricLabels) {
+  for (std::size_t i = 0; i < kParseErrorCount; ++i) {
+    const std::string_view n = parse_error_name(static_cast<ParseError>(i));
+    EXPECT_NE(n, "unknown");
+    EXPECT_EQ(n.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_"), std::string_view::npos) << n;
+  }
+}
+
+}  // namespace
+}  // namespace ringpipe::ingest
