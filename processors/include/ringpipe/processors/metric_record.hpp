@@ -1,0 +1,203 @@
+#pragma once
+// The metric-batch record: how a processor publishes aggregated series into
+// its output ring and how exporters read them in place. One ring record (type
+// kMetricBatchRecord) carries a MetricBatchHeader followed by `entry_count`
+// entries; processors/FORMAT.md holds the byte layout and the snapshot
+// protocol. Every field is little-endian, every entry starts 8-byte aligned.
+// MetricBatchWriter and MetricBatchReader are single-thread objects; the
+// reader never trusts the bytes (they come from shared memory).
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <string_view>
+
+namespace ringpipe::processors {
+
+inline constexpr std::uint16_t kMetricBatchRecord = 2;  // ring record type
+inline constexpr std::uint16_t kMetricFormatVersion = 1;
+
+// The Prometheus type of a family. Sets are published as kGauge with kFromSet.
+enum class MetricType : std::uint8_t {
+  kCounter = 1,
+  kGauge = 2,
+  kSummary = 3,
+  kHistogram = 4,
+};
+[[nodiscard]] std::string_view metric_type_name(MetricType t) noexcept;
+
+enum class EntryKind : std::uint8_t {
+  kSeries = 1,         // the full current value(s) of one series (never a delta)
+  kExpire = 2,         // the series is gone (TTL or restart); delete it
+  kSnapshotBegin = 3,  // from here to kSnapshotEnd this shard writes every live series
+  kSnapshotEnd = 4,
+};
+[[nodiscard]] std::string_view entry_kind_name(EntryKind k) noexcept;
+
+inline constexpr std::uint16_t kEntryFromSet = 1;  // a gauge counting distinct set members
+
+struct MetricBatchHeader {
+  std::uint16_t format_version;  // kMetricFormatVersion
+  std::uint16_t flags;           // 0
+  std::uint32_t entry_count;
+  std::uint32_t bytes;           // whole batch: header + entries
+  std::uint16_t shard;           // which aggregation shard wrote it
+  std::uint16_t shard_count;     // shards of this processor instance
+  std::uint64_t instance_id;     // random per processor start: a change means state was lost
+  std::uint64_t flush_seq;       // per shard, +1 per flush
+  std::int64_t flush_ns;         // CLOCK_REALTIME at the flush
+};
+static_assert(sizeof(MetricBatchHeader) == 40, "MetricBatchHeader is part of the on-ring format");
+
+struct MetricEntryHeader {
+  std::uint32_t size;          // this entry: header + values + strings, padded to 8
+  std::uint8_t kind;           // EntryKind
+  std::uint8_t type;           // MetricType (0 for snapshot markers)
+  std::uint16_t flags;         // kEntryFromSet
+  std::uint64_t key;           // series id (64-bit hash of name + sorted labels) or snapshot id
+  std::uint16_t name_len;
+  std::uint16_t help_len;
+  std::uint16_t label_count;
+  std::uint16_t value_count;   // doubles right after this header
+  std::uint32_t labels_bytes;  // bytes of the encoded labels
+  std::uint32_t reserved;      // 0
+};
+static_assert(sizeof(MetricEntryHeader) == 32, "MetricEntryHeader is part of the on-ring format");
+static_assert(sizeof(MetricBatchHeader) % 8 == 0 && sizeof(MetricEntryHeader) % 8 == 0,
+              "entries and their values stay 8-byte aligned");
+
+// Each label is LabelHeader + name bytes + value bytes (not padded).
+struct LabelHeader {
+  std::uint16_t name_len;
+  std::uint16_t value_len;
+};
+static_assert(sizeof(LabelHeader) == 4, "LabelHeader is part of the on-ring format");
+
+struct Label {
+  std::string_view name;
+  std::string_view value;
+};
+
+// Calls f(Label) for each label of encoded label bytes (already validated).
+template <class F>
+void for_each_label(std::span<const std::byte> bytes, std::uint16_t count, F&& f) {
+  const std::byte* p = bytes.data();
+  for (std::uint16_t i = 0; i < count; ++i) {
+    LabelHeader lh;
+    std::memcpy(&lh, p, sizeof lh);
+    p += sizeof lh;
+    const std::string_view n(reinterpret_cast<const char*>(p), lh.name_len);
+    p += lh.name_len;
+    const std::string_view v(reinterpret_cast<const char*>(p), lh.value_len);
+    p += lh.value_len;
+    f(Label{n, v});
+  }
+}
+
+// Values by type (value_count doubles):
+//   counter, gauge: [value]
+//   summary:        [count, sum, q1, v1, q2, v2, ...]       (v = NaN when the window is empty)
+//   histogram:      [count, sum, le1, c1, ..., +Inf, count] (cumulative counts)
+//   expire, markers: none
+struct MetricEntryView {
+  EntryKind kind;
+  MetricType type;  // unspecified for markers
+  std::uint16_t flags;
+  std::uint64_t key;
+  std::string_view name;
+  std::string_view help;
+  std::span<const std::byte> label_bytes;  // validated: exactly label_count labels
+  std::uint16_t label_count;
+  std::span<const std::byte> value_bytes;  // value_count doubles, maybe unaligned
+  std::uint16_t value_count;
+
+  [[nodiscard]] double value(std::size_t i) const noexcept {
+    double d = 0;
+    if (i < value_count) std::memcpy(&d, value_bytes.data() + i * sizeof(double), sizeof d);
+    return d;
+  }
+  template <class F>
+  void for_each_label(F&& f) const {
+    processors::for_each_label(label_bytes, label_count, static_cast<F&&>(f));
+  }
+};
+
+// One series to encode; labels are already encoded (LabelHeader format).
+struct SeriesEntry {
+  EntryKind kind = EntryKind::kSeries;  // kSeries or kExpire
+  MetricType type = MetricType::kGauge;
+  std::uint16_t flags = 0;
+  std::uint64_t key = 0;
+  std::string_view name;
+  std::string_view help;
+  std::span<const std::byte> label_bytes;
+  std::uint16_t label_count = 0;
+  std::span<const double> values;
+};
+
+// Bytes one entry takes, padded to 8.
+[[nodiscard]] std::size_t entry_size(const SeriesEntry& e) noexcept;
+inline constexpr std::size_t kMarkerEntrySize = sizeof(MetricEntryHeader);
+
+// Identity of the writer, copied into each batch header.
+struct BatchOrigin {
+  std::uint16_t shard = 0;
+  std::uint16_t shard_count = 1;
+  std::uint64_t instance_id = 0;
+  std::uint64_t flush_seq = 0;
+  std::int64_t flush_ns = 0;
+};
+
+// Appends entries into a caller-provided buffer (usually a ring claim).
+class MetricBatchWriter {
+ public:
+  MetricBatchWriter(std::span<std::byte> buffer, const BatchOrigin& origin) noexcept;
+
+  // False (and nothing written) when the entry does not fit or a field is too long.
+  [[nodiscard]] bool append(const SeriesEntry& e) noexcept;
+  [[nodiscard]] bool append_marker(EntryKind kind, std::uint64_t snapshot_id) noexcept;
+  [[nodiscard]] std::uint32_t entry_count() const noexcept { return count_; }
+  [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
+  // Finalises the header; returns the bytes used (header + entries).
+  std::size_t finish() noexcept;
+
+ private:
+  std::span<std::byte> buf_;
+  std::size_t used_;
+  std::uint32_t count_ = 0;
+  BatchOrigin origin_;
+};
+
+enum class MetricDecodeError : std::uint8_t {
+  kNone = 0,
+  kTruncatedHeader,
+  kBadVersion,
+  kBadLength,
+  kBadEntry,
+  kBadKind,
+  kBadType,
+  kBadLabels,
+};
+[[nodiscard]] std::string_view metric_decode_error_name(MetricDecodeError e) noexcept;
+
+// Iterates over a metric-batch record. Validates every offset and length before
+// use; on the first malformed entry next() returns nullopt and error() says why.
+class MetricBatchReader {
+ public:
+  explicit MetricBatchReader(std::span<const std::byte> record) noexcept;
+
+  [[nodiscard]] const MetricBatchHeader& header() const noexcept { return header_; }
+  [[nodiscard]] std::optional<MetricEntryView> next() noexcept;
+  [[nodiscard]] MetricDecodeError error() const noexcept { return error_; }
+
+ private:
+  std::span<const std::byte> rec_;
+  MetricBatchHeader header_{};
+  std::size_t offset_ = 0;
+  std::uint32_t index_ = 0;
+  MetricDecodeError error_ = MetricDecodeError::kNone;
+};
+
+}  // namespace ringpipe::processors

@@ -1,0 +1,80 @@
+#pragma once
+// FamilyRegistry: every metric family (escaped name) a processor has seen,
+// its type (the first type wins), help text and budget counters. Shared by
+// the reader threads (which register families, under a mutex, only on a
+// family-cache miss) and the shards (which read the immutable fields and
+// update the atomics). Families live in fixed chunks: a Family never moves.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "ringpipe/processors/metric_record.hpp"
+
+namespace ringpipe::processors::detail {
+
+// What a family aggregates; sets are exported as gauges but never mix with them.
+enum class FamilyKind : std::uint8_t { kCounter, kGauge, kSummary, kHistogram, kSet };
+
+[[nodiscard]] inline MetricType metric_type_of(FamilyKind k) noexcept {
+  switch (k) {
+    case FamilyKind::kCounter: return MetricType::kCounter;
+    case FamilyKind::kGauge: return MetricType::kGauge;
+    case FamilyKind::kSummary: return MetricType::kSummary;
+    case FamilyKind::kHistogram: return MetricType::kHistogram;
+    case FamilyKind::kSet: return MetricType::kGauge;
+  }
+  return MetricType::kGauge;
+}
+
+struct Family {
+  std::uint32_t id = 0;
+  FamilyKind kind = FamilyKind::kCounter;
+  bool blocked = false;  // its name collides with a summary/histogram's series names
+  std::uint64_t name_hash = 0;
+  std::string name;
+  std::string help;
+  std::atomic<std::uint64_t> series{0};
+  std::atomic<std::uint64_t> dropped_conflict{0};
+  std::atomic<std::uint64_t> dropped_cardinality{0};
+};
+
+class FamilyRegistry {
+ public:
+  static constexpr std::uint32_t kChunk = 1024;
+
+  FamilyRegistry(std::size_t max_families, std::size_t max_series, std::size_t max_series_per_metric);
+
+  struct Lookup {
+    Family* family = nullptr;  // nullptr: max_families reached
+    bool conflict = false;     // family exists with another kind, or is blocked
+  };
+  // Finds or registers `name` as `kind`. Takes the mutex; call on cache misses only.
+  [[nodiscard]] Lookup get_or_create(std::string_view name, FamilyKind kind, std::string_view help);
+
+  // Reserves one series of the global and per-family budgets; false when over.
+  [[nodiscard]] bool try_add_series(Family& f) noexcept;
+  void remove_series(Family& f) noexcept;
+
+  [[nodiscard]] Family& at(std::uint32_t id) const noexcept { return chunks_[id / kChunk][id % kChunk]; }
+  [[nodiscard]] std::uint32_t size() const noexcept { return count_.load(std::memory_order_acquire); }
+  [[nodiscard]] std::uint64_t series() const noexcept { return total_series_.load(std::memory_order_relaxed); }
+
+ private:
+  Family* find_locked(std::string_view name) const;
+
+  std::size_t max_families_;
+  std::size_t max_series_;
+  std::size_t max_per_metric_;
+  std::unique_ptr<std::unique_ptr<Family[]>[]> chunks_;
+  std::atomic<std::uint32_t> count_{0};  // release: pairs with the acquire in size()
+  std::atomic<std::uint64_t> total_series_{0};
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, std::uint32_t> by_name_;  // guarded by mu_
+};
+
+}  // namespace ringpipe::processors::detail

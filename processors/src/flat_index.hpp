@@ -1,0 +1,100 @@
+#pragma once
+// FlatIndex: an open-addressing (linear probing) index from a 64-bit hash to a
+// 32-bit value, with backward-shift deletion (no tombstones). Equal hashes may
+// repeat: find() asks the caller to confirm the full key. Grows by doubling
+// (the only allocation). Not thread-safe: one owner.
+
+#include <cstdint>
+#include <vector>
+
+namespace ringpipe::processors::detail {
+
+class FlatIndex {
+ public:
+  static constexpr std::uint32_t kNone = UINT32_MAX;
+
+  explicit FlatIndex(std::size_t expected = 16) { rehash(capacity_for(expected)); }
+
+  // The value whose hash matches and for which is_key(value) holds, or kNone.
+  template <class Pred>
+  [[nodiscard]] std::uint32_t find(std::uint64_t hash, Pred&& is_key) const noexcept {
+    for (std::size_t i = hash & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.value == kNone) return kNone;
+      if (s.hash == hash && is_key(s.value)) return s.value;
+    }
+  }
+
+  // Adds (hash, value); the caller knows it is absent.
+  void insert(std::uint64_t hash, std::uint32_t value) {
+    if ((size_ + 1) * 10 > slots_.size() * 7) rehash(slots_.size() * 2);
+    place(hash, value);
+    ++size_;
+  }
+
+  // Removes the slot holding exactly (hash, value); false when absent.
+  bool erase(std::uint64_t hash, std::uint32_t value) noexcept {
+    std::size_t i = hash & mask_;
+    for (;; i = (i + 1) & mask_) {
+      if (slots_[i].value == kNone) return false;
+      if (slots_[i].hash == hash && slots_[i].value == value) break;
+    }
+    // Backward shift: pull later entries of the cluster into the hole when
+    // their home position allows it.
+    std::size_t hole = i;
+    for (std::size_t j = (i + 1) & mask_;; j = (j + 1) & mask_) {
+      if (slots_[j].value == kNone) break;
+      const std::size_t home = slots_[j].hash & mask_;
+      const bool movable = ((j - home) & mask_) >= ((j - hole) & mask_);
+      if (movable) {
+        slots_[hole] = slots_[j];
+        hole = j;
+      }
+    }
+    slots_[hole] = Slot{};
+    --size_;
+    return true;
+  }
+
+  void clear() noexcept {
+    for (Slot& s : slots_) s = Slot{};
+    size_ = 0;
+  }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] std::size_t memory_bytes() const noexcept { return slots_.capacity() * sizeof(Slot); }
+  void reserve(std::size_t n) {
+    if (capacity_for(n) > slots_.size()) rehash(capacity_for(n));
+  }
+
+ private:
+  struct Slot {
+    std::uint64_t hash = 0;
+    std::uint32_t value = kNone;
+    std::uint32_t pad = 0;
+  };
+  static std::size_t capacity_for(std::size_t n) {
+    std::size_t c = 16;
+    while (c * 7 < n * 10 + 10) c *= 2;
+    return c;
+  }
+  void place(std::uint64_t hash, std::uint32_t value) noexcept {
+    std::size_t i = hash & mask_;
+    while (slots_[i].value != kNone) i = (i + 1) & mask_;
+    slots_[i] = Slot{hash, value, 0};
+  }
+  void rehash(std::size_t cap) {
+    std::vector<Slot> old;
+    old.swap(slots_);
+    slots_.assign(cap, Slot{});
+    mask_ = cap - 1;
+    for (const Slot& s : old) {
+      if (s.value != kNone) place(s.hash, s.value);
+    }
+  }
+
+  std::vector<Slot> slots_;
+  std::size_t mask_ = 0;
+  std::size_t size_ = 0;
+};
+
+}  // namespace ringpipe::processors::detail

@@ -1,0 +1,207 @@
+#include "ringpipe/processors/metric_record.hpp"
+
+#include <bit>
+#include <limits>
+
+namespace ringpipe::processors {
+namespace {
+
+static_assert(std::endian::native == std::endian::little, "the on-ring format is little-endian");
+
+constexpr std::size_t align8(std::size_t n) noexcept { return (n + 7) & ~std::size_t{7}; }
+
+}  // namespace
+
+std::string_view metric_type_name(MetricType t) noexcept {
+  switch (t) {
+    case MetricType::kCounter: return "counter";
+    case MetricType::kGauge: return "gauge";
+    case MetricType::kSummary: return "summary";
+    case MetricType::kHistogram: return "histogram";
+  }
+  return "unknown";
+}
+
+std::string_view entry_kind_name(EntryKind k) noexcept {
+  switch (k) {
+    case EntryKind::kSeries: return "series";
+    case EntryKind::kExpire: return "expire";
+    case EntryKind::kSnapshotBegin: return "snapshot_begin";
+    case EntryKind::kSnapshotEnd: return "snapshot_end";
+  }
+  return "unknown";
+}
+
+std::string_view metric_decode_error_name(MetricDecodeError e) noexcept {
+  switch (e) {
+    case MetricDecodeError::kNone: return "none";
+    case MetricDecodeError::kTruncatedHeader: return "truncated_header";
+    case MetricDecodeError::kBadVersion: return "bad_version";
+    case MetricDecodeError::kBadLength: return "bad_length";
+    case MetricDecodeError::kBadEntry: return "bad_entry";
+    case MetricDecodeError::kBadKind: return "bad_kind";
+    case MetricDecodeError::kBadType: return "bad_type";
+    case MetricDecodeError::kBadLabels: return "bad_labels";
+  }
+  return "unknown";
+}
+
+std::size_t entry_size(const SeriesEntry& e) noexcept {
+  return align8(sizeof(MetricEntryHeader) + e.values.size() * sizeof(double) + e.name.size() + e.help.size() +
+                e.label_bytes.size());
+}
+
+MetricBatchWriter::MetricBatchWriter(std::span<std::byte> buffer, const BatchOrigin& origin) noexcept
+    : buf_(buffer), used_(sizeof(MetricBatchHeader)), origin_(origin) {}
+
+bool MetricBatchWriter::append(const SeriesEntry& e) noexcept {
+  constexpr std::size_t kMax16 = std::numeric_limits<std::uint16_t>::max();
+  if (e.name.size() > kMax16 || e.help.size() > kMax16 || e.values.size() > kMax16 ||
+      e.label_bytes.size() > std::numeric_limits<std::uint32_t>::max()) {
+    return false;
+  }
+  const std::size_t size = entry_size(e);
+  if (buf_.size() < used_ || size > buf_.size() - used_ || size > std::numeric_limits<std::uint32_t>::max()) {
+    return false;
+  }
+  std::byte* p = buf_.data() + used_;
+  MetricEntryHeader h{};
+  h.size = static_cast<std::uint32_t>(size);
+  h.kind = static_cast<std::uint8_t>(e.kind);
+  h.type = static_cast<std::uint8_t>(e.type);
+  h.flags = e.flags;
+  h.key = e.key;
+  h.name_len = static_cast<std::uint16_t>(e.name.size());
+  h.help_len = static_cast<std::uint16_t>(e.help.size());
+  h.label_count = e.label_count;
+  h.value_count = static_cast<std::uint16_t>(e.values.size());
+  h.labels_bytes = static_cast<std::uint32_t>(e.label_bytes.size());
+  std::memcpy(p, &h, sizeof h);
+  std::byte* q = p + sizeof h;
+  if (!e.values.empty()) std::memcpy(q, e.values.data(), e.values.size_bytes());
+  q += e.values.size_bytes();
+  if (!e.name.empty()) std::memcpy(q, e.name.data(), e.name.size());
+  q += e.name.size();
+  if (!e.help.empty()) std::memcpy(q, e.help.data(), e.help.size());
+  q += e.help.size();
+  if (!e.label_bytes.empty()) std::memcpy(q, e.label_bytes.data(), e.label_bytes.size());
+  q += e.label_bytes.size();
+  std::memset(q, 0, static_cast<std::size_t>((p + size) - q));  // padding never leaks old bytes
+  used_ += size;
+  ++count_;
+  return true;
+}
+
+bool MetricBatchWriter::append_marker(EntryKind kind, std::uint64_t snapshot_id) noexcept {
+  if (buf_.size() < used_ || kMarkerEntrySize > buf_.size() - used_) return false;
+  MetricEntryHeader h{};
+  h.size = static_cast<std::uint32_t>(kMarkerEntrySize);
+  h.kind = static_cast<std::uint8_t>(kind);
+  h.key = snapshot_id;
+  std::memcpy(buf_.data() + used_, &h, sizeof h);
+  used_ += kMarkerEntrySize;
+  ++count_;
+  return true;
+}
+
+std::size_t MetricBatchWriter::finish() noexcept {
+  MetricBatchHeader h{};
+  h.format_version = kMetricFormatVersion;
+  h.entry_count = count_;
+  h.bytes = static_cast<std::uint32_t>(used_);
+  h.shard = origin_.shard;
+  h.shard_count = origin_.shard_count;
+  h.instance_id = origin_.instance_id;
+  h.flush_seq = origin_.flush_seq;
+  h.flush_ns = origin_.flush_ns;
+  std::memcpy(buf_.data(), &h, sizeof h);
+  return used_;
+}
+
+MetricBatchReader::MetricBatchReader(std::span<const std::byte> record) noexcept : rec_(record) {
+  if (rec_.size() < sizeof(MetricBatchHeader)) {
+    error_ = MetricDecodeError::kTruncatedHeader;
+    return;
+  }
+  std::memcpy(&header_, rec_.data(), sizeof header_);
+  if (header_.format_version != kMetricFormatVersion) {
+    error_ = MetricDecodeError::kBadVersion;
+    return;
+  }
+  if (header_.bytes < sizeof(MetricBatchHeader) || header_.bytes > rec_.size()) {
+    error_ = MetricDecodeError::kBadLength;
+    return;
+  }
+  rec_ = rec_.first(header_.bytes);
+  offset_ = sizeof(MetricBatchHeader);
+}
+
+std::optional<MetricEntryView> MetricBatchReader::next() noexcept {
+  if (error_ != MetricDecodeError::kNone || index_ >= header_.entry_count) return std::nullopt;
+  const std::size_t left = rec_.size() - offset_;
+  MetricEntryHeader h;
+  if (left < sizeof h) {
+    error_ = MetricDecodeError::kBadEntry;
+    return std::nullopt;
+  }
+  const std::byte* p = rec_.data() + offset_;
+  std::memcpy(&h, p, sizeof h);
+  const std::size_t body = std::size_t{h.value_count} * sizeof(double) + h.name_len + h.help_len + h.labels_bytes;
+  if (h.size > left || h.size % 8 != 0 || h.size < sizeof h || body > h.size - sizeof h) {
+    error_ = MetricDecodeError::kBadEntry;
+    return std::nullopt;
+  }
+  if (h.kind < static_cast<std::uint8_t>(EntryKind::kSeries) ||
+      h.kind > static_cast<std::uint8_t>(EntryKind::kSnapshotEnd)) {
+    error_ = MetricDecodeError::kBadKind;
+    return std::nullopt;
+  }
+  const auto kind = static_cast<EntryKind>(h.kind);
+  const bool is_series = kind == EntryKind::kSeries || kind == EntryKind::kExpire;
+  if (is_series && (h.type < static_cast<std::uint8_t>(MetricType::kCounter) ||
+                    h.type > static_cast<std::uint8_t>(MetricType::kHistogram))) {
+    error_ = MetricDecodeError::kBadType;
+    return std::nullopt;
+  }
+  const std::byte* values = p + sizeof h;
+  const std::byte* name = values + std::size_t{h.value_count} * sizeof(double);
+  const std::byte* help = name + h.name_len;
+  const std::byte* labels = help + h.help_len;
+  const std::byte* labels_end = labels + h.labels_bytes;
+  // Walk the labels once to prove every length stays inside the label bytes.
+  const std::byte* t = labels;
+  for (std::uint16_t i = 0; i < h.label_count; ++i) {
+    LabelHeader lh;
+    if (labels_end - t < static_cast<std::ptrdiff_t>(sizeof lh)) {
+      error_ = MetricDecodeError::kBadLabels;
+      return std::nullopt;
+    }
+    std::memcpy(&lh, t, sizeof lh);
+    t += sizeof lh;
+    if (labels_end - t < static_cast<std::ptrdiff_t>(lh.name_len) + lh.value_len) {
+      error_ = MetricDecodeError::kBadLabels;
+      return std::nullopt;
+    }
+    t += lh.name_len + lh.value_len;
+  }
+  if (t != labels_end) {
+    error_ = MetricDecodeError::kBadLabels;
+    return std::nullopt;
+  }
+  MetricEntryView v{};
+  v.kind = kind;
+  v.type = static_cast<MetricType>(h.type);
+  v.flags = h.flags;
+  v.key = h.key;
+  v.name = std::string_view(reinterpret_cast<const char*>(name), h.name_len);
+  v.help = std::string_view(reinterpret_cast<const char*>(help), h.help_len);
+  v.label_bytes = std::span<const std::byte>(labels, h.labels_bytes);
+  v.label_count = h.label_count;
+  v.value_bytes = std::span<const std::byte>(values, std::size_t{h.value_count} * sizeof(double));
+  v.value_count = h.value_count;
+  offset_ += h.size;
+  ++index_;
+  return v;
+}
+
+}  // namespace ringpipe::processors

@@ -1,0 +1,209 @@
+#include "series_mapper.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "hash.hpp"
+
+namespace ringpipe::processors::detail {
+namespace {
+
+using sample::Kind;
+
+MatchClass class_of(Kind k) noexcept {
+  switch (k) {
+    case Kind::kCounter: return MatchClass::kCounter;
+    case Kind::kGauge:
+    case Kind::kGaugeDelta:
+    case Kind::kSet: return MatchClass::kGauge;
+    default: return MatchClass::kObserver;
+  }
+}
+
+void put_label(std::vector<std::byte>& out, std::string_view k, std::string_view v) {
+  const LabelHeader h{static_cast<std::uint16_t>(k.size()), static_cast<std::uint16_t>(v.size())};
+  const std::size_t at = out.size();
+  out.resize(at + sizeof h + k.size() + v.size());
+  std::byte* p = out.data() + at;
+  std::memcpy(p, &h, sizeof h);
+  std::memcpy(p + sizeof h, k.data(), k.size());
+  std::memcpy(p + sizeof h + k.size(), v.data(), v.size());
+}
+
+}  // namespace
+
+SeriesMapper::SeriesMapper(Matcher matcher, FamilyRegistry& registry, const EngineOptions& options)
+    : matcher_(std::move(matcher)),
+      registry_(&registry),
+      default_help_(options.default_help),
+      family_cache_cap_(options.max_families * 2 + 16) {
+  name_.reserve(256);
+  keys_.reserve(1024);
+  lbls_.reserve(32);
+}
+
+bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labels, MappedSample& out) noexcept {
+  ++stats_.samples;
+  const MatchClass cls = class_of(s.kind);
+  const MatchResult m = matcher_.match(s.name, cls);
+  const CompiledRule& rule = m.rule ? *m.rule : matcher_.unmapped_rule();
+  if (m.rule && rule.action == RuleAction::kDrop) {
+    ++stats_.dropped_by_rule;
+    return false;
+  }
+  if (!m.rule) ++stats_.unmapped;
+
+  // Value and operation.
+  double scale = rule.scale.value_or(1.0);
+  double rate = s.sample_rate;
+  if (!(rate > 0.0 && rate <= 1.0)) rate = 1.0;
+  out.value = s.value * scale;
+  out.weight = 1.0;
+  out.member = 0;
+  FamilyKind kind;
+  switch (s.kind) {
+    case Kind::kCounter:
+      kind = FamilyKind::kCounter;
+      out.op = Op::kAdd;
+      out.value /= rate;  // statsd_exporter: value / sampling factor
+      if (!std::isfinite(out.value)) {
+        ++stats_.dropped_bad_value;
+        return false;
+      }
+      if (out.value < 0) {
+        ++stats_.dropped_negative_counter;
+        return false;
+      }
+      break;
+    case Kind::kGauge:
+      kind = FamilyKind::kGauge;
+      out.op = Op::kSet;
+      break;
+    case Kind::kGaugeDelta:
+      kind = FamilyKind::kGauge;
+      out.op = Op::kAdd;
+      break;
+    case Kind::kSet:
+      kind = FamilyKind::kSet;
+      out.op = Op::kSetMember;
+      out.member = hash_str(s.str_value, 0x5e7);
+      break;
+    default:
+      kind = rule.observer_type == ObserverType::kHistogram ? FamilyKind::kHistogram : FamilyKind::kSummary;
+      out.op = Op::kObserve;
+      out.weight = 1.0 / rate;  // one weighted observation, never a replay
+      if (!std::isfinite(out.value)) {
+        ++stats_.dropped_bad_value;
+        return false;
+      }
+      break;
+  }
+  out.spec = m.rule ? m.rule->index + 1 : 0;
+  out.ttl_ns = rule.ttl.count();
+
+  // Name.
+  name_.clear();
+  const std::string_view raw = m.rule ? m.name : s.name;
+  if (is_valid_metric_name(raw)) {
+    name_.assign(raw);
+  } else {
+    escape_metric_name(raw, name_);
+  }
+  if (name_.empty()) {
+    ++stats_.dropped_empty_name;
+    return false;
+  }
+
+  // Family (type conflicts are decided once per name and cached).
+  const std::uint64_t fh = hash_str(name_, static_cast<std::uint64_t>(kind) + 11);
+  std::uint32_t fi = family_index_.find(fh, [&](std::uint32_t v) {
+    return families_[v].kind == kind && families_[v].name == name_;
+  });
+  if (fi == FlatIndex::kNone) {
+    const std::string_view help = rule.help.empty() ? std::string_view(default_help_) : std::string_view(rule.help);
+    const FamilyRegistry::Lookup lk = registry_->get_or_create(name_, kind, help);
+    if (lk.family == nullptr) {
+      ++stats_.dropped_family_limit;
+      return false;
+    }
+    if (families_.size() < family_cache_cap_) {
+      fi = static_cast<std::uint32_t>(families_.size());
+      families_.push_back(CachedFamily{name_, kind, lk.family, lk.conflict});
+      family_index_.insert(fh, fi);
+    } else if (lk.conflict) {
+      lk.family->dropped_conflict.fetch_add(1, std::memory_order_relaxed);
+      ++stats_.dropped_conflict;
+      return false;
+    } else {
+      out.family = lk.family;
+    }
+  }
+  if (fi != FlatIndex::kNone) {
+    const CachedFamily& cf = families_[fi];
+    if (cf.conflict) {
+      cf.family->dropped_conflict.fetch_add(1, std::memory_order_relaxed);
+      ++stats_.dropped_conflict;
+      return false;
+    }
+    out.family = cf.family;
+  }
+
+  // Labels: tags (names escaped), then the rule's labels (which win unless
+  // honor_labels), sorted by name; for a repeated name the last one wins; an
+  // empty value means "no label", as in Prometheus.
+  lbls_.clear();
+  keys_.clear();
+  std::size_t need = 0;
+  s.for_each_tag([&](const sample::Tag& t) { need += t.key.size() + 1; });
+  if (keys_.capacity() < need) keys_.reserve(need);  // views into keys_ must not move
+  std::uint32_t order = 1;
+  s.for_each_tag([&](const sample::Tag& t) {
+    std::string_view k = t.key;
+    if (!is_valid_metric_name(k)) {
+      const std::size_t at = keys_.size();
+      escape_metric_name(k, keys_);
+      k = std::string_view(keys_).substr(at);
+    }
+    if (!k.empty()) lbls_.push_back(Lbl{k, t.value, order++});
+  });
+  const std::uint32_t rule_order = rule.honor_labels ? 0 : UINT32_MAX;
+  for (const auto& [k, v] : m.labels) lbls_.push_back(Lbl{k, v, rule_order});
+  std::sort(lbls_.begin(), lbls_.end(), [](const Lbl& a, const Lbl& b) {
+    return a.key != b.key ? a.key < b.key : a.order < b.order;
+  });
+  const std::size_t start = labels.size();
+  std::uint16_t count = 0;
+  for (std::size_t i = 0; i < lbls_.size(); ++i) {
+    if (i + 1 < lbls_.size() && lbls_[i + 1].key == lbls_[i].key) continue;
+    if (lbls_[i].value.empty()) continue;
+    if (lbls_[i].key.size() > UINT16_MAX || lbls_[i].value.size() > UINT16_MAX || count == UINT16_MAX) {
+      labels.resize(start);
+      ++stats_.dropped_labels_too_long;
+      return false;
+    }
+    put_label(labels, lbls_[i].key, lbls_[i].value);
+    ++count;
+  }
+  const std::size_t len = labels.size() - start;
+  if (len > 60000) {  // leaves room for name and help in one output entry
+    labels.resize(start);
+    ++stats_.dropped_labels_too_long;
+    return false;
+  }
+  out.labels_off = static_cast<std::uint32_t>(start);
+  out.labels_len = static_cast<std::uint32_t>(len);
+  out.label_count = count;
+  out.series_hash = hash_bytes(labels.data() + start, len, out.family->name_hash);
+  return true;
+}
+
+EngineStats SeriesMapper::stats() const noexcept {
+  EngineStats s = stats_;
+  const MatcherStats ms = matcher_.stats();
+  s.mapping_cache_hits = ms.cache_hits;
+  s.mapping_lookups = ms.lookups;
+  return s;
+}
+
+}  // namespace ringpipe::processors::detail

@@ -1,0 +1,74 @@
+#pragma once
+// SeriesMapper: the front stage. Turns one SampleView into a MappedSample:
+// mapping rule applied, name and label names escaped, labels merged, sorted
+// and encoded, family resolved (type conflicts refused here), series hash
+// computed. Owned by one thread (a reader thread, or the engine).
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "family_registry.hpp"
+#include "flat_index.hpp"
+#include "ringpipe/processors/aggregator.hpp"
+#include "ringpipe/processors/mapping.hpp"
+#include "ringpipe/sample/sample_batch.hpp"
+
+namespace ringpipe::processors::detail {
+
+enum class Op : std::uint8_t { kAdd, kSet, kObserve, kSetMember };
+
+// One sample, ready for its shard. Its labels are bytes [labels_off,
+// labels_off + labels_len) of the label buffer it was mapped with.
+struct MappedSample {
+  std::uint64_t series_hash;
+  Family* family;
+  std::uint32_t labels_off;
+  std::uint32_t labels_len;
+  std::uint16_t label_count;
+  Op op;
+  std::uint32_t spec;  // rule index + 1; 0 = unmapped defaults
+  double value;
+  double weight;
+  std::uint64_t member;  // set member hash
+  std::int64_t ttl_ns;
+};
+
+class SeriesMapper {
+ public:
+  SeriesMapper(Matcher matcher, FamilyRegistry& registry, const EngineOptions& options);
+
+  // Appends the labels to `labels` and fills `out`; false when the sample is
+  // dropped (the reason is counted in stats()).
+  [[nodiscard]] bool map(const sample::SampleView& s, std::vector<std::byte>& labels, MappedSample& out) noexcept;
+
+  // Only the mapper's counters are filled in.
+  [[nodiscard]] EngineStats stats() const noexcept;
+  [[nodiscard]] const Matcher& matcher() const noexcept { return matcher_; }
+
+ private:
+  struct Lbl {
+    std::string_view key;
+    std::string_view value;
+    std::uint32_t order;
+  };
+  struct CachedFamily {
+    std::string name;
+    FamilyKind kind;
+    Family* family;
+    bool conflict;
+  };
+
+  Matcher matcher_;
+  FamilyRegistry* registry_;
+  std::string default_help_;
+  std::size_t family_cache_cap_;
+  std::vector<CachedFamily> families_;
+  FlatIndex family_index_;
+  std::string name_;
+  std::string keys_;
+  std::vector<Lbl> lbls_;
+  EngineStats stats_;
+};
+
+}  // namespace ringpipe::processors::detail

@@ -1,0 +1,510 @@
+#include "shard.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <optional>
+
+namespace ringpipe::processors::detail {
+namespace {
+
+constexpr std::uint32_t kNoExt = UINT32_MAX;
+
+// Encodes entries into records, opening a new record when one is full. After
+// the sink refuses space, every further write fails (the flush stalls).
+class Emitter {
+ public:
+  Emitter(RecordSink& sink, const BatchOrigin& origin, std::size_t max_record_bytes)
+      : sink_(sink), origin_(origin), max_(max_record_bytes) {}
+
+  bool entry(const SeriesEntry& e) noexcept {
+    if (failed_) return false;
+    if (writer_ && writer_->append(e)) return counted();
+    close();
+    if (!open(sizeof(MetricBatchHeader) + entry_size(e)) || !writer_->append(e)) return fail();
+    return counted();
+  }
+  bool marker(EntryKind k, std::uint64_t id) noexcept {
+    if (failed_) return false;
+    if (writer_ && writer_->append_marker(k, id)) return counted();
+    close();
+    if (!open(sizeof(MetricBatchHeader) + kMarkerEntrySize) || !writer_->append_marker(k, id)) return fail();
+    return counted();
+  }
+  void close() noexcept {
+    if (!writer_) return;
+    const bool any = !writer_->empty();
+    const std::size_t used = writer_->finish();
+    sink_.commit_record(any ? used : 0);
+    if (any) ++records_;
+    writer_.reset();
+  }
+  [[nodiscard]] bool fits(const SeriesEntry& e) const noexcept {
+    return sizeof(MetricBatchHeader) + entry_size(e) <= max_;
+  }
+  [[nodiscard]] bool failed() const noexcept { return failed_; }
+  [[nodiscard]] std::uint64_t records() const noexcept { return records_; }
+  [[nodiscard]] std::uint64_t entries() const noexcept { return entries_; }
+
+ private:
+  bool open(std::size_t need) noexcept {
+    const std::span<std::byte> buf = sink_.begin_record(need);
+    if (buf.size() < need) {
+      if (!buf.empty()) sink_.commit_record(0);
+      return false;
+    }
+    writer_.emplace(buf, origin_);
+    return true;
+  }
+  bool counted() noexcept {
+    ++entries_;
+    return true;
+  }
+  bool fail() noexcept {
+    if (writer_) close();
+    failed_ = true;
+    return false;
+  }
+
+  RecordSink& sink_;
+  BatchOrigin origin_;
+  std::size_t max_;
+  std::optional<MetricBatchWriter> writer_;
+  bool failed_ = false;
+  std::uint64_t records_ = 0;
+  std::uint64_t entries_ = 0;
+};
+
+}  // namespace
+
+std::uint32_t LabelArena::rounded(std::uint32_t n) noexcept {
+  const std::uint32_t r = (n + 7) & ~7U;
+  if (r <= 512) return r;
+  std::uint32_t p = 1024;
+  while (p < r) p *= 2;
+  return p;
+}
+
+std::size_t LabelArena::size_class(std::uint32_t r) noexcept {
+  if (r <= 512) return r / 8;
+  std::size_t c = 65;
+  for (std::uint32_t p = 1024; p < r; p *= 2) ++c;
+  return c;
+}
+
+std::uint32_t LabelArena::store(const std::byte* p, std::uint32_t n) {
+  if (n == 0) return 0;
+  const std::uint32_t r = rounded(n);
+  const std::size_t c = size_class(r);
+  std::uint32_t off;
+  if (c < free_.size() && !free_[c].empty()) {
+    off = free_[c].back();
+    free_[c].pop_back();
+  } else {
+    off = static_cast<std::uint32_t>(data_.size());
+    data_.resize(data_.size() + r);
+  }
+  std::memcpy(data_.data() + off, p, n);
+  return off;
+}
+
+void LabelArena::release(std::uint32_t off, std::uint32_t n) {
+  if (n == 0) return;
+  const std::size_t c = size_class(rounded(n));
+  if (free_.size() <= c) free_.resize(c + 1);
+  free_[c].push_back(off);
+}
+
+Shard::Shard(std::uint16_t index, std::uint16_t count, FamilyRegistry& registry,
+             std::shared_ptr<const SpecTable> specs, const EngineOptions& options, std::uint64_t instance_id)
+    : index_(index),
+      count_(count),
+      registry_(&registry),
+      specs_(std::move(specs)),
+      set_window_ns_(std::max<std::int64_t>(1, options.set_window.count())),
+      max_set_members_(std::max<std::uint32_t>(1, options.max_set_members)),
+      max_record_bytes_(options.max_record_bytes),
+      instance_id_(instance_id) {}
+
+void Shard::mark_dirty(std::uint32_t idx) noexcept {
+  Series& se = series_[idx];
+  if (se.flags & kDirty) return;
+  se.flags |= kDirty;
+  dirty_.push_back(idx);
+}
+
+std::uint32_t Shard::create_series(const MappedSample& m, const std::byte* labels, std::int64_t now_ns) noexcept {
+  if (!registry_->try_add_series(*m.family)) {
+    m.family->dropped_cardinality.fetch_add(1, std::memory_order_relaxed);
+    ++stats_.dropped_cardinality;
+    return FlatIndex::kNone;
+  }
+  std::uint32_t idx;
+  if (!free_series_.empty()) {
+    idx = free_series_.back();
+    free_series_.pop_back();
+  } else {
+    idx = static_cast<std::uint32_t>(series_.size());
+    series_.emplace_back();
+  }
+  Series& se = series_[idx];
+  se = Series{};
+  se.hash = m.series_hash;
+  se.family = m.family;
+  se.key_off = arena_.store(labels, m.labels_len);
+  se.key_len = m.labels_len;
+  se.label_count = m.label_count;
+  se.kind = static_cast<std::uint8_t>(m.family->kind);
+  se.flags = kLive;
+  se.ext = kNoExt;
+  const std::uint32_t spec = m.spec < specs_->size() ? m.spec : 0;
+  switch (m.family->kind) {
+    case FamilyKind::kSummary: {
+      std::uint32_t e;
+      if (!free_summaries_.empty()) {
+        e = free_summaries_.back();
+        free_summaries_.pop_back();
+      } else {
+        e = static_cast<std::uint32_t>(summaries_.size());
+        summaries_.emplace_back();
+      }
+      SummaryState& s = summaries_[e];
+      const ObserverSpec& sp = (*specs_)[spec];
+      s.count = s.sum = 0;
+      s.spec = spec;
+      s.head = 0;
+      s.head_start_ns = now_ns;
+      s.window.resize(sp.age_buckets);
+      for (Sketch& k : s.window) k.clear();
+      se.ext = e;
+      break;
+    }
+    case FamilyKind::kHistogram: {
+      std::uint32_t e;
+      if (!free_histograms_.empty()) {
+        e = free_histograms_.back();
+        free_histograms_.pop_back();
+      } else {
+        e = static_cast<std::uint32_t>(histograms_.size());
+        histograms_.emplace_back();
+      }
+      HistogramState& h = histograms_[e];
+      h.count = h.sum = 0;
+      h.spec = spec;
+      h.counts.assign((*specs_)[spec].buckets.size() + 1, 0.0);
+      se.ext = e;
+      break;
+    }
+    case FamilyKind::kSet: {
+      std::uint32_t e;
+      if (!free_sets_.empty()) {
+        e = free_sets_.back();
+        free_sets_.pop_back();
+      } else {
+        e = static_cast<std::uint32_t>(sets_.size());
+        sets_.emplace_back();
+      }
+      SetState& st = sets_[e];
+      st.window_id = now_ns / set_window_ns_;
+      st.size = 0;
+      if (st.members.size() != 16) st.members.assign(16, 0);
+      std::fill(st.members.begin(), st.members.end(), 0);
+      se.ext = e;
+      break;
+    }
+    default: se.flags |= kPublished; break;
+  }
+  if (m.family->kind == FamilyKind::kSummary) se.flags |= kPublished;
+  if (m.family->kind == FamilyKind::kHistogram) se.flags |= kPublished;
+  index_map_.insert(se.hash, idx);
+  ++live_;
+  ++stats_.series_created;
+  return idx;
+}
+
+void Shard::free_series(std::uint32_t idx) noexcept {
+  Series& se = series_[idx];
+  index_map_.erase(se.hash, idx);
+  arena_.release(se.key_off, se.key_len);
+  switch (static_cast<FamilyKind>(se.kind)) {
+    case FamilyKind::kSummary: free_summaries_.push_back(se.ext); break;
+    case FamilyKind::kHistogram: free_histograms_.push_back(se.ext); break;
+    case FamilyKind::kSet: free_sets_.push_back(se.ext); break;
+    default: break;
+  }
+  registry_->remove_series(*se.family);
+  se.flags = 0;
+  free_series_.push_back(idx);
+  --live_;
+  ++stats_.series_expired;
+}
+
+void Shard::add_member(SetState& st, std::uint64_t member) noexcept {
+  if (member == 0) member = 1;
+  std::size_t mask = st.members.size() - 1;
+  for (std::size_t i = member & mask;; i = (i + 1) & mask) {
+    if (st.members[i] == member) return;
+    if (st.members[i] == 0) break;
+  }
+  if (st.size >= max_set_members_) {
+    ++stats_.set_members_over_limit;
+    return;
+  }
+  if ((st.size + 1) * 2 > st.members.size()) {
+    std::vector<std::uint64_t> old(st.members.size() * 2, 0);
+    old.swap(st.members);
+    mask = st.members.size() - 1;
+    for (const std::uint64_t v : old) {
+      if (v == 0) continue;
+      std::size_t i = v & mask;
+      while (st.members[i] != 0) i = (i + 1) & mask;
+      st.members[i] = v;
+    }
+  }
+  std::size_t i = member & mask;
+  while (st.members[i] != 0) i = (i + 1) & mask;
+  st.members[i] = member;
+  ++st.size;
+}
+
+bool Shard::roll_set(Series& se, SetState& st, std::int64_t window_id) noexcept {
+  if (window_id <= st.window_id) return false;
+  // The published value is the distinct count of the last completed window.
+  se.value = (window_id == st.window_id + 1) ? static_cast<double>(st.size) : 0.0;
+  se.flags |= kPublished;
+  st.window_id = window_id;
+  st.size = 0;
+  if (st.members.size() > 1024 && st.members.size() > max_set_members_ / 4) st.members.assign(16, 0);
+  std::fill(st.members.begin(), st.members.end(), 0);
+  return true;
+}
+
+bool Shard::rotate_summary(SummaryState& s, std::int64_t now_ns) noexcept {
+  const ObserverSpec& sp = (*specs_)[s.spec];
+  if (now_ns < s.head_start_ns + sp.bucket_ns) return false;
+  const std::int64_t steps = (now_ns - s.head_start_ns) / sp.bucket_ns;
+  bool changed = false;
+  const auto n = static_cast<std::int64_t>(s.window.size());
+  for (std::int64_t k = 0; k < std::min(steps, n); ++k) {
+    s.head = (s.head + 1) % static_cast<std::uint32_t>(n);
+    changed |= !s.window[s.head].empty();
+    s.window[s.head].clear();
+  }
+  s.head_start_ns += steps * sp.bucket_ns;
+  return changed;
+}
+
+void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64_t now_ns) noexcept {
+  const std::byte* labels = label_base + m.labels_off;
+  std::uint32_t idx = index_map_.find(m.series_hash, [&](std::uint32_t v) {
+    const Series& se = series_[v];
+    return se.family == m.family && se.key_len == m.labels_len &&
+           std::memcmp(arena_.at(se.key_off), labels, m.labels_len) == 0;
+  });
+  if (idx == FlatIndex::kNone) {
+    idx = create_series(m, labels, now_ns);
+    if (idx == FlatIndex::kNone) return;
+  }
+  Series& se = series_[idx];
+  se.flags &= static_cast<std::uint8_t>(~kExpiring);
+  se.expires_ns = m.ttl_ns > 0 ? now_ns + m.ttl_ns : 0;
+  switch (m.op) {
+    case Op::kAdd: se.value += m.value; break;
+    case Op::kSet: se.value = m.value; break;
+    case Op::kObserve:
+      if (se.kind == static_cast<std::uint8_t>(FamilyKind::kSummary)) {
+        SummaryState& s = summaries_[se.ext];
+        rotate_summary(s, now_ns);
+        s.count += m.weight;
+        s.sum += m.value * m.weight;
+        s.window[s.head].add(m.value, m.weight);
+        if (!(se.flags & kActive)) {
+          se.flags |= kActive;
+          active_.push_back(idx);
+        }
+      } else {
+        HistogramState& h = histograms_[se.ext];
+        const std::vector<double>& b = (*specs_)[h.spec].buckets;
+        // le semantics: the first bucket whose upper bound is >= value.
+        const auto it = std::lower_bound(b.begin(), b.end(), m.value);
+        h.counts[static_cast<std::size_t>(it - b.begin())] += m.weight;
+        h.count += m.weight;
+        h.sum += m.value * m.weight;
+      }
+      break;
+    case Op::kSetMember: {
+      SetState& st = sets_[se.ext];
+      if (roll_set(se, st, now_ns / set_window_ns_)) mark_dirty(idx);
+      add_member(st, m.member);
+      if (!(se.flags & kActive)) {
+        se.flags |= kActive;
+        active_.push_back(idx);
+      }
+      ++stats_.samples_applied;
+      return;  // a set changes its published value only when a window closes
+    }
+  }
+  ++stats_.samples_applied;
+  mark_dirty(idx);
+}
+
+bool Shard::publishable(const Series& se) const noexcept { return (se.flags & kPublished) != 0; }
+
+void Shard::encode(const Series& se, EntryKind kind, SeriesEntry& e) noexcept {
+  const Family& f = *se.family;
+  e.kind = kind;
+  e.type = metric_type_of(f.kind);
+  e.flags = f.kind == FamilyKind::kSet ? kEntryFromSet : 0;
+  e.key = se.hash;
+  e.name = f.name;
+  e.help = f.help;
+  e.label_bytes = std::span<const std::byte>(arena_.at(se.key_off), se.key_len);
+  e.label_count = se.label_count;
+  values_.clear();
+  if (kind == EntryKind::kSeries) {
+    switch (f.kind) {
+      case FamilyKind::kCounter:
+      case FamilyKind::kGauge:
+      case FamilyKind::kSet: values_.push_back(se.value); break;
+      case FamilyKind::kSummary: {
+        const SummaryState& s = summaries_[se.ext];
+        values_.push_back(s.count);
+        values_.push_back(s.sum);
+        merged_.clear();
+        for (const Sketch& k : s.window) k.merge_into(merged_);
+        for (const double q : (*specs_)[s.spec].quantiles) {
+          values_.push_back(q);
+          values_.push_back(merged_.quantile(q));
+        }
+        break;
+      }
+      case FamilyKind::kHistogram: {
+        const HistogramState& h = histograms_[se.ext];
+        const std::vector<double>& b = (*specs_)[h.spec].buckets;
+        values_.push_back(h.count);
+        values_.push_back(h.sum);
+        double cum = 0;
+        for (std::size_t i = 0; i < b.size(); ++i) {
+          cum += h.counts[i];
+          values_.push_back(b[i]);
+          values_.push_back(cum);
+        }
+        values_.push_back(std::numeric_limits<double>::infinity());
+        values_.push_back(h.count);
+        break;
+      }
+    }
+  }
+  e.values = values_;
+}
+
+void Shard::flush(std::int64_t now_ns, std::int64_t wall_ns, RecordSink& sink, bool snapshot) noexcept {
+  ++flush_seq_;
+  ++stats_.flushes;
+  // Expiry runs on the processor's clock, whether anyone scrapes or not.
+  for (std::uint32_t i = 0; i < series_.size(); ++i) {
+    Series& se = series_[i];
+    if ((se.flags & kLive) && se.expires_ns != 0 && now_ns >= se.expires_ns && !(se.flags & kExpiring)) {
+      se.flags |= kExpiring;
+      mark_dirty(i);
+    }
+  }
+  // Windows move with time too: summaries age out, set windows close.
+  const std::int64_t window_id = now_ns / set_window_ns_;
+  std::size_t keep = 0;
+  for (const std::uint32_t idx : active_) {
+    Series& se = series_[idx];
+    if (!(se.flags & kLive) || !(se.flags & kActive)) continue;
+    bool still_active = true;
+    if (se.kind == static_cast<std::uint8_t>(FamilyKind::kSummary)) {
+      SummaryState& s = summaries_[se.ext];
+      if (rotate_summary(s, now_ns)) mark_dirty(idx);
+      still_active = std::any_of(s.window.begin(), s.window.end(), [](const Sketch& k) { return !k.empty(); });
+    } else {
+      SetState& st = sets_[se.ext];
+      if (roll_set(se, st, window_id)) mark_dirty(idx);
+      still_active = st.size > 0 || se.value != 0;
+    }
+    if (still_active) {
+      active_[keep++] = idx;
+    } else {
+      se.flags &= static_cast<std::uint8_t>(~kActive);
+    }
+  }
+  active_.resize(keep);
+
+  BatchOrigin origin;
+  origin.shard = index_;
+  origin.shard_count = count_;
+  origin.instance_id = instance_id_;
+  origin.flush_seq = flush_seq_;
+  origin.flush_ns = wall_ns;
+  Emitter em(sink, origin, max_record_bytes_);
+  SeriesEntry e;
+
+  if (snapshot) {
+    em.marker(EntryKind::kSnapshotBegin, flush_seq_);
+    for (std::uint32_t i = 0; i < series_.size() && !em.failed(); ++i) {
+      const Series& se = series_[i];
+      if (!(se.flags & kLive)) continue;
+      const bool expiring = (se.flags & kExpiring) != 0;
+      if (!expiring && !publishable(se)) continue;
+      encode(se, expiring ? EntryKind::kExpire : EntryKind::kSeries, e);
+      if (em.fits(e)) em.entry(e);
+    }
+    em.marker(EntryKind::kSnapshotEnd, flush_seq_);
+    em.close();
+    if (em.failed()) {
+      ++stats_.flush_stalls;  // the engine asks for the snapshot again next flush
+    } else {
+      ++stats_.snapshots;
+      for (const std::uint32_t idx : dirty_) {
+        Series& se = series_[idx];
+        se.flags &= static_cast<std::uint8_t>(~kDirty);
+        if ((se.flags & kLive) && (se.flags & kExpiring)) free_series(idx);
+      }
+      dirty_.clear();
+    }
+  } else {
+    std::size_t done = 0;
+    for (; done < dirty_.size(); ++done) {
+      const std::uint32_t idx = dirty_[done];
+      Series& se = series_[idx];
+      if (!(se.flags & kLive)) continue;
+      const bool expiring = (se.flags & kExpiring) != 0;
+      if (expiring || publishable(se)) {
+        encode(se, expiring ? EntryKind::kExpire : EntryKind::kSeries, e);
+        if (em.fits(e) && !em.entry(e)) break;
+      }
+      se.flags &= static_cast<std::uint8_t>(~kDirty);
+      if (expiring) free_series(idx);
+    }
+    em.close();
+    if (em.failed()) ++stats_.flush_stalls;
+    dirty_.erase(dirty_.begin(), dirty_.begin() + static_cast<std::ptrdiff_t>(done));
+  }
+  stats_.records_written += em.records();
+  stats_.entries_written += em.entries();
+  sink.end_flush();
+}
+
+std::size_t Shard::memory_bytes() const noexcept {
+  std::size_t n = series_.capacity() * sizeof(Series) + index_map_.memory_bytes() + arena_.memory_bytes() +
+                  (dirty_.capacity() + active_.capacity() + free_series_.capacity()) * sizeof(std::uint32_t);
+  for (const SummaryState& s : summaries_) {
+    n += sizeof s;
+    for (const Sketch& k : s.window) n += k.memory_bytes();
+  }
+  for (const HistogramState& h : histograms_) n += sizeof h + h.counts.capacity() * sizeof(double);
+  for (const SetState& st : sets_) n += sizeof st + st.members.capacity() * sizeof(std::uint64_t);
+  return n;
+}
+
+EngineStats Shard::stats() const noexcept {
+  EngineStats s = stats_;
+  s.series_live = live_;
+  s.state_bytes = memory_bytes();
+  return s;
+}
+
+}  // namespace ringpipe::processors::detail

@@ -1,0 +1,137 @@
+#pragma once
+// Shard: the aggregation state of one partition of the series (those whose
+// hash maps to it). A flat open-addressing index keyed by the 64-bit series
+// hash (full key checked), series records in one vector, label bytes interned
+// in an arena with size-class reuse, observer/set state on the side. Owned
+// by one thread (no locks); only the FamilyRegistry's atomics are shared.
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "family_registry.hpp"
+#include "flat_index.hpp"
+#include "ringpipe/processors/aggregator.hpp"
+#include "series_mapper.hpp"
+#include "sketch.hpp"
+
+namespace ringpipe::processors::detail {
+
+// Observer settings of one rule (index = rule index + 1; 0 = unmapped).
+struct ObserverSpec {
+  std::vector<double> buckets;
+  std::vector<double> quantiles;
+  std::int64_t bucket_ns;  // max_age / age_buckets
+  std::uint32_t age_buckets;
+};
+using SpecTable = std::vector<ObserverSpec>;
+
+// Interned label bytes; freed blocks are reused by size class.
+class LabelArena {
+ public:
+  [[nodiscard]] std::uint32_t store(const std::byte* p, std::uint32_t n);
+  void release(std::uint32_t off, std::uint32_t n);
+  [[nodiscard]] const std::byte* at(std::uint32_t off) const noexcept { return data_.data() + off; }
+  [[nodiscard]] std::size_t memory_bytes() const noexcept { return data_.capacity(); }
+
+ private:
+  static std::uint32_t rounded(std::uint32_t n) noexcept;
+  static std::size_t size_class(std::uint32_t rounded) noexcept;
+  std::vector<std::byte> data_;
+  std::vector<std::vector<std::uint32_t>> free_;
+};
+
+class Shard {
+ public:
+  Shard(std::uint16_t index, std::uint16_t count, FamilyRegistry& registry, std::shared_ptr<const SpecTable> specs,
+        const EngineOptions& options, std::uint64_t instance_id);
+
+  void apply(const MappedSample& m, const std::byte* label_base, std::int64_t now_ns) noexcept;
+  // Writes this shard's changes (or a snapshot) into sink.
+  void flush(std::int64_t now_ns, std::int64_t wall_ns, RecordSink& sink, bool snapshot) noexcept;
+
+  [[nodiscard]] EngineStats stats() const noexcept;
+  [[nodiscard]] std::size_t series_count() const noexcept { return live_; }
+  [[nodiscard]] std::size_t memory_bytes() const noexcept;
+
+ private:
+  enum : std::uint8_t {
+    kLive = 1,
+    kDirty = 2,
+    kExpiring = 4,
+    kActive = 8,     // in active_: a summary window or set window to roll
+    kPublished = 16, // has a value to publish (sets: a completed window)
+  };
+  struct Series {
+    std::uint64_t hash;
+    std::int64_t expires_ns;  // 0: never
+    double value;             // counter, gauge, set (last completed window)
+    Family* family;
+    std::uint32_t key_off;
+    std::uint32_t key_len;
+    std::uint32_t ext;        // index into summaries_/histograms_/sets_
+    std::uint16_t label_count;
+    std::uint8_t kind;        // FamilyKind
+    std::uint8_t flags;
+  };
+  static_assert(sizeof(Series) <= 48, "series state stays small: the budget is 200 bytes per series");
+
+  struct SummaryState {
+    double count = 0;
+    double sum = 0;
+    std::int64_t head_start_ns = 0;
+    std::uint32_t head = 0;
+    std::uint32_t spec = 0;
+    std::vector<Sketch> window;
+  };
+  struct HistogramState {
+    double count = 0;
+    double sum = 0;
+    std::uint32_t spec = 0;
+    std::vector<double> counts;  // per bucket, then +Inf; not cumulative
+  };
+  struct SetState {
+    std::int64_t window_id = 0;
+    std::uint32_t size = 0;
+    std::vector<std::uint64_t> members;  // open addressing; 0 = empty
+  };
+
+  std::uint32_t create_series(const MappedSample& m, const std::byte* labels, std::int64_t now_ns) noexcept;
+  void free_series(std::uint32_t idx) noexcept;
+  void mark_dirty(std::uint32_t idx) noexcept;
+  bool rotate_summary(SummaryState& s, std::int64_t now_ns) noexcept;  // true: the window changed
+  bool roll_set(Series& se, SetState& st, std::int64_t window_id) noexcept;
+  void add_member(SetState& st, std::uint64_t member) noexcept;
+  [[nodiscard]] bool publishable(const Series& se) const noexcept;
+  void encode(const Series& se, EntryKind kind, SeriesEntry& e) noexcept;
+
+  std::uint16_t index_;
+  std::uint16_t count_;
+  FamilyRegistry* registry_;
+  std::shared_ptr<const SpecTable> specs_;
+  std::int64_t set_window_ns_;
+  std::uint32_t max_set_members_;
+  std::size_t max_record_bytes_;
+  std::uint64_t instance_id_;
+  std::uint64_t flush_seq_ = 0;
+
+  std::vector<Series> series_;
+  std::vector<std::uint32_t> free_series_;
+  FlatIndex index_map_;
+  LabelArena arena_;
+  std::vector<std::uint32_t> dirty_;
+  std::vector<std::uint32_t> active_;
+  std::vector<SummaryState> summaries_;
+  std::vector<std::uint32_t> free_summaries_;
+  std::vector<HistogramState> histograms_;
+  std::vector<std::uint32_t> free_histograms_;
+  std::vector<SetState> sets_;
+  std::vector<std::uint32_t> free_sets_;
+  std::size_t live_ = 0;
+
+  Sketch merged_;
+  std::vector<double> values_;
+  EngineStats stats_;
+};
+
+}  // namespace ringpipe::processors::detail

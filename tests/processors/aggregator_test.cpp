@@ -1,0 +1,531 @@
+#include "ringpipe/processors/aggregator.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+#include "engine_harness.hpp"
+
+namespace ringpipe::processors {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Harness;
+using sample::Kind;
+
+EngineOptions with_rules(std::vector<MappingRule> rules) {
+  EngineOptions o;
+  o.mapping.rules = std::move(rules);
+  return o;
+}
+
+MappingRule rule(std::string match, std::string name) {
+  MappingRule r;
+  r.match = std::move(match);
+  r.name = std::move(name);
+  return r;
+}
+
+std::uint64_t family_drops(AggregatorEngine& e, std::string_view name, bool conflict) {
+  std::uint64_t n = 0;
+  e.for_each_family([&](const FamilyReport& f) {
+    if (f.name == name) n = conflict ? f.dropped_conflict : f.dropped_cardinality;
+  });
+  return n;
+}
+
+TEST(Engine, CountersAccumulateAcrossFlushes) {
+  Harness h;
+  h.send(Kind::kCounter, "hits", 2);
+  h.send(Kind::kCounter, "hits", 3);
+  h.flush();
+  EXPECT_EQ(h.state.value("hits{}"), 5);
+  EXPECT_EQ(h.state.series["hits{}"].type, MetricType::kCounter);
+  h.send(Kind::kCounter, "hits", 1);
+  h.flush();
+  EXPECT_EQ(h.state.value("hits{}"), 6);
+}
+
+TEST(Engine, NegativeCounterIncrementsAreDroppedAndCounted) {
+  Harness h;
+  h.send(Kind::kCounter, "c", 5);
+  h.send(Kind::kCounter, "c", -2);
+  h.flush();
+  EXPECT_EQ(h.state.value("c{}"), 5);
+  EXPECT_EQ(h.stats().dropped_negative_counter, 1u);
+}
+
+TEST(Engine, CounterSampleRateScalesTheIncrement) {
+  Harness h;
+  h.send(Kind::kCounter, "c", 1, {}, 0.1);
+  h.send(Kind::kCounter, "c", 1, {}, 0.25);
+  h.flush();
+  EXPECT_DOUBLE_EQ(h.state.value("c{}"), 14);
+}
+
+TEST(Engine, GaugesAreSetOrMovedByDeltas) {
+  Harness h;
+  h.send(Kind::kGauge, "g", 10);
+  h.send(Kind::kGaugeDelta, "g", -3);
+  h.send(Kind::kGaugeDelta, "g", 0.5);
+  h.flush();
+  EXPECT_DOUBLE_EQ(h.state.value("g{}"), 7.5);
+  h.send(Kind::kGauge, "g", 1);
+  h.flush();
+  EXPECT_DOUBLE_EQ(h.state.value("g{}"), 1);
+}
+
+TEST(Engine, NamesAndTagKeysAreEscapedAndTagValuesKept) {
+  Harness h;
+  h.send(Kind::kCounter, "api.requests-total", 1, {{"status.code", "2xx.ok"}, {"1st", "a b"}});
+  h.flush();
+  EXPECT_TRUE(h.state.has("api_requests_total{_1st=a b,status_code=2xx.ok}"));
+}
+
+TEST(Engine, LabelsAreSortedSoTagOrderDoesNotSplitASeries) {
+  Harness h;
+  h.send(Kind::kCounter, "c", 1, {{"b", "2"}, {"a", "1"}});
+  h.send(Kind::kCounter, "c", 1, {{"a", "1"}, {"b", "2"}});
+  h.flush();
+  EXPECT_EQ(h.state.value("c{a=1,b=2}"), 2);
+  EXPECT_EQ(h.engine().series_count(), 1u);
+}
+
+TEST(Engine, EmptyTagValuesMeanNoLabel) {
+  Harness h;
+  h.send(Kind::kCounter, "c", 1, {{"a", ""}});
+  h.send(Kind::kCounter, "c", 1);
+  h.flush();
+  EXPECT_EQ(h.state.value("c{}"), 2);
+}
+
+TEST(Engine, MappingRenamesAndLabelsFromCaptures) {
+  Harness h(with_rules({[] {
+    MappingRule r = rule("test.dispatcher.*.*", "dispatcher_events_total");
+    r.labels = {{"processor", "$1"}, {"outcome", "$2"}};
+    r.help = "Dispatcher events.";
+    return r;
+  }()}));
+  h.send(Kind::kCounter, "test.dispatcher.Foo.ok", 1);
+  h.flush();
+  ASSERT_TRUE(h.state.has("dispatcher_events_total{outcome=ok,processor=Foo}"));
+  EXPECT_EQ(h.state.series["dispatcher_events_total{outcome=ok,processor=Foo}"].help, "Dispatcher events.");
+  EXPECT_EQ(h.stats().unmapped, 0u);
+}
+
+TEST(Engine, MappingLabelsOverrideTagsUnlessHonorLabels) {
+  MappingRule plain = rule("a.*", "a_total");
+  plain.labels = {{"env", "mapped"}};
+  MappingRule honor = rule("b.*", "b_total");
+  honor.labels = {{"env", "mapped"}};
+  honor.honor_labels = true;
+  Harness h(with_rules({plain, honor}));
+  h.send(Kind::kCounter, "a.x", 1, {{"env", "tag"}});
+  h.send(Kind::kCounter, "b.x", 1, {{"env", "tag"}});
+  h.send(Kind::kCounter, "b.y", 1);
+  h.flush();
+  EXPECT_TRUE(h.state.has("a_total{env=mapped}"));
+  EXPECT_TRUE(h.state.has("b_total{env=tag}"));
+  EXPECT_EQ(h.state.value("b_total{env=mapped}"), 1);
+}
+
+TEST(Engine, DropRulesDiscardAndCount) {
+  MappingRule d;
+  d.match = "noise.*";
+  d.action = RuleAction::kDrop;
+  Harness h(with_rules({d}));
+  h.send(Kind::kCounter, "noise.a", 1);
+  h.send(Kind::kCounter, "signal", 1);
+  h.flush();
+  EXPECT_FALSE(h.state.has("noise_a{}"));
+  EXPECT_TRUE(h.state.has("signal{}"));
+  EXPECT_EQ(h.stats().dropped_by_rule, 1u);
+  EXPECT_EQ(h.stats().unmapped, 1u);
+}
+
+TEST(Engine, EmptyNameFromARuleIsDroppedAndCounted) {
+  Harness h(with_rules({rule("*.x", "$1")}));
+  h.send(Kind::kCounter, ".x", 1);
+  h.flush();
+  EXPECT_TRUE(h.state.series.empty());
+  EXPECT_EQ(h.stats().dropped_empty_name, 1u);
+}
+
+TEST(Engine, ScaleMultipliesValues) {
+  MappingRule r = rule("t.*", "t_seconds");
+  r.scale = 0.001;
+  r.observer_type = ObserverType::kHistogram;
+  r.buckets = {0.5, 1};
+  Harness h(with_rules({r}));
+  h.send(Kind::kTimer, "t.x", 700);
+  h.flush();
+  const auto& v = h.state.series["t_seconds{}"].values;
+  ASSERT_EQ(v.size(), 8u);
+  EXPECT_DOUBLE_EQ(v[1], 0.7);
+  EXPECT_EQ(v[3], 0);  // le=0.5
+  EXPECT_EQ(v[5], 1);  // le=1
+}
+
+TEST(Engine, TimersBecomeSummariesWithDefaultQuantiles) {
+  Harness h;
+  for (int i = 1; i <= 100; ++i) h.send(Kind::kTimer, "lat", i);
+  h.flush();
+  const auto& s = h.state.series["lat{}"];
+  EXPECT_EQ(s.type, MetricType::kSummary);
+  ASSERT_EQ(s.values.size(), 8u);
+  EXPECT_EQ(s.values[0], 100);    // count
+  EXPECT_EQ(s.values[1], 5050);   // sum
+  EXPECT_EQ(s.values[2], 0.5);
+  EXPECT_NEAR(s.values[3], 50, 0.5);
+  EXPECT_EQ(s.values[4], 0.9);
+  EXPECT_NEAR(s.values[5], 90, 0.9);
+  EXPECT_EQ(s.values[6], 0.99);
+  EXPECT_NEAR(s.values[7], 99, 1);
+}
+
+TEST(Engine, HistogramsDistributionsAndTimersShareTheObserverMapping) {
+  MappingRule r = rule("h.*", "h_seconds");
+  r.observer_type = ObserverType::kHistogram;
+  r.buckets = {1, 2};
+  Harness h(with_rules({r}));
+  h.send(Kind::kTimer, "h.a", 0.5);
+  h.send(Kind::kHistogram, "h.a", 1.5);
+  h.send(Kind::kDistribution, "h.a", 1);  // le is inclusive
+  h.send(Kind::kDistribution, "h.a", 9);
+  h.flush();
+  const auto& v = h.state.series["h_seconds{}"].values;
+  ASSERT_EQ(v.size(), 8u);
+  EXPECT_EQ(h.state.series["h_seconds{}"].type, MetricType::kHistogram);
+  EXPECT_EQ(v[0], 4);
+  EXPECT_EQ(v[1], 12);
+  EXPECT_EQ(v[2], 1);
+  EXPECT_EQ(v[3], 2);  // <= 1: 0.5, 1
+  EXPECT_EQ(v[4], 2);
+  EXPECT_EQ(v[5], 3);  // <= 2: + 1.5
+  EXPECT_TRUE(std::isinf(v[6]));
+  EXPECT_EQ(v[7], 4);
+}
+
+TEST(Engine, ObservationSampleRateIsOneWeightedObservation) {
+  MappingRule r = rule("h.*", "h");
+  r.observer_type = ObserverType::kHistogram;
+  r.buckets = {1};
+  Harness h(with_rules({r}));
+  h.send(Kind::kTimer, "h.a", 0.5, {}, 0.3);  // weight 1/0.3, not int(1/0.3) = 3 replays
+  h.send(Kind::kTimer, "s", 2, {}, 0.01);
+  h.flush();
+  EXPECT_DOUBLE_EQ(h.state.value("h{}", 0), 1 / 0.3);
+  EXPECT_DOUBLE_EQ(h.state.value("h{}", 1), 0.5 / 0.3);
+  EXPECT_DOUBLE_EQ(h.state.value("s{}", 0), 100);
+  EXPECT_DOUBLE_EQ(h.state.value("s{}", 1), 200);
+  EXPECT_NEAR(h.state.value("s{}", 3), 2, 0.02);
+}
+
+TEST(Engine, SummaryWindowForgetsOldObservationsButKeepsCountAndSum) {
+  Harness h;
+  for (int i = 0; i < 3; ++i) h.send(Kind::kTimer, "lat", 1000);
+  h.flush();
+  EXPECT_NEAR(h.state.value("lat{}", 3), 1000, 10);
+  h.advance(5min);
+  h.send(Kind::kTimer, "lat", 1);
+  h.flush();
+  EXPECT_NEAR(h.state.value("lat{}", 7), 1000, 10);  // p99 still sees the old value
+  h.advance(6min);  // 11 minutes: the 1000 has aged out of the 10 minute window
+  h.flush();
+  EXPECT_NEAR(h.state.value("lat{}", 7), 1, 0.01);
+  EXPECT_EQ(h.state.value("lat{}", 0), 4);
+  h.advance(11min);  // nothing left: quantiles are NaN, count and sum stay
+  h.flush();
+  EXPECT_TRUE(std::isnan(h.state.value("lat{}", 3)));
+  EXPECT_EQ(h.state.value("lat{}", 1), 3001);
+}
+
+TEST(Engine, SetsPublishDistinctMembersOfTheLastCompletedWindow) {
+  EngineOptions o;
+  o.set_window = 10s;
+  Harness h(o);
+  h.now_ns = 0;
+  for (const char* m : {"alice", "bob", "alice", "carol"}) h.send(Kind::kSet, "users", 0, {}, 1, m);
+  h.flush();
+  EXPECT_FALSE(h.state.has("users{}"));  // the first window has not closed yet
+  h.advance(10s);
+  h.send(Kind::kSet, "users", 0, {}, 1, "dave");
+  h.flush();
+  EXPECT_EQ(h.state.value("users{}"), 3);
+  EXPECT_EQ(h.state.series["users{}"].type, MetricType::kGauge);
+  EXPECT_EQ(h.state.series["users{}"].flags, kEntryFromSet);
+  h.advance(10s);
+  h.flush();
+  EXPECT_EQ(h.state.value("users{}"), 1);
+  h.advance(10s);
+  h.flush();
+  EXPECT_EQ(h.state.value("users{}"), 0);
+}
+
+TEST(Engine, SetMembersBeyondTheLimitAreCounted) {
+  EngineOptions o;
+  o.set_window = 10s;
+  o.max_set_members = 3;
+  Harness h(o);
+  h.now_ns = 0;
+  for (int i = 0; i < 5; ++i) h.send(Kind::kSet, "s", 0, {}, 1, std::to_string(i));
+  h.advance(10s);
+  h.flush();
+  EXPECT_EQ(h.state.value("s{}"), 3);
+  EXPECT_EQ(h.stats().set_members_over_limit, 2u);
+}
+
+TEST(Engine, FirstTypeOfANameWinsAndConflictsAreCountedPerName) {
+  Harness h;
+  h.send(Kind::kCounter, "x", 1);
+  h.send(Kind::kGauge, "x", 5);
+  h.send(Kind::kTimer, "x", 5);
+  h.flush();
+  EXPECT_EQ(h.state.series["x{}"].type, MetricType::kCounter);
+  EXPECT_EQ(h.state.value("x{}"), 1);
+  EXPECT_EQ(h.stats().dropped_conflict, 2u);
+  EXPECT_EQ(family_drops(h.engine(), "x", true), 2u);
+}
+
+TEST(Engine, SummarySuffixesCannotBeTakenByOtherFamilies) {
+  Harness h;
+  h.send(Kind::kTimer, "rpc", 1);
+  h.send(Kind::kCounter, "rpc_count", 1);
+  h.send(Kind::kGauge, "rpc_sum", 1);
+  h.send(Kind::kCounter, "rpc_bucket", 1);
+  h.flush();
+  EXPECT_TRUE(h.state.has("rpc{}"));
+  EXPECT_FALSE(h.state.has("rpc_count{}"));
+  EXPECT_FALSE(h.state.has("rpc_sum{}"));
+  EXPECT_FALSE(h.state.has("rpc_bucket{}"));
+  EXPECT_EQ(h.stats().dropped_conflict, 3u);
+  EXPECT_EQ(family_drops(h.engine(), "rpc_count", true), 1u);
+}
+
+TEST(Engine, AHistogramCannotTakeANameWhoseSuffixedSeriesExist) {
+  MappingRule r = rule("lat", "lat");
+  r.observer_type = ObserverType::kHistogram;
+  Harness h(with_rules({r}));
+  h.send(Kind::kCounter, "lat_bucket", 1);
+  h.send(Kind::kTimer, "lat", 1);
+  h.flush();
+  EXPECT_TRUE(h.state.has("lat_bucket{}"));
+  EXPECT_FALSE(h.state.has("lat{}"));
+  EXPECT_EQ(family_drops(h.engine(), "lat", true), 1u);
+}
+
+TEST(Engine, SetsAndGaugesDoNotMixUnderOneName) {
+  Harness h;
+  h.send(Kind::kGauge, "u", 1);
+  h.send(Kind::kSet, "u", 0, {}, 1, "m");
+  EXPECT_EQ(h.stats().dropped_conflict, 1u);
+}
+
+TEST(Engine, SeriesExpireAfterTheirTtlOnTheProcessorClock) {
+  EngineOptions o;
+  o.mapping.defaults.ttl = 30s;
+  MappingRule longer = rule("keep.*", "keep");
+  longer.ttl = 5min;
+  o.mapping.rules = {longer};
+  Harness h(o);
+  h.send(Kind::kCounter, "a", 1);
+  h.send(Kind::kCounter, "keep.x", 1);
+  h.flush();
+  h.advance(20s);
+  h.send(Kind::kCounter, "b", 1);
+  h.flush();
+  EXPECT_TRUE(h.state.has("a{}"));
+  h.advance(11s);  // a: 31 s idle; b: 11 s
+  h.flush();
+  EXPECT_FALSE(h.state.has("a{}"));
+  EXPECT_TRUE(h.state.has("b{}"));
+  EXPECT_TRUE(h.state.has("keep{}"));
+  EXPECT_EQ(h.state.expiries, 1);
+  EXPECT_EQ(h.engine().series_count(), 2u);
+  EXPECT_EQ(h.stats().series_expired, 1u);
+  h.send(Kind::kCounter, "a", 1);  // comes back from zero
+  h.flush();
+  EXPECT_EQ(h.state.value("a{}"), 1);
+}
+
+TEST(Engine, AnUpdateKeepsASeriesAlive) {
+  EngineOptions o;
+  o.mapping.defaults.ttl = 10s;
+  Harness h(o);
+  for (int i = 0; i < 5; ++i) {
+    h.send(Kind::kGauge, "g", i);
+    h.advance(8s);
+    h.flush();
+  }
+  EXPECT_TRUE(h.state.has("g{}"));
+  EXPECT_EQ(h.state.expiries, 0);
+}
+
+TEST(Engine, PerMetricSeriesLimitDropsNewSeriesAndCountsThem) {
+  EngineOptions o;
+  o.max_series_per_metric = 3;
+  Harness h(o);
+  for (int i = 0; i < 5; ++i) h.send(Kind::kCounter, "c", 1, {{"id", std::to_string(i)}});
+  h.send(Kind::kCounter, "c", 1, {{"id", "0"}});  // an existing series still counts
+  h.send(Kind::kCounter, "other", 1);
+  h.flush();
+  EXPECT_EQ(h.engine().series_count(), 4u);
+  EXPECT_EQ(h.state.value("c{id=0}"), 2);
+  EXPECT_EQ(h.stats().dropped_cardinality, 2u);
+  EXPECT_EQ(family_drops(h.engine(), "c", false), 2u);
+}
+
+TEST(Engine, GlobalSeriesLimitAppliesAcrossMetrics) {
+  EngineOptions o;
+  o.max_series = 4;
+  o.shards = 3;
+  Harness h(o);
+  for (int i = 0; i < 10; ++i) h.send(Kind::kGauge, "g" + std::to_string(i), 1);
+  EXPECT_EQ(h.engine().series_count(), 4u);
+  EXPECT_EQ(h.stats().dropped_cardinality, 6u);
+}
+
+TEST(Engine, ExpiryFreesBudgetForNewSeries) {
+  EngineOptions o;
+  o.max_series = 2;
+  o.mapping.defaults.ttl = 10s;
+  Harness h(o);
+  h.send(Kind::kGauge, "a", 1);
+  h.send(Kind::kGauge, "b", 1);
+  h.send(Kind::kGauge, "c", 1);
+  EXPECT_EQ(h.stats().dropped_cardinality, 1u);
+  h.advance(11s);
+  h.flush();
+  h.send(Kind::kGauge, "c", 1);
+  h.flush();
+  EXPECT_TRUE(h.state.has("c{}"));
+}
+
+TEST(Engine, FamilyLimitBoundsDistinctNames) {
+  EngineOptions o;
+  o.max_families = 2;
+  Harness h(o);
+  for (int i = 0; i < 4; ++i) h.send(Kind::kCounter, "n" + std::to_string(i), 1);
+  EXPECT_EQ(h.engine().series_count(), 2u);
+  EXPECT_EQ(h.stats().dropped_family_limit, 2u);
+}
+
+TEST(Engine, FlushCarriesOnlySeriesChangedSinceTheLastFlush) {
+  EngineOptions o;
+  o.snapshot_every_flushes = 0;
+  Harness h(o);
+  h.send(Kind::kCounter, "a", 1);
+  h.send(Kind::kCounter, "b", 1);
+  h.flush();  // first flush: a snapshot
+  EXPECT_EQ(h.state.snapshot_begins, 1);
+  h.state.updates = 0;
+  h.send(Kind::kCounter, "b", 1);
+  h.flush();
+  EXPECT_EQ(h.state.updates, 1);
+  EXPECT_EQ(h.state.value("b{}"), 2);
+  h.state.updates = 0;
+  EXPECT_EQ(h.flush(), 0u);
+  EXPECT_EQ(h.state.updates, 0);
+}
+
+TEST(Engine, PeriodicAndRequestedSnapshotsCarryTheFullState) {
+  EngineOptions o;
+  o.snapshot_every_flushes = 3;
+  o.shards = 2;
+  Harness h(o);
+  for (int i = 0; i < 20; ++i) h.send(Kind::kCounter, "c", 1, {{"i", std::to_string(i)}});
+  h.flush();  // 1: snapshot (first)
+  h.flush();  // 2
+  testing::ExporterState fresh;  // an exporter that starts now
+  h.sink.clear();
+  h.engine().flush(h.now_ns, 0, h.sink);  // 3: periodic snapshot
+  fresh.apply(h.sink.records());
+  EXPECT_EQ(fresh.series.size(), 20u);
+  EXPECT_EQ(fresh.snapshot_begins, 2);  // one per shard
+  EXPECT_EQ(fresh.snapshot_ends, 2);
+  h.engine().request_snapshot();
+  testing::ExporterState again;
+  h.sink.clear();
+  h.engine().flush(h.now_ns, 0, h.sink);
+  again.apply(h.sink.records());
+  EXPECT_EQ(again.series.size(), 20u);
+}
+
+TEST(Engine, LargeFlushesSpanSeveralRecords) {
+  EngineOptions o;
+  o.max_record_bytes = 4096;
+  Harness h(o);
+  h.sink = VectorSink(4096);
+  for (int i = 0; i < 500; ++i) h.send(Kind::kGauge, "g", i, {{"i", std::to_string(i)}});
+  EXPECT_GT(h.flush(), 10u);
+  EXPECT_EQ(h.state.series.size(), 500u);
+  EXPECT_EQ(h.state.decode_errors, 0);
+}
+
+TEST(Engine, AFullSinkStallsTheFlushAndNothingIsLost) {
+  EngineOptions o;
+  o.max_record_bytes = 4096;
+  o.snapshot_every_flushes = 0;
+  Harness h(o);
+  h.flush();  // the first (snapshot) flush, empty
+  h.sink = VectorSink(4096);
+  for (int i = 0; i < 300; ++i) h.send(Kind::kGauge, "g", i, {{"i", std::to_string(i)}});
+  h.sink.clear();
+  h.sink.refuse_after(2);
+  h.engine().flush(h.now_ns, 0, h.sink);
+  h.state.apply(h.sink.records());
+  EXPECT_LT(h.state.series.size(), 300u);
+  EXPECT_GE(h.stats().flush_stalls, 1u);
+  h.sink.refuse_after(SIZE_MAX);
+  h.flush();
+  EXPECT_EQ(h.state.series.size(), 300u);
+}
+
+TEST(Engine, ShardsPartitionSeriesWithoutChangingResults) {
+  for (std::uint32_t shards : {1u, 4u}) {
+    EngineOptions o;
+    o.shards = shards;
+    Harness h(o);
+    for (int i = 0; i < 1000; ++i) h.send(Kind::kCounter, "c", 1, {{"k", std::to_string(i % 100)}});
+    h.flush();
+    ASSERT_EQ(h.state.series.size(), 100u) << shards;
+    double total = 0;
+    for (const auto& [k, s] : h.state.series) total += s.values[0];
+    EXPECT_EQ(total, 1000) << shards;
+  }
+}
+
+TEST(Engine, MalformedBatchesAreCounted) {
+  Harness h;
+  std::vector<std::byte> junk(10, std::byte{1});
+  h.engine().add_batch(junk, h.now_ns);
+  EXPECT_EQ(h.stats().decode_errors, 1u);
+}
+
+TEST(Engine, CounterStateStaysUnderTwoHundredBytesPerSeries) {
+  EngineOptions o;
+  o.max_series = 200'000;
+  o.max_series_per_metric = 200'000;
+  Harness h(o);
+  testing::BatchBuilder* b = nullptr;
+  (void)b;
+  for (int i = 0; i < 100'000; ++i) {
+    h.send(Kind::kCounter, "requests_total", 1, {{"instance", "host-" + std::to_string(i)}, {"code", "200"}});
+  }
+  const EngineStats s = h.stats();
+  EXPECT_EQ(s.series_live, 100'000u);
+  EXPECT_LE(s.state_bytes / s.series_live, 200u) << s.state_bytes / s.series_live;
+}
+
+TEST(Engine, RejectsBadOptions) {
+  EngineOptions o;
+  o.shards = 0;
+  EXPECT_FALSE(AggregatorEngine::create(o));
+  EngineOptions bad_rule;
+  bad_rule.mapping.rules = {rule("a.b*", "x")};
+  EXPECT_FALSE(AggregatorEngine::create(bad_rule));
+}
+
+}  // namespace
+}  // namespace ringpipe::processors

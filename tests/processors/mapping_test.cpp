@@ -1,0 +1,219 @@
+#include "ringpipe/processors/mapping.hpp"
+
+#include <gtest/gtest.h>
+
+namespace ringpipe::processors {
+namespace {
+
+MappingRule glob(std::string match, std::string name, std::vector<std::pair<std::string, std::string>> labels = {}) {
+  MappingRule r;
+  r.match = std::move(match);
+  r.name = std::move(name);
+  r.labels = std::move(labels);
+  return r;
+}
+
+MappingRule regex(std::string match, std::string name, std::vector<std::pair<std::string, std::string>> labels = {}) {
+  MappingRule r = glob(std::move(match), std::move(name), std::move(labels));
+  r.match_type = MatchType::kRegex;
+  return r;
+}
+
+Matcher make(std::vector<MappingRule> rules, bool disable_ordering = false, std::size_t cache = 1000) {
+  MappingConfig c;
+  c.rules = std::move(rules);
+  c.defaults.glob_disable_ordering = disable_ordering;
+  c.cache_size = cache;
+  auto m = Matcher::create(c);
+  EXPECT_TRUE(m) << (m ? "" : m.error().message());
+  return std::move(*m);
+}
+
+std::string label(const MatchResult& r, std::string_view name) {
+  for (const auto& [k, v] : r.labels) {
+    if (k == name) return v;
+  }
+  return "<none>";
+}
+
+struct EscapeCase {
+  const char* in;
+  const char* out;
+};
+
+TEST(EscapeMetricName, FollowsStatsdExporter) {
+  const EscapeCase cases[] = {
+      {"foo.bar", "foo_bar"},        {"foo-bar", "foo_bar"},        {"foo--bar", "foo_bar"},
+      {"foo---bar", "foo_bar"},      {"1foo", "_1foo"},             {"foo bar/baz", "foo_bar_baz"},
+      {"valid_name1", "valid_name1"}, {"héllo", "h_llo"},           {"a:b", "a_b"},
+      {"", ""},                      {"-x", "_x"},                  {"foo.-bar", "foo__bar"},
+  };
+  for (const EscapeCase& c : cases) EXPECT_EQ(escape_metric_name(c.in), c.out) << c.in;
+  EXPECT_TRUE(is_valid_metric_name("abc_1"));
+  EXPECT_FALSE(is_valid_metric_name("1abc"));
+  EXPECT_FALSE(is_valid_metric_name("a.b"));
+}
+
+TEST(Matcher, GlobStarMatchesExactlyOneSegmentAndCaptures) {
+  Matcher m = make({glob("test.dispatcher.*.*.*", "dispatcher_events_total",
+                         {{"processor", "$1"}, {"action", "${2}"}, {"outcome", "$3"}, {"job", "test"}})});
+  auto r = m.match("test.dispatcher.FooProcessor.send.success", MatchClass::kCounter);
+  ASSERT_NE(r.rule, nullptr);
+  EXPECT_EQ(r.name, "dispatcher_events_total");
+  EXPECT_EQ(label(r, "processor"), "FooProcessor");
+  EXPECT_EQ(label(r, "action"), "send");
+  EXPECT_EQ(label(r, "outcome"), "success");
+  EXPECT_EQ(label(r, "job"), "test");
+  EXPECT_EQ(m.match("test.dispatcher.a.b", MatchClass::kCounter).rule, nullptr);
+  EXPECT_EQ(m.match("test.dispatcher.a.b.c.d", MatchClass::kCounter).rule, nullptr);
+}
+
+TEST(Matcher, CaptureInNameAndDollarNameWithSuffixExpandsLikeGo) {
+  Matcher m = make({glob("*.signup.*", "${1}_signups_total", {{"provider", "$2"}, {"odd", "$2_x"}})});
+  auto r = m.match("web.signup.github", MatchClass::kCounter);
+  ASSERT_NE(r.rule, nullptr);
+  EXPECT_EQ(r.name, "web_signups_total");
+  EXPECT_EQ(label(r, "provider"), "github");
+  EXPECT_EQ(label(r, "odd"), "");  // "$2_x" names capture "2_x", which does not exist
+}
+
+TEST(Matcher, GlobsWinInFileOrderEvenWhenALaterRuleIsMoreSpecific) {
+  Matcher m = make({glob("a.*.c", "first"), glob("a.b.c", "second")});
+  EXPECT_EQ(m.match("a.b.c", MatchClass::kCounter).name, "first");
+  Matcher m2 = make({glob("a.b.c", "first"), glob("a.*.c", "second")});
+  EXPECT_EQ(m2.match("a.b.c", MatchClass::kCounter).name, "first");
+  EXPECT_EQ(m2.match("a.x.c", MatchClass::kCounter).name, "second");
+}
+
+TEST(Matcher, OrderingBacktracksPastALiteralDeadEnd) {
+  // "a.b.*" is tried first (literal b) but cannot finish on "a.b.c.d"; "a.*.c.d" can.
+  Matcher m = make({glob("a.b.x.d", "literal"), glob("a.*.c.d", "star")});
+  EXPECT_EQ(m.match("a.b.c.d", MatchClass::kCounter).name, "star");
+}
+
+TEST(Matcher, DisabledOrderingPrefersLiteralSegments) {
+  Matcher m = make({glob("a.*.c", "star"), glob("a.b.c", "literal")}, true);
+  EXPECT_EQ(m.match("a.b.c", MatchClass::kCounter).name, "literal");
+  EXPECT_EQ(m.match("a.z.c", MatchClass::kCounter).name, "star");
+}
+
+TEST(Matcher, GlobsAreTriedBeforeRegexesWhateverTheFileOrder) {
+  Matcher m = make({regex("^a\\.(.*)$", "regex_$1"), glob("a.*", "glob")});
+  EXPECT_EQ(m.match("a.b", MatchClass::kCounter).name, "glob");
+  EXPECT_EQ(m.match("a.b.c", MatchClass::kCounter).name, "regex_b.c");
+}
+
+TEST(Matcher, RegexIsUnanchoredAndExpandsGroups) {
+  Matcher m = make({regex("requests\\.([a-z]+)\\.(\\d+)", "requests_total", {{"verb", "$1"}, {"code", "${2}"}})});
+  auto r = m.match("svc.requests.get.200.extra", MatchClass::kCounter);
+  ASSERT_NE(r.rule, nullptr);
+  EXPECT_EQ(label(r, "verb"), "get");
+  EXPECT_EQ(label(r, "code"), "200");
+}
+
+TEST(Matcher, RegexRulesAreTriedInFileOrder) {
+  Matcher m = make({regex("^x\\.", "first"), regex("^x\\.y", "second")});
+  EXPECT_EQ(m.match("x.y", MatchClass::kGauge).name, "first");
+}
+
+TEST(Matcher, MatchMetricTypeRestrictsGlobAndRegexRules) {
+  MappingRule c = glob("m.*", "as_counter");
+  c.match_metric_type = MatchMetricType::kCounter;
+  MappingRule g = glob("m.*", "as_gauge");
+  g.match_metric_type = MatchMetricType::kGauge;
+  MappingRule o = regex("^m\\.", "as_observer");
+  o.match_metric_type = MatchMetricType::kObserver;
+  Matcher m = make({c, g, o});
+  EXPECT_EQ(m.match("m.x", MatchClass::kCounter).name, "as_counter");
+  EXPECT_EQ(m.match("m.x", MatchClass::kGauge).name, "as_gauge");
+  EXPECT_EQ(m.match("m.x", MatchClass::kObserver).name, "as_observer");
+}
+
+TEST(Matcher, DropActionMatchesWithoutAName) {
+  MappingRule d;
+  d.match = "noisy.*";
+  d.action = RuleAction::kDrop;
+  Matcher m = make({d, glob("*.*", "other")});
+  auto r = m.match("noisy.thing", MatchClass::kCounter);
+  ASSERT_NE(r.rule, nullptr);
+  EXPECT_EQ(r.rule->action, RuleAction::kDrop);
+  EXPECT_EQ(m.match("quiet.thing", MatchClass::kCounter).rule->action, RuleAction::kMap);
+}
+
+TEST(Matcher, RuleSettingsFallBackToDefaults) {
+  MappingRule h = glob("h.*", "h");
+  h.observer_type = ObserverType::kHistogram;
+  h.buckets = {1, 2, 3};
+  h.ttl = std::chrono::seconds(30);
+  Matcher m = make({h, glob("s.*", "s")});
+  const CompiledRule* hr = m.match("h.x", MatchClass::kObserver).rule;
+  ASSERT_NE(hr, nullptr);
+  EXPECT_EQ(hr->observer_type, ObserverType::kHistogram);
+  EXPECT_EQ(hr->buckets, (std::vector<double>{1, 2, 3}));
+  EXPECT_EQ(hr->ttl, std::chrono::seconds(30));
+  const CompiledRule* sr = m.match("s.x", MatchClass::kObserver).rule;
+  ASSERT_NE(sr, nullptr);
+  EXPECT_EQ(sr->observer_type, ObserverType::kSummary);
+  EXPECT_EQ(sr->quantiles, (std::vector<double>{0.5, 0.9, 0.99}));
+  EXPECT_EQ(sr->max_age, std::chrono::minutes(10));
+  EXPECT_EQ(sr->age_buckets, 5u);
+  EXPECT_EQ(sr->ttl.count(), 0);
+}
+
+TEST(Matcher, RejectsInvalidRules) {
+  MappingConfig c;
+  c.rules = {glob("a.b*.c", "x")};
+  EXPECT_FALSE(Matcher::create(c));
+  c.rules = {glob("a..c", "x")};
+  EXPECT_FALSE(Matcher::create(c));
+  c.rules = {glob("a.*", "")};
+  EXPECT_FALSE(Matcher::create(c));
+  c.rules = {regex("a(", "x")};
+  auto bad = Matcher::create(c);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().context.find("mapping rule 1"), std::string::npos);
+  c.rules = {glob("a.*", "x", {{"1bad", "v"}})};
+  EXPECT_FALSE(Matcher::create(c));
+  MappingRule h = glob("a.*", "x");
+  h.buckets = {2, 1};
+  c.rules = {h};
+  EXPECT_FALSE(Matcher::create(c));
+}
+
+TEST(Matcher, CacheServesRepeatsAndStaysBounded) {
+  Matcher m = make({glob("a.*", "a_$1")}, false, 4);
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 4; ++i) {
+      auto r = m.match("a.k" + std::to_string(i), MatchClass::kCounter);
+      EXPECT_EQ(r.name, "a_k" + std::to_string(i));
+    }
+  }
+  EXPECT_EQ(m.stats().lookups, 12u);
+  EXPECT_EQ(m.stats().cache_hits, 8u);
+  EXPECT_EQ(m.stats().cache_length, 4u);
+  // A fifth name evicts the least recently used (k0); k3 stays.
+  EXPECT_EQ(m.match("a.k4", MatchClass::kCounter).name, "a_k4");
+  EXPECT_EQ(m.stats().cache_length, 4u);
+  const auto hits = m.stats().cache_hits;
+  EXPECT_EQ(m.match("a.k3", MatchClass::kCounter).name, "a_k3");
+  EXPECT_EQ(m.stats().cache_hits, hits + 1);
+  EXPECT_EQ(m.match("a.k0", MatchClass::kCounter).name, "a_k0");
+  EXPECT_EQ(m.stats().cache_hits, hits + 1);
+}
+
+TEST(Matcher, CacheKeysIncludeTheMetricClass) {
+  MappingRule c = glob("m.*", "as_counter");
+  c.match_metric_type = MatchMetricType::kCounter;
+  Matcher m = make({c});
+  EXPECT_NE(m.match("m.x", MatchClass::kCounter).rule, nullptr);
+  EXPECT_EQ(m.match("m.x", MatchClass::kGauge).rule, nullptr);
+}
+
+TEST(Matcher, WorksWithoutACache) {
+  Matcher m = make({glob("a.*", "a_$1")}, false, 0);
+  EXPECT_EQ(m.match("a.x", MatchClass::kCounter).name, "a_x");
+  EXPECT_EQ(m.match("a.y", MatchClass::kCounter).name, "a_y");
+}
+
+}  // namespace
+}  // namespace ringpipe::processors

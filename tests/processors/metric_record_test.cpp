@@ -1,0 +1,134 @@
+#include "ringpipe/processors/metric_record.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace ringpipe::processors {
+namespace {
+
+std::vector<std::byte> encode_labels(std::initializer_list<Label> labels) {
+  std::vector<std::byte> out;
+  for (const Label& l : labels) {
+    const LabelHeader h{static_cast<std::uint16_t>(l.name.size()), static_cast<std::uint16_t>(l.value.size())};
+    const auto* hp = reinterpret_cast<const std::byte*>(&h);
+    out.insert(out.end(), hp, hp + sizeof h);
+    for (char c : l.name) out.push_back(static_cast<std::byte>(c));
+    for (char c : l.value) out.push_back(static_cast<std::byte>(c));
+  }
+  return out;
+}
+
+TEST(MetricRecord, RoundTripsSeriesExpiriesAndMarkers) {
+  std::vector<std::byte> buf(4096);
+  MetricBatchWriter w(buf, BatchOrigin{3, 4, 77, 9, 1234});
+  const auto labels = encode_labels({{"code", "200"}, {"method", "GET"}});
+  const double hist[] = {3, 1.5, 0.1, 1, 1, 2, std::numeric_limits<double>::infinity(), 3};
+  SeriesEntry e;
+  e.type = MetricType::kHistogram;
+  e.key = 42;
+  e.name = "http_seconds";
+  e.help = "latency";
+  e.label_bytes = labels;
+  e.label_count = 2;
+  e.values = hist;
+  ASSERT_TRUE(w.append_marker(EntryKind::kSnapshotBegin, 5));
+  ASSERT_TRUE(w.append(e));
+  SeriesEntry x = e;
+  x.kind = EntryKind::kExpire;
+  x.values = {};
+  ASSERT_TRUE(w.append(x));
+  ASSERT_TRUE(w.append_marker(EntryKind::kSnapshotEnd, 5));
+  const std::size_t n = w.finish();
+
+  MetricBatchReader r(std::span<const std::byte>(buf.data(), n));
+  EXPECT_EQ(r.header().shard, 3);
+  EXPECT_EQ(r.header().shard_count, 4);
+  EXPECT_EQ(r.header().instance_id, 77u);
+  EXPECT_EQ(r.header().flush_seq, 9u);
+  EXPECT_EQ(r.header().flush_ns, 1234);
+  auto m = r.next();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->kind, EntryKind::kSnapshotBegin);
+  EXPECT_EQ(m->key, 5u);
+  auto s = r.next();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->kind, EntryKind::kSeries);
+  EXPECT_EQ(s->type, MetricType::kHistogram);
+  EXPECT_EQ(s->name, "http_seconds");
+  EXPECT_EQ(s->help, "latency");
+  EXPECT_EQ(s->key, 42u);
+  ASSERT_EQ(s->value_count, 8);
+  EXPECT_EQ(s->value(0), 3);
+  EXPECT_TRUE(std::isinf(s->value(6)));
+  std::string seen;
+  s->for_each_label([&](const Label& l) { seen += std::string(l.name) + "=" + std::string(l.value) + ";"; });
+  EXPECT_EQ(seen, "code=200;method=GET;");
+  auto ex = r.next();
+  ASSERT_TRUE(ex);
+  EXPECT_EQ(ex->kind, EntryKind::kExpire);
+  EXPECT_EQ(ex->value_count, 0);
+  auto end = r.next();
+  ASSERT_TRUE(end);
+  EXPECT_EQ(end->kind, EntryKind::kSnapshotEnd);
+  EXPECT_FALSE(r.next());
+  EXPECT_EQ(r.error(), MetricDecodeError::kNone);
+}
+
+TEST(MetricRecord, WriterRefusesAnEntryThatDoesNotFit) {
+  std::vector<std::byte> buf(sizeof(MetricBatchHeader) + 40);
+  MetricBatchWriter w(buf, {});
+  const double v[] = {1};
+  SeriesEntry e;
+  e.name = "a_rather_long_metric_name";
+  e.values = v;
+  EXPECT_FALSE(w.append(e));
+  EXPECT_EQ(w.entry_count(), 0u);
+}
+
+TEST(MetricRecord, ReaderRejectsTruncatedBadVersionAndLyingLengths) {
+  std::vector<std::byte> buf(1024);
+  MetricBatchWriter w(buf, {});
+  const auto labels = encode_labels({{"k", "v"}});
+  const double v[] = {1};
+  SeriesEntry e;
+  e.name = "m";
+  e.label_bytes = labels;
+  e.label_count = 1;
+  e.values = v;
+  ASSERT_TRUE(w.append(e));
+  const std::size_t n = w.finish();
+
+  EXPECT_EQ(MetricBatchReader(std::span<const std::byte>(buf.data(), 10)).error(),
+            MetricDecodeError::kTruncatedHeader);
+  EXPECT_EQ(MetricBatchReader(std::span<const std::byte>(buf.data(), n - 8)).error(), MetricDecodeError::kBadLength);
+
+  auto bad_version = buf;
+  bad_version[0] = std::byte{9};
+  EXPECT_EQ(MetricBatchReader(std::span<const std::byte>(bad_version.data(), n)).error(),
+            MetricDecodeError::kBadVersion);
+
+  auto lying = buf;  // the label's name length points past the entry
+  const std::size_t label_at = sizeof(MetricBatchHeader) + sizeof(MetricEntryHeader) + sizeof(double) + 1;
+  lying[label_at] = std::byte{200};
+  MetricBatchReader r(std::span<const std::byte>(lying.data(), n));
+  EXPECT_FALSE(r.next());
+  EXPECT_EQ(r.error(), MetricDecodeError::kBadLabels);
+
+  auto bad_type = buf;
+  bad_type[sizeof(MetricBatchHeader) + 5] = std::byte{9};
+  MetricBatchReader r2(std::span<const std::byte>(bad_type.data(), n));
+  EXPECT_FALSE(r2.next());
+  EXPECT_EQ(r2.error(), MetricDecodeError::kBadType);
+
+  auto huge = buf;  // entry size larger than the record
+  huge[sizeof(MetricBatchHeader) + 1] = std::byte{0x7f};
+  MetricBatchReader r3(std::span<const std::byte>(huge.data(), n));
+  EXPECT_FALSE(r3.next());
+  EXPECT_EQ(r3.error(), MetricDecodeError::kBadEntry);
+}
+
+}  // namespace
+}  // namespace ringpipe::processors
