@@ -240,7 +240,18 @@ Status IngestServer::Impl::bind_unix_datagram(const UnixDatagramConfig& u, Targe
 
 void IngestServer::Impl::join() noexcept {
   std::lock_guard lock(join_mutex);
-  stopping.store(true, std::memory_order_release);
+  stopping.store(true, std::memory_order_release);  // datagram threads drain their sockets and exit
+  if (!threads.empty() && (tcp || unix_stream)) {
+    boost::asio::post(io, [this] {
+      if (tcp) tcp->close();
+      if (unix_stream) unix_stream->close();
+    });
+    const std::int64_t deadline = monotonic_ns() + std::chrono::nanoseconds(config.stop_drain_timeout).count();
+    while (stats.tcp.connections_open.load() + stats.unix_stream.connections_open.load() > 0 &&
+           monotonic_ns() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
   io.stop();
   for (auto& t : threads) {
     if (t.joinable()) t.join();

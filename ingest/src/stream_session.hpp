@@ -158,6 +158,11 @@ class StreamListener {
   }
 
   void start() { accept(); }
+  // Stops accepting; open connections carry on. Call on the io_context thread.
+  void close() {
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+  }
 
   [[nodiscard]] std::uint16_t local_port() const {
     if constexpr (std::is_same_v<Protocol, boost::asio::ip::tcp>) {

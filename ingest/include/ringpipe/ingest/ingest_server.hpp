@@ -65,6 +65,9 @@ struct IngestConfig {
   std::optional<UnixDatagramConfig> unix_datagram;
   std::optional<UnixStreamConfig> unix_stream;
   std::chrono::milliseconds error_log_interval{std::chrono::seconds(10)};  // malformed input: one warning per interval
+  // At stop, stream connections get this long to reach end of stream (clients
+  // that already sent everything lose nothing); then they are closed.
+  std::chrono::milliseconds stop_drain_timeout{std::chrono::seconds(2)};
 };
 
 inline constexpr std::size_t kMaxUdpSockets = 64;

@@ -1,0 +1,235 @@
+#include "ringpipe/ingest/ingest_server.hpp"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "memory_target.hpp"
+#include "net_clients.hpp"
+#include "test_support.hpp"
+
+namespace ringpipe::ingest {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::MemoryStore;
+
+constexpr auto kWait = 5000ms;
+
+struct Fixture {
+  std::shared_ptr<MemoryStore> store = std::make_shared<MemoryStore>();
+  ringpipe::testing::ScratchDir dir;
+  std::unique_ptr<IngestServer> server;
+
+  static IngestConfig base() {
+    IngestConfig c;
+    c.name = "test";
+    c.source_id = 3;
+    c.stop_drain_timeout = std::chrono::milliseconds(200);
+    return c;
+  }
+  void start(const IngestConfig& c) {
+    auto s = IngestServer::create(c, testing::memory_targets(store));
+    ASSERT_TRUE(s) << s.error().message();
+    server = std::move(*s);
+    ASSERT_TRUE(server->start());
+  }
+  bool wait_written(std::uint64_t n) {
+    return ringpipe::testing::wait_until([&] { return server->stats().samples_written.load() >= n; }, kWait);
+  }
+};
+
+TEST(IngestServer, ReceivesUdpPacketsAsOneBatchRecordEach) {
+  Fixture f;
+  IngestConfig c = Fixture::base();
+  c.udp = UdpConfig{.port = 0};
+  f.start(c);
+  ASSERT_NE(f.server->udp_port(), 0);
+  auto fd = testing::udp_socket();
+  ASSERT_TRUE(testing::send_udp(fd.get(), f.server->udp_port(), "a:1|c\nb:2|g\nbad\n"));
+  ASSERT_TRUE(f.wait_written(2));
+  f.server->stop();
+  const auto samples = f.store->samples();
+  ASSERT_EQ(samples.size(), 2u);
+  EXPECT_EQ(samples[0].name, "a");
+  EXPECT_EQ(samples[1].kind, sample::Kind::kGauge);
+  EXPECT_EQ(f.store->record_count(), 1u);  // one claim for the packet, not one per line
+  EXPECT_EQ(f.server->stats().parse_error(ParseError::kMalformedLine), 1u);
+  EXPECT_EQ(f.server->stats().udp_packets.load(), 1u);
+  EXPECT_EQ(f.server->stats().lines.load(), 3u);
+}
+
+TEST(IngestServer, SpreadsUdpOverReusePortSocketsEachWithItsOwnTarget) {
+  Fixture f;
+  IngestConfig c = Fixture::base();
+  c.udp = UdpConfig{.port = 0, .sockets = 4};
+  f.start(c);
+  EXPECT_EQ(f.store->targets.load(), 4);
+  constexpr int kSenders = 16;
+  for (int i = 0; i < kSenders; ++i) {  // distinct source ports hash to different sockets
+    auto fd = testing::udp_socket();
+    ASSERT_TRUE(testing::send_udp(fd.get(), f.server->udp_port(), "m:1|c"));
+  }
+  ASSERT_TRUE(f.wait_written(kSenders));
+  f.server->stop();
+  EXPECT_EQ(f.store->samples().size(), static_cast<std::size_t>(kSenders));
+  EXPECT_EQ(f.server->stats().udp_kernel_drops_total(), 0u);
+}
+
+TEST(IngestServer, FramesTcpLinesAcrossReadsAndParsesTheLastLineAtEof) {
+  Fixture f;
+  IngestConfig c = Fixture::base();
+  c.tcp = TcpConfig{.port = 0};
+  f.start(c);
+  auto fd = testing::tcp_connect(f.server->tcp_port());
+  ASSERT_TRUE(fd.valid());
+  ASSERT_TRUE(testing::send_all(fd.get(), "first:1|"));
+  std::this_thread::sleep_for(20ms);  // a separate read
+  ASSERT_TRUE(testing::send_all(fd.get(), "c\r\nsecond:2|c\nthi"));
+  std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(testing::send_all(fd.get(), "rd:3|c"));
+  fd.reset();
+  ASSERT_TRUE(f.wait_written(3));
+  f.server->stop();
+  const auto samples = f.store->samples();
+  ASSERT_EQ(samples.size(), 3u);
+  EXPECT_EQ(samples[0].name, "first");
+  EXPECT_EQ(samples[1].name, "second");
+  EXPECT_EQ(samples[2].name, "third");
+  EXPECT_EQ(f.server->stats().lines.load(), 3u);
+}
+
+TEST(IngestServer, SkipsTooLongTcpLineAndKeepsTheConnection) {
+  Fixture f;
+  IngestConfig c = Fixture::base();
+  c.tcp = TcpConfig{.port = 0, .max_line_bytes = 32};
+  f.start(c);
+  auto fd = testing::tcp_connect(f.server->tcp_port());
+  ASSERT_TRUE(fd.valid());
+  const std::string longline = std::string(100, 'x') + ":1|c\n";
+  ASSERT_TRUE(testing::send_all(fd.get(), "before:1|c\n" + longline + "after:1|c\n"));
+  ASSERT_TRUE(f.wait_written(2));
+  ASSERT_TRUE(testing::send_all(fd.get(), longline + longline + "later:1|c\n"));  // still served
+  ASSERT_TRUE(f.wait_written(3));
+  f.server->stop();
+  const auto samples = f.store->samples();
+  ASSERT_EQ(samples.size(), 3u);
+  EXPECT_EQ(samples[1].name, "after");
+  EXPECT_EQ(samples[2].name, "later");
+  EXPECT_EQ(f.server->stats().parse_error(ParseError::kLineTooLong), 3u);
+  EXPECT_EQ(f.server->stats().tcp.connections.load(), 1u);
+}
+
+TEST(IngestServer, RefusesConnectionsBeyondTheLimit) {
+  Fixture f;
+  IngestConfig c = Fixture::base();
+  c.tcp = TcpConfig{.port = 0, .max_connections = 1};
+  f.start(c);
+  auto first = testing::tcp_connect(f.server->tcp_port());
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return f.server->stats().tcp.connections_open.load() == 1; }, kWait));
+  auto second = testing::tcp_connect(f.server->tcp_port());
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return f.server->stats().tcp.connections_rejected.load() == 1; }, kWait));
+  ASSERT_TRUE(testing::send_all(first.get(), "ok:1|c\n"));
+  ASSERT_TRUE(f.wait_written(1));
+  f.server->stop();
+}
+
+TEST(IngestServer, ClosesIdleConnections) {
+  Fixture f;
+  IngestConfig c = Fixture::base();
+  c.tcp = TcpConfig{.port = 0, .idle_timeout = 50ms};
+  f.start(c);
+  auto fd = testing::tcp_connect(f.server->tcp_port());
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return f.server->stats().tcp.idle_closed.load() == 1; }, kWait));
+  EXPECT_EQ(f.server->stats().tcp.connections_open.load(), 0u);
+  char byte;
+  EXPECT_EQ(::recv(fd.get(), &byte, 1, 0), 0);  // the server closed it
+  f.server->stop();
+}
+
+TEST(IngestServer, ReceivesOnUnixDatagramAndStreamSocketsWithTheConfiguredMode) {
+  Fixture f;
+  IngestConfig c = Fixture::base();
+  c.unix_datagram = UnixDatagramConfig{.path = f.dir.file("dgram.sock"), .mode = 0660};
+  c.unix_stream = UnixStreamConfig{.path = f.dir.file("stream.sock"), .mode = 0600};
+  f.start(c);
+  struct stat st{};
+  ASSERT_EQ(::stat(c.unix_datagram->path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+  ASSERT_EQ(::stat(c.unix_stream->path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto dg = testing::unixgram_socket();
+  ASSERT_TRUE(testing::send_unixgram(dg.get(), c.unix_datagram->path, "d:1|c\n"));
+  auto s = testing::unix_connect(c.unix_stream->path);
+  ASSERT_TRUE(s.valid());
+  ASSERT_TRUE(testing::send_all(s.get(), "s:1|c\n"));
+  ASSERT_TRUE(f.wait_written(2));
+  f.server->stop();
+  EXPECT_EQ(f.server->stats().unix_datagram_packets.load(), 1u);
+  EXPECT_EQ(f.server->stats().unix_stream.connections.load(), 1u);
+}
+
+TEST(IngestServer, CountsSamplesAsDroppedWhenTheTargetRefuses) {
+  Fixture f;
+  f.store->refuse = true;
+  IngestConfig c = Fixture::base();
+  c.udp = UdpConfig{.port = 0};
+  f.start(c);
+  auto fd = testing::udp_socket();
+  ASSERT_TRUE(testing::send_udp(fd.get(), f.server->udp_port(), "a:1|c\nb:1|c\nc:1|c"));
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return f.server->stats().samples_dropped.load() == 3; }, kWait));
+  f.server->stop();
+  EXPECT_EQ(f.server->stats().samples_written.load(), 0u);
+  EXPECT_EQ(f.server->stats().records_dropped.load(), 1u);
+  EXPECT_EQ(f.store->dropped_records.load(), 1u);  // the producer's shared counter was told
+}
+
+TEST(IngestServer, RotatesToANewRecordWhenAPacketOverflowsOneClaim) {
+  Fixture f;
+  f.store->claim_bytes = 512;
+  IngestConfig c = Fixture::base();
+  c.udp = UdpConfig{.port = 0};
+  f.start(c);
+  std::string packet;
+  for (int i = 0; i < 100; ++i) packet += "metric.number." + std::to_string(i) + ":1|c\n";
+  auto fd = testing::udp_socket();
+  ASSERT_TRUE(testing::send_udp(fd.get(), f.server->udp_port(), packet));
+  ASSERT_TRUE(f.wait_written(100));
+  f.server->stop();
+  EXPECT_EQ(f.store->samples().size(), 100u);
+  EXPECT_GT(f.store->record_count(), 1u);
+}
+
+TEST(IngestServer, FailsToCreateWhenThePortIsTaken) {
+  Fixture f;
+  IngestConfig c = Fixture::base();
+  c.udp = UdpConfig{.port = 0};
+  f.start(c);
+  IngestConfig again = Fixture::base();
+  again.udp = UdpConfig{.port = f.server->udp_port()};
+  auto s = IngestServer::create(again, testing::memory_targets(f.store));
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message().find("bind"), std::string::npos) << s.error().message();
+}
+
+TEST(IngestServer, StopsWhenRunIsInterruptedFromAnotherThread) {
+  Fixture f;
+  IngestConfig c = Fixture::base();
+  c.udp = UdpConfig{.port = 0};
+  c.tcp = TcpConfig{.port = 0};
+  auto s = IngestServer::create(c, testing::memory_targets(f.store));
+  ASSERT_TRUE(s);
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(50ms);
+    (*s)->stop();
+  });
+  EXPECT_TRUE((*s)->run());
+  stopper.join();
+}
+
+}  // namespace
+}  // namespace ringpipe::ingest
