@@ -1,1 +1,456 @@
+#include "ringpipe/config/pipeline.hpp"
+
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
 #include <gtest/gtest.h>
+
+#include "config_test_util.hpp"
+#include "test_support.hpp"
+
+namespace ringpipe::config {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::messages;
+
+EnvLookup env_of(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
+    const auto it = vars.find(std::string(name));
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+ConfigResult<PipelineConfig> parse(std::string_view yaml, std::map<std::string, std::string> vars = {}) {
+  return parse_pipeline(yaml, "p.yaml", env_of(std::move(vars)));
+}
+
+// Rings, a source, a processor and an exporter that validate; tests append or replace parts.
+constexpr std::string_view kValid = R"(rings:
+  raw: {size: 64MiB}
+  metrics: {size: 16MiB}
+sources:
+  statsd: {type: statsd, listen: [udp://0.0.0.0:9125, tcp://0.0.0.0:9125], output: raw}
+processors:
+  aggregate: {type: aggregate, input: raw, output: metrics}
+exporters:
+  prometheus: {type: prometheus, input: metrics, listen: 0.0.0.0:9102}
+)";
+
+TEST(PipelineConfig, LoadsTheEdgeExampleWithItsMappingFile) {
+  const auto r = parse_pipeline(
+      [] {
+        std::ifstream in(std::string(RINGPIPE_CONFIG_EXAMPLES_DIR) + "/edge.yaml");
+        return std::string(std::istreambuf_iterator<char>(in), {});
+      }(),
+      std::string(RINGPIPE_CONFIG_EXAMPLES_DIR) + "/edge.yaml", env_of({}));
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->pipeline, "edge");
+  EXPECT_EQ(r->run_dir, "/dev/shm/ringpipe");
+  ASSERT_EQ(r->rings.size(), 2u);
+  EXPECT_EQ(r->rings[0].name, "raw");
+  EXPECT_EQ(r->rings[0].size_bytes, 64u << 20);
+  EXPECT_EQ(r->rings[0].overflow, OverflowPolicy::kBlock);
+  EXPECT_EQ(r->rings[0].lane_capacity_bytes(), 8u << 20);
+  EXPECT_EQ(r->ring_path("raw"), "/dev/shm/ringpipe/edge/raw");
+
+  ASSERT_EQ(r->sources.size(), 1u);
+  const auto& s = r->sources[0];
+  ASSERT_EQ(s.listen.size(), 3u);
+  EXPECT_EQ(s.listen[0].to_string(), "udp://0.0.0.0:9125");
+  EXPECT_EQ(s.listen[1].to_string(), "tcp://0.0.0.0:9125");
+  EXPECT_EQ(s.listen[2].transport, Transport::kUnix);
+  EXPECT_EQ(s.listen[2].path, "/run/ringpipe/statsd.sock");
+  EXPECT_EQ(s.read_buffer_bytes, 8u << 20);
+  EXPECT_EQ(s.udp_sockets, 4u);
+  EXPECT_EQ(s.max_line_length, 64u << 10);
+  EXPECT_EQ(s.idle_timeout, milliseconds{300'000});
+  EXPECT_EQ(s.socket_mode, 0660u);
+
+  ASSERT_EQ(r->processors.size(), 1u);
+  const auto& p = r->processors[0];
+  EXPECT_EQ(p.input, "raw");
+  EXPECT_EQ(p.output, "metrics");
+  EXPECT_EQ(p.reader, "aggregate");
+  EXPECT_EQ(p.shards, 2u);
+  EXPECT_EQ(p.mapping_config, std::string(RINGPIPE_CONFIG_EXAMPLES_DIR) + "/mapping.yml");
+  ASSERT_TRUE(p.mapping.has_value());
+  EXPECT_EQ(p.mapping->mappings.size(), 6u);
+  EXPECT_EQ(p.mapping->defaults.observer_type, ObserverType::kHistogram);
+
+  ASSERT_EQ(r->exporters.size(), 2u);
+  EXPECT_EQ(r->exporters[0].type, ExporterType::kPrometheus);
+  EXPECT_EQ(r->exporters[0].prometheus.listen.to_string(), "tcp://0.0.0.0:9102");
+  EXPECT_EQ(r->exporters[0].prometheus.path, "/metrics");
+  EXPECT_EQ(r->exporters[1].type, ExporterType::kRemoteWrite);
+  EXPECT_EQ(r->exporters[1].remote_write.url, "http://127.0.0.1:9090/api/v1/write");
+}
+
+TEST(PipelineConfig, LoadsEveryExampleFile) {
+  ::setenv("SCRAPE_PASSWORD", "scrape-secret", 1);
+  ::setenv("REMOTE_WRITE_TOKEN", "token", 1);
+  for (const char* name : {"edge.yaml", "minimal.yaml", "secure.yaml"}) {
+    const auto r = load_pipeline(std::string(RINGPIPE_CONFIG_EXAMPLES_DIR) + "/" + name);
+    EXPECT_TRUE(r) << name << ": " << (r ? "" : r.error().message());
+  }
+  const auto secure = load_pipeline(std::string(RINGPIPE_CONFIG_EXAMPLES_DIR) + "/secure.yaml");
+  ASSERT_TRUE(secure);
+  const auto& ring = secure->rings[0];
+  EXPECT_EQ(ring.overflow, OverflowPolicy::kDrop);
+  EXPECT_EQ(ring.lanes, 4u);
+  EXPECT_EQ(ring.max_readers, 4u);
+  EXPECT_EQ(ring.max_record_bytes, 64u << 10);
+  EXPECT_EQ(ring.reader_timeout, milliseconds{5000});
+  EXPECT_EQ(secure->rings[1].overflow, OverflowPolicy::kOverwrite);
+  EXPECT_FALSE(secure->sources[0].tags.influxdb);
+  EXPECT_TRUE(secure->sources[0].tags.dogstatsd);
+  const auto& p = secure->processors[0];
+  EXPECT_EQ(p.flush_interval, milliseconds{500});
+  EXPECT_EQ(p.ttl, milliseconds{15 * 60 * 1000});
+  EXPECT_EQ(p.observer_type, ObserverType::kHistogram);
+  EXPECT_EQ(p.histogram.buckets, (std::vector<double>{0.001, 0.01, 0.1, 1, 10}));
+  EXPECT_EQ(p.mapping_cache, (MappingCacheOptions{5000, CacheType::kRandom}));
+  const auto& prom = secure->exporters[0].prometheus;
+  EXPECT_EQ(prom.listen.host, "::");
+  EXPECT_EQ(prom.listen.port, 9443);
+  ASSERT_TRUE(prom.tls.has_value());
+  EXPECT_EQ(prom.tls->key_file, "/etc/ringpipe/tls.key");
+  ASSERT_EQ(prom.basic_auth_users.size(), 1u);
+  EXPECT_EQ(prom.basic_auth_users[0].password, "scrape-secret");
+  const auto& rw = secure->exporters[1].remote_write;
+  EXPECT_EQ(rw.batch_size, 5000u);
+  EXPECT_EQ(rw.batch_time, milliseconds{2000});
+  EXPECT_EQ(rw.max_in_flight, 8u);
+  EXPECT_EQ(rw.retry_min_backoff, milliseconds{100});
+  EXPECT_EQ(rw.retry_max_backoff, milliseconds{30'000});
+  EXPECT_EQ(rw.headers.at("X-Scope-OrgID"), "edge");
+  EXPECT_EQ(rw.bearer_token, "token");
+  ASSERT_TRUE(rw.tls.has_value());
+  EXPECT_EQ(rw.tls->ca_file, "/etc/ringpipe/ca.crt");
+}
+
+TEST(PipelineConfig, FillsDocumentedDefaults) {
+  const auto r = parse(kValid);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->pipeline, "default");
+  EXPECT_EQ(r->run_dir, kDefaultRunDir);
+  const auto& ring = r->rings[0];
+  EXPECT_EQ(ring.overflow, OverflowPolicy::kBlock);
+  EXPECT_EQ(ring.lanes, 8u);
+  EXPECT_EQ(ring.max_readers, 16u);
+  EXPECT_EQ(ring.max_record_bytes, 0u);
+  EXPECT_EQ(ring.reader_timeout, milliseconds{2000});
+  const auto& s = r->sources[0];
+  EXPECT_EQ(s.tags, StatsdTagFlavors{});
+  EXPECT_EQ(s.udp_sockets, 1u);
+  EXPECT_EQ(s.write_timeout, milliseconds{1000});
+  const auto& p = r->processors[0];
+  EXPECT_EQ(p.flush_interval, milliseconds{1000});
+  EXPECT_EQ(p.shards, 1u);
+  EXPECT_FALSE(p.mapping.has_value());
+  EXPECT_EQ(p.summary.quantiles.size(), 3u);
+  EXPECT_EQ(p.summary.max_age, std::chrono::minutes{10});
+  EXPECT_EQ(p.histogram.buckets.size(), 11u);
+  EXPECT_EQ(p.max_series, 1'000'000u);
+  EXPECT_EQ(p.max_series_per_metric, 100'000u);
+  EXPECT_EQ(r->exporters[0].prometheus.path, "/metrics");
+  EXPECT_EQ(r->exporters[0].reader, "prometheus");
+  const auto& rw = RemoteWriteConfig{};
+  EXPECT_EQ(rw.batch_size, 2000u);
+  EXPECT_EQ(rw.timeout, milliseconds{30'000});
+}
+
+TEST(PipelineConfig, ReportsEveryUnknownKeyWithPosition) {
+  const auto r = parse(R"(pipelin: edge
+rings:
+  raw: {size: 64MiB, overflw: drop}
+  metrics: {size: 16MiB}
+sources:
+  statsd: {type: statsd, listen: [udp://0.0.0.0:9125], output: raw, tag: {}}
+processors:
+  aggregate: {type: aggregate, input: raw, output: metrics, flush: 1s}
+exporters:
+  prometheus: {type: prometheus, input: metrics, listen: 0.0.0.0:9102, pth: /m}
+)");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(messages(r),
+            (std::vector<std::string>{
+                "p.yaml:1:1: top level: found unknown key \"pipelin\", expected one of: pipeline, run_dir, rings, "
+                "sources, processors, exporters (did you mean \"pipeline\"?)",
+                "p.yaml:3:22: ring \"raw\": found unknown key \"overflw\", expected one of: size, overflow, lanes, "
+                "max_readers, max_record, reader_timeout (did you mean \"overflow\"?)",
+                "p.yaml:6:69: source \"statsd\": found unknown key \"tag\", expected one of: type, listen, output, "
+                "tags, read_buffer, udp_sockets, max_line_length, max_connections, idle_timeout, socket_mode, "
+                "write_timeout (did you mean \"tags\"?)",
+                "p.yaml:8:61: processor \"aggregate\": found unknown key \"flush\", expected one of: type, input, "
+                "output, reader, mapping_config, cache_size, cache_type, shards, flush_interval, ttl, max_series, "
+                "max_series_per_metric, observer_type, quantiles, buckets, summary_max_age, summary_age_buckets, "
+                "summary_buf_cap, native_histogram_bucket_factor, native_histogram_max_buckets",
+                "p.yaml:10:72: exporter \"prometheus\": found unknown key \"pth\", expected one of: type, input, "
+                "reader, listen, path, tls, basic_auth_users (did you mean \"path\"?)",
+            }));
+}
+
+struct BrokenPipeline {
+  const char* name;
+  const char* yaml;
+  std::vector<std::string> expected;
+};
+
+class PipelineErrors : public ::testing::TestWithParam<BrokenPipeline> {};
+
+TEST_P(PipelineErrors, ReportsExactPositionAndExpectation) {
+  const auto& c = GetParam();
+  const auto r = parse(c.yaml);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(messages(r), c.expected);
+}
+
+// Each case breaks a valid pipeline in one way.
+INSTANTIATE_TEST_SUITE_P(
+    Table, PipelineErrors,
+    ::testing::Values(
+        BrokenPipeline{"WrongTypeForSection", "rings: [raw]\n",
+                       {"p.yaml:1:8: rings: found a list, expected a map of name: {...}"}},
+        BrokenPipeline{"WrongTypeForValue",
+                       "rings:\n  raw: {size: 64MiB, lanes: many}\n  metrics: {size: 16MiB}\n"
+                       "sources:\n  s: {type: statsd, listen: udp://:1, output: raw}\n"
+                       "processors:\n  a: {type: aggregate, input: raw, output: metrics}\n"
+                       "exporters:\n  e: {type: prometheus, input: metrics, listen: \":2\"}\n",
+                       {"p.yaml:2:29: ring \"raw\" lanes: found \"many\", expected an integer from 1 to 256"}},
+        BrokenPipeline{"MissingInputRing",
+                       "rings:\n  raw: {size: 64MiB}\n  metrics: {size: 16MiB}\n"
+                       "sources:\n  s: {type: statsd, listen: udp://:1, output: raw}\n"
+                       "processors:\n  a: {type: aggregate, input: raww, output: metrics}\n"
+                       "exporters:\n  e: {type: prometheus, input: metrics, listen: \":2\"}\n",
+                       {"p.yaml:2:3: ring \"raw\": found no reader (no processor or exporter has input: raw), "
+                        "expected at least one",
+                        "p.yaml:7:31: processor \"a\" input: found ring \"raww\", which is not defined under rings, "
+                        "expected one of: raw, metrics"}},
+        BrokenPipeline{"OutputRingThatDoesNotExist",
+                       "rings:\n  raw: {size: 64MiB}\n"
+                       "sources:\n  s: {type: statsd, listen: udp://:1, output: raw}\n"
+                       "processors:\n  a: {type: aggregate, input: raw, output: metrics}\n",
+                       {"p.yaml:6:44: processor \"a\" output: found ring \"metrics\", which is not defined under "
+                        "rings, expected one of: raw"}},
+        BrokenPipeline{"RingWithoutReader",
+                       "rings:\n  raw: {size: 64MiB}\n  metrics: {size: 16MiB}\n"
+                       "sources:\n  s: {type: statsd, listen: udp://:1, output: raw}\n"
+                       "processors:\n  a: {type: aggregate, input: raw, output: metrics}\n",
+                       {"p.yaml:3:3: ring \"metrics\": found no reader (no processor or exporter has input: "
+                        "metrics), expected at least one"}},
+        BrokenPipeline{"RingWithoutProducer",
+                       "rings:\n  raw: {size: 64MiB}\n"
+                       "exporters:\n  e: {type: prometheus, input: raw, listen: \":2\"}\n",
+                       {"p.yaml:2:3: ring \"raw\": found no producer (no source or processor has output: raw), "
+                        "expected at least one"}},
+        BrokenPipeline{"PortUsedTwice",
+                       "rings:\n  raw: {size: 64MiB}\n"
+                       "sources:\n  s: {type: statsd, listen: [udp://:9125, tcp://0.0.0.0:9102], output: raw}\n"
+                       "exporters:\n  e: {type: prometheus, input: raw, listen: \"127.0.0.1:9102\"}\n",
+                       {"p.yaml:6:45: exporter \"e\" listen: found port 9102/tcp already used by source \"s\" "
+                        "(p.yaml:4:43), expected each address once"}},
+        BrokenPipeline{"BadListenUrl",
+                       "rings:\n  raw: {size: 64MiB}\n"
+                       "sources:\n  s: {type: statsd, listen: [udp://0.0.0.0, sctp://:1, udp://:99999], output: raw}\n"
+                       "exporters:\n  e: {type: prometheus, input: raw}\n",
+                       {"p.yaml:4:30: source \"s\" listen: found \"udp://0.0.0.0\" with no port, expected "
+                        "udp://host:port, tcp://host:port, unix:///path or unixgram:///path",
+                        "p.yaml:4:45: source \"s\" listen: found \"sctp://:1\" with unknown scheme \"sctp\", expected "
+                        "udp://host:port, tcp://host:port, unix:///path or unixgram:///path",
+                        "p.yaml:4:56: source \"s\" listen: found \"udp://:99999\" with an invalid port \"99999\", "
+                        "expected udp://host:port, tcp://host:port, unix:///path or unixgram:///path"}},
+        BrokenPipeline{"RingGeometryNotPowerOfTwo",
+                       "rings:\n  raw: {size: 48MiB}\n"
+                       "sources:\n  s: {type: statsd, listen: udp://:1, output: raw}\n"
+                       "exporters:\n  e: {type: prometheus, input: raw}\n",
+                       {"p.yaml:2:15: ring \"raw\" size: found 48MiB over 8 lanes (6291456 bytes each), expected "
+                        "size / lanes to be a power of two of at least 4KiB, e.g. size: 64MiB"}},
+        BrokenPipeline{"BadOverflowPolicy",
+                       "rings:\n  raw: {overflow: sometimes}\n"
+                       "sources:\n  s: {type: statsd, listen: udp://:1, output: raw}\n"
+                       "exporters:\n  e: {type: prometheus, input: raw}\n",
+                       {"p.yaml:2:19: ring \"raw\" overflow: found \"sometimes\", expected block, drop or overwrite"}},
+        BrokenPipeline{"MissingType",
+                       "rings:\n  raw: {}\n"
+                       "sources:\n  s: {listen: udp://:1, output: raw}\n"
+                       "exporters:\n  e: {input: raw}\n",
+                       {"p.yaml:4:3: source \"s\": found no type, expected type: statsd, influx or graphite",
+                        "p.yaml:6:3: exporter \"e\": found no type, expected type: prometheus or remote_write"}},
+        BrokenPipeline{"ProcessorReadingItsOwnOutput",
+                       "rings:\n  raw: {}\n"
+                       "sources:\n  s: {type: statsd, listen: udp://:1, output: raw}\n"
+                       "processors:\n  a: {type: aggregate, input: raw, output: raw}\n"
+                       "exporters:\n  e: {type: prometheus, input: raw}\n",
+                       {"p.yaml:6:44: processor \"a\" output: found \"raw\", the processor's own input, expected a "
+                        "different ring"}},
+        BrokenPipeline{"RemoteWriteProblems",
+                       "rings:\n  raw: {}\n"
+                       "sources:\n  s: {type: statsd, listen: udp://:1, output: raw}\n"
+                       "exporters:\n  e: {type: remote_write, input: raw, url: ftp://x, retry_min_backoff: 10s, "
+                       "basic_auth: {username: u}, bearer_token: t}\n",
+                       {"p.yaml:6:44: exporter \"e\" url: found \"ftp://x\", expected an http:// or https:// URL with "
+                        "a host",
+                        "p.yaml:6:72: exporter \"e\" retry_min_backoff: found \"10s\", expected at most "
+                        "retry_max_backoff (5000ms)",
+                        "p.yaml:6:118: exporter \"e\" bearer_token: found both basic_auth and bearer_token, expected "
+                        "at most one of them"}},
+        BrokenPipeline{"DurationWithoutUnit",
+                       "rings:\n  raw: {reader_timeout: 10}\n"
+                       "sources:\n  s: {type: statsd, listen: udp://:1, output: raw}\n"
+                       "exporters:\n  e: {type: prometheus, input: raw}\n",
+                       {"p.yaml:2:25: ring \"raw\" reader_timeout: found \"10\", expected a duration like 500ms, "
+                        "10s, 5m, 1h or 1m30s"}},
+        BrokenPipeline{"InvalidYaml", "rings:\n  raw: {size: 64MiB\n",
+                       {"p.yaml:3:1: invalid YAML: end of map flow not found"}},
+        BrokenPipeline{"EmptyFile", "",
+                       {"p.yaml:1:1: found an empty file, expected a pipeline with rings, sources, processors and "
+                        "exporters"}}),
+    [](const ::testing::TestParamInfo<BrokenPipeline>& p) { return std::string(p.param.name); });
+
+TEST(PipelineConfig, ExpandsEnvironmentVariablesWithDefaults) {
+  const auto r = parse(R"(pipeline: ${PIPELINE}
+run_dir: ${RUN_DIR:-/tmp/rp}
+rings:
+  raw: {size: "${RAW_SIZE:-64MiB}"}
+sources:
+  s: {type: statsd, listen: "udp://${HOST:-0.0.0.0}:${PORT}", output: raw}
+exporters:
+  e: {type: remote_write, input: raw, url: "https://x/$${literal}", headers: {Authorization: "Bearer ${TOKEN}"}}
+)",
+                       {{"PIPELINE", "edge"}, {"PORT", "8125"}, {"RAW_SIZE", "128MiB"}, {"TOKEN", "abc"}});
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->pipeline, "edge");
+  EXPECT_EQ(r->run_dir, "/tmp/rp");
+  EXPECT_EQ(r->rings[0].size_bytes, 128u << 20);
+  EXPECT_EQ(r->sources[0].listen[0].to_string(), "udp://0.0.0.0:8125");
+  EXPECT_EQ(r->exporters[0].remote_write.url, "https://x/${literal}");
+  EXPECT_EQ(r->exporters[0].remote_write.headers.at("Authorization"), "Bearer abc");
+}
+
+TEST(PipelineConfig, ReportsUnsetVariableAtItsExactColumn) {
+  const auto r = parse(R"(rings:
+  raw: {}
+sources:
+  s: {type: statsd, listen: "udp://${HOST}:${PORT}", output: raw}
+exporters:
+  e: {type: prometheus, input: raw, path: "/${BAD-NAME}", listen: "${UNCLOSED"}
+)",
+                       {{"HOST", "127.0.0.1"}});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(messages(r),
+            (std::vector<std::string>{
+                "p.yaml:4:44: found \"${PORT}\" but PORT is not set, expected it set in the environment or a default "
+                "like ${PORT:-value}",
+                "p.yaml:6:45: found \"${BAD-NAME}\", expected ${VAR} or ${VAR:-default} with VAR made of letters, "
+                "digits and '_'",
+                "p.yaml:6:68: found \"${UNCLOSED\" without a closing '}', expected ${VAR} or ${VAR:-default}",
+            }));
+}
+
+TEST(PipelineConfig, DoesNotExpandVariablesInComments) {
+  const auto r = parse(std::string(kValid) + "# ${NOT_SET}\n");
+  EXPECT_TRUE(r) << r.error().message();
+}
+
+TEST(PipelineConfig, ReportsMappingFileErrorsWithTheirOwnPositions) {
+  ringpipe::testing::ScratchDir dir;
+  std::ofstream(dir.file("mapping.yml")) << "mappings:\n- match: a.*.\n  name: x\n";
+  std::ofstream(dir.file("p.yaml")) << R"(rings:
+  raw: {}
+  metrics: {}
+sources:
+  s: {type: statsd, listen: udp://:1, output: raw}
+processors:
+  a: {type: aggregate, input: raw, output: metrics, mapping_config: mapping.yml, shards: 0}
+  b: {type: aggregate, input: raw, output: metrics, mapping_config: missing.yml}
+exporters:
+  e: {type: prometheus, input: metrics}
+)";
+  const auto r = load_pipeline(dir.file("p.yaml"));
+  ASSERT_FALSE(r);
+  const auto got = messages(r);
+  ASSERT_EQ(got.size(), 3u) << r.error().message();
+  EXPECT_EQ(got[0], dir.file("p.yaml") +
+                        ":7:90: processor \"a\" shards: found \"0\", expected an integer from 1 to 256");
+  EXPECT_EQ(got[1], dir.file("p.yaml") + ":8:69: processor \"b\" mapping_config: found \"missing.yml\" but cannot "
+                                         "read " + dir.file("missing.yml") +
+                        ": No such file or directory, expected a readable statsd_exporter mapping file");
+  EXPECT_EQ(got[2].rfind(dir.file("mapping.yml") + ":2:10: mappings[0] match: found invalid glob \"a.*.\"", 0), 0u)
+      << got[2];
+}
+
+TEST(PipelineConfig, DefaultPipelineMatchesStatsdExporterDefaults) {
+  const PipelineConfig p = default_pipeline();
+  ASSERT_EQ(p.sources.size(), 1u);
+  ASSERT_EQ(p.sources[0].listen.size(), 2u);
+  EXPECT_EQ(p.sources[0].listen[0].to_string(), "udp://0.0.0.0:9125");
+  EXPECT_EQ(p.sources[0].listen[1].to_string(), "tcp://0.0.0.0:9125");
+  EXPECT_EQ(p.sources[0].tags, StatsdTagFlavors{});
+  ASSERT_EQ(p.processors.size(), 1u);
+  EXPECT_EQ(p.processors[0].input, p.sources[0].output);
+  EXPECT_EQ(p.processors[0].observer_type, ObserverType::kSummary);
+  EXPECT_EQ(p.processors[0].summary.quantiles,
+            (std::vector<Quantile>(std::begin(kDefaultQuantiles), std::end(kDefaultQuantiles))));
+  EXPECT_EQ(p.processors[0].mapping_cache, MappingCacheOptions{});
+  ASSERT_EQ(p.exporters.size(), 1u);
+  EXPECT_EQ(p.exporters[0].input, p.processors[0].output);
+  EXPECT_EQ(p.exporters[0].prometheus.listen.to_string(), "tcp://0.0.0.0:9102");
+  EXPECT_EQ(p.exporters[0].prometheus.path, "/metrics");
+  ASSERT_NE(p.find_ring("raw"), nullptr);
+  ASSERT_NE(p.find_ring("metrics"), nullptr);
+  EXPECT_EQ(p.ring_path("raw"), "/dev/shm/ringpipe/default/raw");
+}
+
+TEST(PipelineConfig, MinimalExampleEqualsTheDefaultPipeline) {
+  const auto r = load_pipeline(std::string(RINGPIPE_CONFIG_EXAMPLES_DIR) + "/minimal.yaml");
+  ASSERT_TRUE(r) << r.error().message();
+  const PipelineConfig d = default_pipeline();
+  ASSERT_EQ(r->rings.size(), d.rings.size());
+  for (std::size_t i = 0; i < d.rings.size(); ++i) {
+    EXPECT_EQ(r->rings[i].name, d.rings[i].name);
+    EXPECT_EQ(r->rings[i].size_bytes, d.rings[i].size_bytes);
+  }
+  EXPECT_EQ(r->sources[0].listen[0].to_string(), d.sources[0].listen[0].to_string());
+  EXPECT_EQ(r->sources[0].listen[1].to_string(), d.sources[0].listen[1].to_string());
+  EXPECT_EQ(r->processors[0].summary, d.processors[0].summary);
+  EXPECT_EQ(r->processors[0].histogram, d.processors[0].histogram);
+  EXPECT_EQ(r->exporters[0].prometheus.listen.to_string(), d.exporters[0].prometheus.listen.to_string());
+}
+
+TEST(PipelineConfig, UnreadableFileIsOneDiagnostic) {
+  const auto r = load_pipeline("/nonexistent/pipeline.yaml");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(messages(r), std::vector<std::string>{
+                             "/nonexistent/pipeline.yaml: cannot read pipeline file: No such file or directory"});
+}
+
+TEST(ListenAddress, ParsesEverySchemeAndBareHostPort) {
+  auto a = parse_listen_address("udp://0.0.0.0:9125");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->transport, Transport::kUdp);
+  EXPECT_EQ(a->host, "0.0.0.0");
+  EXPECT_EQ(a->port, 9125);
+  a = parse_listen_address("tcp://[::1]:80");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->host, "::1");
+  EXPECT_EQ(a->to_string(), "tcp://[::1]:80");
+  a = parse_listen_address("unixgram:///run/s.sock");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->transport, Transport::kUnixgram);
+  EXPECT_EQ(a->path, "/run/s.sock");
+  a = parse_listen_address(":9102", Transport::kTcp);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->host, "");
+  EXPECT_EQ(a->port, 9102);
+  EXPECT_FALSE(parse_listen_address(":9102"));
+  EXPECT_FALSE(parse_listen_address("unix://relative.sock"));
+  EXPECT_FALSE(parse_listen_address("tcp://::1:80"));
+  EXPECT_FALSE(parse_listen_address("tcp://host:"));
+}
+
+}  // namespace
+}  // namespace ringpipe::config
