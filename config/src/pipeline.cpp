@@ -413,8 +413,8 @@ class Loader {
     use_ring(f, "output", who, true, s.position, s.output);
     if (const auto* v = f.get("tags")) {
       if (s.type != SourceType::kStatsd) {
-        d_.add(*v, f.at("tags") + ": found tag flavors on a " + std::string(source_type_name(s.type)) +
-                       " source, expected them only on type: statsd");
+        d_.add(*v, f.at("tags") + ": found tag flavors on type: " + std::string(source_type_name(s.type)) +
+                       ", expected them only on type: statsd");
       }
       Fields t(v, f.at("tags"), {"dogstatsd", "influxdb", "librato", "signalfx"}, d_);
       auto flag = [&](std::string_view k, bool& out) {

@@ -304,6 +304,26 @@ INSTANTIATE_TEST_SUITE_P(
                        "exporters:\n  e: {type: prometheus, input: raw}\n",
                        {"p.yaml:2:25: ring \"raw\" reader_timeout: found \"10\", expected a duration like 500ms, "
                         "10s, 5m, 1h or 1m30s"}},
+        BrokenPipeline{"DuplicateReaderName",
+                       "rings:\n  raw: {}\n"
+                       "sources:\n  s: {type: statsd, listen: udp://:1, output: raw}\n"
+                       "exporters:\n  e: {type: prometheus, input: raw, listen: \":2\"}\n"
+                       "  f: {type: prometheus, input: raw, listen: \":3\", reader: e}\n",
+                       {"p.yaml:7:32: exporter \"f\" input: found reader name \"e\" already used on ring \"raw\" by "
+                        "exporter \"e\", expected a distinct reader: name"}},
+        BrokenPipeline{"UnknownExporterTypeAndTagsOnInflux",
+                       "rings:\n  raw: {}\n"
+                       "sources:\n  s: {type: influx, listen: tcp://:8086, output: raw, tags: {dogstatsd: false}}\n"
+                       "exporters:\n  e: {type: kafka, input: raw, brokers: [a]}\n",
+                       {"p.yaml:4:61: source \"s\" tags: found tag flavors on type: influx, expected them only on "
+                        "type: statsd",
+                        "p.yaml:6:13: exporter \"e\" type: found \"kafka\", expected prometheus or remote_write"}},
+        BrokenPipeline{"DuplicateKeyAndComponentName",
+                       "rings:\n  raw: {size: 1MiB, size: 2MiB}\n  raw: {}\n"
+                       "sources:\n  s: {type: statsd, listen: udp://:1, output: raw}\n"
+                       "exporters:\n  e: {type: prometheus, input: raw}\n",
+                       {"p.yaml:2:21: ring \"raw\": found key \"size\" a second time, expected each key once",
+                        "p.yaml:3:3: rings: found \"raw\" a second time, expected each name once"}},
         BrokenPipeline{"InvalidYaml", "rings:\n  raw: {size: 64MiB\n",
                        {"p.yaml:3:1: invalid YAML: end of map flow not found"}},
         BrokenPipeline{"EmptyFile", "",

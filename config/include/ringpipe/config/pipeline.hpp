@@ -11,10 +11,11 @@
 //
 // Sizes take units (64MiB, 512KiB, 1GiB; kB/MB/GB are decimal; a bare number
 // is bytes), durations take units (500ms, 10s, 5m, 1h, 1m30s), and
-// ${VAR} / ${VAR:-default} are expanded from the environment in every value
-// ($${ is a literal "${"). Unknown keys, wrong types, dangling or unused
-// rings, clashing ports and bad mapping files are all errors, reported
-// together, each as "file:line:column: found ..., expected ...".
+// ${VAR} / ${VAR:-default} are expanded from the environment in every value,
+// never in keys or comments ($${ is a literal "${"). Unknown keys, wrong
+// types, dangling or unused rings, clashing ports and bad mapping files are
+// all errors, reported together, each as "file:line:column: found ...,
+// expected ...".
 //
 // Every type here is plain data, filled in by the loaders below: safe to
 // share read-only between threads. Loading never throws.
@@ -65,6 +66,7 @@ struct RingConfig {
 
 // ---------------------------------------------------------------- addresses
 
+// The socket kind of a listen address.
 enum class Transport : std::uint8_t {
   kUdp,       // udp://host:port
   kTcp,       // tcp://host:port (also a bare host:port where TCP is implied)
@@ -93,6 +95,7 @@ struct ListenAddress {
 
 // ---------------------------------------------------------------- sources
 
+// Which line protocol a source parses: `type: statsd | influx | graphite`.
 enum class SourceType : std::uint8_t { kStatsd, kInflux, kGraphite };
 [[nodiscard]] std::string_view source_type_name(SourceType t) noexcept;
 
@@ -127,6 +130,7 @@ struct SourceConfig {
 
 // ---------------------------------------------------------------- processors
 
+// What a processor does: `type: aggregate` (the only kind so far).
 enum class ProcessorType : std::uint8_t { kAggregate };
 [[nodiscard]] std::string_view processor_type_name(ProcessorType t) noexcept;
 
@@ -159,6 +163,7 @@ struct ProcessorConfig {
 
 // ---------------------------------------------------------------- exporters
 
+// Where an exporter publishes: `type: prometheus` (pull) or `type: remote_write` (push).
 enum class ExporterType : std::uint8_t { kPrometheus, kRemoteWrite };
 [[nodiscard]] std::string_view exporter_type_name(ExporterType t) noexcept;
 
