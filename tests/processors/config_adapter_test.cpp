@@ -1,0 +1,88 @@
+// The project's mapping-file loader feeding the engine: a statsd_exporter
+// mapping file, used unchanged, gives statsd_exporter's results.
+
+#include "ringpipe/processors/config_adapter.hpp"
+
+#include <gtest/gtest.h>
+
+#include "engine_harness.hpp"
+#include "ringpipe/config/mapping.hpp"
+
+namespace ringpipe::processors {
+namespace {
+
+using sample::Kind;
+
+constexpr std::string_view kMapping = R"(
+defaults:
+  observer_type: histogram
+  histogram_options:
+    buckets: [0.1, 1, 10]
+  ttl: 0
+mappings:
+- match: "test.dispatcher.*.*.*"
+  name: "dispatcher_events_total"
+  labels:
+    processor: "$1"
+    action: "$2"
+    outcome: "$3"
+    job: "test_dispatcher"
+- match: "*.signup.*.*"
+  name: "signup_events_total"
+  labels:
+    provider: "$2"
+    outcome: "$3"
+    job: "${1}_server"
+- match: "test\\.(\\w+)\\.(\\w+)\\.counter"
+  match_type: regex
+  name: "${2}_total"
+  labels:
+    provider: "$1"
+- match: "db.query.*"
+  observer_type: summary
+  name: "db_query_seconds"
+  labels:
+    table: "$1"
+  summary_options:
+    quantiles:
+      - quantile: 0.99
+        error: 0.001
+    max_age: 30s
+    age_buckets: 3
+  ttl: 10m
+- match: "debug.*"
+  action: drop
+  name: "dropped"
+)";
+
+TEST(ConfigAdapter, StatsdExporterMappingFileDrivesTheEngine) {
+  auto file = config::parse_mapping_yaml(kMapping, "mapping.yml");
+  ASSERT_TRUE(file);
+  EngineOptions o;
+  o.mapping = mapping_from_config(*file);
+  ASSERT_EQ(o.mapping.rules.size(), 5u);
+  testing::Harness h(o);
+  h.send(Kind::kCounter, "test.dispatcher.FooProcessor.send.success", 1);
+  h.send(Kind::kCounter, "web.signup.github.ok", 2);
+  h.send(Kind::kCounter, "test.aws.s3.counter", 3);
+  h.send(Kind::kTimer, "db.query.users", 0.5);
+  h.send(Kind::kTimer, "http.latency", 0.5);
+  h.send(Kind::kCounter, "debug.noise", 1);
+  h.flush();
+  EXPECT_EQ(h.state.value(
+                "dispatcher_events_total{action=send,job=test_dispatcher,outcome=success,processor=FooProcessor}"),
+            1);
+  EXPECT_EQ(h.state.value("signup_events_total{job=web_server,outcome=ok,provider=github}"), 2);
+  EXPECT_EQ(h.state.value("s3_total{provider=aws}"), 3);
+  const auto& summary = h.state.series["db_query_seconds{table=users}"];
+  EXPECT_EQ(summary.type, MetricType::kSummary);
+  ASSERT_EQ(summary.values.size(), 4u);  // count, sum, one quantile
+  EXPECT_EQ(summary.values[2], 0.99);
+  const auto& hist = h.state.series["http_latency{}"];
+  EXPECT_EQ(hist.type, MetricType::kHistogram);
+  EXPECT_EQ(hist.values.size(), 2u + 2 * 4);  // three buckets and +Inf
+  EXPECT_EQ(h.stats().dropped_by_rule, 1u);
+}
+
+}  // namespace
+}  // namespace ringpipe::processors
