@@ -67,6 +67,8 @@ bool SampleOutput::emit(sample::Kind kind, std::string_view name, double value, 
     ++dropped_;
     return false;
   }
+  // BatchWriter memcpy()s str_value even when empty; a null pointer there is UB.
+  if (str_value.data() == nullptr) str_value = std::string_view("", 0);
   if (writer_->append(kind, name, value, sample_rate, tags, str_value, timestamp_ns)) {
     ++written_;
     return true;
