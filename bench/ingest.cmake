@@ -1,0 +1,8 @@
+# ingest_bench: parser throughput per core (with a memchr line-split baseline
+# over the same bytes) and a UDP -> ring load test. Included from
+# bench/CMakeLists.txt; not part of the pass/fail suite.
+if(TARGET ringpipe_ingest AND TARGET ringpipe_ring)
+  add_executable(ingest_bench ${CMAKE_CURRENT_LIST_DIR}/ingest_bench.cpp)
+  target_link_libraries(ingest_bench PRIVATE ringpipe::ingest ringpipe::ring ringpipe::sample ringpipe::common
+                        Threads::Threads ringpipe::warnings)
+endif()
