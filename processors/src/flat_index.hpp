@@ -25,6 +25,13 @@ class FlatIndex {
     }
   }
 
+  // Cache hints for batch lookups: fetch the home slot now, read it later.
+  void prefetch(std::uint64_t hash) const noexcept { __builtin_prefetch(&slots_[hash & mask_]); }
+  [[nodiscard]] std::uint32_t home_value(std::uint64_t hash) const noexcept {
+    const Slot& s = slots_[hash & mask_];
+    return s.hash == hash ? s.value : kNone;
+  }
+
   // Adds (hash, value); the caller knows it is absent.
   void insert(std::uint64_t hash, std::uint32_t value) {
     if ((size_ + 1) * 10 > slots_.size() * 7) rehash(slots_.size() * 2);

@@ -235,7 +235,7 @@ void Processor::Impl::shard_loop(std::uint32_t index) {
                                      : ctx.queue.wait_dequeue_bulk_timed(items, 64, wait_ns / 1000);
     for (std::size_t i = 0; i < got; ++i) {
       ShardBatch* b = items[i];
-      for (const MappedSample& ms : b->samples) ctx.shard->apply(ms, b->labels.data(), b->now_ns);
+      ctx.shard->apply_batch(b->samples, b->labels.data(), b->now_ns);
       b->home->enqueue(b);
     }
     if (stopping && got == 0) break;

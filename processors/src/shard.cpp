@@ -348,6 +348,26 @@ void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64
   mark_dirty(idx);
 }
 
+void Shard::apply_batch(std::span<const MappedSample> ms, const std::byte* label_base,
+                        std::int64_t now_ns) noexcept {
+  constexpr std::size_t kSlotAhead = 12;
+  constexpr std::size_t kSeriesAhead = 8;
+  constexpr std::size_t kKeyAhead = 4;
+  const std::size_t n = ms.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i + kSlotAhead < n) index_map_.prefetch(ms[i + kSlotAhead].series_hash);
+    if (i + kSeriesAhead < n) {
+      const std::uint32_t v = index_map_.home_value(ms[i + kSeriesAhead].series_hash);
+      if (v != FlatIndex::kNone) __builtin_prefetch(&series_[v]);
+    }
+    if (i + kKeyAhead < n) {
+      const std::uint32_t v = index_map_.home_value(ms[i + kKeyAhead].series_hash);
+      if (v != FlatIndex::kNone) __builtin_prefetch(arena_.at(series_[v].key_off));
+    }
+    apply(ms[i], label_base, now_ns);
+  }
+}
+
 bool Shard::publishable(const Series& se) const noexcept { return (se.flags & kPublished) != 0; }
 
 void Shard::encode(const Series& se, EntryKind kind, SeriesEntry& e) noexcept {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "family_registry.hpp"
@@ -47,6 +48,9 @@ class Shard {
         const EngineOptions& options, std::uint64_t instance_id);
 
   void apply(const MappedSample& m, const std::byte* label_base, std::int64_t now_ns) noexcept;
+  // As apply() for each sample, with the index slot, series record and key
+  // of later samples prefetched so their cache misses overlap.
+  void apply_batch(std::span<const MappedSample> ms, const std::byte* label_base, std::int64_t now_ns) noexcept;
   // Writes this shard's changes (or a snapshot) into sink.
   void flush(std::int64_t now_ns, std::int64_t wall_ns, RecordSink& sink, bool snapshot) noexcept;
 
