@@ -474,3 +474,27 @@ TEST(ListenAddress, ParsesEverySchemeAndBareHostPort) {
 
 }  // namespace
 }  // namespace ringpipe::config
+
+namespace ringpipe::config {
+namespace {
+
+// Every prefix of a real file is some kind of broken file: loading must
+// return (never throw or crash), and every problem must carry a position.
+TEST(PipelineConfig, EveryTruncationOfAnExampleYieldsPositionedDiagnostics) {
+  std::ifstream in(std::string(RINGPIPE_CONFIG_EXAMPLES_DIR) + "/secure.yaml");
+  const std::string text(std::istreambuf_iterator<char>(in), {});
+  ASSERT_GT(text.size(), 100u);
+  const EnvLookup env = [](std::string_view) { return std::optional<std::string>("x"); };
+  for (std::size_t n = 0; n < text.size(); n += 7) {
+    const auto r = parse_pipeline(std::string_view(text).substr(0, n), "t.yaml", env);
+    if (r) continue;
+    ASSERT_FALSE(r.error().diagnostics.empty()) << n;
+    for (const auto& d : r.error().diagnostics) {
+      EXPECT_GE(d.position.line, 1u) << n << ": " << d.to_string();
+      EXPECT_EQ(d.position.file, "t.yaml") << n << ": " << d.to_string();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ringpipe::config
