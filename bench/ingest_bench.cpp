@@ -8,6 +8,7 @@
 //      counter and the server's CPU per million lines.
 // Usage: ingest_bench [--parse-only|--udp-only] [--seconds S] [--rate LINES_PER_S]
 //                     [--series N] [--lines L] [--sockets K] [--ring-dir DIR]
+//                     [--protocol statsd|influx|graphite]
 
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -49,6 +50,7 @@ struct Args {
   int lines = 20;
   std::uint32_t sockets = 2;
   std::string ring_dir = "/dev/shm";
+  std::string protocol;  // empty: all
 };
 
 double thread_cpu_s() {
@@ -139,6 +141,7 @@ void bench_parsers(const Args& a) {
   std::printf("  %-34s %14s %14s %11s %8s\n", "", "lines", "bytes", "per line", "samples/line");
   const double min_s = std::max(0.5, a.seconds / 4);
   for (const ingest::Protocol p : {ingest::Protocol::kStatsd, ingest::Protocol::kInflux, ingest::Protocol::kGraphite}) {
+    if (!a.protocol.empty() && a.protocol != ingest::protocol_name(p)) continue;
     const std::string buf = make_traffic(p, 8u << 20, a.series);
     const double nlines = static_cast<double>(std::count(buf.begin(), buf.end(), '\n'));
     const double mb = static_cast<double>(buf.size()) / 1e6;
@@ -327,9 +330,10 @@ int main(int argc, char** argv) {
     else if (k == "--lines") a.lines = std::max(1, std::atoi(next()));
     else if (k == "--sockets") a.sockets = static_cast<std::uint32_t>(std::clamp(std::atoi(next()), 1, 64));
     else if (k == "--ring-dir") a.ring_dir = next();
+    else if (k == "--protocol") a.protocol = next();
     else {
       std::fprintf(stderr, "usage: %s [--parse-only|--udp-only] [--seconds S] [--rate LINES_PER_S] [--series N] "
-                   "[--lines L] [--sockets K] [--ring-dir DIR]\n", argv[0]);
+                   "[--lines L] [--sockets K] [--ring-dir DIR] [--protocol statsd|influx|graphite]\n", argv[0]);
       return 2;
     }
   }

@@ -10,6 +10,22 @@ namespace ringpipe::ingest {
 namespace {
 
 constexpr std::string_view kContainerIdKey = "container_id";
+
+enum class StatType : std::uint8_t { kUnknown, kCounter, kGauge, kTimer, kHistogram, kDistribution, kSet };
+
+StatType stat_type(std::string_view t) noexcept {
+  if (t.size() == 1) {
+    switch (t[0]) {
+      case 'c': return StatType::kCounter;
+      case 'g': return StatType::kGauge;
+      case 'h': return StatType::kHistogram;
+      case 'd': return StatType::kDistribution;
+      case 's': return StatType::kSet;
+      default: return StatType::kUnknown;
+    }
+  }
+  return t == "ms" ? StatType::kTimer : StatType::kUnknown;
+}
 constexpr std::int64_t kNanosPerSecond = 1'000'000'000;
 
 // Calls f(piece) for each ','-separated piece the way statsd_exporter does:
@@ -81,48 +97,49 @@ bool StatsdParser::parse_name_and_tags(std::string_view raw, Line& l, ParseCount
       parse_tag(t, '=', tags_, l.tag_count, l.too_many_counted, counters);
     });
   };
-  if (options_.signalfx_tags) {
-    const std::size_t open = raw.find('[');
-    const std::size_t close = raw.find(']');
-    if (open != std::string_view::npos && close != std::string_view::npos) {
-      if (close < open) {  // "a]b[": not tags; keep the name as it is
-        counters.count(ParseError::kMalformedTag);
-        return true;
-      }
-      name_tag_list(raw.substr(open + 1, close - open - 1));
-      const std::string_view before = raw.substr(0, open);
-      const std::string_view after = raw.substr(close + 1);
-      if (after.empty()) {
-        l.name = before;
-      } else if (before.empty()) {
-        l.name = after;
-      } else {
-        const std::size_t n = before.size() + after.size();
-        if (n > kMaxNameBytes) {
-          counters.count(ParseError::kNameTooLong);
-          return false;
-        }
-        std::memcpy(name_buf_.get(), before.data(), before.size());
-        std::memcpy(name_buf_.get() + before.size(), after.data(), after.size());
-        l.name = std::string_view(name_buf_.get(), n);
-      }
-      l.name_tags = l.tag_count;
-      return true;
-    }
-    if (open != std::string_view::npos || close != std::string_view::npos) {
-      counters.count(ParseError::kMalformedTag);  // one bracket: not tags
-      return true;
+  // One pass finds every delimiter the enabled tag styles use.
+  constexpr std::size_t kNone = std::string_view::npos;
+  std::size_t open = kNone;
+  std::size_t close = kNone;
+  std::size_t name_tags_at = kNone;  // first Librato '#' or InfluxDB ','
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    const char c = raw[i];
+    if (c == '[') {
+      if (open == kNone) open = i;
+    } else if (c == ']') {
+      if (close == kNone) close = i;
+    } else if ((c == '#' && options_.librato_tags) || (c == ',' && options_.influxdb_tags)) {
+      if (name_tags_at == kNone) name_tags_at = i;
     }
   }
-  if (options_.librato_tags || options_.influxdb_tags) {
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-      const char c = raw[i];
-      if ((c == '#' && options_.librato_tags) || (c == ',' && options_.influxdb_tags)) {
-        name_tag_list(raw.substr(i + 1));
-        l.name = raw.substr(0, i);
-        break;
-      }
+  if (options_.signalfx_tags && (open != kNone || close != kNone)) {
+    if (open == kNone || close == kNone || close < open) {  // unbalanced: not tags; keep the name as it is
+      counters.count(ParseError::kMalformedTag);
+      return true;
     }
+    name_tag_list(raw.substr(open + 1, close - open - 1));
+    const std::string_view before = raw.substr(0, open);
+    const std::string_view after = raw.substr(close + 1);
+    if (after.empty()) {
+      l.name = before;
+    } else if (before.empty()) {
+      l.name = after;
+    } else {
+      const std::size_t n = before.size() + after.size();
+      if (n > kMaxNameBytes) {
+        counters.count(ParseError::kNameTooLong);
+        return false;
+      }
+      std::memcpy(name_buf_.get(), before.data(), before.size());
+      std::memcpy(name_buf_.get() + before.size(), after.data(), after.size());
+      l.name = std::string_view(name_buf_.get(), n);
+    }
+    l.name_tags = l.tag_count;
+    return true;
+  }
+  if (name_tags_at != kNone) {
+    name_tag_list(raw.substr(name_tags_at + 1));
+    l.name = raw.substr(0, name_tags_at);
   }
   l.name_tags = l.tag_count;
   return true;
@@ -207,18 +224,31 @@ void StatsdParser::parse_line(std::string_view line, SampleOutput& out, ParseCou
 
 void StatsdParser::parse_sample(std::string_view value_str, std::string_view rest, Line& l, SampleOutput& out,
                                 ParseCounters& counters) noexcept {
-  // rest = "type[|section...]"; statsd_exporter allows 2..8 parts in all.
+  // rest = "type[|section...]"; statsd_exporter allows 2..8 parts in all,
+  // and an empty section anywhere spoils the sample before any is interpreted.
+  // One pass finds both.
   std::size_t parts = 2;
-  for (const char c : rest) parts += c == '|' ? 1 : 0;
+  bool empty_section = false;
+  std::size_t type_end = std::string_view::npos;
+  for (std::size_t i = 0; i < rest.size(); ++i) {
+    if (rest[i] != '|') continue;
+    ++parts;
+    if (type_end == std::string_view::npos) {
+      type_end = i;
+    } else if (rest[i - 1] == '|') {
+      empty_section = true;
+    }
+  }
+  if (type_end != std::string_view::npos && rest.back() == '|') empty_section = true;
   if (parts > 8) {
     counters.count(ParseError::kMalformedComponent);
     return;
   }
-  const std::size_t type_end = rest.find('|');
   const std::string_view type = rest.substr(0, type_end);
   const std::string_view sections =
       type_end == std::string_view::npos ? std::string_view{} : rest.substr(type_end + 1);
-  const bool is_set = type == "s";
+  const StatType t = stat_type(type);
+  const bool is_set = t == StatType::kSet;
 
   double value = 0;
   if (is_set) {
@@ -230,16 +260,13 @@ void StatsdParser::parse_sample(std::string_view value_str, std::string_view res
     counters.count(ParseError::kMalformedValue);
     return;
   }
-  if (type_end != std::string_view::npos) {
-    // An empty section anywhere spoils the sample before any is interpreted.
-    if (sections.empty() || sections.front() == '|' || sections.back() == '|' ||
-        sections.find("||") != std::string_view::npos) {
-      counters.count(ParseError::kMalformedComponent);
-      return;
-    }
+  if (empty_section) {
+    counters.count(ParseError::kMalformedComponent);
+    return;
   }
 
-  const bool uses_rate = type == "c" || type == "ms" || type == "h" || type == "d";
+  const bool uses_rate = t == StatType::kCounter || t == StatType::kTimer || t == StatType::kHistogram ||
+                         t == StatType::kDistribution;
   l.tag_count = l.name_tags;
   l.too_many_counted = false;
   double rate = 1.0;
@@ -270,9 +297,9 @@ void StatsdParser::parse_sample(std::string_view value_str, std::string_view res
       }
       case '#':
         if (options_.dogstatsd_tags) {
-          for_each_comma_piece(s.substr(1), [&](std::string_view t) {
-            if (!t.empty() && t[0] == '#') t.remove_prefix(1);
-            parse_tag(t, ':', tags_, l.tag_count, l.too_many_counted, counters);
+          for_each_comma_piece(s.substr(1), [&](std::string_view tag) {
+            if (!tag.empty() && tag[0] == '#') tag.remove_prefix(1);
+            parse_tag(tag, ':', tags_, l.tag_count, l.too_many_counted, counters);
           });
         }
         break;
@@ -302,26 +329,34 @@ void StatsdParser::parse_sample(std::string_view value_str, std::string_view res
 
   sample::Kind kind;
   double sample_rate = 1.0;
-  if (type == "c") {
-    kind = sample::Kind::kCounter;
-    value /= counter_divisor;  // the rate is applied here, so the weight stays 1
-  } else if (type == "g") {
-    kind = (value_str[0] == '+' || value_str[0] == '-') ? sample::Kind::kGaugeDelta : sample::Kind::kGauge;
-  } else if (type == "ms") {
-    kind = sample::Kind::kTimer;
-    value /= 1000.0;
-    sample_rate = rate;
-  } else if (type == "h") {
-    kind = sample::Kind::kHistogram;
-    sample_rate = rate;
-  } else if (type == "d") {
-    kind = sample::Kind::kDistribution;
-    sample_rate = rate;
-  } else if (is_set) {
-    kind = sample::Kind::kSet;
-  } else {
-    counters.count(ParseError::kUnknownType);
-    return;
+  switch (t) {
+    case StatType::kCounter:
+      kind = sample::Kind::kCounter;
+      value /= counter_divisor;  // the rate is applied here, so the weight stays 1
+      break;
+    case StatType::kGauge:
+      kind = (value_str[0] == '+' || value_str[0] == '-') ? sample::Kind::kGaugeDelta : sample::Kind::kGauge;
+      break;
+    case StatType::kTimer:
+      kind = sample::Kind::kTimer;
+      value /= 1000.0;
+      sample_rate = rate;
+      break;
+    case StatType::kHistogram:
+      kind = sample::Kind::kHistogram;
+      sample_rate = rate;
+      break;
+    case StatType::kDistribution:
+      kind = sample::Kind::kDistribution;
+      sample_rate = rate;
+      break;
+    case StatType::kSet:
+      kind = sample::Kind::kSet;
+      break;
+    case StatType::kUnknown:
+    default:
+      counters.count(ParseError::kUnknownType);
+      return;
   }
   if (options_.reject_non_finite && !is_set && !std::isfinite(value)) {
     counters.count(ParseError::kNonFiniteValue);
