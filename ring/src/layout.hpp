@@ -104,8 +104,10 @@ struct LaneControl {
   std::atomic<std::uint64_t> overwritten_records;
   std::atomic<std::uint64_t> full_waits;
   std::uint64_t reserved2;
-  // Line 3: spare.
-  alignas(kCacheLine) std::uint64_t reserved3[8];
+  // Line 3: bumped by the owner after each scan of the readers' cursors, so a
+  // newly attached reader can tell when producers have started to gate on it.
+  alignas(kCacheLine) std::atomic<std::uint64_t> gate_epoch;
+  std::uint64_t reserved3[7];
 };
 static_assert(sizeof(LaneControl) == 4 * kCacheLine, "LaneControl is part of the format");
 static_assert(offsetof(LaneControl, intent) == kCacheLine, "claim intent apart from the commit line");

@@ -31,6 +31,13 @@ void ofd_unlock(int fd, std::uint64_t offset) noexcept;
 [[nodiscard]] Result<UniqueFd> open_same_file(const std::string& path, std::uint64_t dev, std::uint64_t ino,
                                               const std::string& what);
 
+// Asymmetric fences (membarrier(2)): a producer process registers once and
+// then publishes with plain stores; a reader about to sleep pays for the
+// barrier instead, with one syscall that makes every registered process's
+// CPUs pass a full fence. Returns false where the kernel does not offer it.
+[[nodiscard]] bool membarrier_register() noexcept;
+[[nodiscard]] bool membarrier_global() noexcept;
+
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();

@@ -76,6 +76,7 @@ Result<Producer> Producer::attach(const Ring& ring) {
     p.records_total_ = lc->records.load(std::memory_order_relaxed);
     p.bytes_total_ = lc->bytes.load(std::memory_order_relaxed);
     p.limit_ = p.tail_;  // look at the readers before the first write
+    p.asymmetric_ = membarrier_register();
     lc->owner_pid.store(static_cast<std::uint32_t>(::getpid()), std::memory_order_relaxed);
     lc->owner_gen.fetch_add(1, std::memory_order_relaxed);
     h->producer_attaches.fetch_add(1, std::memory_order_relaxed);
@@ -112,6 +113,7 @@ Producer& Producer::operator=(Producer&& o) noexcept {
     pending_records_ = o.pending_records_;
     pending_bytes_ = o.pending_bytes_;
     next_liveness_check_ns_ = o.next_liveness_check_ns_;
+    asymmetric_ = o.asymmetric_;
   }
   return *this;
 }
@@ -127,6 +129,10 @@ Producer::~Producer() {
 bool Producer::refresh_limit(std::uint64_t end, std::int64_t now_ns) noexcept {
   const bool probe = now_ns >= next_liveness_check_ns_;
   if (probe) next_liveness_check_ns_ = now_ns + kLivenessCheckIntervalNs;
+  // Pairs with the fence in Reader::attach between its Active store and its
+  // read of gate_epoch: a reader that sees this scan's epoch bump + 1 knows a
+  // scan that saw it has run.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   bool any = false;
   std::uint64_t min_cursor = 0;
   for (std::uint32_t i = 0; i < hdr_->max_readers; ++i) {
@@ -165,6 +171,7 @@ bool Producer::refresh_limit(std::uint64_t end, std::int64_t now_ns) noexcept {
   // With no reader to protect we may reuse one lap; a reader that attaches at
   // the latest position in the meantime is at or beyond every old cursor.
   limit_ = any ? min_cursor + cap_ : tail_ + cap_;
+  lc_->gate_epoch.store(lc_->gate_epoch.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   return static_cast<std::int64_t>(end - limit_) <= 0;
 }
 
@@ -290,14 +297,21 @@ void Producer::publish() noexcept {
   lc_->bytes.store(bytes_total_, std::memory_order_relaxed);
   lc_->next_seq.store(seq_, std::memory_order_relaxed);
   // The commit: pairs with the reader's acquire load of tail, which makes the
-  // records' bytes and next_seq visible.
-  lc_->tail.store(tail_, std::memory_order_release);
+  // records' bytes and next_seq visible. It is also one half of a Dekker
+  // pair with Reader::wait (the reader sets its sleeper bit, then re-reads
+  // the tails; we publish, then read the bits), so that no wake-up is lost.
+  // With membarrier the reader's side supplies the full fence on our CPU and
+  // this path stays a plain store (no stall on the tail line); without it
+  // the store is sequentially consistent.
+  if (asymmetric_) {
+    lc_->tail.store(tail_, std::memory_order_release);
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // keeps the load below after the store
+  } else {
+    lc_->tail.exchange(tail_, std::memory_order_seq_cst);
+  }
   published_ = tail_;
   fault(FaultPoint::kAfterPublish);
-  // Pairs with the fence in Reader::wait between setting a sleeper bit and
-  // re-reading the tails: either it sees our tail or we see its bit.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (hdr_->sleepers.load(std::memory_order_relaxed) != 0) [[unlikely]] {
+  if (hdr_->sleepers.load(asymmetric_ ? std::memory_order_relaxed : std::memory_order_seq_cst) != 0) [[unlikely]] {
     hdr_->data_seq.fetch_add(1, std::memory_order_release);
     futex_wake_all(&hdr_->data_seq);
   }

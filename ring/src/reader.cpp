@@ -39,6 +39,8 @@ Result<Reader> Reader::attach(const Ring& ring, std::string_view name, ReaderOpt
   r.cursor_.assign(r.lanes_, 0);
   r.expect_seq_.assign(r.lanes_, 0);
   r.seq_known_.assign(r.lanes_, 0);
+  r.gated_from_.assign(r.lanes_, 0);
+  r.gated_.assign(r.lanes_, 0);
   if (h->overflow == static_cast<std::uint32_t>(Overflow::kOverwrite)) r.scratch_.resize(h->max_record);
 
   auto take = [&](std::uint32_t i, ReaderSlot* slot, std::uint32_t gen, bool resume) {
@@ -68,6 +70,13 @@ Result<Reader> Reader::attach(const Ring& ring, std::string_view name, ReaderOpt
     // cursors set above before it starts to gate on this slot.
     slot->state.store(make_state(gen + 1, kSlotActive), std::memory_order_release);
     h->reader_attaches.fetch_add(1, std::memory_order_relaxed);
+    // Until a producer has scanned the readers after this point, it may not
+    // gate on us yet; two epoch bumps prove a whole scan ran after our store
+    // (pairs with the fence at the top of Producer::refresh_limit).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    for (std::uint32_t l = 0; l < r.lanes_; ++l) {
+      r.gated_from_[l] = ring.lane(l)->gate_epoch.load(std::memory_order_relaxed) + 2;
+    }
   };
 
   // A known name resumes where it stopped, unless a live process holds it.
@@ -126,6 +135,8 @@ Reader& Reader::operator=(Reader&& o) noexcept {
     expect_seq_ = std::move(o.expect_seq_);
     seq_known_ = std::move(o.seq_known_);
     scratch_ = std::move(o.scratch_);
+    gated_from_ = std::move(o.gated_from_);
+    gated_ = std::move(o.gated_);
     durable_ = o.durable_;
     records_total_ = o.records_total_;
     bytes_total_ = o.bytes_total_;
@@ -273,9 +284,15 @@ std::size_t Reader::poll_lane(std::uint32_t lane, Callback cb, void* ctx, std::s
     ++n;
     bytes += rh.length;
   }
-  // A reader evicted while away can find producers reusing what it reads
-  // (block/drop); overwrite readers checked each record above.
-  if (!overwrite && n > 0 && !intact_since(start)) {
+  // Under block/drop, bytes a reader has not passed are reused only if no
+  // producer gated on it: until a scan has seen it (just attached) or if it is
+  // non-durable. Such a reader checks what it read; overwrite readers checked
+  // each record above.
+  if (!overwrite && !gated_[lane] && durable_ &&
+      static_cast<std::int64_t>(lc->gate_epoch.load(std::memory_order_acquire) - gated_from_[lane]) >= 0) {
+    gated_[lane] = 1;
+  }
+  if (!overwrite && !gated_[lane] && n > 0 && !intact_since(start)) {
     torn += n;
     cursor_[lane] = c;
     resync(lane);
@@ -297,8 +314,9 @@ std::size_t Reader::poll_lane(std::uint32_t lane, Callback cb, void* ctx, std::s
   if (corrupt) slot_ptr_->corrupt_records.fetch_add(corrupt, std::memory_order_relaxed);
   if (torn) slot_ptr_->torn_records.fetch_add(torn, std::memory_order_relaxed);
   if (hdr_->overflow == static_cast<std::uint32_t>(Overflow::kBlock)) {
-    // Pairs with the fence in Producer::wait_for_space.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // No fence here, to keep the read path free of one: a producer that
+    // registers just after this load misses the wake and re-checks within
+    // kMaxSleepNs (1 ms), which it does anyway for liveness probes.
     if (hdr_->space_waiters.load(std::memory_order_relaxed) != 0) {
       hdr_->space_seq.fetch_add(1, std::memory_order_release);
       futex_wake_all(&hdr_->space_seq);
@@ -309,17 +327,25 @@ std::size_t Reader::poll_lane(std::uint32_t lane, Callback cb, void* ctx, std::s
 
 std::size_t Reader::poll_impl(Callback cb, void* ctx, std::size_t max_records) {
   std::size_t total = 0;
+  std::uint32_t lane = next_lane_;
   for (std::uint32_t k = 0; k < lanes_ && total < max_records; ++k) {
-    const std::uint32_t lane = (next_lane_ + k) % lanes_;
     total += poll_lane(lane, cb, ctx, max_records - total);
+    if (++lane == lanes_) lane = 0;
   }
-  next_lane_ = (next_lane_ + 1) % lanes_;
+  if (++next_lane_ == lanes_) next_lane_ = 0;
   return total;
 }
 
 bool Reader::has_data() const noexcept {
   for (std::uint32_t l = 0; l < lanes_; ++l) {
     if (ring_->lane(l)->tail.load(std::memory_order_acquire) != cursor_[l]) return true;
+  }
+  return false;
+}
+
+bool Reader::has_data_seq_cst() const noexcept {
+  for (std::uint32_t l = 0; l < lanes_; ++l) {
+    if (ring_->lane(l)->tail.load(std::memory_order_seq_cst) != cursor_[l]) return true;
   }
   return false;
 }
@@ -340,10 +366,12 @@ bool Reader::wait(std::chrono::nanoseconds timeout) noexcept {
     const std::int64_t now = monotonic_ns();
     if (now >= deadline) return has_data();
     const std::uint32_t seq = hdr_->data_seq.load(std::memory_order_acquire);
+    // Pairs with Producer::publish (see there): our bit is set before we
+    // look at the tails, and membarrier makes producers that publish with
+    // plain stores order their tail store before their read of the bits.
     hdr_->sleepers.fetch_or(bit, std::memory_order_seq_cst);
-    // Pairs with the fence in Producer::publish (see there).
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (has_data()) {
+    (void)membarrier_global();
+    if (has_data_seq_cst()) {
       hdr_->sleepers.fetch_and(~bit, std::memory_order_relaxed);
       return true;
     }

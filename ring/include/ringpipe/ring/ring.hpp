@@ -222,6 +222,7 @@ class Producer {
   std::uint64_t pending_records_ = 0;
   std::uint64_t pending_bytes_ = 0;
   std::int64_t next_liveness_check_ns_ = 0;
+  bool asymmetric_ = false;  // publish with plain stores; sleeping readers use membarrier
 };
 
 enum class StartAt : std::uint8_t {
@@ -280,6 +281,7 @@ class Reader {
   std::size_t poll_lane(std::uint32_t lane, Callback cb, void* ctx, std::size_t max_records);
   void resync(std::uint32_t lane) noexcept;
   void start_lane(std::uint32_t lane, StartAt start) noexcept;
+  [[nodiscard]] bool has_data_seq_cst() const noexcept;
 
   const Ring* ring_ = nullptr;
   UniqueFd fd_;
@@ -296,6 +298,8 @@ class Reader {
   std::vector<std::uint64_t> expect_seq_;  // next seq expected per lane
   std::vector<std::uint8_t> seq_known_;
   std::vector<std::byte> scratch_;  // overwrite rings: a record is copied, then validated
+  std::vector<std::uint64_t> gated_from_;  // per lane: gate_epoch that proves producers gate on us
+  std::vector<std::uint8_t> gated_;
   bool durable_ = true;
   std::uint64_t records_total_ = 0;
   std::uint64_t bytes_total_ = 0;
