@@ -16,6 +16,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 #include "net_clients.hpp"
 #include "ringpipe/ingest/ingest_server.hpp"
@@ -210,6 +211,9 @@ struct Outcome {
 };
 
 Outcome run_pipeline(ring::Overflow overflow, std::uint64_t lane_bytes, bool stalled_reader, Traffic traffic) {
+  // The logger registry is a lazily built static: build it before fork, while
+  // this process has one thread, so children inherit it fully made.
+  spdlog::default_logger()->set_level(spdlog::level::warn);
   ScratchDir dir;
   const std::string ring_path = dir.file("raw.ring");
   ring::RingOptions o;
