@@ -80,6 +80,31 @@ TEST(IngestServer, SpreadsUdpOverReusePortSocketsEachWithItsOwnTarget) {
   EXPECT_EQ(f.server->stats().udp_kernel_drops_total(), 0u);
 }
 
+TEST(IngestServer, CountsKernelDropsOfEachUdpSocket) {
+  Fixture f;
+  IngestConfig c = Fixture::base();
+  c.udp = UdpConfig{.port = 0, .receive_buffer_bytes = 4096};
+  // Bound but not reading yet: the small socket buffer overflows in the kernel.
+  auto s = IngestServer::create(c, testing::memory_targets(f.store));
+  ASSERT_TRUE(s) << s.error().message();
+  f.server = std::move(*s);
+  auto fd = testing::udp_socket();
+  const std::string packet = std::string(1000, 'x') + ":1|c\n";
+  constexpr int kSent = 100;
+  for (int i = 0; i < kSent; ++i) ASSERT_TRUE(testing::send_udp(fd.get(), f.server->udp_port(), packet));
+  ASSERT_TRUE(f.server->start());
+  // The kernel reports the drop count on the next datagram it queues.
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return f.server->stats().udp_packets.load() > 0; }, kWait));
+  ASSERT_TRUE(testing::send_udp(fd.get(), f.server->udp_port(), "probe:1|c"));
+  const auto& st = f.server->stats();
+  ASSERT_TRUE(ringpipe::testing::wait_until(
+      [&] { return st.udp_packets.load() + st.udp_kernel_drops_total() == kSent + 1; }, kWait))
+      << "packets " << st.udp_packets.load() << " drops " << st.udp_kernel_drops_total();
+  f.server->stop();
+  EXPECT_GT(st.udp_kernel_drops[0].load(), 0u);
+  EXPECT_EQ(st.udp_kernel_drops_total(), st.udp_kernel_drops[0].load());
+}
+
 TEST(IngestServer, FramesTcpLinesAcrossReadsAndParsesTheLastLineAtEof) {
   Fixture f;
   IngestConfig c = Fixture::base();
