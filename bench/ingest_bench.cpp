@@ -10,10 +10,10 @@
 //                     [--series N] [--lines L] [--sockets K] [--ring-dir DIR]
 //                     [--protocol statsd|influx|graphite]
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,15 +77,24 @@ std::string make_traffic(ingest::Protocol p, std::size_t bytes, int series) {
     switch (p) {
       case ingest::Protocol::kStatsd:
         switch (i % 4) {
-          case 0: n = std::snprintf(line, sizeof line, "app.requests.%d:1|c|#env:prod,host:web%d\n", id, id % 32); break;
-          case 1: n = std::snprintf(line, sizeof line, "app.latency.%d:%d.%d|ms|@0.5|#env:prod\n", id, id % 500, id % 10); break;
-          case 2: n = std::snprintf(line, sizeof line, "app.queue.%d:%d|g\n", id, id % 1000); break;
-          default: n = std::snprintf(line, sizeof line, "app.bytes.%d:%d|h|#route:/api/v%d\n", id, id * 7, id % 3); break;
+          case 0:
+            n = std::snprintf(line, sizeof line, "app.requests.%d:1|c|#env:prod,host:web%d\n", id, id % 32);
+            break;
+          case 1:
+            n = std::snprintf(line, sizeof line, "app.latency.%d:%d.%d|ms|@0.5|#env:prod\n", id, id % 500, id % 10);
+            break;
+          case 2:
+            n = std::snprintf(line, sizeof line, "app.queue.%d:%d|g\n", id, id % 1000);
+            break;
+          default:
+            n = std::snprintf(line, sizeof line, "app.bytes.%d:%d|h|#route:/api/v%d\n", id, id * 7, id % 3);
+            break;
         }
         break;
       case ingest::Protocol::kInflux:
-        n = std::snprintf(line, sizeof line, "cpu,host=web%d,region=eu-%d usage_user=%d.%d,usage_system=%di 17000000000%08d\n",
-                          id % 32, id % 4, id % 100, id % 10, id % 50, id);
+        n = std::snprintf(line, sizeof line,
+                          "cpu,host=web%d,region=eu-%d usage_user=%d.%d,usage_system=%di 17000000000%08d\n", id % 32,
+                          id % 4, id % 100, id % 10, id % 50, id);
         break;
       case ingest::Protocol::kGraphite:
         n = std::snprintf(line, sizeof line, "servers.web%d.cpu.%d;env=prod %d.%d 17000%05d\n", id % 32, id, id % 100,
@@ -148,21 +157,30 @@ void bench_parsers(const Args& a) {
     int reps = 0;
     // Baseline 1: memchr line splitting over the same bytes.
     volatile std::size_t sink = 0;
-    double t = time_repeated(min_s, [&] {
-      const char* q = buf.data();
-      const char* end = q + buf.size();
-      std::size_t n = 0;
-      while (const void* nl = std::memchr(q, '\n', static_cast<std::size_t>(end - q))) {
-        q = static_cast<const char*>(nl) + 1;
-        ++n;
-      }
-      sink = sink + n;
-    }, reps);
+    double t = time_repeated(
+        min_s,
+        [&] {
+          const char* q = buf.data();
+          const char* end = q + buf.size();
+          std::size_t n = 0;
+          while (const void* nl = std::memchr(q, '\n', static_cast<std::size_t>(end - q))) {
+            q = static_cast<const char*>(nl) + 1;
+            ++n;
+          }
+          sink = sink + n;
+        },
+        reps);
     const std::string name(ingest::protocol_name(p));
     print_row({name + " baseline: memchr split", nlines * reps / t, mb * reps / t, t * 1e9 / (nlines * reps), 0});
     // Baseline 2: memcpy of the same bytes.
     std::string copy(buf.size(), '\0');
-    t = time_repeated(min_s, [&] { std::memcpy(copy.data(), buf.data(), buf.size()); sink = sink + static_cast<unsigned char>(copy[reps % copy.size()]); }, reps);
+    t = time_repeated(
+        min_s,
+        [&] {
+          std::memcpy(copy.data(), buf.data(), buf.size());
+          sink = sink + static_cast<unsigned char>(copy[reps % copy.size()]);
+        },
+        reps);
     print_row({name + " baseline: memcpy", nlines * reps / t, mb * reps / t, t * 1e9 / (nlines * reps), 0});
     // The parser, writing real sample batches.
     ingest::ParserOptions po;
@@ -170,10 +188,12 @@ void bench_parsers(const Args& a) {
     ingest::LineParser parser(po);
     Sink out;
     ingest::ParseCounters c;
-    t = time_repeated(min_s, [&] { parser.parse_packet(buf, out.out, c); }, reps);
+    t = time_repeated(
+        min_s, [&] { parser.parse_packet(buf, out.out, c); }, reps);
     print_row({name + " parser -> BatchWriter", nlines * reps / t, mb * reps / t, t * 1e9 / (nlines * reps),
                static_cast<double>(c.samples) / static_cast<double>(c.lines)});
-    if (c.total_errors() != 0) std::printf("  (unexpected: %llu parse errors)\n", static_cast<unsigned long long>(c.total_errors()));
+    if (c.total_errors() != 0)
+      std::printf("  (unexpected: %llu parse errors)\n", static_cast<unsigned long long>(c.total_errors()));
   }
 }
 
@@ -221,7 +241,8 @@ int bench_udp(const Args& a) {
   ingest::IngestConfig cfg;
   cfg.name = "bench";
   cfg.udp = ingest::UdpConfig{.port = 0, .sockets = a.sockets, .receive_buffer_bytes = 32u << 20, .batch_packets = 64};
-  auto server = ingest::IngestServer::create(cfg, ingest::ring_target_factory(*ring, {.claim_bytes = 256 * 1024, .claim_timeout = {}}));
+  auto server = ingest::IngestServer::create(
+      cfg, ingest::ring_target_factory(*ring, {.claim_bytes = 256 * 1024, .claim_timeout = {}}));
   if (!server) {
     std::fprintf(stderr, "server: %s\n", server.error().message().c_str());
     return 1;
@@ -303,11 +324,16 @@ int bench_udp(const Args& a) {
               static_cast<unsigned long long>(sent_lines), static_cast<double>(sent_lines) / a.seconds / 1e6,
               static_cast<unsigned long long>(send_errors));
   std::printf("  received lines        %12.0f  (%.4f of sent)\n", received, received / static_cast<double>(sent_lines));
-  std::printf("  samples in ring       %12llu  (read back by the reader)\n", static_cast<unsigned long long>(ring_samples.load()));
-  std::printf("  kernel drops          %12llu  packets (SO_RXQ_OVFL)\n", static_cast<unsigned long long>(st.udp_kernel_drops_total()));
-  std::printf("  ring drops            %12llu  samples (%llu records)\n", static_cast<unsigned long long>(st.samples_dropped.load()),
+  std::printf("  samples in ring       %12llu  (read back by the reader)\n",
+              static_cast<unsigned long long>(ring_samples.load()));
+  std::printf("  kernel drops          %12llu  packets (SO_RXQ_OVFL)\n",
+              static_cast<unsigned long long>(st.udp_kernel_drops_total()));
+  std::printf("  ring drops            %12llu  samples (%llu records)\n",
+              static_cast<unsigned long long>(st.samples_dropped.load()),
               static_cast<unsigned long long>(st.records_dropped.load()));
-  std::printf("  parse errors          %12llu\n", static_cast<unsigned long long>(st.samples.load() >= st.lines.load() ? 0 : st.lines.load() - st.samples.load()));
+  std::printf(
+      "  parse errors          %12llu\n",
+      static_cast<unsigned long long>(st.samples.load() >= st.lines.load() ? 0 : st.lines.load() - st.samples.load()));
   std::printf("  server CPU            %12.3f s  = %.3f CPU-s per million lines (generator %.3f s, reader %.3f s)\n",
               server_cpu, received > 0 ? server_cpu / (received / 1e6) : 0.0, gen_cpu, reader_cpu);
   std::printf("  baseline: generator   %12.3f CPU-s per million lines sent\n",
@@ -322,18 +348,29 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view k = argv[i];
     auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : "0"; };
-    if (k == "--parse-only") a.udp = false;
-    else if (k == "--udp-only") a.parse = false;
-    else if (k == "--seconds") a.seconds = std::atof(next());
-    else if (k == "--rate") a.rate = std::atof(next());
-    else if (k == "--series") a.series = std::max(1, std::atoi(next()));
-    else if (k == "--lines") a.lines = std::max(1, std::atoi(next()));
-    else if (k == "--sockets") a.sockets = static_cast<std::uint32_t>(std::clamp(std::atoi(next()), 1, 64));
-    else if (k == "--ring-dir") a.ring_dir = next();
-    else if (k == "--protocol") a.protocol = next();
+    if (k == "--parse-only")
+      a.udp = false;
+    else if (k == "--udp-only")
+      a.parse = false;
+    else if (k == "--seconds")
+      a.seconds = std::atof(next());
+    else if (k == "--rate")
+      a.rate = std::atof(next());
+    else if (k == "--series")
+      a.series = std::max(1, std::atoi(next()));
+    else if (k == "--lines")
+      a.lines = std::max(1, std::atoi(next()));
+    else if (k == "--sockets")
+      a.sockets = static_cast<std::uint32_t>(std::clamp(std::atoi(next()), 1, 64));
+    else if (k == "--ring-dir")
+      a.ring_dir = next();
+    else if (k == "--protocol")
+      a.protocol = next();
     else {
-      std::fprintf(stderr, "usage: %s [--parse-only|--udp-only] [--seconds S] [--rate LINES_PER_S] [--series N] "
-                   "[--lines L] [--sockets K] [--ring-dir DIR] [--protocol statsd|influx|graphite]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--parse-only|--udp-only] [--seconds S] [--rate LINES_PER_S] [--series N] "
+                   "[--lines L] [--sockets K] [--ring-dir DIR] [--protocol statsd|influx|graphite]\n",
+                   argv[0]);
       return 2;
     }
   }

@@ -114,8 +114,7 @@ void GraphiteParser::parse_line(std::string_view line, SampleOutput& out, ParseC
     }
   }
   ++counters.samples;
-  out.emit(sample::Kind::kGauge, path, value, 1.0, std::span<const sample::Tag>(tags_.data(), ntags), {},
-           timestamp_ns);
+  out.emit(sample::Kind::kGauge, path, value, 1.0, std::span<const sample::Tag>(tags_.data(), ntags), {}, timestamp_ns);
 }
 
 }  // namespace ringpipe::ingest

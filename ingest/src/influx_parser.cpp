@@ -31,10 +31,14 @@ std::size_t scan_to(std::string_view s, std::size_t i, const char (&stops)[N]) n
 
 std::int64_t precision_factor(Precision p) noexcept {
   switch (p) {
-    case Precision::kNanoseconds: return 1;
-    case Precision::kMicroseconds: return 1'000;
-    case Precision::kMilliseconds: return 1'000'000;
-    case Precision::kSeconds: return 1'000'000'000;
+    case Precision::kNanoseconds:
+      return 1;
+    case Precision::kMicroseconds:
+      return 1'000;
+    case Precision::kMilliseconds:
+      return 1'000'000;
+    case Precision::kSeconds:
+      return 1'000'000'000;
   }
   return 1;
 }

@@ -7,14 +7,14 @@
 
 #include <condition_variable>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <optional>
-#include <memory>
 #include <thread>
 #include <vector>
 
-#include <boost/asio.hpp>
 #include <spdlog/spdlog.h>
+#include <boost/asio.hpp>
 
 #include "stream_session.hpp"
 #include "worker.hpp"
@@ -49,8 +49,8 @@ void set_receive_buffer(int fd, std::uint32_t bytes, const std::string& what) {
   socklen_t len = sizeof got;
   (void)::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len);
   if (got / 2 < want) {  // the kernel reports double what it counts against
-    spdlog::warn("{}: receive buffer {} bytes, asked for {} (raise net.core.rmem_max or run with CAP_NET_ADMIN)",
-                 what, got / 2, want);
+    spdlog::warn("{}: receive buffer {} bytes, asked for {} (raise net.core.rmem_max or run with CAP_NET_ADMIN)", what,
+                 got / 2, want);
   }
 }
 
@@ -83,14 +83,16 @@ int receive_batch(DatagramListener& l, std::vector<mmsghdr>& msgs, std::vector<i
   std::uint64_t truncated = 0;
   for (int i = 0; i < n; ++i) {
     const msghdr& h = msgs[i].msg_hdr;
-    std::string_view packet(static_cast<const char*>(iov[i].iov_base), std::min<std::size_t>(msgs[i].msg_len, l.max_datagram));
+    std::string_view packet(static_cast<const char*>(iov[i].iov_base),
+                            std::min<std::size_t>(msgs[i].msg_len, l.max_datagram));
     bytes += msgs[i].msg_len;
     if (h.msg_flags & MSG_TRUNC) {  // keep the whole lines, drop the cut one
       ++truncated;
       const std::size_t nl = packet.rfind('\n');
       packet = nl == std::string_view::npos ? std::string_view{} : packet.substr(0, nl);
     }
-    for (cmsghdr* c = CMSG_FIRSTHDR(const_cast<msghdr*>(&h)); c != nullptr; c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(const_cast<msghdr*>(&h)); c != nullptr;
+         c = CMSG_NXTHDR(const_cast<msghdr*>(&h), c)) {
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
         std::uint32_t drops = 0;
         std::memcpy(&drops, CMSG_DATA(c), sizeof drops);
@@ -175,8 +177,10 @@ Status IngestServer::Impl::bind_udp(const UdpConfig& u, TargetFactory& targets) 
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(u.address, ec);
   if (ec) return invalid(what + ": bad address");
-  if (u.sockets == 0 || u.sockets > kMaxUdpSockets) return invalid(what + ": sockets must be 1.." + std::to_string(kMaxUdpSockets));
-  if (u.batch_packets == 0 || u.max_datagram_bytes == 0) return invalid(what + ": batch_packets and max_datagram_bytes must be > 0");
+  if (u.sockets == 0 || u.sockets > kMaxUdpSockets)
+    return invalid(what + ": sockets must be 1.." + std::to_string(kMaxUdpSockets));
+  if (u.batch_packets == 0 || u.max_datagram_bytes == 0)
+    return invalid(what + ": batch_packets and max_datagram_bytes must be > 0");
   std::uint16_t port = u.port;
   for (std::uint32_t i = 0; i < u.sockets; ++i) {
     asio::ip::udp::socket s(io);
@@ -210,7 +214,8 @@ Status IngestServer::Impl::bind_udp(const UdpConfig& u, TargetFactory& targets) 
 
 Status IngestServer::Impl::bind_unix_datagram(const UnixDatagramConfig& u, TargetFactory& targets) {
   const std::string what = "ingest " + config.name + ": unixgram " + u.path;
-  if (u.batch_packets == 0 || u.max_datagram_bytes == 0) return invalid(what + ": batch_packets and max_datagram_bytes must be > 0");
+  if (u.batch_packets == 0 || u.max_datagram_bytes == 0)
+    return invalid(what + ": batch_packets and max_datagram_bytes must be > 0");
   boost::system::error_code ec;
   ::unlink(u.path.c_str());  // a stale socket file from a previous run
   asio::local::datagram_protocol::socket s(io);
@@ -336,8 +341,7 @@ Status IngestServer::start() {
     return invalid("ingest " + impl_->config.name + ": start: " + e.what());
   }
   spdlog::info("ingest {}: {} listening (udp port {}, tcp port {}, {} threads)", impl_->config.name,
-               protocol_name(impl_->config.parser.protocol), impl_->udp_port, impl_->tcp_port,
-               impl_->threads.size());
+               protocol_name(impl_->config.parser.protocol), impl_->udp_port, impl_->tcp_port, impl_->threads.size());
   return {};
 }
 

@@ -6,36 +6,60 @@ namespace ringpipe::ingest {
 
 std::string_view parse_error_name(ParseError e) noexcept {
   switch (e) {
-    case ParseError::kInvalidUtf8: return "invalid_utf8";
-    case ParseError::kMalformedLine: return "malformed_line";
-    case ParseError::kEmptyName: return "empty_name";
-    case ParseError::kNameTooLong: return "name_too_long";
-    case ParseError::kMixedTaggingStyles: return "mixed_tagging_styles";
-    case ParseError::kNotEnoughParts: return "not_enough_parts_after_colon";
-    case ParseError::kInvalidExtendedAggregateType: return "invalid_extended_aggregate_type";
-    case ParseError::kMalformedComponent: return "malformed_component";
-    case ParseError::kMalformedValue: return "malformed_value";
-    case ParseError::kNonFiniteValue: return "non_finite_value";
-    case ParseError::kInvalidSampleFactor: return "invalid_sample_factor";
-    case ParseError::kSampleRateOutOfRange: return "sample_rate_out_of_range";
-    case ParseError::kMalformedContainerId: return "malformed_container_id";
-    case ParseError::kMalformedTimestamp: return "malformed_timestamp";
-    case ParseError::kUnknownType: return "unknown_type";
-    case ParseError::kMalformedTag: return "malformed_tag";
-    case ParseError::kTooManyTags: return "too_many_tags";
-    case ParseError::kMalformedField: return "malformed_field";
-    case ParseError::kTooManyFields: return "too_many_fields";
-    case ParseError::kLineTooLong: return "line_too_long";
-    case ParseError::kCount_: break;
+    case ParseError::kInvalidUtf8:
+      return "invalid_utf8";
+    case ParseError::kMalformedLine:
+      return "malformed_line";
+    case ParseError::kEmptyName:
+      return "empty_name";
+    case ParseError::kNameTooLong:
+      return "name_too_long";
+    case ParseError::kMixedTaggingStyles:
+      return "mixed_tagging_styles";
+    case ParseError::kNotEnoughParts:
+      return "not_enough_parts_after_colon";
+    case ParseError::kInvalidExtendedAggregateType:
+      return "invalid_extended_aggregate_type";
+    case ParseError::kMalformedComponent:
+      return "malformed_component";
+    case ParseError::kMalformedValue:
+      return "malformed_value";
+    case ParseError::kNonFiniteValue:
+      return "non_finite_value";
+    case ParseError::kInvalidSampleFactor:
+      return "invalid_sample_factor";
+    case ParseError::kSampleRateOutOfRange:
+      return "sample_rate_out_of_range";
+    case ParseError::kMalformedContainerId:
+      return "malformed_container_id";
+    case ParseError::kMalformedTimestamp:
+      return "malformed_timestamp";
+    case ParseError::kUnknownType:
+      return "unknown_type";
+    case ParseError::kMalformedTag:
+      return "malformed_tag";
+    case ParseError::kTooManyTags:
+      return "too_many_tags";
+    case ParseError::kMalformedField:
+      return "malformed_field";
+    case ParseError::kTooManyFields:
+      return "too_many_fields";
+    case ParseError::kLineTooLong:
+      return "line_too_long";
+    case ParseError::kCount_:
+      break;
   }
   return "unknown";
 }
 
 std::string_view protocol_name(Protocol p) noexcept {
   switch (p) {
-    case Protocol::kStatsd: return "statsd";
-    case Protocol::kInflux: return "influx";
-    case Protocol::kGraphite: return "graphite";
+    case Protocol::kStatsd:
+      return "statsd";
+    case Protocol::kInflux:
+      return "influx";
+    case Protocol::kGraphite:
+      return "graphite";
   }
   return "unknown";
 }
@@ -93,9 +117,12 @@ bool SampleOutput::emit(sample::Kind kind, std::string_view name, double value, 
 namespace {
 std::variant<StatsdParser, InfluxParser, GraphiteParser> make_parser(const ParserOptions& o) {
   switch (o.protocol) {
-    case Protocol::kInflux: return std::variant<StatsdParser, InfluxParser, GraphiteParser>(std::in_place_type<InfluxParser>, o.influx);
-    case Protocol::kGraphite: return std::variant<StatsdParser, InfluxParser, GraphiteParser>(std::in_place_type<GraphiteParser>, o.graphite);
-    case Protocol::kStatsd: break;
+    case Protocol::kInflux:
+      return std::variant<StatsdParser, InfluxParser, GraphiteParser>(std::in_place_type<InfluxParser>, o.influx);
+    case Protocol::kGraphite:
+      return std::variant<StatsdParser, InfluxParser, GraphiteParser>(std::in_place_type<GraphiteParser>, o.graphite);
+    case Protocol::kStatsd:
+      break;
   }
   return std::variant<StatsdParser, InfluxParser, GraphiteParser>(std::in_place_type<StatsdParser>, o.statsd);
 }

@@ -16,12 +16,18 @@ enum class StatType : std::uint8_t { kUnknown, kCounter, kGauge, kTimer, kHistog
 StatType stat_type(std::string_view t) noexcept {
   if (t.size() == 1) {
     switch (t[0]) {
-      case 'c': return StatType::kCounter;
-      case 'g': return StatType::kGauge;
-      case 'h': return StatType::kHistogram;
-      case 'd': return StatType::kDistribution;
-      case 's': return StatType::kSet;
-      default: return StatType::kUnknown;
+      case 'c':
+        return StatType::kCounter;
+      case 'g':
+        return StatType::kGauge;
+      case 'h':
+        return StatType::kHistogram;
+      case 'd':
+        return StatType::kDistribution;
+      case 's':
+        return StatType::kSet;
+      default:
+        return StatType::kUnknown;
     }
   }
   return t == "ms" ? StatType::kTimer : StatType::kUnknown;
@@ -93,9 +99,8 @@ void parse_tag(std::string_view tag, char sep, std::span<sample::Tag> tags, std:
 bool StatsdParser::parse_name_and_tags(std::string_view raw, Line& l, ParseCounters& counters) noexcept {
   l.name = raw;
   auto name_tag_list = [&](std::string_view list) {
-    for_each_comma_piece(list, [&](std::string_view t) {
-      parse_tag(t, '=', tags_, l.tag_count, l.too_many_counted, counters);
-    });
+    for_each_comma_piece(
+        list, [&](std::string_view t) { parse_tag(t, '=', tags_, l.tag_count, l.too_many_counted, counters); });
   };
   // One pass finds every delimiter the enabled tag styles use.
   constexpr std::size_t kNone = std::string_view::npos;
@@ -194,8 +199,8 @@ void StatsdParser::parse_line(std::string_view line, SampleOutput& out, ParseCou
     std::size_t start = 0;
     for (;;) {
       const std::size_t next = values.find(':', start);
-      parse_sample(values.substr(start, next == std::string_view::npos ? std::string_view::npos : next - start),
-                   suffix, l, out, counters);
+      parse_sample(values.substr(start, next == std::string_view::npos ? std::string_view::npos : next - start), suffix,
+                   l, out, counters);
       if (next == std::string_view::npos) break;
       start = next + 1;
     }
@@ -245,8 +250,7 @@ void StatsdParser::parse_sample(std::string_view value_str, std::string_view res
     return;
   }
   const std::string_view type = rest.substr(0, type_end);
-  const std::string_view sections =
-      type_end == std::string_view::npos ? std::string_view{} : rest.substr(type_end + 1);
+  const std::string_view sections = type_end == std::string_view::npos ? std::string_view{} : rest.substr(type_end + 1);
   const StatType t = stat_type(type);
   const bool is_set = t == StatType::kSet;
 
@@ -265,8 +269,8 @@ void StatsdParser::parse_sample(std::string_view value_str, std::string_view res
     return;
   }
 
-  const bool uses_rate = t == StatType::kCounter || t == StatType::kTimer || t == StatType::kHistogram ||
-                         t == StatType::kDistribution;
+  const bool uses_rate =
+      t == StatType::kCounter || t == StatType::kTimer || t == StatType::kHistogram || t == StatType::kDistribution;
   l.tag_count = l.name_tags;
   l.too_many_counted = false;
   double rate = 1.0;

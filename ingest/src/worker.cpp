@@ -75,10 +75,11 @@ void Worker::flush_counters() noexcept {
   }
   const std::uint64_t dropped = out_.dropped();
   if ((errors > 0 || dropped > 0) && error_log_.allow()) {
-    spdlog::warn("ingest {}: {} malformed lines or samples (e.g. {}), {} samples dropped for lack of ring space; "
-                 "{} similar warnings suppressed",
-                 name_, errors, errors ? parse_error_name(static_cast<ParseError>(last)) : "none", dropped,
-                 error_log_.take_suppressed());
+    spdlog::warn(
+        "ingest {}: {} malformed lines or samples (e.g. {}), {} samples dropped for lack of ring space; "
+        "{} similar warnings suppressed",
+        name_, errors, errors ? parse_error_name(static_cast<ParseError>(last)) : "none", dropped,
+        error_log_.take_suppressed());
   }
   counters_ = ParseCounters{};
   out_.reset_counts();

@@ -19,8 +19,7 @@ namespace ringpipe::ingest {
 
 class Worker {
  public:
-  Worker(const IngestConfig& config, std::unique_ptr<BatchTarget> target, IngestStats& stats,
-         RateLimiter& error_log);
+  Worker(const IngestConfig& config, std::unique_ptr<BatchTarget> target, IngestStats& stats, RateLimiter& error_log);
 
   void begin(std::int64_t received_ns) noexcept;
   void parse(std::string_view packet) noexcept { parser_.parse_packet(packet, out_, counters_); }

@@ -48,16 +48,16 @@ TEST(GraphiteParser, AcceptsTabsAndRepeatedSpaces) {
 
 TEST(GraphiteParser, CountsMalformedLinesByReason) {
   const Parsed p = graphite(
-      "onlypath\n"           // no value
-      "a 1 2 3\n"            // extra token
-      "a x 1\n"              // bad value
-      "a nan 1\n"            // NaN: dropped like carbon
-      "a 1 soon\n"           // bad timestamp
-      "a;host 1 1\n"         // tag without '='
-      "a;host= 1 1\n"        // empty tag value
-      "a;=v 1 1\n"           // empty tag name
-      "a;h=~x 1 1\n"         // value starting with '~'
-      ";host=a 1 1\n"        // empty path
+      "onlypath\n"     // no value
+      "a 1 2 3\n"      // extra token
+      "a x 1\n"        // bad value
+      "a nan 1\n"      // NaN: dropped like carbon
+      "a 1 soon\n"     // bad timestamp
+      "a;host 1 1\n"   // tag without '='
+      "a;host= 1 1\n"  // empty tag value
+      "a;=v 1 1\n"     // empty tag name
+      "a;h=~x 1 1\n"   // value starting with '~'
+      ";host=a 1 1\n"  // empty path
       "ok 1 1");
   ASSERT_EQ(p.samples.size(), 1u);
   EXPECT_EQ(p.err(ParseError::kMalformedLine), 2u);

@@ -85,20 +85,20 @@ TEST(InfluxParser, LeavesTimestampZeroWhenAbsentAndAcceptsNegative) {
 
 TEST(InfluxParser, DropsWholeLineWhenAnyPartIsMalformed) {
   const Parsed p = influx(
-      "m\n"                      // no fields
-      "m,t=1\n"                  // no fields
-      "m a=1,b=x\n"              // bad value: a must not be emitted either
-      "m a=1,b\n"                // field without '='
-      "m a=\"open\n"             // unterminated string
-      "m,t a=1\n"                // tag without value
-      "m,=v a=1\n"               // tag without key
-      "m a=1 12x\n"              // bad timestamp
-      "m a=1 1 2\n"              // junk after the timestamp
-      "m a=9223372036854775808i\n"  // integer overflow
-      "m a=-1u\n"                // negative unsigned
-      "m a=NaN\n"                // no NaN in line protocol
+      "m\n"                          // no fields
+      "m,t=1\n"                      // no fields
+      "m a=1,b=x\n"                  // bad value: a must not be emitted either
+      "m a=1,b\n"                    // field without '='
+      "m a=\"open\n"                 // unterminated string
+      "m,t a=1\n"                    // tag without value
+      "m,=v a=1\n"                   // tag without key
+      "m a=1 12x\n"                  // bad timestamp
+      "m a=1 1 2\n"                  // junk after the timestamp
+      "m a=9223372036854775808i\n"   // integer overflow
+      "m a=-1u\n"                    // negative unsigned
+      "m a=NaN\n"                    // no NaN in line protocol
       "m a=1 9223372036854775807\n"  // fine in ns
-      ",t=1 a=1\n"               // empty measurement
+      ",t=1 a=1\n"                   // empty measurement
       "ok v=1");
   ASSERT_EQ(p.samples.size(), 2u);
   EXPECT_EQ(p.samples[1].name, "ok_v");

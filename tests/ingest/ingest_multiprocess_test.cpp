@@ -145,7 +145,11 @@ int run_reader(const std::string& ring_path, Shared* sh, bool idle_until_stop) {
     while (auto s = br.next()) {
       sh->ring_samples.fetch_add(1);
       const std::string_view n = s->name;
-      int source = n.starts_with("mp.udp") ? 0 : n.starts_with("mp.tcp") ? 1 : n.starts_with("mp.dgram") ? 2 : n.starts_with("mp.unix") ? 3 : -1;
+      int source = n.starts_with("mp.udp")     ? 0
+                   : n.starts_with("mp.tcp")   ? 1
+                   : n.starts_with("mp.dgram") ? 2
+                   : n.starts_with("mp.unix")  ? 3
+                                               : -1;
       if (source < 0 || s->kind != sample::Kind::kCounter || s->value != 1.0 || s->tag_count != 1) {
         sh->ring_bad.fetch_add(1);
       } else {
@@ -185,12 +189,14 @@ std::string packet(const char* prefix, std::uint64_t n) {
 
 void send_traffic(const Traffic& t, Shared* sh, const std::string& dir) {
   auto udp = testing::udp_socket();
-  for (std::uint64_t i = 0; i < t.udp_packets; ++i) ASSERT_TRUE(testing::send_udp(udp.get(), sh->udp_port, packet("mp.udp", i)));
+  for (std::uint64_t i = 0; i < t.udp_packets; ++i)
+    ASSERT_TRUE(testing::send_udp(udp.get(), sh->udp_port, packet("mp.udp", i)));
   auto dg = testing::unixgram_socket();
   for (std::uint64_t i = 0; i < t.dgram_packets; ++i) {
     // A full Unix datagram queue makes sendto wait (SO_SNDTIMEO bounds it): retry briefly.
     bool sent = false;
-    for (int k = 0; k < 100 && !sent; ++k) sent = testing::send_unixgram(dg.get(), dir + "/dgram.sock", packet("mp.dgram", i));
+    for (int k = 0; k < 100 && !sent; ++k)
+      sent = testing::send_unixgram(dg.get(), dir + "/dgram.sock", packet("mp.dgram", i));
     ASSERT_TRUE(sent);
   }
   auto tcp1 = testing::tcp_connect(sh->tcp_port);
@@ -198,7 +204,8 @@ void send_traffic(const Traffic& t, Shared* sh, const std::string& dir) {
   auto ux = testing::unix_connect(dir + "/stream.sock");
   ASSERT_TRUE(tcp1.valid() && tcp2.valid() && ux.valid());
   std::string a, b, u;
-  for (std::uint64_t i = 0; i < t.tcp_lines; ++i) (i % 2 ? a : b) += "mp.tcp." + std::to_string(i % 13) + ":1|c|#src:tcp\n";
+  for (std::uint64_t i = 0; i < t.tcp_lines; ++i)
+    (i % 2 ? a : b) += "mp.tcp." + std::to_string(i % 13) + ":1|c|#src:tcp\n";
   for (std::uint64_t i = 0; i < t.unix_lines; ++i) u += "mp.unix." + std::to_string(i % 13) + ":1|c|#src:unix\n";
   ASSERT_TRUE(testing::send_all(tcp1.get(), a));
   ASSERT_TRUE(testing::send_all(tcp2.get(), b));

@@ -157,7 +157,8 @@ TEST(IngestServer, RefusesConnectionsBeyondTheLimit) {
   auto first = testing::tcp_connect(f.server->tcp_port());
   ASSERT_TRUE(ringpipe::testing::wait_until([&] { return f.server->stats().tcp.connections_open.load() == 1; }, kWait));
   auto second = testing::tcp_connect(f.server->tcp_port());
-  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return f.server->stats().tcp.connections_rejected.load() == 1; }, kWait));
+  ASSERT_TRUE(
+      ringpipe::testing::wait_until([&] { return f.server->stats().tcp.connections_rejected.load() == 1; }, kWait));
   ASSERT_TRUE(testing::send_all(first.get(), "ok:1|c\n"));
   ASSERT_TRUE(f.wait_written(1));
   f.server->stop();
@@ -182,7 +183,7 @@ TEST(IngestServer, ReceivesOnUnixDatagramAndStreamSocketsWithTheConfiguredMode) 
   c.unix_datagram = UnixDatagramConfig{.path = f.dir.file("dgram.sock"), .mode = 0660};
   c.unix_stream = UnixStreamConfig{.path = f.dir.file("stream.sock"), .mode = 0600};
   f.start(c);
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(c.unix_datagram->path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0660u);
   ASSERT_EQ(::stat(c.unix_stream->path.c_str(), &st), 0);

@@ -236,7 +236,7 @@ TEST(StatsdParser, DropsSampleWithUnknownSection) {
 TEST(StatsdParser, CountsUnknownTypeAndBadValueByReason) {
   const Parsed p = statsd("a:1|x\na:abc|c\na:|c\na:1_0|c\na:--1|c\na:0x10|c\na:1|\n");
   EXPECT_TRUE(p.samples.empty());
-  EXPECT_EQ(p.err(ParseError::kUnknownType), 2u);  // "x" and ""
+  EXPECT_EQ(p.err(ParseError::kUnknownType), 2u);     // "x" and ""
   EXPECT_EQ(p.err(ParseError::kMalformedValue), 5u);  // Go wants hex floats with a p exponent
 }
 
@@ -262,7 +262,7 @@ TEST(StatsdParser, PassesNaNAndInfByDefaultAndRefusesThemWhenAsked) {
   ASSERT_EQ(p.samples.size(), 3u);
   EXPECT_TRUE(std::isnan(p.samples[0].value));
   EXPECT_TRUE(std::isinf(p.samples[1].value));
-  EXPECT_EQ(p.samples[1].kind, Kind::kGaugeDelta);  // a sign makes a delta, as in statsd_exporter
+  EXPECT_EQ(p.samples[1].kind, Kind::kGaugeDelta);    // a sign makes a delta, as in statsd_exporter
   EXPECT_EQ(p.err(ParseError::kMalformedValue), 1u);  // Go refuses a signed NaN
   StatsdOptions o;
   o.reject_non_finite = true;

@@ -16,12 +16,12 @@
 
 namespace ringpipe::ingest::fuzz {
 
-#define RINGPIPE_FUZZ_CHECK(cond)                                  \
-  do {                                                             \
-    if (!(cond)) {                                                 \
-      std::fprintf(stderr, "fuzz invariant failed: %s\n", #cond);  \
-      std::abort();                                                \
-    }                                                              \
+#define RINGPIPE_FUZZ_CHECK(cond)                                 \
+  do {                                                            \
+    if (!(cond)) {                                                \
+      std::fprintf(stderr, "fuzz invariant failed: %s\n", #cond); \
+      std::abort();                                               \
+    }                                                             \
   } while (false)
 
 class Batches {

@@ -7,6 +7,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   GraphiteOptions o;
   o.reject_infinite = size > 0 && (data[0] & 1);
   GraphiteParser parser(o);
-  fuzz::check(data, size, [&](std::string_view p, SampleOutput& out, ParseCounters& c) { parser.parse_packet(p, out, c); });
+  fuzz::check(data, size,
+              [&](std::string_view p, SampleOutput& out, ParseCounters& c) { parser.parse_packet(p, out, c); });
   return 0;
 }

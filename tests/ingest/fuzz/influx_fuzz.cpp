@@ -12,6 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     o.booleans_as_numbers = key & 4;
     parsers[key] = new InfluxParser(o);
   }
-  fuzz::check(data, size, [&](std::string_view p, SampleOutput& out, ParseCounters& c) { parsers[key]->parse_packet(p, out, c); });
+  fuzz::check(data, size,
+              [&](std::string_view p, SampleOutput& out, ParseCounters& c) { parsers[key]->parse_packet(p, out, c); });
   return 0;
 }

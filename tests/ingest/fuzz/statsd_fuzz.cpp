@@ -15,6 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static StatsdParser* parsers[32] = {};
   const unsigned key = size > 0 ? data[0] & 31 : 31;
   if (parsers[key] == nullptr) parsers[key] = new StatsdParser(o);  // kept for the process: fuzzing speed
-  fuzz::check(data, size, [&](std::string_view p, SampleOutput& out, ParseCounters& c) { parsers[key]->parse_packet(p, out, c); });
+  fuzz::check(data, size,
+              [&](std::string_view p, SampleOutput& out, ParseCounters& c) { parsers[key]->parse_packet(p, out, c); });
   return 0;
 }

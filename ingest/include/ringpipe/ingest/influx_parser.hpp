@@ -48,7 +48,7 @@ class InfluxParser {
   std::unique_ptr<Field[]> fields_;
   std::unique_ptr<char[]> scratch_;  // unescaped keys and values; bounded by the line length
   std::size_t scratch_size_ = 0;
-  std::unique_ptr<char[]> name_;     // "<measurement>_<field>"
+  std::unique_ptr<char[]> name_;  // "<measurement>_<field>"
 };
 
 }  // namespace ringpipe::ingest

@@ -35,14 +35,14 @@ struct UdpConfig {
 struct TcpConfig {
   std::string address = "127.0.0.1";
   std::uint16_t port = 9125;
-  std::uint32_t max_connections = 1024;      // further connections are closed at once (counted)
-  std::uint32_t max_line_bytes = 65536;      // longer lines are skipped (counted); the connection survives
+  std::uint32_t max_connections = 1024;  // further connections are closed at once (counted)
+  std::uint32_t max_line_bytes = 65536;  // longer lines are skipped (counted); the connection survives
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};
 };
 
 struct UnixDatagramConfig {
   std::string path;
-  std::uint32_t mode = 0622;                 // applied to the socket file
+  std::uint32_t mode = 0622;  // applied to the socket file
   std::uint32_t receive_buffer_bytes = 0;
   std::uint32_t batch_packets = 32;
   std::uint32_t max_datagram_bytes = 65536;
@@ -95,12 +95,12 @@ struct IngestStats {
   StreamStats unix_stream;
 
   std::atomic<std::uint64_t> lines{0};
-  std::atomic<std::uint64_t> samples{0};               // parsed
-  std::atomic<std::uint64_t> samples_written{0};       // in the ring
-  std::atomic<std::uint64_t> samples_dropped{0};       // ring refused the claim (kFull / kTimeout)
-  std::atomic<std::uint64_t> samples_too_large{0};     // larger than one batch record
+  std::atomic<std::uint64_t> samples{0};            // parsed
+  std::atomic<std::uint64_t> samples_written{0};    // in the ring
+  std::atomic<std::uint64_t> samples_dropped{0};    // ring refused the claim (kFull / kTimeout)
+  std::atomic<std::uint64_t> samples_too_large{0};  // larger than one batch record
   std::atomic<std::uint64_t> records_written{0};
-  std::atomic<std::uint64_t> records_dropped{0};       // claims refused while samples were waiting
+  std::atomic<std::uint64_t> records_dropped{0};  // claims refused while samples were waiting
   std::atomic<std::uint64_t> skipped_fields{0};
   std::array<std::atomic<std::uint64_t>, kParseErrorCount> parse_errors{};
 
@@ -114,8 +114,7 @@ class IngestServer {
  public:
   // Binds every configured listener and makes one target per thread; fails
   // with "ingest <name>: bind udp 127.0.0.1:9125: Address already in use".
-  [[nodiscard]] static Result<std::unique_ptr<IngestServer>> create(const IngestConfig& config,
-                                                                    TargetFactory targets);
+  [[nodiscard]] static Result<std::unique_ptr<IngestServer>> create(const IngestConfig& config, TargetFactory targets);
   ~IngestServer();
   IngestServer(const IngestServer&) = delete;
   IngestServer& operator=(const IngestServer&) = delete;

@@ -58,9 +58,7 @@ struct ParseCounters {
   std::array<std::uint64_t, kParseErrorCount> errors{};
 
   void count(ParseError e) noexcept { ++errors[static_cast<std::size_t>(e)]; }
-  [[nodiscard]] std::uint64_t operator[](ParseError e) const noexcept {
-    return errors[static_cast<std::size_t>(e)];
-  }
+  [[nodiscard]] std::uint64_t operator[](ParseError e) const noexcept { return errors[static_cast<std::size_t>(e)]; }
   [[nodiscard]] std::uint64_t total_errors() const noexcept;
   void add(const ParseCounters& other) noexcept;
 };
@@ -80,8 +78,7 @@ class SampleOutput {
 
   // True when the sample was written.
   bool emit(sample::Kind kind, std::string_view name, double value, double sample_rate,
-            std::span<const sample::Tag> tags, std::string_view str_value = {},
-            std::int64_t timestamp_ns = 0) noexcept;
+            std::span<const sample::Tag> tags, std::string_view str_value = {}, std::int64_t timestamp_ns = 0) noexcept;
 
   void set_writer(sample::BatchWriter* writer) noexcept { writer_ = writer; }
   [[nodiscard]] std::uint64_t written() const noexcept { return written_; }

@@ -12,7 +12,7 @@
 namespace ringpipe::ingest {
 
 struct RingTargetOptions {
-  std::size_t claim_bytes = 64 * 1024;      // per batch record; more samples rotate to a new record
+  std::size_t claim_bytes = 64 * 1024;          // per batch record; more samples rotate to a new record
   std::chrono::milliseconds claim_timeout{50};  // `block` rings: wait this long for space, then drop
 };
 
