@@ -321,7 +321,7 @@ WriteStatus Producer::try_append(std::uint16_t type, std::span<const std::byte> 
   WriteStatus st;
   std::span<std::byte> dst = try_claim(payload.size(), &st);
   if (st != WriteStatus::kOk) return st;
-  std::memcpy(dst.data(), payload.data(), payload.size());
+  if (!payload.empty()) std::memcpy(dst.data(), payload.data(), payload.size());
   finish(type, payload.size());
   return WriteStatus::kOk;
 }
@@ -344,7 +344,7 @@ WriteStatus Producer::write(std::uint16_t type, std::span<const std::byte> paylo
     count_dropped(1);
     return st;
   }
-  std::memcpy(dst.data(), payload.data(), payload.size());
+  if (!payload.empty()) std::memcpy(dst.data(), payload.data(), payload.size());
   finish(type, payload.size());
   publish();
   return WriteStatus::kOk;

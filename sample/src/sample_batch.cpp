@@ -82,18 +82,19 @@ bool BatchWriter::append(Kind kind, std::string_view name, double value, double 
   h.kind = static_cast<std::uint8_t>(kind);
   std::memcpy(p, &h, sizeof h);
   std::byte* q = p + sizeof h;
-  std::memcpy(q, name.data(), name.size());
-  q += name.size();
-  std::memcpy(q, str_value.data(), str_value.size());
-  q += str_value.size();
+  // memcpy from an empty view's null data() is undefined, even for 0 bytes.
+  auto put = [&q](std::string_view s) {
+    if (!s.empty()) std::memcpy(q, s.data(), s.size());
+    q += s.size();
+  };
+  put(name);
+  put(str_value);
   for (const Tag& t : tags) {
     const TagHeader th{static_cast<std::uint16_t>(t.key.size()), static_cast<std::uint16_t>(t.value.size())};
     std::memcpy(q, &th, sizeof th);
     q += sizeof th;
-    std::memcpy(q, t.key.data(), t.key.size());
-    q += t.key.size();
-    std::memcpy(q, t.value.data(), t.value.size());
-    q += t.value.size();
+    put(t.key);
+    put(t.value);
   }
   std::memset(q, 0, static_cast<std::size_t>((p + size) - q));  // padding never leaks old bytes
   used_ += size;

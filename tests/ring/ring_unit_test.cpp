@@ -38,7 +38,7 @@ RingOptions small(Overflow o = Overflow::kBlock, std::uint64_t cap = 4096, std::
 
 std::vector<std::byte> bytes_of(std::string_view s) {
   std::vector<std::byte> v(s.size());
-  std::memcpy(v.data(), s.data(), s.size());
+  if (!s.empty()) std::memcpy(v.data(), s.data(), s.size());
   return v;
 }
 
