@@ -86,7 +86,11 @@ double per_reader_rate(Shared* sh, int readers, std::uint64_t expect, bool* comp
   for (int r = 0; r < readers; ++r) {
     const double secs = static_cast<double>(sh->t_end[r].load() - sh->t_start.load()) / 1e9;
     sum += static_cast<double>(sh->received[r].load()) / secs;
-    if (sh->received[r].load() != expect) *complete = false;
+    if (sh->received[r].load() != expect) {
+      *complete = false;
+      std::fprintf(stderr, "reader %d received %llu of %llu\n", r, static_cast<unsigned long long>(sh->received[r].load()),
+                   static_cast<unsigned long long>(expect));
+    }
   }
   return sum / readers;
 }
@@ -517,6 +521,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::filesystem::create_directories(a.dir);
+  if (a.mode == "ring") {  // the ring alone, for profiling
+    bool ok = false;
+    const double rate = bench_ring(a, &ok);
+    std::printf("ring P=%d R=%d B=%d samples_per_s=%.0f%s\n", a.producers, a.readers, a.batch, rate,
+                ok ? "" : " INCOMPLETE");
+  }
   if (a.mode == "throughput" || a.mode == "all") throughput(a);
   if (a.mode == "latency" || a.mode == "all") latency(a);
   if (a.mode == "attach" || a.mode == "all") attach_time(a);

@@ -176,7 +176,12 @@ bool Producer::refresh_limit(std::uint64_t end, std::int64_t now_ns) noexcept {
 }
 
 void Producer::advance_oldest(std::uint64_t end) noexcept {
-  while (end - oldest_ > cap_) {
+  // Walk an eighth of a lane ahead at a time, so this runs once per many
+  // claims rather than on every one. `oldest` only serves readers that lost
+  // their place (lapped, or new at kOldest): giving them up to an eighth of a
+  // lane less history costs nothing that is not counted.
+  const std::uint64_t target = end + cap_ / 8;
+  while (target - oldest_ > cap_) {
     const std::uint64_t idx = oldest_ & mask_;
     const std::uint64_t room = cap_ - idx;
     if (room < sizeof(RecordHeader)) {
@@ -213,11 +218,13 @@ void Producer::wait_for_space(std::int64_t deadline_ns) noexcept {
   hdr_->space_waiters.fetch_sub(1, std::memory_order_relaxed);
 }
 
-bool Producer::ensure_space(std::uint64_t end, bool may_wait, std::int64_t deadline_ns) noexcept {
+bool Producer::ensure_space(std::uint64_t end, std::int64_t timeout_ns) noexcept {
   if (overflow_ == static_cast<std::uint32_t>(Overflow::kOverwrite)) return true;
-  if (static_cast<std::int64_t>(end - limit_) <= 0) return true;
-  if (refresh_limit(end, monotonic_ns())) return true;
-  if (!may_wait) return false;
+  if (static_cast<std::int64_t>(end - limit_) <= 0) return true;  // the fast path: no clock, no scan
+  const std::int64_t start_ns = monotonic_ns();
+  if (refresh_limit(end, start_ns)) return true;
+  if (timeout_ns <= 0) return false;
+  const std::int64_t deadline_ns = start_ns + timeout_ns;
   lc_->full_waits.fetch_add(1, std::memory_order_relaxed);
   publish();  // readers cannot free space for records they cannot see
   for (int spin = 0;; ++spin) {
@@ -248,7 +255,7 @@ std::span<std::byte> Producer::claim(std::size_t max_bytes, std::chrono::nanosec
   const std::uint64_t pad = idx + need > cap_ ? cap_ - idx : 0;
   const std::uint64_t end = tail_ + pad + need;
   const bool may_wait = timeout.count() > 0 && overflow_ == static_cast<std::uint32_t>(Overflow::kBlock);
-  if (!ensure_space(end, may_wait, may_wait ? monotonic_ns() + timeout.count() : 0)) {
+  if (!ensure_space(end, may_wait ? timeout.count() : 0)) {
     st = may_wait ? WriteStatus::kTimeout : WriteStatus::kFull;
     return {};
   }

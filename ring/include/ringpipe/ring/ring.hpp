@@ -195,7 +195,7 @@ class Producer {
 
  private:
   Producer() = default;
-  bool ensure_space(std::uint64_t end, bool may_wait, std::int64_t deadline_ns) noexcept;
+  bool ensure_space(std::uint64_t end, std::int64_t timeout_ns) noexcept;
   bool refresh_limit(std::uint64_t end, std::int64_t now_ns) noexcept;
   void advance_oldest(std::uint64_t end) noexcept;
   void wait_for_space(std::int64_t deadline_ns) noexcept;
