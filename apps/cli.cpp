@@ -1,0 +1,311 @@
+#include "cli.hpp"
+
+#include <unistd.h>
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+namespace ringpipe::apps {
+namespace {
+
+constexpr std::string_view kOverview = R"(ringpipe: a telemetry pipeline over shared-memory rings
+
+Usage:
+  ringpipe run [FILE] [OPTIONS]            supervise a pipeline (no FILE: the built-in one)
+  ringpipe [STATSD_EXPORTER_FLAGS]         the built-in pipeline, configured by statsd_exporter's flags
+  ringpipe validate FILE                   check a pipeline file; every error as file:line:column
+  ringpipe stat [FILE] [--once]            live view of the pipeline's rings and components
+  ringpipe tail RING [FILE]                print the decoded records of a pipeline ring
+  ringpipe component NAME [--config FILE]  run one source, processor or exporter alone
+  ringpipe ring create|inspect|tail|rm-reader PATH ...
+                                           work on one ring file directly
+  ringpipe help [COMMAND]                  this text, or a command's
+
+The built-in pipeline (statsd_exporter's defaults): StatsD on UDP and TCP
+:9125 -> aggregate -> Prometheus /metrics on :9102.
+Exit status: 0 ok, 1 failure, 2 usage error, 78 bad configuration.
+)";
+
+constexpr std::string_view kRun = R"(Usage: ringpipe run [FILE | STATSD_EXPORTER_FLAGS...] [OPTIONS]
+
+Supervises a pipeline: validates it, creates or re-attaches its rings under
+<run_dir>/<pipeline>/, and runs every source, processor and exporter as its
+own process (`ringpipe component NAME`, shown by ps as ringpipe:NAME).
+A component that dies is restarted with capped exponential backoff; one that
+keeps dying right after it starts makes the supervisor give up (exit 1).
+Component status goes to <run_dir>/<pipeline>/supervisor.status (see stat).
+
+Signals:
+  SIGTERM, SIGINT  stop sources first, let processors and exporters drain the
+                   rings (until every reader's lag is 0 or --drain-timeout),
+                   then exit 0
+  SIGHUP           reload FILE (or the flags' mapping file); restart only the
+                   components whose config changed; rings and data survive
+
+Without FILE the built-in pipeline runs; statsd_exporter's flags
+(--statsd.listen-udp, --statsd.listen-tcp, --statsd.listen-unixgram,
+--web.listen-address, --web.telemetry-path, --statsd.mapping-config,
+--statsd.read-buffer, --[no-]statsd.parse-*-tags, ...) configure it, and the
+supervisor passes the same flags to its children.
+
+Options:
+  --config FILE             the pipeline file (same as FILE)
+  --disable NAME            do not run component NAME (repeatable), e.g. when it
+                            runs elsewhere
+  --drain-timeout DURATION  longest wait for readers to drain at stop (10s)
+  --max-quick-failures N    give up after N consecutive deaths within 2s of a
+                            start (5)
+  --log-level LEVEL         trace, debug, info, warn, error (info)
+)";
+
+constexpr std::string_view kValidate = R"(Usage: ringpipe validate FILE
+
+Loads FILE and its mapping files and prints every problem, one per line, as
+file:line:column: message. Exit 0 when valid, 1 when not.
+)";
+
+constexpr std::string_view kStat = R"(Usage: ringpipe stat [FILE | STATSD_EXPORTER_FLAGS...] [--once] [--interval DURATION]
+
+Shows every ring of the pipeline (fill, write rate, drops, recovered claims,
+per-reader lag, rate, laps and evictions) and every component (state, pid,
+uptime, restarts), read from shared memory: it works while the supervisor is
+down. Refreshes every second until interrupted.
+
+Options:
+  --once               print one frame (no screen control) and exit
+  --interval DURATION  refresh period (1s)
+)";
+
+constexpr std::string_view kTail = R"(Usage: ringpipe tail RING [FILE | STATSD_EXPORTER_FLAGS...] [OPTIONS]
+
+Prints the records of the pipeline's ring RING as they arrive, decoded by
+record type (sample batches, metric batches, else hex). Reads with a
+non-durable reader: it never slows producers down.
+
+Options:
+  --from latest|oldest  where to start (latest)
+  --count N             exit after N records
+  --duration DURATION   exit after this long
+)";
+
+constexpr std::string_view kComponent = R"(Usage: ringpipe component NAME [--config FILE | STATSD_EXPORTER_FLAGS...]
+
+Runs the source, processor or exporter NAME of the pipeline alone, until
+SIGTERM or SIGINT (for systemd, containers, and the supervisor's children).
+Its rings are opened, or created when missing. Exit 78 on a bad config or
+unknown NAME (systemd: RestartPreventExitStatus=78).
+)";
+
+constexpr std::string_view kRing = R"(Usage:
+  ringpipe ring create PATH [--size 64MiB] [--lanes 8] [--readers 16]
+                            [--overflow block|drop|overwrite] [--max-record SIZE]
+  ringpipe ring inspect PATH
+  ringpipe ring tail PATH [--from latest|oldest] [--count N] [--duration DURATION]
+  ringpipe ring rm-reader PATH NAME
+
+create     makes a ring file; --size is the data size of all lanes together
+inspect    prints the header, geometry, per-lane counters and every reader
+           (alive, state, lag)
+tail       prints records as they arrive (non-durable reader)
+rm-reader  forgets a reader that is not alive, so it stops gating producers
+)";
+
+}  // namespace
+
+std::string_view ArgScanner::current() const noexcept {
+  const std::string_view a = args_[i_];
+  const auto eq = a.find('=');
+  return a.rfind("--", 0) == 0 && eq != std::string_view::npos ? a.substr(0, eq) : a;
+}
+
+bool ArgScanner::flag(std::string_view name) noexcept {
+  if (done() || args_[i_] != name) return false;
+  ++i_;
+  return true;
+}
+
+bool ArgScanner::option(std::string_view name, std::string* value) noexcept {
+  if (done() || current() != name) return false;
+  const std::string_view a = args_[i_++];
+  if (a.size() > name.size()) {
+    *value = std::string(a.substr(name.size() + 1));
+  } else if (!done()) {
+    *value = std::string(args_[i_++]);
+  } else {
+    error_ = std::string(name) + " needs a value";
+  }
+  return true;
+}
+
+std::optional<std::uint64_t> parse_size(std::string_view text) noexcept {
+  std::uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || end == text.data()) return std::nullopt;
+  const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
+  struct U {
+    std::string_view name;
+    std::uint64_t factor;
+  };
+  constexpr U kUnits[] = {{"", 1},         {"B", 1},           {"KiB", 1ull << 10}, {"MiB", 1ull << 20},
+                          {"GiB", 1ull << 30}, {"kB", 1000},   {"KB", 1000},        {"MB", 1000'000},
+                          {"GB", 1000'000'000}};
+  for (const U& u : kUnits) {
+    if (unit == u.name) {
+      if (n > UINT64_MAX / u.factor) return std::nullopt;
+      return n * u.factor;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) noexcept {
+  if (text.empty()) return std::nullopt;
+  std::int64_t total_ms = 0;
+  const char* p = text.data();
+  const char* const end = p + text.size();
+  bool bare = true;
+  while (p < end) {
+    double v = 0;
+    const auto [next, ec] = std::from_chars(p, end, v);
+    if (ec != std::errc() || next == p || v < 0) return std::nullopt;
+    p = next;
+    const char* u = p;
+    while (p < end && std::isalpha(static_cast<unsigned char>(*p))) ++p;
+    const std::string_view unit(u, static_cast<std::size_t>(p - u));
+    double factor = 0;
+    if (unit.empty()) factor = 1, bare = bare && p == end;
+    else if (unit == "ms") factor = 1;
+    else if (unit == "s") factor = 1000;
+    else if (unit == "m") factor = 60'000;
+    else if (unit == "h") factor = 3'600'000;
+    else return std::nullopt;
+    if (unit.empty() && !bare) return std::nullopt;
+    total_ms += static_cast<std::int64_t>(std::llround(v * factor));
+  }
+  return std::chrono::milliseconds(total_ms);
+}
+
+std::string format_bytes(std::uint64_t bytes) {
+  if (bytes < 1024) return fmt::format("{}B", bytes);
+  constexpr std::string_view kUnits[] = {"KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  std::size_t i = 0;
+  v /= 1024;
+  while (v >= 1024 && i + 1 < std::size(kUnits)) v /= 1024, ++i;
+  return fmt::format("{:.1f}{}", v, kUnits[i]);
+}
+
+std::string format_duration(std::chrono::milliseconds d) {
+  const std::int64_t ms = d.count();
+  if (ms < 60'000) return fmt::format("{:.1f}s", static_cast<double>(ms) / 1000);
+  const std::int64_t s = ms / 1000;
+  if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  if (s < 86400) return fmt::format("{}h{:02}m", s / 3600, (s / 60) % 60);
+  return fmt::format("{}d{:02}h", s / 86400, (s / 3600) % 24);
+}
+
+std::vector<std::string> PipelineSource::child_args() const {
+  switch (kind) {
+    case Kind::kFile: return {"--config", file};
+    case Kind::kFlags: return flags;
+    case Kind::kBuiltin: break;
+  }
+  return {};
+}
+
+std::string PipelineSource::describe() const {
+  switch (kind) {
+    case Kind::kFile: return file;
+    case Kind::kFlags: return "the built-in pipeline with statsd_exporter flags";
+    case Kind::kBuiltin: break;
+  }
+  return "the built-in pipeline";
+}
+
+config::ConfigResult<config::PipelineConfig> PipelineSource::load() const {
+  switch (kind) {
+    case Kind::kFile: return config::load_pipeline(file);
+    case Kind::kFlags: {
+      const std::vector<std::string_view> views(flags.begin(), flags.end());
+      return config::pipeline_from_statsd_exporter_flags(views);
+    }
+    case Kind::kBuiltin: break;
+  }
+  return config::default_pipeline();
+}
+
+std::optional<PipelineSource> pipeline_source(std::optional<std::string> file, std::vector<std::string> flags,
+                                              std::string* error) {
+  PipelineSource s;
+  if (file && !flags.empty()) {
+    *error = "a pipeline FILE and statsd_exporter flags (" + flags.front() + ") do not mix";
+    return std::nullopt;
+  }
+  if (file) {
+    s.kind = PipelineSource::Kind::kFile;
+    std::error_code ec;
+    const auto abs = std::filesystem::absolute(*file, ec);
+    s.file = ec ? *file : abs.lexically_normal().string();
+  } else if (!flags.empty()) {
+    s.kind = PipelineSource::Kind::kFlags;
+    s.flags = std::move(flags);
+  }
+  return s;
+}
+
+bool PipelineArgs::take(ArgScanner& args) {
+  std::string value;
+  if (args.option("--config", &value)) {
+    if (!args.error().empty()) return error_ = args.error(), false;
+    if (file_) return error_ = "more than one pipeline FILE", false;
+    file_ = value;
+    value_may_follow_ = false;
+    return true;
+  }
+  const std::string_view a = args.take();
+  if (a.rfind("--", 0) == 0) {
+    flags_.emplace_back(a);
+    value_may_follow_ = a.find('=') == std::string_view::npos;
+    return true;
+  }
+  if (value_may_follow_) {
+    flags_.emplace_back(a);
+    value_may_follow_ = false;
+    return true;
+  }
+  if (file_) return error_ = "unexpected argument \"" + std::string(a) + "\" (a FILE was already given)", false;
+  file_ = std::string(a);
+  return true;
+}
+
+std::optional<PipelineSource> PipelineArgs::source() { return pipeline_source(file_, flags_, &error_); }
+
+void print_diagnostics(const config::ConfigError& error) {
+  for (const config::Diagnostic& d : error.diagnostics) std::fprintf(stderr, "%s\n", d.to_string().c_str());
+}
+
+std::string_view help_text(std::string_view command) noexcept {
+  if (command == "run") return kRun;
+  if (command == "validate") return kValidate;
+  if (command == "stat") return kStat;
+  if (command == "tail") return kTail;
+  if (command == "component") return kComponent;
+  if (command == "ring") return kRing;
+  return kOverview;
+}
+
+bool wants_help(Args args, std::string_view command) {
+  for (const std::string_view a : args) {
+    if (a == "--help" || a == "-h") {
+      std::fputs(help_text(command).data(), stdout);
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace ringpipe::apps

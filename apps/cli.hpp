@@ -1,0 +1,100 @@
+#pragma once
+// Command-line plumbing shared by the subcommands: argument scanning, units,
+// help texts, and where a command's pipeline comes from (a file, the
+// built-in default, or statsd_exporter's flags). Plain functions and values;
+// thread-safe.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ringpipe/config/pipeline.hpp"
+
+namespace ringpipe::apps {
+
+using Args = std::span<const std::string_view>;
+
+// Walks a command's arguments: options as `--name value` or `--name=value`.
+// Not thread-safe (one scanner per command).
+class ArgScanner {
+ public:
+  explicit ArgScanner(Args args) noexcept : args_(args) {}
+  [[nodiscard]] bool done() const noexcept { return i_ >= args_.size(); }
+  // The current argument (before any '=').
+  [[nodiscard]] std::string_view current() const noexcept;
+  // True (and consumed) when the current argument is the flag `name`.
+  [[nodiscard]] bool flag(std::string_view name) noexcept;
+  // True when the current argument is option `name`; its value goes to *value
+  // (consumed with it). A missing value sets error().
+  [[nodiscard]] bool option(std::string_view name, std::string* value) noexcept;
+  // Consumes the current argument as is.
+  std::string_view take() noexcept { return args_[i_++]; }
+  [[nodiscard]] const std::string& error() const noexcept { return error_; }
+
+ private:
+  Args args_;
+  std::size_t i_ = 0;
+  std::string error_;
+};
+
+// "64MiB", "512KiB", "1GiB", "10MB", "4096" -> bytes.
+[[nodiscard]] std::optional<std::uint64_t> parse_size(std::string_view text) noexcept;
+// "500ms", "10s", "5m", "1h", "1m30s", "250" (ms) -> milliseconds.
+[[nodiscard]] std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) noexcept;
+// 1536 -> "1.5KiB".
+[[nodiscard]] std::string format_bytes(std::uint64_t bytes);
+// 5025 ms -> "5.0s", 3 h -> "3h00m".
+[[nodiscard]] std::string format_duration(std::chrono::milliseconds d);
+
+// Where a pipeline comes from. A child component gets child_args() so it
+// loads exactly the pipeline its supervisor loaded: `--config ABSOLUTE_PATH`,
+// the statsd_exporter flags as given, or nothing (the built-in default).
+struct PipelineSource {
+  enum class Kind { kBuiltin, kFile, kFlags };
+  Kind kind = Kind::kBuiltin;
+  std::string file;                // kFile: absolute path
+  std::vector<std::string> flags;  // kFlags: statsd_exporter's flags, as given
+
+  [[nodiscard]] std::vector<std::string> child_args() const;
+  [[nodiscard]] std::string describe() const;
+  // Loads (and validates) the pipeline; every problem as a diagnostic.
+  [[nodiscard]] config::ConfigResult<config::PipelineConfig> load() const;
+};
+
+// Builds a PipelineSource from what a command left over: at most one FILE
+// (positional or --config), or statsd_exporter flags (any `--x` argument and
+// the values after them). Mixing a file with flags is an error.
+[[nodiscard]] std::optional<PipelineSource> pipeline_source(std::optional<std::string> file,
+                                                            std::vector<std::string> flags, std::string* error);
+
+// Collects a command's pipeline arguments, one call per argument the command
+// did not recognise: `--config FILE`, a positional FILE, or statsd_exporter
+// flags (a `--x` argument, and a value after a `--x` without '=').
+class PipelineArgs {
+ public:
+  // Consumes the scanner's current argument. False (with error()) on a second FILE.
+  [[nodiscard]] bool take(ArgScanner& args);
+  [[nodiscard]] const std::string& error() const noexcept { return error_; }
+  // The source these arguments name; nullopt (with error()) when they conflict.
+  [[nodiscard]] std::optional<PipelineSource> source();
+
+ private:
+  std::optional<std::string> file_;
+  std::vector<std::string> flags_;
+  bool value_may_follow_ = false;
+  std::string error_;
+};
+
+// Prints every diagnostic, one "file:line:column: message" line each, to stderr.
+void print_diagnostics(const config::ConfigError& error);
+
+// The help text of a command ("" = the overview).
+[[nodiscard]] std::string_view help_text(std::string_view command) noexcept;
+// True when args ask for help (--help, -h); prints the command's help then.
+[[nodiscard]] bool wants_help(Args args, std::string_view command);
+
+}  // namespace ringpipe::apps

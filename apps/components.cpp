@@ -1,0 +1,475 @@
+#include "components.hpp"
+
+#include <netdb.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "ringpipe/common/log.hpp"
+#include "ringpipe/ingest/ring_target.hpp"
+#include "ringpipe/processors/config_adapter.hpp"
+
+namespace ringpipe::apps {
+namespace {
+
+ring::Overflow overflow_of(config::OverflowPolicy p) {
+  switch (p) {
+    case config::OverflowPolicy::kBlock: return ring::Overflow::kBlock;
+    case config::OverflowPolicy::kDrop: return ring::Overflow::kDrop;
+    case config::OverflowPolicy::kOverwrite: return ring::Overflow::kOverwrite;
+  }
+  return ring::Overflow::kBlock;
+}
+
+ingest::Protocol protocol_of(config::SourceType t) {
+  switch (t) {
+    case config::SourceType::kStatsd: return ingest::Protocol::kStatsd;
+    case config::SourceType::kInflux: return ingest::Protocol::kInflux;
+    case config::SourceType::kGraphite: return ingest::Protocol::kGraphite;
+  }
+  return ingest::Protocol::kStatsd;
+}
+
+bool ipv6_available() {
+  const int fd = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
+}
+
+// A numeric address for the ingest server (which takes literals only).
+Result<std::string> numeric_host(const std::string& host) {
+  if (host.empty()) return std::string(ipv6_available() ? "::" : "0.0.0.0");
+  addrinfo hints{};
+  hints.ai_flags = AI_NUMERICSERV;
+  hints.ai_family = AF_UNSPEC;
+  addrinfo* res = nullptr;
+  if (const int rc = ::getaddrinfo(host.c_str(), "0", &hints, &res); rc != 0 || res == nullptr)
+    return invalid("resolve " + host + ": " + ::gai_strerror(rc));
+  char buf[NI_MAXHOST] = {};
+  const int rc = ::getnameinfo(res->ai_addr, res->ai_addrlen, buf, sizeof buf, nullptr, 0, NI_NUMERICHOST);
+  ::freeaddrinfo(res);
+  if (rc != 0) return invalid("resolve " + host + ": " + ::gai_strerror(rc));
+  return std::string(buf);
+}
+
+// 0 means "never" in the config; the ingest server wants a real duration.
+std::chrono::milliseconds or_forever(std::chrono::milliseconds d) {
+  return d.count() == 0 ? std::chrono::milliseconds(std::chrono::hours(24 * 365)) : d;
+}
+
+// Lanes one source holds: as IngestServer takes them, one per UDP socket, one
+// per unix datagram socket and one stream thread per server (see ingest_configs).
+std::uint32_t source_lanes(const config::SourceConfig& s) {
+  std::uint32_t udp = 0, unixgram = 0, streams = 0, tcp = 0, unix_stream = 0;
+  for (const auto& a : s.listen) {
+    switch (a.transport) {
+      case config::Transport::kUdp: ++udp; break;
+      case config::Transport::kUnixgram: ++unixgram; break;
+      case config::Transport::kTcp: ++tcp; break;
+      case config::Transport::kUnix: ++unix_stream; break;
+    }
+  }
+  streams = std::max(tcp, unix_stream);
+  return udp * s.udp_sockets + unixgram + streams;
+}
+
+std::string read_file_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// --- fingerprints: every field that changes what a process does.
+
+void put(std::string& out, std::string_view key, const auto& value) { out += fmt::format("{}={};", key, value); }
+
+void put_ring(std::string& out, const config::PipelineConfig& p, std::string_view name) {
+  const config::RingConfig* r = p.find_ring(name);
+  if (!r) return;
+  const ring::RingOptions o = ring_options(p, *r);
+  out += fmt::format("ring {}: path={} cap={} lanes={} readers={} overflow={} max_record={} timeout={};", name,
+                     p.ring_path(name), o.lane_capacity_bytes, o.lanes, o.max_readers,
+                     ring::overflow_name(o.overflow), o.max_record_bytes, o.reader_timeout.count());
+}
+
+void put_tls(std::string& out, const std::optional<config::TlsConfig>& t) {
+  if (!t) return;
+  put(out, "tls", fmt::format("{}|{}|{}|{}", t->cert_file, t->key_file, t->ca_file, t->insecure_skip_verify));
+  for (const std::string* f : {&t->cert_file, &t->key_file, &t->ca_file})
+    if (!f->empty()) put(out, "tls_file", std::hash<std::string>{}(read_file_text(*f)));
+}
+
+std::string source_fingerprint(const config::PipelineConfig& p, const config::SourceConfig& s) {
+  std::string out = "source;";
+  put(out, "type", config::source_type_name(s.type));
+  for (const auto& a : s.listen) put(out, "listen", a.to_string());
+  put(out, "output", s.output);
+  put(out, "tags", fmt::format("{}{}{}{}", s.tags.dogstatsd, s.tags.influxdb, s.tags.librato, s.tags.signalfx));
+  put(out, "read_buffer", s.read_buffer_bytes);
+  put(out, "udp_sockets", s.udp_sockets);
+  put(out, "max_line", s.max_line_length);
+  put(out, "max_conn", s.max_connections);
+  put(out, "idle", s.idle_timeout.count());
+  put(out, "mode", s.socket_mode);
+  put(out, "write_timeout", s.write_timeout.count());
+  put(out, "index", [&] {
+    for (std::size_t i = 0; i < p.sources.size(); ++i)
+      if (p.sources[i].name == s.name) return i;
+    return std::size_t{0};
+  }());
+  put_ring(out, p, s.output);
+  return out;
+}
+
+std::string processor_fingerprint(const config::PipelineConfig& p, const config::ProcessorConfig& c) {
+  std::string out = "processor;";
+  put(out, "type", config::processor_type_name(c.type));
+  put(out, "input", c.input);
+  put(out, "output", c.output);
+  put(out, "reader", c.reader);
+  put(out, "mapping", c.mapping_config);
+  // The file's text, not just its name: editing the mapping is the usual reason to reload.
+  if (!c.mapping_config.empty()) put(out, "mapping_text", read_file_text(c.mapping_config));
+  put(out, "cache", fmt::format("{}/{}", c.mapping_cache.size, config::cache_type_name(c.mapping_cache.type)));
+  put(out, "shards", c.shards);
+  put(out, "flush", c.flush_interval.count());
+  put(out, "ttl", c.ttl.count());
+  put(out, "max_series", c.max_series);
+  put(out, "max_series_per_metric", c.max_series_per_metric);
+  put(out, "observer", config::observer_type_name(c.observer_type));
+  for (const auto& q : c.summary.quantiles) put(out, "q", fmt::format("{}/{}", q.quantile, q.error));
+  put(out, "summary", fmt::format("{}/{}/{}", c.summary.max_age.count(), c.summary.age_buckets, c.summary.buf_cap));
+  for (double b : c.histogram.buckets) put(out, "b", b);
+  put(out, "native", fmt::format("{}/{}", c.histogram.native_histogram_bucket_factor,
+                                 c.histogram.native_histogram_max_buckets));
+  put_ring(out, p, c.input);
+  put_ring(out, p, c.output);
+  return out;
+}
+
+std::string exporter_fingerprint(const config::PipelineConfig& p, const config::ExporterConfig& e) {
+  std::string out = "exporter;";
+  put(out, "type", config::exporter_type_name(e.type));
+  put(out, "input", e.input);
+  put(out, "reader", e.reader);
+  if (e.type == config::ExporterType::kPrometheus) {
+    const auto& c = e.prometheus;
+    put(out, "listen", c.listen.to_string());
+    put(out, "path", c.path);
+    put_tls(out, c.tls);
+    for (const auto& u : c.basic_auth_users) put(out, "user", u.username + ":" + u.password);
+  } else {
+    const auto& c = e.remote_write;
+    put(out, "url", c.url);
+    put(out, "batch", fmt::format("{}/{}/{}", c.batch_size, c.batch_time.count(), c.max_in_flight));
+    put(out, "timeouts", fmt::format("{}/{}/{}", c.timeout.count(), c.retry_min_backoff.count(),
+                                     c.retry_max_backoff.count()));
+    for (const auto& [k, v] : c.headers) put(out, "header", k + ":" + v);
+    if (c.basic_auth) put(out, "basic_auth", c.basic_auth->username + ":" + c.basic_auth->password);
+    put(out, "bearer", c.bearer_token);
+    put_tls(out, c.tls);
+  }
+  put_ring(out, p, e.input);
+  return out;
+}
+
+// Signals a component waits for; blocked in every thread, taken by sigwaitinfo.
+sigset_t stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+// Blocks until SIGTERM or SIGINT; SIGHUP is logged and ignored (the
+// supervisor restarts a component whose config changed).
+void wait_for_stop(const sigset_t& set, std::string_view name) {
+  for (;;) {
+    siginfo_t info{};
+    const int sig = ::sigwaitinfo(&set, &info);
+    if (sig < 0) continue;  // EINTR
+    if (sig == SIGHUP) {
+      spdlog::info("{}: SIGHUP ignored (a component reloads by restarting)", name);
+      continue;
+    }
+    spdlog::info("{}: {} received, stopping", name, ::strsignal(sig));
+    return;
+  }
+}
+
+int run_source(const config::PipelineConfig& p, const config::SourceConfig& s, const sigset_t& signals) {
+  auto configs = ingest_configs(p, s);
+  if (!configs) {
+    spdlog::error("source {}: {}", s.name, configs.error().message());
+    return kExitConfig;
+  }
+  const config::RingConfig* rc = p.find_ring(s.output);
+  auto ring = ring::Ring::open_or_create(p.ring_path(s.output), ring_options(p, *rc));
+  if (!ring) {
+    spdlog::error("source {}: open ring {}: {}", s.name, s.output, ring.error().message());
+    return kExitFailure;
+  }
+  ingest::RingTargetOptions target;
+  target.claim_timeout = s.write_timeout;
+  std::vector<std::unique_ptr<ingest::IngestServer>> servers;
+  for (const ingest::IngestConfig& c : *configs) {
+    auto server = ingest::IngestServer::create(c, ingest::ring_target_factory(*ring, target));
+    if (!server) {
+      spdlog::error("source {}: {}", s.name, server.error().message());
+      return kExitFailure;
+    }
+    servers.push_back(std::move(*server));
+  }
+  for (auto& server : servers) {
+    if (auto st = server->start(); !st) {
+      spdlog::error("source {}: {}", s.name, st.error().message());
+      for (auto& started : servers) started->stop();
+      return kExitFailure;
+    }
+  }
+  spdlog::info("source {}: running, writing to ring {}", s.name, s.output);
+  wait_for_stop(signals, s.name);
+  for (auto& server : servers) server->stop();
+  std::uint64_t written = 0, dropped = 0;
+  for (auto& server : servers) {
+    written += server->stats().samples_written.load(std::memory_order_relaxed);
+    dropped += server->stats().samples_dropped.load(std::memory_order_relaxed);
+  }
+  spdlog::info("source {}: stopped ({} samples written, {} dropped)", s.name, written, dropped);
+  return kExitOk;
+}
+
+int run_processor(const config::PipelineConfig& p, const config::ProcessorConfig& c, const sigset_t& signals) {
+  for (const std::string& name : {c.input, c.output}) {
+    auto ring = ring::Ring::open_or_create(p.ring_path(name), ring_options(p, *p.find_ring(name)));
+    if (!ring) {
+      spdlog::error("processor {}: open ring {}: {}", c.name, name, ring.error().message());
+      return kExitFailure;
+    }
+  }
+  auto processor = processors::Processor::create(processor_options(p, c));
+  if (!processor) {
+    spdlog::error("processor {}: {}", c.name, processor.error().message());
+    return kExitFailure;
+  }
+  if (auto st = (*processor)->start(); !st) {
+    spdlog::error("processor {}: {}", c.name, st.error().message());
+    return kExitFailure;
+  }
+  spdlog::info("processor {}: running, {} -> {}", c.name, c.input, c.output);
+  wait_for_stop(signals, c.name);
+  (*processor)->stop();
+  const processors::EngineStats st = (*processor)->stats();
+  spdlog::info("processor {}: stopped ({} samples, {} series, {} flushes)", c.name, st.samples, st.series_live,
+               st.flushes);
+  return kExitOk;
+}
+
+int run_exporter(const config::PipelineConfig&, const config::ExporterConfig& e, const sigset_t&) {
+  spdlog::error("exporter {}: type {} is not available in this build of ringpipe", e.name,
+                config::exporter_type_name(e.type));
+  return kExitConfig;
+}
+
+}  // namespace
+
+std::vector<ComponentInfo> pipeline_components(const config::PipelineConfig& p) {
+  std::vector<ComponentInfo> out;
+  for (const auto& s : p.sources) out.push_back(ComponentInfo{s.name, ComponentKind::kSource, {}, {s.output}, ""});
+  for (const auto& c : p.processors)
+    out.push_back(ComponentInfo{c.name, ComponentKind::kProcessor, {c.input}, {c.output}, c.reader.empty() ? c.name : c.reader});
+  for (const auto& e : p.exporters)
+    out.push_back(ComponentInfo{e.name, ComponentKind::kExporter, {e.input}, {}, e.reader.empty() ? e.name : e.reader});
+  return out;
+}
+
+const ComponentInfo* find_component(const std::vector<ComponentInfo>& all, std::string_view name) noexcept {
+  for (const auto& c : all)
+    if (c.name == name) return &c;
+  return nullptr;
+}
+
+std::uint32_t lanes_needed(const config::PipelineConfig& p, std::string_view ring) {
+  std::uint32_t n = 0;
+  for (const auto& s : p.sources)
+    if (s.output == ring) n += source_lanes(s);
+  for (const auto& c : p.processors)
+    if (c.output == ring) n += c.shards;
+  return n;
+}
+
+ring::RingOptions ring_options(const config::PipelineConfig& p, const config::RingConfig& r) {
+  ring::RingOptions o;
+  o.lane_capacity_bytes = r.lane_capacity_bytes();
+  o.lanes = std::max(r.lanes, lanes_needed(p, r.name));
+  o.max_readers = r.max_readers;
+  o.overflow = overflow_of(r.overflow);
+  o.max_record_bytes = r.max_record_bytes;
+  o.reader_timeout = r.reader_timeout;
+  return o;
+}
+
+Result<std::vector<ingest::IngestConfig>> ingest_configs(const config::PipelineConfig& p, const config::SourceConfig& s) {
+  ingest::IngestConfig base;
+  base.name = s.name;
+  for (std::size_t i = 0; i < p.sources.size(); ++i)
+    if (p.sources[i].name == s.name) base.source_id = static_cast<std::uint32_t>(i + 1);
+  base.parser.protocol = protocol_of(s.type);
+  base.parser.statsd.dogstatsd_tags = s.tags.dogstatsd;
+  base.parser.statsd.influxdb_tags = s.tags.influxdb;
+  base.parser.statsd.librato_tags = s.tags.librato;
+  base.parser.statsd.signalfx_tags = s.tags.signalfx;
+
+  std::vector<ingest::IngestConfig> out;
+  std::size_t udp = 0, tcp = 0, unixgram = 0, unix_stream = 0;
+  auto slot = [&](std::size_t& counter) -> ingest::IngestConfig& {
+    if (counter == out.size()) out.push_back(base);
+    return out[counter++];
+  };
+  for (const config::ListenAddress& a : s.listen) {
+    switch (a.transport) {
+      case config::Transport::kUdp: {
+        auto host = numeric_host(a.host);
+        if (!host) return tl::unexpected(Error{host.error().code, "listen " + a.to_string() + ": " + host.error().context});
+        ingest::UdpConfig u;
+        u.address = *host;
+        u.port = a.port;
+        u.sockets = s.udp_sockets;
+        u.receive_buffer_bytes = static_cast<std::uint32_t>(std::min<std::uint64_t>(s.read_buffer_bytes, UINT32_MAX));
+        slot(udp).udp = u;
+        break;
+      }
+      case config::Transport::kTcp: {
+        auto host = numeric_host(a.host);
+        if (!host) return tl::unexpected(Error{host.error().code, "listen " + a.to_string() + ": " + host.error().context});
+        ingest::TcpConfig t;
+        t.address = *host;
+        t.port = a.port;
+        t.max_connections = s.max_connections;
+        t.max_line_bytes = s.max_line_length;
+        t.idle_timeout = or_forever(s.idle_timeout);
+        slot(tcp).tcp = t;
+        break;
+      }
+      case config::Transport::kUnixgram: {
+        ingest::UnixDatagramConfig u;
+        u.path = a.path;
+        u.mode = s.socket_mode;
+        u.receive_buffer_bytes = static_cast<std::uint32_t>(std::min<std::uint64_t>(s.read_buffer_bytes, UINT32_MAX));
+        slot(unixgram).unix_datagram = u;
+        break;
+      }
+      case config::Transport::kUnix: {
+        ingest::UnixStreamConfig u;
+        u.path = a.path;
+        u.mode = s.socket_mode;
+        u.max_connections = s.max_connections;
+        u.max_line_bytes = s.max_line_length;
+        u.idle_timeout = or_forever(s.idle_timeout);
+        slot(unix_stream).unix_stream = u;
+        break;
+      }
+    }
+  }
+  for (std::size_t i = 0; i < out.size(); ++i)
+    if (out.size() > 1) out[i].name = s.name + "#" + std::to_string(i);
+  return out;
+}
+
+processors::ProcessorOptions processor_options(const config::PipelineConfig& p, const config::ProcessorConfig& c) {
+  processors::ProcessorOptions o;
+  if (c.mapping) {
+    o.engine.mapping = processors::mapping_from_config(*c.mapping, c.mapping_cache);
+    // The processor's ttl applies where the mapping file sets none.
+    if (o.engine.mapping.defaults.ttl.count() == 0) o.engine.mapping.defaults.ttl = c.ttl;
+  } else {
+    processors::MappingDefaults& d = o.engine.mapping.defaults;
+    d.observer_type = c.observer_type == config::ObserverType::kHistogram ? processors::ObserverType::kHistogram
+                                                                           : processors::ObserverType::kSummary;
+    d.ttl = c.ttl;
+    if (!c.histogram.buckets.empty()) d.buckets = c.histogram.buckets;
+    if (!c.summary.quantiles.empty()) {
+      d.quantiles.clear();
+      for (const auto& q : c.summary.quantiles) d.quantiles.push_back(processors::QuantileSpec{q.quantile, q.error});
+    }
+    if (c.summary.max_age.count() > 0) d.max_age = c.summary.max_age;
+    if (c.summary.age_buckets > 0) d.age_buckets = c.summary.age_buckets;
+    o.engine.mapping.cache_size = c.mapping_cache.size;
+  }
+  o.engine.shards = c.shards;
+  o.engine.max_series = c.max_series == 0 ? SIZE_MAX : c.max_series;
+  o.engine.max_series_per_metric = c.max_series_per_metric == 0 ? SIZE_MAX : c.max_series_per_metric;
+  if (const config::RingConfig* out = p.find_ring(c.output)) {
+    const ring::RingOptions ro = ring_options(p, *out);
+    const std::uint64_t ring_max = ro.max_record_bytes ? ro.max_record_bytes : ro.lane_capacity_bytes / 4;
+    o.engine.max_record_bytes = static_cast<std::size_t>(std::min<std::uint64_t>(o.engine.max_record_bytes, ring_max));
+  }
+  o.inputs = {p.ring_path(c.input)};
+  o.reader_name = c.reader.empty() ? c.name : c.reader;
+  o.output = p.ring_path(c.output);
+  o.flush_interval = c.flush_interval;
+  return o;
+}
+
+bool exporter_available(config::ExporterType) noexcept { return false; }
+
+std::vector<config::Diagnostic> runtime_checks(const config::PipelineConfig& p, std::span<const std::string> skip) {
+  std::vector<config::Diagnostic> out;
+  for (const auto& e : p.exporters) {
+    if (std::find(skip.begin(), skip.end(), e.name) != skip.end()) continue;
+    if (!exporter_available(e.type)) {
+      out.push_back(config::Diagnostic{
+          e.position, "exporter " + e.name + ": type " + std::string(config::exporter_type_name(e.type)) +
+                          " is not available in this build of ringpipe (run without it: --disable " + e.name + ")"});
+    }
+  }
+  return out;
+}
+
+std::string component_fingerprint(const config::PipelineConfig& p, std::string_view name) {
+  for (const auto& s : p.sources)
+    if (s.name == name) return source_fingerprint(p, s);
+  for (const auto& c : p.processors)
+    if (c.name == name) return processor_fingerprint(p, c);
+  for (const auto& e : p.exporters)
+    if (e.name == name) return exporter_fingerprint(p, e);
+  return {};
+}
+
+Result<std::vector<ring::Ring>> open_rings(const config::PipelineConfig& p) {
+  std::vector<ring::Ring> rings;
+  for (const config::RingConfig& r : p.rings) {
+    auto ring = ring::Ring::open_or_create(p.ring_path(r.name), ring_options(p, r));
+    if (!ring) return tl::unexpected(Error{ring.error().code, "open ring " + r.name + ": " + ring.error().context});
+    rings.push_back(std::move(*ring));
+  }
+  return rings;
+}
+
+int run_component(const config::PipelineConfig& p, std::string_view name) {
+  const sigset_t signals = stop_signals();
+  ::pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  for (const auto& s : p.sources)
+    if (s.name == name) return run_source(p, s, signals);
+  for (const auto& c : p.processors)
+    if (c.name == name) return run_processor(p, c, signals);
+  for (const auto& e : p.exporters)
+    if (e.name == name) return run_exporter(p, e, signals);
+  spdlog::error("component {}: no source, processor or exporter of pipeline {} has that name", name, p.pipeline);
+  return kExitConfig;
+}
+
+}  // namespace ringpipe::apps

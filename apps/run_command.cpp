@@ -1,0 +1,81 @@
+// `ringpipe run [FILE | statsd_exporter flags]`: the supervisor.
+
+#include <charconv>
+#include <cstdio>
+
+#include "commands.hpp"
+#include "components.hpp"
+#include "ringpipe/common/log.hpp"
+#include "supervisor.hpp"
+
+namespace ringpipe::apps {
+namespace {
+
+int usage(const std::string& message) {
+  std::fprintf(stderr, "ringpipe run: %s\n(see ringpipe run --help)\n", message.c_str());
+  return kExitUsage;
+}
+
+}  // namespace
+
+int run_command(Args args) {
+  if (wants_help(args, "run")) return kExitOk;
+  ArgScanner a(args);
+  PipelineArgs pipeline_args;
+  SupervisorOptions options;
+  spdlog::level::level_enum level = spdlog::level::info;
+  std::string v;
+  while (!a.done()) {
+    if (a.option("--disable", &v)) {
+      options.disabled.push_back(v);
+    } else if (a.option("--drain-timeout", &v)) {
+      auto d = parse_duration(v);
+      if (!d) return usage("--drain-timeout: found \"" + v + "\", expected a duration such as 10s");
+      options.drain_timeout = *d;
+    } else if (a.option("--max-quick-failures", &v)) {
+      std::uint32_t n = 0;
+      const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (ec != std::errc() || end != v.data() + v.size() || n == 0)
+        return usage("--max-quick-failures: found \"" + v + "\", expected a number >= 1");
+      options.max_quick_failures = n;
+    } else if (a.option("--log-level", &v)) {
+      level = spdlog::level::from_str(v);
+      if (level == spdlog::level::off && v != "off") return usage("--log-level: found \"" + v + "\"");
+    } else if (!a.error().empty()) {
+      return usage(a.error());
+    } else if (!pipeline_args.take(a)) {
+      return usage(pipeline_args.error());
+    }
+  }
+  if (!a.error().empty()) return usage(a.error());
+  auto source = pipeline_args.source();
+  if (!source) return usage(pipeline_args.error());
+
+  init_logging("supervisor", level);
+  auto pipeline = source->load();
+  if (!pipeline) {
+    print_diagnostics(pipeline.error());
+    spdlog::error("{}: invalid pipeline; nothing started", source->describe());
+    return kExitConfig;
+  }
+  const auto all = pipeline_components(*pipeline);
+  for (const std::string& name : options.disabled) {
+    if (!find_component(all, name)) return usage("--disable " + name + ": the pipeline has no such component");
+  }
+  if (const auto problems = runtime_checks(*pipeline, options.disabled); !problems.empty()) {
+    for (const auto& d : problems) spdlog::error("{}", d.to_string());
+    return kExitConfig;
+  }
+  options.source = std::move(*source);
+  spdlog::info("pipeline {} from {}: {} rings, {} components, run dir {}", pipeline->pipeline,
+               options.source.describe(), pipeline->rings.size(), all.size() - options.disabled.size(),
+               pipeline->run_dir);
+  auto supervisor = Supervisor::create(std::move(options), std::move(*pipeline));
+  if (!supervisor) {
+    spdlog::error("{}", supervisor.error().message());
+    return kExitFailure;
+  }
+  return (*supervisor)->run();
+}
+
+}  // namespace ringpipe::apps

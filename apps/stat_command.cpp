@@ -1,0 +1,224 @@
+// `ringpipe stat [FILE] [--once]`: rings and components, from shared memory only.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "commands.hpp"
+#include "components.hpp"
+#include "ringpipe/common/log.hpp"
+#include "status_file.hpp"
+
+namespace ringpipe::apps {
+namespace {
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_stat_signal(int) { g_stop.store(true, std::memory_order_relaxed); }
+
+bool pid_alive(std::uint32_t pid) { return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
+
+// Totals of one ring at one instant, for rates between frames.
+struct RingSample {
+  std::int64_t at_ns = 0;
+  std::uint64_t records = 0;
+  std::uint64_t bytes = 0;
+  std::map<std::string, std::uint64_t> reader_records;
+};
+
+std::string rate(double per_s) {
+  if (per_s >= 1e6) return fmt::format("{:.1f}M/s", per_s / 1e6);
+  if (per_s >= 1e3) return fmt::format("{:.1f}k/s", per_s / 1e3);
+  return fmt::format("{:.0f}/s", per_s);
+}
+
+std::string_view reader_state(ring::ReaderStats::State s) {
+  switch (s) {
+    case ring::ReaderStats::State::kFree: return "free";
+    case ring::ReaderStats::State::kInit: return "init";
+    case ring::ReaderStats::State::kActive: return "active";
+    case ring::ReaderStats::State::kDead: return "dead";
+  }
+  return "?";
+}
+
+std::string exit_text(std::int64_t e) {
+  if (e == kNoExit) return "-";
+  if (e < 0) return fmt::format("signal {}", -e);
+  return fmt::format("exit {}", e);
+}
+
+class StatView {
+ public:
+  explicit StatView(config::PipelineConfig p) : pipeline_(std::move(p)) {}
+
+  std::string frame() {
+    std::string out;
+    const std::int64_t now = realtime_ns();
+    out += fmt::format("pipeline {}  ({})\n", pipeline_.pipeline,
+                       (std::filesystem::path(pipeline_.run_dir) / pipeline_.pipeline).string());
+    auto status = read_status_file(status_file_path(pipeline_.run_dir, pipeline_.pipeline));
+    if (!status) {
+      out += fmt::format("supervisor: no status ({})\n", status.error().message());
+    } else if (pid_alive(status->pid) && status->state != SupervisorState::kStopped) {
+      out += fmt::format("supervisor: {}, pid {}, up {}\n", supervisor_state_name(status->state), status->pid,
+                         format_duration(std::chrono::milliseconds((now - status->started_ns) / 1'000'000)));
+    } else {
+      out += fmt::format("supervisor: not running (pid {}, last state {})\n", status->pid,
+                         supervisor_state_name(status->state));
+    }
+
+    out += "\nRINGS\n";
+    for (const config::RingConfig& rc : pipeline_.rings) ring_lines(rc, out);
+
+    out += "\nCOMPONENTS\n";
+    out += fmt::format("{:<20} {:<10} {:<9} {:>8} {:>10} {:>9} {:<12}\n", "NAME", "KIND", "STATE", "PID", "UPTIME",
+                       "RESTARTS", "LAST EXIT");
+    const bool supervisor_up = status && pid_alive(status->pid);
+    for (const ComponentInfo& c : pipeline_components(pipeline_)) {
+      const ComponentStatus* s = nullptr;
+      if (status)
+        for (const auto& cs : status->components)
+          if (cs.name == c.name) s = &cs;
+      if (!s) {
+        out += fmt::format("{:<20} {:<10} {:<9} {:>8} {:>10} {:>9} {:<12}\n", c.name, component_kind_name(c.kind),
+                           "unknown", "-", "-", "-", "-");
+        continue;
+      }
+      const bool alive = pid_alive(s->pid);
+      std::string state(component_state_name(s->state));
+      if (s->pid > 0 && !alive) state = "dead";
+      else if (!supervisor_up && alive) state += "*";  // still running without its supervisor
+      const std::string uptime =
+          alive ? format_duration(std::chrono::milliseconds((now - s->started_ns) / 1'000'000)) : std::string("-");
+      out += fmt::format("{:<20} {:<10} {:<9} {:>8} {:>10} {:>9} {:<12}\n", c.name, component_kind_name(c.kind),
+                         state, alive ? std::to_string(s->pid) : std::string("-"), uptime, s->restarts,
+                         exit_text(s->last_exit));
+    }
+    return out;
+  }
+
+ private:
+  void ring_lines(const config::RingConfig& rc, std::string& out) {
+    const std::string path = pipeline_.ring_path(rc.name);
+    if (!rings_.count(rc.name)) {
+      auto r = ring::Ring::open(path);
+      if (!r) {
+        out += fmt::format("ring {}: not available ({})\n", rc.name, r.error().message());
+        return;
+      }
+      rings_.emplace(rc.name, std::move(*r));
+    }
+    const ring::RingStats s = rings_.at(rc.name).stats();
+    RingSample now;
+    now.at_ns = monotonic_ns();
+    std::uint64_t dropped = 0, recovered = 0, producers = 0, full_waits = 0;
+    for (const auto& l : s.lane) {
+      now.records += l.records;
+      now.bytes += l.bytes;
+      dropped += l.dropped_records;
+      recovered += l.recovered_claims;
+      full_waits += l.full_waits;
+      producers += l.owned ? 1 : 0;
+    }
+    std::uint64_t max_lag = 0;
+    for (const auto& r : s.readers) {
+      now.reader_records[r.name] = r.records;
+      if (r.state == ring::ReaderStats::State::kActive) max_lag = std::max(max_lag, r.lag_bytes);
+    }
+    const RingSample* before = samples_.count(rc.name) ? &samples_[rc.name] : nullptr;
+    const double dt = before ? static_cast<double>(now.at_ns - before->at_ns) / 1e9 : 0;
+    auto per_s = [&](std::uint64_t a, std::uint64_t b) {
+      return dt > 0 && a >= b ? rate(static_cast<double>(a - b) / dt) : std::string("-");
+    };
+    const double capacity = static_cast<double>(s.lane_capacity_bytes) * s.lanes;
+    out += fmt::format(
+        "ring {}: {}, {} lanes x {}, fill {:.1f}%, in {} ({}B), records {}, producers {}, dropped {}, recovered "
+        "claims {}, full waits {}\n",
+        rc.name, ring::overflow_name(s.overflow), s.lanes, format_bytes(s.lane_capacity_bytes),
+        capacity > 0 ? 100.0 * static_cast<double>(max_lag) / capacity : 0.0,
+        per_s(now.records, before ? before->records : 0), per_s(now.bytes, before ? before->bytes : 0), now.records,
+        producers, dropped, recovered, full_waits);
+    for (const auto& r : s.readers) {
+      const std::uint64_t prev =
+          before && before->reader_records.count(r.name) ? before->reader_records.at(r.name) : r.records;
+      out += fmt::format(
+          "  reader {}: {} {}, pid {}, lag {}, rate {}, records {}, lapped {}, torn {}, corrupt {}, evictions {}\n",
+          r.name, r.alive ? "alive" : "not-alive", reader_state(r.state), r.pid, format_bytes(r.lag_bytes),
+          before ? per_s(r.records, prev) : std::string("-"), r.records, r.lapped_records, r.torn_records,
+          r.corrupt_records, r.evictions);
+    }
+    samples_[rc.name] = std::move(now);
+  }
+
+  config::PipelineConfig pipeline_;
+  std::map<std::string, ring::Ring> rings_;
+  std::map<std::string, RingSample> samples_;
+};
+
+}  // namespace
+
+int stat_command(Args args) {
+  if (wants_help(args, "stat")) return kExitOk;
+  ArgScanner a(args);
+  PipelineArgs pipeline_args;
+  bool once = false;
+  std::chrono::milliseconds interval{1000};
+  std::string v;
+  while (!a.done()) {
+    if (a.flag("--once")) {
+      once = true;
+    } else if (a.option("--interval", &v)) {
+      auto d = parse_duration(v);
+      if (!d || d->count() <= 0) {
+        std::fprintf(stderr, "ringpipe stat: --interval: found \"%s\", expected a duration such as 1s\n", v.c_str());
+        return kExitUsage;
+      }
+      interval = *d;
+    } else if (!pipeline_args.take(a)) {
+      std::fprintf(stderr, "ringpipe stat: %s\n", pipeline_args.error().c_str());
+      return kExitUsage;
+    }
+  }
+  auto source = pipeline_args.source();
+  if (!source) {
+    std::fprintf(stderr, "ringpipe stat: %s\n", pipeline_args.error().c_str());
+    return kExitUsage;
+  }
+  auto pipeline = source->load();
+  if (!pipeline) {
+    print_diagnostics(pipeline.error());
+    return kExitConfig;
+  }
+  StatView view(std::move(*pipeline));
+  if (once) {
+    // Two samples a moment apart, so the frame has rates.
+    (void)view.frame();
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    const std::string f = view.frame();
+    std::fwrite(f.data(), 1, f.size(), stdout);
+    return kExitOk;
+  }
+  struct sigaction sa{};
+  sa.sa_handler = on_stat_signal;
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  while (!g_stop.load(std::memory_order_relaxed)) {
+    const std::string f = "\x1b[H\x1b[2J" + view.frame();
+    std::fwrite(f.data(), 1, f.size(), stdout);
+    std::fflush(stdout);
+    const auto until = std::chrono::steady_clock::now() + interval;
+    while (!g_stop.load(std::memory_order_relaxed) && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return kExitOk;
+}
+
+}  // namespace ringpipe::apps

@@ -1,0 +1,525 @@
+#include "supervisor.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "components.hpp"
+#include "ringpipe/common/log.hpp"
+#include "ringpipe/common/unique_fd.hpp"
+#include "ringpipe/ring/ring.hpp"
+#include "status_file.hpp"
+
+namespace ringpipe::apps {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+sigset_t supervisor_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+std::string describe_exit(int status) {
+  if (WIFEXITED(status)) {
+    const int code = WEXITSTATUS(status);
+    if (code == kExitConfig) return "exit status 78 (bad configuration)";
+    return fmt::format("exit status {}", code);
+  }
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    return fmt::format("killed by signal {} ({}){}", sig, ::strsignal(sig), WCOREDUMP(status) ? ", core dumped" : "");
+  }
+  return fmt::format("wait status {:#x}", status);
+}
+
+std::int64_t encode_exit(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return -WTERMSIG(status);
+  return 255;
+}
+
+std::int64_t ms_of(Clock::duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
+
+struct Child {
+  ComponentInfo info;
+  std::string fingerprint;
+  pid_t pid = 0;
+  ComponentState state = ComponentState::kStopped;
+  Clock::time_point started{};
+  std::int64_t started_ns = 0;  // realtime
+  std::uint32_t starts = 0;
+  std::uint32_t quick_failures = 0;
+  std::chrono::milliseconds backoff{0};
+  Clock::time_point next_start{};
+  std::int64_t next_start_ns = 0;
+  std::int64_t last_exit = kNoExit;
+  std::int64_t last_exit_ns = 0;
+  bool term_sent = false;
+  Clock::time_point term_deadline{};  // SIGKILL after this
+  bool restart_after_stop = false;    // reload: start again (with the new config) once it exits
+  bool remove_after_stop = false;     // reload: gone from the pipeline
+};
+
+}  // namespace
+
+struct Supervisor::Impl {
+  SupervisorOptions options;
+  config::PipelineConfig pipeline;
+  std::map<std::string, ring::Ring> rings;
+  std::vector<Child> children;  // pipeline order
+  StatusFile status;
+  UniqueFd signal_fd;
+  SupervisorState state = SupervisorState::kStarting;
+  std::int64_t started_ns = realtime_ns();
+  bool stopping = false;
+  bool drain_skipped = false;
+  Clock::time_point drain_deadline{};
+  int exit_code = kExitOk;
+  Clock::time_point last_status_write{};
+
+  Impl(SupervisorOptions o, config::PipelineConfig p, StatusFile s)
+      : options(std::move(o)), pipeline(std::move(p)), status(std::move(s)) {}
+
+  bool disabled(std::string_view name) const {
+    return std::find(options.disabled.begin(), options.disabled.end(), name) != options.disabled.end();
+  }
+
+  Child* find_child(std::string_view name) {
+    for (auto& c : children)
+      if (c.info.name == name) return &c;
+    return nullptr;
+  }
+
+  void write_status() {
+    SupervisorStatus s;
+    s.pipeline = pipeline.pipeline;
+    s.state = state;
+    s.pid = static_cast<std::uint32_t>(::getpid());
+    s.started_ns = started_ns;
+    s.updated_ns = realtime_ns();
+    for (const Child& c : children) {
+      ComponentStatus cs;
+      cs.name = c.info.name;
+      cs.kind = c.info.kind;
+      cs.state = c.state;
+      cs.pid = static_cast<std::uint32_t>(c.pid);
+      cs.restarts = c.starts > 0 ? c.starts - 1 : 0;
+      cs.quick_failures = c.quick_failures;
+      cs.started_ns = c.started_ns;
+      cs.last_exit = c.last_exit;
+      cs.last_exit_ns = c.last_exit_ns;
+      cs.next_start_ns = c.state == ComponentState::kBackoff ? c.next_start_ns : 0;
+      s.components.push_back(std::move(cs));
+    }
+    status.write(s);
+    last_status_write = Clock::now();
+  }
+
+  // Opens every ring of `p` not open yet; a ring whose geometry changed is refused.
+  Status open_rings_of(const config::PipelineConfig& p, std::map<std::string, ring::Ring>& into) {
+    for (const config::RingConfig& r : p.rings) {
+      auto ring = ring::Ring::open_or_create(p.ring_path(r.name), ring_options(p, r));
+      if (!ring) return tl::unexpected(Error{ring.error().code, "open ring " + r.name + ": " + ring.error().context});
+      into.insert_or_assign(r.name, std::move(*ring));
+    }
+    return {};
+  }
+
+  // Durable readers exist before any producer writes, so the first samples
+  // wait for their reader (block rings) instead of passing it by.
+  void register_readers(const config::PipelineConfig& p, const std::map<std::string, ring::Ring>& open) {
+    for (const ComponentInfo& c : pipeline_components(p)) {
+      if (c.kind == ComponentKind::kSource || disabled(c.name)) continue;
+      for (const std::string& input : c.inputs) {
+        auto it = open.find(input);
+        if (it == open.end()) continue;
+        ring::ReaderOptions ro;
+        ro.start = ring::StartAt::kOldest;
+        ro.durable = true;
+        // Fails harmlessly when the component already runs and holds the name.
+        auto reader = ring::Reader::attach(it->second, c.reader, ro);
+        if (reader) spdlog::debug("ring {}: reader {} registered", input, c.reader);
+      }
+    }
+  }
+
+  void start_child(Child& c) {
+    std::vector<std::string> argv_text = {"ringpipe:" + c.info.name, "component", c.info.name};
+    for (std::string& a : options.source.child_args()) argv_text.push_back(std::move(a));
+    std::vector<char*> argv;
+    for (std::string& a : argv_text) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const pid_t parent = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      // Child: only async-signal-safe calls until exec.
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      // A component never outlives its supervisor (a new supervisor starts fresh ones).
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+      if (::getppid() != parent) ::_exit(kExitFailure);
+      ::execv(options.executable.c_str(), argv.data());
+      ::_exit(127);
+    }
+    const auto now = Clock::now();
+    if (pid < 0) {
+      spdlog::error("component {}: fork: {}", c.info.name, ::strerror(errno));
+      c.state = ComponentState::kBackoff;
+      c.next_start = now + options.backoff_initial;
+      c.next_start_ns = realtime_ns() + ms_of(options.backoff_initial) * 1'000'000;
+      return;
+    }
+    c.pid = pid;
+    c.state = ComponentState::kRunning;
+    c.started = now;
+    c.started_ns = realtime_ns();
+    c.term_sent = false;
+    ++c.starts;
+    if (c.starts == 1) spdlog::info("component {} ({}): started, pid {}", c.info.name, component_kind_name(c.info.kind), pid);
+    else spdlog::info("component {} ({}): restarted, pid {} (restart {})", c.info.name, component_kind_name(c.info.kind), pid, c.starts - 1);
+  }
+
+  void send_term(Child& c) {
+    if (c.pid <= 0 || c.term_sent) return;
+    ::kill(c.pid, SIGTERM);
+    c.term_sent = true;
+    c.term_deadline = Clock::now() + options.stop_timeout;
+    c.state = ComponentState::kStopping;
+    spdlog::info("component {}: stopping (pid {})", c.info.name, c.pid);
+  }
+
+  void on_exit(pid_t pid, int wait_status) {
+    Child* found = nullptr;
+    for (auto& c : children)
+      if (c.pid == pid) found = &c;
+    if (!found) return;  // an orphan we reaped as PID 1
+    Child& c = *found;
+    const auto now = Clock::now();
+    const auto uptime = now - c.started;
+    c.pid = 0;
+    c.last_exit = encode_exit(wait_status);
+    c.last_exit_ns = realtime_ns();
+    if (c.term_sent) {
+      c.term_sent = false;
+      c.state = ComponentState::kStopped;
+      spdlog::info("component {}: stopped ({}) after {}", c.info.name, describe_exit(wait_status),
+                   format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(uptime)));
+      if (c.restart_after_stop && !stopping) {
+        c.restart_after_stop = false;
+        c.quick_failures = 0;
+        c.backoff = std::chrono::milliseconds(0);
+        start_child(c);
+      }
+      return;
+    }
+    c.restart_after_stop = false;  // it starts again below, with the current config
+    if (c.remove_after_stop) {
+      c.state = ComponentState::kStopped;
+      return;
+    }
+    const bool quick = uptime < options.quick_failure_window;
+    c.quick_failures = quick ? c.quick_failures + 1 : 1;
+    if (!quick) c.backoff = std::chrono::milliseconds(0);
+    spdlog::error("component {} (pid {}) died: {} after {}", c.info.name, pid, describe_exit(wait_status),
+                  format_duration(std::chrono::duration_cast<std::chrono::milliseconds>(uptime)));
+    if (stopping) {
+      c.state = ComponentState::kStopped;
+      return;
+    }
+    if (quick && c.quick_failures >= options.max_quick_failures) {
+      c.state = ComponentState::kFailed;
+      spdlog::error(
+          "component {}: failed {} times in a row within {} of starting (last: {}); giving up and stopping the "
+          "pipeline",
+          c.info.name, c.quick_failures, format_duration(options.quick_failure_window), describe_exit(wait_status));
+      exit_code = kExitFailure;
+      begin_stop(false);
+      return;
+    }
+    c.backoff = c.backoff.count() == 0 ? options.backoff_initial : std::min(c.backoff * 2, options.backoff_max);
+    c.state = ComponentState::kBackoff;
+    c.next_start = now + c.backoff;
+    c.next_start_ns = realtime_ns() + c.backoff.count() * 1'000'000;
+    spdlog::warn("component {}: restarting in {}", c.info.name, format_duration(c.backoff));
+  }
+
+  void reap() {
+    for (;;) {
+      int st = 0;
+      const pid_t pid = ::waitpid(-1, &st, WNOHANG);
+      if (pid <= 0) return;
+      on_exit(pid, st);
+    }
+  }
+
+  void begin_stop(bool skip_drain) {
+    if (!stopping) {
+      stopping = true;
+      state = SupervisorState::kStopping;
+      drain_deadline = Clock::now() + options.drain_timeout;
+      spdlog::info("stopping: sources first, then readers once the rings are drained (at most {})",
+                   format_duration(options.drain_timeout));
+      for (auto& c : children) {
+        if (c.state == ComponentState::kBackoff) c.state = ComponentState::kStopped;
+        c.restart_after_stop = false;
+      }
+    }
+    if (skip_drain && !drain_skipped) {
+      drain_skipped = true;
+      spdlog::warn("stopping now, without waiting for the rings to drain");
+    }
+  }
+
+  std::uint64_t reader_lag(const std::string& ring_name, const std::string& reader) const {
+    auto it = rings.find(ring_name);
+    if (it == rings.end()) return 0;
+    for (const ring::ReaderStats& r : it->second.stats().readers)
+      if (r.name == reader) return r.lag_bytes;
+    return 0;
+  }
+
+  // True when nothing can still write into `ring_name`.
+  bool producers_gone(const std::string& ring_name) const {
+    for (const Child& c : children) {
+      if (c.pid <= 0) continue;
+      for (const std::string& out : c.info.outputs)
+        if (out == ring_name) return false;
+    }
+    return true;
+  }
+
+  void drive_stop() {
+    const auto now = Clock::now();
+    const bool deadline_passed = drain_skipped || now >= drain_deadline;
+    for (Child& c : children) {
+      if (c.pid <= 0 || c.term_sent) continue;
+      bool ready = c.info.kind == ComponentKind::kSource || deadline_passed;
+      if (!ready) {
+        ready = true;
+        for (const std::string& in : c.info.inputs)
+          if (!producers_gone(in) || reader_lag(in, c.info.reader) > 0) ready = false;
+      }
+      if (ready) send_term(c);
+    }
+  }
+
+  void kill_overdue() {
+    const auto now = Clock::now();
+    for (Child& c : children) {
+      if (c.pid > 0 && c.term_sent && now >= c.term_deadline) {
+        spdlog::warn("component {}: still running {} after SIGTERM; sending SIGKILL", c.info.name,
+                     format_duration(options.stop_timeout));
+        ::kill(c.pid, SIGKILL);
+        c.term_deadline = now + options.stop_timeout;
+      }
+    }
+  }
+
+  void start_due() {
+    const auto now = Clock::now();
+    for (Child& c : children)
+      if (c.state == ComponentState::kBackoff && now >= c.next_start) start_child(c);
+  }
+
+  bool any_running() const {
+    return std::any_of(children.begin(), children.end(), [](const Child& c) { return c.pid > 0; });
+  }
+
+  std::vector<Child> children_of(const config::PipelineConfig& p) {
+    std::vector<Child> out;
+    for (ComponentInfo& info : pipeline_components(p)) {
+      if (disabled(info.name)) continue;
+      Child c;
+      c.fingerprint = component_fingerprint(p, info.name);
+      c.info = std::move(info);
+      out.push_back(std::move(c));
+    }
+    return out;
+  }
+
+  void reload() {
+    spdlog::info("SIGHUP: reloading {}", options.source.describe());
+    auto loaded = options.source.load();
+    if (!loaded) {
+      spdlog::error("reload refused; the running pipeline is kept:");
+      for (const auto& d : loaded.error().diagnostics) spdlog::error("  {}", d.to_string());
+      return;
+    }
+    config::PipelineConfig next = std::move(*loaded);
+    std::vector<std::string> problems;
+    for (const auto& d : runtime_checks(next, options.disabled)) problems.push_back(d.to_string());
+    if (next.pipeline != pipeline.pipeline || next.run_dir != pipeline.run_dir)
+      problems.push_back("pipeline name or run_dir changed (restart ringpipe run to move the rings)");
+    for (const config::RingConfig& r : next.rings) {
+      if (!pipeline.find_ring(r.name)) continue;
+      const ring::RingOptions a = ring_options(pipeline, *pipeline.find_ring(r.name));
+      const ring::RingOptions b = ring_options(next, r);
+      if (a.lane_capacity_bytes != b.lane_capacity_bytes || a.lanes != b.lanes || a.max_readers != b.max_readers ||
+          a.overflow != b.overflow || a.max_record_bytes != b.max_record_bytes)
+        problems.push_back("ring " + r.name + ": geometry or overflow policy changed (a ring keeps its data across "
+                           "reloads; stop the pipeline and remove the ring file to change it)");
+    }
+    std::map<std::string, ring::Ring> opened;
+    if (problems.empty()) {
+      for (const config::RingConfig& r : next.rings) {
+        if (rings.count(r.name)) continue;
+        auto ring = ring::Ring::open_or_create(next.ring_path(r.name), ring_options(next, r));
+        if (!ring) {
+          problems.push_back("open ring " + r.name + ": " + ring.error().message());
+          break;
+        }
+        opened.emplace(r.name, std::move(*ring));
+      }
+    }
+    if (!problems.empty()) {
+      spdlog::error("reload refused; the running pipeline is kept:");
+      for (const auto& p : problems) spdlog::error("  {}", p);
+      return;
+    }
+    for (auto& [name, ring] : opened) rings.insert_or_assign(name, std::move(ring));
+    register_readers(next, rings);
+
+    std::vector<Child> wanted = children_of(next);
+    std::vector<Child> merged;
+    std::size_t restarted = 0, added = 0, removed = 0;
+    for (Child& w : wanted) {
+      Child* old = find_child(w.info.name);
+      if (!old) {
+        ++added;
+        merged.push_back(std::move(w));
+        continue;
+      }
+      Child c = std::move(*old);
+      old->info.name.clear();  // moved into the new list
+      if (c.fingerprint != w.fingerprint) {
+        ++restarted;
+        spdlog::info("component {}: config changed, restarting", w.info.name);
+        c.fingerprint = std::move(w.fingerprint);
+        if (c.pid > 0) c.restart_after_stop = true;
+      }
+      c.info = std::move(w.info);
+      merged.push_back(std::move(c));
+    }
+    for (Child& old : children) {
+      if (old.info.name.empty()) continue;
+      ++removed;
+      spdlog::info("component {}: removed from the pipeline", old.info.name);
+      old.remove_after_stop = true;
+      merged.push_back(std::move(old));
+    }
+    children = std::move(merged);
+    pipeline = std::move(next);
+    for (Child& c : children) {
+      if (c.remove_after_stop || c.restart_after_stop) {
+        if (c.pid > 0) send_term(c);
+        else if (c.remove_after_stop) c.state = ComponentState::kStopped;
+      } else if (c.starts == 0 && c.pid <= 0) {
+        start_child(c);
+      }
+    }
+    spdlog::info("reloaded: {} restarted, {} added, {} removed", restarted, added, removed);
+  }
+
+  void drop_removed() {
+    std::erase_if(children, [](const Child& c) { return c.remove_after_stop && c.pid <= 0; });
+  }
+
+  int timeout_ms() const {
+    auto next = Clock::now() + std::chrono::seconds(1);
+    for (const Child& c : children) {
+      if (c.state == ComponentState::kBackoff) next = std::min(next, c.next_start);
+      if (c.pid > 0 && c.term_sent) next = std::min(next, c.term_deadline);
+    }
+    if (stopping) next = std::min(next, Clock::now() + std::chrono::milliseconds(20));
+    return static_cast<int>(std::max<std::int64_t>(0, ms_of(next - Clock::now()) + 1));
+  }
+
+  int loop() {
+    for (Child& c : children) start_child(c);
+    state = SupervisorState::kRunning;
+    write_status();
+    for (;;) {
+      pollfd pfd{signal_fd.get(), POLLIN, 0};
+      const int rc = ::poll(&pfd, 1, timeout_ms());
+      bool changed = false;
+      if (rc > 0) {
+        signalfd_siginfo si{};
+        while (::read(signal_fd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+          switch (si.ssi_signo) {
+            case SIGCHLD: break;  // reaped below, whichever child it was
+            case SIGHUP:
+              if (!stopping) {
+                state = SupervisorState::kReloading;
+                write_status();
+                reload();
+                state = SupervisorState::kRunning;
+              }
+              break;
+            case SIGTERM:
+            case SIGINT:
+              spdlog::info("{} received", ::strsignal(static_cast<int>(si.ssi_signo)));
+              begin_stop(stopping);  // a second signal skips the drain
+              break;
+            default: break;
+          }
+          changed = true;
+        }
+      }
+      reap();
+      drop_removed();
+      if (stopping) {
+        drive_stop();
+        kill_overdue();
+        if (!any_running()) break;
+      } else {
+        start_due();
+        kill_overdue();
+      }
+      if (changed || Clock::now() - last_status_write >= std::chrono::milliseconds(200)) write_status();
+    }
+    state = exit_code == kExitOk ? SupervisorState::kStopped : SupervisorState::kFailed;
+    write_status();
+    spdlog::info("stopped{}", exit_code == kExitOk ? "" : " after a failure");
+    return exit_code;
+  }
+};
+
+Supervisor::Supervisor(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+Supervisor::~Supervisor() = default;
+
+Result<std::unique_ptr<Supervisor>> Supervisor::create(SupervisorOptions options, config::PipelineConfig pipeline) {
+  const sigset_t set = supervisor_signals();
+  if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) return errno_error("supervisor: block signals");
+  UniqueFd sfd(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+  if (!sfd.valid()) return errno_error("supervisor: signalfd");
+  auto status = StatusFile::create(status_file_path(pipeline.run_dir, pipeline.pipeline));
+  if (!status) return tl::unexpected(status.error());
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(pipeline), std::move(*status));
+  impl->signal_fd = std::move(sfd);
+  if (auto st = impl->open_rings_of(impl->pipeline, impl->rings); !st) return tl::unexpected(st.error());
+  impl->register_readers(impl->pipeline, impl->rings);
+  impl->children = impl->children_of(impl->pipeline);
+  impl->write_status();
+  return std::unique_ptr<Supervisor>(new Supervisor(std::move(impl)));
+}
+
+int Supervisor::run() { return impl_->loop(); }
+
+}  // namespace ringpipe::apps
