@@ -1,0 +1,94 @@
+#pragma once
+// PrometheusExporter: serves the current state of every series in a metric
+// ring (processors/FORMAT.md) on an HTTP /metrics endpoint, plus ringpipe's
+// own counters read from shared memory. A reader thread applies the ring's
+// records to a sharded state; a scrape copies one state shard at a time under
+// that shard's lock, so scrapes never stall the reader for long.
+// create() binds the port and attaches the durable reader; start()/stop() or
+// run_until() drive it from one controlling thread; port(), ready() and
+// stats() are safe from any thread. Failures come back as Result, never thrown.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ringpipe/common/result.hpp"
+
+namespace ringpipe::exporters {
+
+// PEM files for HTTPS on the pull endpoint (civetweb's OpenSSL support).
+struct TlsFiles {
+  std::string cert_file;  // certificate (chain); may also hold the key
+  std::string key_file;   // private key; "" = in cert_file
+  std::string ca_file;    // client CAs: set = clients must present a certificate (mTLS)
+};
+
+struct BasicAuthCredentials {
+  std::string username;
+  std::string password;
+};
+
+struct PrometheusExporterOptions {
+  std::string input;                        // metric ring path
+  std::string reader_name = "prometheus";   // durable reader on `input`
+  std::string listen = "127.0.0.1:9102";    // host:port; port 0 = any free port
+  std::string path = "/metrics";
+  // Rings whose lanes and readers are described as ringpipe_ring_* metrics
+  // ("" entries ignored). The input ring is always described.
+  std::vector<std::string> describe_rings;
+  std::optional<TlsFiles> tls;
+  std::vector<BasicAuthCredentials> basic_auth_users;  // empty = no auth (health paths never need it)
+  std::size_t server_threads = 2;
+  bool request_resync = true;               // create `<input>.resync` at start
+  // /-/ready answers 200 once every shard of the processor sent a complete
+  // snapshot since start, or after this long without one (idle pipeline).
+  std::chrono::milliseconds ready_timeout{3000};
+};
+
+// Counters of one exporter (monotonic except the gauges series/families).
+struct PrometheusExporterStats {
+  std::uint64_t records = 0;
+  std::uint64_t entries = 0;
+  std::uint64_t decode_errors = 0;      // malformed records or entries (skipped)
+  std::uint64_t conflicts = 0;          // entries dropped for a type/name conflict
+  std::uint64_t stale_records = 0;      // from a processor instance already replaced
+  std::uint64_t instance_changes = 0;
+  std::uint64_t snapshots = 0;          // complete shard snapshots applied
+  std::uint64_t scrapes = 0;
+  std::uint64_t series = 0;
+  std::uint64_t families = 0;
+};
+
+class PrometheusExporter {
+ public:
+  // Opens the ring, attaches the reader and starts the HTTP server; errors read
+  // "prometheus exporter: <what>: cause".
+  [[nodiscard]] static Result<std::unique_ptr<PrometheusExporter>> create(PrometheusExporterOptions options);
+  ~PrometheusExporter();
+  PrometheusExporter(const PrometheusExporter&) = delete;
+  PrometheusExporter& operator=(const PrometheusExporter&) = delete;
+
+  // Starts the reader thread (requests a resync first). Idempotent.
+  [[nodiscard]] Status start();
+  // Joins the reader thread; the endpoint keeps serving the last state until
+  // destruction. Idempotent.
+  void stop() noexcept;
+  // start(), then wait until `stop_flag` turns true, then stop().
+  [[nodiscard]] Status run_until(const std::atomic<bool>& stop_flag);
+
+  [[nodiscard]] std::uint16_t port() const noexcept;
+  [[nodiscard]] bool ready() const noexcept;
+  [[nodiscard]] PrometheusExporterStats stats() const noexcept;
+
+  struct Impl;
+
+ private:
+  explicit PrometheusExporter(std::unique_ptr<Impl> impl) noexcept;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ringpipe::exporters

@@ -1,0 +1,50 @@
+#include "ringpipe/exporters/config_adapter.hpp"
+
+namespace ringpipe::exporters {
+
+Result<PrometheusExporterOptions> prometheus_options(const config::PipelineConfig& pipeline,
+                                                     const config::ExporterConfig& exporter) {
+  if (exporter.type != config::ExporterType::kPrometheus) {
+    return invalid("exporter " + exporter.name + ": not a prometheus exporter");
+  }
+  const config::PrometheusExporterConfig& c = exporter.prometheus;
+  PrometheusExporterOptions o;
+  o.input = pipeline.ring_path(exporter.input);
+  o.reader_name = exporter.reader.empty() ? exporter.name : exporter.reader;
+  if (c.listen.transport != config::Transport::kTcp) {
+    return invalid("exporter " + exporter.name + ": listen " + c.listen.to_string() + ": only tcp is supported");
+  }
+  o.listen = (c.listen.host.empty() ? std::string("0.0.0.0") : c.listen.host) + ":" + std::to_string(c.listen.port);
+  o.path = c.path;
+  for (const config::RingConfig& r : pipeline.rings) o.describe_rings.push_back(pipeline.ring_path(r.name));
+  if (c.tls && c.tls->enabled()) o.tls = TlsFiles{c.tls->cert_file, c.tls->key_file, c.tls->ca_file};
+  for (const config::BasicAuthUser& u : c.basic_auth_users) o.basic_auth_users.push_back({u.username, u.password});
+  return o;
+}
+
+Result<RemoteWriteOptions> remote_write_options(const config::PipelineConfig& pipeline,
+                                                const config::ExporterConfig& exporter) {
+  if (exporter.type != config::ExporterType::kRemoteWrite) {
+    return invalid("exporter " + exporter.name + ": not a remote_write exporter");
+  }
+  const config::RemoteWriteConfig& c = exporter.remote_write;
+  if (c.tls && c.tls->enabled()) {
+    return make_error(std::errc::protocol_not_supported,
+                      "exporter " + exporter.name + ": remote_write tls: not supported by this build");
+  }
+  RemoteWriteOptions o;
+  o.input = pipeline.ring_path(exporter.input);
+  o.reader_name = exporter.reader.empty() ? exporter.name : exporter.reader;
+  o.url = c.url;
+  o.batch_size = c.batch_size;
+  o.max_in_flight = c.max_in_flight;
+  o.timeout = c.timeout;
+  o.retry_min_backoff = c.retry_min_backoff;
+  o.retry_max_backoff = c.retry_max_backoff;
+  for (const auto& [k, v] : c.headers) o.headers.emplace_back(k, v);
+  if (c.basic_auth) o.basic_auth = BasicAuthCredentials{c.basic_auth->username, c.basic_auth->password};
+  o.bearer_token = c.bearer_token;
+  return o;
+}
+
+}  // namespace ringpipe::exporters

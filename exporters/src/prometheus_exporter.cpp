@@ -1,0 +1,379 @@
+#include "ringpipe/exporters/prometheus_exporter.hpp"
+
+#include <CivetServer.h>
+#include <civetweb.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include <prometheus/collectable.h>
+#include <prometheus/exposer.h>
+
+#include "ringpipe/common/log.hpp"
+#include "ringpipe/processors/metric_record.hpp"
+#include "ringpipe/ring/ring.hpp"
+#include "self_metrics.hpp"
+#include "series_state.hpp"
+
+namespace ringpipe::exporters {
+namespace {
+
+using namespace std::chrono_literals;
+
+// What /-/healthy and /-/ready answer; looked up by the server's port because
+// civetweb's request hook carries no user pointer of ours.
+struct Health {
+  std::atomic<bool> ready{false};
+};
+
+std::mutex g_health_mu;
+std::unordered_map<int, std::shared_ptr<Health>>& health_registry() {
+  static std::unordered_map<int, std::shared_ptr<Health>> registry;
+  return registry;
+}
+
+int answer(mg_connection* conn, int status, const char* reason, const char* body) {
+  mg_printf(conn,
+            "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
+            "Connection: close\r\n\r\n%s",
+            status, reason, std::strlen(body), body);
+  return status;
+}
+
+int health_hook(mg_connection* conn) {
+  const mg_request_info* ri = mg_get_request_info(conn);
+  if (ri == nullptr || ri->local_uri == nullptr) return 0;
+  const std::string_view uri(ri->local_uri);
+  const bool healthy = uri == "/-/healthy";
+  if (!healthy && uri != "/-/ready") return 0;
+  std::shared_ptr<Health> h;
+  {
+    std::lock_guard lock(g_health_mu);
+    auto it = health_registry().find(ri->server_port);
+    if (it != health_registry().end()) h = it->second;
+  }
+  if (healthy) return answer(conn, 200, "OK", "OK\n");
+  if (h && h->ready.load(std::memory_order_acquire)) return answer(conn, 200, "OK", "OK\n");
+  return answer(conn, 503, "Service Unavailable", "Not ready: waiting for a complete snapshot.\n");
+}
+
+bool same_secret(const std::string& a, const std::string& b) noexcept {
+  // Length leaks; content does not.
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  }
+  return diff == 0;
+}
+
+// Scrape durations of the Collect step, for ringpipe_exporter_scrape_duration_seconds.
+class DurationHistogram {
+ public:
+  static constexpr double kBounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  void observe(double s) {
+    std::lock_guard lock(mu_);
+    for (std::size_t i = 0; i < std::size(kBounds); ++i) {
+      if (s <= kBounds[i]) ++counts_[i];
+    }
+    ++count_;
+    sum_ += s;
+  }
+  void describe(FamilyBuilder& out) const {
+    std::vector<std::pair<double, std::uint64_t>> b;
+    std::lock_guard lock(mu_);
+    for (std::size_t i = 0; i < std::size(kBounds); ++i) b.emplace_back(kBounds[i], counts_[i]);
+    out.histogram("ringpipe_exporter_scrape_duration_seconds",
+                  "Time to collect the state for one scrape (serialization excluded).", {}, b, count_, sum_);
+  }
+  [[nodiscard]] std::uint64_t count() const {
+    std::lock_guard lock(mu_);
+    return count_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::uint64_t counts_[std::size(kBounds)] = {};
+  std::uint64_t count_ = 0;
+  double sum_ = 0;
+};
+
+}  // namespace
+
+struct PrometheusExporter::Impl : prometheus::Collectable {
+  PrometheusExporterOptions options;
+  std::unique_ptr<ring::Ring> ring;
+  std::optional<ring::Reader> reader;
+  SeriesState state;
+  std::unique_ptr<RingDescriber> rings;
+  mutable DurationHistogram durations;
+  std::shared_ptr<Health> health = std::make_shared<Health>();
+  std::atomic<std::uint64_t> other_records{0};
+  mutable std::atomic<std::uint64_t> collect_errors{0};
+  std::shared_ptr<prometheus::Collectable> holder;  // aliases this; the Exposer keeps a weak_ptr
+  std::unique_ptr<prometheus::Exposer> exposer;
+  int port = 0;
+  std::thread thread;
+  std::atomic<bool> stopping{false};
+  bool started = false;
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::vector<prometheus::MetricFamily> out;
+    try {
+      const std::int64_t t0 = monotonic_ns();
+      state.collect(out);
+      FamilyBuilder b;
+      rings->describe(b);
+      describe_self(b);
+      b.take(out);
+      durations.observe(static_cast<double>(monotonic_ns() - t0) * 1e-9);
+    } catch (...) {
+      collect_errors.fetch_add(1, std::memory_order_relaxed);
+      out.clear();
+    }
+    return out;
+  }
+
+  void describe_self(FamilyBuilder& b) const {
+    const SeriesStateCounters& c = state.counters();
+    auto ld = [](const std::atomic<std::uint64_t>& a) { return static_cast<double>(a.load(std::memory_order_relaxed)); };
+    b.counter("ringpipe_exporter_records_total", "Metric-batch records applied to the state.", {}, ld(c.records));
+    b.counter("ringpipe_exporter_entries_total", "Entries (series, expiries, markers) applied.", {}, ld(c.entries));
+    b.counter("ringpipe_exporter_decode_errors_total", "Malformed records or entries skipped.", {},
+              ld(c.decode_errors));
+    b.counter("ringpipe_exporter_conflicts_total",
+              "Series entries not served because their name or type collides with a served family.", {},
+              ld(c.conflicts));
+    b.counter("ringpipe_exporter_stale_records_total", "Records from a processor instance already replaced.", {},
+              ld(c.stale_records));
+    b.counter("ringpipe_exporter_instance_changes_total", "Processor restarts seen (instance id changes).", {},
+              ld(c.instance_changes));
+    b.counter("ringpipe_exporter_snapshots_total", "Complete shard snapshots applied.", {}, ld(c.snapshots));
+    b.counter("ringpipe_exporter_other_records_total", "Records of another type in the input ring, ignored.", {},
+              ld(other_records));
+    b.counter("ringpipe_exporter_collect_errors_total", "Scrapes that failed to collect (answered empty).", {},
+              ld(collect_errors));
+    b.gauge("ringpipe_exporter_series", "Series currently served.", {}, ld(c.series));
+    b.gauge("ringpipe_exporter_families", "Metric families known (served or conflicting).", {}, ld(c.families));
+    b.gauge("ringpipe_exporter_ready", "1 once the state is complete (see /-/ready).", {},
+            health->ready.load(std::memory_order_relaxed) ? 1 : 0);
+    const auto per_shard = state.series_per_processor_shard();
+    for (std::size_t i = 0; i < per_shard.size(); ++i) {
+      b.gauge("ringpipe_processor_series", "Live series per processor shard, as published into the metric ring.",
+              {{"shard", std::to_string(i)}}, static_cast<double>(per_shard[i]));
+    }
+    durations.describe(b);
+  }
+
+  void run() noexcept {
+    const std::int64_t start_ns = monotonic_ns();
+    const std::int64_t ready_after = start_ns + std::chrono::nanoseconds(options.ready_timeout).count();
+    while (!stopping.load(std::memory_order_relaxed)) {
+      const std::size_t n = reader->poll(
+          [this](const ring::RecordView& v) {
+            if (v.type == processors::kMetricBatchRecord) {
+              state.apply(v.payload);
+            } else {
+              other_records.fetch_add(1, std::memory_order_relaxed);
+            }
+          },
+          256);
+      if (!health->ready.load(std::memory_order_relaxed) &&
+          (state.complete() || monotonic_ns() >= ready_after)) {
+        health->ready.store(true, std::memory_order_release);
+      }
+      if (n == 0) (void)reader->wait(50ms);
+    }
+  }
+
+  ~Impl() override {
+    exposer.reset();  // joins the server threads: no request runs after this
+    std::lock_guard lock(g_health_mu);
+    auto it = health_registry().find(port);
+    if (it != health_registry().end() && it->second == health) health_registry().erase(it);
+  }
+};
+
+namespace {
+
+Result<std::pair<std::string, std::string>> split_listen(const std::string& listen) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos) return invalid("listen: " + listen + ": expected host:port");
+  std::string host = listen.substr(0, colon);
+  std::string port = listen.substr(colon + 1);
+  if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5) {
+    return invalid("listen: " + listen + ": bad port");
+  }
+  if (host.empty()) host = "0.0.0.0";
+  if (host.front() == '[') return invalid("listen: " + listen + ": IPv6 needs civetweb built with IPv6");
+  return std::make_pair(host, port);
+}
+
+// civetweb wants key and certificate in one PEM file.
+Result<std::string> combined_pem(const TlsFiles& tls, std::string* temp_path) {
+  if (tls.key_file.empty() || tls.key_file == tls.cert_file) return tls.cert_file;
+  std::ifstream key(tls.key_file, std::ios::binary);
+  if (!key) return errno_error("tls: key_file " + tls.key_file);
+  std::ifstream cert(tls.cert_file, std::ios::binary);
+  if (!cert) return errno_error("tls: cert_file " + tls.cert_file);
+  char path[] = "/tmp/ringpipe-tls-XXXXXX";
+  const int fd = ::mkstemp(path);  // mode 0600
+  if (fd < 0) return errno_error("tls: temporary PEM");
+  ::close(fd);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << key.rdbuf() << '\n' << cert.rdbuf() << '\n';
+  if (!out) {
+    std::filesystem::remove(path);
+    return errno_error(std::string("tls: writing ") + path);
+  }
+  *temp_path = path;
+  return std::string(path);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PrometheusExporter>> PrometheusExporter::create(PrometheusExporterOptions options) {
+  const std::string what = "prometheus exporter: ";
+  if (options.path.empty() || options.path.front() != '/') return invalid(what + "path must start with '/'");
+  if (options.path.rfind("/-/", 0) == 0) return invalid(what + "path " + options.path + " is reserved");
+  auto hp = split_listen(options.listen);
+  if (!hp) return invalid(what + hp.error().message());
+  auto impl = std::make_unique<Impl>();
+  auto ring = ring::Ring::open(options.input);
+  if (!ring) return tl::unexpected(Error{ring.error().code, what + ring.error().message()});
+  impl->ring = std::make_unique<ring::Ring>(std::move(*ring));
+  auto reader = ring::Reader::attach(*impl->ring, options.reader_name);
+  if (!reader) return tl::unexpected(Error{reader.error().code, what + reader.error().message()});
+  impl->reader.emplace(std::move(*reader));
+
+  std::vector<std::string> described{options.input};
+  for (const std::string& p : options.describe_rings) {
+    if (!p.empty() && std::find(described.begin(), described.end(), p) == described.end()) described.push_back(p);
+  }
+  impl->rings = std::make_unique<RingDescriber>(std::move(described));
+
+  std::string ports = hp->first + ":" + hp->second;
+  std::vector<std::string> civet{"num_threads", std::to_string(std::max<std::size_t>(1, options.server_threads))};
+  std::string temp_pem;
+  if (options.tls) {
+    if (options.tls->cert_file.empty()) return invalid(what + "tls: cert_file is required");
+    if (mg_check_feature(2) == 0) return invalid(what + "tls: civetweb was built without TLS");
+    auto pem = combined_pem(*options.tls, &temp_pem);
+    if (!pem) return tl::unexpected(Error{pem.error().code, what + pem.error().context});
+    ports += "s";
+    civet.insert(civet.end(), {"ssl_certificate", *pem});
+    if (!options.tls->ca_file.empty()) {
+      civet.insert(civet.end(), {"ssl_ca_file", options.tls->ca_file, "ssl_verify_peer", "yes"});
+    }
+  }
+  civet.insert(civet.begin(), {"listening_ports", ports});
+  static const CivetCallbacks kCallbacks = [] {
+    CivetCallbacks cb;
+    cb.begin_request = &health_hook;
+    return cb;
+  }();
+  try {
+    impl->exposer = std::make_unique<prometheus::Exposer>(civet, &kCallbacks);
+  } catch (const std::exception& e) {
+    if (!temp_pem.empty()) std::filesystem::remove(temp_pem);
+    return make_error(std::errc::address_not_available, what + "listen " + ports + ": " + e.what());
+  }
+  if (!temp_pem.empty()) std::filesystem::remove(temp_pem);  // read at server start
+  // The exposer keeps a weak_ptr: `holder` (an aliasing pointer to the Impl)
+  // lives as long as the Impl, which destroys the exposer first.
+  impl->holder = std::shared_ptr<prometheus::Collectable>(std::make_shared<char>(0), impl.get());
+  try {
+    impl->exposer->RegisterCollectable(impl->holder, options.path);
+    if (!options.basic_auth_users.empty()) {
+      impl->exposer->RegisterAuth(
+          [users = options.basic_auth_users](const std::string& user, const std::string& password) {
+            bool ok = false;
+            for (const auto& u : users) ok |= same_secret(u.username, user) && same_secret(u.password, password);
+            return ok;
+          },
+          "ringpipe", options.path);
+    }
+    const std::vector<int> bound = impl->exposer->GetListeningPorts();
+    if (bound.empty()) return make_error(std::errc::address_not_available, what + "listen " + ports + ": no port");
+    impl->port = bound.front();
+  } catch (const std::exception& e) {
+    return make_error(std::errc::io_error, what + "register endpoint: " + e.what());
+  }
+  {
+    std::lock_guard lock(g_health_mu);
+    health_registry()[impl->port] = impl->health;
+  }
+  impl->options = std::move(options);
+  spdlog::info("prometheus exporter: serving {} on port {} (ring {}, reader {}){}{}", impl->options.path,
+               impl->port, impl->options.input, impl->options.reader_name, impl->options.tls ? ", TLS" : "",
+               impl->options.basic_auth_users.empty() ? "" : ", basic auth");
+  return std::unique_ptr<PrometheusExporter>(new PrometheusExporter(std::move(impl)));
+}
+
+PrometheusExporter::PrometheusExporter(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+
+PrometheusExporter::~PrometheusExporter() { stop(); }
+
+Status PrometheusExporter::start() {
+  if (impl_->started) return {};
+  if (impl_->options.request_resync) {
+    const std::string path = impl_->options.input + ".resync";
+    const int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) return errno_error("prometheus exporter: request resync: " + path);
+    ::close(fd);
+  }
+  impl_->stopping.store(false);
+  try {
+    impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
+  } catch (const std::system_error& e) {
+    return tl::unexpected(Error{e.code(), "prometheus exporter: reader thread"});
+  }
+  impl_->started = true;
+  return {};
+}
+
+void PrometheusExporter::stop() noexcept {
+  if (!impl_ || !impl_->started) return;
+  impl_->stopping.store(true);
+  impl_->thread.join();
+  impl_->started = false;
+}
+
+Status PrometheusExporter::run_until(const std::atomic<bool>& stop_flag) {
+  if (auto s = start(); !s) return s;
+  while (!stop_flag.load(std::memory_order_relaxed)) std::this_thread::sleep_for(20ms);
+  stop();
+  return {};
+}
+
+std::uint16_t PrometheusExporter::port() const noexcept { return static_cast<std::uint16_t>(impl_->port); }
+
+bool PrometheusExporter::ready() const noexcept { return impl_->health->ready.load(std::memory_order_acquire); }
+
+PrometheusExporterStats PrometheusExporter::stats() const noexcept {
+  const SeriesStateCounters& c = impl_->state.counters();
+  PrometheusExporterStats s;
+  s.records = c.records.load(std::memory_order_relaxed);
+  s.entries = c.entries.load(std::memory_order_relaxed);
+  s.decode_errors = c.decode_errors.load(std::memory_order_relaxed);
+  s.conflicts = c.conflicts.load(std::memory_order_relaxed);
+  s.stale_records = c.stale_records.load(std::memory_order_relaxed);
+  s.instance_changes = c.instance_changes.load(std::memory_order_relaxed);
+  s.snapshots = c.snapshots.load(std::memory_order_relaxed);
+  s.series = c.series.load(std::memory_order_relaxed);
+  s.families = c.families.load(std::memory_order_relaxed);
+  try {
+    s.scrapes = impl_->durations.count();
+  } catch (...) {
+  }
+  return s;
+}
+
+}  // namespace ringpipe::exporters

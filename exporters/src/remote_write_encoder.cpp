@@ -1,0 +1,103 @@
+#include "remote_write_encoder.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <string_view>
+#include <vector>
+
+#include <snappy.h>
+
+#include "remote.pb.h"
+
+namespace ringpipe::exporters {
+
+using processors::MetricType;
+
+std::string format_double(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+RequestBuilder::RequestBuilder() : req_(std::make_unique<prometheus::WriteRequest>()) {}
+RequestBuilder::~RequestBuilder() = default;
+RequestBuilder::RequestBuilder(RequestBuilder&&) noexcept = default;
+RequestBuilder& RequestBuilder::operator=(RequestBuilder&&) noexcept = default;
+
+namespace {
+
+struct LabelRef {
+  std::string_view name;
+  std::string_view value;
+};
+
+void add_series(prometheus::WriteRequest& req, std::vector<LabelRef>& labels, std::string_view name,
+                std::string_view extra_name, std::string_view extra_value, double value, std::int64_t ts) {
+  const std::size_t base = labels.size();
+  labels.push_back({"__name__", name});
+  if (!extra_name.empty()) labels.push_back({extra_name, extra_value});
+  std::vector<LabelRef> sorted(labels);
+  std::sort(sorted.begin(), sorted.end(), [](const LabelRef& a, const LabelRef& b) { return a.name < b.name; });
+  labels.resize(base);
+  prometheus::TimeSeries* s = req.add_timeseries();
+  for (const LabelRef& l : sorted) {
+    prometheus::Label* pl = s->add_labels();
+    pl->set_name(std::string(l.name));
+    pl->set_value(std::string(l.value));
+  }
+  prometheus::Sample* sample = s->add_samples();
+  sample->set_value(value);
+  sample->set_timestamp(ts);
+}
+
+}  // namespace
+
+std::size_t RequestBuilder::add(const processors::MetricEntryView& e, std::int64_t ts) {
+  std::vector<LabelRef> labels;
+  labels.reserve(e.label_count + 2);
+  e.for_each_label([&](const processors::Label& l) {
+    if (!l.value.empty()) labels.push_back({l.name, l.value});
+  });
+  std::size_t n = 0;
+  const std::string name(e.name);
+  switch (e.type) {
+    case MetricType::kCounter:
+    case MetricType::kGauge:
+      if (e.value_count < 1) return 0;
+      add_series(*req_, labels, name, {}, {}, e.value(0), ts);
+      n = 1;
+      break;
+    case MetricType::kSummary:
+    case MetricType::kHistogram: {
+      if (e.value_count < 2) return 0;
+      const bool hist = e.type == MetricType::kHistogram;
+      const std::string bucket_name = hist ? name + "_bucket" : name;
+      for (std::size_t i = 2; i + 1 < e.value_count; i += 2) {
+        add_series(*req_, labels, bucket_name, hist ? "le" : "quantile", format_double(e.value(i)), e.value(i + 1),
+                   ts);
+        ++n;
+      }
+      add_series(*req_, labels, name + "_sum", {}, {}, e.value(1), ts);
+      add_series(*req_, labels, name + "_count", {}, {}, e.value(0), ts);
+      n += 2;
+      break;
+    }
+  }
+  samples_ += n;
+  return n;
+}
+
+Result<std::string> RequestBuilder::take_compressed() {
+  std::string raw;
+  if (!req_->SerializeToString(&raw)) return make_error(std::errc::invalid_argument, "remote_write: serialize");
+  std::string out;
+  snappy::Compress(raw.data(), raw.size(), &out);
+  req_->Clear();
+  samples_ = 0;
+  return out;
+}
+
+}  // namespace ringpipe::exporters

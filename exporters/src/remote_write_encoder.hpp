@@ -1,0 +1,43 @@
+#pragma once
+// RequestBuilder: turns metric-batch series entries into a remote_write 1.0
+// WriteRequest (one TimeSeries per derived series: summaries and histograms
+// become _sum/_count plus quantile/_bucket series, as Prometheus names them),
+// then serializes and snappy-compresses it. Single-thread object.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "ringpipe/common/result.hpp"
+#include "ringpipe/processors/metric_record.hpp"
+
+namespace prometheus {
+class WriteRequest;
+}
+
+namespace ringpipe::exporters {
+
+class RequestBuilder {
+ public:
+  RequestBuilder();
+  ~RequestBuilder();
+  RequestBuilder(RequestBuilder&&) noexcept;
+  RequestBuilder& operator=(RequestBuilder&&) noexcept;
+
+  // Adds every sample of one kSeries entry at `timestamp_ms`; returns how many.
+  std::size_t add(const processors::MetricEntryView& e, std::int64_t timestamp_ms);
+  [[nodiscard]] std::size_t samples() const noexcept { return samples_; }
+  [[nodiscard]] bool empty() const noexcept { return samples_ == 0; }
+  // Serialized, snappy-compressed body; the builder is empty afterwards.
+  [[nodiscard]] Result<std::string> take_compressed();
+  [[nodiscard]] const prometheus::WriteRequest& message() const noexcept { return *req_; }
+
+ private:
+  std::unique_ptr<prometheus::WriteRequest> req_;
+  std::size_t samples_ = 0;
+};
+
+// Shortest text that reads back as the same double; "+Inf", "-Inf", "NaN".
+[[nodiscard]] std::string format_double(double v);
+
+}  // namespace ringpipe::exporters

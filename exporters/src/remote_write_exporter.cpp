@@ -1,0 +1,304 @@
+#include "ringpipe/exporters/remote_write_exporter.hpp"
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "http_client.hpp"
+#include "remote_write_encoder.hpp"
+#include "ringpipe/common/log.hpp"
+#include "ringpipe/exporters/remote_write.hpp"
+#include "ringpipe/processors/metric_record.hpp"
+#include "ringpipe/ring/ring.hpp"
+
+namespace ringpipe::exporters {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string base64(std::string_view in) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
+                       static_cast<unsigned char>(in[i + 2]);
+    out += {kAlphabet[(v >> 18) & 63], kAlphabet[(v >> 12) & 63], kAlphabet[(v >> 6) & 63], kAlphabet[v & 63]};
+  }
+  if (i + 1 == in.size()) {
+    const unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    out += {kAlphabet[(v >> 18) & 63], kAlphabet[(v >> 12) & 63], '=', '='};
+  } else if (i + 2 == in.size()) {
+    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
+    out += {kAlphabet[(v >> 18) & 63], kAlphabet[(v >> 12) & 63], kAlphabet[(v >> 6) & 63], '='};
+  }
+  return out;
+}
+
+struct Job {
+  std::string body;
+  std::size_t samples = 0;
+};
+
+}  // namespace
+
+struct RemoteWriteExporter::Impl {
+  struct Worker {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<Job> jobs;
+    bool exit = false;
+    std::unique_ptr<HttpClient> client;
+    std::minstd_rand rng;
+    std::thread thread;
+  };
+
+  RemoteWriteOptions options;
+  HttpUrl url;
+  HttpHeaders headers;
+  std::unique_ptr<ring::Ring> ring;
+  std::optional<ring::Reader> reader;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::vector<RequestBuilder> builders;
+  std::thread reader_thread;
+  bool started = false;
+
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  std::size_t outstanding = 0;  // jobs handed to workers and not finished
+
+  std::mutex stop_mu;
+  std::condition_variable stop_cv;
+  std::atomic<bool> stopping{false};
+  std::atomic<std::int64_t> give_up_at_ns{INT64_MAX};
+
+  std::atomic<std::uint64_t> records{0}, samples_sent{0}, requests{0}, bytes_sent{0}, retries{0},
+      dropped_requests{0}, dropped_samples{0}, abandoned_samples{0}, decode_errors{0};
+  std::atomic<int> last_status{0};
+  RateLimiter drop_log{std::chrono::seconds(10)};
+  RateLimiter retry_log{std::chrono::seconds(10)};
+
+  void enqueue(std::size_t shard) {
+    if (builders[shard].empty()) return;
+    const std::size_t n = builders[shard].samples();
+    auto body = builders[shard].take_compressed();
+    if (!body) {
+      decode_errors.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    {
+      std::lock_guard lock(done_mu);
+      ++outstanding;
+    }
+    Worker& w = *workers[shard];
+    {
+      std::lock_guard lock(w.mu);
+      w.jobs.push_back(Job{std::move(*body), n});
+    }
+    w.cv.notify_one();
+  }
+
+  // The reader's callback: returns only when every request built from this
+  // record is answered (or given up at stop), so the cursor never passes
+  // unacknowledged samples.
+  void handle(const ring::RecordView& v) {
+    if (v.type != processors::kMetricBatchRecord) return;
+    processors::MetricBatchReader r(v.payload);
+    if (r.error() != processors::MetricDecodeError::kNone) {
+      decode_errors.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    const std::int64_t ts = r.header().flush_ns / 1'000'000;
+    while (auto e = r.next()) {
+      if (e->kind != processors::EntryKind::kSeries) continue;
+      const std::size_t shard = e->key % builders.size();
+      builders[shard].add(*e, ts);
+      if (builders[shard].samples() >= options.batch_size) enqueue(shard);
+    }
+    if (r.error() != processors::MetricDecodeError::kNone) decode_errors.fetch_add(1, std::memory_order_relaxed);
+    for (std::size_t s = 0; s < builders.size(); ++s) enqueue(s);
+    std::unique_lock lock(done_mu);
+    done_cv.wait(lock, [&] { return outstanding == 0; });
+    records.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  void read_loop() {
+    while (!stopping.load(std::memory_order_acquire)) {
+      const std::size_t n = reader->poll([this](const ring::RecordView& v) { handle(v); }, 1);
+      if (n == 0) (void)reader->wait(100ms);
+    }
+  }
+
+  void send(Worker& w, Job& job) {
+    for (std::uint32_t attempt = 0;; ++attempt) {
+      if (monotonic_ns() >= give_up_at_ns.load(std::memory_order_acquire)) {
+        abandoned_samples.fetch_add(job.samples, std::memory_order_relaxed);
+        spdlog::warn("remote_write exporter: stopping: {} samples not acknowledged by {}", job.samples,
+                     options.url);
+        return;
+      }
+      auto res = w.client->request("POST", url.target, headers, job.body, options.timeout);
+      const int status = res ? res->status : 0;
+      last_status.store(status, std::memory_order_relaxed);
+      switch (classify_http_status(status)) {
+        case SendVerdict::kDone:
+          samples_sent.fetch_add(job.samples, std::memory_order_relaxed);
+          requests.fetch_add(1, std::memory_order_relaxed);
+          bytes_sent.fetch_add(job.body.size(), std::memory_order_relaxed);
+          return;
+        case SendVerdict::kDrop:
+          dropped_requests.fetch_add(1, std::memory_order_relaxed);
+          dropped_samples.fetch_add(job.samples, std::memory_order_relaxed);
+          if (drop_log.allow()) {
+            spdlog::warn("remote_write exporter: {}: HTTP {}: dropped {} samples: {} ({} similar suppressed)",
+                         options.url, status, job.samples, res->body.substr(0, 200), drop_log.take_suppressed());
+          }
+          return;
+        case SendVerdict::kRetry:
+          break;
+      }
+      retries.fetch_add(1, std::memory_order_relaxed);
+      if (retry_log.allow()) {
+        spdlog::warn("remote_write exporter: {}: {}; retrying ({} similar suppressed)", options.url,
+                     res ? "HTTP " + std::to_string(status) + ": " + res->body.substr(0, 200) : res.error().message(),
+                     retry_log.take_suppressed());
+      }
+      const auto delay = retry_backoff(attempt, options.retry_min_backoff, options.retry_max_backoff,
+                                       std::uniform_real_distribution<double>(0.0, 1.0)(w.rng));
+      std::unique_lock lock(stop_mu);
+      stop_cv.wait_for(lock, delay, [&] { return stopping.load(std::memory_order_acquire); });
+    }
+  }
+
+  void work(Worker& w) {
+    for (;;) {
+      Job job;
+      {
+        std::unique_lock lock(w.mu);
+        w.cv.wait(lock, [&] { return !w.jobs.empty() || w.exit; });
+        if (w.jobs.empty()) return;
+        job = std::move(w.jobs.front());
+        w.jobs.pop_front();
+      }
+      send(w, job);
+      {
+        std::lock_guard lock(done_mu);
+        --outstanding;
+      }
+      done_cv.notify_all();
+    }
+  }
+};
+
+Result<std::unique_ptr<RemoteWriteExporter>> RemoteWriteExporter::create(RemoteWriteOptions options) {
+  const std::string what = "remote_write exporter: ";
+  auto url = parse_http_url(options.url);
+  if (!url) return tl::unexpected(Error{url.error().code, what + url.error().context});
+  if (options.basic_auth && !options.bearer_token.empty()) {
+    return invalid(what + "basic_auth and bearer_token are exclusive");
+  }
+  if (options.batch_size == 0) return invalid(what + "batch_size must be > 0");
+  options.max_in_flight = std::clamp<std::size_t>(options.max_in_flight, 1, 64);
+  auto impl = std::make_unique<Impl>();
+  auto ring = ring::Ring::open(options.input);
+  if (!ring) return tl::unexpected(Error{ring.error().code, what + ring.error().message()});
+  impl->ring = std::make_unique<ring::Ring>(std::move(*ring));
+  auto reader = ring::Reader::attach(*impl->ring, options.reader_name);
+  if (!reader) return tl::unexpected(Error{reader.error().code, what + reader.error().message()});
+  impl->reader.emplace(std::move(*reader));
+  impl->url = *url;
+  impl->headers = {{"Content-Encoding", "snappy"},
+                   {"Content-Type", "application/x-protobuf"},
+                   {"X-Prometheus-Remote-Write-Version", "0.1.0"},
+                   {"User-Agent", options.user_agent}};
+  if (options.basic_auth) {
+    impl->headers.emplace_back("Authorization",
+                               "Basic " + base64(options.basic_auth->username + ":" + options.basic_auth->password));
+  } else if (!options.bearer_token.empty()) {
+    impl->headers.emplace_back("Authorization", "Bearer " + options.bearer_token);
+  }
+  for (const auto& h : options.headers) impl->headers.push_back(h);
+  std::random_device rd;
+  for (std::size_t i = 0; i < options.max_in_flight; ++i) {
+    auto w = std::make_unique<Impl::Worker>();
+    w->client = std::make_unique<HttpClient>(*url);
+    w->rng.seed(rd());
+    impl->workers.push_back(std::move(w));
+    impl->builders.emplace_back();
+  }
+  impl->options = std::move(options);
+  return std::unique_ptr<RemoteWriteExporter>(new RemoteWriteExporter(std::move(impl)));
+}
+
+RemoteWriteExporter::RemoteWriteExporter(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+RemoteWriteExporter::~RemoteWriteExporter() { stop(); }
+
+Status RemoteWriteExporter::start() {
+  if (impl_->started) return {};
+  impl_->stopping.store(false);
+  impl_->give_up_at_ns.store(INT64_MAX);
+  try {
+    for (auto& w : impl_->workers) {
+      w->exit = false;
+      w->thread = std::thread([impl = impl_.get(), wp = w.get()] { impl->work(*wp); });
+    }
+    impl_->reader_thread = std::thread([impl = impl_.get()] { impl->read_loop(); });
+  } catch (const std::system_error& e) {
+    impl_->started = true;
+    stop();
+    return tl::unexpected(Error{e.code(), "remote_write exporter: threads"});
+  }
+  impl_->started = true;
+  spdlog::info("remote_write exporter: {} -> {} ({} connections, {} samples per request)", impl_->options.input,
+               impl_->options.url, impl_->workers.size(), impl_->options.batch_size);
+  return {};
+}
+
+void RemoteWriteExporter::stop() noexcept {
+  if (!impl_ || !impl_->started) return;
+  impl_->give_up_at_ns.store(monotonic_ns() + std::chrono::nanoseconds(impl_->options.stop_timeout).count());
+  {
+    std::lock_guard lock(impl_->stop_mu);
+    impl_->stopping.store(true, std::memory_order_release);
+  }
+  impl_->stop_cv.notify_all();
+  if (impl_->reader_thread.joinable()) impl_->reader_thread.join();
+  for (auto& w : impl_->workers) {
+    {
+      std::lock_guard lock(w->mu);
+      w->exit = true;
+    }
+    w->cv.notify_all();
+    if (w->thread.joinable()) w->thread.join();
+    w->client->close();
+  }
+  impl_->started = false;
+}
+
+Status RemoteWriteExporter::run_until(const std::atomic<bool>& stop_flag) {
+  if (auto s = start(); !s) return s;
+  while (!stop_flag.load(std::memory_order_relaxed)) std::this_thread::sleep_for(20ms);
+  stop();
+  return {};
+}
+
+RemoteWriteStats RemoteWriteExporter::stats() const noexcept {
+  const Impl& i = *impl_;
+  RemoteWriteStats s;
+  s.records = i.records.load(std::memory_order_relaxed);
+  s.samples_sent = i.samples_sent.load(std::memory_order_relaxed);
+  s.requests = i.requests.load(std::memory_order_relaxed);
+  s.bytes_sent = i.bytes_sent.load(std::memory_order_relaxed);
+  s.retries = i.retries.load(std::memory_order_relaxed);
+  s.dropped_requests = i.dropped_requests.load(std::memory_order_relaxed);
+  s.dropped_samples = i.dropped_samples.load(std::memory_order_relaxed);
+  s.abandoned_samples = i.abandoned_samples.load(std::memory_order_relaxed);
+  s.decode_errors = i.decode_errors.load(std::memory_order_relaxed);
+  s.last_status = i.last_status.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace ringpipe::exporters

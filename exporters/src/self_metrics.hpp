@@ -1,0 +1,53 @@
+#pragma once
+// Self-metrics: ringpipe_* families built from ring counters read in shared
+// memory (Ring::stats) and from the exporter's own counters. FamilyBuilder is
+// single-thread; RingDescriber is thread-safe (one mutex around the rings it
+// keeps open).
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <prometheus/metric_family.h>
+
+#include "ringpipe/ring/ring.hpp"
+
+namespace ringpipe::exporters {
+
+// Collects samples into families by name, so each name appears once.
+class FamilyBuilder {
+ public:
+  using Labels = std::vector<prometheus::ClientMetric::Label>;
+  void counter(std::string_view name, std::string_view help, const Labels& labels, double v);
+  void gauge(std::string_view name, std::string_view help, const Labels& labels, double v);
+  // Cumulative buckets (upper bound, count); +Inf is implied by count.
+  void histogram(std::string_view name, std::string_view help, const Labels& labels,
+                 const std::vector<std::pair<double, std::uint64_t>>& buckets, std::uint64_t count, double sum);
+  void take(std::vector<prometheus::MetricFamily>& out);
+
+ private:
+  prometheus::ClientMetric& add(std::string_view name, std::string_view help, prometheus::MetricType type,
+                                const Labels& labels);
+  std::vector<prometheus::MetricFamily> families_;
+};
+
+// Appends ringpipe_ring_* samples for one ring's stats.
+void describe_ring(const ring::RingStats& stats, std::string_view ring_label, FamilyBuilder& out);
+
+// Keeps the rings to describe open (re-trying those that do not exist yet).
+class RingDescriber {
+ public:
+  explicit RingDescriber(std::vector<std::string> paths);
+  void describe(FamilyBuilder& out);
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> paths_;
+  std::vector<std::optional<ring::Ring>> rings_;
+  std::uint64_t open_failures_ = 0;
+};
+
+}  // namespace ringpipe::exporters

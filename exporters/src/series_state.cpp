@@ -1,0 +1,342 @@
+#include "series_state.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace ringpipe::exporters {
+namespace {
+
+using processors::EntryKind;
+using processors::MetricType;
+
+constexpr std::uint32_t kNoFamily = UINT32_MAX;
+constexpr std::size_t kRetiredInstances = 16;
+
+bool has_suffix(std::string_view s, std::string_view suffix) noexcept {
+  return s.size() > suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+bool values_fit(MetricType type, std::uint16_t n) noexcept {
+  switch (type) {
+    case MetricType::kCounter:
+    case MetricType::kGauge:
+      return n >= 1;
+    case MetricType::kSummary:
+    case MetricType::kHistogram:
+      return n >= 2 && n % 2 == 0;
+  }
+  return false;
+}
+
+std::uint64_t to_count(double v) noexcept {
+  if (!(v > 0)) return 0;  // also NaN
+  if (v >= 1.8e19) return UINT64_MAX;
+  return static_cast<std::uint64_t>(std::llround(v));
+}
+
+prometheus::MetricType to_prometheus(MetricType t) noexcept {
+  switch (t) {
+    case MetricType::kCounter:
+      return prometheus::MetricType::Counter;
+    case MetricType::kGauge:
+      return prometheus::MetricType::Gauge;
+    case MetricType::kSummary:
+      return prometheus::MetricType::Summary;
+    case MetricType::kHistogram:
+      return prometheus::MetricType::Histogram;
+  }
+  return prometheus::MetricType::Untyped;
+}
+
+}  // namespace
+
+SeriesState::SeriesState() = default;
+
+void SeriesState::apply(std::span<const std::byte> record) noexcept {
+  counters_.records.fetch_add(1, std::memory_order_relaxed);
+  processors::MetricBatchReader reader(record);
+  if (reader.error() != processors::MetricDecodeError::kNone) {
+    counters_.decode_errors.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const processors::MetricBatchHeader& h = reader.header();
+  if (h.shard_count == 0 || h.shard_count > kMaxProcessorShards || h.shard >= h.shard_count) {
+    counters_.decode_errors.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (h.instance_id != instance_.load(std::memory_order_relaxed)) {
+    if (std::find(retired_instances_.begin(), retired_instances_.end(), h.instance_id) !=
+        retired_instances_.end()) {
+      counters_.stale_records.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    start_instance(h.instance_id, h.shard_count);
+  } else if (h.shard_count != shard_count_) {
+    // Same instance, other geometry: nothing to trust about earlier snapshots.
+    start_instance(h.instance_id, h.shard_count);
+  }
+  std::uint64_t entries = 0;
+  while (auto e = reader.next()) {
+    ++entries;
+    switch (e->kind) {
+      case EntryKind::kSeries:
+        apply_series(*e, h.shard);
+        break;
+      case EntryKind::kExpire:
+        expire(e->key);
+        break;
+      case EntryKind::kSnapshotBegin: {
+        ProcShard& p = proc_[h.shard];
+        p.generation = next_generation_++;
+        p.snapshot_id = e->key;
+        p.in_snapshot = true;
+        break;
+      }
+      case EntryKind::kSnapshotEnd: {
+        ProcShard& p = proc_[h.shard];
+        if (p.in_snapshot && p.snapshot_id == e->key) finish_snapshot(h.shard);
+        break;
+      }
+    }
+  }
+  counters_.entries.fetch_add(entries, std::memory_order_relaxed);
+  if (reader.error() != processors::MetricDecodeError::kNone) {
+    counters_.decode_errors.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void SeriesState::start_instance(std::uint64_t instance, std::uint16_t shard_count) noexcept {
+  const std::uint64_t old = instance_.load(std::memory_order_relaxed);
+  if (old != instance) {
+    if (old != 0) {
+      retired_instances_.push_back(old);
+      if (retired_instances_.size() > kRetiredInstances) retired_instances_.erase(retired_instances_.begin());
+      counters_.instance_changes.fetch_add(1, std::memory_order_relaxed);
+    }
+    instance_.store(instance, std::memory_order_relaxed);
+  }
+  // The old state stays visible until every new shard has sent a snapshot.
+  replacing_old_instance_ = true;
+  shard_count_ = shard_count;
+  proc_.assign(shard_count, ProcShard{});
+  complete_.store(false, std::memory_order_release);
+}
+
+bool SeriesState::name_conflicts(std::uint32_t id) const noexcept {
+  static constexpr std::string_view kSuffixes[] = {"_sum", "_count", "_bucket"};
+  const Family& f = families_[id];
+  auto live = [&](std::string_view name, bool want_compound) {
+    auto it = family_ids_.find(std::string(name));
+    if (it == family_ids_.end() || it->second == id || family_live_[it->second] == 0) return false;
+    const Family& o = families_[it->second];
+    if (o.conflict) return false;
+    const bool compound = o.type == MetricType::kSummary || o.type == MetricType::kHistogram;
+    return !want_compound || compound;
+  };
+  for (std::string_view s : kSuffixes) {
+    if (has_suffix(f.name, s) && live(std::string_view(f.name).substr(0, f.name.size() - s.size()), true)) {
+      return true;
+    }
+  }
+  if (f.type == MetricType::kSummary || f.type == MetricType::kHistogram) {
+    for (std::string_view s : kSuffixes) {
+      if (live(f.name + std::string(s), false)) return true;
+    }
+  }
+  return false;
+}
+
+std::uint32_t SeriesState::family_for(const processors::MetricEntryView& e) noexcept {
+  auto it = family_ids_.find(std::string(e.name));
+  if (it == family_ids_.end()) {
+    const auto id = static_cast<std::uint32_t>(families_.size());
+    {
+      std::lock_guard lock(families_mu_);
+      families_.push_back(Family{std::string(e.name), std::string(e.help), e.type, false});
+    }
+    family_ids_.emplace(std::string(e.name), id);
+    family_live_.push_back(0);
+    if (name_conflicts(id)) {
+      std::lock_guard lock(families_mu_);
+      families_[id].conflict = true;
+    }
+    counters_.families.store(families_.size(), std::memory_order_relaxed);
+    return families_[id].conflict ? kNoFamily : id;
+  }
+  const std::uint32_t id = it->second;
+  Family& f = families_[id];
+  if (family_live_[id] == 0) {
+    // Nothing of it is served: it may take this entry's type, and the names
+    // around it may have changed since it was last checked.
+    std::lock_guard lock(families_mu_);
+    f.type = e.type;
+    if (f.help.empty() && !e.help.empty()) f.help = std::string(e.help);
+    f.conflict = false;
+    f.conflict = name_conflicts(id);
+  } else if (f.type != e.type) {
+    return kNoFamily;
+  }
+  return f.conflict ? kNoFamily : id;
+}
+
+void SeriesState::apply_series(const processors::MetricEntryView& e, std::uint16_t shard) noexcept {
+  if (!values_fit(e.type, e.value_count)) {
+    counters_.decode_errors.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const std::uint32_t fid = family_for(e);
+  if (fid == kNoFamily) {
+    counters_.conflicts.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const ProcShard& p = proc_[shard];
+  const std::uint64_t instance = instance_.load(std::memory_order_relaxed);
+  Shard& s = shard_of(e.key);
+  std::lock_guard lock(s.mu);
+  auto [it, inserted] = s.map.try_emplace(e.key);
+  Series& se = it->second;
+  if (inserted) {
+    ++family_live_[fid];
+    counters_.series.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard pl(proc_series_mu_);
+    if (proc_series_.size() <= shard) proc_series_.resize(std::size_t{shard} + 1);
+    ++proc_series_[shard];
+  } else {
+    if (se.family != fid) {
+      --family_live_[se.family];
+      ++family_live_[fid];
+    }
+    if (se.shard != shard) {
+      std::lock_guard pl(proc_series_mu_);
+      if (proc_series_.size() <= shard) proc_series_.resize(std::size_t{shard} + 1);
+      --proc_series_[se.shard];
+      ++proc_series_[shard];
+    }
+  }
+  if (inserted || se.label_count != e.label_count || se.labels.size() != e.label_bytes.size()) {
+    se.labels.assign(reinterpret_cast<const char*>(e.label_bytes.data()), e.label_bytes.size());
+    se.label_count = e.label_count;
+  }
+  se.family = fid;
+  se.shard = shard;
+  se.instance = instance;
+  if (p.in_snapshot) se.generation = p.generation;
+  se.values.resize(e.value_count);
+  std::memcpy(se.values.data(), e.value_bytes.data(), e.value_bytes.size());
+}
+
+void SeriesState::expire(std::uint64_t key) noexcept {
+  Shard& s = shard_of(key);
+  std::lock_guard lock(s.mu);
+  auto it = s.map.find(key);
+  if (it == s.map.end()) return;
+  --family_live_[it->second.family];
+  {
+    std::lock_guard pl(proc_series_mu_);
+    --proc_series_[it->second.shard];
+  }
+  s.map.erase(it);
+  counters_.series.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void SeriesState::finish_snapshot(std::uint16_t shard) noexcept {
+  ProcShard& p = proc_[shard];
+  const std::uint64_t instance = instance_.load(std::memory_order_relaxed);
+  p.in_snapshot = false;
+  p.snapshotted = true;
+  const bool all = std::all_of(proc_.begin(), proc_.end(), [](const ProcShard& x) { return x.snapshotted; });
+  const bool drop_old = all && replacing_old_instance_;
+  std::uint64_t erased = 0;
+  for (Shard& s : shards_) {
+    std::lock_guard lock(s.mu);
+    for (auto it = s.map.begin(); it != s.map.end();) {
+      const Series& se = it->second;
+      const bool unmentioned = se.shard == shard && se.instance == instance && se.generation != p.generation;
+      if (unmentioned || (drop_old && se.instance != instance)) {
+        --family_live_[se.family];
+        {
+          std::lock_guard pl(proc_series_mu_);
+          --proc_series_[se.shard];
+        }
+        it = s.map.erase(it);
+        ++erased;
+      } else {
+        ++it;
+      }
+    }
+  }
+  counters_.series.fetch_sub(erased, std::memory_order_relaxed);
+  counters_.snapshots.fetch_add(1, std::memory_order_relaxed);
+  if (drop_old) replacing_old_instance_ = false;
+  if (all) complete_.store(true, std::memory_order_release);
+}
+
+std::vector<std::uint64_t> SeriesState::series_per_processor_shard() const {
+  std::lock_guard pl(proc_series_mu_);
+  return proc_series_;
+}
+
+void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
+  struct Head {
+    prometheus::MetricType type;
+    bool skip;
+  };
+  std::vector<Head> heads;
+  const std::size_t base = out.size();
+  {
+    std::lock_guard lock(families_mu_);
+    heads.reserve(families_.size());
+    out.resize(base + families_.size());
+    for (std::size_t i = 0; i < families_.size(); ++i) {
+      const Family& f = families_[i];
+      heads.push_back(Head{to_prometheus(f.type), f.conflict});
+      out[base + i].name = f.name;
+      out[base + i].help = f.help;
+      out[base + i].type = heads.back().type;
+    }
+  }
+  for (const Shard& s : shards_) {
+    std::lock_guard lock(s.mu);
+    for (const auto& [key, se] : s.map) {
+      if (se.family >= heads.size() || heads[se.family].skip) continue;
+      const prometheus::MetricType type = heads[se.family].type;
+      prometheus::ClientMetric& m = out[base + se.family].metric.emplace_back();
+      m.label.reserve(se.label_count);
+      processors::for_each_label(std::as_bytes(std::span(se.labels.data(), se.labels.size())), se.label_count,
+                                 [&](const processors::Label& l) {
+                                   m.label.push_back({std::string(l.name), std::string(l.value)});
+                                 });
+      const std::vector<double>& v = se.values;
+      switch (type) {
+        case prometheus::MetricType::Counter:
+          m.counter.value = v[0];
+          break;
+        case prometheus::MetricType::Gauge:
+          m.gauge.value = v[0];
+          break;
+        case prometheus::MetricType::Summary:
+          m.summary.sample_count = to_count(v[0]);
+          m.summary.sample_sum = v[1];
+          m.summary.quantile.reserve((v.size() - 2) / 2);
+          for (std::size_t i = 2; i + 1 < v.size(); i += 2) m.summary.quantile.push_back({v[i], v[i + 1]});
+          break;
+        case prometheus::MetricType::Histogram:
+          m.histogram.sample_count = to_count(v[0]);
+          m.histogram.sample_sum = v[1];
+          m.histogram.bucket.reserve((v.size() - 2) / 2);
+          for (std::size_t i = 2; i + 1 < v.size(); i += 2) {
+            m.histogram.bucket.push_back({to_count(v[i + 1]), v[i]});
+          }
+          break;
+        default:
+          m.untyped.value = v[0];
+          break;
+      }
+    }
+  }
+  out.erase(std::remove_if(out.begin() + static_cast<std::ptrdiff_t>(base), out.end(),
+                           [](const prometheus::MetricFamily& f) { return f.metric.empty(); }),
+            out.end());
+}
+
+}  // namespace ringpipe::exporters

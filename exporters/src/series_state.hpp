@@ -1,0 +1,112 @@
+#pragma once
+// SeriesState: the current value of every series published into a metric
+// ring, built by applying metric-batch records in ring order (series, expire,
+// snapshot markers, processor instance changes; see processors/FORMAT.md).
+// apply() is called by one thread (the ring reader); collect(), ready() and
+// the counters are safe from any thread at the same time. Series live in
+// kShards maps, each behind its own mutex, so a scrape holds one small lock at
+// a time and the reader never waits for a whole scrape.
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <prometheus/metric_family.h>
+
+#include "ringpipe/processors/metric_record.hpp"
+
+namespace ringpipe::exporters {
+
+struct SeriesStateCounters {
+  std::atomic<std::uint64_t> records{0};
+  std::atomic<std::uint64_t> entries{0};
+  std::atomic<std::uint64_t> decode_errors{0};
+  std::atomic<std::uint64_t> conflicts{0};
+  std::atomic<std::uint64_t> stale_records{0};
+  std::atomic<std::uint64_t> instance_changes{0};
+  std::atomic<std::uint64_t> snapshots{0};
+  std::atomic<std::uint64_t> series{0};
+  std::atomic<std::uint64_t> families{0};
+};
+
+class SeriesState {
+ public:
+  static constexpr std::size_t kShards = 64;
+  static constexpr std::size_t kMaxProcessorShards = 1024;
+
+  SeriesState();
+
+  // Applies one kMetricBatchRecord payload. Malformed input is counted, never trusted.
+  void apply(std::span<const std::byte> record) noexcept;
+
+  // Appends one MetricFamily per exported family (conflicting ones left out).
+  void collect(std::vector<prometheus::MetricFamily>& out) const;
+
+  // Every shard of the current processor instance finished a snapshot.
+  [[nodiscard]] bool complete() const noexcept { return complete_.load(std::memory_order_acquire); }
+  // Live series per processor shard (index = shard), for self-metrics.
+  [[nodiscard]] std::vector<std::uint64_t> series_per_processor_shard() const;
+  [[nodiscard]] const SeriesStateCounters& counters() const noexcept { return counters_; }
+  [[nodiscard]] std::uint64_t instance_id() const noexcept { return instance_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Family {
+    std::string name;
+    std::string help;
+    processors::MetricType type = processors::MetricType::kGauge;
+    bool conflict = false;
+  };
+  struct Series {
+    std::uint32_t family = 0;
+    std::uint16_t shard = 0;
+    std::uint16_t label_count = 0;
+    std::uint64_t instance = 0;
+    std::uint64_t generation = 0;  // snapshot generation that last mentioned it
+    std::string labels;            // encoded (LabelHeader format), validated
+    std::vector<double> values;
+  };
+  struct Shard {
+    mutable std::mutex mu;
+    std::unordered_map<std::uint64_t, Series> map;
+  };
+  struct ProcShard {  // one aggregation shard of the current processor instance
+    std::uint64_t generation = 0;   // of the snapshot in progress or last applied
+    std::uint64_t snapshot_id = 0;
+    bool in_snapshot = false;
+    bool snapshotted = false;
+  };
+
+  void start_instance(std::uint64_t instance, std::uint16_t shard_count) noexcept;
+  void apply_series(const processors::MetricEntryView& e, std::uint16_t shard) noexcept;
+  void expire(std::uint64_t key) noexcept;
+  void finish_snapshot(std::uint16_t shard) noexcept;
+  std::uint32_t family_for(const processors::MetricEntryView& e) noexcept;
+  [[nodiscard]] bool name_conflicts(std::uint32_t id) const noexcept;
+  void erase_if_live(std::uint32_t family) noexcept;
+  [[nodiscard]] Shard& shard_of(std::uint64_t key) noexcept { return shards_[key % kShards]; }
+
+  Shard shards_[kShards];
+  mutable std::mutex families_mu_;         // guards families_ structure and fields
+  std::deque<Family> families_;
+  // Reader thread only:
+  std::unordered_map<std::string, std::uint32_t> family_ids_;
+  std::vector<std::uint64_t> family_live_;
+  std::vector<ProcShard> proc_;
+  std::vector<std::uint64_t> retired_instances_;
+  std::uint64_t next_generation_ = 1;
+  std::uint16_t shard_count_ = 0;
+  bool replacing_old_instance_ = false;
+  mutable std::mutex proc_series_mu_;
+  std::vector<std::uint64_t> proc_series_;  // live series per processor shard
+
+  std::atomic<std::uint64_t> instance_{0};
+  std::atomic<bool> complete_{false};
+  SeriesStateCounters counters_;
+};
+
+}  // namespace ringpipe::exporters

@@ -1,0 +1,281 @@
+// End to end: a real metric ring, the exporters, and a real Prometheus
+// (Debian's /usr/bin/prometheus) scraping /metrics or receiving remote_write.
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "prometheus_server.hpp"
+#include "record_builder.hpp"
+#include "ringpipe/common/log.hpp"
+#include "ringpipe/exporters/prometheus_exporter.hpp"
+#include "ringpipe/exporters/remote_write_exporter.hpp"
+#include "ringpipe/ring/ring.hpp"
+#include "test_support.hpp"
+
+namespace ringpipe::exporters {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::origin;
+using testing::RecordBuilder;
+using processors::MetricType;
+
+bool have_prometheus() { return ::access(testing::kPrometheusBinary, X_OK) == 0; }
+
+ring::Ring make_ring(const std::string& path) {
+  ring::RingOptions o;
+  o.lane_capacity_bytes = 1 << 20;
+  o.lanes = 4;
+  o.overflow = ring::Overflow::kBlock;
+  auto r = ring::Ring::create(path, o);
+  EXPECT_TRUE(r) << r.error().message();
+  return std::move(*r);
+}
+
+void write(ring::Producer& p, RecordBuilder& b) {
+  ASSERT_TRUE(b.ok());
+  const auto rec = b.take();
+  ASSERT_EQ(p.write(processors::kMetricBatchRecord, rec, 2s), ring::WriteStatus::kOk);
+}
+
+// promtool's exit status on the exposition: 0 clean, 3 lint remarks only, 1 broken.
+int promtool_check(const std::string& dir, const std::string& text) {
+  const std::string file = dir + "/exposition.txt";
+  std::ofstream(file) << text;
+  const std::string cmd = std::string(testing::kPromtoolBinary) + " check metrics < " + file + " > " + dir +
+                          "/promtool.out 2>&1";
+  const int st = std::system(cmd.c_str());
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST(PrometheusExporterE2E, RealPrometheusScrapesExactValuesAndPromtoolAccepts) {
+  if (!have_prometheus()) GTEST_SKIP() << testing::kPrometheusBinary << " not installed";
+  ringpipe::testing::ScratchDir dir;
+  const std::string path = dir.file("metrics");
+  ring::Ring ring = make_ring(path);
+  auto producer = ring::Producer::attach(ring);
+  ASSERT_TRUE(producer);
+  RecordBuilder b(origin(11));
+  b.begin(1)
+      .series(MetricType::kCounter, "requests", {{"code", "200"}}, {5}, "Requests served.")
+      .series(MetricType::kGauge, "temp", {{"room", "a"}}, {21.5})
+      .series(MetricType::kSummary, "latency", {}, {3, 0.6, 0.5, 0.2, 0.99, 0.3})
+      .series(MetricType::kHistogram, "size", {}, {4, 10, 1, 1, 5, 3, INFINITY, 4})
+      .series(MetricType::kGauge, "latency_count", {}, {99})  // collides with the summary: quarantined
+      .series(MetricType::kCounter, "size", {{"x", "1"}}, {1})   // type conflict: quarantined
+      .end(1);
+  write(*producer, b);
+
+  PrometheusExporterOptions o;
+  o.input = path;
+  o.listen = "127.0.0.1:0";
+  auto exp = PrometheusExporter::create(o);
+  ASSERT_TRUE(exp) << exp.error().message();
+  ASSERT_TRUE((*exp)->start());
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*exp)->ready(); }, 5s));
+  EXPECT_EQ((*exp)->stats().conflicts, 2u);
+
+  testing::PrometheusServer prom(dir.path().string(), (*exp)->port());
+  ASSERT_TRUE(prom.start()) << prom.log_tail();
+  const auto q = [&](const std::string& e, double want) { return prom.wait_for_value(e, want, 20s); };
+  EXPECT_EQ(q("requests{code=\"200\",job=\"ringpipe\"}", 5), 5.0) << prom.log_tail();
+  EXPECT_EQ(q("temp{room=\"a\"}", 21.5), 21.5);
+  EXPECT_EQ(q("latency_count", 3), 3.0);
+  EXPECT_EQ(q("latency{quantile=\"0.99\"}", 0.3), 0.3);
+  EXPECT_EQ(q("size_count", 4), 4.0);
+  EXPECT_EQ(q("size_bucket{le=\"5\"}", 3), 3.0);
+  EXPECT_EQ(q("size_bucket{le=\"+Inf\"}", 4), 4.0);
+  EXPECT_EQ(q("count(size)", 0), std::nullopt) << "the conflicting counter is not served";
+  EXPECT_EQ(q("ringpipe_ring_reader_records_total{reader=\"prometheus\",ring=\"metrics\"}", 1), 1.0);
+  EXPECT_EQ(q("ringpipe_ring_lane_records_total{ring=\"metrics\",lane=\"0\"}", 1), 1.0);
+  EXPECT_EQ(q("ringpipe_exporter_conflicts_total", 2), 2.0);
+  EXPECT_EQ(q("up{job=\"ringpipe\"}", 1), 1.0);
+
+  RecordBuilder c(origin(11, 0, 1, 2));
+  c.series(MetricType::kCounter, "requests", {{"code", "200"}}, {9}, "Requests served.")
+      .expire(MetricType::kGauge, "temp", {{"room", "a"}});
+  write(*producer, c);
+  EXPECT_EQ(q("requests{code=\"200\"}", 9), 9.0);
+
+  auto [status, text] = testing::http_get((*exp)->port(), "/metrics");
+  ASSERT_EQ(status, 200);
+  EXPECT_EQ(text.find("temp{"), std::string::npos) << "expired";
+  const int rc = promtool_check(dir.path().string(), text);
+  EXPECT_TRUE(rc == 0 || rc == 3) << "promtool exit " << rc << "\n" << file_text(dir.file("promtool.out"));
+}
+
+TEST(PrometheusExporterE2E, HealthReadyAndBasicAuth) {
+  ringpipe::testing::ScratchDir dir;
+  const std::string path = dir.file("metrics");
+  ring::Ring ring = make_ring(path);
+  auto producer = ring::Producer::attach(ring);
+  ASSERT_TRUE(producer);
+  PrometheusExporterOptions o;
+  o.input = path;
+  o.listen = "127.0.0.1:0";
+  o.ready_timeout = 60s;
+  o.basic_auth_users = {{"scraper", "s3cret"}};
+  auto exp = PrometheusExporter::create(o);
+  ASSERT_TRUE(exp) << exp.error().message();
+  ASSERT_TRUE((*exp)->start());
+  const std::uint16_t port = (*exp)->port();
+  EXPECT_EQ(testing::http_get(port, "/-/healthy").first, 200);
+  EXPECT_EQ(testing::http_get(port, "/-/ready").first, 503) << "no snapshot yet";
+  EXPECT_EQ(testing::http_get(port, "/metrics").first, 401);
+  EXPECT_EQ(testing::http_get(port, "/metrics", "Basic c2NyYXBlcjp3cm9uZw==").first, 401);  // scraper:wrong
+  auto ok = testing::http_get(port, "/metrics", "Basic c2NyYXBlcjpzM2NyZXQ=");               // scraper:s3cret
+  EXPECT_EQ(ok.first, 200);
+  EXPECT_NE(ok.second.find("ringpipe_exporter_ready 0"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(path + ".resync")) << "a starting exporter asks for a snapshot";
+  RecordBuilder b(origin(3));
+  b.begin(1).series(MetricType::kGauge, "g", {}, {1}).end(1);
+  write(*producer, b);
+  EXPECT_TRUE(ringpipe::testing::wait_until([&] { return testing::http_get(port, "/-/ready").first == 200; }, 5s));
+}
+
+// Plays a processor: writes a full snapshot whenever `<ring>.resync` appears.
+class FakeProcessor {
+ public:
+  FakeProcessor(const ring::Ring& ring, int series) : ring_(ring), series_(series) {
+    thread_ = std::thread([this] { run(); });
+  }
+  ~FakeProcessor() {
+    stop_ = true;
+    thread_.join();
+  }
+  std::atomic<int> snapshots{0};
+  std::atomic<double> value{1};
+
+ private:
+  void run() {
+    auto p = ring::Producer::attach(ring_);
+    ASSERT_TRUE(p);
+    std::uint64_t seq = 0;
+    while (!stop_) {
+      std::error_code ec;
+      if (std::filesystem::remove(ring_.path() + ".resync", ec)) {
+        for (std::uint16_t shard = 0; shard < 2; ++shard) {
+          RecordBuilder b(origin(42, shard, 2, ++seq), 4 << 20);
+          b.begin(seq);
+          for (int i = shard; i < series_; i += 2) {
+            b.series(MetricType::kCounter, "events", {{"i", std::to_string(i)}}, {value.load()});
+          }
+          b.end(seq);
+          ASSERT_TRUE(b.ok());
+          const auto rec = b.take();
+          ASSERT_EQ(p->write(processors::kMetricBatchRecord, rec, 2s), ring::WriteStatus::kOk);
+        }
+        ++snapshots;
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+  const ring::Ring& ring_;
+  int series_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+TEST(PrometheusExporterE2E, RestartedExporterServesCompleteStateWithinASecond) {
+  ringpipe::testing::ScratchDir dir;
+  const std::string path = dir.file("metrics");
+  ring::Ring ring = make_ring(path);
+  FakeProcessor proc(ring, 2000);
+  PrometheusExporterOptions o;
+  o.input = path;
+  o.listen = "127.0.0.1:0";
+  o.ready_timeout = 60s;
+  {
+    auto first = PrometheusExporter::create(o);
+    ASSERT_TRUE(first) << first.error().message();
+    ASSERT_TRUE((*first)->start());
+    ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*first)->ready(); }, 5s));
+    EXPECT_EQ((*first)->stats().series, 2000u);
+  }  // gone; its durable cursor stays in the ring
+  proc.value = 7;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto second = PrometheusExporter::create(o);
+  ASSERT_TRUE(second) << second.error().message();
+  ASSERT_TRUE((*second)->start());
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*second)->ready(); }, 5s));
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_LT(took, 1s);
+  auto [status, text] = testing::http_get((*second)->port(), "/metrics");
+  ASSERT_EQ(status, 200);
+  EXPECT_EQ((*second)->stats().series, 2000u);
+  EXPECT_NE(text.find("events{i=\"1999\"} 7\n"), std::string::npos);
+  EXPECT_EQ(text.find("events{i=\"1999\"} 1\n"), std::string::npos);
+}
+
+TEST(RemoteWriteE2E, PrometheusStoppedMidRunReceivesEverySampleAfterwards) {
+  if (!have_prometheus()) GTEST_SKIP() << testing::kPrometheusBinary << " not installed";
+  ringpipe::testing::ScratchDir dir;
+  const std::string path = dir.file("metrics");
+  ring::Ring ring = make_ring(path);
+  auto producer = ring::Producer::attach(ring);
+  ASSERT_TRUE(producer);
+  testing::PrometheusServer prom(dir.path().string(), 0);
+  ASSERT_TRUE(prom.start()) << prom.log_tail();
+
+  RemoteWriteOptions o;
+  o.input = path;
+  o.url = "http://127.0.0.1:" + std::to_string(prom.port()) + "/api/v1/write";
+  o.batch_size = 7;  // several requests per record, spread over connections
+  o.max_in_flight = 3;
+  o.timeout = 2s;
+  o.retry_max_backoff = 500ms;
+  auto rw = RemoteWriteExporter::create(o);
+  ASSERT_TRUE(rw) << rw.error().message();
+  ASSERT_TRUE((*rw)->start());
+
+  constexpr int kRecords = 45;
+  constexpr int kSeries = 20;
+  const std::int64_t base_ns = realtime_ns() - 60'000'000'000;  // a minute ago, 100 ms apart
+  for (int r = 0; r < kRecords; ++r) {
+    if (r == 15) {
+      ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*rw)->stats().records == 15; }, 10s));
+      prom.stop();
+    }
+    if (r == 30) {
+      std::this_thread::sleep_for(1s);  // retries pile up against a closed port
+      EXPECT_LT((*rw)->stats().records, 30u);
+      EXPECT_GT((*rw)->stats().retries, 0u);
+      ASSERT_TRUE(prom.start()) << prom.log_tail();
+    }
+    RecordBuilder b(origin(9, 0, 1, static_cast<std::uint64_t>(r) + 1, base_ns + r * 100'000'000LL));
+    for (int s = 0; s < kSeries; ++s) {
+      b.series(MetricType::kCounter, "rw_events", {{"s", std::to_string(s)}}, {static_cast<double>(r + 1)});
+    }
+    b.series(MetricType::kHistogram, "rw_size", {}, {static_cast<double>(r + 1), 2.0 * r, 1, 1, INFINITY, r + 1.0});
+    write(*producer, b);
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*rw)->stats().records == kRecords; }, 30s))
+      << "records " << (*rw)->stats().records;
+  const RemoteWriteStats st = (*rw)->stats();
+  EXPECT_EQ(st.dropped_samples, 0u) << "last status " << st.last_status;
+  EXPECT_EQ(st.samples_sent, static_cast<std::uint64_t>(kRecords * (kSeries + 4)));
+  const auto q = [&](const std::string& e, double want) { return prom.wait_for_value(e, want, 10s); };
+  EXPECT_EQ(q("count(count_over_time(rw_events[5m]))", kSeries), double{kSeries});
+  EXPECT_EQ(q("sum(count_over_time(rw_events[5m]))", kSeries * kRecords), double{kSeries * kRecords});
+  EXPECT_EQ(q("sum(sum_over_time(rw_events[5m]))", kSeries * kRecords * (kRecords + 1) / 2.0),
+            kSeries * kRecords * (kRecords + 1) / 2.0);
+  EXPECT_EQ(q("count_over_time(rw_size_count[5m])", kRecords), double{kRecords});
+  EXPECT_EQ(q("count_over_time(rw_size_bucket{le=\"+Inf\"}[5m])", kRecords), double{kRecords});
+  EXPECT_EQ(q("max_over_time(rw_size_count[5m])", kRecords), double{kRecords});
+  (*rw)->stop();
+}
+
+}  // namespace
+}  // namespace ringpipe::exporters

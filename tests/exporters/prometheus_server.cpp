@@ -1,0 +1,157 @@
+#include "prometheus_server.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "http_client.hpp"
+
+namespace ringpipe::exporters::testing {
+
+using namespace std::chrono_literals;
+
+std::uint16_t free_loopback_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  std::uint16_t port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target, const std::string& authorization,
+                                     std::chrono::milliseconds timeout) {
+  HttpClient c(HttpUrl{"127.0.0.1", std::to_string(port), "/"});
+  HttpHeaders h;
+  if (!authorization.empty()) h.emplace_back("Authorization", authorization);
+  auto r = c.request("GET", target, h, "", timeout);
+  if (!r) return {0, r.error().message()};
+  return {r->status, r->body};
+}
+
+PrometheusServer::PrometheusServer(std::string dir, std::uint16_t scrape_port)
+    : dir_(std::move(dir)), scrape_port_(scrape_port), port_(free_loopback_port()) {
+  std::ofstream cfg(dir_ + "/prometheus.yml");
+  cfg << "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n";
+  if (scrape_port_ != 0) {
+    cfg << "scrape_configs:\n  - job_name: ringpipe\n    static_configs:\n      - targets: ['127.0.0.1:"
+        << scrape_port_ << "']\n";
+  }
+}
+
+PrometheusServer::~PrometheusServer() { stop(); }
+
+bool PrometheusServer::start(std::chrono::milliseconds timeout) {
+  if (pid_ > 0) return true;
+  const std::string listen = "--web.listen-address=127.0.0.1:" + std::to_string(port_);
+  const std::string config = "--config.file=" + dir_ + "/prometheus.yml";
+  const std::string data = "--storage.tsdb.path=" + dir_ + "/data";
+  const std::string log = dir_ + "/prometheus.log";
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (fd >= 0) {
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+    }
+    ::execl(kPrometheusBinary, kPrometheusBinary, config.c_str(), data.c_str(), listen.c_str(),
+            "--web.enable-remote-write-receiver", "--log.level=warn", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  if (pid_ < 0) return false;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (http_get(port_, "/-/ready", "", 1s).first == 200) return true;
+    int st = 0;
+    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+      pid_ = -1;
+      return false;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
+void PrometheusServer::stop() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGTERM);
+  for (int i = 0; i < 1000; ++i) {
+    int st = 0;
+    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+      pid_ = -1;
+      return;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  ::kill(pid_, SIGKILL);
+  int st = 0;
+  ::waitpid(pid_, &st, 0);
+  pid_ = -1;
+}
+
+namespace {
+
+std::string url_encode(const std::string& s) {
+  std::string out;
+  for (const unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<double> PrometheusServer::query(const std::string& promql) {
+  auto [status, body] = http_get(port_, "/api/v1/query?query=" + url_encode(promql));
+  if (status != 200) return std::nullopt;
+  // {"status":"success","data":{"resultType":"vector","result":[{"metric":{...},"value":[1.7e9,"5"]}]}}
+  const auto v = body.find("\"value\":[");
+  if (v == std::string::npos) return std::nullopt;
+  const auto q1 = body.find('"', body.find(',', v));
+  const auto q2 = body.find('"', q1 + 1);
+  if (q1 == std::string::npos || q2 == std::string::npos) return std::nullopt;
+  return std::strtod(body.substr(q1 + 1, q2 - q1 - 1).c_str(), nullptr);
+}
+
+std::optional<double> PrometheusServer::wait_for_value(const std::string& promql, double want,
+                                                       std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::optional<double> last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    last = query(promql);
+    if (last && *last == want) return last;
+    std::this_thread::sleep_for(100ms);
+  }
+  return last;
+}
+
+std::string PrometheusServer::log_tail() const {
+  std::ifstream in(dir_ + "/prometheus.log");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string s = ss.str();
+  return s.size() > 3000 ? s.substr(s.size() - 3000) : s;
+}
+
+}  // namespace ringpipe::exporters::testing

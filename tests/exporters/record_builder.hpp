@@ -1,0 +1,104 @@
+#pragma once
+// Test helper: builds metric-batch records (processors/FORMAT.md) the way a
+// processor shard writes them. Not thread-safe.
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ringpipe/processors/metric_record.hpp"
+
+namespace ringpipe::exporters::testing {
+
+using processors::EntryKind;
+using processors::MetricType;
+using LabelList = std::vector<std::pair<std::string, std::string>>;
+
+inline std::vector<std::byte> encode_labels(const LabelList& labels) {
+  std::vector<std::byte> out;
+  for (const auto& [n, v] : labels) {
+    processors::LabelHeader h{static_cast<std::uint16_t>(n.size()), static_cast<std::uint16_t>(v.size())};
+    const std::size_t at = out.size();
+    out.resize(at + sizeof h + n.size() + v.size());
+    std::memcpy(out.data() + at, &h, sizeof h);
+    std::memcpy(out.data() + at + sizeof h, n.data(), n.size());
+    std::memcpy(out.data() + at + sizeof h + n.size(), v.data(), v.size());
+  }
+  return out;
+}
+
+// A stable series id for tests (the processor uses its own hash).
+inline std::uint64_t series_key(const std::string& name, const LabelList& labels) {
+  std::string s = name;
+  for (const auto& [n, v] : labels) s += "\x1f" + n + "=" + v;
+  return std::hash<std::string>{}(s) | 1;
+}
+
+class RecordBuilder {
+ public:
+  explicit RecordBuilder(processors::BatchOrigin origin, std::size_t capacity = 1 << 20)
+      : buf_(capacity), writer_(buf_, origin) {}
+
+  RecordBuilder& series(MetricType type, const std::string& name, const LabelList& labels,
+                        std::vector<double> values, const std::string& help = "") {
+    auto lb = encode_labels(labels);
+    processors::SeriesEntry e;
+    e.kind = EntryKind::kSeries;
+    e.type = type;
+    e.key = series_key(name, labels);
+    e.name = name;
+    e.help = help;
+    e.label_bytes = lb;
+    e.label_count = static_cast<std::uint16_t>(labels.size());
+    e.values = values;
+    ok_ = writer_.append(e) && ok_;
+    return *this;
+  }
+  RecordBuilder& expire(MetricType type, const std::string& name, const LabelList& labels) {
+    auto lb = encode_labels(labels);
+    processors::SeriesEntry e;
+    e.kind = EntryKind::kExpire;
+    e.type = type;
+    e.key = series_key(name, labels);
+    e.name = name;
+    e.label_bytes = lb;
+    e.label_count = static_cast<std::uint16_t>(labels.size());
+    ok_ = writer_.append(e) && ok_;
+    return *this;
+  }
+  RecordBuilder& begin(std::uint64_t id) {
+    ok_ = writer_.append_marker(EntryKind::kSnapshotBegin, id) && ok_;
+    return *this;
+  }
+  RecordBuilder& end(std::uint64_t id) {
+    ok_ = writer_.append_marker(EntryKind::kSnapshotEnd, id) && ok_;
+    return *this;
+  }
+  [[nodiscard]] bool ok() const noexcept { return ok_; }
+  std::vector<std::byte> take() {
+    const std::size_t n = writer_.finish();
+    return std::vector<std::byte>(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+
+ private:
+  std::vector<std::byte> buf_;
+  processors::MetricBatchWriter writer_;
+  bool ok_ = true;
+};
+
+inline processors::BatchOrigin origin(std::uint64_t instance, std::uint16_t shard = 0, std::uint16_t shards = 1,
+                                      std::uint64_t flush_seq = 1, std::int64_t flush_ns = 0) {
+  processors::BatchOrigin o;
+  o.instance_id = instance;
+  o.shard = shard;
+  o.shard_count = shards;
+  o.flush_seq = flush_seq;
+  o.flush_ns = flush_ns;
+  return o;
+}
+
+}  // namespace ringpipe::exporters::testing
