@@ -54,6 +54,8 @@ supervisor passes the same flags to its children.
 
 Options:
   --config FILE             the pipeline file (same as FILE)
+  --run-dir DIR             put the rings and status under DIR/<pipeline>/
+                            instead of the pipeline's run_dir
   --disable NAME            do not run component NAME (repeatable), e.g. when it
                             runs elsewhere
   --drain-timeout DURATION  longest wait for readers to drain at stop (10s)
@@ -209,12 +211,14 @@ std::string format_duration(std::chrono::milliseconds d) {
 }
 
 std::vector<std::string> PipelineSource::child_args() const {
-  switch (kind) {
-    case Kind::kFile: return {"--config", file};
-    case Kind::kFlags: return flags;
-    case Kind::kBuiltin: break;
+  std::vector<std::string> out;
+  if (kind == Kind::kFile) out = {"--config", file};
+  if (kind == Kind::kFlags) out = flags;
+  if (!run_dir.empty()) {
+    out.emplace_back("--run-dir");
+    out.push_back(run_dir);
   }
-  return {};
+  return out;
 }
 
 std::string PipelineSource::describe() const {
@@ -227,15 +231,14 @@ std::string PipelineSource::describe() const {
 }
 
 config::ConfigResult<config::PipelineConfig> PipelineSource::load() const {
-  switch (kind) {
-    case Kind::kFile: return config::load_pipeline(file);
-    case Kind::kFlags: {
-      const std::vector<std::string_view> views(flags.begin(), flags.end());
-      return config::pipeline_from_statsd_exporter_flags(views);
-    }
-    case Kind::kBuiltin: break;
+  config::ConfigResult<config::PipelineConfig> p = config::default_pipeline();
+  if (kind == Kind::kFile) p = config::load_pipeline(file);
+  if (kind == Kind::kFlags) {
+    const std::vector<std::string_view> views(flags.begin(), flags.end());
+    p = config::pipeline_from_statsd_exporter_flags(views);
   }
-  return config::default_pipeline();
+  if (p && !run_dir.empty()) p->run_dir = run_dir;
+  return p;
 }
 
 std::optional<PipelineSource> pipeline_source(std::optional<std::string> file, std::vector<std::string> flags,
@@ -259,6 +262,14 @@ std::optional<PipelineSource> pipeline_source(std::optional<std::string> file, s
 
 bool PipelineArgs::take(ArgScanner& args) {
   std::string value;
+  if (args.option("--run-dir", &value)) {
+    if (!args.error().empty()) return error_ = args.error(), false;
+    std::error_code ec;
+    const auto abs = std::filesystem::absolute(value, ec);
+    run_dir_ = ec ? value : abs.lexically_normal().string();
+    value_may_follow_ = false;
+    return true;
+  }
   if (args.option("--config", &value)) {
     if (!args.error().empty()) return error_ = args.error(), false;
     if (file_) return error_ = "more than one pipeline FILE", false;
@@ -282,7 +293,11 @@ bool PipelineArgs::take(ArgScanner& args) {
   return true;
 }
 
-std::optional<PipelineSource> PipelineArgs::source() { return pipeline_source(file_, flags_, &error_); }
+std::optional<PipelineSource> PipelineArgs::source() {
+  auto s = pipeline_source(file_, flags_, &error_);
+  if (s) s->run_dir = run_dir_;
+  return s;
+}
 
 void print_diagnostics(const config::ConfigError& error) {
   for (const config::Diagnostic& d : error.diagnostics) std::fprintf(stderr, "%s\n", d.to_string().c_str());

@@ -58,6 +58,7 @@ struct PipelineSource {
   Kind kind = Kind::kBuiltin;
   std::string file;                // kFile: absolute path
   std::vector<std::string> flags;  // kFlags: statsd_exporter's flags, as given
+  std::string run_dir;             // --run-dir: replaces the pipeline's run_dir ("" = keep)
 
   [[nodiscard]] std::vector<std::string> child_args() const;
   [[nodiscard]] std::string describe() const;
@@ -72,8 +73,8 @@ struct PipelineSource {
                                                             std::vector<std::string> flags, std::string* error);
 
 // Collects a command's pipeline arguments, one call per argument the command
-// did not recognise: `--config FILE`, a positional FILE, or statsd_exporter
-// flags (a `--x` argument, and a value after a `--x` without '=').
+// did not recognise: `--config FILE`, a positional FILE, `--run-dir DIR`, or
+// statsd_exporter flags (a `--x` argument, and a value after a `--x` without '=').
 class PipelineArgs {
  public:
   // Consumes the scanner's current argument. False (with error()) on a second FILE.
@@ -85,6 +86,7 @@ class PipelineArgs {
  private:
   std::optional<std::string> file_;
   std::vector<std::string> flags_;
+  std::string run_dir_;
   bool value_may_follow_ = false;
   std::string error_;
 };

@@ -39,6 +39,9 @@ std::string rate(double per_s) {
   return fmt::format("{:.0f}/s", per_s);
 }
 
+std::string byte_rate(double per_s) { return format_bytes(static_cast<std::uint64_t>(per_s)) + "/s";
+}
+
 std::string_view reader_state(ring::ReaderStats::State s) {
   switch (s) {
     case ring::ReaderStats::State::kFree: return "free";
@@ -89,7 +92,7 @@ class StatView {
           if (cs.name == c.name) s = &cs;
       if (!s) {
         out += fmt::format("{:<20} {:<10} {:<9} {:>8} {:>10} {:>9} {:<12}\n", c.name, component_kind_name(c.kind),
-                           "unknown", "-", "-", "-", "-");
+                           "not-run", "-", "-", "-", "-");
         continue;
       }
       const bool alive = pid_alive(s->pid);
@@ -138,13 +141,16 @@ class StatView {
     auto per_s = [&](std::uint64_t a, std::uint64_t b) {
       return dt > 0 && a >= b ? rate(static_cast<double>(a - b) / dt) : std::string("-");
     };
+    auto bytes_per_s = [&](std::uint64_t a, std::uint64_t b) {
+      return dt > 0 && a >= b ? byte_rate(static_cast<double>(a - b) / dt) : std::string("-");
+    };
     const double capacity = static_cast<double>(s.lane_capacity_bytes) * s.lanes;
     out += fmt::format(
         "ring {}: {}, {} lanes x {}, fill {:.1f}%, in {} ({}B), records {}, producers {}, dropped {}, recovered "
         "claims {}, full waits {}\n",
         rc.name, ring::overflow_name(s.overflow), s.lanes, format_bytes(s.lane_capacity_bytes),
         capacity > 0 ? 100.0 * static_cast<double>(max_lag) / capacity : 0.0,
-        per_s(now.records, before ? before->records : 0), per_s(now.bytes, before ? before->bytes : 0), now.records,
+        per_s(now.records, before ? before->records : 0), bytes_per_s(now.bytes, before ? before->bytes : 0), now.records,
         producers, dropped, recovered, full_waits);
     for (const auto& r : s.readers) {
       const std::uint64_t prev =

@@ -1,0 +1,132 @@
+// The real `ringpipe` binary: help, validate and the ring subcommands.
+
+#include <gtest/gtest.h>
+
+#include <array>
+
+#include "e2e_util.hpp"
+
+namespace ringpipe::apps {
+namespace {
+
+using e2e::run;
+
+TEST(CliE2e, HelpListsEveryCommandAndEachCommandHasItsOwn) {
+  testing::ScratchDir dir;
+  const auto r = run(dir, {"--help"});
+  EXPECT_EQ(r.code, 0);
+  for (const char* c : {"run", "validate", "stat", "tail", "component", "ring"})
+    EXPECT_NE(r.out.find(std::string("ringpipe ") + c), std::string::npos) << c;
+  const auto run_help = run(dir, {"run", "--help"});
+  EXPECT_EQ(run_help.code, 0);
+  EXPECT_NE(run_help.out.find("SIGHUP"), std::string::npos);
+  const auto ring_help = run(dir, {"ring", "--help"});
+  EXPECT_NE(ring_help.out.find("rm-reader"), std::string::npos);
+  EXPECT_EQ(run(dir, {"frobnicate"}).code, 2);
+}
+
+TEST(CliE2e, ValidatePrintsEveryErrorWithItsPositionAndExits1) {
+  testing::ScratchDir dir;
+  const std::string file = dir.file("bad.yaml");
+  e2e::write_text(file, R"(rings:
+  raw: {size: 1MiB, overflw: block}
+sources:
+  s: {type: statsd, listen: [tcp://127.0.0.1:1], output: nowhere}
+processors:
+  agg: {type: aggregate, input: raw, output: raw}
+)");
+  const auto r = run(dir, {"validate", file});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, file + R"(:2:21: ring "raw": found unknown key "overflw", expected one of: size, overflow, lanes, max_readers, max_record, reader_timeout (did you mean "overflow"?)
+)" + file + R"(:4:58: source "s" output: found ring "nowhere", which is not defined under rings, expected one of: raw
+)" + file + R"(:6:46: processor "agg" output: found "raw", the processor's own input, expected a different ring
+)");
+}
+
+TEST(CliE2e, ValidateAcceptsAGoodFile) {
+  testing::ScratchDir dir;
+  const std::string file = dir.file("good.yaml");
+  e2e::write_text(file, R"(rings: {raw: {size: 1MiB}, metrics: {size: 1MiB}}
+sources: {s: {type: statsd, listen: [udp://127.0.0.1:0], output: raw}}
+processors: {agg: {type: aggregate, input: raw, output: metrics}}
+exporters: {prom: {type: prometheus, input: metrics, listen: 127.0.0.1:0}}
+)");
+  const auto r = run(dir, {"validate", file});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(run(dir, {"validate"}).code, 2);
+}
+
+TEST(CliE2e, RingCreateInspectTailAndRemoveReader) {
+  testing::ScratchDir dir;
+  const std::string path = dir.file("r");
+  auto c = run(dir, {"ring", "create", path, "--size", "1MiB", "--lanes", "2", "--readers", "4", "--overflow", "drop"});
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_EQ(run(dir, {"ring", "create", path}).code, 1);  // exists
+
+  auto ring = ring::Ring::open(path);
+  ASSERT_TRUE(ring) << ring.error().message();
+  EXPECT_EQ(ring->lanes(), 2u);
+  EXPECT_EQ(ring->lane_capacity(), 512u * 1024);
+  EXPECT_EQ(ring->max_readers(), 4u);
+  EXPECT_EQ(ring->overflow(), ring::Overflow::kDrop);
+
+  // A durable reader that is gone, for inspect and rm-reader.
+  { ASSERT_TRUE(ring::Reader::attach(*ring, "gone")); }
+
+  e2e::Proc tail({"ring", "tail", path, "--count", "2", "--duration", "20s"}, dir.file("tail.out"), dir.file("tail.err"));
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        for (const auto& r : ring->stats().readers)
+          if (r.name.rfind("tail-", 0) == 0 && r.alive) return true;
+        return false;
+      },
+      std::chrono::seconds(10)));
+  auto producer = ring::Producer::attach(*ring);
+  ASSERT_TRUE(producer);
+  std::array<std::byte, 512> buf{};
+  sample::BatchWriter w(buf, 7, 0);
+  const std::array<sample::Tag, 1> tags = {sample::Tag{"host", "a"}};
+  ASSERT_TRUE(w.append(sample::Kind::kCounter, "requests", 3, 0.5, tags));
+  const std::size_t used = w.finish();
+  ASSERT_EQ(producer->try_write(sample::kSampleBatchRecord, std::span(buf.data(), used)), ring::WriteStatus::kOk);
+  const std::array<std::byte, 3> raw = {std::byte{0xde}, std::byte{0xad}, std::byte{0x01}};
+  ASSERT_EQ(producer->try_write(99, raw), ring::WriteStatus::kOk);
+  ASSERT_EQ(tail.wait(std::chrono::seconds(10)), 0);
+  const std::string out = tail.out();
+  EXPECT_NE(out.find("sample batch: 1 samples, source 7"), std::string::npos) << out;
+  EXPECT_NE(out.find("counter requests 3 @0.5 {host=a}"), std::string::npos) << out;
+  EXPECT_NE(out.find("type 99 type unknown, 3 bytes"), std::string::npos) << out;
+  EXPECT_NE(out.find("0000: de ad 01"), std::string::npos) << out;
+
+  const auto inspect = run(dir, {"ring", "inspect", path});
+  ASSERT_EQ(inspect.code, 0) << inspect.err;
+  EXPECT_NE(inspect.out.find("2 lanes x 512.0KiB"), std::string::npos) << inspect.out;
+  EXPECT_NE(inspect.out.find("overflow: drop, max readers 4"), std::string::npos) << inspect.out;
+  EXPECT_NE(inspect.out.find("reader gone slot"), std::string::npos) << inspect.out;
+  EXPECT_NE(inspect.out.find("not-alive"), std::string::npos) << inspect.out;
+
+  const auto rm = run(dir, {"ring", "rm-reader", path, "gone"});
+  EXPECT_EQ(rm.code, 0) << rm.err;
+  for (const auto& r : ring->stats().readers) EXPECT_NE(r.name, "gone");
+  EXPECT_EQ(run(dir, {"ring", "rm-reader", path, "gone"}).code, 1);
+  EXPECT_EQ(run(dir, {"ring", "inspect", dir.file("missing")}).code, 1);
+}
+
+TEST(CliE2e, ComponentWithABadConfigExits78) {
+  testing::ScratchDir dir;
+  const std::string file = dir.file("bad.yaml");
+  e2e::write_text(file, "rings: {raw: {size: 3}}\n");
+  EXPECT_EQ(run(dir, {"component", "statsd", "--config", file}).code, 78);
+  const std::string good = dir.file("good.yaml");
+  e2e::write_text(good, R"(run_dir: )" + dir.path().string() + R"(
+rings: {raw: {size: 1MiB}, metrics: {size: 1MiB}}
+sources: {s: {type: statsd, listen: [udp://127.0.0.1:0], output: raw}}
+processors: {agg: {type: aggregate, input: raw, output: metrics}}
+exporters: {prom: {type: prometheus, input: metrics, listen: 127.0.0.1:0}}
+)");
+  EXPECT_EQ(run(dir, {"component", "nosuch", "--config", good}).code, 78);
+}
+
+}  // namespace
+}  // namespace ringpipe::apps

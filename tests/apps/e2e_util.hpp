@@ -1,0 +1,282 @@
+#pragma once
+// Helpers for the end-to-end tests of the real `ringpipe` binary: starting it
+// with captured output, bounded waits for exit, free loopback ports, a TCP
+// StatsD sender, and readers that total what reached a ring. Single-threaded
+// objects unless stated.
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ringpipe/processors/metric_record.hpp"
+#include "ringpipe/ring/ring.hpp"
+#include "ringpipe/sample/sample_batch.hpp"
+#include "test_support.hpp"
+
+namespace ringpipe::apps::e2e {
+
+inline const char* binary() { return RINGPIPE_BINARY; }
+
+inline std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+inline void write_text(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+// A child running the binary; stdout and stderr go to files. Killed (SIGKILL)
+// and reaped on destruction if still running.
+class Proc {
+ public:
+  Proc(const std::vector<std::string>& args, const std::string& out, const std::string& err)
+      : out_(out), err_(err) {
+    std::vector<std::string> argv_text = {binary()};
+    argv_text.insert(argv_text.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : argv_text) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(o, 1);
+      ::dup2(e, 2);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+  }
+  ~Proc() {
+    if (pid_ > 0 && !status_) {
+      ::kill(pid_, SIGKILL);
+      int st = 0;
+      ::waitpid(pid_, &st, 0);
+    }
+  }
+  Proc(const Proc&) = delete;
+  Proc& operator=(const Proc&) = delete;
+
+  [[nodiscard]] pid_t pid() const { return pid_; }
+  void signal(int sig) const { ::kill(pid_, sig); }
+  // The exit code (128 + signal when killed), or nullopt after `timeout`.
+  std::optional<int> wait(std::chrono::milliseconds timeout) {
+    if (status_) return status_;
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    do {
+      int st = 0;
+      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        return status_;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    } while (std::chrono::steady_clock::now() < until);
+    return std::nullopt;
+  }
+  [[nodiscard]] std::string out() const { return read_text(out_); }
+  [[nodiscard]] std::string err() const { return read_text(err_); }
+
+ private:
+  std::string out_, err_;
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+};
+
+struct RunResult {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs the binary to completion (bounded by `timeout`; -1 when it had to be killed).
+inline RunResult run(const testing::ScratchDir& dir, const std::vector<std::string>& args,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+  static int n = 0;
+  const std::string base = dir.file("run" + std::to_string(n++));
+  Proc p(args, base + ".out", base + ".err");
+  const auto code = p.wait(timeout);
+  RunResult r;
+  r.code = code ? *code : -1;
+  r.out = p.out();
+  r.err = p.err();
+  return r;
+}
+
+// A loopback TCP port nobody listens on right now.
+inline std::uint16_t free_tcp_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// Sends StatsD lines over TCP; reconnects (bounded) when the source restarts.
+class TcpSender {
+ public:
+  explicit TcpSender(std::uint16_t port) : port_(port) {}
+  ~TcpSender() { close(); }
+  // True when the connection exists (retries up to `timeout`).
+  bool connect(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    while (fd_ < 0) {
+      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(port_);
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+        fd_ = fd;
+        break;
+      }
+      ::close(fd);
+      if (std::chrono::steady_clock::now() >= until) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+  }
+  // Sends the whole text; false when the connection broke (then closed).
+  bool send(const std::string& text) {
+    if (!connect()) return false;
+    std::size_t off = 0;
+    while (off < text.size()) {
+      const ssize_t n = ::send(fd_, text.data() + off, text.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) {
+        close();
+        return false;
+      }
+      off += static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+  // Half-closes and waits (bounded) for the server to close: everything sent was read.
+  void finish() {
+    if (fd_ < 0) return;
+    ::shutdown(fd_, SHUT_WR);
+    timeval tv{5, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char buf[64];
+    while (::recv(fd_, buf, sizeof buf, 0) > 0) {
+    }
+    close();
+  }
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  std::uint16_t port_;
+  int fd_ = -1;
+};
+
+inline std::string lines(const std::string& line, std::size_t n) {
+  std::string out;
+  out.reserve((line.size() + 1) * n);
+  for (std::size_t i = 0; i < n; ++i) out += line + "\n";
+  return out;
+}
+
+// Applies a metric ring's records (processors/FORMAT.md) from a non-durable
+// reader: the latest value per series and processor instance.
+class MetricTotals {
+ public:
+  static std::optional<MetricTotals> attach(const std::string& ring_path) {
+    auto r = ring::Ring::open(ring_path);
+    if (!r) return std::nullopt;
+    MetricTotals t;
+    t.ring_ = std::make_unique<ring::Ring>(std::move(*r));
+    ring::ReaderOptions o;
+    o.start = ring::StartAt::kOldest;
+    o.durable = false;
+    auto reader = ring::Reader::attach(*t.ring_, "test-metrics-" + std::to_string(::getpid()), o);
+    if (!reader) return std::nullopt;
+    t.reader_ = std::make_unique<ring::Reader>(std::move(*reader));
+    return t;
+  }
+  void poll() {
+    reader_->poll([&](const ring::RecordView& v) {
+      if (v.type != processors::kMetricBatchRecord) return;
+      processors::MetricBatchReader r(v.payload);
+      while (auto e = r.next()) {
+        if (e->kind != processors::EntryKind::kSeries) continue;
+        values_[{r.header().instance_id, e->key}] = {std::string(e->name), e->value(0)};
+      }
+    });
+  }
+  // Sum over processor instances of the latest value of every series named `name`.
+  double total(const std::string& name) {
+    poll();
+    double sum = 0;
+    for (const auto& [k, v] : values_)
+      if (v.first == name) sum += v.second;
+    return sum;
+  }
+  std::size_t instances() const {
+    std::map<std::uint64_t, int> ids;
+    for (const auto& [k, v] : values_) ids[k.first] = 1;
+    return ids.size();
+  }
+  bool lapped() const { return reader_->stats().lapped_records > 0; }
+
+ private:
+  MetricTotals() = default;
+  std::unique_ptr<ring::Ring> ring_;
+  std::unique_ptr<ring::Reader> reader_;
+  std::map<std::pair<std::uint64_t, std::uint64_t>, std::pair<std::string, double>> values_;
+};
+
+// Counts the samples of one name that reached a sample ring (non-durable reader).
+class SampleAudit {
+ public:
+  static std::optional<SampleAudit> attach(const std::string& ring_path, std::string name) {
+    auto r = ring::Ring::open(ring_path);
+    if (!r) return std::nullopt;
+    SampleAudit a;
+    a.name_ = std::move(name);
+    a.ring_ = std::make_unique<ring::Ring>(std::move(*r));
+    ring::ReaderOptions o;
+    o.start = ring::StartAt::kOldest;
+    o.durable = false;
+    auto reader = ring::Reader::attach(*a.ring_, "test-audit-" + std::to_string(::getpid()), o);
+    if (!reader) return std::nullopt;
+    a.reader_ = std::make_unique<ring::Reader>(std::move(*reader));
+    return a;
+  }
+  double count() {
+    reader_->poll([&](const ring::RecordView& v) {
+      if (v.type != sample::kSampleBatchRecord) return;
+      sample::BatchReader r(v.payload);
+      while (auto s = r.next())
+        if (s->name == name_) count_ += s->value / s->sample_rate;
+    });
+    return count_;
+  }
+  bool lapped() const { return reader_->stats().lapped_records > 0; }
+
+ private:
+  SampleAudit() = default;
+  std::string name_;
+  std::unique_ptr<ring::Ring> ring_;
+  std::unique_ptr<ring::Reader> reader_;
+  double count_ = 0;
+};
+
+}  // namespace ringpipe::apps::e2e
