@@ -102,9 +102,8 @@ Result<HttpResponse> HttpClient::request(const std::string& method, const std::s
         ec = impl_->connect(url_, timeout);
         if (ec) {
           impl_->close();
-          return make_error(std::errc::connection_refused,
-                            "http " + method + " " + url_.host + ":" + url_.port + target + ": connect: " +
-                                ec.message());
+          return tl::unexpected(
+              Error{{}, "http " + method + " " + url_.host + ":" + url_.port + target + ": connect: " + ec.message()});
         }
       }
       impl_->stream.expires_after(timeout);
@@ -121,9 +120,8 @@ Result<HttpResponse> HttpClient::request(const std::string& method, const std::s
         const bool stale = reused && (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
                                       ec == asio::error::broken_pipe || ec == asio::error::eof);
         if (stale && attempt == 0) continue;
-        const bool timed_out = ec == beast::error::timeout;
-        return make_error(timed_out ? std::errc::timed_out : std::errc::io_error,
-                          "http " + method + " " + url_.host + ":" + url_.port + target + ": " + ec.message());
+        return tl::unexpected(Error{{}, "http " + method + " " + url_.host + ":" + url_.port + target + ": " +
+                                            ec.message()});
       }
       auto res = parser.release();
       if (!res.keep_alive()) impl_->close();

@@ -2,6 +2,7 @@
 
 #include <CivetServer.h>
 #include <civetweb.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -216,6 +217,27 @@ Result<std::pair<std::string, std::string>> split_listen(const std::string& list
   return std::make_pair(host, port);
 }
 
+// civetweb (1.15, OpenSSL 1.1 API) loads libssl.so at run time and calls
+// SSL_get_peer_certificate for every TLS connection; OpenSSL 3 no longer
+// exports that name (it became SSL_get1_peer_certificate), so civetweb calls a
+// null pointer and the process crashes on the first handshake. Refuse TLS then.
+Status civetweb_tls_usable() {
+  if (mg_check_feature(2) == 0) return make_error(std::errc::not_supported, "tls: civetweb was built without TLS");
+  void* ssl = ::dlopen("libssl.so", RTLD_LAZY | RTLD_LOCAL);
+  if (ssl == nullptr) {
+    return make_error(std::errc::not_supported, "tls: civetweb needs libssl.so, which cannot be loaded");
+  }
+  const bool ok = ::dlsym(ssl, "SSL_get_peer_certificate") != nullptr;
+  ::dlclose(ssl);
+  if (!ok) {
+    return make_error(std::errc::not_supported,
+                      "tls: the installed civetweb (used by prometheus-cpp) calls SSL_get_peer_certificate, "
+                      "which this OpenSSL (3.x) does not export; serving HTTPS would crash at the first "
+                      "handshake. Terminate TLS in front of the exporter instead");
+  }
+  return {};
+}
+
 // civetweb wants key and certificate in one PEM file.
 Result<std::string> combined_pem(const TlsFiles& tls, std::string* temp_path) {
   if (tls.key_file.empty() || tls.key_file == tls.cert_file) return tls.cert_file;
@@ -264,7 +286,9 @@ Result<std::unique_ptr<PrometheusExporter>> PrometheusExporter::create(Prometheu
   std::string temp_pem;
   if (options.tls) {
     if (options.tls->cert_file.empty()) return invalid(what + "tls: cert_file is required");
-    if (mg_check_feature(2) == 0) return invalid(what + "tls: civetweb was built without TLS");
+    if (auto usable = civetweb_tls_usable(); !usable) {
+      return tl::unexpected(Error{usable.error().code, what + usable.error().context});
+    }
     auto pem = combined_pem(*options.tls, &temp_pem);
     if (!pem) return tl::unexpected(Error{pem.error().code, what + pem.error().context});
     ports += "s";
@@ -277,6 +301,10 @@ Result<std::unique_ptr<PrometheusExporter>> PrometheusExporter::create(Prometheu
   static const CivetCallbacks kCallbacks = [] {
     CivetCallbacks cb;
     cb.begin_request = &health_hook;
+    cb.log_message = [](const mg_connection*, const char* message) {
+      spdlog::warn("prometheus exporter: http server: {}", message);
+      return 1;
+    };
     return cb;
   }();
   try {
