@@ -1,0 +1,280 @@
+// exporters_bench: what a scrape of N series costs, and how fast remote_write
+// pushes into a local Prometheus, each beside a baseline measured in this run.
+//
+//   exporters_bench [--series 10000,100000,1000000] [--rw-records 200] [--rw-series 1000]
+//
+// Scrape: series go through a real metric ring into a PrometheusExporter; a
+// loopback client GETs /metrics (best and median of 5). Baseline: a
+// prometheus::Registry holding the same number of plain Gauges with the same
+// labels behind its own Exposer. remote_write: records of `--rw-series`
+// counters into a RemoteWriteExporter -> /usr/bin/prometheus; baseline: the
+// same encoded requests POSTed back to back over one connection.
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <prometheus/exposer.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include "http_client.hpp"
+#include "prometheus_server.hpp"
+#include "record_builder.hpp"
+#include "remote_write_encoder.hpp"
+#include "ringpipe/common/log.hpp"
+#include "ringpipe/exporters/prometheus_exporter.hpp"
+#include "ringpipe/exporters/remote_write_exporter.hpp"
+#include "ringpipe/ring/ring.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using namespace ringpipe;
+using exporters::testing::LabelList;
+using exporters::testing::origin;
+using exporters::testing::RecordBuilder;
+using processors::MetricType;
+
+struct Timing {
+  double best_ms = 0;
+  double median_ms = 0;
+  std::size_t bytes = 0;
+};
+
+Timing time_scrapes(std::uint16_t port, int rounds) {
+  exporters::HttpClient c(exporters::HttpUrl{"127.0.0.1", std::to_string(port), "/"});
+  std::vector<double> ms;
+  Timing t;
+  for (int i = 0; i < rounds; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = c.request("GET", "/metrics", {}, "", 60s);
+    const auto t1 = std::chrono::steady_clock::now();
+    if (!r || r->status != 200) {
+      std::fprintf(stderr, "scrape failed: %s\n", r ? std::to_string(r->status).c_str() : r.error().message().c_str());
+      return t;
+    }
+    t.bytes = r->body.size();
+    ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  t.best_ms = ms.front();
+  t.median_ms = ms[ms.size() / 2];
+  return t;
+}
+
+LabelList labels_of(std::size_t i) {
+  return {{"host", "host-" + std::to_string(i / 100 % 1000)}, {"idx", std::to_string(i)}};
+}
+std::string name_of(std::size_t i) { return "bench_metric_" + std::to_string(i % 100); }
+
+ring::RingOptions ring_options() {
+  ring::RingOptions o;
+  o.lane_capacity_bytes = 16u << 20;
+  o.lanes = 4;
+  o.max_record_bytes = 2u << 20;
+  o.overflow = ring::Overflow::kBlock;
+  return o;
+}
+
+bool fill(ring::Producer& p, std::size_t n, std::uint64_t instance, double value) {
+  std::size_t i = 0;
+  std::uint64_t seq = 0;
+  while (i < n) {
+    RecordBuilder b(origin(instance, 0, 1, ++seq), 2u << 20);
+    if (seq == 1) b.begin(1);
+    const std::size_t end = std::min(n, i + 10000);
+    for (; i < end; ++i) b.series(MetricType::kGauge, name_of(i), labels_of(i), {value + static_cast<double>(i)});
+    if (i == n) b.end(1);
+    if (!b.ok()) return false;
+    const auto rec = b.take();
+    if (p.write(processors::kMetricBatchRecord, rec, 30s) != ring::WriteStatus::kOk) return false;
+  }
+  return true;
+}
+
+void scrape_bench(std::size_t n, const std::string& dir) {
+  const std::string path = dir + "/scrape-" + std::to_string(n);
+  auto ring = ring::Ring::create(path, ring_options());
+  if (!ring) {
+    std::fprintf(stderr, "%s\n", ring.error().message().c_str());
+    return;
+  }
+  exporters::PrometheusExporterOptions o;
+  o.input = path;
+  o.listen = "127.0.0.1:0";
+  o.request_resync = false;
+  auto exp = exporters::PrometheusExporter::create(o);
+  if (!exp || !(*exp)->start()) {
+    std::fprintf(stderr, "exporter failed\n");
+    return;
+  }
+  auto p = ring::Producer::attach(*ring);
+  const auto t0 = std::chrono::steady_clock::now();
+  if (!p || !fill(*p, n, 1, 0.5)) {
+    std::fprintf(stderr, "fill failed\n");
+    return;
+  }
+  while ((*exp)->stats().series < n) std::this_thread::sleep_for(1ms);
+  const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const int rounds = n >= 1'000'000 ? 3 : 5;
+  const Timing ours = time_scrapes((*exp)->port(), rounds);
+
+  Timing base;
+  {
+    auto registry = std::make_shared<prometheus::Registry>();
+    std::vector<prometheus::Family<prometheus::Gauge>*> fams;
+    for (int f = 0; f < 100; ++f) {
+      fams.push_back(&prometheus::BuildGauge().Name("bench_metric_" + std::to_string(f)).Help("").Register(*registry));
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      auto l = labels_of(i);
+      fams[i % 100]->Add({{l[0].first, l[0].second}, {l[1].first, l[1].second}}).Set(0.5 + static_cast<double>(i));
+    }
+    prometheus::Exposer exposer("127.0.0.1:0", 2);
+    exposer.RegisterCollectable(registry);
+    base = time_scrapes(static_cast<std::uint16_t>(exposer.GetListeningPorts().front()), rounds);
+  }
+  std::printf("%9zu series | load %8.1f ms | scrape best %8.1f ms median %8.1f ms %11zu bytes | "
+              "baseline prometheus-cpp Registry+Gauges: best %8.1f ms median %8.1f ms %11zu bytes\n",
+              n, load_ms, ours.best_ms, ours.median_ms, ours.bytes, base.best_ms, base.median_ms, base.bytes);
+  std::fflush(stdout);
+  exp->reset();
+  std::filesystem::remove(path);
+}
+
+void remote_write_bench(std::size_t records, std::size_t series, const std::string& dir) {
+  if (::access(exporters::testing::kPrometheusBinary, X_OK) != 0) {
+    std::printf("remote_write: skipped (%s not installed)\n", exporters::testing::kPrometheusBinary);
+    return;
+  }
+  std::filesystem::create_directories(dir + "/prom");
+  exporters::testing::PrometheusServer prom(dir + "/prom", 0);
+  if (!prom.start()) {
+    std::printf("remote_write: prometheus did not start\n%s\n", prom.log_tail().c_str());
+    return;
+  }
+  const std::string url = "http://127.0.0.1:" + std::to_string(prom.port()) + "/api/v1/write";
+  const std::int64_t base_ns = realtime_ns() - 120'000'000'000;
+  const std::size_t batch = 2000;
+
+  // Baseline: the same requests (series x records samples) POSTed back to back.
+  {
+    std::vector<std::string> bodies;
+    exporters::RequestBuilder rb;
+    for (std::size_t r = 0; r < records; ++r) {
+      RecordBuilder b(origin(1, 0, 1, r + 1, base_ns + static_cast<std::int64_t>(r) * 1'000'000), 4u << 20);
+      for (std::size_t s = 0; s < series; ++s) {
+        b.series(MetricType::kCounter, "rw_base", {{"s", std::to_string(s)}}, {static_cast<double>(r)});
+      }
+      const auto rec = b.take();
+      processors::MetricBatchReader reader(rec);
+      while (auto e = reader.next()) {
+        rb.add(*e, reader.header().flush_ns / 1'000'000);
+        if (rb.samples() >= batch) bodies.push_back(*rb.take_compressed());
+      }
+      if (!rb.empty()) bodies.push_back(*rb.take_compressed());
+    }
+    exporters::HttpClient c(*exporters::parse_http_url(url));
+    const exporters::HttpHeaders h{{"Content-Encoding", "snappy"},
+                                   {"Content-Type", "application/x-protobuf"},
+                                   {"X-Prometheus-Remote-Write-Version", "0.1.0"}};
+    const auto t0 = std::chrono::steady_clock::now();
+    for (const auto& body : bodies) {
+      auto r = c.request("POST", "/api/v1/write", h, body, 30s);
+      if (!r || r->status / 100 != 2) {
+        std::printf("baseline POST failed\n");
+        break;
+      }
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("remote_write baseline (pre-encoded POSTs, 1 connection): %zu samples in %.2f s = %.0f samples/s\n",
+                records * series, s, static_cast<double>(records * series) / s);
+  }
+
+  const std::string path = dir + "/rw";
+  auto ring = ring::Ring::create(path, ring_options());
+  if (!ring) return;
+  exporters::RemoteWriteOptions o;
+  o.input = path;
+  o.url = url;
+  o.batch_size = batch;
+  o.max_in_flight = 4;
+  auto rw = exporters::RemoteWriteExporter::create(o);
+  if (!rw) {
+    std::printf("%s\n", rw.error().message().c_str());
+    return;
+  }
+  auto p = ring::Producer::attach(*ring);
+  // Records are written first, so the exporter's rate is measured, not the writer's.
+  std::vector<std::vector<std::byte>> recs;
+  for (std::size_t r = 0; r < records; ++r) {
+    RecordBuilder b(origin(2, 0, 1, r + 1, base_ns + static_cast<std::int64_t>(r) * 1'000'000), 4u << 20);
+    for (std::size_t s = 0; s < series; ++s) {
+      b.series(MetricType::kCounter, "rw_bench", {{"s", std::to_string(s)}}, {static_cast<double>(r)});
+    }
+    recs.push_back(b.take());
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  if (!(*rw)->start()) return;
+  std::thread writer([&] {
+    for (const auto& rec : recs) (void)p->write(processors::kMetricBatchRecord, rec, 30s);
+  });
+  const auto deadline = t0 + 120s;
+  while ((*rw)->stats().records < records && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  writer.join();
+  const auto st = (*rw)->stats();
+  std::printf("remote_write exporter (ring -> %zu connections, %zu samples/request): %llu samples in %.2f s = %.0f "
+              "samples/s, %llu requests, %llu bytes, %llu retries, %llu dropped\n",
+              o.max_in_flight, batch, static_cast<unsigned long long>(st.samples_sent), s,
+              static_cast<double>(st.samples_sent) / s, static_cast<unsigned long long>(st.requests),
+              static_cast<unsigned long long>(st.bytes_sent), static_cast<unsigned long long>(st.retries),
+              static_cast<unsigned long long>(st.dropped_samples));
+  (*rw)->stop();
+  prom.stop();
+}
+
+std::vector<std::size_t> parse_list(const char* s) {
+  std::vector<std::size_t> out;
+  std::string t(s);
+  std::size_t at = 0;
+  while (at <= t.size()) {
+    const auto comma = t.find(',', at);
+    out.push_back(std::stoull(t.substr(at, comma - at)));
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  init_logging("exporters_bench", spdlog::level::warn);
+  std::vector<std::size_t> sizes{10'000, 100'000, 1'000'000};
+  std::size_t rw_records = 200;
+  std::size_t rw_series = 1000;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--series") == 0) sizes = parse_list(argv[i + 1]);
+    if (std::strcmp(argv[i], "--rw-records") == 0) rw_records = std::stoull(argv[i + 1]);
+    if (std::strcmp(argv[i], "--rw-series") == 0) rw_series = std::stoull(argv[i + 1]);
+  }
+  char tmpl[] = "/dev/shm/ringpipe-exporters-bench-XXXXXX";
+  const char* dir = ::mkdtemp(tmpl);
+  if (dir == nullptr) return 1;
+  std::printf("cores available: %u\n", std::thread::hardware_concurrency());
+  for (const std::size_t n : sizes) scrape_bench(n, dir);
+  if (rw_records > 0) remote_write_bench(rw_records, rw_series, dir);
+  std::filesystem::remove_all(dir);
+  return 0;
+}
