@@ -12,7 +12,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <memory>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -243,40 +245,56 @@ class MetricTotals {
   std::map<std::pair<std::uint64_t, std::uint64_t>, std::pair<std::string, double>> values_;
 };
 
-// Counts the samples of one name that reached a sample ring (non-durable reader).
+// Counts the samples of one name that reached a sample ring, with a durable
+// reader polled by its own thread: under `block` producers wait for it, so it
+// sees every record the ring accepted. count() is safe from any thread.
 class SampleAudit {
  public:
-  static std::optional<SampleAudit> attach(const std::string& ring_path, std::string name) {
+  static std::unique_ptr<SampleAudit> attach(const std::string& ring_path, std::string name) {
     auto r = ring::Ring::open(ring_path);
-    if (!r) return std::nullopt;
-    SampleAudit a;
-    a.name_ = std::move(name);
-    a.ring_ = std::make_unique<ring::Ring>(std::move(*r));
+    if (!r) return nullptr;
+    auto a = std::unique_ptr<SampleAudit>(new SampleAudit);
+    a->name_ = std::move(name);
+    a->ring_ = std::make_unique<ring::Ring>(std::move(*r));
     ring::ReaderOptions o;
     o.start = ring::StartAt::kOldest;
-    o.durable = false;
-    auto reader = ring::Reader::attach(*a.ring_, "test-audit-" + std::to_string(::getpid()), o);
-    if (!reader) return std::nullopt;
-    a.reader_ = std::make_unique<ring::Reader>(std::move(*reader));
+    o.durable = true;
+    auto reader = ring::Reader::attach(*a->ring_, "test-audit", o);
+    if (!reader) return nullptr;
+    a->reader_ = std::make_unique<ring::Reader>(std::move(*reader));
+    a->thread_ = std::thread([p = a.get()] { p->loop(); });
     return a;
   }
-  double count() {
-    reader_->poll([&](const ring::RecordView& v) {
-      if (v.type != sample::kSampleBatchRecord) return;
-      sample::BatchReader r(v.payload);
-      while (auto s = r.next())
-        if (s->name == name_) count_ += s->value / s->sample_rate;
-    });
-    return count_;
+  ~SampleAudit() {
+    stop_ = true;
+    thread_.join();
   }
-  bool lapped() const { return reader_->stats().lapped_records > 0; }
+  [[nodiscard]] std::uint64_t count() const { return count_.load(); }
+  [[nodiscard]] bool lapped() const { return lapped_.load(); }
 
  private:
   SampleAudit() = default;
+  void loop() {
+    while (!stop_.load()) {
+      const std::size_t n = reader_->poll([&](const ring::RecordView& v) {
+        if (v.type != sample::kSampleBatchRecord) return;
+        sample::BatchReader r(v.payload);
+        std::uint64_t c = 0;
+        while (auto s = r.next())
+          if (s->name == name_) c += static_cast<std::uint64_t>(s->value / s->sample_rate);
+        count_ += c;
+      });
+      if (n == 0) (void)reader_->wait(std::chrono::milliseconds(10));
+      lapped_ = reader_->stats().lapped_records > 0;
+    }
+  }
   std::string name_;
   std::unique_ptr<ring::Ring> ring_;
   std::unique_ptr<ring::Reader> reader_;
-  double count_ = 0;
+  std::atomic<std::uint64_t> count_{0};
+  std::atomic<bool> lapped_{false};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
 };
 
 }  // namespace ringpipe::apps::e2e

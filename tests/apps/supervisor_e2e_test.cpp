@@ -1,0 +1,315 @@
+// `ringpipe run` end to end: the real binary supervising real component
+// processes on loopback, with the output ring read directly by the test.
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "components.hpp"
+#include "e2e_util.hpp"
+#include "status_file.hpp"
+
+namespace ringpipe::apps {
+namespace {
+
+using namespace std::chrono_literals;
+
+bool pid_alive(std::uint32_t pid) { return pid > 0 && ::kill(static_cast<pid_t>(pid), 0) == 0; }
+
+class SupervisorE2e : public ::testing::Test {
+ protected:
+  std::string pipeline_text(const std::string& processor_extra = "") const {
+    return "pipeline: t\nrun_dir: " + dir_.path().string() + R"(
+rings:
+  raw: {size: 4MiB, lanes: 4, overflow: block, reader_timeout: 5s}
+  metrics: {size: 4MiB, lanes: 4, overflow: block}
+sources:
+  statsd: {type: statsd, listen: [tcp://127.0.0.1:)" +
+           std::to_string(port_) + R"(], output: raw}
+processors:
+  aggregate: {type: aggregate, input: raw, output: metrics, flush_interval: 100ms)" +
+           processor_extra + R"(}
+exporters:
+  prometheus: {type: prometheus, input: metrics, listen: 127.0.0.1:)" +
+           std::to_string(e2e::free_tcp_port()) + "}\n";
+  }
+
+  // Starts the supervisor and waits until every component runs.
+  void start(std::vector<std::string> args, const std::string& pipeline = "t") {
+    pipeline_ = pipeline;
+    if (!exporter_available(config::ExporterType::kPrometheus)) {
+      args.push_back("--disable");
+      args.push_back("prometheus");
+    }
+    supervisor_ = std::make_unique<e2e::Proc>(args, dir_.file("sup.out"), dir_.file("sup.err"));
+    ASSERT_TRUE(testing::wait_until([&] { return pid_of("statsd") && pid_of("aggregate"); }, 10s))
+        << supervisor_->err();
+  }
+  void start_file(const std::string& text) {
+    e2e::write_text(file_, text);
+    start({"run", file_});
+  }
+
+  std::optional<SupervisorStatus> status() const {
+    auto s = read_status_file(status_file_path(dir_.path().string(), pipeline_));
+    if (!s) return std::nullopt;
+    return *s;
+  }
+  // The pid of a running component, 0 when it is not running.
+  std::uint32_t pid_of(const std::string& name) const {
+    auto s = status();
+    if (!s) return 0;
+    for (const auto& c : s->components)
+      if (c.name == name && c.state == ComponentState::kRunning && pid_alive(c.pid)) return c.pid;
+    return 0;
+  }
+  std::string ring(const std::string& name) const { return (dir_.path() / pipeline_ / name).string(); }
+
+  // Kills `name` with SIGKILL and returns how long until a new pid ran.
+  std::chrono::milliseconds kill_and_time_restart(const std::string& name) {
+    const std::uint32_t old = pid_of(name);
+    EXPECT_NE(old, 0u);
+    const auto t0 = std::chrono::steady_clock::now();
+    ::kill(static_cast<pid_t>(old), SIGKILL);
+    EXPECT_TRUE(testing::wait_until(
+        [&] {
+          const std::uint32_t p = pid_of(name);
+          return p != 0 && p != old;
+        },
+        5s));
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  }
+
+  // Sends `line` continuously from a thread (reconnecting) until stop_load().
+  void start_load(const std::string& line) {
+    load_ = std::thread([this, line] {
+      e2e::TcpSender s(port_);
+      const std::string batch = e2e::lines(line, 100);
+      while (!stop_.load()) {  // about 100k samples/s
+        if (!s.send(batch)) std::this_thread::sleep_for(5ms);
+        std::this_thread::sleep_for(1ms);
+      }
+      s.finish();
+    });
+  }
+  void stop_load() {
+    stop_ = true;
+    if (load_.joinable()) load_.join();
+  }
+  void TearDown() override { stop_load(); }
+
+  testing::ScratchDir dir_;
+  std::uint16_t port_ = e2e::free_tcp_port();
+  std::string file_ = dir_.file("p.yaml");
+  std::string pipeline_ = "t";
+  std::unique_ptr<e2e::Proc> supervisor_;
+  std::thread load_;
+  std::atomic<bool> stop_{false};
+};
+
+TEST_F(SupervisorE2e, CountsEveryIncrementExactlyAndStatShowsRingsAndComponents) {
+  start_file(pipeline_text());
+  auto totals = e2e::MetricTotals::attach(ring("metrics"));
+  ASSERT_TRUE(totals);
+  constexpr int kN = 20'000;
+  e2e::TcpSender s(port_);
+  ASSERT_TRUE(s.send(e2e::lines("e2e.count:1|c", kN)));
+  s.finish();
+  EXPECT_TRUE(testing::wait_until([&] { return totals->total("e2e_count") == kN; }, 10s))
+      << totals->total("e2e_count");
+
+  // Each child names itself for ps.
+  const std::string cmdline = e2e::read_text("/proc/" + std::to_string(pid_of("statsd")) + "/cmdline");
+  const std::string expected_argv = std::string("ringpipe:statsd") + '\0' + "component" + '\0' + "statsd" + '\0' +
+                                    "--config" + '\0' + file_ + '\0';
+  EXPECT_EQ(cmdline, expected_argv);
+  EXPECT_EQ(e2e::read_text("/proc/" + std::to_string(pid_of("statsd")) + "/comm"), "ringpipe:statsd\n");
+
+  const auto stat = e2e::run(dir_, {"stat", file_, "--once"});
+  EXPECT_EQ(stat.code, 0) << stat.err;
+  EXPECT_NE(stat.out.find("supervisor: running, pid " + std::to_string(supervisor_->pid())), std::string::npos)
+      << stat.out;
+  EXPECT_NE(stat.out.find("ring raw: block, 4 lanes x 1.0MiB"), std::string::npos) << stat.out;
+  EXPECT_NE(stat.out.find("reader aggregate: alive active"), std::string::npos) << stat.out;
+  EXPECT_NE(stat.out.find("ring metrics:"), std::string::npos) << stat.out;
+  for (const char* c : {"statsd               source     running", "aggregate            processor  running"})
+    EXPECT_NE(stat.out.find(c), std::string::npos) << stat.out;
+
+  supervisor_->signal(SIGTERM);
+  EXPECT_EQ(supervisor_->wait(20s), 0) << supervisor_->err();
+  // Readable with the supervisor gone.
+  const auto after = e2e::run(dir_, {"stat", file_, "--once"});
+  EXPECT_NE(after.out.find("supervisor: not running"), std::string::npos) << after.out;
+  EXPECT_NE(after.out.find("stopped"), std::string::npos) << after.out;
+}
+
+TEST_F(SupervisorE2e, KilledSourceIsBackWithinASecondAndEverySampleTheRingAcceptedIsCounted) {
+  start_file(pipeline_text());
+  auto totals = e2e::MetricTotals::attach(ring("metrics"));
+  auto audit = e2e::SampleAudit::attach(ring("raw"), "e2e.count");
+  ASSERT_TRUE(totals && audit);
+  start_load("e2e.count:1|c");
+  ASSERT_TRUE(testing::wait_until([&] { return audit->count() > 10'000; }, 10s));
+  EXPECT_LT(kill_and_time_restart("statsd"), 1500ms);
+  const std::uint64_t before = audit->count();
+  ASSERT_TRUE(testing::wait_until([&] { return audit->count() > before + 10'000; }, 10s));  // the new one ingests
+  stop_load();
+  // Equal once the processor caught up: what entered the ring is exactly what was counted.
+  EXPECT_TRUE(testing::wait_until([&] { return totals->total("e2e_count") == static_cast<double>(audit->count()); }, 10s))
+      << totals->total("e2e_count") << " vs " << audit->count();
+  EXPECT_FALSE(audit->lapped());
+  EXPECT_FALSE(totals->lapped());
+  const auto s = status();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->components.at(0).restarts, 1u);
+  EXPECT_EQ(s->components.at(0).last_exit, -SIGKILL);
+  EXPECT_NE(supervisor_->err().find("component statsd (pid"), std::string::npos);
+  EXPECT_NE(supervisor_->err().find("killed by signal 9"), std::string::npos);
+}
+
+TEST_F(SupervisorE2e, KilledProcessorIsBackWithinASecondAndCountsExactlyAfterwards) {
+  start_file(pipeline_text());
+  auto totals = e2e::MetricTotals::attach(ring("metrics"));
+  ASSERT_TRUE(totals);
+  start_load("e2e.count:1|c");
+  ASSERT_TRUE(testing::wait_until([&] { return totals->total("e2e_count") > 10'000; }, 10s));
+  EXPECT_LT(kill_and_time_restart("aggregate"), 1500ms);
+  stop_load();
+  // A processor's counters live in its memory: a new instance starts from
+  // zero (a counter reset, as for a restarted statsd_exporter) and counts
+  // everything from where the dead one's reader cursor stood.
+  constexpr int kM = 5'000;
+  e2e::TcpSender s(port_);
+  ASSERT_TRUE(s.send(e2e::lines("e2e.after:1|c", kM)));
+  s.finish();
+  EXPECT_TRUE(testing::wait_until([&] { return totals->total("e2e_after") == kM; }, 10s))
+      << totals->total("e2e_after");
+  EXPECT_GE(totals->instances(), 2u);
+}
+
+TEST_F(SupervisorE2e, SigtermDuringLoadDrainsEveryAcceptedSampleAndExits0) {
+  start_file(pipeline_text());
+  auto totals = e2e::MetricTotals::attach(ring("metrics"));
+  auto audit = e2e::SampleAudit::attach(ring("raw"), "e2e.count");
+  ASSERT_TRUE(totals && audit);
+  start_load("e2e.count:1|c");
+  ASSERT_TRUE(testing::wait_until([&] { return audit->count() > 20'000; }, 10s));
+  supervisor_->signal(SIGTERM);
+  EXPECT_EQ(supervisor_->wait(20s), 0) << supervisor_->err();
+  stop_load();
+  // Nothing writes any more; the audit thread needs a moment to read the rest.
+  EXPECT_TRUE(testing::wait_until(
+      [&] { return totals->total("e2e_count") == static_cast<double>(audit->count()); }, 5s))
+      << totals->total("e2e_count") << " vs " << audit->count();
+  EXPECT_GT(audit->count(), 20'000u);
+  EXPECT_FALSE(audit->lapped());
+  const std::string err = supervisor_->err();
+  EXPECT_LT(err.find("component statsd: stopping"), err.find("component aggregate: stopping")) << err;
+}
+
+TEST_F(SupervisorE2e, SighupRestartsOnlyTheChangedProcessorAndLosesNothing) {
+  const std::string mapping = dir_.file("mapping.yml");
+  e2e::write_text(mapping, "mappings:\n  - match: e2e.hup\n    name: first_name\n");
+  start_file(pipeline_text(", mapping_config: mapping.yml"));
+  auto totals = e2e::MetricTotals::attach(ring("metrics"));
+  ASSERT_TRUE(totals);
+  constexpr int kN = 5'000, kM = 3'000;
+  {
+    e2e::TcpSender s(port_);
+    ASSERT_TRUE(s.send(e2e::lines("e2e.hup:1|c", kN)));
+    s.finish();
+  }
+  ASSERT_TRUE(testing::wait_until([&] { return totals->total("first_name") == kN; }, 10s));
+  const std::uint32_t source = pid_of("statsd"), processor = pid_of("aggregate");
+  e2e::write_text(mapping, "mappings:\n  - match: e2e.hup\n    name: second_name\n");
+  supervisor_->signal(SIGHUP);
+  ASSERT_TRUE(testing::wait_until([&] { return pid_of("aggregate") != 0 && pid_of("aggregate") != processor; }, 10s));
+  {
+    e2e::TcpSender s(port_);
+    ASSERT_TRUE(s.send(e2e::lines("e2e.hup:1|c", kM)));
+    s.finish();
+  }
+  EXPECT_TRUE(testing::wait_until([&] { return totals->total("second_name") == kM; }, 10s))
+      << totals->total("second_name");
+  EXPECT_EQ(totals->total("first_name"), kN);
+  EXPECT_EQ(pid_of("statsd"), source);  // unchanged: not restarted
+  EXPECT_NE(supervisor_->err().find("reloaded: 1 restarted, 0 added, 0 removed"), std::string::npos)
+      << supervisor_->err();
+
+  // A broken file is refused and the pipeline keeps running.
+  e2e::write_text(file_, "rings: [\n");
+  supervisor_->signal(SIGHUP);
+  EXPECT_TRUE(testing::wait_until([&] { return supervisor_->err().find("reload refused") != std::string::npos; }, 5s));
+  EXPECT_EQ(pid_of("statsd"), source);
+}
+
+TEST_F(SupervisorE2e, StatsdExporterFlagsRunTheBuiltInPipeline) {
+  const std::string web = "127.0.0.1:" + std::to_string(e2e::free_tcp_port());
+  start({"--statsd.listen-tcp=127.0.0.1:" + std::to_string(port_), "--statsd.listen-udp=", "--web.listen-address",
+         web, "--run-dir", dir_.path().string()},
+        "default");
+  const config::PipelineConfig builtin = config::default_pipeline();
+  const auto s = status();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->pipeline, builtin.pipeline);
+  std::vector<std::string> names;
+  for (const auto& c : s->components) names.push_back(c.name);
+  std::vector<std::string> expected;
+  for (const auto& c : pipeline_components(builtin))
+    if (exporter_available(config::ExporterType::kPrometheus) || c.kind != ComponentKind::kExporter)
+      expected.push_back(c.name);
+  EXPECT_EQ(names, expected);
+  // The children got the same flags.
+  const std::string cmdline = e2e::read_text("/proc/" + std::to_string(pid_of("statsd")) + "/cmdline");
+  EXPECT_NE(cmdline.find("--web.listen-address"), std::string::npos);
+  EXPECT_NE(cmdline.find("--run-dir"), std::string::npos);
+
+  auto totals = e2e::MetricTotals::attach(ring("metrics"));
+  ASSERT_TRUE(totals);
+  constexpr int kN = 10'000;
+  e2e::TcpSender sender(port_);
+  ASSERT_TRUE(sender.send(e2e::lines("e2e.flags:1|c", kN)));
+  sender.finish();
+  EXPECT_TRUE(testing::wait_until([&] { return totals->total("e2e_flags") == kN; }, 10s))
+      << totals->total("e2e_flags");
+  supervisor_->signal(SIGINT);
+  EXPECT_EQ(supervisor_->wait(20s), 0) << supervisor_->err();
+}
+
+TEST_F(SupervisorE2e, GivesUpOnAComponentThatKeepsFailingAtStart) {
+  // Someone else holds the source's port.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port_);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  e2e::write_text(file_, pipeline_text());
+  std::vector<std::string> args = {"run", file_, "--max-quick-failures", "3"};
+  if (!exporter_available(config::ExporterType::kPrometheus)) args.insert(args.end(), {"--disable", "prometheus"});
+  e2e::Proc sup(args, dir_.file("o"), dir_.file("e"));
+  EXPECT_EQ(sup.wait(20s), 1);
+  ::close(fd);
+  const std::string err = sup.err();
+  EXPECT_NE(err.find("component statsd: failed 3 times in a row within 2.0s of starting (last: exit status 1)"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("Address already in use"), std::string::npos) << err;
+  const auto s = status();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->state, SupervisorState::kFailed);
+}
+
+TEST_F(SupervisorE2e, RefusesAnExporterThisBuildLacksUnlessDisabled) {
+  if (exporter_available(config::ExporterType::kPrometheus)) GTEST_SKIP() << "this build has the exporters";
+  e2e::write_text(file_, pipeline_text());
+  const auto r = e2e::run(dir_, {"run", file_});
+  EXPECT_EQ(r.code, 78);
+  EXPECT_NE(r.err.find("exporter prometheus: type prometheus is not available in this build"), std::string::npos)
+      << r.err;
+}
+
+}  // namespace
+}  // namespace ringpipe::apps
