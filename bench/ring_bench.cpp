@@ -164,6 +164,16 @@ double bench_ring(const Args& a, bool* complete) {
   start_when_ready(sh, a.readers + a.producers);
   wait_all(pids);
   const double rate = per_reader_rate(sh, a.readers, total, complete);
+  const ring::RingStats st = created->stats();
+  std::uint64_t full_waits = 0, wakes = 0, sleeps = 0;
+  for (const auto& l : st.lane) {
+    full_waits += l.full_waits;
+    wakes += l.wakes;
+  }
+  for (const auto& r : st.readers) sleeps += r.sleeps;
+  std::printf("ring diagnostics: producer full waits=%llu wake syscalls=%llu reader sleeps=%llu\n",
+              static_cast<unsigned long long>(full_waits), static_cast<unsigned long long>(wakes),
+              static_cast<unsigned long long>(sleeps));
   std::filesystem::remove(path);
   return rate;
 }
@@ -174,7 +184,7 @@ struct Item {
 };
 
 template <class Item>
-double bench_moodycamel_items(const Args& a, bool* complete) {
+double bench_moodycamel_items(const Args& a, bool* complete, bool bulk) {
   // R queues for R readers (a queue hands each item to one consumer; fan-out
   // means every producer enqueues into every reader's queue).
   std::vector<std::unique_ptr<moodycamel::ConcurrentQueue<Item>>> queues;
@@ -195,8 +205,8 @@ double bench_moodycamel_items(const Args& a, bool* complete) {
       std::uint64_t n = 0, sum = 0;
       while (!go.load()) std::this_thread::yield();
       while (n < total) {
-        const std::size_t k = a.batch > 1 ? queues[static_cast<std::size_t>(r)]->try_dequeue_bulk(tok, out.data(), out.size())
-                                          : (queues[static_cast<std::size_t>(r)]->try_dequeue(tok, out[0]) ? 1 : 0);
+        const std::size_t k = bulk ? queues[static_cast<std::size_t>(r)]->try_dequeue_bulk(tok, out.data(), out.size())
+                                   : (queues[static_cast<std::size_t>(r)]->try_dequeue(tok, out[0]) ? 1 : 0);
         for (std::size_t i = 0; i < k; ++i) sum += static_cast<std::uint8_t>(out[i].bytes[0]);
         n += k;
         if (k == 0) std::this_thread::yield();
@@ -216,12 +226,10 @@ double bench_moodycamel_items(const Args& a, bool* complete) {
         const std::size_t k = std::min<std::uint64_t>(static_cast<std::uint64_t>(a.batch), per_producer - i);
         for (std::size_t q = 0; q < queues.size(); ++q) {
           // enqueue (not try_enqueue): may allocate, never starves a producer.
-          if (k > 1) {
+          if (bulk) {
             queues[q]->enqueue_bulk(toks[q], items.data(), k);
           } else {
-            Item copy;
-            std::memcpy(copy.bytes, items[0].bytes, a.payload);
-            queues[q]->enqueue(toks[q], copy);
+            for (std::size_t j = 0; j < k; ++j) queues[q]->enqueue(toks[q], items[j]);
           }
         }
         i += k;
@@ -242,15 +250,18 @@ double bench_moodycamel_items(const Args& a, bool* complete) {
 }
 
 // Items exactly as large as the payload rounded up to 32/64/128/256 bytes.
-double bench_moodycamel(const Args& a, bool* complete) {
-  if (a.payload <= 32) return bench_moodycamel_items<Item<32>>(a, complete);
-  if (a.payload <= 64) return bench_moodycamel_items<Item<64>>(a, complete);
-  if (a.payload <= 128) return bench_moodycamel_items<Item<128>>(a, complete);
-  return bench_moodycamel_items<Item<256>>(a, complete);
+double bench_moodycamel(const Args& a, bool* complete, bool bulk) {
+  if (a.payload <= 32) return bench_moodycamel_items<Item<32>>(a, complete, bulk);
+  if (a.payload <= 64) return bench_moodycamel_items<Item<64>>(a, complete, bulk);
+  if (a.payload <= 128) return bench_moodycamel_items<Item<128>>(a, complete, bulk);
+  return bench_moodycamel_items<Item<256>>(a, complete, bulk);
 }
 
-double bench_unix_socket(const Args& a, bool* complete) {
-  // One stream socketpair per (producer, reader); B samples per write.
+double bench_unix_socket(const Args& a_in, bool* complete) {
+  // One stream socketpair per (producer, reader); B samples per write. A
+  // tenth of the samples: it is a rate, and the socket is the slow one.
+  Args a = a_in;
+  a.samples = std::max<std::uint64_t>(a.samples / 10, static_cast<std::uint64_t>(a.producers));
   const std::uint64_t per_producer = a.samples / static_cast<std::uint64_t>(a.producers);
   const std::uint64_t total = per_producer * static_cast<std::uint64_t>(a.producers);
   std::vector<std::vector<int>> prod_fd(static_cast<std::size_t>(a.producers)),
@@ -332,7 +343,9 @@ double bench_memcpy_gbps() {
 void throughput(const Args& a) {
   bool ok_ring = false, ok_mc = false, ok_unix = false;
   const double r = bench_ring(a, &ok_ring);
-  const double m = bench_moodycamel(a, &ok_mc);
+  const double m = bench_moodycamel(a, &ok_mc, false);
+  bool ok_bulk = true;
+  const double mb = a.batch > 1 ? bench_moodycamel(a, &ok_bulk, true) : 0;
   const double u = bench_unix_socket(a, &ok_unix);
   const double gbps = bench_memcpy_gbps();
   const double memcpy_rate = gbps * 1e9 / static_cast<double>(a.payload);
@@ -343,7 +356,12 @@ void throughput(const Args& a) {
               a.readers, a.batch, a.payload);
   std::printf("|---|---:|---:|\n");
   std::printf("| ringpipe ring (processes) | %.0f | 1.00 |\n", r);
-  std::printf("| moodycamel::ConcurrentQueue (threads, 1 process) | %.0f%s | %.2f |\n", m, ok_mc ? "" : " INCOMPLETE", r / m);
+  std::printf("| moodycamel::ConcurrentQueue, enqueue/try_dequeue per sample (threads) | %.0f%s | %.2f |\n", m,
+              ok_mc ? "" : " INCOMPLETE", r / m);
+  if (a.batch > 1) {
+    std::printf("| moodycamel::ConcurrentQueue, enqueue_bulk/try_dequeue_bulk of %d (threads) | %.0f%s | %.2f |\n",
+                a.batch, mb, ok_bulk ? "" : " INCOMPLETE", r / mb);
+  }
   std::printf("| Unix stream socket (processes) | %.0f%s | %.2f |\n", u, ok_unix ? "" : " INCOMPLETE", r / u);
   std::printf("| memcpy %.1f GB/s as %zu-byte samples | %.0f | %.3f |\n", gbps, a.payload, memcpy_rate, r / memcpy_rate);
 }

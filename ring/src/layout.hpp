@@ -103,7 +103,7 @@ struct LaneControl {
   std::atomic<std::uint64_t> recovered_claims;
   std::atomic<std::uint64_t> overwritten_records;
   std::atomic<std::uint64_t> full_waits;
-  std::uint64_t reserved2;
+  std::atomic<std::uint64_t> wakes;
   // Line 3: bumped by the owner after each scan of the readers' cursors, so a
   // newly attached reader can tell when producers have started to gate on it.
   alignas(kCacheLine) std::atomic<std::uint64_t> gate_epoch;
@@ -132,7 +132,7 @@ struct ReaderSlot {
   std::atomic<std::uint64_t> corrupt_records;
   std::atomic<std::uint64_t> evictions;  // added by producers
   std::atomic<std::uint64_t> attaches;
-  std::uint64_t reserved1;
+  std::atomic<std::uint64_t> sleeps;
   // Then: Cursor cursor[lane_count], padded to a cache line.
 };
 

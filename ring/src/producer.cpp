@@ -259,7 +259,18 @@ std::span<std::byte> Producer::claim(std::size_t max_bytes, std::chrono::nanosec
     st = may_wait ? WriteStatus::kTimeout : WriteStatus::kFull;
     return {};
   }
-  if (end - oldest_ > cap_) advance_oldest(end);
+  if (overflow_ == static_cast<std::uint32_t>(Overflow::kOverwrite)) {
+    // Lapped readers are the normal case here: keep every intact record
+    // reachable by walking the headers about to be overwritten.
+    if (end - oldest_ > cap_) advance_oldest(end);
+  } else if (((tail_ + pad) & mask_) == 0 && tail_ + pad != oldest_) {
+    // Under block/drop only evicted or newly attached readers use `oldest`.
+    // Records never wrap, so a lap always begins with a record at offset 0:
+    // that boundary is free to know, where walking old headers would cost a
+    // cache miss per record. Such readers get up to one lap less history.
+    oldest_ = tail_ + pad;
+    lc_->oldest.store(oldest_, std::memory_order_release);
+  }
   // Seqlock-style: the claim's extent is visible before any of its bytes
   // change; pairs with the acquire fence a reader runs before reading intent.
   lc_->intent.store(end, std::memory_order_relaxed);
@@ -321,6 +332,7 @@ void Producer::publish() noexcept {
   if (hdr_->sleepers.load(asymmetric_ ? std::memory_order_relaxed : std::memory_order_seq_cst) != 0) [[unlikely]] {
     hdr_->data_seq.fetch_add(1, std::memory_order_release);
     futex_wake_all(&hdr_->data_seq);
+    lc_->wakes.store(lc_->wakes.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
 }
 

@@ -41,7 +41,10 @@ Result<Reader> Reader::attach(const Ring& ring, std::string_view name, ReaderOpt
   r.seq_known_.assign(r.lanes_, 0);
   r.gated_from_.assign(r.lanes_, 0);
   r.gated_.assign(r.lanes_, 0);
-  if (h->overflow == static_cast<std::uint32_t>(Overflow::kOverwrite)) r.scratch_.resize(h->max_record);
+  // Left uninitialised: only the bytes of records actually copied get touched.
+  if (h->overflow == static_cast<std::uint32_t>(Overflow::kOverwrite)) {
+    r.scratch_ = std::make_unique_for_overwrite<std::byte[]>(h->max_record);
+  }
 
   auto take = [&](std::uint32_t i, ReaderSlot* slot, std::uint32_t gen, bool resume) {
     r.fd_ = std::move(*fd);
@@ -61,6 +64,7 @@ Result<Reader> Reader::attach(const Ring& ring, std::string_view name, ReaderOpt
     }
     r.records_total_ = slot->records.load(std::memory_order_relaxed);
     r.bytes_total_ = slot->bytes.load(std::memory_order_relaxed);
+    r.sleeps_ = slot->sleeps.load(std::memory_order_relaxed);
     slot->pid.store(static_cast<std::uint32_t>(::getpid()), std::memory_order_relaxed);
     slot->dead_since_ns.store(0, std::memory_order_relaxed);
     slot->flags.store(options.durable ? kSlotDurable : 0, std::memory_order_relaxed);
@@ -106,7 +110,7 @@ Result<Reader> Reader::attach(const Ring& ring, std::string_view name, ReaderOpt
     std::memset(slot->name, 0, kNameBytes);
     std::memcpy(slot->name, name.data(), name.size());
     for (auto* counter : {&slot->records, &slot->bytes, &slot->lapped_records, &slot->torn_records,
-                          &slot->corrupt_records, &slot->evictions, &slot->attaches}) {
+                          &slot->corrupt_records, &slot->evictions, &slot->attaches, &slot->sleeps}) {
       counter->store(0, std::memory_order_relaxed);
     }
     take(i, slot, slot_gen(st) + 1, false);
@@ -140,6 +144,7 @@ Reader& Reader::operator=(Reader&& o) noexcept {
     durable_ = o.durable_;
     records_total_ = o.records_total_;
     bytes_total_ = o.bytes_total_;
+    sleeps_ = o.sleeps_;
   }
   return *this;
 }
@@ -253,8 +258,8 @@ std::size_t Reader::poll_lane(std::uint32_t lane, Callback cb, void* ctx, std::s
     const std::byte* payload = data + idx + sizeof(RecordHeader);
     if (overwrite && !pad && fits) {
       // Reused bytes can change under us: copy, then prove the copy intact.
-      std::memcpy(scratch_.data(), payload, rh.length);
-      payload = scratch_.data();
+      std::memcpy(scratch_.get(), payload, rh.length);
+      payload = scratch_.get();
     }
     if (overwrite && !intact_since(c)) {
       ++torn;  // lost to a lap mid-read; the seq gap after the resync counts it
@@ -353,8 +358,11 @@ bool Reader::has_data_seq_cst() const noexcept {
 bool Reader::wait(std::chrono::nanoseconds timeout) noexcept {
   if (has_data()) return true;
   const std::int64_t deadline = monotonic_ns() + timeout.count();
-  for (int i = 0; i < 256; ++i) {
-    cpu_relax();
+  // Spin with exponential back-off between looks: a reader that re-reads a
+  // lane's tail in a tight loop steals its cache line from the producer on
+  // every publish and slows it down more than it gains in latency.
+  for (int i = 0; i < 48; ++i) {
+    for (int j = 0, n = 1 << (i < 5 ? i : 5); j < n; ++j) cpu_relax();
     if (has_data()) return true;
   }
   for (int i = 0; i < 16; ++i) {
@@ -375,6 +383,8 @@ bool Reader::wait(std::chrono::nanoseconds timeout) noexcept {
       hdr_->sleepers.fetch_and(~bit, std::memory_order_relaxed);
       return true;
     }
+    ++sleeps_;
+    slot_ptr_->sleeps.store(sleeps_, std::memory_order_relaxed);
     futex_wait(&hdr_->data_seq, seq, deadline - now);
     hdr_->sleepers.fetch_and(~bit, std::memory_order_relaxed);
     if (has_data()) return true;

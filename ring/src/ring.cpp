@@ -312,6 +312,7 @@ RingStats Ring::stats() const {
     ls.dropped_records = lc->dropped_records.load(std::memory_order_relaxed);
     ls.recovered_claims = lc->recovered_claims.load(std::memory_order_relaxed);
     ls.full_waits = lc->full_waits.load(std::memory_order_relaxed);
+    ls.wakes = lc->wakes.load(std::memory_order_relaxed);
     tails[i] = ls.tail;
     s.lane.push_back(ls);
   }
@@ -333,6 +334,7 @@ RingStats Ring::stats() const {
     r.torn_records = slot->torn_records.load(std::memory_order_relaxed);
     r.corrupt_records = slot->corrupt_records.load(std::memory_order_relaxed);
     r.evictions = slot->evictions.load(std::memory_order_relaxed);
+    r.sleeps = slot->sleeps.load(std::memory_order_relaxed);
     const Cursor* c = cursors(slot);
     for (std::uint32_t l = 0; l < h->lane_count; ++l) {
       const std::uint64_t lag = tails[l] - c[l].pos.load(std::memory_order_relaxed);

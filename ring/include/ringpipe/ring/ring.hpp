@@ -76,6 +76,7 @@ struct LaneStats {
   std::uint64_t dropped_records;     // refused: ring full (drop) or deadline passed (block)
   std::uint64_t recovered_claims;    // claims left open by a dead producer, found at takeover
   std::uint64_t full_waits;          // times a producer found no space
+  std::uint64_t wakes;               // wake syscalls made for sleeping readers
 };
 
 struct ReaderStats {
@@ -90,6 +91,7 @@ struct ReaderStats {
   std::uint64_t torn_records;        // times a read was caught mid-reuse and redone (subset of the loss)
   std::uint64_t corrupt_records;     // failed a bounds check; skipped
   std::uint64_t evictions;           // times producers stopped waiting for it
+  std::uint64_t sleeps;              // futex sleeps in wait()
   std::uint64_t lag_bytes;           // sum over lanes of tail - cursor
 };
 
@@ -297,12 +299,13 @@ class Reader {
   std::vector<std::uint64_t> cursor_;      // local copy of the shared cursors
   std::vector<std::uint64_t> expect_seq_;  // next seq expected per lane
   std::vector<std::uint8_t> seq_known_;
-  std::vector<std::byte> scratch_;  // overwrite rings: a record is copied, then validated
+  std::unique_ptr<std::byte[]> scratch_;  // overwrite rings: a record is copied, then validated
   std::vector<std::uint64_t> gated_from_;  // per lane: gate_epoch that proves producers gate on us
   std::vector<std::uint8_t> gated_;
   bool durable_ = true;
   std::uint64_t records_total_ = 0;
   std::uint64_t bytes_total_ = 0;
+  std::uint64_t sleeps_ = 0;
 };
 
 }  // namespace ringpipe::ring
