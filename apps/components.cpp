@@ -17,6 +17,9 @@
 #include "ringpipe/common/log.hpp"
 #include "ringpipe/ingest/ring_target.hpp"
 #include "ringpipe/processors/config_adapter.hpp"
+#if RINGPIPE_HAVE_EXPORTERS
+#include "ringpipe/exporters/config_adapter.hpp"
+#endif
 
 namespace ringpipe::apps {
 namespace {
@@ -278,10 +281,48 @@ int run_processor(const config::PipelineConfig& p, const config::ProcessorConfig
   return kExitOk;
 }
 
-int run_exporter(const config::PipelineConfig&, const config::ExporterConfig& e, const sigset_t&) {
+#if RINGPIPE_HAVE_EXPORTERS
+// Creates, starts, waits for a stop signal, stops: the same for both exporters.
+template <class Exporter, class Options>
+int drive_exporter(const config::ExporterConfig& e, Result<Options> options, const sigset_t& signals) {
+  if (!options) {
+    spdlog::error("exporter {}: {}", e.name, options.error().message());
+    return kExitConfig;
+  }
+  auto exporter = Exporter::create(std::move(*options));
+  if (!exporter) {
+    spdlog::error("exporter {}: {}", e.name, exporter.error().message());
+    return kExitFailure;
+  }
+  if (auto st = (*exporter)->start(); !st) {
+    spdlog::error("exporter {}: {}", e.name, st.error().message());
+    return kExitFailure;
+  }
+  spdlog::info("exporter {}: running, reading ring {}", e.name, e.input);
+  wait_for_stop(signals, e.name);
+  (*exporter)->stop();
+  spdlog::info("exporter {}: stopped", e.name);
+  return kExitOk;
+}
+#endif
+
+int run_exporter(const config::PipelineConfig& p, const config::ExporterConfig& e, const sigset_t& signals) {
+#if RINGPIPE_HAVE_EXPORTERS
+  auto ring = ring::Ring::open_or_create(p.ring_path(e.input), ring_options(p, *p.find_ring(e.input)));
+  if (!ring) {
+    spdlog::error("exporter {}: open ring {}: {}", e.name, e.input, ring.error().message());
+    return kExitFailure;
+  }
+  if (e.type == config::ExporterType::kPrometheus)
+    return drive_exporter<exporters::PrometheusExporter>(e, exporters::prometheus_options(p, e), signals);
+  return drive_exporter<exporters::RemoteWriteExporter>(e, exporters::remote_write_options(p, e), signals);
+#else
+  (void)p;
+  (void)signals;
   spdlog::error("exporter {}: type {} is not available in this build of ringpipe", e.name,
                 config::exporter_type_name(e.type));
   return kExitConfig;
+#endif
 }
 
 }  // namespace
@@ -424,7 +465,13 @@ processors::ProcessorOptions processor_options(const config::PipelineConfig& p, 
   return o;
 }
 
-bool exporter_available(config::ExporterType) noexcept { return false; }
+bool exporter_available(config::ExporterType) noexcept {
+#if RINGPIPE_HAVE_EXPORTERS
+  return true;
+#else
+  return false;
+#endif
+}
 
 std::vector<config::Diagnostic> runtime_checks(const config::PipelineConfig& p, std::span<const std::string> skip) {
   std::vector<config::Diagnostic> out;

@@ -188,6 +188,27 @@ TEST_F(SupervisorE2e, KilledProcessorIsBackWithinASecondAndCountsExactlyAfterwar
   EXPECT_GE(totals->instances(), 2u);
 }
 
+TEST_F(SupervisorE2e, KilledExporterIsBackWithinASecondUnderLoad) {
+  if (!exporter_available(config::ExporterType::kPrometheus)) GTEST_SKIP() << "this build has no exporters";
+  start_file(pipeline_text());
+  ASSERT_TRUE(testing::wait_until([&] { return pid_of("prometheus") != 0; }, 10s));
+  auto totals = e2e::MetricTotals::attach(ring("metrics"));
+  ASSERT_TRUE(totals);
+  start_load("e2e.count:1|c");
+  ASSERT_TRUE(testing::wait_until([&] { return totals->total("e2e_count") > 10'000; }, 10s));
+  EXPECT_LT(kill_and_time_restart("prometheus"), 1500ms);
+  stop_load();
+  // The processor went on writing while the exporter was down (block ring,
+  // durable reader kept): the output ring still counts every increment sent after.
+  constexpr int kM = 2'000;
+  e2e::TcpSender s(port_);
+  ASSERT_TRUE(s.send(e2e::lines("e2e.after:1|c", kM)));
+  s.finish();
+  EXPECT_TRUE(testing::wait_until([&] { return totals->total("e2e_after") == kM; }, 10s));
+  supervisor_->signal(SIGTERM);
+  EXPECT_EQ(supervisor_->wait(20s), 0) << supervisor_->err();
+}
+
 TEST_F(SupervisorE2e, SigtermDuringLoadDrainsEveryAcceptedSampleAndExits0) {
   start_file(pipeline_text());
   auto totals = e2e::MetricTotals::attach(ring("metrics"));
