@@ -110,7 +110,7 @@ Result<HttpResponse> HttpClient::request(const std::string& method, const std::s
       http::async_write(impl_->stream, req, [&](beast::error_code e, std::size_t) { ec = e; });
       impl_->run();
       http::response_parser<http::string_body> parser;
-      parser.body_limit(16u << 20);
+      parser.body_limit(std::uint64_t{1} << 30);
       if (!ec) {
         http::async_read(impl_->stream, impl_->buffer, parser, [&](beast::error_code e, std::size_t) { ec = e; });
         impl_->run();

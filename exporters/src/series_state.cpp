@@ -295,6 +295,15 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
       out[base + i].type = heads.back().type;
     }
   }
+  // Sizes first, so a family's vector of (large) ClientMetrics never regrows.
+  std::vector<std::size_t> sizes(heads.size(), 0);
+  for (const Shard& s : shards_) {
+    std::lock_guard lock(s.mu);
+    for (const auto& kv : s.map) {
+      if (kv.second.family < sizes.size()) ++sizes[kv.second.family];
+    }
+  }
+  for (std::size_t i = 0; i < heads.size(); ++i) out[base + i].metric.reserve(sizes[i] + sizes[i] / 16);
   for (const Shard& s : shards_) {
     std::lock_guard lock(s.mu);
     for (const auto& [key, se] : s.map) {

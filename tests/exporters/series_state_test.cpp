@@ -171,7 +171,14 @@ TEST(SelfMetrics, RingCountersAreNamedRingpipeWithUnitsAndTotals) {
   st.path = "/x/metrics";
   st.overflow = ring::Overflow::kBlock;
   st.lanes = 1;
-  st.lane.push_back(ring::LaneStats{0, true, 1, 0, 0, 12, 340, 2, 1, 3});
+  ring::LaneStats lane{};
+  lane.owned = true;
+  lane.records = 12;
+  lane.bytes = 340;
+  lane.dropped_records = 2;
+  lane.recovered_claims = 1;
+  lane.full_waits = 3;
+  st.lane.push_back(lane);
   ring::ReaderStats rd{};
   rd.name = "prometheus";
   rd.alive = true;
