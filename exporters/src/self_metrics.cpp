@@ -70,6 +70,8 @@ void describe_ring(const ring::RingStats& s, std::string_view ring_label, Family
                 ll, static_cast<double>(l.recovered_claims));
     out.counter("ringpipe_ring_lane_full_waits_total", "Times a producer found no space.", ll,
                 static_cast<double>(l.full_waits));
+    out.counter("ringpipe_ring_lane_wakes_total", "Wake syscalls made for sleeping readers.", ll,
+                static_cast<double>(l.wakes));
   }
   for (const ring::ReaderStats& rd : s.readers) {
     const L ll{{"reader", rd.name}, {"ring", r}};
@@ -86,6 +88,10 @@ void describe_ring(const ring::RingStats& s, std::string_view ring_label, Family
                 static_cast<double>(rd.corrupt_records));
     out.counter("ringpipe_ring_reader_evictions_total", "Times producers stopped waiting for the reader.", ll,
                 static_cast<double>(rd.evictions));
+    out.counter("ringpipe_ring_reader_sleeps_total", "Futex sleeps of the reader while waiting for data.", ll,
+                static_cast<double>(rd.sleeps));
+    out.gauge("ringpipe_ring_reader_state", "Slot state: 0 free, 1 init, 2 active, 3 dead.", ll,
+              static_cast<double>(static_cast<int>(rd.state)));
     out.gauge("ringpipe_ring_reader_lag_bytes", "Bytes committed but not yet read, over all lanes.", ll,
               static_cast<double>(rd.lag_bytes));
   }
