@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <poll.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -50,6 +51,18 @@ struct Args {
   std::uint64_t lane_bytes = 1u << 20;
   bool spin = false;  // readers poll and yield instead of wait() (spin, yield, futex)
 };
+
+// Pins the calling process or thread to one CPU (readers first, then
+// producers, round robin over the CPUs), so every transport runs with the
+// same placement and the scheduler does not stack two spinners on one CPU.
+void pin(int index) {
+  const int cpus = static_cast<int>(std::thread::hardware_concurrency());
+  if (cpus <= 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(index % cpus, &set);
+  ::sched_setaffinity(0, sizeof set, &set);
+}
 
 double now_s() { return static_cast<double>(monotonic_ns()) / 1e9; }
 
@@ -120,6 +133,7 @@ double bench_ring(const Args& a, bool* complete) {
   std::vector<pid_t> pids;
   for (int r = 0; r < a.readers; ++r) {
     pids.push_back(spawn([&, r] {
+      pin(r);
       auto rg = ring::Ring::open(path);
       auto rd = ring::Reader::attach(*rg, "bench" + std::to_string(r));
       sh->ready.fetch_add(1);
@@ -142,7 +156,8 @@ double bench_ring(const Args& a, bool* complete) {
     }));
   }
   for (int p = 0; p < a.producers; ++p) {
-    pids.push_back(spawn([&] {
+    pids.push_back(spawn([&, p] {
+      pin(a.readers + p);
       auto rg = ring::Ring::open(path);
       auto pr = ring::Producer::attach(*rg);
       std::vector<std::byte> buf(a.payload, std::byte{1});
@@ -200,6 +215,7 @@ double bench_moodycamel_items(const Args& a, bool* complete, bool bulk) {
   std::vector<std::thread> threads;
   for (int r = 0; r < a.readers; ++r) {
     threads.emplace_back([&, r] {
+      pin(r);
       std::vector<Item> out(static_cast<std::size_t>(std::max(a.batch, 1)));
       moodycamel::ConsumerToken tok(*queues[static_cast<std::size_t>(r)]);
       std::uint64_t n = 0, sum = 0;
@@ -216,7 +232,8 @@ double bench_moodycamel_items(const Args& a, bool* complete, bool bulk) {
     });
   }
   for (int p = 0; p < a.producers; ++p) {
-    threads.emplace_back([&] {
+    threads.emplace_back([&, p] {
+      pin(a.readers + p);
       std::vector<moodycamel::ProducerToken> toks;
       for (auto& q : queues) toks.emplace_back(*q);
       std::vector<Item> items(static_cast<std::size_t>(std::max(a.batch, 1)));
@@ -278,6 +295,7 @@ double bench_unix_socket(const Args& a_in, bool* complete) {
   std::vector<pid_t> pids;
   for (int r = 0; r < a.readers; ++r) {
     pids.push_back(spawn([&, r] {
+      pin(r);
       auto& fds = read_fd[static_cast<std::size_t>(r)];
       std::vector<pollfd> pfd;
       for (int fd : fds) pfd.push_back({fd, POLLIN, 0});
@@ -301,6 +319,7 @@ double bench_unix_socket(const Args& a_in, bool* complete) {
   }
   for (int p = 0; p < a.producers; ++p) {
     pids.push_back(spawn([&, p] {
+      pin(a.readers + p);
       std::vector<char> buf(a.payload * static_cast<std::size_t>(a.batch), 1);
       sh->ready.fetch_add(1);
       while (!sh->go.load()) std::this_thread::yield();

@@ -8,6 +8,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace ringpipe::ring::detail {
 
@@ -38,6 +39,21 @@ struct RecordHeader {
   std::uint64_t seq;     // per lane; pads carry the seq of the next record
 };
 static_assert(sizeof(RecordHeader) == 16, "record header is part of the format");
+
+// A record's seq is its commit word: stored last, with release, by the
+// producer; loaded with acquire by readers that know which seq comes next.
+inline std::uint64_t load_seq(const std::byte* header) noexcept {
+  // const_cast: atomic_ref<const T> arrives only in C++26; this only loads.
+  return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(const_cast<std::byte*>(header) + 8))
+      .load(std::memory_order_acquire);
+}
+// Writes a header: length/type/flags first, then the seq (release), so a
+// reader that sees the seq sees the whole record.
+inline void store_header(std::byte* at, std::uint32_t length, std::uint16_t type, std::uint64_t seq) noexcept {
+  const std::uint32_t lt[2] = {length, type};
+  std::memcpy(at, lt, 8);
+  std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(at + 8)).store(seq, std::memory_order_release);
+}
 
 constexpr std::uint64_t align8(std::uint64_t n) noexcept { return (n + 7) & ~std::uint64_t{7}; }
 constexpr std::uint64_t record_bytes(std::uint64_t payload) noexcept { return align8(sizeof(RecordHeader) + payload); }

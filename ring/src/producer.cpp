@@ -64,11 +64,14 @@ Result<Producer> Producer::attach(const Ring& ring) {
     p.tail_ = lc->tail.load(std::memory_order_acquire);
     p.published_ = p.tail_;
     p.seq_ = lc->next_seq.load(std::memory_order_relaxed);
-    // A previous owner that died between claim and publish left intent ahead
-    // of tail: its half-written bytes lie beyond the tail, invisible to
-    // readers, and are simply written over. Count it.
-    if (lc->intent.load(std::memory_order_relaxed) != p.tail_) {
-      lc->recovered_claims.fetch_add(1, std::memory_order_relaxed);
+    // A previous owner that died after finishing records but before
+    // publishing them: those records are complete (their seq is their
+    // commit) and readers may already have taken them, so adopt them.
+    // What lies beyond is an unfinished claim: invisible, written over, counted.
+    const std::uint64_t intent = lc->intent.load(std::memory_order_relaxed);
+    if (intent != p.tail_) {
+      p.adopt_finished(intent - p.tail_ <= p.cap_ ? intent : p.tail_);
+      if (p.tail_ != intent) lc->recovered_claims.fetch_add(1, std::memory_order_relaxed);
       lc->intent.store(p.tail_, std::memory_order_relaxed);
     }
     p.oldest_ = lc->oldest.load(std::memory_order_relaxed);
@@ -124,6 +127,35 @@ Producer::~Producer() {
   lc_->intent.store(tail_, std::memory_order_relaxed);  // an abandoned claim is not a crash
   lc_->owner_pid.store(0, std::memory_order_relaxed);
   // Closing fd_ releases the lane's lock.
+}
+
+void Producer::adopt_finished(std::uint64_t end) noexcept {
+  std::uint64_t pos = tail_;
+  std::uint64_t seq = seq_;
+  while (static_cast<std::int64_t>(end - pos) > 0) {
+    const std::uint64_t idx = pos & mask_;
+    const std::uint64_t room = cap_ - idx;
+    if (room < sizeof(RecordHeader)) {
+      if (end - pos < room) break;
+      pos += room;
+      continue;
+    }
+    if (load_seq(data_ + idx) != seq) break;
+    RecordHeader rh;
+    std::memcpy(&rh, data_ + idx, sizeof rh);
+    const std::uint64_t rb =
+        rh.type == kPadRecordType ? sizeof(RecordHeader) + std::uint64_t{rh.length} : record_bytes(rh.length);
+    const bool fits = rh.type == kPadRecordType ? rb == room : (rh.length <= max_record_ && rb <= room);
+    if (!fits || end - pos < rb) break;
+    pos += rb;
+    if (rh.type != kPadRecordType) ++seq;
+  }
+  if (pos == tail_) return;
+  tail_ = pos;
+  seq_ = seq;
+  lc_->next_seq.store(seq_, std::memory_order_relaxed);
+  lc_->tail.store(tail_, std::memory_order_release);
+  published_ = tail_;
 }
 
 bool Producer::refresh_limit(std::uint64_t end, std::int64_t now_ns) noexcept {
@@ -277,8 +309,7 @@ std::span<std::byte> Producer::claim(std::size_t max_bytes, std::chrono::nanosec
   std::atomic_thread_fence(std::memory_order_release);
   fault(FaultPoint::kAfterIntent);
   if (pad >= sizeof(RecordHeader)) {
-    const RecordHeader ph{static_cast<std::uint32_t>(pad - sizeof(RecordHeader)), kPadRecordType, 0, seq_};
-    std::memcpy(data_ + idx, &ph, sizeof ph);
+    store_header(data_ + idx, static_cast<std::uint32_t>(pad - sizeof(RecordHeader)), kPadRecordType, seq_);
   }
   tail_ += pad;
   claim_pos_ = tail_;
@@ -296,8 +327,9 @@ void Producer::finish(std::uint16_t type, std::size_t used_bytes) noexcept {
   const std::uint64_t need = claim_end_ - claim_pos_;
   if (record_bytes(used_bytes) > need) used_bytes = need - sizeof(RecordHeader);  // never past the claim
   fault(FaultPoint::kMidPayload);
-  const RecordHeader rh{static_cast<std::uint32_t>(used_bytes), type, 0, seq_++};
-  std::memcpy(data_ + (claim_pos_ & mask_), &rh, sizeof rh);
+  // The header's seq is the record's commit: readers that know the next seq
+  // take the record from here on, before publish().
+  store_header(data_ + (claim_pos_ & mask_), static_cast<std::uint32_t>(used_bytes), type, seq_++);
   tail_ = claim_pos_ + record_bytes(used_bytes);
   claim_end_ = 0;
   ++pending_records_;

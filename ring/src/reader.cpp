@@ -36,6 +36,7 @@ Result<Reader> Reader::attach(const Ring& ring, std::string_view name, ReaderOpt
   r.mask_ = h->lane_capacity - 1;
   r.max_record_ = h->max_record;
   r.durable_ = options.durable;
+  r.overwrite_ = h->overflow == static_cast<std::uint32_t>(Overflow::kOverwrite);
   r.cursor_.assign(r.lanes_, 0);
   r.expect_seq_.assign(r.lanes_, 0);
   r.seq_known_.assign(r.lanes_, 0);
@@ -142,6 +143,7 @@ Reader& Reader::operator=(Reader&& o) noexcept {
     gated_from_ = std::move(o.gated_from_);
     gated_ = std::move(o.gated_);
     durable_ = o.durable_;
+    overwrite_ = o.overwrite_;
     records_total_ = o.records_total_;
     bytes_total_ = o.bytes_total_;
     sleeps_ = o.sleeps_;
@@ -215,13 +217,109 @@ void Reader::resync(std::uint32_t lane) noexcept {
 }
 
 std::size_t Reader::poll_lane(std::uint32_t lane, Callback cb, void* ctx, std::size_t max_records) {
+  if (!seq_known_[lane] || !gated_[lane] || overwrite_) return poll_lane_slow(lane, cb, ctx, max_records);
+  // Fast path: a gated reader that knows the next seq reads each record's
+  // seq (its commit word, in the line it reads anyway) and never touches the
+  // lane's tail line, which stays in the producer's cache.
+  const std::byte* data = ring_->lane_data(lane);
+  std::uint64_t c = cursor_[lane];
+  std::uint64_t expect = expect_seq_[lane];
+  std::size_t n = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t corrupt = 0;
+  bool known = true;
+  while (n < max_records) {
+    const std::uint64_t idx = c & mask_;
+    const std::uint64_t room = cap_ - idx;
+    if (room < sizeof(RecordHeader)) {
+      c += room;
+      continue;
+    }
+    const std::byte* h = data + idx;
+    const std::uint64_t seq = load_seq(h);  // acquire: pairs with store_header's release
+    if (seq != expect) {
+      // Older: not written yet. Newer: producers passed us (an eviction) or
+      // someone scribbled; the tail-bounded path sorts that out.
+      if (static_cast<std::int64_t>(seq - expect) > 0 && n == 0) return poll_lane_slow(lane, cb, ctx, max_records);
+      break;
+    }
+    std::uint32_t lt[2];
+    std::memcpy(lt, h, sizeof lt);
+    const std::uint32_t length = lt[0];
+    if (lt[1] == kPadRecordType) {
+      if (sizeof(RecordHeader) + std::uint64_t{length} != room) {
+        ++corrupt;
+        known = false;
+        break;
+      }
+      c += room;
+      continue;
+    }
+    const std::uint64_t rb = record_bytes(length);
+    if (length > max_record_ || rb > room) {
+      ++corrupt;  // a committed header with an impossible length: hostile or broken writer
+      known = false;
+      break;
+    }
+    const RecordView v{static_cast<std::uint16_t>(lt[1]), lane, seq, c, {h + sizeof(RecordHeader), length}};
+    cb(ctx, v);
+    c += rb;
+    ++expect;
+    ++n;
+    bytes += length;
+  }
+  if (!known) {
+    // Skip what we cannot parse, up to what is published, and relearn the seq.
+    const std::uint64_t t = ring_->lane(lane)->tail.load(std::memory_order_acquire);
+    if (static_cast<std::int64_t>(t - c) > 0) c = t;
+  }
+  finish_lane(lane, c, expect, known, n, bytes, 0, corrupt, 0);
+  return n;
+}
+
+void Reader::finish_lane(std::uint32_t lane, std::uint64_t c, std::uint64_t expect, bool known, std::size_t n,
+                         std::uint64_t bytes, std::uint64_t lapped, std::uint64_t corrupt, std::uint64_t torn) {
+  if (c == cursor_[lane] && n == 0 && lapped == 0 && corrupt == 0 && torn == 0 &&
+      known == (seq_known_[lane] != 0)) {
+    return;  // an empty look publishes nothing
+  }
+  cursor_[lane] = c;
+  expect_seq_[lane] = expect;
+  seq_known_[lane] = known ? 1 : 0;
+  Cursor& shared = cursors(slot_ptr_)[lane];
+  shared.seq.store(known ? expect : 0, std::memory_order_relaxed);
+  // Pairs with the producer's acquire load in refresh_limit: it reuses these
+  // bytes only after seeing this store, i.e. after we are done with them.
+  shared.pos.store(c, std::memory_order_release);
+  records_total_ += n;
+  bytes_total_ += bytes;
+  slot_ptr_->records.store(records_total_, std::memory_order_relaxed);
+  slot_ptr_->bytes.store(bytes_total_, std::memory_order_relaxed);
+  if (lapped) slot_ptr_->lapped_records.fetch_add(lapped, std::memory_order_relaxed);
+  if (corrupt) slot_ptr_->corrupt_records.fetch_add(corrupt, std::memory_order_relaxed);
+  if (torn) slot_ptr_->torn_records.fetch_add(torn, std::memory_order_relaxed);
+  if (hdr_->overflow == static_cast<std::uint32_t>(Overflow::kBlock)) {
+    // No fence here, to keep the read path free of one: a producer that
+    // registers just after this load misses the wake and re-checks within
+    // kMaxSleepNs (1 ms), which it does anyway for liveness probes.
+    if (hdr_->space_waiters.load(std::memory_order_relaxed) != 0) {
+      hdr_->space_seq.fetch_add(1, std::memory_order_release);
+      futex_wake_all(&hdr_->space_seq);
+    }
+  }
+}
+
+
+std::size_t Reader::poll_lane_slow(std::uint32_t lane, Callback cb, void* ctx, std::size_t max_records) {
   const LaneControl* lc = ring_->lane(lane);
   const std::byte* data = ring_->lane_data(lane);
-  const bool overwrite = hdr_->overflow == static_cast<std::uint32_t>(Overflow::kOverwrite);
+  const bool overwrite = overwrite_;
   // Pairs with Producer::publish's release store: the records up to t are complete.
   std::uint64_t t = lc->tail.load(std::memory_order_acquire);
   std::uint64_t c = cursor_[lane];
-  if (t == c) return 0;
+  // Nothing new; or the fast path already took finished records that are
+  // not published yet (a cursor at most a lane ahead of the tail).
+  if (static_cast<std::int64_t>(t - c) <= 0 && c - t <= cap_) return 0;
   std::uint64_t lapped = 0;
   std::uint64_t corrupt = 0;
   std::uint64_t torn = 0;
@@ -303,30 +401,7 @@ std::size_t Reader::poll_lane(std::uint32_t lane, Callback cb, void* ctx, std::s
     resync(lane);
     c = cursor_[lane];
   }
-  cursor_[lane] = c;
-  expect_seq_[lane] = expect;
-  seq_known_[lane] = known ? 1 : 0;
-  Cursor& shared = cursors(slot_ptr_)[lane];
-  shared.seq.store(known ? expect : 0, std::memory_order_relaxed);
-  // Pairs with the producer's acquire load in refresh_limit: it reuses these
-  // bytes only after seeing this store, i.e. after we are done with them.
-  shared.pos.store(c, std::memory_order_release);
-  records_total_ += n;
-  bytes_total_ += bytes;
-  slot_ptr_->records.store(records_total_, std::memory_order_relaxed);
-  slot_ptr_->bytes.store(bytes_total_, std::memory_order_relaxed);
-  if (lapped) slot_ptr_->lapped_records.fetch_add(lapped, std::memory_order_relaxed);
-  if (corrupt) slot_ptr_->corrupt_records.fetch_add(corrupt, std::memory_order_relaxed);
-  if (torn) slot_ptr_->torn_records.fetch_add(torn, std::memory_order_relaxed);
-  if (hdr_->overflow == static_cast<std::uint32_t>(Overflow::kBlock)) {
-    // No fence here, to keep the read path free of one: a producer that
-    // registers just after this load misses the wake and re-checks within
-    // kMaxSleepNs (1 ms), which it does anyway for liveness probes.
-    if (hdr_->space_waiters.load(std::memory_order_relaxed) != 0) {
-      hdr_->space_seq.fetch_add(1, std::memory_order_release);
-      futex_wake_all(&hdr_->space_seq);
-    }
-  }
+  finish_lane(lane, c, expect, known, n, bytes, lapped, corrupt, torn);
   return n;
 }
 
@@ -343,14 +418,21 @@ std::size_t Reader::poll_impl(Callback cb, void* ctx, std::size_t max_records) {
 
 bool Reader::has_data() const noexcept {
   for (std::uint32_t l = 0; l < lanes_; ++l) {
-    if (ring_->lane(l)->tail.load(std::memory_order_acquire) != cursor_[l]) return true;
+    if (seq_known_[l] && gated_[l] && !overwrite_) {
+      // As the fast path: look at the next record's seq, not at the tail.
+      std::uint64_t idx = cursor_[l] & mask_;
+      if (cap_ - idx < sizeof(RecordHeader)) idx = 0;
+      if (static_cast<std::int64_t>(load_seq(ring_->lane_data(l) + idx) - expect_seq_[l]) >= 0) return true;
+    } else if (static_cast<std::int64_t>(ring_->lane(l)->tail.load(std::memory_order_acquire) - cursor_[l]) > 0) {
+      return true;
+    }
   }
   return false;
 }
 
 bool Reader::has_data_seq_cst() const noexcept {
   for (std::uint32_t l = 0; l < lanes_; ++l) {
-    if (ring_->lane(l)->tail.load(std::memory_order_seq_cst) != cursor_[l]) return true;
+    if (static_cast<std::int64_t>(ring_->lane(l)->tail.load(std::memory_order_seq_cst) - cursor_[l]) > 0) return true;
   }
   return false;
 }

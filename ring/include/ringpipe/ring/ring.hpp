@@ -201,6 +201,7 @@ class Producer {
   bool refresh_limit(std::uint64_t end, std::int64_t now_ns) noexcept;
   void advance_oldest(std::uint64_t end) noexcept;
   void wait_for_space(std::int64_t deadline_ns) noexcept;
+  void adopt_finished(std::uint64_t end) noexcept;
 
   const Ring* ring_ = nullptr;
   UniqueFd fd_;  // holds the lane's OFD lock; also used for reader liveness checks
@@ -281,6 +282,9 @@ class Reader {
   Reader() = default;
   std::size_t poll_impl(Callback cb, void* ctx, std::size_t max_records);
   std::size_t poll_lane(std::uint32_t lane, Callback cb, void* ctx, std::size_t max_records);
+  std::size_t poll_lane_slow(std::uint32_t lane, Callback cb, void* ctx, std::size_t max_records);
+  void finish_lane(std::uint32_t lane, std::uint64_t cursor, std::uint64_t expect, bool known, std::size_t n,
+                   std::uint64_t bytes, std::uint64_t lapped, std::uint64_t corrupt, std::uint64_t torn);
   void resync(std::uint32_t lane) noexcept;
   void start_lane(std::uint32_t lane, StartAt start) noexcept;
   [[nodiscard]] bool has_data_seq_cst() const noexcept;
@@ -303,6 +307,7 @@ class Reader {
   std::vector<std::uint64_t> gated_from_;  // per lane: gate_epoch that proves producers gate on us
   std::vector<std::uint8_t> gated_;
   bool durable_ = true;
+  bool overwrite_ = false;
   std::uint64_t records_total_ = 0;
   std::uint64_t bytes_total_ = 0;
   std::uint64_t sleeps_ = 0;
