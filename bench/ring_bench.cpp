@@ -165,11 +165,11 @@ double bench_ring(const Args& a, bool* complete) {
       while (!sh->go.load()) std::this_thread::yield();
       for (std::uint64_t i = 0; i < per_producer;) {
         for (int b = 0; b < a.batch && i < per_producer; ++b, ++i) {
-          ring::WriteStatus st;
-          auto dst = pr->claim(a.payload, std::chrono::seconds(30), &st);
-          if (st != ring::WriteStatus::kOk) return 2;
-          std::memcpy(dst.data(), buf.data(), a.payload);
-          pr->finish(1, a.payload);
+          if (pr->try_append(1, buf) != ring::WriteStatus::kOk) {
+            // Full: publish what we have and wait for room (block policy).
+            pr->publish();
+            if (pr->write(1, buf, std::chrono::seconds(30)) != ring::WriteStatus::kOk) return 2;
+          }
         }
         pr->publish();
       }

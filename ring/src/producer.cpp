@@ -80,6 +80,10 @@ Result<Producer> Producer::attach(const Ring& ring) {
     p.bytes_total_ = lc->bytes.load(std::memory_order_relaxed);
     p.limit_ = p.tail_;  // look at the readers before the first write
     p.asymmetric_ = membarrier_register();
+    p.fault_hooks_ = g_fault_hook.load(std::memory_order_relaxed) != nullptr;
+    p.intent_ = &lc->intent;
+    // Overwrite never looks at readers: an unreachable limit keeps the inline path open.
+    if (p.overflow_ == static_cast<std::uint32_t>(Overflow::kOverwrite)) p.limit_ = p.tail_ + (std::uint64_t{1} << 62);
     lc->owner_pid.store(static_cast<std::uint32_t>(::getpid()), std::memory_order_relaxed);
     lc->owner_gen.fetch_add(1, std::memory_order_relaxed);
     h->producer_attaches.fetch_add(1, std::memory_order_relaxed);
@@ -117,6 +121,8 @@ Producer& Producer::operator=(Producer&& o) noexcept {
     pending_bytes_ = o.pending_bytes_;
     next_liveness_check_ns_ = o.next_liveness_check_ns_;
     asymmetric_ = o.asymmetric_;
+    fault_hooks_ = o.fault_hooks_;
+    intent_ = o.intent_;
   }
   return *this;
 }
@@ -368,7 +374,7 @@ void Producer::publish() noexcept {
   }
 }
 
-WriteStatus Producer::try_append(std::uint16_t type, std::span<const std::byte> payload) noexcept {
+WriteStatus Producer::try_append_slow(std::uint16_t type, std::span<const std::byte> payload) noexcept {
   WriteStatus st;
   std::span<std::byte> dst = try_claim(payload.size(), &st);
   if (st != WriteStatus::kOk) return st;

@@ -238,9 +238,13 @@ std::size_t Reader::poll_lane(std::uint32_t lane, Callback cb, void* ctx, std::s
     const std::byte* h = data + idx;
     const std::uint64_t seq = load_seq(h);  // acquire: pairs with store_header's release
     if (seq != expect) {
-      // Older: not written yet. Newer: producers passed us (an eviction) or
-      // someone scribbled; the tail-bounded path sorts that out.
-      if (static_cast<std::int64_t>(seq - expect) > 0 && n == 0) return poll_lane_slow(lane, cb, ctx, max_records);
+      // Not written yet: the bytes there are older data, possibly the middle
+      // of an old payload, so their value means nothing. Only if the tail
+      // says records were published here is something wrong (hostile bytes,
+      // a lost place): the tail-bounded path then sorts it out and counts it.
+      if (n == 0 && static_cast<std::int64_t>(ring_->lane(lane)->tail.load(std::memory_order_acquire) - c) > 0) {
+        return poll_lane_slow(lane, cb, ctx, max_records);
+      }
       break;
     }
     std::uint32_t lt[2];
@@ -422,7 +426,7 @@ bool Reader::has_data() const noexcept {
       // As the fast path: look at the next record's seq, not at the tail.
       std::uint64_t idx = cursor_[l] & mask_;
       if (cap_ - idx < sizeof(RecordHeader)) idx = 0;
-      if (static_cast<std::int64_t>(load_seq(ring_->lane_data(l) + idx) - expect_seq_[l]) >= 0) return true;
+      if (load_seq(ring_->lane_data(l) + idx) == expect_seq_[l]) return true;
     } else if (static_cast<std::int64_t>(ring_->lane(l)->tail.load(std::memory_order_acquire) - cursor_[l]) > 0) {
       return true;
     }

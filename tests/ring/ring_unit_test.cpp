@@ -489,6 +489,31 @@ TEST(Reader, CountsAndSkipsACorruptLength) {
   EXPECT_EQ(drain(*r), (std::vector<std::string>{"after"}));
 }
 
+// Past the newest record lie bytes of older laps, often the middle of an old
+// payload; whatever they hold must never pass for the next record's seq.
+TEST(Reader, NeverMistakesStaleBytesForTheNextRecord) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small(Overflow::kBlock, 4096, 1));
+  auto r = Reader::attach(*ring, "proc");
+  auto p = Producer::attach(*ring);
+  std::vector<std::byte> rec(100, std::byte{0x11});
+  for (int i = 0; i < 400; ++i) {  // ~12 laps: producers have scanned the readers since it attached
+    ASSERT_EQ(p->try_write(1, rec), WriteStatus::kOk);
+    EXPECT_EQ(drain(*r).size(), 1u);
+  }
+  const std::uint64_t tail = ring->stats().lane[0].tail;
+  const std::uint64_t garbage = ~std::uint64_t{0} >> 1;  // a "seq" far ahead of the one expected
+  poke(ring->path(), detail::compute_layout(4096, 1, 4).data_offset + (tail & 4095) + 8, &garbage, sizeof garbage);
+  EXPECT_FALSE(r->has_data());
+  EXPECT_FALSE(r->wait(std::chrono::milliseconds(20)));
+  EXPECT_EQ(drain(*r).size(), 0u);
+  ASSERT_EQ(p->try_write(1, bytes_of("next")), WriteStatus::kOk);
+  EXPECT_TRUE(r->has_data());
+  EXPECT_EQ(drain(*r), (std::vector<std::string>{"next"}));
+  const ReaderStats st = r->stats();
+  EXPECT_EQ(st.lapped_records + st.corrupt_records, 0u);
+}
+
 TEST(Reader, WaitSleepsUntilAProducerPublishes) {
   ScratchDir dir;
   auto ring = Ring::create(dir.file("r"), small());

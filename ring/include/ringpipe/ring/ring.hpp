@@ -25,6 +25,7 @@
 
 #include "ringpipe/common/result.hpp"
 #include "ringpipe/common/unique_fd.hpp"
+#include "ringpipe/ring/detail/record.hpp"
 
 namespace ringpipe::ring {
 
@@ -184,8 +185,26 @@ class Producer {
   [[nodiscard]] std::span<std::byte> claim(std::size_t max_bytes, std::chrono::nanoseconds timeout,
                                            WriteStatus* status = nullptr) noexcept;
   void finish(std::uint16_t type, std::size_t used_bytes) noexcept;
-  // Appends one record without publishing it (batch building).
-  [[nodiscard]] WriteStatus try_append(std::uint16_t type, std::span<const std::byte> payload) noexcept;
+  // Appends one record without publishing it (batch building). The common
+  // case (room before the lane's end, under the cached limit) is inline.
+  [[nodiscard]] WriteStatus try_append(std::uint16_t type, std::span<const std::byte> payload) noexcept {
+    const std::uint64_t need = detail::record_bytes(payload.size());
+    const std::uint64_t idx = tail_ & mask_;
+    const std::uint64_t end = tail_ + need;
+    if (payload.size() <= max_record_ && idx != 0 && idx + need <= cap_ &&
+        static_cast<std::int64_t>(end - limit_) <= 0 && end - oldest_ <= cap_ && !fault_hooks_) [[likely]] {
+      intent_->store(end, std::memory_order_relaxed);  // see claim(): the extent before the bytes
+      std::atomic_thread_fence(std::memory_order_release);
+      std::byte* at = data_ + idx;
+      if (!payload.empty()) std::memcpy(at + sizeof(detail::RecordHeader), payload.data(), payload.size());
+      detail::store_header(at, static_cast<std::uint32_t>(payload.size()), type, seq_++);
+      tail_ = end;
+      ++pending_records_;
+      pending_bytes_ += payload.size();
+      return WriteStatus::kOk;
+    }
+    return try_append_slow(type, payload);
+  }
   void publish() noexcept;
 
   // claim/try_claim leave a refusal uncounted (the caller may retry): a caller
@@ -202,6 +221,7 @@ class Producer {
   void advance_oldest(std::uint64_t end) noexcept;
   void wait_for_space(std::int64_t deadline_ns) noexcept;
   void adopt_finished(std::uint64_t end) noexcept;
+  [[nodiscard]] WriteStatus try_append_slow(std::uint16_t type, std::span<const std::byte> payload) noexcept;
 
   const Ring* ring_ = nullptr;
   UniqueFd fd_;  // holds the lane's OFD lock; also used for reader liveness checks
@@ -226,6 +246,8 @@ class Producer {
   std::uint64_t pending_bytes_ = 0;
   std::int64_t next_liveness_check_ns_ = 0;
   bool asymmetric_ = false;  // publish with plain stores; sleeping readers use membarrier
+  bool fault_hooks_ = false;  // a test installed a fault hook: take the path that calls it
+  std::atomic<std::uint64_t>* intent_ = nullptr;
 };
 
 enum class StartAt : std::uint8_t {
