@@ -61,7 +61,8 @@ Result<Producer> Producer::attach(const Ring& ring) {
     p.max_record_ = h->max_record;
     p.overflow_ = h->overflow;
     LaneControl* lc = p.lc_;
-    p.tail_ = lc->tail.load(std::memory_order_acquire);
+    // Positions are multiples of 8; anything else is damage: realign and go on.
+    p.tail_ = detail::align8(lc->tail.load(std::memory_order_acquire));
     p.published_ = p.tail_;
     p.seq_ = lc->next_seq.load(std::memory_order_relaxed);
     // A previous owner that died after finishing records but before
@@ -70,12 +71,12 @@ Result<Producer> Producer::attach(const Ring& ring) {
     // What lies beyond is an unfinished claim: invisible, written over, counted.
     const std::uint64_t intent = lc->intent.load(std::memory_order_relaxed);
     if (intent != p.tail_) {
-      p.adopt_finished(intent - p.tail_ <= p.cap_ ? intent : p.tail_);
+      p.adopt_finished(intent - p.tail_ <= p.cap_ && intent % 8 == 0 ? intent : p.tail_);
       if (p.tail_ != intent) lc->recovered_claims.fetch_add(1, std::memory_order_relaxed);
       lc->intent.store(p.tail_, std::memory_order_relaxed);
     }
     p.oldest_ = lc->oldest.load(std::memory_order_relaxed);
-    if (p.tail_ - p.oldest_ > p.cap_) p.oldest_ = p.tail_;  // corrupt: forget history rather than trust it
+    if (p.tail_ - p.oldest_ > p.cap_ || p.oldest_ % 8 != 0) p.oldest_ = p.tail_;  // corrupt: forget history rather than trust it
     p.records_total_ = lc->records.load(std::memory_order_relaxed);
     p.bytes_total_ = lc->bytes.load(std::memory_order_relaxed);
     p.limit_ = p.tail_;  // look at the readers before the first write

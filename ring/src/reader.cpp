@@ -321,6 +321,13 @@ std::size_t Reader::poll_lane_slow(std::uint32_t lane, Callback cb, void* ctx, s
   // Pairs with Producer::publish's release store: the records up to t are complete.
   std::uint64_t t = lc->tail.load(std::memory_order_acquire);
   std::uint64_t c = cursor_[lane];
+  if ((t | c) % 8 != 0) {
+    // Positions are multiples of 8: someone wrote garbage over the tail or our
+    // cursor. Count it once; restart at the tail once the tail makes sense.
+    if (t % 8 != 0) return 0;
+    finish_lane(lane, t, expect_seq_[lane], false, 0, 0, 0, 1, 0);
+    return 0;
+  }
   // Nothing new; or the fast path already took finished records that are
   // not published yet (a cursor at most a lane ahead of the tail).
   if (static_cast<std::int64_t>(t - c) <= 0 && c - t <= cap_) return 0;

@@ -72,6 +72,7 @@ Status check_options(const RingOptions& o, const std::string& path) {
     return invalid(w + ": unknown overflow policy");
   }
   if (o.reader_timeout.count() <= 0) return invalid(w + ": reader timeout must be positive");
+  if (o.initial_position % 8 != 0) return invalid(w + ": initial position must be a multiple of 8");
   return {};
 }
 
@@ -97,7 +98,7 @@ Status validate_header(const RingHeader& h, std::uint64_t file_size, const std::
   if (!std::has_single_bit(h.lane_capacity) || h.lane_capacity < kMinLaneCapacity ||
       h.lane_capacity > kMaxLaneCapacity || h.lane_count < 1 || h.lane_count > kMaxLanes || h.max_readers < 1 ||
       h.max_readers > kMaxReaders || h.max_record < 1 || h.max_record > h.lane_capacity / 4 || h.overflow < 1 ||
-      h.overflow > 3 || h.reader_timeout_ns <= 0) {
+      h.overflow > 3 || h.reader_timeout_ns <= 0 || h.initial_position % 8 != 0) {
     return make_error(std::errc::invalid_argument, w + ": inconsistent header (geometry out of range)");
   }
   const Layout l = compute_layout(h.lane_capacity, h.lane_count, h.max_readers);

@@ -79,6 +79,9 @@ TEST(RingFile, RejectsBadOptionsWithClearMessages) {
   o = small();
   o.max_record_bytes = 4096;
   EXPECT_FALSE(Ring::create(dir.file("d"), o));
+  o = small();
+  o.initial_position = 12;
+  EXPECT_FALSE(Ring::create(dir.file("e"), o));
 }
 
 TEST(RingFile, OpenValidatesAndReportsGeometry) {
@@ -258,7 +261,7 @@ TEST(Producer, BatchIsInvisibleUntilPublished) {
 // makes the wrap hit every 8-byte alignment, including the 8-byte remainder
 // where no pad header fits.
 TEST(Ring, WrapsAtEveryAlignmentWithoutLosingOrCorruptingRecords) {
-  for (std::uint64_t start : {std::uint64_t{0}, (std::uint64_t{1} << 32) - 4000, ~std::uint64_t{0} - 5000}) {
+  for (std::uint64_t start : {std::uint64_t{0}, (std::uint64_t{1} << 32) - 4000, ~std::uint64_t{0} - 5007}) {
     ScratchDir dir;
     RingOptions o = small();
     o.initial_position = start;
@@ -512,6 +515,27 @@ TEST(Reader, NeverMistakesStaleBytesForTheNextRecord) {
   EXPECT_EQ(drain(*r), (std::vector<std::string>{"next"}));
   const ReaderStats st = r->stats();
   EXPECT_EQ(st.lapped_records + st.corrupt_records, 0u);
+}
+
+TEST(Reader, CountsAMisalignedCursorAsCorruptionAndRecovers) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small(Overflow::kBlock, 4096, 1));
+  auto p = Producer::attach(*ring);
+  {
+    auto r = Reader::attach(*ring, "proc");
+    ASSERT_EQ(p->try_write(1, bytes_of("a")), WriteStatus::kOk);
+    EXPECT_EQ(drain(*r).size(), 1u);
+  }
+  // Scribble an odd position over the detached reader's cursor for lane 0.
+  const detail::Layout l = detail::compute_layout(4096, 1, 4);
+  const std::uint64_t odd = 13;
+  poke(ring->path(), l.readers_offset + sizeof(detail::ReaderSlot), &odd, sizeof odd);
+  auto r = Reader::attach(*ring, "proc");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(drain(*r).size(), 0u);
+  EXPECT_EQ(r->stats().corrupt_records, 1u);
+  ASSERT_EQ(p->try_write(1, bytes_of("b")), WriteStatus::kOk);
+  EXPECT_EQ(drain(*r), (std::vector<std::string>{"b"}));
 }
 
 TEST(Reader, WaitSleepsUntilAProducerPublishes) {
