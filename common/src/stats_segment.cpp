@@ -1,0 +1,598 @@
+#include "ringpipe/common/stats_segment.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include "ringpipe/common/log.hpp"
+
+namespace ringpipe {
+namespace {
+
+inline constexpr std::uint64_t kMagic = 0x5354415453505052ULL;  // "RPPSTATS" little-endian
+inline constexpr std::uint32_t kVersion = 1;
+inline constexpr std::uint32_t kReady = 0x52454459;  // "REDY"
+inline constexpr std::uint32_t kPublished = 1;
+inline constexpr std::size_t kCacheLine = 64;
+
+// The file's first 256 bytes. Fields written once at creation are plain;
+// fields a writer changes while readers look are atomics.
+struct SegmentHeader {
+  std::uint64_t magic;
+  std::uint32_t version;
+  std::atomic<std::uint32_t> ready;  // kReady once the header is complete
+  std::uint32_t header_bytes;
+  std::uint32_t entry_bytes;
+  std::uint32_t capacity;            // entries the file has room for
+  std::atomic<std::uint32_t> count;  // entries [0, count) are published
+  std::atomic<std::int32_t> pid;     // last writer
+  std::uint32_t reserved0;
+  std::int64_t created_ns;
+  std::atomic<std::int64_t> opened_ns;
+  std::atomic<std::int64_t> heartbeat_ns;
+  std::atomic<std::uint64_t> generation;
+  std::uint64_t file_bytes;
+  char component[kStatsMaxComponentBytes];
+  char kind[kStatsMaxKindBytes];
+  std::uint32_t component_len;
+  std::uint32_t kind_len;
+  std::byte reserved1[72];
+};
+
+struct LabelSlot {
+  char name[kStatsMaxLabelNameBytes];
+  char value[kStatsMaxLabelValueBytes];
+};
+
+// One metric. Everything but `value` is written before `state` is published
+// and never changes afterwards.
+struct SegmentEntry {
+  std::atomic<std::uint32_t> state;  // kPublished once complete
+  std::uint8_t type;                 // StatsType
+  std::uint8_t encoding;             // StatsEncoding
+  std::uint8_t name_len;
+  std::uint8_t label_count;
+  std::atomic<std::uint64_t> value;
+  std::uint16_t help_len;
+  std::uint8_t reserved0[6];
+  std::uint8_t label_name_len[kStatsMaxLabels];
+  std::uint8_t label_value_len[kStatsMaxLabels];
+  char name[kStatsMaxNameBytes];
+  char help[kStatsMaxHelpBytes];
+  LabelSlot labels[kStatsMaxLabels];
+  std::byte reserved1[32];
+};
+
+inline constexpr std::size_t kHeaderBytes = sizeof(SegmentHeader);
+inline constexpr std::size_t kEntryBytes = sizeof(SegmentEntry);
+
+static_assert(kHeaderBytes == 256, "the header size is part of the file format");
+static_assert(kEntryBytes == 640, "the entry size is part of the file format");
+static_assert(kEntryBytes % kCacheLine == 0 && kHeaderBytes % kCacheLine == 0,
+              "entries start on cache lines so two hot values never share one (false sharing between threads)");
+static_assert(offsetof(SegmentHeader, ready) == 12 && offsetof(SegmentHeader, count) == 28 &&
+                  offsetof(SegmentHeader, generation) == 64 && offsetof(SegmentHeader, component) == 80 &&
+                  offsetof(SegmentHeader, kind) == 144 && offsetof(SegmentHeader, component_len) == 176,
+              "header field offsets are part of the file format");
+static_assert(offsetof(SegmentEntry, value) == 8 && offsetof(SegmentEntry, help_len) == 16 &&
+                  offsetof(SegmentEntry, label_name_len) == 24 && offsetof(SegmentEntry, name) == 32 &&
+                  offsetof(SegmentEntry, help) == 96 && offsetof(SegmentEntry, labels) == 224,
+              "entry field offsets are part of the file format");
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free && std::atomic<std::uint32_t>::is_always_lock_free &&
+                  std::atomic<std::int64_t>::is_always_lock_free && std::atomic<std::int32_t>::is_always_lock_free,
+              "values are shared between processes: only lock-free atomics work in a mapping");
+static_assert(kStatsMaxNameBytes <= 255 && kStatsMaxLabelNameBytes <= 255 && kStatsMaxLabelValueBytes <= 255,
+              "lengths are stored in one byte");
+
+std::size_t file_bytes_for(std::uint32_t capacity) noexcept {
+  return kHeaderBytes + std::size_t{capacity} * kEntryBytes;
+}
+
+SegmentHeader* header_of(std::byte* base) noexcept { return reinterpret_cast<SegmentHeader*>(base); }
+const SegmentHeader* header_of(const std::byte* base) noexcept { return reinterpret_cast<const SegmentHeader*>(base); }
+SegmentEntry* entry_of(std::byte* base, std::uint32_t i) noexcept {
+  return reinterpret_cast<SegmentEntry*>(base + kHeaderBytes + std::size_t{i} * kEntryBytes);
+}
+const SegmentEntry* entry_of(const std::byte* base, std::uint32_t i) noexcept {
+  return reinterpret_cast<const SegmentEntry*>(base + kHeaderBytes + std::size_t{i} * kEntryBytes);
+}
+
+bool valid_utf8(std::string_view s) noexcept {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = 0;
+    std::uint32_t cp = 0;
+    if (c < 0x80) {
+      if (c < 0x20 && c != '\t') return false;  // no control characters in help or label values
+      ++i;
+      continue;
+    }
+    if ((c & 0xe0) == 0xc0) {
+      n = 1;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;
+    for (std::size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff)) {
+      return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+std::string_view bounded(const char* p, std::size_t len) noexcept { return {p, len}; }
+
+// Checks one published entry's metadata; a copy of it is what we validate, so
+// a writer changing bytes meanwhile cannot make us read out of bounds.
+bool entry_well_formed(const SegmentEntry& e) noexcept {
+  if (e.type != static_cast<std::uint8_t>(StatsType::kCounter) &&
+      e.type != static_cast<std::uint8_t>(StatsType::kGauge)) {
+    return false;
+  }
+  if (e.encoding != static_cast<std::uint8_t>(StatsEncoding::kUnsigned) &&
+      e.encoding != static_cast<std::uint8_t>(StatsEncoding::kDouble)) {
+    return false;
+  }
+  if (e.name_len == 0 || e.name_len > kStatsMaxNameBytes || e.label_count > kStatsMaxLabels ||
+      e.help_len > kStatsMaxHelpBytes) {
+    return false;
+  }
+  if (!is_valid_metric_name(bounded(e.name, e.name_len))) return false;
+  if (!valid_utf8(bounded(e.help, e.help_len))) return false;
+  for (std::uint32_t k = 0; k < e.label_count; ++k) {
+    if (e.label_name_len[k] > kStatsMaxLabelNameBytes || e.label_value_len[k] > kStatsMaxLabelValueBytes) return false;
+    if (!is_valid_label_name(bounded(e.labels[k].name, e.label_name_len[k]))) return false;
+    if (!valid_utf8(bounded(e.labels[k].value, e.label_value_len[k]))) return false;
+  }
+  return true;
+}
+
+// Validates a header copy against itself and the file size.
+Status validate_header(const SegmentHeader& h, std::uint64_t file_size, const std::string& w) {
+  if (h.magic != kMagic) return invalid(w + ": not a ringpipe stats segment (bad magic)");
+  if (h.version != kVersion) {
+    return invalid(w + ": version " + std::to_string(h.version) + ", expected " + std::to_string(kVersion));
+  }
+  if (h.ready.load(std::memory_order_acquire) != kReady) {
+    return invalid(w + ": half-initialised (its creator died before finishing)");
+  }
+  if (h.header_bytes != kHeaderBytes || h.entry_bytes != kEntryBytes || h.capacity == 0 ||
+      h.capacity > kStatsMaxCapacity || h.file_bytes != file_bytes_for(h.capacity) ||
+      h.component_len > kStatsMaxComponentBytes || h.kind_len > kStatsMaxKindBytes) {
+    return invalid(w + ": inconsistent header");
+  }
+  if (file_size < h.file_bytes) {
+    return invalid(w + ": truncated: " + std::to_string(file_size) + " bytes, header says " +
+                   std::to_string(h.file_bytes));
+  }
+  return {};
+}
+
+struct flock byte_lock(short type) noexcept {
+  struct flock fl {};
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = 0;
+  fl.l_len = 1;
+  fl.l_pid = 0;  // required for OFD locks
+  return fl;
+}
+
+bool ofd_try_lock(int fd) noexcept {
+  struct flock fl = byte_lock(F_WRLCK);
+  return ::fcntl(fd, F_OFD_SETLK, &fl) == 0;
+}
+
+void copy_text(char* dst, std::size_t cap, std::string_view s) noexcept {
+  std::memset(dst, 0, cap);
+  std::memcpy(dst, s.data(), std::min(cap, s.size()));
+}
+
+Status check_text(std::string_view what, std::string_view s, std::size_t max) {
+  if (s.size() > max) {
+    return invalid(std::string(what) + " '" + std::string(s.substr(0, 32)) + "...' longer than " + std::to_string(max) +
+                   " bytes");
+  }
+  if (!valid_utf8(s)) return invalid(std::string(what) + ": not UTF-8 text");
+  return {};
+}
+
+Result<std::pair<std::byte*, std::size_t>> map_rw(int fd, std::size_t size, const std::string& w) {
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return errno_error(w + ": mmap " + std::to_string(size) + " bytes");
+  return std::pair{static_cast<std::byte*>(p), size};
+}
+
+}  // namespace
+
+bool is_valid_metric_name(std::string_view s) noexcept {
+  if (s.empty()) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
+    if (!alpha && !(i > 0 && c >= '0' && c <= '9')) return false;
+  }
+  return true;
+}
+
+bool is_valid_label_name(std::string_view s) noexcept {
+  return is_valid_metric_name(s) && s.find(':') == std::string_view::npos && !s.starts_with("__");
+}
+
+// ---------------------------------------------------------------- writer
+
+StatsSegment::StatsSegment(StatsSegment&& o) noexcept
+    : path_(std::move(o.path_)),
+      fd_(std::move(o.fd_)),
+      base_(std::exchange(o.base_, nullptr)),
+      size_(std::exchange(o.size_, 0)),
+      mu_(std::move(o.mu_)) {}
+
+StatsSegment& StatsSegment::operator=(StatsSegment&& o) noexcept {
+  if (this != &o) {
+    if (base_) ::munmap(base_, size_);
+    path_ = std::move(o.path_);
+    fd_ = std::move(o.fd_);
+    base_ = std::exchange(o.base_, nullptr);
+    size_ = std::exchange(o.size_, 0);
+    mu_ = std::move(o.mu_);
+  }
+  return *this;
+}
+
+StatsSegment::~StatsSegment() {
+  if (base_) ::munmap(base_, size_);
+}
+
+Result<StatsReader> StatsSegment::open_readonly(const std::string& path) { return StatsReader::open(path); }
+
+Result<StatsSegment> StatsSegment::create(const std::string& path, std::string_view component, std::string_view kind,
+                                          std::uint32_t capacity) {
+  const std::string w = "create stats segment " + path;
+  if (component.empty() || component.size() > kStatsMaxComponentBytes || !valid_utf8(component)) {
+    return invalid(w + ": component name must be 1 to 64 bytes of text");
+  }
+  if (kind.size() > kStatsMaxKindBytes || !valid_utf8(kind)) return invalid(w + ": kind must be at most 32 bytes");
+  if (capacity == 0 || capacity > kStatsMaxCapacity) {
+    return invalid(w + ": capacity " + std::to_string(capacity) + ", expected 1 to " +
+                   std::to_string(kStatsMaxCapacity));
+  }
+  const std::size_t bytes = file_bytes_for(capacity);
+
+  // A segment left by a previous run of this component: keep its values.
+  bool replace = false;
+  if (UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW)); fd.valid()) {
+    replace = true;
+    if (!ofd_try_lock(fd.get())) {
+      std::int32_t pid = 0;
+      if (::pread(fd.get(), &pid, sizeof pid, offsetof(SegmentHeader, pid)) != sizeof pid) pid = 0;
+      return make_error(std::errc::resource_unavailable_try_again,
+                        w + ": in use by another live writer (pid " + std::to_string(pid) + ")");
+    }
+    struct stat st {};
+    if (::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) == bytes) {
+      auto mapped = map_rw(fd.get(), bytes, w);
+      if (!mapped) return tl::unexpected(mapped.error());
+      StatsSegment seg;
+      seg.path_ = path;
+      seg.base_ = mapped->first;
+      seg.size_ = mapped->second;
+      SegmentHeader* h = header_of(seg.base_);
+      bool ok = static_cast<bool>(validate_header(*h, bytes, w)) && h->capacity == capacity &&
+                std::string_view(h->component, h->component_len) == component &&
+                std::string_view(h->kind, h->kind_len) == kind;
+      const std::uint32_t count = ok ? h->count.load(std::memory_order_acquire) : 0;
+      ok = ok && count <= capacity;
+      for (std::uint32_t i = 0; ok && i < count; ++i) {
+        const SegmentEntry* e = entry_of(seg.base_, i);
+        ok = e->state.load(std::memory_order_acquire) == kPublished && entry_well_formed(*e);
+      }
+      if (ok) {
+        h->pid.store(static_cast<std::int32_t>(::getpid()), std::memory_order_relaxed);
+        h->opened_ns.store(realtime_ns(), std::memory_order_relaxed);
+        h->heartbeat_ns.store(0, std::memory_order_relaxed);
+        h->generation.fetch_add(1, std::memory_order_relaxed);
+        seg.fd_ = std::move(fd);
+        return seg;
+      }
+    }
+    // Otherwise fall through: build a fresh file and rename it over this one.
+  } else if (errno != ENOENT) {
+    return errno_error(w + ": open");
+  }
+
+  const std::filesystem::path p(path);
+  std::error_code ec;
+  if (p.has_parent_path()) {
+    std::filesystem::create_directories(p.parent_path(), ec);
+    if (ec) return tl::unexpected(Error{ec, w + ": create directory " + p.parent_path().string()});
+  }
+  std::random_device rd;
+  // Built under a temporary name and moved into place complete, so no reader
+  // ever opens a half-made segment under the real name.
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rd() & 0xffffff);
+  UniqueFd fd(::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd.valid()) return errno_error(w + ": open " + tmp);
+  struct Unlinker {
+    const std::string& f;
+    ~Unlinker() { ::unlink(f.c_str()); }
+  } unlink_tmp{tmp};
+  if (int rc = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(bytes)); rc != 0) {
+    errno = rc;
+    return errno_error(w + ": reserve " + std::to_string(bytes) + " bytes");
+  }
+  if (!ofd_try_lock(fd.get())) return errno_error(w + ": lock");
+  auto mapped = map_rw(fd.get(), bytes, w);
+  if (!mapped) return tl::unexpected(mapped.error());
+  StatsSegment seg;
+  seg.path_ = path;
+  seg.base_ = mapped->first;
+  seg.size_ = mapped->second;
+  SegmentHeader* h = header_of(seg.base_);
+  h->magic = kMagic;
+  h->version = kVersion;
+  h->header_bytes = kHeaderBytes;
+  h->entry_bytes = kEntryBytes;
+  h->capacity = capacity;
+  h->pid.store(static_cast<std::int32_t>(::getpid()), std::memory_order_relaxed);
+  h->created_ns = realtime_ns();
+  h->opened_ns.store(h->created_ns, std::memory_order_relaxed);
+  h->generation.store(1, std::memory_order_relaxed);
+  h->file_bytes = bytes;
+  copy_text(h->component, sizeof h->component, component);
+  copy_text(h->kind, sizeof h->kind, kind);
+  h->component_len = static_cast<std::uint32_t>(component.size());
+  h->kind_len = static_cast<std::uint32_t>(kind.size());
+  // Pairs with validate_header's acquire load: whoever sees kReady sees the whole header.
+  h->ready.store(kReady, std::memory_order_release);
+  if (replace) {
+    if (::rename(tmp.c_str(), path.c_str()) != 0) return errno_error(w + ": rename into place");
+  } else if (::link(tmp.c_str(), path.c_str()) != 0) {
+    return errno_error(w + ": link into place");
+  }
+  seg.fd_ = std::move(fd);
+  return seg;
+}
+
+Result<std::atomic<std::uint64_t>*> StatsSegment::register_counter(std::string_view name, std::string_view help,
+                                                                   const StatsLabels& labels, StatsEncoding encoding) {
+  return register_entry(StatsType::kCounter, encoding, name, help, labels);
+}
+
+Result<std::atomic<std::uint64_t>*> StatsSegment::register_gauge(std::string_view name, std::string_view help,
+                                                                 const StatsLabels& labels, StatsEncoding encoding) {
+  return register_entry(StatsType::kGauge, encoding, name, help, labels);
+}
+
+Result<std::atomic<std::uint64_t>*> StatsSegment::register_entry(StatsType type, StatsEncoding encoding,
+                                                                 std::string_view name, std::string_view help,
+                                                                 const StatsLabels& labels) {
+  const std::string w = "register " + std::string(name.substr(0, kStatsMaxNameBytes)) + " in " + path_;
+  if (base_ == nullptr) return invalid(w + ": segment moved from");
+  if (name.size() > kStatsMaxNameBytes || !is_valid_metric_name(name)) {
+    return invalid(w + ": invalid metric name (Prometheus syntax, at most 64 bytes)");
+  }
+  if (auto ok = check_text("help", help, kStatsMaxHelpBytes); !ok) {
+    return tl::unexpected(Error{ok.error().code, w + ": " + ok.error().context});
+  }
+  if (labels.size() > kStatsMaxLabels) return invalid(w + ": more than " + std::to_string(kStatsMaxLabels) + " labels");
+  for (const StatsLabel& l : labels) {
+    if (l.name.size() > kStatsMaxLabelNameBytes || !is_valid_label_name(l.name)) {
+      return invalid(w + ": invalid label name '" + l.name + "'");
+    }
+    if (auto ok = check_text("label value", l.value, kStatsMaxLabelValueBytes); !ok) {
+      return tl::unexpected(Error{ok.error().code, w + ": " + ok.error().context});
+    }
+  }
+  std::lock_guard lock(*mu_);
+  SegmentHeader* h = header_of(base_);
+  const std::uint32_t count = h->count.load(std::memory_order_relaxed);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    SegmentEntry* e = entry_of(base_, i);
+    if (std::string_view(e->name, e->name_len) != name || e->label_count != labels.size()) continue;
+    bool same = true;
+    for (std::size_t k = 0; k < labels.size() && same; ++k) {
+      same = std::string_view(e->labels[k].name, e->label_name_len[k]) == labels[k].name &&
+             std::string_view(e->labels[k].value, e->label_value_len[k]) == labels[k].value;
+    }
+    if (!same) continue;
+    if (e->type != static_cast<std::uint8_t>(type) || e->encoding != static_cast<std::uint8_t>(encoding)) {
+      return invalid(w + ": already registered with another type or encoding");
+    }
+    return &e->value;
+  }
+  if (count >= h->capacity) {
+    return make_error(std::errc::no_space_on_device, w + ": table full (" + std::to_string(h->capacity) + " entries)");
+  }
+  SegmentEntry* e = entry_of(base_, count);
+  std::memset(static_cast<void*>(e), 0, kEntryBytes);
+  e->type = static_cast<std::uint8_t>(type);
+  e->encoding = static_cast<std::uint8_t>(encoding);
+  e->name_len = static_cast<std::uint8_t>(name.size());
+  e->label_count = static_cast<std::uint8_t>(labels.size());
+  e->help_len = static_cast<std::uint16_t>(help.size());
+  copy_text(e->name, sizeof e->name, name);
+  copy_text(e->help, sizeof e->help, help);
+  for (std::size_t k = 0; k < labels.size(); ++k) {
+    e->label_name_len[k] = static_cast<std::uint8_t>(labels[k].name.size());
+    e->label_value_len[k] = static_cast<std::uint8_t>(labels[k].value.size());
+    copy_text(e->labels[k].name, sizeof e->labels[k].name, labels[k].name);
+    copy_text(e->labels[k].value, sizeof e->labels[k].value, labels[k].value);
+  }
+  e->value.store(0, std::memory_order_relaxed);
+  // Pairs with the reader's acquire load of state: a published entry is complete.
+  e->state.store(kPublished, std::memory_order_release);
+  // Pairs with the reader's acquire load of count.
+  h->count.store(count + 1, std::memory_order_release);
+  return &e->value;
+}
+
+void StatsSegment::reset_gauges() noexcept {
+  if (base_ == nullptr) return;
+  std::lock_guard lock(*mu_);
+  const std::uint32_t count = header_of(base_)->count.load(std::memory_order_relaxed);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    SegmentEntry* e = entry_of(base_, i);
+    if (e->type == static_cast<std::uint8_t>(StatsType::kGauge)) e->value.store(0, std::memory_order_relaxed);
+  }
+}
+
+void StatsSegment::heartbeat() noexcept {
+  if (base_) header_of(base_)->heartbeat_ns.store(realtime_ns(), std::memory_order_relaxed);
+}
+
+std::uint32_t StatsSegment::capacity() const noexcept { return base_ ? header_of(base_)->capacity : 0; }
+std::uint32_t StatsSegment::size() const noexcept {
+  return base_ ? header_of(base_)->count.load(std::memory_order_relaxed) : 0;
+}
+std::uint64_t StatsSegment::generation() const noexcept {
+  return base_ ? header_of(base_)->generation.load(std::memory_order_relaxed) : 0;
+}
+
+// ---------------------------------------------------------------- reader
+
+StatsReader::StatsReader(StatsReader&& o) noexcept
+    : path_(std::move(o.path_)),
+      base_(std::exchange(o.base_, nullptr)),
+      size_(std::exchange(o.size_, 0)),
+      capacity_(o.capacity_),
+      malformed_(o.malformed_) {}
+
+StatsReader& StatsReader::operator=(StatsReader&& o) noexcept {
+  if (this != &o) {
+    if (base_) ::munmap(const_cast<std::byte*>(base_), size_);
+    path_ = std::move(o.path_);
+    base_ = std::exchange(o.base_, nullptr);
+    size_ = std::exchange(o.size_, 0);
+    capacity_ = o.capacity_;
+    malformed_ = o.malformed_;
+  }
+  return *this;
+}
+
+StatsReader::~StatsReader() {
+  if (base_) ::munmap(const_cast<std::byte*>(base_), size_);
+}
+
+Result<StatsReader> StatsReader::open(const std::string& path) {
+  const std::string w = "open stats segment " + path;
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return errno_error(w);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return errno_error(w + ": fstat");
+  if (!S_ISREG(st.st_mode)) return invalid(w + ": not a regular file");
+  const auto file_size = static_cast<std::uint64_t>(st.st_size);
+  if (file_size < kHeaderBytes) {
+    return invalid(w + ": truncated: " + std::to_string(file_size) + " bytes, the header alone needs " +
+                   std::to_string(kHeaderBytes));
+  }
+  if (file_size > file_bytes_for(kStatsMaxCapacity)) return invalid(w + ": larger than any stats segment");
+  void* p = ::mmap(nullptr, file_size, PROT_READ, MAP_SHARED, fd.get(), 0);
+  if (p == MAP_FAILED) return errno_error(w + ": mmap");
+  StatsReader r;
+  r.path_ = path;
+  r.base_ = static_cast<const std::byte*>(p);
+  r.size_ = file_size;
+  // Validate a copy: the writer (or anyone) may change the file meanwhile.
+  SegmentHeader h;
+  std::memcpy(static_cast<void*>(&h), r.base_, kHeaderBytes);
+  std::atomic_thread_fence(std::memory_order_acquire);  // pairs with the creator's release store of ready
+  if (Status ok = validate_header(h, file_size, w); !ok) return tl::unexpected(ok.error());
+  r.capacity_ = h.capacity;
+  return r;
+}
+
+StatsSegmentInfo StatsReader::info() const {
+  SegmentHeader h;
+  std::memcpy(static_cast<void*>(&h), base_, kHeaderBytes);
+  StatsSegmentInfo i;
+  i.component.assign(h.component, std::min<std::size_t>(h.component_len, kStatsMaxComponentBytes));
+  i.kind.assign(h.kind, std::min<std::size_t>(h.kind_len, kStatsMaxKindBytes));
+  i.pid = h.pid.load(std::memory_order_relaxed);
+  i.created_ns = h.created_ns;
+  i.opened_ns = h.opened_ns.load(std::memory_order_relaxed);
+  i.heartbeat_ns = h.heartbeat_ns.load(std::memory_order_relaxed);
+  i.generation = h.generation.load(std::memory_order_relaxed);
+  i.capacity = capacity_;
+  return i;
+}
+
+std::vector<StatsEntry> StatsReader::snapshot() {
+  std::vector<StatsEntry> out;
+  malformed_ = 0;
+  if (base_ == nullptr) return out;
+  // capacity_ was validated against the mapping's size at open().
+  const std::uint32_t count = std::min(header_of(base_)->count.load(std::memory_order_acquire), capacity_);
+  out.reserve(count);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const SegmentEntry* live = entry_of(base_, i);
+    if (live->state.load(std::memory_order_acquire) != kPublished) {
+      ++malformed_;
+      continue;
+    }
+    SegmentEntry e;
+    std::memcpy(static_cast<void*>(&e), live, kEntryBytes);
+    if (!entry_well_formed(e)) {
+      ++malformed_;
+      continue;
+    }
+    StatsEntry s;
+    s.name.assign(e.name, e.name_len);
+    s.help.assign(e.help, e.help_len);
+    for (std::uint32_t k = 0; k < e.label_count; ++k) {
+      s.labels.push_back(
+          {std::string(e.labels[k].name, e.label_name_len[k]), std::string(e.labels[k].value, e.label_value_len[k])});
+    }
+    s.type = static_cast<StatsType>(e.type);
+    s.encoding = static_cast<StatsEncoding>(e.encoding);
+    s.raw = live->value.load(std::memory_order_relaxed);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+bool StatsReader::writer_alive() const noexcept {
+  if (base_ == nullptr) return false;
+  const std::int32_t pid = header_of(base_)->pid.load(std::memory_order_relaxed);
+  if (pid <= 0) return false;
+  return ::kill(pid, 0) == 0 || errno == EPERM;
+}
+
+std::vector<std::string> list_stats_segments(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() > kStatsFileSuffix.size() && name.ends_with(kStatsFileSuffix) && it->is_regular_file(ec)) {
+      out.push_back(it->path().string());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace ringpipe
