@@ -35,6 +35,11 @@ EngineStats& EngineStats::operator+=(const EngineStats& o) noexcept {
   mapping_cache_hits += o.mapping_cache_hits;
   mapping_lookups += o.mapping_lookups;
   state_bytes += o.state_bytes;
+  state_series_restored += o.state_series_restored;
+  state_series_dropped += o.state_series_dropped;
+  state_rejected += o.state_rejected;
+  state_samples_skipped += o.state_samples_skipped;
+  state_full += o.state_full;
   return *this;
 }
 

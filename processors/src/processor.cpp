@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <filesystem>
 #include <mutex>
 #include <thread>
 
@@ -16,6 +18,7 @@
 #include "ringpipe/sample/sample_batch.hpp"
 #include "series_mapper.hpp"
 #include "shard.hpp"
+#include "state_store.hpp"
 
 namespace ringpipe::processors {
 namespace {
@@ -27,6 +30,8 @@ using detail::MappedSample;
 struct ShardBatch {
   std::vector<MappedSample> samples;
   std::vector<std::byte> labels;
+  std::vector<detail::RecordSegment> segs;
+  std::uint32_t input = 0;
   std::int64_t now_ns = 0;
   moodycamel::ConcurrentQueue<ShardBatch*>* home = nullptr;
 };
@@ -89,6 +94,14 @@ struct Processor::Impl {
     std::vector<std::unique_ptr<ShardBatch>> owned;
     StatsSlot stats;
     std::thread thread;
+    // Crash-safe state: the gate reader trails `reader` and only passes
+    // records every shard has committed.
+    std::uint32_t index = 0;
+    std::optional<ring::Reader> gate;
+    std::thread gate_thread;
+    std::unique_ptr<std::atomic<std::uint64_t>[]> dispatched;  // per lane: last seq handed to shards
+    std::unique_ptr<std::atomic<std::uint64_t>[]> enqueued;    // per shard: batches sent
+    std::unique_ptr<std::atomic<std::uint64_t>[]> committed;   // per shard: batches committed
   };
   struct ShardCtx {
     std::unique_ptr<detail::Shard> shard;
@@ -103,12 +116,17 @@ struct Processor::Impl {
 
   std::atomic<bool> readers_stop{false};
   std::atomic<bool> shards_stop{false};
+  std::atomic<bool> gate_final{false};
+  std::vector<std::unique_ptr<detail::StateStore>> stores;
+  EngineStats state_stats;
   std::atomic<std::uint64_t> snapshot_generation{0};
   bool started = false;
   bool stopped = false;
   RateLimiter warn{std::chrono::seconds(10)};
 
   void reader_loop(Input& in);
+  void gate_loop(Input& in);
+  void apply_direct(Input& in, const ring::RecordView& v);
   void shard_loop(std::uint32_t index);
   ShardBatch* take_batch(Input& in);
 };
@@ -128,23 +146,33 @@ ShardBatch* Processor::Impl::take_batch(Input& in) {
   }
   b->samples.clear();
   b->labels.clear();
+  b->segs.clear();
+  b->input = in.index;
   return b;
 }
 
 void Processor::Impl::reader_loop(Input& in) {
   const std::uint32_t n = static_cast<std::uint32_t>(shards.size());
+  const std::uint32_t lanes = in.ring.lanes();
   std::vector<ShardBatch*> pending(n, nullptr);
+  std::vector<std::uint64_t> last_seq(lanes, 0);
+  std::vector<std::uint8_t> seen(lanes, 0);
   std::uint64_t foreign = 0;
   std::int64_t next_stats_ns = 0;
   auto send = [&](std::uint32_t s) {
     if (pending[s] == nullptr || pending[s]->samples.empty()) return;
     shards[s]->queue.enqueue(pending[s]);  // may allocate a block: never loses a batch
     pending[s] = nullptr;
+    in.enqueued[s].fetch_add(1, std::memory_order_release);  // pairs with the gate's acquire
   };
   while (!readers_stop.load(std::memory_order_acquire)) {
     in.reader->wait(std::chrono::milliseconds(50));
     const std::int64_t now = monotonic_ns();
     in.reader->poll([&](const ring::RecordView& v) {
+      if (v.lane < lanes) {
+        last_seq[v.lane] = v.seq;
+        seen[v.lane] = 1;
+      }
       if (v.type != sample::kSampleBatchRecord) {
         ++foreign;
         return;
@@ -170,11 +198,26 @@ void Processor::Impl::reader_loop(Input& in) {
         ShardBatch* b = pending[target];
         b->now_ns = now;
         b->samples.push_back(ms);
-        if (b->samples.size() >= options.batch_samples) send(target);
       }
       if (br.error() != sample::DecodeError::kNone) ++foreign;
+      // A record's samples for one shard travel in one batch, so a shard
+      // commits whole records (its applied seq never splits one).
+      for (std::uint32_t s = 0; s < n; ++s) {
+        ShardBatch* b = pending[s];
+        if (b == nullptr) continue;
+        const auto end = static_cast<std::uint32_t>(b->samples.size());
+        if (end > (b->segs.empty() ? 0 : b->segs.back().end)) {
+          b->segs.push_back(detail::RecordSegment{in.index, v.lane, v.seq, end});
+        }
+        if (end >= options.batch_samples) send(s);
+      }
     });
     for (std::uint32_t s = 0; s < n; ++s) send(s);
+    for (std::uint32_t l = 0; l < lanes; ++l) {
+      if (!seen[l]) continue;
+      seen[l] = 0;
+      in.dispatched[l].store(last_seq[l], std::memory_order_release);  // pairs with the gate's acquire
+    }
     if (now >= next_stats_ns) {
       EngineStats st = in.mapper->stats();
       st.decode_errors += foreign;
@@ -192,6 +235,70 @@ void Processor::Impl::reader_loop(Input& in) {
   EngineStats st = in.mapper->stats();
   st.decode_errors += foreign;
   in.stats.publish(st);
+}
+
+// Trails the reader: a record passes the gate (and so may be overwritten by
+// producers) only when every batch sent up to it has been committed by its shard.
+void Processor::Impl::gate_loop(Input& in) {
+  const std::uint32_t n = static_cast<std::uint32_t>(shards.size());
+  const std::uint32_t lanes = in.ring.lanes();
+  std::vector<std::uint64_t> covered(lanes, 0);
+  std::vector<std::uint64_t> d(lanes, 0);
+  std::vector<std::uint64_t> e(n, 0);
+  bool final_pass = false;
+  auto on_record = [&](const ring::RecordView& v) {
+    if (v.lane >= lanes) return;
+    for (;;) {
+      if (v.seq <= covered[v.lane]) return;
+      for (std::uint32_t l = 0; l < lanes; ++l) d[l] = in.dispatched[l].load(std::memory_order_acquire);
+      if (d[v.lane] < v.seq) {
+        if (final_pass) {  // the reader stopped before it: apply it here
+          apply_direct(in, v);
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+        continue;
+      }
+      for (std::uint32_t k = 0; k < n; ++k) e[k] = in.enqueued[k].load(std::memory_order_acquire);
+      for (std::uint32_t k = 0; k < n; ++k) {
+        while (in.committed[k].load(std::memory_order_acquire) < e[k]) {
+          std::this_thread::sleep_for(std::chrono::microseconds(50));
+        }
+      }
+      covered = d;
+    }
+  };
+  for (;;) {
+    final_pass = gate_final.load(std::memory_order_acquire);
+    if (!final_pass) in.gate->wait(std::chrono::milliseconds(50));
+    while (in.gate->poll(on_record) != 0 && !final_pass) {
+    }
+    if (final_pass) break;
+  }
+}
+
+// Stop path only (reader and shard threads are joined): applies a record the
+// reader never took, straight into the shards, so the gate may pass it.
+void Processor::Impl::apply_direct(Input& in, const ring::RecordView& v) {
+  if (v.type != sample::kSampleBatchRecord) return;
+  const std::uint32_t n = static_cast<std::uint32_t>(shards.size());
+  std::vector<ShardBatch> b(n);
+  sample::BatchReader br(v.payload);
+  while (auto s = br.next()) {
+    std::vector<std::byte> labels;
+    MappedSample ms;
+    if (!in.mapper->map(*s, labels, ms)) continue;
+    ShardBatch& t = b[detail::shard_of(ms.series_hash, n)];
+    ms.labels_off = static_cast<std::uint32_t>(t.labels.size());
+    t.labels.insert(t.labels.end(), labels.begin(), labels.end());
+    t.samples.push_back(ms);
+  }
+  const std::int64_t now = monotonic_ns();
+  for (std::uint32_t s = 0; s < n; ++s) {
+    if (b[s].samples.empty()) continue;
+    const detail::RecordSegment seg{in.index, v.lane, v.seq, static_cast<std::uint32_t>(b[s].samples.size())};
+    shards[s]->shard->apply_segments(b[s].samples, {&seg, 1}, b[s].labels.data(), now);
+  }
 }
 
 void Processor::Impl::shard_loop(std::uint32_t index) {
@@ -235,8 +342,11 @@ void Processor::Impl::shard_loop(std::uint32_t index) {
                                      : ctx.queue.wait_dequeue_bulk_timed(items, 64, wait_ns / 1000);
     for (std::size_t i = 0; i < got; ++i) {
       ShardBatch* b = items[i];
-      ctx.shard->apply_batch(b->samples, b->labels.data(), b->now_ns);
+      ctx.shard->apply_segments(b->samples, b->segs, b->labels.data(), b->now_ns);
+      const std::uint32_t input = b->input;
       b->home->enqueue(b);
+      // Pairs with the gate's acquire: the batch's transaction is committed.
+      inputs[input]->committed[index].fetch_add(1, std::memory_order_release);
     }
     if (stopping && got == 0) break;
     if (monotonic_ns() >= next_flush) do_flush();
@@ -273,10 +383,50 @@ Result<std::unique_ptr<Processor>> Processor::create(ProcessorOptions options) {
   impl->registry = std::make_unique<detail::FamilyRegistry>(eo.max_families, eo.max_series, eo.max_series_per_metric);
   impl->specs = detail::build_specs(*matcher);
 
+  if (!options.state_dir.empty()) {
+    if (options.inputs.size() > detail::kStateMaxInputs) return invalid("processor: state: at most 8 inputs");
+    std::error_code ec;
+    std::filesystem::create_directories(options.state_dir, ec);
+    if (ec) return invalid("processor: state: " + options.state_dir + ": " + ec.message());
+    ::chmod(options.state_dir.c_str(), 0700);
+    detail::StateGeometry g;
+    g.shard_count = eo.shards;
+    g.slot_capacity = std::min<std::uint64_t>(eo.max_series, std::uint64_t{4} << 20);
+    g.arena_bytes = std::min<std::uint64_t>(g.slot_capacity * 256, (std::uint64_t{1} << 32) - 4096);
+    g.undo_bytes = std::max<std::uint64_t>(options.state_undo_bytes, 1u << 20) & ~std::uint64_t{7};
+    std::uint64_t restored_id = 0;
+    for (std::uint32_t i = 0; i < eo.shards; ++i) {
+      g.shard = i;
+      const std::string path = options.state_dir + "/shard-" + std::to_string(i) + ".state";
+      bool restored = false;
+      std::string rejected;
+      auto st = detail::StateStore::open(path, g, &restored, &rejected);
+      if (!st) return invalid("processor: " + st.error().message());
+      if (!rejected.empty()) {
+        // Refusing to start would only make the supervisor restart us into the same refusal.
+        spdlog::error("processor: state {}: refused ({}); moved aside to {}.rejected, shard {} starts EMPTY", path,
+                      rejected, path, i);
+        ++impl->state_stats.state_rejected;
+      }
+      if (restored && restored_id == 0) restored_id = (*st)->control().instance_id;
+      impl->stores.push_back(std::move(*st));
+    }
+    // Exporters see the same instance: restored counters are not a reset.
+    if (restored_id != 0) eo.instance_id = restored_id;
+    for (auto& st : impl->stores) {
+      if (st->control().instance_id != eo.instance_id && st->log_control()) {
+        st->control().instance_id = eo.instance_id;
+        st->commit();
+      }
+    }
+  }
+
+  const std::int64_t start_ns = monotonic_ns();
   for (std::uint32_t i = 0; i < eo.shards; ++i) {
     auto ctx = std::make_unique<Impl::ShardCtx>();
     ctx->shard = std::make_unique<detail::Shard>(static_cast<std::uint16_t>(i), static_cast<std::uint16_t>(eo.shards),
-                                                 *impl->registry, impl->specs, eo, eo.instance_id);
+                                                 *impl->registry, impl->specs, eo, eo.instance_id,
+                                                 impl->stores.empty() ? nullptr : impl->stores[i].get(), start_ns);
     auto p = ring::Producer::attach(*impl->output);
     if (!p) return invalid("processor: " + options.output + ": " + p.error().message());
     ctx->producer.emplace(std::move(*p));
@@ -286,7 +436,25 @@ Result<std::unique_ptr<Processor>> Processor::create(ProcessorOptions options) {
     auto r = ring::Ring::open(path);
     if (!r) return invalid("processor: " + path + ": " + r.error().message());
     auto in = std::make_unique<Impl::Input>(std::move(*r));
-    auto reader = ring::Reader::attach(in->ring, options.reader_name);
+    in->index = static_cast<std::uint32_t>(impl->inputs.size());
+    const std::uint32_t lanes = in->ring.lanes();
+    in->dispatched = std::make_unique<std::atomic<std::uint64_t>[]>(lanes);
+    in->enqueued = std::make_unique<std::atomic<std::uint64_t>[]>(eo.shards);
+    in->committed = std::make_unique<std::atomic<std::uint64_t>[]>(eo.shards);
+    ring::ReaderOptions ro;
+    if (!impl->stores.empty()) {
+      // The gate's cursor is the durable one; the reader restarts at the
+      // oldest record still in the ring (never after the gate) and the shards
+      // skip what they committed before.
+      const std::string gate_name = options.reader_name + ".c";
+      auto gate = ring::Reader::attach(in->ring, gate_name);
+      if (!gate) return invalid("processor: " + path + ": " + gate.error().message());
+      in->gate.emplace(std::move(*gate));
+      (void)in->ring.remove_reader(options.reader_name);  // fails if absent; a live one fails attach below
+      ro.start = ring::StartAt::kOldest;
+      for (auto& sh : impl->shards) sh->shard->sync_input(in->index, in->ring.creation_id());
+    }
+    auto reader = ring::Reader::attach(in->ring, options.reader_name, ro);
     if (!reader) return invalid("processor: " + path + ": " + reader.error().message());
     in->reader.emplace(std::move(*reader));
     auto m = Matcher::create(eo.mapping);
@@ -306,6 +474,7 @@ Status Processor::start() {
   for (auto& in : m.inputs) {
     Impl::Input* p = in.get();
     in->thread = std::thread([&m, p] { m.reader_loop(*p); });
+    if (in->gate) in->gate_thread = std::thread([&m, p] { m.gate_loop(*p); });
   }
   return {};
 }
@@ -318,12 +487,16 @@ void Processor::stop() noexcept {
   for (auto& in : m.inputs) in->thread.join();
   m.shards_stop.store(true, std::memory_order_release);
   for (auto& s : m.shards) s->thread.join();
+  m.gate_final.store(true, std::memory_order_release);
+  for (auto& in : m.inputs) {
+    if (in->gate_thread.joinable()) in->gate_thread.join();
+  }
 }
 
 void Processor::request_snapshot() noexcept { impl_->snapshot_generation.fetch_add(1, std::memory_order_acq_rel); }
 
 EngineStats Processor::stats() const {
-  EngineStats s;
+  EngineStats s = impl_->state_stats;
   for (const auto& in : impl_->inputs) s += in->stats.get();
   for (const auto& sh : impl_->shards) s += sh->stats.get();
   return s;

@@ -116,7 +116,8 @@ void LabelArena::release(std::uint32_t off, std::uint32_t n) {
 }
 
 Shard::Shard(std::uint16_t index, std::uint16_t count, FamilyRegistry& registry,
-             std::shared_ptr<const SpecTable> specs, const EngineOptions& options, std::uint64_t instance_id)
+             std::shared_ptr<const SpecTable> specs, const EngineOptions& options, std::uint64_t instance_id,
+             StateStore* store, std::int64_t now_ns)
     : index_(index),
       count_(count),
       registry_(&registry),
@@ -124,7 +125,10 @@ Shard::Shard(std::uint16_t index, std::uint16_t count, FamilyRegistry& registry,
       set_window_ns_(std::max<std::int64_t>(1, options.set_window.count())),
       max_set_members_(std::max<std::uint32_t>(1, options.max_set_members)),
       max_record_bytes_(options.max_record_bytes),
-      instance_id_(instance_id) {}
+      instance_id_(instance_id),
+      store_(store) {
+  if (store_ != nullptr) restore(now_ns);
+}
 
 void Shard::mark_dirty(std::uint32_t idx) noexcept {
   Series& se = series_[idx];
@@ -139,6 +143,11 @@ std::uint32_t Shard::create_series(const MappedSample& m, const std::byte* label
     ++stats_.dropped_cardinality;
     return FlatIndex::kNone;
   }
+  if (store_ != nullptr && free_series_.empty() && series_.size() >= store_->geometry().slot_capacity) {
+    registry_->remove_series(*m.family);
+    ++stats_.state_full;
+    return FlatIndex::kNone;
+  }
   std::uint32_t idx;
   if (!free_series_.empty()) {
     idx = free_series_.back();
@@ -146,6 +155,7 @@ std::uint32_t Shard::create_series(const MappedSample& m, const std::byte* label
   } else {
     idx = static_cast<std::uint32_t>(series_.size());
     series_.emplace_back();
+    tx_mark_.push_back(0);
   }
   Series& se = series_[idx];
   se = Series{};
@@ -216,6 +226,20 @@ std::uint32_t Shard::create_series(const MappedSample& m, const std::byte* label
   }
   if (m.family->kind == FamilyKind::kSummary) se.flags |= kPublished;
   if (m.family->kind == FamilyKind::kHistogram) se.flags |= kPublished;
+  if (store_ != nullptr && !persist_new(idx, labels)) {
+    ++stats_.state_full;
+    arena_.release(se.key_off, se.key_len);
+    switch (static_cast<FamilyKind>(se.kind)) {
+      case FamilyKind::kSummary: free_summaries_.push_back(se.ext); break;
+      case FamilyKind::kHistogram: free_histograms_.push_back(se.ext); break;
+      case FamilyKind::kSet: free_sets_.push_back(se.ext); break;
+      default: break;
+    }
+    registry_->remove_series(*m.family);
+    se.flags = 0;
+    free_series_.push_back(idx);
+    return FlatIndex::kNone;
+  }
   index_map_.insert(se.hash, idx);
   ++live_;
   ++stats_.series_created;
@@ -224,6 +248,7 @@ std::uint32_t Shard::create_series(const MappedSample& m, const std::byte* label
 
 void Shard::free_series(std::uint32_t idx) noexcept {
   Series& se = series_[idx];
+  persist_free(idx);
   index_map_.erase(se.hash, idx);
   arena_.release(se.key_off, se.key_len);
   switch (static_cast<FamilyKind>(se.kind)) {
@@ -341,11 +366,13 @@ void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64
         active_.push_back(idx);
       }
       ++stats_.samples_applied;
+      persist(idx);
       return;  // a set changes its published value only when a window closes
     }
   }
   ++stats_.samples_applied;
   mark_dirty(idx);
+  persist(idx);
 }
 
 void Shard::apply_batch(std::span<const MappedSample> ms, const std::byte* label_base,
@@ -442,7 +469,10 @@ void Shard::flush(std::int64_t now_ns, std::int64_t wall_ns, RecordSink& sink, b
       still_active = std::any_of(s.window.begin(), s.window.end(), [](const Sketch& k) { return !k.empty(); });
     } else {
       SetState& st = sets_[se.ext];
-      if (roll_set(se, st, window_id)) mark_dirty(idx);
+      if (roll_set(se, st, window_id)) {
+        mark_dirty(idx);
+        persist(idx);
+      }
       still_active = st.size > 0 || se.value != 0;
     }
     if (still_active) {
@@ -505,7 +535,306 @@ void Shard::flush(std::int64_t now_ns, std::int64_t wall_ns, RecordSink& sink, b
   }
   stats_.records_written += em.records();
   stats_.entries_written += em.entries();
+  commit_state();
   sink.end_flush();
+}
+
+namespace {
+constexpr std::uint32_t pad8(std::uint32_t n) noexcept { return (n + 7) & ~7U; }
+}  // namespace
+
+std::uint32_t Shard::alloc_block(std::uint32_t bytes, std::uint32_t owner) noexcept {
+  const std::uint32_t r = LabelArena::rounded(bytes);
+  const std::size_t c = LabelArena::size_class(r);
+  std::uint32_t off;
+  if (owner != kFamilyOwner && c < block_free_.size() && !block_free_[c].empty()) {
+    off = block_free_[c].back();
+    block_free_[c].pop_back();
+  } else {
+    StateControl& ctl = store_->control();
+    if (ctl.arena_used + r > store_->geometry().arena_bytes || !store_->log_control()) return UINT32_MAX;
+    off = static_cast<std::uint32_t>(ctl.arena_used);
+    ctl.arena_used += r;
+  }
+  // No undo for block bytes: a block belongs to a slot only while that
+  // committed slot points at it, and blocks freed in an open transaction are
+  // not reused before it commits.
+  const BlockHeader bh{r, owner};
+  std::memcpy(store_->arena() + off, &bh, sizeof bh);
+  return off;
+}
+
+std::uint32_t Shard::family_block(const Family& f) noexcept {
+  if (const auto it = family_off_.find(&f); it != family_off_.end()) return it->second;
+  const auto name_len = static_cast<std::uint16_t>(std::min<std::size_t>(f.name.size(), UINT16_MAX));
+  const auto help_len = static_cast<std::uint16_t>(std::min<std::size_t>(f.help.size(), UINT16_MAX));
+  const std::uint32_t off = alloc_block(16 + name_len + help_len, kFamilyOwner);
+  if (off == UINT32_MAX) return off;
+  std::byte* p = store_->arena() + off + sizeof(BlockHeader);
+  const std::uint8_t head[8] = {static_cast<std::uint8_t>(f.kind), 0,
+                                static_cast<std::uint8_t>(name_len), static_cast<std::uint8_t>(name_len >> 8),
+                                static_cast<std::uint8_t>(help_len), static_cast<std::uint8_t>(help_len >> 8), 0, 0};
+  std::memcpy(p, head, sizeof head);
+  std::memcpy(p + 8, f.name.data(), name_len);
+  std::memcpy(p + 8 + name_len, f.help.data(), help_len);
+  family_off_.emplace(&f, off);  // allocates once per family
+  return off;
+}
+
+bool Shard::persist_new(std::uint32_t idx, const std::byte* labels) noexcept {
+  Series& se = series_[idx];
+  const std::uint32_t fam = family_block(*se.family);
+  if (fam == UINT32_MAX) return false;
+  const std::uint32_t hist_n = se.kind == static_cast<std::uint8_t>(FamilyKind::kHistogram)
+                                   ? static_cast<std::uint32_t>(histograms_[se.ext].counts.size())
+                                   : 0;
+  const std::uint32_t block = alloc_block(8 + pad8(se.key_len) + hist_n * 8, idx + 1);
+  if (block == UINT32_MAX) return false;
+  std::byte* p = store_->arena() + block + sizeof(BlockHeader);
+  std::memcpy(p, labels, se.key_len);
+  std::memset(p + pad8(se.key_len), 0, std::size_t{hist_n} * 8);
+  StateSlot& sl = store_->slots()[idx];
+  if (tx_mark_[idx] != tx_) {
+    if (!store_->log(store_->offset_of(&sl), sizeof sl)) return false;
+    tx_mark_[idx] = tx_;
+  }
+  StateControl& ctl = store_->control();
+  if (idx >= ctl.slot_high) {
+    if (!store_->log_control()) return false;
+    ctl.slot_high = idx + 1;
+  }
+  sl = StateSlot{};
+  sl.hash = se.hash;
+  sl.block_off = block;
+  sl.family_off = fam;
+  sl.key_len = se.key_len;
+  sl.label_count = se.label_count;
+  sl.kind = se.kind;
+  sl.spec = se.kind == static_cast<std::uint8_t>(FamilyKind::kHistogram) ? histograms_[se.ext].spec
+            : se.kind == static_cast<std::uint8_t>(FamilyKind::kSummary) ? summaries_[se.ext].spec
+                                                                          : 0;
+  sl.hist_n = hist_n;
+  sl.live = 1;
+  return true;
+}
+
+void Shard::persist(std::uint32_t idx) noexcept {
+  if (store_ == nullptr) return;
+  const Series& se = series_[idx];
+  StateSlot& sl = store_->slots()[idx];
+  const bool hist = se.kind == static_cast<std::uint8_t>(FamilyKind::kHistogram);
+  std::byte* counts = store_->arena() + sl.block_off + sizeof(BlockHeader) + pad8(sl.key_len);
+  if (tx_mark_[idx] != tx_) {
+    if (!store_->log(store_->offset_of(&sl), sizeof sl) ||
+        (hist && !store_->log(store_->offset_of(counts), sl.hist_n * 8))) {
+      ++stats_.state_full;
+      return;
+    }
+    tx_mark_[idx] = tx_;
+  }
+  sl.value = se.value;
+  sl.expires_ns = se.expires_ns;
+  if (se.kind == static_cast<std::uint8_t>(FamilyKind::kSummary)) {
+    sl.count = summaries_[se.ext].count;
+    sl.sum = summaries_[se.ext].sum;
+  } else if (hist) {
+    const HistogramState& h = histograms_[se.ext];
+    sl.count = h.count;
+    sl.sum = h.sum;
+    std::memcpy(counts, h.counts.data(), std::min<std::size_t>(h.counts.size(), sl.hist_n) * 8);
+  }
+}
+
+void Shard::persist_free(std::uint32_t idx) noexcept {
+  if (store_ == nullptr) return;
+  StateSlot& sl = store_->slots()[idx];
+  if (tx_mark_[idx] != tx_) {
+    if (!store_->log(store_->offset_of(&sl), sizeof sl)) {
+      ++stats_.state_full;
+      return;
+    }
+    tx_mark_[idx] = tx_;
+  }
+  sl.live = 0;
+  pending_free_.push_back(sl.block_off);
+}
+
+void Shard::commit_state() noexcept {
+  if (store_ == nullptr) return;
+  store_->commit();
+  if (++tx_ == 0) {
+    std::fill(tx_mark_.begin(), tx_mark_.end(), 0);
+    tx_ = 1;
+  }
+  for (const std::uint32_t off : pending_free_) {
+    BlockHeader bh;
+    std::memcpy(&bh, store_->arena() + off, sizeof bh);
+    const std::size_t c = LabelArena::size_class(bh.size);
+    if (block_free_.size() <= c) block_free_.resize(c + 1);
+    block_free_[c].push_back(off);
+  }
+  pending_free_.clear();
+}
+
+void Shard::apply_segments(std::span<const MappedSample> ms, std::span<const RecordSegment> segs,
+                           const std::byte* label_base, std::int64_t now_ns) noexcept {
+  std::uint32_t begin = 0;
+  for (const RecordSegment& sg : segs) {
+    const std::uint32_t end = std::min<std::uint32_t>(sg.end, static_cast<std::uint32_t>(ms.size()));
+    if (end <= begin) continue;
+    std::uint64_t* applied = nullptr;
+    if (store_ != nullptr && sg.input < kStateMaxInputs && sg.lane < kStateMaxLanes) {
+      applied = &store_->applied(sg.input)[sg.lane];
+      if (sg.seq <= *applied) {  // committed before a restart: already counted
+        stats_.state_samples_skipped += end - begin;
+        begin = end;
+        continue;
+      }
+      // Commit at a record boundary, so a record is never half applied.
+      if (store_->undo_used() > store_->undo_capacity() / 2) commit_state();
+    }
+    apply_batch(ms.subspan(begin, end - begin), label_base, now_ns);
+    if (applied != nullptr && store_->log(store_->offset_of(applied), sizeof *applied)) *applied = sg.seq;
+    begin = end;
+  }
+  if (begin < ms.size()) apply_batch(ms.subspan(begin), label_base, now_ns);
+  commit_state();
+}
+
+void Shard::sync_input(std::uint32_t input, std::uint64_t creation_id) noexcept {
+  if (store_ == nullptr || input >= kStateMaxInputs) return;
+  StateControl& ctl = store_->control();
+  if (ctl.input_creation[input] == creation_id) return;
+  std::uint64_t* a = store_->applied(input);
+  if (!store_->log_control() || !store_->log(store_->offset_of(a), kStateMaxLanes * 8)) return;
+  std::fill(a, a + kStateMaxLanes, 0);
+  ctl.input_creation[input] = creation_id;
+  commit_state();
+}
+
+void Shard::restore(std::int64_t now_ns) {
+  StateStore& st = *store_;
+  const StateControl& ctl = st.control();
+  const std::uint64_t high = ctl.slot_high;
+  const std::uint64_t used = ctl.arena_used;
+  const std::byte* ar = st.arena();
+  auto header_at = [&](std::uint64_t off, BlockHeader& bh) {
+    if (off % 8 != 0 || off + sizeof bh > used) return false;
+    std::memcpy(&bh, ar + off, sizeof bh);
+    return bh.size >= sizeof bh && bh.size % 8 == 0 && off + bh.size <= used;
+  };
+  std::unordered_map<std::uint32_t, Family*> families;
+  auto family_at = [&](std::uint32_t off) -> Family* {
+    if (const auto it = families.find(off); it != families.end()) return it->second;
+    BlockHeader bh;
+    Family* f = nullptr;
+    if (header_at(off, bh) && bh.owner == kFamilyOwner && bh.size >= 16) {
+      const std::byte* p = ar + off + sizeof bh;
+      const auto kind = static_cast<std::uint8_t>(p[0]);
+      const std::uint32_t nl = static_cast<std::uint8_t>(p[2]) | (static_cast<std::uint32_t>(p[3]) << 8);
+      const std::uint32_t hl = static_cast<std::uint8_t>(p[4]) | (static_cast<std::uint32_t>(p[5]) << 8);
+      if (kind <= static_cast<std::uint8_t>(FamilyKind::kSet) && nl > 0 && 16 + nl + hl <= bh.size) {
+        const std::string_view name(reinterpret_cast<const char*>(p + 8), nl);
+        const std::string_view help(reinterpret_cast<const char*>(p + 8 + nl), hl);
+        const FamilyRegistry::Lookup lk = registry_->get_or_create(name, static_cast<FamilyKind>(kind), help);
+        if (lk.family != nullptr && !lk.conflict) f = lk.family;
+      }
+    }
+    families.emplace(off, f);
+    if (f != nullptr) family_off_.emplace(f, off);
+    return f;
+  };
+  series_.resize(high);
+  tx_mark_.assign(high, 0);
+  for (std::uint32_t i = 0; i < high; ++i) {
+    StateSlot& sl = st.slots()[i];
+    Series& se = series_[i];
+    se = Series{};
+    se.flags = 0;
+    if (!sl.live) {
+      free_series_.push_back(i);
+      continue;
+    }
+    BlockHeader bh;
+    bool ok = sl.kind <= static_cast<std::uint8_t>(FamilyKind::kSet) && sl.key_len <= UINT16_MAX &&
+              header_at(sl.block_off, bh) && bh.owner == i + 1 &&
+              8 + std::uint64_t{pad8(sl.key_len)} + std::uint64_t{sl.hist_n} * 8 <= bh.size;
+    Family* f = ok ? family_at(sl.family_off) : nullptr;
+    ok = ok && f != nullptr && static_cast<std::uint8_t>(f->kind) == sl.kind;
+    const auto kind = static_cast<FamilyKind>(sl.kind);
+    if (ok && (kind == FamilyKind::kSummary || kind == FamilyKind::kHistogram)) {
+      ok = sl.spec < specs_->size() &&
+           (kind != FamilyKind::kHistogram || (*specs_)[sl.spec].buckets.size() + 1 == sl.hist_n);
+    }
+    ok = ok && registry_->try_add_series(*f);
+    if (!ok) {  // corrupt, a changed config, or over budget: dropped, counted, committed below
+      if (st.log(st.offset_of(&sl), sizeof sl)) sl.live = 0;
+      free_series_.push_back(i);
+      ++stats_.state_series_dropped;
+      continue;
+    }
+    const std::byte* labels = ar + sl.block_off + sizeof bh;
+    se.hash = sl.hash;
+    se.family = f;
+    se.key_off = arena_.store(labels, sl.key_len);
+    se.key_len = sl.key_len;
+    se.label_count = sl.label_count;
+    se.kind = sl.kind;
+    se.value = sl.value;
+    se.expires_ns = sl.expires_ns;
+    se.ext = kNoExt;
+    se.flags = kLive | kPublished;
+    switch (kind) {
+      case FamilyKind::kSummary: {
+        se.ext = static_cast<std::uint32_t>(summaries_.size());
+        SummaryState& s = summaries_.emplace_back();
+        s.count = sl.count;
+        s.sum = sl.sum;
+        s.spec = sl.spec;
+        s.head_start_ns = now_ns;
+        s.window.resize((*specs_)[sl.spec].age_buckets);  // quantile windows restart empty
+        break;
+      }
+      case FamilyKind::kHistogram: {
+        se.ext = static_cast<std::uint32_t>(histograms_.size());
+        HistogramState& h = histograms_.emplace_back();
+        h.count = sl.count;
+        h.sum = sl.sum;
+        h.spec = sl.spec;
+        h.counts.resize(sl.hist_n);
+        std::memcpy(h.counts.data(), labels + pad8(sl.key_len), std::size_t{sl.hist_n} * 8);
+        break;
+      }
+      case FamilyKind::kSet: {
+        se.ext = static_cast<std::uint32_t>(sets_.size());
+        SetState& s = sets_.emplace_back();
+        s.window_id = now_ns / set_window_ns_;  // the open window's members are not kept
+        s.members.assign(16, 0);
+        break;
+      }
+      default: break;
+    }
+    index_map_.insert(se.hash, i);
+    ++live_;
+    ++stats_.state_series_restored;
+    mark_dirty(i);
+  }
+  commit_state();
+  // Blocks not owned by a live slot (freed, or written by a rolled-back
+  // transaction) are free.
+  std::uint64_t off = 0;
+  BlockHeader bh;
+  while (header_at(off, bh)) {
+    const bool family = bh.owner == kFamilyOwner;
+    const bool owned = bh.owner >= 1 && bh.owner <= high && (series_[bh.owner - 1].flags & kLive) &&
+                       st.slots()[bh.owner - 1].block_off == off;
+    if (!family && !owned) {
+      const std::size_t c = LabelArena::size_class(bh.size);
+      if (block_free_.size() <= c) block_free_.resize(c + 1);
+      block_free_[c].push_back(static_cast<std::uint32_t>(off));
+    }
+    off += bh.size;
+  }
 }
 
 std::size_t Shard::memory_bytes() const noexcept {

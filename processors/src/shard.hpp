@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "family_registry.hpp"
@@ -15,6 +16,7 @@
 #include "ringpipe/processors/aggregator.hpp"
 #include "series_mapper.hpp"
 #include "sketch.hpp"
+#include "state_store.hpp"
 
 namespace ringpipe::processors::detail {
 
@@ -27,6 +29,14 @@ struct ObserverSpec {
 };
 using SpecTable = std::vector<ObserverSpec>;
 
+// The samples of one input record within a shard batch: [previous end, end).
+struct RecordSegment {
+  std::uint32_t input;
+  std::uint32_t lane;
+  std::uint64_t seq;
+  std::uint32_t end;
+};
+
 // Interned label bytes; freed blocks are reused by size class.
 class LabelArena {
  public:
@@ -35,9 +45,10 @@ class LabelArena {
   [[nodiscard]] const std::byte* at(std::uint32_t off) const noexcept { return data_.data() + off; }
   [[nodiscard]] std::size_t memory_bytes() const noexcept { return data_.capacity(); }
 
- private:
   static std::uint32_t rounded(std::uint32_t n) noexcept;
   static std::size_t size_class(std::uint32_t rounded) noexcept;
+
+ private:
   std::vector<std::byte> data_;
   std::vector<std::vector<std::uint32_t>> free_;
 };
@@ -45,12 +56,21 @@ class LabelArena {
 class Shard {
  public:
   Shard(std::uint16_t index, std::uint16_t count, FamilyRegistry& registry, std::shared_ptr<const SpecTable> specs,
-        const EngineOptions& options, std::uint64_t instance_id);
+        const EngineOptions& options, std::uint64_t instance_id, StateStore* store = nullptr,
+        std::int64_t now_ns = 0);
 
   void apply(const MappedSample& m, const std::byte* label_base, std::int64_t now_ns) noexcept;
   // As apply() for each sample, with the index slot, series record and key
   // of later samples prefetched so their cache misses overlap.
   void apply_batch(std::span<const MappedSample> ms, const std::byte* label_base, std::int64_t now_ns) noexcept;
+  // With a state store: applies the samples of each segment whose record the
+  // store has not applied yet, records the segment's seq, and commits (one
+  // transaction per batch; more when the undo log fills past half).
+  void apply_segments(std::span<const MappedSample> ms, std::span<const RecordSegment> segs,
+                      const std::byte* label_base, std::int64_t now_ns) noexcept;
+  // Forgets the applied seqs of `input` when its ring is not the one they came from.
+  void sync_input(std::uint32_t input, std::uint64_t creation_id) noexcept;
+  void commit_state() noexcept;
   // Writes this shard's changes (or a snapshot) into sink.
   void flush(std::int64_t now_ns, std::int64_t wall_ns, RecordSink& sink, bool snapshot) noexcept;
 
@@ -108,6 +128,12 @@ class Shard {
   void add_member(SetState& st, std::uint64_t member) noexcept;
   [[nodiscard]] bool publishable(const Series& se) const noexcept;
   void encode(const Series& se, EntryKind kind, SeriesEntry& e) noexcept;
+  void restore(std::int64_t now_ns);
+  [[nodiscard]] bool persist_new(std::uint32_t idx, const std::byte* labels) noexcept;
+  void persist(std::uint32_t idx) noexcept;
+  void persist_free(std::uint32_t idx) noexcept;
+  [[nodiscard]] std::uint32_t alloc_block(std::uint32_t bytes, std::uint32_t owner) noexcept;
+  [[nodiscard]] std::uint32_t family_block(const Family& f) noexcept;
 
   std::uint16_t index_;
   std::uint16_t count_;
@@ -132,6 +158,13 @@ class Shard {
   std::vector<SetState> sets_;
   std::vector<std::uint32_t> free_sets_;
   std::size_t live_ = 0;
+
+  StateStore* store_ = nullptr;
+  std::vector<std::uint32_t> tx_mark_;  // per series: the transaction that logged its slot
+  std::uint32_t tx_ = 1;
+  std::unordered_map<const Family*, std::uint32_t> family_off_;
+  std::vector<std::vector<std::uint32_t>> block_free_;  // store arena free blocks by size class
+  std::vector<std::uint32_t> pending_free_;  // freed in the open transaction: reusable after commit
 
   Sketch merged_;
   std::vector<double> values_;

@@ -67,6 +67,11 @@ struct EngineStats {
   std::uint64_t mapping_cache_hits = 0;
   std::uint64_t mapping_lookups = 0;
   std::uint64_t state_bytes = 0;           // memory held by series state (approximate)
+  std::uint64_t state_series_restored = 0; // series found in the state store at start
+  std::uint64_t state_series_dropped = 0;  // stored series refused at start (corrupt, conflict, budget)
+  std::uint64_t state_rejected = 0;        // state files refused at start (started empty)
+  std::uint64_t state_samples_skipped = 0; // samples of records the store had already applied
+  std::uint64_t state_full = 0;            // series or undo space exhausted in the store
 
   EngineStats& operator+=(const EngineStats& o) noexcept;
 };

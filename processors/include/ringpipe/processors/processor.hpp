@@ -33,6 +33,11 @@ struct ProcessorOptions {
   std::chrono::milliseconds output_timeout{200};  // longest wait for output space per record
   std::size_t batch_samples = 2048;        // samples per hand-off to a shard
   std::size_t max_batches_in_flight = 256; // per reader; bounds queue memory (backpressure beyond)
+  // Crash-safe state (processors/STATE.md): when set, each shard keeps its
+  // series in `<state_dir>/shard-<i>.state` and a second durable reader
+  // `<reader_name>.c` holds the input back until the shards committed it.
+  std::string state_dir;
+  std::uint64_t state_undo_bytes = 16u << 20;  // per shard
 };
 
 class Processor {
