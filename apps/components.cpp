@@ -1,5 +1,7 @@
 #include "components.hpp"
 
+#include "ringpipe/common/stats_segment.hpp"
+
 #include <netdb.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -227,6 +229,15 @@ int run_source(const config::PipelineConfig& p, const config::SourceConfig& s, c
   }
   ingest::RingTargetOptions target;
   target.claim_timeout = s.write_timeout;
+  // One stats segment per source process; its servers sum into it.
+  auto stats = StatsSegment::create(stats_segment_path(p, s.name), s.name, "source");
+  if (!stats) {
+    spdlog::error("source {}: {}", s.name, stats.error().message());
+    return kExitFailure;
+  }
+  stats->reset_gauges();
+  auto segment = std::make_shared<StatsSegment>(std::move(*stats));
+  for (ingest::IngestConfig& c : *configs) c.stats_segment = segment;
   std::vector<std::unique_ptr<ingest::IngestServer>> servers;
   for (const ingest::IngestConfig& c : *configs) {
     auto server = ingest::IngestServer::create(c, ingest::ring_target_factory(*ring, target));
@@ -361,6 +372,10 @@ ring::RingOptions ring_options(const config::PipelineConfig& p, const config::Ri
   o.max_record_bytes = r.max_record_bytes;
   o.reader_timeout = r.reader_timeout;
   return o;
+}
+
+std::string stats_segment_path(const config::PipelineConfig& p, std::string_view component) {
+  return p.ring_path(component) + std::string(kStatsFileSuffix);
 }
 
 Result<std::vector<ingest::IngestConfig>> ingest_configs(const config::PipelineConfig& p, const config::SourceConfig& s) {

@@ -47,6 +47,10 @@ struct ComponentInfo {
 // the ring computes the same options from the same pipeline.
 [[nodiscard]] ring::RingOptions ring_options(const config::PipelineConfig& p, const config::RingConfig& r);
 
+// `<run_dir>/<pipeline>/<component>.stats`: the component's stats segment
+// (common/stats_segment.hpp), which the exporter and `ringpipe stat` read.
+[[nodiscard]] std::string stats_segment_path(const config::PipelineConfig& p, std::string_view component);
+
 // The ingest servers one source runs: one IngestConfig per listener of each
 // transport (the k-th UDP, TCP, ... address share the k-th server). Names are
 // resolved here; host "" is every interface. Fails on an unresolvable host.

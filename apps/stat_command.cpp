@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include "commands.hpp"
 #include "components.hpp"
 #include "ringpipe/common/log.hpp"
+#include "ringpipe/common/stats_segment.hpp"
 #include "status_file.hpp"
 
 namespace ringpipe::apps {
@@ -105,10 +107,40 @@ class StatView {
                          state, alive ? std::to_string(s->pid) : std::string("-"), uptime, s->restarts,
                          exit_text(s->last_exit));
     }
+    counter_lines(out);
     return out;
   }
 
  private:
+  // From each component's stats segment: the totals that mean trouble (names
+  // with error, drop or conflict), summed over their labels.
+  void counter_lines(std::string& out) {
+    out += "\nCOUNTERS\n";
+    for (const ComponentInfo& c : pipeline_components(pipeline_)) {
+      auto r = StatsReader::open(stats_segment_path(pipeline_, c.name));
+      if (!r) {
+        out += fmt::format("{:<20} no stats segment\n", c.name);
+        continue;
+      }
+      std::vector<std::pair<std::string, double>> sums;
+      for (const StatsEntry& e : r->snapshot()) {
+        if (e.type != StatsType::kCounter || !e.name.ends_with("_total")) continue;
+        if (e.name.find("error") == std::string::npos && e.name.find("drop") == std::string::npos &&
+            e.name.find("conflict") == std::string::npos) {
+          continue;
+        }
+        std::string shortname = e.name.substr(0, e.name.size() - 6);
+        if (const auto u = shortname.find('_'); u != std::string::npos) shortname = shortname.substr(u + 1);
+        auto it = std::find_if(sums.begin(), sums.end(), [&](const auto& kv) { return kv.first == shortname; });
+        if (it == sums.end()) it = sums.insert(sums.end(), {shortname, 0.0});
+        it->second += e.value();
+      }
+      std::string line = fmt::format("{:<20}", c.name);
+      for (const auto& [name, v] : sums) line += fmt::format(" {}={}", name, v);
+      out += line + "\n";
+    }
+  }
+
   void ring_lines(const config::RingConfig& rc, std::string& out) {
     const std::string path = pipeline_.ring_path(rc.name);
     if (!rings_.count(rc.name)) {

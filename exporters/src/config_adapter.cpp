@@ -1,5 +1,7 @@
 #include "ringpipe/exporters/config_adapter.hpp"
 
+#include "ringpipe/common/stats_segment.hpp"
+
 namespace ringpipe::exporters {
 
 Result<PrometheusExporterOptions> prometheus_options(const config::PipelineConfig& pipeline,
@@ -17,6 +19,9 @@ Result<PrometheusExporterOptions> prometheus_options(const config::PipelineConfi
   o.listen = (c.listen.host.empty() ? std::string("0.0.0.0") : c.listen.host) + ":" + std::to_string(c.listen.port);
   o.path = c.path;
   for (const config::RingConfig& r : pipeline.rings) o.describe_rings.push_back(pipeline.ring_path(r.name));
+  o.stats_dir = pipeline.ring_path("");
+  o.stats_path = pipeline.ring_path(exporter.name) + std::string(kStatsFileSuffix);
+  o.component = exporter.name;
   if (c.tls && c.tls->enabled()) o.tls = TlsFiles{c.tls->cert_file, c.tls->key_file, c.tls->ca_file};
   for (const config::BasicAuthUser& u : c.basic_auth_users) o.basic_auth_users.push_back({u.username, u.password});
   return o;

@@ -114,6 +114,13 @@ struct PrometheusExporter::Impl : prometheus::Collectable {
   std::optional<ring::Reader> reader;
   SeriesState state;
   std::unique_ptr<RingDescriber> rings;
+  std::unique_ptr<SegmentDescriber> segments;
+  // Own stats segment: scrape cells updated in Collect, the rest mirrored.
+  std::unique_ptr<StatsSegment> own;
+  std::atomic<std::uint64_t>* own_scrapes = nullptr;
+  std::atomic<std::uint64_t>* own_scrape_seconds = nullptr;
+  mutable std::mutex mirror_mu;
+  mutable StatsMirror mirror;
   mutable DurationHistogram durations;
   std::shared_ptr<Health> health = std::make_shared<Health>();
   std::atomic<std::uint64_t> other_records{0};
@@ -132,9 +139,16 @@ struct PrometheusExporter::Impl : prometheus::Collectable {
       state.collect(out);
       FamilyBuilder b;
       rings->describe(b);
+      segments->describe(b);
       describe_self(b);
       b.take(out);
-      durations.observe(static_cast<double>(monotonic_ns() - t0) * 1e-9);
+      const double seconds = static_cast<double>(monotonic_ns() - t0) * 1e-9;
+      durations.observe(seconds);
+      if (own) {
+        own_scrapes->fetch_add(1, std::memory_order_relaxed);
+        stats_add_double(*own_scrape_seconds, seconds);
+        publish_own();
+      }
     } catch (...) {
       collect_errors.fetch_add(1, std::memory_order_relaxed);
       out.clear();
@@ -173,8 +187,54 @@ struct PrometheusExporter::Impl : prometheus::Collectable {
     durations.describe(b);
   }
 
+  void publish_own() const noexcept {
+    if (!own) return;
+    std::lock_guard lock(mirror_mu);
+    mirror.publish();
+    own->heartbeat();
+  }
+
+  Status open_own_segment(const PrometheusExporterOptions& o) {
+    if (o.stats_path.empty()) return {};
+    auto seg = StatsSegment::create(o.stats_path, o.component, "exporter");
+    if (!seg) return tl::unexpected(seg.error());
+    seg->reset_gauges();
+    own = std::make_unique<StatsSegment>(std::move(*seg));
+    Status failed;
+    auto reg = [&](bool counter, std::string_view name, std::string_view help,
+                   StatsEncoding enc = StatsEncoding::kUnsigned) -> std::atomic<std::uint64_t>* {
+      if (!failed) return nullptr;
+      auto cell = counter ? own->register_counter(name, help, {}, enc) : own->register_gauge(name, help, {}, enc);
+      if (!cell) {
+        failed = tl::unexpected(cell.error());
+        return nullptr;
+      }
+      return *cell;
+    };
+    own_scrapes = reg(true, "exporter_scrapes_total", "Scrapes answered.");
+    own_scrape_seconds = reg(true, "exporter_scrape_duration_seconds_total",
+                             "Seconds spent collecting scrapes (serialization excluded).", StatsEncoding::kDouble);
+    const SeriesStateCounters& c = state.counters();
+    const std::pair<const std::atomic<std::uint64_t>*, std::atomic<std::uint64_t>*> links[] = {
+        {&c.records, reg(true, "exporter_records_total", "Metric-batch records applied to the state.")},
+        {&c.entries, reg(true, "exporter_entries_total", "Entries applied.")},
+        {&c.decode_errors, reg(true, "exporter_decode_errors_total", "Malformed records or entries skipped.")},
+        {&c.conflicts, reg(true, "exporter_conflicts_total", "Series entries not served for a name or type clash.")},
+        {&c.stale_records, reg(true, "exporter_stale_records_total", "Records from a replaced processor instance.")},
+        {&c.snapshots, reg(true, "exporter_snapshots_total", "Complete shard snapshots applied.")},
+        {&collect_errors, reg(true, "exporter_collect_errors_total", "Scrapes that failed to collect.")},
+        {&c.series, reg(false, "exporter_series", "Series currently served.")},
+        {&c.families, reg(false, "exporter_families", "Metric families known.")},
+    };
+    if (!failed) return failed;
+    for (const auto& [from, to] : links) mirror.add(*from, to);
+    publish_own();
+    return {};
+  }
+
   void run() noexcept {
     const std::int64_t start_ns = monotonic_ns();
+    std::int64_t next_publish = start_ns;
     const std::int64_t ready_after = start_ns + std::chrono::nanoseconds(options.ready_timeout).count();
     while (!stopping.load(std::memory_order_relaxed)) {
       const std::size_t n = reader->poll(
@@ -190,8 +250,13 @@ struct PrometheusExporter::Impl : prometheus::Collectable {
           (state.complete() || monotonic_ns() >= ready_after)) {
         health->ready.store(true, std::memory_order_release);
       }
+      if (own && monotonic_ns() >= next_publish) {
+        publish_own();
+        next_publish = monotonic_ns() + 1'000'000'000;
+      }
       if (n == 0) (void)reader->wait(50ms);
     }
+    publish_own();
   }
 
   ~Impl() override {
@@ -280,6 +345,10 @@ Result<std::unique_ptr<PrometheusExporter>> PrometheusExporter::create(Prometheu
     if (!p.empty() && std::find(described.begin(), described.end(), p) == described.end()) described.push_back(p);
   }
   impl->rings = std::make_unique<RingDescriber>(std::move(described));
+  impl->segments = std::make_unique<SegmentDescriber>(options.stats_dir, options.stats_path);
+  if (Status own = impl->open_own_segment(options); !own) {
+    return tl::unexpected(Error{own.error().code, what + "stats: " + own.error().context});
+  }
 
   std::string ports = hp->first + ":" + hp->second;
   std::vector<std::string> civet{"num_threads", std::to_string(std::max<std::size_t>(1, options.server_threads))};

@@ -1,6 +1,7 @@
 #include "self_metrics.hpp"
 
 #include <filesystem>
+#include <set>
 
 namespace ringpipe::exporters {
 
@@ -37,6 +38,13 @@ void FamilyBuilder::histogram(std::string_view name, std::string_view help, cons
   m.histogram.sample_count = count;
   m.histogram.sample_sum = sum;
   for (const auto& [le, c] : buckets) m.histogram.bucket.push_back({c, le});
+}
+
+bool FamilyBuilder::clashes(std::string_view name, prometheus::MetricType type) const {
+  for (const auto& f : families_) {
+    if (f.name == name) return f.type != type;
+  }
+  return false;
 }
 
 void FamilyBuilder::take(std::vector<prometheus::MetricFamily>& out) {
@@ -116,6 +124,59 @@ void RingDescriber::describe(FamilyBuilder& out) {
     out.gauge("ringpipe_ring_up", "1 when the ring file could be opened and validated.", {{"ring", label}}, 1);
     describe_ring(rings_[i]->stats(), label, out);
   }
+}
+
+SegmentDescriber::SegmentDescriber(std::string dir, std::string skip) : dir_(std::move(dir)), skip_(std::move(skip)) {}
+
+void SegmentDescriber::describe(FamilyBuilder& out) {
+  std::lock_guard lock(mu_);
+  if (dir_.empty()) return;
+  std::set<std::string> components;
+  std::set<std::string> series;
+  for (const std::string& path : list_stats_segments(dir_)) {
+    if (!skip_.empty() && path == skip_) continue;
+    auto reader = StatsReader::open(path);
+    if (!reader) {
+      ++open_failures_;  // corrupt, of another version, or being replaced: skipped this scrape
+      continue;
+    }
+    const StatsSegmentInfo info = reader->info();
+    if (info.component.empty() || !components.insert(info.component).second) {
+      ++skipped_;  // two files claiming one component would repeat its series
+      continue;
+    }
+    out.gauge("ringpipe_component_up", "1 while the component that writes this stats segment is alive.",
+              {{"component", info.component}, {"kind", info.kind}}, reader->writer_alive() ? 1 : 0);
+    std::vector<StatsEntry> entries = reader->snapshot();
+    skipped_ += reader->malformed();
+    for (const StatsEntry& e : entries) {
+      const std::string name = "ringpipe_" + e.name;
+      const auto type =
+          e.type == StatsType::kCounter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge;
+      FamilyBuilder::Labels labels{{"component", info.component}};
+      bool ok = !out.clashes(name, type);
+      for (const StatsLabel& l : e.labels) {
+        ok = ok && l.name != "component";
+        labels.push_back({l.name, l.value});
+      }
+      std::string key = name;
+      for (const auto& l : labels) key += '\0' + l.name + '\0' + l.value;
+      if (!ok || !series.insert(std::move(key)).second) {
+        ++skipped_;
+        continue;
+      }
+      if (e.type == StatsType::kCounter) {
+        out.counter(name, e.help, labels, e.value());
+      } else {
+        out.gauge(name, e.help, labels, e.value());
+      }
+    }
+  }
+  out.counter("ringpipe_exporter_stats_skipped_total",
+              "Stats segment entries not served (malformed, duplicate or clashing).", {},
+              static_cast<double>(skipped_));
+  out.counter("ringpipe_exporter_stats_open_failures_total", "Stats segment files that could not be opened.", {},
+              static_cast<double>(open_failures_));
 }
 
 }  // namespace ringpipe::exporters

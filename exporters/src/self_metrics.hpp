@@ -13,6 +13,7 @@
 
 #include <prometheus/metric_family.h>
 
+#include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/ring/ring.hpp"
 
 namespace ringpipe::exporters {
@@ -27,6 +28,8 @@ class FamilyBuilder {
   void histogram(std::string_view name, std::string_view help, const Labels& labels,
                  const std::vector<std::pair<double, std::uint64_t>>& buckets, std::uint64_t count, double sum);
   void take(std::vector<prometheus::MetricFamily>& out);
+  // Whether a family of this name exists with another type.
+  [[nodiscard]] bool clashes(std::string_view name, prometheus::MetricType type) const;
 
  private:
   prometheus::ClientMetric& add(std::string_view name, std::string_view help, prometheus::MetricType type,
@@ -47,6 +50,26 @@ class RingDescriber {
   std::mutex mu_;
   std::vector<std::string> paths_;
   std::vector<std::optional<ring::Ring>> rings_;
+  std::uint64_t open_failures_ = 0;
+};
+
+// Serves every component's stats segment (`*.stats` directly under a
+// directory) as ringpipe_<entry name>{component="<component>", <entry labels>},
+// plus ringpipe_component_up{component,kind}. Files are opened afresh at each
+// scrape and never trusted: entries that are malformed, carry a `component`
+// label, repeat a series or clash with a family's type are skipped and counted
+// (ringpipe_exporter_stats_skipped_total). Thread-safe (one mutex).
+class SegmentDescriber {
+ public:
+  // `skip`: a segment path not to serve (the exporter's own, described in-process).
+  SegmentDescriber(std::string dir, std::string skip);
+  void describe(FamilyBuilder& out);
+
+ private:
+  std::mutex mu_;
+  std::string dir_;
+  std::string skip_;
+  std::uint64_t skipped_ = 0;
   std::uint64_t open_failures_ = 0;
 };
 

@@ -13,6 +13,7 @@
 #include "prometheus_server.hpp"
 #include "record_builder.hpp"
 #include "ringpipe/common/log.hpp"
+#include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/exporters/prometheus_exporter.hpp"
 #include "ringpipe/exporters/remote_write_exporter.hpp"
 #include "ringpipe/ring/ring.hpp"
@@ -113,6 +114,102 @@ TEST(PrometheusExporterE2E, RealPrometheusScrapesExactValuesAndPromtoolAccepts) 
   EXPECT_EQ(text.find("temp{"), std::string::npos) << "expired";
   const int rc = promtool_check(dir.path().string(), text);
   EXPECT_TRUE(rc == 0 || rc == 3) << "promtool exit " << rc << "\n" << file_text(dir.file("promtool.out"));
+}
+
+TEST(PrometheusExporterE2E, ServesEveryComponentsStatsSegmentWithExactValues) {
+  ringpipe::testing::ScratchDir dir;
+  const std::string path = dir.file("metrics");
+  ring::Ring ring = make_ring(path);
+  // A source's segment, as an ingest process writes it.
+  auto source = StatsSegment::create(dir.file("statsd.stats"), "statsd", "source");
+  ASSERT_TRUE(source);
+  auto invalid_type = source->register_counter("source_parse_errors_total", "Input refused by the parser, by reason.",
+                                               {{"reason", "invalid_type"}});
+  auto utf8 = source->register_counter("source_parse_errors_total", "Input refused by the parser, by reason.",
+                                       {{"reason", "invalid_utf8"}});
+  auto drops = source->register_counter("source_kernel_drops_total", "Kernel drops.",
+                                        {{"socket", "udp 127.0.0.1:9125 #0"}});
+  auto open_conns = source->register_gauge("source_connections_open", "Open.", {{"transport", "tcp"}});
+  // Same name as the processor's counter (served first: files go by name), other type.
+  auto clash = source->register_gauge("processor_budget_drops_total", "Wrong type.");
+  ASSERT_TRUE(invalid_type && utf8 && drops && open_conns && clash);
+  (*invalid_type)->fetch_add(3, std::memory_order_relaxed);
+  (*drops)->fetch_add(12345678901, std::memory_order_relaxed);
+  (*open_conns)->store(2, std::memory_order_relaxed);
+  // A processor's segment with a double gauge.
+  auto proc = StatsSegment::create(dir.file("agg.stats"), "agg", "processor");
+  ASSERT_TRUE(proc);
+  auto budget = proc->register_counter("processor_budget_drops_total", "Budget drops.");
+  auto lag = proc->register_gauge("processor_flush_lag_seconds", "Lag.", {}, StatsEncoding::kDouble);
+  ASSERT_TRUE(budget && lag);
+  (*budget)->store(7, std::memory_order_relaxed);
+  stats_store_double(**lag, 0.125);
+  // Files that must not break the exposition.
+  std::ofstream(dir.file("junk.stats")) << "not a segment";
+  {
+    std::filesystem::copy_file(dir.file("agg.stats"), dir.file("future.stats"));
+    std::fstream f(dir.file("future.stats"), std::ios::in | std::ios::out | std::ios::binary);
+    const std::uint32_t v = 99;
+    f.seekp(8);
+    f.write(reinterpret_cast<const char*>(&v), sizeof v);
+  }
+
+  PrometheusExporterOptions o;
+  o.input = path;
+  o.listen = "127.0.0.1:0";
+  o.stats_dir = dir.path().string();
+  o.stats_path = dir.file("prom.stats");
+  o.component = "prom";
+  auto exp = PrometheusExporter::create(o);
+  ASSERT_TRUE(exp) << exp.error().message();
+  ASSERT_TRUE((*exp)->start());
+  auto [status, text] = testing::http_get((*exp)->port(), "/metrics");
+  ASSERT_EQ(status, 200);
+  for (const char* line : {
+           "ringpipe_source_parse_errors_total{component=\"statsd\",reason=\"invalid_type\"} 3\n",
+           "ringpipe_source_parse_errors_total{component=\"statsd\",reason=\"invalid_utf8\"} 0\n",
+           "ringpipe_source_kernel_drops_total{component=\"statsd\",socket=\"udp 127.0.0.1:9125 #0\"} 12345678901\n",
+           "ringpipe_source_connections_open{component=\"statsd\",transport=\"tcp\"} 2\n",
+           "ringpipe_processor_budget_drops_total{component=\"agg\"} 7\n",
+           "ringpipe_processor_flush_lag_seconds{component=\"agg\"} 0.125\n",
+           "ringpipe_component_up{component=\"statsd\",kind=\"source\"} 1\n",
+           "# TYPE ringpipe_source_parse_errors_total counter\n",
+           "# HELP ringpipe_source_parse_errors_total Input refused by the parser, by reason.\n",
+       }) {
+    EXPECT_NE(text.find(line), std::string::npos) << "missing: " << line << "\n" << text;
+  }
+  EXPECT_EQ(text.find("component=\"prom\""), std::string::npos) << "own segment is described in-process";
+  EXPECT_EQ(text.find("ringpipe_processor_budget_drops_total{component=\"statsd\""), std::string::npos)
+      << "type clash";
+  EXPECT_NE(text.find("ringpipe_exporter_stats_skipped_total 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("ringpipe_exporter_stats_open_failures_total 2\n"), std::string::npos) << text;
+  const int rc = promtool_check(dir.path().string(), text);
+  EXPECT_TRUE(rc == 0 || rc == 3) << "promtool exit " << rc << "\n" << file_text(dir.file("promtool.out"));
+
+  // Values change in place; the next scrape shows them.
+  (*invalid_type)->fetch_add(1, std::memory_order_relaxed);
+  auto [status2, text2] = testing::http_get((*exp)->port(), "/metrics");
+  ASSERT_EQ(status2, 200);
+  EXPECT_NE(text2.find("ringpipe_source_parse_errors_total{component=\"statsd\",reason=\"invalid_type\"} 4\n"),
+            std::string::npos);
+  (*exp)->stop();
+
+  // The exporter's own segment counts its scrapes for other readers.
+  auto own = StatsReader::open(dir.file("prom.stats"));
+  ASSERT_TRUE(own) << own.error().message();
+  EXPECT_EQ(own->info().component, "prom");
+  EXPECT_EQ(own->info().kind, "exporter");
+  bool saw_scrapes = false;
+  for (const StatsEntry& e : own->snapshot()) {
+    if (e.name == "exporter_scrapes_total") {
+      saw_scrapes = true;
+      EXPECT_EQ(e.raw, 2u);
+    }
+    if (e.name == "exporter_scrape_duration_seconds_total") {
+      EXPECT_GT(e.value(), 0.0);
+    }
+  }
+  EXPECT_TRUE(saw_scrapes);
 }
 
 TEST(PrometheusExporterE2E, HealthReadyAndBasicAuth) {

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "memory_target.hpp"
+#include "ringpipe/common/stats_segment.hpp"
 #include "net_clients.hpp"
 #include "test_support.hpp"
 
@@ -228,6 +229,89 @@ TEST(IngestServer, RotatesToANewRecordWhenAPacketOverflowsOneClaim) {
   f.server->stop();
   EXPECT_EQ(f.store->samples().size(), 100u);
   EXPECT_GT(f.store->record_count(), 1u);
+}
+
+// The value of one entry of a stats segment, or -1 when it is absent.
+double segment_value(const std::string& path, std::string_view name, const StatsLabels& labels = {}) {
+  auto r = StatsReader::open(path);
+  if (!r) return -1;
+  for (const StatsEntry& e : r->snapshot()) {
+    if (e.name == name && e.labels == labels) return e.value();
+  }
+  return -1;
+}
+
+TEST(IngestServer, PublishesItsCountersInAStatsSegmentWhileRunningAndExactlyAtStop) {
+  Fixture f;
+  IngestConfig c = Fixture::base();
+  c.udp = UdpConfig{.port = 0};
+  c.tcp = TcpConfig{.port = 0};
+  c.stats_path = f.dir.file("test.stats");
+  c.stats_interval = 20ms;
+  f.start(c);
+  auto fd = testing::udp_socket();
+  ASSERT_TRUE(testing::send_udp(fd.get(), f.server->udp_port(), "a:1|c\nb:2|g\nbad\nx:1|zz\n"));
+  ASSERT_TRUE(f.wait_written(2));
+  // Another process would see it within the interval, without asking.
+  EXPECT_TRUE(ringpipe::testing::wait_until(
+      [&] { return segment_value(c.stats_path, "source_samples_written_total") == 2; }, kWait));
+  ASSERT_TRUE(testing::send_udp(fd.get(), f.server->udp_port(), "c:3|ms\n"));
+  ASSERT_TRUE(f.wait_written(3));
+  f.server->stop();
+
+  auto r = StatsReader::open(c.stats_path);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->info().component, "test");
+  EXPECT_EQ(r->info().kind, "source");
+  EXPECT_EQ(r->malformed(), 0u);
+  EXPECT_EQ(segment_value(c.stats_path, "source_lines_total"), 5);
+  EXPECT_EQ(segment_value(c.stats_path, "source_samples_written_total"), 3);
+  EXPECT_EQ(segment_value(c.stats_path, "source_ring_dropped_samples_total"), 0);
+  EXPECT_EQ(segment_value(c.stats_path, "source_datagrams_total", {{"transport", "udp"}}), 2);
+  EXPECT_EQ(segment_value(c.stats_path, "source_parse_errors_total", {{"reason", "malformed_line"}}), 1);
+  EXPECT_EQ(segment_value(c.stats_path, "source_parse_errors_total", {{"reason", "unknown_type"}}), 1);
+  EXPECT_EQ(segment_value(c.stats_path, "source_parse_errors_total", {{"reason", "invalid_utf8"}}), 0);
+  const std::string socket = "udp 127.0.0.1:" + std::to_string(f.server->udp_port()) + " #0";
+  EXPECT_EQ(segment_value(c.stats_path, "source_kernel_drops_total", {{"socket", socket}}), 0);
+  EXPECT_EQ(segment_value(c.stats_path, "source_connections_open", {{"transport", "tcp"}}), 0);
+  EXPECT_EQ(f.server->stats().lines.load(), 5u);  // the in-process view is unchanged
+}
+
+TEST(IngestServer, RestartedServerContinuesItsSegmentCounters) {
+  Fixture f;
+  IngestConfig c = Fixture::base();
+  c.udp = UdpConfig{.port = 0};
+  c.stats_path = f.dir.file("test.stats");
+  auto fd = testing::udp_socket();
+  for (int run = 1; run <= 2; ++run) {
+    f.start(c);
+    ASSERT_TRUE(testing::send_udp(fd.get(), f.server->udp_port(), "a:1|c\nbad\n"));
+    ASSERT_TRUE(f.wait_written(1));
+    f.server.reset();  // stop, publish, release the segment
+    EXPECT_EQ(segment_value(c.stats_path, "source_samples_written_total"), run);
+    EXPECT_EQ(segment_value(c.stats_path, "source_parse_errors_total", {{"reason", "malformed_line"}}), run);
+  }
+}
+
+TEST(IngestServer, ServersOfOneProcessSumIntoASharedSegment) {
+  Fixture f;
+  const std::string path = f.dir.file("shared.stats");
+  auto seg = StatsSegment::create(path, "test", "source");
+  ASSERT_TRUE(seg);
+  IngestConfig c = Fixture::base();
+  c.udp = UdpConfig{.port = 0};
+  c.stats_segment = std::make_shared<StatsSegment>(std::move(*seg));
+  Fixture g;
+  f.start(c);
+  g.start(c);
+  auto fd = testing::udp_socket();
+  ASSERT_TRUE(testing::send_udp(fd.get(), f.server->udp_port(), "a:1|c\n"));
+  ASSERT_TRUE(testing::send_udp(fd.get(), g.server->udp_port(), "a:1|c\nb:1|c\n"));
+  ASSERT_TRUE(f.wait_written(1));
+  ASSERT_TRUE(g.wait_written(2));
+  f.server->stop();
+  g.server->stop();
+  EXPECT_EQ(segment_value(path, "source_samples_written_total"), 3);
 }
 
 TEST(IngestServer, FailsToCreateWhenThePortIsTaken) {

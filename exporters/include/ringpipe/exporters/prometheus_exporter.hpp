@@ -47,6 +47,14 @@ struct PrometheusExporterOptions {
   // /-/ready answers 200 once every shard of the processor sent a complete
   // snapshot since start, or after this long without one (idle pipeline).
   std::chrono::milliseconds ready_timeout{3000};
+  // Every component's stats segment (`*.stats` directly in this directory,
+  // normally `<run_dir>/<pipeline>/`) is served as ringpipe_<name> with a
+  // `component` label; "" = none.
+  std::string stats_dir;
+  // This exporter's own stats segment (scrapes, scrape seconds, records,
+  // conflicts, series) as component `component`, kind "exporter"; "" = none.
+  std::string stats_path;
+  std::string component = "prometheus";
 };
 
 // Counters of one exporter (monotonic except the gauges series/families).

@@ -4,7 +4,8 @@
 // sockets), then run() parses everything received into sample batches — one
 // claim per received batch — until stop(). Every thread writes through its own
 // BatchTarget (ring lane). Self-metrics are plain atomic counters in
-// IngestStats, readable by any thread at any time.
+// IngestStats, readable by any thread at any time, and mirrored into a stats
+// segment in shared memory (IngestConfig::stats_path) for other processes.
 // create() fails with a Result; run()/stop() never throw. stop() may be
 // called from any thread (not from a signal handler).
 
@@ -17,6 +18,7 @@
 #include <string>
 
 #include "ringpipe/common/result.hpp"
+#include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/ingest/batch_target.hpp"
 #include "ringpipe/ingest/line_parser.hpp"
 #include "ringpipe/ingest/parse.hpp"
@@ -68,6 +70,14 @@ struct IngestConfig {
   // At stop, stream connections get this long to reach end of stream (clients
   // that already sent everything lose nothing); then they are closed.
   std::chrono::milliseconds stop_drain_timeout{std::chrono::seconds(2)};
+  // Self-metrics in shared memory as ringpipe source_* entries: published
+  // into `stats_segment` when set (the servers of one process share one),
+  // else into a segment the server creates at `stats_path` (component `name`,
+  // kind "source"); neither = not published. Mirrored every stats_interval
+  // and once more at stop, so a stopped server's segment holds exact totals.
+  std::shared_ptr<StatsSegment> stats_segment;
+  std::string stats_path;
+  std::chrono::milliseconds stats_interval{250};
 };
 
 inline constexpr std::size_t kMaxUdpSockets = 64;

@@ -1,0 +1,103 @@
+#include "stats_publisher.hpp"
+
+#include <string>
+
+namespace ringpipe::ingest {
+
+namespace {
+
+// A label value holds at most kStatsMaxLabelValueBytes; long socket paths keep their end.
+std::string socket_label(std::string s) {
+  if (s.size() > kStatsMaxLabelValueBytes) s = "..." + s.substr(s.size() - (kStatsMaxLabelValueBytes - 3));
+  return s;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<StatsPublisher>> StatsPublisher::create(std::shared_ptr<StatsSegment> segment,
+                                                               const IngestConfig& config, const IngestStats& stats,
+                                                               std::uint16_t udp_port) {
+  auto p = std::unique_ptr<StatsPublisher>(new StatsPublisher());
+  p->segment_ = std::move(segment);
+  StatsSegment& seg = *p->segment_;
+  Status failed;
+  auto counter = [&](const std::atomic<std::uint64_t>& from, std::string_view name, std::string_view help,
+                     const StatsLabels& labels = {}) {
+    if (!failed) return;
+    auto cell = seg.register_counter(name, help, labels);
+    if (!cell) {
+      failed = tl::unexpected(cell.error());
+      return;
+    }
+    p->links_.push_back({&from, *cell, 0});
+  };
+  auto gauge = [&](const std::atomic<std::uint64_t>& from, std::string_view name, std::string_view help,
+                   const StatsLabels& labels) {
+    if (!failed) return;
+    auto cell = seg.register_gauge(name, help, labels);
+    if (!cell) {
+      failed = tl::unexpected(cell.error());
+      return;
+    }
+    p->links_.push_back({&from, *cell, 0});
+  };
+
+  counter(stats.lines, "source_lines_total", "Lines (or datagram lines) parsed.");
+  counter(stats.samples, "source_samples_total", "Samples parsed.");
+  counter(stats.samples_written, "source_samples_written_total", "Samples written into the ring.");
+  counter(stats.samples_dropped, "source_ring_dropped_samples_total",
+          "Samples lost because the ring refused the claim (full or timed out).");
+  counter(stats.samples_too_large, "source_samples_too_large_total", "Samples larger than one ring record.");
+  counter(stats.records_written, "source_records_written_total", "Ring records (sample batches) written.");
+  counter(stats.records_dropped, "source_ring_dropped_records_total", "Ring claims refused with samples waiting.");
+  counter(stats.skipped_fields, "source_skipped_fields_total", "Fields or tags skipped while the sample was kept.");
+  for (std::size_t i = 0; i < kParseErrorCount; ++i) {
+    counter(stats.parse_errors[i], "source_parse_errors_total", "Input refused by the parser, by reason.",
+            {{"reason", std::string(parse_error_name(static_cast<ParseError>(i)))}});
+  }
+  if (config.udp || config.unix_datagram) {
+    counter(stats.udp_bytes, "source_datagram_bytes_total", "Bytes of datagrams received (UDP and unixgram).");
+    counter(stats.udp_truncated, "source_datagrams_truncated_total", "Datagrams larger than the buffer, truncated.");
+  }
+  if (config.udp) {
+    counter(stats.udp_packets, "source_datagrams_total", "Datagrams received.", {{"transport", "udp"}});
+    const std::string endpoint = config.udp->address + ":" + std::to_string(udp_port);
+    for (std::uint32_t i = 0; i < config.udp->sockets && i < kMaxUdpSockets; ++i) {
+      counter(stats.udp_kernel_drops[i], "source_kernel_drops_total",
+              "Datagrams the kernel dropped on a full socket buffer (SO_RXQ_OVFL).",
+              {{"socket", socket_label("udp " + endpoint + " #" + std::to_string(i))}});
+    }
+  }
+  if (config.unix_datagram) {
+    counter(stats.unix_datagram_packets, "source_datagrams_total", "Datagrams received.", {{"transport", "unixgram"}});
+    counter(stats.unix_datagram_kernel_drops, "source_kernel_drops_total",
+            "Datagrams the kernel dropped on a full socket buffer (SO_RXQ_OVFL).",
+            {{"socket", socket_label("unixgram " + config.unix_datagram->path)}});
+  }
+  auto stream = [&](const StreamStats& s, std::string_view transport) {
+    const StatsLabels t{{"transport", std::string(transport)}};
+    counter(s.connections, "source_connections_total", "Stream connections accepted.", t);
+    gauge(s.connections_open, "source_connections_open", "Stream connections open now.", t);
+    counter(s.connections_rejected, "source_connections_rejected_total", "Connections closed over max_connections.", t);
+    counter(s.idle_closed, "source_connections_idle_closed_total", "Connections closed after the idle timeout.", t);
+    counter(s.read_errors, "source_read_errors_total", "Stream read or accept errors.", t);
+    counter(s.bytes, "source_stream_bytes_total", "Bytes read from stream connections.", t);
+  };
+  if (config.tcp) stream(stats.tcp, "tcp");
+  if (config.unix_stream) stream(stats.unix_stream, "unix");
+  if (!failed) return tl::unexpected(failed.error());
+  p->publish();
+  return p;
+}
+
+void StatsPublisher::publish() noexcept {
+  for (Link& l : links_) {
+    const std::uint64_t now = l.from->load(std::memory_order_relaxed);
+    // Unsigned wrap-around makes a gauge's decrease a negative delta.
+    if (now != l.last) l.to->fetch_add(now - l.last, std::memory_order_relaxed);
+    l.last = now;
+  }
+  segment_->heartbeat();
+}
+
+}  // namespace ringpipe::ingest
