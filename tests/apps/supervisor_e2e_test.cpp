@@ -135,6 +135,9 @@ TEST_F(SupervisorE2e, CountsEveryIncrementExactlyAndStatShowsRingsAndComponents)
   EXPECT_NE(stat.out.find("ring metrics:"), std::string::npos) << stat.out;
   for (const char* c : {"statsd               source     running", "aggregate            processor  running"})
     EXPECT_NE(stat.out.find(c), std::string::npos) << stat.out;
+  // Each source's own counters, read from its stats segment.
+  EXPECT_NE(stat.out.find("COUNTERS\nstatsd               ring_dropped_samples=0"), std::string::npos) << stat.out;
+  EXPECT_NE(stat.out.find(" parse_errors="), std::string::npos) << stat.out;
 
   supervisor_->signal(SIGTERM);
   EXPECT_EQ(supervisor_->wait(20s), 0) << supervisor_->err();
