@@ -122,6 +122,8 @@ Producer& Producer::operator=(Producer&& o) noexcept {
     pending_bytes_ = o.pending_bytes_;
     next_liveness_check_ns_ = o.next_liveness_check_ns_;
     asymmetric_ = o.asymmetric_;
+    batch_first_ = std::exchange(o.batch_first_, nullptr);
+    batch_first_seq_ = o.batch_first_seq_;
     fault_hooks_ = o.fault_hooks_;
     intent_ = o.intent_;
   }
@@ -334,9 +336,7 @@ void Producer::finish(std::uint16_t type, std::size_t used_bytes) noexcept {
   const std::uint64_t need = claim_end_ - claim_pos_;
   if (record_bytes(used_bytes) > need) used_bytes = need - sizeof(RecordHeader);  // never past the claim
   fault(FaultPoint::kMidPayload);
-  // The header's seq is the record's commit: readers that know the next seq
-  // take the record from here on, before publish().
-  store_header(data_ + (claim_pos_ & mask_), static_cast<std::uint32_t>(used_bytes), type, seq_++);
+  write_header(data_ + (claim_pos_ & mask_), static_cast<std::uint32_t>(used_bytes), type);
   tail_ = claim_pos_ + record_bytes(used_bytes);
   claim_end_ = 0;
   ++pending_records_;
@@ -346,6 +346,13 @@ void Producer::finish(std::uint16_t type, std::size_t used_bytes) noexcept {
 
 void Producer::publish() noexcept {
   if (tail_ == published_) return;
+  if (batch_first_) {
+    // The batch's commit: its first record's seq (see write_header). Every
+    // later record of the batch was written before this release store.
+    std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(batch_first_ + 8))
+        .store(batch_first_seq_, std::memory_order_release);
+    batch_first_ = nullptr;
+  }
   records_total_ += pending_records_;
   bytes_total_ += pending_bytes_;
   pending_records_ = 0;

@@ -180,7 +180,9 @@ class Producer {
   // Zero-copy and batching: claim space for one record of up to `max_bytes`,
   // write into the span, then finish() it with the bytes used. Finished
   // records become visible to readers together at publish(): one store for a
-  // whole batch. A claim that is never finished is simply abandoned.
+  // whole batch (the seq of its first record). A claim that is never
+  // finished is simply abandoned; so is a batch whose producer dies before
+  // publish().
   [[nodiscard]] std::span<std::byte> try_claim(std::size_t max_bytes, WriteStatus* status = nullptr) noexcept;
   [[nodiscard]] std::span<std::byte> claim(std::size_t max_bytes, std::chrono::nanoseconds timeout,
                                            WriteStatus* status = nullptr) noexcept;
@@ -197,7 +199,7 @@ class Producer {
       std::atomic_thread_fence(std::memory_order_release);
       std::byte* at = data_ + idx;
       if (!payload.empty()) std::memcpy(at + sizeof(detail::RecordHeader), payload.data(), payload.size());
-      detail::store_header(at, static_cast<std::uint32_t>(payload.size()), type, seq_++);
+      write_header(at, static_cast<std::uint32_t>(payload.size()), type);
       tail_ = end;
       ++pending_records_;
       pending_bytes_ += payload.size();
@@ -222,6 +224,19 @@ class Producer {
   void wait_for_space(std::int64_t deadline_ns) noexcept;
   void adopt_finished(std::uint64_t end) noexcept;
   [[nodiscard]] WriteStatus try_append_slow(std::uint16_t type, std::span<const std::byte> payload) noexcept;
+  // Writes a finished record's header. The first record of a batch gets seq 0
+  // (never expected by a reader), which holds the whole batch back until
+  // publish() stores its real seq: readers do not chase a producer through a
+  // batch line by line, and a batch whose producer dies is never seen.
+  void write_header(std::byte* at, std::uint32_t length, std::uint16_t type) noexcept {
+    if (batch_first_ == nullptr) {
+      batch_first_ = at;
+      batch_first_seq_ = seq_++;
+      detail::store_header(at, length, type, 0);
+    } else {
+      detail::store_header(at, length, type, seq_++);
+    }
+  }
 
   const Ring* ring_ = nullptr;
   UniqueFd fd_;  // holds the lane's OFD lock; also used for reader liveness checks
@@ -248,6 +263,8 @@ class Producer {
   bool asymmetric_ = false;  // publish with plain stores; sleeping readers use membarrier
   bool fault_hooks_ = false;  // a test installed a fault hook: take the path that calls it
   std::atomic<std::uint64_t>* intent_ = nullptr;
+  std::byte* batch_first_ = nullptr;  // header of the batch's first record, until publish()
+  std::uint64_t batch_first_seq_ = 0;
 };
 
 enum class StartAt : std::uint8_t {
