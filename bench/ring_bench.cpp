@@ -164,6 +164,14 @@ double bench_ring(const Args& a, bool* complete) {
       sh->ready.fetch_add(1);
       while (!sh->go.load()) std::this_thread::yield();
       for (std::uint64_t i = 0; i < per_producer;) {
+        if (a.batch == 1) {  // a record that is its own batch: written and published in one call
+          if (pr->try_write(1, buf) != ring::WriteStatus::kOk &&
+              pr->write(1, buf, std::chrono::seconds(30)) != ring::WriteStatus::kOk) {
+            return 2;
+          }
+          ++i;
+          continue;
+        }
         for (int b = 0; b < a.batch && i < per_producer; ++b, ++i) {
           if (pr->try_append(1, buf) != ring::WriteStatus::kOk) {
             // Full: publish what we have and wait for room (block policy).

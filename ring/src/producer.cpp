@@ -124,6 +124,7 @@ Producer& Producer::operator=(Producer&& o) noexcept {
     asymmetric_ = o.asymmetric_;
     batch_first_ = std::exchange(o.batch_first_, nullptr);
     batch_first_seq_ = o.batch_first_seq_;
+    direct_next_ = o.direct_next_;
     fault_hooks_ = o.fault_hooks_;
     intent_ = o.intent_;
   }
@@ -391,8 +392,17 @@ WriteStatus Producer::try_append_slow(std::uint16_t type, std::span<const std::b
   return WriteStatus::kOk;
 }
 
+void Producer::finish_and_publish(std::uint16_t type, std::size_t used_bytes) noexcept {
+  direct_next_ = batch_first_ == nullptr;
+  finish(type, used_bytes);
+  direct_next_ = false;
+  publish();
+}
+
 WriteStatus Producer::try_write(std::uint16_t type, std::span<const std::byte> payload) noexcept {
+  direct_next_ = batch_first_ == nullptr;
   const WriteStatus st = try_append(type, payload);
+  direct_next_ = false;
   if (st == WriteStatus::kOk) {
     publish();
   } else {
@@ -410,8 +420,7 @@ WriteStatus Producer::write(std::uint16_t type, std::span<const std::byte> paylo
     return st;
   }
   if (!payload.empty()) std::memcpy(dst.data(), payload.data(), payload.size());
-  finish(type, payload.size());
-  publish();
+  finish_and_publish(type, payload.size());
   return WriteStatus::kOk;
 }
 

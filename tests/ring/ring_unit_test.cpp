@@ -257,6 +257,26 @@ TEST(Producer, BatchIsInvisibleUntilPublished) {
   EXPECT_EQ(drain(*r), (std::vector<std::string>{"x0", "x1", "x2", "x3", "x4"}));
 }
 
+// The same for a reader long past attaching, which reads records by their
+// seq without looking at the tail: the batch's first seq is its commit.
+TEST(Producer, BatchIsInvisibleUntilPublishedToAGatedReader) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small(Overflow::kBlock, 4096, 1));
+  auto r = Reader::attach(*ring, "proc");
+  auto p = Producer::attach(*ring);
+  std::vector<std::byte> rec(100, std::byte{1});
+  for (int i = 0; i < 400; ++i) {
+    ASSERT_EQ(p->try_write(1, rec), WriteStatus::kOk);
+    ASSERT_EQ(drain(*r).size(), 1u);
+  }
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(p->try_append(1, bytes_of("y" + std::to_string(i))), WriteStatus::kOk);
+  EXPECT_FALSE(r->has_data());
+  EXPECT_EQ(drain(*r).size(), 0u);
+  p->publish();
+  EXPECT_TRUE(r->has_data());
+  EXPECT_EQ(drain(*r), (std::vector<std::string>{"y0", "y1", "y2", "y3", "y4"}));
+}
+
 // Every payload size from 0 to 300 written back to back through a 4 KiB lane
 // makes the wrap hit every 8-byte alignment, including the 8-byte remainder
 // where no pad header fits.

@@ -187,6 +187,8 @@ class Producer {
   [[nodiscard]] std::span<std::byte> claim(std::size_t max_bytes, std::chrono::nanoseconds timeout,
                                            WriteStatus* status = nullptr) noexcept;
   void finish(std::uint16_t type, std::size_t used_bytes) noexcept;
+  // finish() then publish(), for a record that is its own batch.
+  void finish_and_publish(std::uint16_t type, std::size_t used_bytes) noexcept;
   // Appends one record without publishing it (batch building). The common
   // case (room before the lane's end, under the cached limit) is inline.
   [[nodiscard]] WriteStatus try_append(std::uint16_t type, std::span<const std::byte> payload) noexcept {
@@ -228,8 +230,10 @@ class Producer {
   // (never expected by a reader), which holds the whole batch back until
   // publish() stores its real seq: readers do not chase a producer through a
   // batch line by line, and a batch whose producer dies is never seen.
+  // A record written and published on its own (try_write, write,
+  // finish_and_publish) is committed directly instead: no second store.
   void write_header(std::byte* at, std::uint32_t length, std::uint16_t type) noexcept {
-    if (batch_first_ == nullptr) {
+    if (batch_first_ == nullptr && !direct_next_) {
       batch_first_ = at;
       batch_first_seq_ = seq_++;
       detail::store_header(at, length, type, 0);
@@ -264,6 +268,7 @@ class Producer {
   bool fault_hooks_ = false;  // a test installed a fault hook: take the path that calls it
   std::atomic<std::uint64_t>* intent_ = nullptr;
   std::byte* batch_first_ = nullptr;  // header of the batch's first record, until publish()
+  bool direct_next_ = false;          // the record being finished is published right away
   std::uint64_t batch_first_seq_ = 0;
 };
 
