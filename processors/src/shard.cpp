@@ -323,8 +323,9 @@ void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64
   const std::byte* labels = label_base + m.labels_off;
   std::uint32_t idx = index_map_.find(m.series_hash, [&](std::uint32_t v) {
     const Series& se = series_[v];
+    // An empty key is never stored in the arena (whose data() may be null).
     return se.family == m.family && se.key_len == m.labels_len &&
-           std::memcmp(arena_.at(se.key_off), labels, m.labels_len) == 0;
+           (m.labels_len == 0 || std::memcmp(arena_.at(se.key_off), labels, m.labels_len) == 0);
   });
   if (idx == FlatIndex::kNone) {
     idx = create_series(m, labels, now_ns);
@@ -591,7 +592,7 @@ bool Shard::persist_new(std::uint32_t idx, const std::byte* labels) noexcept {
   const std::uint32_t block = alloc_block(8 + pad8(se.key_len) + hist_n * 8, idx + 1);
   if (block == UINT32_MAX) return false;
   std::byte* p = store_->arena() + block + sizeof(BlockHeader);
-  std::memcpy(p, labels, se.key_len);
+  if (se.key_len != 0) std::memcpy(p, labels, se.key_len);  // labels may be null when empty
   std::memset(p + pad8(se.key_len), 0, std::size_t{hist_n} * 8);
   StateSlot& sl = store_->slots()[idx];
   if (tx_mark_[idx] != tx_) {
