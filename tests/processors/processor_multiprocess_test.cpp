@@ -34,12 +34,14 @@ int produce(const std::string& path, int id) {
   auto p = ring::Producer::attach(*ring);
   if (!p) return 11;
   std::vector<std::byte> buf(1 << 16);
+  // Tags are views: the strings they point at must outlive every append.
+  const std::string producer = "p" + std::to_string(id % 2);
   for (int b = 0; b < kBatches; ++b) {
     sample::BatchWriter w(buf, static_cast<std::uint32_t>(id), 0);
     for (int i = 0; i < kPerBatch; ++i) {
       const int n = b * kPerBatch + i;
       const std::string series = std::to_string(n % kSeries);
-      const sample::Tag tags[] = {{"series", series}, {"producer", "p" + std::to_string(id % 2)}};
+      const sample::Tag tags[] = {{"series", series}, {"producer", producer}};
       const bool sampled = n % 2 == 0;
       if (!w.append(sample::Kind::kCounter, "mp.events", sampled ? 1 : 1, sampled ? 0.5 : 1.0, tags)) return 12;
       if (!w.append(sample::Kind::kTimer, "mp.latency", 0.001 * (n % 100 + 1), 1.0, tags)) return 13;
