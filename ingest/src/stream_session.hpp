@@ -104,8 +104,10 @@ class StreamSession : public std::enable_shared_from_this<StreamSession<Protocol
     timer_.async_wait([self = this->shared_from_this()](const boost::system::error_code& ec) {
       if (ec || self->closed_) return;
       if (std::chrono::steady_clock::now() >= self->deadline_) {
-        self->stats_.idle_closed.fetch_add(1, std::memory_order_relaxed);
+        // Close before counting: whoever sees the count sees the connection
+        // gone (release pairs with an acquire load of idle_closed).
         self->close();
+        self->stats_.idle_closed.fetch_add(1, std::memory_order_release);
       } else {
         self->wait_idle();
       }
