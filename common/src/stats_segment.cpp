@@ -1,5 +1,7 @@
 #include "ringpipe/common/stats_segment.hpp"
 
+#include "ringpipe/common/shared_file.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -14,6 +16,7 @@
 #include <random>
 
 #include "ringpipe/common/log.hpp"
+#include "ringpipe/common/shared_file.hpp"
 
 namespace ringpipe {
 namespace {
@@ -222,9 +225,9 @@ Status check_text(std::string_view what, std::string_view s, std::size_t max) {
 }
 
 Result<std::pair<std::byte*, std::size_t>> map_rw(int fd, std::size_t size, const std::string& w) {
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) return errno_error(w + ": mmap " + std::to_string(size) + " bytes");
-  return std::pair{static_cast<std::byte*>(p), size};
+  auto p = map_shared(fd, size, true, w);
+  if (!p) return tl::unexpected(p.error());
+  return std::pair{*p, size};
 }
 
 }  // namespace
@@ -325,28 +328,11 @@ Result<StatsSegment> StatsSegment::create(const std::string& path, std::string_v
     return errno_error(w + ": open");
   }
 
-  const std::filesystem::path p(path);
-  std::error_code ec;
-  if (p.has_parent_path()) {
-    std::filesystem::create_directories(p.parent_path(), ec);
-    if (ec) return tl::unexpected(Error{ec, w + ": create directory " + p.parent_path().string()});
-  }
-  std::random_device rd;
-  // Built under a temporary name and moved into place complete, so no reader
-  // ever opens a half-made segment under the real name.
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rd() & 0xffffff);
-  UniqueFd fd(::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (!fd.valid()) return errno_error(w + ": open " + tmp);
-  struct Unlinker {
-    const std::string& f;
-    ~Unlinker() { ::unlink(f.c_str()); }
-  } unlink_tmp{tmp};
-  if (int rc = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(bytes)); rc != 0) {
-    errno = rc;
-    return errno_error(w + ": reserve " + std::to_string(bytes) + " bytes");
-  }
-  if (!ofd_try_lock(fd.get())) return errno_error(w + ": lock");
-  auto mapped = map_rw(fd.get(), bytes, w);
+  auto file = NewSharedFile::create(path, bytes, w);
+  if (!file) return tl::unexpected(file.error());
+  const int fd = file->fd();
+  if (!ofd_try_lock(fd)) return errno_error(w + ": lock");
+  auto mapped = map_rw(fd, bytes, w);
   if (!mapped) return tl::unexpected(mapped.error());
   StatsSegment seg;
   seg.path_ = path;
@@ -369,12 +355,8 @@ Result<StatsSegment> StatsSegment::create(const std::string& path, std::string_v
   h->kind_len = static_cast<std::uint32_t>(kind.size());
   // Pairs with validate_header's acquire load: whoever sees kReady sees the whole header.
   h->ready.store(kReady, std::memory_order_release);
-  if (replace) {
-    if (::rename(tmp.c_str(), path.c_str()) != 0) return errno_error(w + ": rename into place");
-  } else if (::link(tmp.c_str(), path.c_str()) != 0) {
-    return errno_error(w + ": link into place");
-  }
-  seg.fd_ = std::move(fd);
+  if (Status ok = file->publish(replace); !ok) return tl::unexpected(ok.error());
+  seg.fd_ = file->release_fd();
   return seg;
 }
 

@@ -10,6 +10,7 @@
 #include "layout.hpp"
 #include "os.hpp"
 #include "ringpipe/common/log.hpp"
+#include "ringpipe/common/shared_file.hpp"
 #include "ringpipe/ring/ring.hpp"
 
 namespace ringpipe::ring {
@@ -77,9 +78,9 @@ Status check_options(const RingOptions& o, const std::string& path) {
 }
 
 Result<std::pair<std::byte*, std::size_t>> map_file(int fd, std::size_t size, const std::string& w) {
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) return errno_error(w + ": mmap " + std::to_string(size) + " bytes");
-  return std::pair{static_cast<std::byte*>(p), size};
+  auto p = map_shared(fd, size, true, w);
+  if (!p) return tl::unexpected(p.error());
+  return std::pair{*p, size};
 }
 
 // Validates everything a header claims against itself and the file's size.
@@ -147,28 +148,11 @@ Result<Ring> Ring::create(const std::string& path, const RingOptions& options) {
   if (o.max_record_bytes == 0) o.max_record_bytes = static_cast<std::uint32_t>(o.lane_capacity_bytes / 4);
   const Layout l = compute_layout(o.lane_capacity_bytes, o.lanes, o.max_readers);
 
-  const std::filesystem::path p(path);
-  std::error_code ec;
-  if (p.has_parent_path()) {
-    std::filesystem::create_directories(p.parent_path(), ec);
-    if (ec) return tl::unexpected(Error{ec, w + ": create directory " + p.parent_path().string()});
-  }
   std::random_device rd;
   const std::uint64_t creation_id = (std::uint64_t{rd()} << 32) ^ rd() ^ static_cast<std::uint64_t>(realtime_ns());
-  // Built under a temporary name and linked into place complete, so no one
-  // ever opens a half-made ring under the real name.
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(creation_id & 0xffff);
-  UniqueFd fd(::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (!fd.valid()) return errno_error(w + ": open " + tmp);
-  struct Unlinker {
-    const std::string& f;
-    ~Unlinker() { ::unlink(f.c_str()); }
-  } unlink_tmp{tmp};
-  if (int rc = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(l.file_bytes)); rc != 0) {
-    errno = rc;
-    return errno_error(w + ": reserve " + std::to_string(l.file_bytes) + " bytes");
-  }
-  auto mapped = map_file(fd.get(), l.file_bytes, w);
+  auto file = NewSharedFile::create(path, l.file_bytes, w);
+  if (!file) return tl::unexpected(file.error());
+  auto mapped = map_file(file->fd(), l.file_bytes, w);
   if (!mapped) return tl::unexpected(mapped.error());
 
   Ring ring;
@@ -203,7 +187,8 @@ Result<Ring> Ring::create(const std::string& path, const RingOptions& options) {
   // Pairs with validate_header's acquire load: whoever sees kReady sees the whole header.
   h->ready.store(kReady, std::memory_order_release);
 
-  if (::link(tmp.c_str(), path.c_str()) != 0) return errno_error(w + ": link into place");
+  if (Status ok = file->publish(false); !ok) return tl::unexpected(ok.error());
+  UniqueFd fd = file->release_fd();
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return errno_error(w + ": fstat");
   ring.dev_ = st.st_dev;

@@ -1,0 +1,50 @@
+#pragma once
+// NewSharedFile: a file being built for shared mapping (rings, stats
+// segments). create() makes the parent directories, opens a temporary name
+// beside the real one exclusively with mode 0600 and reserves every byte, so
+// a full tmpfs fails here and never later as SIGBUS. The caller fills it
+// through a mapping of fd(); publish() then gives it its real name — linking,
+// which refuses an existing file, or renaming over one — so no reader ever
+// opens a half-made file under that name. Destroyed unpublished, it removes
+// the temporary file. Move-only; one thread at a time.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "ringpipe/common/result.hpp"
+#include "ringpipe/common/unique_fd.hpp"
+
+namespace ringpipe {
+
+class NewSharedFile {
+ public:
+  // `what` starts every error message ("create ring /dev/shm/…").
+  [[nodiscard]] static Result<NewSharedFile> create(const std::string& path, std::uint64_t bytes,
+                                                    const std::string& what);
+
+  NewSharedFile(NewSharedFile&& other) noexcept;
+  NewSharedFile& operator=(NewSharedFile&& other) noexcept;
+  NewSharedFile(const NewSharedFile&) = delete;
+  NewSharedFile& operator=(const NewSharedFile&) = delete;
+  ~NewSharedFile();
+
+  [[nodiscard]] int fd() const noexcept { return fd_.get(); }
+  // Fails with EEXIST when the name is taken and `replace` is false.
+  [[nodiscard]] Status publish(bool replace);
+  // The descriptor, kept open after publishing (for locks, fstat).
+  [[nodiscard]] UniqueFd release_fd() noexcept { return std::move(fd_); }
+
+ private:
+  NewSharedFile() = default;
+  std::string path_;
+  std::string tmp_;
+  std::string what_;
+  UniqueFd fd_;
+  bool published_ = false;
+};
+
+// mmap(MAP_SHARED) of the first `bytes` of fd; errors read "what: mmap N bytes: cause".
+[[nodiscard]] Result<std::byte*> map_shared(int fd, std::size_t bytes, bool writable, const std::string& what);
+
+}  // namespace ringpipe
