@@ -58,32 +58,10 @@ struct Shared {
   std::atomic<std::uint64_t> per_source[4];  // udp, tcp, unixgram, unix stream
 };
 
-Shared* make_shared_block() {
-  void* p = ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  EXPECT_NE(p, MAP_FAILED);
-  return new (p) Shared{};
-}
+Shared* make_shared_block() { return ringpipe::testing::make_shared_block<Shared>(); }
 
-pid_t spawn(const std::function<int()>& body) {
-  const pid_t pid = ::fork();
-  if (pid == 0) ::_exit(body());
-  return pid;
-}
-
-int reap(pid_t pid, std::chrono::seconds limit = 30s) {
-  int status = 0;
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      ADD_FAILURE() << "child " << pid << " overstayed and was killed";
-      return -1;
-    }
-    std::this_thread::sleep_for(2ms);
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
-}
+using ringpipe::testing::reap;
+using ringpipe::testing::spawn;
 
 void publish_stats(const IngestStats& s, Shared* sh) {
   sh->samples_parsed = s.samples.load();

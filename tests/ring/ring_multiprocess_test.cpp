@@ -38,37 +38,10 @@ struct Shared {
   std::atomic<int> stop;
 };
 
-Shared* make_shared_block() {
-  void* p = ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  EXPECT_NE(p, MAP_FAILED);
-  return new (p) Shared{};
-}
+Shared* make_shared_block() { return ringpipe::testing::make_shared_block<Shared>(); }
 
-pid_t spawn(const std::function<int()>& body) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    int rc = 1;
-    rc = body();
-    ::_exit(rc);
-  }
-  return pid;
-}
-
-// Waits for a child with a bound; kills it if it overstays. Returns its status.
-int reap(pid_t pid, std::chrono::seconds limit = std::chrono::seconds(60)) {
-  int status = 0;
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      ADD_FAILURE() << "child " << pid << " overstayed and was killed";
-      return -1;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return status;
-}
+using ringpipe::testing::reap;
+using ringpipe::testing::spawn;
 
 int produce(const std::string& path, std::uint32_t id, std::uint64_t count, Shared* sh, int batch = 1) {
   auto ring = Ring::open(path);
