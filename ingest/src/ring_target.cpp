@@ -20,8 +20,7 @@ class RingTarget final : public BatchTarget {
     return timeout_.count() > 0 ? producer_.claim(claim_bytes_, timeout_, &st) : producer_.try_claim(claim_bytes_, &st);
   }
   void commit(std::size_t used) noexcept override {
-    producer_.finish(sample::kSampleBatchRecord, used);
-    producer_.publish();
+    producer_.finish_and_publish(sample::kSampleBatchRecord, used);
   }
   void count_dropped(std::uint64_t records) noexcept override { producer_.count_dropped(records); }
 
