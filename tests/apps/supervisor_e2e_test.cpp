@@ -284,8 +284,14 @@ TEST_F(SupervisorE2e, StatsdExporterFlagsRunTheBuiltInPipeline) {
     if (exporter_available(config::ExporterType::kPrometheus) || c.kind != ComponentKind::kExporter)
       expected.push_back(c.name);
   EXPECT_EQ(names, expected);
-  // The children got the same flags.
-  const std::string cmdline = e2e::read_text("/proc/" + std::to_string(pid_of("statsd")) + "/cmdline");
+  // The children got the same flags. The supervisor reports a child running
+  // from fork(), so wait for its exec: until then /proc shows the supervisor's
+  // argv (or nothing, while exec replaces the address space).
+  std::string cmdline;
+  EXPECT_TRUE(testing::wait_until([&] {
+    cmdline = e2e::read_text("/proc/" + std::to_string(pid_of("statsd")) + "/cmdline");
+    return cmdline.rfind(std::string("ringpipe:statsd") + '\0', 0) == 0;
+  }, 10s)) << cmdline;
   EXPECT_NE(cmdline.find("--web.listen-address"), std::string::npos);
   EXPECT_NE(cmdline.find("--run-dir"), std::string::npos);
 
