@@ -406,6 +406,7 @@ void latency(const Args& a) {
     int pipefd[2];
     if (::pipe(pipefd) != 0) return;
     const pid_t reader = spawn([&] {
+      pin(0);
       auto r2 = ring::Ring::open(path);
       auto rd = ring::Reader::attach(*r2, "lat");
       std::vector<std::int64_t> lat;
@@ -425,6 +426,7 @@ void latency(const Args& a) {
       return 0;
     });
     while (!sh->ready.load()) std::this_thread::yield();
+    pin(1);
     auto pr = ring::Producer::attach(*rg);
     // Paced so a sleeping reader really goes to sleep between samples.
     const std::int64_t gap_ns = sleeping ? 50'000 : 2'000;
@@ -433,11 +435,15 @@ void latency(const Args& a) {
       while (monotonic_ns() < next) {
       }
       next += gap_ns;
-      auto dst = pr->try_claim(a.payload);
+      ring::WriteStatus st;
+      auto dst = pr->claim(a.payload, std::chrono::seconds(5), &st);  // block: wait for a slow reader
+      if (st != ring::WriteStatus::kOk) {
+        std::fprintf(stderr, "latency: claim failed\n");
+        break;
+      }
       const std::int64_t t = monotonic_ns();
       std::memcpy(dst.data(), &t, sizeof t);
-      pr->finish(1, a.payload);
-      pr->publish();
+      pr->finish_and_publish(1, a.payload);
     }
     std::int64_t q[3];
     if (::read(pipefd[0], q, sizeof q) != sizeof q) return;
