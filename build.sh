@@ -2,7 +2,8 @@
 # ringpipe's set-up on a fresh Debian 12 machine, in two commands:
 #   ./build.sh run    install what is missing, build, run the default pipeline
 #   ./build.sh test   install what is missing, build, run the whole test suite
-# Other verbs: deps (install only), build [preset], asan, tsan (suite under a sanitizer).
+# Other verbs: deps (install only), build [preset], asan, tsan (suite under a sanitizer),
+# fuzz (the parsers under libFuzzer; `test` runs it first).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -38,12 +39,20 @@ suite() {
   ctest --preset "$preset" -j"$(nproc)"
 }
 
+# libFuzzer on every parser for a bounded time (clang build of the parsers only).
+fuzz() {
+  cmake --preset fuzz >/dev/null
+  cmake --build --preset fuzz -j"$(nproc)"
+  ctest --preset fuzz
+}
+
 case "${1:-}" in
   deps) deps ;;
   build) deps; build "${2:-release}" ;;
   run) deps; build release; shift; exec build/release/apps/ringpipe run "$@" ;;
-  test) deps; suite release ;;
+  test) deps; fuzz; suite release ;;
+  fuzz) deps; fuzz ;;
   asan) deps; suite asan ;;
   tsan) deps; suite tsan ;;
-  *) echo "usage: $0 run|test|deps|build [preset]|asan|tsan" >&2; exit 2 ;;
+  *) echo "usage: $0 run|test|deps|build [preset]|asan|tsan|fuzz" >&2; exit 2 ;;
 esac
