@@ -62,15 +62,22 @@ bool BatchWriter::append(Kind kind, std::string_view name, double value, double 
                          std::span<const Tag> tags, std::string_view str_value,
                          std::int64_t timestamp_ns) noexcept {
   constexpr std::size_t kMax16 = std::numeric_limits<std::uint16_t>::max();
-  if (name.size() > kMax16 || str_value.size() > kMax16 || tags.size() > kMax16) return false;
+  // One pass over the tags: limits and size together.
+  std::size_t tag_bytes = 0;
+  bool too_long = name.size() > kMax16 || str_value.size() > kMax16 || tags.size() > kMax16;
   for (const Tag& t : tags) {
-    if (t.key.size() > kMax16 || t.value.size() > kMax16) return false;
+    too_long |= t.key.size() > kMax16 || t.value.size() > kMax16;
+    tag_bytes += sizeof(TagHeader) + t.key.size() + t.value.size();
   }
-  const std::size_t size = entry_size(name, str_value, tags);
+  if (too_long) return false;
+  const std::size_t unpadded = sizeof(SampleHeader) + name.size() + str_value.size() + tag_bytes;
+  const std::size_t size = align8(unpadded);
   if (buf_.size() < used_ || size > buf_.size() - used_ || size > std::numeric_limits<std::uint32_t>::max()) {
     return false;
   }
   std::byte* p = buf_.data() + used_;
+  // The padding never leaks old bytes: zero the entry's last word first.
+  std::memset(p + size - 8, 0, 8);
   SampleHeader h{};
   h.value = value;
   h.sample_rate = sample_rate;
@@ -96,7 +103,6 @@ bool BatchWriter::append(Kind kind, std::string_view name, double value, double 
     put(t.key);
     put(t.value);
   }
-  std::memset(q, 0, static_cast<std::size_t>((p + size) - q));  // padding never leaks old bytes
   used_ += size;
   ++count_;
   return true;
