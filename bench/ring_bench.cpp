@@ -472,7 +472,7 @@ void attach_time(const Args& a) {
   for (int i = 0; i < 200; ++i) {
     const std::int64_t s = monotonic_ns();
     auto r2 = ring::Ring::open(path);
-    auto rd = ring::Reader::attach(*r2, "attach", ring::ReaderOptions{ring::StartAt::kLatest, false});
+    auto rd = ring::Reader::attach(*r2, "attach", ring::ReaderOptions{ring::StartAt::kLatest, false, {}});
     times.push_back(static_cast<double>(monotonic_ns() - s) / 1e3);
   }
   std::sort(times.begin(), times.end());

@@ -443,15 +443,16 @@ Result<std::unique_ptr<Processor>> Processor::create(ProcessorOptions options) {
     in->committed = std::make_unique<std::atomic<std::uint64_t>[]>(eo.shards);
     ring::ReaderOptions ro;
     if (!impl->stores.empty()) {
-      // The gate's cursor is the durable one; the reader restarts at the
-      // oldest record still in the ring (never after the gate) and the shards
-      // skip what they committed before.
+      // The gate's cursor is the durable one; the reader restarts where the
+      // gate is (everything after it is still in the ring, held back by the
+      // gate) and the shards skip what they committed before.
       const std::string gate_name = options.reader_name + ".c";
       auto gate = ring::Reader::attach(in->ring, gate_name);
       if (!gate) return invalid("processor: " + path + ": " + gate.error().message());
       in->gate.emplace(std::move(*gate));
       (void)in->ring.remove_reader(options.reader_name);  // fails if absent; a live one fails attach below
-      ro.start = ring::StartAt::kOldest;
+      ro.start = ring::StartAt::kReader;
+      ro.from = gate_name;
       for (auto& sh : impl->shards) sh->shard->sync_input(in->index, in->ring.creation_id());
     }
     auto reader = ring::Reader::attach(in->ring, options.reader_name, ro);

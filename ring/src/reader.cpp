@@ -47,6 +47,18 @@ Result<Reader> Reader::attach(const Ring& ring, std::string_view name, ReaderOpt
     r.scratch_ = std::make_unique_for_overwrite<std::byte[]>(h->max_record);
   }
 
+  // kReader: copy another reader's place (for instance a reader that only
+  // trails behind this one and is durable where this one is not).
+  ReaderSlot* source = nullptr;
+  if (options.start == StartAt::kReader) {
+    for (std::uint32_t i = 0; i < h->max_readers && source == nullptr; ++i) {
+      ReaderSlot* slot = ring.reader_slot(i);
+      const std::uint32_t st = slot_state(slot->state.load(std::memory_order_acquire));
+      if (st != kSlotFree && st != kSlotInit && name_matches(slot, options.from)) source = slot;
+    }
+    if (source == nullptr) return invalid(w + ": no reader named " + options.from + " to start from");
+  }
+
   auto take = [&](std::uint32_t i, ReaderSlot* slot, std::uint32_t gen, bool resume) {
     r.fd_ = std::move(*fd);
     r.slot_ = i;
@@ -57,6 +69,13 @@ Result<Reader> Reader::attach(const Ring& ring, std::string_view name, ReaderOpt
         r.cursor_[l] = c[l].pos.load(std::memory_order_relaxed);
         r.expect_seq_[l] = c[l].seq.load(std::memory_order_relaxed);
         r.seq_known_[l] = r.expect_seq_[l] != 0;
+      } else if (source != nullptr) {
+        const Cursor& from = cursors(source)[l];
+        r.cursor_[l] = from.pos.load(std::memory_order_acquire);
+        r.expect_seq_[l] = from.seq.load(std::memory_order_relaxed);
+        r.seq_known_[l] = r.expect_seq_[l] != 0;
+        c[l].seq.store(r.expect_seq_[l], std::memory_order_relaxed);
+        c[l].pos.store(r.cursor_[l], std::memory_order_relaxed);
       } else {
         r.start_lane(l, options.start);
         c[l].seq.store(r.seq_known_[l] ? r.expect_seq_[l] : 0, std::memory_order_relaxed);

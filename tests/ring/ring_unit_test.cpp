@@ -422,7 +422,7 @@ TEST(Ring, NonDurableReaderFreesItsSlotAndNeverGates) {
   ScratchDir dir;
   auto ring = Ring::create(dir.file("r"), small(Overflow::kDrop));
   {
-    auto t = Reader::attach(*ring, "tail", ReaderOptions{StartAt::kLatest, false});
+    auto t = Reader::attach(*ring, "tail", ReaderOptions{StartAt::kLatest, false, {}});
     ASSERT_TRUE(t);
     EXPECT_EQ(ring->stats().readers.size(), 1u);
     auto p = Producer::attach(*ring);
@@ -437,11 +437,26 @@ TEST(Ring, NewReaderStartsAtOldestOrLatest) {
   auto ring = Ring::create(dir.file("r"), small());
   auto p = Producer::attach(*ring);
   for (int i = 0; i < 3; ++i) ASSERT_EQ(p->try_write(1, bytes_of(std::to_string(i))), WriteStatus::kOk);
-  auto old = Reader::attach(*ring, "old", ReaderOptions{StartAt::kOldest, true});
-  auto late = Reader::attach(*ring, "late", ReaderOptions{StartAt::kLatest, true});
+  auto old = Reader::attach(*ring, "old", ReaderOptions{StartAt::kOldest, true, {}});
+  auto late = Reader::attach(*ring, "late", ReaderOptions{StartAt::kLatest, true, {}});
   ASSERT_EQ(p->try_write(1, bytes_of("3")), WriteStatus::kOk);
   EXPECT_EQ(drain(*old).size(), 4u);
   EXPECT_EQ(drain(*late), (std::vector<std::string>{"3"}));
+}
+
+TEST(Ring, NewReaderCanStartWhereAnotherReaderIs) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small());
+  auto trail = Reader::attach(*ring, "trail");
+  auto p = Producer::attach(*ring);
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(p->try_write(1, bytes_of(std::to_string(i))), WriteStatus::kOk);
+  EXPECT_EQ(drain(*trail, 2).size(), 2u);
+  auto follower = Reader::attach(*ring, "follower", ReaderOptions{StartAt::kReader, true, "trail"});
+  ASSERT_TRUE(follower);
+  EXPECT_EQ(drain(*follower), (std::vector<std::string>{"2", "3", "4"}));
+  auto missing = Reader::attach(*ring, "other", ReaderOptions{StartAt::kReader, true, "nobody"});
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message().find("no reader named nobody"), std::string::npos);
 }
 
 TEST(Ring, RejectsReaderBeyondMaximumAndBadNames) {

@@ -275,6 +275,7 @@ class Producer {
 enum class StartAt : std::uint8_t {
   kOldest,  // a new reader starts at the oldest data still in the ring
   kLatest,  // a new reader starts at the current tails
+  kReader,  // a new reader starts where the reader named ReaderOptions::from is
 };
 
 struct ReaderOptions {
@@ -283,6 +284,7 @@ struct ReaderOptions {
   // detaches (so a restart resumes); a non-durable one (tail, stat) never
   // gates and frees its slot on detach.
   bool durable = true;
+  std::string from;  // with StartAt::kReader: the reader whose cursors to copy
 };
 
 class Reader {
