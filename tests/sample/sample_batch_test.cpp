@@ -1,6 +1,8 @@
 #include "ringpipe/sample/sample_batch.hpp"
 
 #include <array>
+#include <cstddef>
+#include <cstring>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -71,6 +73,110 @@ TEST(SampleBatch, ReaderRejectsLengthsPointingOutsideTheRecord) {
 
   BatchReader r3(std::span<const std::byte>(buf.data(), 10));
   EXPECT_EQ(r3.error(), DecodeError::kTruncatedHeader);
+}
+
+// A finished one-sample batch and its bytes, for tests that corrupt them.
+std::vector<std::byte> one_sample_batch() {
+  std::vector<std::byte> buf(256);
+  BatchWriter w(buf, 5, 77);
+  const std::array<Tag, 1> tags{Tag{"k", "v"}};
+  EXPECT_TRUE(w.append(Kind::kGauge, "name", 1, 1, tags));
+  buf.resize(w.finish());
+  return buf;
+}
+
+template <class T>
+void poke(std::vector<std::byte>& rec, std::size_t offset, T value) {
+  std::memcpy(rec.data() + offset, &value, sizeof value);
+}
+
+TEST(SampleBatch, ReaderRefusesARecordOfAnotherFormatVersion) {
+  for (const std::uint16_t version : {std::uint16_t{0}, std::uint16_t{kFormatVersion + 1}, std::uint16_t{0xffff}}) {
+    std::vector<std::byte> rec = one_sample_batch();
+    poke(rec, offsetof(BatchHeader, format_version), version);
+    BatchReader r(rec);
+    EXPECT_EQ(r.error(), DecodeError::kBadVersion) << "version " << version;
+    EXPECT_FALSE(r.next()) << "version " << version;
+    EXPECT_EQ(r.error(), DecodeError::kBadVersion);
+  }
+  // The same bytes with the right version decode, so the refusal is the version's.
+  const std::vector<std::byte> rec = one_sample_batch();
+  BatchReader ok(rec);
+  ASSERT_TRUE(ok.next());
+  EXPECT_EQ(ok.error(), DecodeError::kNone);
+}
+
+TEST(SampleBatch, ReaderRefusesABatchLengthShorterThanItsHeader) {
+  std::vector<std::byte> rec = one_sample_batch();
+  poke(rec, offsetof(BatchHeader, bytes), std::uint32_t{sizeof(BatchHeader) - 1});
+  BatchReader r(rec);
+  EXPECT_EQ(r.error(), DecodeError::kBadLength);
+  EXPECT_FALSE(r.next());
+}
+
+TEST(SampleBatch, ReaderRefusesARecordCutInsideAnEntry) {
+  const std::vector<std::byte> whole = one_sample_batch();
+  // Every cut between the header and the end: the header's byte count no
+  // longer fits the record.
+  for (std::size_t cut = sizeof(BatchHeader); cut < whole.size(); ++cut) {
+    BatchReader r(std::span<const std::byte>(whole.data(), cut));
+    EXPECT_FALSE(r.next()) << "cut at " << cut;
+    EXPECT_EQ(r.error(), DecodeError::kBadLength) << "cut at " << cut;
+  }
+  // A header that agrees with the cut (bytes shrunk too): the entry itself is short.
+  for (std::size_t cut = sizeof(BatchHeader); cut < whole.size(); cut += 8) {
+    std::vector<std::byte> rec(whole.begin(), whole.begin() + static_cast<std::ptrdiff_t>(cut));
+    poke(rec, offsetof(BatchHeader, bytes), static_cast<std::uint32_t>(cut));
+    BatchReader r(rec);
+    EXPECT_FALSE(r.next()) << "cut at " << cut;
+    EXPECT_EQ(r.error(), DecodeError::kBadEntry) << "cut at " << cut;
+  }
+}
+
+TEST(SampleBatch, ReaderRefusesACountOfSamplesLargerThanTheEntriesPresent) {
+  std::vector<std::byte> rec = one_sample_batch();
+  poke(rec, offsetof(BatchHeader, sample_count), std::uint32_t{2});
+  BatchReader r(rec);
+  auto first = r.next();
+  ASSERT_TRUE(first);  // what precedes the damage is still delivered
+  EXPECT_EQ(first->name, "name");
+  EXPECT_FALSE(r.next());
+  EXPECT_EQ(r.error(), DecodeError::kBadEntry);
+}
+
+TEST(SampleBatch, ReaderRefusesCorruptEntrySizesAndStringLengths) {
+  const std::size_t entry = sizeof(BatchHeader);
+  struct Case {
+    const char* what;
+    std::size_t offset;
+    std::uint32_t value;
+    std::size_t width;
+  };
+  const Case cases[] = {
+      {"size past the batch", offsetof(SampleHeader, size), 4096, 4},
+      {"size not a multiple of 8", offsetof(SampleHeader, size), 52, 4},
+      {"size smaller than the header", offsetof(SampleHeader, size), 8, 4},
+      {"size zero", offsetof(SampleHeader, size), 0, 4},
+      {"name past the entry", offsetof(SampleHeader, name_len), 0xffff, 2},
+      {"string value past the entry", offsetof(SampleHeader, str_len), 200, 2},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::byte> rec = one_sample_batch();
+    if (c.width == 4) {
+      poke(rec, entry + c.offset, c.value);
+    } else {
+      poke(rec, entry + c.offset, static_cast<std::uint16_t>(c.value));
+    }
+    BatchReader r(rec);
+    EXPECT_FALSE(r.next()) << c.what;
+    EXPECT_EQ(r.error(), DecodeError::kBadEntry) << c.what;
+  }
+  // More tags than the entry holds.
+  std::vector<std::byte> rec = one_sample_batch();
+  poke(rec, entry + offsetof(SampleHeader, tag_count), std::uint16_t{3});
+  BatchReader r(rec);
+  EXPECT_FALSE(r.next());
+  EXPECT_EQ(r.error(), DecodeError::kBadTags);
 }
 
 TEST(SampleBatch, ReaderRejectsUnknownKind) {
