@@ -142,6 +142,7 @@ Producer::~Producer() {
 void Producer::adopt_finished(std::uint64_t end) noexcept {
   std::uint64_t pos = tail_;
   std::uint64_t seq = seq_;
+  std::uint64_t payload_bytes = 0;
   while (static_cast<std::int64_t>(end - pos) > 0) {
     const std::uint64_t idx = pos & mask_;
     const std::uint64_t room = cap_ - idx;
@@ -158,9 +159,16 @@ void Producer::adopt_finished(std::uint64_t end) noexcept {
     const bool fits = rh.type == kPadRecordType ? rb == room : (rh.length <= max_record_ && rb <= room);
     if (!fits || end - pos < rb) break;
     pos += rb;
-    if (rh.type != kPadRecordType) ++seq;
+    if (rh.type != kPadRecordType) {
+      ++seq;
+      payload_bytes += rh.length;
+    }
   }
   if (pos == tail_) return;
+  // The dead owner committed these but died before its counter stores: they
+  // are published records like any other, so the lane's counters include them.
+  lc_->records.store(lc_->records.load(std::memory_order_relaxed) + (seq - seq_), std::memory_order_relaxed);
+  lc_->bytes.store(lc_->bytes.load(std::memory_order_relaxed) + payload_bytes, std::memory_order_relaxed);
   tail_ = pos;
   seq_ = seq;
   lc_->next_seq.store(seq_, std::memory_order_relaxed);
@@ -320,6 +328,7 @@ std::span<std::byte> Producer::claim(std::size_t max_bytes, std::chrono::nanosec
   fault(FaultPoint::kAfterIntent);
   if (pad >= sizeof(RecordHeader)) {
     store_header(data_ + idx, static_cast<std::uint32_t>(pad - sizeof(RecordHeader)), kPadRecordType, seq_);
+    fault(FaultPoint::kAfterPad);
   }
   tail_ += pad;
   claim_pos_ = tail_;
@@ -354,6 +363,7 @@ void Producer::publish() noexcept {
         .store(batch_first_seq_, std::memory_order_release);
     batch_first_ = nullptr;
   }
+  fault(FaultPoint::kAfterCommit);
   records_total_ += pending_records_;
   bytes_total_ += pending_bytes_;
   pending_records_ = 0;

@@ -34,6 +34,8 @@ struct Shared {
   std::atomic<std::uint64_t> consumed[8];
   std::atomic<std::uint64_t> bad[8];
   std::atomic<std::uint64_t> last_seq[8][8];  // [reader][producer] + 1
+  std::atomic<std::uint64_t> finished[8];      // records finished (not necessarily published)
+  std::atomic<std::uint64_t> committed[8];     // records committed, as seen by a fault hook
   std::atomic<int> ready;
   std::atomic<int> stop;
 };
@@ -57,6 +59,7 @@ int produce(const std::string& path, std::uint32_t id, std::uint64_t count, Shar
     if (st != WriteStatus::kOk) return 12;
     std::memcpy(dst.data(), buf.data(), size);
     p->finish(1, size);
+    sh->finished[id].store(seq + 1);
     if ((seq + 1) % static_cast<std::uint64_t>(batch) == 0) p->publish();
     sh->produced[id].store(seq + 1);
   }
@@ -126,30 +129,44 @@ TEST(RingProcesses, ProducersAndReadersInSeparateProcessesDeliverEverything) {
 
 std::atomic<int> g_fault_countdown{0};
 FaultPoint g_fault_at = FaultPoint::kAfterIntent;
+Shared* g_fault_shared = nullptr;
+// Runs in the victim at every fault point. Besides killing it at the armed
+// one, it records how many records were committed (every commit passes
+// kAfterCommit), which is exactly what readers must end up with.
 void kill_at_fault(FaultPoint p) {
+  if (p == FaultPoint::kAfterCommit) g_fault_shared->committed[0].store(g_fault_shared->finished[0].load());
   if (p == g_fault_at && g_fault_countdown.fetch_sub(1) == 1) ::raise(SIGKILL);
 }
 
-class KillMidWrite : public ::testing::TestWithParam<FaultPoint> {};
+struct KillCase {
+  FaultPoint at;
+  int batch;      // records per publish()
+  int countdown;  // the victim dies at this hit of `at`
+};
 
-// A producer SIGKILLed at a given step of a write: readers get every record
-// it published and nothing half-written; the next producer takes the lane
-// over, counts the recovered claim, and its records follow without a gap.
+class KillMidWrite : public ::testing::TestWithParam<KillCase> {};
+
+// A producer SIGKILLed at a given step of a write, writing one record or a
+// batch per publish: readers get every record it committed and nothing
+// half-written; the next producer takes the lane over, adopts what was
+// committed but not yet published, counts the recovered claim (if one was
+// open), and its records follow without a gap.
 TEST_P(KillMidWrite, NeverWedgesReadersNorCorruptsLaterRecords) {
   ScratchDir dir;
   const std::string path = dir.file("raw");
   auto ring = Ring::create(path, opts(Overflow::kBlock, 1, 16 * 1024));
   ASSERT_TRUE(ring);
   Shared* sh = make_shared_block();
-  const FaultPoint at = GetParam();
+  const KillCase kc = GetParam();
   // The reader exists before the first record, so it gates and sees them all.
   auto reader = Reader::attach(*ring, "r");
   ASSERT_TRUE(reader);
   const pid_t victim = spawn([&] {
-    g_fault_at = at;
-    g_fault_countdown.store(5000);
+    g_fault_at = kc.at;
+    g_fault_shared = sh;
+    g_fault_countdown.store(kc.countdown);
     set_fault_hook(&kill_at_fault);
-    return produce(path, 0, 1'000'000, sh);
+    return produce(path, 0, 1'000'000, sh, kc.batch);
   });
   // Read alongside, so the victim keeps lapping the small lane while it lives.
   std::uint64_t got0 = 0, bad = 0, got1 = 0;
@@ -176,10 +193,19 @@ TEST_P(KillMidWrite, NeverWedgesReadersNorCorruptsLaterRecords) {
       std::chrono::seconds(60)));
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
   reader->poll(check);
-  // Only what was published reaches readers: 4999 records, and the 5000th
-  // when the victim died after publishing it.
-  const bool finished = at == FaultPoint::kAfterPublish;
-  const pid_t successor = spawn([&] { return produce(path, 1, 20'000, sh); });
+  const std::uint64_t committed = sh->committed[0].load();
+  // Once the batch's first seq is stored the whole batch is committed, even
+  // though the victim never got to store the tail.
+  const bool died_committed = kc.at == FaultPoint::kAfterCommit || kc.at == FaultPoint::kAfterPublish;
+  if (kc.batch == 1 && kc.at != FaultPoint::kAfterPad) {
+    // One record per publish and the kill at its 5000th step: 4999 records
+    // committed, and the 5000th when it died after committing it.
+    ASSERT_EQ(kc.countdown, 5000);
+    EXPECT_EQ(committed, died_committed ? 5000u : 4999u);
+  }
+  EXPECT_GT(committed, 0u);
+  EXPECT_LE(got0, committed);  // never more than was committed, whatever the reader has seen so far
+  const pid_t successor = spawn([&] { return produce(path, 1, 20'000, sh, kc.batch); });
   ASSERT_TRUE(wait_until(
       [&] {
         reader->poll(check);
@@ -187,25 +213,49 @@ TEST_P(KillMidWrite, NeverWedgesReadersNorCorruptsLaterRecords) {
       },
       std::chrono::seconds(60)));
   EXPECT_EQ(reap(successor), 0);
+  reader->poll(check);
   EXPECT_EQ(bad, 0u);
+  EXPECT_EQ(got0, committed);
   const RingStats st = ring->stats();
-  EXPECT_EQ(got0, finished ? 5000u : 4999u);
-  EXPECT_EQ(st.lane[0].recovered_claims, finished ? 0u : 1u);
+  // Dead after its commit: nothing was left open. Otherwise exactly one open
+  // claim (a claim, or a batch never committed) was found and written over.
+  EXPECT_EQ(st.lane[0].recovered_claims, died_committed ? 0u : 1u);
+  // Lane and reader counters agree with what arrived; seqs have no holes.
+  EXPECT_EQ(st.lane[0].records, got0 + got1);
+  EXPECT_EQ(st.lane[0].next_seq, 1 + got0 + got1);
+  ASSERT_EQ(st.readers.size(), 1u);
+  EXPECT_EQ(st.readers[0].records, got0 + got1);
+  EXPECT_EQ(st.readers[0].lag_bytes, 0u);
   EXPECT_EQ(st.readers[0].lapped_records + st.readers[0].corrupt_records + st.readers[0].torn_records, 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(EachStep, KillMidWrite,
-                         ::testing::Values(FaultPoint::kAfterIntent, FaultPoint::kMidPayload,
-                                           FaultPoint::kAfterFinish, FaultPoint::kAfterPublish),
-                         [](const auto& param_info) {
-                           switch (param_info.param) {
-                             case FaultPoint::kAfterIntent: return std::string("AfterClaim");
-                             case FaultPoint::kMidPayload: return std::string("MidPayload");
-                             case FaultPoint::kAfterFinish: return std::string("BeforePublish");
-                             case FaultPoint::kAfterPublish: return std::string("AfterPublish");
-                           }
-                           return std::string("unknown");
-                         });
+std::string fault_point_name(FaultPoint p) {
+  switch (p) {
+    case FaultPoint::kAfterIntent: return "AfterClaim";
+    case FaultPoint::kAfterPad: return "AfterWrapPad";
+    case FaultPoint::kMidPayload: return "MidPayload";
+    case FaultPoint::kAfterFinish: return "BeforePublish";
+    case FaultPoint::kAfterCommit: return "AfterCommitBeforeTail";
+    case FaultPoint::kAfterPublish: return "AfterPublish";
+  }
+  return "Unknown";
+}
+
+// Points hit once per record die at the 5000th hit; with batches of 8 at the
+// 5003rd, in the middle of a batch. A wrap pad comes about once per lap (~130
+// records of this lane), so it dies at the 40th; a batch of 8 commits once
+// per 8 records, so it dies at the 700th commit.
+INSTANTIATE_TEST_SUITE_P(
+    EachStep, KillMidWrite,
+    ::testing::Values(KillCase{FaultPoint::kAfterIntent, 1, 5000}, KillCase{FaultPoint::kAfterPad, 1, 40},
+                      KillCase{FaultPoint::kMidPayload, 1, 5000}, KillCase{FaultPoint::kAfterFinish, 1, 5000},
+                      KillCase{FaultPoint::kAfterCommit, 1, 5000}, KillCase{FaultPoint::kAfterPublish, 1, 5000},
+                      KillCase{FaultPoint::kAfterIntent, 8, 5003}, KillCase{FaultPoint::kAfterPad, 8, 40},
+                      KillCase{FaultPoint::kMidPayload, 8, 5003}, KillCase{FaultPoint::kAfterFinish, 8, 5003},
+                      KillCase{FaultPoint::kAfterCommit, 8, 700}, KillCase{FaultPoint::kAfterPublish, 8, 700}),
+    [](const auto& param_info) {
+      return fault_point_name(param_info.param.at) + "Batch" + std::to_string(param_info.param.batch);
+    });
 
 TEST(RingProcesses, KilledReaderStopsGatingBlockedProducerWithinItsTimeout) {
   ScratchDir dir;
