@@ -27,6 +27,7 @@ struct Params {
   int readers;
   std::uint64_t per_producer;
   int batch;
+  std::uint64_t initial_position = 0;  // near 2^64: every lane's position counter wraps mid-run
 };
 
 struct ReaderResult {
@@ -44,6 +45,7 @@ void run_stress(const Params& prm) {
   o.lanes = static_cast<std::uint32_t>(prm.producers);
   o.max_readers = 16;
   o.overflow = prm.overflow;
+  o.initial_position = prm.initial_position;
   auto ring = Ring::create(dir.file("stress"), o);
   ASSERT_TRUE(ring) << ring.error().message();
 
@@ -124,19 +126,27 @@ void run_stress(const Params& prm) {
   for (auto& t : threads) t.join();
 
   const RingStats rs = ring->stats();
-  std::uint64_t attempted = 0, total_accepted = 0, dropped = 0;
+  std::uint64_t attempted = 0, total_accepted = 0, dropped = 0, recovered = 0;
   for (std::size_t i = 0; i < accepted.size(); ++i) {
     attempted += prm.per_producer;
     total_accepted += accepted[i];
   }
-  for (const LaneStats& l : rs.lane) dropped += l.dropped_records;
+  for (const LaneStats& l : rs.lane) {
+    dropped += l.dropped_records;
+    recovered += l.recovered_claims;
+    if (prm.initial_position > (std::uint64_t{1} << 63)) {
+      // The run must really have carried every lane's position past 2^64.
+      EXPECT_LT(l.tail, prm.initial_position) << "lane " << l.lane << " never wrapped";
+    }
+  }
+  EXPECT_EQ(recovered, 0u);  // no producer died
   EXPECT_EQ(attempted, total_accepted + dropped);
   for (const ReaderResult& res : results) {
     EXPECT_EQ(res.bad, 0u);
     EXPECT_EQ(res.corrupt, 0u);
-    // produced = consumed + dropped + lapped (recovered claims: none here);
-    // torn reads are redone and their loss is inside lapped.
-    EXPECT_EQ(attempted, res.consumed + dropped + res.lapped)
+    // produced = consumed + dropped + lapped + recovered; torn reads are
+    // redone and their loss is inside lapped.
+    EXPECT_EQ(attempted, res.consumed + dropped + res.lapped + recovered)
         << "consumed " << res.consumed << " dropped " << dropped << " lapped " << res.lapped << " torn " << res.torn;
     if (prm.overflow == Overflow::kBlock) {
       EXPECT_EQ(res.consumed, attempted);
@@ -159,6 +169,29 @@ TEST(RingStress, DropAccountsForEveryRefusedRecord) {
 TEST(RingStress, OverwriteLappedReadersCountEveryLostRecord) {
   if (under_tsan()) GTEST_SKIP() << "overwrite races on reused bytes by design (detected and counted)";
   run_stress({Overflow::kOverwrite, 3, 2, 300'000, 4});
+}
+
+// 2^64 - 1 MiB: each lane carries tens of MiB, so every position counter
+// wraps early in the run, while producers, readers and gating are all busy.
+constexpr std::uint64_t kNear2To64 = std::uint64_t{0} - (std::uint64_t{1} << 20);
+
+TEST(RingStress, DropAccountsForEveryRecordWhilePositionsWrapPast2To64) {
+  run_stress({Overflow::kDrop, 3, 2, 150'000, 8, kNear2To64});
+}
+
+TEST(RingStress, BlockDeliversEveryRecordWhilePositionsWrapPast2To64) {
+  run_stress({Overflow::kBlock, 2, 2, 150'000, 4, kNear2To64});
+}
+
+TEST(RingStress, OverwriteCountsEveryLostRecordWhilePositionsWrapPast2To64) {
+  if (under_tsan()) GTEST_SKIP() << "overwrite races on reused bytes by design (detected and counted)";
+  run_stress({Overflow::kOverwrite, 3, 2, 150'000, 4, kNear2To64});
+}
+
+// Fan-out at the ring's design point: 16 named readers, each its own thread,
+// each gets every record of every producer exactly once and in order.
+TEST(RingStress, SixteenReadersEachReceiveEveryRecordExactlyOnce) {
+  run_stress({Overflow::kBlock, 2, 16, 40'000, 8});
 }
 
 }  // namespace

@@ -400,6 +400,116 @@ TEST(Ring, OverwritePolicyNeverRefusesAndLappedReaderCountsExactLoss) {
   EXPECT_GT(st.lapped_records, 0u);
 }
 
+// Starting positions whose runs cross 2^32 and 2^64 within a few laps of a
+// 4 KiB lane (all multiples of 8), and an ordinary one.
+constexpr std::uint64_t kStartPositions[] = {0, (std::uint64_t{1} << 32) - 4000, ~std::uint64_t{0} - 5007,
+                                             ~std::uint64_t{0} - 20'007};
+
+// True when a lane's 64-bit position went past `limit` counted from `start`,
+// i.e. the test really ran across that boundary.
+bool crossed(std::uint64_t start, std::uint64_t tail, std::uint64_t limit) {
+  return limit - start < tail - start;
+}
+
+TEST(Ring, OverwriteCountsExactLossWhilePositionsWrapPast2To64) {
+  for (const std::uint64_t start : kStartPositions) {
+    SCOPED_TRACE(start);
+    ScratchDir dir;
+    RingOptions o = small(Overflow::kOverwrite);
+    o.initial_position = start;
+    auto ring = Ring::create(dir.file("r"), o);
+    ASSERT_TRUE(ring);
+    auto r = Reader::attach(*ring, "proc");
+    auto p = Producer::attach(*ring);
+    ASSERT_TRUE(r && p);
+    std::vector<std::byte> buf(300);
+    std::uint64_t written = 0, got = 0;
+    std::int64_t last = -1;
+    auto check = [&](const RecordView& v) {
+      Stamp s{};
+      ASSERT_TRUE(check_payload(v.payload, s));
+      EXPECT_GT(static_cast<std::int64_t>(s.seq), last);  // never twice, never out of order
+      last = static_cast<std::int64_t>(s.seq);
+      ++got;
+    };
+    // Bursts from 1 record to ~4 laps between reads: the reader is lapped
+    // at every phase of the lane and of the position counter.
+    for (int round = 0; round < 40; ++round) {
+      const int burst = 1 + (round * 37) % 130;
+      for (int i = 0; i < burst; ++i) {
+        const std::size_t size = sizeof(Stamp) + (written * 11) % 200;
+        make_payload(std::span(buf).first(size), 0, written);
+        ASSERT_EQ(p->try_write(1, std::span(buf).first(size)), WriteStatus::kOk);
+        ++written;
+      }
+      r->poll(check);
+    }
+    EXPECT_EQ(last, static_cast<std::int64_t>(written) - 1);  // the newest record always survives
+    const RingStats st = ring->stats();
+    const ReaderStats& rs = st.readers[0];
+    EXPECT_EQ(st.lane[p->lane()].records, written);
+    EXPECT_EQ(written, got + rs.lapped_records) << "got " << got << " lapped " << rs.lapped_records;
+    EXPECT_GT(rs.lapped_records, 0u);
+    EXPECT_EQ(rs.corrupt_records, 0u);
+    EXPECT_EQ(rs.lag_bytes, 0u);
+    if (start != 0) {
+      EXPECT_TRUE(crossed(start, st.lane[p->lane()].tail, start >> 32 == 0 ? 1ULL << 32 : 0));
+    }
+  }
+}
+
+TEST(Ring, DropCountsEveryRefusedRecordWhilePositionsWrapPast2To64) {
+  for (const std::uint64_t start : kStartPositions) {
+    SCOPED_TRACE(start);
+    ScratchDir dir;
+    RingOptions o = small(Overflow::kDrop);
+    o.initial_position = start;
+    auto ring = Ring::create(dir.file("r"), o);
+    ASSERT_TRUE(ring);
+    auto r = Reader::attach(*ring, "proc");
+    auto p = Producer::attach(*ring);
+    ASSERT_TRUE(r && p);
+    std::vector<std::byte> buf(300);
+    std::uint64_t attempted = 0, accepted = 0, refused = 0, got = 0;
+    auto check = [&](const RecordView& v) {
+      Stamp s{};
+      ASSERT_TRUE(check_payload(v.payload, s));
+      EXPECT_EQ(s.seq, got);  // drop loses only what it refused: accepted records arrive gap-free
+      ++got;
+    };
+    // Write until refused several times over, then read part of it back: the
+    // lane is full at every phase of the position counter.
+    for (int round = 0; round < 40; ++round) {
+      const int burst = 10 + (round * 29) % 60;
+      for (int i = 0; i < burst; ++i) {
+        const std::size_t size = sizeof(Stamp) + (attempted * 11) % 200;
+        make_payload(std::span(buf).first(size), 0, accepted);
+        ++attempted;
+        const WriteStatus ws = p->try_write(1, std::span(buf).first(size));
+        if (ws == WriteStatus::kOk) {
+          ++accepted;
+        } else {
+          ASSERT_EQ(ws, WriteStatus::kFull);
+          ++refused;
+        }
+      }
+      r->poll(check, 1 + static_cast<std::size_t>(round % 25));
+    }
+    r->poll(check);
+    EXPECT_GT(refused, 0u);
+    EXPECT_EQ(got, accepted);
+    const RingStats st = ring->stats();
+    const ReaderStats& rs = st.readers[0];
+    EXPECT_EQ(st.lane[p->lane()].dropped_records, refused);
+    EXPECT_EQ(st.lane[p->lane()].records, accepted);
+    EXPECT_EQ(attempted, got + st.lane[p->lane()].dropped_records + rs.lapped_records);
+    EXPECT_EQ(rs.lapped_records + rs.corrupt_records + rs.torn_records, 0u);
+    if (start != 0) {
+      EXPECT_TRUE(crossed(start, st.lane[p->lane()].tail, start >> 32 == 0 ? 1ULL << 32 : 0));
+    }
+  }
+}
+
 TEST(Ring, NamedReadersFanOutAndResumeFromTheirCursors) {
   ScratchDir dir;
   auto ring = Ring::create(dir.file("r"), small());
