@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <condition_variable>
 #include <cstring>
 #include <memory>
@@ -138,6 +139,42 @@ void datagram_loop(DatagramListener& l, const std::atomic<bool>& stopping) noexc
   }
 }
 
+// A socket path may hold a socket file left by a previous run; anything else
+// there is not ours to delete (a typo in the config must not remove a file).
+Status remove_stale_socket(const std::string& path, const std::string& what) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return {};
+    return errno_error(what + ": stat");
+  }
+  if (!S_ISSOCK(st.st_mode)) return make_error(std::errc::file_exists, what + ": exists and is not a socket; not removing it");
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return errno_error(what + ": remove stale socket");
+  return {};
+}
+
+// bind() creates the socket file with 0777 & ~umask; chmod() after it would
+// leave a window with the process's default permissions. While one of these
+// lives the file is born with at most owner read/write and no more than the
+// configured mode, and chmod() then widens it to exactly that mode. The umask
+// is process-wide, but it only ever narrows what other threads create meanwhile.
+class RestrictiveUmask {
+ public:
+  explicit RestrictiveUmask(std::uint32_t mode) noexcept
+      : old_(::umask(static_cast<mode_t>(0177 | (0777 & ~mode)))) {}
+  ~RestrictiveUmask() { ::umask(old_); }
+  RestrictiveUmask(const RestrictiveUmask&) = delete;
+  RestrictiveUmask& operator=(const RestrictiveUmask&) = delete;
+
+ private:
+  mode_t old_;
+};
+
+// Removes the socket file at stop, but only if it is still a socket.
+void remove_socket_file(const std::string& path) noexcept {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
+}
+
 }  // namespace
 
 struct IngestServer::Impl {
@@ -233,11 +270,14 @@ Status IngestServer::Impl::bind_unix_datagram(const UnixDatagramConfig& u, Targe
   const std::string what = "ingest " + config.name + ": unixgram " + u.path;
   if (u.batch_packets == 0 || u.max_datagram_bytes == 0)
     return invalid(what + ": batch_packets and max_datagram_bytes must be > 0");
+  if (auto r = remove_stale_socket(u.path, what); !r) return r;
   boost::system::error_code ec;
-  ::unlink(u.path.c_str());  // a stale socket file from a previous run
   asio::local::datagram_protocol::socket s(io);
   s.open(asio::local::datagram_protocol(), ec);
-  if (!ec) s.bind(asio::local::datagram_protocol::endpoint(u.path), ec);
+  if (!ec) {
+    const RestrictiveUmask umask(u.mode);
+    s.bind(asio::local::datagram_protocol::endpoint(u.path), ec);
+  }
   if (ec) return tl::unexpected(Error{std::error_code(ec.value(), std::system_category()), what + ": bind"});
   if (::chmod(u.path.c_str(), static_cast<mode_t>(u.mode)) != 0) return errno_error(what + ": chmod");
   const int one = 1;
@@ -313,11 +353,14 @@ Result<std::unique_ptr<IngestServer>> IngestServer::create(const IngestConfig& c
     if (config.unix_stream) {
       const UnixStreamConfig& u = *config.unix_stream;
       const std::string what = "ingest " + config.name + ": unix " + u.path;
-      ::unlink(u.path.c_str());
+      if (auto r = remove_stale_socket(u.path, what); !r) return tl::unexpected(r.error());
       StreamLimits limits{u.max_connections, u.max_line_bytes, u.idle_timeout};
-      auto l = StreamListener<asio::local::stream_protocol>::open(
-          impl->io, asio::local::stream_protocol::endpoint(u.path), limits, *impl->stream_worker,
-          impl->stats.unix_stream, what);
+      auto l = [&] {
+        const RestrictiveUmask umask(u.mode);
+        return StreamListener<asio::local::stream_protocol>::open(
+            impl->io, asio::local::stream_protocol::endpoint(u.path), limits, *impl->stream_worker,
+            impl->stats.unix_stream, what);
+      }();
       if (!l) return tl::unexpected(l.error());
       if (::chmod(u.path.c_str(), static_cast<mode_t>(u.mode)) != 0) return errno_error(what + ": chmod");
       impl->unix_stream = std::move(*l);
@@ -344,8 +387,8 @@ IngestServer::IngestServer(std::unique_ptr<Impl> impl) noexcept : impl_(std::mov
 
 IngestServer::~IngestServer() {
   stop();
-  if (impl_->config.unix_datagram) ::unlink(impl_->config.unix_datagram->path.c_str());
-  if (impl_->config.unix_stream) ::unlink(impl_->config.unix_stream->path.c_str());
+  if (impl_->config.unix_datagram) remove_socket_file(impl_->config.unix_datagram->path);
+  if (impl_->config.unix_stream) remove_socket_file(impl_->config.unix_stream->path);
 }
 
 Status IngestServer::start() {

@@ -1,12 +1,22 @@
 #include "ringpipe/ingest/ingest_server.hpp"
 
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <fcntl.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "memory_target.hpp"
 #include "ringpipe/common/stats_segment.hpp"
@@ -324,6 +334,99 @@ TEST(IngestServer, FailsToCreateWhenThePortIsTaken) {
   auto s = IngestServer::create(again, testing::memory_targets(f.store));
   ASSERT_FALSE(s);
   EXPECT_NE(s.error().message().find("bind"), std::string::npos) << s.error().message();
+}
+
+// Makes a socket file at `path` and closes the socket, as a crashed run leaves it.
+void leave_stale_socket(const std::string& path, int type) {
+  const int fd = ::socket(AF_UNIX, type, 0);
+  ASSERT_GE(fd, 0);
+  const sockaddr_un a = testing::unix_address(path);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a), 0);
+  ::close(fd);
+}
+
+TEST(IngestServer, ReplacesAStaleSocketFileFromAPreviousRun) {
+  Fixture f;
+  IngestConfig c = Fixture::base();
+  c.unix_datagram = UnixDatagramConfig{.path = f.dir.file("dgram.sock")};
+  c.unix_stream = UnixStreamConfig{.path = f.dir.file("stream.sock")};
+  leave_stale_socket(c.unix_datagram->path, SOCK_DGRAM);
+  leave_stale_socket(c.unix_stream->path, SOCK_STREAM);
+  f.start(c);
+  auto dg = testing::unixgram_socket();
+  ASSERT_TRUE(testing::send_unixgram(dg.get(), c.unix_datagram->path, "d:1|c\n"));
+  auto s = testing::unix_connect(c.unix_stream->path);
+  ASSERT_TRUE(s.valid());
+  ASSERT_TRUE(testing::send_all(s.get(), "s:1|c\n"));
+  ASSERT_TRUE(f.wait_written(2));
+  f.server.reset();
+  struct stat st {};
+  EXPECT_NE(::lstat(c.unix_datagram->path.c_str(), &st), 0);  // removed at stop
+  EXPECT_NE(::lstat(c.unix_stream->path.c_str(), &st), 0);
+}
+
+TEST(IngestServer, RefusesToRemoveAFileThatIsNotASocket) {
+  for (const bool stream : {false, true}) {
+    Fixture f;
+    const std::string path = f.dir.file("precious.txt");
+    {
+      std::ofstream out(path);
+      out << "keep me\n";
+    }
+    IngestConfig c = Fixture::base();
+    if (stream) {
+      c.unix_stream = UnixStreamConfig{.path = path};
+    } else {
+      c.unix_datagram = UnixDatagramConfig{.path = path};
+    }
+    auto s = IngestServer::create(c, testing::memory_targets(f.store));
+    ASSERT_FALSE(s) << (stream ? "stream" : "datagram");
+    EXPECT_NE(s.error().message().find("not a socket"), std::string::npos) << s.error().message();
+    EXPECT_NE(s.error().message().find(path), std::string::npos) << s.error().message();
+    std::ifstream in(path);
+    std::string content;
+    std::getline(in, content);
+    EXPECT_EQ(content, "keep me") << (stream ? "stream" : "datagram");
+  }
+}
+
+TEST(IngestServer, UnixSocketFilesNeverHaveMorePermissionsThanConfigured) {
+  const mode_t saved = ::umask(0);  // the widest default: bind alone would make 0777
+  Fixture f;
+  IngestConfig c = Fixture::base();
+  c.unix_datagram = UnixDatagramConfig{.path = f.dir.file("dgram.sock"), .mode = 0600};
+  c.unix_stream = UnixStreamConfig{.path = f.dir.file("stream.sock"), .mode = 0620};
+  // A watcher stats the paths while servers are created and destroyed; any
+  // moment with wider permissions than configured is recorded.
+  std::atomic<bool> done{false};
+  std::atomic<unsigned> seen_dgram{0};
+  std::atomic<unsigned> seen_stream{0};
+  std::thread watcher([&] {
+    struct stat st {};
+    while (!done.load()) {
+      if (::lstat(c.unix_datagram->path.c_str(), &st) == 0) seen_dgram.fetch_or(st.st_mode & 0777);
+      if (::lstat(c.unix_stream->path.c_str(), &st) == 0) seen_stream.fetch_or(st.st_mode & 0777);
+    }
+  });
+  bool all_created = true;
+  for (int i = 0; i < 200 && all_created; ++i) {
+    auto s = IngestServer::create(c, testing::memory_targets(f.store));
+    all_created = s.has_value();
+    if (i == 0 && s) {
+      struct stat st {};
+      EXPECT_EQ(::stat(c.unix_datagram->path.c_str(), &st), 0);
+      EXPECT_EQ(st.st_mode & 0777, 0600u);
+      EXPECT_EQ(::stat(c.unix_stream->path.c_str(), &st), 0);
+      EXPECT_EQ(st.st_mode & 0777, 0620u);
+    }
+  }
+  done = true;
+  watcher.join();
+  const mode_t during = ::umask(saved);
+  EXPECT_TRUE(all_created);
+  EXPECT_EQ(during, 0u) << "create() must restore the process umask";
+  EXPECT_EQ(seen_dgram.load() & ~0600u, 0u) << std::oct << seen_dgram.load();
+  EXPECT_EQ(seen_stream.load() & ~0620u, 0u) << std::oct << seen_stream.load();
 }
 
 TEST(IngestServer, StopsWhenRunIsInterruptedFromAnotherThread) {
