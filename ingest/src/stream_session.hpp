@@ -5,13 +5,16 @@
 // one io_context thread that owns the Worker, so one claim per read batch.
 // Asio errors are values here; nothing throws past this file.
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <memory>
 #include <string>
 
 #include <boost/asio.hpp>
+#include <spdlog/spdlog.h>
 
+#include "ringpipe/common/log.hpp"
 #include "ringpipe/common/result.hpp"
 #include "ringpipe/ingest/ingest_server.hpp"
 #include "worker.hpp"
@@ -22,7 +25,15 @@ struct StreamLimits {
   std::uint32_t max_connections;
   std::uint32_t max_line_bytes;
   std::chrono::milliseconds idle_timeout;
+  std::chrono::milliseconds error_log_interval;  // accept errors: one warning per interval
 };
+
+// After a failed accept (EMFILE, ENFILE, ENOBUFS...) the pending connection is
+// still queued, so accepting again at once fails again at once: a busy loop
+// on the io_context thread that starves every connection it serves. Wait
+// first, doubling the wait while the errors last.
+inline constexpr std::chrono::milliseconds kAcceptBackoffMin{10};
+inline constexpr std::chrono::milliseconds kAcceptBackoffMax{1000};
 
 // One connection: its buffer holds at most one line of max_line_bytes plus its '\n'.
 template <class Protocol>
@@ -137,6 +148,9 @@ class StreamSession : public std::enable_shared_from_this<StreamSession<Protocol
 };
 
 // Accepts connections up to the limit; the rest are closed at once and counted.
+// Accept errors are counted, logged at most once per interval, and retried
+// after a backoff (kAcceptBackoffMin doubling to kAcceptBackoffMax). Runs on
+// the io_context thread; open() and close() are its only other entry points.
 template <class Protocol>
 class StreamListener {
  public:
@@ -147,7 +161,7 @@ class StreamListener {
     if (limits.max_line_bytes == 0 || limits.max_connections == 0) {
       return invalid(what + ": max_line_bytes and max_connections must be > 0");
     }
-    auto l = std::unique_ptr<StreamListener>(new StreamListener(io, limits, worker, stats));
+    auto l = std::unique_ptr<StreamListener>(new StreamListener(io, limits, worker, stats, what));
     boost::system::error_code ec;
     l->acceptor_.open(ep.protocol(), ec);
     if (!ec && std::is_same_v<Protocol, boost::asio::ip::tcp>) {
@@ -164,6 +178,7 @@ class StreamListener {
   void close() {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
+    backoff_timer_.cancel();
   }
 
   [[nodiscard]] std::uint16_t local_port() const {
@@ -176,15 +191,25 @@ class StreamListener {
   }
 
  private:
-  StreamListener(boost::asio::io_context& io, const StreamLimits& limits, Worker& worker, StreamStats& stats)
-      : acceptor_(io), limits_(limits), worker_(worker), stats_(stats) {}
+  StreamListener(boost::asio::io_context& io, const StreamLimits& limits, Worker& worker, StreamStats& stats,
+                 std::string what)
+      : acceptor_(io),
+        backoff_timer_(io),
+        limits_(limits),
+        worker_(worker),
+        stats_(stats),
+        what_(std::move(what)),
+        error_log_(limits.error_log_interval) {}
 
   void accept() {
     acceptor_.async_accept([this](const boost::system::error_code& ec, typename Protocol::socket socket) {
-      if (ec == boost::asio::error::operation_aborted) return;
+      if (ec == boost::asio::error::operation_aborted || !acceptor_.is_open()) return;
       if (ec) {
-        stats_.read_errors.fetch_add(1, std::memory_order_relaxed);
-      } else if (stats_.connections_open.load(std::memory_order_relaxed) >= limits_.max_connections) {
+        on_accept_error(ec);
+        return;
+      }
+      backoff_ = kAcceptBackoffMin;
+      if (stats_.connections_open.load(std::memory_order_relaxed) >= limits_.max_connections) {
         stats_.connections_rejected.fetch_add(1, std::memory_order_relaxed);
         boost::system::error_code ignored;
         socket.close(ignored);
@@ -197,10 +222,28 @@ class StreamListener {
     });
   }
 
+  void on_accept_error(const boost::system::error_code& ec) {
+    stats_.accept_errors.fetch_add(1, std::memory_order_relaxed);
+    if (error_log_.allow()) {
+      spdlog::warn("{}: accept: {}; retrying in {} ms ({} similar warnings suppressed)", what_, ec.message(),
+                   backoff_.count(), error_log_.take_suppressed());
+    }
+    backoff_timer_.expires_after(backoff_);
+    backoff_ = std::min(backoff_ * 2, kAcceptBackoffMax);
+    backoff_timer_.async_wait([this](const boost::system::error_code& wait_ec) {
+      if (wait_ec || !acceptor_.is_open()) return;  // cancelled by close()
+      accept();
+    });
+  }
+
   typename Protocol::acceptor acceptor_;
+  boost::asio::steady_timer backoff_timer_;
   StreamLimits limits_;
   Worker& worker_;
   StreamStats& stats_;
+  std::string what_;
+  RateLimiter error_log_;
+  std::chrono::milliseconds backoff_ = kAcceptBackoffMin;
 };
 
 }  // namespace ringpipe::ingest

@@ -429,6 +429,70 @@ TEST(IngestServer, UnixSocketFilesNeverHaveMorePermissionsThanConfigured) {
   EXPECT_EQ(seen_stream.load() & ~0620u, 0u) << std::oct << seen_stream.load();
 }
 
+// Shared between the test and a forked server whose descriptors run out.
+struct AcceptProbe {
+  std::atomic<std::uint16_t> port;
+  std::atomic<int> limited;
+  std::atomic<int> clients_connected;
+  std::atomic<std::uint64_t> errors_in_window;
+  std::atomic<std::int64_t> window_ms;
+  std::atomic<std::uint64_t> accepted_after;
+};
+
+int run_starved_server(AcceptProbe* p) {
+  ::alarm(30);  // never outlive a broken test
+  auto store = std::make_shared<MemoryStore>();
+  IngestConfig c = Fixture::base();
+  c.tcp = TcpConfig{.port = 0};
+  auto s = IngestServer::create(c, testing::memory_targets(store));
+  if (!s || !(*s)->start()) return 10;
+  IngestServer& server = **s;
+  // The lowest free descriptor number: a limit equal to it makes every accept fail (EMFILE).
+  const int lowest = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (lowest < 0) return 11;
+  ::close(lowest);
+  rlimit saved{};
+  if (::getrlimit(RLIMIT_NOFILE, &saved) != 0) return 12;
+  rlimit starved = saved;
+  starved.rlim_cur = static_cast<rlim_t>(lowest);
+  if (::setrlimit(RLIMIT_NOFILE, &starved) != 0) return 13;
+  p->port = server.tcp_port();
+  p->limited = 1;
+  const auto& st = server.stats().tcp;
+  if (!ringpipe::testing::wait_until([&] { return p->clients_connected.load() == 1; }, 10000ms)) return 14;
+  if (!ringpipe::testing::wait_until([&] { return st.accept_errors.load() > 0; }, 5000ms)) return 15;
+  const auto start = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(500ms);
+  p->errors_in_window = st.accept_errors.load();
+  p->window_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+  if (::setrlimit(RLIMIT_NOFILE, &saved) != 0) return 16;
+  // The waiting connections are taken once descriptors are back (within one backoff).
+  (void)ringpipe::testing::wait_until([&] { return st.connections.load() == 3; }, 5000ms);  // checked by the test
+  p->accepted_after = st.connections.load();
+  server.stop();
+  return 0;
+}
+
+TEST(IngestServer, BacksOffAfterAcceptErrorsInsteadOfSpinning) {
+  spdlog::default_logger()->set_level(spdlog::level::err);  // the child's rate-limited warning is expected
+  auto* p = ringpipe::testing::make_shared_block<AcceptProbe>();
+  const pid_t child = ringpipe::testing::spawn([p] { return run_starved_server(p); });
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return p->limited.load() == 1; }, 10000ms));
+  std::vector<UniqueFd> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(testing::tcp_connect(p->port.load()));  // queued by the kernel, accepted later
+    ASSERT_TRUE(clients.back().valid());
+  }
+  p->clients_connected = 1;
+  EXPECT_EQ(ringpipe::testing::reap(child, std::chrono::seconds(30)), 0);
+  spdlog::default_logger()->set_level(spdlog::level::info);
+  // A busy loop fails thousands of times in the window; the backoff
+  // (10, 20, 40, ... ms) allows about log2(window / 10 ms) + 1 failures.
+  EXPECT_GT(p->errors_in_window.load(), 0u);
+  EXPECT_LE(p->errors_in_window.load(), 12u) << "in " << p->window_ms.load() << " ms";
+  EXPECT_EQ(p->accepted_after.load(), 3u);
+}
+
 TEST(IngestServer, StopsWhenRunIsInterruptedFromAnotherThread) {
   Fixture f;
   IngestConfig c = Fixture::base();

@@ -89,6 +89,7 @@ struct StreamStats {
   std::atomic<std::uint64_t> connections_rejected{0};  // over max_connections
   std::atomic<std::uint64_t> idle_closed{0};
   std::atomic<std::uint64_t> read_errors{0};
+  std::atomic<std::uint64_t> accept_errors{0};  // each is followed by a backoff before the next accept
   std::atomic<std::uint64_t> bytes{0};
 };
 
