@@ -349,10 +349,11 @@ TEST(Ring, DeadDurableReaderGatesForItsTimeoutThenStopsGating) {
   { auto gone = Reader::attach(*ring, "proc"); }  // detached: lock released, slot kept
   auto p = Producer::attach(*ring);
   std::vector<std::byte> rec(100);
-  while (p->try_write(1, rec) == WriteStatus::kOk) {
-  }
+  std::uint64_t written = 0;
+  while (p->try_write(1, rec) == WriteStatus::kOk) ++written;
   const auto t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(p->write(1, rec, std::chrono::seconds(5)), WriteStatus::kOk);
+  ++written;
   const auto waited = std::chrono::steady_clock::now() - t0;
   EXPECT_GE(waited, std::chrono::milliseconds(45));
   EXPECT_LT(waited, std::chrono::seconds(2));
@@ -364,10 +365,27 @@ TEST(Ring, DeadDurableReaderGatesForItsTimeoutThenStopsGating) {
   auto back = Reader::attach(*ring, "proc");
   ASSERT_TRUE(back);
   std::uint64_t got = 0;
-  back->poll([&](const RecordView&) { ++got; });
+  std::uint64_t prev_seq = 0;
+  back->poll([&](const RecordView& v) {
+    if (got > 0) {
+      EXPECT_EQ(v.seq, prev_seq + 1);  // what it reads after the loss is gap-free
+    }
+    prev_seq = v.seq;
+    ++got;
+  });
   const ReaderStats rs = back->stats();
   EXPECT_EQ(rs.state, ReaderStats::State::kActive);
   EXPECT_GT(got, 0u);
+  EXPECT_GT(rs.lapped_records, 0u);
+  // Every record written while it was away is either read now or counted lost.
+  EXPECT_EQ(got + rs.lapped_records, written) << "got " << got << " lapped " << rs.lapped_records;
+  EXPECT_EQ(rs.records, got);
+  EXPECT_EQ(rs.corrupt_records, 0u);
+  EXPECT_EQ(rs.lag_bytes, 0u);
+  // The next record reaches it like any other.
+  ASSERT_EQ(p->try_write(1, rec), WriteStatus::kOk);
+  EXPECT_EQ(drain(*back).size(), 1u);
+  EXPECT_EQ(back->stats().lapped_records, rs.lapped_records);
 }
 
 TEST(Ring, OverwritePolicyNeverRefusesAndLappedReaderCountsExactLoss) {
@@ -681,6 +699,159 @@ TEST(Reader, CountsAMisalignedCursorAsCorruptionAndRecovers) {
   EXPECT_EQ(r->stats().corrupt_records, 1u);
   ASSERT_EQ(p->try_write(1, bytes_of("b")), WriteStatus::kOk);
   EXPECT_EQ(drain(*r), (std::vector<std::string>{"b"}));
+}
+
+TEST(Producer, MakesNoWakeSyscallWhileNoReaderSleeps) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small(Overflow::kBlock, 4096, 1));
+  auto r = Reader::attach(*ring, "proc");
+  auto p = Producer::attach(*ring);
+  ASSERT_TRUE(r && p);
+  std::vector<std::byte> rec(100);
+  std::uint64_t got = 0;
+  for (int i = 0; i < 500; ++i) {  // ~15 laps, published one record at a time
+    ASSERT_EQ(p->try_write(1, rec), WriteStatus::kOk);
+    EXPECT_TRUE(r->wait(std::chrono::nanoseconds(0)));  // data is there: returns before any sleep
+    got += drain(*r).size();
+    // A reader that waits with a zero timeout spins and yields but never sleeps.
+    EXPECT_FALSE(r->wait(std::chrono::nanoseconds(0)));
+  }
+  EXPECT_EQ(got, 500u);
+  const RingStats st = ring->stats();
+  EXPECT_EQ(st.lane[0].records, 500u);
+  EXPECT_EQ(st.readers[0].sleeps, 0u);
+  EXPECT_EQ(st.lane[0].wakes, 0u);  // no one slept, so no futex wake was made
+}
+
+TEST(Reader, SleepingReaderCountsItsSleepAndTheNextPublishWakesIt) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small(Overflow::kBlock, 4096, 1));
+  auto r = Reader::attach(*ring, "proc");
+  auto p = Producer::attach(*ring);
+  ASSERT_TRUE(r && p);
+  // Far longer than the test may take: if the publish did not wake the
+  // reader, wait() would return only at this deadline.
+  constexpr auto kWaitLimit = std::chrono::seconds(30);
+  bool woke = false;
+  std::chrono::steady_clock::duration slept{};
+  std::thread sleeper([&] {
+    const auto t0 = std::chrono::steady_clock::now();
+    woke = r->wait(kWaitLimit);
+    slept = std::chrono::steady_clock::now() - t0;
+  });
+  // The reader counts a sleep just before it blocks on the futex.
+  const bool asleep = ringpipe::testing::wait_until([&] { return ring->stats().readers[0].sleeps >= 1; },
+                                                    std::chrono::seconds(10));
+  EXPECT_EQ(ring->stats().lane[0].wakes, 0u);
+  ASSERT_EQ(p->try_write(1, bytes_of("wake")), WriteStatus::kOk);
+  sleeper.join();
+  ASSERT_TRUE(asleep);
+  EXPECT_TRUE(woke);
+  EXPECT_LT(slept, kWaitLimit / 2);  // woken by the publish, not by its own deadline
+  const RingStats st = ring->stats();
+  EXPECT_GE(st.readers[0].sleeps, 1u);
+  EXPECT_EQ(st.lane[0].wakes, 1u);  // one publish saw a sleeper: one wake syscall
+  EXPECT_EQ(drain(*r), (std::vector<std::string>{"wake"}));
+  // Awake again, the reader no longer counts as a sleeper: later publishes make no syscall.
+  ASSERT_EQ(p->try_write(1, bytes_of("more")), WriteStatus::kOk);
+  EXPECT_EQ(ring->stats().lane[0].wakes, 1u);
+  EXPECT_EQ(drain(*r), (std::vector<std::string>{"more"}));
+}
+
+// lag_bytes = the bytes between each lane's published tail and the reader's
+// cursor, headers and padding included; a batch that is not published yet
+// is not lag.
+TEST(Reader, LagBytesAreTheCommittedBytesNotYetRead) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small(Overflow::kBlock, 4096, 2));
+  auto r = Reader::attach(*ring, "proc");
+  auto a = Producer::attach(*ring);
+  auto b = Producer::attach(*ring);
+  ASSERT_TRUE(r && a && b);
+  auto lag = [&] { return ring->stats().readers[0].lag_bytes; };
+  EXPECT_EQ(lag(), 0u);
+  std::uint64_t unread = 0;
+  for (int i = 0; i < 10; ++i) {
+    const std::size_t size = 20 + static_cast<std::size_t>(i) * 13;
+    ASSERT_EQ(a->try_write(1, std::vector<std::byte>(size)), WriteStatus::kOk);
+    unread += detail::record_bytes(size);
+  }
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(b->try_write(1, std::vector<std::byte>(40)), WriteStatus::kOk);
+    unread += detail::record_bytes(40);
+  }
+  EXPECT_EQ(lag(), unread);
+  // Read part of it, whichever lanes the reader visits first.
+  for (const std::size_t n : {1u, 4u, 2u}) {
+    r->poll([&](const RecordView& v) { unread -= detail::record_bytes(v.payload.size()); }, n);
+    EXPECT_EQ(lag(), unread);
+  }
+  // Appended but unpublished records are not lag; published ones are.
+  ASSERT_EQ(a->try_append(1, std::vector<std::byte>(64)), WriteStatus::kOk);
+  ASSERT_EQ(a->try_append(1, std::vector<std::byte>(8)), WriteStatus::kOk);
+  EXPECT_EQ(lag(), unread);
+  a->publish();
+  unread += detail::record_bytes(64) + detail::record_bytes(8);
+  EXPECT_EQ(lag(), unread);
+  EXPECT_GT(unread, 0u);
+  r->poll([](const RecordView&) {});
+  EXPECT_EQ(lag(), 0u);
+}
+
+// Sixteen named readers at sixteen different paces on one lane under
+// `block`: the slowest holds the producer back, and each gets every record
+// exactly once, in order, across many laps.
+TEST(Ring, SixteenReadersAtDifferentPacesEachGetEveryRecordExactlyOnce) {
+  ScratchDir dir;
+  RingOptions o = small(Overflow::kBlock, 4096, 1);
+  o.max_readers = 16;
+  auto ring = Ring::create(dir.file("r"), o);
+  ASSERT_TRUE(ring);
+  std::vector<Reader> readers;
+  for (int i = 0; i < 16; ++i) {
+    auto r = Reader::attach(*ring, "r" + std::to_string(i));
+    ASSERT_TRUE(r) << r.error().message();
+    readers.push_back(std::move(*r));
+  }
+  EXPECT_FALSE(Reader::attach(*ring, "one-too-many"));
+  auto p = Producer::attach(*ring);
+  ASSERT_TRUE(p);
+  constexpr std::uint64_t kRecords = 1000;  // ~30 laps
+  std::vector<std::byte> buf(100);
+  std::uint64_t written = 0, full = 0;
+  std::vector<std::uint64_t> got(readers.size(), 0);
+  std::uint64_t bad = 0;
+  for (int round = 0; round < 100'000; ++round) {
+    while (written < kRecords) {
+      make_payload(buf, 0, written);
+      if (p->try_write(1, buf) != WriteStatus::kOk) {
+        ++full;
+        break;
+      }
+      ++written;
+    }
+    bool all = true;
+    for (std::size_t i = 0; i < readers.size(); ++i) {
+      readers[i].poll(
+          [&](const RecordView& v) {
+            Stamp s{};
+            if (!check_payload(v.payload, s) || s.seq != got[i]) ++bad;
+            ++got[i];
+          },
+          1 + i * 3);
+      all = all && got[i] == kRecords;
+    }
+    if (all) break;
+  }
+  EXPECT_EQ(bad, 0u);
+  EXPECT_GT(full, 0u);  // the slowest reader did hold the producer back
+  const RingStats st = ring->stats();
+  ASSERT_EQ(st.readers.size(), 16u);
+  for (std::size_t i = 0; i < readers.size(); ++i) {
+    EXPECT_EQ(got[i], kRecords) << "reader " << i;
+    EXPECT_EQ(st.readers[i].records, kRecords);
+    EXPECT_EQ(st.readers[i].lapped_records + st.readers[i].corrupt_records + st.readers[i].torn_records, 0u);
+  }
 }
 
 TEST(Reader, WaitSleepsUntilAProducerPublishes) {
