@@ -336,6 +336,68 @@ TEST(IngestServer, FailsToCreateWhenThePortIsTaken) {
   EXPECT_NE(s.error().message().find("bind"), std::string::npos) << s.error().message();
 }
 
+// Routes spdlog's default logger into a string while it lives.
+class CapturedLog {
+ public:
+  CapturedLog() : previous_(spdlog::default_logger()) {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
+    auto logger = std::make_shared<spdlog::logger>("captured", sink);
+    logger->set_level(spdlog::level::trace);
+    logger->set_pattern("%l %v");
+    spdlog::set_default_logger(logger);
+  }
+  ~CapturedLog() { spdlog::set_default_logger(previous_); }
+  CapturedLog(const CapturedLog&) = delete;
+  CapturedLog& operator=(const CapturedLog&) = delete;
+
+  // Lines that contain `needle`.
+  int count(std::string_view needle) {
+    spdlog::default_logger()->flush();
+    std::istringstream in(out_.str());
+    int n = 0;
+    for (std::string line; std::getline(in, line);) n += line.find(needle) != std::string::npos;
+    return n;
+  }
+
+ private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
+TEST(IngestServer, LogsAFloodOfMalformedLinesOncePerIntervalAndCountsEveryLine) {
+  CapturedLog log;
+  Fixture f;
+  IngestConfig c = Fixture::base();
+  c.udp = UdpConfig{.port = 0};
+  c.tcp = TcpConfig{.port = 0};
+  c.error_log_interval = std::chrono::hours(1);  // the whole test is one interval
+  f.start(c);
+  constexpr int kPackets = 100;
+  auto fd = testing::udp_socket();
+  for (int i = 0; i < kPackets; ++i) {
+    ASSERT_TRUE(testing::send_udp(fd.get(), f.server->udp_port(), "bad one\nok:1|c\nbad two\n"));
+    // Spread over many receive batches, each of which may want to log.
+    if (i % 10 == 9) {
+      ASSERT_TRUE(f.wait_written(static_cast<std::uint64_t>(i) + 1));
+    }
+  }
+  constexpr int kTcpLines = 500;
+  auto tcp = testing::tcp_connect(f.server->tcp_port());
+  ASSERT_TRUE(tcp.valid());
+  for (int i = 0; i < kTcpLines; ++i) {
+    ASSERT_TRUE(testing::send_all(tcp.get(), "still bad\n"));
+    if (i % 100 == 99) std::this_thread::sleep_for(2ms);  // separate reads
+  }
+  tcp.reset();
+  const auto& st = f.server->stats();
+  ASSERT_TRUE(ringpipe::testing::wait_until(
+      [&] { return st.parse_error(ParseError::kMalformedLine) == 2 * kPackets + kTcpLines; }, kWait))
+      << st.parse_error(ParseError::kMalformedLine);
+  f.server->stop();
+  EXPECT_EQ(st.samples_written.load(), static_cast<std::uint64_t>(kPackets));
+  EXPECT_EQ(log.count("malformed"), 1);
+}
+
 // Makes a socket file at `path` and closes the socket, as a crashed run leaves it.
 void leave_stale_socket(const std::string& path, int type) {
   const int fd = ::socket(AF_UNIX, type, 0);
