@@ -19,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "net_clients.hpp"
+#include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/ingest/ingest_server.hpp"
 #include "ringpipe/ingest/ring_target.hpp"
 #include "ringpipe/ring/ring.hpp"
@@ -73,7 +74,12 @@ void publish_stats(const IngestStats& s, Shared* sh) {
   sh->udp_packets = s.udp_packets.load();
 }
 
-int run_server(const std::string& ring_path, const std::string& dir, Shared* sh) {
+struct ServerOptions {
+  std::chrono::milliseconds claim_timeout{20};  // `block` rings: how long a claim waits for space
+  std::string stats_path;                       // empty: no stats segment
+};
+
+int run_server(const std::string& ring_path, const std::string& dir, Shared* sh, const ServerOptions& so) {
   ::alarm(60);  // never outlive a broken test
   auto ring = ring::Ring::open(ring_path);
   if (!ring) return 10;
@@ -84,7 +90,8 @@ int run_server(const std::string& ring_path, const std::string& dir, Shared* sh)
   c.tcp = TcpConfig{.port = 0};
   c.unix_datagram = UnixDatagramConfig{.path = dir + "/dgram.sock"};
   c.unix_stream = UnixStreamConfig{.path = dir + "/stream.sock"};
-  auto server = IngestServer::create(c, ring_target_factory(*ring, RingTargetOptions{.claim_timeout = 20ms}));
+  c.stats_path = so.stats_path;
+  auto server = IngestServer::create(c, ring_target_factory(*ring, RingTargetOptions{.claim_timeout = so.claim_timeout}));
   if (!server) return 11;
   if (!(*server)->start()) return 12;
   sh->udp_port = (*server)->udp_port();
@@ -193,9 +200,21 @@ void send_traffic(const Traffic& t, Shared* sh, const std::string& dir) {
 struct Outcome {
   Shared* sh;
   Traffic traffic;
+  double segment_ring_dropped = -1;  // source_ring_dropped_samples_total at stop; -1: no segment
 };
 
-Outcome run_pipeline(ring::Overflow overflow, std::uint64_t lane_bytes, bool stalled_reader, Traffic traffic) {
+// The value of one unlabelled entry of a stats segment, or -1 when absent.
+double segment_value(const std::string& path, std::string_view name) {
+  auto r = StatsReader::open(path);
+  if (!r) return -1;
+  for (const StatsEntry& e : r->snapshot()) {
+    if (e.name == name && e.labels.empty()) return e.value();
+  }
+  return -1;
+}
+
+Outcome run_pipeline(ring::Overflow overflow, std::uint64_t lane_bytes, bool stalled_reader, Traffic traffic,
+                     ServerOptions so = {}, bool with_stats = false) {
   // The logger registry is a lazily built static: build it before fork, while
   // this process has one thread, so children inherit it fully made.
   spdlog::default_logger()->set_level(spdlog::level::warn);
@@ -209,7 +228,8 @@ Outcome run_pipeline(ring::Overflow overflow, std::uint64_t lane_bytes, bool sta
   Shared* sh = make_shared_block();
   const pid_t reader = spawn([&] { return run_reader(ring_path, sh, stalled_reader); });
   EXPECT_TRUE(wait_until([&] { return sh->reader_ready.load() == 1; }, 10000ms));
-  const pid_t server = spawn([&] { return run_server(ring_path, dir.path().string(), sh); });
+  if (with_stats) so.stats_path = dir.file("mp.stats");
+  const pid_t server = spawn([&] { return run_server(ring_path, dir.path().string(), sh, so); });
   EXPECT_TRUE(wait_until([&] { return sh->server_ready.load() == 1; }, 10000ms));
   send_traffic(traffic, sh, dir.path().string());
   // Everything sent is accounted for once parsed samples stop growing at the total.
@@ -224,7 +244,9 @@ Outcome run_pipeline(ring::Overflow overflow, std::uint64_t lane_bytes, bool sta
   EXPECT_EQ(reap(server), 0);
   sh->stop_reader = 1;
   EXPECT_EQ(reap(reader), 0);
-  return Outcome{sh, traffic};
+  Outcome out{sh, traffic};
+  if (with_stats) out.segment_ring_dropped = segment_value(so.stats_path, "source_ring_dropped_samples_total");
+  return out;
 }
 
 TEST(IngestMultiprocess, EverySampleSentIsInTheRingOrCountedAsDropped) {
@@ -247,7 +269,7 @@ TEST(IngestMultiprocess, EverySampleSentIsInTheRingOrCountedAsDropped) {
 }
 
 TEST(IngestMultiprocess, CountsSamplesRefusedByAFullDropRing) {
-  const Outcome r = run_pipeline(ring::Overflow::kDrop, 16 * 1024, true, Traffic{});
+  const Outcome r = run_pipeline(ring::Overflow::kDrop, 16 * 1024, true, Traffic{}, ServerOptions{}, true);
   Shared* sh = r.sh;
   EXPECT_EQ(sh->ring_bad.load(), 0u);
   EXPECT_GT(sh->samples_dropped.load(), 0u);
@@ -255,6 +277,25 @@ TEST(IngestMultiprocess, CountsSamplesRefusedByAFullDropRing) {
   EXPECT_EQ(sh->ring_samples.load(), sh->samples_written.load());
   EXPECT_EQ(r.traffic.samples(),
             sh->ring_samples.load() + sh->samples_dropped.load() + sh->kernel_drops.load() * kLinesPerPacket);
+  // Another process sees the drops of this source in its stats segment, exactly.
+  EXPECT_GT(r.segment_ring_dropped, 0);
+  EXPECT_EQ(r.segment_ring_dropped, static_cast<double>(sh->samples_dropped.load()));
+}
+
+TEST(IngestMultiprocess, CountsSamplesRefusedByABlockRingPastTheClaimTimeout) {
+  // The reader sleeps until the traffic is done, so the small ring fills up
+  // and every later claim waits its 5 ms and gives up.
+  const Outcome r =
+      run_pipeline(ring::Overflow::kBlock, 16 * 1024, true, Traffic{}, ServerOptions{.claim_timeout = 5ms, .stats_path = {}}, true);
+  Shared* sh = r.sh;
+  EXPECT_EQ(sh->ring_bad.load(), 0u);
+  EXPECT_GT(sh->samples_dropped.load(), 0u);
+  EXPECT_GT(sh->records_dropped.load(), 0u);
+  EXPECT_GT(sh->ring_samples.load(), 0u);  // what fit before the ring filled is all there
+  EXPECT_EQ(sh->ring_samples.load(), sh->samples_written.load());
+  EXPECT_EQ(r.traffic.samples(),
+            sh->ring_samples.load() + sh->samples_dropped.load() + sh->kernel_drops.load() * kLinesPerPacket);
+  EXPECT_EQ(r.segment_ring_dropped, static_cast<double>(sh->samples_dropped.load()));
 }
 
 }  // namespace
