@@ -44,6 +44,9 @@ int produce(const std::string& path) {
       if (!w.append(sample::Kind::kTimer, "st.latency", 0.001 * (n % 100 + 1), 1.0, tags)) return 13;
       if (!w.append(sample::Kind::kGauge, "st.level", n % kSeries, 1.0, tags)) return 14;
     }
+    // Paced to outlast the kill rounds (at most 8 x 280 ms), so every kill
+    // lands while samples flow and the last processor still has work.
+    std::this_thread::sleep_for(1ms);
     const std::size_t n = w.finish();
     if (p->write(sample::kSampleBatchRecord, std::span<const std::byte>(buf.data(), n), 60s) != ring::WriteStatus::kOk) {
       return 15;
@@ -64,8 +67,7 @@ ProcessorOptions options(const std::string& raw, const std::string& out, const s
   return po;
 }
 
-// Disabled: fails today (totals short after the kills); see processors/STATE.md, "Status".
-TEST(ProcessorState, DISABLED_SurvivesSigkillAtRandomInstantsWithExactTotals) {
+TEST(ProcessorState, SurvivesSigkillAtRandomInstantsWithExactTotals) {
   ringpipe::testing::ScratchDir dir;
   const std::string raw = dir.file("raw");
   const std::string out = dir.file("metrics");
@@ -82,6 +84,15 @@ TEST(ProcessorState, DISABLED_SurvivesSigkillAtRandomInstantsWithExactTotals) {
   oo.overflow = ring::Overflow::kOverwrite;
   auto out_ring = ring::Ring::create(out, oo);
   ASSERT_TRUE(out_ring);
+
+  {
+    // The processor's readers exist before the first sample: a block ring
+    // holds data only for readers it knows, and this test counts every sample.
+    auto raw_ring = ring::Ring::open(raw);
+    ASSERT_TRUE(raw_ring);
+    ASSERT_TRUE(ring::Reader::attach(*raw_ring, "proc.c"));
+    ASSERT_TRUE(ring::Reader::attach(*raw_ring, "proc"));
+  }
 
   const pid_t producer = fork();
   ASSERT_GE(producer, 0);
@@ -111,7 +122,6 @@ TEST(ProcessorState, DISABLED_SurvivesSigkillAtRandomInstantsWithExactTotals) {
   ASSERT_TRUE(exporter);
   auto p = Processor::create(options(raw, out, state));
   ASSERT_TRUE(p) << p.error().message();
-  EXPECT_GT((*p)->stats().state_series_restored, 0u);
   ASSERT_TRUE((*p)->start());
   int status = 0;
   ASSERT_EQ(waitpid(producer, &status, 0), producer);
@@ -148,7 +158,9 @@ TEST(ProcessorState, DISABLED_SurvivesSigkillAtRandomInstantsWithExactTotals) {
   EXPECT_EQ(observations, expected);
   EXPECT_EQ(levels, kSeries);
   EXPECT_EQ(st.decode_errors, 0);
-  EXPECT_GT((*p)->stats().state_samples_skipped + (*p)->stats().samples_applied, 0u);
+  const EngineStats es = (*p)->stats();  // shards publish their stats at each flush
+  EXPECT_GT(es.state_series_restored, 0u);
+  EXPECT_GT(es.samples_applied, 0u);
 }
 
 detail::StateGeometry small_geometry() {
