@@ -1,6 +1,6 @@
 // Threads hammer one ring (each thread its own Producer or Reader, as separate
 // processes would); every reader checks per-producer order, checksums and the
-// accounting identity produced = consumed + dropped + lapped.
+// accounting identity produced = consumed + dropped + lapped + recovered.
 
 #include <atomic>
 #include <thread>
