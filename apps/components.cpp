@@ -19,12 +19,16 @@
 #include "ringpipe/common/log.hpp"
 #include "ringpipe/ingest/ring_target.hpp"
 #include "ringpipe/processors/config_adapter.hpp"
+#include "ringpipe/processors/stats_publisher.hpp"
 #if RINGPIPE_HAVE_EXPORTERS
 #include "ringpipe/exporters/config_adapter.hpp"
 #endif
 
 namespace ringpipe::apps {
 namespace {
+
+// How often processors and exporters copy their counters into their stats segment.
+constexpr std::chrono::milliseconds kStatsPublishInterval{200};
 
 ring::Overflow overflow_of(config::OverflowPolicy p) {
   switch (p) {
@@ -274,18 +278,36 @@ int run_processor(const config::PipelineConfig& p, const config::ProcessorConfig
       return kExitFailure;
     }
   }
-  auto processor = processors::Processor::create(processor_options(p, c));
+  const processors::ProcessorOptions options = processor_options(p, c);
+  auto processor = processors::Processor::create(options);
   if (!processor) {
     spdlog::error("processor {}: {}", c.name, processor.error().message());
+    return kExitFailure;
+  }
+  auto segment = StatsSegment::create(stats_segment_path(p, c.name), c.name, "processor");
+  if (!segment) {
+    spdlog::error("processor {}: {}", c.name, segment.error().message());
+    return kExitFailure;
+  }
+  segment->reset_gauges();
+  auto publisher = processors::ProcessorStatsPublisher::create(*segment, **processor, options.engine);
+  if (!publisher) {
+    spdlog::error("processor {}: stats segment {}: {}", c.name, segment->path(), publisher.error().message());
     return kExitFailure;
   }
   if (auto st = (*processor)->start(); !st) {
     spdlog::error("processor {}: {}", c.name, st.error().message());
     return kExitFailure;
   }
+  if (auto st = (*publisher)->start(kStatsPublishInterval); !st) {
+    spdlog::error("processor {}: {}", c.name, st.error().message());
+    (*processor)->stop();
+    return kExitFailure;
+  }
   spdlog::info("processor {}: running, {} -> {}", c.name, c.input, c.output);
   wait_for_stop(signals, c.name);
   (*processor)->stop();
+  (*publisher)->stop();
   const processors::EngineStats st = (*processor)->stats();
   spdlog::info("processor {}: stopped ({} samples, {} series, {} flushes)", c.name, st.samples, st.series_live,
                st.flushes);
