@@ -156,6 +156,7 @@ std::string processor_fingerprint(const config::PipelineConfig& p, const config:
   put(out, "ttl", c.ttl.count());
   put(out, "max_series", c.max_series);
   put(out, "max_series_per_metric", c.max_series_per_metric);
+  put(out, "state", c.state ? processor_state_dir(p, c) : std::string("off"));
   put(out, "observer", config::observer_type_name(c.observer_type));
   for (const auto& q : c.summary.quantiles) put(out, "q", fmt::format("{}/{}", q.quantile, q.error));
   put(out, "summary", fmt::format("{}/{}/{}", c.summary.max_age.count(), c.summary.age_buckets, c.summary.buf_cap));
@@ -499,7 +500,12 @@ processors::ProcessorOptions processor_options(const config::PipelineConfig& p, 
   o.reader_name = c.reader.empty() ? c.name : c.reader;
   o.output = p.ring_path(c.output);
   o.flush_interval = c.flush_interval;
+  if (c.state) o.state_dir = processor_state_dir(p, c);
   return o;
+}
+
+std::string processor_state_dir(const config::PipelineConfig& p, const config::ProcessorConfig& c) {
+  return c.state_dir.empty() ? p.ring_path(c.name + ".state") : c.state_dir;
 }
 
 bool exporter_available(config::ExporterType) noexcept {

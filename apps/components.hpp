@@ -61,6 +61,10 @@ struct ComponentInfo {
 [[nodiscard]] processors::ProcessorOptions processor_options(const config::PipelineConfig& p,
                                                              const config::ProcessorConfig& c);
 
+// Where the processor keeps its crash-safe state (config `state_dir`, else
+// <run_dir>/<pipeline>/<name>.state beside the rings).
+[[nodiscard]] std::string processor_state_dir(const config::PipelineConfig& p, const config::ProcessorConfig& c);
+
 // Whether this build has the exporter of that type.
 [[nodiscard]] bool exporter_available(config::ExporterType type) noexcept;
 

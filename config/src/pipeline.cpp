@@ -472,7 +472,7 @@ class Loader {
              {"type", "input", "output", "reader", "mapping_config", "cache_size", "cache_type", "shards",
               "flush_interval", "ttl", "max_series", "max_series_per_metric", "observer_type", "quantiles", "buckets",
               "summary_max_age", "summary_age_buckets", "summary_buf_cap", "native_histogram_bucket_factor",
-              "native_histogram_max_buckets"},
+              "native_histogram_max_buckets", "state", "state_dir"},
              d_);
     if (const auto* v = f.get("type"); v == nullptr) {
       d_.add(p.position, who + ": found no type, expected type: aggregate");
@@ -503,6 +503,13 @@ class Loader {
     read_millis_into(f, "ttl", p.ttl);
     read_uint_into(f, "max_series", 0, UINT64_MAX, p.max_series);
     read_uint_into(f, "max_series_per_metric", 0, UINT64_MAX, p.max_series_per_metric);
+    if (const auto* v = f.get("state")) {
+      if (auto x = detail::read_bool(*v, f.at("state"), d_)) p.state = *x;
+    }
+    read_string_into(f, "state_dir", p.state_dir);
+    if (!p.state_dir.empty() && std::filesystem::path(p.state_dir).is_relative()) {
+      p.state_dir = (std::filesystem::path(std::string(filename_)).parent_path() / p.state_dir).lexically_normal().string();
+    }
     if (const auto* v = f.get("observer_type")) {
       if (auto o = detail::read_observer_type(*v, f.at("observer_type"), d_)) p.observer_type = *o;
     }

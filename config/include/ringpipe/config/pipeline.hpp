@@ -151,6 +151,11 @@ struct ProcessorConfig {
   std::chrono::milliseconds ttl{0};
   std::uint64_t max_series = 1'000'000;     // `max_series`: all series together; 0 = unlimited
   std::uint64_t max_series_per_metric = 100'000;  // `max_series_per_metric`: per metric name; 0 = unlimited
+  // `state`: keep the aggregation state in crash-safe shared memory, so a
+  // killed processor restarts with exact totals (default on); `state_dir`:
+  // where ("" = <run_dir>/<pipeline>/<name>.state).
+  bool state = true;
+  std::string state_dir;
   // Observation defaults for samples no mapping (or a mapping without
   // options) covers: `observer_type`, `quantiles`, `buckets`,
   // `summary_max_age`, `summary_age_buckets`, `summary_buf_cap`,
