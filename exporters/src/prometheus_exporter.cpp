@@ -7,6 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <string>
+#include <system_error>
+#include <vector>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -278,27 +281,77 @@ Result<std::pair<std::string, std::string>> split_listen(const std::string& list
     return invalid("listen: " + listen + ": bad port");
   }
   if (host.empty()) host = "0.0.0.0";
-  if (host.front() == '[') return invalid("listen: " + listen + ": IPv6 needs civetweb built with IPv6");
+  if (host.front() == '[' || host.find(':') != std::string::npos) {
+    // mg_check_feature(8): IPv6; Debian 12's civetweb is built without it.
+    if (mg_check_feature(8) == 0) {
+      return invalid("listen: " + listen + ": IPv6 addresses are not supported (civetweb built without IPv6)");
+    }
+    if (host.front() != '[') host = "[" + host + "]";
+  }
   return std::make_pair(host, port);
 }
 
-// civetweb (1.15, OpenSSL 1.1 API) loads libssl.so at run time and calls
-// SSL_get_peer_certificate for every TLS connection; OpenSSL 3 no longer
-// exports that name (it became SSL_get1_peer_certificate), so civetweb calls a
-// null pointer and the process crashes on the first handshake. Refuse TLS then.
+// civetweb (1.15, OpenSSL 1.1 API) dlopen()s "libssl.so" at run time and
+// calls SSL_get_peer_certificate for every TLS connection; OpenSSL 3 no longer
+// exports that name (it became SSL_get1_peer_certificate). Without it civetweb
+// calls a null pointer at the first handshake. libringpipe_ssl_compat.so
+// (src/ssl_compat.cpp) has SONAME libssl.so, defines the old name and needs the
+// real libssl.so.3: loaded RTLD_GLOBAL before civetweb starts, it is what
+// civetweb's dlopen("libssl.so") returns, and dlsym() on it finds the old name
+// in the shim and every other one in libssl.so.3.
+std::vector<std::string> ssl_compat_candidates() {
+  std::vector<std::string> out;
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec && exe.has_parent_path()) {
+    out.push_back((exe.parent_path() / RINGPIPE_SSL_COMPAT_NAME).string());                          // beside it
+    out.push_back((exe.parent_path().parent_path() / "lib/ringpipe" / RINGPIPE_SSL_COMPAT_NAME).string());  // installed
+  }
+  out.emplace_back(RINGPIPE_SSL_COMPAT_BUILD_PATH);  // build tree
+  return out;
+}
+
+// Loads the shim once per process (never unloaded).
+Status load_ssl_compat() {
+  static const Status loaded = []() -> Status {
+    std::string tried;
+    for (const std::string& path : ssl_compat_candidates()) {
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(path, ec)) {
+        tried += (tried.empty() ? "" : ", ") + path;
+        continue;
+      }
+      void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
+      if (handle == nullptr) {
+        const char* why = ::dlerror();
+        return make_error(std::errc::not_supported,
+                          "tls: cannot load " + path + ": " + (why != nullptr ? why : "dlopen failed"));
+      }
+      spdlog::debug("prometheus exporter: tls: loaded {}", path);
+      return {};
+    }
+    return make_error(std::errc::no_such_file_or_directory,
+                      std::string("tls: civetweb needs the OpenSSL 3 compatibility library ") +
+                          RINGPIPE_SSL_COMPAT_NAME + ", not found (looked for " + tried +
+                          "); install it with ringpipe or put it next to the executable");
+  }();
+  return loaded;
+}
+
 Status civetweb_tls_usable() {
   if (mg_check_feature(2) == 0) return make_error(std::errc::not_supported, "tls: civetweb was built without TLS");
+  if (Status shim = load_ssl_compat(); !shim) return shim;
   void* ssl = ::dlopen("libssl.so", RTLD_LAZY | RTLD_LOCAL);
   if (ssl == nullptr) {
-    return make_error(std::errc::not_supported, "tls: civetweb needs libssl.so, which cannot be loaded");
+    return make_error(std::errc::not_supported,
+                      "tls: civetweb needs libssl.so, which cannot be loaded (install libssl-dev)");
   }
-  const bool ok = ::dlsym(ssl, "SSL_get_peer_certificate") != nullptr;
+  const bool ok = ::dlsym(ssl, "SSL_get_peer_certificate") != nullptr && ::dlsym(ssl, "SSL_new") != nullptr;
   ::dlclose(ssl);
   if (!ok) {
     return make_error(std::errc::not_supported,
-                      "tls: the installed civetweb (used by prometheus-cpp) calls SSL_get_peer_certificate, "
-                      "which this OpenSSL (3.x) does not export; serving HTTPS would crash at the first "
-                      "handshake. Terminate TLS in front of the exporter instead");
+                      "tls: libssl.so as civetweb loads it lacks SSL_get_peer_certificate or SSL_new even with "
+                      "the compatibility library loaded; serving HTTPS would crash at the first handshake");
   }
   return {};
 }
