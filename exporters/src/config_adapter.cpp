@@ -16,7 +16,9 @@ Result<PrometheusExporterOptions> prometheus_options(const config::PipelineConfi
   if (c.listen.transport != config::Transport::kTcp) {
     return invalid("exporter " + exporter.name + ": listen " + c.listen.to_string() + ": only tcp is supported");
   }
-  o.listen = (c.listen.host.empty() ? std::string("0.0.0.0") : c.listen.host) + ":" + std::to_string(c.listen.port);
+  std::string host = c.listen.host.empty() ? std::string("0.0.0.0") : c.listen.host;
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";  // IPv6 literal
+  o.listen = host + ":" + std::to_string(c.listen.port);
   o.path = c.path;
   for (const config::RingConfig& r : pipeline.rings) o.describe_rings.push_back(pipeline.ring_path(r.name));
   o.stats_dir = pipeline.ring_path("");
@@ -33,9 +35,9 @@ Result<RemoteWriteOptions> remote_write_options(const config::PipelineConfig& pi
     return invalid("exporter " + exporter.name + ": not a remote_write exporter");
   }
   const config::RemoteWriteConfig& c = exporter.remote_write;
-  if (c.tls && c.tls->enabled()) {
-    return make_error(std::errc::protocol_not_supported,
-                      "exporter " + exporter.name + ": remote_write tls: not supported by this build");
+  const bool https = c.url.rfind("https://", 0) == 0;
+  if (c.tls && !https) {
+    return invalid("exporter " + exporter.name + ": tls: url " + c.url + " is not https://");
   }
   RemoteWriteOptions o;
   o.input = pipeline.ring_path(exporter.input);
@@ -49,6 +51,11 @@ Result<RemoteWriteOptions> remote_write_options(const config::PipelineConfig& pi
   for (const auto& [k, v] : c.headers) o.headers.emplace_back(k, v);
   if (c.basic_auth) o.basic_auth = BasicAuthCredentials{c.basic_auth->username, c.basic_auth->password};
   o.bearer_token = c.bearer_token;
+  o.stats_path = pipeline.ring_path(exporter.name) + std::string(kStatsFileSuffix);
+  o.component = exporter.name;
+  if (c.tls) {
+    o.tls = RemoteWriteTls{c.tls->ca_file, c.tls->cert_file, c.tls->key_file, c.tls->insecure_skip_verify};
+  }
   return o;
 }
 

@@ -1,7 +1,8 @@
 #pragma once
-// HttpClient: one keep-alive HTTP/1.1 connection (Boost.Beast) with a
-// deadline on every request. Used by one thread at a time; no exceptions
-// escape (errors come back as Result; an HTTP status is a value).
+// HttpClient: one keep-alive HTTP/1.1 connection (Boost.Beast), plain or TLS
+// (Boost.Asio ssl over OpenSSL), with a deadline on every request. Used by one
+// thread at a time; a TlsClientContext may be shared by many clients. No
+// exceptions escape (errors come back as Result; an HTTP status is a value).
 
 #include <chrono>
 #include <memory>
@@ -14,12 +15,27 @@
 namespace ringpipe::exporters {
 
 struct HttpUrl {
-  std::string host;
-  std::string port;    // "80" when absent
+  std::string host;    // without brackets for IPv6 literals
+  std::string port;    // "80" (http) or "443" (https) when absent
   std::string target;  // path and query, "/" when absent
+  bool https = false;
 };
-// Accepts http://host[:port][/path]; https is refused with a clear error.
+// Accepts http://host[:port][/path] and https://host[:port][/path].
 [[nodiscard]] Result<HttpUrl> parse_http_url(const std::string& url);
+
+// Client side TLS: the server's certificate is verified against `ca_file`
+// ("" = the system's trusted CAs) and must name the URL's host, unless
+// `insecure_skip_verify`. `cert_file`/`key_file` (PEM) = a client certificate.
+struct TlsClientOptions {
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;  // "" = in cert_file
+  bool insecure_skip_verify = false;
+};
+
+// An OpenSSL client context (trusted CAs, client certificate) built once.
+class TlsClientContext;
+[[nodiscard]] Result<std::shared_ptr<TlsClientContext>> make_tls_client_context(const TlsClientOptions& options);
 
 struct HttpResponse {
   int status = 0;
@@ -30,13 +46,16 @@ using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
 class HttpClient {
  public:
-  explicit HttpClient(HttpUrl url);
+  // `tls` is required for an https URL (request() fails without it) and
+  // ignored for http.
+  explicit HttpClient(HttpUrl url, std::shared_ptr<TlsClientContext> tls = nullptr);
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
-  // Sends one request on the kept-alive connection (reconnecting when the
-  // server closed it) and reads the answer, all within `timeout`.
+  // Sends one request on the kept-alive connection (reconnecting, and for
+  // https handshaking, when the server closed it) and reads the answer, all
+  // within `timeout`.
   [[nodiscard]] Result<HttpResponse> request(const std::string& method, const std::string& target,
                                              const HttpHeaders& headers, const std::string& body,
                                              std::chrono::milliseconds timeout) noexcept;

@@ -197,6 +197,15 @@ Result<std::unique_ptr<RemoteWriteExporter>> RemoteWriteExporter::create(RemoteW
   const std::string what = "remote_write exporter: ";
   auto url = parse_http_url(options.url);
   if (!url) return tl::unexpected(Error{url.error().code, what + url.error().context});
+  std::shared_ptr<TlsClientContext> tls;
+  if (url->https) {
+    const RemoteWriteTls t = options.tls.value_or(RemoteWriteTls{});
+    auto ctx = make_tls_client_context({t.ca_file, t.cert_file, t.key_file, t.insecure_skip_verify});
+    if (!ctx) return tl::unexpected(Error{ctx.error().code, what + ctx.error().context});
+    tls = std::move(*ctx);
+  } else if (options.tls) {
+    return invalid(what + "tls is set but url " + options.url + " is not https://");
+  }
   if (options.basic_auth && !options.bearer_token.empty()) {
     return invalid(what + "basic_auth and bearer_token are exclusive");
   }
@@ -224,7 +233,7 @@ Result<std::unique_ptr<RemoteWriteExporter>> RemoteWriteExporter::create(RemoteW
   std::random_device rd;
   for (std::size_t i = 0; i < options.max_in_flight; ++i) {
     auto w = std::make_unique<Impl::Worker>();
-    w->client = std::make_unique<HttpClient>(*url);
+    w->client = std::make_unique<HttpClient>(*url, tls);
     w->rng.seed(rd());
     impl->workers.push_back(std::move(w));
     impl->builders.emplace_back();

@@ -24,10 +24,21 @@
 
 namespace ringpipe::exporters {
 
+// Client TLS for an https:// url: the server's certificate is checked against
+// ca_file ("" = the system's CAs) and the URL's host unless
+// insecure_skip_verify; cert_file/key_file = a client certificate (mTLS).
+struct RemoteWriteTls {
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  bool insecure_skip_verify = false;
+};
+
 struct RemoteWriteOptions {
   std::string input;                          // metric ring path
   std::string reader_name = "remote_write";   // durable reader on `input`
-  std::string url;                            // http://host:port/api/v1/write
+  std::string url;                            // http(s)://host:port/api/v1/write
+  std::optional<RemoteWriteTls> tls;          // https only; none = system CAs, no client certificate
   std::size_t batch_size = 2000;              // samples per request at most
   std::size_t max_in_flight = 4;              // parallel connections (series are sharded over them)
   std::chrono::milliseconds timeout{30'000};  // per request
