@@ -332,10 +332,17 @@ struct Supervisor::Impl {
     }
   }
 
-  void start_due() {
+  // Returns whether it started any, so the status file shows it at once.
+  bool start_due() {
     const auto now = Clock::now();
-    for (Child& c : children)
-      if (c.state == ComponentState::kBackoff && now >= c.next_start) start_child(c);
+    bool started = false;
+    for (Child& c : children) {
+      if (c.state == ComponentState::kBackoff && now >= c.next_start) {
+        start_child(c);
+        started = true;
+      }
+    }
+    return started;
   }
 
   bool any_running() const {
@@ -489,7 +496,7 @@ struct Supervisor::Impl {
         kill_overdue();
         if (!any_running()) break;
       } else {
-        start_due();
+        changed |= start_due();
         kill_overdue();
       }
       if (changed || Clock::now() - last_status_write >= std::chrono::milliseconds(200)) write_status();

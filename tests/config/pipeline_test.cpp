@@ -114,7 +114,7 @@ TEST(PipelineConfig, LoadsEveryExampleFile) {
   EXPECT_EQ(p.histogram.buckets, (std::vector<double>{0.001, 0.01, 0.1, 1, 10}));
   EXPECT_EQ(p.mapping_cache, (MappingCacheOptions{5000, CacheType::kRandom}));
   const auto& prom = secure->exporters[0].prometheus;
-  EXPECT_EQ(prom.listen.host, "::");
+  EXPECT_EQ(prom.listen.host, "0.0.0.0");
   EXPECT_EQ(prom.listen.port, 9443);
   ASSERT_TRUE(prom.tls.has_value());
   EXPECT_EQ(prom.tls->key_file, "/etc/ringpipe/tls.key");
@@ -298,6 +298,14 @@ INSTANTIATE_TEST_SUITE_P(
                         "retry_max_backoff (5000ms)",
                         "p.yaml:6:118: exporter \"e\" bearer_token: found both basic_auth and bearer_token, expected "
                         "at most one of them"}},
+        BrokenPipeline{"Ipv6PrometheusListenAndTlsOnAnHttpUrl",
+                       "rings:\n  raw: {}\n"
+                       "sources:\n  s: {type: statsd, listen: udp://:1, output: raw}\n"
+                       "exporters:\n  p: {type: prometheus, input: raw, listen: \"[::]:9102\"}\n"
+                       "  r: {type: remote_write, input: raw, reader: r, url: http://x/w, tls: {ca_file: /c}}\n",
+                       {"p.yaml:6:45: exporter \"p\" listen: found \"tcp://[::]:9102\", expected an IPv4 address or host "
+                        "name such as 0.0.0.0:9102 (the HTTP server has no IPv6 support)",
+                        "p.yaml:7:72: exporter \"r\" tls: found tls with url \"http://x/w\", expected an https:// url"}},
         BrokenPipeline{"DurationWithoutUnit",
                        "rings:\n  raw: {reader_timeout: 10}\n"
                        "sources:\n  s: {type: statsd, listen: udp://:1, output: raw}\n"
