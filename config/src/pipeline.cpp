@@ -665,6 +665,11 @@ class Loader {
         if (p.listen.transport != Transport::kTcp) {
           d_.add(p.listen.position, f.at("listen") + ": found " + quote(p.listen.to_string()) +
                                         ", expected a TCP host:port such as 0.0.0.0:9102");
+        } else if (p.listen.host.find(':') != std::string::npos) {
+          // The HTTP server (Debian's civetweb) is built without IPv6.
+          d_.add(p.listen.position, f.at("listen") + ": found " + quote(p.listen.to_string()) +
+                                        ", expected an IPv4 address or host name such as 0.0.0.0:9102 "
+                                        "(the HTTP server has no IPv6 support)");
         }
       }
       if (const auto* v = f.get("path")) {
@@ -770,7 +775,12 @@ class Loader {
       d_.add(*f.get("bearer_token"), f.at("bearer_token") +
                                          ": found both basic_auth and bearer_token, expected at most one of them");
     }
-    if (const auto* v = f.get("tls")) read_tls(*v, f.at("tls"), true, r.tls);
+    if (const auto* v = f.get("tls")) {
+      read_tls(*v, f.at("tls"), true, r.tls);
+      if (!r.url.empty() && r.url.rfind("https://", 0) != 0) {
+        d_.add(*v, f.at("tls") + ": found tls with url " + quote(r.url) + ", expected an https:// url");
+      }
+    }
   }
 
   void check_rings() {
