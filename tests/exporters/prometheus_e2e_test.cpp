@@ -10,6 +10,8 @@
 #include <fstream>
 #include <thread>
 
+#include <spdlog/sinks/ringbuffer_sink.h>
+
 #include "prometheus_server.hpp"
 #include "record_builder.hpp"
 #include "ringpipe/common/log.hpp"
@@ -241,14 +243,23 @@ TEST(PrometheusExporterE2E, HealthReadyAndBasicAuth) {
   EXPECT_TRUE(ringpipe::testing::wait_until([&] { return testing::http_get(port, "/-/ready").first == 200; }, 5s));
 }
 
+bool have_openssl_and_curl() { return ::access("/usr/bin/openssl", X_OK) == 0 && ::access("/usr/bin/curl", X_OK) == 0; }
+
+// curl's HTTP status for `url` (0 = no HTTP answer, e.g. a failed handshake); the body goes to `out`.
+int curl_status(const std::string& args, const std::string& url, const std::string& out) {
+  const std::string cmd = "/usr/bin/curl -s --max-time 5 -o " + out + " -w '%{http_code}' " + args + " " + url +
+                          " > " + out + ".code 2>/dev/null";
+  (void)std::system(cmd.c_str());
+  return std::atoi(file_text(out + ".code").c_str());
+}
+
 TEST(PrometheusExporterE2E, ServesHttpsWithSeparateKeyAndCertificateFiles) {
-  if (::access("/usr/bin/openssl", X_OK) != 0 || ::access("/usr/bin/curl", X_OK) != 0) {
-    GTEST_SKIP() << "needs /usr/bin/openssl and /usr/bin/curl";
-  }
+  ASSERT_TRUE(have_openssl_and_curl()) << "needs /usr/bin/openssl and /usr/bin/curl (build.sh installs them)";
   ringpipe::testing::ScratchDir dir;
   const std::string key = dir.file("key.pem");
   const std::string cert = dir.file("cert.pem");
-  const std::string gen = "/usr/bin/openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout " +
+  const std::string gen = "/usr/bin/openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+                          "-addext subjectAltName=IP:127.0.0.1 -keyout " +
                           key + " -out " + cert + " > /dev/null 2>&1";
   ASSERT_EQ(std::system(gen.c_str()), 0);
   const std::string path = dir.file("metrics");
@@ -258,18 +269,79 @@ TEST(PrometheusExporterE2E, ServesHttpsWithSeparateKeyAndCertificateFiles) {
   o.listen = "127.0.0.1:0";
   o.tls = TlsFiles{cert, key, ""};
   auto exp = PrometheusExporter::create(o);
-  if (!exp && exp.error().code == std::errc::not_supported) {
-    // Debian 12: civetweb 1.15 with OpenSSL 3 cannot serve TLS (see civetweb_tls_usable).
-    EXPECT_NE(exp.error().message().find("SSL_get_peer_certificate"), std::string::npos) << exp.error().message();
-    GTEST_SKIP() << exp.error().message();
-  }
   ASSERT_TRUE(exp) << exp.error().message();
   ASSERT_TRUE((*exp)->start());
   const std::string out = dir.file("curl.out");
   const std::string url = "https://127.0.0.1:" + std::to_string((*exp)->port()) + "/metrics";
   ASSERT_EQ(std::system(("/usr/bin/curl -sS --max-time 5 --cacert " + cert + " " + url + " > " + out).c_str()), 0);
   EXPECT_NE(file_text(out).find("# TYPE ringpipe_exporter_series gauge"), std::string::npos) << file_text(out);
+  // Several handshakes in a row (civetweb asks for the peer certificate on each).
+  for (int i = 0; i < 3; ++i) {
+    auto [status, text] = testing::https_get((*exp)->port(), "/metrics", cert);
+    EXPECT_EQ(status, 200) << text;
+  }
   EXPECT_EQ(testing::http_get((*exp)->port(), "/metrics").first == 200, false) << "plain HTTP is not served";
+}
+
+TEST(PrometheusExporterE2E, HttpsWithBasicAuthOnMetricsHealthAndReady) {
+  ASSERT_TRUE(have_openssl_and_curl()) << "needs /usr/bin/openssl and /usr/bin/curl (build.sh installs them)";
+  ringpipe::testing::ScratchDir dir;
+  testing::TestPki pki;
+  ASSERT_TRUE(testing::make_test_pki(dir.path().string(), &pki)) << file_text(dir.file("openssl.log"));
+  const std::string path = dir.file("metrics");
+  ring::Ring ring = make_ring(path);
+  auto producer = ring::Producer::attach(ring);
+  ASSERT_TRUE(producer);
+  PrometheusExporterOptions o;
+  o.input = path;
+  o.listen = "127.0.0.1:0";
+  o.ready_timeout = 60s;
+  o.tls = TlsFiles{pki.cert, pki.key, ""};
+  o.basic_auth_users = {{"scraper", "s3cret"}};
+  auto exp = PrometheusExporter::create(o);
+  ASSERT_TRUE(exp) << exp.error().message();
+  ASSERT_TRUE((*exp)->start());
+  const std::uint16_t port = (*exp)->port();
+  const std::string base = "https://127.0.0.1:" + std::to_string(port);
+  const std::string ca = "--cacert " + pki.ca_cert;
+  const std::string out = dir.file("curl.out");
+
+  // /metrics: TLS and credentials both required.
+  EXPECT_EQ(curl_status(ca, base + "/metrics", out), 401);
+  EXPECT_EQ(curl_status(ca + " -u scraper:wrong", base + "/metrics", out), 401);
+  EXPECT_EQ(curl_status(ca + " -u scraper:s3cret", base + "/metrics", out), 200);
+  EXPECT_NE(file_text(out).find("ringpipe_exporter_ready 0"), std::string::npos) << file_text(out);
+  EXPECT_EQ(curl_status("", base + "/metrics", out), 0) << "a certificate from an unknown CA is refused by curl";
+  EXPECT_EQ(testing::https_get(port, "/metrics", pki.ca_cert).first, 401);
+  EXPECT_EQ(testing::https_get(port, "/metrics", pki.ca_cert, "Basic c2NyYXBlcjpzM2NyZXQ=").first, 200);
+
+  // Health endpoints are served over TLS too (probes need no credentials).
+  EXPECT_EQ(curl_status(ca, base + "/-/healthy", out), 200);
+  EXPECT_EQ(curl_status(ca, base + "/-/ready", out), 503) << "no snapshot yet";
+  EXPECT_EQ(testing::https_get(port, "/-/healthy", pki.ca_cert).first, 200);
+  RecordBuilder b(origin(3));
+  b.begin(1).series(MetricType::kGauge, "g", {}, {1}).end(1);
+  write(*producer, b);
+  EXPECT_TRUE(ringpipe::testing::wait_until(
+      [&] { return testing::https_get(port, "/-/ready", pki.ca_cert).first == 200; }, 5s));
+  EXPECT_EQ(curl_status(ca, base + "/-/ready", out), 200);
+
+  // Nothing is served in clear text.
+  EXPECT_NE(testing::http_get(port, "/-/healthy", "", 1s).first, 200);
+  EXPECT_NE(testing::http_get(port, "/metrics", "Basic c2NyYXBlcjpzM2NyZXQ=", 1s).first, 200);
+
+  // A real Prometheus scrapes it over TLS with basic auth.
+  if (!have_prometheus()) GTEST_SKIP() << testing::kPrometheusBinary << " not installed";
+  testing::PrometheusServer prom(dir.path().string(), 0);
+  std::ofstream(dir.file("prometheus.yml"))
+      << "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+      << "scrape_configs:\n  - job_name: ringpipe\n    scheme: https\n"
+      << "    tls_config: {ca_file: " << pki.ca_cert << "}\n"
+      << "    basic_auth: {username: scraper, password: s3cret}\n"
+      << "    static_configs:\n      - targets: ['127.0.0.1:" << port << "']\n";
+  ASSERT_TRUE(prom.start()) << prom.log_tail();
+  EXPECT_EQ(prom.wait_for_value("g{job=\"ringpipe\"}", 1, 20s), 1.0) << prom.log_tail();
+  EXPECT_EQ(prom.wait_for_value("up{job=\"ringpipe\"}", 1, 20s), 1.0);
 }
 
 // Plays a processor: writes a full snapshot whenever `<ring>.resync` appears.
@@ -402,6 +474,130 @@ TEST(RemoteWriteE2E, PrometheusStoppedMidRunReceivesEverySampleAfterwards) {
   EXPECT_EQ(q("count_over_time(rw_size_count[5m])", kRecords), double{kRecords});
   EXPECT_EQ(q("count_over_time(rw_size_bucket{le=\"+Inf\"}[5m])", kRecords), double{kRecords});
   EXPECT_EQ(q("max_over_time(rw_size_count[5m])", kRecords), double{kRecords});
+  (*rw)->stop();
+}
+
+// One record of `series` counters named `name`, all valued `value`, at `ts_ns`.
+void write_counters(ring::Producer& p, std::uint64_t seq, const std::string& name, int series, double value,
+                    std::int64_t ts_ns) {
+  RecordBuilder b(origin(9, 0, 1, seq, ts_ns));
+  for (int s = 0; s < series; ++s) b.series(MetricType::kCounter, name, {{"s", std::to_string(s)}}, {value});
+  write(p, b);
+}
+
+TEST(RemoteWriteE2E, HttpsToPrometheusWithTlsWebConfigDeliversExactValues) {
+  if (!have_prometheus()) GTEST_SKIP() << testing::kPrometheusBinary << " not installed";
+  ASSERT_TRUE(have_openssl_and_curl()) << "needs /usr/bin/openssl (build.sh installs it)";
+  ringpipe::testing::ScratchDir dir;
+  testing::TestPki pki;
+  ASSERT_TRUE(testing::make_test_pki(dir.path().string(), &pki)) << file_text(dir.file("openssl.log"));
+  const std::string path = dir.file("metrics");
+  ring::Ring ring = make_ring(path);
+  auto producer = ring::Producer::attach(ring);
+  ASSERT_TRUE(producer);
+  testing::PrometheusServer prom(dir.path().string(), 0);
+  prom.use_tls(pki.cert, pki.key, pki.ca_cert);
+  ASSERT_TRUE(prom.start()) << prom.log_tail();
+  EXPECT_NE(testing::http_get(prom.port(), "/-/ready", "", 1s).first, 200) << "Prometheus serves TLS only";
+
+  RemoteWriteOptions o;
+  o.input = path;
+  o.url = "https://localhost:" + std::to_string(prom.port()) + "/api/v1/write";  // SNI and name check
+  o.tls = RemoteWriteTls{pki.ca_cert, "", "", false};
+  o.batch_size = 7;
+  o.max_in_flight = 3;
+  o.timeout = 5s;
+  o.retry_max_backoff = 500ms;
+  auto rw = RemoteWriteExporter::create(o);
+  ASSERT_TRUE(rw) << rw.error().message();
+  ASSERT_TRUE((*rw)->start());
+  constexpr int kRecords = 12;
+  constexpr int kSeries = 10;
+  const std::int64_t base_ns = realtime_ns() - 60'000'000'000;
+  for (int r = 0; r < kRecords; ++r) {
+    write_counters(*producer, static_cast<std::uint64_t>(r) + 1, "tls_events", kSeries, r + 1.0,
+                   base_ns + r * 100'000'000LL);
+  }
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*rw)->stats().records == kRecords; }, 30s))
+      << "records " << (*rw)->stats().records << "\n" << prom.log_tail();
+  const RemoteWriteStats st = (*rw)->stats();
+  EXPECT_EQ(st.samples_sent, static_cast<std::uint64_t>(kRecords * kSeries));
+  EXPECT_EQ(st.dropped_samples, 0u);
+  EXPECT_EQ(st.last_status, 204);
+  const auto q = [&](const std::string& e, double want) { return prom.wait_for_value(e, want, 10s); };
+  EXPECT_EQ(q("count(count_over_time(tls_events[5m]))", kSeries), double{kSeries});
+  EXPECT_EQ(q("sum(count_over_time(tls_events[5m]))", kSeries * kRecords), double{kSeries * kRecords});
+  EXPECT_EQ(q("sum(sum_over_time(tls_events[5m]))", kSeries * kRecords * (kRecords + 1) / 2.0),
+            kSeries * kRecords * (kRecords + 1) / 2.0);
+  EXPECT_EQ(q("max(max_over_time(tls_events[5m]))", kRecords), double{kRecords});
+  (*rw)->stop();
+}
+
+TEST(RemoteWriteE2E, WrongCaFailsTheHandshakeCountsRetriesAndKeepsTheCursor) {
+  if (!have_prometheus()) GTEST_SKIP() << testing::kPrometheusBinary << " not installed";
+  ASSERT_TRUE(have_openssl_and_curl()) << "needs /usr/bin/openssl (build.sh installs it)";
+  ringpipe::testing::ScratchDir dir;
+  testing::TestPki pki;
+  ASSERT_TRUE(testing::make_test_pki(dir.path().string(), &pki)) << file_text(dir.file("openssl.log"));
+  std::filesystem::create_directory(dir.file("other"));
+  testing::TestPki other;  // a second, unrelated CA
+  ASSERT_TRUE(testing::make_test_pki(dir.file("other"), &other));
+  const std::string path = dir.file("metrics");
+  ring::Ring ring = make_ring(path);
+  auto producer = ring::Producer::attach(ring);
+  ASSERT_TRUE(producer);
+  testing::PrometheusServer prom(dir.path().string(), 0);
+  prom.use_tls(pki.cert, pki.key, pki.ca_cert);
+  ASSERT_TRUE(prom.start()) << prom.log_tail();
+
+  // Collect the exporter's warnings.
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(64);
+  spdlog::default_logger()->sinks().push_back(sink);
+  struct Unhook {
+    std::shared_ptr<spdlog::sinks::sink> s;
+    ~Unhook() {
+      auto& v = spdlog::default_logger()->sinks();
+      v.erase(std::remove(v.begin(), v.end(), s), v.end());
+    }
+  } unhook{sink};
+
+  RemoteWriteOptions o;
+  o.input = path;
+  o.reader_name = "rw";
+  o.url = "https://127.0.0.1:" + std::to_string(prom.port()) + "/api/v1/write";
+  o.tls = RemoteWriteTls{other.ca_cert, "", "", false};
+  o.max_in_flight = 1;
+  o.timeout = 2s;
+  o.retry_min_backoff = 10ms;
+  o.retry_max_backoff = 100ms;
+  o.stop_timeout = 200ms;
+  auto rw = RemoteWriteExporter::create(o);
+  ASSERT_TRUE(rw) << rw.error().message();
+  ASSERT_TRUE((*rw)->start());
+  write_counters(*producer, 1, "never_events", 3, 1, realtime_ns());
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*rw)->stats().retries >= 3; }, 10s))
+      << "retries " << (*rw)->stats().retries;
+  const RemoteWriteStats st = (*rw)->stats();
+  EXPECT_EQ(st.records, 0u);
+  EXPECT_EQ(st.samples_sent, 0u);
+  EXPECT_EQ(st.requests, 0u);
+  EXPECT_EQ(st.dropped_samples, 0u) << "a handshake failure is retried, not dropped";
+  EXPECT_EQ(st.last_status, 0) << "no HTTP answer";
+  // The reader's cursor is still before the record.
+  bool found = false;
+  for (const ring::ReaderStats& r : ring.stats().readers) {
+    if (r.name != "rw") continue;
+    found = true;
+    EXPECT_EQ(r.records, 0u);
+    EXPECT_GT(r.lag_bytes, 0u);
+  }
+  EXPECT_TRUE(found);
+  bool logged = false;
+  for (const std::string& line : sink->last_formatted()) {
+    logged |= line.find("tls handshake") != std::string::npos && line.find("certificate verify failed") != std::string::npos;
+  }
+  EXPECT_TRUE(logged) << "expected a warning naming the failed handshake";
+  EXPECT_EQ(prom.query("count(never_events)"), std::nullopt);
   (*rw)->stop();
 }
 

@@ -44,6 +44,45 @@ std::pair<int, std::string> http_get(std::uint16_t port, const std::string& targ
   return {r->status, r->body};
 }
 
+std::pair<int, std::string> https_get(std::uint16_t port, const std::string& target, const std::string& ca_file,
+                                      const std::string& authorization, std::chrono::milliseconds timeout) {
+  TlsClientOptions o;
+  o.ca_file = ca_file;
+  auto ctx = make_tls_client_context(o);
+  if (!ctx) return {0, ctx.error().message()};
+  HttpUrl url{"127.0.0.1", std::to_string(port), "/", true};
+  HttpClient c(url, *ctx);
+  HttpHeaders h;
+  if (!authorization.empty()) h.emplace_back("Authorization", authorization);
+  auto r = c.request("GET", target, h, "", timeout);
+  if (!r) return {0, r.error().message()};
+  return {r->status, r->body};
+}
+
+bool make_test_pki(const std::string& dir, TestPki* out) {
+  out->ca_cert = dir + "/ca.pem";
+  out->ca_key = dir + "/ca.key";
+  out->cert = dir + "/server.pem";
+  out->key = dir + "/server.key";
+  const std::string ext = dir + "/server.ext";
+  std::ofstream(ext) << "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                        "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n";
+  const std::string ssl = "/usr/bin/openssl";
+  const std::string quiet = " > " + dir + "/openssl.log 2>&1";
+  const std::string cmds[] = {
+      ssl + " req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=ringpipe-test-ca -keyout " + out->ca_key +
+          " -out " + out->ca_cert + quiet,
+      ssl + " req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout " + out->key + " -out " + dir +
+          "/server.csr" + quiet,
+      ssl + " x509 -req -in " + dir + "/server.csr -CA " + out->ca_cert + " -CAkey " + out->ca_key +
+          " -CAcreateserial -days 2 -extfile " + ext + " -out " + out->cert + quiet,
+  };
+  for (const std::string& c : cmds) {
+    if (std::system(c.c_str()) != 0) return false;
+  }
+  return true;
+}
+
 PrometheusServer::PrometheusServer(std::string dir, std::uint16_t scrape_port)
     : dir_(std::move(dir)), scrape_port_(scrape_port), port_(free_loopback_port()) {
   std::ofstream cfg(dir_ + "/prometheus.yml");
@@ -56,12 +95,24 @@ PrometheusServer::PrometheusServer(std::string dir, std::uint16_t scrape_port)
 
 PrometheusServer::~PrometheusServer() { stop(); }
 
+void PrometheusServer::use_tls(const std::string& cert_file, const std::string& key_file, const std::string& ca_file) {
+  std::ofstream(dir_ + "/web.yml") << "tls_server_config:\n  cert_file: " << cert_file << "\n  key_file: " << key_file
+                                    << "\n";
+  tls_ca_file_ = ca_file;
+}
+
+std::pair<int, std::string> PrometheusServer::get(const std::string& target, std::chrono::milliseconds timeout) {
+  if (tls_ca_file_.empty()) return http_get(port_, target, "", timeout);
+  return https_get(port_, target, tls_ca_file_, "", timeout);
+}
+
 bool PrometheusServer::start(std::chrono::milliseconds timeout) {
   if (pid_ > 0) return true;
   const std::string listen = "--web.listen-address=127.0.0.1:" + std::to_string(port_);
   const std::string config = "--config.file=" + dir_ + "/prometheus.yml";
   const std::string data = "--storage.tsdb.path=" + dir_ + "/data";
   const std::string log = dir_ + "/prometheus.log";
+  const std::string web = tls_ca_file_.empty() ? "" : "--web.config.file=" + dir_ + "/web.yml";
   pid_ = ::fork();
   if (pid_ == 0) {
     const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
@@ -69,14 +120,19 @@ bool PrometheusServer::start(std::chrono::milliseconds timeout) {
       ::dup2(fd, 1);
       ::dup2(fd, 2);
     }
-    ::execl(kPrometheusBinary, kPrometheusBinary, config.c_str(), data.c_str(), listen.c_str(),
-            "--web.enable-remote-write-receiver", "--log.level=warn", static_cast<char*>(nullptr));
+    if (web.empty()) {
+      ::execl(kPrometheusBinary, kPrometheusBinary, config.c_str(), data.c_str(), listen.c_str(),
+              "--web.enable-remote-write-receiver", "--log.level=warn", static_cast<char*>(nullptr));
+    } else {
+      ::execl(kPrometheusBinary, kPrometheusBinary, config.c_str(), data.c_str(), listen.c_str(),
+              "--web.enable-remote-write-receiver", "--log.level=warn", web.c_str(), static_cast<char*>(nullptr));
+    }
     ::_exit(127);
   }
   if (pid_ < 0) return false;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    if (http_get(port_, "/-/ready", "", 1s).first == 200) return true;
+    if (get("/-/ready", 1s).first == 200) return true;
     int st = 0;
     if (::waitpid(pid_, &st, WNOHANG) == pid_) {
       pid_ = -1;
@@ -123,7 +179,7 @@ std::string url_encode(const std::string& s) {
 }  // namespace
 
 std::optional<double> PrometheusServer::query(const std::string& promql) {
-  auto [status, body] = http_get(port_, "/api/v1/query?query=" + url_encode(promql));
+  auto [status, body] = get("/api/v1/query?query=" + url_encode(promql), 5s);
   if (status != 200) return std::nullopt;
   // {"status":"success","data":{"resultType":"vector","result":[{"metric":{...},"value":[1.7e9,"5"]}]}}
   const auto v = body.find("\"value\":[");

@@ -22,6 +22,19 @@ std::pair<int, std::string> http_get(std::uint16_t port, const std::string& targ
                                      const std::string& authorization = "",
                                      std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
+// GET https://127.0.0.1:port/target trusting `ca_file` (our HttpClient over TLS).
+std::pair<int, std::string> https_get(std::uint16_t port, const std::string& target, const std::string& ca_file,
+                                      const std::string& authorization = "",
+                                      std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+// A self-signed CA and a server certificate it signed for 127.0.0.1 and
+// localhost, made with /usr/bin/openssl in `dir` (ca.pem, server.pem,
+// server.key); false when openssl failed.
+struct TestPki {
+  std::string ca_cert, ca_key, cert, key;
+};
+[[nodiscard]] bool make_test_pki(const std::string& dir, TestPki* out);
+
 class PrometheusServer {
  public:
   // `dir` holds config, data and log; `scrape_port` 0 = scrape nothing.
@@ -30,6 +43,9 @@ class PrometheusServer {
   PrometheusServer(const PrometheusServer&) = delete;
   PrometheusServer& operator=(const PrometheusServer&) = delete;
 
+  // Serves HTTPS only, through Prometheus' --web.config.file (tls_server_config);
+  // queries and the readiness check trust `ca_file`. Call before start().
+  void use_tls(const std::string& cert_file, const std::string& key_file, const std::string& ca_file);
   // Starts it (again, on the same port and data) and waits for /-/ready.
   [[nodiscard]] bool start(std::chrono::milliseconds timeout = std::chrono::seconds(20));
   void stop();  // SIGTERM, then SIGKILL after 10 s
@@ -45,6 +61,8 @@ class PrometheusServer {
   std::uint16_t scrape_port_;
   std::uint16_t port_;
   pid_t pid_ = -1;
+  std::string tls_ca_file_;  // "" = plain HTTP
+  std::pair<int, std::string> get(const std::string& target, std::chrono::milliseconds timeout);
 };
 
 }  // namespace ringpipe::exporters::testing
