@@ -285,7 +285,10 @@ std::size_t Reader::poll_lane(std::uint32_t lane, Callback cb, void* ctx, std::s
       break;
     }
     const RecordView v{static_cast<std::uint16_t>(lt[1]), lane, seq, c, {h + sizeof(RecordHeader), length}};
-    cb(ctx, v);
+    if (!cb(ctx, v)) {
+      refused_ = true;
+      break;
+    }
     c += rb;
     ++expect;
     ++n;
@@ -408,11 +411,14 @@ std::size_t Reader::poll_lane_slow(std::uint32_t lane, Callback cb, void* ctx, s
       c += rb;
       continue;
     }
+    const RecordView v{rh.type, lane, rh.seq, c, {payload, rh.length}};
+    if (!cb(ctx, v)) {
+      refused_ = true;  // c, expect and known stay before this record
+      break;
+    }
     if (known && static_cast<std::int64_t>(rh.seq - expect) > 0) lapped += rh.seq - expect;
     expect = rh.seq + 1;
     known = true;
-    const RecordView v{rh.type, lane, rh.seq, c, {payload, rh.length}};
-    cb(ctx, v);
     c += rb;
     ++n;
     bytes += rh.length;
@@ -438,7 +444,8 @@ std::size_t Reader::poll_lane_slow(std::uint32_t lane, Callback cb, void* ctx, s
 std::size_t Reader::poll_impl(Callback cb, void* ctx, std::size_t max_records) {
   std::size_t total = 0;
   std::uint32_t lane = next_lane_;
-  for (std::uint32_t k = 0; k < lanes_ && total < max_records; ++k) {
+  refused_ = false;
+  for (std::uint32_t k = 0; k < lanes_ && total < max_records && !refused_; ++k) {
     total += poll_lane(lane, cb, ctx, max_records - total);
     if (++lane == lanes_) lane = 0;
   }

@@ -873,3 +873,38 @@ TEST(Reader, WaitSleepsUntilAProducerPublishes) {
 
 }  // namespace
 }  // namespace ringpipe::ring
+
+namespace ringpipe::ring {
+namespace {
+
+TEST(Reader, PollWhileLeavesARefusedRecordUnreadForThisAndTheNextReader) {
+  for (const Overflow o : {Overflow::kBlock, Overflow::kOverwrite}) {
+    SCOPED_TRACE(overflow_name(o));
+    ScratchDir dir;
+    auto ring = Ring::create(dir.file("r"), small(o, 4096, 1));
+    ASSERT_TRUE(ring);
+    auto p = Producer::attach(*ring);
+    ASSERT_TRUE(p);
+    {
+      auto r = Reader::attach(*ring, "committer");
+      ASSERT_TRUE(r);
+      for (const char* s : {"a", "b", "c"}) ASSERT_EQ(p->try_write(1, bytes_of(s)), WriteStatus::kOk);
+      std::vector<std::string> offered;
+      auto take_until_b = [&](const RecordView& v) {
+        offered.emplace_back(reinterpret_cast<const char*>(v.payload.data()), v.payload.size());
+        return offered.back() != "b";
+      };
+      EXPECT_EQ(r->poll_while(take_until_b), 1u);
+      EXPECT_EQ(offered, (std::vector<std::string>{"a", "b"}));  // c is not offered after the refusal
+      EXPECT_EQ(drain(*r, 1), std::vector<std::string>{"b"});
+      // Refused on the fast path of a reader that knows the next seq.
+      EXPECT_EQ(r->poll_while([](const RecordView&) { return false; }), 0u);
+    }
+    auto again = Reader::attach(*ring, "committer");
+    ASSERT_TRUE(again);
+    EXPECT_EQ(drain(*again), std::vector<std::string>{"c"});
+  }
+}
+
+}  // namespace
+}  // namespace ringpipe::ring

@@ -309,8 +309,21 @@ class Reader {
   template <class F>
   std::size_t poll(F&& f, std::size_t max_records = SIZE_MAX) {
     return poll_impl(
-        [](void* ctx, const RecordView& v) { (*static_cast<std::remove_reference_t<F>*>(ctx))(v); }, &f,
-        max_records);
+        [](void* ctx, const RecordView& v) {
+          (*static_cast<std::remove_reference_t<F>*>(ctx))(v);
+          return true;
+        },
+        &f, max_records);
+  }
+  // As poll(), but f(const RecordView&) returns whether it took the record:
+  // false leaves that record unread — the cursor stays before it, so the next
+  // poll (or the next process attaching this reader) gets it again — and ends
+  // this poll. For consumers that commit only what they could deliver.
+  template <class F>
+  std::size_t poll_while(F&& f, std::size_t max_records = SIZE_MAX) {
+    return poll_impl(
+        [](void* ctx, const RecordView& v) -> bool { return (*static_cast<std::remove_reference_t<F>*>(ctx))(v); },
+        &f, max_records);
   }
 
   // Waits until some lane may have data or the timeout passes: spins, yields,
@@ -324,7 +337,7 @@ class Reader {
   [[nodiscard]] ReaderStats stats() const;
 
  private:
-  using Callback = void (*)(void*, const RecordView&);
+  using Callback = bool (*)(void*, const RecordView&);  // false: record not taken
   Reader() = default;
   std::size_t poll_impl(Callback cb, void* ctx, std::size_t max_records);
   std::size_t poll_lane(std::uint32_t lane, Callback cb, void* ctx, std::size_t max_records);
@@ -354,6 +367,7 @@ class Reader {
   std::vector<std::uint8_t> gated_;
   bool durable_ = true;
   bool overwrite_ = false;
+  bool refused_ = false;  // the current poll's callback declined a record
   std::uint64_t records_total_ = 0;
   std::uint64_t bytes_total_ = 0;
   std::uint64_t sleeps_ = 0;
