@@ -1,7 +1,10 @@
 #include "ringpipe/exporters/remote_write_exporter.hpp"
 
+#include <time.h>
+
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -9,6 +12,7 @@
 #include "http_client.hpp"
 #include "remote_write_encoder.hpp"
 #include "ringpipe/common/log.hpp"
+#include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/exporters/remote_write.hpp"
 #include "ringpipe/processors/metric_record.hpp"
 #include "ringpipe/ring/ring.hpp"
@@ -42,6 +46,20 @@ struct Job {
   std::string body;
   std::size_t samples = 0;
 };
+
+void bump(std::atomic<std::uint64_t>* cell, std::uint64_t n = 1) noexcept {
+  if (cell) cell->fetch_add(n, std::memory_order_relaxed);
+}
+
+double realtime_seconds() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Why a request was not acknowledged: the `reason` label of remote_write_failed_requests_total.
+enum FailureClass : std::size_t { k5xx, k429, kNetwork, k4xx, kFailureClasses };
+constexpr std::string_view kFailureClassNames[kFailureClasses] = {"5xx", "429", "network", "4xx"};
 
 }  // namespace
 
@@ -78,6 +96,93 @@ struct RemoteWriteExporter::Impl {
   std::atomic<std::uint64_t> records{0}, samples_sent{0}, requests{0}, bytes_sent{0}, retries{0},
       dropped_requests{0}, dropped_samples{0}, abandoned_samples{0}, decode_errors{0};
   std::atomic<int> last_status{0};
+  // Set by a worker that gave a request of the current record up at stop:
+  // the record is then left unread, for the next start to send again.
+  std::atomic<bool> record_abandoned{false};
+
+  // The stats segment (remote_write_* metrics); every cell null without one.
+  std::unique_ptr<StatsSegment> segment;
+  struct Cells {
+    std::atomic<std::uint64_t>* requests = nullptr;
+    std::atomic<std::uint64_t>* succeeded = nullptr;
+    std::atomic<std::uint64_t>* failed[kFailureClasses] = {};
+    std::atomic<std::uint64_t>* samples_sent = nullptr;
+    std::atomic<std::uint64_t>* samples_dropped = nullptr;
+    std::atomic<std::uint64_t>* samples_abandoned = nullptr;
+    std::atomic<std::uint64_t>* retries = nullptr;
+    std::atomic<std::uint64_t>* bytes_sent = nullptr;
+    std::atomic<std::uint64_t>* records = nullptr;
+    std::atomic<std::uint64_t>* decode_errors = nullptr;
+    std::atomic<std::uint64_t>* last_success = nullptr;  // double, CLOCK_REALTIME seconds
+    std::atomic<std::uint64_t>* in_flight = nullptr;
+  } cells;
+  std::mutex dropped_mu;  // registers remote_write_dropped_requests_total{status} on first use
+  std::map<int, std::atomic<std::uint64_t>*> dropped_cells;
+
+  Status open_segment() {
+    if (options.stats_path.empty()) return {};
+    auto seg = StatsSegment::create(options.stats_path, options.component, "exporter");
+    if (!seg) return tl::unexpected(seg.error());
+    seg->reset_gauges();
+    segment = std::make_unique<StatsSegment>(std::move(*seg));
+    Status failed;
+    auto reg = [&](bool counter, std::string_view name, std::string_view help, const StatsLabels& labels = {},
+                   StatsEncoding enc = StatsEncoding::kUnsigned) -> std::atomic<std::uint64_t>* {
+      if (!failed) return nullptr;
+      auto cell = counter ? segment->register_counter(name, help, labels, enc)
+                          : segment->register_gauge(name, help, labels, enc);
+      if (!cell) {
+        failed = tl::unexpected(cell.error());
+        return nullptr;
+      }
+      return *cell;
+    };
+    cells.requests = reg(true, "remote_write_requests_total", "Requests sent (every attempt, retries included).");
+    cells.succeeded = reg(true, "remote_write_requests_succeeded_total", "Requests answered 2xx.");
+    for (std::size_t c = 0; c < kFailureClasses; ++c) {
+      cells.failed[c] = reg(true, "remote_write_failed_requests_total",
+                            "Attempts not acknowledged, by reason: 5xx, 429 and network (no answer: connect error "
+                            "or timeout) are retried, 4xx is dropped.",
+                            {{"reason", std::string(kFailureClassNames[c])}});
+    }
+    cells.samples_sent = reg(true, "remote_write_samples_sent_total", "Samples acknowledged with 2xx.");
+    cells.samples_dropped = reg(true, "remote_write_samples_dropped_total",
+                                "Samples of requests refused with a 4xx other than 429 (never retried).");
+    cells.samples_abandoned = reg(true, "remote_write_samples_abandoned_total",
+                                  "Samples unacknowledged when a stop gave up; left in the ring and sent again.");
+    cells.retries = reg(true, "remote_write_retries_total", "Requests sent again (5xx, 429, timeouts, connection errors).");
+    cells.bytes_sent = reg(true, "remote_write_sent_bytes_total", "Compressed bytes of acknowledged requests.");
+    cells.records = reg(true, "remote_write_records_total", "Metric-batch records fully handled.");
+    cells.decode_errors = reg(true, "remote_write_decode_errors_total", "Malformed records or requests skipped.");
+    cells.last_success = reg(false, "remote_write_last_success_timestamp_seconds",
+                             "When the endpoint last answered 2xx (Unix time; 0: not since start).", {},
+                             StatsEncoding::kDouble);
+    cells.in_flight = reg(false, "remote_write_in_flight_requests", "Requests sent and not answered yet.");
+    if (!failed) return tl::unexpected(failed.error());
+    segment->heartbeat();
+    return {};
+  }
+
+  // remote_write_dropped_requests_total{status}: the code for 4xx, "other" for
+  // unexpected ones; "other" too once the segment is full.
+  std::atomic<std::uint64_t>* dropped_cell(int status) {
+    if (!segment) return nullptr;
+    const int key = status >= 400 && status <= 499 ? status : 0;
+    std::lock_guard lock(dropped_mu);
+    auto it = dropped_cells.find(key);
+    if (it != dropped_cells.end()) return it->second;
+    const std::string help = "Requests dropped unsent for good (a 4xx other than 429), by status.";
+    auto cell = segment->register_counter("remote_write_dropped_requests_total", help,
+                                          {{"status", key ? std::to_string(key) : std::string("other")}});
+    if (!cell && key != 0) return dropped_cells[key] = dropped_cell_other(help);
+    return dropped_cells[key] = cell ? *cell : nullptr;
+  }
+  std::atomic<std::uint64_t>* dropped_cell_other(const std::string& help) {
+    auto it = dropped_cells.find(0);
+    if (it != dropped_cells.end()) return it->second;
+    auto cell = segment->register_counter("remote_write_dropped_requests_total", help, {{"status", "other"}});
+    return dropped_cells[0] = cell ? *cell : nullptr;
+  }
   RateLimiter drop_log{std::chrono::seconds(10)};
   RateLimiter retry_log{std::chrono::seconds(10)};
 
@@ -87,6 +192,7 @@ struct RemoteWriteExporter::Impl {
     auto body = builders[shard].take_compressed();
     if (!body) {
       decode_errors.fetch_add(1, std::memory_order_relaxed);
+      bump(cells.decode_errors);
       return;
     }
     {
@@ -102,15 +208,17 @@ struct RemoteWriteExporter::Impl {
   }
 
   // The reader's callback: returns only when every request built from this
-  // record is answered (or given up at stop), so the cursor never passes
-  // unacknowledged samples.
-  void handle(const ring::RecordView& v) {
-    if (v.type != processors::kMetricBatchRecord) return;
+  // record is answered, so the cursor never passes unacknowledged samples.
+  // Returns false (the record stays unread) when a stop gave one of them up.
+  bool handle(const ring::RecordView& v) {
+    if (v.type != processors::kMetricBatchRecord) return true;
     processors::MetricBatchReader r(v.payload);
     if (r.error() != processors::MetricDecodeError::kNone) {
       decode_errors.fetch_add(1, std::memory_order_relaxed);
-      return;
+      bump(cells.decode_errors);
+      return true;
     }
+    record_abandoned.store(false, std::memory_order_relaxed);
     const std::int64_t ts = r.header().flush_ns / 1'000'000;
     while (auto e = r.next()) {
       if (e->kind != processors::EntryKind::kSeries) continue;
@@ -118,16 +226,23 @@ struct RemoteWriteExporter::Impl {
       builders[shard].add(*e, ts);
       if (builders[shard].samples() >= options.batch_size) enqueue(shard);
     }
-    if (r.error() != processors::MetricDecodeError::kNone) decode_errors.fetch_add(1, std::memory_order_relaxed);
+    if (r.error() != processors::MetricDecodeError::kNone) {
+      decode_errors.fetch_add(1, std::memory_order_relaxed);
+      bump(cells.decode_errors);
+    }
     for (std::size_t s = 0; s < builders.size(); ++s) enqueue(s);
     std::unique_lock lock(done_mu);
     done_cv.wait(lock, [&] { return outstanding == 0; });
+    // Written by the workers before their outstanding decrement under done_mu.
+    if (record_abandoned.load(std::memory_order_relaxed)) return false;
     records.fetch_add(1, std::memory_order_relaxed);
+    bump(cells.records);
+    return true;
   }
 
   void read_loop() {
     while (!stopping.load(std::memory_order_acquire)) {
-      const std::size_t n = reader->poll([this](const ring::RecordView& v) { handle(v); }, 1);
+      const std::size_t n = reader->poll_while([this](const ring::RecordView& v) { return handle(v); }, 1);
       if (n == 0) (void)reader->wait(100ms);
     }
   }
@@ -136,11 +251,16 @@ struct RemoteWriteExporter::Impl {
     for (std::uint32_t attempt = 0;; ++attempt) {
       if (monotonic_ns() >= give_up_at_ns.load(std::memory_order_acquire)) {
         abandoned_samples.fetch_add(job.samples, std::memory_order_relaxed);
-        spdlog::warn("remote_write exporter: stopping: {} samples not acknowledged by {}", job.samples,
-                     options.url);
+        bump(cells.samples_abandoned, job.samples);
+        record_abandoned.store(true, std::memory_order_relaxed);
+        spdlog::warn("remote_write exporter: stopping: {} samples not acknowledged by {}; left in the ring",
+                     job.samples, options.url);
         return;
       }
+      bump(cells.requests);
+      bump(cells.in_flight);
       auto res = w.client->request("POST", url.target, headers, job.body, options.timeout);
+      bump(cells.in_flight, ~std::uint64_t{0});  // -1
       const int status = res ? res->status : 0;
       last_status.store(status, std::memory_order_relaxed);
       switch (classify_http_status(status)) {
@@ -148,10 +268,17 @@ struct RemoteWriteExporter::Impl {
           samples_sent.fetch_add(job.samples, std::memory_order_relaxed);
           requests.fetch_add(1, std::memory_order_relaxed);
           bytes_sent.fetch_add(job.body.size(), std::memory_order_relaxed);
+          bump(cells.succeeded);
+          bump(cells.samples_sent, job.samples);
+          bump(cells.bytes_sent, job.body.size());
+          if (cells.last_success) stats_store_double(*cells.last_success, realtime_seconds());
           return;
         case SendVerdict::kDrop:
           dropped_requests.fetch_add(1, std::memory_order_relaxed);
           dropped_samples.fetch_add(job.samples, std::memory_order_relaxed);
+          bump(cells.failed[k4xx]);
+          bump(cells.samples_dropped, job.samples);
+          bump(dropped_cell(status));
           if (drop_log.allow()) {
             spdlog::warn("remote_write exporter: {}: HTTP {}: dropped {} samples: {} ({} similar suppressed)",
                          options.url, status, job.samples, res->body.substr(0, 200), drop_log.take_suppressed());
@@ -160,16 +287,24 @@ struct RemoteWriteExporter::Impl {
         case SendVerdict::kRetry:
           break;
       }
+      bump(cells.failed[status == 0 ? kNetwork : status == 429 ? k429 : k5xx]);
       retries.fetch_add(1, std::memory_order_relaxed);
+      bump(cells.retries);
       if (retry_log.allow()) {
         spdlog::warn("remote_write exporter: {}: {}; retrying ({} similar suppressed)", options.url,
                      res ? "HTTP " + std::to_string(status) + ": " + res->body.substr(0, 200) : res.error().message(),
                      retry_log.take_suppressed());
       }
-      const auto delay = retry_backoff(attempt, options.retry_min_backoff, options.retry_max_backoff,
-                                       std::uniform_real_distribution<double>(0.0, 1.0)(w.rng));
+      auto delay = std::chrono::nanoseconds(retry_backoff(attempt, options.retry_min_backoff,
+                                                          options.retry_max_backoff,
+                                                          std::uniform_real_distribution<double>(0.0, 1.0)(w.rng)));
+      // A stop shortens the wait to its deadline but keeps the backoff until
+      // then: retrying at once would hammer an endpoint that is down.
       std::unique_lock lock(stop_mu);
-      stop_cv.wait_for(lock, delay, [&] { return stopping.load(std::memory_order_acquire); });
+      stop_cv.wait_for(lock, delay, [&] {
+        const std::int64_t left = give_up_at_ns.load(std::memory_order_acquire) - monotonic_ns();
+        return left <= 0;
+      });
     }
   }
 
@@ -239,6 +374,9 @@ Result<std::unique_ptr<RemoteWriteExporter>> RemoteWriteExporter::create(RemoteW
     impl->builders.emplace_back();
   }
   impl->options = std::move(options);
+  if (auto st = impl->open_segment(); !st) {
+    return tl::unexpected(Error{st.error().code, what + "stats segment: " + st.error().message()});
+  }
   return std::unique_ptr<RemoteWriteExporter>(new RemoteWriteExporter(std::move(impl)));
 }
 

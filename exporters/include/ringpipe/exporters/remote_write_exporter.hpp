@@ -49,9 +49,13 @@ struct RemoteWriteOptions {
   std::string bearer_token;                   // exclusive with basic_auth
   std::string user_agent = "ringpipe/0.1.0";
   // stop() waits this long for unacknowledged requests; what is still
-  // unacknowledged then is counted in abandoned_samples (the record's cursor
-  // has to move for the reader thread to end).
+  // unacknowledged then is counted in abandoned_samples and its record is
+  // left unread (the cursor stays before it), so the next start sends it again.
   std::chrono::milliseconds stop_timeout{5000};
+  // This exporter's stats segment (remote_write_* metrics) as component
+  // `component`, kind "exporter"; "" = none.
+  std::string stats_path;
+  std::string component = "remote_write";
 };
 
 struct RemoteWriteStats {
@@ -62,7 +66,7 @@ struct RemoteWriteStats {
   std::uint64_t retries = 0;            // requests sent again (5xx, 429, timeouts, connection errors)
   std::uint64_t dropped_requests = 0;   // refused with another 4xx: never retried
   std::uint64_t dropped_samples = 0;
-  std::uint64_t abandoned_samples = 0;  // unacknowledged when stop() gave up
+  std::uint64_t abandoned_samples = 0;  // unacknowledged when stop() gave up (left in the ring)
   std::uint64_t decode_errors = 0;
   int last_status = 0;                  // last HTTP status seen (0 = no answer)
 };
