@@ -53,8 +53,6 @@ Result<RemoteWriteOptions> remote_write_options(const config::PipelineConfig& pi
   o.bearer_token = c.bearer_token;
   o.stats_path = pipeline.ring_path(exporter.name) + std::string(kStatsFileSuffix);
   o.component = exporter.name;
-  o.stats_path = pipeline.ring_path(exporter.name) + std::string(kStatsFileSuffix);
-  o.component = exporter.name;
   if (c.tls) {
     o.tls = RemoteWriteTls{c.tls->ca_file, c.tls->cert_file, c.tls->key_file, c.tls->insecure_skip_verify};
   }
