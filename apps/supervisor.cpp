@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 
 #include <fmt/format.h>
@@ -18,6 +19,7 @@
 #include "ringpipe/common/log.hpp"
 #include "ringpipe/common/unique_fd.hpp"
 #include "ringpipe/ring/ring.hpp"
+#include "ringpipe/common/stats_segment.hpp"
 #include "status_file.hpp"
 
 namespace ringpipe::apps {
@@ -53,6 +55,9 @@ std::int64_t encode_exit(int status) {
   if (WIFSIGNALED(status)) return -WTERMSIG(status);
   return 255;
 }
+
+// The supervisor's own stats segment, beside the components' ones.
+constexpr std::string_view kSupervisorStatsName = "supervisor";
 
 std::int64_t ms_of(Clock::duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
 
@@ -92,6 +97,9 @@ struct Supervisor::Impl {
   Clock::time_point drain_deadline{};
   int exit_code = kExitOk;
   Clock::time_point last_status_write{};
+  // `<run_dir>/<pipeline>/supervisor.stats`: supervisor_component_restarts_total{child}.
+  std::unique_ptr<StatsSegment> segment;
+  std::map<std::string, std::atomic<std::uint64_t>*> restart_cells;
 
   Impl(SupervisorOptions o, config::PipelineConfig p, StatusFile s)
       : options(std::move(o)), pipeline(std::move(p)), status(std::move(s)) {}
@@ -129,6 +137,44 @@ struct Supervisor::Impl {
     }
     status.write(s);
     last_status_write = Clock::now();
+    if (segment) segment->heartbeat();
+  }
+
+  void open_segment() {
+    if (find_child(kSupervisorStatsName)) {
+      spdlog::warn("a component is named {}: the supervisor publishes no stats segment", kSupervisorStatsName);
+      return;
+    }
+    auto seg = StatsSegment::create(stats_segment_path(pipeline, kSupervisorStatsName), kSupervisorStatsName,
+                                    "supervisor");
+    if (!seg) {
+      spdlog::warn("supervisor stats segment: {} (restarts are in the status file only)", seg.error().message());
+      return;
+    }
+    seg->reset_gauges();
+    segment = std::make_unique<StatsSegment>(std::move(*seg));
+    // Published at 0 before any restart, so the first one is an increase.
+    for (const Child& c : children) (void)restart_cell(c);
+  }
+
+  // The component's restart counter (label `child`: the exporter adds `component`
+  // = "supervisor"); registered on first use, null without a segment.
+  std::atomic<std::uint64_t>* restart_cell(const Child& c) {
+    if (!segment) return nullptr;
+    auto it = restart_cells.find(c.info.name);
+    if (it == restart_cells.end()) {
+      auto cell = segment->register_counter("supervisor_component_restarts_total",
+                                            "Starts of a component after it died (crash, kill, exit).",
+                                            {{"child", c.info.name}});
+      if (!cell) spdlog::warn("supervisor stats segment: {}", cell.error().message());
+      it = restart_cells.emplace(c.info.name, cell ? *cell : nullptr).first;
+    }
+    return it->second;
+  }
+
+  // Counts a start after the component died (not a reload's restart).
+  void count_restart(const Child& c) {
+    if (auto* cell = restart_cell(c)) cell->fetch_add(1, std::memory_order_relaxed);
   }
 
   // Opens every ring of `p` not open yet; a ring whose geometry changed is refused.
@@ -338,6 +384,7 @@ struct Supervisor::Impl {
     bool started = false;
     for (Child& c : children) {
       if (c.state == ComponentState::kBackoff && now >= c.next_start) {
+        if (c.starts > 0) count_restart(c);
         start_child(c);
         started = true;
       }
@@ -523,6 +570,7 @@ Result<std::unique_ptr<Supervisor>> Supervisor::create(SupervisorOptions options
   if (auto st = impl->open_rings_of(impl->pipeline, impl->rings); !st) return tl::unexpected(st.error());
   impl->register_readers(impl->pipeline, impl->rings);
   impl->children = impl->children_of(impl->pipeline);
+  impl->open_segment();
   impl->write_status();
   return std::unique_ptr<Supervisor>(new Supervisor(std::move(impl)));
 }

@@ -8,7 +8,9 @@
 // start. SIGTERM/SIGINT stop sources first, then each reader once its input
 // rings have no producer left and its lag is 0 (or drain_timeout passed).
 // SIGHUP reloads the pipeline and restarts only the components whose
-// fingerprint changed. Every change is published in the status file.
+// fingerprint changed. Every change is published in the status file; the
+// restarts after a death also in its stats segment `<run_dir>/<pipeline>/
+// supervisor.stats` (supervisor_component_restarts_total{child}).
 // Single-threaded: create() and run() on the main thread, which must have no
 // other threads (signals are taken with a signalfd).
 
