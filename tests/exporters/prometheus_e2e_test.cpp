@@ -344,6 +344,40 @@ TEST(PrometheusExporterE2E, HttpsWithBasicAuthOnMetricsHealthAndReady) {
   EXPECT_EQ(prom.wait_for_value("up{job=\"ringpipe\"}", 1, 20s), 1.0);
 }
 
+TEST(PrometheusExporterE2E, HttpsWithClientCertificatesRefusesClientsWithout) {
+  ASSERT_TRUE(have_openssl_and_curl()) << "needs /usr/bin/openssl and /usr/bin/curl (build.sh installs them)";
+  ringpipe::testing::ScratchDir dir;
+  testing::TestPki pki;
+  ASSERT_TRUE(testing::make_test_pki(dir.path().string(), &pki)) << file_text(dir.file("openssl.log"));
+  const std::string ckey = dir.file("client.key");
+  const std::string ccert = dir.file("client.pem");
+  std::ofstream(dir.file("client.ext")) << "extendedKeyUsage=clientAuth\n";
+  const std::string q = " > /dev/null 2>&1";
+  ASSERT_EQ(std::system(("/usr/bin/openssl req -newkey rsa:2048 -nodes -subj /CN=scraper -keyout " + ckey +
+                         " -out " + dir.file("client.csr") + q).c_str()),
+            0);
+  ASSERT_EQ(std::system(("/usr/bin/openssl x509 -req -in " + dir.file("client.csr") + " -CA " + pki.ca_cert +
+                         " -CAkey " + pki.ca_key + " -CAcreateserial -days 1 -extfile " + dir.file("client.ext") +
+                         " -out " + ccert + q).c_str()),
+            0);
+  const std::string path = dir.file("metrics");
+  ring::Ring ring = make_ring(path);
+  PrometheusExporterOptions o;
+  o.input = path;
+  o.listen = "127.0.0.1:0";
+  o.tls = TlsFiles{pki.cert, pki.key, pki.ca_cert};
+  auto exp = PrometheusExporter::create(o);
+  ASSERT_TRUE(exp) << exp.error().message();
+  ASSERT_TRUE((*exp)->start());
+  const std::string url = "https://127.0.0.1:" + std::to_string((*exp)->port()) + "/metrics";
+  const std::string out = dir.file("curl.out");
+  EXPECT_EQ(curl_status("--cacert " + pki.ca_cert + " --cert " + ccert + " --key " + ckey, url, out), 200);
+  EXPECT_NE(file_text(out).find("# TYPE ringpipe_exporter_series gauge"), std::string::npos);
+  EXPECT_EQ(curl_status("--cacert " + pki.ca_cert, url, out), 0) << "no client certificate";
+  EXPECT_EQ(curl_status("--cacert " + pki.ca_cert + " --cert " + ccert + " --key " + ckey, url, out), 200)
+      << "still serving";
+}
+
 // Plays a processor: writes a full snapshot whenever `<ring>.resync` appears.
 class FakeProcessor {
  public:
