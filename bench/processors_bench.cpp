@@ -3,6 +3,7 @@
 // a baseline measured in the same run:
 //   BM_ShardApply          one shard's hot path, one sample at a time
 //   BM_ShardApplyBatch     the same in batches of 256 with prefetching (what a shard thread does)
+//   BM_ShardApplyBatchState the same with the crash-safe state store (undo log, one commit per batch)
 //   BM_EngineAdd           mapping + labels + hash + shard (one thread does it all)
 //   BM_BaselineUnorderedMap std::unordered_map<std::string, double> increment
 //   BM_Match*              the matcher with and without its cache
@@ -10,6 +11,10 @@
 
 #include <benchmark/benchmark.h>
 
+#include <stdlib.h>
+
+#include <filesystem>
+#include <memory>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -21,6 +26,7 @@
 #include "ringpipe/sample/sample_batch.hpp"
 #include "series_mapper.hpp"
 #include "shard.hpp"
+#include "state_store.hpp"
 
 namespace {
 
@@ -91,15 +97,40 @@ void BM_ShardApply(benchmark::State& state) {
 BENCHMARK(BM_ShardApply)->Arg(1'000)->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kNanosecond);
 
 // As the shard threads run: batches of 256 samples with prefetching.
-void BM_ShardApplyBatch(benchmark::State& state) {
+// `with_state`: the shard keeps its series in a StateStore file under
+// /dev/shm and commits each batch as one record segment, as a processor with
+// `state: true` does.
+void shard_apply_batch(benchmark::State& state, bool with_state) {
   const std::int64_t series = state.range(0);
+  std::unique_ptr<detail::StateStore> store;
+  std::string dir;
+  if (with_state) {
+    char tmpl[] = "/dev/shm/ringpipe-bench-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) {
+      state.SkipWithError("mkdtemp failed");
+      return;
+    }
+    dir = tmpl;
+    detail::StateGeometry g;
+    g.slot_capacity = static_cast<std::uint64_t>(series) + 1024;
+    g.arena_bytes = g.slot_capacity * 256;
+    g.undo_bytes = 1 << 20;
+    bool restored = false;
+    std::string rejected;
+    auto st = detail::StateStore::open(dir + "/shard-0.state", g, &restored, &rejected);
+    if (!st) {
+      state.SkipWithError(st.error().message().c_str());
+      return;
+    }
+    store = std::move(*st);
+  }
   EngineOptions opts;
   opts.max_series = opts.max_series_per_metric = 2'000'000;
   detail::FamilyRegistry registry(opts.max_families, opts.max_series, opts.max_series_per_metric);
   auto matcher = Matcher::create(opts.mapping);
   auto specs = detail::build_specs(*matcher);
   detail::SeriesMapper mapper(std::move(*matcher), registry, opts);
-  detail::Shard shard(0, 1, registry, specs, opts, 1);
+  detail::Shard shard(0, 1, registry, specs, opts, 1, store.get());
   Corpus corpus(series);
   std::vector<std::byte> labels;
   std::vector<detail::MappedSample> mapped(static_cast<std::size_t>(series));
@@ -116,15 +147,26 @@ void BM_ShardApplyBatch(benchmark::State& state) {
   for (const std::uint32_t o : ord) stream.push_back(mapped[o]);
   constexpr std::size_t kBatch = 256;
   std::size_t k = 0;
+  std::uint64_t seq = 0;
   for (auto _ : state) {
-    shard.apply_batch(std::span<const detail::MappedSample>(stream.data() + k, kBatch), labels.data(), 0);
+    const std::span<const detail::MappedSample> batch(stream.data() + k, kBatch);
+    if (with_state) {
+      const detail::RecordSegment seg{0, 0, ++seq, static_cast<std::uint32_t>(kBatch)};
+      shard.apply_segments(batch, {&seg, 1}, labels.data(), 0);
+    } else {
+      shard.apply_batch(batch, labels.data(), 0);
+    }
     k = (k + kBatch) & ((1 << 20) - 1);
   }
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(kBatch));
   state.counters["bytes_per_series"] =
       static_cast<double>(shard.memory_bytes()) / static_cast<double>(shard.series_count());
+  if (!dir.empty()) std::filesystem::remove_all(dir);  // unlinked; the mapping lives until the shard and store go
 }
+void BM_ShardApplyBatch(benchmark::State& state) { shard_apply_batch(state, false); }
+void BM_ShardApplyBatchState(benchmark::State& state) { shard_apply_batch(state, true); }
 BENCHMARK(BM_ShardApplyBatch)->Arg(1'000)->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ShardApplyBatchState)->Arg(1'000)->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kMicrosecond);
 
 void BM_EngineAdd(benchmark::State& state) {
   const std::int64_t series = state.range(0);
