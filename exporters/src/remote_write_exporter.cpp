@@ -141,8 +141,8 @@ struct RemoteWriteExporter::Impl {
     cells.succeeded = reg(true, "remote_write_requests_succeeded_total", "Requests answered 2xx.");
     for (std::size_t c = 0; c < kFailureClasses; ++c) {
       cells.failed[c] = reg(true, "remote_write_failed_requests_total",
-                            "Attempts not acknowledged, by reason: 5xx, 429 and network (no answer: connect error "
-                            "or timeout) are retried, 4xx is dropped.",
+                            "Attempts not acknowledged: 5xx, 429, network (no answer, or 408) are retried; 4xx "
+                            "is dropped.",
                             {{"reason", std::string(kFailureClassNames[c])}});
     }
     cells.samples_sent = reg(true, "remote_write_samples_sent_total", "Samples acknowledged with 2xx.");
@@ -287,7 +287,7 @@ struct RemoteWriteExporter::Impl {
         case SendVerdict::kRetry:
           break;
       }
-      bump(cells.failed[status == 0 ? kNetwork : status == 429 ? k429 : k5xx]);
+      bump(cells.failed[status == 429 ? k429 : status >= 500 ? k5xx : kNetwork]);
       retries.fetch_add(1, std::memory_order_relaxed);
       bump(cells.retries);
       if (retry_log.allow()) {
