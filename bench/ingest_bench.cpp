@@ -6,9 +6,15 @@
 //      packet, target rate, bounded duration) into IngestServer writing a real
 //      ring, drained by a reader thread; reports received/sent, every drop
 //      counter and the server's CPU per million lines.
+//   3. --send-only: the same generator alone, aimed at any UDP port (another
+//      StatsD server: a running ringpipe, collectd, statsd_exporter). Prints
+//      the lines it sent; used by bench/e2e.
 // Usage: ingest_bench [--parse-only|--udp-only] [--seconds S] [--rate LINES_PER_S]
 //                     [--series N] [--lines L] [--sockets K] [--ring-dir DIR]
 //                     [--protocol statsd|influx|graphite]
+//        ingest_bench --send-only --port P [--host 127.0.0.1] [--seconds S]
+//                     [--rate LINES_PER_S, 0 = as fast as possible] [--series N]
+//                     [--lines L] [--prefix NAME] [--tags TAGS]
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -51,6 +57,12 @@ struct Args {
   std::uint32_t sockets = 2;
   std::string ring_dir = "/dev/shm";
   std::string protocol;  // empty: all
+  // --send-only: the generator alone, to host:port.
+  bool send_only = false;
+  std::string host = "127.0.0.1";
+  int port = 0;
+  std::string prefix = "bench.metric";  // counter names are <prefix>.<series id>
+  std::string tags = "env:bench";       // DogStatsD tags; "" sends plain StatsD
 };
 
 double thread_cpu_s() {
@@ -197,6 +209,106 @@ void bench_parsers(const Args& a) {
   }
 }
 
+// Pre-built packets: every series appears, lines vary only by series.
+std::vector<std::string> build_packets(const Args& a) {
+  const int packets_needed = (a.series + a.lines - 1) / a.lines;
+  std::vector<std::string> packets;
+  packets.reserve(static_cast<std::size_t>(std::max(packets_needed, 64)));
+  const std::string suffix = a.tags.empty() ? std::string(":1|c\n") : ":1|c|#" + a.tags + "\n";
+  for (int p = 0; p < std::max(packets_needed, 64); ++p) {
+    std::string s;
+    for (int l = 0; l < a.lines; ++l) {
+      const int id = (p * a.lines + l) % a.series;
+      s += a.prefix + "." + std::to_string(id) + suffix;
+    }
+    packets.push_back(std::move(s));
+  }
+  return packets;
+}
+
+struct SendResult {
+  std::uint64_t lines = 0;
+  std::uint64_t packets = 0;
+  std::uint64_t errors = 0;
+  double seconds = 0;
+  double cpu_s = 0;  // the sending thread's CPU
+};
+
+// sendmmsg in batches of 32 to addr:port (network byte order), paced so it is
+// never ahead of rate * elapsed (rate <= 0: as fast as possible), for a.seconds.
+SendResult send_packets(const Args& a, std::uint32_t addr_be, std::uint16_t port,
+                        const std::vector<std::string>& packets) {
+  SendResult r;
+  const double cpu0 = thread_cpu_s();
+  const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0) {
+    std::perror("socket");
+    return r;
+  }
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_port = htons(port);
+  dst.sin_addr.s_addr = addr_be;
+  constexpr int kBatch = 32;
+  mmsghdr msgs[kBatch];
+  iovec iov[kBatch];
+  const auto start = Clock::now();
+  const auto end = start + std::chrono::duration<double>(a.seconds);
+  std::size_t next_packet = 0;
+  for (auto now = start; now < end; now = Clock::now()) {
+    if (a.rate > 0) {
+      const double elapsed = std::chrono::duration<double>(now - start).count();
+      const double allowed = a.rate * elapsed - static_cast<double>(r.lines);
+      if (allowed < a.lines * kBatch) {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+        continue;
+      }
+    }
+    for (int i = 0; i < kBatch; ++i) {
+      const std::string& p = packets[(next_packet + static_cast<std::size_t>(i)) % packets.size()];
+      iov[i] = iovec{const_cast<char*>(p.data()), p.size()};
+      std::memset(&msgs[i], 0, sizeof msgs[i]);
+      msgs[i].msg_hdr.msg_name = &dst;
+      msgs[i].msg_hdr.msg_namelen = sizeof dst;
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    const int n = ::sendmmsg(fd, msgs, kBatch, 0);
+    if (n > 0) {
+      // Only the packets actually handed to the kernel count as sent.
+      next_packet += static_cast<std::size_t>(n);
+      r.packets += static_cast<std::uint64_t>(n);
+      r.lines += static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(a.lines);
+    } else {
+      ++r.errors;
+    }
+  }
+  r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  ::close(fd);
+  r.cpu_s = thread_cpu_s() - cpu0;
+  return r;
+}
+
+// --send-only: the generator alone. The last line is machine-readable.
+int send_only(const Args& a) {
+  in_addr addr{};
+  if (a.port <= 0 || a.port > 65535 || ::inet_pton(AF_INET, a.host.c_str(), &addr) != 1) {
+    std::fprintf(stderr, "--send-only needs --port 1..65535 and an IPv4 --host (found %s:%d)\n", a.host.c_str(),
+                 a.port);
+    return 2;
+  }
+  const std::vector<std::string> packets = build_packets(a);
+  std::fprintf(stderr, "sending to %s:%d: %d series, %d lines/packet, %s for %.1f s\n", a.host.c_str(), a.port,
+               a.series, a.lines,
+               a.rate > 0 ? (std::to_string(a.rate / 1e6) + " M lines/s").c_str() : "as fast as possible", a.seconds);
+  const SendResult r = send_packets(a, addr.s_addr, static_cast<std::uint16_t>(a.port), packets);
+  std::printf("sent_lines=%llu sent_packets=%llu send_errors=%llu seconds=%.3f rate=%.0f generator_cpu_s=%.3f\n",
+              static_cast<unsigned long long>(r.lines), static_cast<unsigned long long>(r.packets),
+              static_cast<unsigned long long>(r.errors), r.seconds,
+              r.seconds > 0 ? static_cast<double>(r.lines) / r.seconds : 0.0, r.cpu_s);
+  return r.lines > 0 ? 0 : 1;
+}
+
 // The UDP -> ring load test.
 int bench_udp(const Args& a) {
   std::printf("\nUDP -> ring: %u SO_REUSEPORT sockets, %d series, %d lines/packet, target %.2f M lines/s for %.1f s\n",
@@ -250,62 +362,14 @@ int bench_udp(const Args& a) {
   if (!(*server)->start()) return 1;
   const std::uint16_t port = (*server)->udp_port();
 
-  // Pre-built packets: every series appears, lines vary only by series.
-  const int packets_needed = (a.series + a.lines - 1) / a.lines;
-  std::vector<std::string> packets;
-  for (int p = 0; p < std::max(packets_needed, 64); ++p) {
-    std::string s;
-    for (int l = 0; l < a.lines; ++l) {
-      const int id = (p * a.lines + l) % a.series;
-      s += "bench.metric." + std::to_string(id) + ":1|c|#env:bench\n";
-    }
-    packets.push_back(std::move(s));
-  }
-
+  const std::vector<std::string> packets = build_packets(a);
   const double cpu0 = process_cpu_s();
-  std::uint64_t sent_lines = 0;
-  std::uint64_t send_errors = 0;
-  double gen_cpu = 0;
-  std::thread gen([&] {
-    const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in dst{};
-    dst.sin_family = AF_INET;
-    dst.sin_port = htons(port);
-    dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    constexpr int kBatch = 32;
-    mmsghdr msgs[kBatch];
-    iovec iov[kBatch];
-    const auto start = Clock::now();
-    const auto end = start + std::chrono::duration<double>(a.seconds);
-    std::size_t next_packet = 0;
-    while (Clock::now() < end) {
-      // Pace: never ahead of rate * elapsed.
-      const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-      const double allowed = a.rate * elapsed - static_cast<double>(sent_lines);
-      if (allowed < a.lines * kBatch) {
-        std::this_thread::sleep_for(std::chrono::microseconds(50));
-        continue;
-      }
-      for (int i = 0; i < kBatch; ++i) {
-        const std::string& p = packets[next_packet++ % packets.size()];
-        iov[i] = iovec{const_cast<char*>(p.data()), p.size()};
-        std::memset(&msgs[i], 0, sizeof msgs[i]);
-        msgs[i].msg_hdr.msg_name = &dst;
-        msgs[i].msg_hdr.msg_namelen = sizeof dst;
-        msgs[i].msg_hdr.msg_iov = &iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-      }
-      const int n = ::sendmmsg(fd, msgs, kBatch, 0);
-      if (n > 0) {
-        sent_lines += static_cast<std::uint64_t>(n) * static_cast<std::uint64_t>(a.lines);
-      } else {
-        ++send_errors;
-      }
-    }
-    ::close(fd);
-    gen_cpu = thread_cpu_s();
-  });
+  SendResult sr;
+  std::thread gen([&] { sr = send_packets(a, htonl(INADDR_LOOPBACK), port, packets); });
   gen.join();
+  const std::uint64_t sent_lines = sr.lines;
+  const std::uint64_t send_errors = sr.errors;
+  const double gen_cpu = sr.cpu_s;
   const auto& st = (*server)->stats();
   // Let the server catch up with what the kernel holds (bounded).
   const auto settle_end = Clock::now() + std::chrono::seconds(5);
@@ -366,16 +430,29 @@ int main(int argc, char** argv) {
       a.ring_dir = next();
     else if (k == "--protocol")
       a.protocol = next();
+    else if (k == "--send-only")
+      a.send_only = true;
+    else if (k == "--host")
+      a.host = next();
+    else if (k == "--port")
+      a.port = std::atoi(next());
+    else if (k == "--prefix")
+      a.prefix = next();
+    else if (k == "--tags")
+      a.tags = i + 1 < argc ? argv[++i] : "";
     else {
       std::fprintf(stderr,
                    "usage: %s [--parse-only|--udp-only] [--seconds S] [--rate LINES_PER_S] [--series N] "
-                   "[--lines L] [--sockets K] [--ring-dir DIR] [--protocol statsd|influx|graphite]\n",
-                   argv[0]);
+                   "[--lines L] [--sockets K] [--ring-dir DIR] [--protocol statsd|influx|graphite]\n"
+                   "       %s --send-only --port P [--host 127.0.0.1] [--seconds S] [--rate LINES_PER_S (0: "
+                   "unpaced)] [--series N] [--lines L] [--prefix NAME] [--tags TAGS ('' for plain StatsD)]\n",
+                   argv[0], argv[0]);
       return 2;
     }
   }
   a.seconds = std::clamp(a.seconds, 0.1, 600.0);
   spdlog::set_level(spdlog::level::warn);
+  if (a.send_only) return send_only(a);
   if (a.parse) bench_parsers(a);
   if (a.udp && bench_udp(a) != 0) return 1;
   return 0;
