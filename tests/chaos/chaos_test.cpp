@@ -233,7 +233,7 @@ TEST_F(Chaos, RandomKillsAndAStoppedSourceLoseNothingTheRingAcceptedAndEveryReco
     // Each death within 2 s of a start doubles the restart backoff (100 ms,
     // 200 ms, ...): after two such deaths in a row, let the victim pass 2 s of
     // uptime first, so its next death resets the backoff and no restart waits
-    // longer than 400 ms.
+    // longer than 200 ms.
     if (victim.quick_failures >= 2) {
       const std::int64_t wait_ns = victim.started_ns + 2'100'000'000 - realtime_ns();
       if (wait_ns > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(wait_ns));
