@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <array>
 
 #include "e2e_util.hpp"
@@ -111,6 +113,59 @@ TEST(CliE2e, RingCreateInspectTailAndRemoveReader) {
   for (const auto& r : ring->stats().readers) EXPECT_NE(r.name, "gone");
   EXPECT_EQ(run(dir, {"ring", "rm-reader", path, "gone"}).code, 1);
   EXPECT_EQ(run(dir, {"ring", "inspect", dir.file("missing")}).code, 1);
+}
+
+// `tail RING FILE` and the live `stat FILE`, on a pipeline whose supervisor is
+// not running: both read the rings named by the file straight from shared memory.
+TEST(CliE2e, TailAndLiveStatReadAPipelinesRingsWithoutItsSupervisor) {
+  testing::ScratchDir dir;
+  const std::string file = dir.file("p.yaml");
+  e2e::write_text(file, "pipeline: cli\nrun_dir: " + dir.path().string() + R"(
+rings: {raw: {size: 1MiB, lanes: 2}, metrics: {size: 1MiB}}
+sources: {s: {type: statsd, listen: [udp://127.0.0.1:0], output: raw}}
+processors: {agg: {type: aggregate, input: raw, output: metrics}}
+exporters: {prom: {type: prometheus, input: metrics, listen: 127.0.0.1:0}}
+)");
+  const std::string raw = (dir.path() / "cli" / "raw").string();
+  ASSERT_EQ(run(dir, {"ring", "create", raw, "--size", "1MiB", "--lanes", "2"}).code, 0);
+  auto ring = ring::Ring::open(raw);
+  ASSERT_TRUE(ring);
+
+  EXPECT_EQ(run(dir, {"tail", "nosuch", file}).code, 2);  // usage: the pipeline has no such ring
+  e2e::Proc tail({"tail", "raw", file, "--count", "1", "--duration", "20s"}, dir.file("tail.out"), dir.file("tail.err"));
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        for (const auto& r : ring->stats().readers)
+          if (r.name.rfind("tail-", 0) == 0 && r.alive) return true;
+        return false;
+      },
+      std::chrono::seconds(10)));
+  auto producer = ring::Producer::attach(*ring);
+  ASSERT_TRUE(producer);
+  std::array<std::byte, 512> buf{};
+  sample::BatchWriter w(buf, 3, 0);
+  const std::array<sample::Tag, 1> tags = {sample::Tag{"room", "lab"}};
+  ASSERT_TRUE(w.append(sample::Kind::kGauge, "temperature", 21.5, 1, tags));
+  ASSERT_EQ(producer->try_write(sample::kSampleBatchRecord, std::span(buf.data(), w.finish())), ring::WriteStatus::kOk);
+  ASSERT_EQ(tail.wait(std::chrono::seconds(10)), 0) << tail.err();
+  EXPECT_NE(tail.out().find("gauge temperature 21.5 {room=lab}"), std::string::npos) << tail.out();
+
+  // The live view redraws every interval until SIGTERM, then exits 0.
+  e2e::Proc stat({"stat", file, "--interval", "100ms"}, dir.file("stat.out"), dir.file("stat.err"));
+  auto frames = [&] {
+    const std::string out = stat.out();
+    std::size_t n = 0;
+    for (std::size_t at = out.find("\x1b[H\x1b[2J"); at != std::string::npos; at = out.find("\x1b[H\x1b[2J", at + 1)) ++n;
+    return n;
+  };
+  EXPECT_TRUE(testing::wait_until([&] { return frames() >= 4; }, std::chrono::seconds(10))) << stat.out();
+  stat.signal(SIGTERM);
+  EXPECT_EQ(stat.wait(std::chrono::seconds(5)), 0) << stat.err();
+  const std::string out = stat.out();
+  const std::string last = out.substr(out.rfind("\x1b[H\x1b[2J"));
+  EXPECT_NE(last.find("supervisor: no status"), std::string::npos) << last;  // never started
+  EXPECT_NE(last.find("ring raw: "), std::string::npos) << last;
+  EXPECT_NE(last.find("2 lanes"), std::string::npos) << last;
 }
 
 TEST(CliE2e, ComponentWithABadConfigExits78) {

@@ -156,11 +156,35 @@ TEST(PipelineConfig, FillsDocumentedDefaults) {
   EXPECT_EQ(p.histogram.buckets.size(), 11u);
   EXPECT_EQ(p.max_series, 1'000'000u);
   EXPECT_EQ(p.max_series_per_metric, 100'000u);
+  EXPECT_TRUE(p.state);  // crash-safe totals unless turned off
+  EXPECT_EQ(p.state_dir, "");
   EXPECT_EQ(r->exporters[0].prometheus.path, "/metrics");
   EXPECT_EQ(r->exporters[0].reader, "prometheus");
   const auto& rw = RemoteWriteConfig{};
   EXPECT_EQ(rw.batch_size, 2000u);
   EXPECT_EQ(rw.timeout, milliseconds{30'000});
+}
+
+TEST(PipelineConfig, ProcessorStateCanBeTurnedOffOrPlacedRelativeToTheFile) {
+  std::string text(kValid);
+  const std::string plain = "  aggregate: {type: aggregate, input: raw, output: metrics}";
+  auto with = [&](const std::string& extra) {
+    std::string t = text;
+    t.replace(t.find(plain), plain.size(), "  aggregate: {type: aggregate, input: raw, output: metrics, " + extra + "}");
+    return parse_pipeline(t, "/etc/ringpipe/p.yaml", env_of({}));
+  };
+  auto off = with("state: false");
+  ASSERT_TRUE(off) << off.error().message();
+  EXPECT_FALSE(off->processors[0].state);
+  auto rel = with("state_dir: state/agg");
+  ASSERT_TRUE(rel) << rel.error().message();
+  EXPECT_EQ(rel->processors[0].state_dir, "/etc/ringpipe/state/agg");
+  auto abs = with("state_dir: /var/lib/ringpipe/agg");
+  ASSERT_TRUE(abs);
+  EXPECT_EQ(abs->processors[0].state_dir, "/var/lib/ringpipe/agg");
+  auto bad = with("state: maybe");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("state"), std::string::npos) << bad.error().message();
 }
 
 TEST(PipelineConfig, ReportsEveryUnknownKeyWithPosition) {
@@ -188,7 +212,7 @@ exporters:
                 "p.yaml:8:61: processor \"aggregate\": found unknown key \"flush\", expected one of: type, input, "
                 "output, reader, mapping_config, cache_size, cache_type, shards, flush_interval, ttl, max_series, "
                 "max_series_per_metric, observer_type, quantiles, buckets, summary_max_age, summary_age_buckets, "
-                "summary_buf_cap, native_histogram_bucket_factor, native_histogram_max_buckets",
+                "summary_buf_cap, native_histogram_bucket_factor, native_histogram_max_buckets, state, state_dir",
                 "p.yaml:10:72: exporter \"prometheus\": found unknown key \"pth\", expected one of: type, input, "
                 "reader, listen, path, tls, basic_auth_users (did you mean \"path\"?)",
             }));

@@ -51,7 +51,7 @@ struct RemoteWriteOptions {
   // stop() waits this long for unacknowledged requests; what is still
   // unacknowledged then is counted in abandoned_samples and its record is
   // left unread (the cursor stays before it), so the next start sends it again.
-  std::chrono::milliseconds stop_timeout{5000};
+  std::chrono::milliseconds stop_timeout{3000};  // under the supervisor's 5 s before SIGKILL
   // This exporter's stats segment (remote_write_* metrics) as component
   // `component`, kind "exporter"; "" = none.
   std::string stats_path;
