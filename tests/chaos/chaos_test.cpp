@@ -1,11 +1,12 @@
 // Chaos: the real `ringpipe run` supervising a whole pipeline (TCP StatsD
 // source -> `block` ring raw -> aggregate -> `block` ring metrics ->
 // Prometheus exporter) under steady TCP load, while the test kills a random
-// component with SIGKILL at random moments and stops the source with SIGSTOP
-// for longer than every timeout. At the end /metrics must hold exactly what
-// entered the raw ring, no reader may have seen a corrupt, torn or lapped
-// record, every recovery must be in the supervisor's log, and the supervisor
-// must stop on SIGTERM with exit code 0. Every wait is bounded.
+// component with SIGKILL at random moments, then stops the source and the
+// exporter with SIGSTOP for longer than every timeout. At the end /metrics
+// must hold exactly what entered the raw ring, no reader may have seen a
+// corrupt, torn or lapped record, every recovery must be in the supervisor's
+// log, and the supervisor must stop on SIGTERM with exit code 0. Every wait
+// is bounded.
 //
 // The seed comes from RINGPIPE_CHAOS_SEED when set (to replay a failure),
 // else from std::random_device; it is printed first.
@@ -158,7 +159,7 @@ exporters:
     if (load_.joinable()) load_.join();
   }
   void TearDown() override {
-    if (stopped_pid_ != 0) ::kill(static_cast<pid_t>(stopped_pid_), SIGCONT);
+    for (const std::uint32_t p : stopped_pids_) ::kill(static_cast<pid_t>(p), SIGCONT);
     stop_load();
   }
 
@@ -188,10 +189,10 @@ exporters:
   // one was reaped and its sockets are closed); +2 for each kill.
   std::atomic<std::uint64_t> source_kill_epoch_{0};
   std::atomic<std::uint64_t> attempted_{0}, clean_{0}, suspect_{0}, connections_{0};
-  std::uint32_t stopped_pid_ = 0;
+  std::vector<std::uint32_t> stopped_pids_;  // resumed by TearDown if a check failed while they were stopped
 };
 
-TEST_F(Chaos, RandomKillsAndAStoppedSourceLoseNothingTheRingAcceptedAndEveryRecoveryIsLogged) {
+TEST_F(Chaos, RandomKillsAndStoppedProcessesLoseNothingTheRingAcceptedAndEveryRecoveryIsLogged) {
   std::uint64_t seed = std::random_device{}();
   if (const char* s = std::getenv("RINGPIPE_CHAOS_SEED")) seed = std::strtoull(s, nullptr, 10);
   std::cout << "chaos seed " << seed << " (replay: RINGPIPE_CHAOS_SEED=" << seed << ")" << std::endl;
@@ -257,30 +258,41 @@ TEST_F(Chaos, RandomKillsAndAStoppedSourceLoseNothingTheRingAcceptedAndEveryReco
   const std::uint64_t after_kills = audit->count();
   ASSERT_TRUE(testing::wait_until([&] { return audit->count() > after_kills + 5'000; }, 20s));
 
-  // SIGSTOP the source for longer than every timeout, then resume it: it is
-  // not declared dead or restarted, and what it holds arrives intact.
+  // SIGSTOP the source (a producer) and the exporter (a reader) for longer
+  // than every timeout, then resume them: neither is declared dead, evicted
+  // or restarted, and what the source holds arrives intact.
   {
-    const std::uint32_t source = pid_of("statsd");
+    const std::uint32_t source = pid_of("statsd"), exporter = pid_of("prometheus");
     ASSERT_NE(source, 0u);
-    const std::uint32_t restarts_before = find(*status(), "statsd")->restarts;
-    stopped_pid_ = source;
-    ASSERT_EQ(::kill(static_cast<pid_t>(source), SIGSTOP), 0);
+    ASSERT_NE(exporter, 0u);
+    const auto before = status();
+    ASSERT_TRUE(before);
+    stopped_pids_ = {source, exporter};
+    for (const std::uint32_t p : stopped_pids_) ASSERT_EQ(::kill(static_cast<pid_t>(p), SIGSTOP), 0);
     std::this_thread::sleep_for(kStopFor);
-    // Still its lane's owner: nothing is reclaimed from a live process.
+    // Still its lane's owner and its reader slot's: nothing is reclaimed from a live process.
     auto raw = ring::Ring::open(ring("raw"));
-    ASSERT_TRUE(raw);
+    auto metrics = ring::Ring::open(ring("metrics"));
+    ASSERT_TRUE(raw && metrics);
     const auto lanes = raw->stats().lane;
     EXPECT_TRUE(std::any_of(lanes.begin(), lanes.end(),
                             [&](const ring::LaneStats& l) { return l.owned && l.owner_pid == source; }));
+    const auto readers = metrics->stats().readers;
+    EXPECT_TRUE(std::any_of(readers.begin(), readers.end(), [&](const ring::ReaderStats& r) {
+      return r.name == "prometheus" && r.alive && r.state == ring::ReaderStats::State::kActive && r.pid == exporter;
+    }));
     const auto s = status();
     ASSERT_TRUE(s);
-    EXPECT_EQ(find(*s, "statsd")->pid, source);
-    EXPECT_EQ(find(*s, "statsd")->restarts, restarts_before);
-    ASSERT_EQ(::kill(static_cast<pid_t>(source), SIGCONT), 0);
-    stopped_pid_ = 0;
+    for (const char* n : {"statsd", "prometheus"}) {
+      EXPECT_EQ(find(*s, n)->pid, find(*before, n)->pid) << n;
+      EXPECT_EQ(find(*s, n)->restarts, find(*before, n)->restarts) << n;
+    }
+    for (const std::uint32_t p : stopped_pids_) ASSERT_EQ(::kill(static_cast<pid_t>(p), SIGCONT), 0);
+    stopped_pids_.clear();
     const std::uint64_t resumed = audit->count();
     ASSERT_TRUE(testing::wait_until([&] { return audit->count() > resumed + 5'000; }, 20s)) << supervisor_->err();
     EXPECT_EQ(pid_of("statsd"), source);
+    EXPECT_EQ(pid_of("prometheus"), exporter);
   }
 
   stop_load();
