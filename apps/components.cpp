@@ -44,8 +44,32 @@ ingest::Protocol protocol_of(config::SourceType t) {
     case config::SourceType::kStatsd: return ingest::Protocol::kStatsd;
     case config::SourceType::kInflux: return ingest::Protocol::kInflux;
     case config::SourceType::kGraphite: return ingest::Protocol::kGraphite;
+    case config::SourceType::kJson: return ingest::Protocol::kJson;
   }
   return ingest::Protocol::kStatsd;
+}
+
+ingest::Precision precision_of(config::TimestampPrecision p) {
+  switch (p) {
+    case config::TimestampPrecision::kSeconds: return ingest::Precision::kSeconds;
+    case config::TimestampPrecision::kMilliseconds: return ingest::Precision::kMilliseconds;
+    case config::TimestampPrecision::kMicroseconds: return ingest::Precision::kMicroseconds;
+    case config::TimestampPrecision::kNanoseconds: return ingest::Precision::kNanoseconds;
+  }
+  return ingest::Precision::kSeconds;
+}
+
+ingest::JsonOptions json_options(const config::SourceConfig& s) {
+  ingest::JsonOptions o;
+  o.value_field = s.json.value_field;
+  o.name_field = s.json.name_field;
+  o.name = s.json.name;
+  o.timestamp_field = s.json.timestamp_field;
+  o.timestamp_precision = precision_of(s.json.timestamp_precision);
+  o.kind = s.json.counter ? sample::Kind::kCounter : sample::Kind::kGauge;
+  o.max_labels = s.json.max_labels;
+  o.max_line_bytes = s.max_line_length;
+  return o;
 }
 
 bool ipv6_available() {
@@ -132,6 +156,11 @@ std::string source_fingerprint(const config::PipelineConfig& p, const config::So
   put(out, "idle", s.idle_timeout.count());
   put(out, "mode", s.socket_mode);
   put(out, "write_timeout", s.write_timeout.count());
+  if (s.type == config::SourceType::kJson) {
+    put(out, "json", fmt::format("{}|{}|{}|{}|{}|{}|{}", s.json.value_field, s.json.name_field, s.json.name,
+                                 s.json.timestamp_field, static_cast<int>(s.json.timestamp_precision), s.json.counter,
+                                 s.json.max_labels));
+  }
   put(out, "index", [&] {
     for (std::size_t i = 0; i < p.sources.size(); ++i)
       if (p.sources[i].name == s.name) return i;
@@ -156,6 +185,7 @@ std::string processor_fingerprint(const config::PipelineConfig& p, const config:
   put(out, "ttl", c.ttl.count());
   put(out, "max_series", c.max_series);
   put(out, "max_series_per_metric", c.max_series_per_metric);
+  put(out, "max_metrics", c.max_metrics);
   put(out, "state", c.state ? processor_state_dir(p, c) : std::string("off"));
   put(out, "observer", config::observer_type_name(c.observer_type));
   for (const auto& q : c.summary.quantiles) put(out, "q", fmt::format("{}/{}", q.quantile, q.error));
@@ -411,6 +441,7 @@ Result<std::vector<ingest::IngestConfig>> ingest_configs(const config::PipelineC
   base.parser.statsd.influxdb_tags = s.tags.influxdb;
   base.parser.statsd.librato_tags = s.tags.librato;
   base.parser.statsd.signalfx_tags = s.tags.signalfx;
+  base.parser.json = json_options(s);
 
   std::vector<ingest::IngestConfig> out;
   std::size_t udp = 0, tcp = 0, unixgram = 0, unix_stream = 0;
@@ -491,6 +522,7 @@ processors::ProcessorOptions processor_options(const config::PipelineConfig& p, 
   o.engine.shards = c.shards;
   o.engine.max_series = c.max_series == 0 ? SIZE_MAX : c.max_series;
   o.engine.max_series_per_metric = c.max_series_per_metric == 0 ? SIZE_MAX : c.max_series_per_metric;
+  o.engine.max_families = static_cast<std::size_t>(c.max_metrics);
   if (const config::RingConfig* out = p.find_ring(c.output)) {
     const ring::RingOptions ro = ring_options(p, *out);
     const std::uint64_t ring_max = ro.max_record_bytes ? ro.max_record_bytes : ro.lane_capacity_bytes / 4;

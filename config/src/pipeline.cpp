@@ -40,6 +40,7 @@ std::string_view source_type_name(SourceType t) noexcept {
     case SourceType::kStatsd: return "statsd";
     case SourceType::kInflux: return "influx";
     case SourceType::kGraphite: return "graphite";
+    case SourceType::kJson: return "json";
   }
   return "?";
 }
@@ -178,6 +179,7 @@ struct RingUse {
   std::string reader;     // readers only
   bool producer = false;
   Position position;
+  std::uint32_t slots = 1;  // reader slots taken: a processor with state also keeps its gate reader
 };
 
 // A socket some component listens on.
@@ -389,10 +391,11 @@ class Loader {
     const std::string who = "source " + quote(s.name);
     Fields f(body(value), who,
              {"type", "listen", "output", "tags", "read_buffer", "udp_sockets", "max_line_length", "max_connections",
-              "idle_timeout", "socket_mode", "write_timeout"},
+              "idle_timeout", "socket_mode", "write_timeout", "value_field", "name_field", "name", "timestamp_field",
+              "timestamp_precision", "kind", "max_labels"},
              d_);
     if (const auto* v = f.get("type"); v == nullptr) {
-      d_.add(s.position, who + ": found no type, expected type: statsd, influx or graphite");
+      d_.add(s.position, who + ": found no type, expected type: statsd, influx, graphite or json");
     } else if (auto t = detail::read_string(*v, f.at("type"), d_)) {
       if (*t == "statsd") {
         s.type = SourceType::kStatsd;
@@ -400,8 +403,10 @@ class Loader {
         s.type = SourceType::kInflux;
       } else if (*t == "graphite") {
         s.type = SourceType::kGraphite;
+      } else if (*t == "json") {
+        s.type = SourceType::kJson;
       } else {
-        d_.add(*v, f.at("type") + ": found " + describe(*v) + ", expected statsd, influx or graphite");
+        d_.add(*v, f.at("type") + ": found " + describe(*v) + ", expected statsd, influx, graphite or json");
       }
     }
     if (const auto* v = f.get("listen"); v == nullptr || (v->is_sequence() && v->items.empty())) {
@@ -459,7 +464,77 @@ class Loader {
       }
     }
     read_millis_into(f, "write_timeout", s.write_timeout);
+    read_json_mapping(f, s);
     config_.sources.push_back(std::move(s));
+  }
+
+  // The field mapping of type: json; its keys are refused on other types.
+  void read_json_mapping(const Fields& f, SourceConfig& s) {
+    static constexpr std::string_view kKeys[] = {"value_field", "name_field",          "name",      "timestamp_field",
+                                                 "timestamp_precision", "kind", "max_labels"};
+    if (s.type != SourceType::kJson) {
+      for (const std::string_view k : kKeys) {
+        if (const auto* v = f.get(k)) {
+          d_.add(*v, f.at(k) + ": found a JSON field mapping key on type: " + std::string(source_type_name(s.type)) +
+                         ", expected it only on type: json");
+        }
+      }
+      return;
+    }
+    JsonMapping& m = s.json;
+    auto field = [&](std::string_view k, std::string& out, bool may_be_empty) {
+      const auto* v = f.get(k);
+      if (v == nullptr) return;
+      auto text = detail::read_string(*v, f.at(k), d_);
+      if (!text) return;
+      if (text->empty() && !may_be_empty) {
+        d_.add(*v, f.at(k) + ": found an empty string, expected a field name");
+        return;
+      }
+      out = *text;
+    };
+    field("value_field", m.value_field, false);
+    field("name_field", m.name_field, false);
+    field("name", m.name, false);
+    field("timestamp_field", m.timestamp_field, true);
+    if (f.get("name") != nullptr && f.get("name_field") != nullptr) {
+      d_.add(*f.get("name"), f.at("name") + ": found both name and name_field, expected one of them");
+    }
+    if (const auto* v = f.get("timestamp_precision")) {
+      if (auto p = detail::read_string(*v, f.at("timestamp_precision"), d_)) {
+        if (*p == "s") {
+          m.timestamp_precision = TimestampPrecision::kSeconds;
+        } else if (*p == "ms") {
+          m.timestamp_precision = TimestampPrecision::kMilliseconds;
+        } else if (*p == "us") {
+          m.timestamp_precision = TimestampPrecision::kMicroseconds;
+        } else if (*p == "ns") {
+          m.timestamp_precision = TimestampPrecision::kNanoseconds;
+        } else {
+          d_.add(*v, f.at("timestamp_precision") + ": found " + describe(*v) + ", expected s, ms, us or ns");
+        }
+      }
+      if (m.timestamp_field.empty()) {
+        d_.add(*v, f.at("timestamp_precision") + ": found a precision without timestamp_field, expected both");
+      }
+    }
+    if (const auto* v = f.get("kind")) {
+      if (auto k = detail::read_string(*v, f.at("kind"), d_)) {
+        if (*k == "gauge") {
+          m.counter = false;
+        } else if (*k == "counter") {
+          m.counter = true;
+        } else {
+          d_.add(*v, f.at("kind") + ": found " + describe(*v) + ", expected gauge or counter");
+        }
+      }
+    }
+    read_uint_into(f, "max_labels", 0, 64, m.max_labels);
+    if (s.max_line_length > kMaxJsonLineLength) {
+      d_.add(f.get("max_line_length")->position,
+             f.at("max_line_length") + ": found " + describe(*f.get("max_line_length")) +
+                 ", expected at most 1MiB on type: json");
+    }
   }
 
   void read_processor(const YamlNode& key, const YamlNode& value) {
@@ -472,7 +547,7 @@ class Loader {
              {"type", "input", "output", "reader", "mapping_config", "cache_size", "cache_type", "shards",
               "flush_interval", "ttl", "max_series", "max_series_per_metric", "observer_type", "quantiles", "buckets",
               "summary_max_age", "summary_age_buckets", "summary_buf_cap", "native_histogram_bucket_factor",
-              "native_histogram_max_buckets", "state", "state_dir"},
+              "native_histogram_max_buckets", "state", "state_dir", "max_metrics"},
              d_);
     if (const auto* v = f.get("type"); v == nullptr) {
       d_.add(p.position, who + ": found no type, expected type: aggregate");
@@ -503,10 +578,15 @@ class Loader {
     read_millis_into(f, "ttl", p.ttl);
     read_uint_into(f, "max_series", 0, UINT64_MAX, p.max_series);
     read_uint_into(f, "max_series_per_metric", 0, UINT64_MAX, p.max_series_per_metric);
+    read_uint_into(f, "max_metrics", 1, 100'000'000, p.max_metrics);
     if (const auto* v = f.get("state")) {
       if (auto x = detail::read_bool(*v, f.at("state"), d_)) p.state = *x;
     }
     read_string_into(f, "state_dir", p.state_dir);
+    if (p.state) {
+      for (RingUse& u : uses_)
+        if (u.component == who && u.key == "input") u.slots = 2;
+    }
     if (!p.state_dir.empty() && std::filesystem::path(p.state_dir).is_relative()) {
       p.state_dir = (std::filesystem::path(std::string(filename_)).parent_path() / p.state_dir).lexically_normal().string();
     }
@@ -796,6 +876,7 @@ class Loader {
     for (const auto& r : config_.rings) {
       std::size_t producers = 0;
       std::vector<const RingUse*> readers;
+      std::uint64_t slots = 0;
       for (const auto& use : uses_) {
         if (use.ring != r.name) continue;
         if (use.producer) {
@@ -809,6 +890,7 @@ class Loader {
             }
           }
           readers.push_back(&use);
+          slots += use.slots;
         }
       }
       const std::string where = "ring " + quote(r.name);
@@ -819,9 +901,11 @@ class Loader {
       if (readers.empty()) {
         d_.add(r.position, where + ": found no reader (no processor or exporter has input: " + r.name +
                                "), expected at least one");
-      } else if (readers.size() > r.max_readers) {
-        d_.add(r.position, where + ": found " + std::to_string(readers.size()) + " readers, expected at most " +
-                               "max_readers (" + std::to_string(r.max_readers) + ")");
+      } else if (slots > r.max_readers) {
+        // A processor with state keeps a second (gate) reader, so it counts twice.
+        d_.add(r.position, where + ": found " + std::to_string(readers.size()) + " readers taking " +
+                               std::to_string(slots) + " reader slots, expected at most max_readers (" +
+                               std::to_string(r.max_readers) + ")");
       }
     }
   }

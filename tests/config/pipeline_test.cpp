@@ -156,6 +156,7 @@ TEST(PipelineConfig, FillsDocumentedDefaults) {
   EXPECT_EQ(p.histogram.buckets.size(), 11u);
   EXPECT_EQ(p.max_series, 1'000'000u);
   EXPECT_EQ(p.max_series_per_metric, 100'000u);
+  EXPECT_EQ(p.max_metrics, 1'000'000u);
   EXPECT_TRUE(p.state);  // crash-safe totals unless turned off
   EXPECT_EQ(p.state_dir, "");
   EXPECT_EQ(r->exporters[0].prometheus.path, "/metrics");
@@ -182,6 +183,17 @@ TEST(PipelineConfig, ProcessorStateCanBeTurnedOffOrPlacedRelativeToTheFile) {
   auto abs = with("state_dir: /var/lib/ringpipe/agg");
   ASSERT_TRUE(abs);
   EXPECT_EQ(abs->processors[0].state_dir, "/var/lib/ringpipe/agg");
+  // The processor's gate reader takes a slot too: one slot is too few with state.
+  std::string one_slot = text;
+  one_slot.replace(one_slot.find("raw: {size: 64MiB}"), 18, "raw: {size: 64MiB, max_readers: 1}");
+  auto tight = parse_pipeline(one_slot, "/etc/ringpipe/p.yaml", env_of({}));
+  ASSERT_FALSE(tight);
+  EXPECT_NE(tight.error().message().find("ring \"raw\": found 1 readers taking 2 reader slots, expected at most "
+                                          "max_readers (1)"),
+            std::string::npos)
+      << tight.error().message();
+  one_slot.replace(one_slot.find(plain), plain.size(), "  aggregate: {type: aggregate, input: raw, output: metrics, state: false}");
+  EXPECT_TRUE(parse_pipeline(one_slot, "/etc/ringpipe/p.yaml", env_of({})));
   auto bad = with("state: maybe");
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message().find("state"), std::string::npos) << bad.error().message();
@@ -212,7 +224,8 @@ exporters:
                 "p.yaml:8:61: processor \"aggregate\": found unknown key \"flush\", expected one of: type, input, "
                 "output, reader, mapping_config, cache_size, cache_type, shards, flush_interval, ttl, max_series, "
                 "max_series_per_metric, observer_type, quantiles, buckets, summary_max_age, summary_age_buckets, "
-                "summary_buf_cap, native_histogram_bucket_factor, native_histogram_max_buckets, state, state_dir",
+                "summary_buf_cap, native_histogram_bucket_factor, native_histogram_max_buckets, state, state_dir, "
+                "max_metrics",
                 "p.yaml:10:72: exporter \"prometheus\": found unknown key \"pth\", expected one of: type, input, "
                 "reader, listen, path, tls, basic_auth_users (did you mean \"path\"?)",
             }));

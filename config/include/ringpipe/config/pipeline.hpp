@@ -95,8 +95,8 @@ struct ListenAddress {
 
 // ---------------------------------------------------------------- sources
 
-// Which line protocol a source parses: `type: statsd | influx | graphite`.
-enum class SourceType : std::uint8_t { kStatsd, kInflux, kGraphite };
+// Which line protocol a source parses: `type: statsd | influx | graphite | json`.
+enum class SourceType : std::uint8_t { kStatsd, kInflux, kGraphite, kJson };
 [[nodiscard]] std::string_view source_type_name(SourceType t) noexcept;
 
 // Which tag syntaxes a StatsD source parses (statsd_exporter's
@@ -109,6 +109,25 @@ struct StatsdTagFlavors {
   friend bool operator==(const StatsdTagFlavors&, const StatsdTagFlavors&) = default;
 };
 
+// Units of a JSON timestamp field: `timestamp_precision: s | ms | us | ns`.
+enum class TimestampPrecision : std::uint8_t { kSeconds, kMilliseconds, kMicroseconds, kNanoseconds };
+
+// How a JSON object becomes one sample (`type: json`): the value field, the
+// name field or a fixed name, an optional timestamp field; every other scalar
+// field is a label.
+struct JsonMapping {
+  std::string value_field = "value";        // `value_field`
+  std::string name_field = "name";          // `name_field` (exclusive with `name`)
+  std::string name;                         // `name`: one fixed metric name; "" = read name_field
+  std::string timestamp_field;              // `timestamp_field`: "" = the receive time
+  TimestampPrecision timestamp_precision = TimestampPrecision::kSeconds;  // `timestamp_precision`
+  bool counter = false;                     // `kind: gauge | counter`
+  std::uint32_t max_labels = 64;            // `max_labels`: 0..64; further labels are skipped and counted
+};
+
+// Longest max_line_length a json source takes (its parser holds memory for one such line).
+inline constexpr std::uint32_t kMaxJsonLineLength = 1u << 20;
+
 // An ingest process: listens, parses, writes sample batches into `output`.
 struct SourceConfig {
   std::string name;
@@ -116,6 +135,7 @@ struct SourceConfig {
   std::vector<ListenAddress> listen;        // `listen`: at least one
   std::string output;                       // `output`: ring name
   StatsdTagFlavors tags;                    // `tags`: statsd only
+  JsonMapping json;                         // json only
   std::uint64_t read_buffer_bytes = 0;      // `read_buffer`: SO_RCVBUF for udp/unixgram; 0 = OS default
   std::uint32_t udp_sockets = 1;            // `udp_sockets`: SO_REUSEPORT sockets per UDP address, 1..256
   std::uint32_t max_line_length = 65536;    // `max_line_length`: longer TCP/unix lines are dropped and counted
@@ -151,6 +171,7 @@ struct ProcessorConfig {
   std::chrono::milliseconds ttl{0};
   std::uint64_t max_series = 1'000'000;     // `max_series`: all series together; 0 = unlimited
   std::uint64_t max_series_per_metric = 100'000;  // `max_series_per_metric`: per metric name; 0 = unlimited
+  std::uint64_t max_metrics = 1'000'000;    // `max_metrics`: distinct metric names (1..100M); samples of new names beyond it are dropped and counted
   // `state`: keep the aggregation state in crash-safe shared memory, so a
   // killed processor restarts with exact totals (default on); `state_dir`:
   // where ("" = <run_dir>/<pipeline>/<name>.state).
