@@ -11,7 +11,7 @@
 //      the lines it sent; used by bench/e2e.
 // Usage: ingest_bench [--parse-only|--udp-only] [--seconds S] [--rate LINES_PER_S]
 //                     [--series N] [--lines L] [--sockets K] [--ring-dir DIR]
-//                     [--protocol statsd|influx|graphite]
+//                     [--protocol statsd|influx|graphite|json]
 //        ingest_bench --send-only --port P [--host 127.0.0.1] [--seconds S]
 //                     [--rate LINES_PER_S, 0 = as fast as possible] [--series N]
 //                     [--lines L] [--prefix NAME] [--tags TAGS]
@@ -112,6 +112,12 @@ std::string make_traffic(ingest::Protocol p, std::size_t bytes, int series) {
         n = std::snprintf(line, sizeof line, "servers.web%d.cpu.%d;env=prod %d.%d 17000%05d\n", id % 32, id, id % 100,
                           id % 10, id % 100000);
         break;
+      case ingest::Protocol::kJson:
+        n = std::snprintf(line, sizeof line,
+                          "{\"name\":\"room_temperature\",\"value\":%d.%d,\"site\":\"lab%d\",\"device\":\"s%d\","
+                          "\"floor\":%d,\"ok\":true}\n",
+                          id % 40, id % 10, id % 4, id, id % 8);
+        break;
     }
     s.append(line, static_cast<std::size_t>(n));
   }
@@ -161,7 +167,8 @@ void bench_parsers(const Args& a) {
   std::printf("\nParser throughput, one core (8 MiB buffer of generated lines, %d series)\n", a.series);
   std::printf("  %-34s %14s %14s %11s %8s\n", "", "lines", "bytes", "per line", "samples/line");
   const double min_s = std::max(0.5, a.seconds / 4);
-  for (const ingest::Protocol p : {ingest::Protocol::kStatsd, ingest::Protocol::kInflux, ingest::Protocol::kGraphite}) {
+  for (const ingest::Protocol p : {ingest::Protocol::kStatsd, ingest::Protocol::kInflux, ingest::Protocol::kGraphite,
+                                   ingest::Protocol::kJson}) {
     if (!a.protocol.empty() && a.protocol != ingest::protocol_name(p)) continue;
     const std::string buf = make_traffic(p, 8u << 20, a.series);
     const double nlines = static_cast<double>(std::count(buf.begin(), buf.end(), '\n'));
@@ -443,7 +450,7 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: %s [--parse-only|--udp-only] [--seconds S] [--rate LINES_PER_S] [--series N] "
-                   "[--lines L] [--sockets K] [--ring-dir DIR] [--protocol statsd|influx|graphite]\n"
+                   "[--lines L] [--sockets K] [--ring-dir DIR] [--protocol statsd|influx|graphite|json]\n"
                    "       %s --send-only --port P [--host 127.0.0.1] [--seconds S] [--rate LINES_PER_S (0: "
                    "unpaced)] [--series N] [--lines L] [--prefix NAME] [--tags TAGS ('' for plain StatsD)]\n",
                    argv[0], argv[0]);

@@ -46,6 +46,14 @@ std::string_view parse_error_name(ParseError e) noexcept {
       return "too_many_fields";
     case ParseError::kLineTooLong:
       return "line_too_long";
+    case ParseError::kInvalidJson:
+      return "invalid_json";
+    case ParseError::kNotAnObject:
+      return "not_an_object";
+    case ParseError::kMissingValue:
+      return "missing_value";
+    case ParseError::kMissingName:
+      return "missing_name";
     case ParseError::kCount_:
       break;
   }
@@ -60,6 +68,8 @@ std::string_view protocol_name(Protocol p) noexcept {
       return "influx";
     case Protocol::kGraphite:
       return "graphite";
+    case Protocol::kJson:
+      return "json";
   }
   return "unknown";
 }
@@ -115,16 +125,19 @@ bool SampleOutput::emit(sample::Kind kind, std::string_view name, double value, 
 }
 
 namespace {
-std::variant<StatsdParser, InfluxParser, GraphiteParser> make_parser(const ParserOptions& o) {
+using ParserVariant = std::variant<StatsdParser, InfluxParser, GraphiteParser, JsonParser>;
+ParserVariant make_parser(const ParserOptions& o) {
   switch (o.protocol) {
     case Protocol::kInflux:
-      return std::variant<StatsdParser, InfluxParser, GraphiteParser>(std::in_place_type<InfluxParser>, o.influx);
+      return ParserVariant(std::in_place_type<InfluxParser>, o.influx);
     case Protocol::kGraphite:
-      return std::variant<StatsdParser, InfluxParser, GraphiteParser>(std::in_place_type<GraphiteParser>, o.graphite);
+      return ParserVariant(std::in_place_type<GraphiteParser>, o.graphite);
+    case Protocol::kJson:
+      return ParserVariant(std::in_place_type<JsonParser>, o.json);
     case Protocol::kStatsd:
       break;
   }
-  return std::variant<StatsdParser, InfluxParser, GraphiteParser>(std::in_place_type<StatsdParser>, o.statsd);
+  return ParserVariant(std::in_place_type<StatsdParser>, o.statsd);
 }
 }  // namespace
 

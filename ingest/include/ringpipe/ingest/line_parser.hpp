@@ -8,6 +8,7 @@
 
 #include "ringpipe/ingest/graphite_parser.hpp"
 #include "ringpipe/ingest/influx_parser.hpp"
+#include "ringpipe/ingest/json_parser.hpp"
 #include "ringpipe/ingest/parse.hpp"
 #include "ringpipe/ingest/statsd_parser.hpp"
 
@@ -18,6 +19,7 @@ struct ParserOptions {
   StatsdOptions statsd;
   InfluxOptions influx;
   GraphiteOptions graphite;
+  JsonOptions json;
 };
 
 class LineParser {
@@ -32,7 +34,7 @@ class LineParser {
 
  private:
   Protocol protocol_;
-  std::variant<StatsdParser, InfluxParser, GraphiteParser> parser_;
+  std::variant<StatsdParser, InfluxParser, GraphiteParser, JsonParser> parser_;
 };
 
 }  // namespace ringpipe::ingest

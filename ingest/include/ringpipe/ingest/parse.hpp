@@ -43,6 +43,10 @@ enum class ParseError : std::uint8_t {
   kMalformedField,                // Influx: field without '=', bad key, unterminated string
   kTooManyFields,                 // Influx: more fields than the parser holds; the line is dropped
   kLineTooLong,                   // stream transports: line longer than the limit, skipped
+  kInvalidJson,                   // JSON: not valid JSON (syntax, nesting too deep); the line is dropped
+  kNotAnObject,                   // JSON: valid JSON but not an object; the line is dropped
+  kMissingValue,                  // JSON: no value field; the line is dropped
+  kMissingName,                   // JSON: no name field, or one that is not a string; the line is dropped
   kCount_,
 };
 inline constexpr std::size_t kParseErrorCount = static_cast<std::size_t>(ParseError::kCount_);
@@ -97,7 +101,7 @@ class SampleOutput {
   std::uint64_t too_large_ = 0;
 };
 
-enum class Protocol : std::uint8_t { kStatsd, kInflux, kGraphite };
+enum class Protocol : std::uint8_t { kStatsd, kInflux, kGraphite, kJson };
 [[nodiscard]] std::string_view protocol_name(Protocol p) noexcept;
 
 }  // namespace ringpipe::ingest
