@@ -178,7 +178,7 @@ class StatView {
     };
     const double capacity = static_cast<double>(s.lane_capacity_bytes) * s.lanes;
     out += fmt::format(
-        "ring {}: {}, {} lanes x {}, fill {:.1f}%, in {} ({}B), records {}, producers {}, dropped {}, recovered "
+        "ring {}: {}, {} lanes x {}, fill {:.1f}%, in {} ({}), records {}, producers {}, dropped {}, recovered "
         "claims {}, full waits {}\n",
         rc.name, ring::overflow_name(s.overflow), s.lanes, format_bytes(s.lane_capacity_bytes),
         capacity > 0 ? 100.0 * static_cast<double>(max_lag) / capacity : 0.0,

@@ -426,8 +426,8 @@ struct Supervisor::Impl {
       const ring::RingOptions a = ring_options(pipeline, *pipeline.find_ring(r.name));
       const ring::RingOptions b = ring_options(next, r);
       if (a.lane_capacity_bytes != b.lane_capacity_bytes || a.lanes != b.lanes || a.max_readers != b.max_readers ||
-          a.overflow != b.overflow || a.max_record_bytes != b.max_record_bytes)
-        problems.push_back("ring " + r.name + ": geometry or overflow policy changed (a ring keeps its data across "
+          a.overflow != b.overflow || a.max_record_bytes != b.max_record_bytes || a.reader_timeout != b.reader_timeout)
+        problems.push_back("ring " + r.name + ": geometry, overflow policy or reader_timeout changed (a ring keeps its data across "
                            "reloads; stop the pipeline and remove the ring file to change it)");
     }
     std::map<std::string, ring::Ring> opened;

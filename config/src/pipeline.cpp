@@ -586,6 +586,12 @@ class Loader {
     if (p.state) {
       for (RingUse& u : uses_)
         if (u.component == who && u.key == "input") u.slots = 2;
+      // The gate reader is named <reader>.c, and a reader name is at most 39 bytes.
+      if (p.reader.size() + 2 > kMaxNameBytes) {
+        d_.add(p.position, who + ": found reader name " + quote(p.reader) + " (" + std::to_string(p.reader.size()) +
+                               " bytes), expected at most " + std::to_string(kMaxNameBytes - 2) +
+                               " bytes with state: true (its gate reader is named " + quote(p.reader + ".c") + ")");
+      }
     }
     if (!p.state_dir.empty() && std::filesystem::path(p.state_dir).is_relative()) {
       p.state_dir = (std::filesystem::path(std::string(filename_)).parent_path() / p.state_dir).lexically_normal().string();

@@ -241,9 +241,13 @@ Result<Ring> Ring::open_or_create(const std::string& path, const RingOptions& op
       options.max_record_bytes ? options.max_record_bytes : static_cast<std::uint32_t>(options.lane_capacity_bytes / 4);
   if (opened->lane_capacity() != options.lane_capacity_bytes || opened->lanes() != options.lanes ||
       opened->max_readers() != options.max_readers || opened->overflow() != options.overflow ||
-      opened->max_record_bytes() != max_record) {
-    return make_error(std::errc::invalid_argument,
-                      what("open", path) + ": exists with another geometry or policy (remove it to re-create)");
+      opened->max_record_bytes() != max_record ||
+      opened->header()->reader_timeout_ns !=
+          std::chrono::duration_cast<std::chrono::nanoseconds>(options.reader_timeout).count()) {
+    // reader_timeout is policy stored in the file: a changed one would otherwise be ignored silently.
+    return make_error(std::errc::invalid_argument, what("open", path) +
+                                                       ": exists with another geometry or policy (lanes, sizes, "
+                                                       "readers, overflow or reader_timeout; remove it to re-create)");
   }
   return opened;
 }

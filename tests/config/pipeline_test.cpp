@@ -194,6 +194,17 @@ TEST(PipelineConfig, ProcessorStateCanBeTurnedOffOrPlacedRelativeToTheFile) {
       << tight.error().message();
   one_slot.replace(one_slot.find(plain), plain.size(), "  aggregate: {type: aggregate, input: raw, output: metrics, state: false}");
   EXPECT_TRUE(parse_pipeline(one_slot, "/etc/ringpipe/p.yaml", env_of({})));
+  // Its gate reader <reader>.c must fit the 39-byte reader name limit.
+  std::string long_name = text;
+  const std::string name38(38, 'p');
+  long_name.replace(long_name.find(plain), plain.size(), "  " + name38 + ": {type: aggregate, input: raw, output: metrics}");
+  auto too_long = parse_pipeline(long_name, "/etc/ringpipe/p.yaml", env_of({}));
+  ASSERT_FALSE(too_long);
+  EXPECT_NE(too_long.error().message().find("expected at most 37 bytes with state: true"), std::string::npos)
+      << too_long.error().message();
+  long_name.replace(long_name.find(name38 + ": {type: aggregate, input: raw, output: metrics}"), name38.size() + 48,
+                    name38 + ": {type: aggregate, input: raw, output: metrics, state: false}");
+  EXPECT_TRUE(parse_pipeline(long_name, "/etc/ringpipe/p.yaml", env_of({}))) << long_name;
   auto bad = with("state: maybe");
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message().find("state"), std::string::npos) << bad.error().message();

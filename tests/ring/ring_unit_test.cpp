@@ -171,6 +171,12 @@ TEST(RingFile, OpenOrCreateRefusesOtherGeometry) {
   auto other = Ring::open_or_create(path, small(Overflow::kDrop));
   ASSERT_FALSE(other);
   EXPECT_NE(other.error().message().find("another geometry"), std::string::npos);
+  // reader_timeout lives in the file too: a changed one is refused, not ignored.
+  RingOptions slower = small();
+  slower.reader_timeout = slower.reader_timeout * 3;
+  auto timeout = Ring::open_or_create(path, slower);
+  ASSERT_FALSE(timeout);
+  EXPECT_NE(timeout.error().message().find("reader_timeout"), std::string::npos) << timeout.error().message();
 }
 
 TEST(Producer, RefusesRecordLargerThanMaximum) {
