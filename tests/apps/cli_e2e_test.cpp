@@ -13,6 +13,13 @@ namespace {
 
 using e2e::run;
 
+// Whether a `tail` process's (non-durable) reader is attached to `ring`.
+bool tail_attached(const ring::Ring& ring) {
+  for (const auto& r : ring.stats().readers)
+    if (r.name.rfind("tail-", 0) == 0 && r.alive) return true;
+  return false;
+}
+
 TEST(CliE2e, HelpListsEveryCommandAndEachCommandHasItsOwn) {
   testing::ScratchDir dir;
   const auto r = run(dir, {"--help"});
@@ -77,13 +84,7 @@ TEST(CliE2e, RingCreateInspectTailAndRemoveReader) {
   { ASSERT_TRUE(ring::Reader::attach(*ring, "gone")); }
 
   e2e::Proc tail({"ring", "tail", path, "--count", "2", "--duration", "20s"}, dir.file("tail.out"), dir.file("tail.err"));
-  ASSERT_TRUE(testing::wait_until(
-      [&] {
-        for (const auto& r : ring->stats().readers)
-          if (r.name.rfind("tail-", 0) == 0 && r.alive) return true;
-        return false;
-      },
-      std::chrono::seconds(10)));
+  ASSERT_TRUE(testing::wait_until([&] { return tail_attached(*ring); }, std::chrono::seconds(10)));
   auto producer = ring::Producer::attach(*ring);
   ASSERT_TRUE(producer);
   std::array<std::byte, 512> buf{};
@@ -133,13 +134,7 @@ exporters: {prom: {type: prometheus, input: metrics, listen: 127.0.0.1:0}}
 
   EXPECT_EQ(run(dir, {"tail", "nosuch", file}).code, 2);  // usage: the pipeline has no such ring
   e2e::Proc tail({"tail", "raw", file, "--count", "1", "--duration", "20s"}, dir.file("tail.out"), dir.file("tail.err"));
-  ASSERT_TRUE(testing::wait_until(
-      [&] {
-        for (const auto& r : ring->stats().readers)
-          if (r.name.rfind("tail-", 0) == 0 && r.alive) return true;
-        return false;
-      },
-      std::chrono::seconds(10)));
+  ASSERT_TRUE(testing::wait_until([&] { return tail_attached(*ring); }, std::chrono::seconds(10)));
   auto producer = ring::Producer::attach(*ring);
   ASSERT_TRUE(producer);
   std::array<std::byte, 512> buf{};

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -20,6 +21,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -194,6 +196,22 @@ inline std::string lines(const std::string& line, std::size_t n) {
   out.reserve((line.size() + 1) * n);
   for (std::size_t i = 0; i < n; ++i) out += line + "\n";
   return out;
+}
+
+// The sum of every series of `name` in a Prometheus text exposition, nullopt
+// when it has none.
+inline std::optional<double> exposition_sum(std::string_view body, std::string_view name) {
+  std::optional<double> sum;
+  std::size_t at = 0;
+  while (at < body.size()) {
+    const std::size_t eol = std::min(body.find('\n', at), body.size());
+    const std::string_view line = body.substr(at, eol - at);
+    at = eol + 1;
+    if (line.rfind(name, 0) != 0 || line.size() <= name.size()) continue;
+    if (line[name.size()] != ' ' && line[name.size()] != '{') continue;
+    sum = sum.value_or(0) + std::stod(std::string(line.substr(line.rfind(' ') + 1)));
+  }
+  return sum;
 }
 
 // Applies a metric ring's records (processors/FORMAT.md) from a non-durable

@@ -90,17 +90,7 @@ exporters:
   std::optional<double> scraped(const std::string& name) const {
     const auto [code, body] = exporters::testing::http_get(web_port_, "/metrics", "", 2s);
     if (code != 200) return std::nullopt;
-    std::optional<double> sum;
-    std::size_t at = 0;
-    while (at < body.size()) {
-      const std::size_t eol = std::min(body.find('\n', at), body.size());
-      const std::string_view line(body.data() + at, eol - at);
-      at = eol + 1;
-      if (line.rfind(name, 0) != 0 || line.size() <= name.size()) continue;
-      if (line[name.size()] != ' ' && line[name.size()] != '{') continue;
-      sum = sum.value_or(0) + std::stod(std::string(line.substr(line.rfind(' ') + 1)));
-    }
-    return sum;
+    return e2e::exposition_sum(body, name);
   }
 
   std::optional<SupervisorStatus> status() const {
