@@ -14,9 +14,11 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "ringpipe/common/log.hpp"
+#include "ringpipe/ingest/mqtt_source.hpp"
 #include "ringpipe/ingest/ring_target.hpp"
 #include "ringpipe/processors/config_adapter.hpp"
 #include "ringpipe/processors/stats_publisher.hpp"
@@ -45,6 +47,7 @@ ingest::Protocol protocol_of(config::SourceType t) {
     case config::SourceType::kInflux: return ingest::Protocol::kInflux;
     case config::SourceType::kGraphite: return ingest::Protocol::kGraphite;
     case config::SourceType::kJson: return ingest::Protocol::kJson;
+    case config::SourceType::kMqtt: return ingest::Protocol::kJson;  // MqttSource picks per payload
   }
   return ingest::Protocol::kStatsd;
 }
@@ -103,6 +106,7 @@ std::chrono::milliseconds or_forever(std::chrono::milliseconds d) {
 // Lanes one source holds: as IngestServer takes them, one per UDP socket, one
 // per unix datagram socket and one stream thread per server (see ingest_configs).
 std::uint32_t source_lanes(const config::SourceConfig& s) {
+  if (s.type == config::SourceType::kMqtt) return 1;  // one client thread
   std::uint32_t udp = 0, unixgram = 0, streams = 0, tcp = 0, unix_stream = 0;
   for (const auto& a : s.listen) {
     switch (a.transport) {
@@ -156,7 +160,14 @@ std::string source_fingerprint(const config::PipelineConfig& p, const config::So
   put(out, "idle", s.idle_timeout.count());
   put(out, "mode", s.socket_mode);
   put(out, "write_timeout", s.write_timeout.count());
-  if (s.type == config::SourceType::kJson) {
+  if (s.type == config::SourceType::kMqtt) {
+    const config::MqttSourceConfig& m = s.mqtt;
+    put(out, "mqtt", fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", m.broker, m.username,
+                                 std::hash<std::string>{}(m.password), m.client_id, fmt::join(m.topics, ","), m.qos,
+                                 static_cast<int>(m.payload), m.topic_template, m.ca_file, m.cert_file, m.key_file,
+                                 m.max_message_bytes));
+  }
+  if (s.type == config::SourceType::kJson || s.type == config::SourceType::kMqtt) {
     put(out, "json", fmt::format("{}|{}|{}|{}|{}|{}|{}", s.json.value_field, s.json.name_field, s.json.name,
                                  s.json.timestamp_field, static_cast<int>(s.json.timestamp_precision), s.json.counter,
                                  s.json.max_labels));
@@ -250,7 +261,38 @@ void wait_for_stop(const sigset_t& set, std::string_view name) {
   }
 }
 
+int run_mqtt_source(const config::PipelineConfig& p, const config::SourceConfig& s, const sigset_t& signals) {
+  const ingest::MqttConfig c = mqtt_config(p, s);
+  const config::RingConfig* rc = p.find_ring(s.output);
+  auto ring = ring::Ring::open_or_create(p.ring_path(s.output), ring_options(p, *rc));
+  if (!ring) {
+    spdlog::error("source {}: open ring {}: {}", s.name, s.output, ring.error().message());
+    return kExitFailure;
+  }
+  ingest::RingTargetOptions target;
+  target.claim_timeout = s.write_timeout;
+  ingest::MqttConfig with_stats = c;
+  with_stats.stats_path = stats_segment_path(p, s.name);
+  auto source = ingest::MqttSource::create(with_stats, ingest::ring_target_factory(*ring, target));
+  if (!source) {
+    spdlog::error("source {}: {}", s.name, source.error().message());
+    return kExitFailure;
+  }
+  if (auto st = (*source)->start(); !st) {
+    spdlog::error("source {}: {}", s.name, st.error().message());
+    return kExitFailure;
+  }
+  spdlog::info("source {}: subscribing at {}, writing to ring {}", s.name, s.mqtt.broker, s.output);
+  wait_for_stop(signals, s.name);
+  (*source)->stop();
+  spdlog::info("source {}: stopped ({} samples written, {} dropped)", s.name,
+               (*source)->stats().samples_written.load(std::memory_order_relaxed),
+               (*source)->stats().samples_dropped.load(std::memory_order_relaxed));
+  return kExitOk;
+}
+
 int run_source(const config::PipelineConfig& p, const config::SourceConfig& s, const sigset_t& signals) {
+  if (s.type == config::SourceType::kMqtt) return run_mqtt_source(p, s, signals);
   auto configs = ingest_configs(p, s);
   if (!configs) {
     spdlog::error("source {}: {}", s.name, configs.error().message());
@@ -429,6 +471,36 @@ ring::RingOptions ring_options(const config::PipelineConfig& p, const config::Ri
 
 std::string stats_segment_path(const config::PipelineConfig& p, std::string_view component) {
   return p.ring_path(component) + std::string(kStatsFileSuffix);
+}
+
+ingest::MqttConfig mqtt_config(const config::PipelineConfig& p, const config::SourceConfig& s) {
+  const config::MqttSourceConfig& m = s.mqtt;
+  ingest::MqttConfig c;
+  c.name = s.name;
+  for (std::size_t i = 0; i < p.sources.size(); ++i)
+    if (p.sources[i].name == s.name) c.source_id = static_cast<std::uint32_t>(i + 1);
+  c.host = m.host;
+  c.port = m.port;
+  c.tls = m.tls;
+  c.ca_file = m.ca_file;
+  c.cert_file = m.cert_file;
+  c.key_file = m.key_file;
+  c.username = m.username;
+  c.password = m.password;
+  c.client_id = m.client_id;
+  c.topics = m.topics;
+  c.qos = static_cast<int>(m.qos);
+  switch (m.payload) {
+    case config::MqttPayloadFormat::kInflux: c.payload = ingest::MqttPayload::kInflux; break;
+    case config::MqttPayloadFormat::kJson: c.payload = ingest::MqttPayload::kJson; break;
+    case config::MqttPayloadFormat::kValue: c.payload = ingest::MqttPayload::kValue; break;
+  }
+  c.topic_template = m.topic_template;
+  c.metric_name = s.json.name;
+  c.kind = s.json.counter ? sample::Kind::kCounter : sample::Kind::kGauge;
+  c.parser.json = json_options(s);
+  c.max_message_bytes = m.max_message_bytes;
+  return c;
 }
 
 Result<std::vector<ingest::IngestConfig>> ingest_configs(const config::PipelineConfig& p, const config::SourceConfig& s) {

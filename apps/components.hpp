@@ -14,6 +14,7 @@
 #include "ringpipe/common/result.hpp"
 #include "ringpipe/config/pipeline.hpp"
 #include "ringpipe/ingest/ingest_server.hpp"
+#include "ringpipe/ingest/mqtt_source.hpp"
 #include "ringpipe/processors/processor.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "status_file.hpp"
@@ -50,6 +51,9 @@ struct ComponentInfo {
 // `<run_dir>/<pipeline>/<component>.stats`: the component's stats segment
 // (common/stats_segment.hpp), which the exporter and `ringpipe stat` read.
 [[nodiscard]] std::string stats_segment_path(const config::PipelineConfig& p, std::string_view component);
+
+// The MQTT client of a `type: mqtt` source (without its stats path).
+[[nodiscard]] ingest::MqttConfig mqtt_config(const config::PipelineConfig& p, const config::SourceConfig& s);
 
 // The ingest servers one source runs: one IngestConfig per listener of each
 // transport (the k-th UDP, TCP, ... address share the k-th server). Names are

@@ -41,6 +41,7 @@ std::string_view source_type_name(SourceType t) noexcept {
     case SourceType::kInflux: return "influx";
     case SourceType::kGraphite: return "graphite";
     case SourceType::kJson: return "json";
+    case SourceType::kMqtt: return "mqtt";
   }
   return "?";
 }
@@ -392,10 +393,11 @@ class Loader {
     Fields f(body(value), who,
              {"type", "listen", "output", "tags", "read_buffer", "udp_sockets", "max_line_length", "max_connections",
               "idle_timeout", "socket_mode", "write_timeout", "value_field", "name_field", "name", "timestamp_field",
-              "timestamp_precision", "kind", "max_labels"},
+              "timestamp_precision", "kind", "max_labels", "broker", "username", "password", "client_id", "topics",
+              "qos", "payload", "topic_template", "ca_file", "cert_file", "key_file", "max_message_size"},
              d_);
     if (const auto* v = f.get("type"); v == nullptr) {
-      d_.add(s.position, who + ": found no type, expected type: statsd, influx, graphite or json");
+      d_.add(s.position, who + ": found no type, expected type: statsd, influx, graphite, json or mqtt");
     } else if (auto t = detail::read_string(*v, f.at("type"), d_)) {
       if (*t == "statsd") {
         s.type = SourceType::kStatsd;
@@ -405,11 +407,17 @@ class Loader {
         s.type = SourceType::kGraphite;
       } else if (*t == "json") {
         s.type = SourceType::kJson;
+      } else if (*t == "mqtt") {
+        s.type = SourceType::kMqtt;
       } else {
-        d_.add(*v, f.at("type") + ": found " + describe(*v) + ", expected statsd, influx, graphite or json");
+        d_.add(*v, f.at("type") + ": found " + describe(*v) + ", expected statsd, influx, graphite, json or mqtt");
       }
     }
-    if (const auto* v = f.get("listen"); v == nullptr || (v->is_sequence() && v->items.empty())) {
+    if (s.type == SourceType::kMqtt) {
+      if (const auto* v = f.get("listen")) {
+        d_.add(*v, f.at("listen") + ": found listen addresses on type: mqtt, expected broker: mqtt://host:port instead");
+      }
+    } else if (const auto* v = f.get("listen"); v == nullptr || (v->is_sequence() && v->items.empty())) {
       d_.add(v ? v->position : s.position,
              who + ": found no listen address, expected listen: [udp://0.0.0.0:9125, tcp://0.0.0.0:9125]");
     } else {
@@ -465,18 +473,215 @@ class Loader {
     }
     read_millis_into(f, "write_timeout", s.write_timeout);
     read_json_mapping(f, s);
+    read_mqtt(f, s);
     config_.sources.push_back(std::move(s));
+  }
+
+  // The broker, subscriptions and payload of type: mqtt; its keys are refused on other types.
+  void read_mqtt(const Fields& f, SourceConfig& s) {
+    static constexpr std::string_view kKeys[] = {"broker",  "username",       "password", "client_id",
+                                                 "topics",  "qos",            "payload",  "topic_template",
+                                                 "ca_file", "cert_file",      "key_file", "max_message_size"};
+    if (s.type != SourceType::kMqtt) {
+      for (const std::string_view k : kKeys) {
+        if (const auto* v = f.get(k)) {
+          d_.add(*v, f.at(k) + ": found an MQTT key on type: " + std::string(source_type_name(s.type)) +
+                         ", expected it only on type: mqtt");
+        }
+      }
+      return;
+    }
+    MqttSourceConfig& m = s.mqtt;
+    if (const auto* v = f.get("broker"); v == nullptr) {
+      d_.add(s.position, "source " + quote(s.name) + ": found no broker, expected broker: mqtt://host:port");
+    } else if (auto text = detail::read_string(*v, f.at("broker"), d_)) {
+      m.broker = *text;
+      std::string_view rest = *text;
+      bool ok = true;
+      if (rest.starts_with("mqtt://")) {
+        rest.remove_prefix(7);
+      } else if (rest.starts_with("mqtts://")) {
+        rest.remove_prefix(8);
+        m.tls = true;
+        m.port = 8883;
+      } else {
+        ok = false;
+      }
+      std::string_view host = rest;
+      if (ok && !rest.empty() && rest.front() == '[') {  // [v6]:port
+        const std::size_t close = rest.find(']');
+        ok = close != std::string_view::npos;
+        if (ok) {
+          host = rest.substr(1, close - 1);
+          rest.remove_prefix(close + 1);
+          ok = rest.empty() || rest.front() == ':';
+          if (ok && !rest.empty()) rest.remove_prefix(1);
+          else rest = {};
+          if (ok && !rest.empty() && !parse_port(rest, m.port)) ok = false;
+        }
+      } else if (ok) {
+        const std::size_t colon = rest.rfind(':');
+        if (colon != std::string_view::npos) {
+          host = rest.substr(0, colon);
+          ok = parse_port(rest.substr(colon + 1), m.port);
+        }
+      }
+      if (!ok || host.empty() || host.find('/') != std::string_view::npos) {
+        d_.add(*v, f.at("broker") + ": found " + describe(*v) + ", expected mqtt://host:port or mqtts://host:port");
+      } else {
+        m.host = std::string(host);
+      }
+    }
+    read_string_into(f, "username", m.username);
+    read_string_into(f, "password", m.password);
+    read_string_into(f, "client_id", m.client_id);
+    if (m.client_id.size() > 23 && f.get("client_id") != nullptr) {
+      // MQTT 3.1.1 brokers need only accept 23 bytes; mosquitto takes more. Allow, but keep sane.
+      if (m.client_id.size() > 256) {
+        d_.add(*f.get("client_id"), f.at("client_id") + ": found " + std::to_string(m.client_id.size()) +
+                                        " bytes, expected at most 256");
+      }
+    }
+    if (const auto* v = f.get("topics"); v == nullptr) {
+      d_.add(s.position, "source " + quote(s.name) + ": found no topics, expected topics: [sensors/#]");
+    } else {
+      auto one = [&](const YamlNode& n) {
+        auto t = detail::read_string(n, f.at("topics"), d_);
+        if (!t) return;
+        if (!valid_topic_filter(*t)) {
+          d_.add(n, f.at("topics") + ": found " + quote(*t) +
+                        ", expected an MQTT topic filter ('+' and '#' as whole levels, '#' last)");
+          return;
+        }
+        m.topics.push_back(*t);
+      };
+      if (v->is_sequence()) {
+        for (const auto& item : v->items) one(item);
+        if (v->items.empty()) d_.add(*v, f.at("topics") + ": found an empty list, expected at least one topic filter");
+      } else {
+        one(*v);
+      }
+    }
+    read_uint_into(f, "qos", 0, 1, m.qos);
+    bool payload_ok = true;
+    if (const auto* v = f.get("payload")) {
+      payload_ok = false;
+      if (auto p = detail::read_string(*v, f.at("payload"), d_)) {
+        payload_ok = *p == "influx" || *p == "json" || *p == "value";
+        if (*p == "influx") {
+          m.payload = MqttPayloadFormat::kInflux;
+        } else if (*p == "json") {
+          m.payload = MqttPayloadFormat::kJson;
+        } else if (*p == "value") {
+          m.payload = MqttPayloadFormat::kValue;
+        } else {
+          d_.add(*v, f.at("payload") + ": found " + describe(*v) + ", expected influx, json or value");
+        }
+      }
+    }
+    if (const auto* v = f.get("topic_template")) {
+      if (auto t = detail::read_string(*v, f.at("topic_template"), d_)) {
+        if (auto why = topic_template_problem(*t); !why.empty()) {
+          d_.add(*v, f.at("topic_template") + ": found " + quote(*t) + " with " + why +
+                         ", expected levels that are literals, +label, + or a last #");
+        } else {
+          m.topic_template = *t;
+        }
+      }
+    }
+    if (payload_ok && m.payload == MqttPayloadFormat::kValue && s.json.name.empty() &&
+        m.topic_template.find("/+name") == std::string::npos && !m.topic_template.starts_with("+name")) {
+      d_.add(f.get("payload") ? f.get("payload")->position : s.position,
+             "source " + quote(s.name) +
+                 ": found payload: value without a metric name, expected name: <metric> or a topic_template with a "
+                 "+name level");
+    }
+    read_string_into(f, "ca_file", m.ca_file);
+    read_string_into(f, "cert_file", m.cert_file);
+    read_string_into(f, "key_file", m.key_file);
+    for (const std::string_view k : {"ca_file", "cert_file", "key_file"}) {
+      if (const auto* v = f.get(k); v != nullptr && !m.tls) {
+        d_.add(*v, f.at(k) + ": found TLS files with broker " + quote(m.broker) + ", expected an mqtts:// broker");
+      }
+    }
+    if (m.cert_file.empty() != m.key_file.empty()) {
+      d_.add(s.position, "source " + quote(s.name) + ": found " +
+                             std::string(m.cert_file.empty() ? "key_file" : "cert_file") +
+                             " alone, expected cert_file and key_file together");
+    }
+    if (const auto* v = f.get("max_message_size")) {
+      if (auto x = detail::read_size(*v, f.at("max_message_size"), d_)) {
+        if (*x < 16 || *x > kMaxJsonLineLength) {
+          d_.add(*v, f.at("max_message_size") + ": found " + describe(*v) + ", expected from 16 bytes to 1MiB");
+        } else {
+          m.max_message_bytes = static_cast<std::uint32_t>(*x);
+        }
+      }
+    }
+  }
+
+  static bool parse_port(std::string_view text, std::uint16_t& out) {
+    if (text.empty() || text.size() > 5) return false;
+    std::uint32_t n = 0;
+    for (const char c : text) {
+      if (c < '0' || c > '9') return false;
+      n = n * 10 + static_cast<std::uint32_t>(c - '0');
+    }
+    if (n == 0 || n > 65535) return false;
+    out = static_cast<std::uint16_t>(n);
+    return true;
+  }
+
+  // MQTT's filter rules: non-empty, '+' and '#' whole levels, '#' only last.
+  static bool valid_topic_filter(std::string_view t) {
+    if (t.empty()) return false;
+    std::size_t start = 0;
+    for (;;) {
+      const std::size_t slash = t.find('/', start);
+      const std::string_view level = t.substr(start, slash == std::string_view::npos ? t.npos : slash - start);
+      if (level.find_first_of("+#") != std::string_view::npos && level != "+" && level != "#") return false;
+      if (level == "#" && slash != std::string_view::npos) return false;
+      if (slash == std::string_view::npos) return true;
+      start = slash + 1;
+    }
+  }
+
+  // Why a topic_template is unusable ("" = fine); the rules of ingest::TopicTemplate.
+  static std::string topic_template_problem(std::string_view t) {
+    std::vector<std::string_view> labels;
+    std::size_t start = 0;
+    bool rest = false;
+    for (;;) {
+      const std::size_t slash = t.find('/', start);
+      const std::string_view level = t.substr(start, slash == std::string_view::npos ? t.npos : slash - start);
+      if (rest) return "'#' before the last level";
+      if (level == "#") {
+        rest = true;
+      } else if (level.size() > 1 && level[0] == '+') {
+        const std::string_view key = level.substr(1);
+        if (key.find_first_of("+#") != std::string_view::npos) return "'+' or '#' inside a label name";
+        if (std::find(labels.begin(), labels.end(), key) != labels.end())
+          return "label \"" + std::string(key) + "\" twice";
+        labels.push_back(key);
+        const bool has_name = std::find(labels.begin(), labels.end(), "name") != labels.end();
+        if (labels.size() - (has_name ? 1 : 0) > 64) return "more than 64 labels";
+      } else if (level != "+" && level.find_first_of("+#") != std::string_view::npos) {
+        return "'+' or '#' inside a level";
+      }
+      if (slash == std::string_view::npos) return {};
+      start = slash + 1;
+    }
   }
 
   // The field mapping of type: json; its keys are refused on other types.
   void read_json_mapping(const Fields& f, SourceConfig& s) {
     static constexpr std::string_view kKeys[] = {"value_field", "name_field",          "name",      "timestamp_field",
                                                  "timestamp_precision", "kind", "max_labels"};
-    if (s.type != SourceType::kJson) {
+    if (s.type != SourceType::kJson && s.type != SourceType::kMqtt) {
       for (const std::string_view k : kKeys) {
         if (const auto* v = f.get(k)) {
           d_.add(*v, f.at(k) + ": found a JSON field mapping key on type: " + std::string(source_type_name(s.type)) +
-                         ", expected it only on type: json");
+                         ", expected it only on type: json or mqtt");
         }
       }
       return;
@@ -530,7 +735,7 @@ class Loader {
       }
     }
     read_uint_into(f, "max_labels", 0, 64, m.max_labels);
-    if (s.max_line_length > kMaxJsonLineLength) {
+    if (s.type == SourceType::kJson && s.max_line_length > kMaxJsonLineLength) {
       d_.add(f.get("max_line_length")->position,
              f.at("max_line_length") + ": found " + describe(*f.get("max_line_length")) +
                  ", expected at most 1MiB on type: json");

@@ -251,6 +251,10 @@ void JsonParser::parse_line(std::string_view line, SampleOutput& out, ParseCount
     counters.count(ParseError::kMissingValue);
     return;
   }
+  if (!have_name && !name_not_string && !fallback_name_.empty()) {
+    name = fallback_name_;
+    have_name = true;
+  }
   if (!have_name) {
     counters.count(ParseError::kMissingName);
     return;

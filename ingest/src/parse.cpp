@@ -1,5 +1,7 @@
 #include "ringpipe/ingest/parse.hpp"
 
+#include <algorithm>
+
 #include "ringpipe/ingest/line_parser.hpp"
 
 namespace ringpipe::ingest {
@@ -54,6 +56,10 @@ std::string_view parse_error_name(ParseError e) noexcept {
       return "missing_value";
     case ParseError::kMissingName:
       return "missing_name";
+    case ParseError::kTopicMismatch:
+      return "topic_mismatch";
+    case ParseError::kMessageTooLarge:
+      return "message_too_large";
     case ParseError::kCount_:
       break;
   }
@@ -90,6 +96,13 @@ void ParseCounters::add(const ParseCounters& other) noexcept {
 bool SampleOutput::emit(sample::Kind kind, std::string_view name, double value, double sample_rate,
                         std::span<const sample::Tag> tags, std::string_view str_value,
                         std::int64_t timestamp_ns) noexcept {
+  if (!extra_.empty()) {
+    const std::size_t own = std::min(tags.size(), scratch_.size());
+    std::copy_n(tags.begin(), own, scratch_.begin());
+    const std::size_t more = std::min({extra_.size(), scratch_.size() - own, 2 * kMaxTags - own});
+    std::copy_n(extra_.begin(), more, scratch_.begin() + static_cast<std::ptrdiff_t>(own));
+    tags = std::span<const sample::Tag>(scratch_.data(), own + more);
+  }
   // Lengths the format cannot store must not look like "batch full" (which rotates).
   bool fits = name.size() <= kMaxNameBytes && str_value.size() <= kMaxNameBytes;
   for (const sample::Tag& t : tags) fits = fits && t.key.size() <= kMaxNameBytes && t.value.size() <= kMaxNameBytes;

@@ -91,6 +91,14 @@ Result<std::unique_ptr<StatsPublisher>> StatsPublisher::create(std::shared_ptr<S
   return p;
 }
 
+Status StatsPublisher::add(const std::atomic<std::uint64_t>& from, std::string_view name, std::string_view help,
+                           const StatsLabels& labels, bool gauge) {
+  auto cell = gauge ? segment_->register_gauge(name, help, labels) : segment_->register_counter(name, help, labels);
+  if (!cell) return tl::unexpected(cell.error());
+  links_.push_back({&from, *cell, 0});
+  return {};
+}
+
 void StatsPublisher::publish() noexcept {
   for (Link& l : links_) {
     const std::uint64_t now = l.from->load(std::memory_order_relaxed);

@@ -25,6 +25,9 @@ class StatsPublisher {
   [[nodiscard]] static Result<std::unique_ptr<StatsPublisher>> create(std::shared_ptr<StatsSegment> segment,
                                                                       const IngestConfig& config,
                                                                       const IngestStats& stats, std::uint16_t udp_port);
+  // One more counter (or gauge) mirrored from `from`, e.g. a source's own; before the first publish.
+  [[nodiscard]] Status add(const std::atomic<std::uint64_t>& from, std::string_view name, std::string_view help,
+                           const StatsLabels& labels, bool gauge = false);
   void publish() noexcept;
 
  private:

@@ -25,6 +25,10 @@ class Worker {
   void parse(std::string_view packet) noexcept { parser_.parse_packet(packet, out_, counters_); }
   void count(ParseError e, std::uint64_t n = 1) noexcept { counters_.errors[static_cast<std::size_t>(e)] += n; }
   void end() noexcept;
+  // For sources that parse themselves (MQTT), between begin() and end().
+  [[nodiscard]] SampleOutput& out() noexcept { return out_; }
+  [[nodiscard]] ParseCounters& counters() noexcept { return counters_; }
+  [[nodiscard]] LineParser& parser() noexcept { return parser_; }
 
  private:
   static bool rotate(void* self) noexcept;

@@ -53,6 +53,50 @@ TEST(Components, IngestConfigsSplitRepeatedTransportsOverServers) {
   EXPECT_EQ((*c)[0].source_id, 1u);
 }
 
+TEST(Components, JsonAndMqttSourcesGetWhatTheirKeysSay) {
+  const auto p = parse(R"(pipeline: t
+rings:
+  raw: {size: 1MiB, lanes: 4}
+sources:
+  j: {type: json, listen: tcp://127.0.0.1:0, output: raw, name_field: metric, timestamp_field: t,
+      timestamp_precision: ms, kind: counter, max_labels: 5, max_line_length: 4KiB}
+  m: {type: mqtt, output: raw, broker: "mqtts://broker.example:8884", topics: [sensors/#, "a/+/b"], qos: 1, payload: json,
+      topic_template: sensors/+site/+name, username: u, password: p, client_id: edge-1, ca_file: ca.pem,
+      max_message_size: 4KiB, value_field: v}
+exporters:
+  prom: {type: prometheus, input: raw, listen: 127.0.0.1:0}
+)");
+  auto c = ingest_configs(p, p.sources.at(0));
+  ASSERT_TRUE(c) << c.error().message();
+  ASSERT_EQ(c->size(), 1u);
+  const ingest::ParserOptions& o = (*c)[0].parser;
+  EXPECT_EQ(o.protocol, ingest::Protocol::kJson);
+  EXPECT_EQ(o.json.name_field, "metric");
+  EXPECT_EQ(o.json.timestamp_field, "t");
+  EXPECT_EQ(o.json.timestamp_precision, ingest::Precision::kMilliseconds);
+  EXPECT_EQ(o.json.kind, sample::Kind::kCounter);
+  EXPECT_EQ(o.json.max_labels, 5u);
+  EXPECT_EQ(o.json.max_line_bytes, 4096u);
+  EXPECT_EQ((*c)[0].tcp->max_line_bytes, 4096u);
+
+  const ingest::MqttConfig m = mqtt_config(p, p.sources.at(1));
+  EXPECT_EQ(m.host, "broker.example");
+  EXPECT_EQ(m.port, 8884);
+  EXPECT_TRUE(m.tls);
+  EXPECT_EQ(m.ca_file, "ca.pem");
+  EXPECT_EQ(m.topics, (std::vector<std::string>{"sensors/#", "a/+/b"}));
+  EXPECT_EQ(m.qos, 1);
+  EXPECT_EQ(m.payload, ingest::MqttPayload::kJson);
+  EXPECT_EQ(m.topic_template, "sensors/+site/+name");
+  EXPECT_EQ(m.username, "u");
+  EXPECT_EQ(m.password, "p");
+  EXPECT_EQ(m.client_id, "edge-1");
+  EXPECT_EQ(m.max_message_bytes, 4096u);
+  EXPECT_EQ(m.parser.json.value_field, "v");
+  EXPECT_EQ(m.source_id, 2u);
+  EXPECT_EQ(lanes_needed(p, "raw"), 2u);  // one stream thread + one MQTT client
+}
+
 TEST(Components, ProcessorOptionsUseRingPathsAndReaderName) {
   const auto p = parse(kPipeline);
   const auto o = processor_options(p, p.processors.at(0));

@@ -1,5 +1,6 @@
 #include "ringpipe/config/pipeline.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <string>
@@ -92,7 +93,7 @@ TEST(PipelineConfig, LoadsTheEdgeExampleWithItsMappingFile) {
 TEST(PipelineConfig, LoadsEveryExampleFile) {
   ::setenv("SCRAPE_PASSWORD", "scrape-secret", 1);
   ::setenv("REMOTE_WRITE_TOKEN", "token", 1);
-  for (const char* name : {"edge.yaml", "minimal.yaml", "secure.yaml"}) {
+  for (const char* name : {"edge.yaml", "minimal.yaml", "secure.yaml", "sensors.yaml"}) {
     const auto r = load_pipeline(std::string(RINGPIPE_CONFIG_EXAMPLES_DIR) + "/" + name);
     EXPECT_TRUE(r) << name << ": " << (r ? "" : r.error().message());
   }
@@ -231,7 +232,9 @@ exporters:
                 "max_readers, max_record, reader_timeout (did you mean \"overflow\"?)",
                 "p.yaml:6:69: source \"statsd\": found unknown key \"tag\", expected one of: type, listen, output, "
                 "tags, read_buffer, udp_sockets, max_line_length, max_connections, idle_timeout, socket_mode, "
-                "write_timeout (did you mean \"tags\"?)",
+                "write_timeout, value_field, name_field, name, timestamp_field, timestamp_precision, kind, "
+                "max_labels, broker, username, password, client_id, topics, qos, payload, topic_template, ca_file, "
+                "cert_file, key_file, max_message_size (did you mean \"tags\"?)",
                 "p.yaml:8:61: processor \"aggregate\": found unknown key \"flush\", expected one of: type, input, "
                 "output, reader, mapping_config, cache_size, cache_type, shards, flush_interval, ttl, max_series, "
                 "max_series_per_metric, observer_type, quantiles, buckets, summary_max_age, summary_age_buckets, "
@@ -240,6 +243,112 @@ exporters:
                 "p.yaml:10:72: exporter \"prometheus\": found unknown key \"pth\", expected one of: type, input, "
                 "reader, listen, path, tls, basic_auth_users (did you mean \"path\"?)",
             }));
+}
+
+TEST(PipelineConfig, ReadsTheFieldMappingOfAJsonSource) {
+  const auto r = parse(R"(rings:
+  raw: {}
+sources:
+  j: {type: json, listen: [tcp://127.0.0.1:9200, unix:///tmp/j.sock, udp://127.0.0.1:9200], output: raw,
+      value_field: reading, name: room_temperature, timestamp_field: at, timestamp_precision: ms, kind: counter,
+      max_labels: 8, max_line_length: 1MiB}
+  d: {type: json, listen: tcp://127.0.0.1:9201, output: raw}
+exporters:
+  e: {type: prometheus, input: raw}
+)");
+  ASSERT_TRUE(r) << r.error().message();
+  ASSERT_EQ(r->sources.size(), 2u);
+  const SourceConfig& j = r->sources[0];
+  EXPECT_EQ(j.type, SourceType::kJson);
+  EXPECT_EQ(source_type_name(j.type), "json");
+  EXPECT_EQ(j.listen.size(), 3u);
+  EXPECT_EQ(j.json.value_field, "reading");
+  EXPECT_EQ(j.json.name, "room_temperature");
+  EXPECT_EQ(j.json.timestamp_field, "at");
+  EXPECT_EQ(j.json.timestamp_precision, TimestampPrecision::kMilliseconds);
+  EXPECT_TRUE(j.json.counter);
+  EXPECT_EQ(j.json.max_labels, 8u);
+  EXPECT_EQ(j.max_line_length, 1u << 20);
+  const SourceConfig& d = r->sources[1];
+  EXPECT_EQ(d.json.value_field, "value");
+  EXPECT_EQ(d.json.name_field, "name");
+  EXPECT_EQ(d.json.name, "");
+  EXPECT_EQ(d.json.timestamp_field, "");
+  EXPECT_EQ(d.json.timestamp_precision, TimestampPrecision::kSeconds);
+  EXPECT_FALSE(d.json.counter);
+  EXPECT_EQ(d.json.max_labels, 64u);
+}
+
+TEST(PipelineConfig, ReadsAnMqttSource) {
+  const auto r = parse(R"(rings:
+  raw: {}
+sources:
+  m: {type: mqtt, output: raw, broker: "mqtt://127.0.0.1", topics: sensors/#, topic_template: "sensors/+site/+device/+name"}
+  t: {type: mqtt, output: raw, broker: "mqtts://[::1]:8884", topics: [a/#, b/+/c], qos: 1, payload: influx, ca_file: ca.pem,
+      cert_file: c.pem, key_file: k.pem, username: u, password: "${PW}", client_id: x, max_message_size: 1KiB}
+exporters:
+  e: {type: prometheus, input: raw}
+)",
+                       {{"PW", "secret"}});
+  ASSERT_TRUE(r) << r.error().message();
+  const MqttSourceConfig& m = r->sources.at(0).mqtt;
+  EXPECT_EQ(r->sources[0].type, SourceType::kMqtt);
+  EXPECT_EQ(source_type_name(SourceType::kMqtt), "mqtt");
+  EXPECT_TRUE(r->sources[0].listen.empty());
+  EXPECT_EQ(m.host, "127.0.0.1");
+  EXPECT_EQ(m.port, 1883);
+  EXPECT_FALSE(m.tls);
+  EXPECT_EQ(m.topics, std::vector<std::string>{"sensors/#"});
+  EXPECT_EQ(m.qos, 0u);
+  EXPECT_EQ(m.payload, MqttPayloadFormat::kValue);
+  EXPECT_EQ(m.topic_template, "sensors/+site/+device/+name");
+  EXPECT_EQ(m.max_message_bytes, 65536u);
+  const MqttSourceConfig& t = r->sources.at(1).mqtt;
+  EXPECT_EQ(t.host, "::1");
+  EXPECT_EQ(t.port, 8884);
+  EXPECT_TRUE(t.tls);
+  EXPECT_EQ(t.topics, (std::vector<std::string>{"a/#", "b/+/c"}));
+  EXPECT_EQ(t.qos, 1u);
+  EXPECT_EQ(t.payload, MqttPayloadFormat::kInflux);
+  EXPECT_EQ(t.ca_file, "ca.pem");
+  EXPECT_EQ(t.cert_file, "c.pem");
+  EXPECT_EQ(t.key_file, "k.pem");
+  EXPECT_EQ(t.username, "u");
+  EXPECT_EQ(t.password, "secret");
+  EXPECT_EQ(t.client_id, "x");
+  EXPECT_EQ(t.max_message_bytes, 1024u);
+}
+
+TEST(PipelineConfig, ReportsMqttProblemsWithPositions) {
+  const auto r = parse(R"(rings:
+  raw: {}
+sources:
+  m: {type: mqtt, broker: "tcp://x:1", listen: udp://:1, topics: ["a/b#", "x/#/y"], qos: 2, payload: xml,
+      topic_template: "a/#/b", ca_file: ca.pem}
+  n: {type: mqtt, topics: [], payload: value}
+  s: {type: statsd, listen: udp://:9, output: raw, broker: "mqtt://h:1"}
+exporters:
+  e: {type: prometheus, input: raw}
+)");
+  ASSERT_FALSE(r);
+  const std::vector<std::string> got = messages(r);
+  auto has = [&](std::string_view text) {
+    return std::any_of(got.begin(), got.end(), [&](const std::string& m) { return m.find(text) != std::string::npos; });
+  };
+  EXPECT_TRUE(has("source \"m\" listen: found listen addresses on type: mqtt, expected broker"));
+  EXPECT_TRUE(has("source \"m\" broker: found \"tcp://x:1\", expected mqtt://host:port or mqtts://host:port"));
+  EXPECT_TRUE(has("source \"m\" topics: found \"a/b#\", expected an MQTT topic filter"));
+  EXPECT_TRUE(has("source \"m\" topics: found \"x/#/y\", expected an MQTT topic filter"));
+  EXPECT_TRUE(has("source \"m\" qos: found \"2\", expected an integer from 0 to 1"));
+  EXPECT_TRUE(has("source \"m\" payload: found \"xml\", expected influx, json or value"));
+  EXPECT_TRUE(has("source \"m\" topic_template: found \"a/#/b\" with '#' before the last level"));
+  EXPECT_TRUE(has("source \"m\" ca_file: found TLS files with broker \"tcp://x:1\", expected an mqtts:// broker"));
+  EXPECT_TRUE(has("source \"n\": found no broker, expected broker: mqtt://host:port"));
+  EXPECT_TRUE(has("source \"n\" topics: found an empty list, expected at least one topic filter"));
+  EXPECT_TRUE(has("source \"n\": found payload: value without a metric name"));
+  EXPECT_FALSE(has("source \"m\": found payload: value"));  // its payload is wrong already
+  EXPECT_TRUE(has("source \"s\" broker: found an MQTT key on type: statsd, expected it only on type: mqtt"));
+  for (const std::string& m : got) EXPECT_EQ(m.rfind("p.yaml:", 0), 0u) << m;  // every one positioned
 }
 
 struct BrokenPipeline {
@@ -326,8 +435,28 @@ INSTANTIATE_TEST_SUITE_P(
                        "rings:\n  raw: {}\n"
                        "sources:\n  s: {listen: udp://:1, output: raw}\n"
                        "exporters:\n  e: {input: raw}\n",
-                       {"p.yaml:4:3: source \"s\": found no type, expected type: statsd, influx or graphite",
+                       {"p.yaml:4:3: source \"s\": found no type, expected type: statsd, influx, graphite, json or mqtt",
                         "p.yaml:6:3: exporter \"e\": found no type, expected type: prometheus or remote_write"}},
+        BrokenPipeline{"JsonMappingProblems",
+                       "rings:\n  raw: {}\n"
+                       "sources:\n  s: {type: json, listen: tcp://:1, output: raw, value_field: \"\", name: n, "
+                       "name_field: m, timestamp_precision: h, kind: histogram, max_labels: 65, "
+                       "max_line_length: 2MiB}\n"
+                       "  t: {type: statsd, listen: udp://:3, output: raw, name: x, kind: counter}\n"
+                       "exporters:\n  e: {type: prometheus, input: raw}\n",
+                       {"p.yaml:4:63: source \"s\" value_field: found an empty string, expected a field name",
+                        "p.yaml:4:73: source \"s\" name: found both name and name_field, expected one of them",
+                        "p.yaml:4:112: source \"s\" timestamp_precision: found \"h\", expected s, ms, us or ns",
+                        "p.yaml:4:112: source \"s\" timestamp_precision: found a precision without "
+                        "timestamp_field, expected both",
+                        "p.yaml:4:121: source \"s\" kind: found \"histogram\", expected gauge or counter",
+                        "p.yaml:4:144: source \"s\" max_labels: found \"65\", expected an integer from 0 to 64",
+                        "p.yaml:4:165: source \"s\" max_line_length: found \"2MiB\", expected at most 1MiB on type: "
+                        "json",
+                        "p.yaml:5:58: source \"t\" name: found a JSON field mapping key on type: statsd, expected it "
+                        "only on type: json or mqtt",
+                        "p.yaml:5:67: source \"t\" kind: found a JSON field mapping key on type: statsd, expected it "
+                        "only on type: json or mqtt"}},
         BrokenPipeline{"ProcessorReadingItsOwnOutput",
                        "rings:\n  raw: {}\n"
                        "sources:\n  s: {type: statsd, listen: udp://:1, output: raw}\n"

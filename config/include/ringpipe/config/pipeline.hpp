@@ -95,8 +95,9 @@ struct ListenAddress {
 
 // ---------------------------------------------------------------- sources
 
-// Which line protocol a source parses: `type: statsd | influx | graphite | json`.
-enum class SourceType : std::uint8_t { kStatsd, kInflux, kGraphite, kJson };
+// What a source receives: `type: statsd | influx | graphite | json` on its
+// listen addresses, or `mqtt` (a client of an MQTT broker).
+enum class SourceType : std::uint8_t { kStatsd, kInflux, kGraphite, kJson, kMqtt };
 [[nodiscard]] std::string_view source_type_name(SourceType t) noexcept;
 
 // Which tag syntaxes a StatsD source parses (statsd_exporter's
@@ -125,6 +126,25 @@ struct JsonMapping {
   std::uint32_t max_labels = 64;            // `max_labels`: 0..64; further labels are skipped and counted
 };
 
+// What an MQTT message's payload is: `payload: influx | json | value` (a bare number).
+enum class MqttPayloadFormat : std::uint8_t { kInflux, kJson, kValue };
+
+// `type: mqtt`: the broker, the subscriptions and how topics and payloads become samples.
+struct MqttSourceConfig {
+  std::string broker;                       // `broker`: mqtt://host:port or mqtts://host:port (as written)
+  std::string host;                         // from broker
+  std::uint16_t port = 1883;                // from broker; default 1883, 8883 for mqtts
+  bool tls = false;                         // mqtts://
+  std::string ca_file, cert_file, key_file; // `ca_file`, `cert_file`, `key_file` (mqtts only)
+  std::string username, password;           // `username`, `password`
+  std::string client_id;                    // `client_id`: "" = ringpipe-<name>-<pid>
+  std::vector<std::string> topics;          // `topics`: subscription filters, at least one
+  std::uint32_t qos = 0;                    // `qos`: 0 or 1
+  MqttPayloadFormat payload = MqttPayloadFormat::kValue;  // `payload`
+  std::string topic_template;               // `topic_template`: e.g. sensors/+site/+device/+name
+  std::uint32_t max_message_bytes = 65536;  // `max_message_size`: larger payloads are dropped and counted
+};
+
 // Longest max_line_length a json source takes (its parser holds memory for one such line).
 inline constexpr std::uint32_t kMaxJsonLineLength = 1u << 20;
 
@@ -135,7 +155,8 @@ struct SourceConfig {
   std::vector<ListenAddress> listen;        // `listen`: at least one
   std::string output;                       // `output`: ring name
   StatsdTagFlavors tags;                    // `tags`: statsd only
-  JsonMapping json;                         // json only
+  JsonMapping json;                         // json, and mqtt with payload json (name, kind also for value)
+  MqttSourceConfig mqtt;                    // mqtt only
   std::uint64_t read_buffer_bytes = 0;      // `read_buffer`: SO_RCVBUF for udp/unixgram; 0 = OS default
   std::uint32_t udp_sockets = 1;            // `udp_sockets`: SO_REUSEPORT sockets per UDP address, 1..256
   std::uint32_t max_line_length = 65536;    // `max_line_length`: longer TCP/unix lines are dropped and counted

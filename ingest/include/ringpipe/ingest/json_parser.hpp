@@ -57,9 +57,13 @@ class JsonParser {
   void parse_line(std::string_view line, SampleOutput& out, ParseCounters& counters) noexcept;
 
   [[nodiscard]] const JsonOptions& options() const noexcept { return options_; }
+  // The metric name for lines without a name field (when no fixed name is
+  // set), e.g. from an MQTT topic; the view must outlive the parse calls.
+  void set_fallback_name(std::string_view name) noexcept { fallback_name_ = name; }
 
  private:
   JsonOptions options_;
+  std::string_view fallback_name_;
   std::unique_ptr<simdjson::dom::parser> parser_;
   std::unique_ptr<char[]> line_;      // max_line_bytes + simdjson's padding
   std::unique_ptr<char[]> numbers_;   // label values formatted from numbers

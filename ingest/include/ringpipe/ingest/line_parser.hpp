@@ -31,6 +31,11 @@ class LineParser {
     std::visit([&](auto& p) { p.parse_packet(packet, out, counters); }, parser_);
   }
   [[nodiscard]] Protocol protocol() const noexcept { return protocol_; }
+  // The parser itself when it is a P, else nullptr.
+  template <class P>
+  [[nodiscard]] P* get_if() noexcept {
+    return std::get_if<P>(&parser_);
+  }
 
  private:
   Protocol protocol_;

@@ -47,6 +47,8 @@ enum class ParseError : std::uint8_t {
   kNotAnObject,                   // JSON: valid JSON but not an object; the line is dropped
   kMissingValue,                  // JSON: no value field; the line is dropped
   kMissingName,                   // JSON: no name field, or one that is not a string; the line is dropped
+  kTopicMismatch,                 // MQTT: the topic does not fit topic_template; the message is dropped
+  kMessageTooLarge,               // MQTT: payload over max_message_bytes; the message is dropped
   kCount_,
 };
 inline constexpr std::size_t kParseErrorCount = static_cast<std::size_t>(ParseError::kCount_);
@@ -85,6 +87,14 @@ class SampleOutput {
             std::span<const sample::Tag> tags, std::string_view str_value = {}, std::int64_t timestamp_ns = 0) noexcept;
 
   void set_writer(sample::BatchWriter* writer) noexcept { writer_ = writer; }
+  // Labels appended to every sample's own (MQTT topic levels) until cleared
+  // with an empty span; `scratch` (owned by the caller, at least
+  // 2 * kMaxTags) holds the merged list. Extras beyond kMaxTags in all are
+  // not written.
+  void set_extra_tags(std::span<const sample::Tag> extra, std::span<sample::Tag> scratch) noexcept {
+    extra_ = extra;
+    scratch_ = scratch;
+  }
   [[nodiscard]] std::uint64_t written() const noexcept { return written_; }
   // No space: no writer, or rotation refused (ring full).
   [[nodiscard]] std::uint64_t dropped() const noexcept { return dropped_; }
@@ -94,6 +104,8 @@ class SampleOutput {
 
  private:
   sample::BatchWriter* writer_ = nullptr;
+  std::span<const sample::Tag> extra_;
+  std::span<sample::Tag> scratch_;
   RotateFn rotate_ = nullptr;
   void* ctx_ = nullptr;
   std::uint64_t written_ = 0;

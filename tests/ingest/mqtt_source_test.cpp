@@ -1,0 +1,393 @@
+// MqttSource against a real broker: each test starts Debian's `mosquitto` on
+// a free loopback port with its own config in a scratch directory, publishes
+// with libmosquitto (QoS 0 and 1) and reads the exact samples from a real
+// ring file. The broker is killed and restarted mid-run to check that the
+// source reconnects, subscribes again and carries on.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <mosquitto.h>
+#include <spdlog/spdlog.h>
+
+#include "parse_harness.hpp"
+#include "ringpipe/common/stats_segment.hpp"
+#include "ringpipe/ingest/mqtt_source.hpp"
+#include "ringpipe/ingest/ring_target.hpp"
+#include "ringpipe/ring/ring.hpp"
+#include "test_support.hpp"
+
+namespace ringpipe::ingest {
+namespace {
+
+using namespace std::chrono_literals;
+using ringpipe::testing::ScratchDir;
+using ringpipe::testing::wait_until;
+using testing::Got;
+using testing::Tags;
+
+constexpr const char* kMosquitto = "/usr/sbin/mosquitto";
+
+std::uint16_t free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+bool port_open(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// One mosquitto process on 127.0.0.1:port, with its config in `dir`.
+class Broker {
+ public:
+  Broker(const ScratchDir& dir, std::uint16_t port) : port_(port), conf_(dir.file("mosquitto.conf")) {
+    std::ofstream(conf_) << "listener " << port << " 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                         << "log_dest none\n";
+  }
+  ~Broker() { stop(); }
+
+  bool start() {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::execl(kMosquitto, kMosquitto, "-c", conf_.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    return wait_until([&] { return port_open(port_); }, 10000ms);
+  }
+  void stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+  [[nodiscard]] std::uint16_t port() const { return port_; }
+
+ private:
+  std::uint16_t port_;
+  std::string conf_;
+  pid_t pid_ = -1;
+};
+
+// A publishing client with its own network thread.
+class Publisher {
+ public:
+  explicit Publisher(std::uint16_t port) {
+    mosquitto_lib_init();
+    m_ = mosquitto_new(nullptr, true, this);
+    mosquitto_publish_callback_set(m_, [](mosquitto*, void* self, int) { ++static_cast<Publisher*>(self)->acked_; });
+    ok_ = m_ != nullptr && mosquitto_connect(m_, "127.0.0.1", port, 30) == MOSQ_ERR_SUCCESS &&
+          mosquitto_loop_start(m_) == MOSQ_ERR_SUCCESS;
+  }
+  ~Publisher() {
+    if (m_ != nullptr) {
+      mosquitto_disconnect(m_);
+      mosquitto_loop_stop(m_, false);
+      mosquitto_destroy(m_);
+    }
+  }
+  [[nodiscard]] bool ok() const { return ok_; }
+  bool publish(const std::string& topic, const std::string& payload, int qos) {
+    ++sent_;
+    return mosquitto_publish(m_, nullptr, topic.c_str(), static_cast<int>(payload.size()), payload.data(), qos,
+                             false) == MOSQ_ERR_SUCCESS;
+  }
+  // Every publish left the client (QoS 0) or was acknowledged (QoS 1).
+  bool flushed() {
+    return wait_until([&] { return acked_.load() >= sent_; }, 10000ms);
+  }
+
+ private:
+  mosquitto* m_ = nullptr;
+  bool ok_ = false;
+  std::atomic<int> acked_{0};
+  int sent_ = 0;
+};
+
+// A ring file and a reader in this process.
+class RingTap {
+ public:
+  explicit RingTap(const ScratchDir& dir) {
+    ring::RingOptions o;
+    o.lane_capacity_bytes = 1u << 20;
+    o.lanes = 2;
+    auto r = ring::Ring::create(dir.file("raw.ring"), o);
+    EXPECT_TRUE(r);
+    ring_ = std::make_unique<ring::Ring>(std::move(*r));
+    auto reader = ring::Reader::attach(*ring_, "check");
+    EXPECT_TRUE(reader);
+    reader_ = std::make_unique<ring::Reader>(std::move(*reader));
+  }
+  [[nodiscard]] const ring::Ring& ring() const { return *ring_; }
+  // Reads everything committed so far.
+  void drain() {
+    reader_->poll([&](const ring::RecordView& v) {
+      ++records;
+      EXPECT_EQ(v.type, sample::kSampleBatchRecord);
+      for (Got& g : testing::decode(v.payload)) samples.push_back(std::move(g));
+    });
+  }
+  // Waits until `n` samples named `name` are in the ring.
+  bool wait_for(const std::string& name, std::size_t n) {
+    return wait_until(
+        [&] {
+          drain();
+          return count(name) >= n;
+        },
+        10000ms);
+  }
+  [[nodiscard]] std::size_t count(const std::string& name) const {
+    std::size_t n = 0;
+    for (const Got& g : samples) n += g.name == name;
+    return n;
+  }
+  [[nodiscard]] std::vector<Got> named(const std::string& name) const {
+    std::vector<Got> out;
+    for (const Got& g : samples)
+      if (g.name == name) out.push_back(g);
+    return out;
+  }
+  std::vector<Got> samples;
+  std::size_t records = 0;
+
+ private:
+  std::unique_ptr<ring::Ring> ring_;
+  std::unique_ptr<ring::Reader> reader_;
+};
+
+MqttConfig base_config(std::uint16_t port) {
+  MqttConfig c;
+  c.name = "mqtt-test";
+  c.source_id = 5;
+  c.port = port;
+  c.topics = {"sensors/#", "junk/#"};
+  c.reconnect_min = 20ms;
+  c.reconnect_max = 200ms;
+  return c;
+}
+
+// Publishes probes until one arrives: the source is connected and subscribed.
+bool wait_subscribed(Publisher& pub, RingTap& tap, const std::string& topic, const std::string& payload,
+                     const std::string& name) {
+  const std::size_t before = tap.count(name);
+  return wait_until(
+      [&] {
+        pub.publish(topic, payload, 0);
+        std::this_thread::sleep_for(20ms);
+        tap.drain();
+        return tap.count(name) > before;
+      },
+      15000ms);
+}
+
+class MqttSourceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    spdlog::default_logger()->set_level(spdlog::level::err);
+    if (::access(kMosquitto, X_OK) != 0) GTEST_SKIP() << "needs Debian's mosquitto";
+    broker_ = std::make_unique<Broker>(dir_, free_port());
+    ASSERT_TRUE(broker_->start());
+  }
+  ScratchDir dir_;
+  std::unique_ptr<Broker> broker_;
+};
+
+TEST_F(MqttSourceTest, ValuePayloadsBecomeSamplesNamedAndLabelledByTheTopicTemplate) {
+  RingTap tap(dir_);
+  MqttConfig c = base_config(broker_->port());
+  c.qos = 1;
+  c.payload = MqttPayload::kValue;
+  c.topic_template = "sensors/+site/+device/+name";
+  c.max_message_bytes = 64;
+  c.stats_path = dir_.file("mqtt.stats");
+  auto source = MqttSource::create(c, ring_target_factory(tap.ring()));
+  ASSERT_TRUE(source) << source.error().message();
+  ASSERT_TRUE((*source)->start());
+  Publisher pub(broker_->port());
+  ASSERT_TRUE(pub.ok());
+  ASSERT_TRUE(wait_subscribed(pub, tap, "sensors/probe/p/probe", "1", "probe"));
+
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(pub.publish("sensors/lab/s1/temperature", std::to_string(i) + ".5", 0));
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(pub.publish("sensors/roof/s2/humidity", " " + std::to_string(i) + "\n", 1));
+  ASSERT_TRUE(pub.publish("sensors/lab/s1/temperature", "warm", 1));            // malformed_value
+  ASSERT_TRUE(pub.publish("sensors/lab/too/many/levels", "1", 1));             // topic_mismatch
+  ASSERT_TRUE(pub.publish("junk/x", "1", 1));                                  // topic_mismatch
+  ASSERT_TRUE(pub.publish("sensors/lab/s1/big", std::string(100, '1'), 1));    // message_too_large
+  ASSERT_TRUE(pub.flushed());
+  ASSERT_TRUE(tap.wait_for("temperature", 50));
+  ASSERT_TRUE(tap.wait_for("humidity", 50));
+  ASSERT_TRUE(wait_until([&] { return (*source)->stats().parse_error(ParseError::kMessageTooLarge) == 1; }, 5000ms));
+
+  const auto temps = tap.named("temperature");
+  ASSERT_EQ(temps.size(), 50u);
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(temps[i].kind, sample::Kind::kGauge);
+    EXPECT_DOUBLE_EQ(temps[i].value, i + 0.5);  // one publisher, one topic: in order
+    EXPECT_EQ(temps[i].tags, (Tags{{"site", "lab"}, {"device", "s1"}}));
+  }
+  const auto hum = tap.named("humidity");
+  ASSERT_EQ(hum.size(), 50u);
+  EXPECT_DOUBLE_EQ(hum[49].value, 49);
+  EXPECT_EQ(hum[0].tags, (Tags{{"site", "roof"}, {"device", "s2"}}));
+  const IngestStats& s = (*source)->stats();
+  EXPECT_EQ(s.parse_error(ParseError::kMalformedValue), 1u);
+  EXPECT_EQ(s.parse_error(ParseError::kTopicMismatch), 2u);
+  EXPECT_EQ(s.parse_error(ParseError::kMessageTooLarge), 1u);
+  EXPECT_EQ(s.samples_dropped.load(), 0u);
+  EXPECT_LT(tap.records, tap.samples.size());  // messages of one loop iteration share a record
+
+  (*source)->stop();
+  auto seg = StatsReader::open(c.stats_path);
+  ASSERT_TRUE(seg);
+  std::map<std::string, double> v;
+  for (const StatsEntry& e : seg->snapshot()) {
+    if (e.labels.empty()) v[e.name] = e.value();
+    if (e.name == "source_parse_errors_total" && e.labels.size() == 1 && e.labels[0].value == "topic_mismatch")
+      v["topic_mismatch"] = e.value();
+  }
+  EXPECT_EQ(v["source_mqtt_connects_total"], 1);
+  EXPECT_EQ(v["source_mqtt_connected"], 0);
+  EXPECT_EQ(v["topic_mismatch"], 2);
+  EXPECT_EQ(v["source_samples_written_total"], static_cast<double>(s.samples_written.load()));
+  EXPECT_EQ(v["source_mqtt_messages_total"], static_cast<double>((*source)->mqtt_stats().messages.load()));
+}
+
+TEST_F(MqttSourceTest, JsonAndInfluxPayloadsCarryTheTopicLabels) {
+  RingTap tap(dir_);
+  MqttConfig j = base_config(broker_->port());
+  j.name = "json";
+  j.topics = {"sensors/json/#"};
+  j.payload = MqttPayload::kJson;
+  j.topic_template = "sensors/json/+device/+name";
+  j.parser.json.timestamp_field = "ts";
+  auto json_source = MqttSource::create(j, ring_target_factory(tap.ring()));
+  ASSERT_TRUE(json_source) << json_source.error().message();
+  MqttConfig i = base_config(broker_->port());
+  i.name = "influx";
+  i.topics = {"sensors/influx/#"};
+  i.payload = MqttPayload::kInflux;
+  i.topic_template = "sensors/influx/+device";
+  auto influx_source = MqttSource::create(i, ring_target_factory(tap.ring()));
+  ASSERT_TRUE(influx_source) << influx_source.error().message();
+  ASSERT_TRUE((*json_source)->start());
+  ASSERT_TRUE((*influx_source)->start());
+  Publisher pub(broker_->port());
+  ASSERT_TRUE(pub.ok());
+  ASSERT_TRUE(wait_subscribed(pub, tap, "sensors/json/p/probe_json", R"({"value":1})", "probe_json"));
+  ASSERT_TRUE(wait_subscribed(pub, tap, "sensors/influx/p", "probe_influx v=1", "probe_influx_v"));
+
+  ASSERT_TRUE(pub.publish("sensors/json/s7/temp", R"({"value":21.5,"ts":1700000000,"room":"a"})", 1));
+  ASSERT_TRUE(pub.publish("sensors/json/s7/temp", R"({"name":"override","value":3})", 1));
+  ASSERT_TRUE(pub.publish("sensors/json/s7/temp", R"({"value":)", 1));  // invalid_json
+  ASSERT_TRUE(pub.publish("sensors/influx/s8", "cpu,core=0 user=1.5,sys=2i 1700000000000000000\ncpu user=3", 1));
+  ASSERT_TRUE(pub.flushed());
+  ASSERT_TRUE(tap.wait_for("temp", 1));
+  ASSERT_TRUE(tap.wait_for("override", 1));
+  ASSERT_TRUE(tap.wait_for("cpu_user", 2));
+
+  const Got t = tap.named("temp").at(0);
+  EXPECT_DOUBLE_EQ(t.value, 21.5);
+  EXPECT_EQ(t.ts, 1700000000LL * 1'000'000'000);
+  EXPECT_EQ(t.tags, (Tags{{"room", "a"}, {"device", "s7"}}));
+  EXPECT_EQ(tap.named("override").at(0).tags, (Tags{{"device", "s7"}}));
+  const auto cpu = tap.named("cpu_user");
+  EXPECT_DOUBLE_EQ(cpu.at(0).value, 1.5);
+  EXPECT_EQ(cpu.at(0).tags, (Tags{{"core", "0"}, {"device", "s8"}}));
+  EXPECT_EQ(cpu.at(1).tags, (Tags{{"device", "s8"}}));
+  EXPECT_DOUBLE_EQ(tap.named("cpu_sys").at(0).value, 2);
+  EXPECT_TRUE(wait_until([&] { return (*json_source)->stats().parse_error(ParseError::kInvalidJson) == 1; }, 5000ms));
+}
+
+TEST_F(MqttSourceTest, ReconnectsAfterTheBrokerRestartsAndCarriesOn) {
+  RingTap tap(dir_);
+  MqttConfig c = base_config(broker_->port());
+  c.qos = 1;
+  c.payload = MqttPayload::kValue;
+  c.metric_name = "level";
+  c.topic_template = "sensors/+tank";
+  auto source = MqttSource::create(c, ring_target_factory(tap.ring()));
+  ASSERT_TRUE(source) << source.error().message();
+  ASSERT_TRUE((*source)->start());
+  {
+    Publisher pub(broker_->port());
+    ASSERT_TRUE(pub.ok());
+    ASSERT_TRUE(wait_subscribed(pub, tap, "sensors/probe", "0", "level"));
+    for (int i = 0; i < 20; ++i) ASSERT_TRUE(pub.publish("sensors/before", std::to_string(i), 1));
+    ASSERT_TRUE(pub.flushed());
+  }
+  ASSERT_TRUE(wait_until(
+      [&] {
+        tap.drain();
+        std::size_t n = 0;
+        for (const Got& g : tap.samples) n += g.tags == Tags{{"tank", "before"}};
+        return n == 20;
+      },
+      10000ms));
+
+  broker_->stop();
+  ASSERT_TRUE(wait_until([&] { return (*source)->mqtt_stats().disconnects.load() >= 1; }, 10000ms));
+  EXPECT_EQ((*source)->mqtt_stats().connected.load(), 0u);
+  std::this_thread::sleep_for(300ms);  // a few failed reconnects at the capped backoff
+  ASSERT_TRUE(broker_->start());
+  ASSERT_TRUE(wait_until([&] { return (*source)->mqtt_stats().connects.load() >= 2; }, 10000ms));
+  Publisher pub(broker_->port());
+  ASSERT_TRUE(pub.ok());
+  ASSERT_TRUE(wait_subscribed(pub, tap, "sensors/probe", "0", "level"));
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(pub.publish("sensors/after", std::to_string(100 + i), 1));
+  ASSERT_TRUE(pub.flushed());
+  ASSERT_TRUE(wait_until(
+      [&] {
+        tap.drain();
+        std::size_t n = 0;
+        for (const Got& g : tap.samples) n += g.tags == Tags{{"tank", "after"}} && g.value >= 100;
+        return n == 20;
+      },
+      10000ms));
+  EXPECT_GE((*source)->mqtt_stats().connect_failures.load(), 1u);
+  EXPECT_EQ((*source)->mqtt_stats().connected.load(), 1u);
+  EXPECT_EQ((*source)->stats().samples_dropped.load(), 0u);
+}
+
+TEST(MqttSource, RefusesConfigsThatCannotWork) {
+  MqttConfig c;
+  c.topics = {"a/#"};
+  c.payload = MqttPayload::kValue;
+  auto none = [](void) -> Result<std::unique_ptr<BatchTarget>> { return invalid("unused"); };
+  auto no_name = MqttSource::create(c, none);
+  ASSERT_FALSE(no_name);
+  EXPECT_NE(no_name.error().context.find("+name"), std::string::npos) << no_name.error().context;
+  c.topic_template = "a/#/b";
+  EXPECT_FALSE(MqttSource::create(c, none));
+  c.topic_template = "a/+name";
+  c.topics.clear();
+  EXPECT_FALSE(MqttSource::create(c, none));
+}
+
+}  // namespace
+}  // namespace ringpipe::ingest
