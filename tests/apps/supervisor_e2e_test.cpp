@@ -3,8 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
 #include <atomic>
 #include <thread>
+
+#include <mosquitto.h>
 
 #include "components.hpp"
 #include "e2e_util.hpp"
@@ -376,6 +380,83 @@ TEST_F(SupervisorE2e, RefusesAnExporterThisBuildLacksUnlessDisabled) {
   EXPECT_EQ(r.code, 78);
   EXPECT_NE(r.err.find("exporter prometheus: type prometheus is not available in this build"), std::string::npos)
       << r.err;
+}
+
+// The two sensor sources under the supervisor: JSON lines over TCP and MQTT
+// from a real mosquitto broker (started here on a free loopback port), both
+// counted exactly in the processor's output.
+TEST_F(SupervisorE2e, JsonLinesAndMqttSourcesFeedThePipelineExactly) {
+  constexpr const char* kMosquitto = "/usr/sbin/mosquitto";
+  if (::access(kMosquitto, X_OK) != 0) GTEST_SKIP() << "needs Debian's mosquitto";
+  const std::uint16_t mqtt_port = e2e::free_tcp_port();
+  const std::string conf = dir_.file("mosquitto.conf");
+  e2e::write_text(conf, "listener " + std::to_string(mqtt_port) +
+                            " 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n");
+  const pid_t broker = ::fork();
+  if (broker == 0) {
+    ::execl(kMosquitto, kMosquitto, "-c", conf.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  struct Reap {
+    pid_t pid;
+    ~Reap() {
+      ::kill(pid, SIGKILL);
+      int st = 0;
+      ::waitpid(pid, &st, 0);
+    }
+  } reap{broker};
+  ASSERT_TRUE(e2e::TcpSender(mqtt_port).connect(10s));
+
+  e2e::write_text(file_, "pipeline: t\nrun_dir: " + dir_.path().string() + R"(
+rings:
+  raw: {size: 4MiB, lanes: 4, overflow: block}
+  metrics: {size: 4MiB, lanes: 4, overflow: block}
+sources:
+  json: {type: json, listen: tcp://127.0.0.1:)" + std::to_string(port_) + R"(, output: raw, kind: counter}
+  mqtt: {type: mqtt, broker: "mqtt://127.0.0.1:)" + std::to_string(mqtt_port) + R"(", topics: [e2e/#], qos: 1,
+         topic_template: "e2e/+site/+name", kind: counter, output: raw}
+processors:
+  aggregate: {type: aggregate, input: raw, output: metrics, flush_interval: 100ms}
+exporters:
+  prometheus: {type: prometheus, input: metrics, listen: 127.0.0.1:)" + std::to_string(web_port_) + "}\n");
+  std::vector<std::string> args{"run", file_};
+  if (!exporter_available(config::ExporterType::kPrometheus)) args.insert(args.end(), {"--disable", "prometheus"});
+  supervisor_ = std::make_unique<e2e::Proc>(args, dir_.file("sup.out"), dir_.file("sup.err"));
+  ASSERT_TRUE(testing::wait_until([&] { return pid_of("json") && pid_of("mqtt") && pid_of("aggregate"); }, 10s))
+      << supervisor_->err();
+  auto totals = e2e::MetricTotals::attach(ring("metrics"));
+  ASSERT_TRUE(totals);
+
+  constexpr int kN = 5000;
+  e2e::TcpSender sender(port_);
+  ASSERT_TRUE(sender.send(e2e::lines(R"({"name":"e2e_json","value":2,"host":"a","meta":{"skipped":true}})", kN) +
+                          "{broken\n"));
+  sender.finish();
+  EXPECT_TRUE(testing::wait_until([&] { return totals->total("e2e_json") == 2 * kN; }, 10s))
+      << totals->total("e2e_json");
+
+  mosquitto_lib_init();
+  mosquitto* pub = mosquitto_new(nullptr, true, nullptr);
+  ASSERT_NE(pub, nullptr);
+  ASSERT_EQ(mosquitto_connect(pub, "127.0.0.1", mqtt_port, 30), MOSQ_ERR_SUCCESS);
+  ASSERT_EQ(mosquitto_loop_start(pub), MOSQ_ERR_SUCCESS);
+  // Probes until one arrives: the source is connected and subscribed.
+  EXPECT_TRUE(testing::wait_until(
+      [&] {
+        mosquitto_publish(pub, nullptr, "e2e/probe/e2e_probe", 1, "1", 1, false);
+        std::this_thread::sleep_for(50ms);
+        return totals->total("e2e_probe") > 0;
+      },
+      15s));
+  constexpr int kM = 300;
+  for (int i = 0; i < kM; ++i) ASSERT_EQ(mosquitto_publish(pub, nullptr, "e2e/lab/e2e_mqtt", 1, "1", 1, false), 0);
+  EXPECT_TRUE(testing::wait_until([&] { return totals->total("e2e_mqtt") == kM; }, 10s)) << totals->total("e2e_mqtt");
+  mosquitto_disconnect(pub);
+  mosquitto_loop_stop(pub, false);
+  mosquitto_destroy(pub);
+
+  supervisor_->signal(SIGINT);
+  EXPECT_EQ(supervisor_->wait(20s), 0) << supervisor_->err();
 }
 
 }  // namespace
