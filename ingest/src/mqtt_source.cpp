@@ -40,7 +40,8 @@ struct MqttSource::Impl {
   MqttConfig config;
   IngestStats stats;
   MqttStats mqtt;
-  RateLimiter error_log;
+  RateLimiter error_log;    // malformed input (the Worker's)
+  RateLimiter connect_log;  // connection trouble
   TopicTemplate topic_template;
   std::unique_ptr<Worker> worker;
   mosquitto* client = nullptr;
@@ -54,7 +55,8 @@ struct MqttSource::Impl {
   std::unique_ptr<StatsPublisher> publisher;
   std::string what;
 
-  explicit Impl(const MqttConfig& c) : config(c), error_log(c.error_log_interval), what("mqtt " + c.name) {}
+  explicit Impl(const MqttConfig& c)
+      : config(c), error_log(c.error_log_interval), connect_log(c.error_log_interval), what("mqtt " + c.name) {}
   ~Impl() {
     if (client != nullptr) mosquitto_destroy(client);
   }
@@ -118,13 +120,19 @@ void MqttSource::Impl::on_message(const mosquitto_message& m) noexcept {
       parse_value(payload, name, tags);
       return;
     case MqttPayload::kJson:
-      if (auto* j = worker->parser().get_if<JsonParser>()) j->set_fallback_name(match.name);
-      break;
+      // One object per message, which may span lines (pretty-printed).
+      if (auto* j = worker->parser().get_if<JsonParser>()) {
+        j->set_fallback_name(match.name);
+        worker->out().set_extra_tags(tags, merged_tags);
+        j->parse_line(payload, worker->out(), c);
+        worker->out().set_extra_tags({}, {});
+      }
+      return;
     case MqttPayload::kInflux:
       break;
   }
   worker->out().set_extra_tags(tags, merged_tags);
-  worker->parse(payload);
+  worker->parse(payload);  // line protocol: every line of the message
   worker->out().set_extra_tags({}, {});
 }
 
@@ -145,9 +153,9 @@ void MqttSource::Impl::run() noexcept {
   while (!stopping.load(std::memory_order_acquire)) {
     if (!ever_connected_socket) {
       if (auto s = connect_once(); !s) {
-        if (error_log.allow()) {
+        if (connect_log.allow()) {
           spdlog::warn("{}; retrying in {} ms ({} similar warnings suppressed)", s.error().context, backoff.count(),
-                       error_log.take_suppressed());
+                       connect_log.take_suppressed());
         }
         const auto until = std::chrono::steady_clock::now() + backoff;
         while (!stopping.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until)
@@ -178,17 +186,20 @@ void MqttSource::Impl::run() noexcept {
       connected = false;
       mqtt.connected.store(0, std::memory_order_relaxed);
       mqtt.disconnects.fetch_add(1, std::memory_order_relaxed);
+    } else {  // the last attempt never got a CONNACK (refused, unreachable, TLS handshake)
+      mqtt.connect_failures.fetch_add(1, std::memory_order_relaxed);
     }
-    if (error_log.allow()) {
+    if (connect_log.allow()) {
       spdlog::warn("{}: connection to {}:{} lost: {}; reconnecting in {} ms ({} similar warnings suppressed)", what,
-                   config.host, config.port, mosquitto_strerror(rc), backoff.count(), error_log.take_suppressed());
+                   config.host, config.port, mosquitto_strerror(rc), backoff.count(), connect_log.take_suppressed());
     }
     const auto until = std::chrono::steady_clock::now() + backoff;
     while (!stopping.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until)
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min<std::int64_t>(kLoopTimeoutMs, backoff.count())));
     backoff = std::min(backoff * 2, config.reconnect_max);
     if (stopping.load(std::memory_order_acquire)) break;
-    if (mosquitto_reconnect(client) != MOSQ_ERR_SUCCESS) mqtt.connect_failures.fetch_add(1, std::memory_order_relaxed);
+    // A failure shows as the next loop's error, and is counted there.
+    (void)mosquitto_reconnect(client);
   }
   if (in_batch) {
     worker->end();
@@ -247,9 +258,10 @@ Result<std::unique_ptr<MqttSource>> MqttSource::create(const MqttConfig& config,
   }
   mosquitto_connect_callback_set(impl->client, [](mosquitto* m, void* self, int rc) {
     auto* s = static_cast<Impl*>(self);
-    if (rc != 0) {
-      s->mqtt.connect_failures.fetch_add(1, std::memory_order_relaxed);
-      if (s->error_log.allow()) spdlog::warn("{}: broker refused the connection: {}", s->what, mosquitto_connack_string(rc));
+    if (rc != 0) {  // the broker closes the connection next: counted as a failed attempt there
+      if (s->connect_log.allow()) {
+        spdlog::warn("{}: broker refused the connection: {}", s->what, mosquitto_connack_string(rc));
+      }
       return;
     }
     s->connected = true;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <string>
@@ -305,17 +306,22 @@ TEST_F(MqttSourceTest, JsonAndInfluxPayloadsCarryTheTopicLabels) {
   ASSERT_TRUE(pub.publish("sensors/json/s7/temp", R"({"value":21.5,"ts":1700000000,"room":"a"})", 1));
   ASSERT_TRUE(pub.publish("sensors/json/s7/temp", R"({"name":"override","value":3})", 1));
   ASSERT_TRUE(pub.publish("sensors/json/s7/temp", R"({"value":)", 1));  // invalid_json
+  ASSERT_TRUE(pub.publish("sensors/json/s7/pretty", "{\n  \"value\": 7,\n  \"room\": \"b\"\n}\n", 1));
   ASSERT_TRUE(pub.publish("sensors/influx/s8", "cpu,core=0 user=1.5,sys=2i 1700000000000000000\ncpu user=3", 1));
   ASSERT_TRUE(pub.flushed());
   ASSERT_TRUE(tap.wait_for("temp", 1));
   ASSERT_TRUE(tap.wait_for("override", 1));
   ASSERT_TRUE(tap.wait_for("cpu_user", 2));
+  ASSERT_TRUE(tap.wait_for("pretty", 1));
 
   const Got t = tap.named("temp").at(0);
   EXPECT_DOUBLE_EQ(t.value, 21.5);
   EXPECT_EQ(t.ts, 1700000000LL * 1'000'000'000);
   EXPECT_EQ(t.tags, (Tags{{"room", "a"}, {"device", "s7"}}));
   EXPECT_EQ(tap.named("override").at(0).tags, (Tags{{"device", "s7"}}));
+  const Got pretty = tap.named("pretty").at(0);  // one object per message, across lines
+  EXPECT_DOUBLE_EQ(pretty.value, 7);
+  EXPECT_EQ(pretty.tags, (Tags{{"room", "b"}, {"device", "s7"}}));
   const auto cpu = tap.named("cpu_user");
   EXPECT_DOUBLE_EQ(cpu.at(0).value, 1.5);
   EXPECT_EQ(cpu.at(0).tags, (Tags{{"core", "0"}, {"device", "s8"}}));
@@ -372,6 +378,72 @@ TEST_F(MqttSourceTest, ReconnectsAfterTheBrokerRestartsAndCarriesOn) {
   EXPECT_GE((*source)->mqtt_stats().connect_failures.load(), 1u);
   EXPECT_EQ((*source)->mqtt_stats().connected.load(), 1u);
   EXPECT_EQ((*source)->stats().samples_dropped.load(), 0u);
+}
+
+// A TLS listener with a certificate from a CA made here (openssl), and a
+// plain listener beside it for the publisher.
+TEST(MqttSourceTls, SubscribesOverTlsWithTheConfiguredCa) {
+  spdlog::default_logger()->set_level(spdlog::level::err);
+  if (::access(kMosquitto, X_OK) != 0 || std::system("command -v openssl >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "needs mosquitto and openssl";
+  ScratchDir dir;
+  const std::string d = dir.path().string();
+  const std::string make_certs =
+      "cd " + d + " && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout ca.key "
+      "-out ca.pem 2>/dev/null && openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key "
+      "-out server.csr 2>/dev/null && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' > san.ext && "
+      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile san.ext "
+      "-out server.pem 2>/dev/null && chmod 644 server.key";
+  ASSERT_EQ(std::system(make_certs.c_str()), 0);
+  const std::uint16_t tls_port = free_port();
+  const std::uint16_t plain_port = free_port();
+  const std::string conf = dir.file("tls.conf");
+  std::ofstream(conf) << "per_listener_settings false\nallow_anonymous true\npersistence false\nlog_dest none\n"
+                      << "listener " << plain_port << " 127.0.0.1\n"
+                      << "listener " << tls_port << " 127.0.0.1\ncafile " << d << "/ca.pem\ncertfile " << d
+                      << "/server.pem\nkeyfile " << d << "/server.key\n";
+  const pid_t broker = ::fork();
+  if (broker == 0) {
+    ::execl(kMosquitto, kMosquitto, "-c", conf.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  struct Reap {
+    pid_t pid;
+    ~Reap() {
+      ::kill(pid, SIGKILL);
+      int st = 0;
+      ::waitpid(pid, &st, 0);
+    }
+  } reap{broker};
+  ASSERT_TRUE(wait_until([&] { return port_open(tls_port) && port_open(plain_port); }, 10000ms));
+
+  RingTap tap(dir);
+  MqttConfig c = base_config(tls_port);
+  c.tls = true;
+  c.ca_file = d + "/ca.pem";
+  c.payload = MqttPayload::kValue;
+  c.topic_template = "sensors/+name";
+  auto source = MqttSource::create(c, ring_target_factory(tap.ring()));
+  ASSERT_TRUE(source) << source.error().message();
+  ASSERT_TRUE((*source)->start());
+  Publisher pub(plain_port);
+  ASSERT_TRUE(pub.ok());
+  ASSERT_TRUE(wait_subscribed(pub, tap, "sensors/secure", "42", "secure"));
+  EXPECT_DOUBLE_EQ(tap.named("secure").at(0).value, 42);
+  EXPECT_EQ((*source)->mqtt_stats().connects.load(), 1u);
+
+  // A client trusting another CA never gets in (the handshake fails, counted).
+  ASSERT_EQ(std::system(("cd " + d + " && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other "
+                         "-keyout other.key -out other.pem 2>/dev/null").c_str()),
+            0);
+  MqttConfig wrong = c;
+  wrong.name = "wrong-ca";
+  wrong.ca_file = d + "/other.pem";
+  auto refused = MqttSource::create(wrong, ring_target_factory(tap.ring()));
+  ASSERT_TRUE(refused) << refused.error().message();
+  ASSERT_TRUE((*refused)->start());
+  EXPECT_TRUE(wait_until([&] { return (*refused)->mqtt_stats().connect_failures.load() >= 2; }, 10000ms));
+  EXPECT_EQ((*refused)->mqtt_stats().connects.load(), 0u);
 }
 
 TEST(MqttSource, RefusesConfigsThatCannotWork) {
