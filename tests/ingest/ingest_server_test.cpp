@@ -74,6 +74,28 @@ TEST(IngestServer, ReceivesUdpPacketsAsOneBatchRecordEach) {
   EXPECT_EQ(f.server->stats().lines.load(), 3u);
 }
 
+TEST(IngestServer, ParsesJsonObjectsOnePerDatagramLine) {
+  Fixture f;
+  IngestConfig c = Fixture::base();
+  c.parser.protocol = Protocol::kJson;
+  c.parser.json.kind = sample::Kind::kCounter;
+  c.udp = UdpConfig{.port = 0};
+  f.start(c);
+  auto fd = testing::udp_socket();
+  ASSERT_TRUE(testing::send_udp(fd.get(), f.server->udp_port(),
+                                "{\"name\":\"a\",\"value\":1,\"k\":\"v\"}\n[]\n{\"name\":\"b\",\"value\":2}"));
+  ASSERT_TRUE(f.wait_written(2));
+  f.server->stop();
+  const auto samples = f.store->samples();
+  ASSERT_EQ(samples.size(), 2u);
+  EXPECT_EQ(samples[0].name, "a");
+  EXPECT_EQ(samples[0].kind, sample::Kind::kCounter);
+  EXPECT_EQ(samples[0].tags, (testing::Tags{{"k", "v"}}));
+  EXPECT_EQ(samples[1].name, "b");
+  EXPECT_EQ(f.store->record_count(), 1u);
+  EXPECT_EQ(f.server->stats().parse_error(ParseError::kNotAnObject), 1u);
+}
+
 TEST(IngestServer, SpreadsUdpOverReusePortSocketsEachWithItsOwnTarget) {
   Fixture f;
   IngestConfig c = Fixture::base();
