@@ -24,6 +24,10 @@ using namespace std::chrono_literals;
 
 bool pid_alive(std::uint32_t pid) { return pid > 0 && ::kill(static_cast<pid_t>(pid), 0) == 0; }
 
+// A killed component is back (and an exporter serves its whole state) within
+// 1 s; sanitizer builds run the real binary several times slower.
+constexpr std::chrono::milliseconds kBackWithin{testing::under_sanitizer() ? 5000 : 1000};
+
 class SupervisorE2e : public ::testing::Test {
  protected:
   std::string pipeline_text(const std::string& processor_extra = "") const {
@@ -175,7 +179,7 @@ TEST_F(SupervisorE2e, KilledSourceIsBackWithinASecondAndEverySampleTheRingAccept
   ASSERT_TRUE(totals && audit);
   start_load("e2e.count:1|c");
   ASSERT_TRUE(testing::wait_until([&] { return audit->count() > 10'000; }, 10s));
-  EXPECT_LT(kill_and_time_restart("statsd"), 1000ms);
+  EXPECT_LT(kill_and_time_restart("statsd"), kBackWithin);
   const std::uint64_t before = audit->count();
   ASSERT_TRUE(testing::wait_until([&] { return audit->count() > before + 10'000; }, 10s));  // the new one ingests
   stop_load();
@@ -200,7 +204,7 @@ TEST_F(SupervisorE2e, KilledProcessorIsBackWithinASecondAndItsTotalsStayExact) {
   start_load("e2e.count:1|c");
   ASSERT_TRUE(testing::wait_until([&] { return totals->total("e2e_count") > 10'000; }, 10s));
   for (int kill = 0; kill < 3; ++kill) {
-    EXPECT_LT(kill_and_time_restart("aggregate"), 1000ms);
+    EXPECT_LT(kill_and_time_restart("aggregate"), kBackWithin);
     const double before = totals->total("e2e_count");
     ASSERT_TRUE(testing::wait_until([&] { return totals->total("e2e_count") > before + 5'000; }, 10s));
   }
@@ -242,7 +246,7 @@ TEST_F(SupervisorE2e, KilledExporterServesTheCompleteStateWithinASecondUnderLoad
           return p != 0 && p != old && scraped("e2e_count").value_or(0) >= before;
         },
         5s));
-    EXPECT_LT(std::chrono::steady_clock::now() - t0, 1000ms);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, kBackWithin);
   }
   stop_load();
   // What /metrics serves equals every increment that entered the raw ring.

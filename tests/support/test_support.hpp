@@ -62,4 +62,20 @@ T* make_shared_block() {
 #endif
 }
 
+// True under AddressSanitizer or ThreadSanitizer, whose builds run several
+// times slower: wall-clock bounds on whole processes are relaxed there.
+[[nodiscard]] constexpr bool under_sanitizer() {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+  return true;
+#else
+  return false;
+#endif
+#else
+  return false;
+#endif
+}
+
 }  // namespace ringpipe::testing
