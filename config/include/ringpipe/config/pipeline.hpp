@@ -157,7 +157,10 @@ struct SourceConfig {
   StatsdTagFlavors tags;                    // `tags`: statsd only
   JsonMapping json;                         // json, and mqtt with payload json (name, kind also for value)
   MqttSourceConfig mqtt;                    // mqtt only
-  std::uint64_t read_buffer_bytes = 0;      // `read_buffer`: SO_RCVBUF for udp/unixgram; 0 = OS default
+  // `read_buffer`: SO_RCVBUF for udp/unixgram; 0 = OS default. 8 MiB by
+  // default: the OS default (about 208 KiB) drops bursts a busy machine
+  // cannot drain at once (SO_RCVBUFFORCE as root, else capped by rmem_max).
+  std::uint64_t read_buffer_bytes = 8u << 20;
   std::uint32_t udp_sockets = 1;            // `udp_sockets`: SO_REUSEPORT sockets per UDP address, 1..256
   std::uint32_t max_line_length = 65536;    // `max_line_length`: longer TCP/unix lines are dropped and counted
   std::uint32_t max_connections = 1024;     // `max_connections`: TCP/unix stream connections at once
