@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -56,6 +57,8 @@ class Proc {
     argv.push_back(nullptr);
     pid_ = ::fork();
     if (pid_ == 0) {
+      // A test that crashes takes its ringpipe (and so the components) with it.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
       const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       ::dup2(o, 1);
