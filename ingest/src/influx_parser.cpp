@@ -29,20 +29,6 @@ std::size_t scan_to(std::string_view s, std::size_t i, const char (&stops)[N]) n
   return s.size();
 }
 
-std::int64_t precision_factor(Precision p) noexcept {
-  switch (p) {
-    case Precision::kNanoseconds:
-      return 1;
-    case Precision::kMicroseconds:
-      return 1'000;
-    case Precision::kMilliseconds:
-      return 1'000'000;
-    case Precision::kSeconds:
-      return 1'000'000'000;
-  }
-  return 1;
-}
-
 // Booleans as InfluxDB spells them.
 int parse_bool(std::string_view v) noexcept {
   if (v == "t" || v == "T" || v == "true" || v == "True" || v == "TRUE") return 1;

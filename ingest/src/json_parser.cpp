@@ -20,20 +20,6 @@ constexpr std::size_t kNumberBytes = 32;
 
 bool is_blank(char c) noexcept { return c == ' ' || c == '\t' || c == '\r'; }
 
-std::int64_t precision_factor(Precision p) noexcept {
-  switch (p) {
-    case Precision::kNanoseconds:
-      return 1;
-    case Precision::kMicroseconds:
-      return 1'000;
-    case Precision::kMilliseconds:
-      return 1'000'000;
-    case Precision::kSeconds:
-      return 1'000'000'000;
-  }
-  return 1;
-}
-
 // A timestamp in `factor` ns units to ns; false when it is not a number or out of range.
 bool to_timestamp_ns(simdjson::dom::element v, std::int64_t factor, std::int64_t& out) noexcept {
   constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
