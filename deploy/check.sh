@@ -55,6 +55,12 @@ stage_unit() {
   chmod 644 "$dir/$(basename "$src")"
 }
 
+# Every unit of the project, staged into one directory.
+stage_units() {
+  local u
+  for u in "${units[@]}"; do stage_unit "$here/systemd/$u" "$1"; done
+}
+
 # systemd-analyze verify exits 0 on unknown keys and unparsable values (it
 # only logs them), so any message about our files is a failure too.
 verify_unit() {
@@ -166,29 +172,29 @@ systemd_verify() {
   say "ok: units carry ExecStart, reload, stop, restart and hardening settings"
 
   local good=$work/units
-  for u in "${units[@]}"; do stage_unit "$here/systemd/$u" "$good"; done
+  stage_units "$good"
   check_units_in "$good" || fail "systemd-analyze rejects the units"
   say "ok: systemd-analyze verify and security (exposure <= 2.5) pass for both units"
 
   # Negative controls: each kind of breakage must be caught by the checks above.
   local bad
   bad=$work/bad-key
-  for u in "${units[@]}"; do stage_unit "$here/systemd/$u" "$bad"; done
+  stage_units "$bad"
   sed -i 's/^Restart=on-failure$/Restart=on-failure\nRestartPreventExitStatuz=78/' "$bad/ringpipe.service"
   must_fail "a misspelt key" verify_unit "$bad/ringpipe.service"
 
   bad=$work/bad-value
-  for u in "${units[@]}"; do stage_unit "$here/systemd/$u" "$bad"; done
+  stage_units "$bad"
   sed -i 's/^ProtectSystem=strict$/ProtectSystem=stricter/' "$bad/ringpipe-component@.service"
   must_fail "an invalid value" verify_unit "$bad/ringpipe-component@statsd.service"
 
   bad=$work/bad-exec
-  for u in "${units[@]}"; do stage_unit "$here/systemd/$u" "$bad"; done
+  stage_units "$bad"
   sed -i "s#^ExecStart=$bad/bin/ringpipe#ExecStart=/nonexistent/ringpipe#" "$bad/ringpipe.service"
   must_fail "a missing executable" verify_unit "$bad/ringpipe.service"
 
   bad=$work/bad-sandbox
-  for u in "${units[@]}"; do stage_unit "$here/systemd/$u" "$bad"; done
+  stage_units "$bad"
   sed -i '/^# Sandbox\./,/^\[Install\]/{/^\[Install\]/!d}' "$bad/ringpipe.service"
   must_fail "a unit without its sandbox" security_unit "$bad/ringpipe.service"
 
