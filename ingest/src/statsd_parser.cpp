@@ -1,5 +1,6 @@
 #include "ringpipe/ingest/statsd_parser.hpp"
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -34,23 +35,49 @@ StatType stat_type(std::string_view t) noexcept {
 }
 constexpr std::int64_t kNanosPerSecond = 1'000'000'000;
 
-// Calls f(piece) for each ','-separated piece the way statsd_exporter does:
-// an empty piece before a ',' counts, a trailing empty piece does not.
+// Calls f(piece, at) for each ','-separated piece the way statsd_exporter
+// does (an empty piece before a ',' counts, a trailing empty piece does not),
+// with `at` the position of the piece's first `sep` or npos: one pass finds both.
 template <class F>
-void for_each_comma_piece(std::string_view list, F&& f) noexcept {
+void for_each_comma_piece(std::string_view list, char sep, F&& f) noexcept {
+  constexpr std::size_t kNone = std::string_view::npos;
   std::size_t start = 0;
+  std::size_t at = kNone;
   for (std::size_t i = 0; i < list.size(); ++i) {
-    if (list[i] == ',') {
-      f(list.substr(start, i - start));
+    const char c = list[i];
+    if (c == ',') {
+      f(text::sub(list, start, i - start), at);
       start = i + 1;
+      at = kNone;
+    } else if (c == sep && at == kNone) {
+      at = i - start;
     }
   }
-  if (start < list.size()) f(list.substr(start));
+  if (start < list.size()) f(text::sub(list, start), at);
+}
+
+// The bytes parse_line's name scan stops at.
+constexpr auto kNameDelimiter = [] {
+  std::array<bool, 256> t{};
+  for (const unsigned char c : {':', '[', ']', '#', ','}) t[c] = true;
+  return t;
+}();
+
+// "|#" anywhere: the line carries DogStatsD tags.
+bool has_dogstatsd_tags(std::string_view rest) noexcept {
+  for (std::size_t i = text::find_byte(rest, '|'); i != std::string_view::npos; i = text::find_byte(rest, '|', i + 1)) {
+    if (i + 1 < rest.size() && rest[i + 1] == '#') return true;
+  }
+  return false;
 }
 
 }  // namespace
 
 struct StatsdParser::Line {
+  // Delimiters in the raw name (before the first ':'), found by parse_line's scan.
+  std::size_t open = std::string_view::npos;          // first '['
+  std::size_t close = std::string_view::npos;         // first ']'
+  std::size_t name_tags_at = std::string_view::npos;  // first Librato '#' or InfluxDB ','
   std::string_view name;
   std::size_t name_tags = 0;  // tags_[0, name_tags) came from the name
   std::size_t tag_count = 0;  // tags_[0, tag_count) apply to the current sample
@@ -83,15 +110,15 @@ void add_tag(std::span<sample::Tag> tags, std::size_t& n, bool& too_many_counted
   tags[n++] = sample::Tag{key, value};
 }
 
-// One "k<sep>v" tag; a malformed one is counted and skipped.
-void parse_tag(std::string_view tag, char sep, std::span<sample::Tag> tags, std::size_t& n, bool& too_many,
+// One "k<sep>v" tag whose first separator is at `at` (npos: none); a
+// malformed one is counted and skipped.
+void parse_tag(std::string_view tag, std::size_t at, std::span<sample::Tag> tags, std::size_t& n, bool& too_many,
                ParseCounters& counters) noexcept {
-  const std::size_t at = tag.find(sep);
   if (tag.empty() || at == std::string_view::npos || at == 0 || at + 1 == tag.size()) {
     counters.count(ParseError::kMalformedTag);
     return;
   }
-  add_tag(tags, n, too_many, tag.substr(0, at), tag.substr(at + 1), counters);
+  add_tag(tags, n, too_many, text::sub(tag, 0, at), text::sub(tag, at + 1), counters);
 }
 
 }  // namespace
@@ -99,32 +126,22 @@ void parse_tag(std::string_view tag, char sep, std::span<sample::Tag> tags, std:
 bool StatsdParser::parse_name_and_tags(std::string_view raw, Line& l, ParseCounters& counters) noexcept {
   l.name = raw;
   auto name_tag_list = [&](std::string_view list) {
-    for_each_comma_piece(
-        list, [&](std::string_view t) { parse_tag(t, '=', tags_, l.tag_count, l.too_many_counted, counters); });
+    for_each_comma_piece(list, '=', [&](std::string_view t, std::size_t at) {
+      parse_tag(t, at, tags_, l.tag_count, l.too_many_counted, counters);
+    });
   };
-  // One pass finds every delimiter the enabled tag styles use.
   constexpr std::size_t kNone = std::string_view::npos;
-  std::size_t open = kNone;
-  std::size_t close = kNone;
-  std::size_t name_tags_at = kNone;  // first Librato '#' or InfluxDB ','
-  for (std::size_t i = 0; i < raw.size(); ++i) {
-    const char c = raw[i];
-    if (c == '[') {
-      if (open == kNone) open = i;
-    } else if (c == ']') {
-      if (close == kNone) close = i;
-    } else if ((c == '#' && options_.librato_tags) || (c == ',' && options_.influxdb_tags)) {
-      if (name_tags_at == kNone) name_tags_at = i;
-    }
-  }
+  const std::size_t open = l.open;
+  const std::size_t close = l.close;
+  const std::size_t name_tags_at = l.name_tags_at;
   if (options_.signalfx_tags && (open != kNone || close != kNone)) {
     if (open == kNone || close == kNone || close < open) {  // unbalanced: not tags; keep the name as it is
       counters.count(ParseError::kMalformedTag);
       return true;
     }
-    name_tag_list(raw.substr(open + 1, close - open - 1));
-    const std::string_view before = raw.substr(0, open);
-    const std::string_view after = raw.substr(close + 1);
+    name_tag_list(text::sub(raw, open + 1, close - open - 1));
+    const std::string_view before = text::sub(raw, 0, open);
+    const std::string_view after = text::sub(raw, close + 1);
     if (after.empty()) {
       l.name = before;
     } else if (before.empty()) {
@@ -143,8 +160,8 @@ bool StatsdParser::parse_name_and_tags(std::string_view raw, Line& l, ParseCount
     return true;
   }
   if (name_tags_at != kNone) {
-    name_tag_list(raw.substr(name_tags_at + 1));
-    l.name = raw.substr(0, name_tags_at);
+    name_tag_list(text::sub(raw, name_tags_at + 1));
+    l.name = text::sub(raw, 0, name_tags_at);
   }
   l.name_tags = l.tag_count;
   return true;
@@ -158,13 +175,27 @@ void StatsdParser::parse_line(std::string_view line, SampleOutput& out, ParseCou
     counters.count(ParseError::kInvalidUtf8);
     return;
   }
-  const std::size_t colon = line.find(':');
-  if (colon == std::string_view::npos) {
-    counters.count(ParseError::kMalformedLine);
-    return;
-  }
+  // One pass up to the first ':' finds the name's end and every delimiter
+  // the enabled tag styles use in it; plain name bytes cost one table lookup.
   Line l;
-  if (colon == 0 || !parse_name_and_tags(line.substr(0, colon), l, counters)) {
+  std::size_t colon = 0;
+  for (;; ++colon) {
+    if (colon == line.size()) {
+      counters.count(ParseError::kMalformedLine);
+      return;
+    }
+    const char c = line[colon];
+    if (!kNameDelimiter[static_cast<unsigned char>(c)]) continue;
+    if (c == ':') break;
+    if (c == '[') {
+      if (l.open == std::string_view::npos) l.open = colon;
+    } else if (c == ']') {
+      if (l.close == std::string_view::npos) l.close = colon;
+    } else if ((c == '#' && options_.librato_tags) || (c == ',' && options_.influxdb_tags)) {
+      if (l.name_tags_at == std::string_view::npos) l.name_tags_at = colon;
+    }
+  }
+  if (colon == 0 || !parse_name_and_tags(text::sub(line, 0, colon), l, counters)) {
     if (colon == 0) counters.count(ParseError::kEmptyName);
     return;
   }
@@ -176,30 +207,30 @@ void StatsdParser::parse_line(std::string_view line, SampleOutput& out, ParseCou
     counters.count(ParseError::kNameTooLong);
     return;
   }
-  const std::string_view rest = line.substr(colon + 1);
-  const bool dogstatsd = rest.find("|#") != std::string_view::npos;
+  const std::string_view rest = text::sub(line, colon + 1);
+  const bool dogstatsd = has_dogstatsd_tags(rest);
   if (dogstatsd && l.name_tags > 0) {
     counters.count(ParseError::kMixedTaggingStyles);
     return;
   }
-  const std::size_t bar = rest.find('|');
+  const std::size_t bar = text::find_byte(rest, '|');
   if (bar == std::string_view::npos) {
     counters.count(ParseError::kNotEnoughParts);
     return;
   }
-  const std::string_view values = rest.substr(0, bar);
-  if (values.find(':') != std::string_view::npos) {
+  const std::string_view values = text::sub(rest, 0, bar);
+  if (text::find_byte(values, ':') != std::string_view::npos) {
     // DogStatsD extended aggregation: "a:1:2:3|ms|@0.5" = three samples sharing the suffix.
-    const std::string_view suffix = rest.substr(bar + 1);
-    const std::string_view type = suffix.substr(0, suffix.find('|'));
+    const std::string_view suffix = text::sub(rest, bar + 1);
+    const std::string_view type = text::sub(suffix, 0, text::find_byte(suffix, '|'));
     if (type != "ms" && type != "h" && type != "d") {
       counters.count(ParseError::kInvalidExtendedAggregateType);
       return;
     }
     std::size_t start = 0;
     for (;;) {
-      const std::size_t next = values.find(':', start);
-      parse_sample(values.substr(start, next == std::string_view::npos ? std::string_view::npos : next - start), suffix,
+      const std::size_t next = text::find_byte(values, ':', start);
+      parse_sample(text::sub(values, start, next == std::string_view::npos ? std::string_view::npos : next - start), suffix,
                    l, out, counters);
       if (next == std::string_view::npos) break;
       start = next + 1;
@@ -207,20 +238,20 @@ void StatsdParser::parse_line(std::string_view line, SampleOutput& out, ParseCou
     return;
   }
   if (dogstatsd) {
-    parse_sample(values, rest.substr(bar + 1), l, out, counters);
+    parse_sample(values, text::sub(rest, bar + 1), l, out, counters);
     return;
   }
   // Several samples per line: "a:1|c:2|g" (only without DogStatsD tags).
   std::size_t start = 0;
   for (;;) {
-    const std::size_t next = rest.find(':', start);
+    const std::size_t next = text::find_byte(rest, ':', start);
     const std::string_view seg =
-        rest.substr(start, next == std::string_view::npos ? std::string_view::npos : next - start);
-    const std::size_t b = seg.find('|');
+        text::sub(rest, start, next == std::string_view::npos ? std::string_view::npos : next - start);
+    const std::size_t b = text::find_byte(seg, '|');
     if (b == std::string_view::npos) {
       counters.count(ParseError::kMalformedComponent);
     } else {
-      parse_sample(seg.substr(0, b), seg.substr(b + 1), l, out, counters);
+      parse_sample(text::sub(seg, 0, b), text::sub(seg, b + 1), l, out, counters);
     }
     if (next == std::string_view::npos) break;
     start = next + 1;
@@ -231,26 +262,23 @@ void StatsdParser::parse_sample(std::string_view value_str, std::string_view res
                                 ParseCounters& counters) noexcept {
   // rest = "type[|section...]"; statsd_exporter allows 2..8 parts in all,
   // and an empty section anywhere spoils the sample before any is interpreted.
-  // One pass finds both.
-  std::size_t parts = 2;
+  // One pass finds both and remembers where each section ends.
+  constexpr std::size_t kMaxBars = 6;  // value and type + 6 sections = 8 parts
+  std::size_t bars[kMaxBars + 1];
+  std::size_t nbars = 0;
   bool empty_section = false;
-  std::size_t type_end = std::string_view::npos;
   for (std::size_t i = 0; i < rest.size(); ++i) {
     if (rest[i] != '|') continue;
-    ++parts;
-    if (type_end == std::string_view::npos) {
-      type_end = i;
-    } else if (rest[i - 1] == '|') {
-      empty_section = true;
+    if (nbars == kMaxBars) {
+      counters.count(ParseError::kMalformedComponent);
+      return;
     }
+    if (nbars > 0 && rest[i - 1] == '|') empty_section = true;
+    bars[nbars++] = i;
   }
-  if (type_end != std::string_view::npos && rest.back() == '|') empty_section = true;
-  if (parts > 8) {
-    counters.count(ParseError::kMalformedComponent);
-    return;
-  }
-  const std::string_view type = rest.substr(0, type_end);
-  const std::string_view sections = type_end == std::string_view::npos ? std::string_view{} : rest.substr(type_end + 1);
+  const std::size_t type_end = nbars > 0 ? bars[0] : std::string_view::npos;
+  if (nbars > 0 && rest.back() == '|') empty_section = true;
+  const std::string_view type = text::sub(rest, 0, type_end);
   const StatType t = stat_type(type);
   const bool is_set = t == StatType::kSet;
 
@@ -276,16 +304,13 @@ void StatsdParser::parse_sample(std::string_view value_str, std::string_view res
   double rate = 1.0;
   double counter_divisor = 1.0;
   std::int64_t timestamp_ns = 0;
-  std::size_t start = 0;
-  while (type_end != std::string_view::npos && start < sections.size()) {
-    const std::size_t next = sections.find('|', start);
-    const std::string_view s =
-        sections.substr(start, next == std::string_view::npos ? std::string_view::npos : next - start);
-    start = next == std::string_view::npos ? sections.size() : next + 1;
+  bars[nbars] = rest.size();
+  for (std::size_t b = 0; b + 1 <= nbars; ++b) {
+    const std::string_view s = text::sub(rest, bars[b] + 1, bars[b + 1] - bars[b] - 1);  // never empty here
     switch (s[0]) {
       case '@': {
         double f = 0;
-        if (!text::parse_float(s.substr(1), f)) {
+        if (!text::parse_float(text::sub(s, 1), f)) {
           counters.count(ParseError::kInvalidSampleFactor);  // statsd_exporter keeps the sample, rate 1
           f = 1;
         }
@@ -301,15 +326,18 @@ void StatsdParser::parse_sample(std::string_view value_str, std::string_view res
       }
       case '#':
         if (options_.dogstatsd_tags) {
-          for_each_comma_piece(s.substr(1), [&](std::string_view tag) {
-            if (!tag.empty() && tag[0] == '#') tag.remove_prefix(1);
-            parse_tag(tag, ':', tags_, l.tag_count, l.too_many_counted, counters);
+          for_each_comma_piece(text::sub(s, 1), ':', [&](std::string_view tag, std::size_t at) {
+            if (!tag.empty() && tag[0] == '#') {  // "#k:v": ':' is never at 0 here
+              tag.remove_prefix(1);
+              if (at != std::string_view::npos) --at;
+            }
+            parse_tag(tag, at, tags_, l.tag_count, l.too_many_counted, counters);
           });
         }
         break;
       case 'c':
         if (s.size() > 2 && s[1] == ':') {
-          add_tag(tags_, l.tag_count, l.too_many_counted, kContainerIdKey, s.substr(2), counters);
+          add_tag(tags_, l.tag_count, l.too_many_counted, kContainerIdKey, text::sub(s, 2), counters);
         } else {
           counters.count(ParseError::kMalformedContainerId);
           return;
@@ -318,7 +346,7 @@ void StatsdParser::parse_sample(std::string_view value_str, std::string_view res
       case 'T': {
         std::int64_t secs = 0;
         constexpr std::int64_t kMaxSecs = std::numeric_limits<std::int64_t>::max() / kNanosPerSecond;
-        if (s.size() < 2 || !text::parse_int64(s.substr(1), secs) || secs > kMaxSecs || secs < -kMaxSecs) {
+        if (s.size() < 2 || !text::parse_int64(text::sub(s, 1), secs) || secs > kMaxSecs || secs < -kMaxSecs) {
           counters.count(ParseError::kMalformedTimestamp);
           return;
         }

@@ -25,6 +25,24 @@ inline void for_each_line(std::string_view packet, F&& f) noexcept {
   }
 }
 
+// Position of the first `c` in s at or after `from`, or npos. An inline loop:
+// the fields it searches are a few bytes long, where a library call's set-up
+// costs more than the scan.
+[[nodiscard]] inline std::size_t find_byte(std::string_view s, char c, std::size_t from = 0) noexcept {
+  for (std::size_t i = from; i < s.size(); ++i) {
+    if (s[i] == c) return i;
+  }
+  return std::string_view::npos;
+}
+
+// s.substr(pos, n) without the range check (pos <= s.size() is the caller's
+// promise): string_view::substr's throwing path keeps it out of line.
+[[nodiscard]] inline std::string_view sub(std::string_view s, std::size_t pos,
+                                          std::size_t n = std::string_view::npos) noexcept {
+  const std::size_t rest = s.size() - pos;
+  return std::string_view(s.data() + pos, n < rest ? n : rest);
+}
+
 // Go's utf8.ValidString: rejects overlong forms, surrogates and code points above U+10FFFF.
 [[nodiscard]] bool valid_utf8(std::string_view s) noexcept;
 

@@ -1,6 +1,7 @@
 #include "ringpipe/sample/sample_batch.hpp"
 
 #include <bit>
+#include <cstring>
 #include <limits>
 
 namespace ringpipe::sample {
@@ -9,6 +10,31 @@ namespace {
 static_assert(std::endian::native == std::endian::little, "the on-ring format is little-endian");
 
 constexpr std::size_t align8(std::size_t n) noexcept { return (n + 7) & ~std::size_t{7}; }
+
+// memcpy for the few bytes of a name, key or value: overlapping word moves
+// instead of a library call, never reading or writing outside [src, src+n)
+// and [dst, dst+n). Longer strings go to memcpy.
+inline void copy_short(std::byte* dst, const char* src, std::size_t n) noexcept {
+  if (n >= 8 && n <= 16) {
+    std::uint64_t a, b;
+    std::memcpy(&a, src, 8);
+    std::memcpy(&b, src + n - 8, 8);
+    std::memcpy(dst, &a, 8);
+    std::memcpy(dst + n - 8, &b, 8);
+  } else if (n >= 4 && n < 8) {
+    std::uint32_t a, b;
+    std::memcpy(&a, src, 4);
+    std::memcpy(&b, src + n - 4, 4);
+    std::memcpy(dst, &a, 4);
+    std::memcpy(dst + n - 4, &b, 4);
+  } else if (n > 0 && n < 4) {
+    dst[0] = static_cast<std::byte>(src[0]);
+    dst[n / 2] = static_cast<std::byte>(src[n / 2]);
+    dst[n - 1] = static_cast<std::byte>(src[n - 1]);
+  } else if (n > 16) {
+    std::memcpy(dst, src, n);
+  }
+}
 
 std::size_t tags_size(std::span<const Tag> tags) noexcept {
   std::size_t n = 0;
@@ -89,9 +115,9 @@ bool BatchWriter::append(Kind kind, std::string_view name, double value, double 
   h.kind = static_cast<std::uint8_t>(kind);
   std::memcpy(p, &h, sizeof h);
   std::byte* q = p + sizeof h;
-  // memcpy from an empty view's null data() is undefined, even for 0 bytes.
+  // copy_short never touches a pointer for 0 bytes (an empty view may have a null data()).
   auto put = [&q](std::string_view s) {
-    if (!s.empty()) std::memcpy(q, s.data(), s.size());
+    copy_short(q, s.data(), s.size());
     q += s.size();
   };
   put(name);

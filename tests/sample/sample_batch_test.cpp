@@ -3,6 +3,7 @@
 #include <array>
 #include <cstddef>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -41,6 +42,37 @@ TEST(SampleBatch, RoundTripsEveryFieldInOrder) {
   EXPECT_EQ(b->timestamp_ns, 42);
   EXPECT_FALSE(r.next());
   EXPECT_EQ(r.error(), DecodeError::kNone);
+}
+
+// Names, values and tags of every length from 0 to 40 bytes (the writer
+// copies short strings with overlapping word moves) come back byte for byte,
+// and the 8-byte padding after each entry stays zero.
+TEST(SampleBatch, RoundTripsStringsOfEveryShortLength) {
+  std::string pool;
+  for (int i = 0; i < 64; ++i) pool.push_back(static_cast<char>('a' + i % 26));
+  for (std::size_t len = 0; len <= 40; ++len) {
+    std::vector<std::byte> buf(1024, std::byte{0xAB});
+    BatchWriter w(buf, 1, 0);
+    const std::string name = pool.substr(1, len);
+    const std::string key = pool.substr(2, len / 2 + 1);
+    const std::string val = pool.substr(3, len);
+    const std::array<Tag, 1> tags{Tag{key, val}};
+    ASSERT_TRUE(w.append(Kind::kSet, name, 0.0, 1.0, tags, pool.substr(5, len), 0)) << len;
+    const std::size_t n = w.finish();
+    BatchReader r(std::span<const std::byte>(buf.data(), n));
+    auto e = r.next();
+    ASSERT_TRUE(e) << len;
+    EXPECT_EQ(e->name, name) << len;
+    EXPECT_EQ(e->str_value, pool.substr(5, len)) << len;
+    std::vector<std::pair<std::string, std::string>> seen;
+    e->for_each_tag([&](Tag t) { seen.emplace_back(t.key, t.value); });
+    ASSERT_EQ(seen.size(), 1u);
+    EXPECT_EQ(seen[0].first, key) << len;
+    EXPECT_EQ(seen[0].second, val) << len;
+    const std::size_t unpadded = sizeof(BatchHeader) + sizeof(SampleHeader) + 2 * len + sizeof(TagHeader) + key.size() + len;
+    for (std::size_t i = unpadded; i < n; ++i) EXPECT_EQ(buf[i], std::byte{0}) << "padding byte " << i << " len " << len;
+    EXPECT_EQ(buf[n], std::byte{0xAB}) << "wrote past the entry, len " << len;
+  }
 }
 
 TEST(SampleBatch, RefusesSampleThatDoesNotFit) {
