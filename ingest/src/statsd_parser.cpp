@@ -208,12 +208,12 @@ void StatsdParser::parse_line(std::string_view line, SampleOutput& out, ParseCou
     return;
   }
   const std::string_view rest = text::sub(line, colon + 1);
-  const bool dogstatsd = has_dogstatsd_tags(rest);
+  const std::size_t bar = text::find_byte(rest, '|');
+  const bool dogstatsd = bar != std::string_view::npos && has_dogstatsd_tags(text::sub(rest, bar));
   if (dogstatsd && l.name_tags > 0) {
     counters.count(ParseError::kMixedTaggingStyles);
     return;
   }
-  const std::size_t bar = text::find_byte(rest, '|');
   if (bar == std::string_view::npos) {
     counters.count(ParseError::kNotEnoughParts);
     return;
