@@ -12,6 +12,7 @@
 
 #include "components.hpp"
 #include "e2e_util.hpp"
+#include "mosquitto_broker.hpp"
 #include "status_file.hpp"
 #if RINGPIPE_HAVE_EXPORTERS
 #include "prometheus_server.hpp"
@@ -390,26 +391,11 @@ TEST_F(SupervisorE2e, RefusesAnExporterThisBuildLacksUnlessDisabled) {
 // from a real mosquitto broker (started here on a free loopback port), both
 // counted exactly in the processor's output.
 TEST_F(SupervisorE2e, JsonLinesAndMqttSourcesFeedThePipelineExactly) {
-  constexpr const char* kMosquitto = "/usr/sbin/mosquitto";
-  if (::access(kMosquitto, X_OK) != 0) GTEST_SKIP() << "needs Debian's mosquitto";
+  if (!testing::MosquittoBroker::available()) GTEST_SKIP() << "needs Debian's mosquitto";
   const std::uint16_t mqtt_port = e2e::free_tcp_port();
-  const std::string conf = dir_.file("mosquitto.conf");
-  e2e::write_text(conf, "listener " + std::to_string(mqtt_port) +
-                            " 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n");
-  const pid_t broker = ::fork();
-  if (broker == 0) {
-    ::execl(kMosquitto, kMosquitto, "-c", conf.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  struct Reap {
-    pid_t pid;
-    ~Reap() {
-      ::kill(pid, SIGKILL);
-      int st = 0;
-      ::waitpid(pid, &st, 0);
-    }
-  } reap{broker};
-  ASSERT_TRUE(e2e::TcpSender(mqtt_port).connect(10s));
+  testing::MosquittoBroker broker(dir_.file("mosquitto.conf"), testing::MosquittoBroker::anonymous_listener(mqtt_port),
+                                  {mqtt_port});
+  ASSERT_TRUE(broker.start());
 
   e2e::write_text(file_, "pipeline: t\nrun_dir: " + dir_.path().string() + R"(
 rings:
