@@ -6,3 +6,11 @@ if(TARGET ringpipe_ingest AND TARGET ringpipe_ring)
   target_link_libraries(ingest_bench PRIVATE ringpipe::ingest ringpipe::ring ringpipe::sample ringpipe::common
                         Threads::Threads ringpipe::warnings)
 endif()
+
+# mqtt_bench: MQTT through a real mosquitto broker into a ring, beside a bare
+# libmosquitto subscriber on the same stream.
+if(TARGET ringpipe_ingest AND TARGET ringpipe_ring)
+  add_executable(mqtt_bench ${CMAKE_CURRENT_LIST_DIR}/mqtt_bench.cpp)
+  target_link_libraries(mqtt_bench PRIVATE ringpipe::ingest ringpipe::ring ringpipe::sample ringpipe::common
+                        PkgConfig::MOSQUITTO Threads::Threads ringpipe::warnings)
+endif()

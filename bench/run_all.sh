@@ -22,6 +22,8 @@ b=$build/bench
   run "$b/ring_bench" --mode pss
   run "$b/ingest_bench" --parse-only
   run "$b/ingest_bench" --udp-only --seconds 5 --lines 20 --rate 0
+  run "$b/mqtt_bench" --messages 200000 --qos 0 --payload value
+  run "$b/mqtt_bench" --messages 100000 --qos 1 --payload json
   run "$b/processors_bench" --benchmark_min_time=0.3
   run "$b/exporters_bench" --series 10000,100000,1000000
 } 2>&1 | tee "$log"
