@@ -11,6 +11,7 @@ endif()
 # libmosquitto subscriber on the same stream.
 if(TARGET ringpipe_ingest AND TARGET ringpipe_ring)
   add_executable(mqtt_bench ${CMAKE_CURRENT_LIST_DIR}/mqtt_bench.cpp)
+  target_include_directories(mqtt_bench PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
   target_link_libraries(mqtt_bench PRIVATE ringpipe::ingest ringpipe::ring ringpipe::sample ringpipe::common
                         PkgConfig::MOSQUITTO Threads::Threads ringpipe::warnings)
 endif()

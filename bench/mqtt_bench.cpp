@@ -37,6 +37,7 @@
 #include "ringpipe/ingest/ring_target.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
+#include "loopback.hpp"  // tests/support: header-only, no test framework
 
 namespace {
 
@@ -52,29 +53,6 @@ struct Args {
   int qos = 0;
   std::string payload = "value";
 };
-
-std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-bool port_open(std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
-}
 
 double cpu_s(clockid_t clock) {
   timespec ts{};
@@ -271,7 +249,7 @@ int main(int argc, char** argv) {
   mosquitto_lib_init();
   const std::string dir = (std::filesystem::temp_directory_path() / ("mqtt-bench-" + std::to_string(::getpid()))).string();
   std::filesystem::create_directories(dir);
-  const std::uint16_t port = free_port();
+  const std::uint16_t port = testing::free_tcp_port();
   std::ofstream(dir + "/mosquitto.conf") << "listener " << port
                                          << " 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n"
                                          << "max_queued_messages 0\nmax_inflight_messages 0\n";
@@ -280,7 +258,7 @@ int main(int argc, char** argv) {
     ::execl(kMosquitto, kMosquitto, "-c", (dir + "/mosquitto.conf").c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
-  for (int i = 0; i < 1000 && !port_open(port); ++i) std::this_thread::sleep_for(10ms);
+  for (int i = 0; i < 1000 && !testing::tcp_port_open(port); ++i) std::this_thread::sleep_for(10ms);
 
   std::printf("\nMQTT -> ring: %d messages, %d devices, QoS %d, %s payloads, one publisher, mosquitto on loopback\n",
               a.messages, a.devices, a.qos, a.payload.c_str());

@@ -29,6 +29,7 @@
 #include "ringpipe/processors/metric_record.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
+#include "loopback.hpp"
 #include "test_support.hpp"
 
 namespace ringpipe::apps::e2e {
@@ -122,18 +123,7 @@ inline RunResult run(const testing::ScratchDir& dir, const std::vector<std::stri
   return r;
 }
 
-// A loopback TCP port nobody listens on right now.
-inline std::uint16_t free_tcp_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+using ringpipe::testing::free_tcp_port;
 
 // Sends StatsD lines over TCP; reconnects (bounded) when the source restarts.
 class TcpSender {

@@ -28,6 +28,7 @@
 #include "ringpipe/ingest/mqtt_source.hpp"
 #include "ringpipe/ingest/ring_target.hpp"
 #include "ringpipe/ring/ring.hpp"
+#include "loopback.hpp"
 #include "mosquitto_broker.hpp"
 #include "test_support.hpp"
 
@@ -161,7 +162,7 @@ class MqttSourceTest : public ::testing::Test {
   void SetUp() override {
     spdlog::default_logger()->set_level(spdlog::level::err);
     if (!MosquittoBroker::available()) GTEST_SKIP() << "needs Debian's mosquitto";
-    const std::uint16_t port = MosquittoBroker::free_port();
+    const std::uint16_t port = ringpipe::testing::free_tcp_port();
     broker_ = std::make_unique<MosquittoBroker>(dir_.file("mosquitto.conf"), MosquittoBroker::anonymous_listener(port),
                                                 std::vector<std::uint16_t>{port});
     ASSERT_TRUE(broker_->start());
@@ -346,8 +347,8 @@ TEST(MqttSourceTls, SubscribesOverTlsWithTheConfiguredCa) {
       "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile san.ext "
       "-out server.pem 2>/dev/null && chmod 644 server.key";
   ASSERT_EQ(std::system(make_certs.c_str()), 0);
-  const std::uint16_t tls_port = MosquittoBroker::free_port();
-  const std::uint16_t plain_port = MosquittoBroker::free_port();
+  const std::uint16_t tls_port = ringpipe::testing::free_tcp_port();
+  const std::uint16_t plain_port = ringpipe::testing::free_tcp_port();
   MosquittoBroker broker(dir.file("tls.conf"),
                          "per_listener_settings false\nallow_anonymous true\nlistener " + std::to_string(plain_port) +
                              " 127.0.0.1\nlistener " + std::to_string(tls_port) + " 127.0.0.1\ncafile " + d +
@@ -396,7 +397,7 @@ TEST(MqttSourceAuth, LogsInWithUsernameAndPasswordAndIsRefusedWithAWrongOne) {
   const std::string passwd = dir.file("passwd");
   ASSERT_EQ(std::system(("/usr/bin/mosquitto_passwd -b -c " + passwd + " sensor-gw 's3cret pass' 2>/dev/null").c_str()),
             0);
-  const std::uint16_t port = MosquittoBroker::free_port();
+  const std::uint16_t port = ringpipe::testing::free_tcp_port();
   MosquittoBroker broker(dir.file("auth.conf"),
                          "listener " + std::to_string(port) +
                              " 127.0.0.1\nallow_anonymous false\npassword_file " + passwd + "\n",

@@ -1,49 +1,16 @@
 #include "mosquitto_broker.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <utility>
 
+#include "loopback.hpp"
 #include "test_support.hpp"
 
 namespace ringpipe::testing {
-namespace {
-
-bool port_open(std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
-}
-
-}  // namespace
-
 bool MosquittoBroker::available() { return ::access(kBinary, X_OK) == 0; }
-
-std::uint16_t MosquittoBroker::free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  std::uint16_t port = 0;
-  if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  if (fd >= 0) ::close(fd);
-  return port;
-}
 
 std::string MosquittoBroker::anonymous_listener(std::uint16_t port) {
   return "listener " + std::to_string(port) + " 127.0.0.1\nallow_anonymous true\n";
@@ -68,7 +35,7 @@ bool MosquittoBroker::start(std::chrono::milliseconds timeout) {
   return wait_until(
       [&] {
         for (const std::uint16_t p : ports_)
-          if (!port_open(p)) return false;
+          if (!tcp_port_open(p)) return false;
         return true;
       },
       timeout);

@@ -19,8 +19,6 @@ class MosquittoBroker {
   static constexpr const char* kBinary = "/usr/sbin/mosquitto";
   // Whether the broker binary is installed (tests skip otherwise).
   [[nodiscard]] static bool available();
-  // A free TCP port on 127.0.0.1 (bound and released).
-  [[nodiscard]] static std::uint16_t free_port();
   // "listener <port> 127.0.0.1" plus anonymous access: the usual test broker.
   [[nodiscard]] static std::string anonymous_listener(std::uint16_t port);
 
