@@ -85,7 +85,7 @@ bool parse_unsigned_body(std::string_view body, bool allow_hex, double& out) noe
 
 }  // namespace
 
-bool valid_utf8(std::string_view s) noexcept {
+bool valid_utf8_slow(std::string_view s) noexcept {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const unsigned char* const end = p + s.size();
   // ASCII fast path, 8 bytes at a time.
@@ -128,7 +128,7 @@ bool valid_utf8(std::string_view s) noexcept {
   return true;
 }
 
-bool parse_float(std::string_view s, double& out) noexcept {
+bool parse_float_slow(std::string_view s, double& out) noexcept {
   if (s.empty()) return false;
   bool neg = false;
   bool sign = false;

@@ -44,12 +44,53 @@ inline void for_each_line(std::string_view packet, F&& f) noexcept {
 }
 
 // Go's utf8.ValidString: rejects overlong forms, surrogates and code points above U+10FFFF.
-[[nodiscard]] bool valid_utf8(std::string_view s) noexcept;
+[[nodiscard]] bool valid_utf8_slow(std::string_view s) noexcept;
+// Inline ASCII fast path (8 bytes at a time, the usual line); anything else
+// is checked by valid_utf8_slow from the first word with a high bit.
+[[nodiscard]] inline bool valid_utf8(std::string_view s) noexcept {
+  const char* p = s.data();
+  std::size_t n = s.size();
+  while (n >= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    if ((w & 0x8080808080808080ULL) != 0) return valid_utf8_slow(std::string_view(p, n));
+    p += 8;
+    n -= 8;
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (static_cast<unsigned char>(p[i]) >= 0x80) return valid_utf8_slow(std::string_view(p + i, n - i));
+  }
+  return true;
+}
 
 // Go's strconv.ParseFloat(s, 64): optional sign, decimal or 0x-hex, "Inf",
 // "Infinity" (signed or not) and "NaN" in any case; overflow is an error,
 // underflow rounds to zero.
-[[nodiscard]] bool parse_float(std::string_view s, double& out) noexcept;
+[[nodiscard]] bool parse_float_slow(std::string_view s, double& out) noexcept;
+// Inline fast path for the usual value: 1 to 15 digits with at most one '.'
+// and no sign (exact: Clinger's fast path, as in parse_float_slow); anything
+// else goes to parse_float_slow.
+[[nodiscard]] inline bool parse_float(std::string_view s, double& out) noexcept {
+  constexpr double kPow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+  if (s.empty() || s.size() > 16) return parse_float_slow(s, out);
+  std::uint64_t mant = 0;
+  int digits = 0;
+  int frac = -1;
+  for (const char c : s) {
+    if (c >= '0' && c <= '9') {
+      mant = mant * 10 + static_cast<std::uint64_t>(c - '0');
+      ++digits;
+      if (frac >= 0) ++frac;
+    } else if (c == '.' && frac < 0) {
+      frac = 0;
+    } else {
+      return parse_float_slow(s, out);
+    }
+  }
+  if (digits == 0 || digits > 15) return parse_float_slow(s, out);
+  out = frac > 0 ? static_cast<double>(mant) / kPow10[frac] : static_cast<double>(mant);
+  return true;
+}
 // A plain decimal number (optional sign, digits, '.', exponent): no NaN, Inf or hex.
 [[nodiscard]] bool parse_decimal(std::string_view s, double& out) noexcept;
 // Base-10 integer with an optional sign; false on overflow or junk.

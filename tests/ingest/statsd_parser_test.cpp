@@ -1,6 +1,7 @@
 #include "ringpipe/ingest/statsd_parser.hpp"
 
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -275,6 +276,22 @@ TEST(StatsdParser, RefusesValueThatOverflowsDouble) {
   const Parsed p = statsd("a:1e400|g\nb:-1e999|c");
   EXPECT_TRUE(p.samples.empty());
   EXPECT_EQ(p.err(ParseError::kMalformedValue), 2u);
+}
+
+// Plain decimals take an inline fast path up to 15 digits and the general
+// parser beyond; on both sides of that edge the value is strtod's, bit for
+// bit, and malformed numbers are refused by either path.
+TEST(StatsdParser, ParsesDecimalsExactlyOnBothSidesOfTheFastPath) {
+  for (const char* v : {"1", "0", "1.", ".5", "0.1", "3.14159", "9.99999999999999", "000000000000001",
+                        "123456789012345", "12345678901234.5", "1234567890123456", "12345678901234567",
+                        "0.000000000000001", "99999999999999999999", "4503599627370497.5", "1.7976931348623157"}) {
+    const Parsed p = statsd(std::string("x:") + v + "|g");
+    ASSERT_EQ(p.samples.size(), 1u) << v;
+    EXPECT_EQ(p.samples[0].value, std::strtod(v, nullptr)) << v;
+  }
+  const Parsed bad = statsd("a:.|g\nb:1..2|g\nc:1.2.3|g\nd:12a|g\ne:1 |g");
+  EXPECT_TRUE(bad.samples.empty());
+  EXPECT_EQ(bad.err(ParseError::kMalformedValue), 5u);
 }
 
 TEST(StatsdParser, IgnoresEmptyLinesTrailingNewlineAndCarriageReturns) {
