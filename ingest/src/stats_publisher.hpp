@@ -7,6 +7,8 @@
 // signed change the same way. One thread calls publish() at a time.
 
 #include <atomic>
+#include <chrono>
+#include <string>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -16,6 +18,17 @@
 #include "ringpipe/ingest/ingest_server.hpp"
 
 namespace ringpipe::ingest {
+
+// The publisher of a source that is not an IngestServer (MQTT,
+// remote_write): into `segment` if set, else into a segment created at
+// `stats_path` for `config.name`; nullptr when neither is set. Errors read
+// "<what>: stats: <cause>".
+class StatsPublisher;
+[[nodiscard]] Result<std::unique_ptr<StatsPublisher>> open_source_publisher(std::shared_ptr<StatsSegment> segment,
+                                                                            const std::string& stats_path,
+                                                                            const IngestConfig& config,
+                                                                            const IngestStats& stats,
+                                                                            const std::string& what);
 
 class StatsPublisher {
  public:
@@ -29,6 +42,10 @@ class StatsPublisher {
   [[nodiscard]] Status add(const std::atomic<std::uint64_t>& from, std::string_view name, std::string_view help,
                            const StatsLabels& labels, bool gauge = false);
   void publish() noexcept;
+  // A source's publisher thread: publishes every `interval` until `stopping`
+  // turns true. The source publishes once more after its own threads
+  // stopped, so a stopped source's segment holds exact totals.
+  void publish_until(const std::atomic<bool>& stopping, std::chrono::milliseconds interval) noexcept;
 
  private:
   struct Link {
