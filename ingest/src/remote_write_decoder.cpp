@@ -96,6 +96,17 @@ std::uint64_t RemoteWriteDecoder::sample_count() const noexcept {
   return n;
 }
 
+std::size_t RemoteWriteDecoder::batch_bytes_bound() const noexcept {
+  std::size_t n = sizeof(sample::BatchHeader);
+  for (const auto& ts : impl_->request.timeseries()) {
+    // Every label as a tag (the name's too, a few bytes more than it takes).
+    std::size_t entry = sizeof(sample::SampleHeader);
+    for (const auto& l : ts.labels()) entry += sizeof(sample::TagHeader) + l.name().size() + l.value().size();
+    n += ((entry + 7) & ~std::size_t{7}) * static_cast<std::size_t>(ts.samples_size());
+  }
+  return n;
+}
+
 ConvertResult RemoteWriteDecoder::convert(SampleOutput& out, ParseCounters& counters) noexcept {
   Impl& s = *impl_;
   ConvertResult r;

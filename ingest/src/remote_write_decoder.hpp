@@ -49,6 +49,8 @@ class RemoteWriteDecoder {
   ConvertResult convert(SampleOutput& out, ParseCounters& counters) noexcept;
   // Samples the last decoded request carries (valid or not).
   [[nodiscard]] std::uint64_t sample_count() const noexcept;
+  // At least the sample-batch bytes convert() will write (the claim to ask for).
+  [[nodiscard]] std::size_t batch_bytes_bound() const noexcept;
 
  private:
   struct Impl;

@@ -101,7 +101,7 @@ RemoteWriteSource::Impl::Answer RemoteWriteSource::Impl::handle(std::string_view
             std::string(decode_status_name(st))};
   }
   const bool any = decoder.sample_count() > 0;
-  if (any) worker->begin(realtime_ns());
+  if (any) worker->begin(realtime_ns(), decoder.batch_bytes_bound());
   const ConvertResult r = decoder.convert(worker->out(), c);
   const std::uint64_t dropped = worker->out().dropped();
   const std::uint64_t too_large = worker->out().too_large();

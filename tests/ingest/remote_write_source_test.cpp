@@ -31,8 +31,9 @@ struct Receiver {
   std::unique_ptr<RemoteWriteSource> source;
   std::unique_ptr<exporters::HttpClient> client;
 
-  explicit Receiver(RemoteWriteConfig c = {}, std::size_t claim_bytes = 1 << 20) {
+  explicit Receiver(RemoteWriteConfig c = {}, std::size_t claim_bytes = 64 * 1024, std::size_t max_record = 1 << 20) {
     store->claim_bytes = claim_bytes;
+    store->max_record_bytes = max_record;
     c.port = 0;
     auto s = RemoteWriteSource::create(c, testing::memory_targets(store));
     if (!s) ADD_FAILURE() << s.error().message();
@@ -225,8 +226,18 @@ TEST(RemoteWriteSource, AnswersRingRefusalWith503AndWritesNothingOfThatRequest) 
   EXPECT_EQ(r.store->samples().size(), 3u);
 }
 
-TEST(RemoteWriteSource, ContinuesARequestLargerThanOneClaimInFurtherRecords) {
-  Receiver r({}, 4096);
+TEST(RemoteWriteSource, ClaimsOneRecordLargeEnoughForTheWholeRequest) {
+  Receiver r({}, 4096, 1 << 20);
+  prometheus::WriteRequest req;
+  for (int i = 0; i < 500; ++i)
+    add_series(req, {{"__name__", "series_" + std::to_string(i)}, {"job", "j"}}, {{1.0 * i, kT0}});
+  EXPECT_EQ(post(*r.client, encode(req)).status, 204);
+  EXPECT_EQ(r.store->record_count(), 1u);
+  EXPECT_EQ(r.store->samples().size(), 500u);
+}
+
+TEST(RemoteWriteSource, ContinuesARequestLargerThanTheLargestRecordInFurtherRecords) {
+  Receiver r({}, 4096, 4096);
   prometheus::WriteRequest req;
   for (int i = 0; i < 500; ++i)
     add_series(req, {{"__name__", "series_" + std::to_string(i)}, {"job", "j"}}, {{1.0 * i, kT0}});
