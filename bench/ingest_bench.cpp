@@ -35,6 +35,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "ringpipe/common/log.hpp"
 #include "ringpipe/ingest/ingest_server.hpp"
 #include "ringpipe/ingest/line_parser.hpp"
@@ -145,18 +146,7 @@ struct Row {
   double samples_per_line;
 };
 
-template <class F>
-double time_repeated(double min_seconds, F&& f, int& reps) {
-  reps = 0;
-  const auto start = Clock::now();
-  double elapsed = 0;
-  do {
-    f();
-    ++reps;
-    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  } while (elapsed < min_seconds);
-  return elapsed;
-}
+using bench::time_repeated;
 
 void print_row(const Row& r) {
   std::printf("  %-34s %10.2f M/s %9.0f MB/s %8.1f ns %8.2f\n", r.what.c_str(), r.lines_per_s / 1e6, r.mb_per_s,

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "remote.pb.h"
 #include "remote_write_decoder.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
@@ -23,7 +24,6 @@
 namespace {
 
 using namespace ringpipe;
-using Clock = std::chrono::steady_clock;
 
 // One request of `n` series shaped like a Prometheus scrape of an HTTP server.
 std::string make_request(int n, int seed, std::size_t* raw_bytes) {
@@ -57,18 +57,16 @@ std::string make_request(int n, int seed, std::size_t* raw_bytes) {
   return out;
 }
 
-template <class F>
-double time_repeated(double min_seconds, F&& f, long& reps) {
-  reps = 0;
-  const auto start = Clock::now();
-  double elapsed = 0;
-  do {
-    f();
-    ++reps;
-    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  } while (elapsed < min_seconds);
-  return elapsed;
+// Uncompresses one body into `buf`; its uncompressed size.
+std::size_t uncompress(const std::string& body, std::string& buf) {
+  std::size_t n = 0;
+  snappy::GetUncompressedLength(body.data(), body.size(), &n);
+  buf.resize(n);
+  snappy::RawUncompress(body.data(), body.size(), buf.data());
+  return n;
 }
+
+using bench::time_repeated;
 
 }  // namespace
 
@@ -112,13 +110,7 @@ int main(int argc, char** argv) {
   double t = time_repeated(
       seconds,
       [&] {
-        for (const std::string& b : bodies) {
-          std::size_t n = 0;
-          snappy::GetUncompressedLength(b.data(), b.size(), &n);
-          buf.resize(n);
-          snappy::RawUncompress(b.data(), b.size(), buf.data());
-          sink = sink + static_cast<unsigned char>(buf[n / 2]);
-        }
+        for (const std::string& b : bodies) sink = sink + static_cast<unsigned char>(buf[uncompress(b, buf) / 2]);
       },
       reps);
   row("baseline: snappy uncompress", t, reps);
@@ -127,10 +119,7 @@ int main(int argc, char** argv) {
       seconds,
       [&] {
         for (const std::string& b : bodies) {
-          std::size_t n = 0;
-          snappy::GetUncompressedLength(b.data(), b.size(), &n);
-          buf.resize(n);
-          snappy::RawUncompress(b.data(), b.size(), buf.data());
+          const std::size_t n = uncompress(b, buf);
           req.Clear();
           req.ParseFromArray(buf.data(), static_cast<int>(n));
           sink = sink + static_cast<std::size_t>(req.timeseries_size());

@@ -308,11 +308,7 @@ Status MqttSource::start() {
   try {
     impl_->thread = std::thread([this] {
       Impl& s = *impl_;
-      std::thread publisher;
-      if (s.publisher) publisher = std::thread([&s] { s.publisher->publish_until(s.stopping, s.config.stats_interval); });
-      s.run();
-      if (publisher.joinable()) publisher.join();
-      if (s.publisher) s.publisher->publish();  // exact totals at stop
+      run_publishing(s.publisher.get(), s.stopping, s.config.stats_interval, [&s] { s.run(); });
     });
   } catch (const std::exception& e) {
     return invalid(impl_->what + ": start: " + e.what());

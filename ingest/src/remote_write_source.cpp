@@ -157,6 +157,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       src_.count(ParseError::kUnsupportedMediaType);
       return refuse({RemoteWriteAnswer::k415, "expected Content-Encoding: snappy, Content-Type: application/x-protobuf"});
     }
+    if (beast::iequals(req[http::field::expect], "100-continue")) {  // curl, for bodies over 1 KiB
+      continue_ = std::make_unique<http::response<http::empty_body>>(http::status::continue_, 11);
+      http::async_write(stream_, *continue_, [self = shared_from_this()](beast::error_code e, std::size_t) {
+        if (e) return self->fail(e);
+        self->read_body();
+      });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code e, std::size_t) { self->on_body(e); });
   }
@@ -238,6 +250,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
+  std::unique_ptr<http::response<http::empty_body>> continue_;
   RemoteWriteSource::Impl& src_;
   std::array<char, 4096> discard_{};
   bool closed_ = false;
@@ -316,18 +329,16 @@ Status RemoteWriteSource::start() {
   try {
     impl_->thread = std::thread([this] {
       Impl& s = *impl_;
-      std::thread publisher;
-      if (s.publisher) publisher = std::thread([&s] { s.publisher->publish_until(s.stopping, s.config.stats_interval); });
-      for (;;) {
-        try {
-          s.io.run();
-          break;
-        } catch (const std::exception& e) {  // Asio handlers do not throw; a bad_alloc might
-          spdlog::error("{}: {}", s.what, e.what());
+      run_publishing(s.publisher.get(), s.stopping, s.config.stats_interval, [&s] {
+        for (;;) {
+          try {
+            s.io.run();
+            return;
+          } catch (const std::exception& e) {  // Asio handlers do not throw; a bad_alloc might
+            spdlog::error("{}: {}", s.what, e.what());
+          }
         }
-      }
-      if (publisher.joinable()) publisher.join();
-      if (s.publisher) s.publisher->publish();  // exact totals at stop
+      });
     });
   } catch (const std::exception& e) {
     return invalid(impl_->what + ": start: " + e.what());

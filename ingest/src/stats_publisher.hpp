@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <string>
+#include <thread>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -29,6 +30,13 @@ class StatsPublisher;
                                                                             const IngestConfig& config,
                                                                             const IngestStats& stats,
                                                                             const std::string& what);
+
+// A source's own thread body: runs `body` (which returns once `stopping` is
+// set) with a publisher thread beside it when `publisher` is set, then
+// publishes the exact totals. Throws what std::thread throws.
+template <class F>
+void run_publishing(StatsPublisher* publisher, const std::atomic<bool>& stopping, std::chrono::milliseconds interval,
+                    F&& body);
 
 class StatsPublisher {
  public:
@@ -56,5 +64,15 @@ class StatsPublisher {
   std::shared_ptr<StatsSegment> segment_;
   std::vector<Link> links_;
 };
+
+template <class F>
+void run_publishing(StatsPublisher* publisher, const std::atomic<bool>& stopping, std::chrono::milliseconds interval,
+                    F&& body) {
+  std::thread thread;
+  if (publisher != nullptr) thread = std::thread([&] { publisher->publish_until(stopping, interval); });
+  body();
+  if (thread.joinable()) thread.join();
+  if (publisher != nullptr) publisher->publish();  // exact totals at stop
+}
 
 }  // namespace ringpipe::ingest

@@ -16,6 +16,7 @@ namespace {
 
 using std::chrono::milliseconds;
 using testing::messages;
+using testing::has_message;
 
 EnvLookup env_of(std::map<std::string, std::string> vars) {
   return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
@@ -333,9 +334,7 @@ exporters:
 )");
   ASSERT_FALSE(r);
   const std::vector<std::string> got = messages(r);
-  auto has = [&](std::string_view text) {
-    return std::any_of(got.begin(), got.end(), [&](const std::string& m) { return m.find(text) != std::string::npos; });
-  };
+  auto has = [&](std::string_view text) { return has_message(got, text); };
   EXPECT_TRUE(has("source \"m\" listen: found listen addresses on type: mqtt, expected broker"));
   EXPECT_TRUE(has("source \"m\" broker: found \"tcp://x:1\", expected mqtt://host:port or mqtts://host:port"));
   EXPECT_TRUE(has("source \"m\" topics: found \"a/b#\", expected an MQTT topic filter"));
@@ -394,9 +393,7 @@ exporters:
 )");
   ASSERT_FALSE(r);
   const std::vector<std::string> got = messages(r);
-  auto has = [&](std::string_view text) {
-    return std::any_of(got.begin(), got.end(), [&](const std::string& m) { return m.find(text) != std::string::npos; });
-  };
+  auto has = [&](std::string_view text) { return has_message(got, text); };
   EXPECT_TRUE(has("p.yaml:4:36: source \"a\" listen: found \"udp://127.0.0.1:1\", expected a TCP host:port such as "
                   "127.0.0.1:9201 on type: remote_write"))
       << ::testing::PrintToString(got);

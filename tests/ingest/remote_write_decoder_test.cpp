@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <iterator>
+#include <string>
 #include <vector>
 
 #include "parse_harness.hpp"
@@ -81,6 +85,26 @@ TEST(RemoteWriteDecoder, ReportsTheFirstReasonAndCountsEveryRejectedSeries) {
   EXPECT_EQ(r.series_rejected, 2u);
   EXPECT_EQ(r.first_reason, ParseError::kTooManyLabels);
   EXPECT_EQ(c[ParseError::kInvalidMetricName], 1u);
+}
+
+TEST(RemoteWriteDecoder, DecodesARequestARealPrometheusSent) {
+  // The fuzz seed: one key byte, then the body Prometheus 2.42 POSTed when scraping itself.
+  std::ifstream in(std::string(RINGPIPE_REMOTE_WRITE_CORPUS) + "/prometheus_self_scrape", std::ios::binary);
+  const std::string seed((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(seed.size(), 1u);
+  RemoteWriteDecoder d({});
+  ParseCounters c;
+  ASSERT_EQ(d.decode(std::string_view(seed).substr(1), c), DecodeStatus::kNone);
+  ConvertResult r;
+  const auto got = convert_all(d, c, &r);
+  EXPECT_GT(r.series, 10u);
+  EXPECT_EQ(r.series_rejected, 0u);
+  EXPECT_EQ(got.size() + c[ParseError::kNonFiniteValue], d.sample_count());
+  for (const auto& g : got) {
+    EXPECT_EQ(g.kind, sample::Kind::kGauge);
+    EXPECT_GT(g.ts, 1'600'000'000'000'000'000);
+    EXPECT_TRUE(std::any_of(g.tags.begin(), g.tags.end(), [](const auto& kv) { return kv.first == "job"; })) << g.name;
+  }
 }
 
 TEST(RemoteWriteDecoder, RefusesBodiesOverTheLimitBeforeUncompressing) {

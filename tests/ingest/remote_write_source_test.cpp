@@ -274,6 +274,32 @@ TEST(RemoteWriteSource, AnswersGarbageThatIsNotHttpWith400AndCloses) {
   EXPECT_EQ(r.stats().tcp.read_errors.load(), 1u);
 }
 
+TEST(RemoteWriteSource, AnswersExpect100ContinueBeforeTheBody) {
+  Receiver r;
+  prometheus::WriteRequest req;
+  add_series(req, {{"__name__", "m"}}, {{7, kT0}});
+  const std::string body = encode(req);
+  const UniqueFd fd = testing::tcp_connect(r.source->port());
+  ASSERT_TRUE(testing::send_all(fd.get(), "POST /api/v1/write HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                                              std::to_string(body.size()) + "\r\nExpect: 100-continue\r\n\r\n"));
+  char buf[256] = {};
+  ssize_t n = ::recv(fd.get(), buf, sizeof buf - 1, 0);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buf, 12), "HTTP/1.1 100");
+  ASSERT_TRUE(testing::send_all(fd.get(), body));
+  std::string answer;
+  ASSERT_TRUE(ringpipe::testing::wait_until(
+      [&] {
+        n = ::recv(fd.get(), buf, sizeof buf - 1, MSG_DONTWAIT);
+        if (n > 0) answer.append(buf, static_cast<std::size_t>(n));
+        return answer.find("\r\n\r\n") != std::string::npos;
+      },
+      5000ms));
+  EXPECT_EQ(answer.substr(0, 12), "HTTP/1.1 204");
+  ASSERT_EQ(r.store->samples().size(), 1u);
+  EXPECT_EQ(r.store->samples()[0].value, 7);
+}
+
 TEST(RemoteWriteSource, RefusesBadConfigWithAReason) {
   auto store = std::make_shared<MemoryStore>();
   RemoteWriteConfig c;
