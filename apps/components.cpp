@@ -48,6 +48,7 @@ ingest::Protocol protocol_of(config::SourceType t) {
     case config::SourceType::kGraphite: return ingest::Protocol::kGraphite;
     case config::SourceType::kJson: return ingest::Protocol::kJson;
     case config::SourceType::kMqtt: return ingest::Protocol::kJson;  // MqttSource picks per payload
+    case config::SourceType::kRemoteWrite: return ingest::Protocol::kJson;  // unused: RemoteWriteSource decodes itself
   }
   return ingest::Protocol::kStatsd;
 }
@@ -107,6 +108,7 @@ std::chrono::milliseconds or_forever(std::chrono::milliseconds d) {
 // per unix datagram socket and one stream thread per server (see ingest_configs).
 std::uint32_t source_lanes(const config::SourceConfig& s) {
   if (s.type == config::SourceType::kMqtt) return 1;  // one client thread
+  if (s.type == config::SourceType::kRemoteWrite) return 1;  // one HTTP server thread
   std::uint32_t udp = 0, unixgram = 0, streams = 0, tcp = 0, unix_stream = 0;
   for (const auto& a : s.listen) {
     switch (a.transport) {
@@ -166,6 +168,10 @@ std::string source_fingerprint(const config::PipelineConfig& p, const config::So
                                  std::hash<std::string>{}(m.password), m.client_id, fmt::join(m.topics, ","), m.qos,
                                  static_cast<int>(m.payload), m.topic_template, m.ca_file, m.cert_file, m.key_file,
                                  m.max_message_bytes));
+  }
+  if (s.type == config::SourceType::kRemoteWrite) {
+    const config::RemoteWriteSourceConfig& r = s.remote_write;
+    put(out, "remote_write", fmt::format("{}|{}|{}", r.path, r.max_body_bytes, r.max_labels));
   }
   if (s.type == config::SourceType::kJson || s.type == config::SourceType::kMqtt) {
     put(out, "json", fmt::format("{}|{}|{}|{}|{}|{}|{}", s.json.value_field, s.json.name_field, s.json.name,
@@ -261,8 +267,11 @@ void wait_for_stop(const sigset_t& set, std::string_view name) {
   }
 }
 
-int run_mqtt_source(const config::PipelineConfig& p, const config::SourceConfig& s, const sigset_t& signals) {
-  const ingest::MqttConfig c = mqtt_config(p, s);
+// A source with its own threads (MqttSource, RemoteWriteSource): opens the
+// ring, creates and starts it with its stats segment, waits for a stop signal.
+template <class Source, class Config>
+int run_threaded_source(const config::PipelineConfig& p, const config::SourceConfig& s, const sigset_t& signals,
+                        Config c, std::string_view doing) {
   const config::RingConfig* rc = p.find_ring(s.output);
   auto ring = ring::Ring::open_or_create(p.ring_path(s.output), ring_options(p, *rc));
   if (!ring) {
@@ -271,9 +280,8 @@ int run_mqtt_source(const config::PipelineConfig& p, const config::SourceConfig&
   }
   ingest::RingTargetOptions target;
   target.claim_timeout = s.write_timeout;
-  ingest::MqttConfig with_stats = c;
-  with_stats.stats_path = stats_segment_path(p, s.name);
-  auto source = ingest::MqttSource::create(with_stats, ingest::ring_target_factory(*ring, target));
+  c.stats_path = stats_segment_path(p, s.name);
+  auto source = Source::create(c, ingest::ring_target_factory(*ring, target));
   if (!source) {
     spdlog::error("source {}: {}", s.name, source.error().message());
     return kExitFailure;
@@ -282,7 +290,7 @@ int run_mqtt_source(const config::PipelineConfig& p, const config::SourceConfig&
     spdlog::error("source {}: {}", s.name, st.error().message());
     return kExitFailure;
   }
-  spdlog::info("source {}: subscribing at {}, writing to ring {}", s.name, s.mqtt.broker, s.output);
+  spdlog::info("source {}: {}, writing to ring {}", s.name, doing, s.output);
   wait_for_stop(signals, s.name);
   (*source)->stop();
   spdlog::info("source {}: stopped ({} samples written, {} dropped)", s.name,
@@ -291,8 +299,23 @@ int run_mqtt_source(const config::PipelineConfig& p, const config::SourceConfig&
   return kExitOk;
 }
 
+int run_mqtt_source(const config::PipelineConfig& p, const config::SourceConfig& s, const sigset_t& signals) {
+  return run_threaded_source<ingest::MqttSource>(p, s, signals, mqtt_config(p, s), "subscribing at " + s.mqtt.broker);
+}
+
+int run_remote_write_source(const config::PipelineConfig& p, const config::SourceConfig& s, const sigset_t& signals) {
+  auto c = remote_write_config(p, s);
+  if (!c) {
+    spdlog::error("source {}: {}", s.name, c.error().message());
+    return kExitConfig;
+  }
+  return run_threaded_source<ingest::RemoteWriteSource>(
+      p, s, signals, *c, fmt::format("receiving remote_write on http://{}:{}{}", c->address, c->port, c->path));
+}
+
 int run_source(const config::PipelineConfig& p, const config::SourceConfig& s, const sigset_t& signals) {
   if (s.type == config::SourceType::kMqtt) return run_mqtt_source(p, s, signals);
+  if (s.type == config::SourceType::kRemoteWrite) return run_remote_write_source(p, s, signals);
   auto configs = ingest_configs(p, s);
   if (!configs) {
     spdlog::error("source {}: {}", s.name, configs.error().message());
@@ -500,6 +523,24 @@ ingest::MqttConfig mqtt_config(const config::PipelineConfig& p, const config::So
   c.kind = s.json.counter ? sample::Kind::kCounter : sample::Kind::kGauge;
   c.parser.json = json_options(s);
   c.max_message_bytes = m.max_message_bytes;
+  return c;
+}
+
+Result<ingest::RemoteWriteConfig> remote_write_config(const config::PipelineConfig& p, const config::SourceConfig& s) {
+  ingest::RemoteWriteConfig c;
+  c.name = s.name;
+  for (std::size_t i = 0; i < p.sources.size(); ++i)
+    if (p.sources[i].name == s.name) c.source_id = static_cast<std::uint32_t>(i + 1);
+  if (s.listen.empty()) return invalid("no listen address");
+  auto host = numeric_host(s.listen.front().host);
+  if (!host) return tl::unexpected(host.error());
+  c.address = *host;
+  c.port = s.listen.front().port;
+  c.path = s.remote_write.path;
+  c.max_body_bytes = s.remote_write.max_body_bytes;
+  c.max_labels = s.remote_write.max_labels;
+  c.max_connections = s.max_connections;
+  c.idle_timeout = or_forever(s.idle_timeout);
   return c;
 }
 

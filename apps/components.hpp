@@ -15,6 +15,7 @@
 #include "ringpipe/config/pipeline.hpp"
 #include "ringpipe/ingest/ingest_server.hpp"
 #include "ringpipe/ingest/mqtt_source.hpp"
+#include "ringpipe/ingest/remote_write_source.hpp"
 #include "ringpipe/processors/processor.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "status_file.hpp"
@@ -54,6 +55,11 @@ struct ComponentInfo {
 
 // The MQTT client of a `type: mqtt` source (without its stats path).
 [[nodiscard]] ingest::MqttConfig mqtt_config(const config::PipelineConfig& p, const config::SourceConfig& s);
+
+// The HTTP server of a `type: remote_write` source (without its stats path).
+// The host is resolved here; fails on an unresolvable host.
+[[nodiscard]] Result<ingest::RemoteWriteConfig> remote_write_config(const config::PipelineConfig& p,
+                                                                    const config::SourceConfig& s);
 
 // The ingest servers one source runs: one IngestConfig per listener of each
 // transport (the k-th UDP, TCP, ... address share the k-th server). Names are

@@ -15,3 +15,12 @@ if(TARGET ringpipe_ingest AND TARGET ringpipe_ring)
   target_link_libraries(mqtt_bench PRIVATE ringpipe::ingest ringpipe::ring ringpipe::sample ringpipe::common
                         PkgConfig::MOSQUITTO Threads::Threads ringpipe::warnings)
 endif()
+
+# remote_write_bench: the remote_write decoder (snappy + protobuf + conversion)
+# per core, beside snappy alone and snappy + protobuf parse.
+if(TARGET ringpipe_ingest AND TARGET ringpipe_prompb)
+  add_executable(remote_write_bench ${CMAKE_CURRENT_LIST_DIR}/remote_write_bench.cpp)
+  target_include_directories(remote_write_bench PRIVATE ${PROJECT_SOURCE_DIR}/ingest/src)
+  target_link_libraries(remote_write_bench PRIVATE ringpipe::ingest ringpipe::sample ringpipe::prompb Snappy::snappy
+                        ringpipe::warnings)
+endif()

@@ -35,6 +35,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "ringpipe/common/log.hpp"
 #include "ringpipe/ingest/ingest_server.hpp"
 #include "ringpipe/ingest/line_parser.hpp"
@@ -65,11 +66,7 @@ struct Args {
   std::string tags = "env:bench";       // DogStatsD tags; "" sends plain StatsD
 };
 
-double thread_cpu_s() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
+using bench::thread_cpu_seconds;
 
 double process_cpu_s() {
   rusage ru{};
@@ -145,21 +142,7 @@ struct Row {
   double samples_per_line;
 };
 
-// Runs f until min_seconds of this thread's CPU time have passed and returns
-// that CPU time: throughput per core, which other processes competing for
-// the cores do not distort the way wall time would.
-template <class F>
-double time_repeated(double min_seconds, F&& f, int& reps) {
-  reps = 0;
-  const double start = thread_cpu_s();
-  double elapsed = 0;
-  do {
-    f();
-    ++reps;
-    elapsed = thread_cpu_s() - start;
-  } while (elapsed < min_seconds);
-  return elapsed;
-}
+using bench::time_repeated;
 
 void print_row(const Row& r) {
   std::printf("  %-34s %10.2f M/s %9.0f MB/s %8.1f ns %8.2f\n", r.what.c_str(), r.lines_per_s / 1e6, r.mb_per_s,
@@ -250,7 +233,7 @@ struct SendResult {
 SendResult send_packets(const Args& a, std::uint32_t addr_be, std::uint16_t port,
                         const std::vector<std::string>& packets) {
   SendResult r;
-  const double cpu0 = thread_cpu_s();
+  const double cpu0 = thread_cpu_seconds();
   const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
   if (fd < 0) {
     std::perror("socket");
@@ -296,7 +279,7 @@ SendResult send_packets(const Args& a, std::uint32_t addr_be, std::uint16_t port
   }
   r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   ::close(fd);
-  r.cpu_s = thread_cpu_s() - cpu0;
+  r.cpu_s = thread_cpu_seconds() - cpu0;
   return r;
 }
 
@@ -358,7 +341,7 @@ int bench_udp(const Args& a) {
       if (stop_reader.load() && Clock::now() - quiet > std::chrono::milliseconds(200)) break;
       if (n == 0) (void)reader->wait(std::chrono::milliseconds(1));
     }
-    reader_cpu = thread_cpu_s();
+    reader_cpu = thread_cpu_seconds();
   });
 
   ingest::IngestConfig cfg;

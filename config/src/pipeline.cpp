@@ -42,6 +42,7 @@ std::string_view source_type_name(SourceType t) noexcept {
     case SourceType::kGraphite: return "graphite";
     case SourceType::kJson: return "json";
     case SourceType::kMqtt: return "mqtt";
+    case SourceType::kRemoteWrite: return "remote_write";
   }
   return "?";
 }
@@ -394,10 +395,11 @@ class Loader {
              {"type", "listen", "output", "tags", "read_buffer", "udp_sockets", "max_line_length", "max_connections",
               "idle_timeout", "socket_mode", "write_timeout", "value_field", "name_field", "name", "timestamp_field",
               "timestamp_precision", "kind", "max_labels", "broker", "username", "password", "client_id", "topics",
-              "qos", "payload", "topic_template", "ca_file", "cert_file", "key_file", "max_message_size"},
+              "qos", "payload", "topic_template", "ca_file", "cert_file", "key_file", "max_message_size", "path",
+              "max_body_size"},
              d_);
     if (const auto* v = f.get("type"); v == nullptr) {
-      d_.add(s.position, who + ": found no type, expected type: statsd, influx, graphite, json or mqtt");
+      d_.add(s.position, who + ": found no type, expected type: statsd, influx, graphite, json, mqtt or remote_write");
     } else if (auto t = detail::read_string(*v, f.at("type"), d_)) {
       if (*t == "statsd") {
         s.type = SourceType::kStatsd;
@@ -409,8 +411,11 @@ class Loader {
         s.type = SourceType::kJson;
       } else if (*t == "mqtt") {
         s.type = SourceType::kMqtt;
+      } else if (*t == "remote_write") {
+        s.type = SourceType::kRemoteWrite;
       } else {
-        d_.add(*v, f.at("type") + ": found " + describe(*v) + ", expected statsd, influx, graphite, json or mqtt");
+        d_.add(*v, f.at("type") + ": found " + describe(*v) +
+                       ", expected statsd, influx, graphite, json, mqtt or remote_write");
       }
     }
     if (s.type == SourceType::kMqtt) {
@@ -421,7 +426,9 @@ class Loader {
       d_.add(v ? v->position : s.position,
              who + ": found no listen address, expected listen: [udp://0.0.0.0:9125, tcp://0.0.0.0:9125]");
     } else {
-      read_listen(*v, f.at("listen"), std::nullopt, s.listen, who);
+      // remote_write listens on TCP only: a bare host:port is enough there.
+      const auto implied = s.type == SourceType::kRemoteWrite ? std::optional(Transport::kTcp) : std::nullopt;
+      read_listen(*v, f.at("listen"), implied, s.listen, who);
     }
     use_ring(f, "output", who, true, s.position, s.output);
     if (const auto* v = f.get("tags")) {
@@ -474,7 +481,50 @@ class Loader {
     read_millis_into(f, "write_timeout", s.write_timeout);
     read_json_mapping(f, s);
     read_mqtt(f, s);
+    read_remote_write(f, s);
     config_.sources.push_back(std::move(s));
+  }
+
+  // The HTTP endpoint of type: remote_write; its keys are refused on other types.
+  void read_remote_write(const Fields& f, SourceConfig& s) {
+    if (s.type != SourceType::kRemoteWrite) {
+      for (const std::string_view k : {"path", "max_body_size"}) {
+        if (const auto* v = f.get(k)) {
+          d_.add(*v, f.at(k) + ": found a remote_write key on type: " + std::string(source_type_name(s.type)) +
+                         ", expected it only on type: remote_write");
+        }
+      }
+      return;
+    }
+    RemoteWriteSourceConfig& r = s.remote_write;
+    for (std::size_t i = 0; i < s.listen.size(); ++i) {
+      const ListenAddress& a = s.listen[i];
+      if (a.transport != Transport::kTcp) {
+        d_.add(a.position, f.at("listen") + ": found " + quote(a.to_string()) +
+                               ", expected a TCP host:port such as 127.0.0.1:9201 on type: remote_write");
+      } else if (i > 0) {
+        d_.add(a.position, f.at("listen") + ": found a second address, expected one host:port on type: remote_write");
+      }
+    }
+    if (const auto* v = f.get("path")) {
+      if (auto text = detail::read_string(*v, f.at("path"), d_)) {
+        if (text->empty() || (*text)[0] != '/' || text->find_first_of(" ?#") != std::string::npos) {
+          d_.add(*v, f.at("path") + ": found " + describe(*v) + ", expected an URL path such as /api/v1/write");
+        } else {
+          r.path = *text;
+        }
+      }
+    }
+    if (const auto* v = f.get("max_body_size")) {
+      if (auto x = detail::read_size(*v, f.at("max_body_size"), d_)) {
+        if (*x < 1024 || *x > (1u << 30)) {
+          d_.add(*v, f.at("max_body_size") + ": found " + describe(*v) + ", expected from 1KiB to 1GiB");
+        } else {
+          r.max_body_bytes = *x;
+        }
+      }
+    }
+    read_uint_into(f, "max_labels", 1, 64, r.max_labels);
   }
 
   // The broker, subscriptions and payload of type: mqtt; its keys are refused on other types.
@@ -679,6 +729,7 @@ class Loader {
                                                  "timestamp_precision", "kind", "max_labels"};
     if (s.type != SourceType::kJson && s.type != SourceType::kMqtt) {
       for (const std::string_view k : kKeys) {
+        if (s.type == SourceType::kRemoteWrite && k == "max_labels") continue;  // read_remote_write's
         if (const auto* v = f.get(k)) {
           d_.add(*v, f.at(k) + ": found a JSON field mapping key on type: " + std::string(source_type_name(s.type)) +
                          ", expected it only on type: json or mqtt");

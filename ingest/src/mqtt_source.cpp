@@ -278,16 +278,9 @@ Result<std::unique_ptr<MqttSource>> MqttSource::create(const MqttConfig& config,
     if (msg != nullptr) static_cast<Impl*>(self)->on_message(*msg);
   });
 
-  std::shared_ptr<StatsSegment> segment = config.stats_segment;
-  if (!segment && !config.stats_path.empty()) {
-    auto created = StatsSegment::create(config.stats_path, config.name, "source");
-    if (!created) return tl::unexpected(Error{created.error().code, what + ": " + created.error().context});
-    created->reset_gauges();
-    segment = std::make_shared<StatsSegment>(std::move(*created));
-  }
-  if (segment) {
-    auto p = StatsPublisher::create(std::move(segment), ic, impl->stats, 0);
-    if (!p) return tl::unexpected(Error{p.error().code, what + ": stats: " + p.error().context});
+  auto p = open_source_publisher(config.stats_segment, config.stats_path, ic, impl->stats, what);
+  if (!p) return tl::unexpected(p.error());
+  if (*p) {
     const MqttStats& m = impl->mqtt;
     for (auto [from, name, help, gauge] :
          {std::tuple{&m.messages, "source_mqtt_messages_total", "MQTT messages received.", false},
@@ -315,23 +308,7 @@ Status MqttSource::start() {
   try {
     impl_->thread = std::thread([this] {
       Impl& s = *impl_;
-      std::thread publisher;
-      if (s.publisher) {
-        publisher = std::thread([&s] {
-          const auto interval = std::max(s.config.stats_interval, std::chrono::milliseconds(1));
-          auto next = std::chrono::steady_clock::now() + interval;
-          while (!s.stopping.load(std::memory_order_acquire)) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(std::min<std::int64_t>(kLoopTimeoutMs, interval.count())));
-            if (std::chrono::steady_clock::now() >= next) {
-              s.publisher->publish();
-              next = std::chrono::steady_clock::now() + interval;
-            }
-          }
-        });
-      }
-      s.run();
-      if (publisher.joinable()) publisher.join();
-      if (s.publisher) s.publisher->publish();  // exact totals at stop
+      run_publishing(s.publisher.get(), s.stopping, s.config.stats_interval, [&s] { s.run(); });
     });
   } catch (const std::exception& e) {
     return invalid(impl_->what + ": start: " + e.what());

@@ -60,6 +60,22 @@ std::string_view parse_error_name(ParseError e) noexcept {
       return "topic_mismatch";
     case ParseError::kMessageTooLarge:
       return "message_too_large";
+    case ParseError::kBadSnappy:
+      return "bad_snappy";
+    case ParseError::kBadProtobuf:
+      return "bad_protobuf";
+    case ParseError::kBodyTooLarge:
+      return "body_too_large";
+    case ParseError::kUnsupportedMediaType:
+      return "unsupported_media_type";
+    case ParseError::kInvalidMetricName:
+      return "invalid_metric_name";
+    case ParseError::kInvalidLabelName:
+      return "invalid_label_name";
+    case ParseError::kDuplicateLabel:
+      return "duplicate_label";
+    case ParseError::kTooManyLabels:
+      return "too_many_labels";
     case ParseError::kCount_:
       break;
   }

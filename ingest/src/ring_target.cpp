@@ -15,9 +15,11 @@ class RingTarget final : public BatchTarget {
         claim_bytes_(std::min(o.claim_bytes, producer_.max_record_bytes())),
         timeout_(o.claim_timeout) {}
 
-  std::span<std::byte> claim() noexcept override {
+  std::span<std::byte> claim() noexcept override { return claim_at_least(0); }
+  std::span<std::byte> claim_at_least(std::size_t bytes) noexcept override {
+    const std::size_t n = std::max(claim_bytes_, std::min(bytes, producer_.max_record_bytes()));
     ring::WriteStatus st{};
-    return timeout_.count() > 0 ? producer_.claim(claim_bytes_, timeout_, &st) : producer_.try_claim(claim_bytes_, &st);
+    return timeout_.count() > 0 ? producer_.claim(n, timeout_, &st) : producer_.try_claim(n, &st);
   }
   void commit(std::size_t used) noexcept override {
     producer_.finish_and_publish(sample::kSampleBatchRecord, used);

@@ -1,6 +1,8 @@
 #include "stats_publisher.hpp"
 
+#include <algorithm>
 #include <string>
+#include <thread>
 
 namespace ringpipe::ingest {
 
@@ -107,6 +109,34 @@ void StatsPublisher::publish() noexcept {
     l.last = now;
   }
   segment_->heartbeat();
+}
+
+void StatsPublisher::publish_until(const std::atomic<bool>& stopping, std::chrono::milliseconds interval) noexcept {
+  constexpr std::chrono::milliseconds kPoll{50};  // how often the stop flag is looked at
+  interval = std::max(interval, std::chrono::milliseconds(1));
+  auto next = std::chrono::steady_clock::now() + interval;
+  while (!stopping.load(std::memory_order_acquire)) {
+    std::this_thread::sleep_for(std::min(kPoll, interval));
+    if (std::chrono::steady_clock::now() >= next) {
+      publish();
+      next = std::chrono::steady_clock::now() + interval;
+    }
+  }
+}
+
+Result<std::unique_ptr<StatsPublisher>> open_source_publisher(std::shared_ptr<StatsSegment> segment,
+                                                              const std::string& stats_path, const IngestConfig& config,
+                                                              const IngestStats& stats, const std::string& what) {
+  if (!segment && !stats_path.empty()) {
+    auto created = StatsSegment::create(stats_path, config.name, "source");
+    if (!created) return tl::unexpected(Error{created.error().code, what + ": " + created.error().context});
+    created->reset_gauges();
+    segment = std::make_shared<StatsSegment>(std::move(*created));
+  }
+  if (!segment) return std::unique_ptr<StatsPublisher>();
+  auto p = StatsPublisher::create(std::move(segment), config, stats, 0);
+  if (!p) return tl::unexpected(Error{p.error().code, what + ": stats: " + p.error().context});
+  return p;
 }
 
 }  // namespace ringpipe::ingest

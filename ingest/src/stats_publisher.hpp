@@ -7,6 +7,9 @@
 // signed change the same way. One thread calls publish() at a time.
 
 #include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -16,6 +19,24 @@
 #include "ringpipe/ingest/ingest_server.hpp"
 
 namespace ringpipe::ingest {
+
+// The publisher of a source that is not an IngestServer (MQTT,
+// remote_write): into `segment` if set, else into a segment created at
+// `stats_path` for `config.name`; nullptr when neither is set. Errors read
+// "<what>: stats: <cause>".
+class StatsPublisher;
+[[nodiscard]] Result<std::unique_ptr<StatsPublisher>> open_source_publisher(std::shared_ptr<StatsSegment> segment,
+                                                                            const std::string& stats_path,
+                                                                            const IngestConfig& config,
+                                                                            const IngestStats& stats,
+                                                                            const std::string& what);
+
+// A source's own thread body: runs `body` (which returns once `stopping` is
+// set) with a publisher thread beside it when `publisher` is set, then
+// publishes the exact totals. Throws what std::thread throws.
+template <class F>
+void run_publishing(StatsPublisher* publisher, const std::atomic<bool>& stopping, std::chrono::milliseconds interval,
+                    F&& body);
 
 class StatsPublisher {
  public:
@@ -29,6 +50,10 @@ class StatsPublisher {
   [[nodiscard]] Status add(const std::atomic<std::uint64_t>& from, std::string_view name, std::string_view help,
                            const StatsLabels& labels, bool gauge = false);
   void publish() noexcept;
+  // A source's publisher thread: publishes every `interval` until `stopping`
+  // turns true. The source publishes once more after its own threads
+  // stopped, so a stopped source's segment holds exact totals.
+  void publish_until(const std::atomic<bool>& stopping, std::chrono::milliseconds interval) noexcept;
 
  private:
   struct Link {
@@ -39,5 +64,15 @@ class StatsPublisher {
   std::shared_ptr<StatsSegment> segment_;
   std::vector<Link> links_;
 };
+
+template <class F>
+void run_publishing(StatsPublisher* publisher, const std::atomic<bool>& stopping, std::chrono::milliseconds interval,
+                    F&& body) {
+  std::thread thread;
+  if (publisher != nullptr) thread = std::thread([&] { publisher->publish_until(stopping, interval); });
+  body();
+  if (thread.joinable()) thread.join();
+  if (publisher != nullptr) publisher->publish();  // exact totals at stop
+}
 
 }  // namespace ringpipe::ingest

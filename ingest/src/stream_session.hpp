@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -174,6 +175,11 @@ class StreamListener {
   }
 
   void start() { accept(); }
+  // Other protocols on the same accept loop (HTTP): `make` takes each accepted
+  // socket instead of a StreamSession, and decrements connections_open when
+  // it closes it. Set before start().
+  using SessionFactory = std::function<void(typename Protocol::socket)>;
+  void set_session_factory(SessionFactory make) { make_session_ = std::move(make); }
   // Stops accepting; open connections carry on. Call on the io_context thread.
   void close() {
     boost::system::error_code ignored;
@@ -216,7 +222,11 @@ class StreamListener {
       } else {
         stats_.connections.fetch_add(1, std::memory_order_relaxed);
         stats_.connections_open.fetch_add(1, std::memory_order_relaxed);
-        std::make_shared<StreamSession<Protocol>>(std::move(socket), limits_, worker_, stats_)->start();
+        if (make_session_) {
+          make_session_(std::move(socket));
+        } else {
+          std::make_shared<StreamSession<Protocol>>(std::move(socket), limits_, worker_, stats_)->start();
+        }
       }
       accept();
     });
@@ -244,6 +254,7 @@ class StreamListener {
   std::string what_;
   RateLimiter error_log_;
   std::chrono::milliseconds backoff_ = kAcceptBackoffMin;
+  SessionFactory make_session_;
 };
 
 }  // namespace ringpipe::ingest

@@ -15,7 +15,7 @@ Worker::Worker(const IngestConfig& config, std::unique_ptr<BatchTarget> target, 
       out_(nullptr, &Worker::rotate, this) {}
 
 bool Worker::claim() noexcept {
-  const std::span<std::byte> space = target_->claim();
+  const std::span<std::byte> space = bytes_hint_ > 0 ? target_->claim_at_least(bytes_hint_) : target_->claim();
   if (space.size() < sizeof(sample::BatchHeader)) {
     ++refused_claims_;
     out_.set_writer(nullptr);
@@ -39,13 +39,15 @@ bool Worker::rotate(void* self) noexcept {
   return w->claim();
 }
 
-void Worker::begin(std::int64_t received_ns) noexcept {
+void Worker::begin(std::int64_t received_ns, std::size_t bytes_hint) noexcept {
   received_ns_ = received_ns;
+  bytes_hint_ = bytes_hint;
   claim();
 }
 
 void Worker::end() noexcept {
   commit();
+  bytes_hint_ = 0;
   out_.set_writer(nullptr);
   flush_counters();
 }

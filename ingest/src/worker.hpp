@@ -21,7 +21,8 @@ class Worker {
  public:
   Worker(const IngestConfig& config, std::unique_ptr<BatchTarget> target, IngestStats& stats, RateLimiter& error_log);
 
-  void begin(std::int64_t received_ns) noexcept;
+  // `bytes_hint`: what the batch will need, when known (one claim that large, see BatchTarget::claim_at_least).
+  void begin(std::int64_t received_ns, std::size_t bytes_hint = 0) noexcept;
   void parse(std::string_view packet) noexcept { parser_.parse_packet(packet, out_, counters_); }
   void count(ParseError e, std::uint64_t n = 1) noexcept { counters_.errors[static_cast<std::size_t>(e)] += n; }
   void end() noexcept;
@@ -45,6 +46,7 @@ class Worker {
   SampleOutput out_;
   ParseCounters counters_;
   std::int64_t received_ns_ = 0;
+  std::size_t bytes_hint_ = 0;
   std::uint64_t refused_claims_ = 0;
   std::uint64_t records_ = 0;
 };

@@ -16,6 +16,7 @@ namespace {
 
 using std::chrono::milliseconds;
 using testing::messages;
+using testing::has_message;
 
 EnvLookup env_of(std::map<std::string, std::string> vars) {
   return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
@@ -235,7 +236,7 @@ exporters:
                 "tags, read_buffer, udp_sockets, max_line_length, max_connections, idle_timeout, socket_mode, "
                 "write_timeout, value_field, name_field, name, timestamp_field, timestamp_precision, kind, "
                 "max_labels, broker, username, password, client_id, topics, qos, payload, topic_template, ca_file, "
-                "cert_file, key_file, max_message_size (did you mean \"tags\"?)",
+                "cert_file, key_file, max_message_size, path, max_body_size (did you mean \"tags\"?)",
                 "p.yaml:8:61: processor \"aggregate\": found unknown key \"flush\", expected one of: type, input, "
                 "output, reader, mapping_config, cache_size, cache_type, shards, flush_interval, ttl, max_series, "
                 "max_series_per_metric, observer_type, quantiles, buckets, summary_max_age, summary_age_buckets, "
@@ -333,9 +334,7 @@ exporters:
 )");
   ASSERT_FALSE(r);
   const std::vector<std::string> got = messages(r);
-  auto has = [&](std::string_view text) {
-    return std::any_of(got.begin(), got.end(), [&](const std::string& m) { return m.find(text) != std::string::npos; });
-  };
+  auto has = [&](std::string_view text) { return has_message(got, text); };
   EXPECT_TRUE(has("source \"m\" listen: found listen addresses on type: mqtt, expected broker"));
   EXPECT_TRUE(has("source \"m\" broker: found \"tcp://x:1\", expected mqtt://host:port or mqtts://host:port"));
   EXPECT_TRUE(has("source \"m\" topics: found \"a/b#\", expected an MQTT topic filter"));
@@ -349,6 +348,64 @@ exporters:
   EXPECT_TRUE(has("source \"n\": found payload: value without a metric name"));
   EXPECT_FALSE(has("source \"m\": found payload: value"));  // its payload is wrong already
   EXPECT_TRUE(has("source \"s\" broker: found an MQTT key on type: statsd, expected it only on type: mqtt"));
+  for (const std::string& m : got) EXPECT_EQ(m.rfind("p.yaml:", 0), 0u) << m;  // every one positioned
+}
+
+TEST(PipelineConfig, ReadsARemoteWriteSource) {
+  const auto r = parse(R"(rings:
+  raw: {}
+sources:
+  d: {type: remote_write, listen: 127.0.0.1:9201, output: raw}
+  w: {type: remote_write, listen: "tcp://127.0.0.1:9202", output: raw, path: /receive, max_body_size: 1MiB,
+      max_labels: 8, max_connections: 16, idle_timeout: 30s}
+exporters:
+  e: {type: prometheus, input: raw}
+)");
+  ASSERT_TRUE(r) << r.error().message();
+  const SourceConfig& d = r->sources.at(0);
+  EXPECT_EQ(d.type, SourceType::kRemoteWrite);
+  EXPECT_EQ(source_type_name(SourceType::kRemoteWrite), "remote_write");
+  ASSERT_EQ(d.listen.size(), 1u);
+  EXPECT_EQ(d.listen[0].transport, Transport::kTcp);
+  EXPECT_EQ(d.listen[0].port, 9201);
+  EXPECT_EQ(d.remote_write.path, "/api/v1/write");
+  EXPECT_EQ(d.remote_write.max_body_bytes, 10u << 20);
+  EXPECT_EQ(d.remote_write.max_labels, 64u);
+  const SourceConfig& w = r->sources.at(1);
+  EXPECT_EQ(w.listen.at(0).port, 9202);
+  EXPECT_EQ(w.remote_write.path, "/receive");
+  EXPECT_EQ(w.remote_write.max_body_bytes, 1u << 20);
+  EXPECT_EQ(w.remote_write.max_labels, 8u);
+  EXPECT_EQ(w.max_connections, 16u);
+  EXPECT_EQ(w.idle_timeout, std::chrono::seconds(30));
+}
+
+TEST(PipelineConfig, ReportsRemoteWriteProblemsWithPositions) {
+  const auto r = parse(R"(rings:
+  raw: {}
+sources:
+  a: {type: remote_write, listen: [udp://127.0.0.1:1, 127.0.0.1:2, 127.0.0.1:3], output: raw, path: api,
+      max_body_size: 100, max_labels: 0}
+  b: {type: remote_write, output: raw, max_labels: 65, max_body_size: 2GiB, path: "/a?b"}
+  s: {type: statsd, listen: udp://:9, output: raw, path: /x, max_body_size: 1MiB}
+exporters:
+  e: {type: prometheus, input: raw}
+)");
+  const std::vector<std::string> got = messages(r);
+  ASSERT_FALSE(got.empty());
+  EXPECT_TRUE(has_message(got, "p.yaml:4:36: source \"a\" listen: found \"udp://127.0.0.1:1\", expected a TCP host:port such as "
+                  "127.0.0.1:9201 on type: remote_write"))
+      << ::testing::PrintToString(got);
+  EXPECT_TRUE(has_message(got, "p.yaml:4:55: source \"a\" listen: found a second address, expected one host:port"));
+  EXPECT_TRUE(has_message(got, "source \"a\" path: found \"api\", expected an URL path such as /api/v1/write"));
+  EXPECT_TRUE(has_message(got, "source \"a\" max_body_size: found \"100\", expected from 1KiB to 1GiB"));
+  EXPECT_TRUE(has_message(got, "source \"a\" max_labels: found \"0\", expected an integer from 1 to 64"));
+  EXPECT_TRUE(has_message(got, "source \"b\": found no listen address"));
+  EXPECT_TRUE(has_message(got, "source \"b\" max_labels: found \"65\", expected an integer from 1 to 64"));
+  EXPECT_TRUE(has_message(got, "source \"b\" max_body_size: found \"2GiB\", expected from 1KiB to 1GiB"));
+  EXPECT_TRUE(has_message(got, "source \"b\" path: found \"/a?b\", expected an URL path"));
+  EXPECT_TRUE(has_message(got, "source \"s\" path: found a remote_write key on type: statsd, expected it only on type: remote_write"));
+  EXPECT_TRUE(has_message(got, "source \"s\" max_body_size: found a remote_write key on type: statsd"));
   for (const std::string& m : got) EXPECT_EQ(m.rfind("p.yaml:", 0), 0u) << m;  // every one positioned
 }
 
@@ -436,7 +493,7 @@ INSTANTIATE_TEST_SUITE_P(
                        "rings:\n  raw: {}\n"
                        "sources:\n  s: {listen: udp://:1, output: raw}\n"
                        "exporters:\n  e: {input: raw}\n",
-                       {"p.yaml:4:3: source \"s\": found no type, expected type: statsd, influx, graphite, json or mqtt",
+                       {"p.yaml:4:3: source \"s\": found no type, expected type: statsd, influx, graphite, json, mqtt or remote_write",
                         "p.yaml:6:3: exporter \"e\": found no type, expected type: prometheus or remote_write"}},
         BrokenPipeline{"JsonMappingProblems",
                        "rings:\n  raw: {}\n"

@@ -95,6 +95,8 @@ PrometheusServer::PrometheusServer(std::string dir, std::uint16_t scrape_port)
 
 PrometheusServer::~PrometheusServer() { stop(); }
 
+void PrometheusServer::set_config(const std::string& yaml) { std::ofstream(dir_ + "/prometheus.yml") << yaml; }
+
 void PrometheusServer::use_tls(const std::string& cert_file, const std::string& key_file, const std::string& ca_file) {
   std::ofstream(dir_ + "/web.yml") << "tls_server_config:\n  cert_file: " << cert_file << "\n  key_file: " << key_file
                                     << "\n";

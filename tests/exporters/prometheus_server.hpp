@@ -43,6 +43,9 @@ class PrometheusServer {
   PrometheusServer(const PrometheusServer&) = delete;
   PrometheusServer& operator=(const PrometheusServer&) = delete;
 
+  // Replaces the generated prometheus.yml (e.g. to scrape itself and
+  // remote_write somewhere). Call before start().
+  void set_config(const std::string& yaml);
   // Serves HTTPS only, through Prometheus' --web.config.file (tls_server_config);
   // queries and the readiness check trust `ca_file`. Call before start().
   void use_tls(const std::string& cert_file, const std::string& key_file, const std::string& ca_file);

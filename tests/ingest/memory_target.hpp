@@ -2,6 +2,7 @@
 // Test helper: a BatchTarget that keeps every committed record in memory and
 // can be told to refuse claims (like a full ring). Thread-safe.
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <memory>
@@ -20,6 +21,7 @@ struct MemoryStore {
   std::atomic<std::uint64_t> dropped_records{0};
   std::atomic<int> targets{0};
   std::size_t claim_bytes = 64 * 1024;
+  std::size_t max_record_bytes = 0;  // > claim_bytes: claim_at_least() grants up to this, like a ring
 
   std::vector<Got> samples() {
     std::lock_guard lock(mu);
@@ -38,10 +40,15 @@ struct MemoryStore {
 
 class MemoryTarget final : public BatchTarget {
  public:
-  explicit MemoryTarget(std::shared_ptr<MemoryStore> store) : store_(std::move(store)), buf_(store_->claim_bytes) {}
+  explicit MemoryTarget(std::shared_ptr<MemoryStore> store)
+      : store_(std::move(store)), buf_(std::max(store_->claim_bytes, store_->max_record_bytes)) {}
   std::span<std::byte> claim() noexcept override {
     if (store_->refuse.load()) return {};
-    return buf_;
+    return std::span<std::byte>(buf_.data(), store_->claim_bytes);
+  }
+  std::span<std::byte> claim_at_least(std::size_t bytes) noexcept override {
+    if (store_->refuse.load()) return {};
+    return std::span<std::byte>(buf_.data(), std::max(store_->claim_bytes, std::min(bytes, store_->max_record_bytes)));
   }
   void commit(std::size_t used) noexcept override {
     std::lock_guard lock(store_->mu);

@@ -96,8 +96,9 @@ struct ListenAddress {
 // ---------------------------------------------------------------- sources
 
 // What a source receives: `type: statsd | influx | graphite | json` on its
-// listen addresses, or `mqtt` (a client of an MQTT broker).
-enum class SourceType : std::uint8_t { kStatsd, kInflux, kGraphite, kJson, kMqtt };
+// listen addresses, `mqtt` (a client of an MQTT broker), or `remote_write`
+// (an HTTP server taking Prometheus remote_write 1.0 on one TCP address).
+enum class SourceType : std::uint8_t { kStatsd, kInflux, kGraphite, kJson, kMqtt, kRemoteWrite };
 [[nodiscard]] std::string_view source_type_name(SourceType t) noexcept;
 
 // Which tag syntaxes a StatsD source parses (statsd_exporter's
@@ -145,6 +146,14 @@ struct MqttSourceConfig {
   std::uint32_t max_message_bytes = 65536;  // `max_message_size`: larger payloads are dropped and counted
 };
 
+// `type: remote_write`: the HTTP endpoint Prometheus (or any remote_write 1.0
+// sender) POSTs to. Connections use max_connections and idle_timeout.
+struct RemoteWriteSourceConfig {
+  std::string path = "/api/v1/write";       // `path`
+  std::uint64_t max_body_bytes = 10u << 20; // `max_body_size`: larger bodies are answered 413 and counted
+  std::uint32_t max_labels = 64;            // `max_labels`: 1..64 per series (__name__ not counted); more: series refused
+};
+
 // Longest max_line_length a json source takes (its parser holds memory for one such line).
 inline constexpr std::uint32_t kMaxJsonLineLength = 1u << 20;
 
@@ -157,6 +166,7 @@ struct SourceConfig {
   StatsdTagFlavors tags;                    // `tags`: statsd only
   JsonMapping json;                         // json, and mqtt with payload json (name, kind also for value)
   MqttSourceConfig mqtt;                    // mqtt only
+  RemoteWriteSourceConfig remote_write;     // remote_write only
   // `read_buffer`: SO_RCVBUF for udp/unixgram; 0 = OS default. 8 MiB by
   // default: the OS default (about 208 KiB) drops bursts a busy machine
   // cannot drain at once (SO_RCVBUFFORCE as root, else capped by rmem_max).

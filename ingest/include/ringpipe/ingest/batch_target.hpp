@@ -19,6 +19,12 @@ class BatchTarget {
   virtual ~BatchTarget() = default;
   // Space for one batch record; empty when the destination refuses (full, timeout).
   [[nodiscard]] virtual std::span<std::byte> claim() noexcept = 0;
+  // As claim(), but room for `bytes` if the destination allows records that
+  // large (a request that should be one record); the default ignores the hint.
+  [[nodiscard]] virtual std::span<std::byte> claim_at_least(std::size_t bytes) noexcept {
+    (void)bytes;
+    return claim();
+  }
   // Makes the first `used` bytes of the last claim one record, visible to readers.
   virtual void commit(std::size_t used) noexcept = 0;
   // Records the caller gave up on because claim() refused.

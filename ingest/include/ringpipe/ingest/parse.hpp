@@ -47,8 +47,19 @@ enum class ParseError : std::uint8_t {
   kNotAnObject,                   // JSON: valid JSON but not an object; the line is dropped
   kMissingValue,                  // JSON: no value field; the line is dropped
   kMissingName,                   // JSON: no name field, or one that is not a string; the line is dropped
+                                  // remote_write: a series without __name__; the series is dropped
   kTopicMismatch,                 // MQTT: the topic does not fit topic_template; the message is dropped
   kMessageTooLarge,               // MQTT: payload over max_message_bytes; the message is dropped
+  // remote_write: the whole request is refused (HTTP 400/413/415) ...
+  kBadSnappy,               // the body is not a snappy block
+  kBadProtobuf,             // the uncompressed body is not a prompb WriteRequest
+  kBodyTooLarge,            // body (or its uncompressed size) over the limit
+  kUnsupportedMediaType,    // Content-Encoding other than snappy, Content-Type other than protobuf
+  // ... or one series is refused (the rest of the request is written, HTTP 400).
+  kInvalidMetricName,       // __name__ not [a-zA-Z_:][a-zA-Z0-9_:]*
+  kInvalidLabelName,        // a label name not [a-zA-Z_][a-zA-Z0-9_]*
+  kDuplicateLabel,          // the same label name twice in one series
+  kTooManyLabels,           // more labels than max_labels (__name__ not counted)
   kCount_,
 };
 inline constexpr std::size_t kParseErrorCount = static_cast<std::size_t>(ParseError::kCount_);

@@ -1,0 +1,33 @@
+#pragma once
+// What the benchmarks share: timing a piece of work repeated for at least a
+// minimum of the calling thread's CPU time. Single-threaded helpers; no allocation.
+
+#include <time.h>
+
+namespace ringpipe::bench {
+
+// CPU seconds the calling thread has used.
+inline double thread_cpu_seconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Calls f() until at least `min_seconds` of this thread's CPU time have
+// passed; returns that CPU time and the number of calls in `reps`. CPU time,
+// not wall time: a figure per core, which other processes competing for the
+// cores (a compiler beside the benchmark) do not divide.
+template <class F, class N>
+double time_repeated(double min_seconds, F&& f, N& reps) {
+  reps = 0;
+  const double start = thread_cpu_seconds();
+  double elapsed = 0;
+  do {
+    f();
+    ++reps;
+    elapsed = thread_cpu_seconds() - start;
+  } while (elapsed < min_seconds);
+  return elapsed;
+}
+
+}  // namespace ringpipe::bench

@@ -1,0 +1,62 @@
+#pragma once
+// RemoteWriteDecoder: one Prometheus remote_write 1.0 request body (a snappy
+// block holding a prompb WriteRequest) into samples. decode() uncompresses and
+// parses the body into memory the decoder keeps between requests; convert()
+// then writes every valid series' samples as gauge sets to a SampleOutput and
+// counts each refused series by reason. The two steps are apart so that a
+// request that does not decode never claims ring space. One decoder per
+// thread; protobuf and snappy stay inside the .cpp. Never throws.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "ringpipe/ingest/parse.hpp"
+
+namespace ringpipe::ingest {
+
+struct RemoteWriteLimits {
+  std::size_t max_body_bytes = 10u << 20;          // compressed request body
+  std::size_t max_uncompressed_bytes = 80u << 20;  // what the snappy block claims to hold
+  std::uint32_t max_labels = 64;                   // per series, __name__ not counted; at most kMaxTags
+};
+
+// What decode() found wrong with a whole request; kNone = decoded.
+enum class DecodeStatus : std::uint8_t { kNone, kBadSnappy, kBadProtobuf, kTooLarge };
+
+// What convert() did with one request.
+struct ConvertResult {
+  std::uint64_t series = 0;           // in the request
+  std::uint64_t series_rejected = 0;  // refused whole, counted by reason
+  ParseError first_reason = ParseError::kCount_;  // of the first refused series
+};
+
+class RemoteWriteDecoder {
+ public:
+  explicit RemoteWriteDecoder(const RemoteWriteLimits& limits);
+  ~RemoteWriteDecoder();
+  RemoteWriteDecoder(const RemoteWriteDecoder&) = delete;
+  RemoteWriteDecoder& operator=(const RemoteWriteDecoder&) = delete;
+
+  // Uncompresses and parses `body`; a failure is counted in `counters`
+  // (bad_snappy, bad_protobuf, body_too_large).
+  [[nodiscard]] DecodeStatus decode(std::string_view body, ParseCounters& counters) noexcept;
+  // The last decoded request into `out`: series count as lines, samples as
+  // samples; NaN values (Prometheus' staleness markers among them) are
+  // dropped as non_finite_value, timestamps outside (0, 2^63 ns) as
+  // malformed_timestamp.
+  ConvertResult convert(SampleOutput& out, ParseCounters& counters) noexcept;
+  // Samples the last decoded request carries (valid or not).
+  [[nodiscard]] std::uint64_t sample_count() const noexcept;
+  // At least the sample-batch bytes convert() will write (the claim to ask for).
+  [[nodiscard]] std::size_t batch_bytes_bound() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+[[nodiscard]] std::string_view decode_status_name(DecodeStatus s) noexcept;
+
+}  // namespace ringpipe::ingest

@@ -1,0 +1,120 @@
+// RemoteWriteDecoder alone: decode, then convert into a real sample batch.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "parse_harness.hpp"
+#include "remote_write_decoder.hpp"
+#include "remote_write_test_util.hpp"
+
+namespace ringpipe::ingest {
+namespace {
+
+using testing::add_series;
+using testing::encode;
+
+constexpr std::int64_t kT0 = 1'700'000'000'000;
+
+std::vector<testing::Got> convert_all(RemoteWriteDecoder& d, ParseCounters& c, ConvertResult* r = nullptr) {
+  std::vector<std::byte> buf(1 << 20);
+  sample::BatchWriter w(buf, 7, 0);
+  SampleOutput out(&w);
+  const ConvertResult res = d.convert(out, c);
+  if (r != nullptr) *r = res;
+  return testing::decode(std::span<const std::byte>(buf.data(), w.finish()));
+}
+
+TEST(RemoteWriteDecoder, DecodesAnEmptyRequestToNothing) {
+  RemoteWriteDecoder d({});
+  ParseCounters c;
+  EXPECT_EQ(d.decode(encode(prometheus::WriteRequest{}), c), DecodeStatus::kNone);
+  EXPECT_EQ(d.sample_count(), 0u);
+  EXPECT_TRUE(convert_all(d, c).empty());
+  EXPECT_EQ(c.total_errors(), 0u);
+}
+
+TEST(RemoteWriteDecoder, KeepsTheLargestTimestampsAndExtremeValues) {
+  RemoteWriteDecoder d({});
+  ParseCounters c;
+  prometheus::WriteRequest req;
+  const std::int64_t max_ms = INT64_MAX / 1'000'000;
+  add_series(req, {{"__name__", "x"}}, {{INFINITY, kT0}, {-0.0, max_ms}, {1e308, max_ms + 1}});
+  ASSERT_EQ(d.decode(encode(req), c), DecodeStatus::kNone);
+  EXPECT_EQ(d.sample_count(), 3u);
+  const auto got = convert_all(d, c);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].value, INFINITY);
+  EXPECT_EQ(got[1].ts, max_ms * 1'000'000);
+  EXPECT_EQ(c[ParseError::kMalformedTimestamp], 1u);
+  EXPECT_EQ(c.samples, 2u);
+}
+
+TEST(RemoteWriteDecoder, SkipsFieldsItDoesNotModel) {
+  // A TimeSeries with an exemplar (field 3) and a WriteRequest with metadata (field 3).
+  prometheus::WriteRequest req;
+  add_series(req, {{"__name__", "m"}}, {{5, kT0}});
+  std::string raw;
+  req.SerializeToString(&raw);
+  raw += std::string("\x1a\x02\x08\x01", 4);  // WriteRequest field 3, 2 bytes: {field 1 varint 1}
+  RemoteWriteDecoder d({});
+  ParseCounters c;
+  ASSERT_EQ(d.decode(testing::snappy_of(raw), c), DecodeStatus::kNone);
+  const auto got = convert_all(d, c);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].value, 5);
+}
+
+TEST(RemoteWriteDecoder, ReportsTheFirstReasonAndCountsEveryRejectedSeries) {
+  RemoteWriteDecoder d(RemoteWriteLimits{1024, 8192, 1});
+  ParseCounters c;
+  prometheus::WriteRequest req;
+  add_series(req, {{"__name__", "ok"}, {"a", "1"}}, {{1, kT0}});
+  add_series(req, {{"__name__", "x"}, {"a", "1"}, {"b", "1"}}, {{1, kT0}});
+  add_series(req, {{"__name__", ""}}, {{1, kT0}});
+  ASSERT_EQ(d.decode(encode(req), c), DecodeStatus::kNone);
+  ConvertResult r;
+  const auto got = convert_all(d, c, &r);
+  EXPECT_EQ(got.size(), 1u);
+  EXPECT_EQ(r.series, 3u);
+  EXPECT_EQ(r.series_rejected, 2u);
+  EXPECT_EQ(r.first_reason, ParseError::kTooManyLabels);
+  EXPECT_EQ(c[ParseError::kInvalidMetricName], 1u);
+}
+
+TEST(RemoteWriteDecoder, DecodesARequestARealPrometheusSent) {
+  // The fuzz seed: one key byte, then the body Prometheus 2.42 POSTed when scraping itself.
+  std::ifstream in(std::string(RINGPIPE_REMOTE_WRITE_CORPUS) + "/prometheus_self_scrape", std::ios::binary);
+  const std::string seed((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(seed.size(), 1u);
+  RemoteWriteDecoder d({});
+  ParseCounters c;
+  ASSERT_EQ(d.decode(std::string_view(seed).substr(1), c), DecodeStatus::kNone);
+  ConvertResult r;
+  const auto got = convert_all(d, c, &r);
+  EXPECT_GT(r.series, 10u);
+  EXPECT_EQ(r.series_rejected, 0u);
+  EXPECT_EQ(got.size() + c[ParseError::kNonFiniteValue], d.sample_count());
+  for (const auto& g : got) {
+    EXPECT_EQ(g.kind, sample::Kind::kGauge);
+    EXPECT_GT(g.ts, 1'600'000'000'000'000'000);
+    EXPECT_TRUE(std::any_of(g.tags.begin(), g.tags.end(), [](const auto& kv) { return kv.first == "job"; })) << g.name;
+  }
+}
+
+TEST(RemoteWriteDecoder, RefusesBodiesOverTheLimitBeforeUncompressing) {
+  RemoteWriteDecoder d(RemoteWriteLimits{16, 1024, 64});
+  ParseCounters c;
+  EXPECT_EQ(d.decode(std::string(17, 'x'), c), DecodeStatus::kTooLarge);
+  EXPECT_EQ(d.decode("", c), DecodeStatus::kBadSnappy);
+  EXPECT_EQ(c[ParseError::kBodyTooLarge], 1u);
+  EXPECT_EQ(c[ParseError::kBadSnappy], 1u);
+}
+
+}  // namespace
+}  // namespace ringpipe::ingest

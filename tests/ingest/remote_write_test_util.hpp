@@ -1,0 +1,61 @@
+#pragma once
+// Test helpers for the remote_write receiver: build prompb WriteRequests,
+// snappy them, and POST them over loopback with the exporters' HttpClient.
+
+#include <snappy.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "http_client.hpp"
+#include "remote.pb.h"
+
+namespace ringpipe::ingest::testing {
+
+using Labels = std::vector<std::pair<std::string, std::string>>;
+using Points = std::vector<std::pair<double, std::int64_t>>;  // value, timestamp ms
+
+inline void add_series(prometheus::WriteRequest& req, const Labels& labels, const Points& points) {
+  auto* ts = req.add_timeseries();
+  for (const auto& [k, v] : labels) {
+    auto* l = ts->add_labels();
+    l->set_name(k);
+    l->set_value(v);
+  }
+  for (const auto& [v, t] : points) {
+    auto* s = ts->add_samples();
+    s->set_value(v);
+    s->set_timestamp(t);
+  }
+}
+
+inline std::string encode(const prometheus::WriteRequest& req) {
+  std::string raw;
+  req.SerializeToString(&raw);
+  std::string out;
+  snappy::Compress(raw.data(), raw.size(), &out);
+  return out;
+}
+
+inline std::string snappy_of(const std::string& raw) {
+  std::string out;
+  snappy::Compress(raw.data(), raw.size(), &out);
+  return out;
+}
+
+// A remote_write POST as Prometheus sends it; status 0 = no answer.
+inline exporters::HttpResponse post(exporters::HttpClient& c, const std::string& body,
+                                    const std::string& path = "/api/v1/write",
+                                    const std::string& method = "POST",
+                                    exporters::HttpHeaders headers = {{"Content-Encoding", "snappy"},
+                                                                      {"Content-Type", "application/x-protobuf"},
+                                                                      {"X-Prometheus-Remote-Write-Version", "0.1.0"}}) {
+  auto r = c.request(method, path, headers, body, std::chrono::seconds(10));
+  if (!r) return exporters::HttpResponse{0, r.error().message()};
+  return *r;
+}
+
+}  // namespace ringpipe::ingest::testing
