@@ -48,6 +48,7 @@ ingest::Protocol protocol_of(config::SourceType t) {
     case config::SourceType::kGraphite: return ingest::Protocol::kGraphite;
     case config::SourceType::kJson: return ingest::Protocol::kJson;
     case config::SourceType::kMqtt: return ingest::Protocol::kJson;  // MqttSource picks per payload
+    case config::SourceType::kPrometheusScrape: return ingest::Protocol::kStatsd;  // unused: its own parser
   }
   return ingest::Protocol::kStatsd;
 }
@@ -98,6 +99,13 @@ Result<std::string> numeric_host(const std::string& host) {
   return std::string(buf);
 }
 
+// Written into every batch header: the source's 1-based position in the pipeline.
+std::uint32_t source_id_of(const config::PipelineConfig& p, const config::SourceConfig& s) {
+  for (std::size_t i = 0; i < p.sources.size(); ++i)
+    if (p.sources[i].name == s.name) return static_cast<std::uint32_t>(i + 1);
+  return 0;
+}
+
 // 0 means "never" in the config; the ingest server wants a real duration.
 std::chrono::milliseconds or_forever(std::chrono::milliseconds d) {
   return d.count() == 0 ? std::chrono::milliseconds(std::chrono::hours(24 * 365)) : d;
@@ -107,6 +115,7 @@ std::chrono::milliseconds or_forever(std::chrono::milliseconds d) {
 // per unix datagram socket and one stream thread per server (see ingest_configs).
 std::uint32_t source_lanes(const config::SourceConfig& s) {
   if (s.type == config::SourceType::kMqtt) return 1;  // one client thread
+  if (s.type == config::SourceType::kPrometheusScrape) return static_cast<std::uint32_t>(s.scrape.targets.size());
   std::uint32_t udp = 0, unixgram = 0, streams = 0, tcp = 0, unix_stream = 0;
   for (const auto& a : s.listen) {
     switch (a.transport) {
@@ -166,6 +175,11 @@ std::string source_fingerprint(const config::PipelineConfig& p, const config::So
                                  std::hash<std::string>{}(m.password), m.client_id, fmt::join(m.topics, ","), m.qos,
                                  static_cast<int>(m.payload), m.topic_template, m.ca_file, m.cert_file, m.key_file,
                                  m.max_message_bytes));
+  }
+  if (s.type == config::SourceType::kPrometheusScrape) {
+    const config::ScrapeSourceConfig& c = s.scrape;
+    put(out, "scrape", fmt::format("{}|{}|{}|{}|{}|{}|{}", fmt::join(c.targets, ","), c.interval.count(),
+                                   c.timeout.count(), c.max_body_bytes, c.max_labels, c.honor_labels, c.job));
   }
   if (s.type == config::SourceType::kJson || s.type == config::SourceType::kMqtt) {
     put(out, "json", fmt::format("{}|{}|{}|{}|{}|{}|{}", s.json.value_field, s.json.name_field, s.json.name,
@@ -261,8 +275,11 @@ void wait_for_stop(const sigset_t& set, std::string_view name) {
   }
 }
 
-int run_mqtt_source(const config::PipelineConfig& p, const config::SourceConfig& s, const sigset_t& signals) {
-  const ingest::MqttConfig c = mqtt_config(p, s);
+// A client-style source (MqttSource, PromScrapeSource): its own threads
+// write into the output ring until SIGTERM/SIGINT.
+template <class Source, class SourceConfig>
+int run_client_source(const config::PipelineConfig& p, const config::SourceConfig& s, const sigset_t& signals,
+                      SourceConfig c, std::string_view doing) {
   const config::RingConfig* rc = p.find_ring(s.output);
   auto ring = ring::Ring::open_or_create(p.ring_path(s.output), ring_options(p, *rc));
   if (!ring) {
@@ -271,9 +288,8 @@ int run_mqtt_source(const config::PipelineConfig& p, const config::SourceConfig&
   }
   ingest::RingTargetOptions target;
   target.claim_timeout = s.write_timeout;
-  ingest::MqttConfig with_stats = c;
-  with_stats.stats_path = stats_segment_path(p, s.name);
-  auto source = ingest::MqttSource::create(with_stats, ingest::ring_target_factory(*ring, target));
+  c.stats_path = stats_segment_path(p, s.name);
+  auto source = Source::create(c, ingest::ring_target_factory(*ring, target));
   if (!source) {
     spdlog::error("source {}: {}", s.name, source.error().message());
     return kExitFailure;
@@ -282,7 +298,7 @@ int run_mqtt_source(const config::PipelineConfig& p, const config::SourceConfig&
     spdlog::error("source {}: {}", s.name, st.error().message());
     return kExitFailure;
   }
-  spdlog::info("source {}: subscribing at {}, writing to ring {}", s.name, s.mqtt.broker, s.output);
+  spdlog::info("source {}: {}, writing to ring {}", s.name, doing, s.output);
   wait_for_stop(signals, s.name);
   (*source)->stop();
   spdlog::info("source {}: stopped ({} samples written, {} dropped)", s.name,
@@ -292,7 +308,14 @@ int run_mqtt_source(const config::PipelineConfig& p, const config::SourceConfig&
 }
 
 int run_source(const config::PipelineConfig& p, const config::SourceConfig& s, const sigset_t& signals) {
-  if (s.type == config::SourceType::kMqtt) return run_mqtt_source(p, s, signals);
+  if (s.type == config::SourceType::kMqtt) {
+    return run_client_source<ingest::MqttSource>(p, s, signals, mqtt_config(p, s), "subscribing at " + s.mqtt.broker);
+  }
+  if (s.type == config::SourceType::kPrometheusScrape) {
+    return run_client_source<ingest::PromScrapeSource>(
+        p, s, signals, scrape_config(p, s),
+        fmt::format("scraping {} every {} ms", fmt::join(s.scrape.targets, ", "), s.scrape.interval.count()));
+  }
   auto configs = ingest_configs(p, s);
   if (!configs) {
     spdlog::error("source {}: {}", s.name, configs.error().message());
@@ -477,8 +500,7 @@ ingest::MqttConfig mqtt_config(const config::PipelineConfig& p, const config::So
   const config::MqttSourceConfig& m = s.mqtt;
   ingest::MqttConfig c;
   c.name = s.name;
-  for (std::size_t i = 0; i < p.sources.size(); ++i)
-    if (p.sources[i].name == s.name) c.source_id = static_cast<std::uint32_t>(i + 1);
+  c.source_id = source_id_of(p, s);
   c.host = m.host;
   c.port = m.port;
   c.tls = m.tls;
@@ -503,11 +525,26 @@ ingest::MqttConfig mqtt_config(const config::PipelineConfig& p, const config::So
   return c;
 }
 
+ingest::PromScrapeConfig scrape_config(const config::PipelineConfig& p, const config::SourceConfig& s) {
+  const config::ScrapeSourceConfig& m = s.scrape;
+  ingest::PromScrapeConfig c;
+  c.name = s.name;
+  c.job = m.job;
+  c.source_id = source_id_of(p, s);
+  c.targets = m.targets;
+  c.interval = m.interval;
+  c.timeout = m.timeout;
+  c.max_body_bytes = m.max_body_bytes;
+  c.max_labels = m.max_labels;
+  c.max_line_bytes = s.max_line_length;
+  c.honor_labels = m.honor_labels;
+  return c;
+}
+
 Result<std::vector<ingest::IngestConfig>> ingest_configs(const config::PipelineConfig& p, const config::SourceConfig& s) {
   ingest::IngestConfig base;
   base.name = s.name;
-  for (std::size_t i = 0; i < p.sources.size(); ++i)
-    if (p.sources[i].name == s.name) base.source_id = static_cast<std::uint32_t>(i + 1);
+  base.source_id = source_id_of(p, s);
   base.parser.protocol = protocol_of(s.type);
   base.parser.statsd.dogstatsd_tags = s.tags.dogstatsd;
   base.parser.statsd.influxdb_tags = s.tags.influxdb;

@@ -15,6 +15,7 @@
 #include "ringpipe/config/pipeline.hpp"
 #include "ringpipe/ingest/ingest_server.hpp"
 #include "ringpipe/ingest/mqtt_source.hpp"
+#include "ringpipe/ingest/prom_scrape_source.hpp"
 #include "ringpipe/processors/processor.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "status_file.hpp"
@@ -54,6 +55,9 @@ struct ComponentInfo {
 
 // The MQTT client of a `type: mqtt` source (without its stats path).
 [[nodiscard]] ingest::MqttConfig mqtt_config(const config::PipelineConfig& p, const config::SourceConfig& s);
+
+// The scraper of a `type: prometheus_scrape` source (without its stats path).
+[[nodiscard]] ingest::PromScrapeConfig scrape_config(const config::PipelineConfig& p, const config::SourceConfig& s);
 
 // The ingest servers one source runs: one IngestConfig per listener of each
 // transport (the k-th UDP, TCP, ... address share the k-th server). Names are

@@ -42,6 +42,7 @@ std::string_view source_type_name(SourceType t) noexcept {
     case SourceType::kGraphite: return "graphite";
     case SourceType::kJson: return "json";
     case SourceType::kMqtt: return "mqtt";
+    case SourceType::kPrometheusScrape: return "prometheus_scrape";
   }
   return "?";
 }
@@ -394,10 +395,11 @@ class Loader {
              {"type", "listen", "output", "tags", "read_buffer", "udp_sockets", "max_line_length", "max_connections",
               "idle_timeout", "socket_mode", "write_timeout", "value_field", "name_field", "name", "timestamp_field",
               "timestamp_precision", "kind", "max_labels", "broker", "username", "password", "client_id", "topics",
-              "qos", "payload", "topic_template", "ca_file", "cert_file", "key_file", "max_message_size"},
+              "qos", "payload", "topic_template", "ca_file", "cert_file", "key_file", "max_message_size", "targets",
+              "interval", "timeout", "max_body_size", "honor_labels", "job"},
              d_);
     if (const auto* v = f.get("type"); v == nullptr) {
-      d_.add(s.position, who + ": found no type, expected type: statsd, influx, graphite, json or mqtt");
+      d_.add(s.position, who + ": found no type, expected type: statsd, influx, graphite, json, mqtt or prometheus_scrape");
     } else if (auto t = detail::read_string(*v, f.at("type"), d_)) {
       if (*t == "statsd") {
         s.type = SourceType::kStatsd;
@@ -409,13 +411,22 @@ class Loader {
         s.type = SourceType::kJson;
       } else if (*t == "mqtt") {
         s.type = SourceType::kMqtt;
+      } else if (*t == "prometheus_scrape") {
+        s.type = SourceType::kPrometheusScrape;
       } else {
-        d_.add(*v, f.at("type") + ": found " + describe(*v) + ", expected statsd, influx, graphite, json or mqtt");
+        d_.add(*v, f.at("type") + ": found " + describe(*v) +
+                       ", expected statsd, influx, graphite, json, mqtt or prometheus_scrape");
       }
     }
     if (s.type == SourceType::kMqtt) {
       if (const auto* v = f.get("listen")) {
         d_.add(*v, f.at("listen") + ": found listen addresses on type: mqtt, expected broker: mqtt://host:port instead");
+      }
+    } else if (s.type == SourceType::kPrometheusScrape) {
+      if (const auto* v = f.get("listen")) {
+        d_.add(*v, f.at("listen") +
+                       ": found listen addresses on type: prometheus_scrape, expected targets: [http://host:port/metrics] "
+                       "instead");
       }
     } else if (const auto* v = f.get("listen"); v == nullptr || (v->is_sequence() && v->items.empty())) {
       d_.add(v ? v->position : s.position,
@@ -474,7 +485,94 @@ class Loader {
     read_millis_into(f, "write_timeout", s.write_timeout);
     read_json_mapping(f, s);
     read_mqtt(f, s);
+    read_scrape(f, s);
     config_.sources.push_back(std::move(s));
+  }
+
+  // The targets and timing of type: prometheus_scrape; its keys are refused on other types.
+  void read_scrape(const Fields& f, SourceConfig& s) {
+    static constexpr std::string_view kKeys[] = {"targets", "interval", "timeout", "max_body_size", "honor_labels",
+                                                 "job"};
+    if (s.type != SourceType::kPrometheusScrape) {
+      for (const std::string_view k : kKeys) {
+        if (const auto* v = f.get(k)) {
+          d_.add(*v, f.at(k) + ": found a scrape key on type: " + std::string(source_type_name(s.type)) +
+                         ", expected it only on type: prometheus_scrape");
+        }
+      }
+      return;
+    }
+    ScrapeSourceConfig& c = s.scrape;
+    if (const auto* v = f.get("targets"); v == nullptr) {
+      d_.add(s.position, "source " + quote(s.name) + ": found no targets, expected targets: [http://host:port/metrics]");
+    } else {
+      auto one = [&](const YamlNode& n) {
+        auto t = detail::read_string(n, f.at("targets"), d_);
+        if (!t) return;
+        if (auto why = scrape_url_problem(*t); !why.empty()) {
+          d_.add(n, f.at("targets") + ": found " + quote(*t) + " with " + why + ", expected http://host:port/path");
+          return;
+        }
+        c.targets.push_back(*t);
+      };
+      if (v->is_sequence()) {
+        for (const auto& item : v->items) one(item);
+        if (v->items.empty()) d_.add(*v, f.at("targets") + ": found an empty list, expected at least one URL");
+      } else {
+        one(*v);
+      }
+    }
+    read_millis_into(f, "interval", c.interval, true);
+    read_millis_into(f, "timeout", c.timeout, true);
+    if (c.timeout > c.interval) {
+      const YamlNode* at = f.get("timeout") ? f.get("timeout") : f.get("interval");
+      d_.add(at ? at->position : s.position, "source " + quote(s.name) + ": found timeout " +
+                                                 std::to_string(c.timeout.count()) + "ms over interval " +
+                                                 std::to_string(c.interval.count()) +
+                                                 "ms, expected timeout at most the interval");
+    }
+    if (const auto* v = f.get("max_body_size")) {
+      if (auto x = detail::read_size(*v, f.at("max_body_size"), d_)) {
+        if (*x < 1024 || *x > (std::uint64_t{1} << 30)) {
+          d_.add(*v, f.at("max_body_size") + ": found " + describe(*v) + ", expected from 1KiB to 1GiB");
+        } else {
+          c.max_body_bytes = *x;
+        }
+      }
+    }
+    read_uint_into(f, "max_labels", 1, 64, c.max_labels);
+    if (const auto* v = f.get("honor_labels")) {
+      if (auto b = detail::read_bool(*v, f.at("honor_labels"), d_)) c.honor_labels = *b;
+    }
+    read_string_into(f, "job", c.job);
+  }
+
+  // Why `url` is not http://host[:port][/path] ("" when it is).
+  static std::string scrape_url_problem(std::string_view url) {
+    if (url.starts_with("https://")) return "https (not supported)";
+    if (!url.starts_with("http://")) return "no http:// scheme";
+    std::string_view authority = url.substr(7);
+    authority = authority.substr(0, authority.find_first_of("/?#"));
+    if (authority.empty()) return "no host";
+    std::string_view port;
+    if (authority.front() == '[') {
+      const std::size_t close = authority.find(']');
+      if (close == std::string_view::npos || close == 1) return "a bad IPv6 literal";
+      const std::string_view rest = authority.substr(close + 1);
+      if (!rest.empty() && rest.front() != ':') return "junk after the IPv6 literal";
+      port = rest.empty() ? std::string_view() : rest.substr(1);
+      if (!rest.empty() && port.empty()) return "an empty port";
+    } else {
+      const std::size_t colon = authority.rfind(':');
+      if (colon == 0) return "no host";
+      if (colon != std::string_view::npos) {
+        port = authority.substr(colon + 1);
+        if (port.empty()) return "an empty port";
+      }
+    }
+    std::uint16_t p = 0;
+    if (!port.empty() && !parse_port(port, p)) return "a bad port";
+    return {};
   }
 
   // The broker, subscriptions and payload of type: mqtt; its keys are refused on other types.
@@ -679,6 +777,8 @@ class Loader {
                                                  "timestamp_precision", "kind", "max_labels"};
     if (s.type != SourceType::kJson && s.type != SourceType::kMqtt) {
       for (const std::string_view k : kKeys) {
+        // prometheus_scrape reads max_labels itself (read_scrape).
+        if (k == "max_labels" && s.type == SourceType::kPrometheusScrape) continue;
         if (const auto* v = f.get(k)) {
           d_.add(*v, f.at(k) + ": found a JSON field mapping key on type: " + std::string(source_type_name(s.type)) +
                          ", expected it only on type: json or mqtt");

@@ -278,15 +278,10 @@ Result<std::unique_ptr<MqttSource>> MqttSource::create(const MqttConfig& config,
     if (msg != nullptr) static_cast<Impl*>(self)->on_message(*msg);
   });
 
-  std::shared_ptr<StatsSegment> segment = config.stats_segment;
-  if (!segment && !config.stats_path.empty()) {
-    auto created = StatsSegment::create(config.stats_path, config.name, "source");
-    if (!created) return tl::unexpected(Error{created.error().code, what + ": " + created.error().context});
-    created->reset_gauges();
-    segment = std::make_shared<StatsSegment>(std::move(*created));
-  }
-  if (segment) {
-    auto p = StatsPublisher::create(std::move(segment), ic, impl->stats, 0);
+  auto segment = StatsPublisher::source_segment(config.stats_segment, config.stats_path, config.name);
+  if (!segment) return tl::unexpected(Error{segment.error().code, what + ": " + segment.error().context});
+  if (*segment) {
+    auto p = StatsPublisher::create(std::move(*segment), ic, impl->stats, 0);
     if (!p) return tl::unexpected(Error{p.error().code, what + ": stats: " + p.error().context});
     const MqttStats& m = impl->mqtt;
     for (auto [from, name, help, gauge] :
@@ -316,19 +311,7 @@ Status MqttSource::start() {
     impl_->thread = std::thread([this] {
       Impl& s = *impl_;
       std::thread publisher;
-      if (s.publisher) {
-        publisher = std::thread([&s] {
-          const auto interval = std::max(s.config.stats_interval, std::chrono::milliseconds(1));
-          auto next = std::chrono::steady_clock::now() + interval;
-          while (!s.stopping.load(std::memory_order_acquire)) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(std::min<std::int64_t>(kLoopTimeoutMs, interval.count())));
-            if (std::chrono::steady_clock::now() >= next) {
-              s.publisher->publish();
-              next = std::chrono::steady_clock::now() + interval;
-            }
-          }
-        });
-      }
+      if (s.publisher) publisher = s.publisher->start_thread(s.stopping, s.config.stats_interval);
       s.run();
       if (publisher.joinable()) publisher.join();
       if (s.publisher) s.publisher->publish();  // exact totals at stop

@@ -60,6 +60,14 @@ std::string_view parse_error_name(ParseError e) noexcept {
       return "topic_mismatch";
     case ParseError::kMessageTooLarge:
       return "message_too_large";
+    case ParseError::kInvalidMetricName:
+      return "invalid_metric_name";
+    case ParseError::kDuplicateLabel:
+      return "duplicate_label";
+    case ParseError::kMalformedMetadata:
+      return "malformed_metadata";
+    case ParseError::kMissingEof:
+      return "missing_eof";
     case ParseError::kCount_:
       break;
   }

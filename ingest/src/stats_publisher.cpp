@@ -1,5 +1,6 @@
 #include "stats_publisher.hpp"
 
+#include <algorithm>
 #include <string>
 
 namespace ringpipe::ingest {
@@ -97,6 +98,31 @@ Status StatsPublisher::add(const std::atomic<std::uint64_t>& from, std::string_v
   if (!cell) return tl::unexpected(cell.error());
   links_.push_back({&from, *cell, 0});
   return {};
+}
+
+std::thread StatsPublisher::start_thread(const std::atomic<bool>& stopping, std::chrono::milliseconds interval) {
+  return std::thread([this, &stopping, interval] {
+    constexpr std::chrono::milliseconds kPoll{50};  // how often the stop flag is looked at
+    const auto every = std::max(interval, std::chrono::milliseconds(1));
+    auto next = std::chrono::steady_clock::now() + every;
+    while (!stopping.load(std::memory_order_acquire)) {
+      std::this_thread::sleep_for(std::min(kPoll, every));
+      if (std::chrono::steady_clock::now() >= next) {
+        publish();
+        next = std::chrono::steady_clock::now() + every;
+      }
+    }
+  });
+}
+
+Result<std::shared_ptr<StatsSegment>> StatsPublisher::source_segment(std::shared_ptr<StatsSegment> segment,
+                                                                     const std::string& path,
+                                                                     const std::string& name) {
+  if (segment || path.empty()) return segment;
+  auto created = StatsSegment::create(path, name, "source");
+  if (!created) return tl::unexpected(created.error());
+  created->reset_gauges();
+  return std::make_shared<StatsSegment>(std::move(*created));
 }
 
 void StatsPublisher::publish() noexcept {

@@ -7,8 +7,11 @@
 // signed change the same way. One thread calls publish() at a time.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "ringpipe/common/result.hpp"
@@ -29,6 +32,16 @@ class StatsPublisher {
   [[nodiscard]] Status add(const std::atomic<std::uint64_t>& from, std::string_view name, std::string_view help,
                            const StatsLabels& labels, bool gauge = false);
   void publish() noexcept;
+  // A thread that publishes every `interval` until `stopping` is set; the
+  // owner joins it and then publishes once more (exact totals at stop).
+  [[nodiscard]] std::thread start_thread(const std::atomic<bool>& stopping, std::chrono::milliseconds interval);
+
+  // A client-style source's segment: `segment` when set, else one created at
+  // `path` (component `name`, kind "source", its old gauges reset); nullptr
+  // when neither is given.
+  [[nodiscard]] static Result<std::shared_ptr<StatsSegment>> source_segment(std::shared_ptr<StatsSegment> segment,
+                                                                            const std::string& path,
+                                                                            const std::string& name);
 
  private:
   struct Link {

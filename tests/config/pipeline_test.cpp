@@ -436,7 +436,8 @@ INSTANTIATE_TEST_SUITE_P(
                        "rings:\n  raw: {}\n"
                        "sources:\n  s: {listen: udp://:1, output: raw}\n"
                        "exporters:\n  e: {input: raw}\n",
-                       {"p.yaml:4:3: source \"s\": found no type, expected type: statsd, influx, graphite, json or mqtt",
+                       {"p.yaml:4:3: source \"s\": found no type, expected type: statsd, influx, graphite, json, mqtt or "
+                        "prometheus_scrape",
                         "p.yaml:6:3: exporter \"e\": found no type, expected type: prometheus or remote_write"}},
         BrokenPipeline{"JsonMappingProblems",
                        "rings:\n  raw: {}\n"

@@ -96,8 +96,9 @@ struct ListenAddress {
 // ---------------------------------------------------------------- sources
 
 // What a source receives: `type: statsd | influx | graphite | json` on its
-// listen addresses, or `mqtt` (a client of an MQTT broker).
-enum class SourceType : std::uint8_t { kStatsd, kInflux, kGraphite, kJson, kMqtt };
+// listen addresses, `mqtt` (a client of an MQTT broker), or
+// `prometheus_scrape` (a client scraping Prometheus endpoints).
+enum class SourceType : std::uint8_t { kStatsd, kInflux, kGraphite, kJson, kMqtt, kPrometheusScrape };
 [[nodiscard]] std::string_view source_type_name(SourceType t) noexcept;
 
 // Which tag syntaxes a StatsD source parses (statsd_exporter's
@@ -145,6 +146,17 @@ struct MqttSourceConfig {
   std::uint32_t max_message_bytes = 65536;  // `max_message_size`: larger payloads are dropped and counted
 };
 
+// `type: prometheus_scrape`: the targets, how often and how long to scrape them.
+struct ScrapeSourceConfig {
+  std::vector<std::string> targets;              // `targets`: http://host:port/path, at least one
+  std::chrono::milliseconds interval{15'000};    // `interval`
+  std::chrono::milliseconds timeout{10'000};     // `timeout`: at most interval
+  std::uint64_t max_body_bytes = 16u << 20;      // `max_body_size`: larger responses fail the scrape
+  std::uint32_t max_labels = 64;                 // `max_labels`: 1..64 scraped labels; more drop the series
+  bool honor_labels = false;                     // `honor_labels`: scraped job/instance win over the target's
+  std::string job;                               // `job`: the job label; "" = the source's name
+};
+
 // Longest max_line_length a json source takes (its parser holds memory for one such line).
 inline constexpr std::uint32_t kMaxJsonLineLength = 1u << 20;
 
@@ -157,6 +169,7 @@ struct SourceConfig {
   StatsdTagFlavors tags;                    // `tags`: statsd only
   JsonMapping json;                         // json, and mqtt with payload json (name, kind also for value)
   MqttSourceConfig mqtt;                    // mqtt only
+  ScrapeSourceConfig scrape;                // prometheus_scrape only
   // `read_buffer`: SO_RCVBUF for udp/unixgram; 0 = OS default. 8 MiB by
   // default: the OS default (about 208 KiB) drops bursts a busy machine
   // cannot drain at once (SO_RCVBUFFORCE as root, else capped by rmem_max).

@@ -40,6 +40,7 @@ enum class ParseError : std::uint8_t {
   kUnknownType,                   // StatsD: type other than c, g, ms, h, d, s
   kMalformedTag,                  // StatsD: the tag is skipped, sample KEPT; Influx, Graphite: line dropped
   kTooManyTags,                   // more than kMaxTags: the extra tags are skipped, sample KEPT
+                                  // (Prometheus text: the series is dropped, a cut label set would merge series)
   kMalformedField,                // Influx: field without '=', bad key, unterminated string
   kTooManyFields,                 // Influx: more fields than the parser holds; the line is dropped
   kLineTooLong,                   // stream transports: line longer than the limit, skipped
@@ -49,6 +50,10 @@ enum class ParseError : std::uint8_t {
   kMissingName,                   // JSON: no name field, or one that is not a string; the line is dropped
   kTopicMismatch,                 // MQTT: the topic does not fit topic_template; the message is dropped
   kMessageTooLarge,               // MQTT: payload over max_message_bytes; the message is dropped
+  kInvalidMetricName,             // Prometheus text: the name is not [a-zA-Z_:][a-zA-Z0-9_:]*; the line is dropped
+  kDuplicateLabel,                // Prometheus text: a label name repeats in one series; the line is dropped
+  kMalformedMetadata,             // Prometheus text: a # HELP/# TYPE/# UNIT line without a valid name
+  kMissingEof,                    // OpenMetrics: the body does not end with # EOF (its samples are kept)
   kCount_,
 };
 inline constexpr std::size_t kParseErrorCount = static_cast<std::size_t>(ParseError::kCount_);
