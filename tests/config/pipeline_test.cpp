@@ -386,6 +386,20 @@ exporters:
   EXPECT_EQ(r->sources[1].max_line_length, 1024u);
 }
 
+TEST(PipelineConfig, LoadsTheScrapeExample) {
+  const std::string path = std::string(RINGPIPE_CONFIG_EXAMPLES_DIR) + "/scrape.yaml";
+  const auto r = parse_pipeline(
+      [&] {
+        std::ifstream in(path);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+      }(),
+      path, env_of({}));
+  ASSERT_TRUE(r) << r.error().message();
+  ASSERT_EQ(r->sources.size(), 2u);
+  EXPECT_EQ(r->sources[1].type, SourceType::kPrometheusScrape);
+  EXPECT_EQ(r->sources[1].scrape.targets, std::vector<std::string>{"http://127.0.0.1:9100/metrics"});
+}
+
 TEST(PipelineConfig, ReportsScrapeProblemsWithPositions) {
   const auto r = parse(R"(rings:
   raw: {}
