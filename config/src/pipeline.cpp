@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <sstream>
 #include <system_error>
 #include <tuple>
@@ -489,24 +490,43 @@ class Loader {
     config_.sources.push_back(std::move(s));
   }
 
+  // On a source of another type than `type`, each of `keys` present is an
+  // error ("found <what> on type: x, expected it only on type: <type>").
+  // Returns whether the source is of `type`.
+  bool keys_only_on(const Fields& f, const SourceConfig& s, SourceType type, std::span<const std::string_view> keys,
+                    std::string_view what) {
+    if (s.type == type) return true;
+    for (const std::string_view k : keys) {
+      if (const auto* v = f.get(k)) {
+        d_.add(*v, f.at(k) + ": found " + std::string(what) + " on type: " + std::string(source_type_name(s.type)) +
+                       ", expected it only on type: " + std::string(source_type_name(type)));
+      }
+    }
+    return false;
+  }
+
+  // Calls one(node) for a scalar, or for each item of a sequence; an empty
+  // sequence is an error that expects `at_least_one`.
+  template <class F>
+  void read_list(const YamlNode& v, const std::string& what, std::string_view at_least_one, F&& one) {
+    if (!v.is_sequence()) {
+      one(v);
+      return;
+    }
+    for (const auto& item : v.items) one(item);
+    if (v.items.empty()) d_.add(v, what + ": found an empty list, expected at least one " + std::string(at_least_one));
+  }
+
   // The targets and timing of type: prometheus_scrape; its keys are refused on other types.
   void read_scrape(const Fields& f, SourceConfig& s) {
     static constexpr std::string_view kKeys[] = {"targets", "interval", "timeout", "max_body_size", "honor_labels",
                                                  "job"};
-    if (s.type != SourceType::kPrometheusScrape) {
-      for (const std::string_view k : kKeys) {
-        if (const auto* v = f.get(k)) {
-          d_.add(*v, f.at(k) + ": found a scrape key on type: " + std::string(source_type_name(s.type)) +
-                         ", expected it only on type: prometheus_scrape");
-        }
-      }
-      return;
-    }
+    if (!keys_only_on(f, s, SourceType::kPrometheusScrape, kKeys, "a scrape key")) return;
     ScrapeSourceConfig& c = s.scrape;
     if (const auto* v = f.get("targets"); v == nullptr) {
       d_.add(s.position, "source " + quote(s.name) + ": found no targets, expected targets: [http://host:port/metrics]");
     } else {
-      auto one = [&](const YamlNode& n) {
+      read_list(*v, f.at("targets"), "URL", [&](const YamlNode& n) {
         auto t = detail::read_string(n, f.at("targets"), d_);
         if (!t) return;
         if (auto why = scrape_url_problem(*t); !why.empty()) {
@@ -514,13 +534,7 @@ class Loader {
           return;
         }
         c.targets.push_back(*t);
-      };
-      if (v->is_sequence()) {
-        for (const auto& item : v->items) one(item);
-        if (v->items.empty()) d_.add(*v, f.at("targets") + ": found an empty list, expected at least one URL");
-      } else {
-        one(*v);
-      }
+      });
     }
     read_millis_into(f, "interval", c.interval, true);
     read_millis_into(f, "timeout", c.timeout, true);
@@ -580,15 +594,7 @@ class Loader {
     static constexpr std::string_view kKeys[] = {"broker",  "username",       "password", "client_id",
                                                  "topics",  "qos",            "payload",  "topic_template",
                                                  "ca_file", "cert_file",      "key_file", "max_message_size"};
-    if (s.type != SourceType::kMqtt) {
-      for (const std::string_view k : kKeys) {
-        if (const auto* v = f.get(k)) {
-          d_.add(*v, f.at(k) + ": found an MQTT key on type: " + std::string(source_type_name(s.type)) +
-                         ", expected it only on type: mqtt");
-        }
-      }
-      return;
-    }
+    if (!keys_only_on(f, s, SourceType::kMqtt, kKeys, "an MQTT key")) return;
     MqttSourceConfig& m = s.mqtt;
     if (const auto* v = f.get("broker"); v == nullptr) {
       d_.add(s.position, "source " + quote(s.name) + ": found no broker, expected broker: mqtt://host:port");
@@ -643,7 +649,7 @@ class Loader {
     if (const auto* v = f.get("topics"); v == nullptr) {
       d_.add(s.position, "source " + quote(s.name) + ": found no topics, expected topics: [sensors/#]");
     } else {
-      auto one = [&](const YamlNode& n) {
+      read_list(*v, f.at("topics"), "topic filter", [&](const YamlNode& n) {
         auto t = detail::read_string(n, f.at("topics"), d_);
         if (!t) return;
         if (!valid_topic_filter(*t)) {
@@ -652,13 +658,7 @@ class Loader {
           return;
         }
         m.topics.push_back(*t);
-      };
-      if (v->is_sequence()) {
-        for (const auto& item : v->items) one(item);
-        if (v->items.empty()) d_.add(*v, f.at("topics") + ": found an empty list, expected at least one topic filter");
-      } else {
-        one(*v);
-      }
+      });
     }
     read_uint_into(f, "qos", 0, 1, m.qos);
     bool payload_ok = true;

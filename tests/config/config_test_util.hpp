@@ -1,7 +1,9 @@
 #pragma once
 // Helpers for the config tests: diagnostics as plain strings.
 
+#include <algorithm>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ringpipe/config/diagnostic.hpp"
@@ -14,6 +16,13 @@ std::vector<std::string> messages(const R& result) {
   if (result) return out;
   for (const auto& d : result.error().diagnostics) out.push_back(d.to_string());
   return out;
+}
+
+// Whether any diagnostic of a failed result contains `text`.
+template <class R>
+bool has_message(const R& result, std::string_view text) {
+  const std::vector<std::string> got = messages(result);
+  return std::any_of(got.begin(), got.end(), [&](const std::string& m) { return m.find(text) != std::string::npos; });
 }
 
 }  // namespace ringpipe::config::testing

@@ -15,6 +15,7 @@ namespace ringpipe::config {
 namespace {
 
 using std::chrono::milliseconds;
+using testing::has_message;
 using testing::messages;
 
 EnvLookup env_of(std::map<std::string, std::string> vars) {
@@ -334,9 +335,7 @@ exporters:
 )");
   ASSERT_FALSE(r);
   const std::vector<std::string> got = messages(r);
-  auto has = [&](std::string_view text) {
-    return std::any_of(got.begin(), got.end(), [&](const std::string& m) { return m.find(text) != std::string::npos; });
-  };
+  auto has = [&](std::string_view text) { return has_message(r, text); };
   EXPECT_TRUE(has("source \"m\" listen: found listen addresses on type: mqtt, expected broker"));
   EXPECT_TRUE(has("source \"m\" broker: found \"tcp://x:1\", expected mqtt://host:port or mqtts://host:port"));
   EXPECT_TRUE(has("source \"m\" topics: found \"a/b#\", expected an MQTT topic filter"));
@@ -414,9 +413,7 @@ exporters:
 )");
   ASSERT_FALSE(r);
   const std::vector<std::string> got = messages(r);
-  auto has = [&](std::string_view text) {
-    return std::any_of(got.begin(), got.end(), [&](const std::string& m) { return m.find(text) != std::string::npos; });
-  };
+  auto has = [&](std::string_view text) { return has_message(r, text); };
   EXPECT_TRUE(has("source \"a\" listen: found listen addresses on type: prometheus_scrape, expected targets"));
   EXPECT_TRUE(has("source \"a\" targets: found \"https://h/m\" with https (not supported), expected http://host:port/path"));
   EXPECT_TRUE(has("source \"a\" targets: found \"h:9100\" with no http:// scheme"));
