@@ -412,22 +412,20 @@ exporters:
   e: {type: prometheus, input: raw}
 )");
   ASSERT_FALSE(r);
-  const std::vector<std::string> got = messages(r);
-  auto has = [&](std::string_view text) { return has_message(r, text); };
-  EXPECT_TRUE(has("source \"a\" listen: found listen addresses on type: prometheus_scrape, expected targets"));
-  EXPECT_TRUE(has("source \"a\" targets: found \"https://h/m\" with https (not supported), expected http://host:port/path"));
-  EXPECT_TRUE(has("source \"a\" targets: found \"h:9100\" with no http:// scheme"));
-  EXPECT_TRUE(has("source \"a\" targets: found \"http://:1/\" with no host"));
-  EXPECT_TRUE(has("source \"a\" targets: found \"http://h:0/\" with a bad port"));
-  EXPECT_TRUE(has("source \"b\" targets: found an empty list, expected at least one URL"));
-  EXPECT_TRUE(has("source \"b\": found timeout 2000ms over interval 1000ms, expected timeout at most the interval"));
-  EXPECT_TRUE(has("source \"b\" max_body_size: found \"10\", expected from 1KiB to 1GiB"));
-  EXPECT_TRUE(has("source \"b\" max_labels: found \"0\", expected an integer from 1 to 64"));
-  EXPECT_TRUE(has("source \"c\": found no targets, expected targets: [http://host:port/metrics]"));
-  EXPECT_TRUE(has("source \"s\" targets: found a scrape key on type: statsd, expected it only on type: prometheus_scrape"));
-  EXPECT_TRUE(has("source \"s\" job: found a scrape key on type: statsd"));
-  EXPECT_TRUE(has("expected statsd, influx, graphite, json, mqtt or prometheus_scrape"));
-  for (const std::string& m : got) EXPECT_EQ(m.rfind("p.yaml:", 0), 0u) << m;  // every one positioned
+  EXPECT_TRUE(has_message(r, "source \"a\" listen: found listen addresses on type: prometheus_scrape, expected targets"));
+  EXPECT_TRUE(has_message(r, "source \"a\" targets: found \"https://h/m\" with https (not supported), expected http://host:port/path"));
+  EXPECT_TRUE(has_message(r, "source \"a\" targets: found \"h:9100\" with no http:// scheme"));
+  EXPECT_TRUE(has_message(r, "source \"a\" targets: found \"http://:1/\" with no host"));
+  EXPECT_TRUE(has_message(r, "source \"a\" targets: found \"http://h:0/\" with a bad port"));
+  EXPECT_TRUE(has_message(r, "source \"b\" targets: found an empty list, expected at least one URL"));
+  EXPECT_TRUE(has_message(r, "source \"b\": found timeout 2000ms over interval 1000ms, expected timeout at most the interval"));
+  EXPECT_TRUE(has_message(r, "source \"b\" max_body_size: found \"10\", expected from 1KiB to 1GiB"));
+  EXPECT_TRUE(has_message(r, "source \"b\" max_labels: found \"0\", expected an integer from 1 to 64"));
+  EXPECT_TRUE(has_message(r, "source \"c\": found no targets, expected targets: [http://host:port/metrics]"));
+  EXPECT_TRUE(has_message(r, "source \"s\" targets: found a scrape key on type: statsd, expected it only on type: prometheus_scrape"));
+  EXPECT_TRUE(has_message(r, "source \"s\" job: found a scrape key on type: statsd"));
+  EXPECT_TRUE(has_message(r, "expected statsd, influx, graphite, json, mqtt or prometheus_scrape"));
+  for (const std::string& m : messages(r)) EXPECT_EQ(m.rfind("p.yaml:", 0), 0u) << m;  // every one positioned
 }
 
 struct BrokenPipeline {
