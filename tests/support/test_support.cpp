@@ -124,6 +124,21 @@ void Child::stop(std::chrono::milliseconds grace) {
   pid_ = -1;
 }
 
+int Child::wait(std::chrono::milliseconds timeout) {
+  if (pid_ <= 0) return -1;
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (::waitpid(pid_, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      stop(std::chrono::milliseconds(0));
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 CannedHttpServer::CannedHttpServer(int status, std::string content_type, std::string body,
                                    std::chrono::milliseconds delay)
     : delay_(delay) {

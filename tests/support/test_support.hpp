@@ -58,6 +58,8 @@ class Child {
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
   void stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
+  // Its exit code once it exited (128 + signal when killed); -1 after `timeout`, when it is killed.
+  int wait(std::chrono::milliseconds timeout);
   [[nodiscard]] pid_t pid() const noexcept { return pid_; }
 
  private:
