@@ -115,13 +115,19 @@ constexpr const char* kExposerFamilies[] = {"exposer_transferred_bytes_total", "
                                              "exposer_request_latencies"};
 
 // Removes the pipeline families (out[0, pipeline)) whose name a self-metric
-// family (out[pipeline, end)) or the Exposer also serves: one exposition may
-// not name a family twice, which happens when a pipeline scrapes another
-// ringpipe. Returns the series removed.
+// family (out[pipeline, end)) or the Exposer also serves, or whose name is
+// one of their _sum/_count/_bucket series: one exposition may not name a
+// family twice, which happens when a pipeline scrapes another ringpipe.
+// Returns the series removed.
 std::uint64_t drop_pipeline_families_named_like_ours(std::vector<prometheus::MetricFamily>& out,
                                                     std::size_t pipeline) {
-  std::unordered_set<std::string> ours(std::begin(kExposerFamilies), std::end(kExposerFamilies));
-  for (std::size_t i = pipeline; i < out.size(); ++i) ours.insert(out[i].name);
+  std::unordered_set<std::string> ours;
+  // A summary or histogram also owns its _sum, _count and _bucket series names.
+  auto own = [&](const std::string& name) {
+    for (const char* suffix : {"", "_sum", "_count", "_bucket"}) ours.insert(name + suffix);
+  };
+  for (const char* name : kExposerFamilies) own(name);
+  for (std::size_t i = pipeline; i < out.size(); ++i) own(out[i].name);
   std::uint64_t dropped = 0;
   std::size_t kept = 0;
   for (std::size_t i = 0; i < out.size(); ++i) {
