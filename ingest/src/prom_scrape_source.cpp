@@ -31,12 +31,18 @@ ScrapeFailure failure_of(const std::error_code& code) noexcept {
 
 std::string_view scrape_failure_name(ScrapeFailure f) noexcept {
   switch (f) {
-    case ScrapeFailure::kConnect: return "connect";
-    case ScrapeFailure::kTimeout: return "timeout";
-    case ScrapeFailure::kHttpStatus: return "http_status";
-    case ScrapeFailure::kBodyTooLarge: return "body_too_large";
-    case ScrapeFailure::kOther: return "other";
-    case ScrapeFailure::kCount_: break;
+    case ScrapeFailure::kConnect:
+      return "connect";
+    case ScrapeFailure::kTimeout:
+      return "timeout";
+    case ScrapeFailure::kHttpStatus:
+      return "http_status";
+    case ScrapeFailure::kBodyTooLarge:
+      return "body_too_large";
+    case ScrapeFailure::kOther:
+      return "other";
+    case ScrapeFailure::kCount_:
+      break;
   }
   return "unknown";
 }

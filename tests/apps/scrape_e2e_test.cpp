@@ -60,16 +60,20 @@ rings:
   scraped: {size: 4MiB}
   scraped_metrics: {size: 4MiB}
 sources:
-  statsd: {type: statsd, listen: [tcp://127.0.0.1:)" + std::to_string(statsd) + R"(], output: raw}
-  self: {type: prometheus_scrape, targets: ["http://127.0.0.1:)" + std::to_string(front) + R"(/metrics"],
+  statsd: {type: statsd, listen: [tcp://127.0.0.1:)" +
+                            std::to_string(statsd) + R"(], output: raw}
+  self: {type: prometheus_scrape, targets: ["http://127.0.0.1:)" +
+                            std::to_string(front) + R"(/metrics"],
          interval: 200ms, timeout: 150ms, output: scraped}
 processors:
   aggregate: {type: aggregate, input: raw, output: metrics, flush_interval: 100ms, observer_type: histogram,
               buckets: [0.01, 0.1, 1]}
   rescrape: {type: aggregate, input: scraped, output: scraped_metrics, flush_interval: 100ms}
 exporters:
-  front: {type: prometheus, input: metrics, listen: 127.0.0.1:)" + std::to_string(front) + R"(}
-  back: {type: prometheus, input: scraped_metrics, listen: 127.0.0.1:)" + std::to_string(back) + R"(}
+  front: {type: prometheus, input: metrics, listen: 127.0.0.1:)" +
+                            std::to_string(front) + R"(}
+  back: {type: prometheus, input: scraped_metrics, listen: 127.0.0.1:)" +
+                            std::to_string(back) + R"(}
 )");
   e2e::Proc sup({"run", file}, dir.file("sup.out"), dir.file("sup.err"));
 
@@ -84,7 +88,7 @@ exporters:
 
   const std::vector<std::string> wanted = {
       "e2e_latency_bucket|le=0.01", "e2e_latency_bucket|le=0.1", "e2e_latency_bucket|le=1",
-      "e2e_latency_bucket|le=+Inf", "e2e_latency_sum",          "e2e_latency_count"};
+      "e2e_latency_bucket|le=+Inf", "e2e_latency_sum",           "e2e_latency_count"};
   std::map<std::string, double> f, b;
   ingest::ParseCounters fc, bc;
   const bool equal = testing::wait_until(

@@ -66,9 +66,8 @@ struct Scraper {
     return ringpipe::testing::wait_until(
         [&] {
           const auto all = store->samples();
-          return static_cast<std::size_t>(std::count_if(all.begin(), all.end(), [](const Got& g) {
-                   return g.name == "up";
-                 })) >= n;
+          return static_cast<std::size_t>(
+                     std::count_if(all.begin(), all.end(), [](const Got& g) { return g.name == "up"; })) >= n;
         },
         timeout);
   }
@@ -78,10 +77,10 @@ TEST(PromScrapeSource, ScrapesARealNodeExporterWithTargetLabelsAndUp) {
   ASSERT_EQ(::access(kNodeExporter, X_OK), 0) << kNodeExporter << " missing (apt-get install prometheus-node-exporter)";
   ringpipe::testing::ScratchDir dir;
   const std::uint16_t port = ringpipe::testing::free_loopback_port();
-  ringpipe::testing::Child exporter({kNodeExporter, "--web.listen-address=127.0.0.1:" + std::to_string(port),
-                                     "--collector.disable-defaults", "--collector.loadavg", "--collector.meminfo",
-                                     "--collector.textfile.directory=" + dir.path().string()},
-                                    dir.file("node_exporter.log"));
+  ringpipe::testing::Child exporter(
+      {kNodeExporter, "--web.listen-address=127.0.0.1:" + std::to_string(port), "--collector.disable-defaults",
+       "--collector.loadavg", "--collector.meminfo", "--collector.textfile.directory=" + dir.path().string()},
+      dir.file("node_exporter.log"));
   ASSERT_TRUE(ringpipe::testing::wait_until([&] { return ringpipe::testing::loopback_port_open(port); }, 10s));
 
   Scraper s(config_for({url(port)}));

@@ -27,14 +27,14 @@
 namespace ringpipe::ingest {
 
 struct PromScrapeConfig {
-  std::string name = "scrape";         // in log lines
-  std::string job;                     // the job label; "" = name
+  std::string name = "scrape";  // in log lines
+  std::string job;              // the job label; "" = name
   std::uint32_t source_id = 0;
-  std::vector<std::string> targets;    // http://host:port/path
+  std::vector<std::string> targets;  // http://host:port/path
   std::chrono::milliseconds interval{std::chrono::seconds(15)};
   std::chrono::milliseconds timeout{std::chrono::seconds(10)};  // <= interval
-  std::uint64_t max_body_bytes = 16u << 20;  // larger responses fail the scrape (body_too_large)
-  std::size_t max_labels = 64;               // scraped labels per series (<= kMaxTags)
+  std::uint64_t max_body_bytes = 16u << 20;                     // larger responses fail the scrape (body_too_large)
+  std::size_t max_labels = 64;                                  // scraped labels per series (<= kMaxTags)
   std::size_t max_line_bytes = 64 * 1024;
   bool honor_labels = false;  // a scraped job/instance label wins over the target's
   std::chrono::milliseconds error_log_interval{std::chrono::seconds(10)};
@@ -50,8 +50,8 @@ inline constexpr std::size_t kScrapeFailureCount = static_cast<std::size_t>(Scra
 
 // Scrape counters beside IngestStats; relaxed atomics, readable at any time.
 struct ScrapeStats {
-  std::atomic<std::uint64_t> scrapes{0};  // attempts, failed ones included
-  std::atomic<std::uint64_t> bytes{0};    // response bodies received
+  std::atomic<std::uint64_t> scrapes{0};     // attempts, failed ones included
+  std::atomic<std::uint64_t> bytes{0};       // response bodies received
   std::atomic<std::uint64_t> targets_up{0};  // gauge: targets whose last scrape succeeded
   std::array<std::atomic<std::uint64_t>, kScrapeFailureCount> failures{};
 

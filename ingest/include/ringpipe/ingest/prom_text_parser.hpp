@@ -51,7 +51,14 @@ class PromTextParser {
 
  private:
   enum class Type : std::uint8_t {
-    kUntyped, kCounter, kGauge, kHistogram, kSummary, kGaugeHistogram, kInfo, kStateset,
+    kUntyped,
+    kCounter,
+    kGauge,
+    kHistogram,
+    kSummary,
+    kGaugeHistogram,
+    kInfo,
+    kStateset,
   };
   void parse_comment(std::string_view line, bool openmetrics, bool& eof, ParseCounters& c) noexcept;
   void parse_sample(std::string_view line, bool openmetrics, SampleOutput& out, ParseCounters& c) noexcept;
