@@ -33,6 +33,14 @@ std::error_code reason_of(const beast::error_code& ec, bool connecting) {
   return std::make_error_code(std::errc::io_error);
 }
 
+// The Error for a failed step: the reason as its code, and the cause in the
+// context unless the code's own message already says it.
+Error failure(const beast::error_code& ec, bool connecting, std::string context) {
+  const std::error_code code = reason_of(ec, connecting);
+  if (code.message() != ec.message()) context += ": " + ec.message();
+  return Error{code, std::move(context)};
+}
+
 }  // namespace
 
 Result<HttpUrl> parse_http_url(const std::string& url) {
@@ -223,7 +231,7 @@ Result<HttpResponse> HttpClient::request(const std::string& method, const std::s
         ec = impl_->connect(url_, deadline, step);
         if (ec) {
           impl_->close();
-          return tl::unexpected(Error{reason_of(ec, true), where + ": " + step + ": " + ec.message()});
+          return tl::unexpected(failure(ec, true, where + ": " + step));
         }
       }
       impl_->lowest().expires_at(deadline);
@@ -252,7 +260,7 @@ Result<HttpResponse> HttpClient::request(const std::string& method, const std::s
                                       ec == asio::error::broken_pipe || ec == asio::error::eof ||
                                       ec == ssl::error::stream_truncated);
         if (stale && attempt == 0) continue;
-        return tl::unexpected(Error{reason_of(ec, false), where + ": " + ec.message()});
+        return tl::unexpected(failure(ec, false, where));
       }
       auto res = parser.release();
       if (!res.keep_alive()) impl_->close();

@@ -100,6 +100,10 @@ TEST(HttpClient, NothingListeningFailsWithConnectionRefused) {
   auto r = c.request("GET", "/", {}, "", 1s);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, std::errc::connection_refused) << r.error().message();
+  // The cause is said once: "http GET 127.0.0.1:<port>/: connect: Connection refused".
+  const std::string m = r.error().message();
+  EXPECT_NE(m.find(": connect: Connection refused"), std::string::npos) << m;
+  EXPECT_EQ(m.find("Connection refused: Connection refused"), std::string::npos) << m;
 }
 
 }  // namespace
