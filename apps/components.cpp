@@ -49,6 +49,7 @@ ingest::Protocol protocol_of(config::SourceType t) {
     case config::SourceType::kJson: return ingest::Protocol::kJson;
     case config::SourceType::kMqtt: return ingest::Protocol::kJson;  // MqttSource picks per payload
     case config::SourceType::kRemoteWrite: return ingest::Protocol::kJson;  // unused: RemoteWriteSource decodes itself
+    case config::SourceType::kPrometheusScrape: return ingest::Protocol::kStatsd;  // unused: its own parser
   }
   return ingest::Protocol::kStatsd;
 }
@@ -99,6 +100,13 @@ Result<std::string> numeric_host(const std::string& host) {
   return std::string(buf);
 }
 
+// Written into every batch header: the source's 1-based position in the pipeline.
+std::uint32_t source_id_of(const config::PipelineConfig& p, const config::SourceConfig& s) {
+  for (std::size_t i = 0; i < p.sources.size(); ++i)
+    if (p.sources[i].name == s.name) return static_cast<std::uint32_t>(i + 1);
+  return 0;
+}
+
 // 0 means "never" in the config; the ingest server wants a real duration.
 std::chrono::milliseconds or_forever(std::chrono::milliseconds d) {
   return d.count() == 0 ? std::chrono::milliseconds(std::chrono::hours(24 * 365)) : d;
@@ -109,6 +117,7 @@ std::chrono::milliseconds or_forever(std::chrono::milliseconds d) {
 std::uint32_t source_lanes(const config::SourceConfig& s) {
   if (s.type == config::SourceType::kMqtt) return 1;  // one client thread
   if (s.type == config::SourceType::kRemoteWrite) return 1;  // one HTTP server thread
+  if (s.type == config::SourceType::kPrometheusScrape) return static_cast<std::uint32_t>(s.scrape.targets.size());
   std::uint32_t udp = 0, unixgram = 0, streams = 0, tcp = 0, unix_stream = 0;
   for (const auto& a : s.listen) {
     switch (a.transport) {
@@ -172,6 +181,11 @@ std::string source_fingerprint(const config::PipelineConfig& p, const config::So
   if (s.type == config::SourceType::kRemoteWrite) {
     const config::RemoteWriteSourceConfig& r = s.remote_write;
     put(out, "remote_write", fmt::format("{}|{}|{}", r.path, r.max_body_bytes, r.max_labels));
+  }
+  if (s.type == config::SourceType::kPrometheusScrape) {
+    const config::ScrapeSourceConfig& c = s.scrape;
+    put(out, "scrape", fmt::format("{}|{}|{}|{}|{}|{}|{}", fmt::join(c.targets, ","), c.interval.count(),
+                                   c.timeout.count(), c.max_body_bytes, c.max_labels, c.honor_labels, c.job));
   }
   if (s.type == config::SourceType::kJson || s.type == config::SourceType::kMqtt) {
     put(out, "json", fmt::format("{}|{}|{}|{}|{}|{}|{}", s.json.value_field, s.json.name_field, s.json.name,
@@ -267,8 +281,9 @@ void wait_for_stop(const sigset_t& set, std::string_view name) {
   }
 }
 
-// A source with its own threads (MqttSource, RemoteWriteSource): opens the
-// ring, creates and starts it with its stats segment, waits for a stop signal.
+// A source with its own threads (MqttSource, RemoteWriteSource,
+// PromScrapeSource): opens the ring, creates and starts it with its stats
+// segment, waits for a stop signal.
 template <class Source, class Config>
 int run_threaded_source(const config::PipelineConfig& p, const config::SourceConfig& s, const sigset_t& signals,
                         Config c, std::string_view doing) {
@@ -316,6 +331,11 @@ int run_remote_write_source(const config::PipelineConfig& p, const config::Sourc
 int run_source(const config::PipelineConfig& p, const config::SourceConfig& s, const sigset_t& signals) {
   if (s.type == config::SourceType::kMqtt) return run_mqtt_source(p, s, signals);
   if (s.type == config::SourceType::kRemoteWrite) return run_remote_write_source(p, s, signals);
+  if (s.type == config::SourceType::kPrometheusScrape) {
+    return run_threaded_source<ingest::PromScrapeSource>(
+        p, s, signals, scrape_config(p, s),
+        fmt::format("scraping {} every {} ms", fmt::join(s.scrape.targets, ", "), s.scrape.interval.count()));
+  }
   auto configs = ingest_configs(p, s);
   if (!configs) {
     spdlog::error("source {}: {}", s.name, configs.error().message());
@@ -500,8 +520,7 @@ ingest::MqttConfig mqtt_config(const config::PipelineConfig& p, const config::So
   const config::MqttSourceConfig& m = s.mqtt;
   ingest::MqttConfig c;
   c.name = s.name;
-  for (std::size_t i = 0; i < p.sources.size(); ++i)
-    if (p.sources[i].name == s.name) c.source_id = static_cast<std::uint32_t>(i + 1);
+  c.source_id = source_id_of(p, s);
   c.host = m.host;
   c.port = m.port;
   c.tls = m.tls;
@@ -529,8 +548,7 @@ ingest::MqttConfig mqtt_config(const config::PipelineConfig& p, const config::So
 Result<ingest::RemoteWriteConfig> remote_write_config(const config::PipelineConfig& p, const config::SourceConfig& s) {
   ingest::RemoteWriteConfig c;
   c.name = s.name;
-  for (std::size_t i = 0; i < p.sources.size(); ++i)
-    if (p.sources[i].name == s.name) c.source_id = static_cast<std::uint32_t>(i + 1);
+  c.source_id = source_id_of(p, s);
   if (s.listen.empty()) return invalid("no listen address");
   auto host = numeric_host(s.listen.front().host);
   if (!host) return tl::unexpected(host.error());
@@ -544,11 +562,26 @@ Result<ingest::RemoteWriteConfig> remote_write_config(const config::PipelineConf
   return c;
 }
 
+ingest::PromScrapeConfig scrape_config(const config::PipelineConfig& p, const config::SourceConfig& s) {
+  const config::ScrapeSourceConfig& m = s.scrape;
+  ingest::PromScrapeConfig c;
+  c.name = s.name;
+  c.job = m.job;
+  c.source_id = source_id_of(p, s);
+  c.targets = m.targets;
+  c.interval = m.interval;
+  c.timeout = m.timeout;
+  c.max_body_bytes = m.max_body_bytes;
+  c.max_labels = m.max_labels;
+  c.max_line_bytes = s.max_line_length;
+  c.honor_labels = m.honor_labels;
+  return c;
+}
+
 Result<std::vector<ingest::IngestConfig>> ingest_configs(const config::PipelineConfig& p, const config::SourceConfig& s) {
   ingest::IngestConfig base;
   base.name = s.name;
-  for (std::size_t i = 0; i < p.sources.size(); ++i)
-    if (p.sources[i].name == s.name) base.source_id = static_cast<std::uint32_t>(i + 1);
+  base.source_id = source_id_of(p, s);
   base.parser.protocol = protocol_of(s.type);
   base.parser.statsd.dogstatsd_tags = s.tags.dogstatsd;
   base.parser.statsd.influxdb_tags = s.tags.influxdb;

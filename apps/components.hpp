@@ -15,6 +15,7 @@
 #include "ringpipe/config/pipeline.hpp"
 #include "ringpipe/ingest/ingest_server.hpp"
 #include "ringpipe/ingest/mqtt_source.hpp"
+#include "ringpipe/ingest/prom_scrape_source.hpp"
 #include "ringpipe/ingest/remote_write_source.hpp"
 #include "ringpipe/processors/processor.hpp"
 #include "ringpipe/ring/ring.hpp"
@@ -60,6 +61,9 @@ struct ComponentInfo {
 // The host is resolved here; fails on an unresolvable host.
 [[nodiscard]] Result<ingest::RemoteWriteConfig> remote_write_config(const config::PipelineConfig& p,
                                                                     const config::SourceConfig& s);
+
+// The scraper of a `type: prometheus_scrape` source (without its stats path).
+[[nodiscard]] ingest::PromScrapeConfig scrape_config(const config::PipelineConfig& p, const config::SourceConfig& s);
 
 // The ingest servers one source runs: one IngestConfig per listener of each
 // transport (the k-th UDP, TCP, ... address share the k-th server). Names are

@@ -7,5 +7,5 @@ add_executable(exporters_bench ${CMAKE_CURRENT_LIST_DIR}/exporters_bench.cpp
 target_include_directories(exporters_bench PRIVATE ${PROJECT_SOURCE_DIR}/exporters/src
                            ${PROJECT_SOURCE_DIR}/tests/exporters)
 target_link_libraries(exporters_bench PRIVATE ringpipe::exporters ringpipe::processors_engine ringpipe::ring
-                      ringpipe::common prometheus-cpp::core prometheus-cpp::pull Boost::headers Threads::Threads
+                      ringpipe::common ringpipe::net prometheus-cpp::core prometheus-cpp::pull Boost::headers Threads::Threads
                       ringpipe::warnings)

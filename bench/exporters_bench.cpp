@@ -25,7 +25,7 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
-#include "http_client.hpp"
+#include "ringpipe/net/http_client.hpp"
 #include "prometheus_server.hpp"
 #include "record_builder.hpp"
 #include "remote_write_encoder.hpp"
@@ -50,7 +50,7 @@ struct Timing {
 };
 
 Timing time_scrapes(std::uint16_t port, int rounds) {
-  exporters::HttpClient c(exporters::HttpUrl{"127.0.0.1", std::to_string(port), "/"});
+  net::HttpClient c(net::HttpUrl{"127.0.0.1", std::to_string(port), "/"});
   std::vector<double> ms;
   Timing t;
   for (int i = 0; i < rounds; ++i) {
@@ -129,7 +129,7 @@ void scrape_bench(std::size_t n, const std::string& dir) {
   // The exporter's own histogram says how much of a scrape was collecting.
   double collect_ms = 0;
   {
-    exporters::HttpClient c(exporters::HttpUrl{"127.0.0.1", std::to_string((*exp)->port()), "/"});
+    net::HttpClient c(net::HttpUrl{"127.0.0.1", std::to_string((*exp)->port()), "/"});
     auto r = c.request("GET", "/metrics", {}, "", 60s);
     auto field = [&](const std::string& key) {
       const auto at = r ? r->body.find("\n" + key + " ") : std::string::npos;
@@ -194,8 +194,8 @@ void remote_write_bench(std::size_t records, std::size_t series, const std::stri
       }
       if (!rb.empty()) bodies.push_back(*rb.take_compressed());
     }
-    exporters::HttpClient c(*exporters::parse_http_url(url));
-    const exporters::HttpHeaders h{{"Content-Encoding", "snappy"},
+    net::HttpClient c(*net::parse_http_url(url));
+    const net::HttpHeaders h{{"Content-Encoding", "snappy"},
                                    {"Content-Type", "application/x-protobuf"},
                                    {"X-Prometheus-Remote-Write-Version", "0.1.0"}};
     const auto t0 = std::chrono::steady_clock::now();

@@ -1,7 +1,7 @@
 // ingest_bench: how fast ingest parses and receives.
-//   1. Parser throughput on one core, per protocol, beside two baselines over
-//      the same bytes: memchr line splitting (the floor any line parser pays)
-//      and memcpy.
+//   1. Parser throughput on one core, per protocol (and the Prometheus text
+//      format parser of prometheus_scrape), beside two baselines over the same
+//      bytes: memchr line splitting (the floor any line parser pays) and memcpy.
 //   2. UDP -> ring load test: a sendmmsg generator (N series, L lines per
 //      packet, target rate, bounded duration) into IngestServer writing a real
 //      ring, drained by a reader thread; reports received/sent, every drop
@@ -11,7 +11,7 @@
 //      the lines it sent; used by bench/e2e.
 // Usage: ingest_bench [--parse-only|--udp-only] [--seconds S] [--rate LINES_PER_S]
 //                     [--series N] [--lines L] [--sockets K] [--ring-dir DIR]
-//                     [--protocol statsd|influx|graphite|json]
+//                     [--protocol statsd|influx|graphite|json|prom_text]
 //        ingest_bench --send-only --port P [--host 127.0.0.1] [--seconds S]
 //                     [--rate LINES_PER_S, 0 = as fast as possible] [--series N]
 //                     [--lines L] [--prefix NAME] [--tags TAGS]
@@ -39,6 +39,7 @@
 #include "ringpipe/common/log.hpp"
 #include "ringpipe/ingest/ingest_server.hpp"
 #include "ringpipe/ingest/line_parser.hpp"
+#include "ringpipe/ingest/prom_text_parser.hpp"
 #include "ringpipe/ingest/ring_target.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
@@ -121,6 +122,33 @@ std::string make_traffic(ingest::Protocol p, std::size_t bytes, int series) {
   return s;
 }
 
+// About `bytes` of a scrape body like node_exporter's: a # HELP/# TYPE pair per
+// family of ten series, counters with two labels, histogram buckets.
+std::string make_prom_text(std::size_t bytes, int series) {
+  std::string s;
+  s.reserve(bytes + 512);
+  char line[256];
+  for (std::uint64_t i = 0; s.size() < bytes; ++i) {
+    const int id = static_cast<int>(i % static_cast<std::uint64_t>(series));
+    int n = 0;
+    if (i % 10 == 0) {
+      n = std::snprintf(line, sizeof line, "# HELP family_%d_total Seconds the CPUs spent in each mode.\n"
+                                           "# TYPE family_%d_total counter\n", id, id);
+      s.append(line, static_cast<std::size_t>(n));
+    }
+    if (i % 2 == 0) {
+      n = std::snprintf(line, sizeof line, "node_cpu_seconds_total{cpu=\"%d\",mode=\"idle\"} %d.%02d\n", id, id * 13,
+                        id % 100);
+    } else {
+      n = std::snprintf(line, sizeof line,
+                        "http_request_duration_seconds_bucket{handler=\"/api/v%d\",le=\"0.%d\"} %d\n", id, id % 10,
+                        id * 7);
+    }
+    s.append(line, static_cast<std::size_t>(n));
+  }
+  return s;
+}
+
 // A batch that is simply restarted when full: measures parsing + encoding only.
 struct Sink {
   std::vector<std::byte> buf = std::vector<std::byte>(256 * 1024);
@@ -149,6 +177,51 @@ void print_row(const Row& r) {
               r.ns_per_line, r.samples_per_line);
 }
 
+// The two baselines and `parse` over the same bytes, one row each.
+template <class Parse>
+void bench_one(const std::string& name, const std::string& buf, double min_s, Parse&& parse) {
+  const double nlines = static_cast<double>(std::count(buf.begin(), buf.end(), '\n'));
+  const double mb = static_cast<double>(buf.size()) / 1e6;
+  int reps = 0;
+  // Baseline 1: memchr line splitting over the same bytes.
+  volatile std::size_t sink = 0;
+  double t = time_repeated(
+      min_s,
+      [&] {
+        const char* q = buf.data();
+        const char* end = q + buf.size();
+        std::size_t n = 0;
+        while (const void* nl = std::memchr(q, '\n', static_cast<std::size_t>(end - q))) {
+          q = static_cast<const char*>(nl) + 1;
+          ++n;
+        }
+        sink = sink + n;
+      },
+      reps);
+  print_row({name + " baseline: memchr split", nlines * reps / t, mb * reps / t, t * 1e9 / (nlines * reps), 0});
+  // Baseline 2: memcpy of the same bytes.
+  std::string copy(buf.size(), '\0');
+  t = time_repeated(
+      min_s,
+      [&] {
+        std::memcpy(copy.data(), buf.data(), buf.size());
+        sink = sink + static_cast<unsigned char>(copy[reps % copy.size()]);
+      },
+      reps);
+  print_row({name + " baseline: memcpy", nlines * reps / t, mb * reps / t, t * 1e9 / (nlines * reps), 0});
+  // The parser, writing real sample batches.
+  Sink out;
+  ingest::ParseCounters c;
+  t = time_repeated(
+      min_s, [&] { parse(buf, out.out, c); }, reps);
+  // Per line of the input (comment lines included); samples/line counts data lines.
+  print_row({name + " parser -> BatchWriter", nlines * reps / t, mb * reps / t, t * 1e9 / (nlines * reps),
+             static_cast<double>(c.samples) / static_cast<double>(c.lines)});
+  std::printf("  %-34s %10.2f M samples/s\n", "", static_cast<double>(c.samples) / t / 1e6);
+  if (c.total_errors() != 0)
+    std::printf("  (unexpected: %llu parse errors)\n", static_cast<unsigned long long>(c.total_errors()));
+}
+
 void bench_parsers(const Args& a) {
   std::printf("\nParser throughput per core: per CPU-second of the parsing thread (8 MiB buffer of generated lines, %d series)\n",
               a.series);
@@ -157,49 +230,23 @@ void bench_parsers(const Args& a) {
   for (const ingest::Protocol p : {ingest::Protocol::kStatsd, ingest::Protocol::kInflux, ingest::Protocol::kGraphite,
                                    ingest::Protocol::kJson}) {
     if (!a.protocol.empty() && a.protocol != ingest::protocol_name(p)) continue;
-    const std::string buf = make_traffic(p, 8u << 20, a.series);
-    const double nlines = static_cast<double>(std::count(buf.begin(), buf.end(), '\n'));
-    const double mb = static_cast<double>(buf.size()) / 1e6;
-    int reps = 0;
-    // Baseline 1: memchr line splitting over the same bytes.
-    volatile std::size_t sink = 0;
-    double t = time_repeated(
-        min_s,
-        [&] {
-          const char* q = buf.data();
-          const char* end = q + buf.size();
-          std::size_t n = 0;
-          while (const void* nl = std::memchr(q, '\n', static_cast<std::size_t>(end - q))) {
-            q = static_cast<const char*>(nl) + 1;
-            ++n;
-          }
-          sink = sink + n;
-        },
-        reps);
-    const std::string name(ingest::protocol_name(p));
-    print_row({name + " baseline: memchr split", nlines * reps / t, mb * reps / t, t * 1e9 / (nlines * reps), 0});
-    // Baseline 2: memcpy of the same bytes.
-    std::string copy(buf.size(), '\0');
-    t = time_repeated(
-        min_s,
-        [&] {
-          std::memcpy(copy.data(), buf.data(), buf.size());
-          sink = sink + static_cast<unsigned char>(copy[reps % copy.size()]);
-        },
-        reps);
-    print_row({name + " baseline: memcpy", nlines * reps / t, mb * reps / t, t * 1e9 / (nlines * reps), 0});
-    // The parser, writing real sample batches.
     ingest::ParserOptions po;
     po.protocol = p;
     ingest::LineParser parser(po);
-    Sink out;
-    ingest::ParseCounters c;
-    t = time_repeated(
-        min_s, [&] { parser.parse_packet(buf, out.out, c); }, reps);
-    print_row({name + " parser -> BatchWriter", nlines * reps / t, mb * reps / t, t * 1e9 / (nlines * reps),
-               static_cast<double>(c.samples) / static_cast<double>(c.lines)});
-    if (c.total_errors() != 0)
-      std::printf("  (unexpected: %llu parse errors)\n", static_cast<unsigned long long>(c.total_errors()));
+    bench_one(std::string(ingest::protocol_name(p)), make_traffic(p, 8u << 20, a.series), min_s,
+              [&](const std::string& buf, ingest::SampleOutput& out, ingest::ParseCounters& c) {
+                parser.parse_packet(buf, out, c);
+              });
+  }
+  if (a.protocol.empty() || a.protocol == "prom_text") {
+    ingest::PromTextOptions po;
+    const std::string instance = "127.0.0.1:9100";
+    po.target_labels = {{"instance", instance}, {"job", "node"}};
+    ingest::PromTextParser parser(po);
+    bench_one("prom_text", make_prom_text(8u << 20, a.series), min_s,
+              [&](const std::string& buf, ingest::SampleOutput& out, ingest::ParseCounters& c) {
+                parser.parse(buf, ingest::PromFormat::kText, out, c);
+              });
   }
 }
 
@@ -437,7 +484,7 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: %s [--parse-only|--udp-only] [--seconds S] [--rate LINES_PER_S] [--series N] "
-                   "[--lines L] [--sockets K] [--ring-dir DIR] [--protocol statsd|influx|graphite|json]\n"
+                   "[--lines L] [--sockets K] [--ring-dir DIR] [--protocol statsd|influx|graphite|json|prom_text]\n"
                    "       %s --send-only --port P [--host 127.0.0.1] [--seconds S] [--rate LINES_PER_S (0: "
                    "unpaced)] [--series N] [--lines L] [--prefix NAME] [--tags TAGS ('' for plain StatsD)]\n",
                    argv[0], argv[0]);

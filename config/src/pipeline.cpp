@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <sstream>
 #include <system_error>
 #include <tuple>
@@ -43,6 +44,7 @@ std::string_view source_type_name(SourceType t) noexcept {
     case SourceType::kJson: return "json";
     case SourceType::kMqtt: return "mqtt";
     case SourceType::kRemoteWrite: return "remote_write";
+    case SourceType::kPrometheusScrape: return "prometheus_scrape";
   }
   return "?";
 }
@@ -396,10 +398,11 @@ class Loader {
               "idle_timeout", "socket_mode", "write_timeout", "value_field", "name_field", "name", "timestamp_field",
               "timestamp_precision", "kind", "max_labels", "broker", "username", "password", "client_id", "topics",
               "qos", "payload", "topic_template", "ca_file", "cert_file", "key_file", "max_message_size", "path",
-              "max_body_size"},
+              "max_body_size", "targets", "interval", "timeout", "honor_labels", "job"},
              d_);
     if (const auto* v = f.get("type"); v == nullptr) {
-      d_.add(s.position, who + ": found no type, expected type: statsd, influx, graphite, json, mqtt or remote_write");
+      d_.add(s.position,
+             who + ": found no type, expected type: statsd, influx, graphite, json, mqtt, prometheus_scrape or remote_write");
     } else if (auto t = detail::read_string(*v, f.at("type"), d_)) {
       if (*t == "statsd") {
         s.type = SourceType::kStatsd;
@@ -413,14 +416,22 @@ class Loader {
         s.type = SourceType::kMqtt;
       } else if (*t == "remote_write") {
         s.type = SourceType::kRemoteWrite;
+      } else if (*t == "prometheus_scrape") {
+        s.type = SourceType::kPrometheusScrape;
       } else {
         d_.add(*v, f.at("type") + ": found " + describe(*v) +
-                       ", expected statsd, influx, graphite, json, mqtt or remote_write");
+                       ", expected statsd, influx, graphite, json, mqtt, prometheus_scrape or remote_write");
       }
     }
     if (s.type == SourceType::kMqtt) {
       if (const auto* v = f.get("listen")) {
         d_.add(*v, f.at("listen") + ": found listen addresses on type: mqtt, expected broker: mqtt://host:port instead");
+      }
+    } else if (s.type == SourceType::kPrometheusScrape) {
+      if (const auto* v = f.get("listen")) {
+        d_.add(*v, f.at("listen") +
+                       ": found listen addresses on type: prometheus_scrape, expected targets: [http://host:port/metrics] "
+                       "instead");
       }
     } else if (const auto* v = f.get("listen"); v == nullptr || (v->is_sequence() && v->items.empty())) {
       d_.add(v ? v->position : s.position,
@@ -481,21 +492,118 @@ class Loader {
     read_millis_into(f, "write_timeout", s.write_timeout);
     read_json_mapping(f, s);
     read_mqtt(f, s);
+    read_scrape(f, s);
     read_remote_write(f, s);
+    if (const auto* v = f.get("max_body_size");
+        v != nullptr && s.type != SourceType::kPrometheusScrape && s.type != SourceType::kRemoteWrite) {
+      d_.add(*v, f.at("max_body_size") + ": found a body size limit on type: " + std::string(source_type_name(s.type)) +
+                     ", expected it only on type: prometheus_scrape or remote_write");
+    }
     config_.sources.push_back(std::move(s));
+  }
+
+  // On a source of another type than `type`, each of `keys` present is an
+  // error ("found <what> on type: x, expected it only on type: <type>").
+  // Returns whether the source is of `type`.
+  bool keys_only_on(const Fields& f, const SourceConfig& s, SourceType type, std::span<const std::string_view> keys,
+                    std::string_view what) {
+    if (s.type == type) return true;
+    for (const std::string_view k : keys) {
+      if (const auto* v = f.get(k)) {
+        d_.add(*v, f.at(k) + ": found " + std::string(what) + " on type: " + std::string(source_type_name(s.type)) +
+                       ", expected it only on type: " + std::string(source_type_name(type)));
+      }
+    }
+    return false;
+  }
+
+  // Calls one(node) for a scalar, or for each item of a sequence; an empty
+  // sequence is an error that expects `at_least_one`.
+  template <class F>
+  void read_list(const YamlNode& v, const std::string& what, std::string_view at_least_one, F&& one) {
+    if (!v.is_sequence()) {
+      one(v);
+      return;
+    }
+    for (const auto& item : v.items) one(item);
+    if (v.items.empty()) d_.add(v, what + ": found an empty list, expected at least one " + std::string(at_least_one));
+  }
+
+  // The targets and timing of type: prometheus_scrape; its keys are refused on other types.
+  void read_scrape(const Fields& f, SourceConfig& s) {
+    static constexpr std::string_view kKeys[] = {"targets", "interval", "timeout", "honor_labels", "job"};
+    if (!keys_only_on(f, s, SourceType::kPrometheusScrape, kKeys, "a scrape key")) return;
+    ScrapeSourceConfig& c = s.scrape;
+    if (const auto* v = f.get("targets"); v == nullptr) {
+      d_.add(s.position, "source " + quote(s.name) + ": found no targets, expected targets: [http://host:port/metrics]");
+    } else {
+      read_list(*v, f.at("targets"), "URL", [&](const YamlNode& n) {
+        auto t = detail::read_string(n, f.at("targets"), d_);
+        if (!t) return;
+        if (auto why = scrape_url_problem(*t); !why.empty()) {
+          d_.add(n, f.at("targets") + ": found " + quote(*t) + " with " + why + ", expected http://host:port/path");
+          return;
+        }
+        c.targets.push_back(*t);
+      });
+    }
+    read_millis_into(f, "interval", c.interval, true);
+    read_millis_into(f, "timeout", c.timeout, true);
+    if (c.timeout > c.interval) {
+      const YamlNode* at = f.get("timeout") ? f.get("timeout") : f.get("interval");
+      d_.add(at ? at->position : s.position, "source " + quote(s.name) + ": found timeout " +
+                                                 std::to_string(c.timeout.count()) + "ms over interval " +
+                                                 std::to_string(c.interval.count()) +
+                                                 "ms, expected timeout at most the interval");
+    }
+    if (const auto* v = f.get("max_body_size")) {
+      if (auto x = detail::read_size(*v, f.at("max_body_size"), d_)) {
+        if (*x < 1024 || *x > (std::uint64_t{1} << 30)) {
+          d_.add(*v, f.at("max_body_size") + ": found " + describe(*v) + ", expected from 1KiB to 1GiB");
+        } else {
+          c.max_body_bytes = *x;
+        }
+      }
+    }
+    read_uint_into(f, "max_labels", 1, 64, c.max_labels);
+    if (const auto* v = f.get("honor_labels")) {
+      if (auto b = detail::read_bool(*v, f.at("honor_labels"), d_)) c.honor_labels = *b;
+    }
+    read_string_into(f, "job", c.job);
+  }
+
+  // Why `url` is not http://host[:port][/path] ("" when it is).
+  static std::string scrape_url_problem(std::string_view url) {
+    if (url.starts_with("https://")) return "https (not supported)";
+    if (!url.starts_with("http://")) return "no http:// scheme";
+    std::string_view authority = url.substr(7);
+    authority = authority.substr(0, authority.find_first_of("/?#"));
+    if (authority.empty()) return "no host";
+    std::string_view port;
+    if (authority.front() == '[') {
+      const std::size_t close = authority.find(']');
+      if (close == std::string_view::npos || close == 1) return "a bad IPv6 literal";
+      const std::string_view rest = authority.substr(close + 1);
+      if (!rest.empty() && rest.front() != ':') return "junk after the IPv6 literal";
+      port = rest.empty() ? std::string_view() : rest.substr(1);
+      if (!rest.empty() && port.empty()) return "an empty port";
+    } else {
+      const std::size_t colon = authority.rfind(':');
+      if (colon == 0) return "no host";
+      if (colon != std::string_view::npos) {
+        port = authority.substr(colon + 1);
+        if (port.empty()) return "an empty port";
+      }
+    }
+    std::uint16_t p = 0;
+    if (!port.empty() && !parse_port(port, p)) return "a bad port";
+    return {};
   }
 
   // The HTTP endpoint of type: remote_write; its keys are refused on other types.
   void read_remote_write(const Fields& f, SourceConfig& s) {
-    if (s.type != SourceType::kRemoteWrite) {
-      for (const std::string_view k : {"path", "max_body_size"}) {
-        if (const auto* v = f.get(k)) {
-          d_.add(*v, f.at(k) + ": found a remote_write key on type: " + std::string(source_type_name(s.type)) +
-                         ", expected it only on type: remote_write");
-        }
-      }
-      return;
-    }
+    static constexpr std::string_view kKeys[] = {"path"};
+    if (!keys_only_on(f, s, SourceType::kRemoteWrite, kKeys, "a remote_write key")) return;
     RemoteWriteSourceConfig& r = s.remote_write;
     for (std::size_t i = 0; i < s.listen.size(); ++i) {
       const ListenAddress& a = s.listen[i];
@@ -532,15 +640,7 @@ class Loader {
     static constexpr std::string_view kKeys[] = {"broker",  "username",       "password", "client_id",
                                                  "topics",  "qos",            "payload",  "topic_template",
                                                  "ca_file", "cert_file",      "key_file", "max_message_size"};
-    if (s.type != SourceType::kMqtt) {
-      for (const std::string_view k : kKeys) {
-        if (const auto* v = f.get(k)) {
-          d_.add(*v, f.at(k) + ": found an MQTT key on type: " + std::string(source_type_name(s.type)) +
-                         ", expected it only on type: mqtt");
-        }
-      }
-      return;
-    }
+    if (!keys_only_on(f, s, SourceType::kMqtt, kKeys, "an MQTT key")) return;
     MqttSourceConfig& m = s.mqtt;
     if (const auto* v = f.get("broker"); v == nullptr) {
       d_.add(s.position, "source " + quote(s.name) + ": found no broker, expected broker: mqtt://host:port");
@@ -595,7 +695,7 @@ class Loader {
     if (const auto* v = f.get("topics"); v == nullptr) {
       d_.add(s.position, "source " + quote(s.name) + ": found no topics, expected topics: [sensors/#]");
     } else {
-      auto one = [&](const YamlNode& n) {
+      read_list(*v, f.at("topics"), "topic filter", [&](const YamlNode& n) {
         auto t = detail::read_string(n, f.at("topics"), d_);
         if (!t) return;
         if (!valid_topic_filter(*t)) {
@@ -604,13 +704,7 @@ class Loader {
           return;
         }
         m.topics.push_back(*t);
-      };
-      if (v->is_sequence()) {
-        for (const auto& item : v->items) one(item);
-        if (v->items.empty()) d_.add(*v, f.at("topics") + ": found an empty list, expected at least one topic filter");
-      } else {
-        one(*v);
-      }
+      });
     }
     read_uint_into(f, "qos", 0, 1, m.qos);
     bool payload_ok = true;
@@ -729,7 +823,8 @@ class Loader {
                                                  "timestamp_precision", "kind", "max_labels"};
     if (s.type != SourceType::kJson && s.type != SourceType::kMqtt) {
       for (const std::string_view k : kKeys) {
-        if (s.type == SourceType::kRemoteWrite && k == "max_labels") continue;  // read_remote_write's
+        // remote_write and prometheus_scrape read max_labels themselves.
+        if (k == "max_labels" && (s.type == SourceType::kRemoteWrite || s.type == SourceType::kPrometheusScrape)) continue;
         if (const auto* v = f.get(k)) {
           d_.add(*v, f.at(k) + ": found a JSON field mapping key on type: " + std::string(source_type_name(s.type)) +
                          ", expected it only on type: json or mqtt");

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <prometheus/collectable.h>
 #include <prometheus/exposer.h>
@@ -109,6 +110,38 @@ class DurationHistogram {
   double sum_ = 0;
 };
 
+// Families prometheus-cpp's Exposer serves itself beside ours (its own registry).
+constexpr const char* kExposerFamilies[] = {"exposer_transferred_bytes_total", "exposer_scrapes_total",
+                                             "exposer_request_latencies"};
+
+// Removes the pipeline families (out[0, pipeline)) whose name a self-metric
+// family (out[pipeline, end)) or the Exposer also serves, or whose name is
+// one of their _sum/_count/_bucket series: one exposition may not name a
+// family twice, which happens when a pipeline scrapes another ringpipe.
+// Returns the series removed.
+std::uint64_t drop_pipeline_families_named_like_ours(std::vector<prometheus::MetricFamily>& out,
+                                                    std::size_t pipeline) {
+  std::unordered_set<std::string> ours;
+  // A summary or histogram also owns its _sum, _count and _bucket series names.
+  auto own = [&](const std::string& name) {
+    for (const char* suffix : {"", "_sum", "_count", "_bucket"}) ours.insert(name + suffix);
+  };
+  for (const char* name : kExposerFamilies) own(name);
+  for (std::size_t i = pipeline; i < out.size(); ++i) own(out[i].name);
+  std::uint64_t dropped = 0;
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (i < pipeline && ours.count(out[i].name) != 0) {
+      dropped += out[i].metric.size();
+      continue;
+    }
+    if (kept != i) out[kept] = std::move(out[i]);
+    ++kept;
+  }
+  out.resize(kept);
+  return dropped;
+}
+
 }  // namespace
 
 struct PrometheusExporter::Impl : prometheus::Collectable {
@@ -128,6 +161,7 @@ struct PrometheusExporter::Impl : prometheus::Collectable {
   std::shared_ptr<Health> health = std::make_shared<Health>();
   std::atomic<std::uint64_t> other_records{0};
   mutable std::atomic<std::uint64_t> collect_errors{0};
+  mutable std::atomic<std::uint64_t> self_name_conflicts{0};  // series dropped for a self-metric's name
   std::shared_ptr<prometheus::Collectable> holder;  // aliases this; the Exposer keeps a weak_ptr
   std::unique_ptr<prometheus::Exposer> exposer;
   int port = 0;
@@ -140,11 +174,13 @@ struct PrometheusExporter::Impl : prometheus::Collectable {
     try {
       const std::int64_t t0 = monotonic_ns();
       state.collect(out);
+      const std::size_t pipeline = out.size();
       FamilyBuilder b;
       rings->describe(b);
       segments->describe(b);
       describe_self(b);
       b.take(out);
+      self_name_conflicts.fetch_add(drop_pipeline_families_named_like_ours(out, pipeline), std::memory_order_relaxed);
       const double seconds = static_cast<double>(monotonic_ns() - t0) * 1e-9;
       durations.observe(seconds);
       if (own) {
@@ -168,7 +204,7 @@ struct PrometheusExporter::Impl : prometheus::Collectable {
               ld(c.decode_errors));
     b.counter("ringpipe_exporter_conflicts_total",
               "Series entries not served because their name or type collides with a served family.", {},
-              ld(c.conflicts));
+              ld(c.conflicts) + ld(self_name_conflicts));
     b.counter("ringpipe_exporter_stale_records_total", "Records from a processor instance already replaced.", {},
               ld(c.stale_records));
     b.counter("ringpipe_exporter_instance_changes_total", "Processor restarts seen (instance id changes).", {},

@@ -9,16 +9,23 @@
 #include <random>
 #include <thread>
 
-#include "http_client.hpp"
 #include "remote_write_encoder.hpp"
 #include "ringpipe/common/log.hpp"
 #include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/exporters/remote_write.hpp"
+#include "ringpipe/net/http_client.hpp"
 #include "ringpipe/processors/metric_record.hpp"
 #include "ringpipe/ring/ring.hpp"
 
 namespace ringpipe::exporters {
 namespace {
+
+using net::HttpClient;
+using net::HttpHeaders;
+using net::HttpUrl;
+using net::TlsClientContext;
+using net::make_tls_client_context;
+using net::parse_http_url;
 
 using namespace std::chrono_literals;
 

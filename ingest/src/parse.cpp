@@ -76,6 +76,10 @@ std::string_view parse_error_name(ParseError e) noexcept {
       return "duplicate_label";
     case ParseError::kTooManyLabels:
       return "too_many_labels";
+    case ParseError::kMalformedMetadata:
+      return "malformed_metadata";
+    case ParseError::kMissingEof:
+      return "missing_eof";
     case ParseError::kCount_:
       break;
   }

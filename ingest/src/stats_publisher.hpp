@@ -8,10 +8,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <string>
-#include <thread>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "ringpipe/common/result.hpp"

@@ -24,4 +24,11 @@ inline bool has_message(const std::vector<std::string>& messages, std::string_vi
                      [&](const std::string& m) { return m.find(text) != std::string::npos; });
 }
 
+// Whether any diagnostic of a failed result contains `text`.
+template <class R>
+bool has_message(const R& result, std::string_view text) {
+  const std::vector<std::string> got = messages(result);
+  return std::any_of(got.begin(), got.end(), [&](const std::string& m) { return m.find(text) != std::string::npos; });
+}
+
 }  // namespace ringpipe::config::testing

@@ -15,6 +15,7 @@ namespace ringpipe::config {
 namespace {
 
 using std::chrono::milliseconds;
+using testing::has_message;
 using testing::messages;
 using testing::has_message;
 
@@ -236,7 +237,8 @@ exporters:
                 "tags, read_buffer, udp_sockets, max_line_length, max_connections, idle_timeout, socket_mode, "
                 "write_timeout, value_field, name_field, name, timestamp_field, timestamp_precision, kind, "
                 "max_labels, broker, username, password, client_id, topics, qos, payload, topic_template, ca_file, "
-                "cert_file, key_file, max_message_size, path, max_body_size (did you mean \"tags\"?)",
+                "cert_file, key_file, max_message_size, path, max_body_size, targets, interval, timeout, honor_labels, "
+                "job (did you mean \"tags\"?)",
                 "p.yaml:8:61: processor \"aggregate\": found unknown key \"flush\", expected one of: type, input, "
                 "output, reader, mapping_config, cache_size, cache_type, shards, flush_interval, ttl, max_series, "
                 "max_series_per_metric, observer_type, quantiles, buckets, summary_max_age, summary_age_buckets, "
@@ -405,8 +407,85 @@ exporters:
   EXPECT_TRUE(has_message(got, "source \"b\" max_body_size: found \"2GiB\", expected from 1KiB to 1GiB"));
   EXPECT_TRUE(has_message(got, "source \"b\" path: found \"/a?b\", expected an URL path"));
   EXPECT_TRUE(has_message(got, "source \"s\" path: found a remote_write key on type: statsd, expected it only on type: remote_write"));
-  EXPECT_TRUE(has_message(got, "source \"s\" max_body_size: found a remote_write key on type: statsd"));
+  EXPECT_TRUE(has_message(got, "source \"s\" max_body_size: found a body size limit on type: statsd, expected it only on "
+                               "type: prometheus_scrape or remote_write"));
   for (const std::string& m : got) EXPECT_EQ(m.rfind("p.yaml:", 0), 0u) << m;  // every one positioned
+}
+
+TEST(PipelineConfig, ReadsAPrometheusScrapeSource) {
+  const auto r = parse(R"(rings:
+  raw: {}
+sources:
+  node: {type: prometheus_scrape, output: raw, targets: "http://127.0.0.1:9100/metrics"}
+  apps: {type: prometheus_scrape, output: raw, targets: ["http://[::1]:8080/m?x=1", "http://localhost/metrics"],
+         interval: 30s, timeout: 30s, max_body_size: 1MiB, max_labels: 8, honor_labels: true, job: web,
+         max_line_length: 1KiB}
+exporters:
+  e: {type: prometheus, input: raw}
+)");
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->sources[0].type, SourceType::kPrometheusScrape);
+  EXPECT_EQ(source_type_name(SourceType::kPrometheusScrape), "prometheus_scrape");
+  const ScrapeSourceConfig& d = r->sources[0].scrape;
+  EXPECT_EQ(d.targets, std::vector<std::string>{"http://127.0.0.1:9100/metrics"});
+  EXPECT_EQ(d.interval, std::chrono::seconds(15));
+  EXPECT_EQ(d.timeout, std::chrono::seconds(10));
+  EXPECT_EQ(d.max_body_bytes, 16u << 20);
+  EXPECT_EQ(d.max_labels, 64u);
+  EXPECT_FALSE(d.honor_labels);
+  EXPECT_EQ(d.job, "");
+  const ScrapeSourceConfig& a = r->sources[1].scrape;
+  EXPECT_EQ(a.targets, (std::vector<std::string>{"http://[::1]:8080/m?x=1", "http://localhost/metrics"}));
+  EXPECT_EQ(a.interval, std::chrono::seconds(30));
+  EXPECT_EQ(a.timeout, std::chrono::seconds(30));
+  EXPECT_EQ(a.max_body_bytes, 1u << 20);
+  EXPECT_EQ(a.max_labels, 8u);
+  EXPECT_TRUE(a.honor_labels);
+  EXPECT_EQ(a.job, "web");
+  EXPECT_EQ(r->sources[1].max_line_length, 1024u);
+}
+
+TEST(PipelineConfig, LoadsTheScrapeExample) {
+  const std::string path = std::string(RINGPIPE_CONFIG_EXAMPLES_DIR) + "/scrape.yaml";
+  const auto r = parse_pipeline(
+      [&] {
+        std::ifstream in(path);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+      }(),
+      path, env_of({}));
+  ASSERT_TRUE(r) << r.error().message();
+  ASSERT_EQ(r->sources.size(), 2u);
+  EXPECT_EQ(r->sources[1].type, SourceType::kPrometheusScrape);
+  EXPECT_EQ(r->sources[1].scrape.targets, std::vector<std::string>{"http://127.0.0.1:9100/metrics"});
+}
+
+TEST(PipelineConfig, ReportsScrapeProblemsWithPositions) {
+  const auto r = parse(R"(rings:
+  raw: {}
+sources:
+  a: {type: prometheus_scrape, output: raw, listen: udp://:1, targets: ["https://h/m", "h:9100", "http://:1/", "http://h:0/"]}
+  b: {type: prometheus_scrape, output: raw, targets: [], interval: 1s, timeout: 2s, max_body_size: 10, max_labels: 0}
+  c: {type: prometheus_scrape, output: raw}
+  s: {type: statsd, listen: udp://:9, output: raw, targets: ["http://h/"], job: x}
+  t: {type: telepathy, output: raw}
+exporters:
+  e: {type: prometheus, input: raw}
+)");
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(has_message(r, "source \"a\" listen: found listen addresses on type: prometheus_scrape, expected targets"));
+  EXPECT_TRUE(has_message(r, "source \"a\" targets: found \"https://h/m\" with https (not supported), expected http://host:port/path"));
+  EXPECT_TRUE(has_message(r, "source \"a\" targets: found \"h:9100\" with no http:// scheme"));
+  EXPECT_TRUE(has_message(r, "source \"a\" targets: found \"http://:1/\" with no host"));
+  EXPECT_TRUE(has_message(r, "source \"a\" targets: found \"http://h:0/\" with a bad port"));
+  EXPECT_TRUE(has_message(r, "source \"b\" targets: found an empty list, expected at least one URL"));
+  EXPECT_TRUE(has_message(r, "source \"b\": found timeout 2000ms over interval 1000ms, expected timeout at most the interval"));
+  EXPECT_TRUE(has_message(r, "source \"b\" max_body_size: found \"10\", expected from 1KiB to 1GiB"));
+  EXPECT_TRUE(has_message(r, "source \"b\" max_labels: found \"0\", expected an integer from 1 to 64"));
+  EXPECT_TRUE(has_message(r, "source \"c\": found no targets, expected targets: [http://host:port/metrics]"));
+  EXPECT_TRUE(has_message(r, "source \"s\" targets: found a scrape key on type: statsd, expected it only on type: prometheus_scrape"));
+  EXPECT_TRUE(has_message(r, "source \"s\" job: found a scrape key on type: statsd"));
+  EXPECT_TRUE(has_message(r, "expected statsd, influx, graphite, json, mqtt, prometheus_scrape or remote_write"));
+  for (const std::string& m : messages(r)) EXPECT_EQ(m.rfind("p.yaml:", 0), 0u) << m;  // every one positioned
 }
 
 struct BrokenPipeline {
@@ -493,7 +572,8 @@ INSTANTIATE_TEST_SUITE_P(
                        "rings:\n  raw: {}\n"
                        "sources:\n  s: {listen: udp://:1, output: raw}\n"
                        "exporters:\n  e: {input: raw}\n",
-                       {"p.yaml:4:3: source \"s\": found no type, expected type: statsd, influx, graphite, json, mqtt or remote_write",
+                       {"p.yaml:4:3: source \"s\": found no type, expected type: statsd, influx, graphite, json, mqtt, "
+                        "prometheus_scrape or remote_write",
                         "p.yaml:6:3: exporter \"e\": found no type, expected type: prometheus or remote_write"}},
         BrokenPipeline{"JsonMappingProblems",
                        "rings:\n  raw: {}\n"

@@ -13,11 +13,16 @@
 #include <sstream>
 #include <thread>
 
-#include "http_client.hpp"
+#include "ringpipe/net/http_client.hpp"
 
 namespace ringpipe::exporters::testing {
 
 using namespace std::chrono_literals;
+using net::HttpClient;
+using net::HttpHeaders;
+using net::HttpUrl;
+using net::TlsClientOptions;
+using net::make_tls_client_context;
 
 std::uint16_t free_loopback_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

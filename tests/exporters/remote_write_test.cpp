@@ -6,7 +6,6 @@
 
 #include <cmath>
 
-#include "http_client.hpp"
 #include "record_builder.hpp"
 #include "remote.pb.h"
 #include "remote_write_encoder.hpp"
@@ -94,53 +93,6 @@ TEST(RemoteWritePolicy, BackoffDoublesIsCappedAndJittered) {
     EXPECT_GE(d, 15ms);
     EXPECT_LE(d, 5000ms);
   }
-}
-
-TEST(HttpUrl, ParsesHttpAndHttpsHostPortAndTarget) {
-  auto u = parse_http_url("http://127.0.0.1:9090/api/v1/write");
-  ASSERT_TRUE(u);
-  EXPECT_EQ(u->host, "127.0.0.1");
-  EXPECT_EQ(u->port, "9090");
-  EXPECT_EQ(u->target, "/api/v1/write");
-  auto d = parse_http_url("http://example");
-  ASSERT_TRUE(d);
-  EXPECT_EQ(d->port, "80");
-  EXPECT_EQ(d->target, "/");
-  EXPECT_FALSE(d->https);
-  auto s = parse_http_url("https://metrics.example.com/api/v1/write");
-  ASSERT_TRUE(s);
-  EXPECT_TRUE(s->https);
-  EXPECT_EQ(s->host, "metrics.example.com");
-  EXPECT_EQ(s->port, "443");
-  EXPECT_EQ(s->target, "/api/v1/write");
-  auto v6 = parse_http_url("https://[::1]:8443/w");
-  ASSERT_TRUE(v6);
-  EXPECT_EQ(v6->host, "::1");
-  EXPECT_EQ(v6->port, "8443");
-  EXPECT_FALSE(parse_http_url("ftp://x/"));
-  EXPECT_FALSE(parse_http_url("http://x:port/"));
-}
-
-TEST(TlsClientContext, ReportsUnreadableFilesAndAcceptsDefaults) {
-  EXPECT_TRUE(make_tls_client_context({}));
-  TlsClientOptions insecure;
-  insecure.insecure_skip_verify = true;
-  EXPECT_TRUE(make_tls_client_context(insecure));
-  TlsClientOptions missing;
-  missing.ca_file = "/nonexistent/ca.pem";
-  auto r = make_tls_client_context(missing);
-  ASSERT_FALSE(r);
-  EXPECT_NE(r.error().message().find("/nonexistent/ca.pem"), std::string::npos) << r.error().message();
-  TlsClientOptions key_only;
-  key_only.key_file = "/nonexistent/key.pem";
-  EXPECT_FALSE(make_tls_client_context(key_only));
-}
-
-TEST(HttpClient, HttpsWithoutTlsContextFailsCleanly) {
-  HttpClient c(HttpUrl{"127.0.0.1", "1", "/", true});
-  auto r = c.request("GET", "/", {}, "", std::chrono::milliseconds(200));
-  ASSERT_FALSE(r);
-  EXPECT_NE(r.error().message().find("TLS context"), std::string::npos) << r.error().message();
 }
 
 }  // namespace

@@ -33,7 +33,7 @@ struct OnRing {
   std::optional<ring::Ring> ring;
   std::optional<ring::Reader> reader;
   std::unique_ptr<RemoteWriteSource> source;
-  std::unique_ptr<exporters::HttpClient> client;
+  std::unique_ptr<net::HttpClient> client;
 
   explicit OnRing(std::uint64_t lane_bytes) {
     ring::RingOptions o;
@@ -64,8 +64,8 @@ struct OnRing {
     }
     source = std::move(*s);
     EXPECT_TRUE(source->start());
-    client = std::make_unique<exporters::HttpClient>(
-        exporters::HttpUrl{"127.0.0.1", std::to_string(source->port()), "/"});
+    client = std::make_unique<net::HttpClient>(
+        net::HttpUrl{"127.0.0.1", std::to_string(source->port()), "/"});
   }
 
   // Every record in the ring now: samples per record.

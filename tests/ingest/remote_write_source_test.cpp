@@ -29,7 +29,7 @@ constexpr std::int64_t kT0 = 1'700'000'000'000;  // ms
 struct Receiver {
   std::shared_ptr<MemoryStore> store = std::make_shared<MemoryStore>();
   std::unique_ptr<RemoteWriteSource> source;
-  std::unique_ptr<exporters::HttpClient> client;
+  std::unique_ptr<net::HttpClient> client;
 
   explicit Receiver(RemoteWriteConfig c = {}, std::size_t claim_bytes = 64 * 1024, std::size_t max_record = 1 << 20) {
     store->claim_bytes = claim_bytes;
@@ -39,8 +39,8 @@ struct Receiver {
     if (!s) ADD_FAILURE() << s.error().message();
     source = std::move(*s);
     EXPECT_TRUE(source->start());
-    client = std::make_unique<exporters::HttpClient>(
-        exporters::HttpUrl{"127.0.0.1", std::to_string(source->port()), "/"});
+    client = std::make_unique<net::HttpClient>(
+        net::HttpUrl{"127.0.0.1", std::to_string(source->port()), "/"});
   }
   const IngestStats& stats() const { return source->stats(); }
   const RemoteWriteStats& rw() const { return source->remote_write_stats(); }

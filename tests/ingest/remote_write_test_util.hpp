@@ -1,6 +1,6 @@
 #pragma once
 // Test helpers for the remote_write receiver: build prompb WriteRequests,
-// snappy them, and POST them over loopback with the exporters' HttpClient.
+// snappy them, and POST them over loopback with the shared net::HttpClient.
 
 #include <snappy.h>
 
@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "http_client.hpp"
+#include "ringpipe/net/http_client.hpp"
 #include "remote.pb.h"
 
 namespace ringpipe::ingest::testing {
@@ -47,14 +47,14 @@ inline std::string snappy_of(const std::string& raw) {
 }
 
 // A remote_write POST as Prometheus sends it; status 0 = no answer.
-inline exporters::HttpResponse post(exporters::HttpClient& c, const std::string& body,
+inline net::HttpResponse post(net::HttpClient& c, const std::string& body,
                                     const std::string& path = "/api/v1/write",
                                     const std::string& method = "POST",
-                                    exporters::HttpHeaders headers = {{"Content-Encoding", "snappy"},
+                                    net::HttpHeaders headers = {{"Content-Encoding", "snappy"},
                                                                       {"Content-Type", "application/x-protobuf"},
                                                                       {"X-Prometheus-Remote-Write-Version", "0.1.0"}}) {
   auto r = c.request(method, path, headers, body, std::chrono::seconds(10));
-  if (!r) return exporters::HttpResponse{0, r.error().message()};
+  if (!r) return net::HttpResponse{0, r.error().message()};
   return *r;
 }
 

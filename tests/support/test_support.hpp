@@ -5,11 +5,16 @@
 #include <sys/mman.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <new>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace ringpipe::testing {
 
@@ -37,6 +42,55 @@ pid_t spawn(const std::function<int()>& body);
 // Waits for a child at most `limit`; one that overstays is killed and the
 // test fails. Returns its exit code, or 100 + the signal that ended it.
 int reap(pid_t pid, std::chrono::seconds limit = std::chrono::seconds(60));
+
+// A TCP port on 127.0.0.1 that was free a moment ago (for peers that need a fixed one).
+[[nodiscard]] std::uint16_t free_loopback_port();
+// True when something accepts TCP connections on 127.0.0.1:port.
+[[nodiscard]] bool loopback_port_open(std::uint16_t port);
+
+// A program run by path (argv[0]) with stdout and stderr appended to
+// `log_file`; it dies with the test (PR_SET_PDEATHSIG). stop() sends
+// SIGTERM, then SIGKILL after `grace`; the destructor stops it.
+class Child {
+ public:
+  Child(const std::vector<std::string>& argv, const std::string& log_file);
+  ~Child() { stop(); }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  void stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
+  // Its exit code once it exited (128 + signal when killed); -1 after `timeout`, when it is killed.
+  int wait(std::chrono::milliseconds timeout);
+  [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// An HTTP/1.1 server on 127.0.0.1:0 that answers every request with one
+// canned response after `delay` (Connection: close). Serves on its own thread
+// until destroyed; counts the requests it saw and keeps the last one.
+class CannedHttpServer {
+ public:
+  CannedHttpServer(int status, std::string content_type, std::string body,
+                   std::chrono::milliseconds delay = std::chrono::milliseconds(0));
+  ~CannedHttpServer();
+  CannedHttpServer(const CannedHttpServer&) = delete;
+  CannedHttpServer& operator=(const CannedHttpServer&) = delete;
+  [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
+  [[nodiscard]] int requests() const noexcept { return requests_.load(); }
+  [[nodiscard]] std::string last_request();
+
+ private:
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::string response_;
+  std::chrono::milliseconds delay_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0};
+  std::string last_request_;
+  std::mutex mu_;  // guards last_request_
+  std::thread thread_;
+};
 
 // A value-initialised T in anonymous shared memory: parent and forked
 // children see the same object (T should hold atomics). Never freed.

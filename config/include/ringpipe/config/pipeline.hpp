@@ -96,9 +96,10 @@ struct ListenAddress {
 // ---------------------------------------------------------------- sources
 
 // What a source receives: `type: statsd | influx | graphite | json` on its
-// listen addresses, `mqtt` (a client of an MQTT broker), or `remote_write`
-// (an HTTP server taking Prometheus remote_write 1.0 on one TCP address).
-enum class SourceType : std::uint8_t { kStatsd, kInflux, kGraphite, kJson, kMqtt, kRemoteWrite };
+// listen addresses, `mqtt` (a client of an MQTT broker), `prometheus_scrape`
+// (a client scraping Prometheus endpoints) or `remote_write` (an HTTP server
+// taking Prometheus remote_write 1.0 on one TCP address).
+enum class SourceType : std::uint8_t { kStatsd, kInflux, kGraphite, kJson, kMqtt, kRemoteWrite, kPrometheusScrape };
 [[nodiscard]] std::string_view source_type_name(SourceType t) noexcept;
 
 // Which tag syntaxes a StatsD source parses (statsd_exporter's
@@ -154,6 +155,17 @@ struct RemoteWriteSourceConfig {
   std::uint32_t max_labels = 64;            // `max_labels`: 1..64 per series (__name__ not counted); more: series refused
 };
 
+// `type: prometheus_scrape`: the targets, how often and how long to scrape them.
+struct ScrapeSourceConfig {
+  std::vector<std::string> targets;              // `targets`: http://host:port/path, at least one
+  std::chrono::milliseconds interval{15'000};    // `interval`
+  std::chrono::milliseconds timeout{10'000};     // `timeout`: at most interval
+  std::uint64_t max_body_bytes = 16u << 20;      // `max_body_size`: larger responses fail the scrape
+  std::uint32_t max_labels = 64;                 // `max_labels`: 1..64 scraped labels; more drop the series
+  bool honor_labels = false;                     // `honor_labels`: scraped job/instance win over the target's
+  std::string job;                               // `job`: the job label; "" = the source's name
+};
+
 // Longest max_line_length a json source takes (its parser holds memory for one such line).
 inline constexpr std::uint32_t kMaxJsonLineLength = 1u << 20;
 
@@ -167,6 +179,7 @@ struct SourceConfig {
   JsonMapping json;                         // json, and mqtt with payload json (name, kind also for value)
   MqttSourceConfig mqtt;                    // mqtt only
   RemoteWriteSourceConfig remote_write;     // remote_write only
+  ScrapeSourceConfig scrape;                // prometheus_scrape only
   // `read_buffer`: SO_RCVBUF for udp/unixgram; 0 = OS default. 8 MiB by
   // default: the OS default (about 208 KiB) drops bursts a busy machine
   // cannot drain at once (SO_RCVBUFFORCE as root, else capped by rmem_max).

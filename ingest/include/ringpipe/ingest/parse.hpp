@@ -40,6 +40,7 @@ enum class ParseError : std::uint8_t {
   kUnknownType,                   // StatsD: type other than c, g, ms, h, d, s
   kMalformedTag,                  // StatsD: the tag is skipped, sample KEPT; Influx, Graphite: line dropped
   kTooManyTags,                   // more than kMaxTags: the extra tags are skipped, sample KEPT
+                                  // (Prometheus text: the series is dropped, a cut label set would merge series)
   kMalformedField,                // Influx: field without '=', bad key, unterminated string
   kTooManyFields,                 // Influx: more fields than the parser holds; the line is dropped
   kLineTooLong,                   // stream transports: line longer than the limit, skipped
@@ -56,10 +57,13 @@ enum class ParseError : std::uint8_t {
   kBodyTooLarge,            // body (or its uncompressed size) over the limit
   kUnsupportedMediaType,    // Content-Encoding other than snappy, Content-Type other than protobuf
   // ... or one series is refused (the rest of the request is written, HTTP 400).
-  kInvalidMetricName,       // __name__ not [a-zA-Z_:][a-zA-Z0-9_:]*
+  // Prometheus text (scrape): the line is dropped.
+  kInvalidMetricName,       // the name is not [a-zA-Z_:][a-zA-Z0-9_:]*
   kInvalidLabelName,        // a label name not [a-zA-Z_][a-zA-Z0-9_]*
   kDuplicateLabel,          // the same label name twice in one series
   kTooManyLabels,           // more labels than max_labels (__name__ not counted)
+  kMalformedMetadata,       // Prometheus text: a # HELP/# TYPE/# UNIT line without a valid name
+  kMissingEof,              // OpenMetrics: the body does not end with # EOF (its samples are kept)
   kCount_,
 };
 inline constexpr std::size_t kParseErrorCount = static_cast<std::size_t>(ParseError::kCount_);

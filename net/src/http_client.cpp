@@ -1,4 +1,4 @@
-#include "http_client.hpp"
+#include "ringpipe/net/http_client.hpp"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -14,12 +14,34 @@
 
 #include <optional>
 
-namespace ringpipe::exporters {
+namespace ringpipe::net {
 
 namespace asio = boost::asio;
 namespace ssl = asio::ssl;
 namespace beast = boost::beast;
 namespace http = beast::http;
+
+namespace {
+
+using Deadline = std::chrono::steady_clock::time_point;
+
+// What a failed step means to a caller that counts failures by reason.
+std::error_code reason_of(const beast::error_code& ec, bool connecting) {
+  if (ec == beast::error::timeout) return std::make_error_code(std::errc::timed_out);
+  if (ec == http::error::body_limit) return std::make_error_code(std::errc::message_size);
+  if (connecting) return std::make_error_code(std::errc::connection_refused);
+  return std::make_error_code(std::errc::io_error);
+}
+
+// The Error for a failed step: the reason as its code, and the cause in the
+// context unless the code's own message already says it.
+Error failure(const beast::error_code& ec, bool connecting, std::string context) {
+  const std::error_code code = reason_of(ec, connecting);
+  if (code.message() != ec.message()) context += ": " + ec.message();
+  return Error{code, std::move(context)};
+}
+
+}  // namespace
 
 Result<HttpUrl> parse_http_url(const std::string& url) {
   HttpUrl u;
@@ -123,8 +145,8 @@ struct HttpClient::Impl {
     }
   }
 
-  // Connects (and for https handshakes) within `timeout`; `step` names what failed.
-  beast::error_code connect(const HttpUrl& url, std::chrono::milliseconds timeout, std::string& step) {
+  // Connects (and for https handshakes) before `deadline`; `step` names what failed.
+  beast::error_code connect(const HttpUrl& url, Deadline deadline, std::string& step) {
     beast::error_code ec;
     if (url.https) {
       step = "tls";
@@ -146,7 +168,7 @@ struct HttpClient::Impl {
     const auto endpoints = resolver.resolve(url.host, url.port, ec);
     if (ec) return ec;
     step = "connect";
-    lowest().expires_after(timeout);
+    lowest().expires_at(deadline);
     lowest().async_connect(endpoints, [&](beast::error_code e, const asio::ip::tcp::endpoint&) { ec = e; });
     run();
     if (ec) return ec;
@@ -186,7 +208,8 @@ void HttpClient::close() noexcept {
 
 Result<HttpResponse> HttpClient::request(const std::string& method, const std::string& target,
                                          const HttpHeaders& headers, const std::string& body,
-                                         std::chrono::milliseconds timeout) noexcept {
+                                         std::chrono::milliseconds timeout, std::uint64_t max_body_bytes) noexcept {
+  const Deadline deadline = std::chrono::steady_clock::now() + timeout;
   const std::string where = std::string(url_.https ? "https " : "http ") + method + " " + url_.host + ":" +
                             url_.port + target;
   try {
@@ -205,18 +228,27 @@ Result<HttpResponse> HttpClient::request(const std::string& method, const std::s
       beast::error_code ec;
       if (!impl_->connected) {
         std::string step;
-        ec = impl_->connect(url_, timeout, step);
+        ec = impl_->connect(url_, deadline, step);
         if (ec) {
           impl_->close();
-          return tl::unexpected(Error{{}, where + ": " + step + ": " + ec.message()});
+          return tl::unexpected(failure(ec, true, where + ": " + step));
         }
       }
-      impl_->lowest().expires_after(timeout);
+      impl_->lowest().expires_at(deadline);
       impl_->with_stream([&](auto& s) { http::async_write(s, req, [&](beast::error_code e, std::size_t) { ec = e; }); });
       impl_->run();
       http::response_parser<http::string_body> parser;
-      parser.body_limit(std::uint64_t{1} << 30);
+      parser.body_limit(max_body_bytes);
       if (!ec) {
+        impl_->with_stream([&](auto& s) {
+          http::async_read_header(s, impl_->buffer, parser, [&](beast::error_code e, std::size_t) { ec = e; });
+        });
+        impl_->run();
+      }
+      // Beast 1.74 applies body_limit to chunked and to-EOF bodies but not
+      // to a Content-Length one: check that before reading it.
+      if (!ec && parser.content_length() && *parser.content_length() > max_body_bytes) ec = http::error::body_limit;
+      if (!ec && !parser.is_done()) {
         impl_->with_stream([&](auto& s) {
           http::async_read(s, impl_->buffer, parser, [&](beast::error_code e, std::size_t) { ec = e; });
         });
@@ -228,11 +260,12 @@ Result<HttpResponse> HttpClient::request(const std::string& method, const std::s
                                       ec == asio::error::broken_pipe || ec == asio::error::eof ||
                                       ec == ssl::error::stream_truncated);
         if (stale && attempt == 0) continue;
-        return tl::unexpected(Error{{}, where + ": " + ec.message()});
+        return tl::unexpected(failure(ec, false, where));
       }
       auto res = parser.release();
       if (!res.keep_alive()) impl_->close();
-      return HttpResponse{static_cast<int>(res.result_int()), std::move(res.body())};
+      return HttpResponse{static_cast<int>(res.result_int()), std::string(res[http::field::content_type]),
+                          std::move(res.body())};
     }
   } catch (const std::exception& e) {
     impl_->close();
@@ -241,4 +274,4 @@ Result<HttpResponse> HttpClient::request(const std::string& method, const std::s
   return make_error(std::errc::io_error, where + ": gave up");
 }
 
-}  // namespace ringpipe::exporters
+}  // namespace ringpipe::net

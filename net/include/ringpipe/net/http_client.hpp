@@ -1,10 +1,13 @@
 #pragma once
 // HttpClient: one keep-alive HTTP/1.1 connection (Boost.Beast), plain or TLS
-// (Boost.Asio ssl over OpenSSL), with a deadline on every request. Used by one
-// thread at a time; a TlsClientContext may be shared by many clients. No
-// exceptions escape (errors come back as Result; an HTTP status is a value).
+// (Boost.Asio ssl over OpenSSL), with a deadline on every request and a limit
+// on the response body. Shared by the remote_write exporter and the
+// Prometheus scrape source. Used by one thread at a time; a TlsClientContext
+// may be shared by many clients. No exceptions escape (errors come back as
+// Result; an HTTP status is a value).
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
@@ -12,7 +15,7 @@
 
 #include "ringpipe/common/result.hpp"
 
-namespace ringpipe::exporters {
+namespace ringpipe::net {
 
 struct HttpUrl {
   std::string host;    // without brackets for IPv6 literals
@@ -39,8 +42,16 @@ class TlsClientContext;
 
 struct HttpResponse {
   int status = 0;
+  std::string content_type;  // the Content-Type header, "" when absent
   std::string body;
 };
+
+// Error codes request() fails with, beside the context text, so callers can
+// count failures by reason: std::errc::timed_out (the deadline passed),
+// std::errc::message_size (the body is over max_body_bytes),
+// std::errc::connection_refused (resolve, connect or TLS handshake failed),
+// std::errc::io_error (anything else: reset, malformed response).
+inline constexpr std::uint64_t kDefaultMaxBodyBytes = std::uint64_t{1} << 30;
 
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 
@@ -55,10 +66,11 @@ class HttpClient {
 
   // Sends one request on the kept-alive connection (reconnecting, and for
   // https handshaking, when the server closed it) and reads the answer, all
-  // within `timeout`.
+  // within `timeout`; a response body over `max_body_bytes` fails the request.
   [[nodiscard]] Result<HttpResponse> request(const std::string& method, const std::string& target,
                                              const HttpHeaders& headers, const std::string& body,
-                                             std::chrono::milliseconds timeout) noexcept;
+                                             std::chrono::milliseconds timeout,
+                                             std::uint64_t max_body_bytes = kDefaultMaxBodyBytes) noexcept;
   [[nodiscard]] const HttpUrl& url() const noexcept { return url_; }
   void close() noexcept;
 
@@ -68,4 +80,4 @@ class HttpClient {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace ringpipe::exporters
+}  // namespace ringpipe::net
