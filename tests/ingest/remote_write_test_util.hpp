@@ -47,15 +47,16 @@ inline std::string snappy_of(const std::string& raw) {
 }
 
 // A remote_write POST as Prometheus sends it; status 0 = no answer.
-inline net::HttpResponse post(net::HttpClient& c, const std::string& body,
-                                    const std::string& path = "/api/v1/write",
-                                    const std::string& method = "POST",
-                                    net::HttpHeaders headers = {{"Content-Encoding", "snappy"},
-                                                                      {"Content-Type", "application/x-protobuf"},
-                                                                      {"X-Prometheus-Remote-Write-Version", "0.1.0"}}) {
+inline net::HttpResponse post(net::HttpClient& c, const std::string& body, const std::string& path = "/api/v1/write",
+                              const std::string& method = "POST",
+                              net::HttpHeaders headers = {{"Content-Encoding", "snappy"},
+                                                          {"Content-Type", "application/x-protobuf"},
+                                                          {"X-Prometheus-Remote-Write-Version", "0.1.0"}}) {
   auto r = c.request(method, path, headers, body, std::chrono::seconds(10));
-  if (!r) return net::HttpResponse{0, r.error().message()};
-  return *r;
+  if (r) return *r;
+  net::HttpResponse failed;  // status 0: no answer; the body says why
+  failed.body = r.error().message();
+  return failed;
 }
 
 }  // namespace ringpipe::ingest::testing
