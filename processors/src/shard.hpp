@@ -131,6 +131,7 @@ class Shard {
   void restore(std::int64_t now_ns);
   [[nodiscard]] bool persist_new(std::uint32_t idx, const std::byte* labels) noexcept;
   void persist(std::uint32_t idx) noexcept;
+  [[nodiscard]] bool log_whole_slot(std::uint32_t idx) noexcept;
   void persist_free(std::uint32_t idx) noexcept;
   [[nodiscard]] std::uint32_t alloc_block(std::uint32_t bytes, std::uint32_t owner) noexcept;
   [[nodiscard]] std::uint32_t family_block(const Family& f) noexcept;
@@ -160,8 +161,11 @@ class Shard {
   std::size_t live_ = 0;
 
   StateStore* store_ = nullptr;
-  std::vector<std::uint32_t> tx_mark_;  // per series: the transaction that logged its slot
-  std::uint32_t tx_ = 1;
+  // Per series: tx_ when the open transaction logged the slot's values,
+  // tx_ | kWholeSlotLogged when it logged the whole slot; tx_ is even.
+  static constexpr std::uint32_t kWholeSlotLogged = 1;
+  std::vector<std::uint32_t> tx_mark_;
+  std::uint32_t tx_ = 2;
   std::unordered_map<const Family*, std::uint32_t> family_off_;
   std::vector<std::vector<std::uint32_t>> block_free_;  // store arena free blocks by size class
   std::vector<std::uint32_t> pending_free_;  // freed in the open transaction: reusable after commit
