@@ -7,7 +7,8 @@
 //   BM_EngineAdd           mapping + labels + hash + shard (one thread does it all)
 //   BM_BaselineUnorderedMap std::unordered_map<std::string, double> increment
 //   BM_Match*              the matcher with and without its cache
-// Counters: samples/s ("items_per_second"), bytes_per_series.
+// Counters: samples/s ("items_per_second"), bytes_per_series (the shard's
+// heap), state_file_bytes_per_series (slots and blocks in the state file).
 
 #include <benchmark/benchmark.h>
 
@@ -184,6 +185,12 @@ void shard_apply_batch(benchmark::State& state, bool with_state) {
       static_cast<double>(ru1.ru_minflt - ru0.ru_minflt) / static_cast<double>(state.iterations());
   state.counters["bytes_per_series"] =
       static_cast<double>(shard.memory_bytes()) / static_cast<double>(shard.series_count());
+  if (store) {  // the series' slots and blocks in the shared state file
+    const detail::StateControl& c = store->control();
+    state.counters["state_file_bytes_per_series"] =
+        static_cast<double>(c.slot_high * sizeof(detail::StateSlot) + c.arena_used) /
+        static_cast<double>(shard.series_count());
+  }
   if (!dir.empty()) std::filesystem::remove_all(dir);  // unlinked; the mapping lives until the shard and store go
 }
 void BM_ShardApplyBatch(benchmark::State& state) { shard_apply_batch(state, false); }

@@ -161,7 +161,8 @@ std::uint32_t Shard::create_series(const MappedSample& m, const std::byte* label
   se = Series{};
   se.hash = m.series_hash;
   se.family = m.family;
-  se.key_off = arena_.store(labels, m.labels_len);
+  // With a store the key lives once, in the series' store block (persist_new sets key_off).
+  se.key_off = store_ == nullptr ? arena_.store(labels, m.labels_len) : 0;
   se.key_len = m.labels_len;
   se.label_count = m.label_count;
   se.kind = static_cast<std::uint8_t>(m.family->kind);
@@ -228,7 +229,6 @@ std::uint32_t Shard::create_series(const MappedSample& m, const std::byte* label
   if (m.family->kind == FamilyKind::kHistogram) se.flags |= kPublished;
   if (store_ != nullptr && !persist_new(idx, labels)) {
     ++stats_.state_full;
-    arena_.release(se.key_off, se.key_len);
     switch (static_cast<FamilyKind>(se.kind)) {
       case FamilyKind::kSummary: free_summaries_.push_back(se.ext); break;
       case FamilyKind::kHistogram: free_histograms_.push_back(se.ext); break;
@@ -250,7 +250,7 @@ void Shard::free_series(std::uint32_t idx) noexcept {
   Series& se = series_[idx];
   persist_free(idx);
   index_map_.erase(se.hash, idx);
-  arena_.release(se.key_off, se.key_len);
+  if (store_ == nullptr) arena_.release(se.key_off, se.key_len);
   switch (static_cast<FamilyKind>(se.kind)) {
     case FamilyKind::kSummary: free_summaries_.push_back(se.ext); break;
     case FamilyKind::kHistogram: free_histograms_.push_back(se.ext); break;
@@ -324,8 +324,8 @@ void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64
   std::uint32_t idx = index_map_.find(m.series_hash, [&](std::uint32_t v) {
     const Series& se = series_[v];
     // An empty key is never stored in the arena (whose data() may be null).
-    return se.family == m.family && se.key_len == m.labels_len &&
-           (m.labels_len == 0 || std::memcmp(arena_.at(se.key_off), labels, m.labels_len) == 0);
+    return se.hash == m.series_hash && se.family == m.family && se.key_len == m.labels_len &&
+           (m.labels_len == 0 || std::memcmp(key_of(se), labels, m.labels_len) == 0);
   });
   if (idx == FlatIndex::kNone) {
     idx = create_series(m, labels, now_ns);
@@ -395,7 +395,7 @@ void Shard::apply_batch(std::span<const MappedSample> ms, const std::byte* label
     if (i + kKeyAhead < n) {
       const MappedSample& m = ms[i + kKeyAhead];
       const std::uint32_t v = index_map_.home_value(m.series_hash);
-      if (v != FlatIndex::kNone) __builtin_prefetch(arena_.at(series_[v].key_off));
+      if (v != FlatIndex::kNone) __builtin_prefetch(key_of(series_[v]));
       __builtin_prefetch(label_base + m.labels_off);  // the sample's key, compared against it
     }
     apply(ms[i], label_base, now_ns);
@@ -412,7 +412,7 @@ void Shard::encode(const Series& se, EntryKind kind, SeriesEntry& e) noexcept {
   e.key = se.hash;
   e.name = f.name;
   e.help = f.help;
-  e.label_bytes = std::span<const std::byte>(arena_.at(se.key_off), se.key_len);
+  e.label_bytes = std::span<const std::byte>(key_of(se), se.key_len);
   e.label_count = se.label_count;
   values_.clear();
   if (kind == EntryKind::kSeries) {
@@ -619,6 +619,7 @@ bool Shard::persist_new(std::uint32_t idx, const std::byte* labels) noexcept {
                                                                           : 0;
   sl.hist_n = hist_n;
   sl.live = 1;
+  se.key_off = block + static_cast<std::uint32_t>(sizeof(BlockHeader));
   return true;
 }
 
@@ -793,7 +794,7 @@ void Shard::restore(std::int64_t now_ns) {
     const std::byte* labels = ar + sl.block_off + sizeof bh;
     se.hash = sl.hash;
     se.family = f;
-    se.key_off = arena_.store(labels, sl.key_len);
+    se.key_off = sl.block_off + static_cast<std::uint32_t>(sizeof bh);
     se.key_len = sl.key_len;
     se.label_count = sl.label_count;
     se.kind = sl.kind;

@@ -2,8 +2,9 @@
 // Shard: the aggregation state of one partition of the series (those whose
 // hash maps to it). A flat open-addressing index keyed by the 64-bit series
 // hash (full key checked), series records in one vector, label bytes interned
-// in an arena with size-class reuse, observer/set state on the side. Owned
-// by one thread (no locks); only the FamilyRegistry's atomics are shared.
+// in an arena with size-class reuse (or, with a state store, kept only in the
+// store's blocks), observer/set state on the side. Owned by one thread (no
+// locks); only the FamilyRegistry's atomics are shared.
 
 #include <cstdint>
 #include <memory>
@@ -91,7 +92,7 @@ class Shard {
     std::int64_t expires_ns;  // 0: never
     double value;             // counter, gauge, set (last completed window)
     Family* family;
-    std::uint32_t key_off;
+    std::uint32_t key_off;    // in the store arena with a store, else in arena_
     std::uint32_t key_len;
     std::uint32_t ext;        // index into summaries_/histograms_/sets_
     std::uint16_t label_count;
@@ -127,6 +128,10 @@ class Shard {
   bool roll_set(Series& se, SetState& st, std::int64_t window_id) noexcept;
   void add_member(SetState& st, std::uint64_t member) noexcept;
   [[nodiscard]] bool publishable(const Series& se) const noexcept;
+  // The series' label bytes: in the store's block when there is a store, else in arena_.
+  [[nodiscard]] const std::byte* key_of(const Series& se) const noexcept {
+    return store_ != nullptr ? store_->arena() + se.key_off : arena_.at(se.key_off);
+  }
   void encode(const Series& se, EntryKind kind, SeriesEntry& e) noexcept;
   void restore(std::int64_t now_ns);
   [[nodiscard]] bool persist_new(std::uint32_t idx, const std::byte* labels) noexcept;
