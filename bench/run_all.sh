@@ -23,6 +23,8 @@ b=$build/bench
   run "$b/ingest_bench" --parse-only
   run "$b/ingest_bench" --udp-only --seconds 5 --lines 20 --rate 0
   run "$b/processors_bench" --benchmark_min_time=0.3
+  run "$b/processor_rss" 1000000
+  run "$b/processor_rss" 1000000 --no-state
   run "$b/exporters_bench" --series 10000,100000,1000000
 } 2>&1 | tee "$log"
 echo "log: $log"
