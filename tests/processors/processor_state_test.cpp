@@ -175,21 +175,35 @@ detail::StateGeometry small_geometry() {
   return g;
 }
 
-TEST(StateStore, RollsBackAnUnfinishedTransactionOnOpen) {
+// A store file in a scratch directory, opened as a (re)started process would.
+struct StoreFile {
+  Result<std::unique_ptr<detail::StateStore>> open() {
+    return detail::StateStore::open(path, small_geometry(), &restored, &rejected);
+  }
   ringpipe::testing::ScratchDir dir;
-  const std::string path = dir.file("s.state");
+  std::string path = dir.file("s.state");
   bool restored = false;
   std::string rejected;
+};
+
+// Slot i holds `value`, live, committed.
+void commit_live_slot(detail::StateStore& st, std::size_t i, double value) {
+  detail::StateSlot& sl = st.slots()[i];
+  ASSERT_TRUE(st.log(st.offset_of(&sl), sizeof sl));
+  sl.value = value;
+  sl.live = 1;
+  st.commit();
+}
+
+TEST(StateStore, RollsBackAnUnfinishedTransactionOnOpen) {
+  StoreFile f;
   {
-    auto st = detail::StateStore::open(path, small_geometry(), &restored, &rejected);
+    auto st = f.open();
     ASSERT_TRUE(st) << st.error().message();
-    EXPECT_FALSE(restored);
-    detail::StateSlot& sl = (*st)->slots()[3];
-    ASSERT_TRUE((*st)->log((*st)->offset_of(&sl), sizeof sl));
-    sl.value = 10;
-    sl.live = 1;
-    (*st)->commit();
+    EXPECT_FALSE(f.restored);
+    commit_live_slot(**st, 3, 10);
     // Half a batch: two changes logged and made, then the process "dies".
+    detail::StateSlot& sl = (*st)->slots()[3];
     ASSERT_TRUE((*st)->log((*st)->offset_of(&sl), sizeof sl));
     sl.value = 11;
     std::uint64_t& a = (*st)->applied(0)[2];
@@ -197,10 +211,10 @@ TEST(StateStore, RollsBackAnUnfinishedTransactionOnOpen) {
     a = 99;
     EXPECT_TRUE((*st)->in_tx());
   }
-  auto st = detail::StateStore::open(path, small_geometry(), &restored, &rejected);
+  auto st = f.open();
   ASSERT_TRUE(st);
-  EXPECT_TRUE(restored);
-  EXPECT_TRUE(rejected.empty());
+  EXPECT_TRUE(f.restored);
+  EXPECT_TRUE(f.rejected.empty());
   EXPECT_EQ((*st)->slots()[3].value, 10);
   EXPECT_EQ((*st)->slots()[3].live, 1);
   EXPECT_EQ((*st)->applied(0)[2], 0u);
@@ -208,26 +222,20 @@ TEST(StateStore, RollsBackAnUnfinishedTransactionOnOpen) {
 }
 
 TEST(StateStore, RollbackKeepsTheOldestImageWhenAPartAndThenTheWholeSlotWereLogged) {
-  ringpipe::testing::ScratchDir dir;
-  const std::string path = dir.file("s.state");
-  bool restored = false;
-  std::string rejected;
+  StoreFile f;
   {
-    auto st = detail::StateStore::open(path, small_geometry(), &restored, &rejected);
+    auto st = f.open();
     ASSERT_TRUE(st) << st.error().message();
-    detail::StateSlot& sl = (*st)->slots()[5];
-    ASSERT_TRUE((*st)->log((*st)->offset_of(&sl), sizeof sl));
-    sl.value = 3;
-    sl.live = 1;
-    (*st)->commit();
+    commit_live_slot(**st, 5, 3);
     // As a shard does: an update logs only the values, a later free in the
     // same transaction logs the whole (already changed) slot.
+    detail::StateSlot& sl = (*st)->slots()[5];
     ASSERT_TRUE((*st)->log((*st)->offset_of(&sl.value), 16));
     sl.value = 4;
     ASSERT_TRUE((*st)->log((*st)->offset_of(&sl), sizeof sl));
     sl.live = 0;
   }
-  auto st = detail::StateStore::open(path, small_geometry(), &restored, &rejected);
+  auto st = f.open();
   ASSERT_TRUE(st);
   EXPECT_EQ((*st)->slots()[5].value, 3);
   EXPECT_EQ((*st)->slots()[5].live, 1);
@@ -268,12 +276,9 @@ struct StoreShard {
 };
 
 TEST(ShardState, RestartAfterAHalfAppliedBatchRestoresTheLastCommittedValuesOfEveryKind) {
-  ringpipe::testing::ScratchDir dir;
-  const std::string path = dir.file("s.state");
-  bool restored = false;
-  std::string rejected;
+  StoreFile f;
   {
-    auto st = detail::StateStore::open(path, small_geometry(), &restored, &rejected);
+    auto st = f.open();
     ASSERT_TRUE(st) << st.error().message();
     StoreShard a(st->get());
     testing::BatchBuilder first;
@@ -299,9 +304,9 @@ TEST(ShardState, RestartAfterAHalfAppliedBatchRestoresTheLastCommittedValuesOfEv
     EXPECT_TRUE((*st)->in_tx());
     EXPECT_EQ((*st)->slots()[0].value, 115);
   }
-  auto st = detail::StateStore::open(path, small_geometry(), &restored, &rejected);
+  auto st = f.open();
   ASSERT_TRUE(st);
-  ASSERT_TRUE(restored);
+  ASSERT_TRUE(f.restored);
   EXPECT_EQ((*st)->applied(0)[0], 1u);
   StoreShard b(st->get());
   EXPECT_EQ(b.shard->series_count(), 3u);
