@@ -4,3 +4,10 @@ add_executable(processors_bench ${CMAKE_CURRENT_LIST_DIR}/processors_bench.cpp)
 target_include_directories(processors_bench PRIVATE ${ringpipe_SOURCE_DIR}/processors/src)
 target_link_libraries(processors_bench PRIVATE ringpipe::processors_engine ringpipe::sample benchmark::benchmark
                       Threads::Threads ringpipe::warnings)
+
+# processor_rss: VmHWM/VmRSS/PSS of a whole processor process holding 1M series.
+if(TARGET ringpipe_processors AND TARGET ringpipe_ring)
+  add_executable(processor_rss ${CMAKE_CURRENT_LIST_DIR}/processor_rss.cpp)
+  target_link_libraries(processor_rss PRIVATE ringpipe::processors ringpipe::ring ringpipe::sample
+                        Threads::Threads ringpipe::warnings)
+endif()

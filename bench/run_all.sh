@@ -25,6 +25,8 @@ b=$build/bench
   run "$b/mqtt_bench" --messages 200000 --qos 0 --payload value
   run "$b/mqtt_bench" --messages 100000 --qos 1 --payload json
   run "$b/processors_bench" --benchmark_min_time=0.3
+  run "$b/processor_rss" 1000000
+  run "$b/processor_rss" 1000000 --no-state
   run "$b/exporters_bench" --series 10000,100000,1000000
 } 2>&1 | tee "$log"
 echo "log: $log"

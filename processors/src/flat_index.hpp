@@ -1,11 +1,15 @@
 #pragma once
 // FlatIndex: an open-addressing (linear probing) index from a 64-bit hash to a
-// 32-bit value, with backward-shift deletion (no tombstones). Equal hashes may
-// repeat: find() asks the caller to confirm the full key. Grows by doubling
-// (the only allocation). Not thread-safe: one owner.
+// 32-bit value, with backward-shift deletion (no tombstones). A slot is 8
+// bytes: the hash's low 32 bits (they give the home position, capacity is
+// below 2^32, and serve as a tag) and the value; equal tags may repeat, so
+// find() asks the caller to confirm the full key. Grows by doubling (the only
+// allocation). Not thread-safe: one owner.
 
 #include <cstdint>
 #include <vector>
+
+#include "ringpipe/common/assert.hpp"
 
 namespace ringpipe::processors::detail {
 
@@ -21,7 +25,7 @@ class FlatIndex {
     for (std::size_t i = hash & mask_;; i = (i + 1) & mask_) {
       const Slot& s = slots_[i];
       if (s.value == kNone) return kNone;
-      if (s.hash == hash && is_key(s.value)) return s.value;
+      if (s.tag == static_cast<std::uint32_t>(hash) && is_key(s.value)) return s.value;
     }
   }
 
@@ -29,7 +33,7 @@ class FlatIndex {
   void prefetch(std::uint64_t hash) const noexcept { __builtin_prefetch(&slots_[hash & mask_]); }
   [[nodiscard]] std::uint32_t home_value(std::uint64_t hash) const noexcept {
     const Slot& s = slots_[hash & mask_];
-    return s.hash == hash ? s.value : kNone;
+    return s.tag == static_cast<std::uint32_t>(hash) ? s.value : kNone;
   }
 
   // Adds (hash, value); the caller knows it is absent.
@@ -44,14 +48,14 @@ class FlatIndex {
     std::size_t i = hash & mask_;
     for (;; i = (i + 1) & mask_) {
       if (slots_[i].value == kNone) return false;
-      if (slots_[i].hash == hash && slots_[i].value == value) break;
+      if (slots_[i].tag == static_cast<std::uint32_t>(hash) && slots_[i].value == value) break;
     }
     // Backward shift: pull later entries of the cluster into the hole when
     // their home position allows it.
     std::size_t hole = i;
     for (std::size_t j = (i + 1) & mask_;; j = (j + 1) & mask_) {
       if (slots_[j].value == kNone) break;
-      const std::size_t home = slots_[j].hash & mask_;
+      const std::size_t home = slots_[j].tag & mask_;
       const bool movable = ((j - home) & mask_) >= ((j - hole) & mask_);
       if (movable) {
         slots_[hole] = slots_[j];
@@ -75,10 +79,10 @@ class FlatIndex {
 
  private:
   struct Slot {
-    std::uint64_t hash = 0;
+    std::uint32_t tag = 0;  // low 32 bits of the hash
     std::uint32_t value = kNone;
-    std::uint32_t pad = 0;
   };
+  static_assert(sizeof(Slot) == 8, "eight slots per cache line");
   static std::size_t capacity_for(std::size_t n) {
     std::size_t c = 16;
     while (c * 7 < n * 10 + 10) c *= 2;
@@ -87,15 +91,16 @@ class FlatIndex {
   void place(std::uint64_t hash, std::uint32_t value) noexcept {
     std::size_t i = hash & mask_;
     while (slots_[i].value != kNone) i = (i + 1) & mask_;
-    slots_[i] = Slot{hash, value, 0};
+    slots_[i] = Slot{static_cast<std::uint32_t>(hash), value};
   }
   void rehash(std::size_t cap) {
+    RINGPIPE_ASSERT(cap <= (std::size_t{1} << 32), "the tag must hold every position bit");
     std::vector<Slot> old;
     old.swap(slots_);
     slots_.assign(cap, Slot{});
     mask_ = cap - 1;
     for (const Slot& s : old) {
-      if (s.value != kNone) place(s.hash, s.value);
+      if (s.value != kNone) place(s.tag, s.value);
     }
   }
 

@@ -161,7 +161,8 @@ std::uint32_t Shard::create_series(const MappedSample& m, const std::byte* label
   se = Series{};
   se.hash = m.series_hash;
   se.family = m.family;
-  se.key_off = arena_.store(labels, m.labels_len);
+  // With a store the key lives once, in the series' store block (persist_new sets key_off).
+  se.key_off = store_ == nullptr ? arena_.store(labels, m.labels_len) : 0;
   se.key_len = m.labels_len;
   se.label_count = m.label_count;
   se.kind = static_cast<std::uint8_t>(m.family->kind);
@@ -228,7 +229,6 @@ std::uint32_t Shard::create_series(const MappedSample& m, const std::byte* label
   if (m.family->kind == FamilyKind::kHistogram) se.flags |= kPublished;
   if (store_ != nullptr && !persist_new(idx, labels)) {
     ++stats_.state_full;
-    arena_.release(se.key_off, se.key_len);
     switch (static_cast<FamilyKind>(se.kind)) {
       case FamilyKind::kSummary: free_summaries_.push_back(se.ext); break;
       case FamilyKind::kHistogram: free_histograms_.push_back(se.ext); break;
@@ -250,7 +250,7 @@ void Shard::free_series(std::uint32_t idx) noexcept {
   Series& se = series_[idx];
   persist_free(idx);
   index_map_.erase(se.hash, idx);
-  arena_.release(se.key_off, se.key_len);
+  if (store_ == nullptr) arena_.release(se.key_off, se.key_len);
   switch (static_cast<FamilyKind>(se.kind)) {
     case FamilyKind::kSummary: free_summaries_.push_back(se.ext); break;
     case FamilyKind::kHistogram: free_histograms_.push_back(se.ext); break;
@@ -324,8 +324,8 @@ void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64
   std::uint32_t idx = index_map_.find(m.series_hash, [&](std::uint32_t v) {
     const Series& se = series_[v];
     // An empty key is never stored in the arena (whose data() may be null).
-    return se.family == m.family && se.key_len == m.labels_len &&
-           (m.labels_len == 0 || std::memcmp(arena_.at(se.key_off), labels, m.labels_len) == 0);
+    return se.hash == m.series_hash && se.family == m.family && se.key_len == m.labels_len &&
+           (m.labels_len == 0 || std::memcmp(key_of(se), labels, m.labels_len) == 0);
   });
   if (idx == FlatIndex::kNone) {
     idx = create_series(m, labels, now_ns);
@@ -378,19 +378,25 @@ void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64
 
 void Shard::apply_batch(std::span<const MappedSample> ms, const std::byte* label_base,
                         std::int64_t now_ns) noexcept {
-  constexpr std::size_t kSlotAhead = 12;
-  constexpr std::size_t kSeriesAhead = 8;
-  constexpr std::size_t kKeyAhead = 4;
+  constexpr std::size_t kSlotAhead = 16;
+  constexpr std::size_t kSeriesAhead = 10;
+  constexpr std::size_t kKeyAhead = 5;
   const std::size_t n = ms.size();
+  StateSlot* const slots = store_ != nullptr ? store_->slots() : nullptr;
   for (std::size_t i = 0; i < n; ++i) {
     if (i + kSlotAhead < n) index_map_.prefetch(ms[i + kSlotAhead].series_hash);
     if (i + kSeriesAhead < n) {
       const std::uint32_t v = index_map_.home_value(ms[i + kSeriesAhead].series_hash);
-      if (v != FlatIndex::kNone) __builtin_prefetch(&series_[v]);
+      if (v != FlatIndex::kNone) {
+        __builtin_prefetch(&series_[v]);
+        if (slots != nullptr) __builtin_prefetch(&slots[v], 1);  // persist() logs and writes it
+      }
     }
     if (i + kKeyAhead < n) {
-      const std::uint32_t v = index_map_.home_value(ms[i + kKeyAhead].series_hash);
-      if (v != FlatIndex::kNone) __builtin_prefetch(arena_.at(series_[v].key_off));
+      const MappedSample& m = ms[i + kKeyAhead];
+      const std::uint32_t v = index_map_.home_value(m.series_hash);
+      if (v != FlatIndex::kNone) __builtin_prefetch(key_of(series_[v]));
+      __builtin_prefetch(label_base + m.labels_off);  // the sample's key, compared against it
     }
     apply(ms[i], label_base, now_ns);
   }
@@ -406,7 +412,7 @@ void Shard::encode(const Series& se, EntryKind kind, SeriesEntry& e) noexcept {
   e.key = se.hash;
   e.name = f.name;
   e.help = f.help;
-  e.label_bytes = std::span<const std::byte>(arena_.at(se.key_off), se.key_len);
+  e.label_bytes = std::span<const std::byte>(key_of(se), se.key_len);
   e.label_count = se.label_count;
   values_.clear();
   if (kind == EntryKind::kSeries) {
@@ -595,10 +601,7 @@ bool Shard::persist_new(std::uint32_t idx, const std::byte* labels) noexcept {
   if (se.key_len != 0) std::memcpy(p, labels, se.key_len);  // labels may be null when empty
   std::memset(p + pad8(se.key_len), 0, std::size_t{hist_n} * 8);
   StateSlot& sl = store_->slots()[idx];
-  if (tx_mark_[idx] != tx_) {
-    if (!store_->log(store_->offset_of(&sl), sizeof sl)) return false;
-    tx_mark_[idx] = tx_;
-  }
+  if (!log_whole_slot(idx)) return false;
   StateControl& ctl = store_->control();
   if (idx >= ctl.slot_high) {
     if (!store_->log_control()) return false;
@@ -616,6 +619,14 @@ bool Shard::persist_new(std::uint32_t idx, const std::byte* labels) noexcept {
                                                                           : 0;
   sl.hist_n = hist_n;
   sl.live = 1;
+  se.key_off = block + static_cast<std::uint32_t>(sizeof(BlockHeader));
+  return true;
+}
+
+bool Shard::log_whole_slot(std::uint32_t idx) noexcept {
+  if (tx_mark_[idx] == (tx_ | kWholeSlotLogged)) return true;
+  if (!store_->log(store_->offset_of(&store_->slots()[idx]), sizeof(StateSlot))) return false;
+  tx_mark_[idx] = tx_ | kWholeSlotLogged;
   return true;
 }
 
@@ -624,9 +635,17 @@ void Shard::persist(std::uint32_t idx) noexcept {
   const Series& se = series_[idx];
   StateSlot& sl = store_->slots()[idx];
   const bool hist = se.kind == static_cast<std::uint8_t>(FamilyKind::kHistogram);
+  const bool summary = se.kind == static_cast<std::uint8_t>(FamilyKind::kSummary);
   std::byte* counts = store_->arena() + sl.block_off + sizeof(BlockHeader) + pad8(sl.key_len);
-  if (tx_mark_[idx] != tx_) {
-    if (!store_->log(store_->offset_of(&sl), sizeof sl) ||
+  if ((tx_mark_[idx] & ~kWholeSlotLogged) != tx_) {
+    // Only the values change here: value and expires_ns, plus count and sum
+    // of an observer (and a histogram's counts, in its block). A slot whose
+    // whole image is logged later in this transaction (freed) is still
+    // restored right: rollback runs newest first, so this older image wins.
+    static_assert(offsetof(StateSlot, value) == 8 && offsetof(StateSlot, expires_ns) == 16 &&
+                  offsetof(StateSlot, count) == 24 && offsetof(StateSlot, sum) == 32);
+    const std::uint32_t len = summary || hist ? 32 : 16;
+    if (!store_->log(store_->offset_of(&sl.value), len) ||
         (hist && !store_->log(store_->offset_of(counts), sl.hist_n * 8))) {
       ++stats_.state_full;
       return;
@@ -635,7 +654,7 @@ void Shard::persist(std::uint32_t idx) noexcept {
   }
   sl.value = se.value;
   sl.expires_ns = se.expires_ns;
-  if (se.kind == static_cast<std::uint8_t>(FamilyKind::kSummary)) {
+  if (summary) {
     sl.count = summaries_[se.ext].count;
     sl.sum = summaries_[se.ext].sum;
   } else if (hist) {
@@ -649,12 +668,9 @@ void Shard::persist(std::uint32_t idx) noexcept {
 void Shard::persist_free(std::uint32_t idx) noexcept {
   if (store_ == nullptr) return;
   StateSlot& sl = store_->slots()[idx];
-  if (tx_mark_[idx] != tx_) {
-    if (!store_->log(store_->offset_of(&sl), sizeof sl)) {
-      ++stats_.state_full;
-      return;
-    }
-    tx_mark_[idx] = tx_;
+  if (!log_whole_slot(idx)) {
+    ++stats_.state_full;
+    return;
   }
   sl.live = 0;
   pending_free_.push_back(sl.block_off);
@@ -663,9 +679,10 @@ void Shard::persist_free(std::uint32_t idx) noexcept {
 void Shard::commit_state() noexcept {
   if (store_ == nullptr) return;
   store_->commit();
-  if (++tx_ == 0) {
+  tx_ += 2;
+  if (tx_ == 0) {  // wrapped: no mark may look like the new transaction's
     std::fill(tx_mark_.begin(), tx_mark_.end(), 0);
-    tx_ = 1;
+    tx_ = 2;
   }
   for (const std::uint32_t off : pending_free_) {
     BlockHeader bh;
@@ -777,7 +794,7 @@ void Shard::restore(std::int64_t now_ns) {
     const std::byte* labels = ar + sl.block_off + sizeof bh;
     se.hash = sl.hash;
     se.family = f;
-    se.key_off = arena_.store(labels, sl.key_len);
+    se.key_off = sl.block_off + static_cast<std::uint32_t>(sizeof bh);
     se.key_len = sl.key_len;
     se.label_count = sl.label_count;
     se.kind = sl.kind;

@@ -2,8 +2,9 @@
 // Shard: the aggregation state of one partition of the series (those whose
 // hash maps to it). A flat open-addressing index keyed by the 64-bit series
 // hash (full key checked), series records in one vector, label bytes interned
-// in an arena with size-class reuse, observer/set state on the side. Owned
-// by one thread (no locks); only the FamilyRegistry's atomics are shared.
+// in an arena with size-class reuse (or, with a state store, kept only in the
+// store's blocks), observer/set state on the side. Owned by one thread (no
+// locks); only the FamilyRegistry's atomics are shared.
 
 #include <cstdint>
 #include <memory>
@@ -91,7 +92,7 @@ class Shard {
     std::int64_t expires_ns;  // 0: never
     double value;             // counter, gauge, set (last completed window)
     Family* family;
-    std::uint32_t key_off;
+    std::uint32_t key_off;    // in the store arena with a store, else in arena_
     std::uint32_t key_len;
     std::uint32_t ext;        // index into summaries_/histograms_/sets_
     std::uint16_t label_count;
@@ -127,10 +128,15 @@ class Shard {
   bool roll_set(Series& se, SetState& st, std::int64_t window_id) noexcept;
   void add_member(SetState& st, std::uint64_t member) noexcept;
   [[nodiscard]] bool publishable(const Series& se) const noexcept;
+  // The series' label bytes: in the store's block when there is a store, else in arena_.
+  [[nodiscard]] const std::byte* key_of(const Series& se) const noexcept {
+    return store_ != nullptr ? store_->arena() + se.key_off : arena_.at(se.key_off);
+  }
   void encode(const Series& se, EntryKind kind, SeriesEntry& e) noexcept;
   void restore(std::int64_t now_ns);
   [[nodiscard]] bool persist_new(std::uint32_t idx, const std::byte* labels) noexcept;
   void persist(std::uint32_t idx) noexcept;
+  [[nodiscard]] bool log_whole_slot(std::uint32_t idx) noexcept;
   void persist_free(std::uint32_t idx) noexcept;
   [[nodiscard]] std::uint32_t alloc_block(std::uint32_t bytes, std::uint32_t owner) noexcept;
   [[nodiscard]] std::uint32_t family_block(const Family& f) noexcept;
@@ -160,8 +166,11 @@ class Shard {
   std::size_t live_ = 0;
 
   StateStore* store_ = nullptr;
-  std::vector<std::uint32_t> tx_mark_;  // per series: the transaction that logged its slot
-  std::uint32_t tx_ = 1;
+  // Per series: tx_ when the open transaction logged the slot's values,
+  // tx_ | kWholeSlotLogged when it logged the whole slot; tx_ is even.
+  static constexpr std::uint32_t kWholeSlotLogged = 1;
+  std::vector<std::uint32_t> tx_mark_;
+  std::uint32_t tx_ = 2;
   std::unordered_map<const Family*, std::uint32_t> family_off_;
   std::vector<std::vector<std::uint32_t>> block_free_;  // store arena free blocks by size class
   std::vector<std::uint32_t> pending_free_;  // freed in the open transaction: reusable after commit

@@ -13,9 +13,13 @@
 #include <thread>
 
 #include "engine_harness.hpp"
+#include "engine_parts.hpp"
+#include "family_registry.hpp"
 #include "ringpipe/processors/processor.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
+#include "series_mapper.hpp"
+#include "shard.hpp"
 #include "state_store.hpp"
 #include "test_support.hpp"
 
@@ -171,21 +175,35 @@ detail::StateGeometry small_geometry() {
   return g;
 }
 
-TEST(StateStore, RollsBackAnUnfinishedTransactionOnOpen) {
+// A store file in a scratch directory, opened as a (re)started process would.
+struct StoreFile {
+  Result<std::unique_ptr<detail::StateStore>> open() {
+    return detail::StateStore::open(path, small_geometry(), &restored, &rejected);
+  }
   ringpipe::testing::ScratchDir dir;
-  const std::string path = dir.file("s.state");
+  std::string path = dir.file("s.state");
   bool restored = false;
   std::string rejected;
+};
+
+// Slot i holds `value`, live, committed.
+void commit_live_slot(detail::StateStore& st, std::size_t i, double value) {
+  detail::StateSlot& sl = st.slots()[i];
+  ASSERT_TRUE(st.log(st.offset_of(&sl), sizeof sl));
+  sl.value = value;
+  sl.live = 1;
+  st.commit();
+}
+
+TEST(StateStore, RollsBackAnUnfinishedTransactionOnOpen) {
+  StoreFile f;
   {
-    auto st = detail::StateStore::open(path, small_geometry(), &restored, &rejected);
+    auto st = f.open();
     ASSERT_TRUE(st) << st.error().message();
-    EXPECT_FALSE(restored);
-    detail::StateSlot& sl = (*st)->slots()[3];
-    ASSERT_TRUE((*st)->log((*st)->offset_of(&sl), sizeof sl));
-    sl.value = 10;
-    sl.live = 1;
-    (*st)->commit();
+    EXPECT_FALSE(f.restored);
+    commit_live_slot(**st, 3, 10);
     // Half a batch: two changes logged and made, then the process "dies".
+    detail::StateSlot& sl = (*st)->slots()[3];
     ASSERT_TRUE((*st)->log((*st)->offset_of(&sl), sizeof sl));
     sl.value = 11;
     std::uint64_t& a = (*st)->applied(0)[2];
@@ -193,14 +211,122 @@ TEST(StateStore, RollsBackAnUnfinishedTransactionOnOpen) {
     a = 99;
     EXPECT_TRUE((*st)->in_tx());
   }
-  auto st = detail::StateStore::open(path, small_geometry(), &restored, &rejected);
+  auto st = f.open();
   ASSERT_TRUE(st);
-  EXPECT_TRUE(restored);
-  EXPECT_TRUE(rejected.empty());
+  EXPECT_TRUE(f.restored);
+  EXPECT_TRUE(f.rejected.empty());
   EXPECT_EQ((*st)->slots()[3].value, 10);
   EXPECT_EQ((*st)->slots()[3].live, 1);
   EXPECT_EQ((*st)->applied(0)[2], 0u);
   EXPECT_FALSE((*st)->in_tx());
+}
+
+TEST(StateStore, RollbackKeepsTheOldestImageWhenAPartAndThenTheWholeSlotWereLogged) {
+  StoreFile f;
+  {
+    auto st = f.open();
+    ASSERT_TRUE(st) << st.error().message();
+    commit_live_slot(**st, 5, 3);
+    // As a shard does: an update logs only the values, a later free in the
+    // same transaction logs the whole (already changed) slot.
+    detail::StateSlot& sl = (*st)->slots()[5];
+    ASSERT_TRUE((*st)->log((*st)->offset_of(&sl.value), 16));
+    sl.value = 4;
+    ASSERT_TRUE((*st)->log((*st)->offset_of(&sl), sizeof sl));
+    sl.live = 0;
+  }
+  auto st = f.open();
+  ASSERT_TRUE(st);
+  EXPECT_EQ((*st)->slots()[5].value, 3);
+  EXPECT_EQ((*st)->slots()[5].live, 1);
+}
+
+// A shard over a store, fed mapped samples as a shard thread is.
+struct StoreShard {
+  explicit StoreShard(detail::StateStore* store) {
+    opts.mapping.defaults.observer_type = ObserverType::kHistogram;
+    auto matcher = Matcher::create(opts.mapping);
+    EXPECT_TRUE(matcher);
+    specs = detail::build_specs(*matcher);
+    mapper.emplace(std::move(*matcher), registry, opts);
+    shard.emplace(0, 1, registry, specs, opts, 7, store);
+  }
+  std::vector<detail::MappedSample> map(testing::BatchBuilder& b) {
+    std::vector<detail::MappedSample> out;
+    sample::BatchReader r(b.finish());
+    while (auto s = r.next()) {
+      detail::MappedSample m;
+      if (mapper->map(*s, labels, m)) out.push_back(m);
+    }
+    return out;
+  }
+  testing::ExporterState snapshot() {
+    VectorSink sink;
+    shard->flush(0, 0, sink, true);
+    testing::ExporterState st;
+    st.apply(sink.records());
+    return st;
+  }
+  EngineOptions opts;
+  detail::FamilyRegistry registry{opts.max_families, opts.max_series, opts.max_series_per_metric};
+  std::shared_ptr<const detail::SpecTable> specs;
+  std::optional<detail::SeriesMapper> mapper;
+  std::optional<detail::Shard> shard;
+  std::vector<std::byte> labels;
+};
+
+TEST(ShardState, RestartAfterAHalfAppliedBatchRestoresTheLastCommittedValuesOfEveryKind) {
+  StoreFile f;
+  {
+    auto st = f.open();
+    ASSERT_TRUE(st) << st.error().message();
+    StoreShard a(st->get());
+    testing::BatchBuilder first;
+    first.add(sample::Kind::kCounter, "c", 5, {{"k", "1"}})
+        .add(sample::Kind::kGauge, "g", 7, {{"k", "1"}})
+        .add(sample::Kind::kTimer, "h", 0.02, {{"k", "1"}});
+    const auto m1 = a.map(first);
+    ASSERT_EQ(m1.size(), 3u);
+    const detail::RecordSegment seg{0, 0, 1, 3};
+    a.shard->apply_segments(m1, {&seg, 1}, a.labels.data(), 0);
+    EXPECT_FALSE((*st)->in_tx());
+    // The next record is applied (values, histogram counts, a new series),
+    // then the process dies before the commit: the mapping goes, the file stays.
+    testing::BatchBuilder second;
+    second.add(sample::Kind::kCounter, "c", 100, {{"k", "1"}})
+        .add(sample::Kind::kGauge, "g", 50, {{"k", "1"}})
+        .add(sample::Kind::kTimer, "h", 3, {{"k", "1"}})
+        .add(sample::Kind::kCounter, "c", 1, {{"k", "2"}})
+        .add(sample::Kind::kCounter, "c", 10, {{"k", "1"}});
+    const auto m2 = a.map(second);
+    ASSERT_EQ(m2.size(), 5u);
+    a.shard->apply_batch(m2, a.labels.data(), 0);
+    EXPECT_TRUE((*st)->in_tx());
+    EXPECT_EQ((*st)->slots()[0].value, 115);
+  }
+  auto st = f.open();
+  ASSERT_TRUE(st);
+  ASSERT_TRUE(f.restored);
+  EXPECT_EQ((*st)->applied(0)[0], 1u);
+  StoreShard b(st->get());
+  EXPECT_EQ(b.shard->series_count(), 3u);
+  const testing::ExporterState snap = b.snapshot();
+  EXPECT_EQ(snap.value("c{k=1}"), 5);
+  EXPECT_FALSE(snap.has("c{k=2}"));
+  EXPECT_EQ(snap.value("g{k=1}"), 7);
+  // Histogram values: count, sum, then (bound, cumulative count) pairs, +Inf.
+  const auto& h = snap.series.at("h{k=1}").values;
+  ASSERT_GE(h.size(), 4u);
+  EXPECT_EQ(h[0], 1);
+  EXPECT_DOUBLE_EQ(h[1], 0.02);
+  double in_le_0025 = -1;
+  double in_le_5 = -1;
+  for (std::size_t i = 2; i + 1 < h.size(); i += 2) {
+    if (h[i] == 0.025) in_le_0025 = h[i + 1];
+    if (h[i] == 5) in_le_5 = h[i + 1];
+  }
+  EXPECT_EQ(in_le_0025, 1);
+  EXPECT_EQ(in_le_5, 1);  // not 2: the 3 s observation was rolled back
 }
 
 TEST(StateStore, RefusesTruncatedCorruptOrOtherGeometryFilesAndStartsEmpty) {
