@@ -84,7 +84,7 @@ TEST(ExportersMultiprocess, KilledPullExporterIsCompleteAgainWithinASecond) {
   ringpipe::testing::ScratchDir dir;
   const std::string path = dir.file("metrics");
   ring::Ring ring = make_ring(path);
-  const std::uint16_t port = testing::free_loopback_port();
+  const std::uint16_t port = testing::free_tcp_port();
   const pid_t child = ::fork();  // before any thread starts here
   ASSERT_GE(child, 0);
   if (child == 0) run_pull_child(path, port);

@@ -24,21 +24,6 @@ using net::HttpUrl;
 using net::TlsClientOptions;
 using net::make_tls_client_context;
 
-std::uint16_t free_loopback_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  std::uint16_t port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
-
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target, const std::string& authorization,
                                      std::chrono::milliseconds timeout) {
   HttpClient c(HttpUrl{"127.0.0.1", std::to_string(port), "/"});
@@ -89,7 +74,7 @@ bool make_test_pki(const std::string& dir, TestPki* out) {
 }
 
 PrometheusServer::PrometheusServer(std::string dir, std::uint16_t scrape_port)
-    : dir_(std::move(dir)), scrape_port_(scrape_port), port_(free_loopback_port()) {
+    : dir_(std::move(dir)), scrape_port_(scrape_port), port_(free_tcp_port()) {
   std::ofstream cfg(dir_ + "/prometheus.yml");
   cfg << "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n";
   if (scrape_port_ != 0) {

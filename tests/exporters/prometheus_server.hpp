@@ -10,12 +10,14 @@
 #include <optional>
 #include <string>
 
+#include "../support/loopback.hpp"
+
 namespace ringpipe::exporters::testing {
 
 inline constexpr const char* kPrometheusBinary = "/usr/bin/prometheus";
 inline constexpr const char* kPromtoolBinary = "/usr/bin/promtool";
 
-[[nodiscard]] std::uint16_t free_loopback_port();
+using ringpipe::testing::free_tcp_port;
 
 // GET http://127.0.0.1:port/target -> (status, body); status 0 when no answer.
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target,

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "loopback.hpp"
 #include "ringpipe/common/unique_fd.hpp"
 
 namespace ringpipe::ingest::testing {
@@ -22,13 +23,7 @@ inline void set_send_timeout(int fd) {
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-inline sockaddr_in loopback(std::uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
+using ringpipe::testing::loopback_address;
 
 inline UniqueFd udp_socket() {
   UniqueFd fd(::socket(AF_INET, SOCK_DGRAM, 0));
@@ -37,7 +32,7 @@ inline UniqueFd udp_socket() {
 }
 
 inline bool send_udp(int fd, std::uint16_t port, std::string_view payload) {
-  const sockaddr_in a = loopback(port);
+  const sockaddr_in a = loopback_address(port);
   return ::sendto(fd, payload.data(), payload.size(), 0, reinterpret_cast<const sockaddr*>(&a), sizeof a) ==
          static_cast<ssize_t>(payload.size());
 }
@@ -45,7 +40,7 @@ inline bool send_udp(int fd, std::uint16_t port, std::string_view payload) {
 inline UniqueFd tcp_connect(std::uint16_t port) {
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM, 0));
   set_send_timeout(fd.get());
-  const sockaddr_in a = loopback(port);
+  const sockaddr_in a = loopback_address(port);
   if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) return UniqueFd();
   return fd;
 }

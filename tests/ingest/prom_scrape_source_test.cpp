@@ -76,12 +76,12 @@ struct Scraper {
 TEST(PromScrapeSource, ScrapesARealNodeExporterWithTargetLabelsAndUp) {
   ASSERT_EQ(::access(kNodeExporter, X_OK), 0) << kNodeExporter << " missing (apt-get install prometheus-node-exporter)";
   ringpipe::testing::ScratchDir dir;
-  const std::uint16_t port = ringpipe::testing::free_loopback_port();
+  const std::uint16_t port = ringpipe::testing::free_tcp_port();
   ringpipe::testing::Child exporter(
       {kNodeExporter, "--web.listen-address=127.0.0.1:" + std::to_string(port), "--collector.disable-defaults",
        "--collector.loadavg", "--collector.meminfo", "--collector.textfile.directory=" + dir.path().string()},
       dir.file("node_exporter.log"));
-  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return ringpipe::testing::loopback_port_open(port); }, 10s));
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return ringpipe::testing::tcp_port_open(port); }, 10s));
 
   Scraper s(config_for({url(port)}));
   ASSERT_TRUE(s.source);
@@ -136,7 +136,7 @@ TEST(PromScrapeSource, ScrapesARealNodeExporterWithTargetLabelsAndUp) {
 }
 
 TEST(PromScrapeSource, DownTargetGivesUpZeroAndACountedConnectFailure) {
-  const std::uint16_t port = ringpipe::testing::free_loopback_port();
+  const std::uint16_t port = ringpipe::testing::free_tcp_port();
   Scraper s(config_for({url(port)}));
   ASSERT_TRUE(s.source);
   ASSERT_TRUE(s.wait_scrapes(1));

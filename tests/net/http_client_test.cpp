@@ -96,7 +96,7 @@ TEST(HttpClient, SlowServerFailsWithTimedOutWithinTheDeadline) {
 }
 
 TEST(HttpClient, NothingListeningFailsWithConnectionRefused) {
-  HttpClient c = local(ringpipe::testing::free_loopback_port());
+  HttpClient c = local(ringpipe::testing::free_tcp_port());
   auto r = c.request("GET", "/", {}, "", 1s);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, std::errc::connection_refused) << r.error().message();

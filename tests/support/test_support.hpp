@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "loopback.hpp"  // free_tcp_port(), tcp_port_open()
+
 namespace ringpipe::testing {
 
 // A fresh directory under /dev/shm (or $TMPDIR) removed with everything in it
@@ -43,10 +45,6 @@ pid_t spawn(const std::function<int()>& body);
 // test fails. Returns its exit code, or 100 + the signal that ended it.
 int reap(pid_t pid, std::chrono::seconds limit = std::chrono::seconds(60));
 
-// A TCP port on 127.0.0.1 that was free a moment ago (for peers that need a fixed one).
-[[nodiscard]] std::uint16_t free_loopback_port();
-// True when something accepts TCP connections on 127.0.0.1:port.
-[[nodiscard]] bool loopback_port_open(std::uint16_t port);
 
 // A program run by path (argv[0]) with stdout and stderr appended to
 // `log_file`; it dies with the test (PR_SET_PDEATHSIG). stop() sends
