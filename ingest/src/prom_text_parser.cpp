@@ -58,8 +58,11 @@ bool seconds_to_ns(std::string_view s, std::int64_t& out) noexcept {
   const std::string_view whole = s.substr(0, dot);
   const std::string_view frac = dot == std::string_view::npos ? std::string_view() : s.substr(dot + 1);
   std::int64_t sec = 0;
+  // Whole seconds this far from 0 keep sec * 1e9 + ns inside int64.
+  constexpr std::int64_t kMaxWholeSeconds = std::numeric_limits<std::int64_t>::max() / 1'000'000'000 - 1;
   const bool plain = !whole.empty() && whole.size() <= 10 && frac.size() <= 9 &&
-                     std::all_of(frac.begin(), frac.end(), text::is_digit) && text::parse_int64(whole, sec);
+                     std::all_of(frac.begin(), frac.end(), text::is_digit) && text::parse_int64(whole, sec) &&
+                     sec <= kMaxWholeSeconds && sec >= -kMaxWholeSeconds;
   if (plain) {
     std::int64_t ns = 0;
     for (std::size_t k = 0; k < 9; ++k) ns = ns * 10 + (k < frac.size() ? frac[k] - '0' : 0);

@@ -203,6 +203,21 @@ TEST(PromTextParser, OpenMetricsTypesTimestampsExemplarsAndEof) {
   EXPECT_EQ(p.counters.skipped_fields, 1u);
 }
 
+// Ten-digit second counts past int64 nanoseconds (year 2262) are refused,
+// never overflowed; the last representable second still converts exactly.
+TEST(PromTextParser, OpenMetricsTimestampsBeyondInt64NanosecondsAreRefused) {
+  const Parsed p = parse_om(
+      "a 1 9520879607.5\n"
+      "b 1 -9999999999\n"
+      "c 1 9223372035.123456789\n"
+      "d 1 9223372036.9\n"
+      "# EOF\n");
+  EXPECT_EQ(p.err(ParseError::kMalformedTimestamp), 3u);
+  ASSERT_EQ(p.samples.size(), 1u);
+  EXPECT_EQ(p.samples[0].name, "c");
+  EXPECT_EQ(p.samples[0].ts, 9223372035123456789LL);
+}
+
 TEST(PromTextParser, OpenMetricsWithoutEofOrWithDataAfterItIsCounted) {
   const Parsed missing = parse_om("a 1\n");
   EXPECT_EQ(missing.samples.size(), 1u);
