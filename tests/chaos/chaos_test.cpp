@@ -255,6 +255,26 @@ TEST_F(Chaos, RandomKillsAndStoppedProcessesLoseNothingTheRingAcceptedAndEveryRe
     const std::uint32_t source = pid_of("statsd"), exporter = pid_of("prometheus");
     ASSERT_NE(source, 0u);
     ASSERT_NE(exporter, 0u);
+    // A component the kills above restarted may still be attaching (slow on
+    // a loaded machine): stop the processes only once the source owns a lane
+    // and the exporter's reader slot is its own, so the checks below see the
+    // processes that were stopped.
+    ASSERT_TRUE(testing::wait_until(
+        [&] {
+          auto raw = ring::Ring::open(ring("raw"));
+          auto metrics = ring::Ring::open(ring("metrics"));
+          if (!raw || !metrics) return false;
+          const auto lanes = raw->stats().lane;
+          const auto readers = metrics->stats().readers;
+          return std::any_of(lanes.begin(), lanes.end(),
+                             [&](const ring::LaneStats& l) { return l.owned && l.owner_pid == source; }) &&
+                 std::any_of(readers.begin(), readers.end(), [&](const ring::ReaderStats& r) {
+                   return r.name == "prometheus" && r.alive && r.state == ring::ReaderStats::State::kActive &&
+                          r.pid == exporter;
+                 });
+        },
+        20s))
+        << "the source's lane or the exporter's reader slot never showed the current pids";
     const auto before = status();
     ASSERT_TRUE(before);
     stopped_pids_ = {source, exporter};
