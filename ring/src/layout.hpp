@@ -18,7 +18,7 @@ static_assert(std::endian::native == std::endian::little, "the ring format is li
 
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::uint64_t kMagic = 0x45504950474e4952ULL;  // "RINGPIPE"
-inline constexpr std::uint32_t kVersion = 1;
+inline constexpr std::uint32_t kVersion = 2;  // 2: producers zero the next header's seq word before a commit
 inline constexpr std::uint32_t kReady = 0x59444552u;  // "REDY", stored last at creation
 inline constexpr std::size_t kPage = 4096;
 inline constexpr std::uint32_t kMaxLanes = 256;
@@ -28,6 +28,10 @@ inline constexpr std::uint64_t kMaxLaneCapacity = 1ULL << 40;
 // OFD lock bytes (inside the header page; locks do not touch the bytes).
 inline constexpr std::uint64_t kLaneLockBase = 2048;
 inline constexpr std::uint64_t kReaderLockBase = 2048 + kMaxLanes;
+// Held (briefly) by a process attaching a reader: finding a name and taking
+// a slot for it is one step, so two attaches of one new name cannot both win.
+inline constexpr std::uint64_t kAttachLockByte = kReaderLockBase + kMaxReaders;
+static_assert(kAttachLockByte < kPage, "lock bytes stay inside the header page");
 inline constexpr std::uint64_t kNameBytes = 40;
 
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "positions are shared between processes");

@@ -47,7 +47,7 @@ Result<Producer> Producer::attach(const Ring& ring) {
   auto fd = open_same_file(ring.path(), ring.dev_, ring.ino_, w);
   if (!fd) return tl::unexpected(fd.error());
   RingHeader* h = ring.header();
-  for (std::uint32_t i = 0; i < h->lane_count; ++i) {
+  for (std::uint32_t i = 0; i < ring.geo_.lanes; ++i) {
     if (!ofd_try_lock(fd->get(), kLaneLockBase + i)) continue;
     Producer p;
     p.ring_ = &ring;
@@ -56,25 +56,16 @@ Result<Producer> Producer::attach(const Ring& ring) {
     p.lc_ = ring.lane(i);
     p.data_ = ring.lane_data(i);
     p.lane_ = i;
-    p.cap_ = h->lane_capacity;
-    p.mask_ = h->lane_capacity - 1;
-    p.max_record_ = h->max_record;
-    p.overflow_ = h->overflow;
+    p.cap_ = ring.geo_.lane_capacity;
+    p.mask_ = ring.geo_.lane_capacity - 1;
+    p.max_record_ = ring.geo_.max_record;
+    p.overflow_ = static_cast<std::uint32_t>(ring.geo_.overflow);
     LaneControl* lc = p.lc_;
     // Positions are multiples of 8; anything else is damage: realign and go on.
     p.tail_ = detail::align8(lc->tail.load(std::memory_order_acquire));
     p.published_ = p.tail_;
     p.seq_ = lc->next_seq.load(std::memory_order_relaxed);
-    // A previous owner that died after finishing records but before
-    // publishing them: those records are complete (their seq is their
-    // commit) and readers may already have taken them, so adopt them.
-    // What lies beyond is an unfinished claim: invisible, written over, counted.
-    const std::uint64_t intent = lc->intent.load(std::memory_order_relaxed);
-    if (intent != p.tail_) {
-      p.adopt_finished(intent - p.tail_ <= p.cap_ && intent % 8 == 0 ? intent : p.tail_);
-      if (p.tail_ != intent) lc->recovered_claims.fetch_add(1, std::memory_order_relaxed);
-      lc->intent.store(p.tail_, std::memory_order_relaxed);
-    }
+    p.take_over(lc->intent.load(std::memory_order_relaxed), lc->owner_pid.load(std::memory_order_relaxed) != 0);
     p.oldest_ = lc->oldest.load(std::memory_order_relaxed);
     if (p.tail_ - p.oldest_ > p.cap_ || p.oldest_ % 8 != 0) p.oldest_ = p.tail_;  // corrupt: forget history rather than trust it
     p.records_total_ = lc->records.load(std::memory_order_relaxed);
@@ -91,7 +82,7 @@ Result<Producer> Producer::attach(const Ring& ring) {
     return p;
   }
   return make_error(std::errc::device_or_resource_busy,
-                    w + ": no free lane (all " + std::to_string(h->lane_count) + " are held by live producers)");
+                    w + ": no free lane (all " + std::to_string(ring.geo_.lanes) + " are held by live producers)");
 }
 
 Producer::Producer(Producer&& o) noexcept { *this = std::move(o); }
@@ -127,6 +118,7 @@ Producer& Producer::operator=(Producer&& o) noexcept {
     direct_next_ = o.direct_next_;
     fault_hooks_ = o.fault_hooks_;
     intent_ = o.intent_;
+    written_ = o.written_;
   }
   return *this;
 }
@@ -134,9 +126,37 @@ Producer& Producer::operator=(Producer&& o) noexcept {
 Producer::~Producer() {
   if (!lc_) return;
   publish();
-  lc_->intent.store(tail_, std::memory_order_relaxed);  // an abandoned claim is not a crash
+  // `intent` stays: it never moves back (readers' seqlock checks rely on it).
+  // owner_pid 0 tells the next owner that an open claim was abandoned, not
+  // left by a crash.
   lc_->owner_pid.store(0, std::memory_order_relaxed);
   // Closing fd_ releases the lane's lock.
+}
+
+void Producer::take_over(std::uint64_t intent, bool owner_died) noexcept {
+  // `intent` is the furthest byte the previous owners may have written: the
+  // end of their last claim plus the next header's seq word. Nonsense in it
+  // (not a multiple of 8, behind the tail, more than a lane ahead) is damage:
+  // start from the tail as if nothing had been claimed.
+  const bool sane = intent % 8 == 0 && intent - tail_ <= cap_ + kCleanAhead;
+  written_ = sane ? intent : tail_ + kCleanAhead;
+  if (!sane) lc_->intent.store(written_, std::memory_order_relaxed);
+  if (written_ - tail_ <= kCleanAhead) return;  // nothing was claimed past the last publish
+  // A previous owner that died after finishing records but before
+  // publishing them: those records are complete (their seq is their
+  // commit) and readers may already have taken them, so adopt them.
+  adopt_finished(written_ - kCleanAhead);
+  // What lies beyond is an unfinished claim or an unpublished batch: never
+  // committed, so never read; counted when its owner died with it. Zero it,
+  // so no header left in it can pass for a record later, whatever sizes this
+  // owner writes over it. Those bytes were inside the dead owner's claim,
+  // so every reader had passed their previous lap's bytes.
+  if (written_ - tail_ > kCleanAhead && owner_died) lc_->recovered_claims.fetch_add(1, std::memory_order_relaxed);
+  for (std::uint64_t pos = tail_; pos != written_; pos += 8) {
+    std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + (pos & mask_)))
+        .store(0, std::memory_order_relaxed);
+  }
+  std::atomic_thread_fence(std::memory_order_release);  // before any record this owner commits
 }
 
 void Producer::adopt_finished(std::uint64_t end) noexcept {
@@ -156,7 +176,8 @@ void Producer::adopt_finished(std::uint64_t end) noexcept {
     std::memcpy(&rh, data_ + idx, sizeof rh);
     const std::uint64_t rb =
         rh.type == kPadRecordType ? sizeof(RecordHeader) + std::uint64_t{rh.length} : record_bytes(rh.length);
-    const bool fits = rh.type == kPadRecordType ? rb == room : (rh.length <= max_record_ && rb <= room);
+    const bool fits =
+        rh.type == kPadRecordType ? (idx != 0 && rb == room) : (rh.length <= max_record_ && rb <= room);
     if (!fits || end - pos < rb) break;
     pos += rb;
     if (rh.type != kPadRecordType) {
@@ -185,7 +206,7 @@ bool Producer::refresh_limit(std::uint64_t end, std::int64_t now_ns) noexcept {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   bool any = false;
   std::uint64_t min_cursor = 0;
-  for (std::uint32_t i = 0; i < hdr_->max_readers; ++i) {
+  for (std::uint32_t i = 0; i < ring_->geo_.max_readers; ++i) {
     ReaderSlot* slot = ring_->reader_slot(i);
     const std::uint32_t st = slot->state.load(std::memory_order_acquire);
     if (slot_state(st) != kSlotActive) continue;
@@ -204,7 +225,7 @@ bool Producer::refresh_limit(std::uint64_t end, std::int64_t now_ns) noexcept {
         std::int64_t since = slot->dead_since_ns.load(std::memory_order_relaxed);
         if (since == 0) {
           slot->dead_since_ns.compare_exchange_strong(since, now_ns, std::memory_order_relaxed);
-        } else if (now_ns - since > hdr_->reader_timeout_ns) {
+        } else if (now_ns - since > ring_->geo_.reader_timeout_ns) {
           std::uint32_t expected = st;
           if (slot->state.compare_exchange_strong(expected, make_state(slot_gen(st), kSlotDead),
                                                   std::memory_order_acq_rel)) {
@@ -243,7 +264,7 @@ void Producer::advance_oldest(std::uint64_t end) noexcept {
     std::uint64_t rb;
     if (rh.type == kPadRecordType) {
       rb = sizeof(RecordHeader) + std::uint64_t{rh.length};
-      if (rb != room) rb = 0;
+      if (rb != room || idx == 0) rb = 0;
     } else {
       rb = rh.length <= max_record_ ? record_bytes(rh.length) : 0;
       if (rb > room) rb = 0;
@@ -304,15 +325,16 @@ std::span<std::byte> Producer::claim(std::size_t max_bytes, std::chrono::nanosec
   const std::uint64_t idx = tail_ & mask_;
   const std::uint64_t pad = idx + need > cap_ ? cap_ - idx : 0;
   const std::uint64_t end = tail_ + pad + need;
+  const std::uint64_t reach = end + kCleanAhead;  // see clean_after
   const bool may_wait = timeout.count() > 0 && overflow_ == static_cast<std::uint32_t>(Overflow::kBlock);
-  if (!ensure_space(end, may_wait ? timeout.count() : 0)) {
+  if (!ensure_space(reach, may_wait ? timeout.count() : 0)) {
     st = may_wait ? WriteStatus::kTimeout : WriteStatus::kFull;
     return {};
   }
   if (overflow_ == static_cast<std::uint32_t>(Overflow::kOverwrite)) {
     // Lapped readers are the normal case here: keep every intact record
     // reachable by walking the headers about to be overwritten.
-    if (end - oldest_ > cap_) advance_oldest(end);
+    if (reach - oldest_ > cap_) advance_oldest(reach);
   } else if (((tail_ + pad) & mask_) == 0 && tail_ + pad != oldest_) {
     // Under block/drop only evicted or newly attached readers use `oldest`.
     // Records never wrap, so a lap always begins with a record at offset 0:
@@ -323,7 +345,12 @@ std::span<std::byte> Producer::claim(std::size_t max_bytes, std::chrono::nanosec
   }
   // Seqlock-style: the claim's extent is visible before any of its bytes
   // change; pairs with the acquire fence a reader runs before reading intent.
-  lc_->intent.store(end, std::memory_order_relaxed);
+  // `intent` never moves back: after an abandoned claim the bytes up to its
+  // end were reused all the same.
+  if (static_cast<std::int64_t>(reach - written_) > 0) {
+    written_ = reach;
+    lc_->intent.store(reach, std::memory_order_relaxed);
+  }
   std::atomic_thread_fence(std::memory_order_release);
   fault(FaultPoint::kAfterIntent);
   if (pad >= sizeof(RecordHeader)) {
@@ -345,8 +372,14 @@ void Producer::finish(std::uint16_t type, std::size_t used_bytes) noexcept {
   if (claim_end_ == 0) return;
   const std::uint64_t need = claim_end_ - claim_pos_;
   if (record_bytes(used_bytes) > need) used_bytes = need - sizeof(RecordHeader);  // never past the claim
+  if (type == kPadRecordType) {  // not a record type: the claim is abandoned
+    claim_end_ = 0;
+    count_dropped(1);
+    return;
+  }
   fault(FaultPoint::kMidPayload);
-  write_header(data_ + (claim_pos_ & mask_), static_cast<std::uint32_t>(used_bytes), type);
+  write_header(data_ + (claim_pos_ & mask_), static_cast<std::uint32_t>(used_bytes), type,
+               claim_pos_ + record_bytes(used_bytes));
   tail_ = claim_pos_ + record_bytes(used_bytes);
   claim_end_ = 0;
   ++pending_records_;
@@ -358,7 +391,9 @@ void Producer::publish() noexcept {
   if (tail_ == published_) return;
   if (batch_first_) {
     // The batch's commit: its first record's seq (see write_header). Every
-    // later record of the batch was written before this release store.
+    // later record of the batch was written before this release store, and
+    // so was the zero in the header slot after the batch.
+    clean_after(tail_);
     std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(batch_first_ + 8))
         .store(batch_first_seq_, std::memory_order_release);
     batch_first_ = nullptr;
@@ -394,6 +429,7 @@ void Producer::publish() noexcept {
 }
 
 WriteStatus Producer::try_append_slow(std::uint16_t type, std::span<const std::byte> payload) noexcept {
+  if (type == kPadRecordType) return WriteStatus::kBadType;
   WriteStatus st;
   std::span<std::byte> dst = try_claim(payload.size(), &st);
   if (st != WriteStatus::kOk) return st;
@@ -423,8 +459,8 @@ WriteStatus Producer::try_write(std::uint16_t type, std::span<const std::byte> p
 
 WriteStatus Producer::write(std::uint16_t type, std::span<const std::byte> payload,
                             std::chrono::nanoseconds timeout) noexcept {
-  WriteStatus st;
-  std::span<std::byte> dst = claim(payload.size(), timeout, &st);
+  WriteStatus st = type == kPadRecordType ? WriteStatus::kBadType : WriteStatus::kOk;
+  std::span<std::byte> dst = st == WriteStatus::kOk ? claim(payload.size(), timeout, &st) : std::span<std::byte>{};
   if (st != WriteStatus::kOk) {
     count_dropped(1);
     return st;

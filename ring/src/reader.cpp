@@ -13,6 +13,25 @@ namespace ringpipe::ring {
 using namespace detail;
 
 namespace {
+// Holds the ring's attach lock for one Reader::attach (see kAttachLockByte).
+class AttachLock {
+ public:
+  explicit AttachLock(int fd) : fd_(fd) {
+    const std::int64_t deadline = monotonic_ns() + 2'000'000'000;
+    while (!(held_ = ofd_try_lock(fd_, kAttachLockByte)) && monotonic_ns() < deadline) ::usleep(200);
+  }
+  ~AttachLock() {
+    if (held_) ofd_unlock(fd_, kAttachLockByte);
+  }
+  AttachLock(const AttachLock&) = delete;
+  AttachLock& operator=(const AttachLock&) = delete;
+  [[nodiscard]] bool held() const noexcept { return held_; }
+
+ private:
+  int fd_;
+  bool held_ = false;
+};
+
 bool name_matches(const ReaderSlot* s, std::string_view name) noexcept {
   return strnlen(s->name, kNameBytes) == name.size() && std::memcmp(s->name, name.data(), name.size()) == 0;
 }
@@ -26,32 +45,37 @@ Result<Reader> Reader::attach(const Ring& ring, std::string_view name, ReaderOpt
   auto fd = open_same_file(ring.path(), ring.dev_, ring.ino_, w);
   if (!fd) return tl::unexpected(fd.error());
   RingHeader* h = ring.header();
+  const AttachLock attaching(fd->get());
+  if (!attaching.held()) {
+    return make_error(std::errc::device_or_resource_busy,
+                      w + ": another process has been attaching a reader for 2 s (stopped mid-attach?)");
+  }
 
   Reader r;
   r.ring_ = &ring;
   r.hdr_ = h;
   r.name_ = std::string(name);
-  r.lanes_ = h->lane_count;
-  r.cap_ = h->lane_capacity;
-  r.mask_ = h->lane_capacity - 1;
-  r.max_record_ = h->max_record;
+  const auto& geo = ring.geo_;
+  r.lanes_ = geo.lanes;
+  r.cap_ = geo.lane_capacity;
+  r.mask_ = geo.lane_capacity - 1;
+  r.max_record_ = geo.max_record;
   r.durable_ = options.durable;
-  r.overwrite_ = h->overflow == static_cast<std::uint32_t>(Overflow::kOverwrite);
+  r.overwrite_ = geo.overflow == Overflow::kOverwrite;
+  r.block_ = geo.overflow == Overflow::kBlock;
   r.cursor_.assign(r.lanes_, 0);
   r.expect_seq_.assign(r.lanes_, 0);
   r.seq_known_.assign(r.lanes_, 0);
   r.gated_from_.assign(r.lanes_, 0);
   r.gated_.assign(r.lanes_, 0);
   // Left uninitialised: only the bytes of records actually copied get touched.
-  if (h->overflow == static_cast<std::uint32_t>(Overflow::kOverwrite)) {
-    r.scratch_ = std::make_unique_for_overwrite<std::byte[]>(h->max_record);
-  }
+  if (r.overwrite_) r.scratch_ = std::make_unique_for_overwrite<std::byte[]>(geo.max_record);
 
   // kReader: copy another reader's place (for instance a reader that only
   // trails behind this one and is durable where this one is not).
   ReaderSlot* source = nullptr;
   if (options.start == StartAt::kReader) {
-    for (std::uint32_t i = 0; i < h->max_readers && source == nullptr; ++i) {
+    for (std::uint32_t i = 0; i < geo.max_readers && source == nullptr; ++i) {
       ReaderSlot* slot = ring.reader_slot(i);
       const std::uint32_t st = slot_state(slot->state.load(std::memory_order_acquire));
       if (st != kSlotFree && st != kSlotInit && name_matches(slot, options.from)) source = slot;
@@ -104,7 +128,7 @@ Result<Reader> Reader::attach(const Ring& ring, std::string_view name, ReaderOpt
   };
 
   // A known name resumes where it stopped, unless a live process holds it.
-  for (std::uint32_t i = 0; i < h->max_readers; ++i) {
+  for (std::uint32_t i = 0; i < geo.max_readers; ++i) {
     ReaderSlot* slot = ring.reader_slot(i);
     const std::uint32_t st = slot->state.load(std::memory_order_acquire);
     if (slot_state(st) == kSlotFree || slot_state(st) == kSlotInit || !name_matches(slot, name)) continue;
@@ -116,11 +140,18 @@ Result<Reader> Reader::attach(const Ring& ring, std::string_view name, ReaderOpt
     take(i, slot, slot_gen(st), true);
     return r;
   }
-  // Otherwise a free slot (or one whose attacher died half-way).
-  for (std::uint32_t i = 0; i < h->max_readers; ++i) {
+  // Otherwise a free slot, one whose attacher died half-way, or one a
+  // non-durable reader held when it died (kill -9, SIGPIPE): such a reader
+  // has nothing to resume and gates no one, so its slot is free once its
+  // owner is gone (the lock proves that).
+  auto reusable = [&](std::uint32_t st, const ReaderSlot* slot) {
+    if (slot_state(st) == kSlotFree || slot_state(st) == kSlotInit) return true;
+    return (slot->flags.load(std::memory_order_relaxed) & kSlotDurable) == 0;
+  };
+  for (std::uint32_t i = 0; i < geo.max_readers; ++i) {
     ReaderSlot* slot = ring.reader_slot(i);
     std::uint32_t st = slot->state.load(std::memory_order_acquire);
-    if (slot_state(st) != kSlotFree && slot_state(st) != kSlotInit) continue;
+    if (!reusable(st, slot)) continue;
     if (!ofd_try_lock(fd->get(), kReaderLockBase + i)) continue;
     if (!slot->state.compare_exchange_strong(st, make_state(slot_gen(st) + 1, kSlotInit),
                                              std::memory_order_acq_rel)) {
@@ -137,7 +168,7 @@ Result<Reader> Reader::attach(const Ring& ring, std::string_view name, ReaderOpt
     return r;
   }
   return make_error(std::errc::device_or_resource_busy,
-                    w + ": no free reader slot (all " + std::to_string(h->max_readers) + " in use)");
+                    w + ": no free reader slot (all " + std::to_string(geo.max_readers) + " in use)");
 }
 
 Reader::Reader(Reader&& o) noexcept { *this = std::move(o); }
@@ -163,6 +194,7 @@ Reader& Reader::operator=(Reader&& o) noexcept {
     gated_ = std::move(o.gated_);
     durable_ = o.durable_;
     overwrite_ = o.overwrite_;
+    block_ = o.block_;
     records_total_ = o.records_total_;
     bytes_total_ = o.bytes_total_;
     sleeps_ = o.sleeps_;
@@ -270,7 +302,9 @@ std::size_t Reader::poll_lane(std::uint32_t lane, Callback cb, void* ctx, std::s
     std::memcpy(lt, h, sizeof lt);
     const std::uint32_t length = lt[0];
     if (lt[1] == kPadRecordType) {
-      if (sizeof(RecordHeader) + std::uint64_t{length} != room) {
+      // A pad reaches exactly to the lane's end and never starts a lap (no
+      // record is too large for a whole lane): anything else is damage.
+      if (idx == 0 || sizeof(RecordHeader) + std::uint64_t{length} != room) {
         ++corrupt;
         known = false;
         break;
@@ -324,7 +358,7 @@ void Reader::finish_lane(std::uint32_t lane, std::uint64_t c, std::uint64_t expe
   if (lapped) slot_ptr_->lapped_records.fetch_add(lapped, std::memory_order_relaxed);
   if (corrupt) slot_ptr_->corrupt_records.fetch_add(corrupt, std::memory_order_relaxed);
   if (torn) slot_ptr_->torn_records.fetch_add(torn, std::memory_order_relaxed);
-  if (hdr_->overflow == static_cast<std::uint32_t>(Overflow::kBlock)) {
+  if (block_) {
     // No fence here, to keep the read path free of one: a producer that
     // registers just after this load misses the wake and re-checks within
     // kMaxSleepNs (1 ms), which it does anyway for liveness probes.
@@ -385,7 +419,8 @@ std::size_t Reader::poll_lane_slow(std::uint32_t lane, Callback cb, void* ctx, s
     const std::uint64_t avail = t - c;
     const bool pad = rh.type == kPadRecordType;
     const std::uint64_t rb = pad ? sizeof(RecordHeader) + std::uint64_t{rh.length} : record_bytes(rh.length);
-    const bool fits = pad ? (rb == room && rb <= avail) : (rh.length <= max_record_ && rb <= room && rb <= avail);
+    const bool fits =
+        pad ? (idx != 0 && rb == room && rb <= avail) : (rh.length <= max_record_ && rb <= room && rb <= avail);
     const std::byte* payload = data + idx + sizeof(RecordHeader);
     if (overwrite && !pad && fits) {
       // Reused bytes can change under us: copy, then prove the copy intact.

@@ -88,7 +88,8 @@ Status validate_header(const RingHeader& h, std::uint64_t file_size, const std::
   if (h.magic != kMagic) return make_error(std::errc::invalid_argument, w + ": not a ringpipe ring (bad magic)");
   if (h.version != kVersion) {
     return make_error(std::errc::invalid_argument,
-                      w + ": version " + std::to_string(h.version) + ", expected " + std::to_string(kVersion));
+                      w + ": version " + std::to_string(h.version) + ", expected " + std::to_string(kVersion) +
+                          " (made by another ringpipe release; remove the file to re-create it)");
   }
   if (h.ready.load(std::memory_order_acquire) != kReady) {
     return make_error(std::errc::invalid_argument, w + ": half-initialised (its creator died before finishing)");
@@ -122,7 +123,9 @@ Ring::Ring(Ring&& o) noexcept
       base_(std::exchange(o.base_, nullptr)),
       size_(std::exchange(o.size_, 0)),
       dev_(o.dev_),
-      ino_(o.ino_) {}
+      ino_(o.ino_) {
+  geo_ = o.geo_;
+}
 
 Ring& Ring::operator=(Ring&& o) noexcept {
   if (this != &o) {
@@ -131,6 +134,7 @@ Ring& Ring::operator=(Ring&& o) noexcept {
     fd_ = std::move(o.fd_);
     base_ = std::exchange(o.base_, nullptr);
     size_ = std::exchange(o.size_, 0);
+    geo_ = o.geo_;
     dev_ = o.dev_;
     ino_ = o.ino_;
   }
@@ -176,6 +180,7 @@ Result<Ring> Ring::create(const std::string& path, const RingOptions& options) {
   h->readers_offset = l.readers_offset;
   h->reader_stride = l.reader_stride;
   h->data_offset = l.data_offset;
+  ring.keep_geometry(*h);
   for (std::uint32_t i = 0; i < o.lanes; ++i) {
     LaneControl* lc = ring.lane(i);
     lc->tail.store(o.initial_position, std::memory_order_relaxed);
@@ -224,7 +229,13 @@ Result<Ring> Ring::open(const std::string& path) {
   ring.size_ = mapped->second;
   // The header may have changed between the two mappings only if someone
   // rewrote the file in place; check again on the mapping we keep.
-  if (Status ok = validate_header(*ring.header(), file_size, w); !ok) return tl::unexpected(ok.error());
+  // Validate a private copy and keep the geometry from it: a later write to
+  // the shared header changes nothing in this process.
+  alignas(RingHeader) unsigned char copy[sizeof(RingHeader)];
+  std::memcpy(copy, ring.header(), sizeof copy);
+  const RingHeader& h = *reinterpret_cast<const RingHeader*>(copy);
+  if (Status ok = validate_header(h, file_size, w); !ok) return tl::unexpected(ok.error());
+  ring.keep_geometry(h);
   ring.dev_ = st.st_dev;
   ring.ino_ = st.st_ino;
   ring.fd_ = std::move(fd);
@@ -242,7 +253,7 @@ Result<Ring> Ring::open_or_create(const std::string& path, const RingOptions& op
   if (opened->lane_capacity() != options.lane_capacity_bytes || opened->lanes() != options.lanes ||
       opened->max_readers() != options.max_readers || opened->overflow() != options.overflow ||
       opened->max_record_bytes() != max_record ||
-      opened->header()->reader_timeout_ns !=
+      opened->geo_.reader_timeout_ns !=
           std::chrono::duration_cast<std::chrono::nanoseconds>(options.reader_timeout).count()) {
     // reader_timeout is policy stored in the file: a changed one would otherwise be ignored silently.
     return make_error(std::errc::invalid_argument, what("open", path) +
@@ -252,23 +263,39 @@ Result<Ring> Ring::open_or_create(const std::string& path, const RingOptions& op
   return opened;
 }
 
-RingHeader* Ring::header() const noexcept { return reinterpret_cast<RingHeader*>(base_); }
-LaneControl* Ring::lane(std::uint32_t i) const noexcept {
-  return reinterpret_cast<LaneControl*>(base_ + header()->lanes_offset + std::uint64_t{i} * sizeof(LaneControl));
-}
-ReaderSlot* Ring::reader_slot(std::uint32_t i) const noexcept {
-  return reinterpret_cast<ReaderSlot*>(base_ + header()->readers_offset + std::uint64_t{i} * header()->reader_stride);
-}
-std::byte* Ring::lane_data(std::uint32_t i) const noexcept {
-  return base_ + header()->data_offset + std::uint64_t{i} * header()->lane_capacity;
+void Ring::keep_geometry(const RingHeader& header) noexcept {
+  const RingHeader* h = &header;
+  geo_.lane_capacity = h->lane_capacity;
+  geo_.lanes = h->lane_count;
+  geo_.max_readers = h->max_readers;
+  geo_.max_record = h->max_record;
+  geo_.overflow = static_cast<Overflow>(h->overflow);
+  geo_.reader_timeout_ns = h->reader_timeout_ns;
+  geo_.creation_id = h->creation_id;
+  geo_.lanes_offset = h->lanes_offset;
+  geo_.readers_offset = h->readers_offset;
+  geo_.reader_stride = h->reader_stride;
+  geo_.data_offset = h->data_offset;
+  geo_.file_bytes = h->file_bytes;
 }
 
-Overflow Ring::overflow() const noexcept { return static_cast<Overflow>(header()->overflow); }
-std::uint64_t Ring::lane_capacity() const noexcept { return header()->lane_capacity; }
-std::uint32_t Ring::lanes() const noexcept { return header()->lane_count; }
-std::uint32_t Ring::max_readers() const noexcept { return header()->max_readers; }
-std::uint32_t Ring::max_record_bytes() const noexcept { return header()->max_record; }
-std::uint64_t Ring::creation_id() const noexcept { return header()->creation_id; }
+RingHeader* Ring::header() const noexcept { return reinterpret_cast<RingHeader*>(base_); }
+LaneControl* Ring::lane(std::uint32_t i) const noexcept {
+  return reinterpret_cast<LaneControl*>(base_ + geo_.lanes_offset + std::uint64_t{i} * sizeof(LaneControl));
+}
+ReaderSlot* Ring::reader_slot(std::uint32_t i) const noexcept {
+  return reinterpret_cast<ReaderSlot*>(base_ + geo_.readers_offset + std::uint64_t{i} * geo_.reader_stride);
+}
+std::byte* Ring::lane_data(std::uint32_t i) const noexcept {
+  return base_ + geo_.data_offset + std::uint64_t{i} * geo_.lane_capacity;
+}
+
+Overflow Ring::overflow() const noexcept { return geo_.overflow; }
+std::uint64_t Ring::lane_capacity() const noexcept { return geo_.lane_capacity; }
+std::uint32_t Ring::lanes() const noexcept { return geo_.lanes; }
+std::uint32_t Ring::max_readers() const noexcept { return geo_.max_readers; }
+std::uint32_t Ring::max_record_bytes() const noexcept { return geo_.max_record; }
+std::uint64_t Ring::creation_id() const noexcept { return geo_.creation_id; }
 
 namespace {
 std::string slot_name(const ReaderSlot* s) {
@@ -278,18 +305,17 @@ std::string slot_name(const ReaderSlot* s) {
 }  // namespace
 
 RingStats Ring::stats() const {
-  const RingHeader* h = header();
   RingStats s;
   s.path = path_;
-  s.creation_id = h->creation_id;
-  s.overflow = overflow();
-  s.lane_capacity_bytes = h->lane_capacity;
-  s.lanes = h->lane_count;
-  s.max_readers = h->max_readers;
-  s.max_record_bytes = h->max_record;
-  s.file_bytes = h->file_bytes;
-  std::vector<std::uint64_t> tails(h->lane_count);
-  for (std::uint32_t i = 0; i < h->lane_count; ++i) {
+  s.creation_id = geo_.creation_id;
+  s.overflow = geo_.overflow;
+  s.lane_capacity_bytes = geo_.lane_capacity;
+  s.lanes = geo_.lanes;
+  s.max_readers = geo_.max_readers;
+  s.max_record_bytes = geo_.max_record;
+  s.file_bytes = geo_.file_bytes;
+  std::vector<std::uint64_t> tails(geo_.lanes);
+  for (std::uint32_t i = 0; i < geo_.lanes; ++i) {
     const LaneControl* lc = lane(i);
     LaneStats ls{};
     ls.lane = i;
@@ -306,7 +332,7 @@ RingStats Ring::stats() const {
     tails[i] = ls.tail;
     s.lane.push_back(ls);
   }
-  for (std::uint32_t i = 0; i < h->max_readers; ++i) {
+  for (std::uint32_t i = 0; i < geo_.max_readers; ++i) {
     ReaderSlot* slot = reader_slot(i);
     const std::uint32_t st = slot_state(slot->state.load(std::memory_order_acquire));
     if (st == kSlotFree) continue;
@@ -326,9 +352,9 @@ RingStats Ring::stats() const {
     r.evictions = slot->evictions.load(std::memory_order_relaxed);
     r.sleeps = slot->sleeps.load(std::memory_order_relaxed);
     const Cursor* c = cursors(slot);
-    for (std::uint32_t l = 0; l < h->lane_count; ++l) {
+    for (std::uint32_t l = 0; l < geo_.lanes; ++l) {
       const std::uint64_t lag = tails[l] - c[l].pos.load(std::memory_order_relaxed);
-      if (lag <= h->lane_capacity) r.lag_bytes += lag;
+      if (lag <= geo_.lane_capacity) r.lag_bytes += lag;
     }
     s.readers.push_back(std::move(r));
   }

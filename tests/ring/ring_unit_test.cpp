@@ -126,7 +126,9 @@ TEST(RingFile, RefusesOtherVersion) {
   poke(path, offsetof(detail::RingHeader, version), &v, sizeof v);
   auto r = Ring::open(path);
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().message(), "open ring " + path + ": version 3, expected 1: Invalid argument");
+  EXPECT_EQ(r.error().message(), "open ring " + path +
+                                     ": version 3, expected 2 (made by another ringpipe release; remove the file to "
+                                     "re-create it): Invalid argument");
 }
 
 TEST(RingFile, RefusesHalfInitialisedFile) {
@@ -628,6 +630,8 @@ TEST(Ring, TakeoverOfALaneWithAnOpenClaimCountsARecoveredClaim) {
   }
   const std::uint64_t intent = tail + 64;
   poke(ring->path(), lane_off + offsetof(detail::LaneControl, intent), &intent, sizeof intent);
+  const std::uint32_t dead_pid = 999'999;  // a clean detach leaves 0 here
+  poke(ring->path(), lane_off + offsetof(detail::LaneControl, owner_pid), &dead_pid, sizeof dead_pid);
   const std::vector<std::byte> garbage(64, std::byte{0xEE});
   poke(ring->path(), detail::compute_layout(4096, 1, 4).data_offset + tail, garbage.data(), garbage.size());
 

@@ -146,8 +146,28 @@ class Ring {
   [[nodiscard]] detail::ReaderSlot* reader_slot(std::uint32_t i) const noexcept;
   [[nodiscard]] std::byte* lane_data(std::uint32_t i) const noexcept;
 
+  // The geometry as validated at create/open, kept privately: the shared
+  // header can be overwritten by anyone with the file, so no offset or size
+  // is ever read from it again after validation.
+  struct Geometry {
+    std::uint64_t lane_capacity = 0;
+    std::uint32_t lanes = 0;
+    std::uint32_t max_readers = 0;
+    std::uint32_t max_record = 0;
+    Overflow overflow = Overflow::kBlock;
+    std::int64_t reader_timeout_ns = 0;
+    std::uint64_t creation_id = 0;
+    std::uint64_t lanes_offset = 0;
+    std::uint64_t readers_offset = 0;
+    std::uint64_t reader_stride = 0;
+    std::uint64_t data_offset = 0;
+    std::uint64_t file_bytes = 0;
+  };
+  void keep_geometry(const detail::RingHeader& h) noexcept;
+
   std::string path_;
   UniqueFd fd_;  // holds no lock; used to ask the kernel who holds which
+  Geometry geo_;
   std::byte* base_ = nullptr;
   std::size_t size_ = 0;
   std::uint64_t dev_ = 0;
@@ -159,6 +179,7 @@ enum class WriteStatus : std::uint8_t {
   kFull,      // no space now (drop: counted as dropped by the caller's choice to give up)
   kTimeout,   // block: no space before the deadline
   kTooLarge,  // larger than max_record_bytes
+  kBadType,   // type 0 is the ring's own padding, never a record
 };
 
 class Producer {
@@ -195,13 +216,17 @@ class Producer {
     const std::uint64_t need = detail::record_bytes(payload.size());
     const std::uint64_t idx = tail_ & mask_;
     const std::uint64_t end = tail_ + need;
-    if (payload.size() <= max_record_ && idx != 0 && idx + need <= cap_ &&
-        static_cast<std::int64_t>(end - limit_) <= 0 && end - oldest_ <= cap_ && !fault_hooks_) [[likely]] {
-      intent_->store(end, std::memory_order_relaxed);  // see claim(): the extent before the bytes
-      std::atomic_thread_fence(std::memory_order_release);
+    const std::uint64_t reach = end + detail::kCleanAhead;  // the record and the next header's seq word
+    if (payload.size() <= max_record_ && idx != 0 && idx + need <= cap_ && type != kPadRecordType &&
+        static_cast<std::int64_t>(reach - limit_) <= 0 && reach - oldest_ <= cap_ && !fault_hooks_) [[likely]] {
+      if (static_cast<std::int64_t>(reach - written_) > 0) {
+        written_ = reach;
+        intent_->store(reach, std::memory_order_relaxed);  // see claim(): the extent before the bytes
+        std::atomic_thread_fence(std::memory_order_release);
+      }
       std::byte* at = data_ + idx;
       if (!payload.empty()) std::memcpy(at + sizeof(detail::RecordHeader), payload.data(), payload.size());
-      write_header(at, static_cast<std::uint32_t>(payload.size()), type);
+      write_header(at, static_cast<std::uint32_t>(payload.size()), type, end);
       tail_ = end;
       ++pending_records_;
       pending_bytes_ += payload.size();
@@ -224,6 +249,7 @@ class Producer {
   bool refresh_limit(std::uint64_t end, std::int64_t now_ns) noexcept;
   void advance_oldest(std::uint64_t end) noexcept;
   void wait_for_space(std::int64_t deadline_ns) noexcept;
+  void take_over(std::uint64_t intent, bool owner_died) noexcept;
   void adopt_finished(std::uint64_t end) noexcept;
   [[nodiscard]] WriteStatus try_append_slow(std::uint16_t type, std::span<const std::byte> payload) noexcept;
   // Writes a finished record's header. The first record of a batch gets seq 0
@@ -232,14 +258,30 @@ class Producer {
   // batch line by line, and a batch whose producer dies is never seen.
   // A record written and published on its own (try_write, write,
   // finish_and_publish) is committed directly instead: no second store.
-  void write_header(std::byte* at, std::uint32_t length, std::uint16_t type) noexcept {
+  // A record committed on its own first clears the seq word of the header
+  // slot after it (clean_after), so what lay there from an older lap can
+  // never pass for the next record's commit.
+  void write_header(std::byte* at, std::uint32_t length, std::uint16_t type, std::uint64_t end) noexcept {
     if (batch_first_ == nullptr && !direct_next_) {
       batch_first_ = at;
       batch_first_seq_ = seq_++;
       detail::store_header(at, length, type, 0);
     } else {
+      if (direct_next_) clean_after(end);
       detail::store_header(at, length, type, seq_++);
     }
+  }
+  // `next` is the position just past a record about to be committed. Where the next
+  // record's header goes inside the same lap, zero its seq word (readers
+  // that see the commit then see this zero, or the next real header). At a
+  // lap's start there is nothing to do: that slot always holds a header of
+  // an earlier lap, whose seq is older than any a reader expects (or one
+  // zeroed at takeover). The claim reserved these bytes (kCleanAhead).
+  void clean_after(std::uint64_t next) noexcept {
+    const std::uint64_t idx = next & mask_;
+    if (idx == 0 || cap_ - idx < sizeof(detail::RecordHeader)) return;
+    std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + idx + 8))
+        .store(0, std::memory_order_relaxed);
   }
 
   const Ring* ring_ = nullptr;
@@ -267,6 +309,7 @@ class Producer {
   bool asymmetric_ = false;  // publish with plain stores; sleeping readers use membarrier
   bool fault_hooks_ = false;  // a test installed a fault hook: take the path that calls it
   std::atomic<std::uint64_t>* intent_ = nullptr;
+  std::uint64_t written_ = 0;  // local copy of the lane's `intent`: the furthest byte any claim may have written
   std::byte* batch_first_ = nullptr;  // header of the batch's first record, until publish()
   bool direct_next_ = false;          // the record being finished is published right away
   std::uint64_t batch_first_seq_ = 0;
@@ -367,6 +410,7 @@ class Reader {
   std::vector<std::uint8_t> gated_;
   bool durable_ = true;
   bool overwrite_ = false;
+  bool block_ = false;
   bool refused_ = false;  // the current poll's callback declined a record
   std::uint64_t records_total_ = 0;
   std::uint64_t bytes_total_ = 0;

@@ -18,6 +18,10 @@ struct RecordHeader {
 static_assert(sizeof(RecordHeader) == 16, "record header is part of the format");
 static_assert(offsetof(RecordHeader, seq) == 8, "seq is the 8-aligned commit word");
 
+// Every claim reserves this many bytes past its end: the seq word of the
+// next header slot, which the producer zeroes before the commit (Producer::clean_after).
+inline constexpr std::uint64_t kCleanAhead = 16;
+
 constexpr std::uint64_t align8(std::uint64_t n) noexcept { return (n + 7) & ~std::uint64_t{7}; }
 constexpr std::uint64_t record_bytes(std::uint64_t payload) noexcept { return align8(sizeof(RecordHeader) + payload); }
 

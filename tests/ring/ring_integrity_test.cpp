@@ -1,0 +1,325 @@
+// The ring's promises under adversarial bytes: a reader never delivers a
+// record no producer committed, a dead producer's unpublished batch is never
+// seen, hostile headers cannot hang a reader, and shared geometry cannot be
+// changed under a process that validated it. Each test builds the exact
+// byte state that broke a promise once.
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "../../ring/src/layout.hpp"
+#include "ring_test_util.hpp"
+#include "ringpipe/ring/ring.hpp"
+#include "test_support.hpp"
+
+namespace ringpipe::ring {
+namespace {
+
+using ringpipe::testing::ScratchDir;
+
+constexpr std::uint64_t kCap = 4096;
+
+RingOptions one_lane(Overflow o = Overflow::kBlock, std::uint32_t lanes = 1, std::uint32_t readers = 4) {
+  RingOptions opt;
+  opt.lane_capacity_bytes = kCap;
+  opt.lanes = lanes;
+  opt.max_readers = readers;
+  opt.overflow = o;
+  opt.reader_timeout = std::chrono::milliseconds(50);
+  return opt;
+}
+
+std::vector<std::byte> bytes_of(std::string_view s) {
+  std::vector<std::byte> v(s.size());
+  if (!s.empty()) std::memcpy(v.data(), s.data(), s.size());
+  return v;
+}
+
+struct Got {
+  std::uint64_t seq;
+  std::string payload;
+};
+
+std::vector<Got> drain(Reader& r) {
+  std::vector<Got> out;
+  r.poll([&](const RecordView& v) {
+    out.push_back({v.seq, std::string(reinterpret_cast<const char*>(v.payload.data()), v.payload.size())});
+  });
+  return out;
+}
+
+void poke(const std::string& path, std::uint64_t offset, const void* data, std::size_t n) {
+  const int fd = ::open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::pwrite(fd, data, n, static_cast<off_t>(offset)), static_cast<ssize_t>(n));
+  ::close(fd);
+}
+
+std::uint64_t lane_data_offset(const Ring& ring, std::uint32_t lane = 0) {
+  return detail::compute_layout(ring.lane_capacity(), ring.lanes(), ring.max_readers()).data_offset +
+         std::uint64_t{lane} * ring.lane_capacity();
+}
+
+// Writes and reads one record at a time until producers have scanned the
+// reader twice (it then reads by seq, without the tail) and the lane's tail
+// sits at the start of a lap.
+void warm_up_to_lap_start(Producer& p, Reader& r) {
+  const std::vector<std::byte> rec(1008, std::byte{0});  // 1024 bytes a record: laps stay aligned
+  for (int i = 0; i < 64; ++i) {  // 16 laps of 4 records
+    ASSERT_EQ(p.try_write(1, rec), WriteStatus::kOk);
+    ASSERT_EQ(drain(r).size(), 1u);
+  }
+}
+
+// Finding 1: past the newest record lie an older lap's payload bytes. A
+// payload word that equals the next seq, after one that looks like a length
+// and a type, made the reader deliver a record nobody wrote. Payload bytes
+// come from the network, so a sender can plant them on purpose.
+TEST(RingIntegrity, ReaderNeverDeliversARecordPlantedInAnOldPayload) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), one_lane());
+  ASSERT_TRUE(ring);
+  auto r = Reader::attach(*ring, "proc");
+  auto p = Producer::attach(*ring);
+  ASSERT_TRUE(r && p);
+  warm_up_to_lap_start(*p, *r);
+  ASSERT_EQ(ring->stats().lane[0].tail % kCap, 0u);
+
+  // Lap A: a poison payload at lane offset 0, words at offsets = 0 mod 16 look
+  // like "length 8, type 1", words at 8 mod 16 hold the seq the reader will
+  // expect after the first record of lap B.
+  const std::uint64_t s1 = ring->stats().lane[0].next_seq;
+  const std::uint64_t forged_seq = s1 + 5;  // poison, 3 fillers, then lap B's first record
+  std::vector<std::byte> poison(1008);
+  for (std::size_t i = 0; i < poison.size(); i += 8) {
+    const std::uint64_t lane_off = 16 + i;
+    const std::uint64_t word = lane_off % 16 == 0 ? (std::uint64_t{8} | (std::uint64_t{1} << 32)) : forged_seq;
+    std::memcpy(&poison[i], &word, 8);
+  }
+  ASSERT_EQ(p->try_write(1, poison), WriteStatus::kOk);
+  ASSERT_EQ(drain(*r).size(), 1u);
+  const std::vector<std::byte> filler(1008, std::byte{0});
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(p->try_write(1, filler), WriteStatus::kOk);
+    ASSERT_EQ(drain(*r).size(), 1u);
+  }
+
+  // Lap B: one 32-byte record; the next header slot (offset 32) still holds
+  // the poison's words.
+  ASSERT_EQ(p->try_write(1, bytes_of("sixteen-bytes!!!")), WriteStatus::kOk);
+  const std::uint64_t last_published = ring->stats().lane[0].next_seq - 1;
+  const std::vector<Got> got = drain(*r);
+  ASSERT_FALSE(got.empty());
+  for (const Got& g : got) EXPECT_LE(g.seq, last_published) << "delivered a record that was never published";
+  EXPECT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].payload, "sixteen-bytes!!!");
+  const ReaderStats st = r->stats();
+  EXPECT_EQ(st.corrupt_records + st.lapped_records, 0u);
+  // And the lane goes on: the real next record is the one delivered next.
+  ASSERT_EQ(p->try_write(1, bytes_of("real")), WriteStatus::kOk);
+  const std::vector<Got> next = drain(*r);
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].payload, "real");
+  EXPECT_EQ(next[0].seq, forged_seq);
+}
+
+// Finding 2: a producer that dies with an unpublished batch leaves records
+// whose headers carry real seqs. The successor writes over the first one and
+// publishes; the reader then must not walk on into the dead batch.
+TEST(RingIntegrity, DeadProducersUnpublishedBatchIsNeverDeliveredAfterTakeover) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), one_lane());
+  ASSERT_TRUE(ring);
+  auto r = Reader::attach(*ring, "proc");
+  ASSERT_TRUE(r);
+  {
+    auto p = Producer::attach(*ring);
+    ASSERT_TRUE(p);
+    warm_up_to_lap_start(*p, *r);
+  }
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto p = Producer::attach(*ring);
+    if (!p) ::_exit(2);
+    for (const char* s : {"dead-one", "dead-two", "dead-333"}) {
+      if (p->try_append(1, bytes_of(s)) != WriteStatus::kOk) ::_exit(3);
+    }
+    ::_exit(0);  // no destructor: the batch is never published
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_TRUE(drain(*r).empty());
+
+  auto p = Producer::attach(*ring);
+  ASSERT_TRUE(p);
+  ASSERT_EQ(p->try_write(1, bytes_of("live-one")), WriteStatus::kOk);
+  const std::uint64_t last_published = ring->stats().lane[0].next_seq - 1;
+  const std::vector<Got> got = drain(*r);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].payload, "live-one");
+  EXPECT_LE(got[0].seq, last_published);
+  ASSERT_EQ(p->try_write(1, bytes_of("live-two")), WriteStatus::kOk);
+  const std::vector<Got> more = drain(*r);
+  ASSERT_EQ(more.size(), 1u);
+  EXPECT_EQ(more[0].payload, "live-two");
+  const ReaderStats st = r->stats();
+  EXPECT_EQ(st.corrupt_records + st.lapped_records, 0u);
+}
+
+// Finding 3: a pad header at a lap's start (where no pad can be) with the
+// expected seq made the fast path loop forever. Run the poll in a child
+// that an alarm ends, so a hang fails the test instead of stalling the suite.
+TEST(RingIntegrity, PadHeaderAtLapStartIsCountedAsCorruptNotLoopedOn) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), one_lane());
+  ASSERT_TRUE(ring);
+  auto r = Reader::attach(*ring, "proc");
+  auto p = Producer::attach(*ring);
+  ASSERT_TRUE(r && p);
+  warm_up_to_lap_start(*p, *r);
+  ASSERT_EQ(ring->stats().lane[0].tail % kCap, 0u);
+  const std::uint64_t expect = ring->stats().lane[0].next_seq;
+  const std::uint32_t hdr[2] = {static_cast<std::uint32_t>(kCap - 16), 0};  // a pad reaching the lane's end
+  poke(ring->path(), lane_data_offset(*ring), hdr, sizeof hdr);
+  poke(ring->path(), lane_data_offset(*ring) + 8, &expect, sizeof expect);
+
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::alarm(5);
+    const std::size_t n = drain(*r).size();
+    ::_exit(n == 0 && r->stats().corrupt_records == 1 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_FALSE(WIFSIGNALED(status)) << "the reader looped until SIGALRM (signal " << WTERMSIG(status) << ")";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "expected no record and one corrupt count";
+}
+
+// Finding 9: geometry was validated at open, then read again from the shared
+// page on every access: one stray write to the header made producers,
+// readers and stats() index far outside the mapping. A child does the work
+// so that a crash fails the test cleanly.
+TEST(RingIntegrity, GeometryWrittenAfterOpenChangesNothingInThisProcess) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), one_lane(Overflow::kBlock, 2, 4));
+  ASSERT_TRUE(ring);
+  const std::string path = ring->path();
+  const std::uint32_t lanes = 256, readers = 64;
+  const std::uint64_t far = std::uint64_t{1} << 40;
+  poke(path, offsetof(detail::RingHeader, lane_count), &lanes, sizeof lanes);
+  poke(path, offsetof(detail::RingHeader, max_readers), &readers, sizeof readers);
+  poke(path, offsetof(detail::RingHeader, lanes_offset), &far, sizeof far);
+  poke(path, offsetof(detail::RingHeader, readers_offset), &far, sizeof far);
+  poke(path, offsetof(detail::RingHeader, reader_stride), &far, sizeof far);
+  poke(path, offsetof(detail::RingHeader, data_offset), &far, sizeof far);
+  poke(path, offsetof(detail::RingHeader, lane_capacity), &far, sizeof far);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::alarm(10);
+    auto r = Reader::attach(*ring, "proc");
+    auto p = Producer::attach(*ring);
+    if (!r || !p) ::_exit(2);
+    for (int i = 0; i < 500; ++i) {
+      if (p->try_write(1, bytes_of("record")) != WriteStatus::kOk) ::_exit(3);
+      if (drain(*r).size() != 1) ::_exit(4);
+    }
+    const RingStats st = ring->stats();
+    if (st.lanes != 2 || st.max_readers != 4 || st.lane.size() != 2 || st.lane_capacity_bytes != kCap) ::_exit(5);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_FALSE(WIFSIGNALED(status)) << "signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  // A fresh open refuses the damaged header with a clear reason.
+  auto again = Ring::open(path);
+  ASSERT_FALSE(again);
+  EXPECT_NE(again.error().message().find("inconsistent header"), std::string::npos) << again.error().message();
+}
+
+// Finding 10: a non-durable reader (`ringpipe tail`) killed without its
+// destructor left its slot taken forever; after max_readers such deaths the
+// ring refused every new reader.
+TEST(RingIntegrity, SlotOfAKilledNonDurableReaderIsReused) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), one_lane(Overflow::kBlock, 1, 4));
+  ASSERT_TRUE(ring);
+  for (int round = 0; round < 8; ++round) {
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      ReaderOptions o;
+      o.durable = false;
+      auto r = Reader::attach(*ring, "tail-" + std::to_string(::getpid()), o);
+      ::_exit(r ? 0 : 1);  // dies holding the slot, as kill -9 or SIGPIPE would leave it
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "round " << round << ": no slot for a new reader";
+  }
+  // The durable reader of a pipeline still finds a slot, and a slot of a
+  // dead durable reader is kept for its restart.
+  auto r = Reader::attach(*ring, "proc");
+  ASSERT_TRUE(r) << r.error().message();
+}
+
+// Finding 11: two processes attaching the same new reader name at the same
+// moment both took a slot (the records were then processed twice).
+TEST(RingIntegrity, ConcurrentAttachesOfOneNewNameLetExactlyOneIn) {
+  ScratchDir dir;
+  auto* shared = static_cast<std::atomic<int>*>(
+      ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(shared, MAP_FAILED);
+  constexpr int kChildren = 6;
+  int doubled = 0;
+  for (int round = 0; round < 30; ++round) {
+    auto ring = Ring::create(dir.file("r" + std::to_string(round)), one_lane(Overflow::kBlock, 1, 16));
+    ASSERT_TRUE(ring);
+    shared[0].store(0);  // go
+    shared[1].store(0);  // attached
+    shared[2].store(0);  // done
+    std::vector<pid_t> kids;
+    for (int k = 0; k < kChildren; ++k) {
+      const pid_t c = ::fork();
+      ASSERT_GE(c, 0);
+      if (c == 0) {
+        while (shared[0].load() == 0) {
+        }
+        auto r = Reader::attach(*ring, "proc");
+        if (r) shared[1].fetch_add(1);
+        while (shared[2].load() == 0) ::usleep(100);  // hold it until all have tried
+        ::_exit(0);
+      }
+      kids.push_back(c);
+    }
+    shared[0].store(1);
+    ::usleep(20'000);
+    shared[2].store(1);
+    for (pid_t c : kids) ::waitpid(c, nullptr, 0);
+    const int attached = shared[1].load();
+    EXPECT_EQ(attached, 1) << "round " << round;
+    if (attached > 1) ++doubled;
+    std::size_t named = 0;
+    for (const ReaderStats& st : ring->stats().readers) named += st.name == "proc" ? 1 : 0;
+    EXPECT_EQ(named, 1u) << "round " << round;
+  }
+  EXPECT_EQ(doubled, 0);
+  ::munmap(shared, 4096);
+}
+
+}  // namespace
+}  // namespace ringpipe::ring
