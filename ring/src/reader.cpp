@@ -377,6 +377,17 @@ std::size_t Reader::poll_lane_slow(std::uint32_t lane, Callback cb, void* ctx, s
   // Pairs with Producer::publish's release store: the records up to t are complete.
   std::uint64_t t = lc->tail.load(std::memory_order_acquire);
   std::uint64_t c = cursor_[lane];
+  // Under block/drop, bytes a reader has not passed are reused only if no
+  // producer gates on it: until a scan has seen it (just attached) or if it
+  // is non-durable. Such a reader, like every overwrite reader, copies each
+  // record and hands over the copy only once it is proven intact: a view it
+  // hands over never changes under the callback.
+  if (!overwrite && !gated_[lane] && durable_ &&
+      static_cast<std::int64_t>(lc->gate_epoch.load(std::memory_order_acquire) - gated_from_[lane]) >= 0) {
+    gated_[lane] = 1;
+  }
+  const bool copy = overwrite || !gated_[lane];
+  if (copy && !scratch_) scratch_ = std::make_unique_for_overwrite<std::byte[]>(max_record_);
   if ((t | c) % 8 != 0) {
     // Positions are multiples of 8: someone wrote garbage over the tail or our
     // cursor. Count it once; restart at the tail once the tail makes sense.
@@ -401,7 +412,6 @@ std::size_t Reader::poll_lane_slow(std::uint32_t lane, Callback cb, void* ctx, s
     c = cursor_[lane];
     t = lc->tail.load(std::memory_order_acquire);
   }
-  std::uint64_t start = c;
   std::size_t n = 0;
   std::uint64_t bytes = 0;
   std::uint64_t expect = expect_seq_[lane];
@@ -422,17 +432,17 @@ std::size_t Reader::poll_lane_slow(std::uint32_t lane, Callback cb, void* ctx, s
     const bool fits =
         pad ? (idx != 0 && rb == room && rb <= avail) : (rh.length <= max_record_ && rb <= room && rb <= avail);
     const std::byte* payload = data + idx + sizeof(RecordHeader);
-    if (overwrite && !pad && fits) {
+    if (copy && !pad && fits) {
       // Reused bytes can change under us: copy, then prove the copy intact.
       std::memcpy(scratch_.get(), payload, rh.length);
       payload = scratch_.get();
     }
-    if (overwrite && !intact_since(c)) {
+    if (copy && !intact_since(c)) {
       ++torn;  // lost to a lap mid-read; the seq gap after the resync counts it
       if (++resyncs > 64) break;
       cursor_[lane] = c;
       resync(lane);
-      c = start = cursor_[lane];
+      c = cursor_[lane];
       t = lc->tail.load(std::memory_order_acquire);
       continue;
     }
@@ -457,20 +467,6 @@ std::size_t Reader::poll_lane_slow(std::uint32_t lane, Callback cb, void* ctx, s
     c += rb;
     ++n;
     bytes += rh.length;
-  }
-  // Under block/drop, bytes a reader has not passed are reused only if no
-  // producer gated on it: until a scan has seen it (just attached) or if it is
-  // non-durable. Such a reader checks what it read; overwrite readers checked
-  // each record above.
-  if (!overwrite && !gated_[lane] && durable_ &&
-      static_cast<std::int64_t>(lc->gate_epoch.load(std::memory_order_acquire) - gated_from_[lane]) >= 0) {
-    gated_[lane] = 1;
-  }
-  if (!overwrite && !gated_[lane] && n > 0 && !intact_since(start)) {
-    torn += n;
-    cursor_[lane] = c;
-    resync(lane);
-    c = cursor_[lane];
   }
   finish_lane(lane, c, expect, known, n, bytes, lapped, corrupt, torn);
   return n;

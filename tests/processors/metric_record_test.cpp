@@ -77,6 +77,32 @@ TEST(MetricRecord, RoundTripsSeriesExpiriesAndMarkers) {
   EXPECT_EQ(r.error(), MetricDecodeError::kNone);
 }
 
+// Label bytes are re-walked after validation, possibly in shared memory that
+// changed since: the walk stays inside them.
+TEST(MetricRecord, LabelWalkStaysInsideTheLabelBytesWhenTheyChangeAfterValidation) {
+  std::vector<std::byte> bytes;
+  auto put = [&](std::string_view n, std::string_view v) {
+    const LabelHeader h{static_cast<std::uint16_t>(n.size()), static_cast<std::uint16_t>(v.size())};
+    const auto* hb = reinterpret_cast<const std::byte*>(&h);
+    bytes.insert(bytes.end(), hb, hb + sizeof h);
+    for (char c : n) bytes.push_back(static_cast<std::byte>(c));
+    for (char c : v) bytes.push_back(static_cast<std::byte>(c));
+  };
+  put("code", "200");
+  put("method", "GET");
+  const LabelHeader big{0xffff, 0xffff};
+  std::memcpy(bytes.data() + sizeof(LabelHeader) + 7, &big, sizeof big);  // the second label's lengths
+  const char* lo = reinterpret_cast<const char*>(bytes.data());
+  const char* hi = lo + bytes.size();
+  int calls = 0;
+  for_each_label(bytes, 2, [&](const Label& l) {
+    ++calls;
+    EXPECT_GE(l.name.data(), lo);
+    EXPECT_LE(l.value.data() + l.value.size(), hi) << "label walk read past its bytes";
+  });
+  EXPECT_EQ(calls, 1);
+}
+
 TEST(MetricRecord, WriterRefusesAnEntryThatDoesNotFit) {
   std::vector<std::byte> buf(sizeof(MetricBatchHeader) + 40);
   MetricBatchWriter w(buf, {});

@@ -292,6 +292,7 @@ TEST(RingIntegrity, ConcurrentAttachesOfOneNewNameLetExactlyOneIn) {
     shared[0].store(0);  // go
     shared[1].store(0);  // attached
     shared[2].store(0);  // done
+    shared[3].store(0);  // tried
     std::vector<pid_t> kids;
     for (int k = 0; k < kChildren; ++k) {
       const pid_t c = ::fork();
@@ -301,13 +302,14 @@ TEST(RingIntegrity, ConcurrentAttachesOfOneNewNameLetExactlyOneIn) {
         }
         auto r = Reader::attach(*ring, "proc");
         if (r) shared[1].fetch_add(1);
+        shared[3].fetch_add(1);
         while (shared[2].load() == 0) ::usleep(100);  // hold it until all have tried
         ::_exit(0);
       }
       kids.push_back(c);
     }
     shared[0].store(1);
-    ::usleep(20'000);
+    ASSERT_TRUE(ringpipe::testing::wait_until([&] { return shared[3].load() == kChildren; }, std::chrono::seconds(30)));
     shared[2].store(1);
     for (pid_t c : kids) ::waitpid(c, nullptr, 0);
     const int attached = shared[1].load();
@@ -319,6 +321,35 @@ TEST(RingIntegrity, ConcurrentAttachesOfOneNewNameLetExactlyOneIn) {
   }
   EXPECT_EQ(doubled, 0);
   ::munmap(shared, 4096);
+}
+
+// Finding 8: a reader that producers do not gate on (non-durable, as
+// `ringpipe tail`, or durable but just attached) got views into bytes that a
+// producer was free to reuse while its callback ran. It now gets a copy,
+// proven intact before the callback sees it.
+TEST(RingIntegrity, UngatedReaderViewNeverChangesDuringItsCallback) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), one_lane(Overflow::kDrop));
+  ASSERT_TRUE(ring);
+  ReaderOptions o;
+  o.durable = false;
+  auto r = Reader::attach(*ring, "tail", o);
+  auto p = Producer::attach(*ring);
+  ASSERT_TRUE(r && p);
+  const std::vector<std::byte> mine(200, std::byte{0x5A});
+  ASSERT_EQ(p->try_write(1, mine), WriteStatus::kOk);
+  const std::vector<std::byte> other(200, std::byte{0xA5});
+  int seen = 0;
+  r->poll([&](const RecordView& v) {
+    ++seen;
+    const std::vector<std::byte> before(v.payload.begin(), v.payload.end());
+    EXPECT_EQ(before, mine);
+    // A whole lap written meanwhile: no one gates on this reader.
+    for (int i = 0; i < 40; ++i) (void)p->try_write(1, other);
+    EXPECT_TRUE(std::equal(v.payload.begin(), v.payload.end(), before.begin(), before.end()))
+        << "the view changed under the callback";
+  }, 1);
+  EXPECT_EQ(seen, 1);
 }
 
 }  // namespace

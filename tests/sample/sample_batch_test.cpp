@@ -47,6 +47,33 @@ TEST(SampleBatch, RoundTripsEveryFieldInOrder) {
 // Names, values and tags of every length from 0 to 40 bytes (the writer
 // copies short strings with overlapping word moves) come back byte for byte,
 // and the 8-byte padding after each entry stays zero.
+// A view's tags are re-walked after validation. When the record lies in
+// shared memory that another process rewrites meanwhile, the walk must still
+// stay inside the validated tag bytes.
+TEST(SampleBatch, TagWalkStaysInsideTheTagBytesWhenTheyChangeAfterValidation) {
+  std::vector<std::byte> buf(4096);
+  BatchWriter w(buf, 1, 1);
+  const std::array<Tag, 3> tags{Tag{"a", "1"}, Tag{"b", "2"}, Tag{"c", "3"}};
+  ASSERT_TRUE(w.append(Kind::kCounter, "x", 1.0, 1.0, tags));
+  const std::size_t n = w.finish();
+  BatchReader r(std::span<const std::byte>(buf.data(), n));
+  auto v = r.next();
+  ASSERT_TRUE(v);
+  ASSERT_EQ(v->tag_count, 3);
+  // Now the second tag's lengths are rewritten under the view.
+  TagHeader big{0xffff, 0xffff};
+  std::memcpy(const_cast<std::byte*>(v->tag_bytes.data()) + sizeof(TagHeader) + 2, &big, sizeof big);
+  const char* lo = reinterpret_cast<const char*>(v->tag_bytes.data());
+  const char* hi = lo + v->tag_bytes.size();
+  int calls = 0;
+  v->for_each_tag([&](Tag t) {
+    ++calls;
+    EXPECT_GE(t.key.data(), lo);
+    EXPECT_LE(t.value.data() + t.value.size(), hi) << "tag walk read past the validated bytes";
+  });
+  EXPECT_EQ(calls, 1);  // stopped at the damaged tag
+}
+
 TEST(SampleBatch, RoundTripsStringsOfEveryShortLength) {
   std::string pool;
   for (int i = 0; i < 64; ++i) pool.push_back(static_cast<char>('a' + i % 26));

@@ -80,18 +80,24 @@ struct Label {
   std::string_view value;
 };
 
-// Calls f(Label) for each label of encoded label bytes (already validated).
+// Calls f(Label) for each label of encoded label bytes (validated when
+// decoded). The walk stays inside `bytes` even if they changed since (shared
+// memory): it then stops early rather than read past them.
 template <class F>
 void for_each_label(std::span<const std::byte> bytes, std::uint16_t count, F&& f) {
   const std::byte* p = bytes.data();
-  for (std::uint16_t i = 0; i < count; ++i) {
+  std::size_t left = bytes.size();
+  for (std::uint16_t i = 0; i < count && left >= sizeof(LabelHeader); ++i) {
     LabelHeader lh;
     std::memcpy(&lh, p, sizeof lh);
     p += sizeof lh;
+    left -= sizeof lh;
+    if (std::size_t{lh.name_len} + lh.value_len > left) return;
     const std::string_view n(reinterpret_cast<const char*>(p), lh.name_len);
     p += lh.name_len;
     const std::string_view v(reinterpret_cast<const char*>(p), lh.value_len);
     p += lh.value_len;
+    left -= std::size_t{lh.name_len} + lh.value_len;
     f(Label{n, v});
   }
 }

@@ -75,18 +75,24 @@ struct SampleView {
   std::span<const std::byte> tag_bytes;  // validated: exactly tag_count tags
   std::uint16_t tag_count;
 
-  // Calls f(Tag) for each tag, in the order ingest wrote them.
+  // Calls f(Tag) for each tag, in the order ingest wrote them. The walk is
+  // bounded by tag_bytes again: the bytes may be shared memory that changed
+  // since they were validated, and then it stops early rather than run off.
   template <class F>
   void for_each_tag(F&& f) const {
     const std::byte* p = tag_bytes.data();
-    for (std::uint16_t i = 0; i < tag_count; ++i) {
+    std::size_t left = tag_bytes.size();
+    for (std::uint16_t i = 0; i < tag_count && left >= sizeof(TagHeader); ++i) {
       TagHeader th;
       std::memcpy(&th, p, sizeof th);
       p += sizeof th;
+      left -= sizeof th;
+      if (std::size_t{th.key_len} + th.value_len > left) return;
       const std::string_view k(reinterpret_cast<const char*>(p), th.key_len);
       p += th.key_len;
       const std::string_view v(reinterpret_cast<const char*>(p), th.value_len);
       p += th.value_len;
+      left -= std::size_t{th.key_len} + th.value_len;
       f(Tag{k, v});
     }
   }
