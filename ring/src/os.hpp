@@ -28,8 +28,9 @@ void ofd_unlock(int fd, std::uint64_t offset) noexcept;
 
 // Opens a second description of the ring's file (OFD locks belong to it) and
 // checks it is the very file the ring mapped, not a re-created one.
+// It must still be at least `bytes` long (a truncated file is refused).
 [[nodiscard]] Result<UniqueFd> open_same_file(const std::string& path, std::uint64_t dev, std::uint64_t ino,
-                                              const std::string& what);
+                                              std::uint64_t bytes, const std::string& what);
 
 // Asymmetric fences (membarrier(2)): a producer process registers once and
 // then publishes with plain stores; a reader about to sleep pays for the

@@ -29,8 +29,9 @@ constexpr std::int64_t kMaxSleepNs = 1'000'000;  // sleepers wake to re-run live
 void set_fault_hook(FaultHook hook) noexcept { g_fault_hook.store(hook, std::memory_order_relaxed); }
 
 namespace detail {
-Result<UniqueFd> open_same_file(const std::string& path, std::uint64_t dev, std::uint64_t ino, const std::string& w) {
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+Result<UniqueFd> open_same_file(const std::string& path, std::uint64_t dev, std::uint64_t ino, std::uint64_t bytes,
+                                const std::string& w) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
   if (!fd.valid()) return errno_error(w);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return errno_error(w + ": fstat");
@@ -38,13 +39,19 @@ Result<UniqueFd> open_same_file(const std::string& path, std::uint64_t dev, std:
     return tl::unexpected(Error{std::error_code(ESTALE, std::system_category()),
                                 w + ": the file was replaced since the ring was opened"});
   }
+  // Someone truncated it: touching the mapping past the end would be SIGBUS.
+  if (static_cast<std::uint64_t>(st.st_size) < bytes) {
+    return make_error(std::errc::invalid_argument, w + ": truncated to " + std::to_string(st.st_size) +
+                                                       " bytes since it was opened (expected " +
+                                                       std::to_string(bytes) + ")");
+  }
   return fd;
 }
 }  // namespace detail
 
 Result<Producer> Producer::attach(const Ring& ring) {
   const std::string w = "attach producer to ring " + ring.path();
-  auto fd = open_same_file(ring.path(), ring.dev_, ring.ino_, w);
+  auto fd = open_same_file(ring.path(), ring.dev_, ring.ino_, ring.geo_.file_bytes, w);
   if (!fd) return tl::unexpected(fd.error());
   RingHeader* h = ring.header();
   for (std::uint32_t i = 0; i < ring.geo_.lanes; ++i) {
@@ -139,19 +146,20 @@ void Producer::take_over(std::uint64_t intent, bool owner_died) noexcept {
   // (not a multiple of 8, behind the tail, more than a lane ahead) is damage:
   // start from the tail as if nothing had been claimed.
   const bool sane = intent % 8 == 0 && intent - tail_ <= cap_ + kCleanAhead;
-  written_ = sane ? intent : tail_ + kCleanAhead;
+  written_ = sane ? intent : tail_;
   if (!sane) lc_->intent.store(written_, std::memory_order_relaxed);
-  if (written_ - tail_ <= kCleanAhead) return;  // nothing was claimed past the last publish
+  if (written_ == tail_) return;
   // A previous owner that died after finishing records but before
   // publishing them: those records are complete (their seq is their
   // commit) and readers may already have taken them, so adopt them.
-  adopt_finished(written_ - kCleanAhead);
+  adopt_finished(written_);
+  if (static_cast<std::int64_t>(written_ - reach_of(tail_)) <= 0) return;  // nothing claimed past the last publish
   // What lies beyond is an unfinished claim or an unpublished batch: never
   // committed, so never read; counted when its owner died with it. Zero it,
   // so no header left in it can pass for a record later, whatever sizes this
   // owner writes over it. Those bytes were inside the dead owner's claim,
   // so every reader had passed their previous lap's bytes.
-  if (written_ - tail_ > kCleanAhead && owner_died) lc_->recovered_claims.fetch_add(1, std::memory_order_relaxed);
+  if (owner_died) lc_->recovered_claims.fetch_add(1, std::memory_order_relaxed);
   for (std::uint64_t pos = tail_; pos != written_; pos += 8) {
     std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + (pos & mask_)))
         .store(0, std::memory_order_relaxed);
@@ -325,7 +333,7 @@ std::span<std::byte> Producer::claim(std::size_t max_bytes, std::chrono::nanosec
   const std::uint64_t idx = tail_ & mask_;
   const std::uint64_t pad = idx + need > cap_ ? cap_ - idx : 0;
   const std::uint64_t end = tail_ + pad + need;
-  const std::uint64_t reach = end + kCleanAhead;  // see clean_after
+  const std::uint64_t reach = reach_of(end);  // see clean_after
   const bool may_wait = timeout.count() > 0 && overflow_ == static_cast<std::uint32_t>(Overflow::kBlock);
   if (!ensure_space(reach, may_wait ? timeout.count() : 0)) {
     st = may_wait ? WriteStatus::kTimeout : WriteStatus::kFull;

@@ -42,7 +42,7 @@ Result<Reader> Reader::attach(const Ring& ring, std::string_view name, ReaderOpt
   if (name.empty() || name.size() >= kNameBytes || name.find('\0') != std::string_view::npos) {
     return invalid(w + ": a reader name is 1 to " + std::to_string(kNameBytes - 1) + " bytes");
   }
-  auto fd = open_same_file(ring.path(), ring.dev_, ring.ino_, w);
+  auto fd = open_same_file(ring.path(), ring.dev_, ring.ino_, ring.geo_.file_bytes, w);
   if (!fd) return tl::unexpected(fd.error());
   RingHeader* h = ring.header();
   const AttachLock attaching(fd->get());

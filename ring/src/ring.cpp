@@ -228,14 +228,20 @@ Result<Ring> Ring::open(const std::string& path) {
   ring.base_ = mapped->first;
   ring.size_ = mapped->second;
   // The header may have changed between the two mappings only if someone
-  // rewrote the file in place; check again on the mapping we keep.
-  // Validate a private copy and keep the geometry from it: a later write to
+  // rewrote the file in place: validate a private copy and keep the geometry from it: a later write to
   // the shared header changes nothing in this process.
   alignas(RingHeader) unsigned char copy[sizeof(RingHeader)];
   std::memcpy(copy, ring.header(), sizeof copy);
   const RingHeader& h = *reinterpret_cast<const RingHeader*>(copy);
   if (Status ok = validate_header(h, file_size, w); !ok) return tl::unexpected(ok.error());
   ring.keep_geometry(h);
+  // A sparse ring file (holes punched, or copied without its blocks) would
+  // fault pages in on first touch and die of SIGBUS when tmpfs is full:
+  // back every byte now, or refuse.
+  if (int rc = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(ring.geo_.file_bytes)); rc != 0) {
+    return make_error(std::errc::no_space_on_device,
+                      w + ": cannot back " + std::to_string(ring.geo_.file_bytes) + " bytes: " + std::strerror(rc));
+  }
   ring.dev_ = st.st_dev;
   ring.ino_ = st.st_ino;
   ring.fd_ = std::move(fd);

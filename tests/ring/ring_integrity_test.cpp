@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -350,6 +351,114 @@ TEST(RingIntegrity, UngatedReaderViewNeverChangesDuringItsCallback) {
         << "the view changed under the callback";
   }, 1);
   EXPECT_EQ(seen, 1);
+}
+
+// Finding 7: the lane's `intent` (how far producers may have written) went
+// back when a producer detached after abandoning a claim. The bytes that
+// claim overwrote then passed the overwrite reader's seqlock check: it
+// counted them as corrupt and lost records uncounted. Losses must be counted
+// exactly as lapped instead.
+TEST(RingIntegrity, AbandonedClaimUnderOverwriteIsCountedAsLappedNotCorrupt) {
+  ScratchDir dir;
+  RingOptions o = one_lane(Overflow::kOverwrite);
+  o.max_record_bytes = 1024;
+  auto ring = Ring::create(dir.file("r"), o);
+  ASSERT_TRUE(ring);
+  auto r = Reader::attach(*ring, "proc");
+  ASSERT_TRUE(r);
+  const std::vector<std::byte> rec(48, std::byte{0x11});  // 64 bytes a record, 64 a lap
+  {
+    auto p = Producer::attach(*ring);
+    ASSERT_TRUE(p);
+    ASSERT_EQ(p->try_write(1, rec), WriteStatus::kOk);
+    std::size_t got = 0;
+    r->poll([&](const RecordView&) { ++got; }, 1);
+    ASSERT_EQ(got, 1u);
+    for (int i = 1; i < 63; ++i) ASSERT_EQ(p->try_write(1, rec), WriteStatus::kOk);
+    // A claim over the oldest bytes of the lane, filled, then abandoned.
+    auto span = p->try_claim(512);
+    ASSERT_EQ(span.size(), 512u);
+    std::memset(span.data(), 0xEE, span.size());
+  }  // detaches without finishing it
+  std::size_t read = 0;
+  r->poll([&](const RecordView& v) {
+    ++read;
+    EXPECT_EQ(v.payload.size(), rec.size());
+  });
+  const ReaderStats st = r->stats();
+  const std::uint64_t published = ring->stats().lane[0].records;
+  EXPECT_EQ(st.corrupt_records, 0u) << "bytes reused by the abandoned claim were read as if intact";
+  EXPECT_EQ(st.records + st.lapped_records, published);
+  EXPECT_EQ(st.records, 1 + read);
+}
+
+// Finding 13 (ring part): a sparse ring file was accepted, so the first
+// touch of a hole faulted a page in and a full tmpfs killed the process with
+// SIGBUS. Open backs every byte (or refuses with ENOSPC).
+TEST(RingIntegrity, OpenBacksASparseRingFileWithRealBlocks) {
+  ScratchDir dir;
+  const std::string path = dir.file("r");
+  std::uint64_t bytes = 0;
+  {
+    RingOptions o = one_lane(Overflow::kBlock, 4, 4);
+    o.lane_capacity_bytes = 1 << 20;
+    auto ring = Ring::create(path, o);
+    ASSERT_TRUE(ring);
+    bytes = detail::compute_layout(o.lane_capacity_bytes, o.lanes, o.max_readers).file_bytes;
+  }
+  // Punch the data area out: what a copy without its blocks leaves.
+  {
+    const int fd = ::open(path.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::ftruncate(fd, 4096 * 4), 0);
+    ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(bytes)), 0);
+    struct stat st {};
+    ASSERT_EQ(::fstat(fd, &st), 0);
+    ASSERT_LT(static_cast<std::uint64_t>(st.st_blocks) * 512, bytes / 2) << "the file system did not make it sparse";
+    ::close(fd);
+  }
+  auto ring = Ring::open(path);
+  ASSERT_TRUE(ring) << ring.error().message();
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_GE(static_cast<std::uint64_t>(st.st_blocks) * 512, bytes) << "open left holes in the ring file";
+}
+
+// Low: type 0 is the ring's padding; a record of that type would be read as
+// a pad (and counted as corrupt). The write API refuses it.
+TEST(RingIntegrity, WriteApiRefusesTheReservedPadType) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), one_lane());
+  auto r = Reader::attach(*ring, "proc");
+  auto p = Producer::attach(*ring);
+  ASSERT_TRUE(ring && r && p);
+  EXPECT_EQ(p->try_write(0, bytes_of("pad?")), WriteStatus::kBadType);
+  EXPECT_EQ(p->write(0, bytes_of("pad?"), std::chrono::milliseconds(1)), WriteStatus::kBadType);
+  EXPECT_EQ(p->try_append(0, bytes_of("pad?")), WriteStatus::kBadType);
+  auto span = p->try_claim(8);
+  ASSERT_EQ(span.size(), 8u);
+  p->finish(0, 8);  // abandons the claim
+  p->publish();
+  ASSERT_EQ(p->try_write(1, bytes_of("real")), WriteStatus::kOk);
+  const std::vector<Got> got = drain(*r);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].payload, "real");
+  EXPECT_EQ(r->stats().corrupt_records, 0u);
+}
+
+// 17, low: a ring truncated by another process after it was opened is
+// refused when a producer or reader attaches (touching it would be SIGBUS).
+TEST(RingIntegrity, AttachRefusesARingTruncatedSinceItWasOpened) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), one_lane());
+  ASSERT_TRUE(ring);
+  ASSERT_EQ(::truncate(ring->path().c_str(), 8192), 0);
+  auto p = Producer::attach(*ring);
+  ASSERT_FALSE(p);
+  EXPECT_NE(p.error().message().find("truncated"), std::string::npos) << p.error().message();
+  auto r = Reader::attach(*ring, "proc");
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("truncated"), std::string::npos) << r.error().message();
 }
 
 }  // namespace

@@ -216,7 +216,7 @@ class Producer {
     const std::uint64_t need = detail::record_bytes(payload.size());
     const std::uint64_t idx = tail_ & mask_;
     const std::uint64_t end = tail_ + need;
-    const std::uint64_t reach = end + detail::kCleanAhead;  // the record and the next header's seq word
+    const std::uint64_t reach = reach_of(end);  // the record and the next header's seq word
     if (payload.size() <= max_record_ && idx != 0 && idx + need <= cap_ && type != kPadRecordType &&
         static_cast<std::int64_t>(reach - limit_) <= 0 && reach - oldest_ <= cap_ && !fault_hooks_) [[likely]] {
       if (static_cast<std::int64_t>(reach - written_) > 0) {
@@ -277,9 +277,18 @@ class Producer {
   // lap's start there is nothing to do: that slot always holds a header of
   // an earlier lap, whose seq is older than any a reader expects (or one
   // zeroed at takeover). The claim reserved these bytes (kCleanAhead).
-  void clean_after(std::uint64_t next) noexcept {
+  [[nodiscard]] bool cleans_after(std::uint64_t next) const noexcept {
     const std::uint64_t idx = next & mask_;
-    if (idx == 0 || cap_ - idx < sizeof(detail::RecordHeader)) return;
+    return idx != 0 && cap_ - idx >= sizeof(detail::RecordHeader);
+  }
+  // How far a claim ending at `end` writes: to its end, and the next
+  // header's seq word where clean_after zeroes one.
+  [[nodiscard]] std::uint64_t reach_of(std::uint64_t end) const noexcept {
+    return cleans_after(end) ? end + detail::kCleanAhead : end;
+  }
+  void clean_after(std::uint64_t next) noexcept {
+    if (!cleans_after(next)) return;
+    const std::uint64_t idx = next & mask_;
     std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + idx + 8))
         .store(0, std::memory_order_relaxed);
   }
