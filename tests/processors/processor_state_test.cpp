@@ -174,6 +174,31 @@ TEST(ProcessorState, SurvivesSigkillAtRandomInstantsWithExactTotals) {
   EXPECT_GT(es.samples_applied, 0u);
 }
 
+TEST(ProcessorState, ASecondProcessorOnTheSameStateDirFailsAtCreateNamingTheLiveOne) {
+  ringpipe::testing::ScratchDir dir;
+  const std::string raw = dir.file("raw");
+  const std::string out = dir.file("metrics");
+  const std::string state = dir.file("proc.state");
+  ring::RingOptions ro;
+  ro.lane_capacity_bytes = 1 << 16;
+  ro.lanes = 4;
+  ASSERT_TRUE(ring::Ring::create(raw, ro));
+  ASSERT_TRUE(ring::Ring::create(out, ro));
+  auto first = Processor::create(options(raw, out, state));
+  ASSERT_TRUE(first) << first.error().message();
+  ASSERT_TRUE((*first)->start());
+  // Another open file description of the same store: refused as a second
+  // process would be, before it touches the stores or the readers.
+  auto second = Processor::create(options(raw, out, state));
+  ASSERT_FALSE(second);
+  const std::string why = second.error().message();
+  EXPECT_NE(why.find("in use by another live process (pid " + std::to_string(::getpid()) + ")"), std::string::npos)
+      << why;
+  for (const auto& e : std::filesystem::directory_iterator(state)) {
+    EXPECT_EQ(e.path().string().find(".rejected"), std::string::npos) << e.path();
+  }
+}
+
 detail::StateGeometry small_geometry() {
   detail::StateGeometry g;
   g.slot_capacity = 64;
