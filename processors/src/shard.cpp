@@ -559,7 +559,10 @@ std::uint32_t Shard::alloc_block(std::uint32_t bytes, std::uint32_t owner) noexc
     block_free_[c].pop_back();
   } else {
     StateControl& ctl = store_->control();
-    if (ctl.arena_used + r > store_->geometry().arena_bytes || !store_->log_control()) return UINT32_MAX;
+    if (ctl.arena_used + r > store_->geometry().arena_bytes || !store_->reserve_arena(ctl.arena_used + r) ||
+        !store_->log_control()) {
+      return UINT32_MAX;
+    }
     off = static_cast<std::uint32_t>(ctl.arena_used);
     ctl.arena_used += r;
   }
@@ -589,6 +592,9 @@ std::uint32_t Shard::family_block(const Family& f) noexcept {
 }
 
 bool Shard::persist_new(std::uint32_t idx, const std::byte* labels) noexcept {
+  // The slot's page gets file space before it is touched (a full file system
+  // then refuses the series instead of killing the process with SIGBUS).
+  if (!store_->reserve_slots(std::uint64_t{idx} + 1)) return false;
   Series& se = series_[idx];
   const std::uint32_t fam = family_block(*se.family);
   if (fam == UINT32_MAX) return false;

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -32,11 +34,13 @@ struct FileHeader {
   std::uint64_t boot_id;
   std::uint64_t geometry_check;
   std::uint64_t ready;
-  std::uint8_t pad0[48];
+  std::int32_t owner_pid;  // the process that last took the store's lock (not checked: informative)
+  std::uint8_t pad0[44];
   std::atomic<std::uint64_t> undo_len;  // bytes of undo entries; 0 = no open transaction
   std::uint8_t pad1[56];
   StateControl control;
 };
+static_assert(offsetof(FileHeader, owner_pid) == 80);
 static_assert(offsetof(FileHeader, undo_len) == 128);
 static_assert(offsetof(FileHeader, control) == 192);
 static_assert(sizeof(FileHeader) <= kPage);
@@ -103,50 +107,144 @@ std::string refusal(const FileHeader& h, std::uint64_t file_bytes, const StateGe
   if (h.boot_id != boot_id()) return "written before the last boot (monotonic times are meaningless)";
   const std::uint64_t u = h.undo_len.load(std::memory_order_acquire);
   if (u > g.undo_bytes || u % 8 != 0) return "undo log length out of range";
-  const StateControl& c = h.control;
+  return {};
+}
+
+// Why control block c cannot describe a store of geometry g; empty when it can.
+std::string control_refusal(const StateControl& c, const StateGeometry& g) {
   if (c.slot_high > g.slot_capacity || c.arena_used > g.arena_bytes || c.arena_used % 8 != 0) {
-    return "control block out of range";
+    return "control block out of range (" + std::to_string(c.slot_high) + " slots used, " +
+           std::to_string(c.arena_used) + " arena bytes)";
   }
   return {};
 }
 
-struct Mapped {
-  std::byte* base = nullptr;
-  std::size_t size = 0;
-};
+constexpr std::uint64_t kControlOff = offsetof(FileHeader, control);
 
-// Maps an existing file; *why is set when it is refused.
-Result<Mapped> map_existing(const std::string& path, const StateGeometry& g, std::string* why) {
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
-  if (!fd.valid()) return errno_error("state: " + path);
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return errno_error("state: " + path);
-  if (static_cast<std::uint64_t>(st.st_size) < kPage) {
-    *why = "truncated (" + std::to_string(st.st_size) + " bytes)";
-    return Mapped{};
-  }
-  void* p = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
-  if (p == MAP_FAILED) return errno_error("state: " + path + ": mmap");
-  Mapped m{static_cast<std::byte*>(p), static_cast<std::size_t>(st.st_size)};
-  *why = refusal(*reinterpret_cast<FileHeader*>(m.base), m.size, g);
-  if (!why->empty()) {
-    ::munmap(m.base, m.size);
-    return Mapped{};
-  }
-  return m;
+// An undo entry may restore only bytes a transaction logs: the control block,
+// the applied seqs, slots or arena; never the header or the undo log itself
+// (an entry rewriting an older entry would escape the check of that entry).
+// Overflow-safe: no sum of file values is formed.
+bool restorable(std::uint64_t off, std::uint64_t len, const Layout& l, std::uint64_t size) {
+  const auto within = [&](std::uint64_t lo, std::uint64_t hi) {
+    return off >= lo && off <= hi && len <= hi - off;  // lo <= off && off + len <= hi
+  };
+  return within(kControlOff, kControlOff + sizeof(StateControl)) || within(kAppliedOff, l.undo) ||
+         within(l.slots, size);
 }
 
-Status create_file(const std::string& path, const StateGeometry& g) {
+// What open() would do to a mapped store: the undo entries to roll back
+// (oldest first), and how far into slots and arena the file must have space
+// for the rollback and for the control block after it.
+struct Plan {
+  std::vector<std::uint64_t> entries;  // offsets in the undo log
+  std::uint64_t slot_bytes = 0;        // from the slots' start
+  std::uint64_t arena_bytes = 0;       // from the arena's start
+};
+
+// Walks the first `used` bytes of the undo log; stops at a malformed entry
+// and returns why (empty when every entry is well formed).
+std::string scan_undo(const std::byte* base, std::uint64_t size, const Layout& l, std::uint64_t used, Plan* plan) {
+  std::uint64_t pos = 0;
+  while (pos < used) {
+    UndoEntry ue;
+    if (used - pos < sizeof ue) return "undo log ends inside an entry at " + std::to_string(pos);
+    std::memcpy(&ue, base + l.undo + pos, sizeof ue);
+    const std::uint64_t need = sizeof ue + ((std::uint64_t{ue.len} + 7) & ~std::uint64_t{7});
+    if (need > used - pos) return "undo entry at " + std::to_string(pos) + " runs past the log";
+    if (!restorable(ue.off, ue.len, l, size)) {
+      return "undo entry at " + std::to_string(pos) + " restores " + std::to_string(ue.len) + " bytes at offset " +
+             std::to_string(ue.off) + ", outside the logged regions";
+    }
+    plan->entries.push_back(pos);
+    if (ue.off >= l.arena) {
+      plan->arena_bytes = std::max(plan->arena_bytes, ue.off - l.arena + ue.len);
+    } else if (ue.off >= l.slots) {
+      plan->slot_bytes = std::max(plan->slot_bytes, std::min(ue.off - l.slots + ue.len, l.arena - l.slots));
+      if (ue.off + ue.len > l.arena) plan->arena_bytes = std::max(plan->arena_bytes, ue.off + ue.len - l.arena);
+    }
+    pos += need;
+  }
+  return {};
+}
+
+// Why the mapped store cannot be used as it will be after open() rolls its
+// log back; empty when it can (then *plan holds the rollback). Validates the
+// header, every undo entry, and the control block the rollback leaves (its
+// undo image may hold anything), without changing the file.
+std::string inspect(const std::byte* base, std::uint64_t size, const StateGeometry& g, Plan* plan) {
+  const auto& h = *reinterpret_cast<const FileHeader*>(base);
+  if (std::string why = refusal(h, size, g); !why.empty()) return why;
+  const Layout l = layout_of(g);
+  const std::uint64_t used = h.undo_len.load(std::memory_order_acquire);
+  if (std::string why = scan_undo(base, size, l, used, plan); !why.empty()) return why;
+  StateControl c;
+  std::memcpy(&c, &h.control, sizeof c);
+  for (auto it = plan->entries.rbegin(); it != plan->entries.rend(); ++it) {
+    UndoEntry ue;
+    std::memcpy(&ue, base + l.undo + *it, sizeof ue);
+    if (ue.off < kControlOff + sizeof c && ue.off >= kControlOff) {
+      std::memcpy(reinterpret_cast<std::byte*>(&c) + (ue.off - kControlOff), base + l.undo + *it + sizeof ue, ue.len);
+    }
+  }
+  if (std::string why = control_refusal(c, g); !why.empty()) return why;
+  const StateControl& now = h.control;
+  plan->slot_bytes = std::max({plan->slot_bytes, c.slot_high * sizeof(StateSlot),
+                               std::min(now.slot_high, g.slot_capacity) * sizeof(StateSlot)});
+  plan->arena_bytes = std::max({plan->arena_bytes, c.arena_used, std::min(now.arena_used, g.arena_bytes)});
+  return {};
+}
+
+// A write lock on the whole file, owned by the open file description: it
+// goes with the last descriptor of that description, or with the process
+// when it dies, and a second description (another process, or this one)
+// cannot take it meanwhile.
+bool try_lock(int fd) noexcept {
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = 0;
+  fl.l_len = 0;  // to the end, however long
+  fl.l_pid = 0;  // required for OFD locks
+  return ::fcntl(fd, F_OFD_SETLK, &fl) == 0;
+}
+
+// The error for a store whose lock another description holds. F_OFD_GETLK
+// reports no pid for OFD locks (-1), so the holder records its own.
+tl::unexpected<Error> held_elsewhere(int fd, const std::string& path) {
+  std::int32_t pid = 0;
+  const bool known = ::pread(fd, &pid, sizeof pid, offsetof(FileHeader, owner_pid)) == sizeof pid && pid > 0;
+  return make_error(std::errc::resource_unavailable_try_again,
+                    "state: " + path + ": in use by another live process (" +
+                        (known ? "pid " + std::to_string(pid) : std::string("it recorded no pid")) +
+                        "); two processors must not share a state directory");
+}
+
+// True when `path` still names the file open as fd (not renamed aside or
+// replaced while we waited for its lock).
+bool still_at(int fd, const std::string& path) {
+  struct stat a {};
+  struct stat b {};
+  return ::fstat(fd, &a) == 0 && ::stat(path.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+// Creates an empty store at `path`, locked before anyone can see it. An
+// invalid fd (no error) when another process created the file first.
+Result<UniqueFd> create_file(const std::string& path, const StateGeometry& g) {
   const Layout l = layout_of(g);
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   ::unlink(tmp.c_str());
   UniqueFd fd(::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!fd.valid()) return errno_error("state: " + tmp);
-  // Sparse: pages are allocated as series arrive; the header, seq table and
-  // undo log are reserved now so the hot path never faults for space there.
+  struct Unlink {
+    const std::string& p;
+    ~Unlink() { ::unlink(p.c_str()); }
+  } unlink_tmp{tmp};
+  if (!try_lock(fd.get())) return errno_error("state: " + tmp + ": lock");
+  // Slots and arena stay sparse (StateStore::reserve_* gives them space as
+  // they are used); the header, seq table and undo log get it now.
   if (::ftruncate(fd.get(), static_cast<off_t>(l.file)) != 0) return errno_error("state: " + tmp + ": ftruncate");
   if (int e = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(l.slots)); e != 0) {
-    ::unlink(tmp.c_str());
     errno = e;
     return errno_error("state: " + tmp + ": reserve");
   }
@@ -163,23 +261,38 @@ Status create_file(const std::string& path, const StateGeometry& g) {
   h.boot_id = boot_id();
   h.geometry_check = geometry_check(h);
   h.ready = 0;
+  h.owner_pid = ::getpid();
   if (::pwrite(fd.get(), &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) return errno_error("state: " + tmp);
   const std::uint64_t ready = kReady;
   if (::pwrite(fd.get(), &ready, sizeof ready, offsetof(FileHeader, ready)) != sizeof ready) {
     return errno_error("state: " + tmp);
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return errno_error("state: " + path + ": rename");
-  return {};
+  // link, not rename: it never replaces a store another process created
+  // (and holds) since we looked.
+  if (::link(tmp.c_str(), path.c_str()) != 0) {
+    if (errno == EEXIST) return UniqueFd();
+    return errno_error("state: " + path + ": link");
+  }
+  return fd;
 }
 
 }  // namespace
 
 Status StateStore::check(const std::string& path, const StateGeometry& g) {
-  std::string why;
-  auto m = map_existing(path, g, &why);
-  if (!m) return tl::unexpected(m.error());
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return errno_error("state: " + path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return errno_error("state: " + path);
+  if (static_cast<std::uint64_t>(st.st_size) < kPage) {
+    return invalid("state: " + path + ": truncated (" + std::to_string(st.st_size) + " bytes)");
+  }
+  const auto size = static_cast<std::size_t>(st.st_size);
+  void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd.get(), 0);
+  if (p == MAP_FAILED) return errno_error("state: " + path + ": mmap");
+  Plan plan;
+  const std::string why = inspect(static_cast<const std::byte*>(p), size, g, &plan);
+  ::munmap(p, size);
   if (!why.empty()) return invalid("state: " + path + ": " + why);
-  ::munmap(m->base, m->size);
   return {};
 }
 
@@ -187,45 +300,107 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& path, co
                                                      std::string* rejected) {
   *restored = false;
   rejected->clear();
-  if (g.slot_capacity == 0 || g.arena_bytes == 0 || g.arena_bytes >= (std::uint64_t{1} << 32) ||
-      g.undo_bytes < 4096 || g.undo_bytes % 8 != 0 || g.shard >= g.shard_count) {
+  if (g.slot_capacity == 0 || g.slot_capacity > (std::uint64_t{1} << 32) || g.arena_bytes == 0 ||
+      g.arena_bytes >= (std::uint64_t{1} << 32) || g.undo_bytes < 4096 || g.undo_bytes % 8 != 0 ||
+      g.undo_bytes > (std::uint64_t{1} << 32) || g.shard >= g.shard_count) {
     return invalid("state: " + path + ": bad geometry");
   }
-  Mapped m;
-  if (::access(path.c_str(), F_OK) == 0) {
-    auto e = map_existing(path, g, rejected);
-    if (!e) {
-      *rejected = e.error().message();
+  const Layout l = layout_of(g);
+  // Nothing in the file is read for use, rolled back or moved aside before
+  // this process holds its lock: a live holder's open transaction is its own.
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    bool created = false;
+    std::string why;
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+    if (!fd.valid() && errno != ENOENT) {
+      // Unusable as it is (permissions, a directory): moved aside like a corrupt file.
+      why = std::strerror(errno);
+    } else if (!fd.valid()) {
+      auto c = create_file(path, g);
+      if (!c) return tl::unexpected(c.error());
+      if (!c->valid()) continue;  // created by another process meanwhile: lock that one
+      fd = std::move(*c);
+      created = true;
     } else {
-      m = *e;
+      if (!try_lock(fd.get())) {
+        if (errno == EAGAIN || errno == EACCES) return held_elsewhere(fd.get(), path);
+        return errno_error("state: " + path + ": lock");
+      }
+      if (!still_at(fd.get(), path)) continue;  // moved aside or replaced before we got the lock
     }
-    if (m.base == nullptr) {
+
+    std::byte* base = nullptr;
+    std::size_t size = 0;
+    Plan plan;
+    if (fd.valid()) {
+      struct stat st {};
+      if (::fstat(fd.get(), &st) != 0) return errno_error("state: " + path);
+      size = static_cast<std::size_t>(st.st_size);
+      if (size < kPage) {
+        why = "truncated (" + std::to_string(st.st_size) + " bytes)";
+      } else if (void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0); p == MAP_FAILED) {
+        why = "mmap: " + std::string(std::strerror(errno));
+      } else {
+        base = static_cast<std::byte*>(p);
+        why = inspect(base, size, g, &plan);
+      }
+    }
+    if (!why.empty()) {
+      if (base != nullptr) ::munmap(base, size);
+      if (created) return invalid("state: " + path + ": new file refused: " + why);
+      // Renamed while we hold its lock; a process waiting for it finds it gone.
       const std::string aside = path + ".rejected";
       if (::rename(path.c_str(), aside.c_str()) != 0) return errno_error("state: " + path + ": rename aside");
+      *rejected = why;
+      continue;
     }
+
+    auto s = std::unique_ptr<StateStore>(new StateStore());
+    s->path_ = path;
+    s->geometry_ = g;
+    s->fd_ = std::move(fd);
+    s->base_ = base;
+    s->size_ = size;
+    s->applied_off_ = kAppliedOff;
+    s->undo_off_ = l.undo;
+    s->slots_off_ = l.slots;
+    s->arena_off_ = l.arena;
+    reinterpret_cast<FileHeader*>(base)->owner_pid = ::getpid();
+    // Space for everything the rollback writes and the shard reads, so
+    // neither can SIGBUS on a full file system.
+    if (!s->reserve(l.slots, l.arena - l.slots, &s->slots_reserved_, plan.slot_bytes) ||
+        !s->reserve(l.arena, l.file - l.arena, &s->arena_reserved_, plan.arena_bytes)) {
+      return errno_error("state: " + path + ": no space for the state in use");
+    }
+    s->rollback();
+    *restored = !created;
+    return s;
   }
-  if (m.base == nullptr) {
-    if (auto st = create_file(path, g); !st) return tl::unexpected(st.error());
-    std::string why;
-    auto e = map_existing(path, g, &why);
-    if (!e) return tl::unexpected(e.error());
-    if (!why.empty()) return invalid("state: " + path + ": new file refused: " + why);
-    m = *e;
-  } else {
-    *restored = true;
+  return invalid("state: " + path + ": replaced by other processes while being opened");
+}
+
+bool StateStore::reserve(std::uint64_t region_off, std::uint64_t region_bytes, std::uint64_t* reserved,
+                         std::uint64_t need) noexcept {
+  if (need <= *reserved) return true;
+  if (need > region_bytes) {
+    errno = EINVAL;
+    return false;
   }
-  auto s = std::unique_ptr<StateStore>(new StateStore());
-  s->path_ = path;
-  s->geometry_ = g;
-  s->base_ = m.base;
-  s->size_ = m.size;
-  const Layout l = layout_of(g);
-  s->applied_off_ = kAppliedOff;
-  s->undo_off_ = l.undo;
-  s->slots_off_ = l.slots;
-  s->arena_off_ = l.arena;
-  s->rollback();
-  return s;
+  // A step ahead, so a growing store makes one call per step; when a step
+  // does not fit, exactly what is needed.
+  constexpr std::uint64_t kStep = 1 << 20;
+  const std::uint64_t exact = std::min(round_page(need), region_bytes);
+  const std::uint64_t ahead = std::min(std::max(exact, *reserved + kStep), region_bytes);
+  for (const std::uint64_t want : {ahead, exact}) {
+    const int e =
+        ::posix_fallocate(fd_.get(), static_cast<off_t>(region_off + *reserved), static_cast<off_t>(want - *reserved));
+    if (e == 0) {
+      *reserved = want;
+      return true;
+    }
+    errno = e;
+  }
+  return false;
 }
 
 StateStore::~StateStore() {
@@ -242,7 +417,7 @@ bool StateStore::log(std::uint64_t off, std::uint32_t len) noexcept {
   FileHeader& h = *reinterpret_cast<FileHeader*>(base_);
   const std::uint64_t used = h.undo_len.load(std::memory_order_relaxed);
   const std::uint64_t need = sizeof(UndoEntry) + ((std::uint64_t{len} + 7) & ~std::uint64_t{7});
-  if (used + need > geometry_.undo_bytes || off + len > size_) return false;
+  if (need > geometry_.undo_bytes - used || len > size_ || off > size_ - len) return false;
   std::byte* e = base_ + undo_off_ + used;
   const UndoEntry ue{len, 0, off};
   std::memcpy(e, &ue, sizeof ue);
@@ -279,19 +454,12 @@ void StateStore::commit() noexcept {
 void StateStore::rollback() noexcept {
   FileHeader& h = *reinterpret_cast<FileHeader*>(base_);
   const std::uint64_t used = h.undo_len.load(std::memory_order_acquire);
-  // Walk forward to find the entries (they are variable-length), then undo
-  // them newest first so the oldest image of each range wins.
-  std::vector<std::uint64_t> at;
-  std::uint64_t pos = 0;
-  while (pos + sizeof(UndoEntry) <= used) {
-    UndoEntry ue;
-    std::memcpy(&ue, base_ + undo_off_ + pos, sizeof ue);
-    const std::uint64_t need = sizeof ue + ((std::uint64_t{ue.len} + 7) & ~std::uint64_t{7});
-    if (pos + need > used || ue.off + ue.len > size_ || ue.off < offsetof(FileHeader, control)) break;
-    at.push_back(pos);
-    pos += need;
-  }
-  for (auto it = at.rbegin(); it != at.rend(); ++it) {
+  // Find the entries (they are variable-length; open() has refused a file
+  // with a malformed one), then undo them newest first so the oldest image
+  // of each range wins.
+  Plan plan;
+  (void)scan_undo(base_, size_, layout_of(geometry_), used, &plan);
+  for (auto it = plan.entries.rbegin(); it != plan.entries.rend(); ++it) {
     UndoEntry ue;
     std::memcpy(&ue, base_ + undo_off_ + *it, sizeof ue);
     std::memmove(base_ + ue.off, base_ + undo_off_ + *it + sizeof ue, ue.len);

@@ -5,8 +5,9 @@
 // series slots; a byte arena of label/family/histogram blocks. Every change
 // made while applying a batch is preceded by an undo entry holding the old
 // bytes; commit() empties the log with one store. open() rolls a non-empty
-// log back, so the state is always that of the last commit. Owned by one
-// shard thread; not thread-safe. open() fails with "state: path: cause".
+// log back, so the state is always that of the last commit. The store holds
+// an OFD write lock on its file while it lives: one process at a time. Owned
+// by one shard thread; not thread-safe. open() fails with "state: path: cause".
 
 #include <atomic>
 #include <cstddef>
@@ -15,6 +16,7 @@
 #include <string>
 
 #include "ringpipe/common/result.hpp"
+#include "ringpipe/common/unique_fd.hpp"
 
 namespace ringpipe::processors::detail {
 
@@ -67,12 +69,16 @@ static_assert(sizeof(StateControl) == 96);
 
 class StateStore {
  public:
-  // Opens `path` if it holds a valid store of this geometry (rolling back an
-  // unfinished transaction), else creates an empty one; a file that exists but
-  // is refused is renamed to `<path>.rejected` and *rejected says why.
+  // Locks `path` and opens it if it holds a valid store of this geometry
+  // (rolling back an unfinished transaction), else creates an empty one; a
+  // file that exists but is refused is renamed to `<path>.rejected` and
+  // *rejected says why. Fails, changing nothing, while another open file
+  // description (a live processor) holds the lock, or when the file system
+  // has no space for the slots and arena in use.
   [[nodiscard]] static Result<std::unique_ptr<StateStore>> open(const std::string& path, const StateGeometry& g,
                                                                 bool* restored, std::string* rejected);
-  // Validates without creating; the error says why a file is refused.
+  // Validates as open() would, without creating, locking or rolling back;
+  // the error says why a file is refused.
   [[nodiscard]] static Status check(const std::string& path, const StateGeometry& g);
   ~StateStore();
   StateStore(const StateStore&) = delete;
@@ -90,6 +96,17 @@ class StateStore {
   [[nodiscard]] bool in_tx() const noexcept { return undo_used() != 0; }
   [[nodiscard]] std::uint64_t undo_used() const noexcept;
   [[nodiscard]] std::uint64_t undo_capacity() const noexcept { return geometry_.undo_bytes; }
+  // Slots and arena are sparse until used. These give the file space for
+  // slots [0, n) / the first `bytes` of the arena before they are touched (a
+  // page without space would SIGBUS on a full file system); false, errno
+  // set, when the space is not there. One fallocate per 1 MiB step.
+  [[nodiscard]] bool reserve_slots(std::uint64_t n) noexcept {
+    return n * sizeof(StateSlot) <= slots_reserved_ ||
+           reserve(slots_off_, arena_off_ - slots_off_, &slots_reserved_, n * sizeof(StateSlot));
+  }
+  [[nodiscard]] bool reserve_arena(std::uint64_t bytes) noexcept {
+    return bytes <= arena_reserved_ || reserve(arena_off_, size_ - arena_off_, &arena_reserved_, bytes);
+  }
 
   [[nodiscard]] StateControl& control() noexcept;
   [[nodiscard]] StateSlot* slots() noexcept { return reinterpret_cast<StateSlot*>(base_ + slots_off_); }
@@ -105,14 +122,19 @@ class StateStore {
 
  private:
   StateStore() = default;
+  [[nodiscard]] bool reserve(std::uint64_t region_off, std::uint64_t region_bytes, std::uint64_t* reserved,
+                             std::uint64_t need) noexcept;
   std::string path_;
   StateGeometry geometry_;
+  UniqueFd fd_;  // holds the lock
   std::byte* base_ = nullptr;
   std::size_t size_ = 0;
   std::uint64_t applied_off_ = 0;
   std::uint64_t undo_off_ = 0;
   std::uint64_t slots_off_ = 0;
   std::uint64_t arena_off_ = 0;
+  std::uint64_t slots_reserved_ = 0;  // bytes from the slots' start with file space
+  std::uint64_t arena_reserved_ = 0;
   bool control_logged_ = false;
 };
 

@@ -3,11 +3,17 @@
 // ring; restarted on the same state dir and reader name, the final totals
 // must be exact (nothing lost, nothing counted twice).
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -15,6 +21,7 @@
 #include "engine_harness.hpp"
 #include "engine_parts.hpp"
 #include "family_registry.hpp"
+#include "ringpipe/common/unique_fd.hpp"
 #include "ringpipe/processors/processor.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
@@ -165,6 +172,31 @@ TEST(ProcessorState, SurvivesSigkillAtRandomInstantsWithExactTotals) {
   const EngineStats es = (*p)->stats();  // shards publish their stats at each flush
   EXPECT_GT(es.state_series_restored, 0u);
   EXPECT_GT(es.samples_applied, 0u);
+}
+
+TEST(ProcessorState, ASecondProcessorOnTheSameStateDirFailsAtCreateNamingTheLiveOne) {
+  ringpipe::testing::ScratchDir dir;
+  const std::string raw = dir.file("raw");
+  const std::string out = dir.file("metrics");
+  const std::string state = dir.file("proc.state");
+  ring::RingOptions ro;
+  ro.lane_capacity_bytes = 1 << 16;
+  ro.lanes = 4;
+  ASSERT_TRUE(ring::Ring::create(raw, ro));
+  ASSERT_TRUE(ring::Ring::create(out, ro));
+  auto first = Processor::create(options(raw, out, state));
+  ASSERT_TRUE(first) << first.error().message();
+  ASSERT_TRUE((*first)->start());
+  // Another open file description of the same store: refused as a second
+  // process would be, before it touches the stores or the readers.
+  auto second = Processor::create(options(raw, out, state));
+  ASSERT_FALSE(second);
+  const std::string why = second.error().message();
+  EXPECT_NE(why.find("in use by another live process (pid " + std::to_string(::getpid()) + ")"), std::string::npos)
+      << why;
+  for (const auto& e : std::filesystem::directory_iterator(state)) {
+    EXPECT_EQ(e.path().string().find(".rejected"), std::string::npos) << e.path();
+  }
 }
 
 detail::StateGeometry small_geometry() {
@@ -360,6 +392,187 @@ TEST(StateStore, RefusesTruncatedCorruptOrOtherGeometryFilesAndStartsEmpty) {
   ASSERT_TRUE(st);
   EXPECT_FALSE(restored);
   EXPECT_NE(rejected.find("truncated"), std::string::npos) << rejected;
+}
+
+// File offsets of version 1 (processors/STATE.md): the commit word, the
+// control block, and the undo log after the applied-seq table.
+constexpr std::uint64_t kUndoLenOff = 128;
+constexpr std::uint64_t kControlOff = 192;
+constexpr std::uint64_t kAppliedBytes = std::uint64_t{detail::kStateMaxInputs} * detail::kStateMaxLanes * 8;
+
+struct CraftedEntry {
+  std::uint64_t off;              // file offset the entry restores
+  std::vector<std::byte> bytes;  // the "old" bytes
+};
+
+// Writes `entries` (oldest first) as the undo log of the closed store at
+// `path` and sets its length, as a crash in mid-transaction or a crafted file
+// leaves it. Returns the file offset of each entry.
+std::vector<std::uint64_t> write_undo_log(const std::string& path, std::uint64_t undo_at,
+                                          const std::vector<CraftedEntry>& entries) {
+  std::vector<std::byte> log;
+  std::vector<std::uint64_t> at;
+  for (const CraftedEntry& e : entries) {
+    at.push_back(undo_at + log.size());
+    const auto len = static_cast<std::uint32_t>(e.bytes.size());
+    const std::uint32_t zero = 0;
+    const std::size_t pos = log.size();
+    log.resize(pos + 16 + ((e.bytes.size() + 7) & ~std::size_t{7}));
+    std::memcpy(log.data() + pos, &len, 4);
+    std::memcpy(log.data() + pos + 4, &zero, 4);
+    std::memcpy(log.data() + pos + 8, &e.off, 8);
+    std::memcpy(log.data() + pos + 16, e.bytes.data(), e.bytes.size());
+  }
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  EXPECT_TRUE(fd.valid());
+  EXPECT_EQ(::pwrite(fd.get(), log.data(), log.size(), static_cast<off_t>(undo_at)), static_cast<ssize_t>(log.size()));
+  const std::uint64_t used = log.size();
+  EXPECT_EQ(::pwrite(fd.get(), &used, sizeof used, kUndoLenOff), static_cast<ssize_t>(sizeof used));
+  return at;
+}
+
+template <class T>
+std::vector<std::byte> bytes_of(const T& v) {
+  std::vector<std::byte> b(sizeof v);
+  std::memcpy(b.data(), &v, sizeof v);
+  return b;
+}
+
+// A committed store with slot 3 live at 10; returns the undo log's file offset.
+std::uint64_t committed_store(StoreFile& f) {
+  auto st = f.open();
+  EXPECT_TRUE(st) << st.error().message();
+  if (!st) return 0;
+  commit_live_slot(**st, 3, 10);
+  return (*st)->offset_of((*st)->applied(0)) + kAppliedBytes;
+}
+
+TEST(StateStore, ASecondOpenerIsRefusedWhileALiveProcessHoldsTheStoreAndChangesNothing) {
+  StoreFile f;
+  committed_store(f);
+  struct Steps {
+    std::atomic<int> step;
+  };
+  Steps* sync = ringpipe::testing::make_shared_block<Steps>();
+  const pid_t child = ringpipe::testing::spawn([&]() noexcept {
+    auto st = f.open();
+    if (!st) return 2;
+    detail::StateSlot& sl = (*st)->slots()[3];
+    if (!(*st)->log((*st)->offset_of(&sl), sizeof sl)) return 3;
+    sl.value = 11;  // an open transaction
+    sync->step.store(1);
+    if (!ringpipe::testing::wait_until([&] { return sync->step.load() == 2; }, 30s)) return 4;
+    // Nobody rolled it back or moved the file away under us.
+    if (!(*st)->in_tx() || sl.value != 11 || !std::filesystem::exists(f.path)) return 5;
+    sl.value = 12;
+    (*st)->commit();
+    return 0;
+  });
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return sync->step.load() == 1; }, 30s));
+  auto second = f.open();
+  sync->step.store(2);
+  EXPECT_EQ(ringpipe::testing::reap(child), 0) << "the live store was changed by the second opener";
+  ASSERT_FALSE(second) << "opened a store another live process holds";
+  const std::string why = second.error().message();
+  EXPECT_NE(why.find("another live process"), std::string::npos) << why;
+  EXPECT_NE(why.find("pid " + std::to_string(child)), std::string::npos) << why;
+  EXPECT_FALSE(std::filesystem::exists(f.path + ".rejected"));
+  auto st = f.open();  // the holder is gone: its lock went with it
+  ASSERT_TRUE(st) << st.error().message();
+  EXPECT_TRUE(f.restored);
+  EXPECT_TRUE(f.rejected.empty()) << f.rejected;
+  EXPECT_EQ((*st)->slots()[3].value, 12);
+}
+
+TEST(StateStore, UndoEntriesThatWrapAroundOrRewriteTheLogAreRefusedWithoutWritingOutsideTheFile) {
+  std::vector<std::byte> sixteen(16, std::byte{0xab});
+  // off + len wraps to 8: the check `off + len > size` passes it and the
+  // rollback writes 8 bytes before the mapping.
+  const auto wraps = [&](std::uint64_t) { return std::vector<CraftedEntry>{{UINT64_MAX - 7, sixteen}}; };
+  // A valid entry, then a newer one that rewrites the older entry's header
+  // (inside the file, so in range) after the log was checked: applied newest
+  // first, the older entry then writes before the mapping.
+  const auto rewrites = [&](std::uint64_t undo_at) {
+    std::vector<std::byte> hdr(16);
+    const std::uint32_t len = 16;
+    const std::uint64_t off = UINT64_MAX - 7;
+    std::memcpy(hdr.data(), &len, 4);
+    std::memcpy(hdr.data() + 8, &off, 8);
+    return std::vector<CraftedEntry>{{kControlOff, sixteen}, {undo_at, hdr}};
+  };
+  for (const auto& craft : {std::function<std::vector<CraftedEntry>(std::uint64_t)>(wraps),
+                            std::function<std::vector<CraftedEntry>(std::uint64_t)>(rewrites)}) {
+    StoreFile f;
+    const std::uint64_t undo_at = committed_store(f);
+    ASSERT_NE(undo_at, 0u);
+    write_undo_log(f.path, undo_at, craft(undo_at));
+    // In a child: a write outside the mapping may kill it instead of the test.
+    const pid_t child = ringpipe::testing::spawn([&]() noexcept {
+      auto st = f.open();
+      if (!st) return 2;
+      if (f.restored || f.rejected.find("undo") == std::string::npos) return 3;
+      return (*st)->slots()[3].live == 0 ? 0 : 4;  // a new, empty store
+    });
+    EXPECT_EQ(ringpipe::testing::reap(child), 0) << "2: open failed, 3: the crafted log was accepted, 100+: killed by a signal";
+    EXPECT_TRUE(std::filesystem::exists(f.path + ".rejected"));
+  }
+}
+
+TEST(ShardState, AnUndoLogThatRestoresAnOutOfRangeControlBlockIsRefusedAndTheShardStartsEmpty) {
+  StoreFile f;
+  const std::uint64_t undo_at = committed_store(f);
+  ASSERT_NE(undo_at, 0u);
+  // The control block checked at open is in range; its undo image is not.
+  const std::uint64_t slot_high = std::uint64_t{1} << 40;
+  write_undo_log(f.path, undo_at, {{kControlOff + offsetof(detail::StateControl, slot_high), bytes_of(slot_high)}});
+  const pid_t child = ringpipe::testing::spawn([&]() noexcept {
+    auto st = f.open();
+    if (!st) return 2;
+    StoreShard b(st->get());
+    if (f.restored || f.rejected.find("control") == std::string::npos) return 3;
+    return b.shard->series_count() == 0 ? 0 : 4;
+  });
+  EXPECT_EQ(ringpipe::testing::reap(child), 0) << "2: open failed, 3: the restored control block was used, 100+: killed by a signal";
+  EXPECT_TRUE(std::filesystem::exists(f.path + ".rejected"));
+}
+
+TEST(ShardState, AFullFileSystemStopsNewSeriesCleanlyInsteadOfKillingTheProcessWithSigbus) {
+  ringpipe::testing::ScratchDir dir;
+  const std::string mnt = dir.file("small");
+  std::filesystem::create_directory(mnt);
+  const pid_t child = ringpipe::testing::spawn([&]() noexcept {
+    // A private 256 KiB tmpfs: the store's fixed part (84 KiB) fits, its
+    // 512 KiB of slots and 1 MiB of arena do not.
+    if (::unshare(CLONE_NEWNS) != 0 || ::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+        ::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=256k") != 0) {
+      return 77;
+    }
+    detail::StateGeometry g;
+    g.slot_capacity = 8192;
+    g.arena_bytes = 1 << 20;
+    g.undo_bytes = 1 << 16;
+    bool restored = false;
+    std::string rejected;
+    auto st = detail::StateStore::open(mnt + "/s.state", g, &restored, &rejected);
+    if (!st) return 2;
+    StoreShard a(st->get());
+    for (std::uint64_t b = 0; b < 64; ++b) {
+      testing::BatchBuilder batch;
+      for (std::uint64_t i = 0; i < 128; ++i) {
+        batch.add(sample::Kind::kCounter, "c", 1, {{"k", std::to_string(b * 128 + i)}});
+      }
+      const auto m = a.map(batch);
+      const detail::RecordSegment seg{0, 0, b + 1, static_cast<std::uint32_t>(m.size())};
+      a.shard->apply_segments(m, {&seg, 1}, a.labels.data(), 0);
+    }
+    const EngineStats s = a.shard->stats();
+    if (s.state_full == 0) return 3;            // 8192 series cannot fit
+    if (a.shard->series_count() == 0) return 4;  // but the space there is used
+    return 0;
+  });
+  const int rc = ringpipe::testing::reap(child);
+  if (rc == 77) GTEST_SKIP() << "cannot mount a tmpfs in a private mount namespace (needs CAP_SYS_ADMIN)";
+  EXPECT_EQ(rc, 0) << "100 + " << SIGBUS << " is SIGBUS";
 }
 
 }  // namespace
