@@ -117,7 +117,7 @@ struct Mapped {
 
 // Maps an existing file; *why is set when it is refused.
 Result<Mapped> map_existing(const std::string& path, const StateGeometry& g, std::string* why) {
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
   if (!fd.valid()) return errno_error("state: " + path);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return errno_error("state: " + path);
