@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ringpipe/common/run_dir.hpp"
 #include "ringpipe/common/unique_fd.hpp"
 
 namespace ringpipe::apps {
@@ -105,11 +106,12 @@ std::string status_file_path(std::string_view run_dir, std::string_view pipeline
 }
 
 Result<StatusFile> StatusFile::create(const std::string& path) {
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-  if (ec) return tl::unexpected(Error{ec, "status file: " + path + ": create directory"});
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-  if (!fd.valid()) return errno_error("status file: " + path + ": open");
+  const std::filesystem::path p(path);
+  auto dir = RunDir::open_or_create(p.has_parent_path() ? p.parent_path().string() : ".");
+  if (!dir) return tl::unexpected(Error{dir.error().code, "status file: " + dir.error().context});
+  auto opened = dir->create_file(p.filename().string(), O_RDWR);
+  if (!opened) return tl::unexpected(Error{opened.error().code, "status file: " + opened.error().context});
+  UniqueFd fd = std::move(*opened);
   // Resized in place, never truncated to 0: a reader mapping it meanwhile must not fault.
   if (::ftruncate(fd.get(), kFileBytes) != 0)
     return errno_error("status file: " + path + ": resize");

@@ -65,7 +65,8 @@ struct SupervisorStatus {
 // supervisor) writes it, from one thread; not thread-safe.
 class StatusFile {
  public:
-  // Creates or truncates and maps the file (mode 0644, parent directories made).
+  // Creates or reuses and maps the file, through RunDir (ringpipe/common/run_dir.hpp):
+  // mode 0600, directories made 0700, never through a symlink, refused unless ours.
   [[nodiscard]] static Result<StatusFile> create(const std::string& path);
   StatusFile(StatusFile&&) noexcept;
   StatusFile& operator=(StatusFile&&) noexcept;

@@ -125,6 +125,69 @@ assert_unit() {
   return "$ok"
 }
 
+# The ExecStartPre that makes /dev/shm/ringpipe, from unit $1, as a shell
+# command for directory $2, owner $3 and group $4 (systemd's $$ and %% undone).
+run_dir_step() {
+  local line
+  line=$(grep -E '^ExecStartPre=\+' "$1" | grep -F /dev/shm/ringpipe) || return 1
+  line=${line#ExecStartPre=+}
+  line=${line//\$\$/\$}
+  line=${line//%%/%}
+  line=${line//\/dev\/shm\/ringpipe/@DIR@}
+  line=${line//ringpipe:ringpipe/$3:$4}
+  line=${line//-g ringpipe/-g $4}
+  line=${line//ringpipe/$3}
+  printf '%s\n' "${line//@DIR@/$2}"
+}
+
+# /dev/shm is world-writable: the unit's step that makes the ring directory
+# runs as root and must neither follow a symlink planted at its name nor
+# adopt a directory that group or others may write. Returns 1 on failure.
+check_run_dir_step() {
+  local unit=$1 user=nobody group=nogroup d victim before cmd
+  if [[ $(id -u) -ne 0 ]]; then
+    user=$(id -un)
+    group=$(id -gn)
+  fi
+  d=$(mktemp -d "$work/shm.XXXXXX")
+  chmod 1777 "$d"
+  victim=$d/victim
+  mkdir "$victim"
+  chmod 0755 "$victim"
+  before=$(stat -c '%u:%g %a' "$victim")
+  cmd=$(run_dir_step "$unit" "$d/ringpipe" "$user" "$group") || {
+    printf '%s: no ExecStartPre=+ making /dev/shm/ringpipe\n' "$unit" >&2
+    return 1
+  }
+  ln -s "$victim" "$d/ringpipe"
+  if (eval "$cmd") >"$work/step.out" 2>&1; then
+    printf '%s: ExecStartPre accepts a symlink at the ring directory\n' "$unit" >&2
+    return 1
+  fi
+  if [[ $(stat -c '%u:%g %a' "$victim") != "$before" ]]; then
+    printf '%s: ExecStartPre changed the target of a symlink at the ring directory (%s, was %s)\n' "$unit" \
+      "$(stat -c '%u:%g %a' "$victim")" "$before" >&2
+    return 1
+  fi
+  rm "$d/ringpipe"
+  (eval "$cmd") >"$work/step.out" 2>&1 || {
+    cat "$work/step.out" >&2
+    printf '%s: ExecStartPre fails on a fresh ring directory\n' "$unit" >&2
+    return 1
+  }
+  if [[ $(stat -c '%U %a %F' "$d/ringpipe") != "$user 700 directory" ]]; then
+    printf '%s: ExecStartPre made %s, expected "%s 700 directory"\n' "$unit" \
+      "$(stat -c '%U %a %F' "$d/ringpipe")" "$user" >&2
+    return 1
+  fi
+  chmod 0777 "$d/ringpipe"
+  if (eval "$cmd") >"$work/step.out" 2>&1; then
+    printf '%s: ExecStartPre accepts a world-writable ring directory\n' "$unit" >&2
+    return 1
+  fi
+  rm -rf "$d"
+}
+
 # Callers test the status, which turns set -e off here: chain explicitly.
 check_units_in() {
   local dir=$1
@@ -148,13 +211,13 @@ check_sysusers_tmpfiles() {
   [[ -n $uid ]] || fail "systemd-sysusers made no ringpipe user"
   if [[ $(id -u) -eq 0 ]]; then
     systemd-tmpfiles --root="$r" --create "$here/ringpipe.tmpfiles.conf"
-    [[ $(stat -c '%u %a' "$r/dev/shm/ringpipe") == "$uid 750" ]] ||
-      fail "tmpfiles: /dev/shm/ringpipe is $(stat -c '%u %a' "$r/dev/shm/ringpipe"), expected $uid 750"
+    [[ $(stat -c '%u %a' "$r/dev/shm/ringpipe") == "$uid 700" ]] ||
+      fail "tmpfiles: /dev/shm/ringpipe is $(stat -c '%u %a' "$r/dev/shm/ringpipe"), expected $uid 700"
   else
     # Not root: cannot chown, so check the entry with the owner left as is.
     sed -E 's/ ringpipe ringpipe / - - /' "$here/ringpipe.tmpfiles.conf" >"$work/tmpfiles.conf"
     systemd-tmpfiles --root="$r" --create "$work/tmpfiles.conf"
-    [[ $(stat -c '%a' "$r/dev/shm/ringpipe") == 750 ]] || fail "tmpfiles: /dev/shm/ringpipe not made 0750"
+    [[ $(stat -c '%a' "$r/dev/shm/ringpipe") == 700 ]] || fail "tmpfiles: /dev/shm/ringpipe not made 0700"
     say "note: not root, tmpfiles ownership not checked"
   fi
   say "ok: sysusers makes user ringpipe (uid $uid), tmpfiles makes /dev/shm/ringpipe"
@@ -208,6 +271,16 @@ systemd_verify() {
   sed 's/^User=ringpipe$/User=ringpipe\nDynamicUser=yes/' "$here/systemd/ringpipe-component@.service" \
     >"$bad/ringpipe-component@.service"
   must_fail "DynamicUser (removes the rings on stop)" assert_unit "$bad/ringpipe-component@.service"
+
+  for u in "${units[@]}"; do
+    check_run_dir_step "$here/systemd/$u" || fail "deploy/systemd/$u: unsafe ring directory step"
+  done
+  say "ok: the ring directory step refuses a planted symlink and a world-writable directory, makes it 0700"
+  bad=$work/bad-install
+  mkdir -p "$bad"
+  sed -E 's#^ExecStartPre=\+.*/dev/shm/ringpipe.*$#ExecStartPre=+/usr/bin/install -d -o ringpipe -g ringpipe -m 0700 /dev/shm/ringpipe#' \
+    "$here/systemd/ringpipe.service" >"$bad/ringpipe.service"
+  must_fail "an install -d that follows a symlink" check_run_dir_step "$bad/ringpipe.service"
 
   check_sysusers_tmpfiles
 }

@@ -12,21 +12,20 @@ namespace ringpipe {
 
 Result<NewSharedFile> NewSharedFile::create(const std::string& path, std::uint64_t bytes, const std::string& what) {
   const std::filesystem::path p(path);
-  std::error_code ec;
-  if (p.has_parent_path()) {
-    std::filesystem::create_directories(p.parent_path(), ec);
-    if (ec) return tl::unexpected(Error{ec, what + ": create directory " + p.parent_path().string()});
-  }
+  auto dir = RunDir::open_or_create(p.has_parent_path() ? p.parent_path().string() : ".");
+  if (!dir) return tl::unexpected(Error{dir.error().code, what + ": " + dir.error().context});
   static std::atomic<unsigned> counter{0};
   NewSharedFile f;
-  f.path_ = path;
+  f.name_ = p.filename().string();
   f.what_ = what;
-  f.tmp_ = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
-  f.fd_.reset(::open(f.tmp_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (!f.fd_.valid()) {
+  f.tmp_ = f.name_ + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
+  auto fd = dir->create_file(f.tmp_, O_RDWR | O_EXCL);
+  if (!fd) {
     f.published_ = true;  // nothing of ours to remove
-    return errno_error(what + ": open " + f.tmp_);
+    return tl::unexpected(Error{fd.error().code, what + ": " + fd.error().context});
   }
+  f.fd_ = std::move(*fd);
+  f.dir_ = std::move(*dir);
   if (int rc = ::posix_fallocate(f.fd_.get(), 0, static_cast<off_t>(bytes)); rc != 0) {
     errno = rc;
     return errno_error(what + ": reserve " + std::to_string(bytes) + " bytes");
@@ -35,7 +34,8 @@ Result<NewSharedFile> NewSharedFile::create(const std::string& path, std::uint64
 }
 
 NewSharedFile::NewSharedFile(NewSharedFile&& o) noexcept
-    : path_(std::move(o.path_)),
+    : dir_(std::move(o.dir_)),
+      name_(std::move(o.name_)),
       tmp_(std::move(o.tmp_)),
       what_(std::move(o.what_)),
       fd_(std::move(o.fd_)),
@@ -43,8 +43,9 @@ NewSharedFile::NewSharedFile(NewSharedFile&& o) noexcept
 
 NewSharedFile& NewSharedFile::operator=(NewSharedFile&& o) noexcept {
   if (this != &o) {
-    if (!published_) ::unlink(tmp_.c_str());
-    path_ = std::move(o.path_);
+    discard();
+    dir_ = std::move(o.dir_);
+    name_ = std::move(o.name_);
     tmp_ = std::move(o.tmp_);
     what_ = std::move(o.what_);
     fd_ = std::move(o.fd_);
@@ -53,16 +54,21 @@ NewSharedFile& NewSharedFile::operator=(NewSharedFile&& o) noexcept {
   return *this;
 }
 
-NewSharedFile::~NewSharedFile() {
-  if (!published_) ::unlink(tmp_.c_str());
+NewSharedFile::~NewSharedFile() { discard(); }
+
+void NewSharedFile::discard() noexcept {
+  if (!published_ && dir_) (void)dir_->remove(tmp_);
 }
 
 Status NewSharedFile::publish(bool replace) {
+  if (!dir_) return invalid(what_ + ": publish: moved from");
   if (replace) {
-    if (::rename(tmp_.c_str(), path_.c_str()) != 0) return errno_error(what_ + ": rename into place");
+    if (Status ok = dir_->rename(tmp_, name_); !ok)
+      return tl::unexpected(Error{ok.error().code, what_ + ": " + ok.error().context});
   } else {
-    if (::link(tmp_.c_str(), path_.c_str()) != 0) return errno_error(what_ + ": link into place");
-    ::unlink(tmp_.c_str());
+    if (Status ok = dir_->link(tmp_, name_); !ok)
+      return tl::unexpected(Error{ok.error().code, what_ + ": " + ok.error().context});
+    (void)dir_->remove(tmp_);
   }
   published_ = true;
   return {};

@@ -16,6 +16,7 @@
 #include <random>
 
 #include "ringpipe/common/log.hpp"
+#include "ringpipe/common/run_dir.hpp"
 #include "ringpipe/common/shared_file.hpp"
 
 namespace ringpipe {
@@ -288,7 +289,12 @@ Result<StatsSegment> StatsSegment::create(const std::string& path, std::string_v
 
   // A segment left by a previous run of this component: keep its values.
   bool replace = false;
-  if (UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW)); fd.valid()) {
+  const std::filesystem::path p(path);
+  auto dir = RunDir::open_or_create(p.has_parent_path() ? p.parent_path().string() : ".");
+  if (!dir) return tl::unexpected(Error{dir.error().code, w + ": " + dir.error().context});
+  auto existing = dir->open_file(p.filename().string(), O_RDWR);
+  if (existing) {
+    UniqueFd fd = std::move(*existing);
     replace = true;
     if (!ofd_try_lock(fd.get())) {
       std::int32_t pid = 0;
@@ -324,8 +330,8 @@ Result<StatsSegment> StatsSegment::create(const std::string& path, std::string_v
       }
     }
     // Otherwise fall through: build a fresh file and rename it over this one.
-  } else if (errno != ENOENT) {
-    return errno_error(w + ": open");
+  } else if (existing.error().code != std::errc::no_such_file_or_directory) {
+    return tl::unexpected(Error{existing.error().code, w + ": " + existing.error().context});
   }
 
   auto file = NewSharedFile::create(path, bytes, w);

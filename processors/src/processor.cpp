@@ -14,6 +14,7 @@
 #include "engine_parts.hpp"
 #include "family_registry.hpp"
 #include "ringpipe/common/log.hpp"
+#include "ringpipe/common/run_dir.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
 #include "series_mapper.hpp"
@@ -385,10 +386,11 @@ Result<std::unique_ptr<Processor>> Processor::create(ProcessorOptions options) {
 
   if (!options.state_dir.empty()) {
     if (options.inputs.size() > detail::kStateMaxInputs) return invalid("processor: state: at most 8 inputs");
-    std::error_code ec;
-    std::filesystem::create_directories(options.state_dir, ec);
-    if (ec) return invalid("processor: state: " + options.state_dir + ": " + ec.message());
-    ::chmod(options.state_dir.c_str(), 0700);
+    // Made 0700 and checked (ours, closed to others, no symlink): the state
+    // files are hundreds of MB written by what may be a root process.
+    if (auto dir = RunDir::open_or_create(options.state_dir); !dir) {
+      return tl::unexpected(Error{dir.error().code, "processor: state: " + dir.error().context});
+    }
     detail::StateGeometry g;
     g.shard_count = eo.shards;
     g.slot_capacity = std::min<std::uint64_t>(eo.max_series, std::uint64_t{4} << 20);

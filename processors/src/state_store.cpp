@@ -279,7 +279,7 @@ Result<UniqueFd> create_file(const std::string& path, const StateGeometry& g) {
 }  // namespace
 
 Status StateStore::check(const std::string& path, const StateGeometry& g) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd.valid()) return errno_error("state: " + path);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return errno_error("state: " + path);
@@ -311,7 +311,7 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& path, co
   for (int attempt = 0; attempt < 8; ++attempt) {
     bool created = false;
     std::string why;
-    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
     if (!fd.valid() && errno != ENOENT) {
       // Unusable as it is (permissions, a directory): moved aside like a corrupt file.
       why = std::strerror(errno);

@@ -204,7 +204,7 @@ Result<Ring> Ring::create(const std::string& path, const RingOptions& options) {
 
 Result<Ring> Ring::open(const std::string& path) {
   const std::string w = what("open", path);
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
   if (!fd.valid()) return errno_error(w);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return errno_error(w + ": fstat");

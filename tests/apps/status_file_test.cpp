@@ -1,7 +1,12 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
 
 #include "status_file.hpp"
 #include "test_support.hpp"
@@ -90,6 +95,57 @@ TEST(StatusFile, RewriteReplacesTheComponentList) {
   auto r = read_status_file(path);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->components.size(), 1u);
+}
+
+TEST(StatusFile, PlantedSymlinkDoesNotModifyItsTarget) {
+  testing::ScratchDir dir;
+  const std::string path = status_file_path(dir.path().string(), "edge");
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  const std::string victim = dir.file("victim");
+  const std::string content = "root:x:0:0:root:/root:/bin/bash\n";
+  {
+    std::ofstream out(victim);
+    out << content;
+  }
+  ASSERT_EQ(::chmod(victim.c_str(), 0644), 0);
+  std::filesystem::create_symlink(victim, path);
+
+  auto f = StatusFile::create(path);
+  EXPECT_FALSE(f) << "the status file was opened through a planted symlink";
+  std::ifstream in(victim, std::ios::binary);
+  const std::string now(std::istreambuf_iterator<char>(in), {});
+  EXPECT_TRUE(now == content) << "the target now holds " << now.size() << " bytes";
+  struct stat st {};
+  ASSERT_EQ(::stat(victim.c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, static_cast<off_t>(content.size()));
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+}
+
+TEST(StatusFile, IsOwnerOnlyWhateverTheUmask) {
+  testing::ScratchDir dir;
+  const std::string path = status_file_path((dir.path() / "run").string(), "edge");
+  const mode_t old = ::umask(0);
+  auto f = StatusFile::create(path);
+  ::umask(old);
+  ASSERT_TRUE(f) << f.error().message();
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  ASSERT_EQ(::stat((dir.path() / "run" / "edge").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  ASSERT_EQ(::stat((dir.path() / "run").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+}
+
+TEST(StatusFile, RefusesAnExistingFileOfAnotherUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give a file to uid 65534";
+  testing::ScratchDir dir;
+  const std::string path = status_file_path(dir.path().string(), "edge");
+  ASSERT_TRUE(StatusFile::create(path));
+  ASSERT_EQ(::chown(path.c_str(), 65534, 65534), 0);
+  auto f = StatusFile::create(path);
+  ASSERT_FALSE(f) << "a status file another user owns was adopted";
+  EXPECT_NE(f.error().message().find("65534"), std::string::npos) << f.error().message();
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -573,6 +574,50 @@ TEST(ShardState, AFullFileSystemStopsNewSeriesCleanlyInsteadOfKillingTheProcessW
   const int rc = ringpipe::testing::reap(child);
   if (rc == 77) GTEST_SKIP() << "cannot mount a tmpfs in a private mount namespace (needs CAP_SYS_ADMIN)";
   EXPECT_EQ(rc, 0) << "100 + " << SIGBUS << " is SIGBUS";
+
+// The state files are hundreds of MB: a state_dir someone else planted as a
+// symlink must neither be chmod'ed nor receive them.
+TEST(ProcessorState, RefusesStateDirThatIsAnotherUsersSymlink) {
+  ringpipe::testing::ScratchDir dir;
+  const std::string raw = dir.file("raw");
+  const std::string out = dir.file("metrics");
+  ring::RingOptions ro;
+  ro.lane_capacity_bytes = 1 << 16;
+  ASSERT_TRUE(ring::Ring::create(raw, ro));
+  ASSERT_TRUE(ring::Ring::create(out, ro));
+  const std::filesystem::path chosen = dir.path() / "chosen";
+  std::filesystem::create_directories(chosen);
+  ASSERT_EQ(::chmod(chosen.c_str(), 0755), 0);
+  const std::filesystem::path state = dir.path() / "proc.state";
+  std::filesystem::create_directory_symlink(chosen, state);
+  if (::geteuid() == 0) {
+    ASSERT_EQ(::lchown(state.c_str(), 65534, 65534), 0);
+  }
+
+  auto p = Processor::create(options(raw, out, (state / "shards").string()));
+  EXPECT_FALSE(p) << "the processor kept its state behind a symlink";
+  EXPECT_TRUE(std::filesystem::is_empty(chosen));
+  struct stat st {};
+  ASSERT_EQ(::stat(chosen.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+}
+
+TEST(ProcessorState, RefusesWorldWritableStateDir) {
+  ringpipe::testing::ScratchDir dir;
+  const std::string raw = dir.file("raw");
+  const std::string out = dir.file("metrics");
+  ring::RingOptions ro;
+  ro.lane_capacity_bytes = 1 << 16;
+  ASSERT_TRUE(ring::Ring::create(raw, ro));
+  ASSERT_TRUE(ring::Ring::create(out, ro));
+  const std::string state = dir.file("proc.state");
+  std::filesystem::create_directories(state);
+  ASSERT_EQ(::chmod(state.c_str(), 0777), 0);
+
+  auto p = Processor::create(options(raw, out, state));
+  ASSERT_FALSE(p) << "the processor kept its state in a world-writable directory";
+  EXPECT_NE(p.error().message().find("0777"), std::string::npos) << p.error().message();
+  EXPECT_TRUE(std::filesystem::is_empty(state));
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 #include <vector>
@@ -922,6 +923,16 @@ TEST(Reader, PollWhileLeavesARefusedRecordUnreadForThisAndTheNextReader) {
     ASSERT_TRUE(again);
     EXPECT_EQ(drain(*again), std::vector<std::string>{"c"});
   }
+}
+
+TEST(RingFile, OpenRefusesASymlinkAtTheRingsName) {
+  ScratchDir dir;
+  RingOptions o;
+  o.lane_capacity_bytes = 1 << 16;
+  ASSERT_TRUE(Ring::create(dir.file("real"), o));
+  std::filesystem::create_symlink(dir.file("real"), dir.file("raw"));
+  auto r = Ring::open(dir.file("raw"));
+  EXPECT_FALSE(r) << "a ring was opened (read-write) through a symlink";
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
 #pragma once
 // NewSharedFile: a file being built for shared mapping (rings, stats
-// segments). create() makes the parent directories, opens a temporary name
-// beside the real one exclusively with mode 0600 and reserves every byte, so
+// segments). create() opens the parent directory through RunDir (made 0700
+// when missing, refused when another user could control it), opens a
+// temporary name beside the real one exclusively with mode 0600 (relative to
+// that directory, never through a symlink) and reserves every byte, so
 // a full tmpfs fails here and never later as SIGBUS. The caller fills it
 // through a mapping of fd(); publish() then gives it its real name — linking,
 // which refuses an existing file, or renaming over one — so no reader ever
@@ -10,9 +12,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "ringpipe/common/result.hpp"
+#include "ringpipe/common/run_dir.hpp"
 #include "ringpipe/common/unique_fd.hpp"
 
 namespace ringpipe {
@@ -37,7 +41,9 @@ class NewSharedFile {
 
  private:
   NewSharedFile() = default;
-  std::string path_;
+  void discard() noexcept;
+  std::optional<RunDir> dir_;
+  std::string name_;
   std::string tmp_;
   std::string what_;
   UniqueFd fd_;
