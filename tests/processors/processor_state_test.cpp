@@ -574,6 +574,7 @@ TEST(ShardState, AFullFileSystemStopsNewSeriesCleanlyInsteadOfKillingTheProcessW
   const int rc = ringpipe::testing::reap(child);
   if (rc == 77) GTEST_SKIP() << "cannot mount a tmpfs in a private mount namespace (needs CAP_SYS_ADMIN)";
   EXPECT_EQ(rc, 0) << "100 + " << SIGBUS << " is SIGBUS";
+}
 
 // The state files are hundreds of MB: a state_dir someone else planted as a
 // symlink must neither be chmod'ed nor receive them.
