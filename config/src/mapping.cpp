@@ -5,9 +5,10 @@
 #include <cerrno>
 #include <cstdint>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <system_error>
+
+#include <re2/re2.h>
 
 #include "mapping_rules.hpp"
 #include "schema.hpp"
@@ -32,6 +33,9 @@ std::string_view cache_type_name(CacheType t) noexcept { return t == CacheType::
 
 namespace detail {
 namespace {
+
+// A regex's memory budget; processors/src/matcher.cpp compiles with the same.
+constexpr std::int64_t kRegexMaxMemBytes = 2 << 20;
 
 bool is_word(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_'; }
 
@@ -61,67 +65,6 @@ std::size_t template_reference(std::string_view s, std::size_t i) {
   if (j == digits) return 0;
   if (j < s.size() && s[j] == '}') ++j;
   return j - i;
-}
-
-// Turns Go RE2 syntax that std::regex (ECMAScript) lacks into equivalents,
-// so valid statsd_exporter regexes are not rejected: named groups become
-// plain groups, inline flags are dropped, \A and \z become anchors.
-std::string ecmascript_from_go(std::string_view re) {
-  std::string out;
-  for (std::size_t i = 0; i < re.size(); ++i) {
-    if (re[i] == '\\' && i + 1 < re.size()) {
-      const char n = re[i + 1];
-      if (n == 'A') {
-        out += '^';
-      } else if (n == 'z') {
-        out += '$';
-      } else if (n == 'p' || n == 'P') {
-        out += '.';
-        if (i + 2 < re.size() && re[i + 2] == '{') {
-          const auto close = re.find('}', i + 2);
-          i = close == std::string_view::npos ? re.size() : close;
-          continue;
-        }
-        ++i;  // one-letter class, e.g. \pL
-      } else {
-        out += re[i];
-        out += n;
-      }
-      ++i;
-      continue;
-    }
-    if (re.compare(i, 3, "(?P") == 0 && i + 3 < re.size() && re[i + 3] == '<') {
-      const auto close = re.find('>', i);
-      if (close != std::string_view::npos) {
-        out += '(';
-        i = close;
-        continue;
-      }
-    }
-    if (re.compare(i, 3, "(?<") == 0 && i + 3 < re.size() && re[i + 3] != '=' && re[i + 3] != '!') {
-      const auto close = re.find('>', i);
-      if (close != std::string_view::npos) {
-        out += '(';
-        i = close;
-        continue;
-      }
-    }
-    if (re.compare(i, 2, "(?") == 0) {
-      std::size_t j = i + 2;
-      while (j < re.size() && (re[j] == 'i' || re[j] == 'm' || re[j] == 's' || re[j] == 'U' || re[j] == '-')) ++j;
-      if (j > i + 2 && j < re.size() && re[j] == ')') {  // (?i) alone: drop
-        i = j;
-        continue;
-      }
-      if (j > i + 2 && j < re.size() && re[j] == ':') {  // (?i:...) -> (?:...)
-        out += "(?:";
-        i = j;
-        continue;
-      }
-    }
-    out += re[i];
-  }
-  return out;
 }
 
 }  // namespace
@@ -160,14 +103,15 @@ bool valid_label_name(std::string_view name) {
   return true;
 }
 
+// The processors compile rules with RE2 (Go's syntax, as statsd_exporter)
+// under the same options, so what passes here compiles there.
 std::optional<std::string> regex_problem(std::string_view regex) {
-  try {
-    const std::regex compiled(ecmascript_from_go(regex), std::regex::ECMAScript);
-    (void)compiled;
-  } catch (const std::regex_error& e) {
-    return std::string(e.what());
-  }
-  return std::nullopt;
+  re2::RE2::Options opts;
+  opts.set_log_errors(false);
+  opts.set_max_mem(kRegexMaxMemBytes);
+  const re2::RE2 compiled(re2::StringPiece(regex.data(), regex.size()), opts);
+  if (compiled.ok()) return std::nullopt;
+  return compiled.error();
 }
 
 std::optional<std::vector<Quantile>> read_quantiles(const YamlNode& n, std::string_view what, Diags& d) {

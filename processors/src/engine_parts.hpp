@@ -44,6 +44,7 @@ namespace ringpipe::processors::detail {
   }
   if (o.max_record_bytes < 4096) return invalid("processor options: max_record_bytes must be >= 4096");
   if (o.set_window.count() <= 0) return invalid("processor options: set_window must be > 0");
+  if (o.max_name_bytes == 0) return invalid("processor options: max_name_bytes must be > 0");
   return {};
 }
 

@@ -1,9 +1,13 @@
 // The mapping matcher: a trie of glob segments (statsd_exporter's FSM), the
 // regex rules in file order, and a bounded LRU cache in front of both.
+// Regexes are RE2 (Go's syntax and semantics, time linear in the name, no
+// recursion), so no name a client sends can stall or crash the matcher.
+
+#include <re2/re2.h>
 
 #include <algorithm>
 #include <cmath>
-#include <regex>
+#include <map>
 #include <string>
 #include <utility>
 
@@ -16,6 +20,12 @@ namespace {
 
 constexpr std::uint32_t kNoNode = UINT32_MAX;
 constexpr std::uint32_t kNoEntry = UINT32_MAX;
+
+// Memory one compiled regex may hold (program and DFA caches); past it the
+// DFA restarts or RE2 falls back to its NFA, still linear. A pattern whose
+// program alone does not fit is refused. config/src/mapping.cpp validates
+// with the same budget, so a file it accepts compiles here.
+constexpr std::int64_t kRegexMaxMemBytes = 2 << 20;
 
 struct TemplatePart {
   std::string literal;
@@ -59,6 +69,68 @@ Template parse_template(std::string_view t) {
   }
   if (!lit.empty()) out.push_back(TemplatePart{std::move(lit), -1});
   return out;
+}
+
+// A regex rule's template, as Go's Regexp.Expand (statsd_exporter's
+// ExpandString) reads it: $$ is '$'; $name or ${name} with name a run of
+// letters, digits and '_' (taken as long as possible: $1x is ${1x}); a name
+// of digits without a leading zero is a group number, any other a group
+// name; an unknown number or name expands to nothing; a '$' that starts no
+// reference stays literal.
+Template parse_regex_template(std::string_view t, const re2::RE2& re) {
+  Template out;
+  std::string lit;
+  const auto flush = [&] {
+    if (!lit.empty()) out.push_back(TemplatePart{std::move(lit), -1});
+    lit.clear();
+  };
+  for (std::size_t i = 0; i < t.size();) {
+    if (t[i] != '$') {
+      lit.push_back(t[i++]);
+      continue;
+    }
+    if (i + 1 < t.size() && t[i + 1] == '$') {
+      lit.push_back('$');
+      i += 2;
+      continue;
+    }
+    std::size_t j = i + 1;
+    const bool brace = j < t.size() && t[j] == '{';
+    if (brace) ++j;
+    const std::size_t start = j;
+    while (j < t.size() && name_char(t[j])) ++j;
+    const std::string_view ref = t.substr(start, j - start);
+    if (ref.empty() || (brace && (j >= t.size() || t[j] != '}'))) {
+      lit.push_back(t[i++]);
+      continue;
+    }
+    if (brace) ++j;
+    flush();
+    int idx = -2;  // expands to nothing
+    const bool number = std::all_of(ref.begin(), ref.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+                        (ref.size() == 1 || ref[0] != '0');
+    if (number) {
+      if (ref.size() <= 9) {
+        const int n = std::stoi(std::string(ref));
+        if (n <= re.NumberOfCapturingGroups()) idx = n;
+      }
+    } else {
+      const auto& named = re.NamedCapturingGroups();
+      if (const auto it = named.find(std::string(ref)); it != named.end()) idx = it->second;
+    }
+    out.push_back(TemplatePart{{}, idx});
+    i = j;
+  }
+  flush();
+  return out;
+}
+
+// 1 + the highest group a template refers to (0: none), so a match extracts
+// only the groups it expands.
+int groups_used(const Template& t) noexcept {
+  int n = 0;
+  for (const TemplatePart& p : t) n = std::max(n, p.capture + 1);
+  return n;
 }
 
 void expand(const Template& t, std::span<const std::string_view> caps, std::string& out) {
@@ -110,7 +182,8 @@ struct Matcher::Impl {
     MatchMetricType mmt;
     Template name;
     std::vector<std::pair<std::string, Template>> labels;
-    std::regex re;
+    std::unique_ptr<re2::RE2> re;  // regex rules only
+    int groups = 0;                // groups to extract: 1 + the highest one the templates use
   };
   struct Node {
     std::vector<std::pair<std::string, std::uint32_t>> children;  // sorted by segment
@@ -152,7 +225,7 @@ struct Matcher::Impl {
   std::vector<std::string_view> segs;
   std::vector<std::string_view> caps;
   std::vector<std::string_view> best_caps;
-  std::vector<std::string> regex_caps;
+  std::vector<re2::StringPiece> regex_groups;
   std::vector<std::string_view> regex_cap_views;
 
   std::uint32_t child(const Node& n, std::string_view seg) const noexcept {
@@ -254,19 +327,18 @@ struct Matcher::Impl {
       for (const std::uint32_t ri : regex_rules) {
         const Rule& r = rules[ri];
         if (!class_matches(r.mmt, cls)) continue;
-        std::cmatch m;
-        bool found = false;
-        try {
-          found = std::regex_search(name.data(), name.data() + name.size(), m, r.re);
-        } catch (const std::exception&) {
-          found = false;  // too complex for std::regex: treated as no match
+        // Unanchored and leftmost-first, as Go's FindStringSubmatchIndex.
+        const auto groups = static_cast<std::size_t>(r.groups);
+        regex_groups.resize(groups);
+        if (!r.re->Match(re2::StringPiece(name.data(), name.size()), 0, name.size(), re2::RE2::UNANCHORED,
+                         regex_groups.data(), r.groups)) {
+          continue;
         }
-        if (!found) continue;
-        regex_caps.resize(m.size());
-        regex_cap_views.resize(m.size());
-        for (std::size_t k = 0; k < m.size(); ++k) {
-          regex_caps[k].assign(m[k].first, m[k].second);
-          regex_cap_views[k] = regex_caps[k];
+        regex_cap_views.resize(groups);
+        for (std::size_t k = 0; k < groups; ++k) {
+          // A group that took no part in the match expands to nothing.
+          const re2::StringPiece g = regex_groups[k];
+          regex_cap_views[k] = g.data() == nullptr ? std::string_view{} : std::string_view(g.data(), g.size());
         }
         e.rule = static_cast<std::int32_t>(ri);
         captures = regex_cap_views;
@@ -371,12 +443,12 @@ Result<Matcher> Matcher::create(const MappingConfig& config) {
     rule.mmt = r.match_metric_type;
     if (r.match.empty()) return invalid(where + "empty match");
     if (r.action != RuleAction::kDrop && r.name.empty()) return invalid(where + "metric mapping didn't set a metric name");
-    rule.name = parse_template(r.name);
     for (const auto& [k, v] : r.labels) {
       if (!valid_label_name(k)) return invalid(where + "invalid label name " + k);
-      rule.labels.emplace_back(k, parse_template(v));
     }
     if (rule.type == MatchType::kGlob) {
+      rule.name = parse_template(r.name);
+      for (const auto& [k, v] : r.labels) rule.labels.emplace_back(k, parse_template(v));
       const auto fields = split_dots(r.match);
       for (std::string_view f : fields) {
         if (f.empty() || (f != "*" && f.find('*') != std::string_view::npos)) {
@@ -386,11 +458,18 @@ Result<Matcher> Matcher::create(const MappingConfig& config) {
       impl->add_glob(static_cast<std::uint32_t>(i), fields, rule.mmt);
       impl->has_globs = true;
     } else {
-      try {
-        rule.re = std::regex(r.match, std::regex::ECMAScript | std::regex::optimize);
-      } catch (const std::regex_error& e) {
-        return invalid(where + "invalid regex: " + e.what());
+      re2::RE2::Options opts;
+      opts.set_log_errors(false);
+      opts.set_max_mem(kRegexMaxMemBytes);
+      rule.re = std::make_unique<re2::RE2>(re2::StringPiece(r.match.data(), r.match.size()), opts);
+      if (!rule.re->ok()) return invalid(where + "invalid regex: " + rule.re->error());
+      rule.name = parse_regex_template(r.name, *rule.re);
+      rule.groups = groups_used(rule.name);
+      for (const auto& [k, v] : r.labels) {
+        rule.labels.emplace_back(k, parse_regex_template(v, *rule.re));
+        rule.groups = std::max(rule.groups, groups_used(rule.labels.back().second));
       }
+      if (r.action == RuleAction::kDrop) rule.groups = 0;
       impl->regex_rules.push_back(static_cast<std::uint32_t>(i));
     }
     impl->rules.push_back(std::move(rule));

@@ -159,6 +159,7 @@ void Processor::Impl::reader_loop(Input& in) {
   std::vector<std::uint64_t> last_seq(lanes, 0);
   std::vector<std::uint8_t> seen(lanes, 0);
   std::uint64_t foreign = 0;
+  std::uint64_t untrusted_seen = 0;
   std::int64_t next_stats_ns = 0;
   auto send = [&](std::uint32_t s) {
     if (pending[s] == nullptr || pending[s]->samples.empty()) return;
@@ -224,6 +225,19 @@ void Processor::Impl::reader_loop(Input& in) {
       st.decode_errors += foreign;
       in.stats.publish(st);
       next_stats_ns = now + 100'000'000;
+      const std::uint64_t untrusted = st.dropped_name_too_long + st.labels_dropped_reserved +
+                                      st.labels_dropped_type_owned + st.labels_dropped_duplicate +
+                                      st.labels_dropped_invalid;
+      if (untrusted != untrusted_seen && warn.allow()) {
+        spdlog::warn(
+            "processor: input names and labels Prometheus would refuse: {} samples dropped (name over {} bytes); "
+            "labels removed, samples kept: {} reserved (__*), {} type_owned (le, quantile), {} duplicate, {} invalid "
+            "(totals; {} similar suppressed)",
+            st.dropped_name_too_long, options.engine.max_name_bytes, st.labels_dropped_reserved,
+            st.labels_dropped_type_owned, st.labels_dropped_duplicate, st.labels_dropped_invalid,
+            warn.take_suppressed());
+        untrusted_seen = untrusted;
+      }
     }
   }
   for (std::uint32_t s = 0; s < n; ++s) {

@@ -21,6 +21,49 @@ MatchClass class_of(Kind k) noexcept {
   }
 }
 
+// UTF-8 as Go's utf8.ValidString accepts it (no overlongs, no surrogates,
+// nothing past U+10FFFF): Prometheus refuses a label value that is not.
+bool valid_utf8(std::string_view s) noexcept {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* const end = p + s.size();
+  while (p < end) {
+    while (end - p >= 8) {  // ASCII, eight bytes at a time
+      std::uint64_t w;
+      std::memcpy(&w, p, sizeof w);
+      if ((w & 0x8080808080808080ULL) != 0) break;
+      p += 8;
+    }
+    if (p == end) break;
+    const unsigned c = *p;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
+    std::size_t more = 0;
+    unsigned lo = 0x80;
+    unsigned hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+      more = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      more = 2;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      more = 3;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return false;
+    }
+    if (static_cast<std::size_t>(end - p) <= more || p[1] < lo || p[1] > hi) return false;
+    for (std::size_t k = 2; k <= more; ++k) {
+      if ((p[k] & 0xC0) != 0x80) return false;
+    }
+    p += more + 1;
+  }
+  return true;
+}
+
 void put_label(std::vector<std::byte>& out, std::string_view k, std::string_view v) {
   const LabelHeader h{static_cast<std::uint16_t>(k.size()), static_cast<std::uint16_t>(v.size())};
   const std::size_t at = out.size();
@@ -37,7 +80,8 @@ SeriesMapper::SeriesMapper(Matcher matcher, FamilyRegistry& registry, const Engi
     : matcher_(std::move(matcher)),
       registry_(&registry),
       default_help_(options.default_help),
-      family_cache_cap_(options.max_families * 2 + 16) {
+      family_cache_cap_(options.max_families * 2 + 16),
+      max_name_bytes_(options.max_name_bytes) {
   name_.reserve(256);
   keys_.reserve(1024);
   lbls_.reserve(32);
@@ -45,6 +89,10 @@ SeriesMapper::SeriesMapper(Matcher matcher, FamilyRegistry& registry, const Engi
 
 bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labels, MappedSample& out) noexcept {
   ++stats_.samples;
+  if (s.name.size() > max_name_bytes_) {  // before mapping: no rule ever sees it
+    ++stats_.dropped_name_too_long;
+    return false;
+  }
   const MatchClass cls = class_of(s.kind);
   const MatchResult m = matcher_.match(s.name, cls);
   const CompiledRule& rule = m.rule ? *m.rule : matcher_.unmapped_rule();
@@ -151,7 +199,28 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
 
   // Labels: tags (names escaped), then the rule's labels (which win unless
   // honor_labels), sorted by name; for a repeated name the last one wins; an
-  // empty value means "no label", as in Prometheus.
+  // empty value means "no label", as in Prometheus. A label Prometheus would
+  // refuse (and with it the whole scrape) is removed and counted by reason;
+  // the sample is kept.
+  const std::string_view owned = kind == FamilyKind::kHistogram ? std::string_view("le")
+                                 : kind == FamilyKind::kSummary ? std::string_view("quantile")
+                                                                : std::string_view();
+  const auto admit = [&](std::string_view k, std::string_view v) noexcept {
+    if (v.empty()) return true;  // removes an earlier value of k, and is itself never exposed
+    if (k.empty() || !valid_utf8(v)) {
+      ++stats_.labels_dropped_invalid;
+      return false;
+    }
+    if (k.size() >= 2 && k[0] == '_' && k[1] == '_') {
+      ++stats_.labels_dropped_reserved;
+      return false;
+    }
+    if (k == owned) {
+      ++stats_.labels_dropped_type_owned;
+      return false;
+    }
+    return true;
+  };
   lbls_.clear();
   keys_.clear();
   std::size_t need = 0;
@@ -165,17 +234,26 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
       escape_metric_name(k, keys_);
       k = std::string_view(keys_).substr(at);
     }
-    if (!k.empty()) lbls_.push_back(Lbl{k, t.value, order++});
+    if (k.empty() && t.value.empty()) return;
+    if (admit(k, t.value)) lbls_.push_back(Lbl{k, t.value, order++});
   });
   const std::uint32_t rule_order = rule.honor_labels ? 0 : UINT32_MAX;
-  for (const auto& [k, v] : m.labels) lbls_.push_back(Lbl{k, v, rule_order});
+  for (const auto& [k, v] : m.labels) {
+    if (admit(k, v)) lbls_.push_back(Lbl{k, v, rule_order});
+  }
   std::sort(lbls_.begin(), lbls_.end(), [](const Lbl& a, const Lbl& b) {
     return a.key != b.key ? a.key < b.key : a.order < b.order;
   });
   const std::size_t start = labels.size();
   std::uint16_t count = 0;
   for (std::size_t i = 0; i < lbls_.size(); ++i) {
-    if (i + 1 < lbls_.size() && lbls_[i + 1].key == lbls_[i].key) continue;
+    if (i + 1 < lbls_.size() && lbls_[i + 1].key == lbls_[i].key) {
+      // Two tags of one name (as sent, or after escaping: a-b and a.b):
+      // the later wins. A rule's label replacing a tag is not counted.
+      const auto tag = [](const Lbl& l) { return l.order != 0 && l.order != UINT32_MAX; };
+      if (tag(lbls_[i]) && tag(lbls_[i + 1]) && !lbls_[i].value.empty()) ++stats_.labels_dropped_duplicate;
+      continue;
+    }
     if (lbls_[i].value.empty()) continue;
     if (lbls_[i].key.size() > UINT16_MAX || lbls_[i].value.size() > UINT16_MAX || count == UINT16_MAX) {
       labels.resize(start);

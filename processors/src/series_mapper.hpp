@@ -1,8 +1,11 @@
 #pragma once
 // SeriesMapper: the front stage. Turns one SampleView into a MappedSample:
-// mapping rule applied, name and label names escaped, labels merged, sorted
-// and encoded, family resolved (type conflicts refused here), series hash
-// computed. Owned by one thread (a reader thread, or the engine).
+// over-long names refused, mapping rule applied, name and label names
+// escaped, labels Prometheus would refuse removed (and counted), labels
+// merged, sorted and encoded, family resolved (type conflicts refused here),
+// series hash computed. Every sample of every source passes here, so this is
+// where untrusted names and labels are made safe to expose. Owned by one
+// thread (a reader thread, or the engine).
 
 #include <cstdint>
 #include <string>
@@ -63,6 +66,7 @@ class SeriesMapper {
   FamilyRegistry* registry_;
   std::string default_help_;
   std::size_t family_cache_cap_;
+  std::size_t max_name_bytes_;
   std::vector<CachedFamily> families_;
   FlatIndex family_index_;
   std::string name_;

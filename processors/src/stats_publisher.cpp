@@ -63,6 +63,17 @@ Result<std::unique_ptr<ProcessorStatsPublisher>> ProcessorStatsPublisher::create
           {{"reason", "empty_name"}});
   counter(&EngineStats::dropped_labels_too_long, "processor_dropped_samples_total", dropped_help,
           {{"reason", "labels_too_long"}});
+  counter(&EngineStats::dropped_name_too_long, "processor_dropped_samples_total", dropped_help,
+          {{"reason", "name_too_long"}});
+  const std::string_view labels_help =
+      "Labels removed from samples (the sample kept) because Prometheus would refuse the series, by reason.";
+  counter(&EngineStats::labels_dropped_reserved, "processor_labels_dropped_total", labels_help,
+          {{"reason", "reserved"}});
+  counter(&EngineStats::labels_dropped_type_owned, "processor_labels_dropped_total", labels_help,
+          {{"reason", "type_owned"}});
+  counter(&EngineStats::labels_dropped_duplicate, "processor_labels_dropped_total", labels_help,
+          {{"reason", "duplicate"}});
+  counter(&EngineStats::labels_dropped_invalid, "processor_labels_dropped_total", labels_help, {{"reason", "invalid"}});
   counter(&EngineStats::decode_errors, "processor_decode_errors_total", "Malformed sample-batch records skipped.");
   counter(&EngineStats::set_members_over_limit, "processor_set_members_over_limit_total",
           "Set members counted but not stored (max_set_members per window).");

@@ -184,6 +184,32 @@ TEST(MappingFile, ReadsRegexRulesInGoSyntax) {
   EXPECT_EQ(m.mappings[1].match_type, MatchType::kRegex);
 }
 
+TEST(MappingFile, AcceptsRe2SyntaxThatEcmaScriptLacks) {
+  const auto m = parse_ok(R"(mappings:
+- match: '^api\x{2E}(?P<verb>\pL+)\.(?i:ok|fail)\z'
+  match_type: regex
+  name: api_total
+  labels:
+    verb: "${verb}"
+- match: '[[:^digit:]]+\.\Qa.b\E'
+  match_type: regex
+  name: quoted
+)");
+  ASSERT_EQ(m.mappings.size(), 2u);
+  EXPECT_EQ(m.mappings[1].match, R"([[:^digit:]]+\.\Qa.b\E)");
+}
+
+TEST(MappingFile, RefusesRegexFeaturesStatsdExporterRefuses) {
+  for (const char* re : {R"((a)\1)", "a(?=b)", "a(?<!b)c", R"(\Z)"}) {
+    const std::string yaml = std::string("mappings:\n- match: '") + re + "'\n  match_type: regex\n  name: x\n";
+    const auto r = parse_mapping_yaml(yaml, "m.yml");
+    ASSERT_FALSE(r) << re;
+    const auto got = messages(r);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].rfind("m.yml:2:10: mappings[0] match: found invalid regex", 0), 0u) << got[0];
+  }
+}
+
 TEST(MappingFile, ReadsDropRulesMetricTypesHonorLabelsScaleAndTtl) {
   const auto m = parse_ok(R"(defaults:
   ttl: 45s
@@ -272,8 +298,8 @@ INSTANTIATE_TEST_SUITE_P(
                       {"m.yml:2:3: mappings[0]: found no match, expected match: \"a.glob.*\" (or a regex with "
                        "match_type: regex)"}},
         BrokenMapping{"RegexThatDoesNotCompile", "mappings:\n- match: \"(unclosed\"\n  match_type: regex\n  name: x\n",
-                      {"m.yml:2:10: mappings[0] match: found invalid regex \"(unclosed\" (Mismatched '(' and ')' in "
-                       "regular expression), expected a regular expression (RE2 syntax)"}},
+                      {"m.yml:2:10: mappings[0] match: found invalid regex \"(unclosed\" (missing ): (unclosed), "
+                       "expected a regular expression (RE2 syntax)"}},
         BrokenMapping{"BadObserverType", "mappings:\n- match: test.*.*\n  observer_type: wrong\n  name: foo\n",
                       {"m.yml:3:18: mappings[0] observer_type: found \"wrong\", expected summary or histogram"}},
         BrokenMapping{"BadDeprecatedTimerType", "mappings:\n- match: test.*.*\n  timer_type: wrong\n  name: foo\n",

@@ -18,7 +18,9 @@
 #include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/exporters/prometheus_exporter.hpp"
 #include "ringpipe/exporters/remote_write_exporter.hpp"
+#include "ringpipe/processors/aggregator.hpp"
 #include "ringpipe/ring/ring.hpp"
+#include "ringpipe/sample/sample_batch.hpp"
 #include "test_support.hpp"
 
 namespace ringpipe::exporters {
@@ -116,6 +118,76 @@ TEST(PrometheusExporterE2E, RealPrometheusScrapesExactValuesAndPromtoolAccepts) 
   EXPECT_EQ(text.find("temp{"), std::string::npos) << "expired";
   const int rc = promtool_check(dir.path().string(), text);
   EXPECT_TRUE(rc == 0 || rc == 3) << "promtool exit " << rc << "\n" << file_text(dir.file("promtool.out"));
+}
+
+// Tags any source can send, through the real aggregation engine: a reserved
+// __name__, a quantile on a timer, an le on a histogram, two tags that escape
+// to one name, a value that is not UTF-8. Prometheus must still take the page.
+TEST(PrometheusExporterE2E, HostileTagsLeaveThePageScrapeable) {
+  if (!have_prometheus()) GTEST_SKIP() << testing::kPrometheusBinary << " not installed";
+  ringpipe::testing::ScratchDir dir;
+  const std::string path = dir.file("metrics");
+  ring::Ring ring = make_ring(path);
+  auto producer = ring::Producer::attach(ring);
+  ASSERT_TRUE(producer);
+
+  processors::EngineOptions eo;
+  processors::MappingRule hist;
+  hist.match = "h.*";
+  hist.name = "h_seconds";
+  hist.observer_type = processors::ObserverType::kHistogram;
+  hist.buckets = {1, 10};
+  eo.mapping.rules = {hist};
+  auto engine = processors::AggregatorEngine::create(eo);
+  ASSERT_TRUE(engine) << engine.error().message();
+  std::vector<std::byte> buf(1 << 16);
+  sample::BatchWriter w(buf, 1, 0);
+  const sample::Tag reserved[] = {{"__name__", "evil"}, {"a", "1"}};
+  const sample::Tag quantile[] = {{"quantile", "0.5"}};
+  const sample::Tag le[] = {{"le", "7"}};
+  const sample::Tag twice[] = {{"a-b", "1"}, {"a.b", "2"}};
+  const sample::Tag bytes[] = {{"v", "\xff\xfe"}};
+  ASSERT_TRUE(w.append(sample::Kind::kCounter, "c", 1, 1.0, reserved));
+  ASSERT_TRUE(w.append(sample::Kind::kTimer, "t", 0.5, 1.0, quantile));
+  ASSERT_TRUE(w.append(sample::Kind::kHistogram, "h.x", 0.5, 1.0, le));
+  ASSERT_TRUE(w.append(sample::Kind::kGauge, "g", 3, 1.0, twice));
+  ASSERT_TRUE(w.append(sample::Kind::kCounter, "u", 1, 1.0, bytes));
+  const std::size_t n = w.finish();
+  engine->add_batch(std::span<const std::byte>(buf.data(), n), 1'000'000'000);
+  processors::VectorSink sink;
+  engine->flush(1'000'000'000, 1'700'000'000'000'000'000, sink);
+  ASSERT_FALSE(sink.records().empty());
+  for (const auto& rec : sink.records()) {
+    ASSERT_EQ(producer->write(processors::kMetricBatchRecord, rec, 2s), ring::WriteStatus::kOk);
+  }
+
+  PrometheusExporterOptions o;
+  o.input = path;
+  o.listen = "127.0.0.1:0";
+  auto exp = PrometheusExporter::create(o);
+  ASSERT_TRUE(exp) << exp.error().message();
+  ASSERT_TRUE((*exp)->start());
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*exp)->ready(); }, 5s));
+  auto [status, text] = testing::http_get((*exp)->port(), "/metrics");
+  ASSERT_EQ(status, 200);
+  const int rc = promtool_check(dir.path().string(), text);
+  EXPECT_TRUE(rc == 0 || rc == 3) << "promtool exit " << rc << "\n"
+                                  << file_text(dir.file("promtool.out")) << "\n"
+                                  << text;
+
+  testing::PrometheusServer prom(dir.path().string(), (*exp)->port());
+  ASSERT_TRUE(prom.start()) << prom.log_tail();
+  EXPECT_EQ(prom.wait_for_value("up{job=\"ringpipe\"}", 1, 20s), 1.0) << prom.log_tail();
+  EXPECT_EQ(prom.wait_for_value("c{a=\"1\"}", 1, 20s), 1.0);
+  EXPECT_EQ(prom.wait_for_value("t_count", 1, 20s), 1.0);
+  EXPECT_EQ(prom.wait_for_value("h_seconds_bucket{le=\"1\"}", 1, 20s), 1.0);
+  EXPECT_EQ(prom.wait_for_value("g{a_b=\"2\"}", 3, 20s), 3.0);
+  EXPECT_EQ(prom.wait_for_value("u", 1, 20s), 1.0);
+  const processors::EngineStats st = engine->stats();
+  EXPECT_EQ(st.labels_dropped_reserved, 1u);
+  EXPECT_EQ(st.labels_dropped_type_owned, 2u);
+  EXPECT_EQ(st.labels_dropped_duplicate, 1u);
+  EXPECT_EQ(st.labels_dropped_invalid, 1u);
 }
 
 TEST(PrometheusExporterE2E, ServesEveryComponentsStatsSegmentWithExactValues) {

@@ -100,6 +100,95 @@ TEST(Engine, EmptyTagValuesMeanNoLabel) {
   EXPECT_EQ(h.state.value("c{}"), 2);
 }
 
+// Labels Prometheus refuses mark the whole scrape target down, so they never
+// reach a series, whatever source or rule produced them.
+TEST(Engine, ReservedLabelNamesAreDroppedAndCounted) {
+  MappingRule r = rule("m.*", "mapped_total");
+  r.labels = {{"__rule", "$1"}, {"kept", "$1"}};
+  Harness h(with_rules({r}));
+  h.send(Kind::kCounter, "c", 1, {{"__name__", "evil"}, {"a", "1"}, {"__meta_x", "y"}});
+  h.send(Kind::kCounter, "m.x", 1);
+  h.flush();
+  EXPECT_EQ(h.state.value("c{a=1}"), 1);
+  EXPECT_EQ(h.state.value("mapped_total{kept=x}"), 1);
+  EXPECT_EQ(h.state.series.size(), 2u);
+  EXPECT_EQ(h.stats().labels_dropped_reserved, 3u);
+  EXPECT_EQ(h.stats().samples_applied, 2u) << "the samples are kept";
+}
+
+TEST(Engine, LabelsTheTypeOwnsAreDroppedAndCounted) {
+  MappingRule hist = rule("h.*", "h_seconds");
+  hist.observer_type = ObserverType::kHistogram;
+  hist.buckets = {1};
+  hist.labels = {{"le", "$1"}};
+  Harness h(with_rules({hist}));
+  h.send(Kind::kTimer, "t", 0.5, {{"quantile", "0.5"}, {"le", "1"}});
+  h.send(Kind::kHistogram, "h.x", 0.5, {{"quantile", "0.5"}, {"le", "2"}});
+  h.send(Kind::kCounter, "c", 1, {{"le", "1"}, {"quantile", "0.5"}});
+  h.flush();
+  EXPECT_TRUE(h.state.has("t{le=1}")) << "le belongs to histograms only";
+  EXPECT_TRUE(h.state.has("h_seconds{quantile=0.5}")) << "quantile belongs to summaries only";
+  EXPECT_TRUE(h.state.has("c{le=1,quantile=0.5}"));
+  EXPECT_EQ(h.state.series.size(), 3u);
+  EXPECT_EQ(h.stats().labels_dropped_type_owned, 3u);  // the timer's quantile, the histogram's le tag and rule label
+}
+
+TEST(Engine, LabelsThatCollideAfterEscapingKeepTheLastAndAreCounted) {
+  Harness h;
+  h.send(Kind::kGauge, "g", 1, {{"a-b", "first"}, {"a.b", "second"}, {"x", "1"}, {"x", "2"}});
+  h.flush();
+  EXPECT_EQ(h.state.value("g{a_b=second,x=2}"), 1);
+  EXPECT_EQ(h.state.series.size(), 1u);
+  EXPECT_EQ(h.stats().labels_dropped_duplicate, 2u);
+}
+
+TEST(Engine, MappingLabelsReplacingATagAreNotDuplicates) {
+  MappingRule r = rule("a.*", "a_total");
+  r.labels = {{"env", "mapped"}};
+  Harness h(with_rules({r}));
+  h.send(Kind::kCounter, "a.x", 1, {{"env", "tag"}});
+  h.flush();
+  EXPECT_TRUE(h.state.has("a_total{env=mapped}"));
+  EXPECT_EQ(h.stats().labels_dropped_duplicate, 0u);
+}
+
+TEST(Engine, InvalidLabelNamesAndValuesAreDroppedAndCounted) {
+  Harness h;
+  h.send(Kind::kCounter, "c", 1, {{"", "no name"}, {"ok", "1"}, {"bytes", "\xff\xfe"}, {"cut", "caf\xc3"}});
+  h.send(Kind::kCounter, "c", 1, {{"ok", "1"}, {"utf8", "caf\xc3\xa9"}});
+  h.flush();
+  EXPECT_EQ(h.state.value("c{ok=1}"), 1);
+  EXPECT_EQ(h.state.value("c{ok=1,utf8=caf\xc3\xa9}"), 1);
+  EXPECT_EQ(h.state.series.size(), 2u);
+  EXPECT_EQ(h.stats().labels_dropped_invalid, 3u);
+}
+
+TEST(Engine, NamesLongerThanTheLimitAreDroppedBeforeMappingAndCounted) {
+  MappingRule r;
+  r.match = "(.*)";
+  r.match_type = MatchType::kRegex;
+  r.name = "caught";
+  EngineOptions o = with_rules({r});
+  o.max_name_bytes = 64;
+  Harness h(std::move(o));
+  h.send(Kind::kCounter, std::string(64, 'a'), 1);
+  h.send(Kind::kCounter, std::string(65, 'a'), 1);
+  h.flush();
+  EXPECT_EQ(h.state.value("caught{}"), 1);
+  EXPECT_EQ(h.stats().dropped_name_too_long, 1u);
+  EXPECT_EQ(h.engine().stats().mapping_lookups, 1u) << "the long name never reached the matcher";
+}
+
+TEST(Engine, DefaultNameLimitIs16KiB) {
+  Harness h;
+  EXPECT_EQ(h.engine().options().max_name_bytes, 16u * 1024);
+  h.send(Kind::kCounter, std::string(16 * 1024, 'a'), 1);
+  h.send(Kind::kCounter, std::string(16 * 1024 + 1, 'b'), 1);
+  h.flush();
+  EXPECT_EQ(h.state.series.size(), 1u);
+  EXPECT_EQ(h.stats().dropped_name_too_long, 1u);
+}
+
 TEST(Engine, MappingRenamesAndLabelsFromCaptures) {
   Harness h(with_rules({[] {
     MappingRule r = rule("test.dispatcher.*.*", "dispatcher_events_total");

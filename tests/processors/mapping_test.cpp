@@ -111,6 +111,53 @@ TEST(Matcher, RegexIsUnanchoredAndExpandsGroups) {
   EXPECT_EQ(label(r, "code"), "200");
 }
 
+TEST(Matcher, RegexRulesAcceptGoSyntaxAsStatsdExporterWritesIt) {
+  Matcher m = make({regex(R"(\A(?P<svc>[a-z]+)\.requests\.(?P<code>\d+)\z)", "requests_total",
+                          {{"service", "${svc}"}, {"code", "$code"}, {"raw", "$1/${2}"}}),
+                    regex(R"((?i)^API\.(\w+))", "api_$1", {{"path", "$1"}})});
+  auto r = m.match("web.requests.200", MatchClass::kCounter);
+  ASSERT_NE(r.rule, nullptr);
+  EXPECT_EQ(r.name, "requests_total");
+  EXPECT_EQ(label(r, "service"), "web");
+  EXPECT_EQ(label(r, "code"), "200");
+  EXPECT_EQ(label(r, "raw"), "web/200");
+  EXPECT_EQ(m.match("x.web.requests.200", MatchClass::kCounter).rule, nullptr) << "\\A anchors at the start";
+  EXPECT_EQ(m.match("web.requests.200\n", MatchClass::kCounter).rule, nullptr) << "\\z is the very end";
+  auto ci = m.match("Api.Users", MatchClass::kGauge);
+  ASSERT_NE(ci.rule, nullptr) << "(?i) makes the rule case-insensitive";
+  EXPECT_EQ(ci.name, "api_Users");
+  EXPECT_EQ(label(ci, "path"), "Users");
+}
+
+TEST(Matcher, RegexTemplatesExpandLikeGosRegexpExpand) {
+  Matcher m = make({regex(R"(^(?P<a>x+)(y*)\.(\w+)$)", "n",
+                          {{"whole", "$0"}, {"dollar", "$$1"}, {"longest_name", "$1suffix"}, {"braced", "${1}suffix"},
+                           {"missing", "[$9]"}, {"unknown_name", "[${nope}]"}, {"bare", "cost$"},
+                           {"empty_group", "[$2]"}, {"leading_zero", "[$01]"}})});
+  auto r = m.match("xx.tail", MatchClass::kCounter);
+  ASSERT_NE(r.rule, nullptr);
+  EXPECT_EQ(label(r, "whole"), "xx.tail");
+  EXPECT_EQ(label(r, "dollar"), "$1");
+  EXPECT_EQ(label(r, "longest_name"), "") << "$1suffix names a group '1suffix'";
+  EXPECT_EQ(label(r, "braced"), "xxsuffix");
+  EXPECT_EQ(label(r, "missing"), "[]");
+  EXPECT_EQ(label(r, "unknown_name"), "[]");
+  EXPECT_EQ(label(r, "bare"), "cost$");
+  EXPECT_EQ(label(r, "empty_group"), "[]");
+  EXPECT_EQ(label(r, "leading_zero"), "[]") << "Go refuses numbers with a leading zero";
+}
+
+TEST(Matcher, RegexesGoRefusesAreRefusedWithTheRuleNamed) {
+  MappingConfig c;
+  for (const char* bad : {R"((a)\1)", "a(?=b)", "(unclosed", "a{2,1}"}) {
+    c.rules = {regex(bad, "x")};
+    auto r = Matcher::create(c);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().context.find("mapping rule 1 ("), std::string::npos) << r.error().context;
+    EXPECT_NE(r.error().context.find("invalid regex"), std::string::npos) << r.error().context;
+  }
+}
+
 TEST(Matcher, RegexRulesAreTriedInFileOrder) {
   Matcher m = make({regex("^x\\.", "first"), regex("^x\\.y", "second")});
   EXPECT_EQ(m.match("x.y", MatchClass::kGauge).name, "first");

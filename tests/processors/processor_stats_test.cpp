@@ -140,5 +140,61 @@ TEST(ProcessorStatsPublisher, RestartContinuesCountersAndUnlimitedBudgetIsInfini
   }
 }
 
+TEST(ProcessorStatsPublisher, SegmentCountsRefusedNamesAndLabelsByReason) {
+  ringpipe::testing::ScratchDir dir;
+  const std::string raw = dir.file("raw");
+  const std::string out = dir.file("metrics");
+  ring::RingOptions ro;
+  ro.lanes = 2;
+  auto raw_ring = ring::Ring::create(raw, ro);
+  ASSERT_TRUE(raw_ring);
+  ASSERT_TRUE(ring::Ring::create(out, ro));
+
+  ProcessorOptions po;
+  po.inputs = {raw};
+  po.output = out;
+  po.engine.shards = 1;
+  po.engine.max_name_bytes = 8;
+  po.flush_interval = 20ms;
+  auto proc = Processor::create(po);
+  ASSERT_TRUE(proc) << proc.error().message();
+  auto segment = StatsSegment::create(dir.file("agg.stats"), "agg", "processor");
+  ASSERT_TRUE(segment) << segment.error().message();
+  auto publisher = ProcessorStatsPublisher::create(*segment, **proc, po.engine);
+  ASSERT_TRUE(publisher) << publisher.error().message();
+  ASSERT_TRUE((*proc)->start());
+  ASSERT_TRUE((*publisher)->start(20ms));
+
+  auto producer = ring::Producer::attach(*raw_ring);
+  ASSERT_TRUE(producer);
+  std::vector<std::byte> buf(1 << 14);
+  sample::BatchWriter w(buf, 1, 0);
+  const sample::Tag reserved[] = {{"__name__", "x"}};
+  const sample::Tag owned[] = {{"quantile", "0.5"}};
+  const sample::Tag twice[] = {{"x", "1"}, {"x", "2"}};
+  const sample::Tag nameless[] = {{"", "v"}};
+  ASSERT_TRUE(w.append(sample::Kind::kCounter, "much_too_long", 1, 1.0, {}));
+  ASSERT_TRUE(w.append(sample::Kind::kCounter, "a", 1, 1.0, reserved));
+  ASSERT_TRUE(w.append(sample::Kind::kTimer, "t", 1, 1.0, owned));
+  ASSERT_TRUE(w.append(sample::Kind::kGauge, "g", 1, 1.0, twice));
+  ASSERT_TRUE(w.append(sample::Kind::kCounter, "c", 1, 1.0, nameless));
+  const std::size_t n = w.finish();
+  ASSERT_EQ(producer->write(sample::kSampleBatchRecord, std::span<const std::byte>(buf.data(), n), 1s),
+            ring::WriteStatus::kOk);
+
+  const std::string path = segment->path();
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return read_segment(path)["processor_samples_total"] == 5; }, 10s));
+  (*proc)->stop();
+  (*publisher)->stop();
+
+  auto seg = read_segment(path);
+  EXPECT_EQ(seg["processor_dropped_samples_total{reason=name_too_long}"], 1);
+  EXPECT_EQ(seg["processor_samples_applied_total"], 4);
+  EXPECT_EQ(seg["processor_labels_dropped_total{reason=reserved}"], 1);
+  EXPECT_EQ(seg["processor_labels_dropped_total{reason=type_owned}"], 1);
+  EXPECT_EQ(seg["processor_labels_dropped_total{reason=duplicate}"], 1);
+  EXPECT_EQ(seg["processor_labels_dropped_total{reason=invalid}"], 1);
+}
+
 }  // namespace
 }  // namespace ringpipe::processors

@@ -33,6 +33,7 @@ struct EngineOptions {
   std::size_t max_series = 1'000'000;          // all families together
   std::size_t max_series_per_metric = 100'000;
   std::size_t max_families = 65'536;           // distinct metric names (incl. conflicting ones)
+  std::size_t max_name_bytes = 16 * 1024;      // longer metric names are dropped before mapping (> 0)
   std::chrono::nanoseconds set_window = std::chrono::seconds(60);  // distinct members per window
   std::uint32_t max_set_members = 65'536;      // per set series and window; beyond: counted, not stored
   std::uint32_t snapshot_every_flushes = 60;   // 0: only on request (and the first flush)
@@ -54,6 +55,12 @@ struct EngineStats {
   std::uint64_t dropped_cardinality = 0;   // series budget (also per family)
   std::uint64_t dropped_family_limit = 0;  // max_families reached
   std::uint64_t dropped_labels_too_long = 0;
+  std::uint64_t dropped_name_too_long = 0;  // name over max_name_bytes (never mapped)
+  // Labels removed, their sample kept, because Prometheus would refuse the series:
+  std::uint64_t labels_dropped_reserved = 0;    // name starts with "__" (e.g. __name__)
+  std::uint64_t labels_dropped_type_owned = 0;  // le on a histogram, quantile on a summary
+  std::uint64_t labels_dropped_duplicate = 0;   // a later tag of the same (escaped) name won
+  std::uint64_t labels_dropped_invalid = 0;     // empty name, or a value that is not UTF-8
   std::uint64_t decode_errors = 0;         // malformed batches (add_batch)
   std::uint64_t set_members_over_limit = 0;
   std::uint64_t series_created = 0;
