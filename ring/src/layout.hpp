@@ -102,7 +102,12 @@ struct LaneControl {
   // Line 3: bumped by the owner after each scan of the readers' cursors, so a
   // newly attached reader can tell when producers have started to gate on it.
   alignas(kCacheLine) std::atomic<std::uint64_t> gate_epoch;
-  std::uint64_t reserved3[7];
+  // 1 while this lane's owner counts itself in RingHeader::space_waiters: an
+  // owner killed while waiting leaves it set, and the next owner takes its
+  // count back.
+  std::atomic<std::uint32_t> space_waiting;
+  std::uint32_t reserved3a;
+  std::uint64_t reserved3[6];
 };
 static_assert(sizeof(LaneControl) == 4 * kCacheLine, "LaneControl is part of the format");
 static_assert(offsetof(LaneControl, intent) == kCacheLine, "claim intent apart from the commit line");

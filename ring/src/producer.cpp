@@ -73,6 +73,12 @@ Result<Producer> Producer::attach(const Ring& ring) {
     p.published_ = p.tail_;
     p.seq_ = lc->next_seq.load(std::memory_order_relaxed);
     p.take_over(lc->intent.load(std::memory_order_relaxed), lc->owner_pid.load(std::memory_order_relaxed) != 0);
+    if (lc->space_waiting.exchange(0, std::memory_order_relaxed) != 0) {
+      // The previous owner died waiting for space: take its count back (never below zero).
+      std::uint32_t w = h->space_waiters.load(std::memory_order_relaxed);
+      while (w != 0 && !h->space_waiters.compare_exchange_weak(w, w - 1, std::memory_order_relaxed)) {
+      }
+    }
     p.oldest_ = lc->oldest.load(std::memory_order_relaxed);
     if (p.tail_ - p.oldest_ > p.cap_ || p.oldest_ % 8 != 0) p.oldest_ = p.tail_;  // corrupt: forget history rather than trust it
     p.records_total_ = lc->records.load(std::memory_order_relaxed);
@@ -288,13 +294,13 @@ void Producer::advance_oldest(std::uint64_t end) noexcept {
 
 void Producer::wait_for_space(std::int64_t deadline_ns) noexcept {
   const std::uint32_t seq = hdr_->space_seq.load(std::memory_order_acquire);
+  lc_->space_waiting.store(1, std::memory_order_relaxed);
   hdr_->space_waiters.fetch_add(1, std::memory_order_seq_cst);
   std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the reader's fence after its cursor store
   const std::int64_t now = monotonic_ns();
-  const std::uint64_t want = claim_end_;
-  (void)want;
   if (deadline_ns > now) futex_wait(&hdr_->space_seq, seq, std::min(deadline_ns - now, kMaxSleepNs));
   hdr_->space_waiters.fetch_sub(1, std::memory_order_relaxed);
+  lc_->space_waiting.store(0, std::memory_order_relaxed);
 }
 
 bool Producer::ensure_space(std::uint64_t end, std::int64_t timeout_ns) noexcept {

@@ -68,6 +68,7 @@ Result<Reader> Reader::attach(const Ring& ring, std::string_view name, ReaderOpt
   r.seq_known_.assign(r.lanes_, 0);
   r.gated_from_.assign(r.lanes_, 0);
   r.gated_.assign(r.lanes_, 0);
+  r.bad_tail_.assign(r.lanes_, 0);
   // Left uninitialised: only the bytes of records actually copied get touched.
   if (r.overwrite_) r.scratch_ = std::make_unique_for_overwrite<std::byte[]>(geo.max_record);
 
@@ -192,6 +193,7 @@ Reader& Reader::operator=(Reader&& o) noexcept {
     scratch_ = std::move(o.scratch_);
     gated_from_ = std::move(o.gated_from_);
     gated_ = std::move(o.gated_);
+    bad_tail_ = std::move(o.bad_tail_);
     durable_ = o.durable_;
     overwrite_ = o.overwrite_;
     block_ = o.block_;
@@ -391,10 +393,17 @@ std::size_t Reader::poll_lane_slow(std::uint32_t lane, Callback cb, void* ctx, s
   if ((t | c) % 8 != 0) {
     // Positions are multiples of 8: someone wrote garbage over the tail or our
     // cursor. Count it once; restart at the tail once the tail makes sense.
-    if (t % 8 != 0) return 0;
+    if (t % 8 != 0) {
+      if (!bad_tail_[lane]) {
+        bad_tail_[lane] = 1;
+        slot_ptr_->corrupt_records.fetch_add(1, std::memory_order_relaxed);
+      }
+      return 0;
+    }
     finish_lane(lane, t, expect_seq_[lane], false, 0, 0, 0, 1, 0);
     return 0;
   }
+  bad_tail_[lane] = 0;
   // Nothing new; or the fast path already took finished records that are
   // not published yet (a cursor at most a lane ahead of the tail).
   if (static_cast<std::int64_t>(t - c) <= 0 && c - t <= cap_) return 0;

@@ -461,5 +461,66 @@ TEST(RingIntegrity, AttachRefusesARingTruncatedSinceItWasOpened) {
   EXPECT_NE(r.error().message().find("truncated"), std::string::npos) << r.error().message();
 }
 
+// Low: a misaligned tail (damage) made readers skip the lane silently.
+// It is counted once as corrupt, and the lane recovers at the next publish.
+TEST(RingIntegrity, MisalignedTailIsCountedOnceAsCorrupt) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), one_lane());
+  auto r = Reader::attach(*ring, "proc");
+  ASSERT_TRUE(ring && r);
+  {
+    auto p = Producer::attach(*ring);
+    ASSERT_EQ(p->try_write(1, bytes_of("a")), WriteStatus::kOk);
+  }
+  ASSERT_EQ(drain(*r).size(), 1u);
+  const std::uint64_t lane_off = detail::compute_layout(kCap, 1, 4).lanes_offset;
+  const std::uint64_t odd = ring->stats().lane[0].tail + 13;
+  poke(ring->path(), lane_off + offsetof(detail::LaneControl, tail), &odd, sizeof odd);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(drain(*r).empty());
+  EXPECT_EQ(r->stats().corrupt_records, 1u);
+  auto p = Producer::attach(*ring);  // realigns the tail (it cannot know where the real one was)
+  ASSERT_TRUE(p);
+  ASSERT_EQ(p->try_write(1, bytes_of("b")), WriteStatus::kOk);
+  std::vector<Got> got = drain(*r);
+  ASSERT_EQ(p->try_write(1, bytes_of("c")), WriteStatus::kOk);
+  for (const Got& g : drain(*r)) got.push_back(g);
+  ASSERT_FALSE(got.empty());
+  for (const Got& g : got) EXPECT_TRUE(g.payload == "b" || g.payload == "c") << g.payload;
+  EXPECT_EQ(got.back().payload, "c");
+  EXPECT_GE(r->stats().corrupt_records, 1u);
+}
+
+// Low: a producer killed while it waited for space left the ring's
+// space_waiters count raised forever, so every reader made a futex wake
+// syscall after every batch. The next owner of its lane takes the count back.
+TEST(RingIntegrity, ProducerKilledWhileWaitingForSpaceLeavesNoWaiterBehind) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), one_lane());
+  auto r = Reader::attach(*ring, "proc");  // never reads: the lane fills
+  ASSERT_TRUE(ring && r);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto p = Producer::attach(*ring);
+    if (!p) ::_exit(2);
+    const std::vector<std::byte> rec(200, std::byte{1});
+    for (;;) (void)p->write(1, rec, std::chrono::seconds(30));  // blocks once full
+  }
+  auto waiters = [&] {
+    std::uint32_t w = 0;
+    const int fd = ::open(ring->path().c_str(), O_RDONLY);
+    (void)::pread(fd, &w, sizeof w, offsetof(detail::RingHeader, space_waiters));
+    ::close(fd);
+    return w;
+  };
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return waiters() == 1; }, std::chrono::seconds(10)));
+  ::kill(child, SIGKILL);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+  EXPECT_EQ(waiters(), 1u);  // what the dead waiter left
+  auto p = Producer::attach(*ring);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(waiters(), 0u) << "the lane's new owner did not take the dead waiter's count back";
+}
+
 }  // namespace
 }  // namespace ringpipe::ring

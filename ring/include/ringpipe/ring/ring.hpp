@@ -417,6 +417,7 @@ class Reader {
   std::unique_ptr<std::byte[]> scratch_;  // overwrite rings: a record is copied, then validated
   std::vector<std::uint64_t> gated_from_;  // per lane: gate_epoch that proves producers gate on us
   std::vector<std::uint8_t> gated_;
+  std::vector<std::uint8_t> bad_tail_;  // per lane: a misaligned tail was seen (and counted once)
   bool durable_ = true;
   bool overwrite_ = false;
   bool block_ = false;
