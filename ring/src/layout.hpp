@@ -136,7 +136,8 @@ struct ReaderSlot {
   // Then: Cursor cursor[lane_count], padded to a cache line.
 };
 
-inline constexpr std::uint32_t kSlotDurable = 1;
+inline constexpr std::uint32_t kSlotDurable = 1;  // gates producers (named for version 1, where it also meant kept)
+inline constexpr std::uint32_t kSlotKept = 2;     // kept across detach, resumed by name; not gating unless kSlotDurable
 
 // A reader's place in one lane. `pos` is what producers gate on; `seq` is the
 // seq expected next (for counting records lost to laps across restarts).

@@ -61,6 +61,7 @@ Result<Reader> Reader::attach(const Ring& ring, std::string_view name, ReaderOpt
   r.mask_ = geo.lane_capacity - 1;
   r.max_record_ = geo.max_record;
   r.durable_ = options.durable;
+  r.gating_ = options.durable && options.gating;
   r.overwrite_ = geo.overflow == Overflow::kOverwrite;
   r.block_ = geo.overflow == Overflow::kBlock;
   r.cursor_.assign(r.lanes_, 0);
@@ -112,7 +113,7 @@ Result<Reader> Reader::attach(const Ring& ring, std::string_view name, ReaderOpt
     r.sleeps_ = slot->sleeps.load(std::memory_order_relaxed);
     slot->pid.store(static_cast<std::uint32_t>(::getpid()), std::memory_order_relaxed);
     slot->dead_since_ns.store(0, std::memory_order_relaxed);
-    slot->flags.store(options.durable ? kSlotDurable : 0, std::memory_order_relaxed);
+    slot->flags.store((r.gating_ ? kSlotDurable : 0) | (options.durable ? kSlotKept : 0), std::memory_order_relaxed);
     slot->attaches.fetch_add(1, std::memory_order_relaxed);
     h->sleepers.fetch_and(~(std::uint64_t{1} << i), std::memory_order_relaxed);
     // Pairs with the producer's acquire load of the state: it sees the
@@ -147,7 +148,7 @@ Result<Reader> Reader::attach(const Ring& ring, std::string_view name, ReaderOpt
   // owner is gone (the lock proves that).
   auto reusable = [&](std::uint32_t st, const ReaderSlot* slot) {
     if (slot_state(st) == kSlotFree || slot_state(st) == kSlotInit) return true;
-    return (slot->flags.load(std::memory_order_relaxed) & kSlotDurable) == 0;
+    return (slot->flags.load(std::memory_order_relaxed) & (kSlotDurable | kSlotKept)) == 0;
   };
   for (std::uint32_t i = 0; i < geo.max_readers; ++i) {
     ReaderSlot* slot = ring.reader_slot(i);
@@ -195,6 +196,7 @@ Reader& Reader::operator=(Reader&& o) noexcept {
     gated_ = std::move(o.gated_);
     bad_tail_ = std::move(o.bad_tail_);
     durable_ = o.durable_;
+    gating_ = o.gating_;
     overwrite_ = o.overwrite_;
     block_ = o.block_;
     records_total_ = o.records_total_;
@@ -384,7 +386,7 @@ std::size_t Reader::poll_lane_slow(std::uint32_t lane, Callback cb, void* ctx, s
   // is non-durable. Such a reader, like every overwrite reader, copies each
   // record and hands over the copy only once it is proven intact: a view it
   // hands over never changes under the callback.
-  if (!overwrite && !gated_[lane] && durable_ &&
+  if (!overwrite && !gated_[lane] && gating_ &&
       static_cast<std::int64_t>(lc->gate_epoch.load(std::memory_order_acquire) - gated_from_[lane]) >= 0) {
     gated_[lane] = 1;
   }

@@ -577,6 +577,32 @@ TEST(Ring, NonDurableReaderFreesItsSlotAndNeverGates) {
   EXPECT_EQ(ring->stats().readers.size(), 0u);
 }
 
+// A durable reader that does not gate: kept across restarts, never holds a
+// block producer back, lapped instead, and counts exactly what it lost.
+TEST(Ring, DurableNonGatingReaderIsLappedNotWaitedForAndResumesByName) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small(Overflow::kBlock, 4096, 1));
+  ReaderOptions o;
+  o.gating = false;
+  const std::vector<std::byte> rec(100, std::byte{7});
+  auto p = Producer::attach(*ring);
+  {
+    auto r = Reader::attach(*ring, "remote", o);
+    ASSERT_TRUE(r);
+    ASSERT_EQ(p->try_write(1, rec), WriteStatus::kOk);
+    EXPECT_EQ(drain(*r).size(), 1u);
+  }  // detached: its slot and cursor stay
+  for (int i = 0; i < 200; ++i) ASSERT_EQ(p->try_write(1, rec), WriteStatus::kOk) << "write " << i << " waited for it";
+  auto r = Reader::attach(*ring, "remote", o);
+  ASSERT_TRUE(r);
+  const std::size_t got = drain(*r).size();
+  const ReaderStats st = r->stats();
+  EXPECT_GT(got, 0u);
+  EXPECT_LT(got, 200u);
+  EXPECT_EQ(st.records, 1 + got);
+  EXPECT_EQ(st.records + st.lapped_records, 201u);
+}
+
 TEST(Ring, NewReaderStartsAtOldestOrLatest) {
   ScratchDir dir;
   auto ring = Ring::create(dir.file("r"), small());

@@ -336,6 +336,12 @@ struct ReaderOptions {
   // detaches (so a restart resumes); a non-durable one (tail, stat) never
   // gates and frees its slot on detach.
   bool durable = true;
+  // Only for a durable reader: false keeps the slot and cursors across
+  // restarts but never holds producers back. Such a reader (a consumer that
+  // may stall for minutes, as a remote_write exporter whose endpoint is
+  // down) is lapped instead, counts exactly what it lost (lapped_records)
+  // and gets checked copies, as a non-durable reader does.
+  bool gating = true;
   std::string from;  // with StartAt::kReader: the reader whose cursors to copy
 };
 
@@ -419,6 +425,7 @@ class Reader {
   std::vector<std::uint8_t> gated_;
   std::vector<std::uint8_t> bad_tail_;  // per lane: a misaligned tail was seen (and counted once)
   bool durable_ = true;
+  bool gating_ = true;  // durable_ && options.gating: producers wait for it
   bool overwrite_ = false;
   bool block_ = false;
   bool refused_ = false;  // the current poll's callback declined a record
