@@ -336,13 +336,13 @@ struct ReaderOptions {
   // detaches (so a restart resumes); a non-durable one (tail, stat) never
   // gates and frees its slot on detach.
   bool durable = true;
+  std::string from;  // with StartAt::kReader: the reader whose cursors to copy
   // Only for a durable reader: false keeps the slot and cursors across
   // restarts but never holds producers back. Such a reader (a consumer that
   // may stall for minutes, as a remote_write exporter whose endpoint is
   // down) is lapped instead, counts exactly what it lost (lapped_records)
   // and gets checked copies, as a non-durable reader does.
   bool gating = true;
-  std::string from;  // with StartAt::kReader: the reader whose cursors to copy
 };
 
 class Reader {
