@@ -289,14 +289,26 @@ Result<StatsSegment> StatsSegment::create(const std::string& path, std::string_v
 
   // A segment left by a previous run of this component: keep its values.
   bool replace = false;
+  UniqueFd old_lock;  // the replaced segment's lock, held until ours is in its place
   const std::filesystem::path p(path);
   auto dir = RunDir::open_or_create(p.has_parent_path() ? p.parent_path().string() : ".");
   if (!dir) return tl::unexpected(Error{dir.error().code, w + ": " + dir.error().context});
   auto existing = dir->open_file(p.filename().string(), O_RDWR);
+  // Locked, but replaced meanwhile by a writer that held it before us: what
+  // we hold is no longer the segment, so look again.
+  auto replaced_meanwhile = [&](int fd) {
+    struct stat ours {}, now {};
+    return ::fstat(fd, &ours) != 0 || ::fstatat(dir->fd(), p.filename().c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 ||
+           ours.st_ino != now.st_ino || ours.st_dev != now.st_dev;
+  };
+  for (int retry = 0; existing && retry < 8; ++retry) {
+    if (!ofd_try_lock(existing->get()) || !replaced_meanwhile(existing->get())) break;
+    existing = dir->open_file(p.filename().string(), O_RDWR);
+  }
   if (existing) {
     UniqueFd fd = std::move(*existing);
     replace = true;
-    if (!ofd_try_lock(fd.get())) {
+    if (!ofd_try_lock(fd.get()) || replaced_meanwhile(fd.get())) {
       std::int32_t pid = 0;
       if (::pread(fd.get(), &pid, sizeof pid, offsetof(SegmentHeader, pid)) != sizeof pid) pid = 0;
       return make_error(std::errc::resource_unavailable_try_again,
@@ -329,7 +341,10 @@ Result<StatsSegment> StatsSegment::create(const std::string& path, std::string_v
         return seg;
       }
     }
-    // Otherwise fall through: build a fresh file and rename it over this one.
+    // Otherwise fall through: build a fresh file and rename it over this
+    // one. Keep holding its lock until then, so a second writer that opens
+    // it meanwhile is refused instead of replacing it too.
+    old_lock = std::move(fd);
   } else if (existing.error().code != std::errc::no_such_file_or_directory) {
     return tl::unexpected(Error{existing.error().code, w + ": " + existing.error().context});
   }
@@ -363,6 +378,7 @@ Result<StatsSegment> StatsSegment::create(const std::string& path, std::string_v
   h->ready.store(kReady, std::memory_order_release);
   if (Status ok = file->publish(replace); !ok) return tl::unexpected(ok.error());
   seg.fd_ = file->release_fd();
+  old_lock = UniqueFd();
   return seg;
 }
 

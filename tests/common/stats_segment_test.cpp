@@ -1,9 +1,11 @@
 #include "ringpipe/common/stats_segment.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -155,6 +157,48 @@ TEST(StatsSegment, RefusesSecondLiveWriter) {
   auto second = StatsSegment::create(path, "x", "source", 8);
   ASSERT_FALSE(second);
   EXPECT_NE(second.error().message().find("in use"), std::string::npos) << second.error().message();
+}
+
+// Two writers that both find an old segment to replace (another component's)
+// must not both win: the loser would count into a file nobody reads.
+TEST(StatsSegment, TwoWritersReplacingOneOldSegmentCannotBothWin) {
+  testing::ScratchDir dir;
+  auto* shared = static_cast<std::atomic<int>*>(
+      ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(shared, MAP_FAILED);
+  int both = 0;
+  for (int round = 0; round < 60; ++round) {
+    const std::string path = dir.file("x" + std::to_string(round) + ".stats");
+    {
+      auto old = StatsSegment::create(path, "old", "source", 8);
+      ASSERT_TRUE(old);
+    }
+    for (int i = 0; i < 4; ++i) shared[i].store(0);
+    std::vector<pid_t> kids;
+    for (int k = 0; k < 2; ++k) {
+      const pid_t c = ::fork();
+      ASSERT_GE(c, 0);
+      if (c == 0) {
+        while (shared[0].load() == 0) {
+        }
+        auto seg = StatsSegment::create(path, "new", "exporter", 4);
+        if (seg) shared[1].fetch_add(1);
+        shared[2].fetch_add(1);
+        while (shared[3].load() == 0) ::usleep(100);  // keep it (and its lock) until both tried
+        ::_exit(0);
+      }
+      kids.push_back(c);
+    }
+    shared[0].store(1);
+    ASSERT_TRUE(testing::wait_until([&] { return shared[2].load() == 2; }, 30s));
+    const int won = shared[1].load();
+    shared[3].store(1);
+    for (pid_t c : kids) ::waitpid(c, nullptr, 0);
+    EXPECT_EQ(won, 1) << "round " << round;
+    if (won > 1) ++both;
+  }
+  EXPECT_EQ(both, 0);
+  ::munmap(shared, 4096);
 }
 
 TEST(StatsReader, RefusesCorruptTruncatedAndOtherVersionFiles) {
