@@ -23,6 +23,7 @@
 #include <prometheus/exposer.h>
 
 #include "ringpipe/common/log.hpp"
+#include "ringpipe/common/run_dir.hpp"
 #include "ringpipe/processors/metric_record.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "self_metrics.hpp"
@@ -510,10 +511,13 @@ PrometheusExporter::~PrometheusExporter() { stop(); }
 Status PrometheusExporter::start() {
   if (impl_->started) return {};
   if (impl_->options.request_resync) {
-    const std::string path = impl_->options.input + ".resync";
-    const int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd < 0) return errno_error("prometheus exporter: request resync: " + path);
-    ::close(fd);
+    // Created in the ring's own (checked) directory, never through a symlink.
+    const std::filesystem::path ring(impl_->options.input);
+    const std::string what = "prometheus exporter: request resync: ";
+    auto dir = RunDir::open(ring.has_parent_path() ? ring.parent_path().string() : ".");
+    if (!dir) return tl::unexpected(Error{dir.error().code, what + dir.error().context});
+    auto fd = dir->create_file(ring.filename().string() + ".resync", O_WRONLY);
+    if (!fd) return tl::unexpected(Error{fd.error().code, what + fd.error().context});
   }
   impl_->stopping.store(false);
   try {

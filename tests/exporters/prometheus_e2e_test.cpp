@@ -315,6 +315,27 @@ TEST(PrometheusExporterE2E, HealthReadyAndBasicAuth) {
   EXPECT_TRUE(ringpipe::testing::wait_until([&] { return testing::http_get(port, "/-/ready").first == 200; }, 5s));
 }
 
+// The resync request file lives beside the ring: a symlink planted at its
+// name must not make the exporter create or touch the file it points to.
+TEST(PrometheusExporterE2E, ResyncRequestNeverFollowsAPlantedSymlink) {
+  ringpipe::testing::ScratchDir dir;
+  const std::string path = dir.file("metrics");
+  ring::Ring ring = make_ring(path);
+  const std::string victim = dir.file("victim");
+  ASSERT_TRUE(std::filesystem::create_directory(victim + ".d"));
+  const std::string target = victim + ".d/created-through-link";
+  std::filesystem::create_symlink(target, path + ".resync");
+  PrometheusExporterOptions o;
+  o.input = path;
+  o.listen = "127.0.0.1:0";
+  auto exp = PrometheusExporter::create(o);
+  ASSERT_TRUE(exp) << exp.error().message();
+  const Status started = (*exp)->start();
+  EXPECT_FALSE(std::filesystem::exists(target)) << "the exporter created a file through the planted link";
+  if (!started) EXPECT_NE(started.error().message().find("resync"), std::string::npos) << started.error().message();
+  (*exp)->stop();
+}
+
 bool have_openssl_and_curl() { return ::access("/usr/bin/openssl", X_OK) == 0 && ::access("/usr/bin/curl", X_OK) == 0; }
 
 // curl's HTTP status for `url` (0 = no HTTP answer, e.g. a failed handshake); the body goes to `out`.
