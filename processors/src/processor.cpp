@@ -15,6 +15,7 @@
 #include "family_registry.hpp"
 #include "ringpipe/common/log.hpp"
 #include "ringpipe/common/run_dir.hpp"
+#include "ringpipe/common/test_hooks.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
 #include "series_mapper.hpp"
@@ -181,6 +182,7 @@ void Processor::Impl::reader_loop(Input& in) {
       }
       sample::BatchReader br(v.payload);
       while (auto s = br.next()) {
+        RINGPIPE_TEST_CRASH_POINT("processor", s->name);
         // Map into a scratch position of the target shard's batch; the shard
         // is known only after the labels (and so the hash) are built.
         ShardBatch* probe = pending[0] ? pending[0] : (pending[0] = take_batch(in));
