@@ -22,6 +22,7 @@
 #include <prometheus/collectable.h>
 #include <prometheus/exposer.h>
 
+#include "ringpipe/common/crash_journal.hpp"
 #include "ringpipe/common/log.hpp"
 #include "ringpipe/common/run_dir.hpp"
 #include "ringpipe/processors/metric_record.hpp"
@@ -161,6 +162,9 @@ struct PrometheusExporter::Impl : prometheus::Collectable {
   mutable DurationHistogram durations;
   std::shared_ptr<Health> health = std::make_shared<Health>();
   std::atomic<std::uint64_t> other_records{0};
+  // The record being applied, journaled: one that kills the exporter again and again is skipped.
+  std::optional<CrashJournal> journal;
+  std::atomic<std::uint64_t> quarantined{0};
   mutable std::atomic<std::uint64_t> collect_errors{0};
   mutable std::atomic<std::uint64_t> self_name_conflicts{0};  // series dropped for a self-metric's name
   std::shared_ptr<prometheus::Collectable> holder;  // aliases this; the Exposer keeps a weak_ptr
@@ -215,6 +219,8 @@ struct PrometheusExporter::Impl : prometheus::Collectable {
               ld(other_records));
     b.counter("ringpipe_exporter_collect_errors_total", "Scrapes that failed to collect (answered empty).", {},
               ld(collect_errors));
+    b.counter("ringpipe_exporter_quarantined_records_total",
+              "Records skipped because the exporter died applying them repeatedly.", {}, ld(quarantined));
     b.gauge("ringpipe_exporter_series", "Series currently served.", {}, ld(c.series));
     b.gauge("ringpipe_exporter_families", "Metric families known (served or conflicting).", {}, ld(c.families));
     b.gauge("ringpipe_exporter_ready", "1 once the state is complete (see /-/ready).", {},
@@ -263,6 +269,8 @@ struct PrometheusExporter::Impl : prometheus::Collectable {
         {&c.stale_records, reg(true, "exporter_stale_records_total", "Records from a replaced processor instance.")},
         {&c.snapshots, reg(true, "exporter_snapshots_total", "Complete shard snapshots applied.")},
         {&collect_errors, reg(true, "exporter_collect_errors_total", "Scrapes that failed to collect.")},
+        {&quarantined, reg(true, "exporter_quarantined_records_total",
+                           "Records skipped because the exporter died applying them repeatedly.")},
         {&c.series, reg(false, "exporter_series", "Series currently served.")},
         {&c.families, reg(false, "exporter_families", "Metric families known.")},
     };
@@ -279,11 +287,27 @@ struct PrometheusExporter::Impl : prometheus::Collectable {
     while (!stopping.load(std::memory_order_relaxed)) {
       const std::size_t n = reader->poll(
           [this](const ring::RecordView& v) {
+            if (journal) {
+              if (journal->is_quarantined(v.lane, v.seq, v.position)) {
+                if (journal->first_skip()) {
+                  quarantined.fetch_add(1, std::memory_order_relaxed);
+                  spdlog::error(
+                      "exporter {}: quarantined record of ring {} lane {} seq {} position {} ({} bytes, type {}): "
+                      "the exporter died applying it {} times in a row; skipped "
+                      "(exporter_quarantined_records_total)",
+                      options.component, options.input, v.lane, v.seq, v.position, v.payload.size(), v.type,
+                      journal->strikes_to_quarantine());
+                }
+                return;
+              }
+              journal->begin(v.lane, v.seq, v.position);
+            }
             if (v.type == processors::kMetricBatchRecord) {
               state.apply(v.payload);
             } else {
               other_records.fetch_add(1, std::memory_order_relaxed);
             }
+            if (journal) journal->end();
           },
           256);
       if (!health->ready.load(std::memory_order_relaxed) &&
@@ -429,6 +453,18 @@ Result<std::unique_ptr<PrometheusExporter>> PrometheusExporter::create(Prometheu
   auto reader = ring::Reader::attach(*impl->ring, options.reader_name);
   if (!reader) return tl::unexpected(Error{reader.error().code, what + reader.error().message()});
   impl->reader.emplace(std::move(*reader));
+  auto journal = CrashJournal::open(CrashJournal::path_for(options.input, options.reader_name),
+                                    impl->ring->creation_id(), options.quarantine_after_crashes);
+  if (!journal) {
+    spdlog::warn("{}{} (a record that kills the exporter is not quarantined)", what, journal.error().message());
+  } else {
+    impl->journal.emplace(std::move(*journal));
+    if (const auto& r = impl->journal->died_on()) {
+      spdlog::warn("{}the previous run died applying record lane {} seq {} position {} ({} death(s) in a row on it{})",
+                   what, r->lane, r->seq, r->position, impl->journal->strikes(),
+                   impl->journal->quarantined() == r ? ": quarantined" : "");
+    }
+  }
 
   std::vector<std::string> described{options.input};
   for (const std::string& p : options.describe_rings) {
@@ -506,7 +542,10 @@ Result<std::unique_ptr<PrometheusExporter>> PrometheusExporter::create(Prometheu
 
 PrometheusExporter::PrometheusExporter(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
 
-PrometheusExporter::~PrometheusExporter() { stop(); }
+PrometheusExporter::~PrometheusExporter() {
+  stop();
+  if (impl_ && impl_->journal) impl_->journal->close();  // also when never started
+}
 
 Status PrometheusExporter::start() {
   if (impl_->started) return {};
@@ -534,6 +573,7 @@ void PrometheusExporter::stop() noexcept {
   impl_->stopping.store(true);
   impl_->thread.join();
   impl_->started = false;
+  if (impl_->journal) impl_->journal->close();
 }
 
 Status PrometheusExporter::run_until(const std::atomic<bool>& stop_flag) {

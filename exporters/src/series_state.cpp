@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ringpipe/common/test_hooks.hpp"
+
 namespace ringpipe::exporters {
 namespace {
 
@@ -180,6 +182,7 @@ std::uint32_t SeriesState::family_for(const processors::MetricEntryView& e) noex
 }
 
 void SeriesState::apply_series(const processors::MetricEntryView& e, std::uint16_t shard) noexcept {
+  RINGPIPE_TEST_CRASH_POINT("exporter", e.name);
   if (!values_fit(e.type, e.value_count)) {
     counters_.decode_errors.fetch_add(1, std::memory_order_relaxed);
     return;

@@ -45,6 +45,7 @@ EngineStats& EngineStats::operator+=(const EngineStats& o) noexcept {
   state_rejected += o.state_rejected;
   state_samples_skipped += o.state_samples_skipped;
   state_full += o.state_full;
+  quarantined_records += o.quarantined_records;
   return *this;
 }
 

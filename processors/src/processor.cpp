@@ -13,8 +13,10 @@
 
 #include "engine_parts.hpp"
 #include "family_registry.hpp"
+#include "ringpipe/common/crash_journal.hpp"
 #include "ringpipe/common/log.hpp"
 #include "ringpipe/common/run_dir.hpp"
+#include "ringpipe/common/test_hooks.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
 #include "series_mapper.hpp"
@@ -103,6 +105,14 @@ struct Processor::Impl {
     std::unique_ptr<std::atomic<std::uint64_t>[]> dispatched;  // per lane: last seq handed to shards
     std::unique_ptr<std::atomic<std::uint64_t>[]> enqueued;    // per shard: batches sent
     std::unique_ptr<std::atomic<std::uint64_t>[]> committed;   // per shard: batches committed
+    // Records that kill the processor: the one being read is journaled, so
+    // after a death the next run knows it, reads carefully (one record at a
+    // time, each applied by the shards before the next) and skips a record
+    // that was being read at quarantine_after_crashes deaths in a row.
+    std::optional<CrashJournal> journal;
+    bool careful = false;
+    std::uint64_t careful_bytes = 0;  // backlog at start: careful until read (or caught up)
+    std::atomic<std::uint64_t> quarantined{0};
   };
   struct ShardCtx {
     std::unique_ptr<detail::Shard> shard;
@@ -128,6 +138,8 @@ struct Processor::Impl {
   void reader_loop(Input& in);
   void gate_loop(Input& in);
   void apply_direct(Input& in, const ring::RecordView& v);
+  bool skip_quarantined(Input& in, const ring::RecordView& v);
+  void wait_applied(Input& in);
   void shard_loop(std::uint32_t index);
   ShardBatch* take_batch(Input& in);
 };
@@ -167,13 +179,20 @@ void Processor::Impl::reader_loop(Input& in) {
     pending[s] = nullptr;
     in.enqueued[s].fetch_add(1, std::memory_order_release);  // pairs with the gate's acquire
   };
+  CrashJournal* journal = in.journal ? &*in.journal : nullptr;
+  std::uint64_t careful_read = 0;
   while (!readers_stop.load(std::memory_order_acquire)) {
     in.reader->wait(std::chrono::milliseconds(50));
     const std::int64_t now = monotonic_ns();
-    in.reader->poll([&](const ring::RecordView& v) {
+    auto on_record = [&](const ring::RecordView& v) {
       if (v.lane < lanes) {
         last_seq[v.lane] = v.seq;
         seen[v.lane] = 1;
+      }
+      if (journal != nullptr) {
+        if (skip_quarantined(in, v)) return;
+        journal->begin(v.lane, v.seq, v.position);
+        if (in.careful) careful_read += ring::detail::record_bytes(v.payload.size());
       }
       if (v.type != sample::kSampleBatchRecord) {
         ++foreign;
@@ -181,6 +200,7 @@ void Processor::Impl::reader_loop(Input& in) {
       }
       sample::BatchReader br(v.payload);
       while (auto s = br.next()) {
+        RINGPIPE_TEST_CRASH_POINT("processor", s->name);
         // Map into a scratch position of the target shard's batch; the shard
         // is known only after the labels (and so the hash) are built.
         ShardBatch* probe = pending[0] ? pending[0] : (pending[0] = take_batch(in));
@@ -213,16 +233,25 @@ void Processor::Impl::reader_loop(Input& in) {
         }
         if (end >= options.batch_samples) send(s);
       }
-    });
+    };
+    const std::size_t got = in.reader->poll(on_record, in.careful ? 1 : SIZE_MAX);
     for (std::uint32_t s = 0; s < n; ++s) send(s);
     for (std::uint32_t l = 0; l < lanes; ++l) {
       if (!seen[l]) continue;
       seen[l] = 0;
       in.dispatched[l].store(last_seq[l], std::memory_order_release);  // pairs with the gate's acquire
     }
+    if (in.careful && got != 0) wait_applied(in);  // a death from here on is this record's
+    if (journal != nullptr) journal->end();
+    if (in.careful && (got == 0 || careful_read >= in.careful_bytes)) {
+      in.careful = false;
+      spdlog::info("processor: input {}: read carefully past the backlog of the previous run; back to batches",
+                   in.ring.path());
+    }
     if (now >= next_stats_ns) {
       EngineStats st = in.mapper->stats();
       st.decode_errors += foreign;
+      st.quarantined_records = in.quarantined.load(std::memory_order_relaxed);
       in.stats.publish(st);
       next_stats_ns = now + 100'000'000;
       const std::uint64_t untrusted = st.dropped_name_too_long + st.labels_dropped_reserved +
@@ -249,7 +278,32 @@ void Processor::Impl::reader_loop(Input& in) {
   }
   EngineStats st = in.mapper->stats();
   st.decode_errors += foreign;
+  st.quarantined_records = in.quarantined.load(std::memory_order_relaxed);
   in.stats.publish(st);
+}
+
+// A quarantined record is taken from the ring (the gate passes it as usual)
+// but never decoded; its first skip ever is counted and logged.
+bool Processor::Impl::skip_quarantined(Input& in, const ring::RecordView& v) {
+  if (!in.journal || !in.journal->is_quarantined(v.lane, v.seq, v.position)) return false;
+  if (in.journal->first_skip()) {
+    in.quarantined.fetch_add(1, std::memory_order_relaxed);
+    spdlog::error(
+        "processor: quarantined record of ring {} lane {} seq {} position {} ({} bytes, type {}): the processor died "
+        "reading it {} times in a row; skipped (processor_quarantined_records_total)",
+        in.ring.path(), v.lane, v.seq, v.position, v.payload.size(), v.type, in.journal->strikes_to_quarantine());
+  }
+  return true;
+}
+
+// Careful reading: returns once every batch sent so far is applied by its shard.
+void Processor::Impl::wait_applied(Input& in) {
+  const std::size_t n = shards.size();
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::uint64_t e = in.enqueued[k].load(std::memory_order_acquire);
+    while (in.committed[k].load(std::memory_order_acquire) < e)
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+  }
 }
 
 // Trails the reader: a record passes the gate (and so may be overwritten by
@@ -295,6 +349,7 @@ void Processor::Impl::gate_loop(Input& in) {
 // Stop path only (reader and shard threads are joined): applies a record the
 // reader never took, straight into the shards, so the gate may pass it.
 void Processor::Impl::apply_direct(Input& in, const ring::RecordView& v) {
+  if (skip_quarantined(in, v)) return;
   if (v.type != sample::kSampleBatchRecord) return;
   const std::uint32_t n = static_cast<std::uint32_t>(shards.size());
   std::vector<ShardBatch> b(n);
@@ -474,6 +529,25 @@ Result<std::unique_ptr<Processor>> Processor::create(ProcessorOptions options) {
     auto reader = ring::Reader::attach(in->ring, options.reader_name, ro);
     if (!reader) return invalid("processor: " + path + ": " + reader.error().message());
     in->reader.emplace(std::move(*reader));
+    auto journal = CrashJournal::open(CrashJournal::path_for(path, options.reader_name), in->ring.creation_id(),
+                                      options.quarantine_after_crashes);
+    if (!journal) {
+      spdlog::warn("processor: {} (a record that kills the processor is not quarantined)", journal.error().message());
+    } else {
+      in->journal.emplace(std::move(*journal));
+      const CrashJournal& j = *in->journal;
+      in->careful = j.previous_crashed();
+      if (in->careful) in->careful_bytes = in->reader->stats().lag_bytes;
+      if (j.died_on()) {
+        spdlog::warn(
+            "processor: input {}: the previous run died reading record lane {} seq {} position {} ({} death(s) in a "
+            "row on it{}); reading one record at a time",
+            path, j.died_on()->lane, j.died_on()->seq, j.died_on()->position, j.strikes(),
+            j.quarantined() == j.died_on() ? ": quarantined" : "");
+      } else if (in->careful) {
+        spdlog::warn("processor: input {}: the previous run died; reading one record at a time", path);
+      }
+    }
     auto m = Matcher::create(eo.mapping);
     if (!m) return tl::unexpected(m.error());
     in->mapper = std::make_unique<detail::SeriesMapper>(std::move(*m), *impl->registry, eo);
@@ -498,6 +572,10 @@ Status Processor::start() {
 
 void Processor::stop() noexcept {
   Impl& m = *impl_;
+  if (!m.started) {
+    for (auto& in : m.inputs)
+      if (in->journal) in->journal->close();  // never read: nothing died
+  }
   if (!m.started || m.stopped) return;
   m.stopped = true;
   m.readers_stop.store(true, std::memory_order_release);
@@ -507,6 +585,7 @@ void Processor::stop() noexcept {
   m.gate_final.store(true, std::memory_order_release);
   for (auto& in : m.inputs) {
     if (in->gate_thread.joinable()) in->gate_thread.join();
+    if (in->journal) in->journal->close();
   }
 }
 

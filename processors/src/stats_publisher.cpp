@@ -94,6 +94,8 @@ Result<std::unique_ptr<ProcessorStatsPublisher>> ProcessorStatsPublisher::create
   counter(&EngineStats::state_samples_skipped, "processor_state_samples_skipped_total",
           "Samples of records the state store had already applied (not counted twice).");
   counter(&EngineStats::state_full, "processor_state_full_total", "Times the state store ran out of series or undo space.");
+  counter(&EngineStats::quarantined_records, "processor_quarantined_records_total",
+          "Input records skipped because the processor died reading them repeatedly.");
   p->cache_misses_ = [&]() -> std::atomic<std::uint64_t>* {
     if (!failed) return nullptr;
     auto cell = segment.register_counter("processor_mapping_cache_misses_total", "Mapping cache misses.");

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -114,6 +115,67 @@ TEST(ExportersMultiprocess, KilledPullExporterIsCompleteAgainWithinASecond) {
   EXPECT_NE(text.find("events{i=\"4999\"} 2\n"), std::string::npos);
   stop = true;
   proc.join();
+}
+
+// A record that kills the exporter (the test-only crash point, compiled in
+// with RINGPIPE_TEST_HOOKS) is skipped after 3 deaths in a row; the records
+// before and after it are applied. The test restarts the exporter as the
+// supervisor would.
+TEST(ExportersMultiprocess, PullExporterQuarantinesARecordThatKillsItAndAppliesTheRest) {
+#if !defined(RINGPIPE_TEST_HOOKS) || !RINGPIPE_TEST_HOOKS
+  GTEST_SKIP() << "built without RINGPIPE_TEST_HOOKS";
+#else
+  ringpipe::testing::ScratchDir dir;
+  const std::string path = dir.file("metrics");
+  ring::Ring ring = make_ring(path);
+  {
+    auto p = ring::Producer::attach(ring);
+    ASSERT_TRUE(p);
+    std::uint64_t seq = 0;
+    auto write = [&](const std::string& name, double v) {
+      RecordBuilder b(origin(42, 0, 1, ++seq));
+      b.series(MetricType::kCounter, name, {}, {v});
+      const auto rec = b.take();
+      ASSERT_EQ(p->write(processors::kMetricBatchRecord, rec, 2s), ring::WriteStatus::kOk);
+    };
+    write("before", 1);
+    write("poison", 2);
+    write("after", 3);
+  }
+  ::setenv("RINGPIPE_TEST_CRASH", "exporter:poison", 1);
+  const rlimit no_core{0, 0};
+  ::setrlimit(RLIMIT_CORE, &no_core);
+  const std::uint16_t port = testing::free_tcp_port();
+  int deaths = 0;
+  std::string text;
+  for (int start = 0; start < 6 && text.empty(); ++start) {
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) run_pull_child(path, port);
+    int st = 0;
+    // Up until /metrics serves `after`, or the child died.
+    ringpipe::testing::wait_until(
+        [&] {
+          if (::waitpid(child, &st, WNOHANG) == child) return true;
+          const auto [code, body] = testing::http_get(port, "/metrics", "", 1s);
+          if (code == 200 && body.find("\nafter ") != std::string::npos) text = body;
+          return !text.empty();
+        },
+        10s);
+    if (text.empty()) {
+      EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT) << st;
+      ++deaths;
+    } else {
+      kill_child(child);
+    }
+  }
+  ::unsetenv("RINGPIPE_TEST_CRASH");
+  EXPECT_EQ(deaths, 3);
+  EXPECT_NE(text.find("\nbefore 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nafter 3\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("poison"), std::string::npos) << text;
+  EXPECT_NE(text.find("ringpipe_exporter_quarantined_records_total 1\n"), std::string::npos) << text;
+#endif
 }
 
 // Child: runs a remote_write exporter until killed.

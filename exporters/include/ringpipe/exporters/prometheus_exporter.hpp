@@ -55,6 +55,10 @@ struct PrometheusExporterOptions {
   // conflicts, series) as component `component`, kind "exporter"; "" = none.
   std::string stats_path;
   std::string component = "prometheus";
+  // A record that was being applied when the exporter died this many times in
+  // a row is skipped and counted (exporter_quarantined_records_total); 0:
+  // never skip. The journal is `<input>.<reader_name>.crash`.
+  std::uint32_t quarantine_after_crashes = 3;
 };
 
 // Counters of one exporter (monotonic except the gauges series/families).

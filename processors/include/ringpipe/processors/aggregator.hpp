@@ -79,6 +79,7 @@ struct EngineStats {
   std::uint64_t state_rejected = 0;        // state files refused at start (started empty)
   std::uint64_t state_samples_skipped = 0; // samples of records the store had already applied
   std::uint64_t state_full = 0;            // series or undo space exhausted in the store
+  std::uint64_t quarantined_records = 0;   // input records skipped: they killed the processor repeatedly
 
   EngineStats& operator+=(const EngineStats& o) noexcept;
 };

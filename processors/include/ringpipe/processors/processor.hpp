@@ -38,6 +38,10 @@ struct ProcessorOptions {
   // `<reader_name>.c` holds the input back until the shards committed it.
   std::string state_dir;
   std::uint64_t state_undo_bytes = 16u << 20;  // per shard
+  // A record that was being read when the processor died this many times in
+  // a row is skipped and counted (quarantined_records); 0: never skip. The
+  // journal is `<input>.<reader_name>.crash` (common/crash_journal.hpp).
+  std::uint32_t quarantine_after_crashes = 3;
 };
 
 class Processor {
