@@ -3,7 +3,8 @@
 #   ./build.sh run    install what is missing, build, run the default pipeline
 #   ./build.sh test   install what is missing, build, run the whole test suite
 # Other verbs: deps (install only), build [preset], asan, tsan (suite under a sanitizer),
-# fuzz (the parsers under libFuzzer; `test` runs it first).
+# fuzz (parsers and file formats under libFuzzer; `test` runs it first), hooks
+# (the quarantine tests, which need the dev build's test-only crash points).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -40,6 +41,15 @@ suite() {
   ctest --preset "$preset" -j"$(nproc)"
 }
 
+# The quarantine of a record that kills its reader, proven with the test-only
+# crash points, which release builds leave out (a debug build of the binary
+# and the two tests that need them).
+hooks() {
+  cmake --preset dev >/dev/null
+  cmake --build --preset dev -j"$(nproc)" --target ringpipe apps_quarantine_e2e_test exporters_mp_test
+  ctest --preset dev -R 'Quarantine'
+}
+
 # libFuzzer on every parser for a bounded time (clang build of the parsers only).
 fuzz() {
   cmake --preset fuzz >/dev/null
@@ -51,9 +61,10 @@ case "${1:-}" in
   deps) deps ;;
   build) deps; build "${2:-release}" ;;
   run) deps; build release; shift; exec build/release/apps/ringpipe run "$@" ;;
-  test) deps; fuzz; suite release ;;
+  test) deps; fuzz; hooks; suite release ;;
   fuzz) deps; fuzz ;;
+  hooks) deps; hooks ;;
   asan) deps; suite asan ;;
   tsan) deps; suite tsan ;;
-  *) echo "usage: $0 run|test|deps|build [preset]|asan|tsan|fuzz" >&2; exit 2 ;;
+  *) echo "usage: $0 run|test|deps|build [preset]|asan|tsan|fuzz|hooks" >&2; exit 2 ;;
 esac
