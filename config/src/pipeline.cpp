@@ -10,6 +10,8 @@
 #include <sstream>
 #include <system_error>
 #include <tuple>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "mapping_rules.hpp"
 #include "schema.hpp"
@@ -251,18 +253,17 @@ class Loader {
       d_.add(*section, std::string(what) + ": found " + describe(*section) + ", expected a map of name: {...}");
       return;
     }
-    std::vector<std::string> seen;
+    std::unordered_set<std::string_view> seen;  // views into the tree, which outlives this call
     for (const auto& [key, value] : section->entries) {
       if (!key.is_scalar() || !valid_name(key.scalar)) {
         d_.add(key, std::string(what) + ": found name " + describe(key) +
                         ", expected letters, digits, '_', '-' and '.' (at most 39 bytes)");
         continue;
       }
-      if (std::find(seen.begin(), seen.end(), key.scalar) != seen.end()) {
+      if (!seen.insert(key.scalar).second) {
         d_.add(key, std::string(what) + ": found " + quote(key.scalar) + " a second time, expected each name once");
         continue;
       }
-      seen.push_back(key.scalar);
       f(key, value);
     }
   }
@@ -1220,11 +1221,18 @@ class Loader {
     }
   }
 
+  // Hash lookups throughout: linear in rings and uses, however many there are.
   void check_rings() {
     std::string names;
-    for (const auto& r : config_.rings) names += (names.empty() ? "" : ", ") + r.name;
+    std::unordered_map<std::string_view, std::vector<const RingUse*>> uses_of;  // ring name -> its uses, in order
+    for (const auto& r : config_.rings) {
+      names += (names.empty() ? "" : ", ") + r.name;
+      uses_of.try_emplace(r.name);
+    }
     for (const auto& use : uses_) {
-      if (config_.find_ring(use.ring) == nullptr) {
+      if (const auto it = uses_of.find(use.ring); it != uses_of.end()) {
+        it->second.push_back(&use);
+      } else {
         d_.add(use.position, use.component + " " + use.key + ": found ring " + quote(use.ring) +
                                  ", which is not defined under rings, expected " +
                                  (names.empty() ? std::string("a ring defined under rings") : "one of: " + names));
@@ -1233,18 +1241,18 @@ class Loader {
     for (const auto& r : config_.rings) {
       std::size_t producers = 0;
       std::vector<const RingUse*> readers;
+      std::unordered_map<std::string_view, const RingUse*> first_reader;  // reader name -> its first use
       std::uint64_t slots = 0;
-      for (const auto& use : uses_) {
-        if (use.ring != r.name) continue;
+      for (const RingUse* u : uses_of[r.name]) {
+        const RingUse& use = *u;
         if (use.producer) {
           ++producers;
         } else {
-          for (const RingUse* other : readers) {
-            if (other->reader == use.reader) {
-              d_.add(use.position, use.component + " " + use.key + ": found reader name " + quote(use.reader) +
-                                       " already used on ring " + quote(r.name) + " by " + other->component +
-                                       ", expected a distinct reader: name");
-            }
+          const auto [first, fresh] = first_reader.try_emplace(use.reader, &use);
+          if (!fresh) {
+            d_.add(use.position, use.component + " " + use.key + ": found reader name " + quote(use.reader) +
+                                     " already used on ring " + quote(r.name) + " by " + first->second->component +
+                                     ", expected a distinct reader: name");
           }
           readers.push_back(&use);
           slots += use.slots;

@@ -14,6 +14,11 @@
 
 namespace ringpipe::config::detail {
 
+// At most this many nodes may come from alias expansion in one document (an
+// alias counts every node of its anchor's subtree, aliases inside included).
+// Nodes written out in the text are bounded by the file's size instead.
+inline constexpr std::size_t kMaxYamlAliasNodes = 100'000;
+
 struct YamlNode {
   enum class Kind { kNull, kScalar, kSequence, kMap };
   Kind kind = Kind::kNull;

@@ -343,7 +343,8 @@ Result<std::unique_ptr<IngestServer>> IngestServer::create(const IngestConfig& c
       boost::system::error_code ec;
       const auto address = asio::ip::make_address(t.address, ec);
       if (ec) return invalid(what + ": bad address");
-      StreamLimits limits{t.max_connections, t.max_line_bytes, t.idle_timeout, config.error_log_interval};
+      StreamLimits limits{t.max_connections, t.max_line_bytes, t.max_buffered_bytes, t.idle_timeout,
+                          config.error_log_interval};
       auto l = StreamListener<asio::ip::tcp>::open(impl->io, asio::ip::tcp::endpoint(address, t.port), limits,
                                                    *impl->stream_worker, impl->stats.tcp, what);
       if (!l) return tl::unexpected(l.error());
@@ -354,7 +355,8 @@ Result<std::unique_ptr<IngestServer>> IngestServer::create(const IngestConfig& c
       const UnixStreamConfig& u = *config.unix_stream;
       const std::string what = "ingest " + config.name + ": unix " + u.path;
       if (auto r = remove_stale_socket(u.path, what); !r) return tl::unexpected(r.error());
-      StreamLimits limits{u.max_connections, u.max_line_bytes, u.idle_timeout, config.error_log_interval};
+      StreamLimits limits{u.max_connections, u.max_line_bytes, u.max_buffered_bytes, u.idle_timeout,
+                          config.error_log_interval};
       auto l = [&] {
         const RestrictiveUmask umask(u.mode);
         return StreamListener<asio::local::stream_protocol>::open(

@@ -78,6 +78,8 @@ std::string_view parse_error_name(ParseError e) noexcept {
       return "too_many_labels";
     case ParseError::kMalformedMetadata:
       return "malformed_metadata";
+    case ParseError::kValueOutOfRange:
+      return "value_out_of_range";
     case ParseError::kMissingEof:
       return "missing_eof";
     case ParseError::kCount_:

@@ -284,7 +284,7 @@ Result<std::unique_ptr<RemoteWriteSource>> RemoteWriteSource::create(const Remot
   boost::system::error_code ec;
   const auto address = asio::ip::make_address(config.address, ec);
   if (ec) return invalid(what + ": listen address " + config.address + ": " + ec.message());
-  const StreamLimits limits{config.max_connections, 1, config.idle_timeout, config.error_log_interval};
+  const StreamLimits limits{config.max_connections, 1, 0, config.idle_timeout, config.error_log_interval};
   auto l = StreamListener<asio::ip::tcp>::open(impl->io, asio::ip::tcp::endpoint(address, config.port), limits,
                                                *impl->worker, impl->stats.tcp,
                                                what + " " + config.address + ":" + std::to_string(config.port));

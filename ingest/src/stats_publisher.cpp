@@ -82,6 +82,10 @@ Result<std::unique_ptr<StatsPublisher>> StatsPublisher::create(std::shared_ptr<S
     gauge(s.connections_open, "source_connections_open", "Stream connections open now.", t);
     counter(s.connections_rejected, "source_connections_rejected_total", "Connections closed over max_connections.", t);
     counter(s.idle_closed, "source_connections_idle_closed_total", "Connections closed after the idle timeout.", t);
+    counter(s.buffer_closed, "source_connections_buffer_closed_total",
+            "Connections closed because their partial line would pass max_buffered_bytes.", t);
+    gauge(s.buffered_bytes, "source_stream_buffered_bytes",
+          "Partial-line buffer bytes held beyond the first read chunk of each connection.", t);
     counter(s.read_errors, "source_read_errors_total", "Stream read errors.", t);
     counter(s.accept_errors, "source_accept_errors_total", "Failed accepts (each retried after a backoff).", t);
     counter(s.bytes, "source_stream_bytes_total", "Bytes read from stream connections.", t);

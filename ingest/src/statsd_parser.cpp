@@ -81,7 +81,7 @@ struct StatsdParser::Line {
   std::string_view name;
   std::size_t name_tags = 0;  // tags_[0, name_tags) came from the name
   std::size_t tag_count = 0;  // tags_[0, tag_count) apply to the current sample
-  bool too_many_counted = false;
+  bool too_many = false;      // more than kMaxTags distinct keys were offered: refuse, never cut
 };
 
 StatsdParser::StatsdParser(const StatsdOptions& options)
@@ -93,9 +93,10 @@ void StatsdParser::parse_packet(std::string_view packet, SampleOutput& out, Pars
 
 namespace {
 
-// Adds or replaces (last wins, like statsd_exporter's label map) a tag.
-void add_tag(std::span<sample::Tag> tags, std::size_t& n, bool& too_many_counted, std::string_view key,
-             std::string_view value, ParseCounters& counters) noexcept {
+// Adds or replaces (last wins, like statsd_exporter's label map) a tag; a
+// new key past the last slot sets `too_many` (the caller refuses the sample).
+void add_tag(std::span<sample::Tag> tags, std::size_t& n, bool& too_many, std::string_view key,
+             std::string_view value) noexcept {
   for (std::size_t i = 0; i < n; ++i) {
     if (tags[i].key == key) {
       tags[i].value = value;
@@ -103,8 +104,7 @@ void add_tag(std::span<sample::Tag> tags, std::size_t& n, bool& too_many_counted
     }
   }
   if (n == tags.size()) {
-    if (!too_many_counted) counters.count(ParseError::kTooManyTags);
-    too_many_counted = true;
+    too_many = true;
     return;
   }
   tags[n++] = sample::Tag{key, value};
@@ -118,7 +118,7 @@ void parse_tag(std::string_view tag, std::size_t at, std::span<sample::Tag> tags
     counters.count(ParseError::kMalformedTag);
     return;
   }
-  add_tag(tags, n, too_many, text::sub(tag, 0, at), text::sub(tag, at + 1), counters);
+  add_tag(tags, n, too_many, text::sub(tag, 0, at), text::sub(tag, at + 1));
 }
 
 }  // namespace
@@ -127,7 +127,7 @@ bool StatsdParser::parse_name_and_tags(std::string_view raw, Line& l, ParseCount
   l.name = raw;
   auto name_tag_list = [&](std::string_view list) {
     for_each_comma_piece(list, '=', [&](std::string_view t, std::size_t at) {
-      parse_tag(t, at, tags_, l.tag_count, l.too_many_counted, counters);
+      parse_tag(t, at, tags_, l.tag_count, l.too_many, counters);
     });
   };
   constexpr std::size_t kNone = std::string_view::npos;
@@ -197,6 +197,10 @@ void StatsdParser::parse_line(std::string_view line, SampleOutput& out, ParseCou
   }
   if (colon == 0 || !parse_name_and_tags(text::sub(line, 0, colon), l, counters)) {
     if (colon == 0) counters.count(ParseError::kEmptyName);
+    return;
+  }
+  if (l.too_many) {
+    counters.count(ParseError::kTooManyTags);
     return;
   }
   if (l.name.empty()) {
@@ -300,7 +304,7 @@ void StatsdParser::parse_sample(std::string_view value_str, std::string_view res
   const bool uses_rate =
       t == StatType::kCounter || t == StatType::kTimer || t == StatType::kHistogram || t == StatType::kDistribution;
   l.tag_count = l.name_tags;
-  l.too_many_counted = false;
+  l.too_many = false;
   double rate = 1.0;
   double counter_divisor = 1.0;
   std::int64_t timestamp_ns = 0;
@@ -314,7 +318,6 @@ void StatsdParser::parse_sample(std::string_view value_str, std::string_view res
           counters.count(ParseError::kInvalidSampleFactor);  // statsd_exporter keeps the sample, rate 1
           f = 1;
         }
-        if (f == 0) f = 1;
         if (!uses_rate) break;  // gauges and sets ignore the rate
         if (!(f > 0 && f <= 1)) {
           counters.count(ParseError::kSampleRateOutOfRange);
@@ -331,13 +334,13 @@ void StatsdParser::parse_sample(std::string_view value_str, std::string_view res
               tag.remove_prefix(1);
               if (at != std::string_view::npos) --at;
             }
-            parse_tag(tag, at, tags_, l.tag_count, l.too_many_counted, counters);
+            parse_tag(tag, at, tags_, l.tag_count, l.too_many, counters);
           });
         }
         break;
       case 'c':
         if (s.size() > 2 && s[1] == ':') {
-          add_tag(tags_, l.tag_count, l.too_many_counted, kContainerIdKey, text::sub(s, 2), counters);
+          add_tag(tags_, l.tag_count, l.too_many, kContainerIdKey, text::sub(s, 2));
         } else {
           counters.count(ParseError::kMalformedContainerId);
           return;
@@ -390,8 +393,21 @@ void StatsdParser::parse_sample(std::string_view value_str, std::string_view res
       counters.count(ParseError::kUnknownType);
       return;
   }
+  if (l.too_many) {
+    counters.count(ParseError::kTooManyTags);
+    return;
+  }
   if (options_.reject_non_finite && !is_set && !std::isfinite(value)) {
     counters.count(ParseError::kNonFiniteValue);
+    return;
+  }
+  // Written so that NaN is out of range too (every comparison with it is false).
+  const bool adds = kind == sample::Kind::kCounter || kind == sample::Kind::kGaugeDelta;
+  const bool observes =
+      kind == sample::Kind::kTimer || kind == sample::Kind::kHistogram || kind == sample::Kind::kDistribution;
+  if ((adds && !(std::fabs(value) <= kMaxAddition)) ||
+      (observes && !(std::fabs(value) <= kMaxAddition * sample_rate && 1.0 <= kMaxAddition * sample_rate))) {
+    counters.count(ParseError::kValueOutOfRange);
     return;
   }
   ++counters.samples;

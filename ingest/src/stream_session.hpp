@@ -1,7 +1,9 @@
 #pragma once
 // Stream transports (TCP, Unix stream) on Boost.Asio: newline framing across
 // reads, a max line length (longer lines counted and skipped, the connection
-// survives), a connection limit and an idle timeout. Every handler runs on the
+// survives), a budget for the partial lines of all connections together
+// (a connection that would pass it is closed and counted), a connection limit
+// and an idle timeout. Every handler runs on the
 // one io_context thread that owns the Worker, so one claim per read batch.
 // Asio errors are values here; nothing throws past this file.
 
@@ -25,6 +27,7 @@ namespace ringpipe::ingest {
 struct StreamLimits {
   std::uint32_t max_connections;
   std::uint32_t max_line_bytes;
+  std::size_t max_buffered_bytes;  // growth past kStreamReadChunk, all sessions of the listener together
   std::chrono::milliseconds idle_timeout;
   std::chrono::milliseconds error_log_interval;  // accept errors: one warning per interval
 };
@@ -36,18 +39,29 @@ struct StreamLimits {
 inline constexpr std::chrono::milliseconds kAcceptBackoffMin{10};
 inline constexpr std::chrono::milliseconds kAcceptBackoffMax{1000};
 
-// One connection: its buffer holds at most one line of max_line_bytes plus its '\n'.
+// One connection. Its buffer starts at kStreamReadChunk and grows (doubling)
+// only while a partial line fills it, up to one line of max_line_bytes plus
+// its '\n'; the growth is charged to stats.buffered_bytes, and a connection
+// whose growth would take that past max_buffered_bytes (but never below one
+// whole line) is closed and counted in buffer_closed. The buffer shrinks back
+// once the partial line fits the first chunk again.
 template <class Protocol>
 class StreamSession : public std::enable_shared_from_this<StreamSession<Protocol>> {
  public:
   StreamSession(typename Protocol::socket socket, const StreamLimits& limits, Worker& worker, StreamStats& stats)
       : socket_(std::move(socket)),
         timer_(socket_.get_executor()),
-        cap_(static_cast<std::size_t>(limits.max_line_bytes) + 1),
-        buf_(std::make_unique<char[]>(cap_)),
+        max_cap_(static_cast<std::size_t>(limits.max_line_bytes) + 1),
+        base_cap_(std::min(max_cap_, kStreamReadChunk)),
+        budget_(std::max(limits.max_buffered_bytes, max_cap_ - base_cap_)),
+        cap_(base_cap_),
+        buf_(std::make_unique_for_overwrite<char[]>(cap_)),
         idle_(limits.idle_timeout),
         worker_(worker),
         stats_(stats) {}
+  ~StreamSession() { release(); }
+  StreamSession(const StreamSession&) = delete;
+  StreamSession& operator=(const StreamSession&) = delete;
 
   void start() {
     deadline_ = std::chrono::steady_clock::now() + idle_;
@@ -96,13 +110,49 @@ class StreamSession : public std::enable_shared_from_this<StreamSession<Protocol
     }
     used_ = total - start;
     if (used_ > 0 && start > 0) std::memmove(buf_.get(), buf_.get() + start, used_);
-    if (used_ == cap_) {  // a whole buffer without '\n': longer than max_line_bytes
+    if (used_ == cap_ && cap_ < max_cap_) {  // a partial line fills the buffer: grow it, within the budget
+      if (!resize(std::min(cap_ * 2, max_cap_))) {
+        close();
+        // Close before counting, as for idle_closed: whoever sees the count sees the connection gone.
+        stats_.buffer_closed.fetch_add(1, std::memory_order_release);
+        return;
+      }
+    } else if (used_ == cap_) {  // a whole buffer without '\n': longer than max_line_bytes
       worker_.count(ParseError::kLineTooLong);
       worker_.end();
       discarding_ = true;
       used_ = 0;
     }
+    if (cap_ > base_cap_ && used_ <= base_cap_ / 2) resize(base_cap_);  // shrinking always succeeds
     read();
+  }
+
+  // Moves the partial line into a buffer of `cap` bytes (>= used_), charging
+  // or releasing the difference; false, changing nothing, when the budget
+  // cannot take it. Single-threaded (the io_context thread), so the load and
+  // the add below are not a race; relaxed: a gauge, ordered with nothing.
+  bool resize(std::size_t cap) {
+    const std::size_t charge = cap - base_cap_;
+    if (charge > charged_) {
+      const std::uint64_t in_use = stats_.buffered_bytes.load(std::memory_order_relaxed);
+      if (in_use + (charge - charged_) > budget_) return false;
+    }
+    auto next = std::make_unique_for_overwrite<char[]>(cap);
+    if (used_ > 0) std::memcpy(next.get(), buf_.get(), used_);
+    buf_ = std::move(next);
+    cap_ = cap;
+    if (charge > charged_) {
+      stats_.buffered_bytes.fetch_add(charge - charged_, std::memory_order_relaxed);
+    } else {
+      stats_.buffered_bytes.fetch_sub(charged_ - charge, std::memory_order_relaxed);
+    }
+    charged_ = charge;
+    return true;
+  }
+
+  void release() noexcept {
+    stats_.buffered_bytes.fetch_sub(charged_, std::memory_order_relaxed);
+    charged_ = 0;
   }
 
   void parse(std::string_view lines) {
@@ -133,11 +183,16 @@ class StreamSession : public std::enable_shared_from_this<StreamSession<Protocol
     socket_.close(ignored);
     timer_.cancel();
     stats_.connections_open.fetch_sub(1, std::memory_order_relaxed);
+    release();  // the buffer itself goes with the session, once a cancelled read let go of it
   }
 
   typename Protocol::socket socket_;
   boost::asio::steady_timer timer_;
+  std::size_t max_cap_;   // one line of max_line_bytes and its '\n'
+  std::size_t base_cap_;  // kStreamReadChunk, or max_cap_ when smaller: never charged
+  std::size_t budget_;    // max_buffered_bytes, but at least one line's growth
   std::size_t cap_;
+  std::size_t charged_ = 0;  // cap_ - base_cap_, as added to stats_.buffered_bytes
   std::unique_ptr<char[]> buf_;
   std::size_t used_ = 0;
   bool discarding_ = false;

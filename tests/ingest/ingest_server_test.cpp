@@ -7,12 +7,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
@@ -194,6 +196,55 @@ TEST(IngestServer, RefusesConnectionsBeyondTheLimit) {
       ringpipe::testing::wait_until([&] { return f.server->stats().tcp.connections_rejected.load() == 1; }, kWait));
   ASSERT_TRUE(testing::send_all(first.get(), "ok:1|c\n"));
   ASSERT_TRUE(f.wait_written(1));
+  f.server->stop();
+}
+
+// Each connection may hold a partial line of up to max_line_bytes, but all of
+// them together at most max_buffered_bytes: a connection whose partial line
+// would take more is closed and counted, the others are served.
+TEST(IngestServer, ClosesConnectionsWhosePartialLinesPassTheSharedBufferBudget) {
+  Fixture f;
+  IngestConfig c = Fixture::base();
+  constexpr std::size_t kBudget = std::size_t{4} << 20;
+  c.tcp = TcpConfig{.port = 0, .max_line_bytes = 1 << 20, .max_buffered_bytes = kBudget};
+  f.start(c);
+  const StreamStats& st = f.server->stats().tcp;
+  constexpr int kConnections = 16;
+  const std::string partial(std::size_t{512} << 10, 'x');  // no '\n': all of it stays buffered
+  std::vector<UniqueFd> held;
+  int closed = 0;
+  std::uint64_t peak = 0;
+  for (int i = 0; i < kConnections; ++i) {
+    auto fd = testing::tcp_connect(f.server->tcp_port());
+    ASSERT_TRUE(fd.valid());
+    const std::uint64_t bytes_before = st.bytes.load();
+    const std::uint64_t closed_before = st.buffer_closed.load();
+    testing::send_all(fd.get(), partial);  // may fail once the server closed it
+    // Settled: either every byte was read and kept, or the connection was closed for the budget.
+    ASSERT_TRUE(ringpipe::testing::wait_until(
+        [&] { return st.bytes.load() == bytes_before + partial.size() || st.buffer_closed.load() > closed_before; },
+        kWait))
+        << "connection " << i;
+    peak = std::max<std::uint64_t>(peak, st.buffered_bytes.load());
+    if (st.buffer_closed.load() > closed_before) {
+      ++closed;
+      char byte;
+      EXPECT_LE(::recv(fd.get(), &byte, 1, 0), 0) << "connection " << i << " should be closed";
+    } else {
+      held.push_back(std::move(fd));
+    }
+  }
+  EXPECT_GE(held.size(), 1u);  // one longest line always fits
+  EXPECT_LE(held.size(), kBudget / partial.size());
+  EXPECT_GE(closed, 1);
+  EXPECT_EQ(st.buffer_closed.load(), static_cast<std::uint64_t>(closed));
+  EXPECT_LE(peak, kBudget);
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return st.connections_open.load() == held.size(); }, kWait));
+  // The connections kept are served: their long line ends (malformed), the next one counts.
+  for (auto& fd : held) ASSERT_TRUE(testing::send_all(fd.get(), "\nok:1|c\n"));
+  ASSERT_TRUE(f.wait_written(held.size()));
+  EXPECT_EQ(f.server->stats().parse_error(ParseError::kMalformedLine), held.size());
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return st.buffered_bytes.load() == 0; }, kWait));
   f.server->stop();
 }
 

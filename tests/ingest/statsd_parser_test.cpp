@@ -76,12 +76,15 @@ TEST(StatsdParser, CarriesTimerHistogramAndDistributionRateAsWeight) {
   EXPECT_DOUBLE_EQ(p.samples[2].rate, 0.3);
 }
 
-TEST(StatsdParser, TreatsSampleRateZeroAsOne) {
-  const Parsed p = statsd("hits:3|c|@0\nt:3|ms|@0");
+// statsd_exporter reads "@0" as "@1"; a rate of 0 is outside (0, 1] and
+// says the sample was never taken, so it is refused like any other.
+TEST(StatsdParser, RefusesSampleRateZeroAndCountsIt) {
+  const Parsed p = statsd("hits:3|c|@0\nt:3|ms|@0.0\nh:3|h|@-0\ng:3|g|@0\nok:1|c|@1");
   ASSERT_EQ(p.samples.size(), 2u);
-  EXPECT_DOUBLE_EQ(p.samples[0].value, 3);
-  EXPECT_DOUBLE_EQ(p.samples[1].rate, 1);
-  EXPECT_EQ(p.counters.total_errors(), 0u);
+  EXPECT_EQ(p.samples[0].name, "g");  // gauges ignore the rate
+  EXPECT_EQ(p.samples[1].name, "ok");
+  EXPECT_EQ(p.err(ParseError::kSampleRateOutOfRange), 3u);
+  EXPECT_EQ(p.counters.total_errors(), 3u);
 }
 
 TEST(StatsdParser, KeepsSampleWithUnparsableRateAtRateOneAndCountsIt) {
@@ -257,19 +260,37 @@ TEST(StatsdParser, CountsNameEmptiedByTagsAsEmptyName) {
   EXPECT_EQ(p.err(ParseError::kEmptyName), 2u);
 }
 
-TEST(StatsdParser, PassesNaNAndInfByDefaultAndRefusesThemWhenAsked) {
-  const std::string_view packet = "a:NaN|g\nb:+Inf|g\nc:-infinity|g\nd:+NaN|g";
+TEST(StatsdParser, RefusesNaNAndInfByDefaultCountingEachAndPassesThemOnlyWhenAsked) {
+  const std::string_view packet = "a:NaN|g\nb:+Inf|g\nc:-infinity|g\nd:+NaN|g\ne:Inf|c\nf:nan|ms\ng:inf|h|@0.5";
   const Parsed p = statsd(packet);
-  ASSERT_EQ(p.samples.size(), 3u);
-  EXPECT_TRUE(std::isnan(p.samples[0].value));
-  EXPECT_TRUE(std::isinf(p.samples[1].value));
-  EXPECT_EQ(p.samples[1].kind, Kind::kGaugeDelta);    // a sign makes a delta, as in statsd_exporter
+  EXPECT_TRUE(p.samples.empty());
+  EXPECT_EQ(p.err(ParseError::kNonFiniteValue), 6u);
   EXPECT_EQ(p.err(ParseError::kMalformedValue), 1u);  // Go refuses a signed NaN
+  EXPECT_EQ(p.counters.total_errors(), 7u);
   StatsdOptions o;
-  o.reject_non_finite = true;
-  const Parsed q = statsd(packet, o);
-  EXPECT_TRUE(q.samples.empty());
-  EXPECT_EQ(q.err(ParseError::kNonFiniteValue), 3u);
+  o.reject_non_finite = false;
+  const Parsed q = statsd("a:NaN|g\nb:Inf|g\nc:+Inf|g\nd:NaN|c", o);
+  ASSERT_EQ(q.samples.size(), 2u);
+  EXPECT_TRUE(std::isnan(q.samples[0].value));
+  EXPECT_TRUE(std::isinf(q.samples[1].value));
+  // A sign makes a delta (as in statsd_exporter), and no delta or counter may add a non-finite value.
+  EXPECT_EQ(q.err(ParseError::kValueOutOfRange), 2u);
+}
+
+// What a sample adds to a total (a counter increment, a gauge delta, an
+// observation times its weight 1/rate) is at most 2^53: "a:1e308|c" twice
+// would otherwise drive the counter to +Inf, which no later sample repairs.
+TEST(StatsdParser, RefusesAdditionsThatCouldDriveATotalToInfinity) {
+  const Parsed p = statsd(
+      "a:1e308|c\na:1e308|c\nb:+1e308|g\nb:-1e308|g\nc:1e300|ms\nd:1e300|h\nd:1e300|d\n"
+      "e:1|c|@1e-300\nf:1|h|@1e-300\nmax:9007199254740992|c\nset:1e308|g\nneg:-9007199254740992|g");
+  ASSERT_EQ(p.samples.size(), 3u);
+  EXPECT_EQ(p.samples[0].name, "max");
+  EXPECT_EQ(p.samples[1].name, "set");  // an absolute gauge replaces, it never accumulates
+  EXPECT_EQ(p.samples[2].name, "neg");
+  EXPECT_EQ(p.err(ParseError::kValueOutOfRange), 9u);
+  EXPECT_EQ(p.counters.total_errors(), 9u);
+  EXPECT_EQ(parse_error_name(ParseError::kValueOutOfRange), "value_out_of_range");
 }
 
 TEST(StatsdParser, RefusesValueThatOverflowsDouble) {
@@ -316,13 +337,32 @@ TEST(StatsdParser, KeepsUnicodeNamesAndTagsIntact) {
   EXPECT_EQ(p.samples[0].tags, (Tags{{"città", "Zürich"}, {"emoji", "\xF0\x9F\x98\x80"}}));
 }
 
-TEST(StatsdParser, KeepsFirstTagsAndCountsOnceWhenThereAreTooMany) {
+// Cutting the tag list would make two different series one; the sample is
+// refused instead, once per sample, whatever tag style carried the tags.
+TEST(StatsdParser, RefusesASampleWithMoreThanMaxTagsInsteadOfCuttingThem) {
+  std::string dog = "a:1|c|#";
+  for (std::size_t i = 0; i < kMaxTags + 1; ++i) dog += "k" + std::to_string(i) + ":v,";
+  std::string influx = "b";
+  for (std::size_t i = 0; i < kMaxTags + 1; ++i) influx += ",k" + std::to_string(i) + "=v";
+  influx += ":1|c:2|g";  // one line, two samples: the line is refused once
+  std::string with_container = "c:1|c|c:abc|#";
+  for (std::size_t i = 0; i < kMaxTags; ++i) with_container += "k" + std::to_string(i) + ":v,";
+  const Parsed p = statsd(dog + "\n" + influx + "\n" + with_container + "\nt:1:2|ms|" + dog.substr(6) + "\nok:1|c");
+  ASSERT_EQ(p.samples.size(), 1u);
+  EXPECT_EQ(p.samples[0].name, "ok");
+  EXPECT_EQ(p.err(ParseError::kTooManyTags), 5u);  // a, b, c, and each of t's two samples
+  EXPECT_EQ(p.counters.total_errors(), 5u);
+}
+
+TEST(StatsdParser, KeepsExactlyMaxTagsAndRepeatedKeysDoNotCount) {
   std::string line = "a:1|c|#";
-  for (std::size_t i = 0; i < kMaxTags + 10; ++i) line += "k" + std::to_string(i) + ":v,";
+  for (std::size_t i = 0; i < kMaxTags; ++i) line += "k" + std::to_string(i) + ":v,";
+  for (std::size_t i = 0; i < 10; ++i) line += "k" + std::to_string(i) + ":w,";  // last wins, no new tag
   const Parsed p = statsd(line);
   ASSERT_EQ(p.samples.size(), 1u);
   EXPECT_EQ(p.samples[0].tags.size(), kMaxTags);
-  EXPECT_EQ(p.err(ParseError::kTooManyTags), 1u);
+  EXPECT_EQ(p.samples[0].tags[0].second, "w");
+  EXPECT_EQ(p.counters.total_errors(), 0u);
 }
 
 TEST(StatsdParser, RefusesNameLongerThanTheFormatAllows) {

@@ -34,12 +34,20 @@ struct UdpConfig {
   std::uint32_t max_datagram_bytes = 65536;  // larger datagrams are truncated (counted)
 };
 
+// What each stream connection reads into (or max_line_bytes + 1 when smaller);
+// its buffer grows past this only while a partial line needs it.
+inline constexpr std::size_t kStreamReadChunk = std::size_t{64} << 10;
+
 struct TcpConfig {
   std::string address = "127.0.0.1";
   std::uint16_t port = 9125;
   std::uint32_t max_connections = 1024;  // further connections are closed at once (counted)
   std::uint32_t max_line_bytes = 65536;  // longer lines are skipped (counted); the connection survives
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};
+  // Partial lines of all connections together, beyond kStreamReadChunk each:
+  // a connection whose line would take more is closed (counted). At least one
+  // line of max_line_bytes always fits.
+  std::size_t max_buffered_bytes = std::size_t{64} << 20;
 };
 
 struct UnixDatagramConfig {
@@ -56,6 +64,7 @@ struct UnixStreamConfig {
   std::uint32_t max_connections = 1024;
   std::uint32_t max_line_bytes = 65536;
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};
+  std::size_t max_buffered_bytes = std::size_t{64} << 20;  // as TcpConfig's
 };
 
 struct IngestConfig {
@@ -91,6 +100,8 @@ struct StreamStats {
   std::atomic<std::uint64_t> read_errors{0};
   std::atomic<std::uint64_t> accept_errors{0};  // each is followed by a backoff before the next accept
   std::atomic<std::uint64_t> bytes{0};
+  std::atomic<std::uint64_t> buffered_bytes{0};  // gauge: partial-line buffers beyond kStreamReadChunk each
+  std::atomic<std::uint64_t> buffer_closed{0};   // closed: their partial line would pass max_buffered_bytes
 };
 
 // Self-metrics, written with relaxed atomics by the server's threads (once

@@ -15,8 +15,14 @@
 
 namespace ringpipe::ingest {
 
-// Most tags one sample carries; further tags are skipped and counted (kTooManyTags).
+// Most tags one sample carries. StatsD refuses a sample with more
+// (kTooManyTags): a cut tag list would merge different series.
 inline constexpr std::size_t kMaxTags = 64;
+// Most a StatsD sample may add to a total (2^53, the last integer a double
+// counts by 1): a counter increment or gauge delta, an observation's value and
+// weight, after the sample rate. A total of float64 additions this size cannot
+// reach +Inf in any realistic number of samples; "a:1e308|c" twice would.
+inline constexpr double kMaxAddition = 9007199254740992.0;
 // Longest name a sample may have (the sample-batch format stores a uint16 length).
 inline constexpr std::size_t kMaxNameBytes = 65535;
 
@@ -39,8 +45,9 @@ enum class ParseError : std::uint8_t {
   kMalformedTimestamp,            // a timestamp that is not an integer in range
   kUnknownType,                   // StatsD: type other than c, g, ms, h, d, s
   kMalformedTag,                  // StatsD: the tag is skipped, sample KEPT; Influx, Graphite: line dropped
-  kTooManyTags,                   // more than kMaxTags: the extra tags are skipped, sample KEPT
-                                  // (Prometheus text: the series is dropped, a cut label set would merge series)
+  kTooManyTags,                   // more than kMaxTags. StatsD, Prometheus text: the sample (series) is
+                                  // dropped, a cut tag set would merge series; Influx, Graphite, JSON:
+                                  // the extra tags are skipped, sample KEPT
   kMalformedField,                // Influx: field without '=', bad key, unterminated string
   kTooManyFields,                 // Influx: more fields than the parser holds; the line is dropped
   kLineTooLong,                   // stream transports: line longer than the limit, skipped
@@ -64,6 +71,10 @@ enum class ParseError : std::uint8_t {
   kTooManyLabels,           // more labels than max_labels (__name__ not counted)
   kMalformedMetadata,       // Prometheus text: a # HELP/# TYPE/# UNIT line without a valid name
   kMissingEof,              // OpenMetrics: the body does not end with # EOF (its samples are kept)
+  // StatsD: what a sample adds to a total (|value / rate| of a counter or an
+  // observation, a gauge delta, an observation's weight 1/rate) is over
+  // kMaxAddition; the sample is dropped.
+  kValueOutOfRange,
   kCount_,
 };
 inline constexpr std::size_t kParseErrorCount = static_cast<std::size_t>(ParseError::kCount_);

@@ -6,8 +6,12 @@
 // from statsd_exporter, on purpose: sets (|s) are supported; a timer,
 // histogram or distribution sample rate is carried as a weight instead of
 // replaying the sample 1/rate times; a rate outside (0, 1] drops the sample
-// (kSampleRateOutOfRange); a trailing '\r' is removed; empty lines are not
-// counted; tag keys are not escaped here (exporters sanitise names).
+// (kSampleRateOutOfRange), "@0" included (statsd_exporter reads it as 1);
+// NaN and ±Inf values are refused (kNonFiniteValue) unless asked; a sample that
+// would add more than kMaxAddition to a total is refused (kValueOutOfRange); a
+// sample with more than kMaxTags tags is refused (kTooManyTags) where
+// statsd_exporter keeps them all; a trailing '\r' is removed; empty lines are
+// not counted; tag keys are not escaped here (exporters sanitise names).
 // One StatsdParser per thread; parse_* never allocate, log or throw.
 
 #include <array>
@@ -24,7 +28,7 @@ struct StatsdOptions {
   bool influxdb_tags = true;       // name,k=v,k2=v2:1|c
   bool librato_tags = true;        // name#k=v,k2=v2:1|c
   bool signalfx_tags = true;       // name[k=v,k2=v2]:1|c
-  bool reject_non_finite = false;  // NaN/Inf values: kNonFiniteValue instead of passing them on
+  bool reject_non_finite = true;   // NaN/Inf values: kNonFiniteValue; false passes gauges and sets on
 };
 
 class StatsdParser {
