@@ -143,6 +143,23 @@ int tail_ring(const std::string& path, const TailOptions& options, std::FILE* ou
       options.duration ? monotonic_ns() + std::chrono::nanoseconds(*options.duration).count() : INT64_MAX;
   std::uint64_t seen = 0;
   std::string text;
+  // Records the reader skipped (damaged) or lost to producers that lapped
+  // it: said on stderr as it happens, never skipped silently.
+  std::uint64_t corrupt = 0, lapped = 0;
+  auto report_skips = [&] {
+    const ring::ReaderStats st = reader->stats();
+    if (st.corrupt_records > corrupt) {
+      std::fprintf(stderr, "ringpipe tail: skipped %llu corrupt record(s) (%llu in all)\n",
+                   static_cast<unsigned long long>(st.corrupt_records - corrupt),
+                   static_cast<unsigned long long>(st.corrupt_records));
+      corrupt = st.corrupt_records;
+    }
+    if (st.lapped_records > lapped) {
+      std::fprintf(stderr, "ringpipe tail: lost %llu record(s) to producers that lapped this reader\n",
+                   static_cast<unsigned long long>(st.lapped_records - lapped));
+      lapped = st.lapped_records;
+    }
+  };
   while (!g_stop.load(std::memory_order_relaxed) && monotonic_ns() < deadline &&
          (!options.count || seen < *options.count)) {
     const std::size_t max = options.count ? static_cast<std::size_t>(*options.count - seen) : SIZE_MAX;
@@ -154,10 +171,12 @@ int tail_ring(const std::string& path, const TailOptions& options, std::FILE* ou
         },
         max);
     seen += n;
+    report_skips();
     if (n > 0) std::fflush(out);
     else (void)reader->wait(std::chrono::milliseconds(100));
   }
   std::fflush(out);
+  report_skips();
   return 0;
 }
 

@@ -25,6 +25,21 @@ bool parse_number(const std::string& text, T* out) {
   return ec == std::errc() && end == text.data() + text.size();
 }
 
+// Reader names are bytes from a shared file: print them so that no byte
+// can act on the terminal (control bytes and non-ASCII as \xNN).
+std::string printable(std::string_view bytes) {
+  std::string out;
+  for (const char c : bytes) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f && c != '\\') {
+      out += c;
+    } else {
+      out += fmt::format("\\x{:02x}", u);
+    }
+  }
+  return out;
+}
+
 std::string_view reader_state_name(ring::ReaderStats::State s) {
   switch (s) {
     case ring::ReaderStats::State::kFree: return "free";
@@ -110,7 +125,7 @@ int inspect(Args args) {
     out += fmt::format(
         "  reader {} slot {}: {} {} pid {}, lag {}, records {}, bytes {}, lapped {}, torn {}, corrupt {}, "
         "evictions {}\n",
-        rd.name, rd.slot, rd.alive ? "alive" : "not-alive", reader_state_name(rd.state), rd.pid,
+        printable(rd.name), rd.slot, rd.alive ? "alive" : "not-alive", reader_state_name(rd.state), rd.pid,
         format_bytes(rd.lag_bytes), rd.records, rd.bytes, rd.lapped_records, rd.torn_records, rd.corrupt_records,
         rd.evictions);
   }

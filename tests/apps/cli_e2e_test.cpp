@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <array>
 
@@ -114,6 +116,41 @@ TEST(CliE2e, RingCreateInspectTailAndRemoveReader) {
   for (const auto& r : ring->stats().readers) EXPECT_NE(r.name, "gone");
   EXPECT_EQ(run(dir, {"ring", "rm-reader", path, "gone"}).code, 1);
   EXPECT_EQ(run(dir, {"ring", "inspect", dir.file("missing")}).code, 1);
+}
+
+// A reader name is bytes from a shared file: `ring inspect` must not pass
+// terminal control sequences through. And `ring tail` must say when it
+// skips a corrupt record instead of skipping it silently.
+TEST(CliE2e, InspectEscapesReaderNamesAndTailReportsWhatItSkipped) {
+  testing::ScratchDir dir;
+  const std::string path = dir.file("r");
+  ASSERT_EQ(run(dir, {"ring", "create", path, "--size", "64KiB", "--lanes", "1", "--readers", "4"}).code, 0);
+  auto ring = ring::Ring::open(path);
+  ASSERT_TRUE(ring);
+  { ASSERT_TRUE(ring::Reader::attach(*ring, "evil\x1b]0;owned\x07\x1b[2J")); }
+  const auto inspect = run(dir, {"ring", "inspect", path});
+  ASSERT_EQ(inspect.code, 0) << inspect.err;
+  EXPECT_EQ(inspect.out.find('\x1b'), std::string::npos) << "an escape byte reached the terminal";
+  EXPECT_EQ(inspect.out.find('\x07'), std::string::npos);
+  EXPECT_NE(inspect.out.find("evil\\x1b]0;owned\\x07\\x1b[2J"), std::string::npos) << inspect.out;
+
+  // The lane's first record gets a length no record can have.
+  auto producer = ring::Producer::attach(*ring);
+  ASSERT_TRUE(producer);
+  const std::array<std::byte, 8> rec{};
+  ASSERT_EQ(producer->try_write(99, rec), ring::WriteStatus::kOk);
+  {
+    const std::uint32_t huge = 0x7fffffff;
+    const int fd = ::open(path.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    const std::uint64_t data = 4096 * 2;  // 1 lane, 4 readers: the data area starts at the third page
+    ASSERT_EQ(::pwrite(fd, &huge, sizeof huge, static_cast<off_t>(data)), 4);
+    ::close(fd);
+  }
+  e2e::Proc tail({"ring", "tail", path, "--from", "oldest", "--duration", "1s"}, dir.file("tail.out"),
+                 dir.file("tail.err"));
+  ASSERT_EQ(tail.wait(std::chrono::seconds(10)), 0);
+  EXPECT_NE(tail.err().find("skipped 1 corrupt record"), std::string::npos) << tail.err();
 }
 
 // `tail RING FILE` and the live `stat FILE`, on a pipeline whose supervisor is
