@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -20,7 +21,7 @@
 #include <unordered_set>
 
 #include <prometheus/collectable.h>
-#include <prometheus/exposer.h>
+#include <prometheus/text_serializer.h>
 
 #include "ringpipe/common/crash_journal.hpp"
 #include "ringpipe/common/log.hpp"
@@ -35,17 +36,22 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// What /-/healthy and /-/ready answer; looked up by the server's port because
-// civetweb's request hook carries no user pointer of ours.
+// What /-/ready answers.
 struct Health {
   std::atomic<bool> ready{false};
 };
 
-std::mutex g_health_mu;
-std::unordered_map<int, std::shared_ptr<Health>>& health_registry() {
-  static std::unordered_map<int, std::shared_ptr<Health>> registry;
-  return registry;
-}
+// Connection accounting from civetweb's callbacks. A connection lives on one
+// worker thread from init_connection to connection_close, so whether it
+// brought a whole request header is that thread's to remember.
+struct HttpCounters {
+  std::atomic<std::uint64_t> open{0};
+  std::atomic<std::uint64_t> connections{0};
+  std::atomic<std::uint64_t> incomplete{0};
+  std::atomic<std::uint64_t> at_limit{0};
+  std::uint64_t limit = 0;  // worker threads, set before the server starts
+};
+thread_local bool t_request_seen = false;
 
 int answer(mg_connection* conn, int status, const char* reason, const char* body) {
   mg_printf(conn,
@@ -55,21 +61,72 @@ int answer(mg_connection* conn, int status, const char* reason, const char* body
   return status;
 }
 
-int health_hook(mg_connection* conn) {
-  const mg_request_info* ri = mg_get_request_info(conn);
-  if (ri == nullptr || ri->local_uri == nullptr) return 0;
-  const std::string_view uri(ri->local_uri);
-  const bool healthy = uri == "/-/healthy";
-  if (!healthy && uri != "/-/ready") return 0;
-  std::shared_ptr<Health> h;
-  {
-    std::lock_guard lock(g_health_mu);
-    auto it = health_registry().find(ri->server_port);
-    if (it != health_registry().end()) h = it->second;
+// One rendering of the page, shared by every scrape that arrives while it is
+// being made: at most one render runs, the others wait for it (bounded) and
+// send the same text, so a page is at most one render's duration old.
+// Thread-safe.
+class PageCache {
+ public:
+  using Page = std::shared_ptr<const std::string>;
+  // nullptr when the render failed or the wait for another ran out.
+  template <typename Render>
+  Page get(Render&& render, std::chrono::milliseconds wait_limit) {
+    std::unique_lock lock(mu_);
+    if (rendering_) {
+      const std::uint64_t gen = generation_;
+      if (!cv_.wait_for(lock, wait_limit, [&] { return generation_ != gen; })) return nullptr;
+      ++shared_;
+      return last_;
+    }
+    rendering_ = true;
+    lock.unlock();
+    Page page;
+    try {
+      page = std::make_shared<const std::string>(render());
+    } catch (...) {
+      page = nullptr;
+    }
+    lock.lock();
+    last_ = page;
+    rendering_ = false;
+    ++generation_;
+    cv_.notify_all();
+    return page;
   }
-  if (healthy) return answer(conn, 200, "OK", "OK\n");
-  if (h && h->ready.load(std::memory_order_acquire)) return answer(conn, 200, "OK", "OK\n");
-  return answer(conn, 503, "Service Unavailable", "Not ready: waiting for a complete snapshot.\n");
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool rendering_ = false;
+  std::uint64_t generation_ = 0;  // renders finished
+  std::uint64_t shared_ = 0;      // pages handed to a scrape that waited
+  Page last_;
+};
+
+std::optional<std::string> base64_decode(std::string_view in) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
+  std::string out;
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    const int v = value(c);
+    if (v < 0) return std::nullopt;
+    acc = (acc << 6) | static_cast<std::uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  return out;
 }
 
 bool same_secret(const std::string& a, const std::string& b) noexcept {
@@ -112,12 +169,8 @@ class DurationHistogram {
   double sum_ = 0;
 };
 
-// Families prometheus-cpp's Exposer serves itself beside ours (its own registry).
-constexpr const char* kExposerFamilies[] = {"exposer_transferred_bytes_total", "exposer_scrapes_total",
-                                             "exposer_request_latencies"};
-
 // Removes the pipeline families (out[0, pipeline)) whose name a self-metric
-// family (out[pipeline, end)) or the Exposer also serves, or whose name is
+// family (out[pipeline, end)) also serves, or whose name is
 // one of their _sum/_count/_bucket series: one exposition may not name a
 // family twice, which happens when a pipeline scrapes another ringpipe.
 // Returns the series removed.
@@ -128,7 +181,6 @@ std::uint64_t drop_pipeline_families_named_like_ours(std::vector<prometheus::Met
   auto own = [&](const std::string& name) {
     for (const char* suffix : {"", "_sum", "_count", "_bucket"}) ours.insert(name + suffix);
   };
-  for (const char* name : kExposerFamilies) own(name);
   for (std::size_t i = pipeline; i < out.size(); ++i) own(out[i].name);
   std::uint64_t dropped = 0;
   std::size_t kept = 0;
@@ -146,7 +198,7 @@ std::uint64_t drop_pipeline_families_named_like_ours(std::vector<prometheus::Met
 
 }  // namespace
 
-struct PrometheusExporter::Impl : prometheus::Collectable {
+struct PrometheusExporter::Impl : prometheus::Collectable, CivetHandler {
   PrometheusExporterOptions options;
   std::unique_ptr<ring::Ring> ring;
   std::optional<ring::Reader> reader;
@@ -167,8 +219,10 @@ struct PrometheusExporter::Impl : prometheus::Collectable {
   std::atomic<std::uint64_t> quarantined{0};
   mutable std::atomic<std::uint64_t> collect_errors{0};
   mutable std::atomic<std::uint64_t> self_name_conflicts{0};  // series dropped for a self-metric's name
-  std::shared_ptr<prometheus::Collectable> holder;  // aliases this; the Exposer keeps a weak_ptr
-  std::unique_ptr<prometheus::Exposer> exposer;
+  HttpCounters http;
+  PageCache pages;
+  std::atomic<std::uint64_t> pages_served{0};
+  std::unique_ptr<CivetServer> server;
   int port = 0;
   std::thread thread;
   std::atomic<bool> stopping{false};
@@ -189,7 +243,6 @@ struct PrometheusExporter::Impl : prometheus::Collectable {
       const double seconds = static_cast<double>(monotonic_ns() - t0) * 1e-9;
       durations.observe(seconds);
       if (own) {
-        own_scrapes->fetch_add(1, std::memory_order_relaxed);
         stats_add_double(*own_scrape_seconds, seconds);
         publish_own();
       }
@@ -231,6 +284,74 @@ struct PrometheusExporter::Impl : prometheus::Collectable {
               {{"shard", std::to_string(i)}}, static_cast<double>(per_shard[i]));
     }
     durations.describe(b);
+    b.gauge("ringpipe_exporter_http_connections", "HTTP connections a worker holds (idle ones included).", {},
+            ld(http.open));
+    b.gauge("ringpipe_exporter_http_connection_limit",
+            "HTTP worker threads: connections served at once; more wait in the accept queue.", {},
+            static_cast<double>(http.limit));
+    b.counter("ringpipe_exporter_http_connections_total", "HTTP connections taken by a worker.", {},
+              ld(http.connections));
+    b.counter("ringpipe_exporter_http_incomplete_requests_total",
+              "HTTP connections closed before a whole request header arrived (idle, slow or timed out).", {},
+              ld(http.incomplete));
+    b.counter("ringpipe_exporter_http_connections_at_limit_total",
+              "HTTP connections that took the last free worker (the next ones queued).", {}, ld(http.at_limit));
+  }
+
+  // The page as Prometheus' text format, rendered once for concurrent scrapes.
+  [[nodiscard]] PageCache::Page page() {
+    return pages.get([this] { return prometheus::TextSerializer().Serialize(Collect()); }, std::chrono::seconds(30));
+  }
+
+  bool authorized(mg_connection* conn) const {
+    if (options.basic_auth_users.empty()) return true;
+    const char* header = mg_get_header(conn, "Authorization");
+    if (header == nullptr) return false;
+    std::string_view h(header);
+    constexpr std::string_view kBasic = "Basic ";
+    if (h.substr(0, kBasic.size()) != kBasic) return false;
+    const std::optional<std::string> decoded = base64_decode(h.substr(kBasic.size()));
+    if (!decoded) return false;
+    const auto colon = decoded->find(':');
+    if (colon == std::string::npos) return false;
+    const std::string user = decoded->substr(0, colon);
+    const std::string password = decoded->substr(colon + 1);
+    bool ok = false;
+    for (const auto& u : options.basic_auth_users)
+      ok |= same_secret(u.username, user) && same_secret(u.password, password);
+    return ok;
+  }
+
+  // GET <path>, on a civetweb worker thread.
+  bool handleGet(CivetServer*, mg_connection* conn) override {
+    try {
+      if (!authorized(conn)) {
+        mg_printf(conn,
+                  "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"ringpipe\"\r\n"
+                  "Content-Type: text/plain; charset=utf-8\r\nContent-Length: 13\r\nConnection: close\r\n\r\n"
+                  "Unauthorized\n");
+        return true;
+      }
+      const PageCache::Page p = page();
+      if (!p) {
+        answer(conn, 503, "Service Unavailable", "The page could not be rendered in time, retry.\n");
+        return true;
+      }
+      mg_printf(conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                p->size());
+      for (std::size_t at = 0; at < p->size();) {
+        const int n = mg_write(conn, p->data() + at, p->size() - at);
+        if (n <= 0) return true;  // the client left or was too slow (request_timeout_ms)
+        at += static_cast<std::size_t>(n);
+      }
+      pages_served.fetch_add(1, std::memory_order_relaxed);
+      if (own) own_scrapes->fetch_add(1, std::memory_order_relaxed);
+    } catch (...) {
+      collect_errors.fetch_add(1, std::memory_order_relaxed);
+    }
+    return true;
   }
 
   void publish_own() const noexcept {
@@ -324,12 +445,52 @@ struct PrometheusExporter::Impl : prometheus::Collectable {
   }
 
   ~Impl() override {
-    exposer.reset();  // joins the server threads: no request runs after this
-    std::lock_guard lock(g_health_mu);
-    auto it = health_registry().find(port);
-    if (it != health_registry().end() && it->second == health) health_registry().erase(it);
+    server.reset();  // joins the server threads: no request runs after this
   }
 };
+
+namespace {
+
+PrometheusExporter::Impl* impl_of(const mg_connection* conn) {
+  const mg_context* ctx = mg_get_context(conn);
+  if (ctx == nullptr) return nullptr;
+  const auto* server = static_cast<const CivetServer*>(mg_get_user_data(ctx));
+  if (server == nullptr) return nullptr;
+  return static_cast<PrometheusExporter::Impl*>(const_cast<void*>(server->getUserContext()));
+}
+
+int begin_request_hook(mg_connection* conn) {
+  t_request_seen = true;
+  const mg_request_info* ri = mg_get_request_info(conn);
+  if (ri == nullptr || ri->local_uri == nullptr) return 0;
+  const std::string_view uri(ri->local_uri);
+  const bool healthy = uri == "/-/healthy";
+  if (!healthy && uri != "/-/ready") return 0;
+  if (healthy) return answer(conn, 200, "OK", "OK\n");
+  const PrometheusExporter::Impl* impl = impl_of(conn);
+  if (impl != nullptr && impl->health->ready.load(std::memory_order_acquire)) return answer(conn, 200, "OK", "OK\n");
+  return answer(conn, 503, "Service Unavailable", "Not ready: waiting for a complete snapshot.\n");
+}
+
+int init_connection_hook(const mg_connection* conn, void**) {
+  t_request_seen = false;
+  if (PrometheusExporter::Impl* impl = impl_of(conn)) {
+    impl->http.connections.fetch_add(1, std::memory_order_relaxed);
+    const std::uint64_t open = impl->http.open.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (open >= impl->http.limit) impl->http.at_limit.fetch_add(1, std::memory_order_relaxed);
+  }
+  return 0;
+}
+
+void connection_close_hook(const mg_connection* conn) {
+  if (PrometheusExporter::Impl* impl = impl_of(conn)) {
+    if (!t_request_seen) impl->http.incomplete.fetch_add(1, std::memory_order_relaxed);
+    impl->http.open.fetch_sub(1, std::memory_order_relaxed);
+  }
+  t_request_seen = false;
+}
+
+}  // namespace
 
 namespace {
 
@@ -477,7 +638,18 @@ Result<std::unique_ptr<PrometheusExporter>> PrometheusExporter::create(Prometheu
   }
 
   std::string ports = hp->first + ":" + hp->second;
-  std::vector<std::string> civet{"num_threads", std::to_string(std::max<std::size_t>(1, options.server_threads))};
+  // civetweb holds a worker thread per connection, from accept until the
+  // request is answered or request_timeout_ms passes without a whole header
+  // (that timeout also bounds each write of the answer). Accepted connections
+  // beyond the workers wait in connection_queue, then in the listen backlog.
+  const std::size_t workers = std::clamp<std::size_t>(options.max_connections, 4, 16384);
+  const auto timeout_ms = std::max<std::int64_t>(100, options.header_timeout.count());
+  impl->http.limit = workers;
+  std::vector<std::string> civet{"num_threads",        std::to_string(workers),
+                                 "connection_queue",   std::to_string(workers),
+                                 "listen_backlog",     std::to_string(std::min<std::size_t>(workers, 4096)),
+                                 "request_timeout_ms", std::to_string(timeout_ms),
+                                 "enable_keep_alive",  "no"};
   std::string temp_pem;
   if (options.tls) {
     if (options.tls->cert_file.empty()) return invalid(what + "tls: cert_file is required");
@@ -495,45 +667,31 @@ Result<std::unique_ptr<PrometheusExporter>> PrometheusExporter::create(Prometheu
   civet.insert(civet.begin(), {"listening_ports", ports});
   static const CivetCallbacks kCallbacks = [] {
     CivetCallbacks cb;
-    cb.begin_request = &health_hook;
+    cb.begin_request = &begin_request_hook;
+    cb.init_connection = &init_connection_hook;
+    cb.connection_close = &connection_close_hook;
     cb.log_message = [](const mg_connection*, const char* message) {
       spdlog::warn("prometheus exporter: http server: {}", message);
       return 1;
     };
     return cb;
   }();
+  impl->options = options;  // read by requests as soon as the server runs
   try {
-    impl->exposer = std::make_unique<prometheus::Exposer>(civet, &kCallbacks);
+    impl->server = std::make_unique<CivetServer>(civet, &kCallbacks, impl.get());
   } catch (const std::exception& e) {
     if (!temp_pem.empty()) std::filesystem::remove(temp_pem);
     return make_error(std::errc::address_not_available, what + "listen " + ports + ": " + e.what());
   }
   if (!temp_pem.empty()) std::filesystem::remove(temp_pem);  // read at server start
-  // The exposer keeps a weak_ptr: `holder` (an aliasing pointer to the Impl)
-  // lives as long as the Impl, which destroys the exposer first.
-  impl->holder = std::shared_ptr<prometheus::Collectable>(std::make_shared<char>(0), impl.get());
   try {
-    impl->exposer->RegisterCollectable(impl->holder, options.path);
-    if (!options.basic_auth_users.empty()) {
-      impl->exposer->RegisterAuth(
-          [users = options.basic_auth_users](const std::string& user, const std::string& password) {
-            bool ok = false;
-            for (const auto& u : users) ok |= same_secret(u.username, user) && same_secret(u.password, password);
-            return ok;
-          },
-          "ringpipe", options.path);
-    }
-    const std::vector<int> bound = impl->exposer->GetListeningPorts();
+    impl->server->addHandler(options.path, static_cast<CivetHandler*>(impl.get()));
+    const std::vector<int> bound = impl->server->getListeningPorts();
     if (bound.empty()) return make_error(std::errc::address_not_available, what + "listen " + ports + ": no port");
     impl->port = bound.front();
   } catch (const std::exception& e) {
     return make_error(std::errc::io_error, what + "register endpoint: " + e.what());
   }
-  {
-    std::lock_guard lock(g_health_mu);
-    health_registry()[impl->port] = impl->health;
-  }
-  impl->options = std::move(options);
   spdlog::info("prometheus exporter: serving {} on port {} (ring {}, reader {}){}{}", impl->options.path,
                impl->port, impl->options.input, impl->options.reader_name, impl->options.tls ? ", TLS" : "",
                impl->options.basic_auth_users.empty() ? "" : ", basic auth");
@@ -599,10 +757,15 @@ PrometheusExporterStats PrometheusExporter::stats() const noexcept {
   s.snapshots = c.snapshots.load(std::memory_order_relaxed);
   s.series = c.series.load(std::memory_order_relaxed);
   s.families = c.families.load(std::memory_order_relaxed);
+  s.scrapes = impl_->pages_served.load(std::memory_order_relaxed);
   try {
-    s.scrapes = impl_->durations.count();
+    s.renders = impl_->durations.count();
   } catch (...) {
   }
+  s.http_connections_open = impl_->http.open.load(std::memory_order_relaxed);
+  s.http_connections = impl_->http.connections.load(std::memory_order_relaxed);
+  s.http_incomplete_requests = impl_->http.incomplete.load(std::memory_order_relaxed);
+  s.http_connections_at_limit = impl_->http.at_limit.load(std::memory_order_relaxed);
   return s;
 }
 

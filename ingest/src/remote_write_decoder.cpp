@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 
-#include "remote.pb.h"
 #include "text.hpp"
 
 namespace ringpipe::ingest {
@@ -16,6 +16,8 @@ namespace ringpipe::ingest {
 namespace {
 
 constexpr std::string_view kNameLabel = "__name__";
+// A buffer grown past this by one request is given back after it.
+constexpr std::size_t kKeepBufferBytes = 1u << 20;
 
 bool is_alpha_(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
@@ -34,25 +36,164 @@ bool valid_label_name(std::string_view s) noexcept {
   return std::all_of(s.begin() + 1, s.end(), [](char c) { return is_alpha_(c) || is_digit(c); });
 }
 
+// The protobuf wire format read in place (prompb's remote.proto: WriteRequest
+// {1: repeated TimeSeries}, TimeSeries {1: repeated Label, 2: repeated
+// Sample}, Label {1: bytes name, 2: bytes value}, Sample {1: double value,
+// 2: int64 timestamp}). Nothing is allocated: fields are views into the
+// uncompressed body. Fields of other numbers or wire types are skipped, as
+// protobuf skips unknown fields; groups (deprecated) are refused.
+enum WireType : std::uint32_t { kVarint = 0, kFixed64 = 1, kLen = 2, kFixed32 = 5 };
+
+class WireReader {
+ public:
+  explicit WireReader(std::string_view in) noexcept : p_(in.data()), end_(in.data() + in.size()) {}
+  [[nodiscard]] bool done() const noexcept { return p_ == end_; }
+
+  // The next field's number and wire type, its value read into `varint`,
+  // `fixed` or `bytes` (by type); false on malformed input.
+  [[nodiscard]] bool next(std::uint32_t& field, std::uint32_t& type, std::uint64_t& number,
+                          std::string_view& bytes) noexcept {
+    std::uint64_t key = 0;
+    if (!varint(key) || (key >> 3) == 0 || (key >> 3) > 0x1fffffff) return false;
+    field = static_cast<std::uint32_t>(key >> 3);
+    type = static_cast<std::uint32_t>(key & 7);
+    switch (type) {
+      case kVarint:
+        return varint(number);
+      case kFixed64:
+        return fixed(8, number);
+      case kFixed32:
+        return fixed(4, number);
+      case kLen: {
+        std::uint64_t n = 0;
+        if (!varint(n) || n > static_cast<std::uint64_t>(end_ - p_)) return false;
+        bytes = std::string_view(p_, static_cast<std::size_t>(n));
+        p_ += n;
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+ private:
+  bool varint(std::uint64_t& v) noexcept {
+    v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (p_ == end_) return false;
+      const auto b = static_cast<std::uint8_t>(*p_++);
+      v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return true;
+    }
+    return false;
+  }
+  bool fixed(int n, std::uint64_t& v) noexcept {
+    if (end_ - p_ < n) return false;
+    v = 0;
+    for (int i = n - 1; i >= 0; --i) v = (v << 8) | static_cast<std::uint8_t>(p_[i]);  // little-endian
+    p_ += n;
+    return true;
+  }
+  const char* p_;
+  const char* end_;
+};
+
+struct WireLabel {
+  std::string_view name, value;
+};
+struct WireSample {
+  double value = 0;
+  std::int64_t timestamp = 0;
+};
+
+// Last occurrence wins, as in protobuf.
+bool read_label(std::string_view msg, WireLabel& out) noexcept {
+  out = {};
+  WireReader r(msg);
+  std::uint32_t f = 0, t = 0;
+  std::uint64_t n = 0;
+  std::string_view b;
+  while (!r.done()) {
+    if (!r.next(f, t, n, b)) return false;
+    if (t == kLen && f == 1) out.name = b;
+    if (t == kLen && f == 2) out.value = b;
+  }
+  return true;
+}
+
+bool read_sample(std::string_view msg, WireSample& out) noexcept {
+  out = {};
+  WireReader r(msg);
+  std::uint32_t f = 0, t = 0;
+  std::uint64_t n = 0;
+  std::string_view b;
+  while (!r.done()) {
+    if (!r.next(f, t, n, b)) return false;
+    if (t == kFixed64 && f == 1) std::memcpy(&out.value, &n, sizeof out.value);
+    if (t == kVarint && f == 2) out.timestamp = static_cast<std::int64_t>(n);
+  }
+  return true;
+}
+
+// Calls on_series(bytes) for every TimeSeries of a WriteRequest; false on malformed input.
+template <typename F>
+bool for_each_series(std::string_view request, F&& on_series) noexcept {
+  WireReader r(request);
+  std::uint32_t f = 0, t = 0;
+  std::uint64_t n = 0;
+  std::string_view b;
+  while (!r.done()) {
+    if (!r.next(f, t, n, b)) return false;
+    if (t == kLen && f == 1 && !on_series(b)) return false;
+  }
+  return true;
+}
+
+// Calls on_label(bytes) / on_sample(bytes) for the fields of one TimeSeries.
+template <typename L, typename S>
+bool for_each_field(std::string_view series, L&& on_label, S&& on_sample) noexcept {
+  WireReader r(series);
+  std::uint32_t f = 0, t = 0;
+  std::uint64_t n = 0;
+  std::string_view b;
+  while (!r.done()) {
+    if (!r.next(f, t, n, b)) return false;
+    if (t != kLen) continue;
+    if (f == 1 && !on_label(b)) return false;
+    if (f == 2 && !on_sample(b)) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 struct RemoteWriteDecoder::Impl {
   RemoteWriteLimits limits;
-  std::string uncompressed;  // reused: grows to the largest request seen
-  prometheus::WriteRequest request;
+  std::string uncompressed;  // reused; given back after a request over kKeepBufferBytes
+  std::string_view request;  // the last decoded WriteRequest, in `uncompressed`
+  std::uint64_t series = 0;
+  std::uint64_t samples = 0;
+  std::size_t batch_bound = 0;
   std::array<sample::Tag, kMaxTags + 1> tags{};
+
+  void forget() noexcept {
+    request = {};
+    series = samples = 0;
+    batch_bound = sizeof(sample::BatchHeader);
+  }
 };
 
 RemoteWriteDecoder::RemoteWriteDecoder(const RemoteWriteLimits& limits) : impl_(std::make_unique<Impl>()) {
   impl_->limits = limits;
   impl_->limits.max_labels = std::min<std::uint32_t>(limits.max_labels, kMaxTags);
+  impl_->forget();
 }
 
 RemoteWriteDecoder::~RemoteWriteDecoder() = default;
 
 DecodeStatus RemoteWriteDecoder::decode(std::string_view body, ParseCounters& counters) noexcept {
   Impl& s = *impl_;
-  s.request.Clear();
+  s.forget();
   if (body.size() > s.limits.max_body_bytes) {
     counters.count(ParseError::kBodyTooLarge);
     return DecodeStatus::kTooLarge;
@@ -74,38 +215,71 @@ DecodeStatus RemoteWriteDecoder::decode(std::string_view body, ParseCounters& co
   }
   if (!snappy::RawUncompress(body.data(), body.size(), s.uncompressed.data())) {
     counters.count(ParseError::kBadSnappy);
+    release();
     return DecodeStatus::kBadSnappy;
   }
-  bool parsed = false;
-  try {
-    parsed = s.request.ParseFromArray(s.uncompressed.data(), static_cast<int>(n));
-  } catch (const std::exception&) {  // std::bad_alloc from a hostile length
-    parsed = false;
+  // One pass checks the structure, counts against the limits and sizes the
+  // claim, before anything is converted.
+  const RemoteWriteLimits& lim = s.limits;
+  std::uint64_t labels = 0;
+  bool over = false;
+  std::size_t bound = sizeof(sample::BatchHeader);
+  const bool well_formed = for_each_series(std::string_view(s.uncompressed.data(), n), [&](std::string_view ts) {
+    if (++s.series > lim.max_series) {
+      over = true;
+      return false;
+    }
+    // Every label as a tag (the name's too, a few bytes more than it takes).
+    std::size_t entry = sizeof(sample::SampleHeader);
+    std::uint64_t samples = 0;
+    const bool ok = for_each_field(
+        ts,
+        [&](std::string_view l) {
+          WireLabel label;
+          if (++labels > lim.max_labels_total) {
+            over = true;
+            return false;
+          }
+          if (!read_label(l, label)) return false;
+          entry += sizeof(sample::TagHeader) + label.name.size() + label.value.size();
+          return true;
+        },
+        [&](std::string_view smp) {
+          WireSample sample;
+          if (++s.samples > lim.max_samples) {
+            over = true;
+            return false;
+          }
+          ++samples;
+          return read_sample(smp, sample);
+        });
+    bound += ((entry + 7) & ~std::size_t{7}) * static_cast<std::size_t>(samples);
+    return ok;
+  });
+  if (over) {
+    counters.count(ParseError::kBodyTooLarge);
+    release();
+    return DecodeStatus::kTooManyObjects;
   }
-  if (!parsed) {
-    s.request.Clear();
+  if (!well_formed) {
     counters.count(ParseError::kBadProtobuf);
+    release();
     return DecodeStatus::kBadProtobuf;
   }
+  s.request = std::string_view(s.uncompressed.data(), n);
+  s.batch_bound = bound;
   return DecodeStatus::kNone;
 }
 
-std::uint64_t RemoteWriteDecoder::sample_count() const noexcept {
-  std::uint64_t n = 0;
-  for (const auto& ts : impl_->request.timeseries()) n += static_cast<std::uint64_t>(ts.samples_size());
-  return n;
+void RemoteWriteDecoder::release() noexcept {
+  Impl& s = *impl_;
+  s.forget();
+  if (s.uncompressed.capacity() > kKeepBufferBytes) std::string().swap(s.uncompressed);
 }
 
-std::size_t RemoteWriteDecoder::batch_bytes_bound() const noexcept {
-  std::size_t n = sizeof(sample::BatchHeader);
-  for (const auto& ts : impl_->request.timeseries()) {
-    // Every label as a tag (the name's too, a few bytes more than it takes).
-    std::size_t entry = sizeof(sample::SampleHeader);
-    for (const auto& l : ts.labels()) entry += sizeof(sample::TagHeader) + l.name().size() + l.value().size();
-    n += ((entry + 7) & ~std::size_t{7}) * static_cast<std::size_t>(ts.samples_size());
-  }
-  return n;
-}
+std::uint64_t RemoteWriteDecoder::sample_count() const noexcept { return impl_->samples; }
+
+std::size_t RemoteWriteDecoder::batch_bytes_bound() const noexcept { return impl_->batch_bound; }
 
 ConvertResult RemoteWriteDecoder::convert(SampleOutput& out, ParseCounters& counters) noexcept {
   Impl& s = *impl_;
@@ -114,44 +288,52 @@ ConvertResult RemoteWriteDecoder::convert(SampleOutput& out, ParseCounters& coun
     counters.count(e);
     if (r.series_rejected++ == 0) r.first_reason = e;
   };
-  for (const prometheus::TimeSeries& ts : s.request.timeseries()) {
+  // decode() checked the structure: the reads below cannot fail.
+  (void)for_each_series(s.request, [&](std::string_view ts) {
     ++r.series;
     ++counters.lines;
     std::string_view name;
     bool has_name = false;
     std::size_t ntags = 0;
     ParseError bad = ParseError::kCount_;
-    for (const prometheus::Label& l : ts.labels()) {
-      const std::string_view key = l.name();
-      const std::string_view value = l.value();
-      if (!text::valid_utf8(value) || !text::valid_utf8(key)) {
-        bad = ParseError::kInvalidUtf8;
-        break;
-      }
-      if (key == kNameLabel) {
-        if (has_name) {
-          bad = ParseError::kDuplicateLabel;
-          break;
-        }
-        has_name = true;
-        name = value;
-        continue;
-      }
-      if (!valid_label_name(key)) {
-        bad = ParseError::kInvalidLabelName;
-        break;
-      }
-      if (value.empty()) continue;  // Prometheus: an empty value is the label's absence
-      if (value.size() > kMaxNameBytes) {
-        bad = ParseError::kMalformedTag;
-        break;
-      }
-      if (ntags == s.limits.max_labels) {
-        bad = ParseError::kTooManyLabels;
-        break;
-      }
-      s.tags[ntags++] = sample::Tag{key, value};
-    }
+    (void)for_each_field(
+        ts,
+        [&](std::string_view lb) {
+          if (bad != ParseError::kCount_) return true;
+          WireLabel l;
+          (void)read_label(lb, l);
+          const std::string_view key = l.name;
+          const std::string_view value = l.value;
+          if (!text::valid_utf8(value) || !text::valid_utf8(key)) {
+            bad = ParseError::kInvalidUtf8;
+            return true;
+          }
+          if (key == kNameLabel) {
+            if (has_name) {
+              bad = ParseError::kDuplicateLabel;
+              return true;
+            }
+            has_name = true;
+            name = value;
+            return true;
+          }
+          if (!valid_label_name(key)) {
+            bad = ParseError::kInvalidLabelName;
+            return true;
+          }
+          if (value.empty()) return true;  // Prometheus: an empty value is the label's absence
+          if (value.size() > kMaxNameBytes) {
+            bad = ParseError::kMalformedTag;
+            return true;
+          }
+          if (ntags == s.limits.max_labels) {
+            bad = ParseError::kTooManyLabels;
+            return true;
+          }
+          s.tags[ntags++] = sample::Tag{key, value};
+          return true;
+        },
+        [](std::string_view) { return true; });
     if (bad == ParseError::kCount_ && !has_name) bad = ParseError::kMissingName;
     if (bad == ParseError::kCount_ && !valid_metric_name(name)) bad = ParseError::kInvalidMetricName;
     const std::span<sample::Tag> tags(s.tags.data(), ntags);
@@ -165,24 +347,30 @@ ConvertResult RemoteWriteDecoder::convert(SampleOutput& out, ParseCounters& coun
     }
     if (bad != ParseError::kCount_) {
       reject(bad);
-      continue;
+      return true;
     }
-    for (const prometheus::Sample& smp : ts.samples()) {
-      const double value = smp.value();
-      if (std::isnan(value)) {
-        counters.count(ParseError::kNonFiniteValue);
-        continue;
-      }
-      const std::int64_t ms = smp.timestamp();
-      constexpr std::int64_t kMaxMs = std::numeric_limits<std::int64_t>::max() / 1'000'000;
-      if (ms <= 0 || ms > kMaxMs) {
-        counters.count(ParseError::kMalformedTimestamp);
-        continue;
-      }
-      ++counters.samples;
-      out.emit(sample::Kind::kGauge, name, value, 1.0, tags, {}, ms * 1'000'000);
-    }
-  }
+    (void)for_each_field(
+        ts, [](std::string_view) { return true; },
+        [&](std::string_view sb) {
+          WireSample smp;
+          (void)read_sample(sb, smp);
+          const double value = smp.value;
+          if (std::isnan(value)) {
+            counters.count(ParseError::kNonFiniteValue);
+            return true;
+          }
+          const std::int64_t ms = smp.timestamp;
+          constexpr std::int64_t kMaxMs = std::numeric_limits<std::int64_t>::max() / 1'000'000;
+          if (ms <= 0 || ms > kMaxMs) {
+            counters.count(ParseError::kMalformedTimestamp);
+            return true;
+          }
+          ++counters.samples;
+          out.emit(sample::Kind::kGauge, name, value, 1.0, tags, {}, ms * 1'000'000);
+          return true;
+        });
+    return true;
+  });
   return r;
 }
 
@@ -192,6 +380,8 @@ std::string_view decode_status_name(DecodeStatus s) noexcept {
     case DecodeStatus::kBadSnappy: return "the body is not snappy-compressed";
     case DecodeStatus::kBadProtobuf: return "the body is not a protobuf WriteRequest";
     case DecodeStatus::kTooLarge: return "the request is too large";
+    case DecodeStatus::kTooManyObjects:
+      return "the request holds more series, labels or samples than allowed";
   }
   return "unknown";
 }

@@ -75,7 +75,24 @@ struct RemoteWriteSource::Impl {
       : config(c),
         what("remote_write " + c.name),
         error_log(c.error_log_interval),
-        decoder(RemoteWriteLimits{c.max_body_bytes, c.max_body_bytes * kUncompressedFactor, c.max_labels}) {}
+        decoder(RemoteWriteLimits{c.max_body_bytes, c.max_body_bytes * kUncompressedFactor, c.max_labels,
+                                  c.max_series_per_request, c.max_labels_per_request, c.max_samples_per_request}) {}
+
+  // Bytes of the request bodies being read now (io thread only), against
+  // config.max_inflight_body_bytes.
+  std::size_t inflight_body_bytes = 0;
+  // Takes `bytes` of the in-flight budget; false (counted) when it is spent.
+  // A body is always let in when none is being read, so one request up to
+  // max_body_bytes can pass whatever the budget.
+  bool reserve_body(std::size_t bytes) noexcept {
+    if (inflight_body_bytes > 0 && inflight_body_bytes + bytes > config.max_inflight_body_bytes) {
+      rw.body_refusals.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    inflight_body_bytes += bytes;
+    return true;
+  }
+  void release_body(std::size_t bytes) noexcept { inflight_body_bytes -= std::min(bytes, inflight_body_bytes); }
 
   struct Answer {
     RemoteWriteAnswer code;
@@ -94,11 +111,15 @@ RemoteWriteSource::Impl::Answer RemoteWriteSource::Impl::handle(std::string_view
   rw.requests.fetch_add(1, std::memory_order_relaxed);
   rw.bytes.fetch_add(body.size(), std::memory_order_relaxed);
   ParseCounters& c = worker->counters();
+  struct Release {
+    RemoteWriteDecoder& d;
+    ~Release() { d.release(); }
+  } release{decoder};
   const DecodeStatus st = decoder.decode(body, c);
   if (st != DecodeStatus::kNone) {
     worker->end();
-    return {st == DecodeStatus::kTooLarge ? RemoteWriteAnswer::k413 : RemoteWriteAnswer::k400,
-            std::string(decode_status_name(st))};
+    const bool too_large = st == DecodeStatus::kTooLarge || st == DecodeStatus::kTooManyObjects;
+    return {too_large ? RemoteWriteAnswer::k413 : RemoteWriteAnswer::k400, std::string(decode_status_name(st))};
   }
   const bool any = decoder.sample_count() > 0;
   if (any) worker->begin(realtime_ns(), decoder.batch_bytes_bound());
@@ -128,6 +149,7 @@ namespace {
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
   HttpSession(asio::ip::tcp::socket socket, RemoteWriteSource::Impl& src) : stream_(std::move(socket)), src_(src) {}
+  ~HttpSession() { give_back_body(); }
 
   void start() { read_header(); }
 
@@ -169,6 +191,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void read_body() {
+    // Beast's string body reserves the declared length at once: take it (or,
+    // chunked, the most a body may be) from the in-flight budget first.
+    const auto length = parser_->content_length();
+    const std::size_t want =
+        length ? static_cast<std::size_t>(std::min<std::uint64_t>(*length, src_.config.max_body_bytes))
+               : src_.config.max_body_bytes;
+    if (!src_.reserve_body(want)) {
+      return refuse({RemoteWriteAnswer::k503, "too many request bodies in flight, retry"});
+    }
+    reserved_ = want;
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code e, std::size_t) { self->on_body(e); });
   }
@@ -176,7 +208,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void on_body(beast::error_code ec) {
     if (ec) return fail(ec);
     const bool keep = parser_->get().keep_alive();
-    respond(src_.handle(parser_->get().body()), !keep);
+    Answer a = src_.handle(parser_->get().body());
+    parser_.reset();  // the body's memory goes back before the answer is written
+    give_back_body();
+    respond(std::move(a), !keep);
+  }
+
+  void give_back_body() noexcept {
+    src_.release_body(reserved_);
+    reserved_ = 0;
   }
 
   // An answer before the body is read: the body is not drained, so the connection closes.
@@ -193,6 +233,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       res_.body() = std::move(a.message);
       res_.body() += '\n';
     }
+    if (a.code == RemoteWriteAnswer::k503) res_.set(http::field::retry_after, "1");
     res_.keep_alive(!close_after);
     res_.prepare_payload();
     stream_.expires_after(src_.config.idle_timeout);
@@ -240,6 +281,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void close() {
     if (closed_) return;
     closed_ = true;
+    give_back_body();
+    parser_.reset();
     beast::error_code ignored;
     stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
     stream_.close();
@@ -253,6 +296,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::unique_ptr<http::response<http::empty_body>> continue_;
   RemoteWriteSource::Impl& src_;
   std::array<char, 4096> discard_{};
+  std::size_t reserved_ = 0;  // of the in-flight body budget
   bool closed_ = false;
 };
 
@@ -303,6 +347,10 @@ Result<std::unique_ptr<RemoteWriteSource>> RemoteWriteSource::create(const Remot
         !s)
       return tl::unexpected(Error{s.error().code, what + ": stats: " + s.error().context});
     if (auto s = (*p)->add(rw.bytes, "source_remote_write_bytes_total", "remote_write request body bytes read.", {});
+        !s)
+      return tl::unexpected(Error{s.error().code, what + ": stats: " + s.error().context});
+    if (auto s = (*p)->add(rw.body_refusals, "source_remote_write_body_refusals_total",
+                           "remote_write requests answered 503 before their body: in-flight body budget spent.", {});
         !s)
       return tl::unexpected(Error{s.error().code, what + ": stats: " + s.error().context});
     for (std::size_t i = 0; i < kRemoteWriteAnswerCount; ++i) {

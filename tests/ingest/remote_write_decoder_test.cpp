@@ -116,5 +116,47 @@ TEST(RemoteWriteDecoder, RefusesBodiesOverTheLimitBeforeUncompressing) {
   EXPECT_EQ(c[ParseError::kBadSnappy], 1u);
 }
 
+TEST(RemoteWriteDecoder, RefusesRequestsOverTheSeriesLabelsOrSamplesLimitsWithoutConverting) {
+  RemoteWriteLimits lim;
+  lim.max_series = 2;
+  lim.max_labels_total = 3;
+  lim.max_samples = 4;
+  RemoteWriteDecoder d(lim);
+  ParseCounters c;
+  prometheus::WriteRequest series;  // 3 series
+  for (int i = 0; i < 3; ++i) add_series(series, {{"__name__", "m"}}, {{1, kT0}});
+  EXPECT_EQ(d.decode(encode(series), c), DecodeStatus::kTooManyObjects);
+  EXPECT_EQ(d.sample_count(), 0u);
+  EXPECT_TRUE(convert_all(d, c).empty());
+  prometheus::WriteRequest labels;  // 2 series, 4 labels
+  add_series(labels, {{"__name__", "m"}, {"a", "1"}}, {{1, kT0}});
+  add_series(labels, {{"__name__", "m"}, {"b", "1"}}, {{1, kT0}});
+  EXPECT_EQ(d.decode(encode(labels), c), DecodeStatus::kTooManyObjects);
+  prometheus::WriteRequest samples;  // 5 samples
+  add_series(samples, {{"__name__", "m"}}, {{1, kT0}, {2, kT0 + 1}, {3, kT0 + 2}, {4, kT0 + 3}, {5, kT0 + 4}});
+  EXPECT_EQ(d.decode(encode(samples), c), DecodeStatus::kTooManyObjects);
+  EXPECT_EQ(c[ParseError::kBodyTooLarge], 3u);
+  prometheus::WriteRequest fits;  // at every limit
+  add_series(fits, {{"__name__", "m"}, {"a", "1"}}, {{1, kT0}, {2, kT0 + 1}});
+  add_series(fits, {{"__name__", "n"}}, {{3, kT0}, {4, kT0 + 1}});
+  ASSERT_EQ(d.decode(encode(fits), c), DecodeStatus::kNone);
+  EXPECT_EQ(convert_all(d, c).size(), 4u);
+}
+
+TEST(RemoteWriteDecoder, RefusesTruncatedOrMalformedWireDataAsBadProtobuf) {
+  prometheus::WriteRequest req;
+  add_series(req, {{"__name__", "m"}, {"a", "1"}}, {{1, kT0}});
+  std::string raw;
+  req.SerializeToString(&raw);
+  RemoteWriteDecoder d({});
+  ParseCounters c;
+  EXPECT_EQ(d.decode(testing::snappy_of(raw.substr(0, raw.size() - 1)), c), DecodeStatus::kBadProtobuf);
+  EXPECT_EQ(d.decode(testing::snappy_of(std::string("\x0a\xff\xff\xff\xff\x0f", 6)), c), DecodeStatus::kBadProtobuf);
+  EXPECT_EQ(d.decode(testing::snappy_of(std::string("\x0b", 1)), c), DecodeStatus::kBadProtobuf);  // a group
+  EXPECT_EQ(c[ParseError::kBadProtobuf], 3u);
+  EXPECT_EQ(d.decode(testing::snappy_of(raw), c), DecodeStatus::kNone);
+  EXPECT_EQ(convert_all(d, c).size(), 1u);
+}
+
 }  // namespace
 }  // namespace ringpipe::ingest

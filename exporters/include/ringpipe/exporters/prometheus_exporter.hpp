@@ -42,7 +42,13 @@ struct PrometheusExporterOptions {
   std::vector<std::string> describe_rings;
   std::optional<TlsFiles> tls;
   std::vector<BasicAuthCredentials> basic_auth_users;  // empty = no auth (health paths never need it)
-  std::size_t server_threads = 2;
+  // HTTP worker threads: connections served at once, idle ones included
+  // (civetweb gives each connection a thread). More wait in a queue of the
+  // same size, then in the kernel's listen backlog.
+  std::size_t max_connections = 1024;
+  // A connection must deliver its whole request header within this long, or
+  // it is closed (counted as an incomplete request).
+  std::chrono::milliseconds header_timeout{5000};
   bool request_resync = true;               // create `<input>.resync` at start
   // /-/ready answers 200 once every shard of the processor sent a complete
   // snapshot since start, or after this long without one (idle pipeline).
@@ -70,7 +76,12 @@ struct PrometheusExporterStats {
   std::uint64_t stale_records = 0;      // from a processor instance already replaced
   std::uint64_t instance_changes = 0;
   std::uint64_t snapshots = 0;          // complete shard snapshots applied
-  std::uint64_t scrapes = 0;
+  std::uint64_t scrapes = 0;            // /metrics requests answered with a page
+  std::uint64_t renders = 0;            // pages rendered (concurrent scrapes share one)
+  std::uint64_t http_connections_open = 0;      // gauge: connections a worker holds
+  std::uint64_t http_connections = 0;           // connections taken by a worker
+  std::uint64_t http_incomplete_requests = 0;   // closed before a whole header came (idle, slow, timed out)
+  std::uint64_t http_connections_at_limit = 0;  // connections that took the last free worker
   std::uint64_t series = 0;
   std::uint64_t families = 0;
 };

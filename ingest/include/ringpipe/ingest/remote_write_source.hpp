@@ -35,6 +35,16 @@ struct RemoteWriteConfig {
   std::string path = "/api/v1/write";
   std::size_t max_body_bytes = 10u << 20;  // compressed; larger: 413. Uncompressed at most 8 times this.
   std::uint32_t max_labels = 64;           // per series, __name__ not counted; 1..kMaxTags
+  // Per request, decoded objects: over any of them the request is answered
+  // 413 (the sender does not retry it) and nothing of it is written.
+  std::uint64_t max_series_per_request = 100'000;
+  std::uint64_t max_labels_per_request = 2'000'000;  // Label fields, all series together
+  std::uint64_t max_samples_per_request = 1'000'000;
+  // Request bodies being read at once may declare (Content-Length; a chunked
+  // one counts as max_body_bytes) at most this many bytes together; a request
+  // over it is answered 503 with Retry-After before its body is read
+  // (RemoteWriteStats::body_refusals). One body is always admitted.
+  std::size_t max_inflight_body_bytes = 64u << 20;
   std::uint32_t max_connections = 1024;
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};  // also bounds one request's read and write
   std::chrono::milliseconds error_log_interval{std::chrono::seconds(10)};
@@ -52,6 +62,9 @@ inline constexpr std::size_t kRemoteWriteAnswerCount = static_cast<std::size_t>(
 struct RemoteWriteStats {
   std::atomic<std::uint64_t> requests{0};  // complete requests read (bodies handled)
   std::atomic<std::uint64_t> bytes{0};     // request body bytes read
+  // Requests refused with 503 before their body was read because the bodies
+  // already being read hold RemoteWriteConfig::max_inflight_body_bytes.
+  std::atomic<std::uint64_t> body_refusals{0};
   std::array<std::atomic<std::uint64_t>, kRemoteWriteAnswerCount> responses{};
 
   [[nodiscard]] std::uint64_t answered(RemoteWriteAnswer a) const noexcept {
