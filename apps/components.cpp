@@ -234,6 +234,7 @@ std::string exporter_fingerprint(const config::PipelineConfig& p, const config::
   put(out, "type", config::exporter_type_name(e.type));
   put(out, "input", e.input);
   put(out, "reader", e.reader);
+  put(out, "gating", e.gating ? "true" : "false");
   if (e.type == config::ExporterType::kPrometheus) {
     const auto& c = e.prometheus;
     put(out, "listen", c.listen.to_string());

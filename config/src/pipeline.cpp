@@ -1066,13 +1066,13 @@ class Loader {
     e.type = type.value_or(ExporterType::kPrometheus);
     const auto prometheus_keys = {std::string_view("type"), std::string_view("input"), std::string_view("reader"),
                                   std::string_view("listen"), std::string_view("path"), std::string_view("tls"),
-                                  std::string_view("basic_auth_users")};
+                                  std::string_view("basic_auth_users"), std::string_view("gating")};
     const auto remote_keys = {std::string_view("type"), std::string_view("input"), std::string_view("reader"),
                               std::string_view("url"), std::string_view("batch_size"), std::string_view("batch_time"),
                               std::string_view("max_in_flight"), std::string_view("timeout"),
                               std::string_view("retry_min_backoff"), std::string_view("retry_max_backoff"),
                               std::string_view("headers"), std::string_view("basic_auth"),
-                              std::string_view("bearer_token"), std::string_view("tls")};
+                              std::string_view("bearer_token"), std::string_view("tls"), std::string_view("gating")};
     if (!type) {
       // Unknown type: check nothing type-specific, but still the common keys.
       Fields f(body(value), who, {"type", "input", "reader"}, d_quiet_);
@@ -1083,6 +1083,12 @@ class Loader {
     }
     Fields f(body(value), who, *type == ExporterType::kPrometheus ? prometheus_keys : remote_keys, d_);
     read_reader(f, e.reader);
+    // A push exporter may stall for as long as its endpoint is down: by
+    // default it must not hold back the ring's producer and its other readers.
+    e.gating = *type == ExporterType::kPrometheus;
+    if (const auto* v = f.get("gating")) {
+      if (auto b = detail::read_bool(*v, f.at("gating"), d_)) e.gating = *b;
+    }
     use_ring(f, "input", who, false, e.position, e.input, e.reader);
     if (*type == ExporterType::kPrometheus) {
       auto& p = e.prometheus;

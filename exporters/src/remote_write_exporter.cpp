@@ -100,8 +100,8 @@ struct RemoteWriteExporter::Impl {
   std::atomic<bool> stopping{false};
   std::atomic<std::int64_t> give_up_at_ns{INT64_MAX};
 
-  std::atomic<std::uint64_t> records{0}, samples_sent{0}, requests{0}, bytes_sent{0}, retries{0},
-      dropped_requests{0}, dropped_samples{0}, abandoned_samples{0}, decode_errors{0};
+  std::atomic<std::uint64_t> records{0}, samples_sent{0}, requests{0}, bytes_sent{0}, retries{0}, dropped_requests{0},
+      dropped_samples{0}, abandoned_samples{0}, decode_errors{0}, lost_records{0};
   std::atomic<int> last_status{0};
   // Set by a worker that gave a request of the current record up at stop:
   // the record is then left unread, for the next start to send again.
@@ -120,6 +120,7 @@ struct RemoteWriteExporter::Impl {
     std::atomic<std::uint64_t>* bytes_sent = nullptr;
     std::atomic<std::uint64_t>* records = nullptr;
     std::atomic<std::uint64_t>* decode_errors = nullptr;
+    std::atomic<std::uint64_t>* lost_records = nullptr;
     std::atomic<std::uint64_t>* last_success = nullptr;  // double, CLOCK_REALTIME seconds
     std::atomic<std::uint64_t>* in_flight = nullptr;
   } cells;
@@ -161,6 +162,8 @@ struct RemoteWriteExporter::Impl {
     cells.bytes_sent = reg(true, "remote_write_sent_bytes_total", "Compressed bytes of acknowledged requests.");
     cells.records = reg(true, "remote_write_records_total", "Metric-batch records fully handled.");
     cells.decode_errors = reg(true, "remote_write_decode_errors_total", "Malformed records or requests skipped.");
+    cells.lost_records = reg(true, "remote_write_lost_records_total",
+                             "Metric records overwritten in the ring before they were sent (the reader was lapped).");
     cells.last_success = reg(false, "remote_write_last_success_timestamp_seconds",
                              "When the endpoint last answered 2xx (Unix time; 0: not since start).", {},
                              StatsEncoding::kDouble);
@@ -247,9 +250,40 @@ struct RemoteWriteExporter::Impl {
     return true;
   }
 
+  // The reader's lapped_records when last looked at (it lives in the ring
+  // file, so it continues across restarts as the segment's counters do), and
+  // the records lost since the current loss episode began (0: none).
+  std::uint64_t lapped_seen = 0;
+  std::uint64_t episode_lost = 0;
+
+  // Counts what the ring says this reader lost since the last look: a warning
+  // when a loss episode begins, one line with its total once the reader has
+  // caught up with the ring.
+  void account_losses(bool caught_up) {
+    const std::uint64_t lapped = reader->stats().lapped_records;
+    if (lapped > lapped_seen) {
+      const std::uint64_t n = lapped - lapped_seen;
+      lost_records.fetch_add(n, std::memory_order_relaxed);
+      bump(cells.lost_records, n);
+      if (episode_lost == 0) {
+        spdlog::warn(
+            "remote_write exporter: lapped on ring {}: {} records were overwritten before they were sent "
+            "to {}; going on from the oldest record still there",
+            options.input, n, options.url);
+      }
+      episode_lost += n;
+    } else if (caught_up && episode_lost != 0) {
+      spdlog::info("remote_write exporter: caught up with ring {}; {} records lost since it fell behind", options.input,
+                   episode_lost);
+      episode_lost = 0;
+    }
+    lapped_seen = lapped;
+  }
+
   void read_loop() {
     while (!stopping.load(std::memory_order_acquire)) {
       const std::size_t n = reader->poll_while([this](const ring::RecordView& v) { return handle(v); }, 1);
+      account_losses(n == 0);
       if (n == 0) (void)reader->wait(100ms);
     }
   }
@@ -357,9 +391,12 @@ Result<std::unique_ptr<RemoteWriteExporter>> RemoteWriteExporter::create(RemoteW
   auto ring = ring::Ring::open(options.input);
   if (!ring) return tl::unexpected(Error{ring.error().code, what + ring.error().message()});
   impl->ring = std::make_unique<ring::Ring>(std::move(*ring));
-  auto reader = ring::Reader::attach(*impl->ring, options.reader_name);
+  ring::ReaderOptions ro;
+  ro.gating = options.gating;
+  auto reader = ring::Reader::attach(*impl->ring, options.reader_name, ro);
   if (!reader) return tl::unexpected(Error{reader.error().code, what + reader.error().message()});
   impl->reader.emplace(std::move(*reader));
+  impl->lapped_seen = impl->reader->stats().lapped_records;
   impl->url = *url;
   impl->headers = {{"Content-Encoding", "snappy"},
                    {"Content-Type", "application/x-protobuf"},
@@ -406,8 +443,9 @@ Status RemoteWriteExporter::start() {
     return tl::unexpected(Error{e.code(), "remote_write exporter: threads"});
   }
   impl_->started = true;
-  spdlog::info("remote_write exporter: {} -> {} ({} connections, {} samples per request)", impl_->options.input,
-               impl_->options.url, impl_->workers.size(), impl_->options.batch_size);
+  spdlog::info("remote_write exporter: {} -> {} ({} connections, {} samples per request, {})", impl_->options.input,
+               impl_->options.url, impl_->workers.size(), impl_->options.batch_size,
+               impl_->options.gating ? "gating: producers wait for it" : "not gating: lapped and counted when behind");
   return {};
 }
 
@@ -451,6 +489,7 @@ RemoteWriteStats RemoteWriteExporter::stats() const noexcept {
   s.dropped_samples = i.dropped_samples.load(std::memory_order_relaxed);
   s.abandoned_samples = i.abandoned_samples.load(std::memory_order_relaxed);
   s.decode_errors = i.decode_errors.load(std::memory_order_relaxed);
+  s.lost_records = i.lost_records.load(std::memory_order_relaxed);
   s.last_status = i.last_status.load(std::memory_order_relaxed);
   return s;
 }

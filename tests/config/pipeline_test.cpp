@@ -245,7 +245,7 @@ exporters:
                 "summary_buf_cap, native_histogram_bucket_factor, native_histogram_max_buckets, state, state_dir, "
                 "max_metrics",
                 "p.yaml:10:72: exporter \"prometheus\": found unknown key \"pth\", expected one of: type, input, "
-                "reader, listen, path, tls, basic_auth_users (did you mean \"path\"?)",
+                "reader, listen, path, tls, basic_auth_users, gating (did you mean \"path\"?)",
             }));
 }
 
@@ -380,6 +380,42 @@ exporters:
   EXPECT_EQ(w.remote_write.max_labels, 8u);
   EXPECT_EQ(w.max_connections, 16u);
   EXPECT_EQ(w.idle_timeout, std::chrono::seconds(30));
+}
+
+TEST(PipelineConfig, ExporterGatingDefaultsToTrueForPrometheusAndFalseForRemoteWrite) {
+  const auto r = parse(R"(rings:
+  raw: {}
+  metrics: {}
+sources:
+  s: {type: statsd, listen: udp://:9, output: raw}
+processors:
+  p: {type: aggregate, input: raw, output: metrics}
+exporters:
+  prom: {type: prometheus, input: metrics, listen: 127.0.0.1:9102}
+  rw: {type: remote_write, input: metrics, url: http://127.0.0.1:9090/api/v1/write}
+  prom2: {type: prometheus, input: metrics, listen: 127.0.0.1:9103, gating: false}
+  rw2: {type: remote_write, input: metrics, url: http://127.0.0.1:9090/api/v1/write, gating: true}
+)");
+  ASSERT_TRUE(r) << r.error().message();
+  ASSERT_EQ(r->exporters.size(), 4u);
+  EXPECT_TRUE(r->exporters[0].gating);
+  EXPECT_FALSE(r->exporters[1].gating);
+  EXPECT_FALSE(r->exporters[2].gating);
+  EXPECT_TRUE(r->exporters[3].gating);
+
+  const auto bad = parse(R"(rings:
+  raw: {}
+  metrics: {}
+sources:
+  s: {type: statsd, listen: udp://:9, output: raw}
+processors:
+  p: {type: aggregate, input: raw, output: metrics}
+exporters:
+  rw: {type: remote_write, input: metrics, url: http://127.0.0.1:9090/api/v1/write, gating: sometimes}
+)");
+  const std::vector<std::string> got = messages(bad);
+  EXPECT_TRUE(has_message(got, "exporter \"rw\" gating: found \"sometimes\", expected true or false"))
+      << ::testing::PrintToString(got);
 }
 
 TEST(PipelineConfig, ReportsRemoteWriteProblemsWithPositions) {

@@ -284,6 +284,10 @@ struct ExporterConfig {
   ExporterType type = ExporterType::kPrometheus;
   std::string input;                        // `input`: ring name
   std::string reader;                       // `reader`: reader name on `input`; default = component name
+  // `gating`: whether producers of `input` wait for this reader when a lane
+  // is full. Default true for prometheus, false for remote_write: its lane is
+  // its bounded backlog, and what producers overwrite is counted as lost.
+  bool gating = true;
   PrometheusExporterConfig prometheus;
   RemoteWriteConfig remote_write;
   Position position;

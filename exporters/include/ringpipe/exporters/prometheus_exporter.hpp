@@ -35,6 +35,7 @@ struct BasicAuthCredentials {
 struct PrometheusExporterOptions {
   std::string input;                        // metric ring path
   std::string reader_name = "prometheus";   // durable reader on `input`
+  bool gating = true;                       // producers of `input` wait for it when a lane is full
   std::string listen = "127.0.0.1:9102";    // host:port; port 0 = any free port
   std::string path = "/metrics";
   // Rings whose lanes and readers are described as ringpipe_ring_* metrics

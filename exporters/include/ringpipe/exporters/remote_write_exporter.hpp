@@ -5,7 +5,10 @@
 // record, and the callback returns — letting the reader publish its cursor —
 // only after every request built from it was answered 2xx (or dropped as
 // unsendable, counted). A crash or an outage therefore loses nothing while the
-// ring holds the data. Samples are spread over `max_in_flight` connections by
+// ring holds the data. By default the reader does not gate (`gating`):
+// producers never wait for it, so during a long outage they overwrite what it
+// has not sent; it then resumes at the oldest intact record and counts the
+// records it lost (lost_records). Samples are spread over `max_in_flight` connections by
 // series id, so requests run in parallel while each series stays in order.
 // create() connects nothing yet; start()/stop() or run_until() drive it from
 // one controlling thread; stats() is safe from any thread.
@@ -37,6 +40,11 @@ struct RemoteWriteTls {
 struct RemoteWriteOptions {
   std::string input;                          // metric ring path
   std::string reader_name = "remote_write";   // durable reader on `input`
+  // Whether producers of `input` wait for this reader when a lane is full.
+  // false: never, so a dead endpoint cannot stall the ring's producer and its
+  // other readers; the lane is the backlog, and records producers overwrite
+  // before they are sent are skipped and counted in lost_records.
+  bool gating = false;
   std::string url;                            // http(s)://host:port/api/v1/write
   std::optional<RemoteWriteTls> tls;          // https only; none = system CAs, no client certificate
   std::size_t batch_size = 2000;              // samples per request at most
@@ -68,6 +76,7 @@ struct RemoteWriteStats {
   std::uint64_t dropped_samples = 0;
   std::uint64_t abandoned_samples = 0;  // unacknowledged when stop() gave up (left in the ring)
   std::uint64_t decode_errors = 0;
+  std::uint64_t lost_records = 0;       // overwritten in the ring before they were sent (non-gating reader)
   int last_status = 0;                  // last HTTP status seen (0 = no answer)
 };
 
