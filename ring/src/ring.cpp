@@ -357,10 +357,16 @@ RingStats Ring::stats() const {
     r.corrupt_records = slot->corrupt_records.load(std::memory_order_relaxed);
     r.evictions = slot->evictions.load(std::memory_order_relaxed);
     r.sleeps = slot->sleeps.load(std::memory_order_relaxed);
+    r.gating = (slot->flags.load(std::memory_order_relaxed) & kSlotDurable) != 0;
     const Cursor* c = cursors(slot);
+    r.lane_lag_bytes.assign(geo_.lanes, 0);
     for (std::uint32_t l = 0; l < geo_.lanes; ++l) {
       const std::uint64_t lag = tails[l] - c[l].pos.load(std::memory_order_relaxed);
-      if (lag <= geo_.lane_capacity) r.lag_bytes += lag;
+      if (lag <= geo_.lane_capacity) {
+        r.lag_bytes += lag;
+        r.lane_lag_bytes[l] = lag;
+        r.max_lane_lag_bytes = std::max(r.max_lane_lag_bytes, lag);
+      }
     }
     s.readers.push_back(std::move(r));
   }

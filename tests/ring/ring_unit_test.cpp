@@ -603,6 +603,30 @@ TEST(Ring, DurableNonGatingReaderIsLappedNotWaitedForAndResumesByName) {
   EXPECT_EQ(st.records + st.lapped_records, 201u);
 }
 
+// Fill is per lane: one lane held full by a gating reader shows as full even
+// when the average over the lanes is low; a non-gating reader says so.
+TEST(Ring, ReaderStatsGiveLagPerLaneAndWhetherTheReaderGates) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small(Overflow::kBlock, 4096, 4));
+  auto gate = Reader::attach(*ring, "gate");
+  ReaderOptions o;
+  o.gating = false;
+  auto loose = Reader::attach(*ring, "loose", o);
+  auto p = Producer::attach(*ring);
+  ASSERT_TRUE(gate && loose && p);
+  const std::vector<std::byte> rec(100, std::byte{7});
+  int written = 0;
+  while (p->try_write(1, rec) == WriteStatus::kOk) ++written;
+  ASSERT_GT(written, 30);
+  for (const ReaderStats& r : ring->stats().readers) {
+    ASSERT_EQ(r.lane_lag_bytes.size(), 4u);
+    EXPECT_EQ(r.gating, r.name == "gate") << r.name;
+    EXPECT_EQ(r.max_lane_lag_bytes, r.lane_lag_bytes[p->lane()]) << r.name;
+    EXPECT_GT(r.max_lane_lag_bytes, 4096u * 3 / 4) << r.name << ": its fullest lane is nearly full";
+    EXPECT_EQ(r.lag_bytes, r.max_lane_lag_bytes) << "one lane holds all of it";
+  }
+}
+
 TEST(Ring, NewReaderStartsAtOldestOrLatest) {
   ScratchDir dir;
   auto ring = Ring::create(dir.file("r"), small());
