@@ -407,7 +407,7 @@ void Producer::publish() noexcept {
     // The batch's commit: its first record's seq (see write_header). Every
     // later record of the batch was written before this release store, and
     // so was the zero in the header slot after the batch.
-    clean_after(tail_);
+    clean_after(tail_, seq_);
     std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(batch_first_ + 8))
         .store(batch_first_seq_, std::memory_order_release);
     batch_first_ = nullptr;

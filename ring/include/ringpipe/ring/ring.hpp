@@ -215,7 +215,9 @@ class Producer {
   void finish_and_publish(std::uint16_t type, std::size_t used_bytes) noexcept;
   // Appends one record without publishing it (batch building). The common
   // case (room before the lane's end, under the cached limit) is inline.
-  [[nodiscard]] WriteStatus try_append(std::uint16_t type, std::span<const std::byte> payload) noexcept {
+  // Always inlined: it is the per-record cost of every batch (a call costs more than its body).
+  [[nodiscard, gnu::always_inline]] inline WriteStatus try_append(std::uint16_t type,
+                                                                 std::span<const std::byte> payload) noexcept {
     const std::uint64_t need = detail::record_bytes(payload.size());
     const std::uint64_t idx = tail_ & mask_;
     const std::uint64_t end = tail_ + need;
@@ -270,13 +272,14 @@ class Producer {
       batch_first_seq_ = seq_++;
       detail::store_header(at, length, type, 0);
     } else {
-      if (direct_next_) clean_after(end);
+      if (direct_next_) clean_after(end, seq_ + 1);
       detail::store_header(at, length, type, seq_++);
     }
   }
   // `next` is the position just past a record about to be committed. Where the next
-  // record's header goes inside the same lap, zero its seq word (readers
-  // that see the commit then see this zero, or the next real header). At a
+  // record's header goes inside the same lap, a seq word equal to the seq a
+  // reader will expect there is zeroed (readers that see the commit then see
+  // this zero, or the next real header; any other old value is never taken). At a
   // lap's start there is nothing to do: that slot always holds a header of
   // an earlier lap, whose seq is older than any a reader expects (or one
   // zeroed at takeover). The claim reserved these bytes (kCleanAhead).
@@ -289,11 +292,14 @@ class Producer {
   [[nodiscard]] std::uint64_t reach_of(std::uint64_t end) const noexcept {
     return cleans_after(end) ? end + detail::kCleanAhead : end;
   }
-  void clean_after(std::uint64_t next) noexcept {
+  // `expect` is the seq a reader will look for there. Only that value is
+  // dangerous, so the word is read first and written only when it holds it:
+  // the slot is the line a caught-up reader spins on, and a store there
+  // would cost a cache-line transfer per record.
+  void clean_after(std::uint64_t next, std::uint64_t expect) noexcept {
     if (!cleans_after(next)) return;
-    const std::uint64_t idx = next & mask_;
-    std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + idx + 8))
-        .store(0, std::memory_order_relaxed);
+    std::atomic_ref<std::uint64_t> word(*reinterpret_cast<std::uint64_t*>(data_ + (next & mask_) + 8));
+    if (word.load(std::memory_order_relaxed) == expect) word.store(0, std::memory_order_relaxed);
   }
 
   const Ring* ring_ = nullptr;
