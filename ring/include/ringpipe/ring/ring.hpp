@@ -224,9 +224,11 @@ class Producer {
     const std::uint64_t reach = reach_of(end);  // the record and the next header's seq word
     if (payload.size() <= max_record_ && idx != 0 && idx + need <= cap_ && type != kPadRecordType &&
         static_cast<std::int64_t>(reach - limit_) <= 0 && reach - oldest_ <= cap_ && !fault_hooks_) [[likely]] {
+      // See claim(): the extent before the bytes, and never back. written_
+      // only needs to follow claims (which may be abandoned); each append
+      // reaches past the one before it.
       if (static_cast<std::int64_t>(reach - written_) > 0) {
-        written_ = reach;
-        intent_->store(reach, std::memory_order_relaxed);  // see claim(): the extent before the bytes
+        intent_->store(reach, std::memory_order_relaxed);
         std::atomic_thread_fence(std::memory_order_release);
       }
       std::byte* at = data_ + idx;
