@@ -61,7 +61,11 @@ struct RingHeader {
   // Line 2: readers sleep here. data_seq is the futex word; bumped by a producer
   // that published while `sleepers` was non-zero.
   alignas(kCacheLine) std::atomic<std::uint32_t> data_seq;  // 128
-  std::uint32_t pad1;
+  // 1 once a reader found membarrier() failing (a seccomp filter, an old
+  // kernel): producers then publish with a sequentially consistent store,
+  // which needs no barrier from the reader. Read by producers on every
+  // publish from the line they read `sleepers` from anyway.
+  std::atomic<std::uint32_t> no_membarrier;
   std::atomic<std::uint64_t> sleepers;  // bit per reader slot that may be sleeping
   // Line 3: producers blocked for space sleep here; readers bump it after
   // moving a cursor while space_waiters is non-zero.

@@ -59,6 +59,15 @@ bool membarrier_register() noexcept {
   return registered;
 }
 
-bool membarrier_global() noexcept { return ::syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0; }
+namespace {
+std::atomic<bool> g_fail_membarrier{false};
+}  // namespace
+
+void fail_membarrier_for_tests(bool fail) noexcept { g_fail_membarrier.store(fail, std::memory_order_relaxed); }
+
+bool membarrier_global() noexcept {
+  if (g_fail_membarrier.load(std::memory_order_relaxed)) return false;
+  return ::syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0;
+}
 
 }  // namespace ringpipe::ring::detail

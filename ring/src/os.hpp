@@ -38,6 +38,8 @@ void ofd_unlock(int fd, std::uint64_t offset) noexcept;
 // CPUs pass a full fence. Returns false where the kernel does not offer it.
 [[nodiscard]] bool membarrier_register() noexcept;
 [[nodiscard]] bool membarrier_global() noexcept;
+// Tests: makes membarrier_global() fail in this process, as a seccomp filter would.
+void fail_membarrier_for_tests(bool fail) noexcept;
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)

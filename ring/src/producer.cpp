@@ -427,7 +427,7 @@ void Producer::publish() noexcept {
   // With membarrier the reader's side supplies the full fence on our CPU and
   // this path stays a plain store (no stall on the tail line); without it
   // the store is sequentially consistent.
-  if (asymmetric_) {
+  if (asymmetric_ && hdr_->no_membarrier.load(std::memory_order_relaxed) == 0) [[likely]] {
     lc_->tail.store(tail_, std::memory_order_release);
     std::atomic_signal_fence(std::memory_order_seq_cst);  // keeps the load below after the store
   } else {

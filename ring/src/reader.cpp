@@ -202,6 +202,7 @@ Reader& Reader::operator=(Reader&& o) noexcept {
     records_total_ = o.records_total_;
     bytes_total_ = o.bytes_total_;
     sleeps_ = o.sleeps_;
+    membarrier_failed_ns_ = o.membarrier_failed_ns_;
   }
   return *this;
 }
@@ -539,14 +540,25 @@ bool Reader::wait(std::chrono::nanoseconds timeout) noexcept {
     // look at the tails, and membarrier makes producers that publish with
     // plain stores order their tail store before their read of the bits.
     hdr_->sleepers.fetch_or(bit, std::memory_order_seq_cst);
-    (void)membarrier_global();
+    std::int64_t sleep_ns = deadline - now;
+    if (!membarrier_global()) {
+      // Producers that registered for membarrier publish with plain stores
+      // and rely on this barrier: tell them to stop, and until every one
+      // can have seen it, sleep briefly so a wake-up lost meanwhile costs
+      // at most a millisecond.
+      if (hdr_->no_membarrier.load(std::memory_order_relaxed) == 0) {
+        hdr_->no_membarrier.store(1, std::memory_order_seq_cst);
+        membarrier_failed_ns_ = now;
+      }
+      if (now - membarrier_failed_ns_ < 100'000'000) sleep_ns = std::min<std::int64_t>(sleep_ns, 1'000'000);
+    }
     if (has_data_seq_cst()) {
       hdr_->sleepers.fetch_and(~bit, std::memory_order_relaxed);
       return true;
     }
     ++sleeps_;
     slot_ptr_->sleeps.store(sleeps_, std::memory_order_relaxed);
-    futex_wait(&hdr_->data_seq, seq, deadline - now);
+    futex_wait(&hdr_->data_seq, seq, sleep_ns);
     hdr_->sleepers.fetch_and(~bit, std::memory_order_relaxed);
     if (has_data()) return true;
   }

@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include "../../ring/src/layout.hpp"
+#include "../../ring/src/os.hpp"
 #include "ring_test_util.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "test_support.hpp"
@@ -520,6 +521,50 @@ TEST(RingIntegrity, ProducerKilledWhileWaitingForSpaceLeavesNoWaiterBehind) {
   auto p = Producer::attach(*ring);
   ASSERT_TRUE(p);
   EXPECT_EQ(waiters(), 0u) << "the lane's new owner did not take the dead waiter's count back";
+}
+
+// Low: where membarrier() fails for a reader (a seccomp filter in a
+// container) while producers publish with plain stores relying on it, a
+// wake-up could be lost until the reader's timeout. The reader now says so
+// in the ring (producers switch to a sequentially consistent publish) and
+// sleeps briefly until they can have seen it.
+TEST(RingIntegrity, ReaderWithoutMembarrierTellsProducersAndStillWakesOnPublish) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), one_lane());
+  ASSERT_TRUE(ring);
+  auto* shared = static_cast<std::atomic<int>*>(
+      ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(shared, MAP_FAILED);
+  shared[0].store(0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    detail::fail_membarrier_for_tests(true);
+    auto r = Reader::attach(*ring, "proc");
+    if (!r) ::_exit(2);
+    shared[0].store(1);
+    const bool woke = r->wait(std::chrono::seconds(20));  // sleeps: nothing published yet
+    ::_exit(woke && drain(*r).size() == 1 ? 0 : 3);
+  }
+  auto no_membarrier = [&] {
+    std::uint32_t v = 0;
+    const int fd = ::open(ring->path().c_str(), O_RDONLY);
+    (void)::pread(fd, &v, sizeof v, offsetof(detail::RingHeader, no_membarrier));
+    ::close(fd);
+    return v;
+  };
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return shared[0].load() == 1 && no_membarrier() == 1; },
+                                            std::chrono::seconds(10)))
+      << "the reader did not tell producers that membarrier fails";
+  auto p = Producer::attach(*ring);
+  ASSERT_TRUE(p);
+  const auto published = std::chrono::steady_clock::now();
+  ASSERT_EQ(p->try_write(1, bytes_of("wake")), WriteStatus::kOk);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  EXPECT_LT(std::chrono::steady_clock::now() - published, std::chrono::seconds(10)) << "woke only at its timeout";
+  ::munmap(shared, 4096);
 }
 
 }  // namespace

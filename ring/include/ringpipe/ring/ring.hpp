@@ -443,6 +443,7 @@ class Reader {
   std::uint64_t records_total_ = 0;
   std::uint64_t bytes_total_ = 0;
   std::uint64_t sleeps_ = 0;
+  std::int64_t membarrier_failed_ns_ = 0;  // when this reader found membarrier() failing and said so
 };
 
 }  // namespace ringpipe::ring
