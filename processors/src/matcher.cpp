@@ -37,6 +37,24 @@ bool name_char(char c) noexcept {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
 }
 
+// The reference that starts with the '$' at t[i]: $name or ${name}, name a
+// run of letters, digits and '_' (as long as possible). Returns the name and
+// where the reference ends, or an empty name when that '$' starts none.
+struct TemplateRef {
+  std::string_view name;
+  std::size_t end = 0;
+};
+TemplateRef scan_ref(std::string_view t, std::size_t i) noexcept {
+  std::size_t j = i + 1;
+  const bool brace = j < t.size() && t[j] == '{';
+  if (brace) ++j;
+  const std::size_t start = j;
+  while (j < t.size() && name_char(t[j])) ++j;
+  const std::string_view ref = t.substr(start, j - start);
+  if (ref.empty() || (brace && (j >= t.size() || t[j] != '}'))) return {};
+  return {ref, brace ? j + 1 : j};
+}
+
 // "$1", "${1}": a capture; a name that is not a number expands to nothing
 // (as statsd_exporter's formatter does), "$" alone stays literal.
 Template parse_template(std::string_view t) {
@@ -47,17 +65,11 @@ Template parse_template(std::string_view t) {
       lit.push_back(t[i++]);
       continue;
     }
-    std::size_t j = i + 1;
-    const bool brace = j < t.size() && t[j] == '{';
-    if (brace) ++j;
-    const std::size_t start = j;
-    while (j < t.size() && name_char(t[j])) ++j;
-    const std::string_view ref = t.substr(start, j - start);
-    if (ref.empty() || (brace && (j >= t.size() || t[j] != '}'))) {
+    const auto [ref, j] = scan_ref(t, i);
+    if (ref.empty()) {
       lit.push_back(t[i++]);
       continue;
     }
-    if (brace) ++j;
     if (!lit.empty()) out.push_back(TemplatePart{std::move(lit), -1});
     lit.clear();
     int idx = -2;  // expands to nothing
@@ -94,17 +106,11 @@ Template parse_regex_template(std::string_view t, const re2::RE2& re) {
       i += 2;
       continue;
     }
-    std::size_t j = i + 1;
-    const bool brace = j < t.size() && t[j] == '{';
-    if (brace) ++j;
-    const std::size_t start = j;
-    while (j < t.size() && name_char(t[j])) ++j;
-    const std::string_view ref = t.substr(start, j - start);
-    if (ref.empty() || (brace && (j >= t.size() || t[j] != '}'))) {
+    const auto [ref, j] = scan_ref(t, i);
+    if (ref.empty()) {
       lit.push_back(t[i++]);
       continue;
     }
-    if (brace) ++j;
     flush();
     int idx = -2;  // expands to nothing
     const bool number = std::all_of(ref.begin(), ref.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
