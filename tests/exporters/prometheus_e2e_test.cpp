@@ -332,7 +332,9 @@ TEST(PrometheusExporterE2E, ResyncRequestNeverFollowsAPlantedSymlink) {
   ASSERT_TRUE(exp) << exp.error().message();
   const Status started = (*exp)->start();
   EXPECT_FALSE(std::filesystem::exists(target)) << "the exporter created a file through the planted link";
-  if (!started) EXPECT_NE(started.error().message().find("resync"), std::string::npos) << started.error().message();
+  if (!started) {
+    EXPECT_NE(started.error().message().find("resync"), std::string::npos) << started.error().message();
+  }
   (*exp)->stop();
 }
 
