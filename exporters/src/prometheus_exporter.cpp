@@ -611,7 +611,9 @@ Result<std::unique_ptr<PrometheusExporter>> PrometheusExporter::create(Prometheu
   auto ring = ring::Ring::open(options.input);
   if (!ring) return tl::unexpected(Error{ring.error().code, what + ring.error().message()});
   impl->ring = std::make_unique<ring::Ring>(std::move(*ring));
-  auto reader = ring::Reader::attach(*impl->ring, options.reader_name, ring::ReaderOptions{.gating = options.gating});
+  ring::ReaderOptions ro;
+  ro.gating = options.gating;
+  auto reader = ring::Reader::attach(*impl->ring, options.reader_name, ro);
   if (!reader) return tl::unexpected(Error{reader.error().code, what + reader.error().message()});
   impl->reader.emplace(std::move(*reader));
   auto journal = CrashJournal::open(CrashJournal::path_for(options.input, options.reader_name),

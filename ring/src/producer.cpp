@@ -75,8 +75,8 @@ Result<Producer> Producer::attach(const Ring& ring) {
     p.take_over(lc->intent.load(std::memory_order_relaxed), lc->owner_pid.load(std::memory_order_relaxed) != 0);
     if (lc->space_waiting.exchange(0, std::memory_order_relaxed) != 0) {
       // The previous owner died waiting for space: take its count back (never below zero).
-      std::uint32_t w = h->space_waiters.load(std::memory_order_relaxed);
-      while (w != 0 && !h->space_waiters.compare_exchange_weak(w, w - 1, std::memory_order_relaxed)) {
+      std::uint32_t waiters = h->space_waiters.load(std::memory_order_relaxed);
+      while (waiters != 0 && !h->space_waiters.compare_exchange_weak(waiters, waiters - 1, std::memory_order_relaxed)) {
       }
     }
     p.oldest_ = lc->oldest.load(std::memory_order_relaxed);

@@ -154,7 +154,7 @@ TEST(ExportersMultiprocess, PullExporterQuarantinesARecordThatKillsItAndAppliesT
     if (child == 0) run_pull_child(path, port);
     int st = 0;
     // Up until /metrics serves `after`, or the child died.
-    ringpipe::testing::wait_until(
+    (void)ringpipe::testing::wait_until(
         [&] {
           if (::waitpid(child, &st, WNOHANG) == child) return true;
           const auto [code, body] = testing::http_get(port, "/metrics", "", 1s);
