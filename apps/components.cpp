@@ -1,5 +1,6 @@
 #include "components.hpp"
 
+#include "ringpipe/common/mapping.hpp"
 #include "ringpipe/common/stats_segment.hpp"
 
 #include <netdb.h>
@@ -268,17 +269,28 @@ sigset_t stop_signals() {
 
 // Blocks until SIGTERM or SIGINT; SIGHUP is logged and ignored (the
 // supervisor restarts a component whose config changed).
-void wait_for_stop(const sigset_t& set, std::string_view name) {
+// Returns kExitOk after a stop signal, or kExitFailure when a file this
+// process maps was truncated under it (see UniqueMapping): the component
+// stops rather than work on pages that are no longer the file's, and the
+// restart's open refuses the file with its reason.
+int wait_for_stop(const sigset_t& set, std::string_view name) {
+  const timespec tick{0, 200'000'000};
   for (;;) {
     siginfo_t info{};
-    const int sig = ::sigwaitinfo(&set, &info);
-    if (sig < 0) continue;  // EINTR
+    const int sig = ::sigtimedwait(&set, &info, &tick);
+    if (sig < 0) {  // EINTR, or a tick without a signal
+      if (auto lost = lost_mapping()) {
+        spdlog::error("{}: {} was truncated by another process while mapped here; stopping", name, *lost);
+        return kExitFailure;
+      }
+      continue;
+    }
     if (sig == SIGHUP) {
       spdlog::info("{}: SIGHUP ignored (a component reloads by restarting)", name);
       continue;
     }
     spdlog::info("{}: {} received, stopping", name, ::strsignal(sig));
-    return;
+    return kExitOk;
   }
 }
 
@@ -307,12 +319,12 @@ int run_threaded_source(const config::PipelineConfig& p, const config::SourceCon
     return kExitFailure;
   }
   spdlog::info("source {}: {}, writing to ring {}", s.name, doing, s.output);
-  wait_for_stop(signals, s.name);
+  const int exit_code = wait_for_stop(signals, s.name);
   (*source)->stop();
   spdlog::info("source {}: stopped ({} samples written, {} dropped)", s.name,
                (*source)->stats().samples_written.load(std::memory_order_relaxed),
                (*source)->stats().samples_dropped.load(std::memory_order_relaxed));
-  return kExitOk;
+  return exit_code;
 }
 
 int run_mqtt_source(const config::PipelineConfig& p, const config::SourceConfig& s, const sigset_t& signals) {
@@ -376,7 +388,7 @@ int run_source(const config::PipelineConfig& p, const config::SourceConfig& s, c
     }
   }
   spdlog::info("source {}: running, writing to ring {}", s.name, s.output);
-  wait_for_stop(signals, s.name);
+  const int exit_code = wait_for_stop(signals, s.name);
   for (auto& server : servers) server->stop();
   std::uint64_t written = 0, dropped = 0;
   for (auto& server : servers) {
@@ -384,7 +396,7 @@ int run_source(const config::PipelineConfig& p, const config::SourceConfig& s, c
     dropped += server->stats().samples_dropped.load(std::memory_order_relaxed);
   }
   spdlog::info("source {}: stopped ({} samples written, {} dropped)", s.name, written, dropped);
-  return kExitOk;
+  return exit_code;
 }
 
 int run_processor(const config::PipelineConfig& p, const config::ProcessorConfig& c, const sigset_t& signals) {
@@ -422,13 +434,13 @@ int run_processor(const config::PipelineConfig& p, const config::ProcessorConfig
     return kExitFailure;
   }
   spdlog::info("processor {}: running, {} -> {}", c.name, c.input, c.output);
-  wait_for_stop(signals, c.name);
+  const int exit_code = wait_for_stop(signals, c.name);
   (*processor)->stop();
   (*publisher)->stop();
   const processors::EngineStats st = (*processor)->stats();
   spdlog::info("processor {}: stopped ({} samples, {} series, {} flushes)", c.name, st.samples, st.series_live,
                st.flushes);
-  return kExitOk;
+  return exit_code;
 }
 
 #if RINGPIPE_HAVE_EXPORTERS
@@ -449,10 +461,10 @@ int drive_exporter(const config::ExporterConfig& e, Result<Options> options, con
     return kExitFailure;
   }
   spdlog::info("exporter {}: running, reading ring {}", e.name, e.input);
-  wait_for_stop(signals, e.name);
+  const int exit_code = wait_for_stop(signals, e.name);
   (*exporter)->stop();
   spdlog::info("exporter {}: stopped", e.name);
-  return kExitOk;
+  return exit_code;
 }
 #endif
 

@@ -85,7 +85,7 @@ Result<Producer> Producer::attach(const Ring& ring) {
     p.bytes_total_ = lc->bytes.load(std::memory_order_relaxed);
     p.limit_ = p.tail_;  // look at the readers before the first write
     p.asymmetric_ = membarrier_register();
-    p.fault_hooks_ = g_fault_hook.load(std::memory_order_relaxed) != nullptr;
+    p.slow_only_ = g_fault_hook.load(std::memory_order_relaxed) != nullptr;
     p.intent_ = &lc->intent;
     // Overwrite never looks at readers: an unreachable limit keeps the inline path open.
     if (p.overflow_ == static_cast<std::uint32_t>(Overflow::kOverwrite)) p.limit_ = p.tail_ + (std::uint64_t{1} << 62);
@@ -129,7 +129,7 @@ Producer& Producer::operator=(Producer&& o) noexcept {
     batch_first_ = std::exchange(o.batch_first_, nullptr);
     batch_first_seq_ = o.batch_first_seq_;
     direct_next_ = o.direct_next_;
-    fault_hooks_ = o.fault_hooks_;
+    slow_only_ = o.slow_only_;
     intent_ = o.intent_;
     written_ = o.written_;
   }
@@ -331,6 +331,10 @@ std::span<std::byte> Producer::claim(std::size_t max_bytes, std::chrono::nanosec
   WriteStatus local;
   WriteStatus& st = status ? *status : local;
   claim_end_ = 0;
+  if (ring_->truncated()) [[unlikely]] {
+    st = WriteStatus::kRingLost;
+    return {};
+  }
   if (max_bytes > max_record_) {
     st = WriteStatus::kTooLarge;
     return {};
@@ -434,6 +438,9 @@ void Producer::publish() noexcept {
     lc_->tail.exchange(tail_, std::memory_order_seq_cst);
   }
   published_ = tail_;
+  // Truncated under us (see Ring::truncated): what was just published went
+  // to private pages. Every later write takes the slow path, which refuses.
+  if (ring_->truncated()) [[unlikely]] slow_only_ = true;
   fault(FaultPoint::kAfterPublish);
   if (hdr_->sleepers.load(asymmetric_ ? std::memory_order_relaxed : std::memory_order_seq_cst) != 0) [[unlikely]] {
     hdr_->data_seq.fetch_add(1, std::memory_order_release);

@@ -488,6 +488,7 @@ std::size_t Reader::poll_impl(Callback cb, void* ctx, std::size_t max_records) {
   std::size_t total = 0;
   std::uint32_t lane = next_lane_;
   refused_ = false;
+  if (ring_->truncated()) [[unlikely]] return 0;  // the file is gone from under us: nothing in it is true
   for (std::uint32_t k = 0; k < lanes_ && total < max_records && !refused_; ++k) {
     total += poll_lane(lane, cb, ctx, max_records - total);
     if (++lane == lanes_) lane = 0;
@@ -518,6 +519,7 @@ bool Reader::has_data_seq_cst() const noexcept {
 }
 
 bool Reader::wait(std::chrono::nanoseconds timeout) noexcept {
+  if (ring_->truncated()) [[unlikely]] return false;
   if (has_data()) return true;
   const std::int64_t deadline = monotonic_ns() + timeout.count();
   // Spin with exponential back-off between looks: a reader that re-reads a

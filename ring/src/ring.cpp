@@ -77,10 +77,8 @@ Status check_options(const RingOptions& o, const std::string& path) {
   return {};
 }
 
-Result<std::pair<std::byte*, std::size_t>> map_file(int fd, std::size_t size, const std::string& w) {
-  auto p = map_shared(fd, size, true, w);
-  if (!p) return tl::unexpected(p.error());
-  return std::pair{*p, size};
+Result<UniqueMapping> map_file(int fd, std::size_t size, const std::string& path, const std::string& w) {
+  return UniqueMapping::map(fd, size, true, path, w);
 }
 
 // Validates everything a header claims against itself and the file's size.
@@ -117,34 +115,6 @@ Status validate_header(const RingHeader& h, std::uint64_t file_size, const std::
 
 }  // namespace
 
-Ring::Ring(Ring&& o) noexcept
-    : path_(std::move(o.path_)),
-      fd_(std::move(o.fd_)),
-      base_(std::exchange(o.base_, nullptr)),
-      size_(std::exchange(o.size_, 0)),
-      dev_(o.dev_),
-      ino_(o.ino_) {
-  geo_ = o.geo_;
-}
-
-Ring& Ring::operator=(Ring&& o) noexcept {
-  if (this != &o) {
-    if (base_) ::munmap(base_, size_);
-    path_ = std::move(o.path_);
-    fd_ = std::move(o.fd_);
-    base_ = std::exchange(o.base_, nullptr);
-    size_ = std::exchange(o.size_, 0);
-    geo_ = o.geo_;
-    dev_ = o.dev_;
-    ino_ = o.ino_;
-  }
-  return *this;
-}
-
-Ring::~Ring() {
-  if (base_) ::munmap(base_, size_);
-}
-
 Result<Ring> Ring::create(const std::string& path, const RingOptions& options) {
   const std::string w = what("create", path);
   if (auto ok = check_options(options, path); !ok) return tl::unexpected(ok.error());
@@ -156,13 +126,12 @@ Result<Ring> Ring::create(const std::string& path, const RingOptions& options) {
   const std::uint64_t creation_id = (std::uint64_t{rd()} << 32) ^ rd() ^ static_cast<std::uint64_t>(realtime_ns());
   auto file = NewSharedFile::create(path, l.file_bytes, w);
   if (!file) return tl::unexpected(file.error());
-  auto mapped = map_file(file->fd(), l.file_bytes, w);
+  auto mapped = map_file(file->fd(), l.file_bytes, path, w);
   if (!mapped) return tl::unexpected(mapped.error());
 
   Ring ring;
   ring.path_ = path;
-  ring.base_ = mapped->first;
-  ring.size_ = mapped->second;
+  ring.mapping_ = std::move(*mapped);
   RingHeader* h = ring.header();
   h->magic = kMagic;
   h->version = kVersion;
@@ -215,18 +184,16 @@ Result<Ring> Ring::open(const std::string& path) {
                       w + ": truncated: " + std::to_string(file_size) + " bytes, the header alone needs 4096");
   }
   {
-    auto head = map_file(fd.get(), kPage, w);
+    auto head = map_file(fd.get(), kPage, path, w);
     if (!head) return tl::unexpected(head.error());
-    const Status ok = validate_header(*reinterpret_cast<const RingHeader*>(head->first), file_size, w);
-    ::munmap(head->first, kPage);
+    const Status ok = validate_header(*reinterpret_cast<const RingHeader*>(head->data()), file_size, w);
     if (!ok) return tl::unexpected(ok.error());
   }
-  auto mapped = map_file(fd.get(), file_size, w);
+  auto mapped = map_file(fd.get(), file_size, path, w);
   if (!mapped) return tl::unexpected(mapped.error());
   Ring ring;
   ring.path_ = path;
-  ring.base_ = mapped->first;
-  ring.size_ = mapped->second;
+  ring.mapping_ = std::move(*mapped);
   // The header may have changed between the two mappings only if someone
   // rewrote the file in place: validate a private copy and keep the geometry from it: a later write to
   // the shared header changes nothing in this process.
@@ -285,15 +252,15 @@ void Ring::keep_geometry(const RingHeader& header) noexcept {
   geo_.file_bytes = h->file_bytes;
 }
 
-RingHeader* Ring::header() const noexcept { return reinterpret_cast<RingHeader*>(base_); }
+RingHeader* Ring::header() const noexcept { return reinterpret_cast<RingHeader*>(mapping_.data()); }
 LaneControl* Ring::lane(std::uint32_t i) const noexcept {
-  return reinterpret_cast<LaneControl*>(base_ + geo_.lanes_offset + std::uint64_t{i} * sizeof(LaneControl));
+  return reinterpret_cast<LaneControl*>(mapping_.data() + geo_.lanes_offset + std::uint64_t{i} * sizeof(LaneControl));
 }
 ReaderSlot* Ring::reader_slot(std::uint32_t i) const noexcept {
-  return reinterpret_cast<ReaderSlot*>(base_ + geo_.readers_offset + std::uint64_t{i} * geo_.reader_stride);
+  return reinterpret_cast<ReaderSlot*>(mapping_.data() + geo_.readers_offset + std::uint64_t{i} * geo_.reader_stride);
 }
 std::byte* Ring::lane_data(std::uint32_t i) const noexcept {
-  return base_ + geo_.data_offset + std::uint64_t{i} * geo_.lane_capacity;
+  return mapping_.data() + geo_.data_offset + std::uint64_t{i} * geo_.lane_capacity;
 }
 
 Overflow Ring::overflow() const noexcept { return geo_.overflow; }

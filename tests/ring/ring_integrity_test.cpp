@@ -567,5 +567,52 @@ TEST(RingIntegrity, ReaderWithoutMembarrierTellsProducersAndStillWakesOnPublish)
   ::munmap(shared, 4096);
 }
 
+// Low: another process that truncates a live ring file killed every process
+// mapping it with SIGBUS on its next touch of the lost pages. Now the ring is
+// refused instead: the fault is caught, writes return kRingLost, reads find
+// nothing, Ring::truncated() says why, and the process lives on.
+TEST(RingIntegrity, RingTruncatedUnderAttachedProducerAndReaderIsRefusedNotSigbus) {
+  ScratchDir dir;
+  RingOptions opt = one_lane();
+  opt.lane_capacity_bytes = 1 << 16;
+  auto made = Ring::create(dir.file("r"), opt);
+  ASSERT_TRUE(made);
+  const std::string path = made->path();
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::alarm(20);
+    auto ring = Ring::open(path);
+    if (!ring) ::_exit(2);
+    auto p = Producer::attach(*ring);
+    auto r = Reader::attach(*ring, "tail");
+    if (!p || !r) ::_exit(3);
+    const std::vector<std::byte> rec(100, std::byte{7});
+    for (int i = 0; i < 10; ++i) {
+      if (p->try_write(1, rec) != WriteStatus::kOk) ::_exit(4);
+    }
+    if (r->poll([](const RecordView&) {}) != 10) ::_exit(5);
+    if (::truncate(path.c_str(), 4096) != 0) ::_exit(6);  // as another process would
+    // Past the first page every byte is gone: the next records land there.
+    WriteStatus last = WriteStatus::kOk;
+    for (int i = 0; i < 1000 && last == WriteStatus::kOk; ++i) last = p->try_write(1, rec);
+    if (last != WriteStatus::kRingLost) ::_exit(7);
+    if (!ring->truncated()) ::_exit(8);
+    if (r->poll([](const RecordView&) {}) != 0) ::_exit(9);
+    if (r->wait(std::chrono::seconds(5))) ::_exit(10);
+    const auto lost = lost_mapping();
+    if (!lost || *lost != path) ::_exit(11);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_FALSE(WIFSIGNALED(status)) << "killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "step that failed (see the child's exit codes)";
+  // A new open refuses the file with its reason.
+  auto again = Ring::open(path);
+  ASSERT_FALSE(again);
+  EXPECT_NE(again.error().message().find("truncated"), std::string::npos) << again.error().message();
+}
+
 }  // namespace
 }  // namespace ringpipe::ring

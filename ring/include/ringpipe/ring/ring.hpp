@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ringpipe/common/mapping.hpp"
 #include "ringpipe/common/result.hpp"
 #include "ringpipe/common/unique_fd.hpp"
 #include "ringpipe/ring/detail/record.hpp"
@@ -123,9 +124,9 @@ class Ring {
   // Opens the ring if it exists with the same geometry and policy, else creates it.
   [[nodiscard]] static Result<Ring> open_or_create(const std::string& path, const RingOptions& options);
 
-  Ring(Ring&&) noexcept;
-  Ring& operator=(Ring&&) noexcept;
-  ~Ring();
+  Ring(Ring&&) noexcept = default;
+  Ring& operator=(Ring&&) noexcept = default;
+  ~Ring() = default;
 
   [[nodiscard]] const std::string& path() const noexcept { return path_; }
   [[nodiscard]] Overflow overflow() const noexcept;
@@ -137,6 +138,11 @@ class Ring {
 
   // Counters of every lane and reader, read from shared memory without asking anyone.
   [[nodiscard]] RingStats stats() const;
+  // True once another process truncated the file under this mapping (a
+  // SIGBUS there was caught: see UniqueMapping). The ring is refused from
+  // then on: producers get WriteStatus::kRingLost, readers read nothing,
+  // and the component should stop (a restart's open refuses the file).
+  [[nodiscard]] bool truncated() const noexcept { return mapping_.lost(); }
   // Forgets a reader so it no longer gates producers; fails if it is alive.
   [[nodiscard]] Status remove_reader(std::string_view name) const;
 
@@ -171,8 +177,7 @@ class Ring {
   std::string path_;
   UniqueFd fd_;  // holds no lock; used to ask the kernel who holds which
   Geometry geo_;
-  std::byte* base_ = nullptr;
-  std::size_t size_ = 0;
+  UniqueMapping mapping_;
   std::uint64_t dev_ = 0;
   std::uint64_t ino_ = 0;
 };
@@ -183,6 +188,7 @@ enum class WriteStatus : std::uint8_t {
   kTimeout,   // block: no space before the deadline
   kTooLarge,  // larger than max_record_bytes
   kBadType,   // type 0 is the ring's own padding, never a record
+  kRingLost,  // the ring file was truncated under this process (Ring::truncated): nothing written
 };
 
 class Producer {
@@ -223,7 +229,7 @@ class Producer {
     const std::uint64_t end = tail_ + need;
     const std::uint64_t reach = reach_of(end);  // the record and the next header's seq word
     if (payload.size() <= max_record_ && idx != 0 && idx + need <= cap_ && type != kPadRecordType &&
-        static_cast<std::int64_t>(reach - limit_) <= 0 && reach - oldest_ <= cap_ && !fault_hooks_) [[likely]] {
+        static_cast<std::int64_t>(reach - limit_) <= 0 && reach - oldest_ <= cap_ && !slow_only_) [[likely]] {
       // See claim(): the extent before the bytes, and never back. written_
       // only needs to follow claims (which may be abandoned); each append
       // reaches past the one before it.
@@ -327,7 +333,7 @@ class Producer {
   std::uint64_t pending_bytes_ = 0;
   std::int64_t next_liveness_check_ns_ = 0;
   bool asymmetric_ = false;  // publish with plain stores; sleeping readers use membarrier
-  bool fault_hooks_ = false;  // a test installed a fault hook: take the path that calls it
+  bool slow_only_ = false;  // a test installed a fault hook (take the path that calls it), or the ring was lost
   std::atomic<std::uint64_t>* intent_ = nullptr;
   std::uint64_t written_ = 0;  // local copy of the lane's `intent`: the furthest byte any claim may have written
   std::byte* batch_first_ = nullptr;  // header of the batch's first record, until publish()
