@@ -14,6 +14,10 @@
 
 namespace ringpipe {
 
+namespace detail {
+std::atomic<bool> g_any_mapping_lost{false};
+}  // namespace detail
+
 namespace {
 
 // The table the SIGBUS handler reads. A slot is claimed with a CAS on
@@ -61,6 +65,7 @@ void on_sigbus(int sig, siginfo_t* info, void* context) {
     void* p = ::mmap(reinterpret_cast<void*>(base), size, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     if (p == MAP_FAILED) break;  // cannot recover: take the default action below
+    detail::g_any_mapping_lost.store(true, std::memory_order_release);
     if (g.lost.exchange(1, std::memory_order_acq_rel) == 0) {
       int expected = 0;
       if (g_lost_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {

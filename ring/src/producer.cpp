@@ -440,7 +440,7 @@ void Producer::publish() noexcept {
   published_ = tail_;
   // Truncated under us (see Ring::truncated): what was just published went
   // to private pages. Every later write takes the slow path, which refuses.
-  if (ring_->truncated()) [[unlikely]] slow_only_ = true;
+  if (any_mapping_lost() && ring_->truncated()) [[unlikely]] slow_only_ = true;
   fault(FaultPoint::kAfterPublish);
   if (hdr_->sleepers.load(asymmetric_ ? std::memory_order_relaxed : std::memory_order_seq_cst) != 0) [[unlikely]] {
     hdr_->data_seq.fetch_add(1, std::memory_order_release);

@@ -16,6 +16,7 @@
 // Thread safety: a UniqueMapping is used from one thread at a time; lost()
 // and lost_mapping() may be called from any thread.
 
+#include <atomic>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -57,6 +58,14 @@ class UniqueMapping {
 namespace detail {
 // How many mappings can be guarded at once; further ones work unguarded.
 inline constexpr int kGuardedMappings = 4096;
+// Set by the SIGBUS handler when it takes any mapping away.
+extern std::atomic<bool> g_any_mapping_lost;
 }  // namespace detail
+
+// One load of a process-wide flag: cheap enough for a per-record path that
+// then asks the mapping itself (UniqueMapping::lost).
+[[nodiscard]] inline bool any_mapping_lost() noexcept {
+  return detail::g_any_mapping_lost.load(std::memory_order_relaxed);
+}
 
 }  // namespace ringpipe
