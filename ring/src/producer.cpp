@@ -73,6 +73,7 @@ Result<Producer> Producer::attach(const Ring& ring) {
     p.published_ = p.tail_;
     p.seq_ = lc->next_seq.load(std::memory_order_relaxed);
     p.take_over(lc->intent.load(std::memory_order_relaxed), lc->owner_pid.load(std::memory_order_relaxed) != 0);
+    p.zeroed_to_ = p.tail_;  // nothing past the tail is known to be zero
     if (lc->space_waiting.exchange(0, std::memory_order_relaxed) != 0) {
       // The previous owner died waiting for space: take its count back (never below zero).
       std::uint32_t waiters = h->space_waiters.load(std::memory_order_relaxed);
@@ -132,6 +133,7 @@ Producer& Producer::operator=(Producer&& o) noexcept {
     slow_only_ = o.slow_only_;
     intent_ = o.intent_;
     written_ = o.written_;
+    zeroed_to_ = o.zeroed_to_;
   }
   return *this;
 }
@@ -343,7 +345,7 @@ std::span<std::byte> Producer::claim(std::size_t max_bytes, std::chrono::nanosec
   const std::uint64_t idx = tail_ & mask_;
   const std::uint64_t pad = idx + need > cap_ ? cap_ - idx : 0;
   const std::uint64_t end = tail_ + pad + need;
-  const std::uint64_t reach = reach_of(end);  // see clean_after
+  const std::uint64_t reach = reach_of(end);  // see zero_ahead
   const bool may_wait = timeout.count() > 0 && overflow_ == static_cast<std::uint32_t>(Overflow::kBlock);
   if (!ensure_space(reach, may_wait ? timeout.count() : 0)) {
     st = may_wait ? WriteStatus::kTimeout : WriteStatus::kFull;
@@ -378,6 +380,10 @@ std::span<std::byte> Producer::claim(std::size_t max_bytes, std::chrono::nanosec
   tail_ += pad;
   claim_pos_ = tail_;
   claim_end_ = tail_ + need;
+  // The caller may write anything into the claim, and may abandon it: no
+  // byte past its start is known to be zero any more (finish() clears what
+  // follows the record it makes).
+  zeroed_to_ = claim_pos_;
   st = WriteStatus::kOk;
   return {data_ + (claim_pos_ & mask_) + sizeof(RecordHeader), max_bytes};
 }
@@ -396,9 +402,10 @@ void Producer::finish(std::uint16_t type, std::size_t used_bytes) noexcept {
     return;
   }
   fault(FaultPoint::kMidPayload);
-  write_header(data_ + (claim_pos_ & mask_), static_cast<std::uint32_t>(used_bytes), type,
-               claim_pos_ + record_bytes(used_bytes));
-  tail_ = claim_pos_ + record_bytes(used_bytes);
+  const std::uint64_t end = claim_pos_ + record_bytes(used_bytes);
+  zero_ahead(end, reach_of(end));  // inside the claim's reach, which `intent` covers
+  write_header(data_ + (claim_pos_ & mask_), static_cast<std::uint32_t>(used_bytes), type);
+  tail_ = end;
   claim_end_ = 0;
   ++pending_records_;
   pending_bytes_ += used_bytes;
@@ -410,8 +417,7 @@ void Producer::publish() noexcept {
   if (batch_first_) {
     // The batch's commit: its first record's seq (see write_header). Every
     // later record of the batch was written before this release store, and
-    // so was the zero in the header slot after the batch.
-    clean_after(tail_, seq_);
+    // so was the zero in the header slot after the batch (zero_ahead, finish).
     std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(batch_first_ + 8))
         .store(batch_first_seq_, std::memory_order_release);
     batch_first_ = nullptr;

@@ -135,6 +135,55 @@ TEST(RingIntegrity, ReaderNeverDeliversARecordPlantedInAnOldPayload) {
   EXPECT_EQ(next[0].seq, forged_seq);
 }
 
+// The same forgery through a claim: a caller may write anything into a claim
+// and then abandon it, or finish a shorter record. Bytes inside a claim are
+// never taken as cleared: the slot after each committed record is zero when
+// the reader looks, whatever the claim held.
+TEST(RingIntegrity, ReaderNeverDeliversARecordPlantedInAnAbandonedOrShortenedClaim) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), one_lane());
+  ASSERT_TRUE(ring);
+  auto r = Reader::attach(*ring, "proc");
+  auto p = Producer::attach(*ring);
+  ASSERT_TRUE(r && p);
+  warm_up_to_lap_start(*p, *r);
+  ASSERT_TRUE(drain(*r).empty());
+  // Fills a claim with "length 8, type 1" headers and, in every other word,
+  // each seq a reader could expect in the next few records.
+  auto plant = [&](std::span<std::byte> span) {
+    const std::uint64_t next = ring->stats().lane[0].next_seq;
+    for (std::size_t i = 0; i + 8 <= span.size(); i += 8) {
+      const std::uint64_t word = (i / 8) % 2 == 0 ? (std::uint64_t{8} | (std::uint64_t{1} << 32)) : next + (i / 16) % 8;
+      std::memcpy(span.data() + i, &word, 8);
+    }
+  };
+  std::uint64_t delivered = 0;
+  for (int round = 0; round < 200; ++round) {
+    // Abandoned: a new claim (or append) starts where it started.
+    std::span<std::byte> big = p->try_claim(600);
+    ASSERT_EQ(big.size(), 600u);
+    plant(big);
+    if (round % 2 == 0) {
+      // Sizes that end records at every offset of a cache line.
+      ASSERT_EQ(p->try_write(1, bytes_of(std::string(static_cast<std::size_t>(round % 7) * 8, 'x'))), WriteStatus::kOk);
+    } else {
+      // Shortened: the claim's caller finishes a few bytes of the 600 it wrote.
+      std::span<std::byte> again = p->try_claim(600);
+      ASSERT_EQ(again.size(), 600u);
+      plant(again);
+      p->finish_and_publish(1, static_cast<std::size_t>(round % 5) * 8);
+    }
+    const std::uint64_t last_published = ring->stats().lane[0].next_seq - 1;
+    const std::vector<Got> got = drain(*r);
+    for (const Got& g : got) ASSERT_LE(g.seq, last_published) << "round " << round << ": never published";
+    ASSERT_EQ(got.size(), 1u) << "round " << round;
+    delivered += got.size();
+  }
+  const ReaderStats st = r->stats();
+  EXPECT_EQ(st.corrupt_records + st.lapped_records + st.torn_records, 0u);
+  EXPECT_EQ(delivered, 200u);
+}
+
 // Finding 2: a producer that dies with an unpublished batch leaves records
 // whose headers carry real seqs. The successor writes over the first one and
 // publishes; the reader then must not walk on into the dead batch.

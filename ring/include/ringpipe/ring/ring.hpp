@@ -237,9 +237,10 @@ class Producer {
         intent_->store(reach, std::memory_order_relaxed);
         std::atomic_thread_fence(std::memory_order_release);
       }
+      if (static_cast<std::int64_t>(reach - zeroed_to_) > 0) zero_ahead(end, reach);
       std::byte* at = data_ + idx;
       if (!payload.empty()) std::memcpy(at + sizeof(detail::RecordHeader), payload.data(), payload.size());
-      write_header(at, static_cast<std::uint32_t>(payload.size()), type, end);
+      write_header(at, static_cast<std::uint32_t>(payload.size()), type);
       tail_ = end;
       ++pending_records_;
       pending_bytes_ += payload.size();
@@ -271,43 +272,45 @@ class Producer {
   // batch line by line, and a batch whose producer dies is never seen.
   // A record written and published on its own (try_write, write,
   // finish_and_publish) is committed directly instead: no second store.
-  // A record committed on its own first clears the seq word of the header
-  // slot after it (clean_after), so what lay there from an older lap can
-  // never pass for the next record's commit.
-  void write_header(std::byte* at, std::uint32_t length, std::uint16_t type, std::uint64_t end) noexcept {
+  // Either way the seq word after the record was zeroed first (zero_ahead).
+  void write_header(std::byte* at, std::uint32_t length, std::uint16_t type) noexcept {
     if (batch_first_ == nullptr && !direct_next_) {
       batch_first_ = at;
       batch_first_seq_ = seq_++;
       detail::store_header(at, length, type, 0);
     } else {
-      if (direct_next_) clean_after(end, seq_ + 1);
       detail::store_header(at, length, type, seq_++);
     }
   }
-  // `next` is the position just past a record about to be committed. Where the next
-  // record's header goes inside the same lap, a seq word equal to the seq a
-  // reader will expect there is zeroed (readers that see the commit then see
-  // this zero, or the next real header; any other old value is never taken). At a
-  // lap's start there is nothing to do: that slot always holds a header of
-  // an earlier lap, whose seq is older than any a reader expects (or one
-  // zeroed at takeover). The claim reserved these bytes (kCleanAhead).
+  // `next` is the position just past a record. Where the next record's
+  // header goes inside the same lap, its seq word must hold nothing a reader
+  // could take for a commit (an old payload may hold any value) by the time
+  // this record is committed. At a lap's start there is nothing to do: that
+  // slot always holds a header of an earlier lap, whose seq is older than any
+  // a reader expects (or one zeroed at takeover).
   [[nodiscard]] bool cleans_after(std::uint64_t next) const noexcept {
     const std::uint64_t idx = next & mask_;
     return idx != 0 && cap_ - idx >= sizeof(detail::RecordHeader);
   }
-  // How far a claim ending at `end` writes: to its end, and the next
-  // header's seq word where clean_after zeroes one.
+  // How far a claim ending at `end` writes: to its end, and on to the end
+  // of the cache line holding the next header's seq word, which zero_ahead
+  // clears (at most kCleanAhead bytes past `end`; never past the lap's end,
+  // which is line-aligned).
   [[nodiscard]] std::uint64_t reach_of(std::uint64_t end) const noexcept {
-    return cleans_after(end) ? end + detail::kCleanAhead : end;
+    return cleans_after(end) ? (end + sizeof(detail::RecordHeader) + detail::kLine - 1) & ~(detail::kLine - 1) : end;
   }
-  // `expect` is the seq a reader will look for there. Only that value is
-  // dangerous, so the word is read first and written only when it holds it:
-  // the slot is the line a caught-up reader spins on, and a store there
-  // would cost a cache-line transfer per record.
-  void clean_after(std::uint64_t next, std::uint64_t expect) noexcept {
-    if (!cleans_after(next)) return;
-    std::atomic_ref<std::uint64_t> word(*reinterpret_cast<std::uint64_t*>(data_ + (next & mask_) + 8));
-    if (word.load(std::memory_order_relaxed) == expect) word.store(0, std::memory_order_relaxed);
+  // Zeroes [end, reach) where not zeroed yet this lap: whole cache lines
+  // ahead of the records, each once, before any record in it is committed.
+  // Stores only (no load whose miss would stall the commit), and never into
+  // the line a caught-up reader spins on: that line was cleared when the
+  // producer first reached into it. Called after `intent` covers `reach`.
+  void zero_ahead(std::uint64_t end, std::uint64_t reach) noexcept {
+    std::uint64_t from = static_cast<std::int64_t>(zeroed_to_ - end) > 0 ? zeroed_to_ : end;
+    for (; static_cast<std::int64_t>(reach - from) > 0; from += 8) {
+      std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + (from & mask_)))
+          .store(0, std::memory_order_relaxed);
+    }
+    zeroed_to_ = reach;
   }
 
   const Ring* ring_ = nullptr;
@@ -335,6 +338,7 @@ class Producer {
   bool asymmetric_ = false;  // publish with plain stores; sleeping readers use membarrier
   bool slow_only_ = false;  // a test installed a fault hook (take the path that calls it), or the ring was lost
   std::atomic<std::uint64_t>* intent_ = nullptr;
+  std::uint64_t zeroed_to_ = 0;  // zero_ahead has cleared the bytes from the last record's end up to here
   std::uint64_t written_ = 0;  // local copy of the lane's `intent`: the furthest byte any claim may have written
   std::byte* batch_first_ = nullptr;  // header of the batch's first record, until publish()
   bool direct_next_ = false;          // the record being finished is published right away
