@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "ringpipe/common/mapping.hpp"
 #include "ringpipe/common/run_dir.hpp"
 #include "ringpipe/common/unique_fd.hpp"
 
@@ -115,35 +116,20 @@ Result<StatusFile> StatusFile::create(const std::string& path) {
   // Resized in place, never truncated to 0: a reader mapping it meanwhile must not fault.
   if (::ftruncate(fd.get(), kFileBytes) != 0)
     return errno_error("status file: " + path + ": resize");
-  void* base = ::mmap(nullptr, kFileBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
-  if (base == MAP_FAILED) return errno_error("status file: " + path + ": mmap");
+  auto mapped = UniqueMapping::map(fd.get(), kFileBytes, true, path, "status file: " + path);
+  if (!mapped) return tl::unexpected(mapped.error());
   StatusFile f;
   f.path_ = path;
-  f.base_ = base;
-  auto* words = static_cast<std::uint64_t*>(base);
+  f.mapping_ = std::move(*mapped);
+  auto* words = reinterpret_cast<std::uint64_t*>(f.mapping_.data());
   // Magic last: a reader never sees the magic before the version.
   __atomic_store_n(&words[1], lo_hi(kStatusVersion, kMaxComponents), __ATOMIC_RELAXED);
   __atomic_store_n(&words[0], kStatusMagic, __ATOMIC_RELEASE);
   return f;
 }
 
-StatusFile::StatusFile(StatusFile&& o) noexcept : path_(std::move(o.path_)), base_(std::exchange(o.base_, nullptr)) {}
-
-StatusFile& StatusFile::operator=(StatusFile&& o) noexcept {
-  if (this != &o) {
-    if (base_) ::munmap(base_, kFileBytes);
-    path_ = std::move(o.path_);
-    base_ = std::exchange(o.base_, nullptr);
-  }
-  return *this;
-}
-
-StatusFile::~StatusFile() {
-  if (base_) ::munmap(base_, kFileBytes);
-}
-
 void StatusFile::write(const SupervisorStatus& status) noexcept {
-  if (!base_) return;
+  if (mapping_.data() == nullptr) return;
   alignas(8) std::byte image[kFileBytes] = {};
   HeaderLayout h{};
   h.magic = kStatusMagic;
@@ -168,7 +154,7 @@ void StatusFile::write(const SupervisorStatus& status) noexcept {
     s.next_start_ns = c.next_start_ns;
     std::memcpy(image + sizeof(HeaderLayout) + i * sizeof(SlotLayout), &s, sizeof s);
   }
-  auto* words = static_cast<std::uint64_t*>(base_);
+  auto* words = reinterpret_cast<std::uint64_t*>(mapping_.data());
   const std::uint64_t seq = __atomic_load_n(&words[kSeqWord], __ATOMIC_RELAXED);
   __atomic_store_n(&words[kSeqWord], seq + 1, __ATOMIC_RELAXED);
   // Pairs with the reader's acquire fence: odd seq is visible before any new word.
@@ -191,9 +177,9 @@ Result<SupervisorStatus> read_status_file(const std::string& path) {
   if (static_cast<std::size_t>(st.st_size) < kFileBytes)
     return invalid("status file: " + path + ": truncated (" + std::to_string(st.st_size) + " bytes, expected " +
                    std::to_string(kFileBytes) + ")");
-  void* base = ::mmap(nullptr, kFileBytes, PROT_READ, MAP_SHARED, fd.get(), 0);
-  if (base == MAP_FAILED) return errno_error("status file: " + path + ": mmap");
-  const auto* words = static_cast<const std::uint64_t*>(base);
+  auto mapped = UniqueMapping::map(fd.get(), kFileBytes, false, path, "status file: " + path);
+  if (!mapped) return tl::unexpected(mapped.error());
+  const auto* words = reinterpret_cast<const std::uint64_t*>(mapped->data());
   alignas(8) std::byte image[kFileBytes];
   // A writer killed mid-update leaves seq odd forever: after a bounded wait
   // the last copy is used as it is.
@@ -209,7 +195,7 @@ Result<SupervisorStatus> read_status_file(const std::string& path) {
     if (s1 == s2 && (s1 & 1) == 0) break;
     if (attempt > 100) std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
-  ::munmap(base, kFileBytes);
+  if (mapped->lost()) return invalid("status file: " + path + ": truncated while being read");
 
   HeaderLayout h;
   std::memcpy(&h, image, sizeof h);

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ringpipe/common/mapping.hpp"
 #include "ringpipe/common/result.hpp"
 
 namespace ringpipe::apps {
@@ -68,9 +69,9 @@ class StatusFile {
   // Creates or reuses and maps the file, through RunDir (ringpipe/common/run_dir.hpp):
   // mode 0600, directories made 0700, never through a symlink, refused unless ours.
   [[nodiscard]] static Result<StatusFile> create(const std::string& path);
-  StatusFile(StatusFile&&) noexcept;
-  StatusFile& operator=(StatusFile&&) noexcept;
-  ~StatusFile();
+  StatusFile(StatusFile&&) noexcept = default;
+  StatusFile& operator=(StatusFile&&) noexcept = default;
+  ~StatusFile() = default;
 
   // Publishes a whole new state (components beyond kMaxComponents are left out).
   void write(const SupervisorStatus& status) noexcept;
@@ -79,7 +80,7 @@ class StatusFile {
  private:
   StatusFile() = default;
   std::string path_;
-  void* base_ = nullptr;
+  UniqueMapping mapping_;
 };
 
 // Reads a consistent copy of a status file written by another process; fails

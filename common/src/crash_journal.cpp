@@ -51,7 +51,7 @@ std::string CrashJournal::path_for(const std::string& ring_path, const std::stri
   return ring_path + "." + reader + ".crash";
 }
 
-CrashJournal::File* CrashJournal::file() const noexcept { return static_cast<File*>(base_); }
+CrashJournal::File* CrashJournal::file() const noexcept { return reinterpret_cast<File*>(mapping_.data()); }
 
 Result<CrashJournal> CrashJournal::open(const std::string& path, std::uint64_t ring_id,
                                         std::uint32_t strikes_to_quarantine) {
@@ -70,12 +70,12 @@ Result<CrashJournal> CrashJournal::open(const std::string& path, std::uint64_t r
       return errno_error("crash journal " + path + ": allocate");
     }
   }
-  auto base = map_shared(fd->get(), kFileBytes, true, "crash journal " + path);
-  if (!base) return tl::unexpected(base.error());
+  auto mapped = UniqueMapping::map(fd->get(), kFileBytes, true, path, "crash journal " + path);
+  if (!mapped) return tl::unexpected(mapped.error());
 
   CrashJournal j;
   j.path_ = path;
-  j.base_ = *base;
+  j.mapping_ = std::move(*mapped);
   j.threshold_ = strikes_to_quarantine;
   File& f = *j.file();
   if (load(f.magic) != kMagic || load(f.ring_id) != ring_id) {
@@ -116,29 +116,8 @@ Result<CrashJournal> CrashJournal::open(const std::string& path, std::uint64_t r
   return j;
 }
 
-CrashJournal::CrashJournal(CrashJournal&& other) noexcept { *this = std::move(other); }
-
-CrashJournal& CrashJournal::operator=(CrashJournal&& other) noexcept {
-  if (this != &other) {
-    if (base_ != nullptr) ::munmap(base_, kFileBytes);
-    path_ = std::move(other.path_);
-    base_ = std::exchange(other.base_, nullptr);
-    threshold_ = other.threshold_;
-    previous_crashed_ = other.previous_crashed_;
-    died_on_ = other.died_on_;
-    strikes_ = other.strikes_;
-    suspect_ = other.suspect_;
-    quarantined_ = other.quarantined_;
-  }
-  return *this;
-}
-
-CrashJournal::~CrashJournal() {
-  if (base_ != nullptr) ::munmap(base_, kFileBytes);
-}
-
 bool CrashJournal::first_skip() noexcept {
-  if (base_ == nullptr || !quarantined_) return false;
+  if (mapping_.data() == nullptr || !quarantined_) return false;
   File& f = *file();
   if (load(f.q_counted) != 0) return false;
   store(f.q_counted, 1, std::memory_order_release);
@@ -146,7 +125,7 @@ bool CrashJournal::first_skip() noexcept {
 }
 
 void CrashJournal::begin(std::uint32_t lane, std::uint64_t seq, std::uint64_t position) noexcept {
-  if (base_ == nullptr) return;
+  if (mapping_.data() == nullptr) return;
   File& f = *file();
   store(f.lane, lane);
   store(f.seq, seq);
@@ -155,7 +134,7 @@ void CrashJournal::begin(std::uint32_t lane, std::uint64_t seq, std::uint64_t po
 }
 
 void CrashJournal::end() noexcept {
-  if (base_ == nullptr) return;
+  if (mapping_.data() == nullptr) return;
   File& f = *file();
   if (load(f.in_flight) == 0) return;
   store(f.in_flight, 0, std::memory_order_release);
@@ -169,7 +148,7 @@ void CrashJournal::end() noexcept {
 }
 
 void CrashJournal::close() noexcept {
-  if (base_ == nullptr) return;
+  if (mapping_.data() == nullptr) return;
   end();
   store(file()->running, 0, std::memory_order_release);
 }

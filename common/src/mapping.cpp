@@ -14,9 +14,7 @@
 
 namespace ringpipe {
 
-namespace detail {
 std::atomic<bool> g_any_mapping_lost{false};
-}  // namespace detail
 
 namespace {
 
@@ -33,7 +31,7 @@ struct Guarded {
   std::atomic<std::size_t> size{0};
   char name[kNameBytes] = {};
 };
-Guarded g_table[detail::kGuardedMappings];
+Guarded g_table[kGuardedMappings];
 
 // The first lost mapping's name, for lost_mapping(): 0 none, 1 being
 // written (by the handler), 2 ready.
@@ -65,7 +63,7 @@ void on_sigbus(int sig, siginfo_t* info, void* context) {
     void* p = ::mmap(reinterpret_cast<void*>(base), size, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     if (p == MAP_FAILED) break;  // cannot recover: take the default action below
-    detail::g_any_mapping_lost.store(true, std::memory_order_release);
+    g_any_mapping_lost.store(true, std::memory_order_release);
     if (g.lost.exchange(1, std::memory_order_acq_rel) == 0) {
       int expected = 0;
       if (g_lost_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
@@ -109,7 +107,7 @@ void install_handler() {
 
 int guard(std::byte* base, std::size_t size, const std::string& name) noexcept {
   std::call_once(g_installed, install_handler);
-  for (int i = 0; i < detail::kGuardedMappings; ++i) {
+  for (int i = 0; i < kGuardedMappings; ++i) {
     Guarded& g = g_table[i];
     int expected = kFree;
     if (!g.state.compare_exchange_strong(expected, kFilling, std::memory_order_acq_rel)) continue;

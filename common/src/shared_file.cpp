@@ -74,10 +74,4 @@ Status NewSharedFile::publish(bool replace) {
   return {};
 }
 
-Result<std::byte*> map_shared(int fd, std::size_t bytes, bool writable, const std::string& what) {
-  void* p = ::mmap(nullptr, bytes, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
-  if (p == MAP_FAILED) return errno_error(what + ": mmap " + std::to_string(bytes) + " bytes");
-  return static_cast<std::byte*>(p);
-}
-
 }  // namespace ringpipe

@@ -225,10 +225,8 @@ Status check_text(std::string_view what, std::string_view s, std::size_t max) {
   return {};
 }
 
-Result<std::pair<std::byte*, std::size_t>> map_rw(int fd, std::size_t size, const std::string& w) {
-  auto p = map_shared(fd, size, true, w);
-  if (!p) return tl::unexpected(p.error());
-  return std::pair{*p, size};
+Result<UniqueMapping> map_rw(int fd, std::size_t size, const std::string& path, const std::string& w) {
+  return UniqueMapping::map(fd, size, true, path, w);
 }
 
 }  // namespace
@@ -248,29 +246,6 @@ bool is_valid_label_name(std::string_view s) noexcept {
 }
 
 // ---------------------------------------------------------------- writer
-
-StatsSegment::StatsSegment(StatsSegment&& o) noexcept
-    : path_(std::move(o.path_)),
-      fd_(std::move(o.fd_)),
-      base_(std::exchange(o.base_, nullptr)),
-      size_(std::exchange(o.size_, 0)),
-      mu_(std::move(o.mu_)) {}
-
-StatsSegment& StatsSegment::operator=(StatsSegment&& o) noexcept {
-  if (this != &o) {
-    if (base_) ::munmap(base_, size_);
-    path_ = std::move(o.path_);
-    fd_ = std::move(o.fd_);
-    base_ = std::exchange(o.base_, nullptr);
-    size_ = std::exchange(o.size_, 0);
-    mu_ = std::move(o.mu_);
-  }
-  return *this;
-}
-
-StatsSegment::~StatsSegment() {
-  if (base_) ::munmap(base_, size_);
-}
 
 Result<StatsReader> StatsSegment::open_readonly(const std::string& path) { return StatsReader::open(path); }
 
@@ -316,20 +291,19 @@ Result<StatsSegment> StatsSegment::create(const std::string& path, std::string_v
     }
     struct stat st {};
     if (::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) == bytes) {
-      auto mapped = map_rw(fd.get(), bytes, w);
+      auto mapped = map_rw(fd.get(), bytes, path, w);
       if (!mapped) return tl::unexpected(mapped.error());
       StatsSegment seg;
       seg.path_ = path;
-      seg.base_ = mapped->first;
-      seg.size_ = mapped->second;
-      SegmentHeader* h = header_of(seg.base_);
+      seg.mapping_ = std::move(*mapped);
+      SegmentHeader* h = header_of(seg.base());
       bool ok = static_cast<bool>(validate_header(*h, bytes, w)) && h->capacity == capacity &&
                 std::string_view(h->component, h->component_len) == component &&
                 std::string_view(h->kind, h->kind_len) == kind;
       const std::uint32_t count = ok ? h->count.load(std::memory_order_acquire) : 0;
       ok = ok && count <= capacity;
       for (std::uint32_t i = 0; ok && i < count; ++i) {
-        const SegmentEntry* e = entry_of(seg.base_, i);
+        const SegmentEntry* e = entry_of(seg.base(), i);
         ok = e->state.load(std::memory_order_acquire) == kPublished && entry_well_formed(*e);
       }
       if (ok) {
@@ -353,13 +327,12 @@ Result<StatsSegment> StatsSegment::create(const std::string& path, std::string_v
   if (!file) return tl::unexpected(file.error());
   const int fd = file->fd();
   if (!ofd_try_lock(fd)) return errno_error(w + ": lock");
-  auto mapped = map_rw(fd, bytes, w);
+  auto mapped = map_rw(fd, bytes, path, w);
   if (!mapped) return tl::unexpected(mapped.error());
   StatsSegment seg;
   seg.path_ = path;
-  seg.base_ = mapped->first;
-  seg.size_ = mapped->second;
-  SegmentHeader* h = header_of(seg.base_);
+  seg.mapping_ = std::move(*mapped);
+  SegmentHeader* h = header_of(seg.base());
   h->magic = kMagic;
   h->version = kVersion;
   h->header_bytes = kHeaderBytes;
@@ -396,7 +369,7 @@ Result<std::atomic<std::uint64_t>*> StatsSegment::register_entry(StatsType type,
                                                                  std::string_view name, std::string_view help,
                                                                  const StatsLabels& labels) {
   const std::string w = "register " + std::string(name.substr(0, kStatsMaxNameBytes)) + " in " + path_;
-  if (base_ == nullptr) return invalid(w + ": segment moved from");
+  if (base() == nullptr) return invalid(w + ": segment moved from");
   if (name.size() > kStatsMaxNameBytes || !is_valid_metric_name(name)) {
     return invalid(w + ": invalid metric name (Prometheus syntax, at most 64 bytes)");
   }
@@ -413,10 +386,10 @@ Result<std::atomic<std::uint64_t>*> StatsSegment::register_entry(StatsType type,
     }
   }
   std::lock_guard lock(*mu_);
-  SegmentHeader* h = header_of(base_);
+  SegmentHeader* h = header_of(base());
   const std::uint32_t count = h->count.load(std::memory_order_relaxed);
   for (std::uint32_t i = 0; i < count; ++i) {
-    SegmentEntry* e = entry_of(base_, i);
+    SegmentEntry* e = entry_of(base(), i);
     if (std::string_view(e->name, e->name_len) != name || e->label_count != labels.size()) continue;
     bool same = true;
     for (std::size_t k = 0; k < labels.size() && same; ++k) {
@@ -432,7 +405,7 @@ Result<std::atomic<std::uint64_t>*> StatsSegment::register_entry(StatsType type,
   if (count >= h->capacity) {
     return make_error(std::errc::no_space_on_device, w + ": table full (" + std::to_string(h->capacity) + " entries)");
   }
-  SegmentEntry* e = entry_of(base_, count);
+  SegmentEntry* e = entry_of(base(), count);
   std::memset(static_cast<void*>(e), 0, kEntryBytes);
   e->type = static_cast<std::uint8_t>(type);
   e->encoding = static_cast<std::uint8_t>(encoding);
@@ -456,51 +429,28 @@ Result<std::atomic<std::uint64_t>*> StatsSegment::register_entry(StatsType type,
 }
 
 void StatsSegment::reset_gauges() noexcept {
-  if (base_ == nullptr) return;
+  if (base() == nullptr) return;
   std::lock_guard lock(*mu_);
-  const std::uint32_t count = header_of(base_)->count.load(std::memory_order_relaxed);
+  const std::uint32_t count = header_of(base())->count.load(std::memory_order_relaxed);
   for (std::uint32_t i = 0; i < count; ++i) {
-    SegmentEntry* e = entry_of(base_, i);
+    SegmentEntry* e = entry_of(base(), i);
     if (e->type == static_cast<std::uint8_t>(StatsType::kGauge)) e->value.store(0, std::memory_order_relaxed);
   }
 }
 
 void StatsSegment::heartbeat() noexcept {
-  if (base_) header_of(base_)->heartbeat_ns.store(realtime_ns(), std::memory_order_relaxed);
+  if (base()) header_of(base())->heartbeat_ns.store(realtime_ns(), std::memory_order_relaxed);
 }
 
-std::uint32_t StatsSegment::capacity() const noexcept { return base_ ? header_of(base_)->capacity : 0; }
+std::uint32_t StatsSegment::capacity() const noexcept { return base() ? header_of(base())->capacity : 0; }
 std::uint32_t StatsSegment::size() const noexcept {
-  return base_ ? header_of(base_)->count.load(std::memory_order_relaxed) : 0;
+  return base() ? header_of(base())->count.load(std::memory_order_relaxed) : 0;
 }
 std::uint64_t StatsSegment::generation() const noexcept {
-  return base_ ? header_of(base_)->generation.load(std::memory_order_relaxed) : 0;
+  return base() ? header_of(base())->generation.load(std::memory_order_relaxed) : 0;
 }
 
 // ---------------------------------------------------------------- reader
-
-StatsReader::StatsReader(StatsReader&& o) noexcept
-    : path_(std::move(o.path_)),
-      base_(std::exchange(o.base_, nullptr)),
-      size_(std::exchange(o.size_, 0)),
-      capacity_(o.capacity_),
-      malformed_(o.malformed_) {}
-
-StatsReader& StatsReader::operator=(StatsReader&& o) noexcept {
-  if (this != &o) {
-    if (base_) ::munmap(const_cast<std::byte*>(base_), size_);
-    path_ = std::move(o.path_);
-    base_ = std::exchange(o.base_, nullptr);
-    size_ = std::exchange(o.size_, 0);
-    capacity_ = o.capacity_;
-    malformed_ = o.malformed_;
-  }
-  return *this;
-}
-
-StatsReader::~StatsReader() {
-  if (base_) ::munmap(const_cast<std::byte*>(base_), size_);
-}
 
 Result<StatsReader> StatsReader::open(const std::string& path) {
   const std::string w = "open stats segment " + path;
@@ -515,15 +465,14 @@ Result<StatsReader> StatsReader::open(const std::string& path) {
                    std::to_string(kHeaderBytes));
   }
   if (file_size > file_bytes_for(kStatsMaxCapacity)) return invalid(w + ": larger than any stats segment");
-  void* p = ::mmap(nullptr, file_size, PROT_READ, MAP_SHARED, fd.get(), 0);
-  if (p == MAP_FAILED) return errno_error(w + ": mmap");
+  auto mapped = UniqueMapping::map(fd.get(), file_size, false, path, w);
+  if (!mapped) return tl::unexpected(mapped.error());
   StatsReader r;
   r.path_ = path;
-  r.base_ = static_cast<const std::byte*>(p);
-  r.size_ = file_size;
+  r.mapping_ = std::move(*mapped);
   // Validate a copy: the writer (or anyone) may change the file meanwhile.
   SegmentHeader h;
-  std::memcpy(static_cast<void*>(&h), r.base_, kHeaderBytes);
+  std::memcpy(static_cast<void*>(&h), r.base(), kHeaderBytes);
   std::atomic_thread_fence(std::memory_order_acquire);  // pairs with the creator's release store of ready
   if (Status ok = validate_header(h, file_size, w); !ok) return tl::unexpected(ok.error());
   r.capacity_ = h.capacity;
@@ -532,7 +481,7 @@ Result<StatsReader> StatsReader::open(const std::string& path) {
 
 StatsSegmentInfo StatsReader::info() const {
   SegmentHeader h;
-  std::memcpy(static_cast<void*>(&h), base_, kHeaderBytes);
+  std::memcpy(static_cast<void*>(&h), base(), kHeaderBytes);
   StatsSegmentInfo i;
   i.component.assign(h.component, std::min<std::size_t>(h.component_len, kStatsMaxComponentBytes));
   i.kind.assign(h.kind, std::min<std::size_t>(h.kind_len, kStatsMaxKindBytes));
@@ -548,12 +497,12 @@ StatsSegmentInfo StatsReader::info() const {
 std::vector<StatsEntry> StatsReader::snapshot() {
   std::vector<StatsEntry> out;
   malformed_ = 0;
-  if (base_ == nullptr) return out;
+  if (base() == nullptr) return out;
   // capacity_ was validated against the mapping's size at open().
-  const std::uint32_t count = std::min(header_of(base_)->count.load(std::memory_order_acquire), capacity_);
+  const std::uint32_t count = std::min(header_of(base())->count.load(std::memory_order_acquire), capacity_);
   out.reserve(count);
   for (std::uint32_t i = 0; i < count; ++i) {
-    const SegmentEntry* live = entry_of(base_, i);
+    const SegmentEntry* live = entry_of(base(), i);
     if (live->state.load(std::memory_order_acquire) != kPublished) {
       ++malformed_;
       continue;
@@ -580,8 +529,8 @@ std::vector<StatsEntry> StatsReader::snapshot() {
 }
 
 bool StatsReader::writer_alive() const noexcept {
-  if (base_ == nullptr) return false;
-  const std::int32_t pid = header_of(base_)->pid.load(std::memory_order_relaxed);
+  if (base() == nullptr) return false;
+  const std::int32_t pid = header_of(base())->pid.load(std::memory_order_relaxed);
   if (pid <= 0) return false;
   return ::kill(pid, 0) == 0 || errno == EPERM;
 }

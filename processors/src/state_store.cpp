@@ -287,11 +287,10 @@ Status StateStore::check(const std::string& path, const StateGeometry& g) {
     return invalid("state: " + path + ": truncated (" + std::to_string(st.st_size) + " bytes)");
   }
   const auto size = static_cast<std::size_t>(st.st_size);
-  void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd.get(), 0);
-  if (p == MAP_FAILED) return errno_error("state: " + path + ": mmap");
+  auto mapped = UniqueMapping::map(fd.get(), size, false, path, "state: " + path);
+  if (!mapped) return tl::unexpected(mapped.error());
   Plan plan;
-  const std::string why = inspect(static_cast<const std::byte*>(p), size, g, &plan);
-  ::munmap(p, size);
+  const std::string why = inspect(mapped->data(), size, g, &plan);
   if (!why.empty()) return invalid("state: " + path + ": " + why);
   return {};
 }
@@ -329,7 +328,7 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& path, co
       if (!still_at(fd.get(), path)) continue;  // moved aside or replaced before we got the lock
     }
 
-    std::byte* base = nullptr;
+    UniqueMapping mapping;
     std::size_t size = 0;
     Plan plan;
     if (fd.valid()) {
@@ -338,15 +337,15 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& path, co
       size = static_cast<std::size_t>(st.st_size);
       if (size < kPage) {
         why = "truncated (" + std::to_string(st.st_size) + " bytes)";
-      } else if (void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0); p == MAP_FAILED) {
-        why = "mmap: " + std::string(std::strerror(errno));
+      } else if (auto mapped = UniqueMapping::map(fd.get(), size, true, path, "mmap"); !mapped) {
+        why = mapped.error().message();
       } else {
-        base = static_cast<std::byte*>(p);
-        why = inspect(base, size, g, &plan);
+        mapping = std::move(*mapped);
+        why = inspect(mapping.data(), size, g, &plan);
       }
     }
     if (!why.empty()) {
-      if (base != nullptr) ::munmap(base, size);
+      mapping = UniqueMapping();
       if (created) return invalid("state: " + path + ": new file refused: " + why);
       // Renamed while we hold its lock; a process waiting for it finds it gone.
       const std::string aside = path + ".rejected";
@@ -359,13 +358,14 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& path, co
     s->path_ = path;
     s->geometry_ = g;
     s->fd_ = std::move(fd);
-    s->base_ = base;
+    s->base_ = mapping.data();
     s->size_ = size;
+    s->mapping_ = std::move(mapping);
     s->applied_off_ = kAppliedOff;
     s->undo_off_ = l.undo;
     s->slots_off_ = l.slots;
     s->arena_off_ = l.arena;
-    reinterpret_cast<FileHeader*>(base)->owner_pid = ::getpid();
+    reinterpret_cast<FileHeader*>(s->base_)->owner_pid = ::getpid();
     // Space for everything the rollback writes and the shard reads, so
     // neither can SIGBUS on a full file system.
     if (!s->reserve(l.slots, l.arena - l.slots, &s->slots_reserved_, plan.slot_bytes) ||
@@ -401,10 +401,6 @@ bool StateStore::reserve(std::uint64_t region_off, std::uint64_t region_bytes, s
     errno = e;
   }
   return false;
-}
-
-StateStore::~StateStore() {
-  if (base_ != nullptr) ::munmap(base_, size_);
 }
 
 StateControl& StateStore::control() noexcept { return reinterpret_cast<FileHeader*>(base_)->control; }

@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 
+#include "ringpipe/common/mapping.hpp"
 #include "ringpipe/common/result.hpp"
 #include "ringpipe/common/unique_fd.hpp"
 
@@ -80,7 +81,7 @@ class StateStore {
   // Validates as open() would, without creating, locking or rolling back;
   // the error says why a file is refused.
   [[nodiscard]] static Status check(const std::string& path, const StateGeometry& g);
-  ~StateStore();
+  ~StateStore() = default;
   StateStore(const StateStore&) = delete;
   StateStore& operator=(const StateStore&) = delete;
 
@@ -127,7 +128,8 @@ class StateStore {
   std::string path_;
   StateGeometry geometry_;
   UniqueFd fd_;  // holds the lock
-  std::byte* base_ = nullptr;
+  UniqueMapping mapping_;
+  std::byte* base_ = nullptr;  // mapping_.data(), size_ its size: the hot paths' copies
   std::size_t size_ = 0;
   std::uint64_t applied_off_ = 0;
   std::uint64_t undo_off_ = 0;

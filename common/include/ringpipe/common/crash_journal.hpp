@@ -28,6 +28,7 @@
 #include <optional>
 #include <string>
 
+#include "ringpipe/common/mapping.hpp"
 #include "ringpipe/common/result.hpp"
 
 namespace ringpipe {
@@ -49,11 +50,11 @@ class CrashJournal {
   [[nodiscard]] static Result<CrashJournal> open(const std::string& path, std::uint64_t ring_id,
                                                  std::uint32_t strikes_to_quarantine);
 
-  CrashJournal(CrashJournal&& other) noexcept;
-  CrashJournal& operator=(CrashJournal&& other) noexcept;
+  CrashJournal(CrashJournal&& other) noexcept = default;
+  CrashJournal& operator=(CrashJournal&& other) noexcept = default;
   CrashJournal(const CrashJournal&) = delete;
   CrashJournal& operator=(const CrashJournal&) = delete;
-  ~CrashJournal();
+  ~CrashJournal() = default;
 
   [[nodiscard]] const std::string& path() const noexcept { return path_; }
   // The previous process of this reader died without close().
@@ -84,7 +85,7 @@ class CrashJournal {
   struct File;
   [[nodiscard]] File* file() const noexcept;
   std::string path_;
-  void* base_ = nullptr;
+  UniqueMapping mapping_;
   std::uint32_t threshold_ = 0;
   bool previous_crashed_ = false;
   std::optional<JournalRecord> died_on_;

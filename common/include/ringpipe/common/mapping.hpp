@@ -55,17 +55,15 @@ class UniqueMapping {
 // The name of the first mapping of this process that a SIGBUS hit, if any.
 [[nodiscard]] std::optional<std::string> lost_mapping();
 
-namespace detail {
 // How many mappings can be guarded at once; further ones work unguarded.
 inline constexpr int kGuardedMappings = 4096;
 // Set by the SIGBUS handler when it takes any mapping away.
 extern std::atomic<bool> g_any_mapping_lost;
-}  // namespace detail
 
 // One load of a process-wide flag: cheap enough for a per-record path that
 // then asks the mapping itself (UniqueMapping::lost).
 [[nodiscard]] inline bool any_mapping_lost() noexcept {
-  return detail::g_any_mapping_lost.load(std::memory_order_relaxed);
+  return g_any_mapping_lost.load(std::memory_order_relaxed);
 }
 
 }  // namespace ringpipe

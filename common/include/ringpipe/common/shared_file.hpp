@@ -5,7 +5,7 @@
 // temporary name beside the real one exclusively with mode 0600 (relative to
 // that directory, never through a symlink) and reserves every byte, so
 // a full tmpfs fails here and never later as SIGBUS. The caller fills it
-// through a mapping of fd(); publish() then gives it its real name — linking,
+// through a mapping of fd() (UniqueMapping, common/mapping.hpp); publish() then gives it its real name — linking,
 // which refuses an existing file, or renaming over one — so no reader ever
 // opens a half-made file under that name. Destroyed unpublished, it removes
 // the temporary file. Move-only; one thread at a time.
@@ -49,8 +49,5 @@ class NewSharedFile {
   UniqueFd fd_;
   bool published_ = false;
 };
-
-// mmap(MAP_SHARED) of the first `bytes` of fd; errors read "what: mmap N bytes: cause".
-[[nodiscard]] Result<std::byte*> map_shared(int fd, std::size_t bytes, bool writable, const std::string& what);
 
 }  // namespace ringpipe

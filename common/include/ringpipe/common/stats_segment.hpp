@@ -29,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "ringpipe/common/mapping.hpp"
 #include "ringpipe/common/result.hpp"
 #include "ringpipe/common/unique_fd.hpp"
 
@@ -115,21 +116,21 @@ class StatsSegment {
   // How many times this segment was (re)opened by a writer, 1 for a fresh file.
   [[nodiscard]] std::uint64_t generation() const noexcept;
 
-  StatsSegment(StatsSegment&& other) noexcept;
-  StatsSegment& operator=(StatsSegment&& other) noexcept;
+  StatsSegment(StatsSegment&& other) noexcept = default;
+  StatsSegment& operator=(StatsSegment&& other) noexcept = default;
   StatsSegment(const StatsSegment&) = delete;
   StatsSegment& operator=(const StatsSegment&) = delete;
-  ~StatsSegment();
+  ~StatsSegment() = default;
 
  private:
   StatsSegment() = default;
   Result<std::atomic<std::uint64_t>*> register_entry(StatsType type, StatsEncoding encoding, std::string_view name,
                                                      std::string_view help, const StatsLabels& labels);
 
+  [[nodiscard]] std::byte* base() const noexcept { return mapping_.data(); }
   std::string path_;
   UniqueFd fd_;
-  std::byte* base_ = nullptr;
-  std::size_t size_ = 0;
+  UniqueMapping mapping_;
   std::unique_ptr<std::mutex> mu_ = std::make_unique<std::mutex>();
 };
 
@@ -200,17 +201,17 @@ class StatsReader {
   [[nodiscard]] bool writer_alive() const noexcept;
   [[nodiscard]] const std::string& path() const noexcept { return path_; }
 
-  StatsReader(StatsReader&& other) noexcept;
-  StatsReader& operator=(StatsReader&& other) noexcept;
+  StatsReader(StatsReader&& other) noexcept = default;
+  StatsReader& operator=(StatsReader&& other) noexcept = default;
   StatsReader(const StatsReader&) = delete;
   StatsReader& operator=(const StatsReader&) = delete;
-  ~StatsReader();
+  ~StatsReader() = default;
 
  private:
   StatsReader() = default;
+  [[nodiscard]] const std::byte* base() const noexcept { return mapping_.data(); }
   std::string path_;
-  const std::byte* base_ = nullptr;
-  std::size_t size_ = 0;
+  UniqueMapping mapping_;
   std::uint32_t capacity_ = 0;
   std::uint32_t malformed_ = 0;
 };
