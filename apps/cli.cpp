@@ -75,7 +75,9 @@ constexpr std::string_view kStat = R"(Usage: ringpipe stat [FILE | STATSD_EXPORT
 Shows every ring of the pipeline (fill, write rate, drops, recovered claims,
 per-reader lag, rate, laps and evictions) and every component (state, pid,
 uptime, restarts), read from shared memory: it works while the supervisor is
-down. Refreshes every second until interrupted.
+down. Refreshes every second until interrupted. A ring's fill is the fullest
+lane of an active reader that producers wait for (a gating reader under block
+or drop), with that reader and lane named.
 
 Options:
   --once               print one frame (no screen control) and exit

@@ -54,6 +54,37 @@ std::string_view reader_state(ring::ReaderStats::State s) {
   return "?";
 }
 
+// Whether producers wait for `r` when one of its lanes is full. Under
+// overwrite no reader holds them back, whatever it declared (the exporter's
+// ringpipe_ring_reader_gating decides the same way).
+bool producers_wait_for(const ring::RingStats& s, const ring::ReaderStats& r) {
+  return r.gating && s.overflow != ring::Overflow::kOverwrite;
+}
+
+// The lane `r` keeps fullest (the first of equals).
+std::uint32_t fullest_lane(const ring::ReaderStats& r) {
+  const auto it = std::max_element(r.lane_lag_bytes.begin(), r.lane_lag_bytes.end());
+  return it == r.lane_lag_bytes.end() ? 0 : static_cast<std::uint32_t>(it - r.lane_lag_bytes.begin());
+}
+
+// How full a ring is for its producers: each writes one lane and is held back
+// when an active reader it waits for is a lane behind there, so the fill is
+// the fullest lane of such a reader over a lane's capacity. A ring-wide
+// average would hide one full lane among empty ones, and a non-gating reader,
+// however far behind, is lapped instead of waited for.
+std::string fill_text(const ring::RingStats& s) {
+  const ring::ReaderStats* fullest = nullptr;
+  for (const auto& r : s.readers) {
+    if (r.state != ring::ReaderStats::State::kActive || !producers_wait_for(s, r)) continue;
+    if (r.max_lane_lag_bytes > 0 && (!fullest || r.max_lane_lag_bytes > fullest->max_lane_lag_bytes)) fullest = &r;
+  }
+  if (!fullest || s.lane_capacity_bytes == 0) return "fill 0.0%";
+  return fmt::format(
+      "fill {:.1f}% (reader {}, lane {})",
+      100.0 * static_cast<double>(fullest->max_lane_lag_bytes) / static_cast<double>(s.lane_capacity_bytes),
+      fullest->name, fullest_lane(*fullest));
+}
+
 std::string exit_text(std::int64_t e) {
   if (e == kNoExit) return "-";
   if (e < 0) return fmt::format("signal {}", -e);
@@ -163,11 +194,7 @@ class StatView {
       full_waits += l.full_waits;
       producers += l.owned ? 1 : 0;
     }
-    std::uint64_t max_lag = 0;
-    for (const auto& r : s.readers) {
-      now.reader_records[r.name] = r.records;
-      if (r.state == ring::ReaderStats::State::kActive) max_lag = std::max(max_lag, r.lag_bytes);
-    }
+    for (const auto& r : s.readers) now.reader_records[r.name] = r.records;
     const RingSample* before = samples_.count(rc.name) ? &samples_[rc.name] : nullptr;
     const double dt = before ? static_cast<double>(now.at_ns - before->at_ns) / 1e9 : 0;
     auto per_s = [&](std::uint64_t a, std::uint64_t b) {
@@ -176,20 +203,23 @@ class StatView {
     auto bytes_per_s = [&](std::uint64_t a, std::uint64_t b) {
       return dt > 0 && a >= b ? byte_rate(static_cast<double>(a - b) / dt) : std::string("-");
     };
-    const double capacity = static_cast<double>(s.lane_capacity_bytes) * s.lanes;
     out += fmt::format(
-        "ring {}: {}, {} lanes x {}, fill {:.1f}%, in {} ({}), records {}, producers {}, dropped {}, recovered "
+        "ring {}: {}, {} lanes x {}, {}, in {} ({}), records {}, producers {}, dropped {}, recovered "
         "claims {}, full waits {}\n",
-        rc.name, ring::overflow_name(s.overflow), s.lanes, format_bytes(s.lane_capacity_bytes),
-        capacity > 0 ? 100.0 * static_cast<double>(max_lag) / capacity : 0.0,
-        per_s(now.records, before ? before->records : 0), bytes_per_s(now.bytes, before ? before->bytes : 0), now.records,
-        producers, dropped, recovered, full_waits);
+        rc.name, ring::overflow_name(s.overflow), s.lanes, format_bytes(s.lane_capacity_bytes), fill_text(s),
+        per_s(now.records, before ? before->records : 0), bytes_per_s(now.bytes, before ? before->bytes : 0),
+        now.records, producers, dropped, recovered, full_waits);
     for (const auto& r : s.readers) {
       const std::uint64_t prev =
           before && before->reader_records.count(r.name) ? before->reader_records.at(r.name) : r.records;
+      const std::string lag = r.max_lane_lag_bytes > 0
+                                  ? fmt::format("{} (lane {}: {})", format_bytes(r.lag_bytes), fullest_lane(r),
+                                                format_bytes(r.max_lane_lag_bytes))
+                                  : format_bytes(r.lag_bytes);
       out += fmt::format(
-          "  reader {}: {} {}, pid {}, lag {}, rate {}, records {}, lapped {}, torn {}, corrupt {}, evictions {}\n",
-          r.name, r.alive ? "alive" : "not-alive", reader_state(r.state), r.pid, format_bytes(r.lag_bytes),
+          "  reader {}: {} {} {}, pid {}, lag {}, rate {}, records {}, lapped {}, torn {}, corrupt {}, evictions {}\n",
+          r.name, r.alive ? "alive" : "not-alive", reader_state(r.state),
+          producers_wait_for(s, r) ? "gating" : "not-gating", r.pid, lag,
           before ? per_s(r.records, prev) : std::string("-"), r.records, r.lapped_records, r.torn_records,
           r.corrupt_records, r.evictions);
     }

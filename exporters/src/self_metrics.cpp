@@ -102,6 +102,17 @@ void describe_ring(const ring::RingStats& s, std::string_view ring_label, Family
               static_cast<double>(static_cast<int>(rd.state)));
     out.gauge("ringpipe_ring_reader_lag_bytes", "Bytes committed but not yet read, over all lanes.", ll,
               static_cast<double>(rd.lag_bytes));
+    // A producer writes one lane and is held back when that lane is full, so
+    // fill is per lane: ringpipe:ring_fill:ratio divides this by
+    // ringpipe_ring_lane_capacity_bytes for the gating readers.
+    out.gauge("ringpipe_ring_reader_max_lane_lag_bytes", "Bytes not yet read in the reader's fullest lane.", ll,
+              static_cast<double>(rd.max_lane_lag_bytes));
+    // Under overwrite no reader holds producers back, whatever it declared
+    // (apps/stat_command.cpp decides the same way).
+    const bool waited_for = rd.gating && s.overflow != ring::Overflow::kOverwrite;
+    out.gauge("ringpipe_ring_reader_gating",
+              "1 when producers wait for the reader when a lane is full (a gating reader under block or drop).", ll,
+              waited_for ? 1 : 0);
   }
 }
 

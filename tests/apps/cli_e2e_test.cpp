@@ -200,6 +200,57 @@ exporters: {prom: {type: prometheus, input: metrics, listen: 127.0.0.1:0}}
   EXPECT_NE(last.find("2 lanes"), std::string::npos) << last;
 }
 
+// The fill of a ring is how close its producers are to being held back: the
+// fullest lane of a gating reader, not the ring-wide average, and never a
+// non-gating reader (lapped, not waited for). One lane of four is 75 % full
+// for the gating reader (18.75 % of the ring); a non-gating reader is further
+// behind on another lane (93.75 % of it) and counts for nothing.
+TEST(CliE2e, StatFillIsTheFullestLaneOfAGatingReader) {
+  testing::ScratchDir dir;
+  const std::string file = dir.file("p.yaml");
+  e2e::write_text(file, "pipeline: fill\nrun_dir: " + dir.path().string() + R"(
+rings: {raw: {size: 256KiB, lanes: 4}, metrics: {size: 1MiB}}
+sources: {s: {type: statsd, listen: [udp://127.0.0.1:0], output: raw}}
+processors: {agg: {type: aggregate, input: raw, output: metrics}}
+exporters: {prom: {type: prometheus, input: metrics, listen: 127.0.0.1:0}}
+)");
+  ring::RingOptions o;
+  o.lane_capacity_bytes = 64 * 1024;
+  o.lanes = 4;
+  auto ring = ring::Ring::create((dir.path() / "fill" / "raw").string(), o);
+  ASSERT_TRUE(ring) << ring.error().message();
+
+  ring::ReaderOptions not_gating;
+  not_gating.gating = false;
+  auto remote = ring::Reader::attach(*ring, "remote", not_gating);
+  ASSERT_TRUE(remote);
+  auto lane0 = ring::Producer::attach(*ring);
+  auto lane1 = ring::Producer::attach(*ring);
+  ASSERT_TRUE(lane0 && lane1);
+  // 1008 payload bytes + the 16-byte header: 1 KiB records, 64 to a lane.
+  const std::array<std::byte, 1008> payload{};
+  for (int i = 0; i < 60; ++i) ASSERT_EQ(lane1->try_write(99, payload), ring::WriteStatus::kOk);
+  ring::ReaderOptions latest;
+  latest.start = ring::StartAt::kLatest;
+  auto slow = ring::Reader::attach(*ring, "slow", latest);  // gating, sees nothing of lane 1
+  ASSERT_TRUE(slow);
+  for (int i = 0; i < 48; ++i) ASSERT_EQ(lane0->try_write(99, payload), ring::WriteStatus::kOk);
+
+  const auto stat = run(dir, {"stat", file, "--once"});
+  ASSERT_EQ(stat.code, 0) << stat.err;
+  EXPECT_NE(stat.out.find("fill 75.0% (reader slow, lane 0)"), std::string::npos) << stat.out;
+  EXPECT_NE(stat.out.find("reader slow: alive active gating"), std::string::npos) << stat.out;
+  EXPECT_NE(stat.out.find("reader remote: alive active not-gating"), std::string::npos) << stat.out;
+
+  // Once the gating reader has read everything, the ring is empty for its
+  // producers, however far behind the non-gating reader is.
+  while (slow->poll([](const ring::RecordView&) {}) > 0) {
+  }
+  const auto drained = run(dir, {"stat", file, "--once"});
+  ASSERT_EQ(drained.code, 0) << drained.err;
+  EXPECT_NE(drained.out.find("fill 0.0%,"), std::string::npos) << drained.out;
+}
+
 TEST(CliE2e, ComponentWithABadConfigExits78) {
   testing::ScratchDir dir;
   const std::string file = dir.file("bad.yaml");

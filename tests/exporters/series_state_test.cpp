@@ -206,5 +206,52 @@ TEST(SelfMetrics, RingCountersAreNamedRingpipeWithUnitsAndTotals) {
   }
 }
 
+// What the shipped fill rule reads: each reader's fullest lane, whether
+// producers wait for it, and the lane's capacity to divide by. Under
+// `overwrite` producers wait for no one, whatever the reader declared.
+TEST(SelfMetrics, ReaderServesItsFullestLaneAndWhetherProducersWaitForIt) {
+  ring::RingStats st{};
+  st.overflow = ring::Overflow::kBlock;
+  st.lanes = 4;
+  st.lane_capacity_bytes = 4096;
+  ring::ReaderStats gating{};
+  gating.name = "remote";
+  gating.state = ring::ReaderStats::State::kActive;
+  gating.gating = true;
+  gating.lane_lag_bytes = {0, 3686, 0, 0};
+  gating.max_lane_lag_bytes = 3686;
+  gating.lag_bytes = 3686;
+  st.readers.push_back(gating);
+  ring::ReaderStats lapped{};
+  lapped.name = "tail";
+  lapped.state = ring::ReaderStats::State::kActive;
+  lapped.gating = false;
+  lapped.lane_lag_bytes = {4000, 4000, 0, 8};
+  lapped.max_lane_lag_bytes = 4000;
+  lapped.lag_bytes = 8008;
+  st.readers.push_back(lapped);
+  FamilyBuilder b;
+  describe_ring(st, "metrics", b);
+  ring::RingStats over = st;
+  over.overflow = ring::Overflow::kOverwrite;
+  describe_ring(over, "raw", b);
+  std::vector<prometheus::MetricFamily> f;
+  b.take(f);
+  const std::string text = prometheus::TextSerializer().Serialize(f);
+  for (const char* line : {
+           "ringpipe_ring_lane_capacity_bytes{ring=\"metrics\"} 4096\n",
+           "# TYPE ringpipe_ring_reader_max_lane_lag_bytes gauge\n",
+           "ringpipe_ring_reader_max_lane_lag_bytes{reader=\"remote\",ring=\"metrics\"} 3686\n",
+           "ringpipe_ring_reader_max_lane_lag_bytes{reader=\"tail\",ring=\"metrics\"} 4000\n",
+           "# TYPE ringpipe_ring_reader_gating gauge\n",
+           "ringpipe_ring_reader_gating{reader=\"remote\",ring=\"metrics\"} 1\n",
+           "ringpipe_ring_reader_gating{reader=\"tail\",ring=\"metrics\"} 0\n",
+           "ringpipe_ring_reader_gating{reader=\"remote\",ring=\"raw\"} 0\n",
+           "ringpipe_ring_reader_gating{reader=\"tail\",ring=\"raw\"} 0\n",
+       }) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << text;
+  }
+}
+
 }  // namespace
 }  // namespace ringpipe::exporters
