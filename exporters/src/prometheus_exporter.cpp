@@ -4,25 +4,29 @@
 #include <civetweb.h>
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <condition_variable>
-#include <string>
-#include <system_error>
-#include <vector>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include <prometheus/collectable.h>
 #include <prometheus/text_serializer.h>
 
+#include "gzip_encoding.hpp"
 #include "ringpipe/common/crash_journal.hpp"
 #include "ringpipe/common/log.hpp"
 #include "ringpipe/common/run_dir.hpp"
@@ -53,21 +57,76 @@ struct HttpCounters {
 };
 thread_local bool t_request_seen = false;
 
-int answer(mg_connection* conn, int status, const char* reason, const char* body) {
+// The request a worker thread is answering: the status it sent and the body
+// bytes written so far, counted by end_request (RequestCounters). Reset at
+// every connection and request.
+thread_local int t_status = 0;
+thread_local std::uint64_t t_body_bytes = 0;
+
+// Writes `body` until done or the client is gone; counts what was written.
+void write_body(mg_connection* conn, std::string_view body) {
+  for (std::size_t at = 0; at < body.size();) {
+    const int n = mg_write(conn, body.data() + at, body.size() - at);
+    if (n <= 0) return;  // the client left or was too slow (request_timeout_ms)
+    at += static_cast<std::size_t>(n);
+    t_body_bytes += static_cast<std::uint64_t>(n);
+  }
+}
+
+// A short text/plain answer; `extra_headers` are whole "Name: value\r\n" lines.
+int answer(mg_connection* conn, int status, const char* reason, std::string_view body, const char* extra_headers = "") {
+  t_status = status;
   mg_printf(conn,
-            "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
-            "Connection: close\r\n\r\n%s",
-            status, reason, std::strlen(body), body);
+            "HTTP/1.1 %d %s\r\n%sContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
+            "Connection: close\r\n\r\n",
+            status, reason, extra_headers, body.size());
+  write_body(conn, body);
   return status;
 }
 
+// Every Accept-Encoding field of the request as one list (a client may send
+// the list over several fields).
+std::string accept_encoding(const mg_connection* conn) {
+  std::string out;
+  const mg_request_info* ri = mg_get_request_info(conn);
+  if (ri == nullptr) return out;
+  for (int i = 0; i < ri->num_headers && i < static_cast<int>(std::size(ri->http_headers)); ++i) {
+    const mg_header& h = ri->http_headers[i];
+    if (h.name == nullptr || h.value == nullptr || ::strcasecmp(h.name, "Accept-Encoding") != 0) continue;
+    if (!out.empty()) out += ',';
+    out += h.value;
+  }
+  return out;
+}
+
+// One rendering of the page: its text and its gzip encoding, made at most
+// once, when the first scrape that accepts gzip asks for it (scrapes sharing
+// the rendering that want it meanwhile wait for that one compression).
+// Thread-safe.
+class RenderedPage {
+ public:
+  explicit RenderedPage(std::string text) noexcept : text_(std::move(text)) {}
+  [[nodiscard]] const std::string& text() const noexcept { return text_; }
+  // The gzip bytes, made by `compress(text())` on first use; nullptr when that failed.
+  template <typename Compress>
+  [[nodiscard]] const std::string* gzip(Compress&& compress) const {
+    std::call_once(gzip_once_, [&] { gzip_ = compress(text_); });
+    return gzip_ ? &*gzip_ : nullptr;
+  }
+
+ private:
+  std::string text_;
+  mutable std::once_flag gzip_once_;
+  mutable std::optional<std::string> gzip_;
+};
+
 // One rendering of the page, shared by every scrape that arrives while it is
 // being made: at most one render runs, the others wait for it (bounded) and
-// send the same text, so a page is at most one render's duration old.
+// send the same page, so a page is at most one render's duration old.
 // Thread-safe.
 class PageCache {
  public:
-  using Page = std::shared_ptr<const std::string>;
+  using Page = std::shared_ptr<const RenderedPage>;
   // nullptr when the render failed or the wait for another ran out.
   template <typename Render>
   Page get(Render&& render, std::chrono::milliseconds wait_limit) {
@@ -82,7 +141,7 @@ class PageCache {
     lock.unlock();
     Page page;
     try {
-      page = std::make_shared<const std::string>(render());
+      page = std::make_shared<const RenderedPage>(render());
     } catch (...) {
       page = nullptr;
     }
@@ -138,7 +197,8 @@ bool same_secret(const std::string& a, const std::string& b) noexcept {
   return diff == 0;
 }
 
-// Scrape durations of the Collect step, for ringpipe_exporter_scrape_duration_seconds.
+// Durations in seconds as a Prometheus histogram (ringpipe_exporter_scrape_duration_seconds,
+// ringpipe_exporter_http_render_seconds). Thread-safe.
 class DurationHistogram {
  public:
   static constexpr double kBounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
@@ -150,12 +210,12 @@ class DurationHistogram {
     ++count_;
     sum_ += s;
   }
-  void describe(FamilyBuilder& out) const {
+  void describe(FamilyBuilder& out, std::string_view name, std::string_view help,
+                const FamilyBuilder::Labels& labels = {}) const {
     std::vector<std::pair<double, std::uint64_t>> b;
     std::lock_guard lock(mu_);
     for (std::size_t i = 0; i < std::size(kBounds); ++i) b.emplace_back(kBounds[i], counts_[i]);
-    out.histogram("ringpipe_exporter_scrape_duration_seconds",
-                  "Time to collect the state for one scrape (serialization excluded).", {}, b, count_, sum_);
+    out.histogram(name, help, labels, b, count_, sum_);
   }
   [[nodiscard]] std::uint64_t count() const {
     std::lock_guard lock(mu_);
@@ -167,6 +227,44 @@ class DurationHistogram {
   std::uint64_t counts_[std::size(kBounds)] = {};
   std::uint64_t count_ = 0;
   double sum_ = 0;
+};
+
+// HTTP requests answered, by path and status code, and the response body
+// bytes sent, by path (after compression; civetweb's own answers, such as a
+// 404, are counted without their bytes). Paths other than the three served
+// share one "other" label, so a scanner cannot grow the page. Thread-safe.
+class RequestCounters {
+ public:
+  enum Path : std::size_t { kMetrics, kHealthy, kReady, kOther, kPaths };
+  // The family is on the page from the start, so a pipeline that scrapes
+  // another ringpipe never serves that one's under our name (see
+  // drop_pipeline_families_named_like_ours).
+  RequestCounters() { requests_[{kMetrics, 200}] = 0; }
+  void count(Path path, int status, std::uint64_t body_bytes) {
+    if (status < 100 || status > 599) status = 0;
+    std::lock_guard lock(mu_);
+    ++requests_[{path, status}];
+    bytes_[path] += body_bytes;
+  }
+  void describe(FamilyBuilder& out, const std::string& metrics_path) const {
+    const std::array<std::string, kPaths> names{metrics_path, "/-/healthy", "/-/ready", "other"};
+    std::lock_guard lock(mu_);
+    for (const auto& [key, n] : requests_) {
+      out.counter("ringpipe_exporter_http_requests_total", "HTTP requests answered, by path and status code.",
+                  {{"path", names[key.first]}, {"code", key.second == 0 ? "unknown" : std::to_string(key.second)}},
+                  static_cast<double>(n));
+    }
+    for (std::size_t p = kMetrics; p < kOther; ++p) {
+      out.counter("ringpipe_exporter_http_response_bytes_total",
+                  "HTTP response body bytes sent (after compression), by path.", {{"path", names[p]}},
+                  static_cast<double>(bytes_[p]));
+    }
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::pair<std::size_t, int>, std::uint64_t> requests_;
+  std::array<std::uint64_t, kPaths> bytes_{};
 };
 
 // Removes the pipeline families (out[0, pipeline)) whose name a self-metric
@@ -220,6 +318,9 @@ struct PrometheusExporter::Impl : prometheus::Collectable, CivetHandler {
   mutable std::atomic<std::uint64_t> collect_errors{0};
   mutable std::atomic<std::uint64_t> self_name_conflicts{0};  // series dropped for a self-metric's name
   HttpCounters http;
+  RequestCounters requests;
+  DurationHistogram render_text;  // Collect and serialization of one page
+  DurationHistogram render_gzip;  // compression of one page
   PageCache pages;
   std::atomic<std::uint64_t> pages_served{0};
   std::unique_ptr<CivetServer> server;
@@ -283,7 +384,8 @@ struct PrometheusExporter::Impl : prometheus::Collectable, CivetHandler {
       b.gauge("ringpipe_processor_series", "Live series per processor shard, as published into the metric ring.",
               {{"shard", std::to_string(i)}}, static_cast<double>(per_shard[i]));
     }
-    durations.describe(b);
+    durations.describe(b, "ringpipe_exporter_scrape_duration_seconds",
+                       "Time to collect the state for one scrape (serialization excluded).");
     b.gauge("ringpipe_exporter_http_connections", "HTTP connections a worker holds (idle ones included).", {},
             ld(http.open));
     b.gauge("ringpipe_exporter_http_connection_limit",
@@ -296,11 +398,33 @@ struct PrometheusExporter::Impl : prometheus::Collectable, CivetHandler {
               ld(http.incomplete));
     b.counter("ringpipe_exporter_http_connections_at_limit_total",
               "HTTP connections that took the last free worker (the next ones queued).", {}, ld(http.at_limit));
+    requests.describe(b, options.path);
+    constexpr std::string_view kRenderHelp =
+        "Time to render one page, by step: text (collect and serialize, once per rendering), gzip (compress, "
+        "at most once per rendering, when a scrape accepts gzip).";
+    render_text.describe(b, "ringpipe_exporter_http_render_seconds", kRenderHelp, {{"step", "text"}});
+    render_gzip.describe(b, "ringpipe_exporter_http_render_seconds", kRenderHelp, {{"step", "gzip"}});
   }
 
   // The page as Prometheus' text format, rendered once for concurrent scrapes.
   [[nodiscard]] PageCache::Page page() {
-    return pages.get([this] { return prometheus::TextSerializer().Serialize(Collect()); }, std::chrono::seconds(30));
+    return pages.get(
+        [this] {
+          const std::int64_t t0 = monotonic_ns();
+          std::string text = prometheus::TextSerializer().Serialize(Collect());
+          render_text.observe(static_cast<double>(monotonic_ns() - t0) * 1e-9);
+          return text;
+        },
+        std::chrono::seconds(30));
+  }
+
+  // The gzip encoding of a rendering, made once per rendering (RenderedPage).
+  std::optional<std::string> compress(const std::string& text) {
+    const std::int64_t t0 = monotonic_ns();
+    std::optional<std::string> gz = gzip_compress(text, kPageGzipLevel);
+    render_gzip.observe(static_cast<double>(monotonic_ns() - t0) * 1e-9);
+    if (!gz) spdlog::warn("prometheus exporter: gzip of a {}-byte page failed; answered uncompressed", text.size());
+    return gz;
   }
 
   bool authorized(mg_connection* conn) const {
@@ -326,10 +450,7 @@ struct PrometheusExporter::Impl : prometheus::Collectable, CivetHandler {
   bool handleGet(CivetServer*, mg_connection* conn) override {
     try {
       if (!authorized(conn)) {
-        mg_printf(conn,
-                  "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"ringpipe\"\r\n"
-                  "Content-Type: text/plain; charset=utf-8\r\nContent-Length: 13\r\nConnection: close\r\n\r\n"
-                  "Unauthorized\n");
+        answer(conn, 401, "Unauthorized", "Unauthorized\n", "WWW-Authenticate: Basic realm=\"ringpipe\"\r\n");
         return true;
       }
       const PageCache::Page p = page();
@@ -337,15 +458,22 @@ struct PrometheusExporter::Impl : prometheus::Collectable, CivetHandler {
         answer(conn, 503, "Service Unavailable", "The page could not be rendered in time, retry.\n");
         return true;
       }
-      mg_printf(conn,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-                "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                p->size());
-      for (std::size_t at = 0; at < p->size();) {
-        const int n = mg_write(conn, p->data() + at, p->size() - at);
-        if (n <= 0) return true;  // the client left or was too slow (request_timeout_ms)
-        at += static_cast<std::size_t>(n);
+      const std::string* body = &p->text();
+      const char* encoding = "";
+      if (accepts_gzip(accept_encoding(conn))) {
+        if (const std::string* gz = p->gzip([this](const std::string& text) { return compress(text); })) {
+          body = gz;
+          encoding = "Content-Encoding: gzip\r\n";
+        }
       }
+      t_status = 200;
+      mg_printf(conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n%s"
+                "Vary: Accept-Encoding\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                encoding, body->size());
+      const std::uint64_t before = t_body_bytes;
+      write_body(conn, *body);
+      if (t_body_bytes - before != body->size()) return true;
       pages_served.fetch_add(1, std::memory_order_relaxed);
       if (own) own_scrapes->fetch_add(1, std::memory_order_relaxed);
     } catch (...) {
@@ -461,6 +589,8 @@ PrometheusExporter::Impl* impl_of(const mg_connection* conn) {
 
 int begin_request_hook(mg_connection* conn) {
   t_request_seen = true;
+  t_status = 0;
+  t_body_bytes = 0;
   const mg_request_info* ri = mg_get_request_info(conn);
   if (ri == nullptr || ri->local_uri == nullptr) return 0;
   const std::string_view uri(ri->local_uri);
@@ -472,8 +602,35 @@ int begin_request_hook(mg_connection* conn) {
   return answer(conn, 503, "Service Unavailable", "Not ready: waiting for a complete snapshot.\n");
 }
 
+// Counts every request civetweb read whole, once it is answered: with the
+// status we sent, or civetweb's own (404, 405, ...).
+void end_request_hook(const mg_connection* conn, int reply_status_code) {
+  PrometheusExporter::Impl* impl = impl_of(conn);
+  const mg_request_info* ri = mg_get_request_info(conn);
+  if (impl != nullptr) {
+    const std::string_view uri = ri != nullptr && ri->local_uri != nullptr ? ri->local_uri : "";
+    RequestCounters::Path path = RequestCounters::kOther;
+    if (uri == impl->options.path) {
+      path = RequestCounters::kMetrics;
+    } else if (uri == "/-/healthy") {
+      path = RequestCounters::kHealthy;
+    } else if (uri == "/-/ready") {
+      path = RequestCounters::kReady;
+    }
+    try {
+      impl->requests.count(path, t_status != 0 ? t_status : reply_status_code, t_body_bytes);
+    } catch (...) {
+      // no memory for a new series, or the lock failed: leave it uncounted rather than unwind into C
+    }
+  }
+  t_status = 0;
+  t_body_bytes = 0;
+}
+
 int init_connection_hook(const mg_connection* conn, void**) {
   t_request_seen = false;
+  t_status = 0;
+  t_body_bytes = 0;
   if (PrometheusExporter::Impl* impl = impl_of(conn)) {
     impl->http.connections.fetch_add(1, std::memory_order_relaxed);
     const std::uint64_t open = impl->http.open.fetch_add(1, std::memory_order_relaxed) + 1;
@@ -670,6 +827,7 @@ Result<std::unique_ptr<PrometheusExporter>> PrometheusExporter::create(Prometheu
   static const CivetCallbacks kCallbacks = [] {
     CivetCallbacks cb;
     cb.begin_request = &begin_request_hook;
+    cb.end_request = &end_request_hook;
     cb.init_connection = &init_connection_hook;
     cb.connection_close = &connection_close_hook;
     cb.log_message = [](const mg_connection*, const char* message) {

@@ -5,13 +5,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include <spdlog/sinks/ringbuffer_sink.h>
 
+#include "gunzip.hpp"
 #include "prometheus_server.hpp"
 #include "record_builder.hpp"
 #include "ringpipe/common/log.hpp"
@@ -313,6 +317,219 @@ TEST(PrometheusExporterE2E, HealthReadyAndBasicAuth) {
   b.begin(1).series(MetricType::kGauge, "g", {}, {1}).end(1);
   write(*producer, b);
   EXPECT_TRUE(ringpipe::testing::wait_until([&] { return testing::http_get(port, "/-/ready").first == 200; }, 5s));
+}
+
+// Writes one complete snapshot of `series` gauges shaped like a busy
+// pipeline's (several labels, mostly repeated), 500 a record.
+void write_gauges(ring::Ring& ring, int series) {
+  auto producer = ring::Producer::attach(ring);
+  ASSERT_TRUE(producer);
+  for (int first = 0; first < series; first += 500) {
+    RecordBuilder b(origin(5), 4 << 20);
+    if (first == 0) b.begin(1);
+    for (int i = first; i < std::min(series, first + 500); ++i) {
+      b.series(MetricType::kGauge, "http_request_size_bytes",
+               {{"host", "edge-" + std::to_string(i % 40)},
+                {"route", "/api/v1/items/" + std::to_string(i % 97)},
+                {"i", std::to_string(i)}},
+               {static_cast<double>(i) * 1.5}, "Size of the last request on a route.");
+    }
+    if (first + 500 >= series) b.end(1);
+    ASSERT_TRUE(b.ok());
+    const auto rec = b.take();
+    ASSERT_EQ(producer->write(processors::kMetricBatchRecord, rec, 5s), ring::WriteStatus::kOk);
+  }
+}
+
+// The page without ringpipe's self-metrics, which count the scrapes
+// themselves and so differ from one page to the next.
+std::string without_self_metrics(const std::string& page) {
+  std::string out;
+  for (std::size_t at = 0; at < page.size();) {
+    std::size_t end = page.find('\n', at);
+    end = end == std::string::npos ? page.size() : end + 1;
+    const std::string_view line(page.data() + at, end - at);
+    if (!line.starts_with("ringpipe_") && !line.starts_with("# HELP ringpipe_") &&
+        !line.starts_with("# TYPE ringpipe_")) {
+      out += line;
+    }
+    at = end;
+  }
+  return out;
+}
+
+bool have_promtool() { return ::access(testing::kPromtoolBinary, X_OK) == 0; }
+
+// Prometheus asks for gzip at every scrape: a page of many series goes
+// compressed and inflates to what a scrape without Accept-Encoding gets.
+TEST(PrometheusExporterE2E, GzipScrapeInflatesToTheIdentityPageAndIsMuchSmaller) {
+  ringpipe::testing::ScratchDir dir;
+  const std::string path = dir.file("metrics");
+  ring::Ring ring = make_ring(path);
+  PrometheusExporterOptions o;
+  o.input = path;
+  o.listen = "127.0.0.1:0";
+  auto exp = PrometheusExporter::create(o);
+  ASSERT_TRUE(exp) << exp.error().message();
+  ASSERT_TRUE((*exp)->start());
+  constexpr int kSeries = 20'000;
+  write_gauges(ring, kSeries);
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*exp)->stats().series == kSeries; }, 20s));
+  const std::uint16_t port = (*exp)->port();
+
+  const testing::RawHttpResponse plain = testing::raw_http_get(port, "/metrics");
+  ASSERT_EQ(plain.status, 200) << plain.error;
+  EXPECT_EQ(plain.header("Content-Encoding"), std::nullopt);
+  EXPECT_EQ(plain.header("Content-Length"), std::to_string(plain.body.size()));
+  EXPECT_EQ(testing::sample_value(plain.body, "ringpipe_exporter_http_requests_total{path=\"/metrics\",code=\"200\"}"),
+            0.0)
+      << "the family is on the page from the first scrape";
+  const testing::RawHttpResponse gz = testing::raw_http_get(port, "/metrics", {{"Accept-Encoding", "gzip"}});
+  ASSERT_EQ(gz.status, 200) << gz.error;
+  EXPECT_EQ(gz.header("Content-Encoding"), "gzip");
+  EXPECT_EQ(gz.header("Content-Length"), std::to_string(gz.body.size()));
+  EXPECT_EQ(gz.header("Vary"), "Accept-Encoding");
+  EXPECT_EQ(gz.header("Content-Type"), plain.header("Content-Type"));
+  const std::optional<std::string> inflated = testing::gunzip(gz.body);
+  ASSERT_TRUE(inflated) << "not one whole gzip member: " << gz.body.size() << " bytes";
+  const std::string last = "http_request_size_bytes{host=\"edge-39\",route=\"/api/v1/items/17\",i=\"19999\"}";
+  EXPECT_EQ(testing::sample_value(*inflated, last), 19999 * 1.5);
+  EXPECT_EQ(without_self_metrics(*inflated), without_self_metrics(plain.body));
+  EXPECT_GT(without_self_metrics(plain.body).size(), plain.body.size() / 2) << "the pipeline's series were compared";
+  EXPECT_LT(gz.body.size() * 5, plain.body.size())
+      << "gzip " << gz.body.size() << " bytes, identity " << plain.body.size();
+  RecordProperty("identity_bytes", std::to_string(plain.body.size()));
+  RecordProperty("gzip_bytes", std::to_string(gz.body.size()));
+  if (have_promtool()) {
+    const int rc = promtool_check(dir.path().string(), *inflated);
+    EXPECT_TRUE(rc == 0 || rc == 3) << "promtool exit " << rc << "\n" << file_text(dir.file("promtool.out"));
+  }
+}
+
+// Accept-Encoding is a list of codings with weights (RFC 9110 12.5.3): q=0
+// refuses a coding, "*" stands for every coding not named, an unknown or
+// malformed entry is no consent. Anything but a clear yes gets identity.
+TEST(PrometheusExporterE2E, AnswersGzipOnlyWhenAcceptEncodingAllowsIt) {
+  ringpipe::testing::ScratchDir dir;
+  const std::string path = dir.file("metrics");
+  ring::Ring ring = make_ring(path);
+  auto producer = ring::Producer::attach(ring);
+  ASSERT_TRUE(producer);
+  RecordBuilder b(origin(3));
+  b.begin(1).series(MetricType::kGauge, "g", {}, {1}).end(1);
+  write(*producer, b);
+  PrometheusExporterOptions o;
+  o.input = path;
+  o.listen = "127.0.0.1:0";
+  auto exp = PrometheusExporter::create(o);
+  ASSERT_TRUE(exp) << exp.error().message();
+  ASSERT_TRUE((*exp)->start());
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*exp)->stats().series == 1; }, 5s));
+
+  using Headers = std::vector<std::pair<std::string, std::string>>;
+  const std::pair<Headers, bool> cases[] = {
+      {{{"Accept-Encoding", "gzip"}}, true},
+      {{{"Accept-Encoding", "deflate, gzip"}}, true},
+      {{{"Accept-Encoding", "GZip ; Q=0.5"}}, true},
+      {{{"Accept-Encoding", "gzip;q=0.001"}}, true},
+      {{{"Accept-Encoding", "*"}}, true},
+      {{{"Accept-Encoding", "identity;q=1, *;q=0.1"}}, true},
+      {{{"Accept-Encoding", "deflate"}, {"Accept-Encoding", "gzip"}}, true},  // one list over two lines
+      {{}, false},
+      {{{"Accept-Encoding", ""}}, false},
+      {{{"Accept-Encoding", "gzip;q=0"}}, false},
+      {{{"Accept-Encoding", "gzip; q=0.000"}}, false},
+      {{{"Accept-Encoding", "identity"}}, false},
+      {{{"Accept-Encoding", "deflate, br"}}, false},
+      {{{"Accept-Encoding", "br, xgzip, gzipped"}}, false},
+      {{{"Accept-Encoding", "*;q=0"}}, false},
+      {{{"Accept-Encoding", "gzip;q=0, *"}}, false},
+      {{{"Accept-Encoding", "*, gzip;q=0"}}, false},
+      {{{"Accept-Encoding", "gzip;q=high"}}, false},
+      {{{"Accept-Encoding", "gzip;q=1.5"}}, false},
+  };
+  for (const auto& [headers, want_gzip] : cases) {
+    std::string what;
+    for (const auto& [n, v] : headers) what += n + ": " + v + "; ";
+    SCOPED_TRACE(what.empty() ? "no Accept-Encoding" : what);
+    const testing::RawHttpResponse r = testing::raw_http_get((*exp)->port(), "/metrics", headers);
+    ASSERT_EQ(r.status, 200) << r.error;
+    if (want_gzip) {
+      EXPECT_EQ(r.header("Content-Encoding"), "gzip");
+      const std::optional<std::string> text = testing::gunzip(r.body);
+      ASSERT_TRUE(text) << "not one whole gzip member";
+      EXPECT_EQ(testing::sample_value(*text, "g"), 1.0);
+    } else {
+      EXPECT_EQ(r.header("Content-Encoding"), std::nullopt);
+      EXPECT_EQ(testing::sample_value(r.body, "g"), 1.0);
+    }
+  }
+}
+
+// What prometheus-cpp's Exposer counted (exposer_scrapes_total,
+// exposer_transferred_bytes_total, exposer_request_latencies), under
+// ringpipe's names: requests by path and status, body bytes as sent (after
+// compression), and render time by step, counted once a request is over.
+TEST(PrometheusExporterE2E, HttpSelfMetricsCountRequestsBytesSentAndRenders) {
+  ringpipe::testing::ScratchDir dir;
+  const std::string path = dir.file("metrics");
+  ring::Ring ring = make_ring(path);
+  PrometheusExporterOptions o;
+  o.input = path;
+  o.listen = "127.0.0.1:0";
+  o.ready_timeout = 60s;  // no snapshot: /-/ready answers 503
+  o.basic_auth_users = {{"scraper", "s3cret"}};
+  auto exp = PrometheusExporter::create(o);
+  ASSERT_TRUE(exp) << exp.error().message();
+  ASSERT_TRUE((*exp)->start());
+  const std::uint16_t port = (*exp)->port();
+  const std::pair<std::string, std::string> auth{"Authorization", "Basic c2NyYXBlcjpzM2NyZXQ="};  // scraper:s3cret
+
+  const testing::RawHttpResponse refused = testing::raw_http_get(port, "/metrics");
+  ASSERT_EQ(refused.status, 401) << refused.error;
+  std::uint64_t metrics_bytes = refused.body.size();
+  constexpr int kScrapes = 5;  // gzip, identity, gzip, identity, gzip
+  for (int i = 0; i < kScrapes; ++i) {
+    std::vector<std::pair<std::string, std::string>> headers{auth};
+    if (i % 2 == 0) headers.emplace_back("Accept-Encoding", "gzip");
+    const testing::RawHttpResponse r = testing::raw_http_get(port, "/metrics", headers);
+    ASSERT_EQ(r.status, 200) << r.error;
+    ASSERT_EQ(r.header("Content-Encoding").has_value(), i % 2 == 0);
+    metrics_bytes += r.body.size();
+  }
+  std::uint64_t healthy_bytes = 0;
+  for (int i = 0; i < 2; ++i) {
+    const testing::RawHttpResponse r = testing::raw_http_get(port, "/-/healthy");
+    ASSERT_EQ(r.status, 200) << r.error;
+    healthy_bytes += r.body.size();
+  }
+  const testing::RawHttpResponse not_ready = testing::raw_http_get(port, "/-/ready");
+  ASSERT_EQ(not_ready.status, 503) << not_ready.error;
+  EXPECT_EQ(testing::raw_http_get(port, "/no/such/page").status, 404);
+
+  // This page was rendered after every request above was over, and before
+  // its own render was counted.
+  const testing::RawHttpResponse page = testing::raw_http_get(port, "/metrics", {auth});
+  ASSERT_EQ(page.status, 200) << page.error;
+  const std::string& text = page.body;
+  const auto v = [&](const std::string& series) { return testing::sample_value(text, series); };
+  EXPECT_EQ(v("ringpipe_exporter_http_requests_total{path=\"/metrics\",code=\"200\"}"), kScrapes) << text;
+  EXPECT_EQ(v("ringpipe_exporter_http_requests_total{path=\"/metrics\",code=\"401\"}"), 1.0);
+  EXPECT_EQ(v("ringpipe_exporter_http_requests_total{path=\"/-/healthy\",code=\"200\"}"), 2.0);
+  EXPECT_EQ(v("ringpipe_exporter_http_requests_total{path=\"/-/ready\",code=\"503\"}"), 1.0);
+  EXPECT_EQ(v("ringpipe_exporter_http_requests_total{path=\"other\",code=\"404\"}"), 1.0);
+  EXPECT_EQ(v("ringpipe_exporter_http_response_bytes_total{path=\"/metrics\"}"), static_cast<double>(metrics_bytes));
+  EXPECT_EQ(v("ringpipe_exporter_http_response_bytes_total{path=\"/-/healthy\"}"), static_cast<double>(healthy_bytes));
+  EXPECT_EQ(v("ringpipe_exporter_http_response_bytes_total{path=\"/-/ready\"}"),
+            static_cast<double>(not_ready.body.size()));
+  EXPECT_EQ(v("ringpipe_exporter_http_render_seconds_count{step=\"text\"}"), kScrapes) << "a 401 renders nothing";
+  EXPECT_EQ(v("ringpipe_exporter_http_render_seconds_count{step=\"gzip\"}"), 3.0);
+  EXPECT_GT(v("ringpipe_exporter_http_render_seconds_sum{step=\"text\"}").value_or(0), 0.0);
+  EXPECT_EQ(v("ringpipe_exporter_http_render_seconds_bucket{step=\"gzip\",le=\"+Inf\"}"), 3.0);
+  if (have_promtool()) {
+    const int rc = promtool_check(dir.path().string(), text);
+    EXPECT_TRUE(rc == 0 || rc == 3) << "promtool exit " << rc << "\n" << file_text(dir.file("promtool.out"));
+  }
 }
 
 // The resync request file lives beside the ring: a symlink planted at its

@@ -11,11 +11,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <latch>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "gunzip.hpp"
 #include "prometheus_server.hpp"
 #include "record_builder.hpp"
 #include "ringpipe/exporters/prometheus_exporter.hpp"
@@ -230,6 +234,53 @@ TEST(PrometheusExporterServe, AnswersTwoHundredConcurrentScrapesOfALargePage) {
   const PrometheusExporterStats s = exp->stats();
   EXPECT_EQ(s.scrapes, static_cast<std::uint64_t>(kConcurrentScrapes));
   EXPECT_LT(s.renders, s.scrapes) << "concurrent scrapes share a rendering of the page";
+}
+
+// Scrapes that share a rendering also share its gzip encoding: each page is
+// compressed once, however many scrapes wanted it compressed.
+TEST(PrometheusExporterServe, ConcurrentGzipScrapesCompressEachRenderingOnce) {
+  constexpr int kScrapes = 32;
+  ASSERT_GE(raise_nofile(1024), static_cast<rlim_t>(kScrapes + 64));
+  ringpipe::testing::ScratchDir dir;
+  ring::Ring ring = make_ring(dir.file("metrics"));
+  constexpr int kSeries = 50'000;
+  write_snapshot(ring, kSeries);
+  auto exp = start_exporter(dir.file("metrics"));
+  ASSERT_TRUE(exp);
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return exp->stats().series == kSeries; }, 20s));
+
+  std::latch go(kScrapes);
+  std::vector<int> gzipped(kScrapes, 0);
+  std::vector<int> whole(kScrapes, 0);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kScrapes; ++i) {
+    clients.emplace_back([&, i] {
+      go.arrive_and_wait();
+      const testing::RawHttpResponse r =
+          testing::raw_http_get(exp->port(), "/metrics", {{"Accept-Encoding", "gzip"}}, 20s);
+      if (r.status != 200) ADD_FAILURE() << r.status << ": " << r.error;
+      gzipped[static_cast<std::size_t>(i)] = r.header("Content-Encoding") == "gzip";
+      const std::optional<std::string> text = testing::gunzip(r.body);
+      whole[static_cast<std::size_t>(i)] =
+          text && text->find("load{i=\"" + std::to_string(kSeries - 1) + "\"}") != std::string::npos;
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(std::count(gzipped.begin(), gzipped.end(), 1), kScrapes);
+  EXPECT_EQ(std::count(whole.begin(), whole.end(), 1), kScrapes);
+  const PrometheusExporterStats s = exp->stats();
+  EXPECT_EQ(s.scrapes, static_cast<std::uint64_t>(kScrapes));
+  EXPECT_LT(s.renders, s.scrapes) << "concurrent scrapes share a rendering of the page";
+
+  // Rendered after every scrape above was over, before its own render counted.
+  const testing::RawHttpResponse page = testing::raw_http_get(exp->port(), "/metrics");
+  ASSERT_EQ(page.status, 200) << page.error;
+  const auto text_renders =
+      testing::sample_value(page.body, "ringpipe_exporter_http_render_seconds_count{step=\"text\"}");
+  EXPECT_EQ(text_renders, static_cast<double>(s.renders));
+  EXPECT_EQ(testing::sample_value(page.body, "ringpipe_exporter_http_render_seconds_count{step=\"gzip\"}"),
+            text_renders)
+      << "one compression per rendering";
 }
 
 }  // namespace

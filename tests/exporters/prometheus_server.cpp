@@ -5,9 +5,11 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -32,6 +34,99 @@ std::pair<int, std::string> http_get(std::uint16_t port, const std::string& targ
   auto r = c.request("GET", target, h, "", timeout);
   if (!r) return {0, r.error().message()};
   return {r->status, r->body};
+}
+
+std::optional<std::string> RawHttpResponse::header(std::string_view name) const {
+  auto lower = [](std::string_view v) {
+    std::string out(v);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+  };
+  const std::string want = lower(name);
+  for (const auto& [n, v] : headers) {
+    if (lower(n) == want) return v;
+  }
+  return std::nullopt;
+}
+
+RawHttpResponse raw_http_get(std::uint16_t port, const std::string& target,
+                             const std::vector<std::pair<std::string, std::string>>& headers,
+                             std::chrono::milliseconds timeout) {
+  RawHttpResponse out;
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    out.error = "socket failed";
+    return out;
+  }
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+  (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  (void)::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  const sockaddr_in addr = ringpipe::testing::loopback_address(port);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    out.error = "connect failed";
+    return out;
+  }
+  std::string request = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  for (const auto& [n, v] : headers) request += n + ": " + v + "\r\n";
+  request += "\r\n";
+  for (std::size_t at = 0; at < request.size();) {
+    const ssize_t n = ::send(fd, request.data() + at, request.size() - at, MSG_NOSIGNAL);
+    if (n <= 0) {
+      ::close(fd);
+      out.error = "send failed";
+      return out;
+    }
+    at += static_cast<std::size_t>(n);
+  }
+  std::string raw;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n == 0) break;
+    if (n < 0 || std::chrono::steady_clock::now() > deadline) {
+      ::close(fd);
+      out.error = "no end of answer before the timeout (" + std::to_string(raw.size()) + " bytes read)";
+      return out;
+    }
+    raw.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  const std::size_t end = raw.find("\r\n\r\n");
+  if (end == std::string::npos || raw.compare(0, 9, "HTTP/1.1 ") != 0) {
+    out.error = "malformed answer: " + raw.substr(0, 200);
+    return out;
+  }
+  std::size_t line = raw.find("\r\n");
+  out.status = std::atoi(raw.c_str() + 9);
+  while (line < end) {
+    const std::size_t next = raw.find("\r\n", line + 2);
+    const std::string h = raw.substr(line + 2, next - line - 2);
+    const std::size_t colon = h.find(':');
+    if (colon != std::string::npos) {
+      const std::size_t value = h.find_first_not_of(' ', colon + 1);
+      out.headers.emplace_back(h.substr(0, colon), value == std::string::npos ? "" : h.substr(value));
+    }
+    line = next;
+  }
+  out.body = raw.substr(end + 4);
+  return out;
+}
+
+std::optional<double> sample_value(const std::string& page, const std::string& series) {
+  const std::string line = series + " ";
+  for (std::size_t at = 0; at < page.size();) {
+    if (page.compare(at, line.size(), line) == 0) {
+      return std::strtod(page.c_str() + at + line.size(), nullptr);
+    }
+    const std::size_t next = page.find('\n', at);
+    if (next == std::string::npos) break;
+    at = next + 1;
+  }
+  return std::nullopt;
 }
 
 std::pair<int, std::string> https_get(std::uint16_t port, const std::string& target, const std::string& ca_file,

@@ -9,6 +9,9 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "../support/loopback.hpp"
 
@@ -23,6 +26,29 @@ using ringpipe::testing::free_tcp_port;
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target,
                                      const std::string& authorization = "",
                                      std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+// One answer read off the wire as it came: status, headers (names as sent)
+// and the body undecoded (still gzip when Content-Encoding says so).
+struct RawHttpResponse {
+  int status = 0;  // 0: no answer (error says why)
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::string error;
+  // The first header of that name (case-insensitive); nullopt when absent.
+  [[nodiscard]] std::optional<std::string> header(std::string_view name) const;
+};
+
+// GET http://127.0.0.1:port/target with `headers` over a fresh connection,
+// read until the server closes it (the exporter answers Connection: close), so
+// whatever the server counts once a request is over is counted when this
+// returns.
+RawHttpResponse raw_http_get(std::uint16_t port, const std::string& target,
+                             const std::vector<std::pair<std::string, std::string>>& headers = {},
+                             std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// The value of `series` (name and labels exactly as the page writes them) in
+// a text exposition; nullopt when the page has no such line.
+std::optional<double> sample_value(const std::string& page, const std::string& series);
 
 // GET https://127.0.0.1:port/target trusting `ca_file` (our HttpClient over TLS).
 std::pair<int, std::string> https_get(std::uint16_t port, const std::string& target, const std::string& ca_file,
