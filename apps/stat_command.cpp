@@ -54,13 +54,6 @@ std::string_view reader_state(ring::ReaderStats::State s) {
   return "?";
 }
 
-// Whether producers wait for `r` when one of its lanes is full. Under
-// overwrite no reader holds them back, whatever it declared (the exporter's
-// ringpipe_ring_reader_gating decides the same way).
-bool producers_wait_for(const ring::RingStats& s, const ring::ReaderStats& r) {
-  return r.gating && s.overflow != ring::Overflow::kOverwrite;
-}
-
 // The lane `r` keeps fullest (the first of equals).
 std::uint32_t fullest_lane(const ring::ReaderStats& r) {
   const auto it = std::max_element(r.lane_lag_bytes.begin(), r.lane_lag_bytes.end());
@@ -75,7 +68,7 @@ std::uint32_t fullest_lane(const ring::ReaderStats& r) {
 std::string fill_text(const ring::RingStats& s) {
   const ring::ReaderStats* fullest = nullptr;
   for (const auto& r : s.readers) {
-    if (r.state != ring::ReaderStats::State::kActive || !producers_wait_for(s, r)) continue;
+    if (r.state != ring::ReaderStats::State::kActive || !r.gating) continue;
     if (r.max_lane_lag_bytes > 0 && (!fullest || r.max_lane_lag_bytes > fullest->max_lane_lag_bytes)) fullest = &r;
   }
   if (!fullest || s.lane_capacity_bytes == 0) return "fill 0.0%";
@@ -219,7 +212,7 @@ class StatView {
       out += fmt::format(
           "  reader {}: {} {} {}, pid {}, lag {}, rate {}, records {}, lapped {}, torn {}, corrupt {}, evictions {}\n",
           r.name, r.alive ? "alive" : "not-alive", reader_state(r.state),
-          producers_wait_for(s, r) ? "gating" : "not-gating", r.pid, lag,
+          r.gating ? "gating" : "not-gating", r.pid, lag,
           before ? per_s(r.records, prev) : std::string("-"), r.records, r.lapped_records, r.torn_records,
           r.corrupt_records, r.evictions);
     }

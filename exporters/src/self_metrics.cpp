@@ -107,12 +107,9 @@ void describe_ring(const ring::RingStats& s, std::string_view ring_label, Family
     // ringpipe_ring_lane_capacity_bytes for the gating readers.
     out.gauge("ringpipe_ring_reader_max_lane_lag_bytes", "Bytes not yet read in the reader's fullest lane.", ll,
               static_cast<double>(rd.max_lane_lag_bytes));
-    // Under overwrite no reader holds producers back, whatever it declared
-    // (apps/stat_command.cpp decides the same way).
-    const bool waited_for = rd.gating && s.overflow != ring::Overflow::kOverwrite;
     out.gauge("ringpipe_ring_reader_gating",
               "1 when producers wait for the reader when a lane is full (a gating reader under block or drop).", ll,
-              waited_for ? 1 : 0);
+              rd.gating ? 1 : 0);
   }
 }
 

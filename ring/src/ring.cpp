@@ -324,7 +324,7 @@ RingStats Ring::stats() const {
     r.corrupt_records = slot->corrupt_records.load(std::memory_order_relaxed);
     r.evictions = slot->evictions.load(std::memory_order_relaxed);
     r.sleeps = slot->sleeps.load(std::memory_order_relaxed);
-    r.gating = (slot->flags.load(std::memory_order_relaxed) & kSlotDurable) != 0;
+    r.gating = (slot->flags.load(std::memory_order_relaxed) & kSlotDurable) != 0 && geo_.overflow != Overflow::kOverwrite;
     const Cursor* c = cursors(slot);
     r.lane_lag_bytes.assign(geo_.lanes, 0);
     for (std::uint32_t l = 0; l < geo_.lanes; ++l) {

@@ -627,6 +627,16 @@ TEST(Ring, ReaderStatsGiveLagPerLaneAndWhetherTheReaderGates) {
   }
 }
 
+// Under overwrite no reader holds producers back, whatever it declared.
+TEST(Ring, NoReaderGatesAnOverwriteRing) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small(Overflow::kOverwrite, 4096, 1));
+  auto durable = Reader::attach(*ring, "durable");
+  ASSERT_TRUE(durable);
+  ASSERT_EQ(ring->stats().readers.size(), 1u);
+  EXPECT_FALSE(ring->stats().readers[0].gating);
+}
+
 TEST(Ring, NewReaderStartsAtOldestOrLatest) {
   ScratchDir dir;
   auto ring = Ring::create(dir.file("r"), small());

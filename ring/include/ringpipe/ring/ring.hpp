@@ -95,7 +95,7 @@ struct ReaderStats {
   std::uint64_t evictions;           // times producers stopped waiting for it
   std::uint64_t sleeps;              // futex sleeps in wait()
   std::uint64_t lag_bytes;           // sum over lanes of tail - cursor
-  bool gating;                       // producers wait for it (durable and not gating=false)
+  bool gating;                       // producers wait for it: durable, not gating=false, and the ring not overwrite
   std::vector<std::uint64_t> lane_lag_bytes;  // per lane: tail - cursor (0 when more than a lane behind)
   std::uint64_t max_lane_lag_bytes;  // the largest of lane_lag_bytes: how full it keeps its fullest lane
 };
