@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 
 #include "ringpipe/common/log.hpp"
-#include "ringpipe/processors/metric_record.hpp"
+#include "ringpipe/metric/metric_record.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
 
 namespace ringpipe::apps {
@@ -45,30 +45,30 @@ void format_samples(std::span<const std::byte> payload, std::string& out) {
 }
 
 void format_metrics(std::span<const std::byte> payload, std::string& out) {
-  processors::MetricBatchReader r(payload);
-  const processors::MetricBatchHeader& h = r.header();
+  metric::MetricBatchReader r(payload);
+  const metric::MetricBatchHeader& h = r.header();
   out += fmt::format(" metric batch: {} entries, shard {}/{}, instance {:016x}, flush {}\n", h.entry_count, h.shard,
                      h.shard_count, h.instance_id, h.flush_seq);
   while (auto e = r.next()) {
-    if (e->kind == processors::EntryKind::kSnapshotBegin || e->kind == processors::EntryKind::kSnapshotEnd) {
-      out += fmt::format("  {} {}\n", processors::entry_kind_name(e->kind), e->key);
+    if (e->kind == metric::EntryKind::kSnapshotBegin || e->kind == metric::EntryKind::kSnapshotEnd) {
+      out += fmt::format("  {} {}\n", metric::entry_kind_name(e->kind), e->key);
       continue;
     }
     std::string labels;
-    e->for_each_label([&](const processors::Label& l) {
+    e->for_each_label([&](const metric::Label& l) {
       labels += fmt::format("{}{}={:?}", labels.empty() ? "" : ",", l.name, l.value);
     });
     const std::string series = labels.empty() ? std::string(e->name) : fmt::format("{}{{{}}}", e->name, labels);
-    if (e->kind == processors::EntryKind::kExpire) {
+    if (e->kind == metric::EntryKind::kExpire) {
       out += fmt::format("  expire {}\n", series);
       continue;
     }
-    out += fmt::format("  {} {}", processors::metric_type_name(e->type), series);
+    out += fmt::format("  {} {}", metric::metric_type_name(e->type), series);
     for (std::uint16_t i = 0; i < e->value_count; ++i) out += fmt::format(" {}", e->value(i));
     out += "\n";
   }
-  if (r.error() != processors::MetricDecodeError::kNone)
-    out += fmt::format("  malformed: {}\n", processors::metric_decode_error_name(r.error()));
+  if (r.error() != metric::MetricDecodeError::kNone)
+    out += fmt::format("  malformed: {}\n", metric::metric_decode_error_name(r.error()));
 }
 
 void format_hex(std::span<const std::byte> payload, std::string& out) {
@@ -89,7 +89,7 @@ void format_record(const ring::RecordView& v, std::string& out) {
   out += fmt::format("lane {} seq {} type {}", v.lane, v.seq, v.type);
   switch (v.type) {
     case sample::kSampleBatchRecord: format_samples(v.payload, out); break;
-    case processors::kMetricBatchRecord: format_metrics(v.payload, out); break;
+    case metric::kMetricBatchRecord: format_metrics(v.payload, out); break;
     default: format_hex(v.payload, out); break;
   }
 }

@@ -41,7 +41,7 @@ using namespace ringpipe;
 using exporters::testing::LabelList;
 using exporters::testing::origin;
 using exporters::testing::RecordBuilder;
-using processors::MetricType;
+using metric::MetricType;
 
 struct Timing {
   double best_ms = 0;
@@ -95,7 +95,7 @@ bool fill(ring::Producer& p, std::size_t n, std::uint64_t instance, double value
     if (i == n) b.end(1);
     if (!b.ok()) return false;
     const auto rec = b.take();
-    if (p.write(processors::kMetricBatchRecord, rec, 30s) != ring::WriteStatus::kOk) return false;
+    if (p.write(metric::kMetricBatchRecord, rec, 30s) != ring::WriteStatus::kOk) return false;
   }
   return true;
 }
@@ -187,7 +187,7 @@ void remote_write_bench(std::size_t records, std::size_t series, const std::stri
         b.series(MetricType::kCounter, "rw_base", {{"s", std::to_string(s)}}, {static_cast<double>(r)});
       }
       const auto rec = b.take();
-      processors::MetricBatchReader reader(rec);
+      metric::MetricBatchReader reader(rec);
       while (auto e = reader.next()) {
         rb.add(*e, reader.header().flush_ns / 1'000'000);
         if (rb.samples() >= batch) bodies.push_back(*rb.take_compressed());
@@ -237,7 +237,7 @@ void remote_write_bench(std::size_t records, std::size_t series, const std::stri
   const auto t0 = std::chrono::steady_clock::now();
   if (!(*rw)->start()) return;
   std::thread writer([&] {
-    for (const auto& rec : recs) (void)p->write(processors::kMetricBatchRecord, rec, 30s);
+    for (const auto& rec : recs) (void)p->write(metric::kMetricBatchRecord, rec, 30s);
   });
   const auto deadline = t0 + 120s;
   while ((*rw)->stats().records < records && std::chrono::steady_clock::now() < deadline) {

@@ -30,7 +30,7 @@
 #include "ringpipe/common/crash_journal.hpp"
 #include "ringpipe/common/log.hpp"
 #include "ringpipe/common/run_dir.hpp"
-#include "ringpipe/processors/metric_record.hpp"
+#include "ringpipe/metric/metric_record.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "self_metrics.hpp"
 #include "series_state.hpp"
@@ -551,7 +551,7 @@ struct PrometheusExporter::Impl : prometheus::Collectable, CivetHandler {
               }
               journal->begin(v.lane, v.seq, v.position);
             }
-            if (v.type == processors::kMetricBatchRecord) {
+            if (v.type == metric::kMetricBatchRecord) {
               state.apply(v.payload);
             } else {
               other_records.fetch_add(1, std::memory_order_relaxed);
@@ -873,7 +873,7 @@ Status PrometheusExporter::start() {
     const std::string what = "prometheus exporter: request resync: ";
     auto dir = RunDir::open(ring.has_parent_path() ? ring.parent_path().string() : ".");
     if (!dir) return tl::unexpected(Error{dir.error().code, what + dir.error().context});
-    auto fd = dir->create_file(ring.filename().string() + ".resync", O_WRONLY);
+    auto fd = dir->create_file(ring.filename().string() + std::string(metric::kResyncSuffix), O_WRONLY);
     if (!fd) return tl::unexpected(Error{fd.error().code, what + fd.error().context});
   }
   impl_->stopping.store(false);

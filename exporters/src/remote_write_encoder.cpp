@@ -12,7 +12,7 @@
 
 namespace ringpipe::exporters {
 
-using processors::MetricType;
+using metric::MetricType;
 
 std::string format_double(double v) {
   if (std::isnan(v)) return "NaN";
@@ -55,10 +55,10 @@ void add_series(prometheus::WriteRequest& req, std::vector<LabelRef>& labels, st
 
 }  // namespace
 
-std::size_t RequestBuilder::add(const processors::MetricEntryView& e, std::int64_t ts) {
+std::size_t RequestBuilder::add(const metric::MetricEntryView& e, std::int64_t ts) {
   std::vector<LabelRef> labels;
   labels.reserve(e.label_count + 2);
-  e.for_each_label([&](const processors::Label& l) {
+  e.for_each_label([&](const metric::Label& l) {
     if (!l.value.empty()) labels.push_back({l.name, l.value});
   });
   std::size_t n = 0;

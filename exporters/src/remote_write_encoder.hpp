@@ -9,7 +9,7 @@
 #include <string>
 
 #include "ringpipe/common/result.hpp"
-#include "ringpipe/processors/metric_record.hpp"
+#include "ringpipe/metric/metric_record.hpp"
 
 namespace prometheus {
 class WriteRequest;
@@ -25,7 +25,7 @@ class RequestBuilder {
   RequestBuilder& operator=(RequestBuilder&&) noexcept;
 
   // Adds every sample of one kSeries entry at `timestamp_ms`; returns how many.
-  std::size_t add(const processors::MetricEntryView& e, std::int64_t timestamp_ms);
+  std::size_t add(const metric::MetricEntryView& e, std::int64_t timestamp_ms);
   [[nodiscard]] std::size_t samples() const noexcept { return samples_; }
   [[nodiscard]] bool empty() const noexcept { return samples_ == 0; }
   // Serialized, snappy-compressed body; the builder is empty afterwards.

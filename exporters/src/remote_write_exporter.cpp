@@ -14,7 +14,7 @@
 #include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/exporters/remote_write.hpp"
 #include "ringpipe/net/http_client.hpp"
-#include "ringpipe/processors/metric_record.hpp"
+#include "ringpipe/metric/metric_record.hpp"
 #include "ringpipe/ring/ring.hpp"
 
 namespace ringpipe::exporters {
@@ -221,9 +221,9 @@ struct RemoteWriteExporter::Impl {
   // record is answered, so the cursor never passes unacknowledged samples.
   // Returns false (the record stays unread) when a stop gave one of them up.
   bool handle(const ring::RecordView& v) {
-    if (v.type != processors::kMetricBatchRecord) return true;
-    processors::MetricBatchReader r(v.payload);
-    if (r.error() != processors::MetricDecodeError::kNone) {
+    if (v.type != metric::kMetricBatchRecord) return true;
+    metric::MetricBatchReader r(v.payload);
+    if (r.error() != metric::MetricDecodeError::kNone) {
       decode_errors.fetch_add(1, std::memory_order_relaxed);
       bump(cells.decode_errors);
       return true;
@@ -231,12 +231,12 @@ struct RemoteWriteExporter::Impl {
     record_abandoned.store(false, std::memory_order_relaxed);
     const std::int64_t ts = r.header().flush_ns / 1'000'000;
     while (auto e = r.next()) {
-      if (e->kind != processors::EntryKind::kSeries) continue;
+      if (e->kind != metric::EntryKind::kSeries) continue;
       const std::size_t shard = e->key % builders.size();
       builders[shard].add(*e, ts);
       if (builders[shard].samples() >= options.batch_size) enqueue(shard);
     }
-    if (r.error() != processors::MetricDecodeError::kNone) {
+    if (r.error() != metric::MetricDecodeError::kNone) {
       decode_errors.fetch_add(1, std::memory_order_relaxed);
       bump(cells.decode_errors);
     }

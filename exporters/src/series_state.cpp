@@ -8,8 +8,8 @@
 namespace ringpipe::exporters {
 namespace {
 
-using processors::EntryKind;
-using processors::MetricType;
+using metric::EntryKind;
+using metric::MetricType;
 
 constexpr std::uint32_t kNoFamily = UINT32_MAX;
 constexpr std::size_t kRetiredInstances = 16;
@@ -56,12 +56,12 @@ SeriesState::SeriesState() = default;
 
 void SeriesState::apply(std::span<const std::byte> record) noexcept {
   counters_.records.fetch_add(1, std::memory_order_relaxed);
-  processors::MetricBatchReader reader(record);
-  if (reader.error() != processors::MetricDecodeError::kNone) {
+  metric::MetricBatchReader reader(record);
+  if (reader.error() != metric::MetricDecodeError::kNone) {
     counters_.decode_errors.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  const processors::MetricBatchHeader& h = reader.header();
+  const metric::MetricBatchHeader& h = reader.header();
   if (h.shard_count == 0 || h.shard_count > kMaxProcessorShards || h.shard >= h.shard_count) {
     counters_.decode_errors.fetch_add(1, std::memory_order_relaxed);
     return;
@@ -102,7 +102,7 @@ void SeriesState::apply(std::span<const std::byte> record) noexcept {
     }
   }
   counters_.entries.fetch_add(entries, std::memory_order_relaxed);
-  if (reader.error() != processors::MetricDecodeError::kNone) {
+  if (reader.error() != metric::MetricDecodeError::kNone) {
     counters_.decode_errors.fetch_add(1, std::memory_order_relaxed);
   }
 }
@@ -148,7 +148,7 @@ bool SeriesState::name_conflicts(std::uint32_t id) const noexcept {
   return false;
 }
 
-std::uint32_t SeriesState::family_for(const processors::MetricEntryView& e) noexcept {
+std::uint32_t SeriesState::family_for(const metric::MetricEntryView& e) noexcept {
   auto it = family_ids_.find(std::string(e.name));
   if (it == family_ids_.end()) {
     const auto id = static_cast<std::uint32_t>(families_.size());
@@ -181,7 +181,7 @@ std::uint32_t SeriesState::family_for(const processors::MetricEntryView& e) noex
   return f.conflict ? kNoFamily : id;
 }
 
-void SeriesState::apply_series(const processors::MetricEntryView& e, std::uint16_t shard) noexcept {
+void SeriesState::apply_series(const metric::MetricEntryView& e, std::uint16_t shard) noexcept {
   RINGPIPE_TEST_CRASH_POINT("exporter", e.name);
   if (!values_fit(e.type, e.value_count)) {
     counters_.decode_errors.fetch_add(1, std::memory_order_relaxed);
@@ -314,8 +314,8 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
       const prometheus::MetricType type = heads[se.family].type;
       prometheus::ClientMetric& m = out[base + se.family].metric.emplace_back();
       m.label.reserve(se.label_count);
-      processors::for_each_label(std::as_bytes(std::span(se.labels.data(), se.labels.size())), se.label_count,
-                                 [&](const processors::Label& l) {
+      metric::for_each_label(std::as_bytes(std::span(se.labels.data(), se.labels.size())), se.label_count,
+                                 [&](const metric::Label& l) {
                                    m.label.push_back({std::string(l.name), std::string(l.value)});
                                  });
       const std::vector<double>& v = se.values;

@@ -1,7 +1,7 @@
 #pragma once
 // SeriesState: the current value of every series published into a metric
 // ring, built by applying metric-batch records in ring order (series, expire,
-// snapshot markers, processor instance changes; see processors/FORMAT.md).
+// snapshot markers, processor instance changes; see metric/FORMAT.md).
 // apply() is called by one thread (the ring reader); collect(), ready() and
 // the counters are safe from any thread at the same time. Series live in
 // kShards maps, each behind its own mutex, so a scrape holds one small lock at
@@ -18,7 +18,7 @@
 
 #include <prometheus/metric_family.h>
 
-#include "ringpipe/processors/metric_record.hpp"
+#include "ringpipe/metric/metric_record.hpp"
 
 namespace ringpipe::exporters {
 
@@ -58,7 +58,7 @@ class SeriesState {
   struct Family {
     std::string name;
     std::string help;
-    processors::MetricType type = processors::MetricType::kGauge;
+    metric::MetricType type = metric::MetricType::kGauge;
     bool conflict = false;
   };
   struct Series {
@@ -82,10 +82,10 @@ class SeriesState {
   };
 
   void start_instance(std::uint64_t instance, std::uint16_t shard_count) noexcept;
-  void apply_series(const processors::MetricEntryView& e, std::uint16_t shard) noexcept;
+  void apply_series(const metric::MetricEntryView& e, std::uint16_t shard) noexcept;
   void expire(std::uint64_t key) noexcept;
   void finish_snapshot(std::uint16_t shard) noexcept;
-  std::uint32_t family_for(const processors::MetricEntryView& e) noexcept;
+  std::uint32_t family_for(const metric::MetricEntryView& e) noexcept;
   [[nodiscard]] bool name_conflicts(std::uint32_t id) const noexcept;
   void erase_if_live(std::uint32_t family) noexcept;
   [[nodiscard]] Shard& shard_of(std::uint64_t key) noexcept { return shards_[key % kShards]; }

@@ -13,9 +13,11 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "ringpipe/processors/metric_record.hpp"
+#include "ringpipe/metric/metric_record.hpp"
 
 namespace ringpipe::processors::detail {
+
+using metric::MetricType;
 
 // What a family aggregates; sets are exported as gauges but never mix with them.
 enum class FamilyKind : std::uint8_t { kCounter, kGauge, kSummary, kHistogram, kSet };

@@ -55,7 +55,7 @@ class RingSink final : public RecordSink {
     return s;
   }
   void commit_record(std::size_t used_bytes) noexcept override {
-    if (used_bytes != 0) p_.finish(kMetricBatchRecord, used_bytes);
+    if (used_bytes != 0) p_.finish(metric::kMetricBatchRecord, used_bytes);
   }
   void end_flush() noexcept override { p_.publish(); }
   [[nodiscard]] std::uint64_t refused() const noexcept { return refused_; }
@@ -380,7 +380,7 @@ void Processor::Impl::shard_loop(std::uint32_t index) {
   std::uint64_t seen_generation = snapshot_generation.load(std::memory_order_acquire);
   bool snapshot_due = true;  // the first flush is a snapshot
   ShardBatch* items[64];
-  const std::string resync_path = options.output + ".resync";
+  const std::string resync_path = options.output + std::string(metric::kResyncSuffix);
 
   auto do_flush = [&] {
     const std::int64_t now = monotonic_ns();

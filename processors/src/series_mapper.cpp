@@ -65,7 +65,7 @@ bool valid_utf8(std::string_view s) noexcept {
 }
 
 void put_label(std::vector<std::byte>& out, std::string_view k, std::string_view v) {
-  const LabelHeader h{static_cast<std::uint16_t>(k.size()), static_cast<std::uint16_t>(v.size())};
+  const metric::LabelHeader h{static_cast<std::uint16_t>(k.size()), static_cast<std::uint16_t>(v.size())};
   const std::size_t at = out.size();
   out.resize(at + sizeof h + k.size() + v.size());
   std::byte* p = out.data() + at;

@@ -21,14 +21,14 @@ class Emitter {
     if (failed_) return false;
     if (writer_ && writer_->append(e)) return counted();
     close();
-    if (!open(sizeof(MetricBatchHeader) + entry_size(e)) || !writer_->append(e)) return fail();
+    if (!open(sizeof(metric::MetricBatchHeader) + metric::entry_size(e)) || !writer_->append(e)) return fail();
     return counted();
   }
   bool marker(EntryKind k, std::uint64_t id) noexcept {
     if (failed_) return false;
     if (writer_ && writer_->append_marker(k, id)) return counted();
     close();
-    if (!open(sizeof(MetricBatchHeader) + kMarkerEntrySize) || !writer_->append_marker(k, id)) return fail();
+    if (!open(sizeof(metric::MetricBatchHeader) + metric::kMarkerEntrySize) || !writer_->append_marker(k, id)) return fail();
     return counted();
   }
   void close() noexcept {
@@ -40,7 +40,7 @@ class Emitter {
     writer_.reset();
   }
   [[nodiscard]] bool fits(const SeriesEntry& e) const noexcept {
-    return sizeof(MetricBatchHeader) + entry_size(e) <= max_;
+    return sizeof(metric::MetricBatchHeader) + metric::entry_size(e) <= max_;
   }
   [[nodiscard]] bool failed() const noexcept { return failed_; }
   [[nodiscard]] std::uint64_t records() const noexcept { return records_; }
@@ -69,7 +69,7 @@ class Emitter {
   RecordSink& sink_;
   BatchOrigin origin_;
   std::size_t max_;
-  std::optional<MetricBatchWriter> writer_;
+  std::optional<metric::MetricBatchWriter> writer_;
   bool failed_ = false;
   std::uint64_t records_ = 0;
   std::uint64_t entries_ = 0;
@@ -408,7 +408,7 @@ void Shard::encode(const Series& se, EntryKind kind, SeriesEntry& e) noexcept {
   const Family& f = *se.family;
   e.kind = kind;
   e.type = metric_type_of(f.kind);
-  e.flags = f.kind == FamilyKind::kSet ? kEntryFromSet : 0;
+  e.flags = f.kind == FamilyKind::kSet ? metric::kEntryFromSet : 0;
   e.key = se.hash;
   e.name = f.name;
   e.help = f.help;

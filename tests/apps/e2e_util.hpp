@@ -26,7 +26,7 @@
 #include <thread>
 #include <vector>
 
-#include "ringpipe/processors/metric_record.hpp"
+#include "ringpipe/metric/metric_record.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
 #include "loopback.hpp"
@@ -207,7 +207,7 @@ inline std::optional<double> exposition_sum(std::string_view body, std::string_v
   return sum;
 }
 
-// Applies a metric ring's records (processors/FORMAT.md) from a non-durable
+// Applies a metric ring's records (metric/FORMAT.md) from a non-durable
 // reader: the latest value per series and processor instance.
 class MetricTotals {
  public:
@@ -226,10 +226,10 @@ class MetricTotals {
   }
   void poll() {
     reader_->poll([&](const ring::RecordView& v) {
-      if (v.type != processors::kMetricBatchRecord) return;
-      processors::MetricBatchReader r(v.payload);
+      if (v.type != metric::kMetricBatchRecord) return;
+      metric::MetricBatchReader r(v.payload);
       while (auto e = r.next()) {
-        if (e->kind != processors::EntryKind::kSeries) continue;
+        if (e->kind != metric::EntryKind::kSeries) continue;
         values_[{r.header().instance_id, e->key}] = {std::string(e->name), e->value(0)};
       }
     });

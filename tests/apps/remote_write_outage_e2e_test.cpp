@@ -112,11 +112,11 @@ std::set<std::pair<std::string, std::int64_t>> ring_backlog(const std::string& p
   EXPECT_TRUE(reader);
   if (!reader) return out;
   while (reader->poll([&](const ring::RecordView& v) {
-    if (v.type != processors::kMetricBatchRecord) return;
-    processors::MetricBatchReader m(v.payload);
+    if (v.type != metric::kMetricBatchRecord) return;
+    metric::MetricBatchReader m(v.payload);
     const std::int64_t ts = m.header().flush_ns / 1'000'000;
     while (auto e = m.next()) {
-      if (e->kind != processors::EntryKind::kSeries) continue;
+      if (e->kind != metric::EntryKind::kSeries) continue;
       out.insert({"__name__=" + std::string(e->name) + ";", ts});
     }
   }) != 0) {

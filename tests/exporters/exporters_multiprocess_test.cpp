@@ -25,7 +25,7 @@ namespace ringpipe::exporters {
 namespace {
 
 using namespace std::chrono_literals;
-using processors::MetricType;
+using metric::MetricType;
 using testing::origin;
 using testing::RecordBuilder;
 
@@ -74,7 +74,7 @@ void answer_resyncs(const ring::Ring& ring, int series, const std::atomic<double
         }
         b.end(seq);
         const auto rec = b.take();
-        ASSERT_EQ(p->write(processors::kMetricBatchRecord, rec, 2s), ring::WriteStatus::kOk);
+        ASSERT_EQ(p->write(metric::kMetricBatchRecord, rec, 2s), ring::WriteStatus::kOk);
       }
     }
     std::this_thread::sleep_for(5ms);
@@ -136,7 +136,7 @@ TEST(ExportersMultiprocess, PullExporterQuarantinesARecordThatKillsItAndAppliesT
       RecordBuilder b(origin(42, 0, 1, ++seq));
       b.series(MetricType::kCounter, name, {}, {v});
       const auto rec = b.take();
-      ASSERT_EQ(p->write(processors::kMetricBatchRecord, rec, 2s), ring::WriteStatus::kOk);
+      ASSERT_EQ(p->write(metric::kMetricBatchRecord, rec, 2s), ring::WriteStatus::kOk);
     };
     write("before", 1);
     write("poison", 2);
@@ -211,7 +211,7 @@ TEST(ExportersMultiprocess, KilledRemoteWriteExporterLosesNoSample) {
       }
       ASSERT_TRUE(b.ok());
       const auto rec = b.take();
-      ASSERT_EQ(p->write(processors::kMetricBatchRecord, rec, 2s), ring::WriteStatus::kOk);
+      ASSERT_EQ(p->write(metric::kMetricBatchRecord, rec, 2s), ring::WriteStatus::kOk);
     }
   }
   const std::string url_dir = dir.path().string();

@@ -33,7 +33,7 @@ namespace {
 using namespace std::chrono_literals;
 using testing::origin;
 using testing::RecordBuilder;
-using processors::MetricType;
+using metric::MetricType;
 
 bool have_prometheus() { return ::access(testing::kPrometheusBinary, X_OK) == 0; }
 
@@ -50,7 +50,7 @@ ring::Ring make_ring(const std::string& path) {
 void write(ring::Producer& p, RecordBuilder& b) {
   ASSERT_TRUE(b.ok());
   const auto rec = b.take();
-  ASSERT_EQ(p.write(processors::kMetricBatchRecord, rec, 2s), ring::WriteStatus::kOk);
+  ASSERT_EQ(p.write(metric::kMetricBatchRecord, rec, 2s), ring::WriteStatus::kOk);
 }
 
 // promtool's exit status on the exposition: 0 clean, 3 lint remarks only, 1 broken.
@@ -162,7 +162,7 @@ TEST(PrometheusExporterE2E, HostileTagsLeaveThePageScrapeable) {
   engine->flush(1'000'000'000, 1'700'000'000'000'000'000, sink);
   ASSERT_FALSE(sink.records().empty());
   for (const auto& rec : sink.records()) {
-    ASSERT_EQ(producer->write(processors::kMetricBatchRecord, rec, 2s), ring::WriteStatus::kOk);
+    ASSERT_EQ(producer->write(metric::kMetricBatchRecord, rec, 2s), ring::WriteStatus::kOk);
   }
 
   PrometheusExporterOptions o;
@@ -337,7 +337,7 @@ void write_gauges(ring::Ring& ring, int series) {
     if (first + 500 >= series) b.end(1);
     ASSERT_TRUE(b.ok());
     const auto rec = b.take();
-    ASSERT_EQ(producer->write(processors::kMetricBatchRecord, rec, 5s), ring::WriteStatus::kOk);
+    ASSERT_EQ(producer->write(metric::kMetricBatchRecord, rec, 5s), ring::WriteStatus::kOk);
   }
 }
 
@@ -720,7 +720,7 @@ class FakeProcessor {
           b.end(seq);
           ASSERT_TRUE(b.ok());
           const auto rec = b.take();
-          ASSERT_EQ(p->write(processors::kMetricBatchRecord, rec, 2s), ring::WriteStatus::kOk);
+          ASSERT_EQ(p->write(metric::kMetricBatchRecord, rec, 2s), ring::WriteStatus::kOk);
         }
         ++snapshots;
       }

@@ -30,7 +30,7 @@ namespace ringpipe::exporters {
 namespace {
 
 using namespace std::chrono_literals;
-using processors::MetricType;
+using metric::MetricType;
 using testing::origin;
 using testing::RecordBuilder;
 
@@ -60,7 +60,7 @@ void write_snapshot(ring::Ring& ring, int series, int per_record = 2000) {
     if (first + per_record >= series) b.end(1);
     ASSERT_TRUE(b.ok());
     const auto rec = b.take();
-    ASSERT_EQ(producer->write(processors::kMetricBatchRecord, rec, 2s), ring::WriteStatus::kOk);
+    ASSERT_EQ(producer->write(metric::kMetricBatchRecord, rec, 2s), ring::WriteStatus::kOk);
   }
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// Test helper: builds metric-batch records (processors/FORMAT.md) the way a
+// Test helper: builds metric-batch records (metric/FORMAT.md) the way a
 // processor shard writes them. Not thread-safe.
 
 #include <cstddef>
@@ -10,18 +10,18 @@
 #include <utility>
 #include <vector>
 
-#include "ringpipe/processors/metric_record.hpp"
+#include "ringpipe/metric/metric_record.hpp"
 
 namespace ringpipe::exporters::testing {
 
-using processors::EntryKind;
-using processors::MetricType;
+using metric::EntryKind;
+using metric::MetricType;
 using LabelList = std::vector<std::pair<std::string, std::string>>;
 
 inline std::vector<std::byte> encode_labels(const LabelList& labels) {
   std::vector<std::byte> out;
   for (const auto& [n, v] : labels) {
-    processors::LabelHeader h{static_cast<std::uint16_t>(n.size()), static_cast<std::uint16_t>(v.size())};
+    metric::LabelHeader h{static_cast<std::uint16_t>(n.size()), static_cast<std::uint16_t>(v.size())};
     const std::size_t at = out.size();
     out.resize(at + sizeof h + n.size() + v.size());
     std::memcpy(out.data() + at, &h, sizeof h);
@@ -40,13 +40,13 @@ inline std::uint64_t series_key(const std::string& name, const LabelList& labels
 
 class RecordBuilder {
  public:
-  explicit RecordBuilder(processors::BatchOrigin origin, std::size_t capacity = 1 << 20)
+  explicit RecordBuilder(metric::BatchOrigin origin, std::size_t capacity = 1 << 20)
       : buf_(capacity), writer_(buf_, origin) {}
 
   RecordBuilder& series(MetricType type, const std::string& name, const LabelList& labels,
                         std::vector<double> values, const std::string& help = "") {
     auto lb = encode_labels(labels);
-    processors::SeriesEntry e;
+    metric::SeriesEntry e;
     e.kind = EntryKind::kSeries;
     e.type = type;
     e.key = series_key(name, labels);
@@ -60,7 +60,7 @@ class RecordBuilder {
   }
   RecordBuilder& expire(MetricType type, const std::string& name, const LabelList& labels) {
     auto lb = encode_labels(labels);
-    processors::SeriesEntry e;
+    metric::SeriesEntry e;
     e.kind = EntryKind::kExpire;
     e.type = type;
     e.key = series_key(name, labels);
@@ -86,13 +86,13 @@ class RecordBuilder {
 
  private:
   std::vector<std::byte> buf_;
-  processors::MetricBatchWriter writer_;
+  metric::MetricBatchWriter writer_;
   bool ok_ = true;
 };
 
-inline processors::BatchOrigin origin(std::uint64_t instance, std::uint16_t shard = 0, std::uint16_t shards = 1,
+inline metric::BatchOrigin origin(std::uint64_t instance, std::uint16_t shard = 0, std::uint16_t shards = 1,
                                       std::uint64_t flush_seq = 1, std::int64_t flush_ns = 0) {
-  processors::BatchOrigin o;
+  metric::BatchOrigin o;
   o.instance_id = instance;
   o.shard = shard;
   o.shard_count = shards;

@@ -21,7 +21,7 @@ namespace ringpipe::exporters {
 namespace {
 
 using namespace std::chrono_literals;
-using processors::MetricType;
+using metric::MetricType;
 using testing::origin;
 using testing::RecordBuilder;
 
@@ -48,7 +48,7 @@ std::set<std::pair<std::string, std::int64_t>> fill_ring(const std::string& path
     }
     EXPECT_TRUE(b.ok());
     const auto rec = b.take();
-    EXPECT_EQ(producer->write(processors::kMetricBatchRecord, rec, 1s), ring::WriteStatus::kOk);
+    EXPECT_EQ(producer->write(metric::kMetricBatchRecord, rec, 1s), ring::WriteStatus::kOk);
   }
   return expected;
 }

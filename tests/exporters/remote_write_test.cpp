@@ -17,7 +17,7 @@ namespace {
 using namespace std::chrono_literals;
 using testing::origin;
 using testing::RecordBuilder;
-using processors::MetricType;
+using metric::MetricType;
 
 std::map<std::string, double> decode(const std::string& body, std::int64_t expect_ts) {
   std::string raw;
@@ -46,7 +46,7 @@ TEST(RemoteWriteEncoding, EncodesEveryDerivedSeriesSortedAndCompressed) {
       .series(MetricType::kSummary, "lat", {{"p", "/"}}, {3, 0.6, 0.5, 0.2})
       .series(MetricType::kHistogram, "sz", {{"empty", ""}}, {4, 10, 1, 1, INFINITY, 4});
   const auto rec = b.take();
-  processors::MetricBatchReader r(rec);
+  metric::MetricBatchReader r(rec);
   RequestBuilder rb;
   std::size_t n = 0;
   while (auto e = r.next()) n += rb.add(*e, r.header().flush_ns / 1'000'000);

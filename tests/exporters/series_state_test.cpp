@@ -16,7 +16,7 @@ namespace {
 
 using testing::origin;
 using testing::RecordBuilder;
-using processors::MetricType;
+using metric::MetricType;
 
 std::string exposition(const SeriesState& s) {
   std::vector<prometheus::MetricFamily> f;

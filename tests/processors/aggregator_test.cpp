@@ -343,7 +343,7 @@ TEST(Engine, SetsPublishDistinctMembersOfTheLastCompletedWindow) {
   h.flush();
   EXPECT_EQ(h.state.value("users{}"), 3);
   EXPECT_EQ(h.state.series["users{}"].type, MetricType::kGauge);
-  EXPECT_EQ(h.state.series["users{}"].flags, kEntryFromSet);
+  EXPECT_EQ(h.state.series["users{}"].flags, metric::kEntryFromSet);
   h.advance(10s);
   h.flush();
   EXPECT_EQ(h.state.value("users{}"), 1);

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "ringpipe/processors/aggregator.hpp"
-#include "ringpipe/processors/metric_record.hpp"
+#include "ringpipe/metric/metric_record.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
 
 namespace ringpipe::processors::testing {
@@ -33,10 +33,10 @@ class ExporterState {
     for (const auto& r : records) apply_record(r);
   }
   void apply_record(const std::vector<std::byte>& r) {
-    MetricBatchReader reader(r);
+    metric::MetricBatchReader reader(r);
     while (auto e = reader.next()) {
       std::string labels;
-      e->for_each_label([&](const Label& l) {
+      e->for_each_label([&](const metric::Label& l) {
         if (!labels.empty()) labels += ",";
         labels += std::string(l.name) + "=" + std::string(l.value);
       });
@@ -57,7 +57,7 @@ class ExporterState {
         case EntryKind::kSnapshotEnd: ++snapshot_ends; break;
       }
     }
-    if (reader.error() != MetricDecodeError::kNone) ++decode_errors;
+    if (reader.error() != metric::MetricDecodeError::kNone) ++decode_errors;
   }
   [[nodiscard]] bool has(const std::string& key) const { return series.count(key) != 0; }
   [[nodiscard]] double value(const std::string& key, std::size_t i = 0) const {

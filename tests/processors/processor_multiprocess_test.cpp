@@ -109,7 +109,7 @@ TEST(ProcessorMultiprocess, RawRingToOutputRingKeepsExactTotals) {
   std::size_t records = 0;
   for (;;) {
     const std::size_t n = exporter->poll([&](const ring::RecordView& v) {
-      ASSERT_EQ(v.type, kMetricBatchRecord);
+      ASSERT_EQ(v.type, metric::kMetricBatchRecord);
       state.apply_record(std::vector<std::byte>(v.payload.begin(), v.payload.end()));
       ++records;
     });

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "ringpipe/processors/aggregator.hpp"
-#include "ringpipe/processors/metric_record.hpp"
+#include "ringpipe/metric/metric_record.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
 
 namespace {
@@ -113,15 +113,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   engine->flush(1'000'000'000, 1'000'000'000, sink);
 
   for (const auto& rec : sink.records()) {
-    processors::MetricBatchReader reader(rec);
+    metric::MetricBatchReader reader(rec);
     while (auto e = reader.next()) {
-      if (e->kind != processors::EntryKind::kSeries) continue;
-      const std::string_view owned = e->type == processors::MetricType::kHistogram ? "le"
-                                     : e->type == processors::MetricType::kSummary ? "quantile"
+      if (e->kind != metric::EntryKind::kSeries) continue;
+      const std::string_view owned = e->type == metric::MetricType::kHistogram ? "le"
+                                     : e->type == metric::MetricType::kSummary ? "quantile"
                                                                                    : "";
       std::string_view prev;
       bool first = true;
-      e->for_each_label([&](const processors::Label& l) {
+      e->for_each_label([&](const metric::Label& l) {
         RINGPIPE_FUZZ_CHECK(!l.name.empty());
         RINGPIPE_FUZZ_CHECK(l.name.substr(0, 2) != "__");
         RINGPIPE_FUZZ_CHECK(l.name != owned);

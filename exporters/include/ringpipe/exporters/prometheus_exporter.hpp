@@ -1,6 +1,6 @@
 #pragma once
 // PrometheusExporter: serves the current state of every series in a metric
-// ring (processors/FORMAT.md) on an HTTP /metrics endpoint, plus ringpipe's
+// ring (metric/FORMAT.md) on an HTTP /metrics endpoint, plus ringpipe's
 // own counters read from shared memory. A reader thread applies the ring's
 // records to a sharded state; a scrape copies one state shard at a time under
 // that shard's lock, so scrapes never stall the reader for long.

@@ -19,13 +19,19 @@
 
 #include "ringpipe/common/result.hpp"
 #include "ringpipe/processors/mapping.hpp"
-#include "ringpipe/processors/metric_record.hpp"
+#include "ringpipe/metric/metric_record.hpp"
 
 namespace ringpipe::sample {
 struct SampleView;
 }
 
 namespace ringpipe::processors {
+
+// The engine speaks the metric record's vocabulary (metric/FORMAT.md).
+using metric::BatchOrigin;
+using metric::EntryKind;
+using metric::MetricType;
+using metric::SeriesEntry;
 
 struct EngineOptions {
   MappingConfig mapping;

@@ -10,7 +10,7 @@
 //
 // Resync: an exporter that (re)starts creates the file `<output>.resync`; at
 // its next flush the processor removes it and every shard writes a full
-// snapshot (see processors/FORMAT.md). Snapshots also come every
+// snapshot (see metric/FORMAT.md). Snapshots also come every
 // snapshot_every_flushes flushes and at start.
 
 #include <chrono>

@@ -1,4 +1,4 @@
-#include "ringpipe/processors/metric_record.hpp"
+#include "ringpipe/metric/metric_record.hpp"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <limits>
 #include <vector>
 
-namespace ringpipe::processors {
+namespace ringpipe::metric {
 namespace {
 
 std::vector<std::byte> encode_labels(std::initializer_list<Label> labels) {
@@ -157,4 +157,4 @@ TEST(MetricRecord, ReaderRejectsTruncatedBadVersionAndLyingLengths) {
 }
 
 }  // namespace
-}  // namespace ringpipe::processors
+}  // namespace ringpipe::metric

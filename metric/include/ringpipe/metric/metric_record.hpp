@@ -2,7 +2,7 @@
 // The metric-batch record: how a processor publishes aggregated series into
 // its output ring and how exporters read them in place. One ring record (type
 // kMetricBatchRecord) carries a MetricBatchHeader followed by `entry_count`
-// entries; processors/FORMAT.md holds the byte layout and the snapshot
+// entries; FORMAT.md beside this part holds the byte layout and the snapshot
 // protocol. Every field is little-endian, every entry starts 8-byte aligned.
 // MetricBatchWriter and MetricBatchReader are single-thread objects; the
 // reader never trusts the bytes (they come from shared memory).
@@ -14,10 +14,13 @@
 #include <span>
 #include <string_view>
 
-namespace ringpipe::processors {
+namespace ringpipe::metric {
 
 inline constexpr std::uint16_t kMetricBatchRecord = 2;  // ring record type
 inline constexpr std::uint16_t kMetricFormatVersion = 1;
+// An exporter asks the processors writing a metrics ring for a full snapshot
+// by creating a file of this name beside the ring: "<ring>.resync".
+inline constexpr std::string_view kResyncSuffix = ".resync";
 
 // The Prometheus type of a family. Sets are published as kGauge with kFromSet.
 enum class MetricType : std::uint8_t {
@@ -126,7 +129,7 @@ struct MetricEntryView {
   }
   template <class F>
   void for_each_label(F&& f) const {
-    processors::for_each_label(label_bytes, label_count, static_cast<F&&>(f));
+    metric::for_each_label(label_bytes, label_count, static_cast<F&&>(f));
   }
 };
 
@@ -206,4 +209,4 @@ class MetricBatchReader {
   MetricDecodeError error_ = MetricDecodeError::kNone;
 };
 
-}  // namespace ringpipe::processors
+}  // namespace ringpipe::metric

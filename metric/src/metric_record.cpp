@@ -1,9 +1,9 @@
-#include "ringpipe/processors/metric_record.hpp"
+#include "ringpipe/metric/metric_record.hpp"
 
 #include <bit>
 #include <limits>
 
-namespace ringpipe::processors {
+namespace ringpipe::metric {
 namespace {
 
 static_assert(std::endian::native == std::endian::little, "the on-ring format is little-endian");
@@ -204,4 +204,4 @@ std::optional<MetricEntryView> MetricBatchReader::next() noexcept {
   return v;
 }
 
-}  // namespace ringpipe::processors
+}  // namespace ringpipe::metric
