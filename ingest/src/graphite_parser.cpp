@@ -73,13 +73,17 @@ void GraphiteParser::parse_line(std::string_view line, SampleOutput& out, ParseC
       }
       if (ntags < tags_.size()) {
         tags_[ntags++] = sample::Tag{tag.substr(0, eq), tag.substr(eq + 1)};
-      } else if (!too_many) {
+      } else {
         too_many = true;
-        counters.count(ParseError::kTooManyTags);
       }
       if (next == std::string_view::npos) break;
       rest.remove_prefix(next + 1);
     }
+  }
+  // Refused, never cut: a tag set cut at kMaxTags would merge two series.
+  if (too_many) {
+    counters.count(ParseError::kTooManyTags);
+    return;
   }
 
   double value = 0;

@@ -110,11 +110,16 @@ void InfluxParser::parse_line(std::string_view line, SampleOutput& out, ParseCou
     const std::string_view value = unescape(line.substr(eq + 1, end - eq - 1));
     if (ntags < tags_.size()) {
       tags_[ntags++] = sample::Tag{key, value};
-    } else if (!too_many) {
+    } else {
       too_many = true;
-      counters.count(ParseError::kTooManyTags);
     }
     i = end;
+  }
+  // Refused, never cut: the same measurement with a tag set cut at kMaxTags
+  // would merge two series into one.
+  if (too_many) {
+    counters.count(ParseError::kTooManyTags);
+    return;
   }
   if (i >= line.size() || !is_space(line[i])) {
     counters.count(ParseError::kMalformedLine);  // no field set

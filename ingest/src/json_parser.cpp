@@ -257,7 +257,11 @@ void JsonParser::parse_line(std::string_view line, SampleOutput& out, ParseCount
     counters.count(ParseError::kMalformedTimestamp);
     return;
   }
-  if (too_many) counters.count(ParseError::kTooManyTags);
+  // Refused, never cut: a label set cut at max_labels would merge two series.
+  if (too_many) {
+    counters.count(ParseError::kTooManyTags);
+    return;
+  }
   if (bad_tag) counters.count(ParseError::kMalformedTag);
   counters.skipped_fields += skipped;
   ++counters.samples;

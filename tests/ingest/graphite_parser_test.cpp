@@ -32,6 +32,19 @@ TEST(GraphiteParser, ParsesTagsAfterSemicolons) {
   EXPECT_EQ(p.samples[0].tags, (Tags{{"host", "a"}, {"mount", "/var"}}));
 }
 
+TEST(GraphiteParser, RefusesALineWithMoreThanMaxTagsNeverCutsIt) {
+  std::string tags;
+  for (std::size_t i = 0; i < kMaxTags; ++i) tags += ";t" + std::to_string(i) + "=v";
+  const Parsed full = graphite("disk.used" + tags + " 5 1700000000");
+  ASSERT_EQ(full.samples.size(), 1u);
+  EXPECT_EQ(full.samples[0].tags.size(), kMaxTags);
+  EXPECT_EQ(full.err(ParseError::kTooManyTags), 0u);
+  const Parsed over = graphite("disk.used" + tags + ";extra=1 5 1700000000\ndisk.free;host=a 6 1700000000");
+  ASSERT_EQ(over.samples.size(), 1u);
+  EXPECT_EQ(over.samples[0].name, "disk.free");
+  EXPECT_EQ(over.err(ParseError::kTooManyTags), 1u);
+}
+
 TEST(GraphiteParser, UsesReceiveTimeWhenTimestampIsMissingOrMinusOne) {
   const Parsed p = graphite("a 1\nb 2 -1\nc 3 1700000000.25");
   ASSERT_EQ(p.samples.size(), 3u);

@@ -110,6 +110,20 @@ TEST(InfluxParser, DropsWholeLineWhenAnyPartIsMalformed) {
   EXPECT_EQ(p.err(ParseError::kEmptyName), 1u);
 }
 
+TEST(InfluxParser, RefusesALineWithMoreThanMaxTagsNeverCutsIt) {
+  // Cut at kMaxTags, two lines differing only in the 65th tag would be one series.
+  std::string tags;
+  for (std::size_t i = 0; i < kMaxTags; ++i) tags += ",t" + std::to_string(i) + "=v";
+  const Parsed full = influx("m" + tags + " a=1,b=2");
+  ASSERT_EQ(full.samples.size(), 2u);
+  EXPECT_EQ(full.samples[0].tags.size(), kMaxTags);
+  EXPECT_EQ(full.err(ParseError::kTooManyTags), 0u);
+  const Parsed over = influx("m" + tags + ",extra=1 a=1,b=2\nm,ok=1 a=3");
+  ASSERT_EQ(over.samples.size(), 1u);  // the whole first line, both fields, is refused
+  EXPECT_EQ(over.samples[0].tags, (Tags{{"ok", "1"}}));
+  EXPECT_EQ(over.err(ParseError::kTooManyTags), 1u);
+}
+
 TEST(InfluxParser, RefusesTimestampThatOverflowsAtItsPrecision) {
   InfluxOptions o;
   o.precision = Precision::kSeconds;

@@ -168,22 +168,28 @@ TEST(JsonParser, ReadsTimestampsInTheConfiguredPrecision) {
   EXPECT_EQ(missing.samples[0].ts, 0);  // receive time
 }
 
-TEST(JsonParser, KeepsAtMostMaxLabelsAndCountsTheRest) {
+TEST(JsonParser, RefusesAnObjectWithMoreThanMaxLabelsNeverCutsIt) {
+  // A label set cut at max_labels would merge two series that differ only
+  // past the cut: the object is refused and counted instead.
   JsonOptions o;
   o.max_labels = 2;
+  const Parsed two = json(R"({"name":"a","value":1,"l1":"x","l2":2,"deep":{}})", o);
+  ASSERT_EQ(two.samples.size(), 1u);
+  EXPECT_EQ(two.samples[0].tags, (Tags{{"l1", "x"}, {"l2", "2"}}));
+  EXPECT_EQ(two.err(ParseError::kTooManyTags), 0u);
+  EXPECT_EQ(two.counters.skipped_fields, 1u);
   const Parsed p = json(R"({"name":"a","value":1,"l1":"x","l2":2,"l3":"y","l4":"z","deep":{}})", o);
-  ASSERT_EQ(p.samples.size(), 1u);
-  EXPECT_EQ(p.samples[0].tags, (Tags{{"l1", "x"}, {"l2", "2"}}));
+  EXPECT_TRUE(p.samples.empty());
   EXPECT_EQ(p.err(ParseError::kTooManyTags), 1u);
-  EXPECT_EQ(p.counters.skipped_fields, 1u);
 
-  std::string many = R"({"name":"a","value":1)";
-  for (int i = 0; i < 100; ++i) many += ",\"k" + std::to_string(i) + "\":" + std::to_string(i * 1.5);
-  many += "}";
-  const Parsed q = json(many);
-  ASSERT_EQ(q.samples.size(), 1u);
-  ASSERT_EQ(q.samples[0].tags.size(), kMaxTags);
-  EXPECT_EQ(q.samples[0].tags[63], (std::pair<std::string, std::string>{"k63", "94.5"}));
+  std::string at_limit = R"({"name":"a","value":1)";
+  for (std::size_t i = 0; i < kMaxTags; ++i) at_limit += ",\"k" + std::to_string(i) + "\":" + std::to_string(i * 1.5);
+  const Parsed full = json(at_limit + "}");
+  ASSERT_EQ(full.samples.size(), 1u);
+  ASSERT_EQ(full.samples[0].tags.size(), kMaxTags);
+  EXPECT_EQ(full.samples[0].tags[63], (std::pair<std::string, std::string>{"k63", "94.5"}));
+  const Parsed q = json(at_limit + R"(,"one_more":"x"})");
+  EXPECT_TRUE(q.samples.empty());
   EXPECT_EQ(q.err(ParseError::kTooManyTags), 1u);
 }
 
