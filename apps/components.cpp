@@ -169,6 +169,7 @@ std::string source_fingerprint(const config::PipelineConfig& p, const config::So
   put(out, "udp_sockets", s.udp_sockets);
   put(out, "max_line", s.max_line_length);
   put(out, "max_conn", s.max_connections);
+  put(out, "max_buffered", s.max_buffered_bytes);
   put(out, "idle", s.idle_timeout.count());
   put(out, "mode", s.socket_mode);
   put(out, "write_timeout", s.write_timeout.count());
@@ -181,7 +182,9 @@ std::string source_fingerprint(const config::PipelineConfig& p, const config::So
   }
   if (s.type == config::SourceType::kRemoteWrite) {
     const config::RemoteWriteSourceConfig& r = s.remote_write;
-    put(out, "remote_write", fmt::format("{}|{}|{}", r.path, r.max_body_bytes, r.max_labels));
+    put(out, "remote_write", fmt::format("{}|{}|{}|{}|{}|{}|{}", r.path, r.max_body_bytes, r.max_labels,
+                                         r.max_series_per_request, r.max_labels_per_request,
+                                         r.max_samples_per_request, r.max_inflight_body_bytes));
   }
   if (s.type == config::SourceType::kPrometheusScrape) {
     const config::ScrapeSourceConfig& c = s.scrape;
@@ -218,6 +221,8 @@ std::string processor_fingerprint(const config::PipelineConfig& p, const config:
   put(out, "max_series", c.max_series);
   put(out, "max_series_per_metric", c.max_series_per_metric);
   put(out, "max_metrics", c.max_metrics);
+  put(out, "max_name_length", c.max_name_length);
+  put(out, "quarantine", c.quarantine_after_crashes);
   put(out, "state", c.state ? processor_state_dir(p, c) : std::string("off"));
   put(out, "observer", config::observer_type_name(c.observer_type));
   for (const auto& q : c.summary.quantiles) put(out, "q", fmt::format("{}/{}", q.quantile, q.error));
@@ -242,6 +247,8 @@ std::string exporter_fingerprint(const config::PipelineConfig& p, const config::
     put(out, "path", c.path);
     put_tls(out, c.tls);
     for (const auto& u : c.basic_auth_users) put(out, "user", u.username + ":" + u.password);
+    put(out, "http", fmt::format("{}/{}", c.max_connections, c.header_timeout.count()));
+    put(out, "quarantine", c.quarantine_after_crashes);
   } else {
     const auto& c = e.remote_write;
     put(out, "url", c.url);
@@ -570,6 +577,10 @@ Result<ingest::RemoteWriteConfig> remote_write_config(const config::PipelineConf
   c.path = s.remote_write.path;
   c.max_body_bytes = s.remote_write.max_body_bytes;
   c.max_labels = s.remote_write.max_labels;
+  c.max_series_per_request = s.remote_write.max_series_per_request;
+  c.max_labels_per_request = s.remote_write.max_labels_per_request;
+  c.max_samples_per_request = s.remote_write.max_samples_per_request;
+  c.max_inflight_body_bytes = static_cast<std::size_t>(s.remote_write.max_inflight_body_bytes);
   c.max_connections = s.max_connections;
   c.idle_timeout = or_forever(s.idle_timeout);
   return c;
@@ -629,6 +640,7 @@ Result<std::vector<ingest::IngestConfig>> ingest_configs(const config::PipelineC
         t.port = a.port;
         t.max_connections = s.max_connections;
         t.max_line_bytes = s.max_line_length;
+        t.max_buffered_bytes = static_cast<std::size_t>(s.max_buffered_bytes);
         t.idle_timeout = or_forever(s.idle_timeout);
         slot(tcp).tcp = t;
         break;
@@ -647,6 +659,7 @@ Result<std::vector<ingest::IngestConfig>> ingest_configs(const config::PipelineC
         u.mode = s.socket_mode;
         u.max_connections = s.max_connections;
         u.max_line_bytes = s.max_line_length;
+        u.max_buffered_bytes = static_cast<std::size_t>(s.max_buffered_bytes);
         u.idle_timeout = or_forever(s.idle_timeout);
         slot(unix_stream).unix_stream = u;
         break;
@@ -682,6 +695,8 @@ processors::ProcessorOptions processor_options(const config::PipelineConfig& p, 
   o.engine.max_series = c.max_series == 0 ? SIZE_MAX : c.max_series;
   o.engine.max_series_per_metric = c.max_series_per_metric == 0 ? SIZE_MAX : c.max_series_per_metric;
   o.engine.max_families = static_cast<std::size_t>(c.max_metrics);
+  o.engine.max_name_bytes = static_cast<std::size_t>(c.max_name_length);
+  o.quarantine_after_crashes = c.quarantine_after_crashes;
   if (const config::RingConfig* out = p.find_ring(c.output)) {
     const ring::RingOptions ro = ring_options(p, *out);
     const std::uint64_t ring_max = ro.max_record_bytes ? ro.max_record_bytes : ro.lane_capacity_bytes / 4;

@@ -396,10 +396,11 @@ class Loader {
     const std::string who = "source " + quote(s.name);
     Fields f(body(value), who,
              {"type", "listen", "output", "tags", "read_buffer", "udp_sockets", "max_line_length", "max_connections",
-              "idle_timeout", "socket_mode", "write_timeout", "value_field", "name_field", "name", "timestamp_field",
+              "max_buffered_size", "idle_timeout", "socket_mode", "write_timeout", "value_field", "name_field", "name", "timestamp_field",
               "timestamp_precision", "kind", "max_labels", "broker", "username", "password", "client_id", "topics",
               "qos", "payload", "topic_template", "ca_file", "cert_file", "key_file", "max_message_size", "path",
-              "max_body_size", "targets", "interval", "timeout", "honor_labels", "job"},
+              "max_body_size", "targets", "interval", "timeout", "honor_labels", "job", "max_series_per_request",
+              "max_labels_per_request", "max_samples_per_request", "max_inflight_body_size"},
              d_);
     if (const auto* v = f.get("type"); v == nullptr) {
       d_.add(s.position,
@@ -479,6 +480,16 @@ class Loader {
       }
     }
     read_uint_into(f, "max_connections", 1, 1'000'000, s.max_connections);
+    if (const auto* v = f.get("max_buffered_size")) {
+      if (auto x = detail::read_size(*v, f.at("max_buffered_size"), d_)) {
+        if (*x < s.max_line_length || *x > (std::uint64_t{64} << 30)) {
+          d_.add(*v, f.at("max_buffered_size") + ": found " + describe(*v) + ", expected from max_line_length (" +
+                         std::to_string(s.max_line_length) + " bytes) to 64GiB");
+        } else {
+          s.max_buffered_bytes = *x;
+        }
+      }
+    }
     read_millis_into(f, "idle_timeout", s.idle_timeout);
     if (const auto* v = f.get("socket_mode")) {
       auto text = detail::read_string(*v, f.at("socket_mode"), d_);
@@ -603,7 +614,8 @@ class Loader {
 
   // The HTTP endpoint of type: remote_write; its keys are refused on other types.
   void read_remote_write(const Fields& f, SourceConfig& s) {
-    static constexpr std::string_view kKeys[] = {"path"};
+    static constexpr std::string_view kKeys[] = {"path", "max_series_per_request", "max_labels_per_request",
+                                                 "max_samples_per_request", "max_inflight_body_size"};
     if (!keys_only_on(f, s, SourceType::kRemoteWrite, kKeys, "a remote_write key")) return;
     RemoteWriteSourceConfig& r = s.remote_write;
     for (std::size_t i = 0; i < s.listen.size(); ++i) {
@@ -634,6 +646,19 @@ class Loader {
       }
     }
     read_uint_into(f, "max_labels", 1, 64, r.max_labels);
+    read_uint_into(f, "max_series_per_request", 1, 100'000'000, r.max_series_per_request);
+    read_uint_into(f, "max_labels_per_request", 1, 1'000'000'000, r.max_labels_per_request);
+    read_uint_into(f, "max_samples_per_request", 1, 1'000'000'000, r.max_samples_per_request);
+    if (const auto* v = f.get("max_inflight_body_size")) {
+      if (auto x = detail::read_size(*v, f.at("max_inflight_body_size"), d_)) {
+        if (*x < r.max_body_bytes || *x > (std::uint64_t{64} << 30)) {
+          d_.add(*v, f.at("max_inflight_body_size") + ": found " + describe(*v) + ", expected from max_body_size (" +
+                         std::to_string(r.max_body_bytes) + " bytes) to 64GiB");
+        } else {
+          r.max_inflight_body_bytes = *x;
+        }
+      }
+    }
   }
 
   // The broker, subscriptions and payload of type: mqtt; its keys are refused on other types.
@@ -899,7 +924,8 @@ class Loader {
              {"type", "input", "output", "reader", "mapping_config", "cache_size", "cache_type", "shards",
               "flush_interval", "ttl", "max_series", "max_series_per_metric", "observer_type", "quantiles", "buckets",
               "summary_max_age", "summary_age_buckets", "summary_buf_cap", "native_histogram_bucket_factor",
-              "native_histogram_max_buckets", "state", "state_dir", "max_metrics"},
+              "native_histogram_max_buckets", "state", "state_dir", "max_metrics", "max_name_length",
+              "quarantine_after_crashes"},
              d_);
     if (const auto* v = f.get("type"); v == nullptr) {
       d_.add(p.position, who + ": found no type, expected type: aggregate");
@@ -935,6 +961,16 @@ class Loader {
       if (auto x = detail::read_bool(*v, f.at("state"), d_)) p.state = *x;
     }
     read_string_into(f, "state_dir", p.state_dir);
+    if (const auto* v = f.get("max_name_length")) {
+      if (auto x = detail::read_size(*v, f.at("max_name_length"), d_)) {
+        if (*x < 1 || *x > (16u << 20)) {
+          d_.add(*v, f.at("max_name_length") + ": found " + describe(*v) + ", expected from 1 byte to 16MiB");
+        } else {
+          p.max_name_length = *x;
+        }
+      }
+    }
+    read_uint_into(f, "quarantine_after_crashes", 0, 1000, p.quarantine_after_crashes);
     if (p.state) {
       for (RingUse& u : uses_)
         if (u.component == who && u.key == "input") u.slots = 2;
@@ -1066,7 +1102,9 @@ class Loader {
     e.type = type.value_or(ExporterType::kPrometheus);
     const auto prometheus_keys = {std::string_view("type"), std::string_view("input"), std::string_view("reader"),
                                   std::string_view("listen"), std::string_view("path"), std::string_view("tls"),
-                                  std::string_view("basic_auth_users"), std::string_view("gating")};
+                                  std::string_view("basic_auth_users"), std::string_view("gating"),
+                                  std::string_view("max_connections"), std::string_view("header_timeout"),
+                                  std::string_view("quarantine_after_crashes")};
     const auto remote_keys = {std::string_view("type"), std::string_view("input"), std::string_view("reader"),
                               std::string_view("url"), std::string_view("batch_size"), std::string_view("batch_time"),
                               std::string_view("max_in_flight"), std::string_view("timeout"),
@@ -1126,6 +1164,13 @@ class Loader {
         }
       }
       if (const auto* v = f.get("tls")) read_tls(*v, f.at("tls"), false, p.tls);
+      read_uint_into(f, "max_connections", 4, 16384, p.max_connections);
+      read_millis_into(f, "header_timeout", p.header_timeout);
+      if (const auto* v = f.get("header_timeout"); v != nullptr && p.header_timeout.count() < 100) {
+        d_.add(*v, f.at("header_timeout") + ": found " + describe(*v) + ", expected at least 100ms");
+        p.header_timeout = std::chrono::milliseconds(5000);
+      }
+      read_uint_into(f, "quarantine_after_crashes", 0, 1000, p.quarantine_after_crashes);
       if (const auto* v = f.get("basic_auth_users")) {
         if (!v->is_map()) {
           d_.add(*v, f.at("basic_auth_users") + ": found " + describe(*v) + ", expected a map of user: password");

@@ -27,6 +27,9 @@ Result<PrometheusExporterOptions> prometheus_options(const config::PipelineConfi
   o.component = exporter.name;
   if (c.tls && c.tls->enabled()) o.tls = TlsFiles{c.tls->cert_file, c.tls->key_file, c.tls->ca_file};
   for (const config::BasicAuthUser& u : c.basic_auth_users) o.basic_auth_users.push_back({u.username, u.password});
+  o.max_connections = c.max_connections;
+  o.header_timeout = c.header_timeout;
+  o.quarantine_after_crashes = c.quarantine_after_crashes;
   return o;
 }
 

@@ -135,6 +135,68 @@ TEST(Components, FingerprintChangesOnlyWithWhatAComponentUses) {
   EXPECT_EQ(component_fingerprint(c, "agg"), component_fingerprint(d, "agg"));
 }
 
+TEST(Components, ResourceLimitsReachTheComponentsAndTheirDefaultsAgree) {
+  // Without the keys a component gets its own defaults: the config's must be the same numbers.
+  const config::SourceConfig source;
+  const config::RemoteWriteSourceConfig receiver;
+  EXPECT_EQ(source.max_buffered_bytes, ingest::TcpConfig{}.max_buffered_bytes);
+  EXPECT_EQ(source.max_buffered_bytes, ingest::UnixStreamConfig{}.max_buffered_bytes);
+  EXPECT_EQ(receiver.max_series_per_request, ingest::RemoteWriteConfig{}.max_series_per_request);
+  EXPECT_EQ(receiver.max_labels_per_request, ingest::RemoteWriteConfig{}.max_labels_per_request);
+  EXPECT_EQ(receiver.max_samples_per_request, ingest::RemoteWriteConfig{}.max_samples_per_request);
+  EXPECT_EQ(receiver.max_inflight_body_bytes, ingest::RemoteWriteConfig{}.max_inflight_body_bytes);
+  const config::ProcessorConfig processor;
+  EXPECT_EQ(processor.max_name_length, processors::EngineOptions{}.max_name_bytes);
+  EXPECT_EQ(processor.quarantine_after_crashes, processors::ProcessorOptions{}.quarantine_after_crashes);
+
+  const auto p = parse(R"(pipeline: t
+rings:
+  raw: {size: 1MiB, lanes: 4}
+  metrics: {size: 1MiB}
+sources:
+  s: {type: statsd, listen: [tcp://127.0.0.1:0, unix:///tmp/rp-limits.sock], output: raw, max_buffered_size: 3MiB}
+  w: {type: remote_write, listen: 127.0.0.1:0, output: raw, max_series_per_request: 11, max_labels_per_request: 22,
+      max_samples_per_request: 33, max_inflight_body_size: 44MiB}
+processors:
+  agg: {type: aggregate, input: raw, output: metrics, max_name_length: 512, quarantine_after_crashes: 9}
+exporters:
+  prom: {type: prometheus, input: metrics, listen: 127.0.0.1:0}
+)");
+  auto stream = ingest_configs(p, p.sources.at(0));
+  ASSERT_TRUE(stream) << stream.error().message();
+  ASSERT_EQ(stream->size(), 1u);
+  ASSERT_TRUE((*stream)[0].tcp && (*stream)[0].unix_stream);
+  EXPECT_EQ((*stream)[0].tcp->max_buffered_bytes, 3u << 20);
+  EXPECT_EQ((*stream)[0].unix_stream->max_buffered_bytes, 3u << 20);
+  auto rw = remote_write_config(p, p.sources.at(1));
+  ASSERT_TRUE(rw) << rw.error().message();
+  EXPECT_EQ(rw->max_series_per_request, 11u);
+  EXPECT_EQ(rw->max_labels_per_request, 22u);
+  EXPECT_EQ(rw->max_samples_per_request, 33u);
+  EXPECT_EQ(rw->max_inflight_body_bytes, 44u << 20);
+  const auto o = processor_options(p, p.processors.at(0));
+  EXPECT_EQ(o.engine.max_name_bytes, 512u);
+  EXPECT_EQ(o.quarantine_after_crashes, 9u);
+
+  // Each key is part of its component's fingerprint: changing it restarts that component on reload.
+  const std::string before_s = component_fingerprint(p, "s");
+  const std::string before_w = component_fingerprint(p, "w");
+  const std::string before_agg = component_fingerprint(p, "agg");
+  config::PipelineConfig q = p;
+  q.sources.at(0).max_buffered_bytes = 4u << 20;
+  q.sources.at(1).remote_write.max_samples_per_request = 34;
+  q.processors.at(0).quarantine_after_crashes = 8;
+  EXPECT_NE(component_fingerprint(q, "s"), before_s);
+  EXPECT_NE(component_fingerprint(q, "w"), before_w);
+  EXPECT_NE(component_fingerprint(q, "agg"), before_agg);
+  q = p;
+  q.processors.at(0).max_name_length = 513;
+  EXPECT_NE(component_fingerprint(q, "agg"), before_agg);
+  q = p;
+  q.exporters.at(0).prometheus.header_timeout = std::chrono::seconds(9);
+  EXPECT_NE(component_fingerprint(q, "prom"), component_fingerprint(p, "prom"));
+}
+
 TEST(Components, ListsComponentsWithTheirRingsAndReaders) {
   const auto p = parse(kPipeline);
   const auto all = pipeline_components(p);

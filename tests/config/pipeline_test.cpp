@@ -234,18 +234,20 @@ exporters:
                 "p.yaml:3:22: ring \"raw\": found unknown key \"overflw\", expected one of: size, overflow, lanes, "
                 "max_readers, max_record, reader_timeout (did you mean \"overflow\"?)",
                 "p.yaml:6:69: source \"statsd\": found unknown key \"tag\", expected one of: type, listen, output, "
-                "tags, read_buffer, udp_sockets, max_line_length, max_connections, idle_timeout, socket_mode, "
-                "write_timeout, value_field, name_field, name, timestamp_field, timestamp_precision, kind, "
+                "tags, read_buffer, udp_sockets, max_line_length, max_connections, max_buffered_size, idle_timeout, "
+                "socket_mode, write_timeout, value_field, name_field, name, timestamp_field, timestamp_precision, kind, "
                 "max_labels, broker, username, password, client_id, topics, qos, payload, topic_template, ca_file, "
                 "cert_file, key_file, max_message_size, path, max_body_size, targets, interval, timeout, honor_labels, "
-                "job (did you mean \"tags\"?)",
+                "job, max_series_per_request, max_labels_per_request, max_samples_per_request, max_inflight_body_size "
+                "(did you mean \"tags\"?)",
                 "p.yaml:8:61: processor \"aggregate\": found unknown key \"flush\", expected one of: type, input, "
                 "output, reader, mapping_config, cache_size, cache_type, shards, flush_interval, ttl, max_series, "
                 "max_series_per_metric, observer_type, quantiles, buckets, summary_max_age, summary_age_buckets, "
                 "summary_buf_cap, native_histogram_bucket_factor, native_histogram_max_buckets, state, state_dir, "
-                "max_metrics",
+                "max_metrics, max_name_length, quarantine_after_crashes",
                 "p.yaml:10:72: exporter \"prometheus\": found unknown key \"pth\", expected one of: type, input, "
-                "reader, listen, path, tls, basic_auth_users, gating (did you mean \"path\"?)",
+                "reader, listen, path, tls, basic_auth_users, gating, max_connections, header_timeout, "
+                "quarantine_after_crashes (did you mean \"path\"?)",
             }));
 }
 
@@ -380,6 +382,74 @@ exporters:
   EXPECT_EQ(w.remote_write.max_labels, 8u);
   EXPECT_EQ(w.max_connections, 16u);
   EXPECT_EQ(w.idle_timeout, std::chrono::seconds(30));
+}
+
+TEST(PipelineConfig, ReadsTheResourceLimitsOfEveryComponent) {
+  const auto r = parse(R"(rings:
+  raw: {}
+  metrics: {}
+sources:
+  s: {type: statsd, listen: tcp://127.0.0.1:9125, output: raw, max_line_length: 1KiB, max_buffered_size: 2MiB}
+  w: {type: remote_write, listen: 127.0.0.1:9201, output: raw, max_body_size: 1MiB, max_series_per_request: 10,
+      max_labels_per_request: 20, max_samples_per_request: 30, max_inflight_body_size: 4MiB}
+processors:
+  a: {type: aggregate, input: raw, output: metrics, max_name_length: 200, quarantine_after_crashes: 0}
+exporters:
+  e: {type: prometheus, input: metrics, listen: 127.0.0.1:9102, max_connections: 64, header_timeout: 2s,
+      quarantine_after_crashes: 7}
+)");
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->sources.at(0).max_buffered_bytes, 2u << 20);
+  const RemoteWriteSourceConfig& w = r->sources.at(1).remote_write;
+  EXPECT_EQ(w.max_series_per_request, 10u);
+  EXPECT_EQ(w.max_labels_per_request, 20u);
+  EXPECT_EQ(w.max_samples_per_request, 30u);
+  EXPECT_EQ(w.max_inflight_body_bytes, 4u << 20);
+  EXPECT_EQ(r->processors.at(0).max_name_length, 200u);
+  EXPECT_EQ(r->processors.at(0).quarantine_after_crashes, 0u);
+  const PrometheusExporterConfig& e = r->exporters.at(0).prometheus;
+  EXPECT_EQ(e.max_connections, 64u);
+  EXPECT_EQ(e.header_timeout, std::chrono::seconds(2));
+  EXPECT_EQ(e.quarantine_after_crashes, 7u);
+
+  // Defaults, as documented.
+  const auto d = parse(kValid);
+  ASSERT_TRUE(d) << d.error().message();
+  EXPECT_EQ(d->sources.at(0).max_buffered_bytes, 64u << 20);
+  EXPECT_EQ(d->processors.at(0).max_name_length, 16u * 1024);
+  EXPECT_EQ(d->processors.at(0).quarantine_after_crashes, 3u);
+  EXPECT_EQ(d->exporters.at(0).prometheus.max_connections, 1024u);
+  EXPECT_EQ(d->exporters.at(0).prometheus.header_timeout, std::chrono::seconds(5));
+}
+
+TEST(PipelineConfig, RefusesResourceLimitsOutOfRangeWithPositions) {
+  const auto r = parse(R"(rings:
+  raw: {}
+  metrics: {}
+sources:
+  s: {type: statsd, listen: tcp://127.0.0.1:9125, output: raw, max_line_length: 1MiB, max_buffered_size: 64KiB}
+  w: {type: remote_write, listen: 127.0.0.1:9201, output: raw, max_series_per_request: 0,
+      max_inflight_body_size: 1MiB}
+  g: {type: graphite, listen: tcp://127.0.0.1:2003, output: raw, max_samples_per_request: 5}
+processors:
+  a: {type: aggregate, input: raw, output: metrics, max_name_length: 0}
+exporters:
+  e: {type: prometheus, input: metrics, listen: 127.0.0.1:9102, max_connections: 2, header_timeout: 10ms}
+)");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(messages(r),
+            (std::vector<std::string>{
+                "p.yaml:5:106: source \"s\" max_buffered_size: found \"64KiB\", expected from max_line_length "
+                "(1048576 bytes) to 64GiB",
+                "p.yaml:6:88: source \"w\" max_series_per_request: found \"0\", expected an integer from 1 to 100000000",
+                "p.yaml:7:31: source \"w\" max_inflight_body_size: found \"1MiB\", expected from max_body_size "
+                "(10485760 bytes) to 64GiB",
+                "p.yaml:8:91: source \"g\" max_samples_per_request: found a remote_write key on type: graphite, "
+                "expected it only on type: remote_write",
+                "p.yaml:10:70: processor \"a\" max_name_length: found \"0\", expected from 1 byte to 16MiB",
+                "p.yaml:12:82: exporter \"e\" max_connections: found \"2\", expected an integer from 4 to 16384",
+                "p.yaml:12:101: exporter \"e\" header_timeout: found \"10ms\", expected at least 100ms",
+            }));
 }
 
 TEST(PipelineConfig, ExporterGatingDefaultsToTrueForPrometheusAndFalseForRemoteWrite) {

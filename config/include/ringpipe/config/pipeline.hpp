@@ -153,6 +153,16 @@ struct RemoteWriteSourceConfig {
   std::string path = "/api/v1/write";       // `path`
   std::uint64_t max_body_bytes = 10u << 20; // `max_body_size`: larger bodies are answered 413 and counted
   std::uint32_t max_labels = 64;            // `max_labels`: 1..64 per series (__name__ not counted); more: series refused
+  // Decoded objects per request; over any of them the request is answered
+  // 413 and nothing of it is written: `max_series_per_request`,
+  // `max_labels_per_request` (label fields, all series together),
+  // `max_samples_per_request`.
+  std::uint64_t max_series_per_request = 100'000;
+  std::uint64_t max_labels_per_request = 2'000'000;
+  std::uint64_t max_samples_per_request = 1'000'000;
+  // `max_inflight_body_size`: bodies read at once may declare at most this
+  // many bytes together; a request over it is answered 503 (Retry-After).
+  std::uint64_t max_inflight_body_bytes = 64u << 20;
 };
 
 // `type: prometheus_scrape`: the targets, how often and how long to scrape them.
@@ -187,6 +197,9 @@ struct SourceConfig {
   std::uint32_t udp_sockets = 1;            // `udp_sockets`: SO_REUSEPORT sockets per UDP address, 1..256
   std::uint32_t max_line_length = 65536;    // `max_line_length`: longer TCP/unix lines are dropped and counted
   std::uint32_t max_connections = 1024;     // `max_connections`: TCP/unix stream connections at once
+  // `max_buffered_size`: partial lines all stream connections of one listener
+  // hold together; a connection whose line would pass it is closed and counted.
+  std::uint64_t max_buffered_bytes = 64u << 20;
   std::chrono::milliseconds idle_timeout{300'000};  // `idle_timeout`: close a silent stream connection; 0 = never
   std::uint32_t socket_mode = 0755;         // `socket_mode`: unix socket permissions (octal "0660")
   // `write_timeout`: under `block`, how long a full ring may stall ingest
@@ -224,6 +237,12 @@ struct ProcessorConfig {
   // where ("" = <run_dir>/<pipeline>/<name>.state).
   bool state = true;
   std::string state_dir;
+  // `max_name_length`: longer metric names are dropped before mapping (counted
+  // as name_too_long); 1..16MiB.
+  std::uint64_t max_name_length = 16 * 1024;
+  // `quarantine_after_crashes`: a record that was being read when the
+  // processor died this many times in a row is skipped and counted; 0 = never.
+  std::uint32_t quarantine_after_crashes = 3;
   // Observation defaults for samples no mapping (or a mapping without
   // options) covers: `observer_type`, `quantiles`, `buckets`,
   // `summary_max_age`, `summary_age_buckets`, `summary_buf_cap`,
@@ -261,6 +280,9 @@ struct PrometheusExporterConfig {
   std::string path = "/metrics";            // `path`: starts with '/'
   std::optional<TlsConfig> tls;             // `tls`: {cert_file, key_file, ca_file}
   std::vector<BasicAuthUser> basic_auth_users;  // `basic_auth_users`: none = no auth
+  std::uint32_t max_connections = 1024;     // `max_connections`: HTTP connections served at once (4..16384)
+  std::chrono::milliseconds header_timeout{5000};  // `header_timeout`: a request header must arrive within (>= 100ms)
+  std::uint32_t quarantine_after_crashes = 3;  // `quarantine_after_crashes`: as the processor's; 0 = never
 };
 
 // Prometheus remote_write push client (protobuf + snappy over HTTP).
