@@ -23,9 +23,7 @@
 #include "ringpipe/ingest/ring_target.hpp"
 #include "ringpipe/processors/config_adapter.hpp"
 #include "ringpipe/processors/stats_publisher.hpp"
-#if RINGPIPE_HAVE_EXPORTERS
 #include "ringpipe/exporters/config_adapter.hpp"
-#endif
 
 namespace ringpipe::apps {
 namespace {
@@ -450,7 +448,6 @@ int run_processor(const config::PipelineConfig& p, const config::ProcessorConfig
   return exit_code;
 }
 
-#if RINGPIPE_HAVE_EXPORTERS
 // Creates, starts, waits for a stop signal, stops: the same for both exporters.
 template <class Exporter, class Options>
 int drive_exporter(const config::ExporterConfig& e, Result<Options> options, const sigset_t& signals) {
@@ -473,10 +470,8 @@ int drive_exporter(const config::ExporterConfig& e, Result<Options> options, con
   spdlog::info("exporter {}: stopped", e.name);
   return exit_code;
 }
-#endif
 
 int run_exporter(const config::PipelineConfig& p, const config::ExporterConfig& e, const sigset_t& signals) {
-#if RINGPIPE_HAVE_EXPORTERS
   auto ring = ring::Ring::open_or_create(p.ring_path(e.input), ring_options(p, *p.find_ring(e.input)));
   if (!ring) {
     spdlog::error("exporter {}: open ring {}: {}", e.name, e.input, ring.error().message());
@@ -485,13 +480,6 @@ int run_exporter(const config::PipelineConfig& p, const config::ExporterConfig& 
   if (e.type == config::ExporterType::kPrometheus)
     return drive_exporter<exporters::PrometheusExporter>(e, exporters::prometheus_options(p, e), signals);
   return drive_exporter<exporters::RemoteWriteExporter>(e, exporters::remote_write_options(p, e), signals);
-#else
-  (void)p;
-  (void)signals;
-  spdlog::error("exporter {}: type {} is not available in this build of ringpipe", e.name,
-                config::exporter_type_name(e.type));
-  return kExitConfig;
-#endif
 }
 
 }  // namespace
@@ -712,27 +700,6 @@ processors::ProcessorOptions processor_options(const config::PipelineConfig& p, 
 
 std::string processor_state_dir(const config::PipelineConfig& p, const config::ProcessorConfig& c) {
   return c.state_dir.empty() ? p.ring_path(c.name + ".state") : c.state_dir;
-}
-
-bool exporter_available(config::ExporterType) noexcept {
-#if RINGPIPE_HAVE_EXPORTERS
-  return true;
-#else
-  return false;
-#endif
-}
-
-std::vector<config::Diagnostic> runtime_checks(const config::PipelineConfig& p, std::span<const std::string> skip) {
-  std::vector<config::Diagnostic> out;
-  for (const auto& e : p.exporters) {
-    if (std::find(skip.begin(), skip.end(), e.name) != skip.end()) continue;
-    if (!exporter_available(e.type)) {
-      out.push_back(config::Diagnostic{
-          e.position, "exporter " + e.name + ": type " + std::string(config::exporter_type_name(e.type)) +
-                          " is not available in this build of ringpipe (run without it: --disable " + e.name + ")"});
-    }
-  }
-  return out;
 }
 
 std::string component_fingerprint(const config::PipelineConfig& p, std::string_view name) {

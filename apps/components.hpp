@@ -79,15 +79,6 @@ struct ComponentInfo {
 // <run_dir>/<pipeline>/<name>.state beside the rings).
 [[nodiscard]] std::string processor_state_dir(const config::PipelineConfig& p, const config::ProcessorConfig& c);
 
-// Whether this build has the exporter of that type.
-[[nodiscard]] bool exporter_available(config::ExporterType type) noexcept;
-
-// Problems only the runtime sees (an exporter type missing from this build),
-// as diagnostics at the component's position. Empty when runnable.
-// Components named in `skip` (run elsewhere) are not checked.
-[[nodiscard]] std::vector<config::Diagnostic> runtime_checks(const config::PipelineConfig& p,
-                                                             std::span<const std::string> skip = {});
-
 // Text that changes whenever anything this component's process would do
 // differently changes: its own config, the geometry of its rings and the
 // contents of its mapping file. The supervisor restarts a component on SIGHUP

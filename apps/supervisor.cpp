@@ -418,7 +418,6 @@ struct Supervisor::Impl {
     }
     config::PipelineConfig next = std::move(*loaded);
     std::vector<std::string> problems;
-    for (const auto& d : runtime_checks(next, options.disabled)) problems.push_back(d.to_string());
     if (next.pipeline != pipeline.pipeline || next.run_dir != pipeline.run_dir)
       problems.push_back("pipeline name or run_dir changed (restart ringpipe run to move the rings)");
     for (const config::RingConfig& r : next.rings) {

@@ -6,8 +6,6 @@ target_link_libraries(processors_bench PRIVATE ringpipe::processors_engine ringp
                       Threads::Threads ringpipe::warnings)
 
 # processor_rss: VmHWM/VmRSS/PSS of a whole processor process holding 1M series.
-if(TARGET ringpipe_processors AND TARGET ringpipe_ring)
-  add_executable(processor_rss ${CMAKE_CURRENT_LIST_DIR}/processor_rss.cpp)
-  target_link_libraries(processor_rss PRIVATE ringpipe::processors ringpipe::ring ringpipe::sample
-                        Threads::Threads ringpipe::warnings)
-endif()
+add_executable(processor_rss ${CMAKE_CURRENT_LIST_DIR}/processor_rss.cpp)
+target_link_libraries(processor_rss PRIVATE ringpipe::processors ringpipe::ring ringpipe::sample
+                      Threads::Threads ringpipe::warnings)

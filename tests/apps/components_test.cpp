@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "components.hpp"
+#include "ringpipe/exporters/config_adapter.hpp"
 #include "test_support.hpp"
 
 namespace ringpipe::apps {
@@ -192,6 +193,21 @@ exporters:
   q = p;
   q.processors.at(0).max_name_length = 513;
   EXPECT_NE(component_fingerprint(q, "agg"), before_agg);
+  // The exporter translates its own section.
+  const config::PrometheusExporterConfig exporter;
+  EXPECT_EQ(exporter.max_connections, exporters::PrometheusExporterOptions{}.max_connections);
+  EXPECT_EQ(exporter.header_timeout, exporters::PrometheusExporterOptions{}.header_timeout);
+  EXPECT_EQ(exporter.quarantine_after_crashes, exporters::PrometheusExporterOptions{}.quarantine_after_crashes);
+  config::PipelineConfig limited = p;
+  limited.exporters.at(0).prometheus.max_connections = 77;
+  limited.exporters.at(0).prometheus.header_timeout = std::chrono::milliseconds(1500);
+  limited.exporters.at(0).prometheus.quarantine_after_crashes = 0;
+  const auto eo = exporters::prometheus_options(limited, limited.exporters.at(0));
+  ASSERT_TRUE(eo) << eo.error().message();
+  EXPECT_EQ(eo->max_connections, 77u);
+  EXPECT_EQ(eo->header_timeout, std::chrono::milliseconds(1500));
+  EXPECT_EQ(eo->quarantine_after_crashes, 0u);
+
   q = p;
   q.exporters.at(0).prometheus.header_timeout = std::chrono::seconds(9);
   EXPECT_NE(component_fingerprint(q, "prom"), component_fingerprint(p, "prom"));

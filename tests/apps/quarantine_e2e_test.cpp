@@ -12,9 +12,7 @@
 #include "components.hpp"
 #include "e2e_util.hpp"
 #include "status_file.hpp"
-#if RINGPIPE_HAVE_EXPORTERS
 #include "prometheus_server.hpp"
-#endif
 
 namespace ringpipe::apps {
 namespace {
@@ -68,20 +66,14 @@ exporters:
 
   // The sum of every series of `name` on the exporter's /metrics.
   std::optional<double> scraped(const std::string& name) const {
-#if RINGPIPE_HAVE_EXPORTERS
     const auto [code, body] = exporters::testing::http_get(web_port_, "/metrics", "", 2s);
     if (code != 200) return std::nullopt;
     return e2e::exposition_sum(body, name);
-#else
-    (void)name;
-    return std::nullopt;
-#endif
   }
 
   void start() {
     e2e::write_text(file_, pipeline_text());
     std::vector<std::string> args = {"run", file_};
-    if (!exporter_available(config::ExporterType::kPrometheus)) args.insert(args.end(), {"--disable", "prometheus"});
     supervisor_ = std::make_unique<e2e::Proc>(args, dir_.file("sup.out"), dir_.file("sup.err"));
     ASSERT_TRUE(testing::wait_until([&] { return running("statsd") && running("aggregate"); }, 10s))
         << supervisor_->err();
@@ -146,14 +138,12 @@ TEST_F(QuarantineE2e, ProcessorQuarantinesTheRecordThatKillsItAndCountsEverythin
   for (const char* field : {" lane ", " seq ", " position "}) EXPECT_NE(line.find(field), std::string::npos) << line;
   EXPECT_EQ(err.find("quarantined record", at + 1), std::string::npos) << "logged more than once:\n" << err;
 
-  if (exporter_available(config::ExporterType::kPrometheus)) {
-    EXPECT_TRUE(
-        testing::wait_until([&] { return scraped("ringpipe_processor_quarantined_records_total") == 1.0; }, 10s))
-        << scraped("ringpipe_processor_quarantined_records_total").value_or(-1);
-    EXPECT_TRUE(testing::wait_until([&] { return scraped("e2e_after") == kN; }, 10s));
-    EXPECT_EQ(scraped("e2e_before"), kN);
-    EXPECT_EQ(scraped("e2e_poison"), std::nullopt);
-  }
+  EXPECT_TRUE(
+      testing::wait_until([&] { return scraped("ringpipe_processor_quarantined_records_total") == 1.0; }, 10s))
+      << scraped("ringpipe_processor_quarantined_records_total").value_or(-1);
+  EXPECT_TRUE(testing::wait_until([&] { return scraped("e2e_after") == kN; }, 10s));
+  EXPECT_EQ(scraped("e2e_before"), kN);
+  EXPECT_EQ(scraped("e2e_poison"), std::nullopt);
 
   supervisor_->signal(SIGTERM);
   EXPECT_EQ(supervisor_->wait(20s), 0) << supervisor_->err();

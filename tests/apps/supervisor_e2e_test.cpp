@@ -14,9 +14,7 @@
 #include "e2e_util.hpp"
 #include "mosquitto_broker.hpp"
 #include "status_file.hpp"
-#if RINGPIPE_HAVE_EXPORTERS
 #include "prometheus_server.hpp"
-#endif
 
 namespace ringpipe::apps {
 namespace {
@@ -50,23 +48,14 @@ exporters:
   // The sum of every series of `name` on the exporter's /metrics, nullopt
   // when it does not answer or has no such series.
   std::optional<double> scraped(const std::string& name) const {
-#if RINGPIPE_HAVE_EXPORTERS
     const auto [code, body] = exporters::testing::http_get(web_port_, "/metrics", "", 2s);
     if (code != 200) return std::nullopt;
     return e2e::exposition_sum(body, name);
-#else
-    (void)name;
-    return std::nullopt;
-#endif
   }
 
   // Starts the supervisor and waits until every component runs.
   void start(std::vector<std::string> args, const std::string& pipeline = "t") {
     pipeline_ = pipeline;
-    if (!exporter_available(config::ExporterType::kPrometheus)) {
-      args.push_back("--disable");
-      args.push_back("prometheus");
-    }
     supervisor_ = std::make_unique<e2e::Proc>(args, dir_.file("sup.out"), dir_.file("sup.err"));
     ASSERT_TRUE(testing::wait_until([&] { return pid_of("statsd") && pid_of("aggregate"); }, 10s))
         << supervisor_->err();
@@ -218,14 +207,11 @@ TEST_F(SupervisorE2e, KilledProcessorIsBackWithinASecondAndItsTotalsStayExact) {
   EXPECT_EQ(totals->instances(), 1u);
   EXPECT_FALSE(audit->lapped());
   EXPECT_FALSE(totals->lapped());
-  if (exporter_available(config::ExporterType::kPrometheus)) {
-    EXPECT_TRUE(testing::wait_until([&] { return scraped("e2e_count") == static_cast<double>(audit->count()); }, 10s))
-        << scraped("e2e_count").value_or(-1) << " vs " << audit->count();
-  }
+  EXPECT_TRUE(testing::wait_until([&] { return scraped("e2e_count") == static_cast<double>(audit->count()); }, 10s))
+      << scraped("e2e_count").value_or(-1) << " vs " << audit->count();
 }
 
 TEST_F(SupervisorE2e, KilledExporterServesTheCompleteStateWithinASecondUnderLoad) {
-  if (!exporter_available(config::ExporterType::kPrometheus)) GTEST_SKIP() << "this build has no exporters";
   start_file(pipeline_text());
   ASSERT_TRUE(testing::wait_until([&] { return pid_of("prometheus") != 0; }, 10s));
   auto totals = e2e::MetricTotals::attach(ring("metrics"));
@@ -327,8 +313,7 @@ TEST_F(SupervisorE2e, StatsdExporterFlagsRunTheBuiltInPipeline) {
   for (const auto& c : s->components) names.push_back(c.name);
   std::vector<std::string> expected;
   for (const auto& c : pipeline_components(builtin))
-    if (exporter_available(config::ExporterType::kPrometheus) || c.kind != ComponentKind::kExporter)
-      expected.push_back(c.name);
+    expected.push_back(c.name);
   EXPECT_EQ(names, expected);
   // The children got the same flags. The supervisor reports a child running
   // from fork(), so wait for its exec: until then /proc shows the supervisor's
@@ -364,7 +349,6 @@ TEST_F(SupervisorE2e, GivesUpOnAComponentThatKeepsFailingAtStart) {
   ASSERT_EQ(::listen(fd, 1), 0);
   e2e::write_text(file_, pipeline_text());
   std::vector<std::string> args = {"run", file_, "--max-quick-failures", "3"};
-  if (!exporter_available(config::ExporterType::kPrometheus)) args.insert(args.end(), {"--disable", "prometheus"});
   e2e::Proc sup(args, dir_.file("o"), dir_.file("e"));
   EXPECT_EQ(sup.wait(20s), 1);
   ::close(fd);
@@ -376,15 +360,6 @@ TEST_F(SupervisorE2e, GivesUpOnAComponentThatKeepsFailingAtStart) {
   const auto s = status();
   ASSERT_TRUE(s);
   EXPECT_EQ(s->state, SupervisorState::kFailed);
-}
-
-TEST_F(SupervisorE2e, RefusesAnExporterThisBuildLacksUnlessDisabled) {
-  if (exporter_available(config::ExporterType::kPrometheus)) GTEST_SKIP() << "this build has the exporters";
-  e2e::write_text(file_, pipeline_text());
-  const auto r = e2e::run(dir_, {"run", file_});
-  EXPECT_EQ(r.code, 78);
-  EXPECT_NE(r.err.find("exporter prometheus: type prometheus is not available in this build"), std::string::npos)
-      << r.err;
 }
 
 // The two sensor sources under the supervisor: JSON lines over TCP and MQTT
@@ -410,7 +385,6 @@ processors:
 exporters:
   prometheus: {type: prometheus, input: metrics, listen: 127.0.0.1:)" + std::to_string(web_port_) + "}\n");
   std::vector<std::string> args{"run", file_};
-  if (!exporter_available(config::ExporterType::kPrometheus)) args.insert(args.end(), {"--disable", "prometheus"});
   supervisor_ = std::make_unique<e2e::Proc>(args, dir_.file("sup.out"), dir_.file("sup.err"));
   ASSERT_TRUE(testing::wait_until([&] { return pid_of("json") && pid_of("mqtt") && pid_of("aggregate"); }, 10s))
       << supervisor_->err();
