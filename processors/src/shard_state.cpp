@@ -7,14 +7,38 @@
 
 #include <algorithm>
 #include <cstring>
-#include <string_view>
 #include <unordered_map>
+
+#include "state_layout.hpp"
 
 namespace ringpipe::processors::detail {
 
 namespace {
 constexpr std::uint32_t pad8(std::uint32_t n) noexcept { return (n + 7) & ~7U; }
 }  // namespace
+
+tl::expected<FamilyRecord, FamilyBlockError> decode_family_block(std::span<const std::byte> arena,
+                                                                 std::uint64_t off) noexcept {
+  // Sizes are compared with the room left after off, never as off + n (a
+  // crafted offset or size could wrap that sum back inside the arena).
+  if (off % 8 != 0 || off > arena.size() || arena.size() - off < sizeof(FamilyBlock)) {
+    return tl::unexpected(FamilyBlockError::kOutsideArena);
+  }
+  FamilyBlock fb;
+  std::memcpy(&fb, arena.data() + off, sizeof fb);
+  if (fb.header.size % 8 != 0 || fb.header.size < sizeof fb || fb.header.size > arena.size() - off) {
+    return tl::unexpected(FamilyBlockError::kBadBlock);
+  }
+  if (fb.header.owner != kFamilyOwner) return tl::unexpected(FamilyBlockError::kNotAFamily);
+  if (sizeof fb + std::uint64_t{fb.name_len} + fb.help_len > fb.header.size) {
+    return tl::unexpected(FamilyBlockError::kLengthsOverrun);
+  }
+  if (fb.kind > static_cast<std::uint8_t>(FamilyKind::kSet)) return tl::unexpected(FamilyBlockError::kBadKind);
+  if (fb.name_len == 0) return tl::unexpected(FamilyBlockError::kEmptyName);
+  const char* text = reinterpret_cast<const char*>(arena.data() + off + sizeof fb);
+  return FamilyRecord{static_cast<FamilyKind>(fb.kind), std::string_view(text, fb.name_len),
+                      std::string_view(text + fb.name_len, fb.help_len)};
+}
 
 std::uint32_t Shard::alloc_block(std::uint32_t bytes, std::uint32_t owner) noexcept {
   const std::uint32_t r = LabelArena::rounded(bytes);
@@ -44,15 +68,18 @@ std::uint32_t Shard::family_block(const Family& f) noexcept {
   if (const auto it = family_off_.find(&f); it != family_off_.end()) return it->second;
   const auto name_len = static_cast<std::uint16_t>(std::min<std::size_t>(f.name.size(), UINT16_MAX));
   const auto help_len = static_cast<std::uint16_t>(std::min<std::size_t>(f.help.size(), UINT16_MAX));
-  const std::uint32_t off = alloc_block(16 + name_len + help_len, kFamilyOwner);
+  const std::uint32_t off =
+      alloc_block(static_cast<std::uint32_t>(sizeof(FamilyBlock)) + name_len + help_len, kFamilyOwner);
   if (off == UINT32_MAX) return off;
-  std::byte* p = store_->arena() + off + sizeof(BlockHeader);
-  const std::uint8_t head[8] = {static_cast<std::uint8_t>(f.kind), 0,
-                                static_cast<std::uint8_t>(name_len), static_cast<std::uint8_t>(name_len >> 8),
-                                static_cast<std::uint8_t>(help_len), static_cast<std::uint8_t>(help_len >> 8), 0, 0};
-  std::memcpy(p, head, sizeof head);
-  std::memcpy(p + 8, f.name.data(), name_len);
-  std::memcpy(p + 8 + name_len, f.help.data(), help_len);
+  std::byte* p = store_->arena() + off;
+  FamilyBlock fb{};
+  std::memcpy(&fb.header, p, sizeof fb.header);  // as alloc_block wrote it
+  fb.kind = static_cast<std::uint8_t>(f.kind);
+  fb.name_len = name_len;
+  fb.help_len = help_len;
+  std::memcpy(p, &fb, sizeof fb);
+  std::memcpy(p + sizeof fb, f.name.data(), name_len);
+  std::memcpy(p + sizeof fb + name_len, f.help.data(), help_len);
   family_off_.emplace(&f, off);  // allocates once per family
   return off;
 }
@@ -216,19 +243,11 @@ void Shard::restore(std::int64_t now_ns) {
   std::unordered_map<std::uint32_t, Family*> families;
   auto family_at = [&](std::uint32_t off) -> Family* {
     if (const auto it = families.find(off); it != families.end()) return it->second;
-    BlockHeader bh;
     Family* f = nullptr;
-    if (header_at(off, bh) && bh.owner == kFamilyOwner && bh.size >= 16) {
-      const std::byte* p = ar + off + sizeof bh;
-      const auto kind = static_cast<std::uint8_t>(p[0]);
-      const std::uint32_t nl = static_cast<std::uint8_t>(p[2]) | (static_cast<std::uint32_t>(p[3]) << 8);
-      const std::uint32_t hl = static_cast<std::uint8_t>(p[4]) | (static_cast<std::uint32_t>(p[5]) << 8);
-      if (kind <= static_cast<std::uint8_t>(FamilyKind::kSet) && nl > 0 && 16 + nl + hl <= bh.size) {
-        const std::string_view name(reinterpret_cast<const char*>(p + 8), nl);
-        const std::string_view help(reinterpret_cast<const char*>(p + 8 + nl), hl);
-        const FamilyRegistry::Lookup lk = registry_->get_or_create(name, static_cast<FamilyKind>(kind), help);
-        if (lk.family != nullptr && !lk.conflict) f = lk.family;
-      }
+    // A refused block drops the series that name it (counted by the caller).
+    if (const auto rec = decode_family_block({ar, static_cast<std::size_t>(used)}, off)) {
+      const FamilyRegistry::Lookup lk = registry_->get_or_create(rec->name, rec->kind, rec->help);
+      if (lk.family != nullptr && !lk.conflict) f = lk.family;
     }
     families.emplace(off, f);
     if (f != nullptr) family_off_.emplace(f, off);
