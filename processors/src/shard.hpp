@@ -5,6 +5,8 @@
 // in an arena with size-class reuse (or, with a state store, kept only in the
 // store's blocks), observer/set state on the side. Owned by one thread (no
 // locks); only the FamilyRegistry's atomics are shared.
+// Defined in three parts: shard.cpp (aggregation), shard_flush.cpp (flush
+// encoding), shard_state.cpp (the state store side).
 
 #include <cstdint>
 #include <memory>
@@ -100,6 +102,7 @@ class Shard {
     std::uint8_t flags;
   };
   static_assert(sizeof(Series) <= 48, "series state stays small: the budget is 200 bytes per series");
+  static constexpr std::uint32_t kNoExt = UINT32_MAX;  // Series::ext of a kind with no side state
 
   struct SummaryState {
     double count = 0;

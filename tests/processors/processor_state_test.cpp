@@ -28,6 +28,7 @@
 #include "ringpipe/sample/sample_batch.hpp"
 #include "series_mapper.hpp"
 #include "shard.hpp"
+#include "state_layout.hpp"
 #include "state_store.hpp"
 #include "test_support.hpp"
 
@@ -360,6 +361,153 @@ TEST(ShardState, RestartAfterAHalfAppliedBatchRestoresTheLastCommittedValuesOfEv
   }
   EXPECT_EQ(in_le_0025, 1);
   EXPECT_EQ(in_le_5, 1);  // not 2: the 3 s observation was rolled back
+}
+
+// A family block written byte by byte as processors/STATE.md draws it
+// (little-endian), without the FamilyBlock struct.
+std::vector<std::byte> documented_family_block(std::uint8_t kind, std::string_view name, std::string_view help) {
+  const std::size_t used = 16 + name.size() + help.size();
+  EXPECT_LE(used, 512u);  // blocks up to 512 bytes round to 8
+  std::vector<std::byte> b((used + 7) & ~std::size_t{7});
+  auto put = [&](std::size_t at, std::uint64_t v, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) b[at + i] = static_cast<std::byte>(v >> (8 * i));
+  };
+  put(0, b.size(), 4);    // block size
+  put(4, 0xffffffff, 4);  // owner: a family
+  put(8, kind, 1);
+  put(9, 0, 1);
+  put(10, name.size(), 2);
+  put(12, help.size(), 2);
+  put(14, 0, 2);
+  std::memcpy(b.data() + 16, name.data(), name.size());
+  std::memcpy(b.data() + 16 + name.size(), help.data(), help.size());
+  return b;
+}
+
+TEST(StateLayout, TheFamilyBlockStructIsTheDocumentedByteLayout) {
+  const std::vector<std::byte> doc = documented_family_block(3, "abcde", "hi");
+  ASSERT_EQ(doc.size(), 24u);
+  detail::FamilyBlock fb{};
+  fb.header = {24, detail::kFamilyOwner};
+  fb.kind = 3;
+  fb.name_len = 5;
+  fb.help_len = 2;
+  std::byte raw[sizeof fb];
+  std::memcpy(raw, &fb, sizeof fb);
+  EXPECT_EQ(std::memcmp(raw, doc.data(), sizeof fb), 0);
+  // Decoded where it lies in an arena, after another block.
+  std::vector<std::byte> arena(8);
+  arena[0] = std::byte{8};
+  arena.insert(arena.end(), doc.begin(), doc.end());
+  const auto rec = detail::decode_family_block(arena, 8);
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->kind, detail::FamilyKind::kHistogram);
+  EXPECT_EQ(rec->name, "abcde");
+  EXPECT_EQ(rec->help, "hi");
+}
+
+TEST(StateLayout, AFamilyBlockWhoseDeclaredLengthsOverrunTheBlockOrTheArenaIsRefused) {
+  using detail::FamilyBlockError;
+  const std::vector<std::byte> good = documented_family_block(0, "abc", "help");  // 23 bytes used of 24
+  // The arena goes on after the block, so an unchecked length would read
+  // bytes that exist (the next block's) instead of faulting.
+  auto arena_with = [&](std::uint16_t name_len, std::uint16_t help_len) {
+    std::vector<std::byte> a = good;
+    std::memcpy(a.data() + 10, &name_len, 2);
+    std::memcpy(a.data() + 12, &help_len, 2);
+    a.resize(a.size() + 64, std::byte{'x'});
+    return a;
+  };
+  auto error_of = [](std::span<const std::byte> arena, std::uint64_t off) {
+    const auto rec = detail::decode_family_block(arena, off);
+    EXPECT_FALSE(rec) << "decoded " << rec->name;
+    return rec ? FamilyBlockError{} : rec.error();
+  };
+  ASSERT_TRUE(detail::decode_family_block(arena_with(3, 4), 0));
+  ASSERT_TRUE(detail::decode_family_block(arena_with(4, 4), 0));  // the pad byte: still inside the block
+  EXPECT_EQ(error_of(arena_with(5, 4), 0), FamilyBlockError::kLengthsOverrun);
+  EXPECT_EQ(error_of(arena_with(3, 6), 0), FamilyBlockError::kLengthsOverrun);
+  EXPECT_EQ(error_of(arena_with(0xffff, 0xffff), 0), FamilyBlockError::kLengthsOverrun);
+  // The block itself must lie inside the arena in use.
+  std::vector<std::byte> big = good;
+  const std::uint32_t size = 32;
+  std::memcpy(big.data(), &size, 4);
+  EXPECT_EQ(error_of(big, 0), FamilyBlockError::kBadBlock);
+  EXPECT_EQ(error_of(std::span(good).first(12), 0), FamilyBlockError::kOutsideArena);
+  EXPECT_EQ(error_of(good, 16), FamilyBlockError::kOutsideArena);  // 8 bytes left: no room for the fixed part
+  EXPECT_EQ(error_of(good, 4), FamilyBlockError::kOutsideArena);
+  EXPECT_EQ(error_of(good, UINT64_MAX - 7), FamilyBlockError::kOutsideArena);
+  // And be a family block of a known kind with a name.
+  std::vector<std::byte> other = good;
+  other[4] = std::byte{1};
+  EXPECT_EQ(error_of(other, 0), FamilyBlockError::kNotAFamily);
+  other = good;
+  other[8] = std::byte{5};
+  EXPECT_EQ(error_of(other, 0), FamilyBlockError::kBadKind);
+  EXPECT_EQ(error_of(arena_with(0, 4), 0), FamilyBlockError::kEmptyName);
+}
+
+TEST(StateLayout, AShardWritesFamilyBlocksAsDocumentedAndReadsThemBackAfterARestart) {
+  StoreFile f;
+  {
+    auto st = f.open();
+    ASSERT_TRUE(st) << st.error().message();
+    StoreShard a(st->get());
+    testing::BatchBuilder b;
+    b.add(sample::Kind::kCounter, "c", 5, {{"k", "1"}}).add(sample::Kind::kTimer, "h", 0.02, {{"k", "1"}});
+    const auto m = a.map(b);
+    ASSERT_EQ(m.size(), 2u);
+    const detail::RecordSegment seg{0, 0, 1, 2};
+    a.shard->apply_segments(m, {&seg, 1}, a.labels.data(), 0);
+    for (std::uint32_t i = 0; i < 2; ++i) {
+      const detail::Family& fam = *m[i].family;
+      const std::vector<std::byte> doc =
+          documented_family_block(static_cast<std::uint8_t>(fam.kind), fam.name, fam.help);
+      const std::byte* at = (*st)->arena() + (*st)->slots()[i].family_off;
+      EXPECT_EQ(std::memcmp(at, doc.data(), 16 + fam.name.size() + fam.help.size()), 0) << fam.name;
+    }
+  }
+  auto st = f.open();
+  ASSERT_TRUE(st);
+  StoreShard b(st->get());
+  EXPECT_EQ(b.shard->series_count(), 2u);
+  EXPECT_EQ(b.shard->stats().state_series_dropped, 0u);
+  EXPECT_EQ(b.snapshot().value("c{k=1}"), 5);
+}
+
+TEST(StateLayout, ARestartDropsTheSeriesOfAFamilyBlockWhoseLengthsOverrunIt) {
+  StoreFile f;
+  {
+    auto st = f.open();
+    ASSERT_TRUE(st) << st.error().message();
+    StoreShard a(st->get());
+    testing::BatchBuilder b;
+    b.add(sample::Kind::kCounter, "c", 5, {{"k", "1"}}).add(sample::Kind::kCounter, "d", 7, {{"k", "1"}});
+    const auto m = a.map(b);
+    ASSERT_EQ(m.size(), 2u);
+    const detail::RecordSegment seg{0, 0, 1, 2};
+    a.shard->apply_segments(m, {&seg, 1}, a.labels.data(), 0);
+    ASSERT_FALSE((*st)->in_tx());
+    // c's family block claims one name byte more than it holds: the bytes
+    // after it (the next block's) are in the arena, so only the check stops
+    // a restart from reading them as the name.
+    std::byte* at = (*st)->arena() + (*st)->slots()[0].family_off;
+    detail::FamilyBlock fb;
+    std::memcpy(&fb, at, sizeof fb);
+    ASSERT_EQ(fb.name_len, 1u);
+    fb.name_len = static_cast<std::uint16_t>(fb.header.size - sizeof fb - fb.help_len + 1);
+    std::memcpy(at, &fb, sizeof fb);
+    ASSERT_LT((*st)->slots()[0].family_off + fb.header.size, (*st)->control().arena_used);
+  }
+  auto st = f.open();
+  ASSERT_TRUE(st);
+  EXPECT_TRUE(f.rejected.empty()) << f.rejected;  // the store is sound; one family in it is not
+  StoreShard b(st->get());
+  EXPECT_EQ(b.shard->series_count(), 1u);
+  EXPECT_EQ(b.shard->stats().state_series_dropped, 1u);
+  const testing::ExporterState snap = b.snapshot();
+  EXPECT_FALSE(snap.has("c{k=1}"));
+  EXPECT_EQ(snap.value("d{k=1}"), 7);
 }
 
 TEST(StateStore, RefusesTruncatedCorruptOrOtherGeometryFilesAndStartsEmpty) {

@@ -1,0 +1,225 @@
+// Shard, flush side: what moves with time at a flush (expiry, summary
+// windows, set windows) and the encoding of changed series into metric-batch
+// records. Aggregation is in shard.cpp, the crash-safe state in shard_state.cpp.
+
+#include "shard.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <optional>
+
+namespace ringpipe::processors::detail {
+namespace {
+
+// Encodes entries into records, opening a new record when one is full. After
+// the sink refuses space, every further write fails (the flush stalls).
+class Emitter {
+ public:
+  Emitter(RecordSink& sink, const BatchOrigin& origin, std::size_t max_record_bytes)
+      : sink_(sink), origin_(origin), max_(max_record_bytes) {}
+
+  bool entry(const SeriesEntry& e) noexcept {
+    if (failed_) return false;
+    if (writer_ && writer_->append(e)) return counted();
+    close();
+    if (!open(sizeof(metric::MetricBatchHeader) + metric::entry_size(e)) || !writer_->append(e)) return fail();
+    return counted();
+  }
+  bool marker(EntryKind k, std::uint64_t id) noexcept {
+    if (failed_) return false;
+    if (writer_ && writer_->append_marker(k, id)) return counted();
+    close();
+    if (!open(sizeof(metric::MetricBatchHeader) + metric::kMarkerEntrySize) || !writer_->append_marker(k, id)) return fail();
+    return counted();
+  }
+  void close() noexcept {
+    if (!writer_) return;
+    const bool any = !writer_->empty();
+    const std::size_t used = writer_->finish();
+    sink_.commit_record(any ? used : 0);
+    if (any) ++records_;
+    writer_.reset();
+  }
+  [[nodiscard]] bool fits(const SeriesEntry& e) const noexcept {
+    return sizeof(metric::MetricBatchHeader) + metric::entry_size(e) <= max_;
+  }
+  [[nodiscard]] bool failed() const noexcept { return failed_; }
+  [[nodiscard]] std::uint64_t records() const noexcept { return records_; }
+  [[nodiscard]] std::uint64_t entries() const noexcept { return entries_; }
+
+ private:
+  bool open(std::size_t need) noexcept {
+    const std::span<std::byte> buf = sink_.begin_record(need);
+    if (buf.size() < need) {
+      if (!buf.empty()) sink_.commit_record(0);
+      return false;
+    }
+    writer_.emplace(buf, origin_);
+    return true;
+  }
+  bool counted() noexcept {
+    ++entries_;
+    return true;
+  }
+  bool fail() noexcept {
+    if (writer_) close();
+    failed_ = true;
+    return false;
+  }
+
+  RecordSink& sink_;
+  BatchOrigin origin_;
+  std::size_t max_;
+  std::optional<metric::MetricBatchWriter> writer_;
+  bool failed_ = false;
+  std::uint64_t records_ = 0;
+  std::uint64_t entries_ = 0;
+};
+
+}  // namespace
+
+bool Shard::publishable(const Series& se) const noexcept { return (se.flags & kPublished) != 0; }
+
+void Shard::encode(const Series& se, EntryKind kind, SeriesEntry& e) noexcept {
+  const Family& f = *se.family;
+  e.kind = kind;
+  e.type = metric_type_of(f.kind);
+  e.flags = f.kind == FamilyKind::kSet ? metric::kEntryFromSet : 0;
+  e.key = se.hash;
+  e.name = f.name;
+  e.help = f.help;
+  e.label_bytes = std::span<const std::byte>(key_of(se), se.key_len);
+  e.label_count = se.label_count;
+  values_.clear();
+  if (kind == EntryKind::kSeries) {
+    switch (f.kind) {
+      case FamilyKind::kCounter:
+      case FamilyKind::kGauge:
+      case FamilyKind::kSet: values_.push_back(se.value); break;
+      case FamilyKind::kSummary: {
+        const SummaryState& s = summaries_[se.ext];
+        values_.push_back(s.count);
+        values_.push_back(s.sum);
+        merged_.clear();
+        for (const Sketch& k : s.window) k.merge_into(merged_);
+        for (const double q : (*specs_)[s.spec].quantiles) {
+          values_.push_back(q);
+          values_.push_back(merged_.quantile(q));
+        }
+        break;
+      }
+      case FamilyKind::kHistogram: {
+        const HistogramState& h = histograms_[se.ext];
+        const std::vector<double>& b = (*specs_)[h.spec].buckets;
+        values_.push_back(h.count);
+        values_.push_back(h.sum);
+        double cum = 0;
+        for (std::size_t i = 0; i < b.size(); ++i) {
+          cum += h.counts[i];
+          values_.push_back(b[i]);
+          values_.push_back(cum);
+        }
+        values_.push_back(std::numeric_limits<double>::infinity());
+        values_.push_back(h.count);
+        break;
+      }
+    }
+  }
+  e.values = values_;
+}
+
+void Shard::flush(std::int64_t now_ns, std::int64_t wall_ns, RecordSink& sink, bool snapshot) noexcept {
+  ++flush_seq_;
+  ++stats_.flushes;
+  // Expiry runs on the processor's clock, whether anyone scrapes or not.
+  for (std::uint32_t i = 0; i < series_.size(); ++i) {
+    Series& se = series_[i];
+    if ((se.flags & kLive) && se.expires_ns != 0 && now_ns >= se.expires_ns && !(se.flags & kExpiring)) {
+      se.flags |= kExpiring;
+      mark_dirty(i);
+    }
+  }
+  // Windows move with time too: summaries age out, set windows close.
+  const std::int64_t window_id = now_ns / set_window_ns_;
+  std::size_t keep = 0;
+  for (const std::uint32_t idx : active_) {
+    Series& se = series_[idx];
+    if (!(se.flags & kLive) || !(se.flags & kActive)) continue;
+    bool still_active = true;
+    if (se.kind == static_cast<std::uint8_t>(FamilyKind::kSummary)) {
+      SummaryState& s = summaries_[se.ext];
+      if (rotate_summary(s, now_ns)) mark_dirty(idx);
+      still_active = std::any_of(s.window.begin(), s.window.end(), [](const Sketch& k) { return !k.empty(); });
+    } else {
+      SetState& st = sets_[se.ext];
+      if (roll_set(se, st, window_id)) {
+        mark_dirty(idx);
+        persist(idx);
+      }
+      still_active = st.size > 0 || se.value != 0;
+    }
+    if (still_active) {
+      active_[keep++] = idx;
+    } else {
+      se.flags &= static_cast<std::uint8_t>(~kActive);
+    }
+  }
+  active_.resize(keep);
+
+  BatchOrigin origin;
+  origin.shard = index_;
+  origin.shard_count = count_;
+  origin.instance_id = instance_id_;
+  origin.flush_seq = flush_seq_;
+  origin.flush_ns = wall_ns;
+  Emitter em(sink, origin, max_record_bytes_);
+  SeriesEntry e;
+
+  if (snapshot) {
+    em.marker(EntryKind::kSnapshotBegin, flush_seq_);
+    for (std::uint32_t i = 0; i < series_.size() && !em.failed(); ++i) {
+      const Series& se = series_[i];
+      if (!(se.flags & kLive)) continue;
+      const bool expiring = (se.flags & kExpiring) != 0;
+      if (!expiring && !publishable(se)) continue;
+      encode(se, expiring ? EntryKind::kExpire : EntryKind::kSeries, e);
+      if (em.fits(e)) em.entry(e);
+    }
+    em.marker(EntryKind::kSnapshotEnd, flush_seq_);
+    em.close();
+    if (em.failed()) {
+      ++stats_.flush_stalls;  // the engine asks for the snapshot again next flush
+    } else {
+      ++stats_.snapshots;
+      for (const std::uint32_t idx : dirty_) {
+        Series& se = series_[idx];
+        se.flags &= static_cast<std::uint8_t>(~kDirty);
+        if ((se.flags & kLive) && (se.flags & kExpiring)) free_series(idx);
+      }
+      dirty_.clear();
+    }
+  } else {
+    std::size_t done = 0;
+    for (; done < dirty_.size(); ++done) {
+      const std::uint32_t idx = dirty_[done];
+      Series& se = series_[idx];
+      if (!(se.flags & kLive)) continue;
+      const bool expiring = (se.flags & kExpiring) != 0;
+      if (expiring || publishable(se)) {
+        encode(se, expiring ? EntryKind::kExpire : EntryKind::kSeries, e);
+        if (em.fits(e) && !em.entry(e)) break;
+      }
+      se.flags &= static_cast<std::uint8_t>(~kDirty);
+      if (expiring) free_series(idx);
+    }
+    em.close();
+    if (em.failed()) ++stats_.flush_stalls;
+    dirty_.erase(dirty_.begin(), dirty_.begin() + static_cast<std::ptrdiff_t>(done));
+  }
+  stats_.records_written += em.records();
+  stats_.entries_written += em.entries();
+  commit_state();
+  sink.end_flush();
+}
+
+}  // namespace ringpipe::processors::detail

@@ -1,0 +1,68 @@
+#pragma once
+// The byte layout of a family block in a state file's arena (processors/STATE.md
+// draws it). The file outlives the process that wrote it and may be truncated,
+// stale or crafted, so a block is decoded only through decode_family_block(),
+// which checks every length it declares before a field is used.
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <type_traits>
+
+#include <tl/expected.hpp>
+
+#include "family_registry.hpp"
+#include "state_store.hpp"
+
+namespace ringpipe::processors::detail {
+
+static_assert(std::endian::native == std::endian::little, "the state file format is little-endian");
+
+// The fixed part of a family block; the name's bytes follow it, then the
+// help's (no terminators, no padding between them). The block's size is
+// LabelArena::rounded(sizeof(FamilyBlock) + name_len + help_len).
+struct FamilyBlock {
+  BlockHeader header;       // 0: {size, kFamilyOwner}
+  std::uint8_t kind;        // 8: FamilyKind
+  std::uint8_t reserved0;   // 9: 0
+  std::uint16_t name_len;   // 10: > 0
+  std::uint16_t help_len;   // 12
+  std::uint16_t reserved1;  // 14: 0
+};
+static_assert(std::is_trivially_copyable_v<FamilyBlock>, "copied to and from the mapping with memcpy");
+static_assert(std::has_unique_object_representations_v<FamilyBlock>, "no padding: every byte is a field");
+static_assert(sizeof(FamilyBlock) == 16 && alignof(FamilyBlock) == 4);
+static_assert(offsetof(FamilyBlock, header) == 0 && offsetof(FamilyBlock, kind) == 8 &&
+              offsetof(FamilyBlock, reserved0) == 9 && offsetof(FamilyBlock, name_len) == 10 &&
+              offsetof(FamilyBlock, help_len) == 12 && offsetof(FamilyBlock, reserved1) == 14);
+// The kind byte is persisted: these values are part of the format.
+static_assert(static_cast<int>(FamilyKind::kCounter) == 0 && static_cast<int>(FamilyKind::kGauge) == 1 &&
+              static_cast<int>(FamilyKind::kSummary) == 2 && static_cast<int>(FamilyKind::kHistogram) == 3 &&
+              static_cast<int>(FamilyKind::kSet) == 4);
+static_assert(sizeof(BlockHeader) == 8 && offsetof(BlockHeader, size) == 0 && offsetof(BlockHeader, owner) == 4);
+
+// Why a family block was refused.
+enum class FamilyBlockError : std::uint8_t {
+  kOutsideArena,    // the offset is misaligned or the fixed part runs past the arena in use
+  kBadBlock,        // the block's size is not a multiple of 8, too small, or runs past the arena in use
+  kNotAFamily,      // the owner is not kFamilyOwner
+  kLengthsOverrun,  // name and help run past the block
+  kBadKind,         // not a FamilyKind
+  kEmptyName,
+};
+
+// A decoded family block; name and help point into the arena.
+struct FamilyRecord {
+  FamilyKind kind;
+  std::string_view name;
+  std::string_view help;
+};
+
+// Decodes the family block at `off` of `arena`, the arena's bytes in use
+// ([0, arena_used), which open() has checked lie inside the file).
+[[nodiscard]] tl::expected<FamilyRecord, FamilyBlockError> decode_family_block(std::span<const std::byte> arena,
+                                                                               std::uint64_t off) noexcept;
+
+}  // namespace ringpipe::processors::detail
