@@ -2,7 +2,6 @@
 
 #include <CivetServer.h>
 #include <civetweb.h>
-#include <fcntl.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -25,11 +24,8 @@
 #include <prometheus/text_serializer.h>
 
 #include "gzip_encoding.hpp"
-#include "ringpipe/common/crash_journal.hpp"
+#include "metrics_reader_loop.hpp"
 #include "ringpipe/common/log.hpp"
-#include "ringpipe/common/run_dir.hpp"
-#include "ringpipe/metric/metric_record.hpp"
-#include "ringpipe/ring/ring.hpp"
 #include "self_metrics.hpp"
 #include "series_state.hpp"
 #include "tls_shim.hpp"
@@ -38,11 +34,6 @@ namespace ringpipe::exporters {
 namespace {
 
 using namespace std::chrono_literals;
-
-// What /-/ready answers.
-struct Health {
-  std::atomic<bool> ready{false};
-};
 
 // Connection accounting from civetweb's callbacks. A connection lives on one
 // worker thread from init_connection to connection_close, so whether it
@@ -297,9 +288,8 @@ std::uint64_t drop_pipeline_families_named_like_ours(std::vector<prometheus::Met
 
 struct PrometheusExporter::Impl : prometheus::Collectable, CivetHandler {
   PrometheusExporterOptions options;
-  std::unique_ptr<ring::Ring> ring;
-  std::optional<ring::Reader> reader;
   SeriesState state;
+  std::unique_ptr<MetricsReaderLoop> loop;  // applies the ring's records to `state`
   std::unique_ptr<RingDescriber> rings;
   std::unique_ptr<SegmentDescriber> segments;
   // Own stats segment: scrape cells updated in Collect, the rest mirrored.
@@ -309,11 +299,6 @@ struct PrometheusExporter::Impl : prometheus::Collectable, CivetHandler {
   mutable std::mutex mirror_mu;
   mutable StatsMirror mirror;
   mutable DurationHistogram durations;
-  std::shared_ptr<Health> health = std::make_shared<Health>();
-  std::atomic<std::uint64_t> other_records{0};
-  // The record being applied, journaled: one that kills the exporter again and again is skipped.
-  std::optional<CrashJournal> journal;
-  std::atomic<std::uint64_t> quarantined{0};
   mutable std::atomic<std::uint64_t> collect_errors{0};
   mutable std::atomic<std::uint64_t> self_name_conflicts{0};  // series dropped for a self-metric's name
   HttpCounters http;
@@ -324,8 +309,6 @@ struct PrometheusExporter::Impl : prometheus::Collectable, CivetHandler {
   std::atomic<std::uint64_t> pages_served{0};
   std::unique_ptr<CivetServer> server;
   int port = 0;
-  std::thread thread;
-  std::atomic<bool> stopping{false};
   bool started = false;
 
   std::vector<prometheus::MetricFamily> Collect() const override {
@@ -369,15 +352,15 @@ struct PrometheusExporter::Impl : prometheus::Collectable, CivetHandler {
               ld(c.instance_changes));
     b.counter("ringpipe_exporter_snapshots_total", "Complete shard snapshots applied.", {}, ld(c.snapshots));
     b.counter("ringpipe_exporter_other_records_total", "Records of another type in the input ring, ignored.", {},
-              ld(other_records));
+              ld(loop->counters().other_records));
     b.counter("ringpipe_exporter_collect_errors_total", "Scrapes that failed to collect (answered empty).", {},
               ld(collect_errors));
     b.counter("ringpipe_exporter_quarantined_records_total",
-              "Records skipped because the exporter died applying them repeatedly.", {}, ld(quarantined));
+              "Records skipped because the exporter died applying them repeatedly.", {},
+              ld(loop->counters().quarantined));
     b.gauge("ringpipe_exporter_series", "Series currently served.", {}, ld(c.series));
     b.gauge("ringpipe_exporter_families", "Metric families known (served or conflicting).", {}, ld(c.families));
-    b.gauge("ringpipe_exporter_ready", "1 once the state is complete (see /-/ready).", {},
-            health->ready.load(std::memory_order_relaxed) ? 1 : 0);
+    b.gauge("ringpipe_exporter_ready", "1 once the state is complete (see /-/ready).", {}, loop->ready() ? 1 : 0);
     const auto per_shard = state.series_per_processor_shard();
     for (std::size_t i = 0; i < per_shard.size(); ++i) {
       b.gauge("ringpipe_processor_series", "Live series per processor shard, as published into the metric ring.",
@@ -517,8 +500,8 @@ struct PrometheusExporter::Impl : prometheus::Collectable, CivetHandler {
         {&c.stale_records, reg(true, "exporter_stale_records_total", "Records from a replaced processor instance.")},
         {&c.snapshots, reg(true, "exporter_snapshots_total", "Complete shard snapshots applied.")},
         {&collect_errors, reg(true, "exporter_collect_errors_total", "Scrapes that failed to collect.")},
-        {&quarantined, reg(true, "exporter_quarantined_records_total",
-                           "Records skipped because the exporter died applying them repeatedly.")},
+        {&loop->counters().quarantined, reg(true, "exporter_quarantined_records_total",
+                                            "Records skipped because the exporter died applying them repeatedly.")},
         {&c.series, reg(false, "exporter_series", "Series currently served.")},
         {&c.families, reg(false, "exporter_families", "Metric families known.")},
     };
@@ -526,49 +509,6 @@ struct PrometheusExporter::Impl : prometheus::Collectable, CivetHandler {
     for (const auto& [from, to] : links) mirror.add(*from, to);
     publish_own();
     return {};
-  }
-
-  void run() noexcept {
-    const std::int64_t start_ns = monotonic_ns();
-    std::int64_t next_publish = start_ns;
-    const std::int64_t ready_after = start_ns + std::chrono::nanoseconds(options.ready_timeout).count();
-    while (!stopping.load(std::memory_order_relaxed)) {
-      const std::size_t n = reader->poll(
-          [this](const ring::RecordView& v) {
-            if (journal) {
-              if (journal->is_quarantined(v.lane, v.seq, v.position)) {
-                if (journal->first_skip()) {
-                  quarantined.fetch_add(1, std::memory_order_relaxed);
-                  spdlog::error(
-                      "exporter {}: quarantined record of ring {} lane {} seq {} position {} ({} bytes, type {}): "
-                      "the exporter died applying it {} times in a row; skipped "
-                      "(exporter_quarantined_records_total)",
-                      options.component, options.input, v.lane, v.seq, v.position, v.payload.size(), v.type,
-                      journal->strikes_to_quarantine());
-                }
-                return;
-              }
-              journal->begin(v.lane, v.seq, v.position);
-            }
-            if (v.type == metric::kMetricBatchRecord) {
-              state.apply(v.payload);
-            } else {
-              other_records.fetch_add(1, std::memory_order_relaxed);
-            }
-            if (journal) journal->end();
-          },
-          256);
-      if (!health->ready.load(std::memory_order_relaxed) &&
-          (state.complete() || monotonic_ns() >= ready_after)) {
-        health->ready.store(true, std::memory_order_release);
-      }
-      if (own && monotonic_ns() >= next_publish) {
-        publish_own();
-        next_publish = monotonic_ns() + 1'000'000'000;
-      }
-      if (n == 0) (void)reader->wait(50ms);
-    }
-    publish_own();
   }
 
   ~Impl() override {
@@ -597,7 +537,7 @@ int begin_request_hook(mg_connection* conn) {
   if (!healthy && uri != "/-/ready") return 0;
   if (healthy) return answer(conn, 200, "OK", "OK\n");
   const PrometheusExporter::Impl* impl = impl_of(conn);
-  if (impl != nullptr && impl->health->ready.load(std::memory_order_acquire)) return answer(conn, 200, "OK", "OK\n");
+  if (impl != nullptr && impl->loop->ready()) return answer(conn, 200, "OK", "OK\n");
   return answer(conn, 503, "Service Unavailable", "Not ready: waiting for a complete snapshot.\n");
 }
 
@@ -678,26 +618,9 @@ Result<std::unique_ptr<PrometheusExporter>> PrometheusExporter::create(Prometheu
   auto hp = split_listen(options.listen);
   if (!hp) return invalid(what + hp.error().message());
   auto impl = std::make_unique<Impl>();
-  auto ring = ring::Ring::open(options.input);
-  if (!ring) return tl::unexpected(Error{ring.error().code, what + ring.error().message()});
-  impl->ring = std::make_unique<ring::Ring>(std::move(*ring));
-  ring::ReaderOptions ro;
-  ro.gating = options.gating;
-  auto reader = ring::Reader::attach(*impl->ring, options.reader_name, ro);
-  if (!reader) return tl::unexpected(Error{reader.error().code, what + reader.error().message()});
-  impl->reader.emplace(std::move(*reader));
-  auto journal = CrashJournal::open(CrashJournal::path_for(options.input, options.reader_name),
-                                    impl->ring->creation_id(), options.quarantine_after_crashes);
-  if (!journal) {
-    spdlog::warn("{}{} (a record that kills the exporter is not quarantined)", what, journal.error().message());
-  } else {
-    impl->journal.emplace(std::move(*journal));
-    if (const auto& r = impl->journal->died_on()) {
-      spdlog::warn("{}the previous run died applying record lane {} seq {} position {} ({} death(s) in a row on it{})",
-                   what, r->lane, r->seq, r->position, impl->journal->strikes(),
-                   impl->journal->quarantined() == r ? ": quarantined" : "");
-    }
-  }
+  auto loop = MetricsReaderLoop::attach(options, impl->state);
+  if (!loop) return tl::unexpected(loop.error());
+  impl->loop = std::move(*loop);
 
   std::vector<std::string> described{options.input};
   for (const std::string& p : options.describe_rings) {
@@ -775,36 +698,24 @@ PrometheusExporter::PrometheusExporter(std::unique_ptr<Impl> impl) noexcept : im
 
 PrometheusExporter::~PrometheusExporter() {
   stop();
-  if (impl_ && impl_->journal) impl_->journal->close();  // also when never started
+  if (impl_) impl_->loop->close_journal();  // also when never started
 }
 
 Status PrometheusExporter::start() {
   if (impl_->started) return {};
   if (impl_->options.request_resync) {
-    // Created in the ring's own (checked) directory, never through a symlink.
-    const std::filesystem::path ring(impl_->options.input);
-    const std::string what = "prometheus exporter: request resync: ";
-    auto dir = RunDir::open(ring.has_parent_path() ? ring.parent_path().string() : ".");
-    if (!dir) return tl::unexpected(Error{dir.error().code, what + dir.error().context});
-    auto fd = dir->create_file(ring.filename().string() + std::string(metric::kResyncSuffix), O_WRONLY);
-    if (!fd) return tl::unexpected(Error{fd.error().code, what + fd.error().context});
+    if (Status resync = impl_->loop->request_resync(); !resync) return resync;
   }
-  impl_->stopping.store(false);
-  try {
-    impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
-  } catch (const std::system_error& e) {
-    return tl::unexpected(Error{e.code(), "prometheus exporter: reader thread"});
-  }
+  if (Status loop = impl_->loop->start([impl = impl_.get()] { impl->publish_own(); }); !loop) return loop;
   impl_->started = true;
   return {};
 }
 
 void PrometheusExporter::stop() noexcept {
   if (!impl_ || !impl_->started) return;
-  impl_->stopping.store(true);
-  impl_->thread.join();
+  impl_->loop->stop();
   impl_->started = false;
-  if (impl_->journal) impl_->journal->close();
+  impl_->loop->close_journal();
 }
 
 Status PrometheusExporter::run_until(const std::atomic<bool>& stop_flag) {
@@ -816,7 +727,7 @@ Status PrometheusExporter::run_until(const std::atomic<bool>& stop_flag) {
 
 std::uint16_t PrometheusExporter::port() const noexcept { return static_cast<std::uint16_t>(impl_->port); }
 
-bool PrometheusExporter::ready() const noexcept { return impl_->health->ready.load(std::memory_order_acquire); }
+bool PrometheusExporter::ready() const noexcept { return impl_->loop->ready(); }
 
 PrometheusExporterStats PrometheusExporter::stats() const noexcept {
   const SeriesStateCounters& c = impl_->state.counters();
