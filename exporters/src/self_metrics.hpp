@@ -37,6 +37,38 @@ class FamilyBuilder {
   std::vector<prometheus::MetricFamily> families_;
 };
 
+// Durations in seconds as a Prometheus histogram (ringpipe_exporter_scrape_duration_seconds,
+// ringpipe_exporter_http_render_seconds). Thread-safe.
+class DurationHistogram {
+ public:
+  static constexpr double kBounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  void observe(double s) {
+    std::lock_guard lock(mu_);
+    for (std::size_t i = 0; i < std::size(kBounds); ++i) {
+      if (s <= kBounds[i]) ++counts_[i];
+    }
+    ++count_;
+    sum_ += s;
+  }
+  void describe(FamilyBuilder& out, std::string_view name, std::string_view help,
+                const FamilyBuilder::Labels& labels = {}) const {
+    std::vector<std::pair<double, std::uint64_t>> b;
+    std::lock_guard lock(mu_);
+    for (std::size_t i = 0; i < std::size(kBounds); ++i) b.emplace_back(kBounds[i], counts_[i]);
+    out.histogram(name, help, labels, b, count_, sum_);
+  }
+  [[nodiscard]] std::uint64_t count() const {
+    std::lock_guard lock(mu_);
+    return count_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::uint64_t counts_[std::size(kBounds)] = {};
+  std::uint64_t count_ = 0;
+  double sum_ = 0;
+};
+
 // Appends ringpipe_ring_* samples for one ring's stats.
 void describe_ring(const ring::RingStats& stats, std::string_view ring_label, FamilyBuilder& out);
 
