@@ -186,14 +186,13 @@ class RequestCounters {
     const std::array<std::string, kPaths> names{metrics_path, "/-/healthy", "/-/ready", "other"};
     std::lock_guard lock(mu_);
     for (const auto& [key, n] : requests_) {
-      out.counter("ringpipe_exporter_http_requests_total", "HTTP requests answered, by path and status code.",
-                  {{"path", names[key.first]}, {"code", key.second == 0 ? "unknown" : std::to_string(key.second)}},
-                  static_cast<double>(n));
+      out.sample(self_metric(SelfMetricId::kHttpRequests),
+                 {{"path", names[key.first]}, {"code", key.second == 0 ? "unknown" : std::to_string(key.second)}},
+                 static_cast<double>(n));
     }
     for (std::size_t p = kMetrics; p < kOther; ++p) {
-      out.counter("ringpipe_exporter_http_response_bytes_total",
-                  "HTTP response body bytes sent (after compression), by path.", {{"path", names[p]}},
-                  static_cast<double>(bytes_[p]));
+      out.sample(self_metric(SelfMetricId::kHttpResponseBytes), {{"path", names[p]}},
+                 static_cast<double>(bytes_[p]));
     }
   }
 
@@ -466,26 +465,17 @@ std::uint64_t HttpEndpoint::pages_served() const noexcept {
 }
 
 void HttpEndpoint::describe(FamilyBuilder& out) const {
+  using enum SelfMetricId;
   const HttpCounters& http = impl_->http;
   auto ld = [](const std::atomic<std::uint64_t>& a) { return static_cast<double>(a.load(std::memory_order_relaxed)); };
-  out.gauge("ringpipe_exporter_http_connections", "HTTP connections a worker holds (idle ones included).", {},
-            ld(http.open));
-  out.gauge("ringpipe_exporter_http_connection_limit",
-            "HTTP worker threads: connections served at once; more wait in the accept queue.", {},
-            static_cast<double>(http.limit));
-  out.counter("ringpipe_exporter_http_connections_total", "HTTP connections taken by a worker.", {},
-              ld(http.connections));
-  out.counter("ringpipe_exporter_http_incomplete_requests_total",
-              "HTTP connections closed before a whole request header arrived (idle, slow or timed out).", {},
-              ld(http.incomplete));
-  out.counter("ringpipe_exporter_http_connections_at_limit_total",
-              "HTTP connections that took the last free worker (the next ones queued).", {}, ld(http.at_limit));
+  out.sample(self_metric(kHttpConnections), {}, ld(http.open));
+  out.sample(self_metric(kHttpConnectionLimit), {}, static_cast<double>(http.limit));
+  out.sample(self_metric(kHttpConnectionsTotal), {}, ld(http.connections));
+  out.sample(self_metric(kHttpIncompleteRequests), {}, ld(http.incomplete));
+  out.sample(self_metric(kHttpConnectionsAtLimit), {}, ld(http.at_limit));
   impl_->requests.describe(out, impl_->options.path);
-  constexpr std::string_view kRenderHelp =
-      "Time to render one page, by step: text (collect and serialize, once per rendering), gzip (compress, "
-      "at most once per rendering, when a scrape accepts gzip).";
-  impl_->render_text.describe(out, "ringpipe_exporter_http_render_seconds", kRenderHelp, {{"step", "text"}});
-  impl_->render_gzip.describe(out, "ringpipe_exporter_http_render_seconds", kRenderHelp, {{"step", "gzip"}});
+  impl_->render_text.describe(out, self_metric(kHttpRenderSeconds), {{"step", "text"}});
+  impl_->render_gzip.describe(out, self_metric(kHttpRenderSeconds), {{"step", "gzip"}});
 }
 
 }  // namespace ringpipe::exporters

@@ -93,37 +93,27 @@ struct PrometheusExporter::Impl : PageSource {
   }
 
   void describe_self(FamilyBuilder& b) const {
+    using enum SelfMetricId;
     const SeriesStateCounters& c = state.counters();
     auto ld = [](const std::atomic<std::uint64_t>& a) { return static_cast<double>(a.load(std::memory_order_relaxed)); };
-    b.counter("ringpipe_exporter_records_total", "Metric-batch records applied to the state.", {}, ld(c.records));
-    b.counter("ringpipe_exporter_entries_total", "Entries (series, expiries, markers) applied.", {}, ld(c.entries));
-    b.counter("ringpipe_exporter_decode_errors_total", "Malformed records or entries skipped.", {},
-              ld(c.decode_errors));
-    b.counter("ringpipe_exporter_conflicts_total",
-              "Series entries not served because their name or type collides with a served family.", {},
-              ld(c.conflicts) + ld(self_name_conflicts));
-    b.counter("ringpipe_exporter_stale_records_total", "Records from a processor instance already replaced.", {},
-              ld(c.stale_records));
-    b.counter("ringpipe_exporter_instance_changes_total", "Processor restarts seen (instance id changes).", {},
-              ld(c.instance_changes));
-    b.counter("ringpipe_exporter_snapshots_total", "Complete shard snapshots applied.", {}, ld(c.snapshots));
-    b.counter("ringpipe_exporter_other_records_total", "Records of another type in the input ring, ignored.", {},
-              ld(loop->counters().other_records));
-    b.counter("ringpipe_exporter_collect_errors_total", "Scrapes that failed to collect (answered empty).", {},
-              ld(collect_errors));
-    b.counter("ringpipe_exporter_quarantined_records_total",
-              "Records skipped because the exporter died applying them repeatedly.", {},
-              ld(loop->counters().quarantined));
-    b.gauge("ringpipe_exporter_series", "Series currently served.", {}, ld(c.series));
-    b.gauge("ringpipe_exporter_families", "Metric families known (served or conflicting).", {}, ld(c.families));
-    b.gauge("ringpipe_exporter_ready", "1 once the state is complete (see /-/ready).", {}, loop->ready() ? 1 : 0);
+    b.sample(self_metric(kRecords), {}, ld(c.records));
+    b.sample(self_metric(kEntries), {}, ld(c.entries));
+    b.sample(self_metric(kDecodeErrors), {}, ld(c.decode_errors));
+    b.sample(self_metric(kConflicts), {}, ld(c.conflicts) + ld(self_name_conflicts));
+    b.sample(self_metric(kStaleRecords), {}, ld(c.stale_records));
+    b.sample(self_metric(kInstanceChanges), {}, ld(c.instance_changes));
+    b.sample(self_metric(kSnapshots), {}, ld(c.snapshots));
+    b.sample(self_metric(kOtherRecords), {}, ld(loop->counters().other_records));
+    b.sample(self_metric(kCollectErrors), {}, ld(collect_errors));
+    b.sample(self_metric(kQuarantinedRecords), {}, ld(loop->counters().quarantined));
+    b.sample(self_metric(kSeries), {}, ld(c.series));
+    b.sample(self_metric(kFamilies), {}, ld(c.families));
+    b.sample(self_metric(kReady), {}, loop->ready() ? 1 : 0);
     const auto per_shard = state.series_per_processor_shard();
     for (std::size_t i = 0; i < per_shard.size(); ++i) {
-      b.gauge("ringpipe_processor_series", "Live series per processor shard, as published into the metric ring.",
-              {{"shard", std::to_string(i)}}, static_cast<double>(per_shard[i]));
+      b.sample(self_metric(kProcessorSeries), {{"shard", std::to_string(i)}}, static_cast<double>(per_shard[i]));
     }
-    durations.describe(b, "ringpipe_exporter_scrape_duration_seconds",
-                       "Time to collect the state for one scrape (serialization excluded).");
+    durations.describe(b, self_metric(kScrapeDuration));
     http->describe(b);
   }
 
@@ -149,32 +139,34 @@ struct PrometheusExporter::Impl : PageSource {
     seg->reset_gauges();
     own = std::make_unique<StatsSegment>(std::move(*seg));
     Status failed;
-    auto reg = [&](bool counter, std::string_view name, std::string_view help,
-                   StatsEncoding enc = StatsEncoding::kUnsigned) -> std::atomic<std::uint64_t>* {
+    // Every entry is registered as kSelfMetrics declares it, so the segment's
+    // help texts are the page's.
+    auto reg = [&](SelfMetricId id, StatsEncoding enc = StatsEncoding::kUnsigned) -> std::atomic<std::uint64_t>* {
       if (!failed) return nullptr;
-      auto cell = counter ? own->register_counter(name, help, {}, enc) : own->register_gauge(name, help, {}, enc);
+      const SelfMetric& m = self_metric(id);
+      auto cell = m.type == SelfMetricType::kCounter ? own->register_counter(m.segment_name(), m.help, {}, enc)
+                                                     : own->register_gauge(m.segment_name(), m.help, {}, enc);
       if (!cell) {
         failed = tl::unexpected(cell.error());
         return nullptr;
       }
       return *cell;
     };
-    own_scrapes = reg(true, "exporter_scrapes_total", "Scrapes answered.");
-    own_scrape_seconds = reg(true, "exporter_scrape_duration_seconds_total",
-                             "Seconds spent collecting scrapes (serialization excluded).", StatsEncoding::kDouble);
+    using enum SelfMetricId;
+    own_scrapes = reg(kScrapes);
+    own_scrape_seconds = reg(kScrapeSeconds, StatsEncoding::kDouble);
     const SeriesStateCounters& c = state.counters();
     const std::pair<const std::atomic<std::uint64_t>*, std::atomic<std::uint64_t>*> links[] = {
-        {&c.records, reg(true, "exporter_records_total", "Metric-batch records applied to the state.")},
-        {&c.entries, reg(true, "exporter_entries_total", "Entries applied.")},
-        {&c.decode_errors, reg(true, "exporter_decode_errors_total", "Malformed records or entries skipped.")},
-        {&c.conflicts, reg(true, "exporter_conflicts_total", "Series entries not served for a name or type clash.")},
-        {&c.stale_records, reg(true, "exporter_stale_records_total", "Records from a replaced processor instance.")},
-        {&c.snapshots, reg(true, "exporter_snapshots_total", "Complete shard snapshots applied.")},
-        {&collect_errors, reg(true, "exporter_collect_errors_total", "Scrapes that failed to collect.")},
-        {&loop->counters().quarantined, reg(true, "exporter_quarantined_records_total",
-                                            "Records skipped because the exporter died applying them repeatedly.")},
-        {&c.series, reg(false, "exporter_series", "Series currently served.")},
-        {&c.families, reg(false, "exporter_families", "Metric families known.")},
+        {&c.records, reg(kRecords)},
+        {&c.entries, reg(kEntries)},
+        {&c.decode_errors, reg(kDecodeErrors)},
+        {&c.conflicts, reg(kConflicts)},
+        {&c.stale_records, reg(kStaleRecords)},
+        {&c.snapshots, reg(kSnapshots)},
+        {&collect_errors, reg(kCollectErrors)},
+        {&loop->counters().quarantined, reg(kQuarantinedRecords)},
+        {&c.series, reg(kSeries)},
+        {&c.families, reg(kFamilies)},
     };
     if (!failed) return failed;
     for (const auto& [from, to] : links) mirror.add(*from, to);

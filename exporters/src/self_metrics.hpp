@@ -15,6 +15,7 @@
 
 #include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/ring/ring.hpp"
+#include "self_metric_table.hpp"
 
 namespace ringpipe::exporters {
 
@@ -27,6 +28,8 @@ class FamilyBuilder {
   // Cumulative buckets (upper bound, count); +Inf is implied by count.
   void histogram(std::string_view name, std::string_view help, const Labels& labels,
                  const std::vector<std::pair<double, std::uint64_t>>& buckets, std::uint64_t count, double sum);
+  // One sample of a counter or gauge of kSelfMetrics: name, type and help from the table.
+  void sample(const SelfMetric& m, const Labels& labels, double v);
   void take(std::vector<prometheus::MetricFamily>& out);
   // Whether a family of this name exists with another type.
   [[nodiscard]] bool clashes(std::string_view name, prometheus::MetricType type) const;
@@ -50,12 +53,12 @@ class DurationHistogram {
     ++count_;
     sum_ += s;
   }
-  void describe(FamilyBuilder& out, std::string_view name, std::string_view help,
-                const FamilyBuilder::Labels& labels = {}) const {
+  // As the histogram `m` of kSelfMetrics.
+  void describe(FamilyBuilder& out, const SelfMetric& m, const FamilyBuilder::Labels& labels = {}) const {
     std::vector<std::pair<double, std::uint64_t>> b;
     std::lock_guard lock(mu_);
     for (std::size_t i = 0; i < std::size(kBounds); ++i) b.emplace_back(kBounds[i], counts_[i]);
-    out.histogram(name, help, labels, b, count_, sum_);
+    out.histogram(m.name, m.help, labels, b, count_, sum_);
   }
   [[nodiscard]] std::uint64_t count() const {
     std::lock_guard lock(mu_);
