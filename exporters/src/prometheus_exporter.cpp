@@ -1,37 +1,16 @@
 #include "ringpipe/exporters/prometheus_exporter.hpp"
 
-#include <CivetServer.h>
-#include <civetweb.h>
-#include <dlfcn.h>
-#include <fcntl.h>
-#include <strings.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <array>
-#include <condition_variable>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <system_error>
 #include <thread>
-#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
-#include <prometheus/collectable.h>
-#include <prometheus/text_serializer.h>
-
-#include "gzip_encoding.hpp"
-#include "ringpipe/common/crash_journal.hpp"
+#include "http_endpoint.hpp"
+#include "metrics_reader_loop.hpp"
 #include "ringpipe/common/log.hpp"
-#include "ringpipe/common/run_dir.hpp"
-#include "ringpipe/metric/metric_record.hpp"
-#include "ringpipe/ring/ring.hpp"
 #include "self_metrics.hpp"
 #include "series_state.hpp"
 
@@ -39,233 +18,6 @@ namespace ringpipe::exporters {
 namespace {
 
 using namespace std::chrono_literals;
-
-// What /-/ready answers.
-struct Health {
-  std::atomic<bool> ready{false};
-};
-
-// Connection accounting from civetweb's callbacks. A connection lives on one
-// worker thread from init_connection to connection_close, so whether it
-// brought a whole request header is that thread's to remember.
-struct HttpCounters {
-  std::atomic<std::uint64_t> open{0};
-  std::atomic<std::uint64_t> connections{0};
-  std::atomic<std::uint64_t> incomplete{0};
-  std::atomic<std::uint64_t> at_limit{0};
-  std::uint64_t limit = 0;  // worker threads, set before the server starts
-};
-thread_local bool t_request_seen = false;
-
-// The request a worker thread is answering: the status it sent and the body
-// bytes written so far, counted by end_request (RequestCounters). Reset at
-// every connection and request.
-thread_local int t_status = 0;
-thread_local std::uint64_t t_body_bytes = 0;
-
-// Writes `body` until done or the client is gone; counts what was written.
-void write_body(mg_connection* conn, std::string_view body) {
-  for (std::size_t at = 0; at < body.size();) {
-    const int n = mg_write(conn, body.data() + at, body.size() - at);
-    if (n <= 0) return;  // the client left or was too slow (request_timeout_ms)
-    at += static_cast<std::size_t>(n);
-    t_body_bytes += static_cast<std::uint64_t>(n);
-  }
-}
-
-// A short text/plain answer; `extra_headers` are whole "Name: value\r\n" lines.
-int answer(mg_connection* conn, int status, const char* reason, std::string_view body, const char* extra_headers = "") {
-  t_status = status;
-  mg_printf(conn,
-            "HTTP/1.1 %d %s\r\n%sContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
-            "Connection: close\r\n\r\n",
-            status, reason, extra_headers, body.size());
-  write_body(conn, body);
-  return status;
-}
-
-// Every Accept-Encoding field of the request as one list (a client may send
-// the list over several fields).
-std::string accept_encoding(const mg_connection* conn) {
-  std::string out;
-  const mg_request_info* ri = mg_get_request_info(conn);
-  if (ri == nullptr) return out;
-  for (int i = 0; i < ri->num_headers && i < static_cast<int>(std::size(ri->http_headers)); ++i) {
-    const mg_header& h = ri->http_headers[i];
-    if (h.name == nullptr || h.value == nullptr || ::strcasecmp(h.name, "Accept-Encoding") != 0) continue;
-    if (!out.empty()) out += ',';
-    out += h.value;
-  }
-  return out;
-}
-
-// One rendering of the page: its text and its gzip encoding, made at most
-// once, when the first scrape that accepts gzip asks for it (scrapes sharing
-// the rendering that want it meanwhile wait for that one compression).
-// Thread-safe.
-class RenderedPage {
- public:
-  explicit RenderedPage(std::string text) noexcept : text_(std::move(text)) {}
-  [[nodiscard]] const std::string& text() const noexcept { return text_; }
-  // The gzip bytes, made by `compress(text())` on first use; nullptr when that failed.
-  template <typename Compress>
-  [[nodiscard]] const std::string* gzip(Compress&& compress) const {
-    std::call_once(gzip_once_, [&] { gzip_ = compress(text_); });
-    return gzip_ ? &*gzip_ : nullptr;
-  }
-
- private:
-  std::string text_;
-  mutable std::once_flag gzip_once_;
-  mutable std::optional<std::string> gzip_;
-};
-
-// One rendering of the page, shared by every scrape that arrives while it is
-// being made: at most one render runs, the others wait for it (bounded) and
-// send the same page, so a page is at most one render's duration old.
-// Thread-safe.
-class PageCache {
- public:
-  using Page = std::shared_ptr<const RenderedPage>;
-  // nullptr when the render failed or the wait for another ran out.
-  template <typename Render>
-  Page get(Render&& render, std::chrono::milliseconds wait_limit) {
-    std::unique_lock lock(mu_);
-    if (rendering_) {
-      const std::uint64_t gen = generation_;
-      if (!cv_.wait_for(lock, wait_limit, [&] { return generation_ != gen; })) return nullptr;
-      ++shared_;
-      return last_;
-    }
-    rendering_ = true;
-    lock.unlock();
-    Page page;
-    try {
-      page = std::make_shared<const RenderedPage>(render());
-    } catch (...) {
-      page = nullptr;
-    }
-    lock.lock();
-    last_ = page;
-    rendering_ = false;
-    ++generation_;
-    cv_.notify_all();
-    return page;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool rendering_ = false;
-  std::uint64_t generation_ = 0;  // renders finished
-  std::uint64_t shared_ = 0;      // pages handed to a scrape that waited
-  Page last_;
-};
-
-std::optional<std::string> base64_decode(std::string_view in) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    const int v = value(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return out;
-}
-
-bool same_secret(const std::string& a, const std::string& b) noexcept {
-  // Length leaks; content does not.
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
-  }
-  return diff == 0;
-}
-
-// Durations in seconds as a Prometheus histogram (ringpipe_exporter_scrape_duration_seconds,
-// ringpipe_exporter_http_render_seconds). Thread-safe.
-class DurationHistogram {
- public:
-  static constexpr double kBounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-  void observe(double s) {
-    std::lock_guard lock(mu_);
-    for (std::size_t i = 0; i < std::size(kBounds); ++i) {
-      if (s <= kBounds[i]) ++counts_[i];
-    }
-    ++count_;
-    sum_ += s;
-  }
-  void describe(FamilyBuilder& out, std::string_view name, std::string_view help,
-                const FamilyBuilder::Labels& labels = {}) const {
-    std::vector<std::pair<double, std::uint64_t>> b;
-    std::lock_guard lock(mu_);
-    for (std::size_t i = 0; i < std::size(kBounds); ++i) b.emplace_back(kBounds[i], counts_[i]);
-    out.histogram(name, help, labels, b, count_, sum_);
-  }
-  [[nodiscard]] std::uint64_t count() const {
-    std::lock_guard lock(mu_);
-    return count_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::uint64_t counts_[std::size(kBounds)] = {};
-  std::uint64_t count_ = 0;
-  double sum_ = 0;
-};
-
-// HTTP requests answered, by path and status code, and the response body
-// bytes sent, by path (after compression; civetweb's own answers, such as a
-// 404, are counted without their bytes). Paths other than the three served
-// share one "other" label, so a scanner cannot grow the page. Thread-safe.
-class RequestCounters {
- public:
-  enum Path : std::size_t { kMetrics, kHealthy, kReady, kOther, kPaths };
-  // The family is on the page from the start, so a pipeline that scrapes
-  // another ringpipe never serves that one's under our name (see
-  // drop_pipeline_families_named_like_ours).
-  RequestCounters() { requests_[{kMetrics, 200}] = 0; }
-  void count(Path path, int status, std::uint64_t body_bytes) {
-    if (status < 100 || status > 599) status = 0;
-    std::lock_guard lock(mu_);
-    ++requests_[{path, status}];
-    bytes_[path] += body_bytes;
-  }
-  void describe(FamilyBuilder& out, const std::string& metrics_path) const {
-    const std::array<std::string, kPaths> names{metrics_path, "/-/healthy", "/-/ready", "other"};
-    std::lock_guard lock(mu_);
-    for (const auto& [key, n] : requests_) {
-      out.counter("ringpipe_exporter_http_requests_total", "HTTP requests answered, by path and status code.",
-                  {{"path", names[key.first]}, {"code", key.second == 0 ? "unknown" : std::to_string(key.second)}},
-                  static_cast<double>(n));
-    }
-    for (std::size_t p = kMetrics; p < kOther; ++p) {
-      out.counter("ringpipe_exporter_http_response_bytes_total",
-                  "HTTP response body bytes sent (after compression), by path.", {{"path", names[p]}},
-                  static_cast<double>(bytes_[p]));
-    }
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::map<std::pair<std::size_t, int>, std::uint64_t> requests_;
-  std::array<std::uint64_t, kPaths> bytes_{};
-};
 
 // Removes the pipeline families (out[0, pipeline)) whose name a self-metric
 // family (out[pipeline, end)) also serves, or whose name is
@@ -296,11 +48,10 @@ std::uint64_t drop_pipeline_families_named_like_ours(std::vector<prometheus::Met
 
 }  // namespace
 
-struct PrometheusExporter::Impl : prometheus::Collectable, CivetHandler {
+struct PrometheusExporter::Impl : PageSource {
   PrometheusExporterOptions options;
-  std::unique_ptr<ring::Ring> ring;
-  std::optional<ring::Reader> reader;
   SeriesState state;
+  std::unique_ptr<MetricsReaderLoop> loop;  // applies the ring's records to `state`
   std::unique_ptr<RingDescriber> rings;
   std::unique_ptr<SegmentDescriber> segments;
   // Own stats segment: scrape cells updated in Collect, the rest mirrored.
@@ -310,24 +61,11 @@ struct PrometheusExporter::Impl : prometheus::Collectable, CivetHandler {
   mutable std::mutex mirror_mu;
   mutable StatsMirror mirror;
   mutable DurationHistogram durations;
-  std::shared_ptr<Health> health = std::make_shared<Health>();
-  std::atomic<std::uint64_t> other_records{0};
-  // The record being applied, journaled: one that kills the exporter again and again is skipped.
-  std::optional<CrashJournal> journal;
-  std::atomic<std::uint64_t> quarantined{0};
   mutable std::atomic<std::uint64_t> collect_errors{0};
   mutable std::atomic<std::uint64_t> self_name_conflicts{0};  // series dropped for a self-metric's name
-  HttpCounters http;
-  RequestCounters requests;
-  DurationHistogram render_text;  // Collect and serialization of one page
-  DurationHistogram render_gzip;  // compression of one page
-  PageCache pages;
-  std::atomic<std::uint64_t> pages_served{0};
-  std::unique_ptr<CivetServer> server;
-  int port = 0;
-  std::thread thread;
-  std::atomic<bool> stopping{false};
   bool started = false;
+  // Last: it serves from the members above, so it stops first.
+  std::unique_ptr<HttpEndpoint> http;
 
   std::vector<prometheus::MetricFamily> Collect() const override {
     std::vector<prometheus::MetricFamily> out;
@@ -355,132 +93,37 @@ struct PrometheusExporter::Impl : prometheus::Collectable, CivetHandler {
   }
 
   void describe_self(FamilyBuilder& b) const {
+    using enum SelfMetricId;
     const SeriesStateCounters& c = state.counters();
     auto ld = [](const std::atomic<std::uint64_t>& a) { return static_cast<double>(a.load(std::memory_order_relaxed)); };
-    b.counter("ringpipe_exporter_records_total", "Metric-batch records applied to the state.", {}, ld(c.records));
-    b.counter("ringpipe_exporter_entries_total", "Entries (series, expiries, markers) applied.", {}, ld(c.entries));
-    b.counter("ringpipe_exporter_decode_errors_total", "Malformed records or entries skipped.", {},
-              ld(c.decode_errors));
-    b.counter("ringpipe_exporter_conflicts_total",
-              "Series entries not served because their name or type collides with a served family.", {},
-              ld(c.conflicts) + ld(self_name_conflicts));
-    b.counter("ringpipe_exporter_stale_records_total", "Records from a processor instance already replaced.", {},
-              ld(c.stale_records));
-    b.counter("ringpipe_exporter_instance_changes_total", "Processor restarts seen (instance id changes).", {},
-              ld(c.instance_changes));
-    b.counter("ringpipe_exporter_snapshots_total", "Complete shard snapshots applied.", {}, ld(c.snapshots));
-    b.counter("ringpipe_exporter_other_records_total", "Records of another type in the input ring, ignored.", {},
-              ld(other_records));
-    b.counter("ringpipe_exporter_collect_errors_total", "Scrapes that failed to collect (answered empty).", {},
-              ld(collect_errors));
-    b.counter("ringpipe_exporter_quarantined_records_total",
-              "Records skipped because the exporter died applying them repeatedly.", {}, ld(quarantined));
-    b.gauge("ringpipe_exporter_series", "Series currently served.", {}, ld(c.series));
-    b.gauge("ringpipe_exporter_families", "Metric families known (served or conflicting).", {}, ld(c.families));
-    b.gauge("ringpipe_exporter_ready", "1 once the state is complete (see /-/ready).", {},
-            health->ready.load(std::memory_order_relaxed) ? 1 : 0);
+    b.sample(self_metric(kRecords), {}, ld(c.records));
+    b.sample(self_metric(kEntries), {}, ld(c.entries));
+    b.sample(self_metric(kDecodeErrors), {}, ld(c.decode_errors));
+    b.sample(self_metric(kConflicts), {}, ld(c.conflicts) + ld(self_name_conflicts));
+    b.sample(self_metric(kStaleRecords), {}, ld(c.stale_records));
+    b.sample(self_metric(kInstanceChanges), {}, ld(c.instance_changes));
+    b.sample(self_metric(kSnapshots), {}, ld(c.snapshots));
+    b.sample(self_metric(kOtherRecords), {}, ld(loop->counters().other_records));
+    b.sample(self_metric(kCollectErrors), {}, ld(collect_errors));
+    b.sample(self_metric(kQuarantinedRecords), {}, ld(loop->counters().quarantined));
+    b.sample(self_metric(kSeries), {}, ld(c.series));
+    b.sample(self_metric(kFamilies), {}, ld(c.families));
+    b.sample(self_metric(kReady), {}, loop->ready() ? 1 : 0);
     const auto per_shard = state.series_per_processor_shard();
     for (std::size_t i = 0; i < per_shard.size(); ++i) {
-      b.gauge("ringpipe_processor_series", "Live series per processor shard, as published into the metric ring.",
-              {{"shard", std::to_string(i)}}, static_cast<double>(per_shard[i]));
+      b.sample(self_metric(kProcessorSeries), {{"shard", std::to_string(i)}}, static_cast<double>(per_shard[i]));
     }
-    durations.describe(b, "ringpipe_exporter_scrape_duration_seconds",
-                       "Time to collect the state for one scrape (serialization excluded).");
-    b.gauge("ringpipe_exporter_http_connections", "HTTP connections a worker holds (idle ones included).", {},
-            ld(http.open));
-    b.gauge("ringpipe_exporter_http_connection_limit",
-            "HTTP worker threads: connections served at once; more wait in the accept queue.", {},
-            static_cast<double>(http.limit));
-    b.counter("ringpipe_exporter_http_connections_total", "HTTP connections taken by a worker.", {},
-              ld(http.connections));
-    b.counter("ringpipe_exporter_http_incomplete_requests_total",
-              "HTTP connections closed before a whole request header arrived (idle, slow or timed out).", {},
-              ld(http.incomplete));
-    b.counter("ringpipe_exporter_http_connections_at_limit_total",
-              "HTTP connections that took the last free worker (the next ones queued).", {}, ld(http.at_limit));
-    requests.describe(b, options.path);
-    constexpr std::string_view kRenderHelp =
-        "Time to render one page, by step: text (collect and serialize, once per rendering), gzip (compress, "
-        "at most once per rendering, when a scrape accepts gzip).";
-    render_text.describe(b, "ringpipe_exporter_http_render_seconds", kRenderHelp, {{"step", "text"}});
-    render_gzip.describe(b, "ringpipe_exporter_http_render_seconds", kRenderHelp, {{"step", "gzip"}});
+    durations.describe(b, self_metric(kScrapeDuration));
+    http->describe(b);
   }
 
-  // The page as Prometheus' text format, rendered once for concurrent scrapes.
-  [[nodiscard]] PageCache::Page page() {
-    return pages.get(
-        [this] {
-          const std::int64_t t0 = monotonic_ns();
-          std::string text = prometheus::TextSerializer().Serialize(Collect());
-          render_text.observe(static_cast<double>(monotonic_ns() - t0) * 1e-9);
-          return text;
-        },
-        std::chrono::seconds(30));
+  bool ready() const noexcept override { return loop->ready(); }
+
+  void page_served() noexcept override {
+    if (own) own_scrapes->fetch_add(1, std::memory_order_relaxed);
   }
 
-  // The gzip encoding of a rendering, made once per rendering (RenderedPage).
-  std::optional<std::string> compress(const std::string& text) {
-    const std::int64_t t0 = monotonic_ns();
-    std::optional<std::string> gz = gzip_compress(text, kPageGzipLevel);
-    render_gzip.observe(static_cast<double>(monotonic_ns() - t0) * 1e-9);
-    if (!gz) spdlog::warn("prometheus exporter: gzip of a {}-byte page failed; answered uncompressed", text.size());
-    return gz;
-  }
-
-  bool authorized(mg_connection* conn) const {
-    if (options.basic_auth_users.empty()) return true;
-    const char* header = mg_get_header(conn, "Authorization");
-    if (header == nullptr) return false;
-    std::string_view h(header);
-    constexpr std::string_view kBasic = "Basic ";
-    if (h.substr(0, kBasic.size()) != kBasic) return false;
-    const std::optional<std::string> decoded = base64_decode(h.substr(kBasic.size()));
-    if (!decoded) return false;
-    const auto colon = decoded->find(':');
-    if (colon == std::string::npos) return false;
-    const std::string user = decoded->substr(0, colon);
-    const std::string password = decoded->substr(colon + 1);
-    bool ok = false;
-    for (const auto& u : options.basic_auth_users)
-      ok |= same_secret(u.username, user) && same_secret(u.password, password);
-    return ok;
-  }
-
-  // GET <path>, on a civetweb worker thread.
-  bool handleGet(CivetServer*, mg_connection* conn) override {
-    try {
-      if (!authorized(conn)) {
-        answer(conn, 401, "Unauthorized", "Unauthorized\n", "WWW-Authenticate: Basic realm=\"ringpipe\"\r\n");
-        return true;
-      }
-      const PageCache::Page p = page();
-      if (!p) {
-        answer(conn, 503, "Service Unavailable", "The page could not be rendered in time, retry.\n");
-        return true;
-      }
-      const std::string* body = &p->text();
-      const char* encoding = "";
-      if (accepts_gzip(accept_encoding(conn))) {
-        if (const std::string* gz = p->gzip([this](const std::string& text) { return compress(text); })) {
-          body = gz;
-          encoding = "Content-Encoding: gzip\r\n";
-        }
-      }
-      t_status = 200;
-      mg_printf(conn,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n%s"
-                "Vary: Accept-Encoding\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-                encoding, body->size());
-      const std::uint64_t before = t_body_bytes;
-      write_body(conn, *body);
-      if (t_body_bytes - before != body->size()) return true;
-      pages_served.fetch_add(1, std::memory_order_relaxed);
-      if (own) own_scrapes->fetch_add(1, std::memory_order_relaxed);
-    } catch (...) {
-      collect_errors.fetch_add(1, std::memory_order_relaxed);
-    }
-    return true;
-  }
+  void serve_failed() noexcept override { collect_errors.fetch_add(1, std::memory_order_relaxed); }
 
   void publish_own() const noexcept {
     if (!own) return;
@@ -496,32 +139,34 @@ struct PrometheusExporter::Impl : prometheus::Collectable, CivetHandler {
     seg->reset_gauges();
     own = std::make_unique<StatsSegment>(std::move(*seg));
     Status failed;
-    auto reg = [&](bool counter, std::string_view name, std::string_view help,
-                   StatsEncoding enc = StatsEncoding::kUnsigned) -> std::atomic<std::uint64_t>* {
+    // Every entry is registered as kSelfMetrics declares it, so the segment's
+    // help texts are the page's.
+    auto reg = [&](SelfMetricId id, StatsEncoding enc = StatsEncoding::kUnsigned) -> std::atomic<std::uint64_t>* {
       if (!failed) return nullptr;
-      auto cell = counter ? own->register_counter(name, help, {}, enc) : own->register_gauge(name, help, {}, enc);
+      const SelfMetric& m = self_metric(id);
+      auto cell = m.type == SelfMetricType::kCounter ? own->register_counter(m.segment_name(), m.help, {}, enc)
+                                                     : own->register_gauge(m.segment_name(), m.help, {}, enc);
       if (!cell) {
         failed = tl::unexpected(cell.error());
         return nullptr;
       }
       return *cell;
     };
-    own_scrapes = reg(true, "exporter_scrapes_total", "Scrapes answered.");
-    own_scrape_seconds = reg(true, "exporter_scrape_duration_seconds_total",
-                             "Seconds spent collecting scrapes (serialization excluded).", StatsEncoding::kDouble);
+    using enum SelfMetricId;
+    own_scrapes = reg(kScrapes);
+    own_scrape_seconds = reg(kScrapeSeconds, StatsEncoding::kDouble);
     const SeriesStateCounters& c = state.counters();
     const std::pair<const std::atomic<std::uint64_t>*, std::atomic<std::uint64_t>*> links[] = {
-        {&c.records, reg(true, "exporter_records_total", "Metric-batch records applied to the state.")},
-        {&c.entries, reg(true, "exporter_entries_total", "Entries applied.")},
-        {&c.decode_errors, reg(true, "exporter_decode_errors_total", "Malformed records or entries skipped.")},
-        {&c.conflicts, reg(true, "exporter_conflicts_total", "Series entries not served for a name or type clash.")},
-        {&c.stale_records, reg(true, "exporter_stale_records_total", "Records from a replaced processor instance.")},
-        {&c.snapshots, reg(true, "exporter_snapshots_total", "Complete shard snapshots applied.")},
-        {&collect_errors, reg(true, "exporter_collect_errors_total", "Scrapes that failed to collect.")},
-        {&quarantined, reg(true, "exporter_quarantined_records_total",
-                           "Records skipped because the exporter died applying them repeatedly.")},
-        {&c.series, reg(false, "exporter_series", "Series currently served.")},
-        {&c.families, reg(false, "exporter_families", "Metric families known.")},
+        {&c.records, reg(kRecords)},
+        {&c.entries, reg(kEntries)},
+        {&c.decode_errors, reg(kDecodeErrors)},
+        {&c.conflicts, reg(kConflicts)},
+        {&c.stale_records, reg(kStaleRecords)},
+        {&c.snapshots, reg(kSnapshots)},
+        {&collect_errors, reg(kCollectErrors)},
+        {&loop->counters().quarantined, reg(kQuarantinedRecords)},
+        {&c.series, reg(kSeries)},
+        {&c.families, reg(kFamilies)},
     };
     if (!failed) return failed;
     for (const auto& [from, to] : links) mirror.add(*from, to);
@@ -529,234 +174,11 @@ struct PrometheusExporter::Impl : prometheus::Collectable, CivetHandler {
     return {};
   }
 
-  void run() noexcept {
-    const std::int64_t start_ns = monotonic_ns();
-    std::int64_t next_publish = start_ns;
-    const std::int64_t ready_after = start_ns + std::chrono::nanoseconds(options.ready_timeout).count();
-    while (!stopping.load(std::memory_order_relaxed)) {
-      const std::size_t n = reader->poll(
-          [this](const ring::RecordView& v) {
-            if (journal) {
-              if (journal->is_quarantined(v.lane, v.seq, v.position)) {
-                if (journal->first_skip()) {
-                  quarantined.fetch_add(1, std::memory_order_relaxed);
-                  spdlog::error(
-                      "exporter {}: quarantined record of ring {} lane {} seq {} position {} ({} bytes, type {}): "
-                      "the exporter died applying it {} times in a row; skipped "
-                      "(exporter_quarantined_records_total)",
-                      options.component, options.input, v.lane, v.seq, v.position, v.payload.size(), v.type,
-                      journal->strikes_to_quarantine());
-                }
-                return;
-              }
-              journal->begin(v.lane, v.seq, v.position);
-            }
-            if (v.type == metric::kMetricBatchRecord) {
-              state.apply(v.payload);
-            } else {
-              other_records.fetch_add(1, std::memory_order_relaxed);
-            }
-            if (journal) journal->end();
-          },
-          256);
-      if (!health->ready.load(std::memory_order_relaxed) &&
-          (state.complete() || monotonic_ns() >= ready_after)) {
-        health->ready.store(true, std::memory_order_release);
-      }
-      if (own && monotonic_ns() >= next_publish) {
-        publish_own();
-        next_publish = monotonic_ns() + 1'000'000'000;
-      }
-      if (n == 0) (void)reader->wait(50ms);
-    }
-    publish_own();
-  }
-
   ~Impl() override {
-    server.reset();  // joins the server threads: no request runs after this
+    http.reset();  // joins the server threads: no request runs after this
   }
 };
 
-namespace {
-
-PrometheusExporter::Impl* impl_of(const mg_connection* conn) {
-  const mg_context* ctx = mg_get_context(conn);
-  if (ctx == nullptr) return nullptr;
-  const auto* server = static_cast<const CivetServer*>(mg_get_user_data(ctx));
-  if (server == nullptr) return nullptr;
-  return static_cast<PrometheusExporter::Impl*>(const_cast<void*>(server->getUserContext()));
-}
-
-int begin_request_hook(mg_connection* conn) {
-  t_request_seen = true;
-  t_status = 0;
-  t_body_bytes = 0;
-  const mg_request_info* ri = mg_get_request_info(conn);
-  if (ri == nullptr || ri->local_uri == nullptr) return 0;
-  const std::string_view uri(ri->local_uri);
-  const bool healthy = uri == "/-/healthy";
-  if (!healthy && uri != "/-/ready") return 0;
-  if (healthy) return answer(conn, 200, "OK", "OK\n");
-  const PrometheusExporter::Impl* impl = impl_of(conn);
-  if (impl != nullptr && impl->health->ready.load(std::memory_order_acquire)) return answer(conn, 200, "OK", "OK\n");
-  return answer(conn, 503, "Service Unavailable", "Not ready: waiting for a complete snapshot.\n");
-}
-
-// Counts every request civetweb read whole, once it is answered: with the
-// status we sent, or civetweb's own (404, 405, ...).
-void end_request_hook(const mg_connection* conn, int reply_status_code) {
-  PrometheusExporter::Impl* impl = impl_of(conn);
-  const mg_request_info* ri = mg_get_request_info(conn);
-  if (impl != nullptr) {
-    const std::string_view uri = ri != nullptr && ri->local_uri != nullptr ? ri->local_uri : "";
-    RequestCounters::Path path = RequestCounters::kOther;
-    if (uri == impl->options.path) {
-      path = RequestCounters::kMetrics;
-    } else if (uri == "/-/healthy") {
-      path = RequestCounters::kHealthy;
-    } else if (uri == "/-/ready") {
-      path = RequestCounters::kReady;
-    }
-    try {
-      impl->requests.count(path, t_status != 0 ? t_status : reply_status_code, t_body_bytes);
-    } catch (...) {
-      // no memory for a new series, or the lock failed: leave it uncounted rather than unwind into C
-    }
-  }
-  t_status = 0;
-  t_body_bytes = 0;
-}
-
-int init_connection_hook(const mg_connection* conn, void**) {
-  t_request_seen = false;
-  t_status = 0;
-  t_body_bytes = 0;
-  if (PrometheusExporter::Impl* impl = impl_of(conn)) {
-    impl->http.connections.fetch_add(1, std::memory_order_relaxed);
-    const std::uint64_t open = impl->http.open.fetch_add(1, std::memory_order_relaxed) + 1;
-    if (open >= impl->http.limit) impl->http.at_limit.fetch_add(1, std::memory_order_relaxed);
-  }
-  return 0;
-}
-
-void connection_close_hook(const mg_connection* conn) {
-  if (PrometheusExporter::Impl* impl = impl_of(conn)) {
-    if (!t_request_seen) impl->http.incomplete.fetch_add(1, std::memory_order_relaxed);
-    impl->http.open.fetch_sub(1, std::memory_order_relaxed);
-  }
-  t_request_seen = false;
-}
-
-}  // namespace
-
-namespace {
-
-Result<std::pair<std::string, std::string>> split_listen(const std::string& listen) {
-  const auto colon = listen.rfind(':');
-  if (colon == std::string::npos) return invalid("listen: " + listen + ": expected host:port");
-  std::string host = listen.substr(0, colon);
-  std::string port = listen.substr(colon + 1);
-  if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5) {
-    return invalid("listen: " + listen + ": bad port");
-  }
-  if (host.empty()) host = "0.0.0.0";
-  if (host.front() == '[' || host.find(':') != std::string::npos) {
-    // mg_check_feature(8): IPv6; Debian 12's civetweb is built without it.
-    if (mg_check_feature(8) == 0) {
-      return invalid("listen: " + listen + ": IPv6 addresses are not supported (civetweb built without IPv6)");
-    }
-    if (host.front() != '[') host = "[" + host + "]";
-  }
-  return std::make_pair(host, port);
-}
-
-// civetweb (1.15, OpenSSL 1.1 API) dlopen()s "libssl.so" at run time and
-// calls SSL_get_peer_certificate for every TLS connection; OpenSSL 3 no longer
-// exports that name (it became SSL_get1_peer_certificate). Without it civetweb
-// calls a null pointer at the first handshake. libringpipe_ssl_compat.so
-// (src/ssl_compat.cpp) has SONAME libssl.so, defines the old name and needs the
-// real libssl.so.3: loaded RTLD_GLOBAL before civetweb starts, it is what
-// civetweb's dlopen("libssl.so") returns, and dlsym() on it finds the old name
-// in the shim and every other one in libssl.so.3.
-std::vector<std::string> ssl_compat_candidates() {
-  std::vector<std::string> out;
-  std::error_code ec;
-  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec && exe.has_parent_path()) {
-    out.push_back((exe.parent_path() / RINGPIPE_SSL_COMPAT_NAME).string());                          // beside it
-    out.push_back((exe.parent_path().parent_path() / "lib/ringpipe" / RINGPIPE_SSL_COMPAT_NAME).string());  // installed
-  }
-  out.emplace_back(RINGPIPE_SSL_COMPAT_BUILD_PATH);  // build tree
-  return out;
-}
-
-// Loads the shim once per process (never unloaded).
-Status load_ssl_compat() {
-  static const Status loaded = []() -> Status {
-    std::string tried;
-    for (const std::string& path : ssl_compat_candidates()) {
-      std::error_code ec;
-      if (!std::filesystem::is_regular_file(path, ec)) {
-        tried += (tried.empty() ? "" : ", ") + path;
-        continue;
-      }
-      void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
-      if (handle == nullptr) {
-        const char* why = ::dlerror();
-        return make_error(std::errc::not_supported,
-                          "tls: cannot load " + path + ": " + (why != nullptr ? why : "dlopen failed"));
-      }
-      spdlog::debug("prometheus exporter: tls: loaded {}", path);
-      return {};
-    }
-    return make_error(std::errc::no_such_file_or_directory,
-                      std::string("tls: civetweb needs the OpenSSL 3 compatibility library ") +
-                          RINGPIPE_SSL_COMPAT_NAME + ", not found (looked for " + tried +
-                          "); install it with ringpipe or put it next to the executable");
-  }();
-  return loaded;
-}
-
-Status civetweb_tls_usable() {
-  if (mg_check_feature(2) == 0) return make_error(std::errc::not_supported, "tls: civetweb was built without TLS");
-  if (Status shim = load_ssl_compat(); !shim) return shim;
-  void* ssl = ::dlopen("libssl.so", RTLD_LAZY | RTLD_LOCAL);
-  if (ssl == nullptr) {
-    return make_error(std::errc::not_supported,
-                      "tls: civetweb needs libssl.so, which cannot be loaded (install libssl-dev)");
-  }
-  const bool ok = ::dlsym(ssl, "SSL_get_peer_certificate") != nullptr && ::dlsym(ssl, "SSL_new") != nullptr;
-  ::dlclose(ssl);
-  if (!ok) {
-    return make_error(std::errc::not_supported,
-                      "tls: libssl.so as civetweb loads it lacks SSL_get_peer_certificate or SSL_new even with "
-                      "the compatibility library loaded; serving HTTPS would crash at the first handshake");
-  }
-  return {};
-}
-
-// civetweb wants key and certificate in one PEM file.
-Result<std::string> combined_pem(const TlsFiles& tls, std::string* temp_path) {
-  if (tls.key_file.empty() || tls.key_file == tls.cert_file) return tls.cert_file;
-  std::ifstream key(tls.key_file, std::ios::binary);
-  if (!key) return errno_error("tls: key_file " + tls.key_file);
-  std::ifstream cert(tls.cert_file, std::ios::binary);
-  if (!cert) return errno_error("tls: cert_file " + tls.cert_file);
-  char path[] = "/tmp/ringpipe-tls-XXXXXX";
-  const int fd = ::mkstemp(path);  // mode 0600
-  if (fd < 0) return errno_error("tls: temporary PEM");
-  ::close(fd);
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << key.rdbuf() << '\n' << cert.rdbuf() << '\n';
-  if (!out) {
-    std::filesystem::remove(path);
-    return errno_error(std::string("tls: writing ") + path);
-  }
-  *temp_path = path;
-  return std::string(path);
-}
-
-}  // namespace
 
 Result<std::unique_ptr<PrometheusExporter>> PrometheusExporter::create(PrometheusExporterOptions options) {
   const std::string what = "prometheus exporter: ";
@@ -765,26 +187,9 @@ Result<std::unique_ptr<PrometheusExporter>> PrometheusExporter::create(Prometheu
   auto hp = split_listen(options.listen);
   if (!hp) return invalid(what + hp.error().message());
   auto impl = std::make_unique<Impl>();
-  auto ring = ring::Ring::open(options.input);
-  if (!ring) return tl::unexpected(Error{ring.error().code, what + ring.error().message()});
-  impl->ring = std::make_unique<ring::Ring>(std::move(*ring));
-  ring::ReaderOptions ro;
-  ro.gating = options.gating;
-  auto reader = ring::Reader::attach(*impl->ring, options.reader_name, ro);
-  if (!reader) return tl::unexpected(Error{reader.error().code, what + reader.error().message()});
-  impl->reader.emplace(std::move(*reader));
-  auto journal = CrashJournal::open(CrashJournal::path_for(options.input, options.reader_name),
-                                    impl->ring->creation_id(), options.quarantine_after_crashes);
-  if (!journal) {
-    spdlog::warn("{}{} (a record that kills the exporter is not quarantined)", what, journal.error().message());
-  } else {
-    impl->journal.emplace(std::move(*journal));
-    if (const auto& r = impl->journal->died_on()) {
-      spdlog::warn("{}the previous run died applying record lane {} seq {} position {} ({} death(s) in a row on it{})",
-                   what, r->lane, r->seq, r->position, impl->journal->strikes(),
-                   impl->journal->quarantined() == r ? ": quarantined" : "");
-    }
-  }
+  auto loop = MetricsReaderLoop::attach(options, impl->state);
+  if (!loop) return tl::unexpected(loop.error());
+  impl->loop = std::move(*loop);
 
   std::vector<std::string> described{options.input};
   for (const std::string& p : options.describe_rings) {
@@ -796,64 +201,11 @@ Result<std::unique_ptr<PrometheusExporter>> PrometheusExporter::create(Prometheu
     return tl::unexpected(Error{own.error().code, what + "stats: " + own.error().context});
   }
 
-  std::string ports = hp->first + ":" + hp->second;
-  // civetweb holds a worker thread per connection, from accept until the
-  // request is answered or request_timeout_ms passes without a whole header
-  // (that timeout also bounds each write of the answer). Accepted connections
-  // beyond the workers wait in connection_queue, then in the listen backlog.
-  const std::size_t workers = std::clamp<std::size_t>(options.max_connections, 4, 16384);
-  const auto timeout_ms = std::max<std::int64_t>(100, options.header_timeout.count());
-  impl->http.limit = workers;
-  std::vector<std::string> civet{"num_threads",        std::to_string(workers),
-                                 "connection_queue",   std::to_string(workers),
-                                 "listen_backlog",     std::to_string(std::min<std::size_t>(workers, 4096)),
-                                 "request_timeout_ms", std::to_string(timeout_ms),
-                                 "enable_keep_alive",  "no"};
-  std::string temp_pem;
-  if (options.tls) {
-    if (options.tls->cert_file.empty()) return invalid(what + "tls: cert_file is required");
-    if (auto usable = civetweb_tls_usable(); !usable) {
-      return tl::unexpected(Error{usable.error().code, what + usable.error().context});
-    }
-    auto pem = combined_pem(*options.tls, &temp_pem);
-    if (!pem) return tl::unexpected(Error{pem.error().code, what + pem.error().context});
-    ports += "s";
-    civet.insert(civet.end(), {"ssl_certificate", *pem});
-    if (!options.tls->ca_file.empty()) {
-      civet.insert(civet.end(), {"ssl_ca_file", options.tls->ca_file, "ssl_verify_peer", "yes"});
-    }
-  }
-  civet.insert(civet.begin(), {"listening_ports", ports});
-  static const CivetCallbacks kCallbacks = [] {
-    CivetCallbacks cb;
-    cb.begin_request = &begin_request_hook;
-    cb.end_request = &end_request_hook;
-    cb.init_connection = &init_connection_hook;
-    cb.connection_close = &connection_close_hook;
-    cb.log_message = [](const mg_connection*, const char* message) {
-      spdlog::warn("prometheus exporter: http server: {}", message);
-      return 1;
-    };
-    return cb;
-  }();
-  impl->options = options;  // read by requests as soon as the server runs
-  try {
-    impl->server = std::make_unique<CivetServer>(civet, &kCallbacks, impl.get());
-  } catch (const std::exception& e) {
-    if (!temp_pem.empty()) std::filesystem::remove(temp_pem);
-    return make_error(std::errc::address_not_available, what + "listen " + ports + ": " + e.what());
-  }
-  if (!temp_pem.empty()) std::filesystem::remove(temp_pem);  // read at server start
-  try {
-    impl->server->addHandler(options.path, static_cast<CivetHandler*>(impl.get()));
-    const std::vector<int> bound = impl->server->getListeningPorts();
-    if (bound.empty()) return make_error(std::errc::address_not_available, what + "listen " + ports + ": no port");
-    impl->port = bound.front();
-  } catch (const std::exception& e) {
-    return make_error(std::errc::io_error, what + "register endpoint: " + e.what());
-  }
+  impl->options = options;
+  impl->http = std::make_unique<HttpEndpoint>(options, *impl);
+  if (Status listening = impl->http->listen(hp->first, hp->second); !listening) return tl::unexpected(listening.error());
   spdlog::info("prometheus exporter: serving {} on port {} (ring {}, reader {}){}{}", impl->options.path,
-               impl->port, impl->options.input, impl->options.reader_name, impl->options.tls ? ", TLS" : "",
+               impl->http->port(), impl->options.input, impl->options.reader_name, impl->options.tls ? ", TLS" : "",
                impl->options.basic_auth_users.empty() ? "" : ", basic auth");
   return std::unique_ptr<PrometheusExporter>(new PrometheusExporter(std::move(impl)));
 }
@@ -862,36 +214,24 @@ PrometheusExporter::PrometheusExporter(std::unique_ptr<Impl> impl) noexcept : im
 
 PrometheusExporter::~PrometheusExporter() {
   stop();
-  if (impl_ && impl_->journal) impl_->journal->close();  // also when never started
+  if (impl_) impl_->loop->close_journal();  // also when never started
 }
 
 Status PrometheusExporter::start() {
   if (impl_->started) return {};
   if (impl_->options.request_resync) {
-    // Created in the ring's own (checked) directory, never through a symlink.
-    const std::filesystem::path ring(impl_->options.input);
-    const std::string what = "prometheus exporter: request resync: ";
-    auto dir = RunDir::open(ring.has_parent_path() ? ring.parent_path().string() : ".");
-    if (!dir) return tl::unexpected(Error{dir.error().code, what + dir.error().context});
-    auto fd = dir->create_file(ring.filename().string() + std::string(metric::kResyncSuffix), O_WRONLY);
-    if (!fd) return tl::unexpected(Error{fd.error().code, what + fd.error().context});
+    if (Status resync = impl_->loop->request_resync(); !resync) return resync;
   }
-  impl_->stopping.store(false);
-  try {
-    impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
-  } catch (const std::system_error& e) {
-    return tl::unexpected(Error{e.code(), "prometheus exporter: reader thread"});
-  }
+  if (Status loop = impl_->loop->start([impl = impl_.get()] { impl->publish_own(); }); !loop) return loop;
   impl_->started = true;
   return {};
 }
 
 void PrometheusExporter::stop() noexcept {
   if (!impl_ || !impl_->started) return;
-  impl_->stopping.store(true);
-  impl_->thread.join();
+  impl_->loop->stop();
   impl_->started = false;
-  if (impl_->journal) impl_->journal->close();
+  impl_->loop->close_journal();
 }
 
 Status PrometheusExporter::run_until(const std::atomic<bool>& stop_flag) {
@@ -901,9 +241,9 @@ Status PrometheusExporter::run_until(const std::atomic<bool>& stop_flag) {
   return {};
 }
 
-std::uint16_t PrometheusExporter::port() const noexcept { return static_cast<std::uint16_t>(impl_->port); }
+std::uint16_t PrometheusExporter::port() const noexcept { return impl_->http->port(); }
 
-bool PrometheusExporter::ready() const noexcept { return impl_->health->ready.load(std::memory_order_acquire); }
+bool PrometheusExporter::ready() const noexcept { return impl_->loop->ready(); }
 
 PrometheusExporterStats PrometheusExporter::stats() const noexcept {
   const SeriesStateCounters& c = impl_->state.counters();
@@ -917,15 +257,16 @@ PrometheusExporterStats PrometheusExporter::stats() const noexcept {
   s.snapshots = c.snapshots.load(std::memory_order_relaxed);
   s.series = c.series.load(std::memory_order_relaxed);
   s.families = c.families.load(std::memory_order_relaxed);
-  s.scrapes = impl_->pages_served.load(std::memory_order_relaxed);
+  s.scrapes = impl_->http->pages_served();
   try {
     s.renders = impl_->durations.count();
   } catch (...) {
   }
-  s.http_connections_open = impl_->http.open.load(std::memory_order_relaxed);
-  s.http_connections = impl_->http.connections.load(std::memory_order_relaxed);
-  s.http_incomplete_requests = impl_->http.incomplete.load(std::memory_order_relaxed);
-  s.http_connections_at_limit = impl_->http.at_limit.load(std::memory_order_relaxed);
+  const HttpCounters& http = impl_->http->counters();
+  s.http_connections_open = http.open.load(std::memory_order_relaxed);
+  s.http_connections = http.connections.load(std::memory_order_relaxed);
+  s.http_incomplete_requests = http.incomplete.load(std::memory_order_relaxed);
+  s.http_connections_at_limit = http.at_limit.load(std::memory_order_relaxed);
   return s;
 }
 

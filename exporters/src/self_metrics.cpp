@@ -40,6 +40,14 @@ void FamilyBuilder::histogram(std::string_view name, std::string_view help, cons
   for (const auto& [le, c] : buckets) m.histogram.bucket.push_back({c, le});
 }
 
+void FamilyBuilder::sample(const SelfMetric& m, const Labels& labels, double v) {
+  if (m.type == SelfMetricType::kCounter) {
+    counter(m.name, m.help, labels, v);
+  } else {
+    gauge(m.name, m.help, labels, v);
+  }
+}
+
 bool FamilyBuilder::clashes(std::string_view name, prometheus::MetricType type) const {
   for (const auto& f : families_) {
     if (f.name == name) return f.type != type;
@@ -180,11 +188,8 @@ void SegmentDescriber::describe(FamilyBuilder& out) {
       }
     }
   }
-  out.counter("ringpipe_exporter_stats_skipped_total",
-              "Stats segment entries not served (malformed, duplicate or clashing).", {},
-              static_cast<double>(skipped_));
-  out.counter("ringpipe_exporter_stats_open_failures_total", "Stats segment files that could not be opened.", {},
-              static_cast<double>(open_failures_));
+  out.sample(self_metric(SelfMetricId::kStatsSkipped), {}, static_cast<double>(skipped_));
+  out.sample(self_metric(SelfMetricId::kStatsOpenFailures), {}, static_cast<double>(open_failures_));
 }
 
 }  // namespace ringpipe::exporters

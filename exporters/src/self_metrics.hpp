@@ -15,6 +15,7 @@
 
 #include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/ring/ring.hpp"
+#include "self_metric_table.hpp"
 
 namespace ringpipe::exporters {
 
@@ -27,6 +28,8 @@ class FamilyBuilder {
   // Cumulative buckets (upper bound, count); +Inf is implied by count.
   void histogram(std::string_view name, std::string_view help, const Labels& labels,
                  const std::vector<std::pair<double, std::uint64_t>>& buckets, std::uint64_t count, double sum);
+  // One sample of a counter or gauge of kSelfMetrics: name, type and help from the table.
+  void sample(const SelfMetric& m, const Labels& labels, double v);
   void take(std::vector<prometheus::MetricFamily>& out);
   // Whether a family of this name exists with another type.
   [[nodiscard]] bool clashes(std::string_view name, prometheus::MetricType type) const;
@@ -35,6 +38,38 @@ class FamilyBuilder {
   prometheus::ClientMetric& add(std::string_view name, std::string_view help, prometheus::MetricType type,
                                 const Labels& labels);
   std::vector<prometheus::MetricFamily> families_;
+};
+
+// Durations in seconds as a Prometheus histogram (ringpipe_exporter_scrape_duration_seconds,
+// ringpipe_exporter_http_render_seconds). Thread-safe.
+class DurationHistogram {
+ public:
+  static constexpr double kBounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  void observe(double s) {
+    std::lock_guard lock(mu_);
+    for (std::size_t i = 0; i < std::size(kBounds); ++i) {
+      if (s <= kBounds[i]) ++counts_[i];
+    }
+    ++count_;
+    sum_ += s;
+  }
+  // As the histogram `m` of kSelfMetrics.
+  void describe(FamilyBuilder& out, const SelfMetric& m, const FamilyBuilder::Labels& labels = {}) const {
+    std::vector<std::pair<double, std::uint64_t>> b;
+    std::lock_guard lock(mu_);
+    for (std::size_t i = 0; i < std::size(kBounds); ++i) b.emplace_back(kBounds[i], counts_[i]);
+    out.histogram(m.name, m.help, labels, b, count_, sum_);
+  }
+  [[nodiscard]] std::uint64_t count() const {
+    std::lock_guard lock(mu_);
+    return count_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::uint64_t counts_[std::size(kBounds)] = {};
+  std::uint64_t count_ = 0;
+  double sum_ = 0;
 };
 
 // Appends ringpipe_ring_* samples for one ring's stats.

@@ -1,0 +1,80 @@
+#pragma once
+// HttpEndpoint: the Prometheus exporter's HTTP server (civetweb). GET <path>
+// answers the page a PageSource collects, rendered once for the scrapes that
+// arrive meanwhile and gzip-compressed for clients that accept it, behind
+// optional basic auth; /-/healthy and /-/ready answer probes without auth.
+// It bounds connections (workers, queue, header timeout), counts them and the
+// requests it answers, and describes those counts as self-metrics. TLS comes
+// from civetweb's OpenSSL support (tls_shim.hpp).
+// Construct, then listen() once from the controlling thread; describe(),
+// counters() and pages_served() are safe from any thread. The destructor
+// stops the server and waits for every request in progress. Failures come
+// back as Status/Result, never thrown.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include <prometheus/collectable.h>
+
+#include "ringpipe/common/result.hpp"
+#include "ringpipe/exporters/prometheus_exporter.hpp"
+#include "self_metrics.hpp"
+
+namespace ringpipe::exporters {
+
+// What the endpoint serves: Collect() gives the families of one page (a throw
+// answers the scrape 503). Called on civetweb worker threads, several at once.
+class PageSource : public prometheus::Collectable {
+ public:
+  // What /-/ready answers.
+  [[nodiscard]] virtual bool ready() const noexcept = 0;
+  // A page was written whole to a client.
+  virtual void page_served() noexcept = 0;
+  // Answering GET <path> failed with an exception (the client got what was written so far).
+  virtual void serve_failed() noexcept = 0;
+};
+
+// Connection accounting from civetweb's callbacks. A connection lives on one
+// worker thread from init_connection to connection_close, so whether it
+// brought a whole request header is that thread's to remember.
+struct HttpCounters {
+  std::atomic<std::uint64_t> open{0};
+  std::atomic<std::uint64_t> connections{0};
+  std::atomic<std::uint64_t> incomplete{0};
+  std::atomic<std::uint64_t> at_limit{0};
+  std::uint64_t limit = 0;  // worker threads, set before the server starts
+};
+
+// `listen` ("host:port") as civetweb's host and port; IPv6 only when civetweb
+// was built with it. Errors read "listen: <listen>: ...".
+[[nodiscard]] Result<std::pair<std::string, std::string>> split_listen(const std::string& listen);
+
+class HttpEndpoint {
+ public:
+  // Serves `options.path` (with `basic_auth_users`, `tls`, `max_connections`,
+  // `header_timeout`) from `source`, which must outlive the endpoint.
+  HttpEndpoint(const PrometheusExporterOptions& options, PageSource& source);
+  ~HttpEndpoint();
+  HttpEndpoint(const HttpEndpoint&) = delete;
+  HttpEndpoint& operator=(const HttpEndpoint&) = delete;
+
+  // Starts the server on `host`:`port` (from split_listen), TLS when
+  // `options.tls` is set. Errors read "prometheus exporter: ...".
+  [[nodiscard]] Status listen(const std::string& host, const std::string& port);
+
+  [[nodiscard]] std::uint16_t port() const noexcept;
+  [[nodiscard]] const HttpCounters& counters() const noexcept;
+  [[nodiscard]] std::uint64_t pages_served() const noexcept;  // /metrics answered whole
+  // Appends the ringpipe_exporter_http_* families.
+  void describe(FamilyBuilder& out) const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ringpipe::exporters
