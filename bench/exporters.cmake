@@ -4,8 +4,7 @@
 # requests. Included from bench/CMakeLists.txt; not part of the pass/fail suite.
 add_executable(exporters_bench ${CMAKE_CURRENT_LIST_DIR}/exporters_bench.cpp
                ${PROJECT_SOURCE_DIR}/tests/exporters/prometheus_server.cpp)
-target_include_directories(exporters_bench PRIVATE ${PROJECT_SOURCE_DIR}/exporters/src
-                           ${PROJECT_SOURCE_DIR}/tests/exporters)
-target_link_libraries(exporters_bench PRIVATE ringpipe::exporters ringpipe::processors_engine ringpipe::ring
+target_include_directories(exporters_bench PRIVATE ${PROJECT_SOURCE_DIR}/tests/exporters)
+target_link_libraries(exporters_bench PRIVATE ringpipe::exporters_internal ringpipe::processors_engine ringpipe::ring
                       ringpipe::common ringpipe::net prometheus-cpp::core prometheus-cpp::pull Boost::headers Threads::Threads
                       ringpipe::warnings)

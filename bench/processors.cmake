@@ -1,8 +1,7 @@
 # Included by bench/CMakeLists.txt: include(${CMAKE_CURRENT_LIST_DIR}/processors.cmake)
 # The shard benchmark reaches into processors/src for the internal hot path.
 add_executable(processors_bench ${CMAKE_CURRENT_LIST_DIR}/processors_bench.cpp)
-target_include_directories(processors_bench PRIVATE ${ringpipe_SOURCE_DIR}/processors/src)
-target_link_libraries(processors_bench PRIVATE ringpipe::processors_engine ringpipe::sample benchmark::benchmark
+target_link_libraries(processors_bench PRIVATE ringpipe::processors_internal ringpipe::sample benchmark::benchmark
                       Threads::Threads ringpipe::warnings)
 
 # processor_rss: VmHWM/VmRSS/PSS of a whole processor process holding 1M series.
