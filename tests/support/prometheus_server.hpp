@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "../support/loopback.hpp"
+#include "loopback.hpp"
 
 namespace ringpipe::exporters::testing {
 
