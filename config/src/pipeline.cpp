@@ -277,6 +277,21 @@ class Loader {
       if (auto x = detail::read_uint(*v, f.at(key), min, max, d_)) out = static_cast<T>(*x);
     }
   }
+  // A size key within [min, max]; `range` words the bounds for the message
+  // ("from 1KiB to 1GiB").
+  template <class T>
+  void read_size_into(const Fields& f, std::string_view key, std::uint64_t min, std::uint64_t max,
+                      const std::string& range, T& out) {
+    if (const auto* v = f.get(key)) {
+      if (auto x = detail::read_size(*v, f.at(key), d_)) {
+        if (*x < min || *x > max) {
+          d_.add(*v, f.at(key) + ": found " + describe(*v) + ", expected from " + range);
+        } else {
+          out = static_cast<T>(*x);
+        }
+      }
+    }
+  }
   void read_millis_into(const Fields& f, std::string_view key, std::chrono::milliseconds& out, bool positive = false) {
     if (const auto* v = f.get(key)) {
       if (auto x = detail::read_millis(*v, f.at(key), d_)) {
@@ -470,26 +485,10 @@ class Loader {
       }
     }
     read_uint_into(f, "udp_sockets", 1, 256, s.udp_sockets);
-    if (const auto* v = f.get("max_line_length")) {
-      if (auto x = detail::read_size(*v, f.at("max_line_length"), d_)) {
-        if (*x < 64 || *x > (16u << 20)) {
-          d_.add(*v, f.at("max_line_length") + ": found " + describe(*v) + ", expected from 64 bytes to 16MiB");
-        } else {
-          s.max_line_length = static_cast<std::uint32_t>(*x);
-        }
-      }
-    }
+    read_size_into(f, "max_line_length", 64, 16u << 20, "64 bytes to 16MiB", s.max_line_length);
     read_uint_into(f, "max_connections", 1, 1'000'000, s.max_connections);
-    if (const auto* v = f.get("max_buffered_size")) {
-      if (auto x = detail::read_size(*v, f.at("max_buffered_size"), d_)) {
-        if (*x < s.max_line_length || *x > (std::uint64_t{64} << 30)) {
-          d_.add(*v, f.at("max_buffered_size") + ": found " + describe(*v) + ", expected from max_line_length (" +
-                         std::to_string(s.max_line_length) + " bytes) to 64GiB");
-        } else {
-          s.max_buffered_bytes = *x;
-        }
-      }
-    }
+    read_size_into(f, "max_buffered_size", s.max_line_length, std::uint64_t{64} << 30,
+                   "max_line_length (" + std::to_string(s.max_line_length) + " bytes) to 64GiB", s.max_buffered_bytes);
     read_millis_into(f, "idle_timeout", s.idle_timeout);
     if (const auto* v = f.get("socket_mode")) {
       auto text = detail::read_string(*v, f.at("socket_mode"), d_);
@@ -568,15 +567,7 @@ class Loader {
                                                  std::to_string(c.interval.count()) +
                                                  "ms, expected timeout at most the interval");
     }
-    if (const auto* v = f.get("max_body_size")) {
-      if (auto x = detail::read_size(*v, f.at("max_body_size"), d_)) {
-        if (*x < 1024 || *x > (std::uint64_t{1} << 30)) {
-          d_.add(*v, f.at("max_body_size") + ": found " + describe(*v) + ", expected from 1KiB to 1GiB");
-        } else {
-          c.max_body_bytes = *x;
-        }
-      }
-    }
+    read_size_into(f, "max_body_size", 1024, std::uint64_t{1} << 30, "1KiB to 1GiB", c.max_body_bytes);
     read_uint_into(f, "max_labels", 1, 64, c.max_labels);
     if (const auto* v = f.get("honor_labels")) {
       if (auto b = detail::read_bool(*v, f.at("honor_labels"), d_)) c.honor_labels = *b;
@@ -636,29 +627,13 @@ class Loader {
         }
       }
     }
-    if (const auto* v = f.get("max_body_size")) {
-      if (auto x = detail::read_size(*v, f.at("max_body_size"), d_)) {
-        if (*x < 1024 || *x > (1u << 30)) {
-          d_.add(*v, f.at("max_body_size") + ": found " + describe(*v) + ", expected from 1KiB to 1GiB");
-        } else {
-          r.max_body_bytes = *x;
-        }
-      }
-    }
+    read_size_into(f, "max_body_size", 1024, 1u << 30, "1KiB to 1GiB", r.max_body_bytes);
     read_uint_into(f, "max_labels", 1, 64, r.max_labels);
     read_uint_into(f, "max_series_per_request", 1, 100'000'000, r.max_series_per_request);
     read_uint_into(f, "max_labels_per_request", 1, 1'000'000'000, r.max_labels_per_request);
     read_uint_into(f, "max_samples_per_request", 1, 1'000'000'000, r.max_samples_per_request);
-    if (const auto* v = f.get("max_inflight_body_size")) {
-      if (auto x = detail::read_size(*v, f.at("max_inflight_body_size"), d_)) {
-        if (*x < r.max_body_bytes || *x > (std::uint64_t{64} << 30)) {
-          d_.add(*v, f.at("max_inflight_body_size") + ": found " + describe(*v) + ", expected from max_body_size (" +
-                         std::to_string(r.max_body_bytes) + " bytes) to 64GiB");
-        } else {
-          r.max_inflight_body_bytes = *x;
-        }
-      }
-    }
+    read_size_into(f, "max_inflight_body_size", r.max_body_bytes, std::uint64_t{64} << 30,
+                   "max_body_size (" + std::to_string(r.max_body_bytes) + " bytes) to 64GiB", r.max_inflight_body_bytes);
   }
 
   // The broker, subscriptions and payload of type: mqtt; its keys are refused on other types.
@@ -779,15 +754,7 @@ class Loader {
                              std::string(m.cert_file.empty() ? "key_file" : "cert_file") +
                              " alone, expected cert_file and key_file together");
     }
-    if (const auto* v = f.get("max_message_size")) {
-      if (auto x = detail::read_size(*v, f.at("max_message_size"), d_)) {
-        if (*x < 16 || *x > kMaxJsonLineLength) {
-          d_.add(*v, f.at("max_message_size") + ": found " + describe(*v) + ", expected from 16 bytes to 1MiB");
-        } else {
-          m.max_message_bytes = static_cast<std::uint32_t>(*x);
-        }
-      }
-    }
+    read_size_into(f, "max_message_size", 16, kMaxJsonLineLength, "16 bytes to 1MiB", m.max_message_bytes);
   }
 
   static bool parse_port(std::string_view text, std::uint16_t& out) {
@@ -961,15 +928,7 @@ class Loader {
       if (auto x = detail::read_bool(*v, f.at("state"), d_)) p.state = *x;
     }
     read_string_into(f, "state_dir", p.state_dir);
-    if (const auto* v = f.get("max_name_length")) {
-      if (auto x = detail::read_size(*v, f.at("max_name_length"), d_)) {
-        if (*x < 1 || *x > (16u << 20)) {
-          d_.add(*v, f.at("max_name_length") + ": found " + describe(*v) + ", expected from 1 byte to 16MiB");
-        } else {
-          p.max_name_length = *x;
-        }
-      }
-    }
+    read_size_into(f, "max_name_length", 1, 16u << 20, "1 byte to 16MiB", p.max_name_length);
     read_uint_into(f, "quarantine_after_crashes", 0, 1000, p.quarantine_after_crashes);
     if (p.state) {
       for (RingUse& u : uses_)
