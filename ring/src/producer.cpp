@@ -73,7 +73,6 @@ Result<Producer> Producer::attach(const Ring& ring) {
     p.published_ = p.tail_;
     p.seq_ = lc->next_seq.load(std::memory_order_relaxed);
     p.take_over(lc->intent.load(std::memory_order_relaxed), lc->owner_pid.load(std::memory_order_relaxed) != 0);
-    p.zeroed_to_ = p.tail_;  // nothing past the tail is known to be zero
     if (lc->space_waiting.exchange(0, std::memory_order_relaxed) != 0) {
       // The previous owner died waiting for space: take its count back (never below zero).
       std::uint32_t waiters = h->space_waiters.load(std::memory_order_relaxed);
@@ -133,7 +132,6 @@ Producer& Producer::operator=(Producer&& o) noexcept {
     slow_only_ = o.slow_only_;
     intent_ = o.intent_;
     written_ = o.written_;
-    zeroed_to_ = o.zeroed_to_;
   }
   return *this;
 }
@@ -153,7 +151,7 @@ void Producer::take_over(std::uint64_t intent, bool owner_died) noexcept {
   // end of their last claim plus the next header's seq word. Nonsense in it
   // (not a multiple of 8, behind the tail, more than a lane ahead) is damage:
   // start from the tail as if nothing had been claimed.
-  const bool sane = intent % 8 == 0 && intent - tail_ <= cap_ + kCleanAhead;
+  const bool sane = intent % 8 == 0 && intent - tail_ <= cap_ + kMaxReachAhead;
   written_ = sane ? intent : tail_;
   if (!sane) lc_->intent.store(written_, std::memory_order_relaxed);
   if (written_ == tail_) return;
@@ -345,7 +343,7 @@ std::span<std::byte> Producer::claim(std::size_t max_bytes, std::chrono::nanosec
   const std::uint64_t idx = tail_ & mask_;
   const std::uint64_t pad = idx + need > cap_ ? cap_ - idx : 0;
   const std::uint64_t end = tail_ + pad + need;
-  const std::uint64_t reach = reach_of(end);  // see zero_ahead
+  const std::uint64_t reach = reach_of(end);  // see clear_next_seq
   const bool may_wait = timeout.count() > 0 && overflow_ == static_cast<std::uint32_t>(Overflow::kBlock);
   if (!ensure_space(reach, may_wait ? timeout.count() : 0)) {
     st = may_wait ? WriteStatus::kTimeout : WriteStatus::kFull;
@@ -380,10 +378,6 @@ std::span<std::byte> Producer::claim(std::size_t max_bytes, std::chrono::nanosec
   tail_ += pad;
   claim_pos_ = tail_;
   claim_end_ = tail_ + need;
-  // The caller may write anything into the claim, and may abandon it: no
-  // byte past its start is known to be zero any more (finish() clears what
-  // follows the record it makes).
-  zeroed_to_ = claim_pos_;
   st = WriteStatus::kOk;
   return {data_ + (claim_pos_ & mask_) + sizeof(RecordHeader), max_bytes};
 }
@@ -403,8 +397,16 @@ void Producer::finish(std::uint16_t type, std::size_t used_bytes) noexcept {
   }
   fault(FaultPoint::kMidPayload);
   const std::uint64_t end = claim_pos_ + record_bytes(used_bytes);
-  zero_ahead(end, reach_of(end));  // inside the claim's reach, which `intent` covers
-  write_header(data_ + (claim_pos_ & mask_), static_cast<std::uint32_t>(used_bytes), type);
+  // A shorter record than claimed may have its next header slot past the
+  // claim's reach (a claim ending 8 bytes before the lap's end reaches no
+  // further): `intent` covers it before it can be cleared.
+  if (const std::uint64_t reach = reach_of(end);
+      static_cast<std::int64_t>(reach - lc_->intent.load(std::memory_order_relaxed)) > 0) [[unlikely]] {
+    written_ = reach;
+    lc_->intent.store(reach, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+  }
+  write_header(data_ + (claim_pos_ & mask_), end, static_cast<std::uint32_t>(used_bytes), type);
   tail_ = end;
   claim_end_ = 0;
   ++pending_records_;
@@ -417,7 +419,8 @@ void Producer::publish() noexcept {
   if (batch_first_) {
     // The batch's commit: its first record's seq (see write_header). Every
     // later record of the batch was written before this release store, and
-    // so was the zero in the header slot after the batch (zero_ahead, finish).
+    // so is the zero in the header slot after the batch.
+    clear_next_seq(tail_);
     std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(batch_first_ + 8))
         .store(batch_first_seq_, std::memory_order_release);
     batch_first_ = nullptr;

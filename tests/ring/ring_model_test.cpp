@@ -129,6 +129,13 @@ int soak_seconds() {
   return s ? std::max(1, std::atoi(s)) : 0;
 }
 
+// RINGPIPE_MODEL_SEED=N starts at seed N: a failure names its seed, and this
+// replays it at once instead of after every seed before it.
+std::uint64_t first_seed() {
+  const char* s = std::getenv("RINGPIPE_MODEL_SEED");
+  return s ? std::max<std::uint64_t>(1, std::strtoull(s, nullptr, 10)) : 1;
+}
+
 // Forked producers die here: a countdown of fault points, then _exit.
 std::atomic<int> g_countdown{0};
 void die_at_countdown(FaultPoint) {
@@ -218,7 +225,8 @@ class Model {
     for (const LaneStats& l : st.lane) published += l.records;
     for (const ReaderStats& r : st.readers) {
       EXPECT_EQ(r.records + r.lapped_records, published)
-          << r.name << ": read " << r.records << " + lapped " << r.lapped_records << " != published " << published;
+          << r.name << ": read " << r.records << " + lapped " << r.lapped_records << " != published " << published
+          << " (corrupt " << r.corrupt_records << ", torn " << r.torn_records << ")";
       EXPECT_EQ(r.lag_bytes, 0u) << r.name;
       if (r.name == "main") {
         EXPECT_EQ(r.records, main_.delivered) << "the slot's count and the deliveries agree";
@@ -379,7 +387,8 @@ void run_model(Overflow policy) {
   const int soak = soak_seconds();
   const auto budget = std::chrono::seconds(soak ? soak : 2);
   const auto start = std::chrono::steady_clock::now();
-  std::uint64_t seed = 1;
+  const std::uint64_t seed0 = first_seed();
+  std::uint64_t seed = seed0;
   std::uint64_t steps = 0;
   for (; std::chrono::steady_clock::now() - start < budget; ++seed) {
     ScratchDir dir;
@@ -390,12 +399,13 @@ void run_model(Overflow policy) {
     }
     m.finish();
     if (::testing::Test::HasFailure()) {
-      ADD_FAILURE() << "policy " << overflow_name(policy) << ", seed " << seed;
+      ADD_FAILURE() << "policy " << overflow_name(policy) << ", seed " << seed << " (replay: RINGPIPE_MODEL_SEED=" << seed
+                    << ")";
       return;
     }
   }
   std::printf("%s: %llu seeds, %llu steps\n", std::string(overflow_name(policy)).c_str(),
-              static_cast<unsigned long long>(seed - 1), static_cast<unsigned long long>(steps));
+              static_cast<unsigned long long>(seed - seed0), static_cast<unsigned long long>(steps));
 }
 
 TEST(RingModel, BlockKeepsEveryPromiseUnderRandomWritesKillsAndRestarts) { run_model(Overflow::kBlock); }

@@ -237,10 +237,9 @@ class Producer {
         intent_->store(reach, std::memory_order_relaxed);
         std::atomic_thread_fence(std::memory_order_release);
       }
-      if (static_cast<std::int64_t>(reach - zeroed_to_) > 0) zero_ahead(end, reach);
       std::byte* at = data_ + idx;
       if (!payload.empty()) std::memcpy(at + sizeof(detail::RecordHeader), payload.data(), payload.size());
-      write_header(at, static_cast<std::uint32_t>(payload.size()), type);
+      write_header(at, end, static_cast<std::uint32_t>(payload.size()), type);
       tail_ = end;
       ++pending_records_;
       pending_bytes_ += payload.size();
@@ -272,13 +271,15 @@ class Producer {
   // batch line by line, and a batch whose producer dies is never seen.
   // A record written and published on its own (try_write, write,
   // finish_and_publish) is committed directly instead: no second store.
-  // Either way the seq word after the record was zeroed first (zero_ahead).
-  void write_header(std::byte* at, std::uint32_t length, std::uint16_t type) noexcept {
+  // A record committed here (direct) first has the seq word after it
+  // cleared; a batch's is cleared at publish (clear_next_seq).
+  void write_header(std::byte* at, std::uint64_t end, std::uint32_t length, std::uint16_t type) noexcept {
     if (batch_first_ == nullptr && !direct_next_) {
       batch_first_ = at;
       batch_first_seq_ = seq_++;
       detail::store_header(at, length, type, 0);
     } else {
+      if (direct_next_) clear_next_seq(end);
       detail::store_header(at, length, type, seq_++);
     }
   }
@@ -292,25 +293,20 @@ class Producer {
     const std::uint64_t idx = next & mask_;
     return idx != 0 && cap_ - idx >= sizeof(detail::RecordHeader);
   }
-  // How far a claim ending at `end` writes: to its end, and on to the end
-  // of the cache line holding the next header's seq word, which zero_ahead
-  // clears (at most kCleanAhead bytes past `end`; never past the lap's end,
-  // which is line-aligned).
+  // How far a claim ending at `end` writes: to its end, and through the next
+  // header slot where clear_next_seq zeroes its seq word (kCleanAhead).
   [[nodiscard]] std::uint64_t reach_of(std::uint64_t end) const noexcept {
-    return cleans_after(end) ? (end + sizeof(detail::RecordHeader) + detail::kLine - 1) & ~(detail::kLine - 1) : end;
+    return cleans_after(end) ? end + detail::kCleanAhead : end;
   }
-  // Zeroes [end, reach) where not zeroed yet this lap: whole cache lines
-  // ahead of the records, each once, before any record in it is committed.
-  // Stores only (no load whose miss would stall the commit), and never into
-  // the line a caught-up reader spins on: that line was cleared when the
-  // producer first reached into it. Called after `intent` covers `reach`.
-  void zero_ahead(std::uint64_t end, std::uint64_t reach) noexcept {
-    std::uint64_t from = static_cast<std::int64_t>(zeroed_to_ - end) > 0 ? zeroed_to_ : end;
-    for (; static_cast<std::int64_t>(reach - from) > 0; from += 8) {
-      std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + (from & mask_)))
-          .store(0, std::memory_order_relaxed);
-    }
-    zeroed_to_ = reach;
+  // Zeroes the seq word of the header slot at `next`, right before the
+  // commit that makes the records up to `next` visible: once per commit (a
+  // batch's publish, a direct record), one store into a line the producer
+  // writes anyway or the one after it; never a load. `intent` already
+  // covers reach_of(next).
+  void clear_next_seq(std::uint64_t next) noexcept {
+    if (!cleans_after(next)) return;
+    std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + (next & mask_) + 8))
+        .store(0, std::memory_order_relaxed);
   }
 
   const Ring* ring_ = nullptr;
@@ -338,7 +334,6 @@ class Producer {
   bool asymmetric_ = false;  // publish with plain stores; sleeping readers use membarrier
   bool slow_only_ = false;  // a test installed a fault hook (take the path that calls it), or the ring was lost
   std::atomic<std::uint64_t>* intent_ = nullptr;
-  std::uint64_t zeroed_to_ = 0;  // zero_ahead has cleared the bytes from the last record's end up to here
   std::uint64_t written_ = 0;  // local copy of the lane's `intent`: the furthest byte any claim may have written
   std::byte* batch_first_ = nullptr;  // header of the batch's first record, until publish()
   bool direct_next_ = false;          // the record being finished is published right away

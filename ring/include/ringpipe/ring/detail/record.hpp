@@ -18,11 +18,13 @@ struct RecordHeader {
 static_assert(sizeof(RecordHeader) == 16, "record header is part of the format");
 static_assert(offsetof(RecordHeader, seq) == 8, "seq is the 8-aligned commit word");
 
-// A claim reaches at most this many bytes past its end: on to the end of
-// the cache line that holds the next header slot's seq word, which the
-// producer zeroes before the commit (Producer::zero_ahead).
-inline constexpr std::uint64_t kLine = 64;
-inline constexpr std::uint64_t kCleanAhead = 16 + kLine - 8;
+// A claim reaches at most this many bytes past its end: the next header
+// slot, whose seq word the producer zeroes before the commit
+// (Producer::clear_next_seq). Files written before cleared on to the end
+// of the cache line (up to 72 bytes): a takeover accepts an `intent` that
+// far ahead (kMaxReachAhead).
+inline constexpr std::uint64_t kCleanAhead = 16;
+inline constexpr std::uint64_t kMaxReachAhead = 72;
 
 constexpr std::uint64_t align8(std::uint64_t n) noexcept { return (n + 7) & ~std::uint64_t{7}; }
 constexpr std::uint64_t record_bytes(std::uint64_t payload) noexcept { return align8(sizeof(RecordHeader) + payload); }
