@@ -89,6 +89,11 @@ struct LaneControl {
   // stores it with release after writing the records and `next_seq`.
   alignas(kCacheLine) std::atomic<std::uint64_t> tail;  // end of published records
   std::atomic<std::uint64_t> next_seq;                  // seq of the next record to publish
+  // Odd while a publish changes `tail` and `next_seq`: a reader that needs
+  // the seq due at the tail reads both between two equal even values
+  // (Reader::tail_and_seq). An odd value at takeover is a dead owner's.
+  // Zero in files made before it existed, which reads as "no publish open".
+  std::atomic<std::uint64_t> publish_gen;
   // Line 1: overwrite bookkeeping. `intent` = end of the open claim (stored
   // before the claim's bytes are written); `oldest` = first intact record.
   alignas(kCacheLine) std::atomic<std::uint64_t> intent;
@@ -115,6 +120,7 @@ struct LaneControl {
 };
 static_assert(sizeof(LaneControl) == 4 * kCacheLine, "LaneControl is part of the format");
 static_assert(offsetof(LaneControl, intent) == kCacheLine, "claim intent apart from the commit line");
+static_assert(offsetof(LaneControl, publish_gen) == 16, "the seqlock shares the commit line");
 static_assert(offsetof(LaneControl, owner_pid) == 2 * kCacheLine, "counters apart from hot lines");
 
 enum SlotState : std::uint32_t { kSlotFree = 0, kSlotInit = 1, kSlotActive = 2, kSlotDead = 3 };

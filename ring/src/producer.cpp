@@ -72,6 +72,9 @@ Result<Producer> Producer::attach(const Ring& ring) {
     p.tail_ = detail::align8(lc->tail.load(std::memory_order_acquire));
     p.published_ = p.tail_;
     p.seq_ = lc->next_seq.load(std::memory_order_relaxed);
+    // A previous owner that died inside a publish left the seqlock odd.
+    p.publish_gen_ = lc->publish_gen.load(std::memory_order_relaxed);
+    if (p.publish_gen_ % 2 != 0) lc->publish_gen.store(++p.publish_gen_, std::memory_order_release);
     p.take_over(lc->intent.load(std::memory_order_relaxed), lc->owner_pid.load(std::memory_order_relaxed) != 0);
     if (lc->space_waiting.exchange(0, std::memory_order_relaxed) != 0) {
       // The previous owner died waiting for space: take its count back (never below zero).
@@ -132,6 +135,7 @@ Producer& Producer::operator=(Producer&& o) noexcept {
     slow_only_ = o.slow_only_;
     intent_ = o.intent_;
     written_ = o.written_;
+    publish_gen_ = o.publish_gen_;
   }
   return *this;
 }
@@ -206,8 +210,10 @@ void Producer::adopt_finished(std::uint64_t end) noexcept {
   lc_->bytes.store(lc_->bytes.load(std::memory_order_relaxed) + payload_bytes, std::memory_order_relaxed);
   tail_ = pos;
   seq_ = seq;
+  begin_publish();
   lc_->next_seq.store(seq_, std::memory_order_relaxed);
   lc_->tail.store(tail_, std::memory_order_release);
+  end_publish();
   published_ = tail_;
 }
 
@@ -414,6 +420,15 @@ void Producer::finish(std::uint16_t type, std::size_t used_bytes) noexcept {
   fault(FaultPoint::kAfterFinish);
 }
 
+void Producer::begin_publish() noexcept {
+  lc_->publish_gen.store(++publish_gen_, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);  // odd before next_seq and tail change
+}
+
+void Producer::end_publish() noexcept {
+  lc_->publish_gen.store(++publish_gen_, std::memory_order_release);  // even after them
+}
+
 void Producer::publish() noexcept {
   if (tail_ == published_) return;
   if (batch_first_) {
@@ -432,6 +447,7 @@ void Producer::publish() noexcept {
   pending_bytes_ = 0;
   lc_->records.store(records_total_, std::memory_order_relaxed);
   lc_->bytes.store(bytes_total_, std::memory_order_relaxed);
+  begin_publish();
   lc_->next_seq.store(seq_, std::memory_order_relaxed);
   // The commit: pairs with the reader's acquire load of tail, which makes the
   // records' bytes and next_seq visible. It is also one half of a Dekker
@@ -446,6 +462,7 @@ void Producer::publish() noexcept {
   } else {
     lc_->tail.exchange(tail_, std::memory_order_seq_cst);
   }
+  end_publish();
   published_ = tail_;
   // Truncated under us (see Ring::truncated): what was just published went
   // to private pages. Every later write takes the slow path, which refuses.

@@ -224,18 +224,15 @@ void Reader::start_lane(std::uint32_t lane, StartAt start) noexcept {
   // Knowing the seq of the first record due lets every later loss be counted
   // exactly, even one that happens before this reader reads anything.
   for (int attempt = 0; attempt < 8; ++attempt) {
-    const std::uint64_t t = lc->tail.load(std::memory_order_acquire);
-    const std::uint64_t ns = lc->next_seq.load(std::memory_order_relaxed);
+    const auto ts = tail_and_seq(lane);
+    const std::uint64_t t = ts ? ts->first : lc->tail.load(std::memory_order_acquire);
     std::uint64_t pos = start == StartAt::kLatest ? t : lc->oldest.load(std::memory_order_acquire);
     cursor_[lane] = pos;
     if (t == pos) {
-      // The record due here is the next one published, unless a publish slipped in between.
-      if (lc->tail.load(std::memory_order_acquire) == t) {
-        expect_seq_[lane] = ns;
-        seq_known_[lane] = 1;
-        return;
-      }
-      continue;
+      if (!ts) break;  // publishes never paused: the seq due here stays unknown
+      expect_seq_[lane] = ts->second;  // the record due here is the next one published
+      seq_known_[lane] = 1;
+      return;
     }
     if (t - pos > cap_) continue;
     const std::uint64_t idx = pos & mask_;
@@ -252,7 +249,23 @@ void Reader::start_lane(std::uint32_t lane, StartAt start) noexcept {
   seq_known_[lane] = 0;  // could not pin it down: losses before the first read go uncounted
 }
 
-void Reader::resync(std::uint32_t lane) noexcept {
+std::optional<std::pair<std::uint64_t, std::uint64_t>> Reader::tail_and_seq(std::uint32_t lane) const noexcept {
+  const LaneControl* lc = ring_->lane(lane);
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    const std::uint64_t g = lc->publish_gen.load(std::memory_order_acquire);
+    if (g % 2 != 0) {
+      cpu_relax();
+      continue;
+    }
+    const std::uint64_t t = lc->tail.load(std::memory_order_acquire);
+    const std::uint64_t ns = lc->next_seq.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);  // the loads above before the re-check
+    if (lc->publish_gen.load(std::memory_order_relaxed) == g) return std::pair{t, ns};
+  }
+  return std::nullopt;
+}
+
+std::optional<std::uint64_t> Reader::resync(std::uint32_t lane) noexcept {
   const LaneControl* lc = ring_->lane(lane);
   std::uint64_t pos = lc->tail.load(std::memory_order_acquire);
   for (int attempt = 0; attempt < 8; ++attempt) {
@@ -263,13 +276,21 @@ void Reader::resync(std::uint32_t lane) noexcept {
     std::atomic_thread_fence(std::memory_order_acquire);
     const std::uint64_t intent = lc->intent.load(std::memory_order_relaxed);
     if (t - o <= cap_ && intent - o <= cap_) {
-      pos = o;
-      break;
+      cursor_[lane] = o;
+      // expect_seq_ stays: the gap to the next record's seq is what was lost.
+      return std::nullopt;
     }
     pos = t;
   }
-  // expect_seq_ stays: the gap to the next record's seq is what was lost.
-  cursor_[lane] = pos;
+  // At the tail (`oldest` is ahead of it while a claim that padded to the
+  // next lap is open, or was abandoned): nothing may be left to read there,
+  // so no seq gap would ever show the loss. The seq due at the tail says it.
+  if (const auto ts = tail_and_seq(lane)) {
+    cursor_[lane] = ts->first;
+    return ts->second;
+  }
+  cursor_[lane] = pos;  // counted by the gap to the next record's seq
+  return std::nullopt;
 }
 
 std::size_t Reader::poll_lane(std::uint32_t lane, Callback cb, void* ctx, std::size_t max_records) {
@@ -419,15 +440,21 @@ std::size_t Reader::poll_lane_slow(std::uint32_t lane, Callback cb, void* ctx, s
     std::atomic_thread_fence(std::memory_order_acquire);
     return lc->intent.load(std::memory_order_relaxed) - from <= cap_;
   };
+  std::uint64_t expect = expect_seq_[lane];
+  bool known = seq_known_[lane] != 0;
+  // Resynced at the tail with the seq due there: what was skipped is lost.
+  auto landed_at_tail = [&](std::uint64_t ns) {
+    if (known && static_cast<std::int64_t>(ns - expect) > 0) lapped += ns - expect;
+    expect = ns;
+    known = true;
+  };
   if (t - c > cap_) {  // lapped while away, or a cursor that makes no sense
-    resync(lane);
+    if (const auto ns = resync(lane)) landed_at_tail(*ns);
     c = cursor_[lane];
     t = lc->tail.load(std::memory_order_acquire);
   }
   std::size_t n = 0;
   std::uint64_t bytes = 0;
-  std::uint64_t expect = expect_seq_[lane];
-  bool known = seq_known_[lane] != 0;
   int resyncs = 0;
   while (c != t && n < max_records) {
     const std::uint64_t idx = c & mask_;
@@ -453,7 +480,7 @@ std::size_t Reader::poll_lane_slow(std::uint32_t lane, Callback cb, void* ctx, s
       ++torn;  // lost to a lap mid-read; the seq gap after the resync counts it
       if (++resyncs > 64) break;
       cursor_[lane] = c;
-      resync(lane);
+      if (const auto ns = resync(lane)) landed_at_tail(*ns);
       c = cursor_[lane];
       t = lc->tail.load(std::memory_order_acquire);
       continue;

@@ -259,6 +259,58 @@ TEST(RingIntegrity, PadHeaderAtLapStartIsCountedAsCorruptNotLoopedOn) {
   EXPECT_EQ(WEXITSTATUS(status), 0) << "expected no record and one corrupt count";
 }
 
+// An ungated reader lapped by more than a lane restarts at `oldest`, or at
+// the tail when `oldest` lies ahead of it (a claim at a lap's end padded to
+// the next lap and was abandoned). At the tail it reads nothing, so the seq
+// gap that would count its loss never comes: the loss must be counted when
+// it lands there, or published = read + lapped stops holding.
+TEST(RingIntegrity, UngatedReaderLappedToTheTailCountsItsLossAtOnce) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), one_lane());
+  ASSERT_TRUE(ring);
+  ReaderOptions nd;
+  nd.durable = false;
+  auto r = Reader::attach(*ring, "tail", nd);
+  auto p = Producer::attach(*ring);
+  ASSERT_TRUE(r && p);
+  const std::vector<std::byte> rec(32, std::byte{7});  // 48 bytes a record
+  ASSERT_EQ(p->try_write(1, rec), WriteStatus::kOk);
+  ASSERT_EQ(drain(*r).size(), 1u);
+  // More than a lane past the reader, stopping where a 1000-byte claim no
+  // longer fits in the lap.
+  const std::uint64_t start = ring->stats().lane[0].tail;
+  while (ring->stats().lane[0].tail - start < 2 * kCap ||
+         kCap - ring->stats().lane[0].tail % kCap >= detail::record_bytes(1000)) {
+    ASSERT_EQ(p->try_write(1, rec), WriteStatus::kOk);
+  }
+  {
+    WriteStatus st;
+    const auto claim = p->try_claim(1000, &st);  // pads to the next lap, moves oldest there...
+    ASSERT_EQ(st, WriteStatus::kOk);
+    ASSERT_FALSE(claim.empty());
+  }  // ...and is abandoned: nothing after the tail is published
+  const LaneStats lane = ring->stats().lane[0];
+  std::uint64_t oldest = 0;
+  {
+    const int fd = ::open(ring->path().c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    const auto at = detail::compute_layout(kCap, 1, 4).lanes_offset + offsetof(detail::LaneControl, oldest);
+    ASSERT_EQ(::pread(fd, &oldest, sizeof oldest, static_cast<off_t>(at)), static_cast<ssize_t>(sizeof oldest));
+    ::close(fd);
+  }
+  ASSERT_GT(oldest, lane.tail) << "the scenario needs oldest ahead of the tail";
+  EXPECT_EQ(drain(*r).size(), 0u);
+  const ReaderStats st = ring->stats().readers[0];
+  EXPECT_EQ(st.records + st.lapped_records, lane.records)
+      << "read " << st.records << " + lapped " << st.lapped_records << " != published " << lane.records;
+  EXPECT_EQ(st.corrupt_records + st.torn_records, 0u);
+  // And what comes next is read, with nothing counted twice.
+  ASSERT_EQ(p->try_write(1, rec), WriteStatus::kOk);
+  EXPECT_EQ(drain(*r).size(), 1u);
+  const ReaderStats after = ring->stats().readers[0];
+  EXPECT_EQ(after.records + after.lapped_records, ring->stats().lane[0].records);
+}
+
 // Finding 9: geometry was validated at open, then read again from the shared
 // page on every access: one stray write to the header made producers,
 // readers and stats() index far outside the mapping. A child does the work

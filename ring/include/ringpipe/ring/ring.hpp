@@ -21,6 +21,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "ringpipe/common/mapping.hpp"
@@ -263,6 +264,9 @@ class Producer {
   void advance_oldest(std::uint64_t end) noexcept;
   void wait_for_space(std::int64_t deadline_ns) noexcept;
   void take_over(std::uint64_t intent, bool owner_died) noexcept;
+  // Around the stores of `next_seq` and `tail` (LaneControl::publish_gen).
+  void begin_publish() noexcept;
+  void end_publish() noexcept;
   void adopt_finished(std::uint64_t end) noexcept;
   [[nodiscard]] WriteStatus try_append_slow(std::uint16_t type, std::span<const std::byte> payload) noexcept;
   // Writes a finished record's header. The first record of a batch gets seq 0
@@ -334,6 +338,7 @@ class Producer {
   bool asymmetric_ = false;  // publish with plain stores; sleeping readers use membarrier
   bool slow_only_ = false;  // a test installed a fault hook (take the path that calls it), or the ring was lost
   std::atomic<std::uint64_t>* intent_ = nullptr;
+  std::uint64_t publish_gen_ = 0;  // local copy of the lane's publish_gen (even between publishes)
   std::uint64_t written_ = 0;  // local copy of the lane's `intent`: the furthest byte any claim may have written
   std::byte* batch_first_ = nullptr;  // header of the batch's first record, until publish()
   bool direct_next_ = false;          // the record being finished is published right away
@@ -418,7 +423,12 @@ class Reader {
   std::size_t poll_lane_slow(std::uint32_t lane, Callback cb, void* ctx, std::size_t max_records);
   void finish_lane(std::uint32_t lane, std::uint64_t cursor, std::uint64_t expect, bool known, std::size_t n,
                    std::uint64_t bytes, std::uint64_t lapped, std::uint64_t corrupt, std::uint64_t torn);
-  void resync(std::uint32_t lane) noexcept;
+  // After a lap: restart at `oldest`, else at the tail; returns the seq due
+  // at the tail when it landed there (the caller counts the gap as lapped).
+  std::optional<std::uint64_t> resync(std::uint32_t lane) noexcept;
+  // The lane's tail and the seq due there, as one publish left them; nullopt
+  // while publishes keep changing them (or a dead producer left one open).
+  [[nodiscard]] std::optional<std::pair<std::uint64_t, std::uint64_t>> tail_and_seq(std::uint32_t lane) const noexcept;
   void start_lane(std::uint32_t lane, StartAt start) noexcept;
   [[nodiscard]] bool has_data_seq_cst() const noexcept;
 
