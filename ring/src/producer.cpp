@@ -367,15 +367,7 @@ std::span<std::byte> Producer::claim(std::size_t max_bytes, std::chrono::nanosec
     oldest_ = tail_ + pad;
     lc_->oldest.store(oldest_, std::memory_order_release);
   }
-  // Seqlock-style: the claim's extent is visible before any of its bytes
-  // change; pairs with the acquire fence a reader runs before reading intent.
-  // `intent` never moves back: after an abandoned claim the bytes up to its
-  // end were reused all the same.
-  if (static_cast<std::int64_t>(reach - written_) > 0) {
-    written_ = reach;
-    lc_->intent.store(reach, std::memory_order_relaxed);
-  }
-  std::atomic_thread_fence(std::memory_order_release);
+  cover(reach);
   fault(FaultPoint::kAfterIntent);
   if (pad >= sizeof(RecordHeader)) {
     store_header(data_ + idx, static_cast<std::uint32_t>(pad - sizeof(RecordHeader)), kPadRecordType, seq_);
@@ -405,19 +397,27 @@ void Producer::finish(std::uint16_t type, std::size_t used_bytes) noexcept {
   const std::uint64_t end = claim_pos_ + record_bytes(used_bytes);
   // A shorter record than claimed may have its next header slot past the
   // claim's reach (a claim ending 8 bytes before the lap's end reaches no
-  // further): `intent` covers it before it can be cleared.
-  if (const std::uint64_t reach = reach_of(end);
-      static_cast<std::int64_t>(reach - lc_->intent.load(std::memory_order_relaxed)) > 0) [[unlikely]] {
-    written_ = reach;
-    lc_->intent.store(reach, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
-  }
+  // further): `intent` covers it before it can be cleared. (After a claim
+  // written_ equals the lane's intent.)
+  cover(reach_of(end));
   write_header(data_ + (claim_pos_ & mask_), end, static_cast<std::uint32_t>(used_bytes), type);
   tail_ = end;
   claim_end_ = 0;
   ++pending_records_;
   pending_bytes_ += used_bytes;
   fault(FaultPoint::kAfterFinish);
+}
+
+void Producer::cover(std::uint64_t reach) noexcept {
+  // Seqlock-style: a claim's extent is visible before any of its bytes
+  // change; pairs with the acquire fence a reader runs before reading intent.
+  // `intent` never moves back: after an abandoned claim the bytes up to its
+  // end were reused all the same.
+  if (static_cast<std::int64_t>(reach - written_) > 0) {
+    written_ = reach;
+    lc_->intent.store(reach, std::memory_order_relaxed);
+  }
+  std::atomic_thread_fence(std::memory_order_release);
 }
 
 void Producer::begin_publish() noexcept {

@@ -264,6 +264,8 @@ class Producer {
   void advance_oldest(std::uint64_t end) noexcept;
   void wait_for_space(std::int64_t deadline_ns) noexcept;
   void take_over(std::uint64_t intent, bool owner_died) noexcept;
+  // Raises the lane's `intent` to `reach` where it falls short (claim, finish).
+  void cover(std::uint64_t reach) noexcept;
   // Around the stores of `next_seq` and `tail` (LaneControl::publish_gen).
   void begin_publish() noexcept;
   void end_publish() noexcept;
