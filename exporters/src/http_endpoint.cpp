@@ -8,10 +8,12 @@
 #include <array>
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <prometheus/text_serializer.h>
@@ -91,43 +93,79 @@ class RenderedPage {
 // One rendering of the page, shared by every scrape that arrives while it is
 // being made: at most one render runs, the others wait for it (bounded) and
 // send the same page, so a page is at most one render's duration old.
+// Renders run on one thread of the cache's own, not on the worker that asked:
+// a page of 100k series allocates some 100 MB of short-lived objects, and on
+// one thread they reuse one warm malloc arena, where each of 1,024 workers
+// would fault in an arena of its own (collect took 30-40 % longer so).
 // Thread-safe.
 class PageCache {
  public:
   using Page = std::shared_ptr<const RenderedPage>;
-  // nullptr when the render failed or the wait for another ran out.
-  template <typename Render>
-  Page get(Render&& render, std::chrono::milliseconds wait_limit) {
+  explicit PageCache(std::function<std::string()> render)
+      : render_(std::move(render)), thread_([this] { run(); }) {}
+  PageCache(const PageCache&) = delete;
+  PageCache& operator=(const PageCache&) = delete;
+  ~PageCache() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  // A page rendered after this call began, or the one being rendered when it
+  // began; nullptr when that render failed, or when a render another scrape
+  // started did not finish within `wait_limit`. The scrape that starts a
+  // render waits for it without a limit, as if it rendered itself.
+  Page get(std::chrono::milliseconds wait_limit) {
     std::unique_lock lock(mu_);
-    if (rendering_) {
-      const std::uint64_t gen = generation_;
-      if (!cv_.wait_for(lock, wait_limit, [&] { return generation_ != gen; })) return nullptr;
+    const std::uint64_t gen = generation_;
+    const auto done = [&] { return generation_ != gen || stop_; };
+    if (rendering_ || requested_) {
+      if (!cv_.wait_for(lock, wait_limit, done) || stop_) return nullptr;
       ++shared_;
       return last_;
     }
-    rendering_ = true;
-    lock.unlock();
-    Page page;
-    try {
-      page = std::make_shared<const RenderedPage>(render());
-    } catch (...) {
-      page = nullptr;
-    }
-    lock.lock();
-    last_ = page;
-    rendering_ = false;
-    ++generation_;
+    requested_ = true;
     cv_.notify_all();
-    return page;
+    cv_.wait(lock, done);
+    return stop_ ? nullptr : last_;
   }
 
  private:
+  void run() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return requested_ || stop_; });
+      if (stop_) return;
+      requested_ = false;
+      rendering_ = true;
+      lock.unlock();
+      Page page;
+      try {
+        page = std::make_shared<const RenderedPage>(render_());
+      } catch (...) {
+        page = nullptr;
+      }
+      lock.lock();
+      last_ = page;
+      rendering_ = false;
+      ++generation_;
+      cv_.notify_all();
+    }
+  }
+
+  std::function<std::string()> render_;
   std::mutex mu_;
   std::condition_variable cv_;
+  bool requested_ = false;  // a scrape asked; the render thread has not begun
   bool rendering_ = false;
+  bool stop_ = false;
   std::uint64_t generation_ = 0;  // renders finished
   std::uint64_t shared_ = 0;      // pages handed to a scrape that waited
   Page last_;
+  std::thread thread_;  // last: it uses the members above
 };
 
 std::optional<std::string> base64_decode(std::string_view in) {
@@ -213,21 +251,19 @@ struct HttpEndpoint::Impl : CivetHandler {
   RequestCounters requests;
   DurationHistogram render_text;  // Collect and serialization of one page
   DurationHistogram render_gzip;  // compression of one page
-  PageCache pages;
+  PageCache pages{[this] { return render(); }};
   std::atomic<std::uint64_t> pages_served{0};
   std::unique_ptr<CivetServer> server;
   int port = 0;
 
   // The page as Prometheus' text format, rendered once for concurrent scrapes.
-  [[nodiscard]] PageCache::Page page() {
-    return pages.get(
-        [this] {
-          const std::int64_t t0 = monotonic_ns();
-          std::string text = prometheus::TextSerializer().Serialize(source.Collect());
-          render_text.observe(static_cast<double>(monotonic_ns() - t0) * 1e-9);
-          return text;
-        },
-        std::chrono::seconds(30));
+  [[nodiscard]] PageCache::Page page() { return pages.get(std::chrono::seconds(30)); }
+
+  std::string render() {
+    const std::int64_t t0 = monotonic_ns();
+    std::string text = prometheus::TextSerializer().Serialize(source.Collect());
+    render_text.observe(static_cast<double>(monotonic_ns() - t0) * 1e-9);
+    return text;
   }
 
   // The gzip encoding of a rendering, made once per rendering (RenderedPage).
