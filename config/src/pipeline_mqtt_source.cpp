@@ -1,57 +1,11 @@
 // sources.<name> of type: mqtt: the broker URL, credentials, client id,
 // subscription filters, QoS, payload format, topic_template and TLS files.
-#include <algorithm>
 #include <string>
-#include <vector>
 
 #include "pipeline_loader.hpp"
+#include "ringpipe/config/mqtt_topic.hpp"
 
 namespace ringpipe::config::detail {
-
-namespace {
-
-// MQTT's filter rules: non-empty, '+' and '#' whole levels, '#' only last.
-bool valid_topic_filter(std::string_view t) {
-  if (t.empty()) return false;
-  std::size_t start = 0;
-  for (;;) {
-    const std::size_t slash = t.find('/', start);
-    const std::string_view level = t.substr(start, slash == std::string_view::npos ? t.npos : slash - start);
-    if (level.find_first_of("+#") != std::string_view::npos && level != "+" && level != "#") return false;
-    if (level == "#" && slash != std::string_view::npos) return false;
-    if (slash == std::string_view::npos) return true;
-    start = slash + 1;
-  }
-}
-
-// Why a topic_template is unusable ("" = fine); the rules of ingest::TopicTemplate.
-std::string topic_template_problem(std::string_view t) {
-  std::vector<std::string_view> labels;
-  std::size_t start = 0;
-  bool rest = false;
-  for (;;) {
-    const std::size_t slash = t.find('/', start);
-    const std::string_view level = t.substr(start, slash == std::string_view::npos ? t.npos : slash - start);
-    if (rest) return "'#' before the last level";
-    if (level == "#") {
-      rest = true;
-    } else if (level.size() > 1 && level[0] == '+') {
-      const std::string_view key = level.substr(1);
-      if (key.find_first_of("+#") != std::string_view::npos) return "'+' or '#' inside a label name";
-      if (std::find(labels.begin(), labels.end(), key) != labels.end())
-        return "label \"" + std::string(key) + "\" twice";
-      labels.push_back(key);
-      const bool has_name = std::find(labels.begin(), labels.end(), "name") != labels.end();
-      if (labels.size() - (has_name ? 1 : 0) > 64) return "more than 64 labels";
-    } else if (level != "+" && level.find_first_of("+#") != std::string_view::npos) {
-      return "'+' or '#' inside a level";
-    }
-    if (slash == std::string_view::npos) return {};
-    start = slash + 1;
-  }
-}
-
-}  // namespace
 
 // The broker, subscriptions and payload of type: mqtt; its keys are refused on other types.
 void Loader::read_mqtt(const Fields& f, SourceConfig& s) {
@@ -116,6 +70,16 @@ void Loader::read_mqtt(const Fields& f, SourceConfig& s) {
     read_list(*v, f.at("topics"), "topic filter", [&](const YamlNode& n) {
       auto t = detail::read_string(n, f.at("topics"), d_);
       if (!t) return;
+      if (t->size() > kMaxTopicBytes) {
+        d_.add(n, f.at("topics") + ": found a topic filter of " + std::to_string(t->size()) +
+                      " bytes, expected at most " + std::to_string(kMaxTopicBytes) + " (MQTT's limit)");
+        return;
+      }
+      if (!valid_topic_text(*t)) {
+        d_.add(n, f.at("topics") + ": found a topic filter with malformed UTF-8, a NUL or a control character, "
+                                   "expected UTF-8 text (MQTT's rule for topics)");
+        return;
+      }
       if (!valid_topic_filter(*t)) {
         d_.add(n, f.at("topics") + ": found " + quote(*t) +
                       ", expected an MQTT topic filter ('+' and '#' as whole levels, '#' last)");
@@ -152,7 +116,7 @@ void Loader::read_mqtt(const Fields& f, SourceConfig& s) {
     }
   }
   if (payload_ok && m.payload == MqttPayloadFormat::kValue && s.json.name.empty() &&
-      m.topic_template.find("/+name") == std::string::npos && !m.topic_template.starts_with("+name")) {
+      !topic_template_captures_name(m.topic_template)) {
     d_.add(f.get("payload") ? f.get("payload")->position : s.position,
            "source " + quote(s.name) +
                ": found payload: value without a metric name, expected name: <metric> or a topic_template with a "
