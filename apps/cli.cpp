@@ -2,12 +2,12 @@
 
 #include <unistd.h>
 
-#include <charconv>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
 #include <fmt/format.h>
+
+#include "ringpipe/config/units.hpp"
 
 namespace ringpipe::apps {
 namespace {
@@ -27,6 +27,9 @@ Usage:
 
 The built-in pipeline (statsd_exporter's defaults): StatsD on UDP and TCP
 :9125 -> aggregate -> Prometheus /metrics on :9102.
+Sizes and durations read as in a pipeline file: SIZE is 64MiB, 512KiB, 10MB
+or a bare number of bytes; DURATION needs a unit (500ms, 10s, 5m, 1h, 1m30s),
+and a bare number other than 0 is refused.
 Exit status: 0 ok, 1 failure, 2 usage error, 78 bad configuration.
 )";
 
@@ -58,7 +61,8 @@ Options:
                             instead of the pipeline's run_dir
   --disable NAME            do not run component NAME (repeatable), e.g. when it
                             runs elsewhere
-  --drain-timeout DURATION  longest wait for readers to drain at stop (10s)
+  --drain-timeout DURATION  longest wait for readers to drain at stop (10s);
+                            DURATION needs a unit: 500ms, 10s, 1m30s
   --max-quick-failures N    give up after N consecutive deaths within 2s of a
                             start (5)
   --log-level LEVEL         trace, debug, info, warn, error (info)
@@ -81,7 +85,7 @@ or drop), with that reader and lane named.
 
 Options:
   --once               print one frame (no screen control) and exit
-  --interval DURATION  refresh period (1s)
+  --interval DURATION  refresh period (1s); DURATION needs a unit: 500ms, 2s
 )";
 
 constexpr std::string_view kTail = R"(Usage: ringpipe tail RING [FILE | STATSD_EXPORTER_FLAGS...] [OPTIONS]
@@ -93,7 +97,7 @@ non-durable reader: it never slows producers down.
 Options:
   --from latest|oldest  where to start (latest)
   --count N             exit after N records
-  --duration DURATION   exit after this long
+  --duration DURATION   exit after this long; DURATION needs a unit: 30s, 5m
 )";
 
 constexpr std::string_view kComponent = R"(Usage: ringpipe component NAME [--config FILE | STATSD_EXPORTER_FLAGS...]
@@ -116,6 +120,9 @@ inspect    prints the header, geometry, per-lane counters and every reader
            (alive, state, lag)
 tail       prints records as they arrive (non-durable reader)
 rm-reader  forgets a reader that is not alive, so it stops gating producers
+
+SIZE is 64MiB, 512KiB, 10MB or a bare number of bytes; DURATION needs a unit
+(500ms, 10s, 1m30s): as in a pipeline file.
 )";
 
 }  // namespace
@@ -145,52 +152,20 @@ bool ArgScanner::option(std::string_view name, std::string* value) noexcept {
   return true;
 }
 
-std::optional<std::uint64_t> parse_size(std::string_view text) noexcept {
-  std::uint64_t n = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-  if (ec != std::errc() || end == text.data()) return std::nullopt;
-  const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
-  struct U {
-    std::string_view name;
-    std::uint64_t factor;
-  };
-  constexpr U kUnits[] = {{"", 1},         {"B", 1},           {"KiB", 1ull << 10}, {"MiB", 1ull << 20},
-                          {"GiB", 1ull << 30}, {"kB", 1000},   {"KB", 1000},        {"MB", 1000'000},
-                          {"GB", 1000'000'000}};
-  for (const U& u : kUnits) {
-    if (unit == u.name) {
-      if (n > UINT64_MAX / u.factor) return std::nullopt;
-      return n * u.factor;
-    }
-  }
+std::optional<std::uint64_t> size_option(std::string_view option, std::string_view value, std::string* error) {
+  if (auto n = config::parse_size(value)) return n;
+  *error = fmt::format("{}: found \"{}\", expected {}", option, value, config::kSizeExpected);
   return std::nullopt;
 }
 
-std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) noexcept {
-  if (text.empty()) return std::nullopt;
-  std::int64_t total_ms = 0;
-  const char* p = text.data();
-  const char* const end = p + text.size();
-  bool bare = true;
-  while (p < end) {
-    double v = 0;
-    const auto [next, ec] = std::from_chars(p, end, v);
-    if (ec != std::errc() || next == p || v < 0) return std::nullopt;
-    p = next;
-    const char* u = p;
-    while (p < end && std::isalpha(static_cast<unsigned char>(*p))) ++p;
-    const std::string_view unit(u, static_cast<std::size_t>(p - u));
-    double factor = 0;
-    if (unit.empty()) factor = 1, bare = bare && p == end;
-    else if (unit == "ms") factor = 1;
-    else if (unit == "s") factor = 1000;
-    else if (unit == "m") factor = 60'000;
-    else if (unit == "h") factor = 3'600'000;
-    else return std::nullopt;
-    if (unit.empty() && !bare) return std::nullopt;
-    total_ms += static_cast<std::int64_t>(std::llround(v * factor));
-  }
-  return std::chrono::milliseconds(total_ms);
+std::optional<std::chrono::milliseconds> duration_option(std::string_view option, std::string_view value,
+                                                         std::string* error) {
+  const auto d = config::parse_duration(value);
+  if (const auto ms = d ? config::to_millis(*d) : std::nullopt) return ms;
+  // The pipeline file's words for the same two problems (schema.cpp's read_millis).
+  *error = fmt::format("{}: found \"{}\", expected {}", option, value,
+                       d ? std::string_view("0 or at least 1ms") : config::kDurationExpected);
+  return std::nullopt;
 }
 
 std::string format_bytes(std::uint64_t bytes) {

@@ -41,10 +41,16 @@ class ArgScanner {
   std::string error_;
 };
 
-// "64MiB", "512KiB", "1GiB", "10MB", "4096" -> bytes.
-[[nodiscard]] std::optional<std::uint64_t> parse_size(std::string_view text) noexcept;
-// "500ms", "10s", "5m", "1h", "1m30s", "250" (ms) -> milliseconds.
-[[nodiscard]] std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) noexcept;
+// The value of a size or duration option, read as the pipeline file reads
+// one (ringpipe/config/units.hpp), so a flag and a key never differ: sizes
+// "64MiB", "512KiB", "10MB" or bare bytes; durations "500ms", "10s", "1m30s"
+// kept in milliseconds, where a bare number other than 0 is refused (it
+// could mean seconds or milliseconds). nullopt with *error set to
+// "<option>: found \"<value>\", expected ..." when the value is not one.
+[[nodiscard]] std::optional<std::uint64_t> size_option(std::string_view option, std::string_view value,
+                                                       std::string* error);
+[[nodiscard]] std::optional<std::chrono::milliseconds> duration_option(std::string_view option, std::string_view value,
+                                                                       std::string* error);
 // 1536 -> "1.5KiB".
 [[nodiscard]] std::string format_bytes(std::uint64_t bytes);
 // 5025 ms -> "5.0s", 3 h -> "3h00m".

@@ -110,8 +110,7 @@ bool tail_option(ArgScanner& args, TailOptions& options, std::string* error) {
     return true;
   }
   if (args.option("--duration", &value)) {
-    if (auto d = parse_duration(value)) options.duration = *d;
-    else *error = "--duration: found \"" + value + "\", expected a duration such as 10s";
+    if (auto d = duration_option("--duration", value, error)) options.duration = *d;
     return true;
   }
   if (!args.error().empty()) *error = args.error();

@@ -58,8 +58,9 @@ int create(Args args) {
   std::string v;
   while (!a.done()) {
     if (a.option("--size", &v)) {
-      auto s = parse_size(v);
-      if (!s) return usage("--size: found \"" + v + "\", expected a size such as 64MiB");
+      std::string why;
+      auto s = size_option("--size", v, &why);
+      if (!s) return usage(why);
       size = *s;
     } else if (a.option("--lanes", &v)) {
       if (!parse_number(v, &o.lanes)) return usage("--lanes: found \"" + v + "\", expected a number");
@@ -70,8 +71,10 @@ int create(Args args) {
       if (!p) return usage("--overflow: found \"" + v + "\", expected block, drop or overwrite");
       o.overflow = *p;
     } else if (a.option("--max-record", &v)) {
-      auto s = parse_size(v);
-      if (!s || *s > UINT32_MAX) return usage("--max-record: found \"" + v + "\", expected a size such as 64KiB");
+      std::string why;
+      auto s = size_option("--max-record", v, &why);
+      if (!s) return usage(why);
+      if (*s > UINT32_MAX) return usage("--max-record: found \"" + v + "\", expected at most 4GiB - 1");
       o.max_record_bytes = static_cast<std::uint32_t>(*s);
     } else if (!a.error().empty()) {
       return usage(a.error());

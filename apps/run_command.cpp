@@ -29,8 +29,9 @@ int run_command(Args args) {
     if (a.option("--disable", &v)) {
       options.disabled.push_back(v);
     } else if (a.option("--drain-timeout", &v)) {
-      auto d = parse_duration(v);
-      if (!d) return usage("--drain-timeout: found \"" + v + "\", expected a duration such as 10s");
+      std::string why;
+      auto d = duration_option("--drain-timeout", v, &why);
+      if (!d) return usage(why);
       options.drain_timeout = *d;
     } else if (a.option("--max-quick-failures", &v)) {
       std::uint32_t n = 0;

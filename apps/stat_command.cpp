@@ -237,9 +237,14 @@ int stat_command(Args args) {
     if (a.flag("--once")) {
       once = true;
     } else if (a.option("--interval", &v)) {
-      auto d = parse_duration(v);
-      if (!d || d->count() <= 0) {
-        std::fprintf(stderr, "ringpipe stat: --interval: found \"%s\", expected a duration such as 1s\n", v.c_str());
+      std::string why;
+      auto d = duration_option("--interval", v, &why);
+      if (d && d->count() == 0) {
+        d.reset();
+        why = "--interval: found \"" + v + "\", expected a duration greater than 0";
+      }
+      if (!d) {
+        std::fprintf(stderr, "ringpipe stat: %s\n", why.c_str());
         return kExitUsage;
       }
       interval = *d;

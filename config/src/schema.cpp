@@ -136,61 +136,6 @@ std::optional<double> parse_double(std::string_view s) {
   return v;
 }
 
-std::optional<std::uint64_t> parse_size(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])) != 0) ++i;
-  if (i == 0) return std::nullopt;
-  const auto number = parse_uint(s.substr(0, i));
-  if (!number) return std::nullopt;
-  std::string_view unit = s.substr(i);
-  if (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
-  struct Unit {
-    std::string_view name;
-    std::uint64_t factor;
-  };
-  static constexpr Unit kUnits[] = {
-      {"", 1},          {"B", 1},
-      {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30}, {"TiB", 1ull << 40},
-      {"kB", 1000},     {"KB", 1000},         {"MB", 1000'000},      {"GB", 1000'000'000},
-      {"TB", 1000'000'000'000ull},
-  };
-  for (const auto& u : kUnits) {
-    if (u.name == unit) {
-      if (*number > std::numeric_limits<std::uint64_t>::max() / u.factor) return std::nullopt;
-      return *number * u.factor;
-    }
-  }
-  return std::nullopt;
-}
-
-std::optional<std::chrono::nanoseconds> parse_duration(std::string_view s) {
-  if (s == "0") return std::chrono::nanoseconds{0};
-  if (s.empty()) return std::nullopt;
-  long double total = 0;
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const std::size_t start = i;
-    while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) != 0 || s[i] == '.')) ++i;
-    if (i == start) return std::nullopt;
-    const auto value = parse_double(s.substr(start, i - start));
-    if (!value || *value < 0) return std::nullopt;
-    const std::size_t unit_start = i;
-    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])) == 0 && s[i] != '.') ++i;
-    const std::string_view unit = s.substr(unit_start, i - unit_start);
-    long double factor = 0;
-    if (unit == "ns") factor = 1;
-    else if (unit == "us" || unit == "\xC2\xB5s" || unit == "\xCE\xBCs") factor = 1e3L;
-    else if (unit == "ms") factor = 1e6L;
-    else if (unit == "s") factor = 1e9L;
-    else if (unit == "m") factor = 60e9L;
-    else if (unit == "h") factor = 3600e9L;
-    else return std::nullopt;
-    total += static_cast<long double>(*value) * factor;
-  }
-  if (total > static_cast<long double>(std::numeric_limits<std::int64_t>::max())) return std::nullopt;
-  return std::chrono::nanoseconds{static_cast<std::int64_t>(total)};
-}
-
 // ---------------------------------------------------------------- reads
 
 namespace {
@@ -237,23 +182,23 @@ std::optional<double> read_double(const YamlNode& n, std::string_view what, Diag
 }
 
 std::optional<std::uint64_t> read_size(const YamlNode& n, std::string_view what, Diags& d) {
-  constexpr std::string_view kExpected = "a size like 64MiB, 512KiB, 1GiB, 10MB or 1000 (bytes)";
+  constexpr std::string_view kExpected = kSizeExpected;
   if (!scalar_or_report(n, what, kExpected, d)) return std::nullopt;
-  if (auto v = parse_size(n.scalar)) return v;
+  if (auto v = config::parse_size(n.scalar)) return v;
   d.add(n, std::string(what) + ": found " + describe(n) + ", expected " + std::string(kExpected));
   return std::nullopt;
 }
 
 std::optional<std::chrono::nanoseconds> read_duration(const YamlNode& n, std::string_view what,
                                                       bool bare_is_nanoseconds, Diags& d) {
-  constexpr std::string_view kExpected = "a duration like 500ms, 10s, 5m, 1h or 1m30s";
+  constexpr std::string_view kExpected = kDurationExpected;
   if (!scalar_or_report(n, what, kExpected, d)) return std::nullopt;
   if (bare_is_nanoseconds && !n.quoted) {
     if (auto v = parse_uint(n.scalar); v && *v <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
       return std::chrono::nanoseconds{static_cast<std::int64_t>(*v)};
     }
   }
-  if (auto v = parse_duration(n.scalar)) return v;
+  if (auto v = config::parse_duration(n.scalar)) return v;
   d.add(n, std::string(what) + ": found " + describe(n) + ", expected " + std::string(kExpected));
   return std::nullopt;
 }
@@ -261,8 +206,8 @@ std::optional<std::chrono::nanoseconds> read_duration(const YamlNode& n, std::st
 std::optional<std::chrono::milliseconds> read_millis(const YamlNode& n, std::string_view what, Diags& d) {
   const auto v = read_duration(n, what, false, d);
   if (!v) return std::nullopt;
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*v);
-  if (v->count() > 0 && ms.count() == 0) {
+  const auto ms = to_millis(*v);
+  if (!ms) {
     d.add(n, std::string(what) + ": found " + describe(n) + ", expected 0 or at least 1ms");
     return std::nullopt;
   }

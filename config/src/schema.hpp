@@ -14,6 +14,7 @@
 
 #include "ringpipe/config/diagnostic.hpp"
 #include "ringpipe/config/pipeline.hpp"
+#include "ringpipe/config/units.hpp"
 #include "yaml_tree.hpp"
 
 namespace ringpipe::config::detail {
@@ -61,6 +62,7 @@ std::optional<bool> read_bool(const YamlNode& n, std::string_view what, Diags& d
 std::optional<std::uint64_t> read_uint(const YamlNode& n, std::string_view what, std::uint64_t min,
                                        std::uint64_t max, Diags& d);
 std::optional<double> read_double(const YamlNode& n, std::string_view what, Diags& d);
+// Sizes and durations as units.hpp parses them, the message naming `what`.
 std::optional<std::uint64_t> read_size(const YamlNode& n, std::string_view what, Diags& d);
 // Go-style durations ("1m30s", "500ms", "0"). With `bare_is_nanoseconds`, an
 // integer without unit is nanoseconds (Go's YAML decoding of time.Duration).
@@ -68,9 +70,8 @@ std::optional<std::chrono::nanoseconds> read_duration(const YamlNode& n, std::st
                                                       bool bare_is_nanoseconds, Diags& d);
 std::optional<std::chrono::milliseconds> read_millis(const YamlNode& n, std::string_view what, Diags& d);
 
-// Pure parsers behind the reads (nullopt on bad input).
-std::optional<std::uint64_t> parse_size(std::string_view s);
-std::optional<std::chrono::nanoseconds> parse_duration(std::string_view s);
+// Pure parsers behind the reads (nullopt on bad input); sizes and durations
+// are ringpipe/config/units.hpp's.
 std::optional<bool> parse_bool(std::string_view s);
 std::optional<std::uint64_t> parse_uint(std::string_view s);
 std::optional<double> parse_double(std::string_view s);

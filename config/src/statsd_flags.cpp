@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ringpipe/config/pipeline.hpp"
+#include "ringpipe/config/units.hpp"
 #include "schema.hpp"
 
 namespace ringpipe::config {
@@ -179,7 +180,7 @@ ConfigResult<PipelineConfig> pipeline_from_statsd_exporter_flags(std::span<const
     }
   }
   if (const FlagValue* v = get("statsd.read-buffer")) {
-    const auto n = detail::parse_size(v->value);
+    const auto n = parse_size(v->value);
     if (n && *n <= INT32_MAX) {
       source.read_buffer_bytes = *n;
     } else {

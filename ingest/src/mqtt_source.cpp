@@ -13,6 +13,7 @@
 #include <mosquitto.h>
 #include <spdlog/spdlog.h>
 
+#include "ringpipe/config/mqtt_topic.hpp"
 #include "ringpipe/ingest/topic_template.hpp"
 #include "stats_publisher.hpp"
 #include "text.hpp"
@@ -220,6 +221,10 @@ Result<std::unique_ptr<MqttSource>> MqttSource::create(const MqttConfig& config,
   auto impl = std::make_unique<Impl>(config);
   const std::string& what = impl->what;
   if (config.topics.empty()) return invalid(what + ": no topics to subscribe to");
+  for (const std::string& topic : config.topics) {
+    if (!ringpipe::config::valid_topic_filter(topic))
+      return invalid(what + ": \"" + topic + "\" is not an MQTT topic filter");
+  }
   if (config.qos < 0 || config.qos > 1) return invalid(what + ": qos must be 0 or 1");
   auto tmpl = TopicTemplate::parse(config.topic_template);
   if (!tmpl) return tl::unexpected(Error{tmpl.error().code, what + ": " + tmpl.error().context});

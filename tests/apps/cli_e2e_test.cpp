@@ -68,6 +68,27 @@ exporters: {prom: {type: prometheus, input: metrics, listen: 127.0.0.1:0}}
   EXPECT_EQ(run(dir, {"validate"}).code, 2);
 }
 
+// `ringpipe run --drain-timeout X` takes a spelling exactly when a pipeline
+// file takes `reader_timeout: X`: a bare "10" is refused by both (it used to
+// be 10 milliseconds on the command line).
+TEST(CliE2e, DrainTimeoutTakesTheSpellingsAPipelineFileTakes) {
+  testing::ScratchDir dir;
+  const std::string file = dir.file("timeout.yaml");
+  for (const std::string d : {"10", "250", "0", "10s", "500ms", "1m30s", "1.5s", "250us", "10x"}) {
+    SCOPED_TRACE(d);
+    e2e::write_text(file, "rings: {raw: {size: 1MiB, reader_timeout: \"" + d + "\"}}\n"
+                          "sources: {s: {type: statsd, listen: [udp://127.0.0.1:0], output: raw}}\n"
+                          "exporters: {prom: {type: prometheus, input: raw, listen: 127.0.0.1:0}}\n");
+    const auto validated = run(dir, {"validate", file});
+    ASSERT_TRUE(validated.code == 0 || validated.code == 1) << validated.err;
+    // A refused option is a usage error (2) before the pipeline is read; a
+    // taken one gets as far as the missing pipeline file (78).
+    const auto started = run(dir, {"run", dir.file("missing.yaml"), "--drain-timeout", d});
+    ASSERT_TRUE(started.code == 2 || started.code == 78) << started.err;
+    EXPECT_EQ(started.code == 78, validated.code == 0) << started.err << validated.err;
+  }
+}
+
 TEST(CliE2e, RingCreateInspectTailAndRemoveReader) {
   testing::ScratchDir dir;
   const std::string path = dir.file("r");

@@ -5,23 +5,52 @@
 namespace ringpipe::apps {
 namespace {
 
-TEST(Cli, ParsesSizesWithUnits) {
-  EXPECT_EQ(parse_size("64MiB"), 64ull << 20);
-  EXPECT_EQ(parse_size("4096"), 4096u);
-  EXPECT_EQ(parse_size("10MB"), 10'000'000u);
-  EXPECT_EQ(parse_size("1GiB"), 1ull << 30);
-  EXPECT_FALSE(parse_size("MiB"));
-  EXPECT_FALSE(parse_size("12parsecs"));
-  EXPECT_FALSE(parse_size(""));
+TEST(Cli, SizeOptionsTakeWhatThePipelineFileTakes) {
+  std::string why;
+  EXPECT_EQ(size_option("--size", "64MiB", &why), 64ull << 20);
+  EXPECT_EQ(size_option("--size", "4096", &why), 4096u);
+  EXPECT_EQ(size_option("--size", "10MB", &why), 10'000'000u);
+  EXPECT_EQ(size_option("--size", "1GiB", &why), 1ull << 30);
+  EXPECT_EQ(size_option("--size", "2TiB", &why), 2ull << 40);
+  EXPECT_FALSE(size_option("--size", "MiB", &why));
+  EXPECT_FALSE(size_option("--size", "", &why));
+  EXPECT_FALSE(size_option("--size", "12parsecs", &why));
+  EXPECT_EQ(why, "--size: found \"12parsecs\", expected a size like 64MiB, 512KiB, 1GiB, 10MB or 1000 (bytes)");
 }
 
-TEST(Cli, ParsesDurationsWithUnits) {
-  EXPECT_EQ(parse_duration("500ms"), std::chrono::milliseconds(500));
-  EXPECT_EQ(parse_duration("10s"), std::chrono::milliseconds(10'000));
-  EXPECT_EQ(parse_duration("1m30s"), std::chrono::milliseconds(90'000));
-  EXPECT_EQ(parse_duration("250"), std::chrono::milliseconds(250));
-  EXPECT_FALSE(parse_duration("10x"));
-  EXPECT_FALSE(parse_duration(""));
+TEST(Cli, DurationOptionsNeedAUnitAsThePipelineFileDoes) {
+  std::string why;
+  EXPECT_EQ(duration_option("--drain-timeout", "500ms", &why), std::chrono::milliseconds(500));
+  EXPECT_EQ(duration_option("--drain-timeout", "10s", &why), std::chrono::milliseconds(10'000));
+  EXPECT_EQ(duration_option("--drain-timeout", "1m30s", &why), std::chrono::milliseconds(90'000));
+  EXPECT_EQ(duration_option("--drain-timeout", "1.5s", &why), std::chrono::milliseconds(1500));
+  EXPECT_EQ(duration_option("--drain-timeout", "0", &why), std::chrono::milliseconds(0));
+  EXPECT_FALSE(duration_option("--drain-timeout", "10x", &why));
+  EXPECT_FALSE(duration_option("--drain-timeout", "", &why));
+  // A bare number could mean seconds or milliseconds: refused, as in the file.
+  EXPECT_FALSE(duration_option("--drain-timeout", "250", &why));
+  EXPECT_EQ(why, "--drain-timeout: found \"250\", expected a duration like 500ms, 10s, 5m, 1h or 1m30s");
+  EXPECT_FALSE(duration_option("--interval", "500us", &why));
+  EXPECT_EQ(why, "--interval: found \"500us\", expected 0 or at least 1ms");
+}
+
+// `--drain-timeout X` and a millisecond key of the pipeline file
+// (`reader_timeout: X`) take the same spellings and give the same duration.
+TEST(Cli, DrainTimeoutFlagAndPipelineDurationKeyAgree) {
+  for (const char* spelling : {"10", "250", "0", "10s", "500ms", "1m30s", "1.5s", "250us", "2500us", "1d", "-1s"}) {
+    SCOPED_TRACE(spelling);
+    const auto file = config::parse_pipeline(
+        std::string("rings: {raw: {reader_timeout: \"") + spelling + "\"}}\n"
+            "sources: {s: {type: statsd, listen: udp://:1, output: raw}}\n"
+            "exporters: {e: {type: prometheus, input: raw}}\n",
+        "p.yaml", [](std::string_view) { return std::nullopt; });
+    std::string why;
+    const auto flag = duration_option("--drain-timeout", spelling, &why);
+    ASSERT_EQ(flag.has_value(), file.has_value()) << why << (file ? "" : file.error().message());
+    if (flag) {
+      EXPECT_EQ(*flag, file->rings[0].reader_timeout);
+    }
+  }
 }
 
 TEST(Cli, PipelineArgsTakeAFileOrStatsdExporterFlags) {

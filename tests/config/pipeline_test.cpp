@@ -355,6 +355,51 @@ exporters:
   for (const std::string& m : got) EXPECT_EQ(m.rfind("p.yaml:", 0), 0u) << m;  // every one positioned
 }
 
+// The MQTT source refuses at start a `payload: value` whose template has no
+// level exactly "+name"; validation used to look for the text "/+name", so
+// "+name2" and "+names" passed it and the source then exited 78.
+TEST(PipelineConfig, PayloadValueNeedsALevelThatIsExactlyPlusName) {
+  const auto r = parse(R"(rings:
+  raw: {}
+sources:
+  a: {type: mqtt, output: raw, broker: "mqtt://h", topics: "#", topic_template: "sensors/+name2"}
+  b: {type: mqtt, output: raw, broker: "mqtt://h", topics: "#", topic_template: "+names/x"}
+  c: {type: mqtt, output: raw, broker: "mqtt://h", topics: "#", topic_template: "+site/+name"}
+exporters:
+  e: {type: prometheus, input: raw}
+)");
+  EXPECT_EQ(messages(r), (std::vector<std::string>{
+                             "p.yaml:4:3: source \"a\": found payload: value without a metric name, expected name: "
+                             "<metric> or a topic_template with a +name level",
+                             "p.yaml:5:3: source \"b\": found payload: value without a metric name, expected name: "
+                             "<metric> or a topic_template with a +name level"}));
+}
+
+// What libmosquitto's subscribe refuses (and MQTT 3.1.1 forbids or lets a
+// broker drop the connection for) used to validate, and the source then
+// logged a failed subscription at every connect.
+TEST(PipelineConfig, TopicFiltersFollowMqttsRulesForText) {
+  const std::string long_filter(65536, 'a');
+  const auto r = parse(R"(rings:
+  raw: {}
+sources:
+  m: {type: mqtt, output: raw, broker: "mqtt://h", name: t,
+      topics: ["a\tb", "a/\0", "\x7F", "a/\u0085", "\uFFFF", )" + long_filter + R"(, "caf\u00E9/+", "/+", "a//b"]}
+exporters:
+  e: {type: prometheus, input: raw}
+)");
+  const std::string text = ": found a topic filter with malformed UTF-8, a NUL or a control character, expected UTF-8 "
+                           "text (MQTT's rule for topics)";
+  EXPECT_EQ(messages(r), (std::vector<std::string>{
+                             "p.yaml:5:16: source \"m\" topics" + text,  // a tab
+                             "p.yaml:5:24: source \"m\" topics" + text,  // U+0000
+                             "p.yaml:5:32: source \"m\" topics" + text,  // U+007F
+                             "p.yaml:5:40: source \"m\" topics" + text,  // U+0085
+                             "p.yaml:5:52: source \"m\" topics" + text,  // a non-character
+                             "p.yaml:5:62: source \"m\" topics: found a topic filter of 65536 bytes, expected at "
+                             "most 65535 (MQTT's limit)"}));
+}
+
 TEST(PipelineConfig, ReadsARemoteWriteSource) {
   const auto r = parse(R"(rings:
   raw: {}

@@ -1,4 +1,7 @@
-// Sizes and durations, through the internal parsers and through a pipeline file.
+// Sizes and durations, through the public parsers (ringpipe/config/units.hpp)
+// and through a pipeline file.
+#include "ringpipe/config/units.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -8,13 +11,10 @@
 
 #include "config_test_util.hpp"
 #include "ringpipe/config/pipeline.hpp"
-#include "schema.hpp"
 
 namespace ringpipe::config {
 namespace {
 
-using detail::parse_duration;
-using detail::parse_size;
 using std::chrono::nanoseconds;
 
 TEST(Units, SizesTakeBinaryAndDecimalUnits) {
@@ -63,6 +63,36 @@ TEST(Units, DurationsRejectMissingOrUnknownUnits) {
   EXPECT_EQ(parse_duration("-1s"), std::nullopt);
   EXPECT_EQ(parse_duration("s"), std::nullopt);
   EXPECT_EQ(parse_duration("99999999999h"), std::nullopt);
+}
+
+TEST(Units, MillisecondSettingsTruncateAndRefuseWhatWouldBecomeZero) {
+  EXPECT_EQ(parse_millis("0"), std::chrono::milliseconds{0});
+  EXPECT_EQ(parse_millis("1ms"), std::chrono::milliseconds{1});
+  EXPECT_EQ(parse_millis("1.9ms"), std::chrono::milliseconds{1});
+  EXPECT_EQ(parse_millis("1m30s"), std::chrono::milliseconds{90'000});
+  EXPECT_EQ(parse_millis("999us"), std::nullopt);
+  EXPECT_EQ(parse_millis("10"), std::nullopt);
+  EXPECT_EQ(to_millis(nanoseconds{1'000'000}), std::chrono::milliseconds{1});
+  EXPECT_EQ(to_millis(nanoseconds{1}), std::nullopt);
+  EXPECT_EQ(to_millis(nanoseconds{0}), std::chrono::milliseconds{0});
+}
+
+// parse_millis is what the command line's duration options use: for every
+// spelling it must take exactly what a millisecond key of the file takes.
+TEST(Units, ParseMillisTakesWhatAPipelineDurationKeyTakes) {
+  for (const char* spelling : {"10", "250", "0", "10s", "500ms", "1m30s", "1.5s", "2h", "250us", "1500us", "100ns",
+                               "1d", "10 s", "-1s", "s", "", "99999999999h"}) {
+    SCOPED_TRACE(spelling);
+    const auto file = parse_pipeline(std::string("rings:\n  raw: {reader_timeout: \"") + spelling + "\"}\n"
+                                         "sources:\n  s: {type: statsd, listen: udp://:1, output: raw}\n"
+                                         "exporters:\n  e: {type: prometheus, input: raw}\n",
+                                     "p.yaml", [](std::string_view) { return std::nullopt; });
+    const auto flag = parse_millis(spelling);
+    ASSERT_EQ(flag.has_value(), file.has_value()) << (file ? "" : file.error().message());
+    if (flag) {
+      EXPECT_EQ(*flag, file->rings[0].reader_timeout);
+    }
+  }
 }
 
 TEST(Units, PipelineValuesCarryUnits) {

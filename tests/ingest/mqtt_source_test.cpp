@@ -458,6 +458,13 @@ TEST(MqttSource, RefusesConfigsThatCannotWork) {
   c.topic_template = "a/+name";
   c.topics.clear();
   EXPECT_FALSE(MqttSource::create(c, none));
+  // A filter the broker cannot take is refused here, not at every subscribe.
+  for (const char* bad : {"a/b#", "a/#/b", "a\tb", ""}) {
+    c.topics = {bad};
+    const auto r = MqttSource::create(c, none);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().context.find("is not an MQTT topic filter"), std::string::npos) << r.error().context;
+  }
 }
 
 }  // namespace

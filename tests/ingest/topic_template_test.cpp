@@ -3,6 +3,7 @@
 #include "ringpipe/ingest/parse.hpp"
 
 #include <gtest/gtest.h>
+#include <mosquitto.h>
 
 #include <array>
 #include <string>
@@ -67,6 +68,15 @@ TEST(TopicTemplate, TableOfTopics) {
       {"a/+x", "a/", true, "", {{"x", ""}}},
       {"", "any/topic/at/all", true, "", {}},
       {"#", "x/y", true, "", {}},
+      // Empty levels are levels, in the template as in the topic (MQTT 4.7.3).
+      {"a//+name", "a//x", true, "x", {}},
+      {"/+name", "/temp", true, "temp", {}},
+      {"+x/+name", "/temp", true, "temp", {{"x", ""}}},
+      // A template that starts with a wildcard does not fit a "$" topic (MQTT
+      // 4.7.2); one that names "$SYS" does. Both used to match.
+      {"#", "$SYS/broker/load", false, "", {}},
+      {"+site/+name", "$SYS/load", false, "", {}},
+      {"$SYS/broker/+name", "$SYS/broker/load", true, "load", {}},
   };
   for (const Row& r : rows) {
     SCOPED_TRACE(std::string(r.tmpl) + " <- " + r.topic);
@@ -77,6 +87,42 @@ TEST(TopicTemplate, TableOfTopics) {
       EXPECT_EQ(m.labels, r.labels);
     }
   }
+}
+
+// TopicTemplate matches a topic exactly when a subscription to the same
+// filter (labels as plain '+') receives it from a broker: checked against
+// libmosquitto's own matcher for every short filter and topic over a small
+// alphabet.
+TEST(TopicTemplate, MatchesWhatLibmosquittoDeliversToTheSameFilter) {
+  const std::vector<std::string> filter_parts = {"a", "+", "+x", "#", "/", "$s", ""};
+  const std::vector<std::string> topic_parts = {"a", "b", "/", "$s", ""};
+  auto all = [](const std::vector<std::string>& parts, std::size_t depth) {
+    std::vector<std::string> out = {""}, layer = {""};
+    for (std::size_t d = 0; d < depth; ++d) {
+      std::vector<std::string> next;
+      for (const auto& s : layer)
+        for (const auto& p : parts) next.push_back(s + p);
+      out.insert(out.end(), next.begin(), next.end());
+      layer = std::move(next);
+    }
+    return out;
+  };
+  std::size_t compared = 0;
+  for (const std::string& tmpl : all(filter_parts, 4)) {
+    auto t = TopicTemplate::parse(tmpl);
+    std::string filter = tmpl;  // "+x" levels as "+"
+    for (std::size_t at = 0; (at = filter.find("+x", at)) != std::string::npos;) filter.erase(at + 1, 1);
+    const bool broker_takes = !filter.empty() && mosquitto_sub_topic_check(filter.c_str()) == MOSQ_ERR_SUCCESS;
+    if (!t || !broker_takes) continue;
+    for (const std::string& topic : all(topic_parts, 4)) {
+      if (topic.empty() || mosquitto_pub_topic_check(topic.c_str()) != MOSQ_ERR_SUCCESS) continue;
+      bool delivered = false;
+      ASSERT_EQ(mosquitto_topic_matches_sub(filter.c_str(), topic.c_str(), &delivered), MOSQ_ERR_SUCCESS);
+      EXPECT_EQ(match(*t, topic).ok, delivered) << tmpl << " <- " << topic;
+      ++compared;
+    }
+  }
+  EXPECT_GT(compared, 100'000u);
 }
 
 TEST(TopicTemplate, RefusesTemplatesThatCannotMatchAsMeant) {
