@@ -1,13 +1,34 @@
 // exporters.<name>: the type (which decides the known keys), input ring,
 // reader and gating, the keys of type: prometheus, and TLS blocks (also used
 // by remote_write, read in its own file).
+#include <fstream>
+#include <functional>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "pipeline_loader.hpp"
 
 namespace ringpipe::config::detail {
+namespace {
+
+// TlsConfig::contents_digest: the named files as they are now; one that cannot
+// be read counts as empty (the component that opens it reports why).
+std::uint64_t digest_of_files(const TlsConfig& t) {
+  std::string all;
+  for (const std::string* path : {&t.cert_file, &t.key_file, &t.ca_file}) {
+    if (path->empty()) continue;
+    std::ifstream in(*path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    all += text.str();
+    all += '\0';
+  }
+  return std::hash<std::string>{}(all);
+}
+
+}  // namespace
 
 void Loader::read_exporter(const YamlNode& key, const YamlNode& value) {
   ExporterConfig e;
@@ -144,6 +165,7 @@ void Loader::read_tls(const YamlNode& v, const std::string& what, bool client, s
   } else if (!client && t.cert_file.empty()) {
     d_.add(v, what + ": found no cert_file, expected cert_file and key_file for a TLS listener");
   }
+  t.contents_digest = digest_of_files(t);
   out = std::move(t);
 }
 

@@ -915,6 +915,71 @@ TEST(PipelineConfig, MinimalExampleEqualsTheDefaultPipeline) {
   EXPECT_EQ(r->exporters[0].prometheus.listen.to_string(), d.exporters[0].prometheus.listen.to_string());
 }
 
+TEST(PipelineConfig, ValuesCompareEqualWhereverTheyWereWritten) {
+  const auto a = parse(kValid);
+  // The same pipeline with the sections in another order, comments and blank lines.
+  const auto b = parse(R"(# edited
+exporters:
+  prometheus: {type: prometheus, input: metrics, listen: 0.0.0.0:9102}
+
+processors:
+  aggregate: {type: aggregate, input: raw, output: metrics}
+sources:
+  statsd: {type: statsd, listen: [udp://0.0.0.0:9125, tcp://0.0.0.0:9125], output: raw}
+rings:
+  raw: {size: 64MiB}
+  metrics: {size: 16MiB}
+)");
+  ASSERT_TRUE(a && b) << (a ? b.error().message() : a.error().message());
+  ASSERT_NE(a->sources[0].position.line, b->sources[0].position.line);
+  EXPECT_EQ(a->sources[0].listen[0].position, b->sources[0].listen[0].position);
+  EXPECT_EQ(*a, *b);
+  PipelineConfig c = *a;
+  c.sources[0].listen[1].port = 9126;
+  EXPECT_NE(c.sources[0], a->sources[0]);
+  EXPECT_EQ(c.processors, a->processors);
+  c = *a;
+  c.exporters[0].prometheus.header_timeout = milliseconds(4000);
+  EXPECT_NE(c.exporters[0], a->exporters[0]);
+  EXPECT_EQ(c.sources, a->sources);
+  // Compared with a Position, a WrittenAt is that position.
+  EXPECT_EQ(a->sources[0].position, (Position{"p.yaml", 5, 3}));
+  EXPECT_NE(b->sources[0].position, (Position{"p.yaml", 5, 3}));
+}
+
+TEST(PipelineConfig, ComparesTheMappingRulesAsLoadedAndTheTlsFilesAsTheyAre) {
+  ringpipe::testing::ScratchDir dir;
+  std::ofstream(dir.file("mapping.yml")) << "mappings:\n- match: a.b\n  name: first\n";
+  std::ofstream(dir.file("tls.crt")) << "certificate 1";
+  std::ofstream(dir.file("tls.key")) << "key 1";
+  std::ofstream(dir.file("p.yaml")) << "rings: {raw: {}, metrics: {}}\n"
+                                        "sources: {s: {type: statsd, listen: udp://:1, output: raw}}\n"
+                                        "processors: {a: {type: aggregate, input: raw, output: metrics, "
+                                        "mapping_config: mapping.yml}}\n"
+                                        "exporters: {e: {type: prometheus, input: metrics, tls: {cert_file: "
+                                     << dir.file("tls.crt") << ", key_file: " << dir.file("tls.key") << "}}}\n";
+  const auto load = [&] {
+    auto r = load_pipeline(dir.file("p.yaml"));
+    EXPECT_TRUE(r) << r.error().message();
+    return r ? *r : PipelineConfig{};
+  };
+  const PipelineConfig first = load();
+  EXPECT_EQ(load(), first);
+  // A comment moves the rule a line down: the rules are the same.
+  std::ofstream(dir.file("mapping.yml")) << "# renamed soon\nmappings:\n- match: a.b\n  name: first\n";
+  EXPECT_EQ(load(), first);
+  std::ofstream(dir.file("mapping.yml")) << "mappings:\n- match: a.b\n  name: second\n";
+  const PipelineConfig renamed = load();
+  EXPECT_NE(renamed.processors, first.processors);
+  EXPECT_EQ(renamed.exporters, first.exporters);
+  // A certificate renewed under the same name.
+  std::ofstream(dir.file("tls.crt")) << "certificate 2";
+  const PipelineConfig renewed = load();
+  EXPECT_NE(renewed.exporters, renamed.exporters);
+  EXPECT_EQ(renewed.exporters[0].prometheus.tls->cert_file, renamed.exporters[0].prometheus.tls->cert_file);
+  EXPECT_EQ(renewed.processors, renamed.processors);
+}
+
 TEST(PipelineConfig, UnreadableFileIsOneDiagnostic) {
   const auto r = load_pipeline("/nonexistent/pipeline.yaml");
   ASSERT_FALSE(r);

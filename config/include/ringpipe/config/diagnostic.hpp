@@ -28,6 +28,17 @@ struct Position {
   friend bool operator==(const Position&, const Position&) = default;
 };
 
+// The position of a value read from a file, kept for diagnostics. It is not
+// part of the value: two values that differ only in where they were written
+// compare equal, so moving a section within the file changes nothing on
+// reload. Compared with a Position, it is that Position.
+struct WrittenAt : Position {
+  WrittenAt() = default;
+  WrittenAt(Position p) : Position(std::move(p)) {}  // NOLINT(google-explicit-constructor): every Position converts
+  friend bool operator==(const WrittenAt&, const WrittenAt&) noexcept { return true; }
+  friend bool operator==(const WrittenAt& a, const Position& b) { return static_cast<const Position&>(a) == b; }
+};
+
 // One problem found in a config file. Plain value.
 struct Diagnostic {
   Position position;

@@ -119,6 +119,7 @@ struct MappingDefaults {
   std::chrono::nanoseconds ttl{0};  // 0 = series never expire
   SummaryOptions summary_options;
   HistogramOptions histogram_options;
+  friend bool operator==(const MappingDefaults&, const MappingDefaults&) = default;
 };
 
 // One `mappings:` entry, with every default already resolved. The matcher
@@ -147,7 +148,8 @@ struct MetricMapping {
   // nullopt = not set (no scaling).
   std::optional<double> scale;
   std::chrono::nanoseconds ttl{0};     // from the rule, else defaults.ttl; 0 = never expire
-  Position position;                   // where the entry starts (its "- match:" line)
+  WrittenAt position;                   // where the entry starts (its "- match:" line)
+  friend bool operator==(const MetricMapping&, const MetricMapping&) = default;
 };
 
 // A whole mapping file. The first matching rule wins: glob rules in file
@@ -157,6 +159,7 @@ struct MappingConfig {
   MappingDefaults defaults;
   std::vector<MetricMapping> mappings;
   std::string path;  // the file it came from ("" when parsed from text)
+  friend bool operator==(const MappingConfig&, const MappingConfig&) = default;
 };
 
 // Mapping-cache settings. Not part of statsd_exporter's mapping file (there

@@ -18,7 +18,10 @@
 // expected ...".
 //
 // Every type here is plain data, filled in by the loaders below: safe to
-// share read-only between threads. Loading never throws.
+// share read-only between threads. Loading never throws. Values compare with
+// ==, which is what a reload compares: everything a component would do
+// differently (mapping rules as loaded, TLS files' contents) takes part,
+// where a value was written (WrittenAt) does not.
 
 #include <chrono>
 #include <cstdint>
@@ -59,9 +62,10 @@ struct RingConfig {
   std::uint32_t max_readers = 16;            // `max_readers`: 1..64
   std::uint32_t max_record_bytes = 0;        // `max_record`: 0 = lane capacity / 4
   std::chrono::milliseconds reader_timeout{2000};  // `reader_timeout`: a dead reader gates this long
-  Position position;
+  WrittenAt position;
 
   [[nodiscard]] std::uint64_t lane_capacity_bytes() const noexcept { return lanes ? size_bytes / lanes : 0; }
+  friend bool operator==(const RingConfig&, const RingConfig&) = default;
 };
 
 // ---------------------------------------------------------------- addresses
@@ -81,10 +85,11 @@ struct ListenAddress {
   std::string host;        // IPv4, IPv6 (without brackets) or a name; udp/tcp only
   std::uint16_t port = 0;  // udp/tcp only; 0 = any free port (tests)
   std::string path;        // unix/unixgram only
-  Position position;
+  WrittenAt position;
 
   // Canonical text: "udp://0.0.0.0:9125", "tcp://[::1]:80", "unix:///run/x.sock".
   [[nodiscard]] std::string to_string() const;
+  friend bool operator==(const ListenAddress&, const ListenAddress&) = default;
 };
 
 // Parses "udp://h:p", "tcp://h:p", "unix:///p", "unixgram:///p". With
@@ -126,6 +131,7 @@ struct JsonMapping {
   TimestampPrecision timestamp_precision = TimestampPrecision::kSeconds;  // `timestamp_precision`
   bool counter = false;                     // `kind: gauge | counter`
   std::uint32_t max_labels = 64;            // `max_labels`: 0..64; further labels are skipped and counted
+  friend bool operator==(const JsonMapping&, const JsonMapping&) = default;
 };
 
 // What an MQTT message's payload is: `payload: influx | json | value` (a bare number).
@@ -145,6 +151,7 @@ struct MqttSourceConfig {
   MqttPayloadFormat payload = MqttPayloadFormat::kValue;  // `payload`
   std::string topic_template;               // `topic_template`: e.g. sensors/+site/+device/+name
   std::uint32_t max_message_bytes = 65536;  // `max_message_size`: larger payloads are dropped and counted
+  friend bool operator==(const MqttSourceConfig&, const MqttSourceConfig&) = default;
 };
 
 // `type: remote_write`: the HTTP endpoint Prometheus (or any remote_write 1.0
@@ -163,6 +170,7 @@ struct RemoteWriteSourceConfig {
   // `max_inflight_body_size`: bodies read at once may declare at most this
   // many bytes together; a request over it is answered 503 (Retry-After).
   std::uint64_t max_inflight_body_bytes = 64u << 20;
+  friend bool operator==(const RemoteWriteSourceConfig&, const RemoteWriteSourceConfig&) = default;
 };
 
 // `type: prometheus_scrape`: the targets, how often and how long to scrape them.
@@ -174,6 +182,7 @@ struct ScrapeSourceConfig {
   std::uint32_t max_labels = 64;                 // `max_labels`: 1..64 scraped labels; more drop the series
   bool honor_labels = false;                     // `honor_labels`: scraped job/instance win over the target's
   std::string job;                               // `job`: the job label; "" = the source's name
+  friend bool operator==(const ScrapeSourceConfig&, const ScrapeSourceConfig&) = default;
 };
 
 // Longest max_line_length a json source takes (its parser holds memory for one such line).
@@ -205,7 +214,8 @@ struct SourceConfig {
   // `write_timeout`: under `block`, how long a full ring may stall ingest
   // before the batch is dropped and counted.
   std::chrono::milliseconds write_timeout{1000};
-  Position position;
+  WrittenAt position;
+  friend bool operator==(const SourceConfig&, const SourceConfig&) = default;
 };
 
 // ---------------------------------------------------------------- processors
@@ -250,7 +260,8 @@ struct ProcessorConfig {
   ObserverType observer_type = ObserverType::kSummary;
   SummaryOptions summary;                   // quantiles default to kDefaultQuantiles
   HistogramOptions histogram;               // buckets default to kDefaultBuckets
-  Position position;
+  WrittenAt position;
+  friend bool operator==(const ProcessorConfig&, const ProcessorConfig&) = default;
 };
 
 // ---------------------------------------------------------------- exporters
@@ -265,13 +276,19 @@ struct TlsConfig {
   std::string key_file;    // `key_file`
   std::string ca_file;     // `ca_file`: server: client CAs (mTLS); client: trusted CAs ("" = system)
   bool insecure_skip_verify = false;  // `insecure_skip_verify`: client only
+  // Read at load: a hash of the files' contents (an unreadable file counts as
+  // empty), so a certificate renewed under the same name compares unequal and
+  // a reload restarts the component that uses it.
+  std::uint64_t contents_digest = 0;
   [[nodiscard]] bool enabled() const noexcept { return !cert_file.empty() || !ca_file.empty(); }
+  friend bool operator==(const TlsConfig&, const TlsConfig&) = default;
 };
 
 // A user allowed to scrape /metrics: `basic_auth_users: {name: password}`.
 struct BasicAuthUser {
   std::string username;
   std::string password;
+  friend bool operator==(const BasicAuthUser&, const BasicAuthUser&) = default;
 };
 
 // Prometheus pull endpoint (exposition over HTTP).
@@ -283,6 +300,7 @@ struct PrometheusExporterConfig {
   std::uint32_t max_connections = 1024;     // `max_connections`: HTTP connections served at once (4..16384)
   std::chrono::milliseconds header_timeout{5000};  // `header_timeout`: a request header must arrive within (>= 100ms)
   std::uint32_t quarantine_after_crashes = 3;  // `quarantine_after_crashes`: as the processor's; 0 = never
+  friend bool operator==(const PrometheusExporterConfig&, const PrometheusExporterConfig&) = default;
 };
 
 // Prometheus remote_write push client (protobuf + snappy over HTTP).
@@ -298,6 +316,7 @@ struct RemoteWriteConfig {
   std::optional<BasicAuthUser> basic_auth;  // `basic_auth: {username, password}`
   std::string bearer_token;                 // `bearer_token` (exclusive with basic_auth)
   std::optional<TlsConfig> tls;             // `tls`
+  friend bool operator==(const RemoteWriteConfig&, const RemoteWriteConfig&) = default;
 };
 
 // An exporter process reading `input`. Only the member matching `type` is meaningful.
@@ -312,7 +331,8 @@ struct ExporterConfig {
   bool gating = true;
   PrometheusExporterConfig prometheus;
   RemoteWriteConfig remote_write;
-  Position position;
+  WrittenAt position;
+  friend bool operator==(const ExporterConfig&, const ExporterConfig&) = default;
 };
 
 // ---------------------------------------------------------------- pipeline
@@ -332,6 +352,7 @@ struct PipelineConfig {
   // <run_dir>/<pipeline>/<ring>: where a ring's file lives.
   [[nodiscard]] std::string ring_path(std::string_view ring) const;
   [[nodiscard]] const RingConfig* find_ring(std::string_view name) const noexcept;
+  friend bool operator==(const PipelineConfig&, const PipelineConfig&) = default;
 };
 
 // Looks up an environment variable: nullopt = unset. The default reads ::getenv.

@@ -55,6 +55,7 @@ struct RingOptions {
   // restarted reader loses nothing; after it the reader stops gating.
   std::chrono::milliseconds reader_timeout{2000};
   std::uint64_t initial_position = 0;            // tests start positions near 2^32 / 2^64
+  friend bool operator==(const RingOptions&, const RingOptions&) = default;
 };
 
 // What a reader is handed: the payload lives in the mapping (no copy).
