@@ -19,7 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "ringpipe/common/log.hpp"
-#include "ringpipe/ingest/mqtt_source.hpp"
+#include "ringpipe/ingest/config_adapter.hpp"
 #include "ringpipe/ingest/ring_target.hpp"
 #include "ringpipe/processors/config_adapter.hpp"
 #include "ringpipe/processors/stats_publisher.hpp"
@@ -38,96 +38,6 @@ ring::Overflow overflow_of(config::OverflowPolicy p) {
     case config::OverflowPolicy::kOverwrite: return ring::Overflow::kOverwrite;
   }
   return ring::Overflow::kBlock;
-}
-
-ingest::Protocol protocol_of(config::SourceType t) {
-  switch (t) {
-    case config::SourceType::kStatsd: return ingest::Protocol::kStatsd;
-    case config::SourceType::kInflux: return ingest::Protocol::kInflux;
-    case config::SourceType::kGraphite: return ingest::Protocol::kGraphite;
-    case config::SourceType::kJson: return ingest::Protocol::kJson;
-    case config::SourceType::kMqtt: return ingest::Protocol::kJson;  // MqttSource picks per payload
-    case config::SourceType::kRemoteWrite: return ingest::Protocol::kJson;  // unused: RemoteWriteSource decodes itself
-    case config::SourceType::kPrometheusScrape: return ingest::Protocol::kStatsd;  // unused: its own parser
-  }
-  return ingest::Protocol::kStatsd;
-}
-
-ingest::Precision precision_of(config::TimestampPrecision p) {
-  switch (p) {
-    case config::TimestampPrecision::kSeconds: return ingest::Precision::kSeconds;
-    case config::TimestampPrecision::kMilliseconds: return ingest::Precision::kMilliseconds;
-    case config::TimestampPrecision::kMicroseconds: return ingest::Precision::kMicroseconds;
-    case config::TimestampPrecision::kNanoseconds: return ingest::Precision::kNanoseconds;
-  }
-  return ingest::Precision::kSeconds;
-}
-
-ingest::JsonOptions json_options(const config::SourceConfig& s) {
-  ingest::JsonOptions o;
-  o.value_field = s.json.value_field;
-  o.name_field = s.json.name_field;
-  o.name = s.json.name;
-  o.timestamp_field = s.json.timestamp_field;
-  o.timestamp_precision = precision_of(s.json.timestamp_precision);
-  o.kind = s.json.counter ? sample::Kind::kCounter : sample::Kind::kGauge;
-  o.max_labels = s.json.max_labels;
-  o.max_line_bytes = s.max_line_length;
-  return o;
-}
-
-bool ipv6_available() {
-  const int fd = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  ::close(fd);
-  return true;
-}
-
-// A numeric address for the ingest server (which takes literals only).
-Result<std::string> numeric_host(const std::string& host) {
-  if (host.empty()) return std::string(ipv6_available() ? "::" : "0.0.0.0");
-  addrinfo hints{};
-  hints.ai_flags = AI_NUMERICSERV;
-  hints.ai_family = AF_UNSPEC;
-  addrinfo* res = nullptr;
-  if (const int rc = ::getaddrinfo(host.c_str(), "0", &hints, &res); rc != 0 || res == nullptr)
-    return invalid("resolve " + host + ": " + ::gai_strerror(rc));
-  char buf[NI_MAXHOST] = {};
-  const int rc = ::getnameinfo(res->ai_addr, res->ai_addrlen, buf, sizeof buf, nullptr, 0, NI_NUMERICHOST);
-  ::freeaddrinfo(res);
-  if (rc != 0) return invalid("resolve " + host + ": " + ::gai_strerror(rc));
-  return std::string(buf);
-}
-
-// Written into every batch header: the source's 1-based position in the pipeline.
-std::uint32_t source_id_of(const config::PipelineConfig& p, const config::SourceConfig& s) {
-  for (std::size_t i = 0; i < p.sources.size(); ++i)
-    if (p.sources[i].name == s.name) return static_cast<std::uint32_t>(i + 1);
-  return 0;
-}
-
-// 0 means "never" in the config; the ingest server wants a real duration.
-std::chrono::milliseconds or_forever(std::chrono::milliseconds d) {
-  return d.count() == 0 ? std::chrono::milliseconds(std::chrono::hours(24 * 365)) : d;
-}
-
-// Lanes one source holds: as IngestServer takes them, one per UDP socket, one
-// per unix datagram socket and one stream thread per server (see ingest_configs).
-std::uint32_t source_lanes(const config::SourceConfig& s) {
-  if (s.type == config::SourceType::kMqtt) return 1;  // one client thread
-  if (s.type == config::SourceType::kRemoteWrite) return 1;  // one HTTP server thread
-  if (s.type == config::SourceType::kPrometheusScrape) return static_cast<std::uint32_t>(s.scrape.targets.size());
-  std::uint32_t udp = 0, unixgram = 0, streams = 0, tcp = 0, unix_stream = 0;
-  for (const auto& a : s.listen) {
-    switch (a.transport) {
-      case config::Transport::kUdp: ++udp; break;
-      case config::Transport::kUnixgram: ++unixgram; break;
-      case config::Transport::kTcp: ++tcp; break;
-      case config::Transport::kUnix: ++unix_stream; break;
-    }
-  }
-  streams = std::max(tcp, unix_stream);
-  return udp * s.udp_sockets + unixgram + streams;
 }
 
 std::string read_file_text(const std::string& path) {
@@ -221,7 +131,7 @@ std::string processor_fingerprint(const config::PipelineConfig& p, const config:
   put(out, "max_metrics", c.max_metrics);
   put(out, "max_name_length", c.max_name_length);
   put(out, "quarantine", c.quarantine_after_crashes);
-  put(out, "state", c.state ? processor_state_dir(p, c) : std::string("off"));
+  put(out, "state", c.state ? processors::processor_state_dir(p, c) : std::string("off"));
   put(out, "observer", config::observer_type_name(c.observer_type));
   for (const auto& q : c.summary.quantiles) put(out, "q", fmt::format("{}/{}", q.quantile, q.error));
   put(out, "summary", fmt::format("{}/{}/{}", c.summary.max_age.count(), c.summary.age_buckets, c.summary.buf_cap));
@@ -333,11 +243,11 @@ int run_threaded_source(const config::PipelineConfig& p, const config::SourceCon
 }
 
 int run_mqtt_source(const config::PipelineConfig& p, const config::SourceConfig& s, const sigset_t& signals) {
-  return run_threaded_source<ingest::MqttSource>(p, s, signals, mqtt_config(p, s), "subscribing at " + s.mqtt.broker);
+  return run_threaded_source<ingest::MqttSource>(p, s, signals, ingest::mqtt_config(p, s), "subscribing at " + s.mqtt.broker);
 }
 
 int run_remote_write_source(const config::PipelineConfig& p, const config::SourceConfig& s, const sigset_t& signals) {
-  auto c = remote_write_config(p, s);
+  auto c = ingest::remote_write_config(p, s);
   if (!c) {
     spdlog::error("source {}: {}", s.name, c.error().message());
     return kExitConfig;
@@ -351,10 +261,10 @@ int run_source(const config::PipelineConfig& p, const config::SourceConfig& s, c
   if (s.type == config::SourceType::kRemoteWrite) return run_remote_write_source(p, s, signals);
   if (s.type == config::SourceType::kPrometheusScrape) {
     return run_threaded_source<ingest::PromScrapeSource>(
-        p, s, signals, scrape_config(p, s),
+        p, s, signals, ingest::scrape_config(p, s),
         fmt::format("scraping {} every {} ms", fmt::join(s.scrape.targets, ", "), s.scrape.interval.count()));
   }
-  auto configs = ingest_configs(p, s);
+  auto configs = ingest::ingest_configs(p, s);
   if (!configs) {
     spdlog::error("source {}: {}", s.name, configs.error().message());
     return kExitConfig;
@@ -412,7 +322,7 @@ int run_processor(const config::PipelineConfig& p, const config::ProcessorConfig
       return kExitFailure;
     }
   }
-  const processors::ProcessorOptions options = processor_options(p, c);
+  const processors::ProcessorOptions options = processors::processor_options(p, c);
   auto processor = processors::Processor::create(options);
   if (!processor) {
     spdlog::error("processor {}: {}", c.name, processor.error().message());
@@ -503,7 +413,7 @@ const ComponentInfo* find_component(const std::vector<ComponentInfo>& all, std::
 std::uint32_t lanes_needed(const config::PipelineConfig& p, std::string_view ring) {
   std::uint32_t n = 0;
   for (const auto& s : p.sources)
-    if (s.output == ring) n += source_lanes(s);
+    if (s.output == ring) n += ingest::source_lanes(s);
   for (const auto& c : p.processors)
     if (c.output == ring) n += c.shards;
   return n;
@@ -522,184 +432,6 @@ ring::RingOptions ring_options(const config::PipelineConfig& p, const config::Ri
 
 std::string stats_segment_path(const config::PipelineConfig& p, std::string_view component) {
   return p.ring_path(component) + std::string(kStatsFileSuffix);
-}
-
-ingest::MqttConfig mqtt_config(const config::PipelineConfig& p, const config::SourceConfig& s) {
-  const config::MqttSourceConfig& m = s.mqtt;
-  ingest::MqttConfig c;
-  c.name = s.name;
-  c.source_id = source_id_of(p, s);
-  c.host = m.host;
-  c.port = m.port;
-  c.tls = m.tls;
-  c.ca_file = m.ca_file;
-  c.cert_file = m.cert_file;
-  c.key_file = m.key_file;
-  c.username = m.username;
-  c.password = m.password;
-  c.client_id = m.client_id;
-  c.topics = m.topics;
-  c.qos = static_cast<int>(m.qos);
-  switch (m.payload) {
-    case config::MqttPayloadFormat::kInflux: c.payload = ingest::MqttPayload::kInflux; break;
-    case config::MqttPayloadFormat::kJson: c.payload = ingest::MqttPayload::kJson; break;
-    case config::MqttPayloadFormat::kValue: c.payload = ingest::MqttPayload::kValue; break;
-  }
-  c.topic_template = m.topic_template;
-  c.metric_name = s.json.name;
-  c.kind = s.json.counter ? sample::Kind::kCounter : sample::Kind::kGauge;
-  c.parser.json = json_options(s);
-  c.max_message_bytes = m.max_message_bytes;
-  return c;
-}
-
-Result<ingest::RemoteWriteConfig> remote_write_config(const config::PipelineConfig& p, const config::SourceConfig& s) {
-  ingest::RemoteWriteConfig c;
-  c.name = s.name;
-  c.source_id = source_id_of(p, s);
-  if (s.listen.empty()) return invalid("no listen address");
-  auto host = numeric_host(s.listen.front().host);
-  if (!host) return tl::unexpected(host.error());
-  c.address = *host;
-  c.port = s.listen.front().port;
-  c.path = s.remote_write.path;
-  c.max_body_bytes = s.remote_write.max_body_bytes;
-  c.max_labels = s.remote_write.max_labels;
-  c.max_series_per_request = s.remote_write.max_series_per_request;
-  c.max_labels_per_request = s.remote_write.max_labels_per_request;
-  c.max_samples_per_request = s.remote_write.max_samples_per_request;
-  c.max_inflight_body_bytes = static_cast<std::size_t>(s.remote_write.max_inflight_body_bytes);
-  c.max_connections = s.max_connections;
-  c.idle_timeout = or_forever(s.idle_timeout);
-  return c;
-}
-
-ingest::PromScrapeConfig scrape_config(const config::PipelineConfig& p, const config::SourceConfig& s) {
-  const config::ScrapeSourceConfig& m = s.scrape;
-  ingest::PromScrapeConfig c;
-  c.name = s.name;
-  c.job = m.job;
-  c.source_id = source_id_of(p, s);
-  c.targets = m.targets;
-  c.interval = m.interval;
-  c.timeout = m.timeout;
-  c.max_body_bytes = m.max_body_bytes;
-  c.max_labels = m.max_labels;
-  c.max_line_bytes = s.max_line_length;
-  c.honor_labels = m.honor_labels;
-  return c;
-}
-
-Result<std::vector<ingest::IngestConfig>> ingest_configs(const config::PipelineConfig& p, const config::SourceConfig& s) {
-  ingest::IngestConfig base;
-  base.name = s.name;
-  base.source_id = source_id_of(p, s);
-  base.parser.protocol = protocol_of(s.type);
-  base.parser.statsd.dogstatsd_tags = s.tags.dogstatsd;
-  base.parser.statsd.influxdb_tags = s.tags.influxdb;
-  base.parser.statsd.librato_tags = s.tags.librato;
-  base.parser.statsd.signalfx_tags = s.tags.signalfx;
-  base.parser.json = json_options(s);
-
-  std::vector<ingest::IngestConfig> out;
-  std::size_t udp = 0, tcp = 0, unixgram = 0, unix_stream = 0;
-  auto slot = [&](std::size_t& counter) -> ingest::IngestConfig& {
-    if (counter == out.size()) out.push_back(base);
-    return out[counter++];
-  };
-  for (const config::ListenAddress& a : s.listen) {
-    switch (a.transport) {
-      case config::Transport::kUdp: {
-        auto host = numeric_host(a.host);
-        if (!host) return tl::unexpected(Error{host.error().code, "listen " + a.to_string() + ": " + host.error().context});
-        ingest::UdpConfig u;
-        u.address = *host;
-        u.port = a.port;
-        u.sockets = s.udp_sockets;
-        u.receive_buffer_bytes = static_cast<std::uint32_t>(std::min<std::uint64_t>(s.read_buffer_bytes, UINT32_MAX));
-        slot(udp).udp = u;
-        break;
-      }
-      case config::Transport::kTcp: {
-        auto host = numeric_host(a.host);
-        if (!host) return tl::unexpected(Error{host.error().code, "listen " + a.to_string() + ": " + host.error().context});
-        ingest::TcpConfig t;
-        t.address = *host;
-        t.port = a.port;
-        t.max_connections = s.max_connections;
-        t.max_line_bytes = s.max_line_length;
-        t.max_buffered_bytes = static_cast<std::size_t>(s.max_buffered_bytes);
-        t.idle_timeout = or_forever(s.idle_timeout);
-        slot(tcp).tcp = t;
-        break;
-      }
-      case config::Transport::kUnixgram: {
-        ingest::UnixDatagramConfig u;
-        u.path = a.path;
-        u.mode = s.socket_mode;
-        u.receive_buffer_bytes = static_cast<std::uint32_t>(std::min<std::uint64_t>(s.read_buffer_bytes, UINT32_MAX));
-        slot(unixgram).unix_datagram = u;
-        break;
-      }
-      case config::Transport::kUnix: {
-        ingest::UnixStreamConfig u;
-        u.path = a.path;
-        u.mode = s.socket_mode;
-        u.max_connections = s.max_connections;
-        u.max_line_bytes = s.max_line_length;
-        u.max_buffered_bytes = static_cast<std::size_t>(s.max_buffered_bytes);
-        u.idle_timeout = or_forever(s.idle_timeout);
-        slot(unix_stream).unix_stream = u;
-        break;
-      }
-    }
-  }
-  for (std::size_t i = 0; i < out.size(); ++i)
-    if (out.size() > 1) out[i].name = s.name + "#" + std::to_string(i);
-  return out;
-}
-
-processors::ProcessorOptions processor_options(const config::PipelineConfig& p, const config::ProcessorConfig& c) {
-  processors::ProcessorOptions o;
-  if (c.mapping) {
-    o.engine.mapping = processors::mapping_from_config(*c.mapping, c.mapping_cache);
-    // The processor's ttl applies where the mapping file sets none.
-    if (o.engine.mapping.defaults.ttl.count() == 0) o.engine.mapping.defaults.ttl = c.ttl;
-  } else {
-    processors::MappingDefaults& d = o.engine.mapping.defaults;
-    d.observer_type = c.observer_type == config::ObserverType::kHistogram ? processors::ObserverType::kHistogram
-                                                                           : processors::ObserverType::kSummary;
-    d.ttl = c.ttl;
-    if (!c.histogram.buckets.empty()) d.buckets = c.histogram.buckets;
-    if (!c.summary.quantiles.empty()) {
-      d.quantiles.clear();
-      for (const auto& q : c.summary.quantiles) d.quantiles.push_back(processors::QuantileSpec{q.quantile, q.error});
-    }
-    if (c.summary.max_age.count() > 0) d.max_age = c.summary.max_age;
-    if (c.summary.age_buckets > 0) d.age_buckets = c.summary.age_buckets;
-    o.engine.mapping.cache_size = c.mapping_cache.size;
-  }
-  o.engine.shards = c.shards;
-  o.engine.max_series = c.max_series == 0 ? SIZE_MAX : c.max_series;
-  o.engine.max_series_per_metric = c.max_series_per_metric == 0 ? SIZE_MAX : c.max_series_per_metric;
-  o.engine.max_families = static_cast<std::size_t>(c.max_metrics);
-  o.engine.max_name_bytes = static_cast<std::size_t>(c.max_name_length);
-  o.quarantine_after_crashes = c.quarantine_after_crashes;
-  if (const config::RingConfig* out = p.find_ring(c.output)) {
-    const ring::RingOptions ro = ring_options(p, *out);
-    const std::uint64_t ring_max = ro.max_record_bytes ? ro.max_record_bytes : ro.lane_capacity_bytes / 4;
-    o.engine.max_record_bytes = static_cast<std::size_t>(std::min<std::uint64_t>(o.engine.max_record_bytes, ring_max));
-  }
-  o.inputs = {p.ring_path(c.input)};
-  o.reader_name = c.reader.empty() ? c.name : c.reader;
-  o.output = p.ring_path(c.output);
-  o.flush_interval = c.flush_interval;
-  if (c.state) o.state_dir = processor_state_dir(p, c);
-  return o;
-}
-
-std::string processor_state_dir(const config::PipelineConfig& p, const config::ProcessorConfig& c) {
-  return c.state_dir.empty() ? p.ring_path(c.name + ".state") : c.state_dir;
 }
 
 std::string component_fingerprint(const config::PipelineConfig& p, std::string_view name) {

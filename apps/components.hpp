@@ -54,31 +54,6 @@ struct ComponentInfo {
 // (common/stats_segment.hpp), which the exporter and `ringpipe stat` read.
 [[nodiscard]] std::string stats_segment_path(const config::PipelineConfig& p, std::string_view component);
 
-// The MQTT client of a `type: mqtt` source (without its stats path).
-[[nodiscard]] ingest::MqttConfig mqtt_config(const config::PipelineConfig& p, const config::SourceConfig& s);
-
-// The HTTP server of a `type: remote_write` source (without its stats path).
-// The host is resolved here; fails on an unresolvable host.
-[[nodiscard]] Result<ingest::RemoteWriteConfig> remote_write_config(const config::PipelineConfig& p,
-                                                                    const config::SourceConfig& s);
-
-// The scraper of a `type: prometheus_scrape` source (without its stats path).
-[[nodiscard]] ingest::PromScrapeConfig scrape_config(const config::PipelineConfig& p, const config::SourceConfig& s);
-
-// The ingest servers one source runs: one IngestConfig per listener of each
-// transport (the k-th UDP, TCP, ... address share the k-th server). Names are
-// resolved here; host "" is every interface. Fails on an unresolvable host.
-[[nodiscard]] Result<std::vector<ingest::IngestConfig>> ingest_configs(const config::PipelineConfig& p,
-                                                                       const config::SourceConfig& s);
-
-// The processor's options: input/output ring paths, mapping and engine limits.
-[[nodiscard]] processors::ProcessorOptions processor_options(const config::PipelineConfig& p,
-                                                             const config::ProcessorConfig& c);
-
-// Where the processor keeps its crash-safe state (config `state_dir`, else
-// <run_dir>/<pipeline>/<name>.state beside the rings).
-[[nodiscard]] std::string processor_state_dir(const config::PipelineConfig& p, const config::ProcessorConfig& c);
-
 // Text that changes whenever anything this component's process would do
 // differently changes: its own config, the geometry of its rings and the
 // contents of its mapping file. The supervisor restarts a component on SIGHUP

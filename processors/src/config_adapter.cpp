@@ -1,5 +1,8 @@
 #include "ringpipe/processors/config_adapter.hpp"
 
+#include <algorithm>
+#include <cstdint>
+
 namespace ringpipe::processors {
 namespace {
 
@@ -57,6 +60,45 @@ MappingConfig mapping_from_config(const config::MappingConfig& file, const confi
     out.rules.push_back(std::move(r));
   }
   return out;
+}
+
+ProcessorOptions processor_options(const config::PipelineConfig& p, const config::ProcessorConfig& c) {
+  ProcessorOptions o;
+  if (c.mapping) {
+    o.engine.mapping = mapping_from_config(*c.mapping, c.mapping_cache);
+    // The processor's ttl applies where the mapping file sets none.
+    if (o.engine.mapping.defaults.ttl.count() == 0) o.engine.mapping.defaults.ttl = c.ttl;
+  } else {
+    MappingDefaults& d = o.engine.mapping.defaults;
+    d.observer_type = observer_type(c.observer_type);
+    d.ttl = c.ttl;
+    if (!c.histogram.buckets.empty()) d.buckets = c.histogram.buckets;
+    if (!c.summary.quantiles.empty()) d.quantiles = quantiles(c.summary.quantiles);
+    if (c.summary.max_age.count() > 0) d.max_age = c.summary.max_age;
+    if (c.summary.age_buckets > 0) d.age_buckets = c.summary.age_buckets;
+    o.engine.mapping.cache_size = c.mapping_cache.size;
+  }
+  o.engine.shards = c.shards;
+  o.engine.max_series = c.max_series == 0 ? SIZE_MAX : c.max_series;
+  o.engine.max_series_per_metric = c.max_series_per_metric == 0 ? SIZE_MAX : c.max_series_per_metric;
+  o.engine.max_families = static_cast<std::size_t>(c.max_metrics);
+  o.engine.max_name_bytes = static_cast<std::size_t>(c.max_name_length);
+  o.quarantine_after_crashes = c.quarantine_after_crashes;
+  if (const config::RingConfig* out = p.find_ring(c.output)) {
+    // The ring's own limit: max_record, else a quarter of a lane.
+    const std::uint64_t ring_max = out->max_record_bytes ? out->max_record_bytes : out->lane_capacity_bytes() / 4;
+    o.engine.max_record_bytes = static_cast<std::size_t>(std::min<std::uint64_t>(o.engine.max_record_bytes, ring_max));
+  }
+  o.inputs = {p.ring_path(c.input)};
+  o.reader_name = c.reader.empty() ? c.name : c.reader;
+  o.output = p.ring_path(c.output);
+  o.flush_interval = c.flush_interval;
+  if (c.state) o.state_dir = processor_state_dir(p, c);
+  return o;
+}
+
+std::string processor_state_dir(const config::PipelineConfig& p, const config::ProcessorConfig& c) {
+  return c.state_dir.empty() ? p.ring_path(c.name + ".state") : c.state_dir;
 }
 
 }  // namespace ringpipe::processors

@@ -84,5 +84,56 @@ TEST(ConfigAdapter, StatsdExporterMappingFileDrivesTheEngine) {
   EXPECT_EQ(h.stats().dropped_by_rule, 1u);
 }
 
+config::PipelineConfig parse_pipeline(const std::string& text) {
+  auto p = config::parse_pipeline(text, "p.yaml");
+  EXPECT_TRUE(p) << (p ? "" : p.error().message());
+  return p ? *p : config::PipelineConfig{};
+}
+
+TEST(ConfigAdapter, ProcessorOptionsUseRingPathsAndReaderName) {
+  const auto p = parse_pipeline(R"(pipeline: t
+rings:
+  raw: {size: 1MiB, lanes: 2}
+  metrics: {size: 64KiB, lanes: 2}
+sources:
+  s: {type: statsd, listen: udp://127.0.0.1:0, output: raw}
+processors:
+  agg: {type: aggregate, input: raw, output: metrics, shards: 4, flush_interval: 200ms}
+exporters:
+  prom: {type: prometheus, input: metrics, listen: 127.0.0.1:0}
+)");
+  const auto o = processor_options(p, p.processors.at(0));
+  EXPECT_EQ(o.inputs, std::vector<std::string>{p.ring_path("raw")});
+  EXPECT_EQ(o.output, p.ring_path("metrics"));
+  EXPECT_EQ(o.reader_name, "agg");
+  EXPECT_EQ(o.engine.shards, 4u);
+  EXPECT_EQ(o.flush_interval, std::chrono::milliseconds(200));
+  EXPECT_EQ(o.state_dir, p.ring_path("agg.state"));
+  // No larger than the output ring takes: a quarter of its 32 KiB lanes.
+  EXPECT_EQ(o.engine.max_record_bytes, 8u * 1024);
+}
+
+TEST(ConfigAdapter, ResourceLimitsReachTheComponentsAndTheirDefaultsAgree) {
+  // Without the keys the processor gets its own defaults: the config's must be the same numbers.
+  const config::ProcessorConfig processor;
+  EXPECT_EQ(processor.max_name_length, EngineOptions{}.max_name_bytes);
+  EXPECT_EQ(processor.quarantine_after_crashes, ProcessorOptions{}.quarantine_after_crashes);
+
+  const auto p = parse_pipeline(R"(pipeline: t
+rings:
+  raw: {size: 1MiB, lanes: 4}
+  metrics: {size: 1MiB}
+sources:
+  s: {type: statsd, listen: tcp://127.0.0.1:0, output: raw}
+processors:
+  agg: {type: aggregate, input: raw, output: metrics, max_name_length: 512, quarantine_after_crashes: 9}
+exporters:
+  prom: {type: prometheus, input: metrics, listen: 127.0.0.1:0}
+)");
+  const auto o = processor_options(p, p.processors.at(0));
+  EXPECT_EQ(o.engine.max_name_bytes, 512u);
+  EXPECT_EQ(o.quarantine_after_crashes, 9u);
+}
+
 }  // namespace
 }  // namespace ringpipe::processors
