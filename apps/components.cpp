@@ -1,29 +1,23 @@
 #include "components.hpp"
 
-#include "ringpipe/common/mapping.hpp"
-#include "ringpipe/common/stats_segment.hpp"
-
-#include <netdb.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <type_traits>
+#include <vector>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
-#include "ringpipe/common/log.hpp"
+#include "component_runner.hpp"
+#include "ringpipe/common/stats_segment.hpp"
+#include "ringpipe/exporters/config_adapter.hpp"
 #include "ringpipe/ingest/config_adapter.hpp"
 #include "ringpipe/ingest/ring_target.hpp"
 #include "ringpipe/processors/config_adapter.hpp"
 #include "ringpipe/processors/stats_publisher.hpp"
-#include "ringpipe/exporters/config_adapter.hpp"
 
 namespace ringpipe::apps {
 namespace {
@@ -172,224 +166,187 @@ std::string exporter_fingerprint(const config::PipelineConfig& p, const config::
   return out;
 }
 
-// Signals a component waits for; blocked in every thread, taken by sigwaitinfo.
-sigset_t stop_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGHUP);
-  return set;
+// The pipeline's options for ring `name`, opened or created.
+tl::expected<ring::Ring, BuildError> open_ring(const config::PipelineConfig& p, const std::string& name) {
+  auto ring = ring::Ring::open_or_create(p.ring_path(name), ring_options(p, *p.find_ring(name)));
+  if (!ring) return build_error("open ring " + name + ": " + ring.error().message());
+  return std::move(*ring);
 }
 
-// Blocks until SIGTERM or SIGINT; SIGHUP is logged and ignored (the
-// supervisor restarts a component whose config changed).
-// Returns kExitOk after a stop signal, or kExitFailure when a file this
-// process maps was truncated under it (see UniqueMapping): the component
-// stops rather than work on pages that are no longer the file's, and the
-// restart's open refuses the file with its reason.
-int wait_for_stop(const sigset_t& set, std::string_view name) {
-  const timespec tick{0, 200'000'000};
-  for (;;) {
-    siginfo_t info{};
-    const int sig = ::sigtimedwait(&set, &info, &tick);
-    if (sig < 0) {  // EINTR, or a tick without a signal
-      if (auto lost = lost_mapping()) {
-        spdlog::error("{}: {} was truncated by another process while mapped here; stopping", name, *lost);
-        return kExitFailure;
+// A source's servers, all writing into its output ring: one per listener
+// group of a listening source, the one client or server of the others.
+template <class Server>
+class SourceServers final : public Runnable {
+ public:
+  SourceServers(ring::Ring ring, std::string doing, std::string output)
+      : ring_(std::move(ring)), doing_(std::move(doing)), output_(std::move(output)) {}
+
+  const ring::Ring& ring() const noexcept { return ring_; }
+  void add(std::unique_ptr<Server> server) { servers_.push_back(std::move(server)); }
+
+  Status start() override {
+    for (auto& server : servers_) {
+      if (auto st = server->start(); !st) {
+        stop();
+        return st;
       }
-      continue;
     }
-    if (sig == SIGHUP) {
-      spdlog::info("{}: SIGHUP ignored (a component reloads by restarting)", name);
-      continue;
-    }
-    spdlog::info("{}: {} received, stopping", name, ::strsignal(sig));
-    return kExitOk;
+    return {};
   }
-}
+  void stop() override {
+    for (auto& server : servers_) server->stop();
+  }
+  std::string running() const override { return doing_ + ", writing to ring " + output_; }
+  std::string stopped() const override {
+    std::uint64_t written = 0, dropped = 0;
+    for (const auto& server : servers_) {
+      written += server->stats().samples_written.load(std::memory_order_relaxed);
+      dropped += server->stats().samples_dropped.load(std::memory_order_relaxed);
+    }
+    return fmt::format("stopped ({} samples written, {} dropped)", written, dropped);
+  }
 
-// A source with its own threads (MqttSource, RemoteWriteSource,
-// PromScrapeSource): opens the ring, creates and starts it with its stats
-// segment, waits for a stop signal.
-template <class Source, class Config>
-int run_threaded_source(const config::PipelineConfig& p, const config::SourceConfig& s, const sigset_t& signals,
-                        Config c, std::string_view doing) {
-  const config::RingConfig* rc = p.find_ring(s.output);
-  auto ring = ring::Ring::open_or_create(p.ring_path(s.output), ring_options(p, *rc));
-  if (!ring) {
-    spdlog::error("source {}: open ring {}: {}", s.name, s.output, ring.error().message());
-    return kExitFailure;
+ private:
+  ring::Ring ring_;  // outlives the servers, whose targets write into it
+  std::string doing_;
+  std::string output_;
+  std::vector<std::unique_ptr<Server>> servers_;
+};
+
+template <class Server, class Config>
+Built build_servers(const config::PipelineConfig& p, const config::SourceConfig& s, std::vector<Config> configs,
+                    std::string doing) {
+  auto ring = open_ring(p, s.output);
+  if (!ring) return tl::unexpected(ring.error());
+  auto source = std::make_unique<SourceServers<Server>>(std::move(*ring), std::move(doing), s.output);
+  if constexpr (std::is_same_v<Server, ingest::IngestServer>) {
+    // One stats segment per source process; its servers sum into it.
+    auto stats = StatsSegment::create(stats_segment_path(p, s.name), s.name, "source");
+    if (!stats) return build_error(stats.error().message());
+    stats->reset_gauges();
+    auto segment = std::make_shared<StatsSegment>(std::move(*stats));
+    for (Config& c : configs) c.stats_segment = segment;
+  } else {
+    for (Config& c : configs) c.stats_path = stats_segment_path(p, s.name);
   }
   ingest::RingTargetOptions target;
   target.claim_timeout = s.write_timeout;
-  c.stats_path = stats_segment_path(p, s.name);
-  auto source = Source::create(c, ingest::ring_target_factory(*ring, target));
-  if (!source) {
-    spdlog::error("source {}: {}", s.name, source.error().message());
-    return kExitFailure;
+  for (const Config& c : configs) {
+    auto server = Server::create(c, ingest::ring_target_factory(source->ring(), target));
+    if (!server) return build_error(server.error().message());
+    source->add(std::move(*server));
   }
-  if (auto st = (*source)->start(); !st) {
-    spdlog::error("source {}: {}", s.name, st.error().message());
-    return kExitFailure;
-  }
-  spdlog::info("source {}: {}, writing to ring {}", s.name, doing, s.output);
-  const int exit_code = wait_for_stop(signals, s.name);
-  (*source)->stop();
-  spdlog::info("source {}: stopped ({} samples written, {} dropped)", s.name,
-               (*source)->stats().samples_written.load(std::memory_order_relaxed),
-               (*source)->stats().samples_dropped.load(std::memory_order_relaxed));
-  return exit_code;
+  return source;
 }
 
-int run_mqtt_source(const config::PipelineConfig& p, const config::SourceConfig& s, const sigset_t& signals) {
-  return run_threaded_source<ingest::MqttSource>(p, s, signals, ingest::mqtt_config(p, s), "subscribing at " + s.mqtt.broker);
-}
-
-int run_remote_write_source(const config::PipelineConfig& p, const config::SourceConfig& s, const sigset_t& signals) {
-  auto c = ingest::remote_write_config(p, s);
-  if (!c) {
-    spdlog::error("source {}: {}", s.name, c.error().message());
-    return kExitConfig;
-  }
-  return run_threaded_source<ingest::RemoteWriteSource>(
-      p, s, signals, *c, fmt::format("receiving remote_write on http://{}:{}{}", c->address, c->port, c->path));
-}
-
-int run_source(const config::PipelineConfig& p, const config::SourceConfig& s, const sigset_t& signals) {
-  if (s.type == config::SourceType::kMqtt) return run_mqtt_source(p, s, signals);
-  if (s.type == config::SourceType::kRemoteWrite) return run_remote_write_source(p, s, signals);
-  if (s.type == config::SourceType::kPrometheusScrape) {
-    return run_threaded_source<ingest::PromScrapeSource>(
-        p, s, signals, ingest::scrape_config(p, s),
-        fmt::format("scraping {} every {} ms", fmt::join(s.scrape.targets, ", "), s.scrape.interval.count()));
-  }
-  auto configs = ingest::ingest_configs(p, s);
-  if (!configs) {
-    spdlog::error("source {}: {}", s.name, configs.error().message());
-    return kExitConfig;
-  }
-  const config::RingConfig* rc = p.find_ring(s.output);
-  auto ring = ring::Ring::open_or_create(p.ring_path(s.output), ring_options(p, *rc));
-  if (!ring) {
-    spdlog::error("source {}: open ring {}: {}", s.name, s.output, ring.error().message());
-    return kExitFailure;
-  }
-  ingest::RingTargetOptions target;
-  target.claim_timeout = s.write_timeout;
-  // One stats segment per source process; its servers sum into it.
-  auto stats = StatsSegment::create(stats_segment_path(p, s.name), s.name, "source");
-  if (!stats) {
-    spdlog::error("source {}: {}", s.name, stats.error().message());
-    return kExitFailure;
-  }
-  stats->reset_gauges();
-  auto segment = std::make_shared<StatsSegment>(std::move(*stats));
-  for (ingest::IngestConfig& c : *configs) c.stats_segment = segment;
-  std::vector<std::unique_ptr<ingest::IngestServer>> servers;
-  for (const ingest::IngestConfig& c : *configs) {
-    auto server = ingest::IngestServer::create(c, ingest::ring_target_factory(*ring, target));
-    if (!server) {
-      spdlog::error("source {}: {}", s.name, server.error().message());
-      return kExitFailure;
+Built build_source(const config::PipelineConfig& p, const config::SourceConfig& s) {
+  switch (s.type) {
+    case config::SourceType::kMqtt:
+      return build_servers<ingest::MqttSource>(p, s, std::vector{ingest::mqtt_config(p, s)},
+                                               "subscribing at " + s.mqtt.broker);
+    case config::SourceType::kRemoteWrite: {
+      auto c = ingest::remote_write_config(p, s);
+      if (!c) return config_error(c.error().message());
+      std::string doing = fmt::format("receiving remote_write on http://{}:{}{}", c->address, c->port, c->path);
+      return build_servers<ingest::RemoteWriteSource>(p, s, std::vector{std::move(*c)}, std::move(doing));
     }
-    servers.push_back(std::move(*server));
-  }
-  for (auto& server : servers) {
-    if (auto st = server->start(); !st) {
-      spdlog::error("source {}: {}", s.name, st.error().message());
-      for (auto& started : servers) started->stop();
-      return kExitFailure;
+    case config::SourceType::kPrometheusScrape:
+      return build_servers<ingest::PromScrapeSource>(
+          p, s, std::vector{ingest::scrape_config(p, s)},
+          fmt::format("scraping {} every {} ms", fmt::join(s.scrape.targets, ", "), s.scrape.interval.count()));
+    default: {
+      auto configs = ingest::ingest_configs(p, s);
+      if (!configs) return config_error(configs.error().message());
+      return build_servers<ingest::IngestServer>(p, s, std::move(*configs), "running");
     }
   }
-  spdlog::info("source {}: running, writing to ring {}", s.name, s.output);
-  const int exit_code = wait_for_stop(signals, s.name);
-  for (auto& server : servers) server->stop();
-  std::uint64_t written = 0, dropped = 0;
-  for (auto& server : servers) {
-    written += server->stats().samples_written.load(std::memory_order_relaxed);
-    dropped += server->stats().samples_dropped.load(std::memory_order_relaxed);
-  }
-  spdlog::info("source {}: stopped ({} samples written, {} dropped)", s.name, written, dropped);
-  return exit_code;
 }
 
-int run_processor(const config::PipelineConfig& p, const config::ProcessorConfig& c, const sigset_t& signals) {
-  for (const std::string& name : {c.input, c.output}) {
-    auto ring = ring::Ring::open_or_create(p.ring_path(name), ring_options(p, *p.find_ring(name)));
-    if (!ring) {
-      spdlog::error("processor {}: open ring {}: {}", c.name, name, ring.error().message());
-      return kExitFailure;
-    }
+// The processor and the publisher that mirrors its counters into its stats segment.
+class ProcessorRun final : public Runnable {
+ public:
+  ProcessorRun(const config::ProcessorConfig& c, std::unique_ptr<processors::Processor> processor, StatsSegment segment)
+      : input_(c.input), output_(c.output), processor_(std::move(processor)), segment_(std::move(segment)) {}
+
+  // Registers the processor's metrics in its segment; fails "stats segment PATH: cause".
+  Status publish_stats(const processors::EngineOptions& engine) {
+    auto publisher = processors::ProcessorStatsPublisher::create(segment_, *processor_, engine);
+    if (!publisher) return tl::unexpected(Error{{}, "stats segment " + segment_.path() + ": " + publisher.error().message()});
+    publisher_ = std::move(*publisher);
+    return {};
   }
+
+  Status start() override {
+    if (auto st = processor_->start(); !st) return st;
+    if (auto st = publisher_->start(kStatsPublishInterval); !st) {
+      processor_->stop();
+      return st;
+    }
+    return {};
+  }
+  void stop() override {
+    processor_->stop();
+    publisher_->stop();
+  }
+  std::string running() const override { return fmt::format("running, {} -> {}", input_, output_); }
+  std::string stopped() const override {
+    const processors::EngineStats st = processor_->stats();
+    return fmt::format("stopped ({} samples, {} series, {} flushes)", st.samples, st.series_live, st.flushes);
+  }
+
+ private:
+  std::string input_, output_;
+  std::unique_ptr<processors::Processor> processor_;
+  StatsSegment segment_;  // outlives the publisher, which writes into it
+  std::unique_ptr<processors::ProcessorStatsPublisher> publisher_;
+};
+
+Built build_processor(const config::PipelineConfig& p, const config::ProcessorConfig& c) {
+  for (const std::string& name : {c.input, c.output})
+    if (auto ring = open_ring(p, name); !ring) return tl::unexpected(ring.error());
   const processors::ProcessorOptions options = processors::processor_options(p, c);
   auto processor = processors::Processor::create(options);
-  if (!processor) {
-    spdlog::error("processor {}: {}", c.name, processor.error().message());
-    return kExitFailure;
-  }
+  if (!processor) return build_error(processor.error().message());
   auto segment = StatsSegment::create(stats_segment_path(p, c.name), c.name, "processor");
-  if (!segment) {
-    spdlog::error("processor {}: {}", c.name, segment.error().message());
-    return kExitFailure;
-  }
+  if (!segment) return build_error(segment.error().message());
   segment->reset_gauges();
-  auto publisher = processors::ProcessorStatsPublisher::create(*segment, **processor, options.engine);
-  if (!publisher) {
-    spdlog::error("processor {}: stats segment {}: {}", c.name, segment->path(), publisher.error().message());
-    return kExitFailure;
-  }
-  if (auto st = (*processor)->start(); !st) {
-    spdlog::error("processor {}: {}", c.name, st.error().message());
-    return kExitFailure;
-  }
-  if (auto st = (*publisher)->start(kStatsPublishInterval); !st) {
-    spdlog::error("processor {}: {}", c.name, st.error().message());
-    (*processor)->stop();
-    return kExitFailure;
-  }
-  spdlog::info("processor {}: running, {} -> {}", c.name, c.input, c.output);
-  const int exit_code = wait_for_stop(signals, c.name);
-  (*processor)->stop();
-  (*publisher)->stop();
-  const processors::EngineStats st = (*processor)->stats();
-  spdlog::info("processor {}: stopped ({} samples, {} series, {} flushes)", c.name, st.samples, st.series_live,
-               st.flushes);
-  return exit_code;
+  auto run = std::make_unique<ProcessorRun>(c, std::move(*processor), std::move(*segment));
+  if (auto st = run->publish_stats(options.engine); !st) return build_error(st.error().message());
+  return run;
 }
 
-// Creates, starts, waits for a stop signal, stops: the same for both exporters.
+// Either exporter, with its input ring held open while it runs.
+template <class Exporter>
+class ExporterRun final : public Runnable {
+ public:
+  ExporterRun(ring::Ring ring, std::unique_ptr<Exporter> exporter, std::string input)
+      : ring_(std::move(ring)), exporter_(std::move(exporter)), input_(std::move(input)) {}
+
+  Status start() override { return exporter_->start(); }
+  void stop() override { exporter_->stop(); }
+  std::string running() const override { return "running, reading ring " + input_; }
+  std::string stopped() const override { return "stopped"; }
+
+ private:
+  ring::Ring ring_;
+  std::unique_ptr<Exporter> exporter_;
+  std::string input_;
+};
+
 template <class Exporter, class Options>
-int drive_exporter(const config::ExporterConfig& e, Result<Options> options, const sigset_t& signals) {
-  if (!options) {
-    spdlog::error("exporter {}: {}", e.name, options.error().message());
-    return kExitConfig;
-  }
+Built build_exporter(const config::ExporterConfig& e, ring::Ring ring, Result<Options> options) {
+  if (!options) return config_error(options.error().message());
   auto exporter = Exporter::create(std::move(*options));
-  if (!exporter) {
-    spdlog::error("exporter {}: {}", e.name, exporter.error().message());
-    return kExitFailure;
-  }
-  if (auto st = (*exporter)->start(); !st) {
-    spdlog::error("exporter {}: {}", e.name, st.error().message());
-    return kExitFailure;
-  }
-  spdlog::info("exporter {}: running, reading ring {}", e.name, e.input);
-  const int exit_code = wait_for_stop(signals, e.name);
-  (*exporter)->stop();
-  spdlog::info("exporter {}: stopped", e.name);
-  return exit_code;
+  if (!exporter) return build_error(exporter.error().message());
+  return std::make_unique<ExporterRun<Exporter>>(std::move(ring), std::move(*exporter), e.input);
 }
 
-int run_exporter(const config::PipelineConfig& p, const config::ExporterConfig& e, const sigset_t& signals) {
-  auto ring = ring::Ring::open_or_create(p.ring_path(e.input), ring_options(p, *p.find_ring(e.input)));
-  if (!ring) {
-    spdlog::error("exporter {}: open ring {}: {}", e.name, e.input, ring.error().message());
-    return kExitFailure;
-  }
+Built build_exporter(const config::PipelineConfig& p, const config::ExporterConfig& e) {
+  auto ring = open_ring(p, e.input);
+  if (!ring) return tl::unexpected(ring.error());
   if (e.type == config::ExporterType::kPrometheus)
-    return drive_exporter<exporters::PrometheusExporter>(e, exporters::prometheus_options(p, e), signals);
-  return drive_exporter<exporters::RemoteWriteExporter>(e, exporters::remote_write_options(p, e), signals);
+    return build_exporter<exporters::PrometheusExporter>(e, std::move(*ring), exporters::prometheus_options(p, e));
+  return build_exporter<exporters::RemoteWriteExporter>(e, std::move(*ring), exporters::remote_write_options(p, e));
 }
 
 }  // namespace
@@ -455,14 +412,12 @@ Result<std::vector<ring::Ring>> open_rings(const config::PipelineConfig& p) {
 }
 
 int run_component(const config::PipelineConfig& p, std::string_view name) {
-  const sigset_t signals = stop_signals();
-  ::pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   for (const auto& s : p.sources)
-    if (s.name == name) return run_source(p, s, signals);
+    if (s.name == name) return run_until_stopped(ComponentKind::kSource, name, [&] { return build_source(p, s); });
   for (const auto& c : p.processors)
-    if (c.name == name) return run_processor(p, c, signals);
+    if (c.name == name) return run_until_stopped(ComponentKind::kProcessor, name, [&] { return build_processor(p, c); });
   for (const auto& e : p.exporters)
-    if (e.name == name) return run_exporter(p, e, signals);
+    if (e.name == name) return run_until_stopped(ComponentKind::kExporter, name, [&] { return build_exporter(p, e); });
   spdlog::error("component {}: no source, processor or exporter of pipeline {} has that name", name, p.pipeline);
   return kExitConfig;
 }

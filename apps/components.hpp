@@ -1,23 +1,19 @@
 #pragma once
-// Component glue: turns the validated pipeline config into the options of the
-// ring, ingest, processor and exporter libraries, and runs one component in
-// the calling process. Everything here is a pure function of the config
+// The pipeline's components as `ringpipe` sees them: which there are and the
+// rings each touches, the options every process opens a ring with, where each
+// publishes its stats, and run_component, which builds one component through
+// its part's config adapter and runs it with the one runner
+// (component_runner.hpp). Everything here is a pure function of the config
 // (safe from any thread) except run_component, which owns the process's
 // signal handling and returns its exit code.
 
 #include <cstdint>
-#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "ringpipe/common/result.hpp"
 #include "ringpipe/config/pipeline.hpp"
-#include "ringpipe/ingest/ingest_server.hpp"
-#include "ringpipe/ingest/mqtt_source.hpp"
-#include "ringpipe/ingest/prom_scrape_source.hpp"
-#include "ringpipe/ingest/remote_write_source.hpp"
-#include "ringpipe/processors/processor.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "status_file.hpp"
 
