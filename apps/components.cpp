@@ -1,9 +1,7 @@
 #include "components.hpp"
 
 #include <algorithm>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <type_traits>
 #include <vector>
 
@@ -32,138 +30,6 @@ ring::Overflow overflow_of(config::OverflowPolicy p) {
     case config::OverflowPolicy::kOverwrite: return ring::Overflow::kOverwrite;
   }
   return ring::Overflow::kBlock;
-}
-
-std::string read_file_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// --- fingerprints: every field that changes what a process does.
-
-void put(std::string& out, std::string_view key, const auto& value) { out += fmt::format("{}={};", key, value); }
-
-void put_ring(std::string& out, const config::PipelineConfig& p, std::string_view name) {
-  const config::RingConfig* r = p.find_ring(name);
-  if (!r) return;
-  const ring::RingOptions o = ring_options(p, *r);
-  out += fmt::format("ring {}: path={} cap={} lanes={} readers={} overflow={} max_record={} timeout={};", name,
-                     p.ring_path(name), o.lane_capacity_bytes, o.lanes, o.max_readers,
-                     ring::overflow_name(o.overflow), o.max_record_bytes, o.reader_timeout.count());
-}
-
-void put_tls(std::string& out, const std::optional<config::TlsConfig>& t) {
-  if (!t) return;
-  put(out, "tls", fmt::format("{}|{}|{}|{}", t->cert_file, t->key_file, t->ca_file, t->insecure_skip_verify));
-  for (const std::string* f : {&t->cert_file, &t->key_file, &t->ca_file})
-    if (!f->empty()) put(out, "tls_file", std::hash<std::string>{}(read_file_text(*f)));
-}
-
-std::string source_fingerprint(const config::PipelineConfig& p, const config::SourceConfig& s) {
-  std::string out = "source;";
-  put(out, "type", config::source_type_name(s.type));
-  for (const auto& a : s.listen) put(out, "listen", a.to_string());
-  put(out, "output", s.output);
-  put(out, "tags", fmt::format("{}{}{}{}", s.tags.dogstatsd, s.tags.influxdb, s.tags.librato, s.tags.signalfx));
-  put(out, "read_buffer", s.read_buffer_bytes);
-  put(out, "udp_sockets", s.udp_sockets);
-  put(out, "max_line", s.max_line_length);
-  put(out, "max_conn", s.max_connections);
-  put(out, "max_buffered", s.max_buffered_bytes);
-  put(out, "idle", s.idle_timeout.count());
-  put(out, "mode", s.socket_mode);
-  put(out, "write_timeout", s.write_timeout.count());
-  if (s.type == config::SourceType::kMqtt) {
-    const config::MqttSourceConfig& m = s.mqtt;
-    put(out, "mqtt", fmt::format("{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}", m.broker, m.username,
-                                 std::hash<std::string>{}(m.password), m.client_id, fmt::join(m.topics, ","), m.qos,
-                                 static_cast<int>(m.payload), m.topic_template, m.ca_file, m.cert_file, m.key_file,
-                                 m.max_message_bytes));
-  }
-  if (s.type == config::SourceType::kRemoteWrite) {
-    const config::RemoteWriteSourceConfig& r = s.remote_write;
-    put(out, "remote_write", fmt::format("{}|{}|{}|{}|{}|{}|{}", r.path, r.max_body_bytes, r.max_labels,
-                                         r.max_series_per_request, r.max_labels_per_request,
-                                         r.max_samples_per_request, r.max_inflight_body_bytes));
-  }
-  if (s.type == config::SourceType::kPrometheusScrape) {
-    const config::ScrapeSourceConfig& c = s.scrape;
-    put(out, "scrape", fmt::format("{}|{}|{}|{}|{}|{}|{}", fmt::join(c.targets, ","), c.interval.count(),
-                                   c.timeout.count(), c.max_body_bytes, c.max_labels, c.honor_labels, c.job));
-  }
-  if (s.type == config::SourceType::kJson || s.type == config::SourceType::kMqtt) {
-    put(out, "json", fmt::format("{}|{}|{}|{}|{}|{}|{}", s.json.value_field, s.json.name_field, s.json.name,
-                                 s.json.timestamp_field, static_cast<int>(s.json.timestamp_precision), s.json.counter,
-                                 s.json.max_labels));
-  }
-  put(out, "index", [&] {
-    for (std::size_t i = 0; i < p.sources.size(); ++i)
-      if (p.sources[i].name == s.name) return i;
-    return std::size_t{0};
-  }());
-  put_ring(out, p, s.output);
-  return out;
-}
-
-std::string processor_fingerprint(const config::PipelineConfig& p, const config::ProcessorConfig& c) {
-  std::string out = "processor;";
-  put(out, "type", config::processor_type_name(c.type));
-  put(out, "input", c.input);
-  put(out, "output", c.output);
-  put(out, "reader", c.reader);
-  put(out, "mapping", c.mapping_config);
-  // The file's text, not just its name: editing the mapping is the usual reason to reload.
-  if (!c.mapping_config.empty()) put(out, "mapping_text", read_file_text(c.mapping_config));
-  put(out, "cache", fmt::format("{}/{}", c.mapping_cache.size, config::cache_type_name(c.mapping_cache.type)));
-  put(out, "shards", c.shards);
-  put(out, "flush", c.flush_interval.count());
-  put(out, "ttl", c.ttl.count());
-  put(out, "max_series", c.max_series);
-  put(out, "max_series_per_metric", c.max_series_per_metric);
-  put(out, "max_metrics", c.max_metrics);
-  put(out, "max_name_length", c.max_name_length);
-  put(out, "quarantine", c.quarantine_after_crashes);
-  put(out, "state", c.state ? processors::processor_state_dir(p, c) : std::string("off"));
-  put(out, "observer", config::observer_type_name(c.observer_type));
-  for (const auto& q : c.summary.quantiles) put(out, "q", fmt::format("{}/{}", q.quantile, q.error));
-  put(out, "summary", fmt::format("{}/{}/{}", c.summary.max_age.count(), c.summary.age_buckets, c.summary.buf_cap));
-  for (double b : c.histogram.buckets) put(out, "b", b);
-  put(out, "native", fmt::format("{}/{}", c.histogram.native_histogram_bucket_factor,
-                                 c.histogram.native_histogram_max_buckets));
-  put_ring(out, p, c.input);
-  put_ring(out, p, c.output);
-  return out;
-}
-
-std::string exporter_fingerprint(const config::PipelineConfig& p, const config::ExporterConfig& e) {
-  std::string out = "exporter;";
-  put(out, "type", config::exporter_type_name(e.type));
-  put(out, "input", e.input);
-  put(out, "reader", e.reader);
-  put(out, "gating", e.gating ? "true" : "false");
-  if (e.type == config::ExporterType::kPrometheus) {
-    const auto& c = e.prometheus;
-    put(out, "listen", c.listen.to_string());
-    put(out, "path", c.path);
-    put_tls(out, c.tls);
-    for (const auto& u : c.basic_auth_users) put(out, "user", u.username + ":" + u.password);
-    put(out, "http", fmt::format("{}/{}", c.max_connections, c.header_timeout.count()));
-    put(out, "quarantine", c.quarantine_after_crashes);
-  } else {
-    const auto& c = e.remote_write;
-    put(out, "url", c.url);
-    put(out, "batch", fmt::format("{}/{}/{}", c.batch_size, c.batch_time.count(), c.max_in_flight));
-    put(out, "timeouts", fmt::format("{}/{}/{}", c.timeout.count(), c.retry_min_backoff.count(),
-                                     c.retry_max_backoff.count()));
-    for (const auto& [k, v] : c.headers) put(out, "header", k + ":" + v);
-    if (c.basic_auth) put(out, "basic_auth", c.basic_auth->username + ":" + c.basic_auth->password);
-    put(out, "bearer", c.bearer_token);
-    put_tls(out, c.tls);
-  }
-  put_ring(out, p, e.input);
-  return out;
 }
 
 // The pipeline's options for ring `name`, opened or created.
@@ -389,16 +255,6 @@ ring::RingOptions ring_options(const config::PipelineConfig& p, const config::Ri
 
 std::string stats_segment_path(const config::PipelineConfig& p, std::string_view component) {
   return p.ring_path(component) + std::string(kStatsFileSuffix);
-}
-
-std::string component_fingerprint(const config::PipelineConfig& p, std::string_view name) {
-  for (const auto& s : p.sources)
-    if (s.name == name) return source_fingerprint(p, s);
-  for (const auto& c : p.processors)
-    if (c.name == name) return processor_fingerprint(p, c);
-  for (const auto& e : p.exporters)
-    if (e.name == name) return exporter_fingerprint(p, e);
-  return {};
 }
 
 Result<std::vector<ring::Ring>> open_rings(const config::PipelineConfig& p) {

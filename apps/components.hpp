@@ -50,12 +50,6 @@ struct ComponentInfo {
 // (common/stats_segment.hpp), which the exporter and `ringpipe stat` read.
 [[nodiscard]] std::string stats_segment_path(const config::PipelineConfig& p, std::string_view component);
 
-// Text that changes whenever anything this component's process would do
-// differently changes: its own config, the geometry of its rings and the
-// contents of its mapping file. The supervisor restarts a component on SIGHUP
-// only when this changed.
-[[nodiscard]] std::string component_fingerprint(const config::PipelineConfig& p, std::string_view name);
-
 // Opens (or creates) every ring of the pipeline; "open ring raw: path: cause".
 [[nodiscard]] Result<std::vector<ring::Ring>> open_rings(const config::PipelineConfig& p);
 

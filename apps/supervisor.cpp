@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "components.hpp"
+#include "reload.hpp"
 #include "ringpipe/common/log.hpp"
 #include "ringpipe/common/unique_fd.hpp"
 #include "ringpipe/ring/ring.hpp"
@@ -63,7 +64,6 @@ std::int64_t ms_of(Clock::duration d) { return std::chrono::duration_cast<std::c
 
 struct Child {
   ComponentInfo info;
-  std::string fingerprint;
   pid_t pid = 0;
   ComponentState state = ComponentState::kStopped;
   Clock::time_point started{};
@@ -401,13 +401,14 @@ struct Supervisor::Impl {
     for (ComponentInfo& info : pipeline_components(p)) {
       if (disabled(info.name)) continue;
       Child c;
-      c.fingerprint = component_fingerprint(p, info.name);
       c.info = std::move(info);
       out.push_back(std::move(c));
     }
     return out;
   }
 
+  // SIGHUP: load, check, plan, apply. A file that does not load or check, or
+  // a new ring that cannot be created, refuses the reload and changes nothing.
   void reload() {
     spdlog::info("SIGHUP: reloading {}", options.source.describe());
     auto loaded = options.source.load();
@@ -417,42 +418,34 @@ struct Supervisor::Impl {
       return;
     }
     config::PipelineConfig next = std::move(*loaded);
-    std::vector<std::string> problems;
-    if (next.pipeline != pipeline.pipeline || next.run_dir != pipeline.run_dir)
-      problems.push_back("pipeline name or run_dir changed (restart ringpipe run to move the rings)");
-    for (const config::RingConfig& r : next.rings) {
-      if (!pipeline.find_ring(r.name)) continue;
-      const ring::RingOptions a = ring_options(pipeline, *pipeline.find_ring(r.name));
-      const ring::RingOptions b = ring_options(next, r);
-      if (a.lane_capacity_bytes != b.lane_capacity_bytes || a.lanes != b.lanes || a.max_readers != b.max_readers ||
-          a.overflow != b.overflow || a.max_record_bytes != b.max_record_bytes || a.reader_timeout != b.reader_timeout)
-        problems.push_back("ring " + r.name + ": geometry, overflow policy or reader_timeout changed (a ring keeps its data across "
-                           "reloads; stop the pipeline and remove the ring file to change it)");
-    }
-    std::map<std::string, ring::Ring> opened;
+    std::vector<std::string> problems = check_reload(pipeline, next);
     if (problems.empty()) {
-      for (const config::RingConfig& r : next.rings) {
-        if (rings.count(r.name)) continue;
-        auto ring = ring::Ring::open_or_create(next.ring_path(r.name), ring_options(next, r));
-        if (!ring) {
-          problems.push_back("open ring " + r.name + ": " + ring.error().message());
-          break;
-        }
-        opened.emplace(r.name, std::move(*ring));
-      }
+      const ReloadPlan plan = plan_reload(pipeline, next);
+      if (auto st = apply(plan, std::move(next)); !st) problems.push_back(st.error().message());
     }
     if (!problems.empty()) {
       spdlog::error("reload refused; the running pipeline is kept:");
       for (const auto& p : problems) spdlog::error("  {}", p);
-      return;
+    }
+  }
+
+  // Creates the plan's new rings first (a ring that cannot be opened fails the
+  // reload before anything else changed), registers the readers, then stops
+  // removed children, restarts changed ones once they exited and starts new ones.
+  Status apply(const ReloadPlan& plan, config::PipelineConfig next) {
+    std::map<std::string, ring::Ring> opened;
+    for (const std::string& name : plan.new_rings) {
+      if (rings.count(name)) continue;  // still open from before an earlier reload removed it
+      auto ring = ring::Ring::open_or_create(next.ring_path(name), ring_options(next, *next.find_ring(name)));
+      if (!ring) return tl::unexpected(Error{{}, "open ring " + name + ": " + ring.error().message()});
+      opened.emplace(name, std::move(*ring));
     }
     for (auto& [name, ring] : opened) rings.insert_or_assign(name, std::move(ring));
     register_readers(next, rings);
 
-    std::vector<Child> wanted = children_of(next);
     std::vector<Child> merged;
     std::size_t restarted = 0, added = 0, removed = 0;
-    for (Child& w : wanted) {
+    for (Child& w : children_of(next)) {
       Child* old = find_child(w.info.name);
       if (!old) {
         ++added;
@@ -461,10 +454,9 @@ struct Supervisor::Impl {
       }
       Child c = std::move(*old);
       old->info.name.clear();  // moved into the new list
-      if (c.fingerprint != w.fingerprint) {
+      if (std::find(plan.restart.begin(), plan.restart.end(), w.info.name) != plan.restart.end()) {
         ++restarted;
         spdlog::info("component {}: config changed, restarting", w.info.name);
-        c.fingerprint = std::move(w.fingerprint);
         if (c.pid > 0) c.restart_after_stop = true;
       }
       c.info = std::move(w.info);
@@ -488,6 +480,7 @@ struct Supervisor::Impl {
       }
     }
     spdlog::info("reloaded: {} restarted, {} added, {} removed", restarted, added, removed);
+    return {};
   }
 
   void drop_removed() {

@@ -7,8 +7,8 @@
 // max_quick_failures consecutive deaths within quick_failure_window of a
 // start. SIGTERM/SIGINT stop sources first, then each reader once its input
 // rings have no producer left and its lag is 0 (or drain_timeout passed).
-// SIGHUP reloads the pipeline and restarts only the components whose
-// fingerprint changed. Every change is published in the status file; the
+// SIGHUP reloads the pipeline (reload.hpp: check, plan, then apply here) and
+// restarts only the components whose own config or rings changed. Every change is published in the status file; the
 // restarts after a death also in its stats segment `<run_dir>/<pipeline>/
 // supervisor.stats` (supervisor_component_restarts_total{child}).
 // Single-threaded: create() and run() on the main thread, which must have no
