@@ -257,16 +257,6 @@ std::string stats_segment_path(const config::PipelineConfig& p, std::string_view
   return p.ring_path(component) + std::string(kStatsFileSuffix);
 }
 
-Result<std::vector<ring::Ring>> open_rings(const config::PipelineConfig& p) {
-  std::vector<ring::Ring> rings;
-  for (const config::RingConfig& r : p.rings) {
-    auto ring = ring::Ring::open_or_create(p.ring_path(r.name), ring_options(p, r));
-    if (!ring) return tl::unexpected(Error{ring.error().code, "open ring " + r.name + ": " + ring.error().context});
-    rings.push_back(std::move(*ring));
-  }
-  return rings;
-}
-
 int run_component(const config::PipelineConfig& p, std::string_view name) {
   for (const auto& s : p.sources)
     if (s.name == name) return run_until_stopped(ComponentKind::kSource, name, [&] { return build_source(p, s); });

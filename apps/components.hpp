@@ -50,9 +50,6 @@ struct ComponentInfo {
 // (common/stats_segment.hpp), which the exporter and `ringpipe stat` read.
 [[nodiscard]] std::string stats_segment_path(const config::PipelineConfig& p, std::string_view component);
 
-// Opens (or creates) every ring of the pipeline; "open ring raw: path: cause".
-[[nodiscard]] Result<std::vector<ring::Ring>> open_rings(const config::PipelineConfig& p);
-
 // Runs component `name` in this process until SIGTERM or SIGINT, then stops it
 // cleanly. Blocks those signals first, so call it before any thread starts.
 // Returns kExitOk, kExitConfig (bad config or unknown name) or kExitFailure.
