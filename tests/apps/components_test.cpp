@@ -1,30 +1,13 @@
 #include <gtest/gtest.h>
 
 #include "components.hpp"
+#include "pipeline_text.hpp"
 
 namespace ringpipe::apps {
 namespace {
 
-config::PipelineConfig parse(const std::string& text) {
-  auto p = config::parse_pipeline(text, "p.yaml");
-  EXPECT_TRUE(p) << (p ? "" : p.error().message());
-  return p ? *p : config::PipelineConfig{};
-}
-
-constexpr const char* kPipeline = R"(pipeline: t
-rings:
-  raw: {size: 1MiB, lanes: 2, overflow: drop, max_readers: 4, reader_timeout: 500ms}
-  metrics: {size: 1MiB, lanes: 2}
-sources:
-  s: {type: statsd, listen: [udp://127.0.0.1:0, tcp://127.0.0.1:0, udp://127.0.0.1:0], output: raw, udp_sockets: 2}
-processors:
-  agg: {type: aggregate, input: raw, output: metrics, shards: 4, flush_interval: 200ms}
-exporters:
-  prom: {type: prometheus, input: metrics, listen: 127.0.0.1:0}
-)";
-
 TEST(Components, RingOptionsFollowTheConfigAndRaiseLanesForProducers) {
-  const auto p = parse(kPipeline);
+  const auto p = testing::parse_pipeline(kPipeline);
   const auto raw = ring_options(p, *p.find_ring("raw"));
   EXPECT_EQ(raw.overflow, ring::Overflow::kDrop);
   EXPECT_EQ(raw.max_readers, 4u);
@@ -39,7 +22,7 @@ TEST(Components, RingOptionsFollowTheConfigAndRaiseLanesForProducers) {
 }
 
 TEST(Components, ListsComponentsWithTheirRingsAndReaders) {
-  const auto p = parse(kPipeline);
+  const auto p = testing::parse_pipeline(kPipeline);
   const auto all = pipeline_components(p);
   ASSERT_EQ(all.size(), 3u);
   EXPECT_EQ(all[0].kind, ComponentKind::kSource);

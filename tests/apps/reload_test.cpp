@@ -7,6 +7,7 @@
 
 #include <fstream>
 
+#include "pipeline_text.hpp"
 #include "test_support.hpp"
 
 namespace ringpipe::apps {
@@ -24,24 +25,6 @@ ReloadPlan plan_of(Names start, Names stop, Names restart, Names new_rings = {},
   return p;
 }
 
-config::PipelineConfig parse(const std::string& text, const std::string& file = "p.yaml") {
-  auto p = config::parse_pipeline(text, file);
-  EXPECT_TRUE(p) << (p ? "" : p.error().message());
-  return p ? *p : config::PipelineConfig{};
-}
-
-constexpr const char* kPipeline = R"(pipeline: t
-rings:
-  raw: {size: 1MiB, lanes: 2, overflow: drop, max_readers: 4, reader_timeout: 500ms}
-  metrics: {size: 1MiB, lanes: 2}
-sources:
-  s: {type: statsd, listen: [udp://127.0.0.1:0, tcp://127.0.0.1:0, udp://127.0.0.1:0], output: raw, udp_sockets: 2}
-processors:
-  agg: {type: aggregate, input: raw, output: metrics, shards: 4, flush_interval: 200ms}
-exporters:
-  prom: {type: prometheus, input: metrics, listen: 127.0.0.1:0}
-)";
-
 TEST(ReloadPlan, RestartsOnlyTheComponentsThatUseWhatChanged) {
   testing::ScratchDir dir;
   const std::string mapping = dir.file("mapping.yml");
@@ -54,23 +37,23 @@ TEST(ReloadPlan, RestartsOnlyTheComponentsThatUseWhatChanged) {
   with_mapping.replace(with_mapping.find("flush_interval"), 0, "mapping_config: mapping.yml, ");
   const std::string file = dir.file("p.yaml");
   // The supervisor keeps the pipeline as loaded, mapping rules included.
-  const auto a = parse(with_mapping, file);
+  const auto a = testing::parse_pipeline(with_mapping, file);
   EXPECT_EQ(plan_reload(a, a), ReloadPlan{});
   write_mapping("second");
-  const auto b = parse(with_mapping, file);
+  const auto b = testing::parse_pipeline(with_mapping, file);
   EXPECT_EQ(plan_reload(a, b), plan_of({}, {}, {"agg"}));
 
   std::string other_port = text;
   other_port.replace(other_port.find("tcp://127.0.0.1:0"), 17, "tcp://127.0.0.1:1");
-  EXPECT_EQ(plan_reload(parse(text), parse(other_port)), plan_of({}, {}, {"s"}));
+  EXPECT_EQ(plan_reload(testing::parse_pipeline(text), testing::parse_pipeline(other_port)), plan_of({}, {}, {"s"}));
   // The same pipeline written in another order and with comments changes nothing.
   const std::string moved = std::string("# moved\n") + text.substr(text.find("exporters:")) +
                             text.substr(0, text.find("exporters:"));
-  EXPECT_EQ(plan_reload(parse(text), parse(moved)), ReloadPlan{});
+  EXPECT_EQ(plan_reload(testing::parse_pipeline(text), testing::parse_pipeline(moved)), ReloadPlan{});
 }
 
 TEST(ReloadPlan, EveryResourceLimitRestartsItsComponent) {
-  const auto p = parse(R"(pipeline: t
+  const auto p = testing::parse_pipeline(R"(pipeline: t
 rings:
   raw: {size: 1MiB, lanes: 4}
   metrics: {size: 1MiB}
@@ -104,8 +87,8 @@ exporters:
 }
 
 TEST(ReloadPlan, StartsNewComponentsStopsRemovedOnesAndNamesNewRings) {
-  const auto p = parse(kPipeline);
-  const auto q = parse(R"(pipeline: t
+  const auto p = testing::parse_pipeline(kPipeline);
+  const auto q = testing::parse_pipeline(R"(pipeline: t
 rings:
   raw: {size: 1MiB, lanes: 2, overflow: drop, max_readers: 4, reader_timeout: 500ms}
   metrics: {size: 1MiB, lanes: 2}
@@ -135,7 +118,7 @@ exporters:
 }
 
 TEST(ReloadPlan, AChangedRingRestartsEveryComponentUsingItAndCheckRefusesIt) {
-  const auto p = parse(kPipeline);
+  const auto p = testing::parse_pipeline(kPipeline);
   config::PipelineConfig q = p;
   q.rings.at(0).reader_timeout = std::chrono::seconds(1);  // raw
   EXPECT_EQ(plan_reload(p, q), plan_of({}, {}, {"s", "agg"}, {}, {"raw"}));
@@ -157,7 +140,7 @@ TEST(ReloadPlan, AChangedRingRestartsEveryComponentUsingItAndCheckRefusesIt) {
 }
 
 TEST(ReloadPlan, ASourceThatMovesChangesItsSourceIdAndRestarts) {
-  const auto p = parse(R"(pipeline: t
+  const auto p = testing::parse_pipeline(R"(pipeline: t
 rings:
   raw: {size: 1MiB}
 sources:
@@ -176,7 +159,7 @@ exporters:
 }
 
 TEST(ReloadCheck, RefusesAnotherPipelineNameOrRunDir) {
-  const auto p = parse(kPipeline);
+  const auto p = testing::parse_pipeline(kPipeline);
   EXPECT_TRUE(check_reload(p, p).empty());
   config::PipelineConfig q = p;
   q.run_dir = "/elsewhere";

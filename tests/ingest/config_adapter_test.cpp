@@ -6,17 +6,13 @@
 
 #include <gtest/gtest.h>
 
+#include "parse_pipeline.hpp"
+
 namespace ringpipe::ingest {
 namespace {
 
-config::PipelineConfig parse(const std::string& text) {
-  auto p = config::parse_pipeline(text, "p.yaml");
-  EXPECT_TRUE(p) << (p ? "" : p.error().message());
-  return p ? *p : config::PipelineConfig{};
-}
-
 TEST(ConfigAdapter, IngestConfigsSplitRepeatedTransportsOverServers) {
-  const auto p = parse(R"(pipeline: t
+  const auto p = testing::parse_pipeline(R"(pipeline: t
 rings:
   raw: {size: 1MiB, lanes: 2}
 sources:
@@ -37,7 +33,7 @@ exporters:
 }
 
 TEST(ConfigAdapter, JsonAndMqttSourcesGetWhatTheirKeysSay) {
-  const auto p = parse(R"(pipeline: t
+  const auto p = testing::parse_pipeline(R"(pipeline: t
 rings:
   raw: {size: 1MiB, lanes: 4}
 sources:
@@ -92,7 +88,7 @@ TEST(ConfigAdapter, ResourceLimitsReachTheComponentsAndTheirDefaultsAgree) {
   EXPECT_EQ(receiver.max_samples_per_request, RemoteWriteConfig{}.max_samples_per_request);
   EXPECT_EQ(receiver.max_inflight_body_bytes, RemoteWriteConfig{}.max_inflight_body_bytes);
 
-  const auto p = parse(R"(pipeline: t
+  const auto p = testing::parse_pipeline(R"(pipeline: t
 rings:
   raw: {size: 1MiB, lanes: 4}
 sources:

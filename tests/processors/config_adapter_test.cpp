@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "engine_harness.hpp"
+#include "parse_pipeline.hpp"
 #include "ringpipe/config/mapping.hpp"
 
 namespace ringpipe::processors {
@@ -84,14 +85,8 @@ TEST(ConfigAdapter, StatsdExporterMappingFileDrivesTheEngine) {
   EXPECT_EQ(h.stats().dropped_by_rule, 1u);
 }
 
-config::PipelineConfig parse_pipeline(const std::string& text) {
-  auto p = config::parse_pipeline(text, "p.yaml");
-  EXPECT_TRUE(p) << (p ? "" : p.error().message());
-  return p ? *p : config::PipelineConfig{};
-}
-
 TEST(ConfigAdapter, ProcessorOptionsUseRingPathsAndReaderName) {
-  const auto p = parse_pipeline(R"(pipeline: t
+  const auto p = ringpipe::testing::parse_pipeline(R"(pipeline: t
 rings:
   raw: {size: 1MiB, lanes: 2}
   metrics: {size: 64KiB, lanes: 2}
@@ -119,7 +114,7 @@ TEST(ConfigAdapter, ResourceLimitsReachTheComponentsAndTheirDefaultsAgree) {
   EXPECT_EQ(processor.max_name_length, EngineOptions{}.max_name_bytes);
   EXPECT_EQ(processor.quarantine_after_crashes, ProcessorOptions{}.quarantine_after_crashes);
 
-  const auto p = parse_pipeline(R"(pipeline: t
+  const auto p = ringpipe::testing::parse_pipeline(R"(pipeline: t
 rings:
   raw: {size: 1MiB, lanes: 4}
   metrics: {size: 1MiB}
