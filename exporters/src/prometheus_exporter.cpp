@@ -55,11 +55,11 @@ struct PrometheusExporter::Impl : PageSource {
   std::unique_ptr<RingDescriber> rings;
   std::unique_ptr<SegmentDescriber> segments;
   // Own stats segment: scrape cells updated in Collect, the rest mirrored.
-  std::unique_ptr<StatsSegment> own;
+  std::unique_ptr<stats::StatsSegment> own;
   std::atomic<std::uint64_t>* own_scrapes = nullptr;
   std::atomic<std::uint64_t>* own_scrape_seconds = nullptr;
   mutable std::mutex mirror_mu;
-  mutable StatsMirror mirror;
+  mutable stats::StatsMirror mirror;
   mutable DurationHistogram durations;
   mutable std::atomic<std::uint64_t> collect_errors{0};
   mutable std::atomic<std::uint64_t> self_name_conflicts{0};  // series dropped for a self-metric's name
@@ -82,7 +82,7 @@ struct PrometheusExporter::Impl : PageSource {
       const double seconds = static_cast<double>(monotonic_ns() - t0) * 1e-9;
       durations.observe(seconds);
       if (own) {
-        stats_add_double(*own_scrape_seconds, seconds);
+        stats::stats_add_double(*own_scrape_seconds, seconds);
         publish_own();
       }
     } catch (...) {
@@ -134,14 +134,15 @@ struct PrometheusExporter::Impl : PageSource {
 
   Status open_own_segment(const PrometheusExporterOptions& o) {
     if (o.stats_path.empty()) return {};
-    auto seg = StatsSegment::create(o.stats_path, o.component, "exporter");
+    auto seg = stats::StatsSegment::create(o.stats_path, o.component, "exporter");
     if (!seg) return tl::unexpected(seg.error());
     seg->reset_gauges();
-    own = std::make_unique<StatsSegment>(std::move(*seg));
+    own = std::make_unique<stats::StatsSegment>(std::move(*seg));
     Status failed;
     // Every entry is registered as kSelfMetrics declares it, so the segment's
     // help texts are the page's.
-    auto reg = [&](SelfMetricId id, StatsEncoding enc = StatsEncoding::kUnsigned) -> std::atomic<std::uint64_t>* {
+    auto reg = [&](SelfMetricId id,
+                   stats::StatsEncoding enc = stats::StatsEncoding::kUnsigned) -> std::atomic<std::uint64_t>* {
       if (!failed) return nullptr;
       const SelfMetric& m = self_metric(id);
       auto cell = m.type == SelfMetricType::kCounter ? own->register_counter(m.segment_name(), m.help, {}, enc)
@@ -154,7 +155,7 @@ struct PrometheusExporter::Impl : PageSource {
     };
     using enum SelfMetricId;
     own_scrapes = reg(kScrapes);
-    own_scrape_seconds = reg(kScrapeSeconds, StatsEncoding::kDouble);
+    own_scrape_seconds = reg(kScrapeSeconds, stats::StatsEncoding::kDouble);
     const SeriesStateCounters& c = state.counters();
     const std::pair<const std::atomic<std::uint64_t>*, std::atomic<std::uint64_t>*> links[] = {
         {&c.records, reg(kRecords)},

@@ -370,12 +370,12 @@ Result<std::unique_ptr<IngestServer>> IngestServer::create(const IngestConfig& c
   } catch (const std::exception& e) {
     return invalid("ingest " + config.name + ": " + e.what());
   }
-  std::shared_ptr<StatsSegment> segment = config.stats_segment;
+  std::shared_ptr<stats::StatsSegment> segment = config.stats_segment;
   if (!segment && !config.stats_path.empty()) {
-    auto created = StatsSegment::create(config.stats_path, config.name, "source");
+    auto created = stats::StatsSegment::create(config.stats_path, config.name, "source");
     if (!created) return tl::unexpected(Error{created.error().code, "ingest " + config.name + ": " + created.error().context});
     created->reset_gauges();  // a previous run's open connections are gone
-    segment = std::make_shared<StatsSegment>(std::move(*created));
+    segment = std::make_shared<stats::StatsSegment>(std::move(*created));
   }
   if (segment) {
     auto p = StatsPublisher::create(std::move(segment), config, impl->stats, impl->udp_port);

@@ -200,7 +200,7 @@ Result<std::unique_ptr<PromScrapeSource>> PromScrapeSource::create(const PromScr
         return tl::unexpected(Error{st.error().code, what + ": stats: " + st.error().context});
     }
     for (std::size_t i = 0; i < kScrapeFailureCount; ++i) {
-      const StatsLabels reason{{"reason", std::string(scrape_failure_name(static_cast<ScrapeFailure>(i)))}};
+      const stats::StatsLabels reason{{"reason", std::string(scrape_failure_name(static_cast<ScrapeFailure>(i)))}};
       if (auto st = (*p)->add(s.failures[i], "source_scrape_failures_total", "Scrapes that failed, by reason.", reason);
           !st)
         return tl::unexpected(Error{st.error().code, what + ": stats: " + st.error().context});

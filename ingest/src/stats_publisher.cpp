@@ -10,21 +10,22 @@ namespace {
 
 // A label value holds at most kStatsMaxLabelValueBytes; long socket paths keep their end.
 std::string socket_label(std::string s) {
-  if (s.size() > kStatsMaxLabelValueBytes) s = "..." + s.substr(s.size() - (kStatsMaxLabelValueBytes - 3));
+  if (s.size() > stats::kStatsMaxLabelValueBytes)
+    s = "..." + s.substr(s.size() - (stats::kStatsMaxLabelValueBytes - 3));
   return s;
 }
 
 }  // namespace
 
-Result<std::unique_ptr<StatsPublisher>> StatsPublisher::create(std::shared_ptr<StatsSegment> segment,
+Result<std::unique_ptr<StatsPublisher>> StatsPublisher::create(std::shared_ptr<stats::StatsSegment> segment,
                                                                const IngestConfig& config, const IngestStats& stats,
                                                                std::uint16_t udp_port) {
   auto p = std::unique_ptr<StatsPublisher>(new StatsPublisher());
   p->segment_ = std::move(segment);
-  StatsSegment& seg = *p->segment_;
+  stats::StatsSegment& seg = *p->segment_;
   Status failed;
   auto counter = [&](const std::atomic<std::uint64_t>& from, std::string_view name, std::string_view help,
-                     const StatsLabels& labels = {}) {
+                     const stats::StatsLabels& labels = {}) {
     if (!failed) return;
     auto cell = seg.register_counter(name, help, labels);
     if (!cell) {
@@ -34,7 +35,7 @@ Result<std::unique_ptr<StatsPublisher>> StatsPublisher::create(std::shared_ptr<S
     p->links_.push_back({&from, *cell, 0});
   };
   auto gauge = [&](const std::atomic<std::uint64_t>& from, std::string_view name, std::string_view help,
-                   const StatsLabels& labels) {
+                   const stats::StatsLabels& labels) {
     if (!failed) return;
     auto cell = seg.register_gauge(name, help, labels);
     if (!cell) {
@@ -77,7 +78,7 @@ Result<std::unique_ptr<StatsPublisher>> StatsPublisher::create(std::shared_ptr<S
             {{"socket", socket_label("unixgram " + config.unix_datagram->path)}});
   }
   auto stream = [&](const StreamStats& s, std::string_view transport) {
-    const StatsLabels t{{"transport", std::string(transport)}};
+    const stats::StatsLabels t{{"transport", std::string(transport)}};
     counter(s.connections, "source_connections_total", "Stream connections accepted.", t);
     gauge(s.connections_open, "source_connections_open", "Stream connections open now.", t);
     counter(s.connections_rejected, "source_connections_rejected_total", "Connections closed over max_connections.", t);
@@ -98,7 +99,7 @@ Result<std::unique_ptr<StatsPublisher>> StatsPublisher::create(std::shared_ptr<S
 }
 
 Status StatsPublisher::add(const std::atomic<std::uint64_t>& from, std::string_view name, std::string_view help,
-                           const StatsLabels& labels, bool gauge) {
+                           const stats::StatsLabels& labels, bool gauge) {
   auto cell = gauge ? segment_->register_gauge(name, help, labels) : segment_->register_counter(name, help, labels);
   if (!cell) return tl::unexpected(cell.error());
   links_.push_back({&from, *cell, 0});
@@ -128,14 +129,14 @@ void StatsPublisher::publish_until(const std::atomic<bool>& stopping, std::chron
   }
 }
 
-Result<std::unique_ptr<StatsPublisher>> open_source_publisher(std::shared_ptr<StatsSegment> segment,
+Result<std::unique_ptr<StatsPublisher>> open_source_publisher(std::shared_ptr<stats::StatsSegment> segment,
                                                               const std::string& stats_path, const IngestConfig& config,
                                                               const IngestStats& stats, const std::string& what) {
   if (!segment && !stats_path.empty()) {
-    auto created = StatsSegment::create(stats_path, config.name, "source");
+    auto created = stats::StatsSegment::create(stats_path, config.name, "source");
     if (!created) return tl::unexpected(Error{created.error().code, what + ": " + created.error().context});
     created->reset_gauges();
-    segment = std::make_shared<StatsSegment>(std::move(*created));
+    segment = std::make_shared<stats::StatsSegment>(std::move(*created));
   }
   if (!segment) return std::unique_ptr<StatsPublisher>();
   auto p = StatsPublisher::create(std::move(segment), config, stats, 0);

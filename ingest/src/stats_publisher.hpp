@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "ringpipe/common/result.hpp"
-#include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/ingest/ingest_server.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 
 namespace ringpipe::ingest {
 
@@ -25,11 +25,9 @@ namespace ringpipe::ingest {
 // `stats_path` for `config.name`; nullptr when neither is set. Errors read
 // "<what>: stats: <cause>".
 class StatsPublisher;
-[[nodiscard]] Result<std::unique_ptr<StatsPublisher>> open_source_publisher(std::shared_ptr<StatsSegment> segment,
-                                                                            const std::string& stats_path,
-                                                                            const IngestConfig& config,
-                                                                            const IngestStats& stats,
-                                                                            const std::string& what);
+[[nodiscard]] Result<std::unique_ptr<StatsPublisher>> open_source_publisher(
+    std::shared_ptr<stats::StatsSegment> segment, const std::string& stats_path, const IngestConfig& config,
+    const IngestStats& stats, const std::string& what);
 
 // A source's own thread body: runs `body` (which returns once `stopping` is
 // set) with a publisher thread beside it when `publisher` is set, then
@@ -43,12 +41,12 @@ class StatsPublisher {
   // Registers every metric the config's listeners produce (udp_port: the bound
   // port, for the kernel-drop socket labels). Fails on a full
   // segment or an entry another writer registered with another type.
-  [[nodiscard]] static Result<std::unique_ptr<StatsPublisher>> create(std::shared_ptr<StatsSegment> segment,
+  [[nodiscard]] static Result<std::unique_ptr<StatsPublisher>> create(std::shared_ptr<stats::StatsSegment> segment,
                                                                       const IngestConfig& config,
                                                                       const IngestStats& stats, std::uint16_t udp_port);
   // One more counter (or gauge) mirrored from `from`, e.g. a source's own; before the first publish.
   [[nodiscard]] Status add(const std::atomic<std::uint64_t>& from, std::string_view name, std::string_view help,
-                           const StatsLabels& labels, bool gauge = false);
+                           const stats::StatsLabels& labels, bool gauge = false);
   void publish() noexcept;
   // A source's publisher thread: publishes every `interval` until `stopping`
   // turns true. The source publishes once more after its own threads
@@ -61,7 +59,7 @@ class StatsPublisher {
     std::atomic<std::uint64_t>* to;
     std::uint64_t last = 0;
   };
-  std::shared_ptr<StatsSegment> segment_;
+  std::shared_ptr<stats::StatsSegment> segment_;
   std::vector<Link> links_;
 };
 

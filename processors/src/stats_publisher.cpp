@@ -16,13 +16,13 @@ double budget_value(std::size_t v) {
 
 }  // namespace
 
-Result<std::unique_ptr<ProcessorStatsPublisher>> ProcessorStatsPublisher::create(StatsSegment& segment,
-                                                                               const Processor& processor,
-                                                                               const EngineOptions& options) {
+Result<std::unique_ptr<ProcessorStatsPublisher>> ProcessorStatsPublisher::create(stats::StatsSegment& segment,
+                                                                                 const Processor& processor,
+                                                                                 const EngineOptions& options) {
   auto p = std::unique_ptr<ProcessorStatsPublisher>(new ProcessorStatsPublisher(segment, processor));
   Status failed;
   auto counter = [&](std::uint64_t EngineStats::*field, std::string_view name, std::string_view help,
-                     const StatsLabels& labels = {}) {
+                     const stats::StatsLabels& labels = {}) {
     if (!failed) return;
     auto cell = segment.register_counter(name, help, labels);
     if (!cell) {
@@ -32,7 +32,7 @@ Result<std::unique_ptr<ProcessorStatsPublisher>> ProcessorStatsPublisher::create
     p->counters_.push_back({field, *cell, 0});
   };
   auto gauge = [&](std::string_view name, std::string_view help,
-                   StatsEncoding encoding = StatsEncoding::kUnsigned) -> std::atomic<std::uint64_t>* {
+                   stats::StatsEncoding encoding = stats::StatsEncoding::kUnsigned) -> std::atomic<std::uint64_t>* {
     if (!failed) return nullptr;
     auto cell = segment.register_gauge(name, help, {}, encoding);
     if (!cell) {
@@ -108,14 +108,14 @@ Result<std::unique_ptr<ProcessorStatsPublisher>> ProcessorStatsPublisher::create
   p->series_live_ = gauge("processor_series_live", "Live series of all shards.");
   p->state_bytes_ = gauge("processor_state_bytes", "Memory held by series state (approximate).");
   auto* max_series = gauge("processor_max_series", "Configured global series budget (max_series; +Inf: none).",
-                           StatsEncoding::kDouble);
-  auto* max_per_metric = gauge("processor_max_series_per_metric",
-                               "Configured per-metric series budget (max_series_per_metric; +Inf: none).",
-                               StatsEncoding::kDouble);
+                           stats::StatsEncoding::kDouble);
+  auto* max_per_metric =
+      gauge("processor_max_series_per_metric",
+            "Configured per-metric series budget (max_series_per_metric; +Inf: none).", stats::StatsEncoding::kDouble);
   auto* shards = gauge("processor_shards", "Aggregation shard threads.");
   if (!failed) return tl::unexpected(failed.error());
-  stats_store_double(*max_series, budget_value(options.max_series));
-  stats_store_double(*max_per_metric, budget_value(options.max_series_per_metric));
+  stats::stats_store_double(*max_series, budget_value(options.max_series));
+  stats::stats_store_double(*max_per_metric, budget_value(options.max_series_per_metric));
   shards->store(options.shards, std::memory_order_relaxed);
   p->publish();
   return p;

@@ -8,13 +8,13 @@
 #include <fstream>
 
 #include "prometheus_server.hpp"
-#include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/exporters/prometheus_exporter.hpp"
 #include "ringpipe/exporters/remote_write_exporter.hpp"
 #include "ringpipe/processors/processor.hpp"
 #include "ringpipe/processors/stats_publisher.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 #include "test_support.hpp"
 
 namespace ringpipe::exporters {
@@ -40,7 +40,7 @@ TEST(ComponentSegmentsE2E, ServesARealProcessorsAndRemoteWritesSegmentsWithExact
   po.flush_interval = 20ms;
   auto proc = processors::Processor::create(po);
   ASSERT_TRUE(proc) << proc.error().message();
-  auto segment = StatsSegment::create(dir.file("agg.stats"), "agg", "processor");
+  auto segment = stats::StatsSegment::create(dir.file("agg.stats"), "agg", "processor");
   ASSERT_TRUE(segment);
   auto publisher = processors::ProcessorStatsPublisher::create(*segment, **proc, po.engine);
   ASSERT_TRUE(publisher) << publisher.error().message();

@@ -20,13 +20,13 @@ using namespace std::chrono_literals;
 
 // name{label=value} -> value, for every entry of the segment.
 std::map<std::string, double> read_segment(const std::string& path) {
-  auto reader = StatsReader::open(path);
+  auto reader = stats::StatsReader::open(path);
   EXPECT_TRUE(reader) << reader.error().message();
   std::map<std::string, double> out;
   if (!reader) return out;
-  for (const StatsEntry& e : reader->snapshot()) {
+  for (const stats::StatsEntry& e : reader->snapshot()) {
     std::string key = e.name;
-    for (const StatsLabel& l : e.labels) key += "{" + l.name + "=" + l.value + "}";
+    for (const stats::StatsLabel& l : e.labels) key += "{" + l.name + "=" + l.value + "}";
     out[key] = e.value();
   }
   return out;
@@ -51,7 +51,7 @@ TEST(ProcessorStatsPublisher, SegmentCarriesExactDropsBudgetsAndSeries) {
   po.flush_interval = 20ms;
   auto proc = Processor::create(po);
   ASSERT_TRUE(proc) << proc.error().message();
-  auto segment = StatsSegment::create(dir.file("agg.stats"), "agg", "processor");
+  auto segment = stats::StatsSegment::create(dir.file("agg.stats"), "agg", "processor");
   ASSERT_TRUE(segment) << segment.error().message();
   auto publisher = ProcessorStatsPublisher::create(*segment, **proc, po.engine);
   ASSERT_TRUE(publisher) << publisher.error().message();
@@ -115,7 +115,7 @@ TEST(ProcessorStatsPublisher, RestartContinuesCountersAndUnlimitedBudgetIsInfini
     po.flush_interval = 20ms;
     auto proc = Processor::create(po);
     ASSERT_TRUE(proc) << proc.error().message();
-    auto segment = StatsSegment::create(path, "agg", "processor");
+    auto segment = stats::StatsSegment::create(path, "agg", "processor");
     ASSERT_TRUE(segment);
     auto publisher = ProcessorStatsPublisher::create(*segment, **proc, po.engine);
     ASSERT_TRUE(publisher);
@@ -158,7 +158,7 @@ TEST(ProcessorStatsPublisher, SegmentCountsRefusedNamesAndLabelsByReason) {
   po.flush_interval = 20ms;
   auto proc = Processor::create(po);
   ASSERT_TRUE(proc) << proc.error().message();
-  auto segment = StatsSegment::create(dir.file("agg.stats"), "agg", "processor");
+  auto segment = stats::StatsSegment::create(dir.file("agg.stats"), "agg", "processor");
   ASSERT_TRUE(segment) << segment.error().message();
   auto publisher = ProcessorStatsPublisher::create(*segment, **proc, po.engine);
   ASSERT_TRUE(publisher) << publisher.error().message();

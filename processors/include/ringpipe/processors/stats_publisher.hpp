@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "ringpipe/common/result.hpp"
-#include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/processors/processor.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 
 namespace ringpipe::processors {
 
@@ -28,7 +28,7 @@ class ProcessorStatsPublisher {
  public:
   // Registers every processor_* metric; fails on a full segment or a name
   // registered before with another type.
-  [[nodiscard]] static Result<std::unique_ptr<ProcessorStatsPublisher>> create(StatsSegment& segment,
+  [[nodiscard]] static Result<std::unique_ptr<ProcessorStatsPublisher>> create(stats::StatsSegment& segment,
                                                                                const Processor& processor,
                                                                                const EngineOptions& options);
   ~ProcessorStatsPublisher();
@@ -47,10 +47,10 @@ class ProcessorStatsPublisher {
     std::atomic<std::uint64_t>* to;
     std::uint64_t last = 0;
   };
-  ProcessorStatsPublisher(StatsSegment& segment, const Processor& processor) noexcept
+  ProcessorStatsPublisher(stats::StatsSegment& segment, const Processor& processor) noexcept
       : segment_(segment), processor_(processor) {}
 
-  StatsSegment& segment_;
+  stats::StatsSegment& segment_;
   const Processor& processor_;
   std::vector<Link> counters_;
   std::atomic<std::uint64_t>* series_live_ = nullptr;

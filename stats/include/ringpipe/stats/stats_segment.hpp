@@ -33,7 +33,7 @@
 #include "ringpipe/common/result.hpp"
 #include "ringpipe/common/unique_fd.hpp"
 
-namespace ringpipe {
+namespace ringpipe::stats {
 
 inline constexpr std::uint32_t kStatsMaxNameBytes = 64;   // metric name
 inline constexpr std::uint32_t kStatsMaxHelpBytes = 128;  // HELP text
@@ -224,4 +224,4 @@ class StatsReader {
 [[nodiscard]] bool is_valid_metric_name(std::string_view s) noexcept;
 [[nodiscard]] bool is_valid_label_name(std::string_view s) noexcept;
 
-}  // namespace ringpipe
+}  // namespace ringpipe::stats
