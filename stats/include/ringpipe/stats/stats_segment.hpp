@@ -71,9 +71,6 @@ inline void stats_add_double(std::atomic<std::uint64_t>& v, double d) noexcept {
                                   std::memory_order_relaxed)) {
   }
 }
-[[nodiscard]] inline double stats_load_double(const std::atomic<std::uint64_t>& v) noexcept {
-  return std::bit_cast<double>(v.load(std::memory_order_relaxed));
-}
 
 // The writer end of one component's segment. Owns the mapping; handles it
 // returns stay valid while the StatsSegment lives (keep it alive longer than
