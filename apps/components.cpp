@@ -19,11 +19,11 @@
 #include <spdlog/spdlog.h>
 
 #include "ringpipe/common/log.hpp"
+#include "ringpipe/exporters/config_adapter.hpp"
 #include "ringpipe/ingest/mqtt_source.hpp"
 #include "ringpipe/ingest/ring_target.hpp"
 #include "ringpipe/processors/config_adapter.hpp"
-#include "ringpipe/processors/stats_publisher.hpp"
-#include "ringpipe/exporters/config_adapter.hpp"
+#include "ringpipe/processors/processor_stats.hpp"
 
 namespace ringpipe::apps {
 namespace {
@@ -424,7 +424,7 @@ int run_processor(const config::PipelineConfig& p, const config::ProcessorConfig
     return kExitFailure;
   }
   segment->reset_gauges();
-  auto publisher = processors::ProcessorStatsPublisher::create(*segment, **processor, options.engine);
+  auto publisher = processors::create_processor_publisher(*segment, **processor, options.engine);
   if (!publisher) {
     spdlog::error("processor {}: stats segment {}: {}", c.name, segment->path(), publisher.error().message());
     return kExitFailure;

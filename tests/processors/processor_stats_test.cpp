@@ -1,7 +1,7 @@
 // A real Processor publishing into a real stats segment: the segment's
 // processor_* entries must equal the processor's own counters, exactly.
 
-#include "ringpipe/processors/stats_publisher.hpp"
+#include "ringpipe/processors/processor_stats.hpp"
 
 #include <gtest/gtest.h>
 
@@ -32,7 +32,7 @@ std::map<std::string, double> read_segment(const std::string& path) {
   return out;
 }
 
-TEST(ProcessorStatsPublisher, SegmentCarriesExactDropsBudgetsAndSeries) {
+TEST(ProcessorStats, SegmentCarriesExactDropsBudgetsAndSeries) {
   ringpipe::testing::ScratchDir dir;
   const std::string raw = dir.file("raw");
   const std::string out = dir.file("metrics");
@@ -53,7 +53,7 @@ TEST(ProcessorStatsPublisher, SegmentCarriesExactDropsBudgetsAndSeries) {
   ASSERT_TRUE(proc) << proc.error().message();
   auto segment = stats::StatsSegment::create(dir.file("agg.stats"), "agg", "processor");
   ASSERT_TRUE(segment) << segment.error().message();
-  auto publisher = ProcessorStatsPublisher::create(*segment, **proc, po.engine);
+  auto publisher = create_processor_publisher(*segment, **proc, po.engine);
   ASSERT_TRUE(publisher) << publisher.error().message();
   ASSERT_TRUE((*proc)->start());
   ASSERT_TRUE((*publisher)->start(20ms));
@@ -99,7 +99,7 @@ TEST(ProcessorStatsPublisher, SegmentCarriesExactDropsBudgetsAndSeries) {
   EXPECT_EQ(seg["processor_samples_applied_total"], static_cast<double>(st.samples_applied));
 }
 
-TEST(ProcessorStatsPublisher, RestartContinuesCountersAndUnlimitedBudgetIsInfinite) {
+TEST(ProcessorStats, RestartContinuesCountersAndUnlimitedBudgetIsInfinite) {
   ringpipe::testing::ScratchDir dir;
   ring::RingOptions ro;
   ro.lanes = 2;
@@ -117,7 +117,7 @@ TEST(ProcessorStatsPublisher, RestartContinuesCountersAndUnlimitedBudgetIsInfini
     ASSERT_TRUE(proc) << proc.error().message();
     auto segment = stats::StatsSegment::create(path, "agg", "processor");
     ASSERT_TRUE(segment);
-    auto publisher = ProcessorStatsPublisher::create(*segment, **proc, po.engine);
+    auto publisher = create_processor_publisher(*segment, **proc, po.engine);
     ASSERT_TRUE(publisher);
     ASSERT_TRUE((*proc)->start());
     {
@@ -140,7 +140,7 @@ TEST(ProcessorStatsPublisher, RestartContinuesCountersAndUnlimitedBudgetIsInfini
   }
 }
 
-TEST(ProcessorStatsPublisher, SegmentCountsRefusedNamesAndLabelsByReason) {
+TEST(ProcessorStats, SegmentCountsRefusedNamesAndLabelsByReason) {
   ringpipe::testing::ScratchDir dir;
   const std::string raw = dir.file("raw");
   const std::string out = dir.file("metrics");
@@ -160,7 +160,7 @@ TEST(ProcessorStatsPublisher, SegmentCountsRefusedNamesAndLabelsByReason) {
   ASSERT_TRUE(proc) << proc.error().message();
   auto segment = stats::StatsSegment::create(dir.file("agg.stats"), "agg", "processor");
   ASSERT_TRUE(segment) << segment.error().message();
-  auto publisher = ProcessorStatsPublisher::create(*segment, **proc, po.engine);
+  auto publisher = create_processor_publisher(*segment, **proc, po.engine);
   ASSERT_TRUE(publisher) << publisher.error().message();
   ASSERT_TRUE((*proc)->start());
   ASSERT_TRUE((*publisher)->start(20ms));
