@@ -131,31 +131,6 @@ class StatsSegment {
   std::unique_ptr<std::mutex> mu_ = std::make_unique<std::mutex>();
 };
 
-// Copies process-local atomic counters into segment cells by adding each
-// one's growth since the previous publish(), so several sources can feed one
-// cell and a reopened segment continues from its previous values (gauges move
-// by their signed change: unsigned wrap-around). add() before publishing;
-// publish() from one thread at a time.
-class StatsMirror {
- public:
-  void add(const std::atomic<std::uint64_t>& from, std::atomic<std::uint64_t>* to) { links_.push_back({&from, to, 0}); }
-  void publish() noexcept {
-    for (Link& l : links_) {
-      const std::uint64_t now = l.from->load(std::memory_order_relaxed);
-      if (now != l.last) l.to->fetch_add(now - l.last, std::memory_order_relaxed);
-      l.last = now;
-    }
-  }
-
- private:
-  struct Link {
-    const std::atomic<std::uint64_t>* from;
-    std::atomic<std::uint64_t>* to;
-    std::uint64_t last;
-  };
-  std::vector<Link> links_;
-};
-
 // One entry copied out of a segment.
 struct StatsEntry {
   std::string name;
