@@ -63,7 +63,7 @@ struct SelfMetric {
   [[nodiscard]] constexpr bool on_page() const noexcept { return where != SelfMetricWhere::kSegment; }
   [[nodiscard]] constexpr bool in_segment() const noexcept { return where != SelfMetricWhere::kPage; }
   // A segment entry's name lacks the "ringpipe_" an exporter adds when it
-  // serves the segment (common/stats_segment.hpp).
+  // serves the segment (stats/stats_segment.hpp).
   [[nodiscard]] constexpr std::string_view segment_name() const noexcept { return name.substr(9); }
 };
 
