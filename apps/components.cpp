@@ -1,7 +1,7 @@
 #include "components.hpp"
 
 #include "ringpipe/common/mapping.hpp"
-#include "ringpipe/common/stats_segment.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 
 #include <netdb.h>
 #include <signal.h>
@@ -19,11 +19,11 @@
 #include <spdlog/spdlog.h>
 
 #include "ringpipe/common/log.hpp"
+#include "ringpipe/exporters/config_adapter.hpp"
 #include "ringpipe/ingest/mqtt_source.hpp"
 #include "ringpipe/ingest/ring_target.hpp"
 #include "ringpipe/processors/config_adapter.hpp"
-#include "ringpipe/processors/stats_publisher.hpp"
-#include "ringpipe/exporters/config_adapter.hpp"
+#include "ringpipe/processors/processor_stats.hpp"
 
 namespace ringpipe::apps {
 namespace {
@@ -368,13 +368,13 @@ int run_source(const config::PipelineConfig& p, const config::SourceConfig& s, c
   ingest::RingTargetOptions target;
   target.claim_timeout = s.write_timeout;
   // One stats segment per source process; its servers sum into it.
-  auto stats = StatsSegment::create(stats_segment_path(p, s.name), s.name, "source");
+  auto stats = stats::StatsSegment::create(stats_segment_path(p, s.name), s.name, "source");
   if (!stats) {
     spdlog::error("source {}: {}", s.name, stats.error().message());
     return kExitFailure;
   }
   stats->reset_gauges();
-  auto segment = std::make_shared<StatsSegment>(std::move(*stats));
+  auto segment = std::make_shared<stats::StatsSegment>(std::move(*stats));
   for (ingest::IngestConfig& c : *configs) c.stats_segment = segment;
   std::vector<std::unique_ptr<ingest::IngestServer>> servers;
   for (const ingest::IngestConfig& c : *configs) {
@@ -418,13 +418,13 @@ int run_processor(const config::PipelineConfig& p, const config::ProcessorConfig
     spdlog::error("processor {}: {}", c.name, processor.error().message());
     return kExitFailure;
   }
-  auto segment = StatsSegment::create(stats_segment_path(p, c.name), c.name, "processor");
+  auto segment = stats::StatsSegment::create(stats_segment_path(p, c.name), c.name, "processor");
   if (!segment) {
     spdlog::error("processor {}: {}", c.name, segment.error().message());
     return kExitFailure;
   }
   segment->reset_gauges();
-  auto publisher = processors::ProcessorStatsPublisher::create(*segment, **processor, options.engine);
+  auto publisher = processors::create_processor_publisher(*segment, **processor, options.engine);
   if (!publisher) {
     spdlog::error("processor {}: stats segment {}: {}", c.name, segment->path(), publisher.error().message());
     return kExitFailure;
@@ -521,7 +521,7 @@ ring::RingOptions ring_options(const config::PipelineConfig& p, const config::Ri
 }
 
 std::string stats_segment_path(const config::PipelineConfig& p, std::string_view component) {
-  return p.ring_path(component) + std::string(kStatsFileSuffix);
+  return p.ring_path(component) + std::string(stats::kStatsFileSuffix);
 }
 
 ingest::MqttConfig mqtt_config(const config::PipelineConfig& p, const config::SourceConfig& s) {
