@@ -10,12 +10,12 @@
 #include <spdlog/spdlog.h>
 
 #include "component_runner.hpp"
-#include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/exporters/config_adapter.hpp"
 #include "ringpipe/ingest/config_adapter.hpp"
 #include "ringpipe/ingest/ring_target.hpp"
 #include "ringpipe/processors/config_adapter.hpp"
-#include "ringpipe/processors/stats_publisher.hpp"
+#include "ringpipe/processors/processor_stats.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 
 namespace ringpipe::apps {
 namespace {
@@ -87,10 +87,10 @@ Built build_servers(const config::PipelineConfig& p, const config::SourceConfig&
   auto source = std::make_unique<SourceServers<Server>>(std::move(*ring), std::move(doing), s.output);
   if constexpr (std::is_same_v<Server, ingest::IngestServer>) {
     // One stats segment per source process; its servers sum into it.
-    auto stats = StatsSegment::create(stats_segment_path(p, s.name), s.name, "source");
+    auto stats = stats::StatsSegment::create(stats_segment_path(p, s.name), s.name, "source");
     if (!stats) return build_error(stats.error().message());
     stats->reset_gauges();
-    auto segment = std::make_shared<StatsSegment>(std::move(*stats));
+    auto segment = std::make_shared<stats::StatsSegment>(std::move(*stats));
     for (Config& c : configs) c.stats_segment = segment;
   } else {
     for (Config& c : configs) c.stats_path = stats_segment_path(p, s.name);
@@ -131,12 +131,12 @@ Built build_source(const config::PipelineConfig& p, const config::SourceConfig& 
 // The processor and the publisher that mirrors its counters into its stats segment.
 class ProcessorRun final : public Runnable {
  public:
-  ProcessorRun(const config::ProcessorConfig& c, std::unique_ptr<processors::Processor> processor, StatsSegment segment)
+  ProcessorRun(const config::ProcessorConfig& c, std::unique_ptr<processors::Processor> processor, stats::StatsSegment segment)
       : input_(c.input), output_(c.output), processor_(std::move(processor)), segment_(std::move(segment)) {}
 
   // Registers the processor's metrics in its segment; fails "stats segment PATH: cause".
   Status publish_stats(const processors::EngineOptions& engine) {
-    auto publisher = processors::ProcessorStatsPublisher::create(segment_, *processor_, engine);
+    auto publisher = processors::create_processor_publisher(segment_, *processor_, engine);
     if (!publisher) return tl::unexpected(Error{{}, "stats segment " + segment_.path() + ": " + publisher.error().message()});
     publisher_ = std::move(*publisher);
     return {};
@@ -163,8 +163,8 @@ class ProcessorRun final : public Runnable {
  private:
   std::string input_, output_;
   std::unique_ptr<processors::Processor> processor_;
-  StatsSegment segment_;  // outlives the publisher, which writes into it
-  std::unique_ptr<processors::ProcessorStatsPublisher> publisher_;
+  stats::StatsSegment segment_;  // outlives the publisher, which writes into it
+  std::unique_ptr<stats::Publisher> publisher_;
 };
 
 Built build_processor(const config::PipelineConfig& p, const config::ProcessorConfig& c) {
@@ -173,7 +173,7 @@ Built build_processor(const config::PipelineConfig& p, const config::ProcessorCo
   const processors::ProcessorOptions options = processors::processor_options(p, c);
   auto processor = processors::Processor::create(options);
   if (!processor) return build_error(processor.error().message());
-  auto segment = StatsSegment::create(stats_segment_path(p, c.name), c.name, "processor");
+  auto segment = stats::StatsSegment::create(stats_segment_path(p, c.name), c.name, "processor");
   if (!segment) return build_error(segment.error().message());
   segment->reset_gauges();
   auto run = std::make_unique<ProcessorRun>(c, std::move(*processor), std::move(*segment));
@@ -254,7 +254,7 @@ ring::RingOptions ring_options(const config::PipelineConfig& p, const config::Ri
 }
 
 std::string stats_segment_path(const config::PipelineConfig& p, std::string_view component) {
-  return p.ring_path(component) + std::string(kStatsFileSuffix);
+  return p.ring_path(component) + std::string(stats::kStatsFileSuffix);
 }
 
 int run_component(const config::PipelineConfig& p, std::string_view name) {

@@ -47,7 +47,7 @@ struct ComponentInfo {
 [[nodiscard]] ring::RingOptions ring_options(const config::PipelineConfig& p, const config::RingConfig& r);
 
 // `<run_dir>/<pipeline>/<component>.stats`: the component's stats segment
-// (common/stats_segment.hpp), which the exporter and `ringpipe stat` read.
+// (stats/stats_segment.hpp), which the exporter and `ringpipe stat` read.
 [[nodiscard]] std::string stats_segment_path(const config::PipelineConfig& p, std::string_view component);
 
 // Runs component `name` in this process until SIGTERM or SIGINT, then stops it

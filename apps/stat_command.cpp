@@ -16,7 +16,7 @@
 #include "commands.hpp"
 #include "components.hpp"
 #include "ringpipe/common/log.hpp"
-#include "ringpipe/common/stats_segment.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 #include "status_file.hpp"
 
 namespace ringpipe::apps {
@@ -141,14 +141,14 @@ class StatView {
   void counter_lines(std::string& out) {
     out += "\nCOUNTERS\n";
     for (const ComponentInfo& c : pipeline_components(pipeline_)) {
-      auto r = StatsReader::open(stats_segment_path(pipeline_, c.name));
+      auto r = stats::StatsReader::open(stats_segment_path(pipeline_, c.name));
       if (!r) {
         out += fmt::format("{:<20} no stats segment\n", c.name);
         continue;
       }
       std::vector<std::pair<std::string, double>> sums;
-      for (const StatsEntry& e : r->snapshot()) {
-        if (e.type != StatsType::kCounter || !e.name.ends_with("_total")) continue;
+      for (const stats::StatsEntry& e : r->snapshot()) {
+        if (e.type != stats::StatsType::kCounter || !e.name.ends_with("_total")) continue;
         if (e.name.find("error") == std::string::npos && e.name.find("drop") == std::string::npos &&
             e.name.find("conflict") == std::string::npos) {
           continue;

@@ -20,7 +20,7 @@
 #include "ringpipe/common/log.hpp"
 #include "ringpipe/common/unique_fd.hpp"
 #include "ringpipe/ring/ring.hpp"
-#include "ringpipe/common/stats_segment.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 #include "status_file.hpp"
 
 namespace ringpipe::apps {
@@ -98,7 +98,7 @@ struct Supervisor::Impl {
   int exit_code = kExitOk;
   Clock::time_point last_status_write{};
   // `<run_dir>/<pipeline>/supervisor.stats`: supervisor_component_restarts_total{child}.
-  std::unique_ptr<StatsSegment> segment;
+  std::unique_ptr<stats::StatsSegment> segment;
   std::map<std::string, std::atomic<std::uint64_t>*> restart_cells;
 
   Impl(SupervisorOptions o, config::PipelineConfig p, StatusFile s)
@@ -145,14 +145,14 @@ struct Supervisor::Impl {
       spdlog::warn("a component is named {}: the supervisor publishes no stats segment", kSupervisorStatsName);
       return;
     }
-    auto seg = StatsSegment::create(stats_segment_path(pipeline, kSupervisorStatsName), kSupervisorStatsName,
-                                    "supervisor");
+    auto seg = stats::StatsSegment::create(stats_segment_path(pipeline, kSupervisorStatsName), kSupervisorStatsName,
+                                           "supervisor");
     if (!seg) {
       spdlog::warn("supervisor stats segment: {} (restarts are in the status file only)", seg.error().message());
       return;
     }
     seg->reset_gauges();
-    segment = std::make_unique<StatsSegment>(std::move(*seg));
+    segment = std::make_unique<stats::StatsSegment>(std::move(*seg));
     // Published at 0 before any restart, so the first one is an increase.
     for (const Child& c : children) (void)restart_cell(c);
   }

@@ -1,6 +1,6 @@
 #include "ringpipe/exporters/config_adapter.hpp"
 
-#include "ringpipe/common/stats_segment.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 
 namespace ringpipe::exporters {
 
@@ -23,7 +23,7 @@ Result<PrometheusExporterOptions> prometheus_options(const config::PipelineConfi
   o.path = c.path;
   for (const config::RingConfig& r : pipeline.rings) o.describe_rings.push_back(pipeline.ring_path(r.name));
   o.stats_dir = pipeline.ring_path("");
-  o.stats_path = pipeline.ring_path(exporter.name) + std::string(kStatsFileSuffix);
+  o.stats_path = pipeline.ring_path(exporter.name) + std::string(stats::kStatsFileSuffix);
   o.component = exporter.name;
   if (c.tls && c.tls->enabled()) o.tls = TlsFiles{c.tls->cert_file, c.tls->key_file, c.tls->ca_file};
   for (const config::BasicAuthUser& u : c.basic_auth_users) o.basic_auth_users.push_back({u.username, u.password});
@@ -56,7 +56,7 @@ Result<RemoteWriteOptions> remote_write_options(const config::PipelineConfig& pi
   for (const auto& [k, v] : c.headers) o.headers.emplace_back(k, v);
   if (c.basic_auth) o.basic_auth = BasicAuthCredentials{c.basic_auth->username, c.basic_auth->password};
   o.bearer_token = c.bearer_token;
-  o.stats_path = pipeline.ring_path(exporter.name) + std::string(kStatsFileSuffix);
+  o.stats_path = pipeline.ring_path(exporter.name) + std::string(stats::kStatsFileSuffix);
   o.component = exporter.name;
   if (c.tls) {
     o.tls = RemoteWriteTls{c.tls->ca_file, c.tls->cert_file, c.tls->key_file, c.tls->insecure_skip_verify};

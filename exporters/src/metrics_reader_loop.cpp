@@ -57,8 +57,7 @@ Status MetricsReaderLoop::request_resync() const {
   return {};
 }
 
-Status MetricsReaderLoop::start(std::function<void()> publish) {
-  publish_ = std::move(publish);
+Status MetricsReaderLoop::start() {
   stopping_.store(false);
   try {
     thread_ = std::thread([this] { run(); });
@@ -80,7 +79,6 @@ void MetricsReaderLoop::close_journal() noexcept {
 
 void MetricsReaderLoop::run() noexcept {
   const std::int64_t start_ns = monotonic_ns();
-  std::int64_t next_publish = start_ns;
   const std::int64_t ready_after = start_ns + std::chrono::nanoseconds(options_.ready_timeout).count();
   while (!stopping_.load(std::memory_order_relaxed)) {
     const std::size_t n = reader_->poll(
@@ -111,13 +109,8 @@ void MetricsReaderLoop::run() noexcept {
     if (!ready_.load(std::memory_order_relaxed) && (state_.complete() || monotonic_ns() >= ready_after)) {
       ready_.store(true, std::memory_order_release);
     }
-    if (publish_ && monotonic_ns() >= next_publish) {
-      publish_();
-      next_publish = monotonic_ns() + 1'000'000'000;
-    }
     if (n == 0) (void)reader_->wait(50ms);
   }
-  if (publish_) publish_();
 }
 
 }  // namespace ringpipe::exporters

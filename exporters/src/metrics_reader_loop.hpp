@@ -10,7 +10,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -42,9 +41,8 @@ class MetricsReaderLoop {
   // Creates `<input>.resync`, so the processor sends snapshots at its next
   // flush: a restarted exporter is complete again within one flush interval.
   [[nodiscard]] Status request_resync() const;
-  // Starts the reader thread. It calls `publish` (which must not throw) about
-  // once a second and once more when it ends.
-  [[nodiscard]] Status start(std::function<void()> publish);
+  // Starts the reader thread.
+  [[nodiscard]] Status start();
   // Joins the reader thread, if one runs.
   void stop() noexcept;
   // Marks a clean exit in the crash journal (also when never started).
@@ -67,7 +65,6 @@ class MetricsReaderLoop {
   std::optional<CrashJournal> journal_;
   Counters counters_;
   std::atomic<bool> ready_{false};
-  std::function<void()> publish_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};
 };

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_set>
@@ -11,6 +10,7 @@
 #include "http_endpoint.hpp"
 #include "metrics_reader_loop.hpp"
 #include "ringpipe/common/log.hpp"
+#include "ringpipe/stats/publisher.hpp"
 #include "self_metrics.hpp"
 #include "series_state.hpp"
 
@@ -18,6 +18,9 @@ namespace ringpipe::exporters {
 namespace {
 
 using namespace std::chrono_literals;
+
+// How often the exporter's own counters reach its stats segment (every scrape publishes too).
+constexpr std::chrono::milliseconds kOwnStatsInterval = 1s;
 
 // Removes the pipeline families (out[0, pipeline)) whose name a self-metric
 // family (out[pipeline, end)) also serves, or whose name is
@@ -54,16 +57,16 @@ struct PrometheusExporter::Impl : PageSource {
   std::unique_ptr<MetricsReaderLoop> loop;  // applies the ring's records to `state`
   std::unique_ptr<RingDescriber> rings;
   std::unique_ptr<SegmentDescriber> segments;
-  // Own stats segment: scrape cells updated in Collect, the rest mirrored.
-  std::unique_ptr<StatsSegment> own;
+  // Own stats segment: scrape cells updated in Collect, the rest mirrored by own_publisher.
+  std::unique_ptr<stats::StatsSegment> own;
   std::atomic<std::uint64_t>* own_scrapes = nullptr;
   std::atomic<std::uint64_t>* own_scrape_seconds = nullptr;
-  mutable std::mutex mirror_mu;
-  mutable StatsMirror mirror;
   mutable DurationHistogram durations;
   mutable std::atomic<std::uint64_t> collect_errors{0};
   mutable std::atomic<std::uint64_t> self_name_conflicts{0};  // series dropped for a self-metric's name
   bool started = false;
+  // After what it mirrors, so it goes first.
+  std::unique_ptr<stats::Publisher> own_publisher;
   // Last: it serves from the members above, so it stops first.
   std::unique_ptr<HttpEndpoint> http;
 
@@ -82,8 +85,8 @@ struct PrometheusExporter::Impl : PageSource {
       const double seconds = static_cast<double>(monotonic_ns() - t0) * 1e-9;
       durations.observe(seconds);
       if (own) {
-        stats_add_double(*own_scrape_seconds, seconds);
-        publish_own();
+        stats::stats_add_double(*own_scrape_seconds, seconds);
+        own_publisher->publish();
       }
     } catch (...) {
       collect_errors.fetch_add(1, std::memory_order_relaxed);
@@ -125,23 +128,17 @@ struct PrometheusExporter::Impl : PageSource {
 
   void serve_failed() noexcept override { collect_errors.fetch_add(1, std::memory_order_relaxed); }
 
-  void publish_own() const noexcept {
-    if (!own) return;
-    std::lock_guard lock(mirror_mu);
-    mirror.publish();
-    own->heartbeat();
-  }
-
   Status open_own_segment(const PrometheusExporterOptions& o) {
     if (o.stats_path.empty()) return {};
-    auto seg = StatsSegment::create(o.stats_path, o.component, "exporter");
+    auto seg = stats::StatsSegment::create(o.stats_path, o.component, "exporter");
     if (!seg) return tl::unexpected(seg.error());
     seg->reset_gauges();
-    own = std::make_unique<StatsSegment>(std::move(*seg));
+    own = std::make_unique<stats::StatsSegment>(std::move(*seg));
     Status failed;
     // Every entry is registered as kSelfMetrics declares it, so the segment's
     // help texts are the page's.
-    auto reg = [&](SelfMetricId id, StatsEncoding enc = StatsEncoding::kUnsigned) -> std::atomic<std::uint64_t>* {
+    auto reg = [&](SelfMetricId id,
+                   stats::StatsEncoding enc = stats::StatsEncoding::kUnsigned) -> std::atomic<std::uint64_t>* {
       if (!failed) return nullptr;
       const SelfMetric& m = self_metric(id);
       auto cell = m.type == SelfMetricType::kCounter ? own->register_counter(m.segment_name(), m.help, {}, enc)
@@ -154,23 +151,30 @@ struct PrometheusExporter::Impl : PageSource {
     };
     using enum SelfMetricId;
     own_scrapes = reg(kScrapes);
-    own_scrape_seconds = reg(kScrapeSeconds, StatsEncoding::kDouble);
-    const SeriesStateCounters& c = state.counters();
-    const std::pair<const std::atomic<std::uint64_t>*, std::atomic<std::uint64_t>*> links[] = {
-        {&c.records, reg(kRecords)},
-        {&c.entries, reg(kEntries)},
-        {&c.decode_errors, reg(kDecodeErrors)},
-        {&c.conflicts, reg(kConflicts)},
-        {&c.stale_records, reg(kStaleRecords)},
-        {&c.snapshots, reg(kSnapshots)},
-        {&collect_errors, reg(kCollectErrors)},
-        {&loop->counters().quarantined, reg(kQuarantinedRecords)},
-        {&c.series, reg(kSeries)},
-        {&c.families, reg(kFamilies)},
-    };
+    own_scrape_seconds = reg(kScrapeSeconds, stats::StatsEncoding::kDouble);
     if (!failed) return failed;
-    for (const auto& [from, to] : links) mirror.add(*from, to);
-    publish_own();
+    own_publisher = std::make_unique<stats::Publisher>(*own);
+    const SeriesStateCounters& c = state.counters();
+    const std::pair<SelfMetricId, const std::atomic<std::uint64_t>*> mirrored[] = {
+        {kRecords, &c.records},
+        {kEntries, &c.entries},
+        {kDecodeErrors, &c.decode_errors},
+        {kConflicts, &c.conflicts},
+        {kStaleRecords, &c.stale_records},
+        {kSnapshots, &c.snapshots},
+        {kCollectErrors, &collect_errors},
+        {kQuarantinedRecords, &loop->counters().quarantined},
+        {kSeries, &c.series},
+        {kFamilies, &c.families},
+    };
+    for (const auto& [id, from] : mirrored) {
+      const SelfMetric& m = self_metric(id);
+      // Gauges move by their change: from reset_gauges() above, that is their value.
+      Status added = m.type == SelfMetricType::kCounter ? own_publisher->add_counter(*from, m.segment_name(), m.help)
+                                                        : own_publisher->add_gauge(*from, m.segment_name(), m.help);
+      if (!added) return added;
+    }
+    own_publisher->publish();
     return {};
   }
 
@@ -222,7 +226,15 @@ Status PrometheusExporter::start() {
   if (impl_->options.request_resync) {
     if (Status resync = impl_->loop->request_resync(); !resync) return resync;
   }
-  if (Status loop = impl_->loop->start([impl = impl_.get()] { impl->publish_own(); }); !loop) return loop;
+  if (impl_->own_publisher) {
+    if (Status publishing = impl_->own_publisher->start(kOwnStatsInterval); !publishing) {
+      return tl::unexpected(Error{publishing.error().code, "prometheus exporter: " + publishing.error().context});
+    }
+  }
+  if (Status loop = impl_->loop->start(); !loop) {
+    if (impl_->own_publisher) impl_->own_publisher->stop();
+    return loop;
+  }
   impl_->started = true;
   return {};
 }
@@ -230,6 +242,7 @@ Status PrometheusExporter::start() {
 void PrometheusExporter::stop() noexcept {
   if (!impl_ || !impl_->started) return;
   impl_->loop->stop();
+  if (impl_->own_publisher) impl_->own_publisher->stop();  // exact totals at stop
   impl_->started = false;
   impl_->loop->close_journal();
 }

@@ -11,11 +11,11 @@
 
 #include "remote_write_encoder.hpp"
 #include "ringpipe/common/log.hpp"
-#include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/exporters/remote_write.hpp"
 #include "ringpipe/net/http_client.hpp"
 #include "ringpipe/metric/metric_record.hpp"
 #include "ringpipe/ring/ring.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 
 namespace ringpipe::exporters {
 namespace {
@@ -108,7 +108,7 @@ struct RemoteWriteExporter::Impl {
   std::atomic<bool> record_abandoned{false};
 
   // The stats segment (remote_write_* metrics); every cell null without one.
-  std::unique_ptr<StatsSegment> segment;
+  std::unique_ptr<stats::StatsSegment> segment;
   struct Cells {
     std::atomic<std::uint64_t>* requests = nullptr;
     std::atomic<std::uint64_t>* succeeded = nullptr;
@@ -129,13 +129,13 @@ struct RemoteWriteExporter::Impl {
 
   Status open_segment() {
     if (options.stats_path.empty()) return {};
-    auto seg = StatsSegment::create(options.stats_path, options.component, "exporter");
+    auto seg = stats::StatsSegment::create(options.stats_path, options.component, "exporter");
     if (!seg) return tl::unexpected(seg.error());
     seg->reset_gauges();
-    segment = std::make_unique<StatsSegment>(std::move(*seg));
+    segment = std::make_unique<stats::StatsSegment>(std::move(*seg));
     Status failed;
-    auto reg = [&](bool counter, std::string_view name, std::string_view help, const StatsLabels& labels = {},
-                   StatsEncoding enc = StatsEncoding::kUnsigned) -> std::atomic<std::uint64_t>* {
+    auto reg = [&](bool counter, std::string_view name, std::string_view help, const stats::StatsLabels& labels = {},
+                   stats::StatsEncoding enc = stats::StatsEncoding::kUnsigned) -> std::atomic<std::uint64_t>* {
       if (!failed) return nullptr;
       auto cell = counter ? segment->register_counter(name, help, labels, enc)
                           : segment->register_gauge(name, help, labels, enc);
@@ -164,9 +164,9 @@ struct RemoteWriteExporter::Impl {
     cells.decode_errors = reg(true, "remote_write_decode_errors_total", "Malformed records or requests skipped.");
     cells.lost_records = reg(true, "remote_write_lost_records_total",
                              "Metric records overwritten in the ring before they were sent (the reader was lapped).");
-    cells.last_success = reg(false, "remote_write_last_success_timestamp_seconds",
-                             "When the endpoint last answered 2xx (Unix time; 0: not since start).", {},
-                             StatsEncoding::kDouble);
+    cells.last_success =
+        reg(false, "remote_write_last_success_timestamp_seconds",
+            "When the endpoint last answered 2xx (Unix time; 0: not since start).", {}, stats::StatsEncoding::kDouble);
     cells.in_flight = reg(false, "remote_write_in_flight_requests", "Requests sent and not answered yet.");
     if (!failed) return tl::unexpected(failed.error());
     segment->heartbeat();
@@ -312,7 +312,7 @@ struct RemoteWriteExporter::Impl {
           bump(cells.succeeded);
           bump(cells.samples_sent, job.samples);
           bump(cells.bytes_sent, job.body.size());
-          if (cells.last_success) stats_store_double(*cells.last_success, realtime_seconds());
+          if (cells.last_success) stats::stats_store_double(*cells.last_success, realtime_seconds());
           return;
         case SendVerdict::kDrop:
           dropped_requests.fetch_add(1, std::memory_order_relaxed);

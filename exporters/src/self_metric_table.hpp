@@ -11,7 +11,7 @@
 #include <cstddef>
 #include <string_view>
 
-#include "ringpipe/common/stats_segment.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 
 namespace ringpipe::exporters {
 
@@ -63,7 +63,7 @@ struct SelfMetric {
   [[nodiscard]] constexpr bool on_page() const noexcept { return where != SelfMetricWhere::kSegment; }
   [[nodiscard]] constexpr bool in_segment() const noexcept { return where != SelfMetricWhere::kPage; }
   // A segment entry's name lacks the "ringpipe_" an exporter adds when it
-  // serves the segment (common/stats_segment.hpp).
+  // serves the segment (stats/stats_segment.hpp).
   [[nodiscard]] constexpr std::string_view segment_name() const noexcept { return name.substr(9); }
 };
 
@@ -144,8 +144,9 @@ consteval bool self_metric_table_ok() {
   for (std::size_t i = 0; i < kSelfMetrics.size(); ++i) {
     const SelfMetric& m = kSelfMetrics[i];
     if (static_cast<std::size_t>(m.id) != i || !m.name.starts_with("ringpipe_") || m.help.empty()) return false;
-    if (m.in_segment() && (m.type == SelfMetricType::kHistogram || m.segment_name().size() > kStatsMaxNameBytes ||
-                           m.help.size() > kStatsMaxHelpBytes)) {
+    if (m.in_segment() &&
+        (m.type == SelfMetricType::kHistogram || m.segment_name().size() > stats::kStatsMaxNameBytes ||
+         m.help.size() > stats::kStatsMaxHelpBytes)) {
       return false;
     }
     for (std::size_t j = 0; j < i; ++j) {

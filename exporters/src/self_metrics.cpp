@@ -149,29 +149,29 @@ void SegmentDescriber::describe(FamilyBuilder& out) {
   if (dir_.empty()) return;
   std::set<std::string> components;
   std::set<std::string> series;
-  for (const std::string& path : list_stats_segments(dir_)) {
+  for (const std::string& path : stats::list_stats_segments(dir_)) {
     if (!skip_.empty() && path == skip_) continue;
-    auto reader = StatsReader::open(path);
+    auto reader = stats::StatsReader::open(path);
     if (!reader) {
       ++open_failures_;  // corrupt, of another version, or being replaced: skipped this scrape
       continue;
     }
-    const StatsSegmentInfo info = reader->info();
+    const stats::StatsSegmentInfo info = reader->info();
     if (info.component.empty() || !components.insert(info.component).second) {
       ++skipped_;  // two files claiming one component would repeat its series
       continue;
     }
     out.gauge("ringpipe_component_up", "1 while the component that writes this stats segment is alive.",
               {{"component", info.component}, {"kind", info.kind}}, reader->writer_alive() ? 1 : 0);
-    std::vector<StatsEntry> entries = reader->snapshot();
+    std::vector<stats::StatsEntry> entries = reader->snapshot();
     skipped_ += reader->malformed();
-    for (const StatsEntry& e : entries) {
+    for (const stats::StatsEntry& e : entries) {
       const std::string name = "ringpipe_" + e.name;
       const auto type =
-          e.type == StatsType::kCounter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge;
+          e.type == stats::StatsType::kCounter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge;
       FamilyBuilder::Labels labels{{"component", info.component}};
       bool ok = !out.clashes(name, type);
-      for (const StatsLabel& l : e.labels) {
+      for (const stats::StatsLabel& l : e.labels) {
         ok = ok && l.name != "component";
         labels.push_back({l.name, l.value});
       }
@@ -181,7 +181,7 @@ void SegmentDescriber::describe(FamilyBuilder& out) {
         ++skipped_;
         continue;
       }
-      if (e.type == StatsType::kCounter) {
+      if (e.type == stats::StatsType::kCounter) {
         out.counter(name, e.help, labels, e.value());
       } else {
         out.gauge(name, e.help, labels, e.value());

@@ -13,8 +13,8 @@
 
 #include <prometheus/metric_family.h>
 
-#include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/ring/ring.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 #include "self_metric_table.hpp"
 
 namespace ringpipe::exporters {

@@ -17,7 +17,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
 
-#include "stats_publisher.hpp"
+#include "source_stats.hpp"
 #include "stream_session.hpp"
 #include "worker.hpp"
 
@@ -197,8 +197,7 @@ struct IngestServer::Impl {
   bool stop_requested = false;
   std::uint16_t udp_port = 0;
   std::uint16_t tcp_port = 0;
-  std::unique_ptr<StatsPublisher> publisher;
-  std::thread publisher_thread;
+  std::unique_ptr<stats::Publisher> publisher;
 
   explicit Impl(const IngestConfig& c) : config(c), error_log(c.error_log_interval) {}
 
@@ -210,21 +209,7 @@ struct IngestServer::Impl {
     return std::make_unique<Worker>(config, std::move(*t), stats, error_log);
   }
   void join() noexcept;
-  void publish_loop() noexcept;
 };
-
-void IngestServer::Impl::publish_loop() noexcept {
-  const std::int64_t interval_ns = std::max<std::int64_t>(std::chrono::nanoseconds(config.stats_interval).count(),
-                                                          1'000'000);
-  std::int64_t next = monotonic_ns() + interval_ns;
-  while (!stopping.load(std::memory_order_acquire)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::min<std::int64_t>(kPollMs, interval_ns / 1'000'000 + 1)));
-    if (monotonic_ns() >= next) {
-      publisher->publish();
-      next = monotonic_ns() + interval_ns;
-    }
-  }
-}
 
 Status IngestServer::Impl::bind_udp(const UdpConfig& u, TargetFactory& targets) {
   const std::string what = "ingest " + config.name + ": udp " + endpoint_text(u.address, u.port);
@@ -319,8 +304,7 @@ void IngestServer::Impl::join() noexcept {
     if (t.joinable()) t.join();
   }
   threads.clear();
-  if (publisher_thread.joinable()) publisher_thread.join();
-  if (publisher) publisher->publish();  // every thread is done: the segment gets exact totals
+  if (publisher) publisher->stop();  // every thread is done: the segment gets exact totals
 }
 
 Result<std::unique_ptr<IngestServer>> IngestServer::create(const IngestConfig& config, TargetFactory targets) {
@@ -370,15 +354,15 @@ Result<std::unique_ptr<IngestServer>> IngestServer::create(const IngestConfig& c
   } catch (const std::exception& e) {
     return invalid("ingest " + config.name + ": " + e.what());
   }
-  std::shared_ptr<StatsSegment> segment = config.stats_segment;
+  std::shared_ptr<stats::StatsSegment> segment = config.stats_segment;
   if (!segment && !config.stats_path.empty()) {
-    auto created = StatsSegment::create(config.stats_path, config.name, "source");
+    auto created = stats::StatsSegment::create(config.stats_path, config.name, "source");
     if (!created) return tl::unexpected(Error{created.error().code, "ingest " + config.name + ": " + created.error().context});
     created->reset_gauges();  // a previous run's open connections are gone
-    segment = std::make_shared<StatsSegment>(std::move(*created));
+    segment = std::make_shared<stats::StatsSegment>(std::move(*created));
   }
   if (segment) {
-    auto p = StatsPublisher::create(std::move(segment), config, impl->stats, impl->udp_port);
+    auto p = create_source_publisher(std::move(segment), config, impl->stats, impl->udp_port);
     if (!p) return tl::unexpected(Error{p.error().code, "ingest " + config.name + ": stats: " + p.error().context});
     impl->publisher = std::move(*p);
   }
@@ -412,7 +396,13 @@ Status IngestServer::start() {
         }
       });
     }
-    if (impl_->publisher) impl_->publisher_thread = std::thread([this] { impl_->publish_loop(); });
+    if (impl_->publisher) {
+      if (Status publishing = impl_->publisher->start(impl_->config.stats_interval); !publishing) {
+        impl_->join();
+        return tl::unexpected(
+            Error{publishing.error().code, "ingest " + impl_->config.name + ": start: " + publishing.error().context});
+      }
+    }
   } catch (const std::exception& e) {
     impl_->join();
     return invalid("ingest " + impl_->config.name + ": start: " + e.what());

@@ -15,7 +15,7 @@
 
 #include "ringpipe/config/mqtt_topic.hpp"
 #include "ringpipe/ingest/topic_template.hpp"
-#include "stats_publisher.hpp"
+#include "source_stats.hpp"
 #include "text.hpp"
 #include "worker.hpp"
 
@@ -53,7 +53,7 @@ struct MqttSource::Impl {
   bool connected = false;
   std::array<sample::Tag, kMaxTags> topic_tags{};
   std::array<sample::Tag, 2 * kMaxTags> merged_tags{};
-  std::unique_ptr<StatsPublisher> publisher;
+  std::unique_ptr<stats::Publisher> publisher;
   std::string what;
 
   explicit Impl(const MqttConfig& c)
@@ -295,7 +295,7 @@ Result<std::unique_ptr<MqttSource>> MqttSource::create(const MqttConfig& config,
                      "Connection attempts that failed or were refused.", false},
           std::tuple{&m.disconnects, "source_mqtt_disconnects_total", "Connections to the broker lost.", false},
           std::tuple{&m.connected, "source_mqtt_connected", "1 while connected to the broker.", true}}) {
-      if (auto s = (*p)->add(*from, name, help, {}, gauge); !s)
+      if (auto s = gauge ? (*p)->add_gauge(*from, name, help) : (*p)->add_counter(*from, name, help); !s)
         return tl::unexpected(Error{s.error().code, what + ": stats: " + s.error().context});
     }
     impl->publisher = std::move(*p);
@@ -310,12 +310,15 @@ MqttSource::~MqttSource() { stop(); }
 Status MqttSource::start() {
   if (impl_->started) return invalid(impl_->what + ": already started");
   impl_->started = true;
+  if (impl_->publisher) {
+    if (Status publishing = impl_->publisher->start(impl_->config.stats_interval); !publishing) {
+      return tl::unexpected(Error{publishing.error().code, impl_->what + ": start: " + publishing.error().context});
+    }
+  }
   try {
-    impl_->thread = std::thread([this] {
-      Impl& s = *impl_;
-      run_publishing(s.publisher.get(), s.stopping, s.config.stats_interval, [&s] { s.run(); });
-    });
+    impl_->thread = std::thread([this] { impl_->run(); });
   } catch (const std::exception& e) {
+    if (impl_->publisher) impl_->publisher->stop();
     return invalid(impl_->what + ": start: " + e.what());
   }
   return {};
@@ -323,7 +326,9 @@ Status MqttSource::start() {
 
 void MqttSource::stop() noexcept {
   impl_->stopping.store(true, std::memory_order_release);
-  if (impl_->thread.joinable()) impl_->thread.join();
+  if (!impl_->thread.joinable()) return;
+  impl_->thread.join();
+  if (impl_->publisher) impl_->publisher->stop();  // exact totals at stop
 }
 
 const IngestStats& MqttSource::stats() const noexcept { return impl_->stats; }

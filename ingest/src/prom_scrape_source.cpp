@@ -9,7 +9,7 @@
 #include "ringpipe/common/log.hpp"
 #include "ringpipe/ingest/prom_text_parser.hpp"
 #include "ringpipe/net/http_client.hpp"
-#include "stats_publisher.hpp"
+#include "source_stats.hpp"
 #include "worker.hpp"
 
 namespace ringpipe::ingest {
@@ -69,8 +69,7 @@ struct PromScrapeSource::Impl {
   RateLimiter error_log;   // malformed input (the Workers')
   RateLimiter scrape_log;  // failed scrapes
   std::vector<std::unique_ptr<ScrapeTarget>> targets;
-  std::unique_ptr<StatsPublisher> publisher;
-  std::thread publisher_thread;
+  std::unique_ptr<stats::Publisher> publisher;
   std::atomic<bool> stopping{false};
   bool started = false;
   std::string what;
@@ -196,12 +195,13 @@ Result<std::unique_ptr<PromScrapeSource>> PromScrapeSource::create(const PromScr
          {std::tuple{&s.scrapes, "source_scrapes_total", "Scrapes attempted (failed ones included).", false},
           std::tuple{&s.bytes, "source_scrape_bytes_total", "Response body bytes received.", false},
           std::tuple{&s.targets_up, "source_scrape_targets_up", "Targets whose last scrape succeeded.", true}}) {
-      if (auto st = (*p)->add(*from, name, help, {}, gauge); !st)
+      if (auto st = gauge ? (*p)->add_gauge(*from, name, help) : (*p)->add_counter(*from, name, help); !st)
         return tl::unexpected(Error{st.error().code, what + ": stats: " + st.error().context});
     }
     for (std::size_t i = 0; i < kScrapeFailureCount; ++i) {
-      const StatsLabels reason{{"reason", std::string(scrape_failure_name(static_cast<ScrapeFailure>(i)))}};
-      if (auto st = (*p)->add(s.failures[i], "source_scrape_failures_total", "Scrapes that failed, by reason.", reason);
+      const stats::StatsLabels reason{{"reason", std::string(scrape_failure_name(static_cast<ScrapeFailure>(i)))}};
+      if (auto st = (*p)->add_counter(s.failures[i], "source_scrape_failures_total", "Scrapes that failed, by reason.",
+                                      reason);
           !st)
         return tl::unexpected(Error{st.error().code, what + ": stats: " + st.error().context});
     }
@@ -217,11 +217,13 @@ PromScrapeSource::~PromScrapeSource() { stop(); }
 Status PromScrapeSource::start() {
   if (impl_->started) return invalid(impl_->what + ": already started");
   impl_->started = true;
-  try {
-    if (impl_->publisher) {
-      impl_->publisher_thread = std::thread(
-          [this] { impl_->publisher->publish_until(impl_->stopping, impl_->config.stats_interval); });
+  if (impl_->publisher) {
+    if (Status publishing = impl_->publisher->start(impl_->config.stats_interval); !publishing) {
+      stop();
+      return tl::unexpected(Error{publishing.error().code, impl_->what + ": start: " + publishing.error().context});
     }
+  }
+  try {
     for (auto& t : impl_->targets) {
       ScrapeTarget* target = t.get();
       t->thread = std::thread([this, target] { impl_->run(*target); });
@@ -238,8 +240,7 @@ void PromScrapeSource::stop() noexcept {
   for (auto& t : impl_->targets) {
     if (t->thread.joinable()) t->thread.join();
   }
-  if (impl_->publisher_thread.joinable()) impl_->publisher_thread.join();
-  if (impl_->publisher && impl_->started) impl_->publisher->publish();  // exact totals at stop
+  if (impl_->publisher && impl_->started) impl_->publisher->stop();  // exact totals at stop
 }
 
 const IngestStats& PromScrapeSource::stats() const noexcept { return impl_->stats; }

@@ -10,7 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "remote_write_decoder.hpp"
-#include "stats_publisher.hpp"
+#include "source_stats.hpp"
 #include "stream_session.hpp"
 #include "worker.hpp"
 
@@ -65,7 +65,7 @@ struct RemoteWriteSource::Impl {
   std::unique_ptr<Worker> worker;
   RemoteWriteDecoder decoder;
   std::unique_ptr<StreamListener<asio::ip::tcp>> listener;
-  std::unique_ptr<StatsPublisher> publisher;
+  std::unique_ptr<stats::Publisher> publisher;
   std::uint16_t port = 0;
   std::thread thread;
   std::atomic<bool> stopping{false};
@@ -343,21 +343,24 @@ Result<std::unique_ptr<RemoteWriteSource>> RemoteWriteSource::create(const Remot
   if (!p) return tl::unexpected(p.error());
   if (*p) {
     const RemoteWriteStats& rw = impl->rw;
-    if (auto s = (*p)->add(rw.requests, "source_remote_write_requests_total", "remote_write request bodies read.", {});
+    if (auto s = (*p)->add_counter(rw.requests, "source_remote_write_requests_total",
+                                   "remote_write request bodies read.", {});
         !s)
       return tl::unexpected(Error{s.error().code, what + ": stats: " + s.error().context});
-    if (auto s = (*p)->add(rw.bytes, "source_remote_write_bytes_total", "remote_write request body bytes read.", {});
+    if (auto s =
+            (*p)->add_counter(rw.bytes, "source_remote_write_bytes_total", "remote_write request body bytes read.", {});
         !s)
       return tl::unexpected(Error{s.error().code, what + ": stats: " + s.error().context});
-    if (auto s = (*p)->add(rw.body_refusals, "source_remote_write_body_refusals_total",
-                           "remote_write requests answered 503 before their body: in-flight body budget spent.", {});
+    if (auto s =
+            (*p)->add_counter(rw.body_refusals, "source_remote_write_body_refusals_total",
+                              "remote_write requests answered 503 before their body: in-flight body budget spent.", {});
         !s)
       return tl::unexpected(Error{s.error().code, what + ": stats: " + s.error().context});
     for (std::size_t i = 0; i < kRemoteWriteAnswerCount; ++i) {
       const auto a = static_cast<RemoteWriteAnswer>(i);
-      if (auto s = (*p)->add(rw.responses[i], "source_remote_write_responses_total",
-                             "remote_write answers by HTTP status code.",
-                             {{"code", std::string(remote_write_answer_code(a))}});
+      if (auto s = (*p)->add_counter(rw.responses[i], "source_remote_write_responses_total",
+                                     "remote_write answers by HTTP status code.",
+                                     {{"code", std::string(remote_write_answer_code(a))}});
           !s)
         return tl::unexpected(Error{s.error().code, what + ": stats: " + s.error().context});
     }
@@ -374,21 +377,25 @@ Status RemoteWriteSource::start() {
   if (impl_->started) return invalid(impl_->what + ": already started");
   impl_->started = true;
   impl_->listener->start();
+  if (impl_->publisher) {
+    if (Status publishing = impl_->publisher->start(impl_->config.stats_interval); !publishing) {
+      return tl::unexpected(Error{publishing.error().code, impl_->what + ": start: " + publishing.error().context});
+    }
+  }
   try {
     impl_->thread = std::thread([this] {
       Impl& s = *impl_;
-      run_publishing(s.publisher.get(), s.stopping, s.config.stats_interval, [&s] {
-        for (;;) {
-          try {
-            s.io.run();
-            return;
-          } catch (const std::exception& e) {  // Asio handlers do not throw; a bad_alloc might
-            spdlog::error("{}: {}", s.what, e.what());
-          }
+      for (;;) {
+        try {
+          s.io.run();
+          return;
+        } catch (const std::exception& e) {  // Asio handlers do not throw; a bad_alloc might
+          spdlog::error("{}: {}", s.what, e.what());
         }
-      });
+      }
     });
   } catch (const std::exception& e) {
+    if (impl_->publisher) impl_->publisher->stop();
     return invalid(impl_->what + ": start: " + e.what());
   }
   return {};
@@ -398,7 +405,9 @@ void RemoteWriteSource::stop() noexcept {
   impl_->stopping.store(true, std::memory_order_release);
   // Requests are handled whole inside one handler, so nothing is half-written here.
   impl_->io.stop();
-  if (impl_->thread.joinable()) impl_->thread.join();
+  if (!impl_->thread.joinable()) return;
+  impl_->thread.join();
+  if (impl_->publisher) impl_->publisher->stop();  // exact totals at stop
 }
 
 const IngestStats& RemoteWriteSource::stats() const noexcept { return impl_->stats; }

@@ -488,6 +488,9 @@ Result<Matcher> Matcher::create(const MappingConfig& config) {
 
 MatchResult Matcher::match(std::string_view name, MatchClass cls) noexcept {
   Impl& m = *impl_;
+  // No rules (no mapping file): every name is unmapped. Neither a lookup nor
+  // the cache: with many distinct names the cache would miss on every sample.
+  if (m.rules.empty()) return {};
   ++m.stats.lookups;
   if (m.cache_cap == 0) {
     Impl::Entry& e = m.entries[0];

@@ -18,7 +18,7 @@
 #include "e2e_util.hpp"
 #include "prometheus_server.hpp"
 #include "remote_write_stub.hpp"
-#include "ringpipe/common/stats_segment.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 #include "status_file.hpp"
 
 namespace ringpipe::apps {
@@ -32,11 +32,11 @@ enum class Outage { kRefused, kSilent };
 // name{label=value} -> value of every entry of a segment; empty while it cannot be read.
 std::map<std::string, double> segment_values(const std::string& path) {
   std::map<std::string, double> out;
-  auto reader = StatsReader::open(path);
+  auto reader = stats::StatsReader::open(path);
   if (!reader) return out;
-  for (const StatsEntry& e : reader->snapshot()) {
+  for (const stats::StatsEntry& e : reader->snapshot()) {
     std::string key = e.name;
-    for (const StatsLabel& l : e.labels) key += "{" + l.name + "=" + l.value + "}";
+    for (const stats::StatsLabel& l : e.labels) key += "{" + l.name + "=" + l.value + "}";
     out[key] = e.value();
   }
   return out;

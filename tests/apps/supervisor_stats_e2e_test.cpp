@@ -7,7 +7,7 @@
 #include <map>
 
 #include "e2e_util.hpp"
-#include "ringpipe/common/stats_segment.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 #include "status_file.hpp"
 
 namespace ringpipe::apps {
@@ -18,11 +18,11 @@ using namespace std::chrono_literals;
 // name{label=value} -> value of every entry of a segment; empty while it cannot be read.
 std::map<std::string, double> segment_values(const std::string& path) {
   std::map<std::string, double> out;
-  auto reader = StatsReader::open(path);
+  auto reader = stats::StatsReader::open(path);
   if (!reader) return out;
-  for (const StatsEntry& e : reader->snapshot()) {
+  for (const stats::StatsEntry& e : reader->snapshot()) {
     std::string key = e.name;
-    for (const StatsLabel& l : e.labels) key += "{" + l.name + "=" + l.value + "}";
+    for (const stats::StatsLabel& l : e.labels) key += "{" + l.name + "=" + l.value + "}";
     out[key] = e.value();
   }
   return out;
@@ -53,7 +53,7 @@ exporters: {prom: {type: prometheus, input: metrics, listen: 127.0.0.1:0}}
   EXPECT_EQ(s["supervisor_component_restarts_total{child=src}"], 0);
   EXPECT_EQ(s["supervisor_component_restarts_total{child=prom}"], 0);
   EXPECT_EQ(segment_values(agg)["processor_max_series"], 1234);
-  auto info = StatsReader::open(sup);
+  auto info = stats::StatsReader::open(sup);
   ASSERT_TRUE(info);
   EXPECT_EQ(info->info().kind, "supervisor");
 

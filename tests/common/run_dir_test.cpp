@@ -13,7 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "ringpipe/common/shared_file.hpp"
-#include "ringpipe/common/stats_segment.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 #include "test_support.hpp"
 
 namespace ringpipe {
@@ -50,7 +50,8 @@ TEST(RunDir, RefusesRunDirThatIsAnotherUsersSymlink) {
     ASSERT_EQ(::lchown((dir.path() / "run").c_str(), kOtherUid, kOtherUid), 0);
   }
 
-  auto seg = StatsSegment::create((dir.path() / "run" / "edge" / "statsd.stats").string(), "statsd", "source", 4);
+  auto seg =
+      stats::StatsSegment::create((dir.path() / "run" / "edge" / "statsd.stats").string(), "statsd", "source", 4);
   ASSERT_FALSE(seg) << "a stats segment was created through a symlinked run directory";
   EXPECT_NE(seg.error().message().find((dir.path() / "run").string()), std::string::npos) << seg.error().message();
   EXPECT_FALSE(fs::exists(target / "edge")) << "a directory was made where the symlink points";
@@ -75,7 +76,7 @@ TEST(RunDir, RefusesWorldWritablePipelineDir) {
   fs::create_directories(edge);
   ASSERT_EQ(::chmod(edge.c_str(), 0777), 0);
 
-  auto seg = StatsSegment::create((edge / "statsd.stats").string(), "statsd", "source", 4);
+  auto seg = stats::StatsSegment::create((edge / "statsd.stats").string(), "statsd", "source", 4);
   ASSERT_FALSE(seg) << "a stats segment was created in a world-writable directory";
   const std::string msg = seg.error().message();
   EXPECT_NE(msg.find(edge.string()), std::string::npos) << msg;
@@ -103,7 +104,7 @@ TEST(RunDir, RefusesRunDirOwnedByAnotherUser) {
   ASSERT_EQ(::chown(run.c_str(), kOtherUid, kOtherUid), 0);
   ASSERT_EQ(::chmod(run.c_str(), 0700), 0);
 
-  auto seg = StatsSegment::create((run / "edge" / "statsd.stats").string(), "statsd", "source", 4);
+  auto seg = stats::StatsSegment::create((run / "edge" / "statsd.stats").string(), "statsd", "source", 4);
   ASSERT_FALSE(seg) << "a stats segment was created below a directory another user owns";
   const std::string msg = seg.error().message();
   EXPECT_NE(msg.find(run.string()), std::string::npos) << msg;
@@ -130,12 +131,12 @@ TEST(RunDir, RefusesExistingStatsSegmentOwnedByAnotherUser) {
   testing::ScratchDir dir;
   const fs::path edge = dir.path() / "run" / "edge";
   {
-    auto seg = StatsSegment::create((edge / "statsd.stats").string(), "statsd", "source", 4);
+    auto seg = stats::StatsSegment::create((edge / "statsd.stats").string(), "statsd", "source", 4);
     ASSERT_TRUE(seg) << seg.error().message();
   }
   ASSERT_EQ(::chown((edge / "statsd.stats").c_str(), kOtherUid, kOtherUid), 0);
 
-  auto seg = StatsSegment::create((edge / "statsd.stats").string(), "statsd", "source", 4);
+  auto seg = stats::StatsSegment::create((edge / "statsd.stats").string(), "statsd", "source", 4);
   ASSERT_FALSE(seg) << "a stats segment another user owns was adopted";
   EXPECT_NE(seg.error().message().find("65534"), std::string::npos) << seg.error().message();
 }
@@ -145,7 +146,7 @@ TEST(RunDir, CreatesDirectoriesOwnerOnlyAndFilesOwnerOnlyWhateverTheUmask) {
   UmaskGuard umask0(0);
   const fs::path run = dir.path() / "run";
   const fs::path edge = run / "edge";
-  auto seg = StatsSegment::create((edge / "statsd.stats").string(), "statsd", "source", 4);
+  auto seg = stats::StatsSegment::create((edge / "statsd.stats").string(), "statsd", "source", 4);
   ASSERT_TRUE(seg) << seg.error().message();
   auto file = NewSharedFile::create((edge / "raw").string(), 4096, "create ring raw");
   ASSERT_TRUE(file) << file.error().message();

@@ -1,5 +1,5 @@
 // The Prometheus exporter serving the stats segments real components write:
-// a running Processor (ProcessorStatsPublisher) and a remote_write exporter.
+// a running Processor (create_processor_publisher) and a remote_write exporter.
 // The served values must equal what the components counted, exactly.
 
 #include <gtest/gtest.h>
@@ -8,13 +8,13 @@
 #include <fstream>
 
 #include "prometheus_server.hpp"
-#include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/exporters/prometheus_exporter.hpp"
 #include "ringpipe/exporters/remote_write_exporter.hpp"
 #include "ringpipe/processors/processor.hpp"
-#include "ringpipe/processors/stats_publisher.hpp"
+#include "ringpipe/processors/processor_stats.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 #include "test_support.hpp"
 
 namespace ringpipe::exporters {
@@ -40,9 +40,9 @@ TEST(ComponentSegmentsE2E, ServesARealProcessorsAndRemoteWritesSegmentsWithExact
   po.flush_interval = 20ms;
   auto proc = processors::Processor::create(po);
   ASSERT_TRUE(proc) << proc.error().message();
-  auto segment = StatsSegment::create(dir.file("agg.stats"), "agg", "processor");
+  auto segment = stats::StatsSegment::create(dir.file("agg.stats"), "agg", "processor");
   ASSERT_TRUE(segment);
-  auto publisher = processors::ProcessorStatsPublisher::create(*segment, **proc, po.engine);
+  auto publisher = processors::create_processor_publisher(*segment, **proc, po.engine);
   ASSERT_TRUE(publisher) << publisher.error().message();
   ASSERT_TRUE((*proc)->start());
   ASSERT_TRUE((*publisher)->start(20ms));

@@ -19,12 +19,12 @@
 #include "prometheus_server.hpp"
 #include "record_builder.hpp"
 #include "ringpipe/common/log.hpp"
-#include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/exporters/prometheus_exporter.hpp"
 #include "ringpipe/exporters/remote_write_exporter.hpp"
 #include "ringpipe/processors/aggregator.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 #include "test_support.hpp"
 
 namespace ringpipe::exporters {
@@ -199,7 +199,7 @@ TEST(PrometheusExporterE2E, ServesEveryComponentsStatsSegmentWithExactValues) {
   const std::string path = dir.file("metrics");
   ring::Ring ring = make_ring(path);
   // A source's segment, as an ingest process writes it.
-  auto source = StatsSegment::create(dir.file("statsd.stats"), "statsd", "source");
+  auto source = stats::StatsSegment::create(dir.file("statsd.stats"), "statsd", "source");
   ASSERT_TRUE(source);
   auto invalid_type = source->register_counter("source_parse_errors_total", "Input refused by the parser, by reason.",
                                                {{"reason", "invalid_type"}});
@@ -215,13 +215,13 @@ TEST(PrometheusExporterE2E, ServesEveryComponentsStatsSegmentWithExactValues) {
   (*drops)->fetch_add(12345678901, std::memory_order_relaxed);
   (*open_conns)->store(2, std::memory_order_relaxed);
   // A processor's segment with a double gauge.
-  auto proc = StatsSegment::create(dir.file("agg.stats"), "agg", "processor");
+  auto proc = stats::StatsSegment::create(dir.file("agg.stats"), "agg", "processor");
   ASSERT_TRUE(proc);
   auto budget = proc->register_counter("processor_budget_drops_total", "Budget drops.");
-  auto lag = proc->register_gauge("processor_flush_lag_seconds", "Lag.", {}, StatsEncoding::kDouble);
+  auto lag = proc->register_gauge("processor_flush_lag_seconds", "Lag.", {}, stats::StatsEncoding::kDouble);
   ASSERT_TRUE(budget && lag);
   (*budget)->store(7, std::memory_order_relaxed);
-  stats_store_double(**lag, 0.125);
+  stats::stats_store_double(**lag, 0.125);
   // Files that must not break the exposition.
   std::ofstream(dir.file("junk.stats")) << "not a segment";
   {
@@ -273,12 +273,12 @@ TEST(PrometheusExporterE2E, ServesEveryComponentsStatsSegmentWithExactValues) {
   (*exp)->stop();
 
   // The exporter's own segment counts its scrapes for other readers.
-  auto own = StatsReader::open(dir.file("prom.stats"));
+  auto own = stats::StatsReader::open(dir.file("prom.stats"));
   ASSERT_TRUE(own) << own.error().message();
   EXPECT_EQ(own->info().component, "prom");
   EXPECT_EQ(own->info().kind, "exporter");
   bool saw_scrapes = false;
-  for (const StatsEntry& e : own->snapshot()) {
+  for (const stats::StatsEntry& e : own->snapshot()) {
     if (e.name == "exporter_scrapes_total") {
       saw_scrapes = true;
       EXPECT_EQ(e.raw, 2u);

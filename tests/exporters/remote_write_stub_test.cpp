@@ -12,9 +12,9 @@
 
 #include "record_builder.hpp"
 #include "remote_write_stub.hpp"
-#include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/exporters/remote_write_exporter.hpp"
 #include "ringpipe/ring/ring.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 #include "test_support.hpp"
 
 namespace ringpipe::exporters {
@@ -69,12 +69,12 @@ RemoteWriteOptions options_for(const std::string& ring, const std::string& url) 
 
 std::map<std::string, double> read_segment(const std::string& path) {
   std::map<std::string, double> out;
-  auto reader = StatsReader::open(path);
+  auto reader = stats::StatsReader::open(path);
   EXPECT_TRUE(reader) << reader.error().message();
   if (!reader) return out;
-  for (const StatsEntry& e : reader->snapshot()) {
+  for (const stats::StatsEntry& e : reader->snapshot()) {
     std::string key = e.name;
-    for (const StatsLabel& l : e.labels) key += "{" + l.name + "=" + l.value + "}";
+    for (const stats::StatsLabel& l : e.labels) key += "{" + l.name + "=" + l.value + "}";
     out[key] = e.value();
   }
   return out;

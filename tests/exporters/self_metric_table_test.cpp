@@ -11,9 +11,9 @@
 
 #include "prometheus_server.hpp"
 #include "record_builder.hpp"
-#include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/exporters/prometheus_exporter.hpp"
 #include "ringpipe/ring/ring.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 #include "self_metric_table.hpp"
 #include "test_support.hpp"
 
@@ -143,15 +143,16 @@ TEST(SelfMetricTable, PageAndStatsSegmentServeTheTablesHelpAndType) {
   }
 
   // a's segment holds exactly the table's segment entries, as declared.
-  auto seg = StatsReader::open(dir.file("a.stats"));
+  auto seg = stats::StatsReader::open(dir.file("a.stats"));
   ASSERT_TRUE(seg) << seg.error().message();
   std::map<std::string, int> seen;
-  for (const StatsEntry& e : seg->snapshot()) {
+  for (const stats::StatsEntry& e : seg->snapshot()) {
     const SelfMetric* m = by_name("ringpipe_" + e.name);
     ASSERT_NE(m, nullptr) << "segment entry missing from kSelfMetrics: " << e.name;
     EXPECT_TRUE(m->in_segment()) << e.name;
     EXPECT_EQ(e.help, m->help) << e.name;
-    EXPECT_EQ(e.type, m->type == SelfMetricType::kCounter ? StatsType::kCounter : StatsType::kGauge) << e.name;
+    EXPECT_EQ(e.type, m->type == SelfMetricType::kCounter ? stats::StatsType::kCounter : stats::StatsType::kGauge)
+        << e.name;
     ++seen[e.name];
   }
   for (const SelfMetric& m : kSelfMetrics) {

@@ -19,11 +19,11 @@
 #include <spdlog/spdlog.h>
 
 #include "net_clients.hpp"
-#include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/ingest/ingest_server.hpp"
 #include "ringpipe/ingest/ring_target.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 #include "test_support.hpp"
 
 namespace ringpipe::ingest {
@@ -205,9 +205,9 @@ struct Outcome {
 
 // The value of one unlabelled entry of a stats segment, or -1 when absent.
 double segment_value(const std::string& path, std::string_view name) {
-  auto r = StatsReader::open(path);
+  auto r = stats::StatsReader::open(path);
   if (!r) return -1;
-  for (const StatsEntry& e : r->snapshot()) {
+  for (const stats::StatsEntry& e : r->snapshot()) {
     if (e.name == name && e.labels.empty()) return e.value();
   }
   return -1;

@@ -21,8 +21,8 @@
 #include <spdlog/spdlog.h>
 
 #include "memory_target.hpp"
-#include "ringpipe/common/stats_segment.hpp"
 #include "net_clients.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 #include "test_support.hpp"
 
 namespace ringpipe::ingest {
@@ -315,10 +315,10 @@ TEST(IngestServer, RotatesToANewRecordWhenAPacketOverflowsOneClaim) {
 }
 
 // The value of one entry of a stats segment, or -1 when it is absent.
-double segment_value(const std::string& path, std::string_view name, const StatsLabels& labels = {}) {
-  auto r = StatsReader::open(path);
+double segment_value(const std::string& path, std::string_view name, const stats::StatsLabels& labels = {}) {
+  auto r = stats::StatsReader::open(path);
   if (!r) return -1;
-  for (const StatsEntry& e : r->snapshot()) {
+  for (const stats::StatsEntry& e : r->snapshot()) {
     if (e.name == name && e.labels == labels) return e.value();
   }
   return -1;
@@ -342,7 +342,7 @@ TEST(IngestServer, PublishesItsCountersInAStatsSegmentWhileRunningAndExactlyAtSt
   ASSERT_TRUE(f.wait_written(3));
   f.server->stop();
 
-  auto r = StatsReader::open(c.stats_path);
+  auto r = stats::StatsReader::open(c.stats_path);
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(r->info().component, "test");
   EXPECT_EQ(r->info().kind, "source");
@@ -379,11 +379,11 @@ TEST(IngestServer, RestartedServerContinuesItsSegmentCounters) {
 TEST(IngestServer, ServersOfOneProcessSumIntoASharedSegment) {
   Fixture f;
   const std::string path = f.dir.file("shared.stats");
-  auto seg = StatsSegment::create(path, "test", "source");
+  auto seg = stats::StatsSegment::create(path, "test", "source");
   ASSERT_TRUE(seg);
   IngestConfig c = Fixture::base();
   c.udp = UdpConfig{.port = 0};
-  c.stats_segment = std::make_shared<StatsSegment>(std::move(*seg));
+  c.stats_segment = std::make_shared<stats::StatsSegment>(std::move(*seg));
   Fixture g;
   f.start(c);
   g.start(c);

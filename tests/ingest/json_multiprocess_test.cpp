@@ -15,11 +15,11 @@
 #include <spdlog/spdlog.h>
 
 #include "net_clients.hpp"
-#include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/ingest/ingest_server.hpp"
 #include "ringpipe/ingest/ring_target.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 #include "test_support.hpp"
 
 namespace ringpipe::ingest {

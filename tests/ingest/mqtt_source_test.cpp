@@ -24,7 +24,7 @@
 #include <spdlog/spdlog.h>
 
 #include "parse_harness.hpp"
-#include "ringpipe/common/stats_segment.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 #include "ringpipe/ingest/mqtt_source.hpp"
 #include "ringpipe/ingest/ring_target.hpp"
 #include "ringpipe/ring/ring.hpp"
@@ -216,10 +216,10 @@ TEST_F(MqttSourceTest, ValuePayloadsBecomeSamplesNamedAndLabelledByTheTopicTempl
   EXPECT_LT(tap.records, tap.samples.size());  // messages of one loop iteration share a record
 
   (*source)->stop();
-  auto seg = StatsReader::open(c.stats_path);
+  auto seg = stats::StatsReader::open(c.stats_path);
   ASSERT_TRUE(seg);
   std::map<std::string, double> v;
-  for (const StatsEntry& e : seg->snapshot()) {
+  for (const stats::StatsEntry& e : seg->snapshot()) {
     if (e.labels.empty()) v[e.name] = e.value();
     if (e.name == "source_parse_errors_total" && e.labels.size() == 1 && e.labels[0].value == "topic_mismatch")
       v["topic_mismatch"] = e.value();

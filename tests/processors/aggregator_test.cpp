@@ -163,6 +163,26 @@ TEST(Engine, InvalidLabelNamesAndValuesAreDroppedAndCounted) {
   EXPECT_EQ(h.stats().labels_dropped_invalid, 3u);
 }
 
+// A byte that is not UTF-8 is found wherever it lies in a value of any
+// length (the ASCII check reads short values in overlapping words).
+TEST(Engine, ANonUtf8ByteAnywhereInALabelValueOfAnyLengthDropsTheLabel) {
+  Harness h;
+  std::uint64_t sent = 0;
+  for (std::size_t len = 1; len <= 20; ++len) {
+    for (std::size_t at = 0; at < len; ++at) {
+      std::string v(len, 'a');
+      v[at] = '\xff';
+      h.send(Kind::kCounter, "c", 1, {{"ok", "1"}, {"v", v}});
+      ++sent;
+    }
+    h.send(Kind::kCounter, "c", 1, {{"ok", "1"}, {"v", std::string(len, 'a')}});
+  }
+  h.flush();
+  EXPECT_EQ(h.state.value("c{ok=1}"), static_cast<double>(sent));
+  EXPECT_EQ(h.stats().labels_dropped_invalid, sent);
+  EXPECT_EQ(h.state.series.size(), 21u);
+}
+
 TEST(Engine, NamesLongerThanTheLimitAreDroppedBeforeMappingAndCounted) {
   MappingRule r;
   r.match = "(.*)";

@@ -1,7 +1,7 @@
 // A real Processor publishing into a real stats segment: the segment's
 // processor_* entries must equal the processor's own counters, exactly.
 
-#include "ringpipe/processors/stats_publisher.hpp"
+#include "ringpipe/processors/processor_stats.hpp"
 
 #include <gtest/gtest.h>
 
@@ -20,19 +20,19 @@ using namespace std::chrono_literals;
 
 // name{label=value} -> value, for every entry of the segment.
 std::map<std::string, double> read_segment(const std::string& path) {
-  auto reader = StatsReader::open(path);
+  auto reader = stats::StatsReader::open(path);
   EXPECT_TRUE(reader) << reader.error().message();
   std::map<std::string, double> out;
   if (!reader) return out;
-  for (const StatsEntry& e : reader->snapshot()) {
+  for (const stats::StatsEntry& e : reader->snapshot()) {
     std::string key = e.name;
-    for (const StatsLabel& l : e.labels) key += "{" + l.name + "=" + l.value + "}";
+    for (const stats::StatsLabel& l : e.labels) key += "{" + l.name + "=" + l.value + "}";
     out[key] = e.value();
   }
   return out;
 }
 
-TEST(ProcessorStatsPublisher, SegmentCarriesExactDropsBudgetsAndSeries) {
+TEST(ProcessorStats, SegmentCarriesExactDropsBudgetsAndSeries) {
   ringpipe::testing::ScratchDir dir;
   const std::string raw = dir.file("raw");
   const std::string out = dir.file("metrics");
@@ -51,9 +51,9 @@ TEST(ProcessorStatsPublisher, SegmentCarriesExactDropsBudgetsAndSeries) {
   po.flush_interval = 20ms;
   auto proc = Processor::create(po);
   ASSERT_TRUE(proc) << proc.error().message();
-  auto segment = StatsSegment::create(dir.file("agg.stats"), "agg", "processor");
+  auto segment = stats::StatsSegment::create(dir.file("agg.stats"), "agg", "processor");
   ASSERT_TRUE(segment) << segment.error().message();
-  auto publisher = ProcessorStatsPublisher::create(*segment, **proc, po.engine);
+  auto publisher = create_processor_publisher(*segment, **proc, po.engine);
   ASSERT_TRUE(publisher) << publisher.error().message();
   ASSERT_TRUE((*proc)->start());
   ASSERT_TRUE((*publisher)->start(20ms));
@@ -99,7 +99,7 @@ TEST(ProcessorStatsPublisher, SegmentCarriesExactDropsBudgetsAndSeries) {
   EXPECT_EQ(seg["processor_samples_applied_total"], static_cast<double>(st.samples_applied));
 }
 
-TEST(ProcessorStatsPublisher, RestartContinuesCountersAndUnlimitedBudgetIsInfinite) {
+TEST(ProcessorStats, RestartContinuesCountersAndUnlimitedBudgetIsInfinite) {
   ringpipe::testing::ScratchDir dir;
   ring::RingOptions ro;
   ro.lanes = 2;
@@ -115,9 +115,9 @@ TEST(ProcessorStatsPublisher, RestartContinuesCountersAndUnlimitedBudgetIsInfini
     po.flush_interval = 20ms;
     auto proc = Processor::create(po);
     ASSERT_TRUE(proc) << proc.error().message();
-    auto segment = StatsSegment::create(path, "agg", "processor");
+    auto segment = stats::StatsSegment::create(path, "agg", "processor");
     ASSERT_TRUE(segment);
-    auto publisher = ProcessorStatsPublisher::create(*segment, **proc, po.engine);
+    auto publisher = create_processor_publisher(*segment, **proc, po.engine);
     ASSERT_TRUE(publisher);
     ASSERT_TRUE((*proc)->start());
     {
@@ -140,7 +140,7 @@ TEST(ProcessorStatsPublisher, RestartContinuesCountersAndUnlimitedBudgetIsInfini
   }
 }
 
-TEST(ProcessorStatsPublisher, SegmentCountsRefusedNamesAndLabelsByReason) {
+TEST(ProcessorStats, SegmentCountsRefusedNamesAndLabelsByReason) {
   ringpipe::testing::ScratchDir dir;
   const std::string raw = dir.file("raw");
   const std::string out = dir.file("metrics");
@@ -158,9 +158,9 @@ TEST(ProcessorStatsPublisher, SegmentCountsRefusedNamesAndLabelsByReason) {
   po.flush_interval = 20ms;
   auto proc = Processor::create(po);
   ASSERT_TRUE(proc) << proc.error().message();
-  auto segment = StatsSegment::create(dir.file("agg.stats"), "agg", "processor");
+  auto segment = stats::StatsSegment::create(dir.file("agg.stats"), "agg", "processor");
   ASSERT_TRUE(segment) << segment.error().message();
-  auto publisher = ProcessorStatsPublisher::create(*segment, **proc, po.engine);
+  auto publisher = create_processor_publisher(*segment, **proc, po.engine);
   ASSERT_TRUE(publisher) << publisher.error().message();
   ASSERT_TRUE((*proc)->start());
   ASSERT_TRUE((*publisher)->start(20ms));

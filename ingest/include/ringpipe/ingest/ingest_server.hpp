@@ -18,10 +18,10 @@
 #include <string>
 
 #include "ringpipe/common/result.hpp"
-#include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/ingest/batch_target.hpp"
 #include "ringpipe/ingest/line_parser.hpp"
 #include "ringpipe/ingest/parse.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 
 namespace ringpipe::ingest {
 
@@ -84,7 +84,7 @@ struct IngestConfig {
   // else into a segment the server creates at `stats_path` (component `name`,
   // kind "source"); neither = not published. Mirrored every stats_interval
   // and once more at stop, so a stopped server's segment holds exact totals.
-  std::shared_ptr<StatsSegment> stats_segment;
+  std::shared_ptr<stats::StatsSegment> stats_segment;
   std::string stats_path;
   std::chrono::milliseconds stats_interval{250};
 };

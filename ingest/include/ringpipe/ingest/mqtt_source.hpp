@@ -19,9 +19,9 @@
 #include <vector>
 
 #include "ringpipe/common/result.hpp"
-#include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/ingest/batch_target.hpp"
 #include "ringpipe/ingest/ingest_server.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 
 namespace ringpipe::ingest {
 
@@ -48,7 +48,7 @@ struct MqttConfig {
   std::chrono::milliseconds reconnect_min{100};
   std::chrono::milliseconds reconnect_max{std::chrono::seconds(30)};
   std::chrono::milliseconds error_log_interval{std::chrono::seconds(10)};
-  std::shared_ptr<StatsSegment> stats_segment;  // as IngestConfig
+  std::shared_ptr<stats::StatsSegment> stats_segment;  // as IngestConfig
   std::string stats_path;
   std::chrono::milliseconds stats_interval{250};
 };

@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "ringpipe/common/result.hpp"
-#include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/ingest/batch_target.hpp"
 #include "ringpipe/ingest/ingest_server.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 
 namespace ringpipe::ingest {
 
@@ -38,7 +38,7 @@ struct PromScrapeConfig {
   std::size_t max_line_bytes = 64 * 1024;
   bool honor_labels = false;  // a scraped job/instance label wins over the target's
   std::chrono::milliseconds error_log_interval{std::chrono::seconds(10)};
-  std::shared_ptr<StatsSegment> stats_segment;  // as IngestConfig
+  std::shared_ptr<stats::StatsSegment> stats_segment;  // as IngestConfig
   std::string stats_path;
   std::chrono::milliseconds stats_interval{250};
 };

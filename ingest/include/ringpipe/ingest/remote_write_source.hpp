@@ -21,9 +21,9 @@
 #include <string>
 
 #include "ringpipe/common/result.hpp"
-#include "ringpipe/common/stats_segment.hpp"
 #include "ringpipe/ingest/batch_target.hpp"
 #include "ringpipe/ingest/ingest_server.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 
 namespace ringpipe::ingest {
 
@@ -48,7 +48,7 @@ struct RemoteWriteConfig {
   std::uint32_t max_connections = 1024;
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};  // also bounds one request's read and write
   std::chrono::milliseconds error_log_interval{std::chrono::seconds(10)};
-  std::shared_ptr<StatsSegment> stats_segment;  // as IngestConfig
+  std::shared_ptr<stats::StatsSegment> stats_segment;  // as IngestConfig
   std::string stats_path;
   std::chrono::milliseconds stats_interval{250};
 };

@@ -1,4 +1,4 @@
-#include "ringpipe/common/stats_segment.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -16,7 +16,7 @@
 
 #include "test_support.hpp"
 
-namespace ringpipe {
+namespace ringpipe::stats {
 namespace {
 
 using namespace std::chrono_literals;
@@ -351,4 +351,4 @@ TEST(StatsSegment, ListsStatsFilesOfADirectory) {
 }
 
 }  // namespace
-}  // namespace ringpipe
+}  // namespace ringpipe::stats

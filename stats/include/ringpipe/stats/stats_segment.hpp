@@ -33,7 +33,7 @@
 #include "ringpipe/common/result.hpp"
 #include "ringpipe/common/unique_fd.hpp"
 
-namespace ringpipe {
+namespace ringpipe::stats {
 
 inline constexpr std::uint32_t kStatsMaxNameBytes = 64;   // metric name
 inline constexpr std::uint32_t kStatsMaxHelpBytes = 128;  // HELP text
@@ -70,9 +70,6 @@ inline void stats_add_double(std::atomic<std::uint64_t>& v, double d) noexcept {
   while (!v.compare_exchange_weak(old, std::bit_cast<std::uint64_t>(std::bit_cast<double>(old) + d),
                                   std::memory_order_relaxed)) {
   }
-}
-[[nodiscard]] inline double stats_load_double(const std::atomic<std::uint64_t>& v) noexcept {
-  return std::bit_cast<double>(v.load(std::memory_order_relaxed));
 }
 
 // The writer end of one component's segment. Owns the mapping; handles it
@@ -132,31 +129,6 @@ class StatsSegment {
   UniqueFd fd_;
   UniqueMapping mapping_;
   std::unique_ptr<std::mutex> mu_ = std::make_unique<std::mutex>();
-};
-
-// Copies process-local atomic counters into segment cells by adding each
-// one's growth since the previous publish(), so several sources can feed one
-// cell and a reopened segment continues from its previous values (gauges move
-// by their signed change: unsigned wrap-around). add() before publishing;
-// publish() from one thread at a time.
-class StatsMirror {
- public:
-  void add(const std::atomic<std::uint64_t>& from, std::atomic<std::uint64_t>* to) { links_.push_back({&from, to, 0}); }
-  void publish() noexcept {
-    for (Link& l : links_) {
-      const std::uint64_t now = l.from->load(std::memory_order_relaxed);
-      if (now != l.last) l.to->fetch_add(now - l.last, std::memory_order_relaxed);
-      l.last = now;
-    }
-  }
-
- private:
-  struct Link {
-    const std::atomic<std::uint64_t>* from;
-    std::atomic<std::uint64_t>* to;
-    std::uint64_t last;
-  };
-  std::vector<Link> links_;
 };
 
 // One entry copied out of a segment.
@@ -224,4 +196,4 @@ class StatsReader {
 [[nodiscard]] bool is_valid_metric_name(std::string_view s) noexcept;
 [[nodiscard]] bool is_valid_label_name(std::string_view s) noexcept;
 
-}  // namespace ringpipe
+}  // namespace ringpipe::stats

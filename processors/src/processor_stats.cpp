@@ -1,9 +1,11 @@
-#include "ringpipe/processors/stats_publisher.hpp"
+#include "ringpipe/processors/processor_stats.hpp"
 
-#include <cmath>
+#include <atomic>
+#include <cstdint>
+#include <deque>
 #include <limits>
-#include <string>
-#include <system_error>
+#include <string_view>
+#include <vector>
 
 namespace ringpipe::processors {
 
@@ -14,32 +16,53 @@ double budget_value(std::size_t v) {
   return v == SIZE_MAX ? std::numeric_limits<double>::infinity() : static_cast<double>(v);
 }
 
+// EngineStats holds plain counters (a sum over the processor's threads);
+// each publish first copies the processor's current ones into these atomics,
+// which the publisher mirrors.
+struct Snapshot {
+  std::vector<std::uint64_t EngineStats::*> fields;
+  std::deque<std::atomic<std::uint64_t>> counters;  // counters[i] holds fields[i]
+  std::atomic<std::uint64_t> cache_misses{0};
+  std::atomic<std::uint64_t> series_live{0};
+  std::atomic<std::uint64_t> state_bytes{0};
+
+  void take(const EngineStats& s) noexcept {
+    for (std::size_t i = 0; i < fields.size(); ++i) counters[i].store(s.*fields[i], std::memory_order_relaxed);
+    const std::uint64_t misses =
+        s.mapping_lookups > s.mapping_cache_hits ? s.mapping_lookups - s.mapping_cache_hits : 0;
+    cache_misses.store(misses, std::memory_order_relaxed);
+    series_live.store(s.series_live, std::memory_order_relaxed);
+    state_bytes.store(s.state_bytes, std::memory_order_relaxed);
+  }
+};
+
 }  // namespace
 
-Result<std::unique_ptr<ProcessorStatsPublisher>> ProcessorStatsPublisher::create(StatsSegment& segment,
-                                                                               const Processor& processor,
-                                                                               const EngineOptions& options) {
-  auto p = std::unique_ptr<ProcessorStatsPublisher>(new ProcessorStatsPublisher(segment, processor));
+Result<std::unique_ptr<stats::Publisher>> create_processor_publisher(stats::StatsSegment& segment,
+                                                                     const Processor& processor,
+                                                                     const EngineOptions& options) {
+  auto snapshot = std::make_shared<Snapshot>();
+  // The publisher owns the snapshot through its refresh: the links below point into it.
+  auto p = std::make_unique<stats::Publisher>(segment, [snapshot, &processor] { snapshot->take(processor.stats()); });
   Status failed;
   auto counter = [&](std::uint64_t EngineStats::*field, std::string_view name, std::string_view help,
-                     const StatsLabels& labels = {}) {
+                     const stats::StatsLabels& labels = {}) {
     if (!failed) return;
-    auto cell = segment.register_counter(name, help, labels);
-    if (!cell) {
-      failed = tl::unexpected(cell.error());
-      return;
-    }
-    p->counters_.push_back({field, *cell, 0});
+    snapshot->fields.push_back(field);
+    failed = p->add_counter(snapshot->counters.emplace_back(0), name, help, labels);
   };
-  auto gauge = [&](std::string_view name, std::string_view help,
-                   StatsEncoding encoding = StatsEncoding::kUnsigned) -> std::atomic<std::uint64_t>* {
-    if (!failed) return nullptr;
-    auto cell = segment.register_gauge(name, help, {}, encoding);
-    if (!cell) {
-      failed = tl::unexpected(cell.error());
-      return nullptr;
+  // The configured budgets and shards: written once, here.
+  auto fixed_gauge = [&](std::string_view name, std::string_view help,
+                         stats::StatsEncoding encoding = stats::StatsEncoding::kUnsigned) {
+    std::atomic<std::uint64_t>* cell = nullptr;
+    if (!failed) return cell;
+    auto registered = segment.register_gauge(name, help, {}, encoding);
+    if (registered) {
+      cell = *registered;
+    } else {
+      failed = tl::unexpected(registered.error());
     }
-    return *cell;
+    return cell;
   };
 
   counter(&EngineStats::samples, "processor_samples_total", "Samples read from the input rings.");
@@ -96,76 +119,29 @@ Result<std::unique_ptr<ProcessorStatsPublisher>> ProcessorStatsPublisher::create
   counter(&EngineStats::state_full, "processor_state_full_total", "Times the state store ran out of series or undo space.");
   counter(&EngineStats::quarantined_records, "processor_quarantined_records_total",
           "Input records skipped because the processor died reading them repeatedly.");
-  p->cache_misses_ = [&]() -> std::atomic<std::uint64_t>* {
-    if (!failed) return nullptr;
-    auto cell = segment.register_counter("processor_mapping_cache_misses_total", "Mapping cache misses.");
-    if (!cell) {
-      failed = tl::unexpected(cell.error());
-      return nullptr;
-    }
-    return *cell;
-  }();
-  p->series_live_ = gauge("processor_series_live", "Live series of all shards.");
-  p->state_bytes_ = gauge("processor_state_bytes", "Memory held by series state (approximate).");
-  auto* max_series = gauge("processor_max_series", "Configured global series budget (max_series; +Inf: none).",
-                           StatsEncoding::kDouble);
-  auto* max_per_metric = gauge("processor_max_series_per_metric",
-                               "Configured per-metric series budget (max_series_per_metric; +Inf: none).",
-                               StatsEncoding::kDouble);
-  auto* shards = gauge("processor_shards", "Aggregation shard threads.");
+  if (failed) {
+    failed = p->add_counter(snapshot->cache_misses, "processor_mapping_cache_misses_total", "Mapping cache misses.");
+  }
+  if (failed) {
+    failed = p->add_gauge(snapshot->series_live, "processor_series_live", "Live series of all shards.", {},
+                          stats::GaugeCopy::kValue);
+  }
+  if (failed) {
+    failed = p->add_gauge(snapshot->state_bytes, "processor_state_bytes", "Memory held by series state (approximate).",
+                          {}, stats::GaugeCopy::kValue);
+  }
+  auto* max_series = fixed_gauge("processor_max_series", "Configured global series budget (max_series; +Inf: none).",
+                                 stats::StatsEncoding::kDouble);
+  auto* max_per_metric = fixed_gauge("processor_max_series_per_metric",
+                                     "Configured per-metric series budget (max_series_per_metric; +Inf: none).",
+                                     stats::StatsEncoding::kDouble);
+  auto* shards = fixed_gauge("processor_shards", "Aggregation shard threads.");
   if (!failed) return tl::unexpected(failed.error());
-  stats_store_double(*max_series, budget_value(options.max_series));
-  stats_store_double(*max_per_metric, budget_value(options.max_series_per_metric));
+  stats::stats_store_double(*max_series, budget_value(options.max_series));
+  stats::stats_store_double(*max_per_metric, budget_value(options.max_series_per_metric));
   shards->store(options.shards, std::memory_order_relaxed);
   p->publish();
   return p;
-}
-
-ProcessorStatsPublisher::~ProcessorStatsPublisher() { stop(); }
-
-void ProcessorStatsPublisher::publish() noexcept {
-  const EngineStats s = processor_.stats();
-  for (Link& l : counters_) {
-    const std::uint64_t now = s.*l.field;
-    // A counter that went down (cannot happen within one process) is not subtracted.
-    if (now > l.last) l.to->fetch_add(now - l.last, std::memory_order_relaxed);
-    l.last = now;
-  }
-  const std::uint64_t misses = s.mapping_lookups > s.mapping_cache_hits ? s.mapping_lookups - s.mapping_cache_hits : 0;
-  if (misses > last_misses_) cache_misses_->fetch_add(misses - last_misses_, std::memory_order_relaxed);
-  last_misses_ = misses;
-  series_live_->store(s.series_live, std::memory_order_relaxed);
-  state_bytes_->store(s.state_bytes, std::memory_order_relaxed);
-  segment_.heartbeat();
-}
-
-Status ProcessorStatsPublisher::start(std::chrono::milliseconds interval) {
-  if (thread_.joinable()) return {};
-  stop_ = false;
-  try {
-    thread_ = std::thread([this, interval] {
-      std::unique_lock lock(mu_);
-      while (!cv_.wait_for(lock, interval, [&] { return stop_; })) {
-        lock.unlock();
-        publish();
-        lock.lock();
-      }
-    });
-  } catch (const std::system_error& e) {
-    return tl::unexpected(Error{e.code(), "processor stats: thread"});
-  }
-  return {};
-}
-
-void ProcessorStatsPublisher::stop() noexcept {
-  if (!thread_.joinable()) return;
-  {
-    std::lock_guard lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  thread_.join();
-  publish();
 }
 
 }  // namespace ringpipe::processors

@@ -1,4 +1,4 @@
-#include "ringpipe/common/stats_segment.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 
 #include "ringpipe/common/shared_file.hpp"
 
@@ -19,7 +19,7 @@
 #include "ringpipe/common/run_dir.hpp"
 #include "ringpipe/common/shared_file.hpp"
 
-namespace ringpipe {
+namespace ringpipe::stats {
 namespace {
 
 inline constexpr std::uint64_t kMagic = 0x5354415453505052ULL;  // "RPPSTATS" little-endian
@@ -548,4 +548,4 @@ std::vector<std::string> list_stats_segments(const std::string& dir) {
   return out;
 }
 
-}  // namespace ringpipe
+}  // namespace ringpipe::stats

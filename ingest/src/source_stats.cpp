@@ -1,8 +1,7 @@
-#include "stats_publisher.hpp"
+#include "source_stats.hpp"
 
-#include <algorithm>
 #include <string>
-#include <thread>
+#include <utility>
 
 namespace ringpipe::ingest {
 
@@ -10,38 +9,25 @@ namespace {
 
 // A label value holds at most kStatsMaxLabelValueBytes; long socket paths keep their end.
 std::string socket_label(std::string s) {
-  if (s.size() > kStatsMaxLabelValueBytes) s = "..." + s.substr(s.size() - (kStatsMaxLabelValueBytes - 3));
+  if (s.size() > stats::kStatsMaxLabelValueBytes)
+    s = "..." + s.substr(s.size() - (stats::kStatsMaxLabelValueBytes - 3));
   return s;
 }
 
 }  // namespace
 
-Result<std::unique_ptr<StatsPublisher>> StatsPublisher::create(std::shared_ptr<StatsSegment> segment,
-                                                               const IngestConfig& config, const IngestStats& stats,
-                                                               std::uint16_t udp_port) {
-  auto p = std::unique_ptr<StatsPublisher>(new StatsPublisher());
-  p->segment_ = std::move(segment);
-  StatsSegment& seg = *p->segment_;
+Result<std::unique_ptr<stats::Publisher>> create_source_publisher(std::shared_ptr<stats::StatsSegment> segment,
+                                                                  const IngestConfig& config, const IngestStats& stats,
+                                                                  std::uint16_t udp_port) {
+  auto p = std::make_unique<stats::Publisher>(std::move(segment));
   Status failed;
   auto counter = [&](const std::atomic<std::uint64_t>& from, std::string_view name, std::string_view help,
-                     const StatsLabels& labels = {}) {
-    if (!failed) return;
-    auto cell = seg.register_counter(name, help, labels);
-    if (!cell) {
-      failed = tl::unexpected(cell.error());
-      return;
-    }
-    p->links_.push_back({&from, *cell, 0});
+                     const stats::StatsLabels& labels = {}) {
+    if (failed) failed = p->add_counter(from, name, help, labels);
   };
   auto gauge = [&](const std::atomic<std::uint64_t>& from, std::string_view name, std::string_view help,
-                   const StatsLabels& labels) {
-    if (!failed) return;
-    auto cell = seg.register_gauge(name, help, labels);
-    if (!cell) {
-      failed = tl::unexpected(cell.error());
-      return;
-    }
-    p->links_.push_back({&from, *cell, 0});
+                   const stats::StatsLabels& labels) {
+    if (failed) failed = p->add_gauge(from, name, help, labels);
   };
 
   counter(stats.lines, "source_lines_total", "Lines (or datagram lines) parsed.");
@@ -77,7 +63,7 @@ Result<std::unique_ptr<StatsPublisher>> StatsPublisher::create(std::shared_ptr<S
             {{"socket", socket_label("unixgram " + config.unix_datagram->path)}});
   }
   auto stream = [&](const StreamStats& s, std::string_view transport) {
-    const StatsLabels t{{"transport", std::string(transport)}};
+    const stats::StatsLabels t{{"transport", std::string(transport)}};
     counter(s.connections, "source_connections_total", "Stream connections accepted.", t);
     gauge(s.connections_open, "source_connections_open", "Stream connections open now.", t);
     counter(s.connections_rejected, "source_connections_rejected_total", "Connections closed over max_connections.", t);
@@ -97,48 +83,18 @@ Result<std::unique_ptr<StatsPublisher>> StatsPublisher::create(std::shared_ptr<S
   return p;
 }
 
-Status StatsPublisher::add(const std::atomic<std::uint64_t>& from, std::string_view name, std::string_view help,
-                           const StatsLabels& labels, bool gauge) {
-  auto cell = gauge ? segment_->register_gauge(name, help, labels) : segment_->register_counter(name, help, labels);
-  if (!cell) return tl::unexpected(cell.error());
-  links_.push_back({&from, *cell, 0});
-  return {};
-}
-
-void StatsPublisher::publish() noexcept {
-  for (Link& l : links_) {
-    const std::uint64_t now = l.from->load(std::memory_order_relaxed);
-    // Unsigned wrap-around makes a gauge's decrease a negative delta.
-    if (now != l.last) l.to->fetch_add(now - l.last, std::memory_order_relaxed);
-    l.last = now;
-  }
-  segment_->heartbeat();
-}
-
-void StatsPublisher::publish_until(const std::atomic<bool>& stopping, std::chrono::milliseconds interval) noexcept {
-  constexpr std::chrono::milliseconds kPoll{50};  // how often the stop flag is looked at
-  interval = std::max(interval, std::chrono::milliseconds(1));
-  auto next = std::chrono::steady_clock::now() + interval;
-  while (!stopping.load(std::memory_order_acquire)) {
-    std::this_thread::sleep_for(std::min(kPoll, interval));
-    if (std::chrono::steady_clock::now() >= next) {
-      publish();
-      next = std::chrono::steady_clock::now() + interval;
-    }
-  }
-}
-
-Result<std::unique_ptr<StatsPublisher>> open_source_publisher(std::shared_ptr<StatsSegment> segment,
-                                                              const std::string& stats_path, const IngestConfig& config,
-                                                              const IngestStats& stats, const std::string& what) {
+Result<std::unique_ptr<stats::Publisher>> open_source_publisher(std::shared_ptr<stats::StatsSegment> segment,
+                                                                const std::string& stats_path,
+                                                                const IngestConfig& config, const IngestStats& stats,
+                                                                const std::string& what) {
   if (!segment && !stats_path.empty()) {
-    auto created = StatsSegment::create(stats_path, config.name, "source");
+    auto created = stats::StatsSegment::create(stats_path, config.name, "source");
     if (!created) return tl::unexpected(Error{created.error().code, what + ": " + created.error().context});
     created->reset_gauges();
-    segment = std::make_shared<StatsSegment>(std::move(*created));
+    segment = std::make_shared<stats::StatsSegment>(std::move(*created));
   }
-  if (!segment) return std::unique_ptr<StatsPublisher>();
-  auto p = StatsPublisher::create(std::move(segment), config, stats, 0);
+  if (!segment) return std::unique_ptr<stats::Publisher>();
+  auto p = create_source_publisher(std::move(segment), config, stats, 0);
   if (!p) return tl::unexpected(Error{p.error().code, what + ": stats: " + p.error().context});
   return p;
 }
