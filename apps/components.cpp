@@ -131,13 +131,15 @@ Built build_source(const config::PipelineConfig& p, const config::SourceConfig& 
 // The processor and the publisher that mirrors its counters into its stats segment.
 class ProcessorRun final : public Runnable {
  public:
-  ProcessorRun(const config::ProcessorConfig& c, std::unique_ptr<processors::Processor> processor, stats::StatsSegment segment)
+  ProcessorRun(const config::ProcessorConfig& c, std::unique_ptr<processors::Processor> processor,
+               stats::StatsSegment segment)
       : input_(c.input), output_(c.output), processor_(std::move(processor)), segment_(std::move(segment)) {}
 
   // Registers the processor's metrics in its segment; fails "stats segment PATH: cause".
   Status publish_stats(const processors::EngineOptions& engine) {
     auto publisher = processors::create_processor_publisher(segment_, *processor_, engine);
-    if (!publisher) return tl::unexpected(Error{{}, "stats segment " + segment_.path() + ": " + publisher.error().message()});
+    if (!publisher)
+      return tl::unexpected(Error{{}, "stats segment " + segment_.path() + ": " + publisher.error().message()});
     publisher_ = std::move(*publisher);
     return {};
   }
@@ -261,7 +263,8 @@ int run_component(const config::PipelineConfig& p, std::string_view name) {
   for (const auto& s : p.sources)
     if (s.name == name) return run_until_stopped(ComponentKind::kSource, name, [&] { return build_source(p, s); });
   for (const auto& c : p.processors)
-    if (c.name == name) return run_until_stopped(ComponentKind::kProcessor, name, [&] { return build_processor(p, c); });
+    if (c.name == name)
+      return run_until_stopped(ComponentKind::kProcessor, name, [&] { return build_processor(p, c); });
   for (const auto& e : p.exporters)
     if (e.name == name) return run_until_stopped(ComponentKind::kExporter, name, [&] { return build_exporter(p, e); });
   spdlog::error("component {}: no source, processor or exporter of pipeline {} has that name", name, p.pipeline);

@@ -76,7 +76,8 @@ std::vector<std::string> check_reload(const config::PipelineConfig& running, con
     problems.push_back("pipeline name or run_dir changed (restart ringpipe run to move the rings)");
   for (const config::RingConfig& r : next.rings) {
     if (running.find_ring(r.name) && !same_options(running, next, r.name))
-      problems.push_back("ring " + r.name + ": geometry, overflow policy or reader_timeout changed (a ring keeps its data across "
+      problems.push_back("ring " + r.name +
+                         ": geometry, overflow policy or reader_timeout changed (a ring keeps its data across "
                          "reloads; stop the pipeline and remove the ring file to change it)");
   }
   return problems;

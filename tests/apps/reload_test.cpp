@@ -47,8 +47,8 @@ TEST(ReloadPlan, RestartsOnlyTheComponentsThatUseWhatChanged) {
   other_port.replace(other_port.find("tcp://127.0.0.1:0"), 17, "tcp://127.0.0.1:1");
   EXPECT_EQ(plan_reload(testing::parse_pipeline(text), testing::parse_pipeline(other_port)), plan_of({}, {}, {"s"}));
   // The same pipeline written in another order and with comments changes nothing.
-  const std::string moved = std::string("# moved\n") + text.substr(text.find("exporters:")) +
-                            text.substr(0, text.find("exporters:"));
+  const std::string moved =
+      std::string("# moved\n") + text.substr(text.find("exporters:")) + text.substr(0, text.find("exporters:"));
   EXPECT_EQ(plan_reload(testing::parse_pipeline(text), testing::parse_pipeline(moved)), ReloadPlan{});
 }
 
@@ -122,9 +122,10 @@ TEST(ReloadPlan, AChangedRingRestartsEveryComponentUsingItAndCheckRefusesIt) {
   config::PipelineConfig q = p;
   q.rings.at(0).reader_timeout = std::chrono::seconds(1);  // raw
   EXPECT_EQ(plan_reload(p, q), plan_of({}, {}, {"s", "agg"}, {}, {"raw"}));
-  EXPECT_EQ(check_reload(p, q),
-            Names{"ring raw: geometry, overflow policy or reader_timeout changed (a ring keeps its data across reloads; "
-                  "stop the pipeline and remove the ring file to change it)"});
+  EXPECT_EQ(
+      check_reload(p, q),
+      Names{"ring raw: geometry, overflow policy or reader_timeout changed (a ring keeps its data across reloads; "
+            "stop the pipeline and remove the ring file to change it)"});
   // A producer more on metrics raises its lanes (ring_options): a changed ring too.
   q = p;
   q.processors.at(0).shards = 5;
