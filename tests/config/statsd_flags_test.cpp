@@ -120,6 +120,17 @@ TEST(StatsdExporterFlags, LoadsTheMappingConfigAndReportsItsErrors) {
                                      "mapping file"});
 }
 
+// Relaying is not implemented: a relay flag that were accepted would lose the
+// relayed stream without a word, so it is refused, with what to do instead.
+TEST(StatsdExporterFlags, RelayFlagsAreRefusedSayingRelayingIsNotSupported) {
+  const auto r = from_flags({"--statsd.relay.address=10.0.0.1:9125", "--statsd.relay.packet-length", "1400"});
+  const std::string why =
+      "relaying is not supported by ringpipe, expected no --statsd.relay.* flag (send the StatsD stream to the "
+      "relay target from its clients, or keep statsd_exporter in front as the relay)";
+  EXPECT_EQ(messages(r), (std::vector<std::string>{"command line:1:1: --statsd.relay.address: " + why,
+                                                   "command line:1:38: --statsd.relay.packet-length: " + why}));
+}
+
 TEST(StatsdExporterFlags, FlagWithoutValueIsAnError) {
   const auto r = from_flags({"--statsd.listen-udp"});
   EXPECT_EQ(messages(r), std::vector<std::string>{"command line:1:1: found --statsd.listen-udp without a value, "
