@@ -18,6 +18,7 @@ Usage:
   ringpipe run [FILE] [OPTIONS]            supervise a pipeline (no FILE: the built-in one)
   ringpipe [STATSD_EXPORTER_FLAGS]         the built-in pipeline, configured by statsd_exporter's flags
   ringpipe validate FILE                   check a pipeline file; every error as file:line:column
+  ringpipe validate --mapping FILE         check a statsd_exporter mapping file alone
   ringpipe stat [FILE] [--once]            live view of the pipeline's rings and components
   ringpipe tail RING [FILE]                print the decoded records of a pipeline ring
   ringpipe component NAME [--config FILE]  run one source, processor or exporter alone
@@ -59,6 +60,9 @@ what ringpipe does with it: docs/migrating-from-statsd_exporter.md.
 
 Options:
   --config FILE             the pipeline file (same as FILE)
+  --check-config            load and check the flags, FILE and mapping files,
+                            print one line, and exit 0 (ok) or 78 (bad config)
+                            without starting anything or binding a port
   --run-dir DIR             put the rings and status under DIR/<pipeline>/
                             instead of the pipeline's run_dir
   --disable NAME            do not run component NAME (repeatable), e.g. when it
@@ -71,9 +75,14 @@ Options:
 )";
 
 constexpr std::string_view kValidate = R"(Usage: ringpipe validate FILE
+       ringpipe validate --mapping FILE
 
-Loads FILE and its mapping files and prints every problem, one per line, as
-file:line:column: message. Exit 0 when valid, 1 when not.
+Loads the pipeline FILE and its mapping files, or with --mapping only the
+statsd_exporter mapping file FILE (what --statsd.mapping-config names), and
+prints every problem, one per line, as file:line:column: message.
+Exit 0 when valid, 1 when not, 2 on a usage error.
+(`ringpipe --check-config STATSD_EXPORTER_FLAGS...` checks a whole
+statsd_exporter command line, mapping file included.)
 )";
 
 constexpr std::string_view kStat = R"(Usage: ringpipe stat [FILE | STATSD_EXPORTER_FLAGS...] [--once] [--interval DURATION]
@@ -150,6 +159,24 @@ bool ArgScanner::option(std::string_view name, std::string* value) noexcept {
     *value = std::string(args_[i_++]);
   } else {
     error_ = std::string(name) + " needs a value";
+  }
+  return true;
+}
+
+bool bool_flag(ArgScanner& args, std::string_view name, bool* value, std::string* error) {
+  const std::string negated = "--no-" + std::string(name.substr(2));
+  if (args.flag(negated)) return *value = false, true;
+  std::string text;
+  if (args.current() != name) return false;
+  if (args.flag(name)) return *value = true, true;
+  const std::string_view a = args.take();
+  text = std::string(a.substr(name.size() + 1));
+  if (text == "true") {
+    *value = true;
+  } else if (text == "false") {
+    *value = false;
+  } else {
+    *error = fmt::format("{}: found \"{}\", expected {}, {} or {}=true|false", name, text, name, negated, name);
   }
   return true;
 }

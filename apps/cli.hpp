@@ -41,6 +41,11 @@ class ArgScanner {
   std::string error_;
 };
 
+// A boolean flag as kingpin takes it: `--name`, `--no-name`, `--name=true|false`.
+// True (and consumed) when the current argument is one of these; *value is
+// set, or *error when the value is neither true nor false.
+[[nodiscard]] bool bool_flag(ArgScanner& args, std::string_view name, bool* value, std::string* error);
+
 // The value of a size or duration option, read as the pipeline file reads
 // one (ringpipe/config/units.hpp), so a flag and a key never differ: sizes
 // "64MiB", "512KiB", "10MB" or bare bytes; durations "500ms", "10s", "1m30s"

@@ -16,6 +16,12 @@ int usage(const std::string& message) {
   return kExitUsage;
 }
 
+std::size_t mapping_rules(const config::PipelineConfig& p) {
+  std::size_t n = 0;
+  for (const auto& proc : p.processors) n += proc.mapping ? proc.mapping->mappings.size() : 0;
+  return n;
+}
+
 }  // namespace
 
 int run_command(Args args) {
@@ -24,12 +30,13 @@ int run_command(Args args) {
   PipelineArgs pipeline_args;
   SupervisorOptions options;
   spdlog::level::level_enum level = spdlog::level::info;
+  bool check_config = false;
   std::string v;
+  std::string why;
   while (!a.done()) {
     if (a.option("--disable", &v)) {
       options.disabled.push_back(v);
     } else if (a.option("--drain-timeout", &v)) {
-      std::string why;
       auto d = duration_option("--drain-timeout", v, &why);
       if (!d) return usage(why);
       options.drain_timeout = *d;
@@ -42,6 +49,8 @@ int run_command(Args args) {
     } else if (a.option("--log-level", &v)) {
       level = spdlog::level::from_str(v);
       if (level == spdlog::level::off && v != "off") return usage("--log-level: found \"" + v + "\"");
+    } else if (bool_flag(a, "--check-config", &check_config, &why)) {
+      if (!why.empty()) return usage(why);
     } else if (!a.error().empty()) {
       return usage(a.error());
     } else if (!pipeline_args.take(a)) {
@@ -56,12 +65,25 @@ int run_command(Args args) {
   auto pipeline = source->load();
   if (!pipeline) {
     print_diagnostics(pipeline.error());
-    spdlog::error("{}: invalid pipeline; nothing started", source->describe());
+    if (check_config) {
+      std::fprintf(stderr, "ringpipe: configuration invalid: %s: %zu problems; nothing started\n",
+                   source->describe().c_str(), pipeline.error().diagnostics.size());
+    } else {
+      spdlog::error("{}: invalid pipeline; nothing started", source->describe());
+    }
     return kExitConfig;
   }
   const auto all = pipeline_components(*pipeline);
   for (const std::string& name : options.disabled) {
     if (!find_component(all, name)) return usage("--disable " + name + ": the pipeline has no such component");
+  }
+  if (check_config) {
+    std::printf("ringpipe: configuration ok: %s: pipeline %s, %zu rings, %zu sources, %zu processors, %zu exporters, "
+                "%zu mapping rules; nothing started\n",
+                source->describe().c_str(), pipeline->pipeline.c_str(), pipeline->rings.size(),
+                pipeline->sources.size(), pipeline->processors.size(), pipeline->exporters.size(),
+                mapping_rules(*pipeline));
+    return kExitOk;
   }
   options.source = std::move(*source);
   spdlog::info("pipeline {} from {}: {} rings, {} components, run dir {}", pipeline->pipeline,

@@ -21,6 +21,7 @@ constexpr std::string_view kIgnoredValueFlags[] = {
     "statsd.udp-packet-queue-size", "debug.dump-fsm", "log.level", "log.format",
 };
 // Boolean flags accepted and ignored (kingpin also takes --no-<flag>).
+// check-config is acted on by `ringpipe run`.
 constexpr std::string_view kIgnoredBoolFlags[] = {"web.enable-lifecycle", "check-config", "web.systemd-socket"};
 
 // statsd_exporter's flags for features ringpipe does not have: refused with

@@ -27,6 +27,9 @@ std::vector<std::string> operator+(std::vector<std::string> a, const std::vector
   return a;
 }
 
+constexpr std::string_view kGoodMapping = "mappings:\n- match: a.*.b\n  name: a_b\n  labels: {x: $1}\n";
+constexpr std::string_view kBadMapping = "mappings:\n- match: a.*\n  name: 1a\n";
+
 // Relaying is not implemented: refused as a configuration error (78, systemd
 // does not restart it) before anything starts.
 TEST(DropinFlagsE2e, RelayFlagsAreAConfigurationErrorAndStartNothing) {
@@ -39,6 +42,67 @@ TEST(DropinFlagsE2e, RelayFlagsAreAConfigurationErrorAndStartNothing) {
     EXPECT_NE(r.err.find("relaying is not supported by ringpipe"), std::string::npos) << r.err;
     EXPECT_FALSE(std::filesystem::exists(dir.file("run")));
   }
+}
+
+// statsd_exporter's --check-config loads the configuration and exits; a CI
+// step that runs it must not find a pipeline holding its ports.
+TEST(DropinFlagsE2e, CheckConfigValidatesFlagsAndMappingAndExitsWithoutStartingAnything) {
+  testing::ScratchDir dir;
+  const std::string mapping = dir.file("m.yml");
+  e2e::write_text(mapping, std::string(kGoodMapping));
+  const auto port = e2e::free_tcp_port();
+  const auto web = e2e::free_tcp_port();
+  const auto ok = run(dir, std::vector<std::string>{"--check-config", "--statsd.mapping-config=" + mapping} +
+                               isolated_flags(dir, port, web),
+                      kQuick);
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  EXPECT_EQ(ok.out, "ringpipe: configuration ok: the built-in pipeline with statsd_exporter flags: pipeline default, "
+                    "2 rings, 1 sources, 1 processors, 1 exporters, 1 mapping rules; nothing started\n");
+  EXPECT_EQ(ok.err, "");
+  EXPECT_FALSE(std::filesystem::exists(dir.file("run"))) << "rings were created";
+
+  e2e::write_text(mapping, std::string(kBadMapping));
+  const auto bad = run(dir, std::vector<std::string>{"run", "--check-config", "--statsd.mapping-config", mapping} +
+                                isolated_flags(dir, port, web),
+                       kQuick);
+  EXPECT_EQ(bad.code, 78);
+  EXPECT_EQ(bad.out, "");
+  EXPECT_NE(bad.err.find(mapping + ":3:9: mappings[0] name: found invalid metric name \"1a\""), std::string::npos)
+      << bad.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("run")));
+
+  const auto bad_flag = run(dir, {"--check-config", "--statsd.cache-type=fifo"}, kQuick);
+  EXPECT_EQ(bad_flag.code, 78);
+  EXPECT_NE(bad_flag.err.find("--statsd.cache-type: found \"fifo\", expected lru or random"), std::string::npos)
+      << bad_flag.err;
+}
+
+TEST(DropinFlagsE2e, CheckConfigTakesAPipelineFileToo) {
+  testing::ScratchDir dir;
+  const std::string file = dir.file("p.yaml");
+  e2e::write_text(file, "pipeline: p\nrings: {raw: {size: 1MiB}}\n"
+                        "sources: {s: {type: statsd, listen: [udp://127.0.0.1:0], output: raw}}\n"
+                        "exporters: {prom: {type: prometheus, input: raw, listen: 127.0.0.1:0}}\n");
+  const auto r = run(dir, {"run", "--check-config", file, "--run-dir", dir.file("run")}, kQuick);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "ringpipe: configuration ok: " + file +
+                       ": pipeline p, 1 rings, 1 sources, 0 processors, 1 exporters, 0 mapping rules; nothing started\n");
+  EXPECT_FALSE(std::filesystem::exists(dir.file("run")));
+}
+
+TEST(DropinFlagsE2e, ValidateChecksAMappingFileAlone) {
+  testing::ScratchDir dir;
+  const std::string mapping = dir.file("m.yml");
+  e2e::write_text(mapping, std::string(kGoodMapping));
+  const auto ok = run(dir, {"validate", "--mapping", mapping}, kQuick);
+  EXPECT_EQ(ok.code, 0) << ok.err;
+  EXPECT_EQ(ok.out, mapping + ": ok (mapping file: 1 mapping rules)\n");
+  e2e::write_text(mapping, std::string(kBadMapping));
+  const auto bad = run(dir, {"validate", "--mapping=" + mapping}, kQuick);
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_EQ(bad.err, mapping + ":3:9: mappings[0] name: found invalid metric name \"1a\", expected letters, digits, "
+                               "'_' and $n/${n} references, not starting with a digit\n");
+  EXPECT_EQ(run(dir, {"validate", "--mapping"}, kQuick).code, 2);
 }
 
 }  // namespace
