@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "ringpipe/config/units.hpp"
+#include "version.hpp"
 
 namespace ringpipe::apps {
 namespace {
@@ -25,6 +26,7 @@ Usage:
   ringpipe ring create|inspect|tail|rm-reader PATH ...
                                            work on one ring file directly
   ringpipe help [COMMAND]                  this text, or a command's
+  ringpipe --version                       the version
 
 The built-in pipeline (statsd_exporter's defaults): StatsD on UDP and TCP
 :9125 -> aggregate -> Prometheus /metrics on :9102.
@@ -72,6 +74,7 @@ Options:
   --max-quick-failures N    give up after N consecutive deaths within 2s of a
                             start (5)
   --log-level LEVEL         trace, debug, info, warn, error (info)
+  --version                 print the version and exit
 )";
 
 constexpr std::string_view kValidate = R"(Usage: ringpipe validate FILE
@@ -180,6 +183,8 @@ bool bool_flag(ArgScanner& args, std::string_view name, bool* value, std::string
   }
   return true;
 }
+
+std::string_view version_line() noexcept { return kVersionLine; }
 
 std::optional<std::uint64_t> size_option(std::string_view option, std::string_view value, std::string* error) {
   if (auto n = config::parse_size(value)) return n;

@@ -46,6 +46,10 @@ class ArgScanner {
 // set, or *error when the value is neither true nor false.
 [[nodiscard]] bool bool_flag(ArgScanner& args, std::string_view name, bool* value, std::string* error);
 
+// "ringpipe 0.1.0 (git v0.1.0-3-gabcdef0)\n": CMake's project version and
+// `git describe` of the source tree when it was configured.
+[[nodiscard]] std::string_view version_line() noexcept;
+
 // The value of a size or duration option, read as the pipeline file reads
 // one (ringpipe/config/units.hpp), so a flag and a key never differ: sizes
 // "64MiB", "512KiB", "10MB" or bare bytes; durations "500ms", "10s", "1m30s"

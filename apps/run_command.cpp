@@ -26,6 +26,9 @@ std::size_t mapping_rules(const config::PipelineConfig& p) {
 
 int run_command(Args args) {
   if (wants_help(args, "run")) return kExitOk;
+  for (const std::string_view a : args) {
+    if (a == "--version") return std::fputs(version_line().data(), stdout), kExitOk;
+  }
   ArgScanner a(args);
   PipelineArgs pipeline_args;
   SupervisorOptions options;

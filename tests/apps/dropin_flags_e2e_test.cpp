@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <regex>
 
 #include "e2e_util.hpp"
 
@@ -103,6 +104,18 @@ TEST(DropinFlagsE2e, ValidateChecksAMappingFileAlone) {
   EXPECT_EQ(bad.err, mapping + ":3:9: mappings[0] name: found invalid metric name \"1a\", expected letters, digits, "
                                "'_' and $n/${n} references, not starting with a digit\n");
   EXPECT_EQ(run(dir, {"validate", "--mapping"}, kQuick).code, 2);
+}
+
+TEST(DropinFlagsE2e, VersionPrintsOneLineAndExits0) {
+  testing::ScratchDir dir;
+  const std::regex line(R"(ringpipe \d+\.\d+\.\d+ \(git [^\s()]+\)\n)");
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--version"}, {"run", "--version"}, {"--statsd.listen-udp=:1", "--version"}}) {
+    const auto r = run(dir, args, kQuick);
+    EXPECT_EQ(r.code, 0) << args.front() << r.err;
+    EXPECT_TRUE(std::regex_match(r.out, line)) << r.out;
+    EXPECT_EQ(r.err, "");
+  }
 }
 
 }  // namespace
