@@ -74,6 +74,10 @@ Options:
   --max-quick-failures N    give up after N consecutive deaths within 2s of a
                             start (5)
   --log-level LEVEL         trace, debug, info, warn, error (info)
+  --log.level LEVEL         statsd_exporter's: debug, info, warn, error (info)
+  --log.format FORMAT       logfmt or json (one JSON object per line); without
+                            it: "TIME LEVEL ringpipe[COMPONENT PID] MESSAGE".
+                            Components are started with the same log options
   --version                 print the version and exit
 )";
 
@@ -114,12 +118,15 @@ Options:
   --duration DURATION   exit after this long; DURATION needs a unit: 30s, 5m
 )";
 
-constexpr std::string_view kComponent = R"(Usage: ringpipe component NAME [--config FILE | STATSD_EXPORTER_FLAGS...]
+constexpr std::string_view kComponent = R"(Usage: ringpipe component NAME [--config FILE | STATSD_EXPORTER_FLAGS...] [LOG OPTIONS]
 
 Runs the source, processor or exporter NAME of the pipeline alone, until
 SIGTERM or SIGINT (for systemd, containers, and the supervisor's children).
 Its rings are opened, or created when missing. Exit 78 on a bad config or
 unknown NAME (systemd: RestartPreventExitStatus=78).
+
+Log options (as for run): --log-level LEVEL, --log.level LEVEL,
+--log.format logfmt|json.
 )";
 
 constexpr std::string_view kRing = R"(Usage:
@@ -181,6 +188,41 @@ bool bool_flag(ArgScanner& args, std::string_view name, bool* value, std::string
   } else {
     *error = fmt::format("{}: found \"{}\", expected {}, {} or {}=true|false", name, text, name, negated, name);
   }
+  return true;
+}
+
+std::vector<std::string> LogOptions::child_args() const {
+  std::vector<std::string> out;
+  if (level != spdlog::level::info) out.push_back(fmt::format("--log-level={}", spdlog::level::to_string_view(level)));
+  if (format == LogFormat::kLogfmt) out.emplace_back("--log.format=logfmt");
+  if (format == LogFormat::kJson) out.emplace_back("--log.format=json");
+  return out;
+}
+
+bool log_option(ArgScanner& args, LogOptions* log, std::string* error) {
+  std::string v;
+  if (args.option("--log.level", &v)) {
+    // statsd_exporter's (promslog's) levels.
+    if (v == "debug") log->level = spdlog::level::debug;
+    else if (v == "info") log->level = spdlog::level::info;
+    else if (v == "warn") log->level = spdlog::level::warn;
+    else if (v == "error") log->level = spdlog::level::err;
+    else *error = fmt::format("--log.level: found \"{}\", expected debug, info, warn or error", v);
+  } else if (args.option("--log-level", &v)) {
+    const auto level = spdlog::level::from_str(v);
+    if (level == spdlog::level::off && v != "off") {
+      *error = fmt::format("--log-level: found \"{}\", expected trace, debug, info, warn or error", v);
+    } else {
+      log->level = level;
+    }
+  } else if (args.option("--log.format", &v)) {
+    if (v == "logfmt") log->format = LogFormat::kLogfmt;
+    else if (v == "json") log->format = LogFormat::kJson;
+    else *error = fmt::format("--log.format: found \"{}\", expected logfmt or json", v);
+  } else {
+    return false;
+  }
+  if (!args.error().empty()) *error = args.error();
   return true;
 }
 

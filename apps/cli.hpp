@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ringpipe/common/log.hpp"
 #include "ringpipe/config/pipeline.hpp"
 
 namespace ringpipe::apps {
@@ -45,6 +46,19 @@ class ArgScanner {
 // True (and consumed) when the current argument is one of these; *value is
 // set, or *error when the value is neither true nor false.
 [[nodiscard]] bool bool_flag(ArgScanner& args, std::string_view name, bool* value, std::string* error);
+
+// How the process logs: statsd_exporter's --log.level (debug, info, warn,
+// error) and --log.format (logfmt, json), or run's own --log-level (trace too).
+struct LogOptions {
+  spdlog::level::level_enum level = spdlog::level::info;
+  LogFormat format = LogFormat::kText;
+  // The options a child is started with to log the same way (none for the defaults).
+  [[nodiscard]] std::vector<std::string> child_args() const;
+};
+// True (and consumed) when the current argument is --log.level, --log.format
+// or --log-level; a bad or missing value sets *error to one line naming the
+// accepted values.
+[[nodiscard]] bool log_option(ArgScanner& args, LogOptions* log, std::string* error);
 
 // "ringpipe 0.1.0 (git v0.1.0-3-gabcdef0)\n": CMake's project version and
 // `git describe` of the source tree when it was configured.

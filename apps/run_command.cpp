@@ -32,7 +32,7 @@ int run_command(Args args) {
   ArgScanner a(args);
   PipelineArgs pipeline_args;
   SupervisorOptions options;
-  spdlog::level::level_enum level = spdlog::level::info;
+  LogOptions log;
   bool check_config = false;
   std::string v;
   std::string why;
@@ -49,9 +49,8 @@ int run_command(Args args) {
       if (ec != std::errc() || end != v.data() + v.size() || n == 0)
         return usage("--max-quick-failures: found \"" + v + "\", expected a number >= 1");
       options.max_quick_failures = n;
-    } else if (a.option("--log-level", &v)) {
-      level = spdlog::level::from_str(v);
-      if (level == spdlog::level::off && v != "off") return usage("--log-level: found \"" + v + "\"");
+    } else if (log_option(a, &log, &why)) {
+      if (!why.empty()) return usage(why);
     } else if (bool_flag(a, "--check-config", &check_config, &why)) {
       if (!why.empty()) return usage(why);
     } else if (!a.error().empty()) {
@@ -64,7 +63,7 @@ int run_command(Args args) {
   auto source = pipeline_args.source();
   if (!source) return usage(pipeline_args.error());
 
-  init_logging("supervisor", level);
+  init_logging("supervisor", log.level, log.format);
   auto pipeline = source->load();
   if (!pipeline) {
     print_diagnostics(pipeline.error());
@@ -89,6 +88,7 @@ int run_command(Args args) {
     return kExitOk;
   }
   options.source = std::move(*source);
+  options.log = log;
   spdlog::info("pipeline {} from {}: {} rings, {} components, run dir {}", pipeline->pipeline,
                options.source.describe(), pipeline->rings.size(), all.size() - options.disabled.size(),
                pipeline->run_dir);

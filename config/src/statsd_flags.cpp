@@ -16,6 +16,8 @@ namespace {
 constexpr std::string_view kCommandLine = "command line";
 
 // Flags that take a value and only tune statsd_exporter's own internals.
+// log.level and log.format set up the process's logging: `ringpipe run` and
+// `ringpipe component` read them (apps/cli.hpp), not the pipeline.
 constexpr std::string_view kIgnoredValueFlags[] = {
     "statsd.event-queue-size", "statsd.event-flush-threshold", "statsd.event-flush-interval",
     "statsd.udp-packet-queue-size", "debug.dump-fsm", "log.level", "log.format",

@@ -4,8 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <filesystem>
 #include <regex>
+#include <set>
 
 #include "e2e_util.hpp"
 
@@ -26,6 +29,17 @@ std::vector<std::string> isolated_flags(const testing::ScratchDir& dir, std::uin
 std::vector<std::string> operator+(std::vector<std::string> a, const std::vector<std::string>& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const std::size_t eol = std::min(text.find('\n', at), text.size());
+    out.push_back(text.substr(at, eol - at));
+    at = eol + 1;
+  }
+  return out;
 }
 
 constexpr std::string_view kGoodMapping = "mappings:\n- match: a.*.b\n  name: a_b\n  labels: {x: $1}\n";
@@ -116,6 +130,70 @@ TEST(DropinFlagsE2e, VersionPrintsOneLineAndExits0) {
     EXPECT_TRUE(std::regex_match(r.out, line)) << r.out;
     EXPECT_EQ(r.err, "");
   }
+}
+
+// Starts the pipeline with `extra` flags, lets every component come up, stops
+// it, and returns what it logged.
+std::string logged_by_pipeline(const testing::ScratchDir& dir, const std::vector<std::string>& extra) {
+  const auto port = e2e::free_tcp_port();
+  const auto web = e2e::free_tcp_port();
+  static int n = 0;
+  const std::string base = dir.file("logs" + std::to_string(n++));
+  e2e::Proc p(isolated_flags(dir, port, web) + extra, base + ".out", base + ".err");
+  e2e::TcpSender sender(port);
+  EXPECT_TRUE(sender.connect(std::chrono::seconds(20)));  // the statsd component is up
+  EXPECT_TRUE(sender.send("a:1|c\n"));
+  sender.finish();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(std::chrono::seconds(30)), 0) << p.err();
+  return p.err();
+}
+
+TEST(DropinFlagsE2e, LogFormatJsonAppliesToTheSupervisorAndItsComponents) {
+  testing::ScratchDir dir;
+  const std::string err = logged_by_pipeline(dir, {"--log.format=json", "--log.level", "debug"});
+  const std::regex json(R"re(\{"ts":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z","level":"(debug|info|warn|error)",)re"
+                        R"re("component":"[^"]+","pid":\d+,"msg":"([^"\\]|\\.)*"\})re");
+  std::set<std::string> components;
+  bool debug = false;
+  for (const std::string& l : split_lines(err)) {
+    EXPECT_TRUE(std::regex_match(l, json)) << l;
+    const auto c = l.find("\"component\":\"");
+    if (c != std::string::npos) components.insert(l.substr(c + 13, l.find('"', c + 13) - c - 13));
+    debug = debug || l.find("\"level\":\"debug\"") != std::string::npos;
+  }
+  EXPECT_TRUE(components.count("supervisor")) << err;
+  EXPECT_TRUE(components.count("statsd")) << err;  // a child: the supervisor passed the flags on
+  EXPECT_TRUE(debug) << err;
+}
+
+TEST(DropinFlagsE2e, LogFormatLogfmtAndLogLevelApplyToTheSupervisorAndItsComponents) {
+  testing::ScratchDir dir;
+  const std::string err = logged_by_pipeline(dir, {"--log.format", "logfmt"});
+  const std::regex logfmt(R"re(ts=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=(info|warn|error) component=\S+ )re"
+                          R"re(pid=\d+ msg="([^"\\]|\\.)*")re");
+  bool child = false;
+  for (const std::string& l : split_lines(err)) {
+    EXPECT_TRUE(std::regex_match(l, logfmt)) << l;
+    child = child || l.find("component=statsd ") != std::string::npos;
+  }
+  EXPECT_TRUE(child) << err;
+
+  // warn: the supervisor's and the components' info lines are gone.
+  const std::string quiet = logged_by_pipeline(dir, {"--log.level=warn", "--log.format=logfmt"});
+  EXPECT_EQ(quiet.find("level=info"), std::string::npos) << quiet;
+}
+
+TEST(DropinFlagsE2e, AnInvalidLogLevelOrFormatIsAUsageErrorNamingTheAcceptedValues) {
+  testing::ScratchDir dir;
+  const auto level = run(dir, {"--log.level=verbose"}, kQuick);
+  EXPECT_EQ(level.code, 2);
+  EXPECT_NE(level.err.find("--log.level: found \"verbose\", expected debug, info, warn or error"), std::string::npos)
+      << level.err;
+  const auto format = run(dir, {"run", "--log.format", "xml"}, kQuick);
+  EXPECT_EQ(format.code, 2);
+  EXPECT_NE(format.err.find("--log.format: found \"xml\", expected logfmt or json"), std::string::npos) << format.err;
 }
 
 }  // namespace

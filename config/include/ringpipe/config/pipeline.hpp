@@ -357,10 +357,12 @@ using EnvLookup = std::function<std::optional<std::string>(std::string_view)>;
 // --web.listen-address, --web.telemetry-path, --statsd.mapping-config,
 // --statsd.read-buffer, --statsd.cache-size, --statsd.cache-type,
 // --[no-]statsd.parse-{dogstatsd,influxdb,librato,signalfx}-tags. Flags that
-// only tune statsd_exporter internals (event queue, logging, lifecycle) are
-// accepted and ignored; --statsd.relay.* and --web.config.file are errors
-// saying what to do instead. Diagnostics name "command line", line 1, and
-// the column of the argument in the space-joined arguments.
+// only tune statsd_exporter internals (event queue, lifecycle) or the
+// process rather than the pipeline (--log.level, --log.format,
+// --check-config: the caller acts on them) are accepted and ignored here;
+// --statsd.relay.* and --web.config.file are errors saying what to do
+// instead. Diagnostics name "command line", line 1, and the column of the
+// argument in the space-joined arguments.
 [[nodiscard]] ConfigResult<PipelineConfig> pipeline_from_statsd_exporter_flags(
     std::span<const std::string_view> args);
 
