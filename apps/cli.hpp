@@ -111,6 +111,8 @@ class PipelineArgs {
   [[nodiscard]] const std::string& error() const noexcept { return error_; }
   // The source these arguments name; nullopt (with error()) when they conflict.
   [[nodiscard]] std::optional<PipelineSource> source();
+  // The `--x` arguments (and values) taken as statsd_exporter flags so far.
+  [[nodiscard]] const std::vector<std::string>& flags() const noexcept { return flags_; }
 
  private:
   std::optional<std::string> file_;

@@ -16,6 +16,28 @@ int usage(const std::string& message) {
   return kExitUsage;
 }
 
+// An option that is neither run's nor statsd_exporter's: say what is accepted.
+int unknown_option(const std::string& option) {
+  std::fprintf(stderr,
+               "ringpipe run: unknown option %s\n"
+               "run's own options: --config FILE, --run-dir DIR, --disable NAME, --drain-timeout DURATION,\n"
+               "  --max-quick-failures N, --log-level LEVEL, --check-config, --version, --help\n"
+               "and statsd_exporter's flags: --statsd.listen-udp, --statsd.listen-tcp, --statsd.listen-unixgram,\n"
+               "  --statsd.mapping-config, --web.listen-address, --web.telemetry-path, --log.level, --log.format,\n"
+               "  ... (every one and what ringpipe does with it: docs/migrating-from-statsd_exporter.md)\n"
+               "(see ringpipe run --help)\n",
+               option.c_str());
+  return kExitUsage;
+}
+
+// The statsd_exporter-looking arguments that are not statsd_exporter flags.
+const std::string* first_unknown_flag(const std::vector<std::string>& flags) {
+  for (const std::string& f : flags) {
+    if (f.rfind("--", 0) == 0 && !config::is_statsd_exporter_flag(f)) return &f;
+  }
+  return nullptr;
+}
+
 std::size_t mapping_rules(const config::PipelineConfig& p) {
   std::size_t n = 0;
   for (const auto& proc : p.processors) n += proc.mapping ? proc.mapping->mappings.size() : 0;
@@ -60,6 +82,7 @@ int run_command(Args args) {
     }
   }
   if (!a.error().empty()) return usage(a.error());
+  if (const std::string* f = first_unknown_flag(pipeline_args.flags())) return unknown_option(*f);
   auto source = pipeline_args.source();
   if (!source) return usage(pipeline_args.error());
 

@@ -70,6 +70,15 @@ struct FlagValue {
 
 }  // namespace
 
+bool is_statsd_exporter_flag(std::string_view arg) {
+  if (arg.rfind("--", 0) != 0) return false;
+  std::string_view name = arg.substr(2);
+  name = name.substr(0, name.find('='));
+  if (contains(kValueFlags, name) || contains(kIgnoredValueFlags, name) || refused_flag(name)) return true;
+  const std::string_view base = name.rfind("no-", 0) == 0 ? name.substr(3) : name;
+  return contains(kTagFlags, base) || contains(kIgnoredBoolFlags, base);
+}
+
 ConfigResult<PipelineConfig> pipeline_from_statsd_exporter_flags(std::span<const std::string_view> args) {
   std::vector<Diagnostic> diags;
   std::vector<Diagnostic> nested;

@@ -196,5 +196,20 @@ TEST(DropinFlagsE2e, AnInvalidLogLevelOrFormatIsAUsageErrorNamingTheAcceptedValu
   EXPECT_NE(format.err.find("--log.format: found \"xml\", expected logfmt or json"), std::string::npos) << format.err;
 }
 
+TEST(DropinFlagsE2e, AnUnknownOptionIsAUsageErrorListingRunsOptionsAndStatsdExportersFlags) {
+  testing::ScratchDir dir;
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"run", "--foo"}, {"--foo", "bar"}}) {
+    const auto r = run(dir, args, kQuick);
+    EXPECT_EQ(r.code, 2) << r.err;
+    EXPECT_NE(r.err.find("unknown option --foo"), std::string::npos) << r.err;
+    for (const char* option : {"--config FILE", "--run-dir DIR", "--disable NAME", "--drain-timeout DURATION",
+                               "--max-quick-failures N", "--log-level LEVEL", "--check-config", "--version",
+                               "--statsd.listen-udp", "--web.listen-address", "docs/migrating-from-statsd_exporter.md"})
+      EXPECT_NE(r.err.find(option), std::string::npos) << option << "\n" << r.err;
+  }
+  // A known flag with a bad value stays a configuration error.
+  EXPECT_EQ(run(dir, {"run", "--statsd.cache-type=fifo"}, kQuick).code, 78);
+}
+
 }  // namespace
 }  // namespace ringpipe::apps

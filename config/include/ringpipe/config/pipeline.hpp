@@ -366,4 +366,9 @@ using EnvLookup = std::function<std::optional<std::string>(std::string_view)>;
 [[nodiscard]] ConfigResult<PipelineConfig> pipeline_from_statsd_exporter_flags(
     std::span<const std::string_view> args);
 
+// True when `arg` ("--name", "--name=value", "--no-name") names one of
+// statsd_exporter's flags that pipeline_from_statsd_exporter_flags() knows,
+// the refused ones included; false for anything else (a usage error).
+[[nodiscard]] bool is_statsd_exporter_flag(std::string_view arg);
+
 }  // namespace ringpipe::config
