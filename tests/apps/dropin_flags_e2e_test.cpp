@@ -1,11 +1,13 @@
 // The real `ringpipe` binary given statsd_exporter's process flags:
 // --check-config, --version, --log.level, --log.format, the relay flags, and
-// options neither run nor statsd_exporter knows.
+// options neither run nor statsd_exporter knows; and README.md's "Try it"
+// lines run against it as they are written.
 
 #include <gtest/gtest.h>
 
 #include <signal.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <regex>
 #include <set>
@@ -209,6 +211,65 @@ TEST(DropinFlagsE2e, AnUnknownOptionIsAUsageErrorListingRunsOptionsAndStatsdExpo
   }
   // A known flag with a bad value stays a configuration error.
   EXPECT_EQ(run(dir, {"run", "--statsd.cache-type=fifo"}, kQuick).code, 78);
+}
+
+// The shell lines of README.md's "Try it" block, for the machine `./build.sh`
+// sets up (its tools only), with the ports replaced.
+std::vector<std::string> readme_try_it(std::uint16_t port, std::uint16_t web) {
+  const std::string readme = e2e::read_text(std::string(RINGPIPE_SOURCE_DIR) + "/README.md");
+  const std::size_t at = readme.find("Try it:");
+  const std::size_t begin = readme.find('\n', readme.find("```", at)) + 1;
+  const std::size_t end = readme.find("```", begin);
+  if (at == std::string::npos || end == std::string::npos) return {};
+  std::vector<std::string> out;
+  for (std::string l : split_lines(readme.substr(begin, end - begin))) {
+    for (const auto& [from, to] : {std::pair{std::string("9125"), std::to_string(port)},
+                                   std::pair{std::string("9102"), std::to_string(web)}}) {
+      for (auto i = l.find(from); i != std::string::npos; i = l.find(from)) l.replace(i, from.size(), to);
+    }
+    out.push_back(l);
+  }
+  return out;
+}
+
+// Runs one line under bash; its exit status and stdout.
+std::pair<int, std::string> bash(const std::string& line) {
+  const std::string command = "bash -c '" + std::regex_replace(line, std::regex("'"), "'\\''") + "' 2>&1";
+  FILE* f = ::popen(command.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (const std::size_t n = std::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
+  const int st = ::pclose(f);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : 128, out};
+}
+
+TEST(ReadmeE2e, TryItCommandsWorkWithTheToolsTheSetUpInstalls) {
+  testing::ScratchDir dir;
+  const auto port = e2e::free_tcp_port();
+  const auto web = e2e::free_tcp_port();
+  const auto lines = readme_try_it(port, web);
+  ASSERT_GE(lines.size(), 2u);
+  e2e::Proc p(isolated_flags(dir, port, web), dir.file("p.out"), dir.file("p.err"));
+  e2e::TcpSender up(web);
+  ASSERT_TRUE(up.connect(std::chrono::seconds(20)));  // the exporter serves
+  up.close();
+  ASSERT_TRUE(testing::wait_until([&] { return e2e::TcpSender(port).connect(std::chrono::milliseconds(50)); },
+                                  std::chrono::seconds(20)));  // the source listens
+  // Every line but the scrape once, as written; the scrape until it shows
+  // the series (bounded), in case this machine is slower than the README's pause.
+  for (std::size_t i = 0; i + 1 < lines.size(); ++i) {
+    const auto [code, out] = bash(lines[i]);
+    ASSERT_EQ(code, 0) << lines[i] << "\n" << out;
+  }
+  std::string scraped;
+  EXPECT_TRUE(testing::wait_until(
+      [&] {
+        auto [code, out] = bash(lines.back());
+        scraped = out;
+        return code == 0 && out == "hits{env=\"dev\"} 1\n";
+      },
+      std::chrono::seconds(10)))
+      << lines.back() << "\n" << scraped;
 }
 
 }  // namespace
