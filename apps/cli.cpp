@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "ringpipe/config/units.hpp"
+#include "version.hpp"
 
 namespace ringpipe::apps {
 namespace {
@@ -18,12 +19,14 @@ Usage:
   ringpipe run [FILE] [OPTIONS]            supervise a pipeline (no FILE: the built-in one)
   ringpipe [STATSD_EXPORTER_FLAGS]         the built-in pipeline, configured by statsd_exporter's flags
   ringpipe validate FILE                   check a pipeline file; every error as file:line:column
+  ringpipe validate --mapping FILE         check a statsd_exporter mapping file alone
   ringpipe stat [FILE] [--once]            live view of the pipeline's rings and components
   ringpipe tail RING [FILE]                print the decoded records of a pipeline ring
   ringpipe component NAME [--config FILE]  run one source, processor or exporter alone
   ringpipe ring create|inspect|tail|rm-reader PATH ...
                                            work on one ring file directly
   ringpipe help [COMMAND]                  this text, or a command's
+  ringpipe --version                       the version
 
 The built-in pipeline (statsd_exporter's defaults): StatsD on UDP and TCP
 :9125 -> aggregate -> Prometheus /metrics on :9102.
@@ -53,10 +56,15 @@ Without FILE the built-in pipeline runs; statsd_exporter's flags
 (--statsd.listen-udp, --statsd.listen-tcp, --statsd.listen-unixgram,
 --web.listen-address, --web.telemetry-path, --statsd.mapping-config,
 --statsd.read-buffer, --[no-]statsd.parse-*-tags, ...) configure it, and the
-supervisor passes the same flags to its children.
+supervisor passes the same flags to its children. --statsd.relay.* is
+refused (exit 78): ringpipe does not relay. Every statsd_exporter flag and
+what ringpipe does with it: docs/migrating-from-statsd_exporter.md.
 
 Options:
   --config FILE             the pipeline file (same as FILE)
+  --check-config            load and check the flags, FILE and mapping files,
+                            print one line, and exit 0 (ok) or 78 (bad config)
+                            without starting anything or binding a port
   --run-dir DIR             put the rings and status under DIR/<pipeline>/
                             instead of the pipeline's run_dir
   --disable NAME            do not run component NAME (repeatable), e.g. when it
@@ -66,12 +74,22 @@ Options:
   --max-quick-failures N    give up after N consecutive deaths within 2s of a
                             start (5)
   --log-level LEVEL         trace, debug, info, warn, error (info)
+  --log.level LEVEL         statsd_exporter's: debug, info, warn, error (info)
+  --log.format FORMAT       logfmt or json (one JSON object per line); without
+                            it: "TIME LEVEL ringpipe[COMPONENT PID] MESSAGE".
+                            Components are started with the same log options
+  --version                 print the version and exit
 )";
 
 constexpr std::string_view kValidate = R"(Usage: ringpipe validate FILE
+       ringpipe validate --mapping FILE
 
-Loads FILE and its mapping files and prints every problem, one per line, as
-file:line:column: message. Exit 0 when valid, 1 when not.
+Loads the pipeline FILE and its mapping files, or with --mapping only the
+statsd_exporter mapping file FILE (what --statsd.mapping-config names), and
+prints every problem, one per line, as file:line:column: message.
+Exit 0 when valid, 1 when not, 2 on a usage error.
+(`ringpipe --check-config STATSD_EXPORTER_FLAGS...` checks a whole
+statsd_exporter command line, mapping file included.)
 )";
 
 constexpr std::string_view kStat = R"(Usage: ringpipe stat [FILE | STATSD_EXPORTER_FLAGS...] [--once] [--interval DURATION]
@@ -100,12 +118,15 @@ Options:
   --duration DURATION   exit after this long; DURATION needs a unit: 30s, 5m
 )";
 
-constexpr std::string_view kComponent = R"(Usage: ringpipe component NAME [--config FILE | STATSD_EXPORTER_FLAGS...]
+constexpr std::string_view kComponent = R"(Usage: ringpipe component NAME [--config FILE | STATSD_EXPORTER_FLAGS...] [LOG OPTIONS]
 
 Runs the source, processor or exporter NAME of the pipeline alone, until
 SIGTERM or SIGINT (for systemd, containers, and the supervisor's children).
 Its rings are opened, or created when missing. Exit 78 on a bad config or
 unknown NAME (systemd: RestartPreventExitStatus=78).
+
+Log options (as for run): --log-level LEVEL, --log.level LEVEL,
+--log.format logfmt|json.
 )";
 
 constexpr std::string_view kRing = R"(Usage:
@@ -151,6 +172,61 @@ bool ArgScanner::option(std::string_view name, std::string* value) noexcept {
   }
   return true;
 }
+
+bool bool_flag(ArgScanner& args, std::string_view name, bool* value, std::string* error) {
+  const std::string negated = "--no-" + std::string(name.substr(2));
+  if (args.flag(negated)) return *value = false, true;
+  std::string text;
+  if (args.current() != name) return false;
+  if (args.flag(name)) return *value = true, true;
+  const std::string_view a = args.take();
+  text = std::string(a.substr(name.size() + 1));
+  if (text == "true") {
+    *value = true;
+  } else if (text == "false") {
+    *value = false;
+  } else {
+    *error = fmt::format("{}: found \"{}\", expected {}, {} or {}=true|false", name, text, name, negated, name);
+  }
+  return true;
+}
+
+std::vector<std::string> LogOptions::child_args() const {
+  std::vector<std::string> out;
+  if (level != spdlog::level::info) out.push_back(fmt::format("--log-level={}", spdlog::level::to_string_view(level)));
+  if (format == LogFormat::kLogfmt) out.emplace_back("--log.format=logfmt");
+  if (format == LogFormat::kJson) out.emplace_back("--log.format=json");
+  return out;
+}
+
+bool log_option(ArgScanner& args, LogOptions* log, std::string* error) {
+  std::string v;
+  if (args.option("--log.level", &v)) {
+    // statsd_exporter's (promslog's) levels.
+    if (v == "debug") log->level = spdlog::level::debug;
+    else if (v == "info") log->level = spdlog::level::info;
+    else if (v == "warn") log->level = spdlog::level::warn;
+    else if (v == "error") log->level = spdlog::level::err;
+    else *error = fmt::format("--log.level: found \"{}\", expected debug, info, warn or error", v);
+  } else if (args.option("--log-level", &v)) {
+    const auto level = spdlog::level::from_str(v);
+    if (level == spdlog::level::off && v != "off") {
+      *error = fmt::format("--log-level: found \"{}\", expected trace, debug, info, warn or error", v);
+    } else {
+      log->level = level;
+    }
+  } else if (args.option("--log.format", &v)) {
+    if (v == "logfmt") log->format = LogFormat::kLogfmt;
+    else if (v == "json") log->format = LogFormat::kJson;
+    else *error = fmt::format("--log.format: found \"{}\", expected logfmt or json", v);
+  } else {
+    return false;
+  }
+  if (!args.error().empty()) *error = args.error();
+  return true;
+}
+
+std::string_view version_line() noexcept { return kVersionLine; }
 
 std::optional<std::uint64_t> size_option(std::string_view option, std::string_view value, std::string* error) {
   if (auto n = config::parse_size(value)) return n;

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ringpipe/common/log.hpp"
 #include "ringpipe/config/pipeline.hpp"
 
 namespace ringpipe::apps {
@@ -40,6 +41,28 @@ class ArgScanner {
   std::size_t i_ = 0;
   std::string error_;
 };
+
+// A boolean flag as kingpin takes it: `--name`, `--no-name`, `--name=true|false`.
+// True (and consumed) when the current argument is one of these; *value is
+// set, or *error when the value is neither true nor false.
+[[nodiscard]] bool bool_flag(ArgScanner& args, std::string_view name, bool* value, std::string* error);
+
+// How the process logs: statsd_exporter's --log.level (debug, info, warn,
+// error) and --log.format (logfmt, json), or run's own --log-level (trace too).
+struct LogOptions {
+  spdlog::level::level_enum level = spdlog::level::info;
+  LogFormat format = LogFormat::kText;
+  // The options a child is started with to log the same way (none for the defaults).
+  [[nodiscard]] std::vector<std::string> child_args() const;
+};
+// True (and consumed) when the current argument is --log.level, --log.format
+// or --log-level; a bad or missing value sets *error to one line naming the
+// accepted values.
+[[nodiscard]] bool log_option(ArgScanner& args, LogOptions* log, std::string* error);
+
+// "ringpipe 0.1.0 (git v0.1.0-3-gabcdef0)\n": CMake's project version and
+// `git describe` of the source tree when it was configured.
+[[nodiscard]] std::string_view version_line() noexcept;
 
 // The value of a size or duration option, read as the pipeline file reads
 // one (ringpipe/config/units.hpp), so a flag and a key never differ: sizes
@@ -88,6 +111,8 @@ class PipelineArgs {
   [[nodiscard]] const std::string& error() const noexcept { return error_; }
   // The source these arguments name; nullopt (with error()) when they conflict.
   [[nodiscard]] std::optional<PipelineSource> source();
+  // The `--x` arguments (and values) taken as statsd_exporter flags so far.
+  [[nodiscard]] const std::vector<std::string>& flags() const noexcept { return flags_; }
 
  private:
   std::optional<std::string> file_;

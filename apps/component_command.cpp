@@ -15,9 +15,16 @@ int component_command(Args args) {
   ArgScanner a(args);
   PipelineArgs pipeline_args;
   std::optional<std::string> name;
+  LogOptions log;
+  std::string why;
   while (!a.done()) {
     if (!name && a.current().rfind("--", 0) != 0) {
       name = std::string(a.take());
+    } else if (log_option(a, &log, &why)) {
+      if (!why.empty()) {
+        std::fprintf(stderr, "ringpipe component: %s\n(see ringpipe component --help)\n", why.c_str());
+        return kExitUsage;
+      }
     } else if (!pipeline_args.take(a)) {
       std::fprintf(stderr, "ringpipe component: %s\n", pipeline_args.error().c_str());
       return kExitConfig;
@@ -30,7 +37,7 @@ int component_command(Args args) {
   // ps and top show which component a process is (comm holds 15 bytes).
   const std::string title = "ringpipe:" + *name;
   ::prctl(PR_SET_NAME, title.c_str(), 0, 0, 0);
-  init_logging(*name);
+  init_logging(*name, log.level, log.format);
 
   auto source = pipeline_args.source();
   if (!source) {

@@ -16,20 +16,52 @@ int usage(const std::string& message) {
   return kExitUsage;
 }
 
+// An option that is neither run's nor statsd_exporter's: say what is accepted.
+int unknown_option(const std::string& option) {
+  std::fprintf(stderr,
+               "ringpipe run: unknown option %s\n"
+               "run's own options: --config FILE, --run-dir DIR, --disable NAME, --drain-timeout DURATION,\n"
+               "  --max-quick-failures N, --log-level LEVEL, --check-config, --version, --help\n"
+               "and statsd_exporter's flags: --statsd.listen-udp, --statsd.listen-tcp, --statsd.listen-unixgram,\n"
+               "  --statsd.mapping-config, --web.listen-address, --web.telemetry-path, --log.level, --log.format,\n"
+               "  ... (every one and what ringpipe does with it: docs/migrating-from-statsd_exporter.md)\n"
+               "(see ringpipe run --help)\n",
+               option.c_str());
+  return kExitUsage;
+}
+
+// The statsd_exporter-looking arguments that are not statsd_exporter flags.
+const std::string* first_unknown_flag(const std::vector<std::string>& flags) {
+  for (const std::string& f : flags) {
+    if (f.rfind("--", 0) == 0 && !config::is_statsd_exporter_flag(f)) return &f;
+  }
+  return nullptr;
+}
+
+std::size_t mapping_rules(const config::PipelineConfig& p) {
+  std::size_t n = 0;
+  for (const auto& proc : p.processors) n += proc.mapping ? proc.mapping->mappings.size() : 0;
+  return n;
+}
+
 }  // namespace
 
 int run_command(Args args) {
   if (wants_help(args, "run")) return kExitOk;
+  for (const std::string_view a : args) {
+    if (a == "--version") return std::fputs(version_line().data(), stdout), kExitOk;
+  }
   ArgScanner a(args);
   PipelineArgs pipeline_args;
   SupervisorOptions options;
-  spdlog::level::level_enum level = spdlog::level::info;
+  LogOptions log;
+  bool check_config = false;
   std::string v;
+  std::string why;
   while (!a.done()) {
     if (a.option("--disable", &v)) {
       options.disabled.push_back(v);
     } else if (a.option("--drain-timeout", &v)) {
-      std::string why;
       auto d = duration_option("--drain-timeout", v, &why);
       if (!d) return usage(why);
       options.drain_timeout = *d;
@@ -39,9 +71,10 @@ int run_command(Args args) {
       if (ec != std::errc() || end != v.data() + v.size() || n == 0)
         return usage("--max-quick-failures: found \"" + v + "\", expected a number >= 1");
       options.max_quick_failures = n;
-    } else if (a.option("--log-level", &v)) {
-      level = spdlog::level::from_str(v);
-      if (level == spdlog::level::off && v != "off") return usage("--log-level: found \"" + v + "\"");
+    } else if (log_option(a, &log, &why)) {
+      if (!why.empty()) return usage(why);
+    } else if (bool_flag(a, "--check-config", &check_config, &why)) {
+      if (!why.empty()) return usage(why);
     } else if (!a.error().empty()) {
       return usage(a.error());
     } else if (!pipeline_args.take(a)) {
@@ -49,21 +82,36 @@ int run_command(Args args) {
     }
   }
   if (!a.error().empty()) return usage(a.error());
+  if (const std::string* f = first_unknown_flag(pipeline_args.flags())) return unknown_option(*f);
   auto source = pipeline_args.source();
   if (!source) return usage(pipeline_args.error());
 
-  init_logging("supervisor", level);
+  init_logging("supervisor", log.level, log.format);
   auto pipeline = source->load();
   if (!pipeline) {
     print_diagnostics(pipeline.error());
-    spdlog::error("{}: invalid pipeline; nothing started", source->describe());
+    if (check_config) {
+      std::fprintf(stderr, "ringpipe: configuration invalid: %s: %zu problems; nothing started\n",
+                   source->describe().c_str(), pipeline.error().diagnostics.size());
+    } else {
+      spdlog::error("{}: invalid pipeline; nothing started", source->describe());
+    }
     return kExitConfig;
   }
   const auto all = pipeline_components(*pipeline);
   for (const std::string& name : options.disabled) {
     if (!find_component(all, name)) return usage("--disable " + name + ": the pipeline has no such component");
   }
+  if (check_config) {
+    std::printf("ringpipe: configuration ok: %s: pipeline %s, %zu rings, %zu sources, %zu processors, %zu exporters, "
+                "%zu mapping rules; nothing started\n",
+                source->describe().c_str(), pipeline->pipeline.c_str(), pipeline->rings.size(),
+                pipeline->sources.size(), pipeline->processors.size(), pipeline->exporters.size(),
+                mapping_rules(*pipeline));
+    return kExitOk;
+  }
   options.source = std::move(*source);
+  options.log = log;
   spdlog::info("pipeline {} from {}: {} rings, {} components, run dir {}", pipeline->pipeline,
                options.source.describe(), pipeline->rings.size(), all.size() - options.disabled.size(),
                pipeline->run_dir);

@@ -208,6 +208,7 @@ struct Supervisor::Impl {
   void start_child(Child& c) {
     std::vector<std::string> argv_text = {"ringpipe:" + c.info.name, "component", c.info.name};
     for (std::string& a : options.source.child_args()) argv_text.push_back(std::move(a));
+    for (std::string& a : options.log.child_args()) argv_text.push_back(std::move(a));
     std::vector<char*> argv;
     for (std::string& a : argv_text) argv.push_back(a.data());
     argv.push_back(nullptr);

@@ -28,6 +28,7 @@ namespace ringpipe::apps {
 
 struct SupervisorOptions {
   PipelineSource source;                      // reloaded on SIGHUP; children get source.child_args()
+  LogOptions log;                             // children log the same way: log.child_args()
   std::vector<std::string> disabled;          // components not to run
   std::chrono::milliseconds drain_timeout{10'000};
   std::chrono::milliseconds stop_timeout{5'000};        // SIGTERM, then SIGKILL after this

@@ -16,13 +16,38 @@ namespace {
 constexpr std::string_view kCommandLine = "command line";
 
 // Flags that take a value and only tune statsd_exporter's own internals.
+// log.level and log.format set up the process's logging: `ringpipe run` and
+// `ringpipe component` read them (apps/cli.hpp), not the pipeline.
 constexpr std::string_view kIgnoredValueFlags[] = {
     "statsd.event-queue-size", "statsd.event-flush-threshold", "statsd.event-flush-interval",
-    "statsd.udp-packet-queue-size", "statsd.relay.address", "statsd.relay.packet-length",
-    "debug.dump-fsm", "log.level", "log.format",
+    "statsd.udp-packet-queue-size", "debug.dump-fsm", "log.level", "log.format",
 };
 // Boolean flags accepted and ignored (kingpin also takes --no-<flag>).
+// check-config is acted on by `ringpipe run`.
 constexpr std::string_view kIgnoredBoolFlags[] = {"web.enable-lifecycle", "check-config", "web.systemd-socket"};
+
+// statsd_exporter's flags for features ringpipe does not have: refused with
+// what to do instead, so that nothing silently goes missing.
+struct RefusedFlag {
+  std::string_view name;
+  std::string_view why;
+};
+constexpr RefusedFlag kRefusedFlags[] = {
+    {"statsd.relay.address",
+     "relaying is not supported by ringpipe, expected no --statsd.relay.* flag (send the StatsD stream to the "
+     "relay target from its clients, or keep statsd_exporter in front as the relay)"},
+    {"statsd.relay.packet-length",
+     "relaying is not supported by ringpipe, expected no --statsd.relay.* flag (send the StatsD stream to the "
+     "relay target from its clients, or keep statsd_exporter in front as the relay)"},
+    {"web.config.file",
+     "not read by ringpipe, expected TLS and basic auth in a pipeline file (exporter tls and basic_auth_users)"},
+};
+
+const RefusedFlag* refused_flag(std::string_view name) {
+  for (const RefusedFlag& f : kRefusedFlags)
+    if (f.name == name) return &f;
+  return nullptr;
+}
 
 constexpr std::string_view kTagFlags[] = {"statsd.parse-dogstatsd-tags", "statsd.parse-influxdb-tags",
                                           "statsd.parse-librato-tags", "statsd.parse-signalfx-tags"};
@@ -44,6 +69,15 @@ struct FlagValue {
 };
 
 }  // namespace
+
+bool is_statsd_exporter_flag(std::string_view arg) {
+  if (arg.rfind("--", 0) != 0) return false;
+  std::string_view name = arg.substr(2);
+  name = name.substr(0, name.find('='));
+  if (contains(kValueFlags, name) || contains(kIgnoredValueFlags, name) || refused_flag(name)) return true;
+  const std::string_view base = name.rfind("no-", 0) == 0 ? name.substr(3) : name;
+  return contains(kTagFlags, base) || contains(kIgnoredBoolFlags, base);
+}
 
 ConfigResult<PipelineConfig> pipeline_from_statsd_exporter_flags(std::span<const std::string_view> args) {
   std::vector<Diagnostic> diags;
@@ -98,12 +132,13 @@ ConfigResult<PipelineConfig> pipeline_from_statsd_exporter_flags(std::span<const
       continue;
     }
     const bool known = contains(kValueFlags, name);
+    if (const RefusedFlag* refused = refused_flag(name)) {
+      error(i, "--" + std::string(name) + ": " + std::string(refused->why));
+      if (!inline_value && i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0) ++i;  // skip its value
+      continue;
+    }
     if (!known && !contains(kIgnoredValueFlags, name)) {
-      std::string hint = name == "web.config.file" ? " (TLS and auth go in the pipeline file's exporter tls and "
-                                                     "basic_auth_users)"
-                                                   : "";
-      error(i, "found unknown flag --" + std::string(name) + hint +
-                   ", expected statsd_exporter's --statsd.* and --web.* flags");
+      error(i, "found unknown flag --" + std::string(name) + ", expected statsd_exporter's --statsd.* and --web.* flags");
       if (!inline_value && i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0) ++i;  // skip its value
       continue;
     }

@@ -120,6 +120,28 @@ TEST(StatsdExporterFlags, LoadsTheMappingConfigAndReportsItsErrors) {
                                      "mapping file"});
 }
 
+// Relaying is not implemented: a relay flag that were accepted would lose the
+// relayed stream without a word, so it is refused, with what to do instead.
+TEST(StatsdExporterFlags, RelayFlagsAreRefusedSayingRelayingIsNotSupported) {
+  const auto r = from_flags({"--statsd.relay.address=10.0.0.1:9125", "--statsd.relay.packet-length", "1400"});
+  const std::string why =
+      "relaying is not supported by ringpipe, expected no --statsd.relay.* flag (send the StatsD stream to the "
+      "relay target from its clients, or keep statsd_exporter in front as the relay)";
+  EXPECT_EQ(messages(r), (std::vector<std::string>{"command line:1:1: --statsd.relay.address: " + why,
+                                                   "command line:1:38: --statsd.relay.packet-length: " + why}));
+}
+
+// What `ringpipe run` passes on as a statsd_exporter flag; anything else is
+// a usage error there.
+TEST(StatsdExporterFlags, KnowsEveryFlagItTakesOrRefusesAndNothingElse) {
+  for (const char* f : {"--statsd.listen-udp=:1", "--web.listen-address", "--statsd.relay.address=x",
+                        "--no-statsd.parse-dogstatsd-tags", "--check-config", "--no-web.enable-lifecycle",
+                        "--log.level=debug", "--web.config.file"})
+    EXPECT_TRUE(is_statsd_exporter_flag(f)) << f;
+  for (const char* f : {"--foo", "--no-web.listen-address", "--statsd", "statsd.listen-udp", "--", "--config"})
+    EXPECT_FALSE(is_statsd_exporter_flag(f)) << f;
+}
+
 TEST(StatsdExporterFlags, FlagWithoutValueIsAnError) {
   const auto r = from_flags({"--statsd.listen-udp"});
   EXPECT_EQ(messages(r), std::vector<std::string>{"command line:1:1: found --statsd.listen-udp without a value, "

@@ -12,8 +12,15 @@
 
 namespace ringpipe {
 
-// Names the process in every line ("ringpipe[ingest statsd]"). Call once, early.
-void init_logging(std::string_view component, spdlog::level::level_enum level = spdlog::level::info);
+// How a log line looks. kText: "2026-12-04T07:38:51.368 info ringpipe[statsd 123] msg";
+// kLogfmt: ts=2026-12-04T07:38:51.368Z level=info component=statsd pid=123 msg="msg";
+// kJson: {"ts":"…Z","level":"info","component":"statsd","pid":123,"msg":"msg"}.
+// logfmt and json are statsd_exporter's --log.format values; their time is UTC.
+enum class LogFormat { kText, kLogfmt, kJson };
+
+// Names the process in every line (its component). Call once, early.
+void init_logging(std::string_view component, spdlog::level::level_enum level = spdlog::level::info,
+                  LogFormat format = LogFormat::kText);
 
 class RateLimiter {
  public:

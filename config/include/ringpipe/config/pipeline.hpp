@@ -378,10 +378,18 @@ using EnvLookup = std::function<std::optional<std::string>(std::string_view)>;
 // --web.listen-address, --web.telemetry-path, --statsd.mapping-config,
 // --statsd.read-buffer, --statsd.cache-size, --statsd.cache-type,
 // --[no-]statsd.parse-{dogstatsd,influxdb,librato,signalfx}-tags. Flags that
-// only tune statsd_exporter internals (event queue, logging, lifecycle,
-// relay) are accepted and ignored. Diagnostics name "command line", line 1,
-// and the column of the argument in the space-joined arguments.
+// only tune statsd_exporter internals (event queue, lifecycle) or the
+// process rather than the pipeline (--log.level, --log.format,
+// --check-config: the caller acts on them) are accepted and ignored here;
+// --statsd.relay.* and --web.config.file are errors saying what to do
+// instead. Diagnostics name "command line", line 1, and the column of the
+// argument in the space-joined arguments.
 [[nodiscard]] ConfigResult<PipelineConfig> pipeline_from_statsd_exporter_flags(
     std::span<const std::string_view> args);
+
+// True when `arg` ("--name", "--name=value", "--no-name") names one of
+// statsd_exporter's flags that pipeline_from_statsd_exporter_flags() knows,
+// the refused ones included; false for anything else (a usage error).
+[[nodiscard]] bool is_statsd_exporter_flag(std::string_view arg);
 
 }  // namespace ringpipe::config
