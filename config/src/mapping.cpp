@@ -16,8 +16,6 @@
 
 namespace ringpipe::config {
 
-std::string_view match_type_name(MatchType t) noexcept { return t == MatchType::kGlob ? "glob" : "regex"; }
-std::string_view mapping_action_name(MappingAction a) noexcept { return a == MappingAction::kMap ? "map" : "drop"; }
 std::string_view metric_type_name(MetricType t) noexcept {
   switch (t) {
     case MetricType::kCounter: return "counter";
