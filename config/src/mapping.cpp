@@ -390,7 +390,7 @@ std::optional<MetricMapping> read_mapping(const YamlNode& item, std::size_t inde
           continue;
         }
         const bool duplicate = std::any_of(m.labels.begin(), m.labels.end(),
-                                           [&](const auto& l) { return l.first == key.scalar; });
+                                           [&label = key.scalar](const auto& l) { return l.first == label; });
         if (duplicate) {
           d.add(key, f.at("labels") + ": found label " + quote(key.scalar) + " a second time, expected each label once");
           continue;
