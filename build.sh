@@ -12,7 +12,7 @@ DEBS=(build-essential cmake ninja-build pkg-config git
       libboost-dev libconcurrentqueue-dev prometheus-cpp-dev libyaml-cpp-dev
       libgtest-dev libgmock-dev libbenchmark-dev libexpected-dev libspdlog-dev libfmt-dev libre2-dev
       libsnappy-dev protobuf-compiler libprotobuf-dev libsimdjson-dev libmosquitto-dev mosquitto
-      clang libclang-rt-14-dev prometheus prometheus-node-exporter systemd
+      clang libclang-rt-14-dev clang-format clang-tidy prometheus prometheus-node-exporter systemd
       libssl-dev openssl curl)
 
 deps() {

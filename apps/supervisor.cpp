@@ -210,6 +210,7 @@ struct Supervisor::Impl {
     for (std::string& a : options.source.child_args()) argv_text.push_back(std::move(a));
     for (std::string& a : options.log.child_args()) argv_text.push_back(std::move(a));
     std::vector<char*> argv;
+    argv.reserve(argv_text.size() + 1);
     for (std::string& a : argv_text) argv.push_back(a.data());
     argv.push_back(nullptr);
     const pid_t parent = ::getpid();

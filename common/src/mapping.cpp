@@ -60,6 +60,7 @@ void on_sigbus(int sig, siginfo_t* info, void* context) {
     if (addr < base || addr - base >= size) continue;
     // The file under this mapping shrank. Private zero pages take its place
     // (mmap is a plain system call, safe here); the access is retried on them.
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): the address is the guarded mapping's own, kept as an integer.
     void* p = ::mmap(reinterpret_cast<void*>(base), size, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     if (p == MAP_FAILED) break;  // cannot recover: take the default action below

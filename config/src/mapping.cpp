@@ -16,8 +16,6 @@
 
 namespace ringpipe::config {
 
-std::string_view match_type_name(MatchType t) noexcept { return t == MatchType::kGlob ? "glob" : "regex"; }
-std::string_view mapping_action_name(MappingAction a) noexcept { return a == MappingAction::kMap ? "map" : "drop"; }
 std::string_view metric_type_name(MetricType t) noexcept {
   switch (t) {
     case MetricType::kCounter: return "counter";
@@ -392,7 +390,7 @@ std::optional<MetricMapping> read_mapping(const YamlNode& item, std::size_t inde
           continue;
         }
         const bool duplicate = std::any_of(m.labels.begin(), m.labels.end(),
-                                           [&](const auto& l) { return l.first == key.scalar; });
+                                           [&label = key.scalar](const auto& l) { return l.first == label; });
         if (duplicate) {
           d.add(key, f.at("labels") + ": found label " + quote(key.scalar) + " a second time, expected each label once");
           continue;

@@ -14,15 +14,6 @@
 
 namespace ringpipe::config {
 
-std::string_view overflow_policy_name(OverflowPolicy p) noexcept {
-  switch (p) {
-    case OverflowPolicy::kBlock: return "block";
-    case OverflowPolicy::kDrop: return "drop";
-    case OverflowPolicy::kOverwrite: return "overwrite";
-  }
-  return "?";
-}
-
 std::string_view transport_name(Transport t) noexcept {
   switch (t) {
     case Transport::kUdp: return "udp";

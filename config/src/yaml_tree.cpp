@@ -11,6 +11,14 @@
 #include <yaml-cpp/yaml.h>
 
 namespace ringpipe::config::detail {
+
+YamlNode::YamlNode() = default;
+YamlNode::YamlNode(const YamlNode& other) = default;
+YamlNode::YamlNode(YamlNode&& other) noexcept = default;
+YamlNode& YamlNode::operator=(const YamlNode& other) = default;
+YamlNode& YamlNode::operator=(YamlNode&& other) noexcept = default;
+YamlNode::~YamlNode() = default;
+
 namespace {
 
 Position position_of(const YAML::Mark& mark, std::string_view filename) {

@@ -30,6 +30,15 @@ struct YamlNode {
   std::vector<YamlNode> items;                            // kSequence
   std::vector<std::pair<YamlNode, YamlNode>> entries;     // kMap, in file order (duplicates kept)
 
+  // Defined in yaml_tree.cpp, where YamlNode is complete: clang refuses to
+  // define them inside the class, where std::pair<YamlNode, YamlNode> is not.
+  YamlNode();
+  YamlNode(const YamlNode& other);
+  YamlNode(YamlNode&& other) noexcept;
+  YamlNode& operator=(const YamlNode& other);
+  YamlNode& operator=(YamlNode&& other) noexcept;
+  ~YamlNode();
+
   [[nodiscard]] bool is_null() const noexcept { return kind == Kind::kNull; }
   [[nodiscard]] bool is_scalar() const noexcept { return kind == Kind::kScalar; }
   [[nodiscard]] bool is_sequence() const noexcept { return kind == Kind::kSequence; }

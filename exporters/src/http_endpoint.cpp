@@ -462,7 +462,7 @@ Status HttpEndpoint::listen(const std::string& host, const std::string& port) {
     }
   }
   civet.insert(civet.begin(), {"listening_ports", ports});
-  static const CivetCallbacks kCallbacks = [] {
+  static const CivetCallbacks callbacks = [] {
     CivetCallbacks cb;
     cb.begin_request = &begin_request_hook;
     cb.end_request = &end_request_hook;
@@ -475,7 +475,7 @@ Status HttpEndpoint::listen(const std::string& host, const std::string& port) {
     return cb;
   }();
   try {
-    impl_->server = std::make_unique<CivetServer>(civet, &kCallbacks, impl_.get());
+    impl_->server = std::make_unique<CivetServer>(civet, &callbacks, impl_.get());
   } catch (const std::exception& e) {
     if (!temp_pem.empty()) std::filesystem::remove(temp_pem);
     return make_error(std::errc::address_not_available, what + "listen " + ports + ": " + e.what());

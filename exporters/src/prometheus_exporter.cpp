@@ -247,13 +247,6 @@ void PrometheusExporter::stop() noexcept {
   impl_->loop->close_journal();
 }
 
-Status PrometheusExporter::run_until(const std::atomic<bool>& stop_flag) {
-  if (auto s = start(); !s) return s;
-  while (!stop_flag.load(std::memory_order_relaxed)) std::this_thread::sleep_for(20ms);
-  stop();
-  return {};
-}
-
 std::uint16_t PrometheusExporter::port() const noexcept { return impl_->http->port(); }
 
 bool PrometheusExporter::ready() const noexcept { return impl_->loop->ready(); }

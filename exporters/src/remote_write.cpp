@@ -4,18 +4,6 @@
 
 namespace ringpipe::exporters {
 
-std::string_view send_verdict_name(SendVerdict v) noexcept {
-  switch (v) {
-    case SendVerdict::kDone:
-      return "done";
-    case SendVerdict::kRetry:
-      return "retry";
-    case SendVerdict::kDrop:
-      return "drop";
-  }
-  return "?";
-}
-
 SendVerdict classify_http_status(int status) noexcept {
   if (status >= 200 && status < 300) return SendVerdict::kDone;
   if (status == 0 || status == 429 || status == 408 || (status >= 500 && status < 600)) return SendVerdict::kRetry;

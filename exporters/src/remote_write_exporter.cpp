@@ -470,13 +470,6 @@ void RemoteWriteExporter::stop() noexcept {
   impl_->started = false;
 }
 
-Status RemoteWriteExporter::run_until(const std::atomic<bool>& stop_flag) {
-  if (auto s = start(); !s) return s;
-  while (!stop_flag.load(std::memory_order_relaxed)) std::this_thread::sleep_for(20ms);
-  stop();
-  return {};
-}
-
 RemoteWriteStats RemoteWriteExporter::stats() const noexcept {
   const Impl& i = *impl_;
   RemoteWriteStats s;

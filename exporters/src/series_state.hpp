@@ -87,7 +87,6 @@ class SeriesState {
   void finish_snapshot(std::uint16_t shard) noexcept;
   std::uint32_t family_for(const metric::MetricEntryView& e) noexcept;
   [[nodiscard]] bool name_conflicts(std::uint32_t id) const noexcept;
-  void erase_if_live(std::uint32_t family) noexcept;
   [[nodiscard]] Shard& shard_of(std::uint64_t key) noexcept { return shards_[key % kShards]; }
 
   Shard shards_[kShards];

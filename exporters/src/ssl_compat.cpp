@@ -17,6 +17,7 @@
 
 extern "C" {
 
+// NOLINTNEXTLINE(readability-identifier-naming): the name is OpenSSL's, looked up by civetweb.
 __attribute__((visibility("default"))) X509* SSL_get_peer_certificate(const SSL* ssl) {
   return SSL_get1_peer_certificate(ssl);
 }

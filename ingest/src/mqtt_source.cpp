@@ -216,7 +216,7 @@ void MqttSource::Impl::run() noexcept {
   }
 }
 
-Result<std::unique_ptr<MqttSource>> MqttSource::create(const MqttConfig& config, TargetFactory targets) {
+Result<std::unique_ptr<MqttSource>> MqttSource::create(const MqttConfig& config, const TargetFactory& targets) {
   init_library();
   auto impl = std::make_unique<Impl>(config);
   const std::string& what = impl->what;

@@ -82,7 +82,7 @@ std::string_view parse_error_name(ParseError e) noexcept {
       return "value_out_of_range";
     case ParseError::kMissingEof:
       return "missing_eof";
-    case ParseError::kCount_:
+    case ParseError::kCount:
       break;
   }
   return "unknown";

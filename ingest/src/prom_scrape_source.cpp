@@ -41,7 +41,7 @@ std::string_view scrape_failure_name(ScrapeFailure f) noexcept {
       return "body_too_large";
     case ScrapeFailure::kOther:
       return "other";
-    case ScrapeFailure::kCount_:
+    case ScrapeFailure::kCount:
       break;
   }
   return "unknown";
@@ -149,7 +149,7 @@ void PromScrapeSource::Impl::run(ScrapeTarget& t) noexcept {
 }
 
 Result<std::unique_ptr<PromScrapeSource>> PromScrapeSource::create(const PromScrapeConfig& config,
-                                                                   TargetFactory targets) {
+                                                                   const TargetFactory& targets) {
   auto impl = std::make_unique<Impl>(config);
   const std::string& what = impl->what;
   if (config.targets.empty()) return invalid(what + ": no targets to scrape");

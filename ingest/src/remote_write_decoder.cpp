@@ -19,21 +19,22 @@ constexpr std::string_view kNameLabel = "__name__";
 // A buffer grown past this by one request is given back after it.
 constexpr std::size_t kKeepBufferBytes = 1u << 20;
 
-bool is_alpha_(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+bool is_alpha_or_underscore(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 
 // Prometheus' metric name: [a-zA-Z_:][a-zA-Z0-9_:]*.
 bool valid_metric_name(std::string_view s) noexcept {
   if (s.empty() || s.size() > kMaxNameBytes) return false;
-  if (!is_alpha_(s[0]) && s[0] != ':') return false;
-  return std::all_of(s.begin() + 1, s.end(), [](char c) { return is_alpha_(c) || is_digit(c) || c == ':'; });
+  if (!is_alpha_or_underscore(s[0]) && s[0] != ':') return false;
+  return std::all_of(s.begin() + 1, s.end(),
+                     [](char c) { return is_alpha_or_underscore(c) || is_digit(c) || c == ':'; });
 }
 
 // Prometheus' label name: [a-zA-Z_][a-zA-Z0-9_]*.
 bool valid_label_name(std::string_view s) noexcept {
   if (s.empty() || s.size() > kMaxNameBytes) return false;
-  if (!is_alpha_(s[0])) return false;
-  return std::all_of(s.begin() + 1, s.end(), [](char c) { return is_alpha_(c) || is_digit(c); });
+  if (!is_alpha_or_underscore(s[0])) return false;
+  return std::all_of(s.begin() + 1, s.end(), [](char c) { return is_alpha_or_underscore(c) || is_digit(c); });
 }
 
 // The protobuf wire format read in place (prompb's remote.proto: WriteRequest
@@ -295,11 +296,11 @@ ConvertResult RemoteWriteDecoder::convert(SampleOutput& out, ParseCounters& coun
     std::string_view name;
     bool has_name = false;
     std::size_t ntags = 0;
-    ParseError bad = ParseError::kCount_;
+    ParseError bad = ParseError::kCount;
     (void)for_each_field(
         ts,
         [&](std::string_view lb) {
-          if (bad != ParseError::kCount_) return true;
+          if (bad != ParseError::kCount) return true;
           WireLabel l;
           (void)read_label(lb, l);
           const std::string_view key = l.name;
@@ -334,10 +335,10 @@ ConvertResult RemoteWriteDecoder::convert(SampleOutput& out, ParseCounters& coun
           return true;
         },
         [](std::string_view) { return true; });
-    if (bad == ParseError::kCount_ && !has_name) bad = ParseError::kMissingName;
-    if (bad == ParseError::kCount_ && !valid_metric_name(name)) bad = ParseError::kInvalidMetricName;
+    if (bad == ParseError::kCount && !has_name) bad = ParseError::kMissingName;
+    if (bad == ParseError::kCount && !valid_metric_name(name)) bad = ParseError::kInvalidMetricName;
     const std::span<sample::Tag> tags(s.tags.data(), ntags);
-    if (bad == ParseError::kCount_) {
+    if (bad == ParseError::kCount) {
       // Senders sort labels by name; sort anyway, then equal names are neighbours.
       if (!std::is_sorted(tags.begin(), tags.end(), [](const auto& a, const auto& b) { return a.key < b.key; }))
         std::sort(tags.begin(), tags.end(), [](const auto& a, const auto& b) { return a.key < b.key; });
@@ -345,7 +346,7 @@ ConvertResult RemoteWriteDecoder::convert(SampleOutput& out, ParseCounters& coun
           tags.end())
         bad = ParseError::kDuplicateLabel;
     }
-    if (bad != ParseError::kCount_) {
+    if (bad != ParseError::kCount) {
       reject(bad);
       return true;
     }

@@ -34,7 +34,7 @@ http::status status_of(RemoteWriteAnswer a) noexcept {
     case RemoteWriteAnswer::k413: return http::status::payload_too_large;
     case RemoteWriteAnswer::k415: return http::status::unsupported_media_type;
     case RemoteWriteAnswer::k503:
-    case RemoteWriteAnswer::kCount_: break;
+    case RemoteWriteAnswer::kCount: break;
   }
   return http::status::service_unavailable;
 }
@@ -52,7 +52,7 @@ std::string_view sv(beast::string_view s) noexcept { return {s.data(), s.size()}
 std::string_view remote_write_answer_code(RemoteWriteAnswer a) noexcept {
   static constexpr std::array<std::string_view, kRemoteWriteAnswerCount> kCodes{"204", "400", "404", "405",
                                                                                  "413", "415", "503"};
-  return a < RemoteWriteAnswer::kCount_ ? kCodes[static_cast<std::size_t>(a)] : "unknown";
+  return a < RemoteWriteAnswer::kCount ? kCodes[static_cast<std::size_t>(a)] : "unknown";
 }
 
 struct RemoteWriteSource::Impl {
@@ -303,7 +303,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 }  // namespace
 
 Result<std::unique_ptr<RemoteWriteSource>> RemoteWriteSource::create(const RemoteWriteConfig& config,
-                                                                     TargetFactory targets) {
+                                                                     const TargetFactory& targets) {
   auto impl = std::make_unique<Impl>(config);
   const std::string& what = impl->what;
   if (config.path.empty() || config.path[0] != '/') return invalid(what + ": path must start with '/'");

@@ -14,6 +14,7 @@ ObserverType observer_type(config::ObserverType t) {
 
 std::vector<QuantileSpec> quantiles(const std::vector<config::Quantile>& qs) {
   std::vector<QuantileSpec> out;
+  out.reserve(qs.size());
   for (const config::Quantile& q : qs) out.push_back(QuantileSpec{q.quantile, q.error});
   return out;
 }

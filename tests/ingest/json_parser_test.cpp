@@ -41,20 +41,20 @@ struct Row {
   const char* line;
   const char* name;  // nullptr: no sample
   double value;
-  ParseError error;  // kCount_: none
+  ParseError error;  // kCount: none
 };
 
 TEST(JsonParser, TableOfLinesGivesExactSamplesOrCountsTheReason) {
   const Row rows[] = {
-      {R"({"name":"a","value":1})", "a", 1, ParseError::kCount_},
-      {R"(  {"value":-2.5e3,"name":"b"}  )", "b", -2500, ParseError::kCount_},
-      {R"({"name":"c","value":true})", "c", 1, ParseError::kCount_},
-      {R"({"name":"d","value":false})", "d", 0, ParseError::kCount_},
-      {R"({"name":"e","value":"12.75"})", "e", 12.75, ParseError::kCount_},
-      {R"({"name":"f","value":9007199254740993})", "f", 9007199254740992.0, ParseError::kCount_},
-      {R"({"name":"g","value":-9223372036854775808})", "g", -9223372036854775808.0, ParseError::kCount_},
-      {R"({"name":"\u00e9t\u00e9","value":1})", "\xc3\xa9t\xc3\xa9", 1, ParseError::kCount_},
-      {R"({"name":"h","value":1,"name":"ignored-second"})", "h", 1, ParseError::kCount_},
+      {R"({"name":"a","value":1})", "a", 1, ParseError::kCount},
+      {R"(  {"value":-2.5e3,"name":"b"}  )", "b", -2500, ParseError::kCount},
+      {R"({"name":"c","value":true})", "c", 1, ParseError::kCount},
+      {R"({"name":"d","value":false})", "d", 0, ParseError::kCount},
+      {R"({"name":"e","value":"12.75"})", "e", 12.75, ParseError::kCount},
+      {R"({"name":"f","value":9007199254740993})", "f", 9007199254740992.0, ParseError::kCount},
+      {R"({"name":"g","value":-9223372036854775808})", "g", -9223372036854775808.0, ParseError::kCount},
+      {R"({"name":"\u00e9t\u00e9","value":1})", "\xc3\xa9t\xc3\xa9", 1, ParseError::kCount},
+      {R"({"name":"h","value":1,"name":"ignored-second"})", "h", 1, ParseError::kCount},
       {R"({"name":"a","value":1)", nullptr, 0, ParseError::kInvalidJson},
       {R"({"name":"a","value":1}})", nullptr, 0, ParseError::kInvalidJson},
       {R"({"name":"a","value":1} {"name":"b","value":2})", nullptr, 0, ParseError::kInvalidJson},

@@ -32,7 +32,7 @@ struct Row {
   double value;
   Tags tags;
   std::int64_t ts = 0;
-  ParseError error = ParseError::kCount_;
+  ParseError error = ParseError::kCount;
 };
 
 TEST(PromTextParser, SampleLinesFollowTheTextFormat) {

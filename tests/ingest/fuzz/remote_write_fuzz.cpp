@@ -36,6 +36,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   RINGPIPE_FUZZ_CHECK(c.samples <= in_request);
   RINGPIPE_FUZZ_CHECK(out.written() + out.dropped() + out.too_large() == c.samples);
   RINGPIPE_FUZZ_CHECK(batches.decoded() == out.written());
-  RINGPIPE_FUZZ_CHECK((r.series_rejected == 0) == (r.first_reason == ParseError::kCount_));
+  RINGPIPE_FUZZ_CHECK((r.series_rejected == 0) == (r.first_reason == ParseError::kCount));
   return 0;
 }

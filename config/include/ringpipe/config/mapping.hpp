@@ -66,8 +66,6 @@ enum class CacheType : std::uint8_t {
   kRandom,  // "random"
 };
 
-[[nodiscard]] std::string_view match_type_name(MatchType t) noexcept;
-[[nodiscard]] std::string_view mapping_action_name(MappingAction a) noexcept;
 [[nodiscard]] std::string_view metric_type_name(MetricType t) noexcept;
 [[nodiscard]] std::string_view observer_type_name(ObserverType t) noexcept;
 [[nodiscard]] std::string_view cache_type_name(CacheType t) noexcept;

@@ -50,7 +50,6 @@ enum class OverflowPolicy : std::uint8_t {
   kDrop,       // "drop": a record that does not fit is refused and counted
   kOverwrite,  // "overwrite": the oldest data is reused; lapped readers skip and count
 };
-[[nodiscard]] std::string_view overflow_policy_name(OverflowPolicy p) noexcept;
 
 // One shared-memory ring. Numbers map 1:1 onto ring::RingOptions, with
 // lane_capacity_bytes = size_bytes / lanes (validated: a power of two >= 4 KiB).

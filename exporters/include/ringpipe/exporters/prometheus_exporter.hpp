@@ -4,11 +4,10 @@
 // own counters read from shared memory. A reader thread applies the ring's
 // records to a sharded state; a scrape copies one state shard at a time under
 // that shard's lock, so scrapes never stall the reader for long.
-// create() binds the port and attaches the durable reader; start()/stop() or
-// run_until() drive it from one controlling thread; port(), ready() and
-// stats() are safe from any thread. Failures come back as Result, never thrown.
+// create() binds the port and attaches the durable reader; start()/stop()
+// drive it from one controlling thread; port(), ready() and stats() are safe
+// from any thread. Failures come back as Result, never thrown.
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -101,8 +100,6 @@ class PrometheusExporter {
   // Joins the reader thread; the endpoint keeps serving the last state until
   // destruction. Idempotent.
   void stop() noexcept;
-  // start(), then wait until `stop_flag` turns true, then stop().
-  [[nodiscard]] Status run_until(const std::atomic<bool>& stop_flag);
 
   [[nodiscard]] std::uint16_t port() const noexcept;
   [[nodiscard]] bool ready() const noexcept;

@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <string_view>
 
 namespace ringpipe::exporters {
 
@@ -14,7 +13,6 @@ enum class SendVerdict : std::uint8_t {
   kRetry,  // 5xx, 429, timeout, connection failure: send the same request again later
   kDrop,   // other 4xx (and unexpected codes): the request can never succeed; count and drop
 };
-[[nodiscard]] std::string_view send_verdict_name(SendVerdict v) noexcept;
 
 // `status` 0 means no HTTP answer (connect/read/write failure or timeout).
 [[nodiscard]] SendVerdict classify_http_status(int status) noexcept;

@@ -10,10 +10,9 @@
 // has not sent; it then resumes at the oldest intact record and counts the
 // records it lost (lost_records). Samples are spread over `max_in_flight` connections by
 // series id, so requests run in parallel while each series stays in order.
-// create() connects nothing yet; start()/stop() or run_until() drive it from
-// one controlling thread; stats() is safe from any thread.
+// create() connects nothing yet; start()/stop() drive it from one controlling
+// thread; stats() is safe from any thread.
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -90,7 +89,6 @@ class RemoteWriteExporter {
 
   [[nodiscard]] Status start();
   void stop() noexcept;  // idempotent; waits at most about stop_timeout
-  [[nodiscard]] Status run_until(const std::atomic<bool>& stop_flag);
   [[nodiscard]] RemoteWriteStats stats() const noexcept;
 
   struct Impl;

@@ -65,7 +65,8 @@ struct MqttStats {
 
 class MqttSource {
  public:
-  [[nodiscard]] static Result<std::unique_ptr<MqttSource>> create(const MqttConfig& config, TargetFactory targets);
+  [[nodiscard]] static Result<std::unique_ptr<MqttSource>> create(const MqttConfig& config,
+                                                                  const TargetFactory& targets);
   ~MqttSource();
   MqttSource(const MqttSource&) = delete;
   MqttSource& operator=(const MqttSource&) = delete;

@@ -75,9 +75,9 @@ enum class ParseError : std::uint8_t {
   // observation, a gauge delta, an observation's weight 1/rate) is over
   // kMaxAddition; the sample is dropped.
   kValueOutOfRange,
-  kCount_,
+  kCount,
 };
-inline constexpr std::size_t kParseErrorCount = static_cast<std::size_t>(ParseError::kCount_);
+inline constexpr std::size_t kParseErrorCount = static_cast<std::size_t>(ParseError::kCount);
 // "malformed_value", ...: stable, snake_case, usable as a Prometheus label value.
 [[nodiscard]] std::string_view parse_error_name(ParseError e) noexcept;
 

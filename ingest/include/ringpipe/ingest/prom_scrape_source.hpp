@@ -44,8 +44,8 @@ struct PromScrapeConfig {
 };
 
 // Why a scrape failed (the `reason` label of source_scrape_failures_total).
-enum class ScrapeFailure : std::uint8_t { kConnect, kTimeout, kHttpStatus, kBodyTooLarge, kOther, kCount_ };
-inline constexpr std::size_t kScrapeFailureCount = static_cast<std::size_t>(ScrapeFailure::kCount_);
+enum class ScrapeFailure : std::uint8_t { kConnect, kTimeout, kHttpStatus, kBodyTooLarge, kOther, kCount };
+inline constexpr std::size_t kScrapeFailureCount = static_cast<std::size_t>(ScrapeFailure::kCount);
 [[nodiscard]] std::string_view scrape_failure_name(ScrapeFailure f) noexcept;
 
 // Scrape counters beside IngestStats; relaxed atomics, readable at any time.
@@ -63,7 +63,7 @@ struct ScrapeStats {
 class PromScrapeSource {
  public:
   [[nodiscard]] static Result<std::unique_ptr<PromScrapeSource>> create(const PromScrapeConfig& config,
-                                                                        TargetFactory targets);
+                                                                        const TargetFactory& targets);
   ~PromScrapeSource();
   PromScrapeSource(const PromScrapeSource&) = delete;
   PromScrapeSource& operator=(const PromScrapeSource&) = delete;

@@ -54,8 +54,8 @@ struct RemoteWriteConfig {
 };
 
 // The answers a receiver gives, as indexes of RemoteWriteStats::responses.
-enum class RemoteWriteAnswer : std::uint8_t { k204, k400, k404, k405, k413, k415, k503, kCount_ };
-inline constexpr std::size_t kRemoteWriteAnswerCount = static_cast<std::size_t>(RemoteWriteAnswer::kCount_);
+enum class RemoteWriteAnswer : std::uint8_t { k204, k400, k404, k405, k413, k415, k503, kCount };
+inline constexpr std::size_t kRemoteWriteAnswerCount = static_cast<std::size_t>(RemoteWriteAnswer::kCount);
 [[nodiscard]] std::string_view remote_write_answer_code(RemoteWriteAnswer a) noexcept;  // "204", ...
 
 // remote_write counters beside IngestStats; relaxed atomics, readable at any time.
@@ -76,7 +76,7 @@ class RemoteWriteSource {
  public:
   // Binds the listener; fails with "remote_write <name>: listen: Address already in use".
   [[nodiscard]] static Result<std::unique_ptr<RemoteWriteSource>> create(const RemoteWriteConfig& config,
-                                                                         TargetFactory targets);
+                                                                         const TargetFactory& targets);
   ~RemoteWriteSource();
   RemoteWriteSource(const RemoteWriteSource&) = delete;
   RemoteWriteSource& operator=(const RemoteWriteSource&) = delete;
