@@ -92,7 +92,8 @@ Exit 0 when valid, 1 when not, 2 on a usage error.
 statsd_exporter command line, mapping file included.)
 )";
 
-constexpr std::string_view kStat = R"(Usage: ringpipe stat [FILE | STATSD_EXPORTER_FLAGS...] [--once] [--interval DURATION]
+constexpr std::string_view kStat =
+    R"(Usage: ringpipe stat [FILE | STATSD_EXPORTER_FLAGS...] [--once] [--interval DURATION]
 
 Shows every ring of the pipeline (fill, write rate, drops, recovered claims,
 per-reader lag, rate, laps and evictions) and every component (state, pid,
@@ -118,7 +119,8 @@ Options:
   --duration DURATION   exit after this long; DURATION needs a unit: 30s, 5m
 )";
 
-constexpr std::string_view kComponent = R"(Usage: ringpipe component NAME [--config FILE | STATSD_EXPORTER_FLAGS...] [LOG OPTIONS]
+constexpr std::string_view kComponent =
+    R"(Usage: ringpipe component NAME [--config FILE | STATSD_EXPORTER_FLAGS...] [LOG OPTIONS]
 
 Runs the source, processor or exporter NAME of the pipeline alone, until
 SIGTERM or SIGINT (for systemd, containers, and the supervisor's children).
@@ -203,11 +205,16 @@ bool log_option(ArgScanner& args, LogOptions* log, std::string* error) {
   std::string v;
   if (args.option("--log.level", &v)) {
     // statsd_exporter's (promslog's) levels.
-    if (v == "debug") log->level = spdlog::level::debug;
-    else if (v == "info") log->level = spdlog::level::info;
-    else if (v == "warn") log->level = spdlog::level::warn;
-    else if (v == "error") log->level = spdlog::level::err;
-    else *error = fmt::format("--log.level: found \"{}\", expected debug, info, warn or error", v);
+    if (v == "debug")
+      log->level = spdlog::level::debug;
+    else if (v == "info")
+      log->level = spdlog::level::info;
+    else if (v == "warn")
+      log->level = spdlog::level::warn;
+    else if (v == "error")
+      log->level = spdlog::level::err;
+    else
+      *error = fmt::format("--log.level: found \"{}\", expected debug, info, warn or error", v);
   } else if (args.option("--log-level", &v)) {
     const auto level = spdlog::level::from_str(v);
     if (level == spdlog::level::off && v != "off") {
@@ -216,9 +223,12 @@ bool log_option(ArgScanner& args, LogOptions* log, std::string* error) {
       log->level = level;
     }
   } else if (args.option("--log.format", &v)) {
-    if (v == "logfmt") log->format = LogFormat::kLogfmt;
-    else if (v == "json") log->format = LogFormat::kJson;
-    else *error = fmt::format("--log.format: found \"{}\", expected logfmt or json", v);
+    if (v == "logfmt")
+      log->format = LogFormat::kLogfmt;
+    else if (v == "json")
+      log->format = LogFormat::kJson;
+    else
+      *error = fmt::format("--log.format: found \"{}\", expected logfmt or json", v);
   } else {
     return false;
   }
@@ -276,9 +286,12 @@ std::vector<std::string> PipelineSource::child_args() const {
 
 std::string PipelineSource::describe() const {
   switch (kind) {
-    case Kind::kFile: return file;
-    case Kind::kFlags: return "the built-in pipeline with statsd_exporter flags";
-    case Kind::kBuiltin: break;
+    case Kind::kFile:
+      return file;
+    case Kind::kFlags:
+      return "the built-in pipeline with statsd_exporter flags";
+    case Kind::kBuiltin:
+      break;
   }
   return "the built-in pipeline";
 }

@@ -25,9 +25,12 @@ constexpr std::chrono::milliseconds kStatsPublishInterval{200};
 
 ring::Overflow overflow_of(config::OverflowPolicy p) {
   switch (p) {
-    case config::OverflowPolicy::kBlock: return ring::Overflow::kBlock;
-    case config::OverflowPolicy::kDrop: return ring::Overflow::kDrop;
-    case config::OverflowPolicy::kOverwrite: return ring::Overflow::kOverwrite;
+    case config::OverflowPolicy::kBlock:
+      return ring::Overflow::kBlock;
+    case config::OverflowPolicy::kDrop:
+      return ring::Overflow::kDrop;
+    case config::OverflowPolicy::kOverwrite:
+      return ring::Overflow::kOverwrite;
   }
   return ring::Overflow::kBlock;
 }
@@ -223,7 +226,8 @@ std::vector<ComponentInfo> pipeline_components(const config::PipelineConfig& p) 
   std::vector<ComponentInfo> out;
   for (const auto& s : p.sources) out.push_back(ComponentInfo{s.name, ComponentKind::kSource, {}, {s.output}, ""});
   for (const auto& c : p.processors)
-    out.push_back(ComponentInfo{c.name, ComponentKind::kProcessor, {c.input}, {c.output}, c.reader.empty() ? c.name : c.reader});
+    out.push_back(
+        ComponentInfo{c.name, ComponentKind::kProcessor, {c.input}, {c.output}, c.reader.empty() ? c.name : c.reader});
   for (const auto& e : p.exporters)
     out.push_back(ComponentInfo{e.name, ComponentKind::kExporter, {e.input}, {}, e.reader.empty() ? e.name : e.reader});
   return out;

@@ -35,7 +35,8 @@ struct ComponentInfo {
 
 // Every component in file order: sources, processors, exporters.
 [[nodiscard]] std::vector<ComponentInfo> pipeline_components(const config::PipelineConfig& p);
-[[nodiscard]] const ComponentInfo* find_component(const std::vector<ComponentInfo>& all, std::string_view name) noexcept;
+[[nodiscard]] const ComponentInfo* find_component(const std::vector<ComponentInfo>& all,
+                                                  std::string_view name) noexcept;
 
 // Ring lanes the producers of `ring` hold at once: one per ingest thread
 // (UDP socket, unix datagram socket, stream thread) and one per processor shard.

@@ -25,8 +25,10 @@ void format_samples(std::span<const std::byte> payload, std::string& out) {
   out += fmt::format(" sample batch: {} samples, source {}\n", h.sample_count, h.source_id);
   while (auto s = r.next()) {
     out += fmt::format("  {} {}", sample::kind_name(s->kind), s->name);
-    if (s->kind == sample::Kind::kSet) out += fmt::format(" {:?}", s->str_value);
-    else out += fmt::format(" {}", s->value);
+    if (s->kind == sample::Kind::kSet)
+      out += fmt::format(" {:?}", s->str_value);
+    else
+      out += fmt::format(" {}", s->value);
     if (s->sample_rate != 1.0) out += fmt::format(" @{}", s->sample_rate);
     if (s->tag_count > 0) {
       out += " {";
@@ -77,7 +79,8 @@ void format_hex(std::span<const std::byte> payload, std::string& out) {
   const std::size_t n = std::min(payload.size(), kMaxBytes);
   for (std::size_t i = 0; i < n; i += 16) {
     out += fmt::format("  {:04x}:", i);
-    for (std::size_t j = i; j < std::min(n, i + 16); ++j) out += fmt::format(" {:02x}", static_cast<unsigned>(payload[j]));
+    for (std::size_t j = i; j < std::min(n, i + 16); ++j)
+      out += fmt::format(" {:02x}", static_cast<unsigned>(payload[j]));
     out += "\n";
   }
   if (n < payload.size()) out += fmt::format("  ... {} more bytes\n", payload.size() - n);
@@ -88,25 +91,36 @@ void format_hex(std::span<const std::byte> payload, std::string& out) {
 void format_record(const ring::RecordView& v, std::string& out) {
   out += fmt::format("lane {} seq {} type {}", v.lane, v.seq, v.type);
   switch (v.type) {
-    case sample::kSampleBatchRecord: format_samples(v.payload, out); break;
-    case metric::kMetricBatchRecord: format_metrics(v.payload, out); break;
-    default: format_hex(v.payload, out); break;
+    case sample::kSampleBatchRecord:
+      format_samples(v.payload, out);
+      break;
+    case metric::kMetricBatchRecord:
+      format_metrics(v.payload, out);
+      break;
+    default:
+      format_hex(v.payload, out);
+      break;
   }
 }
 
 bool tail_option(ArgScanner& args, TailOptions& options, std::string* error) {
   std::string value;
   if (args.option("--from", &value)) {
-    if (value == "latest") options.start = ring::StartAt::kLatest;
-    else if (value == "oldest") options.start = ring::StartAt::kOldest;
-    else *error = "--from: found \"" + value + "\", expected latest or oldest";
+    if (value == "latest")
+      options.start = ring::StartAt::kLatest;
+    else if (value == "oldest")
+      options.start = ring::StartAt::kOldest;
+    else
+      *error = "--from: found \"" + value + "\", expected latest or oldest";
     return true;
   }
   if (args.option("--count", &value)) {
     std::uint64_t n = 0;
     const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-    if (ec != std::errc() || end != value.data() + value.size()) *error = "--count: found \"" + value + "\", expected a number";
-    else options.count = n;
+    if (ec != std::errc() || end != value.data() + value.size())
+      *error = "--count: found \"" + value + "\", expected a number";
+    else
+      options.count = n;
     return true;
   }
   if (args.option("--duration", &value)) {
@@ -132,7 +146,7 @@ int tail_ring(const std::string& path, const TailOptions& options, std::FILE* ou
     std::fprintf(stderr, "ringpipe tail: %s\n", reader.error().message().c_str());
     return 1;
   }
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
@@ -171,8 +185,10 @@ int tail_ring(const std::string& path, const TailOptions& options, std::FILE* ou
         max);
     seen += n;
     report_skips();
-    if (n > 0) std::fflush(out);
-    else (void)reader->wait(std::chrono::milliseconds(100));
+    if (n > 0)
+      std::fflush(out);
+    else
+      (void)reader->wait(std::chrono::milliseconds(100));
   }
   std::fflush(out);
   report_skips();

@@ -20,8 +20,8 @@ void format_record(const ring::RecordView& record, std::string& out);
 
 struct TailOptions {
   ring::StartAt start = ring::StartAt::kLatest;
-  std::optional<std::uint64_t> count;                // stop after this many records
-  std::optional<std::chrono::milliseconds> duration; // stop after this long
+  std::optional<std::uint64_t> count;                 // stop after this many records
+  std::optional<std::chrono::milliseconds> duration;  // stop after this long
 };
 
 // Attaches a non-durable reader to `path` and prints records to `out` until

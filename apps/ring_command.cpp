@@ -42,10 +42,14 @@ std::string printable(std::string_view bytes) {
 
 std::string_view reader_state_name(ring::ReaderStats::State s) {
   switch (s) {
-    case ring::ReaderStats::State::kFree: return "free";
-    case ring::ReaderStats::State::kInit: return "init";
-    case ring::ReaderStats::State::kActive: return "active";
-    case ring::ReaderStats::State::kDead: return "dead";
+    case ring::ReaderStats::State::kFree:
+      return "free";
+    case ring::ReaderStats::State::kInit:
+      return "init";
+    case ring::ReaderStats::State::kActive:
+      return "active";
+    case ring::ReaderStats::State::kDead:
+      return "dead";
   }
   return "unknown";
 }
@@ -116,8 +120,8 @@ int inspect(Args args) {
                      format_bytes(s.lane_capacity_bytes), format_bytes(s.lane_capacity_bytes * s.lanes),
                      format_bytes(s.file_bytes), format_bytes(s.max_record_bytes));
   out += fmt::format("  overflow: {}, max readers {}\n", ring::overflow_name(s.overflow), s.max_readers);
-  out += fmt::format("  {:>4} {:>9} {:>14} {:>12} {:>12} {:>12} {:>9} {:>9} {:>9}\n", "lane", "owner", "tail", "next_seq",
-                     "records", "bytes", "dropped", "recovered", "fullwaits");
+  out += fmt::format("  {:>4} {:>9} {:>14} {:>12} {:>12} {:>12} {:>9} {:>9} {:>9}\n", "lane", "owner", "tail",
+                     "next_seq", "records", "bytes", "dropped", "recovered", "fullwaits");
   for (const ring::LaneStats& l : s.lane) {
     out += fmt::format("  {:>4} {:>9} {:>14} {:>12} {:>12} {:>12} {:>9} {:>9} {:>9}\n", l.lane,
                        l.owned ? fmt::format("pid {}", l.owner_pid) : std::string("-"), l.tail, l.next_seq, l.records,

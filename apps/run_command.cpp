@@ -103,11 +103,11 @@ int run_command(Args args) {
     if (!find_component(all, name)) return usage("--disable " + name + ": the pipeline has no such component");
   }
   if (check_config) {
-    std::printf("ringpipe: configuration ok: %s: pipeline %s, %zu rings, %zu sources, %zu processors, %zu exporters, "
-                "%zu mapping rules; nothing started\n",
-                source->describe().c_str(), pipeline->pipeline.c_str(), pipeline->rings.size(),
-                pipeline->sources.size(), pipeline->processors.size(), pipeline->exporters.size(),
-                mapping_rules(*pipeline));
+    std::printf(
+        "ringpipe: configuration ok: %s: pipeline %s, %zu rings, %zu sources, %zu processors, %zu exporters, "
+        "%zu mapping rules; nothing started\n",
+        source->describe().c_str(), pipeline->pipeline.c_str(), pipeline->rings.size(), pipeline->sources.size(),
+        pipeline->processors.size(), pipeline->exporters.size(), mapping_rules(*pipeline));
     return kExitOk;
   }
   options.source = std::move(*source);

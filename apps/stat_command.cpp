@@ -41,15 +41,18 @@ std::string rate(double per_s) {
   return fmt::format("{:.0f}/s", per_s);
 }
 
-std::string byte_rate(double per_s) { return format_bytes(static_cast<std::uint64_t>(per_s)) + "/s";
-}
+std::string byte_rate(double per_s) { return format_bytes(static_cast<std::uint64_t>(per_s)) + "/s"; }
 
 std::string_view reader_state(ring::ReaderStats::State s) {
   switch (s) {
-    case ring::ReaderStats::State::kFree: return "free";
-    case ring::ReaderStats::State::kInit: return "init";
-    case ring::ReaderStats::State::kActive: return "active";
-    case ring::ReaderStats::State::kDead: return "dead";
+    case ring::ReaderStats::State::kFree:
+      return "free";
+    case ring::ReaderStats::State::kInit:
+      return "init";
+    case ring::ReaderStats::State::kActive:
+      return "active";
+    case ring::ReaderStats::State::kDead:
+      return "dead";
   }
   return "?";
 }
@@ -123,13 +126,15 @@ class StatView {
       }
       const bool alive = pid_alive(s->pid);
       std::string state(component_state_name(s->state));
-      if (s->pid > 0 && !alive) state = "dead";
-      else if (!supervisor_up && alive) state += "*";  // still running without its supervisor
+      if (s->pid > 0 && !alive)
+        state = "dead";
+      else if (!supervisor_up && alive)
+        state += "*";  // still running without its supervisor
       const std::string uptime =
           alive ? format_duration(std::chrono::milliseconds((now - s->started_ns) / 1'000'000)) : std::string("-");
-      out += fmt::format("{:<20} {:<10} {:<9} {:>8} {:>10} {:>9} {:<12}\n", c.name, component_kind_name(c.kind),
-                         state, alive ? std::to_string(s->pid) : std::string("-"), uptime, s->restarts,
-                         exit_text(s->last_exit));
+      out +=
+          fmt::format("{:<20} {:<10} {:<9} {:>8} {:>10} {:>9} {:<12}\n", c.name, component_kind_name(c.kind), state,
+                      alive ? std::to_string(s->pid) : std::string("-"), uptime, s->restarts, exit_text(s->last_exit));
     }
     counter_lines(out);
     return out;
@@ -211,9 +216,8 @@ class StatView {
                                   : format_bytes(r.lag_bytes);
       out += fmt::format(
           "  reader {}: {} {} {}, pid {}, lag {}, rate {}, records {}, lapped {}, torn {}, corrupt {}, evictions {}\n",
-          r.name, r.alive ? "alive" : "not-alive", reader_state(r.state),
-          r.gating ? "gating" : "not-gating", r.pid, lag,
-          before ? per_s(r.records, prev) : std::string("-"), r.records, r.lapped_records, r.torn_records,
+          r.name, r.alive ? "alive" : "not-alive", reader_state(r.state), r.gating ? "gating" : "not-gating", r.pid,
+          lag, before ? per_s(r.records, prev) : std::string("-"), r.records, r.lapped_records, r.torn_records,
           r.corrupt_records, r.evictions);
     }
     samples_[rc.name] = std::move(now);
@@ -272,7 +276,7 @@ int stat_command(Args args) {
     std::fwrite(f.data(), 1, f.size(), stdout);
     return kExitOk;
   }
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_stat_signal;
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);

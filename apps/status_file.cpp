@@ -38,8 +38,8 @@ static_assert(offsetof(HeaderLayout, seq) == 16, "the status header is part of t
 
 struct SlotLayout {
   char name[kStatusNameBytes];
-  std::uint64_t kind_and_state;      // ComponentKind (low 32) | ComponentState (high 32)
-  std::uint64_t pid_and_restarts;    // pid (low 32) | restarts (high 32)
+  std::uint64_t kind_and_state;    // ComponentKind (low 32) | ComponentState (high 32)
+  std::uint64_t pid_and_restarts;  // pid (low 32) | restarts (high 32)
   std::uint64_t quick_failures;
   std::int64_t started_ns;
   std::int64_t last_exit;
@@ -63,41 +63,54 @@ void copy_name(char (&dst)[kStatusNameBytes], std::string_view name) {
   std::memset(dst, 0, sizeof dst);
   std::memcpy(dst, name.data(), std::min(name.size(), sizeof dst - 1));
 }
-std::string read_name(const char (&src)[kStatusNameBytes]) {
-  return std::string(src, ::strnlen(src, sizeof src));
-}
+std::string read_name(const char (&src)[kStatusNameBytes]) { return std::string(src, ::strnlen(src, sizeof src)); }
 
 }  // namespace
 
 std::string_view supervisor_state_name(SupervisorState s) noexcept {
   switch (s) {
-    case SupervisorState::kStarting: return "starting";
-    case SupervisorState::kRunning: return "running";
-    case SupervisorState::kReloading: return "reloading";
-    case SupervisorState::kStopping: return "stopping";
-    case SupervisorState::kStopped: return "stopped";
-    case SupervisorState::kFailed: return "failed";
+    case SupervisorState::kStarting:
+      return "starting";
+    case SupervisorState::kRunning:
+      return "running";
+    case SupervisorState::kReloading:
+      return "reloading";
+    case SupervisorState::kStopping:
+      return "stopping";
+    case SupervisorState::kStopped:
+      return "stopped";
+    case SupervisorState::kFailed:
+      return "failed";
   }
   return "unknown";
 }
 
 std::string_view component_state_name(ComponentState s) noexcept {
   switch (s) {
-    case ComponentState::kStarting: return "starting";
-    case ComponentState::kRunning: return "running";
-    case ComponentState::kBackoff: return "backoff";
-    case ComponentState::kStopping: return "stopping";
-    case ComponentState::kStopped: return "stopped";
-    case ComponentState::kFailed: return "failed";
+    case ComponentState::kStarting:
+      return "starting";
+    case ComponentState::kRunning:
+      return "running";
+    case ComponentState::kBackoff:
+      return "backoff";
+    case ComponentState::kStopping:
+      return "stopping";
+    case ComponentState::kStopped:
+      return "stopped";
+    case ComponentState::kFailed:
+      return "failed";
   }
   return "unknown";
 }
 
 std::string_view component_kind_name(ComponentKind k) noexcept {
   switch (k) {
-    case ComponentKind::kSource: return "source";
-    case ComponentKind::kProcessor: return "processor";
-    case ComponentKind::kExporter: return "exporter";
+    case ComponentKind::kSource:
+      return "source";
+    case ComponentKind::kProcessor:
+      return "processor";
+    case ComponentKind::kExporter:
+      return "exporter";
   }
   return "unknown";
 }
@@ -114,8 +127,7 @@ Result<StatusFile> StatusFile::create(const std::string& path) {
   if (!opened) return tl::unexpected(Error{opened.error().code, "status file: " + opened.error().context});
   UniqueFd fd = std::move(*opened);
   // Resized in place, never truncated to 0: a reader mapping it meanwhile must not fault.
-  if (::ftruncate(fd.get(), kFileBytes) != 0)
-    return errno_error("status file: " + path + ": resize");
+  if (::ftruncate(fd.get(), kFileBytes) != 0) return errno_error("status file: " + path + ": resize");
   auto mapped = UniqueMapping::map(fd.get(), kFileBytes, true, path, "status file: " + path);
   if (!mapped) return tl::unexpected(mapped.error());
   StatusFile f;
@@ -172,7 +184,7 @@ void StatusFile::write(const SupervisorStatus& status) noexcept {
 Result<SupervisorStatus> read_status_file(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return errno_error("status file: " + path);
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return errno_error("status file: " + path + ": stat");
   if (static_cast<std::size_t>(st.st_size) < kFileBytes)
     return invalid("status file: " + path + ": truncated (" + std::to_string(st.st_size) + " bytes, expected " +

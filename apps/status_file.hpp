@@ -27,8 +27,22 @@ inline constexpr std::size_t kMaxComponents = 64;
 inline constexpr std::size_t kStatusNameBytes = 48;  // NUL-padded
 inline constexpr std::string_view kStatusFileName = "supervisor.status";
 
-enum class SupervisorState : std::uint32_t { kStarting = 1, kRunning = 2, kReloading = 3, kStopping = 4, kStopped = 5, kFailed = 6 };
-enum class ComponentState : std::uint32_t { kStarting = 1, kRunning = 2, kBackoff = 3, kStopping = 4, kStopped = 5, kFailed = 6 };
+enum class SupervisorState : std::uint32_t {
+  kStarting = 1,
+  kRunning = 2,
+  kReloading = 3,
+  kStopping = 4,
+  kStopped = 5,
+  kFailed = 6
+};
+enum class ComponentState : std::uint32_t {
+  kStarting = 1,
+  kRunning = 2,
+  kBackoff = 3,
+  kStopping = 4,
+  kStopped = 5,
+  kFailed = 6
+};
 enum class ComponentKind : std::uint32_t { kSource = 1, kProcessor = 2, kExporter = 3 };
 
 [[nodiscard]] std::string_view supervisor_state_name(SupervisorState s) noexcept;

@@ -240,8 +240,11 @@ struct Supervisor::Impl {
     c.started_ns = realtime_ns();
     c.term_sent = false;
     ++c.starts;
-    if (c.starts == 1) spdlog::info("component {} ({}): started, pid {}", c.info.name, component_kind_name(c.info.kind), pid);
-    else spdlog::info("component {} ({}): restarted, pid {} (restart {})", c.info.name, component_kind_name(c.info.kind), pid, c.starts - 1);
+    if (c.starts == 1)
+      spdlog::info("component {} ({}): started, pid {}", c.info.name, component_kind_name(c.info.kind), pid);
+    else
+      spdlog::info("component {} ({}): restarted, pid {} (restart {})", c.info.name, component_kind_name(c.info.kind),
+                   pid, c.starts - 1);
   }
 
   void send_term(Child& c) {
@@ -475,8 +478,10 @@ struct Supervisor::Impl {
     pipeline = std::move(next);
     for (Child& c : children) {
       if (c.remove_after_stop || c.restart_after_stop) {
-        if (c.pid > 0) send_term(c);
-        else if (c.remove_after_stop) c.state = ComponentState::kStopped;
+        if (c.pid > 0)
+          send_term(c);
+        else if (c.remove_after_stop)
+          c.state = ComponentState::kStopped;
       } else if (c.starts == 0 && c.pid <= 0) {
         start_child(c);
       }
@@ -511,7 +516,8 @@ struct Supervisor::Impl {
         signalfd_siginfo si{};
         while (::read(signal_fd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
           switch (si.ssi_signo) {
-            case SIGCHLD: break;  // reaped below, whichever child it was
+            case SIGCHLD:
+              break;  // reaped below, whichever child it was
             case SIGHUP:
               if (!stopping) {
                 state = SupervisorState::kReloading;
@@ -525,7 +531,8 @@ struct Supervisor::Impl {
               spdlog::info("{} received", ::strsignal(static_cast<int>(si.ssi_signo)));
               begin_stop(stopping);  // a second signal skips the drain
               break;
-            default: break;
+            default:
+              break;
           }
           changed = true;
         }

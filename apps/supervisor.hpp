@@ -27,11 +27,11 @@
 namespace ringpipe::apps {
 
 struct SupervisorOptions {
-  PipelineSource source;                      // reloaded on SIGHUP; children get source.child_args()
-  LogOptions log;                             // children log the same way: log.child_args()
-  std::vector<std::string> disabled;          // components not to run
+  PipelineSource source;              // reloaded on SIGHUP; children get source.child_args()
+  LogOptions log;                     // children log the same way: log.child_args()
+  std::vector<std::string> disabled;  // components not to run
   std::chrono::milliseconds drain_timeout{10'000};
-  std::chrono::milliseconds stop_timeout{5'000};        // SIGTERM, then SIGKILL after this
+  std::chrono::milliseconds stop_timeout{5'000};  // SIGTERM, then SIGKILL after this
   std::chrono::milliseconds backoff_initial{100};
   std::chrono::milliseconds backoff_max{30'000};
   std::chrono::milliseconds quick_failure_window{2'000};  // a death this soon after start is "quick"

@@ -44,8 +44,8 @@ int validate_command(Args args) {
     return kExitFailure;
   }
   std::printf("%s: ok (pipeline %s: %zu rings, %zu sources, %zu processors, %zu exporters)\n", file.c_str(),
-              pipeline->pipeline.c_str(), pipeline->rings.size(), pipeline->sources.size(),
-              pipeline->processors.size(), pipeline->exporters.size());
+              pipeline->pipeline.c_str(), pipeline->rings.size(), pipeline->sources.size(), pipeline->processors.size(),
+              pipeline->exporters.size());
   return kExitOk;
 }
 

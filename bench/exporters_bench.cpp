@@ -25,13 +25,13 @@
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
-#include "ringpipe/net/http_client.hpp"
 #include "prometheus_server.hpp"
 #include "record_builder.hpp"
 #include "remote_write_encoder.hpp"
 #include "ringpipe/common/log.hpp"
 #include "ringpipe/exporters/prometheus_exporter.hpp"
 #include "ringpipe/exporters/remote_write_exporter.hpp"
+#include "ringpipe/net/http_client.hpp"
 #include "ringpipe/ring/ring.hpp"
 
 namespace {
@@ -154,9 +154,10 @@ void scrape_bench(std::size_t n, const std::string& dir) {
     exposer.RegisterCollectable(registry);
     base = time_scrapes(static_cast<std::uint16_t>(exposer.GetListeningPorts().front()), rounds);
   }
-  std::printf("%9zu series | load %8.1f ms | collect %8.1f ms | scrape best %8.1f ms median %8.1f ms %11zu bytes | "
-              "baseline prometheus-cpp Registry+Gauges: best %8.1f ms median %8.1f ms %11zu bytes\n",
-              n, load_ms, collect_ms, ours.best_ms, ours.median_ms, ours.bytes, base.best_ms, base.median_ms, base.bytes);
+  std::printf(
+      "%9zu series | load %8.1f ms | collect %8.1f ms | scrape best %8.1f ms median %8.1f ms %11zu bytes | "
+      "baseline prometheus-cpp Registry+Gauges: best %8.1f ms median %8.1f ms %11zu bytes\n",
+      n, load_ms, collect_ms, ours.best_ms, ours.median_ms, ours.bytes, base.best_ms, base.median_ms, base.bytes);
   std::fflush(stdout);
   exp->reset();
   std::filesystem::remove(path);
@@ -196,8 +197,8 @@ void remote_write_bench(std::size_t records, std::size_t series, const std::stri
     }
     net::HttpClient c(*net::parse_http_url(url));
     const net::HttpHeaders h{{"Content-Encoding", "snappy"},
-                                   {"Content-Type", "application/x-protobuf"},
-                                   {"X-Prometheus-Remote-Write-Version", "0.1.0"}};
+                             {"Content-Type", "application/x-protobuf"},
+                             {"X-Prometheus-Remote-Write-Version", "0.1.0"}};
     const auto t0 = std::chrono::steady_clock::now();
     for (const auto& body : bodies) {
       auto r = c.request("POST", "/api/v1/write", h, body, 30s);
@@ -246,12 +247,13 @@ void remote_write_bench(std::size_t records, std::size_t series, const std::stri
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   writer.join();
   const auto st = (*rw)->stats();
-  std::printf("remote_write exporter (ring -> %zu connections, %zu samples/request): %llu samples in %.2f s = %.0f "
-              "samples/s, %llu requests, %llu bytes, %llu retries, %llu dropped\n",
-              o.max_in_flight, batch, static_cast<unsigned long long>(st.samples_sent), s,
-              static_cast<double>(st.samples_sent) / s, static_cast<unsigned long long>(st.requests),
-              static_cast<unsigned long long>(st.bytes_sent), static_cast<unsigned long long>(st.retries),
-              static_cast<unsigned long long>(st.dropped_samples));
+  std::printf(
+      "remote_write exporter (ring -> %zu connections, %zu samples/request): %llu samples in %.2f s = %.0f "
+      "samples/s, %llu requests, %llu bytes, %llu retries, %llu dropped\n",
+      o.max_in_flight, batch, static_cast<unsigned long long>(st.samples_sent), s,
+      static_cast<double>(st.samples_sent) / s, static_cast<unsigned long long>(st.requests),
+      static_cast<unsigned long long>(st.bytes_sent), static_cast<unsigned long long>(st.retries),
+      static_cast<unsigned long long>(st.dropped_samples));
   (*rw)->stop();
   prom.stop();
 }

@@ -132,8 +132,10 @@ std::string make_prom_text(std::size_t bytes, int series) {
     const int id = static_cast<int>(i % static_cast<std::uint64_t>(series));
     int n = 0;
     if (i % 10 == 0) {
-      n = std::snprintf(line, sizeof line, "# HELP family_%d_total Seconds the CPUs spent in each mode.\n"
-                                           "# TYPE family_%d_total counter\n", id, id);
+      n = std::snprintf(line, sizeof line,
+                        "# HELP family_%d_total Seconds the CPUs spent in each mode.\n"
+                        "# TYPE family_%d_total counter\n",
+                        id, id);
       s.append(line, static_cast<std::size_t>(n));
     }
     if (i % 2 == 0) {
@@ -223,12 +225,14 @@ void bench_one(const std::string& name, const std::string& buf, double min_s, Pa
 }
 
 void bench_parsers(const Args& a) {
-  std::printf("\nParser throughput per core: per CPU-second of the parsing thread (8 MiB buffer of generated lines, %d series)\n",
-              a.series);
+  std::printf(
+      "\nParser throughput per core: per CPU-second of the parsing thread (8 MiB buffer of generated lines, %d "
+      "series)\n",
+      a.series);
   std::printf("  %-34s %14s %14s %11s %8s\n", "", "lines", "bytes", "per line", "samples/line");
   const double min_s = std::max(0.5, a.seconds / 4);
-  for (const ingest::Protocol p : {ingest::Protocol::kStatsd, ingest::Protocol::kInflux, ingest::Protocol::kGraphite,
-                                   ingest::Protocol::kJson}) {
+  for (const ingest::Protocol p :
+       {ingest::Protocol::kStatsd, ingest::Protocol::kInflux, ingest::Protocol::kGraphite, ingest::Protocol::kJson}) {
     if (!a.protocol.empty() && a.protocol != ingest::protocol_name(p)) continue;
     ingest::ParserOptions po;
     po.protocol = p;

@@ -32,12 +32,12 @@
 
 #include <mosquitto.h>
 
+#include "loopback.hpp"  // tests/support: header-only, no test framework
 #include "ringpipe/common/log.hpp"
 #include "ringpipe/ingest/mqtt_source.hpp"
 #include "ringpipe/ingest/ring_target.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
-#include "loopback.hpp"  // tests/support: header-only, no test framework
 
 namespace {
 
@@ -133,9 +133,8 @@ Measured run_baseline(const Args& a, std::uint16_t port) {
   mosquitto_message_callback_set(m, [](mosquitto*, void* u, const mosquitto_message*) {
     static_cast<Count*>(u)->n.fetch_add(1, std::memory_order_relaxed);
   });
-  mosquitto_subscribe_callback_set(m, [](mosquitto*, void* u, int, int, const int*) {
-    static_cast<Count*>(u)->subscribed = true;
-  });
+  mosquitto_subscribe_callback_set(
+      m, [](mosquitto*, void* u, int, int, const int*) { static_cast<Count*>(u)->subscribed = true; });
   if (mosquitto_connect(m, "127.0.0.1", port, 30) != MOSQ_ERR_SUCCESS) std::exit(1);
   mosquitto_subscribe(m, nullptr, "sensors/#", a.qos);
   std::atomic<bool> stop{false};
@@ -231,10 +230,14 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
-    if (k == "--messages" && v) a.messages = std::atoi(argv[++i]);
-    else if (k == "--devices" && v) a.devices = std::atoi(argv[++i]);
-    else if (k == "--qos" && v) a.qos = std::atoi(argv[++i]);
-    else if (k == "--payload" && v) a.payload = argv[++i];
+    if (k == "--messages" && v)
+      a.messages = std::atoi(argv[++i]);
+    else if (k == "--devices" && v)
+      a.devices = std::atoi(argv[++i]);
+    else if (k == "--qos" && v)
+      a.qos = std::atoi(argv[++i]);
+    else if (k == "--payload" && v)
+      a.payload = argv[++i];
     else {
       std::fprintf(stderr, "usage: %s [--messages M] [--devices N] [--qos 0|1] [--payload value|json|influx]\n",
                    argv[0]);
@@ -247,7 +250,8 @@ int main(int argc, char** argv) {
   }
   init_logging("mqtt_bench", spdlog::level::warn);
   mosquitto_lib_init();
-  const std::string dir = (std::filesystem::temp_directory_path() / ("mqtt-bench-" + std::to_string(::getpid()))).string();
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / ("mqtt-bench-" + std::to_string(::getpid()))).string();
   std::filesystem::create_directories(dir);
   const std::uint16_t port = testing::free_tcp_port();
   std::ofstream(dir + "/mosquitto.conf") << "listener " << port

@@ -94,10 +94,10 @@ int main(int argc, char** argv) {
     raw += n;
   }
   const double samples = static_cast<double>(per_request) * kRequests;
-  std::printf("remote_write decode, one core: %d requests of %d series (1 sample each), %.0f B compressed / %.0f B "
-              "protobuf per request\n",
-              kRequests, per_request, static_cast<double>(compressed) / kRequests,
-              static_cast<double>(raw) / kRequests);
+  std::printf(
+      "remote_write decode, one core: %d requests of %d series (1 sample each), %.0f B compressed / %.0f B "
+      "protobuf per request\n",
+      kRequests, per_request, static_cast<double>(compressed) / kRequests, static_cast<double>(raw) / kRequests);
   std::printf("  %-44s %12s %14s %12s\n", "", "samples/s", "MB/s (body)", "ns/sample");
   auto row = [&](const char* what, double t, long reps) {
     const double s = samples * static_cast<double>(reps) / t;

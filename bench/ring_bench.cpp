@@ -13,12 +13,12 @@
 
 #include <concurrentqueue.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <poll.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -101,8 +101,8 @@ double per_reader_rate(Shared* sh, int readers, std::uint64_t expect, bool* comp
     sum += static_cast<double>(sh->received[r].load()) / secs;
     if (sh->received[r].load() != expect) {
       *complete = false;
-      std::fprintf(stderr, "reader %d received %llu of %llu\n", r, static_cast<unsigned long long>(sh->received[r].load()),
-                   static_cast<unsigned long long>(expect));
+      std::fprintf(stderr, "reader %d received %llu of %llu\n", r,
+                   static_cast<unsigned long long>(sh->received[r].load()), static_cast<unsigned long long>(expect));
     }
   }
   return sum / readers;
@@ -140,7 +140,8 @@ double bench_ring(const Args& a, bool* complete) {
       while (!sh->go.load()) std::this_thread::yield();
       std::uint64_t got = 0, sum = 0;
       while (got < total) {
-        const std::size_t n = rd->poll([&](const ring::RecordView& v) { sum += static_cast<std::uint8_t>(v.payload[0]); });
+        const std::size_t n =
+            rd->poll([&](const ring::RecordView& v) { sum += static_cast<std::uint8_t>(v.payload[0]); });
         got += n;
         if (n == 0) {
           if (a.spin) {
@@ -348,8 +349,10 @@ double bench_unix_socket(const Args& a_in, bool* complete) {
   }
   start_when_ready(sh, a.readers + a.producers);
   wait_all(pids);
-  for (auto& v : prod_fd) for (int fd : v) ::close(fd);
-  for (auto& v : read_fd) for (int fd : v) ::close(fd);
+  for (auto& v : prod_fd)
+    for (int fd : v) ::close(fd);
+  for (auto& v : read_fd)
+    for (int fd : v) ::close(fd);
   return per_reader_rate(sh, a.readers, total, complete);
 }
 
@@ -379,8 +382,8 @@ void throughput(const Args& a) {
   std::printf("ring P=%d R=%d B=%d payload=%zu samples=%llu lane_bytes=%llu samples_per_s=%.0f%s\n", a.producers,
               a.readers, a.batch, a.payload, static_cast<unsigned long long>(a.samples),
               static_cast<unsigned long long>(a.lane_bytes), r, ok_ring ? "" : " INCOMPLETE");
-  std::printf("| transport (P=%d R=%d B=%d, %zu B) | samples/s per reader | ring / it |\n", a.producers,
-              a.readers, a.batch, a.payload);
+  std::printf("| transport (P=%d R=%d B=%d, %zu B) | samples/s per reader | ring / it |\n", a.producers, a.readers,
+              a.batch, a.payload);
   std::printf("|---|---:|---:|\n");
   std::printf("| ringpipe ring (processes) | %.0f | 1.00 |\n", r);
   std::printf("| moodycamel::ConcurrentQueue, enqueue/try_dequeue per sample (threads) | %.0f%s | %.2f |\n", m,
@@ -390,7 +393,8 @@ void throughput(const Args& a) {
                 a.batch, mb, ok_bulk ? "" : " INCOMPLETE", r / mb);
   }
   std::printf("| Unix stream socket (processes) | %.0f%s | %.2f |\n", u, ok_unix ? "" : " INCOMPLETE", r / u);
-  std::printf("| memcpy %.1f GB/s as %zu-byte samples | %.0f | %.3f |\n", gbps, a.payload, memcpy_rate, r / memcpy_rate);
+  std::printf("| memcpy %.1f GB/s as %zu-byte samples | %.0f | %.3f |\n", gbps, a.payload, memcpy_rate,
+              r / memcpy_rate);
 }
 
 void latency(const Args& a) {
@@ -476,8 +480,10 @@ void attach_time(const Args& a) {
     times.push_back(static_cast<double>(monotonic_ns() - s) / 1e3);
   }
   std::sort(times.begin(), times.end());
-  std::printf("attach ring=1GiB create=%.0fms open+attach p50=%.1fus max=%.1fus (baseline: open+mmap+munmap of the same file p50=",
-              create_s * 1e3, times[times.size() / 2], times.back());
+  std::printf(
+      "attach ring=1GiB create=%.0fms open+attach p50=%.1fus max=%.1fus (baseline: open+mmap+munmap of the same file "
+      "p50=",
+      create_s * 1e3, times[times.size() / 2], times.back());
   std::vector<double> base;
   for (int i = 0; i < 200; ++i) {
     const std::int64_t s = monotonic_ns();
@@ -551,18 +557,28 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
     auto val = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (k == "--producers") a.producers = std::stoi(val());
-    else if (k == "--readers") a.readers = std::stoi(val());
-    else if (k == "--batch") a.batch = std::stoi(val());
-    else if (k == "--payload") a.payload = std::stoul(val());
-    else if (k == "--samples") a.samples = std::stoull(val());
-    else if (k == "--mode") a.mode = val();
-    else if (k == "--dir") a.dir = val();
-    else if (k == "--lane-bytes") a.lane_bytes = std::stoull(val());
-    else if (k == "--spin") a.spin = true;
+    if (k == "--producers")
+      a.producers = std::stoi(val());
+    else if (k == "--readers")
+      a.readers = std::stoi(val());
+    else if (k == "--batch")
+      a.batch = std::stoi(val());
+    else if (k == "--payload")
+      a.payload = std::stoul(val());
+    else if (k == "--samples")
+      a.samples = std::stoull(val());
+    else if (k == "--mode")
+      a.mode = val();
+    else if (k == "--dir")
+      a.dir = val();
+    else if (k == "--lane-bytes")
+      a.lane_bytes = std::stoull(val());
+    else if (k == "--spin")
+      a.spin = true;
     else {
-      std::fprintf(stderr, "usage: ring_bench [--producers P] [--readers R] [--batch B] [--payload BYTES] "
-                           "[--samples N] [--mode throughput|latency|attach|pss|all] [--dir DIR] [--lane-bytes POW2]\n");
+      std::fprintf(stderr,
+                   "usage: ring_bench [--producers P] [--readers R] [--batch B] [--payload BYTES] "
+                   "[--samples N] [--mode throughput|latency|attach|pss|all] [--dir DIR] [--lane-bytes POW2]\n");
       return 2;
     }
   }

@@ -21,8 +21,6 @@ std::string ConfigError::message() const {
   return out;
 }
 
-Error ConfigError::to_error() const {
-  return Error{std::make_error_code(std::errc::invalid_argument), message()};
-}
+Error ConfigError::to_error() const { return Error{std::make_error_code(std::errc::invalid_argument), message()}; }
 
 }  // namespace ringpipe::config

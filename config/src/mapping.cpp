@@ -18,9 +18,12 @@ namespace ringpipe::config {
 
 std::string_view metric_type_name(MetricType t) noexcept {
   switch (t) {
-    case MetricType::kCounter: return "counter";
-    case MetricType::kGauge: return "gauge";
-    case MetricType::kObserver: return "observer";
+    case MetricType::kCounter:
+      return "counter";
+    case MetricType::kGauge:
+      return "gauge";
+    case MetricType::kObserver:
+      return "observer";
   }
   return "?";
 }
@@ -225,7 +228,8 @@ WrittenSummary read_summary_options(const YamlNode* n, const std::string& where,
     if (auto t = read_duration(*v, f.at("max_age"), true, d)) out.options.max_age = *t;
   }
   if (const auto* v = f.get("age_buckets")) {
-    if (auto x = read_uint(*v, f.at("age_buckets"), 0, UINT32_MAX, d)) out.options.age_buckets = static_cast<std::uint32_t>(*x);
+    if (auto x = read_uint(*v, f.at("age_buckets"), 0, UINT32_MAX, d))
+      out.options.age_buckets = static_cast<std::uint32_t>(*x);
   }
   if (const auto* v = f.get("buf_cap")) {
     if (auto x = read_uint(*v, f.at("buf_cap"), 0, UINT32_MAX, d)) out.options.buf_cap = static_cast<std::uint32_t>(*x);
@@ -332,11 +336,11 @@ std::optional<MetricMapping> read_mapping(const YamlNode& item, std::size_t inde
                                           Diags& d) {
   const std::size_t errors_before = d.count();
   const std::string where = "mappings[" + std::to_string(index) + "]";
-  Fields f(&item, where,
-           {"match", "name", "labels", "honor_labels", "observer_type", "timer_type", "buckets", "quantiles",
-            "match_type", "help", "action", "match_metric_type", "ttl", "summary_options", "histogram_options",
-            "scale"},
-           d);
+  Fields f(
+      &item, where,
+      {"match", "name", "labels", "honor_labels", "observer_type", "timer_type", "buckets", "quantiles", "match_type",
+       "help", "action", "match_metric_type", "ttl", "summary_options", "histogram_options", "scale"},
+      d);
   if (!f.ok()) return std::nullopt;
   MetricMapping m;
   m.position = item.position;
@@ -385,14 +389,15 @@ std::optional<MetricMapping> read_mapping(const YamlNode& item, std::size_t inde
     if (v->is_map()) {
       for (const auto& [key, value] : v->entries) {
         if (!key.is_scalar() || !valid_label_name(key.scalar)) {
-          d.add(key, f.at("labels") + ": found invalid label name " + describe(key) +
-                         ", expected [a-zA-Z_][a-zA-Z0-9_]*");
+          d.add(key,
+                f.at("labels") + ": found invalid label name " + describe(key) + ", expected [a-zA-Z_][a-zA-Z0-9_]*");
           continue;
         }
         const bool duplicate = std::any_of(m.labels.begin(), m.labels.end(),
                                            [&label = key.scalar](const auto& l) { return l.first == label; });
         if (duplicate) {
-          d.add(key, f.at("labels") + ": found label " + quote(key.scalar) + " a second time, expected each label once");
+          d.add(key,
+                f.at("labels") + ": found label " + quote(key.scalar) + " a second time, expected each label once");
           continue;
         }
         if (value.is_null()) {
@@ -437,7 +442,8 @@ std::optional<MetricMapping> read_mapping(const YamlNode& item, std::size_t inde
   m.observer_type = own_observer.value_or(defaults.defaults.observer_type);
   const bool observer_explicit = own_observer.has_value() || defaults.observer_explicit;
   const WrittenSummary summary = read_summary_options(f.get("summary_options"), where + " summary_options", d);
-  const WrittenHistogram histogram = read_histogram_options(f.get("histogram_options"), where + " histogram_options", d);
+  const WrittenHistogram histogram =
+      read_histogram_options(f.get("histogram_options"), where + " histogram_options", d);
   std::optional<std::vector<Quantile>> legacy_quantiles;
   std::optional<std::vector<double>> legacy_buckets;
   if (const auto* v = f.get("quantiles")) legacy_quantiles = read_quantiles(*v, f.at("quantiles"), d);
@@ -510,9 +516,9 @@ ConfigResult<MappingConfig> load_mapping_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     const int saved = errno;
-    return tl::unexpected(ConfigError{{Diagnostic{
-        Position{path, 0, 0},
-        "cannot read mapping file: " + std::error_code(saved, std::system_category()).message()}}});
+    return tl::unexpected(
+        ConfigError{{Diagnostic{Position{path, 0, 0}, "cannot read mapping file: " +
+                                                          std::error_code(saved, std::system_category()).message()}}});
   }
   std::ostringstream text;
   text << in.rdbuf();

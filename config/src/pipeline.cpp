@@ -16,23 +16,34 @@ namespace ringpipe::config {
 
 std::string_view transport_name(Transport t) noexcept {
   switch (t) {
-    case Transport::kUdp: return "udp";
-    case Transport::kTcp: return "tcp";
-    case Transport::kUnix: return "unix";
-    case Transport::kUnixgram: return "unixgram";
+    case Transport::kUdp:
+      return "udp";
+    case Transport::kTcp:
+      return "tcp";
+    case Transport::kUnix:
+      return "unix";
+    case Transport::kUnixgram:
+      return "unixgram";
   }
   return "?";
 }
 
 std::string_view source_type_name(SourceType t) noexcept {
   switch (t) {
-    case SourceType::kStatsd: return "statsd";
-    case SourceType::kInflux: return "influx";
-    case SourceType::kGraphite: return "graphite";
-    case SourceType::kJson: return "json";
-    case SourceType::kMqtt: return "mqtt";
-    case SourceType::kRemoteWrite: return "remote_write";
-    case SourceType::kPrometheusScrape: return "prometheus_scrape";
+    case SourceType::kStatsd:
+      return "statsd";
+    case SourceType::kInflux:
+      return "influx";
+    case SourceType::kGraphite:
+      return "graphite";
+    case SourceType::kJson:
+      return "json";
+    case SourceType::kMqtt:
+      return "mqtt";
+    case SourceType::kRemoteWrite:
+      return "remote_write";
+    case SourceType::kPrometheusScrape:
+      return "prometheus_scrape";
   }
   return "?";
 }
@@ -102,8 +113,7 @@ tl::expected<ListenAddress, std::string> parse_listen_address(std::string_view t
     }
   }
   for (char c : host) {
-    if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '.' && c != '-' && c != ':' && c != '_' &&
-        c != '%') {
+    if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '.' && c != '-' && c != ':' && c != '_' && c != '%') {
       return tl::unexpected("an invalid host \"" + std::string(host) + "\"");
     }
   }
@@ -164,8 +174,9 @@ ConfigResult<PipelineConfig> load_pipeline(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     const int saved = errno;
-    return tl::unexpected(ConfigError{{Diagnostic{
-        Position{path, 0, 0}, "cannot read pipeline file: " + std::error_code(saved, std::system_category()).message()}}});
+    return tl::unexpected(
+        ConfigError{{Diagnostic{Position{path, 0, 0}, "cannot read pipeline file: " +
+                                                          std::error_code(saved, std::system_category()).message()}}});
   }
   std::ostringstream text;
   text << in.rdbuf();

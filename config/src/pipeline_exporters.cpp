@@ -54,17 +54,32 @@ void Loader::read_exporter(const YamlNode& key, const YamlNode& value) {
     d_.add(*type_node, who + " type: found " + describe(*type_node) + ", expected prometheus or remote_write");
   }
   e.type = type.value_or(ExporterType::kPrometheus);
-  const auto prometheus_keys = {std::string_view("type"), std::string_view("input"), std::string_view("reader"),
-                                std::string_view("listen"), std::string_view("path"), std::string_view("tls"),
-                                std::string_view("basic_auth_users"), std::string_view("gating"),
-                                std::string_view("max_connections"), std::string_view("header_timeout"),
+  const auto prometheus_keys = {std::string_view("type"),
+                                std::string_view("input"),
+                                std::string_view("reader"),
+                                std::string_view("listen"),
+                                std::string_view("path"),
+                                std::string_view("tls"),
+                                std::string_view("basic_auth_users"),
+                                std::string_view("gating"),
+                                std::string_view("max_connections"),
+                                std::string_view("header_timeout"),
                                 std::string_view("quarantine_after_crashes")};
-  const auto remote_keys = {std::string_view("type"), std::string_view("input"), std::string_view("reader"),
-                            std::string_view("url"), std::string_view("batch_size"), std::string_view("batch_time"),
-                            std::string_view("max_in_flight"), std::string_view("timeout"),
-                            std::string_view("retry_min_backoff"), std::string_view("retry_max_backoff"),
-                            std::string_view("headers"), std::string_view("basic_auth"),
-                            std::string_view("bearer_token"), std::string_view("tls"), std::string_view("gating")};
+  const auto remote_keys = {std::string_view("type"),
+                            std::string_view("input"),
+                            std::string_view("reader"),
+                            std::string_view("url"),
+                            std::string_view("batch_size"),
+                            std::string_view("batch_time"),
+                            std::string_view("max_in_flight"),
+                            std::string_view("timeout"),
+                            std::string_view("retry_min_backoff"),
+                            std::string_view("retry_max_backoff"),
+                            std::string_view("headers"),
+                            std::string_view("basic_auth"),
+                            std::string_view("bearer_token"),
+                            std::string_view("tls"),
+                            std::string_view("gating")};
   if (!type) {
     // Unknown type: check nothing type-specific, but still the common keys.
     Fields f(body(value), who, {"type", "input", "reader"}, d_quiet_);

@@ -59,12 +59,12 @@ void Loader::check_rings() {
     }
     const std::string where = "ring " + quote(r.name);
     if (producers == 0) {
-      d_.add(r.position, where + ": found no producer (no source or processor has output: " + r.name +
-                             "), expected at least one");
+      d_.add(r.position,
+             where + ": found no producer (no source or processor has output: " + r.name + "), expected at least one");
     }
     if (readers.empty()) {
-      d_.add(r.position, where + ": found no reader (no processor or exporter has input: " + r.name +
-                             "), expected at least one");
+      d_.add(r.position,
+             where + ": found no reader (no processor or exporter has input: " + r.name + "), expected at least one");
     } else if (slots > r.max_readers) {
       // A processor with state keeps a second (gate) reader, so it counts twice.
       d_.add(r.position, where + ": found " + std::to_string(readers.size()) + " readers taking " +

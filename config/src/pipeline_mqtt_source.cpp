@@ -9,9 +9,9 @@ namespace ringpipe::config::detail {
 
 // The broker, subscriptions and payload of type: mqtt; its keys are refused on other types.
 void Loader::read_mqtt(const Fields& f, SourceConfig& s) {
-  static constexpr std::string_view kKeys[] = {"broker",  "username",       "password", "client_id",
-                                               "topics",  "qos",            "payload",  "topic_template",
-                                               "ca_file", "cert_file",      "key_file", "max_message_size"};
+  static constexpr std::string_view kKeys[] = {"broker",  "username",  "password", "client_id",
+                                               "topics",  "qos",       "payload",  "topic_template",
+                                               "ca_file", "cert_file", "key_file", "max_message_size"};
   if (!keys_only_on(f, s, SourceType::kMqtt, kKeys, "an MQTT key")) return;
   MqttSourceConfig& m = s.mqtt;
   if (const auto* v = f.get("broker"); v == nullptr) {
@@ -37,8 +37,10 @@ void Loader::read_mqtt(const Fields& f, SourceConfig& s) {
         host = rest.substr(1, close - 1);
         rest.remove_prefix(close + 1);
         ok = rest.empty() || rest.front() == ':';
-        if (ok && !rest.empty()) rest.remove_prefix(1);
-        else rest = {};
+        if (ok && !rest.empty())
+          rest.remove_prefix(1);
+        else
+          rest = {};
         if (ok && !rest.empty() && !parse_port(rest, m.port)) ok = false;
       }
     } else if (ok) {
@@ -60,8 +62,8 @@ void Loader::read_mqtt(const Fields& f, SourceConfig& s) {
   if (m.client_id.size() > 23 && f.get("client_id") != nullptr) {
     // MQTT 3.1.1 brokers need only accept 23 bytes; mosquitto takes more. Allow, but keep sane.
     if (m.client_id.size() > 256) {
-      d_.add(*f.get("client_id"), f.at("client_id") + ": found " + std::to_string(m.client_id.size()) +
-                                      " bytes, expected at most 256");
+      d_.add(*f.get("client_id"),
+             f.at("client_id") + ": found " + std::to_string(m.client_id.size()) + " bytes, expected at most 256");
     }
   }
   if (const auto* v = f.get("topics"); v == nullptr) {
@@ -76,8 +78,9 @@ void Loader::read_mqtt(const Fields& f, SourceConfig& s) {
         return;
       }
       if (!valid_topic_text(*t)) {
-        d_.add(n, f.at("topics") + ": found a topic filter with malformed UTF-8, a NUL or a control character, "
-                                   "expected UTF-8 text (MQTT's rule for topics)");
+        d_.add(n, f.at("topics") +
+                      ": found a topic filter with malformed UTF-8, a NUL or a control character, "
+                      "expected UTF-8 text (MQTT's rule for topics)");
         return;
       }
       if (!valid_topic_filter(*t)) {

@@ -17,10 +17,30 @@ void Loader::read_processor(const YamlNode& key, const YamlNode& value) {
   p.position = key.position;
   const std::string who = "processor " + quote(p.name);
   Fields f(body(value), who,
-           {"type", "input", "output", "reader", "mapping_config", "cache_size", "cache_type", "shards",
-            "flush_interval", "ttl", "max_series", "max_series_per_metric", "observer_type", "quantiles", "buckets",
-            "summary_max_age", "summary_age_buckets", "summary_buf_cap", "native_histogram_bucket_factor",
-            "native_histogram_max_buckets", "state", "state_dir", "max_metrics", "max_name_length",
+           {"type",
+            "input",
+            "output",
+            "reader",
+            "mapping_config",
+            "cache_size",
+            "cache_type",
+            "shards",
+            "flush_interval",
+            "ttl",
+            "max_series",
+            "max_series_per_metric",
+            "observer_type",
+            "quantiles",
+            "buckets",
+            "summary_max_age",
+            "summary_age_buckets",
+            "summary_buf_cap",
+            "native_histogram_bucket_factor",
+            "native_histogram_max_buckets",
+            "state",
+            "state_dir",
+            "max_metrics",
+            "max_name_length",
             "quarantine_after_crashes"},
            d_);
   if (const auto* v = f.get("type"); v == nullptr) {
@@ -32,8 +52,8 @@ void Loader::read_processor(const YamlNode& key, const YamlNode& value) {
   use_ring(f, "input", who, false, p.position, p.input, p.reader);
   use_ring(f, "output", who, true, p.position, p.output);
   if (!p.input.empty() && p.input == p.output) {
-    d_.add(f.get("output")->position, f.at("output") + ": found " + quote(p.output) +
-                                          ", the processor's own input, expected a different ring");
+    d_.add(f.get("output")->position,
+           f.at("output") + ": found " + quote(p.output) + ", the processor's own input, expected a different ring");
   }
   read_uint_into(f, "cache_size", 0, 100'000'000, p.mapping_cache.size);
   if (const auto* v = f.get("cache_type")) {
@@ -70,7 +90,8 @@ void Loader::read_processor(const YamlNode& key, const YamlNode& value) {
     }
   }
   if (!p.state_dir.empty() && std::filesystem::path(p.state_dir).is_relative()) {
-    p.state_dir = (std::filesystem::path(std::string(filename_)).parent_path() / p.state_dir).lexically_normal().string();
+    p.state_dir =
+        (std::filesystem::path(std::string(filename_)).parent_path() / p.state_dir).lexically_normal().string();
   }
   if (const auto* v = f.get("observer_type")) {
     if (auto o = detail::read_observer_type(*v, f.at("observer_type"), d_)) p.observer_type = *o;
@@ -81,7 +102,8 @@ void Loader::read_processor(const YamlNode& key, const YamlNode& value) {
   if (const auto* v = f.get("buckets")) {
     if (auto b = detail::read_buckets(*v, f.at("buckets"), d_)) p.histogram.buckets = std::move(*b);
   }
-  if (p.summary.quantiles.empty()) p.summary.quantiles.assign(std::begin(kDefaultQuantiles), std::end(kDefaultQuantiles));
+  if (p.summary.quantiles.empty())
+    p.summary.quantiles.assign(std::begin(kDefaultQuantiles), std::end(kDefaultQuantiles));
   if (p.histogram.buckets.empty()) p.histogram.buckets.assign(std::begin(kDefaultBuckets), std::end(kDefaultBuckets));
   p.summary.max_age = kDefaultSummaryMaxAge;
   p.summary.age_buckets = kDefaultSummaryAgeBuckets;

@@ -41,8 +41,7 @@ void Loader::read_remote_write(const Fields& f, const std::string& who, Exporter
   read_millis_into(f, "retry_min_backoff", r.retry_min_backoff, true);
   read_millis_into(f, "retry_max_backoff", r.retry_max_backoff, true);
   if (r.retry_min_backoff > r.retry_max_backoff && f.has("retry_min_backoff")) {
-    d_.add(*f.get("retry_min_backoff"), f.at("retry_min_backoff") + ": found " +
-                                            describe(*f.get("retry_min_backoff")) +
+    d_.add(*f.get("retry_min_backoff"), f.at("retry_min_backoff") + ": found " + describe(*f.get("retry_min_backoff")) +
                                             ", expected at most retry_max_backoff (" +
                                             std::to_string(r.retry_max_backoff.count()) + "ms)");
   }
@@ -54,9 +53,9 @@ void Loader::read_remote_write(const Fields& f, const std::string& who, Exporter
         auto name = detail::read_string(k, f.at("headers"), d_);
         auto text = detail::read_string(val, f.at("headers") + " " + (name ? *name : std::string()), d_);
         const bool token = name && !name->empty() && std::all_of(name->begin(), name->end(), [](char c) {
-          return std::isalnum(static_cast<unsigned char>(c)) != 0 || std::string_view("!#$%&'*+-.^_`|~").find(c) !=
-                                                                         std::string_view::npos;
-        });
+                             return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
+                                    std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+                           });
         if (name && !token) {
           d_.add(k, f.at("headers") + ": found header name " + quote(*name) + ", expected an HTTP token");
         } else if (name && text) {
@@ -77,8 +76,8 @@ void Loader::read_remote_write(const Fields& f, const std::string& who, Exporter
   }
   read_string_into(f, "bearer_token", r.bearer_token);
   if (r.basic_auth && f.has("bearer_token")) {
-    d_.add(*f.get("bearer_token"), f.at("bearer_token") +
-                                       ": found both basic_auth and bearer_token, expected at most one of them");
+    d_.add(*f.get("bearer_token"),
+           f.at("bearer_token") + ": found both basic_auth and bearer_token, expected at most one of them");
   }
   if (const auto* v = f.get("tls")) {
     read_tls(*v, f.at("tls"), true, r.tls);

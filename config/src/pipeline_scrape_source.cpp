@@ -60,10 +60,9 @@ void Loader::read_scrape(const Fields& f, SourceConfig& s) {
   read_millis_into(f, "timeout", c.timeout, true);
   if (c.timeout > c.interval) {
     const YamlNode* at = f.get("timeout") ? f.get("timeout") : f.get("interval");
-    d_.add(at ? at->position : s.position, "source " + quote(s.name) + ": found timeout " +
-                                               std::to_string(c.timeout.count()) + "ms over interval " +
-                                               std::to_string(c.interval.count()) +
-                                               "ms, expected timeout at most the interval");
+    d_.add(at ? at->position : s.position,
+           "source " + quote(s.name) + ": found timeout " + std::to_string(c.timeout.count()) + "ms over interval " +
+               std::to_string(c.interval.count()) + "ms, expected timeout at most the interval");
   }
   read_size_into(f, "max_body_size", 1024, std::uint64_t{1} << 30, "1KiB to 1GiB", c.max_body_bytes);
   read_uint_into(f, "max_labels", 1, 64, c.max_labels);

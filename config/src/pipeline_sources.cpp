@@ -18,16 +18,54 @@ void Loader::read_source(const YamlNode& key, const YamlNode& value) {
   s.position = key.position;
   const std::string who = "source " + quote(s.name);
   Fields f(body(value), who,
-           {"type", "listen", "output", "tags", "read_buffer", "udp_sockets", "max_line_length", "max_connections",
-            "max_buffered_size", "idle_timeout", "socket_mode", "write_timeout", "value_field", "name_field", "name", "timestamp_field",
-            "timestamp_precision", "kind", "max_labels", "broker", "username", "password", "client_id", "topics",
-            "qos", "payload", "topic_template", "ca_file", "cert_file", "key_file", "max_message_size", "path",
-            "max_body_size", "targets", "interval", "timeout", "honor_labels", "job", "max_series_per_request",
-            "max_labels_per_request", "max_samples_per_request", "max_inflight_body_size"},
+           {"type",
+            "listen",
+            "output",
+            "tags",
+            "read_buffer",
+            "udp_sockets",
+            "max_line_length",
+            "max_connections",
+            "max_buffered_size",
+            "idle_timeout",
+            "socket_mode",
+            "write_timeout",
+            "value_field",
+            "name_field",
+            "name",
+            "timestamp_field",
+            "timestamp_precision",
+            "kind",
+            "max_labels",
+            "broker",
+            "username",
+            "password",
+            "client_id",
+            "topics",
+            "qos",
+            "payload",
+            "topic_template",
+            "ca_file",
+            "cert_file",
+            "key_file",
+            "max_message_size",
+            "path",
+            "max_body_size",
+            "targets",
+            "interval",
+            "timeout",
+            "honor_labels",
+            "job",
+            "max_series_per_request",
+            "max_labels_per_request",
+            "max_samples_per_request",
+            "max_inflight_body_size"},
            d_);
   if (const auto* v = f.get("type"); v == nullptr) {
-    d_.add(s.position,
-           who + ": found no type, expected type: statsd, influx, graphite, json, mqtt, prometheus_scrape or remote_write");
+    d_.add(
+        s.position,
+        who +
+            ": found no type, expected type: statsd, influx, graphite, json, mqtt, prometheus_scrape or remote_write");
   } else if (auto t = detail::read_string(*v, f.at("type"), d_)) {
     if (*t == "statsd") {
       s.type = SourceType::kStatsd;
@@ -54,9 +92,10 @@ void Loader::read_source(const YamlNode& key, const YamlNode& value) {
     }
   } else if (s.type == SourceType::kPrometheusScrape) {
     if (const auto* v = f.get("listen")) {
-      d_.add(*v, f.at("listen") +
-                     ": found listen addresses on type: prometheus_scrape, expected targets: [http://host:port/metrics] "
-                     "instead");
+      d_.add(*v,
+             f.at("listen") +
+                 ": found listen addresses on type: prometheus_scrape, expected targets: [http://host:port/metrics] "
+                 "instead");
     }
   } else if (const auto* v = f.get("listen"); v == nullptr || (v->is_sequence() && v->items.empty())) {
     d_.add(v ? v->position : s.position,
@@ -86,7 +125,8 @@ void Loader::read_source(const YamlNode& key, const YamlNode& value) {
   if (const auto* v = f.get("read_buffer")) {
     if (auto x = detail::read_size(*v, f.at("read_buffer"), d_)) {
       if (*x > INT32_MAX) {
-        d_.add(*v, f.at("read_buffer") + ": found " + describe(*v) + ", expected at most 2GiB - 1 (SO_RCVBUF is an int)");
+        d_.add(*v,
+               f.at("read_buffer") + ": found " + describe(*v) + ", expected at most 2GiB - 1 (SO_RCVBUF is an int)");
       } else {
         s.read_buffer_bytes = *x;
       }
@@ -138,12 +178,13 @@ bool Loader::keys_only_on(const Fields& f, const SourceConfig& s, SourceType typ
 
 // The field mapping of type: json; its keys are refused on other types.
 void Loader::read_json_mapping(const Fields& f, SourceConfig& s) {
-  static constexpr std::string_view kKeys[] = {"value_field", "name_field",          "name",      "timestamp_field",
-                                               "timestamp_precision", "kind", "max_labels"};
+  static constexpr std::string_view kKeys[] = {"value_field",         "name_field", "name",      "timestamp_field",
+                                               "timestamp_precision", "kind",       "max_labels"};
   if (s.type != SourceType::kJson && s.type != SourceType::kMqtt) {
     for (const std::string_view k : kKeys) {
       // remote_write and prometheus_scrape read max_labels themselves.
-      if (k == "max_labels" && (s.type == SourceType::kRemoteWrite || s.type == SourceType::kPrometheusScrape)) continue;
+      if (k == "max_labels" && (s.type == SourceType::kRemoteWrite || s.type == SourceType::kPrometheusScrape))
+        continue;
       if (const auto* v = f.get(k)) {
         d_.add(*v, f.at(k) + ": found a JSON field mapping key on type: " + std::string(source_type_name(s.type)) +
                        ", expected it only on type: json or mqtt");
@@ -201,9 +242,9 @@ void Loader::read_json_mapping(const Fields& f, SourceConfig& s) {
   }
   read_uint_into(f, "max_labels", 0, 64, m.max_labels);
   if (s.type == SourceType::kJson && s.max_line_length > kMaxJsonLineLength) {
-    d_.add(f.get("max_line_length")->position,
-           f.at("max_line_length") + ": found " + describe(*f.get("max_line_length")) +
-               ", expected at most 1MiB on type: json");
+    d_.add(f.get("max_line_length")->position, f.at("max_line_length") + ": found " +
+                                                   describe(*f.get("max_line_length")) +
+                                                   ", expected at most 1MiB on type: json");
   }
 }
 

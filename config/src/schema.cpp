@@ -26,10 +26,14 @@ std::string quote(std::string_view s) {
 
 std::string describe(const YamlNode& node) {
   switch (node.kind) {
-    case YamlNode::Kind::kNull: return "nothing (null)";
-    case YamlNode::Kind::kSequence: return "a list";
-    case YamlNode::Kind::kMap: return "a map";
-    case YamlNode::Kind::kScalar: break;
+    case YamlNode::Kind::kNull:
+      return "nothing (null)";
+    case YamlNode::Kind::kSequence:
+      return "a list";
+    case YamlNode::Kind::kMap:
+      return "a map";
+    case YamlNode::Kind::kScalar:
+      break;
   }
   return quote(node.scalar);
 }
@@ -161,12 +165,11 @@ std::optional<bool> read_bool(const YamlNode& n, std::string_view what, Diags& d
   return std::nullopt;
 }
 
-std::optional<std::uint64_t> read_uint(const YamlNode& n, std::string_view what, std::uint64_t min,
-                                       std::uint64_t max, Diags& d) {
-  const std::string expected =
-      max == std::numeric_limits<std::uint64_t>::max()
-          ? "an integer of at least " + std::to_string(min)
-          : "an integer from " + std::to_string(min) + " to " + std::to_string(max);
+std::optional<std::uint64_t> read_uint(const YamlNode& n, std::string_view what, std::uint64_t min, std::uint64_t max,
+                                       Diags& d) {
+  const std::string expected = max == std::numeric_limits<std::uint64_t>::max()
+                                   ? "an integer of at least " + std::to_string(min)
+                                   : "an integer from " + std::to_string(min) + " to " + std::to_string(max);
   if (!scalar_or_report(n, what, expected, d)) return std::nullopt;
   const auto v = parse_uint(n.scalar);
   if (v && *v >= min && *v <= max) return v;
@@ -194,7 +197,8 @@ std::optional<std::chrono::nanoseconds> read_duration(const YamlNode& n, std::st
   constexpr std::string_view kExpected = kDurationExpected;
   if (!scalar_or_report(n, what, kExpected, d)) return std::nullopt;
   if (bare_is_nanoseconds && !n.quoted) {
-    if (auto v = parse_uint(n.scalar); v && *v <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    if (auto v = parse_uint(n.scalar);
+        v && *v <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
       return std::chrono::nanoseconds{static_cast<std::int64_t>(*v)};
     }
   }
@@ -301,14 +305,17 @@ void expand_scalar(YamlNode& node, std::string_view text, const EnvLookup& env, 
 
 void expand_env(YamlNode& root, std::string_view text, const EnvLookup& env, Diags& d) {
   switch (root.kind) {
-    case YamlNode::Kind::kScalar: expand_scalar(root, text, env, d); break;
+    case YamlNode::Kind::kScalar:
+      expand_scalar(root, text, env, d);
+      break;
     case YamlNode::Kind::kSequence:
       for (auto& item : root.items) expand_env(item, text, env, d);
       break;
     case YamlNode::Kind::kMap:
       for (auto& [key, value] : root.entries) expand_env(value, text, env, d);
       break;
-    case YamlNode::Kind::kNull: break;
+    case YamlNode::Kind::kNull:
+      break;
   }
 }
 

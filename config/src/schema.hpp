@@ -59,8 +59,8 @@ class Fields {
 // `what` is the message prefix (usually Fields::at(key)).
 std::optional<std::string> read_string(const YamlNode& n, std::string_view what, Diags& d);
 std::optional<bool> read_bool(const YamlNode& n, std::string_view what, Diags& d);
-std::optional<std::uint64_t> read_uint(const YamlNode& n, std::string_view what, std::uint64_t min,
-                                       std::uint64_t max, Diags& d);
+std::optional<std::uint64_t> read_uint(const YamlNode& n, std::string_view what, std::uint64_t min, std::uint64_t max,
+                                       Diags& d);
 std::optional<double> read_double(const YamlNode& n, std::string_view what, Diags& d);
 // Sizes and durations as units.hpp parses them, the message naming `what`.
 std::optional<std::uint64_t> read_size(const YamlNode& n, std::string_view what, Diags& d);

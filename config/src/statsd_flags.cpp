@@ -1,8 +1,8 @@
 // statsd_exporter's command line -> the default pipeline.
 
+#include <unistd.h>
 #include <algorithm>
 #include <cstdlib>
-#include <unistd.h>
 #include <string>
 #include <vector>
 
@@ -19,8 +19,13 @@ constexpr std::string_view kCommandLine = "command line";
 // log.level and log.format set up the process's logging: `ringpipe run` and
 // `ringpipe component` read them (apps/cli.hpp), not the pipeline.
 constexpr std::string_view kIgnoredValueFlags[] = {
-    "statsd.event-queue-size", "statsd.event-flush-threshold", "statsd.event-flush-interval",
-    "statsd.udp-packet-queue-size", "debug.dump-fsm", "log.level", "log.format",
+    "statsd.event-queue-size",
+    "statsd.event-flush-threshold",
+    "statsd.event-flush-interval",
+    "statsd.udp-packet-queue-size",
+    "debug.dump-fsm",
+    "log.level",
+    "log.format",
 };
 // Boolean flags accepted and ignored (kingpin also takes --no-<flag>).
 // check-config is acted on by `ringpipe run`.
@@ -53,9 +58,9 @@ constexpr std::string_view kTagFlags[] = {"statsd.parse-dogstatsd-tags", "statsd
                                           "statsd.parse-librato-tags", "statsd.parse-signalfx-tags"};
 
 constexpr std::string_view kValueFlags[] = {
-    "web.listen-address", "web.telemetry-path", "statsd.listen-udp", "statsd.listen-tcp",
+    "web.listen-address",     "web.telemetry-path",     "statsd.listen-udp",     "statsd.listen-tcp",
     "statsd.listen-unixgram", "statsd.unixsocket-mode", "statsd.mapping-config", "statsd.read-buffer",
-    "statsd.cache-size", "statsd.cache-type",
+    "statsd.cache-size",      "statsd.cache-type",
 };
 
 template <std::size_t N>
@@ -83,7 +88,8 @@ ConfigResult<PipelineConfig> pipeline_from_statsd_exporter_flags(std::span<const
   std::vector<Diagnostic> diags;
   std::vector<Diagnostic> nested;
   std::vector<std::uint32_t> column(args.size() + 1, 1);
-  for (std::size_t i = 0; i < args.size(); ++i) column[i + 1] = column[i] + static_cast<std::uint32_t>(args[i].size()) + 1;
+  for (std::size_t i = 0; i < args.size(); ++i)
+    column[i + 1] = column[i] + static_cast<std::uint32_t>(args[i].size()) + 1;
   auto at = [&](std::size_t i) { return Position{std::string(kCommandLine), 1, column[i]}; };
   auto error = [&](std::size_t i, std::string message) { diags.push_back(Diagnostic{at(i), std::move(message)}); };
 
@@ -119,8 +125,8 @@ ConfigResult<PipelineConfig> pipeline_from_statsd_exporter_flags(std::span<const
       if (inline_value) {
         const auto b = detail::parse_bool(*inline_value);
         if (!b || negated) {
-          error(i, "found " + detail::quote(arg) + ", expected --" + std::string(base) + ", --no-" +
-                       std::string(base) + " or --" + std::string(base) + "=true|false");
+          error(i, "found " + detail::quote(arg) + ", expected --" + std::string(base) + ", --no-" + std::string(base) +
+                       " or --" + std::string(base) + "=true|false");
           continue;
         }
         value = *b;
@@ -138,7 +144,8 @@ ConfigResult<PipelineConfig> pipeline_from_statsd_exporter_flags(std::span<const
       continue;
     }
     if (!known && !contains(kIgnoredValueFlags, name)) {
-      error(i, "found unknown flag --" + std::string(name) + ", expected statsd_exporter's --statsd.* and --web.* flags");
+      error(i,
+            "found unknown flag --" + std::string(name) + ", expected statsd_exporter's --statsd.* and --web.* flags");
       if (!inline_value && i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0) ++i;  // skip its value
       continue;
     }
@@ -161,7 +168,9 @@ ConfigResult<PipelineConfig> pipeline_from_statsd_exporter_flags(std::span<const
     }
     return nullptr;
   };
-  auto report = [&](const FlagValue& v, std::string message) { diags.push_back(Diagnostic{v.position, std::move(message)}); };
+  auto report = [&](const FlagValue& v, std::string message) {
+    diags.push_back(Diagnostic{v.position, std::move(message)});
+  };
 
   PipelineConfig p = default_pipeline();
   SourceConfig& source = p.sources.front();
@@ -211,7 +220,8 @@ ConfigResult<PipelineConfig> pipeline_from_statsd_exporter_flags(std::span<const
     if (octal) {
       source.socket_mode = static_cast<std::uint32_t>(std::strtoul(v->value.c_str(), nullptr, 8));
     } else {
-      report(*v, "--statsd.unixsocket-mode: found " + detail::quote(v->value) + ", expected octal permissions such as 755");
+      report(*v,
+             "--statsd.unixsocket-mode: found " + detail::quote(v->value) + ", expected octal permissions such as 755");
     }
   }
   if (const FlagValue* v = get("statsd.read-buffer")) {
@@ -241,8 +251,8 @@ ConfigResult<PipelineConfig> pipeline_from_statsd_exporter_flags(std::span<const
   if (const FlagValue* v = get("web.listen-address")) {
     auto a = parse_listen_address(v->value, Transport::kTcp);
     if (!a || a->transport != Transport::kTcp) {
-      report(*v, "--web.listen-address: found " + detail::quote(v->value) +
-                     (a ? std::string() : " with " + a.error()) + ", expected host:port such as :9102");
+      report(*v, "--web.listen-address: found " + detail::quote(v->value) + (a ? std::string() : " with " + a.error()) +
+                     ", expected host:port such as :9102");
     } else {
       a->position = v->position;
       web.listen = std::move(*a);
@@ -260,8 +270,9 @@ ConfigResult<PipelineConfig> pipeline_from_statsd_exporter_flags(std::span<const
       const bool overlap = l.host == web.listen.host || l.host.empty() || l.host == "0.0.0.0" ||
                            web.listen.host.empty() || web.listen.host == "0.0.0.0";
       if (overlap) {
-        diags.push_back(Diagnostic{l.position, "--statsd.listen-tcp: found port " + std::to_string(l.port) +
-                                                   "/tcp also used by --web.listen-address, expected each address once"});
+        diags.push_back(
+            Diagnostic{l.position, "--statsd.listen-tcp: found port " + std::to_string(l.port) +
+                                       "/tcp also used by --web.listen-address, expected each address once"});
       }
     }
   }

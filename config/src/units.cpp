@@ -33,9 +33,16 @@ std::optional<std::uint64_t> parse_size(std::string_view s) noexcept {
     std::uint64_t factor;
   };
   static constexpr Unit kUnits[] = {
-      {"", 1},          {"B", 1},
-      {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30}, {"TiB", 1ull << 40},
-      {"kB", 1000},     {"KB", 1000},         {"MB", 1000'000},      {"GB", 1000'000'000},
+      {"", 1},
+      {"B", 1},
+      {"KiB", 1ull << 10},
+      {"MiB", 1ull << 20},
+      {"GiB", 1ull << 30},
+      {"TiB", 1ull << 40},
+      {"kB", 1000},
+      {"KB", 1000},
+      {"MB", 1000'000},
+      {"GB", 1000'000'000},
       {"TB", 1000'000'000'000ull},
   };
   for (const auto& u : kUnits) {
@@ -63,13 +70,20 @@ std::optional<std::chrono::nanoseconds> parse_duration(std::string_view s) noexc
     while (i < s.size() && !is_digit(s[i]) && s[i] != '.') ++i;
     const std::string_view unit = s.substr(unit_start, i - unit_start);
     long double factor = 0;
-    if (unit == "ns") factor = 1;
-    else if (unit == "us" || unit == "\xC2\xB5s" || unit == "\xCE\xBCs") factor = 1e3L;
-    else if (unit == "ms") factor = 1e6L;
-    else if (unit == "s") factor = 1e9L;
-    else if (unit == "m") factor = 60e9L;
-    else if (unit == "h") factor = 3600e9L;
-    else return std::nullopt;
+    if (unit == "ns")
+      factor = 1;
+    else if (unit == "us" || unit == "\xC2\xB5s" || unit == "\xCE\xBCs")
+      factor = 1e3L;
+    else if (unit == "ms")
+      factor = 1e6L;
+    else if (unit == "s")
+      factor = 1e9L;
+    else if (unit == "m")
+      factor = 60e9L;
+    else if (unit == "h")
+      factor = 3600e9L;
+    else
+      return std::nullopt;
     total += static_cast<long double>(value) * factor;
   }
   if (total > static_cast<long double>(std::numeric_limits<std::int64_t>::max())) return std::nullopt;

@@ -156,8 +156,7 @@ YamlNode convert(const YAML::Node& node, std::string_view filename, int depth) {
 
 }  // namespace
 
-std::optional<YamlNode> parse_yaml(std::string_view text, std::string_view filename,
-                                   std::vector<Diagnostic>& diags) {
+std::optional<YamlNode> parse_yaml(std::string_view text, std::string_view filename, std::vector<Diagnostic>& diags) {
   try {
     std::istringstream in{std::string(text)};
     YAML::Parser parser(in);

@@ -22,13 +22,13 @@ inline constexpr std::size_t kMaxYamlAliasNodes = 100'000;
 struct YamlNode {
   enum class Kind { kNull, kScalar, kSequence, kMap };
   Kind kind = Kind::kNull;
-  std::string scalar;      // kScalar: the value as written (quotes removed)
-  bool quoted = false;     // kScalar: written in quotes or as a block scalar (never null/bool/number by form)
-  bool poisoned = false;   // kScalar: already reported (e.g. an unset ${VAR}); reads skip it silently
-  Position position;       // 1-based
-  std::size_t offset = 0;  // byte offset of the node in the source text
-  std::vector<YamlNode> items;                            // kSequence
-  std::vector<std::pair<YamlNode, YamlNode>> entries;     // kMap, in file order (duplicates kept)
+  std::string scalar;           // kScalar: the value as written (quotes removed)
+  bool quoted = false;          // kScalar: written in quotes or as a block scalar (never null/bool/number by form)
+  bool poisoned = false;        // kScalar: already reported (e.g. an unset ${VAR}); reads skip it silently
+  Position position;            // 1-based
+  std::size_t offset = 0;       // byte offset of the node in the source text
+  std::vector<YamlNode> items;  // kSequence
+  std::vector<std::pair<YamlNode, YamlNode>> entries;  // kMap, in file order (duplicates kept)
 
   // Defined in yaml_tree.cpp, where YamlNode is complete: clang refuses to
   // define them inside the class, where std::pair<YamlNode, YamlNode> is not.
@@ -47,7 +47,6 @@ struct YamlNode {
 
 // Parses the first document of `text`. On a syntax error appends one
 // diagnostic (with yaml-cpp's position) and returns nullopt.
-std::optional<YamlNode> parse_yaml(std::string_view text, std::string_view filename,
-                                   std::vector<Diagnostic>& diags);
+std::optional<YamlNode> parse_yaml(std::string_view text, std::string_view filename, std::vector<Diagnostic>& diags);
 
 }  // namespace ringpipe::config::detail

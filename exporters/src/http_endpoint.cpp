@@ -101,8 +101,7 @@ class RenderedPage {
 class PageCache {
  public:
   using Page = std::shared_ptr<const RenderedPage>;
-  explicit PageCache(std::function<std::string()> render)
-      : render_(std::move(render)), thread_([this] { run(); }) {}
+  explicit PageCache(std::function<std::string()> render) : render_(std::move(render)), thread_([this] { run(); }) {}
   PageCache(const PageCache&) = delete;
   PageCache& operator=(const PageCache&) = delete;
   ~PageCache() {
@@ -229,8 +228,7 @@ class RequestCounters {
                  static_cast<double>(n));
     }
     for (std::size_t p = kMetrics; p < kOther; ++p) {
-      out.sample(self_metric(SelfMetricId::kHttpResponseBytes), {{"path", names[p]}},
-                 static_cast<double>(bytes_[p]));
+      out.sample(self_metric(SelfMetricId::kHttpResponseBytes), {{"path", names[p]}}, static_cast<double>(bytes_[p]));
     }
   }
 

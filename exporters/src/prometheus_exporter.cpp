@@ -27,8 +27,7 @@ constexpr std::chrono::milliseconds kOwnStatsInterval = 1s;
 // one of their _sum/_count/_bucket series: one exposition may not name a
 // family twice, which happens when a pipeline scrapes another ringpipe.
 // Returns the series removed.
-std::uint64_t drop_pipeline_families_named_like_ours(std::vector<prometheus::MetricFamily>& out,
-                                                    std::size_t pipeline) {
+std::uint64_t drop_pipeline_families_named_like_ours(std::vector<prometheus::MetricFamily>& out, std::size_t pipeline) {
   std::unordered_set<std::string> ours;
   // A summary or histogram also owns its _sum, _count and _bucket series names.
   auto own = [&](const std::string& name) {
@@ -98,7 +97,9 @@ struct PrometheusExporter::Impl : PageSource {
   void describe_self(FamilyBuilder& b) const {
     using enum SelfMetricId;
     const SeriesStateCounters& c = state.counters();
-    auto ld = [](const std::atomic<std::uint64_t>& a) { return static_cast<double>(a.load(std::memory_order_relaxed)); };
+    auto ld = [](const std::atomic<std::uint64_t>& a) {
+      return static_cast<double>(a.load(std::memory_order_relaxed));
+    };
     b.sample(self_metric(kRecords), {}, ld(c.records));
     b.sample(self_metric(kEntries), {}, ld(c.entries));
     b.sample(self_metric(kDecodeErrors), {}, ld(c.decode_errors));
@@ -183,7 +184,6 @@ struct PrometheusExporter::Impl : PageSource {
   }
 };
 
-
 Result<std::unique_ptr<PrometheusExporter>> PrometheusExporter::create(PrometheusExporterOptions options) {
   const std::string what = "prometheus exporter: ";
   if (options.path.empty() || options.path.front() != '/') return invalid(what + "path must start with '/'");
@@ -207,7 +207,8 @@ Result<std::unique_ptr<PrometheusExporter>> PrometheusExporter::create(Prometheu
 
   impl->options = options;
   impl->http = std::make_unique<HttpEndpoint>(options, *impl);
-  if (Status listening = impl->http->listen(hp->first, hp->second); !listening) return tl::unexpected(listening.error());
+  if (Status listening = impl->http->listen(hp->first, hp->second); !listening)
+    return tl::unexpected(listening.error());
   spdlog::info("prometheus exporter: serving {} on port {} (ring {}, reader {}){}{}", impl->options.path,
                impl->http->port(), impl->options.input, impl->options.reader_name, impl->options.tls ? ", TLS" : "",
                impl->options.basic_auth_users.empty() ? "" : ", basic auth");

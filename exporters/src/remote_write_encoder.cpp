@@ -76,8 +76,7 @@ std::size_t RequestBuilder::add(const metric::MetricEntryView& e, std::int64_t t
       const bool hist = e.type == MetricType::kHistogram;
       const std::string bucket_name = hist ? name + "_bucket" : name;
       for (std::size_t i = 2; i + 1 < e.value_count; i += 2) {
-        add_series(*req_, labels, bucket_name, hist ? "le" : "quantile", format_double(e.value(i)), e.value(i + 1),
-                   ts);
+        add_series(*req_, labels, bucket_name, hist ? "le" : "quantile", format_double(e.value(i)), e.value(i + 1), ts);
         ++n;
       }
       add_series(*req_, labels, name + "_sum", {}, {}, e.value(1), ts);

@@ -12,8 +12,8 @@
 #include "remote_write_encoder.hpp"
 #include "ringpipe/common/log.hpp"
 #include "ringpipe/exporters/remote_write.hpp"
-#include "ringpipe/net/http_client.hpp"
 #include "ringpipe/metric/metric_record.hpp"
+#include "ringpipe/net/http_client.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "ringpipe/stats/stats_segment.hpp"
 
@@ -23,9 +23,9 @@ namespace {
 using net::HttpClient;
 using net::HttpHeaders;
 using net::HttpUrl;
-using net::TlsClientContext;
 using net::make_tls_client_context;
 using net::parse_http_url;
+using net::TlsClientContext;
 
 using namespace std::chrono_literals;
 
@@ -158,7 +158,8 @@ struct RemoteWriteExporter::Impl {
                                 "Samples of requests refused with a 4xx other than 429 (never retried).");
     cells.samples_abandoned = reg(true, "remote_write_samples_abandoned_total",
                                   "Samples unacknowledged when a stop gave up; left in the ring and sent again.");
-    cells.retries = reg(true, "remote_write_retries_total", "Requests sent again (5xx, 429, timeouts, connection errors).");
+    cells.retries =
+        reg(true, "remote_write_retries_total", "Requests sent again (5xx, 429, timeouts, connection errors).");
     cells.bytes_sent = reg(true, "remote_write_sent_bytes_total", "Compressed bytes of acknowledged requests.");
     cells.records = reg(true, "remote_write_records_total", "Metric-batch records fully handled.");
     cells.decode_errors = reg(true, "remote_write_decode_errors_total", "Malformed records or requests skipped.");
@@ -336,8 +337,7 @@ struct RemoteWriteExporter::Impl {
                      res ? "HTTP " + std::to_string(status) + ": " + res->body.substr(0, 200) : res.error().message(),
                      retry_log.take_suppressed());
       }
-      auto delay = std::chrono::nanoseconds(retry_backoff(attempt, options.retry_min_backoff,
-                                                          options.retry_max_backoff,
+      auto delay = std::chrono::nanoseconds(retry_backoff(attempt, options.retry_min_backoff, options.retry_max_backoff,
                                                           std::uniform_real_distribution<double>(0.0, 1.0)(w.rng)));
       // A stop shortens the wait to its deadline but keeps the backoff until
       // then: retrying at once would hammer an endpoint that is down.

@@ -5,8 +5,8 @@
 
 namespace ringpipe::exporters {
 
-prometheus::ClientMetric& FamilyBuilder::add(std::string_view name, std::string_view help,
-                                             prometheus::MetricType type, const Labels& labels) {
+prometheus::ClientMetric& FamilyBuilder::add(std::string_view name, std::string_view help, prometheus::MetricType type,
+                                             const Labels& labels) {
   for (auto& f : families_) {
     if (f.name == name) {
       auto& m = f.metric.emplace_back();
@@ -82,8 +82,8 @@ void describe_ring(const ring::RingStats& s, std::string_view ring_label, Family
     out.counter("ringpipe_ring_lane_dropped_records_total",
                 "Records refused: ring full (drop) or wait deadline passed (block).", ll,
                 static_cast<double>(l.dropped_records));
-    out.counter("ringpipe_ring_lane_recovered_claims_total", "Claims left open by a dead producer, recovered.",
-                ll, static_cast<double>(l.recovered_claims));
+    out.counter("ringpipe_ring_lane_recovered_claims_total", "Claims left open by a dead producer, recovered.", ll,
+                static_cast<double>(l.recovered_claims));
     out.counter("ringpipe_ring_lane_full_waits_total", "Times a producer found no space.", ll,
                 static_cast<double>(l.full_waits));
     out.counter("ringpipe_ring_lane_wakes_total", "Wake syscalls made for sleeping readers.", ll,
@@ -96,8 +96,8 @@ void describe_ring(const ring::RingStats& s, std::string_view ring_label, Family
                 static_cast<double>(rd.records));
     out.counter("ringpipe_ring_reader_bytes_total", "Payload bytes handed to the reader.", ll,
                 static_cast<double>(rd.bytes));
-    out.counter("ringpipe_ring_reader_lapped_records_total", "Records lost because producers passed the reader.",
-                ll, static_cast<double>(rd.lapped_records));
+    out.counter("ringpipe_ring_reader_lapped_records_total", "Records lost because producers passed the reader.", ll,
+                static_cast<double>(rd.lapped_records));
     out.counter("ringpipe_ring_reader_torn_records_total", "Reads caught mid-reuse and redone.", ll,
                 static_cast<double>(rd.torn_records));
     out.counter("ringpipe_ring_reader_corrupt_records_total", "Records that failed a bounds check, skipped.", ll,

@@ -67,8 +67,7 @@ void SeriesState::apply(std::span<const std::byte> record) noexcept {
     return;
   }
   if (h.instance_id != instance_.load(std::memory_order_relaxed)) {
-    if (std::find(retired_instances_.begin(), retired_instances_.end(), h.instance_id) !=
-        retired_instances_.end()) {
+    if (std::find(retired_instances_.begin(), retired_instances_.end(), h.instance_id) != retired_instances_.end()) {
       counters_.stale_records.fetch_add(1, std::memory_order_relaxed);
       return;
     }
@@ -315,9 +314,9 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
       prometheus::ClientMetric& m = out[base + se.family].metric.emplace_back();
       m.label.reserve(se.label_count);
       metric::for_each_label(std::as_bytes(std::span(se.labels.data(), se.labels.size())), se.label_count,
-                                 [&](const metric::Label& l) {
-                                   m.label.push_back({std::string(l.name), std::string(l.value)});
-                                 });
+                             [&](const metric::Label& l) {
+                               m.label.push_back({std::string(l.name), std::string(l.value)});
+                             });
       const std::vector<double>& v = se.values;
       switch (type) {
         case prometheus::MetricType::Counter:

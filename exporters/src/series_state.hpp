@@ -74,8 +74,8 @@ class SeriesState {
     mutable std::mutex mu;
     std::unordered_map<std::uint64_t, Series> map;
   };
-  struct ProcShard {  // one aggregation shard of the current processor instance
-    std::uint64_t generation = 0;   // of the snapshot in progress or last applied
+  struct ProcShard {               // one aggregation shard of the current processor instance
+    std::uint64_t generation = 0;  // of the snapshot in progress or last applied
     std::uint64_t snapshot_id = 0;
     bool in_snapshot = false;
     bool snapshotted = false;
@@ -90,7 +90,7 @@ class SeriesState {
   [[nodiscard]] Shard& shard_of(std::uint64_t key) noexcept { return shards_[key % kShards]; }
 
   Shard shards_[kShards];
-  mutable std::mutex families_mu_;         // guards families_ structure and fields
+  mutable std::mutex families_mu_;  // guards families_ structure and fields
   std::deque<Family> families_;
   // Reader thread only:
   std::unordered_map<std::string, std::uint32_t> family_ids_;

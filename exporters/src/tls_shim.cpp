@@ -28,7 +28,7 @@ std::vector<std::string> ssl_compat_candidates() {
   std::error_code ec;
   const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (!ec && exe.has_parent_path()) {
-    out.push_back((exe.parent_path() / RINGPIPE_SSL_COMPAT_NAME).string());                          // beside it
+    out.push_back((exe.parent_path() / RINGPIPE_SSL_COMPAT_NAME).string());                                 // beside it
     out.push_back((exe.parent_path().parent_path() / "lib/ringpipe" / RINGPIPE_SSL_COMPAT_NAME).string());  // installed
   }
   out.emplace_back(RINGPIPE_SSL_COMPAT_BUILD_PATH);  // build tree

@@ -13,23 +13,34 @@ namespace {
 
 Protocol protocol_of(config::SourceType t) {
   switch (t) {
-    case config::SourceType::kStatsd: return Protocol::kStatsd;
-    case config::SourceType::kInflux: return Protocol::kInflux;
-    case config::SourceType::kGraphite: return Protocol::kGraphite;
-    case config::SourceType::kJson: return Protocol::kJson;
-    case config::SourceType::kMqtt: return Protocol::kJson;  // MqttSource picks per payload
-    case config::SourceType::kRemoteWrite: return Protocol::kJson;  // unused: RemoteWriteSource decodes itself
-    case config::SourceType::kPrometheusScrape: return Protocol::kStatsd;  // unused: its own parser
+    case config::SourceType::kStatsd:
+      return Protocol::kStatsd;
+    case config::SourceType::kInflux:
+      return Protocol::kInflux;
+    case config::SourceType::kGraphite:
+      return Protocol::kGraphite;
+    case config::SourceType::kJson:
+      return Protocol::kJson;
+    case config::SourceType::kMqtt:
+      return Protocol::kJson;  // MqttSource picks per payload
+    case config::SourceType::kRemoteWrite:
+      return Protocol::kJson;  // unused: RemoteWriteSource decodes itself
+    case config::SourceType::kPrometheusScrape:
+      return Protocol::kStatsd;  // unused: its own parser
   }
   return Protocol::kStatsd;
 }
 
 Precision precision_of(config::TimestampPrecision p) {
   switch (p) {
-    case config::TimestampPrecision::kSeconds: return Precision::kSeconds;
-    case config::TimestampPrecision::kMilliseconds: return Precision::kMilliseconds;
-    case config::TimestampPrecision::kMicroseconds: return Precision::kMicroseconds;
-    case config::TimestampPrecision::kNanoseconds: return Precision::kNanoseconds;
+    case config::TimestampPrecision::kSeconds:
+      return Precision::kSeconds;
+    case config::TimestampPrecision::kMilliseconds:
+      return Precision::kMilliseconds;
+    case config::TimestampPrecision::kMicroseconds:
+      return Precision::kMicroseconds;
+    case config::TimestampPrecision::kNanoseconds:
+      return Precision::kNanoseconds;
   }
   return Precision::kSeconds;
 }
@@ -101,9 +112,15 @@ MqttConfig mqtt_config(const config::PipelineConfig& p, const config::SourceConf
   c.topics = m.topics;
   c.qos = static_cast<int>(m.qos);
   switch (m.payload) {
-    case config::MqttPayloadFormat::kInflux: c.payload = MqttPayload::kInflux; break;
-    case config::MqttPayloadFormat::kJson: c.payload = MqttPayload::kJson; break;
-    case config::MqttPayloadFormat::kValue: c.payload = MqttPayload::kValue; break;
+    case config::MqttPayloadFormat::kInflux:
+      c.payload = MqttPayload::kInflux;
+      break;
+    case config::MqttPayloadFormat::kJson:
+      c.payload = MqttPayload::kJson;
+      break;
+    case config::MqttPayloadFormat::kValue:
+      c.payload = MqttPayload::kValue;
+      break;
   }
   c.topic_template = m.topic_template;
   c.metric_name = s.json.name;
@@ -171,7 +188,8 @@ Result<std::vector<IngestConfig>> ingest_configs(const config::PipelineConfig& p
     switch (a.transport) {
       case config::Transport::kUdp: {
         auto host = numeric_host(a.host);
-        if (!host) return tl::unexpected(Error{host.error().code, "listen " + a.to_string() + ": " + host.error().context});
+        if (!host)
+          return tl::unexpected(Error{host.error().code, "listen " + a.to_string() + ": " + host.error().context});
         UdpConfig u;
         u.address = *host;
         u.port = a.port;
@@ -182,7 +200,8 @@ Result<std::vector<IngestConfig>> ingest_configs(const config::PipelineConfig& p
       }
       case config::Transport::kTcp: {
         auto host = numeric_host(a.host);
-        if (!host) return tl::unexpected(Error{host.error().code, "listen " + a.to_string() + ": " + host.error().context});
+        if (!host)
+          return tl::unexpected(Error{host.error().code, "listen " + a.to_string() + ": " + host.error().context});
         TcpConfig t;
         t.address = *host;
         t.port = a.port;
@@ -220,16 +239,24 @@ Result<std::vector<IngestConfig>> ingest_configs(const config::PipelineConfig& p
 }
 
 std::uint32_t source_lanes(const config::SourceConfig& s) {
-  if (s.type == config::SourceType::kMqtt) return 1;  // one client thread
+  if (s.type == config::SourceType::kMqtt) return 1;         // one client thread
   if (s.type == config::SourceType::kRemoteWrite) return 1;  // one HTTP server thread
   if (s.type == config::SourceType::kPrometheusScrape) return static_cast<std::uint32_t>(s.scrape.targets.size());
   std::uint32_t udp = 0, unixgram = 0, streams = 0, tcp = 0, unix_stream = 0;
   for (const auto& a : s.listen) {
     switch (a.transport) {
-      case config::Transport::kUdp: ++udp; break;
-      case config::Transport::kUnixgram: ++unixgram; break;
-      case config::Transport::kTcp: ++tcp; break;
-      case config::Transport::kUnix: ++unix_stream; break;
+      case config::Transport::kUdp:
+        ++udp;
+        break;
+      case config::Transport::kUnixgram:
+        ++unixgram;
+        break;
+      case config::Transport::kTcp:
+        ++tcp;
+        break;
+      case config::Transport::kUnix:
+        ++unix_stream;
+        break;
     }
   }
   streams = std::max(tcp, unix_stream);

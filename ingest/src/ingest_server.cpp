@@ -147,7 +147,8 @@ Status remove_stale_socket(const std::string& path, const std::string& what) {
     if (errno == ENOENT) return {};
     return errno_error(what + ": stat");
   }
-  if (!S_ISSOCK(st.st_mode)) return make_error(std::errc::file_exists, what + ": exists and is not a socket; not removing it");
+  if (!S_ISSOCK(st.st_mode))
+    return make_error(std::errc::file_exists, what + ": exists and is not a socket; not removing it");
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return errno_error(what + ": remove stale socket");
   return {};
 }
@@ -159,8 +160,7 @@ Status remove_stale_socket(const std::string& path, const std::string& what) {
 // is process-wide, but it only ever narrows what other threads create meanwhile.
 class RestrictiveUmask {
  public:
-  explicit RestrictiveUmask(std::uint32_t mode) noexcept
-      : old_(::umask(static_cast<mode_t>(0177 | (0777 & ~mode)))) {}
+  explicit RestrictiveUmask(std::uint32_t mode) noexcept : old_(::umask(static_cast<mode_t>(0177 | (0777 & ~mode)))) {}
   ~RestrictiveUmask() { ::umask(old_); }
   RestrictiveUmask(const RestrictiveUmask&) = delete;
   RestrictiveUmask& operator=(const RestrictiveUmask&) = delete;
@@ -357,7 +357,8 @@ Result<std::unique_ptr<IngestServer>> IngestServer::create(const IngestConfig& c
   std::shared_ptr<stats::StatsSegment> segment = config.stats_segment;
   if (!segment && !config.stats_path.empty()) {
     auto created = stats::StatsSegment::create(config.stats_path, config.name, "source");
-    if (!created) return tl::unexpected(Error{created.error().code, "ingest " + config.name + ": " + created.error().context});
+    if (!created)
+      return tl::unexpected(Error{created.error().code, "ingest " + config.name + ": " + created.error().context});
     created->reset_gauges();  // a previous run's open connections are gone
     segment = std::make_shared<stats::StatsSegment>(std::move(*created));
   }

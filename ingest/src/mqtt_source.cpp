@@ -23,7 +23,7 @@ namespace ringpipe::ingest {
 
 namespace {
 
-constexpr int kLoopTimeoutMs = 50;  // how often the loop looks at the stop flag
+constexpr int kLoopTimeoutMs = 50;       // how often the loop looks at the stop flag
 constexpr int kMaxReadsPerBatch = 1024;  // messages one claim takes at most (a record may still rotate)
 
 // libmosquitto's global state: initialised once per process, never torn down
@@ -160,7 +160,8 @@ void MqttSource::Impl::run() noexcept {
         }
         const auto until = std::chrono::steady_clock::now() + backoff;
         while (!stopping.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until)
-          std::this_thread::sleep_for(std::chrono::milliseconds(std::min<std::int64_t>(kLoopTimeoutMs, backoff.count())));
+          std::this_thread::sleep_for(
+              std::chrono::milliseconds(std::min<std::int64_t>(kLoopTimeoutMs, backoff.count())));
         backoff = std::min(backoff * 2, config.reconnect_max);
         continue;
       }

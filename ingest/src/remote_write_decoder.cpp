@@ -377,10 +377,14 @@ ConvertResult RemoteWriteDecoder::convert(SampleOutput& out, ParseCounters& coun
 
 std::string_view decode_status_name(DecodeStatus s) noexcept {
   switch (s) {
-    case DecodeStatus::kNone: return "ok";
-    case DecodeStatus::kBadSnappy: return "the body is not snappy-compressed";
-    case DecodeStatus::kBadProtobuf: return "the body is not a protobuf WriteRequest";
-    case DecodeStatus::kTooLarge: return "the request is too large";
+    case DecodeStatus::kNone:
+      return "ok";
+    case DecodeStatus::kBadSnappy:
+      return "the body is not snappy-compressed";
+    case DecodeStatus::kBadProtobuf:
+      return "the body is not a protobuf WriteRequest";
+    case DecodeStatus::kTooLarge:
+      return "the request is too large";
     case DecodeStatus::kTooManyObjects:
       return "the request holds more series, labels or samples than allowed";
   }

@@ -35,8 +35,8 @@ enum class DecodeStatus : std::uint8_t { kNone, kBadSnappy, kBadProtobuf, kTooLa
 
 // What convert() did with one request.
 struct ConvertResult {
-  std::uint64_t series = 0;           // in the request
-  std::uint64_t series_rejected = 0;  // refused whole, counted by reason
+  std::uint64_t series = 0;                      // in the request
+  std::uint64_t series_rejected = 0;             // refused whole, counted by reason
   ParseError first_reason = ParseError::kCount;  // of the first refused series
 };
 

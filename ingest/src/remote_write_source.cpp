@@ -4,10 +4,10 @@
 #include <thread>
 #include <tuple>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <spdlog/spdlog.h>
 
 #include "remote_write_decoder.hpp"
 #include "source_stats.hpp"
@@ -27,14 +27,21 @@ constexpr std::size_t kUncompressedFactor = 8;  // max uncompressed = 8 * max_bo
 
 http::status status_of(RemoteWriteAnswer a) noexcept {
   switch (a) {
-    case RemoteWriteAnswer::k204: return http::status::no_content;
-    case RemoteWriteAnswer::k400: return http::status::bad_request;
-    case RemoteWriteAnswer::k404: return http::status::not_found;
-    case RemoteWriteAnswer::k405: return http::status::method_not_allowed;
-    case RemoteWriteAnswer::k413: return http::status::payload_too_large;
-    case RemoteWriteAnswer::k415: return http::status::unsupported_media_type;
+    case RemoteWriteAnswer::k204:
+      return http::status::no_content;
+    case RemoteWriteAnswer::k400:
+      return http::status::bad_request;
+    case RemoteWriteAnswer::k404:
+      return http::status::not_found;
+    case RemoteWriteAnswer::k405:
+      return http::status::method_not_allowed;
+    case RemoteWriteAnswer::k413:
+      return http::status::payload_too_large;
+    case RemoteWriteAnswer::k415:
+      return http::status::unsupported_media_type;
     case RemoteWriteAnswer::k503:
-    case RemoteWriteAnswer::kCount: break;
+    case RemoteWriteAnswer::kCount:
+      break;
   }
   return http::status::service_unavailable;
 }
@@ -51,7 +58,7 @@ std::string_view sv(beast::string_view s) noexcept { return {s.data(), s.size()}
 
 std::string_view remote_write_answer_code(RemoteWriteAnswer a) noexcept {
   static constexpr std::array<std::string_view, kRemoteWriteAnswerCount> kCodes{"204", "400", "404", "405",
-                                                                                 "413", "415", "503"};
+                                                                                "413", "415", "503"};
   return a < RemoteWriteAnswer::kCount ? kCodes[static_cast<std::size_t>(a)] : "unknown";
 }
 
@@ -133,8 +140,8 @@ RemoteWriteSource::Impl::Answer RemoteWriteSource::Impl::handle(std::string_view
   }
   if (r.series_rejected > 0) {
     return {RemoteWriteAnswer::k400, std::to_string(r.series_rejected) + " of " + std::to_string(r.series) +
-                                         " series rejected (first: " +
-                                         std::string(parse_error_name(r.first_reason)) + "), the others written"};
+                                         " series rejected (first: " + std::string(parse_error_name(r.first_reason)) +
+                                         "), the others written"};
   }
   if (too_large > 0) {
     return {RemoteWriteAnswer::k400, std::to_string(too_large) + " samples larger than a ring record, not written"};
@@ -170,14 +177,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     const auto& req = parser_->get();
     std::string_view target = sv(req.target());
     target = target.substr(0, target.find('?'));
-    if (target != src_.config.path) return refuse({RemoteWriteAnswer::k404, "no such path, POST to " + src_.config.path});
+    if (target != src_.config.path)
+      return refuse({RemoteWriteAnswer::k404, "no such path, POST to " + src_.config.path});
     if (req.method() != http::verb::post) return refuse({RemoteWriteAnswer::k405, "remote_write takes POST"});
     const auto enc = req.find(http::field::content_encoding);
     const auto type = req.find(http::field::content_type);
     if ((enc != req.end() && !beast::iequals(enc->value(), "snappy")) ||
         (type != req.end() && !protobuf_type(sv(type->value())))) {
       src_.count(ParseError::kUnsupportedMediaType);
-      return refuse({RemoteWriteAnswer::k415, "expected Content-Encoding: snappy, Content-Type: application/x-protobuf"});
+      return refuse(
+          {RemoteWriteAnswer::k415, "expected Content-Encoding: snappy, Content-Type: application/x-protobuf"});
     }
     if (beast::iequals(req[http::field::expect], "100-continue")) {  // curl, for bodies over 1 KiB
       continue_ = std::make_unique<http::response<http::empty_body>>(http::status::continue_, 11);

@@ -21,9 +21,7 @@ class RingTarget final : public BatchTarget {
     ring::WriteStatus st{};
     return timeout_.count() > 0 ? producer_.claim(n, timeout_, &st) : producer_.try_claim(n, &st);
   }
-  void commit(std::size_t used) noexcept override {
-    producer_.finish_and_publish(sample::kSampleBatchRecord, used);
-  }
+  void commit(std::size_t used) noexcept override { producer_.finish_and_publish(sample::kSampleBatchRecord, used); }
   void count_dropped(std::uint64_t records) noexcept override { producer_.count_dropped(records); }
 
  private:

@@ -234,8 +234,8 @@ void StatsdParser::parse_line(std::string_view line, SampleOutput& out, ParseCou
     std::size_t start = 0;
     for (;;) {
       const std::size_t next = text::find_byte(values, ':', start);
-      parse_sample(text::sub(values, start, next == std::string_view::npos ? std::string_view::npos : next - start), suffix,
-                   l, out, counters);
+      parse_sample(text::sub(values, start, next == std::string_view::npos ? std::string_view::npos : next - start),
+                   suffix, l, out, counters);
       if (next == std::string_view::npos) break;
       start = next + 1;
     }

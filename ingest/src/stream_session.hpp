@@ -14,8 +14,8 @@
 #include <memory>
 #include <string>
 
-#include <boost/asio.hpp>
 #include <spdlog/spdlog.h>
+#include <boost/asio.hpp>
 
 #include "ringpipe/common/log.hpp"
 #include "ringpipe/common/result.hpp"

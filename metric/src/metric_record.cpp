@@ -14,34 +14,50 @@ constexpr std::size_t align8(std::size_t n) noexcept { return (n + 7) & ~std::si
 
 std::string_view metric_type_name(MetricType t) noexcept {
   switch (t) {
-    case MetricType::kCounter: return "counter";
-    case MetricType::kGauge: return "gauge";
-    case MetricType::kSummary: return "summary";
-    case MetricType::kHistogram: return "histogram";
+    case MetricType::kCounter:
+      return "counter";
+    case MetricType::kGauge:
+      return "gauge";
+    case MetricType::kSummary:
+      return "summary";
+    case MetricType::kHistogram:
+      return "histogram";
   }
   return "unknown";
 }
 
 std::string_view entry_kind_name(EntryKind k) noexcept {
   switch (k) {
-    case EntryKind::kSeries: return "series";
-    case EntryKind::kExpire: return "expire";
-    case EntryKind::kSnapshotBegin: return "snapshot_begin";
-    case EntryKind::kSnapshotEnd: return "snapshot_end";
+    case EntryKind::kSeries:
+      return "series";
+    case EntryKind::kExpire:
+      return "expire";
+    case EntryKind::kSnapshotBegin:
+      return "snapshot_begin";
+    case EntryKind::kSnapshotEnd:
+      return "snapshot_end";
   }
   return "unknown";
 }
 
 std::string_view metric_decode_error_name(MetricDecodeError e) noexcept {
   switch (e) {
-    case MetricDecodeError::kNone: return "none";
-    case MetricDecodeError::kTruncatedHeader: return "truncated_header";
-    case MetricDecodeError::kBadVersion: return "bad_version";
-    case MetricDecodeError::kBadLength: return "bad_length";
-    case MetricDecodeError::kBadEntry: return "bad_entry";
-    case MetricDecodeError::kBadKind: return "bad_kind";
-    case MetricDecodeError::kBadType: return "bad_type";
-    case MetricDecodeError::kBadLabels: return "bad_labels";
+    case MetricDecodeError::kNone:
+      return "none";
+    case MetricDecodeError::kTruncatedHeader:
+      return "truncated_header";
+    case MetricDecodeError::kBadVersion:
+      return "bad_version";
+    case MetricDecodeError::kBadLength:
+      return "bad_length";
+    case MetricDecodeError::kBadEntry:
+      return "bad_entry";
+    case MetricDecodeError::kBadKind:
+      return "bad_kind";
+    case MetricDecodeError::kBadType:
+      return "bad_type";
+    case MetricDecodeError::kBadLabels:
+      return "bad_labels";
   }
   return "unknown";
 }

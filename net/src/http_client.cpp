@@ -157,7 +157,7 @@ struct HttpClient::Impl {
       const bool literal = !addr_ec;
       // SNI carries names only, never address literals (RFC 6066).
       if (!literal && ::SSL_ctrl(tls->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                                const_cast<char*>(url.host.c_str())) != 1) {
+                                 const_cast<char*>(url.host.c_str())) != 1) {
         return {static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category()};
       }
       if (tls_ctx->verify) tls->set_verify_callback(ssl::host_name_verification(url.host), ec);
@@ -210,8 +210,8 @@ Result<HttpResponse> HttpClient::request(const std::string& method, const std::s
                                          const HttpHeaders& headers, const std::string& body,
                                          std::chrono::milliseconds timeout, std::uint64_t max_body_bytes) noexcept {
   const Deadline deadline = std::chrono::steady_clock::now() + timeout;
-  const std::string where = std::string(url_.https ? "https " : "http ") + method + " " + url_.host + ":" +
-                            url_.port + target;
+  const std::string where =
+      std::string(url_.https ? "https " : "http ") + method + " " + url_.host + ":" + url_.port + target;
   try {
     if (url_.https && !impl_->tls_ctx) {
       return make_error(std::errc::protocol_not_supported, where + ": https without a TLS context");
@@ -235,7 +235,8 @@ Result<HttpResponse> HttpClient::request(const std::string& method, const std::s
         }
       }
       impl_->lowest().expires_at(deadline);
-      impl_->with_stream([&](auto& s) { http::async_write(s, req, [&](beast::error_code e, std::size_t) { ec = e; }); });
+      impl_->with_stream(
+          [&](auto& s) { http::async_write(s, req, [&](beast::error_code e, std::size_t) { ec = e; }); });
       impl_->run();
       http::response_parser<http::string_body> parser;
       parser.body_limit(max_body_bytes);
@@ -256,9 +257,9 @@ Result<HttpResponse> HttpClient::request(const std::string& method, const std::s
       }
       if (ec) {
         impl_->close();
-        const bool stale = reused && (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
-                                      ec == asio::error::broken_pipe || ec == asio::error::eof ||
-                                      ec == ssl::error::stream_truncated);
+        const bool stale =
+            reused && (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
+                       ec == asio::error::broken_pipe || ec == asio::error::eof || ec == ssl::error::stream_truncated);
         if (stale && attempt == 0) continue;
         return tl::unexpected(failure(ec, false, where));
       }

@@ -88,9 +88,8 @@ Result<AggregatorEngine> AggregatorEngine::create(EngineOptions options) {
   auto specs = detail::build_specs(*matcher);
   impl->mapper = std::make_unique<detail::SeriesMapper>(std::move(*matcher), *impl->registry, o);
   for (std::uint32_t i = 0; i < o.shards; ++i) {
-    impl->shards.push_back(std::make_unique<detail::Shard>(static_cast<std::uint16_t>(i),
-                                                           static_cast<std::uint16_t>(o.shards), *impl->registry,
-                                                           specs, o, o.instance_id));
+    impl->shards.push_back(std::make_unique<detail::Shard>(
+        static_cast<std::uint16_t>(i), static_cast<std::uint16_t>(o.shards), *impl->registry, specs, o, o.instance_id));
   }
   impl->labels.reserve(4096);
   return AggregatorEngine(std::move(impl));
@@ -101,8 +100,8 @@ void AggregatorEngine::add(const sample::SampleView& s, std::int64_t now_ns) noe
   m.labels.clear();
   detail::MappedSample ms;
   if (!m.mapper->map(s, m.labels, ms)) return;
-  m.shards[detail::shard_of(ms.series_hash, static_cast<std::uint32_t>(m.shards.size()))]->apply(
-      ms, m.labels.data(), now_ns);
+  m.shards[detail::shard_of(ms.series_hash, static_cast<std::uint32_t>(m.shards.size()))]->apply(ms, m.labels.data(),
+                                                                                                 now_ns);
 }
 
 void AggregatorEngine::add_batch(std::span<const std::byte> record, std::int64_t now_ns) noexcept {

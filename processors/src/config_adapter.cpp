@@ -6,7 +6,9 @@
 namespace ringpipe::processors {
 namespace {
 
-MatchType match_type(config::MatchType t) { return t == config::MatchType::kRegex ? MatchType::kRegex : MatchType::kGlob; }
+MatchType match_type(config::MatchType t) {
+  return t == config::MatchType::kRegex ? MatchType::kRegex : MatchType::kGlob;
+}
 
 ObserverType observer_type(config::ObserverType t) {
   return t == config::ObserverType::kHistogram ? ObserverType::kHistogram : ObserverType::kSummary;
@@ -45,9 +47,15 @@ MappingConfig mapping_from_config(const config::MappingConfig& file, const confi
     r.action = m.action == config::MappingAction::kDrop ? RuleAction::kDrop : RuleAction::kMap;
     if (m.match_metric_type) {
       switch (*m.match_metric_type) {
-        case config::MetricType::kCounter: r.match_metric_type = MatchMetricType::kCounter; break;
-        case config::MetricType::kGauge: r.match_metric_type = MatchMetricType::kGauge; break;
-        case config::MetricType::kObserver: r.match_metric_type = MatchMetricType::kObserver; break;
+        case config::MetricType::kCounter:
+          r.match_metric_type = MatchMetricType::kCounter;
+          break;
+        case config::MetricType::kGauge:
+          r.match_metric_type = MatchMetricType::kGauge;
+          break;
+        case config::MetricType::kObserver:
+          r.match_metric_type = MatchMetricType::kObserver;
+          break;
       }
     }
     r.honor_labels = m.honor_labels;

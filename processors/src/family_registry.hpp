@@ -24,11 +24,16 @@ enum class FamilyKind : std::uint8_t { kCounter, kGauge, kSummary, kHistogram, k
 
 [[nodiscard]] inline MetricType metric_type_of(FamilyKind k) noexcept {
   switch (k) {
-    case FamilyKind::kCounter: return MetricType::kCounter;
-    case FamilyKind::kGauge: return MetricType::kGauge;
-    case FamilyKind::kSummary: return MetricType::kSummary;
-    case FamilyKind::kHistogram: return MetricType::kHistogram;
-    case FamilyKind::kSet: return MetricType::kGauge;
+    case FamilyKind::kCounter:
+      return MetricType::kCounter;
+    case FamilyKind::kGauge:
+      return MetricType::kGauge;
+    case FamilyKind::kSummary:
+      return MetricType::kSummary;
+    case FamilyKind::kHistogram:
+      return MetricType::kHistogram;
+    case FamilyKind::kSet:
+      return MetricType::kGauge;
   }
   return MetricType::kGauge;
 }

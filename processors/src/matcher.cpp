@@ -171,10 +171,14 @@ std::vector<std::string_view> split_dots(std::string_view s) {
 
 bool class_matches(MatchMetricType m, MatchClass c) noexcept {
   switch (m) {
-    case MatchMetricType::kAny: return true;
-    case MatchMetricType::kCounter: return c == MatchClass::kCounter;
-    case MatchMetricType::kGauge: return c == MatchClass::kGauge;
-    case MatchMetricType::kObserver: return c == MatchClass::kObserver;
+    case MatchMetricType::kAny:
+      return true;
+    case MatchMetricType::kCounter:
+      return c == MatchClass::kCounter;
+    case MatchMetricType::kGauge:
+      return c == MatchClass::kGauge;
+    case MatchMetricType::kObserver:
+      return c == MatchClass::kObserver;
   }
   return false;
 }
@@ -194,7 +198,7 @@ struct Matcher::Impl {
   struct Node {
     std::vector<std::pair<std::string, std::uint32_t>> children;  // sorted by segment
     std::uint32_t star = kNoNode;
-    std::int32_t result = -1;  // rule index
+    std::int32_t result = -1;             // rule index
     std::int32_t min_result = INT32_MAX;  // smallest rule index below (ordering prune)
     std::uint32_t min_rem = UINT32_MAX;
     std::uint32_t max_rem = 0;
@@ -375,8 +379,14 @@ struct Matcher::Impl {
 
   void unlink(std::uint32_t i) noexcept {
     Entry& e = entries[i];
-    if (e.prev != kNoEntry) entries[e.prev].next = e.next; else head = e.next;
-    if (e.next != kNoEntry) entries[e.next].prev = e.prev; else tail = e.prev;
+    if (e.prev != kNoEntry)
+      entries[e.prev].next = e.next;
+    else
+      head = e.next;
+    if (e.next != kNoEntry)
+      entries[e.next].prev = e.prev;
+    else
+      tail = e.prev;
     e.prev = e.next = kNoEntry;
   }
   void push_front(std::uint32_t i) noexcept {
@@ -399,7 +409,8 @@ Result<Matcher> Matcher::create(const MappingConfig& config) {
   impl->defaults = config.defaults;
   impl->ordering_disabled = config.defaults.glob_disable_ordering;
   const MappingDefaults& d = config.defaults;
-  if (d.age_buckets == 0 || d.max_age.count() <= 0) return invalid("mapping defaults: max_age and age_buckets must be > 0");
+  if (d.age_buckets == 0 || d.max_age.count() <= 0)
+    return invalid("mapping defaults: max_age and age_buckets must be > 0");
 
   auto resolve = [&](CompiledRule& c, const MappingRule* r) -> Status {
     c.action = r ? r->action : RuleAction::kMap;
@@ -448,7 +459,8 @@ Result<Matcher> Matcher::create(const MappingConfig& config) {
     rule.type = r.match_type_set.value_or(r.match_type == MatchType::kRegex ? MatchType::kRegex : d.match_type);
     rule.mmt = r.match_metric_type;
     if (r.match.empty()) return invalid(where + "empty match");
-    if (r.action != RuleAction::kDrop && r.name.empty()) return invalid(where + "metric mapping didn't set a metric name");
+    if (r.action != RuleAction::kDrop && r.name.empty())
+      return invalid(where + "metric mapping didn't set a metric name");
     for (const auto& [k, v] : r.labels) {
       if (!valid_label_name(k)) return invalid(where + "invalid label name " + k);
     }

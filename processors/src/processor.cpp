@@ -408,8 +408,8 @@ void Processor::Impl::shard_loop(std::uint32_t index) {
   for (;;) {
     const bool stopping = shards_stop.load(std::memory_order_acquire);
     const std::int64_t wait_ns = std::max<std::int64_t>(0, next_flush - monotonic_ns());
-    const std::size_t got = stopping ? ctx.queue.try_dequeue_bulk(items, 64)
-                                     : ctx.queue.wait_dequeue_bulk_timed(items, 64, wait_ns / 1000);
+    const std::size_t got =
+        stopping ? ctx.queue.try_dequeue_bulk(items, 64) : ctx.queue.wait_dequeue_bulk_timed(items, 64, wait_ns / 1000);
     for (std::size_t i = 0; i < got; ++i) {
       ShardBatch* b = items[i];
       ctx.shard->apply_segments(b->samples, b->segs, b->labels.data(), b->now_ns);

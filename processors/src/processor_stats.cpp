@@ -78,10 +78,8 @@ Result<std::unique_ptr<stats::Publisher>> create_processor_publisher(stats::Stat
           {{"reason", "family_limit"}});
   counter(&EngineStats::dropped_negative_counter, "processor_dropped_samples_total", dropped_help,
           {{"reason", "negative_counter"}});
-  counter(&EngineStats::dropped_bad_value, "processor_dropped_samples_total", dropped_help,
-          {{"reason", "bad_value"}});
-  counter(&EngineStats::dropped_by_rule, "processor_dropped_samples_total", dropped_help,
-          {{"reason", "mapping_drop"}});
+  counter(&EngineStats::dropped_bad_value, "processor_dropped_samples_total", dropped_help, {{"reason", "bad_value"}});
+  counter(&EngineStats::dropped_by_rule, "processor_dropped_samples_total", dropped_help, {{"reason", "mapping_drop"}});
   counter(&EngineStats::dropped_empty_name, "processor_dropped_samples_total", dropped_help,
           {{"reason", "empty_name"}});
   counter(&EngineStats::dropped_labels_too_long, "processor_dropped_samples_total", dropped_help,
@@ -116,7 +114,8 @@ Result<std::unique_ptr<stats::Publisher>> create_processor_publisher(stats::Stat
           "State files refused at start (the shard started empty).");
   counter(&EngineStats::state_samples_skipped, "processor_state_samples_skipped_total",
           "Samples of records the state store had already applied (not counted twice).");
-  counter(&EngineStats::state_full, "processor_state_full_total", "Times the state store ran out of series or undo space.");
+  counter(&EngineStats::state_full, "processor_state_full_total",
+          "Times the state store ran out of series or undo space.");
   counter(&EngineStats::quarantined_records, "processor_quarantined_records_total",
           "Input records skipped because the processor died reading them repeatedly.");
   if (failed) {

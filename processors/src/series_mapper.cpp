@@ -13,11 +13,14 @@ using sample::Kind;
 
 MatchClass class_of(Kind k) noexcept {
   switch (k) {
-    case Kind::kCounter: return MatchClass::kCounter;
+    case Kind::kCounter:
+      return MatchClass::kCounter;
     case Kind::kGauge:
     case Kind::kGaugeDelta:
-    case Kind::kSet: return MatchClass::kGauge;
-    default: return MatchClass::kObserver;
+    case Kind::kSet:
+      return MatchClass::kGauge;
+    default:
+      return MatchClass::kObserver;
   }
 }
 
@@ -196,9 +199,8 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
 
   // Family (type conflicts are decided once per name and cached).
   const std::uint64_t fh = hash_str(name_, static_cast<std::uint64_t>(kind) + 11);
-  std::uint32_t fi = family_index_.find(fh, [&](std::uint32_t v) {
-    return families_[v].kind == kind && families_[v].name == name_;
-  });
+  std::uint32_t fi =
+      family_index_.find(fh, [&](std::uint32_t v) { return families_[v].kind == kind && families_[v].name == name_; });
   if (fi == FlatIndex::kNone) {
     const std::string_view help = rule.help.empty() ? std::string_view(default_help_) : std::string_view(rule.help);
     const FamilyRegistry::Lookup lk = registry_->get_or_create(name_, kind, help);
@@ -273,9 +275,8 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
   for (const auto& [k, v] : m.labels) {
     if (admit(k, v)) lbls_.push_back(Lbl{k, v, rule_order});
   }
-  std::sort(lbls_.begin(), lbls_.end(), [](const Lbl& a, const Lbl& b) {
-    return a.key != b.key ? a.key < b.key : a.order < b.order;
-  });
+  std::sort(lbls_.begin(), lbls_.end(),
+            [](const Lbl& a, const Lbl& b) { return a.key != b.key ? a.key < b.key : a.order < b.order; });
   const std::size_t start = labels.size();
   std::uint16_t count = 0;
   for (std::size_t i = 0; i < lbls_.size(); ++i) {

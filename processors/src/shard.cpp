@@ -43,9 +43,8 @@ void LabelArena::release(std::uint32_t off, std::uint32_t n) {
   free_[c].push_back(off);
 }
 
-Shard::Shard(std::uint16_t index, std::uint16_t count, FamilyRegistry& registry,
-             std::shared_ptr<const SpecTable> specs, const EngineOptions& options, std::uint64_t instance_id,
-             StateStore* store, std::int64_t now_ns)
+Shard::Shard(std::uint16_t index, std::uint16_t count, FamilyRegistry& registry, std::shared_ptr<const SpecTable> specs,
+             const EngineOptions& options, std::uint64_t instance_id, StateStore* store, std::int64_t now_ns)
     : index_(index),
       count_(count),
       registry_(&registry),
@@ -151,17 +150,26 @@ std::uint32_t Shard::create_series(const MappedSample& m, const std::byte* label
       se.ext = e;
       break;
     }
-    default: se.flags |= kPublished; break;
+    default:
+      se.flags |= kPublished;
+      break;
   }
   if (m.family->kind == FamilyKind::kSummary) se.flags |= kPublished;
   if (m.family->kind == FamilyKind::kHistogram) se.flags |= kPublished;
   if (store_ != nullptr && !persist_new(idx, labels)) {
     ++stats_.state_full;
     switch (static_cast<FamilyKind>(se.kind)) {
-      case FamilyKind::kSummary: free_summaries_.push_back(se.ext); break;
-      case FamilyKind::kHistogram: free_histograms_.push_back(se.ext); break;
-      case FamilyKind::kSet: free_sets_.push_back(se.ext); break;
-      default: break;
+      case FamilyKind::kSummary:
+        free_summaries_.push_back(se.ext);
+        break;
+      case FamilyKind::kHistogram:
+        free_histograms_.push_back(se.ext);
+        break;
+      case FamilyKind::kSet:
+        free_sets_.push_back(se.ext);
+        break;
+      default:
+        break;
     }
     registry_->remove_series(*m.family);
     se.flags = 0;
@@ -180,10 +188,17 @@ void Shard::free_series(std::uint32_t idx) noexcept {
   index_map_.erase(se.hash, idx);
   if (store_ == nullptr) arena_.release(se.key_off, se.key_len);
   switch (static_cast<FamilyKind>(se.kind)) {
-    case FamilyKind::kSummary: free_summaries_.push_back(se.ext); break;
-    case FamilyKind::kHistogram: free_histograms_.push_back(se.ext); break;
-    case FamilyKind::kSet: free_sets_.push_back(se.ext); break;
-    default: break;
+    case FamilyKind::kSummary:
+      free_summaries_.push_back(se.ext);
+      break;
+    case FamilyKind::kHistogram:
+      free_histograms_.push_back(se.ext);
+      break;
+    case FamilyKind::kSet:
+      free_sets_.push_back(se.ext);
+      break;
+    default:
+      break;
   }
   registry_->remove_series(*se.family);
   se.flags = 0;
@@ -263,8 +278,12 @@ void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64
   se.flags &= static_cast<std::uint8_t>(~kExpiring);
   se.expires_ns = m.ttl_ns > 0 ? now_ns + m.ttl_ns : 0;
   switch (m.op) {
-    case Op::kAdd: se.value += m.value; break;
-    case Op::kSet: se.value = m.value; break;
+    case Op::kAdd:
+      se.value += m.value;
+      break;
+    case Op::kSet:
+      se.value = m.value;
+      break;
     case Op::kObserve:
       if (se.kind == static_cast<std::uint8_t>(FamilyKind::kSummary)) {
         SummaryState& s = summaries_[se.ext];
@@ -304,8 +323,7 @@ void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64
   persist(idx);
 }
 
-void Shard::apply_batch(std::span<const MappedSample> ms, const std::byte* label_base,
-                        std::int64_t now_ns) noexcept {
+void Shard::apply_batch(std::span<const MappedSample> ms, const std::byte* label_base, std::int64_t now_ns) noexcept {
   constexpr std::size_t kSlotAhead = 16;
   constexpr std::size_t kSeriesAhead = 10;
   constexpr std::size_t kKeyAhead = 5;

@@ -59,8 +59,7 @@ class LabelArena {
 class Shard {
  public:
   Shard(std::uint16_t index, std::uint16_t count, FamilyRegistry& registry, std::shared_ptr<const SpecTable> specs,
-        const EngineOptions& options, std::uint64_t instance_id, StateStore* store = nullptr,
-        std::int64_t now_ns = 0);
+        const EngineOptions& options, std::uint64_t instance_id, StateStore* store = nullptr, std::int64_t now_ns = 0);
 
   void apply(const MappedSample& m, const std::byte* label_base, std::int64_t now_ns) noexcept;
   // As apply() for each sample, with the index slot, series record and key
@@ -86,19 +85,19 @@ class Shard {
     kLive = 1,
     kDirty = 2,
     kExpiring = 4,
-    kActive = 8,     // in active_: a summary window or set window to roll
-    kPublished = 16, // has a value to publish (sets: a completed window)
+    kActive = 8,      // in active_: a summary window or set window to roll
+    kPublished = 16,  // has a value to publish (sets: a completed window)
   };
   struct Series {
     std::uint64_t hash;
     std::int64_t expires_ns;  // 0: never
     double value;             // counter, gauge, set (last completed window)
     Family* family;
-    std::uint32_t key_off;    // in the store arena with a store, else in arena_
+    std::uint32_t key_off;  // in the store arena with a store, else in arena_
     std::uint32_t key_len;
-    std::uint32_t ext;        // index into summaries_/histograms_/sets_
+    std::uint32_t ext;  // index into summaries_/histograms_/sets_
     std::uint16_t label_count;
-    std::uint8_t kind;        // FamilyKind
+    std::uint8_t kind;  // FamilyKind
     std::uint8_t flags;
   };
   static_assert(sizeof(Series) <= 48, "series state stays small: the budget is 200 bytes per series");
@@ -176,7 +175,7 @@ class Shard {
   std::uint32_t tx_ = 2;
   std::unordered_map<const Family*, std::uint32_t> family_off_;
   std::vector<std::vector<std::uint32_t>> block_free_;  // store arena free blocks by size class
-  std::vector<std::uint32_t> pending_free_;  // freed in the open transaction: reusable after commit
+  std::vector<std::uint32_t> pending_free_;             // freed in the open transaction: reusable after commit
 
   Sketch merged_;
   std::vector<double> values_;

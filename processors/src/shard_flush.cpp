@@ -29,7 +29,8 @@ class Emitter {
     if (failed_) return false;
     if (writer_ && writer_->append_marker(k, id)) return counted();
     close();
-    if (!open(sizeof(metric::MetricBatchHeader) + metric::kMarkerEntrySize) || !writer_->append_marker(k, id)) return fail();
+    if (!open(sizeof(metric::MetricBatchHeader) + metric::kMarkerEntrySize) || !writer_->append_marker(k, id))
+      return fail();
     return counted();
   }
   void close() noexcept {
@@ -95,7 +96,9 @@ void Shard::encode(const Series& se, EntryKind kind, SeriesEntry& e) noexcept {
     switch (f.kind) {
       case FamilyKind::kCounter:
       case FamilyKind::kGauge:
-      case FamilyKind::kSet: values_.push_back(se.value); break;
+      case FamilyKind::kSet:
+        values_.push_back(se.value);
+        break;
       case FamilyKind::kSummary: {
         const SummaryState& s = summaries_[se.ext];
         values_.push_back(s.count);

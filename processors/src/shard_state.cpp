@@ -115,7 +115,7 @@ bool Shard::persist_new(std::uint32_t idx, const std::byte* labels) noexcept {
   sl.kind = se.kind;
   sl.spec = se.kind == static_cast<std::uint8_t>(FamilyKind::kHistogram) ? histograms_[se.ext].spec
             : se.kind == static_cast<std::uint8_t>(FamilyKind::kSummary) ? summaries_[se.ext].spec
-                                                                          : 0;
+                                                                         : 0;
   sl.hist_n = hist_n;
   sl.live = 1;
   se.key_off = block + static_cast<std::uint32_t>(sizeof(BlockHeader));
@@ -321,7 +321,8 @@ void Shard::restore(std::int64_t now_ns) {
         s.members.assign(16, 0);
         break;
       }
-      default: break;
+      default:
+        break;
     }
     index_map_.insert(se.hash, i);
     ++live_;

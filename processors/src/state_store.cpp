@@ -97,7 +97,8 @@ std::string refusal(const FileHeader& h, std::uint64_t file_bytes, const StateGe
   if (h.ready != kReady) return "not ready (creator died)";
   if (h.geometry_check != geometry_check(h)) return "geometry checksum mismatch";
   const Layout l = layout_of(g);
-  if (h.file_bytes != file_bytes) return "size " + std::to_string(file_bytes) + ", header says " + std::to_string(h.file_bytes);
+  if (h.file_bytes != file_bytes)
+    return "size " + std::to_string(file_bytes) + ", header says " + std::to_string(h.file_bytes);
   if (h.slot_capacity != g.slot_capacity || h.arena_bytes != g.arena_bytes || h.undo_bytes != g.undo_bytes ||
       h.shard != g.shard || h.shard_count != g.shard_count || h.file_bytes != l.file || h.header_bytes != kPage) {
     return "geometry differs (shard " + std::to_string(h.shard) + "/" + std::to_string(h.shard_count) + ", " +

@@ -37,18 +37,18 @@ struct StateGeometry {
 // One series, fixed width; arena offsets, never pointers.
 struct StateSlot {
   std::uint64_t hash;
-  double value;               // counter, gauge, set (last completed window)
-  std::int64_t expires_ns;    // CLOCK_MONOTONIC; 0: never
-  double count;               // summary, histogram
+  double value;             // counter, gauge, set (last completed window)
+  std::int64_t expires_ns;  // CLOCK_MONOTONIC; 0: never
+  double count;             // summary, histogram
   double sum;
-  std::uint32_t block_off;    // arena block: header, labels (padded to 8), histogram counts
-  std::uint32_t family_off;   // arena block of the family
+  std::uint32_t block_off;   // arena block: header, labels (padded to 8), histogram counts
+  std::uint32_t family_off;  // arena block of the family
   std::uint32_t key_len;
   std::uint16_t label_count;
-  std::uint8_t kind;          // FamilyKind
+  std::uint8_t kind;  // FamilyKind
   std::uint8_t live;
   std::uint32_t spec;
-  std::uint32_t hist_n;       // histogram counts in the block (buckets + 1)
+  std::uint32_t hist_n;  // histogram counts in the block (buckets + 1)
 };
 static_assert(sizeof(StateSlot) == 64, "one series slot is one cache line");
 
@@ -61,7 +61,7 @@ struct BlockHeader {
 // The fields a transaction may change besides slots, arena and seqs.
 struct StateControl {
   std::uint64_t committed_tx;
-  std::uint64_t slot_high;    // slots [0, slot_high) have been used
+  std::uint64_t slot_high;  // slots [0, slot_high) have been used
   std::uint64_t arena_used;
   std::uint64_t instance_id;
   std::uint64_t input_creation[kStateMaxInputs];  // creation_id of each input ring

@@ -18,7 +18,7 @@ static_assert(std::endian::native == std::endian::little, "the ring format is li
 
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::uint64_t kMagic = 0x45504950474e4952ULL;  // "RINGPIPE"
-inline constexpr std::uint32_t kVersion = 2;  // 2: producers zero the next header's seq word before a commit
+inline constexpr std::uint32_t kVersion = 2;          // 2: producers zero the next header's seq word before a commit
 inline constexpr std::uint32_t kReady = 0x59444552u;  // "REDY", stored last at creation
 inline constexpr std::size_t kPage = 4096;
 inline constexpr std::uint32_t kMaxLanes = 256;
@@ -39,25 +39,25 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free, "futex words are 
 
 struct RingHeader {
   // Line 0..1: identity and geometry. Written once at creation, before `ready`.
-  std::uint64_t magic;              // 0
-  std::uint32_t version;            // 8
-  std::atomic<std::uint32_t> ready; // 12: kReady, store-release last at creation
-  std::uint64_t file_bytes;         // 16
-  std::uint64_t lane_capacity;      // 24: power of two
-  std::uint32_t lane_count;         // 32
-  std::uint32_t max_readers;        // 36
-  std::uint32_t max_record;         // 40: payload bytes
-  std::uint32_t overflow;           // 44: Overflow
-  std::uint64_t creation_id;        // 48: random per creation
-  std::int64_t created_ns;          // 56: CLOCK_REALTIME
-  std::uint64_t initial_position;   // 64
-  std::int64_t reader_timeout_ns;   // 72
-  std::uint64_t lanes_offset;       // 80
-  std::uint64_t readers_offset;     // 88
-  std::uint64_t reader_stride;      // 96
-  std::uint64_t data_offset;        // 104
-  std::uint64_t geometry_check;     // 112: hash of bytes 0..111 (ready read as 0)
-  std::uint64_t reserved0;          // 120
+  std::uint64_t magic;               // 0
+  std::uint32_t version;             // 8
+  std::atomic<std::uint32_t> ready;  // 12: kReady, store-release last at creation
+  std::uint64_t file_bytes;          // 16
+  std::uint64_t lane_capacity;       // 24: power of two
+  std::uint32_t lane_count;          // 32
+  std::uint32_t max_readers;         // 36
+  std::uint32_t max_record;          // 40: payload bytes
+  std::uint32_t overflow;            // 44: Overflow
+  std::uint64_t creation_id;         // 48: random per creation
+  std::int64_t created_ns;           // 56: CLOCK_REALTIME
+  std::uint64_t initial_position;    // 64
+  std::int64_t reader_timeout_ns;    // 72
+  std::uint64_t lanes_offset;        // 80
+  std::uint64_t readers_offset;      // 88
+  std::uint64_t reader_stride;       // 96
+  std::uint64_t data_offset;         // 104
+  std::uint64_t geometry_check;      // 112: hash of bytes 0..111 (ready read as 0)
+  std::uint64_t reserved0;           // 120
   // Line 2: readers sleep here. data_seq is the futex word; bumped by a producer
   // that published while `sleepers` was non-zero.
   alignas(kCacheLine) std::atomic<std::uint32_t> data_seq;  // 128
@@ -69,7 +69,7 @@ struct RingHeader {
   std::atomic<std::uint64_t> sleepers;  // bit per reader slot that may be sleeping
   // Line 3: producers blocked for space sleep here; readers bump it after
   // moving a cursor while space_waiters is non-zero.
-  alignas(kCacheLine) std::atomic<std::uint32_t> space_seq;     // 192
+  alignas(kCacheLine) std::atomic<std::uint32_t> space_seq;  // 192
   std::atomic<std::uint32_t> space_waiters;
   // Line 4: ring-wide counters (any process may add).
   alignas(kCacheLine) std::atomic<std::uint64_t> producer_attaches;  // 256
@@ -131,8 +131,8 @@ struct ReaderSlot {
   alignas(kCacheLine) std::atomic<std::uint32_t> state;
   std::atomic<std::uint32_t> pid;
   std::atomic<std::int64_t> dead_since_ns;  // 0 = not seen dead; set by a producer
-  char name[kNameBytes];                     // NUL-padded
-  std::atomic<std::uint32_t> flags;          // kSlotDurable: gates producers
+  char name[kNameBytes];                    // NUL-padded
+  std::atomic<std::uint32_t> flags;         // kSlotDurable: gates producers
   std::uint32_t reserved0;
   // Line 1: counters; written by the reader only.
   alignas(kCacheLine) std::atomic<std::uint64_t> records;

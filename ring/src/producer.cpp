@@ -19,11 +19,12 @@ namespace {
 std::atomic<FaultHook> g_fault_hook{nullptr};
 
 inline void fault(FaultPoint p) noexcept {
-  if (FaultHook h = g_fault_hook.load(std::memory_order_relaxed)) [[unlikely]] h(p);
+  if (FaultHook h = g_fault_hook.load(std::memory_order_relaxed)) [[unlikely]]
+    h(p);
 }
 
 constexpr std::int64_t kLivenessCheckIntervalNs = 1'000'000;  // at most one probe round per ms
-constexpr std::int64_t kMaxSleepNs = 1'000'000;  // sleepers wake to re-run liveness checks
+constexpr std::int64_t kMaxSleepNs = 1'000'000;               // sleepers wake to re-run liveness checks
 }  // namespace
 
 void set_fault_hook(FaultHook hook) noexcept { g_fault_hook.store(hook, std::memory_order_relaxed); }
@@ -42,8 +43,8 @@ Result<UniqueFd> open_same_file(const std::string& path, std::uint64_t dev, std:
   // Someone truncated it: touching the mapping past the end would be SIGBUS.
   if (static_cast<std::uint64_t>(st.st_size) < bytes) {
     return make_error(std::errc::invalid_argument, w + ": truncated to " + std::to_string(st.st_size) +
-                                                       " bytes since it was opened (expected " +
-                                                       std::to_string(bytes) + ")");
+                                                       " bytes since it was opened (expected " + std::to_string(bytes) +
+                                                       ")");
   }
   return fd;
 }
@@ -83,7 +84,8 @@ Result<Producer> Producer::attach(const Ring& ring) {
       }
     }
     p.oldest_ = lc->oldest.load(std::memory_order_relaxed);
-    if (p.tail_ - p.oldest_ > p.cap_ || p.oldest_ % 8 != 0) p.oldest_ = p.tail_;  // corrupt: forget history rather than trust it
+    if (p.tail_ - p.oldest_ > p.cap_ || p.oldest_ % 8 != 0)
+      p.oldest_ = p.tail_;  // corrupt: forget history rather than trust it
     p.records_total_ = lc->records.load(std::memory_order_relaxed);
     p.bytes_total_ = lc->bytes.load(std::memory_order_relaxed);
     p.limit_ = p.tail_;  // look at the readers before the first write
@@ -194,8 +196,7 @@ void Producer::adopt_finished(std::uint64_t end) noexcept {
     std::memcpy(&rh, data_ + idx, sizeof rh);
     const std::uint64_t rb =
         rh.type == kPadRecordType ? sizeof(RecordHeader) + std::uint64_t{rh.length} : record_bytes(rh.length);
-    const bool fits =
-        rh.type == kPadRecordType ? (idx != 0 && rb == room) : (rh.length <= max_record_ && rb <= room);
+    const bool fits = rh.type == kPadRecordType ? (idx != 0 && rb == room) : (rh.length <= max_record_ && rb <= room);
     if (!fits || end - pos < rb) break;
     pos += rb;
     if (rh.type != kPadRecordType) {
@@ -466,7 +467,8 @@ void Producer::publish() noexcept {
   published_ = tail_;
   // Truncated under us (see Ring::truncated): what was just published went
   // to private pages. Every later write takes the slow path, which refuses.
-  if (any_mapping_lost() && ring_->truncated()) [[unlikely]] slow_only_ = true;
+  if (any_mapping_lost() && ring_->truncated()) [[unlikely]]
+    slow_only_ = true;
   fault(FaultPoint::kAfterPublish);
   if (hdr_->sleepers.load(asymmetric_ ? std::memory_order_relaxed : std::memory_order_seq_cst) != 0) [[unlikely]] {
     hdr_->data_seq.fetch_add(1, std::memory_order_release);

@@ -135,9 +135,9 @@ Result<Reader> Reader::attach(const Ring& ring, std::string_view name, ReaderOpt
     const std::uint32_t st = slot->state.load(std::memory_order_acquire);
     if (slot_state(st) == kSlotFree || slot_state(st) == kSlotInit || !name_matches(slot, name)) continue;
     if (!ofd_try_lock(fd->get(), kReaderLockBase + i)) {
-      return make_error(std::errc::device_or_resource_busy,
-                        w + ": already attached by live process " +
-                            std::to_string(slot->pid.load(std::memory_order_relaxed)));
+      return make_error(
+          std::errc::device_or_resource_busy,
+          w + ": already attached by live process " + std::to_string(slot->pid.load(std::memory_order_relaxed)));
     }
     take(i, slot, slot_gen(st), true);
     return r;
@@ -155,8 +155,7 @@ Result<Reader> Reader::attach(const Ring& ring, std::string_view name, ReaderOpt
     std::uint32_t st = slot->state.load(std::memory_order_acquire);
     if (!reusable(st, slot)) continue;
     if (!ofd_try_lock(fd->get(), kReaderLockBase + i)) continue;
-    if (!slot->state.compare_exchange_strong(st, make_state(slot_gen(st) + 1, kSlotInit),
-                                             std::memory_order_acq_rel)) {
+    if (!slot->state.compare_exchange_strong(st, make_state(slot_gen(st) + 1, kSlotInit), std::memory_order_acq_rel)) {
       ofd_unlock(fd->get(), kReaderLockBase + i);
       continue;
     }
@@ -229,7 +228,7 @@ void Reader::start_lane(std::uint32_t lane, StartAt start) noexcept {
     std::uint64_t pos = start == StartAt::kLatest ? t : lc->oldest.load(std::memory_order_acquire);
     cursor_[lane] = pos;
     if (t == pos) {
-      if (!ts) break;  // publishes never paused: the seq due here stays unknown
+      if (!ts) break;                  // publishes never paused: the seq due here stays unknown
       expect_seq_[lane] = ts->second;  // the record due here is the next one published
       seq_known_[lane] = 1;
       return;
@@ -365,8 +364,7 @@ std::size_t Reader::poll_lane(std::uint32_t lane, Callback cb, void* ctx, std::s
 
 void Reader::finish_lane(std::uint32_t lane, std::uint64_t c, std::uint64_t expect, bool known, std::size_t n,
                          std::uint64_t bytes, std::uint64_t lapped, std::uint64_t corrupt, std::uint64_t torn) {
-  if (c == cursor_[lane] && n == 0 && lapped == 0 && corrupt == 0 && torn == 0 &&
-      known == (seq_known_[lane] != 0)) {
+  if (c == cursor_[lane] && n == 0 && lapped == 0 && corrupt == 0 && torn == 0 && known == (seq_known_[lane] != 0)) {
     return;  // an empty look publishes nothing
   }
   cursor_[lane] = c;
@@ -394,7 +392,6 @@ void Reader::finish_lane(std::uint32_t lane, std::uint64_t c, std::uint64_t expe
     }
   }
 }
-
 
 std::size_t Reader::poll_lane_slow(std::uint32_t lane, Callback cb, void* ctx, std::size_t max_records) {
   const LaneControl* lc = ring_->lane(lane);
@@ -515,7 +512,8 @@ std::size_t Reader::poll_impl(Callback cb, void* ctx, std::size_t max_records) {
   std::size_t total = 0;
   std::uint32_t lane = next_lane_;
   refused_ = false;
-  if (ring_->truncated()) [[unlikely]] return 0;  // the file is gone from under us: nothing in it is true
+  if (ring_->truncated()) [[unlikely]]
+    return 0;  // the file is gone from under us: nothing in it is true
   for (std::uint32_t k = 0; k < lanes_ && total < max_records && !refused_; ++k) {
     total += poll_lane(lane, cb, ctx, max_records - total);
     if (++lane == lanes_) lane = 0;
@@ -546,7 +544,8 @@ bool Reader::has_data_seq_cst() const noexcept {
 }
 
 bool Reader::wait(std::chrono::nanoseconds timeout) noexcept {
-  if (ring_->truncated()) [[unlikely]] return false;
+  if (ring_->truncated()) [[unlikely]]
+    return false;
   if (has_data()) return true;
   const std::int64_t deadline = monotonic_ns() + timeout.count();
   // Spin with exponential back-off between looks: a reader that re-reads a

@@ -19,9 +19,12 @@ using namespace detail;
 
 std::string_view overflow_name(Overflow o) noexcept {
   switch (o) {
-    case Overflow::kBlock: return "block";
-    case Overflow::kDrop: return "drop";
-    case Overflow::kOverwrite: return "overwrite";
+    case Overflow::kBlock:
+      return "block";
+    case Overflow::kDrop:
+      return "drop";
+    case Overflow::kOverwrite:
+      return "overwrite";
   }
   return "unknown";
 }
@@ -62,12 +65,12 @@ Status check_options(const RingOptions& o, const std::string& path) {
     return invalid(w + ": " + std::to_string(o.lanes) + " lanes, expected 1 to " + std::to_string(kMaxLanes));
   }
   if (o.max_readers < 1 || o.max_readers > kMaxReaders) {
-    return invalid(w + ": " + std::to_string(o.max_readers) + " readers, expected 1 to " +
-                   std::to_string(kMaxReaders));
+    return invalid(w + ": " + std::to_string(o.max_readers) + " readers, expected 1 to " + std::to_string(kMaxReaders));
   }
   if (o.max_record_bytes > o.lane_capacity_bytes / 4) {
-    return invalid(w + ": max record " + std::to_string(o.max_record_bytes) + " bytes, expected at most a quarter of the lane (" +
-                   std::to_string(o.lane_capacity_bytes / 4) + ")");
+    return invalid(w + ": max record " + std::to_string(o.max_record_bytes) +
+                   " bytes, expected at most a quarter of the lane (" + std::to_string(o.lane_capacity_bytes / 4) +
+                   ")");
   }
   if (o.overflow != Overflow::kBlock && o.overflow != Overflow::kDrop && o.overflow != Overflow::kOverwrite) {
     return invalid(w + ": unknown overflow policy");
@@ -102,8 +105,8 @@ Status validate_header(const RingHeader& h, std::uint64_t file_size, const std::
     return make_error(std::errc::invalid_argument, w + ": inconsistent header (geometry out of range)");
   }
   const Layout l = compute_layout(h.lane_capacity, h.lane_count, h.max_readers);
-  if (l.lanes_offset != h.lanes_offset || l.readers_offset != h.readers_offset ||
-      l.reader_stride != h.reader_stride || l.data_offset != h.data_offset || l.file_bytes != h.file_bytes) {
+  if (l.lanes_offset != h.lanes_offset || l.readers_offset != h.readers_offset || l.reader_stride != h.reader_stride ||
+      l.data_offset != h.data_offset || l.file_bytes != h.file_bytes) {
     return make_error(std::errc::invalid_argument, w + ": inconsistent header (layout does not match geometry)");
   }
   if (file_size < h.file_bytes) {
@@ -312,7 +315,7 @@ RingStats Ring::stats() const {
     ReaderStats r{};
     r.name = slot_name(slot);
     r.slot = i;
-    r.state = st == kSlotInit ? ReaderStats::State::kInit
+    r.state = st == kSlotInit     ? ReaderStats::State::kInit
               : st == kSlotActive ? ReaderStats::State::kActive
                                   : ReaderStats::State::kDead;
     r.alive = ofd_locked_by_other(fd_.get(), kReaderLockBase + i);
@@ -324,7 +327,8 @@ RingStats Ring::stats() const {
     r.corrupt_records = slot->corrupt_records.load(std::memory_order_relaxed);
     r.evictions = slot->evictions.load(std::memory_order_relaxed);
     r.sleeps = slot->sleeps.load(std::memory_order_relaxed);
-    r.gating = (slot->flags.load(std::memory_order_relaxed) & kSlotDurable) != 0 && geo_.overflow != Overflow::kOverwrite;
+    r.gating =
+        (slot->flags.load(std::memory_order_relaxed) & kSlotDurable) != 0 && geo_.overflow != Overflow::kOverwrite;
     const Cursor* c = cursors(slot);
     r.lane_lag_bytes.assign(geo_.lanes, 0);
     for (std::uint32_t l = 0; l < geo_.lanes; ++l) {

@@ -48,26 +48,40 @@ std::size_t tags_size(std::span<const Tag> tags) noexcept {
 
 std::string_view kind_name(Kind k) noexcept {
   switch (k) {
-    case Kind::kCounter: return "counter";
-    case Kind::kGauge: return "gauge";
-    case Kind::kGaugeDelta: return "gauge_delta";
-    case Kind::kTimer: return "timer";
-    case Kind::kHistogram: return "histogram";
-    case Kind::kDistribution: return "distribution";
-    case Kind::kSet: return "set";
+    case Kind::kCounter:
+      return "counter";
+    case Kind::kGauge:
+      return "gauge";
+    case Kind::kGaugeDelta:
+      return "gauge_delta";
+    case Kind::kTimer:
+      return "timer";
+    case Kind::kHistogram:
+      return "histogram";
+    case Kind::kDistribution:
+      return "distribution";
+    case Kind::kSet:
+      return "set";
   }
   return "unknown";
 }
 
 std::string_view decode_error_name(DecodeError e) noexcept {
   switch (e) {
-    case DecodeError::kNone: return "none";
-    case DecodeError::kTruncatedHeader: return "truncated_header";
-    case DecodeError::kBadVersion: return "bad_version";
-    case DecodeError::kBadLength: return "bad_length";
-    case DecodeError::kBadEntry: return "bad_entry";
-    case DecodeError::kBadKind: return "bad_kind";
-    case DecodeError::kBadTags: return "bad_tags";
+    case DecodeError::kNone:
+      return "none";
+    case DecodeError::kTruncatedHeader:
+      return "truncated_header";
+    case DecodeError::kBadVersion:
+      return "bad_version";
+    case DecodeError::kBadLength:
+      return "bad_length";
+    case DecodeError::kBadEntry:
+      return "bad_entry";
+    case DecodeError::kBadKind:
+      return "bad_kind";
+    case DecodeError::kBadTags:
+      return "bad_tags";
   }
   return "unknown";
 }
@@ -86,9 +100,8 @@ void BatchWriter::reset(std::span<std::byte> buffer, std::int64_t received_ns) n
   received_ns_ = received_ns;
 }
 
-bool BatchWriter::append(Kind kind, std::string_view name, double value, double sample_rate,
-                         std::span<const Tag> tags, std::string_view str_value,
-                         std::int64_t timestamp_ns) noexcept {
+bool BatchWriter::append(Kind kind, std::string_view name, double value, double sample_rate, std::span<const Tag> tags,
+                         std::string_view str_value, std::int64_t timestamp_ns) noexcept {
   constexpr std::size_t kMax16 = std::numeric_limits<std::uint16_t>::max();
   // One pass over the tags: limits and size together.
   std::size_t tag_bytes = 0;

@@ -272,7 +272,8 @@ Result<StatsSegment> StatsSegment::create(const std::string& path, std::string_v
   // Locked, but replaced meanwhile by a writer that held it before us: what
   // we hold is no longer the segment, so look again.
   auto replaced_meanwhile = [&](int fd) {
-    struct stat ours {}, now {};
+    struct stat ours {
+    }, now{};
     return ::fstat(fd, &ours) != 0 || ::fstatat(dir->fd(), p.filename().c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 ||
            ours.st_ino != now.st_ino || ours.st_dev != now.st_dev;
   };

@@ -48,9 +48,14 @@ processors:
 )");
   const auto r = run(dir, {"validate", file});
   EXPECT_EQ(r.code, 1);
-  EXPECT_EQ(r.err, file + R"(:2:21: ring "raw": found unknown key "overflw", expected one of: size, overflow, lanes, max_readers, max_record, reader_timeout (did you mean "overflow"?)
-)" + file + R"(:4:58: source "s" output: found ring "nowhere", which is not defined under rings, expected one of: raw
-)" + file + R"(:6:46: processor "agg" output: found "raw", the processor's own input, expected a different ring
+  EXPECT_EQ(
+      r.err,
+      file +
+          R"(:2:21: ring "raw": found unknown key "overflw", expected one of: size, overflow, lanes, max_readers, max_record, reader_timeout (did you mean "overflow"?)
+)" + file +
+          R"(:4:58: source "s" output: found ring "nowhere", which is not defined under rings, expected one of: raw
+)" + file +
+          R"(:6:46: processor "agg" output: found "raw", the processor's own input, expected a different ring
 )");
 }
 
@@ -76,9 +81,10 @@ TEST(CliE2e, DrainTimeoutTakesTheSpellingsAPipelineFileTakes) {
   const std::string file = dir.file("timeout.yaml");
   for (const std::string d : {"10", "250", "0", "10s", "500ms", "1m30s", "1.5s", "250us", "10x"}) {
     SCOPED_TRACE(d);
-    e2e::write_text(file, "rings: {raw: {size: 1MiB, reader_timeout: \"" + d + "\"}}\n"
-                          "sources: {s: {type: statsd, listen: [udp://127.0.0.1:0], output: raw}}\n"
-                          "exporters: {prom: {type: prometheus, input: raw, listen: 127.0.0.1:0}}\n");
+    e2e::write_text(file, "rings: {raw: {size: 1MiB, reader_timeout: \"" + d +
+                              "\"}}\n"
+                              "sources: {s: {type: statsd, listen: [udp://127.0.0.1:0], output: raw}}\n"
+                              "exporters: {prom: {type: prometheus, input: raw, listen: 127.0.0.1:0}}\n");
     const auto validated = run(dir, {"validate", file});
     ASSERT_TRUE(validated.code == 0 || validated.code == 1) << validated.err;
     // A refused option is a usage error (2) before the pipeline is read; a
@@ -106,7 +112,8 @@ TEST(CliE2e, RingCreateInspectTailAndRemoveReader) {
   // A durable reader that is gone, for inspect and rm-reader.
   { ASSERT_TRUE(ring::Reader::attach(*ring, "gone")); }
 
-  e2e::Proc tail({"ring", "tail", path, "--count", "2", "--duration", "20s"}, dir.file("tail.out"), dir.file("tail.err"));
+  e2e::Proc tail({"ring", "tail", path, "--count", "2", "--duration", "20s"}, dir.file("tail.out"),
+                 dir.file("tail.err"));
   ASSERT_TRUE(testing::wait_until([&] { return tail_attached(*ring); }, std::chrono::seconds(10)));
   auto producer = ring::Producer::attach(*ring);
   ASSERT_TRUE(producer);
@@ -191,7 +198,8 @@ exporters: {prom: {type: prometheus, input: metrics, listen: 127.0.0.1:0}}
   ASSERT_TRUE(ring);
 
   EXPECT_EQ(run(dir, {"tail", "nosuch", file}).code, 2);  // usage: the pipeline has no such ring
-  e2e::Proc tail({"tail", "raw", file, "--count", "1", "--duration", "20s"}, dir.file("tail.out"), dir.file("tail.err"));
+  e2e::Proc tail({"tail", "raw", file, "--count", "1", "--duration", "20s"}, dir.file("tail.out"),
+                 dir.file("tail.err"));
   ASSERT_TRUE(testing::wait_until([&] { return tail_attached(*ring); }, std::chrono::seconds(10)));
   auto producer = ring::Producer::attach(*ring);
   ASSERT_TRUE(producer);
@@ -208,7 +216,8 @@ exporters: {prom: {type: prometheus, input: metrics, listen: 127.0.0.1:0}}
   auto frames = [&] {
     const std::string out = stat.out();
     std::size_t n = 0;
-    for (std::size_t at = out.find("\x1b[H\x1b[2J"); at != std::string::npos; at = out.find("\x1b[H\x1b[2J", at + 1)) ++n;
+    for (std::size_t at = out.find("\x1b[H\x1b[2J"); at != std::string::npos; at = out.find("\x1b[H\x1b[2J", at + 1))
+      ++n;
     return n;
   };
   EXPECT_TRUE(testing::wait_until([&] { return frames() >= 4; }, std::chrono::seconds(10))) << stat.out();

@@ -39,11 +39,11 @@ TEST(Cli, DurationOptionsNeedAUnitAsThePipelineFileDoes) {
 TEST(Cli, DrainTimeoutFlagAndPipelineDurationKeyAgree) {
   for (const char* spelling : {"10", "250", "0", "10s", "500ms", "1m30s", "1.5s", "250us", "2500us", "1d", "-1s"}) {
     SCOPED_TRACE(spelling);
-    const auto file = config::parse_pipeline(
-        std::string("rings: {raw: {reader_timeout: \"") + spelling + "\"}}\n"
-            "sources: {s: {type: statsd, listen: udp://:1, output: raw}}\n"
-            "exporters: {e: {type: prometheus, input: raw}}\n",
-        "p.yaml", [](std::string_view) { return std::nullopt; });
+    const auto file = config::parse_pipeline(std::string("rings: {raw: {reader_timeout: \"") + spelling +
+                                                 "\"}}\n"
+                                                 "sources: {s: {type: statsd, listen: udp://:1, output: raw}}\n"
+                                                 "exporters: {e: {type: prometheus, input: raw}}\n",
+                                             "p.yaml", [](std::string_view) { return std::nullopt; });
     std::string why;
     const auto flag = duration_option("--drain-timeout", spelling, &why);
     ASSERT_EQ(flag.has_value(), file.has_value()) << why << (file ? "" : file.error().message());
@@ -73,8 +73,8 @@ TEST(Cli, PipelineArgsTakeAFileOrStatsdExporterFlags) {
     auto s = p.source();
     ASSERT_TRUE(s);
     EXPECT_EQ(s->kind, PipelineSource::Kind::kFlags);
-    EXPECT_EQ(s->child_args(), (std::vector<std::string>{"--statsd.listen-udp", ":9999",
-                                                         "--no-statsd.parse-dogstatsd-tags"}));
+    EXPECT_EQ(s->child_args(),
+              (std::vector<std::string>{"--statsd.listen-udp", ":9999", "--no-statsd.parse-dogstatsd-tags"}));
     auto loaded = s->load();
     ASSERT_TRUE(loaded) << loaded.error().message();
     EXPECT_FALSE(loaded->sources.at(0).tags.dogstatsd);

@@ -24,7 +24,8 @@ constexpr auto kQuick = std::chrono::seconds(10);
 // Flags for a built-in pipeline that cannot collide with anything else on
 // the machine: loopback, fixed free ports, rings under dir/run.
 std::vector<std::string> isolated_flags(const testing::ScratchDir& dir, std::uint16_t port, std::uint16_t web) {
-  return {"--statsd.listen-udp=127.0.0.1:" + std::to_string(port), "--statsd.listen-tcp=127.0.0.1:" + std::to_string(port),
+  return {"--statsd.listen-udp=127.0.0.1:" + std::to_string(port),
+          "--statsd.listen-tcp=127.0.0.1:" + std::to_string(port),
           "--web.listen-address=127.0.0.1:" + std::to_string(web), "--run-dir", dir.file("run")};
 }
 
@@ -69,18 +70,21 @@ TEST(DropinFlagsE2e, CheckConfigValidatesFlagsAndMappingAndExitsWithoutStartingA
   e2e::write_text(mapping, std::string(kGoodMapping));
   const auto port = e2e::free_tcp_port();
   const auto web = e2e::free_tcp_port();
-  const auto ok = run(dir, std::vector<std::string>{"--check-config", "--statsd.mapping-config=" + mapping} +
-                               isolated_flags(dir, port, web),
-                      kQuick);
+  const auto ok = run(
+      dir,
+      std::vector<std::string>{"--check-config", "--statsd.mapping-config=" + mapping} + isolated_flags(dir, port, web),
+      kQuick);
   ASSERT_EQ(ok.code, 0) << ok.err;
-  EXPECT_EQ(ok.out, "ringpipe: configuration ok: the built-in pipeline with statsd_exporter flags: pipeline default, "
-                    "2 rings, 1 sources, 1 processors, 1 exporters, 1 mapping rules; nothing started\n");
+  EXPECT_EQ(ok.out,
+            "ringpipe: configuration ok: the built-in pipeline with statsd_exporter flags: pipeline default, "
+            "2 rings, 1 sources, 1 processors, 1 exporters, 1 mapping rules; nothing started\n");
   EXPECT_EQ(ok.err, "");
   EXPECT_FALSE(std::filesystem::exists(dir.file("run"))) << "rings were created";
 
   e2e::write_text(mapping, std::string(kBadMapping));
-  const auto bad = run(dir, std::vector<std::string>{"run", "--check-config", "--statsd.mapping-config", mapping} +
-                                isolated_flags(dir, port, web),
+  const auto bad = run(dir,
+                       std::vector<std::string>{"run", "--check-config", "--statsd.mapping-config", mapping} +
+                           isolated_flags(dir, port, web),
                        kQuick);
   EXPECT_EQ(bad.code, 78);
   EXPECT_EQ(bad.out, "");
@@ -97,13 +101,15 @@ TEST(DropinFlagsE2e, CheckConfigValidatesFlagsAndMappingAndExitsWithoutStartingA
 TEST(DropinFlagsE2e, CheckConfigTakesAPipelineFileToo) {
   testing::ScratchDir dir;
   const std::string file = dir.file("p.yaml");
-  e2e::write_text(file, "pipeline: p\nrings: {raw: {size: 1MiB}}\n"
-                        "sources: {s: {type: statsd, listen: [udp://127.0.0.1:0], output: raw}}\n"
-                        "exporters: {prom: {type: prometheus, input: raw, listen: 127.0.0.1:0}}\n");
+  e2e::write_text(file,
+                  "pipeline: p\nrings: {raw: {size: 1MiB}}\n"
+                  "sources: {s: {type: statsd, listen: [udp://127.0.0.1:0], output: raw}}\n"
+                  "exporters: {prom: {type: prometheus, input: raw, listen: 127.0.0.1:0}}\n");
   const auto r = run(dir, {"run", "--check-config", file, "--run-dir", dir.file("run")}, kQuick);
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(r.out, "ringpipe: configuration ok: " + file +
-                       ": pipeline p, 1 rings, 1 sources, 0 processors, 1 exporters, 0 mapping rules; nothing started\n");
+  EXPECT_EQ(r.out,
+            "ringpipe: configuration ok: " + file +
+                ": pipeline p, 1 rings, 1 sources, 0 processors, 1 exporters, 0 mapping rules; nothing started\n");
   EXPECT_FALSE(std::filesystem::exists(dir.file("run")));
 }
 
@@ -117,8 +123,9 @@ TEST(DropinFlagsE2e, ValidateChecksAMappingFileAlone) {
   e2e::write_text(mapping, std::string(kBadMapping));
   const auto bad = run(dir, {"validate", "--mapping=" + mapping}, kQuick);
   EXPECT_EQ(bad.code, 1);
-  EXPECT_EQ(bad.err, mapping + ":3:9: mappings[0] name: found invalid metric name \"1a\", expected letters, digits, "
-                               "'_' and $n/${n} references, not starting with a digit\n");
+  EXPECT_EQ(bad.err, mapping +
+                         ":3:9: mappings[0] name: found invalid metric name \"1a\", expected letters, digits, "
+                         "'_' and $n/${n} references, not starting with a digit\n");
   EXPECT_EQ(run(dir, {"validate", "--mapping"}, kQuick).code, 2);
 }
 
@@ -223,8 +230,8 @@ std::vector<std::string> readme_try_it(std::uint16_t port, std::uint16_t web) {
   if (at == std::string::npos || end == std::string::npos) return {};
   std::vector<std::string> out;
   for (std::string l : split_lines(readme.substr(begin, end - begin))) {
-    for (const auto& [from, to] : {std::pair{std::string("9125"), std::to_string(port)},
-                                   std::pair{std::string("9102"), std::to_string(web)}}) {
+    for (const auto& [from, to] :
+         {std::pair{std::string("9125"), std::to_string(port)}, std::pair{std::string("9102"), std::to_string(web)}}) {
       for (auto i = l.find(from); i != std::string::npos; i = l.find(from)) l.replace(i, from.size(), to);
     }
     out.push_back(l);
@@ -269,7 +276,8 @@ TEST(ReadmeE2e, TryItCommandsWorkWithTheToolsTheSetUpInstalls) {
         return code == 0 && out == "hits{env=\"dev\"} 1\n";
       },
       std::chrono::seconds(10)))
-      << lines.back() << "\n" << scraped;
+      << lines.back() << "\n"
+      << scraped;
 }
 
 }  // namespace

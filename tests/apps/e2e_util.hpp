@@ -16,9 +16,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <memory>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -26,10 +26,10 @@
 #include <thread>
 #include <vector>
 
+#include "loopback.hpp"
 #include "ringpipe/metric/metric_record.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
-#include "loopback.hpp"
 #include "test_support.hpp"
 
 namespace ringpipe::apps::e2e {
@@ -49,8 +49,7 @@ inline void write_text(const std::string& path, const std::string& text) { std::
 // and reaped on destruction if still running.
 class Proc {
  public:
-  Proc(const std::vector<std::string>& args, const std::string& out, const std::string& err)
-      : out_(out), err_(err) {
+  Proc(const std::vector<std::string>& args, const std::string& out, const std::string& err) : out_(out), err_(err) {
     std::vector<std::string> argv_text = {binary()};
     argv_text.insert(argv_text.end(), args.begin(), args.end());
     std::vector<char*> argv;

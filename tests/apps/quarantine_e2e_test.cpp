@@ -11,8 +11,8 @@
 
 #include "components.hpp"
 #include "e2e_util.hpp"
-#include "status_file.hpp"
 #include "prometheus_server.hpp"
+#include "status_file.hpp"
 
 namespace ringpipe::apps {
 namespace {
@@ -138,8 +138,7 @@ TEST_F(QuarantineE2e, ProcessorQuarantinesTheRecordThatKillsItAndCountsEverythin
   for (const char* field : {" lane ", " seq ", " position "}) EXPECT_NE(line.find(field), std::string::npos) << line;
   EXPECT_EQ(err.find("quarantined record", at + 1), std::string::npos) << "logged more than once:\n" << err;
 
-  EXPECT_TRUE(
-      testing::wait_until([&] { return scraped("ringpipe_processor_quarantined_records_total") == 1.0; }, 10s))
+  EXPECT_TRUE(testing::wait_until([&] { return scraped("ringpipe_processor_quarantined_records_total") == 1.0; }, 10s))
       << scraped("ringpipe_processor_quarantined_records_total").value_or(-1);
   EXPECT_TRUE(testing::wait_until([&] { return scraped("e2e_after") == kN; }, 10s));
   EXPECT_EQ(scraped("e2e_before"), kN);

@@ -26,21 +26,23 @@ rings:
   raw: {size: 4MiB, lanes: 4, overflow: block}
   metrics: {size: 4MiB, lanes: 4, overflow: block}
 sources:
-  rw: {type: remote_write, listen: 127.0.0.1:)" + std::to_string(rw_port) + R"(, output: raw}
+  rw: {type: remote_write, listen: 127.0.0.1:)" +
+                            std::to_string(rw_port) + R"(, output: raw}
 processors:
   aggregate: {type: aggregate, input: raw, output: metrics, flush_interval: 100ms}
 exporters:
-  prometheus: {type: prometheus, input: metrics, listen: 127.0.0.1:)" + std::to_string(web_port) + "}\n");
+  prometheus: {type: prometheus, input: metrics, listen: 127.0.0.1:)" +
+                            std::to_string(web_port) + "}\n");
   e2e::Proc supervisor({"run", file}, dir.file("sup.out"), dir.file("sup.err"));
   ASSERT_TRUE(e2e::TcpSender(rw_port).connect(10s)) << supervisor.err();
 
   exporters::testing::PrometheusServer prometheus(dir.path().string(), 0);
-  prometheus.set_config("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-                        "scrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ['127.0.0.1:" +
-                        std::to_string(prometheus.port()) +
-                        "']\nremote_write:\n  - url: http://127.0.0.1:" + std::to_string(rw_port) +
-                        "/api/v1/write\n    remote_timeout: 2s\n"
-                        "    queue_config:\n      batch_send_deadline: 200ms\n      max_backoff: 200ms\n");
+  prometheus.set_config(
+      "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+      "scrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ['127.0.0.1:" +
+      std::to_string(prometheus.port()) + "']\nremote_write:\n  - url: http://127.0.0.1:" + std::to_string(rw_port) +
+      "/api/v1/write\n    remote_timeout: 2s\n"
+      "    queue_config:\n      batch_send_deadline: 200ms\n      max_backoff: 200ms\n");
   ASSERT_TRUE(prometheus.start()) << prometheus.log_tail();
 
   std::string body;

@@ -13,8 +13,8 @@
 #include "components.hpp"
 #include "e2e_util.hpp"
 #include "mosquitto_broker.hpp"
-#include "status_file.hpp"
 #include "prometheus_server.hpp"
+#include "status_file.hpp"
 
 namespace ringpipe::apps {
 namespace {
@@ -131,13 +131,12 @@ TEST_F(SupervisorE2e, CountsEveryIncrementExactlyAndStatShowsRingsAndComponents)
   e2e::TcpSender s(port_);
   ASSERT_TRUE(s.send(e2e::lines("e2e.count:1|c", kN)));
   s.finish();
-  EXPECT_TRUE(testing::wait_until([&] { return totals->total("e2e_count") == kN; }, 10s))
-      << totals->total("e2e_count");
+  EXPECT_TRUE(testing::wait_until([&] { return totals->total("e2e_count") == kN; }, 10s)) << totals->total("e2e_count");
 
   // Each child names itself for ps.
   const std::string cmdline = e2e::read_text("/proc/" + std::to_string(pid_of("statsd")) + "/cmdline");
-  const std::string expected_argv = std::string("ringpipe:statsd") + '\0' + "component" + '\0' + "statsd" + '\0' +
-                                    "--config" + '\0' + file_ + '\0';
+  const std::string expected_argv =
+      std::string("ringpipe:statsd") + '\0' + "component" + '\0' + "statsd" + '\0' + "--config" + '\0' + file_ + '\0';
   EXPECT_EQ(cmdline, expected_argv);
   EXPECT_EQ(e2e::read_text("/proc/" + std::to_string(pid_of("statsd")) + "/comm"), "ringpipe:statsd\n");
 
@@ -174,7 +173,8 @@ TEST_F(SupervisorE2e, KilledSourceIsBackWithinASecondAndEverySampleTheRingAccept
   ASSERT_TRUE(testing::wait_until([&] { return audit->count() > before + 10'000; }, 10s));  // the new one ingests
   stop_load();
   // Equal once the processor caught up: what entered the ring is exactly what was counted.
-  EXPECT_TRUE(testing::wait_until([&] { return totals->total("e2e_count") == static_cast<double>(audit->count()); }, 10s))
+  EXPECT_TRUE(
+      testing::wait_until([&] { return totals->total("e2e_count") == static_cast<double>(audit->count()); }, 10s))
       << totals->total("e2e_count") << " vs " << audit->count();
   EXPECT_FALSE(audit->lapped());
   EXPECT_FALSE(totals->lapped());
@@ -202,7 +202,8 @@ TEST_F(SupervisorE2e, KilledProcessorIsBackWithinASecondAndItsTotalsStayExact) {
   // The processor's state is in shared memory and committed with its ring
   // cursor: every increment that entered the raw ring is counted exactly
   // once across the kills, and the restored instance is no counter reset.
-  EXPECT_TRUE(testing::wait_until([&] { return totals->total("e2e_count") == static_cast<double>(audit->count()); }, 10s))
+  EXPECT_TRUE(
+      testing::wait_until([&] { return totals->total("e2e_count") == static_cast<double>(audit->count()); }, 10s))
       << totals->total("e2e_count") << " vs " << audit->count();
   EXPECT_EQ(totals->instances(), 1u);
   EXPECT_FALSE(audit->lapped());
@@ -255,8 +256,8 @@ TEST_F(SupervisorE2e, SigtermDuringLoadDrainsEveryAcceptedSampleAndExits0) {
   EXPECT_EQ(supervisor_->wait(20s), 0) << supervisor_->err();
   stop_load();
   // Nothing writes any more; the audit thread needs a moment to read the rest.
-  EXPECT_TRUE(testing::wait_until(
-      [&] { return totals->total("e2e_count") == static_cast<double>(audit->count()); }, 5s))
+  EXPECT_TRUE(
+      testing::wait_until([&] { return totals->total("e2e_count") == static_cast<double>(audit->count()); }, 5s))
       << totals->total("e2e_count") << " vs " << audit->count();
   EXPECT_GT(audit->count(), 20'000u);
   EXPECT_FALSE(audit->lapped());
@@ -302,8 +303,8 @@ TEST_F(SupervisorE2e, SighupRestartsOnlyTheChangedProcessorAndLosesNothing) {
 
 TEST_F(SupervisorE2e, StatsdExporterFlagsRunTheBuiltInPipeline) {
   const std::string web = "127.0.0.1:" + std::to_string(e2e::free_tcp_port());
-  start({"--statsd.listen-tcp=127.0.0.1:" + std::to_string(port_), "--statsd.listen-udp=", "--web.listen-address",
-         web, "--run-dir", dir_.path().string()},
+  start({"--statsd.listen-tcp=127.0.0.1:" + std::to_string(port_), "--statsd.listen-udp=", "--web.listen-address", web,
+         "--run-dir", dir_.path().string()},
         "default");
   const config::PipelineConfig builtin = config::default_pipeline();
   const auto s = status();
@@ -312,17 +313,19 @@ TEST_F(SupervisorE2e, StatsdExporterFlagsRunTheBuiltInPipeline) {
   std::vector<std::string> names;
   for (const auto& c : s->components) names.push_back(c.name);
   std::vector<std::string> expected;
-  for (const auto& c : pipeline_components(builtin))
-    expected.push_back(c.name);
+  for (const auto& c : pipeline_components(builtin)) expected.push_back(c.name);
   EXPECT_EQ(names, expected);
   // The children got the same flags. The supervisor reports a child running
   // from fork(), so wait for its exec: until then /proc shows the supervisor's
   // argv (or nothing, while exec replaces the address space).
   std::string cmdline;
-  EXPECT_TRUE(testing::wait_until([&] {
-    cmdline = e2e::read_text("/proc/" + std::to_string(pid_of("statsd")) + "/cmdline");
-    return cmdline.rfind(std::string("ringpipe:statsd") + '\0', 0) == 0;
-  }, 10s)) << cmdline;
+  EXPECT_TRUE(testing::wait_until(
+      [&] {
+        cmdline = e2e::read_text("/proc/" + std::to_string(pid_of("statsd")) + "/cmdline");
+        return cmdline.rfind(std::string("ringpipe:statsd") + '\0', 0) == 0;
+      },
+      10s))
+      << cmdline;
   EXPECT_NE(cmdline.find("--web.listen-address"), std::string::npos);
   EXPECT_NE(cmdline.find("--run-dir"), std::string::npos);
 
@@ -332,8 +335,7 @@ TEST_F(SupervisorE2e, StatsdExporterFlagsRunTheBuiltInPipeline) {
   e2e::TcpSender sender(port_);
   ASSERT_TRUE(sender.send(e2e::lines("e2e.flags:1|c", kN)));
   sender.finish();
-  EXPECT_TRUE(testing::wait_until([&] { return totals->total("e2e_flags") == kN; }, 10s))
-      << totals->total("e2e_flags");
+  EXPECT_TRUE(testing::wait_until([&] { return totals->total("e2e_flags") == kN; }, 10s)) << totals->total("e2e_flags");
   supervisor_->signal(SIGINT);
   EXPECT_EQ(supervisor_->wait(20s), 0) << supervisor_->err();
 }
@@ -377,13 +379,16 @@ rings:
   raw: {size: 4MiB, lanes: 4, overflow: block}
   metrics: {size: 4MiB, lanes: 4, overflow: block}
 sources:
-  json: {type: json, listen: tcp://127.0.0.1:)" + std::to_string(port_) + R"(, output: raw, kind: counter}
-  mqtt: {type: mqtt, broker: "mqtt://127.0.0.1:)" + std::to_string(mqtt_port) + R"(", topics: [e2e/#], qos: 1,
+  json: {type: json, listen: tcp://127.0.0.1:)" +
+                             std::to_string(port_) + R"(, output: raw, kind: counter}
+  mqtt: {type: mqtt, broker: "mqtt://127.0.0.1:)" +
+                             std::to_string(mqtt_port) + R"(", topics: [e2e/#], qos: 1,
          topic_template: "e2e/+site/+name", kind: counter, output: raw}
 processors:
   aggregate: {type: aggregate, input: raw, output: metrics, flush_interval: 100ms}
 exporters:
-  prometheus: {type: prometheus, input: metrics, listen: 127.0.0.1:)" + std::to_string(web_port_) + "}\n");
+  prometheus: {type: prometheus, input: metrics, listen: 127.0.0.1:)" +
+                             std::to_string(web_port_) + "}\n");
   std::vector<std::string> args{"run", file_};
   supervisor_ = std::make_unique<e2e::Proc>(args, dir_.file("sup.out"), dir_.file("sup.err"));
   ASSERT_TRUE(testing::wait_until([&] { return pid_of("json") && pid_of("mqtt") && pid_of("aggregate"); }, 10s))
@@ -393,8 +398,8 @@ exporters:
 
   constexpr int kN = 5000;
   e2e::TcpSender sender(port_);
-  ASSERT_TRUE(sender.send(e2e::lines(R"({"name":"e2e_json","value":2,"host":"a","meta":{"skipped":true}})", kN) +
-                          "{broken\n"));
+  ASSERT_TRUE(
+      sender.send(e2e::lines(R"({"name":"e2e_json","value":2,"host":"a","meta":{"skipped":true}})", kN) + "{broken\n"));
   sender.finish();
   EXPECT_TRUE(testing::wait_until([&] { return totals->total("e2e_json") == 2 * kN; }, 10s))
       << totals->total("e2e_json");

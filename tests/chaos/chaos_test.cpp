@@ -219,7 +219,8 @@ TEST_F(Chaos, RandomKillsAndStoppedProcessesLoseNothingTheRingAcceptedAndEveryRe
     for (const auto& c : s->components)
       if (c.state == ComponentState::kRunning && pid_alive(c.pid)) candidates.push_back(&c);
     ASSERT_FALSE(candidates.empty()) << supervisor_->err();
-    const ComponentStatus& victim = *candidates[std::uniform_int_distribution<std::size_t>(0, candidates.size() - 1)(rng)];
+    const ComponentStatus& victim =
+        *candidates[std::uniform_int_distribution<std::size_t>(0, candidates.size() - 1)(rng)];
     Kill k{victim.name, std::string(component_kind_name(victim.kind)), victim.pid, 0};
     // Each death within 2 s of a start doubles the restart backoff (100 ms,
     // 200 ms, ...): after two such deaths in a row, let the victim pass 2 s of
@@ -324,9 +325,10 @@ TEST_F(Chaos, RandomKillsAndStoppedProcessesLoseNothingTheRingAcceptedAndEveryRe
   std::map<std::string, int> killed;
   for (const Kill& k : kills) ++killed[k.name];
   std::cout << "kills " << kills.size() << " (statsd " << killed["statsd"] << ", aggregate " << killed["aggregate"]
-            << ", prometheus " << killed["prometheus"] << "), connections " << connections_.load() << ", lines attempted "
-            << attempted_.load() << " (clean " << clean_.load() << ", on connections a source kill cut "
-            << suspect_.load() << "), in the raw ring " << audited << std::endl;
+            << ", prometheus " << killed["prometheus"] << "), connections " << connections_.load()
+            << ", lines attempted " << attempted_.load() << " (clean " << clean_.load()
+            << ", on connections a source kill cut " << suspect_.load() << "), in the raw ring " << audited
+            << std::endl;
   EXPECT_LE(audited, attempted_.load());
   EXPECT_GE(audited, clean_.load());
   EXPECT_GT(clean_.load(), attempted_.load() / 2);

@@ -54,9 +54,9 @@ TEST(UniqueMapping, ASigbusInsideAGuardedMappingMakesItLostAndNamesIt) {
     p[kBytes - 1] = std::byte{1};
     if (m->lost() || lost_mapping()) return 3;
     if (::ftruncate(fd.get(), 4096) != 0) return 4;
-    p[kBytes - 1] = std::byte{2};  // past the new end: SIGBUS without the guard
+    p[kBytes - 1] = std::byte{2};                 // past the new end: SIGBUS without the guard
     if (p[kBytes - 1] != std::byte{2}) return 5;  // private pages now, still usable
-    if (p[0] != std::byte{0}) return 6;         // zeros, not the file's bytes
+    if (p[0] != std::byte{0}) return 6;           // zeros, not the file's bytes
     if (!m->lost()) return 7;
     const auto lost = lost_mapping();
     if (!lost || *lost != path) return 8;

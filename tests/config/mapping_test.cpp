@@ -90,8 +90,7 @@ mappings:
   ASSERT_EQ(m.mappings.size(), 2u);
   EXPECT_EQ(m.defaults.observer_type, ObserverType::kHistogram);
   EXPECT_EQ(m.mappings[0].observer_type, ObserverType::kHistogram);
-  EXPECT_EQ(m.mappings[0].histogram_options.buckets,
-            (std::vector<double>{.005, .01, .025, .05, .1, .25, .5, 1, 2.5}));
+  EXPECT_EQ(m.mappings[0].histogram_options.buckets, (std::vector<double>{.005, .01, .025, .05, .1, .25, .5, 1, 2.5}));
   EXPECT_EQ(m.mappings[1].observer_type, ObserverType::kSummary);
   EXPECT_EQ(m.mappings[1].summary_options.quantiles, kGoDefQuantiles);
 }
@@ -281,43 +280,59 @@ TEST_P(MappingFileErrors, ReportsExactPositionAndExpectation) {
 INSTANTIATE_TEST_SUITE_P(
     StatsdExporterRules, MappingFileErrors,
     ::testing::Values(
-        BrokenMapping{"TrailingDotGlob", "mappings:\n- match: a.*.\n  name: x\n",
+        BrokenMapping{"TrailingDotGlob",
+                      "mappings:\n- match: a.*.\n  name: x\n",
                       {"m.yml:2:10: mappings[0] match: found invalid glob \"a.*.\", expected dot-separated components "
                        "that are '*' or a name like my_metric-1 (letters, digits, '_', single '-' inside; the first "
                        "not starting with a digit)"}},
-        BrokenMapping{"DoubleDashGlob", "mappings:\n- match: bad--metric-line.*.*\n  name: foo\n",
+        BrokenMapping{"DoubleDashGlob",
+                      "mappings:\n- match: bad--metric-line.*.*\n  name: foo\n",
                       {"m.yml:2:10: mappings[0] match: found invalid glob \"bad--metric-line.*.*\", expected "
                        "dot-separated components that are '*' or a name like my_metric-1 (letters, digits, '_', "
                        "single '-' inside; the first not starting with a digit)"}},
-        BrokenMapping{"NameStartingWithDigit", "mappings:\n- match: test.*.*\n  name: \"0foo\"\n",
+        BrokenMapping{"NameStartingWithDigit",
+                      "mappings:\n- match: test.*.*\n  name: \"0foo\"\n",
                       {"m.yml:3:9: mappings[0] name: found invalid metric name \"0foo\", expected letters, digits, "
                        "'_' and $n/${n} references, not starting with a digit"}},
-        BrokenMapping{"MissingName", "mappings:\n- match: test.*.*\n  labels:\n    this: \"$1\"\n",
-                      {"m.yml:2:3: mappings[0]: found no name, expected name: \"metric_name\" (it may use $1 or ${1})"}},
-        BrokenMapping{"MissingMatch", "mappings:\n- name: foo\n",
+        BrokenMapping{
+            "MissingName",
+            "mappings:\n- match: test.*.*\n  labels:\n    this: \"$1\"\n",
+            {"m.yml:2:3: mappings[0]: found no name, expected name: \"metric_name\" (it may use $1 or ${1})"}},
+        BrokenMapping{"MissingMatch",
+                      "mappings:\n- name: foo\n",
                       {"m.yml:2:3: mappings[0]: found no match, expected match: \"a.glob.*\" (or a regex with "
                        "match_type: regex)"}},
-        BrokenMapping{"RegexThatDoesNotCompile", "mappings:\n- match: \"(unclosed\"\n  match_type: regex\n  name: x\n",
+        BrokenMapping{"RegexThatDoesNotCompile",
+                      "mappings:\n- match: \"(unclosed\"\n  match_type: regex\n  name: x\n",
                       {"m.yml:2:10: mappings[0] match: found invalid regex \"(unclosed\" (missing ): (unclosed), "
                        "expected a regular expression (RE2 syntax)"}},
-        BrokenMapping{"BadObserverType", "mappings:\n- match: test.*.*\n  observer_type: wrong\n  name: foo\n",
+        BrokenMapping{"BadObserverType",
+                      "mappings:\n- match: test.*.*\n  observer_type: wrong\n  name: foo\n",
                       {"m.yml:3:18: mappings[0] observer_type: found \"wrong\", expected summary or histogram"}},
-        BrokenMapping{"BadDeprecatedTimerType", "mappings:\n- match: test.*.*\n  timer_type: wrong\n  name: foo\n",
+        BrokenMapping{"BadDeprecatedTimerType",
+                      "mappings:\n- match: test.*.*\n  timer_type: wrong\n  name: foo\n",
                       {"m.yml:3:15: mappings[0] timer_type: found \"wrong\", expected summary or histogram"}},
-        BrokenMapping{"BadMatchType", "defaults:\n  match_type: fuzzy\n",
+        BrokenMapping{"BadMatchType",
+                      "defaults:\n  match_type: fuzzy\n",
                       {"m.yml:2:15: defaults match_type: found \"fuzzy\", expected glob or regex"}},
-        BrokenMapping{"BadAction", "mappings:\n- match: a.b\n  name: x\n  action: keep\n",
+        BrokenMapping{"BadAction",
+                      "mappings:\n- match: a.b\n  name: x\n  action: keep\n",
                       {"m.yml:4:11: mappings[0] action: found \"keep\", expected map or drop"}},
-        BrokenMapping{"BadMatchMetricType", "mappings:\n- match: a.b\n  name: x\n  match_metric_type: set\n",
-                      {"m.yml:4:22: mappings[0] match_metric_type: found \"set\", expected counter, gauge or observer"}},
-        BrokenMapping{"InvalidLabelName", "mappings:\n- match: a.*\n  name: x\n  labels:\n    bad-label: $1\n",
+        BrokenMapping{
+            "BadMatchMetricType",
+            "mappings:\n- match: a.b\n  name: x\n  match_metric_type: set\n",
+            {"m.yml:4:22: mappings[0] match_metric_type: found \"set\", expected counter, gauge or observer"}},
+        BrokenMapping{"InvalidLabelName",
+                      "mappings:\n- match: a.*\n  name: x\n  labels:\n    bad-label: $1\n",
                       {"m.yml:5:5: mappings[0] labels: found invalid label name \"bad-label\", expected "
                        "[a-zA-Z_][a-zA-Z0-9_]*"}},
-        BrokenMapping{"UnknownKeyWithSuggestion", "mappings:\n- match: a.b\n  name: x\n  lables: {a: b}\n",
+        BrokenMapping{"UnknownKeyWithSuggestion",
+                      "mappings:\n- match: a.b\n  name: x\n  lables: {a: b}\n",
                       {"m.yml:4:3: mappings[0]: found unknown key \"lables\", expected one of: match, name, labels, "
                        "honor_labels, observer_type, timer_type, buckets, quantiles, match_type, help, action, "
                        "match_metric_type, ttl, summary_options, histogram_options, scale (did you mean \"labels\"?)"}},
-        BrokenMapping{"UnknownTopLevelKey", "mapping:\n- match: a.b\n",
+        BrokenMapping{"UnknownTopLevelKey",
+                      "mapping:\n- match: a.b\n",
                       {"m.yml:1:1: mapping file: found unknown key \"mapping\", expected one of: defaults, mappings "
                        "(did you mean \"mappings\"?)"}},
         BrokenMapping{"QuantilesInBothPlaces",
@@ -325,26 +340,32 @@ INSTANTIATE_TEST_SUITE_P(
                       "  summary_options:\n    quantiles: [{quantile: 0.9, error: 0.1}]\n",
                       {"m.yml:4:14: mappings[0] quantiles: found quantiles both here and in summary_options, "
                        "expected them in one place (summary_options.quantiles)"}},
-        BrokenMapping{"SummaryOptionsOnHistogram",
-                      "mappings:\n- match: a.b\n  name: x\n  observer_type: histogram\n  summary_options: {max_age: 1m}\n",
-                      {"m.yml:5:20: mappings[0] summary_options: found summary options on a histogram observer, "
-                       "expected histogram_options or observer_type: summary"}},
+        BrokenMapping{
+            "SummaryOptionsOnHistogram",
+            "mappings:\n- match: a.b\n  name: x\n  observer_type: histogram\n  summary_options: {max_age: 1m}\n",
+            {"m.yml:5:20: mappings[0] summary_options: found summary options on a histogram observer, "
+             "expected histogram_options or observer_type: summary"}},
         BrokenMapping{"HistogramOptionsOnSummary",
                       "defaults:\n  observer_type: summary\nmappings:\n- match: a.b\n  name: x\n"
                       "  histogram_options: {buckets: [1, 2]}\n",
                       {"m.yml:6:22: mappings[0] histogram_options: found histogram options on a summary observer, "
                        "expected summary_options or observer_type: histogram"}},
-        BrokenMapping{"BucketsNotIncreasing", "defaults:\n  buckets: [1, 5, 2]\n",
+        BrokenMapping{"BucketsNotIncreasing",
+                      "defaults:\n  buckets: [1, 5, 2]\n",
                       {"m.yml:2:19: defaults buckets[2]: found \"2\", expected a number greater than the previous "
                        "bucket"}},
-        BrokenMapping{"QuantileOutOfRange", "defaults:\n  quantiles: [{quantile: 1.5, error: 0.1}]\n",
+        BrokenMapping{"QuantileOutOfRange",
+                      "defaults:\n  quantiles: [{quantile: 1.5, error: 0.1}]\n",
                       {"m.yml:2:26: defaults quantiles[0] quantile: found \"1.5\", expected a number from 0 to 1"}},
-        BrokenMapping{"BadTtl", "mappings:\n- match: a.b\n  name: x\n  ttl: soon\n",
+        BrokenMapping{"BadTtl",
+                      "mappings:\n- match: a.b\n  name: x\n  ttl: soon\n",
                       {"m.yml:4:8: mappings[0] ttl: found \"soon\", expected a duration like 500ms, 10s, 5m, 1h or "
                        "1m30s"}},
-        BrokenMapping{"MappingsNotAList", "mappings:\n  match: a.b\n",
+        BrokenMapping{"MappingsNotAList",
+                      "mappings:\n  match: a.b\n",
                       {"m.yml:2:3: mappings: found a map, expected a list of mappings (- match: ...)"}},
-        BrokenMapping{"ImproperlyEscapedStar", "mappings:\n- match: *.test.*\n  name: \"name\"\n",
+        BrokenMapping{"ImproperlyEscapedStar",
+                      "mappings:\n- match: *.test.*\n  name: \"name\"\n",
                       {"m.yml:2:10: invalid YAML: the referenced anchor is not defined"}}),
     [](const ::testing::TestParamInfo<BrokenMapping>& p) { return std::string(p.param.name); });
 

@@ -68,9 +68,8 @@ TEST(MqttTopic, MatchesAsSection47Says) {
 
 TEST(MqttTopic, MatchTellsEveryWildcardLevelWhatItTook) {
   std::vector<std::pair<std::string, std::string>> got;
-  EXPECT_TRUE(match_topic("s/+site/+/+name/#", "s/lab/x/temp/a/b", [&](std::string_view level, std::string_view value) {
-    got.emplace_back(level, value);
-  }));
+  EXPECT_TRUE(match_topic("s/+site/+/+name/#", "s/lab/x/temp/a/b",
+                          [&](std::string_view level, std::string_view value) { got.emplace_back(level, value); }));
   EXPECT_EQ(got, (std::vector<std::pair<std::string, std::string>>{{"+site", "lab"}, {"+", "x"}, {"+name", "temp"}}));
 }
 

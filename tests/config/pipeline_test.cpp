@@ -17,7 +17,6 @@ namespace {
 using std::chrono::milliseconds;
 using testing::has_message;
 using testing::messages;
-using testing::has_message;
 
 EnvLookup env_of(std::map<std::string, std::string> vars) {
   return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
@@ -175,7 +174,8 @@ TEST(PipelineConfig, ProcessorStateCanBeTurnedOffOrPlacedRelativeToTheFile) {
   const std::string plain = "  aggregate: {type: aggregate, input: raw, output: metrics}";
   auto with = [&](const std::string& extra) {
     std::string t = text;
-    t.replace(t.find(plain), plain.size(), "  aggregate: {type: aggregate, input: raw, output: metrics, " + extra + "}");
+    t.replace(t.find(plain), plain.size(),
+              "  aggregate: {type: aggregate, input: raw, output: metrics, " + extra + "}");
     return parse_pipeline(t, "/etc/ringpipe/p.yaml", env_of({}));
   };
   auto off = with("state: false");
@@ -193,15 +193,17 @@ TEST(PipelineConfig, ProcessorStateCanBeTurnedOffOrPlacedRelativeToTheFile) {
   auto tight = parse_pipeline(one_slot, "/etc/ringpipe/p.yaml", env_of({}));
   ASSERT_FALSE(tight);
   EXPECT_NE(tight.error().message().find("ring \"raw\": found 1 readers taking 2 reader slots, expected at most "
-                                          "max_readers (1)"),
+                                         "max_readers (1)"),
             std::string::npos)
       << tight.error().message();
-  one_slot.replace(one_slot.find(plain), plain.size(), "  aggregate: {type: aggregate, input: raw, output: metrics, state: false}");
+  one_slot.replace(one_slot.find(plain), plain.size(),
+                   "  aggregate: {type: aggregate, input: raw, output: metrics, state: false}");
   EXPECT_TRUE(parse_pipeline(one_slot, "/etc/ringpipe/p.yaml", env_of({})));
   // Its gate reader <reader>.c must fit the 39-byte reader name limit.
   std::string long_name = text;
   const std::string name38(38, 'p');
-  long_name.replace(long_name.find(plain), plain.size(), "  " + name38 + ": {type: aggregate, input: raw, output: metrics}");
+  long_name.replace(long_name.find(plain), plain.size(),
+                    "  " + name38 + ": {type: aggregate, input: raw, output: metrics}");
   auto too_long = parse_pipeline(long_name, "/etc/ringpipe/p.yaml", env_of({}));
   ASSERT_FALSE(too_long);
   EXPECT_NE(too_long.error().message().find("expected at most 37 bytes with state: true"), std::string::npos)
@@ -227,28 +229,29 @@ exporters:
   prometheus: {type: prometheus, input: metrics, listen: 0.0.0.0:9102, pth: /m}
 )");
   ASSERT_FALSE(r);
-  EXPECT_EQ(messages(r),
-            (std::vector<std::string>{
-                "p.yaml:1:1: top level: found unknown key \"pipelin\", expected one of: pipeline, run_dir, rings, "
-                "sources, processors, exporters (did you mean \"pipeline\"?)",
-                "p.yaml:3:22: ring \"raw\": found unknown key \"overflw\", expected one of: size, overflow, lanes, "
-                "max_readers, max_record, reader_timeout (did you mean \"overflow\"?)",
-                "p.yaml:6:69: source \"statsd\": found unknown key \"tag\", expected one of: type, listen, output, "
-                "tags, read_buffer, udp_sockets, max_line_length, max_connections, max_buffered_size, idle_timeout, "
-                "socket_mode, write_timeout, value_field, name_field, name, timestamp_field, timestamp_precision, kind, "
-                "max_labels, broker, username, password, client_id, topics, qos, payload, topic_template, ca_file, "
-                "cert_file, key_file, max_message_size, path, max_body_size, targets, interval, timeout, honor_labels, "
-                "job, max_series_per_request, max_labels_per_request, max_samples_per_request, max_inflight_body_size "
-                "(did you mean \"tags\"?)",
-                "p.yaml:8:61: processor \"aggregate\": found unknown key \"flush\", expected one of: type, input, "
-                "output, reader, mapping_config, cache_size, cache_type, shards, flush_interval, ttl, max_series, "
-                "max_series_per_metric, observer_type, quantiles, buckets, summary_max_age, summary_age_buckets, "
-                "summary_buf_cap, native_histogram_bucket_factor, native_histogram_max_buckets, state, state_dir, "
-                "max_metrics, max_name_length, quarantine_after_crashes",
-                "p.yaml:10:72: exporter \"prometheus\": found unknown key \"pth\", expected one of: type, input, "
-                "reader, listen, path, tls, basic_auth_users, gating, max_connections, header_timeout, "
-                "quarantine_after_crashes (did you mean \"path\"?)",
-            }));
+  EXPECT_EQ(
+      messages(r),
+      (std::vector<std::string>{
+          "p.yaml:1:1: top level: found unknown key \"pipelin\", expected one of: pipeline, run_dir, rings, "
+          "sources, processors, exporters (did you mean \"pipeline\"?)",
+          "p.yaml:3:22: ring \"raw\": found unknown key \"overflw\", expected one of: size, overflow, lanes, "
+          "max_readers, max_record, reader_timeout (did you mean \"overflow\"?)",
+          "p.yaml:6:69: source \"statsd\": found unknown key \"tag\", expected one of: type, listen, output, "
+          "tags, read_buffer, udp_sockets, max_line_length, max_connections, max_buffered_size, idle_timeout, "
+          "socket_mode, write_timeout, value_field, name_field, name, timestamp_field, timestamp_precision, kind, "
+          "max_labels, broker, username, password, client_id, topics, qos, payload, topic_template, ca_file, "
+          "cert_file, key_file, max_message_size, path, max_body_size, targets, interval, timeout, honor_labels, "
+          "job, max_series_per_request, max_labels_per_request, max_samples_per_request, max_inflight_body_size "
+          "(did you mean \"tags\"?)",
+          "p.yaml:8:61: processor \"aggregate\": found unknown key \"flush\", expected one of: type, input, "
+          "output, reader, mapping_config, cache_size, cache_type, shards, flush_interval, ttl, max_series, "
+          "max_series_per_metric, observer_type, quantiles, buckets, summary_max_age, summary_age_buckets, "
+          "summary_buf_cap, native_histogram_bucket_factor, native_histogram_max_buckets, state, state_dir, "
+          "max_metrics, max_name_length, quarantine_after_crashes",
+          "p.yaml:10:72: exporter \"prometheus\": found unknown key \"pth\", expected one of: type, input, "
+          "reader, listen, path, tls, basic_auth_users, gating, max_connections, header_timeout, "
+          "quarantine_after_crashes (did you mean \"path\"?)",
+      }));
 }
 
 TEST(PipelineConfig, ReadsTheFieldMappingOfAJsonSource) {
@@ -384,12 +387,14 @@ TEST(PipelineConfig, TopicFiltersFollowMqttsRulesForText) {
   raw: {}
 sources:
   m: {type: mqtt, output: raw, broker: "mqtt://h", name: t,
-      topics: ["a\tb", "a/\0", "\x7F", "a/\u0085", "\uFFFF", )" + long_filter + R"(, "caf\u00E9/+", "/+", "a//b"]}
+      topics: ["a\tb", "a/\0", "\x7F", "a/\u0085", "\uFFFF", )" +
+                       long_filter + R"(, "caf\u00E9/+", "/+", "a//b"]}
 exporters:
   e: {type: prometheus, input: raw}
 )");
-  const std::string text = ": found a topic filter with malformed UTF-8, a NUL or a control character, expected UTF-8 "
-                           "text (MQTT's rule for topics)";
+  const std::string text =
+      ": found a topic filter with malformed UTF-8, a NUL or a control character, expected UTF-8 "
+      "text (MQTT's rule for topics)";
   EXPECT_EQ(messages(r), (std::vector<std::string>{
                              "p.yaml:5:16: source \"m\" topics" + text,  // a tab
                              "p.yaml:5:24: source \"m\" topics" + text,  // U+0000
@@ -482,19 +487,20 @@ exporters:
   e: {type: prometheus, input: metrics, listen: 127.0.0.1:9102, max_connections: 2, header_timeout: 10ms}
 )");
   ASSERT_FALSE(r);
-  EXPECT_EQ(messages(r),
-            (std::vector<std::string>{
-                "p.yaml:5:106: source \"s\" max_buffered_size: found \"64KiB\", expected from max_line_length "
-                "(1048576 bytes) to 64GiB",
-                "p.yaml:6:88: source \"w\" max_series_per_request: found \"0\", expected an integer from 1 to 100000000",
-                "p.yaml:7:31: source \"w\" max_inflight_body_size: found \"1MiB\", expected from max_body_size "
-                "(10485760 bytes) to 64GiB",
-                "p.yaml:8:91: source \"g\" max_samples_per_request: found a remote_write key on type: graphite, "
-                "expected it only on type: remote_write",
-                "p.yaml:10:70: processor \"a\" max_name_length: found \"0\", expected from 1 byte to 16MiB",
-                "p.yaml:12:82: exporter \"e\" max_connections: found \"2\", expected an integer from 4 to 16384",
-                "p.yaml:12:101: exporter \"e\" header_timeout: found \"10ms\", expected at least 100ms",
-            }));
+  EXPECT_EQ(
+      messages(r),
+      (std::vector<std::string>{
+          "p.yaml:5:106: source \"s\" max_buffered_size: found \"64KiB\", expected from max_line_length "
+          "(1048576 bytes) to 64GiB",
+          "p.yaml:6:88: source \"w\" max_series_per_request: found \"0\", expected an integer from 1 to 100000000",
+          "p.yaml:7:31: source \"w\" max_inflight_body_size: found \"1MiB\", expected from max_body_size "
+          "(10485760 bytes) to 64GiB",
+          "p.yaml:8:91: source \"g\" max_samples_per_request: found a remote_write key on type: graphite, "
+          "expected it only on type: remote_write",
+          "p.yaml:10:70: processor \"a\" max_name_length: found \"0\", expected from 1 byte to 16MiB",
+          "p.yaml:12:82: exporter \"e\" max_connections: found \"2\", expected an integer from 4 to 16384",
+          "p.yaml:12:101: exporter \"e\" header_timeout: found \"10ms\", expected at least 100ms",
+      }));
 }
 
 TEST(PipelineConfig, ExporterGatingDefaultsToTrueForPrometheusAndFalseForRemoteWrite) {
@@ -546,7 +552,9 @@ exporters:
 )");
   const std::vector<std::string> got = messages(r);
   ASSERT_FALSE(got.empty());
-  EXPECT_TRUE(has_message(got, "p.yaml:4:36: source \"a\" listen: found \"udp://127.0.0.1:1\", expected a TCP host:port such as "
+  EXPECT_TRUE(
+      has_message(got,
+                  "p.yaml:4:36: source \"a\" listen: found \"udp://127.0.0.1:1\", expected a TCP host:port such as "
                   "127.0.0.1:9201 on type: remote_write"))
       << ::testing::PrintToString(got);
   EXPECT_TRUE(has_message(got, "p.yaml:4:55: source \"a\" listen: found a second address, expected one host:port"));
@@ -557,9 +565,11 @@ exporters:
   EXPECT_TRUE(has_message(got, "source \"b\" max_labels: found \"65\", expected an integer from 1 to 64"));
   EXPECT_TRUE(has_message(got, "source \"b\" max_body_size: found \"2GiB\", expected from 1KiB to 1GiB"));
   EXPECT_TRUE(has_message(got, "source \"b\" path: found \"/a?b\", expected an URL path"));
-  EXPECT_TRUE(has_message(got, "source \"s\" path: found a remote_write key on type: statsd, expected it only on type: remote_write"));
-  EXPECT_TRUE(has_message(got, "source \"s\" max_body_size: found a body size limit on type: statsd, expected it only on "
-                               "type: prometheus_scrape or remote_write"));
+  EXPECT_TRUE(has_message(
+      got, "source \"s\" path: found a remote_write key on type: statsd, expected it only on type: remote_write"));
+  EXPECT_TRUE(has_message(got,
+                          "source \"s\" max_body_size: found a body size limit on type: statsd, expected it only on "
+                          "type: prometheus_scrape or remote_write"));
   for (const std::string& m : got) EXPECT_EQ(m.rfind("p.yaml:", 0), 0u) << m;  // every one positioned
 }
 
@@ -623,17 +633,21 @@ exporters:
   e: {type: prometheus, input: raw}
 )");
   ASSERT_FALSE(r);
-  EXPECT_TRUE(has_message(r, "source \"a\" listen: found listen addresses on type: prometheus_scrape, expected targets"));
-  EXPECT_TRUE(has_message(r, "source \"a\" targets: found \"https://h/m\" with https (not supported), expected http://host:port/path"));
+  EXPECT_TRUE(
+      has_message(r, "source \"a\" listen: found listen addresses on type: prometheus_scrape, expected targets"));
+  EXPECT_TRUE(has_message(
+      r, "source \"a\" targets: found \"https://h/m\" with https (not supported), expected http://host:port/path"));
   EXPECT_TRUE(has_message(r, "source \"a\" targets: found \"h:9100\" with no http:// scheme"));
   EXPECT_TRUE(has_message(r, "source \"a\" targets: found \"http://:1/\" with no host"));
   EXPECT_TRUE(has_message(r, "source \"a\" targets: found \"http://h:0/\" with a bad port"));
   EXPECT_TRUE(has_message(r, "source \"b\" targets: found an empty list, expected at least one URL"));
-  EXPECT_TRUE(has_message(r, "source \"b\": found timeout 2000ms over interval 1000ms, expected timeout at most the interval"));
+  EXPECT_TRUE(
+      has_message(r, "source \"b\": found timeout 2000ms over interval 1000ms, expected timeout at most the interval"));
   EXPECT_TRUE(has_message(r, "source \"b\" max_body_size: found \"10\", expected from 1KiB to 1GiB"));
   EXPECT_TRUE(has_message(r, "source \"b\" max_labels: found \"0\", expected an integer from 1 to 64"));
   EXPECT_TRUE(has_message(r, "source \"c\": found no targets, expected targets: [http://host:port/metrics]"));
-  EXPECT_TRUE(has_message(r, "source \"s\" targets: found a scrape key on type: statsd, expected it only on type: prometheus_scrape"));
+  EXPECT_TRUE(has_message(
+      r, "source \"s\" targets: found a scrape key on type: statsd, expected it only on type: prometheus_scrape"));
   EXPECT_TRUE(has_message(r, "source \"s\" job: found a scrape key on type: statsd"));
   EXPECT_TRUE(has_message(r, "expected statsd, influx, graphite, json, mqtt, prometheus_scrape or remote_write"));
   for (const std::string& m : messages(r)) EXPECT_EQ(m.rfind("p.yaml:", 0), 0u) << m;  // every one positioned
@@ -658,7 +672,8 @@ TEST_P(PipelineErrors, ReportsExactPositionAndExpectation) {
 INSTANTIATE_TEST_SUITE_P(
     Table, PipelineErrors,
     ::testing::Values(
-        BrokenPipeline{"WrongTypeForSection", "rings: [raw]\n",
+        BrokenPipeline{"WrongTypeForSection",
+                       "rings: [raw]\n",
                        {"p.yaml:1:8: rings: found a list, expected a map of name: {...}"}},
         BrokenPipeline{"WrongTypeForValue",
                        "rings:\n  raw: {size: 64MiB, lanes: many}\n  metrics: {size: 16MiB}\n"
@@ -764,14 +779,15 @@ INSTANTIATE_TEST_SUITE_P(
                         "retry_max_backoff (5000ms)",
                         "p.yaml:6:118: exporter \"e\" bearer_token: found both basic_auth and bearer_token, expected "
                         "at most one of them"}},
-        BrokenPipeline{"Ipv6PrometheusListenAndTlsOnAnHttpUrl",
-                       "rings:\n  raw: {}\n"
-                       "sources:\n  s: {type: statsd, listen: udp://:1, output: raw}\n"
-                       "exporters:\n  p: {type: prometheus, input: raw, listen: \"[::]:9102\"}\n"
-                       "  r: {type: remote_write, input: raw, reader: r, url: http://x/w, tls: {ca_file: /c}}\n",
-                       {"p.yaml:6:45: exporter \"p\" listen: found \"tcp://[::]:9102\", expected an IPv4 address or host "
-                        "name such as 0.0.0.0:9102 (the HTTP server has no IPv6 support)",
-                        "p.yaml:7:72: exporter \"r\" tls: found tls with url \"http://x/w\", expected an https:// url"}},
+        BrokenPipeline{
+            "Ipv6PrometheusListenAndTlsOnAnHttpUrl",
+            "rings:\n  raw: {}\n"
+            "sources:\n  s: {type: statsd, listen: udp://:1, output: raw}\n"
+            "exporters:\n  p: {type: prometheus, input: raw, listen: \"[::]:9102\"}\n"
+            "  r: {type: remote_write, input: raw, reader: r, url: http://x/w, tls: {ca_file: /c}}\n",
+            {"p.yaml:6:45: exporter \"p\" listen: found \"tcp://[::]:9102\", expected an IPv4 address or host "
+             "name such as 0.0.0.0:9102 (the HTTP server has no IPv6 support)",
+             "p.yaml:7:72: exporter \"r\" tls: found tls with url \"http://x/w\", expected an https:// url"}},
         BrokenPipeline{"DurationWithoutUnit",
                        "rings:\n  raw: {reader_timeout: 10}\n"
                        "sources:\n  s: {type: statsd, listen: udp://:1, output: raw}\n"
@@ -798,9 +814,10 @@ INSTANTIATE_TEST_SUITE_P(
                        "exporters:\n  e: {type: prometheus, input: raw}\n",
                        {"p.yaml:2:21: ring \"raw\": found key \"size\" a second time, expected each key once",
                         "p.yaml:3:3: rings: found \"raw\" a second time, expected each name once"}},
-        BrokenPipeline{"InvalidYaml", "rings:\n  raw: {size: 64MiB\n",
-                       {"p.yaml:3:1: invalid YAML: end of map flow not found"}},
-        BrokenPipeline{"EmptyFile", "",
+        BrokenPipeline{
+            "InvalidYaml", "rings:\n  raw: {size: 64MiB\n", {"p.yaml:3:1: invalid YAML: end of map flow not found"}},
+        BrokenPipeline{"EmptyFile",
+                       "",
                        {"p.yaml:1:1: found an empty file, expected a pipeline with rings, sources, processors and "
                         "exporters"}}),
     [](const ::testing::TestParamInfo<BrokenPipeline>& p) { return std::string(p.param.name); });
@@ -868,10 +885,12 @@ exporters:
   ASSERT_FALSE(r);
   const auto got = messages(r);
   ASSERT_EQ(got.size(), 3u) << r.error().message();
-  EXPECT_EQ(got[0], dir.file("p.yaml") +
-                        ":7:90: processor \"a\" shards: found \"0\", expected an integer from 1 to 256");
-  EXPECT_EQ(got[1], dir.file("p.yaml") + ":8:69: processor \"b\" mapping_config: found \"missing.yml\" but cannot "
-                                         "read " + dir.file("missing.yml") +
+  EXPECT_EQ(got[0],
+            dir.file("p.yaml") + ":7:90: processor \"a\" shards: found \"0\", expected an integer from 1 to 256");
+  EXPECT_EQ(got[1], dir.file("p.yaml") +
+                        ":8:69: processor \"b\" mapping_config: found \"missing.yml\" but cannot "
+                        "read " +
+                        dir.file("missing.yml") +
                         ": No such file or directory, expected a readable statsd_exporter mapping file");
   EXPECT_EQ(got[2].rfind(dir.file("mapping.yml") + ":2:10: mappings[0] match: found invalid glob \"a.*.\"", 0), 0u)
       << got[2];
@@ -953,11 +972,11 @@ TEST(PipelineConfig, ComparesTheMappingRulesAsLoadedAndTheTlsFilesAsTheyAre) {
   std::ofstream(dir.file("tls.crt")) << "certificate 1";
   std::ofstream(dir.file("tls.key")) << "key 1";
   std::ofstream(dir.file("p.yaml")) << "rings: {raw: {}, metrics: {}}\n"
-                                        "sources: {s: {type: statsd, listen: udp://:1, output: raw}}\n"
-                                        "processors: {a: {type: aggregate, input: raw, output: metrics, "
-                                        "mapping_config: mapping.yml}}\n"
-                                        "exporters: {e: {type: prometheus, input: metrics, tls: {cert_file: "
-                                     << dir.file("tls.crt") << ", key_file: " << dir.file("tls.key") << "}}}\n";
+                                       "sources: {s: {type: statsd, listen: udp://:1, output: raw}}\n"
+                                       "processors: {a: {type: aggregate, input: raw, output: metrics, "
+                                       "mapping_config: mapping.yml}}\n"
+                                       "exporters: {e: {type: prometheus, input: metrics, tls: {cert_file: "
+                                    << dir.file("tls.crt") << ", key_file: " << dir.file("tls.key") << "}}}\n";
   const auto load = [&] {
     auto r = load_pipeline(dir.file("p.yaml"));
     EXPECT_TRUE(r) << r.error().message();

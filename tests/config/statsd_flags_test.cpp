@@ -41,8 +41,9 @@ TEST(StatsdExporterFlags, EmptyListenAddressDisablesThatListener) {
 }
 
 TEST(StatsdExporterFlags, UnixgramListenerAndSocketMode) {
-  const auto r = from_flags({"--statsd.listen-udp=", "--statsd.listen-tcp=", "--statsd.listen-unixgram=/run/statsd.sock",
-                             "--statsd.unixsocket-mode=660"});
+  const auto r =
+      from_flags({"--statsd.listen-udp=", "--statsd.listen-tcp=", "--statsd.listen-unixgram=/run/statsd.sock",
+                  "--statsd.unixsocket-mode=660"});
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(listen_of(*r), (std::vector<std::string>{"unixgram:///run/statsd.sock"}));
   EXPECT_EQ(r->sources.at(0).socket_mode, 0660u);
@@ -50,9 +51,9 @@ TEST(StatsdExporterFlags, UnixgramListenerAndSocketMode) {
 
 TEST(StatsdExporterFlags, DisablingEveryListenerIsAnError) {
   const auto r = from_flags({"--statsd.listen-udp=", "--statsd.listen-tcp="});
-  EXPECT_EQ(messages(r), std::vector<std::string>{
-                             "command line:1:1: found every listener disabled, expected at least one of "
-                             "--statsd.listen-udp, --statsd.listen-tcp or --statsd.listen-unixgram"});
+  EXPECT_EQ(messages(r),
+            std::vector<std::string>{"command line:1:1: found every listener disabled, expected at least one of "
+                                     "--statsd.listen-udp, --statsd.listen-tcp or --statsd.listen-unixgram"});
 }
 
 TEST(StatsdExporterFlags, TagFlagsTakeNoPrefixAndExplicitValues) {

@@ -83,7 +83,8 @@ TEST(Units, ParseMillisTakesWhatAPipelineDurationKeyTakes) {
   for (const char* spelling : {"10", "250", "0", "10s", "500ms", "1m30s", "1.5s", "2h", "250us", "1500us", "100ns",
                                "1d", "10 s", "-1s", "s", "", "99999999999h"}) {
     SCOPED_TRACE(spelling);
-    const auto file = parse_pipeline(std::string("rings:\n  raw: {reader_timeout: \"") + spelling + "\"}\n"
+    const auto file = parse_pipeline(std::string("rings:\n  raw: {reader_timeout: \"") + spelling +
+                                         "\"}\n"
                                          "sources:\n  s: {type: statsd, listen: udp://:1, output: raw}\n"
                                          "exporters:\n  e: {type: prometheus, input: raw}\n",
                                      "p.yaml", [](std::string_view) { return std::nullopt; });

@@ -118,8 +118,8 @@ TEST(ComponentSegmentsE2E, ServesARealProcessorsAndRemoteWritesSegmentsWithExact
   }
   const std::string file = dir.file("exposition.txt");
   std::ofstream(file) << text;
-  const std::string cmd = std::string(testing::kPromtoolBinary) + " check metrics < " + file + " > " +
-                          dir.file("promtool.out") + " 2>&1";
+  const std::string cmd =
+      std::string(testing::kPromtoolBinary) + " check metrics < " + file + " > " + dir.file("promtool.out") + " 2>&1";
   const int st = std::system(cmd.c_str());
   const int rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   EXPECT_TRUE(rc == 0 || rc == 3) << "promtool exit " << rc;

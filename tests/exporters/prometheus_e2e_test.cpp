@@ -31,9 +31,9 @@ namespace ringpipe::exporters {
 namespace {
 
 using namespace std::chrono_literals;
+using metric::MetricType;
 using testing::origin;
 using testing::RecordBuilder;
-using metric::MetricType;
 
 bool have_prometheus() { return ::access(testing::kPrometheusBinary, X_OK) == 0; }
 
@@ -57,8 +57,8 @@ void write(ring::Producer& p, RecordBuilder& b) {
 int promtool_check(const std::string& dir, const std::string& text) {
   const std::string file = dir + "/exposition.txt";
   std::ofstream(file) << text;
-  const std::string cmd = std::string(testing::kPromtoolBinary) + " check metrics < " + file + " > " + dir +
-                          "/promtool.out 2>&1";
+  const std::string cmd =
+      std::string(testing::kPromtoolBinary) + " check metrics < " + file + " > " + dir + "/promtool.out 2>&1";
   const int st = std::system(cmd.c_str());
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
@@ -81,8 +81,8 @@ TEST(PrometheusExporterE2E, RealPrometheusScrapesExactValuesAndPromtoolAccepts) 
       .series(MetricType::kGauge, "temp", {{"room", "a"}}, {21.5})
       .series(MetricType::kSummary, "latency", {}, {3, 0.6, 0.5, 0.2, 0.99, 0.3})
       .series(MetricType::kHistogram, "size", {}, {4, 10, 1, 1, 5, 3, INFINITY, 4})
-      .series(MetricType::kGauge, "latency_count", {}, {99})  // collides with the summary: quarantined
-      .series(MetricType::kCounter, "size", {{"x", "1"}}, {1})   // type conflict: quarantined
+      .series(MetricType::kGauge, "latency_count", {}, {99})    // collides with the summary: quarantined
+      .series(MetricType::kCounter, "size", {{"x", "1"}}, {1})  // type conflict: quarantined
       .end(1);
   write(*producer, b);
 
@@ -205,8 +205,8 @@ TEST(PrometheusExporterE2E, ServesEveryComponentsStatsSegmentWithExactValues) {
                                                {{"reason", "invalid_type"}});
   auto utf8 = source->register_counter("source_parse_errors_total", "Input refused by the parser, by reason.",
                                        {{"reason", "invalid_utf8"}});
-  auto drops = source->register_counter("source_kernel_drops_total", "Kernel drops.",
-                                        {{"socket", "udp 127.0.0.1:9125 #0"}});
+  auto drops =
+      source->register_counter("source_kernel_drops_total", "Kernel drops.", {{"socket", "udp 127.0.0.1:9125 #0"}});
   auto open_conns = source->register_gauge("source_connections_open", "Open.", {{"transport", "tcp"}});
   // Same name as the processor's counter (served first: files go by name), other type.
   auto clash = source->register_gauge("processor_budget_drops_total", "Wrong type.");
@@ -257,8 +257,7 @@ TEST(PrometheusExporterE2E, ServesEveryComponentsStatsSegmentWithExactValues) {
     EXPECT_NE(text.find(line), std::string::npos) << "missing: " << line << "\n" << text;
   }
   EXPECT_EQ(text.find("component=\"prom\""), std::string::npos) << "own segment is described in-process";
-  EXPECT_EQ(text.find("ringpipe_processor_budget_drops_total{component=\"statsd\""), std::string::npos)
-      << "type clash";
+  EXPECT_EQ(text.find("ringpipe_processor_budget_drops_total{component=\"statsd\""), std::string::npos) << "type clash";
   EXPECT_NE(text.find("ringpipe_exporter_stats_skipped_total 1\n"), std::string::npos) << text;
   EXPECT_NE(text.find("ringpipe_exporter_stats_open_failures_total 2\n"), std::string::npos) << text;
   const int rc = promtool_check(dir.path().string(), text);
@@ -309,7 +308,7 @@ TEST(PrometheusExporterE2E, HealthReadyAndBasicAuth) {
   EXPECT_EQ(testing::http_get(port, "/-/ready").first, 503) << "no snapshot yet";
   EXPECT_EQ(testing::http_get(port, "/metrics").first, 401);
   EXPECT_EQ(testing::http_get(port, "/metrics", "Basic c2NyYXBlcjp3cm9uZw==").first, 401);  // scraper:wrong
-  auto ok = testing::http_get(port, "/metrics", "Basic c2NyYXBlcjpzM2NyZXQ=");               // scraper:s3cret
+  auto ok = testing::http_get(port, "/metrics", "Basic c2NyYXBlcjpzM2NyZXQ=");              // scraper:s3cret
   EXPECT_EQ(ok.first, 200);
   EXPECT_NE(ok.second.find("ringpipe_exporter_ready 0"), std::string::npos);
   EXPECT_TRUE(std::filesystem::exists(path + ".resync")) << "a starting exporter asks for a snapshot";
@@ -559,8 +558,8 @@ bool have_openssl_and_curl() { return ::access("/usr/bin/openssl", X_OK) == 0 &&
 
 // curl's HTTP status for `url` (0 = no HTTP answer, e.g. a failed handshake); the body goes to `out`.
 int curl_status(const std::string& args, const std::string& url, const std::string& out) {
-  const std::string cmd = "/usr/bin/curl -s --max-time 5 -o " + out + " -w '%{http_code}' " + args + " " + url +
-                          " > " + out + ".code 2>/dev/null";
+  const std::string cmd = "/usr/bin/curl -s --max-time 5 -o " + out + " -w '%{http_code}' " + args + " " + url + " > " +
+                          out + ".code 2>/dev/null";
   (void)std::system(cmd.c_str());
   return std::atoi(file_text(out + ".code").c_str());
 }
@@ -570,9 +569,10 @@ TEST(PrometheusExporterE2E, ServesHttpsWithSeparateKeyAndCertificateFiles) {
   ringpipe::testing::ScratchDir dir;
   const std::string key = dir.file("key.pem");
   const std::string cert = dir.file("cert.pem");
-  const std::string gen = "/usr/bin/openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
-                          "-addext subjectAltName=IP:127.0.0.1 -keyout " +
-                          key + " -out " + cert + " > /dev/null 2>&1";
+  const std::string gen =
+      "/usr/bin/openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+      key + " -out " + cert + " > /dev/null 2>&1";
   ASSERT_EQ(std::system(gen.c_str()), 0);
   const std::string path = dir.file("metrics");
   ring::Ring ring = make_ring(path);
@@ -645,12 +645,11 @@ TEST(PrometheusExporterE2E, HttpsWithBasicAuthOnMetricsHealthAndReady) {
   // A real Prometheus scrapes it over TLS with basic auth.
   if (!have_prometheus()) GTEST_SKIP() << testing::kPrometheusBinary << " not installed";
   testing::PrometheusServer prom(dir.path().string(), 0);
-  std::ofstream(dir.file("prometheus.yml"))
-      << "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-      << "scrape_configs:\n  - job_name: ringpipe\n    scheme: https\n"
-      << "    tls_config: {ca_file: " << pki.ca_cert << "}\n"
-      << "    basic_auth: {username: scraper, password: s3cret}\n"
-      << "    static_configs:\n      - targets: ['127.0.0.1:" << port << "']\n";
+  std::ofstream(dir.file("prometheus.yml")) << "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                                            << "scrape_configs:\n  - job_name: ringpipe\n    scheme: https\n"
+                                            << "    tls_config: {ca_file: " << pki.ca_cert << "}\n"
+                                            << "    basic_auth: {username: scraper, password: s3cret}\n"
+                                            << "    static_configs:\n      - targets: ['127.0.0.1:" << port << "']\n";
   ASSERT_TRUE(prom.start()) << prom.log_tail();
   EXPECT_EQ(prom.wait_for_value("g{job=\"ringpipe\"}", 1, 20s), 1.0) << prom.log_tail();
   EXPECT_EQ(prom.wait_for_value("up{job=\"ringpipe\"}", 1, 20s), 1.0);
@@ -665,13 +664,15 @@ TEST(PrometheusExporterE2E, HttpsWithClientCertificatesRefusesClientsWithout) {
   const std::string ccert = dir.file("client.pem");
   std::ofstream(dir.file("client.ext")) << "extendedKeyUsage=clientAuth\n";
   const std::string q = " > /dev/null 2>&1";
-  ASSERT_EQ(std::system(("/usr/bin/openssl req -newkey rsa:2048 -nodes -subj /CN=scraper -keyout " + ckey +
-                         " -out " + dir.file("client.csr") + q).c_str()),
+  ASSERT_EQ(std::system(("/usr/bin/openssl req -newkey rsa:2048 -nodes -subj /CN=scraper -keyout " + ckey + " -out " +
+                         dir.file("client.csr") + q)
+                            .c_str()),
             0);
-  ASSERT_EQ(std::system(("/usr/bin/openssl x509 -req -in " + dir.file("client.csr") + " -CA " + pki.ca_cert +
-                         " -CAkey " + pki.ca_key + " -CAcreateserial -days 1 -extfile " + dir.file("client.ext") +
-                         " -out " + ccert + q).c_str()),
-            0);
+  ASSERT_EQ(
+      std::system(("/usr/bin/openssl x509 -req -in " + dir.file("client.csr") + " -CA " + pki.ca_cert + " -CAkey " +
+                   pki.ca_key + " -CAcreateserial -days 1 -extfile " + dir.file("client.ext") + " -out " + ccert + q)
+                      .c_str()),
+      0);
   const std::string path = dir.file("metrics");
   ring::Ring ring = make_ring(path);
   PrometheusExporterOptions o;
@@ -865,7 +866,8 @@ TEST(RemoteWriteE2E, HttpsToPrometheusWithTlsWebConfigDeliversExactValues) {
                    base_ns + r * 100'000'000LL);
   }
   ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*rw)->stats().records == kRecords; }, 30s))
-      << "records " << (*rw)->stats().records << "\n" << prom.log_tail();
+      << "records " << (*rw)->stats().records << "\n"
+      << prom.log_tail();
   const RemoteWriteStats st = (*rw)->stats();
   EXPECT_EQ(st.samples_sent, static_cast<std::uint64_t>(kRecords * kSeries));
   EXPECT_EQ(st.dropped_samples, 0u);
@@ -940,7 +942,8 @@ TEST(RemoteWriteE2E, WrongCaFailsTheHandshakeCountsRetriesAndKeepsTheCursor) {
   EXPECT_TRUE(found);
   bool logged = false;
   for (const std::string& line : sink->last_formatted()) {
-    logged |= line.find("tls handshake") != std::string::npos && line.find("certificate verify failed") != std::string::npos;
+    logged |=
+        line.find("tls handshake") != std::string::npos && line.find("certificate verify failed") != std::string::npos;
   }
   EXPECT_TRUE(logged) << "expected a warning naming the failed handshake";
   EXPECT_EQ(prom.query("count(never_events)"), std::nullopt);

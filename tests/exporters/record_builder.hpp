@@ -43,8 +43,8 @@ class RecordBuilder {
   explicit RecordBuilder(metric::BatchOrigin origin, std::size_t capacity = 1 << 20)
       : buf_(capacity), writer_(buf_, origin) {}
 
-  RecordBuilder& series(MetricType type, const std::string& name, const LabelList& labels,
-                        std::vector<double> values, const std::string& help = "") {
+  RecordBuilder& series(MetricType type, const std::string& name, const LabelList& labels, std::vector<double> values,
+                        const std::string& help = "") {
     auto lb = encode_labels(labels);
     metric::SeriesEntry e;
     e.kind = EntryKind::kSeries;
@@ -91,7 +91,7 @@ class RecordBuilder {
 };
 
 inline metric::BatchOrigin origin(std::uint64_t instance, std::uint16_t shard = 0, std::uint16_t shards = 1,
-                                      std::uint64_t flush_seq = 1, std::int64_t flush_ns = 0) {
+                                  std::uint64_t flush_seq = 1, std::int64_t flush_ns = 0) {
   metric::BatchOrigin o;
   o.instance_id = instance;
   o.shard = shard;

@@ -15,9 +15,9 @@ namespace ringpipe::exporters {
 namespace {
 
 using namespace std::chrono_literals;
+using metric::MetricType;
 using testing::origin;
 using testing::RecordBuilder;
-using metric::MetricType;
 
 std::map<std::string, double> decode(const std::string& body, std::int64_t expect_ts) {
   std::string raw;

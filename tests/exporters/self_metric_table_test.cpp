@@ -111,15 +111,16 @@ TEST(SelfMetricTable, PageAndStatsSegmentServeTheTablesHelpAndType) {
   ASSERT_TRUE(b) << b.error().message();
   ASSERT_TRUE((*a)->start());
   ASSERT_TRUE((*b)->start());
-  ASSERT_TRUE(ringpipe::testing::wait_until(
-      [&] { return (*a)->stats().records >= 1 && (*b)->stats().records >= 1; }, 5s));
+  ASSERT_TRUE(
+      ringpipe::testing::wait_until([&] { return (*a)->stats().records >= 1 && (*b)->stats().records >= 1; }, 5s));
   ASSERT_EQ(testing::http_get((*a)->port(), "/metrics").first, 200);  // a's scrape counters move
   ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*a)->stats().scrapes >= 1; }, 5s));
 
   const auto [status, page] = testing::http_get((*b)->port(), "/metrics");
   ASSERT_EQ(status, 200);
   ASSERT_NE(page.find("ringpipe_exporter_records_total{component=\"a\"}"), std::string::npos)
-      << "a's segment is served on b's page\n" << page;
+      << "a's segment is served on b's page\n"
+      << page;
   const Descriptions d = parse_descriptions(page);
 
   // Every table entry meant for the page is there, as declared.

@@ -5,8 +5,8 @@
 
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <prometheus/text_serializer.h>
+#include <cmath>
 
 #include "record_builder.hpp"
 #include "self_metrics.hpp"
@@ -14,9 +14,9 @@
 namespace ringpipe::exporters {
 namespace {
 
+using metric::MetricType;
 using testing::origin;
 using testing::RecordBuilder;
-using metric::MetricType;
 
 std::string exposition(const SeriesState& s) {
   std::vector<prometheus::MetricFamily> f;
@@ -76,7 +76,10 @@ TEST(SeriesState, LaterEntriesReplaceValuesAndExpireDeletes) {
 TEST(SeriesState, SnapshotEndDropsSeriesOfThatShardItDidNotMention) {
   SeriesState s;
   RecordBuilder a(origin(7, 0, 2));
-  a.begin(1).series(MetricType::kGauge, "g", {{"s", "0a"}}, {1}).series(MetricType::kGauge, "g", {{"s", "0b"}}, {1}).end(1);
+  a.begin(1)
+      .series(MetricType::kGauge, "g", {{"s", "0a"}}, {1})
+      .series(MetricType::kGauge, "g", {{"s", "0b"}}, {1})
+      .end(1);
   apply(s, a);
   RecordBuilder b(origin(7, 1, 2));
   b.begin(1).series(MetricType::kGauge, "g", {{"s", "1a"}}, {1}).end(1);
@@ -107,7 +110,10 @@ TEST(SeriesState, SnapshotWithoutEndDropsNothing) {
 TEST(SeriesState, NewProcessorInstanceReplacesOldStateOnceEveryShardSnapshotted) {
   SeriesState s;
   RecordBuilder a(origin(1, 0, 1));
-  a.begin(1).series(MetricType::kCounter, "c", {{"k", "old"}}, {100}).series(MetricType::kCounter, "c", {{"k", "both"}}, {50}).end(1);
+  a.begin(1)
+      .series(MetricType::kCounter, "c", {{"k", "old"}}, {100})
+      .series(MetricType::kCounter, "c", {{"k", "both"}}, {50})
+      .end(1);
   apply(s, a);
   // The processor restarts with two shards; counters begin again from zero.
   RecordBuilder b(origin(2, 0, 2));

@@ -91,7 +91,8 @@ int run_server(const std::string& ring_path, const std::string& dir, Shared* sh,
   c.unix_datagram = UnixDatagramConfig{.path = dir + "/dgram.sock"};
   c.unix_stream = UnixStreamConfig{.path = dir + "/stream.sock"};
   c.stats_path = so.stats_path;
-  auto server = IngestServer::create(c, ring_target_factory(*ring, RingTargetOptions{.claim_timeout = so.claim_timeout}));
+  auto server =
+      IngestServer::create(c, ring_target_factory(*ring, RingTargetOptions{.claim_timeout = so.claim_timeout}));
   if (!server) return 11;
   if (!(*server)->start()) return 12;
   sh->udp_port = (*server)->udp_port();
@@ -285,8 +286,8 @@ TEST(IngestMultiprocess, CountsSamplesRefusedByAFullDropRing) {
 TEST(IngestMultiprocess, CountsSamplesRefusedByABlockRingPastTheClaimTimeout) {
   // The reader sleeps until the traffic is done, so the small ring fills up
   // and every later claim waits its 5 ms and gives up.
-  const Outcome r =
-      run_pipeline(ring::Overflow::kBlock, 16 * 1024, true, Traffic{}, ServerOptions{.claim_timeout = 5ms, .stats_path = {}}, true);
+  const Outcome r = run_pipeline(ring::Overflow::kBlock, 16 * 1024, true, Traffic{},
+                                 ServerOptions{.claim_timeout = 5ms, .stats_path = {}}, true);
   Shared* sh = r.sh;
   EXPECT_EQ(sh->ring_bad.load(), 0u);
   EXPECT_GT(sh->samples_dropped.load(), 0u);

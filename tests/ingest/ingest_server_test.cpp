@@ -1,10 +1,10 @@
 #include "ringpipe/ingest/ingest_server.hpp"
 
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -599,7 +599,8 @@ int run_starved_server(AcceptProbe* p) {
   const auto start = std::chrono::steady_clock::now();
   std::this_thread::sleep_for(500ms);
   p->errors_in_window = st.accept_errors.load();
-  p->window_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+  p->window_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
   if (::setrlimit(RLIMIT_NOFILE, &saved) != 0) return 16;
   // The waiting connections are taken once descriptors are back (within one backoff).
   (void)ringpipe::testing::wait_until([&] { return st.connections.load() == 3; }, 5000ms);  // checked by the test

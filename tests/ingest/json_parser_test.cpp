@@ -20,18 +20,17 @@ Parsed json(std::string_view packet, const JsonOptions& o = {}) {
 }
 
 TEST(JsonParser, MapsNameValueAndEveryOtherScalarToLabels) {
-  const Parsed p = json(R"({"name":"temp","value":21.5,"site":"lab","floor":3,"ratio":0.25,"ok":true,"big":18446744073709551615})");
+  const Parsed p =
+      json(R"({"name":"temp","value":21.5,"site":"lab","floor":3,"ratio":0.25,"ok":true,"big":18446744073709551615})");
   ASSERT_EQ(p.samples.size(), 1u);
   EXPECT_EQ(p.samples[0].kind, Kind::kGauge);
   EXPECT_EQ(p.samples[0].name, "temp");
   EXPECT_DOUBLE_EQ(p.samples[0].value, 21.5);
   EXPECT_DOUBLE_EQ(p.samples[0].rate, 1.0);
   EXPECT_EQ(p.samples[0].ts, 0);
-  EXPECT_EQ(p.samples[0].tags, (Tags{{"site", "lab"},
-                                     {"floor", "3"},
-                                     {"ratio", "0.25"},
-                                     {"ok", "true"},
-                                     {"big", "18446744073709551615"}}));
+  EXPECT_EQ(
+      p.samples[0].tags,
+      (Tags{{"site", "lab"}, {"floor", "3"}, {"ratio", "0.25"}, {"ok", "true"}, {"big", "18446744073709551615"}}));
   EXPECT_EQ(p.counters.lines, 1u);
   EXPECT_EQ(p.counters.total_errors(), 0u);
 }
@@ -210,9 +209,9 @@ TEST(JsonParser, UnescapesStringsInNamesAndLabels) {
 TEST(JsonParser, CountsLinesLongerThanTheLimitAndTooDeepNesting) {
   JsonOptions o;
   o.max_line_bytes = 64;
-  const Parsed p = json(std::string(R"({"name":"a","value":1,"pad":")") + std::string(100, 'x') + "\"}\n" +
-                            R"({"name":"b","value":2})",
-                        o);
+  const Parsed p = json(
+      std::string(R"({"name":"a","value":1,"pad":")") + std::string(100, 'x') + "\"}\n" + R"({"name":"b","value":2})",
+      o);
   ASSERT_EQ(p.samples.size(), 1u);
   EXPECT_EQ(p.samples[0].name, "b");
   EXPECT_EQ(p.err(ParseError::kLineTooLong), 1u);

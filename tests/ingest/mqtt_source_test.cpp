@@ -23,13 +23,13 @@
 #include <mosquitto.h>
 #include <spdlog/spdlog.h>
 
+#include "loopback.hpp"
+#include "mosquitto_broker.hpp"
 #include "parse_harness.hpp"
-#include "ringpipe/stats/stats_segment.hpp"
 #include "ringpipe/ingest/mqtt_source.hpp"
 #include "ringpipe/ingest/ring_target.hpp"
 #include "ringpipe/ring/ring.hpp"
-#include "loopback.hpp"
-#include "mosquitto_broker.hpp"
+#include "ringpipe/stats/stats_segment.hpp"
 #include "test_support.hpp"
 
 namespace ringpipe::ingest {
@@ -51,8 +51,7 @@ class Publisher {
     m_ = mosquitto_new(nullptr, true, this);
     if (m_ == nullptr) return;
     mosquitto_publish_callback_set(m_, [](mosquitto*, void* self, int) { ++static_cast<Publisher*>(self)->acked_; });
-    ok_ = (username.empty() ||
-           mosquitto_username_pw_set(m_, username.c_str(), password.c_str()) == MOSQ_ERR_SUCCESS) &&
+    ok_ = (username.empty() || mosquitto_username_pw_set(m_, username.c_str(), password.c_str()) == MOSQ_ERR_SUCCESS) &&
           mosquitto_connect(m_, "127.0.0.1", port, 30) == MOSQ_ERR_SUCCESS &&
           mosquitto_loop_start(m_) == MOSQ_ERR_SUCCESS;
   }
@@ -188,10 +187,10 @@ TEST_F(MqttSourceTest, ValuePayloadsBecomeSamplesNamedAndLabelledByTheTopicTempl
 
   for (int i = 0; i < 50; ++i) ASSERT_TRUE(pub.publish("sensors/lab/s1/temperature", std::to_string(i) + ".5", 0));
   for (int i = 0; i < 50; ++i) ASSERT_TRUE(pub.publish("sensors/roof/s2/humidity", " " + std::to_string(i) + "\n", 1));
-  ASSERT_TRUE(pub.publish("sensors/lab/s1/temperature", "warm", 1));            // malformed_value
-  ASSERT_TRUE(pub.publish("sensors/lab/too/many/levels", "1", 1));             // topic_mismatch
-  ASSERT_TRUE(pub.publish("junk/x", "1", 1));                                  // topic_mismatch
-  ASSERT_TRUE(pub.publish("sensors/lab/s1/big", std::string(100, '1'), 1));    // message_too_large
+  ASSERT_TRUE(pub.publish("sensors/lab/s1/temperature", "warm", 1));         // malformed_value
+  ASSERT_TRUE(pub.publish("sensors/lab/too/many/levels", "1", 1));           // topic_mismatch
+  ASSERT_TRUE(pub.publish("junk/x", "1", 1));                                // topic_mismatch
+  ASSERT_TRUE(pub.publish("sensors/lab/s1/big", std::string(100, '1'), 1));  // message_too_large
   ASSERT_TRUE(pub.flushed());
   ASSERT_TRUE(tap.wait_for("temperature", 50));
   ASSERT_TRUE(tap.wait_for("humidity", 50));
@@ -341,7 +340,8 @@ TEST(MqttSourceTls, SubscribesOverTlsWithTheConfiguredCa) {
   ScratchDir dir;
   const std::string d = dir.path().string();
   const std::string make_certs =
-      "cd " + d + " && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout ca.key "
+      "cd " + d +
+      " && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout ca.key "
       "-out ca.pem 2>/dev/null && openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key "
       "-out server.csr 2>/dev/null && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' > san.ext && "
       "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile san.ext "
@@ -372,8 +372,10 @@ TEST(MqttSourceTls, SubscribesOverTlsWithTheConfiguredCa) {
   EXPECT_EQ((*source)->mqtt_stats().connects.load(), 1u);
 
   // A client trusting another CA never gets in (the handshake fails, counted).
-  ASSERT_EQ(std::system(("cd " + d + " && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other "
-                         "-keyout other.key -out other.pem 2>/dev/null").c_str()),
+  ASSERT_EQ(std::system(("cd " + d +
+                         " && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other "
+                         "-keyout other.key -out other.pem 2>/dev/null")
+                            .c_str()),
             0);
   MqttConfig wrong = c;
   wrong.name = "wrong-ca";
@@ -398,10 +400,9 @@ TEST(MqttSourceAuth, LogsInWithUsernameAndPasswordAndIsRefusedWithAWrongOne) {
   ASSERT_EQ(std::system(("/usr/bin/mosquitto_passwd -b -c " + passwd + " sensor-gw 's3cret pass' 2>/dev/null").c_str()),
             0);
   const std::uint16_t port = ringpipe::testing::free_tcp_port();
-  MosquittoBroker broker(dir.file("auth.conf"),
-                         "listener " + std::to_string(port) +
-                             " 127.0.0.1\nallow_anonymous false\npassword_file " + passwd + "\n",
-                         {port});
+  MosquittoBroker broker(
+      dir.file("auth.conf"),
+      "listener " + std::to_string(port) + " 127.0.0.1\nallow_anonymous false\npassword_file " + passwd + "\n", {port});
   ASSERT_TRUE(broker.start());
 
   RingTap tap(dir);

@@ -42,16 +42,17 @@ struct PrometheusToReceiver {
     EXPECT_TRUE(source->start());
     prometheus = std::make_unique<exporters::testing::PrometheusServer>(dir.path().string(), 0);
     const std::string self = "127.0.0.1:" + std::to_string(prometheus->port());
-    prometheus->set_config("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-                           "scrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ['" +
-                           self +
-                           "']\n"
-                           "remote_write:\n  - url: http://127.0.0.1:" +
-                           std::to_string(source->port()) +
-                           "/api/v1/write\n    remote_timeout: 2s\n"
-                           "    queue_config:\n      batch_send_deadline: 200ms\n      min_backoff: 50ms\n"
-                           "      max_backoff: 200ms\n"
-                           "    metadata_config:\n      send_interval: 1s\n");
+    prometheus->set_config(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+        "scrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ['" +
+        self +
+        "']\n"
+        "remote_write:\n  - url: http://127.0.0.1:" +
+        std::to_string(source->port()) +
+        "/api/v1/write\n    remote_timeout: 2s\n"
+        "    queue_config:\n      batch_send_deadline: 200ms\n      min_backoff: 50ms\n"
+        "      max_backoff: 200ms\n"
+        "    metadata_config:\n      send_interval: 1s\n");
   }
 
   // The latest sample of `name` whose labels include every one of `want`.

@@ -64,8 +64,7 @@ struct OnRing {
     }
     source = std::move(*s);
     EXPECT_TRUE(source->start());
-    client = std::make_unique<net::HttpClient>(
-        net::HttpUrl{"127.0.0.1", std::to_string(source->port()), "/"});
+    client = std::make_unique<net::HttpClient>(net::HttpUrl{"127.0.0.1", std::to_string(source->port()), "/"});
   }
 
   // Every record in the ring now: samples per record.

@@ -11,8 +11,8 @@
 #include "memory_target.hpp"
 #include "net_clients.hpp"
 #include "remote_write_test_util.hpp"
-#include "test_support.hpp"
 #include "ringpipe/ingest/remote_write_source.hpp"
+#include "test_support.hpp"
 
 namespace ringpipe::ingest {
 namespace {
@@ -39,8 +39,7 @@ struct Receiver {
     if (!s) ADD_FAILURE() << s.error().message();
     source = std::move(*s);
     EXPECT_TRUE(source->start());
-    client = std::make_unique<net::HttpClient>(
-        net::HttpUrl{"127.0.0.1", std::to_string(source->port()), "/"});
+    client = std::make_unique<net::HttpClient>(net::HttpUrl{"127.0.0.1", std::to_string(source->port()), "/"});
   }
   const IngestStats& stats() const { return source->stats(); }
   const RemoteWriteStats& rw() const { return source->remote_write_stats(); }

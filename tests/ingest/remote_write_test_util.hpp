@@ -10,8 +10,8 @@
 #include <utility>
 #include <vector>
 
-#include "ringpipe/net/http_client.hpp"
 #include "remote.pb.h"
+#include "ringpipe/net/http_client.hpp"
 
 namespace ringpipe::ingest::testing {
 

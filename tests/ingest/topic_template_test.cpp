@@ -31,7 +31,6 @@ Matched match(const TopicTemplate& t, std::string_view topic) {
   return out;
 }
 
-
 TopicTemplate parsed(std::string_view text) {
   auto t = TopicTemplate::parse(text);
   EXPECT_TRUE(t) << text;
@@ -56,7 +55,11 @@ TEST(TopicTemplate, TableOfTopics) {
     Labels labels;
   };
   const Row rows[] = {
-      {"sensors/+site/+device/temperature", "sensors/lab/s1/temperature", true, "", {{"site", "lab"}, {"device", "s1"}}},
+      {"sensors/+site/+device/temperature",
+       "sensors/lab/s1/temperature",
+       true,
+       "",
+       {{"site", "lab"}, {"device", "s1"}}},
       {"sensors/+site/+device/temperature", "sensors/lab/s1/humidity", false, "", {}},
       {"sensors/+site/+device/temperature", "sensors/lab/s1", false, "", {}},
       {"sensors/+site/+device/temperature", "sensors/lab/s1/temperature/x", false, "", {}},

@@ -127,8 +127,7 @@ TEST(MetricRecord, ReaderRejectsTruncatedBadVersionAndLyingLengths) {
   ASSERT_TRUE(w.append(e));
   const std::size_t n = w.finish();
 
-  EXPECT_EQ(MetricBatchReader(std::span<const std::byte>(buf.data(), 10)).error(),
-            MetricDecodeError::kTruncatedHeader);
+  EXPECT_EQ(MetricBatchReader(std::span<const std::byte>(buf.data(), 10)).error(), MetricDecodeError::kTruncatedHeader);
   EXPECT_EQ(MetricBatchReader(std::span<const std::byte>(buf.data(), n - 8)).error(), MetricDecodeError::kBadLength);
 
   auto bad_version = buf;

@@ -11,8 +11,8 @@ namespace ringpipe::processors {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::Harness;
 using sample::Kind;
+using testing::Harness;
 
 EngineOptions with_rules(std::vector<MappingRule> rules) {
   EngineOptions o;
@@ -283,8 +283,8 @@ TEST(Engine, TimersBecomeSummariesWithDefaultQuantiles) {
   const auto& s = h.state.series["lat{}"];
   EXPECT_EQ(s.type, MetricType::kSummary);
   ASSERT_EQ(s.values.size(), 8u);
-  EXPECT_EQ(s.values[0], 100);    // count
-  EXPECT_EQ(s.values[1], 5050);   // sum
+  EXPECT_EQ(s.values[0], 100);   // count
+  EXPECT_EQ(s.values[1], 5050);  // sum
   EXPECT_EQ(s.values[2], 0.5);
   EXPECT_NEAR(s.values[3], 50, 0.5);
   EXPECT_EQ(s.values[4], 0.9);
@@ -340,7 +340,7 @@ TEST(Engine, SummaryWindowForgetsOldObservationsButKeepsCountAndSum) {
   h.send(Kind::kTimer, "lat", 1);
   h.flush();
   EXPECT_NEAR(h.state.value("lat{}", 7), 1000, 10);  // p99 still sees the old value
-  h.advance(6min);  // 11 minutes: the 1000 has aged out of the 10 minute window
+  h.advance(6min);                                   // 11 minutes: the 1000 has aged out of the 10 minute window
   h.flush();
   EXPECT_NEAR(h.state.value("lat{}", 7), 1, 0.01);
   EXPECT_EQ(h.state.value("lat{}", 0), 4);
@@ -544,8 +544,8 @@ TEST(Engine, PeriodicAndRequestedSnapshotsCarryTheFullState) {
   o.shards = 2;
   Harness h(o);
   for (int i = 0; i < 20; ++i) h.send(Kind::kCounter, "c", 1, {{"i", std::to_string(i)}});
-  h.flush();  // 1: snapshot (first)
-  h.flush();  // 2
+  h.flush();                     // 1: snapshot (first)
+  h.flush();                     // 2
   testing::ExporterState fresh;  // an exporter that starts now
   h.sink.clear();
   h.engine().flush(h.now_ns, 0, h.sink);  // 3: periodic snapshot

@@ -70,9 +70,9 @@ TEST(ConfigAdapter, StatsdExporterMappingFileDrivesTheEngine) {
   h.send(Kind::kTimer, "http.latency", 0.5);
   h.send(Kind::kCounter, "debug.noise", 1);
   h.flush();
-  EXPECT_EQ(h.state.value(
-                "dispatcher_events_total{action=send,job=test_dispatcher,outcome=success,processor=FooProcessor}"),
-            1);
+  EXPECT_EQ(
+      h.state.value("dispatcher_events_total{action=send,job=test_dispatcher,outcome=success,processor=FooProcessor}"),
+      1);
   EXPECT_EQ(h.state.value("signup_events_total{job=web_server,outcome=ok,provider=github}"), 2);
   EXPECT_EQ(h.state.value("s3_total{provider=aws}"), 3);
   const auto& summary = h.state.series["db_query_seconds{table=users}"];

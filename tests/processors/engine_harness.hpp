@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "ringpipe/processors/aggregator.hpp"
 #include "ringpipe/metric/metric_record.hpp"
+#include "ringpipe/processors/aggregator.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
 
 namespace ringpipe::processors::testing {
@@ -53,8 +53,12 @@ class ExporterState {
           series.erase(key);
           ++expiries;
           break;
-        case EntryKind::kSnapshotBegin: ++snapshot_begins; break;
-        case EntryKind::kSnapshotEnd: ++snapshot_ends; break;
+        case EntryKind::kSnapshotBegin:
+          ++snapshot_begins;
+          break;
+        case EntryKind::kSnapshotEnd:
+          ++snapshot_ends;
+          break;
       }
     }
     if (reader.error() != metric::MetricDecodeError::kNone) ++decode_errors;

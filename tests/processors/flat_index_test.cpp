@@ -21,9 +21,7 @@ TEST(FlatIndex, ResolvesHashesThatShareTheirLow32BitsByTheFullKeyThroughGrowthAn
     for (std::uint64_t hi = 1; hi <= 4; ++hi) keys.push_back((hi << 32) | (g * 2654435761U & 0xffffffffU));
     keys.push_back(g * 0x9e3779b97f4a7c15ULL);
   }
-  auto find = [&](std::uint64_t h) {
-    return index.find(h, [&](std::uint32_t v) { return keys[v] == h; });
-  };
+  auto find = [&](std::uint64_t h) { return index.find(h, [&](std::uint32_t v) { return keys[v] == h; }); };
   for (std::uint32_t v = 0; v < keys.size(); ++v) {
     ASSERT_EQ(find(keys[v]), FlatIndex::kNone);
     index.insert(keys[v], v);

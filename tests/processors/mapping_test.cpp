@@ -43,10 +43,18 @@ struct EscapeCase {
 
 TEST(EscapeMetricName, FollowsStatsdExporter) {
   const EscapeCase cases[] = {
-      {"foo.bar", "foo_bar"},        {"foo-bar", "foo_bar"},        {"foo--bar", "foo_bar"},
-      {"foo---bar", "foo_bar"},      {"1foo", "_1foo"},             {"foo bar/baz", "foo_bar_baz"},
-      {"valid_name1", "valid_name1"}, {"héllo", "h_llo"},           {"a:b", "a_b"},
-      {"", ""},                      {"-x", "_x"},                  {"foo.-bar", "foo__bar"},
+      {"foo.bar", "foo_bar"},
+      {"foo-bar", "foo_bar"},
+      {"foo--bar", "foo_bar"},
+      {"foo---bar", "foo_bar"},
+      {"1foo", "_1foo"},
+      {"foo bar/baz", "foo_bar_baz"},
+      {"valid_name1", "valid_name1"},
+      {"héllo", "h_llo"},
+      {"a:b", "a_b"},
+      {"", ""},
+      {"-x", "_x"},
+      {"foo.-bar", "foo__bar"},
   };
   for (const EscapeCase& c : cases) EXPECT_EQ(escape_metric_name(c.in), c.out) << c.in;
   EXPECT_TRUE(is_valid_metric_name("abc_1"));
@@ -146,9 +154,15 @@ TEST(Matcher, RegexRulesAcceptGoSyntaxAsStatsdExporterWritesIt) {
 
 TEST(Matcher, RegexTemplatesExpandLikeGosRegexpExpand) {
   Matcher m = make({regex(R"(^(?P<a>x+)(y*)\.(\w+)$)", "n",
-                          {{"whole", "$0"}, {"dollar", "$$1"}, {"longest_name", "$1suffix"}, {"braced", "${1}suffix"},
-                           {"missing", "[$9]"}, {"unknown_name", "[${nope}]"}, {"bare", "cost$"},
-                           {"empty_group", "[$2]"}, {"leading_zero", "[$01]"}})});
+                          {{"whole", "$0"},
+                           {"dollar", "$$1"},
+                           {"longest_name", "$1suffix"},
+                           {"braced", "${1}suffix"},
+                           {"missing", "[$9]"},
+                           {"unknown_name", "[${nope}]"},
+                           {"bare", "cost$"},
+                           {"empty_group", "[$2]"},
+                           {"leading_zero", "[$01]"}})});
   auto r = m.match("xx.tail", MatchClass::kCounter);
   ASSERT_NE(r.rule, nullptr);
   EXPECT_EQ(label(r, "whole"), "xx.tail");

@@ -100,8 +100,7 @@ TEST(ProcessorMultiprocess, RawRingToOutputRingKeepsExactTotals) {
     ASSERT_EQ(WEXITSTATUS(status), 0);
   }
   const std::uint64_t expected_samples = 2ULL * kProducers * kBatches * kPerBatch;
-  ASSERT_TRUE(ringpipe::testing::wait_until(
-      [&] { return (*proc)->stats().samples_applied >= expected_samples; }, 20s))
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*proc)->stats().samples_applied >= expected_samples; }, 20s))
       << (*proc)->stats().samples_applied;
   (*proc)->stop();
 
@@ -164,9 +163,19 @@ TEST(ProcessorMultiprocess, ResyncFileTriggersAFullSnapshotFromEveryShard) {
     }) != 0) {
     }
   };
-  ASSERT_TRUE(ringpipe::testing::wait_until([&] { drain(); return state.snapshot_ends >= 2; }, 5s));
+  ASSERT_TRUE(ringpipe::testing::wait_until(
+      [&] {
+        drain();
+        return state.snapshot_ends >= 2;
+      },
+      5s));
   std::ofstream(out + ".resync").put('\n');
-  ASSERT_TRUE(ringpipe::testing::wait_until([&] { drain(); return state.snapshot_ends >= 4; }, 5s));
+  ASSERT_TRUE(ringpipe::testing::wait_until(
+      [&] {
+        drain();
+        return state.snapshot_ends >= 4;
+      },
+      5s));
   EXPECT_FALSE(std::ifstream(out + ".resync").good());
   (*proc)->stop();
 }

@@ -61,7 +61,8 @@ int produce(const std::string& path) {
     // lands while samples flow and the last processor still has work.
     std::this_thread::sleep_for(1ms);
     const std::size_t n = w.finish();
-    if (p->write(sample::kSampleBatchRecord, std::span<const std::byte>(buf.data(), n), 60s) != ring::WriteStatus::kOk) {
+    if (p->write(sample::kSampleBatchRecord, std::span<const std::byte>(buf.data(), n), 60s) !=
+        ring::WriteStatus::kOk) {
       return 15;
     }
   }
@@ -159,10 +160,12 @@ TEST(ProcessorState, SurvivesSigkillAtRandomInstantsWithExactTotals) {
   double events = 0, observations = 0;
   int levels = 0;
   // Bounded wait; the exact comparisons below decide.
-  (void)ringpipe::testing::wait_until([&] {
-    totals(events, observations, levels);
-    return events >= expected && observations >= expected;
-  }, 60s);
+  (void)ringpipe::testing::wait_until(
+      [&] {
+        totals(events, observations, levels);
+        return events >= expected && observations >= expected;
+      },
+      60s);
   std::this_thread::sleep_for(200ms);  // a double count would show up after the catch-up
   totals(events, observations, levels);
   (*p)->stop();
@@ -550,7 +553,7 @@ constexpr std::uint64_t kControlOff = 192;
 constexpr std::uint64_t kAppliedBytes = std::uint64_t{detail::kStateMaxInputs} * detail::kStateMaxLanes * 8;
 
 struct CraftedEntry {
-  std::uint64_t off;              // file offset the entry restores
+  std::uint64_t off;             // file offset the entry restores
   std::vector<std::byte> bytes;  // the "old" bytes
 };
 
@@ -662,7 +665,8 @@ TEST(StateStore, UndoEntriesThatWrapAroundOrRewriteTheLogAreRefusedWithoutWritin
       if (f.restored || f.rejected.find("undo") == std::string::npos) return 3;
       return (*st)->slots()[3].live == 0 ? 0 : 4;  // a new, empty store
     });
-    EXPECT_EQ(ringpipe::testing::reap(child), 0) << "2: open failed, 3: the crafted log was accepted, 100+: killed by a signal";
+    EXPECT_EQ(ringpipe::testing::reap(child), 0)
+        << "2: open failed, 3: the crafted log was accepted, 100+: killed by a signal";
     EXPECT_TRUE(std::filesystem::exists(f.path + ".rejected"));
   }
 }
@@ -681,7 +685,8 @@ TEST(ShardState, AnUndoLogThatRestoresAnOutOfRangeControlBlockIsRefusedAndTheSha
     if (f.restored || f.rejected.find("control") == std::string::npos) return 3;
     return b.shard->series_count() == 0 ? 0 : 4;
   });
-  EXPECT_EQ(ringpipe::testing::reap(child), 0) << "2: open failed, 3: the restored control block was used, 100+: killed by a signal";
+  EXPECT_EQ(ringpipe::testing::reap(child), 0)
+      << "2: open failed, 3: the restored control block was used, 100+: killed by a signal";
   EXPECT_TRUE(std::filesystem::exists(f.path + ".rejected"));
 }
 
@@ -715,7 +720,7 @@ TEST(ShardState, AFullFileSystemStopsNewSeriesCleanlyInsteadOfKillingTheProcessW
       a.shard->apply_segments(m, {&seg, 1}, a.labels.data(), 0);
     }
     const EngineStats s = a.shard->stats();
-    if (s.state_full == 0) return 3;            // 8192 series cannot fit
+    if (s.state_full == 0) return 3;             // 8192 series cannot fit
     if (a.shard->series_count() == 0) return 4;  // but the space there is used
     return 0;
   });

@@ -66,7 +66,7 @@ TEST(ProcessorStats, SegmentCarriesExactDropsBudgetsAndSeries) {
   const sample::Tag t1[] = {{"s", one}}, t2[] = {{"s", two}}, t3[] = {{"s", three}};
   ASSERT_TRUE(w.append(sample::Kind::kCounter, "a", 1, 1.0, t1));
   ASSERT_TRUE(w.append(sample::Kind::kCounter, "a", 1, 1.0, t2));
-  ASSERT_TRUE(w.append(sample::Kind::kCounter, "a", 1, 1.0, t3));  // per-metric budget
+  ASSERT_TRUE(w.append(sample::Kind::kCounter, "a", 1, 1.0, t3));   // per-metric budget
   ASSERT_TRUE(w.append(sample::Kind::kGauge, "a", 5, 1.0, {}));     // type conflict
   ASSERT_TRUE(w.append(sample::Kind::kCounter, "b", -1, 1.0, {}));  // negative increment
   ASSERT_TRUE(w.append(sample::Kind::kCounter, "b", 1, 1.0, {}));
@@ -76,8 +76,7 @@ TEST(ProcessorStats, SegmentCarriesExactDropsBudgetsAndSeries) {
             ring::WriteStatus::kOk);
 
   const std::string path = segment->path();
-  ASSERT_TRUE(ringpipe::testing::wait_until(
-      [&] { return read_segment(path)["processor_samples_total"] == 7; }, 10s));
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return read_segment(path)["processor_samples_total"] == 7; }, 10s));
   (*proc)->stop();
   (*publisher)->stop();
 

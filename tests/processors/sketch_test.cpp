@@ -36,9 +36,15 @@ TEST(Sketch, QuantilesStayWithinRelativeErrorOnRandomDistributions) {
     for (int i = 0; i < n; ++i) {
       double x;
       switch (trial % 3) {
-        case 0: x = lognormal(rng); break;
-        case 1: x = uniform(rng); break;
-        default: x = expo(rng); break;
+        case 0:
+          x = lognormal(rng);
+          break;
+        case 1:
+          x = uniform(rng);
+          break;
+        default:
+          x = expo(rng);
+          break;
       }
       data.push_back(x);
       s.add(x, 1);

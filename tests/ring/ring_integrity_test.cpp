@@ -77,7 +77,7 @@ std::uint64_t lane_data_offset(const Ring& ring, std::uint32_t lane = 0) {
 // sits at the start of a lap.
 void warm_up_to_lap_start(Producer& p, Reader& r) {
   const std::vector<std::byte> rec(1008, std::byte{0});  // 1024 bytes a record: laps stay aligned
-  for (int i = 0; i < 64; ++i) {  // 16 laps of 4 records
+  for (int i = 0; i < 64; ++i) {                         // 16 laps of 4 records
     ASSERT_EQ(p.try_write(1, rec), WriteStatus::kOk);
     ASSERT_EQ(drain(r).size(), 1u);
   }
@@ -384,8 +384,8 @@ TEST(RingIntegrity, SlotOfAKilledNonDurableReaderIsReused) {
 // moment both took a slot (the records were then processed twice).
 TEST(RingIntegrity, ConcurrentAttachesOfOneNewNameLetExactlyOneIn) {
   ScratchDir dir;
-  auto* shared = static_cast<std::atomic<int>*>(
-      ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  auto* shared =
+      static_cast<std::atomic<int>*>(::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
   ASSERT_NE(shared, MAP_FAILED);
   constexpr int kChildren = 6;
   int doubled = 0;
@@ -443,15 +443,17 @@ TEST(RingIntegrity, UngatedReaderViewNeverChangesDuringItsCallback) {
   ASSERT_EQ(p->try_write(1, mine), WriteStatus::kOk);
   const std::vector<std::byte> other(200, std::byte{0xA5});
   int seen = 0;
-  r->poll([&](const RecordView& v) {
-    ++seen;
-    const std::vector<std::byte> before(v.payload.begin(), v.payload.end());
-    EXPECT_EQ(before, mine);
-    // A whole lap written meanwhile: no one gates on this reader.
-    for (int i = 0; i < 40; ++i) (void)p->try_write(1, other);
-    EXPECT_TRUE(std::equal(v.payload.begin(), v.payload.end(), before.begin(), before.end()))
-        << "the view changed under the callback";
-  }, 1);
+  r->poll(
+      [&](const RecordView& v) {
+        ++seen;
+        const std::vector<std::byte> before(v.payload.begin(), v.payload.end());
+        EXPECT_EQ(before, mine);
+        // A whole lap written meanwhile: no one gates on this reader.
+        for (int i = 0; i < 40; ++i) (void)p->try_write(1, other);
+        EXPECT_TRUE(std::equal(v.payload.begin(), v.payload.end(), before.begin(), before.end()))
+            << "the view changed under the callback";
+      },
+      1);
   EXPECT_EQ(seen, 1);
 }
 
@@ -633,8 +635,8 @@ TEST(RingIntegrity, ReaderWithoutMembarrierTellsProducersAndStillWakesOnPublish)
   ScratchDir dir;
   auto ring = Ring::create(dir.file("r"), one_lane());
   ASSERT_TRUE(ring);
-  auto* shared = static_cast<std::atomic<int>*>(
-      ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  auto* shared =
+      static_cast<std::atomic<int>*>(::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
   ASSERT_NE(shared, MAP_FAILED);
   shared[0].store(0);
   const pid_t child = ::fork();

@@ -64,9 +64,15 @@ std::vector<std::byte> make_payload(std::mt19937_64& rng, std::uint32_t writer, 
   for (std::size_t i = sizeof(Stamp); i + 8 <= out.size(); i += 8) {
     std::uint64_t w;
     switch (rng() % 3) {
-      case 0: w = next_seq + rng() % 64; break;
-      case 1: w = (rng() % 256) | (std::uint64_t{1} << 32); break;
-      default: w = rng(); break;
+      case 0:
+        w = next_seq + rng() % 64;
+        break;
+      case 1:
+        w = (rng() % 256) | (std::uint64_t{1} << 32);
+        break;
+      default:
+        w = rng();
+        break;
     }
     std::memcpy(&out[i], &w, 8);
   }
@@ -111,14 +117,14 @@ struct Seen {
     // again, so next_seq is the first seq never published.
     const std::uint64_t published = next[v.lane];
     if (v.seq >= published) {
-      errors.push_back(name + ": seq " + std::to_string(v.seq) + " never published (next " +
-                       std::to_string(published) + ")");
+      errors.push_back(name + ": seq " + std::to_string(v.seq) + " never published (next " + std::to_string(published) +
+                       ")");
     }
     last_seq[v.lane] = v.seq;
     auto it = last_wseq.find(s.writer);
     if (it != last_wseq.end() && s.wseq <= it->second) {
-      errors.push_back(name + ": writer " + std::to_string(s.writer) + " seq " + std::to_string(s.wseq) +
-                       " after " + std::to_string(it->second) + " (duplicate or reordered)");
+      errors.push_back(name + ": writer " + std::to_string(s.writer) + " seq " + std::to_string(s.wseq) + " after " +
+                       std::to_string(it->second) + " (duplicate or reordered)");
     }
     last_wseq[s.writer] = s.wseq;
   }
@@ -245,7 +251,9 @@ class Model {
     }
   }
 
-  [[nodiscard]] bool failed() const { return !main_.errors.empty() || !resumer_.errors.empty() || !tail_.errors.empty(); }
+  [[nodiscard]] bool failed() const {
+    return !main_.errors.empty() || !resumer_.errors.empty() || !tail_.errors.empty();
+  }
 
  private:
   void attach_producer(std::uint32_t k) {
@@ -276,8 +284,8 @@ class Model {
     const int n = 1 + static_cast<int>(rng_() % 6);
     const std::uint64_t next = next_seq_of(p);
     for (int i = 0; i < n; ++i) {
-      const auto payload = make_payload(rng_, writer_id(k), ++wseq_[k], next + static_cast<std::uint64_t>(i) + 1,
-                                        random_size());
+      const auto payload =
+          make_payload(rng_, writer_id(k), ++wseq_[k], next + static_cast<std::uint64_t>(i) + 1, random_size());
       if (p.try_append(1, payload) != WriteStatus::kOk) {
         --wseq_[k];
         p.count_dropped(1);
@@ -399,8 +407,8 @@ void run_model(Overflow policy) {
     }
     m.finish();
     if (::testing::Test::HasFailure()) {
-      ADD_FAILURE() << "policy " << overflow_name(policy) << ", seed " << seed << " (replay: RINGPIPE_MODEL_SEED=" << seed
-                    << ")";
+      ADD_FAILURE() << "policy " << overflow_name(policy) << ", seed " << seed
+                    << " (replay: RINGPIPE_MODEL_SEED=" << seed << ")";
       return;
     }
   }

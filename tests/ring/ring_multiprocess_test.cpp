@@ -34,8 +34,8 @@ struct Shared {
   std::atomic<std::uint64_t> consumed[8];
   std::atomic<std::uint64_t> bad[8];
   std::atomic<std::uint64_t> last_seq[8][8];  // [reader][producer] + 1
-  std::atomic<std::uint64_t> finished[8];      // records finished (not necessarily published)
-  std::atomic<std::uint64_t> committed[8];     // records committed, as seen by a fault hook
+  std::atomic<std::uint64_t> finished[8];     // records finished (not necessarily published)
+  std::atomic<std::uint64_t> committed[8];    // records committed, as seen by a fault hook
   std::atomic<int> ready;
   std::atomic<int> stop;
 };
@@ -68,8 +68,8 @@ int produce(const std::string& path, std::uint32_t id, std::uint64_t count, Shar
 }
 
 // Reads until `expected` records (all producers together) or the deadline.
-int consume(const std::string& path, const std::string& name, int ri, std::uint64_t expected, Shared* sh,
-            int producers, std::chrono::seconds limit = std::chrono::seconds(60)) {
+int consume(const std::string& path, const std::string& name, int ri, std::uint64_t expected, Shared* sh, int producers,
+            std::chrono::seconds limit = std::chrono::seconds(60)) {
   auto ring = Ring::open(path);
   if (!ring) return 20;
   auto r = Reader::attach(*ring, name);
@@ -231,12 +231,18 @@ TEST_P(KillMidWrite, NeverWedgesReadersNorCorruptsLaterRecords) {
 
 std::string fault_point_name(FaultPoint p) {
   switch (p) {
-    case FaultPoint::kAfterIntent: return "AfterClaim";
-    case FaultPoint::kAfterPad: return "AfterWrapPad";
-    case FaultPoint::kMidPayload: return "MidPayload";
-    case FaultPoint::kAfterFinish: return "BeforePublish";
-    case FaultPoint::kAfterCommit: return "AfterCommitBeforeTail";
-    case FaultPoint::kAfterPublish: return "AfterPublish";
+    case FaultPoint::kAfterIntent:
+      return "AfterClaim";
+    case FaultPoint::kAfterPad:
+      return "AfterWrapPad";
+    case FaultPoint::kMidPayload:
+      return "MidPayload";
+    case FaultPoint::kAfterFinish:
+      return "BeforePublish";
+    case FaultPoint::kAfterCommit:
+      return "AfterCommitBeforeTail";
+    case FaultPoint::kAfterPublish:
+      return "AfterPublish";
   }
   return "Unknown";
 }
@@ -336,11 +342,21 @@ TEST(RingProcesses, StoppedProducerKeepsItsLaneAndLosesNothing) {
   };
   // Another producer gets the other lane; the stopped one's lane is not taken.
   const pid_t other = spawn([&] { return produce(path, 1, 5000, sh); });
-  ASSERT_TRUE(wait_until([&] { reader->poll(check); return got[1] == 5000; }, std::chrono::seconds(20)));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        reader->poll(check);
+        return got[1] == 5000;
+      },
+      std::chrono::seconds(20)));
   EXPECT_EQ(reap(other), 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   ::kill(prod, SIGCONT);
-  ASSERT_TRUE(wait_until([&] { reader->poll(check); return got[0] == 200'000; }, std::chrono::seconds(60)));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        reader->poll(check);
+        return got[0] == 200'000;
+      },
+      std::chrono::seconds(60)));
   EXPECT_EQ(reap(prod), 0);
   EXPECT_EQ(bad, 0u);
   EXPECT_EQ(ring->stats().lane[0].recovered_claims + ring->stats().lane[1].recovered_claims, 0u);

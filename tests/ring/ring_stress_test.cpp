@@ -32,7 +32,7 @@ struct Params {
 
 struct ReaderResult {
   std::uint64_t consumed = 0;
-  std::uint64_t bad = 0;        // checksum or order violations
+  std::uint64_t bad = 0;  // checksum or order violations
   std::uint64_t lapped = 0;
   std::uint64_t torn = 0;
   std::uint64_t corrupt = 0;
@@ -154,17 +154,11 @@ void run_stress(const Params& prm) {
   }
 }
 
-TEST(RingStress, BlockDeliversEveryRecordToEveryReaderInOrder) {
-  run_stress({Overflow::kBlock, 4, 3, 200'000, 1});
-}
+TEST(RingStress, BlockDeliversEveryRecordToEveryReaderInOrder) { run_stress({Overflow::kBlock, 4, 3, 200'000, 1}); }
 
-TEST(RingStress, BlockWithBatchesDeliversEveryRecord) {
-  run_stress({Overflow::kBlock, 3, 2, 300'000, 32});
-}
+TEST(RingStress, BlockWithBatchesDeliversEveryRecord) { run_stress({Overflow::kBlock, 3, 2, 300'000, 32}); }
 
-TEST(RingStress, DropAccountsForEveryRefusedRecord) {
-  run_stress({Overflow::kDrop, 4, 2, 200'000, 8});
-}
+TEST(RingStress, DropAccountsForEveryRefusedRecord) { run_stress({Overflow::kDrop, 4, 2, 200'000, 8}); }
 
 TEST(RingStress, OverwriteLappedReadersCountEveryLostRecord) {
   if (under_tsan()) GTEST_SKIP() << "overwrite races on reused bytes by design (detected and counted)";
@@ -192,9 +186,7 @@ TEST(RingStress, OverwriteCountsEveryLostRecordWhilePositionsWrapPast2To64) {
 
 // Fan-out at the ring's design point: 16 named readers, each its own thread,
 // each gets every record of every producer exactly once and in order.
-TEST(RingStress, SixteenReadersEachReceiveEveryRecordExactlyOnce) {
-  run_stress({Overflow::kBlock, 2, 16, 40'000, 8});
-}
+TEST(RingStress, SixteenReadersEachReceiveEveryRecordExactlyOnce) { run_stress({Overflow::kBlock, 2, 16, 40'000, 8}); }
 
 }  // namespace
 }  // namespace ringpipe::ring

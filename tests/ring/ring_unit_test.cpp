@@ -45,8 +45,9 @@ std::vector<std::byte> bytes_of(std::string_view s) {
 
 std::vector<std::string> drain(Reader& r, std::size_t max = SIZE_MAX) {
   std::vector<std::string> out;
-  r.poll([&](const RecordView& v) { out.emplace_back(reinterpret_cast<const char*>(v.payload.data()), v.payload.size()); },
-         max);
+  r.poll(
+      [&](const RecordView& v) { out.emplace_back(reinterpret_cast<const char*>(v.payload.data()), v.payload.size()); },
+      max);
   return out;
 }
 
@@ -363,7 +364,7 @@ TEST(Ring, BlockPolicyTimesOutOnALiveStalledReader) {
 TEST(Ring, DeadDurableReaderGatesForItsTimeoutThenStopsGating) {
   ScratchDir dir;
   auto ring = Ring::create(dir.file("r"), small(Overflow::kBlock));  // reader timeout 50 ms
-  { auto gone = Reader::attach(*ring, "proc"); }  // detached: lock released, slot kept
+  { auto gone = Reader::attach(*ring, "proc"); }                     // detached: lock released, slot kept
   auto p = Producer::attach(*ring);
   std::vector<std::byte> rec(100);
   std::uint64_t written = 0;
@@ -442,9 +443,7 @@ constexpr std::uint64_t kStartPositions[] = {0, (std::uint64_t{1} << 32) - 4000,
 
 // True when a lane's 64-bit position went past `limit` counted from `start`,
 // i.e. the test really ran across that boundary.
-bool crossed(std::uint64_t start, std::uint64_t tail, std::uint64_t limit) {
-  return limit - start < tail - start;
-}
+bool crossed(std::uint64_t start, std::uint64_t tail, std::uint64_t limit) { return limit - start < tail - start; }
 
 TEST(Ring, OverwriteCountsExactLossWhilePositionsWrapPast2To64) {
   for (const std::uint64_t start : kStartPositions) {
@@ -819,8 +818,8 @@ TEST(Reader, SleepingReaderCountsItsSleepAndTheNextPublishWakesIt) {
     slept = std::chrono::steady_clock::now() - t0;
   });
   // The reader counts a sleep just before it blocks on the futex.
-  const bool asleep = ringpipe::testing::wait_until([&] { return ring->stats().readers[0].sleeps >= 1; },
-                                                    std::chrono::seconds(10));
+  const bool asleep =
+      ringpipe::testing::wait_until([&] { return ring->stats().readers[0].sleeps >= 1; }, std::chrono::seconds(10));
   EXPECT_EQ(ring->stats().lane[0].wakes, 0u);
   ASSERT_EQ(p->try_write(1, bytes_of("wake")), WriteStatus::kOk);
   sleeper.join();

@@ -96,8 +96,10 @@ TEST(SampleBatch, RoundTripsStringsOfEveryShortLength) {
     ASSERT_EQ(seen.size(), 1u);
     EXPECT_EQ(seen[0].first, key) << len;
     EXPECT_EQ(seen[0].second, val) << len;
-    const std::size_t unpadded = sizeof(BatchHeader) + sizeof(SampleHeader) + 2 * len + sizeof(TagHeader) + key.size() + len;
-    for (std::size_t i = unpadded; i < n; ++i) EXPECT_EQ(buf[i], std::byte{0}) << "padding byte " << i << " len " << len;
+    const std::size_t unpadded =
+        sizeof(BatchHeader) + sizeof(SampleHeader) + 2 * len + sizeof(TagHeader) + key.size() + len;
+    for (std::size_t i = unpadded; i < n; ++i)
+      EXPECT_EQ(buf[i], std::byte{0}) << "padding byte " << i << " len " << len;
     EXPECT_EQ(buf[n], std::byte{0xAB}) << "wrote past the entry, len " << len;
   }
 }

@@ -163,8 +163,8 @@ TEST(StatsSegment, RefusesSecondLiveWriter) {
 // must not both win: the loser would count into a file nobody reads.
 TEST(StatsSegment, TwoWritersReplacingOneOldSegmentCannotBothWin) {
   testing::ScratchDir dir;
-  auto* shared = static_cast<std::atomic<int>*>(
-      ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  auto* shared =
+      static_cast<std::atomic<int>*>(::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
   ASSERT_NE(shared, MAP_FAILED);
   int both = 0;
   for (int round = 0; round < 60; ++round) {

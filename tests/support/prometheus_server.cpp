@@ -23,8 +23,8 @@ using namespace std::chrono_literals;
 using net::HttpClient;
 using net::HttpHeaders;
 using net::HttpUrl;
-using net::TlsClientOptions;
 using net::make_tls_client_context;
+using net::TlsClientOptions;
 
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target, const std::string& authorization,
                                      std::chrono::milliseconds timeout) {
@@ -155,10 +155,10 @@ bool make_test_pki(const std::string& dir, TestPki* out) {
   const std::string ssl = "/usr/bin/openssl";
   const std::string quiet = " > " + dir + "/openssl.log 2>&1";
   const std::string cmds[] = {
-      ssl + " req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=ringpipe-test-ca -keyout " + out->ca_key +
-          " -out " + out->ca_cert + quiet,
-      ssl + " req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout " + out->key + " -out " + dir +
-          "/server.csr" + quiet,
+      ssl + " req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=ringpipe-test-ca -keyout " + out->ca_key + " -out " +
+          out->ca_cert + quiet,
+      ssl + " req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout " + out->key + " -out " + dir + "/server.csr" +
+          quiet,
       ssl + " x509 -req -in " + dir + "/server.csr -CA " + out->ca_cert + " -CAkey " + out->ca_key +
           " -CAcreateserial -days 2 -extfile " + ext + " -out " + out->cert + quiet,
   };
@@ -173,8 +173,8 @@ PrometheusServer::PrometheusServer(std::string dir, std::uint16_t scrape_port)
   std::ofstream cfg(dir_ + "/prometheus.yml");
   cfg << "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n";
   if (scrape_port_ != 0) {
-    cfg << "scrape_configs:\n  - job_name: ringpipe\n    static_configs:\n      - targets: ['127.0.0.1:"
-        << scrape_port_ << "']\n";
+    cfg << "scrape_configs:\n  - job_name: ringpipe\n    static_configs:\n      - targets: ['127.0.0.1:" << scrape_port_
+        << "']\n";
   }
 }
 
@@ -184,7 +184,7 @@ void PrometheusServer::set_config(const std::string& yaml) { std::ofstream(dir_ 
 
 void PrometheusServer::use_tls(const std::string& cert_file, const std::string& key_file, const std::string& ca_file) {
   std::ofstream(dir_ + "/web.yml") << "tls_server_config:\n  cert_file: " << cert_file << "\n  key_file: " << key_file
-                                    << "\n";
+                                   << "\n";
   tls_ca_file_ = ca_file;
 }
 

@@ -20,7 +20,8 @@ namespace ringpipe::testing {
 
 ScratchDir::ScratchDir() {
   static std::atomic<int> counter{0};
-  std::filesystem::path base = std::filesystem::exists("/dev/shm") ? "/dev/shm" : std::filesystem::temp_directory_path();
+  std::filesystem::path base =
+      std::filesystem::exists("/dev/shm") ? "/dev/shm" : std::filesystem::temp_directory_path();
   path_ = base / ("ringpipe-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1)));
   std::filesystem::remove_all(path_);
   std::filesystem::create_directories(path_);

@@ -45,7 +45,6 @@ pid_t spawn(const std::function<int()>& body);
 // test fails. Returns its exit code, or 100 + the signal that ended it.
 int reap(pid_t pid, std::chrono::seconds limit = std::chrono::seconds(60));
 
-
 // A program run by path (argv[0]) with stdout and stderr appended to
 // `log_file`; it dies with the test (PR_SET_PDEATHSIG). stop() sends
 // SIGTERM, then SIGKILL after `grace`; the destructor stops it.

@@ -12,8 +12,8 @@
 #include <string_view>
 #include <vector>
 
-#include "ringpipe/processors/aggregator.hpp"
 #include "ringpipe/metric/metric_record.hpp"
+#include "ringpipe/processors/aggregator.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
 
 namespace {
@@ -118,7 +118,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (e->kind != metric::EntryKind::kSeries) continue;
       const std::string_view owned = e->type == metric::MetricType::kHistogram ? "le"
                                      : e->type == metric::MetricType::kSummary ? "quantile"
-                                                                                   : "";
+                                                                               : "";
       std::string_view prev;
       bool first = true;
       e->for_each_label([&](const metric::Label& l) {

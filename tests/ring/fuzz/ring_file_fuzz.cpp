@@ -54,7 +54,7 @@ Image build() {
       r->poll([](const RecordView&) {});
     }
     for (int i = 0; i < 3; ++i) (void)p->try_append(1, rec);  // an unpublished batch
-    (void)p->try_claim(64);                                    // and an open claim
+    (void)p->try_claim(64);                                   // and an open claim
     // Leak nothing: the producer publishes the batch at destruction, but
     // we want the file as a crashed producer leaves it, so copy it now.
     std::vector<unsigned char> bytes(img.layout.file_bytes);
@@ -104,10 +104,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const detail::Layout& l = img.layout;
   std::uint64_t lo = 0, hi = 0;
   switch (data[0] % 4) {
-    case 0: lo = 0; hi = detail::kPage; break;                       // header
-    case 1: lo = l.lanes_offset; hi = l.readers_offset; break;       // lane control
-    case 2: lo = l.readers_offset; hi = l.data_offset; break;        // reader slots and cursors
-    default: lo = l.data_offset; hi = l.file_bytes; break;           // records
+    case 0:
+      lo = 0;
+      hi = detail::kPage;
+      break;  // header
+    case 1:
+      lo = l.lanes_offset;
+      hi = l.readers_offset;
+      break;  // lane control
+    case 2:
+      lo = l.readers_offset;
+      hi = l.data_offset;
+      break;  // reader slots and cursors
+    default:
+      lo = l.data_offset;
+      hi = l.file_bytes;
+      break;  // records
   }
   const std::uint64_t at = lo + (std::uint64_t{data[1]} | std::uint64_t{data[2]} << 8) % (hi - lo);
   const std::size_t n = std::min<std::size_t>(size - 3, file.size() - at);

@@ -4,11 +4,10 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define RINGPIPE_ASSERT(cond, why)                                                    \
-  do {                                                                                \
-    if (!(cond)) [[unlikely]] {                                                       \
-      std::fprintf(stderr, "%s:%d: assertion failed: %s: %s\n", __FILE__, __LINE__, \
-                   #cond, why);                                                       \
-      std::abort();                                                                   \
-    }                                                                                 \
+#define RINGPIPE_ASSERT(cond, why)                                                               \
+  do {                                                                                           \
+    if (!(cond)) [[unlikely]] {                                                                  \
+      std::fprintf(stderr, "%s:%d: assertion failed: %s: %s\n", __FILE__, __LINE__, #cond, why); \
+      std::abort();                                                                              \
+    }                                                                                            \
   } while (false)

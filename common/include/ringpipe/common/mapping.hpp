@@ -62,8 +62,6 @@ extern std::atomic<bool> g_any_mapping_lost;
 
 // One load of a process-wide flag: cheap enough for a per-record path that
 // then asks the mapping itself (UniqueMapping::lost).
-[[nodiscard]] inline bool any_mapping_lost() noexcept {
-  return g_any_mapping_lost.load(std::memory_order_relaxed);
-}
+[[nodiscard]] inline bool any_mapping_lost() noexcept { return g_any_mapping_lost.load(std::memory_order_relaxed); }
 
 }  // namespace ringpipe

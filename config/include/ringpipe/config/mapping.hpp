@@ -88,18 +88,18 @@ inline constexpr std::size_t kDefaultMappingCacheSize = 1000;      // --statsd.c
 // `summary_options`: how a summary's sliding window is kept. After loading,
 // zero max_age/age_buckets/buf_cap still mean "client default" (the k* values above).
 struct SummaryOptions {
-  std::vector<Quantile> quantiles;           // after loading: never empty in a MetricMapping
-  std::chrono::nanoseconds max_age{0};       // 0 = kDefaultSummaryMaxAge
-  std::uint32_t age_buckets = 0;             // 0 = kDefaultSummaryAgeBuckets
-  std::uint32_t buf_cap = 0;                 // 0 = kDefaultSummaryBufCap
+  std::vector<Quantile> quantiles;      // after loading: never empty in a MetricMapping
+  std::chrono::nanoseconds max_age{0};  // 0 = kDefaultSummaryMaxAge
+  std::uint32_t age_buckets = 0;        // 0 = kDefaultSummaryAgeBuckets
+  std::uint32_t buf_cap = 0;            // 0 = kDefaultSummaryBufCap
   friend bool operator==(const SummaryOptions&, const SummaryOptions&) = default;
 };
 
 // `histogram_options`: classic upper bounds (+Inf is implicit) and Prometheus
 // native (sparse exponential) histograms.
 struct HistogramOptions {
-  std::vector<double> buckets;                  // strictly increasing; after loading: never empty in a MetricMapping
-  double native_histogram_bucket_factor = 0;    // 0 = no native buckets; else > 1 (growth per bucket, e.g. 1.1)
+  std::vector<double> buckets;                     // strictly increasing; after loading: never empty in a MetricMapping
+  double native_histogram_bucket_factor = 0;       // 0 = no native buckets; else > 1 (growth per bucket, e.g. 1.1)
   std::uint32_t native_histogram_max_buckets = 0;  // 0 = unlimited
   friend bool operator==(const HistogramOptions&, const HistogramOptions&) = default;
 };
@@ -123,7 +123,7 @@ struct MappingDefaults {
 // One `mappings:` entry, with every default already resolved. The matcher
 // needs nothing else: rules are tried in file order (see MappingConfig).
 struct MetricMapping {
-  std::string match;           // glob ("a.*.c") or regex, as written
+  std::string match;  // glob ("a.*.c") or regex, as written
   MatchType match_type = MatchType::kGlob;
   // Prometheus name; may reference captures as $1 or ${1} (${1}_total).
   // As in Go's Regexp.Expand (which statsd_exporter uses), "$1_x" names the
@@ -136,17 +136,17 @@ struct MetricMapping {
   // true: labels carried by the sample (tags) override the mapping's labels
   // of the same name; false: the mapping's labels win.
   bool honor_labels = false;
-  std::string help;            // empty = the exporter's generic help text
+  std::string help;  // empty = the exporter's generic help text
   MappingAction action = MappingAction::kMap;
-  std::optional<MetricType> match_metric_type;  // nullopt = any kind
+  std::optional<MetricType> match_metric_type;          // nullopt = any kind
   ObserverType observer_type = ObserverType::kSummary;  // from the rule, else defaults
-  SummaryOptions summary_options;      // used when observer_type is kSummary
-  HistogramOptions histogram_options;  // used when observer_type is kHistogram
+  SummaryOptions summary_options;                       // used when observer_type is kSummary
+  HistogramOptions histogram_options;                   // used when observer_type is kHistogram
   // Multiplies observed values (after the ms -> s conversion of timers);
   // nullopt = not set (no scaling).
   std::optional<double> scale;
-  std::chrono::nanoseconds ttl{0};     // from the rule, else defaults.ttl; 0 = never expire
-  WrittenAt position;                   // where the entry starts (its "- match:" line)
+  std::chrono::nanoseconds ttl{0};  // from the rule, else defaults.ttl; 0 = never expire
+  WrittenAt position;               // where the entry starts (its "- match:" line)
   friend bool operator==(const MetricMapping&, const MetricMapping&) = default;
 };
 

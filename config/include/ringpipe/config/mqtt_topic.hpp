@@ -51,8 +51,8 @@ inline constexpr std::size_t kMaxTopicTemplateLabels = 64;
       cp = (cp << 6) | (c & 0x3Fu);
     }
     if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))) return false;  // overlong
-    if (cp >= 0xD800 && cp <= 0xDFFF) return false;                                             // surrogates
-    if (cp <= 0x1F || (cp >= 0x7F && cp <= 0x9F)) return false;  // U+0000 and the control characters
+    if (cp >= 0xD800 && cp <= 0xDFFF) return false;                                               // surrogates
+    if (cp <= 0x1F || (cp >= 0x7F && cp <= 0x9F)) return false;                     // U+0000 and the control characters
     if ((cp >= 0xFDD0 && cp <= 0xFDEF) || (cp & 0xFFFEu) == 0xFFFEu) return false;  // non-characters
     i += len;
   }
@@ -130,15 +130,16 @@ constexpr bool for_each_topic_level(std::string_view topic, F&& f) noexcept(noex
 // matches "a"). A filter whose first level is a wildcard does not match a
 // topic starting with '$' (4.7.2): "$SYS/..." is reached only by naming it.
 template <class Capture>
-constexpr bool match_topic(std::string_view filter, std::string_view topic, Capture&& capture) noexcept(
-    noexcept(capture(std::string_view(), std::string_view()))) {
+constexpr bool match_topic(std::string_view filter, std::string_view topic,
+                           Capture&& capture) noexcept(noexcept(capture(std::string_view(), std::string_view()))) {
   if (!filter.empty() && (filter.front() == '+' || filter.front() == '#') && !topic.empty() && topic.front() == '$')
     return false;
   std::size_t f = 0;
   std::size_t t = 0;
   for (;;) {
     const std::size_t f_end = filter.find('/', f);
-    const std::string_view level = filter.substr(f, f_end == std::string_view::npos ? std::string_view::npos : f_end - f);
+    const std::string_view level =
+        filter.substr(f, f_end == std::string_view::npos ? std::string_view::npos : f_end - f);
     if (level == "#") return true;
     const std::size_t t_end = topic.find('/', t);
     const std::string_view got = topic.substr(t, t_end == std::string_view::npos ? std::string_view::npos : t_end - t);

@@ -55,11 +55,11 @@ enum class OverflowPolicy : std::uint8_t {
 // lane_capacity_bytes = size_bytes / lanes (validated: a power of two >= 4 KiB).
 struct RingConfig {
   std::string name;
-  std::uint64_t size_bytes = 64ull << 20;    // `size`: data bytes, all lanes together
+  std::uint64_t size_bytes = 64ull << 20;  // `size`: data bytes, all lanes together
   OverflowPolicy overflow = OverflowPolicy::kBlock;
-  std::uint32_t lanes = 8;                   // `lanes`: producers attached at once, 1..256
-  std::uint32_t max_readers = 16;            // `max_readers`: 1..64
-  std::uint32_t max_record_bytes = 0;        // `max_record`: 0 = lane capacity / 4
+  std::uint32_t lanes = 8;                         // `lanes`: producers attached at once, 1..256
+  std::uint32_t max_readers = 16;                  // `max_readers`: 1..64
+  std::uint32_t max_record_bytes = 0;              // `max_record`: 0 = lane capacity / 4
   std::chrono::milliseconds reader_timeout{2000};  // `reader_timeout`: a dead reader gates this long
   WrittenAt position;
 
@@ -123,13 +123,13 @@ enum class TimestampPrecision : std::uint8_t { kSeconds, kMilliseconds, kMicrose
 // name field or a fixed name, an optional timestamp field; every other scalar
 // field is a label.
 struct JsonMapping {
-  std::string value_field = "value";        // `value_field`
-  std::string name_field = "name";          // `name_field` (exclusive with `name`)
-  std::string name;                         // `name`: one fixed metric name; "" = read name_field
-  std::string timestamp_field;              // `timestamp_field`: "" = the receive time
+  std::string value_field = "value";  // `value_field`
+  std::string name_field = "name";    // `name_field` (exclusive with `name`)
+  std::string name;                   // `name`: one fixed metric name; "" = read name_field
+  std::string timestamp_field;        // `timestamp_field`: "" = the receive time
   TimestampPrecision timestamp_precision = TimestampPrecision::kSeconds;  // `timestamp_precision`
-  bool counter = false;                     // `kind: gauge | counter`
-  std::uint32_t max_labels = 64;            // `max_labels`: 0..64; further labels are skipped and counted
+  bool counter = false;                                                   // `kind: gauge | counter`
+  std::uint32_t max_labels = 64;  // `max_labels`: 0..64; further labels are skipped and counted
   friend bool operator==(const JsonMapping&, const JsonMapping&) = default;
 };
 
@@ -138,27 +138,27 @@ enum class MqttPayloadFormat : std::uint8_t { kInflux, kJson, kValue };
 
 // `type: mqtt`: the broker, the subscriptions and how topics and payloads become samples.
 struct MqttSourceConfig {
-  std::string broker;                       // `broker`: mqtt://host:port or mqtts://host:port (as written)
-  std::string host;                         // from broker
-  std::uint16_t port = 1883;                // from broker; default 1883, 8883 for mqtts
-  bool tls = false;                         // mqtts://
-  std::string ca_file, cert_file, key_file; // `ca_file`, `cert_file`, `key_file` (mqtts only)
-  std::string username, password;           // `username`, `password`
-  std::string client_id;                    // `client_id`: "" = ringpipe-<name>-<pid>
-  std::vector<std::string> topics;          // `topics`: subscription filters, at least one
-  std::uint32_t qos = 0;                    // `qos`: 0 or 1
+  std::string broker;                        // `broker`: mqtt://host:port or mqtts://host:port (as written)
+  std::string host;                          // from broker
+  std::uint16_t port = 1883;                 // from broker; default 1883, 8883 for mqtts
+  bool tls = false;                          // mqtts://
+  std::string ca_file, cert_file, key_file;  // `ca_file`, `cert_file`, `key_file` (mqtts only)
+  std::string username, password;            // `username`, `password`
+  std::string client_id;                     // `client_id`: "" = ringpipe-<name>-<pid>
+  std::vector<std::string> topics;           // `topics`: subscription filters, at least one
+  std::uint32_t qos = 0;                     // `qos`: 0 or 1
   MqttPayloadFormat payload = MqttPayloadFormat::kValue;  // `payload`
-  std::string topic_template;               // `topic_template`: e.g. sensors/+site/+device/+name
-  std::uint32_t max_message_bytes = 65536;  // `max_message_size`: larger payloads are dropped and counted
+  std::string topic_template;                             // `topic_template`: e.g. sensors/+site/+device/+name
+  std::uint32_t max_message_bytes = 65536;                // `max_message_size`: larger payloads are dropped and counted
   friend bool operator==(const MqttSourceConfig&, const MqttSourceConfig&) = default;
 };
 
 // `type: remote_write`: the HTTP endpoint Prometheus (or any remote_write 1.0
 // sender) POSTs to. Connections use max_connections and idle_timeout.
 struct RemoteWriteSourceConfig {
-  std::string path = "/api/v1/write";       // `path`
-  std::uint64_t max_body_bytes = 10u << 20; // `max_body_size`: larger bodies are answered 413 and counted
-  std::uint32_t max_labels = 64;            // `max_labels`: 1..64 per series (__name__ not counted); more: series refused
+  std::string path = "/api/v1/write";        // `path`
+  std::uint64_t max_body_bytes = 10u << 20;  // `max_body_size`: larger bodies are answered 413 and counted
+  std::uint32_t max_labels = 64;  // `max_labels`: 1..64 per series (__name__ not counted); more: series refused
   // Decoded objects per request; over any of them the request is answered
   // 413 and nothing of it is written: `max_series_per_request`,
   // `max_labels_per_request` (label fields, all series together),
@@ -174,13 +174,13 @@ struct RemoteWriteSourceConfig {
 
 // `type: prometheus_scrape`: the targets, how often and how long to scrape them.
 struct ScrapeSourceConfig {
-  std::vector<std::string> targets;              // `targets`: http://host:port/path, at least one
-  std::chrono::milliseconds interval{15'000};    // `interval`
-  std::chrono::milliseconds timeout{10'000};     // `timeout`: at most interval
-  std::uint64_t max_body_bytes = 16u << 20;      // `max_body_size`: larger responses fail the scrape
-  std::uint32_t max_labels = 64;                 // `max_labels`: 1..64 scraped labels; more drop the series
-  bool honor_labels = false;                     // `honor_labels`: scraped job/instance win over the target's
-  std::string job;                               // `job`: the job label; "" = the source's name
+  std::vector<std::string> targets;            // `targets`: http://host:port/path, at least one
+  std::chrono::milliseconds interval{15'000};  // `interval`
+  std::chrono::milliseconds timeout{10'000};   // `timeout`: at most interval
+  std::uint64_t max_body_bytes = 16u << 20;    // `max_body_size`: larger responses fail the scrape
+  std::uint32_t max_labels = 64;               // `max_labels`: 1..64 scraped labels; more drop the series
+  bool honor_labels = false;                   // `honor_labels`: scraped job/instance win over the target's
+  std::string job;                             // `job`: the job label; "" = the source's name
   friend bool operator==(const ScrapeSourceConfig&, const ScrapeSourceConfig&) = default;
 };
 
@@ -191,25 +191,25 @@ inline constexpr std::uint32_t kMaxJsonLineLength = 1u << 20;
 struct SourceConfig {
   std::string name;
   SourceType type = SourceType::kStatsd;
-  std::vector<ListenAddress> listen;        // `listen`: at least one
-  std::string output;                       // `output`: ring name
-  StatsdTagFlavors tags;                    // `tags`: statsd only
-  JsonMapping json;                         // json, and mqtt with payload json (name, kind also for value)
-  MqttSourceConfig mqtt;                    // mqtt only
-  RemoteWriteSourceConfig remote_write;     // remote_write only
-  ScrapeSourceConfig scrape;                // prometheus_scrape only
+  std::vector<ListenAddress> listen;     // `listen`: at least one
+  std::string output;                    // `output`: ring name
+  StatsdTagFlavors tags;                 // `tags`: statsd only
+  JsonMapping json;                      // json, and mqtt with payload json (name, kind also for value)
+  MqttSourceConfig mqtt;                 // mqtt only
+  RemoteWriteSourceConfig remote_write;  // remote_write only
+  ScrapeSourceConfig scrape;             // prometheus_scrape only
   // `read_buffer`: SO_RCVBUF for udp/unixgram; 0 = OS default. 8 MiB by
   // default: the OS default (about 208 KiB) drops bursts a busy machine
   // cannot drain at once (SO_RCVBUFFORCE as root, else capped by rmem_max).
   std::uint64_t read_buffer_bytes = 8u << 20;
-  std::uint32_t udp_sockets = 1;            // `udp_sockets`: SO_REUSEPORT sockets per UDP address, 1..256
-  std::uint32_t max_line_length = 65536;    // `max_line_length`: longer TCP/unix lines are dropped and counted
-  std::uint32_t max_connections = 1024;     // `max_connections`: TCP/unix stream connections at once
+  std::uint32_t udp_sockets = 1;          // `udp_sockets`: SO_REUSEPORT sockets per UDP address, 1..256
+  std::uint32_t max_line_length = 65536;  // `max_line_length`: longer TCP/unix lines are dropped and counted
+  std::uint32_t max_connections = 1024;   // `max_connections`: TCP/unix stream connections at once
   // `max_buffered_size`: partial lines all stream connections of one listener
   // hold together; a connection whose line would pass it is closed and counted.
   std::uint64_t max_buffered_bytes = 64u << 20;
   std::chrono::milliseconds idle_timeout{300'000};  // `idle_timeout`: close a silent stream connection; 0 = never
-  std::uint32_t socket_mode = 0755;         // `socket_mode`: unix socket permissions (octal "0660")
+  std::uint32_t socket_mode = 0755;                 // `socket_mode`: unix socket permissions (octal "0660")
   // `write_timeout`: under `block`, how long a full ring may stall ingest
   // before the batch is dropped and counted.
   std::chrono::milliseconds write_timeout{1000};
@@ -228,19 +228,20 @@ enum class ProcessorType : std::uint8_t { kAggregate };
 struct ProcessorConfig {
   std::string name;
   ProcessorType type = ProcessorType::kAggregate;
-  std::string input;                        // `input`: ring name
-  std::string output;                       // `output`: ring name
-  std::string reader;                       // `reader`: reader name on `input`; default = component name
-  std::string mapping_config;               // `mapping_config`: path as resolved (relative to the pipeline file); "" = none
-  std::optional<MappingConfig> mapping;     // loaded and validated mapping_config
-  MappingCacheOptions mapping_cache;        // `cache_size`, `cache_type`
-  std::uint32_t shards = 1;                 // `shards`: series hash partitions (threads), 1..256
+  std::string input;           // `input`: ring name
+  std::string output;          // `output`: ring name
+  std::string reader;          // `reader`: reader name on `input`; default = component name
+  std::string mapping_config;  // `mapping_config`: path as resolved (relative to the pipeline file); "" = none
+  std::optional<MappingConfig> mapping;            // loaded and validated mapping_config
+  MappingCacheOptions mapping_cache;               // `cache_size`, `cache_type`
+  std::uint32_t shards = 1;                        // `shards`: series hash partitions (threads), 1..256
   std::chrono::milliseconds flush_interval{1000};  // `flush_interval`
   // `ttl`: expire series idle this long unless their mapping sets a ttl; 0 = never.
   std::chrono::milliseconds ttl{0};
-  std::uint64_t max_series = 1'000'000;     // `max_series`: all series together; 0 = unlimited
+  std::uint64_t max_series = 1'000'000;           // `max_series`: all series together; 0 = unlimited
   std::uint64_t max_series_per_metric = 100'000;  // `max_series_per_metric`: per metric name; 0 = unlimited
-  std::uint64_t max_metrics = 1'000'000;    // `max_metrics`: distinct metric names (1..100M); samples of new names beyond it are dropped and counted
+  std::uint64_t max_metrics = 1'000'000;  // `max_metrics`: distinct metric names (1..100M); samples of new names beyond
+                                          // it are dropped and counted
   // `state`: keep the aggregation state in crash-safe shared memory, so a
   // killed processor restarts with exact totals (default on); `state_dir`:
   // where ("" = <run_dir>/<pipeline>/<name>.state).
@@ -257,8 +258,8 @@ struct ProcessorConfig {
   // `summary_max_age`, `summary_age_buckets`, `summary_buf_cap`,
   // `native_histogram_bucket_factor`, `native_histogram_max_buckets`.
   ObserverType observer_type = ObserverType::kSummary;
-  SummaryOptions summary;                   // quantiles default to kDefaultQuantiles
-  HistogramOptions histogram;               // buckets default to kDefaultBuckets
+  SummaryOptions summary;      // quantiles default to kDefaultQuantiles
+  HistogramOptions histogram;  // buckets default to kDefaultBuckets
   WrittenAt position;
   friend bool operator==(const ProcessorConfig&, const ProcessorConfig&) = default;
 };
@@ -271,9 +272,9 @@ enum class ExporterType : std::uint8_t { kPrometheus, kRemoteWrite };
 
 // TLS material (PEM files). Empty cert_file = TLS off.
 struct TlsConfig {
-  std::string cert_file;   // `cert_file`
-  std::string key_file;    // `key_file`
-  std::string ca_file;     // `ca_file`: server: client CAs (mTLS); client: trusted CAs ("" = system)
+  std::string cert_file;              // `cert_file`
+  std::string key_file;               // `key_file`
+  std::string ca_file;                // `ca_file`: server: client CAs (mTLS); client: trusted CAs ("" = system)
   bool insecure_skip_verify = false;  // `insecure_skip_verify`: client only
   // Read at load: a hash of the files' contents (an unreadable file counts as
   // empty), so a certificate renewed under the same name compares unequal and
@@ -292,29 +293,29 @@ struct BasicAuthUser {
 
 // Prometheus pull endpoint (exposition over HTTP).
 struct PrometheusExporterConfig {
-  ListenAddress listen;                     // `listen`: host:port, TCP
-  std::string path = "/metrics";            // `path`: starts with '/'
-  std::optional<TlsConfig> tls;             // `tls`: {cert_file, key_file, ca_file}
-  std::vector<BasicAuthUser> basic_auth_users;  // `basic_auth_users`: none = no auth
-  std::uint32_t max_connections = 1024;     // `max_connections`: HTTP connections served at once (4..16384)
+  ListenAddress listen;                            // `listen`: host:port, TCP
+  std::string path = "/metrics";                   // `path`: starts with '/'
+  std::optional<TlsConfig> tls;                    // `tls`: {cert_file, key_file, ca_file}
+  std::vector<BasicAuthUser> basic_auth_users;     // `basic_auth_users`: none = no auth
+  std::uint32_t max_connections = 1024;            // `max_connections`: HTTP connections served at once (4..16384)
   std::chrono::milliseconds header_timeout{5000};  // `header_timeout`: a request header must arrive within (>= 100ms)
-  std::uint32_t quarantine_after_crashes = 3;  // `quarantine_after_crashes`: as the processor's; 0 = never
+  std::uint32_t quarantine_after_crashes = 3;      // `quarantine_after_crashes`: as the processor's; 0 = never
   friend bool operator==(const PrometheusExporterConfig&, const PrometheusExporterConfig&) = default;
 };
 
 // Prometheus remote_write push client (protobuf + snappy over HTTP).
 struct RemoteWriteConfig {
-  std::string url;                          // `url`: http:// or https://
-  std::uint32_t batch_size = 2000;          // `batch_size`: samples per request
-  std::chrono::milliseconds batch_time{5000};  // `batch_time`: send a partial batch after this
-  std::uint32_t max_in_flight = 4;          // `max_in_flight`: concurrent requests
-  std::chrono::milliseconds timeout{30'000};   // `timeout`: per request
+  std::string url;                                    // `url`: http:// or https://
+  std::uint32_t batch_size = 2000;                    // `batch_size`: samples per request
+  std::chrono::milliseconds batch_time{5000};         // `batch_time`: send a partial batch after this
+  std::uint32_t max_in_flight = 4;                    // `max_in_flight`: concurrent requests
+  std::chrono::milliseconds timeout{30'000};          // `timeout`: per request
   std::chrono::milliseconds retry_min_backoff{30};    // `retry_min_backoff`
   std::chrono::milliseconds retry_max_backoff{5000};  // `retry_max_backoff`
-  std::map<std::string, std::string> headers;  // `headers`
-  std::optional<BasicAuthUser> basic_auth;  // `basic_auth: {username, password}`
-  std::string bearer_token;                 // `bearer_token` (exclusive with basic_auth)
-  std::optional<TlsConfig> tls;             // `tls`
+  std::map<std::string, std::string> headers;         // `headers`
+  std::optional<BasicAuthUser> basic_auth;            // `basic_auth: {username, password}`
+  std::string bearer_token;                           // `bearer_token` (exclusive with basic_auth)
+  std::optional<TlsConfig> tls;                       // `tls`
   friend bool operator==(const RemoteWriteConfig&, const RemoteWriteConfig&) = default;
 };
 
@@ -322,8 +323,8 @@ struct RemoteWriteConfig {
 struct ExporterConfig {
   std::string name;
   ExporterType type = ExporterType::kPrometheus;
-  std::string input;                        // `input`: ring name
-  std::string reader;                       // `reader`: reader name on `input`; default = component name
+  std::string input;   // `input`: ring name
+  std::string reader;  // `reader`: reader name on `input`; default = component name
   // `gating`: whether producers of `input` wait for this reader when a lane
   // is full. Default true for prometheus, false for remote_write: its lane is
   // its bounded backlog, and what producers overwrite is counted as lost.
@@ -340,13 +341,13 @@ struct ExporterConfig {
 // has a producer and a reader, no two listeners share an address.
 // Components keep the order of the file.
 struct PipelineConfig {
-  std::string pipeline = "default";         // `pipeline`: [A-Za-z0-9_.-]+, a directory name
-  std::string run_dir{kDefaultRunDir};      // `run_dir`
+  std::string pipeline = "default";     // `pipeline`: [A-Za-z0-9_.-]+, a directory name
+  std::string run_dir{kDefaultRunDir};  // `run_dir`
   std::vector<RingConfig> rings;
   std::vector<SourceConfig> sources;
   std::vector<ProcessorConfig> processors;
   std::vector<ExporterConfig> exporters;
-  std::string path;                         // the file it came from ("" for built-ins)
+  std::string path;  // the file it came from ("" for built-ins)
 
   // <run_dir>/<pipeline>/<ring>: where a ring's file lives.
   [[nodiscard]] std::string ring_path(std::string_view ring) const;
@@ -383,8 +384,7 @@ using EnvLookup = std::function<std::optional<std::string>(std::string_view)>;
 // --statsd.relay.* and --web.config.file are errors saying what to do
 // instead. Diagnostics name "command line", line 1, and the column of the
 // argument in the space-joined arguments.
-[[nodiscard]] ConfigResult<PipelineConfig> pipeline_from_statsd_exporter_flags(
-    std::span<const std::string_view> args);
+[[nodiscard]] ConfigResult<PipelineConfig> pipeline_from_statsd_exporter_flags(std::span<const std::string_view> args);
 
 // True when `arg` ("--name", "--name=value", "--no-name") names one of
 // statsd_exporter's flags that pipeline_from_statsd_exporter_flags() knows,

@@ -32,10 +32,10 @@ struct BasicAuthCredentials {
 };
 
 struct PrometheusExporterOptions {
-  std::string input;                        // metric ring path
-  std::string reader_name = "prometheus";   // durable reader on `input`
-  bool gating = true;                       // producers of `input` wait for it when a lane is full
-  std::string listen = "127.0.0.1:9102";    // host:port; port 0 = any free port
+  std::string input;                       // metric ring path
+  std::string reader_name = "prometheus";  // durable reader on `input`
+  bool gating = true;                      // producers of `input` wait for it when a lane is full
+  std::string listen = "127.0.0.1:9102";   // host:port; port 0 = any free port
   std::string path = "/metrics";
   // Rings whose lanes and readers are described as ringpipe_ring_* metrics
   // ("" entries ignored). The input ring is always described.
@@ -49,7 +49,7 @@ struct PrometheusExporterOptions {
   // A connection must deliver its whole request header within this long, or
   // it is closed (counted as an incomplete request).
   std::chrono::milliseconds header_timeout{5000};
-  bool request_resync = true;               // create `<input>.resync` at start
+  bool request_resync = true;  // create `<input>.resync` at start
   // /-/ready answers 200 once every shard of the processor sent a complete
   // snapshot since start, or after this long without one (idle pipeline).
   std::chrono::milliseconds ready_timeout{3000};
@@ -71,13 +71,13 @@ struct PrometheusExporterOptions {
 struct PrometheusExporterStats {
   std::uint64_t records = 0;
   std::uint64_t entries = 0;
-  std::uint64_t decode_errors = 0;      // malformed records or entries (skipped)
-  std::uint64_t conflicts = 0;          // entries dropped for a type/name conflict
-  std::uint64_t stale_records = 0;      // from a processor instance already replaced
+  std::uint64_t decode_errors = 0;  // malformed records or entries (skipped)
+  std::uint64_t conflicts = 0;      // entries dropped for a type/name conflict
+  std::uint64_t stale_records = 0;  // from a processor instance already replaced
   std::uint64_t instance_changes = 0;
-  std::uint64_t snapshots = 0;          // complete shard snapshots applied
-  std::uint64_t scrapes = 0;            // /metrics requests answered with a page
-  std::uint64_t renders = 0;            // pages rendered (concurrent scrapes share one)
+  std::uint64_t snapshots = 0;                  // complete shard snapshots applied
+  std::uint64_t scrapes = 0;                    // /metrics requests answered with a page
+  std::uint64_t renders = 0;                    // pages rendered (concurrent scrapes share one)
   std::uint64_t http_connections_open = 0;      // gauge: connections a worker holds
   std::uint64_t http_connections = 0;           // connections taken by a worker
   std::uint64_t http_incomplete_requests = 0;   // closed before a whole header came (idle, slow, timed out)

@@ -20,7 +20,6 @@ enum class SendVerdict : std::uint8_t {
 // Capped exponential backoff with "equal jitter": for attempt n (0-based),
 // d = min(max, min_backoff * 2^n); waits d/2 + jitter01 * d/2, jitter01 in [0, 1).
 [[nodiscard]] std::chrono::milliseconds retry_backoff(std::uint32_t attempt, std::chrono::milliseconds min_backoff,
-                                                      std::chrono::milliseconds max_backoff,
-                                                      double jitter01) noexcept;
+                                                      std::chrono::milliseconds max_backoff, double jitter01) noexcept;
 
 }  // namespace ringpipe::exporters

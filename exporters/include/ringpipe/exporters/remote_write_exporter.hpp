@@ -37,8 +37,8 @@ struct RemoteWriteTls {
 };
 
 struct RemoteWriteOptions {
-  std::string input;                          // metric ring path
-  std::string reader_name = "remote_write";   // durable reader on `input`
+  std::string input;                         // metric ring path
+  std::string reader_name = "remote_write";  // durable reader on `input`
   // Whether producers of `input` wait for this reader when a lane is full.
   // false: never, so a dead endpoint cannot stall the ring's producer and its
   // other readers; the lane is the backlog, and records producers overwrite
@@ -53,7 +53,7 @@ struct RemoteWriteOptions {
   std::chrono::milliseconds retry_max_backoff{5000};
   std::vector<std::pair<std::string, std::string>> headers;  // extra request headers
   std::optional<BasicAuthCredentials> basic_auth;
-  std::string bearer_token;                   // exclusive with basic_auth
+  std::string bearer_token;  // exclusive with basic_auth
   std::string user_agent = "ringpipe/0.1.0";
   // stop() waits this long for unacknowledged requests; what is still
   // unacknowledged then is counted in abandoned_samples and its record is
@@ -66,17 +66,17 @@ struct RemoteWriteOptions {
 };
 
 struct RemoteWriteStats {
-  std::uint64_t records = 0;            // ring records fully handled
-  std::uint64_t samples_sent = 0;       // acknowledged with 2xx
-  std::uint64_t requests = 0;           // acknowledged requests
-  std::uint64_t bytes_sent = 0;         // compressed bytes of acknowledged requests
-  std::uint64_t retries = 0;            // requests sent again (5xx, 429, timeouts, connection errors)
-  std::uint64_t dropped_requests = 0;   // refused with another 4xx: never retried
+  std::uint64_t records = 0;           // ring records fully handled
+  std::uint64_t samples_sent = 0;      // acknowledged with 2xx
+  std::uint64_t requests = 0;          // acknowledged requests
+  std::uint64_t bytes_sent = 0;        // compressed bytes of acknowledged requests
+  std::uint64_t retries = 0;           // requests sent again (5xx, 429, timeouts, connection errors)
+  std::uint64_t dropped_requests = 0;  // refused with another 4xx: never retried
   std::uint64_t dropped_samples = 0;
   std::uint64_t abandoned_samples = 0;  // unacknowledged when stop() gave up (left in the ring)
   std::uint64_t decode_errors = 0;
-  std::uint64_t lost_records = 0;       // overwritten in the ring before they were sent (non-gating reader)
-  int last_status = 0;                  // last HTTP status seen (0 = no answer)
+  std::uint64_t lost_records = 0;  // overwritten in the ring before they were sent (non-gating reader)
+  int last_status = 0;             // last HTTP status seen (0 = no answer)
 };
 
 class RemoteWriteExporter {

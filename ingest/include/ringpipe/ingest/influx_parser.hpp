@@ -25,10 +25,14 @@ enum class Precision : std::uint8_t { kNanoseconds, kMicroseconds, kMilliseconds
 // Nanoseconds in one unit of `p`: what a timestamp of that precision is multiplied by.
 [[nodiscard]] constexpr std::int64_t precision_factor(Precision p) noexcept {
   switch (p) {
-    case Precision::kNanoseconds: return 1;
-    case Precision::kMicroseconds: return 1'000;
-    case Precision::kMilliseconds: return 1'000'000;
-    case Precision::kSeconds: return 1'000'000'000;
+    case Precision::kNanoseconds:
+      return 1;
+    case Precision::kMicroseconds:
+      return 1'000;
+    case Precision::kMilliseconds:
+      return 1'000'000;
+    case Precision::kSeconds:
+      return 1'000'000'000;
   }
   return 1;
 }

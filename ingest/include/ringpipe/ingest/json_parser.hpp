@@ -65,8 +65,8 @@ class JsonParser {
   JsonOptions options_;
   std::string_view fallback_name_;
   std::unique_ptr<simdjson::dom::parser> parser_;
-  std::unique_ptr<char[]> line_;      // max_line_bytes + simdjson's padding
-  std::unique_ptr<char[]> numbers_;   // label values formatted from numbers
+  std::unique_ptr<char[]> line_;     // max_line_bytes + simdjson's padding
+  std::unique_ptr<char[]> numbers_;  // label values formatted from numbers
   std::array<sample::Tag, kMaxTags> tags_{};
 };
 

@@ -35,12 +35,12 @@ struct MqttConfig {
   bool tls = false;  // mqtts://
   std::string ca_file, cert_file, key_file;
   std::string username, password;
-  std::string client_id;  // "" = "ringpipe-<name>-<pid>"
+  std::string client_id;            // "" = "ringpipe-<name>-<pid>"
   std::vector<std::string> topics;  // subscription filters
   int qos = 0;                      // 0 or 1
   MqttPayload payload = MqttPayload::kValue;
-  std::string topic_template;  // see topic_template.hpp
-  std::string metric_name;     // fixed name (value payload, or json without a name)
+  std::string topic_template;                // see topic_template.hpp
+  std::string metric_name;                   // fixed name (value payload, or json without a name)
   sample::Kind kind = sample::Kind::kGauge;  // value payload
   ParserOptions parser;                      // influx and json payloads
   std::size_t max_message_bytes = 65536;     // larger payloads: kMessageTooLarge

@@ -59,18 +59,18 @@ enum class ParseError : std::uint8_t {
   kTopicMismatch,                 // MQTT: the topic does not fit topic_template; the message is dropped
   kMessageTooLarge,               // MQTT: payload over max_message_bytes; the message is dropped
   // remote_write: the whole request is refused (HTTP 400/413/415) ...
-  kBadSnappy,               // the body is not a snappy block
-  kBadProtobuf,             // the uncompressed body is not a prompb WriteRequest
-  kBodyTooLarge,            // body (or its uncompressed size) over the limit
-  kUnsupportedMediaType,    // Content-Encoding other than snappy, Content-Type other than protobuf
+  kBadSnappy,             // the body is not a snappy block
+  kBadProtobuf,           // the uncompressed body is not a prompb WriteRequest
+  kBodyTooLarge,          // body (or its uncompressed size) over the limit
+  kUnsupportedMediaType,  // Content-Encoding other than snappy, Content-Type other than protobuf
   // ... or one series is refused (the rest of the request is written, HTTP 400).
   // Prometheus text (scrape): the line is dropped.
-  kInvalidMetricName,       // the name is not [a-zA-Z_:][a-zA-Z0-9_:]*
-  kInvalidLabelName,        // a label name not [a-zA-Z_][a-zA-Z0-9_]*
-  kDuplicateLabel,          // the same label name twice in one series
-  kTooManyLabels,           // more labels than max_labels (__name__ not counted)
-  kMalformedMetadata,       // Prometheus text: a # HELP/# TYPE/# UNIT line without a valid name
-  kMissingEof,              // OpenMetrics: the body does not end with # EOF (its samples are kept)
+  kInvalidMetricName,  // the name is not [a-zA-Z_:][a-zA-Z0-9_:]*
+  kInvalidLabelName,   // a label name not [a-zA-Z_][a-zA-Z0-9_]*
+  kDuplicateLabel,     // the same label name twice in one series
+  kTooManyLabels,      // more labels than max_labels (__name__ not counted)
+  kMalformedMetadata,  // Prometheus text: a # HELP/# TYPE/# UNIT line without a valid name
+  kMissingEof,         // OpenMetrics: the body does not end with # EOF (its samples are kept)
   // StatsD: what a sample adds to a total (|value / rate| of a counter or an
   // observation, a gauge delta, an observation's weight 1/rate) is over
   // kMaxAddition; the sample is dropped.

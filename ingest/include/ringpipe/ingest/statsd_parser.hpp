@@ -24,11 +24,11 @@
 namespace ringpipe::ingest {
 
 struct StatsdOptions {
-  bool dogstatsd_tags = true;      // |#k:v,k2:v2
-  bool influxdb_tags = true;       // name,k=v,k2=v2:1|c
-  bool librato_tags = true;        // name#k=v,k2=v2:1|c
-  bool signalfx_tags = true;       // name[k=v,k2=v2]:1|c
-  bool reject_non_finite = true;   // NaN/Inf values: kNonFiniteValue; false passes gauges and sets on
+  bool dogstatsd_tags = true;     // |#k:v,k2:v2
+  bool influxdb_tags = true;      // name,k=v,k2=v2:1|c
+  bool librato_tags = true;       // name#k=v,k2=v2:1|c
+  bool signalfx_tags = true;      // name[k=v,k2=v2]:1|c
+  bool reject_non_finite = true;  // NaN/Inf values: kNonFiniteValue; false passes gauges and sets on
 };
 
 class StatsdParser {

@@ -29,7 +29,7 @@ class TopicTemplate {
   [[nodiscard]] static Result<TopicTemplate> parse(std::string_view text);
 
   struct Match {
-    std::string_view name;  // the "+name" level; empty when the template has none
+    std::string_view name;   // the "+name" level; empty when the template has none
     std::size_t labels = 0;  // written to the front of `labels`
   };
   // False when the topic does not fit the template (as MQTT, a template that

@@ -45,21 +45,21 @@ struct MetricBatchHeader {
   std::uint16_t format_version;  // kMetricFormatVersion
   std::uint16_t flags;           // 0
   std::uint32_t entry_count;
-  std::uint32_t bytes;           // whole batch: header + entries
-  std::uint16_t shard;           // which aggregation shard wrote it
-  std::uint16_t shard_count;     // shards of this processor instance
-  std::uint64_t instance_id;     // random per processor start: a change means state was lost
-  std::uint64_t flush_seq;       // per shard, +1 per flush
-  std::int64_t flush_ns;         // CLOCK_REALTIME at the flush
+  std::uint32_t bytes;        // whole batch: header + entries
+  std::uint16_t shard;        // which aggregation shard wrote it
+  std::uint16_t shard_count;  // shards of this processor instance
+  std::uint64_t instance_id;  // random per processor start: a change means state was lost
+  std::uint64_t flush_seq;    // per shard, +1 per flush
+  std::int64_t flush_ns;      // CLOCK_REALTIME at the flush
 };
 static_assert(sizeof(MetricBatchHeader) == 40, "MetricBatchHeader is part of the on-ring format");
 
 struct MetricEntryHeader {
-  std::uint32_t size;          // this entry: header + values + strings, padded to 8
-  std::uint8_t kind;           // EntryKind
-  std::uint8_t type;           // MetricType (0 for snapshot markers)
-  std::uint16_t flags;         // kEntryFromSet
-  std::uint64_t key;           // series id (64-bit hash of name + sorted labels) or snapshot id
+  std::uint32_t size;   // this entry: header + values + strings, padded to 8
+  std::uint8_t kind;    // EntryKind
+  std::uint8_t type;    // MetricType (0 for snapshot markers)
+  std::uint16_t flags;  // kEntryFromSet
+  std::uint64_t key;    // series id (64-bit hash of name + sorted labels) or snapshot id
   std::uint16_t name_len;
   std::uint16_t help_len;
   std::uint16_t label_count;

@@ -36,8 +36,8 @@ struct QuantileSpec {
 struct MappingRule {
   std::string match;
   MatchType match_type = MatchType::kGlob;
-  std::optional<MatchType> match_type_set;  // nullopt: defaults.match_type
-  std::string name;                         // template with $1 / ${1}
+  std::optional<MatchType> match_type_set;                  // nullopt: defaults.match_type
+  std::string name;                                         // template with $1 / ${1}
   std::vector<std::pair<std::string, std::string>> labels;  // name -> template
   std::string help;
   RuleAction action = RuleAction::kMap;
@@ -80,7 +80,7 @@ struct CompiledRule {
   bool honor_labels;
   std::optional<double> scale;
   std::chrono::nanoseconds ttl;
-  ObserverType observer_type;  // kSummary or kHistogram
+  ObserverType observer_type;   // kSummary or kHistogram
   std::vector<double> buckets;  // sorted, finite
   std::vector<double> quantiles;
   std::chrono::nanoseconds max_age;
@@ -91,8 +91,8 @@ struct CompiledRule {
 
 // The outcome of one lookup. Views stay valid until the next match() call.
 struct MatchResult {
-  const CompiledRule* rule = nullptr;  // nullptr: no rule matched (unmapped)
-  std::string_view name;               // expanded from the rule's name template, not escaped
+  const CompiledRule* rule = nullptr;                           // nullptr: no rule matched (unmapped)
+  std::string_view name;                                        // expanded from the rule's name template, not escaped
   std::span<const std::pair<std::string, std::string>> labels;  // expanded
 };
 

@@ -25,14 +25,14 @@
 namespace ringpipe::processors {
 
 struct ProcessorOptions {
-  EngineOptions engine;                    // engine.shards = number of shard threads
-  std::vector<std::string> inputs;         // sample rings; one reader thread each
-  std::string reader_name = "processor";   // durable reader name on every input
-  std::string output;                      // metric ring; needs >= engine.shards lanes
+  EngineOptions engine;                   // engine.shards = number of shard threads
+  std::vector<std::string> inputs;        // sample rings; one reader thread each
+  std::string reader_name = "processor";  // durable reader name on every input
+  std::string output;                     // metric ring; needs >= engine.shards lanes
   std::chrono::milliseconds flush_interval{1000};
   std::chrono::milliseconds output_timeout{200};  // longest wait for output space per record
-  std::size_t batch_samples = 2048;        // samples per hand-off to a shard
-  std::size_t max_batches_in_flight = 256; // per reader; bounds queue memory (backpressure beyond)
+  std::size_t batch_samples = 2048;               // samples per hand-off to a shard
+  std::size_t max_batches_in_flight = 256;        // per reader; bounds queue memory (backpressure beyond)
   // Crash-safe state (processors/STATE.md): when set, each shard keeps its
   // series in `<state_dir>/shard-<i>.state` and a second durable reader
   // `<reader_name>.c` holds the input back until the shards committed it.

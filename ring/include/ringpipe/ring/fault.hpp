@@ -6,12 +6,12 @@
 namespace ringpipe::ring {
 
 enum class FaultPoint {
-  kAfterIntent,    // claim recorded in shared memory, nothing written yet
-  kAfterPad,       // wrap pad header written at the lane's end, the claim's record not yet
-  kMidPayload,     // payload written, record header not yet written
-  kAfterFinish,    // record complete, not yet published
-  kAfterCommit,    // publish(): batch committed (first seq stored); counters, next_seq, tail not yet
-  kAfterPublish,   // tail published, readers not yet woken
+  kAfterIntent,   // claim recorded in shared memory, nothing written yet
+  kAfterPad,      // wrap pad header written at the lane's end, the claim's record not yet
+  kMidPayload,    // payload written, record header not yet written
+  kAfterFinish,   // record complete, not yet published
+  kAfterCommit,   // publish(): batch committed (first seq stored); counters, next_seq, tail not yet
+  kAfterPublish,  // tail published, readers not yet woken
 };
 
 using FaultHook = void (*)(FaultPoint);

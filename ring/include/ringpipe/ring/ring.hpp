@@ -50,11 +50,11 @@ struct RingOptions {
   std::uint32_t lanes = 8;                       // most producers attached at once (1..256)
   std::uint32_t max_readers = 16;                // 1..64
   Overflow overflow = Overflow::kBlock;
-  std::uint32_t max_record_bytes = 0;            // payload limit; 0 = lane capacity / 4
+  std::uint32_t max_record_bytes = 0;  // payload limit; 0 = lane capacity / 4
   // A reader found dead keeps gating `block`/`drop` producers this long, so a
   // restarted reader loses nothing; after it the reader stops gating.
   std::chrono::milliseconds reader_timeout{2000};
-  std::uint64_t initial_position = 0;            // tests start positions near 2^32 / 2^64
+  std::uint64_t initial_position = 0;  // tests start positions near 2^32 / 2^64
   friend bool operator==(const RingOptions&, const RingOptions&) = default;
 };
 
@@ -62,8 +62,8 @@ struct RingOptions {
 struct RecordView {
   std::uint16_t type;
   std::uint32_t lane;
-  std::uint64_t seq;                     // per lane, strictly increasing
-  std::uint64_t position;                // byte position of the record in its lane
+  std::uint64_t seq;       // per lane, strictly increasing
+  std::uint64_t position;  // byte position of the record in its lane
   std::span<const std::byte> payload;
 };
 
@@ -71,35 +71,35 @@ inline constexpr std::uint16_t kPadRecordType = 0;  // internal; never handed to
 
 struct LaneStats {
   std::uint32_t lane;
-  bool owned;            // a live producer holds it
+  bool owned;  // a live producer holds it
   std::uint32_t owner_pid;
   std::uint64_t tail;
   std::uint64_t next_seq;
   std::uint64_t records;
   std::uint64_t bytes;
-  std::uint64_t dropped_records;     // refused: ring full (drop) or deadline passed (block)
-  std::uint64_t recovered_claims;    // claims left open by a dead producer, found at takeover
-  std::uint64_t full_waits;          // times a producer found no space
-  std::uint64_t wakes;               // wake syscalls made for sleeping readers
+  std::uint64_t dropped_records;   // refused: ring full (drop) or deadline passed (block)
+  std::uint64_t recovered_claims;  // claims left open by a dead producer, found at takeover
+  std::uint64_t full_waits;        // times a producer found no space
+  std::uint64_t wakes;             // wake syscalls made for sleeping readers
 };
 
 struct ReaderStats {
   std::string name;
   std::uint32_t slot;
   enum class State { kFree, kInit, kActive, kDead } state;
-  bool alive;                        // its owner process holds the slot's lock
+  bool alive;  // its owner process holds the slot's lock
   std::uint32_t pid;
   std::uint64_t records;
   std::uint64_t bytes;
-  std::uint64_t lapped_records;      // lost because producers passed it (exact: seq gaps)
-  std::uint64_t torn_records;        // times a read was caught mid-reuse and redone (subset of the loss)
-  std::uint64_t corrupt_records;     // failed a bounds check; skipped
-  std::uint64_t evictions;           // times producers stopped waiting for it
-  std::uint64_t sleeps;              // futex sleeps in wait()
-  std::uint64_t lag_bytes;           // sum over lanes of tail - cursor
-  bool gating;                       // producers wait for it: durable, not gating=false, and the ring not overwrite
+  std::uint64_t lapped_records;   // lost because producers passed it (exact: seq gaps)
+  std::uint64_t torn_records;     // times a read was caught mid-reuse and redone (subset of the loss)
+  std::uint64_t corrupt_records;  // failed a bounds check; skipped
+  std::uint64_t evictions;        // times producers stopped waiting for it
+  std::uint64_t sleeps;           // futex sleeps in wait()
+  std::uint64_t lag_bytes;        // sum over lanes of tail - cursor
+  bool gating;                    // producers wait for it: durable, not gating=false, and the ring not overwrite
   std::vector<std::uint64_t> lane_lag_bytes;  // per lane: tail - cursor (0 when more than a lane behind)
-  std::uint64_t max_lane_lag_bytes;  // the largest of lane_lag_bytes: how full it keeps its fullest lane
+  std::uint64_t max_lane_lag_bytes;           // the largest of lane_lag_bytes: how full it keeps its fullest lane
 };
 
 struct RingStats {
@@ -225,7 +225,7 @@ class Producer {
   // case (room before the lane's end, under the cached limit) is inline.
   // Always inlined: it is the per-record cost of every batch (a call costs more than its body).
   [[nodiscard, gnu::always_inline]] inline WriteStatus try_append(std::uint16_t type,
-                                                                 std::span<const std::byte> payload) noexcept {
+                                                                  std::span<const std::byte> payload) noexcept {
     const std::uint64_t need = detail::record_bytes(payload.size());
     const std::uint64_t idx = tail_ & mask_;
     const std::uint64_t end = tail_ + need;
@@ -326,11 +326,11 @@ class Producer {
   std::uint64_t mask_ = 0;
   std::size_t max_record_ = 0;
   std::uint32_t overflow_ = 0;
-  std::uint64_t tail_ = 0;       // local end of finished records
-  std::uint64_t published_ = 0;  // what readers can see
-  std::uint64_t seq_ = 0;        // seq of the next record
-  std::uint64_t limit_ = 0;      // may write up to here without looking at readers
-  std::uint64_t oldest_ = 0;     // oldest intact record
+  std::uint64_t tail_ = 0;           // local end of finished records
+  std::uint64_t published_ = 0;      // what readers can see
+  std::uint64_t seq_ = 0;            // seq of the next record
+  std::uint64_t limit_ = 0;          // may write up to here without looking at readers
+  std::uint64_t oldest_ = 0;         // oldest intact record
   std::uint64_t records_total_ = 0;  // mirrors of this lane's shared counters
   std::uint64_t bytes_total_ = 0;
   std::uint64_t claim_pos_ = 0;  // where the open claim's header goes
@@ -339,10 +339,10 @@ class Producer {
   std::uint64_t pending_bytes_ = 0;
   std::int64_t next_liveness_check_ns_ = 0;
   bool asymmetric_ = false;  // publish with plain stores; sleeping readers use membarrier
-  bool slow_only_ = false;  // a test installed a fault hook (take the path that calls it), or the ring was lost
+  bool slow_only_ = false;   // a test installed a fault hook (take the path that calls it), or the ring was lost
   std::atomic<std::uint64_t>* intent_ = nullptr;
-  std::uint64_t publish_gen_ = 0;  // local copy of the lane's publish_gen (even between publishes)
-  std::uint64_t written_ = 0;  // local copy of the lane's `intent`: the furthest byte any claim may have written
+  std::uint64_t publish_gen_ = 0;     // local copy of the lane's publish_gen (even between publishes)
+  std::uint64_t written_ = 0;         // local copy of the lane's `intent`: the furthest byte any claim may have written
   std::byte* batch_first_ = nullptr;  // header of the batch's first record, until publish()
   bool direct_next_ = false;          // the record being finished is published right away
   std::uint64_t batch_first_seq_ = 0;
@@ -374,8 +374,7 @@ class Reader {
   // Attaches reader `name` (<= 39 bytes): resumes its cursors if the name is
   // known, else takes a free slot and starts at `start`. Fails if another live
   // process holds the name or no slot is free.
-  [[nodiscard]] static Result<Reader> attach(const Ring& ring, std::string_view name,
-                                             ReaderOptions options = {});
+  [[nodiscard]] static Result<Reader> attach(const Ring& ring, std::string_view name, ReaderOptions options = {});
 
   Reader(Reader&&) noexcept;
   Reader& operator=(Reader&&) noexcept;
@@ -404,8 +403,8 @@ class Reader {
   template <class F>
   std::size_t poll_while(F&& f, std::size_t max_records = SIZE_MAX) {
     return poll_impl(
-        [](void* ctx, const RecordView& v) -> bool { return (*static_cast<std::remove_reference_t<F>*>(ctx))(v); },
-        &f, max_records);
+        [](void* ctx, const RecordView& v) -> bool { return (*static_cast<std::remove_reference_t<F>*>(ctx))(v); }, &f,
+        max_records);
   }
 
   // Waits until some lane may have data or the timeout passes: spins, yields,
@@ -449,7 +448,7 @@ class Reader {
   std::vector<std::uint64_t> cursor_;      // local copy of the shared cursors
   std::vector<std::uint64_t> expect_seq_;  // next seq expected per lane
   std::vector<std::uint8_t> seq_known_;
-  std::unique_ptr<std::byte[]> scratch_;  // overwrite rings: a record is copied, then validated
+  std::unique_ptr<std::byte[]> scratch_;   // overwrite rings: a record is copied, then validated
   std::vector<std::uint64_t> gated_from_;  // per lane: gate_epoch that proves producers gate on us
   std::vector<std::uint8_t> gated_;
   std::vector<std::uint8_t> bad_tail_;  // per lane: a misaligned tail was seen (and counted once)

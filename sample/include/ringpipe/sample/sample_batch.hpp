@@ -33,9 +33,9 @@ struct BatchHeader {
   std::uint16_t format_version;  // kFormatVersion
   std::uint16_t flags;           // 0
   std::uint32_t sample_count;
-  std::uint32_t source_id;       // which source wrote it (pipeline-defined)
-  std::uint32_t bytes;           // whole batch: header + entries
-  std::int64_t received_ns;      // CLOCK_REALTIME when the packet arrived
+  std::uint32_t source_id;   // which source wrote it (pipeline-defined)
+  std::uint32_t bytes;       // whole batch: header + entries
+  std::int64_t received_ns;  // CLOCK_REALTIME when the packet arrived
 };
 static_assert(sizeof(BatchHeader) == 24, "BatchHeader is part of the on-ring format");
 
@@ -46,9 +46,9 @@ struct SampleHeader {
   std::uint32_t size;         // this entry: header + name + str_value + tags, padded to 8
   std::uint16_t name_len;
   std::uint16_t tag_count;
-  std::uint16_t str_len;      // string value (set member)
-  std::uint8_t kind;          // Kind
-  std::uint8_t flags;         // 0
+  std::uint16_t str_len;  // string value (set member)
+  std::uint8_t kind;      // Kind
+  std::uint8_t flags;     // 0
   std::uint32_t reserved;
 };
 static_assert(sizeof(SampleHeader) == 40, "SampleHeader is part of the on-ring format");
