@@ -158,19 +158,7 @@ std::uint32_t Shard::create_series(const MappedSample& m, const std::byte* label
   if (m.family->kind == FamilyKind::kHistogram) se.flags |= kPublished;
   if (store_ != nullptr && !persist_new(idx, labels)) {
     ++stats_.state_full;
-    switch (static_cast<FamilyKind>(se.kind)) {
-      case FamilyKind::kSummary:
-        free_summaries_.push_back(se.ext);
-        break;
-      case FamilyKind::kHistogram:
-        free_histograms_.push_back(se.ext);
-        break;
-      case FamilyKind::kSet:
-        free_sets_.push_back(se.ext);
-        break;
-      default:
-        break;
-    }
+    release_ext(se);
     registry_->remove_series(*m.family);
     se.flags = 0;
     free_series_.push_back(idx);
@@ -182,11 +170,7 @@ std::uint32_t Shard::create_series(const MappedSample& m, const std::byte* label
   return idx;
 }
 
-void Shard::free_series(std::uint32_t idx) noexcept {
-  Series& se = series_[idx];
-  persist_free(idx);
-  index_map_.erase(se.hash, idx);
-  if (store_ == nullptr) arena_.release(se.key_off, se.key_len);
+void Shard::release_ext(const Series& se) noexcept {
   switch (static_cast<FamilyKind>(se.kind)) {
     case FamilyKind::kSummary:
       free_summaries_.push_back(se.ext);
@@ -200,6 +184,14 @@ void Shard::free_series(std::uint32_t idx) noexcept {
     default:
       break;
   }
+}
+
+void Shard::free_series(std::uint32_t idx) noexcept {
+  Series& se = series_[idx];
+  persist_free(idx);
+  index_map_.erase(se.hash, idx);
+  if (store_ == nullptr) arena_.release(se.key_off, se.key_len);
+  release_ext(se);
   registry_->remove_series(*se.family);
   se.flags = 0;
   free_series_.push_back(idx);

@@ -125,6 +125,8 @@ class Shard {
 
   std::uint32_t create_series(const MappedSample& m, const std::byte* labels, std::int64_t now_ns) noexcept;
   void free_series(std::uint32_t idx) noexcept;
+  // Gives a summary's, histogram's or set's extension slot back to its free list.
+  void release_ext(const Series& se) noexcept;
   void mark_dirty(std::uint32_t idx) noexcept;
   bool rotate_summary(SummaryState& s, std::int64_t now_ns) noexcept;  // true: the window changed
   bool roll_set(Series& se, SetState& st, std::int64_t window_id) noexcept;
