@@ -229,6 +229,13 @@ void BM_EngineAdd(benchmark::State& state) {
   state.counters["bytes_per_series"] = static_cast<double>(s.state_bytes) / static_cast<double>(s.series_live);
 }
 BENCHMARK(BM_EngineAdd)->Arg(1'000)->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kNanosecond);
+// A fixed number of adds (CG_ITERS, default 1000) for instruction counts
+// under callgrind that do not depend on code layout or load:
+// bench/engine_add_ir.sh runs it twice and prints instructions per add.
+BENCHMARK(BM_EngineAdd)
+    ->Name("BM_EngineAddCounted")
+    ->Arg(1'000)
+    ->Iterations(std::getenv("CG_ITERS") ? std::atol(std::getenv("CG_ITERS")) : 1000);
 
 // Baseline: the usual "map of string to double" aggregator, key built per sample.
 void BM_BaselineUnorderedMap(benchmark::State& state) {

@@ -1,3 +1,4 @@
+#include <array>
 #include <string>
 #include <string_view>
 
@@ -6,8 +7,24 @@
 namespace ringpipe::processors {
 namespace {
 
-constexpr bool valid_char(unsigned char c) noexcept {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+// [a-zA-Z0-9_] as a table: one load per byte on the per-sample path (every
+// name and tag key is checked, most are valid and need no copy).
+constexpr std::array<bool, 256> kValidChar = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    t[static_cast<std::size_t>(c)] =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  }
+  return t;
+}();
+
+constexpr bool valid_char(unsigned char c) noexcept { return kValidChar[c]; }
+
+// Length of the run of valid characters at the start of s.
+std::size_t valid_run(const char* p, std::size_t n) noexcept {
+  std::size_t i = 0;
+  while (i < n && valid_char(static_cast<unsigned char>(p[i]))) ++i;
+  return i;
 }
 
 // Width of the UTF-8 sequence at s[i]; 1 for an invalid one (as Go's range does).
@@ -33,10 +50,7 @@ std::size_t rune_width(std::string_view s, std::size_t i) noexcept {
 bool is_valid_metric_name(std::string_view name) noexcept {
   if (name.empty()) return true;
   if (name[0] >= '0' && name[0] <= '9') return false;
-  for (const char c : name) {
-    if (!valid_char(static_cast<unsigned char>(c))) return false;
-  }
-  return true;
+  return valid_run(name.data(), name.size()) == name.size();
 }
 
 void escape_metric_name(std::string_view name, std::string& out) {
@@ -44,13 +58,14 @@ void escape_metric_name(std::string_view name, std::string& out) {
   if (name[0] >= '0' && name[0] <= '9') out.push_back('_');
   bool prev_dash = false;
   for (std::size_t i = 0; i < name.size();) {
-    const auto c = static_cast<unsigned char>(name[i]);
-    if (valid_char(c)) {
-      out.push_back(static_cast<char>(c));
+    const std::size_t run = valid_run(name.data() + i, name.size() - i);
+    if (run != 0) {  // copied as a whole: most of a name is valid
+      out.append(name.data() + i, run);
       prev_dash = false;
-      ++i;
+      i += run;
       continue;
     }
+    const auto c = static_cast<unsigned char>(name[i]);
     if (c == '-') {
       if (!prev_dash) out.push_back('_');
       prev_dash = true;

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <string>
+#include <string_view>
+
 namespace ringpipe::processors {
 namespace {
 
@@ -60,6 +64,66 @@ TEST(EscapeMetricName, FollowsStatsdExporter) {
   EXPECT_TRUE(is_valid_metric_name("abc_1"));
   EXPECT_FALSE(is_valid_metric_name("1abc"));
   EXPECT_FALSE(is_valid_metric_name("a.b"));
+}
+
+// The escaping copies runs of valid characters at once; this is the
+// byte-at-a-time rule it replaced (statsd_exporter's escapeMetricName),
+// compared on random names over an alphabet of every case it handles.
+std::string escape_one_byte_at_a_time(std::string_view name) {
+  const auto valid = [](unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  };
+  const auto rune_width = [&](std::size_t i) -> std::size_t {
+    const auto c = static_cast<unsigned char>(name[i]);
+    std::size_t w = 1;
+    if (c >= 0xC2 && c <= 0xDF) w = 2;
+    if (c >= 0xE0 && c <= 0xEF) w = 3;
+    if (c >= 0xF0 && c <= 0xF4) w = 4;
+    if (w == 1 || i + w > name.size()) return 1;
+    for (std::size_t k = 1; k < w; ++k) {
+      if ((static_cast<unsigned char>(name[i + k]) & 0xC0) != 0x80) return 1;
+    }
+    return w;
+  };
+  std::string out;
+  if (name.empty()) return out;
+  if (name[0] >= '0' && name[0] <= '9') out.push_back('_');
+  bool prev_dash = false;
+  for (std::size_t i = 0; i < name.size();) {
+    const auto c = static_cast<unsigned char>(name[i]);
+    if (valid(c)) {
+      out.push_back(static_cast<char>(c));
+      prev_dash = false;
+      ++i;
+    } else if (c == '-') {
+      if (!prev_dash) out.push_back('_');
+      prev_dash = true;
+      ++i;
+    } else {
+      out.push_back('_');
+      prev_dash = false;
+      i += rune_width(i);
+    }
+  }
+  return out;
+}
+
+TEST(EscapeMetricName, EqualsTheByteAtATimeRuleOnRandomNames) {
+  const std::string alphabet = std::string("aZ09_-.:/ ") + "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\x80\xff\xc2";
+  std::uint64_t x = 0x9E3779B97F4A7C15ULL;
+  const auto next = [&x] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  for (int n = 0; n < 200000; ++n) {
+    std::string name(next() % 24, '\0');
+    for (char& c : name) c = alphabet[next() % alphabet.size()];
+    ASSERT_EQ(escape_metric_name(name), escape_one_byte_at_a_time(name)) << name;
+    const std::string once = escape_one_byte_at_a_time(name);
+    ASSERT_EQ(is_valid_metric_name(name), once == name) << name;
+  }
 }
 
 // Without a mapping file every name is unmapped, and the cache is not
