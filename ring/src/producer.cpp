@@ -494,7 +494,7 @@ void Producer::finish_and_publish(std::uint16_t type, std::size_t used_bytes) no
   publish();
 }
 
-WriteStatus Producer::try_write(std::uint16_t type, std::span<const std::byte> payload) noexcept {
+WriteStatus Producer::try_write_slow(std::uint16_t type, std::span<const std::byte> payload) noexcept {
   direct_next_ = batch_first_ == nullptr;
   const WriteStatus st = try_append(type, payload);
   direct_next_ = false;

@@ -203,8 +203,16 @@ class Producer {
   ~Producer();
 
   // One record: claim, copy, publish. Never blocks (kFull under block/drop when
-  // full). A refused record is counted in the lane's dropped_records.
-  [[nodiscard]] WriteStatus try_write(std::uint16_t type, std::span<const std::byte> payload) noexcept;
+  // full). A refused record is counted in the lane's dropped_records. The
+  // common case (no batch open, room under the cached limit) is inline.
+  [[nodiscard, gnu::always_inline]] inline WriteStatus try_write(std::uint16_t type,
+                                                                 std::span<const std::byte> payload) noexcept {
+    if (batch_first_ == nullptr && append_fast<true>(type, payload)) [[likely]] {
+      publish();
+      return WriteStatus::kOk;
+    }
+    return try_write_slow(type, payload);
+  }
   // As try_write, but under `block` waits (spin, yield, futex) up to `timeout`.
   [[nodiscard]] WriteStatus write(std::uint16_t type, std::span<const std::byte> payload,
                                   std::chrono::nanoseconds timeout) noexcept;
@@ -226,27 +234,8 @@ class Producer {
   // Always inlined: it is the per-record cost of every batch (a call costs more than its body).
   [[nodiscard, gnu::always_inline]] inline WriteStatus try_append(std::uint16_t type,
                                                                   std::span<const std::byte> payload) noexcept {
-    const std::uint64_t need = detail::record_bytes(payload.size());
-    const std::uint64_t idx = tail_ & mask_;
-    const std::uint64_t end = tail_ + need;
-    const std::uint64_t reach = reach_of(end);  // the record and the next header's seq word
-    if (payload.size() <= max_record_ && idx != 0 && idx + need <= cap_ && type != kPadRecordType &&
-        static_cast<std::int64_t>(reach - limit_) <= 0 && reach - oldest_ <= cap_ && !slow_only_) [[likely]] {
-      // See claim(): the extent before the bytes, and never back. written_
-      // only needs to follow claims (which may be abandoned); each append
-      // reaches past the one before it.
-      if (static_cast<std::int64_t>(reach - written_) > 0) {
-        intent_->store(reach, std::memory_order_relaxed);
-        std::atomic_thread_fence(std::memory_order_release);
-      }
-      std::byte* at = data_ + idx;
-      if (!payload.empty()) std::memcpy(at + sizeof(detail::RecordHeader), payload.data(), payload.size());
-      write_header(at, end, static_cast<std::uint32_t>(payload.size()), type);
-      tail_ = end;
-      ++pending_records_;
-      pending_bytes_ += payload.size();
+    if (append_fast<false>(type, payload)) [[likely]]
       return WriteStatus::kOk;
-    }
     return try_append_slow(type, payload);
   }
   void publish() noexcept;
@@ -272,6 +261,44 @@ class Producer {
   void end_publish() noexcept;
   void adopt_finished(std::uint64_t end) noexcept;
   [[nodiscard]] WriteStatus try_append_slow(std::uint16_t type, std::span<const std::byte> payload) noexcept;
+  [[nodiscard]] WriteStatus try_write_slow(std::uint16_t type, std::span<const std::byte> payload) noexcept;
+  // The inline case of try_append and try_write: room before the lane's end,
+  // under the cached limit. Direct: the record is committed by its own seq
+  // (try_write; the caller publishes at once), else it joins the open batch.
+  template <bool Direct>
+  [[nodiscard, gnu::always_inline]] inline bool append_fast(std::uint16_t type,
+                                                            std::span<const std::byte> payload) noexcept {
+    const std::uint64_t need = detail::record_bytes(payload.size());
+    const std::uint64_t idx = tail_ & mask_;
+    const std::uint64_t end = tail_ + need;
+    const bool cleans = cleans_after(end);
+    const std::uint64_t reach = cleans ? end + detail::kCleanAhead : end;  // reach_of(end)
+    if (!(payload.size() <= max_record_ && idx != 0 && idx + need <= cap_ && type != kPadRecordType &&
+          static_cast<std::int64_t>(reach - limit_) <= 0 && reach - oldest_ <= cap_ && !slow_only_)) [[unlikely]]
+      return false;
+    // See claim(): the extent before the bytes, and never back. written_
+    // only needs to follow claims (which may be abandoned); each append
+    // reaches past the one before it.
+    if (static_cast<std::int64_t>(reach - written_) > 0) {
+      intent_->store(reach, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_release);
+    }
+    std::byte* at = data_ + idx;
+    if (!payload.empty()) std::memcpy(at + sizeof(detail::RecordHeader), payload.data(), payload.size());
+    if constexpr (Direct) {
+      if (cleans) {
+        std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + (end & mask_) + 8))
+            .store(0, std::memory_order_relaxed);
+      }
+      detail::store_header(at, static_cast<std::uint32_t>(payload.size()), type, seq_++);
+    } else {
+      write_header(at, end, static_cast<std::uint32_t>(payload.size()), type);
+    }
+    tail_ = end;
+    ++pending_records_;
+    pending_bytes_ += payload.size();
+    return true;
+  }
   // Writes a finished record's header. The first record of a batch gets seq 0
   // (never expected by a reader), which holds the whole batch back until
   // publish() stores its real seq: readers do not chase a producer through a
