@@ -3,6 +3,7 @@
 #   ./build.sh run    install what is missing, build, run the default pipeline
 #   ./build.sh test   install what is missing, build, run the whole test suite
 # Other verbs: deps (install only), build [preset], asan, tsan (suite under a sanitizer),
+# ring-sanitized (the ring's suites under both; `test` runs it),
 # fuzz (parsers and file formats under libFuzzer; `test` runs it first), hooks
 # (the quarantine tests, which need the dev build's test-only crash points).
 set -euo pipefail
@@ -50,6 +51,18 @@ hooks() {
   ctest --preset dev -R 'Quarantine'
 }
 
+# The ring's own suites (unit, integrity, model, threaded stress) under
+# ASan+UBSan and under TSan: its lock-free protocol is where an out-of-bounds
+# read or a data race would hide. `asan`/`tsan` run the whole suite.
+ring_sanitized() {
+  local p
+  for p in asan tsan; do
+    cmake --preset "$p" >/dev/null
+    cmake --build --preset "$p" -j"$(nproc)" --target ring_unit_test ring_integrity_test ring_model_test ring_stress_test
+    ctest --preset "$p" -R '^ring\.' -L 'unit|stress' -j"$(nproc)"
+  done
+}
+
 # libFuzzer on every parser for a bounded time (clang build of the parsers only).
 fuzz() {
   cmake --preset fuzz >/dev/null
@@ -61,10 +74,11 @@ case "${1:-}" in
   deps) deps ;;
   build) deps; build "${2:-release}" ;;
   run) deps; build release; shift; exec build/release/apps/ringpipe run "$@" ;;
-  test) deps; fuzz; hooks; suite release ;;
+  test) deps; fuzz; hooks; ring_sanitized; suite release ;;
   fuzz) deps; fuzz ;;
   hooks) deps; hooks ;;
+  ring-sanitized) deps; ring_sanitized ;;
   asan) deps; suite asan ;;
   tsan) deps; suite tsan ;;
-  *) echo "usage: $0 run|test|deps|build [preset]|asan|tsan|fuzz|hooks" >&2; exit 2 ;;
+  *) echo "usage: $0 run|test|deps|build [preset]|asan|tsan|ring-sanitized|fuzz|hooks" >&2; exit 2 ;;
 esac
