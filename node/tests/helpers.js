@@ -13,8 +13,10 @@ const path = require('node:path');
 const binary = process.env.RINGPIPE_BINARY;
 if (!binary) throw new Error('RINGPIPE_BINARY is not set (run the tests through ctest)');
 
+// On tmpfs where there is one, as the C++ tests' ScratchDir (rings live in /dev/shm).
 function scratchDir() {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'ringpipe-node-'));
+  const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+  return fs.mkdtempSync(path.join(base, 'ringpipe-node-'));
 }
 
 function freePort() {
