@@ -20,7 +20,8 @@ const path = require('node:path');
 
 const root = path.join(__dirname, '..', '..');
 process.env.RINGPIPE_NODE_ADDON ??= path.join(root, 'build', 'release', 'node', 'ringpipe.node');
-const binary = process.env.RINGPIPE_BINARY ?? path.join(root, 'build', 'release', 'apps', 'ringpipe');
+process.env.RINGPIPE_BINARY ??= path.join(root, 'build', 'release', 'apps', 'ringpipe');
+const binary = process.env.RINGPIPE_BINARY;
 const h = require(path.join(root, 'node', 'tests', 'helpers.js'));
 const rp = require(path.join(root, 'node'));
 
