@@ -32,7 +32,12 @@ deps() {
 
 build() {
   local preset=${1:-release}
-  cmake --preset "$preset" >/dev/null
+  local extra=()
+  # The Node.js addon (node/) is built, and its tests run, wherever node is
+  # installed: nodejs (nodesource's package, as on CI) ships node_api.h. ON
+  # makes a node without its headers an error instead of a silent skip.
+  if command -v node >/dev/null; then extra+=(-DRINGPIPE_NODE=ON); fi
+  cmake --preset "$preset" "${extra[@]}" >/dev/null
   cmake --build --preset "$preset" -j"$(nproc)"
 }
 
