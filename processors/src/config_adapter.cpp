@@ -93,6 +93,7 @@ ProcessorOptions processor_options(const config::PipelineConfig& p, const config
   o.engine.max_families = static_cast<std::size_t>(c.max_metrics);
   o.engine.max_name_bytes = static_cast<std::size_t>(c.max_name_length);
   o.quarantine_after_crashes = c.quarantine_after_crashes;
+  o.engine.weighted_sample_rate = c.weighted_sample_rate;
   if (const config::RingConfig* out = p.find_ring(c.output)) {
     // The ring's own limit: max_record, else a quarter of a lane.
     const std::uint64_t ring_max = out->max_record_bytes ? out->max_record_bytes : out->lane_capacity_bytes() / 4;

@@ -424,7 +424,8 @@ Result<Matcher> Matcher::create(const MappingConfig& config) {
     c.quantiles.clear();
     for (const QuantileSpec& q : qs) {
       if (!(q.quantile >= 0 && q.quantile <= 1)) return invalid("quantile outside [0, 1]");
-      c.quantiles.push_back(q.quantile);
+      if (!(q.error >= 0 && q.error < 1)) return invalid("quantile error outside [0, 1)");
+      c.quantiles.push_back(q);
     }
     c.max_age = (r && r->max_age) ? *r->max_age : d.max_age;
     c.age_buckets = (r && r->age_buckets) ? *r->age_buckets : d.age_buckets;

@@ -113,7 +113,7 @@ std::uint32_t Shard::create_series(const MappedSample& m, const std::byte* label
       s.head = 0;
       s.head_start_ns = now_ns;
       s.window.resize(sp.age_buckets);
-      for (Sketch& k : s.window) k.clear();
+      for (TargetedQuantiles& k : s.window) k.reset();
       se.ext = e;
       break;
     }
@@ -246,9 +246,9 @@ bool Shard::rotate_summary(SummaryState& s, std::int64_t now_ns) noexcept {
   bool changed = false;
   const auto n = static_cast<std::int64_t>(s.window.size());
   for (std::int64_t k = 0; k < std::min(steps, n); ++k) {
-    s.head = (s.head + 1) % static_cast<std::uint32_t>(n);
     changed |= !s.window[s.head].empty();
-    s.window[s.head].clear();
+    s.window[s.head].reset();  // the oldest stream starts again as the newest
+    s.head = (s.head + 1) % static_cast<std::uint32_t>(n);
   }
   s.head_start_ns += steps * sp.bucket_ns;
   return changed;
@@ -282,7 +282,7 @@ void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64
         rotate_summary(s, now_ns);
         s.count += m.weight;
         s.sum += m.value * m.weight;
-        s.window[s.head].add(m.value, m.weight);
+        for (TargetedQuantiles& k : s.window) k.insert(m.value, m.weight, (*specs_)[s.spec].quantiles);
         if (!(se.flags & kActive)) {
           se.flags |= kActive;
           active_.push_back(idx);
@@ -345,7 +345,7 @@ std::size_t Shard::memory_bytes() const noexcept {
                   (dirty_.capacity() + active_.capacity() + free_series_.capacity()) * sizeof(std::uint32_t);
   for (const SummaryState& s : summaries_) {
     n += sizeof s;
-    for (const Sketch& k : s.window) n += k.memory_bytes();
+    for (const TargetedQuantiles& k : s.window) n += k.memory_bytes();
   }
   for (const HistogramState& h : histograms_) n += sizeof h + h.counts.capacity() * sizeof(double);
   for (const SetState& st : sets_) n += sizeof st + st.members.capacity() * sizeof(std::uint64_t);

@@ -294,7 +294,12 @@ TEST(Matcher, RuleSettingsFallBackToDefaults) {
   const CompiledRule* sr = m.match("s.x", MatchClass::kObserver).rule;
   ASSERT_NE(sr, nullptr);
   EXPECT_EQ(sr->observer_type, ObserverType::kSummary);
-  EXPECT_EQ(sr->quantiles, (std::vector<double>{0.5, 0.9, 0.99}));
+  ASSERT_EQ(sr->quantiles.size(), 3u);
+  EXPECT_EQ(sr->quantiles[0].quantile, 0.5);
+  EXPECT_EQ(sr->quantiles[0].error, 0.05);
+  EXPECT_EQ(sr->quantiles[1].quantile, 0.9);
+  EXPECT_EQ(sr->quantiles[2].quantile, 0.99);
+  EXPECT_EQ(sr->quantiles[2].error, 0.001);
   EXPECT_EQ(sr->max_age, std::chrono::minutes(10));
   EXPECT_EQ(sr->age_buckets, 5u);
   EXPECT_EQ(sr->ttl.count(), 0);

@@ -28,7 +28,7 @@ enum class ObserverType : std::uint8_t { kDefault, kSummary, kHistogram };
 
 struct QuantileSpec {
   double quantile;
-  double error;  // accepted for compatibility; the sketch's error is relative (see FORMAT.md)
+  double error;  // absolute rank error of the targeted-quantile stream, as in statsd_exporter
 };
 
 // One `mappings:` entry of a statsd_exporter mapping file. Optional fields
@@ -82,7 +82,7 @@ struct CompiledRule {
   std::chrono::nanoseconds ttl;
   ObserverType observer_type;   // kSummary or kHistogram
   std::vector<double> buckets;  // sorted, finite
-  std::vector<double> quantiles;
+  std::vector<QuantileSpec> quantiles;
   std::chrono::nanoseconds max_age;
   std::uint32_t age_buckets;
   std::string help;
