@@ -145,6 +145,7 @@ std::uint32_t Shard::create_series(const MappedSample& m, const std::byte* label
       SetState& st = sets_[e];
       st.window_id = now_ns / set_window_ns_;
       st.size = 0;
+      st.completed = 0;
       if (st.members.size() != 16) st.members.assign(16, 0);
       std::fill(st.members.begin(), st.members.end(), 0);
       se.ext = e;
@@ -229,8 +230,10 @@ void Shard::add_member(SetState& st, std::uint64_t member) noexcept {
 
 bool Shard::roll_set(Series& se, SetState& st, std::int64_t window_id) noexcept {
   if (window_id <= st.window_id) return false;
-  // The published value is the distinct count of the last completed window.
-  se.value = (window_id == st.window_id + 1) ? static_cast<double>(st.size) : 0.0;
+  // The window just closed is the last completed one (0 if it was not the
+  // previous window, i.e. a whole window passed without members).
+  st.completed = window_id == st.window_id + 1 ? st.size : 0;
+  se.value = static_cast<double>(st.completed);  // the new open window has no members yet
   se.flags |= kPublished;
   st.window_id = window_id;
   st.size = 0;
@@ -300,7 +303,16 @@ void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64
     case Op::kSetMember: {
       SetState& st = sets_[se.ext];
       if (roll_set(se, st, now_ns / set_window_ns_)) mark_dirty(idx);
+      const std::uint32_t before = st.size;
       add_member(st, m.member);
+      if (st.size != before && static_cast<double>(st.size) > se.value) {
+        se.value = static_cast<double>(st.size);  // the open window outgrew the last completed one
+        se.flags |= kPublished;
+        mark_dirty(idx);
+      } else if (!(se.flags & kPublished)) {
+        se.flags |= kPublished;
+        mark_dirty(idx);
+      }
       if (!(se.flags & kActive)) {
         se.flags |= kActive;
         active_.push_back(idx);

@@ -120,9 +120,14 @@ class Shard {
     std::uint32_t spec = 0;
     std::vector<double> counts;  // per bucket, then +Inf; not cumulative
   };
+  // A set publishes the larger of its last completed window's distinct count
+  // (`completed`) and the open window's so far (`size`): a value from the
+  // first member on, never a drop to 0 at a window boundary while members
+  // keep coming, and 0 only after a whole window without any.
   struct SetState {
     std::int64_t window_id = 0;
     std::uint32_t size = 0;
+    std::uint32_t completed = 0;
     std::vector<std::uint64_t> members;  // open addressing; 0 = empty
   };
 

@@ -378,26 +378,32 @@ TEST(Engine, SummaryWindowForgetsOldObservationsButKeepsCountAndSum) {
   EXPECT_EQ(h.state.value("lat{}", 1), 3001);
 }
 
-TEST(Engine, SetsPublishDistinctMembersOfTheLastCompletedWindow) {
+TEST(Engine, SetsPublishTheLargerOfTheLastCompletedAndTheOpenWindow) {
   EngineOptions o;
   o.set_window = 10s;
   Harness h(o);
   h.now_ns = 0;
-  for (const char* m : {"alice", "bob", "alice", "carol"}) h.send(Kind::kSet, "users", 0, {}, 1, m);
+  h.send(Kind::kSet, "users", 0, {}, 1, "alice");
   h.flush();
-  EXPECT_FALSE(h.state.has("users{}"));  // the first window has not closed yet
+  EXPECT_EQ(h.state.value("users{}"), 1);  // shown from the first member, not when the window closes
+  for (const char* m : {"bob", "alice", "carol"}) h.send(Kind::kSet, "users", 0, {}, 1, m);
+  h.flush();
+  EXPECT_EQ(h.state.value("users{}"), 3);
   h.advance(10s);
   h.send(Kind::kSet, "users", 0, {}, 1, "dave");
   h.flush();
-  EXPECT_EQ(h.state.value("users{}"), 3);
+  EXPECT_EQ(h.state.value("users{}"), 3);  // the completed window's 3, not the open one's 1
   EXPECT_EQ(h.state.series["users{}"].type, MetricType::kGauge);
   EXPECT_EQ(h.state.series["users{}"].flags, metric::kEntryFromSet);
+  for (const char* m : {"erin", "frank", "grace"}) h.send(Kind::kSet, "users", 0, {}, 1, m);
+  h.flush();
+  EXPECT_EQ(h.state.value("users{}"), 4);  // the open window outgrew it
   h.advance(10s);
   h.flush();
-  EXPECT_EQ(h.state.value("users{}"), 1);
+  EXPECT_EQ(h.state.value("users{}"), 4);  // completed: 4; the new window is still empty
   h.advance(10s);
   h.flush();
-  EXPECT_EQ(h.state.value("users{}"), 0);
+  EXPECT_EQ(h.state.value("users{}"), 0);  // a whole window without members
 }
 
 TEST(Engine, SetMembersBeyondTheLimitAreCounted) {

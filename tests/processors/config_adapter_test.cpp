@@ -130,6 +130,13 @@ exporters:
   EXPECT_EQ(o.quarantine_after_crashes, 9u);
 }
 
+TEST(ConfigAdapter, CacheTypeRandomReachesTheMatcher) {
+  auto file = config::parse_mapping_yaml(kMapping, "mapping.yml");
+  ASSERT_TRUE(file);
+  EXPECT_FALSE(mapping_from_config(*file).cache_random);
+  EXPECT_TRUE(mapping_from_config(*file, config::MappingCacheOptions{100, config::CacheType::kRandom}).cache_random);
+}
+
 TEST(ConfigAdapter, SampleRateIsReplayedUnlessTheProcessorAsksForWeights) {
   const auto text = [](const std::string& extra) {
     return "pipeline: t\nrings:\n  raw: {size: 1MiB}\n  metrics: {size: 1MiB}\nsources:\n"

@@ -346,6 +346,28 @@ TEST(Matcher, CacheServesRepeatsAndStaysBounded) {
   EXPECT_EQ(m.stats().cache_hits, hits + 1);
 }
 
+TEST(Matcher, RandomCacheEvictsAnyEntryWhereLruThrashes) {
+  // A cyclic scan one name larger than the cache: lru always evicts the name
+  // asked for next (no hit at all), random eviction keeps some of them.
+  const auto hits_of = [](bool random) {
+    MappingConfig c;
+    c.rules = {glob("a.*", "a_$1")};
+    c.cache_size = 4;
+    c.cache_random = random;
+    auto m = Matcher::create(c);
+    EXPECT_TRUE(m);
+    for (int round = 0; round < 50; ++round) {
+      for (int i = 0; i < 5; ++i) {
+        EXPECT_EQ(m->match("a.k" + std::to_string(i), MatchClass::kCounter).name, "a_k" + std::to_string(i));
+      }
+    }
+    EXPECT_EQ(m->stats().cache_length, 4u);
+    return m->stats().cache_hits;
+  };
+  EXPECT_EQ(hits_of(false), 0u);
+  EXPECT_GT(hits_of(true), 50u);
+}
+
 TEST(Matcher, CacheKeysIncludeTheMetricClass) {
   MappingRule c = glob("m.*", "as_counter");
   c.match_metric_type = MatchMetricType::kCounter;

@@ -311,7 +311,6 @@ struct PrometheusExporterConfig {
 struct RemoteWriteConfig {
   std::string url;                                    // `url`: http:// or https://
   std::uint32_t batch_size = 2000;                    // `batch_size`: samples per request
-  std::chrono::milliseconds batch_time{5000};         // `batch_time`: send a partial batch after this
   std::uint32_t max_in_flight = 4;                    // `max_in_flight`: concurrent requests
   std::chrono::milliseconds timeout{30'000};          // `timeout`: per request
   std::chrono::milliseconds retry_min_backoff{30};    // `retry_min_backoff`

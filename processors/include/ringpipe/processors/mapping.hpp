@@ -67,7 +67,10 @@ struct MappingDefaults {
 struct MappingConfig {
   MappingDefaults defaults;
   std::vector<MappingRule> rules;
-  std::size_t cache_size = 1000;  // entries of the LRU mapping cache; 0 disables it
+  std::size_t cache_size = 1000;  // entries of the mapping cache; 0 disables it
+  // statsd_exporter's --statsd.cache-type: false evicts the least recently
+  // used entry (lru), true a random one (random, no bookkeeping on a hit).
+  bool cache_random = false;
 };
 
 // The metric type as the matcher sees it (statsd_exporter's three classes).
