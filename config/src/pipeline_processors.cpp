@@ -41,7 +41,8 @@ void Loader::read_processor(const YamlNode& key, const YamlNode& value) {
             "state_dir",
             "max_metrics",
             "max_name_length",
-            "quarantine_after_crashes"},
+            "quarantine_after_crashes",
+            "sample_rate"},
            d_);
   if (const auto* v = f.get("type"); v == nullptr) {
     d_.add(p.position, who + ": found no type, expected type: aggregate");
@@ -79,6 +80,17 @@ void Loader::read_processor(const YamlNode& key, const YamlNode& value) {
   read_string_into(f, "state_dir", p.state_dir);
   read_size_into(f, "max_name_length", 1, 16u << 20, "1 byte to 16MiB", p.max_name_length);
   read_uint_into(f, "quarantine_after_crashes", 0, 1000, p.quarantine_after_crashes);
+  if (const auto* v = f.get("sample_rate")) {
+    if (auto s = detail::read_string(*v, f.at("sample_rate"), d_)) {
+      if (*s == "replay") {
+        p.weighted_sample_rate = false;
+      } else if (*s == "weighted") {
+        p.weighted_sample_rate = true;
+      } else {
+        d_.add(*v, f.at("sample_rate") + ": found " + describe(*v) + ", expected replay or weighted");
+      }
+    }
+  }
   if (p.state) {
     for (RingUse& u : uses_)
       if (u.component == who && u.key == "input") u.slots = 2;

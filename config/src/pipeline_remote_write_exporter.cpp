@@ -35,7 +35,12 @@ void Loader::read_remote_write(const Fields& f, const std::string& who, Exporter
     }
   }
   read_uint_into(f, "batch_size", 1, 1'000'000, r.batch_size);
-  read_millis_into(f, "batch_time", r.batch_time, true);
+  if (const auto* v = f.get("batch_time")) {
+    // Accepted and ignored until now: say so instead of pretending.
+    d_.add(*v, f.at("batch_time") + ": found " + describe(*v) +
+                   ", expected no batch_time: each record's samples are sent as soon as the record is read "
+                   "(batch_size caps one request), so a partial batch never waits; remove the key");
+  }
   read_uint_into(f, "max_in_flight", 1, 1024, r.max_in_flight);
   read_millis_into(f, "timeout", r.timeout, true);
   read_millis_into(f, "retry_min_backoff", r.retry_min_backoff, true);

@@ -73,6 +73,7 @@ struct DatagramListener {
 int receive_batch(DatagramListener& l, std::vector<mmsghdr>& msgs, std::vector<iovec>& iov, std::vector<char>& data,
                   std::vector<char>& control, std::size_t control_each) noexcept {
   for (std::uint32_t i = 0; i < l.batch; ++i) {
+    msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);  // the sender, for the bad-line warning
     msgs[i].msg_hdr.msg_control = control.data() + i * control_each;
     msgs[i].msg_hdr.msg_controllen = control_each;
     msgs[i].msg_hdr.msg_flags = 0;
@@ -104,7 +105,7 @@ int receive_batch(DatagramListener& l, std::vector<mmsghdr>& msgs, std::vector<i
         }
       }
     }
-    l.worker->parse(packet);
+    l.worker->parse(packet, static_cast<const sockaddr*>(h.msg_name), h.msg_namelen);
   }
   (void)data;
   l.worker->end();
@@ -120,12 +121,14 @@ void datagram_loop(DatagramListener& l, const std::atomic<bool>& stopping) noexc
   std::vector<iovec> iov(l.batch);
   std::vector<char> data(static_cast<std::size_t>(l.batch) * l.max_datagram);
   std::vector<char> control(l.batch * control_each);
+  std::vector<sockaddr_storage> senders(l.batch);
   for (std::uint32_t i = 0; i < l.batch; ++i) {
     iov[i].iov_base = data.data() + static_cast<std::size_t>(i) * l.max_datagram;
     iov[i].iov_len = l.max_datagram;
     std::memset(&msgs[i], 0, sizeof msgs[i]);
     msgs[i].msg_hdr.msg_iov = &iov[i];
     msgs[i].msg_hdr.msg_iovlen = 1;
+    msgs[i].msg_hdr.msg_name = &senders[i];
   }
   while (!stopping.load(std::memory_order_acquire)) {
     pollfd p{l.fd, POLLIN, 0};

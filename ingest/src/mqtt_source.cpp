@@ -68,6 +68,22 @@ struct MqttSource::Impl {
   Status connect_once() noexcept;
 };
 
+namespace {
+
+// 1 for true/on, 0 for false/off (any case), -1 for anything else.
+int boolean_value(std::string_view s) noexcept {
+  const auto is = [&](std::string_view word) {
+    return s.size() == word.size() && std::equal(s.begin(), s.end(), word.begin(), [](char a, char b) {
+             return (a >= 'A' && a <= 'Z' ? static_cast<char>(a - 'A' + 'a') : a) == b;
+           });
+  };
+  if (is("true") || is("on")) return 1;
+  if (is("false") || is("off")) return 0;
+  return -1;
+}
+
+}  // namespace
+
 void MqttSource::Impl::parse_value(std::string_view payload, std::string_view name,
                                    std::span<const sample::Tag> tags) noexcept {
   ParseCounters& c = worker->counters();
@@ -83,7 +99,9 @@ void MqttSource::Impl::parse_value(std::string_view payload, std::string_view na
     return;
   }
   double value = 0;
-  if (!text::parse_float(payload, value)) {
+  if (const int b = boolean_value(payload); b >= 0) {
+    value = b;  // door and motion sensors publish true/false or ON/OFF
+  } else if (!text::parse_float(payload, value)) {
     c.count(ParseError::kMalformedValue);
     return;
   }

@@ -58,7 +58,14 @@ class StreamSession : public std::enable_shared_from_this<StreamSession<Protocol
         buf_(std::make_unique_for_overwrite<char[]>(cap_)),
         idle_(limits.idle_timeout),
         worker_(worker),
-        stats_(stats) {}
+        stats_(stats) {
+    boost::system::error_code ec;
+    const auto peer = socket_.remote_endpoint(ec);  // for the bad-line warning; unknown if it fails
+    if (!ec && peer.size() <= sizeof peer_) {
+      std::memcpy(&peer_, peer.data(), peer.size());
+      peer_len_ = static_cast<socklen_t>(peer.size());
+    }
+  }
   ~StreamSession() { release(); }
   StreamSession(const StreamSession&) = delete;
   StreamSession& operator=(const StreamSession&) = delete;
@@ -157,7 +164,7 @@ class StreamSession : public std::enable_shared_from_this<StreamSession<Protocol
 
   void parse(std::string_view lines) {
     worker_.begin(realtime_ns());
-    worker_.parse(lines);
+    worker_.parse(lines, peer_len_ > 0 ? reinterpret_cast<const sockaddr*>(&peer_) : nullptr, peer_len_);
     worker_.end();
   }
 
@@ -201,6 +208,8 @@ class StreamSession : public std::enable_shared_from_this<StreamSession<Protocol
   std::chrono::steady_clock::time_point deadline_{};
   Worker& worker_;
   StreamStats& stats_;
+  sockaddr_storage peer_{};
+  socklen_t peer_len_ = 0;
 };
 
 // Accepts connections up to the limit; the rest are closed at once and counted.

@@ -2,8 +2,14 @@
 // Worker: the per-thread state of one transport thread — its parser, its
 // BatchTarget and local counters. begin() claims once for a received batch,
 // parse() adds packets, end() commits and adds the counters to IngestStats.
+// The first refused line of a batch is kept (its reason, its first
+// kExampleBytes and its sender) for end()'s rate-limited warning, so an
+// operator can find the client that sends it.
 // One Worker per thread; nothing here allocates, throws or logs per sample.
 
+#include <sys/socket.h>
+
+#include <array>
 #include <memory>
 #include <span>
 #include <string>
@@ -23,7 +29,8 @@ class Worker {
 
   // `bytes_hint`: what the batch will need, when known (one claim that large, see BatchTarget::claim_at_least).
   void begin(std::int64_t received_ns, std::size_t bytes_hint = 0) noexcept;
-  void parse(std::string_view packet) noexcept { parser_.parse_packet(packet, out_, counters_); }
+  // `from`: the packet's sender (nullptr: unknown), read only when a line is refused.
+  void parse(std::string_view packet, const sockaddr* from = nullptr, socklen_t from_len = 0) noexcept;
   void count(ParseError e, std::uint64_t n = 1) noexcept { counters_.errors[static_cast<std::size_t>(e)] += n; }
   void end() noexcept;
   // For sources that parse themselves (MQTT), between begin() and end().
@@ -36,6 +43,17 @@ class Worker {
   bool claim() noexcept;
   void commit() noexcept;
   void flush_counters() noexcept;
+  void keep_example(std::string_view packet, const sockaddr* from, socklen_t from_len) noexcept;
+
+  static constexpr std::size_t kExampleBytes = 120;
+  struct Example {
+    bool kept = false;
+    ParseError reason{};
+    std::size_t line_len = 0;  // bytes kept, at most kExampleBytes
+    std::size_t full_len = 0;  // the line's length
+    std::array<char, kExampleBytes> line{};
+    std::array<char, 80> sender{};  // NUL-terminated
+  };
 
   std::string name_;
   LineParser parser_;
@@ -49,6 +67,11 @@ class Worker {
   std::size_t bytes_hint_ = 0;
   std::uint64_t refused_claims_ = 0;
   std::uint64_t records_ = 0;
+  Example example_;
 };
+
+// "127.0.0.1:40000", "[::1]:40000", "unix:/run/x.sock", "unix (unnamed)" or
+// "unknown" into out (NUL-terminated, truncated to fit).
+void format_sender(const sockaddr* from, socklen_t from_len, std::span<char> out) noexcept;
 
 }  // namespace ringpipe::ingest

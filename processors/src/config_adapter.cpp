@@ -35,6 +35,7 @@ MappingConfig mapping_from_config(const config::MappingConfig& file, const confi
   if (d.summary_options.max_age.count() > 0) out.defaults.max_age = d.summary_options.max_age;
   if (d.summary_options.age_buckets > 0) out.defaults.age_buckets = d.summary_options.age_buckets;
   out.cache_size = cache.size;
+  out.cache_random = cache.type == config::CacheType::kRandom;
 
   for (const config::MetricMapping& m : file.mappings) {
     MappingRule r;
@@ -86,6 +87,7 @@ ProcessorOptions processor_options(const config::PipelineConfig& p, const config
     if (c.summary.max_age.count() > 0) d.max_age = c.summary.max_age;
     if (c.summary.age_buckets > 0) d.age_buckets = c.summary.age_buckets;
     o.engine.mapping.cache_size = c.mapping_cache.size;
+    o.engine.mapping.cache_random = c.mapping_cache.type == config::CacheType::kRandom;
   }
   o.engine.shards = c.shards;
   o.engine.max_series = c.max_series == 0 ? SIZE_MAX : c.max_series;
@@ -93,6 +95,7 @@ ProcessorOptions processor_options(const config::PipelineConfig& p, const config
   o.engine.max_families = static_cast<std::size_t>(c.max_metrics);
   o.engine.max_name_bytes = static_cast<std::size_t>(c.max_name_length);
   o.quarantine_after_crashes = c.quarantine_after_crashes;
+  o.engine.weighted_sample_rate = c.weighted_sample_rate;
   if (const config::RingConfig* out = p.find_ring(c.output)) {
     // The ring's own limit: max_record, else a quarter of a lane.
     const std::uint64_t ring_max = out->max_record_bytes ? out->max_record_bytes : out->lane_capacity_bytes() / 4;

@@ -14,7 +14,7 @@ namespace ringpipe::processors::detail {
 [[nodiscard]] inline ObserverSpec spec_of(const CompiledRule& r) {
   ObserverSpec s;
   s.buckets = r.buckets;
-  s.quantiles = r.quantiles;
+  for (const QuantileSpec& q : r.quantiles) s.quantiles.push_back(QuantileTarget{q.quantile, q.error});
   s.age_buckets = r.age_buckets;
   s.bucket_ns = std::max<std::int64_t>(1, r.max_age.count() / r.age_buckets);
   return s;

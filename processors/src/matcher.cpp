@@ -1,5 +1,6 @@
 // The mapping matcher: a trie of glob segments (statsd_exporter's FSM), the
-// regex rules in file order, and a bounded LRU cache in front of both.
+// regex rules in file order, and a bounded cache (lru or random eviction) in
+// front of both.
 // Regexes are RE2 (Go's syntax and semantics, time linear in the name, no
 // recursion), so no name a client sends can stall or crash the matcher.
 
@@ -225,7 +226,9 @@ struct Matcher::Impl {
   CompiledRule unmapped;
 
   std::size_t cache_cap = 0;
-  std::vector<Entry> entries;  // entries[cache_cap] is scratch when the cache is off
+  bool cache_random = false;
+  std::uint64_t evict_rng = 0x9e3779b97f4a7c15ULL;  // xorshift64 state for random eviction
+  std::vector<Entry> entries;                       // entries[cache_cap] is scratch when the cache is off
   detail::FlatIndex index;
   std::uint32_t head = kNoEntry;
   std::uint32_t tail = kNoEntry;
@@ -424,7 +427,8 @@ Result<Matcher> Matcher::create(const MappingConfig& config) {
     c.quantiles.clear();
     for (const QuantileSpec& q : qs) {
       if (!(q.quantile >= 0 && q.quantile <= 1)) return invalid("quantile outside [0, 1]");
-      c.quantiles.push_back(q.quantile);
+      if (!(q.error >= 0 && q.error < 1)) return invalid("quantile error outside [0, 1)");
+      c.quantiles.push_back(q);
     }
     c.max_age = (r && r->max_age) ? *r->max_age : d.max_age;
     c.age_buckets = (r && r->age_buckets) ? *r->age_buckets : d.age_buckets;
@@ -493,6 +497,7 @@ Result<Matcher> Matcher::create(const MappingConfig& config) {
     impl->rules.push_back(std::move(rule));
   }
   impl->cache_cap = config.cache_size;
+  impl->cache_random = config.cache_random;
   impl->entries.resize(impl->cache_cap + 1);
   impl->index.reserve(impl->cache_cap);
   return Matcher(std::move(impl));
@@ -516,15 +521,24 @@ MatchResult Matcher::match(std::string_view name, MatchClass cls) noexcept {
   });
   if (found != detail::FlatIndex::kNone) {
     ++m.stats.cache_hits;
-    m.unlink(found);
-    m.push_front(found);
+    if (!m.cache_random) {  // recency matters only to lru
+      m.unlink(found);
+      m.push_front(found);
+    }
     return m.result_of(m.entries[found]);
   }
   std::uint32_t slot;
   if (m.stats.cache_length < m.cache_cap) {
     slot = static_cast<std::uint32_t>(m.stats.cache_length++);
   } else {
-    slot = m.tail;
+    if (m.cache_random) {
+      m.evict_rng ^= m.evict_rng << 13;
+      m.evict_rng ^= m.evict_rng >> 7;
+      m.evict_rng ^= m.evict_rng << 17;
+      slot = static_cast<std::uint32_t>(m.evict_rng % m.cache_cap);
+    } else {
+      slot = m.tail;
+    }
     m.index.erase(m.entries[slot].hash, slot);
     m.unlink(slot);
   }

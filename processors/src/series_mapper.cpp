@@ -115,7 +115,8 @@ SeriesMapper::SeriesMapper(Matcher matcher, FamilyRegistry& registry, const Engi
       registry_(&registry),
       default_help_(options.default_help),
       family_cache_cap_(options.max_families * 2 + 16),
-      max_name_bytes_(options.max_name_bytes) {
+      max_name_bytes_(options.max_name_bytes),
+      weighted_sample_rate_(options.weighted_sample_rate) {
   name_.reserve(256);
   keys_.reserve(1024);
   lbls_.reserve(32);
@@ -174,7 +175,9 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
     default:
       kind = rule.observer_type == ObserverType::kHistogram ? FamilyKind::kHistogram : FamilyKind::kSummary;
       out.op = Op::kObserve;
-      out.weight = 1.0 / rate;  // one weighted observation, never a replay
+      // statsd_exporter observes a sampled observation int(1/rate) times (Go's
+      // truncation: @0.3 counts 3); weighted mode observes it once, weight 1/rate.
+      out.weight = weighted_sample_rate_ ? 1.0 / rate : std::trunc(1.0 / rate);
       if (!std::isfinite(out.value)) {
         ++stats_.dropped_bad_value;
         return false;

@@ -67,6 +67,7 @@ class SeriesMapper {
   std::string default_help_;
   std::size_t family_cache_cap_;
   std::size_t max_name_bytes_;
+  bool weighted_sample_rate_;
   std::vector<CachedFamily> families_;
   FlatIndex family_index_;
   std::string name_;

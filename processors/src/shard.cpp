@@ -113,7 +113,7 @@ std::uint32_t Shard::create_series(const MappedSample& m, const std::byte* label
       s.head = 0;
       s.head_start_ns = now_ns;
       s.window.resize(sp.age_buckets);
-      for (Sketch& k : s.window) k.clear();
+      for (TargetedQuantiles& k : s.window) k.reset();
       se.ext = e;
       break;
     }
@@ -145,6 +145,7 @@ std::uint32_t Shard::create_series(const MappedSample& m, const std::byte* label
       SetState& st = sets_[e];
       st.window_id = now_ns / set_window_ns_;
       st.size = 0;
+      st.completed = 0;
       if (st.members.size() != 16) st.members.assign(16, 0);
       std::fill(st.members.begin(), st.members.end(), 0);
       se.ext = e;
@@ -229,8 +230,10 @@ void Shard::add_member(SetState& st, std::uint64_t member) noexcept {
 
 bool Shard::roll_set(Series& se, SetState& st, std::int64_t window_id) noexcept {
   if (window_id <= st.window_id) return false;
-  // The published value is the distinct count of the last completed window.
-  se.value = (window_id == st.window_id + 1) ? static_cast<double>(st.size) : 0.0;
+  // The window just closed is the last completed one (0 if it was not the
+  // previous window, i.e. a whole window passed without members).
+  st.completed = window_id == st.window_id + 1 ? st.size : 0;
+  se.value = static_cast<double>(st.completed);  // the new open window has no members yet
   se.flags |= kPublished;
   st.window_id = window_id;
   st.size = 0;
@@ -246,9 +249,9 @@ bool Shard::rotate_summary(SummaryState& s, std::int64_t now_ns) noexcept {
   bool changed = false;
   const auto n = static_cast<std::int64_t>(s.window.size());
   for (std::int64_t k = 0; k < std::min(steps, n); ++k) {
-    s.head = (s.head + 1) % static_cast<std::uint32_t>(n);
     changed |= !s.window[s.head].empty();
-    s.window[s.head].clear();
+    s.window[s.head].reset();  // the oldest stream starts again as the newest
+    s.head = (s.head + 1) % static_cast<std::uint32_t>(n);
   }
   s.head_start_ns += steps * sp.bucket_ns;
   return changed;
@@ -282,7 +285,7 @@ void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64
         rotate_summary(s, now_ns);
         s.count += m.weight;
         s.sum += m.value * m.weight;
-        s.window[s.head].add(m.value, m.weight);
+        for (TargetedQuantiles& k : s.window) k.insert(m.value, m.weight, (*specs_)[s.spec].quantiles);
         if (!(se.flags & kActive)) {
           se.flags |= kActive;
           active_.push_back(idx);
@@ -300,7 +303,16 @@ void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64
     case Op::kSetMember: {
       SetState& st = sets_[se.ext];
       if (roll_set(se, st, now_ns / set_window_ns_)) mark_dirty(idx);
+      const std::uint32_t before = st.size;
       add_member(st, m.member);
+      if (st.size != before && static_cast<double>(st.size) > se.value) {
+        se.value = static_cast<double>(st.size);  // the open window outgrew the last completed one
+        se.flags |= kPublished;
+        mark_dirty(idx);
+      } else if (!(se.flags & kPublished)) {
+        se.flags |= kPublished;
+        mark_dirty(idx);
+      }
       if (!(se.flags & kActive)) {
         se.flags |= kActive;
         active_.push_back(idx);
@@ -345,7 +357,7 @@ std::size_t Shard::memory_bytes() const noexcept {
                   (dirty_.capacity() + active_.capacity() + free_series_.capacity()) * sizeof(std::uint32_t);
   for (const SummaryState& s : summaries_) {
     n += sizeof s;
-    for (const Sketch& k : s.window) n += k.memory_bytes();
+    for (const TargetedQuantiles& k : s.window) n += k.memory_bytes();
   }
   for (const HistogramState& h : histograms_) n += sizeof h + h.counts.capacity() * sizeof(double);
   for (const SetState& st : sets_) n += sizeof st + st.members.capacity() * sizeof(std::uint64_t);

@@ -18,15 +18,15 @@
 #include "flat_index.hpp"
 #include "ringpipe/processors/aggregator.hpp"
 #include "series_mapper.hpp"
-#include "sketch.hpp"
 #include "state_store.hpp"
+#include "targeted_quantiles.hpp"
 
 namespace ringpipe::processors::detail {
 
 // Observer settings of one rule (index = rule index + 1; 0 = unmapped).
 struct ObserverSpec {
   std::vector<double> buckets;
-  std::vector<double> quantiles;
+  std::vector<QuantileTarget> quantiles;
   std::int64_t bucket_ns;  // max_age / age_buckets
   std::uint32_t age_buckets;
 };
@@ -103,13 +103,16 @@ class Shard {
   static_assert(sizeof(Series) <= 48, "series state stays small: the budget is 200 bytes per series");
   static constexpr std::uint32_t kNoExt = UINT32_MAX;  // Series::ext of a kind with no side state
 
+  // As client_golang's summary: every observation goes into each of the
+  // age_buckets streams; window[head], the oldest, answers queries and is
+  // reset (becoming the newest) each max_age / age_buckets.
   struct SummaryState {
     double count = 0;
     double sum = 0;
     std::int64_t head_start_ns = 0;
     std::uint32_t head = 0;
     std::uint32_t spec = 0;
-    std::vector<Sketch> window;
+    std::vector<TargetedQuantiles> window;
   };
   struct HistogramState {
     double count = 0;
@@ -117,9 +120,14 @@ class Shard {
     std::uint32_t spec = 0;
     std::vector<double> counts;  // per bucket, then +Inf; not cumulative
   };
+  // A set publishes the larger of its last completed window's distinct count
+  // (`completed`) and the open window's so far (`size`): a value from the
+  // first member on, never a drop to 0 at a window boundary while members
+  // keep coming, and 0 only after a whole window without any.
   struct SetState {
     std::int64_t window_id = 0;
     std::uint32_t size = 0;
+    std::uint32_t completed = 0;
     std::vector<std::uint64_t> members;  // open addressing; 0 = empty
   };
 
@@ -179,7 +187,6 @@ class Shard {
   std::vector<std::vector<std::uint32_t>> block_free_;  // store arena free blocks by size class
   std::vector<std::uint32_t> pending_free_;             // freed in the open transaction: reusable after commit
 
-  Sketch merged_;
   std::vector<double> values_;
   EngineStats stats_;
 };

@@ -100,14 +100,13 @@ void Shard::encode(const Series& se, EntryKind kind, SeriesEntry& e) noexcept {
         values_.push_back(se.value);
         break;
       case FamilyKind::kSummary: {
-        const SummaryState& s = summaries_[se.ext];
+        SummaryState& s = summaries_[se.ext];
         values_.push_back(s.count);
         values_.push_back(s.sum);
-        merged_.clear();
-        for (const Sketch& k : s.window) k.merge_into(merged_);
-        for (const double q : (*specs_)[s.spec].quantiles) {
-          values_.push_back(q);
-          values_.push_back(merged_.quantile(q));
+        const std::vector<QuantileTarget>& targets = (*specs_)[s.spec].quantiles;
+        for (const QuantileTarget& q : targets) {
+          values_.push_back(q.quantile);
+          values_.push_back(s.window[s.head].query(q.quantile, targets));
         }
         break;
       }
@@ -152,7 +151,8 @@ void Shard::flush(std::int64_t now_ns, std::int64_t wall_ns, RecordSink& sink, b
     if (se.kind == static_cast<std::uint8_t>(FamilyKind::kSummary)) {
       SummaryState& s = summaries_[se.ext];
       if (rotate_summary(s, now_ns)) mark_dirty(idx);
-      still_active = std::any_of(s.window.begin(), s.window.end(), [](const Sketch& k) { return !k.empty(); });
+      still_active =
+          std::any_of(s.window.begin(), s.window.end(), [](const TargetedQuantiles& k) { return !k.empty(); });
     } else {
       SetState& st = sets_[se.ext];
       if (roll_set(se, st, window_id)) {

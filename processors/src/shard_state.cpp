@@ -318,6 +318,7 @@ void Shard::restore(std::int64_t now_ns) {
         se.ext = static_cast<std::uint32_t>(sets_.size());
         SetState& s = sets_.emplace_back();
         s.window_id = now_ns / set_window_ns_;  // the open window's members are not kept
+        s.completed = static_cast<std::uint32_t>(std::min<double>(se.value, UINT32_MAX));
         s.members.assign(16, 0);
         break;
       }

@@ -124,7 +124,6 @@ TEST(PipelineConfig, LoadsEveryExampleFile) {
   EXPECT_EQ(prom.basic_auth_users[0].password, "scrape-secret");
   const auto& rw = secure->exporters[1].remote_write;
   EXPECT_EQ(rw.batch_size, 5000u);
-  EXPECT_EQ(rw.batch_time, milliseconds{2000});
   EXPECT_EQ(rw.max_in_flight, 8u);
   EXPECT_EQ(rw.retry_min_backoff, milliseconds{100});
   EXPECT_EQ(rw.retry_max_backoff, milliseconds{30'000});
@@ -247,7 +246,7 @@ exporters:
           "output, reader, mapping_config, cache_size, cache_type, shards, flush_interval, ttl, max_series, "
           "max_series_per_metric, observer_type, quantiles, buckets, summary_max_age, summary_age_buckets, "
           "summary_buf_cap, native_histogram_bucket_factor, native_histogram_max_buckets, state, state_dir, "
-          "max_metrics, max_name_length, quarantine_after_crashes",
+          "max_metrics, max_name_length, quarantine_after_crashes, sample_rate",
           "p.yaml:10:72: exporter \"prometheus\": found unknown key \"pth\", expected one of: type, input, "
           "reader, listen, path, tls, basic_auth_users, gating, max_connections, header_timeout, "
           "quarantine_after_crashes (did you mean \"path\"?)",
@@ -571,6 +570,21 @@ exporters:
                           "source \"s\" max_body_size: found a body size limit on type: statsd, expected it only on "
                           "type: prometheus_scrape or remote_write"));
   for (const std::string& m : got) EXPECT_EQ(m.rfind("p.yaml:", 0), 0u) << m;  // every one positioned
+}
+
+TEST(PipelineConfig, RefusesRemoteWriteBatchTimeWithTheReason) {
+  const auto r = parse(R"(rings:
+  raw: {}
+sources:
+  s: {type: statsd, listen: udp://127.0.0.1:9, output: raw}
+exporters:
+  e: {type: remote_write, input: raw, url: "http://127.0.0.1:1/w", batch_time: 2s}
+)");
+  const std::vector<std::string> got = messages(r);
+  EXPECT_TRUE(has_message(got,
+                          "exporter \"e\" batch_time: found \"2s\", expected no batch_time: each record's "
+                          "samples are sent as soon as the record is read"))
+      << ::testing::PrintToString(got);
 }
 
 TEST(PipelineConfig, ReadsAPrometheusScrapeSource) {

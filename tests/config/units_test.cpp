@@ -102,7 +102,7 @@ TEST(Units, PipelineValuesCarryUnits) {
 sources:
   s: {type: statsd, listen: udp://:1, output: raw, read_buffer: 25MB, max_line_length: 512KiB, idle_timeout: 1h}
 exporters:
-  e: {type: remote_write, input: raw, url: "http://h/w", batch_time: 250ms, timeout: 1m}
+  e: {type: remote_write, input: raw, url: "http://h/w", timeout: 1m}
 )",
                                 "p.yaml", [](std::string_view) { return std::nullopt; });
   ASSERT_TRUE(r) << r.error().message();
@@ -112,7 +112,6 @@ exporters:
   EXPECT_EQ(r->sources[0].read_buffer_bytes, 25'000'000u);
   EXPECT_EQ(r->sources[0].max_line_length, 512u * 1024);
   EXPECT_EQ(r->sources[0].idle_timeout, std::chrono::hours{1});
-  EXPECT_EQ(r->exporters[0].remote_write.batch_time, std::chrono::milliseconds{250});
   EXPECT_EQ(r->exporters[0].remote_write.timeout, std::chrono::minutes{1});
 }
 

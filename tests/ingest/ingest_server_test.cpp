@@ -423,6 +423,12 @@ class CapturedLog {
   CapturedLog(const CapturedLog&) = delete;
   CapturedLog& operator=(const CapturedLog&) = delete;
 
+  // Everything logged so far.
+  std::string text() {
+    spdlog::default_logger()->flush();
+    return out_.str();
+  }
+
   // Lines that contain `needle`.
   int count(std::string_view needle) {
     spdlog::default_logger()->flush();
@@ -469,6 +475,59 @@ TEST(IngestServer, LogsAFloodOfMalformedLinesOncePerIntervalAndCountsEveryLine) 
   f.server->stop();
   EXPECT_EQ(st.samples_written.load(), static_cast<std::uint64_t>(kPackets));
   EXPECT_EQ(log.count("malformed"), 1);
+}
+
+// The warning names each reason with its count, the first refused line and
+// its sender, so an operator can find the client that sends it.
+TEST(IngestServer, WarnsWithTheReasonsTheFirstBadLineAndItsSender) {
+  CapturedLog log;
+  Fixture f;
+  IngestConfig c = Fixture::base();
+  c.udp = UdpConfig{.port = 0};
+  c.tcp = TcpConfig{.port = 0};
+  c.error_log_interval = std::chrono::milliseconds(1);
+  f.start(c);
+  auto fd = testing::udp_socket();
+  const sockaddr_in any = testing::loopback_address(0);
+  ASSERT_EQ(::bind(fd.get(), reinterpret_cast<const sockaddr*>(&any), sizeof any), 0);
+  sockaddr_in self{};
+  socklen_t self_len = sizeof self;
+  ASSERT_EQ(::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&self), &self_len), 0);
+  const std::string sender = "127.0.0.1:" + std::to_string(ntohs(self.sin_port));
+  const std::string long_name(300, 'x');
+  ASSERT_TRUE(testing::send_udp(fd.get(), f.server->udp_port(), "ok:1|c\nlat:1|ms|T\nq:1|zz\n" + long_name + ":1|q\n"));
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return f.server->stats().lines.load() >= 4; }, kWait));
+  std::this_thread::sleep_for(10ms);  // past the 1 ms log interval
+  auto tcp = testing::tcp_connect(f.server->tcp_port());
+  ASSERT_TRUE(tcp.valid());
+  ASSERT_TRUE(testing::send_all(tcp.get(), "good:2|c\nno value here\n"));
+  tcp.reset();
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return f.server->stats().lines.load() >= 6; }, kWait));
+  f.server->stop();
+  const std::string text = log.text();
+  EXPECT_NE(
+      text.find("malformed_timestamp 1, unknown_type 2; first: malformed_timestamp: \"lat:1|ms|T\" from " + sender),
+      std::string::npos)
+      << text;
+  EXPECT_NE(text.find("first: malformed_line: \"no value here\" from 127.0.0.1:"), std::string::npos) << text;
+  EXPECT_EQ(f.server->stats().parse_error(ParseError::kMalformedTimestamp), 1u);
+  EXPECT_EQ(f.server->stats().parse_error(ParseError::kUnknownType), 2u);
+}
+
+TEST(IngestServer, TruncatesTheBadLineItLogs) {
+  CapturedLog log;
+  Fixture f;
+  IngestConfig c = Fixture::base();
+  c.udp = UdpConfig{.port = 0};
+  f.start(c);
+  auto fd = testing::udp_socket();
+  ASSERT_TRUE(testing::send_udp(fd.get(), f.server->udp_port(), std::string(300, 'x') + ":1|q\x01"));
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return f.server->stats().lines.load() >= 1; }, kWait));
+  f.server->stop();
+  const std::string text = log.text();
+  EXPECT_NE(text.find("unknown_type: \"" + std::string(120, 'x') + "\" (first 120 of 305 bytes) from 127.0.0.1:"),
+            std::string::npos)
+      << text;
 }
 
 // Makes a socket file at `path` and closes the socket, as a crashed run leaves it.

@@ -230,6 +230,32 @@ TEST_F(MqttSourceTest, ValuePayloadsBecomeSamplesNamedAndLabelledByTheTopicTempl
   EXPECT_EQ(v["source_mqtt_messages_total"], static_cast<double>((*source)->mqtt_stats().messages.load()));
 }
 
+TEST_F(MqttSourceTest, ValuePayloadsTrueFalseOnOffAreOneAndZero) {
+  RingTap tap(dir_);
+  MqttConfig c = base_config(broker_->port());
+  c.qos = 1;
+  c.payload = MqttPayload::kValue;
+  c.topic_template = "sensors/+device/+name";
+  auto source = MqttSource::create(c, ring_target_factory(tap.ring()));
+  ASSERT_TRUE(source) << source.error().message();
+  ASSERT_TRUE((*source)->start());
+  Publisher pub(broker_->port());
+  ASSERT_TRUE(pub.ok());
+  ASSERT_TRUE(wait_subscribed(pub, tap, "sensors/p/probe", "1", "probe"));
+  const std::vector<std::pair<std::string, double>> sent = {{"true", 1}, {"false", 0}, {" TRUE\n", 1}, {"False", 0},
+                                                            {"ON", 1},   {"off", 0},   {"On", 1}};
+  for (const auto& [payload, v] : sent) ASSERT_TRUE(pub.publish("sensors/front/door", payload, 1));
+  ASSERT_TRUE(pub.publish("sensors/front/door", "open", 1));   // malformed_value
+  ASSERT_TRUE(pub.publish("sensors/front/door", "truex", 1));  // malformed_value
+  ASSERT_TRUE(pub.flushed());
+  ASSERT_TRUE(tap.wait_for("door", sent.size()));
+  ASSERT_TRUE(wait_until([&] { return (*source)->stats().parse_error(ParseError::kMalformedValue) == 2; }, 5000ms));
+  const auto doors = tap.named("door");
+  ASSERT_EQ(doors.size(), sent.size());
+  for (std::size_t i = 0; i < sent.size(); ++i) EXPECT_EQ(doors[i].value, sent[i].second) << sent[i].first;
+  (*source)->stop();
+}
+
 TEST_F(MqttSourceTest, JsonAndInfluxPayloadsCarryTheTopicLabels) {
   RingTap tap(dir_);
   MqttConfig j = base_config(broker_->port());

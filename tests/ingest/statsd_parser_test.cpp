@@ -231,6 +231,15 @@ TEST(StatsdParser, CarriesDogStatsdTimestampInNanoseconds) {
   EXPECT_EQ(p.err(ParseError::kMalformedTimestamp), 2u);
 }
 
+TEST(StatsdParser, DropsSampleWithEmptyOrNonNumericTimestampAndCountsIt) {
+  for (const char* line : {"a:1|g|T", "a:1|g|#k:v|T", "a:1|c|T|#k:v", "a:1|ms|@0.5|T", "a:1|g|Tx", "a:1|g|T12x",
+                           "a:1|g|T1.5", "a:1|g|T 12", "a:1|g|T-", "a:1|g|T+", "a:1|g|#k:v|Tnope", "a:1|c|Tabc|#k:v"}) {
+    const Parsed p = statsd(line);
+    EXPECT_TRUE(p.samples.empty()) << line;
+    EXPECT_EQ(p.err(ParseError::kMalformedTimestamp), 1u) << line;
+  }
+}
+
 TEST(StatsdParser, DropsSampleWithUnknownSection) {
   const Parsed p = statsd("a:1|c|x");
   EXPECT_TRUE(p.samples.empty());

@@ -293,6 +293,15 @@ TEST(Engine, TimersBecomeSummariesWithDefaultQuantiles) {
   EXPECT_NEAR(s.values[7], 99, 1);
 }
 
+TEST(Engine, SummaryOfFewTimingsAnswersLikeStatsdExporter) {
+  Harness h;
+  for (const double ms : {5.0, 5.0, 5.0, 5000.0}) h.send(Kind::kTimer, "lat", ms / 1000);
+  h.flush();
+  EXPECT_EQ(h.state.value("lat{}", 3), 0.005);  // p50
+  EXPECT_EQ(h.state.value("lat{}", 5), 5);      // p90: the 4th of 4
+  EXPECT_EQ(h.state.value("lat{}", 7), 5);      // p99: the maximum, not 0.00504
+}
+
 TEST(Engine, HistogramsDistributionsAndTimersShareTheObserverMapping) {
   MappingRule r = rule("h.*", "h_seconds");
   r.observer_type = ObserverType::kHistogram;
@@ -316,19 +325,38 @@ TEST(Engine, HistogramsDistributionsAndTimersShareTheObserverMapping) {
   EXPECT_EQ(v[7], 4);
 }
 
-TEST(Engine, ObservationSampleRateIsOneWeightedObservation) {
+TEST(Engine, SampledObservationIsReplayedIntOfOneOverRateTimesAsStatsdExporterDoes) {
   MappingRule r = rule("h.*", "h");
   r.observer_type = ObserverType::kHistogram;
   r.buckets = {1};
   Harness h(with_rules({r}));
-  h.send(Kind::kTimer, "h.a", 0.5, {}, 0.3);  // weight 1/0.3, not int(1/0.3) = 3 replays
+  h.send(Kind::kTimer, "h.a", 0.5, {}, 0.3);  // int(1/0.3) = 3 observations, not 3.33
+  h.send(Kind::kTimer, "s", 2, {}, 0.3);
+  h.send(Kind::kTimer, "s", 4, {}, 0.01);
+  h.flush();
+  EXPECT_EQ(h.state.value("h{}", 0), 3);
+  EXPECT_DOUBLE_EQ(h.state.value("h{}", 1), 1.5);
+  EXPECT_EQ(h.state.value("h{}", 3), 3);  // le=1
+  EXPECT_EQ(h.state.value("s{}", 0), 103);
+  EXPECT_DOUBLE_EQ(h.state.value("s{}", 1), 406);
+  EXPECT_EQ(h.state.value("s{}", 3), 4);  // p50 of 3 x 2 and 100 x 4
+}
+
+TEST(Engine, WeightedSampleRateIsOneWeightedObservation) {
+  MappingRule r = rule("h.*", "h");
+  r.observer_type = ObserverType::kHistogram;
+  r.buckets = {1};
+  EngineOptions o = with_rules({r});
+  o.weighted_sample_rate = true;
+  Harness h(o);
+  h.send(Kind::kTimer, "h.a", 0.5, {}, 0.3);  // weight 1/0.3
   h.send(Kind::kTimer, "s", 2, {}, 0.01);
   h.flush();
   EXPECT_DOUBLE_EQ(h.state.value("h{}", 0), 1 / 0.3);
   EXPECT_DOUBLE_EQ(h.state.value("h{}", 1), 0.5 / 0.3);
   EXPECT_DOUBLE_EQ(h.state.value("s{}", 0), 100);
   EXPECT_DOUBLE_EQ(h.state.value("s{}", 1), 200);
-  EXPECT_NEAR(h.state.value("s{}", 3), 2, 0.02);
+  EXPECT_EQ(h.state.value("s{}", 3), 2);
 }
 
 TEST(Engine, SummaryWindowForgetsOldObservationsButKeepsCountAndSum) {
@@ -350,26 +378,32 @@ TEST(Engine, SummaryWindowForgetsOldObservationsButKeepsCountAndSum) {
   EXPECT_EQ(h.state.value("lat{}", 1), 3001);
 }
 
-TEST(Engine, SetsPublishDistinctMembersOfTheLastCompletedWindow) {
+TEST(Engine, SetsPublishTheLargerOfTheLastCompletedAndTheOpenWindow) {
   EngineOptions o;
   o.set_window = 10s;
   Harness h(o);
   h.now_ns = 0;
-  for (const char* m : {"alice", "bob", "alice", "carol"}) h.send(Kind::kSet, "users", 0, {}, 1, m);
+  h.send(Kind::kSet, "users", 0, {}, 1, "alice");
   h.flush();
-  EXPECT_FALSE(h.state.has("users{}"));  // the first window has not closed yet
+  EXPECT_EQ(h.state.value("users{}"), 1);  // shown from the first member, not when the window closes
+  for (const char* m : {"bob", "alice", "carol"}) h.send(Kind::kSet, "users", 0, {}, 1, m);
+  h.flush();
+  EXPECT_EQ(h.state.value("users{}"), 3);
   h.advance(10s);
   h.send(Kind::kSet, "users", 0, {}, 1, "dave");
   h.flush();
-  EXPECT_EQ(h.state.value("users{}"), 3);
+  EXPECT_EQ(h.state.value("users{}"), 3);  // the completed window's 3, not the open one's 1
   EXPECT_EQ(h.state.series["users{}"].type, MetricType::kGauge);
   EXPECT_EQ(h.state.series["users{}"].flags, metric::kEntryFromSet);
+  for (const char* m : {"erin", "frank", "grace"}) h.send(Kind::kSet, "users", 0, {}, 1, m);
+  h.flush();
+  EXPECT_EQ(h.state.value("users{}"), 4);  // the open window outgrew it
   h.advance(10s);
   h.flush();
-  EXPECT_EQ(h.state.value("users{}"), 1);
+  EXPECT_EQ(h.state.value("users{}"), 4);  // completed: 4; the new window is still empty
   h.advance(10s);
   h.flush();
-  EXPECT_EQ(h.state.value("users{}"), 0);
+  EXPECT_EQ(h.state.value("users{}"), 0);  // a whole window without members
 }
 
 TEST(Engine, SetMembersBeyondTheLimitAreCounted) {

@@ -130,5 +130,30 @@ exporters:
   EXPECT_EQ(o.quarantine_after_crashes, 9u);
 }
 
+TEST(ConfigAdapter, CacheTypeRandomReachesTheMatcher) {
+  auto file = config::parse_mapping_yaml(kMapping, "mapping.yml");
+  ASSERT_TRUE(file);
+  EXPECT_FALSE(mapping_from_config(*file).cache_random);
+  EXPECT_TRUE(mapping_from_config(*file, config::MappingCacheOptions{100, config::CacheType::kRandom}).cache_random);
+}
+
+TEST(ConfigAdapter, SampleRateIsReplayedUnlessTheProcessorAsksForWeights) {
+  const auto text = [](const std::string& extra) {
+    return "pipeline: t\nrings:\n  raw: {size: 1MiB}\n  metrics: {size: 1MiB}\nsources:\n"
+           "  s: {type: statsd, listen: udp://127.0.0.1:0, output: raw}\nprocessors:\n"
+           "  agg: {type: aggregate, input: raw, output: metrics" +
+           extra + "}\nexporters:\n  prom: {type: prometheus, input: metrics, listen: 127.0.0.1:0}\n";
+  };
+  const auto p = ringpipe::testing::parse_pipeline(text(""));
+  EXPECT_FALSE(processor_options(p, p.processors.at(0)).engine.weighted_sample_rate);
+  const auto w = ringpipe::testing::parse_pipeline(text(", sample_rate: weighted"));
+  EXPECT_TRUE(processor_options(w, w.processors.at(0)).engine.weighted_sample_rate);
+  const auto bad = config::parse_pipeline(text(", sample_rate: sometimes"), "p.yaml");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("sample_rate: found \"sometimes\", expected replay or weighted"),
+            std::string::npos)
+      << bad.error().message();
+}
+
 }  // namespace
 }  // namespace ringpipe::processors

@@ -294,7 +294,12 @@ TEST(Matcher, RuleSettingsFallBackToDefaults) {
   const CompiledRule* sr = m.match("s.x", MatchClass::kObserver).rule;
   ASSERT_NE(sr, nullptr);
   EXPECT_EQ(sr->observer_type, ObserverType::kSummary);
-  EXPECT_EQ(sr->quantiles, (std::vector<double>{0.5, 0.9, 0.99}));
+  ASSERT_EQ(sr->quantiles.size(), 3u);
+  EXPECT_EQ(sr->quantiles[0].quantile, 0.5);
+  EXPECT_EQ(sr->quantiles[0].error, 0.05);
+  EXPECT_EQ(sr->quantiles[1].quantile, 0.9);
+  EXPECT_EQ(sr->quantiles[2].quantile, 0.99);
+  EXPECT_EQ(sr->quantiles[2].error, 0.001);
   EXPECT_EQ(sr->max_age, std::chrono::minutes(10));
   EXPECT_EQ(sr->age_buckets, 5u);
   EXPECT_EQ(sr->ttl.count(), 0);
@@ -339,6 +344,28 @@ TEST(Matcher, CacheServesRepeatsAndStaysBounded) {
   EXPECT_EQ(m.stats().cache_hits, hits + 1);
   EXPECT_EQ(m.match("a.k0", MatchClass::kCounter).name, "a_k0");
   EXPECT_EQ(m.stats().cache_hits, hits + 1);
+}
+
+TEST(Matcher, RandomCacheEvictsAnyEntryWhereLruThrashes) {
+  // A cyclic scan one name larger than the cache: lru always evicts the name
+  // asked for next (no hit at all), random eviction keeps some of them.
+  const auto hits_of = [](bool random) {
+    MappingConfig c;
+    c.rules = {glob("a.*", "a_$1")};
+    c.cache_size = 4;
+    c.cache_random = random;
+    auto m = Matcher::create(c);
+    EXPECT_TRUE(m);
+    for (int round = 0; round < 50; ++round) {
+      for (int i = 0; i < 5; ++i) {
+        EXPECT_EQ(m->match("a.k" + std::to_string(i), MatchClass::kCounter).name, "a_k" + std::to_string(i));
+      }
+    }
+    EXPECT_EQ(m->stats().cache_length, 4u);
+    return m->stats().cache_hits;
+  };
+  EXPECT_EQ(hits_of(false), 0u);
+  EXPECT_GT(hits_of(true), 50u);
 }
 
 TEST(Matcher, CacheKeysIncludeTheMetricClass) {

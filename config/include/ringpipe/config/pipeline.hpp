@@ -253,6 +253,10 @@ struct ProcessorConfig {
   // `quarantine_after_crashes`: a record that was being read when the
   // processor died this many times in a row is skipped and counted; 0 = never.
   std::uint32_t quarantine_after_crashes = 3;
+  // `sample_rate`: how a timer, histogram or distribution sampled at @rate is
+  // counted: replay (statsd_exporter: int(1/rate) observations) or weighted
+  // (one observation of weight 1/rate, so _count may be fractional).
+  bool weighted_sample_rate = false;
   // Observation defaults for samples no mapping (or a mapping without
   // options) covers: `observer_type`, `quantiles`, `buckets`,
   // `summary_max_age`, `summary_age_buckets`, `summary_buf_cap`,
@@ -307,7 +311,6 @@ struct PrometheusExporterConfig {
 struct RemoteWriteConfig {
   std::string url;                                    // `url`: http:// or https://
   std::uint32_t batch_size = 2000;                    // `batch_size`: samples per request
-  std::chrono::milliseconds batch_time{5000};         // `batch_time`: send a partial batch after this
   std::uint32_t max_in_flight = 4;                    // `max_in_flight`: concurrent requests
   std::chrono::milliseconds timeout{30'000};          // `timeout`: per request
   std::chrono::milliseconds retry_min_backoff{30};    // `retry_min_backoff`

@@ -4,8 +4,8 @@
 // multi-value lines (a:1:2|ms), several samples per line (a:1|c:2|g) when no
 // DogStatsD tags are present, and four switchable tag styles. Differences
 // from statsd_exporter, on purpose: sets (|s) are supported; a timer,
-// histogram or distribution sample rate is carried as a weight instead of
-// replaying the sample 1/rate times; a rate outside (0, 1] drops the sample
+// histogram or distribution sample rate is carried with the sample (the
+// processor replays or weighs it); a rate outside (0, 1] drops the sample
 // (kSampleRateOutOfRange), "@0" included (statsd_exporter reads it as 1);
 // NaN and ±Inf values are refused (kNonFiniteValue) unless asked; a sample that
 // would add more than kMaxAddition to a total is refused (kValueOutOfRange); a

@@ -28,7 +28,7 @@ enum class ObserverType : std::uint8_t { kDefault, kSummary, kHistogram };
 
 struct QuantileSpec {
   double quantile;
-  double error;  // accepted for compatibility; the sketch's error is relative (see FORMAT.md)
+  double error;  // absolute rank error of the targeted-quantile stream, as in statsd_exporter
 };
 
 // One `mappings:` entry of a statsd_exporter mapping file. Optional fields
@@ -67,7 +67,10 @@ struct MappingDefaults {
 struct MappingConfig {
   MappingDefaults defaults;
   std::vector<MappingRule> rules;
-  std::size_t cache_size = 1000;  // entries of the LRU mapping cache; 0 disables it
+  std::size_t cache_size = 1000;  // entries of the mapping cache; 0 disables it
+  // statsd_exporter's --statsd.cache-type: false evicts the least recently
+  // used entry (lru), true a random one (random, no bookkeeping on a hit).
+  bool cache_random = false;
 };
 
 // The metric type as the matcher sees it (statsd_exporter's three classes).
@@ -82,7 +85,7 @@ struct CompiledRule {
   std::chrono::nanoseconds ttl;
   ObserverType observer_type;   // kSummary or kHistogram
   std::vector<double> buckets;  // sorted, finite
-  std::vector<double> quantiles;
+  std::vector<QuantileSpec> quantiles;
   std::chrono::nanoseconds max_age;
   std::uint32_t age_buckets;
   std::string help;
