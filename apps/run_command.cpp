@@ -127,7 +127,7 @@ int run_command(Args args) {
                     supervisor.error().message());
       return kExitConfig;
     }
-    if (code == std::errc::device_or_resource_busy) {
+    if (code == std::errc::device_or_resource_busy || code == std::errc::no_space_on_device) {
       spdlog::error("{}; nothing started", supervisor.error().context);
       return kExitConfig;
     }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,6 +31,9 @@ namespace ringpipe::apps {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// What one stats segment takes in the run directory (320 KiB, rounded up).
+constexpr std::uint64_t kStatsSegmentBytesEstimate = std::uint64_t{384} << 10;
 
 sigset_t supervisor_signals() {
   sigset_t set;
@@ -108,6 +112,28 @@ std::size_t remove_previous_run(const config::PipelineConfig& p) {
     removed += std::filesystem::remove_all(e.path(), rm) > 0 ? 1 : 0;
   }
   return removed;
+}
+
+// Room in the run directory's file system for the rings not there yet and the
+// stats segments: a ring that cannot be created fails the start here, with
+// what to do, instead of "No space left on device" half way through.
+Status check_free_space(const config::PipelineConfig& p) {
+  std::uint64_t need = 0;
+  for (const config::RingConfig& r : p.rings)
+    if (!std::filesystem::exists(p.ring_path(r.name))) need += r.size_bytes;
+  if (need == 0) return {};
+  need += (pipeline_components(p).size() + 1) * kStatsSegmentBytesEstimate;
+  struct statvfs fs {};
+  std::string dir = p.run_dir + "/" + p.pipeline;
+  if (::statvfs(dir.c_str(), &fs) != 0) return {};  // created just before; the rings report their own failure
+  const std::uint64_t free = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+  if (free >= need) return {};
+  return make_error(std::errc::no_space_on_device,
+                    fmt::format("run dir {} has {} free, and pipeline {} needs {} for its rings and stats (plus room for "
+                                "the processors' state): give it more room (Docker: --shm-size=128m; Kubernetes: an "
+                                "emptyDir with medium: Memory), point --run-dir at a larger tmpfs, or make the rings "
+                                "smaller (rings: NAME: size: in a pipeline file)",
+                                p.run_dir, format_bytes(free), p.pipeline, format_bytes(need)));
 }
 
 // Whether the exporter's HTTP port is free now: a taken /metrics port is
@@ -703,6 +729,7 @@ Result<std::unique_ptr<Supervisor>> Supervisor::create(SupervisorOptions options
   } else {
     spdlog::info("no previous state in {}: every ring starts empty", dir);
   }
+  if (auto st = check_free_space(pipeline); !st) return tl::unexpected(st.error());
   for (const config::ExporterConfig& e : pipeline.exporters) {
     if (std::find(options.disabled.begin(), options.disabled.end(), e.name) != options.disabled.end()) continue;
     if (auto st = probe_http_port(e); !st) return tl::unexpected(st.error());

@@ -7,6 +7,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <chrono>
 #include <filesystem>
@@ -197,6 +199,56 @@ TEST(ListenE2e, StateSurvivesARestartVisiblyAndFreshStartsEmpty) {
     p.signal(SIGTERM);
     ASSERT_EQ(p.wait(30s), 0) << p.err();
   }
+}
+
+
+// Bytes the files under `dir` take (allocated blocks, not apparent sizes).
+std::uint64_t allocated_bytes(const std::string& dir) {
+  std::uint64_t total = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    struct stat st {};
+    if (::lstat(e.path().c_str(), &st) == 0) total += static_cast<std::uint64_t>(st.st_blocks) * 512;
+  }
+  return total;
+}
+
+// Docker gives a container 64 MiB of /dev/shm by default: the built-in
+// pipeline, running with a series in it, takes well under that.
+TEST(ListenE2e, TheBuiltInPipelineFitsDockersDefault64MiBOfShm) {
+  testing::ScratchDir dir;
+  const auto port = e2e::free_tcp_port();
+  const auto web = e2e::free_tcp_port();
+  e2e::Proc p(flags(dir, port, web), dir.file("out"), dir.file("err"));
+  ASSERT_TRUE(metrics_answer(web)) << p.err();
+  ASSERT_TRUE(send_udp(port, "fits:1|c\n"));
+  EXPECT_TRUE(testing::wait_until([&] { return scraped(web, "fits") == 1.0; }, 10s)) << p.err();
+  const std::uint64_t used = allocated_bytes(dir.file("run"));
+  EXPECT_LT(used, std::uint64_t{56} << 20) << used << " bytes in " << dir.file("run");
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(30s), 0) << p.err();
+}
+
+// A run dir without room for the rings: refused before anything is created,
+// saying how much is free, how much is needed and what to do.
+TEST(ListenE2e, ARunDirWithoutRoomForTheRingsIsRefusedSayingWhatToDo) {
+  testing::ScratchDir dir;
+  struct statvfs fs {};
+  ASSERT_EQ(::statvfs(dir.path().c_str(), &fs), 0);
+  const std::uint64_t free = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+  std::uint64_t size = std::uint64_t{1} << 20;
+  while (size <= free) size <<= 1;  // a power of two beyond the free space
+  const std::string file = dir.file("p.yaml");
+  e2e::write_text(file, "pipeline: big\nrun_dir: " + dir.file("run") + "\nrings: {raw: {size: " +
+                            std::to_string(size >> 20) +
+                            "MiB}}\nsources: {s: {type: statsd, listen: [udp://127.0.0.1:" +
+                            std::to_string(e2e::free_tcp_port()) + "], output: raw}}\n"
+                            "exporters: {prom: {type: prometheus, input: raw, listen: 127.0.0.1:" +
+                            std::to_string(e2e::free_tcp_port()) + "}}\n");
+  const auto r = e2e::run(dir, {"run", file}, 10s);
+  EXPECT_EQ(r.code, 78) << r.err;
+  EXPECT_NE(r.err.find("run dir " + dir.file("run") + " has "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("Docker: --shm-size=128m"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("run/big/raw")));
 }
 
 }  // namespace

@@ -310,11 +310,11 @@ TEST_F(SupervisorE2e, StatsdExporterFlagsRunTheBuiltInPipeline) {
   const std::string web = "127.0.0.1:" + std::to_string(e2e::free_tcp_port());
   start({"--statsd.listen-tcp=127.0.0.1:" + std::to_string(port_), "--statsd.listen-udp=", "--web.listen-address", web,
          "--run-dir", dir_.path().string()},
-        "default");
+        "statsd-" + std::to_string(port_));  // named after its StatsD port: instances do not collide
   const config::PipelineConfig builtin = config::default_pipeline();
   const auto s = status();
   ASSERT_TRUE(s);
-  EXPECT_EQ(s->pipeline, builtin.pipeline);
+  EXPECT_EQ(s->pipeline, "statsd-" + std::to_string(port_));
   std::vector<std::string> names;
   for (const auto& c : s->components) names.push_back(c.name);
   std::vector<std::string> expected;
