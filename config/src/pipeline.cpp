@@ -199,8 +199,10 @@ PipelineConfig default_pipeline() {
   SourceConfig statsd;
   statsd.name = "statsd";
   statsd.type = SourceType::kStatsd;
-  statsd.listen = {ListenAddress{Transport::kUdp, "0.0.0.0", kStatsdDefaultPort, "", {}},
-                   ListenAddress{Transport::kTcp, "0.0.0.0", kStatsdDefaultPort, "", {}}};
+  // ":9125" as statsd_exporter has it: every address of both families (IPv6
+  // when the host has it, taking IPv4 on the same socket).
+  statsd.listen = {ListenAddress{Transport::kUdp, "", kStatsdDefaultPort, "", {}},
+                   ListenAddress{Transport::kTcp, "", kStatsdDefaultPort, "", {}}};
   statsd.output = "raw";
   p.sources = {statsd};
 
