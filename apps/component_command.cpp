@@ -24,7 +24,8 @@ int component_command(Args args) {
       name = std::string(a.take());
     } else if (a.option("--listen-fd", &v)) {
       if (!ingest::parse_listen_fd(v, listen_fds)) {
-        std::fprintf(stderr, "ringpipe component: --listen-fd: found \"%s\", expected KEY=FD with FD >= 3\n", v.c_str());
+        std::fprintf(stderr, "ringpipe component: --listen-fd: found \"%s\", expected KEY=FD with FD >= 3\n",
+                     v.c_str());
         return kExitUsage;
       }
     } else if (log_option(a, &log, &why)) {

@@ -134,9 +134,9 @@ Built build_source(const config::PipelineConfig& p, const config::SourceConfig& 
     default: {
       auto configs = ingest::ingest_configs(p, s);
       if (!configs) return config_error(configs.error().message());
-      return build_servers<ingest::IngestServer>(p, s, std::move(*configs),
-                                                 listen_fds.empty() ? "running" : "running on sockets from ringpipe run",
-                                                 listen_fds);
+      return build_servers<ingest::IngestServer>(
+          p, s, std::move(*configs), listen_fds.empty() ? "running" : "running on sockets from ringpipe run",
+          listen_fds);
     }
   }
 }

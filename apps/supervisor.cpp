@@ -128,12 +128,13 @@ Status check_free_space(const config::PipelineConfig& p) {
   if (::statvfs(dir.c_str(), &fs) != 0) return {};  // created just before; the rings report their own failure
   const std::uint64_t free = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
   if (free >= need) return {};
-  return make_error(std::errc::no_space_on_device,
-                    fmt::format("run dir {} has {} free, and pipeline {} needs {} for its rings and stats (plus room for "
-                                "the processors' state): give it more room (Docker: --shm-size=128m; Kubernetes: an "
-                                "emptyDir with medium: Memory), point --run-dir at a larger tmpfs, or make the rings "
-                                "smaller (rings: NAME: size: in a pipeline file)",
-                                p.run_dir, format_bytes(free), p.pipeline, format_bytes(need)));
+  return make_error(
+      std::errc::no_space_on_device,
+      fmt::format("run dir {} has {} free, and pipeline {} needs {} for its rings and stats (plus room for "
+                  "the processors' state): give it more room (Docker: --shm-size=128m; Kubernetes: an "
+                  "emptyDir with medium: Memory), point --run-dir at a larger tmpfs, or make the rings "
+                  "smaller (rings: NAME: size: in a pipeline file)",
+                  p.run_dir, format_bytes(free), p.pipeline, format_bytes(need)));
 }
 
 // Whether the exporter's HTTP port is free now: a taken /metrics port is
@@ -141,7 +142,8 @@ Status check_free_space(const config::PipelineConfig& p) {
 Status probe_http_port(const config::ExporterConfig& e) {
   if (e.type != config::ExporterType::kPrometheus) return {};
   const config::ListenAddress& l = e.prometheus.listen;
-  const std::string what = fmt::format("exporter {}: listen {}:{}", e.name, l.host.empty() ? "0.0.0.0" : l.host, l.port);
+  const std::string what =
+      fmt::format("exporter {}: listen {}:{}", e.name, l.host.empty() ? "0.0.0.0" : l.host, l.port);
   addrinfo hints{};
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   hints.ai_family = AF_UNSPEC;
@@ -196,7 +198,7 @@ struct Supervisor::Impl {
   config::PipelineConfig pipeline;
   std::map<std::string, ring::Ring> rings;
   std::vector<Child> children;  // pipeline order
-  UniqueFd lock;  // supervisor.lock, held while this supervisor lives
+  UniqueFd lock;                // supervisor.lock, held while this supervisor lives
   StatusFile status;
   UniqueFd signal_fd;
   SupervisorState state = SupervisorState::kStarting;
@@ -717,7 +719,8 @@ Result<std::unique_ptr<Supervisor>> Supervisor::create(SupervisorOptions options
   // What survives a restart, said at every start (docs/operations.md, "State across restarts").
   const std::string dir = pipeline.run_dir + "/" + pipeline.pipeline;
   bool previous = false;
-  for (const config::RingConfig& r : pipeline.rings) previous = previous || std::filesystem::exists(pipeline.ring_path(r.name));
+  for (const config::RingConfig& r : pipeline.rings)
+    previous = previous || std::filesystem::exists(pipeline.ring_path(r.name));
   if (options.fresh) {
     spdlog::info("--fresh: removed {} files of the previous run from {}; every counter, gauge and ring starts empty",
                  remove_previous_run(pipeline), dir);

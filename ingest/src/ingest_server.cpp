@@ -154,7 +154,7 @@ struct IngestServer::Impl {
   std::uint16_t udp_port = 0;
   std::uint16_t tcp_port = 0;
   std::unique_ptr<stats::Publisher> publisher;
-  bool owns_socket_files = false;  // bound the Unix sockets itself: removes their files at the end
+  bool owns_socket_files = false;       // bound the Unix sockets itself: removes their files at the end
   std::map<std::string, UniqueFd> fds;  // listening sockets by key, until a listener takes its own
 
   explicit Impl(const IngestConfig& c) : config(c), error_log(c.error_log_interval) {}
@@ -312,9 +312,9 @@ Result<std::unique_ptr<IngestServer>> IngestServer::create(const IngestConfig& c
       (void)::getsockname(fd->get(), reinterpret_cast<sockaddr*>(&ss), &len);
       StreamLimits limits{t.max_connections, t.max_line_bytes, t.max_buffered_bytes, t.idle_timeout,
                           config.error_log_interval};
-      auto l = StreamListener<asio::ip::tcp>::adopt(impl->io,
-                                                    ss.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(),
-                                                    fd->release(), limits, *impl->stream_worker, impl->stats.tcp, what);
+      auto l = StreamListener<asio::ip::tcp>::adopt(
+          impl->io, ss.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd->release(), limits,
+          *impl->stream_worker, impl->stats.tcp, what);
       if (!l) return tl::unexpected(l.error());
       impl->tcp_port = (*l)->local_port();
       impl->tcp = std::move(*l);

@@ -77,7 +77,8 @@ Result<UniqueFd> bind_inet(int type, const std::string& host, std::uint16_t port
 // A Unix socket at `path`, born with at most `mode`.
 Result<UniqueFd> bind_unix(int type, const std::string& path, std::uint32_t mode, const std::string& what) {
   sockaddr_un sun{};
-  if (path.size() >= sizeof sun.sun_path) return invalid(what + ": path longer than " + std::to_string(sizeof sun.sun_path - 1) + " bytes");
+  if (path.size() >= sizeof sun.sun_path)
+    return invalid(what + ": path longer than " + std::to_string(sizeof sun.sun_path - 1) + " bytes");
   if (auto r = remove_stale_socket(path, what); !r) return tl::unexpected(r.error());
   UniqueFd fd(::socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return failed(what, "socket");

@@ -231,8 +231,9 @@ class StreamListener {
 
   // Takes a socket already bound and listening (ringpipe run binds it and
   // hands it over); the listener owns `fd` from here, even on failure.
-  [[nodiscard]] static Result<std::unique_ptr<StreamListener>> adopt(boost::asio::io_context& io, const Protocol& protocol,
-                                                                     int fd, const StreamLimits& limits, Worker& worker,
+  [[nodiscard]] static Result<std::unique_ptr<StreamListener>> adopt(boost::asio::io_context& io,
+                                                                     const Protocol& protocol, int fd,
+                                                                     const StreamLimits& limits, Worker& worker,
                                                                      StreamStats& stats, const std::string& what) {
     if (limits.max_line_bytes == 0 || limits.max_connections == 0) {
       ::close(fd);

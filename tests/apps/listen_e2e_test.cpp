@@ -33,8 +33,9 @@ bool send_udp(std::uint16_t port, const std::string& text) {
 }
 
 std::vector<std::string> flags(const testing::ScratchDir& dir, std::uint16_t port, std::uint16_t web) {
-  return {"--statsd.listen-udp=127.0.0.1:" + std::to_string(port), "--statsd.listen-tcp=",
-          "--web.listen-address=127.0.0.1:" + std::to_string(web), "--run-dir", dir.file("run")};
+  return {"--statsd.listen-udp=127.0.0.1:" + std::to_string(port),
+          "--statsd.listen-tcp=", "--web.listen-address=127.0.0.1:" + std::to_string(web), "--run-dir",
+          dir.file("run")};
 }
 
 // A packet sent the moment /metrics first answers is counted, start after start.
@@ -65,7 +66,6 @@ TEST(ListenE2e, APacketSentTheMomentMetricsFirstAnswersIsCounted) {
     if (!counted) break;
   }
 }
-
 
 // The first answer of /metrics within 20 s.
 bool metrics_answer(std::uint16_t web) {
@@ -170,8 +170,7 @@ TEST(ListenE2e, StateSurvivesARestartVisiblyAndFreshStartsEmpty) {
   {
     e2e::Proc p(flags(dir, port, web), dir.file("1.out"), dir.file("1.err"));
     ASSERT_TRUE(metrics_answer(web)) << p.err();
-    EXPECT_NE(p.err().find("no previous state in " + dir.file("run/statsd-" + std::to_string(port))),
-              std::string::npos)
+    EXPECT_NE(p.err().find("no previous state in " + dir.file("run/statsd-" + std::to_string(port))), std::string::npos)
         << p.err();
     ASSERT_TRUE(send_udp(port, "kept:5|c\n"));
     EXPECT_TRUE(testing::wait_until([&] { return scraped(web, "kept") == 5.0; }, 10s)) << p.err();
@@ -200,7 +199,6 @@ TEST(ListenE2e, StateSurvivesARestartVisiblyAndFreshStartsEmpty) {
     ASSERT_EQ(p.wait(30s), 0) << p.err();
   }
 }
-
 
 // Bytes the files under `dir` take (allocated blocks, not apparent sizes).
 std::uint64_t allocated_bytes(const std::string& dir) {
@@ -238,12 +236,12 @@ TEST(ListenE2e, ARunDirWithoutRoomForTheRingsIsRefusedSayingWhatToDo) {
   std::uint64_t size = std::uint64_t{1} << 20;
   while (size <= free) size <<= 1;  // a power of two beyond the free space
   const std::string file = dir.file("p.yaml");
-  e2e::write_text(file, "pipeline: big\nrun_dir: " + dir.file("run") + "\nrings: {raw: {size: " +
-                            std::to_string(size >> 20) +
-                            "MiB}}\nsources: {s: {type: statsd, listen: [udp://127.0.0.1:" +
-                            std::to_string(e2e::free_tcp_port()) + "], output: raw}}\n"
-                            "exporters: {prom: {type: prometheus, input: raw, listen: 127.0.0.1:" +
-                            std::to_string(e2e::free_tcp_port()) + "}}\n");
+  e2e::write_text(
+      file, "pipeline: big\nrun_dir: " + dir.file("run") + "\nrings: {raw: {size: " + std::to_string(size >> 20) +
+                "MiB}}\nsources: {s: {type: statsd, listen: [udp://127.0.0.1:" + std::to_string(e2e::free_tcp_port()) +
+                "], output: raw}}\n"
+                "exporters: {prom: {type: prometheus, input: raw, listen: 127.0.0.1:" +
+                std::to_string(e2e::free_tcp_port()) + "}}\n");
   const auto r = e2e::run(dir, {"run", file}, 10s);
   EXPECT_EQ(r.code, 78) << r.err;
   EXPECT_NE(r.err.find("run dir " + dir.file("run") + " has "), std::string::npos) << r.err;

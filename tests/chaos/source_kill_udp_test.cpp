@@ -64,7 +64,8 @@ rings:
   raw: {size: 16MiB, lanes: 4, overflow: block, reader_timeout: 5s}
   metrics: {size: 4MiB, lanes: 4, overflow: block}
 sources:
-  statsd: {type: statsd, listen: [udp://127.0.0.1:)" + std::to_string(port) +
+  statsd: {type: statsd, listen: [udp://127.0.0.1:)" +
+                            std::to_string(port) +
                             R"(], output: raw}
 processors:
   aggregate: {type: aggregate, input: raw, output: metrics, flush_interval: 100ms}
