@@ -33,7 +33,8 @@ The built-in pipeline (statsd_exporter's defaults): StatsD on UDP and TCP
 Sizes and durations read as in a pipeline file: SIZE is 64MiB, 512KiB, 10MB
 or a bare number of bytes; DURATION needs a unit (500ms, 10s, 5m, 1h, 1m30s),
 and a bare number other than 0 is refused.
-Exit status: 0 ok, 1 failure, 2 usage error, 78 bad configuration.
+Exit status: 0 ok, 1 failure, 2 usage error, 78 bad configuration (or an
+address or pipeline it names is taken: nothing started).
 )";
 
 constexpr std::string_view kRun = R"(Usage: ringpipe run [FILE | STATSD_EXPORTER_FLAGS...] [OPTIONS]
@@ -67,6 +68,12 @@ Options:
                             without starting anything or binding a port
   --run-dir DIR             put the rings and status under DIR/<pipeline>/
                             instead of the pipeline's run_dir
+  --pipeline NAME           name the pipeline NAME (its directory under the
+                            run dir) instead of the file's `pipeline:` or the
+                            name derived from statsd_exporter's listen flags
+  --fresh                   remove the previous run's rings and state first:
+                            counters, gauges and unread samples start empty
+                            (without it they carry on across a restart)
   --disable NAME            do not run component NAME (repeatable), e.g. when it
                             runs elsewhere
   --drain-timeout DURATION  longest wait for readers to drain at stop (10s);
@@ -281,6 +288,10 @@ std::vector<std::string> PipelineSource::child_args() const {
     out.emplace_back("--run-dir");
     out.push_back(run_dir);
   }
+  if (!pipeline.empty()) {
+    out.emplace_back("--pipeline");
+    out.push_back(pipeline);
+  }
   return out;
 }
 
@@ -304,6 +315,7 @@ config::ConfigResult<config::PipelineConfig> PipelineSource::load() const {
     p = config::pipeline_from_statsd_exporter_flags(views);
   }
   if (p && !run_dir.empty()) p->run_dir = run_dir;
+  if (p && !pipeline.empty()) p->pipeline = pipeline;
   return p;
 }
 
@@ -336,6 +348,16 @@ bool PipelineArgs::take(ArgScanner& args) {
     value_may_follow_ = false;
     return true;
   }
+  if (args.option("--pipeline", &value)) {
+    if (!args.error().empty()) return error_ = args.error(), false;
+    if (!config::valid_pipeline_name(value))
+      return error_ = "--pipeline: found \"" + value +
+                      "\", expected a directory name of letters, digits, '_', '-' and '.' (at most 39 bytes)",
+             false;
+    pipeline_ = value;
+    value_may_follow_ = false;
+    return true;
+  }
   if (args.option("--config", &value)) {
     if (!args.error().empty()) return error_ = args.error(), false;
     if (file_) return error_ = "more than one pipeline FILE", false;
@@ -361,7 +383,10 @@ bool PipelineArgs::take(ArgScanner& args) {
 
 std::optional<PipelineSource> PipelineArgs::source() {
   auto s = pipeline_source(file_, flags_, &error_);
-  if (s) s->run_dir = run_dir_;
+  if (s) {
+    s->run_dir = run_dir_;
+    s->pipeline = pipeline_;
+  }
   return s;
 }
 

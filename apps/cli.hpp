@@ -88,6 +88,7 @@ struct PipelineSource {
   std::string file;                // kFile: absolute path
   std::vector<std::string> flags;  // kFlags: statsd_exporter's flags, as given
   std::string run_dir;             // --run-dir: replaces the pipeline's run_dir ("" = keep)
+  std::string pipeline;            // --pipeline: replaces the pipeline's name ("" = keep)
 
   [[nodiscard]] std::vector<std::string> child_args() const;
   [[nodiscard]] std::string describe() const;
@@ -118,6 +119,7 @@ class PipelineArgs {
   std::optional<std::string> file_;
   std::vector<std::string> flags_;
   std::string run_dir_;
+  std::string pipeline_;
   bool value_may_follow_ = false;
   std::string error_;
 };

@@ -16,10 +16,18 @@ int component_command(Args args) {
   PipelineArgs pipeline_args;
   std::optional<std::string> name;
   LogOptions log;
+  ListenFds listen_fds;
   std::string why;
+  std::string v;
   while (!a.done()) {
     if (!name && a.current().rfind("--", 0) != 0) {
       name = std::string(a.take());
+    } else if (a.option("--listen-fd", &v)) {
+      if (!ingest::parse_listen_fd(v, listen_fds)) {
+        std::fprintf(stderr, "ringpipe component: --listen-fd: found \"%s\", expected KEY=FD with FD >= 3\n",
+                     v.c_str());
+        return kExitUsage;
+      }
     } else if (log_option(a, &log, &why)) {
       if (!why.empty()) {
         std::fprintf(stderr, "ringpipe component: %s\n(see ringpipe component --help)\n", why.c_str());
@@ -49,7 +57,7 @@ int component_command(Args args) {
     for (const auto& d : pipeline.error().diagnostics) spdlog::error("component {}: {}", *name, d.to_string());
     return kExitConfig;
   }
-  return run_component(*pipeline, *name);
+  return run_component(*pipeline, *name, listen_fds);
 }
 
 }  // namespace ringpipe::apps

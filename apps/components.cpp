@@ -1,5 +1,7 @@
 #include "components.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <memory>
 #include <type_traits>
@@ -84,7 +86,7 @@ class SourceServers final : public Runnable {
 
 template <class Server, class Config>
 Built build_servers(const config::PipelineConfig& p, const config::SourceConfig& s, std::vector<Config> configs,
-                    std::string doing) {
+                    std::string doing, const ListenFds& listen_fds = {}) {
   auto ring = open_ring(p, s.output);
   if (!ring) return tl::unexpected(ring.error());
   auto source = std::make_unique<SourceServers<Server>>(std::move(*ring), std::move(doing), s.output);
@@ -94,7 +96,13 @@ Built build_servers(const config::PipelineConfig& p, const config::SourceConfig&
     if (!stats) return build_error(stats.error().message());
     stats->reset_gauges();
     auto segment = std::make_shared<stats::StatsSegment>(std::move(*stats));
-    for (Config& c : configs) c.stats_segment = segment;
+    for (Config& c : configs) {
+      c.stats_segment = segment;
+      // The sockets `ringpipe run` bound for this server ("statsd/udp0", ...).
+      const std::string prefix = c.name + "/";
+      for (const auto& [key, fd] : listen_fds)
+        if (key.rfind(prefix, 0) == 0) c.listen_fds.emplace(key, fd);
+    }
   } else {
     for (Config& c : configs) c.stats_path = stats_segment_path(p, s.name);
   }
@@ -108,7 +116,7 @@ Built build_servers(const config::PipelineConfig& p, const config::SourceConfig&
   return source;
 }
 
-Built build_source(const config::PipelineConfig& p, const config::SourceConfig& s) {
+Built build_source(const config::PipelineConfig& p, const config::SourceConfig& s, const ListenFds& listen_fds) {
   switch (s.type) {
     case config::SourceType::kMqtt:
       return build_servers<ingest::MqttSource>(p, s, std::vector{ingest::mqtt_config(p, s)},
@@ -126,7 +134,9 @@ Built build_source(const config::PipelineConfig& p, const config::SourceConfig& 
     default: {
       auto configs = ingest::ingest_configs(p, s);
       if (!configs) return config_error(configs.error().message());
-      return build_servers<ingest::IngestServer>(p, s, std::move(*configs), "running");
+      return build_servers<ingest::IngestServer>(
+          p, s, std::move(*configs), listen_fds.empty() ? "running" : "running on sockets from ringpipe run",
+          listen_fds);
     }
   }
 }
@@ -263,14 +273,35 @@ std::string stats_segment_path(const config::PipelineConfig& p, std::string_view
   return p.ring_path(component) + std::string(stats::kStatsFileSuffix);
 }
 
-int run_component(const config::PipelineConfig& p, std::string_view name) {
+bool listening_source(const config::SourceConfig& s) noexcept {
+  return s.type != config::SourceType::kMqtt && s.type != config::SourceType::kRemoteWrite &&
+         s.type != config::SourceType::kPrometheusScrape;
+}
+
+Result<std::vector<ingest::ListenSocket>> bind_source_sockets(const config::PipelineConfig& p,
+                                                              const config::SourceConfig& s) {
+  std::vector<ingest::ListenSocket> out;
+  if (!listening_source(s)) return out;
+  auto configs = ingest::ingest_configs(p, s);
+  if (!configs) return tl::unexpected(Error{configs.error().code, "source " + s.name + ": " + configs.error().context});
+  for (const ingest::IngestConfig& c : *configs) {
+    auto bound = ingest::bind_listen_sockets(c);
+    if (!bound) return tl::unexpected(bound.error());
+    for (ingest::ListenSocket& l : *bound) out.push_back(std::move(l));
+  }
+  return out;
+}
+
+int run_component(const config::PipelineConfig& p, std::string_view name, const ListenFds& listen_fds) {
   for (const auto& s : p.sources)
-    if (s.name == name) return run_until_stopped(ComponentKind::kSource, name, [&] { return build_source(p, s); });
+    if (s.name == name)
+      return run_until_stopped(ComponentKind::kSource, name, [&] { return build_source(p, s, listen_fds); });
   for (const auto& c : p.processors)
     if (c.name == name)
       return run_until_stopped(ComponentKind::kProcessor, name, [&] { return build_processor(p, c); });
   for (const auto& e : p.exporters)
     if (e.name == name) return run_until_stopped(ComponentKind::kExporter, name, [&] { return build_exporter(p, e); });
+  for (const auto& [key, fd] : listen_fds) ::close(fd);
   spdlog::error("component {}: no source, processor or exporter of pipeline {} has that name", name, p.pipeline);
   return kExitConfig;
 }

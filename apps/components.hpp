@@ -8,12 +8,14 @@
 // signal handling and returns its exit code.
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "ringpipe/common/result.hpp"
 #include "ringpipe/config/pipeline.hpp"
+#include "ringpipe/ingest/listen_sockets.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "status_file.hpp"
 
@@ -51,9 +53,23 @@ struct ComponentInfo {
 // (stats/stats_segment.hpp), which the exporter and `ringpipe stat` read.
 [[nodiscard]] std::string stats_segment_path(const config::PipelineConfig& p, std::string_view component);
 
+// Listening sockets handed to a source process, by key ("statsd/udp0" = fd).
+using ListenFds = std::map<std::string, int>;
+
+// Whether the source listens on sockets (statsd, influx, graphite, json): those
+// `ringpipe run` binds before anything starts and hands to the source.
+[[nodiscard]] bool listening_source(const config::SourceConfig& s) noexcept;
+
+// Binds every listening socket of source `s` (none for MQTT, remote_write and
+// scrape sources); fails with "ingest statsd: udp [::]:9125: bind: Address already in use".
+[[nodiscard]] Result<std::vector<ingest::ListenSocket>> bind_source_sockets(const config::PipelineConfig& p,
+                                                                            const config::SourceConfig& s);
+
 // Runs component `name` in this process until SIGTERM or SIGINT, then stops it
 // cleanly. Blocks those signals first, so call it before any thread starts.
+// A source given `listen_fds` takes those sockets instead of binding its own.
 // Returns kExitOk, kExitConfig (bad config or unknown name) or kExitFailure.
-[[nodiscard]] int run_component(const config::PipelineConfig& p, std::string_view name);
+[[nodiscard]] int run_component(const config::PipelineConfig& p, std::string_view name,
+                                const ListenFds& listen_fds = {});
 
 }  // namespace ringpipe::apps

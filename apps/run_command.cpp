@@ -20,8 +20,9 @@ int usage(const std::string& message) {
 int unknown_option(const std::string& option) {
   std::fprintf(stderr,
                "ringpipe run: unknown option %s\n"
-               "run's own options: --config FILE, --run-dir DIR, --disable NAME, --drain-timeout DURATION,\n"
-               "  --max-quick-failures N, --log-level LEVEL, --check-config, --version, --help\n"
+               "run's own options: --config FILE, --run-dir DIR, --pipeline NAME, --fresh, --disable NAME,\n"
+               "  --drain-timeout DURATION, --max-quick-failures N, --log-level LEVEL, --check-config, --version,\n"
+               "  --help\n"
                "and statsd_exporter's flags: --statsd.listen-udp, --statsd.listen-tcp, --statsd.listen-unixgram,\n"
                "  --statsd.mapping-config, --web.listen-address, --web.telemetry-path, --log.level, --log.format,\n"
                "  ... (every one and what ringpipe does with it: docs/migrating-from-statsd_exporter.md)\n"
@@ -73,6 +74,8 @@ int run_command(Args args) {
       options.max_quick_failures = n;
     } else if (log_option(a, &log, &why)) {
       if (!why.empty()) return usage(why);
+    } else if (a.flag("--fresh")) {
+      options.fresh = true;
     } else if (bool_flag(a, "--check-config", &check_config, &why)) {
       if (!why.empty()) return usage(why);
     } else if (!a.error().empty()) {
@@ -117,6 +120,17 @@ int run_command(Args args) {
                pipeline->run_dir);
   auto supervisor = Supervisor::create(std::move(options), std::move(*pipeline));
   if (!supervisor) {
+    const std::error_code code = supervisor.error().code;
+    if (code == std::errc::address_in_use) {
+      // Refused before anything started: restarting cannot help while the address is taken.
+      spdlog::error("{}; address already in use: stop what listens there or choose another address; nothing started",
+                    supervisor.error().message());
+      return kExitConfig;
+    }
+    if (code == std::errc::device_or_resource_busy || code == std::errc::no_space_on_device) {
+      spdlog::error("{}; nothing started", supervisor.error().context);
+      return kExitConfig;
+    }
     spdlog::error("{}", supervisor.error().message());
     return kExitFailure;
   }

@@ -1,15 +1,19 @@
 #include "supervisor.hpp"
 
+#include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
 #include <map>
 
 #include <fmt/format.h>
@@ -27,6 +31,9 @@ namespace ringpipe::apps {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// What one stats segment takes in the run directory (320 KiB, rounded up).
+constexpr std::uint64_t kStatsSegmentBytesEstimate = std::uint64_t{384} << 10;
 
 sigset_t supervisor_signals() {
   sigset_t set;
@@ -55,6 +62,109 @@ std::int64_t encode_exit(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return -WTERMSIG(status);
   return 255;
+}
+
+// Whether two versions of a source listen on the same sockets (where in the
+// file the addresses are written does not matter).
+bool same_listeners(const config::SourceConfig& a, const config::SourceConfig& b) {
+  if (a.type != b.type || a.udp_sockets != b.udp_sockets || a.listen.size() != b.listen.size()) return false;
+  for (std::size_t i = 0; i < a.listen.size(); ++i)
+    if (a.listen[i].to_string() != b.listen[i].to_string()) return false;
+  return true;
+}
+
+// `<run_dir>/<pipeline>/supervisor.lock`: a POSIX write lock held for the
+// supervisor's life (not inherited by its children; released by the kernel
+// when it dies), so a second supervisor of the same pipeline is refused at
+// once, told the pid of the live one.
+Result<UniqueFd> lock_pipeline(const config::PipelineConfig& p) {
+  const std::string dir = p.run_dir + "/" + p.pipeline;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return tl::unexpected(Error{ec, "pipeline " + p.pipeline + ": create " + dir});
+  const std::string path = dir + "/supervisor.lock";
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd.valid()) return errno_error("pipeline " + p.pipeline + ": open " + path);
+  struct flock lk {};
+  lk.l_type = F_WRLCK;
+  lk.l_whence = SEEK_SET;
+  if (::fcntl(fd.get(), F_SETLK, &lk) == 0) return fd;
+  if (errno != EACCES && errno != EAGAIN) return errno_error("pipeline " + p.pipeline + ": lock " + path);
+  struct flock holder {};
+  holder.l_type = F_WRLCK;
+  holder.l_whence = SEEK_SET;
+  const bool known = ::fcntl(fd.get(), F_GETLK, &holder) == 0 && holder.l_type != F_UNLCK;
+  return make_error(std::errc::device_or_resource_busy,
+                    fmt::format("pipeline {} in {} is already run by a live supervisor{}; give this instance a "
+                                "pipeline of its own with `ringpipe run --pipeline NAME` (or `pipeline:` in its "
+                                "file, or other --statsd.listen-* ports), or stop that one first",
+                                p.pipeline, p.run_dir, known ? fmt::format(", pid {}", holder.l_pid) : ""));
+}
+
+// Removes what a previous run left in the pipeline's directory (rings, stats
+// segments, status, the processors' state) but the lock; returns the count.
+std::size_t remove_previous_run(const config::PipelineConfig& p) {
+  std::size_t removed = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(p.run_dir + "/" + p.pipeline, ec)) {
+    if (e.path().filename() == "supervisor.lock") continue;
+    std::error_code rm;
+    removed += std::filesystem::remove_all(e.path(), rm) > 0 ? 1 : 0;
+  }
+  return removed;
+}
+
+// Room in the run directory's file system for the rings not there yet and the
+// stats segments: a ring that cannot be created fails the start here, with
+// what to do, instead of "No space left on device" half way through.
+Status check_free_space(const config::PipelineConfig& p) {
+  std::uint64_t need = 0;
+  for (const config::RingConfig& r : p.rings)
+    if (!std::filesystem::exists(p.ring_path(r.name))) need += r.size_bytes;
+  if (need == 0) return {};
+  need += (pipeline_components(p).size() + 1) * kStatsSegmentBytesEstimate;
+  struct statvfs fs {};
+  std::string dir = p.run_dir + "/" + p.pipeline;
+  if (::statvfs(dir.c_str(), &fs) != 0) return {};  // created just before; the rings report their own failure
+  const std::uint64_t free = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+  if (free >= need) return {};
+  return make_error(
+      std::errc::no_space_on_device,
+      fmt::format("run dir {} has {} free, and pipeline {} needs {} for its rings and stats (plus room for "
+                  "the processors' state): give it more room (Docker: --shm-size=128m; Kubernetes: an "
+                  "emptyDir with medium: Memory), point --run-dir at a larger tmpfs, or make the rings "
+                  "smaller (rings: NAME: size: in a pipeline file)",
+                  p.run_dir, format_bytes(free), p.pipeline, format_bytes(need)));
+}
+
+// Whether the exporter's HTTP port is free now: a taken /metrics port is
+// refused at start instead of a crash loop of the exporter.
+Status probe_http_port(const config::ExporterConfig& e) {
+  if (e.type != config::ExporterType::kPrometheus) return {};
+  const config::ListenAddress& l = e.prometheus.listen;
+  const std::string what =
+      fmt::format("exporter {}: listen {}:{}", e.name, l.host.empty() ? "0.0.0.0" : l.host, l.port);
+  addrinfo hints{};
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  const std::string port = std::to_string(l.port);
+  if (::getaddrinfo(l.host.empty() ? nullptr : l.host.c_str(), port.c_str(), &hints, &res) != 0 || res == nullptr)
+    return {};  // the exporter reports a name it cannot resolve itself
+  UniqueFd fd(::socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol));
+  const int one = 1;
+  int rc = 0;
+  int saved = 0;
+  if (fd.valid()) {
+    (void)::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    rc = ::bind(fd.get(), res->ai_addr, res->ai_addrlen);
+    saved = errno;
+  }
+  ::freeaddrinfo(res);
+  if (fd.valid() && rc != 0 && saved == EADDRINUSE)
+    return tl::unexpected(Error{std::error_code(saved, std::system_category()), what + ": bind"});
+  return {};
 }
 
 // The supervisor's own stats segment, beside the components' ones.
@@ -88,6 +198,7 @@ struct Supervisor::Impl {
   config::PipelineConfig pipeline;
   std::map<std::string, ring::Ring> rings;
   std::vector<Child> children;  // pipeline order
+  UniqueFd lock;                // supervisor.lock, held while this supervisor lives
   StatusFile status;
   UniqueFd signal_fd;
   SupervisorState state = SupervisorState::kStarting;
@@ -100,9 +211,14 @@ struct Supervisor::Impl {
   // `<run_dir>/<pipeline>/supervisor.stats`: supervisor_component_restarts_total{child}.
   std::unique_ptr<stats::StatsSegment> segment;
   std::map<std::string, std::atomic<std::uint64_t>*> restart_cells;
+  // Every listening source's sockets, bound before anything starts and held
+  // here for as long as the source is in the pipeline: each start of the
+  // source inherits them, so its kernel queue survives a crash and a restart
+  // never races a rebind.
+  std::map<std::string, std::vector<ingest::ListenSocket>> sockets;
 
-  Impl(SupervisorOptions o, config::PipelineConfig p, StatusFile s)
-      : options(std::move(o)), pipeline(std::move(p)), status(std::move(s)) {}
+  Impl(SupervisorOptions o, config::PipelineConfig p, UniqueFd l, StatusFile s)
+      : options(std::move(o)), pipeline(std::move(p)), lock(std::move(l)), status(std::move(s)) {}
 
   bool disabled(std::string_view name) const {
     return std::find(options.disabled.begin(), options.disabled.end(), name) != options.disabled.end();
@@ -205,8 +321,39 @@ struct Supervisor::Impl {
     }
   }
 
+  // Binds the sockets of every listening source of `p` that has none yet, or
+  // whose addresses changed; all or nothing: on failure `sockets` is unchanged.
+  Status bind_sockets(const config::PipelineConfig& p) {
+    std::map<std::string, std::vector<ingest::ListenSocket>> bound;
+    for (const config::SourceConfig& s : p.sources) {
+      if (!listening_source(s) || disabled(s.name)) continue;
+      const auto held = sockets.find(s.name);
+      const auto old = std::find_if(pipeline.sources.begin(), pipeline.sources.end(),
+                                    [&](const config::SourceConfig& o) { return o.name == s.name; });
+      if (held != sockets.end() && old != pipeline.sources.end() && same_listeners(*old, s)) continue;
+      auto fds = bind_source_sockets(p, s);
+      if (!fds) return tl::unexpected(fds.error());
+      for (const ingest::ListenSocket& l : *fds) spdlog::info("source {}: {} bound", s.name, l.what);
+      bound.emplace(s.name, std::move(*fds));
+    }
+    for (auto& [name, fds] : bound) sockets.insert_or_assign(name, std::move(fds));
+    std::erase_if(sockets, [&](const auto& entry) {
+      return std::none_of(p.sources.begin(), p.sources.end(),
+                          [&](const config::SourceConfig& s) { return s.name == entry.first; });
+    });
+    return {};
+  }
+
   void start_child(Child& c) {
     std::vector<std::string> argv_text = {"ringpipe:" + c.info.name, "component", c.info.name};
+    std::vector<int> inherited;
+    if (auto it = sockets.find(c.info.name); it != sockets.end()) {
+      for (const ingest::ListenSocket& l : it->second) {
+        argv_text.push_back("--listen-fd");
+        argv_text.push_back(l.key + "=" + std::to_string(l.fd.get()));
+        inherited.push_back(l.fd.get());
+      }
+    }
     for (std::string& a : options.source.child_args()) argv_text.push_back(std::move(a));
     for (std::string& a : options.log.child_args()) argv_text.push_back(std::move(a));
     std::vector<char*> argv;
@@ -223,6 +370,8 @@ struct Supervisor::Impl {
       // A component never outlives its supervisor (a new supervisor starts fresh ones).
       ::prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
       if (::getppid() != parent) ::_exit(kExitFailure);
+      // The source's own sockets survive exec; every other descriptor is close-on-exec.
+      for (const int fd : inherited) ::fcntl(fd, F_SETFD, 0);
       ::execv(options.executable.c_str(), argv.data());
       ::_exit(127);
     }
@@ -438,6 +587,7 @@ struct Supervisor::Impl {
   // reload before anything else changed), registers the readers, then stops
   // removed children, restarts changed ones once they exited and starts new ones.
   Status apply(const ReloadPlan& plan, config::PipelineConfig next) {
+    if (auto st = bind_sockets(next); !st) return st;
     std::map<std::string, ring::Ring> opened;
     for (const std::string& name : plan.new_rings) {
       if (rings.count(name)) continue;  // still open from before an earlier reload removed it
@@ -564,10 +714,40 @@ Result<std::unique_ptr<Supervisor>> Supervisor::create(SupervisorOptions options
   if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) return errno_error("supervisor: block signals");
   UniqueFd sfd(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!sfd.valid()) return errno_error("supervisor: signalfd");
+  auto lock = lock_pipeline(pipeline);
+  if (!lock) return tl::unexpected(lock.error());
+  // What survives a restart, said at every start (docs/operations.md, "State across restarts").
+  const std::string dir = pipeline.run_dir + "/" + pipeline.pipeline;
+  bool previous = false;
+  for (const config::RingConfig& r : pipeline.rings)
+    previous = previous || std::filesystem::exists(pipeline.ring_path(r.name));
+  if (options.fresh) {
+    spdlog::info("--fresh: removed {} files of the previous run from {}; every counter, gauge and ring starts empty",
+                 remove_previous_run(pipeline), dir);
+  } else if (previous) {
+    spdlog::info(
+        "state of the previous run kept: re-attaching the rings in {}; counters, gauges and series carry on and unread "
+        "samples are still delivered (start empty with `ringpipe run --fresh`)",
+        dir);
+  } else {
+    spdlog::info("no previous state in {}: every ring starts empty", dir);
+  }
+  if (auto st = check_free_space(pipeline); !st) return tl::unexpected(st.error());
+  for (const config::ExporterConfig& e : pipeline.exporters) {
+    if (std::find(options.disabled.begin(), options.disabled.end(), e.name) != options.disabled.end()) continue;
+    if (auto st = probe_http_port(e); !st) return tl::unexpected(st.error());
+  }
   auto status = StatusFile::create(status_file_path(pipeline.run_dir, pipeline.pipeline));
   if (!status) return tl::unexpected(status.error());
-  auto impl = std::make_unique<Impl>(std::move(options), std::move(pipeline), std::move(*status));
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(pipeline), std::move(*lock), std::move(*status));
   impl->signal_fd = std::move(sfd);
+  // Every source listens before any component starts: an exporter that answers
+  // means the sockets are there, and what arrives waits in their queues.
+  if (auto st = impl->bind_sockets(impl->pipeline); !st) {
+    impl->state = SupervisorState::kFailed;
+    impl->write_status();
+    return tl::unexpected(st.error());
+  }
   if (auto st = impl->open_rings_of(impl->pipeline, impl->rings); !st) return tl::unexpected(st.error());
   impl->register_readers(impl->pipeline, impl->rings);
   impl->children = impl->children_of(impl->pipeline);

@@ -30,6 +30,7 @@ struct SupervisorOptions {
   PipelineSource source;              // reloaded on SIGHUP; children get source.child_args()
   LogOptions log;                     // children log the same way: log.child_args()
   std::vector<std::string> disabled;  // components not to run
+  bool fresh = false;                 // remove the previous run's rings and state before starting
   std::chrono::milliseconds drain_timeout{10'000};
   std::chrono::milliseconds stop_timeout{5'000};  // SIGTERM, then SIGKILL after this
   std::chrono::milliseconds backoff_initial{100};

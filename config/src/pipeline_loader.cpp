@@ -5,6 +5,12 @@
 
 #include "pipeline_loader.hpp"
 
+namespace ringpipe::config {
+
+bool valid_pipeline_name(std::string_view name) { return detail::valid_name(name); }
+
+}  // namespace ringpipe::config
+
 namespace ringpipe::config::detail {
 
 bool valid_name(std::string_view s) {

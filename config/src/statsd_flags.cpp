@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -74,6 +75,22 @@ struct FlagValue {
 };
 
 }  // namespace
+
+std::string pipeline_name_for(const std::vector<ListenAddress>& listen) {
+  for (const ListenAddress& a : listen) {
+    if (a.transport != Transport::kUdp && a.transport != Transport::kTcp) continue;
+    if (a.port == kStatsdDefaultPort || a.port == 0) return "default";
+    return "statsd-" + std::to_string(a.port);
+  }
+  for (const ListenAddress& a : listen) {
+    std::string base = a.path.substr(a.path.rfind('/') + 1);
+    for (char& c : base)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') c = '_';
+    if (base.empty() || base.front() == '.') base = "socket";
+    return ("statsd-" + base).substr(0, 39);
+  }
+  return "default";
+}
 
 bool is_statsd_exporter_flag(std::string_view arg) {
   if (arg.rfind("--", 0) != 0) return false;
@@ -213,6 +230,8 @@ ConfigResult<PipelineConfig> pipeline_from_statsd_exporter_flags(std::span<const
                                "found every listener disabled, expected at least one of --statsd.listen-udp, "
                                "--statsd.listen-tcp or --statsd.listen-unixgram"});
   }
+
+  p.pipeline = pipeline_name_for(source.listen);
 
   if (const FlagValue* v = get("statsd.unixsocket-mode")) {
     const bool octal = !v->value.empty() && v->value.size() <= 4 &&

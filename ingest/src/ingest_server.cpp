@@ -17,6 +17,8 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
 
+#include "listen_util.hpp"
+#include "ringpipe/ingest/listen_sockets.hpp"
 #include "source_stats.hpp"
 #include "stream_session.hpp"
 #include "worker.hpp"
@@ -38,22 +40,6 @@ constexpr int kDrainBatches = 4096;  // bound on the final drain at stop
 
 std::string endpoint_text(const std::string& address, std::uint16_t port) {
   return address + ":" + std::to_string(port);
-}
-
-// SO_RCVBUFFORCE (needs CAP_NET_ADMIN) beats net.core.rmem_max; SO_RCVBUF otherwise.
-void set_receive_buffer(int fd, std::uint32_t bytes, const std::string& what) {
-  if (bytes == 0) return;
-  const int want = static_cast<int>(std::min<std::uint32_t>(bytes, INT32_MAX / 2));
-  if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0) {
-    (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
-  }
-  int got = 0;
-  socklen_t len = sizeof got;
-  (void)::getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len);
-  if (got / 2 < want) {  // the kernel reports double what it counts against
-    spdlog::warn("{}: receive buffer {} bytes, asked for {} (raise net.core.rmem_max or run with CAP_NET_ADMIN)", what,
-                 got / 2, want);
-  }
 }
 
 // One datagram socket (UDP or Unix) with its receive thread and Worker.
@@ -142,36 +128,6 @@ void datagram_loop(DatagramListener& l, const std::atomic<bool>& stopping) noexc
   }
 }
 
-// A socket path may hold a socket file left by a previous run; anything else
-// there is not ours to delete (a typo in the config must not remove a file).
-Status remove_stale_socket(const std::string& path, const std::string& what) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return {};
-    return errno_error(what + ": stat");
-  }
-  if (!S_ISSOCK(st.st_mode))
-    return make_error(std::errc::file_exists, what + ": exists and is not a socket; not removing it");
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return errno_error(what + ": remove stale socket");
-  return {};
-}
-
-// bind() creates the socket file with 0777 & ~umask; chmod() after it would
-// leave a window with the process's default permissions. While one of these
-// lives the file is born with at most owner read/write and no more than the
-// configured mode, and chmod() then widens it to exactly that mode. The umask
-// is process-wide, but it only ever narrows what other threads create meanwhile.
-class RestrictiveUmask {
- public:
-  explicit RestrictiveUmask(std::uint32_t mode) noexcept : old_(::umask(static_cast<mode_t>(0177 | (0777 & ~mode)))) {}
-  ~RestrictiveUmask() { ::umask(old_); }
-  RestrictiveUmask(const RestrictiveUmask&) = delete;
-  RestrictiveUmask& operator=(const RestrictiveUmask&) = delete;
-
- private:
-  mode_t old_;
-};
-
 // Removes the socket file at stop, but only if it is still a socket.
 void remove_socket_file(const std::string& path) noexcept {
   struct stat st {};
@@ -201,11 +157,15 @@ struct IngestServer::Impl {
   std::uint16_t udp_port = 0;
   std::uint16_t tcp_port = 0;
   std::unique_ptr<stats::Publisher> publisher;
+  bool owns_socket_files = false;       // bound the Unix sockets itself: removes their files at the end
+  std::map<std::string, UniqueFd> fds;  // listening sockets by key, until a listener takes its own
 
   explicit Impl(const IngestConfig& c) : config(c), error_log(c.error_log_interval) {}
 
-  Status bind_udp(const UdpConfig& u, TargetFactory& targets);
-  Status bind_unix_datagram(const UnixDatagramConfig& u, TargetFactory& targets);
+  // The socket of listener `key`, taken out of `fds`; fails when none was bound or handed over.
+  Result<UniqueFd> take_fd(const std::string& key, const std::string& what, int type);
+  Status adopt_udp(const UdpConfig& u, TargetFactory& targets);
+  Status adopt_unix_datagram(const UnixDatagramConfig& u, TargetFactory& targets);
   Result<std::unique_ptr<Worker>> make_worker(TargetFactory& targets) {
     auto t = targets();
     if (!t) return tl::unexpected(t.error());
@@ -214,27 +174,42 @@ struct IngestServer::Impl {
   void join() noexcept;
 };
 
-Status IngestServer::Impl::bind_udp(const UdpConfig& u, TargetFactory& targets) {
+Result<UniqueFd> IngestServer::Impl::take_fd(const std::string& key, const std::string& what, int type) {
+  auto it = fds.find(key);
+  if (it == fds.end() || !it->second.valid()) return invalid(what + ": no socket was handed over for " + key);
+  UniqueFd fd = std::move(it->second);
+  fds.erase(it);
+  int got = 0;
+  socklen_t len = sizeof got;
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &got, &len) != 0 || got != type)
+    return invalid(what + ": descriptor " + std::to_string(fd.get()) + " handed over for " + key +
+                   " is not a socket of the right type");
+  return fd;
+}
+
+Status IngestServer::Impl::adopt_udp(const UdpConfig& u, TargetFactory& targets) {
   const std::string what = "ingest " + config.name + ": udp " + endpoint_text(u.address, u.port);
-  boost::system::error_code ec;
-  const auto address = asio::ip::make_address(u.address, ec);
-  if (ec) return invalid(what + ": bad address");
   if (u.sockets == 0 || u.sockets > kMaxUdpSockets)
     return invalid(what + ": sockets must be 1.." + std::to_string(kMaxUdpSockets));
   if (u.batch_packets == 0 || u.max_datagram_bytes == 0)
     return invalid(what + ": batch_packets and max_datagram_bytes must be > 0");
-  std::uint16_t port = u.port;
   for (std::uint32_t i = 0; i < u.sockets; ++i) {
-    asio::ip::udp::socket s(io);
-    s.open(address.is_v6() ? asio::ip::udp::v6() : asio::ip::udp::v4(), ec);
-    if (ec) return tl::unexpected(Error{std::error_code(ec.value(), std::system_category()), what + ": socket"});
+    auto fd = take_fd(listen_key(config.name, "udp", i), what, SOCK_DGRAM);
+    if (!fd) return tl::unexpected(fd.error());
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    (void)::getsockname(fd->get(), reinterpret_cast<sockaddr*>(&ss), &len);
     const int one = 1;
-    if (u.sockets > 1) (void)::setsockopt(s.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    (void)::setsockopt(s.native_handle(), SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
-    set_receive_buffer(s.native_handle(), u.receive_buffer_bytes, what);
-    s.bind(asio::ip::udp::endpoint(address, port), ec);
-    if (ec) return tl::unexpected(Error{std::error_code(ec.value(), std::system_category()), what + ": bind"});
-    port = s.local_endpoint(ec).port();  // later sockets join the first one's port
+    (void)::setsockopt(fd->get(), SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
+    udp_port = bound_port(fd->get());
+    boost::system::error_code ec;
+    asio::ip::udp::socket s(io);
+    const int raw = fd->release();
+    s.assign(ss.ss_family == AF_INET6 ? asio::ip::udp::v6() : asio::ip::udp::v4(), raw, ec);
+    if (ec) {
+      ::close(raw);
+      return tl::unexpected(Error{std::error_code(ec.value(), std::system_category()), what + ": adopt socket"});
+    }
     auto l = std::make_unique<DatagramListener>();
     l->what = what;
     l->fd = s.native_handle();
@@ -250,27 +225,25 @@ Status IngestServer::Impl::bind_udp(const UdpConfig& u, TargetFactory& targets) 
     datagram.push_back(std::move(l));
     udp_sockets.push_back(std::move(s));
   }
-  udp_port = port;
   return {};
 }
 
-Status IngestServer::Impl::bind_unix_datagram(const UnixDatagramConfig& u, TargetFactory& targets) {
+Status IngestServer::Impl::adopt_unix_datagram(const UnixDatagramConfig& u, TargetFactory& targets) {
   const std::string what = "ingest " + config.name + ": unixgram " + u.path;
   if (u.batch_packets == 0 || u.max_datagram_bytes == 0)
     return invalid(what + ": batch_packets and max_datagram_bytes must be > 0");
-  if (auto r = remove_stale_socket(u.path, what); !r) return r;
+  auto fd = take_fd(listen_key(config.name, "unixgram"), what, SOCK_DGRAM);
+  if (!fd) return tl::unexpected(fd.error());
+  const int one = 1;
+  (void)::setsockopt(fd->get(), SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
   boost::system::error_code ec;
   asio::local::datagram_protocol::socket s(io);
-  s.open(asio::local::datagram_protocol(), ec);
-  if (!ec) {
-    const RestrictiveUmask umask(u.mode);
-    s.bind(asio::local::datagram_protocol::endpoint(u.path), ec);
+  const int raw = fd->release();
+  s.assign(asio::local::datagram_protocol(), raw, ec);
+  if (ec) {
+    ::close(raw);
+    return tl::unexpected(Error{std::error_code(ec.value(), std::system_category()), what + ": adopt socket"});
   }
-  if (ec) return tl::unexpected(Error{std::error_code(ec.value(), std::system_category()), what + ": bind"});
-  if (::chmod(u.path.c_str(), static_cast<mode_t>(u.mode)) != 0) return errno_error(what + ": chmod");
-  const int one = 1;
-  (void)::setsockopt(s.native_handle(), SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
-  set_receive_buffer(s.native_handle(), u.receive_buffer_bytes, what);
   auto l = std::make_unique<DatagramListener>();
   l->what = what;
   l->fd = s.native_handle();
@@ -312,12 +285,20 @@ void IngestServer::Impl::join() noexcept {
 
 Result<std::unique_ptr<IngestServer>> IngestServer::create(const IngestConfig& config, TargetFactory targets) {
   auto impl = std::make_unique<Impl>(config);
+  if (config.listen_fds.empty()) {  // alone: bind our own
+    auto bound = bind_listen_sockets(config);
+    if (!bound) return tl::unexpected(bound.error());
+    for (ListenSocket& l : *bound) impl->fds.emplace(l.key, std::move(l.fd));
+    impl->owns_socket_files = true;
+  } else {  // handed over: ours from here, including those no listener takes
+    for (const auto& [key, fd] : config.listen_fds) impl->fds.emplace(key, UniqueFd(fd));
+  }
   try {  // Asio may throw (e.g. out of memory); it stops here.
     if (config.udp) {
-      if (auto s = impl->bind_udp(*config.udp, targets); !s) return tl::unexpected(s.error());
+      if (auto s = impl->adopt_udp(*config.udp, targets); !s) return tl::unexpected(s.error());
     }
     if (config.unix_datagram) {
-      if (auto s = impl->bind_unix_datagram(*config.unix_datagram, targets); !s) return tl::unexpected(s.error());
+      if (auto s = impl->adopt_unix_datagram(*config.unix_datagram, targets); !s) return tl::unexpected(s.error());
     }
     if (config.tcp || config.unix_stream) {
       auto w = impl->make_worker(targets);
@@ -327,13 +308,16 @@ Result<std::unique_ptr<IngestServer>> IngestServer::create(const IngestConfig& c
     if (config.tcp) {
       const TcpConfig& t = *config.tcp;
       const std::string what = "ingest " + config.name + ": tcp " + endpoint_text(t.address, t.port);
-      boost::system::error_code ec;
-      const auto address = asio::ip::make_address(t.address, ec);
-      if (ec) return invalid(what + ": bad address");
+      auto fd = impl->take_fd(listen_key(config.name, "tcp"), what, SOCK_STREAM);
+      if (!fd) return tl::unexpected(fd.error());
+      sockaddr_storage ss{};
+      socklen_t len = sizeof ss;
+      (void)::getsockname(fd->get(), reinterpret_cast<sockaddr*>(&ss), &len);
       StreamLimits limits{t.max_connections, t.max_line_bytes, t.max_buffered_bytes, t.idle_timeout,
                           config.error_log_interval};
-      auto l = StreamListener<asio::ip::tcp>::open(impl->io, asio::ip::tcp::endpoint(address, t.port), limits,
-                                                   *impl->stream_worker, impl->stats.tcp, what);
+      auto l = StreamListener<asio::ip::tcp>::adopt(
+          impl->io, ss.ss_family == AF_INET6 ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd->release(), limits,
+          *impl->stream_worker, impl->stats.tcp, what);
       if (!l) return tl::unexpected(l.error());
       impl->tcp_port = (*l)->local_port();
       impl->tcp = std::move(*l);
@@ -341,17 +325,14 @@ Result<std::unique_ptr<IngestServer>> IngestServer::create(const IngestConfig& c
     if (config.unix_stream) {
       const UnixStreamConfig& u = *config.unix_stream;
       const std::string what = "ingest " + config.name + ": unix " + u.path;
-      if (auto r = remove_stale_socket(u.path, what); !r) return tl::unexpected(r.error());
+      auto fd = impl->take_fd(listen_key(config.name, "unix"), what, SOCK_STREAM);
+      if (!fd) return tl::unexpected(fd.error());
       StreamLimits limits{u.max_connections, u.max_line_bytes, u.max_buffered_bytes, u.idle_timeout,
                           config.error_log_interval};
-      auto l = [&] {
-        const RestrictiveUmask umask(u.mode);
-        return StreamListener<asio::local::stream_protocol>::open(
-            impl->io, asio::local::stream_protocol::endpoint(u.path), limits, *impl->stream_worker,
-            impl->stats.unix_stream, what);
-      }();
+      auto l = StreamListener<asio::local::stream_protocol>::adopt(impl->io, asio::local::stream_protocol(),
+                                                                   fd->release(), limits, *impl->stream_worker,
+                                                                   impl->stats.unix_stream, what);
       if (!l) return tl::unexpected(l.error());
-      if (::chmod(u.path.c_str(), static_cast<mode_t>(u.mode)) != 0) return errno_error(what + ": chmod");
       impl->unix_stream = std::move(*l);
     }
   } catch (const std::exception& e) {
@@ -377,6 +358,7 @@ IngestServer::IngestServer(std::unique_ptr<Impl> impl) noexcept : impl_(std::mov
 
 IngestServer::~IngestServer() {
   stop();
+  if (!impl_->owns_socket_files) return;  // the supervisor's sockets: their files stay for the next start
   if (impl_->config.unix_datagram) remove_socket_file(impl_->config.unix_datagram->path);
   if (impl_->config.unix_stream) remove_socket_file(impl_->config.unix_stream->path);
 }

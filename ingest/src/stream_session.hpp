@@ -238,6 +238,26 @@ class StreamListener {
     return l;
   }
 
+  // Takes a socket already bound and listening (ringpipe run binds it and
+  // hands it over); the listener owns `fd` from here, even on failure.
+  [[nodiscard]] static Result<std::unique_ptr<StreamListener>> adopt(boost::asio::io_context& io,
+                                                                     const Protocol& protocol, int fd,
+                                                                     const StreamLimits& limits, Worker& worker,
+                                                                     StreamStats& stats, const std::string& what) {
+    if (limits.max_line_bytes == 0 || limits.max_connections == 0) {
+      ::close(fd);
+      return invalid(what + ": max_line_bytes and max_connections must be > 0");
+    }
+    auto l = std::unique_ptr<StreamListener>(new StreamListener(io, limits, worker, stats, what));
+    boost::system::error_code ec;
+    l->acceptor_.assign(protocol, fd, ec);
+    if (ec) {
+      ::close(fd);
+      return tl::unexpected(Error{std::error_code(ec.value(), std::system_category()), what + ": adopt socket"});
+    }
+    return l;
+  }
+
   void start() { accept(); }
   // Other protocols on the same accept loop (HTTP): `make` takes each accepted
   // socket instead of a StreamSession, and decrements connections_open when

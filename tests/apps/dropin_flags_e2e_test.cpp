@@ -75,9 +75,9 @@ TEST(DropinFlagsE2e, CheckConfigValidatesFlagsAndMappingAndExitsWithoutStartingA
       std::vector<std::string>{"--check-config", "--statsd.mapping-config=" + mapping} + isolated_flags(dir, port, web),
       kQuick);
   ASSERT_EQ(ok.code, 0) << ok.err;
-  EXPECT_EQ(ok.out,
-            "ringpipe: configuration ok: the built-in pipeline with statsd_exporter flags: pipeline default, "
-            "2 rings, 1 sources, 1 processors, 1 exporters, 1 mapping rules; nothing started\n");
+  EXPECT_EQ(ok.out, "ringpipe: configuration ok: the built-in pipeline with statsd_exporter flags: pipeline statsd-" +
+                        std::to_string(port) +
+                        ", 2 rings, 1 sources, 1 processors, 1 exporters, 1 mapping rules; nothing started\n");
   EXPECT_EQ(ok.err, "");
   EXPECT_FALSE(std::filesystem::exists(dir.file("run"))) << "rings were created";
 

@@ -135,9 +135,14 @@ TEST_F(SupervisorE2e, CountsEveryIncrementExactlyAndStatShowsRingsAndComponents)
 
   // Each child names itself for ps.
   const std::string cmdline = e2e::read_text("/proc/" + std::to_string(pid_of("statsd")) + "/cmdline");
-  const std::string expected_argv =
-      std::string("ringpipe:statsd") + '\0' + "component" + '\0' + "statsd" + '\0' + "--config" + '\0' + file_ + '\0';
-  EXPECT_EQ(cmdline, expected_argv);
+  // The source is handed the socket the supervisor bound (--listen-fd KEY=FD).
+  const std::string argv_head = std::string("ringpipe:statsd") + '\0' + "component" + '\0' + "statsd" + '\0' +
+                                "--listen-fd" + '\0' + "statsd/tcp=";
+  const std::string argv_tail = std::string("--config") + '\0' + file_ + '\0';
+  EXPECT_EQ(cmdline.rfind(argv_head, 0), 0U) << cmdline;
+  EXPECT_TRUE(cmdline.size() > argv_tail.size() &&
+              cmdline.compare(cmdline.size() - argv_tail.size(), argv_tail.size(), argv_tail) == 0)
+      << cmdline;
   EXPECT_EQ(e2e::read_text("/proc/" + std::to_string(pid_of("statsd")) + "/comm"), "ringpipe:statsd\n");
 
   const auto stat = e2e::run(dir_, {"stat", file_, "--once"});
@@ -305,11 +310,11 @@ TEST_F(SupervisorE2e, StatsdExporterFlagsRunTheBuiltInPipeline) {
   const std::string web = "127.0.0.1:" + std::to_string(e2e::free_tcp_port());
   start({"--statsd.listen-tcp=127.0.0.1:" + std::to_string(port_), "--statsd.listen-udp=", "--web.listen-address", web,
          "--run-dir", dir_.path().string()},
-        "default");
+        "statsd-" + std::to_string(port_));  // named after its StatsD port: instances do not collide
   const config::PipelineConfig builtin = config::default_pipeline();
   const auto s = status();
   ASSERT_TRUE(s);
-  EXPECT_EQ(s->pipeline, builtin.pipeline);
+  EXPECT_EQ(s->pipeline, "statsd-" + std::to_string(port_));
   std::vector<std::string> names;
   for (const auto& c : s->components) names.push_back(c.name);
   std::vector<std::string> expected;
@@ -341,7 +346,8 @@ TEST_F(SupervisorE2e, StatsdExporterFlagsRunTheBuiltInPipeline) {
 }
 
 TEST_F(SupervisorE2e, GivesUpOnAComponentThatKeepsFailingAtStart) {
-  // Someone else holds the source's port.
+  // Someone else holds the port of a remote_write source (an HTTP server the
+  // source binds itself, unlike the StatsD sockets the supervisor binds).
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -349,7 +355,12 @@ TEST_F(SupervisorE2e, GivesUpOnAComponentThatKeepsFailingAtStart) {
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
   ASSERT_EQ(::listen(fd, 1), 0);
-  e2e::write_text(file_, pipeline_text());
+  std::string text = pipeline_text();
+  const std::string statsd = "statsd: {type: statsd, listen: [tcp://127.0.0.1:" + std::to_string(port_) + "]";
+  ASSERT_NE(text.find(statsd), std::string::npos);
+  text.replace(text.find(statsd), statsd.size(),
+               "statsd: {type: remote_write, listen: 127.0.0.1:" + std::to_string(port_));
+  e2e::write_text(file_, text);
   std::vector<std::string> args = {"run", file_, "--max-quick-failures", "3"};
   e2e::Proc sup(args, dir_.file("o"), dir_.file("e"));
   EXPECT_EQ(sup.wait(20s), 1);

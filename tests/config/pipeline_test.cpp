@@ -133,6 +133,37 @@ TEST(PipelineConfig, LoadsEveryExampleFile) {
   EXPECT_EQ(rw.tls->ca_file, "/etc/ringpipe/ca.crt");
 }
 
+// The built-in pipeline listens as statsd_exporter's ":9125" does (both
+// families), and fits Docker's default 64 MiB of /dev/shm with room for the
+// processor's state and the stats segments.
+TEST(PipelineConfig, TheBuiltInPipelineListensOnBothFamiliesAndItsRingsLeaveRoomIn64MiB) {
+  const PipelineConfig p = default_pipeline();
+  ASSERT_EQ(p.sources.size(), 1u);
+  ASSERT_EQ(p.sources[0].listen.size(), 2u);
+  for (const ListenAddress& a : p.sources[0].listen) {
+    EXPECT_EQ(a.host, "") << a.to_string();
+    EXPECT_EQ(a.port, kStatsdDefaultPort);
+  }
+  std::uint64_t rings = 0;
+  for (const RingConfig& r : p.rings) rings += r.size_bytes;
+  EXPECT_LE(rings, std::uint64_t{24} << 20);
+}
+
+TEST(PipelineConfig, AFlagConfiguredInstanceIsNamedAfterItsStatsdPort) {
+  auto named = [](std::vector<std::string_view> args) {
+    auto p = pipeline_from_statsd_exporter_flags(args);
+    return p ? p->pipeline : "error: " + p.error().message();
+  };
+  EXPECT_EQ(named({}), "default");
+  EXPECT_EQ(named({"--statsd.listen-udp=:9125"}), "default");
+  EXPECT_EQ(named({"--statsd.listen-udp=127.0.0.1:9126"}), "statsd-9126");
+  EXPECT_EQ(named({"--statsd.listen-udp=", "--statsd.listen-tcp=:9200"}), "statsd-9200");
+  EXPECT_EQ(named({"--statsd.listen-udp=", "--statsd.listen-tcp=", "--statsd.listen-unixgram=/run/app/statsd.sock"}),
+            "statsd-statsd.sock");
+  EXPECT_TRUE(valid_pipeline_name("statsd-9126"));
+  EXPECT_FALSE(valid_pipeline_name("../x"));
+}
+
 TEST(PipelineConfig, FillsDocumentedDefaults) {
   const auto r = parse(kValid);
   ASSERT_TRUE(r) << r.error().message();
@@ -914,8 +945,8 @@ TEST(PipelineConfig, DefaultPipelineMatchesStatsdExporterDefaults) {
   const PipelineConfig p = default_pipeline();
   ASSERT_EQ(p.sources.size(), 1u);
   ASSERT_EQ(p.sources[0].listen.size(), 2u);
-  EXPECT_EQ(p.sources[0].listen[0].to_string(), "udp://0.0.0.0:9125");
-  EXPECT_EQ(p.sources[0].listen[1].to_string(), "tcp://0.0.0.0:9125");
+  EXPECT_EQ(p.sources[0].listen[0].to_string(), "udp://:9125");  // both families, as statsd_exporter's :9125
+  EXPECT_EQ(p.sources[0].listen[1].to_string(), "tcp://:9125");
   EXPECT_EQ(p.sources[0].tags, StatsdTagFlavors{});
   ASSERT_EQ(p.processors.size(), 1u);
   EXPECT_EQ(p.processors[0].input, p.sources[0].output);

@@ -1,6 +1,7 @@
 #include "ringpipe/ingest/ingest_server.hpp"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -74,6 +75,38 @@ TEST(IngestServer, ReceivesUdpPacketsAsOneBatchRecordEach) {
   EXPECT_EQ(f.server->stats().parse_error(ParseError::kMalformedLine), 1u);
   EXPECT_EQ(f.server->stats().udp_packets.load(), 1u);
   EXPECT_EQ(f.server->stats().lines.load(), 3u);
+}
+
+// statsd_exporter's ":9125" listens on IPv4 and IPv6: so does "::", whatever
+// net.ipv6.bindv6only says. A client sending to ::1 is not lost.
+TEST(IngestServer, AWildcardIpv6AddressReceivesIpv4AndIpv6Senders) {
+  const int probe = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (probe < 0) GTEST_SKIP() << "no IPv6 on this host";
+  ::close(probe);
+  Fixture f;
+  IngestConfig c = Fixture::base();
+  c.udp = UdpConfig{.address = "::", .port = 0};
+  f.start(c);
+  const std::uint16_t port = f.server->udp_port();
+  ASSERT_NE(port, 0);
+  auto v4 = testing::udp_socket();
+  ASSERT_TRUE(testing::send_udp(v4.get(), port, "from_v4:1|c\n"));
+  const int v6 = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(v6, 0);
+  sockaddr_in6 to{};
+  to.sin6_family = AF_INET6;
+  to.sin6_port = htons(port);
+  to.sin6_addr = in6addr_loopback;
+  const std::string line = "from_v6:1|c\n";
+  ASSERT_EQ(::sendto(v6, line.data(), line.size(), 0, reinterpret_cast<const sockaddr*>(&to), sizeof to),
+            static_cast<ssize_t>(line.size()));
+  ::close(v6);
+  ASSERT_TRUE(f.wait_written(2));
+  f.server->stop();
+  std::vector<std::string> names;
+  for (const auto& s : f.store->samples()) names.push_back(s.name);
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"from_v4", "from_v6"}));
 }
 
 TEST(IngestServer, ParsesJsonObjectsOnePerDatagramLine) {

@@ -389,6 +389,17 @@ using EnvLookup = std::function<std::optional<std::string>(std::string_view)>;
 // argument in the space-joined arguments.
 [[nodiscard]] ConfigResult<PipelineConfig> pipeline_from_statsd_exporter_flags(std::span<const std::string_view> args);
 
+// The pipeline name of an instance configured by flags, so that several run
+// on one host without sharing rings: "default" when its first UDP or TCP
+// listener is on statsd_exporter's port 9125 (or port 0), else
+// "statsd-<port>" ("statsd-9126"), or "statsd-<file name>" for a unixgram
+// socket alone. `ringpipe run --pipeline NAME` overrides it.
+[[nodiscard]] std::string pipeline_name_for(const std::vector<ListenAddress>& listen);
+
+// A pipeline name is a directory name: letters, digits, '_', '-' and '.',
+// not starting with '.', at most 39 bytes.
+[[nodiscard]] bool valid_pipeline_name(std::string_view name);
+
 // True when `arg` ("--name", "--name=value", "--no-name") names one of
 // statsd_exporter's flags that pipeline_from_statsd_exporter_flags() knows,
 // the refused ones included; false for anything else (a usage error).

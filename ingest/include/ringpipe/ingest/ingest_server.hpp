@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -87,6 +88,10 @@ struct IngestConfig {
   std::shared_ptr<stats::StatsSegment> stats_segment;
   std::string stats_path;
   std::chrono::milliseconds stats_interval{250};
+  // Sockets bound by someone else (`ringpipe run`), by key (listen_sockets.hpp):
+  // when empty the server binds its own; else every listener's key must be
+  // here, and the server owns these descriptors from create() on.
+  std::map<std::string, int> listen_fds;
 };
 
 inline constexpr std::size_t kMaxUdpSockets = 64;
