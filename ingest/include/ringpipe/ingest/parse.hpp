@@ -108,9 +108,10 @@ class SampleOutput {
   explicit SampleOutput(sample::BatchWriter* writer, RotateFn rotate = nullptr, void* ctx = nullptr) noexcept
       : writer_(writer), rotate_(rotate), ctx_(ctx) {}
 
-  // True when the sample was written.
+  // True when the sample was written. `family` (nullptr: none) marks a Prometheus sample.
   bool emit(sample::Kind kind, std::string_view name, double value, double sample_rate,
-            std::span<const sample::Tag> tags, std::string_view str_value = {}, std::int64_t timestamp_ns = 0) noexcept;
+            std::span<const sample::Tag> tags, std::string_view str_value = {}, std::int64_t timestamp_ns = 0,
+            const sample::Family* family = nullptr) noexcept;
 
   void set_writer(sample::BatchWriter* writer) noexcept { writer_ = writer; }
   // Labels appended to every sample's own (MQTT topic levels) until cleared
