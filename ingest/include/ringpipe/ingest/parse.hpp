@@ -69,7 +69,7 @@ enum class ParseError : std::uint8_t {
   kInvalidLabelName,   // a label name not [a-zA-Z_][a-zA-Z0-9_]*
   kDuplicateLabel,     // the same label name twice in one series
   kTooManyLabels,      // more labels than max_labels (__name__ not counted)
-  kMalformedMetadata,  // Prometheus text: a # HELP/# TYPE/# UNIT line without a valid name
+  kMalformedMetadata,  // Prometheus text: a bad # HELP/# TYPE/# UNIT line; remote_write: a refused MetricMetadata
   kMissingEof,         // OpenMetrics: the body does not end with # EOF (its samples are kept)
   // StatsD: what a sample adds to a total (|value / rate| of a counter or an
   // observation, a gauge delta, an observation's weight 1/rate) is over
