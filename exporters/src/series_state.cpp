@@ -1,7 +1,10 @@
 #include "series_state.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
+#include <limits>
+#include <map>
 
 #include "ringpipe/common/test_hooks.hpp"
 
@@ -18,16 +21,19 @@ bool has_suffix(std::string_view s, std::string_view suffix) noexcept {
   return s.size() > suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-bool values_fit(MetricType type, std::uint16_t n) noexcept {
-  switch (type) {
+bool values_fit(const metric::MetricEntryView& e) noexcept {
+  const std::uint16_t n = e.value_count;
+  if ((e.flags & metric::kEntryPromSample) != 0) return n == 1;
+  switch (e.type) {
     case MetricType::kCounter:
     case MetricType::kGauge:
       return n >= 1;
     case MetricType::kSummary:
     case MetricType::kHistogram:
       return n >= 2 && n % 2 == 0;
+    default:
+      return false;
   }
-  return false;
 }
 
 std::uint64_t to_count(double v) noexcept {
@@ -46,8 +52,24 @@ prometheus::MetricType to_prometheus(MetricType t) noexcept {
       return prometheus::MetricType::Summary;
     case MetricType::kHistogram:
       return prometheus::MetricType::Histogram;
+    case MetricType::kInfo:  // the text format has none of these: served as gauges, as client_python does
+    case MetricType::kStateset:
+    case MetricType::kGaugeHistogram:
+      return prometheus::MetricType::Gauge;
+    case MetricType::kUntyped:
+      break;
   }
   return prometheus::MetricType::Untyped;
+}
+
+// A label value as Prometheus parses `le` and `quantile` ("+Inf", "0.5").
+double label_number(std::string_view v) noexcept {
+  if (v == "+Inf" || v == "Inf") return std::numeric_limits<double>::infinity();
+  if (v == "-Inf") return -std::numeric_limits<double>::infinity();
+  double d = std::numeric_limits<double>::quiet_NaN();
+  if (!v.empty() && v.front() == '+') v.remove_prefix(1);
+  std::from_chars(v.data(), v.data() + v.size(), d);
+  return d;
 }
 
 }  // namespace
@@ -148,14 +170,15 @@ bool SeriesState::name_conflicts(std::uint32_t id) const noexcept {
 }
 
 std::uint32_t SeriesState::family_for(const metric::MetricEntryView& e) noexcept {
-  auto it = family_ids_.find(std::string(e.name));
+  const bool prom = (e.flags & metric::kEntryPromSample) != 0;
+  auto it = family_ids_.find(std::string(e.family));
   if (it == family_ids_.end()) {
     const auto id = static_cast<std::uint32_t>(families_.size());
     {
       std::lock_guard lock(families_mu_);
-      families_.push_back(Family{std::string(e.name), std::string(e.help), e.type, false});
+      families_.push_back(Family{std::string(e.family), std::string(e.help), e.type, false, prom});
     }
-    family_ids_.emplace(std::string(e.name), id);
+    family_ids_.emplace(std::string(e.family), id);
     family_live_.push_back(0);
     if (name_conflicts(id)) {
       std::lock_guard lock(families_mu_);
@@ -171,10 +194,11 @@ std::uint32_t SeriesState::family_for(const metric::MetricEntryView& e) noexcept
     // around it may have changed since it was last checked.
     std::lock_guard lock(families_mu_);
     f.type = e.type;
+    f.prom = prom;
     if (f.help.empty() && !e.help.empty()) f.help = std::string(e.help);
     f.conflict = false;
     f.conflict = name_conflicts(id);
-  } else if (f.type != e.type) {
+  } else if (f.type != e.type || f.prom != prom) {
     return kNoFamily;
   }
   return f.conflict ? kNoFamily : id;
@@ -182,7 +206,7 @@ std::uint32_t SeriesState::family_for(const metric::MetricEntryView& e) noexcept
 
 void SeriesState::apply_series(const metric::MetricEntryView& e, std::uint16_t shard) noexcept {
   RINGPIPE_TEST_CRASH_POINT("exporter", e.name);
-  if (!values_fit(e.type, e.value_count)) {
+  if (!values_fit(e)) {
     counters_.decode_errors.fetch_add(1, std::memory_order_relaxed);
     return;
   }
@@ -220,6 +244,14 @@ void SeriesState::apply_series(const metric::MetricEntryView& e, std::uint16_t s
     se.label_count = e.label_count;
   }
   se.family = fid;
+  se.role = Role::kValue;
+  if ((e.flags & metric::kEntryPromSample) != 0) {
+    const std::string_view suffix = e.name.substr(e.family.size());
+    se.role = suffix == "_bucket"  ? Role::kBucket
+              : suffix == "_sum"   ? Role::kSum
+              : suffix == "_count" ? Role::kCount
+                                   : Role::kValue;
+  }
   se.shard = shard;
   se.instance = instance;
   if (p.in_snapshot) se.generation = p.generation;
@@ -282,6 +314,7 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
   struct Head {
     prometheus::MetricType type;
     bool skip;
+    bool prom;
   };
   std::vector<Head> heads;
   const std::size_t base = out.size();
@@ -291,7 +324,7 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
     out.resize(base + families_.size());
     for (std::size_t i = 0; i < families_.size(); ++i) {
       const Family& f = families_[i];
-      heads.push_back(Head{to_prometheus(f.type), f.conflict});
+      heads.push_back(Head{to_prometheus(f.type), f.conflict, f.prom});
       out[base + i].name = f.name;
       out[base + i].help = f.help;
       out[base + i].type = heads.back().type;
@@ -306,11 +339,70 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
     }
   }
   for (std::size_t i = 0; i < heads.size(); ++i) out[base + i].metric.reserve(sizes[i] + sizes[i] / 16);
+  // A Prometheus histogram's or summary's samples (_bucket, _sum, _count,
+  // quantiles) come as separate series: one ClientMetric per family and
+  // label set without `le` / `quantile`.
+  std::map<std::pair<std::uint32_t, std::string>, std::size_t> groups;
+  std::string group_key;
+  const auto add_prom = [&](const Series& se, prometheus::MetricType type) {
+    std::vector<prometheus::ClientMetric>& metrics = out[base + se.family].metric;
+    const double v = se.values[0];
+    const auto labels = std::as_bytes(std::span(se.labels.data(), se.labels.size()));
+    if (type != prometheus::MetricType::Histogram && type != prometheus::MetricType::Summary) {
+      prometheus::ClientMetric& m = metrics.emplace_back();
+      metric::for_each_label(labels, se.label_count, [&](const metric::Label& l) {
+        m.label.push_back({std::string(l.name), std::string(l.value)});
+      });
+      if (type == prometheus::MetricType::Counter) {
+        m.counter.value = v;
+      } else if (type == prometheus::MetricType::Gauge) {
+        m.gauge.value = v;
+      } else {
+        m.untyped.value = v;
+      }
+      return;
+    }
+    const std::string_view own = type == prometheus::MetricType::Histogram ? "le" : "quantile";
+    const bool owns = (type == prometheus::MetricType::Histogram && se.role == Role::kBucket) ||
+                      (type == prometheus::MetricType::Summary && se.role == Role::kValue);
+    group_key.clear();
+    double bound = std::numeric_limits<double>::quiet_NaN();
+    metric::for_each_label(labels, se.label_count, [&](const metric::Label& l) {
+      if (owns && l.name == own) {
+        bound = label_number(l.value);
+        return;
+      }
+      group_key.append(l.name).push_back('\0');
+      group_key.append(l.value).push_back('\0');
+    });
+    if (owns && std::isnan(bound)) return;  // no usable le / quantile: nothing it could be served as
+    auto [it, fresh] = groups.try_emplace({se.family, group_key}, metrics.size());
+    if (fresh) {
+      prometheus::ClientMetric& m = metrics.emplace_back();
+      metric::for_each_label(labels, se.label_count, [&](const metric::Label& l) {
+        if (!(owns && l.name == own)) m.label.push_back({std::string(l.name), std::string(l.value)});
+      });
+    }
+    prometheus::ClientMetric& m = metrics[it->second];
+    if (type == prometheus::MetricType::Histogram) {
+      if (se.role == Role::kBucket) m.histogram.bucket.push_back({to_count(v), bound});
+      if (se.role == Role::kSum) m.histogram.sample_sum = v;
+      if (se.role == Role::kCount) m.histogram.sample_count = to_count(v);
+    } else {
+      if (se.role == Role::kValue) m.summary.quantile.push_back({bound, v});
+      if (se.role == Role::kSum) m.summary.sample_sum = v;
+      if (se.role == Role::kCount) m.summary.sample_count = to_count(v);
+    }
+  };
   for (const Shard& s : shards_) {
     std::lock_guard lock(s.mu);
     for (const auto& [key, se] : s.map) {
       if (se.family >= heads.size() || heads[se.family].skip) continue;
       const prometheus::MetricType type = heads[se.family].type;
+      if (heads[se.family].prom) {
+        add_prom(se, type);
+        continue;
+      }
       prometheus::ClientMetric& m = out[base + se.family].metric.emplace_back();
       m.label.reserve(se.label_count);
       metric::for_each_label(std::as_bytes(std::span(se.labels.data(), se.labels.size())), se.label_count,
@@ -344,6 +436,13 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
           break;
       }
     }
+  }
+  for (const auto& [group, at] : groups) {
+    prometheus::ClientMetric& m = out[base + group.first].metric[at];
+    std::sort(m.histogram.bucket.begin(), m.histogram.bucket.end(),
+              [](const auto& a, const auto& b) { return a.upper_bound < b.upper_bound; });
+    std::sort(m.summary.quantile.begin(), m.summary.quantile.end(),
+              [](const auto& a, const auto& b) { return a.quantile < b.quantile; });
   }
   out.erase(std::remove_if(out.begin() + static_cast<std::ptrdiff_t>(base), out.end(),
                            [](const prometheus::MetricFamily& f) { return f.metric.empty(); }),

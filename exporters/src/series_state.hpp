@@ -60,11 +60,15 @@ class SeriesState {
     std::string help;
     metric::MetricType type = metric::MetricType::kGauge;
     bool conflict = false;
+    bool prom = false;  // samples of a Prometheus family (kEntryPromSample), reassembled when collected
   };
+  // Which sample of a Prometheus family a series is.
+  enum class Role : std::uint8_t { kValue, kBucket, kSum, kCount };
   struct Series {
     std::uint32_t family = 0;
     std::uint16_t shard = 0;
     std::uint16_t label_count = 0;
+    Role role = Role::kValue;
     std::uint64_t instance = 0;
     std::uint64_t generation = 0;  // snapshot generation that last mentioned it
     std::string labels;            // encoded (LabelHeader format), validated

@@ -116,8 +116,8 @@ void ParseCounters::add(const ParseCounters& other) noexcept {
 }
 
 bool SampleOutput::emit(sample::Kind kind, std::string_view name, double value, double sample_rate,
-                        std::span<const sample::Tag> tags, std::string_view str_value,
-                        std::int64_t timestamp_ns) noexcept {
+                        std::span<const sample::Tag> tags, std::string_view str_value, std::int64_t timestamp_ns,
+                        const sample::Family* family) noexcept {
   if (!extra_.empty()) {
     const std::size_t own = std::min(tags.size(), scratch_.size());
     std::copy_n(tags.begin(), own, scratch_.begin());
@@ -128,6 +128,7 @@ bool SampleOutput::emit(sample::Kind kind, std::string_view name, double value, 
   // Lengths the format cannot store must not look like "batch full" (which rotates).
   bool fits = name.size() <= kMaxNameBytes && str_value.size() <= kMaxNameBytes;
   for (const sample::Tag& t : tags) fits = fits && t.key.size() <= kMaxNameBytes && t.value.size() <= kMaxNameBytes;
+  if (family != nullptr) fits = fits && family->help.size() <= kMaxNameBytes && family->unit.size() <= UINT8_MAX;
   if (!fits) {
     ++too_large_;
     return false;
@@ -138,7 +139,7 @@ bool SampleOutput::emit(sample::Kind kind, std::string_view name, double value, 
   }
   // BatchWriter memcpy()s str_value even when empty; a null pointer there is UB.
   if (str_value.data() == nullptr) str_value = std::string_view("", 0);
-  if (writer_->append(kind, name, value, sample_rate, tags, str_value, timestamp_ns)) {
+  if (writer_->append(kind, name, value, sample_rate, tags, str_value, timestamp_ns, family)) {
     ++written_;
     return true;
   }
@@ -151,7 +152,7 @@ bool SampleOutput::emit(sample::Kind kind, std::string_view name, double value, 
     ++dropped_;
     return false;
   }
-  if (writer_->append(kind, name, value, sample_rate, tags, str_value, timestamp_ns)) {
+  if (writer_->append(kind, name, value, sample_rate, tags, str_value, timestamp_ns, family)) {
     ++written_;
     return true;
   }

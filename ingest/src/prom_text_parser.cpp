@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 
+#include "prom_family.hpp"
 #include "text.hpp"
 
 namespace ringpipe::ingest {
@@ -96,6 +97,8 @@ PromTextParser::PromTextParser(PromTextOptions options) : options_(std::move(opt
   tags_.resize(options_.max_labels + options_.target_labels.size());
   unescaped_.resize(options_.max_line_bytes);
   family_.reserve(options_.max_line_bytes);
+  help_.reserve(options_.max_line_bytes);
+  unit_.reserve(options_.max_line_bytes);
 }
 
 bool PromTextParser::created_of_family(std::string_view name) const noexcept {
@@ -115,6 +118,8 @@ void PromTextParser::parse(std::string_view body, PromFormat format, SampleOutpu
   const bool openmetrics = format == PromFormat::kOpenMetrics;
   family_.clear();
   family_type_ = Type::kUntyped;
+  help_.clear();
+  unit_.clear();
   bool eof = false;
   text::for_each_line(body, [&](std::string_view raw) {
     if (raw.size() > options_.max_line_bytes) {
@@ -156,8 +161,47 @@ void PromTextParser::parse_comment(std::string_view line, bool openmetrics, bool
     c.count(ParseError::kMalformedMetadata);
     return;
   }
-  if (!type) return;
+  if (name != family_) {   // metadata of another family: what was said of the last one ends here
+    family_.assign(name);  // within the reserved capacity: the line is no longer than max_line_bytes
+    family_type_ = Type::kUntyped;
+    help_.clear();
+    unit_.clear();
+  }
+  if (keyword == "HELP") {
+    // The text after one blank, with \\ and \n (and OpenMetrics' \") unescaped.
+    if (i < line.size()) ++i;
+    const std::string_view text = line.substr(std::min(i, line.size()));
+    help_.clear();
+    for (std::size_t k = 0; k < text.size(); ++k) {
+      if (text[k] == '\\' && k + 1 < text.size()) {
+        const char e = text[k + 1];
+        if (e == 'n' || e == '\\' || (openmetrics && e == '"')) {
+          help_.push_back(e == 'n' ? '\n' : e);
+          ++k;
+          continue;
+        }
+      }
+      help_.push_back(text[k]);
+    }
+    if (!text::valid_utf8(help_)) {
+      ++c.lines;
+      c.count(ParseError::kInvalidUtf8);
+      help_.clear();
+    }
+    return;
+  }
   skip_blanks(line, i);
+  if (keyword == "UNIT") {
+    const std::string_view unit = token(line, i);
+    skip_blanks(line, i);
+    if (i < line.size() || unit.size() > UINT8_MAX) {
+      ++c.lines;
+      c.count(ParseError::kMalformedMetadata);
+      return;
+    }
+    unit_.assign(unit);
+    return;
+  }
   const std::string_view t = token(line, i);
   skip_blanks(line, i);
   Type parsed;
@@ -180,8 +224,7 @@ void PromTextParser::parse_comment(std::string_view line, bool openmetrics, bool
   } else {
     ++c.lines;
     c.count(t.empty() || i < line.size() ? ParseError::kMalformedMetadata : ParseError::kUnknownType);
-    family_.clear();  // the family's samples are untyped
-    family_type_ = Type::kUntyped;
+    family_type_ = Type::kUntyped;  // the family's samples are untyped
     return;
   }
   if (i < line.size()) {
@@ -189,7 +232,6 @@ void PromTextParser::parse_comment(std::string_view line, bool openmetrics, bool
     c.count(ParseError::kMalformedMetadata);
     return;
   }
-  family_.assign(name);  // within the reserved capacity: the line is no longer than max_line_bytes
   family_type_ = parsed;
 }
 
@@ -346,8 +388,15 @@ void PromTextParser::parse_sample(std::string_view line, bool openmetrics, Sampl
     }
     if (!clash || !options_.honor_labels) tags_[n++] = target;
   }
+  // A sample of the family the metadata named carries its type, HELP and UNIT;
+  // any other is untyped, as Prometheus takes a sample without metadata.
+  sample::Family fam{Type::kUntyped, 0, {}, {}};
+  if (const std::optional<std::uint8_t> suffix = detail::family_suffix(family_type_, family_, name)) {
+    fam = sample::Family{family_type_, *suffix, help_, unit_};
+  }
   ++c.samples;
-  out.emit(sample::Kind::kGauge, name, value, 1.0, std::span<const sample::Tag>(tags_.data(), n), {}, timestamp_ns);
+  out.emit(sample::Kind::kGauge, name, value, 1.0, std::span<const sample::Tag>(tags_.data(), n), {}, timestamp_ns,
+           &fam);
 }
 
 }  // namespace ringpipe::ingest

@@ -8,7 +8,9 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <unordered_map>
 
+#include "prom_family.hpp"
 #include "text.hpp"
 
 namespace ringpipe::ingest {
@@ -102,6 +104,56 @@ class WireReader {
 struct WireLabel {
   std::string_view name, value;
 };
+// MetricMetadata {1: MetricType type, 2: string metric_family_name, 4: string help, 5: string unit}.
+struct WireMetadata {
+  std::uint64_t type = 0;
+  std::string_view family, help, unit;
+};
+
+bool read_metadata(std::string_view msg, WireMetadata& out) noexcept {
+  out = {};
+  WireReader r(msg);
+  std::uint32_t f = 0, t = 0;
+  std::uint64_t n = 0;
+  std::string_view b;
+  while (!r.done()) {
+    if (!r.next(f, t, n, b)) return false;
+    if (t == kVarint && f == 1) out.type = n;
+    if (t == kLen && f == 2) out.family = b;
+    if (t == kLen && f == 4) out.help = b;
+    if (t == kLen && f == 5) out.unit = b;
+  }
+  return true;
+}
+
+// prompb's MetricMetadata.MetricType (UNKNOWN 0, COUNTER, GAUGE, HISTOGRAM,
+// GAUGEHISTOGRAM, SUMMARY, INFO, STATESET) as a sample's family type.
+sample::FamilyType family_type_of(std::uint64_t t) noexcept {
+  using sample::FamilyType;
+  switch (t) {
+    case 1:
+      return FamilyType::kCounter;
+    case 2:
+      return FamilyType::kGauge;
+    case 3:
+      return FamilyType::kHistogram;
+    case 4:
+      return FamilyType::kGaugeHistogram;
+    case 5:
+      return FamilyType::kSummary;
+    case 6:
+      return FamilyType::kInfo;
+    case 7:
+      return FamilyType::kStateset;
+    default:
+      return FamilyType::kUntyped;
+  }
+}
+
+// The names a sample's family may have: its own, or without one of the
+// suffixes the types add (family_suffix() then decides).
+constexpr std::array<std::string_view, 7> kFamilySuffixes{"_bucket", "_sum",  "_count", "_total",
+                                                          "_info",   "_gsum", "_gcount"};
 struct WireSample {
   double value = 0;
   std::int64_t timestamp = 0;
@@ -136,19 +188,25 @@ bool read_sample(std::string_view msg, WireSample& out) noexcept {
   return true;
 }
 
-// Calls on_series(bytes) for every TimeSeries of a WriteRequest; false on malformed input.
+// Calls on_series(bytes) for every TimeSeries of a WriteRequest (field 1),
+// or for every MetricMetadata (field 3); false on malformed input.
 template <typename F>
-bool for_each_series(std::string_view request, F&& on_series) noexcept {
+bool for_each_series(std::string_view request, F&& on_series, std::uint32_t field = 1) noexcept {
   WireReader r(request);
   std::uint32_t f = 0, t = 0;
   std::uint64_t n = 0;
   std::string_view b;
   while (!r.done()) {
     if (!r.next(f, t, n, b)) return false;
-    if (t == kLen && f == 1 && !on_series(b)) return false;
+    if (t == kLen && f == field && !on_series(b)) return false;
   }
   return true;
 }
+
+struct NameHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
 
 // Calls on_label(bytes) / on_sample(bytes) for the fields of one TimeSeries.
 template <typename L, typename S>
@@ -176,6 +234,36 @@ struct RemoteWriteDecoder::Impl {
   std::uint64_t samples = 0;
   std::size_t batch_bound = 0;
   std::array<sample::Tag, kMaxTags + 1> tags{};
+  // Metadata by family name, as the sender last sent it (Prometheus sends it
+  // in requests of its own, every minute); at most limits.max_metadata families.
+  struct Meta {
+    sample::FamilyType type = sample::FamilyType::kUntyped;
+    std::string help;
+    std::string unit;
+  };
+  std::unordered_map<std::string, Meta, NameHash, std::equal_to<>> metadata;
+  std::size_t max_meta_bytes = 0;  // longest help + unit kept: every sample may carry it
+
+  // The family `name` belongs to, from the metadata; untyped without any.
+  [[nodiscard]] sample::Family family_of(std::string_view name) const noexcept {
+    const auto match = [&](std::string_view family, sample::Family& out) {
+      const auto it = metadata.find(family);
+      if (it == metadata.end()) return false;
+      const std::optional<std::uint8_t> suffix = detail::family_suffix(it->second.type, family, name);
+      if (!suffix) return false;
+      out = sample::Family{it->second.type, *suffix, it->second.help, it->second.unit};
+      return true;
+    };
+    sample::Family f{sample::FamilyType::kUntyped, 0, {}, {}};
+    if (metadata.empty() || match(name, f)) return f;
+    for (const std::string_view suffix : kFamilySuffixes) {
+      if (name.size() > suffix.size() && name.ends_with(suffix) &&
+          match(name.substr(0, name.size() - suffix.size()), f)) {
+        return f;
+      }
+    }
+    return f;
+  }
 
   void forget() noexcept {
     request = {};
@@ -268,7 +356,43 @@ DecodeStatus RemoteWriteDecoder::decode(std::string_view body, ParseCounters& co
     return DecodeStatus::kBadProtobuf;
   }
   s.request = std::string_view(s.uncompressed.data(), n);
-  s.batch_bound = bound;
+  // Metadata first: it names the types of this request's series too.
+  const bool meta_ok = for_each_series(
+      s.request,
+      [&](std::string_view m) {
+        WireMetadata md;
+        if (!read_metadata(m, md)) return false;
+        if (md.family.empty() || !valid_metric_name(md.family) || md.help.size() > kMaxNameBytes ||
+            md.unit.size() > UINT8_MAX || !text::valid_utf8(md.help) || !text::valid_utf8(md.unit)) {
+          counters.count(ParseError::kMalformedMetadata);
+          return true;
+        }
+        auto it = s.metadata.find(md.family);
+        if (it == s.metadata.end()) {
+          if (s.metadata.size() >= lim.max_metadata) {
+            counters.count(ParseError::kMalformedMetadata);
+            return true;
+          }
+          try {
+            it = s.metadata.emplace(std::string(md.family), Impl::Meta{}).first;
+          } catch (const std::bad_alloc&) {
+            counters.count(ParseError::kMalformedMetadata);
+            return true;
+          }
+        }
+        it->second.type = family_type_of(md.type);
+        it->second.help.assign(md.help);
+        it->second.unit.assign(md.unit);
+        s.max_meta_bytes = std::max(s.max_meta_bytes, md.help.size() + md.unit.size());
+        return true;
+      },
+      3);
+  if (!meta_ok) {
+    counters.count(ParseError::kBadProtobuf);
+    release();
+    return DecodeStatus::kBadProtobuf;
+  }
+  s.batch_bound = bound + s.samples * ((s.max_meta_bytes + 7) & ~std::size_t{7});
   return DecodeStatus::kNone;
 }
 
@@ -350,6 +474,7 @@ ConvertResult RemoteWriteDecoder::convert(SampleOutput& out, ParseCounters& coun
       reject(bad);
       return true;
     }
+    const sample::Family family = s.family_of(name);
     (void)for_each_field(
         ts, [](std::string_view) { return true; },
         [&](std::string_view sb) {
@@ -367,7 +492,7 @@ ConvertResult RemoteWriteDecoder::convert(SampleOutput& out, ParseCounters& coun
             return true;
           }
           ++counters.samples;
-          out.emit(sample::Kind::kGauge, name, value, 1.0, tags, {}, ms * 1'000'000);
+          out.emit(sample::Kind::kGauge, name, value, 1.0, tags, {}, ms * 1'000'000, &family);
           return true;
         });
     return true;

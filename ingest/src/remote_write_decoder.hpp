@@ -4,7 +4,9 @@
 // body into one buffer and checks the protobuf wire format in place, counting
 // series, labels and samples against the limits; convert() then reads the
 // buffer again and writes every valid series' samples as gauge sets to a
-// SampleOutput, counting each refused series by reason. No message objects
+// SampleOutput, counting each refused series by reason. The metadata of
+// each request (type, HELP, UNIT per family) is kept for the requests that
+// follow and marks every sample of its family. No message objects
 // are built, so memory is the uncompressed buffer (at most
 // max_uncompressed_bytes), whatever the request holds; release() gives a
 // buffer over 1 MiB back. The two steps are apart so that a request that does
@@ -27,6 +29,7 @@ struct RemoteWriteLimits {
   std::uint64_t max_series = 100'000;              // TimeSeries per request
   std::uint64_t max_labels_total = 2'000'000;      // Label fields per request, all series together
   std::uint64_t max_samples = 1'000'000;           // Samples per request
+  std::size_t max_metadata = 100'000;              // metric families whose metadata is kept
 };
 
 // What decode() found wrong with a whole request; kNone = decoded.
@@ -50,7 +53,9 @@ class RemoteWriteDecoder {
   // Uncompresses and checks `body`; a failure is counted in `counters`
   // (bad_snappy, bad_protobuf, body_too_large for bytes or objects over a limit).
   [[nodiscard]] DecodeStatus decode(std::string_view body, ParseCounters& counters) noexcept;
-  // The last decoded request into `out`: series count as lines, samples as
+  // The last decoded request into `out`, each sample with its family's type,
+  // HELP and UNIT from the metadata received so far (untyped without any):
+  // series count as lines, samples as
   // samples; NaN values (Prometheus' staleness markers among them) are
   // dropped as non_finite_value, timestamps outside (0, 2^63 ns) as
   // malformed_timestamp.

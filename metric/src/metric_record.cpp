@@ -22,6 +22,14 @@ std::string_view metric_type_name(MetricType t) noexcept {
       return "summary";
     case MetricType::kHistogram:
       return "histogram";
+    case MetricType::kUntyped:
+      return "untyped";
+    case MetricType::kInfo:
+      return "info";
+    case MetricType::kStateset:
+      return "stateset";
+    case MetricType::kGaugeHistogram:
+      return "gaugehistogram";
   }
   return "unknown";
 }
@@ -64,7 +72,7 @@ std::string_view metric_decode_error_name(MetricDecodeError e) noexcept {
 
 std::size_t entry_size(const SeriesEntry& e) noexcept {
   return align8(sizeof(MetricEntryHeader) + e.values.size() * sizeof(double) + e.name.size() + e.help.size() +
-                e.label_bytes.size());
+                e.unit.size() + e.label_bytes.size());
 }
 
 MetricBatchWriter::MetricBatchWriter(std::span<std::byte> buffer, const BatchOrigin& origin) noexcept
@@ -72,8 +80,8 @@ MetricBatchWriter::MetricBatchWriter(std::span<std::byte> buffer, const BatchOri
 
 bool MetricBatchWriter::append(const SeriesEntry& e) noexcept {
   constexpr std::size_t kMax16 = std::numeric_limits<std::uint16_t>::max();
-  if (e.name.size() > kMax16 || e.help.size() > kMax16 || e.values.size() > kMax16 ||
-      e.label_bytes.size() > std::numeric_limits<std::uint32_t>::max()) {
+  if (e.name.size() > kMax16 || e.help.size() > kMax16 || e.unit.size() > kMax16 || e.values.size() > kMax16 ||
+      e.family_len > e.name.size() || e.label_bytes.size() > std::numeric_limits<std::uint32_t>::max()) {
     return false;
   }
   const std::size_t size = entry_size(e);
@@ -92,6 +100,8 @@ bool MetricBatchWriter::append(const SeriesEntry& e) noexcept {
   h.label_count = e.label_count;
   h.value_count = static_cast<std::uint16_t>(e.values.size());
   h.labels_bytes = static_cast<std::uint32_t>(e.label_bytes.size());
+  h.family_len = e.family_len;
+  h.unit_len = static_cast<std::uint16_t>(e.unit.size());
   std::memcpy(p, &h, sizeof h);
   std::byte* q = p + sizeof h;
   if (!e.values.empty()) std::memcpy(q, e.values.data(), e.values.size_bytes());
@@ -100,6 +110,8 @@ bool MetricBatchWriter::append(const SeriesEntry& e) noexcept {
   q += e.name.size();
   if (!e.help.empty()) std::memcpy(q, e.help.data(), e.help.size());
   q += e.help.size();
+  if (!e.unit.empty()) std::memcpy(q, e.unit.data(), e.unit.size());
+  q += e.unit.size();
   if (!e.label_bytes.empty()) std::memcpy(q, e.label_bytes.data(), e.label_bytes.size());
   q += e.label_bytes.size();
   std::memset(q, 0, static_cast<std::size_t>((p + size) - q));  // padding never leaks old bytes
@@ -162,7 +174,8 @@ std::optional<MetricEntryView> MetricBatchReader::next() noexcept {
   }
   const std::byte* p = rec_.data() + offset_;
   std::memcpy(&h, p, sizeof h);
-  const std::size_t body = std::size_t{h.value_count} * sizeof(double) + h.name_len + h.help_len + h.labels_bytes;
+  const std::size_t body =
+      std::size_t{h.value_count} * sizeof(double) + h.name_len + h.help_len + h.unit_len + h.labels_bytes;
   if (h.size > left || h.size % 8 != 0 || h.size < sizeof h || body > h.size - sizeof h) {
     error_ = MetricDecodeError::kBadEntry;
     return std::nullopt;
@@ -174,15 +187,22 @@ std::optional<MetricEntryView> MetricBatchReader::next() noexcept {
   }
   const auto kind = static_cast<EntryKind>(h.kind);
   const bool is_series = kind == EntryKind::kSeries || kind == EntryKind::kExpire;
-  if (is_series && (h.type < static_cast<std::uint8_t>(MetricType::kCounter) ||
-                    h.type > static_cast<std::uint8_t>(MetricType::kHistogram))) {
+  // The types a processor aggregates itself (counter to histogram) with any
+  // values; every type, with one value and a family name inside the name, for
+  // a Prometheus sample; nothing Prometheus-only on a plain entry.
+  const bool prom = (h.flags & kEntryPromSample) != 0;
+  const std::uint8_t max_type = static_cast<std::uint8_t>(prom ? MetricType::kGaugeHistogram : MetricType::kHistogram);
+  if (is_series && (h.type < static_cast<std::uint8_t>(MetricType::kCounter) || h.type > max_type ||
+                    (prom && (h.family_len > h.name_len || (kind == EntryKind::kSeries && h.value_count != 1))) ||
+                    (!prom && (h.family_len != 0 || h.unit_len != 0)))) {
     error_ = MetricDecodeError::kBadType;
     return std::nullopt;
   }
   const std::byte* values = p + sizeof h;
   const std::byte* name = values + std::size_t{h.value_count} * sizeof(double);
   const std::byte* help = name + h.name_len;
-  const std::byte* labels = help + h.help_len;
+  const std::byte* unit = help + h.help_len;
+  const std::byte* labels = unit + h.unit_len;
   const std::byte* labels_end = labels + h.labels_bytes;
   // Walk the labels once to prove every length stays inside the label bytes.
   const std::byte* t = labels;
@@ -211,6 +231,8 @@ std::optional<MetricEntryView> MetricBatchReader::next() noexcept {
   v.key = h.key;
   v.name = std::string_view(reinterpret_cast<const char*>(name), h.name_len);
   v.help = std::string_view(reinterpret_cast<const char*>(help), h.help_len);
+  v.unit = std::string_view(reinterpret_cast<const char*>(unit), h.unit_len);
+  v.family = prom ? v.name.substr(0, h.family_len) : v.name;
   v.label_bytes = std::span<const std::byte>(labels, h.labels_bytes);
   v.label_count = h.label_count;
   v.value_bytes = std::span<const std::byte>(values, std::size_t{h.value_count} * sizeof(double));

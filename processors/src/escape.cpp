@@ -9,21 +9,24 @@ namespace {
 
 // [a-zA-Z0-9_] as a table: one load per byte on the per-sample path (every
 // name and tag key is checked, most are valid and need no copy).
-constexpr std::array<bool, 256> kValidChar = [] {
-  std::array<bool, 256> t{};
+using CharTable = std::array<bool, 256>;
+
+constexpr CharTable make_table(bool colon) noexcept {
+  CharTable t{};
   for (int c = 0; c < 256; ++c) {
     t[static_cast<std::size_t>(c)] =
-        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || (colon && c == ':');
   }
   return t;
-}();
+}
 
-constexpr bool valid_char(unsigned char c) noexcept { return kValidChar[c]; }
+constexpr CharTable kValidChar = make_table(false);
+constexpr CharTable kValidPromChar = make_table(true);
 
 // Length of the run of valid characters at the start of s.
-std::size_t valid_run(const char* p, std::size_t n) noexcept {
+std::size_t valid_run(const CharTable& valid, const char* p, std::size_t n) noexcept {
   std::size_t i = 0;
-  while (i < n && valid_char(static_cast<unsigned char>(p[i]))) ++i;
+  while (i < n && valid[static_cast<unsigned char>(p[i])]) ++i;
   return i;
 }
 
@@ -45,20 +48,18 @@ std::size_t rune_width(std::string_view s, std::size_t i) noexcept {
   return w;
 }
 
-}  // namespace
-
-bool is_valid_metric_name(std::string_view name) noexcept {
+bool valid_name(const CharTable& valid, std::string_view name) noexcept {
   if (name.empty()) return true;
   if (name[0] >= '0' && name[0] <= '9') return false;
-  return valid_run(name.data(), name.size()) == name.size();
+  return valid_run(valid, name.data(), name.size()) == name.size();
 }
 
-void escape_metric_name(std::string_view name, std::string& out) {
+void escape_name(const CharTable& valid, std::string_view name, std::string& out) {
   if (name.empty()) return;
   if (name[0] >= '0' && name[0] <= '9') out.push_back('_');
   bool prev_dash = false;
   for (std::size_t i = 0; i < name.size();) {
-    const std::size_t run = valid_run(name.data() + i, name.size() - i);
+    const std::size_t run = valid_run(valid, name.data() + i, name.size() - i);
     if (run != 0) {  // copied as a whole: most of a name is valid
       out.append(name.data() + i, run);
       prev_dash = false;
@@ -77,6 +78,13 @@ void escape_metric_name(std::string_view name, std::string& out) {
     i += rune_width(name, i);
   }
 }
+
+}  // namespace
+
+bool is_valid_metric_name(std::string_view name) noexcept { return valid_name(kValidChar, name); }
+bool is_valid_prom_metric_name(std::string_view name) noexcept { return valid_name(kValidPromChar, name); }
+void escape_metric_name(std::string_view name, std::string& out) { escape_name(kValidChar, name, out); }
+void escape_prom_metric_name(std::string_view name, std::string& out) { escape_name(kValidPromChar, name, out); }
 
 std::string escape_metric_name(std::string_view name) {
   std::string out;

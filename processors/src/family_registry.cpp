@@ -24,9 +24,13 @@ Family* FamilyRegistry::find_locked(std::string_view name) const {
   return it == by_name_.end() ? nullptr : &at(it->second);
 }
 
-FamilyRegistry::Lookup FamilyRegistry::get_or_create(std::string_view name, FamilyKind kind, std::string_view help) {
+FamilyRegistry::Lookup FamilyRegistry::get_or_create(std::string_view name, FamilyKind kind, std::string_view help,
+                                                     const PromFamily& prom) {
   std::lock_guard lock(mu_);
-  if (Family* f = find_locked(name)) return Lookup{f, f->blocked || f->kind != kind};
+  if (Family* f = find_locked(name)) {
+    const bool other = f->kind != kind || f->prom_type != prom.type || f->prom_suffix_len != prom.suffix_len;
+    return Lookup{f, f->blocked || other};
+  }
   const std::uint32_t id = count_.load(std::memory_order_relaxed);
   if (id >= max_families_) return Lookup{};
   // A summary or histogram "foo" owns foo_sum, foo_count and foo_bucket: a
@@ -53,6 +57,9 @@ FamilyRegistry::Lookup FamilyRegistry::get_or_create(std::string_view name, Fami
   f.name.assign(name);
   f.name_hash = hash_str(name);
   f.help.assign(help);
+  f.prom_type = prom.type;
+  f.prom_suffix_len = prom.suffix_len;
+  f.unit.assign(prom.unit);
   by_name_.emplace(f.name, id);
   count_.store(id + 1, std::memory_order_release);
   return Lookup{&f, blocked};

@@ -22,6 +22,35 @@ using metric::MetricType;
 // What a family aggregates; sets are exported as gauges but never mix with them.
 enum class FamilyKind : std::uint8_t { kCounter, kGauge, kSummary, kHistogram, kSet };
 
+// What a Prometheus sample's family says of it (sample::Family), kept with the
+// family: type (0 = not a Prometheus family), suffix of the sample's name
+// that is not the served family's name, UNIT.
+struct PromFamily {
+  std::uint8_t type = 0;  // sample::FamilyType
+  std::uint8_t suffix_len = 0;
+  std::string_view unit;
+};
+// The MetricType a Prometheus sample's family type is published as.
+[[nodiscard]] inline MetricType metric_type_of_prom(std::uint8_t family_type) noexcept {
+  switch (family_type) {
+    case 1:
+      return MetricType::kCounter;
+    case 2:
+      return MetricType::kGauge;
+    case 3:
+      return MetricType::kHistogram;
+    case 4:
+      return MetricType::kSummary;
+    case 6:
+      return MetricType::kInfo;
+    case 7:
+      return MetricType::kStateset;
+    case 8:
+      return MetricType::kGaugeHistogram;
+    default:
+      return MetricType::kUntyped;
+  }
+}
 [[nodiscard]] inline MetricType metric_type_of(FamilyKind k) noexcept {
   switch (k) {
     case FamilyKind::kCounter:
@@ -45,6 +74,9 @@ struct Family {
   std::uint64_t name_hash = 0;
   std::string name;
   std::string help;
+  std::uint8_t prom_type = 0;  // sample::FamilyType; 0: not a Prometheus family
+  std::uint8_t prom_suffix_len = 0;
+  std::string unit;
   std::atomic<std::uint64_t> series{0};
   std::atomic<std::uint64_t> dropped_conflict{0};
   std::atomic<std::uint64_t> dropped_cardinality{0};
@@ -58,10 +90,12 @@ class FamilyRegistry {
 
   struct Lookup {
     Family* family = nullptr;  // nullptr: max_families reached
-    bool conflict = false;     // family exists with another kind, or is blocked
+    bool conflict = false;     // family exists with another kind or Prometheus type, or is blocked
   };
-  // Finds or registers `name` as `kind`. Takes the mutex; call on cache misses only.
-  [[nodiscard]] Lookup get_or_create(std::string_view name, FamilyKind kind, std::string_view help);
+  // Finds or registers `name` as `kind` (and, for a Prometheus sample, its
+  // family's type, suffix and unit). Takes the mutex; call on cache misses only.
+  [[nodiscard]] Lookup get_or_create(std::string_view name, FamilyKind kind, std::string_view help,
+                                     const PromFamily& prom = {});
 
   // Reserves one series of the global and per-family budgets; false when over.
   [[nodiscard]] bool try_add_series(Family& f) noexcept;

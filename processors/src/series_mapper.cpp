@@ -187,10 +187,23 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
   out.spec = m.rule ? m.rule->index + 1 : 0;
   out.ttl_ns = rule.ttl.count();
 
-  // Name.
+  // Name. A Prometheus sample keeps its name as Prometheus allows it (':'
+  // included) and its family's type, HELP and UNIT, unless a rule renamed it
+  // (then the family it came in no longer describes it: a plain gauge).
   name_.clear();
   const std::string_view raw = m.rule ? m.name : s.name;
-  if (is_valid_metric_name(raw)) {
+  PromFamily prom;
+  std::string_view prom_help;
+  if (s.family.type != sample::FamilyType::kNone && raw == s.name) {
+    prom = PromFamily{static_cast<std::uint8_t>(s.family.type), s.family.suffix_len, s.family.unit};
+    prom_help = s.family.help;
+  }
+  if (prom.type != 0 && is_valid_prom_metric_name(raw)) {
+    name_.assign(raw);
+  } else if (prom.type != 0) {
+    escape_prom_metric_name(raw, name_);
+    prom.suffix_len = 0;  // the family's name is no longer a prefix of it
+  } else if (is_valid_metric_name(raw)) {
     name_.assign(raw);
   } else {
     escape_metric_name(raw, name_);
@@ -201,19 +214,23 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
   }
 
   // Family (type conflicts are decided once per name and cached).
-  const std::uint64_t fh = hash_str(name_, static_cast<std::uint64_t>(kind) + 11);
-  std::uint32_t fi =
-      family_index_.find(fh, [&](std::uint32_t v) { return families_[v].kind == kind && families_[v].name == name_; });
+  const std::uint64_t fh = hash_str(name_, static_cast<std::uint64_t>(kind) + 11 + (std::uint64_t{prom.type} << 8) +
+                                               (std::uint64_t{prom.suffix_len} << 16));
+  std::uint32_t fi = family_index_.find(fh, [&](std::uint32_t v) {
+    const CachedFamily& c = families_[v];
+    return c.kind == kind && c.prom_type == prom.type && c.prom_suffix_len == prom.suffix_len && c.name == name_;
+  });
   if (fi == FlatIndex::kNone) {
-    const std::string_view help = rule.help.empty() ? std::string_view(default_help_) : std::string_view(rule.help);
-    const FamilyRegistry::Lookup lk = registry_->get_or_create(name_, kind, help);
+    std::string_view help = rule.help.empty() ? std::string_view(default_help_) : std::string_view(rule.help);
+    if (prom.type != 0 && rule.help.empty()) help = prom_help;  // a Prometheus family's own HELP, even empty
+    const FamilyRegistry::Lookup lk = registry_->get_or_create(name_, kind, help, prom);
     if (lk.family == nullptr) {
       ++stats_.dropped_family_limit;
       return false;
     }
     if (families_.size() < family_cache_cap_) {
       fi = static_cast<std::uint32_t>(families_.size());
-      families_.push_back(CachedFamily{name_, kind, lk.family, lk.conflict});
+      families_.push_back(CachedFamily{name_, kind, prom.type, prom.suffix_len, lk.family, lk.conflict});
       family_index_.insert(fh, fi);
     } else if (lk.conflict) {
       lk.family->dropped_conflict.fetch_add(1, std::memory_order_relaxed);

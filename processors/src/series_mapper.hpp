@@ -58,6 +58,8 @@ class SeriesMapper {
   struct CachedFamily {
     std::string name;
     FamilyKind kind;
+    std::uint8_t prom_type;
+    std::uint8_t prom_suffix_len;
     Family* family;
     bool conflict;
   };

@@ -30,14 +30,19 @@ tl::expected<FamilyRecord, FamilyBlockError> decode_family_block(std::span<const
     return tl::unexpected(FamilyBlockError::kBadBlock);
   }
   if (fb.header.owner != kFamilyOwner) return tl::unexpected(FamilyBlockError::kNotAFamily);
-  if (sizeof fb + std::uint64_t{fb.name_len} + fb.help_len > fb.header.size) {
+  if (sizeof fb + std::uint64_t{fb.name_len} + fb.help_len + fb.unit_len > fb.header.size) {
     return tl::unexpected(FamilyBlockError::kLengthsOverrun);
   }
-  if (fb.kind > static_cast<std::uint8_t>(FamilyKind::kSet)) return tl::unexpected(FamilyBlockError::kBadKind);
+  if (fb.kind > static_cast<std::uint8_t>(FamilyKind::kSet) || fb.prom_type > sample::kMaxFamilyType ||
+      fb.suffix_len > fb.name_len || (fb.prom_type == 0 && (fb.suffix_len != 0 || fb.unit_len != 0))) {
+    return tl::unexpected(FamilyBlockError::kBadKind);
+  }
   if (fb.name_len == 0) return tl::unexpected(FamilyBlockError::kEmptyName);
   const char* text = reinterpret_cast<const char*>(arena.data() + off + sizeof fb);
-  return FamilyRecord{static_cast<FamilyKind>(fb.kind), std::string_view(text, fb.name_len),
-                      std::string_view(text + fb.name_len, fb.help_len)};
+  return FamilyRecord{
+      static_cast<FamilyKind>(fb.kind), std::string_view(text, fb.name_len),
+      std::string_view(text + fb.name_len, fb.help_len),
+      PromFamily{fb.prom_type, fb.suffix_len, std::string_view(text + fb.name_len + fb.help_len, fb.unit_len)}};
 }
 
 std::uint32_t Shard::alloc_block(std::uint32_t bytes, std::uint32_t owner) noexcept {
@@ -68,8 +73,9 @@ std::uint32_t Shard::family_block(const Family& f) noexcept {
   if (const auto it = family_off_.find(&f); it != family_off_.end()) return it->second;
   const auto name_len = static_cast<std::uint16_t>(std::min<std::size_t>(f.name.size(), UINT16_MAX));
   const auto help_len = static_cast<std::uint16_t>(std::min<std::size_t>(f.help.size(), UINT16_MAX));
+  const auto unit_len = static_cast<std::uint8_t>(std::min<std::size_t>(f.unit.size(), UINT8_MAX));
   const std::uint32_t off =
-      alloc_block(static_cast<std::uint32_t>(sizeof(FamilyBlock)) + name_len + help_len, kFamilyOwner);
+      alloc_block(static_cast<std::uint32_t>(sizeof(FamilyBlock)) + name_len + help_len + unit_len, kFamilyOwner);
   if (off == UINT32_MAX) return off;
   std::byte* p = store_->arena() + off;
   FamilyBlock fb{};
@@ -77,9 +83,13 @@ std::uint32_t Shard::family_block(const Family& f) noexcept {
   fb.kind = static_cast<std::uint8_t>(f.kind);
   fb.name_len = name_len;
   fb.help_len = help_len;
+  fb.prom_type = f.prom_type;
+  fb.suffix_len = f.prom_suffix_len;
+  fb.unit_len = unit_len;
   std::memcpy(p, &fb, sizeof fb);
   std::memcpy(p + sizeof fb, f.name.data(), name_len);
   std::memcpy(p + sizeof fb + name_len, f.help.data(), help_len);
+  if (unit_len != 0) std::memcpy(p + sizeof fb + name_len + help_len, f.unit.data(), unit_len);
   family_off_.emplace(&f, off);  // allocates once per family
   return off;
 }
@@ -246,7 +256,7 @@ void Shard::restore(std::int64_t now_ns) {
     Family* f = nullptr;
     // A refused block drops the series that name it (counted by the caller).
     if (const auto rec = decode_family_block({ar, static_cast<std::size_t>(used)}, off)) {
-      const FamilyRegistry::Lookup lk = registry_->get_or_create(rec->name, rec->kind, rec->help);
+      const FamilyRegistry::Lookup lk = registry_->get_or_create(rec->name, rec->kind, rec->help, rec->prom);
       if (lk.family != nullptr && !lk.conflict) f = lk.family;
     }
     families.emplace(off, f);

@@ -14,6 +14,7 @@
 #include <tl/expected.hpp>
 
 #include "family_registry.hpp"
+#include "ringpipe/sample/sample_batch.hpp"
 #include "state_store.hpp"
 
 namespace ringpipe::processors::detail {
@@ -21,22 +22,26 @@ namespace ringpipe::processors::detail {
 static_assert(std::endian::native == std::endian::little, "the state file format is little-endian");
 
 // The fixed part of a family block; the name's bytes follow it, then the
-// help's (no terminators, no padding between them). The block's size is
-// LabelArena::rounded(sizeof(FamilyBlock) + name_len + help_len).
+// help's, then the unit's (no terminators, no padding between them). The
+// block's size is LabelArena::rounded(sizeof(FamilyBlock) + name_len +
+// help_len + unit_len). A block written before Prometheus families were kept
+// has 0 in prom_type, suffix_len and unit_len: a plain family.
 struct FamilyBlock {
   BlockHeader header;       // 0: {size, kFamilyOwner}
   std::uint8_t kind;        // 8: FamilyKind
-  std::uint8_t reserved0;   // 9: 0
+  std::uint8_t prom_type;   // 9: sample::FamilyType, 0 = not a Prometheus family
   std::uint16_t name_len;   // 10: > 0
   std::uint16_t help_len;   // 12
-  std::uint16_t reserved1;  // 14: 0
+  std::uint8_t suffix_len;  // 14: <= name_len
+  std::uint8_t unit_len;    // 15
 };
 static_assert(std::is_trivially_copyable_v<FamilyBlock>, "copied to and from the mapping with memcpy");
 static_assert(std::has_unique_object_representations_v<FamilyBlock>, "no padding: every byte is a field");
 static_assert(sizeof(FamilyBlock) == 16 && alignof(FamilyBlock) == 4);
 static_assert(offsetof(FamilyBlock, header) == 0 && offsetof(FamilyBlock, kind) == 8 &&
-              offsetof(FamilyBlock, reserved0) == 9 && offsetof(FamilyBlock, name_len) == 10 &&
-              offsetof(FamilyBlock, help_len) == 12 && offsetof(FamilyBlock, reserved1) == 14);
+              offsetof(FamilyBlock, prom_type) == 9 && offsetof(FamilyBlock, name_len) == 10 &&
+              offsetof(FamilyBlock, help_len) == 12 && offsetof(FamilyBlock, suffix_len) == 14 &&
+              offsetof(FamilyBlock, unit_len) == 15);
 // The kind byte is persisted: these values are part of the format.
 static_assert(static_cast<int>(FamilyKind::kCounter) == 0 && static_cast<int>(FamilyKind::kGauge) == 1 &&
               static_cast<int>(FamilyKind::kSummary) == 2 && static_cast<int>(FamilyKind::kHistogram) == 3 &&
@@ -48,8 +53,8 @@ enum class FamilyBlockError : std::uint8_t {
   kOutsideArena,    // the offset is misaligned or the fixed part runs past the arena in use
   kBadBlock,        // the block's size is not a multiple of 8, too small, or runs past the arena in use
   kNotAFamily,      // the owner is not kFamilyOwner
-  kLengthsOverrun,  // name and help run past the block
-  kBadKind,         // not a FamilyKind
+  kLengthsOverrun,  // name, help and unit run past the block
+  kBadKind,         // not a FamilyKind, or not a Prometheus family type or suffix
   kEmptyName,
 };
 
@@ -58,6 +63,7 @@ struct FamilyRecord {
   FamilyKind kind;
   std::string_view name;
   std::string_view help;
+  PromFamily prom;  // unit points into the arena too
 };
 
 // Decodes the family block at `off` of `arena`, the arena's bytes in use

@@ -82,12 +82,16 @@ std::string_view decode_error_name(DecodeError e) noexcept {
       return "bad_kind";
     case DecodeError::kBadTags:
       return "bad_tags";
+    case DecodeError::kBadFamily:
+      return "bad_family";
   }
   return "unknown";
 }
 
-std::size_t entry_size(std::string_view name, std::string_view str_value, std::span<const Tag> tags) noexcept {
-  return align8(sizeof(SampleHeader) + name.size() + str_value.size() + tags_size(tags));
+std::size_t entry_size(std::string_view name, std::string_view str_value, std::span<const Tag> tags,
+                       const Family* family) noexcept {
+  const std::size_t family_bytes = family != nullptr ? family->help.size() + family->unit.size() : 0;
+  return align8(sizeof(SampleHeader) + name.size() + str_value.size() + family_bytes + tags_size(tags));
 }
 
 BatchWriter::BatchWriter(std::span<std::byte> buffer, std::uint32_t source_id, std::int64_t received_ns) noexcept
@@ -101,7 +105,7 @@ void BatchWriter::reset(std::span<std::byte> buffer, std::int64_t received_ns) n
 }
 
 bool BatchWriter::append(Kind kind, std::string_view name, double value, double sample_rate, std::span<const Tag> tags,
-                         std::string_view str_value, std::int64_t timestamp_ns) noexcept {
+                         std::string_view str_value, std::int64_t timestamp_ns, const Family* family) noexcept {
   constexpr std::size_t kMax16 = std::numeric_limits<std::uint16_t>::max();
   // One pass over the tags: limits and size together.
   std::size_t tag_bytes = 0;
@@ -110,8 +114,17 @@ bool BatchWriter::append(Kind kind, std::string_view name, double value, double 
     too_long |= t.key.size() > kMax16 || t.value.size() > kMax16;
     tag_bytes += sizeof(TagHeader) + t.key.size() + t.value.size();
   }
+  std::string_view help;
+  std::string_view unit;
+  if (family != nullptr) {
+    help = family->help;
+    unit = family->unit;
+    too_long |= help.size() > kMax16 || unit.size() > std::numeric_limits<std::uint8_t>::max() ||
+                family->suffix_len > name.size() || static_cast<std::uint8_t>(family->type) > kMaxFamilyType;
+  }
   if (too_long) return false;
-  const std::size_t unpadded = sizeof(SampleHeader) + name.size() + str_value.size() + tag_bytes;
+  const std::size_t unpadded =
+      sizeof(SampleHeader) + name.size() + str_value.size() + help.size() + unit.size() + tag_bytes;
   const std::size_t size = align8(unpadded);
   if (buf_.size() < used_ || size > buf_.size() - used_ || size > std::numeric_limits<std::uint32_t>::max()) {
     return false;
@@ -131,6 +144,12 @@ bool BatchWriter::append(Kind kind, std::string_view name, double value, double 
   h.tag_count = static_cast<std::uint16_t>(tags.size());
   h.str_len = static_cast<std::uint16_t>(str_value.size());
   h.kind = static_cast<std::uint8_t>(kind);
+  if (family != nullptr) {
+    h.family_type = static_cast<std::uint8_t>(family->type);
+    h.help_len = static_cast<std::uint16_t>(help.size());
+    h.unit_len = static_cast<std::uint8_t>(unit.size());
+    h.suffix_len = family->suffix_len;
+  }
   std::memcpy(p, &h, sizeof h);
   std::byte* q = p + sizeof h;
   // copy_short never touches a pointer for 0 bytes (an empty view may have a null data()).
@@ -140,6 +159,8 @@ bool BatchWriter::append(Kind kind, std::string_view name, double value, double 
   };
   put(name);
   put(str_value);
+  put(help);
+  put(unit);
   for (const Tag& t : tags) {
     const TagHeader th{static_cast<std::uint16_t>(t.key.size()), static_cast<std::uint16_t>(t.value.size())};
     std::memcpy(q, &th, sizeof th);
@@ -191,13 +212,21 @@ std::optional<SampleView> BatchReader::next() noexcept {
   }
   const std::byte* p = rec_.data() + offset_;
   std::memcpy(&h, p, sizeof h);
-  const std::size_t fixed = sizeof h + std::size_t{h.name_len} + h.str_len;
+  const std::size_t fixed = sizeof h + std::size_t{h.name_len} + h.str_len + h.help_len + h.unit_len;
   if (h.size > left || h.size % 8 != 0 || fixed > h.size) {
     error_ = DecodeError::kBadEntry;
     return std::nullopt;
   }
   if (h.kind < static_cast<std::uint8_t>(Kind::kCounter) || h.kind > static_cast<std::uint8_t>(Kind::kSet)) {
     error_ = DecodeError::kBadKind;
+    return std::nullopt;
+  }
+  // A Prometheus sample is set, never added; strings and a suffix only with a type.
+  const bool typed = h.family_type != 0;
+  if (h.family_type > kMaxFamilyType || h.suffix_len > h.name_len ||
+      (typed && h.kind != static_cast<std::uint8_t>(Kind::kGauge)) ||
+      (!typed && (h.help_len != 0 || h.unit_len != 0 || h.suffix_len != 0))) {
+    error_ = DecodeError::kBadFamily;
     return std::nullopt;
   }
   // Walk the tags once to prove every length stays inside the entry.
@@ -224,7 +253,12 @@ std::optional<SampleView> BatchReader::next() noexcept {
   v.sample_rate = h.sample_rate;
   v.timestamp_ns = h.timestamp_ns;
   v.name = std::string_view(reinterpret_cast<const char*>(p + sizeof h), h.name_len);
-  v.str_value = std::string_view(reinterpret_cast<const char*>(p + sizeof h + h.name_len), h.str_len);
+  const char* strings = reinterpret_cast<const char*>(p + sizeof h);
+  v.str_value = std::string_view(strings + h.name_len, h.str_len);
+  v.family.type = static_cast<FamilyType>(h.family_type);
+  v.family.suffix_len = h.suffix_len;
+  v.family.help = std::string_view(strings + h.name_len + h.str_len, h.help_len);
+  v.family.unit = std::string_view(strings + h.name_len + h.str_len + h.help_len, h.unit_len);
   v.tag_bytes = std::span<const std::byte>(tags, static_cast<std::size_t>(t - tags));
   v.tag_count = h.tag_count;
   offset_ += h.size;

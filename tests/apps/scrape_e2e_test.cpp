@@ -8,7 +8,10 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
+#include <set>
+#include <sstream>
 
 #include "e2e_util.hpp"
 #include "ringpipe/ingest/prom_text_parser.hpp"
@@ -131,6 +134,163 @@ exporters:
     EXPECT_EQ(lint.find("error while linting"), std::string::npos) << lint;
     EXPECT_EQ(lint.find("parsing error"), std::string::npos) << lint;
   }
+
+  sup.signal(SIGTERM);
+  EXPECT_EQ(sup.wait(20s), std::optional<int>(0)) << sup.err();
+}
+
+// "# TYPE name type" lines of an exposition.
+std::set<std::string> type_lines(const std::string& body) {
+  std::set<std::string> out;
+  std::istringstream in(body);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("# TYPE ", 0) == 0) out.insert(line);
+  }
+  return out;
+}
+
+// The HELP line of one family, or "" when there is none.
+std::string help_line(const std::string& body, const std::string& family) {
+  std::istringstream in(body);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("# HELP " + family + " ", 0) == 0) return line;
+  }
+  return {};
+}
+
+// Runs promtool check metrics on `body`; its exit code (1: the exposition is
+// broken, 3: lint remarks only), or -2 when promtool is not installed.
+int promtool_check(testing::ScratchDir& dir, const std::string& body, std::string& output) {
+  if (::access("/usr/bin/promtool", X_OK) != 0) return -2;
+  e2e::write_text(dir.file("check.prom"), body);
+  testing::Child promtool({"/bin/sh", "-c", "exec /usr/bin/promtool check metrics < " + dir.file("check.prom")},
+                          dir.file("promtool.out"));
+  const int rc = promtool.wait(30s);
+  output = e2e::read_text(dir.file("promtool.out"));
+  return rc;
+}
+
+const char* const kTextfile = R"(# HELP rpc_seconds RPC latency.
+# TYPE rpc_seconds histogram
+rpc_seconds_bucket{le="0.005"} 2
+rpc_seconds_bucket{le="0.5"} 7
+rpc_seconds_bucket{le="+Inf"} 9
+rpc_seconds_sum 3.25
+rpc_seconds_count 9
+# HELP job:requests:rate5m A recording rule's result.
+# TYPE job:requests:rate5m gauge
+job:requests:rate5m{job="api"} 12.5
+# HELP textfile_jobs_total Jobs done.
+# TYPE textfile_jobs_total counter
+textfile_jobs_total COUNT
+# HELP textfile_untyped Something without a type.
+# TYPE textfile_untyped untyped
+textfile_untyped 4
+)";
+
+void write_textfile(const testing::ScratchDir& dir, int count) {
+  std::string text = kTextfile;
+  text.replace(text.find("COUNT"), 5, std::to_string(count));
+  // Written aside and renamed: node_exporter never reads half a file.
+  e2e::write_text(dir.file("textfile/.tmp"), text);
+  ASSERT_EQ(::rename(dir.file("textfile/.tmp").c_str(), dir.file("textfile/t.prom").c_str()), 0);
+}
+
+// node_exporter scraped through ringpipe (prometheus_scrape -> aggregate ->
+// prometheus) is served back with every family's type: the same TYPE lines
+// as node_exporter's own page (counters stay counters, summaries and
+// histograms stay one family), HELP kept, recording-rule names with ':'
+// kept, a counter that went down served as the new, lower value, and
+// promtool check metrics finds no error.
+TEST(ScrapeE2e, NodeExporterIsReservedWithItsTypesHelpAndNames) {
+  constexpr const char* kNodeExporter = "/usr/bin/prometheus-node-exporter";
+  ASSERT_EQ(::access(kNodeExporter, X_OK), 0) << kNodeExporter << " missing";
+  testing::ScratchDir dir;
+  std::filesystem::create_directories(dir.file("textfile"));
+  write_textfile(dir, 10);
+  const std::uint16_t node = e2e::free_tcp_port();
+  testing::Child exporter(
+      {kNodeExporter, "--web.listen-address=127.0.0.1:" + std::to_string(node), "--collector.disable-defaults",
+       "--collector.loadavg", "--collector.meminfo", "--collector.cpu", "--collector.textfile",
+       "--collector.textfile.directory=" + dir.file("textfile")},
+      dir.file("node_exporter.log"));
+  ASSERT_TRUE(testing::wait_until([&] { return testing::tcp_port_open(node); }, 10s));
+
+  const std::uint16_t back = e2e::free_tcp_port();
+  const std::string file = dir.file("p.yaml");
+  e2e::write_text(file, "pipeline: n\nrun_dir: " + dir.path().string() + R"(
+rings:
+  scraped: {size: 4MiB}
+  scraped_metrics: {size: 4MiB}
+sources:
+  node: {type: prometheus_scrape, targets: ["http://127.0.0.1:)" +
+                            std::to_string(node) + R"(/metrics"],
+         interval: 500ms, timeout: 500ms, output: scraped}
+processors:
+  rescrape: {type: aggregate, input: scraped, output: scraped_metrics, flush_interval: 100ms}
+exporters:
+  back: {type: prometheus, input: scraped_metrics, listen: 127.0.0.1:)" +
+                            std::to_string(back) + R"(}
+)");
+  e2e::Proc sup({"run", file}, dir.file("sup.out"), dir.file("sup.err"));
+
+  // Families only ringpipe serves (its own metrics, the scrape's up and scrape_*).
+  const auto ours = [](const std::string& type_line) {
+    const std::string name = type_line.substr(7, type_line.find(' ', 7) - 7);
+    return name.rfind("ringpipe_", 0) == 0 || name == "up" || name.rfind("scrape_", 0) == 0;
+  };
+  std::set<std::string> original;
+  std::set<std::string> served;
+  std::string body;
+  const bool same = testing::wait_until(
+      [&] {
+        original = type_lines(get_metrics(node));
+        body = get_metrics(back);
+        served.clear();
+        for (const std::string& l : type_lines(body)) {
+          if (!ours(l)) served.insert(l);
+        }
+        ingest::ParseCounters c;
+        return !original.empty() && served == original && series_of(body, c)["textfile_jobs_total"] == 10;
+      },
+      30s);
+  std::string missing;
+  for (const std::string& l : original)
+    if (!served.count(l)) missing += l + "\n";
+  std::string extra;
+  for (const std::string& l : served)
+    if (!original.count(l)) extra += l + "\n";
+  ASSERT_TRUE(same) << "missing:\n" << missing << "extra:\n" << extra << sup.err() << body;
+  EXPECT_TRUE(original.count("# TYPE go_gc_duration_seconds summary"));
+  EXPECT_TRUE(original.count("# TYPE node_cpu_seconds_total counter"));
+  EXPECT_TRUE(original.count("# TYPE rpc_seconds histogram"));
+  EXPECT_EQ(help_line(body, "rpc_seconds"), "# HELP rpc_seconds RPC latency.");
+  EXPECT_EQ(help_line(body, "textfile_jobs_total"), "# HELP textfile_jobs_total Jobs done.");
+  EXPECT_NE(body.find("job:requests:rate5m{"), std::string::npos) << body;
+  EXPECT_EQ(body.find("job_requests_rate5m"), std::string::npos);
+  ingest::ParseCounters pc;
+  std::map<std::string, double> got = series_of(body, pc);
+  EXPECT_EQ(pc.total_errors(), 0u);
+  EXPECT_EQ(got["rpc_seconds_bucket|le=0.005"], 2);
+  EXPECT_EQ(got["rpc_seconds_bucket|le=0.5"], 7);
+  EXPECT_EQ(got["rpc_seconds_bucket|le=+Inf"], 9);
+  EXPECT_EQ(got["rpc_seconds_sum"], 3.25);
+  EXPECT_EQ(got["rpc_seconds_count"], 9);
+  std::string lint;
+  const int rc = promtool_check(dir, body, lint);
+  EXPECT_TRUE(rc == 0 || rc == 3 || rc == -2) << "promtool exit " << rc << "\n" << lint;
+
+  // The counter restarts lower: served as the new value, still a counter.
+  write_textfile(dir, 3);
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        body = get_metrics(back);
+        ingest::ParseCounters c;
+        return series_of(body, c)["textfile_jobs_total"] == 3;
+      },
+      20s))
+      << body;
+  EXPECT_NE(body.find("# TYPE textfile_jobs_total counter"), std::string::npos);
 
   sup.signal(SIGTERM);
   EXPECT_EQ(sup.wait(20s), std::optional<int>(0)) << sup.err();

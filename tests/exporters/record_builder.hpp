@@ -58,6 +58,27 @@ class RecordBuilder {
     ok_ = writer_.append(e) && ok_;
     return *this;
   }
+  // One sample of a Prometheus family (kEntryPromSample): `name` is the
+  // sample's name, its first `family_len` bytes the family's.
+  RecordBuilder& prom_sample(MetricType type, const std::string& name, std::size_t family_len, const LabelList& labels,
+                             double value, const std::string& help = "", const std::string& unit = "") {
+    auto lb = encode_labels(labels);
+    const std::vector<double> values{value};
+    metric::SeriesEntry e;
+    e.kind = EntryKind::kSeries;
+    e.type = type;
+    e.flags = metric::kEntryPromSample;
+    e.key = series_key(name, labels);
+    e.name = name;
+    e.family_len = static_cast<std::uint16_t>(family_len);
+    e.help = help;
+    e.unit = unit;
+    e.label_bytes = lb;
+    e.label_count = static_cast<std::uint16_t>(labels.size());
+    e.values = values;
+    ok_ = writer_.append(e) && ok_;
+    return *this;
+  }
   RecordBuilder& expire(MetricType type, const std::string& name, const LabelList& labels) {
     auto lb = encode_labels(labels);
     metric::SeriesEntry e;

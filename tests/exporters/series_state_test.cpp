@@ -59,6 +59,60 @@ TEST(SeriesState, ServesSeriesWithStatsdExporterNamesAndTypes) {
   EXPECT_TRUE(s.complete());
 }
 
+// Scraped or remote-written samples come one series each; a histogram's and a
+// summary's are served again as one family with their HELP, a counter as a
+// counter, the OpenMetrics-only types as gauges (0.0.4 has none of them).
+TEST(SeriesState, ServesPrometheusSamplesAgainAsTheirFamilies) {
+  SeriesState s;
+  RecordBuilder b(origin(7));
+  b.begin(1)
+      .prom_sample(MetricType::kHistogram, "rpc_seconds_bucket", 11, {{"job", "a"}, {"le", "0.005"}}, 2, "RPC.",
+                   "seconds")
+      .prom_sample(MetricType::kHistogram, "rpc_seconds_bucket", 11, {{"job", "a"}, {"le", "+Inf"}}, 9, "RPC.")
+      .prom_sample(MetricType::kHistogram, "rpc_seconds_bucket", 11, {{"job", "a"}, {"le", "0.5"}}, 7, "RPC.")
+      .prom_sample(MetricType::kHistogram, "rpc_seconds_sum", 11, {{"job", "a"}}, 3.25, "RPC.")
+      .prom_sample(MetricType::kHistogram, "rpc_seconds_count", 11, {{"job", "a"}}, 9, "RPC.")
+      .prom_sample(MetricType::kSummary, "gc_seconds", 10, {{"quantile", "0.5"}}, 0.25, "GC.")
+      .prom_sample(MetricType::kSummary, "gc_seconds_sum", 10, {}, 4, "GC.")
+      .prom_sample(MetricType::kSummary, "gc_seconds_count", 10, {}, 16, "GC.")
+      .prom_sample(MetricType::kCounter, "job:jobs:total", 14, {}, 3, "Jobs.")
+      .prom_sample(MetricType::kInfo, "build_info", 10, {{"version", "1"}}, 1)
+      .prom_sample(MetricType::kUntyped, "thing", 5, {}, 4)
+      .end(1);
+  apply(s, b);
+  const std::string text = exposition(s);
+  EXPECT_NE(text.find("# HELP rpc_seconds RPC.\n# TYPE rpc_seconds histogram\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("rpc_seconds_count{job=\"a\"} 9\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("rpc_seconds_sum{job=\"a\"} 3.25\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("rpc_seconds_bucket{job=\"a\",le=\"0.005\"} 2\nrpc_seconds_bucket{job=\"a\",le=\"0.5\"} 7\n"
+                      "rpc_seconds_bucket{job=\"a\",le=\"+Inf\"} 9\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("# TYPE gc_seconds summary\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("gc_seconds{quantile=\"0.5\"} 0.25\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("gc_seconds_count 16\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("# TYPE job:jobs:total counter\njob:jobs:total 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("# TYPE build_info gauge\nbuild_info{version=\"1\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("# TYPE thing untyped\nthing 4\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("TYPE rpc_seconds_bucket"), std::string::npos) << text;
+  EXPECT_EQ(text.find("TYPE gc_seconds_sum"), std::string::npos) << text;
+  EXPECT_EQ(s.counters().decode_errors.load(), 0u);
+}
+
+// A Prometheus histogram and an aggregated (StatsD) one of the same name
+// cannot be served as one family: the later is refused and counted.
+TEST(SeriesState, PrometheusAndAggregatedFamiliesOfOneNameConflict) {
+  SeriesState s;
+  RecordBuilder b(origin(7));
+  b.begin(1)
+      .series(MetricType::kHistogram, "size", {}, {4, 10, 1, 1, INFINITY, 4})
+      .prom_sample(MetricType::kHistogram, "size_count", 4, {{"job", "x"}}, 9)
+      .end(1);
+  apply(s, b);
+  EXPECT_EQ(s.counters().conflicts.load(), 1u);
+  EXPECT_EQ(exposition(s).find("job=\"x\""), std::string::npos);
+}
+
 TEST(SeriesState, LaterEntriesReplaceValuesAndExpireDeletes) {
   SeriesState s;
   RecordBuilder a(origin(7));

@@ -21,6 +21,10 @@ struct Got {
   std::vector<std::pair<std::string, std::string>> tags;
   std::string str;
   std::int64_t ts = 0;
+  sample::FamilyType family_type = sample::FamilyType::kNone;
+  std::string family;  // the family's name (the sample's name less its suffix)
+  std::string help;
+  std::string unit;
 };
 
 struct Parsed {
@@ -33,7 +37,17 @@ inline std::vector<Got> decode(std::span<const std::byte> record) {
   std::vector<Got> out;
   sample::BatchReader r(record);
   while (auto s = r.next()) {
-    Got g{s->kind, std::string(s->name), s->value, s->sample_rate, {}, std::string(s->str_value), s->timestamp_ns};
+    Got g{s->kind,
+          std::string(s->name),
+          s->value,
+          s->sample_rate,
+          {},
+          std::string(s->str_value),
+          s->timestamp_ns,
+          s->family.type,
+          std::string(s->family_name()),
+          std::string(s->family.help),
+          std::string(s->family.unit)};
     s->for_each_tag([&](sample::Tag t) { g.tags.emplace_back(t.key, t.value); });
     out.push_back(std::move(g));
   }

@@ -269,5 +269,74 @@ TEST(PromTextParser, ContentTypeSelectsTheFormat) {
   EXPECT_EQ(prom_format_of(""), PromFormat::kText);
 }
 
+// Every sample carries its family's type, HELP (unescaped) and UNIT, and the
+// suffix that separates a histogram's or summary's sample from the family's
+// name; a sample no metadata names, or one that is not of the family the
+// metadata named, is untyped.
+TEST(PromTextParser, SamplesCarryTheirFamilysTypeHelpAndUnit) {
+  using sample::FamilyType;
+  const Parsed p = parse_text(R"(# HELP rpc_seconds RPC \\ latency\nsecond line.
+# TYPE rpc_seconds histogram
+rpc_seconds_bucket{le="0.5"} 7
+rpc_seconds_sum 3.25
+rpc_seconds_count 9
+rpc_seconds_total 1
+# TYPE gc summary
+gc{quantile="0.5"} 0.1
+gc_count 2
+# HELP job:load:avg A rule.
+# TYPE job:load:avg gauge
+job:load:avg 1.5
+# TYPE c_total counter
+c_total 4
+loose 1
+)");
+  ASSERT_EQ(p.samples.size(), 9u);
+  EXPECT_EQ(p.samples[0].family_type, FamilyType::kHistogram);
+  EXPECT_EQ(p.samples[0].family, "rpc_seconds");
+  EXPECT_EQ(p.samples[0].help, "RPC \\ latency\nsecond line.");
+  EXPECT_EQ(p.samples[1].family, "rpc_seconds");
+  EXPECT_EQ(p.samples[2].family, "rpc_seconds");
+  EXPECT_EQ(p.samples[3].family_type, FamilyType::kUntyped);  // not a histogram's sample
+  EXPECT_EQ(p.samples[3].family, "rpc_seconds_total");
+  EXPECT_TRUE(p.samples[3].help.empty());
+  EXPECT_EQ(p.samples[4].family_type, FamilyType::kSummary);
+  EXPECT_EQ(p.samples[4].family, "gc");
+  EXPECT_EQ(p.samples[5].family, "gc");
+  EXPECT_EQ(p.samples[6].name, "job:load:avg");
+  EXPECT_EQ(p.samples[6].family_type, FamilyType::kGauge);
+  EXPECT_EQ(p.samples[6].help, "A rule.");
+  EXPECT_EQ(p.samples[7].family_type, FamilyType::kCounter);
+  EXPECT_EQ(p.samples[8].family_type, FamilyType::kUntyped);
+  for (const auto& g : p.samples) EXPECT_EQ(g.kind, sample::Kind::kGauge) << g.name;
+  EXPECT_EQ(p.counters.total_errors(), 0u);
+}
+
+TEST(PromTextParser, OpenMetricsUnitInfoAndStatesetAreKept) {
+  using sample::FamilyType;
+  const Parsed p = parse_om(R"(# TYPE disk_bytes gauge
+# UNIT disk_bytes bytes
+# HELP disk_bytes Disk \"size\".
+disk_bytes 100
+# TYPE build info
+build_info{version="1"} 1
+# TYPE state stateset
+state{state="a"} 1
+# TYPE jobs counter
+jobs_total 3
+jobs_created 1.7e9
+# EOF
+)");
+  ASSERT_EQ(p.samples.size(), 4u);
+  EXPECT_EQ(p.samples[0].unit, "bytes");
+  EXPECT_EQ(p.samples[0].help, "Disk \"size\".");
+  EXPECT_EQ(p.samples[1].family_type, FamilyType::kInfo);
+  EXPECT_EQ(p.samples[1].family, "build_info");
+  EXPECT_EQ(p.samples[2].family_type, FamilyType::kStateset);
+  EXPECT_EQ(p.samples[3].family_type, FamilyType::kCounter);
+  EXPECT_EQ(p.samples[3].family, "jobs_total");
+  EXPECT_EQ(p.counters.total_errors(), 0u);
+}
+
 }  // namespace
 }  // namespace ringpipe::ingest

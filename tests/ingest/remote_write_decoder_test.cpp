@@ -70,6 +70,77 @@ TEST(RemoteWriteDecoder, SkipsFieldsItDoesNotModel) {
   EXPECT_EQ(got[0].value, 5);
 }
 
+// A WriteRequest's MetricMetadata (field 3; our test proto does not model it):
+// {1: type, 2: family name, 4: help, 5: unit}, as Prometheus sends it.
+std::string metadata_field(int type, const std::string& family, const std::string& help, const std::string& unit) {
+  const auto len_field = [](int field, const std::string& v) {
+    return std::string(1, static_cast<char>(field << 3 | 2)) + static_cast<char>(v.size()) + v;
+  };
+  const std::string md =
+      std::string(1, '\x08') + static_cast<char>(type) + len_field(2, family) + len_field(4, help) + len_field(5, unit);
+  return len_field(3, md);
+}
+
+// Prometheus sends metadata in requests of its own; the samples that follow
+// take their family's type, HELP and UNIT from it, the name is kept as sent
+// (':' included), and a series no metadata names is untyped.
+TEST(RemoteWriteDecoder, MetadataTypesTheSamplesOfItsFamilies) {
+  RemoteWriteDecoder d({});
+  ParseCounters c;
+  std::string meta = metadata_field(3, "rpc_seconds", "RPC latency.", "seconds") +
+                     metadata_field(1, "jobs_total", "Jobs done.", "") +
+                     metadata_field(5, "gc_seconds", "GC pauses.", "") + metadata_field(2, "job:load:avg", "", "");
+  ASSERT_EQ(d.decode(testing::snappy_of(meta), c), DecodeStatus::kNone);
+  EXPECT_TRUE(convert_all(d, c).empty());
+  prometheus::WriteRequest req;
+  add_series(req, {{"__name__", "rpc_seconds_bucket"}, {"le", "0.5"}}, {{7, kT0}});
+  add_series(req, {{"__name__", "rpc_seconds_count"}}, {{9, kT0}});
+  add_series(req, {{"__name__", "jobs_total"}}, {{3, kT0}});
+  add_series(req, {{"__name__", "gc_seconds"}, {"quantile", "0.5"}}, {{0.1, kT0}});
+  add_series(req, {{"__name__", "job:load:avg"}}, {{1.5, kT0}});
+  add_series(req, {{"__name__", "rpc_seconds_total"}}, {{1, kT0}});  // not a histogram's sample
+  add_series(req, {{"__name__", "unknown_x"}}, {{2, kT0}});
+  ASSERT_EQ(d.decode(encode(req), c), DecodeStatus::kNone);
+  const auto got = convert_all(d, c);
+  ASSERT_EQ(got.size(), 7u);
+  EXPECT_EQ(got[0].family_type, sample::FamilyType::kHistogram);
+  EXPECT_EQ(got[0].family, "rpc_seconds");
+  EXPECT_EQ(got[0].help, "RPC latency.");
+  EXPECT_EQ(got[0].unit, "seconds");
+  EXPECT_EQ(got[1].family, "rpc_seconds");
+  EXPECT_EQ(got[1].family_type, sample::FamilyType::kHistogram);
+  EXPECT_EQ(got[2].family_type, sample::FamilyType::kCounter);
+  EXPECT_EQ(got[2].help, "Jobs done.");
+  EXPECT_EQ(got[3].family_type, sample::FamilyType::kSummary);
+  EXPECT_EQ(got[3].family, "gc_seconds");
+  EXPECT_EQ(got[4].name, "job:load:avg");
+  EXPECT_EQ(got[4].family_type, sample::FamilyType::kGauge);
+  EXPECT_EQ(got[5].family_type, sample::FamilyType::kUntyped);
+  EXPECT_EQ(got[5].family, "rpc_seconds_total");
+  EXPECT_EQ(got[6].family_type, sample::FamilyType::kUntyped);
+  EXPECT_TRUE(got[6].help.empty());
+  EXPECT_EQ(c.total_errors(), 0u);
+}
+
+TEST(RemoteWriteDecoder, RefusedMetadataIsCountedAndTheSamplesStayUntyped) {
+  RemoteWriteLimits lim;
+  lim.max_metadata = 1;
+  RemoteWriteDecoder d(lim);
+  ParseCounters c;
+  const std::string meta = metadata_field(1, "a_total", "A.", "") + metadata_field(1, "b_total", "B.", "") +
+                           metadata_field(2, "9bad", "", "");
+  ASSERT_EQ(d.decode(testing::snappy_of(meta), c), DecodeStatus::kNone);
+  EXPECT_EQ(c[ParseError::kMalformedMetadata], 2u);  // over max_metadata, and a name Prometheus refuses
+  prometheus::WriteRequest req;
+  add_series(req, {{"__name__", "a_total"}}, {{1, kT0}});
+  add_series(req, {{"__name__", "b_total"}}, {{1, kT0}});
+  ASSERT_EQ(d.decode(encode(req), c), DecodeStatus::kNone);
+  const auto got = convert_all(d, c);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].family_type, sample::FamilyType::kCounter);
+  EXPECT_EQ(got[1].family_type, sample::FamilyType::kUntyped);
+}
+
 TEST(RemoteWriteDecoder, ReportsTheFirstReasonAndCountsEveryRejectedSeries) {
   RemoteWriteDecoder d(RemoteWriteLimits{1024, 8192, 1});
   ParseCounters c;

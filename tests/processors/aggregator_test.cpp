@@ -64,6 +64,48 @@ TEST(Engine, CounterSampleRateScalesTheIncrement) {
   EXPECT_DOUBLE_EQ(h.state.value("c{}"), 14);
 }
 
+// A Prometheus sample keeps its name as Prometheus allows it (':' included),
+// its family's type, HELP and UNIT, and its value as it came: a counter that
+// goes down is served at the new value, never as a negative delta. A StatsD
+// name with ':' is still escaped as statsd_exporter does.
+TEST(Engine, PrometheusSamplesKeepNameTypeHelpAndValue) {
+  Harness h;
+  const sample::Family counter{sample::FamilyType::kCounter, 0, "Jobs done.", ""};
+  const sample::Family hist{sample::FamilyType::kHistogram, 7, "RPC.", "seconds"};
+  h.send_prom("job:jobs:total", 10, counter);
+  h.send_prom("rpc_seconds_bucket", 7, hist, {{"le", "0.5"}});
+  h.send(Kind::kGauge, "statsd:name", 1);
+  h.flush();
+  const auto& c = h.state.series.at("job:jobs:total{}");
+  EXPECT_EQ(c.type, MetricType::kCounter);
+  EXPECT_EQ(c.flags, metric::kEntryPromSample);
+  EXPECT_EQ(c.help, "Jobs done.");
+  EXPECT_EQ(c.values, std::vector<double>{10});
+  const auto& b = h.state.series.at("rpc_seconds_bucket{le=0.5}");
+  EXPECT_EQ(b.type, MetricType::kHistogram);
+  EXPECT_EQ(b.family, "rpc_seconds");
+  EXPECT_EQ(b.unit, "seconds");
+  EXPECT_TRUE(h.state.has("statsd_name{}"));
+  EXPECT_EQ(h.state.series.at("statsd_name{}").flags, 0);
+  h.send_prom("job:jobs:total", 3, counter);  // the target restarted
+  h.flush();
+  EXPECT_EQ(h.state.value("job:jobs:total{}"), 3);
+  EXPECT_EQ(h.state.series.at("job:jobs:total{}").type, MetricType::kCounter);
+  EXPECT_EQ(h.stats().dropped_negative_counter, 0u);
+}
+
+// One name, two Prometheus types (two targets disagree): the later is refused
+// and counted as a conflict, never served under the first one's type.
+TEST(Engine, PrometheusFamilyOfAnotherTypeIsAConflict) {
+  Harness h;
+  h.send_prom("x", 1, sample::Family{sample::FamilyType::kCounter, 0, "", ""});
+  h.send_prom("x", 2, sample::Family{sample::FamilyType::kGauge, 0, "", ""}, {{"t", "b"}});
+  h.flush();
+  EXPECT_TRUE(h.state.has("x{}"));
+  EXPECT_FALSE(h.state.has("x{t=b}"));
+  EXPECT_EQ(h.stats().dropped_conflict, 1u);
+}
+
 TEST(Engine, GaugesAreSetOrMovedByDeltas) {
   Harness h;
   h.send(Kind::kGauge, "g", 10);

@@ -24,6 +24,8 @@ struct SeriesState {
   std::string help;
   std::string labels;  // "a=1,b=2"
   std::vector<double> values;
+  std::string family;  // the family's name (the name's prefix for a Prometheus sample)
+  std::string unit;
 };
 
 // Applies every record to a map keyed by "name{labels}".
@@ -43,7 +45,9 @@ class ExporterState {
       const std::string key = std::string(e->name) + "{" + labels + "}";
       switch (e->kind) {
         case EntryKind::kSeries: {
-          SeriesState s{std::string(e->name), e->type, e->flags, std::string(e->help), labels, {}};
+          SeriesState s{
+              std::string(e->name), e->type, e->flags, std::string(e->help), labels, {}, std::string(e->family),
+              std::string(e->unit)};
           for (std::size_t i = 0; i < e->value_count; ++i) s.values.push_back(e->value(i));
           series[key] = s;
           ++updates;
@@ -111,6 +115,14 @@ class Harness {
     BatchBuilder b;
     b.add(kind, name, value, std::move(tags), rate, str);
     engine_.add_batch(b.finish(), now_ns);
+  }
+  // One Prometheus sample (scraped or remote-written) of `family`.
+  void send_prom(std::string_view name, double value, const sample::Family& family,
+                 std::vector<sample::Tag> tags = {}) {
+    std::vector<std::byte> buf(1 << 16);
+    sample::BatchWriter w(buf, 1, 0);
+    if (!w.append(Kind::kGauge, name, value, 1.0, tags, {}, 0, &family)) std::abort();
+    engine_.add_batch(std::span<const std::byte>(buf.data(), w.finish()), now_ns);
   }
   // Flushes and applies the output; returns the records it wrote.
   std::size_t flush() {

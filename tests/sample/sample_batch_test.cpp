@@ -251,5 +251,81 @@ TEST(SampleBatch, ReaderRejectsUnknownKind) {
   EXPECT_EQ(r.error(), DecodeError::kBadKind);
 }
 
+TEST(SampleBatch, RoundTripsAPrometheusSamplesFamily) {
+  std::vector<std::byte> buf(4096);
+  BatchWriter w(buf, 3, 5);
+  const std::array<Tag, 1> tags{Tag{"le", "0.5"}};
+  const Family fam{FamilyType::kHistogram, 7, "Request latency.", "seconds"};
+  ASSERT_EQ(entry_size("job:rpc_seconds_bucket", {}, tags, &fam) % 8, 0u);
+  ASSERT_TRUE(w.append(Kind::kGauge, "job:rpc_seconds_bucket", 12.0, 1.0, tags, {}, 99, &fam));
+  ASSERT_TRUE(w.append(Kind::kCounter, "plain", 1.0, 1.0, {}));
+  const std::size_t n = w.finish();
+  EXPECT_EQ(n,
+            sizeof(BatchHeader) + entry_size("job:rpc_seconds_bucket", {}, tags, &fam) + entry_size("plain", {}, {}));
+  BatchReader r(std::span<const std::byte>(buf.data(), n));
+  auto a = r.next();
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->name, "job:rpc_seconds_bucket");
+  EXPECT_EQ(a->family.type, FamilyType::kHistogram);
+  EXPECT_EQ(a->family_name(), "job:rpc_seconds");
+  EXPECT_EQ(a->family.help, "Request latency.");
+  EXPECT_EQ(a->family.unit, "seconds");
+  EXPECT_EQ(a->timestamp_ns, 99);
+  std::string le;
+  a->for_each_tag([&](Tag t) { le = std::string(t.key) + "=" + std::string(t.value); });
+  EXPECT_EQ(le, "le=0.5");
+  auto b = r.next();
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->family.type, FamilyType::kNone);
+  EXPECT_EQ(b->family_name(), "plain");
+  EXPECT_TRUE(b->family.help.empty());
+  EXPECT_EQ(r.error(), DecodeError::kNone);
+}
+
+TEST(SampleBatch, WriterRefusesAFamilyItCannotEncode) {
+  std::vector<std::byte> buf(4096);
+  BatchWriter w(buf, 0, 0);
+  const std::string long_unit(256, 'u');
+  const Family too_long_unit{FamilyType::kGauge, 0, "", long_unit};
+  EXPECT_FALSE(w.append(Kind::kGauge, "g", 1, 1, {}, {}, 0, &too_long_unit));
+  const Family suffix_past_name{FamilyType::kHistogram, 7, "", ""};
+  EXPECT_FALSE(w.append(Kind::kGauge, "g_sum", 1, 1, {}, {}, 0, &suffix_past_name));
+  EXPECT_TRUE(w.empty());
+}
+
+// A family type only on a set (never-added) sample; help, unit and a suffix
+// only with a type: anything else is a damaged or foreign entry.
+TEST(SampleBatch, ReaderRejectsAnInconsistentFamily) {
+  struct Case {
+    const char* what;
+    std::size_t offset;
+    std::uint8_t byte;
+  };
+  const Case cases[] = {
+      {"unknown family type", offsetof(SampleHeader, family_type), 9},
+      {"typed counter", offsetof(SampleHeader, kind), static_cast<std::uint8_t>(Kind::kCounter)},
+      {"suffix longer than the name", offsetof(SampleHeader, suffix_len), 5},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::byte> buf(256);
+    BatchWriter w(buf, 0, 0);
+    const Family fam{FamilyType::kCounter, 0, "h", ""};
+    ASSERT_TRUE(w.append(Kind::kGauge, "name", 1, 1, {}, {}, 0, &fam));
+    const std::size_t n = w.finish();
+    buf[sizeof(BatchHeader) + c.offset] = std::byte{c.byte};
+    BatchReader r(std::span<const std::byte>(buf.data(), n));
+    EXPECT_FALSE(r.next()) << c.what;
+    EXPECT_EQ(r.error(), DecodeError::kBadFamily) << c.what;
+  }
+  std::vector<std::byte> buf(256);
+  BatchWriter w(buf, 0, 0);
+  ASSERT_TRUE(w.append(Kind::kGauge, "name", 1, 1, {}));
+  const std::size_t n = w.finish();
+  buf[sizeof(BatchHeader) + offsetof(SampleHeader, suffix_len)] = std::byte{2};
+  BatchReader r(std::span<const std::byte>(buf.data(), n));
+  EXPECT_FALSE(r.next());
+  EXPECT_EQ(r.error(), DecodeError::kBadFamily);
+}
+
 }  // namespace
 }  // namespace ringpipe::sample

@@ -69,7 +69,7 @@ enum class ParseError : std::uint8_t {
   kInvalidLabelName,   // a label name not [a-zA-Z_][a-zA-Z0-9_]*
   kDuplicateLabel,     // the same label name twice in one series
   kTooManyLabels,      // more labels than max_labels (__name__ not counted)
-  kMalformedMetadata,  // Prometheus text: a # HELP/# TYPE/# UNIT line without a valid name
+  kMalformedMetadata,  // Prometheus text: a bad # HELP/# TYPE/# UNIT line; remote_write: a refused MetricMetadata
   kMissingEof,         // OpenMetrics: the body does not end with # EOF (its samples are kept)
   // StatsD: what a sample adds to a total (|value / rate| of a counter or an
   // observation, a gauge delta, an observation's weight 1/rate) is over
@@ -108,9 +108,10 @@ class SampleOutput {
   explicit SampleOutput(sample::BatchWriter* writer, RotateFn rotate = nullptr, void* ctx = nullptr) noexcept
       : writer_(writer), rotate_(rotate), ctx_(ctx) {}
 
-  // True when the sample was written.
+  // True when the sample was written. `family` (nullptr: none) marks a Prometheus sample.
   bool emit(sample::Kind kind, std::string_view name, double value, double sample_rate,
-            std::span<const sample::Tag> tags, std::string_view str_value = {}, std::int64_t timestamp_ns = 0) noexcept;
+            std::span<const sample::Tag> tags, std::string_view str_value = {}, std::int64_t timestamp_ns = 0,
+            const sample::Family* family = nullptr) noexcept;
 
   void set_writer(sample::BatchWriter* writer) noexcept { writer_ = writer; }
   // Labels appended to every sample's own (MQTT topic levels) until cleared

@@ -50,16 +50,7 @@ class PromTextParser {
   void set_format(PromFormat format) noexcept { format_ = format; }
 
  private:
-  enum class Type : std::uint8_t {
-    kUntyped,
-    kCounter,
-    kGauge,
-    kHistogram,
-    kSummary,
-    kGaugeHistogram,
-    kInfo,
-    kStateset,
-  };
+  using Type = sample::FamilyType;
   void parse_comment(std::string_view line, bool openmetrics, bool& eof, ParseCounters& c) noexcept;
   void parse_sample(std::string_view line, bool openmetrics, SampleOutput& out, ParseCounters& c) noexcept;
   [[nodiscard]] bool created_of_family(std::string_view name) const noexcept;
@@ -68,8 +59,11 @@ class PromTextParser {
   std::vector<std::string> exported_names_;  // "exported_<key>" per target label
   std::vector<sample::Tag> tags_;            // scraped + target labels of the current line
   std::vector<char> unescaped_;              // label values with escapes, one line's worth
-  std::string family_;                       // name of the last # TYPE
+  // The family the last # TYPE, # HELP or # UNIT named, with what they said.
+  std::string family_;
   Type family_type_ = Type::kUntyped;
+  std::string help_;  // unescaped
+  std::string unit_;
   PromFormat format_ = PromFormat::kText;
 };
 

@@ -17,17 +17,22 @@
 namespace ringpipe::metric {
 
 inline constexpr std::uint16_t kMetricBatchRecord = 2;  // ring record type
-inline constexpr std::uint16_t kMetricFormatVersion = 1;
+inline constexpr std::uint16_t kMetricFormatVersion = 2;
 // An exporter asks the processors writing a metrics ring for a full snapshot
 // by creating a file of this name beside the ring: "<ring>.resync".
 inline constexpr std::string_view kResyncSuffix = ".resync";
 
 // The Prometheus type of a family. Sets are published as kGauge with kFromSet.
+// kUntyped and the OpenMetrics types come only with kEntryPromSample.
 enum class MetricType : std::uint8_t {
   kCounter = 1,
   kGauge = 2,
   kSummary = 3,
   kHistogram = 4,
+  kUntyped = 5,
+  kInfo = 6,
+  kStateset = 7,
+  kGaugeHistogram = 8,
 };
 [[nodiscard]] std::string_view metric_type_name(MetricType t) noexcept;
 
@@ -40,6 +45,10 @@ enum class EntryKind : std::uint8_t {
 [[nodiscard]] std::string_view entry_kind_name(EntryKind k) noexcept;
 
 inline constexpr std::uint16_t kEntryFromSet = 1;  // a gauge counting distinct set members
+// One sample of a Prometheus family as it was scraped or remote-written: one
+// value, the sample's own name (`foo_bucket`), the family's name its first
+// family_len bytes (`foo`), `type` the family's type.
+inline constexpr std::uint16_t kEntryPromSample = 2;
 
 struct MetricBatchHeader {
   std::uint16_t format_version;  // kMetricFormatVersion
@@ -58,14 +67,15 @@ struct MetricEntryHeader {
   std::uint32_t size;   // this entry: header + values + strings, padded to 8
   std::uint8_t kind;    // EntryKind
   std::uint8_t type;    // MetricType (0 for snapshot markers)
-  std::uint16_t flags;  // kEntryFromSet
+  std::uint16_t flags;  // kEntryFromSet, kEntryPromSample
   std::uint64_t key;    // series id (64-bit hash of name + sorted labels) or snapshot id
   std::uint16_t name_len;
   std::uint16_t help_len;
   std::uint16_t label_count;
   std::uint16_t value_count;   // doubles right after this header
   std::uint32_t labels_bytes;  // bytes of the encoded labels
-  std::uint32_t reserved;      // 0
+  std::uint16_t family_len;    // kEntryPromSample: bytes of name that are the family's name; else 0
+  std::uint16_t unit_len;      // the family's UNIT, after help
 };
 static_assert(sizeof(MetricEntryHeader) == 32, "MetricEntryHeader is part of the on-ring format");
 static_assert(sizeof(MetricBatchHeader) % 8 == 0 && sizeof(MetricEntryHeader) % 8 == 0,
@@ -117,6 +127,8 @@ struct MetricEntryView {
   std::uint64_t key;
   std::string_view name;
   std::string_view help;
+  std::string_view unit;
+  std::string_view family;                 // the family's name: name, or its prefix for kEntryPromSample
   std::span<const std::byte> label_bytes;  // validated: exactly label_count labels
   std::uint16_t label_count;
   std::span<const std::byte> value_bytes;  // value_count doubles, maybe unaligned
@@ -141,6 +153,8 @@ struct SeriesEntry {
   std::uint64_t key = 0;
   std::string_view name;
   std::string_view help;
+  std::string_view unit;         // at most 65535 bytes
+  std::uint16_t family_len = 0;  // kEntryPromSample: at most name's length
   std::span<const std::byte> label_bytes;
   std::uint16_t label_count = 0;
   std::span<const double> values;

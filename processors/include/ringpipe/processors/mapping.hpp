@@ -138,5 +138,10 @@ void escape_metric_name(std::string_view name, std::string& out);
 [[nodiscard]] std::string escape_metric_name(std::string_view name);
 // True when the name needs no escaping (fast path).
 [[nodiscard]] bool is_valid_metric_name(std::string_view name) noexcept;
+// The same for a Prometheus-sourced name (scrape, remote_write): ':' is valid
+// too, as Prometheus allows it ([a-zA-Z_:][a-zA-Z0-9_:]*); everything else is
+// escaped as escape_metric_name does.
+void escape_prom_metric_name(std::string_view name, std::string& out);
+[[nodiscard]] bool is_valid_prom_metric_name(std::string_view name) noexcept;
 
 }  // namespace ringpipe::processors

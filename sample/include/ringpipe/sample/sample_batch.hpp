@@ -16,7 +16,7 @@
 namespace ringpipe::sample {
 
 inline constexpr std::uint16_t kSampleBatchRecord = 1;  // ring record type
-inline constexpr std::uint16_t kFormatVersion = 1;
+inline constexpr std::uint16_t kFormatVersion = 2;
 
 enum class Kind : std::uint8_t {
   kCounter = 1,
@@ -28,6 +28,34 @@ enum class Kind : std::uint8_t {
   kSet = 7,  // the member is str_value; value is unused
 };
 [[nodiscard]] std::string_view kind_name(Kind k) noexcept;
+
+// The Prometheus type of the family a sample came in (scrape `# TYPE`,
+// remote_write metadata). kNone: not a Prometheus sample (StatsD and the other
+// push protocols). Any other value marks a Prometheus sample: its name is kept
+// as Prometheus allows it and its value is the series' value as scraped
+// (kind is kGauge: set, never added).
+enum class FamilyType : std::uint8_t {
+  kNone = 0,
+  kCounter = 1,
+  kGauge = 2,
+  kHistogram = 3,
+  kSummary = 4,
+  kUntyped = 5,
+  kInfo = 6,
+  kStateset = 7,
+  kGaugeHistogram = 8,
+};
+inline constexpr std::uint8_t kMaxFamilyType = 8;
+
+// A Prometheus sample's family: its type, HELP and UNIT, and how many bytes at
+// the end of the sample's name are not the family's name ("_bucket" of a
+// histogram's bucket sample: 7).
+struct Family {
+  FamilyType type = FamilyType::kNone;
+  std::uint8_t suffix_len = 0;
+  std::string_view help;
+  std::string_view unit;  // at most 255 bytes
+};
 
 struct BatchHeader {
   std::uint16_t format_version;  // kFormatVersion
@@ -46,10 +74,12 @@ struct SampleHeader {
   std::uint32_t size;         // this entry: header + name + str_value + tags, padded to 8
   std::uint16_t name_len;
   std::uint16_t tag_count;
-  std::uint16_t str_len;  // string value (set member)
-  std::uint8_t kind;      // Kind
-  std::uint8_t flags;     // 0
-  std::uint32_t reserved;
+  std::uint16_t str_len;     // string value (set member)
+  std::uint8_t kind;         // Kind
+  std::uint8_t family_type;  // FamilyType; 0 = not a Prometheus sample
+  std::uint16_t help_len;    // the family's HELP
+  std::uint8_t unit_len;     // the family's UNIT
+  std::uint8_t suffix_len;   // bytes at the end of name that are not the family's name
 };
 static_assert(sizeof(SampleHeader) == 40, "SampleHeader is part of the on-ring format");
 // Each tag is TagHeader + key bytes + value bytes (not padded); the entry is padded at its end.
@@ -74,6 +104,12 @@ struct SampleView {
   std::string_view str_value;
   std::span<const std::byte> tag_bytes;  // validated: exactly tag_count tags
   std::uint16_t tag_count;
+  Family family;  // type kNone (and no strings) unless a Prometheus sample
+
+  // The family's name: the sample's name without its suffix.
+  [[nodiscard]] std::string_view family_name() const noexcept {
+    return name.substr(0, name.size() - family.suffix_len);
+  }
 
   // Calls f(Tag) for each tag, in the order ingest wrote them. The walk is
   // bounded by tag_bytes again: the bytes may be shared memory that changed
@@ -99,18 +135,20 @@ struct SampleView {
 };
 
 // Bytes one entry takes, padded; tells a writer whether a sample still fits.
-[[nodiscard]] std::size_t entry_size(std::string_view name, std::string_view str_value,
-                                     std::span<const Tag> tags) noexcept;
+[[nodiscard]] std::size_t entry_size(std::string_view name, std::string_view str_value, std::span<const Tag> tags,
+                                     const Family* family = nullptr) noexcept;
 
 // Appends samples into a caller-provided buffer (usually a ring claim).
 class BatchWriter {
  public:
   BatchWriter(std::span<std::byte> buffer, std::uint32_t source_id, std::int64_t received_ns) noexcept;
 
-  // False (and nothing written) when the sample does not fit or a field is too long.
+  // False (and nothing written) when the sample does not fit or a field is too
+  // long (a unit over 255 bytes, a suffix longer than the name). `family`
+  // (nullptr: none) marks a Prometheus sample.
   [[nodiscard]] bool append(Kind kind, std::string_view name, double value, double sample_rate,
-                            std::span<const Tag> tags, std::string_view str_value = {},
-                            std::int64_t timestamp_ns = 0) noexcept;
+                            std::span<const Tag> tags, std::string_view str_value = {}, std::int64_t timestamp_ns = 0,
+                            const Family* family = nullptr) noexcept;
   [[nodiscard]] std::uint32_t sample_count() const noexcept { return count_; }
   [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
   // Finalises the header; returns the bytes used (header + entries).
@@ -134,6 +172,7 @@ enum class DecodeError : std::uint8_t {
   kBadEntry,
   kBadKind,
   kBadTags,
+  kBadFamily,
 };
 [[nodiscard]] std::string_view decode_error_name(DecodeError e) noexcept;
 
