@@ -14,7 +14,7 @@
 //                     [--protocol statsd|influx|graphite|json|prom_text]
 //        ingest_bench --send-only --port P [--host 127.0.0.1] [--seconds S]
 //                     [--rate LINES_PER_S, 0 = as fast as possible] [--series N]
-//                     [--lines L] [--prefix NAME] [--tags TAGS]
+//                     [--lines L] [--prefix NAME] [--tags TAGS] [--series-tag KEY]
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -65,6 +65,9 @@ struct Args {
   int port = 0;
   std::string prefix = "bench.metric";  // counter names are <prefix>.<series id>
   std::string tags = "env:bench";       // DogStatsD tags; "" sends plain StatsD
+  // --series-tag KEY: every line has the one name <prefix> and the series id
+  // goes into the DogStatsD tag KEY:<id> (series by tag value, not by name).
+  std::string series_tag;
 };
 
 using bench::thread_cpu_seconds;
@@ -260,11 +263,16 @@ std::vector<std::string> build_packets(const Args& a) {
   std::vector<std::string> packets;
   packets.reserve(static_cast<std::size_t>(std::max(packets_needed, 64)));
   const std::string suffix = a.tags.empty() ? std::string(":1|c\n") : ":1|c|#" + a.tags + "\n";
+  const std::string tagged = ":1|c|#" + (a.tags.empty() ? std::string() : a.tags + ",") + a.series_tag + ":";
   for (int p = 0; p < std::max(packets_needed, 64); ++p) {
     std::string s;
     for (int l = 0; l < a.lines; ++l) {
       const int id = (p * a.lines + l) % a.series;
-      s += a.prefix + "." + std::to_string(id) + suffix;
+      if (a.series_tag.empty()) {
+        s += a.prefix + "." + std::to_string(id) + suffix;
+      } else {
+        s += a.prefix + tagged + std::to_string(id) + "\n";
+      }
     }
     packets.push_back(std::move(s));
   }
@@ -485,13 +493,16 @@ int main(int argc, char** argv) {
       a.prefix = next();
     else if (k == "--tags")
       a.tags = i + 1 < argc ? argv[++i] : "";
+    else if (k == "--series-tag")
+      a.series_tag = next();
     else {
-      std::fprintf(stderr,
-                   "usage: %s [--parse-only|--udp-only] [--seconds S] [--rate LINES_PER_S] [--series N] "
-                   "[--lines L] [--sockets K] [--ring-dir DIR] [--protocol statsd|influx|graphite|json|prom_text]\n"
-                   "       %s --send-only --port P [--host 127.0.0.1] [--seconds S] [--rate LINES_PER_S (0: "
-                   "unpaced)] [--series N] [--lines L] [--prefix NAME] [--tags TAGS ('' for plain StatsD)]\n",
-                   argv[0], argv[0]);
+      std::fprintf(
+          stderr,
+          "usage: %s [--parse-only|--udp-only] [--seconds S] [--rate LINES_PER_S] [--series N] "
+          "[--lines L] [--sockets K] [--ring-dir DIR] [--protocol statsd|influx|graphite|json|prom_text]\n"
+          "       %s --send-only --port P [--host 127.0.0.1] [--seconds S] [--rate LINES_PER_S (0: "
+          "unpaced)] [--series N] [--lines L] [--prefix NAME] [--tags TAGS ('' for plain StatsD)] [--series-tag KEY]\n",
+          argv[0], argv[0]);
       return 2;
     }
   }

@@ -33,7 +33,9 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 
-# name, series, lines per packet, target lines/s (0: as fast as the generator goes), family
+# name, series, lines per packet, target lines/s (0: as fast as the generator goes), family[, how
+# series differ: "names" (bench.metric.<id>, the default) or "tags" (one name, bench.metric, with a
+# DogStatsD tag id:<id>; collectd's statsd plugin takes no tags, so only ringpipe runs these)]
 SCENARIOS = [
     ("1k-series-20lpp-1M", 1000, 20, 1_000_000, "1k series, 20 lines/packet"),
     ("1k-series-20lpp-2M", 1000, 20, 2_000_000, "1k series, 20 lines/packet"),
@@ -44,6 +46,9 @@ SCENARIOS = [
     ("1k-series-1lpp-max", 1000, 1, 0, "1k series, 1 line/packet"),
     ("100k-series-20lpp-1M", 100_000, 20, 1_000_000, "100k/1M series, 20 lines/packet"),
     ("1M-series-20lpp-1M", 1_000_000, 20, 1_000_000, "100k/1M series, 20 lines/packet"),
+    ("100k-names-20lpp-max", 100_000, 20, 0, "100k/1M series, 20 lines/packet"),
+    ("100k-tags-20lpp-1M", 100_000, 20, 1_000_000, "100k series of one name, 20 lines/packet", "tags"),
+    ("100k-tags-20lpp-max", 100_000, 20, 0, "100k series of one name, 20 lines/packet", "tags"),
 ]
 QUICK = ["1k-series-20lpp-1M", "1k-series-20lpp-max", "1k-series-1lpp-100k", "100k-series-20lpp-1M"]
 SYSTEMS = ["ringpipe", "collectd"]
@@ -203,6 +208,21 @@ def counted_ringpipe(text):
     return total, series
 
 
+def counted_ringpipe_tags(text):
+    """Sum of bench_metric[_total]{id="<id>"} counters (one name, the series in a label)."""
+    name = re.compile(r"^" + re.escape(PREFIX.replace(".", "_")) + r"(_total)?$")
+    label = re.compile(r'(^|[{,])id="\d+"')
+    total, series = 0.0, 0
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        m = SAMPLE.match(line)
+        if m and name.match(m.group(1)) and label.search(m.group(2) or ""):
+            total += float(m.group(3))
+            series += 1
+    return total, series
+
+
 def counted_collectd(text):
     """Sum of collectd_statsd_derive_total{statsd="bench.metric.<id>"} (statsd counters are derive, cumulative)."""
     label = re.compile(r'statsd="' + re.escape(PREFIX) + r'\.\d+"')
@@ -262,8 +282,13 @@ LoadPlugin write_prometheus
     return [args.collectd, "-f", "-C", conf], []
 
 
+def by_tags(scenario):
+    return len(scenario) > 5 and scenario[5] == "tags"
+
+
 def run_one(args, system, scenario):
-    name, series, lines, rate, _family = scenario
+    name, series, lines, rate, _family = scenario[:5]
+    by_tag = by_tags(scenario)
     tmp = tempfile.mkdtemp(prefix=f"e2e-{system}-")
     statsd_port, web_port = free_port(), free_port()
     while web_port == statsd_port:
@@ -273,7 +298,7 @@ def run_one(args, system, scenario):
     url = f"http://127.0.0.1:{web_port}/metrics"
     logf = open(os.path.join(tmp, f"{system}.log"), "w")
     proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
-    counted = counted_ringpipe if system == "ringpipe" else counted_collectd
+    counted = counted_collectd if system != "ringpipe" else counted_ringpipe_tags if by_tag else counted_ringpipe
     row = {"scenario": name, "system": system, "series": series, "lines_per_packet": lines,
            "target_rate": rate, "error": "", "note": ""}
     try:
@@ -300,7 +325,7 @@ def run_one(args, system, scenario):
         gen = subprocess.run(
             [args.ingest_bench, "--send-only", "--host", "127.0.0.1", "--port", str(statsd_port),
              "--seconds", str(args.seconds), "--rate", str(rate), "--series", str(series),
-             "--lines", str(lines), "--prefix", PREFIX, "--tags", ""],
+             "--lines", str(lines), "--prefix", PREFIX, "--tags", ""] + (["--series-tag", "id"] if by_tag else []),
             capture_output=True, text=True, timeout=args.seconds + 120)
         if gen.returncode != 0:
             raise RuntimeError(f"generator failed: {gen.stderr.strip()} {gen.stdout.strip()}")
@@ -503,7 +528,8 @@ def main():
     args = p.parse_args()
     if args.list:
         for s in SCENARIOS:
-            log(f"{s[0]:24} series={s[1]:<8} lines/packet={s[2]:<3} rate={fmt_rate(s[3])}")
+            log(f"{s[0]:24} series={s[1]:<8} lines/packet={s[2]:<3} rate={fmt_rate(s[3])}"
+                + (" (one name, series by tag; ringpipe only)" if by_tags(s) else ""))
         return 0
     if args.from_json:
         with open(args.from_json) as f:
@@ -543,6 +569,9 @@ def main():
     rows = []
     for n in names:
         for system in systems:
+            if by_tags(by_name[n]) and system != "ringpipe":
+                log(f"{n:24} {system:9} not run: its StatsD parser takes no tags")
+                continue
             r = run_one(args, system, by_name[n])
             rows.append(r)
             if "delivered_pct" in r:

@@ -29,6 +29,10 @@ Result<std::unique_ptr<MetricsReaderLoop>> MetricsReaderLoop::attach(const Prome
   auto reader = ring::Reader::attach(*loop->ring_, options.reader_name, ro);
   if (!reader) return tl::unexpected(Error{reader.error().code, what + reader.error().message()});
   loop->reader_.emplace(std::move(*reader));
+  // Metric records come in bursts, one per shard and flush: take a burst
+  // with naps of at most a millisecond, then sleep on the futex without
+  // spinning or yielding first (a yield on a busy host is a context switch).
+  loop->reader_->set_wait_budget(std::chrono::milliseconds(1), std::chrono::milliseconds(20));
   auto journal = CrashJournal::open(CrashJournal::path_for(options.input, options.reader_name),
                                     loop->ring_->creation_id(), options.quarantine_after_crashes);
   if (!journal) {

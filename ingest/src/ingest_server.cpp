@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -18,6 +19,7 @@
 #include <boost/asio.hpp>
 
 #include "listen_util.hpp"
+#include "ringpipe/common/unique_fd.hpp"
 #include "ringpipe/ingest/listen_sockets.hpp"
 #include "source_stats.hpp"
 #include "stream_session.hpp"
@@ -37,6 +39,14 @@ namespace {
 
 constexpr int kPollMs = 50;          // how often receive threads look at the stop flag
 constexpr int kDrainBatches = 4096;  // bound on the final drain at stop
+// After reading datagrams, a receive thread lets the next ones gather in the
+// socket buffer this long before it looks again: under a steady stream of
+// small packets it then takes dozens per recvmmsg and per ring record (one
+// claim, one commit, one wake-up of the readers) instead of one each. A
+// packet that arrives while the thread waits in poll() is read at once; the
+// socket buffer (read_buffer, 8 MiB by default) holds far more than a
+// millisecond of any rate one thread can parse.
+constexpr std::int64_t kCoalesceNs = 1'000'000;
 
 std::string endpoint_text(const std::string& address, std::uint16_t port) {
   return address + ":" + std::to_string(port);
@@ -119,8 +129,13 @@ void datagram_loop(DatagramListener& l, const std::atomic<bool>& stopping) noexc
   while (!stopping.load(std::memory_order_acquire)) {
     pollfd p{l.fd, POLLIN, 0};
     if (::poll(&p, 1, kPollMs) <= 0) continue;
-    while (receive_batch(l, msgs, iov, data, control, control_each) == static_cast<int>(l.batch)) {
+    int got = 0;
+    while ((got = receive_batch(l, msgs, iov, data, control, control_each)) == static_cast<int>(l.batch)) {
       if (stopping.load(std::memory_order_relaxed)) break;
+    }
+    if (got > 0) {
+      const timespec nap{0, kCoalesceNs};
+      (void)::nanosleep(&nap, nullptr);
     }
   }
   // What the kernel already holds was sent before we stopped: take it (bounded).
@@ -141,8 +156,11 @@ struct IngestServer::Impl {
   IngestStats stats;
   RateLimiter error_log;
   asio::io_context io;  // stream listeners; also owns the datagram sockets
-  std::vector<asio::ip::udp::socket> udp_sockets;
-  std::optional<asio::local::datagram_protocol::socket> unix_dgram;
+  // Datagram sockets are read by their own threads with poll/recvmmsg; they
+  // are released from the io_context's reactor once bound, or its epoll
+  // (edge-triggered) would wake the stream thread for every datagram.
+  std::vector<UniqueFd> udp_sockets;
+  std::optional<UniqueFd> unix_dgram;
   std::vector<std::unique_ptr<DatagramListener>> datagram;
   std::unique_ptr<Worker> stream_worker;
   std::unique_ptr<StreamListener<asio::ip::tcp>> tcp;
@@ -196,23 +214,14 @@ Status IngestServer::Impl::adopt_udp(const UdpConfig& u, TargetFactory& targets)
   for (std::uint32_t i = 0; i < u.sockets; ++i) {
     auto fd = take_fd(listen_key(config.name, "udp", i), what, SOCK_DGRAM);
     if (!fd) return tl::unexpected(fd.error());
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    (void)::getsockname(fd->get(), reinterpret_cast<sockaddr*>(&ss), &len);
+    // Read by its own thread with poll/recvmmsg, never registered with the
+    // io_context (see udp_sockets).
     const int one = 1;
     (void)::setsockopt(fd->get(), SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
     udp_port = bound_port(fd->get());
-    boost::system::error_code ec;
-    asio::ip::udp::socket s(io);
-    const int raw = fd->release();
-    s.assign(ss.ss_family == AF_INET6 ? asio::ip::udp::v6() : asio::ip::udp::v4(), raw, ec);
-    if (ec) {
-      ::close(raw);
-      return tl::unexpected(Error{std::error_code(ec.value(), std::system_category()), what + ": adopt socket"});
-    }
     auto l = std::make_unique<DatagramListener>();
     l->what = what;
-    l->fd = s.native_handle();
+    l->fd = fd->get();
     l->batch = u.batch_packets;
     l->max_datagram = u.max_datagram_bytes;
     l->packets = &stats.udp_packets;
@@ -223,7 +232,7 @@ Status IngestServer::Impl::adopt_udp(const UdpConfig& u, TargetFactory& targets)
     if (!w) return tl::unexpected(Error{w.error().code, what + ": " + w.error().context});
     l->worker = std::move(*w);
     datagram.push_back(std::move(l));
-    udp_sockets.push_back(std::move(s));
+    udp_sockets.push_back(std::move(*fd));
   }
   return {};
 }
@@ -236,17 +245,9 @@ Status IngestServer::Impl::adopt_unix_datagram(const UnixDatagramConfig& u, Targ
   if (!fd) return tl::unexpected(fd.error());
   const int one = 1;
   (void)::setsockopt(fd->get(), SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
-  boost::system::error_code ec;
-  asio::local::datagram_protocol::socket s(io);
-  const int raw = fd->release();
-  s.assign(asio::local::datagram_protocol(), raw, ec);
-  if (ec) {
-    ::close(raw);
-    return tl::unexpected(Error{std::error_code(ec.value(), std::system_category()), what + ": adopt socket"});
-  }
   auto l = std::make_unique<DatagramListener>();
   l->what = what;
-  l->fd = s.native_handle();
+  l->fd = fd->get();
   l->batch = u.batch_packets;
   l->max_datagram = u.max_datagram_bytes;
   l->packets = &stats.unix_datagram_packets;
@@ -257,7 +258,7 @@ Status IngestServer::Impl::adopt_unix_datagram(const UnixDatagramConfig& u, Targ
   if (!w) return tl::unexpected(Error{w.error().code, what + ": " + w.error().context});
   l->worker = std::move(*w);
   datagram.push_back(std::move(l));
-  unix_dgram.emplace(std::move(s));
+  unix_dgram.emplace(std::move(*fd));
   return {};
 }
 

@@ -28,6 +28,16 @@ namespace {
 
 using detail::MappedSample;
 
+// Latency budgets of the input readers (Reader::set_wait_budget): while
+// samples keep arriving, the reader looks at the ring once per kReadBudget
+// and hands each shard one batch of whatever came meanwhile, instead of
+// being woken (and waking a shard) per record; the gate, which only frees
+// ring space behind the shards, looks half as often. After kIdleAfter
+// without a record both sleep on the ring's futex again.
+constexpr std::chrono::microseconds kReadBudget{1000};
+constexpr std::chrono::microseconds kGateBudget{2000};
+constexpr std::chrono::milliseconds kIdleAfter{50};
+
 // Samples for one shard, with the label bytes they point into. Travels
 // reader -> shard through the shard's queue and back through the reader's pool.
 struct ShardBatch {
@@ -181,6 +191,7 @@ void Processor::Impl::reader_loop(Input& in) {
   };
   CrashJournal* journal = in.journal ? &*in.journal : nullptr;
   std::uint64_t careful_read = 0;
+  in.reader->set_wait_budget(kReadBudget, kIdleAfter);
   while (!readers_stop.load(std::memory_order_acquire)) {
     in.reader->wait(std::chrono::milliseconds(50));
     const std::int64_t now = monotonic_ns();
@@ -315,18 +326,21 @@ void Processor::Impl::gate_loop(Input& in) {
   std::vector<std::uint64_t> d(lanes, 0);
   std::vector<std::uint64_t> e(n, 0);
   bool final_pass = false;
-  auto on_record = [&](const ring::RecordView& v) {
-    if (v.lane >= lanes) return;
+  bool ahead = false;  // the gate reached a record the reader has not handed to the shards yet
+  in.gate->set_wait_budget(kGateBudget, kIdleAfter);
+  // false leaves the record unread (the gate's cursor stays before it).
+  auto on_record = [&](const ring::RecordView& v) -> bool {
+    if (v.lane >= lanes) return true;
     for (;;) {
-      if (v.seq <= covered[v.lane]) return;
+      if (v.seq <= covered[v.lane]) return true;
       for (std::uint32_t l = 0; l < lanes; ++l) d[l] = in.dispatched[l].load(std::memory_order_acquire);
       if (d[v.lane] < v.seq) {
         if (final_pass) {  // the reader stopped before it: apply it here
           apply_direct(in, v);
-          return;
+          return true;
         }
-        std::this_thread::sleep_for(std::chrono::microseconds(100));
-        continue;
+        ahead = true;  // look again after a budget, when the reader has taken it
+        return false;
       }
       for (std::uint32_t k = 0; k < n; ++k) e[k] = in.enqueued[k].load(std::memory_order_acquire);
       for (std::uint32_t k = 0; k < n; ++k) {
@@ -339,8 +353,15 @@ void Processor::Impl::gate_loop(Input& in) {
   };
   for (;;) {
     final_pass = gate_final.load(std::memory_order_acquire);
-    if (!final_pass) in.gate->wait(std::chrono::milliseconds(50));
-    while (in.gate->poll(on_record) != 0 && !final_pass) {
+    if (!final_pass) {
+      if (ahead) {
+        std::this_thread::sleep_for(kGateBudget);  // the record is there: wait() would not sleep
+      } else {
+        in.gate->wait(std::chrono::milliseconds(50));
+      }
+    }
+    ahead = false;
+    while (in.gate->poll_while(on_record) != 0 && !final_pass && !ahead) {
     }
     if (final_pass) break;
   }

@@ -1,6 +1,8 @@
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <thread>
 
 #include "layout.hpp"
@@ -202,6 +204,9 @@ Reader& Reader::operator=(Reader&& o) noexcept {
     bytes_total_ = o.bytes_total_;
     sleeps_ = o.sleeps_;
     membarrier_failed_ns_ = o.membarrier_failed_ns_;
+    budget_ns_ = o.budget_ns_;
+    idle_ns_ = o.idle_ns_;
+    last_data_ns_ = o.last_data_ns_;
   }
   return *this;
 }
@@ -546,6 +551,7 @@ bool Reader::has_data_seq_cst() const noexcept {
 bool Reader::wait(std::chrono::nanoseconds timeout) noexcept {
   if (ring_->truncated()) [[unlikely]]
     return false;
+  if (budget_ns_ > 0) return wait_budgeted(timeout);
   if (has_data()) return true;
   const std::int64_t deadline = monotonic_ns() + timeout.count();
   // Spin with exponential back-off between looks: a reader that re-reads a
@@ -559,6 +565,43 @@ bool Reader::wait(std::chrono::nanoseconds timeout) noexcept {
     std::this_thread::yield();
     if (has_data()) return true;
   }
+  return sleep_until_data(deadline);
+}
+
+void Reader::set_wait_budget(std::chrono::nanoseconds budget, std::chrono::nanoseconds idle) noexcept {
+  budget_ns_ = std::max<std::int64_t>(0, budget.count());
+  idle_ns_ = std::max<std::int64_t>(0, idle.count());
+}
+
+bool Reader::wait_budgeted(std::chrono::nanoseconds timeout) noexcept {
+  std::int64_t now = monotonic_ns();
+  if (has_data()) {
+    last_data_ns_ = now;
+    return true;
+  }
+  const std::int64_t deadline = now + timeout.count();
+  // Busy: look again after a budget, without setting a sleepers bit (no
+  // producer makes a wake syscall for us, none pays a membarrier IPI).
+  while (now - last_data_ns_ < idle_ns_) {
+    if (now >= deadline) return false;
+    const std::int64_t nap = std::min(budget_ns_, deadline - now);
+    timespec ts{static_cast<time_t>(nap / 1'000'000'000), static_cast<long>(nap % 1'000'000'000)};
+    (void)::nanosleep(&ts, nullptr);
+    now = monotonic_ns();
+    if (has_data()) {
+      last_data_ns_ = now;
+      return true;
+    }
+  }
+  // Idle: sleep on the futex; the first record wakes us at once.
+  if (sleep_until_data(deadline)) {
+    last_data_ns_ = monotonic_ns();
+    return true;
+  }
+  return false;
+}
+
+bool Reader::sleep_until_data(std::int64_t deadline) noexcept {
   const std::uint64_t bit = std::uint64_t{1} << slot_;
   for (;;) {
     const std::int64_t now = monotonic_ns();

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -734,6 +735,50 @@ TEST(IngestServer, StopsWhenRunIsInterruptedFromAnotherThread) {
   });
   EXPECT_TRUE((*s)->run());
   stopper.join();
+}
+
+// Voluntary context switches of every thread of this process but the caller's.
+std::uint64_t other_threads_voluntary_switches() {
+  const std::string self = std::to_string(::gettid());
+  std::uint64_t total = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+    if (e.path().filename() == self) continue;
+    std::ifstream in(e.path() / "status");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) total += std::stoull(line.substr(24));
+    }
+  }
+  return total;
+}
+
+// A steady stream of one-line packets is read in bursts: the receive thread
+// lets datagrams gather for a bounded time after each read, so it takes many
+// per record and per wake-up, and the stream thread (TCP) is not woken by
+// datagrams at all (the UDP socket is not in its epoll set).
+TEST(IngestServer, SteadyStreamOfSmallPacketsTakesFewRecordsAndWakeUps) {
+  Fixture f;
+  IngestConfig c = Fixture::base();
+  c.udp = UdpConfig{.port = 0};
+  c.tcp = TcpConfig{.port = 0};
+  f.start(c);
+  auto fd = testing::udp_socket();
+  ASSERT_TRUE(testing::send_udp(fd.get(), f.server->udp_port(), "warm:1|c"));
+  ASSERT_TRUE(f.wait_written(1));
+  const std::uint64_t records0 = f.store->record_count();
+  const std::uint64_t switches0 = other_threads_voluntary_switches();
+  constexpr int kPackets = 2000;
+  for (int i = 0; i < kPackets; ++i) {  // one packet every ~20-100 us
+    ASSERT_TRUE(testing::send_udp(fd.get(), f.server->udp_port(), "m:1|c"));
+    std::this_thread::sleep_for(std::chrono::microseconds(20));
+  }
+  ASSERT_TRUE(f.wait_written(kPackets + 1));
+  const std::uint64_t switches = other_threads_voluntary_switches() - switches0;
+  const std::uint64_t records = f.store->record_count() - records0;
+  f.server->stop();
+  EXPECT_EQ(f.store->samples().size(), static_cast<std::size_t>(kPackets + 1));
+  EXPECT_LE(records, kPackets / 4u) << "records for " << kPackets << " packets";
+  EXPECT_LE(switches, kPackets / 4u) << "context switches for " << kPackets << " packets";
 }
 
 }  // namespace

@@ -836,6 +836,84 @@ TEST(Reader, SleepingReaderCountsItsSleepAndTheNextPublishWakesIt) {
   EXPECT_EQ(drain(*r), (std::vector<std::string>{"more"}));
 }
 
+// With a latency budget a reader that keeps receiving records looks at the
+// ring once per budget and takes what came meanwhile in one poll: no wake
+// syscall from the producer and no futex sleep while records flow, only the
+// first record after idleness wakes it.
+TEST(Reader, WaitBudgetTakesAStreamInOnePollPerBudgetWithoutWakeSyscalls) {
+  ScratchDir dir;
+  RingOptions opt = small(Overflow::kBlock, 1 << 16, 1);
+  auto ring = Ring::create(dir.file("r"), opt);
+  auto r = Reader::attach(*ring, "proc");
+  auto p = Producer::attach(*ring);
+  ASSERT_TRUE(r && p);
+  constexpr auto kBudget = std::chrono::milliseconds(4);
+  r->set_wait_budget(kBudget, std::chrono::seconds(30));  // longer than the test: busy from the first record on
+  constexpr int kRecords = 300;
+  std::uint64_t got = 0;
+  std::uint64_t polls = 0;  // polls that found records
+  std::chrono::steady_clock::duration busy{};
+  std::thread reader([&] {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    std::chrono::steady_clock::time_point first{};
+    while (got < kRecords && std::chrono::steady_clock::now() < deadline) {
+      (void)r->wait(std::chrono::seconds(1));
+      const std::size_t n = drain(*r).size();
+      if (n == 0) continue;
+      if (polls++ == 0) first = std::chrono::steady_clock::now();
+      got += n;
+    }
+    busy = std::chrono::steady_clock::now() - first;
+  });
+  // Let the reader fall asleep on the futex first (nothing has arrived yet).
+  ASSERT_TRUE(
+      ringpipe::testing::wait_until([&] { return ring->stats().readers[0].sleeps >= 1; }, std::chrono::seconds(10)));
+  std::vector<std::byte> rec(24);
+  for (int i = 0; i < kRecords; ++i) {  // one record every ~100 us: far more often than the budget
+    ASSERT_EQ(p->try_write(1, rec), WriteStatus::kOk);
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  reader.join();
+  EXPECT_EQ(got, static_cast<std::uint64_t>(kRecords));
+  const RingStats st = ring->stats();
+  EXPECT_EQ(st.lane[0].wakes, 1u);      // only the first record found the reader asleep
+  EXPECT_EQ(st.readers[0].sleeps, 1u);  // busy: it napped, never slept on the futex again
+  // At most one poll per budget while the stream lasted (+ the first and the last).
+  const auto budgets = static_cast<std::uint64_t>(busy / kBudget);
+  EXPECT_LE(polls, budgets + 2) << "busy " << std::chrono::duration<double>(busy).count() << " s";
+  EXPECT_LT(polls, static_cast<std::uint64_t>(kRecords) / 4);
+}
+
+// Once nothing arrived for the idle time, a budgeted reader sleeps on the
+// futex again and the next record wakes it at once, not after a budget.
+TEST(Reader, WaitBudgetSleepsOnTheFutexWhenIdleAndIsWokenByTheNextRecord) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small(Overflow::kBlock, 4096, 1));
+  auto r = Reader::attach(*ring, "proc");
+  auto p = Producer::attach(*ring);
+  ASSERT_TRUE(r && p);
+  r->set_wait_budget(std::chrono::seconds(20), std::chrono::milliseconds(1));
+  ASSERT_EQ(p->try_write(1, bytes_of("one")), WriteStatus::kOk);
+  EXPECT_TRUE(r->wait(std::chrono::seconds(1)));
+  EXPECT_EQ(drain(*r), (std::vector<std::string>{"one"}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));  // idle for longer than 1 ms
+  bool woke = false;
+  std::chrono::steady_clock::duration slept{};
+  std::thread sleeper([&] {
+    const auto t0 = std::chrono::steady_clock::now();
+    woke = r->wait(std::chrono::seconds(30));
+    slept = std::chrono::steady_clock::now() - t0;
+  });
+  ASSERT_TRUE(
+      ringpipe::testing::wait_until([&] { return ring->stats().readers[0].sleeps >= 1; }, std::chrono::seconds(10)));
+  ASSERT_EQ(p->try_write(1, bytes_of("two")), WriteStatus::kOk);
+  sleeper.join();
+  EXPECT_TRUE(woke);
+  EXPECT_LT(slept, std::chrono::seconds(15));  // the publish woke it: neither the 20 s budget nor the deadline
+  EXPECT_EQ(ring->stats().lane[0].wakes, 1u);
+  EXPECT_EQ(drain(*r), (std::vector<std::string>{"two"}));
+}
+
 // lag_bytes = the bytes between each lane's published tail and the reader's
 // cursor, headers and padding included; a batch that is not published yet
 // is not lag.

@@ -439,6 +439,15 @@ class Reader {
   // Returns true when data is available.
   bool wait(std::chrono::nanoseconds timeout) noexcept;
   [[nodiscard]] bool has_data() const noexcept;
+  // A latency budget for wait(): while records keep arriving (some arrived
+  // in the last `idle`), wait() neither spins nor asks producers for a
+  // wake-up: it sleeps `budget` at a time and looks again, so a busy reader
+  // wakes at most once per budget whatever the record rate, takes what came
+  // meanwhile in one poll, and producers make no wake syscall. Once nothing
+  // arrived for `idle` it sleeps on the futex as without a budget (the first
+  // record wakes it at once). A record waits at most `budget` longer than
+  // without one. 0 (the default) turns it off.
+  void set_wait_budget(std::chrono::nanoseconds budget, std::chrono::nanoseconds idle) noexcept;
 
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
   [[nodiscard]] std::uint32_t slot() const noexcept { return slot_; }
@@ -460,6 +469,9 @@ class Reader {
   [[nodiscard]] std::optional<std::pair<std::uint64_t, std::uint64_t>> tail_and_seq(std::uint32_t lane) const noexcept;
   void start_lane(std::uint32_t lane, StartAt start) noexcept;
   [[nodiscard]] bool has_data_seq_cst() const noexcept;
+  bool wait_budgeted(std::chrono::nanoseconds timeout) noexcept;
+  // Sets the sleepers bit and sleeps on the futex until data or `deadline`.
+  bool sleep_until_data(std::int64_t deadline) noexcept;
 
   const Ring* ring_ = nullptr;
   UniqueFd fd_;
@@ -488,6 +500,9 @@ class Reader {
   std::uint64_t bytes_total_ = 0;
   std::uint64_t sleeps_ = 0;
   std::int64_t membarrier_failed_ns_ = 0;  // when this reader found membarrier() failing and said so
+  std::int64_t budget_ns_ = 0;             // set_wait_budget: sleep this long between looks while busy
+  std::int64_t idle_ns_ = 0;               // ... until nothing arrived for this long
+  std::int64_t last_data_ns_ = 0;          // when wait() last found data
 };
 
 }  // namespace ringpipe::ring
