@@ -356,12 +356,26 @@ DecodeStatus RemoteWriteDecoder::decode(std::string_view body, ParseCounters& co
     return DecodeStatus::kBadProtobuf;
   }
   s.request = std::string_view(s.uncompressed.data(), n);
-  // Metadata first: it names the types of this request's series too.
-  const bool meta_ok = for_each_series(
+  // Metadata first: it names the types of this request's series too. A
+  // request refused as malformed changes nothing and is counted once, by that
+  // reason: every entry is read before any is counted or kept.
+  const bool meta_well_formed = for_each_series(
+      s.request,
+      [](std::string_view m) {
+        WireMetadata md;
+        return read_metadata(m, md);
+      },
+      3);
+  if (!meta_well_formed) {
+    counters.count(ParseError::kBadProtobuf);
+    release();
+    return DecodeStatus::kBadProtobuf;
+  }
+  (void)for_each_series(
       s.request,
       [&](std::string_view m) {
         WireMetadata md;
-        if (!read_metadata(m, md)) return false;
+        (void)read_metadata(m, md);  // read once already
         if (md.family.empty() || !valid_metric_name(md.family) || md.help.size() > kMaxNameBytes ||
             md.unit.size() > UINT8_MAX || !text::valid_utf8(md.help) || !text::valid_utf8(md.unit)) {
           counters.count(ParseError::kMalformedMetadata);
@@ -387,11 +401,6 @@ DecodeStatus RemoteWriteDecoder::decode(std::string_view body, ParseCounters& co
         return true;
       },
       3);
-  if (!meta_ok) {
-    counters.count(ParseError::kBadProtobuf);
-    release();
-    return DecodeStatus::kBadProtobuf;
-  }
   s.batch_bound = bound + s.samples * ((s.max_meta_bytes + 7) & ~std::size_t{7});
   return DecodeStatus::kNone;
 }

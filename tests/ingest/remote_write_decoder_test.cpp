@@ -141,6 +141,28 @@ TEST(RemoteWriteDecoder, RefusedMetadataIsCountedAndTheSamplesStayUntyped) {
   EXPECT_EQ(got[1].family_type, sample::FamilyType::kUntyped);
 }
 
+// A request refused as malformed is counted once, by that reason, and
+// changes nothing: metadata entries before the broken one are neither
+// counted nor kept (found by the remote_write fuzz target).
+TEST(RemoteWriteDecoder, ARefusedRequestCountsOnceAndKeepsNoneOfItsMetadata) {
+  RemoteWriteDecoder d({});
+  ParseCounters c;
+  // A good entry, one with a name Prometheus refuses, then one whose type
+  // varint runs past its message's end.
+  const std::string broken = std::string(1, static_cast<char>(3 << 3 | 2)) + std::string("\x02\x08\xff", 3);
+  const std::string meta = metadata_field(1, "a_total", "A.", "") + metadata_field(2, "9bad", "", "") + broken;
+  ASSERT_EQ(d.decode(testing::snappy_of(meta), c), DecodeStatus::kBadProtobuf);
+  EXPECT_EQ(c.total_errors(), 1u);
+  EXPECT_EQ(c[ParseError::kBadProtobuf], 1u);
+  EXPECT_EQ(c[ParseError::kMalformedMetadata], 0u);
+  prometheus::WriteRequest req;
+  add_series(req, {{"__name__", "a_total"}}, {{1, kT0}});
+  ASSERT_EQ(d.decode(encode(req), c), DecodeStatus::kNone);
+  const auto got = convert_all(d, c);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].family_type, sample::FamilyType::kUntyped);
+}
+
 TEST(RemoteWriteDecoder, ReportsTheFirstReasonAndCountsEveryRejectedSeries) {
   RemoteWriteDecoder d(RemoteWriteLimits{1024, 8192, 1});
   ParseCounters c;
