@@ -878,9 +878,12 @@ TEST(Reader, WaitBudgetTakesAStreamInOnePollPerBudgetWithoutWakeSyscalls) {
   const RingStats st = ring->stats();
   EXPECT_EQ(st.lane[0].wakes, 1u);      // only the first record found the reader asleep
   EXPECT_EQ(st.readers[0].sleeps, 1u);  // busy: it napped, never slept on the futex again
-  // At most one poll per budget while the stream lasted (+ the first and the last).
+  // About one poll per budget while the stream lasted: a record that lands
+  // while the reader drains (a slow machine, a sanitizer) is found at once by
+  // the next look, without a nap, so allow two per budget, plus the first and
+  // the last. Without a budget it is one poll per record.
   const auto budgets = static_cast<std::uint64_t>(busy / kBudget);
-  EXPECT_LE(polls, budgets + 2) << "busy " << std::chrono::duration<double>(busy).count() << " s";
+  EXPECT_LE(polls, 2 * budgets + 2) << "busy " << std::chrono::duration<double>(busy).count() << " s";
   EXPECT_LT(polls, static_cast<std::uint64_t>(kRecords) / 4);
 }
 
