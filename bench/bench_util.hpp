@@ -4,6 +4,8 @@
 
 #include <time.h>
 
+#include <cstdlib>
+
 namespace ringpipe::bench {
 
 // CPU seconds the calling thread has used.
@@ -20,13 +22,17 @@ inline double thread_cpu_seconds() {
 template <class F, class N>
 double time_repeated(double min_seconds, F&& f, N& reps) {
   reps = 0;
+  // RINGPIPE_BENCH_REPS=N: exactly N calls whatever the time, so that an
+  // instruction count (callgrind) of two builds covers the same work.
+  const char* fixed = std::getenv("RINGPIPE_BENCH_REPS");
+  const long want = fixed != nullptr ? std::strtol(fixed, nullptr, 10) : 0;
   const double start = thread_cpu_seconds();
   double elapsed = 0;
   do {
     f();
     ++reps;
     elapsed = thread_cpu_seconds() - start;
-  } while (elapsed < min_seconds);
+  } while (want > 0 ? reps < want : elapsed < min_seconds);
   return elapsed;
 }
 

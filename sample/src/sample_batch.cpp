@@ -106,71 +106,78 @@ void BatchWriter::reset(std::span<std::byte> buffer, std::int64_t received_ns) n
 
 bool BatchWriter::append(Kind kind, std::string_view name, double value, double sample_rate, std::span<const Tag> tags,
                          std::string_view str_value, std::int64_t timestamp_ns, const Family* family) noexcept {
-  constexpr std::size_t kMax16 = std::numeric_limits<std::uint16_t>::max();
-  // One pass over the tags: limits and size together.
-  std::size_t tag_bytes = 0;
-  bool too_long = name.size() > kMax16 || str_value.size() > kMax16 || tags.size() > kMax16;
-  for (const Tag& t : tags) {
-    too_long |= t.key.size() > kMax16 || t.value.size() > kMax16;
-    tag_bytes += sizeof(TagHeader) + t.key.size() + t.value.size();
-  }
-  std::string_view help;
-  std::string_view unit;
-  if (family != nullptr) {
-    help = family->help;
-    unit = family->unit;
-    too_long |= help.size() > kMax16 || unit.size() > std::numeric_limits<std::uint8_t>::max() ||
-                family->suffix_len > name.size() || static_cast<std::uint8_t>(family->type) > kMaxFamilyType;
-  }
-  if (too_long) return false;
-  const std::size_t unpadded =
-      sizeof(SampleHeader) + name.size() + str_value.size() + help.size() + unit.size() + tag_bytes;
-  const std::size_t size = align8(unpadded);
-  if (buf_.size() < used_ || size > buf_.size() - used_ || size > std::numeric_limits<std::uint32_t>::max()) {
-    return false;
-  }
-  std::byte* p = buf_.data() + used_;
-  // Entries are written front to back: ask for the lines a few entries ahead
-  // now, so the write misses overlap the parsing (a hint; no access past the buffer).
-  if (buf_.size() - used_ > kPrefetchAhead) __builtin_prefetch(p + kPrefetchAhead, 1, 3);
-  // The padding never leaks old bytes: zero the entry's last word first.
-  std::memset(p + size - 8, 0, 8);
-  SampleHeader h{};
-  h.value = value;
-  h.sample_rate = sample_rate;
-  h.timestamp_ns = timestamp_ns;
-  h.size = static_cast<std::uint32_t>(size);
-  h.name_len = static_cast<std::uint16_t>(name.size());
-  h.tag_count = static_cast<std::uint16_t>(tags.size());
-  h.str_len = static_cast<std::uint16_t>(str_value.size());
-  h.kind = static_cast<std::uint8_t>(kind);
-  if (family != nullptr) {
-    h.family_type = static_cast<std::uint8_t>(family->type);
-    h.help_len = static_cast<std::uint16_t>(help.size());
-    h.unit_len = static_cast<std::uint8_t>(unit.size());
-    h.suffix_len = family->suffix_len;
-  }
-  std::memcpy(p, &h, sizeof h);
-  std::byte* q = p + sizeof h;
-  // copy_short never touches a pointer for 0 bytes (an empty view may have a null data()).
-  auto put = [&q](std::string_view s) {
-    copy_short(q, s.data(), s.size());
-    q += s.size();
+  // One body, compiled twice: the untyped entry (StatsD, Influx, ...: every
+  // sample of a text protocol) never pays for the Prometheus fields.
+  auto entry = [&]<bool Typed>() noexcept {
+    constexpr std::size_t kMax16 = std::numeric_limits<std::uint16_t>::max();
+    // One pass over the tags: limits and size together.
+    std::size_t tag_bytes = 0;
+    bool too_long = name.size() > kMax16 || str_value.size() > kMax16 || tags.size() > kMax16;
+    for (const Tag& t : tags) {
+      too_long |= t.key.size() > kMax16 || t.value.size() > kMax16;
+      tag_bytes += sizeof(TagHeader) + t.key.size() + t.value.size();
+    }
+    std::string_view help;
+    std::string_view unit;
+    if constexpr (Typed) {
+      help = family->help;
+      unit = family->unit;
+      too_long |= help.size() > kMax16 || unit.size() > std::numeric_limits<std::uint8_t>::max() ||
+                  family->suffix_len > name.size() || static_cast<std::uint8_t>(family->type) > kMaxFamilyType;
+    }
+    if (too_long) return false;
+    const std::size_t unpadded =
+        sizeof(SampleHeader) + name.size() + str_value.size() + help.size() + unit.size() + tag_bytes;
+    const std::size_t size = align8(unpadded);
+    if (buf_.size() < used_ || size > buf_.size() - used_ || size > std::numeric_limits<std::uint32_t>::max()) {
+      return false;
+    }
+    std::byte* p = buf_.data() + used_;
+    // Entries are written front to back: ask for the lines a few entries ahead
+    // now, so the write misses overlap the parsing (a hint; no access past the buffer).
+    if (buf_.size() - used_ > kPrefetchAhead) __builtin_prefetch(p + kPrefetchAhead, 1, 3);
+    // The padding never leaks old bytes: zero the entry's last word first.
+    std::memset(p + size - 8, 0, 8);
+    SampleHeader h{};
+    h.value = value;
+    h.sample_rate = sample_rate;
+    h.timestamp_ns = timestamp_ns;
+    h.size = static_cast<std::uint32_t>(size);
+    h.name_len = static_cast<std::uint16_t>(name.size());
+    h.tag_count = static_cast<std::uint16_t>(tags.size());
+    h.str_len = static_cast<std::uint16_t>(str_value.size());
+    h.kind = static_cast<std::uint8_t>(kind);
+    if constexpr (Typed) {
+      h.family_type = static_cast<std::uint8_t>(family->type);
+      h.help_len = static_cast<std::uint16_t>(help.size());
+      h.unit_len = static_cast<std::uint8_t>(unit.size());
+      h.suffix_len = family->suffix_len;
+    }
+    std::memcpy(p, &h, sizeof h);
+    std::byte* q = p + sizeof h;
+    // copy_short never touches a pointer for 0 bytes (an empty view may have a null data()).
+    auto put = [&q](std::string_view s) {
+      copy_short(q, s.data(), s.size());
+      q += s.size();
+    };
+    put(name);
+    put(str_value);
+    if constexpr (Typed) {
+      put(help);
+      put(unit);
+    }
+    for (const Tag& t : tags) {
+      const TagHeader th{static_cast<std::uint16_t>(t.key.size()), static_cast<std::uint16_t>(t.value.size())};
+      std::memcpy(q, &th, sizeof th);
+      q += sizeof th;
+      put(t.key);
+      put(t.value);
+    }
+    used_ += size;
+    ++count_;
+    return true;
   };
-  put(name);
-  put(str_value);
-  put(help);
-  put(unit);
-  for (const Tag& t : tags) {
-    const TagHeader th{static_cast<std::uint16_t>(t.key.size()), static_cast<std::uint16_t>(t.value.size())};
-    std::memcpy(q, &th, sizeof th);
-    q += sizeof th;
-    put(t.key);
-    put(t.value);
-  }
-  used_ += size;
-  ++count_;
-  return true;
+  return family == nullptr ? entry.template operator()<false>() : entry.template operator()<true>();
 }
 
 std::size_t BatchWriter::finish() noexcept {
