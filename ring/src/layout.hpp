@@ -122,6 +122,11 @@ static_assert(sizeof(LaneControl) == 4 * kCacheLine, "LaneControl is part of the
 static_assert(offsetof(LaneControl, intent) == kCacheLine, "claim intent apart from the commit line");
 static_assert(offsetof(LaneControl, publish_gen) == 16, "the seqlock shares the commit line");
 static_assert(offsetof(LaneControl, owner_pid) == 2 * kCacheLine, "counters apart from hot lines");
+// Producer::commit_tail reaches these as word arrays: tail, next_seq,
+// publish_gen; records, bytes.
+static_assert(offsetof(LaneControl, next_seq) == offsetof(LaneControl, tail) + 8 &&
+              offsetof(LaneControl, publish_gen) == offsetof(LaneControl, tail) + 16);
+static_assert(offsetof(LaneControl, bytes) == offsetof(LaneControl, records) + 8);
 
 enum SlotState : std::uint32_t { kSlotFree = 0, kSlotInit = 1, kSlotActive = 2, kSlotDead = 3 };
 

@@ -62,6 +62,10 @@ Result<Producer> Producer::attach(const Ring& ring) {
     p.fd_ = std::move(*fd);
     p.hdr_ = h;
     p.lc_ = ring.lane(i);
+    p.commit_ = &p.lc_->tail;  // take_over may publish: commit_tail's words first
+    p.counts_ = &p.lc_->records;
+    p.sleepers_ = &h->sleepers;
+    p.no_membarrier_ = &h->no_membarrier;
     p.data_ = ring.lane_data(i);
     p.lane_ = i;
     p.cap_ = ring.geo_.lane_capacity;
@@ -136,6 +140,10 @@ Producer& Producer::operator=(Producer&& o) noexcept {
     direct_next_ = o.direct_next_;
     slow_only_ = o.slow_only_;
     intent_ = o.intent_;
+    commit_ = o.commit_;
+    counts_ = o.counts_;
+    sleepers_ = o.sleepers_;
+    no_membarrier_ = o.no_membarrier_;
     written_ = o.written_;
     publish_gen_ = o.publish_gen_;
   }
@@ -421,15 +429,6 @@ void Producer::cover(std::uint64_t reach) noexcept {
   std::atomic_thread_fence(std::memory_order_release);
 }
 
-void Producer::begin_publish() noexcept {
-  lc_->publish_gen.store(++publish_gen_, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);  // odd before next_seq and tail change
-}
-
-void Producer::end_publish() noexcept {
-  lc_->publish_gen.store(++publish_gen_, std::memory_order_release);  // even after them
-}
-
 void Producer::publish() noexcept {
   if (tail_ == published_) return;
   if (batch_first_) {
@@ -442,39 +441,25 @@ void Producer::publish() noexcept {
     batch_first_ = nullptr;
   }
   fault(FaultPoint::kAfterCommit);
-  records_total_ += pending_records_;
-  bytes_total_ += pending_bytes_;
-  pending_records_ = 0;
-  pending_bytes_ = 0;
-  lc_->records.store(records_total_, std::memory_order_relaxed);
-  lc_->bytes.store(bytes_total_, std::memory_order_relaxed);
-  begin_publish();
-  lc_->next_seq.store(seq_, std::memory_order_relaxed);
-  // The commit: pairs with the reader's acquire load of tail, which makes the
-  // records' bytes and next_seq visible. It is also one half of a Dekker
-  // pair with Reader::wait (the reader sets its sleeper bit, then re-reads
-  // the tails; we publish, then read the bits), so that no wake-up is lost.
-  // With membarrier the reader's side supplies the full fence on our CPU and
-  // this path stays a plain store (no stall on the tail line); without it
-  // the store is sequentially consistent.
-  if (asymmetric_ && hdr_->no_membarrier.load(std::memory_order_relaxed) == 0) [[likely]] {
-    lc_->tail.store(tail_, std::memory_order_release);
-    std::atomic_signal_fence(std::memory_order_seq_cst);  // keeps the load below after the store
-  } else {
-    lc_->tail.exchange(tail_, std::memory_order_seq_cst);
-  }
-  end_publish();
-  published_ = tail_;
+  commit_tail();
   // Truncated under us (see Ring::truncated): what was just published went
   // to private pages. Every later write takes the slow path, which refuses.
   if (any_mapping_lost() && ring_->truncated()) [[unlikely]]
     slow_only_ = true;
   fault(FaultPoint::kAfterPublish);
-  if (hdr_->sleepers.load(asymmetric_ ? std::memory_order_relaxed : std::memory_order_seq_cst) != 0) [[unlikely]] {
-    hdr_->data_seq.fetch_add(1, std::memory_order_release);
-    futex_wake_all(&hdr_->data_seq);
-    lc_->wakes.store(lc_->wakes.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  }
+  if (sleepers_->load(asymmetric_ ? std::memory_order_relaxed : std::memory_order_seq_cst) != 0) [[unlikely]]
+    wake_sleepers();
+}
+
+void Producer::after_commit() noexcept {
+  if (any_mapping_lost() && ring_->truncated()) slow_only_ = true;
+  if (sleepers_->load(asymmetric_ ? std::memory_order_relaxed : std::memory_order_seq_cst) != 0) wake_sleepers();
+}
+
+void Producer::wake_sleepers() noexcept {
+  hdr_->data_seq.fetch_add(1, std::memory_order_release);
+  futex_wake_all(&hdr_->data_seq);
+  lc_->wakes.store(lc_->wakes.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
 WriteStatus Producer::try_append_slow(std::uint16_t type, std::span<const std::byte> payload) noexcept {

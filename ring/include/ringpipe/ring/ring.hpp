@@ -208,7 +208,14 @@ class Producer {
   [[nodiscard, gnu::always_inline]] inline WriteStatus try_write(std::uint16_t type,
                                                                  std::span<const std::byte> payload) noexcept {
     if (batch_first_ == nullptr && append_fast<true>(type, payload)) [[likely]] {
-      publish();
+      // The record commits itself (its seq); make it visible. append_fast
+      // declines whenever a fault hook is installed, so this path has no
+      // fault points: try_write_slow's publish() has them.
+      commit_tail();
+      if (any_mapping_lost() ||
+          sleepers_->load(asymmetric_ ? std::memory_order_relaxed : std::memory_order_seq_cst) != 0) [[unlikely]] {
+        after_commit();
+      }
       return WriteStatus::kOk;
     }
     return try_write_slow(type, payload);
@@ -257,8 +264,46 @@ class Producer {
   // Raises the lane's `intent` to `reach` where it falls short (claim, finish).
   void cover(std::uint64_t reach) noexcept;
   // Around the stores of `next_seq` and `tail` (LaneControl::publish_gen).
-  void begin_publish() noexcept;
-  void end_publish() noexcept;
+  void begin_publish() noexcept {
+    commit_[kCommitPublishGen].store(++publish_gen_, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);  // odd before next_seq and tail change
+  }
+  void end_publish() noexcept {
+    commit_[kCommitPublishGen].store(++publish_gen_, std::memory_order_release);  // even after them
+  }
+  // Makes every finished record visible: the lane's counters, then next_seq
+  // and tail inside the publish_gen seqlock. Inline, so that a record
+  // written on its own (try_write) costs no call to publish.
+  [[gnu::always_inline]] inline void commit_tail() noexcept {
+    records_total_ += pending_records_;
+    bytes_total_ += pending_bytes_;
+    pending_records_ = 0;
+    pending_bytes_ = 0;
+    counts_[0].store(records_total_, std::memory_order_relaxed);
+    counts_[1].store(bytes_total_, std::memory_order_relaxed);
+    begin_publish();
+    commit_[kCommitNextSeq].store(seq_, std::memory_order_relaxed);
+    // The commit: pairs with the reader's acquire load of tail, which makes the
+    // records' bytes and next_seq visible. It is also one half of a Dekker
+    // pair with Reader::wait (the reader sets its sleeper bit, then re-reads
+    // the tails; we publish, then read the bits), so that no wake-up is lost.
+    // With membarrier the reader's side supplies the full fence on our CPU and
+    // this path stays a plain store (no stall on the tail line); without it
+    // (never registered, or a reader could not use it) the store is
+    // sequentially consistent.
+    if (asymmetric_ && no_membarrier_->load(std::memory_order_relaxed) == 0) [[likely]] {
+      commit_[kCommitTail].store(tail_, std::memory_order_release);
+      std::atomic_signal_fence(std::memory_order_seq_cst);  // keeps the sleepers load after the store
+    } else {
+      commit_[kCommitTail].exchange(tail_, std::memory_order_seq_cst);
+    }
+    end_publish();
+    published_ = tail_;
+  }
+  // After commit_tail, when a mapping was lost or a reader may sleep: the
+  // truncation check and the wake-up (out of line: rare).
+  void after_commit() noexcept;
+  void wake_sleepers() noexcept;
   void adopt_finished(std::uint64_t end) noexcept;
   [[nodiscard]] WriteStatus try_append_slow(std::uint16_t type, std::span<const std::byte> payload) noexcept;
   [[nodiscard]] WriteStatus try_write_slow(std::uint16_t type, std::span<const std::byte> payload) noexcept;
@@ -368,6 +413,16 @@ class Producer {
   bool asymmetric_ = false;  // publish with plain stores; sleeping readers use membarrier
   bool slow_only_ = false;   // a test installed a fault hook (take the path that calls it), or the ring was lost
   std::atomic<std::uint64_t>* intent_ = nullptr;
+  // The lane's commit line (tail, next_seq, publish_gen: LaneControl's first
+  // three words), its records and bytes counters, and the ring's sleepers
+  // and no_membarrier words: what commit_tail touches, reachable inline.
+  static constexpr std::size_t kCommitTail = 0;
+  static constexpr std::size_t kCommitNextSeq = 1;
+  static constexpr std::size_t kCommitPublishGen = 2;
+  std::atomic<std::uint64_t>* commit_ = nullptr;
+  std::atomic<std::uint64_t>* counts_ = nullptr;
+  const std::atomic<std::uint64_t>* sleepers_ = nullptr;
+  const std::atomic<std::uint32_t>* no_membarrier_ = nullptr;
   std::uint64_t publish_gen_ = 0;     // local copy of the lane's publish_gen (even between publishes)
   std::uint64_t written_ = 0;         // local copy of the lane's `intent`: the furthest byte any claim may have written
   std::byte* batch_first_ = nullptr;  // header of the batch's first record, until publish()
