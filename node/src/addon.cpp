@@ -9,6 +9,7 @@
 
 #include <node_api.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -182,6 +183,76 @@ class Writer {
     return n;
   }
 
+  // The room left in the open batch, or -1 when none is open.
+  [[nodiscard]] double room() noexcept {
+    if (!batch_.has_value()) return -1;
+    return static_cast<double>(claim_bytes_ - std::min(claim_bytes_, batch_->finish()));
+  }
+
+  // Opens a batch when none is: the room left in it, or -1 when the claim was
+  // refused (counted as one refused sample, as append() counts it).
+  double open() noexcept {
+    if (ring_->truncated()) {
+      refuse();
+      return -1;
+    }
+    if (!batch_.has_value() && !open_batch()) {
+      refuse();
+      return -1;
+    }
+    return room();
+  }
+
+  // A series the JavaScript side writes by id: kind, name and tags kept here,
+  // with the bytes one entry of it takes in a batch (nullopt: one entry never
+  // fits an empty batch of batch_bytes).
+  struct Series {
+    sample::Kind kind{};
+    std::string name;
+    std::vector<std::string> text;  // key, value, key, value, ...
+    std::vector<sample::Tag> tags;  // views into text
+    std::size_t bytes = 0;
+  };
+  std::optional<std::pair<std::uint32_t, std::size_t>> add_series(sample::Kind kind, std::string_view name,
+                                                                  std::span<const sample::Tag> tags) {
+    auto se = std::make_unique<Series>();
+    se->kind = kind;
+    se->name = name;
+    se->text.reserve(tags.size() * 2);
+    for (const sample::Tag& t : tags) {
+      se->text.emplace_back(t.key);
+      se->text.emplace_back(t.value);
+    }
+    se->tags.reserve(tags.size());
+    for (std::size_t i = 0; i + 1 < se->text.size(); i += 2)
+      se->tags.push_back(sample::Tag{se->text[i], se->text[i + 1]});
+    // One entry's size, as BatchWriter lays it out: a batch of it less an empty batch.
+    if (probe_.size() < batch_bytes_) probe_.resize(batch_bytes_);
+    sample::BatchWriter probe(probe_, 0, 0);
+    const std::size_t empty = probe.finish();
+    if (!probe.append(kind, se->name, 0, 1, se->tags)) return std::nullopt;
+    se->bytes = probe.finish() - empty;
+    series_.push_back(std::move(se));
+    return std::pair{static_cast<std::uint32_t>(series_.size() - 1), series_.back()->bytes};
+  }
+  void clear_series() noexcept { series_.clear(); }
+
+  // Appends staged samples (id, value, sample rate) of registered series;
+  // returns those accepted (the others were refused or too large, counted).
+  std::uint32_t write_staged(std::span<const double> staged) noexcept {
+    std::uint32_t accepted = 0;
+    for (std::size_t i = 0; i + 2 < staged.size(); i += 3) {
+      const double id = staged[i];
+      if (!(id >= 0 && id < static_cast<double>(series_.size()))) {
+        too_large();  // not a series of this writer: never written
+        continue;
+      }
+      const Series& se = *series_[static_cast<std::size_t>(id)];
+      if (append(se.kind, se.name, staged[i + 1], staged[i + 2], se.tags, {}, 0)) ++accepted;
+    }
+    return accepted;
+  }
+
   void close() noexcept {
     flush();
     producer_.reset();
@@ -204,6 +275,7 @@ class Writer {
                                           ? producer_->claim(batch_bytes_, block_timeout_, &st)
                                           : producer_->try_claim(batch_bytes_, &st);
     if (span.empty()) return false;
+    claim_bytes_ = span.size();
     batch_.emplace(span, source_id_, realtime_ns());
     return true;
   }
@@ -227,6 +299,9 @@ class Writer {
   std::uint64_t refused_ = 0;
   std::uint64_t too_large_ = 0;
   std::uint64_t batches_ = 0;
+  std::size_t claim_bytes_ = 0;
+  std::vector<std::unique_ptr<Series>> series_;
+  std::vector<std::byte> probe_;
 };
 
 // The scratch a call decodes its strings and tags into (one per addon instance).
@@ -419,6 +494,90 @@ napi_value writer_bulk(napi_env env, napi_callback_info info) {
   napi_value out = nullptr;
   napi_create_uint32(env, accepted, &out);
   return out;
+}
+
+// addSeries(kind, name, tags) -> {id, bytes}, or null when one sample of it never fits a batch.
+// The same checks and errors as append().
+napi_value writer_add_series(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a)) return nullptr;
+  Writer* w = unwrap_writer(env, a.self);
+  if (w == nullptr) return nullptr;
+  Scratch& s = scratch();
+  sample::Kind kind{};
+  if (!read_kind(env, a.v[0], kind)) return nullptr;
+  if (kind == sample::Kind::kSet) {
+    napi_throw_range_error(env, nullptr, "a set's member goes with each sample: use append");
+    return nullptr;
+  }
+  const auto name = utf8(env, a.v[1], s.name, "name");
+  if (!name) return nullptr;
+  if (!read_tags(env, a.v[2], s)) return nullptr;
+  const auto added = w->add_series(kind, *name, s.tags);
+  napi_value out = nullptr;
+  if (!added) {
+    napi_get_null(env, &out);
+    return out;
+  }
+  napi_create_object(env, &out);
+  set(env, out, "id", make_number(env, added->first));
+  set(env, out, "bytes", make_number(env, static_cast<double>(added->second)));
+  return out;
+}
+
+// clearSeries(): forgets the registered series (their ids are not to be written again).
+napi_value writer_clear_series(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a)) return nullptr;
+  Writer* w = unwrap_writer(env, a.self);
+  if (w == nullptr) return nullptr;
+  w->clear_series();
+  return nullptr;
+}
+
+// write(Float64Array staged, n): appends n staged samples [id, value, sampleRate, ...] -> accepted.
+napi_value writer_write(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a)) return nullptr;
+  Writer* w = unwrap_writer(env, a.self);
+  if (w == nullptr) return nullptr;
+  bool typed = false;
+  napi_is_typedarray(env, a.v[0], &typed);
+  napi_typedarray_type t{};
+  std::size_t len = 0;
+  void* data = nullptr;
+  if (typed) napi_get_typedarray_info(env, a.v[0], &t, &len, &data, nullptr, nullptr);
+  if (!typed || t != napi_float64_array) {
+    napi_throw_type_error(env, nullptr, "staged samples must be a Float64Array");
+    return nullptr;
+  }
+  const double n = number_or(env, a.v[1], 0);
+  if (!(n >= 0 && n * 3 <= static_cast<double>(len))) {
+    napi_throw_range_error(env, nullptr, "more staged samples than the array holds");
+    return nullptr;
+  }
+  const std::span<const double> staged(static_cast<const double*>(data), static_cast<std::size_t>(n) * 3);
+  napi_value out = nullptr;
+  napi_create_uint32(env, w->write_staged(staged), &out);
+  return out;
+}
+
+// open() -> the room (bytes) left in the open batch, claiming one when none is open; -1: refused (counted).
+napi_value writer_open(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a)) return nullptr;
+  Writer* w = unwrap_writer(env, a.self);
+  if (w == nullptr) return nullptr;
+  return make_number(env, w->open());
+}
+
+// room() -> the room (bytes) left in the open batch; -1: none is open.
+napi_value writer_room(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a)) return nullptr;
+  Writer* w = unwrap_writer(env, a.self);
+  if (w == nullptr) return nullptr;
+  return make_number(env, w->room());
 }
 
 napi_value writer_flush(napi_env env, napi_callback_info info) {
@@ -794,9 +953,16 @@ constexpr napi_property_descriptor method(const char* name, napi_callback f) {
 }
 
 napi_value init(napi_env env, napi_value exports) {
-  const std::array writer_methods = {method("append", writer_append), method("bulk", writer_bulk),
-                                     method("flush", writer_flush), method("close", writer_close),
-                                     method("stats", writer_stats)};
+  const std::array writer_methods = {method("append", writer_append),
+                                     method("bulk", writer_bulk),
+                                     method("flush", writer_flush),
+                                     method("close", writer_close),
+                                     method("stats", writer_stats),
+                                     method("addSeries", writer_add_series),
+                                     method("clearSeries", writer_clear_series),
+                                     method("write", writer_write),
+                                     method("open", writer_open),
+                                     method("room", writer_room)};
   const std::array reader_methods = {method("poll", reader_poll), method("wait", reader_wait),
                                      method("close", reader_close), method("stats", reader_stats)};
   set(env, exports, "Writer", define_class(env, "Writer", writer_new, writer_methods));
