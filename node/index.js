@@ -378,6 +378,28 @@ class Client {
   }
 }
 
+const kindNames = ['', 'counter', 'gauge', 'gauge_delta', 'timer', 'histogram', 'distribution', 'set'];
+
+// A sample-batch record into plain objects: the native decoder checks and
+// splits it into columns (decodeSampleColumns), the objects are made here.
+function decodeSampleBatch(bytes) {
+  const c = addon.decodeSampleColumns(bytes);
+  const { count, kinds, numbers, timestamps, refs, tags, strings } = c;
+  const samples = new Array(count);
+  for (let i = 0; i < count; i++) {
+    const k = kinds[i];
+    const r = 4 * i;
+    const s = { kind: kindNames[k], name: strings[refs[r]], value: numbers[2 * i], sampleRate: numbers[2 * i + 1],
+                timestampNs: timestamps[i] };
+    if (k === Kind.set) s.member = strings[refs[r + 1]];
+    const t = {};
+    for (let j = 2 * refs[r + 2], end = j + 2 * refs[r + 3]; j < end; j += 2) t[strings[tags[j]]] = strings[tags[j + 1]];
+    s.tags = t;
+    samples[i] = s;
+  }
+  return { sourceId: c.sourceId, receivedNs: c.receivedNs, samples, error: c.error };
+}
+
 // A named ring reader. poll(cb) hands cb(type, buf, lane, seq) each record;
 // buf views the ring's mapping and is valid until cb returns (its memory is
 // detached then); cb returning false stops the poll and leaves that record
@@ -392,7 +414,7 @@ class Reader {
   pollSamples(cb, maxRecords = 1024) {
     return this._r.poll((type, buf) => {
       if (type !== RecordType.sampleBatch) return true;
-      const batch = addon.decodeSampleBatch(buf);
+      const batch = decodeSampleBatch(buf);
       for (const s of batch.samples) cb(s, batch);
       return true;
     }, maxRecords);
@@ -409,7 +431,7 @@ module.exports = {
   Kind,
   RecordType,
   RefusedError,
-  decodeSampleBatch: addon.decodeSampleBatch,
+  decodeSampleBatch,
   decodeMetricBatch: addon.decodeMetricBatch,
   ringStats: addon.ringStats,
   bufferAddress: addon.bufferAddress,
