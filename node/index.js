@@ -386,14 +386,28 @@ function decodeSampleBatch(bytes) {
   const c = addon.decodeSampleColumns(bytes);
   const { count, kinds, numbers, timestamps, refs, tags, strings } = c;
   const samples = new Array(count);
+  let lastFirst = -1;
+  let lastCount = -1;
+  let lastTags;
   for (let i = 0; i < count; i++) {
     const k = kinds[i];
     const r = 4 * i;
     const s = { kind: kindNames[k], name: strings[refs[r]], value: numbers[2 * i], sampleRate: numbers[2 * i + 1],
                 timestampNs: timestamps[i] };
     if (k === Kind.set) s.member = strings[refs[r + 1]];
-    const t = {};
-    for (let j = 2 * refs[r + 2], end = j + 2 * refs[r + 3]; j < end; j += 2) t[strings[tags[j]]] = strings[tags[j + 1]];
+    // The tags of the previous sample again (the same indices): a copy of its object.
+    const firstTag = refs[r + 2];
+    const tagCount = refs[r + 3];
+    let t;
+    if (firstTag === lastFirst && tagCount === lastCount) {
+      t = { ...lastTags };
+    } else {
+      t = {};
+      for (let j = 2 * firstTag, end = j + 2 * tagCount; j < end; j += 2) t[strings[tags[j]]] = strings[tags[j + 1]];
+      lastFirst = firstTag;
+      lastCount = tagCount;
+      lastTags = t;
+    }
     s.tags = t;
     samples[i] = s;
   }

@@ -917,7 +917,8 @@ napi_value decode_sample_columns(napi_env env, napi_callback_info info) {
     std::vector<std::string_view> strings;
     std::unordered_map<std::string_view, std::uint32_t> index;
   };
-  static thread_local Columns c;  // reused: its capacity stays
+  static thread_local Columns columns;  // reused: its capacity stays
+  Columns& c = columns;
   c.kinds.clear();
   c.numbers.clear();
   c.timestamps.clear();
@@ -925,27 +926,46 @@ napi_value decode_sample_columns(napi_env env, napi_callback_info info) {
   c.tags.clear();
   c.strings.clear();
   c.index.clear();
-  auto str = [](std::string_view v) {
+  auto str = [&c](std::string_view v) {
     const auto [it, added] = c.index.try_emplace(v, static_cast<std::uint32_t>(c.strings.size()));
     if (added) c.strings.push_back(v);
     return it->second;
   };
+  // Runs of samples of one series are the rule: a name, or the whole tag
+  // bytes, equal to the previous sample's take its indices without a lookup.
+  std::string_view last_name;
+  std::uint32_t last_name_ref = 0;
+  std::span<const std::byte> last_tags;
+  std::uint32_t last_first_tag = 0;
+  std::uint32_t last_tag_count = 0;
+  bool first = true;
   sample::BatchReader r(bytes);
   while (auto smp = r.next()) {
     c.kinds.push_back(static_cast<std::uint8_t>(smp->kind));
     c.numbers.push_back(smp->value);
     c.numbers.push_back(smp->sample_rate);
     c.timestamps.push_back(static_cast<std::uint64_t>(smp->timestamp_ns));
-    c.refs.push_back(str(smp->name));
+    if (first || smp->name != last_name) {
+      last_name = smp->name;
+      last_name_ref = str(smp->name);
+    }
+    c.refs.push_back(last_name_ref);
     c.refs.push_back(smp->kind == sample::Kind::kSet ? str(smp->str_value) : 0xffffffffU);
-    c.refs.push_back(static_cast<std::uint32_t>(c.tags.size() / 2));
-    std::uint32_t n = 0;
-    smp->for_each_tag([&](const sample::Tag& t) {
-      c.tags.push_back(str(t.key));
-      c.tags.push_back(str(t.value));
-      ++n;
-    });
-    c.refs.push_back(n);
+    const bool same_tags = !first && smp->tag_count == last_tag_count && smp->tag_bytes.size() == last_tags.size() &&
+                           std::equal(smp->tag_bytes.begin(), smp->tag_bytes.end(), last_tags.begin());
+    if (!same_tags) {
+      last_first_tag = static_cast<std::uint32_t>(c.tags.size() / 2);
+      last_tag_count = 0;
+      smp->for_each_tag([&](const sample::Tag& t) {
+        c.tags.push_back(str(t.key));
+        c.tags.push_back(str(t.value));
+        ++last_tag_count;
+      });
+      last_tags = smp->tag_bytes;
+    }
+    c.refs.push_back(last_first_tag);
+    c.refs.push_back(last_tag_count);
+    first = false;
   }
   napi_value strings = nullptr;
   napi_create_array_with_length(env, c.strings.size(), &strings);
