@@ -27,6 +27,8 @@ export interface ClientOptions {
   batchBytes?: number;
   /** Under `block`, how long a full ring is waited for before the sample is refused (default 100). */
   blockTimeoutMs?: number;
+  /** Entries of the cache of registered (kind, name, tags) series (default 100000); it starts over when full. */
+  seriesCacheSize?: number;
   /** Written into each batch header (the pipeline's source numbering). */
   sourceId?: number;
 }

@@ -13,7 +13,7 @@
 // Needs a release build (build/release) and, for (b), `npm install hot-shots`
 // in bench/node/ (the only npm package anything here uses).
 
-const { fork, spawn } = require('node:child_process');
+const { fork, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -22,6 +22,7 @@ const root = path.join(__dirname, '..', '..');
 process.env.RINGPIPE_NODE_ADDON ??= path.join(root, 'build', 'release', 'node', 'ringpipe.node');
 process.env.RINGPIPE_BINARY ??= path.join(root, 'build', 'release', 'apps', 'ringpipe');
 const binary = process.env.RINGPIPE_BINARY;
+const readBench = process.env.RINGPIPE_READ_BENCH ?? path.join(root, 'build', 'release', 'bench', 'node', 'ring_read_bench');
 const h = require(path.join(root, 'node', 'tests', 'helpers.js'));
 const rp = require(path.join(root, 'node'));
 
@@ -70,6 +71,7 @@ function row(name, n, wallS, senderCpu, totalCpu, got) {
   const pct = (100 * got / n).toFixed(2);
   console.log(`${name.padEnd(22)} ${String(n).padStart(9)} ${(n / wallS / 1e6).toFixed(3).padStart(9)} M/s` +
               `  sender ${(senderCpu * 1e9 / n).toFixed(0).padStart(6)} ns/sample` +
+              `  receiver ${((totalCpu - senderCpu) * 1e9 / n).toFixed(0).padStart(6)} ns/sample` +
               `  total ${(totalCpu * 1e9 / n).toFixed(0).padStart(6)} ns/sample` +
               `  ${(n / totalCpu / 1e6).toFixed(3).padStart(7)} M samples/CPU-s  in total ${pct} %`);
   return n / totalCpu;
@@ -133,7 +135,8 @@ async function main() {
 }
 
 // The Reader over a ring filled with N samples in batches of 1000: records
-// handed in place, and samples decoded into objects.
+// handed in place, and samples decoded into objects; then the C++ reader
+// (ring_read_bench) over the same ring, the same ways.
 function readerBench() {
   const dir = h.scratchDir();
   const ring = path.join(dir, 'r');
@@ -150,6 +153,7 @@ function readerBench() {
   let s = Number(process.hrtime.bigint() - t0) / 1e9;
   console.log(`\nReader (views, no decode): ${records} records, ${(bytes / s / 1e9).toFixed(2)} GB/s,` +
               ` ${(n / s / 1e6).toFixed(1)} M samples/s carried`);
+  const jsViews = n / s;
   r.close();
   const r2 = new rp.Reader(ring, 'bench2');
   t0 = process.hrtime.bigint();
@@ -157,8 +161,22 @@ function readerBench() {
   while (r2.pollSamples(() => { samples++; }, 1 << 20) > 0);
   s = Number(process.hrtime.bigint() - t0) / 1e9;
   console.log(`Reader + decodeSampleBatch into objects: ${samples} samples, ${(samples / s / 1e6).toFixed(2)} M samples/s`);
+  const jsObjects = samples / s;
   r2.close();
   c.close();
+  const cpp = spawnSync(readBench, [ring, 'cpp'], { encoding: 'utf8' });
+  if (cpp.status !== 0) {
+    console.log(`C++ reader skipped: ${readBench} ${cpp.error ?? cpp.stderr}`);
+  } else {
+    const m = JSON.parse(cpp.stdout);
+    console.log(`C++ reader (views, no decode): ${m.views.records} records, ${(m.views.bytes / m.views.seconds / 1e9).toFixed(2)} GB/s,` +
+                ` ${(n / m.views.seconds / 1e6).toFixed(1)} M samples/s carried`);
+    console.log(`C++ reader + BatchReader (fields viewed): ${m.decode.samples} samples, ${(m.decode.samples / m.decode.seconds / 1e6).toFixed(2)} M samples/s`);
+    console.log(`C++ reader + BatchReader into owned objects: ${m.objects.samples} samples, ${(m.objects.samples / m.objects.seconds / 1e6).toFixed(2)} M samples/s`);
+    const cppViews = n / m.views.seconds;
+    console.log(`\nJS / C++ reader: views ${(jsViews / cppViews).toFixed(2)}x; objects ${(jsObjects / (m.objects.samples / m.objects.seconds)).toFixed(2)}x` +
+                ` (objects vs fields viewed: ${(jsObjects / (m.decode.samples / m.decode.seconds)).toFixed(2)}x)`);
+  }
   fs.rmSync(dir, { recursive: true, force: true });
 }
 

@@ -9,16 +9,19 @@
 
 #include <node_api.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <ctime>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -182,6 +185,76 @@ class Writer {
     return n;
   }
 
+  // The room left in the open batch, or -1 when none is open.
+  [[nodiscard]] double room() noexcept {
+    if (!batch_.has_value()) return -1;
+    return static_cast<double>(claim_bytes_ - std::min(claim_bytes_, batch_->finish()));
+  }
+
+  // Opens a batch when none is: the room left in it, or -1 when the claim was
+  // refused (counted as one refused sample, as append() counts it).
+  double open() noexcept {
+    if (ring_->truncated()) {
+      refuse();
+      return -1;
+    }
+    if (!batch_.has_value() && !open_batch()) {
+      refuse();
+      return -1;
+    }
+    return room();
+  }
+
+  // A series the JavaScript side writes by id: kind, name and tags kept here,
+  // with the bytes one entry of it takes in a batch (nullopt: one entry never
+  // fits an empty batch of batch_bytes).
+  struct Series {
+    sample::Kind kind{};
+    std::string name;
+    std::vector<std::string> text;  // key, value, key, value, ...
+    std::vector<sample::Tag> tags;  // views into text
+    std::size_t bytes = 0;
+  };
+  std::optional<std::pair<std::uint32_t, std::size_t>> add_series(sample::Kind kind, std::string_view name,
+                                                                  std::span<const sample::Tag> tags) {
+    auto se = std::make_unique<Series>();
+    se->kind = kind;
+    se->name = name;
+    se->text.reserve(tags.size() * 2);
+    for (const sample::Tag& t : tags) {
+      se->text.emplace_back(t.key);
+      se->text.emplace_back(t.value);
+    }
+    se->tags.reserve(tags.size());
+    for (std::size_t i = 0; i + 1 < se->text.size(); i += 2)
+      se->tags.push_back(sample::Tag{se->text[i], se->text[i + 1]});
+    // One entry's size, as BatchWriter lays it out: a batch of it less an empty batch.
+    if (probe_.size() < batch_bytes_) probe_.resize(batch_bytes_);
+    sample::BatchWriter probe(probe_, 0, 0);
+    const std::size_t empty = probe.finish();
+    if (!probe.append(kind, se->name, 0, 1, se->tags)) return std::nullopt;
+    se->bytes = probe.finish() - empty;
+    series_.push_back(std::move(se));
+    return std::pair{static_cast<std::uint32_t>(series_.size() - 1), series_.back()->bytes};
+  }
+  void clear_series() noexcept { series_.clear(); }
+
+  // Appends staged samples (id, value, sample rate) of registered series;
+  // returns those accepted (the others were refused or too large, counted).
+  std::uint32_t write_staged(std::span<const double> staged) noexcept {
+    std::uint32_t accepted = 0;
+    for (std::size_t i = 0; i + 2 < staged.size(); i += 3) {
+      const double id = staged[i];
+      if (!(id >= 0 && id < static_cast<double>(series_.size()))) {
+        too_large();  // not a series of this writer: never written
+        continue;
+      }
+      const Series& se = *series_[static_cast<std::size_t>(id)];
+      if (append(se.kind, se.name, staged[i + 1], staged[i + 2], se.tags, {}, 0)) ++accepted;
+    }
+    return accepted;
+  }
+
   void close() noexcept {
     flush();
     producer_.reset();
@@ -204,6 +277,7 @@ class Writer {
                                           ? producer_->claim(batch_bytes_, block_timeout_, &st)
                                           : producer_->try_claim(batch_bytes_, &st);
     if (span.empty()) return false;
+    claim_bytes_ = span.size();
     batch_.emplace(span, source_id_, realtime_ns());
     return true;
   }
@@ -227,6 +301,9 @@ class Writer {
   std::uint64_t refused_ = 0;
   std::uint64_t too_large_ = 0;
   std::uint64_t batches_ = 0;
+  std::size_t claim_bytes_ = 0;
+  std::vector<std::unique_ptr<Series>> series_;
+  std::vector<std::byte> probe_;
 };
 
 // The scratch a call decodes its strings and tags into (one per addon instance).
@@ -419,6 +496,90 @@ napi_value writer_bulk(napi_env env, napi_callback_info info) {
   napi_value out = nullptr;
   napi_create_uint32(env, accepted, &out);
   return out;
+}
+
+// addSeries(kind, name, tags) -> {id, bytes}, or null when one sample of it never fits a batch.
+// The same checks and errors as append().
+napi_value writer_add_series(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a)) return nullptr;
+  Writer* w = unwrap_writer(env, a.self);
+  if (w == nullptr) return nullptr;
+  Scratch& s = scratch();
+  sample::Kind kind{};
+  if (!read_kind(env, a.v[0], kind)) return nullptr;
+  if (kind == sample::Kind::kSet) {
+    napi_throw_range_error(env, nullptr, "a set's member goes with each sample: use append");
+    return nullptr;
+  }
+  const auto name = utf8(env, a.v[1], s.name, "name");
+  if (!name) return nullptr;
+  if (!read_tags(env, a.v[2], s)) return nullptr;
+  const auto added = w->add_series(kind, *name, s.tags);
+  napi_value out = nullptr;
+  if (!added) {
+    napi_get_null(env, &out);
+    return out;
+  }
+  napi_create_object(env, &out);
+  set(env, out, "id", make_number(env, added->first));
+  set(env, out, "bytes", make_number(env, static_cast<double>(added->second)));
+  return out;
+}
+
+// clearSeries(): forgets the registered series (their ids are not to be written again).
+napi_value writer_clear_series(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a)) return nullptr;
+  Writer* w = unwrap_writer(env, a.self);
+  if (w == nullptr) return nullptr;
+  w->clear_series();
+  return nullptr;
+}
+
+// write(Float64Array staged, n): appends n staged samples [id, value, sampleRate, ...] -> accepted.
+napi_value writer_write(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a)) return nullptr;
+  Writer* w = unwrap_writer(env, a.self);
+  if (w == nullptr) return nullptr;
+  bool typed = false;
+  napi_is_typedarray(env, a.v[0], &typed);
+  napi_typedarray_type t{};
+  std::size_t len = 0;
+  void* data = nullptr;
+  if (typed) napi_get_typedarray_info(env, a.v[0], &t, &len, &data, nullptr, nullptr);
+  if (!typed || t != napi_float64_array) {
+    napi_throw_type_error(env, nullptr, "staged samples must be a Float64Array");
+    return nullptr;
+  }
+  const double n = number_or(env, a.v[1], 0);
+  if (!(n >= 0 && n * 3 <= static_cast<double>(len))) {
+    napi_throw_range_error(env, nullptr, "more staged samples than the array holds");
+    return nullptr;
+  }
+  const std::span<const double> staged(static_cast<const double*>(data), static_cast<std::size_t>(n) * 3);
+  napi_value out = nullptr;
+  napi_create_uint32(env, w->write_staged(staged), &out);
+  return out;
+}
+
+// open() -> the room (bytes) left in the open batch, claiming one when none is open; -1: refused (counted).
+napi_value writer_open(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a)) return nullptr;
+  Writer* w = unwrap_writer(env, a.self);
+  if (w == nullptr) return nullptr;
+  return make_number(env, w->open());
+}
+
+// room() -> the room (bytes) left in the open batch; -1: none is open.
+napi_value writer_room(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a)) return nullptr;
+  Writer* w = unwrap_writer(env, a.self);
+  if (w == nullptr) return nullptr;
+  return make_number(env, w->room());
 }
 
 napi_value writer_flush(napi_env env, napi_callback_info info) {
@@ -722,6 +883,117 @@ napi_value decode_sample_batch(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// Creates a typed array over a copy of `bytes` (one N-API allocation).
+template <typename T>
+napi_value typed_copy(napi_env env, napi_typedarray_type type, std::span<const T> items) {
+  void* data = nullptr;
+  napi_value ab = nullptr;
+  if (napi_create_arraybuffer(env, items.size_bytes(), &data, &ab) != napi_ok) return nullptr;
+  if (!items.empty()) std::memcpy(data, items.data(), items.size_bytes());
+  napi_value out = nullptr;
+  napi_create_typedarray(env, type, items.size(), ab, 0, &out);
+  return out;
+}
+
+// decodeSampleColumns(bytes) -> {sourceId, receivedNs, error, count, kinds: Uint8Array,
+//   numbers: Float64Array [value, rate]..., timestamps: BigUint64Array, refs: Uint32Array
+//   [name, member, firstTag, tagCount]..., tags: Uint32Array [key, value]..., strings: [...]}
+// The decoder's columns, for index.js to build the sample objects from: a
+// batch costs a few N-API calls plus one per distinct string, not a dozen per
+// sample. Strings are indices into `strings` (each distinct string of the
+// batch once); member is 0xffffffff but for sets. Checked by BatchReader as
+// decodeSampleBatch is.
+napi_value decode_sample_columns(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a)) return nullptr;
+  std::span<const std::byte> bytes;
+  if (!bytes_of(env, a.v[0], bytes)) return nullptr;
+  struct Columns {
+    std::vector<std::uint8_t> kinds;
+    std::vector<double> numbers;
+    std::vector<std::uint64_t> timestamps;
+    std::vector<std::uint32_t> refs;
+    std::vector<std::uint32_t> tags;
+    std::vector<std::string_view> strings;
+    std::unordered_map<std::string_view, std::uint32_t> index;
+  };
+  static thread_local Columns columns;  // reused: its capacity stays
+  Columns& c = columns;
+  c.kinds.clear();
+  c.numbers.clear();
+  c.timestamps.clear();
+  c.refs.clear();
+  c.tags.clear();
+  c.strings.clear();
+  c.index.clear();
+  auto str = [&c](std::string_view v) {
+    const auto [it, added] = c.index.try_emplace(v, static_cast<std::uint32_t>(c.strings.size()));
+    if (added) c.strings.push_back(v);
+    return it->second;
+  };
+  // Runs of samples of one series are the rule: a name, or the whole tag
+  // bytes, equal to the previous sample's take its indices without a lookup.
+  std::string_view last_name;
+  std::uint32_t last_name_ref = 0;
+  std::span<const std::byte> last_tags;
+  std::uint32_t last_first_tag = 0;
+  std::uint32_t last_tag_count = 0;
+  bool first = true;
+  sample::BatchReader r(bytes);
+  while (auto smp = r.next()) {
+    c.kinds.push_back(static_cast<std::uint8_t>(smp->kind));
+    c.numbers.push_back(smp->value);
+    c.numbers.push_back(smp->sample_rate);
+    c.timestamps.push_back(static_cast<std::uint64_t>(smp->timestamp_ns));
+    if (first || smp->name != last_name) {
+      last_name = smp->name;
+      last_name_ref = str(smp->name);
+    }
+    c.refs.push_back(last_name_ref);
+    c.refs.push_back(smp->kind == sample::Kind::kSet ? str(smp->str_value) : 0xffffffffU);
+    const bool same_tags = !first && smp->tag_count == last_tag_count && smp->tag_bytes.size() == last_tags.size() &&
+                           std::equal(smp->tag_bytes.begin(), smp->tag_bytes.end(), last_tags.begin());
+    if (!same_tags) {
+      last_first_tag = static_cast<std::uint32_t>(c.tags.size() / 2);
+      last_tag_count = 0;
+      smp->for_each_tag([&](const sample::Tag& t) {
+        c.tags.push_back(str(t.key));
+        c.tags.push_back(str(t.value));
+        ++last_tag_count;
+      });
+      last_tags = smp->tag_bytes;
+    }
+    c.refs.push_back(last_first_tag);
+    c.refs.push_back(last_tag_count);
+    first = false;
+  }
+  napi_value strings = nullptr;
+  napi_create_array_with_length(env, c.strings.size(), &strings);
+  for (std::size_t i = 0; i < c.strings.size(); ++i) {
+    napi_set_element(env, strings, static_cast<std::uint32_t>(i), make_string(env, c.strings[i]));
+  }
+  napi_value out = nullptr;
+  napi_create_object(env, &out);
+  const auto& h = r.header();
+  set(env, out, "sourceId", make_number(env, h.source_id));
+  set(env, out, "receivedNs", make_bigint(env, static_cast<std::uint64_t>(h.received_ns)));
+  napi_value err = nullptr;
+  if (r.error() == sample::DecodeError::kNone) {
+    napi_get_null(env, &err);
+  } else {
+    err = make_string(env, sample::decode_error_name(r.error()));
+  }
+  set(env, out, "error", err);
+  set(env, out, "count", make_number(env, static_cast<double>(c.kinds.size())));
+  set(env, out, "kinds", typed_copy<std::uint8_t>(env, napi_uint8_array, c.kinds));
+  set(env, out, "numbers", typed_copy<double>(env, napi_float64_array, c.numbers));
+  set(env, out, "timestamps", typed_copy<std::uint64_t>(env, napi_biguint64_array, c.timestamps));
+  set(env, out, "refs", typed_copy<std::uint32_t>(env, napi_uint32_array, c.refs));
+  set(env, out, "tags", typed_copy<std::uint32_t>(env, napi_uint32_array, c.tags));
+  set(env, out, "strings", strings);
+  return out;
+}
+
 // decodeMetricBatch(bytes) -> {shard, instanceId, flushSeq, entries: [...], error}
 napi_value decode_metric_batch(napi_env env, napi_callback_info info) {
   Args a;
@@ -794,15 +1066,23 @@ constexpr napi_property_descriptor method(const char* name, napi_callback f) {
 }
 
 napi_value init(napi_env env, napi_value exports) {
-  const std::array writer_methods = {method("append", writer_append), method("bulk", writer_bulk),
-                                     method("flush", writer_flush), method("close", writer_close),
-                                     method("stats", writer_stats)};
+  const std::array writer_methods = {method("append", writer_append),
+                                     method("bulk", writer_bulk),
+                                     method("flush", writer_flush),
+                                     method("close", writer_close),
+                                     method("stats", writer_stats),
+                                     method("addSeries", writer_add_series),
+                                     method("clearSeries", writer_clear_series),
+                                     method("write", writer_write),
+                                     method("open", writer_open),
+                                     method("room", writer_room)};
   const std::array reader_methods = {method("poll", reader_poll), method("wait", reader_wait),
                                      method("close", reader_close), method("stats", reader_stats)};
   set(env, exports, "Writer", define_class(env, "Writer", writer_new, writer_methods));
   set(env, exports, "Reader", define_class(env, "Reader", reader_new, reader_methods));
   // Plain functions of the module: enumerable, as exports usually are.
   std::array functions = {method("ringStats", ring_stats), method("decodeSampleBatch", decode_sample_batch),
+                          method("decodeSampleColumns", decode_sample_columns),
                           method("decodeMetricBatch", decode_metric_batch), method("bufferAddress", buffer_address)};
   for (auto& f : functions) f.attributes = napi_enumerable;
   napi_define_properties(env, exports, functions.size(), functions.data());

@@ -176,3 +176,39 @@ test('metric records of a pipeline decode into series with their labels and valu
     await p.stop();
   }
 });
+
+test('decodeSampleBatch builds the same objects as the native per-sample decoder, also for a damaged batch', () => {
+  const { ring, done } = freshRing(['--size', '4MiB', '--lanes', '2', '--overflow', 'drop']);
+  const native = require(process.env.RINGPIPE_NODE_ADDON);
+  const c = new rp.Client({ path: ring, flush: 'manual', maxBatchSamples: 1e9, batchBytes: 256 * 1024 });
+  for (let i = 0; i < 300; i++) {
+    c.increment('hits', i, { route: '/r' + (i % 4), 'é': 'ü' + i });
+    c.set('users', 'u' + (i % 7), ['env:prod', 'flag']);
+    c.timing(['t1', 't2'], i / 3);
+    c.gauge('g', -i);
+  }
+  c.bulk('gauge', 'sensor', new Float64Array([1.5, 2.5]), { sampleRate: 0.5,
+                                                          timestampsNs: new BigInt64Array([1n, 1700000000123456789n]) });
+  c.flush();
+  const r = new rp.Reader(ring, 'dec');
+  const recs = [];
+  r.poll((type, buf) => { recs.push(Buffer.from(buf)); });
+  r.close();
+  assert.equal(recs.length, 1);
+  const rec = recs[0];
+  const want = native.decodeSampleBatch(rec);
+  assert.equal(want.samples.length, 1502);
+  assert.deepEqual(rp.decodeSampleBatch(rec), want);
+  // An ArrayBuffer, and a batch cut short by a damaged entry size: the samples before it and the error.
+  assert.deepEqual(rp.decodeSampleBatch(rec.buffer.slice(rec.byteOffset, rec.byteOffset + rec.length)), want);
+  const bad = Buffer.from(rec);
+  let off = 24;
+  for (let i = 0; i < 700; i++) off += bad.readUInt32LE(off + 24);
+  bad.writeUInt32LE(3, off + 24);
+  const got = rp.decodeSampleBatch(bad);
+  assert.deepEqual([got.error, got.samples.length], ['bad_entry', 700]);
+  assert.deepEqual(got, native.decodeSampleBatch(bad));
+  assert.throws(() => rp.decodeSampleBatch(123), TypeError);
+  c.close();
+  done();
+});

@@ -5,6 +5,7 @@
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
 const path = require('node:path');
 const rp = require('..');
 const h = require('./helpers');
@@ -123,4 +124,60 @@ test('block: a full ring refuses after the bounded wait, counted, and nothing ac
   assert.equal(c.increment('blocked', 1), true);
   c.close();
   r.close();
+});
+
+test('the series cache: each distinct name and tag set stays its own series, in order, also past the cache bound',
+     () => {
+  const dir = h.scratchDir();
+  const ring = path.join(dir, 'r');
+  h.createRing(ring, ['--size', '4MiB', '--lanes', '2', '--overflow', 'drop']);
+  // A small cache (8 nodes) that starts over many times, and small batches.
+  const c = new rp.Client({ path: ring, flush: 'manual', maxBatchSamples: 1e9, batchBytes: 2048,
+                            seriesCacheSize: 8, prefix: 'p_', globalTags: { g: '1' } });
+  const want = [];
+  const tagsOf = (i) => [
+    undefined, {}, { a: 'x' }, { a: 'y' }, { a: 'x', b: 'y' }, { b: 'y', a: 'x' }, ['a:x'], ['a', 'x'],
+    { a: i % 3 }, { 'a1': 'x' }, { a: '1x' }, ['a:1', 'x'],
+  ][i % 12];
+  const flat = (t) => {
+    const out = { g: '1' };
+    if (Array.isArray(t)) for (const s of t) { const j = s.indexOf(':'); out[j < 0 ? s : s.slice(0, j)] = j < 0 ? '' : s.slice(j + 1); }
+    else if (t) for (const k in t) out[k] = String(t[k]);
+    return out;
+  };
+  for (let i = 0; i < 3000; i++) {
+    const t = tagsOf(i);
+    const name = ['n', 'm', 'n1'][i % 5 % 3];
+    if (i % 7 === 0) {
+      assert.equal(c.set(name, 'member' + i, t), true);
+      want.push({ kind: 'set', name: 'p_' + name, value: 0, member: 'member' + i, tags: flat(t) });
+    } else if (i % 7 === 1) {
+      assert.equal(c.gauge(name, i, t), true);
+      want.push({ kind: 'gauge', name: 'p_' + name, value: i, tags: flat(t) });
+    } else {
+      assert.equal(c.increment(name, i, t), true);
+      want.push({ kind: 'counter', name: 'p_' + name, value: i, tags: flat(t) });
+    }
+    if (i === 1500) assert.equal(c.bulk('counter', 'bulk', new Float64Array([5, 6])), 2);
+    if (i === 1500) for (const v of [5, 6]) want.push({ kind: 'counter', name: 'p_bulk', value: v, tags: { g: '1' } });
+  }
+  // The pending count includes what is staged on the JavaScript side.
+  assert.ok(c.stats().pending > 0);
+  c.flush();
+  const st = c.stats();
+  assert.equal(st.written, want.length);
+  assert.equal(st.refused, 0);
+  assert.ok(st.batches > 10, `${st.batches} batches`);
+  const got = [];
+  const r = new rp.Reader(ring, 'check');
+  while (r.pollSamples((s) => {
+    const o = { kind: s.kind, name: s.name, value: s.value, tags: s.tags };
+    if (s.kind === 'set') o.member = s.member;
+    got.push(o);
+  }) > 0);
+  assert.equal(got.length, want.length);
+  for (let i = 0; i < want.length; i++) assert.deepEqual(got[i], want[i], `sample ${i}`);
+  r.close();
+  c.close();
+  fs.rmSync(dir, { recursive: true, force: true });
 });
