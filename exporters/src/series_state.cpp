@@ -7,6 +7,7 @@
 #include <map>
 
 #include "ringpipe/common/test_hooks.hpp"
+#include "text_writer.hpp"
 
 namespace ringpipe::exporters {
 namespace {
@@ -447,6 +448,220 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
   out.erase(std::remove_if(out.begin() + static_cast<std::ptrdiff_t>(base), out.end(),
                            [](const prometheus::MetricFamily& f) { return f.metric.empty(); }),
             out.end());
+}
+
+namespace {
+
+// How a family is served: prometheus-cpp's TextSerializer's five kinds.
+std::string_view type_name(prometheus::MetricType t) noexcept {
+  switch (t) {
+    case prometheus::MetricType::Counter:
+      return "counter";
+    case prometheus::MetricType::Gauge:
+      return "gauge";
+    case prometheus::MetricType::Summary:
+      return "summary";
+    case prometheus::MetricType::Histogram:
+      return "histogram";
+    default:
+      break;
+  }
+  return "untyped";
+}
+
+}  // namespace
+
+std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std::string_view)>& drop) const {
+  using PT = prometheus::MetricType;
+  struct Head {
+    std::string name;
+    std::string help;
+    PT type;
+    bool skip;
+    bool prom;
+  };
+  std::vector<Head> heads;
+  {
+    std::lock_guard lock(families_mu_);
+    heads.reserve(families_.size());
+    for (const Family& f : families_) heads.push_back(Head{f.name, f.help, to_prometheus(f.type), f.conflict, f.prom});
+  }
+  // Each family's lines gather in its own buffer while the shards are walked
+  // once, one lock at a time; the page is their concatenation in family order.
+  std::vector<std::string> text(heads.size());
+  std::vector<std::uint64_t> samples(heads.size(), 0);
+  // A Prometheus histogram's or summary's samples come as separate series:
+  // one group per family and label set without `le` / `quantile`, written
+  // after the walk in the order the groups were first met.
+  struct Group {
+    std::uint32_t family = 0;
+    std::string labels;
+    std::uint16_t label_count = 0;
+    std::string_view own;  // the label left out of `labels`
+    struct Point {
+      double bound;         // le or quantile
+      double value;         // a quantile's value
+      std::uint64_t count;  // a bucket's count
+    };
+    std::vector<Point> points;
+    double sum = 0;
+    std::uint64_t count = 0;
+  };
+  std::vector<Group> groups;
+  std::map<std::pair<std::uint32_t, std::string>, std::size_t> group_at;
+  std::string group_key;
+  std::string number;
+  const auto label_of = [&](double v) -> std::string_view {
+    number.clear();
+    text::append_double(number, v);
+    return number;
+  };
+  const auto add_prom = [&](const Series& se, std::span<const std::byte> labels, PT type, std::string& t) {
+    const double v = se.values[0];
+    const std::string& name = heads[se.family].name;
+    if (type != PT::Histogram && type != PT::Summary) {
+      ++samples[se.family];
+      text::append_head(t, name, "", labels, se.label_count);
+      text::append_double(t, v);
+      t.push_back('\n');
+      return;
+    }
+    const std::string_view own = type == PT::Histogram ? "le" : "quantile";
+    const bool owns =
+        (type == PT::Histogram && se.role == Role::kBucket) || (type == PT::Summary && se.role == Role::kValue);
+    group_key.clear();
+    double bound = std::numeric_limits<double>::quiet_NaN();
+    metric::for_each_label(labels, se.label_count, [&](const metric::Label& l) {
+      if (owns && l.name == own) {
+        bound = label_number(l.value);
+        return;
+      }
+      group_key.append(l.name).push_back('\0');
+      group_key.append(l.value).push_back('\0');
+    });
+    if (owns && std::isnan(bound)) return;  // no usable le / quantile: nothing it could be served as
+    auto [it, fresh] = group_at.try_emplace({se.family, group_key}, groups.size());
+    if (fresh) {
+      ++samples[se.family];
+      Group& g = groups.emplace_back();
+      g.family = se.family;
+      g.labels.assign(reinterpret_cast<const char*>(labels.data()), labels.size());
+      g.label_count = se.label_count;
+      if (owns) g.own = own;
+    }
+    Group& g = groups[it->second];
+    if (type == PT::Histogram) {
+      if (se.role == Role::kBucket) g.points.push_back({bound, 0, to_count(v)});
+      if (se.role == Role::kSum) g.sum = v;
+      if (se.role == Role::kCount) g.count = to_count(v);
+    } else {
+      if (se.role == Role::kValue) g.points.push_back({bound, v, 0});
+      if (se.role == Role::kSum) g.sum = v;
+      if (se.role == Role::kCount) g.count = to_count(v);
+    }
+  };
+  for (const Shard& s : shards_) {
+    std::lock_guard lock(s.mu);
+    for (const auto& [key, se] : s.map) {
+      if (se.family >= heads.size() || heads[se.family].skip) continue;
+      const Head& h = heads[se.family];
+      std::string& t = text[se.family];
+      const auto labels = std::as_bytes(std::span(se.labels.data(), se.labels.size()));
+      if (h.prom) {
+        add_prom(se, labels, h.type, t);
+        continue;
+      }
+      ++samples[se.family];
+      const std::vector<double>& v = se.values;
+      switch (h.type) {
+        case PT::Summary:
+          text::append_head(t, h.name, "_count", labels, se.label_count);
+          text::append_count(t, to_count(v[0]));
+          t.push_back('\n');
+          text::append_head(t, h.name, "_sum", labels, se.label_count);
+          text::append_double(t, v[1]);
+          t.push_back('\n');
+          for (std::size_t i = 2; i + 1 < v.size(); i += 2) {
+            text::append_head(t, h.name, "", labels, se.label_count, {"quantile", label_of(v[i])});
+            text::append_double(t, v[i + 1]);
+            t.push_back('\n');
+          }
+          break;
+        case PT::Histogram: {
+          text::append_head(t, h.name, "_count", labels, se.label_count);
+          text::append_count(t, to_count(v[0]));
+          t.push_back('\n');
+          text::append_head(t, h.name, "_sum", labels, se.label_count);
+          text::append_double(t, v[1]);
+          t.push_back('\n');
+          double last = -std::numeric_limits<double>::infinity();
+          for (std::size_t i = 2; i + 1 < v.size(); i += 2) {
+            text::append_head(t, h.name, "_bucket", labels, se.label_count, {"le", label_of(v[i])});
+            text::append_count(t, to_count(v[i + 1]));
+            t.push_back('\n');
+            last = v[i];
+          }
+          if (last != std::numeric_limits<double>::infinity()) {
+            text::append_head(t, h.name, "_bucket", labels, se.label_count, {"le", "+Inf"});
+            text::append_count(t, to_count(v[0]));
+            t.push_back('\n');
+          }
+          break;
+        }
+        default:
+          text::append_head(t, h.name, "", labels, se.label_count);
+          text::append_double(t, v[0]);
+          t.push_back('\n');
+          break;
+      }
+    }
+  }
+  for (Group& g : groups) {
+    const Head& h = heads[g.family];
+    std::string& t = text[g.family];
+    const auto labels = std::as_bytes(std::span(g.labels.data(), g.labels.size()));
+    std::stable_sort(g.points.begin(), g.points.end(), [](const auto& a, const auto& b) { return a.bound < b.bound; });
+    text::append_head(t, h.name, "_count", labels, g.label_count, {}, g.own);
+    text::append_count(t, g.count);
+    t.push_back('\n');
+    text::append_head(t, h.name, "_sum", labels, g.label_count, {}, g.own);
+    text::append_double(t, g.sum);
+    t.push_back('\n');
+    const bool histogram = h.type == PT::Histogram;
+    double last = -std::numeric_limits<double>::infinity();
+    for (const auto& p : g.points) {
+      text::append_head(t, h.name, histogram ? "_bucket" : "", labels, g.label_count,
+                        {histogram ? "le" : "quantile", label_of(p.bound)}, g.own);
+      if (histogram) {
+        text::append_count(t, p.count);
+      } else {
+        text::append_double(t, p.value);
+      }
+      t.push_back('\n');
+      last = p.bound;
+    }
+    if (histogram && last != std::numeric_limits<double>::infinity()) {
+      text::append_head(t, h.name, "_bucket", labels, g.label_count, {"le", "+Inf"}, g.own);
+      text::append_count(t, g.count);
+      t.push_back('\n');
+    }
+  }
+  std::uint64_t dropped = 0;
+  std::size_t bytes = out.size();
+  for (std::size_t i = 0; i < heads.size(); ++i)
+    bytes += text[i].size() + heads[i].name.size() * 2 + heads[i].help.size() + 32;
+  out.reserve(bytes);
+  for (std::size_t i = 0; i < heads.size(); ++i) {
+    if (text[i].empty()) continue;
+    if (drop && drop(heads[i].name)) {
+      dropped += samples[i];
+    } else {
+      text::append_family_head(out, heads[i].name, heads[i].help, type_name(heads[i].type));
+      out.append(text[i]);
+    }
+    std::string().swap(text[i]);
+  }
+  return dropped;
 }
 
 }  // namespace ringpipe::exporters

@@ -10,9 +10,11 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -45,7 +47,14 @@ class SeriesState {
   void apply(std::span<const std::byte> record) noexcept;
 
   // Appends one MetricFamily per exported family (conflicting ones left out).
+  // The page's earlier path (prometheus-cpp's object model), kept as the
+  // reference render() is checked against.
   void collect(std::vector<prometheus::MetricFamily>& out) const;
+  // Appends the exported families as text format 0.0.4, the text
+  // prometheus-cpp's TextSerializer makes of collect()'s families, without an
+  // object per series. Families `drop` names are left out; returns how many
+  // samples (collect()'s metrics) those held.
+  std::uint64_t render(std::string& out, const std::function<bool(std::string_view)>& drop = {}) const;
 
   // Every shard of the current processor instance finished a snapshot.
   [[nodiscard]] bool complete() const noexcept { return complete_.load(std::memory_order_acquire); }
