@@ -240,10 +240,6 @@ void SeriesState::apply_series(const metric::MetricEntryView& e, std::uint16_t s
       ++proc_series_[shard];
     }
   }
-  if (inserted || se.label_count != e.label_count || se.labels.size() != e.label_bytes.size()) {
-    se.labels.assign(reinterpret_cast<const char*>(e.label_bytes.data()), e.label_bytes.size());
-    se.label_count = e.label_count;
-  }
   se.family = fid;
   se.role = Role::kValue;
   if ((e.flags & metric::kEntryPromSample) != 0) {
@@ -256,8 +252,25 @@ void SeriesState::apply_series(const metric::MetricEntryView& e, std::uint16_t s
   se.shard = shard;
   se.instance = instance;
   if (p.in_snapshot) se.generation = p.generation;
-  se.values.resize(e.value_count);
-  std::memcpy(se.values.data(), e.value_bytes.data(), e.value_bytes.size());
+  se.assign(e.value_bytes, e.value_count, e.label_bytes, e.label_count);
+}
+
+void SeriesState::Series::assign(std::span<const std::byte> values, std::uint16_t n, std::span<const std::byte> labels,
+                                 std::uint16_t count) {
+  const std::span<const std::byte> held = this->labels();
+  const bool same = value_count_ == n && label_count_ == count && held.size() == labels.size() &&
+                    std::equal(labels.begin(), labels.end(), held.begin());
+  if (!same) {
+    const std::size_t words = std::size_t{n} + label_words(labels.size());
+    double* block = words > kInlineWords ? new double[words] : nullptr;
+    release();  // by the old sizes
+    value_count_ = n;
+    label_bytes_ = static_cast<std::uint32_t>(labels.size());
+    label_count_ = count;
+    if (block != nullptr) heap_ = block;
+    std::memcpy(words_mut() + n, labels.data(), labels.size());
+  }
+  std::memcpy(words_mut(), values.data(), values.size());
 }
 
 void SeriesState::expire(std::uint64_t key) noexcept {
@@ -347,11 +360,11 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
   std::string group_key;
   const auto add_prom = [&](const Series& se, prometheus::MetricType type) {
     std::vector<prometheus::ClientMetric>& metrics = out[base + se.family].metric;
-    const double v = se.values[0];
-    const auto labels = std::as_bytes(std::span(se.labels.data(), se.labels.size()));
+    const double v = se.values()[0];
+    const auto labels = se.labels();
     if (type != prometheus::MetricType::Histogram && type != prometheus::MetricType::Summary) {
       prometheus::ClientMetric& m = metrics.emplace_back();
-      metric::for_each_label(labels, se.label_count, [&](const metric::Label& l) {
+      metric::for_each_label(labels, se.label_count(), [&](const metric::Label& l) {
         m.label.push_back({std::string(l.name), std::string(l.value)});
       });
       if (type == prometheus::MetricType::Counter) {
@@ -368,7 +381,7 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
                       (type == prometheus::MetricType::Summary && se.role == Role::kValue);
     group_key.clear();
     double bound = std::numeric_limits<double>::quiet_NaN();
-    metric::for_each_label(labels, se.label_count, [&](const metric::Label& l) {
+    metric::for_each_label(labels, se.label_count(), [&](const metric::Label& l) {
       if (owns && l.name == own) {
         bound = label_number(l.value);
         return;
@@ -380,7 +393,7 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
     auto [it, fresh] = groups.try_emplace({se.family, group_key}, metrics.size());
     if (fresh) {
       prometheus::ClientMetric& m = metrics.emplace_back();
-      metric::for_each_label(labels, se.label_count, [&](const metric::Label& l) {
+      metric::for_each_label(labels, se.label_count(), [&](const metric::Label& l) {
         if (!(owns && l.name == own)) m.label.push_back({std::string(l.name), std::string(l.value)});
       });
     }
@@ -405,12 +418,11 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
         continue;
       }
       prometheus::ClientMetric& m = out[base + se.family].metric.emplace_back();
-      m.label.reserve(se.label_count);
-      metric::for_each_label(std::as_bytes(std::span(se.labels.data(), se.labels.size())), se.label_count,
-                             [&](const metric::Label& l) {
-                               m.label.push_back({std::string(l.name), std::string(l.value)});
-                             });
-      const std::vector<double>& v = se.values;
+      m.label.reserve(se.label_count());
+      metric::for_each_label(se.labels(), se.label_count(), [&](const metric::Label& l) {
+        m.label.push_back({std::string(l.name), std::string(l.value)});
+      });
+      const std::span<const double> v = se.values();
       switch (type) {
         case prometheus::MetricType::Counter:
           m.counter.value = v[0];
@@ -517,11 +529,11 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
     return number;
   };
   const auto add_prom = [&](const Series& se, std::span<const std::byte> labels, PT type, std::string& t) {
-    const double v = se.values[0];
+    const double v = se.values()[0];
     const std::string& name = heads[se.family].name;
     if (type != PT::Histogram && type != PT::Summary) {
       ++samples[se.family];
-      text::append_head(t, name, "", labels, se.label_count);
+      text::append_head(t, name, "", labels, se.label_count());
       text::append_double(t, v);
       t.push_back('\n');
       return;
@@ -531,7 +543,7 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
         (type == PT::Histogram && se.role == Role::kBucket) || (type == PT::Summary && se.role == Role::kValue);
     group_key.clear();
     double bound = std::numeric_limits<double>::quiet_NaN();
-    metric::for_each_label(labels, se.label_count, [&](const metric::Label& l) {
+    metric::for_each_label(labels, se.label_count(), [&](const metric::Label& l) {
       if (owns && l.name == own) {
         bound = label_number(l.value);
         return;
@@ -546,7 +558,7 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
       Group& g = groups.emplace_back();
       g.family = se.family;
       g.labels.assign(reinterpret_cast<const char*>(labels.data()), labels.size());
-      g.label_count = se.label_count;
+      g.label_count = se.label_count();
       if (owns) g.own = own;
     }
     Group& g = groups[it->second];
@@ -566,50 +578,50 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
       if (se.family >= heads.size() || heads[se.family].skip) continue;
       const Head& h = heads[se.family];
       std::string& t = text[se.family];
-      const auto labels = std::as_bytes(std::span(se.labels.data(), se.labels.size()));
+      const auto labels = se.labels();
       if (h.prom) {
         add_prom(se, labels, h.type, t);
         continue;
       }
       ++samples[se.family];
-      const std::vector<double>& v = se.values;
+      const std::span<const double> v = se.values();
       switch (h.type) {
         case PT::Summary:
-          text::append_head(t, h.name, "_count", labels, se.label_count);
+          text::append_head(t, h.name, "_count", labels, se.label_count());
           text::append_count(t, to_count(v[0]));
           t.push_back('\n');
-          text::append_head(t, h.name, "_sum", labels, se.label_count);
+          text::append_head(t, h.name, "_sum", labels, se.label_count());
           text::append_double(t, v[1]);
           t.push_back('\n');
           for (std::size_t i = 2; i + 1 < v.size(); i += 2) {
-            text::append_head(t, h.name, "", labels, se.label_count, {"quantile", label_of(v[i])});
+            text::append_head(t, h.name, "", labels, se.label_count(), {"quantile", label_of(v[i])});
             text::append_double(t, v[i + 1]);
             t.push_back('\n');
           }
           break;
         case PT::Histogram: {
-          text::append_head(t, h.name, "_count", labels, se.label_count);
+          text::append_head(t, h.name, "_count", labels, se.label_count());
           text::append_count(t, to_count(v[0]));
           t.push_back('\n');
-          text::append_head(t, h.name, "_sum", labels, se.label_count);
+          text::append_head(t, h.name, "_sum", labels, se.label_count());
           text::append_double(t, v[1]);
           t.push_back('\n');
           double last = -std::numeric_limits<double>::infinity();
           for (std::size_t i = 2; i + 1 < v.size(); i += 2) {
-            text::append_head(t, h.name, "_bucket", labels, se.label_count, {"le", label_of(v[i])});
+            text::append_head(t, h.name, "_bucket", labels, se.label_count(), {"le", label_of(v[i])});
             text::append_count(t, to_count(v[i + 1]));
             t.push_back('\n');
             last = v[i];
           }
           if (last != std::numeric_limits<double>::infinity()) {
-            text::append_head(t, h.name, "_bucket", labels, se.label_count, {"le", "+Inf"});
+            text::append_head(t, h.name, "_bucket", labels, se.label_count(), {"le", "+Inf"});
             text::append_count(t, to_count(v[0]));
             t.push_back('\n');
           }
           break;
         }
         default:
-          text::append_head(t, h.name, "", labels, se.label_count);
+          text::append_head(t, h.name, "", labels, se.label_count());
           text::append_double(t, v[0]);
           t.push_back('\n');
           break;

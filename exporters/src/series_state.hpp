@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <string>
@@ -73,16 +74,53 @@ class SeriesState {
   };
   // Which sample of a Prometheus family a series is.
   enum class Role : std::uint8_t { kValue, kBucket, kSum, kCount };
-  struct Series {
-    std::uint32_t family = 0;
-    std::uint16_t shard = 0;
-    std::uint16_t label_count = 0;
-    Role role = Role::kValue;
+  // One series: its values, then its encoded labels (LabelHeader format,
+  // validated), kept inside the map node when they fit in kInlineWords
+  // doubles (a counter or gauge with a few short labels), else in one block
+  // of their own. No string or vector per series: a scrape reads one node.
+  class Series {
+   public:
+    static constexpr std::size_t kInlineWords = 7;
+
+    Series() noexcept : inline_{} {}
+    ~Series() { release(); }
+    Series(const Series&) = delete;
+    Series& operator=(const Series&) = delete;
+
+    [[nodiscard]] std::span<const double> values() const noexcept { return {words(), value_count_}; }
+    [[nodiscard]] std::span<const std::byte> labels() const noexcept {
+      return std::as_bytes(std::span(words() + value_count_, label_words(label_bytes_))).first(label_bytes_);
+    }
+    [[nodiscard]] std::uint16_t label_count() const noexcept { return label_count_; }
+    // Takes `values` (n doubles, maybe unaligned) and `labels`, moving
+    // them only when their sizes or the labels change.
+    void assign(std::span<const std::byte> values, std::uint16_t n, std::span<const std::byte> labels,
+                std::uint16_t count);
+
     std::uint64_t instance = 0;
     std::uint64_t generation = 0;  // snapshot generation that last mentioned it
-    std::string labels;            // encoded (LabelHeader format), validated
-    std::vector<double> values;
+    std::uint32_t family = 0;
+    std::uint16_t shard = 0;
+    Role role = Role::kValue;
+
+   private:
+    static constexpr std::size_t label_words(std::size_t bytes) noexcept { return (bytes + 7) / 8; }
+    [[nodiscard]] bool on_heap() const noexcept { return value_count_ + label_words(label_bytes_) > kInlineWords; }
+    [[nodiscard]] const double* words() const noexcept { return on_heap() ? heap_ : inline_; }
+    [[nodiscard]] double* words_mut() noexcept { return on_heap() ? heap_ : inline_; }
+    void release() noexcept {
+      if (on_heap()) delete[] heap_;
+    }
+
+    std::uint32_t label_bytes_ = 0;
+    std::uint16_t label_count_ = 0;
+    std::uint16_t value_count_ = 0;
+    union {
+      double inline_[kInlineWords];
+      double* heap_;
+    };
   };
+  static_assert(sizeof(Series) <= 88, "a series and its key fit a 112-byte malloc chunk as one map node");
   struct Shard {
     mutable std::mutex mu;
     std::unordered_map<std::uint64_t, Series> map;

@@ -379,6 +379,36 @@ TEST(SeriesState, RenderWritesThePagePrometheusCppWrites) {
   EXPECT_NE(page.find("size_count{k=\"big\"} 1152921504606846976\n"), std::string::npos) << page;
 }
 
+// A series keeps its values and labels in its map node while they fit and in
+// a block of its own when they do not; it moves between the two as its
+// value count changes, and the page always shows the latest values.
+TEST(SeriesState, SeriesMovesBetweenInlineAndOwnStorageAsItsValuesGrow) {
+  SeriesState s;
+  const testing::LabelList labels{{"path", "/a"}};
+  const auto step = [&](std::uint64_t seq, std::vector<double> values) {
+    RecordBuilder b(origin(7, 0, 1, seq));
+    b.series(MetricType::kSummary, "lat", labels, std::move(values));
+    apply(s, b);
+    return exposition(s);
+  };
+  std::string text = step(1, {1, 2, 0.5, 3});
+  EXPECT_NE(text.find("lat{path=\"/a\",quantile=\"0.5\"} 3\n"), std::string::npos) << text;
+  text = step(2, {4, 5, 0.5, 6, 0.9, 7, 0.99, 8});
+  EXPECT_NE(text.find("lat_count{path=\"/a\"} 4\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("lat{path=\"/a\",quantile=\"0.99\"} 8\n"), std::string::npos) << text;
+  text = step(3, {9, 10, 0.5, 11, 0.9, 12, 0.99, 13});
+  EXPECT_NE(text.find("lat{path=\"/a\",quantile=\"0.9\"} 12\n"), std::string::npos) << text;
+  text = step(4, {14, 15, 0.5, 16});
+  EXPECT_NE(text.find("lat_sum{path=\"/a\"} 15\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("0.99"), std::string::npos) << text;
+  RecordBuilder e(origin(7, 0, 1, 5));
+  e.series(MetricType::kSummary, "lat", {{"path", std::string(300, 'x')}}, {1, 1, 0.5, 1});
+  apply(s, e);
+  text = exposition(s);
+  EXPECT_NE(text.find("lat_count{path=\"" + std::string(300, 'x') + "\"} 1\n"), std::string::npos) << text;
+  EXPECT_EQ(s.counters().series.load(), 2u);
+}
+
 // A family named like one the page already serves is left out, its samples counted.
 TEST(SeriesState, RenderLeavesOutFamiliesItIsToldToDrop) {
   SeriesState s;
