@@ -220,8 +220,8 @@ void SeriesState::apply_series(const metric::MetricEntryView& e, std::uint16_t s
   const std::uint64_t instance = instance_.load(std::memory_order_relaxed);
   Shard& s = shard_of(e.key);
   std::lock_guard lock(s.mu);
-  auto [it, inserted] = s.map.try_emplace(e.key);
-  Series& se = it->second;
+  auto [found, inserted] = s.map.try_emplace(e.key);
+  Series& se = *found;
   if (inserted) {
     ++family_live_[fid];
     counters_.series.fetch_add(1, std::memory_order_relaxed);
@@ -255,6 +255,82 @@ void SeriesState::apply_series(const metric::MetricEntryView& e, std::uint16_t s
   se.assign(e.value_bytes, e.value_count, e.label_bytes, e.label_count);
 }
 
+void SeriesState::Series::take(Series& o) noexcept {
+  instance = o.instance;
+  generation = o.generation;
+  family = o.family;
+  shard = o.shard;
+  role = o.role;
+  label_bytes_ = o.label_bytes_;
+  label_count_ = o.label_count_;
+  value_count_ = o.value_count_;
+  std::memcpy(static_cast<void*>(inline_), static_cast<const void*>(o.inline_), sizeof inline_);  // or heap_
+  o.label_bytes_ = 0;
+  o.label_count_ = 0;
+  o.value_count_ = 0;  // o holds nothing now, on the heap or not
+}
+
+std::size_t SeriesState::SeriesTable::home(std::uint64_t key) const noexcept {
+  // Keys are hashes already, but one shard's keys share their low bits (key % kShards).
+  return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> 32) & (slots_.size() - 1);
+}
+
+std::size_t SeriesState::SeriesTable::find(std::uint64_t key) const noexcept {
+  if (slots_.empty()) return npos;
+  for (std::size_t j = home(key);; j = (j + 1) & (slots_.size() - 1)) {
+    const std::uint32_t v = slots_[j];
+    if (v == 0) return npos;
+    if (entries_[v - 1].key == key) return v - 1;
+  }
+}
+
+std::size_t SeriesState::SeriesTable::slot_of(std::uint64_t key) const noexcept {
+  std::size_t j = home(key);
+  while (entries_[slots_[j] - 1].key != key) j = (j + 1) & (slots_.size() - 1);
+  return j;
+}
+
+void SeriesState::SeriesTable::grow() {
+  const std::size_t n = slots_.empty() ? 64 : slots_.size() * 2;
+  slots_.assign(n, 0);
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    std::size_t j = home(entries_[i].key);
+    while (slots_[j] != 0) j = (j + 1) & (n - 1);
+    slots_[j] = static_cast<std::uint32_t>(i + 1);
+  }
+}
+
+std::pair<SeriesState::Series*, bool> SeriesState::SeriesTable::try_emplace(std::uint64_t key) {
+  if (const std::size_t at = find(key); at != npos) return {&entries_[at].series, false};
+  if ((entries_.size() + 1) * 4 > slots_.size() * 3) grow();
+  std::size_t j = home(key);
+  while (slots_[j] != 0) j = (j + 1) & (slots_.size() - 1);
+  entries_.emplace_back().key = key;
+  slots_[j] = static_cast<std::uint32_t>(entries_.size());
+  return {&entries_.back().series, true};
+}
+
+void SeriesState::SeriesTable::erase_at(std::size_t at) noexcept {
+  const std::size_t mask = slots_.size() - 1;
+  // Backward-shift deletion: later members of the probe run move up into
+  // the hole when their home slot allows, so no tombstones are needed.
+  std::size_t hole = slot_of(entries_[at].key);
+  for (std::size_t j = (hole + 1) & mask; slots_[j] != 0; j = (j + 1) & mask) {
+    const std::size_t h = home(entries_[slots_[j] - 1].key);
+    if (((j - h) & mask) >= ((j - hole) & mask)) {
+      slots_[hole] = slots_[j];
+      hole = j;
+    }
+  }
+  slots_[hole] = 0;
+  const std::size_t last = entries_.size() - 1;
+  if (at != last) {
+    slots_[slot_of(entries_[last].key)] = static_cast<std::uint32_t>(at + 1);
+    entries_[at] = std::move(entries_[last]);
+  }
+  entries_.pop_back();
+}
+
 void SeriesState::Series::assign(std::span<const std::byte> values, std::uint16_t n, std::span<const std::byte> labels,
                                  std::uint16_t count) {
   const std::span<const std::byte> held = this->labels();
@@ -276,14 +352,15 @@ void SeriesState::Series::assign(std::span<const std::byte> values, std::uint16_
 void SeriesState::expire(std::uint64_t key) noexcept {
   Shard& s = shard_of(key);
   std::lock_guard lock(s.mu);
-  auto it = s.map.find(key);
-  if (it == s.map.end()) return;
-  --family_live_[it->second.family];
+  const std::size_t at = s.map.find(key);
+  if (at == SeriesTable::npos) return;
+  const Series& se = s.map.at(at);
+  --family_live_[se.family];
   {
     std::lock_guard pl(proc_series_mu_);
-    --proc_series_[it->second.shard];
+    --proc_series_[se.shard];
   }
-  s.map.erase(it);
+  s.map.erase_at(at);
   counters_.series.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -297,8 +374,8 @@ void SeriesState::finish_snapshot(std::uint16_t shard) noexcept {
   std::uint64_t erased = 0;
   for (Shard& s : shards_) {
     std::lock_guard lock(s.mu);
-    for (auto it = s.map.begin(); it != s.map.end();) {
-      const Series& se = it->second;
+    for (std::size_t i = 0; i < s.map.entries().size();) {
+      const Series& se = s.map.at(i);
       const bool unmentioned = se.shard == shard && se.instance == instance && se.generation != p.generation;
       if (unmentioned || (drop_old && se.instance != instance)) {
         --family_live_[se.family];
@@ -306,10 +383,10 @@ void SeriesState::finish_snapshot(std::uint16_t shard) noexcept {
           std::lock_guard pl(proc_series_mu_);
           --proc_series_[se.shard];
         }
-        it = s.map.erase(it);
+        s.map.erase_at(i);  // the last series moves to i: looked at next
         ++erased;
       } else {
-        ++it;
+        ++i;
       }
     }
   }
@@ -348,8 +425,8 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
   std::vector<std::size_t> sizes(heads.size(), 0);
   for (const Shard& s : shards_) {
     std::lock_guard lock(s.mu);
-    for (const auto& kv : s.map) {
-      if (kv.second.family < sizes.size()) ++sizes[kv.second.family];
+    for (const auto& kv : s.map.entries()) {
+      if (kv.series.family < sizes.size()) ++sizes[kv.series.family];
     }
   }
   for (std::size_t i = 0; i < heads.size(); ++i) out[base + i].metric.reserve(sizes[i] + sizes[i] / 16);
@@ -410,7 +487,7 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
   };
   for (const Shard& s : shards_) {
     std::lock_guard lock(s.mu);
-    for (const auto& [key, se] : s.map) {
+    for (const auto& [key, se] : s.map.entries()) {
       if (se.family >= heads.size() || heads[se.family].skip) continue;
       const prometheus::MetricType type = heads[se.family].type;
       if (heads[se.family].prom) {
@@ -574,7 +651,7 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
   };
   for (const Shard& s : shards_) {
     std::lock_guard lock(s.mu);
-    for (const auto& [key, se] : s.map) {
+    for (const auto& [key, se] : s.map.entries()) {
       if (se.family >= heads.size() || heads[se.family].skip) continue;
       const Head& h = heads[se.family];
       std::string& t = text[se.family];

@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <prometheus/metric_family.h>
@@ -75,9 +76,9 @@ class SeriesState {
   // Which sample of a Prometheus family a series is.
   enum class Role : std::uint8_t { kValue, kBucket, kSum, kCount };
   // One series: its values, then its encoded labels (LabelHeader format,
-  // validated), kept inside the map node when they fit in kInlineWords
-  // doubles (a counter or gauge with a few short labels), else in one block
-  // of their own. No string or vector per series: a scrape reads one node.
+  // validated), kept inside it when they fit in kInlineWords doubles (a
+  // counter or gauge with a few short labels), else in one block of their
+  // own. No string or vector per series.
   class Series {
    public:
     static constexpr std::size_t kInlineWords = 7;
@@ -86,6 +87,14 @@ class SeriesState {
     ~Series() { release(); }
     Series(const Series&) = delete;
     Series& operator=(const Series&) = delete;
+    Series(Series&& o) noexcept { take(o); }
+    Series& operator=(Series&& o) noexcept {
+      if (this != &o) {
+        release();
+        take(o);
+      }
+      return *this;
+    }
 
     [[nodiscard]] std::span<const double> values() const noexcept { return {words(), value_count_}; }
     [[nodiscard]] std::span<const std::byte> labels() const noexcept {
@@ -111,6 +120,8 @@ class SeriesState {
     void release() noexcept {
       if (on_heap()) delete[] heap_;
     }
+    // Takes o's fields and storage (its block, if any), leaving o empty.
+    void take(Series& o) noexcept;
 
     std::uint32_t label_bytes_ = 0;
     std::uint16_t label_count_ = 0;
@@ -120,10 +131,38 @@ class SeriesState {
       double* heap_;
     };
   };
-  static_assert(sizeof(Series) <= 88, "a series and its key fit a 112-byte malloc chunk as one map node");
+  static_assert(sizeof(Series) <= 88, "a series and its key stay within 96 bytes");
+  // One shard's series by key: the series side by side in a vector (a scrape
+  // walks memory in order) and an open-addressing index of their positions
+  // (linear probing, backward-shift deletion; 4 bytes a slot, at most 3/4
+  // full). Erasing moves the last series into the hole.
+  class SeriesTable {
+   public:
+    struct Entry {
+      std::uint64_t key = 0;
+      Series series;
+    };
+    // The series of `key`, added empty if new (second: whether it was).
+    std::pair<Series*, bool> try_emplace(std::uint64_t key);
+    // Position of `key`'s series in entries(), or npos.
+    [[nodiscard]] std::size_t find(std::uint64_t key) const noexcept;
+    // Removes the series at `at`; the last one takes its place.
+    void erase_at(std::size_t at) noexcept;
+    [[nodiscard]] const std::vector<Entry>& entries() const noexcept { return entries_; }
+    [[nodiscard]] Series& at(std::size_t i) noexcept { return entries_[i].series; }
+    static constexpr std::size_t npos = SIZE_MAX;
+
+   private:
+    [[nodiscard]] std::size_t home(std::uint64_t key) const noexcept;
+    [[nodiscard]] std::size_t slot_of(std::uint64_t key) const noexcept;  // its slot; it must be there
+    void grow();
+
+    std::vector<Entry> entries_;
+    std::vector<std::uint32_t> slots_;  // 0 empty, else position in entries_ + 1
+  };
   struct Shard {
     mutable std::mutex mu;
-    std::unordered_map<std::uint64_t, Series> map;
+    SeriesTable map;
   };
   struct ProcShard {               // one aggregation shard of the current processor instance
     std::uint64_t generation = 0;  // of the snapshot in progress or last applied

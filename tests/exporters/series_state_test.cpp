@@ -10,9 +10,11 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <random>
 
 #include "record_builder.hpp"
 #include "self_metrics.hpp"
+#include "text_writer.hpp"
 
 namespace ringpipe::exporters {
 namespace {
@@ -407,6 +409,58 @@ TEST(SeriesState, SeriesMovesBetweenInlineAndOwnStorageAsItsValuesGrow) {
   text = exposition(s);
   EXPECT_NE(text.find("lat_count{path=\"" + std::string(300, 'x') + "\"} 1\n"), std::string::npos) << text;
   EXPECT_EQ(s.counters().series.load(), 2u);
+}
+
+// Many series per shard added, replaced, expired and dropped by a snapshot
+// in a random order (the table grows, probe runs close over erased slots, the
+// last series moves into each hole): the page always holds exactly the series
+// a plain map says it should, with their latest values.
+TEST(SeriesState, ManySeriesAddedExpiredAndDroppedMatchAPlainMap) {
+  SeriesState s;
+  std::map<int, double> model;
+  std::mt19937 rng(12345);
+  std::uint64_t seq = 0;
+  const auto label = [](int i) { return testing::LabelList{{"i", std::to_string(i)}}; };
+  for (int round = 0; round < 20; ++round) {
+    RecordBuilder b(origin(7, 0, 1, ++seq), 4u << 20);
+    for (int k = 0; k < 3000; ++k) {
+      const int i = static_cast<int>(rng() % 20000);
+      if (rng() % 4 == 0) {
+        b.expire(MetricType::kGauge, "g", label(i));
+        model.erase(i);
+      } else {
+        const double v = round * 100000.0 + k;
+        b.series(MetricType::kGauge, "g", label(i), {v});
+        model[i] = v;
+      }
+    }
+    apply(s, b);
+    ASSERT_EQ(s.counters().series.load(), model.size()) << "round " << round;
+  }
+  // A snapshot that mentions every other series drops the rest.
+  RecordBuilder b(origin(7, 0, 1, ++seq), 4u << 20);
+  b.begin(1);
+  std::map<int, double> kept;
+  bool mention = true;
+  for (const auto& [i, v] : model) {
+    if (mention) {
+      b.series(MetricType::kGauge, "g", label(i), {v + 1});
+      kept[i] = v + 1;
+    }
+    mention = !mention;
+  }
+  b.end(1);
+  apply(s, b);
+  EXPECT_EQ(s.counters().series.load(), kept.size());
+  const ParsedPage page = parse_page(exposition(s));
+  ASSERT_TRUE(page.well_formed);
+  std::map<std::string, std::string> want;
+  for (const auto& [i, v] : kept) {
+    std::string value;
+    text::append_double(value, v);
+    want["g{i=\"" + std::to_string(i) + "\"}"] = value;
+  }
+  EXPECT_EQ(page.samples, want);
 }
 
 // A family named like one the page already serves is left out, its samples counted.
