@@ -276,10 +276,10 @@ std::size_t SeriesState::SeriesTable::home(std::uint64_t key) const noexcept {
 }
 
 std::size_t SeriesState::SeriesTable::find(std::uint64_t key) const noexcept {
-  if (slots_.empty()) return npos;
+  if (slots_.empty()) return kNpos;
   for (std::size_t j = home(key);; j = (j + 1) & (slots_.size() - 1)) {
     const std::uint32_t v = slots_[j];
-    if (v == 0) return npos;
+    if (v == 0) return kNpos;
     if (entries_[v - 1].key == key) return v - 1;
   }
 }
@@ -301,7 +301,7 @@ void SeriesState::SeriesTable::grow() {
 }
 
 std::pair<SeriesState::Series*, bool> SeriesState::SeriesTable::try_emplace(std::uint64_t key) {
-  if (const std::size_t at = find(key); at != npos) return {&entries_[at].series, false};
+  if (const std::size_t at = find(key); at != kNpos) return {&entries_[at].series, false};
   if ((entries_.size() + 1) * 4 > slots_.size() * 3) grow();
   std::size_t j = home(key);
   while (slots_[j] != 0) j = (j + 1) & (slots_.size() - 1);
@@ -353,7 +353,7 @@ void SeriesState::expire(std::uint64_t key) noexcept {
   Shard& s = shard_of(key);
   std::lock_guard lock(s.mu);
   const std::size_t at = s.map.find(key);
-  if (at == SeriesTable::npos) return;
+  if (at == SeriesTable::kNpos) return;
   const Series& se = s.map.at(at);
   --family_live_[se.family];
   {

@@ -144,13 +144,13 @@ class SeriesState {
     };
     // The series of `key`, added empty if new (second: whether it was).
     std::pair<Series*, bool> try_emplace(std::uint64_t key);
-    // Position of `key`'s series in entries(), or npos.
+    // Position of `key`'s series in entries(), or kNpos.
     [[nodiscard]] std::size_t find(std::uint64_t key) const noexcept;
     // Removes the series at `at`; the last one takes its place.
     void erase_at(std::size_t at) noexcept;
     [[nodiscard]] const std::vector<Entry>& entries() const noexcept { return entries_; }
     [[nodiscard]] Series& at(std::size_t i) noexcept { return entries_[i].series; }
-    static constexpr std::size_t npos = SIZE_MAX;
+    static constexpr std::size_t kNpos = SIZE_MAX;
 
    private:
     [[nodiscard]] std::size_t home(std::uint64_t key) const noexcept;
