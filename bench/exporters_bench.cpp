@@ -1,23 +1,31 @@
 // exporters_bench: what a scrape of N series costs, and how fast remote_write
 // pushes into a local Prometheus, each beside a baseline measured in this run.
 //
-//   exporters_bench [--series 10000,100000,1000000] [--rw-records 200] [--rw-series 1000]
+//   exporters_bench [--series 10000,100000,1000000] [--writer new,old] [--rw-records 200] [--rw-series 1000]
 //
 // Scrape: series go through a real metric ring into a PrometheusExporter; a
-// loopback client GETs /metrics (best and median of 5). Baseline: a
-// prometheus::Registry holding the same number of plain Gauges with the same
-// labels behind its own Exposer. remote_write: records of `--rw-series`
+// loopback client GETs /metrics (best and median of 5, 3 at 1M). One row per
+// `--writer`: `new` writes the page straight from the exporter's state,
+// `old` goes through prometheus-cpp's objects and TextSerializer (the
+// earlier path: the same-run baseline), each in a child process with the
+// anonymous RSS it added once loaded and at its peak during the scrapes.
+// Baseline: a prometheus::Registry holding the same number of plain Gauges
+// with the same labels behind its own Exposer. remote_write: records of `--rw-series`
 // counters into a RemoteWriteExporter -> /usr/bin/prometheus; baseline: the
 // same encoded requests POSTed back to back over one connection.
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -100,8 +108,47 @@ bool fill(ring::Producer& p, std::size_t n, std::uint64_t instance, double value
   return true;
 }
 
-void scrape_bench(std::size_t n, const std::string& dir) {
-  const std::string path = dir + "/scrape-" + std::to_string(n);
+// Anonymous resident memory of this process (kB): the state and the pages,
+// not the ring's shared mapping.
+std::size_t rss_anon_kb() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  std::size_t kb = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::strncmp(line, "RssAnon:", 8) == 0) kb = std::strtoull(line + 8, nullptr, 10);
+  }
+  std::fclose(f);
+  return kb;
+}
+
+// The largest rss_anon_kb() seen while it lives (sampled every 2 ms).
+class PeakSampler {
+ public:
+  PeakSampler()
+      : thread_([this] {
+          while (!stop_.load()) {
+            peak_ = std::max(peak_.load(), rss_anon_kb());
+            std::this_thread::sleep_for(2ms);
+          }
+        }) {}
+  std::size_t stop() {
+    stop_ = true;
+    thread_.join();
+    return std::max(peak_.load(), rss_anon_kb());
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<std::size_t> peak_{0};
+  std::thread thread_;
+};
+
+// One exporter with n series, its page written by `writer`; run in a child
+// process so each row's memory starts from the same empty heap.
+void scrape_exporter(std::size_t n, const std::string& dir, const char* writer) {
+  const bool old_path = std::strcmp(writer, "old") == 0;
+  const std::string path = dir + "/scrape-" + std::to_string(n) + "-" + writer;
   auto ring = ring::Ring::create(path, ring_options());
   if (!ring) {
     std::fprintf(stderr, "%s\n", ring.error().message().c_str());
@@ -111,6 +158,8 @@ void scrape_bench(std::size_t n, const std::string& dir) {
   o.input = path;
   o.listen = "127.0.0.1:0";
   o.request_resync = false;
+  o.render_with_prometheus_cpp = old_path;
+  const std::size_t rss0 = rss_anon_kb();
   auto exp = exporters::PrometheusExporter::create(o);
   if (!exp || !(*exp)->start()) {
     std::fprintf(stderr, "exporter failed\n");
@@ -124,8 +173,11 @@ void scrape_bench(std::size_t n, const std::string& dir) {
   }
   while ((*exp)->stats().series < n) std::this_thread::sleep_for(1ms);
   const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const std::size_t rss_loaded = rss_anon_kb();
   const int rounds = n >= 1'000'000 ? 3 : 5;
+  PeakSampler sampler;
   const Timing ours = time_scrapes((*exp)->port(), rounds);
+  const std::size_t rss_peak = sampler.stop();
   // The exporter's own histogram says how much of a scrape was collecting.
   double collect_ms = 0;
   {
@@ -138,9 +190,35 @@ void scrape_bench(std::size_t n, const std::string& dir) {
     const double count = field("ringpipe_exporter_scrape_duration_seconds_count");
     if (count > 0) collect_ms = 1000 * field("ringpipe_exporter_scrape_duration_seconds_sum") / count;
   }
+  std::printf(
+      "%9zu series | writer %-3s | load %8.1f ms | collect %8.1f ms | scrape best %8.1f ms median %8.1f ms %11zu "
+      "bytes | anon RSS loaded %7.1f MB (%5.0f B/series) peak in scrapes %7.1f MB\n",
+      n, writer, load_ms, collect_ms, ours.best_ms, ours.median_ms, ours.bytes,
+      static_cast<double>(rss_loaded - rss0) / 1024,
+      static_cast<double>(rss_loaded - rss0) * 1024 / static_cast<double>(n),
+      static_cast<double>(rss_peak - rss0) / 1024);
+  std::fflush(stdout);
+  exp->reset();
+  std::filesystem::remove(path);
+}
 
-  Timing base;
-  {
+void in_child(const std::function<void()>& f) {
+  std::fflush(stdout);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    f();
+    std::fflush(stdout);
+    ::_exit(0);
+  }
+  int status = 0;
+  if (pid > 0) ::waitpid(pid, &status, 0);
+}
+
+void scrape_bench(std::size_t n, const std::string& dir, const std::vector<std::string>& writers) {
+  for (const std::string& w : writers) in_child([&] { scrape_exporter(n, dir, w.c_str()); });
+  in_child([&] {
+    Timing base;
+    const std::size_t rss0 = rss_anon_kb();
     auto registry = std::make_shared<prometheus::Registry>();
     std::vector<prometheus::Family<prometheus::Gauge>*> fams;
     for (int f = 0; f < 100; ++f) {
@@ -150,17 +228,16 @@ void scrape_bench(std::size_t n, const std::string& dir) {
       auto l = labels_of(i);
       fams[i % 100]->Add({{l[0].first, l[0].second}, {l[1].first, l[1].second}}).Set(0.5 + static_cast<double>(i));
     }
+    const std::size_t rss_loaded = rss_anon_kb();
     prometheus::Exposer exposer("127.0.0.1:0", 2);
     exposer.RegisterCollectable(registry);
-    base = time_scrapes(static_cast<std::uint16_t>(exposer.GetListeningPorts().front()), rounds);
-  }
-  std::printf(
-      "%9zu series | load %8.1f ms | collect %8.1f ms | scrape best %8.1f ms median %8.1f ms %11zu bytes | "
-      "baseline prometheus-cpp Registry+Gauges: best %8.1f ms median %8.1f ms %11zu bytes\n",
-      n, load_ms, collect_ms, ours.best_ms, ours.median_ms, ours.bytes, base.best_ms, base.median_ms, base.bytes);
-  std::fflush(stdout);
-  exp->reset();
-  std::filesystem::remove(path);
+    base = time_scrapes(static_cast<std::uint16_t>(exposer.GetListeningPorts().front()), n >= 1'000'000 ? 3 : 5);
+    std::printf(
+        "%9zu series | baseline prometheus-cpp Registry+Gauges: scrape best %8.1f ms median %8.1f ms %11zu bytes | "
+        "anon RSS loaded %7.1f MB\n",
+        n, base.best_ms, base.median_ms, base.bytes, static_cast<double>(rss_loaded - rss0) / 1024);
+    std::fflush(stdout);
+  });
 }
 
 void remote_write_bench(std::size_t records, std::size_t series, const std::string& dir) {
@@ -278,16 +355,25 @@ int main(int argc, char** argv) {
   std::vector<std::size_t> sizes{10'000, 100'000, 1'000'000};
   std::size_t rw_records = 200;
   std::size_t rw_series = 1000;
+  std::vector<std::string> writers{"new", "old"};
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--series") == 0) sizes = parse_list(argv[i + 1]);
     if (std::strcmp(argv[i], "--rw-records") == 0) rw_records = std::stoull(argv[i + 1]);
     if (std::strcmp(argv[i], "--rw-series") == 0) rw_series = std::stoull(argv[i + 1]);
+    if (std::strcmp(argv[i], "--writer") == 0) {
+      writers.clear();
+      for (std::string_view rest = argv[i + 1]; !rest.empty();) {
+        const auto comma = rest.find(',');
+        writers.emplace_back(rest.substr(0, comma));
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+      }
+    }
   }
   char tmpl[] = "/dev/shm/ringpipe-exporters-bench-XXXXXX";
   const char* dir = ::mkdtemp(tmpl);
   if (dir == nullptr) return 1;
   std::printf("cores available: %u\n", std::thread::hardware_concurrency());
-  for (const std::size_t n : sizes) scrape_bench(n, dir);
+  for (const std::size_t n : sizes) scrape_bench(n, dir, writers);
   if (rw_records > 0) remote_write_bench(rw_records, rw_series, dir);
   std::filesystem::remove_all(dir);
   return 0;

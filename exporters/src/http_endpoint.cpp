@@ -240,6 +240,8 @@ class RequestCounters {
 
 }  // namespace
 
+std::string PageSource::render_page() { return prometheus::TextSerializer().Serialize(Collect()); }
+
 struct HttpEndpoint::Impl : CivetHandler {
   Impl(const PrometheusExporterOptions& o, PageSource& s) : options(o), source(s) {}
 
@@ -259,7 +261,7 @@ struct HttpEndpoint::Impl : CivetHandler {
 
   std::string render() {
     const std::int64_t t0 = monotonic_ns();
-    std::string text = prometheus::TextSerializer().Serialize(source.Collect());
+    std::string text = source.render_page();
     render_text.observe(static_cast<double>(monotonic_ns() - t0) * 1e-9);
     return text;
   }

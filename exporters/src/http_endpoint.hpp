@@ -25,10 +25,13 @@
 
 namespace ringpipe::exporters {
 
-// What the endpoint serves: Collect() gives the families of one page (a throw
-// answers the scrape 503). Called on civetweb worker threads, several at once.
+// What the endpoint serves: render_page() writes one page, by default
+// prometheus-cpp's text of Collect()'s families (a throw answers the scrape
+// 503). Called on civetweb worker threads, several at once.
 class PageSource : public prometheus::Collectable {
  public:
+  // One page in text format 0.0.4.
+  [[nodiscard]] virtual std::string render_page();
   // What /-/ready answers.
   [[nodiscard]] virtual bool ready() const noexcept = 0;
   // A page was written whole to a client.

@@ -7,6 +7,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include <prometheus/text_serializer.h>
+
 #include "http_endpoint.hpp"
 #include "metrics_reader_loop.hpp"
 #include "ringpipe/common/log.hpp"
@@ -92,6 +94,43 @@ struct PrometheusExporter::Impl : PageSource {
       out.clear();
     }
     return out;
+  }
+
+  // The pipeline's families written by SeriesState::render, then the
+  // self-metrics through prometheus-cpp: the text TextSerializer makes of
+  // Collect(), without a MetricFamily per pipeline series.
+  std::string render_page() override {
+    if (options.render_with_prometheus_cpp) return PageSource::render_page();
+    std::string page;
+    try {
+      const std::int64_t t0 = monotonic_ns();
+      std::vector<prometheus::MetricFamily> self;
+      FamilyBuilder b;
+      rings->describe(b);
+      segments->describe(b);
+      describe_self(b);
+      b.take(self);
+      // One exposition may not name a family twice (a pipeline scraping
+      // another ringpipe): ours win, with their _sum/_count/_bucket names.
+      std::unordered_set<std::string> ours;
+      for (const prometheus::MetricFamily& f : self) {
+        for (const char* suffix : {"", "_sum", "_count", "_bucket"}) ours.insert(f.name + suffix);
+      }
+      const std::uint64_t dropped =
+          state.render(page, [&](std::string_view name) { return ours.count(std::string(name)) != 0; });
+      self_name_conflicts.fetch_add(dropped, std::memory_order_relaxed);
+      const double seconds = static_cast<double>(monotonic_ns() - t0) * 1e-9;
+      durations.observe(seconds);
+      if (own) {
+        stats::stats_add_double(*own_scrape_seconds, seconds);
+        own_publisher->publish();
+      }
+      page += prometheus::TextSerializer().Serialize(self);
+    } catch (...) {
+      collect_errors.fetch_add(1, std::memory_order_relaxed);
+      page.clear();
+    }
+    return page;
   }
 
   void describe_self(FamilyBuilder& b) const {

@@ -99,11 +99,13 @@ inline constexpr std::array<SelfMetric, static_cast<std::size_t>(SelfMetricId::k
      "Live series per processor shard, as published into the metric ring.", SelfMetricWhere::kPage},
     // Scrapes: the page's histogram, the segment's running totals.
     {SelfMetricId::kScrapeDuration, "ringpipe_exporter_scrape_duration_seconds", SelfMetricType::kHistogram,
-     "Time to collect the state for one scrape (serialization excluded).", SelfMetricWhere::kPage},
+     "Time to collect one scrape: the pipeline's series written as text, the self-metrics collected.",
+     SelfMetricWhere::kPage},
     {SelfMetricId::kScrapes, "ringpipe_exporter_scrapes_total", SelfMetricType::kCounter, "Scrapes answered.",
      SelfMetricWhere::kSegment},
     {SelfMetricId::kScrapeSeconds, "ringpipe_exporter_scrape_duration_seconds_total", SelfMetricType::kCounter,
-     "Seconds spent collecting scrapes (serialization excluded).", SelfMetricWhere::kSegment},
+     "Seconds spent collecting scrapes (the pipeline's series written as text, the self-metrics collected).",
+     SelfMetricWhere::kSegment},
     // The HTTP endpoint (http_endpoint.cpp).
     {SelfMetricId::kHttpConnections, "ringpipe_exporter_http_connections", SelfMetricType::kGauge,
      "HTTP connections a worker holds (idle ones included).", SelfMetricWhere::kPage},

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "ringpipe/common/test_hooks.hpp"
+#include "text_writer.hpp"
 
 namespace ringpipe::exporters {
 namespace {
@@ -219,8 +220,8 @@ void SeriesState::apply_series(const metric::MetricEntryView& e, std::uint16_t s
   const std::uint64_t instance = instance_.load(std::memory_order_relaxed);
   Shard& s = shard_of(e.key);
   std::lock_guard lock(s.mu);
-  auto [it, inserted] = s.map.try_emplace(e.key);
-  Series& se = it->second;
+  auto [found, inserted] = s.map.try_emplace(e.key);
+  Series& se = *found;
   if (inserted) {
     ++family_live_[fid];
     counters_.series.fetch_add(1, std::memory_order_relaxed);
@@ -239,10 +240,6 @@ void SeriesState::apply_series(const metric::MetricEntryView& e, std::uint16_t s
       ++proc_series_[shard];
     }
   }
-  if (inserted || se.label_count != e.label_count || se.labels.size() != e.label_bytes.size()) {
-    se.labels.assign(reinterpret_cast<const char*>(e.label_bytes.data()), e.label_bytes.size());
-    se.label_count = e.label_count;
-  }
   se.family = fid;
   se.role = Role::kValue;
   if ((e.flags & metric::kEntryPromSample) != 0) {
@@ -255,21 +252,115 @@ void SeriesState::apply_series(const metric::MetricEntryView& e, std::uint16_t s
   se.shard = shard;
   se.instance = instance;
   if (p.in_snapshot) se.generation = p.generation;
-  se.values.resize(e.value_count);
-  std::memcpy(se.values.data(), e.value_bytes.data(), e.value_bytes.size());
+  se.assign(e.value_bytes, e.value_count, e.label_bytes, e.label_count);
+}
+
+void SeriesState::Series::take(Series& o) noexcept {
+  instance = o.instance;
+  generation = o.generation;
+  family = o.family;
+  shard = o.shard;
+  role = o.role;
+  label_bytes_ = o.label_bytes_;
+  label_count_ = o.label_count_;
+  value_count_ = o.value_count_;
+  std::memcpy(static_cast<void*>(inline_), static_cast<const void*>(o.inline_), sizeof inline_);  // or heap_
+  o.label_bytes_ = 0;
+  o.label_count_ = 0;
+  o.value_count_ = 0;  // o holds nothing now, on the heap or not
+}
+
+std::size_t SeriesState::SeriesTable::home(std::uint64_t key) const noexcept {
+  // Keys are hashes already, but one shard's keys share their low bits (key % kShards).
+  return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> 32) & (slots_.size() - 1);
+}
+
+std::size_t SeriesState::SeriesTable::find(std::uint64_t key) const noexcept {
+  if (slots_.empty()) return kNpos;
+  for (std::size_t j = home(key);; j = (j + 1) & (slots_.size() - 1)) {
+    const std::uint32_t v = slots_[j];
+    if (v == 0) return kNpos;
+    if (entries_[v - 1].key == key) return v - 1;
+  }
+}
+
+std::size_t SeriesState::SeriesTable::slot_of(std::uint64_t key) const noexcept {
+  std::size_t j = home(key);
+  while (entries_[slots_[j] - 1].key != key) j = (j + 1) & (slots_.size() - 1);
+  return j;
+}
+
+void SeriesState::SeriesTable::grow() {
+  const std::size_t n = slots_.empty() ? 64 : slots_.size() * 2;
+  slots_.assign(n, 0);
+  for (std::size_t i = 0; i < entries_.size(); ++i) {
+    std::size_t j = home(entries_[i].key);
+    while (slots_[j] != 0) j = (j + 1) & (n - 1);
+    slots_[j] = static_cast<std::uint32_t>(i + 1);
+  }
+}
+
+std::pair<SeriesState::Series*, bool> SeriesState::SeriesTable::try_emplace(std::uint64_t key) {
+  if (const std::size_t at = find(key); at != kNpos) return {&entries_[at].series, false};
+  if ((entries_.size() + 1) * 4 > slots_.size() * 3) grow();
+  std::size_t j = home(key);
+  while (slots_[j] != 0) j = (j + 1) & (slots_.size() - 1);
+  entries_.emplace_back().key = key;
+  slots_[j] = static_cast<std::uint32_t>(entries_.size());
+  return {&entries_.back().series, true};
+}
+
+void SeriesState::SeriesTable::erase_at(std::size_t at) noexcept {
+  const std::size_t mask = slots_.size() - 1;
+  // Backward-shift deletion: later members of the probe run move up into
+  // the hole when their home slot allows, so no tombstones are needed.
+  std::size_t hole = slot_of(entries_[at].key);
+  for (std::size_t j = (hole + 1) & mask; slots_[j] != 0; j = (j + 1) & mask) {
+    const std::size_t h = home(entries_[slots_[j] - 1].key);
+    if (((j - h) & mask) >= ((j - hole) & mask)) {
+      slots_[hole] = slots_[j];
+      hole = j;
+    }
+  }
+  slots_[hole] = 0;
+  const std::size_t last = entries_.size() - 1;
+  if (at != last) {
+    slots_[slot_of(entries_[last].key)] = static_cast<std::uint32_t>(at + 1);
+    entries_[at] = std::move(entries_[last]);
+  }
+  entries_.pop_back();
+}
+
+void SeriesState::Series::assign(std::span<const std::byte> values, std::uint16_t n, std::span<const std::byte> labels,
+                                 std::uint16_t count) {
+  const std::span<const std::byte> held = this->labels();
+  const bool same = value_count_ == n && label_count_ == count && held.size() == labels.size() &&
+                    std::equal(labels.begin(), labels.end(), held.begin());
+  if (!same) {
+    const std::size_t words = std::size_t{n} + label_words(labels.size());
+    double* block = words > kInlineWords ? new double[words] : nullptr;
+    release();  // by the old sizes
+    value_count_ = n;
+    label_bytes_ = static_cast<std::uint32_t>(labels.size());
+    label_count_ = count;
+    if (block != nullptr) heap_ = block;
+    std::memcpy(words_mut() + n, labels.data(), labels.size());
+  }
+  std::memcpy(words_mut(), values.data(), values.size());
 }
 
 void SeriesState::expire(std::uint64_t key) noexcept {
   Shard& s = shard_of(key);
   std::lock_guard lock(s.mu);
-  auto it = s.map.find(key);
-  if (it == s.map.end()) return;
-  --family_live_[it->second.family];
+  const std::size_t at = s.map.find(key);
+  if (at == SeriesTable::kNpos) return;
+  const Series& se = s.map.at(at);
+  --family_live_[se.family];
   {
     std::lock_guard pl(proc_series_mu_);
-    --proc_series_[it->second.shard];
+    --proc_series_[se.shard];
   }
-  s.map.erase(it);
+  s.map.erase_at(at);
   counters_.series.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -283,8 +374,8 @@ void SeriesState::finish_snapshot(std::uint16_t shard) noexcept {
   std::uint64_t erased = 0;
   for (Shard& s : shards_) {
     std::lock_guard lock(s.mu);
-    for (auto it = s.map.begin(); it != s.map.end();) {
-      const Series& se = it->second;
+    for (std::size_t i = 0; i < s.map.entries().size();) {
+      const Series& se = s.map.at(i);
       const bool unmentioned = se.shard == shard && se.instance == instance && se.generation != p.generation;
       if (unmentioned || (drop_old && se.instance != instance)) {
         --family_live_[se.family];
@@ -292,10 +383,10 @@ void SeriesState::finish_snapshot(std::uint16_t shard) noexcept {
           std::lock_guard pl(proc_series_mu_);
           --proc_series_[se.shard];
         }
-        it = s.map.erase(it);
+        s.map.erase_at(i);  // the last series moves to i: looked at next
         ++erased;
       } else {
-        ++it;
+        ++i;
       }
     }
   }
@@ -334,8 +425,8 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
   std::vector<std::size_t> sizes(heads.size(), 0);
   for (const Shard& s : shards_) {
     std::lock_guard lock(s.mu);
-    for (const auto& kv : s.map) {
-      if (kv.second.family < sizes.size()) ++sizes[kv.second.family];
+    for (const auto& kv : s.map.entries()) {
+      if (kv.series.family < sizes.size()) ++sizes[kv.series.family];
     }
   }
   for (std::size_t i = 0; i < heads.size(); ++i) out[base + i].metric.reserve(sizes[i] + sizes[i] / 16);
@@ -346,11 +437,11 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
   std::string group_key;
   const auto add_prom = [&](const Series& se, prometheus::MetricType type) {
     std::vector<prometheus::ClientMetric>& metrics = out[base + se.family].metric;
-    const double v = se.values[0];
-    const auto labels = std::as_bytes(std::span(se.labels.data(), se.labels.size()));
+    const double v = se.values()[0];
+    const auto labels = se.labels();
     if (type != prometheus::MetricType::Histogram && type != prometheus::MetricType::Summary) {
       prometheus::ClientMetric& m = metrics.emplace_back();
-      metric::for_each_label(labels, se.label_count, [&](const metric::Label& l) {
+      metric::for_each_label(labels, se.label_count(), [&](const metric::Label& l) {
         m.label.push_back({std::string(l.name), std::string(l.value)});
       });
       if (type == prometheus::MetricType::Counter) {
@@ -367,7 +458,7 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
                       (type == prometheus::MetricType::Summary && se.role == Role::kValue);
     group_key.clear();
     double bound = std::numeric_limits<double>::quiet_NaN();
-    metric::for_each_label(labels, se.label_count, [&](const metric::Label& l) {
+    metric::for_each_label(labels, se.label_count(), [&](const metric::Label& l) {
       if (owns && l.name == own) {
         bound = label_number(l.value);
         return;
@@ -379,7 +470,7 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
     auto [it, fresh] = groups.try_emplace({se.family, group_key}, metrics.size());
     if (fresh) {
       prometheus::ClientMetric& m = metrics.emplace_back();
-      metric::for_each_label(labels, se.label_count, [&](const metric::Label& l) {
+      metric::for_each_label(labels, se.label_count(), [&](const metric::Label& l) {
         if (!(owns && l.name == own)) m.label.push_back({std::string(l.name), std::string(l.value)});
       });
     }
@@ -396,7 +487,7 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
   };
   for (const Shard& s : shards_) {
     std::lock_guard lock(s.mu);
-    for (const auto& [key, se] : s.map) {
+    for (const auto& [key, se] : s.map.entries()) {
       if (se.family >= heads.size() || heads[se.family].skip) continue;
       const prometheus::MetricType type = heads[se.family].type;
       if (heads[se.family].prom) {
@@ -404,12 +495,11 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
         continue;
       }
       prometheus::ClientMetric& m = out[base + se.family].metric.emplace_back();
-      m.label.reserve(se.label_count);
-      metric::for_each_label(std::as_bytes(std::span(se.labels.data(), se.labels.size())), se.label_count,
-                             [&](const metric::Label& l) {
-                               m.label.push_back({std::string(l.name), std::string(l.value)});
-                             });
-      const std::vector<double>& v = se.values;
+      m.label.reserve(se.label_count());
+      metric::for_each_label(se.labels(), se.label_count(), [&](const metric::Label& l) {
+        m.label.push_back({std::string(l.name), std::string(l.value)});
+      });
+      const std::span<const double> v = se.values();
       switch (type) {
         case prometheus::MetricType::Counter:
           m.counter.value = v[0];
@@ -447,6 +537,220 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
   out.erase(std::remove_if(out.begin() + static_cast<std::ptrdiff_t>(base), out.end(),
                            [](const prometheus::MetricFamily& f) { return f.metric.empty(); }),
             out.end());
+}
+
+namespace {
+
+// How a family is served: prometheus-cpp's TextSerializer's five kinds.
+std::string_view type_name(prometheus::MetricType t) noexcept {
+  switch (t) {
+    case prometheus::MetricType::Counter:
+      return "counter";
+    case prometheus::MetricType::Gauge:
+      return "gauge";
+    case prometheus::MetricType::Summary:
+      return "summary";
+    case prometheus::MetricType::Histogram:
+      return "histogram";
+    default:
+      break;
+  }
+  return "untyped";
+}
+
+}  // namespace
+
+std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std::string_view)>& drop) const {
+  using PT = prometheus::MetricType;
+  struct Head {
+    std::string name;
+    std::string help;
+    PT type;
+    bool skip;
+    bool prom;
+  };
+  std::vector<Head> heads;
+  {
+    std::lock_guard lock(families_mu_);
+    heads.reserve(families_.size());
+    for (const Family& f : families_) heads.push_back(Head{f.name, f.help, to_prometheus(f.type), f.conflict, f.prom});
+  }
+  // Each family's lines gather in its own buffer while the shards are walked
+  // once, one lock at a time; the page is their concatenation in family order.
+  std::vector<std::string> text(heads.size());
+  std::vector<std::uint64_t> samples(heads.size(), 0);
+  // A Prometheus histogram's or summary's samples come as separate series:
+  // one group per family and label set without `le` / `quantile`, written
+  // after the walk in the order the groups were first met.
+  struct Group {
+    std::uint32_t family = 0;
+    std::string labels;
+    std::uint16_t label_count = 0;
+    std::string_view own;  // the label left out of `labels`
+    struct Point {
+      double bound;         // le or quantile
+      double value;         // a quantile's value
+      std::uint64_t count;  // a bucket's count
+    };
+    std::vector<Point> points;
+    double sum = 0;
+    std::uint64_t count = 0;
+  };
+  std::vector<Group> groups;
+  std::map<std::pair<std::uint32_t, std::string>, std::size_t> group_at;
+  std::string group_key;
+  std::string number;
+  const auto label_of = [&](double v) -> std::string_view {
+    number.clear();
+    text::append_double(number, v);
+    return number;
+  };
+  const auto add_prom = [&](const Series& se, std::span<const std::byte> labels, PT type, std::string& t) {
+    const double v = se.values()[0];
+    const std::string& name = heads[se.family].name;
+    if (type != PT::Histogram && type != PT::Summary) {
+      ++samples[se.family];
+      text::append_head(t, name, "", labels, se.label_count());
+      text::append_double(t, v);
+      t.push_back('\n');
+      return;
+    }
+    const std::string_view own = type == PT::Histogram ? "le" : "quantile";
+    const bool owns =
+        (type == PT::Histogram && se.role == Role::kBucket) || (type == PT::Summary && se.role == Role::kValue);
+    group_key.clear();
+    double bound = std::numeric_limits<double>::quiet_NaN();
+    metric::for_each_label(labels, se.label_count(), [&](const metric::Label& l) {
+      if (owns && l.name == own) {
+        bound = label_number(l.value);
+        return;
+      }
+      group_key.append(l.name).push_back('\0');
+      group_key.append(l.value).push_back('\0');
+    });
+    if (owns && std::isnan(bound)) return;  // no usable le / quantile: nothing it could be served as
+    auto [it, fresh] = group_at.try_emplace({se.family, group_key}, groups.size());
+    if (fresh) {
+      ++samples[se.family];
+      Group& g = groups.emplace_back();
+      g.family = se.family;
+      g.labels.assign(reinterpret_cast<const char*>(labels.data()), labels.size());
+      g.label_count = se.label_count();
+      if (owns) g.own = own;
+    }
+    Group& g = groups[it->second];
+    if (type == PT::Histogram) {
+      if (se.role == Role::kBucket) g.points.push_back({bound, 0, to_count(v)});
+      if (se.role == Role::kSum) g.sum = v;
+      if (se.role == Role::kCount) g.count = to_count(v);
+    } else {
+      if (se.role == Role::kValue) g.points.push_back({bound, v, 0});
+      if (se.role == Role::kSum) g.sum = v;
+      if (se.role == Role::kCount) g.count = to_count(v);
+    }
+  };
+  for (const Shard& s : shards_) {
+    std::lock_guard lock(s.mu);
+    for (const auto& [key, se] : s.map.entries()) {
+      if (se.family >= heads.size() || heads[se.family].skip) continue;
+      const Head& h = heads[se.family];
+      std::string& t = text[se.family];
+      const auto labels = se.labels();
+      if (h.prom) {
+        add_prom(se, labels, h.type, t);
+        continue;
+      }
+      ++samples[se.family];
+      const std::span<const double> v = se.values();
+      switch (h.type) {
+        case PT::Summary:
+          text::append_head(t, h.name, "_count", labels, se.label_count());
+          text::append_count(t, to_count(v[0]));
+          t.push_back('\n');
+          text::append_head(t, h.name, "_sum", labels, se.label_count());
+          text::append_double(t, v[1]);
+          t.push_back('\n');
+          for (std::size_t i = 2; i + 1 < v.size(); i += 2) {
+            text::append_head(t, h.name, "", labels, se.label_count(), {"quantile", label_of(v[i])});
+            text::append_double(t, v[i + 1]);
+            t.push_back('\n');
+          }
+          break;
+        case PT::Histogram: {
+          text::append_head(t, h.name, "_count", labels, se.label_count());
+          text::append_count(t, to_count(v[0]));
+          t.push_back('\n');
+          text::append_head(t, h.name, "_sum", labels, se.label_count());
+          text::append_double(t, v[1]);
+          t.push_back('\n');
+          double last = -std::numeric_limits<double>::infinity();
+          for (std::size_t i = 2; i + 1 < v.size(); i += 2) {
+            text::append_head(t, h.name, "_bucket", labels, se.label_count(), {"le", label_of(v[i])});
+            text::append_count(t, to_count(v[i + 1]));
+            t.push_back('\n');
+            last = v[i];
+          }
+          if (last != std::numeric_limits<double>::infinity()) {
+            text::append_head(t, h.name, "_bucket", labels, se.label_count(), {"le", "+Inf"});
+            text::append_count(t, to_count(v[0]));
+            t.push_back('\n');
+          }
+          break;
+        }
+        default:
+          text::append_head(t, h.name, "", labels, se.label_count());
+          text::append_double(t, v[0]);
+          t.push_back('\n');
+          break;
+      }
+    }
+  }
+  for (Group& g : groups) {
+    const Head& h = heads[g.family];
+    std::string& t = text[g.family];
+    const auto labels = std::as_bytes(std::span(g.labels.data(), g.labels.size()));
+    std::stable_sort(g.points.begin(), g.points.end(), [](const auto& a, const auto& b) { return a.bound < b.bound; });
+    text::append_head(t, h.name, "_count", labels, g.label_count, {}, g.own);
+    text::append_count(t, g.count);
+    t.push_back('\n');
+    text::append_head(t, h.name, "_sum", labels, g.label_count, {}, g.own);
+    text::append_double(t, g.sum);
+    t.push_back('\n');
+    const bool histogram = h.type == PT::Histogram;
+    double last = -std::numeric_limits<double>::infinity();
+    for (const auto& p : g.points) {
+      text::append_head(t, h.name, histogram ? "_bucket" : "", labels, g.label_count,
+                        {histogram ? "le" : "quantile", label_of(p.bound)}, g.own);
+      if (histogram) {
+        text::append_count(t, p.count);
+      } else {
+        text::append_double(t, p.value);
+      }
+      t.push_back('\n');
+      last = p.bound;
+    }
+    if (histogram && last != std::numeric_limits<double>::infinity()) {
+      text::append_head(t, h.name, "_bucket", labels, g.label_count, {"le", "+Inf"}, g.own);
+      text::append_count(t, g.count);
+      t.push_back('\n');
+    }
+  }
+  std::uint64_t dropped = 0;
+  std::size_t bytes = out.size();
+  for (std::size_t i = 0; i < heads.size(); ++i)
+    bytes += text[i].size() + heads[i].name.size() * 2 + heads[i].help.size() + 32;
+  out.reserve(bytes);
+  for (std::size_t i = 0; i < heads.size(); ++i) {
+    if (text[i].empty()) continue;
+    if (drop && drop(heads[i].name)) {
+      dropped += samples[i];
+    } else {
+      text::append_family_head(out, heads[i].name, heads[i].help, type_name(heads[i].type));
+      out.append(text[i]);
+    }
+    std::string().swap(text[i]);
+  }
+  return dropped;
 }
 
 }  // namespace ringpipe::exporters

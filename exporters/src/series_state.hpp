@@ -10,10 +10,14 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <prometheus/metric_family.h>
@@ -45,7 +49,14 @@ class SeriesState {
   void apply(std::span<const std::byte> record) noexcept;
 
   // Appends one MetricFamily per exported family (conflicting ones left out).
+  // The page's earlier path (prometheus-cpp's object model), kept as the
+  // reference render() is checked against.
   void collect(std::vector<prometheus::MetricFamily>& out) const;
+  // Appends the exported families as text format 0.0.4, the text
+  // prometheus-cpp's TextSerializer makes of collect()'s families, without an
+  // object per series. Families `drop` names are left out; returns how many
+  // samples (collect()'s metrics) those held.
+  std::uint64_t render(std::string& out, const std::function<bool(std::string_view)>& drop = {}) const;
 
   // Every shard of the current processor instance finished a snapshot.
   [[nodiscard]] bool complete() const noexcept { return complete_.load(std::memory_order_acquire); }
@@ -64,19 +75,94 @@ class SeriesState {
   };
   // Which sample of a Prometheus family a series is.
   enum class Role : std::uint8_t { kValue, kBucket, kSum, kCount };
-  struct Series {
-    std::uint32_t family = 0;
-    std::uint16_t shard = 0;
-    std::uint16_t label_count = 0;
-    Role role = Role::kValue;
+  // One series: its values, then its encoded labels (LabelHeader format,
+  // validated), kept inside it when they fit in kInlineWords doubles (a
+  // counter or gauge with a few short labels), else in one block of their
+  // own. No string or vector per series.
+  class Series {
+   public:
+    static constexpr std::size_t kInlineWords = 7;
+
+    Series() noexcept : inline_{} {}
+    ~Series() { release(); }
+    Series(const Series&) = delete;
+    Series& operator=(const Series&) = delete;
+    Series(Series&& o) noexcept { take(o); }
+    Series& operator=(Series&& o) noexcept {
+      if (this != &o) {
+        release();
+        take(o);
+      }
+      return *this;
+    }
+
+    [[nodiscard]] std::span<const double> values() const noexcept { return {words(), value_count_}; }
+    [[nodiscard]] std::span<const std::byte> labels() const noexcept {
+      return std::as_bytes(std::span(words() + value_count_, label_words(label_bytes_))).first(label_bytes_);
+    }
+    [[nodiscard]] std::uint16_t label_count() const noexcept { return label_count_; }
+    // Takes `values` (n doubles, maybe unaligned) and `labels`, moving
+    // them only when their sizes or the labels change.
+    void assign(std::span<const std::byte> values, std::uint16_t n, std::span<const std::byte> labels,
+                std::uint16_t count);
+
     std::uint64_t instance = 0;
     std::uint64_t generation = 0;  // snapshot generation that last mentioned it
-    std::string labels;            // encoded (LabelHeader format), validated
-    std::vector<double> values;
+    std::uint32_t family = 0;
+    std::uint16_t shard = 0;
+    Role role = Role::kValue;
+
+   private:
+    static constexpr std::size_t label_words(std::size_t bytes) noexcept { return (bytes + 7) / 8; }
+    [[nodiscard]] bool on_heap() const noexcept { return value_count_ + label_words(label_bytes_) > kInlineWords; }
+    [[nodiscard]] const double* words() const noexcept { return on_heap() ? heap_ : inline_; }
+    [[nodiscard]] double* words_mut() noexcept { return on_heap() ? heap_ : inline_; }
+    void release() noexcept {
+      if (on_heap()) delete[] heap_;
+    }
+    // Takes o's fields and storage (its block, if any), leaving o empty.
+    void take(Series& o) noexcept;
+
+    std::uint32_t label_bytes_ = 0;
+    std::uint16_t label_count_ = 0;
+    std::uint16_t value_count_ = 0;
+    union {
+      double inline_[kInlineWords];
+      double* heap_;
+    };
+  };
+  static_assert(sizeof(Series) <= 88, "a series and its key stay within 96 bytes");
+  // One shard's series by key: the series side by side in a vector (a scrape
+  // walks memory in order) and an open-addressing index of their positions
+  // (linear probing, backward-shift deletion; 4 bytes a slot, at most 3/4
+  // full). Erasing moves the last series into the hole.
+  class SeriesTable {
+   public:
+    struct Entry {
+      std::uint64_t key = 0;
+      Series series;
+    };
+    // The series of `key`, added empty if new (second: whether it was).
+    std::pair<Series*, bool> try_emplace(std::uint64_t key);
+    // Position of `key`'s series in entries(), or kNpos.
+    [[nodiscard]] std::size_t find(std::uint64_t key) const noexcept;
+    // Removes the series at `at`; the last one takes its place.
+    void erase_at(std::size_t at) noexcept;
+    [[nodiscard]] const std::vector<Entry>& entries() const noexcept { return entries_; }
+    [[nodiscard]] Series& at(std::size_t i) noexcept { return entries_[i].series; }
+    static constexpr std::size_t kNpos = SIZE_MAX;
+
+   private:
+    [[nodiscard]] std::size_t home(std::uint64_t key) const noexcept;
+    [[nodiscard]] std::size_t slot_of(std::uint64_t key) const noexcept;  // its slot; it must be there
+    void grow();
+
+    std::vector<Entry> entries_;
+    std::vector<std::uint32_t> slots_;  // 0 empty, else position in entries_ + 1
   };
   struct Shard {
     mutable std::mutex mu;
-    std::unordered_map<std::uint64_t, Series> map;
+    SeriesTable map;
   };
   struct ProcShard {               // one aggregation shard of the current processor instance
     std::uint64_t generation = 0;  // of the snapshot in progress or last applied

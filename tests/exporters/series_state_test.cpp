@@ -1,5 +1,6 @@
 // SeriesState: the exporter's view of a metric ring, record by record, and
-// the exposition prometheus-cpp writes from it.
+// the exposition it writes (render), which must be the page prometheus-cpp's
+// TextSerializer writes from collect()'s families, byte for byte.
 
 #include "series_state.hpp"
 
@@ -7,9 +8,13 @@
 
 #include <prometheus/text_serializer.h>
 #include <cmath>
+#include <limits>
+#include <map>
+#include <random>
 
 #include "record_builder.hpp"
 #include "self_metrics.hpp"
+#include "text_writer.hpp"
 
 namespace ringpipe::exporters {
 namespace {
@@ -18,10 +23,63 @@ using metric::MetricType;
 using testing::origin;
 using testing::RecordBuilder;
 
-std::string exposition(const SeriesState& s) {
+// The page prometheus-cpp writes from the state's MetricFamily objects: the
+// earlier path, the reference for render().
+std::string prometheus_cpp_page(const SeriesState& s) {
   std::vector<prometheus::MetricFamily> f;
   s.collect(f);
   return prometheus::TextSerializer().Serialize(f);
+}
+
+// The page the exporter serves, checked against the reference on the way.
+std::string exposition(const SeriesState& s) {
+  std::string page;
+  EXPECT_EQ(s.render(page), 0u);
+  EXPECT_EQ(page, prometheus_cpp_page(s));
+  return page;
+}
+
+// A page parsed as Prometheus reads text format 0.0.4: the HELP/TYPE lines
+// and every sample, `name{labels}` (as written) to its value, each exactly once.
+struct ParsedPage {
+  std::vector<std::string> comments;
+  std::map<std::string, std::string> samples;
+  bool well_formed = true;
+};
+
+ParsedPage parse_page(const std::string& page) {
+  ParsedPage p;
+  std::size_t at = 0;
+  while (at < page.size()) {
+    const std::size_t nl = page.find('\n', at);
+    if (nl == std::string::npos) {
+      p.well_formed = false;  // every line ends with a newline
+      break;
+    }
+    const std::string line = page.substr(at, nl - at);
+    at = nl + 1;
+    if (line.rfind("# ", 0) == 0) {
+      p.comments.push_back(line);
+      continue;
+    }
+    // The series ends at the first space outside a quoted label value.
+    bool quoted = false;
+    std::size_t end = std::string::npos;
+    for (std::size_t i = 0; i < line.size(); ++i) {
+      if (quoted && line[i] == '\\') {
+        ++i;
+      } else if (line[i] == '"') {
+        quoted = !quoted;
+      } else if (!quoted && line[i] == ' ') {
+        end = i;
+        break;
+      }
+    }
+    if (end == std::string::npos || !p.samples.emplace(line.substr(0, end), line.substr(end + 1)).second) {
+      p.well_formed = false;
+    }
+  }
+  return p;
 }
 
 void apply(SeriesState& s, RecordBuilder& b) {
@@ -224,6 +282,198 @@ TEST(SeriesState, MalformedRecordsAreCountedNotTrusted) {
   s.apply(r);
   EXPECT_EQ(s.counters().decode_errors.load(), 2u);
   EXPECT_EQ(s.counters().series.load(), 0u);
+}
+
+// Every family type, label escaping case and special value, written by
+// render() and by prometheus-cpp from collect(): the same HELP/TYPE lines and
+// the same value for every sample, and the same bytes.
+TEST(SeriesState, RenderWritesThePagePrometheusCppWrites) {
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+  const std::vector<double> values{kNaN,
+                                   kInf,
+                                   -kInf,
+                                   -0.0,
+                                   0.0,
+                                   1e-300,
+                                   5e-324,
+                                   0.1 + 0.2,
+                                   1.0 / 3,
+                                   1e15,
+                                   1e16,
+                                   -1e15,
+                                   123.456,
+                                   1e21,
+                                   -2.5,
+                                   1.7976931348623157e308,
+                                   9007199254740993.0,  // > 2^53: the double 2^53
+                                   18446744073709551616.0,
+                                   1152921504606846976.0,
+                                   999999999999999.0,
+                                   1e-5};
+  SeriesState s;
+  RecordBuilder b(origin(7), 4u << 20);
+  b.begin(1);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    b.series(MetricType::kGauge, "g", {{"i", std::to_string(i)}}, {values[i]}, "A gauge \\ with \"quotes\".");
+    b.series(MetricType::kCounter, "c_total", {{"i", std::to_string(i)}, {"x", "y"}}, {values[i]});
+  }
+  const std::vector<std::string> escapes{"back\\slash", "quo\"te",   "new\nline", "tab\there", "caf\xc3\xa9", "",
+                                         "a=b,c}d{",    "\\\"\n\\n", "end\\"};
+  for (std::size_t i = 0; i < escapes.size(); ++i) {
+    b.series(MetricType::kGauge, "escaped", {{"v", escapes[i]}, {"i", std::to_string(i)}}, {1});
+  }
+  b.series(MetricType::kGauge, "unlabelled", {}, {-0.0}, "No labels.");
+  // Summaries: [count, sum, q, v, ...]; an empty window's quantiles are NaN.
+  b.series(MetricType::kSummary, "lat", {{"path", "/a\"b"}}, {3, 0.6, 0.5, 0.2, 0.9, kNaN, 0.99, 1e-300});
+  b.series(MetricType::kSummary, "lat", {}, {0, 0, 0.5, kNaN});
+  b.series(MetricType::kSummary, "lat", {{"path", "big"}}, {1152921504606846976.0, 1e300, 0.5, -kInf});
+  // Histograms: [count, sum, le, c, ...]; with and without a +Inf bucket.
+  b.series(MetricType::kHistogram, "size", {}, {4, 10, 1, 1, 5, 3, kInf, 4});
+  b.series(MetricType::kHistogram, "size", {{"k", "no inf"}}, {9, 0.1 + 0.2, 0.005, 2, 1e-300, 3, 2.5, 9});
+  b.series(MetricType::kHistogram, "size", {{"k", "big"}}, {1152921504606846976.0, kNaN, 1e16, 7});
+  b.series(MetricType::kHistogram, "bare", {}, {0, 0});
+  // Samples of Prometheus families, reassembled.
+  b.prom_sample(MetricType::kHistogram, "rpc_seconds_bucket", 11, {{"job", "a"}, {"le", "0.005"}}, 2, "RPC.");
+  b.prom_sample(MetricType::kHistogram, "rpc_seconds_bucket", 11, {{"job", "a"}, {"le", "+Inf"}}, 9, "RPC.");
+  b.prom_sample(MetricType::kHistogram, "rpc_seconds_bucket", 11, {{"job", "a"}, {"le", "1e-300"}}, 1, "RPC.");
+  b.prom_sample(MetricType::kHistogram, "rpc_seconds_bucket", 11, {{"job", "a"}, {"le", "0.5"}}, 7, "RPC.");
+  b.prom_sample(MetricType::kHistogram, "rpc_seconds_sum", 11, {{"job", "a"}}, 0.1 + 0.2, "RPC.");
+  b.prom_sample(MetricType::kHistogram, "rpc_seconds_count", 11, {{"job", "a"}}, 9, "RPC.");
+  b.prom_sample(MetricType::kHistogram, "rpc_seconds_bucket", 11, {{"le", "1"}, {"job", "b\\"}}, 1, "RPC.");
+  b.prom_sample(MetricType::kHistogram, "rpc_seconds_bucket", 11, {{"le", "junk"}, {"job", "b\\"}}, 5, "RPC.");
+  b.prom_sample(MetricType::kHistogram, "rpc_seconds_sum", 11, {{"job", "c"}}, kNaN, "RPC.");
+  b.prom_sample(MetricType::kSummary, "gc_seconds", 10, {{"quantile", "0.99"}}, kInf, "GC.");
+  b.prom_sample(MetricType::kSummary, "gc_seconds", 10, {{"quantile", "0.5"}}, 0.25, "GC.");
+  b.prom_sample(MetricType::kSummary, "gc_seconds_sum", 10, {}, -0.0, "GC.");
+  b.prom_sample(MetricType::kSummary, "gc_seconds_count", 10, {}, 16, "GC.");
+  b.prom_sample(MetricType::kCounter, "job:jobs:total", 14, {{"q", "\n"}}, 1e21, "Jobs.");
+  b.prom_sample(MetricType::kGauge, "temp", 4, {}, -273.15);
+  b.prom_sample(MetricType::kInfo, "build_info", 10, {{"version", "1.0\"rc"}}, 1);
+  b.prom_sample(MetricType::kUntyped, "thing", 5, {}, kNaN);
+  b.end(1);
+  apply(s, b);
+  ASSERT_EQ(s.counters().decode_errors.load(), 0u);
+  ASSERT_EQ(s.counters().conflicts.load(), 0u);
+
+  std::string page;
+  EXPECT_EQ(s.render(page), 0u);
+  const std::string reference = prometheus_cpp_page(s);
+  const ParsedPage ours = parse_page(page);
+  const ParsedPage theirs = parse_page(reference);
+  EXPECT_TRUE(ours.well_formed) << page;
+  EXPECT_TRUE(theirs.well_formed) << reference;
+  EXPECT_EQ(ours.comments, theirs.comments);
+  EXPECT_EQ(ours.samples, theirs.samples);
+  // g and c_total, escaped, unlabelled, lat (5 + 3 + 3), size (5 + 6 + 4 + 3),
+  // rpc_seconds (a: 6, b: 4 without its junk `le`, c: 3), gc_seconds (4), 4 single samples.
+  EXPECT_EQ(ours.samples.size(), 2 * values.size() + escapes.size() + 1 + 11 + 18 + 13 + 4 + 4) << "every sample";
+  EXPECT_EQ(page, reference);
+  // Spot checks of what prometheus-cpp writes, so both cannot drift together.
+  EXPECT_NE(page.find("g{i=\"0\"} Nan\n"), std::string::npos) << page;
+  EXPECT_NE(page.find("g{i=\"2\"} -Inf\n"), std::string::npos) << page;
+  EXPECT_NE(page.find("g{i=\"3\"} -0\n"), std::string::npos) << page;
+  EXPECT_NE(page.find("g{i=\"7\"} 0.3\n"), std::string::npos) << page;
+  EXPECT_NE(page.find("g{i=\"10\"} 1e+16\n"), std::string::npos) << page;
+  EXPECT_NE(page.find("g{i=\"16\"} 9007199254740992\n"), std::string::npos) << page;
+  EXPECT_NE(page.find("escaped{v=\"\\\\\\\"\\n\\\\n\",i=\"7\"} 1\n"), std::string::npos) << page;
+  EXPECT_NE(page.find("size_bucket{k=\"no inf\",le=\"+Inf\"} 9\n"), std::string::npos) << page;
+  EXPECT_NE(page.find("size_count{k=\"big\"} 1152921504606846976\n"), std::string::npos) << page;
+}
+
+// A series keeps its values and labels in its map node while they fit and in
+// a block of its own when they do not; it moves between the two as its
+// value count changes, and the page always shows the latest values.
+TEST(SeriesState, SeriesMovesBetweenInlineAndOwnStorageAsItsValuesGrow) {
+  SeriesState s;
+  const testing::LabelList labels{{"path", "/a"}};
+  const auto step = [&](std::uint64_t seq, std::vector<double> values) {
+    RecordBuilder b(origin(7, 0, 1, seq));
+    b.series(MetricType::kSummary, "lat", labels, std::move(values));
+    apply(s, b);
+    return exposition(s);
+  };
+  std::string text = step(1, {1, 2, 0.5, 3});
+  EXPECT_NE(text.find("lat{path=\"/a\",quantile=\"0.5\"} 3\n"), std::string::npos) << text;
+  text = step(2, {4, 5, 0.5, 6, 0.9, 7, 0.99, 8});
+  EXPECT_NE(text.find("lat_count{path=\"/a\"} 4\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("lat{path=\"/a\",quantile=\"0.99\"} 8\n"), std::string::npos) << text;
+  text = step(3, {9, 10, 0.5, 11, 0.9, 12, 0.99, 13});
+  EXPECT_NE(text.find("lat{path=\"/a\",quantile=\"0.9\"} 12\n"), std::string::npos) << text;
+  text = step(4, {14, 15, 0.5, 16});
+  EXPECT_NE(text.find("lat_sum{path=\"/a\"} 15\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("0.99"), std::string::npos) << text;
+  RecordBuilder e(origin(7, 0, 1, 5));
+  e.series(MetricType::kSummary, "lat", {{"path", std::string(300, 'x')}}, {1, 1, 0.5, 1});
+  apply(s, e);
+  text = exposition(s);
+  EXPECT_NE(text.find("lat_count{path=\"" + std::string(300, 'x') + "\"} 1\n"), std::string::npos) << text;
+  EXPECT_EQ(s.counters().series.load(), 2u);
+}
+
+// Many series per shard added, replaced, expired and dropped by a snapshot
+// in a random order (the table grows, probe runs close over erased slots, the
+// last series moves into each hole): the page always holds exactly the series
+// a plain map says it should, with their latest values.
+TEST(SeriesState, ManySeriesAddedExpiredAndDroppedMatchAPlainMap) {
+  SeriesState s;
+  std::map<int, double> model;
+  std::mt19937 rng(12345);
+  std::uint64_t seq = 0;
+  const auto label = [](int i) { return testing::LabelList{{"i", std::to_string(i)}}; };
+  for (int round = 0; round < 20; ++round) {
+    RecordBuilder b(origin(7, 0, 1, ++seq), 4u << 20);
+    for (int k = 0; k < 3000; ++k) {
+      const int i = static_cast<int>(rng() % 20000);
+      if (rng() % 4 == 0) {
+        b.expire(MetricType::kGauge, "g", label(i));
+        model.erase(i);
+      } else {
+        const double v = round * 100000.0 + k;
+        b.series(MetricType::kGauge, "g", label(i), {v});
+        model[i] = v;
+      }
+    }
+    apply(s, b);
+    ASSERT_EQ(s.counters().series.load(), model.size()) << "round " << round;
+  }
+  // A snapshot that mentions every other series drops the rest.
+  RecordBuilder b(origin(7, 0, 1, ++seq), 4u << 20);
+  b.begin(1);
+  std::map<int, double> kept;
+  bool mention = true;
+  for (const auto& [i, v] : model) {
+    if (mention) {
+      b.series(MetricType::kGauge, "g", label(i), {v + 1});
+      kept[i] = v + 1;
+    }
+    mention = !mention;
+  }
+  b.end(1);
+  apply(s, b);
+  EXPECT_EQ(s.counters().series.load(), kept.size());
+  const ParsedPage page = parse_page(exposition(s));
+  ASSERT_TRUE(page.well_formed);
+  std::map<std::string, std::string> want;
+  for (const auto& [i, v] : kept) {
+    std::string value;
+    text::append_double(value, v);
+    want["g{i=\"" + std::to_string(i) + "\"}"] = value;
+  }
+  EXPECT_EQ(page.samples, want);
+}
+
+// A family named like one the page already serves is left out, its samples counted.
+TEST(SeriesState, RenderLeavesOutFamiliesItIsToldToDrop) {
+  SeriesState s;
+  RecordBuilder b(origin(7));
+  b.series(MetricType::kGauge, "mine", {{"a", "1"}}, {1})
+      .series(MetricType::kGauge, "mine", {{"a", "2"}}, {2})
+      .series(MetricType::kGauge, "kept", {}, {3});
+  apply(s, b);
+  std::string page;
+  EXPECT_EQ(s.render(page, [](std::string_view name) { return name == "mine"; }), 2u);
+  EXPECT_EQ(page, "# TYPE kept gauge\nkept 3\n");
 }
 
 TEST(SelfMetrics, RingCountersAreNamedRingpipeWithUnitsAndTotals) {

@@ -65,6 +65,12 @@ struct PrometheusExporterOptions {
   // a row is skipped and counted (exporter_quarantined_records_total); 0:
   // never skip. The journal is `<input>.<reader_name>.crash`.
   std::uint32_t quarantine_after_crashes = 3;
+  // Build the page through prometheus-cpp's object model (a MetricFamily and
+  // ClientMetric per series, then its TextSerializer) instead of writing the
+  // pipeline's series straight from the state: the earlier path, slower and
+  // larger, kept as the baseline of exporters_bench and of the tests that
+  // check both write the same page.
+  bool render_with_prometheus_cpp = false;
 };
 
 // Counters of one exporter (monotonic except the gauges series/families).
