@@ -68,6 +68,13 @@ std::vector<std::uint32_t> order(std::int64_t series, std::size_t n) {
   return o;
 }
 
+// RINGPIPE_BENCH_ITERS=N: every case runs exactly N iterations, so that an
+// instruction count (callgrind, bench/processors_ir.sh) of two builds covers
+// the same work.
+void fixed_iterations(benchmark::internal::Benchmark* b) {
+  if (const char* n = std::getenv("RINGPIPE_BENCH_ITERS")) b->Iterations(std::atol(n));
+}
+
 void BM_ShardApply(benchmark::State& state) {
   const std::int64_t series = state.range(0);
   EngineOptions opts;
@@ -97,7 +104,12 @@ void BM_ShardApply(benchmark::State& state) {
   state.counters["bytes_per_series"] =
       static_cast<double>(shard.memory_bytes()) / static_cast<double>(shard.series_count());
 }
-BENCHMARK(BM_ShardApply)->Arg(1'000)->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kNanosecond);
+BENCHMARK(BM_ShardApply)
+    ->Apply(fixed_iterations)
+    ->Arg(1'000)
+    ->Arg(100'000)
+    ->Arg(1'000'000)
+    ->Unit(benchmark::kNanosecond);
 
 // As the shard threads run: batches of 256 samples with prefetching.
 // `with_state`: the shard keeps its series in a StateStore file under
@@ -205,8 +217,18 @@ void shard_apply_batch(benchmark::State& state, bool with_state) {
 }
 void BM_ShardApplyBatch(benchmark::State& state) { shard_apply_batch(state, false); }
 void BM_ShardApplyBatchState(benchmark::State& state) { shard_apply_batch(state, true); }
-BENCHMARK(BM_ShardApplyBatch)->Arg(1'000)->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_ShardApplyBatchState)->Arg(1'000)->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ShardApplyBatch)
+    ->Apply(fixed_iterations)
+    ->Arg(1'000)
+    ->Arg(100'000)
+    ->Arg(1'000'000)
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ShardApplyBatchState)
+    ->Apply(fixed_iterations)
+    ->Arg(1'000)
+    ->Arg(100'000)
+    ->Arg(1'000'000)
+    ->Unit(benchmark::kMicrosecond);
 
 void BM_EngineAdd(benchmark::State& state) {
   const std::int64_t series = state.range(0);
@@ -228,7 +250,12 @@ void BM_EngineAdd(benchmark::State& state) {
   const EngineStats s = engine->stats();
   state.counters["bytes_per_series"] = static_cast<double>(s.state_bytes) / static_cast<double>(s.series_live);
 }
-BENCHMARK(BM_EngineAdd)->Arg(1'000)->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kNanosecond);
+BENCHMARK(BM_EngineAdd)
+    ->Apply(fixed_iterations)
+    ->Arg(1'000)
+    ->Arg(100'000)
+    ->Arg(1'000'000)
+    ->Unit(benchmark::kNanosecond);
 // A fixed number of adds (CG_ITERS, default 1000) for instruction counts
 // under callgrind that do not depend on code layout or load:
 // bench/engine_add_ir.sh runs it twice and prints instructions per add.
@@ -269,7 +296,12 @@ void BM_BaselineUnorderedMap(benchmark::State& state) {
   bytes += static_cast<double>(map.bucket_count() * sizeof(void*));
   state.counters["bytes_per_series"] = bytes / static_cast<double>(map.size());
 }
-BENCHMARK(BM_BaselineUnorderedMap)->Arg(1'000)->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kNanosecond);
+BENCHMARK(BM_BaselineUnorderedMap)
+    ->Apply(fixed_iterations)
+    ->Arg(1'000)
+    ->Arg(100'000)
+    ->Arg(1'000'000)
+    ->Unit(benchmark::kNanosecond);
 
 MappingConfig fifty_rules() {
   MappingConfig c;
@@ -326,7 +358,7 @@ void BM_Match(benchmark::State& state) {
       static_cast<double>(m->stats().cache_hits) / static_cast<double>(std::max<std::uint64_t>(1, m->stats().lookups));
 }
 // 0 = no cache (FSM + regex every time); 1000 = statsd_exporter's default; 8192 > distinct names.
-BENCHMARK(BM_Match)->Arg(0)->Arg(1000)->Arg(8192)->Unit(benchmark::kNanosecond);
+BENCHMARK(BM_Match)->Apply(fixed_iterations)->Arg(0)->Arg(1000)->Arg(8192)->Unit(benchmark::kNanosecond);
 
 }  // namespace
 
