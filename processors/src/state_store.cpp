@@ -406,15 +406,15 @@ bool StateStore::reserve(std::uint64_t region_off, std::uint64_t region_bytes, s
 
 StateControl& StateStore::control() noexcept { return reinterpret_cast<FileHeader*>(base_)->control; }
 
-std::uint64_t StateStore::undo_used() const noexcept {
-  return reinterpret_cast<const FileHeader*>(base_)->undo_len.load(std::memory_order_relaxed);
-}
+std::uint64_t StateStore::undo_used() const noexcept { return undo_used_; }
 
 bool StateStore::log(std::uint64_t off, std::uint32_t len) noexcept {
   FileHeader& h = *reinterpret_cast<FileHeader*>(base_);
-  const std::uint64_t used = h.undo_len.load(std::memory_order_relaxed);
+  const std::uint64_t used = undo_used_;  // never above undo_bytes
   const std::uint64_t need = sizeof(UndoEntry) + ((std::uint64_t{len} + 7) & ~std::uint64_t{7});
-  if (need > geometry_.undo_bytes - used || len > size_ || off > size_ - len) return false;
+  // `off` and `len` are this process's own (a slot, the arena, the control
+  // block), far below 2^63: the sum cannot wrap.
+  if (need > geometry_.undo_bytes - used || off + len > size_) return false;
   std::byte* e = base_ + undo_off_ + used;
   const UndoEntry ue{len, 0, off};
   std::memcpy(e, &ue, sizeof ue);
@@ -424,7 +424,8 @@ bool StateStore::log(std::uint64_t off, std::uint32_t len) noexcept {
   // process observes the order (the mapping has no other writer), so the
   // compiler is the only reorderer to stop.
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  h.undo_len.store(used + need, std::memory_order_relaxed);
+  undo_used_ = used + need;
+  h.undo_len.store(undo_used_, std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_seq_cst);
   return true;
 }
@@ -438,13 +439,14 @@ bool StateStore::log_control() noexcept {
 
 void StateStore::commit() noexcept {
   FileHeader& h = *reinterpret_cast<FileHeader*>(base_);
-  if (h.undo_len.load(std::memory_order_relaxed) == 0) return;
+  if (undo_used_ == 0) return;
   // The control block was logged in this transaction (log_control), so it may change freely.
   if (!control_logged_ && !log_control()) return;
   ++h.control.committed_tx;
   std::atomic_signal_fence(std::memory_order_seq_cst);
   h.undo_len.store(0, std::memory_order_release);  // the commit point
   std::atomic_signal_fence(std::memory_order_seq_cst);
+  undo_used_ = 0;
   control_logged_ = false;
 }
 
@@ -463,6 +465,7 @@ void StateStore::rollback() noexcept {
   }
   std::atomic_signal_fence(std::memory_order_seq_cst);
   h.undo_len.store(0, std::memory_order_release);
+  undo_used_ = 0;
   control_logged_ = false;
 }
 

@@ -138,6 +138,10 @@ class StateStore {
   std::uint64_t slots_reserved_ = 0;  // bytes from the slots' start with file space
   std::uint64_t arena_reserved_ = 0;
   bool control_logged_ = false;
+  // The undo log's length as this process wrote it. The file's undo_len is
+  // written for a restart to read; the hot path never reads it back, so a
+  // stray write to the mapping cannot steer where the next entry goes.
+  std::uint64_t undo_used_ = 0;
 };
 
 }  // namespace ringpipe::processors::detail

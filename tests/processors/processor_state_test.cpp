@@ -258,6 +258,36 @@ TEST(StateStore, RollsBackAnUnfinishedTransactionOnOpen) {
   EXPECT_FALSE((*st)->in_tx());
 }
 
+// The file's undo_len is written for a restart; a live store must not read it
+// back to place the next entry, or one stray write to the mapping (another
+// process of the same user, a bad pointer) sends that entry anywhere.
+TEST(StateStore, AScribbledUndoLengthInTheLiveFileDoesNotMoveWhereTheNextEntryGoes) {
+  StoreFile f;
+  auto st = f.open();
+  ASSERT_TRUE(st) << st.error().message();
+  commit_live_slot(**st, 3, 10);
+  {
+    const UniqueFd fd(::open(f.path.c_str(), O_RDWR | O_CLOEXEC));
+    ASSERT_TRUE(fd.valid());
+    const std::uint64_t hostile = std::uint64_t{1} << 62;  // far past the undo log and the file
+    ASSERT_EQ(::pwrite(fd.get(), &hostile, sizeof hostile, 128 /* FileHeader::undo_len */),
+              static_cast<ssize_t>(sizeof hostile));
+  }
+  detail::StateSlot& sl = (*st)->slots()[3];
+  ASSERT_TRUE((*st)->log((*st)->offset_of(&sl), sizeof sl));
+  EXPECT_TRUE((*st)->in_tx());
+  sl.value = 11;
+  (*st)->commit();
+  EXPECT_FALSE((*st)->in_tx());
+  st->reset();  // closed, as at a restart
+  auto again = f.open();
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_TRUE(f.restored);
+  EXPECT_TRUE(f.rejected.empty()) << f.rejected;
+  EXPECT_FALSE((*again)->in_tx());
+  EXPECT_EQ((*again)->slots()[3].value, 11);  // the committed value, no rollback
+}
+
 TEST(StateStore, RollbackKeepsTheOldestImageWhenAPartAndThenTheWholeSlotWereLogged) {
   StoreFile f;
   {
