@@ -55,8 +55,9 @@ Signals:
 
 Without FILE the built-in pipeline runs; statsd_exporter's flags
 (--statsd.listen-udp, --statsd.listen-tcp, --statsd.listen-unixgram,
---web.listen-address, --web.telemetry-path, --statsd.mapping-config,
---statsd.read-buffer, --[no-]statsd.parse-*-tags, ...) configure it, and the
+--web.listen-address, --web.telemetry-path, --web.config.file (TLS and
+bcrypt basic auth), --statsd.mapping-config, --statsd.read-buffer,
+--[no-]statsd.parse-*-tags, ...) configure it, and the
 supervisor passes the same flags to its children. --statsd.relay.* is
 refused (exit 78): ringpipe does not relay. Every statsd_exporter flag and
 what ringpipe does with it: docs/migrating-from-statsd_exporter.md.
