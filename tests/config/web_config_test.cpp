@@ -59,6 +59,7 @@ TEST(WebConfigFile, MapsTlsAndBcryptUsersOntoTheExporter) {
   EXPECT_EQ(r->tls->key_file, f.dir.file("key.pem"));
   EXPECT_EQ(r->tls->ca_file, f.dir.file("ca.pem"));
   EXPECT_EQ(r->tls->min_version, "TLS13");
+  EXPECT_NE(r->tls->contents_digest, 0U) << "a renewed certificate restarts the exporter on reload";
   ASSERT_EQ(r->basic_auth_users.size(), 2U);
   EXPECT_EQ(r->basic_auth_users[0], (BasicAuthUser{"scraper", std::string(kHash), true}));
   EXPECT_EQ(r->basic_auth_users[1].username, "other");
