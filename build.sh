@@ -14,7 +14,7 @@ DEBS=(build-essential cmake ninja-build pkg-config git
       libgtest-dev libgmock-dev libbenchmark-dev libexpected-dev libspdlog-dev libfmt-dev libre2-dev
       libsnappy-dev protobuf-compiler libprotobuf-dev libsimdjson-dev libmosquitto-dev mosquitto
       clang libclang-rt-14-dev clang-format clang-tidy prometheus prometheus-node-exporter systemd
-      libssl-dev openssl curl)
+      libssl-dev openssl curl libcrypt-dev)
 
 deps() {
   local missing=()

@@ -55,8 +55,9 @@ Signals:
 
 Without FILE the built-in pipeline runs; statsd_exporter's flags
 (--statsd.listen-udp, --statsd.listen-tcp, --statsd.listen-unixgram,
---web.listen-address, --web.telemetry-path, --statsd.mapping-config,
---statsd.read-buffer, --[no-]statsd.parse-*-tags, ...) configure it, and the
+--web.listen-address, --web.telemetry-path, --web.config.file (TLS and
+bcrypt basic auth), --statsd.mapping-config, --statsd.read-buffer,
+--[no-]statsd.parse-*-tags, ...) configure it, and the
 supervisor passes the same flags to its children. --statsd.relay.* is
 refused (exit 78): ringpipe does not relay. Every statsd_exporter flag and
 what ringpipe does with it: docs/migrating-from-statsd_exporter.md.
@@ -102,15 +103,19 @@ statsd_exporter command line, mapping file included.)
 constexpr std::string_view kStat =
     R"(Usage: ringpipe stat [FILE | STATSD_EXPORTER_FLAGS...] [--once] [--interval DURATION]
 
-Shows every ring of the pipeline (fill, write rate, drops, recovered claims,
-per-reader lag, rate, laps and evictions) and every component (state, pid,
-uptime, restarts), read from shared memory: it works while the supervisor is
-down. Refreshes every second until interrupted. A ring's fill is the fullest
-lane of an active reader that producers wait for (a gating reader under block
-or drop), with that reader and lane named.
+Shows, in an 80x24 frame for the built-in pipeline, every component (state,
+pid, uptime, restarts), the lines and samples per second of each source, the
+samples per second and live series against max_series of each processor,
+every ring (write rate, fill) and reader (rate, lag in time, records and
+bytes; a processor's gate <reader>.c as its uncommitted records, not lag),
+and every error, drop or loss counted. Read from shared memory: it works
+while the supervisor is down. Refreshes every second until interrupted. A
+ring's fill is the fullest lane of an active reader that producers wait for
+(a gating reader under block or drop), with that reader and lane named.
 
 Options:
-  --once               print one frame (no screen control) and exit
+  --once               print one frame (no screen control) from two looks
+                       --interval apart and exit
   --interval DURATION  refresh period (1s); DURATION needs a unit: 500ms, 2s
 )";
 

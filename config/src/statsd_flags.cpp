@@ -9,6 +9,7 @@
 
 #include "ringpipe/config/pipeline.hpp"
 #include "ringpipe/config/units.hpp"
+#include "ringpipe/config/web_config.hpp"
 #include "schema.hpp"
 
 namespace ringpipe::config {
@@ -45,8 +46,6 @@ constexpr RefusedFlag kRefusedFlags[] = {
     {"statsd.relay.packet-length",
      "relaying is not supported by ringpipe, expected no --statsd.relay.* flag (send the StatsD stream to the "
      "relay target from its clients, or keep statsd_exporter in front as the relay)"},
-    {"web.config.file",
-     "not read by ringpipe, expected TLS and basic auth in a pipeline file (exporter tls and basic_auth_users)"},
 };
 
 const RefusedFlag* refused_flag(std::string_view name) {
@@ -61,7 +60,7 @@ constexpr std::string_view kTagFlags[] = {"statsd.parse-dogstatsd-tags", "statsd
 constexpr std::string_view kValueFlags[] = {
     "web.listen-address",     "web.telemetry-path",     "statsd.listen-udp",     "statsd.listen-tcp",
     "statsd.listen-unixgram", "statsd.unixsocket-mode", "statsd.mapping-config", "statsd.read-buffer",
-    "statsd.cache-size",      "statsd.cache-type",
+    "statsd.cache-size",      "statsd.cache-type",      "web.config.file",
 };
 
 template <std::size_t N>
@@ -282,6 +281,22 @@ ConfigResult<PipelineConfig> pipeline_from_statsd_exporter_flags(std::span<const
       report(*v, "--web.telemetry-path: found " + detail::quote(v->value) + ", expected a path starting with '/'");
     } else {
       web.path = v->value;
+    }
+  }
+  if (const FlagValue* v = get("web.config.file"); v && !v->value.empty()) {
+    auto wc = load_web_config_file(v->value);
+    if (wc) {
+      web.tls = std::move(wc->tls);
+      web.basic_auth_users = std::move(wc->basic_auth_users);
+    } else {
+      for (auto& d : wc.error().diagnostics) {
+        if (d.position.line == 0) {
+          report(*v, "--web.config.file: found " + detail::quote(v->value) + " but " + d.message +
+                         ", expected a readable web config file");
+        } else {
+          nested.push_back(std::move(d));
+        }
+      }
     }
   }
   for (const auto& l : source.listen) {

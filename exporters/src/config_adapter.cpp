@@ -25,8 +25,11 @@ Result<PrometheusExporterOptions> prometheus_options(const config::PipelineConfi
   o.stats_dir = pipeline.ring_path("");
   o.stats_path = pipeline.ring_path(exporter.name) + std::string(stats::kStatsFileSuffix);
   o.component = exporter.name;
-  if (c.tls && c.tls->enabled()) o.tls = TlsFiles{c.tls->cert_file, c.tls->key_file, c.tls->ca_file};
-  for (const config::BasicAuthUser& u : c.basic_auth_users) o.basic_auth_users.push_back({u.username, u.password});
+  if (c.tls && c.tls->enabled())
+    o.tls = TlsFiles{c.tls->cert_file, c.tls->key_file, c.tls->ca_file, c.tls->min_version};
+  for (const config::BasicAuthUser& u : c.basic_auth_users) {
+    o.basic_auth_users.push_back({u.username, u.password, u.bcrypt});
+  }
   o.max_connections = c.max_connections;
   o.header_timeout = c.header_timeout;
   o.quarantine_after_crashes = c.quarantine_after_crashes;

@@ -2,6 +2,7 @@
 
 #include <CivetServer.h>
 #include <civetweb.h>
+#include <crypt.h>
 #include <strings.h>
 
 #include <algorithm>
@@ -10,8 +11,10 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -238,6 +241,39 @@ class RequestCounters {
   std::array<std::uint64_t, kPaths> bytes_{};
 };
 
+// Whether `password` hashes to the bcrypt `hash`, by libxcrypt. crypt_rn
+// writes "*0"/"*1" (never a match) for a setting it rejects.
+bool bcrypt_matches(const std::string& password, const std::string& hash) {
+  auto data = std::make_unique<crypt_data>();  // ~32 KiB: not on a worker's stack
+  const char* out = ::crypt_rn(password.c_str(), hash.c_str(), data.get(), sizeof(crypt_data));
+  return out != nullptr && out[0] != '*' && same_secret(hash, out);
+}
+
+// Credentials that matched a bcrypt hash, so that a scraper's every request
+// does not pay the hash's cost (tens of ms at cost 10), as the
+// exporter-toolkit caches them too. Bounded; thread-safe.
+class BcryptCache {
+ public:
+  bool matches(const std::string& user, const std::string& password, const std::string& hash) {
+    std::string key = user;
+    key.append(1, '\0').append(password).append(1, '\0').append(hash);
+    {
+      const std::lock_guard lock(mutex_);
+      if (ok_.count(key) != 0) return true;
+    }
+    if (!bcrypt_matches(password, hash)) return false;
+    const std::lock_guard lock(mutex_);
+    if (ok_.size() >= kMaxEntries) ok_.clear();
+    ok_.insert(std::move(key));
+    return true;
+  }
+
+ private:
+  static constexpr std::size_t kMaxEntries = 256;
+  std::mutex mutex_;
+  std::set<std::string> ok_;
+};
+
 }  // namespace
 
 std::string PageSource::render_page() { return prometheus::TextSerializer().Serialize(Collect()); }
@@ -252,6 +288,7 @@ struct HttpEndpoint::Impl : CivetHandler {
   DurationHistogram render_text;  // Collect and serialization of one page
   DurationHistogram render_gzip;  // compression of one page
   PageCache pages{[this] { return render(); }};
+  mutable BcryptCache bcrypt_ok;  // authorized() is const; the cache is its own lock
   std::atomic<std::uint64_t> pages_served{0};
   std::unique_ptr<CivetServer> server;
   int port = 0;
@@ -289,8 +326,10 @@ struct HttpEndpoint::Impl : CivetHandler {
     const std::string user = decoded->substr(0, colon);
     const std::string password = decoded->substr(colon + 1);
     bool ok = false;
-    for (const auto& u : options.basic_auth_users)
-      ok |= same_secret(u.username, user) && same_secret(u.password, password);
+    for (const auto& u : options.basic_auth_users) {
+      if (!same_secret(u.username, user)) continue;
+      ok |= u.bcrypt ? bcrypt_ok.matches(user, password, u.password) : same_secret(u.password, password);
+    }
     return ok;
   }
 
@@ -457,6 +496,12 @@ Status HttpEndpoint::listen(const std::string& host, const std::string& port) {
     if (!pem) return tl::unexpected(Error{pem.error().code, what + pem.error().context});
     ports += "s";
     civet.insert(civet.end(), {"ssl_certificate", *pem});
+    // civetweb's ssl_protocol_version: 2 = TLS 1.0 and later ... 5 = TLS 1.3 only.
+    static constexpr std::pair<std::string_view, std::string_view> kMinVersions[] = {
+        {"TLS10", "2"}, {"TLS11", "3"}, {"TLS12", "4"}, {"TLS13", "5"}};
+    for (const auto& [name, level] : kMinVersions) {
+      if (options.tls->min_version == name) civet.insert(civet.end(), {"ssl_protocol_version", std::string(level)});
+    }
     if (!options.tls->ca_file.empty()) {
       civet.insert(civet.end(), {"ssl_ca_file", options.tls->ca_file, "ssl_verify_peer", "yes"});
     }

@@ -291,6 +291,7 @@ RingStats Ring::stats() const {
   s.max_record_bytes = geo_.max_record;
   s.file_bytes = geo_.file_bytes;
   std::vector<std::uint64_t> tails(geo_.lanes);
+  std::vector<std::uint64_t> next_seqs(geo_.lanes);
   for (std::uint32_t i = 0; i < geo_.lanes; ++i) {
     const LaneControl* lc = lane(i);
     LaneStats ls{};
@@ -306,6 +307,7 @@ RingStats Ring::stats() const {
     ls.full_waits = lc->full_waits.load(std::memory_order_relaxed);
     ls.wakes = lc->wakes.load(std::memory_order_relaxed);
     tails[i] = ls.tail;
+    next_seqs[i] = ls.next_seq;
     s.lane.push_back(ls);
   }
   for (std::uint32_t i = 0; i < geo_.max_readers; ++i) {
@@ -331,12 +333,21 @@ RingStats Ring::stats() const {
         (slot->flags.load(std::memory_order_relaxed) & kSlotDurable) != 0 && geo_.overflow != Overflow::kOverwrite;
     const Cursor* c = cursors(slot);
     r.lane_lag_bytes.assign(geo_.lanes, 0);
+    r.lag_records_known = true;
     for (std::uint32_t l = 0; l < geo_.lanes; ++l) {
+      const std::uint64_t seq = c[l].seq.load(std::memory_order_relaxed);
       const std::uint64_t lag = tails[l] - c[l].pos.load(std::memory_order_relaxed);
       if (lag <= geo_.lane_capacity) {
         r.lag_bytes += lag;
         r.lane_lag_bytes[l] = lag;
         r.max_lane_lag_bytes = std::max(r.max_lane_lag_bytes, lag);
+      }
+      // next_seq was read before the cursor: a record published in between
+      // may make the difference negative for an instant; read that as 0.
+      if (seq != 0) {
+        r.lag_records += next_seqs[l] > seq ? next_seqs[l] - seq : 0;
+      } else if (lag != 0) {
+        r.lag_records_known = false;
       }
     }
     s.readers.push_back(std::move(r));

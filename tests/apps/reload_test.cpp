@@ -80,7 +80,10 @@ exporters:
   EXPECT_EQ(plan_reload(p, q).restart, Names{"prom"});
   // A certificate renewed under the same file name (config reads its contents at load).
   q = p;
-  q.exporters.at(0).prometheus.tls = config::TlsConfig{"c.pem", "k.pem", "", false, 0};
+  config::TlsConfig tls;
+  tls.cert_file = "c.pem";
+  tls.key_file = "k.pem";
+  q.exporters.at(0).prometheus.tls = tls;
   config::PipelineConfig renewed = q;
   renewed.exporters.at(0).prometheus.tls->contents_digest = 1;
   EXPECT_EQ(plan_reload(q, renewed).restart, Names{"prom"});

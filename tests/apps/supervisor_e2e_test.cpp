@@ -149,14 +149,15 @@ TEST_F(SupervisorE2e, CountsEveryIncrementExactlyAndStatShowsRingsAndComponents)
   EXPECT_EQ(stat.code, 0) << stat.err;
   EXPECT_NE(stat.out.find("supervisor: running, pid " + std::to_string(supervisor_->pid())), std::string::npos)
       << stat.out;
-  EXPECT_NE(stat.out.find("ring raw: block, 4 lanes x 1.0MiB"), std::string::npos) << stat.out;
-  EXPECT_NE(stat.out.find("reader aggregate: alive active"), std::string::npos) << stat.out;
-  EXPECT_NE(stat.out.find("ring metrics:"), std::string::npos) << stat.out;
-  for (const char* c : {"statsd               source     running", "aggregate            processor  running"})
+  EXPECT_NE(stat.out.find("\nraw            block"), std::string::npos) << stat.out;
+  EXPECT_NE(stat.out.find(" 4x1.0MiB  fill "), std::string::npos) << stat.out;
+  EXPECT_NE(stat.out.find("\n  aggregate    active"), std::string::npos) << stat.out;
+  EXPECT_NE(stat.out.find("\nmetrics "), std::string::npos) << stat.out;
+  for (const char* c : {"statsd         source    running", "aggregate      processor running"})
     EXPECT_NE(stat.out.find(c), std::string::npos) << stat.out;
   // Each source's own counters, read from its stats segment.
-  EXPECT_NE(stat.out.find("COUNTERS\nstatsd               ring_dropped_samples=0"), std::string::npos) << stat.out;
-  EXPECT_NE(stat.out.find(" parse_errors="), std::string::npos) << stat.out;
+  EXPECT_NE(stat.out.find("FLOW             lines/s samples/s"), std::string::npos) << stat.out;
+  EXPECT_NE(stat.out.find("TROUBLE  none"), std::string::npos) << stat.out;
 
   supervisor_->signal(SIGTERM);
   EXPECT_EQ(supervisor_->wait(20s), 0) << supervisor_->err();

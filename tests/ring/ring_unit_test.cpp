@@ -957,6 +957,46 @@ TEST(Reader, LagBytesAreTheCommittedBytesNotYetRead) {
   EXPECT_EQ(lag(), 0u);
 }
 
+// lag_records = records published and not yet read, from sequence numbers:
+// right for a reader made anew from another one's place (kReader, as a
+// processor's reader is re-made from its gate after a crash), whose own
+// `records` restart at 0.
+TEST(Reader, LagRecordsCountPublishedRecordsNotYetReadAlsoForASlotMadeAnew) {
+  ScratchDir dir;
+  auto ring = Ring::create(dir.file("r"), small(Overflow::kBlock, 4096, 2));
+  auto gate = Reader::attach(*ring, "proc.c");
+  auto a = Producer::attach(*ring);
+  auto b = Producer::attach(*ring);
+  ASSERT_TRUE(gate && a && b);
+  auto stats_of = [&](std::string_view name) {
+    for (const ReaderStats& r : ring->stats().readers)
+      if (r.name == name) return r;
+    return ReaderStats{};
+  };
+  EXPECT_TRUE(stats_of("proc.c").lag_records_known);
+  EXPECT_EQ(stats_of("proc.c").lag_records, 0u);
+  for (int i = 0; i < 7; ++i) ASSERT_EQ(a->try_write(1, std::vector<std::byte>(30)), WriteStatus::kOk);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(b->try_write(1, std::vector<std::byte>(30)), WriteStatus::kOk);
+  gate->poll([](const RecordView&) {}, 4);
+  ReaderStats g = stats_of("proc.c");
+  ASSERT_TRUE(g.lag_records_known);
+  EXPECT_EQ(g.lag_records, 10u - g.records);
+  EXPECT_EQ(g.records, 4u);
+
+  ReaderOptions from_gate;
+  from_gate.start = StartAt::kReader;
+  from_gate.from = "proc.c";
+  auto proc = Reader::attach(*ring, "proc", from_gate);
+  ASSERT_TRUE(proc);
+  ReaderStats p = stats_of("proc");
+  EXPECT_EQ(p.records, 0u);
+  ASSERT_TRUE(p.lag_records_known);
+  EXPECT_EQ(p.lag_records, 6u) << "where the gate is, not everything the ring ever held";
+  proc->poll([](const RecordView&) {});
+  EXPECT_EQ(stats_of("proc").lag_records, 0u);
+  EXPECT_EQ(stats_of("proc").records, 6u);
+}
+
 // Sixteen named readers at sixteen different paces on one lane under
 // `block`: the slowest holds the producer back, and each gets every record
 // exactly once, in order, across many laps.

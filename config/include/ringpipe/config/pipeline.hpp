@@ -280,6 +280,9 @@ struct TlsConfig {
   std::string key_file;               // `key_file`
   std::string ca_file;                // `ca_file`: server: client CAs (mTLS); client: trusted CAs ("" = system)
   bool insecure_skip_verify = false;  // `insecure_skip_verify`: client only
+  // Server only, from a web config file's min_version: "TLS10".."TLS13"; ""
+  // = what the TLS library allows by default.
+  std::string min_version;
   // Read at load: a hash of the files' contents (an unreadable file counts as
   // empty), so a certificate renewed under the same name compares unequal and
   // a reload restarts the component that uses it.
@@ -289,9 +292,12 @@ struct TlsConfig {
 };
 
 // A user allowed to scrape /metrics: `basic_auth_users: {name: password}`.
+// A pipeline file's passwords are plain text; a web config file's
+// (--web.config.file) are bcrypt hashes, and `bcrypt` says so.
 struct BasicAuthUser {
   std::string username;
   std::string password;
+  bool bcrypt = false;  // password is a bcrypt hash ($2a$, $2b$ or $2y$)
   friend bool operator==(const BasicAuthUser&, const BasicAuthUser&) = default;
 };
 
@@ -384,9 +390,9 @@ using EnvLookup = std::function<std::optional<std::string>(std::string_view)>;
 // only tune statsd_exporter internals (event queue, lifecycle) or the
 // process rather than the pipeline (--log.level, --log.format,
 // --check-config: the caller acts on them) are accepted and ignored here;
-// --statsd.relay.* and --web.config.file are errors saying what to do
-// instead. Diagnostics name "command line", line 1, and the column of the
-// argument in the space-joined arguments.
+// --web.config.file is read as the exporter-toolkit's web config
+// (web_config.hpp); --statsd.relay.* are errors saying what to do instead. Diagnostics name "command line", line 1, and
+// the column of the argument in the space-joined arguments.
 [[nodiscard]] ConfigResult<PipelineConfig> pipeline_from_statsd_exporter_flags(std::span<const std::string_view> args);
 
 // The pipeline name of an instance configured by flags, so that several run

@@ -21,14 +21,16 @@ namespace ringpipe::exporters {
 
 // PEM files for HTTPS on the pull endpoint (civetweb's OpenSSL support).
 struct TlsFiles {
-  std::string cert_file;  // certificate (chain); may also hold the key
-  std::string key_file;   // private key; "" = in cert_file
-  std::string ca_file;    // client CAs: set = clients must present a certificate (mTLS)
+  std::string cert_file;    // certificate (chain); may also hold the key
+  std::string key_file;     // private key; "" = in cert_file
+  std::string ca_file;      // client CAs: set = clients must present a certificate (mTLS)
+  std::string min_version;  // "TLS10".."TLS13"; "" = OpenSSL's default
 };
 
 struct BasicAuthCredentials {
   std::string username;
-  std::string password;
+  std::string password;  // plain text, or a bcrypt hash when `bcrypt`
+  bool bcrypt = false;   // checked with libxcrypt's crypt_rn (pull endpoint only)
 };
 
 struct PrometheusExporterOptions {

@@ -100,6 +100,13 @@ struct ReaderStats {
   bool gating;                    // producers wait for it: durable, not gating=false, and the ring not overwrite
   std::vector<std::uint64_t> lane_lag_bytes;  // per lane: tail - cursor (0 when more than a lane behind)
   std::uint64_t max_lane_lag_bytes;           // the largest of lane_lag_bytes: how full it keeps its fullest lane
+  // Records published and not yet read, over lanes: each lane's next_seq less
+  // the seq the reader expects there. Counted from sequence numbers, so it
+  // stays right when the slot was made anew (its `records` restart at 0).
+  // Not known (false) while the reader has not learnt a lane's seq yet and
+  // has bytes to read there.
+  std::uint64_t lag_records;
+  bool lag_records_known;
 };
 
 struct RingStats {

@@ -1,0 +1,244 @@
+// The exporter-toolkit web config file (--web.config.file) -> the Prometheus
+// exporter's TLS and basic auth.
+
+#include "ringpipe/config/web_config.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <system_error>
+
+#include "schema.hpp"
+
+namespace ringpipe::config {
+namespace {
+
+using detail::describe;
+using detail::Diags;
+using detail::Fields;
+using detail::quote;
+using detail::YamlNode;
+
+// Keys of the exporter-toolkit's format that the HTTP server (civetweb with
+// OpenSSL) cannot honour, and why: refused rather than silently dropped.
+struct Unsupported {
+  std::string_view key;
+  std::string_view why;
+};
+constexpr Unsupported kUnsupportedTls[] = {
+    {"cipher_suites", "the HTTP server takes OpenSSL's default cipher suites, expected no cipher_suites"},
+    {"curve_preferences", "the HTTP server takes OpenSSL's default curves, expected no curve_preferences"},
+    {"prefer_server_cipher_suites",
+     "the HTTP server keeps OpenSSL's default cipher order, expected no prefer_server_cipher_suites"},
+    {"cert", "inline certificates are not supported, expected cert_file"},
+    {"key", "inline keys are not supported, expected key_file"},
+    {"client_ca", "inline client CAs are not supported, expected client_ca_file"},
+    {"client_allowed_sans", "client certificates are not matched by SAN, expected no client_allowed_sans"},
+};
+
+constexpr std::string_view kTlsVersions[] = {"TLS10", "TLS11", "TLS12", "TLS13"};
+
+// An absent key and an explicit null or empty value read the same: the default.
+bool unset(const YamlNode* v) {
+  return v == nullptr || v->is_null() || (v->is_sequence() && v->items.empty()) || (v->is_map() && v->entries.empty());
+}
+
+// TlsConfig::contents_digest, as for a pipeline file's tls: a certificate
+// renewed under the same name makes a reload restart the exporter.
+std::uint64_t digest_of_files(const TlsConfig& t) {
+  std::string all;
+  for (const std::string* path : {&t.cert_file, &t.key_file, &t.ca_file}) {
+    if (path->empty()) continue;
+    std::ifstream in(*path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    all += text.str();
+    all += '\0';
+  }
+  return std::hash<std::string>{}(all);
+}
+
+class WebConfigReader {
+ public:
+  WebConfigReader(std::string base_dir, Diags& d) : base_dir_(std::move(base_dir)), d_(d) {}
+
+  void read(const YamlNode* top, WebConfig& out) {
+    Fields f(top, "web config", {"tls_server_config", "http_server_config", "basic_auth_users"}, d_);
+    if (!f.ok()) return;
+    if (const auto* v = f.get("tls_server_config"); !unset(v)) read_tls(*v, out);
+    if (const auto* v = f.get("http_server_config"); !unset(v)) read_http(*v);
+    if (const auto* v = f.get("basic_auth_users"); !unset(v)) read_users(*v, f.at("basic_auth_users"), out);
+  }
+
+ private:
+  // A readable file, relative to the web config file's folder.
+  std::optional<std::string> file(const Fields& f, std::string_view key) {
+    const YamlNode* v = f.get(key);
+    if (unset(v)) return std::nullopt;
+    auto s = detail::read_string(*v, f.at(key), d_);
+    if (!s || s->empty()) return std::nullopt;
+    std::filesystem::path p(*s);
+    if (p.is_relative() && !base_dir_.empty()) p = std::filesystem::path(base_dir_) / p;
+    std::ifstream in(p, std::ios::binary);
+    if (!in) {
+      const int saved = errno;
+      d_.add(*v, f.at(key) + ": found " + quote(p.string()) + ", which cannot be read (" +
+                     std::error_code(saved, std::system_category()).message() + "), expected a readable PEM file");
+      return std::nullopt;
+    }
+    return p.string();
+  }
+
+  void read_tls(const YamlNode& v, WebConfig& out) {
+    const std::string where = "web config tls_server_config";
+    Fields f(
+        &v, where,
+        {"cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version", "max_version", "cipher_suites",
+         "prefer_server_cipher_suites", "curve_preferences", "cert", "key", "client_ca", "client_allowed_sans"},
+        d_);
+    if (!f.ok()) return;
+    for (const Unsupported& u : kUnsupportedTls) {
+      if (const auto* x = f.get(u.key); !unset(x)) {
+        d_.add(*x, f.at(u.key) + ": found " + describe(*x) + ", not supported by ringpipe: " + std::string(u.why));
+      }
+    }
+    TlsConfig t;
+    const bool has_cert = !unset(f.get("cert_file"));
+    const bool has_key = !unset(f.get("key_file"));
+    if (auto c = file(f, "cert_file")) t.cert_file = *c;
+    if (auto k = file(f, "key_file")) t.key_file = *k;
+    if (auto ca = file(f, "client_ca_file")) t.ca_file = *ca;
+    const bool has_ca = !unset(f.get("client_ca_file"));
+
+    std::string auth = "NoClientCert";
+    if (const auto* a = f.get("client_auth_type"); !unset(a)) {
+      if (auto s = detail::read_string(*a, f.at("client_auth_type"), d_)) auth = *s;
+      if (auth != "NoClientCert" && auth != "RequireAndVerifyClientCert") {
+        const bool known =
+            auth == "RequestClientCert" || auth == "RequireAnyClientCert" || auth == "VerifyClientCertIfGiven";
+        d_.add(*a, f.at("client_auth_type") + ": found " + quote(auth) + (known ? ", not supported by ringpipe" : "") +
+                       ", expected NoClientCert or RequireAndVerifyClientCert (with client_ca_file)");
+      }
+    }
+    if (auth == "RequireAndVerifyClientCert" && !has_ca) {
+      d_.add(v, where +
+                    ": found client_auth_type RequireAndVerifyClientCert without client_ca_file, expected "
+                    "client_ca_file naming the CAs of the clients' certificates");
+    }
+    if (auth == "NoClientCert" && has_ca) {
+      d_.add(*f.get("client_ca_file"), f.at("client_ca_file") +
+                                           ": found client_ca_file with client_auth_type NoClientCert, expected "
+                                           "client_auth_type: RequireAndVerifyClientCert");
+    }
+
+    auto version = [&](std::string_view key) -> std::optional<std::string> {
+      const auto* x = f.get(key);
+      if (unset(x)) return std::nullopt;
+      auto s = detail::read_string(*x, f.at(key), d_);
+      if (!s) return std::nullopt;
+      if (std::find(std::begin(kTlsVersions), std::end(kTlsVersions), *s) == std::end(kTlsVersions)) {
+        d_.add(*x, f.at(key) + ": found " + quote(*s) + ", expected TLS10, TLS11, TLS12 or TLS13");
+        return std::nullopt;
+      }
+      return s;
+    };
+    // The exporter-toolkit's default minimum is TLS 1.2.
+    t.min_version = version("min_version").value_or("TLS12");
+    if (auto max = version("max_version"); max && *max != "TLS13") {
+      d_.add(*f.get("max_version"), f.at("max_version") + ": found " + quote(*max) +
+                                        ", not supported by ringpipe: the HTTP server cannot cap the TLS version, "
+                                        "expected TLS13 or no max_version");
+    }
+
+    if (!has_cert && !has_key && !has_ca && auth == "NoClientCert") return;  // no TLS, as the exporter-toolkit
+    if (!has_cert) d_.add(v, where + ": found no cert_file, expected cert_file and key_file");
+    if (!has_key) d_.add(v, where + ": found no key_file, expected cert_file and key_file");
+    t.contents_digest = digest_of_files(t);
+    out.tls = std::move(t);
+  }
+
+  void read_http(const YamlNode& v) {
+    Fields f(&v, "web config http_server_config", {"http2", "headers"}, d_);
+    if (!f.ok()) return;
+    if (const auto* h = f.get("http2"); !unset(h)) {
+      if (auto b = detail::read_bool(*h, f.at("http2"), d_); b && *b) {
+        d_.add(*h, f.at("http2") +
+                       ": found true, not supported by ringpipe: the HTTP server speaks HTTP/1.1 only, expected "
+                       "http2: false or no http2");
+      }
+    }
+    if (const auto* h = f.get("headers"); !unset(h)) {
+      d_.add(*h, f.at("headers") + ": found " + describe(*h) +
+                     ", not supported by ringpipe: the HTTP server sets no extra response headers, expected no "
+                     "headers");
+    }
+  }
+
+  void read_users(const YamlNode& v, const std::string& what, WebConfig& out) {
+    if (!v.is_map()) {
+      d_.add(v, what + ": found " + describe(v) + ", expected a map of user: bcrypt hash");
+      return;
+    }
+    for (const auto& [user, hash] : v.entries) {
+      auto u = detail::read_string(user, what, d_);
+      if (!u) continue;
+      auto h = detail::read_string(hash, what + " " + *u, d_);
+      if (!h) continue;
+      if (u->empty() || u->find(':') != std::string::npos) {
+        d_.add(user, what + ": found user " + quote(*u) + ", expected a non-empty name without ':'");
+      } else if (!is_bcrypt_hash(*h)) {
+        d_.add(hash, what + " " + *u +
+                         ": found a password that is not a bcrypt hash, expected $2a$, $2b$ or $2y$, "
+                         "a cost of 04..31 and 53 characters (htpasswd -nBC 10 \"\" | tr -d ':')");
+      } else {
+        out.basic_auth_users.push_back(BasicAuthUser{*u, *h, true});
+      }
+    }
+  }
+
+  std::string base_dir_;
+  Diags& d_;
+};
+
+}  // namespace
+
+bool is_bcrypt_hash(std::string_view h) noexcept {
+  // $2b$10$ + 22 characters of salt + 31 of hash.
+  if (h.size() != 60 || h.substr(0, 2) != "$2" || h[3] != '$' || h[6] != '$') return false;
+  if (h[2] != 'a' && h[2] != 'b' && h[2] != 'y') return false;
+  if (h[4] < '0' || h[4] > '3' || h[5] < '0' || h[5] > '9') return false;
+  const int cost = (h[4] - '0') * 10 + (h[5] - '0');
+  if (cost < 4 || cost > 31) return false;
+  return std::all_of(h.begin() + 7, h.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '/';
+  });
+}
+
+ConfigResult<WebConfig> parse_web_config(std::string_view text, std::string_view filename,
+                                         const std::string& base_dir) {
+  std::vector<Diagnostic> diagnostics;
+  Diags d(diagnostics);
+  WebConfig config;
+  auto root = detail::parse_yaml(text, filename, diagnostics);
+  if (root) WebConfigReader(base_dir, d).read(root->is_null() ? nullptr : &*root, config);
+  if (!diagnostics.empty()) return tl::unexpected(ConfigError{std::move(diagnostics)});
+  return config;
+}
+
+ConfigResult<WebConfig> load_web_config_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int saved = errno;
+    return tl::unexpected(
+        ConfigError{{Diagnostic{Position{path, 0, 0}, "cannot read web config file: " +
+                                                          std::error_code(saved, std::system_category()).message()}}});
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_web_config(text.str(), path, std::filesystem::path(path).parent_path().string());
+}
+
+}  // namespace ringpipe::config

@@ -1,0 +1,116 @@
+// `ringpipe run --web.config.file=FILE`: statsd_exporter's exporter-toolkit
+// web config (TLS and bcrypt basic auth) served by the real binary over
+// HTTPS on 127.0.0.1; what cannot be honoured is refused at start.
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <crypt.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "e2e_util.hpp"
+#include "prometheus_server.hpp"
+
+namespace ringpipe::apps {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A bcrypt hash of `password` made by libxcrypt ($2b$, cost 4: quick to check).
+std::string bcrypt_hash(const std::string& password) {
+  char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+  if (::crypt_gensalt_rn("$2b$", 4, nullptr, 0, setting, sizeof setting) == nullptr) return "";
+  auto data = std::make_unique<crypt_data>();
+  const char* out = ::crypt_rn(password.c_str(), setting, data.get(), sizeof(crypt_data));
+  return out == nullptr || out[0] == '*' ? "" : std::string(out);
+}
+
+bool send_udp(std::uint16_t port, const std::string& text) {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const sockaddr_in a = testing::loopback_address(port);
+  const auto n = ::sendto(fd, text.data(), text.size(), 0, reinterpret_cast<const sockaddr*>(&a), sizeof a);
+  ::close(fd);
+  return n == static_cast<ssize_t>(text.size());
+}
+
+std::vector<std::string> run_flags(const testing::ScratchDir& dir, const std::string& web_config, std::uint16_t port,
+                                   std::uint16_t web) {
+  return {"run",
+          "--web.config.file=" + web_config,
+          "--statsd.listen-udp=127.0.0.1:" + std::to_string(port),
+          "--statsd.listen-tcp=",
+          "--web.listen-address=127.0.0.1:" + std::to_string(web),
+          "--run-dir",
+          dir.file("run")};
+}
+
+TEST(WebConfigE2e, ServesMetricsOverHttpsToTheBcryptUserOnly) {
+  ASSERT_EQ(::access("/usr/bin/openssl", X_OK), 0) << "needs /usr/bin/openssl (build.sh installs it)";
+  testing::ScratchDir dir;
+  exporters::testing::TestPki pki;
+  ASSERT_TRUE(exporters::testing::make_test_pki(dir.path().string(), &pki));
+  const std::string hash = bcrypt_hash("s3cret");
+  ASSERT_EQ(hash.rfind("$2b$04$", 0), 0U) << hash;
+  const std::string web_yml = dir.file("web.yml");
+  e2e::write_text(web_yml, "tls_server_config:\n  cert_file: " + pki.cert + "\n  key_file: " + pki.key +
+                               "\n  min_version: TLS12\nbasic_auth_users:\n  scraper: " + hash + "\n");
+  const auto port = e2e::free_tcp_port();
+  const auto web = e2e::free_tcp_port();
+  e2e::Proc p(run_flags(dir, web_yml, port, web), dir.file("out"), dir.file("err"));
+
+  // Up once an unauthenticated request gets its 401 over TLS.
+  ASSERT_TRUE(testing::wait_until(
+      [&] { return exporters::testing::https_get(web, "/metrics", pki.ca_cert, "", 1s).first == 401; }, 30s))
+      << p.err();
+  ASSERT_TRUE(send_udp(port, "web_config_hits:3|c\n"));
+  const std::string right = "Basic c2NyYXBlcjpzM2NyZXQ=";  // scraper:s3cret
+  std::string body;
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        auto [code, text] = exporters::testing::https_get(web, "/metrics", pki.ca_cert, right, 2s);
+        body = text;
+        return code == 200 && e2e::exposition_sum(text, "web_config_hits") == 3.0;
+      },
+      20s))
+      << body << p.err();
+
+  EXPECT_EQ(exporters::testing::https_get(web, "/metrics", pki.ca_cert, "", 2s).first, 401) << "no auth";
+  EXPECT_EQ(exporters::testing::https_get(web, "/metrics", pki.ca_cert, "Basic c2NyYXBlcjp3cm9uZw==", 2s).first, 401);
+  EXPECT_EQ(exporters::testing::https_get(web, "/metrics", pki.ca_cert, "Basic b3RoZXI6czNjcmV0", 2s).first, 401);
+  EXPECT_EQ(exporters::testing::https_get(web, "/metrics", pki.ca_cert, right, 2s).first, 200) << "cached";
+  EXPECT_NE(exporters::testing::http_get(web, "/metrics", right, 2s).first, 200) << "plain HTTP is not served";
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(20s), std::optional<int>(0)) << p.err();
+}
+
+TEST(WebConfigE2e, AKeyItCannotHonourIsAConfigurationErrorNamingItAndStartsNothing) {
+  testing::ScratchDir dir;
+  exporters::testing::TestPki pki;
+  ASSERT_TRUE(exporters::testing::make_test_pki(dir.path().string(), &pki));
+  const std::string web_yml = dir.file("web.yml");
+  e2e::write_text(web_yml, "tls_server_config:\n  cert_file: " + pki.cert + "\n  key_file: " + pki.key +
+                               "\n  cipher_suites: [TLS_AES_128_GCM_SHA256]\n");
+  const auto r = e2e::run(dir, run_flags(dir, web_yml, e2e::free_tcp_port(), e2e::free_tcp_port()), 10s);
+  EXPECT_EQ(r.code, 78) << r.err;
+  EXPECT_NE(r.err.find(web_yml + ":4:18: web config tls_server_config cipher_suites: found a list, not "
+                                 "supported by ringpipe"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("run")));
+
+  e2e::write_text(web_yml, "basic_auth_users:\n  scraper: s3cret\n");
+  const auto plain = e2e::run(dir, run_flags(dir, web_yml, e2e::free_tcp_port(), e2e::free_tcp_port()), 10s);
+  EXPECT_EQ(plain.code, 78) << plain.err;
+  EXPECT_NE(plain.err.find("basic_auth_users scraper: found a password that is not a bcrypt hash"), std::string::npos)
+      << plain.err;
+}
+
+}  // namespace
+}  // namespace ringpipe::apps
