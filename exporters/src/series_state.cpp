@@ -75,6 +75,22 @@ double label_number(std::string_view v) noexcept {
 
 }  // namespace
 
+bool SeriesState::group_of(const Series& se, bool histogram, std::string& key, std::string_view& own, double& bound) {
+  const bool owns = histogram ? se.role == Role::kBucket : se.role == Role::kValue;
+  own = owns ? (histogram ? "le" : "quantile") : "";
+  key.clear();
+  bound = std::numeric_limits<double>::quiet_NaN();
+  metric::for_each_label(se.labels(), se.label_count(), [&](const metric::Label& l) {
+    if (owns && l.name == own) {
+      bound = label_number(l.value);
+      return;
+    }
+    key.append(l.name).push_back('\0');
+    key.append(l.value).push_back('\0');
+  });
+  return !(owns && std::isnan(bound));  // no usable le / quantile: nothing it could be served as
+}
+
 SeriesState::SeriesState() = default;
 
 void SeriesState::apply(std::span<const std::byte> record) noexcept {
@@ -453,20 +469,10 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
       }
       return;
     }
-    const std::string_view own = type == prometheus::MetricType::Histogram ? "le" : "quantile";
-    const bool owns = (type == prometheus::MetricType::Histogram && se.role == Role::kBucket) ||
-                      (type == prometheus::MetricType::Summary && se.role == Role::kValue);
-    group_key.clear();
-    double bound = std::numeric_limits<double>::quiet_NaN();
-    metric::for_each_label(labels, se.label_count(), [&](const metric::Label& l) {
-      if (owns && l.name == own) {
-        bound = label_number(l.value);
-        return;
-      }
-      group_key.append(l.name).push_back('\0');
-      group_key.append(l.value).push_back('\0');
-    });
-    if (owns && std::isnan(bound)) return;  // no usable le / quantile: nothing it could be served as
+    std::string_view own;
+    double bound = 0;
+    if (!group_of(se, type == prometheus::MetricType::Histogram, group_key, own, bound)) return;
+    const bool owns = !own.empty();
     auto [it, fresh] = groups.try_emplace({se.family, group_key}, metrics.size());
     if (fresh) {
       prometheus::ClientMetric& m = metrics.emplace_back();
@@ -615,20 +621,10 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
       t.push_back('\n');
       return;
     }
-    const std::string_view own = type == PT::Histogram ? "le" : "quantile";
-    const bool owns =
-        (type == PT::Histogram && se.role == Role::kBucket) || (type == PT::Summary && se.role == Role::kValue);
-    group_key.clear();
-    double bound = std::numeric_limits<double>::quiet_NaN();
-    metric::for_each_label(labels, se.label_count(), [&](const metric::Label& l) {
-      if (owns && l.name == own) {
-        bound = label_number(l.value);
-        return;
-      }
-      group_key.append(l.name).push_back('\0');
-      group_key.append(l.value).push_back('\0');
-    });
-    if (owns && std::isnan(bound)) return;  // no usable le / quantile: nothing it could be served as
+    std::string_view own;
+    double bound = 0;
+    if (!group_of(se, type == PT::Histogram, group_key, own, bound)) return;
+    const bool owns = !own.empty();
     auto [it, fresh] = group_at.try_emplace({se.family, group_key}, groups.size());
     if (fresh) {
       ++samples[se.family];

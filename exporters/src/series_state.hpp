@@ -132,6 +132,12 @@ class SeriesState {
     };
   };
   static_assert(sizeof(Series) <= 88, "a series and its key stay within 96 bytes");
+  // How a histogram's or summary's series joins its family's group, for both
+  // renderings: the label its type owns (`le` of a bucket, `quantile` of a
+  // summary's value; empty for _sum and _count) in `own`, that label's bound,
+  // and the group key (every other label, as name\0value\0). False for a series
+  // owning a label with no usable bound: nothing it could be served as.
+  static bool group_of(const Series& se, bool histogram, std::string& key, std::string_view& own, double& bound);
   // One shard's series by key: the series side by side in a vector (a scrape
   // walks memory in order) and an open-addressing index of their positions
   // (linear probing, backward-shift deletion; 4 bytes a slot, at most 3/4
