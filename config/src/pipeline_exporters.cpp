@@ -11,10 +11,7 @@
 #include "pipeline_loader.hpp"
 
 namespace ringpipe::config::detail {
-namespace {
 
-// TlsConfig::contents_digest: the named files as they are now; one that cannot
-// be read counts as empty (the component that opens it reports why).
 std::uint64_t digest_of_files(const TlsConfig& t) {
   std::string all;
   for (const std::string* path : {&t.cert_file, &t.key_file, &t.ca_file}) {
@@ -27,8 +24,6 @@ std::uint64_t digest_of_files(const TlsConfig& t) {
   }
   return std::hash<std::string>{}(all);
 }
-
-}  // namespace
 
 void Loader::read_exporter(const YamlNode& key, const YamlNode& value) {
   ExporterConfig e;

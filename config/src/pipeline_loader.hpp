@@ -155,4 +155,9 @@ class Loader {
   std::vector<Listener> listeners_;
 };
 
+// TlsConfig::contents_digest: the named files as they are now; one that cannot
+// be read counts as empty (the component that opens it reports why). For a
+// pipeline file's tls blocks and for --web.config.file alike.
+std::uint64_t digest_of_files(const TlsConfig& t);
+
 }  // namespace ringpipe::config::detail

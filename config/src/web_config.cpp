@@ -7,10 +7,10 @@
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <sstream>
 #include <system_error>
 
+#include "pipeline_loader.hpp"
 #include "schema.hpp"
 
 namespace ringpipe::config {
@@ -44,21 +44,6 @@ constexpr std::string_view kTlsVersions[] = {"TLS10", "TLS11", "TLS12", "TLS13"}
 // An absent key and an explicit null or empty value read the same: the default.
 bool unset(const YamlNode* v) {
   return v == nullptr || v->is_null() || (v->is_sequence() && v->items.empty()) || (v->is_map() && v->entries.empty());
-}
-
-// TlsConfig::contents_digest, as for a pipeline file's tls: a certificate
-// renewed under the same name makes a reload restart the exporter.
-std::uint64_t digest_of_files(const TlsConfig& t) {
-  std::string all;
-  for (const std::string* path : {&t.cert_file, &t.key_file, &t.ca_file}) {
-    if (path->empty()) continue;
-    std::ifstream in(*path, std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    all += text.str();
-    all += '\0';
-  }
-  return std::hash<std::string>{}(all);
 }
 
 class WebConfigReader {
@@ -156,7 +141,8 @@ class WebConfigReader {
     if (!has_cert && !has_key && !has_ca && auth == "NoClientCert") return;  // no TLS, as the exporter-toolkit
     if (!has_cert) d_.add(v, where + ": found no cert_file, expected cert_file and key_file");
     if (!has_key) d_.add(v, where + ": found no key_file, expected cert_file and key_file");
-    t.contents_digest = digest_of_files(t);
+    t.contents_digest =
+        detail::digest_of_files(t);  // a certificate renewed under the same name restarts the exporter at reload
     out.tls = std::move(t);
   }
 
