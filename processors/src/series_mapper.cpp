@@ -187,10 +187,9 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
   out.spec = m.rule ? m.rule->index + 1 : 0;
   out.ttl_ns = rule.ttl.count();
 
-  // Name. A Prometheus sample keeps its name as Prometheus allows it (':'
-  // included) and its family's type, HELP and UNIT, unless a rule renamed it
-  // (then the family it came in no longer describes it: a plain gauge).
-  name_.clear();
+  // Name and family. A name seen before (as it came, with the same kind and
+  // Prometheus family) finds its family at once: escaping and the family
+  // lookup below run once per distinct name, not per sample.
   const std::string_view raw = m.rule ? m.name : s.name;
   PromFamily prom;
   std::string_view prom_help;
@@ -198,46 +197,24 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
     prom = PromFamily{static_cast<std::uint8_t>(s.family.type), s.family.suffix_len, s.family.unit};
     prom_help = s.family.help;
   }
-  if (prom.type != 0 && is_valid_prom_metric_name(raw)) {
-    name_.assign(raw);
-  } else if (prom.type != 0) {
-    escape_prom_metric_name(raw, name_);
-    prom.suffix_len = 0;  // the family's name is no longer a prefix of it
-  } else if (is_valid_metric_name(raw)) {
-    name_.assign(raw);
-  } else {
-    escape_metric_name(raw, name_);
-  }
-  if (name_.empty()) {
-    ++stats_.dropped_empty_name;
-    return false;
-  }
-
-  // Family (type conflicts are decided once per name and cached).
-  const std::uint64_t fh = hash_str(name_, static_cast<std::uint64_t>(kind) + 11 + (std::uint64_t{prom.type} << 8) +
-                                               (std::uint64_t{prom.suffix_len} << 16));
-  std::uint32_t fi = family_index_.find(fh, [&](std::uint32_t v) {
-    const CachedFamily& c = families_[v];
-    return c.kind == kind && c.prom_type == prom.type && c.prom_suffix_len == prom.suffix_len && c.name == name_;
+  const std::uint32_t raw_key =
+      static_cast<std::uint32_t>(kind) | (std::uint32_t{prom.type} << 8) | (std::uint32_t{prom.suffix_len} << 16);
+  const std::uint64_t rh = hash_str(raw, 0x7a3ULL + raw_key);
+  std::uint32_t fi = raw_index_.find(rh, [&](std::uint32_t v) {
+    const RawName& r = raw_names_[v];
+    return r.key == raw_key && r.raw == raw;
   });
-  if (fi == FlatIndex::kNone) {
-    std::string_view help = rule.help.empty() ? std::string_view(default_help_) : std::string_view(rule.help);
-    if (prom.type != 0 && rule.help.empty()) help = prom_help;  // a Prometheus family's own HELP, even empty
-    const FamilyRegistry::Lookup lk = registry_->get_or_create(name_, kind, help, prom);
-    if (lk.family == nullptr) {
-      ++stats_.dropped_family_limit;
-      return false;
-    }
-    if (families_.size() < family_cache_cap_) {
-      fi = static_cast<std::uint32_t>(families_.size());
-      families_.push_back(CachedFamily{name_, kind, prom.type, prom.suffix_len, lk.family, lk.conflict});
-      family_index_.insert(fh, fi);
-    } else if (lk.conflict) {
-      lk.family->dropped_conflict.fetch_add(1, std::memory_order_relaxed);
-      ++stats_.dropped_conflict;
-      return false;
-    } else {
-      out.family = lk.family;
+  if (fi != FlatIndex::kNone) {
+    fi = raw_names_[fi].family;
+  } else {
+    const Resolved r = resolve_family(raw, kind, prom, prom_help, rule);
+    if (r.dropped) return false;
+    fi = r.index;
+    if (fi == FlatIndex::kNone) {
+      out.family = r.family;
+    } else if (raw_names_.size() < family_cache_cap_) {
+      raw_index_.insert(rh, static_cast<std::uint32_t>(raw_names_.size()));
+      raw_names_.push_back(RawName{std::string(raw), raw_key, fi});
     }
   }
   if (fi != FlatIndex::kNone) {
@@ -327,6 +304,56 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
   out.label_count = count;
   out.series_hash = hash_bytes(labels.data() + start, len, out.family->name_hash);
   return true;
+}
+
+// A name not seen before: escaped (a Prometheus sample keeps its name as
+// Prometheus allows it, ':' included, and its family's type, HELP and UNIT,
+// unless a rule renamed it: then the family it came in no longer describes it,
+// a plain gauge), then its family found or created (type conflicts are decided
+// once per name and cached).
+SeriesMapper::Resolved SeriesMapper::resolve_family(std::string_view raw, FamilyKind kind, PromFamily prom,
+                                                    std::string_view prom_help, const CompiledRule& rule) {
+  name_.clear();
+  if (prom.type != 0 && is_valid_prom_metric_name(raw)) {
+    name_.assign(raw);
+  } else if (prom.type != 0) {
+    escape_prom_metric_name(raw, name_);
+    prom.suffix_len = 0;  // the family's name is no longer a prefix of it
+  } else if (is_valid_metric_name(raw)) {
+    name_.assign(raw);
+  } else {
+    escape_metric_name(raw, name_);
+  }
+  if (name_.empty()) {
+    ++stats_.dropped_empty_name;
+    return Resolved{FlatIndex::kNone, nullptr, true};
+  }
+  const std::uint64_t fh = hash_str(name_, static_cast<std::uint64_t>(kind) + 11 + (std::uint64_t{prom.type} << 8) +
+                                               (std::uint64_t{prom.suffix_len} << 16));
+  const std::uint32_t fi = family_index_.find(fh, [&](std::uint32_t v) {
+    const CachedFamily& c = families_[v];
+    return c.kind == kind && c.prom_type == prom.type && c.prom_suffix_len == prom.suffix_len && c.name == name_;
+  });
+  if (fi != FlatIndex::kNone) return Resolved{fi, nullptr, false};
+  std::string_view help = rule.help.empty() ? std::string_view(default_help_) : std::string_view(rule.help);
+  if (prom.type != 0 && rule.help.empty()) help = prom_help;  // a Prometheus family's own HELP, even empty
+  const FamilyRegistry::Lookup lk = registry_->get_or_create(name_, kind, help, prom);
+  if (lk.family == nullptr) {
+    ++stats_.dropped_family_limit;
+    return Resolved{FlatIndex::kNone, nullptr, true};
+  }
+  if (families_.size() < family_cache_cap_) {
+    const auto at = static_cast<std::uint32_t>(families_.size());
+    families_.push_back(CachedFamily{name_, kind, prom.type, prom.suffix_len, lk.family, lk.conflict});
+    family_index_.insert(fh, at);
+    return Resolved{at, nullptr, false};
+  }
+  if (lk.conflict) {
+    lk.family->dropped_conflict.fetch_add(1, std::memory_order_relaxed);
+    ++stats_.dropped_conflict;
+    return Resolved{FlatIndex::kNone, nullptr, true};
+  }
+  return Resolved{FlatIndex::kNone, lk.family, false};
 }
 
 EngineStats SeriesMapper::stats() const noexcept {

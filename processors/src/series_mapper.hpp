@@ -64,6 +64,19 @@ class SeriesMapper {
     bool conflict;
   };
 
+  struct RawName {  // a name as it came, and the family it resolved to
+    std::string raw;
+    std::uint32_t key;     // kind | prom type << 8 | prom suffix_len << 16
+    std::uint32_t family;  // index into families_
+  };
+  struct Resolved {
+    std::uint32_t index;  // into families_, or FlatIndex::kNone
+    Family* family;       // when not cached (the cache is full)
+    bool dropped;         // counted
+  };
+  [[nodiscard]] Resolved resolve_family(std::string_view raw, FamilyKind kind, PromFamily prom,
+                                        std::string_view prom_help, const CompiledRule& rule);
+
   Matcher matcher_;
   FamilyRegistry* registry_;
   std::string default_help_;
@@ -72,6 +85,8 @@ class SeriesMapper {
   bool weighted_sample_rate_;
   std::vector<CachedFamily> families_;
   FlatIndex family_index_;
+  std::vector<RawName> raw_names_;
+  FlatIndex raw_index_;
   std::string name_;
   std::string keys_;
   std::vector<Lbl> lbls_;

@@ -125,6 +125,39 @@ TEST(Engine, NamesAndTagKeysAreEscapedAndTagValuesKept) {
   EXPECT_TRUE(h.state.has("api_requests_total{_1st=a b,status_code=2xx.ok}"));
 }
 
+// The mapper remembers each name as it came (with its kind and Prometheus
+// family) and the family it resolved to; these hold however often a name repeats.
+TEST(Engine, NamesThatEscapeAlikeShareOneSeriesAndRepeatsResolveAsTheFirstDid) {
+  Harness h;
+  for (int i = 0; i < 3; ++i) {
+    for (const char* n : {"a.b", "a-b", "a_b", "a--b", "a/b"}) h.send(Kind::kCounter, n, 1);
+    h.send(Kind::kGauge, "a.b", 7);      // a_b is a counter: a conflict each time
+    h.send(Kind::kCounter, "job:x", 2);  // StatsD escapes the colon
+    h.send_prom("job:x", 5, sample::Family{sample::FamilyType::kGauge, 0, "", ""});  // Prometheus keeps it
+  }
+  h.flush();
+  EXPECT_DOUBLE_EQ(h.state.value("a_b{}"), 15);
+  EXPECT_DOUBLE_EQ(h.state.value("job_x{}"), 6);
+  EXPECT_DOUBLE_EQ(h.state.value("job:x{}"), 5);
+  EXPECT_EQ(h.stats().dropped_conflict, 3u);
+  EXPECT_EQ(family_drops(h.engine(), "a_b", true), 3u);
+}
+
+TEST(Engine, MoreSpellingsOfANameThanTheNameCacheHoldsStillResolve) {
+  EngineOptions o;
+  o.max_families = 1;  // the mapper caches 2 * max_families + 16 names
+  Harness h(o);
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 40; ++i)
+      h.send(Kind::kCounter, "a" + std::string(static_cast<std::size_t>(i + 1), '-') + "b", 1);
+  }
+  h.send(Kind::kCounter, "other", 1);
+  h.flush();
+  EXPECT_DOUBLE_EQ(h.state.value("a_b{}"), 80);
+  EXPECT_FALSE(h.state.has("other{}"));
+  EXPECT_EQ(h.stats().dropped_family_limit, 1u);
+}
+
 TEST(Engine, LabelsAreSortedSoTagOrderDoesNotSplitASeries) {
   Harness h;
   h.send(Kind::kCounter, "c", 1, {{"b", "2"}, {"a", "1"}});
