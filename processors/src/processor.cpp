@@ -5,10 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "engine_parts.hpp"
@@ -145,6 +147,10 @@ struct Processor::Impl {
   bool stopped = false;
   RateLimiter warn{std::chrono::seconds(10)};
 
+  // One input and one shard: the reader thread applies each batch itself and
+  // flushes the shard, so no batch crosses threads and no shard thread wakes.
+  [[nodiscard]] bool inline_shard() const noexcept { return shards.size() == 1 && inputs.size() == 1; }
+  class Flusher;
   void reader_loop(Input& in);
   void gate_loop(Input& in);
   void apply_direct(Input& in, const ring::RecordView& v);
@@ -152,6 +158,62 @@ struct Processor::Impl {
   void wait_applied(Input& in);
   void shard_loop(std::uint32_t index);
   ShardBatch* take_batch(Input& in);
+};
+
+// Flushes one shard every flush_interval into its lane of the output ring:
+// a snapshot at the first flush, every snapshot_every_flushes and when an
+// exporter asks for a resync. Used by the thread that applies the shard's
+// batches (its own, or the reader's with inline_shard()).
+class Processor::Impl::Flusher {
+ public:
+  Flusher(Impl& m, std::uint32_t index)
+      : m_(m),
+        index_(index),
+        ctx_(*m.shards[index]),
+        sink_(*ctx_.producer, m.options.engine.max_record_bytes, m.options.output_timeout),
+        interval_(std::chrono::nanoseconds(m.options.flush_interval).count()),
+        next_flush_(monotonic_ns() + interval_),
+        seen_generation_(m.snapshot_generation.load(std::memory_order_acquire)),
+        resync_path_(m.options.output + std::string(metric::kResyncSuffix)) {}
+
+  [[nodiscard]] std::int64_t next_flush() const noexcept { return next_flush_; }
+  void maybe_flush() {
+    if (monotonic_ns() >= next_flush_) flush();
+  }
+  void flush() {
+    const std::int64_t now = monotonic_ns();
+    if (index_ == 0 && ::access(resync_path_.c_str(), F_OK) == 0) {
+      ::unlink(resync_path_.c_str());
+      m_.snapshot_generation.fetch_add(1, std::memory_order_acq_rel);
+    }
+    const std::uint64_t gen = m_.snapshot_generation.load(std::memory_order_acquire);
+    ++flushes_;
+    const std::uint32_t every = m_.options.engine.snapshot_every_flushes;
+    const bool snapshot = snapshot_due_ || gen != seen_generation_ || (every != 0 && flushes_ % every == 0);
+    seen_generation_ = gen;
+    const std::uint64_t stalls = ctx_.shard->stats().flush_stalls;
+    ctx_.shard->flush(now, realtime_ns(), sink_, snapshot);
+    const EngineStats st = ctx_.shard->stats();
+    snapshot_due_ = snapshot && st.flush_stalls != stalls;
+    if (st.flush_stalls != stalls && m_.warn.allow()) {
+      spdlog::warn("processor shard {}: output ring {} full; flush deferred ({} similar suppressed)", index_,
+                   m_.options.output, m_.warn.take_suppressed());
+    }
+    ctx_.stats.publish(st);
+    next_flush_ = now + interval_;
+  }
+
+ private:
+  Impl& m_;
+  std::uint32_t index_;
+  ShardCtx& ctx_;
+  RingSink sink_;
+  std::int64_t interval_;
+  std::int64_t next_flush_;
+  std::uint64_t flushes_ = 0;
+  std::uint64_t seen_generation_;
+  bool snapshot_due_ = true;  // the first flush is a snapshot
+  std::string resync_path_;
 };
 
 ShardBatch* Processor::Impl::take_batch(Input& in) {
@@ -183,9 +245,21 @@ void Processor::Impl::reader_loop(Input& in) {
   std::uint64_t foreign = 0;
   std::uint64_t untrusted_seen = 0;
   std::int64_t next_stats_ns = 0;
+  std::optional<Flusher> flusher;
+  if (inline_shard()) flusher.emplace(*this, 0);
   auto send = [&](std::uint32_t s) {
-    if (pending[s] == nullptr || pending[s]->samples.empty()) return;
-    shards[s]->queue.enqueue(pending[s]);  // may allocate a block: never loses a batch
+    ShardBatch* b = pending[s];
+    if (b == nullptr || b->samples.empty()) return;
+    if (flusher) {  // applied and committed here, before the gate can see the records dispatched
+      shards[s]->shard->apply_segments(b->samples, b->segs, b->labels.data(), b->now_ns);
+      b->samples.clear();
+      b->labels.clear();
+      b->segs.clear();
+      in.enqueued[s].fetch_add(1, std::memory_order_release);
+      in.committed[s].fetch_add(1, std::memory_order_release);
+      return;
+    }
+    shards[s]->queue.enqueue(b);  // may allocate a block: never loses a batch
     pending[s] = nullptr;
     in.enqueued[s].fetch_add(1, std::memory_order_release);  // pairs with the gate's acquire
   };
@@ -193,7 +267,11 @@ void Processor::Impl::reader_loop(Input& in) {
   std::uint64_t careful_read = 0;
   in.reader->set_wait_budget(kReadBudget, kIdleAfter);
   while (!readers_stop.load(std::memory_order_acquire)) {
-    in.reader->wait(std::chrono::milliseconds(50));
+    std::chrono::nanoseconds wait = std::chrono::milliseconds(50);
+    if (flusher)
+      wait = std::clamp(std::chrono::nanoseconds(flusher->next_flush() - monotonic_ns()), std::chrono::nanoseconds(0),
+                        wait);
+    in.reader->wait(wait);
     const std::int64_t now = monotonic_ns();
     auto on_record = [&](const ring::RecordView& v) {
       if (v.lane < lanes) {
@@ -259,6 +337,7 @@ void Processor::Impl::reader_loop(Input& in) {
       spdlog::info("processor: input {}: read carefully past the backlog of the previous run; back to batches",
                    in.ring.path());
     }
+    if (flusher) flusher->maybe_flush();
     if (now >= next_stats_ns) {
       EngineStats st = in.mapper->stats();
       st.decode_errors += foreign;
@@ -281,12 +360,13 @@ void Processor::Impl::reader_loop(Input& in) {
     }
   }
   for (std::uint32_t s = 0; s < n; ++s) {
+    send(s);
     if (pending[s] && pending[s]->samples.empty()) {
       in.pool.enqueue(pending[s]);
       pending[s] = nullptr;
     }
-    send(s);
   }
+  if (flusher) flusher->flush();  // as a shard thread does when it stops
   EngineStats st = in.mapper->stats();
   st.decode_errors += foreign;
   st.quarantined_records = in.quarantined.load(std::memory_order_relaxed);
@@ -394,41 +474,11 @@ void Processor::Impl::apply_direct(Input& in, const ring::RecordView& v) {
 
 void Processor::Impl::shard_loop(std::uint32_t index) {
   ShardCtx& ctx = *shards[index];
-  RingSink sink(*ctx.producer, options.engine.max_record_bytes, options.output_timeout);
-  const std::int64_t interval = std::chrono::nanoseconds(options.flush_interval).count();
-  std::int64_t next_flush = monotonic_ns() + interval;
-  std::uint64_t flushes = 0;
-  std::uint64_t seen_generation = snapshot_generation.load(std::memory_order_acquire);
-  bool snapshot_due = true;  // the first flush is a snapshot
+  Flusher flusher(*this, index);
   ShardBatch* items[64];
-  const std::string resync_path = options.output + std::string(metric::kResyncSuffix);
-
-  auto do_flush = [&] {
-    const std::int64_t now = monotonic_ns();
-    if (index == 0 && ::access(resync_path.c_str(), F_OK) == 0) {
-      ::unlink(resync_path.c_str());
-      snapshot_generation.fetch_add(1, std::memory_order_acq_rel);
-    }
-    const std::uint64_t gen = snapshot_generation.load(std::memory_order_acquire);
-    ++flushes;
-    const std::uint32_t every = options.engine.snapshot_every_flushes;
-    const bool snapshot = snapshot_due || gen != seen_generation || (every != 0 && flushes % every == 0);
-    seen_generation = gen;
-    const std::uint64_t stalls = ctx.shard->stats().flush_stalls;
-    ctx.shard->flush(now, realtime_ns(), sink, snapshot);
-    const EngineStats st = ctx.shard->stats();
-    snapshot_due = snapshot && st.flush_stalls != stalls;
-    if (st.flush_stalls != stalls && warn.allow()) {
-      spdlog::warn("processor shard {}: output ring {} full; flush deferred ({} similar suppressed)", index,
-                   options.output, warn.take_suppressed());
-    }
-    ctx.stats.publish(st);
-    next_flush = now + interval;
-  };
-
   for (;;) {
     const bool stopping = shards_stop.load(std::memory_order_acquire);
-    const std::int64_t wait_ns = std::max<std::int64_t>(0, next_flush - monotonic_ns());
+    const std::int64_t wait_ns = std::max<std::int64_t>(0, flusher.next_flush() - monotonic_ns());
     const std::size_t got =
         stopping ? ctx.queue.try_dequeue_bulk(items, 64) : ctx.queue.wait_dequeue_bulk_timed(items, 64, wait_ns / 1000);
     for (std::size_t i = 0; i < got; ++i) {
@@ -440,9 +490,9 @@ void Processor::Impl::shard_loop(std::uint32_t index) {
       inputs[input]->committed[index].fetch_add(1, std::memory_order_release);
     }
     if (stopping && got == 0) break;
-    if (monotonic_ns() >= next_flush) do_flush();
+    flusher.maybe_flush();
   }
-  do_flush();
+  flusher.flush();
 }
 
 Processor::Processor(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
@@ -582,7 +632,9 @@ Status Processor::start() {
   Impl& m = *impl_;
   if (m.started) return invalid("processor: already started");
   m.started = true;
-  for (std::uint32_t i = 0; i < m.shards.size(); ++i) m.shards[i]->thread = std::thread([&m, i] { m.shard_loop(i); });
+  if (!m.inline_shard()) {
+    for (std::uint32_t i = 0; i < m.shards.size(); ++i) m.shards[i]->thread = std::thread([&m, i] { m.shard_loop(i); });
+  }
   for (auto& in : m.inputs) {
     Impl::Input* p = in.get();
     in->thread = std::thread([&m, p] { m.reader_loop(*p); });
@@ -602,7 +654,8 @@ void Processor::stop() noexcept {
   m.readers_stop.store(true, std::memory_order_release);
   for (auto& in : m.inputs) in->thread.join();
   m.shards_stop.store(true, std::memory_order_release);
-  for (auto& s : m.shards) s->thread.join();
+  for (auto& s : m.shards)
+    if (s->thread.joinable()) s->thread.join();
   m.gate_final.store(true, std::memory_order_release);
   for (auto& in : m.inputs) {
     if (in->gate_thread.joinable()) in->gate_thread.join();
