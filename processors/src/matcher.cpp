@@ -514,7 +514,7 @@ MatchResult Matcher::match(std::string_view name, MatchClass cls) noexcept {
     m.compute(name, cls, e);
     return m.result_of(e);
   }
-  const std::uint64_t h = detail::hash_str(name, static_cast<std::uint64_t>(cls) + 1);
+  const std::uint64_t h = detail::hash_mem(name.data(), name.size(), static_cast<std::uint64_t>(cls) + 1);
   const std::uint32_t found = m.index.find(h, [&](std::uint32_t v) {
     const Impl::Entry& e = m.entries[v];
     return e.cls == cls && e.key == name;

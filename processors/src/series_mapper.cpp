@@ -98,14 +98,12 @@ bool valid_utf8_slow(std::string_view s) noexcept {
   return all_ascii(reinterpret_cast<const unsigned char*>(s.data()), s.size()) || valid_utf8_slow(s);
 }
 
-void put_label(std::vector<std::byte>& out, std::string_view k, std::string_view v) {
+std::byte* put_label(std::byte* p, std::string_view k, std::string_view v) noexcept {
   const metric::LabelHeader h{static_cast<std::uint16_t>(k.size()), static_cast<std::uint16_t>(v.size())};
-  const std::size_t at = out.size();
-  out.resize(at + sizeof h + k.size() + v.size());
-  std::byte* p = out.data() + at;
   std::memcpy(p, &h, sizeof h);
   std::memcpy(p + sizeof h, k.data(), k.size());
   std::memcpy(p + sizeof h + k.size(), v.data(), v.size());
+  return p + sizeof h + k.size() + v.size();
 }
 
 }  // namespace
@@ -199,7 +197,7 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
   }
   const std::uint32_t raw_key =
       static_cast<std::uint32_t>(kind) | (std::uint32_t{prom.type} << 8) | (std::uint32_t{prom.suffix_len} << 16);
-  const std::uint64_t rh = hash_str(raw, 0x7a3ULL + raw_key);
+  const std::uint64_t rh = hash_mem(raw.data(), raw.size(), 0x7a3ULL + raw_key);
   std::uint32_t fi = raw_index_.find(rh, [&](std::uint32_t v) {
     const RawName& r = raw_names_[v];
     return r.key == raw_key && r.raw == raw;
@@ -274,8 +272,10 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
   }
   std::sort(lbls_.begin(), lbls_.end(),
             [](const Lbl& a, const Lbl& b) { return a.key != b.key ? a.key < b.key : a.order < b.order; });
-  const std::size_t start = labels.size();
+  // Which labels are kept (compacted to the front of lbls_), then one resize
+  // and one copy each.
   std::uint16_t count = 0;
+  std::size_t len = 0;
   for (std::size_t i = 0; i < lbls_.size(); ++i) {
     if (i + 1 < lbls_.size() && lbls_[i + 1].key == lbls_[i].key) {
       // Two tags of one name (as sent, or after escaping: a-b and a.b):
@@ -286,19 +286,20 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
     }
     if (lbls_[i].value.empty()) continue;
     if (lbls_[i].key.size() > UINT16_MAX || lbls_[i].value.size() > UINT16_MAX || count == UINT16_MAX) {
-      labels.resize(start);
       ++stats_.dropped_labels_too_long;
       return false;
     }
-    put_label(labels, lbls_[i].key, lbls_[i].value);
-    ++count;
+    len += sizeof(metric::LabelHeader) + lbls_[i].key.size() + lbls_[i].value.size();
+    lbls_[count++] = lbls_[i];
   }
-  const std::size_t len = labels.size() - start;
   if (len > 60000) {  // leaves room for name and help in one output entry
-    labels.resize(start);
     ++stats_.dropped_labels_too_long;
     return false;
   }
+  const std::size_t start = labels.size();
+  labels.resize(start + len);
+  std::byte* p = labels.data() + start;
+  for (std::size_t i = 0; i < count; ++i) p = put_label(p, lbls_[i].key, lbls_[i].value);
   out.labels_off = static_cast<std::uint32_t>(start);
   out.labels_len = static_cast<std::uint32_t>(len);
   out.label_count = count;

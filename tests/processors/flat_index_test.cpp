@@ -5,12 +5,37 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "flat_index.hpp"
+#include "hash.hpp"
 
 namespace ringpipe::processors::detail {
 namespace {
+
+// hash_mem reads a key's last bytes as overlapping words: every byte of every
+// length up to 40 must still count, the length itself too (a key and the
+// same key with a trailing zero byte differ), and equal keys hash equal.
+TEST(HashMem, EveryByteOfEveryLengthAndTheLengthChangeTheHash) {
+  std::set<std::uint64_t> seen;
+  for (std::size_t n = 0; n <= 40; ++n) {
+    std::string key(n, 'a');
+    for (std::size_t i = 0; i < n; ++i) key[i] = static_cast<char>('a' + (i * 7) % 26);
+    const std::uint64_t h = hash_mem(key.data(), key.size(), 5);
+    EXPECT_EQ(h, hash_mem(std::string(key).data(), n, 5));
+    EXPECT_NE(h, hash_mem(key.data(), n, 6)) << n;
+    EXPECT_TRUE(seen.insert(h).second) << "length " << n;
+    for (std::size_t i = 0; i < n; ++i) {
+      std::string flipped = key;
+      flipped[i] = static_cast<char>(flipped[i] ^ 0x01);
+      EXPECT_NE(h, hash_mem(flipped.data(), n, 5)) << "length " << n << " byte " << i;
+    }
+    const std::string zero_tail = key + std::string(1, '\0');
+    EXPECT_NE(h, hash_mem(zero_tail.data(), zero_tail.size(), 5)) << n;
+  }
+}
 
 TEST(FlatIndex, ResolvesHashesThatShareTheirLow32BitsByTheFullKeyThroughGrowthAndErase) {
   FlatIndex index;
