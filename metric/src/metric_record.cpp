@@ -71,7 +71,8 @@ std::string_view metric_decode_error_name(MetricDecodeError e) noexcept {
 }
 
 std::size_t entry_size(const SeriesEntry& e) noexcept {
-  return align8(sizeof(MetricEntryHeader) + e.values.size() * sizeof(double) + e.name.size() + e.help.size() +
+  const std::size_t ts = (e.flags & kEntryTimestamp) != 0 ? sizeof(std::int64_t) : 0;
+  return align8(sizeof(MetricEntryHeader) + ts + e.values.size() * sizeof(double) + e.name.size() + e.help.size() +
                 e.unit.size() + e.label_bytes.size());
 }
 
@@ -104,6 +105,11 @@ bool MetricBatchWriter::append(const SeriesEntry& e) noexcept {
   h.unit_len = static_cast<std::uint16_t>(e.unit.size());
   std::memcpy(p, &h, sizeof h);
   std::byte* q = p + sizeof h;
+  if ((e.flags & kEntryTimestamp) != 0) {
+    std::memcpy(q, &e.timestamp_ns, sizeof e.timestamp_ns);
+    q += sizeof e.timestamp_ns;
+    timestamps_ = true;
+  }
   if (!e.values.empty()) std::memcpy(q, e.values.data(), e.values.size_bytes());
   q += e.values.size_bytes();
   if (!e.name.empty()) std::memcpy(q, e.name.data(), e.name.size());
@@ -134,7 +140,8 @@ bool MetricBatchWriter::append_marker(EntryKind kind, std::uint64_t snapshot_id)
 
 std::size_t MetricBatchWriter::finish() noexcept {
   MetricBatchHeader h{};
-  h.format_version = kMetricFormatVersion;
+  h.format_version = timestamps_ ? kMetricFormatVersionTimestamps : kMetricFormatVersion;
+  h.flags = timestamps_ ? kBatchTimestamps : 0;
   h.entry_count = count_;
   h.bytes = static_cast<std::uint32_t>(used_);
   h.shard = origin_.shard;
@@ -152,7 +159,10 @@ MetricBatchReader::MetricBatchReader(std::span<const std::byte> record) noexcept
     return;
   }
   std::memcpy(&header_, rec_.data(), sizeof header_);
-  if (header_.format_version != kMetricFormatVersion) {
+  // Version 3 is version 2 plus timestamped entries, announced by its flag.
+  const bool v2 = header_.format_version == kMetricFormatVersion && header_.flags == 0;
+  const bool v3 = header_.format_version == kMetricFormatVersionTimestamps && header_.flags == kBatchTimestamps;
+  if (!v2 && !v3) {
     error_ = MetricDecodeError::kBadVersion;
     return;
   }
@@ -174,8 +184,14 @@ std::optional<MetricEntryView> MetricBatchReader::next() noexcept {
   }
   const std::byte* p = rec_.data() + offset_;
   std::memcpy(&h, p, sizeof h);
+  const bool stamped = (h.flags & kEntryTimestamp) != 0;
+  if (stamped && header_.format_version != kMetricFormatVersionTimestamps) {
+    error_ = MetricDecodeError::kBadEntry;
+    return std::nullopt;
+  }
+  const std::size_t ts_bytes = stamped ? sizeof(std::int64_t) : 0;
   const std::size_t body =
-      std::size_t{h.value_count} * sizeof(double) + h.name_len + h.help_len + h.unit_len + h.labels_bytes;
+      ts_bytes + std::size_t{h.value_count} * sizeof(double) + h.name_len + h.help_len + h.unit_len + h.labels_bytes;
   if (h.size > left || h.size % 8 != 0 || h.size < sizeof h || body > h.size - sizeof h) {
     error_ = MetricDecodeError::kBadEntry;
     return std::nullopt;
@@ -198,7 +214,11 @@ std::optional<MetricEntryView> MetricBatchReader::next() noexcept {
     error_ = MetricDecodeError::kBadType;
     return std::nullopt;
   }
-  const std::byte* values = p + sizeof h;
+  if (stamped && !is_series) {
+    error_ = MetricDecodeError::kBadEntry;
+    return std::nullopt;
+  }
+  const std::byte* values = p + sizeof h + ts_bytes;
   const std::byte* name = values + std::size_t{h.value_count} * sizeof(double);
   const std::byte* help = name + h.name_len;
   const std::byte* unit = help + h.help_len;
@@ -237,6 +257,8 @@ std::optional<MetricEntryView> MetricBatchReader::next() noexcept {
   v.label_count = h.label_count;
   v.value_bytes = std::span<const std::byte>(values, std::size_t{h.value_count} * sizeof(double));
   v.value_count = h.value_count;
+  v.timestamp_ns = 0;
+  if (stamped) std::memcpy(&v.timestamp_ns, p + sizeof h, sizeof v.timestamp_ns);
   offset_ += h.size;
   ++index_;
   return v;

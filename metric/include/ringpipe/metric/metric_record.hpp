@@ -18,6 +18,12 @@ namespace ringpipe::metric {
 
 inline constexpr std::uint16_t kMetricBatchRecord = 2;  // ring record type
 inline constexpr std::uint16_t kMetricFormatVersion = 2;
+// A batch holding timestamped entries (kEntryTimestamp) is written as version
+// 3 with kBatchTimestamps set, so a reader that knows only version 2 refuses
+// it whole (and counts it) instead of reading the timestamp as values. A
+// batch without them stays version 2. MetricBatchReader reads both.
+inline constexpr std::uint16_t kMetricFormatVersionTimestamps = 3;
+inline constexpr std::uint16_t kBatchTimestamps = 1;  // MetricBatchHeader::flags
 // An exporter asks the processors writing a metrics ring for a full snapshot
 // by creating a file of this name beside the ring: "<ring>.resync".
 inline constexpr std::string_view kResyncSuffix = ".resync";
@@ -49,10 +55,14 @@ inline constexpr std::uint16_t kEntryFromSet = 1;  // a gauge counting distinct 
 // value, the sample's own name (`foo_bucket`), the family's name its first
 // family_len bytes (`foo`), `type` the family's type.
 inline constexpr std::uint16_t kEntryPromSample = 2;
+// One sample at its own time (a relay processor: no aggregation): an i64
+// timestamp_ns (ns since the Unix epoch) follows the entry header, before the
+// values. Only in a version-3 batch.
+inline constexpr std::uint16_t kEntryTimestamp = 4;
 
 struct MetricBatchHeader {
-  std::uint16_t format_version;  // kMetricFormatVersion
-  std::uint16_t flags;           // 0
+  std::uint16_t format_version;  // kMetricFormatVersion, or kMetricFormatVersionTimestamps
+  std::uint16_t flags;           // kBatchTimestamps in a version-3 batch, else 0
   std::uint32_t entry_count;
   std::uint32_t bytes;        // whole batch: header + entries
   std::uint16_t shard;        // which aggregation shard wrote it
@@ -67,7 +77,7 @@ struct MetricEntryHeader {
   std::uint32_t size;   // this entry: header + values + strings, padded to 8
   std::uint8_t kind;    // EntryKind
   std::uint8_t type;    // MetricType (0 for snapshot markers)
-  std::uint16_t flags;  // kEntryFromSet, kEntryPromSample
+  std::uint16_t flags;  // kEntryFromSet, kEntryPromSample, kEntryTimestamp
   std::uint64_t key;    // series id (64-bit hash of name + sorted labels) or snapshot id
   std::uint16_t name_len;
   std::uint16_t help_len;
@@ -133,6 +143,7 @@ struct MetricEntryView {
   std::uint16_t label_count;
   std::span<const std::byte> value_bytes;  // value_count doubles, maybe unaligned
   std::uint16_t value_count;
+  std::int64_t timestamp_ns;  // the sample's own time with kEntryTimestamp; else 0
 
   [[nodiscard]] double value(std::size_t i) const noexcept {
     double d = 0;
@@ -158,6 +169,7 @@ struct SeriesEntry {
   std::span<const std::byte> label_bytes;
   std::uint16_t label_count = 0;
   std::span<const double> values;
+  std::int64_t timestamp_ns = 0;  // written only with kEntryTimestamp in flags
 };
 
 // Bytes one entry takes, padded to 8.
@@ -190,6 +202,7 @@ class MetricBatchWriter {
   std::span<std::byte> buf_;
   std::size_t used_;
   std::uint32_t count_ = 0;
+  bool timestamps_ = false;  // an entry carries kEntryTimestamp: the batch is version 3
   BatchOrigin origin_;
 };
 
