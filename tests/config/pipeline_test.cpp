@@ -246,6 +246,57 @@ TEST(PipelineConfig, ProcessorStateCanBeTurnedOffOrPlacedRelativeToTheFile) {
   EXPECT_NE(bad.error().message().find("state"), std::string::npos) << bad.error().message();
 }
 
+TEST(PipelineConfig, ARelayProcessorTakesNoKeyOfAggregationAndNoState) {
+  const auto ok = parse(R"(rings:
+  raw: {}
+  metrics: {}
+sources:
+  g: {type: graphite, listen: tcp://127.0.0.1:2003, output: raw}
+processors:
+  relay: {type: relay, input: raw, output: metrics, max_metrics: 10, quarantine_after_crashes: 2}
+exporters:
+  rw: {type: remote_write, input: metrics, url: http://127.0.0.1:9090/api/v1/write}
+)");
+  ASSERT_TRUE(ok) << ok.error().message();
+  ASSERT_EQ(ok->processors.size(), 1u);
+  EXPECT_EQ(ok->processors[0].type, ProcessorType::kRelay);
+  EXPECT_EQ(processor_type_name(ok->processors[0].type), "relay");
+  EXPECT_FALSE(ok->processors[0].state) << "a relay keeps no series, so no state file";
+  EXPECT_EQ(ok->processors[0].max_metrics, 10u);
+
+  const auto bad = parse(R"(rings:
+  raw: {}
+  metrics: {}
+sources:
+  g: {type: graphite, listen: tcp://127.0.0.1:2003, output: raw}
+processors:
+  relay: {type: relay, input: raw, output: metrics, flush_interval: 5s, state: true, buckets: [1]}
+exporters:
+  rw: {type: remote_write, input: metrics, url: http://127.0.0.1:9090/api/v1/write}
+)");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(messages(bad),
+            (std::vector<std::string>{
+                "p.yaml:7:69: processor \"relay\" flush_interval: found \"5s\", not used by type: relay (it "
+                "forwards each sample and keeps no series)",
+                "p.yaml:7:80: processor \"relay\" state: found \"true\", not used by type: relay (it forwards "
+                "each sample and keeps no series)",
+                "p.yaml:7:95: processor \"relay\" buckets: found a list, not used by type: relay (it forwards each "
+                "sample and keeps no series)",
+            }));
+  const auto other = parse(R"(rings:
+  raw: {}
+  metrics: {}
+sources:
+  g: {type: graphite, listen: tcp://127.0.0.1:2003, output: raw}
+processors:
+  p: {type: passthrough, input: raw, output: metrics}
+exporters:
+  rw: {type: remote_write, input: metrics, url: http://127.0.0.1:9090/api/v1/write}
+)");
+  EXPECT_TRUE(has_message(other, "expected aggregate or relay")) << messages(other).size();
+}
+
 TEST(PipelineConfig, ReportsEveryUnknownKeyWithPosition) {
   const auto r = parse(R"(pipelin: edge
 rings:
