@@ -94,10 +94,17 @@ TEST(PipelineConfig, LoadsTheEdgeExampleWithItsMappingFile) {
 TEST(PipelineConfig, LoadsEveryExampleFile) {
   ::setenv("SCRAPE_PASSWORD", "scrape-secret", 1);
   ::setenv("REMOTE_WRITE_TOKEN", "token", 1);
-  for (const char* name : {"edge.yaml", "minimal.yaml", "secure.yaml", "sensors.yaml"}) {
+  for (const char* name : {"edge.yaml", "minimal.yaml", "secure.yaml", "sensors.yaml", "remote_write_relay.yaml"}) {
     const auto r = load_pipeline(std::string(RINGPIPE_CONFIG_EXAMPLES_DIR) + "/" + name);
     EXPECT_TRUE(r) << name << ": " << (r ? "" : r.error().message());
   }
+  // The relay example keeps timestamps, as it says: its processor is a relay.
+  const auto relay = load_pipeline(std::string(RINGPIPE_CONFIG_EXAMPLES_DIR) + "/remote_write_relay.yaml");
+  ASSERT_TRUE(relay);
+  ASSERT_EQ(relay->processors.size(), 1u);
+  EXPECT_EQ(relay->processors[0].type, ProcessorType::kRelay);
+  ASSERT_EQ(relay->exporters.size(), 2u);
+  EXPECT_EQ(relay->exporters[0].type, ExporterType::kRemoteWrite);
   const auto secure = load_pipeline(std::string(RINGPIPE_CONFIG_EXAMPLES_DIR) + "/secure.yaml");
   ASSERT_TRUE(secure);
   const auto& ring = secure->rings[0];
