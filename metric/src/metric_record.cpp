@@ -71,21 +71,28 @@ std::string_view metric_decode_error_name(MetricDecodeError e) noexcept {
 }
 
 std::size_t entry_size(const SeriesEntry& e) noexcept {
-  const std::size_t ts = (e.flags & kEntryTimestamp) != 0 ? sizeof(std::int64_t) : 0;
-  return align8(sizeof(MetricEntryHeader) + ts + e.values.size() * sizeof(double) + e.name.size() + e.help.size() +
+  return align8(sizeof(MetricEntryHeader) + e.values.size() * sizeof(double) + e.name.size() + e.help.size() +
                 e.unit.size() + e.label_bytes.size());
 }
+
+std::size_t stamped_entry_size(const SeriesEntry& e) noexcept { return entry_size(e) + sizeof(std::int64_t); }
 
 MetricBatchWriter::MetricBatchWriter(std::span<std::byte> buffer, const BatchOrigin& origin) noexcept
     : buf_(buffer), used_(sizeof(MetricBatchHeader)), origin_(origin) {}
 
-bool MetricBatchWriter::append(const SeriesEntry& e) noexcept {
+// Two copies of one body, so the aggregated path (no timestamp) pays nothing
+// for the relay's.
+bool MetricBatchWriter::append(const SeriesEntry& e) noexcept { return append_entry<false>(e); }
+bool MetricBatchWriter::append_stamped(const SeriesEntry& e) noexcept { return append_entry<true>(e); }
+
+template <bool kStamped>
+bool MetricBatchWriter::append_entry(const SeriesEntry& e) noexcept {
   constexpr std::size_t kMax16 = std::numeric_limits<std::uint16_t>::max();
   if (e.name.size() > kMax16 || e.help.size() > kMax16 || e.unit.size() > kMax16 || e.values.size() > kMax16 ||
       e.family_len > e.name.size() || e.label_bytes.size() > std::numeric_limits<std::uint32_t>::max()) {
     return false;
   }
-  const std::size_t size = entry_size(e);
+  const std::size_t size = kStamped ? stamped_entry_size(e) : entry_size(e);
   if (buf_.size() < used_ || size > buf_.size() - used_ || size > std::numeric_limits<std::uint32_t>::max()) {
     return false;
   }
@@ -94,7 +101,9 @@ bool MetricBatchWriter::append(const SeriesEntry& e) noexcept {
   h.size = static_cast<std::uint32_t>(size);
   h.kind = static_cast<std::uint8_t>(e.kind);
   h.type = static_cast<std::uint8_t>(e.type);
-  h.flags = e.flags;
+  // append() takes the flags as given (no mask: it costs every aggregated
+  // entry); kEntryTimestamp there is a caller's bug that the reader refuses.
+  h.flags = kStamped ? static_cast<std::uint16_t>(e.flags | kEntryTimestamp) : e.flags;
   h.key = e.key;
   h.name_len = static_cast<std::uint16_t>(e.name.size());
   h.help_len = static_cast<std::uint16_t>(e.help.size());
@@ -105,7 +114,7 @@ bool MetricBatchWriter::append(const SeriesEntry& e) noexcept {
   h.unit_len = static_cast<std::uint16_t>(e.unit.size());
   std::memcpy(p, &h, sizeof h);
   std::byte* q = p + sizeof h;
-  if ((e.flags & kEntryTimestamp) != 0) {
+  if constexpr (kStamped) {
     std::memcpy(q, &e.timestamp_ns, sizeof e.timestamp_ns);
     q += sizeof e.timestamp_ns;
     timestamps_ = true;

@@ -67,7 +67,7 @@ void encode(const MappedSample& ms, const std::byte* labels, std::int64_t ts, me
   const Family& f = *ms.family;
   e.kind = metric::EntryKind::kSeries;
   e.type = metric_type_of(f.kind);
-  e.flags = metric::kEntryTimestamp;
+  e.flags = 0;
   e.key = ms.series_hash;
   e.name = f.name;
   e.help = f.help;
@@ -147,17 +147,17 @@ bool Relay::Impl::relay_record(Input& in, const ring::RecordView& v) {
     MappedSample ms;
     if (!in.mapper->map(*s, in.labels, ms)) continue;
     encode(ms, in.labels.data(), s->timestamp_ns != 0 ? s->timestamp_ns : received, e);
-    if (sizeof(metric::MetricBatchHeader) + metric::entry_size(e) > max_bytes) {
+    if (sizeof(metric::MetricBatchHeader) + metric::stamped_entry_size(e) > max_bytes) {
       ++in.local.dropped_labels_too_long;  // no record of the output ring can hold it
       continue;
     }
-    if (writer && writer->append(e)) {
+    if (writer && writer->append_stamped(e)) {
       ++in.local.samples_applied;
       ++in.local.entries_written;
       continue;
     }
     close();
-    if (!open() || !writer->append(e)) {
+    if (!open() || !writer->append_stamped(e)) {
       // The output stays full: publish what is written, keep the record.
       close();
       out.publish();

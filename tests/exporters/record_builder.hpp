@@ -88,7 +88,7 @@ class RecordBuilder {
     metric::SeriesEntry e;
     e.kind = EntryKind::kSeries;
     e.type = type;
-    e.flags = metric::kEntryTimestamp | (family_len != 0 ? metric::kEntryPromSample : 0);
+    e.flags = family_len != 0 ? metric::kEntryPromSample : 0;
     e.key = series_key(name, labels);
     e.name = name;
     e.family_len = static_cast<std::uint16_t>(family_len);
@@ -96,7 +96,7 @@ class RecordBuilder {
     e.label_count = static_cast<std::uint16_t>(labels.size());
     e.values = values;
     e.timestamp_ns = timestamp_ns;
-    ok_ = writer_.append(e) && ok_;
+    ok_ = writer_.append_stamped(e) && ok_;
     return *this;
   }
   RecordBuilder& expire(MetricType type, const std::string& name, const LabelList& labels) {

@@ -164,7 +164,7 @@ TEST(MetricRecord, TimestampedEntriesRoundTripInAVersion3Batch) {
   const double v2[] = {-2};
   SeriesEntry e;
   e.type = MetricType::kCounter;
-  e.flags = kEntryPromSample | kEntryTimestamp;
+  e.flags = kEntryPromSample;
   e.key = 7;
   e.name = "jobs_total";
   e.family_len = 4;
@@ -174,15 +174,15 @@ TEST(MetricRecord, TimestampedEntriesRoundTripInAVersion3Batch) {
   e.label_count = 1;
   e.values = v1;
   e.timestamp_ns = 1'700'000'000'123'000'000;
-  ASSERT_TRUE(w.append(e));
+  ASSERT_TRUE(w.append_stamped(e));
   SeriesEntry g;
-  g.flags = kEntryTimestamp;
+  g.flags = 0;
   g.key = 8;
   g.name = "temp";
   g.values = v2;
   g.timestamp_ns = -1;  // before the epoch: kept as written
-  ASSERT_TRUE(w.append(g));
-  EXPECT_EQ(entry_size(g), sizeof(MetricEntryHeader) + 8 + 8 + 8);  // header, time, value, "temp" padded
+  ASSERT_TRUE(w.append_stamped(g));
+  EXPECT_EQ(stamped_entry_size(g), sizeof(MetricEntryHeader) + 8 + 8 + 8);  // header, time, value, "temp" padded
   const std::size_t n = w.finish();
 
   MetricBatchReader r(std::span<const std::byte>(buf.data(), n));
@@ -223,14 +223,18 @@ TEST(MetricRecord, ABatchWithoutTimestampsStaysVersion2ForOlderReaders) {
   SeriesEntry e;
   e.name = "m";
   e.values = v;
+  e.timestamp_ns = 42;  // append() writes no timestamp
   ASSERT_TRUE(w.append(e));
   const std::size_t n = w.finish();
+  EXPECT_EQ(n, sizeof(MetricBatchHeader) + entry_size(e));
   MetricBatchReader r(std::span<const std::byte>(buf.data(), n));
   EXPECT_EQ(r.header().format_version, kMetricFormatVersion);
   EXPECT_EQ(r.header().flags, 0);
   auto x = r.next();
   ASSERT_TRUE(x);
+  EXPECT_EQ(x->flags & kEntryTimestamp, 0);
   EXPECT_EQ(x->timestamp_ns, 0);
+  EXPECT_EQ(x->value(0), 1);
 }
 
 // A reader of version 2 only (every exporter before timestamps) compares
@@ -243,10 +247,10 @@ TEST(MetricRecord, TimestampsAreRefusedWhereTheVersionDoesNotAnnounceThem) {
   const double v[] = {1};
   SeriesEntry e;
   e.name = "m";
-  e.flags = kEntryTimestamp;
+  e.flags = 0;
   e.values = v;
   e.timestamp_ns = 42;
-  ASSERT_TRUE(w.append(e));
+  ASSERT_TRUE(w.append_stamped(e));
   const std::size_t n = w.finish();
   MetricBatchHeader h;
   std::memcpy(&h, buf.data(), sizeof h);
@@ -276,10 +280,10 @@ TEST(MetricRecord, TimestampsAreRefusedWhereTheVersionDoesNotAnnounceThem) {
 
   std::vector<std::byte> mbuf(256);  // a marker never carries a timestamp
   MetricBatchWriter mw(mbuf, {});
-  ASSERT_TRUE(mw.append(e));
+  ASSERT_TRUE(mw.append_stamped(e));
   ASSERT_TRUE(mw.append_marker(EntryKind::kSnapshotBegin, 1));
   const std::size_t mn = mw.finish();
-  const std::size_t marker_at = sizeof(MetricBatchHeader) + entry_size(e);
+  const std::size_t marker_at = sizeof(MetricBatchHeader) + stamped_entry_size(e);
   mbuf[marker_at + 6] = std::byte{static_cast<unsigned char>(kEntryTimestamp)};
   MetricBatchReader r3(std::span<const std::byte>(mbuf.data(), mn));
   ASSERT_TRUE(r3.next());

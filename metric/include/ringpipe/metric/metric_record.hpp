@@ -169,11 +169,13 @@ struct SeriesEntry {
   std::span<const std::byte> label_bytes;
   std::uint16_t label_count = 0;
   std::span<const double> values;
-  std::int64_t timestamp_ns = 0;  // written only with kEntryTimestamp in flags
+  std::int64_t timestamp_ns = 0;  // written only by append_stamped()
 };
 
-// Bytes one entry takes, padded to 8.
+// Bytes one entry takes, padded to 8: as append() writes it, and as
+// append_stamped() does (8 more: the timestamp).
 [[nodiscard]] std::size_t entry_size(const SeriesEntry& e) noexcept;
+[[nodiscard]] std::size_t stamped_entry_size(const SeriesEntry& e) noexcept;
 inline constexpr std::size_t kMarkerEntrySize = sizeof(MetricEntryHeader);
 
 // Identity of the writer, copied into each batch header.
@@ -190,8 +192,12 @@ class MetricBatchWriter {
  public:
   MetricBatchWriter(std::span<std::byte> buffer, const BatchOrigin& origin) noexcept;
 
-  // False (and nothing written) when the entry does not fit or a field is too long.
+  // False (and nothing written) when the entry does not fit or a field is too
+  // long. append() writes no timestamp and e.flags as given (never with
+  // kEntryTimestamp); append_stamped() writes e.timestamp_ns and sets that
+  // flag, which makes the batch version 3.
   [[nodiscard]] bool append(const SeriesEntry& e) noexcept;
+  [[nodiscard]] bool append_stamped(const SeriesEntry& e) noexcept;
   [[nodiscard]] bool append_marker(EntryKind kind, std::uint64_t snapshot_id) noexcept;
   [[nodiscard]] std::uint32_t entry_count() const noexcept { return count_; }
   [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
@@ -199,6 +205,9 @@ class MetricBatchWriter {
   std::size_t finish() noexcept;
 
  private:
+  template <bool kStamped>
+  [[nodiscard]] bool append_entry(const SeriesEntry& e) noexcept;
+
   std::span<std::byte> buf_;
   std::size_t used_;
   std::uint32_t count_ = 0;
