@@ -4,6 +4,7 @@
 //   BM_ShardApply          one shard's hot path, one sample at a time
 //   BM_ShardApplyBatch     the same in batches of 256 with prefetching (what a shard thread does)
 //   BM_ShardApplyBatchState the same with the crash-safe state store (undo log, one commit per batch)
+//   BM_ShardFlush          a flush of 256 changed counters into metric-batch records (encoding)
 //   BM_EngineAdd           mapping + labels + hash + shard (one thread does it all)
 //   BM_BaselineUnorderedMap std::unordered_map<std::string, double> increment
 //   BM_Match*              the matcher with and without its cache
@@ -229,6 +230,59 @@ BENCHMARK(BM_ShardApplyBatchState)
     ->Arg(100'000)
     ->Arg(1'000'000)
     ->Unit(benchmark::kMicrosecond);
+
+// Encodes every record into one reused buffer (nothing kept), as a ring claim would.
+class DiscardSink final : public RecordSink {
+ public:
+  std::span<std::byte> begin_record(std::size_t min_bytes) noexcept override {
+    if (buf_.size() < min_bytes) return {};
+    return buf_;
+  }
+  void commit_record(std::size_t used_bytes) noexcept override { bytes_ += used_bytes; }
+  [[nodiscard]] std::size_t bytes() const noexcept { return bytes_; }
+
+ private:
+  std::vector<std::byte> buf_ = std::vector<std::byte>(64 << 10);
+  std::size_t bytes_ = 0;
+};
+
+// One iteration: 256 of the series change, then a (delta) flush encodes them.
+void BM_ShardFlush(benchmark::State& state) {
+  const std::int64_t series = state.range(0);
+  EngineOptions opts;
+  opts.max_series = opts.max_series_per_metric = 2'000'000;
+  detail::FamilyRegistry registry(opts.max_families, opts.max_series, opts.max_series_per_metric);
+  auto matcher = Matcher::create(opts.mapping);
+  auto specs = detail::build_specs(*matcher);
+  detail::SeriesMapper mapper(std::move(*matcher), registry, opts);
+  detail::Shard shard(0, 1, registry, specs, opts, 1);
+  Corpus corpus(series);
+  std::vector<std::byte> labels;
+  std::vector<detail::MappedSample> mapped(static_cast<std::size_t>(series));
+  for (std::int64_t i = 0; i < series; ++i) {
+    if (!mapper.map(corpus.view(static_cast<std::size_t>(i)), labels, mapped[static_cast<std::size_t>(i)])) {
+      state.SkipWithError("map failed");
+      return;
+    }
+  }
+  DiscardSink sink;
+  for (const auto& m : mapped) shard.apply(m, labels.data(), 0);
+  shard.flush(0, 0, sink, true);  // the first flush is the snapshot
+  const auto ord = order(series, 1 << 20);
+  std::size_t k = 0;
+  std::int64_t now = 0;
+  for (auto _ : state) {
+    for (int i = 0; i < 256; ++i) {
+      shard.apply(mapped[ord[k]], labels.data(), now);
+      k = (k + 1) & ((1 << 20) - 1);
+    }
+    ++now;
+    shard.flush(now, now, sink, false);
+  }
+  benchmark::DoNotOptimize(sink.bytes());
+  state.SetItemsProcessed(state.iterations() * 256);
+}
+BENCHMARK(BM_ShardFlush)->Apply(fixed_iterations)->Arg(1'000)->Arg(100'000)->Unit(benchmark::kMicrosecond);
 
 void BM_EngineAdd(benchmark::State& state) {
   const std::int64_t series = state.range(0);

@@ -48,7 +48,9 @@ std::string_view source_type_name(SourceType t) noexcept {
   return "?";
 }
 
-std::string_view processor_type_name(ProcessorType) noexcept { return "aggregate"; }
+std::string_view processor_type_name(ProcessorType t) noexcept {
+  return t == ProcessorType::kRelay ? "relay" : "aggregate";
+}
 
 std::string_view exporter_type_name(ExporterType t) noexcept {
   return t == ExporterType::kPrometheus ? "prometheus" : "remote_write";

@@ -45,9 +45,24 @@ void Loader::read_processor(const YamlNode& key, const YamlNode& value) {
             "sample_rate"},
            d_);
   if (const auto* v = f.get("type"); v == nullptr) {
-    d_.add(p.position, who + ": found no type, expected type: aggregate");
-  } else if (auto t = detail::read_string(*v, f.at("type"), d_); t && *t != "aggregate") {
-    d_.add(*v, f.at("type") + ": found " + describe(*v) + ", expected aggregate");
+    d_.add(p.position, who + ": found no type, expected type: aggregate or relay");
+  } else if (auto t = detail::read_string(*v, f.at("type"), d_); t && *t == "relay") {
+    p.type = ProcessorType::kRelay;
+  } else if (t && *t != "aggregate") {
+    d_.add(*v, f.at("type") + ": found " + describe(*v) + ", expected aggregate or relay");
+  }
+  if (p.type == ProcessorType::kRelay) {
+    // A relay keeps no series: what shapes, limits or persists them has nothing to act on.
+    for (std::string_view k :
+         {"shards", "flush_interval", "ttl", "max_series", "max_series_per_metric", "observer_type", "quantiles",
+          "buckets", "summary_max_age", "summary_age_buckets", "summary_buf_cap", "native_histogram_bucket_factor",
+          "native_histogram_max_buckets", "state", "state_dir", "sample_rate"}) {
+      if (const auto* v = f.get(k)) {
+        d_.add(*v, f.at(k) + ": found " + describe(*v) +
+                       ", not used by type: relay (it forwards each sample and keeps no series)");
+      }
+    }
+    p.state = false;
   }
   read_reader(f, p.reader);
   use_ring(f, "input", who, false, p.position, p.input, p.reader);
@@ -74,7 +89,7 @@ void Loader::read_processor(const YamlNode& key, const YamlNode& value) {
   read_uint_into(f, "max_series", 0, UINT64_MAX, p.max_series);
   read_uint_into(f, "max_series_per_metric", 0, UINT64_MAX, p.max_series_per_metric);
   read_uint_into(f, "max_metrics", 1, 100'000'000, p.max_metrics);
-  if (const auto* v = f.get("state")) {
+  if (const auto* v = f.get("state"); v && p.type != ProcessorType::kRelay) {
     if (auto x = detail::read_bool(*v, f.at("state"), d_)) p.state = *x;
   }
   read_string_into(f, "state_dir", p.state_dir);

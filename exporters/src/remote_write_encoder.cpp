@@ -29,10 +29,7 @@ RequestBuilder& RequestBuilder::operator=(RequestBuilder&&) noexcept = default;
 
 namespace {
 
-struct LabelRef {
-  std::string_view name;
-  std::string_view value;
-};
+using LabelRef = RequestBuilder::LabelRef;
 
 void add_series(prometheus::WriteRequest& req, std::vector<LabelRef>& labels, std::string_view name,
                 std::string_view extra_name, std::string_view extra_value, double value, std::int64_t ts) {
@@ -61,8 +58,17 @@ std::size_t RequestBuilder::add(const metric::MetricEntryView& e, std::int64_t t
   e.for_each_label([&](const metric::Label& l) {
     if (!l.value.empty()) labels.push_back({l.name, l.value});
   });
+  if ((e.flags & metric::kEntryTimestamp) != 0) return add_stamped(e, labels);
   std::size_t n = 0;
   const std::string name(e.name);
+  if ((e.flags & metric::kEntryPromSample) != 0) {
+    // One sample of a Prometheus family, named and labelled as it came
+    // (`foo_bucket{le=...}`): sent as is, whatever its family's type.
+    if (e.value_count != 1) return 0;
+    add_series(*req_, labels, name, {}, {}, e.value(0), ts);
+    ++samples_;
+    return 1;
+  }
   switch (e.type) {
     case MetricType::kCounter:
     case MetricType::kGauge:
@@ -84,12 +90,45 @@ std::size_t RequestBuilder::add(const metric::MetricEntryView& e, std::int64_t t
       n += 2;
       break;
     }
+    default:  // the types above 4 come only with kEntryPromSample
+      return 0;
   }
   samples_ += n;
   return n;
 }
 
+// A relayed sample at its own time: every sample of one series in this
+// request joins that series' one TimeSeries (remote_write 1.0 groups by
+// series), ordered by time when the request is taken.
+std::size_t RequestBuilder::add_stamped(const metric::MetricEntryView& e, std::vector<LabelRef>& labels) {
+  if (e.kind != metric::EntryKind::kSeries || e.value_count != 1) return 0;
+  const std::int64_t ns = e.timestamp_ns;
+  const std::int64_t ms = ns / 1'000'000 - (ns % 1'000'000 < 0 ? 1 : 0);  // floor: before the epoch too
+  const auto [it, added] = stamped_.try_emplace(e.key, req_->timeseries_size());
+  if (added) {
+    add_series(*req_, labels, e.name, {}, {}, e.value(0), ms);
+  } else {
+    prometheus::TimeSeries* s = req_->mutable_timeseries(it->second);
+    prometheus::Sample* sample = s->add_samples();
+    sample->set_value(e.value(0));
+    sample->set_timestamp(ms);
+    if (ms < s->samples(s->samples_size() - 2).timestamp()) unordered_ = true;
+  }
+  ++samples_;
+  return 1;
+}
+
 Result<std::string> RequestBuilder::take_compressed() {
+  if (unordered_) {
+    for (const auto& [key, index] : stamped_) {
+      auto* samples = req_->mutable_timeseries(index)->mutable_samples();
+      std::stable_sort(samples->begin(), samples->end(), [](const prometheus::Sample& a, const prometheus::Sample& b) {
+        return a.timestamp() < b.timestamp();
+      });
+    }
+  }
+  stamped_.clear();
+  unordered_ = false;
   std::string raw;
   if (!req_->SerializeToString(&raw)) return make_error(std::errc::invalid_argument, "remote_write: serialize");
   std::string out;

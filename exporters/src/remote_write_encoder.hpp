@@ -7,6 +7,9 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
 
 #include "ringpipe/common/result.hpp"
 #include "ringpipe/metric/metric_record.hpp"
@@ -24,7 +27,9 @@ class RequestBuilder {
   RequestBuilder(RequestBuilder&&) noexcept;
   RequestBuilder& operator=(RequestBuilder&&) noexcept;
 
-  // Adds every sample of one kSeries entry at `timestamp_ms`; returns how many.
+  // Adds every sample of one kSeries entry at `timestamp_ms`, or at its own
+  // time with kEntryTimestamp (then several samples of one series in a
+  // request share its TimeSeries, ordered by time); returns how many.
   std::size_t add(const metric::MetricEntryView& e, std::int64_t timestamp_ms);
   [[nodiscard]] std::size_t samples() const noexcept { return samples_; }
   [[nodiscard]] bool empty() const noexcept { return samples_ == 0; }
@@ -32,9 +37,18 @@ class RequestBuilder {
   [[nodiscard]] Result<std::string> take_compressed();
   [[nodiscard]] const prometheus::WriteRequest& message() const noexcept { return *req_; }
 
+  struct LabelRef {
+    std::string_view name;
+    std::string_view value;
+  };
+
  private:
+  std::size_t add_stamped(const metric::MetricEntryView& e, std::vector<LabelRef>& labels);
+
   std::unique_ptr<prometheus::WriteRequest> req_;
   std::size_t samples_ = 0;
+  std::unordered_map<std::uint64_t, int> stamped_;  // series key -> its TimeSeries in req_
+  bool unordered_ = false;                          // a series got a sample older than its last
 };
 
 // Shortest text that reads back as the same double; "+Inf", "-Inf", "NaN".

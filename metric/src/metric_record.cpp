@@ -75,16 +75,24 @@ std::size_t entry_size(const SeriesEntry& e) noexcept {
                 e.unit.size() + e.label_bytes.size());
 }
 
+std::size_t stamped_entry_size(const SeriesEntry& e) noexcept { return entry_size(e) + sizeof(std::int64_t); }
+
 MetricBatchWriter::MetricBatchWriter(std::span<std::byte> buffer, const BatchOrigin& origin) noexcept
     : buf_(buffer), used_(sizeof(MetricBatchHeader)), origin_(origin) {}
 
-bool MetricBatchWriter::append(const SeriesEntry& e) noexcept {
+// Two copies of one body, so the aggregated path (no timestamp) pays nothing
+// for the relay's.
+bool MetricBatchWriter::append(const SeriesEntry& e) noexcept { return append_entry<false>(e); }
+bool MetricBatchWriter::append_stamped(const SeriesEntry& e) noexcept { return append_entry<true>(e); }
+
+template <bool kStamped>
+bool MetricBatchWriter::append_entry(const SeriesEntry& e) noexcept {
   constexpr std::size_t kMax16 = std::numeric_limits<std::uint16_t>::max();
   if (e.name.size() > kMax16 || e.help.size() > kMax16 || e.unit.size() > kMax16 || e.values.size() > kMax16 ||
       e.family_len > e.name.size() || e.label_bytes.size() > std::numeric_limits<std::uint32_t>::max()) {
     return false;
   }
-  const std::size_t size = entry_size(e);
+  const std::size_t size = kStamped ? stamped_entry_size(e) : entry_size(e);
   if (buf_.size() < used_ || size > buf_.size() - used_ || size > std::numeric_limits<std::uint32_t>::max()) {
     return false;
   }
@@ -93,7 +101,9 @@ bool MetricBatchWriter::append(const SeriesEntry& e) noexcept {
   h.size = static_cast<std::uint32_t>(size);
   h.kind = static_cast<std::uint8_t>(e.kind);
   h.type = static_cast<std::uint8_t>(e.type);
-  h.flags = e.flags;
+  // append() takes the flags as given (no mask: it costs every aggregated
+  // entry); kEntryTimestamp there is a caller's bug that the reader refuses.
+  h.flags = kStamped ? static_cast<std::uint16_t>(e.flags | kEntryTimestamp) : e.flags;
   h.key = e.key;
   h.name_len = static_cast<std::uint16_t>(e.name.size());
   h.help_len = static_cast<std::uint16_t>(e.help.size());
@@ -104,6 +114,11 @@ bool MetricBatchWriter::append(const SeriesEntry& e) noexcept {
   h.unit_len = static_cast<std::uint16_t>(e.unit.size());
   std::memcpy(p, &h, sizeof h);
   std::byte* q = p + sizeof h;
+  if constexpr (kStamped) {
+    std::memcpy(q, &e.timestamp_ns, sizeof e.timestamp_ns);
+    q += sizeof e.timestamp_ns;
+    timestamps_ = true;
+  }
   if (!e.values.empty()) std::memcpy(q, e.values.data(), e.values.size_bytes());
   q += e.values.size_bytes();
   if (!e.name.empty()) std::memcpy(q, e.name.data(), e.name.size());
@@ -134,7 +149,8 @@ bool MetricBatchWriter::append_marker(EntryKind kind, std::uint64_t snapshot_id)
 
 std::size_t MetricBatchWriter::finish() noexcept {
   MetricBatchHeader h{};
-  h.format_version = kMetricFormatVersion;
+  h.format_version = timestamps_ ? kMetricFormatVersionTimestamps : kMetricFormatVersion;
+  h.flags = timestamps_ ? kBatchTimestamps : 0;
   h.entry_count = count_;
   h.bytes = static_cast<std::uint32_t>(used_);
   h.shard = origin_.shard;
@@ -152,7 +168,10 @@ MetricBatchReader::MetricBatchReader(std::span<const std::byte> record) noexcept
     return;
   }
   std::memcpy(&header_, rec_.data(), sizeof header_);
-  if (header_.format_version != kMetricFormatVersion) {
+  // Version 3 is version 2 plus timestamped entries, announced by its flag.
+  const bool v2 = header_.format_version == kMetricFormatVersion && header_.flags == 0;
+  const bool v3 = header_.format_version == kMetricFormatVersionTimestamps && header_.flags == kBatchTimestamps;
+  if (!v2 && !v3) {
     error_ = MetricDecodeError::kBadVersion;
     return;
   }
@@ -174,8 +193,14 @@ std::optional<MetricEntryView> MetricBatchReader::next() noexcept {
   }
   const std::byte* p = rec_.data() + offset_;
   std::memcpy(&h, p, sizeof h);
+  const bool stamped = (h.flags & kEntryTimestamp) != 0;
+  if (stamped && header_.format_version != kMetricFormatVersionTimestamps) {
+    error_ = MetricDecodeError::kBadEntry;
+    return std::nullopt;
+  }
+  const std::size_t ts_bytes = stamped ? sizeof(std::int64_t) : 0;
   const std::size_t body =
-      std::size_t{h.value_count} * sizeof(double) + h.name_len + h.help_len + h.unit_len + h.labels_bytes;
+      ts_bytes + std::size_t{h.value_count} * sizeof(double) + h.name_len + h.help_len + h.unit_len + h.labels_bytes;
   if (h.size > left || h.size % 8 != 0 || h.size < sizeof h || body > h.size - sizeof h) {
     error_ = MetricDecodeError::kBadEntry;
     return std::nullopt;
@@ -198,7 +223,11 @@ std::optional<MetricEntryView> MetricBatchReader::next() noexcept {
     error_ = MetricDecodeError::kBadType;
     return std::nullopt;
   }
-  const std::byte* values = p + sizeof h;
+  if (stamped && !is_series) {
+    error_ = MetricDecodeError::kBadEntry;
+    return std::nullopt;
+  }
+  const std::byte* values = p + sizeof h + ts_bytes;
   const std::byte* name = values + std::size_t{h.value_count} * sizeof(double);
   const std::byte* help = name + h.name_len;
   const std::byte* unit = help + h.help_len;
@@ -237,6 +266,8 @@ std::optional<MetricEntryView> MetricBatchReader::next() noexcept {
   v.label_count = h.label_count;
   v.value_bytes = std::span<const std::byte>(values, std::size_t{h.value_count} * sizeof(double));
   v.value_count = h.value_count;
+  v.timestamp_ns = 0;
+  if (stamped) std::memcpy(&v.timestamp_ns, p + sizeof h, sizeof v.timestamp_ns);
   offset_ += h.size;
   ++index_;
   return v;

@@ -46,6 +46,7 @@ EngineStats& EngineStats::operator+=(const EngineStats& o) noexcept {
   state_samples_skipped += o.state_samples_skipped;
   state_full += o.state_full;
   quarantined_records += o.quarantined_records;
+  dropped_not_relayable += o.dropped_not_relayable;
   return *this;
 }
 

@@ -105,7 +105,8 @@ ProcessorOptions processor_options(const config::PipelineConfig& p, const config
   o.reader_name = c.reader.empty() ? c.name : c.reader;
   o.output = p.ring_path(c.output);
   o.flush_interval = c.flush_interval;
-  if (c.state) o.state_dir = processor_state_dir(p, c);
+  o.relay = c.type == config::ProcessorType::kRelay;
+  if (c.state && !o.relay) o.state_dir = processor_state_dir(p, c);
   return o;
 }
 

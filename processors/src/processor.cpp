@@ -15,6 +15,7 @@
 
 #include "engine_parts.hpp"
 #include "family_registry.hpp"
+#include "relay.hpp"
 #include "ringpipe/common/crash_journal.hpp"
 #include "ringpipe/common/log.hpp"
 #include "ringpipe/common/run_dir.hpp"
@@ -97,6 +98,7 @@ struct StatsSlot {
 
 struct Processor::Impl {
   ProcessorOptions options;
+  std::unique_ptr<detail::Relay> relay;  // set for a relay: nothing below is used
   std::unique_ptr<detail::FamilyRegistry> registry;
   std::shared_ptr<const detail::SpecTable> specs;
 
@@ -506,6 +508,14 @@ Result<std::unique_ptr<Processor>> Processor::create(ProcessorOptions options) {
     return invalid("processor options: batch_samples must be > 0 and max_batches_in_flight >= 2");
   }
   auto impl = std::make_unique<Impl>();
+  if (options.relay) {
+    if (!options.state_dir.empty()) return invalid("processor: a relay keeps no state (state_dir must be empty)");
+    auto relay = detail::Relay::create(options);
+    if (!relay) return tl::unexpected(relay.error());
+    impl->relay = std::move(*relay);
+    impl->options = std::move(options);
+    return std::unique_ptr<Processor>(new Processor(std::move(impl)));
+  }
   EngineOptions& eo = options.engine;
   if (eo.instance_id == 0) eo.instance_id = detail::random_instance_id();
 
@@ -630,6 +640,7 @@ Result<std::unique_ptr<Processor>> Processor::create(ProcessorOptions options) {
 
 Status Processor::start() {
   Impl& m = *impl_;
+  if (m.relay) return m.relay->start();
   if (m.started) return invalid("processor: already started");
   m.started = true;
   if (!m.inline_shard()) {
@@ -645,6 +656,10 @@ Status Processor::start() {
 
 void Processor::stop() noexcept {
   Impl& m = *impl_;
+  if (m.relay) {
+    m.relay->stop();
+    return;
+  }
   if (!m.started) {
     for (auto& in : m.inputs)
       if (in->journal) in->journal->close();  // never read: nothing died
@@ -663,9 +678,11 @@ void Processor::stop() noexcept {
   }
 }
 
+// A relay keeps no series to snapshot: nothing to do.
 void Processor::request_snapshot() noexcept { impl_->snapshot_generation.fetch_add(1, std::memory_order_acq_rel); }
 
 EngineStats Processor::stats() const {
+  if (impl_->relay) return impl_->relay->stats();
   EngineStats s = impl_->state_stats;
   for (const auto& in : impl_->inputs) s += in->stats.get();
   for (const auto& sh : impl_->shards) s += sh->stats.get();

@@ -94,10 +94,17 @@ TEST(PipelineConfig, LoadsTheEdgeExampleWithItsMappingFile) {
 TEST(PipelineConfig, LoadsEveryExampleFile) {
   ::setenv("SCRAPE_PASSWORD", "scrape-secret", 1);
   ::setenv("REMOTE_WRITE_TOKEN", "token", 1);
-  for (const char* name : {"edge.yaml", "minimal.yaml", "secure.yaml", "sensors.yaml"}) {
+  for (const char* name : {"edge.yaml", "minimal.yaml", "secure.yaml", "sensors.yaml", "remote_write_relay.yaml"}) {
     const auto r = load_pipeline(std::string(RINGPIPE_CONFIG_EXAMPLES_DIR) + "/" + name);
     EXPECT_TRUE(r) << name << ": " << (r ? "" : r.error().message());
   }
+  // The relay example keeps timestamps, as it says: its processor is a relay.
+  const auto relay = load_pipeline(std::string(RINGPIPE_CONFIG_EXAMPLES_DIR) + "/remote_write_relay.yaml");
+  ASSERT_TRUE(relay);
+  ASSERT_EQ(relay->processors.size(), 1u);
+  EXPECT_EQ(relay->processors[0].type, ProcessorType::kRelay);
+  ASSERT_EQ(relay->exporters.size(), 2u);
+  EXPECT_EQ(relay->exporters[0].type, ExporterType::kRemoteWrite);
   const auto secure = load_pipeline(std::string(RINGPIPE_CONFIG_EXAMPLES_DIR) + "/secure.yaml");
   ASSERT_TRUE(secure);
   const auto& ring = secure->rings[0];
@@ -244,6 +251,57 @@ TEST(PipelineConfig, ProcessorStateCanBeTurnedOffOrPlacedRelativeToTheFile) {
   auto bad = with("state: maybe");
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message().find("state"), std::string::npos) << bad.error().message();
+}
+
+TEST(PipelineConfig, ARelayProcessorTakesNoKeyOfAggregationAndNoState) {
+  const auto ok = parse(R"(rings:
+  raw: {}
+  metrics: {}
+sources:
+  g: {type: graphite, listen: tcp://127.0.0.1:2003, output: raw}
+processors:
+  relay: {type: relay, input: raw, output: metrics, max_metrics: 10, quarantine_after_crashes: 2}
+exporters:
+  rw: {type: remote_write, input: metrics, url: http://127.0.0.1:9090/api/v1/write}
+)");
+  ASSERT_TRUE(ok) << ok.error().message();
+  ASSERT_EQ(ok->processors.size(), 1u);
+  EXPECT_EQ(ok->processors[0].type, ProcessorType::kRelay);
+  EXPECT_EQ(processor_type_name(ok->processors[0].type), "relay");
+  EXPECT_FALSE(ok->processors[0].state) << "a relay keeps no series, so no state file";
+  EXPECT_EQ(ok->processors[0].max_metrics, 10u);
+
+  const auto bad = parse(R"(rings:
+  raw: {}
+  metrics: {}
+sources:
+  g: {type: graphite, listen: tcp://127.0.0.1:2003, output: raw}
+processors:
+  relay: {type: relay, input: raw, output: metrics, flush_interval: 5s, state: true, buckets: [1]}
+exporters:
+  rw: {type: remote_write, input: metrics, url: http://127.0.0.1:9090/api/v1/write}
+)");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(messages(bad),
+            (std::vector<std::string>{
+                "p.yaml:7:69: processor \"relay\" flush_interval: found \"5s\", not used by type: relay (it "
+                "forwards each sample and keeps no series)",
+                "p.yaml:7:80: processor \"relay\" state: found \"true\", not used by type: relay (it forwards "
+                "each sample and keeps no series)",
+                "p.yaml:7:95: processor \"relay\" buckets: found a list, not used by type: relay (it forwards each "
+                "sample and keeps no series)",
+            }));
+  const auto other = parse(R"(rings:
+  raw: {}
+  metrics: {}
+sources:
+  g: {type: graphite, listen: tcp://127.0.0.1:2003, output: raw}
+processors:
+  p: {type: passthrough, input: raw, output: metrics}
+exporters:
+  rw: {type: remote_write, input: metrics, url: http://127.0.0.1:9090/api/v1/write}
+)");
+  EXPECT_TRUE(has_message(other, "expected aggregate or relay")) << messages(other).size();
 }
 
 TEST(PipelineConfig, ReportsEveryUnknownKeyWithPosition) {

@@ -79,6 +79,26 @@ class RecordBuilder {
     ok_ = writer_.append(e) && ok_;
     return *this;
   }
+  // One sample at its own time (kEntryTimestamp), as a relay processor
+  // writes it; `family_len` > 0 makes it a Prometheus sample.
+  RecordBuilder& stamped(MetricType type, const std::string& name, const LabelList& labels, double value,
+                         std::int64_t timestamp_ns, std::size_t family_len = 0) {
+    auto lb = encode_labels(labels);
+    const std::vector<double> values{value};
+    metric::SeriesEntry e;
+    e.kind = EntryKind::kSeries;
+    e.type = type;
+    e.flags = family_len != 0 ? metric::kEntryPromSample : 0;
+    e.key = series_key(name, labels);
+    e.name = name;
+    e.family_len = static_cast<std::uint16_t>(family_len);
+    e.label_bytes = lb;
+    e.label_count = static_cast<std::uint16_t>(labels.size());
+    e.values = values;
+    e.timestamp_ns = timestamp_ns;
+    ok_ = writer_.append_stamped(e) && ok_;
+    return *this;
+  }
   RecordBuilder& expire(MetricType type, const std::string& name, const LabelList& labels) {
     auto lb = encode_labels(labels);
     metric::SeriesEntry e;

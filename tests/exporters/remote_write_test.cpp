@@ -69,6 +69,84 @@ TEST(RemoteWriteEncoding, EncodesEveryDerivedSeriesSortedAndCompressed) {
   EXPECT_EQ(got, want);
 }
 
+prometheus::WriteRequest decode_request(const std::string& body) {
+  std::string raw;
+  EXPECT_TRUE(snappy::Uncompress(body.data(), body.size(), &raw));
+  prometheus::WriteRequest req;
+  EXPECT_TRUE(req.ParseFromString(raw));
+  return req;
+}
+
+std::string series_name(const prometheus::TimeSeries& ts) {
+  std::string key;
+  for (const auto& l : ts.labels()) key += l.name() + "=" + l.value() + ";";
+  return key;
+}
+
+TEST(RemoteWriteEncoding, SendsPrometheusSamplesUnderTheirOwnNameWhateverTheirFamilysType) {
+  RecordBuilder b(origin(1, 0, 1, 1, 5'000'000'000));
+  b.prom_sample(MetricType::kHistogram, "rpc_seconds_bucket", 11, {{"le", "0.5"}}, 3)
+      .prom_sample(MetricType::kHistogram, "rpc_seconds_count", 11, {}, 4)
+      .prom_sample(MetricType::kUntyped, "legacy", 6, {}, 1)
+      .prom_sample(MetricType::kInfo, "build_info", 5, {{"version", "1.2"}}, 1)
+      .prom_sample(MetricType::kCounter, "job:done:total", 8, {}, 9);
+  const auto rec = b.take();
+  metric::MetricBatchReader r(rec);
+  RequestBuilder rb;
+  std::size_t n = 0;
+  while (auto e = r.next()) n += rb.add(*e, 5'000);
+  EXPECT_EQ(n, 5u);
+  auto body = rb.take_compressed();
+  ASSERT_TRUE(body);
+  const std::map<std::string, double> want{
+      {"__name__=rpc_seconds_bucket;le=0.5;", 3}, {"__name__=rpc_seconds_count;", 4}, {"__name__=legacy;", 1},
+      {"__name__=build_info;version=1.2;", 1},    {"__name__=job:done:total;", 9},
+  };
+  EXPECT_EQ(decode(*body, 5'000), want);
+}
+
+TEST(RemoteWriteEncoding, KeepsEveryTimestampedSampleOfASeriesInItsOneTimeSeriesOrderedByTime) {
+  RecordBuilder b(origin(1, 0, 1, 1, 99'000'000'000));
+  b.stamped(MetricType::kGauge, "temp", {{"room", "a"}}, 3, 3'000'000'999)
+      .stamped(MetricType::kGauge, "temp", {{"room", "b"}}, 9, 2'000'000'000)
+      .stamped(MetricType::kGauge, "temp", {{"room", "a"}}, 1, 1'000'000'000)
+      .stamped(MetricType::kCounter, "up:sum", {}, 5, 4'000'000'000, 6)
+      .stamped(MetricType::kGauge, "temp", {{"room", "a"}}, 2, 2'000'000'000)
+      .stamped(MetricType::kGauge, "temp", {{"room", "a"}}, 4, 4'000'000'000);
+  const auto rec = b.take();
+  metric::MetricBatchReader r(rec);
+  ASSERT_EQ(r.error(), metric::MetricDecodeError::kNone);
+  RequestBuilder rb;
+  std::size_t n = 0;
+  while (auto e = r.next()) n += rb.add(*e, r.header().flush_ns / 1'000'000);
+  EXPECT_EQ(n, 6u);
+  auto body = rb.take_compressed();
+  ASSERT_TRUE(body);
+  const prometheus::WriteRequest req = decode_request(*body);
+  ASSERT_EQ(req.timeseries_size(), 3) << "one TimeSeries per series";
+  std::map<std::string, std::vector<std::pair<std::int64_t, double>>> got;
+  for (const auto& ts : req.timeseries()) {
+    for (const auto& s : ts.samples()) got[series_name(ts)].emplace_back(s.timestamp(), s.value());
+  }
+  using V = std::vector<std::pair<std::int64_t, double>>;
+  EXPECT_EQ(got["__name__=temp;room=a;"], (V{{1'000, 1}, {2'000, 2}, {3'000, 3}, {4'000, 4}}));
+  EXPECT_EQ(got["__name__=temp;room=b;"], (V{{2'000, 9}}));
+  EXPECT_EQ(got["__name__=up:sum;"], (V{{4'000, 5}}));
+
+  // The next request starts its own series again.
+  RecordBuilder b2(origin(1, 0, 1, 2, 99'000'000'000));
+  b2.stamped(MetricType::kGauge, "temp", {{"room", "a"}}, 7, 7'000'000'000);
+  const auto rec2 = b2.take();
+  metric::MetricBatchReader r2(rec2);
+  while (auto e = r2.next()) rb.add(*e, 0);
+  auto body2 = rb.take_compressed();
+  ASSERT_TRUE(body2);
+  const prometheus::WriteRequest req2 = decode_request(*body2);
+  ASSERT_EQ(req2.timeseries_size(), 1);
+  ASSERT_EQ(req2.timeseries(0).samples_size(), 1);
+  EXPECT_EQ(req2.timeseries(0).samples(0).timestamp(), 7'000);
+}
+
 TEST(RemoteWritePolicy, ClassifiesStatusesLikePrometheus) {
   EXPECT_EQ(classify_http_status(200), SendVerdict::kDone);
   EXPECT_EQ(classify_http_status(204), SendVerdict::kDone);

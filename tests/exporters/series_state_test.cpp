@@ -171,6 +171,23 @@ TEST(SeriesState, PrometheusAndAggregatedFamiliesOfOneNameConflict) {
   EXPECT_EQ(exposition(s).find("job=\"x\""), std::string::npos);
 }
 
+// A relay's records carry every sample at its own time: /metrics serves the
+// last one relayed of each series, without its timestamp (the scrape stamps it).
+TEST(SeriesState, ServesTheLastRelayedSampleOfEachSeries) {
+  SeriesState s;
+  RecordBuilder b(origin(9));
+  b.stamped(MetricType::kGauge, "temp", {{"room", "a"}}, 20, 1'000'000'000)
+      .stamped(MetricType::kGauge, "temp", {{"room", "a"}}, 21, 3'000'000'000)
+      .stamped(MetricType::kGauge, "temp", {{"room", "a"}}, 19, 2'000'000'000)
+      .stamped(MetricType::kCounter, "jobs_total", {}, 4, 2'000'000'000, 10);
+  apply(s, b);
+  EXPECT_EQ(s.counters().decode_errors.load(), 0u);
+  const std::string text = exposition(s);
+  EXPECT_NE(text.find("# TYPE temp gauge\ntemp{room=\"a\"} 19\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("# TYPE jobs_total counter\njobs_total 4\n"), std::string::npos) << text;
+  EXPECT_EQ(s.counters().series.load(), 2u);
+}
+
 TEST(SeriesState, LaterEntriesReplaceValuesAndExpireDeletes) {
   SeriesState s;
   RecordBuilder a(origin(7));

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -151,6 +152,141 @@ TEST(MetricRecord, ReaderRejectsTruncatedBadVersionAndLyingLengths) {
   auto huge = buf;  // entry size larger than the record
   huge[sizeof(MetricBatchHeader) + 1] = std::byte{0x7f};
   MetricBatchReader r3(std::span<const std::byte>(huge.data(), n));
+  EXPECT_FALSE(r3.next());
+  EXPECT_EQ(r3.error(), MetricDecodeError::kBadEntry);
+}
+
+TEST(MetricRecord, TimestampedEntriesRoundTripInAVersion3Batch) {
+  std::vector<std::byte> buf(1024);
+  MetricBatchWriter w(buf, BatchOrigin{0, 1, 5, 1, 99});
+  const auto labels = encode_labels({{"host", "a"}});
+  const double v1[] = {1.5};
+  const double v2[] = {-2};
+  SeriesEntry e;
+  e.type = MetricType::kCounter;
+  e.flags = kEntryPromSample;
+  e.key = 7;
+  e.name = "jobs_total";
+  e.family_len = 4;
+  e.help = "jobs done";
+  e.unit = "jobs";
+  e.label_bytes = labels;
+  e.label_count = 1;
+  e.values = v1;
+  e.timestamp_ns = 1'700'000'000'123'000'000;
+  ASSERT_TRUE(w.append_stamped(e));
+  SeriesEntry g;
+  g.flags = 0;
+  g.key = 8;
+  g.name = "temp";
+  g.values = v2;
+  g.timestamp_ns = -1;  // before the epoch: kept as written
+  ASSERT_TRUE(w.append_stamped(g));
+  EXPECT_EQ(stamped_entry_size(g), sizeof(MetricEntryHeader) + 8 + 8 + 8);  // header, time, value, "temp" padded
+  const std::size_t n = w.finish();
+
+  MetricBatchReader r(std::span<const std::byte>(buf.data(), n));
+  ASSERT_EQ(r.error(), MetricDecodeError::kNone);
+  EXPECT_EQ(r.header().format_version, kMetricFormatVersionTimestamps);
+  EXPECT_EQ(r.header().flags, kBatchTimestamps);
+  auto a = r.next();
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->timestamp_ns, 1'700'000'000'123'000'000);
+  EXPECT_EQ(a->flags, kEntryPromSample | kEntryTimestamp);
+  EXPECT_EQ(a->type, MetricType::kCounter);
+  EXPECT_EQ(a->name, "jobs_total");
+  EXPECT_EQ(a->family, "jobs");
+  EXPECT_EQ(a->help, "jobs done");
+  EXPECT_EQ(a->unit, "jobs");
+  EXPECT_EQ(a->value_count, 1);
+  EXPECT_EQ(a->value(0), 1.5);
+  int seen = 0;
+  a->for_each_label([&](const Label& l) {
+    EXPECT_EQ(l.name, "host");
+    EXPECT_EQ(l.value, "a");
+    ++seen;
+  });
+  EXPECT_EQ(seen, 1);
+  auto b = r.next();
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->timestamp_ns, -1);
+  EXPECT_EQ(b->name, "temp");
+  EXPECT_EQ(b->value(0), -2);
+  EXPECT_FALSE(r.next());
+  EXPECT_EQ(r.error(), MetricDecodeError::kNone);
+}
+
+TEST(MetricRecord, ABatchWithoutTimestampsStaysVersion2ForOlderReaders) {
+  std::vector<std::byte> buf(256);
+  MetricBatchWriter w(buf, {});
+  const double v[] = {1};
+  SeriesEntry e;
+  e.name = "m";
+  e.values = v;
+  e.timestamp_ns = 42;  // append() writes no timestamp
+  ASSERT_TRUE(w.append(e));
+  const std::size_t n = w.finish();
+  EXPECT_EQ(n, sizeof(MetricBatchHeader) + entry_size(e));
+  MetricBatchReader r(std::span<const std::byte>(buf.data(), n));
+  EXPECT_EQ(r.header().format_version, kMetricFormatVersion);
+  EXPECT_EQ(r.header().flags, 0);
+  auto x = r.next();
+  ASSERT_TRUE(x);
+  EXPECT_EQ(x->flags & kEntryTimestamp, 0);
+  EXPECT_EQ(x->timestamp_ns, 0);
+  EXPECT_EQ(x->value(0), 1);
+}
+
+// A reader of version 2 only (every exporter before timestamps) compares
+// format_version with 2 and refuses anything else whole: a version-3 batch is
+// never misread as version 2, because a writer marks every batch holding a
+// timestamp so.
+TEST(MetricRecord, TimestampsAreRefusedWhereTheVersionDoesNotAnnounceThem) {
+  std::vector<std::byte> buf(256);
+  MetricBatchWriter w(buf, {});
+  const double v[] = {1};
+  SeriesEntry e;
+  e.name = "m";
+  e.flags = 0;
+  e.values = v;
+  e.timestamp_ns = 42;
+  ASSERT_TRUE(w.append_stamped(e));
+  const std::size_t n = w.finish();
+  MetricBatchHeader h;
+  std::memcpy(&h, buf.data(), sizeof h);
+  ASSERT_NE(h.format_version, 2) << "a version-2 reader would take the timestamp for the value";
+
+  auto as_v2 = buf;  // a writer that stamps entries but labels the batch version 2
+  as_v2[0] = std::byte{2};
+  as_v2[2] = std::byte{0};
+  MetricBatchReader r(std::span<const std::byte>(as_v2.data(), n));
+  ASSERT_EQ(r.error(), MetricDecodeError::kNone);
+  EXPECT_FALSE(r.next());
+  EXPECT_EQ(r.error(), MetricDecodeError::kBadEntry);
+
+  auto no_flag = buf;  // version 3 without its flag, or with unknown ones
+  no_flag[2] = std::byte{0};
+  EXPECT_EQ(MetricBatchReader(std::span<const std::byte>(no_flag.data(), n)).error(), MetricDecodeError::kBadVersion);
+  auto other_flag = buf;
+  other_flag[2] = std::byte{3};
+  EXPECT_EQ(MetricBatchReader(std::span<const std::byte>(other_flag.data(), n)).error(),
+            MetricDecodeError::kBadVersion);
+
+  auto short_entry = buf;  // the entry's size leaves no room for the timestamp and the value
+  short_entry[sizeof(MetricBatchHeader)] = std::byte{static_cast<unsigned char>(sizeof(MetricEntryHeader) + 8)};
+  MetricBatchReader r2(std::span<const std::byte>(short_entry.data(), n));
+  EXPECT_FALSE(r2.next());
+  EXPECT_EQ(r2.error(), MetricDecodeError::kBadEntry);
+
+  std::vector<std::byte> mbuf(256);  // a marker never carries a timestamp
+  MetricBatchWriter mw(mbuf, {});
+  ASSERT_TRUE(mw.append_stamped(e));
+  ASSERT_TRUE(mw.append_marker(EntryKind::kSnapshotBegin, 1));
+  const std::size_t mn = mw.finish();
+  const std::size_t marker_at = sizeof(MetricBatchHeader) + stamped_entry_size(e);
+  mbuf[marker_at + 6] = std::byte{static_cast<unsigned char>(kEntryTimestamp)};
+  MetricBatchReader r3(std::span<const std::byte>(mbuf.data(), mn));
+  ASSERT_TRUE(r3.next());
   EXPECT_FALSE(r3.next());
   EXPECT_EQ(r3.error(), MetricDecodeError::kBadEntry);
 }

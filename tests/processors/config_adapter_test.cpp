@@ -108,6 +108,31 @@ exporters:
   EXPECT_EQ(o.engine.max_record_bytes, 8u * 1024);
 }
 
+TEST(ConfigAdapter, ARelayProcessorRunsAsARelayWithoutState) {
+  const auto p = ringpipe::testing::parse_pipeline(R"(pipeline: t
+rings:
+  raw: {size: 1MiB, lanes: 2}
+  metrics: {size: 64KiB, lanes: 2}
+sources:
+  s: {type: graphite, listen: tcp://127.0.0.1:0, output: raw}
+processors:
+  fwd: {type: relay, input: raw, output: metrics, max_metrics: 5}
+exporters:
+  rw: {type: remote_write, input: metrics, url: http://127.0.0.1:9/api/v1/write}
+)");
+  const auto o = processor_options(p, p.processors.at(0));
+  EXPECT_TRUE(o.relay);
+  EXPECT_TRUE(o.state_dir.empty());
+  EXPECT_EQ(o.reader_name, "fwd");
+  EXPECT_EQ(o.engine.max_families, 5u);
+  const auto agg = processor_options(p, [&] {
+    auto c = p.processors.at(0);
+    c.type = config::ProcessorType::kAggregate;
+    return c;
+  }());
+  EXPECT_FALSE(agg.relay);
+}
+
 TEST(ConfigAdapter, ResourceLimitsReachTheComponentsAndTheirDefaultsAgree) {
   // Without the keys the processor gets its own defaults: the config's must be the same numbers.
   const config::ProcessorConfig processor;

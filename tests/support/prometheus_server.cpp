@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -275,6 +276,28 @@ std::optional<double> PrometheusServer::query(const std::string& promql) {
   const auto q2 = body.find('"', q1 + 1);
   if (q1 == std::string::npos || q2 == std::string::npos) return std::nullopt;
   return std::strtod(body.substr(q1 + 1, q2 - q1 - 1).c_str(), nullptr);
+}
+
+std::optional<std::vector<std::pair<std::int64_t, double>>> PrometheusServer::range_samples(const std::string& promql) {
+  auto [status, body] = get("/api/v1/query?query=" + url_encode(promql), 5s);
+  if (status != 200) return std::nullopt;
+  // {"status":"success","data":{"resultType":"matrix","result":[{"metric":{...},"values":[[1.7e9,"5"],...]}]}}
+  std::size_t at = body.find("\"values\":[");
+  if (at == std::string::npos) return std::nullopt;
+  at += 10;
+  std::vector<std::pair<std::int64_t, double>> out;
+  while (at < body.size() && body[at] == '[') {
+    char* end = nullptr;
+    const double t = std::strtod(body.c_str() + at + 1, &end);
+    const auto q1 = body.find('"', static_cast<std::size_t>(end - body.c_str()));
+    const auto q2 = body.find('"', q1 + 1);
+    if (q1 == std::string::npos || q2 == std::string::npos) return std::nullopt;
+    out.emplace_back(std::llround(t * 1000), std::strtod(body.substr(q1 + 1, q2 - q1 - 1).c_str(), nullptr));
+    at = q2 + 2;  // past `"]`
+    if (at < body.size() && body[at] == ',') ++at;
+  }
+  if (out.empty()) return std::nullopt;
+  return out;
 }
 
 std::optional<double> PrometheusServer::wait_for_value(const std::string& promql, double want,

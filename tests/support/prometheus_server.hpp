@@ -83,6 +83,10 @@ class PrometheusServer {
   [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
   // First value of an instant query, nullopt when the result is empty or on error.
   [[nodiscard]] std::optional<double> query(const std::string& promql);
+  // The samples of a range-vector query (`name{...}[10m]`) of one series:
+  // (timestamp in ms, value), as Prometheus stored them; nullopt when the
+  // result is empty or on error.
+  [[nodiscard]] std::optional<std::vector<std::pair<std::int64_t, double>>> range_samples(const std::string& promql);
   // Polls query() until it returns `want` or the timeout passes; returns the last value.
   std::optional<double> wait_for_value(const std::string& promql, double want, std::chrono::milliseconds timeout);
   [[nodiscard]] std::string log_tail() const;

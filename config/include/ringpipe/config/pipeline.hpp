@@ -219,8 +219,9 @@ struct SourceConfig {
 
 // ---------------------------------------------------------------- processors
 
-// What a processor does: `type: aggregate` (the only kind so far).
-enum class ProcessorType : std::uint8_t { kAggregate };
+// What a processor does: `type: aggregate` (series aggregated per flush) or
+// `type: relay` (every sample forwarded at once with its own timestamp).
+enum class ProcessorType : std::uint8_t { kAggregate, kRelay };
 [[nodiscard]] std::string_view processor_type_name(ProcessorType t) noexcept;
 
 // An aggregation process: reads samples from `input`, maps and aggregates

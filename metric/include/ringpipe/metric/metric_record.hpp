@@ -18,6 +18,12 @@ namespace ringpipe::metric {
 
 inline constexpr std::uint16_t kMetricBatchRecord = 2;  // ring record type
 inline constexpr std::uint16_t kMetricFormatVersion = 2;
+// A batch holding timestamped entries (kEntryTimestamp) is written as version
+// 3 with kBatchTimestamps set, so a reader that knows only version 2 refuses
+// it whole (and counts it) instead of reading the timestamp as values. A
+// batch without them stays version 2. MetricBatchReader reads both.
+inline constexpr std::uint16_t kMetricFormatVersionTimestamps = 3;
+inline constexpr std::uint16_t kBatchTimestamps = 1;  // MetricBatchHeader::flags
 // An exporter asks the processors writing a metrics ring for a full snapshot
 // by creating a file of this name beside the ring: "<ring>.resync".
 inline constexpr std::string_view kResyncSuffix = ".resync";
@@ -49,10 +55,14 @@ inline constexpr std::uint16_t kEntryFromSet = 1;  // a gauge counting distinct 
 // value, the sample's own name (`foo_bucket`), the family's name its first
 // family_len bytes (`foo`), `type` the family's type.
 inline constexpr std::uint16_t kEntryPromSample = 2;
+// One sample at its own time (a relay processor: no aggregation): an i64
+// timestamp_ns (ns since the Unix epoch) follows the entry header, before the
+// values. Only in a version-3 batch.
+inline constexpr std::uint16_t kEntryTimestamp = 4;
 
 struct MetricBatchHeader {
-  std::uint16_t format_version;  // kMetricFormatVersion
-  std::uint16_t flags;           // 0
+  std::uint16_t format_version;  // kMetricFormatVersion, or kMetricFormatVersionTimestamps
+  std::uint16_t flags;           // kBatchTimestamps in a version-3 batch, else 0
   std::uint32_t entry_count;
   std::uint32_t bytes;        // whole batch: header + entries
   std::uint16_t shard;        // which aggregation shard wrote it
@@ -67,7 +77,7 @@ struct MetricEntryHeader {
   std::uint32_t size;   // this entry: header + values + strings, padded to 8
   std::uint8_t kind;    // EntryKind
   std::uint8_t type;    // MetricType (0 for snapshot markers)
-  std::uint16_t flags;  // kEntryFromSet, kEntryPromSample
+  std::uint16_t flags;  // kEntryFromSet, kEntryPromSample, kEntryTimestamp
   std::uint64_t key;    // series id (64-bit hash of name + sorted labels) or snapshot id
   std::uint16_t name_len;
   std::uint16_t help_len;
@@ -133,6 +143,7 @@ struct MetricEntryView {
   std::uint16_t label_count;
   std::span<const std::byte> value_bytes;  // value_count doubles, maybe unaligned
   std::uint16_t value_count;
+  std::int64_t timestamp_ns;  // the sample's own time with kEntryTimestamp; else 0
 
   [[nodiscard]] double value(std::size_t i) const noexcept {
     double d = 0;
@@ -158,10 +169,13 @@ struct SeriesEntry {
   std::span<const std::byte> label_bytes;
   std::uint16_t label_count = 0;
   std::span<const double> values;
+  std::int64_t timestamp_ns = 0;  // written only by append_stamped()
 };
 
-// Bytes one entry takes, padded to 8.
+// Bytes one entry takes, padded to 8: as append() writes it, and as
+// append_stamped() does (8 more: the timestamp).
 [[nodiscard]] std::size_t entry_size(const SeriesEntry& e) noexcept;
+[[nodiscard]] std::size_t stamped_entry_size(const SeriesEntry& e) noexcept;
 inline constexpr std::size_t kMarkerEntrySize = sizeof(MetricEntryHeader);
 
 // Identity of the writer, copied into each batch header.
@@ -178,8 +192,12 @@ class MetricBatchWriter {
  public:
   MetricBatchWriter(std::span<std::byte> buffer, const BatchOrigin& origin) noexcept;
 
-  // False (and nothing written) when the entry does not fit or a field is too long.
+  // False (and nothing written) when the entry does not fit or a field is too
+  // long. append() writes no timestamp and e.flags as given (never with
+  // kEntryTimestamp); append_stamped() writes e.timestamp_ns and sets that
+  // flag, which makes the batch version 3.
   [[nodiscard]] bool append(const SeriesEntry& e) noexcept;
+  [[nodiscard]] bool append_stamped(const SeriesEntry& e) noexcept;
   [[nodiscard]] bool append_marker(EntryKind kind, std::uint64_t snapshot_id) noexcept;
   [[nodiscard]] std::uint32_t entry_count() const noexcept { return count_; }
   [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
@@ -187,9 +205,13 @@ class MetricBatchWriter {
   std::size_t finish() noexcept;
 
  private:
+  template <bool kStamped>
+  [[nodiscard]] bool append_entry(const SeriesEntry& e) noexcept;
+
   std::span<std::byte> buf_;
   std::size_t used_;
   std::uint32_t count_ = 0;
+  bool timestamps_ = false;  // an entry carries kEntryTimestamp: the batch is version 3
   BatchOrigin origin_;
 };
 

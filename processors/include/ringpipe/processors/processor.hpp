@@ -25,6 +25,12 @@
 namespace ringpipe::processors {
 
 struct ProcessorOptions {
+  // Pass-through instead of aggregation (`type: relay`, src/relay.hpp): every
+  // gauge and Prometheus sample goes to `output` at once with its own
+  // timestamp, unaggregated. Only inputs, output, reader_name, output_timeout,
+  // quarantine_after_crashes and the engine's mapping, family and name limits
+  // apply; state_dir must be empty.
+  bool relay = false;
   EngineOptions engine;                   // engine.shards = number of shard threads
   std::vector<std::string> inputs;        // sample rings; one reader thread each
   std::string reader_name = "processor";  // durable reader name on every input
