@@ -36,7 +36,7 @@ namespace http = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 
-// A request header larger than this is answered 400 (civetweb's limit was the same).
+// A request header larger than this is answered 400.
 constexpr std::uint32_t kMaxHeaderBytes = 16 * 1024;
 // Each write of an answer moves at most this much and must finish within the
 // header timeout, so a client that stops reading is cut off, and a large page
