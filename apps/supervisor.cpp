@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <atomic>
 #include <filesystem>
 #include <map>
+#include <optional>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -138,32 +140,53 @@ Status check_free_space(const config::PipelineConfig& p) {
 }
 
 // Whether the exporter's HTTP port is free now: a taken /metrics port is
-// refused at start instead of a crash loop of the exporter.
+// refused at start instead of a crash loop of the exporter. An empty host is
+// probed as the exporter listens there: IPv6 taking IPv4 too, or IPv4 alone
+// on a host without IPv6.
 Status probe_http_port(const config::ExporterConfig& e) {
   if (e.type != config::ExporterType::kPrometheus) return {};
   const config::ListenAddress& l = e.prometheus.listen;
+  const bool v6_literal = l.host.find(':') != std::string::npos;
   const std::string what =
-      fmt::format("exporter {}: listen {}:{}", e.name, l.host.empty() ? "0.0.0.0" : l.host, l.port);
-  addrinfo hints{};
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  const std::string port = std::to_string(l.port);
-  if (::getaddrinfo(l.host.empty() ? nullptr : l.host.c_str(), port.c_str(), &hints, &res) != 0 || res == nullptr)
-    return {};  // the exporter reports a name it cannot resolve itself
-  UniqueFd fd(::socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol));
+      fmt::format("exporter {}: listen {}:{}", e.name, v6_literal ? "[" + l.host + "]" : l.host, l.port);
   const int one = 1;
-  int rc = 0;
-  int saved = 0;
-  if (fd.valid()) {
+  const int zero = 0;
+  auto bind_errno = [&](const sockaddr* a, socklen_t len, bool dual_stack) -> std::optional<int> {
+    UniqueFd fd(::socket(a->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) return std::nullopt;
     (void)::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    rc = ::bind(fd.get(), res->ai_addr, res->ai_addrlen);
-    saved = errno;
+    if (dual_stack) (void)::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    if (::bind(fd.get(), a, len) == 0) return 0;
+    return errno;
+  };
+  std::optional<int> bound;  // bind's errno (0: bound), nullopt: no socket of that family
+  if (l.host.empty()) {
+    sockaddr_in6 any6{};
+    any6.sin6_family = AF_INET6;
+    any6.sin6_port = htons(l.port);
+    any6.sin6_addr = in6addr_any;
+    bound = bind_errno(reinterpret_cast<const sockaddr*>(&any6), sizeof any6, true);
+    if (!bound) {  // no IPv6 here: the exporter falls back to 0.0.0.0
+      sockaddr_in any4{};
+      any4.sin_family = AF_INET;
+      any4.sin_port = htons(l.port);
+      any4.sin_addr.s_addr = htonl(INADDR_ANY);
+      bound = bind_errno(reinterpret_cast<const sockaddr*>(&any4), sizeof any4, false);
+    }
+  } else {
+    addrinfo hints{};
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    const std::string port = std::to_string(l.port);
+    if (::getaddrinfo(l.host.c_str(), port.c_str(), &hints, &res) != 0 || res == nullptr)
+      return {};  // the exporter reports a name it cannot resolve itself
+    bound = bind_errno(res->ai_addr, res->ai_addrlen, false);
+    ::freeaddrinfo(res);
   }
-  ::freeaddrinfo(res);
-  if (fd.valid() && rc != 0 && saved == EADDRINUSE)
-    return tl::unexpected(Error{std::error_code(saved, std::system_category()), what + ": bind"});
+  if (bound && *bound == EADDRINUSE)
+    return tl::unexpected(Error{std::error_code(*bound, std::system_category()), what + ": bind"});
   return {};
 }
 

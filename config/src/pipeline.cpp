@@ -225,7 +225,8 @@ PipelineConfig default_pipeline() {
   prometheus.reader = "prometheus";
   prometheus.type = ExporterType::kPrometheus;
   prometheus.input = "metrics";
-  prometheus.prometheus.listen = ListenAddress{Transport::kTcp, "0.0.0.0", kPrometheusDefaultPort, "", {}};
+  // statsd_exporter's ":9102": IPv6 and IPv4 on one socket (IPv4 alone without IPv6).
+  prometheus.prometheus.listen = ListenAddress{Transport::kTcp, "", kPrometheusDefaultPort, "", {}};
   prometheus.prometheus.path = "/metrics";
   p.exporters = {prometheus};
   return p;

@@ -102,7 +102,8 @@ void Loader::read_exporter(const YamlNode& key, const YamlNode& value) {
         read_listen(*v, f.at("listen"), Transport::kTcp, addresses, who);
       }
     } else {
-      ListenAddress a{Transport::kTcp, "0.0.0.0", kPrometheusDefaultPort, "", e.position};
+      // statsd_exporter's ":9102": IPv6 and IPv4 on one socket.
+      ListenAddress a{Transport::kTcp, "", kPrometheusDefaultPort, "", e.position};
       listeners_.push_back(Listener{a, who});
       addresses.push_back(a);
     }
@@ -111,11 +112,6 @@ void Loader::read_exporter(const YamlNode& key, const YamlNode& value) {
       if (p.listen.transport != Transport::kTcp) {
         d_.add(p.listen.position, f.at("listen") + ": found " + quote(p.listen.to_string()) +
                                       ", expected a TCP host:port such as 0.0.0.0:9102");
-      } else if (p.listen.host.find(':') != std::string::npos) {
-        // The HTTP server (Debian's civetweb) is built without IPv6.
-        d_.add(p.listen.position, f.at("listen") + ": found " + quote(p.listen.to_string()) +
-                                      ", expected an IPv4 address or host name such as 0.0.0.0:9102 "
-                                      "(the HTTP server has no IPv6 support)");
       }
     }
     if (const auto* v = f.get("path")) {

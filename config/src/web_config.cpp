@@ -22,7 +22,7 @@ using detail::Fields;
 using detail::quote;
 using detail::YamlNode;
 
-// Keys of the exporter-toolkit's format that the HTTP server (civetweb with
+// Keys of the exporter-toolkit's format that the HTTP server (Boost.Beast with
 // OpenSSL) cannot honour, and why: refused rather than silently dropped.
 struct Unsupported {
   std::string_view key;

@@ -17,7 +17,7 @@ Result<PrometheusExporterOptions> prometheus_options(const config::PipelineConfi
   if (c.listen.transport != config::Transport::kTcp) {
     return invalid("exporter " + exporter.name + ": listen " + c.listen.to_string() + ": only tcp is supported");
   }
-  std::string host = c.listen.host.empty() ? std::string("0.0.0.0") : c.listen.host;
+  std::string host = c.listen.host;  // "" = every address, IPv6 and IPv4 (statsd_exporter's ":9102")
   if (host.find(':') != std::string::npos) host = "[" + host + "]";  // IPv6 literal
   o.listen = host + ":" + std::to_string(c.listen.port);
   o.path = c.path;

@@ -1,14 +1,10 @@
 #include "http_endpoint.hpp"
 
-#include <CivetServer.h>
-#include <civetweb.h>
 #include <crypt.h>
-#include <strings.h>
 
 #include <algorithm>
 #include <array>
 #include <condition_variable>
-#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -17,65 +13,45 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <prometheus/text_serializer.h>
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include "gzip_encoding.hpp"
 #include "ringpipe/common/log.hpp"
-#include "tls_shim.hpp"
+#include "tls_server.hpp"
 
 namespace ringpipe::exporters {
 namespace {
 
-thread_local bool t_request_seen = false;
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
 
-// The request a worker thread is answering: the status it sent and the body
-// bytes written so far, counted by end_request (RequestCounters). Reset at
-// every connection and request.
-thread_local int t_status = 0;
-thread_local std::uint64_t t_body_bytes = 0;
+// A request header larger than this is answered 400.
+constexpr std::uint32_t kMaxHeaderBytes = 16 * 1024;
+// Each write of an answer moves at most this much and must finish within the
+// header timeout, so a client that stops reading is cut off, and a large page
+// is not held to one deadline for all of it.
+constexpr std::size_t kWriteChunkBytes = std::size_t{256} << 10;
+// How long a scrape that joined a render another scrape started waits for it.
+constexpr std::chrono::seconds kSharedRenderWait{30};
+// How long a TLS connection waits for the client's close_notify after the answer.
+constexpr std::chrono::seconds kTlsShutdownWait{1};
 
-// Writes `body` until done or the client is gone; counts what was written.
-void write_body(mg_connection* conn, std::string_view body) {
-  for (std::size_t at = 0; at < body.size();) {
-    const int n = mg_write(conn, body.data() + at, body.size() - at);
-    if (n <= 0) return;  // the client left or was too slow (request_timeout_ms)
-    at += static_cast<std::size_t>(n);
-    t_body_bytes += static_cast<std::uint64_t>(n);
-  }
-}
-
-// A short text/plain answer; `extra_headers` are whole "Name: value\r\n" lines.
-int answer(mg_connection* conn, int status, const char* reason, std::string_view body, const char* extra_headers = "") {
-  t_status = status;
-  mg_printf(conn,
-            "HTTP/1.1 %d %s\r\n%sContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
-            "Connection: close\r\n\r\n",
-            status, reason, extra_headers, body.size());
-  write_body(conn, body);
-  return status;
-}
-
-// Every Accept-Encoding field of the request as one list (a client may send
-// the list over several fields).
-std::string accept_encoding(const mg_connection* conn) {
-  std::string out;
-  const mg_request_info* ri = mg_get_request_info(conn);
-  if (ri == nullptr) return out;
-  for (int i = 0; i < ri->num_headers && i < static_cast<int>(std::size(ri->http_headers)); ++i) {
-    const mg_header& h = ri->http_headers[i];
-    if (h.name == nullptr || h.value == nullptr || ::strcasecmp(h.name, "Accept-Encoding") != 0) continue;
-    if (!out.empty()) out += ',';
-    out += h.value;
-  }
-  return out;
-}
+std::string_view sv(beast::string_view s) noexcept { return {s.data(), s.size()}; }
 
 // One rendering of the page: its text and its gzip encoding, made at most
-// once, when the first scrape that accepts gzip asks for it (scrapes sharing
-// the rendering that want it meanwhile wait for that one compression).
-// Thread-safe.
+// once, on the render thread, when a scrape that shares the rendering asked
+// for gzip. Thread-safe.
 class RenderedPage {
  public:
   explicit RenderedPage(std::string text) noexcept : text_(std::move(text)) {}
@@ -93,49 +69,79 @@ class RenderedPage {
   mutable std::optional<std::string> gzip_;
 };
 
-// One rendering of the page, shared by every scrape that arrives while it is
-// being made: at most one render runs, the others wait for it (bounded) and
-// send the same page, so a page is at most one render's duration old.
-// Renders run on one thread of the cache's own, not on the worker that asked:
-// a page of 100k series allocates some 100 MB of short-lived objects, and on
-// one thread they reuse one warm malloc arena, where each of 1,024 workers
-// would fault in an arena of its own (collect took 30-40 % longer so).
-// Thread-safe.
+// One rendering of the page, shared by every scrape that asks while it is
+// being made: at most one render runs, the others get the same page, so a
+// page is at most one render's duration old. Scrapes do not wait on a thread
+// of their own: each leaves a callback, which the render thread calls with
+// the page (first those that want it as is, then, after the one compression,
+// those that want gzip).
+// Renders run on one thread of the cache's own: a page of 100k series
+// allocates some 100 MB of short-lived objects, and on one thread they reuse
+// one warm malloc arena (collect took 30-40 % longer spread over workers).
+// Thread-safe; callbacks run on the render thread and must not block.
 class PageCache {
  public:
   using Page = std::shared_ptr<const RenderedPage>;
-  explicit PageCache(std::function<std::string()> render) : render_(std::move(render)), thread_([this] { run(); }) {}
+  using Waiter = std::function<void(const Page&)>;  // nullptr: the render failed
+  using Compress = std::function<std::optional<std::string>(const std::string&)>;
+
+  PageCache(std::function<std::string()> render, Compress compress)
+      : render_(std::move(render)), compress_(std::move(compress)), thread_([this] { run(); }) {}
   PageCache(const PageCache&) = delete;
   PageCache& operator=(const PageCache&) = delete;
-  ~PageCache() {
+  ~PageCache() { stop(); }
+
+  // Leaves `done` for a page rendered after this call began, or the one being
+  // rendered when it began, gzip-compressed first when `gzip`. True when this
+  // call asked for a new render; false when it joined one another scrape asked
+  // for (the caller bounds its wait), or the cache is stopped (never called).
+  bool get(bool gzip, Waiter done) {
+    std::lock_guard lock(mu_);
+    if (stop_) return false;
+    const bool ask = !rendering_ && !requested_;
+    Waiters& to = rendering_ ? current_ : next_;
+    (gzip ? to.gzip : to.plain).push_back(std::move(done));
+    if (ask) {
+      requested_ = true;
+      cv_.notify_all();
+    }
+    return ask;
+  }
+
+  // Joins the render thread; callbacks not yet called are dropped.
+  void stop() noexcept {
     {
       std::lock_guard lock(mu_);
       stop_ = true;
     }
     cv_.notify_all();
-    thread_.join();
-  }
-
-  // A page rendered after this call began, or the one being rendered when it
-  // began; nullptr when that render failed, or when a render another scrape
-  // started did not finish within `wait_limit`. The scrape that starts a
-  // render waits for it without a limit, as if it rendered itself.
-  Page get(std::chrono::milliseconds wait_limit) {
-    std::unique_lock lock(mu_);
-    const std::uint64_t gen = generation_;
-    const auto done = [&] { return generation_ != gen || stop_; };
-    if (rendering_ || requested_) {
-      if (!cv_.wait_for(lock, wait_limit, done) || stop_) return nullptr;
-      ++shared_;
-      return last_;
+    if (thread_.joinable()) thread_.join();
+    Waiters next;
+    Waiters current;
+    {
+      std::lock_guard lock(mu_);
+      next = std::move(next_);
+      current = std::move(current_);
     }
-    requested_ = true;
-    cv_.notify_all();
-    cv_.wait(lock, done);
-    return stop_ ? nullptr : last_;
   }
 
  private:
+  struct Waiters {
+    std::vector<Waiter> plain;
+    std::vector<Waiter> gzip;
+  };
+
+  static void deliver(std::vector<Waiter>& waiters, const Page& page) noexcept {
+    for (Waiter& w : waiters) {
+      try {
+        w(page);
+      } catch (...) {
+        // no memory to queue the answer: that scrape's connection closes unanswered
+      }
+    }
+    waiters.clear();
+  }
+
   void run() {
     std::unique_lock lock(mu_);
     for (;;) {
@@ -143,6 +149,8 @@ class PageCache {
       if (stop_) return;
       requested_ = false;
       rendering_ = true;
+      current_ = std::move(next_);
+      next_ = {};
       lock.unlock();
       Page page;
       try {
@@ -151,22 +159,32 @@ class PageCache {
         page = nullptr;
       }
       lock.lock();
-      last_ = page;
       rendering_ = false;
-      ++generation_;
-      cv_.notify_all();
+      Waiters done = std::move(current_);
+      current_ = {};
+      lock.unlock();
+      deliver(done.plain, page);
+      if (page && !done.gzip.empty()) {
+        try {
+          (void)page->gzip(compress_);
+        } catch (...) {
+          // the page goes uncompressed
+        }
+      }
+      deliver(done.gzip, page);
+      lock.lock();
     }
   }
 
   std::function<std::string()> render_;
+  Compress compress_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool requested_ = false;  // a scrape asked; the render thread has not begun
   bool rendering_ = false;
   bool stop_ = false;
-  std::uint64_t generation_ = 0;  // renders finished
-  std::uint64_t shared_ = 0;      // pages handed to a scrape that waited
-  Page last_;
+  Waiters next_;        // for the render asked for, not begun
+  Waiters current_;     // for the render in progress
   std::thread thread_;  // last: it uses the members above
 };
 
@@ -206,8 +224,7 @@ bool same_secret(const std::string& a, const std::string& b) noexcept {
 }
 
 // HTTP requests answered, by path and status code, and the response body
-// bytes sent, by path (after compression; civetweb's own answers, such as a
-// 404, are counted without their bytes). Paths other than the three served
+// bytes sent, by path (after compression). Paths other than the three served
 // share one "other" label, so a scanner cannot grow the page. Thread-safe.
 class RequestCounters {
  public:
@@ -244,7 +261,7 @@ class RequestCounters {
 // Whether `password` hashes to the bcrypt `hash`, by libxcrypt. crypt_rn
 // writes "*0"/"*1" (never a match) for a setting it rejects.
 bool bcrypt_matches(const std::string& password, const std::string& hash) {
-  auto data = std::make_unique<crypt_data>();  // ~32 KiB: not on a worker's stack
+  auto data = std::make_unique<crypt_data>();  // ~32 KiB: not on a thread's stack
   const char* out = ::crypt_rn(password.c_str(), hash.c_str(), data.get(), sizeof(crypt_data));
   return out != nullptr && out[0] != '*' && same_secret(hash, out);
 }
@@ -274,27 +291,53 @@ class BcryptCache {
   std::set<std::string> ok_;
 };
 
+// "[::1]:9102", "0.0.0.0:9102", ":9102" (every address).
+std::string shown_address(const std::string& host, std::uint16_t port) {
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+std::error_code std_code(const boost::system::error_code& ec) {
+  if (ec.category() == boost::system::system_category()) return {ec.value(), std::system_category()};
+  return std::make_error_code(std::errc::io_error);
+}
+
 }  // namespace
 
 std::string PageSource::render_page() { return prometheus::TextSerializer().Serialize(Collect()); }
 
-struct HttpEndpoint::Impl : CivetHandler {
-  Impl(const PrometheusExporterOptions& o, PageSource& s) : options(o), source(s) {}
+struct HttpEndpoint::Impl {
+  Impl(const PrometheusExporterOptions& o, PageSource& s) : options(o), source(s) {
+    for (const BasicAuthCredentials& u : options.basic_auth_users) any_bcrypt |= u.bcrypt;
+  }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+  ~Impl() { shut_down(); }
 
+  // Members a connection uses come before `io`: connections still queued in
+  // it are destroyed with it, and count themselves closed on the way.
   PrometheusExporterOptions options;
   PageSource& source;
   HttpCounters http;
   RequestCounters requests;
   DurationHistogram render_text;  // Collect and serialization of one page
   DurationHistogram render_gzip;  // compression of one page
-  PageCache pages{[this] { return render(); }};
   mutable BcryptCache bcrypt_ok;  // authorized() is const; the cache is its own lock
+  bool any_bcrypt = false;
   std::atomic<std::uint64_t> pages_served{0};
-  std::unique_ptr<CivetServer> server;
+  std::atomic<bool> stopping{false};
+  std::chrono::milliseconds timeout{5000};  // header_timeout, at least 100 ms
+  std::shared_ptr<ssl::context> tls;
   int port = 0;
 
-  // The page as Prometheus' text format, rendered once for concurrent scrapes.
-  [[nodiscard]] PageCache::Page page() { return pages.get(std::chrono::seconds(30)); }
+  asio::io_context io;
+  // The acceptor, its retry timer and accept_paused belong to accept_strand.
+  asio::strand<asio::io_context::executor_type> accept_strand{asio::make_strand(io)};
+  std::optional<tcp::acceptor> acceptor;
+  asio::steady_timer accept_retry{accept_strand};
+  bool accept_paused = false;  // at the connection limit: resumed when one closes
+  std::vector<std::thread> threads;
+  std::unique_ptr<asio::thread_pool> blocking;  // bcrypt checks, off the I/O threads
+  PageCache pages{[this] { return render(); }, [this](const std::string& text) { return compress(text); }};
 
   std::string render() {
     const std::int64_t t0 = monotonic_ns();
@@ -312,14 +355,11 @@ struct HttpEndpoint::Impl : CivetHandler {
     return gz;
   }
 
-  bool authorized(mg_connection* conn) const {
+  bool authorized(std::string_view header) const {
     if (options.basic_auth_users.empty()) return true;
-    const char* header = mg_get_header(conn, "Authorization");
-    if (header == nullptr) return false;
-    std::string_view h(header);
     constexpr std::string_view kBasic = "Basic ";
-    if (h.substr(0, kBasic.size()) != kBasic) return false;
-    const std::optional<std::string> decoded = base64_decode(h.substr(kBasic.size()));
+    if (header.substr(0, kBasic.size()) != kBasic) return false;
+    const std::optional<std::string> decoded = base64_decode(header.substr(kBasic.size()));
     if (!decoded) return false;
     const auto colon = decoded->find(':');
     if (colon == std::string::npos) return false;
@@ -333,134 +373,387 @@ struct HttpEndpoint::Impl : CivetHandler {
     return ok;
   }
 
-  // GET <path>, on a civetweb worker thread.
-  bool handleGet(CivetServer*, mg_connection* conn) override {
-    try {
-      if (!authorized(conn)) {
-        answer(conn, 401, "Unauthorized", "Unauthorized\n", "WWW-Authenticate: Basic realm=\"ringpipe\"\r\n");
-        return true;
-      }
-      const PageCache::Page p = page();
-      if (!p) {
-        answer(conn, 503, "Service Unavailable", "The page could not be rendered in time, retry.\n");
-        return true;
-      }
-      const std::string* body = &p->text();
-      const char* encoding = "";
-      if (accepts_gzip(accept_encoding(conn))) {
-        if (const std::string* gz = p->gzip([this](const std::string& text) { return compress(text); })) {
-          body = gz;
-          encoding = "Content-Encoding: gzip\r\n";
-        }
-      }
-      t_status = 200;
-      mg_printf(conn,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n%s"
-                "Vary: Accept-Encoding\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-                encoding, body->size());
-      const std::uint64_t before = t_body_bytes;
-      write_body(conn, *body);
-      if (t_body_bytes - before != body->size()) return true;
-      pages_served.fetch_add(1, std::memory_order_relaxed);
-      source.page_served();
-    } catch (...) {
-      source.serve_failed();
-    }
-    return true;
-  }
+  Status open_acceptor(const std::string& host, std::uint16_t at);
+  void accept();
+  void on_accept(const boost::system::error_code& ec, tcp::socket socket);
+  // A connection closed (once per connection, from any thread).
+  void connection_closed(bool saw_request) noexcept;
 
-  ~Impl() override {
-    server.reset();  // joins the server threads: no request runs after this
+  void shut_down() noexcept {
+    stopping.store(true, std::memory_order_release);
+    io.stop();
+    for (std::thread& t : threads) t.join();
+    threads.clear();
+    if (blocking) {
+      blocking->stop();
+      blocking->join();
+    }
+    pages.stop();
   }
 };
 
 namespace {
 
-HttpEndpoint::Impl* impl_of(const mg_connection* conn) {
-  const mg_context* ctx = mg_get_context(conn);
-  if (ctx == nullptr) return nullptr;
-  const auto* server = static_cast<const CivetServer*>(mg_get_user_data(ctx));
-  if (server == nullptr) return nullptr;
-  return static_cast<HttpEndpoint::Impl*>(const_cast<void*>(server->getUserContext()));
-}
+using Path = RequestCounters::Path;
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
-int begin_request_hook(mg_connection* conn) {
-  t_request_seen = true;
-  t_status = 0;
-  t_body_bytes = 0;
-  const mg_request_info* ri = mg_get_request_info(conn);
-  if (ri == nullptr || ri->local_uri == nullptr) return 0;
-  const std::string_view uri(ri->local_uri);
-  const bool healthy = uri == "/-/healthy";
-  if (!healthy && uri != "/-/ready") return 0;
-  if (healthy) return answer(conn, 200, "OK", "OK\n");
-  const HttpEndpoint::Impl* impl = impl_of(conn);
-  if (impl != nullptr && impl->source.ready()) return answer(conn, 200, "OK", "OK\n");
-  return answer(conn, 503, "Service Unavailable", "Not ready: waiting for a complete snapshot.\n");
-}
+// One connection: (TLS handshake,) one request header, one answer, close
+// (keep-alive is off, as it was). Every handler runs on the connection's
+// strand; the page arrives from the render thread through a post to it.
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
 
-// Counts every request civetweb read whole, once it is answered: with the
-// status we sent, or civetweb's own (404, 405, ...).
-void end_request_hook(const mg_connection* conn, int reply_status_code) {
-  HttpEndpoint::Impl* impl = impl_of(conn);
-  const mg_request_info* ri = mg_get_request_info(conn);
-  if (impl != nullptr) {
-    const std::string_view uri = ri != nullptr && ri->local_uri != nullptr ? ri->local_uri : "";
-    RequestCounters::Path path = RequestCounters::kOther;
-    if (uri == impl->options.path) {
-      path = RequestCounters::kMetrics;
-    } else if (uri == "/-/healthy") {
-      path = RequestCounters::kHealthy;
-    } else if (uri == "/-/ready") {
-      path = RequestCounters::kReady;
+ public:
+  Session(HttpEndpoint::Impl& impl, tcp::socket socket) requires(!kTls)
+      : impl_(impl), stream_(std::move(socket)), wait_(stream_.get_executor()) {}
+  Session(HttpEndpoint::Impl& impl, tcp::socket socket, ssl::context& tls) requires kTls
+      : impl_(impl),
+        stream_(std::move(socket), tls),
+        wait_(stream_.get_executor()) {}
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  ~Session() { account(); }
+
+  void start() {
+    if constexpr (kTls) {
+      lowest().expires_after(impl_.timeout);
+      stream_.async_handshake(ssl::stream_base::server, [self = this->shared_from_this()](beast::error_code ec) {
+        if (ec) return self->close();  // counted as a connection without a request
+        self->read_header();
+      });
+    } else {
+      read_header();
     }
+  }
+
+ private:
+  beast::tcp_stream& lowest() noexcept { return beast::get_lowest_layer(stream_); }
+
+  void read_header() {
+    parser_.emplace();
+    parser_->header_limit(kMaxHeaderBytes);
+    lowest().expires_after(impl_.timeout);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+  }
+
+  void on_header(beast::error_code ec) {
+    if (ec) {
+      if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
+          ec != http::error::end_of_stream && ec != http::error::partial_message) {
+        return answer(Path::kOther, 400, "Bad request.\n", "", false);  // not HTTP: said once, not counted
+      }
+      return close();  // idle, slow (timed out) or gone before a whole header
+    }
+    saw_request_ = true;
+    const auto& req = parser_->get();
+    std::string_view target = sv(req.target());
+    target = target.substr(0, target.find('?'));
+    if (target == "/-/healthy") return answer(Path::kHealthy, 200, "OK\n");
+    if (target == "/-/ready") {
+      if (impl_.source.ready()) return answer(Path::kReady, 200, "OK\n");
+      return answer(Path::kReady, 503, "Not ready: waiting for a complete snapshot.\n");
+    }
+    if (target != impl_.options.path) return answer(Path::kOther, 404, "Not found.\n");
+    if (req.method() != http::verb::get) {
+      return answer(Path::kMetrics, 405, "Method not allowed: GET only.\n", "Allow: GET\r\n");
+    }
+    std::string encodings;
+    for (auto [it, end] = req.equal_range(http::field::accept_encoding); it != end; ++it) {
+      if (!encodings.empty()) encodings += ',';
+      encodings += sv(it->value());
+    }
+    gzip_ = accepts_gzip(encodings);
+    authorization_ = std::string(sv(req[http::field::authorization]));
+    parser_.reset();
+    if (!impl_.any_bcrypt) return authorized(impl_.authorized(authorization_));
+    // A bcrypt check takes tens of ms: not on an I/O thread.
+    asio::post(*impl_.blocking, [self = this->shared_from_this()] {
+      const bool ok = self->impl_.authorized(self->authorization_);
+      asio::post(self->stream_.get_executor(), [self, ok] { self->authorized(ok); });
+    });
+  }
+
+  void authorized(bool ok) {
+    if (!ok) {
+      return answer(Path::kMetrics, 401, "Unauthorized\n", "WWW-Authenticate: Basic realm=\"ringpipe\"\r\n");
+    }
+    waiting_ = true;
+    auto self = this->shared_from_this();
+    const bool asked = impl_.pages.get(gzip_, [self](const PageCache::Page& page) {
+      asio::post(self->stream_.get_executor(), [self, page] { self->on_page(page); });
+    });
+    if (asked) return;  // the scrape that asks for a render waits for it, as if it rendered itself
+    wait_.expires_after(kSharedRenderWait);
+    wait_.async_wait([self](beast::error_code ec) {
+      if (!ec) self->on_page(nullptr);
+    });
+  }
+
+  void on_page(const PageCache::Page& page) {
+    if (!waiting_) return;  // answered 503 already
+    waiting_ = false;
+    wait_.cancel();
+    if (!page) return answer(Path::kMetrics, 503, "The page could not be rendered in time, retry.\n");
     try {
-      impl->requests.count(path, t_status != 0 ? t_status : reply_status_code, t_body_bytes);
+      const std::string* body = &page->text();
+      const char* encoding = "";
+      if (gzip_) {
+        if (const std::string* gz = page->gzip([](const std::string&) { return std::optional<std::string>(); })) {
+          body = gz;  // compressed on the render thread; the lambda above never runs then
+          encoding = "Content-Encoding: gzip\r\n";
+        }
+      }
+      page_ = page;
+      path_ = Path::kMetrics;
+      status_ = 200;
+      serves_page_ = true;
+      head_ = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n";
+      head_ += encoding;
+      head_ +=
+          "Vary: Accept-Encoding\r\nContent-Length: " + std::to_string(body->size()) + "\r\nConnection: close\r\n\r\n";
+      body_ = *body;
     } catch (...) {
-      // no memory for a new series, or the lock failed: leave it uncounted rather than unwind into C
+      impl_.source.serve_failed();
+      return close();
     }
+    write_head();
   }
-  t_status = 0;
-  t_body_bytes = 0;
-}
 
-int init_connection_hook(const mg_connection* conn, void**) {
-  t_request_seen = false;
-  t_status = 0;
-  t_body_bytes = 0;
-  if (HttpEndpoint::Impl* impl = impl_of(conn)) {
-    impl->http.connections.fetch_add(1, std::memory_order_relaxed);
-    const std::uint64_t open = impl->http.open.fetch_add(1, std::memory_order_relaxed) + 1;
-    if (open >= impl->http.limit) impl->http.at_limit.fetch_add(1, std::memory_order_relaxed);
+  // A short text/plain answer; `extra_headers` are whole "Name: value\r\n" lines.
+  void answer(Path path, int status, std::string_view body, std::string_view extra_headers = "", bool count = true) {
+    path_ = path;
+    status_ = status;
+    count_ = count;
+    const auto reason = http::obsolete_reason(http::int_to_status(static_cast<unsigned>(status)));
+    head_ = "HTTP/1.1 " + std::to_string(status) + " " + std::string(sv(reason)) + "\r\n";
+    head_ += extra_headers;
+    head_ += "Content-Type: text/plain; charset=utf-8\r\nContent-Length: " + std::to_string(body.size()) +
+             "\r\nConnection: close\r\n\r\n";
+    body_ = body;  // a literal
+    write_head();
   }
-  return 0;
-}
 
-void connection_close_hook(const mg_connection* conn) {
-  if (HttpEndpoint::Impl* impl = impl_of(conn)) {
-    if (!t_request_seen) impl->http.incomplete.fetch_add(1, std::memory_order_relaxed);
-    impl->http.open.fetch_sub(1, std::memory_order_relaxed);
+  // The head with the body's first chunk, then the rest a chunk at a time,
+  // each write within the timeout.
+  void write_head() {
+    const std::size_t first = std::min(body_.size(), kWriteChunkBytes);
+    const std::array<asio::const_buffer, 2> buffers{asio::buffer(head_), asio::buffer(body_.data(), first)};
+    lowest().expires_after(impl_.timeout);
+    asio::async_write(stream_, buffers, [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+      self->body_written_ += n > self->head_.size() ? n - self->head_.size() : 0;
+      if (ec) return self->finish(false);
+      self->write_body();
+    });
   }
-  t_request_seen = false;
-}
+
+  void write_body() {
+    if (body_written_ >= body_.size()) return finish(true);
+    const std::size_t n = std::min(body_.size() - body_written_, kWriteChunkBytes);
+    lowest().expires_after(impl_.timeout);
+    asio::async_write(stream_, asio::buffer(body_.data() + body_written_, n),
+                      [self = this->shared_from_this()](beast::error_code ec, std::size_t written) {
+                        self->body_written_ += written;
+                        if (ec) return self->finish(false);
+                        self->write_body();
+                      });
+  }
+
+  // The answer is written (`whole`) or the client went away: count it, close.
+  void finish(bool whole) {
+    try {
+      if (count_) impl_.requests.count(path_, status_, body_written_);
+    } catch (...) {
+      // no memory for a new series: left uncounted
+    }
+    if (serves_page_ && whole) {
+      impl_.pages_served.fetch_add(1, std::memory_order_relaxed);
+      impl_.source.page_served();
+    }
+    page_.reset();
+    body_ = {};
+    if constexpr (kTls) {
+      if (whole) {
+        lowest().expires_after(kTlsShutdownWait);
+        stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) { self->close(); });
+        return;
+      }
+    }
+    close();
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    wait_.cancel();
+    beast::error_code ignored;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().close();
+    account();
+  }
+
+  void account() noexcept {
+    if (accounted_) return;
+    accounted_ = true;
+    impl_.connection_closed(saw_request_);
+  }
+
+  HttpEndpoint::Impl& impl_;
+  Stream stream_;
+  asio::steady_timer wait_;  // bounds the wait for a render another scrape asked for
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::empty_body>> parser_;
+  std::string authorization_;
+  bool gzip_ = false;
+  bool saw_request_ = false;
+  bool waiting_ = false;  // for a page
+  bool serves_page_ = false;
+  bool count_ = true;
+  bool closed_ = false;
+  bool accounted_ = false;
+  Path path_ = Path::kOther;
+  int status_ = 0;
+  std::string head_;
+  std::string_view body_;  // into page_ or a literal
+  std::size_t body_written_ = 0;
+  PageCache::Page page_;
+};
 
 }  // namespace
 
-Result<std::pair<std::string, std::string>> split_listen(const std::string& listen) {
-  const auto colon = listen.rfind(':');
-  if (colon == std::string::npos) return invalid("listen: " + listen + ": expected host:port");
-  std::string host = listen.substr(0, colon);
-  std::string port = listen.substr(colon + 1);
-  if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5) {
-    return invalid("listen: " + listen + ": bad port");
-  }
-  if (host.empty()) host = "0.0.0.0";
-  if (host.front() == '[' || host.find(':') != std::string::npos) {
-    // mg_check_feature(8): IPv6; Debian 12's civetweb is built without it.
-    if (mg_check_feature(8) == 0) {
-      return invalid("listen: " + listen + ": IPv6 addresses are not supported (civetweb built without IPv6)");
+Status HttpEndpoint::Impl::open_acceptor(const std::string& host, std::uint16_t at) {
+  const std::string what = "prometheus exporter: listen " + shown_address(host, at);
+  struct Candidate {
+    tcp::endpoint endpoint;
+    bool dual_stack = false;
+  };
+  std::vector<Candidate> candidates;
+  boost::system::error_code ec;
+  if (host.empty()) {
+    // statsd_exporter's ":9102": one IPv6 socket that takes IPv4 too, or
+    // IPv4 alone on a host without IPv6.
+    candidates = {{tcp::endpoint(asio::ip::address_v6::any(), at), true},
+                  {tcp::endpoint(asio::ip::address_v4::any(), at), false}};
+  } else if (const auto address = asio::ip::make_address(host, ec); !ec) {
+    candidates = {{tcp::endpoint(address, at), address.is_v6() && address.to_v6().is_unspecified()}};
+  } else {
+    tcp::resolver resolver(io);
+    const auto found = resolver.resolve(host, std::to_string(at), tcp::resolver::passive, ec);
+    if (ec || found.empty()) {
+      return tl::unexpected(Error{ec ? std_code(ec) : std::make_error_code(std::errc::address_not_available),
+                                  what + ": resolve " + host});
     }
-    if (host.front() != '[') host = "[" + host + "]";
+    candidates = {{found.begin()->endpoint(), false}};
+  }
+  for (std::size_t i = 0; i < candidates.size(); ++i) {
+    const Candidate& c = candidates[i];
+    const bool last = i + 1 == candidates.size();
+    tcp::acceptor a(io);
+    const char* step = "socket";
+    if (a.open(c.endpoint.protocol(), ec); !ec) {
+      if (c.endpoint.address().is_v6()) a.set_option(asio::ip::v6_only(!c.dual_stack), ec);
+      a.set_option(asio::socket_base::reuse_address(true), ec);
+      step = "bind";
+      if (a.bind(c.endpoint, ec); !ec) {
+        step = "listen";
+        a.listen(static_cast<int>(std::min<std::uint64_t>(http.limit, 4096)), ec);
+      }
+    }
+    if (!ec) {
+      if (i > 0) spdlog::info("prometheus exporter: no IPv6 on this host; listening on IPv4 0.0.0.0:{} only", at);
+      acceptor.emplace(std::move(a));
+      return {};
+    }
+    const bool no_ipv6 =
+        ec == asio::error::address_family_not_supported || ec == boost::system::errc::address_not_available;
+    if (last || !no_ipv6) return tl::unexpected(Error{std_code(ec), what + ": " + step});
+  }
+  return {};
+}
+
+void HttpEndpoint::Impl::accept() {
+  acceptor->async_accept(asio::make_strand(io),
+                         asio::bind_executor(accept_strand, [this](boost::system::error_code ec, tcp::socket s) {
+                           on_accept(ec, std::move(s));
+                         }));
+}
+
+void HttpEndpoint::Impl::on_accept(const boost::system::error_code& ec, tcp::socket socket) {
+  if (stopping.load(std::memory_order_acquire) || ec == asio::error::operation_aborted) return;
+  if (ec) {
+    // Out of descriptors or memory: try again shortly rather than spin.
+    spdlog::warn("prometheus exporter: accept: {}", ec.message());
+    accept_retry.expires_after(std::chrono::milliseconds(100));
+    accept_retry.async_wait([this](boost::system::error_code e) {
+      if (!e && !stopping.load(std::memory_order_acquire)) accept();
+    });
+    return;
+  }
+  http.connections.fetch_add(1, std::memory_order_relaxed);
+  const std::uint64_t open = http.open.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (open >= http.limit) http.at_limit.fetch_add(1, std::memory_order_relaxed);
+  try {
+    boost::system::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    if (tls) {
+      std::make_shared<Session<TlsStream>>(*this, std::move(socket), *tls)->start();
+    } else {
+      std::make_shared<Session<PlainStream>>(*this, std::move(socket))->start();
+    }
+  } catch (const std::exception& e) {
+    // The session, if made, counted itself closed when it went.
+    spdlog::warn("prometheus exporter: connection dropped: {}", e.what());
+  }
+  if (http.open.load(std::memory_order_relaxed) >= http.limit) {
+    accept_paused = true;  // the kernel's backlog holds the next ones
+    return;
+  }
+  accept();
+}
+
+void HttpEndpoint::Impl::connection_closed(bool saw_request) noexcept {
+  if (!saw_request) http.incomplete.fetch_add(1, std::memory_order_relaxed);
+  http.open.fetch_sub(1, std::memory_order_relaxed);
+  if (stopping.load(std::memory_order_acquire)) return;
+  try {
+    asio::post(accept_strand, [this] {
+      if (!accept_paused || stopping.load(std::memory_order_acquire)) return;
+      if (http.open.load(std::memory_order_relaxed) >= http.limit) return;
+      accept_paused = false;
+      accept();
+    });
+  } catch (...) {
+    // no memory: the next close resumes accepting
+  }
+}
+
+Result<std::pair<std::string, std::string>> split_listen(const std::string& listen) {
+  std::string host;
+  std::string port;
+  if (!listen.empty() && listen.front() == '[') {
+    const auto close = listen.find(']');
+    if (close == std::string::npos) return invalid("listen: " + listen + ": an IPv6 address without ']'");
+    host = listen.substr(1, close - 1);
+    if (host.empty()) return invalid("listen: " + listen + ": an empty IPv6 address, expected [::]:port or :port");
+    if (close + 1 >= listen.size() || listen[close + 1] != ':') {
+      return invalid("listen: " + listen + ": expected [address]:port");
+    }
+    port = listen.substr(close + 2);
+  } else {
+    const auto colon = listen.rfind(':');
+    if (colon == std::string::npos) return invalid("listen: " + listen + ": expected host:port");
+    host = listen.substr(0, colon);
+    port = listen.substr(colon + 1);
+    if (host.find(':') != std::string::npos) {
+      return invalid("listen: " + listen + ": an IPv6 address without brackets, expected [address]:port");
+    }
+  }
+  if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
+      std::stoul(port) > 65535) {
+    return invalid("listen: " + listen + ": bad port");
   }
   return std::make_pair(host, port);
 }
@@ -472,67 +765,46 @@ HttpEndpoint::~HttpEndpoint() = default;
 
 Status HttpEndpoint::listen(const std::string& host, const std::string& port) {
   const std::string what = "prometheus exporter: ";
-  const PrometheusExporterOptions& options = impl_->options;
-  std::string ports = host + ":" + port;
-  // civetweb holds a worker thread per connection, from accept until the
-  // request is answered or request_timeout_ms passes without a whole header
-  // (that timeout also bounds each write of the answer). Accepted connections
-  // beyond the workers wait in connection_queue, then in the listen backlog.
-  const std::size_t workers = std::clamp<std::size_t>(options.max_connections, 4, 16384);
-  const auto timeout_ms = std::max<std::int64_t>(100, options.header_timeout.count());
-  impl_->http.limit = workers;
-  std::vector<std::string> civet{"num_threads",        std::to_string(workers),
-                                 "connection_queue",   std::to_string(workers),
-                                 "listen_backlog",     std::to_string(std::min<std::size_t>(workers, 4096)),
-                                 "request_timeout_ms", std::to_string(timeout_ms),
-                                 "enable_keep_alive",  "no"};
-  std::string temp_pem;
-  if (options.tls) {
-    if (options.tls->cert_file.empty()) return invalid(what + "tls: cert_file is required");
-    if (auto usable = civetweb_tls_usable(); !usable) {
-      return tl::unexpected(Error{usable.error().code, what + usable.error().context});
-    }
-    auto pem = combined_pem(*options.tls, &temp_pem);
-    if (!pem) return tl::unexpected(Error{pem.error().code, what + pem.error().context});
-    ports += "s";
-    civet.insert(civet.end(), {"ssl_certificate", *pem});
-    // civetweb's ssl_protocol_version: 2 = TLS 1.0 and later ... 5 = TLS 1.3 only.
-    static constexpr std::pair<std::string_view, std::string_view> kMinVersions[] = {
-        {"TLS10", "2"}, {"TLS11", "3"}, {"TLS12", "4"}, {"TLS13", "5"}};
-    for (const auto& [name, level] : kMinVersions) {
-      if (options.tls->min_version == name) civet.insert(civet.end(), {"ssl_protocol_version", std::string(level)});
-    }
-    if (!options.tls->ca_file.empty()) {
-      civet.insert(civet.end(), {"ssl_ca_file", options.tls->ca_file, "ssl_verify_peer", "yes"});
-    }
+  Impl& s = *impl_;
+  if (!s.threads.empty()) return invalid(what + "already listening");
+  // At most max_connections connections are open at once, idle ones
+  // included; more wait in the kernel's listen backlog. Each must bring its
+  // whole request header within header_timeout, which also bounds each write
+  // of the answer.
+  s.http.limit = std::clamp<std::size_t>(s.options.max_connections, 4, 16384);
+  s.timeout = std::max(std::chrono::milliseconds(100), s.options.header_timeout);
+  if (s.options.tls) {
+    auto ctx = make_tls_server_context(*s.options.tls);
+    if (!ctx) return tl::unexpected(Error{ctx.error().code, what + ctx.error().context});
+    s.tls = std::move(*ctx);
   }
-  civet.insert(civet.begin(), {"listening_ports", ports});
-  static const CivetCallbacks callbacks = [] {
-    CivetCallbacks cb;
-    cb.begin_request = &begin_request_hook;
-    cb.end_request = &end_request_hook;
-    cb.init_connection = &init_connection_hook;
-    cb.connection_close = &connection_close_hook;
-    cb.log_message = [](const mg_connection*, const char* message) {
-      spdlog::warn("prometheus exporter: http server: {}", message);
-      return 1;
-    };
-    return cb;
-  }();
+  auto split = split_listen(":" + port);
+  if (!split) return invalid(what + split.error().context);
+  const auto at = static_cast<std::uint16_t>(std::stoul(port));
+  if (Status opened = s.open_acceptor(host, at); !opened) return opened;
+  boost::system::error_code ec;
+  s.port = s.acceptor->local_endpoint(ec).port();
   try {
-    impl_->server = std::make_unique<CivetServer>(civet, &callbacks, impl_.get());
+    if (s.any_bcrypt) s.blocking = std::make_unique<asio::thread_pool>(2);
+    asio::post(s.accept_strand, [&s] { s.accept(); });
+    // Answers are written asynchronously and pages rendered on their own
+    // thread, so a few I/O threads serve every connection.
+    const unsigned n = std::clamp(std::thread::hardware_concurrency(), 2u, 4u);
+    for (unsigned i = 0; i < n; ++i) {
+      s.threads.emplace_back([&s] {
+        for (;;) {
+          try {
+            s.io.run();
+            return;
+          } catch (const std::exception& e) {  // handlers do not throw; a bad_alloc might
+            spdlog::error("prometheus exporter: http server: {}", e.what());
+          }
+        }
+      });
+    }
   } catch (const std::exception& e) {
-    if (!temp_pem.empty()) std::filesystem::remove(temp_pem);
-    return make_error(std::errc::address_not_available, what + "listen " + ports + ": " + e.what());
-  }
-  if (!temp_pem.empty()) std::filesystem::remove(temp_pem);  // read at server start
-  try {
-    impl_->server->addHandler(options.path, static_cast<CivetHandler*>(impl_.get()));
-    const std::vector<int> bound = impl_->server->getListeningPorts();
-    if (bound.empty()) return make_error(std::errc::address_not_available, what + "listen " + ports + ": no port");
-    impl_->port = bound.front();
-  } catch (const std::exception& e) {
-    return make_error(std::errc::io_error, what + "register endpoint: " + e.what());
+    s.shut_down();
+    return make_error(std::errc::resource_unavailable_try_again, what + "http server threads: " + e.what());
   }
   return {};
 }

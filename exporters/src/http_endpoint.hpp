@@ -1,11 +1,12 @@
 #pragma once
-// HttpEndpoint: the Prometheus exporter's HTTP server (civetweb). GET <path>
-// answers the page a PageSource collects, rendered once for the scrapes that
-// arrive meanwhile and gzip-compressed for clients that accept it, behind
-// optional basic auth; /-/healthy and /-/ready answer probes without auth.
-// It bounds connections (workers, queue, header timeout), counts them and the
-// requests it answers, and describes those counts as self-metrics. TLS comes
-// from civetweb's OpenSSL support (tls_shim.hpp).
+// HttpEndpoint: the Prometheus exporter's HTTP server (Boost.Beast over
+// Boost.Asio, IPv4 and IPv6). GET <path> answers the page a PageSource
+// collects, rendered once for the scrapes that arrive meanwhile and
+// gzip-compressed for clients that accept it, behind optional basic auth;
+// /-/healthy and /-/ready answer probes without auth. It bounds connections
+// (open at once, header timeout), counts them and the requests it answers,
+// and describes those counts as self-metrics. TLS is boost::asio::ssl over
+// OpenSSL (tls_server.hpp).
 // Construct, then listen() once from the controlling thread; describe(),
 // counters() and pages_served() are safe from any thread. The destructor
 // stops the server and waits for every request in progress. Failures come
@@ -27,7 +28,8 @@ namespace ringpipe::exporters {
 
 // What the endpoint serves: render_page() writes one page, by default
 // prometheus-cpp's text of Collect()'s families (a throw answers the scrape
-// 503). Called on civetweb worker threads, several at once.
+// 503). render_page() runs on the endpoint's render thread; the other
+// members on its I/O threads, several at once.
 class PageSource : public prometheus::Collectable {
  public:
   // One page in text format 0.0.4.
@@ -40,19 +42,19 @@ class PageSource : public prometheus::Collectable {
   virtual void serve_failed() noexcept = 0;
 };
 
-// Connection accounting from civetweb's callbacks. A connection lives on one
-// worker thread from init_connection to connection_close, so whether it
-// brought a whole request header is that thread's to remember.
+// Connection accounting: a connection counts from accept to close; one
+// closed before it brought a whole request header is incomplete.
 struct HttpCounters {
   std::atomic<std::uint64_t> open{0};
   std::atomic<std::uint64_t> connections{0};
   std::atomic<std::uint64_t> incomplete{0};
   std::atomic<std::uint64_t> at_limit{0};
-  std::uint64_t limit = 0;  // worker threads, set before the server starts
+  std::uint64_t limit = 0;  // connections open at once, set before the server starts
 };
 
-// `listen` ("host:port") as civetweb's host and port; IPv6 only when civetweb
-// was built with it. Errors read "listen: <listen>: ...".
+// `listen` ("host:port", "[v6]:port" or ":port") as host and port: the host
+// without brackets, "" for every address of both families. Errors read
+// "listen: <listen>: ...".
 [[nodiscard]] Result<std::pair<std::string, std::string>> split_listen(const std::string& listen);
 
 class HttpEndpoint {
@@ -65,7 +67,10 @@ class HttpEndpoint {
   HttpEndpoint& operator=(const HttpEndpoint&) = delete;
 
   // Starts the server on `host`:`port` (from split_listen), TLS when
-  // `options.tls` is set. Errors read "prometheus exporter: ...".
+  // `options.tls` is set. An empty host listens on one IPv6 socket that takes
+  // IPv4 too, or on 0.0.0.0 where the host has no IPv6; "0.0.0.0" is IPv4
+  // only. Errors read "prometheus exporter: ...", a taken port
+  // "prometheus exporter: listen HOST:PORT: bind: Address already in use".
   [[nodiscard]] Status listen(const std::string& host, const std::string& port);
 
   [[nodiscard]] std::uint16_t port() const noexcept;

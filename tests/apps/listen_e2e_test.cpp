@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "e2e_util.hpp"
@@ -115,6 +116,62 @@ TEST(ListenE2e, ATakenMetricsPortIsRefusedAtStartNamingTheAddress) {
       << r.err;
   EXPECT_EQ(r.err.find("CivetServer"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("component prometheus"), std::string::npos) << "a component was started:\n" << r.err;
+}
+
+// statsd_exporter's --web.listen-address=:PORT serves /metrics on IPv4 and
+// IPv6 (one socket): a counter sent over UDP to 127.0.0.1 reads the same
+// scraped over 127.0.0.1 and over [::1].
+TEST(ListenE2e, AnEmptyWebHostServesMetricsOverIpv4AndIpv6Alike) {
+  if (!testing::ipv6_loopback_available()) GTEST_SKIP() << "this host has no IPv6 loopback: [::1] cannot be bound";
+  testing::ScratchDir dir;
+  const auto port = e2e::free_tcp_port();
+  const auto web = e2e::free_tcp_port();
+  e2e::Proc p({"--statsd.listen-udp=127.0.0.1:" + std::to_string(port),
+               "--statsd.listen-tcp=", "--web.listen-address=:" + std::to_string(web), "--run-dir", dir.file("run")},
+              dir.file("out"), dir.file("err"));
+  ASSERT_TRUE(metrics_answer(web)) << p.err();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(send_udp(port, "dual_stack_hits:2|c\n"));
+  const auto scrape = [&](const std::string& host) -> std::optional<double> {
+    const auto [code, body] = exporters::testing::http_get_at(host, web, "/metrics", "", 1s);
+    if (code != 200) return std::nullopt;
+    return e2e::exposition_sum(body, "dual_stack_hits");
+  };
+  EXPECT_TRUE(testing::wait_until([&] { return scrape("127.0.0.1") == 6.0; }, 10s)) << p.err();
+  EXPECT_EQ(scrape("::1"), 6.0) << p.err();
+  EXPECT_EQ(exporters::testing::http_get_at("::1", web, "/-/ready", "", 1s).first, 200);
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(30s), 0) << p.err();
+}
+
+// A pipeline file's exporter on [::1]:PORT serves there (the HTTP server used
+// to be built without IPv6, and the address was refused).
+TEST(ListenE2e, APipelineExporterListensOnIpv6Loopback) {
+  if (!testing::ipv6_loopback_available()) GTEST_SKIP() << "this host has no IPv6 loopback: [::1] cannot be bound";
+  testing::ScratchDir dir;
+  const auto port = e2e::free_tcp_port();
+  const auto web = e2e::free_tcp_port();
+  const std::string file = dir.file("pipeline.yaml");
+  std::ofstream(file) << "pipeline: v6\nrun_dir: " << dir.file("run") << "\n"
+                      << "rings:\n  raw: {size: 1MiB}\n  metrics: {size: 1MiB}\n"
+                      << "sources:\n  statsd: {type: statsd, listen: udp://127.0.0.1:" << port << ", output: raw}\n"
+                      << "processors:\n  aggregate: {type: aggregate, input: raw, output: metrics}\n"
+                      << "exporters:\n  prometheus: {type: prometheus, input: metrics, listen: \"[::1]:" << web
+                      << "\"}\n";
+  e2e::Proc p({"run", file}, dir.file("out"), dir.file("err"));
+  ASSERT_TRUE(testing::wait_until(
+      [&] { return exporters::testing::http_get_at("::1", web, "/metrics", "", 1s).first == 200; }, 20s))
+      << p.err();
+  ASSERT_TRUE(send_udp(port, "v6_hits:5|c\n"));
+  EXPECT_TRUE(testing::wait_until(
+      [&] {
+        const auto [code, body] = exporters::testing::http_get_at("::1", web, "/metrics", "", 1s);
+        return code == 200 && e2e::exposition_sum(body, "v6_hits") == 5.0;
+      },
+      10s))
+      << p.err();
+  EXPECT_EQ(exporters::testing::http_get(web, "/metrics", "", 1s).first, 0) << "[::1] is not 127.0.0.1";
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(30s), 0) << p.err();
 }
 
 // Two instances configured by flags on one host: each gets a pipeline of its

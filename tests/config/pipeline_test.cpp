@@ -883,14 +883,12 @@ INSTANTIATE_TEST_SUITE_P(
                         "p.yaml:6:118: exporter \"e\" bearer_token: found both basic_auth and bearer_token, expected "
                         "at most one of them"}},
         BrokenPipeline{
-            "Ipv6PrometheusListenAndTlsOnAnHttpUrl",
+            "TlsOnAnHttpUrlBesideAnIpv6PrometheusListen",
             "rings:\n  raw: {}\n"
             "sources:\n  s: {type: statsd, listen: udp://:1, output: raw}\n"
             "exporters:\n  p: {type: prometheus, input: raw, listen: \"[::]:9102\"}\n"
             "  r: {type: remote_write, input: raw, reader: r, url: http://x/w, tls: {ca_file: /c}}\n",
-            {"p.yaml:6:45: exporter \"p\" listen: found \"tcp://[::]:9102\", expected an IPv4 address or host "
-             "name such as 0.0.0.0:9102 (the HTTP server has no IPv6 support)",
-             "p.yaml:7:72: exporter \"r\" tls: found tls with url \"http://x/w\", expected an https:// url"}},
+            {"p.yaml:7:72: exporter \"r\" tls: found tls with url \"http://x/w\", expected an https:// url"}},
         BrokenPipeline{"DurationWithoutUnit",
                        "rings:\n  raw: {reader_timeout: 10}\n"
                        "sources:\n  s: {type: statsd, listen: udp://:1, output: raw}\n"
@@ -1014,7 +1012,7 @@ TEST(PipelineConfig, DefaultPipelineMatchesStatsdExporterDefaults) {
   EXPECT_EQ(p.processors[0].mapping_cache, MappingCacheOptions{});
   ASSERT_EQ(p.exporters.size(), 1u);
   EXPECT_EQ(p.exporters[0].input, p.processors[0].output);
-  EXPECT_EQ(p.exporters[0].prometheus.listen.to_string(), "tcp://0.0.0.0:9102");
+  EXPECT_EQ(p.exporters[0].prometheus.listen.to_string(), "tcp://:9102");  // both families, as statsd_exporter's
   EXPECT_EQ(p.exporters[0].prometheus.path, "/metrics");
   ASSERT_NE(p.find_ring("raw"), nullptr);
   ASSERT_NE(p.find_ring("metrics"), nullptr);

@@ -28,7 +28,7 @@ TEST(StatsdExporterFlags, NoFlagsGiveStatsdExporterDefaults) {
   const auto r = from_flags({});
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(listen_of(*r), (std::vector<std::string>{"udp://:9125", "tcp://:9125"}));
-  EXPECT_EQ(r->exporters.at(0).prometheus.listen.to_string(), "tcp://0.0.0.0:9102");
+  EXPECT_EQ(r->exporters.at(0).prometheus.listen.to_string(), "tcp://:9102");
   EXPECT_EQ(r->exporters.at(0).prometheus.path, "/metrics");
   EXPECT_EQ(r->sources.at(0).tags, StatsdTagFlavors{});
   EXPECT_FALSE(r->processors.at(0).mapping.has_value());

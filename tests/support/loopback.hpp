@@ -45,4 +45,16 @@ inline bool tcp_port_open(std::uint16_t port) {
   return ok;
 }
 
+// Whether the host has an IPv6 loopback: a TCP socket binds [::1]:0.
+inline bool ipv6_loopback_available() {
+  const int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_loopback;
+  const bool ok = ::bind(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
 }  // namespace ringpipe::testing

@@ -29,7 +29,12 @@ using net::TlsClientOptions;
 
 std::pair<int, std::string> http_get(std::uint16_t port, const std::string& target, const std::string& authorization,
                                      std::chrono::milliseconds timeout) {
-  HttpClient c(HttpUrl{"127.0.0.1", std::to_string(port), "/"});
+  return http_get_at("127.0.0.1", port, target, authorization, timeout);
+}
+
+std::pair<int, std::string> http_get_at(const std::string& host, std::uint16_t port, const std::string& target,
+                                        const std::string& authorization, std::chrono::milliseconds timeout) {
+  HttpClient c(HttpUrl{host, std::to_string(port), "/"});
   HttpHeaders h;
   if (!authorization.empty()) h.emplace_back("Authorization", authorization);
   auto r = c.request("GET", target, h, "", timeout);

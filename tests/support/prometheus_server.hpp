@@ -27,6 +27,12 @@ std::pair<int, std::string> http_get(std::uint16_t port, const std::string& targ
                                      const std::string& authorization = "",
                                      std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
+// GET http://host:port/target -> (status, body), host an address such as
+// "::1" (no brackets); status 0 when no answer.
+std::pair<int, std::string> http_get_at(const std::string& host, std::uint16_t port, const std::string& target,
+                                        const std::string& authorization = "",
+                                        std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
 // One answer read off the wire as it came: status, headers (names as sent)
 // and the body undecoded (still gzip when Content-Encoding says so).
 struct RawHttpResponse {

@@ -19,7 +19,7 @@
 
 namespace ringpipe::exporters {
 
-// PEM files for HTTPS on the pull endpoint (civetweb's OpenSSL support).
+// PEM files for HTTPS on the pull endpoint (boost::asio::ssl over OpenSSL).
 struct TlsFiles {
   std::string cert_file;    // certificate (chain); may also hold the key
   std::string key_file;     // private key; "" = in cert_file
@@ -37,16 +37,15 @@ struct PrometheusExporterOptions {
   std::string input;                       // metric ring path
   std::string reader_name = "prometheus";  // durable reader on `input`
   bool gating = true;                      // producers of `input` wait for it when a lane is full
-  std::string listen = "127.0.0.1:9102";   // host:port; port 0 = any free port
+  std::string listen = "127.0.0.1:9102";   // host:port, [v6]:port, :port (both families); port 0 = any free port
   std::string path = "/metrics";
   // Rings whose lanes and readers are described as ringpipe_ring_* metrics
   // ("" entries ignored). The input ring is always described.
   std::vector<std::string> describe_rings;
   std::optional<TlsFiles> tls;
   std::vector<BasicAuthCredentials> basic_auth_users;  // empty = no auth (health paths never need it)
-  // HTTP worker threads: connections served at once, idle ones included
-  // (civetweb gives each connection a thread). More wait in a queue of the
-  // same size, then in the kernel's listen backlog.
+  // HTTP connections open at once, idle ones included. More wait in the
+  // kernel's listen backlog until one closes.
   std::size_t max_connections = 1024;
   // A connection must deliver its whole request header within this long, or
   // it is closed (counted as an incomplete request).
