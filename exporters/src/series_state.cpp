@@ -120,7 +120,14 @@ void SeriesState::apply(std::span<const std::byte> record) noexcept {
     ++entries;
     switch (e->kind) {
       case EntryKind::kSeries:
-        apply_series(*e, h.shard);
+        if (relabel_.empty()) {
+          apply_series(*e, h.shard);
+        } else if (metric::MetricEntryView r = *e; relabel_.apply(r)) {
+          apply_series(r, h.shard);
+        } else {
+          counters_.relabel_dropped.fetch_add(1, std::memory_order_relaxed);
+          expire(e->key);
+        }
         break;
       case EntryKind::kExpire:
         expire(e->key);
