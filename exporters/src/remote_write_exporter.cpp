@@ -168,7 +168,7 @@ struct RemoteWriteExporter::Impl {
     cells.decode_errors = reg(true, "remote_write_decode_errors_total", "Malformed records or requests skipped.");
     cells.relabel_dropped =
         reg(true, "remote_write_relabel_dropped_series_total",
-            "Series entries write_relabel_configs dropped (a keep/drop rule, or no valid name left).");
+            "Series updates write_relabel_configs kept from being sent (a keep/drop rule, or no valid name left).");
     cells.lost_records = reg(true, "remote_write_lost_records_total",
                              "Metric records overwritten in the ring before they were sent (the reader was lapped).");
     cells.last_success =

@@ -91,7 +91,7 @@ inline constexpr std::array<SelfMetric, static_cast<std::size_t>(SelfMetricId::k
     {SelfMetricId::kQuarantinedRecords, "ringpipe_exporter_quarantined_records_total", SelfMetricType::kCounter,
      "Records skipped because the exporter died applying them repeatedly.", SelfMetricWhere::kBoth},
     {SelfMetricId::kRelabelDropped, "ringpipe_exporter_relabel_dropped_series_total", SelfMetricType::kCounter,
-     "Series entries metric_relabel_configs dropped (a keep/drop rule, or no valid name left).",
+     "Series metric_relabel_configs dropped (a keep/drop rule, or no valid name left), each counted once.",
      SelfMetricWhere::kBoth},
     {SelfMetricId::kSeries, "ringpipe_exporter_series", SelfMetricType::kGauge, "Series currently served.",
      SelfMetricWhere::kBoth},

@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -38,7 +39,7 @@ struct SeriesStateCounters {
   std::atomic<std::uint64_t> snapshots{0};
   std::atomic<std::uint64_t> series{0};
   std::atomic<std::uint64_t> families{0};
-  std::atomic<std::uint64_t> relabel_dropped{0};  // series entries metric_relabel_configs dropped
+  std::atomic<std::uint64_t> relabel_dropped{0};  // series metric_relabel_configs dropped (once each)
 };
 
 class SeriesState {
@@ -51,7 +52,7 @@ class SeriesState {
   // Relabels every series entry before it is applied (metric_relabel_configs;
   // empty: none). Call before the first apply(). A series the rules drop, or
   // leave without a valid name, is not served (an earlier value of it is
-  // removed) and counted. The series keeps the processor's key: rules that
+  // removed) and counted once. The series keeps the processor's key: rules that
   // make two series' labels equal serve both.
   void set_relabel(relabel::Rules rules) { relabel_ = EntryRelabeler(std::move(rules)); }
 
@@ -210,6 +211,9 @@ class SeriesState {
   std::vector<std::uint64_t> proc_series_;  // live series per processor shard
 
   EntryRelabeler relabel_;  // reader thread only
+  // Reader thread only: the keys of the series relabeling dropped, so each
+  // counts once (until the processor expires it).
+  std::unordered_set<std::uint64_t> relabel_dropped_keys_;
 
   std::atomic<std::uint64_t> instance_{0};
   std::atomic<bool> complete_{false};
