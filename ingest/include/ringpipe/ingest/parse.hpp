@@ -129,6 +129,7 @@ class SampleOutput {
   void set_relabel(const relabel::Rules* rules, RelabelScratch* scratch) noexcept {
     relabel_ = rules;
     relabel_scratch_ = scratch;
+    slow_ = !extra_.empty() || relabel_ != nullptr;
   }
   // Labels appended to every sample's own (MQTT topic levels) until cleared
   // with an empty span; `scratch` (owned by the caller, at least
@@ -137,6 +138,7 @@ class SampleOutput {
   void set_extra_tags(std::span<const sample::Tag> extra, std::span<sample::Tag> scratch) noexcept {
     extra_ = extra;
     scratch_ = scratch;
+    slow_ = !extra_.empty() || relabel_ != nullptr;
   }
   [[nodiscard]] std::uint64_t written() const noexcept { return written_; }
   // No space: no writer, or rotation refused (ring full).
@@ -154,6 +156,9 @@ class SampleOutput {
   bool write(sample::Kind kind, std::string_view name, double value, double sample_rate,
              std::span<const sample::Tag> tags, std::string_view str_value, std::int64_t timestamp_ns,
              const sample::Family* family) noexcept;
+  bool emit_slow(sample::Kind kind, std::string_view name, double value, double sample_rate,
+                 std::span<const sample::Tag> tags, std::string_view str_value, std::int64_t timestamp_ns,
+                 const sample::Family* family) noexcept;
   bool emit_relabeled(sample::Kind kind, std::string_view name, double value, double sample_rate,
                       std::span<const sample::Tag> tags, std::string_view str_value, std::int64_t timestamp_ns,
                       const sample::Family* family) noexcept;
@@ -162,6 +167,7 @@ class SampleOutput {
   const relabel::Rules* relabel_ = nullptr;
   RelabelScratch* relabel_scratch_ = nullptr;
   std::span<const sample::Tag> extra_;
+  bool slow_ = false;  // extra_ or relabel_ set: emit() leaves its one-function path
   std::span<sample::Tag> scratch_;
   RotateFn rotate_ = nullptr;
   void* ctx_ = nullptr;
