@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "pipeline_loader.hpp"
+#include "relabel_reader.hpp"
 #include "schema.hpp"
 
 namespace ringpipe::config {
@@ -166,6 +167,17 @@ ConfigResult<PipelineConfig> parse_pipeline(std::string_view text, std::string_v
   error.diagnostics.insert(error.diagnostics.end(), std::make_move_iterator(nested.begin()),
                            std::make_move_iterator(nested.end()));
   return tl::unexpected(std::move(error));
+}
+
+ConfigResult<relabel::Rules> parse_relabel_configs(std::string_view text, std::string_view filename) {
+  std::vector<Diagnostic> diags;
+  relabel::Rules rules;
+  if (auto root = detail::parse_yaml(text, filename, diags)) {
+    detail::Diags d(diags);
+    detail::read_relabel_configs(*root, "relabel_configs", rules, d);
+  }
+  if (diags.empty()) return rules;
+  return tl::unexpected(ConfigError{std::move(diags)});
 }
 
 ConfigResult<PipelineConfig> parse_pipeline(std::string_view text, std::string_view filename) {

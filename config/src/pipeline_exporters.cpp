@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "pipeline_loader.hpp"
+#include "relabel_reader.hpp"
 
 namespace ringpipe::config::detail {
 
@@ -59,7 +60,8 @@ void Loader::read_exporter(const YamlNode& key, const YamlNode& value) {
                                 std::string_view("gating"),
                                 std::string_view("max_connections"),
                                 std::string_view("header_timeout"),
-                                std::string_view("quarantine_after_crashes")};
+                                std::string_view("quarantine_after_crashes"),
+                                std::string_view("metric_relabel_configs")};
   const auto remote_keys = {std::string_view("type"),
                             std::string_view("input"),
                             std::string_view("reader"),
@@ -74,7 +76,8 @@ void Loader::read_exporter(const YamlNode& key, const YamlNode& value) {
                             std::string_view("basic_auth"),
                             std::string_view("bearer_token"),
                             std::string_view("tls"),
-                            std::string_view("gating")};
+                            std::string_view("gating"),
+                            std::string_view("write_relabel_configs")};
   if (!type) {
     // Unknown type: check nothing type-specific, but still the common keys.
     Fields f(body(value), who, {"type", "input", "reader"}, d_quiet_);
@@ -92,6 +95,11 @@ void Loader::read_exporter(const YamlNode& key, const YamlNode& value) {
     if (auto b = detail::read_bool(*v, f.at("gating"), d_)) e.gating = *b;
   }
   use_ring(f, "input", who, false, e.position, e.input, e.reader);
+  // Prometheus' names: metric_relabel_configs where series are scraped,
+  // write_relabel_configs where they are remote-written.
+  const std::string_view relabel_key =
+      *type == ExporterType::kPrometheus ? "metric_relabel_configs" : "write_relabel_configs";
+  if (const auto* v = f.get(relabel_key)) read_relabel_configs(*v, f.at(relabel_key), e.relabel, d_);
   if (*type == ExporterType::kPrometheus) {
     auto& p = e.prometheus;
     std::vector<ListenAddress> addresses;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "pipeline_loader.hpp"
+#include "relabel_reader.hpp"
 
 namespace ringpipe::config::detail {
 
@@ -30,6 +31,7 @@ void Loader::read_source(const YamlNode& key, const YamlNode& value) {
             "idle_timeout",
             "socket_mode",
             "write_timeout",
+            "relabel_configs",
             "value_field",
             "name_field",
             "name",
@@ -149,6 +151,7 @@ void Loader::read_source(const YamlNode& key, const YamlNode& value) {
     }
   }
   read_millis_into(f, "write_timeout", s.write_timeout);
+  if (const auto* v = f.get("relabel_configs")) read_relabel_configs(*v, f.at("relabel_configs"), s.relabel, d_);
   read_json_mapping(f, s);
   read_mqtt(f, s);
   read_scrape(f, s);

@@ -14,6 +14,7 @@ Result<PrometheusExporterOptions> prometheus_options(const config::PipelineConfi
   o.input = pipeline.ring_path(exporter.input);
   o.reader_name = exporter.reader.empty() ? exporter.name : exporter.reader;
   o.gating = exporter.gating;
+  o.relabel = exporter.relabel;
   if (c.listen.transport != config::Transport::kTcp) {
     return invalid("exporter " + exporter.name + ": listen " + c.listen.to_string() + ": only tcp is supported");
   }
@@ -50,6 +51,7 @@ Result<RemoteWriteOptions> remote_write_options(const config::PipelineConfig& pi
   o.input = pipeline.ring_path(exporter.input);
   o.reader_name = exporter.reader.empty() ? exporter.name : exporter.reader;
   o.gating = exporter.gating;
+  o.relabel = exporter.relabel;
   o.url = c.url;
   o.batch_size = c.batch_size;
   o.max_in_flight = c.max_in_flight;

@@ -149,6 +149,7 @@ struct PrometheusExporter::Impl : PageSource {
     b.sample(self_metric(kOtherRecords), {}, ld(loop->counters().other_records));
     b.sample(self_metric(kCollectErrors), {}, ld(collect_errors));
     b.sample(self_metric(kQuarantinedRecords), {}, ld(loop->counters().quarantined));
+    b.sample(self_metric(kRelabelDropped), {}, ld(c.relabel_dropped));
     b.sample(self_metric(kSeries), {}, ld(c.series));
     b.sample(self_metric(kFamilies), {}, ld(c.families));
     b.sample(self_metric(kReady), {}, loop->ready() ? 1 : 0);
@@ -204,6 +205,7 @@ struct PrometheusExporter::Impl : PageSource {
         {kSnapshots, &c.snapshots},
         {kCollectErrors, &collect_errors},
         {kQuarantinedRecords, &loop->counters().quarantined},
+        {kRelabelDropped, &c.relabel_dropped},
         {kSeries, &c.series},
         {kFamilies, &c.families},
     };
@@ -230,6 +232,7 @@ Result<std::unique_ptr<PrometheusExporter>> PrometheusExporter::create(Prometheu
   auto hp = split_listen(options.listen);
   if (!hp) return invalid(what + hp.error().message());
   auto impl = std::make_unique<Impl>();
+  impl->state.set_relabel(options.relabel);
   auto loop = MetricsReaderLoop::attach(options, impl->state);
   if (!loop) return tl::unexpected(loop.error());
   impl->loop = std::move(*loop);
@@ -303,6 +306,7 @@ PrometheusExporterStats PrometheusExporter::stats() const noexcept {
   s.snapshots = c.snapshots.load(std::memory_order_relaxed);
   s.series = c.series.load(std::memory_order_relaxed);
   s.families = c.families.load(std::memory_order_relaxed);
+  s.relabel_dropped = c.relabel_dropped.load(std::memory_order_relaxed);
   s.scrapes = impl_->http->pages_served();
   try {
     s.renders = impl_->durations.count();

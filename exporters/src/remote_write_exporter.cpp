@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 
+#include "entry_relabel.hpp"
 #include "remote_write_encoder.hpp"
 #include "ringpipe/common/log.hpp"
 #include "ringpipe/exporters/remote_write.hpp"
@@ -101,7 +102,8 @@ struct RemoteWriteExporter::Impl {
   std::atomic<std::int64_t> give_up_at_ns{INT64_MAX};
 
   std::atomic<std::uint64_t> records{0}, samples_sent{0}, requests{0}, bytes_sent{0}, retries{0}, dropped_requests{0},
-      dropped_samples{0}, abandoned_samples{0}, decode_errors{0}, lost_records{0};
+      dropped_samples{0}, abandoned_samples{0}, decode_errors{0}, lost_records{0}, relabel_dropped{0};
+  EntryRelabeler relabel;  // the reader thread's (handle())
   std::atomic<int> last_status{0};
   // Set by a worker that gave a request of the current record up at stop:
   // the record is then left unread, for the next start to send again.
@@ -120,6 +122,7 @@ struct RemoteWriteExporter::Impl {
     std::atomic<std::uint64_t>* bytes_sent = nullptr;
     std::atomic<std::uint64_t>* records = nullptr;
     std::atomic<std::uint64_t>* decode_errors = nullptr;
+    std::atomic<std::uint64_t>* relabel_dropped = nullptr;
     std::atomic<std::uint64_t>* lost_records = nullptr;
     std::atomic<std::uint64_t>* last_success = nullptr;  // double, CLOCK_REALTIME seconds
     std::atomic<std::uint64_t>* in_flight = nullptr;
@@ -163,6 +166,9 @@ struct RemoteWriteExporter::Impl {
     cells.bytes_sent = reg(true, "remote_write_sent_bytes_total", "Compressed bytes of acknowledged requests.");
     cells.records = reg(true, "remote_write_records_total", "Metric-batch records fully handled.");
     cells.decode_errors = reg(true, "remote_write_decode_errors_total", "Malformed records or requests skipped.");
+    cells.relabel_dropped =
+        reg(true, "remote_write_relabel_dropped_series_total",
+            "Series updates write_relabel_configs kept from being sent (a keep/drop rule, or no valid name left).");
     cells.lost_records = reg(true, "remote_write_lost_records_total",
                              "Metric records overwritten in the ring before they were sent (the reader was lapped).");
     cells.last_success =
@@ -233,6 +239,11 @@ struct RemoteWriteExporter::Impl {
     const std::int64_t ts = r.header().flush_ns / 1'000'000;
     while (auto e = r.next()) {
       if (e->kind != metric::EntryKind::kSeries) continue;
+      if (!relabel.empty() && !relabel.apply(*e)) {
+        relabel_dropped.fetch_add(1, std::memory_order_relaxed);
+        bump(cells.relabel_dropped);
+        continue;
+      }
       const std::size_t shard = e->key % builders.size();
       builders[shard].add(*e, ts);
       if (builders[shard].samples() >= options.batch_size) enqueue(shard);
@@ -388,6 +399,7 @@ Result<std::unique_ptr<RemoteWriteExporter>> RemoteWriteExporter::create(RemoteW
   if (options.batch_size == 0) return invalid(what + "batch_size must be > 0");
   options.max_in_flight = std::clamp<std::size_t>(options.max_in_flight, 1, 64);
   auto impl = std::make_unique<Impl>();
+  impl->relabel = EntryRelabeler(options.relabel);
   auto ring = ring::Ring::open(options.input);
   if (!ring) return tl::unexpected(Error{ring.error().code, what + ring.error().message()});
   impl->ring = std::make_unique<ring::Ring>(std::move(*ring));
@@ -482,6 +494,7 @@ RemoteWriteStats RemoteWriteExporter::stats() const noexcept {
   s.dropped_samples = i.dropped_samples.load(std::memory_order_relaxed);
   s.abandoned_samples = i.abandoned_samples.load(std::memory_order_relaxed);
   s.decode_errors = i.decode_errors.load(std::memory_order_relaxed);
+  s.relabel_dropped = i.relabel_dropped.load(std::memory_order_relaxed);
   s.lost_records = i.lost_records.load(std::memory_order_relaxed);
   s.last_status = i.last_status.load(std::memory_order_relaxed);
   return s;

@@ -120,9 +120,20 @@ void SeriesState::apply(std::span<const std::byte> record) noexcept {
     ++entries;
     switch (e->kind) {
       case EntryKind::kSeries:
-        apply_series(*e, h.shard);
+        if (relabel_.empty()) {
+          apply_series(*e, h.shard);
+        } else if (metric::MetricEntryView r = *e; relabel_.apply(r)) {
+          apply_series(r, h.shard);
+        } else {
+          // Counted once per series: the processor sends it again at every change and snapshot.
+          if (relabel_dropped_keys_.insert(e->key).second) {
+            counters_.relabel_dropped.fetch_add(1, std::memory_order_relaxed);
+          }
+          expire(e->key);
+        }
         break;
       case EntryKind::kExpire:
+        if (!relabel_.empty()) relabel_dropped_keys_.erase(e->key);
         expire(e->key);
         break;
       case EntryKind::kSnapshotBegin: {

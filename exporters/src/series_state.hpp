@@ -17,12 +17,15 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include <prometheus/metric_family.h>
 
+#include "entry_relabel.hpp"
 #include "ringpipe/metric/metric_record.hpp"
+#include "ringpipe/relabel/relabel.hpp"
 
 namespace ringpipe::exporters {
 
@@ -36,6 +39,7 @@ struct SeriesStateCounters {
   std::atomic<std::uint64_t> snapshots{0};
   std::atomic<std::uint64_t> series{0};
   std::atomic<std::uint64_t> families{0};
+  std::atomic<std::uint64_t> relabel_dropped{0};  // series metric_relabel_configs dropped (once each)
 };
 
 class SeriesState {
@@ -44,6 +48,13 @@ class SeriesState {
   static constexpr std::size_t kMaxProcessorShards = 1024;
 
   SeriesState();
+
+  // Relabels every series entry before it is applied (metric_relabel_configs;
+  // empty: none). Call before the first apply(). A series the rules drop, or
+  // leave without a valid name, is not served (an earlier value of it is
+  // removed) and counted once. The series keeps the processor's key: rules that
+  // make two series' labels equal serve both.
+  void set_relabel(relabel::Rules rules) { relabel_ = EntryRelabeler(std::move(rules)); }
 
   // Applies one kMetricBatchRecord payload. Malformed input is counted, never trusted.
   void apply(std::span<const std::byte> record) noexcept;
@@ -198,6 +209,11 @@ class SeriesState {
   bool replacing_old_instance_ = false;
   mutable std::mutex proc_series_mu_;
   std::vector<std::uint64_t> proc_series_;  // live series per processor shard
+
+  EntryRelabeler relabel_;  // reader thread only
+  // Reader thread only: the keys of the series relabeling dropped, so each
+  // counts once (until the processor expires it).
+  std::unordered_set<std::uint64_t> relabel_dropped_keys_;
 
   std::atomic<std::uint64_t> instance_{0};
   std::atomic<bool> complete_{false};

@@ -100,6 +100,7 @@ MqttConfig mqtt_config(const config::PipelineConfig& p, const config::SourceConf
   MqttConfig c;
   c.name = s.name;
   c.source_id = source_id_of(p, s);
+  c.relabel = s.relabel;
   c.host = m.host;
   c.port = m.port;
   c.tls = m.tls;
@@ -134,6 +135,7 @@ Result<RemoteWriteConfig> remote_write_config(const config::PipelineConfig& p, c
   RemoteWriteConfig c;
   c.name = s.name;
   c.source_id = source_id_of(p, s);
+  c.relabel = s.relabel;
   if (s.listen.empty()) return invalid("no listen address");
   auto host = numeric_host(s.listen.front().host);
   if (!host) return tl::unexpected(host.error());
@@ -157,6 +159,7 @@ PromScrapeConfig scrape_config(const config::PipelineConfig& p, const config::So
   c.name = s.name;
   c.job = m.job;
   c.source_id = source_id_of(p, s);
+  c.relabel = s.relabel;
   c.targets = m.targets;
   c.interval = m.interval;
   c.timeout = m.timeout;
@@ -177,6 +180,7 @@ Result<std::vector<IngestConfig>> ingest_configs(const config::PipelineConfig& p
   base.parser.statsd.librato_tags = s.tags.librato;
   base.parser.statsd.signalfx_tags = s.tags.signalfx;
   base.parser.json = json_options(s);
+  base.relabel = s.relabel;
 
   std::vector<IngestConfig> out;
   std::size_t udp = 0, tcp = 0, unixgram = 0, unix_stream = 0;

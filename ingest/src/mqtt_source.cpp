@@ -254,6 +254,7 @@ Result<std::unique_ptr<MqttSource>> MqttSource::create(const MqttConfig& config,
   IngestConfig ic;
   ic.name = config.name;
   ic.source_id = config.source_id;
+  ic.relabel = config.relabel;
   ic.parser = config.parser;
   ic.parser.protocol = config.payload == MqttPayload::kInflux ? Protocol::kInflux : Protocol::kJson;
   if (config.payload == MqttPayload::kJson && ic.parser.json.name.empty()) ic.parser.json.name = config.metric_name;

@@ -115,16 +115,12 @@ void ParseCounters::add(const ParseCounters& other) noexcept {
   for (std::size_t i = 0; i < kParseErrorCount; ++i) errors[i] += other.errors[i];
 }
 
-bool SampleOutput::emit(sample::Kind kind, std::string_view name, double value, double sample_rate,
-                        std::span<const sample::Tag> tags, std::string_view str_value, std::int64_t timestamp_ns,
-                        const sample::Family* family) noexcept {
-  if (!extra_.empty()) {
-    const std::size_t own = std::min(tags.size(), scratch_.size());
-    std::copy_n(tags.begin(), own, scratch_.begin());
-    const std::size_t more = std::min({extra_.size(), scratch_.size() - own, 2 * kMaxTags - own});
-    std::copy_n(extra_.begin(), more, scratch_.begin() + static_cast<std::ptrdiff_t>(own));
-    tags = std::span<const sample::Tag>(scratch_.data(), own + more);
-  }
+// Inlined into emit(): the path of every sample of a source without rules
+// stays one function, as it was before relabeling.
+[[gnu::always_inline]] inline bool SampleOutput::write(sample::Kind kind, std::string_view name, double value,
+                                                       double sample_rate, std::span<const sample::Tag> tags,
+                                                       std::string_view str_value, std::int64_t timestamp_ns,
+                                                       const sample::Family* family) noexcept {
   // Lengths the format cannot store must not look like "batch full" (which rotates).
   bool fits = name.size() <= kMaxNameBytes && str_value.size() <= kMaxNameBytes;
   for (const sample::Tag& t : tags) fits = fits && t.key.size() <= kMaxNameBytes && t.value.size() <= kMaxNameBytes;
@@ -158,6 +154,77 @@ bool SampleOutput::emit(sample::Kind kind, std::string_view name, double value, 
   }
   ++too_large_;
   return false;
+}
+
+bool SampleOutput::emit(sample::Kind kind, std::string_view name, double value, double sample_rate,
+                        std::span<const sample::Tag> tags, std::string_view str_value, std::int64_t timestamp_ns,
+                        const sample::Family* family) noexcept {
+  // One test, as before relabeling: extra labels or rules take the other path.
+  if (slow_) [[unlikely]] {
+    return emit_slow(kind, name, value, sample_rate, tags, str_value, timestamp_ns, family);
+  }
+  return write(kind, name, value, sample_rate, tags, str_value, timestamp_ns, family);
+}
+
+[[gnu::noinline]] bool SampleOutput::emit_slow(sample::Kind kind, std::string_view name, double value,
+                                               double sample_rate, std::span<const sample::Tag> tags,
+                                               std::string_view str_value, std::int64_t timestamp_ns,
+                                               const sample::Family* family) noexcept {
+  if (!extra_.empty()) {
+    const std::size_t own = std::min(tags.size(), scratch_.size());
+    std::copy_n(tags.begin(), own, scratch_.begin());
+    const std::size_t more = std::min({extra_.size(), scratch_.size() - own, 2 * kMaxTags - own});
+    std::copy_n(extra_.begin(), more, scratch_.begin() + static_cast<std::ptrdiff_t>(own));
+    tags = std::span<const sample::Tag>(scratch_.data(), own + more);
+  }
+  if (relabel_ != nullptr) {
+    return emit_relabeled(kind, name, value, sample_rate, tags, str_value, timestamp_ns, family);
+  }
+  return write(kind, name, value, sample_rate, tags, str_value, timestamp_ns, family);
+}
+
+// Out of line and only with rules: a source without relabel_configs (and
+// without MQTT's extra labels) pays the one test in emit(), as before.
+bool SampleOutput::emit_relabeled(sample::Kind kind, std::string_view name, double value, double sample_rate,
+                                  std::span<const sample::Tag> tags, std::string_view str_value,
+                                  std::int64_t timestamp_ns, const sample::Family* family) noexcept {
+  RelabelScratch& s = *relabel_scratch_;
+  try {  // the scratch's strings grow (allocate) until they fit the largest sample seen
+    s.labels.clear();
+    for (const sample::Tag& t : tags) s.labels.set(t.key, t.value);
+    s.labels.set(relabel::kMetricNameLabel, name);
+    if (!relabel_->apply(s.labels)) {
+      ++relabel_dropped_;
+      return false;
+    }
+    s.labels.sort();
+    const std::string_view new_name = s.labels.get(relabel::kMetricNameLabel);
+    if (new_name.empty() || (family != nullptr && !relabel::valid_metric_name(new_name))) {
+      ++relabel_invalid_name_;
+      return false;
+    }
+    s.tags.clear();
+    for (const relabel::Label& l : s.labels.labels()) {
+      if (l.name != relabel::kMetricNameLabel) s.tags.push_back(sample::Tag{l.name, l.value});
+    }
+    // A renamed Prometheus sample keeps its family while its name still ends
+    // in the family's suffix (_bucket, _sum, _count); otherwise it is a
+    // family of its own, untyped.
+    sample::Family renamed;
+    if (family != nullptr && new_name != name) {
+      renamed = *family;
+      const std::string_view suffix = name.substr(name.size() - family->suffix_len);
+      if (new_name.size() <= suffix.size() || new_name.substr(new_name.size() - suffix.size()) != suffix) {
+        if (family->suffix_len != 0) renamed.type = sample::FamilyType::kUntyped;
+        renamed.suffix_len = 0;
+      }
+      family = &renamed;
+    }
+    return write(kind, new_name, value, sample_rate, s.tags, str_value, timestamp_ns, family);
+  } catch (...) {  // out of memory: the sample is lost, counted as too large to write
+    ++too_large_;
+    return false;
+  }
 }
 
 namespace {

@@ -161,6 +161,7 @@ Result<std::unique_ptr<PromScrapeSource>> PromScrapeSource::create(const PromScr
   IngestConfig ic;
   ic.name = config.name;
   ic.source_id = config.source_id;
+  ic.relabel = config.relabel;
   ic.error_log_interval = config.error_log_interval;
   for (const std::string& url : config.targets) {
     auto u = net::parse_http_url(url);

@@ -323,6 +323,7 @@ Result<std::unique_ptr<RemoteWriteSource>> RemoteWriteSource::create(const Remot
   IngestConfig ic;
   ic.name = config.name;
   ic.source_id = config.source_id;
+  ic.relabel = config.relabel;
   ic.error_log_interval = config.error_log_interval;
   TcpConfig tcp;
   tcp.address = config.address;

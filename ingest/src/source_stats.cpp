@@ -43,6 +43,14 @@ Result<std::unique_ptr<stats::Publisher>> create_source_publisher(std::shared_pt
     counter(stats.parse_errors[i], "source_parse_errors_total", "Input refused by the parser, by reason.",
             {{"reason", std::string(parse_error_name(static_cast<ParseError>(i)))}});
   }
+  if (!config.relabel.empty()) {
+    counter(stats.relabel_dropped, "source_relabel_dropped_samples_total",
+            "Samples relabel_configs dropped, by reason (drop: a keep/drop rule; invalid_name: no valid name left).",
+            {{"reason", "drop"}});
+    counter(stats.relabel_invalid_name, "source_relabel_dropped_samples_total",
+            "Samples relabel_configs dropped, by reason (drop: a keep/drop rule; invalid_name: no valid name left).",
+            {{"reason", "invalid_name"}});
+  }
   if (config.udp || config.unix_datagram) {
     counter(stats.udp_bytes, "source_datagram_bytes_total", "Bytes of datagrams received (UDP and unixgram).");
     counter(stats.udp_truncated, "source_datagrams_truncated_total", "Datagrams larger than the buffer, truncated.");

@@ -21,7 +21,10 @@ Worker::Worker(const IngestConfig& config, std::unique_ptr<BatchTarget> target, 
       stats_(stats),
       error_log_(error_log),
       writer_(std::span<std::byte>{}, config.source_id, 0),
-      out_(nullptr, &Worker::rotate, this) {}
+      out_(nullptr, &Worker::rotate, this),
+      relabel_(config.relabel) {
+  if (!relabel_.empty()) out_.set_relabel(&relabel_, &relabel_scratch_);
+}
 
 bool Worker::claim() noexcept {
   const std::span<std::byte> space = bytes_hint_ > 0 ? target_->claim_at_least(bytes_hint_) : target_->claim();
@@ -191,6 +194,8 @@ void Worker::flush_counters() noexcept {
   if (out_.written()) stats_.samples_written.fetch_add(out_.written(), kRelaxed);
   if (out_.dropped()) stats_.samples_dropped.fetch_add(out_.dropped(), kRelaxed);
   if (out_.too_large()) stats_.samples_too_large.fetch_add(out_.too_large(), kRelaxed);
+  if (out_.relabel_dropped()) stats_.relabel_dropped.fetch_add(out_.relabel_dropped(), kRelaxed);
+  if (out_.relabel_invalid_name()) stats_.relabel_invalid_name.fetch_add(out_.relabel_invalid_name(), kRelaxed);
   if (records_) stats_.records_written.fetch_add(records_, kRelaxed);
   records_ = 0;
   std::uint64_t errors = 0;

@@ -62,6 +62,8 @@ class Worker {
   RateLimiter& error_log_;
   sample::BatchWriter writer_;
   SampleOutput out_;
+  relabel::Rules relabel_;  // shares the compiled rules of the config
+  RelabelScratch relabel_scratch_;
   ParseCounters counters_;
   std::int64_t received_ns_ = 0;
   std::size_t bytes_hint_ = 0;

@@ -317,29 +317,29 @@ exporters:
   prometheus: {type: prometheus, input: metrics, listen: 0.0.0.0:9102, pth: /m}
 )");
   ASSERT_FALSE(r);
-  EXPECT_EQ(
-      messages(r),
-      (std::vector<std::string>{
-          "p.yaml:1:1: top level: found unknown key \"pipelin\", expected one of: pipeline, run_dir, rings, "
-          "sources, processors, exporters (did you mean \"pipeline\"?)",
-          "p.yaml:3:22: ring \"raw\": found unknown key \"overflw\", expected one of: size, overflow, lanes, "
-          "max_readers, max_record, reader_timeout (did you mean \"overflow\"?)",
-          "p.yaml:6:69: source \"statsd\": found unknown key \"tag\", expected one of: type, listen, output, "
-          "tags, read_buffer, udp_sockets, max_line_length, max_connections, max_buffered_size, idle_timeout, "
-          "socket_mode, write_timeout, value_field, name_field, name, timestamp_field, timestamp_precision, kind, "
-          "max_labels, broker, username, password, client_id, topics, qos, payload, topic_template, ca_file, "
-          "cert_file, key_file, max_message_size, path, max_body_size, targets, interval, timeout, honor_labels, "
-          "job, max_series_per_request, max_labels_per_request, max_samples_per_request, max_inflight_body_size "
-          "(did you mean \"tags\"?)",
-          "p.yaml:8:61: processor \"aggregate\": found unknown key \"flush\", expected one of: type, input, "
-          "output, reader, mapping_config, cache_size, cache_type, shards, flush_interval, ttl, max_series, "
-          "max_series_per_metric, observer_type, quantiles, buckets, summary_max_age, summary_age_buckets, "
-          "summary_buf_cap, native_histogram_bucket_factor, native_histogram_max_buckets, state, state_dir, "
-          "max_metrics, max_name_length, quarantine_after_crashes, sample_rate",
-          "p.yaml:10:72: exporter \"prometheus\": found unknown key \"pth\", expected one of: type, input, "
-          "reader, listen, path, tls, basic_auth_users, gating, max_connections, header_timeout, "
-          "quarantine_after_crashes (did you mean \"path\"?)",
-      }));
+  EXPECT_EQ(messages(r),
+            (std::vector<std::string>{
+                "p.yaml:1:1: top level: found unknown key \"pipelin\", expected one of: pipeline, run_dir, rings, "
+                "sources, processors, exporters (did you mean \"pipeline\"?)",
+                "p.yaml:3:22: ring \"raw\": found unknown key \"overflw\", expected one of: size, overflow, lanes, "
+                "max_readers, max_record, reader_timeout (did you mean \"overflow\"?)",
+                "p.yaml:6:69: source \"statsd\": found unknown key \"tag\", expected one of: type, listen, output, "
+                "tags, read_buffer, udp_sockets, max_line_length, max_connections, max_buffered_size, idle_timeout, "
+                "socket_mode, write_timeout, relabel_configs, value_field, name_field, name, timestamp_field, "
+                "timestamp_precision, kind, "
+                "max_labels, broker, username, password, client_id, topics, qos, payload, topic_template, ca_file, "
+                "cert_file, key_file, max_message_size, path, max_body_size, targets, interval, timeout, honor_labels, "
+                "job, max_series_per_request, max_labels_per_request, max_samples_per_request, max_inflight_body_size "
+                "(did you mean \"tags\"?)",
+                "p.yaml:8:61: processor \"aggregate\": found unknown key \"flush\", expected one of: type, input, "
+                "output, reader, mapping_config, cache_size, cache_type, shards, flush_interval, ttl, max_series, "
+                "max_series_per_metric, observer_type, quantiles, buckets, summary_max_age, summary_age_buckets, "
+                "summary_buf_cap, native_histogram_bucket_factor, native_histogram_max_buckets, state, state_dir, "
+                "max_metrics, max_name_length, quarantine_after_crashes, sample_rate",
+                "p.yaml:10:72: exporter \"prometheus\": found unknown key \"pth\", expected one of: type, input, "
+                "reader, listen, path, tls, basic_auth_users, gating, max_connections, header_timeout, "
+                "quarantine_after_crashes, metric_relabel_configs (did you mean \"path\"?)",
+            }));
 }
 
 TEST(PipelineConfig, ReadsTheFieldMappingOfAJsonSource) {

@@ -199,5 +199,44 @@ TEST(RemoteWriteExporterStub, SendsBasicAuthOrBearerTokenOnEveryRequest) {
   }
 }
 
+// write_relabel_configs: series kept from the endpoint are counted per
+// update, the others sent with their relabeled names and labels.
+TEST(RemoteWriteExporterStub, WriteRelabelConfigsRewriteAndDropSeriesBeforeSending) {
+  ringpipe::testing::ScratchDir dir;
+  const std::string ring = dir.file("metrics");
+  const auto all = fill_ring(ring, 2, 4);  // ids 0..3, two records
+  StubEndpoint ep([](const SeenRequest&, std::size_t) { return 204; });
+  RemoteWriteOptions o = options_for(ring, ep.url());
+  o.stats_path = dir.file("rw.stats");
+  o.component = "rw";
+  relabel::RuleSpec keep;
+  keep.action = relabel::Action::kDrop;
+  keep.source_labels = {"id"};
+  keep.regex = "[23]";
+  relabel::RuleSpec rename;
+  rename.source_labels = {"__name__", "id"};
+  rename.regex = "stub_(.*);(.*)";
+  rename.target_label = "__name__";
+  rename.replacement = "relay_${1}";
+  auto rules = relabel::Rules::compile({keep, rename});
+  ASSERT_TRUE(rules);
+  o.relabel = *rules;
+  auto ex = RemoteWriteExporter::create(o);
+  ASSERT_TRUE(ex) << ex.error().message();
+  ASSERT_TRUE((*ex)->start());
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*ex)->stats().records == 2; }, 10s));
+  (*ex)->stop();
+  std::set<std::pair<std::string, std::int64_t>> expected;
+  for (const auto& [series, ts] : all) {
+    if (series.find("id=2;") != std::string::npos || series.find("id=3;") != std::string::npos) continue;
+    std::string renamed = series;
+    renamed.replace(0, std::string("__name__=stub_events_total").size(), "__name__=relay_events_total");
+    expected.insert({renamed, ts});
+  }
+  EXPECT_EQ(ep.stored(), expected);
+  EXPECT_EQ((*ex)->stats().relabel_dropped, 4u);  // 2 series x 2 records
+  EXPECT_EQ(read_segment(o.stats_path)["remote_write_relabel_dropped_series_total"], 4);
+}
+
 }  // namespace
 }  // namespace ringpipe::exporters

@@ -581,5 +581,52 @@ TEST(SelfMetrics, ReaderServesItsFullestLaneAndWhetherProducersWaitForIt) {
   }
 }
 
+relabel::Rules rules_of(std::vector<relabel::RuleSpec> specs) {
+  auto r = relabel::Rules::compile(std::move(specs));
+  EXPECT_TRUE(r.has_value());
+  return r ? *r : relabel::Rules();
+}
+
+// metric_relabel_configs: series renamed and relabeled before they are
+// served, a dropped one counted (and an earlier value of it removed), a
+// Prometheus histogram renamed as a whole still served as one family.
+TEST(SeriesState, RelabelsSeriesBeforeServingAndCountsDrops) {
+  relabel::RuleSpec drop;
+  drop.action = relabel::Action::kDrop;
+  drop.source_labels = {"__name__", "code"};
+  drop.regex = "requests;5..";
+  relabel::RuleSpec rename;
+  rename.source_labels = {"__name__"};
+  rename.regex = "rpc_(.*)";
+  rename.target_label = "__name__";
+  rename.replacement = "grpc_$1";
+  relabel::RuleSpec env;
+  env.target_label = "env";
+  env.replacement = "prod";
+  relabel::RuleSpec strip;
+  strip.action = relabel::Action::kLabelDrop;
+  strip.regex = "job";
+  SeriesState s;
+  s.set_relabel(rules_of({drop, rename, env, strip}));
+  RecordBuilder b(origin(7));
+  b.begin(1)
+      .series(MetricType::kCounter, "requests", {{"code", "200"}}, {5})
+      .series(MetricType::kCounter, "requests", {{"code", "500"}}, {1})
+      .prom_sample(MetricType::kHistogram, "rpc_seconds_bucket", 11, {{"job", "a"}, {"le", "+Inf"}}, 9, "RPC.")
+      .prom_sample(MetricType::kHistogram, "rpc_seconds_sum", 11, {{"job", "a"}}, 3.25, "RPC.")
+      .prom_sample(MetricType::kHistogram, "rpc_seconds_count", 11, {{"job", "a"}}, 9, "RPC.")
+      .end(1);
+  apply(s, b);
+  const std::string text = exposition(s);
+  EXPECT_NE(text.find("# TYPE requests counter\nrequests{code=\"200\",env=\"prod\"} 5\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("code=\"500\""), std::string::npos) << text;
+  EXPECT_NE(text.find("# TYPE grpc_seconds histogram\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("grpc_seconds_bucket{env=\"prod\",le=\"+Inf\"} 9\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("grpc_seconds_count{env=\"prod\"} 9\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("job="), std::string::npos) << text;
+  EXPECT_EQ(s.counters().relabel_dropped.load(), 1u);
+  EXPECT_EQ(s.counters().series.load(), 4u);
+}
+
 }  // namespace
 }  // namespace ringpipe::exporters

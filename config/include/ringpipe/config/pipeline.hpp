@@ -35,6 +35,7 @@
 
 #include "ringpipe/config/diagnostic.hpp"
 #include "ringpipe/config/mapping.hpp"
+#include "ringpipe/relabel/relabel.hpp"
 
 namespace ringpipe::config {
 
@@ -213,6 +214,10 @@ struct SourceConfig {
   // `write_timeout`: under `block`, how long a full ring may stall ingest
   // before the batch is dropped and counted.
   std::chrono::milliseconds write_timeout{1000};
+  // `relabel_configs`: Prometheus' relabeling of each sample (its name as
+  // `__name__`, its tags as labels) after parsing, before the ring; compiled
+  // at load. A sample it drops, or whose name it empties, is counted.
+  relabel::Rules relabel;
   WrittenAt position;
   friend bool operator==(const SourceConfig&, const SourceConfig&) = default;
 };
@@ -341,6 +346,10 @@ struct ExporterConfig {
   bool gating = true;
   PrometheusExporterConfig prometheus;
   RemoteWriteConfig remote_write;
+  // `metric_relabel_configs` (prometheus) or `write_relabel_configs`
+  // (remote_write): Prometheus' relabeling of each series before it is
+  // served or sent; compiled at load. A series it drops is counted.
+  relabel::Rules relabel;
   WrittenAt position;
   friend bool operator==(const ExporterConfig&, const ExporterConfig&) = default;
 };
@@ -373,6 +382,10 @@ using EnvLookup = std::function<std::optional<std::string>(std::string_view)>;
 [[nodiscard]] ConfigResult<PipelineConfig> parse_pipeline(std::string_view text, std::string_view filename);
 [[nodiscard]] ConfigResult<PipelineConfig> parse_pipeline(std::string_view text, std::string_view filename,
                                                           const EnvLookup& env);
+
+// Parses one `relabel_configs:` list (a YAML sequence of Prometheus'
+// <relabel_config>) on its own, as the pipeline file's keys read it.
+[[nodiscard]] ConfigResult<relabel::Rules> parse_relabel_configs(std::string_view text, std::string_view filename);
 
 // Reads, parses and validates a pipeline file.
 [[nodiscard]] ConfigResult<PipelineConfig> load_pipeline(const std::string& path);

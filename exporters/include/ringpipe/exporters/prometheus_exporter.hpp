@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ringpipe/common/result.hpp"
+#include "ringpipe/relabel/relabel.hpp"
 
 namespace ringpipe::exporters {
 
@@ -42,6 +43,8 @@ struct PrometheusExporterOptions {
   // Rings whose lanes and readers are described as ringpipe_ring_* metrics
   // ("" entries ignored). The input ring is always described.
   std::vector<std::string> describe_rings;
+  // metric_relabel_configs: applied to every series before it is served.
+  relabel::Rules relabel;
   std::optional<TlsFiles> tls;
   std::vector<BasicAuthCredentials> basic_auth_users;  // empty = no auth (health paths never need it)
   // HTTP connections open at once, idle ones included. More wait in the
@@ -78,9 +81,10 @@ struct PrometheusExporterOptions {
 struct PrometheusExporterStats {
   std::uint64_t records = 0;
   std::uint64_t entries = 0;
-  std::uint64_t decode_errors = 0;  // malformed records or entries (skipped)
-  std::uint64_t conflicts = 0;      // entries dropped for a type/name conflict
-  std::uint64_t stale_records = 0;  // from a processor instance already replaced
+  std::uint64_t decode_errors = 0;    // malformed records or entries (skipped)
+  std::uint64_t conflicts = 0;        // entries dropped for a type/name conflict
+  std::uint64_t relabel_dropped = 0;  // series entries metric_relabel_configs dropped
+  std::uint64_t stale_records = 0;    // from a processor instance already replaced
   std::uint64_t instance_changes = 0;
   std::uint64_t snapshots = 0;                  // complete shard snapshots applied
   std::uint64_t scrapes = 0;                    // /metrics requests answered with a page

@@ -44,6 +44,8 @@ struct RemoteWriteOptions {
   // other readers; the lane is the backlog, and records producers overwrite
   // before they are sent are skipped and counted in lost_records.
   bool gating = false;
+  // write_relabel_configs: applied to every series before it is sent.
+  relabel::Rules relabel;
   std::string url;                            // http(s)://host:port/api/v1/write
   std::optional<RemoteWriteTls> tls;          // https only; none = system CAs, no client certificate
   std::size_t batch_size = 2000;              // samples per request at most
@@ -75,8 +77,9 @@ struct RemoteWriteStats {
   std::uint64_t dropped_samples = 0;
   std::uint64_t abandoned_samples = 0;  // unacknowledged when stop() gave up (left in the ring)
   std::uint64_t decode_errors = 0;
-  std::uint64_t lost_records = 0;  // overwritten in the ring before they were sent (non-gating reader)
-  int last_status = 0;             // last HTTP status seen (0 = no answer)
+  std::uint64_t relabel_dropped = 0;  // series entries write_relabel_configs dropped
+  std::uint64_t lost_records = 0;     // overwritten in the ring before they were sent (non-gating reader)
+  int last_status = 0;                // last HTTP status seen (0 = no answer)
 };
 
 class RemoteWriteExporter {

@@ -22,6 +22,7 @@
 #include "ringpipe/ingest/batch_target.hpp"
 #include "ringpipe/ingest/line_parser.hpp"
 #include "ringpipe/ingest/parse.hpp"
+#include "ringpipe/relabel/relabel.hpp"
 #include "ringpipe/stats/stats_segment.hpp"
 
 namespace ringpipe::ingest {
@@ -72,6 +73,9 @@ struct IngestConfig {
   std::string name = "ingest";  // in log lines
   std::uint32_t source_id = 0;  // written into every batch header
   ParserOptions parser;
+  // Applied to every sample before it is written (empty: nothing to do, and
+  // the parse path does not look further than one pointer test).
+  relabel::Rules relabel;
   std::optional<UdpConfig> udp;
   std::optional<TcpConfig> tcp;
   std::optional<UnixDatagramConfig> unix_datagram;
@@ -130,6 +134,8 @@ struct IngestStats {
   std::atomic<std::uint64_t> records_dropped{0};  // claims refused while samples were waiting
   std::atomic<std::uint64_t> skipped_fields{0};
   std::array<std::atomic<std::uint64_t>, kParseErrorCount> parse_errors{};
+  std::atomic<std::uint64_t> relabel_dropped{0};       // by a keep/drop rule of relabel_configs
+  std::atomic<std::uint64_t> relabel_invalid_name{0};  // left without a (valid) name by relabel_configs
 
   [[nodiscard]] std::uint64_t parse_error(ParseError e) const noexcept {
     return parse_errors[static_cast<std::size_t>(e)].load(std::memory_order_relaxed);

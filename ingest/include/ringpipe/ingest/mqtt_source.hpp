@@ -30,6 +30,7 @@ enum class MqttPayload : std::uint8_t { kInflux, kJson, kValue };
 struct MqttConfig {
   std::string name = "mqtt";  // in log lines and the client id's default
   std::uint32_t source_id = 0;
+  relabel::Rules relabel;  // applied to every sample before the ring (IngestConfig::relabel)
   std::string host = "127.0.0.1";
   std::uint16_t port = 1883;
   bool tls = false;  // mqtts://

@@ -10,7 +10,9 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <vector>
 
+#include "ringpipe/relabel/relabel.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
 
 namespace ringpipe::ingest {
@@ -95,6 +97,13 @@ struct ParseCounters {
   void add(const ParseCounters& other) noexcept;
 };
 
+// One thread's scratch for relabeling: the label set a sample is relabeled
+// in and the tag list it is then written from (both keep their capacity).
+struct RelabelScratch {
+  relabel::LabelSet labels;
+  std::vector<sample::Tag> tags;
+};
+
 // Where parsers put samples: appends to a BatchWriter and, when it is full,
 // asks its owner (a transport) to `rotate` it — commit the batch and start a
 // fresh one. Without a writer, or when rotation fails, samples are counted as
@@ -114,6 +123,14 @@ class SampleOutput {
             const sample::Family* family = nullptr) noexcept;
 
   void set_writer(sample::BatchWriter* writer) noexcept { writer_ = writer; }
+  // Relabels every sample with `rules` before it is written (its name as
+  // `__name__`, its tags, MQTT's extra labels included, as labels); nullptr
+  // (the default): samples are written as parsed. `scratch` is this thread's.
+  void set_relabel(const relabel::Rules* rules, RelabelScratch* scratch) noexcept {
+    relabel_ = rules;
+    relabel_scratch_ = scratch;
+    slow_ = !extra_.empty() || relabel_ != nullptr;
+  }
   // Labels appended to every sample's own (MQTT topic levels) until cleared
   // with an empty span; `scratch` (owned by the caller, at least
   // 2 * kMaxTags) holds the merged list. Extras beyond kMaxTags in all are
@@ -121,23 +138,44 @@ class SampleOutput {
   void set_extra_tags(std::span<const sample::Tag> extra, std::span<sample::Tag> scratch) noexcept {
     extra_ = extra;
     scratch_ = scratch;
+    slow_ = !extra_.empty() || relabel_ != nullptr;
   }
   [[nodiscard]] std::uint64_t written() const noexcept { return written_; }
   // No space: no writer, or rotation refused (ring full).
   [[nodiscard]] std::uint64_t dropped() const noexcept { return dropped_; }
   // Larger than a whole batch: can never be written.
   [[nodiscard]] std::uint64_t too_large() const noexcept { return too_large_; }
-  void reset_counts() noexcept { written_ = dropped_ = too_large_ = 0; }
+  // Dropped by a keep/drop/keepequal/dropequal rule.
+  [[nodiscard]] std::uint64_t relabel_dropped() const noexcept { return relabel_dropped_; }
+  // Left by the rules without a name, or (a Prometheus sample) with one
+  // Prometheus refuses: dropped.
+  [[nodiscard]] std::uint64_t relabel_invalid_name() const noexcept { return relabel_invalid_name_; }
+  void reset_counts() noexcept { written_ = dropped_ = too_large_ = relabel_dropped_ = relabel_invalid_name_ = 0; }
 
  private:
+  bool write(sample::Kind kind, std::string_view name, double value, double sample_rate,
+             std::span<const sample::Tag> tags, std::string_view str_value, std::int64_t timestamp_ns,
+             const sample::Family* family) noexcept;
+  bool emit_slow(sample::Kind kind, std::string_view name, double value, double sample_rate,
+                 std::span<const sample::Tag> tags, std::string_view str_value, std::int64_t timestamp_ns,
+                 const sample::Family* family) noexcept;
+  bool emit_relabeled(sample::Kind kind, std::string_view name, double value, double sample_rate,
+                      std::span<const sample::Tag> tags, std::string_view str_value, std::int64_t timestamp_ns,
+                      const sample::Family* family) noexcept;
+
   sample::BatchWriter* writer_ = nullptr;
+  const relabel::Rules* relabel_ = nullptr;
+  RelabelScratch* relabel_scratch_ = nullptr;
   std::span<const sample::Tag> extra_;
+  bool slow_ = false;  // extra_ or relabel_ set: emit() leaves its one-function path
   std::span<sample::Tag> scratch_;
   RotateFn rotate_ = nullptr;
   void* ctx_ = nullptr;
   std::uint64_t written_ = 0;
   std::uint64_t dropped_ = 0;
   std::uint64_t too_large_ = 0;
+  std::uint64_t relabel_dropped_ = 0;
+  std::uint64_t relabel_invalid_name_ = 0;
 };
 
 enum class Protocol : std::uint8_t { kStatsd, kInflux, kGraphite, kJson };

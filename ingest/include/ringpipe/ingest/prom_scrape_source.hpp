@@ -31,6 +31,7 @@ struct PromScrapeConfig {
   std::string job;              // the job label; "" = name
   std::uint32_t source_id = 0;
   std::vector<std::string> targets;  // http://host:port/path
+  relabel::Rules relabel;            // applied to every sample before the ring (IngestConfig::relabel)
   std::chrono::milliseconds interval{std::chrono::seconds(15)};
   std::chrono::milliseconds timeout{std::chrono::seconds(10)};  // <= interval
   std::uint64_t max_body_bytes = 16u << 20;                     // larger responses fail the scrape (body_too_large)

@@ -30,6 +30,7 @@ namespace ringpipe::ingest {
 struct RemoteWriteConfig {
   std::string name = "remote_write";  // in log lines
   std::uint32_t source_id = 0;
+  relabel::Rules relabel;  // applied to every sample before the ring (IngestConfig::relabel)
   std::string address = "127.0.0.1";
   std::uint16_t port = 9201;  // 0: any free port (see RemoteWriteSource::port)
   std::string path = "/api/v1/write";
