@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -76,24 +77,44 @@ void fixed_iterations(benchmark::internal::Benchmark* b) {
   if (const char* n = std::getenv("RINGPIPE_BENCH_ITERS")) b->Iterations(std::atol(n));
 }
 
-void BM_ShardApply(benchmark::State& state) {
-  const std::int64_t series = state.range(0);
-  EngineOptions opts;
-  opts.max_series = opts.max_series_per_metric = 2'000'000;
-  detail::FamilyRegistry registry(opts.max_families, opts.max_series, opts.max_series_per_metric);
-  auto matcher = Matcher::create(opts.mapping);
-  auto specs = detail::build_specs(*matcher);
-  detail::SeriesMapper mapper(std::move(*matcher), registry, opts);
-  detail::Shard shard(0, 1, registry, specs, opts, 1);
-  Corpus corpus(series);
+// A shard with every series of a Corpus mapped for it (not yet applied), as
+// the shard benchmarks start: `ok` is false when a sample failed to map.
+struct MappedShard {
+  EngineOptions opts = options();
+  detail::FamilyRegistry registry{opts.max_families, opts.max_series, opts.max_series_per_metric};
   std::vector<std::byte> labels;
-  std::vector<detail::MappedSample> mapped(static_cast<std::size_t>(series));
-  for (std::int64_t i = 0; i < series; ++i) {
-    if (!mapper.map(corpus.view(static_cast<std::size_t>(i)), labels, mapped[static_cast<std::size_t>(i)])) {
-      state.SkipWithError("map failed");
-      return;
+  std::vector<detail::MappedSample> mapped;
+  std::optional<detail::Shard> shard;
+  bool ok = true;
+
+  explicit MappedShard(std::int64_t series, detail::StateStore* store = nullptr)
+      : mapped(static_cast<std::size_t>(series)) {
+    auto matcher = Matcher::create(opts.mapping);
+    auto specs = detail::build_specs(*matcher);
+    detail::SeriesMapper mapper(std::move(*matcher), registry, opts);
+    shard.emplace(0, 1, registry, specs, opts, 1, store);
+    Corpus corpus(series);
+    for (std::int64_t i = 0; i < series && ok; ++i) {
+      ok = mapper.map(corpus.view(static_cast<std::size_t>(i)), labels, mapped[static_cast<std::size_t>(i)]);
     }
   }
+  static EngineOptions options() {
+    EngineOptions o;
+    o.max_series = o.max_series_per_metric = 2'000'000;
+    return o;
+  }
+};
+
+void BM_ShardApply(benchmark::State& state) {
+  const std::int64_t series = state.range(0);
+  MappedShard ms(series);
+  if (!ms.ok) {
+    state.SkipWithError("map failed");
+    return;
+  }
+  detail::Shard& shard = *ms.shard;
+  const std::vector<std::byte>& labels = ms.labels;
+  const std::vector<detail::MappedSample>& mapped = ms.mapped;
   for (const auto& m : mapped) shard.apply(m, labels.data(), 0);  // create every series first
   const auto ord = order(series, 1 << 20);
   std::size_t k = 0;
@@ -140,22 +161,14 @@ void shard_apply_batch(benchmark::State& state, bool with_state) {
     }
     store = std::move(*st);
   }
-  EngineOptions opts;
-  opts.max_series = opts.max_series_per_metric = 2'000'000;
-  detail::FamilyRegistry registry(opts.max_families, opts.max_series, opts.max_series_per_metric);
-  auto matcher = Matcher::create(opts.mapping);
-  auto specs = detail::build_specs(*matcher);
-  detail::SeriesMapper mapper(std::move(*matcher), registry, opts);
-  detail::Shard shard(0, 1, registry, specs, opts, 1, store.get());
-  Corpus corpus(series);
-  std::vector<std::byte> labels;
-  std::vector<detail::MappedSample> mapped(static_cast<std::size_t>(series));
-  for (std::int64_t i = 0; i < series; ++i) {
-    if (!mapper.map(corpus.view(static_cast<std::size_t>(i)), labels, mapped[static_cast<std::size_t>(i)])) {
-      state.SkipWithError("map failed");
-      return;
-    }
+  MappedShard ms(series, store.get());
+  if (!ms.ok) {
+    state.SkipWithError("map failed");
+    return;
   }
+  detail::Shard& shard = *ms.shard;
+  const std::vector<std::byte>& labels = ms.labels;
+  const std::vector<detail::MappedSample>& mapped = ms.mapped;
   constexpr std::size_t kBatch = 256;
   std::uint64_t seq = 0;
   // Create every series first, in committed batches as the shard thread
@@ -249,22 +262,14 @@ class DiscardSink final : public RecordSink {
 // One iteration: 256 of the series change, then a (delta) flush encodes them.
 void BM_ShardFlush(benchmark::State& state) {
   const std::int64_t series = state.range(0);
-  EngineOptions opts;
-  opts.max_series = opts.max_series_per_metric = 2'000'000;
-  detail::FamilyRegistry registry(opts.max_families, opts.max_series, opts.max_series_per_metric);
-  auto matcher = Matcher::create(opts.mapping);
-  auto specs = detail::build_specs(*matcher);
-  detail::SeriesMapper mapper(std::move(*matcher), registry, opts);
-  detail::Shard shard(0, 1, registry, specs, opts, 1);
-  Corpus corpus(series);
-  std::vector<std::byte> labels;
-  std::vector<detail::MappedSample> mapped(static_cast<std::size_t>(series));
-  for (std::int64_t i = 0; i < series; ++i) {
-    if (!mapper.map(corpus.view(static_cast<std::size_t>(i)), labels, mapped[static_cast<std::size_t>(i)])) {
-      state.SkipWithError("map failed");
-      return;
-    }
+  MappedShard ms(series);
+  if (!ms.ok) {
+    state.SkipWithError("map failed");
+    return;
   }
+  detail::Shard& shard = *ms.shard;
+  const std::vector<std::byte>& labels = ms.labels;
+  const std::vector<detail::MappedSample>& mapped = ms.mapped;
   DiscardSink sink;
   for (const auto& m : mapped) shard.apply(m, labels.data(), 0);
   shard.flush(0, 0, sink, true);  // the first flush is the snapshot
