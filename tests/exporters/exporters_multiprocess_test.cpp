@@ -29,15 +29,7 @@ using metric::MetricType;
 using testing::origin;
 using testing::RecordBuilder;
 
-ring::Ring make_ring(const std::string& path) {
-  ring::RingOptions o;
-  o.lane_capacity_bytes = 4 << 20;
-  o.lanes = 4;
-  o.overflow = ring::Overflow::kBlock;
-  auto r = ring::Ring::create(path, o);
-  EXPECT_TRUE(r) << r.error().message();
-  return std::move(*r);
-}
+ring::Ring make_ring(const std::string& path) { return testing::make_block_ring(path, 4, 4 << 20); }
 
 void kill_child(pid_t pid) {
   ::kill(pid, SIGKILL);

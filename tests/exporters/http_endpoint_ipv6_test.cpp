@@ -35,15 +35,7 @@ using testing::RecordBuilder;
     GTEST_SKIP() << "this host has no IPv6 loopback: [::1] cannot be bound"; \
   }
 
-ring::Ring make_ring(const std::string& path) {
-  ring::RingOptions o;
-  o.lane_capacity_bytes = 1 << 20;
-  o.lanes = 2;
-  o.overflow = ring::Overflow::kBlock;
-  auto r = ring::Ring::create(path, o);
-  EXPECT_TRUE(r) << r.error().message();
-  return std::move(*r);
-}
+ring::Ring make_ring(const std::string& path) { return testing::make_block_ring(path, 2, 1 << 20); }
 
 // A ring with one complete snapshot holding the gauge v6_value 42.
 void write_snapshot(ring::Ring& ring) {

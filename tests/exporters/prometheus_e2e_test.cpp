@@ -38,15 +38,7 @@ using testing::RecordBuilder;
 
 bool have_prometheus() { return ::access(testing::kPrometheusBinary, X_OK) == 0; }
 
-ring::Ring make_ring(const std::string& path) {
-  ring::RingOptions o;
-  o.lane_capacity_bytes = 1 << 20;
-  o.lanes = 4;
-  o.overflow = ring::Overflow::kBlock;
-  auto r = ring::Ring::create(path, o);
-  EXPECT_TRUE(r) << r.error().message();
-  return std::move(*r);
-}
+ring::Ring make_ring(const std::string& path) { return testing::make_block_ring(path, 4, 1 << 20); }
 
 void write(ring::Producer& p, RecordBuilder& b) {
   ASSERT_TRUE(b.ok());
@@ -676,7 +668,7 @@ TEST(PrometheusExporterE2E, ServesHttpsWithSeparateKeyAndCertificateFiles) {
   PrometheusExporterOptions o;
   o.input = path;
   o.listen = "127.0.0.1:0";
-  o.tls = TlsFiles{cert, key, ""};
+  o.tls = TlsFiles{.cert_file = cert, .key_file = key, .ca_file = "", .min_version = ""};
   auto exp = PrometheusExporter::create(o);
   ASSERT_TRUE(exp) << exp.error().message();
   ASSERT_TRUE((*exp)->start());
@@ -705,7 +697,7 @@ TEST(PrometheusExporterE2E, HttpsWithBasicAuthOnMetricsHealthAndReady) {
   o.input = path;
   o.listen = "127.0.0.1:0";
   o.ready_timeout = 60s;
-  o.tls = TlsFiles{pki.cert, pki.key, ""};
+  o.tls = TlsFiles{.cert_file = pki.cert, .key_file = pki.key, .ca_file = "", .min_version = ""};
   o.basic_auth_users = {{"scraper", "s3cret"}};
   auto exp = PrometheusExporter::create(o);
   ASSERT_TRUE(exp) << exp.error().message();
@@ -775,7 +767,7 @@ TEST(PrometheusExporterE2E, HttpsWithClientCertificatesRefusesClientsWithout) {
   PrometheusExporterOptions o;
   o.input = path;
   o.listen = "127.0.0.1:0";
-  o.tls = TlsFiles{pki.cert, pki.key, pki.ca_cert};
+  o.tls = TlsFiles{.cert_file = pki.cert, .key_file = pki.key, .ca_file = pki.ca_cert, .min_version = ""};
   auto exp = PrometheusExporter::create(o);
   ASSERT_TRUE(exp) << exp.error().message();
   ASSERT_TRUE((*exp)->start());

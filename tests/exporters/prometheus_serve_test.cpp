@@ -37,15 +37,7 @@ using testing::RecordBuilder;
 constexpr int kIdleConnections = 1000;
 constexpr int kConcurrentScrapes = 200;
 
-ring::Ring make_ring(const std::string& path) {
-  ring::RingOptions o;
-  o.lane_capacity_bytes = 32 << 20;
-  o.lanes = 2;
-  o.overflow = ring::Overflow::kBlock;
-  auto r = ring::Ring::create(path, o);
-  EXPECT_TRUE(r) << r.error().message();
-  return std::move(*r);
-}
+ring::Ring make_ring(const std::string& path) { return testing::make_block_ring(path, 2, 32 << 20); }
 
 // Writes one complete snapshot of `series` gauges, `per_record` series a record.
 void write_snapshot(ring::Ring& ring, int series, int per_record = 2000) {

@@ -1,6 +1,7 @@
 #pragma once
 // Test helper: builds metric-batch records (metric/FORMAT.md) the way a
-// processor shard writes them. Not thread-safe.
+// processor shard writes them, and the block-policy rings they go into.
+// Not thread-safe.
 
 #include <cstddef>
 #include <cstdint>
@@ -10,7 +11,10 @@
 #include <utility>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "ringpipe/metric/metric_record.hpp"
+#include "ringpipe/ring/ring.hpp"
 
 namespace ringpipe::exporters::testing {
 
@@ -29,6 +33,17 @@ inline std::vector<std::byte> encode_labels(const LabelList& labels) {
     std::memcpy(out.data() + at + sizeof h + n.size(), v.data(), v.size());
   }
   return out;
+}
+
+// A new metric ring at `path` (block overflow), as a processor's output ring.
+inline ring::Ring make_block_ring(const std::string& path, std::uint32_t lanes, std::uint64_t lane_capacity_bytes) {
+  ring::RingOptions o;
+  o.lane_capacity_bytes = lane_capacity_bytes;
+  o.lanes = lanes;
+  o.overflow = ring::Overflow::kBlock;
+  auto r = ring::Ring::create(path, o);
+  EXPECT_TRUE(r) << r.error().message();
+  return std::move(*r);
 }
 
 // A stable series id for tests (the processor uses its own hash).
