@@ -36,6 +36,16 @@ namespace ringpipe::apps::e2e {
 
 inline const char* binary() { return RINGPIPE_BINARY; }
 
+// Sends `text` as one UDP datagram to 127.0.0.1:port; false unless all of it went.
+inline bool send_udp(std::uint16_t port, const std::string& text) {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const sockaddr_in a = testing::loopback_address(port);
+  const auto n = ::sendto(fd, text.data(), text.size(), 0, reinterpret_cast<const sockaddr*>(&a), sizeof a);
+  ::close(fd);
+  return n == static_cast<ssize_t>(text.size());
+}
+
 inline std::string read_text(const std::string& path) {
   std::ifstream in(path);
   std::stringstream s;

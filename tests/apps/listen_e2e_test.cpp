@@ -23,15 +23,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Sends `text` as one UDP datagram to 127.0.0.1:port.
-bool send_udp(std::uint16_t port, const std::string& text) {
-  const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  const sockaddr_in a = testing::loopback_address(port);
-  const auto n = ::sendto(fd, text.data(), text.size(), 0, reinterpret_cast<const sockaddr*>(&a), sizeof a);
-  ::close(fd);
-  return n == static_cast<ssize_t>(text.size());
-}
+using e2e::send_udp;
 
 std::vector<std::string> flags(const testing::ScratchDir& dir, std::uint16_t port, std::uint16_t web) {
   return {"--statsd.listen-udp=127.0.0.1:" + std::to_string(port),
