@@ -130,7 +130,7 @@ Producer& Producer::operator=(Producer&& o) noexcept {
     records_total_ = o.records_total_;
     bytes_total_ = o.bytes_total_;
     claim_pos_ = o.claim_pos_;
-    claim_end_ = o.claim_end_;
+    claim_need_ = o.claim_need_;
     pending_records_ = o.pending_records_;
     pending_bytes_ = o.pending_bytes_;
     next_liveness_check_ns_ = o.next_liveness_check_ns_;
@@ -345,7 +345,7 @@ std::span<std::byte> Producer::claim(std::size_t max_bytes, std::chrono::nanosec
                                      WriteStatus* status) noexcept {
   WriteStatus local;
   WriteStatus& st = status ? *status : local;
-  claim_end_ = 0;
+  claim_need_ = 0;
   if (ring_->truncated()) [[unlikely]] {
     st = WriteStatus::kRingLost;
     return {};
@@ -384,7 +384,7 @@ std::span<std::byte> Producer::claim(std::size_t max_bytes, std::chrono::nanosec
   }
   tail_ += pad;
   claim_pos_ = tail_;
-  claim_end_ = tail_ + need;
+  claim_need_ = need;
   st = WriteStatus::kOk;
   return {data_ + (claim_pos_ & mask_) + sizeof(RecordHeader), max_bytes};
 }
@@ -394,11 +394,11 @@ std::span<std::byte> Producer::try_claim(std::size_t max_bytes, WriteStatus* sta
 }
 
 void Producer::finish(std::uint16_t type, std::size_t used_bytes) noexcept {
-  if (claim_end_ == 0) return;
-  const std::uint64_t need = claim_end_ - claim_pos_;
+  if (claim_need_ == 0) return;
+  const std::uint64_t need = claim_need_;
   if (record_bytes(used_bytes) > need) used_bytes = need - sizeof(RecordHeader);  // never past the claim
   if (type == kPadRecordType) {  // not a record type: the claim is abandoned
-    claim_end_ = 0;
+    claim_need_ = 0;
     count_dropped(1);
     return;
   }
@@ -411,7 +411,7 @@ void Producer::finish(std::uint16_t type, std::size_t used_bytes) noexcept {
   cover(reach_of(end));
   write_header(data_ + (claim_pos_ & mask_), end, static_cast<std::uint32_t>(used_bytes), type);
   tail_ = end;
-  claim_end_ = 0;
+  claim_need_ = 0;
   ++pending_records_;
   pending_bytes_ += used_bytes;
   fault(FaultPoint::kAfterFinish);

@@ -329,6 +329,53 @@ TEST(Ring, WrapsAtEveryAlignmentWithoutLosingOrCorruptingRecords) {
   }
 }
 
+// A claim may end exactly at position 2^64, which is 0: the producer once
+// took such a claim for "no claim open", so finish() dropped the record
+// without a word (and the call that made it reported success).
+TEST(Ring, AClaimEndingExactlyAtPosition2To64IsFinishedAndDelivered) {
+  for (const bool batched : {false, true}) {
+    ScratchDir dir;
+    RingOptions o = small();
+    o.initial_position = std::uint64_t{0} - 4096;  // one lap before 2^64
+    auto ring = Ring::create(dir.file("r"), o);
+    ASSERT_TRUE(ring);
+    auto r = Reader::attach(*ring, "proc");
+    auto p = Producer::attach(*ring);
+    ASSERT_TRUE(r && p);
+    std::vector<std::byte> buf(1008);  // 16 + 1008 = 1024 bytes: four fill the lap
+    std::vector<std::uint64_t> positions;
+    std::uint64_t got = 0;
+    auto take = [&](const RecordView& v) {
+      Stamp s{};
+      ASSERT_TRUE(check_payload(v.payload, s));
+      EXPECT_EQ(s.seq, got);
+      positions.push_back(v.position);
+      ++got;
+    };
+    for (std::uint64_t seq = 0; seq < 6; ++seq) {
+      make_payload(buf, 1, seq);
+      WriteStatus st;
+      auto dst = p->claim(buf.size(), std::chrono::seconds(1), &st);
+      ASSERT_EQ(st, WriteStatus::kOk) << "record " << seq;
+      std::memcpy(dst.data(), buf.data(), buf.size());
+      if (batched) {
+        p->finish(1, buf.size());
+        p->publish();
+      } else {
+        p->finish_and_publish(1, buf.size());
+      }
+      r->poll(take);
+    }
+    EXPECT_EQ(got, 6u) << (batched ? "finish + publish" : "finish_and_publish");
+    ASSERT_EQ(positions.size(), 6u);
+    EXPECT_EQ(positions[3], std::uint64_t{0} - 1024);  // ends at 2^64
+    EXPECT_EQ(positions[4], 0u);
+    const LaneStats lane = ring->stats().lane[p->lane()];
+    EXPECT_EQ(lane.records, 6u);
+    EXPECT_EQ(lane.tail, 6u * 1024 - 4096);
+  }
+}
+
 TEST(Ring, DropPolicyRefusesAndCountsWhenFullThenAcceptsAfterRead) {
   ScratchDir dir;
   auto ring = Ring::create(dir.file("r"), small(Overflow::kDrop));

@@ -413,7 +413,10 @@ class Producer {
   std::uint64_t records_total_ = 0;  // mirrors of this lane's shared counters
   std::uint64_t bytes_total_ = 0;
   std::uint64_t claim_pos_ = 0;  // where the open claim's header goes
-  std::uint64_t claim_end_ = 0;  // 0 when no claim is open
+  // Bytes of the open claim, 0 when none is open (a record takes at least
+  // its header: never 0). Not its end position: a claim may end exactly at
+  // position 2^64, which is 0.
+  std::uint64_t claim_need_ = 0;
   std::uint64_t pending_records_ = 0;
   std::uint64_t pending_bytes_ = 0;
   std::int64_t next_liveness_check_ns_ = 0;
