@@ -323,10 +323,12 @@ class Producer {
     const std::uint64_t need = detail::record_bytes(payload.size());
     const std::uint64_t idx = tail_ & mask_;
     const std::uint64_t end = tail_ + need;
-    const bool cleans = cleans_after(end);
-    const std::uint64_t reach = cleans ? end + detail::kCleanAhead : end;  // reach_of(end)
-    if (!(payload.size() <= max_record_ && idx != 0 && idx + need <= cap_ && type != kPadRecordType &&
-          static_cast<std::int64_t>(reach - limit_) <= 0 && reach - oldest_ <= cap_ && !slow_only_)) [[unlikely]]
+    // Only records that leave room for the next header before the lane's
+    // end: such a record always cleans ahead (cleans_after(end) holds).
+    const std::uint64_t reach = end + detail::kCleanAhead;  // reach_of(end)
+    if (!(payload.size() <= max_record_ && idx != 0 && idx + need + detail::kCleanAhead <= cap_ &&
+          type != kPadRecordType && static_cast<std::int64_t>(reach - limit_) <= 0 && reach - oldest_ <= cap_ &&
+          !slow_only_)) [[unlikely]]
       return false;
     // See claim(): the extent before the bytes, and never back. written_
     // only needs to follow claims (which may be abandoned); each append
@@ -338,13 +340,20 @@ class Producer {
     std::byte* at = data_ + idx;
     if (!payload.empty()) std::memcpy(at + sizeof(detail::RecordHeader), payload.data(), payload.size());
     if constexpr (Direct) {
-      if (cleans) {
-        std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + (end & mask_) + 8))
-            .store(0, std::memory_order_relaxed);
-      }
+      std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(data_ + (end & mask_) + 8))
+          .store(0, std::memory_order_relaxed);
       detail::store_header(at, static_cast<std::uint32_t>(payload.size()), type, seq_++);
     } else {
-      write_header(at, end, static_cast<std::uint32_t>(payload.size()), type);
+      // A record joining the open batch. Never one to publish on its own
+      // here: try_write_slow sets direct_next_ only when no batch is open,
+      // and then this same test has just failed in append_fast<true>.
+      if (batch_first_ == nullptr) {
+        batch_first_ = at;
+        batch_first_seq_ = seq_++;
+        detail::store_header(at, static_cast<std::uint32_t>(payload.size()), type, 0);
+      } else {
+        detail::store_header(at, static_cast<std::uint32_t>(payload.size()), type, seq_++);
+      }
     }
     tail_ = end;
     ++pending_records_;
