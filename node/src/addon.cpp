@@ -160,14 +160,21 @@ class Writer {
   // False when the sample was refused (counted) or does not fit even an empty batch.
   bool append(sample::Kind kind, std::string_view name, double value, double rate, std::span<const sample::Tag> tags,
               std::string_view str_value, std::int64_t ts_ns) noexcept {
+    return append_with(
+        [&](sample::BatchWriter& b) { return b.append(kind, name, value, rate, tags, str_value, ts_ns); });
+  }
+  // put(batch) appends one sample; when the open batch cannot take it, the
+  // batch is published and put runs again on a new one.
+  template <class Put>
+  bool append_with(Put&& put) noexcept {
     if (ring_->truncated()) return refuse();
-    if (batch_.has_value() && batch_->append(kind, name, value, rate, tags, str_value, ts_ns)) return true;
+    if (batch_.has_value() && put(*batch_)) return true;
     if (batch_.has_value()) {
       if (batch_->empty()) return too_large();  // an empty batch does not hold it
       flush();
     }
     if (!open_batch()) return refuse();
-    if (batch_->append(kind, name, value, rate, tags, str_value, ts_ns)) return true;
+    if (put(*batch_)) return true;
     return too_large();
   }
 
@@ -214,6 +221,7 @@ class Writer {
     std::vector<std::string> text;  // key, value, key, value, ...
     std::vector<sample::Tag> tags;  // views into text
     std::size_t bytes = 0;
+    std::vector<std::byte> entry;  // one entry of it as BatchWriter lays it out (value 0, rate 1)
   };
   std::optional<std::pair<std::uint32_t, std::size_t>> add_series(sample::Kind kind, std::string_view name,
                                                                   std::span<const sample::Tag> tags) {
@@ -234,6 +242,8 @@ class Writer {
     const std::size_t empty = probe.finish();
     if (!probe.append(kind, se->name, 0, 1, se->tags)) return std::nullopt;
     se->bytes = probe.finish() - empty;
+    se->entry.assign(probe_.begin() + static_cast<std::ptrdiff_t>(empty),
+                     probe_.begin() + static_cast<std::ptrdiff_t>(empty + se->bytes));
     series_.push_back(std::move(se));
     return std::pair{static_cast<std::uint32_t>(series_.size() - 1), series_.back()->bytes};
   }
@@ -249,8 +259,11 @@ class Writer {
         too_large();  // not a series of this writer: never written
         continue;
       }
-      const Series& se = *series_[static_cast<std::size_t>(id)];
-      if (append(se.kind, se.name, staged[i + 1], staged[i + 2], se.tags, {}, 0)) ++accepted;
+      // The series' entry encoded once at add_series, copied with this value and rate.
+      const std::span<const std::byte> entry = series_[static_cast<std::size_t>(id)]->entry;
+      const double value = staged[i + 1];
+      const double rate = staged[i + 2];
+      if (append_with([&](sample::BatchWriter& b) { return b.append_entry(entry, value, rate); })) ++accepted;
     }
     return accepted;
   }

@@ -1,6 +1,7 @@
 #include "ringpipe/sample/sample_batch.hpp"
 
 #include <bit>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 
@@ -178,6 +179,19 @@ bool BatchWriter::append(Kind kind, std::string_view name, double value, double 
     return true;
   };
   return family == nullptr ? entry.template operator()<false>() : entry.template operator()<true>();
+}
+
+bool BatchWriter::append_entry(std::span<const std::byte> entry, double value, double sample_rate) noexcept {
+  const std::size_t size = entry.size();
+  if (size < sizeof(SampleHeader) || buf_.size() < used_ || size > buf_.size() - used_) return false;
+  std::byte* p = buf_.data() + used_;
+  std::memcpy(p, entry.data(), size);
+  static_assert(offsetof(SampleHeader, value) == 0 && offsetof(SampleHeader, sample_rate) == 8);
+  std::memcpy(p, &value, sizeof value);
+  std::memcpy(p + 8, &sample_rate, sizeof sample_rate);
+  used_ += size;
+  ++count_;
+  return true;
 }
 
 std::size_t BatchWriter::finish() noexcept {

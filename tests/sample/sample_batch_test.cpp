@@ -3,7 +3,9 @@
 #include <array>
 #include <cstddef>
 #include <cstring>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -110,6 +112,53 @@ TEST(SampleBatch, RefusesSampleThatDoesNotFit) {
   EXPECT_TRUE(w.append(Kind::kGauge, "g", 1, 1, {}));
   EXPECT_FALSE(w.append(Kind::kGauge, "g", 1, 1, {}));
   EXPECT_EQ(w.sample_count(), 1u);
+}
+
+// An entry encoded once and appended again with other values makes the very
+// bytes append() makes for the same samples, and it is refused whole when it
+// does not fit.
+TEST(SampleBatch, AnEntryEncodedOnceAppendsTheSameBytesAsAppend) {
+  const std::array<Tag, 2> tags{Tag{"route", "/api"}, Tag{"dc", "eu-1"}};
+  struct Series {
+    Kind kind;
+    std::string_view name;
+    std::span<const Tag> tags;
+  };
+  const std::array<Series, 4> series{Series{Kind::kCounter, "req.count", tags}, Series{Kind::kGauge, "g", {}},
+                                     Series{Kind::kTimer, "latency_with_a_longer_name", std::span(tags).first(1)},
+                                     Series{Kind::kHistogram, "h", tags}};
+  std::vector<std::vector<std::byte>> entries;
+  for (const Series& s : series) {
+    std::vector<std::byte> probe(1024);
+    BatchWriter w(probe, 0, 0);
+    const std::size_t empty = w.finish();
+    ASSERT_TRUE(w.append(s.kind, s.name, 0, 1, s.tags));
+    entries.emplace_back(probe.begin() + static_cast<std::ptrdiff_t>(empty),
+                         probe.begin() + static_cast<std::ptrdiff_t>(w.finish()));
+  }
+  std::vector<std::byte> want(4096, std::byte{0x5A});
+  std::vector<std::byte> got(4096, std::byte{0xA5});
+  BatchWriter a(std::span<std::byte>(want).first(2048), 3, 99);
+  BatchWriter b(std::span<std::byte>(got).first(2048), 3, 99);
+  for (int i = 0; i < 40; ++i) {
+    const std::size_t k = static_cast<std::size_t>(i) % series.size();
+    const double value = i * 1.25 - 7;
+    const double rate = 1.0 / (1 + i % 3);
+    const bool fits = a.append(series[k].kind, series[k].name, value, rate, series[k].tags);
+    EXPECT_EQ(b.append_entry(entries[k], value, rate), fits) << "sample " << i;
+  }
+  EXPECT_GT(a.sample_count(), 10u);
+  EXPECT_LT(a.sample_count(), 40u);  // the buffer filled up: the refusals were compared too
+  EXPECT_EQ(b.sample_count(), a.sample_count());
+  const std::size_t n = a.finish();
+  ASSERT_EQ(b.finish(), n);
+  EXPECT_EQ(std::memcmp(want.data(), got.data(), n), 0);
+  EXPECT_EQ(got[n], std::byte{0xA5});  // nothing written past the batch
+  BatchReader r(std::span<const std::byte>(got).first(n));
+  std::uint32_t read = 0;
+  while (r.next()) ++read;
+  EXPECT_EQ(r.error(), DecodeError::kNone);
+  EXPECT_EQ(read, a.sample_count());
 }
 
 TEST(SampleBatch, ReaderRejectsLengthsPointingOutsideTheRecord) {

@@ -149,6 +149,12 @@ class BatchWriter {
   [[nodiscard]] bool append(Kind kind, std::string_view name, double value, double sample_rate,
                             std::span<const Tag> tags, std::string_view str_value = {}, std::int64_t timestamp_ns = 0,
                             const Family* family = nullptr) noexcept;
+  // Appends a copy of `entry`, one whole entry as append() laid it out in
+  // an earlier batch (a writer that sends the same series again and again
+  // encodes it once), with its value and sample rate replaced. The bytes are
+  // the caller's own encoding and are not checked again. False (nothing
+  // written) when it does not fit.
+  [[nodiscard]] bool append_entry(std::span<const std::byte> entry, double value, double sample_rate) noexcept;
   [[nodiscard]] std::uint32_t sample_count() const noexcept { return count_; }
   [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
   // Finalises the header; returns the bytes used (header + entries).
