@@ -11,9 +11,9 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <unordered_set>
 
+#include "flat_index.hpp"
 #include "ringpipe/metric/metric_record.hpp"
 
 namespace ringpipe::processors::detail {
@@ -117,9 +117,10 @@ class FamilyRegistry {
   std::atomic<std::uint32_t> count_{0};  // release: pairs with the acquire in size()
   std::atomic<std::uint64_t> total_series_{0};
   mutable std::mutex mu_;
-  // Keys view at(id).name, which stays put (families are never freed or renamed).
-  std::unordered_map<std::string_view, std::uint32_t> by_name_;  // guarded by mu_
-  std::unordered_set<std::string> texts_;                        // every HELP and UNIT once; guarded by mu_
+  // By hash_str(name) (a family's name_hash) to its id; families are never
+  // freed or renamed. Guarded by mu_.
+  FlatIndex by_name_;
+  std::unordered_set<std::string> texts_;  // every HELP and UNIT once; guarded by mu_
 };
 
 }  // namespace ringpipe::processors::detail
