@@ -93,6 +93,13 @@ bool SeriesState::group_of(const Series& se, bool histogram, std::string& key, s
 
 SeriesState::SeriesState() = default;
 
+std::string_view SeriesState::intern_help(std::string_view help) {
+  if (help.empty()) return {};
+  auto it = helps_.find(std::string(help));
+  if (it == helps_.end()) it = helps_.emplace(help).first;
+  return *it;
+}
+
 void SeriesState::apply(std::span<const std::byte> record) noexcept {
   counters_.records.fetch_add(1, std::memory_order_relaxed);
   metric::MetricBatchReader reader(record);
@@ -177,7 +184,7 @@ bool SeriesState::name_conflicts(std::uint32_t id) const noexcept {
   static constexpr std::string_view kSuffixes[] = {"_sum", "_count", "_bucket"};
   const Family& f = families_[id];
   auto live = [&](std::string_view name, bool want_compound) {
-    auto it = family_ids_.find(std::string(name));
+    auto it = family_ids_.find(name);
     if (it == family_ids_.end() || it->second == id || family_live_[it->second] == 0) return false;
     const Family& o = families_[it->second];
     if (o.conflict) return false;
@@ -197,16 +204,35 @@ bool SeriesState::name_conflicts(std::uint32_t id) const noexcept {
   return false;
 }
 
+std::uint32_t SeriesState::known_family(const metric::MetricEntryView& e) noexcept {
+  // A series sent again (every change, every snapshot) mostly keeps its
+  // family: its name is compared with the family it holds, which spares the
+  // lookup by name in a table as large as the number of families.
+  std::uint32_t held = kNoFamily;
+  {
+    Shard& s = shard_of(e.key);
+    std::lock_guard lock(s.mu);
+    if (const std::size_t at = s.map.find(e.key); at != SeriesTable::kNpos) held = s.map.at(at).family;
+  }
+  if (held == kNoFamily || held >= families_.size()) return family_for(e);
+  const Family& f = families_[held];  // families_ changes on this thread only
+  if (f.name != e.family) return family_for(e);
+  const bool prom = (e.flags & metric::kEntryPromSample) != 0;
+  if (f.type != e.type || f.prom != prom || f.conflict) return kNoFamily;  // as family_for: the family is live
+  return held;
+}
+
 std::uint32_t SeriesState::family_for(const metric::MetricEntryView& e) noexcept {
   const bool prom = (e.flags & metric::kEntryPromSample) != 0;
-  auto it = family_ids_.find(std::string(e.family));
+  auto it = family_ids_.find(e.family);
   if (it == family_ids_.end()) {
     const auto id = static_cast<std::uint32_t>(families_.size());
+    const std::string_view help = intern_help(e.help);
     {
       std::lock_guard lock(families_mu_);
-      families_.push_back(Family{std::string(e.family), std::string(e.help), e.type, false, prom});
+      families_.push_back(Family{std::string(e.family), help, e.type, false, prom});
     }
-    family_ids_.emplace(std::string(e.family), id);
+    family_ids_.emplace(families_[id].name, id);  // a deque's elements stay where they are
     family_live_.push_back(0);
     if (name_conflicts(id)) {
       std::lock_guard lock(families_mu_);
@@ -223,7 +249,7 @@ std::uint32_t SeriesState::family_for(const metric::MetricEntryView& e) noexcept
     std::lock_guard lock(families_mu_);
     f.type = e.type;
     f.prom = prom;
-    if (f.help.empty() && !e.help.empty()) f.help = std::string(e.help);
+    if (f.help.empty() && !e.help.empty()) f.help = intern_help(e.help);
     f.conflict = false;
     f.conflict = name_conflicts(id);
   } else if (f.type != e.type || f.prom != prom) {
@@ -238,7 +264,7 @@ void SeriesState::apply_series(const metric::MetricEntryView& e, std::uint16_t s
     counters_.decode_errors.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  const std::uint32_t fid = family_for(e);
+  const std::uint32_t fid = known_family(e);
   if (fid == kNoFamily) {
     counters_.conflicts.fetch_add(1, std::memory_order_relaxed);
     return;
@@ -444,7 +470,7 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
       const Family& f = families_[i];
       heads.push_back(Head{to_prometheus(f.type), f.conflict, f.prom});
       out[base + i].name = f.name;
-      out[base + i].help = f.help;
+      out[base + i].help = std::string(f.help);
       out[base + i].type = heads.back().type;
     }
   }
@@ -580,8 +606,8 @@ std::string_view type_name(prometheus::MetricType t) noexcept {
 std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std::string_view)>& drop) const {
   using PT = prometheus::MetricType;
   struct Head {
-    std::string name;
-    std::string help;
+    std::string_view name;  // families_ never shrinks and a family's name never changes
+    std::string_view help;  // interned: never freed
     PT type;
     bool skip;
     bool prom;
@@ -624,7 +650,7 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
   };
   const auto add_prom = [&](const Series& se, std::span<const std::byte> labels, PT type, std::string& t) {
     const double v = se.values()[0];
-    const std::string& name = heads[se.family].name;
+    const std::string_view name = heads[se.family].name;
     if (type != PT::Histogram && type != PT::Summary) {
       ++samples[se.family];
       text::append_head(t, name, "", labels, se.label_count());

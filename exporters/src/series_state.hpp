@@ -78,8 +78,8 @@ class SeriesState {
 
  private:
   struct Family {
-    std::string name;
-    std::string help;
+    std::string name;       // never changes once the family exists (family_ids_ keys view it)
+    std::string_view help;  // interned in helps_: most families share one HELP
     metric::MetricType type = metric::MetricType::kGauge;
     bool conflict = false;
     bool prom = false;  // samples of a Prometheus family (kEntryPromSample), reassembled when collected
@@ -193,6 +193,8 @@ class SeriesState {
   void expire(std::uint64_t key) noexcept;
   void finish_snapshot(std::uint16_t shard) noexcept;
   std::uint32_t family_for(const metric::MetricEntryView& e) noexcept;
+  std::uint32_t known_family(const metric::MetricEntryView& e) noexcept;  // family_for, cheaper for a known series
+  std::string_view intern_help(std::string_view help);
   [[nodiscard]] bool name_conflicts(std::uint32_t id) const noexcept;
   [[nodiscard]] Shard& shard_of(std::uint64_t key) noexcept { return shards_[key % kShards]; }
 
@@ -200,7 +202,8 @@ class SeriesState {
   mutable std::mutex families_mu_;  // guards families_ structure and fields
   std::deque<Family> families_;
   // Reader thread only:
-  std::unordered_map<std::string, std::uint32_t> family_ids_;
+  std::unordered_map<std::string_view, std::uint32_t> family_ids_;  // keys view families_[id].name
+  std::unordered_set<std::string> helps_;                           // every HELP text once (reader thread)
   std::vector<std::uint64_t> family_live_;
   std::vector<ProcShard> proc_;
   std::vector<std::uint64_t> retired_instances_;

@@ -20,8 +20,13 @@ FamilyRegistry::FamilyRegistry(std::size_t max_families, std::size_t max_series,
       chunks_(std::make_unique<std::unique_ptr<Family[]>[]>(max_families / kChunk + 1)) {}
 
 Family* FamilyRegistry::find_locked(std::string_view name) const {
-  auto it = by_name_.find(std::string(name));
-  return it == by_name_.end() ? nullptr : &at(it->second);
+  const std::uint32_t id = by_name_.find(hash_str(name), [&](std::uint32_t v) { return at(v).name == name; });
+  return id == FlatIndex::kNone ? nullptr : &at(id);
+}
+
+std::string_view FamilyRegistry::intern_locked(std::string_view text) {
+  if (text.empty()) return {};
+  return *texts_.emplace(text).first;
 }
 
 FamilyRegistry::Lookup FamilyRegistry::get_or_create(std::string_view name, FamilyKind kind, std::string_view help,
@@ -56,11 +61,11 @@ FamilyRegistry::Lookup FamilyRegistry::get_or_create(std::string_view name, Fami
   f.blocked = blocked;
   f.name.assign(name);
   f.name_hash = hash_str(name);
-  f.help.assign(help);
+  f.help = intern_locked(help);
   f.prom_type = prom.type;
   f.prom_suffix_len = prom.suffix_len;
-  f.unit.assign(prom.unit);
-  by_name_.emplace(f.name, id);
+  f.unit = intern_locked(prom.unit);
+  by_name_.insert(f.name_hash, id);
   count_.store(id + 1, std::memory_order_release);
   return Lookup{&f, blocked};
 }

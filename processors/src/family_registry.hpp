@@ -11,8 +11,9 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <unordered_set>
 
+#include "flat_index.hpp"
 #include "ringpipe/metric/metric_record.hpp"
 
 namespace ringpipe::processors::detail {
@@ -73,10 +74,10 @@ struct Family {
   bool blocked = false;  // its name collides with a summary/histogram's series names
   std::uint64_t name_hash = 0;
   std::string name;
-  std::string help;
+  std::string_view help;       // interned by the registry: most families share one HELP
   std::uint8_t prom_type = 0;  // sample::FamilyType; 0: not a Prometheus family
   std::uint8_t prom_suffix_len = 0;
-  std::string unit;
+  std::string_view unit;  // interned as help is
   std::atomic<std::uint64_t> series{0};
   std::atomic<std::uint64_t> dropped_conflict{0};
   std::atomic<std::uint64_t> dropped_cardinality{0};
@@ -107,6 +108,7 @@ class FamilyRegistry {
 
  private:
   Family* find_locked(std::string_view name) const;
+  std::string_view intern_locked(std::string_view text);  // a copy that lives as long as the registry
 
   std::size_t max_families_;
   std::size_t max_series_;
@@ -115,7 +117,10 @@ class FamilyRegistry {
   std::atomic<std::uint32_t> count_{0};  // release: pairs with the acquire in size()
   std::atomic<std::uint64_t> total_series_{0};
   mutable std::mutex mu_;
-  std::unordered_map<std::string, std::uint32_t> by_name_;  // guarded by mu_
+  // By hash_str(name) (a family's name_hash) to its id; families are never
+  // freed or renamed. Guarded by mu_.
+  FlatIndex by_name_;
+  std::unordered_set<std::string> texts_;  // every HELP and UNIT once; guarded by mu_
 };
 
 }  // namespace ringpipe::processors::detail

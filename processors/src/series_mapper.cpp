@@ -212,7 +212,11 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
       out.family = r.family;
     } else if (raw_names_.size() < family_cache_cap_) {
       raw_index_.insert(rh, static_cast<std::uint32_t>(raw_names_.size()));
-      raw_names_.push_back(RawName{std::string(raw), raw_key, fi});
+      // Mostly the name as it came is its family's name: then it views
+      // that (registry families stay put); else it keeps a copy of its own.
+      std::string_view kept = families_[fi].name;
+      if (kept != raw) kept = raw_owned_.emplace_back(raw);
+      raw_names_.push_back(RawName{kept, raw_key, fi});
     }
   }
   if (fi != FlatIndex::kNone) {
@@ -345,7 +349,7 @@ SeriesMapper::Resolved SeriesMapper::resolve_family(std::string_view raw, Family
   }
   if (families_.size() < family_cache_cap_) {
     const auto at = static_cast<std::uint32_t>(families_.size());
-    families_.push_back(CachedFamily{name_, kind, prom.type, prom.suffix_len, lk.family, lk.conflict});
+    families_.push_back(CachedFamily{lk.family->name, kind, prom.type, prom.suffix_len, lk.family, lk.conflict});
     family_index_.insert(fh, at);
     return Resolved{at, nullptr, false};
   }

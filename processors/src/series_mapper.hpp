@@ -8,6 +8,7 @@
 // thread (a reader thread, or the engine).
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -56,7 +57,7 @@ class SeriesMapper {
     std::uint32_t order;
   };
   struct CachedFamily {
-    std::string name;
+    std::string_view name;  // the registry family's name (families are never freed)
     FamilyKind kind;
     std::uint8_t prom_type;
     std::uint8_t prom_suffix_len;
@@ -64,8 +65,8 @@ class SeriesMapper {
     bool conflict;
   };
 
-  struct RawName {  // a name as it came, and the family it resolved to
-    std::string raw;
+  struct RawName {         // a name as it came, and the family it resolved to
+    std::string_view raw;  // its family's name, or a string in raw_owned_
     std::uint32_t key;     // kind | prom type << 8 | prom suffix_len << 16
     std::uint32_t family;  // index into families_
   };
@@ -86,6 +87,7 @@ class SeriesMapper {
   std::vector<CachedFamily> families_;
   FlatIndex family_index_;
   std::vector<RawName> raw_names_;
+  std::deque<std::string> raw_owned_;  // names as they came that differ from their family's
   FlatIndex raw_index_;
   std::string name_;
   std::string keys_;

@@ -288,6 +288,29 @@ TEST(SeriesState, TypeAndSuffixConflictsAreQuarantinedNotServed) {
   EXPECT_NE(exposition(s).find("# TYPE lat_count gauge\nlat_count 9\n"), std::string::npos) << exposition(s);
 }
 
+TEST(SeriesState, KnownSeriesSentAgainWithAnotherTypeIsAConflictAndKeepsItsValue) {
+  SeriesState s;
+  RecordBuilder a(origin(7));
+  a.series(MetricType::kCounter, "c", {{"k", "1"}}, {1}, "counts");
+  apply(s, a);
+  RecordBuilder b(origin(7, 0, 1, 2));
+  b.series(MetricType::kGauge, "c", {{"k", "1"}}, {5}).series(MetricType::kCounter, "c", {{"k", "2"}}, {2});
+  apply(s, b);
+  EXPECT_EQ(s.counters().conflicts.load(), 1u);
+  const std::string text = exposition(s);
+  EXPECT_NE(text.find("# HELP c counts\n# TYPE c counter\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("c{k=\"1\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("c{k=\"2\"} 2\n"), std::string::npos) << text;
+  // Expired, the name may take the other type.
+  RecordBuilder c(origin(7, 0, 2, 3));
+  c.expire(MetricType::kCounter, "c", {{"k", "1"}})
+      .expire(MetricType::kCounter, "c", {{"k", "2"}})
+      .series(MetricType::kGauge, "c", {{"k", "1"}}, {5});
+  apply(s, c);
+  EXPECT_NE(exposition(s).find("# TYPE c gauge\nc{k=\"1\"} 5\n"), std::string::npos) << exposition(s);
+  EXPECT_EQ(s.counters().conflicts.load(), 1u);
+}
+
 TEST(SeriesState, MalformedRecordsAreCountedNotTrusted) {
   SeriesState s;
   std::vector<std::byte> junk(100, std::byte{0x5a});
