@@ -2,6 +2,7 @@
 // pushes into a local Prometheus, each beside a baseline measured in this run.
 //
 //   exporters_bench [--series 10000,100000,1000000] [--writer new,old] [--rw-records 200] [--rw-series 1000]
+//                   [--native-histograms 10000]
 //
 // Scrape: series go through a real metric ring into a PrometheusExporter; a
 // loopback client GETs /metrics (best and median of 5, 3 at 1M). One row per
@@ -12,7 +13,9 @@
 // Baseline: a prometheus::Registry holding the same number of plain Gauges
 // with the same labels behind its own Exposer. remote_write: records of `--rw-series`
 // counters into a RemoteWriteExporter -> /usr/bin/prometheus; baseline: the
-// same encoded requests POSTed back to back over one connection.
+// same encoded requests POSTed back to back over one connection. Native
+// histograms: the protobuf and text pages of `--native-histograms` histogram
+// series with 20 native buckets each, beside the same series without them.
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,6 +37,7 @@
 #include <prometheus/registry.h>
 
 #include "prometheus_server.hpp"
+#include "protobuf_writer.hpp"
 #include "record_builder.hpp"
 #include "remote_write_encoder.hpp"
 #include "ringpipe/common/log.hpp"
@@ -41,6 +45,7 @@
 #include "ringpipe/exporters/remote_write_exporter.hpp"
 #include "ringpipe/net/http_client.hpp"
 #include "ringpipe/ring/ring.hpp"
+#include "series_state.hpp"
 
 namespace {
 
@@ -240,6 +245,76 @@ void scrape_bench(std::size_t n, const std::string& dir, const std::vector<std::
   });
 }
 
+// The render cost of native histograms: n histogram series (10 classic
+// buckets) in a SeriesState, rendered as the protobuf page with a native part
+// of `buckets` populated buckets each, beside the same series without one
+// (the same-run baseline), and as the text page (which has no native part).
+void native_render_bench(std::size_t n, std::size_t buckets) {
+  auto load = [&](exporters::SeriesState& s, bool native) {
+    for (std::size_t i = 0; i < n;) {
+      RecordBuilder b(origin(1), 1 << 20);
+      for (std::size_t end = std::min(n, i + 500); i < end; ++i) {
+        std::vector<double> v;
+        if (native) {
+          v = {3, 2.938735877055719e-39, 1, static_cast<double>(buckets), 0};
+          for (std::size_t k = 0; k < buckets; ++k) {
+            v.push_back(static_cast<double>(k) * 2 - 20);  // gaps of one: spans of up to two empty buckets
+            v.push_back(static_cast<double>(k % 5 + 1));
+          }
+        }
+        const double count = 100 + static_cast<double>(i % 7);
+        v.insert(v.end(), {count, 12.5});
+        for (int k = 1; k <= 10; ++k) {
+          v.push_back(0.01 * k * k);
+          v.push_back(count * k / 10);
+        }
+        v.insert(v.end(), {INFINITY, count});
+        b.series(MetricType::kHistogram, "bench_hist_" + std::to_string(i % 100), labels_of(i), v, "",
+                 native ? metric::kEntryNative : 0);
+      }
+      const auto rec = b.take();
+      s.apply(rec);
+    }
+  };
+  auto best_ms = [](const std::function<std::size_t()>& f, std::size_t& bytes) {
+    double best = 1e300;
+    for (int r = 0; r < 5; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
+      bytes = f();
+      best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return best;
+  };
+  for (const bool native : {false, true}) {
+    exporters::SeriesState s;
+    load(s, native);
+    std::size_t proto_bytes = 0;
+    const double proto_ms = best_ms(
+        [&] {
+          exporters::protobuf::NativeIndex natives;
+          std::vector<prometheus::MetricFamily> fams;
+          s.collect(fams, &natives);
+          std::string out;
+          exporters::protobuf::append_families(out, fams, natives);
+          return out.size();
+        },
+        proto_bytes);
+    std::size_t text_bytes = 0;
+    const double text_ms = best_ms(
+        [&] {
+          std::string out;
+          s.render(out);
+          return out.size();
+        },
+        text_bytes);
+    std::printf(
+        "%9zu histograms | %-28s | protobuf page best %8.1f ms %11zu bytes | text page best %8.1f ms %11zu bytes\n", n,
+        native ? ("classic + " + std::to_string(buckets) + " native buckets").c_str() : "classic only (baseline)",
+        proto_ms, proto_bytes, text_ms, text_bytes);
+    std::fflush(stdout);
+  }
+}
+
 void remote_write_bench(std::size_t records, std::size_t series, const std::string& dir) {
   if (::access(exporters::testing::kPrometheusBinary, X_OK) != 0) {
     std::printf("remote_write: skipped (%s not installed)\n", exporters::testing::kPrometheusBinary);
@@ -356,7 +431,9 @@ int main(int argc, char** argv) {
   std::size_t rw_records = 200;
   std::size_t rw_series = 1000;
   std::vector<std::string> writers{"new", "old"};
+  std::size_t native_histograms = 10'000;
   for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--native-histograms") == 0) native_histograms = std::stoull(argv[i + 1]);
     if (std::strcmp(argv[i], "--series") == 0) sizes = parse_list(argv[i + 1]);
     if (std::strcmp(argv[i], "--rw-records") == 0) rw_records = std::stoull(argv[i + 1]);
     if (std::strcmp(argv[i], "--rw-series") == 0) rw_series = std::stoull(argv[i + 1]);
@@ -374,6 +451,7 @@ int main(int argc, char** argv) {
   if (dir == nullptr) return 1;
   std::printf("cores available: %u\n", std::thread::hardware_concurrency());
   for (const std::size_t n : sizes) scrape_bench(n, dir, writers);
+  if (native_histograms > 0) native_render_bench(native_histograms, 20);
   if (rw_records > 0) remote_write_bench(rw_records, rw_series, dir);
   std::filesystem::remove_all(dir);
   return 0;

@@ -24,6 +24,7 @@
 #include <boost/beast/ssl.hpp>
 
 #include "gzip_encoding.hpp"
+#include "protobuf_writer.hpp"
 #include "ringpipe/common/log.hpp"
 #include "tls_server.hpp"
 
@@ -305,6 +306,12 @@ std::error_code std_code(const boost::system::error_code& ec) {
 
 std::string PageSource::render_page() { return prometheus::TextSerializer().Serialize(Collect()); }
 
+std::string PageSource::render_protobuf_page() {
+  std::string out;
+  protobuf::append_families(out, Collect(), {});
+  return out;
+}
+
 struct HttpEndpoint::Impl {
   Impl(const PrometheusExporterOptions& o, PageSource& s) : options(o), source(s) {
     for (const BasicAuthCredentials& u : options.basic_auth_users) any_bcrypt |= u.bcrypt;
@@ -337,11 +344,12 @@ struct HttpEndpoint::Impl {
   bool accept_paused = false;  // at the connection limit: resumed when one closes
   std::vector<std::thread> threads;
   std::unique_ptr<asio::thread_pool> blocking;  // bcrypt checks, off the I/O threads
-  PageCache pages{[this] { return render(); }, [this](const std::string& text) { return compress(text); }};
+  PageCache pages{[this] { return render(false); }, [this](const std::string& text) { return compress(text); }};
+  PageCache protobuf_pages{[this] { return render(true); }, [this](const std::string& text) { return compress(text); }};
 
-  std::string render() {
+  std::string render(bool protobuf) {
     const std::int64_t t0 = monotonic_ns();
-    std::string text = source.render_page();
+    std::string text = protobuf ? source.render_protobuf_page() : source.render_page();
     render_text.observe(static_cast<double>(monotonic_ns() - t0) * 1e-9);
     return text;
   }
@@ -389,6 +397,7 @@ struct HttpEndpoint::Impl {
       blocking->join();
     }
     pages.stop();
+    protobuf_pages.stop();
   }
 };
 
@@ -467,6 +476,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       encodings += sv(it->value());
     }
     gzip_ = accepts_gzip(encodings);
+    std::string accept;
+    for (auto [it, end] = req.equal_range(http::field::accept); it != end; ++it) {
+      if (!accept.empty()) accept += ',';
+      accept += sv(it->value());
+    }
+    protobuf_ = protobuf::prefers_protobuf(accept);
     authorization_ = std::string(sv(req[http::field::authorization]));
     parser_.reset();
     if (!impl_.any_bcrypt) return authorized(impl_.authorized(authorization_));
@@ -483,7 +498,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     waiting_ = true;
     auto self = this->shared_from_this();
-    const bool asked = impl_.pages.get(gzip_, [self](const PageCache::Page& page) {
+    PageCache& cache = protobuf_ ? impl_.protobuf_pages : impl_.pages;
+    const bool asked = cache.get(gzip_, [self](const PageCache::Page& page) {
       asio::post(self->stream_.get_executor(), [self, page] { self->on_page(page); });
     });
     if (asked) return;  // the scrape that asks for a render waits for it, as if it rendered itself
@@ -511,10 +527,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       path_ = Path::kMetrics;
       status_ = 200;
       serves_page_ = true;
-      head_ = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n";
+      head_ = protobuf_ ? "HTTP/1.1 200 OK\r\nContent-Type: " + std::string(protobuf::kContentType) + "\r\n"
+                        : std::string("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n");
       head_ += encoding;
-      head_ +=
-          "Vary: Accept-Encoding\r\nContent-Length: " + std::to_string(body->size()) + "\r\nConnection: close\r\n\r\n";
+      head_ += "Vary: Accept, Accept-Encoding\r\nContent-Length: " + std::to_string(body->size()) +
+               "\r\nConnection: close\r\n\r\n";
       body_ = *body;
     } catch (...) {
       impl_.source.serve_failed();
@@ -608,6 +625,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::optional<http::request_parser<http::empty_body>> parser_;
   std::string authorization_;
   bool gzip_ = false;
+  bool protobuf_ = false;  // the scraper prefers the protobuf format
   bool saw_request_ = false;
   bool waiting_ = false;  // for a page
   bool serves_page_ = false;

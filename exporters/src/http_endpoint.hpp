@@ -34,6 +34,9 @@ class PageSource : public prometheus::Collectable {
  public:
   // One page in text format 0.0.4.
   [[nodiscard]] virtual std::string render_page();
+  // One page in the delimited protobuf format (protobuf_writer.hpp), for a
+  // scraper that prefers it: by default Collect()'s families.
+  [[nodiscard]] virtual std::string render_protobuf_page();
   // What /-/ready answers.
   [[nodiscard]] virtual bool ready() const noexcept = 0;
   // A page was written whole to a client.

@@ -71,11 +71,28 @@ struct PrometheusExporter::Impl : PageSource {
   // Last: it serves from the members above, so it stops first.
   std::unique_ptr<HttpEndpoint> http;
 
-  std::vector<prometheus::MetricFamily> Collect() const override {
+  std::vector<prometheus::MetricFamily> Collect() const override { return collect_families(nullptr); }
+
+  // The page as delimited protobuf: Collect()'s families, with the native
+  // histograms prometheus-cpp has no place for.
+  std::string render_protobuf_page() override {
+    protobuf::NativeIndex natives;
+    const std::vector<prometheus::MetricFamily> families = collect_families(&natives);
+    std::string out;
+    try {
+      protobuf::append_families(out, families, natives);
+    } catch (...) {
+      collect_errors.fetch_add(1, std::memory_order_relaxed);
+      out.clear();
+    }
+    return out;
+  }
+
+  std::vector<prometheus::MetricFamily> collect_families(protobuf::NativeIndex* natives) const {
     std::vector<prometheus::MetricFamily> out;
     try {
       const std::int64_t t0 = monotonic_ns();
-      state.collect(out);
+      state.collect(out, natives);
       const std::size_t pipeline = out.size();
       FamilyBuilder b;
       rings->describe(b);

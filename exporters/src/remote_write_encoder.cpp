@@ -9,6 +9,7 @@
 #include <snappy.h>
 
 #include "remote.pb.h"
+#include "ringpipe/metric/native_histogram.hpp"
 
 namespace ringpipe::exporters {
 
@@ -50,6 +51,52 @@ void add_series(prometheus::WriteRequest& req, std::vector<LabelRef>& labels, st
   sample->set_timestamp(ts);
 }
 
+// The native part of a histogram entry as one remote_write Histogram sample
+// (integer counts, rounded), in a TimeSeries of its own named `name`.
+void add_native(prometheus::WriteRequest& req, std::vector<LabelRef>& labels, std::string_view name,
+                const metric::MetricEntryView& e, std::int64_t ts) {
+  const std::size_t base = labels.size();
+  labels.push_back({"__name__", name});
+  std::vector<LabelRef> sorted(labels);
+  std::sort(sorted.begin(), sorted.end(), [](const LabelRef& a, const LabelRef& b) { return a.name < b.name; });
+  labels.resize(base);
+  prometheus::TimeSeries* s = req.add_timeseries();
+  for (const LabelRef& l : sorted) {
+    prometheus::Label* pl = s->add_labels();
+    pl->set_name(std::string(l.name));
+    pl->set_value(std::string(l.value));
+  }
+  prometheus::Histogram* h = s->add_histograms();
+  const metric::NativeView& n = e.native;
+  h->set_count_int(static_cast<std::uint64_t>(std::llround(std::max(0.0, e.value(0)))));
+  h->set_sum(e.value(1));
+  h->set_schema(n.schema);
+  h->set_zero_threshold(n.zero_threshold);
+  h->set_zero_count_int(static_cast<std::uint64_t>(std::llround(n.zero_count)));
+  h->set_timestamp(ts);
+  std::vector<std::pair<std::int32_t, double>> buckets;
+  std::vector<metric::NativeSpan> spans;
+  std::vector<std::int64_t> deltas;
+  for (int side = 0; side < 2; ++side) {
+    const std::uint32_t count = side == 0 ? n.positive_count : n.negative_count;
+    buckets.clear();
+    for (std::uint32_t i = 0; i < count; ++i) buckets.push_back(side == 0 ? n.positive(i) : n.negative(i));
+    metric::native_spans(buckets, spans, deltas);
+    for (const metric::NativeSpan& sp : spans) {
+      prometheus::BucketSpan* b = side == 0 ? h->add_positive_spans() : h->add_negative_spans();
+      b->set_offset(sp.offset);
+      b->set_length(sp.length);
+    }
+    for (const std::int64_t d : deltas) {
+      if (side == 0) {
+        h->add_positive_deltas(d);
+      } else {
+        h->add_negative_deltas(d);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 std::size_t RequestBuilder::add(const metric::MetricEntryView& e, std::int64_t ts) {
@@ -88,6 +135,10 @@ std::size_t RequestBuilder::add(const metric::MetricEntryView& e, std::int64_t t
       add_series(*req_, labels, name + "_sum", {}, {}, e.value(1), ts);
       add_series(*req_, labels, name + "_count", {}, {}, e.value(0), ts);
       n += 2;
+      if (hist && (e.flags & metric::kEntryNative) != 0) {
+        add_native(*req_, labels, name, e, ts);  // beside the classic series, under the family's own name
+        ++n;
+      }
       break;
     }
     default:  // the types above 4 come only with kEntryPromSample

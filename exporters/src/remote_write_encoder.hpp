@@ -1,7 +1,8 @@
 #pragma once
 // RequestBuilder: turns metric-batch series entries into a remote_write 1.0
 // WriteRequest (one TimeSeries per derived series: summaries and histograms
-// become _sum/_count plus quantile/_bucket series, as Prometheus names them),
+// become _sum/_count plus quantile/_bucket series, as Prometheus names them;
+// a histogram with native buckets also one Histogram sample under its own name),
 // then serializes and snappy-compresses it. Single-thread object.
 
 #include <cstdint>

@@ -305,7 +305,15 @@ void SeriesState::apply_series(const metric::MetricEntryView& e, std::uint16_t s
   se.shard = shard;
   se.instance = instance;
   if (p.in_snapshot) se.generation = p.generation;
-  se.assign(e.value_bytes, e.value_count, e.label_bytes, e.label_count);
+  if ((e.flags & metric::kEntryNative) != 0) {
+    // The native part lies right before the classic values (the reader checked it).
+    const std::size_t nv = metric::kNativeHeadValues + e.native.pairs.size() / sizeof(double);
+    const std::span<const std::byte> all(e.value_bytes.data() - nv * sizeof(double),
+                                         e.value_bytes.size() + nv * sizeof(double));
+    se.assign(all, static_cast<std::uint16_t>(e.value_count + nv), e.label_bytes, e.label_count, true);
+  } else {
+    se.assign(e.value_bytes, e.value_count, e.label_bytes, e.label_count);
+  }
 }
 
 void SeriesState::Series::take(Series& o) noexcept {
@@ -314,6 +322,7 @@ void SeriesState::Series::take(Series& o) noexcept {
   family = o.family;
   shard = o.shard;
   role = o.role;
+  native_ = o.native_;
   label_bytes_ = o.label_bytes_;
   label_count_ = o.label_count_;
   value_count_ = o.value_count_;
@@ -385,7 +394,7 @@ void SeriesState::SeriesTable::erase_at(std::size_t at) noexcept {
 }
 
 void SeriesState::Series::assign(std::span<const std::byte> values, std::uint16_t n, std::span<const std::byte> labels,
-                                 std::uint16_t count) {
+                                 std::uint16_t count, bool native) {
   const std::span<const std::byte> held = this->labels();
   const bool same = value_count_ == n && label_count_ == count && held.size() == labels.size() &&
                     std::equal(labels.begin(), labels.end(), held.begin());
@@ -400,6 +409,7 @@ void SeriesState::Series::assign(std::span<const std::byte> values, std::uint16_
     std::memcpy(words_mut() + n, labels.data(), labels.size());
   }
   std::memcpy(words_mut(), values.data(), values.size());
+  native_ = native;
 }
 
 void SeriesState::expire(std::uint64_t key) noexcept {
@@ -454,7 +464,7 @@ std::vector<std::uint64_t> SeriesState::series_per_processor_shard() const {
   return proc_series_;
 }
 
-void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
+void SeriesState::collect(std::vector<prometheus::MetricFamily>& out, protobuf::NativeIndex* natives) const {
   struct Head {
     prometheus::MetricType type;
     bool skip;
@@ -562,6 +572,20 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out) const {
           m.histogram.bucket.reserve((v.size() - 2) / 2);
           for (std::size_t i = 2; i + 1 < v.size(); i += 2) {
             m.histogram.bucket.push_back({to_count(v[i + 1]), v[i]});
+          }
+          if (natives != nullptr && !se.native_values().empty()) {
+            const std::span<const double> n = se.native_values();
+            protobuf::NativeHistogram& h = (*natives)[out[base + se.family].name].emplace_back();
+            h.metric = out[base + se.family].metric.size() - 1;
+            h.schema = static_cast<std::int32_t>(n[0]);
+            h.zero_threshold = n[1];
+            h.zero_count = n[2];
+            const std::size_t pos = static_cast<std::size_t>(n[3]);
+            const std::size_t neg = static_cast<std::size_t>(n[4]);
+            for (std::size_t i = 0; i < pos + neg; ++i) {
+              const double* kv = n.data() + metric::kNativeHeadValues + 2 * i;
+              (i < pos ? h.positive : h.negative).emplace_back(static_cast<std::int32_t>(kv[0]), kv[1]);
+            }
           }
           break;
         default:

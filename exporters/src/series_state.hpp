@@ -24,6 +24,7 @@
 #include <prometheus/metric_family.h>
 
 #include "entry_relabel.hpp"
+#include "protobuf_writer.hpp"
 #include "ringpipe/metric/metric_record.hpp"
 #include "ringpipe/relabel/relabel.hpp"
 
@@ -62,7 +63,9 @@ class SeriesState {
   // Appends one MetricFamily per exported family (conflicting ones left out).
   // The page's earlier path (prometheus-cpp's object model), kept as the
   // reference render() is checked against.
-  void collect(std::vector<prometheus::MetricFamily>& out) const;
+  void collect(std::vector<prometheus::MetricFamily>& out) const { collect(out, nullptr); }
+  // The same, with each native histogram in `natives` (the protobuf page).
+  void collect(std::vector<prometheus::MetricFamily>& out, protobuf::NativeIndex* natives) const;
   // Appends the exported families as text format 0.0.4, the text
   // prometheus-cpp's TextSerializer makes of collect()'s families, without an
   // object per series. Families `drop` names are left out; returns how many
@@ -107,15 +110,23 @@ class SeriesState {
       return *this;
     }
 
-    [[nodiscard]] std::span<const double> values() const noexcept { return {words(), value_count_}; }
+    // The classic values (metric_record.hpp), without a native histogram's part.
+    [[nodiscard]] std::span<const double> values() const noexcept {
+      const std::size_t skip = native_values_count();
+      return {words() + skip, value_count_ - skip};
+    }
+    // A native histogram's part (kEntryNative): [schema, zero_threshold,
+    // zero_count, n_pos, n_neg, pairs...]; empty for every other series.
+    [[nodiscard]] std::span<const double> native_values() const noexcept { return {words(), native_values_count()}; }
     [[nodiscard]] std::span<const std::byte> labels() const noexcept {
       return std::as_bytes(std::span(words() + value_count_, label_words(label_bytes_))).first(label_bytes_);
     }
     [[nodiscard]] std::uint16_t label_count() const noexcept { return label_count_; }
     // Takes `values` (n doubles, maybe unaligned) and `labels`, moving
     // them only when their sizes or the labels change.
+    // `native`: the values start with a native histogram's part (validated).
     void assign(std::span<const std::byte> values, std::uint16_t n, std::span<const std::byte> labels,
-                std::uint16_t count);
+                std::uint16_t count, bool native = false);
 
     std::uint64_t instance = 0;
     std::uint64_t generation = 0;  // snapshot generation that last mentioned it
@@ -124,6 +135,11 @@ class SeriesState {
     Role role = Role::kValue;
 
    private:
+    [[nodiscard]] std::size_t native_values_count() const noexcept {
+      if (!native_) return 0;
+      const double* w = words();
+      return metric::kNativeHeadValues + 2 * (static_cast<std::size_t>(w[3]) + static_cast<std::size_t>(w[4]));
+    }
     static constexpr std::size_t label_words(std::size_t bytes) noexcept { return (bytes + 7) / 8; }
     [[nodiscard]] bool on_heap() const noexcept { return value_count_ + label_words(label_bytes_) > kInlineWords; }
     [[nodiscard]] const double* words() const noexcept { return on_heap() ? heap_ : inline_; }
@@ -134,6 +150,7 @@ class SeriesState {
     // Takes o's fields and storage (its block, if any), leaving o empty.
     void take(Series& o) noexcept;
 
+    bool native_ = false;  // in the padding after `role`
     std::uint32_t label_bytes_ = 0;
     std::uint16_t label_count_ = 0;
     std::uint16_t value_count_ = 0;

@@ -82,6 +82,10 @@ std::string_view parse_error_name(ParseError e) noexcept {
       return "value_out_of_range";
     case ParseError::kMissingEof:
       return "missing_eof";
+    case ParseError::kNativeHistogramDropped:
+      return "native_histogram_dropped";
+    case ParseError::kMalformedNativeHistogram:
+      return "malformed_native_histogram";
     case ParseError::kCount:
       break;
   }

@@ -79,6 +79,9 @@ class WireReader {
     }
   }
 
+  // One varint without a key (an element of a packed repeated field).
+  [[nodiscard]] bool read_varint(std::uint64_t& v) noexcept { return varint(v); }
+
  private:
   bool varint(std::uint64_t& v) noexcept {
     v = 0;
@@ -188,6 +191,137 @@ bool read_sample(std::string_view msg, WireSample& out) noexcept {
   return true;
 }
 
+// A native histogram sample (types.proto's Histogram), checked as Prometheus
+// checks one before appending it: schema -4..8, a finite zero threshold >= 0,
+// integer or float counts (not both), per side spans whose lengths add up to
+// the buckets given, offsets after the first span >= 0, bucket counts (the
+// running sum of the deltas) >= 0, a timestamp in range. False when the
+// message does not decode or breaks one of these.
+bool valid_native_histogram(std::string_view msg) noexcept {
+  WireReader r(msg);
+  std::uint32_t f = 0, t = 0;
+  std::uint64_t n = 0;
+  std::string_view b;
+  auto zigzag = [](std::uint64_t v) { return static_cast<std::int64_t>(v >> 1) ^ -static_cast<std::int64_t>(v & 1); };
+  auto as_double = [](std::uint64_t v) {
+    double d;
+    std::memcpy(&d, &v, sizeof d);
+    return d;
+  };
+  std::int64_t schema = 0;
+  double zero_threshold = 0;
+  std::int64_t timestamp = 0;
+  bool float_counts = false;
+  bool int_counts = false;
+  struct Side {
+    std::uint64_t span_buckets = 0;
+    std::uint64_t spans = 0;
+    std::uint64_t deltas = 0;
+    std::uint64_t counts = 0;
+    std::int64_t running = 0;
+    bool negative = false;  // a bucket count below 0, or a later span's offset below 0
+  } side[2];
+  auto span = [&](Side& s, std::string_view m) {
+    WireReader sr(m);
+    std::uint32_t sf = 0, st = 0;
+    std::uint64_t sn = 0;
+    std::string_view sb;
+    std::int64_t offset = 0;
+    std::uint64_t length = 0;
+    while (!sr.done()) {
+      if (!sr.next(sf, st, sn, sb)) return false;
+      if (st == kVarint && sf == 1) offset = zigzag(sn);
+      if (st == kVarint && sf == 2) length = sn;
+    }
+    if (s.spans++ > 0 && offset < 0) s.negative = true;
+    if (length > UINT32_MAX) return false;
+    s.span_buckets += length;
+    return true;
+  };
+  auto delta = [](Side& s, std::int64_t d) {
+    ++s.deltas;
+    if (__builtin_add_overflow(s.running, d, &s.running) || s.running < 0) s.negative = true;
+  };
+  auto count = [](Side& s, double c) {
+    ++s.counts;
+    if (!(c >= 0) || !std::isfinite(c)) s.negative = true;
+  };
+  auto packed_varints = [&](Side& s, std::string_view m) {
+    WireReader pr(m);
+    while (!pr.done()) {  // a packed run: varints without keys
+      std::uint64_t v = 0;
+      if (!pr.read_varint(v)) return false;
+      delta(s, zigzag(v));
+    }
+    return true;
+  };
+  while (!r.done()) {
+    if (!r.next(f, t, n, b)) return false;
+    switch (f) {
+      case 1:
+      case 6:
+        if (t == kVarint) int_counts = true;
+        break;
+      case 2:
+      case 7:
+        if (t == kFixed64) {
+          const double d = as_double(n);
+          if (!(d >= 0) || !std::isfinite(d)) return false;
+          float_counts = true;
+        }
+        break;
+      case 4:
+        if (t == kVarint) schema = zigzag(n);
+        break;
+      case 5:
+        if (t == kFixed64) zero_threshold = as_double(n);
+        break;
+      case 8:
+      case 11:
+        if (t == kLen && !span(side[f == 8 ? 1 : 0], b)) return false;
+        break;
+      case 9:
+      case 12: {
+        Side& s = side[f == 9 ? 1 : 0];
+        if (t == kVarint) delta(s, zigzag(n));
+        if (t == kLen && !packed_varints(s, b)) return false;
+        break;
+      }
+      case 10:
+      case 13: {
+        Side& s = side[f == 10 ? 1 : 0];
+        if (t == kFixed64) count(s, as_double(n));
+        if (t == kLen) {
+          if (b.size() % 8 != 0) return false;
+          for (std::size_t i = 0; i < b.size(); i += 8) {
+            std::uint64_t v = 0;
+            for (int k = 7; k >= 0; --k) v = (v << 8) | static_cast<std::uint8_t>(b[i + static_cast<std::size_t>(k)]);
+            count(s, as_double(v));
+          }
+        }
+        break;
+      }
+      case 15:
+        if (t == kVarint) timestamp = static_cast<std::int64_t>(n);
+        break;
+      default:
+        break;
+    }
+  }
+  constexpr std::int64_t kMaxMs = std::numeric_limits<std::int64_t>::max() / 1'000'000;
+  if (schema < -4 || schema > 8 || !(zero_threshold >= 0) || !std::isfinite(zero_threshold) || timestamp <= 0 ||
+      timestamp > kMaxMs) {
+    return false;
+  }
+  for (const Side& s : side) {
+    if (s.negative || (s.deltas != 0 && s.counts != 0)) return false;
+    if (s.deltas != 0) int_counts = true;
+    if (s.counts != 0) float_counts = true;
+    if (s.span_buckets != s.deltas + s.counts) return false;
+  }
+  return !(int_counts && float_counts);
+}
+
 // Calls on_series(bytes) for every TimeSeries of a WriteRequest (field 1),
 // or for every MetricMetadata (field 3); false on malformed input.
 template <typename F>
@@ -220,6 +354,20 @@ bool for_each_field(std::string_view series, L&& on_label, S&& on_sample) noexce
     if (t != kLen) continue;
     if (f == 1 && !on_label(b)) return false;
     if (f == 2 && !on_sample(b)) return false;
+  }
+  return true;
+}
+
+// Calls on_histogram(bytes) for every Histogram (field 4) of a TimeSeries.
+template <typename H>
+bool for_each_histogram(std::string_view series, H&& on_histogram) noexcept {
+  WireReader r(series);
+  std::uint32_t f = 0, t = 0;
+  std::uint64_t n = 0;
+  std::string_view b;
+  while (!r.done()) {
+    if (!r.next(f, t, n, b)) return false;
+    if (t == kLen && f == 4) on_histogram(b);
   }
   return true;
 }
@@ -504,6 +652,18 @@ ConvertResult RemoteWriteDecoder::convert(SampleOutput& out, ParseCounters& coun
           out.emit(sample::Kind::kGauge, name, value, 1.0, tags, {}, ms * 1'000'000, &family);
           return true;
         });
+    // Native histogram samples are checked and counted, not carried: the
+    // sample batch has no place for one. A malformed one refuses its series
+    // (HTTP 400, as Prometheus answers it), after its float samples.
+    bool malformed = false;
+    (void)for_each_histogram(ts, [&](std::string_view h) {
+      if (valid_native_histogram(h)) {
+        counters.count(ParseError::kNativeHistogramDropped);
+      } else {
+        malformed = true;
+      }
+    });
+    if (malformed) reject(ParseError::kMalformedNativeHistogram);
     return true;
   });
   return r;

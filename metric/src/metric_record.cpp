@@ -1,7 +1,11 @@
 #include "ringpipe/metric/metric_record.hpp"
 
 #include <bit>
+#include <cmath>
+#include <cstdint>
 #include <limits>
+
+#include "ringpipe/metric/native_histogram.hpp"
 
 namespace ringpipe::metric {
 namespace {
@@ -9,6 +13,50 @@ namespace {
 static_assert(std::endian::native == std::endian::little, "the on-ring format is little-endian");
 
 constexpr std::size_t align8(std::size_t n) noexcept { return (n + 7) & ~std::size_t{7}; }
+
+double load_double(const std::byte* p, std::size_t i) noexcept {
+  double d;
+  std::memcpy(&d, p + i * sizeof(double), sizeof d);
+  return d;
+}
+
+bool is_int_in(double d, double lo, double hi) noexcept { return d >= lo && d <= hi && d == std::trunc(d); }
+
+// A native part (kNativeHeadValues + 2 * pairs values at `values`) within
+// `count` values: schema -4..8, a finite non-negative zero threshold and
+// counts, keys int32 and strictly increasing per side, and at least the
+// classic count and sum after it.
+bool decode_native(const std::byte* values, std::size_t count, NativeView& out, std::size_t& used) noexcept {
+  if (count < kNativeHeadValues) return false;
+  const double schema = load_double(values, 0);
+  const double zt = load_double(values, 1);
+  const double zc = load_double(values, 2);
+  const double np = load_double(values, 3);
+  const double nn = load_double(values, 4);
+  if (!is_int_in(schema, kNativeSchemaMin, kNativeSchemaMax) || !std::isfinite(zt) || zt < 0 || !std::isfinite(zc) ||
+      zc < 0 || !is_int_in(np, 0, 65535) || !is_int_in(nn, 0, 65535)) {
+    return false;
+  }
+  const std::size_t pairs = static_cast<std::size_t>(np) + static_cast<std::size_t>(nn);
+  if (kNativeHeadValues + 2 * pairs + 2 > count) return false;
+  for (std::size_t side = 0, i = 0; side < 2; ++side) {
+    const std::size_t end = side == 0 ? static_cast<std::size_t>(np) : pairs;
+    for (std::size_t first = i; i < end; ++i) {
+      const double k = load_double(values, kNativeHeadValues + 2 * i);
+      const double c = load_double(values, kNativeHeadValues + 2 * i + 1);
+      if (!is_int_in(k, INT32_MIN, INT32_MAX) || !std::isfinite(c) || c < 0) return false;
+      if (i > first && !(k > load_double(values, kNativeHeadValues + 2 * (i - 1)))) return false;
+    }
+  }
+  out.schema = static_cast<std::int32_t>(schema);
+  out.zero_threshold = zt;
+  out.zero_count = zc;
+  out.positive_count = static_cast<std::uint32_t>(np);
+  out.negative_count = static_cast<std::uint32_t>(nn);
+  out.pairs = std::span<const std::byte>(values + kNativeHeadValues * sizeof(double), 2 * pairs * sizeof(double));
+  used = kNativeHeadValues + 2 * pairs;
+  return true;
+}
 
 }  // namespace
 
@@ -113,6 +161,7 @@ bool MetricBatchWriter::append_entry(const SeriesEntry& e) noexcept {
   h.family_len = e.family_len;
   h.unit_len = static_cast<std::uint16_t>(e.unit.size());
   std::memcpy(p, &h, sizeof h);
+  if (e.flags & kEntryNative) native_ = true;
   std::byte* q = p + sizeof h;
   if constexpr (kStamped) {
     std::memcpy(q, &e.timestamp_ns, sizeof e.timestamp_ns);
@@ -149,8 +198,13 @@ bool MetricBatchWriter::append_marker(EntryKind kind, std::uint64_t snapshot_id)
 
 std::size_t MetricBatchWriter::finish() noexcept {
   MetricBatchHeader h{};
-  h.format_version = timestamps_ ? kMetricFormatVersionTimestamps : kMetricFormatVersion;
-  h.flags = timestamps_ ? kBatchTimestamps : 0;
+  if (native_) {
+    h.format_version = kMetricFormatVersionNative;
+    h.flags = static_cast<std::uint16_t>(kBatchNative | (timestamps_ ? kBatchTimestamps : 0));
+  } else {
+    h.format_version = timestamps_ ? kMetricFormatVersionTimestamps : kMetricFormatVersion;
+    h.flags = timestamps_ ? kBatchTimestamps : 0;
+  }
   h.entry_count = count_;
   h.bytes = static_cast<std::uint32_t>(used_);
   h.shard = origin_.shard;
@@ -168,10 +222,13 @@ MetricBatchReader::MetricBatchReader(std::span<const std::byte> record) noexcept
     return;
   }
   std::memcpy(&header_, rec_.data(), sizeof header_);
-  // Version 3 is version 2 plus timestamped entries, announced by its flag.
+  // Version 3 is version 2 plus timestamped entries, announced by its flag;
+  // version 4 adds native histograms (and may hold timestamps too).
   const bool v2 = header_.format_version == kMetricFormatVersion && header_.flags == 0;
   const bool v3 = header_.format_version == kMetricFormatVersionTimestamps && header_.flags == kBatchTimestamps;
-  if (!v2 && !v3) {
+  const bool v4 = header_.format_version == kMetricFormatVersionNative && (header_.flags & kBatchNative) != 0 &&
+                  (header_.flags & ~(kBatchNative | kBatchTimestamps)) == 0;
+  if (!v2 && !v3 && !v4) {
     error_ = MetricDecodeError::kBadVersion;
     return;
   }
@@ -194,7 +251,7 @@ std::optional<MetricEntryView> MetricBatchReader::next() noexcept {
   const std::byte* p = rec_.data() + offset_;
   std::memcpy(&h, p, sizeof h);
   const bool stamped = (h.flags & kEntryTimestamp) != 0;
-  if (stamped && header_.format_version != kMetricFormatVersionTimestamps) {
+  if (stamped && (header_.flags & kBatchTimestamps) == 0) {
     error_ = MetricDecodeError::kBadEntry;
     return std::nullopt;
   }
@@ -228,6 +285,16 @@ std::optional<MetricEntryView> MetricBatchReader::next() noexcept {
     return std::nullopt;
   }
   const std::byte* values = p + sizeof h + ts_bytes;
+  NativeView native{};
+  std::size_t native_values = 0;
+  if (h.flags & kEntryNative) {
+    if ((header_.flags & kBatchNative) == 0 || kind != EntryKind::kSeries || prom ||
+        h.type != static_cast<std::uint8_t>(MetricType::kHistogram) ||
+        !decode_native(values, h.value_count, native, native_values)) {
+      error_ = MetricDecodeError::kBadEntry;
+      return std::nullopt;
+    }
+  }
   const std::byte* name = values + std::size_t{h.value_count} * sizeof(double);
   const std::byte* help = name + h.name_len;
   const std::byte* unit = help + h.help_len;
@@ -264,8 +331,10 @@ std::optional<MetricEntryView> MetricBatchReader::next() noexcept {
   v.family = prom ? v.name.substr(0, h.family_len) : v.name;
   v.label_bytes = std::span<const std::byte>(labels, h.labels_bytes);
   v.label_count = h.label_count;
-  v.value_bytes = std::span<const std::byte>(values, std::size_t{h.value_count} * sizeof(double));
-  v.value_count = h.value_count;
+  v.value_bytes = std::span<const std::byte>(values + native_values * sizeof(double),
+                                             (std::size_t{h.value_count} - native_values) * sizeof(double));
+  v.value_count = static_cast<std::uint16_t>(h.value_count - native_values);
+  v.native = native;
   v.timestamp_ns = 0;
   if (stamped) std::memcpy(&v.timestamp_ns, p + sizeof h, sizeof v.timestamp_ns);
   offset_ += h.size;

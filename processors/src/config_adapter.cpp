@@ -31,6 +31,8 @@ MappingConfig mapping_from_config(const config::MappingConfig& file, const confi
   out.defaults.glob_disable_ordering = d.glob_disable_ordering;
   out.defaults.ttl = d.ttl;
   if (!d.histogram_options.buckets.empty()) out.defaults.buckets = d.histogram_options.buckets;
+  out.defaults.native_bucket_factor = d.histogram_options.native_histogram_bucket_factor;
+  out.defaults.native_max_buckets = d.histogram_options.native_histogram_max_buckets;
   if (!d.summary_options.quantiles.empty()) out.defaults.quantiles = quantiles(d.summary_options.quantiles);
   if (d.summary_options.max_age.count() > 0) out.defaults.max_age = d.summary_options.max_age;
   if (d.summary_options.age_buckets > 0) out.defaults.age_buckets = d.summary_options.age_buckets;
@@ -64,6 +66,8 @@ MappingConfig mapping_from_config(const config::MappingConfig& file, const confi
     r.ttl = m.ttl;
     r.observer_type = observer_type(m.observer_type);
     r.buckets = m.histogram_options.buckets;
+    r.native_bucket_factor = m.histogram_options.native_histogram_bucket_factor;
+    r.native_max_buckets = m.histogram_options.native_histogram_max_buckets;
     r.quantiles = quantiles(m.summary_options.quantiles);
     if (m.summary_options.max_age.count() > 0) r.max_age = m.summary_options.max_age;
     if (m.summary_options.age_buckets > 0) r.age_buckets = m.summary_options.age_buckets;
@@ -83,6 +87,8 @@ ProcessorOptions processor_options(const config::PipelineConfig& p, const config
     d.observer_type = observer_type(c.observer_type);
     d.ttl = c.ttl;
     if (!c.histogram.buckets.empty()) d.buckets = c.histogram.buckets;
+    d.native_bucket_factor = c.histogram.native_histogram_bucket_factor;
+    d.native_max_buckets = c.histogram.native_histogram_max_buckets;
     if (!c.summary.quantiles.empty()) d.quantiles = quantiles(c.summary.quantiles);
     if (c.summary.max_age.count() > 0) d.max_age = c.summary.max_age;
     if (c.summary.age_buckets > 0) d.age_buckets = c.summary.age_buckets;

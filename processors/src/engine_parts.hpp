@@ -17,6 +17,11 @@ namespace ringpipe::processors::detail {
   for (const QuantileSpec& q : r.quantiles) s.quantiles.push_back(QuantileTarget{q.quantile, q.error});
   s.age_buckets = r.age_buckets;
   s.bucket_ns = std::max<std::int64_t>(1, r.max_age.count() / r.age_buckets);
+  if (r.native_bucket_factor > 1) {
+    s.native = true;
+    s.native_schema = metric::native_schema_for_factor(r.native_bucket_factor);
+    s.native_max_buckets = r.native_max_buckets;
+  }
   return s;
 }
 

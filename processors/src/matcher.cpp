@@ -441,6 +441,11 @@ Result<Matcher> Matcher::create(const MappingConfig& config) {
       }
     }
     if (c.buckets.empty()) return invalid("a histogram needs at least one bucket");
+    c.native_bucket_factor = (r && r->native_bucket_factor != 0) ? r->native_bucket_factor : d.native_bucket_factor;
+    c.native_max_buckets = (r && r->native_max_buckets != 0) ? r->native_max_buckets : d.native_max_buckets;
+    if (c.native_bucket_factor != 0 && !(c.native_bucket_factor > 1 && std::isfinite(c.native_bucket_factor))) {
+      return invalid("native_histogram_bucket_factor must be 0 (none) or a finite factor > 1");
+    }
     c.help = r ? r->help : std::string{};
     c.match = r ? r->match : std::string{};
     return {};

@@ -130,6 +130,7 @@ std::uint32_t Shard::create_series(const MappedSample& m, const std::byte* label
       h.count = h.sum = 0;
       h.spec = spec;
       h.counts.assign((*specs_)[spec].buckets.size() + 1, 0.0);
+      reset_native(h);
       se.ext = e;
       break;
     }
@@ -296,6 +297,7 @@ void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64
         // le semantics: the first bucket whose upper bound is >= value.
         const auto it = std::lower_bound(b.begin(), b.end(), m.value);
         h.counts[static_cast<std::size_t>(it - b.begin())] += m.weight;
+        if (h.native) h.native->observe(m.value, m.weight);
         h.count += m.weight;
         h.sum += m.value * m.weight;
       }
@@ -359,7 +361,10 @@ std::size_t Shard::memory_bytes() const noexcept {
     n += sizeof s;
     for (const TargetedQuantiles& k : s.window) n += k.memory_bytes();
   }
-  for (const HistogramState& h : histograms_) n += sizeof h + h.counts.capacity() * sizeof(double);
+  for (const HistogramState& h : histograms_) {
+    n += sizeof h + h.counts.capacity() * sizeof(double);
+    if (h.native) n += sizeof(metric::NativeHistogram) + h.native->memory_bytes();
+  }
   for (const SetState& st : sets_) n += sizeof st + st.members.capacity() * sizeof(std::uint64_t);
   return n;
 }

@@ -16,6 +16,7 @@
 
 #include "family_registry.hpp"
 #include "flat_index.hpp"
+#include "ringpipe/metric/native_histogram.hpp"
 #include "ringpipe/processors/aggregator.hpp"
 #include "series_mapper.hpp"
 #include "state_store.hpp"
@@ -29,6 +30,9 @@ struct ObserverSpec {
   std::vector<QuantileTarget> quantiles;
   std::int64_t bucket_ns;  // max_age / age_buckets
   std::uint32_t age_buckets;
+  bool native = false;  // a native histogram beside the classic buckets
+  std::int32_t native_schema = 0;
+  std::uint32_t native_max_buckets = 0;
 };
 using SpecTable = std::vector<ObserverSpec>;
 
@@ -118,7 +122,8 @@ class Shard {
     double count = 0;
     double sum = 0;
     std::uint32_t spec = 0;
-    std::vector<double> counts;  // per bucket, then +Inf; not cumulative
+    std::vector<double> counts;                       // per bucket, then +Inf; not cumulative
+    std::unique_ptr<metric::NativeHistogram> native;  // when the spec asks for one
   };
   // A set publishes the larger of its last completed window's distinct count
   // (`completed`) and the open window's so far (`size`): a value from the
@@ -145,6 +150,11 @@ class Shard {
     return store_ != nullptr ? store_->arena() + se.key_off : arena_.at(se.key_off);
   }
   void encode(const Series& se, EntryKind kind, SeriesEntry& e) noexcept;
+  // Gives h a fresh native histogram when its spec asks for one, else none.
+  void reset_native(HistogramState& h);
+  // Appends n's native part (metric_record.hpp) to values_; false (nothing
+  // appended) when the entry could not count its values.
+  [[nodiscard]] bool append_native(const metric::NativeHistogram& n, std::size_t classic_buckets) noexcept;
   void restore(std::int64_t now_ns);
   [[nodiscard]] bool persist_new(std::uint32_t idx, const std::byte* labels) noexcept;
   void persist(std::uint32_t idx) noexcept;

@@ -121,6 +121,7 @@ void Shard::encode(const Series& se, EntryKind kind, SeriesEntry& e) noexcept {
       case FamilyKind::kHistogram: {
         const HistogramState& h = histograms_[se.ext];
         const std::vector<double>& b = (*specs_)[h.spec].buckets;
+        if (h.native && append_native(*h.native, b.size())) e.flags = metric::kEntryNative;
         values_.push_back(h.count);
         values_.push_back(h.sum);
         double cum = 0;
@@ -136,6 +137,37 @@ void Shard::encode(const Series& se, EntryKind kind, SeriesEntry& e) noexcept {
     }
   }
   e.values = values_;
+}
+
+void Shard::reset_native(HistogramState& h) {
+  const ObserverSpec& sp = (*specs_)[h.spec];
+  if (!sp.native) {
+    h.native.reset();
+  } else if (h.native && h.native->schema() == sp.native_schema) {
+    h.native->clear();
+  } else {
+    h.native = std::make_unique<metric::NativeHistogram>(sp.native_schema, sp.native_max_buckets);
+  }
+}
+
+bool Shard::append_native(const metric::NativeHistogram& n, std::size_t classic_buckets) noexcept {
+  const std::size_t pairs = n.positive().size() + n.negative().size();
+  // The entry's values are counted in 16 bits: the classic ones come first.
+  if (metric::kNativeHeadValues + 2 * pairs + 2 * classic_buckets + 4 > UINT16_MAX) return false;
+  values_.push_back(n.schema());
+  values_.push_back(n.zero_threshold());
+  values_.push_back(n.zero_count());
+  values_.push_back(static_cast<double>(n.positive().size()));
+  values_.push_back(static_cast<double>(n.negative().size()));
+  for (const auto& [key, count] : n.positive()) {
+    values_.push_back(key);
+    values_.push_back(count);
+  }
+  for (const auto& [key, count] : n.negative()) {
+    values_.push_back(key);
+    values_.push_back(count);
+  }
+  return true;
 }
 
 void Shard::flush(std::int64_t now_ns, std::int64_t wall_ns, RecordSink& sink, bool snapshot) noexcept {

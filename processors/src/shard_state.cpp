@@ -322,6 +322,7 @@ void Shard::restore(std::int64_t now_ns) {
         h.spec = sl.spec;
         h.counts.resize(sl.hist_n);
         std::memcpy(h.counts.data(), labels + pad8(sl.key_len), std::size_t{sl.hist_n} * 8);
+        reset_native(h);  // native buckets are not in the store: they restart empty (STATE.md)
         break;
       }
       case FamilyKind::kSet: {

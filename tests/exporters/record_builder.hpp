@@ -58,12 +58,14 @@ class RecordBuilder {
   explicit RecordBuilder(metric::BatchOrigin origin, std::size_t capacity = 1 << 20)
       : buf_(capacity), writer_(buf_, origin) {}
 
+  // `flags` kEntryNative: `values` start with the native part (metric_record.hpp).
   RecordBuilder& series(MetricType type, const std::string& name, const LabelList& labels, std::vector<double> values,
-                        const std::string& help = "") {
+                        const std::string& help = "", std::uint16_t flags = 0) {
     auto lb = encode_labels(labels);
     metric::SeriesEntry e;
     e.kind = EntryKind::kSeries;
     e.type = type;
+    e.flags = flags;
     e.key = series_key(name, labels);
     e.name = name;
     e.help = help;

@@ -147,6 +147,55 @@ TEST(RemoteWriteEncoding, KeepsEveryTimestampedSampleOfASeriesInItsOneTimeSeries
   EXPECT_EQ(req2.timeseries(0).samples(0).timestamp(), 7'000);
 }
 
+TEST(RemoteWriteEncoding, SendsANativeHistogramAsAHistogramSampleBesideTheClassicSeries) {
+  // Schema 3, zero count 1, positive keys -2 (1), -1 (2), 1 (3), 5 (1); negative key 0 (4).
+  const std::vector<double> values = {3, 1e-9, 1, 4, 1, -2, 1, -1, 2, 1, 3, 5, 1, 0, 4, 12, 30, 10, 8, INFINITY, 12};
+  RecordBuilder b(origin(1, 0, 1, 1, 1'700'000'000'123'456'789));
+  b.series(MetricType::kHistogram, "lat", {{"code", "200"}}, values, "", metric::kEntryNative);
+  const auto rec = b.take();
+  metric::MetricBatchReader r(rec);
+  RequestBuilder rb;
+  std::size_t n = 0;
+  while (auto e = r.next()) n += rb.add(*e, 1'700'000'000'123);
+  EXPECT_EQ(n, 2u + 2u + 1u);  // two classic buckets, _sum, _count, one native sample
+  const prometheus::WriteRequest& req = rb.message();
+  const prometheus::TimeSeries* native = nullptr;
+  int classic = 0;
+  for (const auto& ts : req.timeseries()) {
+    if (ts.histograms_size() > 0) {
+      native = &ts;
+    } else {
+      ++classic;
+    }
+  }
+  EXPECT_EQ(classic, 4);
+  ASSERT_NE(native, nullptr);
+  ASSERT_EQ(native->labels_size(), 2);
+  EXPECT_EQ(native->labels(0).name(), "__name__");
+  EXPECT_EQ(native->labels(0).value(), "lat");
+  EXPECT_EQ(native->labels(1).name(), "code");
+  EXPECT_EQ(native->samples_size(), 0);
+  ASSERT_EQ(native->histograms_size(), 1);
+  const prometheus::Histogram& h = native->histograms(0);
+  EXPECT_EQ(h.count_int(), 12u);
+  EXPECT_EQ(h.sum(), 30);
+  EXPECT_EQ(h.schema(), 3);
+  EXPECT_EQ(h.zero_threshold(), 1e-9);
+  EXPECT_EQ(h.zero_count_int(), 1u);
+  EXPECT_EQ(h.timestamp(), 1'700'000'000'123);
+  ASSERT_EQ(h.positive_spans_size(), 2);
+  EXPECT_EQ(h.positive_spans(0).offset(), -2);
+  EXPECT_EQ(h.positive_spans(0).length(), 4u);
+  EXPECT_EQ(h.positive_spans(1).offset(), 3);
+  EXPECT_EQ(h.positive_spans(1).length(), 1u);
+  const std::vector<std::int64_t> deltas(h.positive_deltas().begin(), h.positive_deltas().end());
+  EXPECT_EQ(deltas, (std::vector<std::int64_t>{1, 1, -2, 3, -2}));
+  ASSERT_EQ(h.negative_spans_size(), 1);
+  EXPECT_EQ(h.negative_spans(0).offset(), 0);
+  ASSERT_EQ(h.negative_deltas_size(), 1);
+  EXPECT_EQ(h.negative_deltas(0), 4);
+}
+
 TEST(RemoteWritePolicy, ClassifiesStatusesLikePrometheus) {
   EXPECT_EQ(classify_http_status(200), SendVerdict::kDone);
   EXPECT_EQ(classify_http_status(204), SendVerdict::kDone);

@@ -180,6 +180,89 @@ TEST(RemoteWriteDecoder, ReportsTheFirstReasonAndCountsEveryRejectedSeries) {
   EXPECT_EQ(c[ParseError::kInvalidMetricName], 1u);
 }
 
+// A native histogram sample: schema 3, zero bucket 1, positive keys -2 (1),
+// -1 (2), 1 (3), 5 (1) as spans and deltas, negative key 0 (4); count 12.
+prometheus::Histogram native_histogram(std::int64_t ts) {
+  prometheus::Histogram h;
+  h.set_count_int(12);
+  h.set_sum(30);
+  h.set_schema(3);
+  h.set_zero_threshold(1e-9);
+  h.set_zero_count_int(1);
+  auto* s = h.add_positive_spans();
+  s->set_offset(-2);
+  s->set_length(4);
+  s = h.add_positive_spans();
+  s->set_offset(3);
+  s->set_length(1);
+  for (const std::int64_t d : {1, 1, -2, 3, -2}) h.add_positive_deltas(d);
+  s = h.add_negative_spans();
+  s->set_offset(0);
+  s->set_length(1);
+  h.add_negative_deltas(4);
+  h.set_timestamp(ts);
+  return h;
+}
+
+// Native histogram samples (TimeSeries.histograms) were skipped without a
+// trace; now each is checked as Prometheus checks one, a valid one counted as
+// dropped (the pipeline carries float samples only), and a malformed one
+// refuses its series like any other malformed series.
+TEST(RemoteWriteDecoder, CountsValidNativeHistogramsAsDroppedAndRefusesTheSeriesOfMalformedOnes) {
+  prometheus::WriteRequest req;
+  add_series(req, {{"__name__", "both"}}, {{5, kT0}});
+  *req.mutable_timeseries(0)->add_histograms() = native_histogram(kT0);
+  auto add_histogram_series = [&](const std::string& name, const prometheus::Histogram& h) {
+    prometheus::TimeSeries* ts = req.add_timeseries();
+    prometheus::Label* l = ts->add_labels();
+    l->set_name("__name__");
+    l->set_value(name);
+    *ts->add_histograms() = h;
+  };
+  prometheus::Histogram floats;  // float counts, positive_counts: valid too
+  floats.set_count_float(2.5);
+  floats.set_schema(0);
+  floats.add_positive_spans()->set_length(2);
+  floats.add_positive_counts(1.5);
+  floats.add_positive_counts(1);
+  floats.set_timestamp(kT0);
+  add_histogram_series("floats", floats);
+  prometheus::Histogram h = native_histogram(kT0);
+  h.set_schema(9);
+  add_histogram_series("bad_schema", h);
+  h = native_histogram(kT0);
+  h.set_positive_deltas(1, -5);  // the second bucket would count -4
+  add_histogram_series("negative_bucket", h);
+  h = native_histogram(kT0);
+  h.mutable_positive_spans(0)->set_length(3);  // spans cover 4 buckets, 5 deltas given
+  add_histogram_series("spans_short", h);
+  h = native_histogram(kT0);
+  h.mutable_positive_spans(1)->set_offset(-1);  // only the first span may start below 0
+  add_histogram_series("negative_offset", h);
+  h = native_histogram(0);
+  add_histogram_series("no_timestamp", h);
+  h = floats;
+  h.add_positive_deltas(1);  // integer and float buckets in one histogram
+  h.mutable_positive_spans(0)->set_length(3);
+  add_histogram_series("mixed", h);
+
+  RemoteWriteDecoder d({});
+  ParseCounters c;
+  ASSERT_EQ(d.decode(encode(req), c), DecodeStatus::kNone);
+  ConvertResult r;
+  const auto got = convert_all(d, c, &r);
+  ASSERT_EQ(got.size(), 1u);  // the float sample beside the first histogram
+  EXPECT_EQ(got[0].name, "both");
+  EXPECT_EQ(got[0].value, 5);
+  EXPECT_EQ(c[ParseError::kNativeHistogramDropped], 2u);
+  EXPECT_EQ(c[ParseError::kMalformedNativeHistogram], 6u);
+  EXPECT_EQ(r.series, 8u);
+  EXPECT_EQ(r.series_rejected, 6u);
+  EXPECT_EQ(r.first_reason, ParseError::kMalformedNativeHistogram);
+  EXPECT_EQ(parse_error_name(ParseError::kNativeHistogramDropped), "native_histogram_dropped");
+  EXPECT_EQ(parse_error_name(ParseError::kMalformedNativeHistogram), "malformed_native_histogram");
+}
+
 TEST(RemoteWriteDecoder, DecodesARequestARealPrometheusSent) {
   // The fuzz seed: one key byte, then the body Prometheus 2.42 POSTed when scraping itself.
   std::ifstream in(std::string(RINGPIPE_REMOTE_WRITE_CORPUS) + "/prometheus_self_scrape", std::ios::binary);

@@ -291,5 +291,96 @@ TEST(MetricRecord, TimestampsAreRefusedWhereTheVersionDoesNotAnnounceThem) {
   EXPECT_EQ(r3.error(), MetricDecodeError::kBadEntry);
 }
 
+// A native histogram entry: [schema, zero_threshold, zero_count, n_pos,
+// n_neg, pairs...] before the classic values; the batch becomes version 4 and
+// the view shows the classic values as before plus the native part.
+std::vector<double> native_histogram_values() {
+  const double inf = std::numeric_limits<double>::infinity();
+  return {3,  1e-9, 2,   2, 1, -1, 4,   2, 1, 5, 3,  // schema 3; zero 2; + keys -1 (4), 2 (1); - key 5 (3)
+          10, 4.5,  0.5, 6, 1, 7,  inf, 10};         // classic: count, sum, le/cumulative pairs
+}
+
+TEST(MetricRecord, NativeHistogramEntriesRoundTripInAVersion4Batch) {
+  std::vector<std::byte> buf(1024);
+  MetricBatchWriter w(buf, {});
+  const std::vector<double> v = native_histogram_values();
+  SeriesEntry e;
+  e.type = MetricType::kHistogram;
+  e.flags = kEntryNative;
+  e.name = "h";
+  e.values = v;
+  ASSERT_TRUE(w.append(e));
+  SeriesEntry plain;
+  plain.name = "g";
+  const double one[] = {1};
+  plain.values = one;
+  ASSERT_TRUE(w.append(plain));
+  const std::size_t n = w.finish();
+  MetricBatchReader r(std::span<const std::byte>(buf.data(), n));
+  EXPECT_EQ(r.header().format_version, kMetricFormatVersionNative);
+  EXPECT_EQ(r.header().flags, kBatchNative);
+  auto x = r.next();
+  ASSERT_TRUE(x) << metric_decode_error_name(r.error());
+  EXPECT_EQ(x->value_count, 8);  // the classic values only
+  EXPECT_EQ(x->value(0), 10);
+  EXPECT_EQ(x->value(1), 4.5);
+  EXPECT_EQ(x->value(7), 10);
+  EXPECT_EQ(x->native.schema, 3);
+  EXPECT_EQ(x->native.zero_threshold, 1e-9);
+  EXPECT_EQ(x->native.zero_count, 2);
+  ASSERT_EQ(x->native.positive_count, 2u);
+  ASSERT_EQ(x->native.negative_count, 1u);
+  EXPECT_EQ(x->native.positive(0), (std::pair<std::int32_t, double>{-1, 4}));
+  EXPECT_EQ(x->native.positive(1), (std::pair<std::int32_t, double>{2, 1}));
+  EXPECT_EQ(x->native.negative(0), (std::pair<std::int32_t, double>{5, 3}));
+  auto y = r.next();
+  ASSERT_TRUE(y);
+  EXPECT_EQ(y->native.positive_count + y->native.negative_count, 0u);
+  EXPECT_EQ(y->value(0), 1);
+}
+
+TEST(MetricRecord, NativeHistogramsAreRefusedWhereTheVersionDoesNotAnnounceThemOrTheyDoNotAddUp) {
+  const std::vector<double> good = native_histogram_values();
+  auto decode = [](std::vector<double> v, std::uint16_t version = kMetricFormatVersionNative,
+                   std::uint16_t flags = kBatchNative, MetricType type = MetricType::kHistogram) {
+    std::vector<std::byte> buf(1024);
+    MetricBatchWriter w(buf, {});
+    SeriesEntry e;
+    e.type = type;
+    e.flags = kEntryNative;
+    e.name = "h";
+    e.values = v;
+    EXPECT_TRUE(w.append(e));
+    const std::size_t n = w.finish();
+    std::memcpy(buf.data(), &version, 2);
+    std::memcpy(buf.data() + 2, &flags, 2);
+    MetricBatchReader r(std::span<const std::byte>(buf.data(), n));
+    if (r.error() != MetricDecodeError::kNone) return r.error();
+    EXPECT_FALSE(r.next().has_value() && r.error() != MetricDecodeError::kNone);
+    return r.error();
+  };
+  EXPECT_EQ(decode(good), MetricDecodeError::kNone);
+  // A version-2 or -3 reader refuses the batch whole; this one refuses the entry there.
+  EXPECT_EQ(decode(good, kMetricFormatVersion, 0), MetricDecodeError::kBadEntry);
+  EXPECT_EQ(decode(good, kMetricFormatVersionTimestamps, kBatchTimestamps), MetricDecodeError::kBadEntry);
+  EXPECT_EQ(decode(good, kMetricFormatVersionNative, 0), MetricDecodeError::kBadVersion);
+  EXPECT_EQ(decode(good, kMetricFormatVersionNative, kBatchNative | 4), MetricDecodeError::kBadVersion);
+  EXPECT_EQ(decode(good, kMetricFormatVersionNative, kBatchNative, MetricType::kSummary), MetricDecodeError::kBadEntry);
+  auto bad = [&](std::size_t i, double x) {
+    std::vector<double> v = good;
+    v[i] = x;
+    return decode(v);
+  };
+  EXPECT_EQ(bad(0, 9), MetricDecodeError::kBadEntry);                // schema beyond 8
+  EXPECT_EQ(bad(0, 2.5), MetricDecodeError::kBadEntry);              // schema not an integer
+  EXPECT_EQ(bad(1, -1), MetricDecodeError::kBadEntry);               // negative zero threshold
+  EXPECT_EQ(bad(2, NAN), MetricDecodeError::kBadEntry);              // zero count NaN
+  EXPECT_EQ(bad(3, 9), MetricDecodeError::kBadEntry);                // more pairs than values
+  EXPECT_EQ(bad(7, -1), MetricDecodeError::kBadEntry);               // keys not increasing
+  EXPECT_EQ(bad(8, -1), MetricDecodeError::kBadEntry);               // negative count
+  EXPECT_EQ(bad(9, 3e9), MetricDecodeError::kBadEntry);              // key beyond int32
+  EXPECT_EQ(decode({3, 0, 0, 0, 0}), MetricDecodeError::kBadEntry);  // no classic count and sum
+}
+
 }  // namespace
 }  // namespace ringpipe::metric

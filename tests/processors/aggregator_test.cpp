@@ -3,9 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "engine_harness.hpp"
+#include "ringpipe/metric/native_histogram.hpp"
 
 namespace ringpipe::processors {
 namespace {
@@ -398,6 +402,63 @@ TEST(Engine, HistogramsDistributionsAndTimersShareTheObserverMapping) {
   EXPECT_EQ(v[5], 3);  // <= 2: + 1.5
   EXPECT_TRUE(std::isinf(v[6]));
   EXPECT_EQ(v[7], 4);
+}
+
+using NativeBuckets = std::vector<std::pair<std::int32_t, double>>;
+
+TEST(Engine, AMappingsNativeBucketFactorAddsANativeHistogramBesideTheClassicBuckets) {
+  MappingRule r = rule("h.*", "h_seconds");
+  r.observer_type = ObserverType::kHistogram;
+  r.buckets = {1, 2};
+  r.native_bucket_factor = 2;  // 2^(2^0): schema 0, buckets (2^(i-1), 2^i]
+  MappingRule plain = rule("p.*", "p_seconds");
+  plain.observer_type = ObserverType::kHistogram;
+  plain.buckets = {1, 2};
+  Harness h(with_rules({r, plain}));
+  for (const double v : {0.5, 1.5, 1.0, 9.0, -3.0, 0.0, 1.5}) h.send(Kind::kTimer, "h.a", v);
+  h.flush();
+  const auto& s = h.state.series["h_seconds{}"];
+  EXPECT_NE(s.flags & metric::kEntryNative, 0);
+  EXPECT_EQ(h.state.versions, (std::set<std::uint16_t>{metric::kMetricFormatVersionNative}));
+  // The classic values are as without native buckets.
+  ASSERT_EQ(s.values.size(), 8u);
+  EXPECT_EQ(s.values[0], 7);
+  EXPECT_EQ(s.values[1], 10.5);
+  EXPECT_EQ(s.values[3], 4);  // <= 1: 0.5, 1, -3, 0
+  EXPECT_EQ(s.values[5], 6);  // <= 2: + 1.5 twice
+  EXPECT_EQ(s.schema, 0);
+  EXPECT_EQ(s.zero_threshold, metric::kNativeDefaultZeroThreshold);
+  EXPECT_EQ(s.zero_count, 1);  // 0
+  // 0.5 in (0.25, 0.5] (-1), 1 in (0.5, 1] (0), 1.5 twice in (1, 2] (1), 9 in (8, 16] (4).
+  EXPECT_EQ(s.positive, (NativeBuckets{{-1, 1}, {0, 1}, {1, 2}, {4, 1}}));
+  EXPECT_EQ(s.negative, (NativeBuckets{{2, 1}}));  // -3: |v| in (2, 4]
+
+  // A histogram without the factor keeps its entries (and batches) as before.
+  Harness p(with_rules({r, plain}));
+  p.send(Kind::kTimer, "p.a", 1.5);
+  p.flush();
+  EXPECT_EQ(p.state.series["p_seconds{}"].flags & metric::kEntryNative, 0);
+  EXPECT_EQ(p.state.versions, (std::set<std::uint16_t>{metric::kMetricFormatVersion}));
+}
+
+TEST(Engine, NativeMaxBucketsLowersTheSchemaAndTheDefaultsCarryTheFactor) {
+  EngineOptions o;
+  o.mapping.defaults.observer_type = ObserverType::kHistogram;
+  o.mapping.defaults.native_bucket_factor = 1.1;  // schema 3
+  o.mapping.defaults.native_max_buckets = 3;
+  Harness h(o);
+  // Schema 3 keys: 1 -> 0, 1.5 -> 5, 3 -> 13, 6 -> 21: four buckets; at
+  // schema 2 (0, 3, 7, 11) and 1 (0, 2, 4, 6) still four; at 0 (0, 1, 2, 3)
+  // four; at -1: 1 -> 0, 1.5 and 3 -> 1, 6 -> 2.
+  for (const double v : {1.0, 1.5, 3.0}) h.send(Kind::kHistogram, "lat", v);
+  h.flush();
+  EXPECT_EQ(h.state.series["lat{}"].schema, 3);
+  EXPECT_EQ(h.state.series["lat{}"].positive, (NativeBuckets{{0, 1}, {5, 1}, {13, 1}}));
+  h.send(Kind::kHistogram, "lat", 6);
+  h.flush();
+  EXPECT_EQ(h.state.series["lat{}"].schema, -1);
+  EXPECT_EQ(h.state.series["lat{}"].positive, (NativeBuckets{{0, 1}, {1, 2}, {2, 1}}));
+  EXPECT_EQ(h.state.series["lat{}"].values[0], 4);
 }
 
 TEST(Engine, SampledObservationIsReplayedIntOfOneOverRateTimesAsStatsdExporterDoes) {

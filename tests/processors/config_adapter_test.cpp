@@ -85,6 +85,46 @@ TEST(ConfigAdapter, StatsdExporterMappingFileDrivesTheEngine) {
   EXPECT_EQ(h.stats().dropped_by_rule, 1u);
 }
 
+// statsd_exporter's native_histogram_bucket_factor / _max_buckets, from a
+// mapping's histogram_options or the defaults', reach the engine (they were
+// parsed and ignored before).
+TEST(ConfigAdapter, NativeHistogramOptionsOfTheMappingFileReachTheEngine) {
+  auto file = config::parse_mapping_yaml(R"(
+defaults:
+  observer_type: histogram
+  histogram_options:
+    buckets: [1]
+    native_histogram_bucket_factor: 1.1
+mappings:
+- match: "coarse.*"
+  name: "coarse_seconds"
+  histogram_options:
+    native_histogram_bucket_factor: 4
+    native_histogram_max_buckets: 10
+- match: "plain.*"
+  name: "plain_seconds"
+)",
+                                         "mapping.yml");
+  ASSERT_TRUE(file);
+  EngineOptions o;
+  o.mapping = mapping_from_config(*file);
+  EXPECT_EQ(o.mapping.rules.at(0).native_bucket_factor, 4);
+  EXPECT_EQ(o.mapping.rules.at(0).native_max_buckets, 10u);
+  testing::Harness h(o);
+  h.send(Kind::kTimer, "coarse.a", 3);
+  h.send(Kind::kTimer, "plain.a", 3);
+  h.send(Kind::kTimer, "unmapped", 3);
+  h.flush();
+  EXPECT_NE(h.state.series["coarse_seconds{}"].flags & metric::kEntryNative, 0);
+  EXPECT_EQ(h.state.series["coarse_seconds{}"].schema, -1);  // 2^(2^1) = 4
+  // The defaults' factor 1.1 (schema 3) for the rule that sets none, and for
+  // unmapped names.
+  EXPECT_EQ(h.state.series["plain_seconds{}"].schema, 3);
+  EXPECT_EQ(h.state.series["plain_seconds{}"].positive, (std::vector<std::pair<std::int32_t, double>>{{13, 1}}));
+  EXPECT_EQ(h.state.series["unmapped{}"].schema, 3);
+  EXPECT_NE(h.state.series["unmapped{}"].flags & metric::kEntryNative, 0);
+}
+
 TEST(ConfigAdapter, ProcessorOptionsUseRingPathsAndReaderName) {
   const auto p = ringpipe::testing::parse_pipeline(R"(pipeline: t
 rings:

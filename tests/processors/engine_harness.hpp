@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,13 +20,19 @@ using sample::Kind;
 // One series as an exporter sees it.
 struct SeriesState {
   std::string name;
-  MetricType type;
-  std::uint16_t flags;
+  MetricType type = MetricType::kGauge;
+  std::uint16_t flags = 0;
   std::string help;
   std::string labels;  // "a=1,b=2"
   std::vector<double> values;
   std::string family;  // the family's name (the name's prefix for a Prometheus sample)
   std::string unit;
+  // With kEntryNative: the native histogram.
+  std::int32_t schema = 0;
+  double zero_threshold = 0;
+  double zero_count = 0;
+  std::vector<std::pair<std::int32_t, double>> positive;
+  std::vector<std::pair<std::int32_t, double>> negative;
 };
 
 // Applies every record to a map keyed by "name{labels}".
@@ -45,10 +52,20 @@ class ExporterState {
       const std::string key = std::string(e->name) + "{" + labels + "}";
       switch (e->kind) {
         case EntryKind::kSeries: {
-          SeriesState s{
-              std::string(e->name), e->type, e->flags, std::string(e->help), labels, {}, std::string(e->family),
-              std::string(e->unit)};
+          SeriesState s;
+          s.name = std::string(e->name);
+          s.type = e->type;
+          s.flags = e->flags;
+          s.help = std::string(e->help);
+          s.labels = labels;
+          s.family = std::string(e->family);
+          s.unit = std::string(e->unit);
           for (std::size_t i = 0; i < e->value_count; ++i) s.values.push_back(e->value(i));
+          s.schema = e->native.schema;
+          s.zero_threshold = e->native.zero_threshold;
+          s.zero_count = e->native.zero_count;
+          for (std::size_t i = 0; i < e->native.positive_count; ++i) s.positive.push_back(e->native.positive(i));
+          for (std::size_t i = 0; i < e->native.negative_count; ++i) s.negative.push_back(e->native.negative(i));
           series[key] = s;
           ++updates;
           break;
@@ -66,6 +83,7 @@ class ExporterState {
       }
     }
     if (reader.error() != metric::MetricDecodeError::kNone) ++decode_errors;
+    versions.insert(reader.header().format_version);
   }
   [[nodiscard]] bool has(const std::string& key) const { return series.count(key) != 0; }
   [[nodiscard]] double value(const std::string& key, std::size_t i = 0) const {
@@ -79,6 +97,7 @@ class ExporterState {
   int snapshot_begins = 0;
   int snapshot_ends = 0;
   int decode_errors = 0;
+  std::set<std::uint16_t> versions;  // format versions of the records applied
 };
 
 // Builds one sample-batch record.

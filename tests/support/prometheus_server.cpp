@@ -213,13 +213,14 @@ bool PrometheusServer::start(std::chrono::milliseconds timeout) {
       ::dup2(fd, 1);
       ::dup2(fd, 2);
     }
-    if (web.empty()) {
-      ::execl(kPrometheusBinary, kPrometheusBinary, config.c_str(), data.c_str(), listen.c_str(),
-              "--web.enable-remote-write-receiver", "--log.level=warn", static_cast<char*>(nullptr));
-    } else {
-      ::execl(kPrometheusBinary, kPrometheusBinary, config.c_str(), data.c_str(), listen.c_str(),
-              "--web.enable-remote-write-receiver", "--log.level=warn", web.c_str(), static_cast<char*>(nullptr));
-    }
+    std::vector<std::string> args = {kPrometheusBinary, config, data, listen, "--web.enable-remote-write-receiver",
+                                     "--log.level=warn"};
+    if (!web.empty()) args.push_back(web);
+    args.insert(args.end(), flags_.begin(), flags_.end());
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(kPrometheusBinary, argv.data());
     ::_exit(127);
   }
   if (pid_ < 0) return false;

@@ -83,6 +83,8 @@ class PrometheusServer {
   // Serves HTTPS only, through Prometheus' --web.config.file (tls_server_config);
   // queries and the readiness check trust `ca_file`. Call before start().
   void use_tls(const std::string& cert_file, const std::string& key_file, const std::string& ca_file);
+  // Passes `flag` (e.g. "--enable-feature=native-histograms") too. Call before start().
+  void add_flag(std::string flag) { flags_.push_back(std::move(flag)); }
   // Starts it (again, on the same port and data) and waits for /-/ready.
   [[nodiscard]] bool start(std::chrono::milliseconds timeout = std::chrono::seconds(20));
   void stop();  // SIGTERM, then SIGKILL after 10 s
@@ -103,6 +105,7 @@ class PrometheusServer {
   std::uint16_t port_;
   pid_t pid_ = -1;
   std::string tls_ca_file_;  // "" = plain HTTP
+  std::vector<std::string> flags_;
   std::pair<int, std::string> get(const std::string& target, std::chrono::milliseconds timeout);
 };
 

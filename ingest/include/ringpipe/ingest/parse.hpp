@@ -77,6 +77,12 @@ enum class ParseError : std::uint8_t {
   // observation, a gauge delta, an observation's weight 1/rate) is over
   // kMaxAddition; the sample is dropped.
   kValueOutOfRange,
+  // remote_write: a native histogram sample (TimeSeries.histograms). A valid
+  // one is dropped, not carried into the pipeline (the series' float samples
+  // are); one that breaks Prometheus' rules (schema outside -4..8, spans that
+  // do not cover the buckets, a negative bucket count, ...) refuses its series.
+  kNativeHistogramDropped,
+  kMalformedNativeHistogram,
   kCount,
 };
 inline constexpr std::size_t kParseErrorCount = static_cast<std::size_t>(ParseError::kCount);

@@ -13,6 +13,7 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <utility>
 
 namespace ringpipe::metric {
 
@@ -24,6 +25,11 @@ inline constexpr std::uint16_t kMetricFormatVersion = 2;
 // batch without them stays version 2. MetricBatchReader reads both.
 inline constexpr std::uint16_t kMetricFormatVersionTimestamps = 3;
 inline constexpr std::uint16_t kBatchTimestamps = 1;  // MetricBatchHeader::flags
+// A batch holding native histograms (kEntryNative) is version 4 with
+// kBatchNative set (and kBatchTimestamps too when it also holds timestamped
+// entries), refused whole by a reader that knows only versions 2 and 3.
+inline constexpr std::uint16_t kMetricFormatVersionNative = 4;
+inline constexpr std::uint16_t kBatchNative = 2;
 // An exporter asks the processors writing a metrics ring for a full snapshot
 // by creating a file of this name beside the ring: "<ring>.resync".
 inline constexpr std::string_view kResyncSuffix = ".resync";
@@ -59,10 +65,17 @@ inline constexpr std::uint16_t kEntryPromSample = 2;
 // timestamp_ns (ns since the Unix epoch) follows the entry header, before the
 // values. Only in a version-3 batch.
 inline constexpr std::uint16_t kEntryTimestamp = 4;
+// A histogram series with a native (exponential) histogram beside its classic
+// buckets: its values start with the native part (see below), then the
+// classic ones. Only on an aggregated histogram series, in a version-4 batch.
+inline constexpr std::uint16_t kEntryNative = 8;
+// The native part: [schema, zero_threshold, zero_count, n_pos, n_neg,
+// n_pos (key, count) pairs, n_neg (key, count) pairs], keys strictly increasing.
+inline constexpr std::size_t kNativeHeadValues = 5;
 
 struct MetricBatchHeader {
-  std::uint16_t format_version;  // kMetricFormatVersion, or kMetricFormatVersionTimestamps
-  std::uint16_t flags;           // kBatchTimestamps in a version-3 batch, else 0
+  std::uint16_t format_version;  // kMetricFormatVersion, kMetricFormatVersionTimestamps or kMetricFormatVersionNative
+  std::uint16_t flags;  // kBatchTimestamps in a version-3 batch, kBatchNative (| kBatchTimestamps) in 4, else 0
   std::uint32_t entry_count;
   std::uint32_t bytes;        // whole batch: header + entries
   std::uint16_t shard;        // which aggregation shard wrote it
@@ -77,7 +90,7 @@ struct MetricEntryHeader {
   std::uint32_t size;   // this entry: header + values + strings, padded to 8
   std::uint8_t kind;    // EntryKind
   std::uint8_t type;    // MetricType (0 for snapshot markers)
-  std::uint16_t flags;  // kEntryFromSet, kEntryPromSample, kEntryTimestamp
+  std::uint16_t flags;  // kEntryFromSet, kEntryPromSample, kEntryTimestamp, kEntryNative
   std::uint64_t key;    // series id (64-bit hash of name + sorted labels) or snapshot id
   std::uint16_t name_len;
   std::uint16_t help_len;
@@ -130,6 +143,27 @@ void for_each_label(std::span<const std::byte> bytes, std::uint16_t count, F&& f
 //   summary:        [count, sum, q1, v1, q2, v2, ...]       (v = NaN when the window is empty)
 //   histogram:      [count, sum, le1, c1, ..., +Inf, count] (cumulative counts)
 //   expire, markers: none
+// With kEntryNative the native part precedes them in the record; the view's
+// values are the classic ones above and `native` the validated native part.
+struct NativeView {
+  std::int32_t schema = 0;
+  double zero_threshold = 0;
+  double zero_count = 0;
+  std::uint32_t positive_count = 0;  // (key, count) pairs
+  std::uint32_t negative_count = 0;
+  std::span<const std::byte> pairs;  // positive pairs, then negative ones: doubles, maybe unaligned
+
+  [[nodiscard]] std::pair<std::int32_t, double> pair(std::size_t i) const noexcept {
+    double kv[2] = {0, 0};
+    if ((i + 1) * 2 * sizeof(double) <= pairs.size()) std::memcpy(kv, pairs.data() + i * 2 * sizeof(double), sizeof kv);
+    return {static_cast<std::int32_t>(kv[0]), kv[1]};
+  }
+  [[nodiscard]] std::pair<std::int32_t, double> positive(std::size_t i) const noexcept { return pair(i); }
+  [[nodiscard]] std::pair<std::int32_t, double> negative(std::size_t i) const noexcept {
+    return pair(positive_count + i);
+  }
+};
+
 struct MetricEntryView {
   EntryKind kind;
   MetricType type;  // unspecified for markers
@@ -144,6 +178,7 @@ struct MetricEntryView {
   std::span<const std::byte> value_bytes;  // value_count doubles, maybe unaligned
   std::uint16_t value_count;
   std::int64_t timestamp_ns;  // the sample's own time with kEntryTimestamp; else 0
+  NativeView native;          // with kEntryNative; else empty
 
   [[nodiscard]] double value(std::size_t i) const noexcept {
     double d = 0;
@@ -168,8 +203,8 @@ struct SeriesEntry {
   std::uint16_t family_len = 0;  // kEntryPromSample: at most name's length
   std::span<const std::byte> label_bytes;
   std::uint16_t label_count = 0;
-  std::span<const double> values;
-  std::int64_t timestamp_ns = 0;  // written only by append_stamped()
+  std::span<const double> values;  // with kEntryNative: the native part, then the classic values
+  std::int64_t timestamp_ns = 0;   // written only by append_stamped()
 };
 
 // Bytes one entry takes, padded to 8: as append() writes it, and as
@@ -212,6 +247,7 @@ class MetricBatchWriter {
   std::size_t used_;
   std::uint32_t count_ = 0;
   bool timestamps_ = false;  // an entry carries kEntryTimestamp: the batch is version 3
+  bool native_ = false;      // an entry carries kEntryNative: the batch is version 4
   BatchOrigin origin_;
 };
 

@@ -50,6 +50,10 @@ struct MappingRule {
   std::vector<QuantileSpec> quantiles;  // empty: defaults
   std::optional<std::chrono::nanoseconds> max_age;
   std::optional<std::uint32_t> age_buckets;
+  // Native (exponential) buckets beside the classic ones: a growth factor > 1
+  // (0: defaults) and a bound on populated buckets (0: defaults).
+  double native_bucket_factor = 0;
+  std::uint32_t native_max_buckets = 0;
 };
 
 // The `defaults:` section; values are statsd_exporter's.
@@ -62,6 +66,8 @@ struct MappingDefaults {
   std::chrono::nanoseconds ttl{0};  // 0: never expire
   std::chrono::nanoseconds max_age = std::chrono::minutes(10);
   std::uint32_t age_buckets = 5;
+  double native_bucket_factor = 0;       // 0: no native histogram; else > 1
+  std::uint32_t native_max_buckets = 0;  // 0: unlimited
 };
 
 struct MappingConfig {
@@ -88,6 +94,8 @@ struct CompiledRule {
   std::vector<QuantileSpec> quantiles;
   std::chrono::nanoseconds max_age;
   std::uint32_t age_buckets;
+  double native_bucket_factor;  // 0 or > 1
+  std::uint32_t native_max_buckets;
   std::string help;
   std::string match;
 };

@@ -1,0 +1,79 @@
+#pragma once
+// Prometheus native (sparse, exponential) histograms as client_golang keeps
+// them: a schema s in -4..8 gives bucket boundaries base^i with base =
+// 2^(2^-s); bucket i holds (base^(i-1), base^i]; |v| <= zero_threshold goes
+// into the zero bucket; positive and negative values into their own sparse
+// buckets. Beyond max_buckets populated buckets the schema is lowered (each
+// step merges pairs of neighbours) as client_golang's doubleBucketWidth does.
+// NativeHistogram is a plain value used by one thread; nothing here throws
+// or allocates except the bucket vectors growing.
+
+#include <cstdint>
+#include <span>
+#include <utility>
+#include <vector>
+
+namespace ringpipe::metric {
+
+inline constexpr std::int32_t kNativeSchemaMin = -4;
+inline constexpr std::int32_t kNativeSchemaMax = 8;
+// client_golang's DefNativeHistogramZeroThreshold: 2^-128.
+inline constexpr double kNativeDefaultZeroThreshold = 2.938735877055719e-39;
+
+// The largest schema in -4..8 whose growth factor 2^(2^-s) is at most
+// bucket_factor (client_golang's pickSchema); bucket_factor must be > 1.
+[[nodiscard]] std::int32_t native_schema_for_factor(double bucket_factor) noexcept;
+// The key of the bucket holding |v| (> 0, finite) under `schema`.
+[[nodiscard]] std::int32_t native_bucket_key(double abs_v, std::int32_t schema) noexcept;
+// The upper bound base^key of bucket `key`.
+[[nodiscard]] double native_bucket_upper(std::int32_t key, std::int32_t schema) noexcept;
+
+// A run of consecutive buckets: `offset` from the end of the previous span
+// (from key 0 for the first), `length` buckets.
+struct NativeSpan {
+  std::int32_t offset;
+  std::uint32_t length;
+};
+
+// Sparse buckets (key, count), keys strictly increasing, as Prometheus'
+// spans and deltas: each count minus the previous one (the first minus 0).
+// Gaps of one or two empty buckets stay inside a span (encoded as zeros),
+// as client_golang does. Counts are rounded to integers.
+void native_spans(std::span<const std::pair<std::int32_t, double>> buckets, std::vector<NativeSpan>& spans,
+                  std::vector<std::int64_t>& deltas);
+
+class NativeHistogram {
+ public:
+  using Bucket = std::pair<std::int32_t, double>;  // key, count
+
+  NativeHistogram() = default;
+  NativeHistogram(std::int32_t schema, std::uint32_t max_buckets,
+                  double zero_threshold = kNativeDefaultZeroThreshold) noexcept
+      : schema_(schema), max_buckets_(max_buckets), zero_threshold_(zero_threshold) {}
+
+  // One observation of finite v, counted `weight` times.
+  void observe(double v, double weight);
+
+  [[nodiscard]] std::int32_t schema() const noexcept { return schema_; }
+  [[nodiscard]] double zero_threshold() const noexcept { return zero_threshold_; }
+  [[nodiscard]] double zero_count() const noexcept { return zero_count_; }
+  [[nodiscard]] std::span<const Bucket> positive() const noexcept { return positive_; }
+  [[nodiscard]] std::span<const Bucket> negative() const noexcept { return negative_; }
+  [[nodiscard]] std::size_t memory_bytes() const noexcept {
+    return (positive_.capacity() + negative_.capacity()) * sizeof(Bucket);
+  }
+  void clear() noexcept;
+
+ private:
+  static void add(std::vector<Bucket>& b, std::int32_t key, double weight);
+  void halve_resolution();
+
+  std::int32_t schema_ = 0;
+  std::uint32_t max_buckets_ = 0;  // 0: unlimited
+  double zero_threshold_ = kNativeDefaultZeroThreshold;
+  double zero_count_ = 0;
+  std::vector<Bucket> positive_;
+  std::vector<Bucket> negative_;
+};
+
+}  // namespace ringpipe::metric

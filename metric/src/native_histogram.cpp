@@ -1,0 +1,135 @@
+#include "ringpipe/metric/native_histogram.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+
+namespace ringpipe::metric {
+namespace {
+
+// Per schema s > 0: the 2^s fractions 2^(i/2^s) / 2 in [0.5, 1), the
+// mantissas (as frexp returns them) of the boundaries within one power of two.
+struct BoundTables {
+  std::array<std::vector<double>, kNativeSchemaMax + 1> by_schema;
+  BoundTables() {
+    for (std::int32_t s = 1; s <= kNativeSchemaMax; ++s) {
+      const std::size_t n = std::size_t{1} << s;
+      auto& b = by_schema[static_cast<std::size_t>(s)];
+      b.resize(n);
+      b[0] = 0.5;
+      for (std::size_t i = 1; i < n; ++i) b[i] = std::exp2(static_cast<double>(i) / static_cast<double>(n)) / 2;
+    }
+  }
+};
+
+const std::vector<double>& bounds(std::int32_t schema) {
+  static const BoundTables tables;
+  return tables.by_schema[static_cast<std::size_t>(schema)];
+}
+
+// ceil(k / 2): the key a bucket of one schema has one schema lower.
+std::int32_t halve_key(std::int32_t k) noexcept { return k > 0 ? (k + 1) / 2 : k / 2; }
+
+}  // namespace
+
+std::int32_t native_schema_for_factor(double bucket_factor) noexcept {
+  const double floor = std::floor(std::log2(std::log2(bucket_factor)));
+  if (!(floor > -8)) return kNativeSchemaMax;
+  if (floor >= 4) return kNativeSchemaMin;
+  return -static_cast<std::int32_t>(floor);
+}
+
+std::int32_t native_bucket_key(double abs_v, std::int32_t schema) noexcept {
+  int exp = 0;
+  const double frac = std::frexp(abs_v, &exp);
+  if (schema > 0) {
+    const std::vector<double>& b = bounds(schema);
+    const auto idx = std::lower_bound(b.begin(), b.end(), frac) - b.begin();
+    return static_cast<std::int32_t>(idx) + (exp - 1) * static_cast<std::int32_t>(b.size());
+  }
+  std::int32_t key = exp;
+  if (frac == 0.5) --key;
+  const std::int32_t offset = (1 << -schema) - 1;
+  return (key + offset) >> -schema;  // arithmetic shift: floor division, so ceil((key)/2^-s)
+}
+
+double native_bucket_upper(std::int32_t key, std::int32_t schema) noexcept {
+  if (schema <= 0) return std::ldexp(1.0, key * (1 << -schema));
+  const std::vector<double>& b = bounds(schema);
+  const std::int32_t n = static_cast<std::int32_t>(b.size());
+  const std::int32_t frac_idx = key & (n - 1);
+  const std::int32_t exp = (key >> schema) + 1;
+  return std::ldexp(b[static_cast<std::size_t>(frac_idx)], exp);
+}
+
+void native_spans(std::span<const std::pair<std::int32_t, double>> buckets, std::vector<NativeSpan>& spans,
+                  std::vector<std::int64_t>& deltas) {
+  spans.clear();
+  deltas.clear();
+  std::int64_t prev = 0;
+  std::int32_t next = 0;
+  auto append = [&](std::int64_t count) {
+    ++spans.back().length;
+    deltas.push_back(count - prev);
+    prev = count;
+  };
+  for (std::size_t n = 0; n < buckets.size(); ++n) {
+    const auto [key, count] = buckets[n];
+    const std::int32_t gap = key - next;
+    if (n == 0 || gap > 2) {
+      spans.push_back(NativeSpan{gap, 0});
+    } else {
+      for (std::int32_t j = 0; j < gap; ++j) append(0);
+    }
+    append(std::llround(count));
+    next = key + 1;
+  }
+}
+
+void NativeHistogram::add(std::vector<Bucket>& b, std::int32_t key, double weight) {
+  const auto it =
+      std::lower_bound(b.begin(), b.end(), key, [](const Bucket& x, std::int32_t k) { return x.first < k; });
+  if (it != b.end() && it->first == key) {
+    it->second += weight;
+  } else {
+    b.insert(it, Bucket{key, weight});
+  }
+}
+
+void NativeHistogram::observe(double v, double weight) {
+  if (v > zero_threshold_) {
+    add(positive_, native_bucket_key(v, schema_), weight);
+  } else if (v < -zero_threshold_) {
+    add(negative_, native_bucket_key(-v, schema_), weight);
+  } else {
+    zero_count_ += weight;
+  }
+  while (max_buckets_ != 0 && positive_.size() + negative_.size() > max_buckets_ && schema_ > kNativeSchemaMin) {
+    halve_resolution();
+  }
+}
+
+void NativeHistogram::halve_resolution() {
+  --schema_;
+  for (std::vector<Bucket>* side : {&positive_, &negative_}) {
+    std::vector<Bucket>& b = *side;
+    std::size_t out = 0;
+    for (std::size_t i = 0; i < b.size(); ++i) {
+      const std::int32_t k = halve_key(b[i].first);
+      if (out > 0 && b[out - 1].first == k) {
+        b[out - 1].second += b[i].second;
+      } else {
+        b[out++] = Bucket{k, b[i].second};
+      }
+    }
+    b.resize(out);
+  }
+}
+
+void NativeHistogram::clear() noexcept {
+  zero_count_ = 0;
+  positive_.clear();
+  negative_.clear();
+}
+
+}  // namespace ringpipe::metric

@@ -1,0 +1,109 @@
+#include "ringpipe/metric/native_histogram.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+namespace ringpipe::metric {
+namespace {
+
+using Buckets = std::vector<NativeHistogram::Bucket>;
+
+Buckets of(std::span<const NativeHistogram::Bucket> b) { return Buckets(b.begin(), b.end()); }
+
+TEST(NativeHistogram, PicksTheLargestSchemaWhoseFactorFitsAsClientGolang) {
+  // 2^(2^-s) <= factor: 1.1 -> 2^(1/8) = 1.0905 (schema 3); 2 -> 0; 4 -> -1.
+  EXPECT_EQ(native_schema_for_factor(1.1), 3);
+  EXPECT_EQ(native_schema_for_factor(1.09), 4);  // 2^(1/8) > 1.09 >= 2^(1/16)
+  EXPECT_EQ(native_schema_for_factor(2), 0);
+  EXPECT_EQ(native_schema_for_factor(4), -1);
+  EXPECT_EQ(native_schema_for_factor(1.0001), 8);  // finer than schema 8 asks for: 8
+  EXPECT_EQ(native_schema_for_factor(1e9), -4);
+}
+
+TEST(NativeHistogram, BucketKeysHoldTheUpperBoundInclusive) {
+  // Schema 0: bucket i is (2^(i-1), 2^i].
+  EXPECT_EQ(native_bucket_key(1, 0), 0);
+  EXPECT_EQ(native_bucket_key(1.5, 0), 1);
+  EXPECT_EQ(native_bucket_key(2, 0), 1);
+  EXPECT_EQ(native_bucket_key(2.0001, 0), 2);
+  EXPECT_EQ(native_bucket_key(0.3, 0), -1);  // (0.25, 0.5]
+  // Schema 3: base 2^(1/8) = 1.0905...; 3 = 2^1.585 -> ceil(12.68) = 13.
+  EXPECT_EQ(native_bucket_key(1, 3), 0);
+  EXPECT_EQ(native_bucket_key(1.09, 3), 1);
+  EXPECT_EQ(native_bucket_key(1.1, 3), 2);
+  EXPECT_EQ(native_bucket_key(3, 3), 13);
+  EXPECT_EQ(native_bucket_key(0.5, 3), -8);
+  // Schema -1: base 4, bucket i is (4^(i-1), 4^i].
+  EXPECT_EQ(native_bucket_key(1, -1), 0);
+  EXPECT_EQ(native_bucket_key(0.3, -1), 0);
+  EXPECT_EQ(native_bucket_key(0.25, -1), -1);
+  EXPECT_EQ(native_bucket_key(3, -1), 1);
+  EXPECT_EQ(native_bucket_key(4, -1), 1);
+  EXPECT_EQ(native_bucket_key(5, -1), 2);
+}
+
+TEST(NativeHistogram, EveryBoundaryIsBaseToTheKeyAndFallsInItsOwnBucket) {
+  for (std::int32_t schema = -4; schema <= 8; ++schema) {
+    const double base = std::exp2(std::exp2(-schema));
+    for (std::int32_t key = -40; key <= 40; ++key) {
+      const double upper = native_bucket_upper(key, schema);
+      EXPECT_NEAR(upper / std::pow(base, key), 1.0, 1e-12) << schema << " " << key;
+      EXPECT_EQ(native_bucket_key(upper, schema), key) << schema << " " << key;
+      EXPECT_EQ(native_bucket_key(std::nextafter(upper, INFINITY), schema), key + 1) << schema << " " << key;
+    }
+  }
+}
+
+TEST(NativeHistogram, CountsPositiveNegativeAndZeroObservations) {
+  NativeHistogram h(0, 0);
+  h.observe(1.5, 1);
+  h.observe(2, 2);
+  h.observe(0.3, 1);
+  h.observe(-3, 1);
+  h.observe(0, 4);
+  EXPECT_EQ(h.schema(), 0);
+  EXPECT_EQ(h.zero_count(), 4);
+  EXPECT_EQ(of(h.positive()), (Buckets{{-1, 1}, {1, 3}}));
+  EXPECT_EQ(of(h.negative()), (Buckets{{2, 1}}));
+}
+
+TEST(NativeHistogram, LowersTheSchemaUntilTheBucketsFitMaxBuckets) {
+  // Schema 1 (base sqrt 2): 1 -> key 0, 1.5 -> 2 (1.41, 2], 3 -> 4 (2.83, 4].
+  NativeHistogram h(1, 2);
+  h.observe(1, 1);
+  h.observe(1.5, 1);
+  EXPECT_EQ(h.schema(), 1);
+  h.observe(3, 1);
+  // Three buckets: schema 0 gives keys 0, 1, 2 (still three), schema -1
+  // (base 4) gives (0.25, 1] and (1, 4].
+  EXPECT_EQ(h.schema(), -1);
+  EXPECT_EQ(of(h.positive()), (Buckets{{0, 1}, {1, 2}}));
+  // 1 is a boundary in every schema: -0.75 and -1.5 never share a bucket, so
+  // the schema stops at -4 with two buckets (client_golang does the same).
+  NativeHistogram neg(0, 1);
+  neg.observe(-0.75, 1);
+  neg.observe(-1.5, 1);
+  EXPECT_EQ(neg.schema(), -4);
+  EXPECT_EQ(of(neg.negative()), (Buckets{{0, 1}, {1, 1}}));
+}
+
+TEST(NativeHistogram, SpansKeepGapsOfUpToTwoBucketsAsZeroDeltas) {
+  const Buckets b{{-2, 1}, {-1, 2}, {1, 3}, {5, 1}};
+  std::vector<NativeSpan> spans;
+  std::vector<std::int64_t> deltas;
+  native_spans(b, spans, deltas);
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_EQ(spans[0].offset, -2);
+  EXPECT_EQ(spans[0].length, 4u);  // -2, -1, 0 (empty), 1
+  EXPECT_EQ(spans[1].offset, 3);   // 2, 3, 4 skipped
+  EXPECT_EQ(spans[1].length, 1u);
+  EXPECT_EQ(deltas, (std::vector<std::int64_t>{1, 1, -2, 3, -2}));
+  native_spans({}, spans, deltas);
+  EXPECT_TRUE(spans.empty());
+  EXPECT_TRUE(deltas.empty());
+}
+
+}  // namespace
+}  // namespace ringpipe::metric
