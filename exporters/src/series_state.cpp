@@ -37,10 +37,15 @@ bool values_fit(const metric::MetricEntryView& e) noexcept {
   }
 }
 
+// A histogram's or summary's count for prometheus-cpp's ClientMetric, which
+// holds counts as uint64: rounded, NaN and negatives as 0, and counts of 2^64
+// or more (+Inf too) as UINT64_MAX. render() writes such counts as the floats
+// they are instead (Prometheus keeps counts as floats); only the
+// prometheus-cpp path is limited to uint64.
 std::uint64_t to_count(double v) noexcept {
   if (!(v > 0)) return 0;  // also NaN
-  if (v >= 1.8e19) return UINT64_MAX;
-  return static_cast<std::uint64_t>(std::llround(v));
+  if (v >= 0x1p64) return UINT64_MAX;
+  return static_cast<std::uint64_t>(std::round(v));  // below 2^64, exact from 2^53 on
 }
 
 prometheus::MetricType to_prometheus(MetricType t) noexcept {
@@ -605,13 +610,13 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
     std::uint16_t label_count = 0;
     std::string_view own;  // the label left out of `labels`
     struct Point {
-      double bound;         // le or quantile
-      double value;         // a quantile's value
-      std::uint64_t count;  // a bucket's count
+      double bound;  // le or quantile
+      double value;  // a quantile's value
+      double count;  // a bucket's count
     };
     std::vector<Point> points;
     double sum = 0;
-    std::uint64_t count = 0;
+    double count = 0;
   };
   std::vector<Group> groups;
   std::map<std::pair<std::uint32_t, std::string>, std::size_t> group_at;
@@ -647,13 +652,13 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
     }
     Group& g = groups[it->second];
     if (type == PT::Histogram) {
-      if (se.role == Role::kBucket) g.points.push_back({bound, 0, to_count(v)});
+      if (se.role == Role::kBucket) g.points.push_back({bound, 0, v});
       if (se.role == Role::kSum) g.sum = v;
-      if (se.role == Role::kCount) g.count = to_count(v);
+      if (se.role == Role::kCount) g.count = v;
     } else {
       if (se.role == Role::kValue) g.points.push_back({bound, v, 0});
       if (se.role == Role::kSum) g.sum = v;
-      if (se.role == Role::kCount) g.count = to_count(v);
+      if (se.role == Role::kCount) g.count = v;
     }
   };
   for (const Shard& s : shards_) {
@@ -672,7 +677,7 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
       switch (h.type) {
         case PT::Summary:
           text::append_head(t, h.name, "_count", labels, se.label_count());
-          text::append_count(t, to_count(v[0]));
+          text::append_count(t, v[0]);
           t.push_back('\n');
           text::append_head(t, h.name, "_sum", labels, se.label_count());
           text::append_double(t, v[1]);
@@ -685,7 +690,7 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
           break;
         case PT::Histogram: {
           text::append_head(t, h.name, "_count", labels, se.label_count());
-          text::append_count(t, to_count(v[0]));
+          text::append_count(t, v[0]);
           t.push_back('\n');
           text::append_head(t, h.name, "_sum", labels, se.label_count());
           text::append_double(t, v[1]);
@@ -693,13 +698,13 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
           double last = -std::numeric_limits<double>::infinity();
           for (std::size_t i = 2; i + 1 < v.size(); i += 2) {
             text::append_head(t, h.name, "_bucket", labels, se.label_count(), {"le", label_of(v[i])});
-            text::append_count(t, to_count(v[i + 1]));
+            text::append_count(t, v[i + 1]);
             t.push_back('\n');
             last = v[i];
           }
           if (last != std::numeric_limits<double>::infinity()) {
             text::append_head(t, h.name, "_bucket", labels, se.label_count(), {"le", "+Inf"});
-            text::append_count(t, to_count(v[0]));
+            text::append_count(t, v[0]);
             t.push_back('\n');
           }
           break;
