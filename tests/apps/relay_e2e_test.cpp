@@ -1,7 +1,8 @@
 // `ringpipe run` as a Prometheus agent: Graphite lines with their own,
 // minutes-old timestamps -> a relay processor -> the remote_write exporter
 // -> a real Prometheus (remote-write receiver). A range query shows every
-// original sample at its original time; /metrics serves the last of each.
+// original sample at its original time, in order across connections;
+// /metrics serves the last of each.
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -39,7 +40,8 @@ processors:
   relay: {type: relay, input: raw, output: metrics}
 exporters:
   rw: {type: remote_write, input: metrics, url: "http://127.0.0.1:)" +
-                            std::to_string(prometheus.port()) + R"(/api/v1/write", gating: true}
+                            std::to_string(prometheus.port()) + R"(/api/v1/write", gating: true,
+       max_in_flight: 4, batch_size: 2}
   prometheus: {type: prometheus, input: metrics, listen: 127.0.0.1:)" +
                             std::to_string(web_port) + "}\n");
   e2e::Proc supervisor({"run", file}, dir.file("sup.out"), dir.file("sup.err"));
@@ -47,7 +49,11 @@ exporters:
   ASSERT_TRUE(graphite.connect(10s)) << supervisor.err();
 
   // Old but inside what Prometheus' head takes; in time order per series,
-  // several samples of one series in one packet (one record, one request).
+  // several samples of one series in one packet (one record), split over
+  // requests of 2 samples on 4 connections: a series keeps its connection, so
+  // its requests arrive in order (Prometheus refuses a sample older than its
+  // series' newest). Every request carries its families' metadata too, which
+  // Prometheus takes beside the samples.
   const std::int64_t now = std::time(nullptr);
   const std::int64_t t0 = now - 300;
   std::string lines;
