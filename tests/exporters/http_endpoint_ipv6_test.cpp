@@ -194,7 +194,10 @@ TEST(HttpEndpointIpv6, ServesHttpsOnIpv6LoopbackAndRefusesClearText) {
   PrometheusExporterOptions o;
   o.input = dir.file("metrics");
   o.listen = "[::1]:0";
-  o.tls = TlsFiles{cert, key, "", "TLS13"};
+  o.tls.emplace();
+  o.tls->cert_file = cert;
+  o.tls->key_file = key;
+  o.tls->min_version = "TLS13";
   auto exp = start(o);
   ASSERT_TRUE(exp);
   const std::string out = dir.file("curl.out");

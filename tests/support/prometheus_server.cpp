@@ -174,6 +174,21 @@ bool make_test_pki(const std::string& dir, TestPki* out) {
   return true;
 }
 
+std::string tls_handshake(std::uint16_t port, const std::string& args, const std::string& out) {
+  const std::string cmd =
+      "echo | /usr/bin/timeout 10 /usr/bin/openssl s_client -connect 127.0.0.1:" + std::to_string(port) + " " + args +
+      " > " + out + " 2>&1";
+  (void)std::system(cmd.c_str());
+  std::ifstream in(out);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string s = text.str();
+  const std::size_t at = s.find("\nNew, ");
+  if (at == std::string::npos) return "";
+  const std::string line = s.substr(at + 6, s.find('\n', at + 1) - at - 6);
+  return line.find("(NONE)") != std::string::npos ? "" : line;
+}
+
 PrometheusServer::PrometheusServer(std::string dir, std::uint16_t scrape_port)
     : dir_(std::move(dir)), scrape_port_(scrape_port), port_(free_tcp_port()) {
   std::ofstream cfg(dir_ + "/prometheus.yml");
