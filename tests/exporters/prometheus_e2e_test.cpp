@@ -665,13 +665,9 @@ int curl_status(const std::string& args, const std::string& url, const std::stri
 TEST(PrometheusExporterE2E, ServesHttpsWithSeparateKeyAndCertificateFiles) {
   ASSERT_TRUE(have_openssl_and_curl()) << "needs /usr/bin/openssl and /usr/bin/curl (build.sh installs them)";
   ringpipe::testing::ScratchDir dir;
-  const std::string key = dir.file("key.pem");
-  const std::string cert = dir.file("cert.pem");
-  const std::string gen =
-      "/usr/bin/openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
-      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
-      key + " -out " + cert + " > /dev/null 2>&1";
-  ASSERT_EQ(std::system(gen.c_str()), 0);
+  std::string cert;
+  std::string key;
+  ASSERT_TRUE(testing::make_self_signed_cert(dir.path().string(), "IP:127.0.0.1", &cert, &key));
   const std::string path = dir.file("metrics");
   ring::Ring ring = make_ring(path);
   PrometheusExporterOptions o;
@@ -699,13 +695,9 @@ TEST(PrometheusExporterE2E, ServesHttpsWithSeparateKeyAndCertificateFiles) {
 TEST(PrometheusExporterE2E, HttpsHonoursMaxVersionCipherSuitesAndWhoseOrderWins) {
   ASSERT_TRUE(have_openssl_and_curl()) << "needs /usr/bin/openssl and /usr/bin/curl (build.sh installs them)";
   ringpipe::testing::ScratchDir dir;
-  const std::string key = dir.file("key.pem");
-  const std::string cert = dir.file("cert.pem");
-  const std::string gen =
-      "/usr/bin/openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
-      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
-      key + " -out " + cert + " > /dev/null 2>&1";
-  ASSERT_EQ(std::system(gen.c_str()), 0);
+  std::string cert;
+  std::string key;
+  ASSERT_TRUE(testing::make_self_signed_cert(dir.path().string(), "IP:127.0.0.1", &cert, &key));
   const std::string path = dir.file("metrics");
   ring::Ring ring = make_ring(path);
   const auto options = [&](TlsFiles tls) {
