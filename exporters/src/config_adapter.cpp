@@ -40,6 +40,7 @@ Result<PrometheusExporterOptions> prometheus_options(const config::PipelineConfi
   o.max_connections = c.max_connections;
   o.header_timeout = c.header_timeout;
   o.quarantine_after_crashes = c.quarantine_after_crashes;
+  o.relay_ttl = c.relay_ttl;
   return o;
 }
 

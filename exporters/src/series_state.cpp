@@ -98,8 +98,9 @@ bool SeriesState::group_of(const Series& se, bool histogram, std::string& key, s
 
 SeriesState::SeriesState() = default;
 
-void SeriesState::apply(std::span<const std::byte> record) noexcept {
+void SeriesState::apply(std::span<const std::byte> record, std::int64_t now_ns) noexcept {
   counters_.records.fetch_add(1, std::memory_order_relaxed);
+  apply_now_ns_ = now_ns;
   metric::MetricBatchReader reader(record);
   if (reader.error() != metric::MetricDecodeError::kNone) {
     counters_.decode_errors.fetch_add(1, std::memory_order_relaxed);
@@ -285,6 +286,37 @@ void SeriesState::apply_series(const metric::MetricEntryView& e, std::uint16_t s
   se.instance = instance;
   if (p.in_snapshot) se.generation = p.generation;
   se.assign(e.value_bytes, e.value_count, e.label_bytes, e.label_count);
+  if (relay_ttl_ns_ > 0 && (e.flags & metric::kEntryTimestamp) != 0) {
+    try {
+      relayed_at_[e.key] = apply_now_ns_;
+    } catch (...) {
+      ++relay_untracked_;  // out of memory: the series stays served, as without a ttl
+    }
+  }
+}
+
+std::size_t SeriesState::expire_relayed(std::int64_t now_ns) noexcept {
+  if (relay_ttl_ns_ <= 0) return 0;
+  std::size_t n = 0;
+  for (auto it = relayed_at_.begin(); it != relayed_at_.end();) {
+    if (now_ns - it->second < relay_ttl_ns_) {
+      ++it;
+      continue;
+    }
+    Shard& s = shard_of(it->first);
+    bool live = false;
+    {
+      std::lock_guard lock(s.mu);
+      live = s.map.find(it->first) != SeriesTable::kNpos;
+    }
+    if (live) {
+      expire(it->first);
+      ++n;
+    }
+    it = relayed_at_.erase(it);
+  }
+  counters_.relay_expired.fetch_add(n, std::memory_order_relaxed);
+  return n;
 }
 
 void SeriesState::Series::take(Series& o) noexcept {

@@ -188,6 +188,45 @@ TEST(SeriesState, ServesTheLastRelayedSampleOfEachSeries) {
   EXPECT_EQ(s.counters().series.load(), 2u);
 }
 
+// A relay sends no expiries: with a relay ttl, a series its records stopped
+// updating leaves the page that long after its last update (arrival time,
+// not the sample's own), counted; an aggregated series is left to the
+// processor's own expiries and snapshots. Without a ttl nothing leaves.
+TEST(SeriesState, RelayedSeriesLeaveThePageOnceTheRelayTtlPassesWithoutAnUpdate) {
+  constexpr std::int64_t kSecond = 1'000'000'000;
+  SeriesState s;
+  s.set_relay_ttl(std::chrono::seconds(10));
+  RecordBuilder first(origin(9));
+  first.stamped(MetricType::kGauge, "temp", {{"room", "a"}}, 20, 1 * kSecond)
+      .stamped(MetricType::kGauge, "temp", {{"room", "b"}}, 21, 1 * kSecond)
+      .series(MetricType::kGauge, "flushed", {}, {1});  // an entry without kEntryTimestamp
+  s.apply(first.take(), 100 * kSecond);
+  RecordBuilder later(origin(9));
+  later.stamped(MetricType::kGauge, "temp", {{"room", "a"}}, 22, 2 * kSecond);
+  s.apply(later.take(), 106 * kSecond);
+  ASSERT_EQ(s.counters().decode_errors.load(), 0u);
+  EXPECT_EQ(s.counters().series.load(), 3u);
+
+  EXPECT_EQ(s.expire_relayed(109 * kSecond), 0u) << "9 s since b's update";
+  EXPECT_EQ(s.expire_relayed(110 * kSecond), 1u) << "b: 10 s without an update";
+  std::string text = exposition(s);
+  EXPECT_NE(text.find("temp{room=\"a\"} 22\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("room=\"b\""), std::string::npos) << text;
+  EXPECT_EQ(s.expire_relayed(200 * kSecond), 1u) << "a, 94 s after its last update";
+  text = exposition(s);
+  EXPECT_EQ(text.find("temp{"), std::string::npos) << text;
+  EXPECT_NE(text.find("flushed 1\n"), std::string::npos) << "not a relayed series: " << text;
+  EXPECT_EQ(s.counters().relay_expired.load(), 2u);
+  EXPECT_EQ(s.counters().series.load(), 1u);
+
+  SeriesState never;
+  RecordBuilder b(origin(9));
+  b.stamped(MetricType::kGauge, "temp", {{"room", "a"}}, 20, 1 * kSecond);
+  never.apply(b.take(), 100 * kSecond);
+  EXPECT_EQ(never.expire_relayed(1'000'000 * kSecond), 0u) << "no ttl: served for good";
+  EXPECT_EQ(never.counters().series.load(), 1u);
+}
+
 TEST(SeriesState, LaterEntriesReplaceValuesAndExpireDeletes) {
   SeriesState s;
   RecordBuilder a(origin(7));

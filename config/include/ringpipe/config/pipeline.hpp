@@ -323,6 +323,7 @@ struct PrometheusExporterConfig {
   std::uint32_t max_connections = 1024;            // `max_connections`: HTTP connections served at once (4..16384)
   std::chrono::milliseconds header_timeout{5000};  // `header_timeout`: a request header must arrive within (>= 100ms)
   std::uint32_t quarantine_after_crashes = 3;      // `quarantine_after_crashes`: as the processor's; 0 = never
+  std::chrono::milliseconds relay_ttl{0};  // `relay_ttl`: a relayed series not updated this long leaves; 0 = never
   friend bool operator==(const PrometheusExporterConfig&, const PrometheusExporterConfig&) = default;
 };
 

@@ -74,6 +74,9 @@ struct PrometheusExporterOptions {
   // a row is skipped and counted (exporter_quarantined_records_total); 0:
   // never skip. The journal is `<input>.<reader_name>.crash`.
   std::uint32_t quarantine_after_crashes = 3;
+  // A series a relay processor's records keep up (they carry no expiry) leaves
+  // the page once none has updated it for this long; 0: never, as before.
+  std::chrono::milliseconds relay_ttl{0};
   // Build the page through prometheus-cpp's object model (a MetricFamily and
   // ClientMetric per series, then its TextSerializer) instead of writing the
   // pipeline's series straight from the state: the earlier path, slower and
