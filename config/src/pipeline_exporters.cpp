@@ -61,6 +61,7 @@ void Loader::read_exporter(const YamlNode& key, const YamlNode& value) {
                                 std::string_view("max_connections"),
                                 std::string_view("header_timeout"),
                                 std::string_view("quarantine_after_crashes"),
+                                std::string_view("relay_ttl"),
                                 std::string_view("metric_relabel_configs")};
   const auto remote_keys = {std::string_view("type"),
                             std::string_view("input"),
@@ -139,6 +140,7 @@ void Loader::read_exporter(const YamlNode& key, const YamlNode& value) {
       p.header_timeout = std::chrono::milliseconds(5000);
     }
     read_uint_into(f, "quarantine_after_crashes", 0, 1000, p.quarantine_after_crashes);
+    read_millis_into(f, "relay_ttl", p.relay_ttl);
     if (const auto* v = f.get("basic_auth_users")) {
       if (!v->is_map()) {
         d_.add(*v, f.at("basic_auth_users") + ": found " + describe(*v) + ", expected a map of user: password");

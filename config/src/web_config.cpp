@@ -29,10 +29,7 @@ struct Unsupported {
   std::string_view why;
 };
 constexpr Unsupported kUnsupportedTls[] = {
-    {"cipher_suites", "the HTTP server takes OpenSSL's default cipher suites, expected no cipher_suites"},
     {"curve_preferences", "the HTTP server takes OpenSSL's default curves, expected no curve_preferences"},
-    {"prefer_server_cipher_suites",
-     "the HTTP server keeps OpenSSL's default cipher order, expected no prefer_server_cipher_suites"},
     {"cert", "inline certificates are not supported, expected cert_file"},
     {"key", "inline keys are not supported, expected key_file"},
     {"client_ca", "inline client CAs are not supported, expected client_ca_file"},
@@ -40,6 +37,34 @@ constexpr Unsupported kUnsupportedTls[] = {
 };
 
 constexpr std::string_view kTlsVersions[] = {"TLS10", "TLS11", "TLS12", "TLS13"};
+
+// The names cipher_suites takes: Go's tls.CipherSuites() (the exporter-toolkit
+// looks names up there), with the OpenSSL name of each TLS 1.2-and-older
+// suite. TLS 1.3's suites have none: Go does not let them be configured and
+// ignores them in the list, and so does ringpipe.
+struct CipherSuite {
+  std::string_view go;
+  std::string_view openssl;  // empty: a TLS 1.3 suite
+};
+constexpr CipherSuite kCipherSuites[] = {
+    {"TLS_RSA_WITH_AES_128_CBC_SHA", "AES128-SHA"},
+    {"TLS_RSA_WITH_AES_256_CBC_SHA", "AES256-SHA"},
+    {"TLS_RSA_WITH_AES_128_GCM_SHA256", "AES128-GCM-SHA256"},
+    {"TLS_RSA_WITH_AES_256_GCM_SHA384", "AES256-GCM-SHA384"},
+    {"TLS_AES_128_GCM_SHA256", ""},
+    {"TLS_AES_256_GCM_SHA384", ""},
+    {"TLS_CHACHA20_POLY1305_SHA256", ""},
+    {"TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", "ECDHE-ECDSA-AES128-SHA"},
+    {"TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", "ECDHE-ECDSA-AES256-SHA"},
+    {"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "ECDHE-RSA-AES128-SHA"},
+    {"TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", "ECDHE-RSA-AES256-SHA"},
+    {"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256"},
+    {"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "ECDHE-ECDSA-AES256-GCM-SHA384"},
+    {"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA256"},
+    {"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "ECDHE-RSA-AES256-GCM-SHA384"},
+    {"TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-RSA-CHACHA20-POLY1305"},
+    {"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"},
+};
 
 // An absent key and an explicit null or empty value read the same: the default.
 bool unset(const YamlNode* v) {
@@ -130,12 +155,21 @@ class WebConfigReader {
       }
       return s;
     };
-    // The exporter-toolkit's default minimum is TLS 1.2.
+    // The exporter-toolkit's default minimum is TLS 1.2, its maximum TLS 1.3.
     t.min_version = version("min_version").value_or("TLS12");
-    if (auto max = version("max_version"); max && *max != "TLS13") {
-      d_.add(*f.get("max_version"), f.at("max_version") + ": found " + quote(*max) +
-                                        ", not supported by ringpipe: the HTTP server cannot cap the TLS version, "
-                                        "expected TLS13 or no max_version");
+    if (auto max = version("max_version")) {
+      // "TLS10" < "TLS11" < "TLS12" < "TLS13" as strings too.
+      if (*max < t.min_version) {
+        d_.add(*f.get("max_version"), f.at("max_version") + ": found " + quote(*max) + ", expected at least " +
+                                          "min_version (" + t.min_version + ")");
+      }
+      t.max_version = *max;
+    }
+    read_cipher_suites(f, t);
+    if (const auto* p = f.get("prefer_server_cipher_suites"); !unset(p)) {
+      if (auto b = detail::read_bool(*p, f.at("prefer_server_cipher_suites"), d_)) {
+        t.prefer_server_cipher_suites = *b;
+      }
     }
 
     if (!has_cert && !has_key && !has_ca && auth == "NoClientCert") return;  // no TLS, as the exporter-toolkit
@@ -144,6 +178,36 @@ class WebConfigReader {
     t.contents_digest =
         detail::digest_of_files(t);  // a certificate renewed under the same name restarts the exporter at reload
     out.tls = std::move(t);
+  }
+
+  // cipher_suites: Go's names, kept as OpenSSL's, in the file's order.
+  void read_cipher_suites(const Fields& f, TlsConfig& t) {
+    const YamlNode* v = f.get("cipher_suites");
+    if (unset(v)) return;
+    if (!v->is_sequence()) {
+      d_.add(*v, f.at("cipher_suites") + ": found " + describe(*v) + ", expected a list of cipher suite names");
+      return;
+    }
+    bool any_tls13 = false;
+    for (const YamlNode& item : v->items) {
+      auto name = detail::read_string(item, f.at("cipher_suites"), d_);
+      if (!name) continue;
+      const auto* it = std::find_if(std::begin(kCipherSuites), std::end(kCipherSuites),
+                                    [&](const CipherSuite& c) { return c.go == *name; });
+      if (it == std::end(kCipherSuites)) {
+        d_.add(item, f.at("cipher_suites") + ": found " + quote(*name) +
+                         ", expected a name from Go's tls.CipherSuites(), e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256");
+      } else if (it->openssl.empty()) {
+        any_tls13 = true;  // not configurable: TLS 1.3 keeps its suites
+      } else if (std::find(t.cipher_suites.begin(), t.cipher_suites.end(), it->openssl) == t.cipher_suites.end()) {
+        t.cipher_suites.emplace_back(it->openssl);
+      }
+    }
+    if (t.cipher_suites.empty() && any_tls13 && t.min_version != "TLS13") {
+      d_.add(*v, f.at("cipher_suites") +
+                     ": found only TLS 1.3 suites, which are not configurable, expected at least one suite of "
+                     "TLS 1.2 (or min_version: TLS13)");
+    }
   }
 
   void read_http(const YamlNode& v) {

@@ -27,13 +27,20 @@ Result<PrometheusExporterOptions> prometheus_options(const config::PipelineConfi
   o.stats_path = pipeline.ring_path(exporter.name) + std::string(stats::kStatsFileSuffix);
   o.component = exporter.name;
   if (c.tls && c.tls->enabled())
-    o.tls = TlsFiles{c.tls->cert_file, c.tls->key_file, c.tls->ca_file, c.tls->min_version};
+    o.tls = TlsFiles{.cert_file = c.tls->cert_file,
+                     .key_file = c.tls->key_file,
+                     .ca_file = c.tls->ca_file,
+                     .min_version = c.tls->min_version,
+                     .max_version = c.tls->max_version,
+                     .cipher_suites = c.tls->cipher_suites,
+                     .prefer_server_cipher_suites = c.tls->prefer_server_cipher_suites};
   for (const config::BasicAuthUser& u : c.basic_auth_users) {
     o.basic_auth_users.push_back({u.username, u.password, u.bcrypt});
   }
   o.max_connections = c.max_connections;
   o.header_timeout = c.header_timeout;
   o.quarantine_after_crashes = c.quarantine_after_crashes;
+  o.relay_ttl = c.relay_ttl;
   return o;
 }
 

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
+
 #include <filesystem>
 #include <string>
 #include <system_error>
@@ -84,6 +86,9 @@ void MetricsReaderLoop::close_journal() noexcept {
 void MetricsReaderLoop::run() noexcept {
   const std::int64_t start_ns = monotonic_ns();
   const std::int64_t ready_after = start_ns + std::chrono::nanoseconds(options_.ready_timeout).count();
+  const std::int64_t relay_sweep_ns =
+      std::max<std::int64_t>(std::chrono::nanoseconds(options_.relay_ttl).count() / 10, 1'000'000);
+  std::int64_t next_relay_sweep = start_ns;
   while (!stopping_.load(std::memory_order_relaxed)) {
     const std::size_t n = reader_->poll(
         [this](const ring::RecordView& v) {
@@ -103,7 +108,7 @@ void MetricsReaderLoop::run() noexcept {
             journal_->begin(v.lane, v.seq, v.position);
           }
           if (v.type == metric::kMetricBatchRecord) {
-            state_.apply(v.payload);
+            state_.apply(v.payload, options_.relay_ttl.count() > 0 ? monotonic_ns() : 0);
           } else {
             counters_.other_records.fetch_add(1, std::memory_order_relaxed);
           }
@@ -112,6 +117,14 @@ void MetricsReaderLoop::run() noexcept {
         256);
     if (!ready_.load(std::memory_order_relaxed) && (state_.complete() || monotonic_ns() >= ready_after)) {
       ready_.store(true, std::memory_order_release);
+    }
+    if (options_.relay_ttl.count() > 0) {
+      // Every tenth of the ttl (at most a second): a series leaves at most that late.
+      const std::int64_t now = monotonic_ns();
+      if (now >= next_relay_sweep) {
+        state_.expire_relayed(now);
+        next_relay_sweep = now + std::min<std::int64_t>(relay_sweep_ns, 1'000'000'000);
+      }
     }
     if (n == 0) (void)reader_->wait(50ms);
   }

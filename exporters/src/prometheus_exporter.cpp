@@ -250,6 +250,7 @@ Result<std::unique_ptr<PrometheusExporter>> PrometheusExporter::create(Prometheu
   if (!hp) return invalid(what + hp.error().message());
   auto impl = std::make_unique<Impl>();
   impl->state.set_relabel(options.relabel);
+  impl->state.set_relay_ttl(options.relay_ttl);
   auto loop = MetricsReaderLoop::attach(options, impl->state);
   if (!loop) return tl::unexpected(loop.error());
   impl->loop = std::move(*loop);

@@ -23,7 +23,8 @@ std::string format_double(double v) {
   return std::string(buf, r.ptr);
 }
 
-RequestBuilder::RequestBuilder() : req_(std::make_unique<prometheus::WriteRequest>()) {}
+RequestBuilder::RequestBuilder(std::chrono::milliseconds metadata_interval)
+    : req_(std::make_unique<prometheus::WriteRequest>()), metadata_interval_(metadata_interval) {}
 RequestBuilder::~RequestBuilder() = default;
 RequestBuilder::RequestBuilder(RequestBuilder&&) noexcept = default;
 RequestBuilder& RequestBuilder::operator=(RequestBuilder&&) noexcept = default;
@@ -97,9 +98,65 @@ void add_native(prometheus::WriteRequest& req, std::vector<LabelRef>& labels, st
   }
 }
 
+prometheus::MetricMetadata::MetricType metadata_type(MetricType t) noexcept {
+  using M = prometheus::MetricMetadata;
+  switch (t) {
+    case MetricType::kCounter:
+      return M::COUNTER;
+    case MetricType::kGauge:
+      return M::GAUGE;
+    case MetricType::kSummary:
+      return M::SUMMARY;
+    case MetricType::kHistogram:
+      return M::HISTOGRAM;
+    case MetricType::kInfo:
+      return M::INFO;
+    case MetricType::kStateset:
+      return M::STATESET;
+    case MetricType::kGaugeHistogram:
+      return M::GAUGEHISTOGRAM;
+    case MetricType::kUntyped:
+      break;
+  }
+  return M::UNKNOWN;
+}
+
+// Families whose metadata a builder remembers sending; past it, it forgets
+// them all and sends each family's again with its next sample.
+constexpr std::size_t kMaxMetadataFamilies = 100'000;
+
 }  // namespace
 
+// The entry's family's TYPE, HELP and UNIT, when this request does not carry
+// them yet and the last request that did is metadata_interval_ old. An
+// untyped family without HELP or UNIT says nothing and is left out.
+void RequestBuilder::add_metadata(const metric::MetricEntryView& e) {
+  const auto type = metadata_type(e.type);
+  if (type == prometheus::MetricMetadata::UNKNOWN && e.help.empty() && e.unit.empty()) return;
+  const std::string_view family = e.family.empty() ? e.name : e.family;
+  const auto now = std::chrono::steady_clock::now();
+  auto it = metadata_sent_.find(std::string(family));
+  if (it != metadata_sent_.end()) {
+    if (it->second.request == request_ || now - it->second.at < metadata_interval_) return;
+  } else {
+    if (metadata_sent_.size() >= kMaxMetadataFamilies) metadata_sent_.clear();
+    it = metadata_sent_.emplace(std::string(family), MetadataSent{}).first;
+  }
+  it->second = MetadataSent{request_, now};
+  prometheus::MetricMetadata* m = req_->add_metadata();
+  m->set_type(type);
+  m->set_metric_family_name(std::string(family));
+  m->set_help(std::string(e.help));
+  m->set_unit(std::string(e.unit));
+}
+
 std::size_t RequestBuilder::add(const metric::MetricEntryView& e, std::int64_t ts) {
+  const std::size_t n = add_samples(e, ts);
+  if (n != 0) add_metadata(e);
+  return n;
+}
+
+std::size_t RequestBuilder::add_samples(const metric::MetricEntryView& e, std::int64_t ts) {
   std::vector<LabelRef> labels;
   labels.reserve(e.label_count + 2);
   e.for_each_label([&](const metric::Label& l) {
@@ -186,6 +243,7 @@ Result<std::string> RequestBuilder::take_compressed() {
   snappy::Compress(raw.data(), raw.size(), &out);
   req_->Clear();
   samples_ = 0;
+  ++request_;
   return out;
 }
 

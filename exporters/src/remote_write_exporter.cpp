@@ -427,7 +427,7 @@ Result<std::unique_ptr<RemoteWriteExporter>> RemoteWriteExporter::create(RemoteW
     w->client = std::make_unique<HttpClient>(*url, tls);
     w->rng.seed(rd());
     impl->workers.push_back(std::move(w));
-    impl->builders.emplace_back();
+    impl->builders.emplace_back(options.metadata_interval);
   }
   impl->options = std::move(options);
   if (auto st = impl->open_segment(); !st) {

@@ -37,10 +37,15 @@ bool values_fit(const metric::MetricEntryView& e) noexcept {
   }
 }
 
+// A histogram's or summary's count for prometheus-cpp's ClientMetric, which
+// holds counts as uint64: rounded, NaN and negatives as 0, and counts of 2^64
+// or more (+Inf too) as UINT64_MAX. render() writes such counts as the floats
+// they are instead (Prometheus keeps counts as floats); only the
+// prometheus-cpp path is limited to uint64.
 std::uint64_t to_count(double v) noexcept {
   if (!(v > 0)) return 0;  // also NaN
-  if (v >= 1.8e19) return UINT64_MAX;
-  return static_cast<std::uint64_t>(std::llround(v));
+  if (v >= 0x1p64) return UINT64_MAX;
+  return static_cast<std::uint64_t>(std::round(v));  // below 2^64, exact from 2^53 on
 }
 
 prometheus::MetricType to_prometheus(MetricType t) noexcept {
@@ -100,8 +105,9 @@ std::string_view SeriesState::intern_help(std::string_view help) {
   return *it;
 }
 
-void SeriesState::apply(std::span<const std::byte> record) noexcept {
+void SeriesState::apply(std::span<const std::byte> record, std::int64_t now_ns) noexcept {
   counters_.records.fetch_add(1, std::memory_order_relaxed);
+  apply_now_ns_ = now_ns;
   metric::MetricBatchReader reader(record);
   if (reader.error() != metric::MetricDecodeError::kNone) {
     counters_.decode_errors.fetch_add(1, std::memory_order_relaxed);
@@ -314,6 +320,37 @@ void SeriesState::apply_series(const metric::MetricEntryView& e, std::uint16_t s
   } else {
     se.assign(e.value_bytes, e.value_count, e.label_bytes, e.label_count);
   }
+  if (relay_ttl_ns_ > 0 && (e.flags & metric::kEntryTimestamp) != 0) {
+    try {
+      relayed_at_[e.key] = apply_now_ns_;
+    } catch (...) {
+      ++relay_untracked_;  // out of memory: the series stays served, as without a ttl
+    }
+  }
+}
+
+std::size_t SeriesState::expire_relayed(std::int64_t now_ns) noexcept {
+  if (relay_ttl_ns_ <= 0) return 0;
+  std::size_t n = 0;
+  for (auto it = relayed_at_.begin(); it != relayed_at_.end();) {
+    if (now_ns - it->second < relay_ttl_ns_) {
+      ++it;
+      continue;
+    }
+    Shard& s = shard_of(it->first);
+    bool live = false;
+    {
+      std::lock_guard lock(s.mu);
+      live = s.map.find(it->first) != SeriesTable::kNpos;
+    }
+    if (live) {
+      expire(it->first);
+      ++n;
+    }
+    it = relayed_at_.erase(it);
+  }
+  counters_.relay_expired.fetch_add(n, std::memory_order_relaxed);
+  return n;
 }
 
 void SeriesState::Series::take(Series& o) noexcept {
@@ -655,13 +692,13 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
     std::uint16_t label_count = 0;
     std::string_view own;  // the label left out of `labels`
     struct Point {
-      double bound;         // le or quantile
-      double value;         // a quantile's value
-      std::uint64_t count;  // a bucket's count
+      double bound;  // le or quantile
+      double value;  // a quantile's value
+      double count;  // a bucket's count
     };
     std::vector<Point> points;
     double sum = 0;
-    std::uint64_t count = 0;
+    double count = 0;
   };
   std::vector<Group> groups;
   std::map<std::pair<std::uint32_t, std::string>, std::size_t> group_at;
@@ -697,13 +734,13 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
     }
     Group& g = groups[it->second];
     if (type == PT::Histogram) {
-      if (se.role == Role::kBucket) g.points.push_back({bound, 0, to_count(v)});
+      if (se.role == Role::kBucket) g.points.push_back({bound, 0, v});
       if (se.role == Role::kSum) g.sum = v;
-      if (se.role == Role::kCount) g.count = to_count(v);
+      if (se.role == Role::kCount) g.count = v;
     } else {
       if (se.role == Role::kValue) g.points.push_back({bound, v, 0});
       if (se.role == Role::kSum) g.sum = v;
-      if (se.role == Role::kCount) g.count = to_count(v);
+      if (se.role == Role::kCount) g.count = v;
     }
   };
   for (const Shard& s : shards_) {
@@ -722,7 +759,7 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
       switch (h.type) {
         case PT::Summary:
           text::append_head(t, h.name, "_count", labels, se.label_count());
-          text::append_count(t, to_count(v[0]));
+          text::append_count(t, v[0]);
           t.push_back('\n');
           text::append_head(t, h.name, "_sum", labels, se.label_count());
           text::append_double(t, v[1]);
@@ -735,7 +772,7 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
           break;
         case PT::Histogram: {
           text::append_head(t, h.name, "_count", labels, se.label_count());
-          text::append_count(t, to_count(v[0]));
+          text::append_count(t, v[0]);
           t.push_back('\n');
           text::append_head(t, h.name, "_sum", labels, se.label_count());
           text::append_double(t, v[1]);
@@ -743,13 +780,13 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
           double last = -std::numeric_limits<double>::infinity();
           for (std::size_t i = 2; i + 1 < v.size(); i += 2) {
             text::append_head(t, h.name, "_bucket", labels, se.label_count(), {"le", label_of(v[i])});
-            text::append_count(t, to_count(v[i + 1]));
+            text::append_count(t, v[i + 1]);
             t.push_back('\n');
             last = v[i];
           }
           if (last != std::numeric_limits<double>::infinity()) {
             text::append_head(t, h.name, "_bucket", labels, se.label_count(), {"le", "+Inf"});
-            text::append_count(t, to_count(v[0]));
+            text::append_count(t, v[0]);
             t.push_back('\n');
           }
           break;

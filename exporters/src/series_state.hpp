@@ -8,6 +8,7 @@
 // a time and the reader never waits for a whole scrape.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -41,6 +42,7 @@ struct SeriesStateCounters {
   std::atomic<std::uint64_t> series{0};
   std::atomic<std::uint64_t> families{0};
   std::atomic<std::uint64_t> relabel_dropped{0};  // series metric_relabel_configs dropped (once each)
+  std::atomic<std::uint64_t> relay_expired{0};    // relayed series dropped by relay_ttl
 };
 
 class SeriesState {
@@ -57,8 +59,19 @@ class SeriesState {
   // make two series' labels equal serve both.
   void set_relabel(relabel::Rules rules) { relabel_ = EntryRelabeler(std::move(rules)); }
 
-  // Applies one kMetricBatchRecord payload. Malformed input is counted, never trusted.
-  void apply(std::span<const std::byte> record) noexcept;
+  // A series a relay's records (kEntryTimestamp) keep up is served until
+  // none has updated it for `ttl` (expire_relayed); 0: for good, as a relay
+  // sends no expiries. Call before the first apply().
+  void set_relay_ttl(std::chrono::nanoseconds ttl) { relay_ttl_ns_ = ttl.count(); }
+
+  // Applies one kMetricBatchRecord payload. Malformed input is counted, never
+  // trusted. `now_ns` (monotonic) stamps the relayed series it updates.
+  void apply(std::span<const std::byte> record, std::int64_t now_ns = 0) noexcept;
+
+  // Drops the relayed series no record updated in the relay ttl before
+  // `now_ns` (monotonic), counting them in relay_expired; returns how many.
+  // Reader thread only (as apply()).
+  std::size_t expire_relayed(std::int64_t now_ns) noexcept;
 
   // Appends one MetricFamily per exported family (conflicting ones left out).
   // The page's earlier path (prometheus-cpp's object model), kept as the
@@ -234,6 +247,12 @@ class SeriesState {
   // Reader thread only: the keys of the series relabeling dropped, so each
   // counts once (until the processor expires it).
   std::unordered_set<std::uint64_t> relabel_dropped_keys_;
+  // Reader thread only, with a relay ttl: when each relayed series was last
+  // updated (monotonic ns), by key.
+  std::int64_t relay_ttl_ns_ = 0;
+  std::int64_t apply_now_ns_ = 0;
+  std::unordered_map<std::uint64_t, std::int64_t> relayed_at_;
+  std::uint64_t relay_untracked_ = 0;  // updates relayed_at_ had no memory for
 
   std::atomic<std::uint64_t> instance_{0};
   std::atomic<bool> complete_{false};

@@ -34,9 +34,13 @@ void append_double(std::string& out, double v) {
   out.append(buf.data(), r.ptr);
 }
 
-void append_count(std::string& out, std::uint64_t v) {
+void append_count(std::string& out, double v) {
+  if (!(v >= 0 && v < 0x1p64 && v == std::trunc(v))) {  // -0 is 0 here, as prometheus-cpp writes it
+    append_double(out, v);
+    return;
+  }
   std::array<char, 24> buf;
-  const auto r = std::to_chars(buf.data(), buf.data() + buf.size(), v);
+  const auto r = std::to_chars(buf.data(), buf.data() + buf.size(), static_cast<std::uint64_t>(v));
   out.append(buf.data(), r.ptr);
 }
 

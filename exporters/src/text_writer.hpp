@@ -18,8 +18,11 @@ namespace ringpipe::exporters::text {
 
 // A sample value or an `le`/`quantile` label value.
 void append_double(std::string& out, double v);
-// A histogram's or summary's count.
-void append_count(std::string& out, std::uint64_t v);
+// A histogram's or summary's count: a whole number below 2^64 as the integer
+// prometheus-cpp writes for its uint64 counts, anything else (a fraction,
+// 2^64 and beyond, +Inf, NaN, a negative) as the float it is, as Prometheus
+// keeps counts.
+void append_count(std::string& out, double v);
 // A label value between its quotes.
 void append_escaped(std::string& out, std::string_view value);
 // "# HELP <name> <help>\n" (when help is not empty) and "# TYPE <name> <type>\n".

@@ -3,6 +3,7 @@
 #include <openssl/ssl.h>
 
 #include <array>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -23,11 +24,26 @@ Result<std::shared_ptr<ssl::context>> make_tls_server_context(const TlsFiles& tl
   static constexpr std::array<std::pair<std::string_view, int>, 4> kVersions{
       {{"TLS10", TLS1_VERSION}, {"TLS11", TLS1_1_VERSION}, {"TLS12", TLS1_2_VERSION}, {"TLS13", TLS1_3_VERSION}}};
   int min_version = 0;
+  int max_version = 0;
   for (const auto& [name, version] : kVersions) {
     if (tls.min_version == name) min_version = version;
+    if (tls.max_version == name) max_version = version;
   }
   if (!tls.min_version.empty() && min_version == 0) {
     return invalid("tls: min_version " + tls.min_version + ": expected TLS10, TLS11, TLS12 or TLS13");
+  }
+  if (!tls.max_version.empty() && max_version == 0) {
+    return invalid("tls: max_version " + tls.max_version + ": expected TLS10, TLS11, TLS12 or TLS13");
+  }
+  if (min_version != 0 && max_version != 0 && max_version < min_version) {
+    return invalid("tls: max_version " + tls.max_version + " is below min_version " + tls.min_version);
+  }
+  std::string ciphers;
+  for (const std::string& c : tls.cipher_suites) {
+    if (c.empty() || c.find_first_of(":, !+-@") == 0 || c.find_first_of(":, ") != std::string::npos) {
+      return invalid("tls: cipher_suites: \"" + c + "\": expected one OpenSSL cipher suite name");
+    }
+    ciphers += (ciphers.empty() ? "" : ":") + c;
   }
   try {
     auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
@@ -38,6 +54,26 @@ Result<std::shared_ptr<ssl::context>> make_tls_server_context(const TlsFiles& tl
     if (ec) return tls_error("options", ec);
     if (min_version != 0 && SSL_CTX_set_min_proto_version(ctx->native_handle(), min_version) != 1) {
       return invalid("tls: min_version " + tls.min_version + ": not available in this OpenSSL");
+    }
+    if (max_version != 0 && SSL_CTX_set_max_proto_version(ctx->native_handle(), max_version) != 1) {
+      return invalid("tls: max_version " + tls.max_version + ": not available in this OpenSSL");
+    }
+    // Only the suites of TLS 1.2 and older: TLS 1.3's stay OpenSSL's (Go's
+    // crypto/tls, which the web config's semantics come from, fixes them too).
+    // Each name must be one OpenSSL knows: a list OpenSSL only partly
+    // understands is refused rather than silently shortened.
+    for (const std::string& c : tls.cipher_suites) {
+      if (SSL_CTX_set_cipher_list(ctx->native_handle(), c.c_str()) != 1) {
+        return invalid("tls: cipher_suites: " + c + ": not a cipher suite this OpenSSL offers");
+      }
+    }
+    if (!ciphers.empty() && SSL_CTX_set_cipher_list(ctx->native_handle(), ciphers.c_str()) != 1) {
+      return invalid("tls: cipher_suites: " + ciphers + ": none this OpenSSL offers");
+    }
+    if (tls.prefer_server_cipher_suites) {
+      SSL_CTX_set_options(ctx->native_handle(), SSL_OP_CIPHER_SERVER_PREFERENCE);
+    } else {
+      SSL_CTX_clear_options(ctx->native_handle(), SSL_OP_CIPHER_SERVER_PREFERENCE);
     }
     if (ctx->use_certificate_chain_file(tls.cert_file, ec); ec) return tls_error("cert_file " + tls.cert_file, ec);
     const std::string& key = tls.key_file.empty() ? tls.cert_file : tls.key_file;

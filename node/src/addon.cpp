@@ -852,13 +852,37 @@ bool bytes_of(napi_env env, napi_value v, std::span<const std::byte>& out) {
   return false;
 }
 
+// The bytes of a call's first argument; nullopt with a JavaScript exception pending.
+std::optional<std::span<const std::byte>> bytes_arg(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!get_args(env, info, a)) return std::nullopt;
+  std::span<const std::byte> bytes;
+  if (!bytes_of(env, a.v[0], bytes)) return std::nullopt;
+  return bytes;
+}
+
+// A decoded batch's `error`: null when it decoded whole, else the reason's name.
+napi_value decode_error(napi_env env, bool ok, std::string_view name) {
+  napi_value err = nullptr;
+  if (ok) {
+    napi_get_null(env, &err);
+  } else {
+    err = make_string(env, name);
+  }
+  return err;
+}
+
+// A sample batch's header fields both sample decoders return: sourceId, receivedNs.
+void set_sample_header(napi_env env, napi_value out, const sample::BatchHeader& h) {
+  set(env, out, "sourceId", make_number(env, h.source_id));
+  set(env, out, "receivedNs", make_bigint(env, static_cast<std::uint64_t>(h.received_ns)));
+}
+
 // decodeSampleBatch(bytes) -> {formatVersion, sourceId, receivedNs, samples: [...], error}
 napi_value decode_sample_batch(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, a)) return nullptr;
-  std::span<const std::byte> bytes;
-  if (!bytes_of(env, a.v[0], bytes)) return nullptr;
-  sample::BatchReader r(bytes);
+  const auto bytes = bytes_arg(env, info);
+  if (!bytes) return nullptr;
+  sample::BatchReader r(*bytes);
   napi_value samples = nullptr;
   napi_create_array(env, &samples);
   std::uint32_t i = 0;
@@ -882,17 +906,10 @@ napi_value decode_sample_batch(napi_env env, napi_callback_info info) {
   }
   napi_value out = nullptr;
   napi_create_object(env, &out);
-  const auto& h = r.header();
-  set(env, out, "sourceId", make_number(env, h.source_id));
-  set(env, out, "receivedNs", make_bigint(env, static_cast<std::uint64_t>(h.received_ns)));
+  set_sample_header(env, out, r.header());
   set(env, out, "samples", samples);
-  napi_value err = nullptr;
-  if (r.error() == sample::DecodeError::kNone) {
-    napi_get_null(env, &err);
-  } else {
-    err = make_string(env, sample::decode_error_name(r.error()));
-  }
-  set(env, out, "error", err);
+  set(env, out, "error",
+      decode_error(env, r.error() == sample::DecodeError::kNone, sample::decode_error_name(r.error())));
   return out;
 }
 
@@ -917,10 +934,8 @@ napi_value typed_copy(napi_env env, napi_typedarray_type type, std::span<const T
 // batch once); member is 0xffffffff but for sets. Checked by BatchReader as
 // decodeSampleBatch is.
 napi_value decode_sample_columns(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, a)) return nullptr;
-  std::span<const std::byte> bytes;
-  if (!bytes_of(env, a.v[0], bytes)) return nullptr;
+  const auto bytes = bytes_arg(env, info);
+  if (!bytes) return nullptr;
   struct Columns {
     std::vector<std::uint8_t> kinds;
     std::vector<double> numbers;
@@ -952,7 +967,7 @@ napi_value decode_sample_columns(napi_env env, napi_callback_info info) {
   std::uint32_t last_first_tag = 0;
   std::uint32_t last_tag_count = 0;
   bool first = true;
-  sample::BatchReader r(bytes);
+  sample::BatchReader r(*bytes);
   while (auto smp = r.next()) {
     c.kinds.push_back(static_cast<std::uint8_t>(smp->kind));
     c.numbers.push_back(smp->value);
@@ -987,16 +1002,9 @@ napi_value decode_sample_columns(napi_env env, napi_callback_info info) {
   }
   napi_value out = nullptr;
   napi_create_object(env, &out);
-  const auto& h = r.header();
-  set(env, out, "sourceId", make_number(env, h.source_id));
-  set(env, out, "receivedNs", make_bigint(env, static_cast<std::uint64_t>(h.received_ns)));
-  napi_value err = nullptr;
-  if (r.error() == sample::DecodeError::kNone) {
-    napi_get_null(env, &err);
-  } else {
-    err = make_string(env, sample::decode_error_name(r.error()));
-  }
-  set(env, out, "error", err);
+  set_sample_header(env, out, r.header());
+  set(env, out, "error",
+      decode_error(env, r.error() == sample::DecodeError::kNone, sample::decode_error_name(r.error())));
   set(env, out, "count", make_number(env, static_cast<double>(c.kinds.size())));
   set(env, out, "kinds", typed_copy<std::uint8_t>(env, napi_uint8_array, c.kinds));
   set(env, out, "numbers", typed_copy<double>(env, napi_float64_array, c.numbers));
@@ -1009,11 +1017,9 @@ napi_value decode_sample_columns(napi_env env, napi_callback_info info) {
 
 // decodeMetricBatch(bytes) -> {shard, instanceId, flushSeq, entries: [...], error}
 napi_value decode_metric_batch(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, a)) return nullptr;
-  std::span<const std::byte> bytes;
-  if (!bytes_of(env, a.v[0], bytes)) return nullptr;
-  metric::MetricBatchReader r(bytes);
+  const auto bytes = bytes_arg(env, info);
+  if (!bytes) return nullptr;
+  metric::MetricBatchReader r(*bytes);
   napi_value entries = nullptr;
   napi_create_array(env, &entries);
   std::uint32_t i = 0;
@@ -1048,23 +1054,16 @@ napi_value decode_metric_batch(napi_env env, napi_callback_info info) {
   set(env, out, "instanceId", make_bigint(env, h.instance_id));
   set(env, out, "flushSeq", make_bigint(env, h.flush_seq));
   set(env, out, "entries", entries);
-  napi_value err = nullptr;
-  if (r.error() == metric::MetricDecodeError::kNone) {
-    napi_get_null(env, &err);
-  } else {
-    err = make_string(env, metric::metric_decode_error_name(r.error()));
-  }
-  set(env, out, "error", err);
+  set(env, out, "error",
+      decode_error(env, r.error() == metric::MetricDecodeError::kNone, metric::metric_decode_error_name(r.error())));
   return out;
 }
 
 // bufferAddress(bytes) -> BigInt: where a view's bytes are (tests prove zero copy with it).
 napi_value buffer_address(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!get_args(env, info, a)) return nullptr;
-  std::span<const std::byte> bytes;
-  if (!bytes_of(env, a.v[0], bytes)) return nullptr;
-  return make_bigint(env, reinterpret_cast<std::uintptr_t>(bytes.data()));
+  const auto bytes = bytes_arg(env, info);
+  if (!bytes) return nullptr;
+  return make_bigint(env, reinterpret_cast<std::uintptr_t>(bytes->data()));
 }
 
 napi_value define_class(napi_env env, const char* name, napi_callback ctor,

@@ -1,7 +1,8 @@
 #pragma once
 // Helpers for the end-to-end tests of the real `ringpipe` binary: starting it
-// with captured output, bounded waits for exit, free loopback ports, a TCP
-// StatsD sender, and readers that total what reached a ring. Single-threaded
+// with captured output, bounded waits for exit and for /metrics, free
+// loopback ports, a TCP StatsD sender, and readers that total what reached a
+// ring or what /metrics serves. Single-threaded
 // objects unless stated.
 
 #include <arpa/inet.h>
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "loopback.hpp"
+#include "prometheus_server.hpp"
 #include "ringpipe/metric/metric_record.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
@@ -214,6 +216,24 @@ inline std::optional<double> exposition_sum(std::string_view body, std::string_v
     sum = sum.value_or(0) + std::stod(std::string(line.substr(line.rfind(' ') + 1)));
   }
   return sum;
+}
+
+// Whether GET /metrics on 127.0.0.1:web answers 200 within `timeout`: the
+// binary started and its exporter serves.
+inline bool metrics_answer(std::uint16_t web, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+  return testing::wait_until(
+      [&] { return exporters::testing::http_get(web, "/metrics", "", std::chrono::seconds(1)).first == 200; }, timeout);
+}
+
+// The sum of every series of `name` on /metrics at 127.0.0.1:web, nullopt
+// when it does not answer 200 or has no such series; the page in `body`.
+inline std::optional<double> scraped_sum(std::uint16_t web, std::string_view name,
+                                         std::chrono::milliseconds timeout = std::chrono::seconds(2),
+                                         std::string* body = nullptr) {
+  const auto [code, text] = exporters::testing::http_get(web, "/metrics", "", timeout);
+  if (code != 200) return std::nullopt;
+  if (body != nullptr) *body = text;
+  return exposition_sum(text, name);
 }
 
 // Applies a metric ring's records (metric/FORMAT.md) from a non-durable

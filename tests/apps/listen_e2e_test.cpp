@@ -60,17 +60,6 @@ TEST(ListenE2e, APacketSentTheMomentMetricsFirstAnswersIsCounted) {
   }
 }
 
-// The first answer of /metrics within 20 s.
-bool metrics_answer(std::uint16_t web) {
-  return testing::wait_until([&] { return exporters::testing::http_get(web, "/metrics", "", 1s).first == 200; }, 20s);
-}
-
-std::optional<double> scraped(std::uint16_t web, const std::string& name) {
-  const auto [code, body] = exporters::testing::http_get(web, "/metrics", "", 1s);
-  if (code != 200) return std::nullopt;
-  return e2e::exposition_sum(body, name);
-}
-
 // A StatsD port someone else holds: refused at start (78, nothing restarted),
 // naming the address, instead of a source that crash-loops.
 TEST(ListenE2e, ATakenStatsdPortIsRefusedAtStartNamingTheAddress) {
@@ -121,7 +110,7 @@ TEST(ListenE2e, AnEmptyWebHostServesMetricsOverIpv4AndIpv6Alike) {
   e2e::Proc p({"--statsd.listen-udp=127.0.0.1:" + std::to_string(port),
                "--statsd.listen-tcp=", "--web.listen-address=:" + std::to_string(web), "--run-dir", dir.file("run")},
               dir.file("out"), dir.file("err"));
-  ASSERT_TRUE(metrics_answer(web)) << p.err();
+  ASSERT_TRUE(e2e::metrics_answer(web)) << p.err();
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(send_udp(port, "dual_stack_hits:2|c\n"));
   const auto scrape = [&](const std::string& host) -> std::optional<double> {
     const auto [code, body] = exporters::testing::http_get_at(host, web, "/metrics", "", 1s);
@@ -177,15 +166,15 @@ TEST(ListenE2e, FlagInstancesGetTheirOwnPipelineAndASecondSupervisorIsRefused) {
   const auto web_b = e2e::free_tcp_port();
   e2e::Proc a(flags(dir, port_a, web_a), dir.file("a.out"), dir.file("a.err"));
   e2e::Proc b(flags(dir, port_b, web_b), dir.file("b.out"), dir.file("b.err"));
-  ASSERT_TRUE(metrics_answer(web_a)) << a.err();
-  ASSERT_TRUE(metrics_answer(web_b)) << b.err();
+  ASSERT_TRUE(e2e::metrics_answer(web_a)) << a.err();
+  ASSERT_TRUE(e2e::metrics_answer(web_b)) << b.err();
   EXPECT_TRUE(std::filesystem::exists(dir.file("run/statsd-" + std::to_string(port_a) + "/raw")));
   EXPECT_TRUE(std::filesystem::exists(dir.file("run/statsd-" + std::to_string(port_b) + "/raw")));
   ASSERT_TRUE(send_udp(port_a, "only_a:1|c\n"));
   ASSERT_TRUE(send_udp(port_b, "only_b:2|c\n"));
-  EXPECT_TRUE(testing::wait_until([&] { return scraped(web_a, "only_a") == 1.0; }, 10s)) << a.err();
-  EXPECT_TRUE(testing::wait_until([&] { return scraped(web_b, "only_b") == 2.0; }, 10s)) << b.err();
-  EXPECT_EQ(scraped(web_a, "only_b"), std::nullopt);
+  EXPECT_TRUE(testing::wait_until([&] { return e2e::scraped_sum(web_a, "only_a") == 1.0; }, 10s)) << a.err();
+  EXPECT_TRUE(testing::wait_until([&] { return e2e::scraped_sum(web_b, "only_b") == 2.0; }, 10s)) << b.err();
+  EXPECT_EQ(e2e::scraped_sum(web_a, "only_b"), std::nullopt);
 
   // Other ports, but told to run A's pipeline: refused at once (no retries).
   const auto port_c = e2e::free_tcp_port();
@@ -204,7 +193,7 @@ TEST(ListenE2e, FlagInstancesGetTheirOwnPipelineAndASecondSupervisorIsRefused) {
   EXPECT_EQ(c.err.find("already attached"), std::string::npos) << c.err;
   // A is untouched.
   ASSERT_TRUE(send_udp(port_a, "only_a:1|c\n"));
-  EXPECT_TRUE(testing::wait_until([&] { return scraped(web_a, "only_a") == 2.0; }, 10s)) << a.err();
+  EXPECT_TRUE(testing::wait_until([&] { return e2e::scraped_sum(web_a, "only_a") == 2.0; }, 10s)) << a.err();
   a.signal(SIGTERM);
   b.signal(SIGTERM);
   EXPECT_EQ(a.wait(30s), 0) << a.err();
@@ -218,20 +207,20 @@ TEST(ListenE2e, StateSurvivesARestartVisiblyAndFreshStartsEmpty) {
   const auto web = e2e::free_tcp_port();
   {
     e2e::Proc p(flags(dir, port, web), dir.file("1.out"), dir.file("1.err"));
-    ASSERT_TRUE(metrics_answer(web)) << p.err();
+    ASSERT_TRUE(e2e::metrics_answer(web)) << p.err();
     EXPECT_NE(p.err().find("no previous state in " + dir.file("run/statsd-" + std::to_string(port))), std::string::npos)
         << p.err();
     ASSERT_TRUE(send_udp(port, "kept:5|c\n"));
-    EXPECT_TRUE(testing::wait_until([&] { return scraped(web, "kept") == 5.0; }, 10s)) << p.err();
+    EXPECT_TRUE(testing::wait_until([&] { return e2e::scraped_sum(web, "kept") == 5.0; }, 10s)) << p.err();
     p.signal(SIGTERM);
     ASSERT_EQ(p.wait(30s), 0) << p.err();
   }
   {
     e2e::Proc p(flags(dir, port, web), dir.file("2.out"), dir.file("2.err"));
-    ASSERT_TRUE(metrics_answer(web)) << p.err();
+    ASSERT_TRUE(e2e::metrics_answer(web)) << p.err();
     EXPECT_NE(p.err().find("state of the previous run kept"), std::string::npos) << p.err();
     EXPECT_NE(p.err().find("start empty with `ringpipe run --fresh`"), std::string::npos) << p.err();
-    EXPECT_TRUE(testing::wait_until([&] { return scraped(web, "kept") == 5.0; }, 10s)) << p.err();
+    EXPECT_TRUE(testing::wait_until([&] { return e2e::scraped_sum(web, "kept") == 5.0; }, 10s)) << p.err();
     p.signal(SIGTERM);
     ASSERT_EQ(p.wait(30s), 0) << p.err();
   }
@@ -239,11 +228,11 @@ TEST(ListenE2e, StateSurvivesARestartVisiblyAndFreshStartsEmpty) {
     auto args = flags(dir, port, web);
     args.emplace_back("--fresh");
     e2e::Proc p(args, dir.file("3.out"), dir.file("3.err"));
-    ASSERT_TRUE(metrics_answer(web)) << p.err();
+    ASSERT_TRUE(e2e::metrics_answer(web)) << p.err();
     EXPECT_NE(p.err().find("--fresh: removed"), std::string::npos) << p.err();
     ASSERT_TRUE(send_udp(port, "marker:1|c\n"));
-    EXPECT_TRUE(testing::wait_until([&] { return scraped(web, "marker") == 1.0; }, 10s)) << p.err();
-    EXPECT_EQ(scraped(web, "kept"), std::nullopt) << "a counter of the previous run came back after --fresh";
+    EXPECT_TRUE(testing::wait_until([&] { return e2e::scraped_sum(web, "marker") == 1.0; }, 10s)) << p.err();
+    EXPECT_EQ(e2e::scraped_sum(web, "kept"), std::nullopt) << "a counter of the previous run came back after --fresh";
     p.signal(SIGTERM);
     ASSERT_EQ(p.wait(30s), 0) << p.err();
   }
@@ -266,9 +255,9 @@ TEST(ListenE2e, TheBuiltInPipelineFitsDockersDefault64MiBOfShm) {
   const auto port = e2e::free_tcp_port();
   const auto web = e2e::free_tcp_port();
   e2e::Proc p(flags(dir, port, web), dir.file("out"), dir.file("err"));
-  ASSERT_TRUE(metrics_answer(web)) << p.err();
+  ASSERT_TRUE(e2e::metrics_answer(web)) << p.err();
   ASSERT_TRUE(send_udp(port, "fits:1|c\n"));
-  EXPECT_TRUE(testing::wait_until([&] { return scraped(web, "fits") == 1.0; }, 10s)) << p.err();
+  EXPECT_TRUE(testing::wait_until([&] { return e2e::scraped_sum(web, "fits") == 1.0; }, 10s)) << p.err();
   const std::uint64_t used = allocated_bytes(dir.file("run"));
   EXPECT_LT(used, std::uint64_t{56} << 20) << used << " bytes in " << dir.file("run");
   p.signal(SIGTERM);

@@ -65,11 +65,7 @@ exporters:
   std::string ring(const std::string& name) const { return (dir_.path() / "t" / name).string(); }
 
   // The sum of every series of `name` on the exporter's /metrics.
-  std::optional<double> scraped(const std::string& name) const {
-    const auto [code, body] = exporters::testing::http_get(web_port_, "/metrics", "", 2s);
-    if (code != 200) return std::nullopt;
-    return e2e::exposition_sum(body, name);
-  }
+  std::optional<double> scraped(const std::string& name) const { return e2e::scraped_sum(web_port_, name); }
 
   void start() {
     e2e::write_text(file_, pipeline_text());

@@ -71,9 +71,7 @@ TEST(RelabelE2e, SourceAndExporterRulesShapeMetricsAndCountTheirDrops) {
   const std::string file = dir.file("p.yaml");
   e2e::write_text(file, pipeline(dir, port, web));
   e2e::Proc p({"run", file}, dir.file("out"), dir.file("err"));
-  ASSERT_TRUE(
-      testing::wait_until([&] { return exporters::testing::http_get(web, "/metrics", "", 1s).first == 200; }, 20s))
-      << p.err();
+  ASSERT_TRUE(e2e::metrics_answer(web)) << p.err();
   ASSERT_TRUE(send_udp(port,
                        "api.hits:1|c|#env:prod,host:a\n"
                        "api.hits:2|c|#env:dev,host:b\n"

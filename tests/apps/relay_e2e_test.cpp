@@ -1,7 +1,8 @@
 // `ringpipe run` as a Prometheus agent: Graphite lines with their own,
 // minutes-old timestamps -> a relay processor -> the remote_write exporter
 // -> a real Prometheus (remote-write receiver). A range query shows every
-// original sample at its original time; /metrics serves the last of each.
+// original sample at its original time, in order across connections;
+// /metrics serves the last of each, until relay_ttl where one is set.
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@ TEST(RelayE2e, PrometheusReceivesEverySampleAtItsOwnTimestamp) {
 
   const std::uint16_t graphite_port = e2e::free_tcp_port();
   const std::uint16_t web_port = e2e::free_tcp_port();
+  const std::uint16_t short_port = e2e::free_tcp_port();
   const std::string file = dir.file("p.yaml");
   e2e::write_text(file, "pipeline: t\nrun_dir: " + dir.path().string() + R"(
 rings:
@@ -39,15 +41,22 @@ processors:
   relay: {type: relay, input: raw, output: metrics}
 exporters:
   rw: {type: remote_write, input: metrics, url: "http://127.0.0.1:)" +
-                            std::to_string(prometheus.port()) + R"(/api/v1/write", gating: true}
+                            std::to_string(prometheus.port()) + R"(/api/v1/write", gating: true,
+       max_in_flight: 4, batch_size: 2}
   prometheus: {type: prometheus, input: metrics, listen: 127.0.0.1:)" +
-                            std::to_string(web_port) + "}\n");
+                            std::to_string(web_port) + R"(}
+  short: {type: prometheus, input: metrics, listen: 127.0.0.1:)" +
+                            std::to_string(short_port) + ", relay_ttl: 1s}\n");
   e2e::Proc supervisor({"run", file}, dir.file("sup.out"), dir.file("sup.err"));
   e2e::TcpSender graphite(graphite_port);
   ASSERT_TRUE(graphite.connect(10s)) << supervisor.err();
 
   // Old but inside what Prometheus' head takes; in time order per series,
-  // several samples of one series in one packet (one record, one request).
+  // several samples of one series in one packet (one record), split over
+  // requests of 2 samples on 4 connections: a series keeps its connection, so
+  // its requests arrive in order (Prometheus refuses a sample older than its
+  // series' newest). Every request carries its families' metadata too, which
+  // Prometheus takes beside the samples.
   const std::int64_t now = std::time(nullptr);
   const std::int64_t t0 = now - 300;
   std::string lines;
@@ -104,6 +113,19 @@ exporters:
       10s))
       << body;
   EXPECT_NE(body.find("relay_temp{room=\"b\"} -4\n"), std::string::npos) << body;
+
+  // An exporter with relay_ttl: 1s lets the series go once they stop
+  // arriving; the one without keeps serving them.
+  std::string short_body;
+  EXPECT_TRUE(testing::wait_until(
+      [&] {
+        const auto [code, text] = exporters::testing::http_get(short_port, "/metrics", "", 2s);
+        short_body = text;
+        return code == 200 && text.find("relay_temp{") == std::string::npos;
+      },
+      10s))
+      << short_body;
+  EXPECT_EQ(e2e::scraped_sum(web_port, "relay_temp"), 99.0 - 4.0) << "no ttl: served for good";
 
   supervisor.signal(SIGINT);
   EXPECT_EQ(supervisor.wait(20s), 0) << supervisor.err();

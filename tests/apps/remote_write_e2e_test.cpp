@@ -46,12 +46,7 @@ exporters:
   ASSERT_TRUE(prometheus.start()) << prometheus.log_tail();
 
   std::string body;
-  auto served = [&](const std::string& name) -> std::optional<double> {
-    const auto [code, text] = exporters::testing::http_get(web_port, "/metrics", "", 2s);
-    if (code != 200) return std::nullopt;
-    body = text;
-    return e2e::exposition_sum(text, name);
-  };
+  auto served = [&](const std::string& name) { return e2e::scraped_sum(web_port, name, 2s, &body); };
   EXPECT_TRUE(testing::wait_until([&] { return served("prometheus_build_info") == 1.0; }, 30s)) << body;
   EXPECT_TRUE(testing::wait_until([&] { return served("up") == 1.0; }, 30s)) << body;
   EXPECT_NE(body.find("up{instance=\"127.0.0.1:" + std::to_string(prometheus.port()) + "\",job=\"self\"} 1"),

@@ -162,12 +162,7 @@ exporters:
   ASSERT_TRUE(testing::wait_until([&] { return ring_counts(metrics_ring, "rw").has_reader; }, 10s)) << run.err();
 
   std::string body;
-  auto served = [&](const std::string& name) -> std::optional<double> {
-    const auto [code, text] = exporters::testing::http_get(web_port, "/metrics", "", 2s);
-    if (code != 200) return std::nullopt;
-    body = text;
-    return e2e::exposition_sum(text, name);
-  };
+  auto served = [&](const std::string& name) { return e2e::scraped_sum(web_port, name, 2s, &body); };
   e2e::TcpSender sender(statsd_port);
   ASSERT_TRUE(sender.connect(10s)) << run.err();
 

@@ -47,11 +47,7 @@ exporters:
 
   // The sum of every series of `name` on the exporter's /metrics, nullopt
   // when it does not answer or has no such series.
-  std::optional<double> scraped(const std::string& name) const {
-    const auto [code, body] = exporters::testing::http_get(web_port_, "/metrics", "", 2s);
-    if (code != 200) return std::nullopt;
-    return e2e::exposition_sum(body, name);
-  }
+  std::optional<double> scraped(const std::string& name) const { return e2e::scraped_sum(web_port_, name); }
 
   // Starts the supervisor and waits until every component runs.
   void start(std::vector<std::string> args, const std::string& pipeline = "t") {

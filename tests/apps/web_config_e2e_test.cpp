@@ -53,7 +53,11 @@ TEST(WebConfigE2e, ServesMetricsOverHttpsToTheBcryptUserOnly) {
   ASSERT_EQ(hash.rfind("$2b$04$", 0), 0U) << hash;
   const std::string web_yml = dir.file("web.yml");
   e2e::write_text(web_yml, "tls_server_config:\n  cert_file: " + pki.cert + "\n  key_file: " + pki.key +
-                               "\n  min_version: TLS12\nbasic_auth_users:\n  scraper: " + hash + "\n");
+                               "\n  min_version: TLS12\n  max_version: TLS12\n  cipher_suites:\n"
+                               "    - TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n"
+                               "    - TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256\n"
+                               "basic_auth_users:\n  scraper: " +
+                               hash + "\n");
   const auto port = e2e::free_tcp_port();
   const auto web = e2e::free_tcp_port();
   e2e::Proc p(run_flags(dir, web_yml, port, web), dir.file("out"), dir.file("err"));
@@ -79,6 +83,16 @@ TEST(WebConfigE2e, ServesMetricsOverHttpsToTheBcryptUserOnly) {
   EXPECT_EQ(exporters::testing::https_get(web, "/metrics", pki.ca_cert, "Basic b3RoZXI6czNjcmV0", 2s).first, 401);
   EXPECT_EQ(exporters::testing::https_get(web, "/metrics", pki.ca_cert, right, 2s).first, 200) << "cached";
   EXPECT_NE(exporters::testing::http_get(web, "/metrics", right, 2s).first, 200) << "plain HTTP is not served";
+  // max_version and cipher_suites, in the web config's order (the server's
+  // preference by default), over real handshakes.
+  const std::string out = dir.file("s_client.out");
+  EXPECT_EQ(exporters::testing::tls_handshake(web, "-tls1_3", out), "") << "max_version TLS12";
+  EXPECT_EQ(exporters::testing::tls_handshake(web, "", out), "TLSv1.2, Cipher is ECDHE-RSA-AES128-GCM-SHA256");
+  EXPECT_EQ(
+      exporters::testing::tls_handshake(web, "-cipher ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256", out),
+      "TLSv1.2, Cipher is ECDHE-RSA-AES128-GCM-SHA256")
+      << "the server's order";
+  EXPECT_EQ(exporters::testing::tls_handshake(web, "-cipher ECDHE-RSA-AES256-GCM-SHA384", out), "") << "not listed";
   p.signal(SIGTERM);
   EXPECT_EQ(p.wait(20s), std::optional<int>(0)) << p.err();
 }
@@ -89,10 +103,10 @@ TEST(WebConfigE2e, AKeyItCannotHonourIsAConfigurationErrorNamingItAndStartsNothi
   ASSERT_TRUE(exporters::testing::make_test_pki(dir.path().string(), &pki));
   const std::string web_yml = dir.file("web.yml");
   e2e::write_text(web_yml, "tls_server_config:\n  cert_file: " + pki.cert + "\n  key_file: " + pki.key +
-                               "\n  cipher_suites: [TLS_AES_128_GCM_SHA256]\n");
+                               "\n  curve_preferences: [X25519]\n");
   const auto r = e2e::run(dir, run_flags(dir, web_yml, e2e::free_tcp_port(), e2e::free_tcp_port()), 10s);
   EXPECT_EQ(r.code, 78) << r.err;
-  EXPECT_NE(r.err.find(web_yml + ":4:18: web config tls_server_config cipher_suites: found a list, not "
+  EXPECT_NE(r.err.find(web_yml + ":4:22: web config tls_server_config curve_preferences: found a list, not "
                                  "supported by ringpipe"),
             std::string::npos)
       << r.err;

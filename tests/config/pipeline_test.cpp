@@ -338,7 +338,7 @@ exporters:
                 "max_metrics, max_name_length, quarantine_after_crashes, sample_rate",
                 "p.yaml:10:72: exporter \"prometheus\": found unknown key \"pth\", expected one of: type, input, "
                 "reader, listen, path, tls, basic_auth_users, gating, max_connections, header_timeout, "
-                "quarantine_after_crashes, metric_relabel_configs (did you mean \"path\"?)",
+                "quarantine_after_crashes, relay_ttl, metric_relabel_configs (did you mean \"path\"?)",
             }));
 }
 
@@ -534,7 +534,7 @@ processors:
   a: {type: aggregate, input: raw, output: metrics, max_name_length: 200, quarantine_after_crashes: 0}
 exporters:
   e: {type: prometheus, input: metrics, listen: 127.0.0.1:9102, max_connections: 64, header_timeout: 2s,
-      quarantine_after_crashes: 7}
+      quarantine_after_crashes: 7, relay_ttl: 5m}
 )");
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(r->sources.at(0).max_buffered_bytes, 2u << 20);
@@ -549,6 +549,7 @@ exporters:
   EXPECT_EQ(e.max_connections, 64u);
   EXPECT_EQ(e.header_timeout, std::chrono::seconds(2));
   EXPECT_EQ(e.quarantine_after_crashes, 7u);
+  EXPECT_EQ(e.relay_ttl, std::chrono::minutes(5));
 
   // Defaults, as documented.
   const auto d = parse(kValid);
@@ -558,6 +559,7 @@ exporters:
   EXPECT_EQ(d->processors.at(0).quarantine_after_crashes, 3u);
   EXPECT_EQ(d->exporters.at(0).prometheus.max_connections, 1024u);
   EXPECT_EQ(d->exporters.at(0).prometheus.header_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(d->exporters.at(0).prometheus.relay_ttl, std::chrono::milliseconds(0)) << "never, as before";
 }
 
 TEST(PipelineConfig, RefusesResourceLimitsOutOfRangeWithPositions) {

@@ -94,11 +94,8 @@ TEST(WebConfigFile, RefusesEachKeyTheServerCannotHonourByName) {
   Files f;
   const std::string tls = "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n";
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {tls + "  cipher_suites: [TLS_AES_128_GCM_SHA256]\n",
-       "web.yml:4:18: web config tls_server_config cipher_suites: found a list, not supported by ringpipe"},
-      {tls + "  curve_preferences: [X25519]\n", "tls_server_config curve_preferences: found a list, not supported"},
-      {tls + "  prefer_server_cipher_suites: true\n",
-       "tls_server_config prefer_server_cipher_suites: found \"true\", not supported"},
+      {tls + "  curve_preferences: [X25519]\n",
+       "web.yml:4:22: web config tls_server_config curve_preferences: found a list, not supported by ringpipe"},
       {tls + "  client_auth_type: RequestClientCert\n",
        "tls_server_config client_auth_type: found \"RequestClientCert\", not supported by ringpipe, expected "
        "NoClientCert or RequireAndVerifyClientCert"},
@@ -106,7 +103,6 @@ TEST(WebConfigFile, RefusesEachKeyTheServerCannotHonourByName) {
        "client_auth_type: found \"VerifyClientCertIfGiven\", not supported by ringpipe"},
       {tls + "  client_auth_type: RequireAndVerifyClientCert\n", "RequireAndVerifyClientCert without client_ca_file"},
       {tls + "  client_ca_file: ca.pem\n", "client_ca_file with client_auth_type NoClientCert"},
-      {tls + "  max_version: TLS12\n", "tls_server_config max_version: found \"TLS12\", not supported by ringpipe"},
       {tls + "  min_version: SSL30\n", "min_version: found \"SSL30\", expected TLS10, TLS11, TLS12 or TLS13"},
       {"http_server_config:\n  http2: true\n", "http_server_config http2: found true, not supported by ringpipe"},
       {"http_server_config:\n  headers:\n    X-Frame-Options: deny\n",
@@ -119,6 +115,61 @@ TEST(WebConfigFile, RefusesEachKeyTheServerCannotHonourByName) {
     const auto r = f.parse(text);
     EXPECT_FALSE(r) << text;
     EXPECT_TRUE(has_message(r, expected)) << text << "\ngot: " << ::testing::PrintToString(messages(r));
+  }
+}
+
+// max_version, cipher_suites and prefer_server_cipher_suites as the
+// exporter-toolkit reads them: Go's suite names (tls.CipherSuites()) become
+// OpenSSL's, in the file's order; TLS 1.3's are accepted and left out (not
+// configurable, as in Go); the server's order wins unless told otherwise.
+TEST(WebConfigFile, MapsMaxVersionAndGoCipherSuitesOntoOpenSsl) {
+  Files f;
+  const std::string tls = "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n";
+  const auto r = f.parse(tls +
+                         "  max_version: TLS12\n"
+                         "  cipher_suites:\n"
+                         "    - TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384\n"
+                         "    - TLS_AES_128_GCM_SHA256\n"
+                         "    - TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256\n"
+                         "    - TLS_RSA_WITH_AES_128_CBC_SHA\n"
+                         "    - TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384\n"
+                         "  prefer_server_cipher_suites: false\n");
+  ASSERT_TRUE(r) << r.error().message();
+  ASSERT_TRUE(r->tls);
+  EXPECT_EQ(r->tls->min_version, "TLS12");
+  EXPECT_EQ(r->tls->max_version, "TLS12");
+  EXPECT_EQ(r->tls->cipher_suites,
+            (std::vector<std::string>{"ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "AES128-SHA"}));
+  EXPECT_FALSE(r->tls->prefer_server_cipher_suites);
+
+  const auto d = f.parse(tls);
+  ASSERT_TRUE(d) << d.error().message();
+  EXPECT_EQ(d->tls->max_version, "") << "up to TLS 1.3, the exporter-toolkit's default";
+  EXPECT_TRUE(d->tls->cipher_suites.empty()) << "OpenSSL's default list";
+  EXPECT_TRUE(d->tls->prefer_server_cipher_suites) << "the exporter-toolkit's default";
+
+  const auto only13 = f.parse(tls + "  min_version: TLS13\n  cipher_suites: [TLS_AES_256_GCM_SHA384]\n");
+  ASSERT_TRUE(only13) << only13.error().message();
+  EXPECT_TRUE(only13->tls->cipher_suites.empty());
+
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {tls + "  cipher_suites: [TLS_RSA_WITH_RC4_128_SHA]\n",
+       "web.yml:4:19: web config tls_server_config cipher_suites: found \"TLS_RSA_WITH_RC4_128_SHA\", expected a name "
+       "from Go's tls.CipherSuites()"},
+      {tls + "  cipher_suites: [ECDHE-RSA-AES128-GCM-SHA256]\n", "found \"ECDHE-RSA-AES128-GCM-SHA256\", expected"},
+      {tls + "  cipher_suites: TLS_RSA_WITH_AES_128_CBC_SHA\n",
+       "cipher_suites: found \"TLS_RSA_WITH_AES_128_CBC_SHA\", "
+       "expected a list of cipher suite names"},
+      {tls + "  cipher_suites: [TLS_AES_128_GCM_SHA256]\n", "found only TLS 1.3 suites, which are not configurable"},
+      {tls + "  min_version: TLS13\n  max_version: TLS12\n",
+       "max_version: found \"TLS12\", expected at least min_version (TLS13)"},
+      {tls + "  max_version: TLS14\n", "max_version: found \"TLS14\", expected TLS10, TLS11, TLS12 or TLS13"},
+      {tls + "  prefer_server_cipher_suites: maybe\n", "prefer_server_cipher_suites"},
+  };
+  for (const auto& [text, expected] : bad) {
+    const auto e = f.parse(text);
+    EXPECT_FALSE(e) << text;
+    EXPECT_TRUE(has_message(e, expected)) << text << "\ngot: " << ::testing::PrintToString(messages(e));
   }
 }
 

@@ -182,19 +182,18 @@ TEST(HttpEndpointIpv6, ServesHttpsOnIpv6LoopbackAndRefusesClearText) {
   ASSERT_TRUE(::access("/usr/bin/openssl", X_OK) == 0 && ::access("/usr/bin/curl", X_OK) == 0)
       << "needs /usr/bin/openssl and /usr/bin/curl (build.sh installs them)";
   ringpipe::testing::ScratchDir dir;
-  const std::string key = dir.file("key.pem");
-  const std::string cert = dir.file("cert.pem");
-  const std::string gen =
-      "/usr/bin/openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=ringpipe-v6 "
-      "-addext subjectAltName=IP:::1 -keyout " +
-      key + " -out " + cert + " > /dev/null 2>&1";
-  ASSERT_EQ(std::system(gen.c_str()), 0);
+  std::string cert;
+  std::string key;
+  ASSERT_TRUE(testing::make_self_signed_cert(dir.path().string(), "IP:::1", &cert, &key));
   ring::Ring ring = make_ring(dir.file("metrics"));
   write_snapshot(ring);
   PrometheusExporterOptions o;
   o.input = dir.file("metrics");
   o.listen = "[::1]:0";
-  o.tls = TlsFiles{cert, key, "", "TLS13"};
+  o.tls.emplace();
+  o.tls->cert_file = cert;
+  o.tls->key_file = key;
+  o.tls->min_version = "TLS13";
   auto exp = start(o);
   ASSERT_TRUE(exp);
   const std::string out = dir.file("curl.out");

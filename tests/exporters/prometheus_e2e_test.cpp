@@ -643,6 +643,15 @@ TEST(PrometheusExporterE2E, ResyncRequestNeverFollowsAPlantedSymlink) {
   (*exp)->stop();
 }
 
+// The pull endpoint's TLS files; every other TLS setting at its default.
+TlsFiles server_tls(const std::string& cert, const std::string& key, const std::string& ca = "") {
+  TlsFiles t;
+  t.cert_file = cert;
+  t.key_file = key;
+  t.ca_file = ca;
+  return t;
+}
+
 bool have_openssl_and_curl() { return ::access("/usr/bin/openssl", X_OK) == 0 && ::access("/usr/bin/curl", X_OK) == 0; }
 
 // curl's HTTP status for `url` (0 = no HTTP answer, e.g. a failed handshake); the body goes to `out`.
@@ -656,19 +665,15 @@ int curl_status(const std::string& args, const std::string& url, const std::stri
 TEST(PrometheusExporterE2E, ServesHttpsWithSeparateKeyAndCertificateFiles) {
   ASSERT_TRUE(have_openssl_and_curl()) << "needs /usr/bin/openssl and /usr/bin/curl (build.sh installs them)";
   ringpipe::testing::ScratchDir dir;
-  const std::string key = dir.file("key.pem");
-  const std::string cert = dir.file("cert.pem");
-  const std::string gen =
-      "/usr/bin/openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
-      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
-      key + " -out " + cert + " > /dev/null 2>&1";
-  ASSERT_EQ(std::system(gen.c_str()), 0);
+  std::string cert;
+  std::string key;
+  ASSERT_TRUE(testing::make_self_signed_cert(dir.path().string(), "IP:127.0.0.1", &cert, &key));
   const std::string path = dir.file("metrics");
   ring::Ring ring = make_ring(path);
   PrometheusExporterOptions o;
   o.input = path;
   o.listen = "127.0.0.1:0";
-  o.tls = TlsFiles{.cert_file = cert, .key_file = key, .ca_file = "", .min_version = ""};
+  o.tls = server_tls(cert, key);
   auto exp = PrometheusExporter::create(o);
   ASSERT_TRUE(exp) << exp.error().message();
   ASSERT_TRUE((*exp)->start());
@@ -684,6 +689,76 @@ TEST(PrometheusExporterE2E, ServesHttpsWithSeparateKeyAndCertificateFiles) {
   EXPECT_EQ(testing::http_get((*exp)->port(), "/metrics").first == 200, false) << "plain HTTP is not served";
 }
 
+// The web config's max_version, cipher_suites and prefer_server_cipher_suites
+// over real handshakes: TLS 1.3 refused under a TLS12 cap, only the listed
+// suites offered, the server's order or the client's picking the suite.
+TEST(PrometheusExporterE2E, HttpsHonoursMaxVersionCipherSuitesAndWhoseOrderWins) {
+  ASSERT_TRUE(have_openssl_and_curl()) << "needs /usr/bin/openssl and /usr/bin/curl (build.sh installs them)";
+  ringpipe::testing::ScratchDir dir;
+  std::string cert;
+  std::string key;
+  ASSERT_TRUE(testing::make_self_signed_cert(dir.path().string(), "IP:127.0.0.1", &cert, &key));
+  const std::string path = dir.file("metrics");
+  ring::Ring ring = make_ring(path);
+  const auto options = [&](TlsFiles tls) {
+    PrometheusExporterOptions o;
+    o.input = path;
+    o.listen = "127.0.0.1:0";
+    o.tls = std::move(tls);
+    return o;
+  };
+  const std::vector<std::string> suites{"ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-AES128-GCM-SHA256"};
+  const std::string out = dir.file("s_client.out");
+  const std::string client_prefers_128 = "-tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384";
+  {
+    TlsFiles tls = server_tls(cert, key);
+    tls.min_version = "TLS12";
+    tls.max_version = "TLS12";
+    tls.cipher_suites = suites;
+    tls.prefer_server_cipher_suites = true;
+    auto exp = PrometheusExporter::create(options(tls));
+    ASSERT_TRUE(exp) << exp.error().message();
+    ASSERT_TRUE((*exp)->start());
+    const std::uint16_t port = (*exp)->port();
+    EXPECT_EQ(testing::tls_handshake(port, "-tls1_3", out), "")
+        << "max_version TLS12 refuses TLS 1.3: " << file_text(out);
+    EXPECT_EQ(testing::tls_handshake(port, "", out), "TLSv1.2, Cipher is ECDHE-RSA-AES256-GCM-SHA384")
+        << file_text(out);
+    EXPECT_EQ(testing::tls_handshake(port, "-tls1_2 -cipher ECDHE-RSA-CHACHA20-POLY1305", out), "")
+        << "a suite not listed";
+    EXPECT_EQ(testing::tls_handshake(port, client_prefers_128, out), "TLSv1.2, Cipher is ECDHE-RSA-AES256-GCM-SHA384")
+        << "the server's order wins";
+    auto [status, text] = testing::https_get(port, "/metrics", cert);
+    EXPECT_EQ(status, 200) << text;
+  }
+  {
+    TlsFiles tls = server_tls(cert, key);
+    tls.cipher_suites = suites;
+    tls.prefer_server_cipher_suites = false;
+    auto exp = PrometheusExporter::create(options(tls));
+    ASSERT_TRUE(exp) << exp.error().message();
+    ASSERT_TRUE((*exp)->start());
+    const std::uint16_t port = (*exp)->port();
+    EXPECT_EQ(testing::tls_handshake(port, client_prefers_128, out), "TLSv1.2, Cipher is ECDHE-RSA-AES128-GCM-SHA256")
+        << "the client's order wins";
+    const std::string tls13 = testing::tls_handshake(port, "-tls1_3", out);
+    EXPECT_EQ(tls13.rfind("TLSv1.3, Cipher is TLS_", 0), 0u)
+        << "no max_version: TLS 1.3, its suites not configurable: " << tls13;
+  }
+  TlsFiles unknown = server_tls(cert, key);
+  unknown.cipher_suites = {"ECDHE-RSA-AES128-GCM-SHA256", "NO-SUCH"};
+  auto bad = PrometheusExporter::create(options(unknown));
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("tls: cipher_suites: NO-SUCH"), std::string::npos) << bad.error().message();
+  TlsFiles upside_down = server_tls(cert, key);
+  upside_down.min_version = "TLS13";
+  upside_down.max_version = "TLS12";
+  auto inverted = PrometheusExporter::create(options(upside_down));
+  ASSERT_FALSE(inverted);
+  EXPECT_NE(inverted.error().message().find("max_version TLS12 is below min_version TLS13"), std::string::npos)
+      << inverted.error().message();
+}
+
 TEST(PrometheusExporterE2E, HttpsWithBasicAuthOnMetricsHealthAndReady) {
   ASSERT_TRUE(have_openssl_and_curl()) << "needs /usr/bin/openssl and /usr/bin/curl (build.sh installs them)";
   ringpipe::testing::ScratchDir dir;
@@ -697,7 +772,7 @@ TEST(PrometheusExporterE2E, HttpsWithBasicAuthOnMetricsHealthAndReady) {
   o.input = path;
   o.listen = "127.0.0.1:0";
   o.ready_timeout = 60s;
-  o.tls = TlsFiles{.cert_file = pki.cert, .key_file = pki.key, .ca_file = "", .min_version = ""};
+  o.tls = server_tls(pki.cert, pki.key);
   o.basic_auth_users = {{"scraper", "s3cret"}};
   auto exp = PrometheusExporter::create(o);
   ASSERT_TRUE(exp) << exp.error().message();
@@ -767,7 +842,7 @@ TEST(PrometheusExporterE2E, HttpsWithClientCertificatesRefusesClientsWithout) {
   PrometheusExporterOptions o;
   o.input = path;
   o.listen = "127.0.0.1:0";
-  o.tls = TlsFiles{.cert_file = pki.cert, .key_file = pki.key, .ca_file = pki.ca_cert, .min_version = ""};
+  o.tls = server_tls(pki.cert, pki.key, pki.ca_cert);
   auto exp = PrometheusExporter::create(o);
   ASSERT_TRUE(exp) << exp.error().message();
   ASSERT_TRUE((*exp)->start());

@@ -99,7 +99,8 @@ class RecordBuilder {
   // One sample at its own time (kEntryTimestamp), as a relay processor
   // writes it; `family_len` > 0 makes it a Prometheus sample.
   RecordBuilder& stamped(MetricType type, const std::string& name, const LabelList& labels, double value,
-                         std::int64_t timestamp_ns, std::size_t family_len = 0) {
+                         std::int64_t timestamp_ns, std::size_t family_len = 0, const std::string& help = "",
+                         const std::string& unit = "") {
     auto lb = encode_labels(labels);
     const std::vector<double> values{value};
     metric::SeriesEntry e;
@@ -109,6 +110,8 @@ class RecordBuilder {
     e.key = series_key(name, labels);
     e.name = name;
     e.family_len = static_cast<std::uint16_t>(family_len);
+    e.help = help;
+    e.unit = unit;
     e.label_bytes = lb;
     e.label_count = static_cast<std::uint16_t>(labels.size());
     e.values = values;

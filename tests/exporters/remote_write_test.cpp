@@ -5,6 +5,7 @@
 #include <snappy.h>
 
 #include <cmath>
+#include <set>
 
 #include "record_builder.hpp"
 #include "remote.pb.h"
@@ -194,6 +195,59 @@ TEST(RemoteWriteEncoding, SendsANativeHistogramAsAHistogramSampleBesideTheClassi
   EXPECT_EQ(h.negative_spans(0).offset(), 0);
   ASSERT_EQ(h.negative_deltas_size(), 1);
   EXPECT_EQ(h.negative_deltas(0), 4);
+}
+
+// "family type help unit" of each MetricMetadata of a request.
+std::set<std::string> metadata_of(const prometheus::WriteRequest& req) {
+  std::set<std::string> out;
+  for (const auto& m : req.metadata()) {
+    out.insert(m.metric_family_name() + " " + prometheus::MetricMetadata::MetricType_Name(m.type()) + " " + m.help() +
+               " " + m.unit());
+  }
+  EXPECT_EQ(out.size(), static_cast<std::size_t>(req.metadata_size())) << "each family once per request";
+  return out;
+}
+
+// Every family's TYPE, HELP and UNIT ride in the request with its samples,
+// as Prometheus sends them (WriteRequest.metadata): aggregated, scraped and
+// relayed families alike; an untyped family without HELP or UNIT has none.
+// Then again at most once per metadata interval.
+TEST(RemoteWriteEncoding, SendsEachFamilysTypeHelpAndUnitAsMetadata) {
+  RecordBuilder b(origin(1, 0, 1, 1, 5'000'000'000));
+  b.series(MetricType::kCounter, "hits", {{"zone", "a"}}, {7}, "Hits.")
+      .series(MetricType::kCounter, "hits", {{"zone", "b"}}, {8}, "Hits.")
+      .series(MetricType::kSummary, "lat", {}, {3, 0.6, 0.5, 0.2})
+      .series(MetricType::kHistogram, "sz", {}, {4, 10, 1, 1, INFINITY, 4}, "Sizes.")
+      .prom_sample(MetricType::kHistogram, "rpc_seconds_bucket", 11, {{"le", "0.5"}}, 3, "RPC.", "seconds")
+      .prom_sample(MetricType::kHistogram, "rpc_seconds_count", 11, {}, 4, "RPC.", "seconds")
+      .prom_sample(MetricType::kUntyped, "legacy", 6, {}, 1)
+      .prom_sample(MetricType::kInfo, "build_info", 5, {{"version", "1.2"}}, 1)
+      .stamped(MetricType::kCounter, "jobs_total", {}, 5, 4'000'000'000, 10, "Jobs done.")
+      .stamped(MetricType::kGauge, "temp", {{"room", "a"}}, 3, 3'000'000'000, 0, "Room temperature.");
+  ASSERT_TRUE(b.ok());
+  const auto rec = b.take();
+  const std::set<std::string> want{
+      "hits COUNTER Hits. ",
+      "lat SUMMARY  ",
+      "sz HISTOGRAM Sizes. ",
+      "rpc_seconds HISTOGRAM RPC. seconds",
+      "build INFO  ",
+      "jobs_total COUNTER Jobs done. ",
+      "temp GAUGE Room temperature. ",
+  };
+  const auto request = [&](RequestBuilder& rb) {
+    metric::MetricBatchReader r(rec);
+    while (auto e = r.next()) rb.add(*e, 5'000);
+    auto body = rb.take_compressed();
+    EXPECT_TRUE(body);
+    return decode_request(body ? *body : std::string());
+  };
+  RequestBuilder every(0ms);
+  EXPECT_EQ(metadata_of(request(every)), want);
+  EXPECT_EQ(metadata_of(request(every)), want) << "interval 0: in every request";
+  RequestBuilder minute;
+  EXPECT_EQ(metadata_of(request(minute)), want);
+  EXPECT_TRUE(metadata_of(request(minute)).empty()) << "sent a moment ago";
 }
 
 TEST(RemoteWritePolicy, ClassifiesStatusesLikePrometheus) {

@@ -188,6 +188,45 @@ TEST(SeriesState, ServesTheLastRelayedSampleOfEachSeries) {
   EXPECT_EQ(s.counters().series.load(), 2u);
 }
 
+// A relay sends no expiries: with a relay ttl, a series its records stopped
+// updating leaves the page that long after its last update (arrival time,
+// not the sample's own), counted; an aggregated series is left to the
+// processor's own expiries and snapshots. Without a ttl nothing leaves.
+TEST(SeriesState, RelayedSeriesLeaveThePageOnceTheRelayTtlPassesWithoutAnUpdate) {
+  constexpr std::int64_t kSecond = 1'000'000'000;
+  SeriesState s;
+  s.set_relay_ttl(std::chrono::seconds(10));
+  RecordBuilder first(origin(9));
+  first.stamped(MetricType::kGauge, "temp", {{"room", "a"}}, 20, 1 * kSecond)
+      .stamped(MetricType::kGauge, "temp", {{"room", "b"}}, 21, 1 * kSecond)
+      .series(MetricType::kGauge, "flushed", {}, {1});  // an entry without kEntryTimestamp
+  s.apply(first.take(), 100 * kSecond);
+  RecordBuilder later(origin(9));
+  later.stamped(MetricType::kGauge, "temp", {{"room", "a"}}, 22, 2 * kSecond);
+  s.apply(later.take(), 106 * kSecond);
+  ASSERT_EQ(s.counters().decode_errors.load(), 0u);
+  EXPECT_EQ(s.counters().series.load(), 3u);
+
+  EXPECT_EQ(s.expire_relayed(109 * kSecond), 0u) << "9 s since b's update";
+  EXPECT_EQ(s.expire_relayed(110 * kSecond), 1u) << "b: 10 s without an update";
+  std::string text = exposition(s);
+  EXPECT_NE(text.find("temp{room=\"a\"} 22\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("room=\"b\""), std::string::npos) << text;
+  EXPECT_EQ(s.expire_relayed(200 * kSecond), 1u) << "a, 94 s after its last update";
+  text = exposition(s);
+  EXPECT_EQ(text.find("temp{"), std::string::npos) << text;
+  EXPECT_NE(text.find("flushed 1\n"), std::string::npos) << "not a relayed series: " << text;
+  EXPECT_EQ(s.counters().relay_expired.load(), 2u);
+  EXPECT_EQ(s.counters().series.load(), 1u);
+
+  SeriesState never;
+  RecordBuilder b(origin(9));
+  b.stamped(MetricType::kGauge, "temp", {{"room", "a"}}, 20, 1 * kSecond);
+  never.apply(b.take(), 100 * kSecond);
+  EXPECT_EQ(never.expire_relayed(1'000'000 * kSecond), 0u) << "no ttl: served for good";
+  EXPECT_EQ(never.counters().series.load(), 1u);
+}
+
 TEST(SeriesState, LaterEntriesReplaceValuesAndExpireDeletes) {
   SeriesState s;
   RecordBuilder a(origin(7));
@@ -322,6 +361,76 @@ TEST(SeriesState, MalformedRecordsAreCountedNotTrusted) {
   s.apply(r);
   EXPECT_EQ(s.counters().decode_errors.load(), 2u);
   EXPECT_EQ(s.counters().series.load(), 0u);
+}
+
+// A histogram's or summary's count is a float in Prometheus: one of 2^63 or
+// more, +Inf or NaN (aggregated or scraped) is served as it came, neither
+// wrapped nor clamped; prometheus-cpp's uint64 counts (collect()) hold the
+// nearest they can, rounded and saturated, never a wrapped value.
+TEST(SeriesState, CountsBeyondInt64AreServedAsTheFloatsTheyAre) {
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+  SeriesState s;
+  RecordBuilder b(origin(7));
+  b.begin(1)
+      .series(MetricType::kHistogram, "h", {{"c", "2^63"}}, {0x1p63, 1, 1, 0x1p63})
+      .series(MetricType::kHistogram, "h", {{"c", "1.5e19"}}, {1.5e19, 1, 1, 1.5e19})
+      .series(MetricType::kHistogram, "h", {{"c", "2^64"}}, {0x1p64, 1, 1, 0x1p64})
+      .series(MetricType::kHistogram, "h", {{"c", "inf"}}, {kInf, 1, 1, kInf})
+      .series(MetricType::kSummary, "q", {{"c", "1e300"}}, {1e300, 1, 0.5, 1})
+      .series(MetricType::kSummary, "q", {{"c", "nan"}}, {kNaN, 1, 0.5, 1})
+      .series(MetricType::kSummary, "q", {{"c", "2.5"}}, {2.5, 1, 0.5, 1})
+      .prom_sample(MetricType::kHistogram, "p_bucket", 1, {{"le", "1"}}, 1.5e19)
+      .prom_sample(MetricType::kHistogram, "p_count", 1, {}, kInf)
+      .prom_sample(MetricType::kSummary, "r_count", 1, {}, 0x1p70)
+      .end(1);
+  apply(s, b);
+  ASSERT_EQ(s.counters().decode_errors.load(), 0u);
+  std::string page;
+  EXPECT_EQ(s.render(page), 0u);
+  const ParsedPage p = parse_page(page);
+  ASSERT_TRUE(p.well_formed) << page;
+  const std::map<std::string, std::string> want{
+      {"h_count{c=\"2^63\"}", "9223372036854775808"},
+      {"h_bucket{c=\"2^63\",le=\"1\"}", "9223372036854775808"},
+      {"h_count{c=\"1.5e19\"}", "15000000000000000000"},
+      {"h_bucket{c=\"1.5e19\",le=\"1\"}", "15000000000000000000"},
+      {"h_bucket{c=\"1.5e19\",le=\"+Inf\"}", "15000000000000000000"},
+      {"h_count{c=\"2^64\"}", "1.844674407370955e+19"},
+      {"h_count{c=\"inf\"}", "+Inf"},
+      {"h_bucket{c=\"inf\",le=\"+Inf\"}", "+Inf"},
+      {"q_count{c=\"1e300\"}", "1e+300"},
+      {"q_count{c=\"nan\"}", "Nan"},
+      {"q_count{c=\"2.5\"}", "2.5"},
+      {"p_bucket{le=\"1\"}", "15000000000000000000"},
+      {"p_bucket{le=\"+Inf\"}", "+Inf"},
+      {"p_count", "+Inf"},
+      {"r_count", "1.180591620717411e+21"},
+  };
+  for (const auto& [series, value] : want) {
+    const auto it = p.samples.find(series);
+    ASSERT_NE(it, p.samples.end()) << series << "\n" << page;
+    EXPECT_EQ(it->second, value) << series;
+  }
+
+  std::vector<prometheus::MetricFamily> families;
+  s.collect(families);
+  std::map<std::string, std::uint64_t> counts;
+  for (const prometheus::MetricFamily& f : families) {
+    for (const prometheus::ClientMetric& m : f.metric) {
+      const std::string c = m.label.empty() ? f.name : m.label[0].value;
+      counts[c] = f.type == prometheus::MetricType::Histogram ? m.histogram.sample_count : m.summary.sample_count;
+    }
+  }
+  EXPECT_EQ(counts["2^63"], std::uint64_t{1} << 63);
+  EXPECT_EQ(counts["1.5e19"], 15000000000000000000u);
+  EXPECT_EQ(counts["2^64"], UINT64_MAX);
+  EXPECT_EQ(counts["inf"], UINT64_MAX);
+  EXPECT_EQ(counts["1e300"], UINT64_MAX);
+  EXPECT_EQ(counts["nan"], 0u);
+  EXPECT_EQ(counts["2.5"], 3u);
+  EXPECT_EQ(counts["p"], UINT64_MAX);
+  EXPECT_EQ(counts["r"], UINT64_MAX);
 }
 
 // Every family type, label escaping case and special value, written by

@@ -174,6 +174,31 @@ bool make_test_pki(const std::string& dir, TestPki* out) {
   return true;
 }
 
+bool make_self_signed_cert(const std::string& dir, const std::string& san, std::string* cert, std::string* key) {
+  *cert = dir + "/cert.pem";
+  *key = dir + "/key.pem";
+  const std::string cn = san.substr(san.find(':') + 1);
+  const std::string gen = "/usr/bin/openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=" + cn +
+                          " -addext subjectAltName=" + san + " -keyout " + *key + " -out " + *cert +
+                          " > /dev/null 2>&1";
+  return std::system(gen.c_str()) == 0;
+}
+
+std::string tls_handshake(std::uint16_t port, const std::string& args, const std::string& out) {
+  const std::string cmd =
+      "echo | /usr/bin/timeout 10 /usr/bin/openssl s_client -connect 127.0.0.1:" + std::to_string(port) + " " + args +
+      " > " + out + " 2>&1";
+  (void)std::system(cmd.c_str());
+  std::ifstream in(out);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string s = text.str();
+  const std::size_t at = s.find("\nNew, ");
+  if (at == std::string::npos) return "";
+  const std::string line = s.substr(at + 6, s.find('\n', at + 1) - at - 6);
+  return line.find("(NONE)") != std::string::npos ? "" : line;
+}
+
 PrometheusServer::PrometheusServer(std::string dir, std::uint16_t scrape_port)
     : dir_(std::move(dir)), scrape_port_(scrape_port), port_(free_tcp_port()) {
   std::ofstream cfg(dir_ + "/prometheus.yml");

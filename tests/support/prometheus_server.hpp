@@ -69,6 +69,18 @@ struct TestPki {
 };
 [[nodiscard]] bool make_test_pki(const std::string& dir, TestPki* out);
 
+// A self-signed certificate for `san` (e.g. "IP:127.0.0.1") and its key,
+// made with /usr/bin/openssl as `dir`/cert.pem and `dir`/key.pem; false when
+// openssl failed.
+[[nodiscard]] bool make_self_signed_cert(const std::string& dir, const std::string& san, std::string* cert,
+                                         std::string* key);
+
+// What `openssl s_client` with `args` (e.g. "-tls1_2 -cipher X") agrees on
+// with the TLS server on 127.0.0.1:port: "TLSv1.2, Cipher is
+// ECDHE-RSA-AES256-GCM-SHA384", or "" when the handshake fails. s_client's
+// output goes to `out`, for failure messages.
+std::string tls_handshake(std::uint16_t port, const std::string& args, const std::string& out);
+
 class PrometheusServer {
  public:
   // `dir` holds config, data and log; `scrape_port` 0 = scrape nothing.

@@ -289,6 +289,13 @@ struct TlsConfig {
   // Server only, from a web config file's min_version: "TLS10".."TLS13"; ""
   // = what the TLS library allows by default.
   std::string min_version;
+  // Server only, from a web config file: max_version ("" = up to TLS 1.3),
+  // cipher_suites as OpenSSL names of the TLS 1.2-and-older suites, in the
+  // server's order ("" = OpenSSL's default list; TLS 1.3's suites are not
+  // configurable, as in Go), and whether the server's order wins.
+  std::string max_version;
+  std::vector<std::string> cipher_suites;
+  bool prefer_server_cipher_suites = true;
   // Read at load: a hash of the files' contents (an unreadable file counts as
   // empty), so a certificate renewed under the same name compares unequal and
   // a reload restarts the component that uses it.
@@ -316,6 +323,7 @@ struct PrometheusExporterConfig {
   std::uint32_t max_connections = 1024;            // `max_connections`: HTTP connections served at once (4..16384)
   std::chrono::milliseconds header_timeout{5000};  // `header_timeout`: a request header must arrive within (>= 100ms)
   std::uint32_t quarantine_after_crashes = 3;      // `quarantine_after_crashes`: as the processor's; 0 = never
+  std::chrono::milliseconds relay_ttl{0};  // `relay_ttl`: a relayed series not updated this long leaves; 0 = never
   friend bool operator==(const PrometheusExporterConfig&, const PrometheusExporterConfig&) = default;
 };
 

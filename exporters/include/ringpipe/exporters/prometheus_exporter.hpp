@@ -26,6 +26,11 @@ struct TlsFiles {
   std::string key_file;     // private key; "" = in cert_file
   std::string ca_file;      // client CAs: set = clients must present a certificate (mTLS)
   std::string min_version;  // "TLS10".."TLS13"; "" = OpenSSL's default
+  std::string max_version;  // "TLS10".."TLS13"; "" = OpenSSL's default (TLS 1.3)
+  // TLS 1.2-and-older suites by OpenSSL name (ECDHE-RSA-AES128-GCM-SHA256), in
+  // the server's order; empty = OpenSSL's default list. TLS 1.3's are fixed.
+  std::vector<std::string> cipher_suites;
+  bool prefer_server_cipher_suites = true;  // the server's order picks the suite, else the client's
 };
 
 struct BasicAuthCredentials {
@@ -69,6 +74,9 @@ struct PrometheusExporterOptions {
   // a row is skipped and counted (exporter_quarantined_records_total); 0:
   // never skip. The journal is `<input>.<reader_name>.crash`.
   std::uint32_t quarantine_after_crashes = 3;
+  // A series a relay processor's records keep up (they carry no expiry) leaves
+  // the page once none has updated it for this long; 0: never, as before.
+  std::chrono::milliseconds relay_ttl{0};
   // Build the page through prometheus-cpp's object model (a MetricFamily and
   // ClientMetric per series, then its TextSerializer) instead of writing the
   // pipeline's series straight from the state: the earlier path, slower and

@@ -46,10 +46,14 @@ struct RemoteWriteOptions {
   bool gating = false;
   // write_relabel_configs: applied to every series before it is sent.
   relabel::Rules relabel;
-  std::string url;                            // http(s)://host:port/api/v1/write
-  std::optional<RemoteWriteTls> tls;          // https only; none = system CAs, no client certificate
-  std::size_t batch_size = 2000;              // samples per request at most
-  std::size_t max_in_flight = 4;              // parallel connections (series are sharded over them)
+  std::string url;                    // http(s)://host:port/api/v1/write
+  std::optional<RemoteWriteTls> tls;  // https only; none = system CAs, no client certificate
+  std::size_t batch_size = 2000;      // samples per request at most
+  std::size_t max_in_flight = 4;      // parallel connections (series are sharded over them)
+  // Each family's TYPE, HELP and UNIT (MetricMetadata) go with its samples at
+  // most this often per connection, as Prometheus' metadata_config.send_interval;
+  // 0: in every request that carries its samples.
+  std::chrono::milliseconds metadata_interval{60'000};
   std::chrono::milliseconds timeout{30'000};  // per request
   std::chrono::milliseconds retry_min_backoff{30};
   std::chrono::milliseconds retry_max_backoff{5000};
