@@ -7,6 +7,7 @@
 
 #include <google/protobuf/io/coded_stream.h>
 
+#include "counts.hpp"
 #include "metrics.pb.h"
 #include "ringpipe/metric/native_histogram.hpp"
 
@@ -45,7 +46,7 @@ pb::MetricType type_of(prometheus::MetricType t) {
 void set_native(pb::Histogram& h, const NativeHistogram& n) {
   h.set_schema(n.schema);
   h.set_zero_threshold(n.zero_threshold);
-  h.set_zero_count(static_cast<std::uint64_t>(std::llround(n.zero_count)));
+  h.set_zero_count(to_count(n.zero_count));
   std::vector<metric::NativeSpan> spans;
   std::vector<std::int64_t> deltas;
   metric::native_spans(n.positive, spans, deltas);

@@ -8,6 +8,7 @@
 
 #include <snappy.h>
 
+#include "counts.hpp"
 #include "remote.pb.h"
 #include "ringpipe/metric/native_histogram.hpp"
 
@@ -33,8 +34,10 @@ namespace {
 
 using LabelRef = RequestBuilder::LabelRef;
 
-void add_series(prometheus::WriteRequest& req, std::vector<LabelRef>& labels, std::string_view name,
-                std::string_view extra_name, std::string_view extra_value, double value, std::int64_t ts) {
+// A new TimeSeries named `name` with `labels` (and extra_name="extra_value"
+// when given), its labels sorted by name as remote_write requires.
+prometheus::TimeSeries* new_series(prometheus::WriteRequest& req, std::vector<LabelRef>& labels, std::string_view name,
+                                   std::string_view extra_name = {}, std::string_view extra_value = {}) {
   const std::size_t base = labels.size();
   labels.push_back({"__name__", name});
   if (!extra_name.empty()) labels.push_back({extra_name, extra_value});
@@ -47,33 +50,27 @@ void add_series(prometheus::WriteRequest& req, std::vector<LabelRef>& labels, st
     pl->set_name(std::string(l.name));
     pl->set_value(std::string(l.value));
   }
-  prometheus::Sample* sample = s->add_samples();
+  return s;
+}
+
+void add_series(prometheus::WriteRequest& req, std::vector<LabelRef>& labels, std::string_view name,
+                std::string_view extra_name, std::string_view extra_value, double value, std::int64_t ts) {
+  prometheus::Sample* sample = new_series(req, labels, name, extra_name, extra_value)->add_samples();
   sample->set_value(value);
   sample->set_timestamp(ts);
 }
 
 // The native part of a histogram entry as one remote_write Histogram sample
-// (integer counts, rounded), in a TimeSeries of its own named `name`.
+// (integer counts, rounded and saturated), in a TimeSeries of its own named `name`.
 void add_native(prometheus::WriteRequest& req, std::vector<LabelRef>& labels, std::string_view name,
                 const metric::MetricEntryView& e, std::int64_t ts) {
-  const std::size_t base = labels.size();
-  labels.push_back({"__name__", name});
-  std::vector<LabelRef> sorted(labels);
-  std::sort(sorted.begin(), sorted.end(), [](const LabelRef& a, const LabelRef& b) { return a.name < b.name; });
-  labels.resize(base);
-  prometheus::TimeSeries* s = req.add_timeseries();
-  for (const LabelRef& l : sorted) {
-    prometheus::Label* pl = s->add_labels();
-    pl->set_name(std::string(l.name));
-    pl->set_value(std::string(l.value));
-  }
-  prometheus::Histogram* h = s->add_histograms();
+  prometheus::Histogram* h = new_series(req, labels, name)->add_histograms();
   const metric::NativeView& n = e.native;
-  h->set_count_int(static_cast<std::uint64_t>(std::llround(std::max(0.0, e.value(0)))));
+  h->set_count_int(to_count(e.value(0)));
   h->set_sum(e.value(1));
   h->set_schema(n.schema);
   h->set_zero_threshold(n.zero_threshold);
-  h->set_zero_count_int(static_cast<std::uint64_t>(std::llround(n.zero_count)));
+  h->set_zero_count_int(to_count(n.zero_count));
   h->set_timestamp(ts);
   std::vector<std::pair<std::int32_t, double>> buckets;
   std::vector<metric::NativeSpan> spans;

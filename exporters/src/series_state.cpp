@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 
+#include "counts.hpp"
 #include "ringpipe/common/test_hooks.hpp"
 #include "text_writer.hpp"
 
@@ -35,17 +36,6 @@ bool values_fit(const metric::MetricEntryView& e) noexcept {
     default:
       return false;
   }
-}
-
-// A histogram's or summary's count for prometheus-cpp's ClientMetric, which
-// holds counts as uint64: rounded, NaN and negatives as 0, and counts of 2^64
-// or more (+Inf too) as UINT64_MAX. render() writes such counts as the floats
-// they are instead (Prometheus keeps counts as floats); only the
-// prometheus-cpp path is limited to uint64.
-std::uint64_t to_count(double v) noexcept {
-  if (!(v > 0)) return 0;  // also NaN
-  if (v >= 0x1p64) return UINT64_MAX;
-  return static_cast<std::uint64_t>(std::round(v));  // below 2^64, exact from 2^53 on
 }
 
 prometheus::MetricType to_prometheus(MetricType t) noexcept {

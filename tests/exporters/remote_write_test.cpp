@@ -148,6 +148,25 @@ TEST(RemoteWriteEncoding, KeepsEveryTimestampedSampleOfASeriesInItsOneTimeSeries
   EXPECT_EQ(req2.timeseries(0).samples(0).timestamp(), 7'000);
 }
 
+// Counts past 2^63 went through std::llround (undefined there: 1.5e19 came
+// out as 2^63); they are sent as the uint64 they are.
+TEST(RemoteWriteEncoding, SendsNativeHistogramCountsPast2To63Exactly) {
+  const std::vector<double> values = {3, 1e-9, 1.5e19, 4, 1,      -2, 1,  -1, 2,        1,     3,
+                                      5, 1,    0,      4, 1.5e19, 30, 10, 8,  INFINITY, 1.5e19};
+  RecordBuilder b(origin(1, 0, 1, 1, 1'700'000'000'123'456'789));
+  b.series(MetricType::kHistogram, "lat", {{"code", "200"}}, values, "", metric::kEntryNative);
+  const auto rec = b.take();
+  metric::MetricBatchReader r(rec);
+  RequestBuilder rb;
+  while (auto e = r.next()) rb.add(*e, 1'700'000'000'123);
+  const prometheus::Histogram* h = nullptr;
+  for (const auto& ts : rb.message().timeseries())
+    if (ts.histograms_size() > 0) h = &ts.histograms(0);
+  ASSERT_NE(h, nullptr);
+  EXPECT_EQ(h->count_int(), 15'000'000'000'000'000'000u);
+  EXPECT_EQ(h->zero_count_int(), 15'000'000'000'000'000'000u);
+}
+
 TEST(RemoteWriteEncoding, SendsANativeHistogramAsAHistogramSampleBesideTheClassicSeries) {
   // Schema 3, zero count 1, positive keys -2 (1), -1 (2), 1 (3), 5 (1); negative key 0 (4).
   const std::vector<double> values = {3, 1e-9, 1, 4, 1, -2, 1, -1, 2, 1, 3, 5, 1, 0, 4, 12, 30, 10, 8, INFINITY, 12};
