@@ -6,6 +6,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "ringpipe/common/utf8.hpp"
+
 namespace ringpipe::ingest::text {
 
 // Calls f(line) for each '\n'-separated line, without the '\n' or a trailing '\r'.
@@ -43,25 +45,9 @@ inline void for_each_line(std::string_view packet, F&& f) noexcept {
   return std::string_view(s.data() + pos, n < rest ? n : rest);
 }
 
-// Go's utf8.ValidString: rejects overlong forms, surrogates and code points above U+10FFFF.
-[[nodiscard]] bool valid_utf8_slow(std::string_view s) noexcept;
-// Inline ASCII fast path (8 bytes at a time, the usual line); anything else
-// is checked by valid_utf8_slow from the first word with a high bit.
-[[nodiscard]] inline bool valid_utf8(std::string_view s) noexcept {
-  const char* p = s.data();
-  std::size_t n = s.size();
-  while (n >= 8) {
-    std::uint64_t w;
-    std::memcpy(&w, p, 8);
-    if ((w & 0x8080808080808080ULL) != 0) return valid_utf8_slow(std::string_view(p, n));
-    p += 8;
-    n -= 8;
-  }
-  for (std::size_t i = 0; i < n; ++i) {
-    if (static_cast<unsigned char>(p[i]) >= 0x80) return valid_utf8_slow(std::string_view(p + i, n - i));
-  }
-  return true;
-}
+// UTF-8 validation (Go's utf8.ValidString), shared with relabeling.
+using common::valid_utf8;
+using common::valid_utf8_slow;
 
 // Go's strconv.ParseFloat(s, 64): optional sign, decimal or 0x-hex, "Inf",
 // "Infinity" (signed or not) and "NaN" in any case; overflow is an error,

@@ -8,6 +8,8 @@
 #include <openssl/evp.h>
 #include <re2/re2.h>
 
+#include "ringpipe/common/utf8.hpp"
+
 namespace ringpipe::relabel {
 
 namespace {
@@ -25,42 +27,6 @@ bool is_name_byte(char c) noexcept { return is_alpha(c) || is_digit(c) || static
 
 char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 char ascii_upper(char c) noexcept { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
-
-bool valid_utf8(std::string_view s) noexcept {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t n = 0;
-    std::uint32_t cp = 0;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    if (c >= 0xC2 && c <= 0xDF) {
-      n = 1;
-      cp = c & 0x1Fu;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      n = 2;
-      cp = c & 0x0Fu;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      n = 3;
-      cp = c & 0x07u;
-    } else {
-      return false;
-    }
-    if (i + n >= s.size()) return false;
-    for (std::size_t k = 1; k <= n; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0u) != 0x80u) return false;
-      cp = (cp << 6) | (cc & 0x3Fu);
-    }
-    if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF))) {
-      return false;
-    }
-    i += n + 1;
-  }
-  return true;
-}
 
 // Go (1.22+) also names groups as (?<name>...); RE2 of Debian 12 knows only
 // (?P<name>...). Rewrites the former outside character classes and escapes.
@@ -266,7 +232,7 @@ std::optional<Problem> validate(const RuleSpec& r) {
                    "\"" + std::string(value) + "\" is invalid '" + std::string(key) + "' for " + action + " action");
   };
   for (const std::string& l : r.source_labels) {
-    if (l.empty() || !valid_utf8(l)) return problem("source_labels", "\"" + l + "\" is not a valid label name");
+    if (l.empty() || !common::valid_utf8(l)) return problem("source_labels", "\"" + l + "\" is not a valid label name");
   }
   if (const auto re = compile_regex(r.regex); !re->ok()) {
     return problem("regex", "\"" + r.regex + "\" does not compile: " + re->error());
