@@ -384,16 +384,22 @@ const kindNames = ['', 'counter', 'gauge', 'gauge_delta', 'timer', 'histogram', 
 // splits it into columns (decodeSampleColumns), the objects are made here.
 function decodeSampleBatch(bytes) {
   const c = addon.decodeSampleColumns(bytes);
-  const { count, kinds, numbers, timestamps, refs, tags, strings } = c;
+  const { count, kinds, numbers, timestamps, timeRefs, refs, tags, strings } = c;
   const samples = new Array(count);
+  let lastRun = -1;
+  let lastTs;
   let lastFirst = -1;
   let lastCount = -1;
   let lastTags;
   for (let i = 0; i < count; i++) {
     const k = kinds[i];
     const r = 4 * i;
+    if (timeRefs[i] !== lastRun) {  // a new run of timestamps: its one BigInt
+      lastRun = timeRefs[i];
+      lastTs = timestamps[lastRun];
+    }
     const s = { kind: kindNames[k], name: strings[refs[r]], value: numbers[2 * i], sampleRate: numbers[2 * i + 1],
-                timestampNs: timestamps[i] };
+                timestampNs: lastTs };
     if (k === Kind.set) s.member = strings[refs[r + 1]];
     // The tags of the previous sample again (the same indices): a copy of its object.
     const firstTag = refs[r + 2];

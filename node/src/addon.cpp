@@ -926,8 +926,10 @@ napi_value typed_copy(napi_env env, napi_typedarray_type type, std::span<const T
 }
 
 // decodeSampleColumns(bytes) -> {sourceId, receivedNs, error, count, kinds: Uint8Array,
-//   numbers: Float64Array [value, rate]..., timestamps: BigUint64Array, refs: Uint32Array
-//   [name, member, firstTag, tagCount]..., tags: Uint32Array [key, value]..., strings: [...]}
+//   numbers: Float64Array [value, rate]..., timestamps: BigUint64Array (each run of equal
+//   timestamps once), timeRefs: Uint32Array (per sample, its run in timestamps), refs:
+//   Uint32Array [name, member, firstTag, tagCount]..., tags: Uint32Array [key, value]...,
+//   strings: [...]}
 // The decoder's columns, for index.js to build the sample objects from: a
 // batch costs a few N-API calls plus one per distinct string, not a dozen per
 // sample. Strings are indices into `strings` (each distinct string of the
@@ -940,6 +942,7 @@ napi_value decode_sample_columns(napi_env env, napi_callback_info info) {
     std::vector<std::uint8_t> kinds;
     std::vector<double> numbers;
     std::vector<std::uint64_t> timestamps;
+    std::vector<std::uint32_t> time_refs;
     std::vector<std::uint32_t> refs;
     std::vector<std::uint32_t> tags;
     std::vector<std::string_view> strings;
@@ -950,6 +953,7 @@ napi_value decode_sample_columns(napi_env env, napi_callback_info info) {
   c.kinds.clear();
   c.numbers.clear();
   c.timestamps.clear();
+  c.time_refs.clear();
   c.refs.clear();
   c.tags.clear();
   c.strings.clear();
@@ -972,7 +976,11 @@ napi_value decode_sample_columns(napi_env env, napi_callback_info info) {
     c.kinds.push_back(static_cast<std::uint8_t>(smp->kind));
     c.numbers.push_back(smp->value);
     c.numbers.push_back(smp->sample_rate);
-    c.timestamps.push_back(static_cast<std::uint64_t>(smp->timestamp_ns));
+    // A batch's samples mostly share one timestamp (or none): JavaScript then
+    // makes one BigInt per run instead of one per sample.
+    const auto ts = static_cast<std::uint64_t>(smp->timestamp_ns);
+    if (c.timestamps.empty() || c.timestamps.back() != ts) c.timestamps.push_back(ts);
+    c.time_refs.push_back(static_cast<std::uint32_t>(c.timestamps.size() - 1));
     if (first || smp->name != last_name) {
       last_name = smp->name;
       last_name_ref = str(smp->name);
@@ -1009,6 +1017,7 @@ napi_value decode_sample_columns(napi_env env, napi_callback_info info) {
   set(env, out, "kinds", typed_copy<std::uint8_t>(env, napi_uint8_array, c.kinds));
   set(env, out, "numbers", typed_copy<double>(env, napi_float64_array, c.numbers));
   set(env, out, "timestamps", typed_copy<std::uint64_t>(env, napi_biguint64_array, c.timestamps));
+  set(env, out, "timeRefs", typed_copy<std::uint32_t>(env, napi_uint32_array, c.time_refs));
   set(env, out, "refs", typed_copy<std::uint32_t>(env, napi_uint32_array, c.refs));
   set(env, out, "tags", typed_copy<std::uint32_t>(env, napi_uint32_array, c.tags));
   set(env, out, "strings", strings);

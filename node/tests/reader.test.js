@@ -189,6 +189,8 @@ test('decodeSampleBatch builds the same objects as the native per-sample decoder
   }
   c.bulk('gauge', 'sensor', new Float64Array([1.5, 2.5]), { sampleRate: 0.5,
                                                           timestampsNs: new BigInt64Array([1n, 1700000000123456789n]) });
+  // Runs of timestamps (the decoder makes one BigInt per run): equal, new, back to the first.
+  c.bulk('gauge', 'sensor', new Float64Array([1, 2, 3, 4]), { timestampsNs: new BigInt64Array([5n, 5n, 6n, 5n]) });
   c.flush();
   const r = new rp.Reader(ring, 'dec');
   const recs = [];
@@ -197,7 +199,8 @@ test('decodeSampleBatch builds the same objects as the native per-sample decoder
   assert.equal(recs.length, 1);
   const rec = recs[0];
   const want = native.decodeSampleBatch(rec);
-  assert.equal(want.samples.length, 1502);
+  assert.equal(want.samples.length, 1506);
+  assert.deepEqual(want.samples.slice(-6).map((x) => x.timestampNs), [1n, 1700000000123456789n, 5n, 5n, 6n, 5n]);
   assert.deepEqual(rp.decodeSampleBatch(rec), want);
   // An ArrayBuffer, and a batch cut short by a damaged entry size: the samples before it and the error.
   assert.deepEqual(rp.decodeSampleBatch(rec.buffer.slice(rec.byteOffset, rec.byteOffset + rec.length)), want);
