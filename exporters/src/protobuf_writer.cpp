@@ -7,7 +7,6 @@
 
 #include <google/protobuf/io/coded_stream.h>
 
-#include "counts.hpp"
 #include "metrics.pb.h"
 #include "ringpipe/metric/native_histogram.hpp"
 
@@ -43,26 +42,51 @@ pb::MetricType type_of(prometheus::MetricType t) {
   }
 }
 
+// The native part: integer counts (deltas) when every count is a whole
+// number up to 2^53, else a float histogram (absolute counts and the float
+// sample count, which a scraper then takes over the classic integer one), so
+// a sample rate's weights are not rounded.
 void set_native(pb::Histogram& h, const NativeHistogram& n) {
   h.set_schema(n.schema);
   h.set_zero_threshold(n.zero_threshold);
-  h.set_zero_count(to_count(n.zero_count));
+  const bool whole = metric::native_whole_count(n.count) && metric::native_whole_count(n.zero_count) &&
+                     metric::native_whole_counts(n.positive) && metric::native_whole_counts(n.negative);
+  if (whole) {
+    h.set_zero_count(static_cast<std::uint64_t>(n.zero_count));
+  } else {
+    h.set_sample_count_float(metric::native_float_count(n.count, n.zero_count, n.positive, n.negative));
+    h.set_zero_count_float(n.zero_count);
+  }
   std::vector<metric::NativeSpan> spans;
   std::vector<std::int64_t> deltas;
-  metric::native_spans(n.positive, spans, deltas);
-  for (const metric::NativeSpan& s : spans) {
-    pb::BucketSpan* p = h.add_positive_span();
-    p->set_offset(s.offset);
-    p->set_length(s.length);
+  std::vector<double> counts;
+  for (int side = 0; side < 2; ++side) {
+    const auto& buckets = side == 0 ? n.positive : n.negative;
+    if (whole) {
+      metric::native_spans(buckets, spans, deltas);
+    } else {
+      metric::native_spans(buckets, spans, counts);
+    }
+    for (const metric::NativeSpan& s : spans) {
+      pb::BucketSpan* p = side == 0 ? h.add_positive_span() : h.add_negative_span();
+      p->set_offset(s.offset);
+      p->set_length(s.length);
+    }
+    for (const std::int64_t d : deltas) {
+      if (side == 0) {
+        h.add_positive_delta(d);
+      } else {
+        h.add_negative_delta(d);
+      }
+    }
+    for (const double c : counts) {
+      if (side == 0) {
+        h.add_positive_count(c);
+      } else {
+        h.add_negative_count(c);
+      }
+    }
   }
-  for (const std::int64_t d : deltas) h.add_positive_delta(d);
-  metric::native_spans(n.negative, spans, deltas);
-  for (const metric::NativeSpan& s : spans) {
-    pb::BucketSpan* p = h.add_negative_span();
-    p->set_offset(s.offset);
-    p->set_length(s.length);
-  }
-  for (const std::int64_t d : deltas) h.add_negative_delta(d);
   if (n.positive.empty() && n.negative.empty()) {
     // As client_golang: an empty span tells the scraper a native histogram
     // without observations outside the zero bucket is one all the same.

@@ -27,6 +27,7 @@ struct NativeHistogram {
   std::int32_t schema = 0;
   double zero_threshold = 0;
   double zero_count = 0;
+  double count = 0;                                       // the histogram's count, as the series keeps it (a float)
   std::vector<std::pair<std::int32_t, double>> positive;  // key, count; keys increasing
   std::vector<std::pair<std::int32_t, double>> negative;
 };

@@ -1,6 +1,7 @@
 #include "remote_write_encoder.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <string_view>
@@ -8,7 +9,6 @@
 
 #include <snappy.h>
 
-#include "counts.hpp"
 #include "remote.pb.h"
 #include "ringpipe/metric/native_histogram.hpp"
 
@@ -60,26 +60,39 @@ void add_series(prometheus::WriteRequest& req, std::vector<LabelRef>& labels, st
   sample->set_timestamp(ts);
 }
 
-// The native part of a histogram entry as one remote_write Histogram sample
-// (integer counts, rounded and saturated), in a TimeSeries of its own named `name`.
+// The native part of a histogram entry as one remote_write Histogram sample,
+// in a TimeSeries of its own named `name`: integer counts (deltas) when every
+// count is a whole number up to 2^53, as Prometheus' own histograms; else a
+// float histogram (absolute counts), so a sample rate's weights are not rounded.
 void add_native(prometheus::WriteRequest& req, std::vector<LabelRef>& labels, std::string_view name,
                 const metric::MetricEntryView& e, std::int64_t ts) {
   prometheus::Histogram* h = new_series(req, labels, name)->add_histograms();
   const metric::NativeView& n = e.native;
-  h->set_count_int(to_count(e.value(0)));
+  std::array<std::vector<std::pair<std::int32_t, double>>, 2> sides;  // positive, negative
+  for (std::uint32_t i = 0; i < n.positive_count; ++i) sides[0].push_back(n.positive(i));
+  for (std::uint32_t i = 0; i < n.negative_count; ++i) sides[1].push_back(n.negative(i));
+  const bool whole = metric::native_whole_count(e.value(0)) && metric::native_whole_count(n.zero_count) &&
+                     metric::native_whole_counts(sides[0]) && metric::native_whole_counts(sides[1]);
+  if (whole) {
+    h->set_count_int(static_cast<std::uint64_t>(e.value(0)));
+    h->set_zero_count_int(static_cast<std::uint64_t>(n.zero_count));
+  } else {
+    h->set_count_float(metric::native_float_count(e.value(0), n.zero_count, sides[0], sides[1]));
+    h->set_zero_count_float(n.zero_count);
+  }
   h->set_sum(e.value(1));
   h->set_schema(n.schema);
   h->set_zero_threshold(n.zero_threshold);
-  h->set_zero_count_int(to_count(n.zero_count));
   h->set_timestamp(ts);
-  std::vector<std::pair<std::int32_t, double>> buckets;
   std::vector<metric::NativeSpan> spans;
   std::vector<std::int64_t> deltas;
+  std::vector<double> counts;
   for (int side = 0; side < 2; ++side) {
-    const std::uint32_t count = side == 0 ? n.positive_count : n.negative_count;
-    buckets.clear();
-    for (std::uint32_t i = 0; i < count; ++i) buckets.push_back(side == 0 ? n.positive(i) : n.negative(i));
-    metric::native_spans(buckets, spans, deltas);
+    if (whole) {
+      metric::native_spans(sides[side], spans, deltas);
+    } else {
+      metric::native_spans(sides[side], spans, counts);
+    }
     for (const metric::NativeSpan& sp : spans) {
       prometheus::BucketSpan* b = side == 0 ? h->add_positive_spans() : h->add_negative_spans();
       b->set_offset(sp.offset);
@@ -90,6 +103,13 @@ void add_native(prometheus::WriteRequest& req, std::vector<LabelRef>& labels, st
         h->add_positive_deltas(d);
       } else {
         h->add_negative_deltas(d);
+      }
+    }
+    for (const double c : counts) {
+      if (side == 0) {
+        h->add_positive_counts(c);
+      } else {
+        h->add_negative_counts(c);
       }
     }
   }

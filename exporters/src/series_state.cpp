@@ -607,6 +607,7 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out, protobuf::
             h.schema = static_cast<std::int32_t>(n[0]);
             h.zero_threshold = n[1];
             h.zero_count = n[2];
+            h.count = v[0];
             const std::size_t pos = static_cast<std::size_t>(n[3]);
             const std::size_t neg = static_cast<std::size_t>(n[4]);
             for (std::size_t i = 0; i < pos + neg; ++i) {

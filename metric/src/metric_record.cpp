@@ -24,8 +24,8 @@ bool is_int_in(double d, double lo, double hi) noexcept { return d >= lo && d <=
 
 // A native part (kNativeHeadValues + 2 * pairs values at `values`) within
 // `count` values: schema -4..8, a finite non-negative zero threshold and
-// counts, keys int32 and strictly increasing per side, and at least the
-// classic count and sum after it.
+// counts, keys strictly increasing per side and within the schema's
+// native_key_limit, and at least the classic count and sum after it.
 bool decode_native(const std::byte* values, std::size_t count, NativeView& out, std::size_t& used) noexcept {
   if (count < kNativeHeadValues) return false;
   const double schema = load_double(values, 0);
@@ -38,13 +38,14 @@ bool decode_native(const std::byte* values, std::size_t count, NativeView& out, 
     return false;
   }
   const std::size_t pairs = static_cast<std::size_t>(np) + static_cast<std::size_t>(nn);
+  const double key_limit = native_key_limit(static_cast<std::int32_t>(schema));
   if (kNativeHeadValues + 2 * pairs + 2 > count) return false;
   for (std::size_t side = 0, i = 0; side < 2; ++side) {
     const std::size_t end = side == 0 ? static_cast<std::size_t>(np) : pairs;
     for (std::size_t first = i; i < end; ++i) {
       const double k = load_double(values, kNativeHeadValues + 2 * i);
       const double c = load_double(values, kNativeHeadValues + 2 * i + 1);
-      if (!is_int_in(k, INT32_MIN, INT32_MAX) || !std::isfinite(c) || c < 0) return false;
+      if (!is_int_in(k, -key_limit, key_limit) || !std::isfinite(c) || c < 0) return false;
       if (i > first && !(k > load_double(values, kNativeHeadValues + 2 * (i - 1)))) return false;
     }
   }

@@ -62,28 +62,66 @@ double native_bucket_upper(std::int32_t key, std::int32_t schema) noexcept {
   return std::ldexp(b[static_cast<std::size_t>(frac_idx)], exp);
 }
 
-void native_spans(std::span<const std::pair<std::int32_t, double>> buckets, std::vector<NativeSpan>& spans,
-                  std::vector<std::int64_t>& deltas) {
+namespace {
+
+// Spans, and per bucket (empty ones inside a span as 0) what `put` makes of
+// its count.
+template <typename Put>
+void spans_of(std::span<const std::pair<std::int32_t, double>> buckets, std::vector<NativeSpan>& spans, Put put) {
   spans.clear();
-  deltas.clear();
-  std::int64_t prev = 0;
-  std::int32_t next = 0;
-  auto append = [&](std::int64_t count) {
-    ++spans.back().length;
-    deltas.push_back(count - prev);
-    prev = count;
-  };
+  std::int64_t next = 0;  // 64 bits: key + 1 and the gap stay exact for any int32 keys
   for (std::size_t n = 0; n < buckets.size(); ++n) {
     const auto [key, count] = buckets[n];
-    const std::int32_t gap = key - next;
+    const std::int64_t gap = key - next;
     if (n == 0 || gap > 2) {
-      spans.push_back(NativeSpan{gap, 0});
+      spans.push_back(NativeSpan{static_cast<std::int32_t>(gap), 0});
     } else {
-      for (std::int32_t j = 0; j < gap; ++j) append(0);
+      for (std::int64_t j = 0; j < gap; ++j) {
+        ++spans.back().length;
+        put(0.0);
+      }
     }
-    append(std::llround(count));
-    next = key + 1;
+    ++spans.back().length;
+    put(count);
+    next = std::int64_t{key} + 1;
   }
+}
+
+}  // namespace
+
+bool native_whole_count(double count) noexcept { return count >= 0 && count <= 0x1p53 && count == std::trunc(count); }
+
+bool native_whole_counts(std::span<const std::pair<std::int32_t, double>> buckets) noexcept {
+  return std::all_of(buckets.begin(), buckets.end(), [](const auto& b) { return native_whole_count(b.second); });
+}
+
+double native_float_count(double count, double zero_count, std::span<const std::pair<std::int32_t, double>> positive,
+                          std::span<const std::pair<std::int32_t, double>> negative) noexcept {
+  // Each side in key order, as ValidateFloatHistogram adds them; with and
+  // without the zero bucket (Prometheus releases differ).
+  double p = 0;
+  for (const auto& b : positive) p += b.second;
+  double n = 0;
+  for (const auto& b : negative) n += b.second;
+  const double buckets = n + p;
+  return std::max({count, buckets, buckets + zero_count});
+}
+
+void native_spans(std::span<const std::pair<std::int32_t, double>> buckets, std::vector<NativeSpan>& spans,
+                  std::vector<std::int64_t>& deltas) {
+  deltas.clear();
+  std::int64_t prev = 0;
+  spans_of(buckets, spans, [&](double count) {
+    const auto c = static_cast<std::int64_t>(count);  // whole and <= 2^53: exact
+    deltas.push_back(c - prev);
+    prev = c;
+  });
+}
+
+void native_spans(std::span<const std::pair<std::int32_t, double>> buckets, std::vector<NativeSpan>& spans,
+                  std::vector<double>& counts) {
+  counts.clear();
+  spans_of(buckets, spans, [&](double count) { counts.push_back(count); });
 }
 
 void NativeHistogram::add(std::vector<Bucket>& b, std::int32_t key, double weight) {

@@ -110,6 +110,7 @@ TEST(ProtobufWriter, WritesNativeHistogramsBesideClassicBucketsAsSpansAndDeltas)
   EXPECT_EQ(h.schema(), 3);
   EXPECT_EQ(h.zero_threshold(), 1e-9);
   EXPECT_EQ(h.zero_count(), 1u);
+  EXPECT_EQ(h.sample_count_float(), 0);  // whole counts: an integer histogram
   // Keys -2, -1, (0 empty), 1 in one span; 5 after a gap of three.
   ASSERT_EQ(h.positive_span_size(), 2);
   EXPECT_EQ(h.positive_span(0).offset(), -2);
@@ -133,6 +134,37 @@ TEST(ProtobufWriter, WritesNativeHistogramsBesideClassicBucketsAsSpansAndDeltas)
   EXPECT_EQ(by_name["hits_total"].metric(0).counter().value(), 7);
 }
 
+// Counts weighted by a sample rate (10/3 for a value sent at @0.3) were
+// rounded to integers; they go as a float histogram, as the series keeps them.
+TEST(ProtobufWriter, WritesANativeHistogramWithWeightedCountsAsAFloatHistogram) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const double third = 1.0 / 3;
+  const double count = 10.0 / 3 + third + 1;
+  SeriesState s;
+  s.apply(RecordBuilder(origin(1))
+              .series(MetricType::kHistogram, "lat", {},
+                      {3, 1e-9, third, 2, 0, 1, 10.0 / 3, 3, 1, count, 7.5, 8, count, inf, count}, "",
+                      metric::kEntryNative)
+              .take());
+  protobuf::NativeIndex natives;
+  std::vector<prometheus::MetricFamily> families;
+  s.collect(families, &natives);
+  std::string bytes;
+  protobuf::append_families(bytes, families, natives);
+  const auto parsed = parse_delimited(bytes);
+  ASSERT_EQ(parsed.size(), 1u);
+  const pb::Histogram& h = parsed[0].metric(0).histogram();
+  EXPECT_EQ(h.sample_count_float(), count);  // a scraper takes it over the (rounded) integer one
+  EXPECT_EQ(h.zero_count_float(), third);
+  EXPECT_EQ(h.zero_count(), 0u);
+  ASSERT_EQ(h.positive_span_size(), 1);
+  EXPECT_EQ(h.positive_span(0).offset(), 1);
+  EXPECT_EQ(h.positive_span(0).length(), 3u);
+  EXPECT_EQ(h.positive_delta_size(), 0);
+  const std::vector<double> counts(h.positive_count().begin(), h.positive_count().end());
+  EXPECT_EQ(counts, (std::vector<double>{10.0 / 3, 0, 1}));
+}
+
 TEST(ProtobufWriter, TheTextPageOfANativeHistogramIsItsClassicBuckets) {
   const double inf = std::numeric_limits<double>::infinity();
   SeriesState with_native;
@@ -152,7 +184,7 @@ TEST(ProtobufWriter, TheTextPageOfANativeHistogramIsItsClassicBuckets) {
 
 TEST(ProtobufWriter, AnEmptyNativeHistogramStillSaysItIsOne) {
   protobuf::NativeIndex natives;
-  natives["h"].push_back(protobuf::NativeHistogram{0, 0, 1e-9, 0, {}, {}});
+  natives["h"].push_back(protobuf::NativeHistogram{0, 0, 1e-9, 0, 0, {}, {}});
   prometheus::MetricFamily f;
   f.name = "h";
   f.type = prometheus::MetricType::Histogram;

@@ -149,7 +149,7 @@ TEST(RemoteWriteEncoding, KeepsEveryTimestampedSampleOfASeriesInItsOneTimeSeries
 }
 
 // Counts past 2^63 went through std::llround (undefined there: 1.5e19 came
-// out as 2^63); they are sent as the uint64 they are.
+// out as 2^63); counts past 2^53 go as a float histogram, exactly.
 TEST(RemoteWriteEncoding, SendsNativeHistogramCountsPast2To63Exactly) {
   const std::vector<double> values = {3, 1e-9, 1.5e19, 4, 1,      -2, 1,  -1, 2,        1,     3,
                                       5, 1,    0,      4, 1.5e19, 30, 10, 8,  INFINITY, 1.5e19};
@@ -163,8 +163,42 @@ TEST(RemoteWriteEncoding, SendsNativeHistogramCountsPast2To63Exactly) {
   for (const auto& ts : rb.message().timeseries())
     if (ts.histograms_size() > 0) h = &ts.histograms(0);
   ASSERT_NE(h, nullptr);
-  EXPECT_EQ(h->count_int(), 15'000'000'000'000'000'000u);
-  EXPECT_EQ(h->zero_count_int(), 15'000'000'000'000'000'000u);
+  ASSERT_EQ(h->count_case(), prometheus::Histogram::kCountFloat);
+  EXPECT_EQ(h->count_float(), 1.5e19);
+  ASSERT_EQ(h->zero_count_case(), prometheus::Histogram::kZeroCountFloat);
+  EXPECT_EQ(h->zero_count_float(), 1.5e19);
+}
+
+// A sample rate weighs each value by 1/rate: counts such as 10/3 went out
+// rounded to integers (the histogram's count 10/3 + 1/3 + 1 as 5 with buckets
+// 3 and 0, adding up to neither). They go as a float histogram, every count
+// as the processor keeps it; whole counts stay an integer histogram.
+TEST(RemoteWriteEncoding, SendsANativeHistogramWithWeightedCountsAsAFloatHistogram) {
+  // Schema 3, zero count 1/3; positive keys 1 (10/3), 3 (1); no negative buckets.
+  const double third = 1.0 / 3;
+  const double count = 10.0 / 3 + third + 1;
+  const std::vector<double> values = {3, 1e-9, third, 2, 0, 1, 10.0 / 3, 3, 1, count, 7.5, 8, count, INFINITY, count};
+  RecordBuilder b(origin(1, 0, 1, 1, 1'700'000'000'123'456'789));
+  b.series(MetricType::kHistogram, "lat", {}, values, "", metric::kEntryNative);
+  const auto rec = b.take();
+  metric::MetricBatchReader r(rec);
+  RequestBuilder rb;
+  while (auto e = r.next()) rb.add(*e, 1'700'000'000'123);
+  const prometheus::Histogram* h = nullptr;
+  for (const auto& ts : rb.message().timeseries())
+    if (ts.histograms_size() > 0) h = &ts.histograms(0);
+  ASSERT_NE(h, nullptr);
+  ASSERT_EQ(h->count_case(), prometheus::Histogram::kCountFloat);
+  EXPECT_EQ(h->count_float(), count);
+  ASSERT_EQ(h->zero_count_case(), prometheus::Histogram::kZeroCountFloat);
+  EXPECT_EQ(h->zero_count_float(), third);
+  EXPECT_EQ(h->sum(), 7.5);
+  ASSERT_EQ(h->positive_spans_size(), 1);
+  EXPECT_EQ(h->positive_spans(0).offset(), 1);
+  EXPECT_EQ(h->positive_spans(0).length(), 3u);  // keys 1, 2 (empty), 3
+  EXPECT_EQ(h->positive_deltas_size(), 0);
+  const std::vector<double> counts(h->positive_counts().begin(), h->positive_counts().end());
+  EXPECT_EQ(counts, (std::vector<double>{10.0 / 3, 0, 1}));
 }
 
 TEST(RemoteWriteEncoding, SendsANativeHistogramAsAHistogramSampleBesideTheClassicSeries) {
@@ -197,6 +231,7 @@ TEST(RemoteWriteEncoding, SendsANativeHistogramAsAHistogramSampleBesideTheClassi
   EXPECT_EQ(native->samples_size(), 0);
   ASSERT_EQ(native->histograms_size(), 1);
   const prometheus::Histogram& h = native->histograms(0);
+  ASSERT_EQ(h.count_case(), prometheus::Histogram::kCountInt);  // whole counts: an integer histogram
   EXPECT_EQ(h.count_int(), 12u);
   EXPECT_EQ(h.sum(), 30);
   EXPECT_EQ(h.schema(), 3);

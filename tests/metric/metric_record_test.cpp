@@ -371,14 +371,20 @@ TEST(MetricRecord, NativeHistogramsAreRefusedWhereTheVersionDoesNotAnnounceThemO
     v[i] = x;
     return decode(v);
   };
-  EXPECT_EQ(bad(0, 9), MetricDecodeError::kBadEntry);                // schema beyond 8
-  EXPECT_EQ(bad(0, 2.5), MetricDecodeError::kBadEntry);              // schema not an integer
-  EXPECT_EQ(bad(1, -1), MetricDecodeError::kBadEntry);               // negative zero threshold
-  EXPECT_EQ(bad(2, NAN), MetricDecodeError::kBadEntry);              // zero count NaN
-  EXPECT_EQ(bad(3, 9), MetricDecodeError::kBadEntry);                // more pairs than values
-  EXPECT_EQ(bad(7, -1), MetricDecodeError::kBadEntry);               // keys not increasing
-  EXPECT_EQ(bad(8, -1), MetricDecodeError::kBadEntry);               // negative count
-  EXPECT_EQ(bad(9, 3e9), MetricDecodeError::kBadEntry);              // key beyond int32
+  EXPECT_EQ(bad(0, 9), MetricDecodeError::kBadEntry);    // schema beyond 8
+  EXPECT_EQ(bad(0, 2.5), MetricDecodeError::kBadEntry);  // schema not an integer
+  EXPECT_EQ(bad(1, -1), MetricDecodeError::kBadEntry);   // negative zero threshold
+  EXPECT_EQ(bad(2, NAN), MetricDecodeError::kBadEntry);  // zero count NaN
+  EXPECT_EQ(bad(3, 9), MetricDecodeError::kBadEntry);    // more pairs than values
+  EXPECT_EQ(bad(7, -1), MetricDecodeError::kBadEntry);   // keys not increasing
+  EXPECT_EQ(bad(8, -1), MetricDecodeError::kBadEntry);   // negative count
+  EXPECT_EQ(bad(9, 3e9), MetricDecodeError::kBadEntry);  // key beyond int32
+  // Keys no double has under schema 3 (|key| <= 1075 * 2^3): a hostile record's
+  // INT32_MIN and INT32_MAX would overflow the span arithmetic downstream.
+  EXPECT_EQ(bad(9, 8600), MetricDecodeError::kNone);
+  EXPECT_EQ(bad(9, 8601), MetricDecodeError::kBadEntry);
+  EXPECT_EQ(bad(5, -8601), MetricDecodeError::kBadEntry);
+  EXPECT_EQ(bad(9, 2147483647), MetricDecodeError::kBadEntry);
   EXPECT_EQ(decode({3, 0, 0, 0, 0}), MetricDecodeError::kBadEntry);  // no classic count and sum
 }
 

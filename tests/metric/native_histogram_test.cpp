@@ -105,5 +105,41 @@ TEST(NativeHistogram, SpansKeepGapsOfUpToTwoBucketsAsZeroDeltas) {
   EXPECT_TRUE(deltas.empty());
 }
 
+TEST(NativeHistogram, FloatSpansCarryEveryCountExactlyAndOnlyWholeCountsAreIntegers) {
+  // Counts weighted by a sample rate of 0.3, and one past 2^53: a float
+  // histogram's absolute counts, the gap inside a span as 0.
+  const Buckets b{{-2, 10.0 / 3}, {1, 0x1p53 + 2}, {5, 0.5}};
+  std::vector<NativeSpan> spans;
+  std::vector<double> counts;
+  native_spans(b, spans, counts);
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_EQ(spans[0].offset, -2);
+  EXPECT_EQ(spans[0].length, 4u);
+  EXPECT_EQ(spans[1].offset, 3);
+  EXPECT_EQ(counts, (std::vector<double>{10.0 / 3, 0, 0, 0x1p53 + 2, 0.5}));
+  EXPECT_TRUE(native_whole_count(0));
+  EXPECT_TRUE(native_whole_count(0x1p53));
+  EXPECT_FALSE(native_whole_count(0x1p53 + 2));
+  EXPECT_FALSE(native_whole_count(0.5));
+  EXPECT_FALSE(native_whole_count(-1));
+  EXPECT_FALSE(native_whole_count(NAN));
+  EXPECT_FALSE(native_whole_counts(b));
+  EXPECT_TRUE(native_whole_counts(Buckets{{0, 3}, {1, 0x1p53}}));
+  // A float count below what its buckets add up to by rounding alone goes up
+  // to their sum (Prometheus refuses the histogram otherwise); a larger one stays.
+  const Buckets tenths{{0, 0.1}, {1, 0.2}, {2, 0.3}};
+  ASSERT_GT(0.1 + 0.2 + 0.3, 0.6);
+  EXPECT_EQ(native_float_count(0.6, 0, tenths, {}), 0.1 + 0.2 + 0.3);
+  EXPECT_EQ(native_float_count(0.6, 0.25, tenths, Buckets{{0, 0.5}}), 0.5 + (0.1 + 0.2 + 0.3) + 0.25);
+  EXPECT_EQ(native_float_count(2.5, 0.25, tenths, {}), 2.5);
+  // The keys furthest apart a reader lets through (schema 8) stay exact.
+  const std::int32_t lim = native_key_limit(8);
+  EXPECT_EQ(lim, 1075 * 256);
+  native_spans(Buckets{{-lim, 1}, {lim, 2}}, spans, counts);
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_EQ(spans[0].offset, -lim);
+  EXPECT_EQ(spans[1].offset, 2 * lim - 1);
+}
+
 }  // namespace
 }  // namespace ringpipe::metric

@@ -35,12 +35,41 @@ struct NativeSpan {
   std::uint32_t length;
 };
 
-// Sparse buckets (key, count), keys strictly increasing, as Prometheus'
-// spans and deltas: each count minus the previous one (the first minus 0).
-// Gaps of one or two empty buckets stay inside a span (encoded as zeros),
-// as client_golang does. Counts are rounded to integers.
+// The largest |key| a finite double can have under `schema` (doubles span
+// 2^-1074 .. 2^1024): 1075 * 2^schema for schema > 0, 1075 otherwise. A key
+// beyond it comes from no value; a reader refuses it, which also keeps the
+// gaps between keys well inside int32.
+[[nodiscard]] constexpr std::int32_t native_key_limit(std::int32_t schema) noexcept {
+  return schema > 0 ? 1075 << schema : 1075;
+}
+
+// Whether a count is a whole number an integer histogram carries exactly
+// (0 .. 2^53). A histogram whose counts are all whole goes out with integer
+// counts as Prometheus' own do; one with any other count (a sample rate's
+// weight, a count past 2^53) goes out as a float histogram instead of being
+// rounded.
+[[nodiscard]] bool native_whole_count(double count) noexcept;
+[[nodiscard]] bool native_whole_counts(std::span<const std::pair<std::int32_t, double>> buckets) noexcept;
+
+// The count a float histogram goes out with: `count`, or the buckets' sum
+// as Prometheus adds them up when that is larger. Prometheus refuses a
+// histogram whose buckets add up to more than its count ("observations found
+// in buckets"), and the buckets' sum of weights can differ from the count's
+// by the last bit: the difference is float rounding, never an observation.
+[[nodiscard]] double native_float_count(double count, double zero_count,
+                                        std::span<const std::pair<std::int32_t, double>> positive,
+                                        std::span<const std::pair<std::int32_t, double>> negative) noexcept;
+
+// Sparse buckets (key, count), keys strictly increasing and within
+// native_key_limit, as Prometheus' spans and deltas: each count minus the
+// previous one (the first minus 0). Gaps of one or two empty buckets stay
+// inside a span (encoded as zeros), as client_golang does. For whole counts
+// (native_whole_counts); the overload with doubles gives a float
+// histogram's absolute counts, any count exact.
 void native_spans(std::span<const std::pair<std::int32_t, double>> buckets, std::vector<NativeSpan>& spans,
                   std::vector<std::int64_t>& deltas);
+void native_spans(std::span<const std::pair<std::int32_t, double>> buckets, std::vector<NativeSpan>& spans,
+                  std::vector<double>& counts);
 
 class NativeHistogram {
  public:
