@@ -18,6 +18,7 @@
 #include "ringpipe/common/log.hpp"
 #include "ringpipe/common/run_dir.hpp"
 #include "ringpipe/common/shared_file.hpp"
+#include "ringpipe/common/utf8.hpp"
 
 namespace ringpipe::stats {
 namespace {
@@ -110,42 +111,14 @@ const SegmentEntry* entry_of(const std::byte* base, std::uint32_t i) noexcept {
   return reinterpret_cast<const SegmentEntry*>(base + kHeaderBytes + std::size_t{i} * kEntryBytes);
 }
 
-bool valid_utf8(std::string_view s) noexcept {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t n = 0;
-    std::uint32_t cp = 0;
-    if (c < 0x80) {
-      if (c < 0x20 && c != '\t') return false;  // no control characters in help or label values
-      ++i;
-      continue;
-    }
-    if ((c & 0xe0) == 0xc0) {
-      n = 1;
-      cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      n = 2;
-      cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      n = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + n >= s.size()) return false;
-    for (std::size_t k = 1; k <= n; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff)) {
-      return false;
-    }
-    i += n + 1;
+// UTF-8 as Go checks it, and no control characters but tab (help texts and
+// label values go onto a /metrics page as they are).
+bool valid_text(std::string_view s) noexcept {
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 && c != '\t') return false;
   }
-  return true;
+  return common::valid_utf8(s);
 }
 
 std::string_view bounded(const char* p, std::size_t len) noexcept { return {p, len}; }
@@ -166,11 +139,11 @@ bool entry_well_formed(const SegmentEntry& e) noexcept {
     return false;
   }
   if (!is_valid_metric_name(bounded(e.name, e.name_len))) return false;
-  if (!valid_utf8(bounded(e.help, e.help_len))) return false;
+  if (!valid_text(bounded(e.help, e.help_len))) return false;
   for (std::uint32_t k = 0; k < e.label_count; ++k) {
     if (e.label_name_len[k] > kStatsMaxLabelNameBytes || e.label_value_len[k] > kStatsMaxLabelValueBytes) return false;
     if (!is_valid_label_name(bounded(e.labels[k].name, e.label_name_len[k]))) return false;
-    if (!valid_utf8(bounded(e.labels[k].value, e.label_value_len[k]))) return false;
+    if (!valid_text(bounded(e.labels[k].value, e.label_value_len[k]))) return false;
   }
   return true;
 }
@@ -221,7 +194,7 @@ Status check_text(std::string_view what, std::string_view s, std::size_t max) {
     return invalid(std::string(what) + " '" + std::string(s.substr(0, 32)) + "...' longer than " + std::to_string(max) +
                    " bytes");
   }
-  if (!valid_utf8(s)) return invalid(std::string(what) + ": not UTF-8 text");
+  if (!valid_text(s)) return invalid(std::string(what) + ": not UTF-8 text");
   return {};
 }
 
@@ -252,10 +225,10 @@ Result<StatsReader> StatsSegment::open_readonly(const std::string& path) { retur
 Result<StatsSegment> StatsSegment::create(const std::string& path, std::string_view component, std::string_view kind,
                                           std::uint32_t capacity) {
   const std::string w = "create stats segment " + path;
-  if (component.empty() || component.size() > kStatsMaxComponentBytes || !valid_utf8(component)) {
+  if (component.empty() || component.size() > kStatsMaxComponentBytes || !valid_text(component)) {
     return invalid(w + ": component name must be 1 to 64 bytes of text");
   }
-  if (kind.size() > kStatsMaxKindBytes || !valid_utf8(kind)) return invalid(w + ": kind must be at most 32 bytes");
+  if (kind.size() > kStatsMaxKindBytes || !valid_text(kind)) return invalid(w + ": kind must be at most 32 bytes");
   if (capacity == 0 || capacity > kStatsMaxCapacity) {
     return invalid(w + ": capacity " + std::to_string(capacity) + ", expected 1 to " +
                    std::to_string(kStatsMaxCapacity));

@@ -89,6 +89,11 @@ TEST(StatsSegment, RefusesInvalidNamesLabelsAndClashes) {
   testing::ScratchDir dir;
   auto seg = StatsSegment::create(dir.file("a.stats"), "a", "source", 2);
   ASSERT_TRUE(seg);
+  {
+    auto other = StatsSegment::create(dir.file("b.stats"), "b", "source", 1);
+    ASSERT_TRUE(other);
+    ASSERT_TRUE(other->register_counter("tab_total", "a\ttab and \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 are fine"));
+  }
   EXPECT_FALSE(seg->register_counter("bad name", "h"));
   EXPECT_FALSE(seg->register_counter("9starts_with_digit", "h"));
   EXPECT_FALSE(seg->register_counter(std::string(65, 'a'), "h"));
@@ -96,6 +101,10 @@ TEST(StatsSegment, RefusesInvalidNamesLabelsAndClashes) {
   EXPECT_FALSE(seg->register_counter("ok_total", "h", {{"l", std::string(65, 'v')}}));
   EXPECT_FALSE(seg->register_counter("ok_total", "h", {{"a", "1"}, {"b", "2"}, {"c", "3"}, {"d", "4"}, {"e", "5"}}));
   EXPECT_FALSE(seg->register_counter("ok_total", "bad\xff utf8"));
+  EXPECT_FALSE(seg->register_counter("ok_total", "overlong \xc0\xaf"));
+  EXPECT_FALSE(seg->register_counter("ok_total", "surrogate \xed\xa0\x80"));
+  EXPECT_FALSE(seg->register_counter("ok_total", "control \x01 character"));
+  EXPECT_FALSE(seg->register_counter("ok_total", "h", {{"l", "bell\a"}}));
   ASSERT_TRUE(seg->register_counter("ok_total", "h"));
   EXPECT_FALSE(seg->register_gauge("ok_total", "h")) << "same name and labels, other type";
   ASSERT_TRUE(seg->register_gauge("g", "h"));
