@@ -5,6 +5,7 @@
 #include <snappy.h>
 
 #include <cmath>
+#include <optional>
 #include <set>
 
 #include "record_builder.hpp"
@@ -148,21 +149,27 @@ TEST(RemoteWriteEncoding, KeepsEveryTimestampedSampleOfASeriesInItsOneTimeSeries
   EXPECT_EQ(req2.timeseries(0).samples(0).timestamp(), 7'000);
 }
 
-// Counts past 2^63 went through std::llround (undefined there: 1.5e19 came
-// out as 2^63); counts past 2^53 go as a float histogram, exactly.
-TEST(RemoteWriteEncoding, SendsNativeHistogramCountsPast2To63Exactly) {
-  const std::vector<double> values = {3, 1e-9, 1.5e19, 4, 1,      -2, 1,  -1, 2,        1,     3,
-                                      5, 1,    0,      4, 1.5e19, 30, 10, 8,  INFINITY, 1.5e19};
+// The one native histogram sample of a request made of a histogram entry
+// with `values` (a native part first); nullopt when there is none.
+std::optional<prometheus::Histogram> native_sample_of(const std::vector<double>& values) {
   RecordBuilder b(origin(1, 0, 1, 1, 1'700'000'000'123'456'789));
   b.series(MetricType::kHistogram, "lat", {{"code", "200"}}, values, "", metric::kEntryNative);
   const auto rec = b.take();
   metric::MetricBatchReader r(rec);
   RequestBuilder rb;
   while (auto e = r.next()) rb.add(*e, 1'700'000'000'123);
-  const prometheus::Histogram* h = nullptr;
   for (const auto& ts : rb.message().timeseries())
-    if (ts.histograms_size() > 0) h = &ts.histograms(0);
-  ASSERT_NE(h, nullptr);
+    if (ts.histograms_size() > 0) return ts.histograms(0);
+  return std::nullopt;
+}
+
+// Counts past 2^63 went through std::llround (undefined there: 1.5e19 came
+// out as 2^63); counts past 2^53 go as a float histogram, exactly.
+TEST(RemoteWriteEncoding, SendsNativeHistogramCountsPast2To63Exactly) {
+  const std::vector<double> values = {3, 1e-9, 1.5e19, 4, 1,      -2, 1,  -1, 2,        1,     3,
+                                      5, 1,    0,      4, 1.5e19, 30, 10, 8,  INFINITY, 1.5e19};
+  const std::optional<prometheus::Histogram> h = native_sample_of(values);
+  ASSERT_TRUE(h);
   ASSERT_EQ(h->count_case(), prometheus::Histogram::kCountFloat);
   EXPECT_EQ(h->count_float(), 1.5e19);
   ASSERT_EQ(h->zero_count_case(), prometheus::Histogram::kZeroCountFloat);
@@ -178,16 +185,8 @@ TEST(RemoteWriteEncoding, SendsANativeHistogramWithWeightedCountsAsAFloatHistogr
   const double third = 1.0 / 3;
   const double count = 10.0 / 3 + third + 1;
   const std::vector<double> values = {3, 1e-9, third, 2, 0, 1, 10.0 / 3, 3, 1, count, 7.5, 8, count, INFINITY, count};
-  RecordBuilder b(origin(1, 0, 1, 1, 1'700'000'000'123'456'789));
-  b.series(MetricType::kHistogram, "lat", {}, values, "", metric::kEntryNative);
-  const auto rec = b.take();
-  metric::MetricBatchReader r(rec);
-  RequestBuilder rb;
-  while (auto e = r.next()) rb.add(*e, 1'700'000'000'123);
-  const prometheus::Histogram* h = nullptr;
-  for (const auto& ts : rb.message().timeseries())
-    if (ts.histograms_size() > 0) h = &ts.histograms(0);
-  ASSERT_NE(h, nullptr);
+  const std::optional<prometheus::Histogram> h = native_sample_of(values);
+  ASSERT_TRUE(h);
   ASSERT_EQ(h->count_case(), prometheus::Histogram::kCountFloat);
   EXPECT_EQ(h->count_float(), count);
   ASSERT_EQ(h->zero_count_case(), prometheus::Histogram::kZeroCountFloat);
