@@ -88,20 +88,6 @@ bool SeriesState::group_of(const Series& se, bool histogram, std::string& key, s
 
 SeriesState::SeriesState() = default;
 
-std::string_view SeriesState::NameArena::add(std::string_view s) {
-  if (s.size() > left_) {
-    const std::size_t size = std::max(kBlock, s.size());
-    blocks_.push_back(std::make_unique_for_overwrite<char[]>(size));
-    free_ = blocks_.back().get();
-    left_ = size;
-  }
-  char* at = free_;
-  std::memcpy(at, s.data(), s.size());
-  free_ += s.size();
-  left_ -= s.size();
-  return {at, s.size()};
-}
-
 std::uint32_t SeriesState::find_family(std::string_view name) const noexcept {
   return family_ids_.find(std::hash<std::string_view>{}(name),
                           [&](std::uint32_t id) { return families_[id].name == name; });

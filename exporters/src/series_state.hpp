@@ -27,6 +27,7 @@
 #include "entry_relabel.hpp"
 #include "protobuf_writer.hpp"
 #include "ringpipe/common/flat_index.hpp"
+#include "ringpipe/common/string_arena.hpp"
 #include "ringpipe/metric/metric_record.hpp"
 #include "ringpipe/relabel/relabel.hpp"
 
@@ -237,18 +238,7 @@ class SeriesState {
   // Family ids by std::hash of their name (open addressing, 8 bytes a slot,
   // the name compared on a tag match); a node per family cost ~60 bytes more.
   common::FlatIndex family_ids_;
-  // Every family name once, end to end in blocks that never move or shrink.
-  class NameArena {
-   public:
-    std::string_view add(std::string_view s);
-
-   private:
-    static constexpr std::size_t kBlock = 64 * 1024;
-    std::vector<std::unique_ptr<char[]>> blocks_;
-    char* free_ = nullptr;
-    std::size_t left_ = 0;
-  };
-  NameArena names_;
+  common::StringArena names_;               // every family name once
   std::unordered_set<std::string> helps_;   // every HELP text once (reader thread)
   std::vector<std::uint32_t> family_live_;  // live series per family
   std::vector<ProcShard> proc_;
