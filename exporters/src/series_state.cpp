@@ -205,16 +205,10 @@ bool SeriesState::name_conflicts(std::uint32_t id) const noexcept {
   return false;
 }
 
-std::uint32_t SeriesState::known_family(const metric::MetricEntryView& e) noexcept {
+std::uint32_t SeriesState::known_family(const metric::MetricEntryView& e, std::uint32_t held) noexcept {
   // A series sent again (every change, every snapshot) mostly keeps its
   // family: its name is compared with the family it holds, which spares the
   // lookup by name in a table as large as the number of families.
-  std::uint32_t held = kNoFamily;
-  {
-    Shard& s = shard_of(e.key);
-    std::lock_guard lock(s.mu);
-    if (const std::size_t at = s.map.find(e.key); at != SeriesTable::kNpos) held = s.map.at(at).family;
-  }
   if (held == kNoFamily || held >= families_.size()) return family_for(e);
   const Family& f = families_[held];  // families_ changes on this thread only
   if (f.name != e.family) return family_for(e);
@@ -267,17 +261,26 @@ void SeriesState::apply_series(const metric::MetricEntryView& e, std::uint16_t s
     counters_.decode_errors.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  const std::uint32_t fid = known_family(e);
+  // The series is looked up once: only this thread changes the tables, so
+  // its position holds between the two locks (scrapes only read).
+  Shard& s = shard_of(e.key);
+  std::size_t at = SeriesTable::kNpos;
+  std::uint32_t held = kNoFamily;
+  {
+    std::lock_guard lock(s.mu);
+    at = s.map.find(e.key);
+    if (at != SeriesTable::kNpos) held = s.map.at(at).family;
+  }
+  const std::uint32_t fid = known_family(e, held);
   if (fid == kNoFamily) {
     counters_.conflicts.fetch_add(1, std::memory_order_relaxed);
     return;
   }
   const ProcShard& p = proc_[shard];
   const std::uint64_t instance = instance_.load(std::memory_order_relaxed);
-  Shard& s = shard_of(e.key);
   std::lock_guard lock(s.mu);
-  auto [found, inserted] = s.map.try_emplace(e.key);
-  Series& se = *found;
+  const bool inserted = at == SeriesTable::kNpos;
+  Series& se = inserted ? s.map.emplace_new(e.key) : s.map.at(at);
   if (inserted) {
     ++family_live_[fid];
     counters_.series.fetch_add(1, std::memory_order_relaxed);
@@ -396,14 +399,13 @@ void SeriesState::SeriesTable::grow() {
   }
 }
 
-std::pair<SeriesState::Series*, bool> SeriesState::SeriesTable::try_emplace(std::uint64_t key) {
-  if (const std::size_t at = find(key); at != kNpos) return {&entries_[at].series, false};
+SeriesState::Series& SeriesState::SeriesTable::emplace_new(std::uint64_t key) {
   if ((entries_.size() + 1) * 4 > slots_.size() * 3) grow();
   std::size_t j = home(key);
   while (slots_[j] != 0) j = (j + 1) & (slots_.size() - 1);
   entries_.emplace_back().key = key;
   slots_[j] = static_cast<std::uint32_t>(entries_.size());
-  return {&entries_.back().series, true};
+  return entries_.back().series;
 }
 
 void SeriesState::SeriesTable::erase_at(std::size_t at) noexcept {

@@ -191,8 +191,8 @@ class SeriesState {
       std::uint64_t key = 0;
       Series series;
     };
-    // The series of `key`, added empty if new (second: whether it was).
-    std::pair<Series*, bool> try_emplace(std::uint64_t key);
+    // Adds `key`'s series, empty; the caller knows it is absent.
+    Series& emplace_new(std::uint64_t key);
     // Position of `key`'s series in entries(), or kNpos.
     [[nodiscard]] std::size_t find(std::uint64_t key) const noexcept;
     // Removes the series at `at`; the last one takes its place.
@@ -226,7 +226,8 @@ class SeriesState {
   void finish_snapshot(std::uint16_t shard) noexcept;
   std::uint32_t family_for(const metric::MetricEntryView& e) noexcept;
   [[nodiscard]] std::uint32_t find_family(std::string_view name) const noexcept;  // or kNoFamily
-  std::uint32_t known_family(const metric::MetricEntryView& e) noexcept;  // family_for, cheaper for a known series
+  // family_for, cheaper for a known series: `held` is the family it holds (kNoFamily: new).
+  std::uint32_t known_family(const metric::MetricEntryView& e, std::uint32_t held) noexcept;
   std::string_view intern_help(std::string_view help);
   [[nodiscard]] bool name_conflicts(std::uint32_t id) const noexcept;
   [[nodiscard]] Shard& shard_of(std::uint64_t key) noexcept { return shards_[key % kShards]; }
