@@ -88,6 +88,11 @@ bool SeriesState::group_of(const Series& se, bool histogram, std::string& key, s
 
 SeriesState::SeriesState() = default;
 
+std::uint32_t SeriesState::find_family(std::string_view name) const noexcept {
+  return family_ids_.find(std::hash<std::string_view>{}(name),
+                          [&](std::uint32_t id) { return families_[id].name == name; });
+}
+
 std::string_view SeriesState::intern_help(std::string_view help) {
   if (help.empty()) return {};
   auto it = helps_.find(std::string(help));
@@ -180,36 +185,30 @@ bool SeriesState::name_conflicts(std::uint32_t id) const noexcept {
   static constexpr std::string_view kSuffixes[] = {"_sum", "_count", "_bucket"};
   const Family& f = families_[id];
   auto live = [&](std::string_view name, bool want_compound) {
-    auto it = family_ids_.find(name);
-    if (it == family_ids_.end() || it->second == id || family_live_[it->second] == 0) return false;
-    const Family& o = families_[it->second];
+    const std::uint32_t other = find_family(name);
+    if (other == kNoFamily || other == id || family_live_[other] == 0) return false;
+    const Family& o = families_[other];
     if (o.conflict) return false;
     const bool compound = o.type == MetricType::kSummary || o.type == MetricType::kHistogram;
     return !want_compound || compound;
   };
   for (std::string_view s : kSuffixes) {
-    if (has_suffix(f.name, s) && live(std::string_view(f.name).substr(0, f.name.size() - s.size()), true)) {
+    if (has_suffix(f.name, s) && live(f.name.substr(0, f.name.size() - s.size()), true)) {
       return true;
     }
   }
   if (f.type == MetricType::kSummary || f.type == MetricType::kHistogram) {
     for (std::string_view s : kSuffixes) {
-      if (live(f.name + std::string(s), false)) return true;
+      if (live(std::string(f.name).append(s), false)) return true;
     }
   }
   return false;
 }
 
-std::uint32_t SeriesState::known_family(const metric::MetricEntryView& e) noexcept {
+std::uint32_t SeriesState::known_family(const metric::MetricEntryView& e, std::uint32_t held) noexcept {
   // A series sent again (every change, every snapshot) mostly keeps its
   // family: its name is compared with the family it holds, which spares the
   // lookup by name in a table as large as the number of families.
-  std::uint32_t held = kNoFamily;
-  {
-    Shard& s = shard_of(e.key);
-    std::lock_guard lock(s.mu);
-    if (const std::size_t at = s.map.find(e.key); at != SeriesTable::kNpos) held = s.map.at(at).family;
-  }
   if (held == kNoFamily || held >= families_.size()) return family_for(e);
   const Family& f = families_[held];  // families_ changes on this thread only
   if (f.name != e.family) return family_for(e);
@@ -220,15 +219,17 @@ std::uint32_t SeriesState::known_family(const metric::MetricEntryView& e) noexce
 
 std::uint32_t SeriesState::family_for(const metric::MetricEntryView& e) noexcept {
   const bool prom = (e.flags & metric::kEntryPromSample) != 0;
-  auto it = family_ids_.find(e.family);
-  if (it == family_ids_.end()) {
+  const std::uint64_t hash = std::hash<std::string_view>{}(e.family);
+  const std::uint32_t found = family_ids_.find(hash, [&](std::uint32_t id) { return families_[id].name == e.family; });
+  if (found == kNoFamily) {
     const auto id = static_cast<std::uint32_t>(families_.size());
     const std::string_view help = intern_help(e.help);
+    const std::string_view name = names_.add(e.family);
     {
       std::lock_guard lock(families_mu_);
-      families_.push_back(Family{std::string(e.family), help, e.type, false, prom});
+      families_.push_back(Family{name, help, e.type, false, prom});
     }
-    family_ids_.emplace(families_[id].name, id);  // a deque's elements stay where they are
+    family_ids_.insert(hash, id);
     family_live_.push_back(0);
     if (name_conflicts(id)) {
       std::lock_guard lock(families_mu_);
@@ -237,7 +238,7 @@ std::uint32_t SeriesState::family_for(const metric::MetricEntryView& e) noexcept
     counters_.families.store(families_.size(), std::memory_order_relaxed);
     return families_[id].conflict ? kNoFamily : id;
   }
-  const std::uint32_t id = it->second;
+  const std::uint32_t id = found;
   Family& f = families_[id];
   if (family_live_[id] == 0) {
     // Nothing of it is served: it may take this entry's type, and the names
@@ -260,17 +261,26 @@ void SeriesState::apply_series(const metric::MetricEntryView& e, std::uint16_t s
     counters_.decode_errors.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  const std::uint32_t fid = known_family(e);
+  // The series is looked up once: only this thread changes the tables, so
+  // its position holds between the two locks (scrapes only read).
+  Shard& s = shard_of(e.key);
+  std::size_t at = SeriesTable::kNpos;
+  std::uint32_t held = kNoFamily;
+  {
+    std::lock_guard lock(s.mu);
+    at = s.map.find(e.key);
+    if (at != SeriesTable::kNpos) held = s.map.at(at).family;
+  }
+  const std::uint32_t fid = known_family(e, held);
   if (fid == kNoFamily) {
     counters_.conflicts.fetch_add(1, std::memory_order_relaxed);
     return;
   }
   const ProcShard& p = proc_[shard];
   const std::uint64_t instance = instance_.load(std::memory_order_relaxed);
-  Shard& s = shard_of(e.key);
   std::lock_guard lock(s.mu);
-  auto [found, inserted] = s.map.try_emplace(e.key);
-  Series& se = *found;
+  const bool inserted = at == SeriesTable::kNpos;
+  Series& se = inserted ? s.map.emplace_new(e.key) : s.map.at(at);
   if (inserted) {
     ++family_live_[fid];
     counters_.series.fetch_add(1, std::memory_order_relaxed);
@@ -389,14 +399,13 @@ void SeriesState::SeriesTable::grow() {
   }
 }
 
-std::pair<SeriesState::Series*, bool> SeriesState::SeriesTable::try_emplace(std::uint64_t key) {
-  if (const std::size_t at = find(key); at != kNpos) return {&entries_[at].series, false};
+SeriesState::Series& SeriesState::SeriesTable::emplace_new(std::uint64_t key) {
   if ((entries_.size() + 1) * 4 > slots_.size() * 3) grow();
   std::size_t j = home(key);
   while (slots_[j] != 0) j = (j + 1) & (slots_.size() - 1);
   entries_.emplace_back().key = key;
   slots_[j] = static_cast<std::uint32_t>(entries_.size());
-  return {&entries_.back().series, true};
+  return entries_.back().series;
 }
 
 void SeriesState::SeriesTable::erase_at(std::size_t at) noexcept {
@@ -506,7 +515,7 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out, protobuf::
     for (std::size_t i = 0; i < families_.size(); ++i) {
       const Family& f = families_[i];
       heads.push_back(Head{to_prometheus(f.type), f.conflict, f.prom});
-      out[base + i].name = f.name;
+      out[base + i].name = std::string(f.name);
       out[base + i].help = std::string(f.help);
       out[base + i].type = heads.back().type;
     }
@@ -670,9 +679,23 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
     heads.reserve(families_.size());
     for (const Family& f : families_) heads.push_back(Head{f.name, f.help, to_prometheus(f.type), f.conflict, f.prom});
   }
-  // Each family's lines gather in its own buffer while the shards are walked
-  // once, one lock at a time; the page is their concatenation in family order.
-  std::vector<std::string> text(heads.size());
+  // The shards are walked once, one lock at a time, each series' lines
+  // appended to one buffer as a segment tagged with its family; the page is
+  // the segments in family order (a stable counting sort keeps each family's
+  // in the order met). A buffer per family cost an allocation per family,
+  // and with a family per series (every StatsD name its own) one per series.
+  struct Segment {
+    std::size_t at;
+    std::uint32_t size;
+    std::uint32_t family;
+  };
+  std::string body;
+  std::vector<Segment> segments;
+  const auto close = [&](std::uint32_t family, std::size_t start) {
+    if (body.size() > start) {
+      segments.push_back(Segment{start, static_cast<std::uint32_t>(body.size() - start), family});
+    }
+  };
   std::vector<std::uint64_t> samples(heads.size(), 0);
   // A Prometheus histogram's or summary's samples come as separate series:
   // one group per family and label set without `le` / `quantile`, written
@@ -739,10 +762,12 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
     for (const auto& [key, se] : s.map.entries()) {
       if (se.family >= heads.size() || heads[se.family].skip) continue;
       const Head& h = heads[se.family];
-      std::string& t = text[se.family];
+      std::string& t = body;
+      const std::size_t start = body.size();
       const auto labels = se.labels();
       if (h.prom) {
         add_prom(se, labels, h.type, t);
+        close(se.family, start);
         continue;
       }
       ++samples[se.family];
@@ -788,11 +813,13 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
           t.push_back('\n');
           break;
       }
+      close(se.family, start);
     }
   }
   for (Group& g : groups) {
     const Head& h = heads[g.family];
-    std::string& t = text[g.family];
+    std::string& t = body;
+    const std::size_t start = body.size();
     const auto labels = std::as_bytes(std::span(g.labels.data(), g.labels.size()));
     std::stable_sort(g.points.begin(), g.points.end(), [](const auto& a, const auto& b) { return a.bound < b.bound; });
     text::append_head(t, h.name, "_count", labels, g.label_count, {}, g.own);
@@ -819,21 +846,34 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
       text::append_count(t, g.count);
       t.push_back('\n');
     }
+    close(g.family, start);
+  }
+  // first[f]..first[f + 1]: family f's segments in `order`.
+  std::vector<std::uint32_t> first(heads.size() + 1, 0);
+  for (const Segment& sg : segments) ++first[sg.family + 1];
+  for (std::size_t i = 0; i < heads.size(); ++i) first[i + 1] += first[i];
+  std::vector<std::uint32_t> order(segments.size());
+  {
+    std::vector<std::uint32_t> next(first.begin(), first.end() - 1);
+    for (std::size_t i = 0; i < segments.size(); ++i) order[next[segments[i].family]++] = static_cast<std::uint32_t>(i);
   }
   std::uint64_t dropped = 0;
-  std::size_t bytes = out.size();
-  for (std::size_t i = 0; i < heads.size(); ++i)
-    bytes += text[i].size() + heads[i].name.size() * 2 + heads[i].help.size() + 32;
+  std::size_t bytes = out.size() + body.size();
+  for (std::size_t i = 0; i < heads.size(); ++i) {
+    if (first[i] != first[i + 1]) bytes += heads[i].name.size() * 2 + heads[i].help.size() + 32;
+  }
   out.reserve(bytes);
   for (std::size_t i = 0; i < heads.size(); ++i) {
-    if (text[i].empty()) continue;
+    if (first[i] == first[i + 1]) continue;
     if (drop && drop(heads[i].name)) {
       dropped += samples[i];
-    } else {
-      text::append_family_head(out, heads[i].name, heads[i].help, type_name(heads[i].type));
-      out.append(text[i]);
+      continue;
     }
-    std::string().swap(text[i]);
+    text::append_family_head(out, heads[i].name, heads[i].help, type_name(heads[i].type));
+    for (std::uint32_t k = first[i]; k < first[i + 1]; ++k) {
+      const Segment& sg = segments[order[k]];
+      out.append(body, sg.at, sg.size);
+    }
   }
   return dropped;
 }

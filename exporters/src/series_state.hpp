@@ -26,6 +26,8 @@
 
 #include "entry_relabel.hpp"
 #include "protobuf_writer.hpp"
+#include "ringpipe/common/flat_index.hpp"
+#include "ringpipe/common/string_arena.hpp"
 #include "ringpipe/metric/metric_record.hpp"
 #include "ringpipe/relabel/relabel.hpp"
 
@@ -94,7 +96,7 @@ class SeriesState {
 
  private:
   struct Family {
-    std::string name;       // never changes once the family exists (family_ids_ keys view it)
+    std::string_view name;  // in names_: never changes once the family exists, never freed
     std::string_view help;  // interned in helps_: most families share one HELP
     metric::MetricType type = metric::MetricType::kGauge;
     bool conflict = false;
@@ -189,8 +191,8 @@ class SeriesState {
       std::uint64_t key = 0;
       Series series;
     };
-    // The series of `key`, added empty if new (second: whether it was).
-    std::pair<Series*, bool> try_emplace(std::uint64_t key);
+    // Adds `key`'s series, empty; the caller knows it is absent.
+    Series& emplace_new(std::uint64_t key);
     // Position of `key`'s series in entries(), or kNpos.
     [[nodiscard]] std::size_t find(std::uint64_t key) const noexcept;
     // Removes the series at `at`; the last one takes its place.
@@ -223,7 +225,9 @@ class SeriesState {
   void expire(std::uint64_t key) noexcept;
   void finish_snapshot(std::uint16_t shard) noexcept;
   std::uint32_t family_for(const metric::MetricEntryView& e) noexcept;
-  std::uint32_t known_family(const metric::MetricEntryView& e) noexcept;  // family_for, cheaper for a known series
+  [[nodiscard]] std::uint32_t find_family(std::string_view name) const noexcept;  // or kNoFamily
+  // family_for, cheaper for a known series: `held` is the family it holds (kNoFamily: new).
+  std::uint32_t known_family(const metric::MetricEntryView& e, std::uint32_t held) noexcept;
   std::string_view intern_help(std::string_view help);
   [[nodiscard]] bool name_conflicts(std::uint32_t id) const noexcept;
   [[nodiscard]] Shard& shard_of(std::uint64_t key) noexcept { return shards_[key % kShards]; }
@@ -232,9 +236,12 @@ class SeriesState {
   mutable std::mutex families_mu_;  // guards families_ structure and fields
   std::deque<Family> families_;
   // Reader thread only:
-  std::unordered_map<std::string_view, std::uint32_t> family_ids_;  // keys view families_[id].name
-  std::unordered_set<std::string> helps_;                           // every HELP text once (reader thread)
-  std::vector<std::uint64_t> family_live_;
+  // Family ids by std::hash of their name (open addressing, 8 bytes a slot,
+  // the name compared on a tag match); a node per family cost ~60 bytes more.
+  common::FlatIndex family_ids_;
+  common::StringArena names_;               // every family name once
+  std::unordered_set<std::string> helps_;   // every HELP text once (reader thread)
+  std::vector<std::uint32_t> family_live_;  // live series per family
   std::vector<ProcShard> proc_;
   std::vector<std::uint64_t> retired_instances_;
   std::uint64_t next_generation_ = 1;

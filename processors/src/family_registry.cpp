@@ -59,7 +59,7 @@ FamilyRegistry::Lookup FamilyRegistry::get_or_create(std::string_view name, Fami
   f.id = id;
   f.kind = kind;
   f.blocked = blocked;
-  f.name.assign(name);
+  f.name = names_.add(name);
   f.name_hash = hash_str(name);
   f.help = intern_locked(help);
   f.prom_type = prom.type;

@@ -14,6 +14,7 @@
 #include <unordered_set>
 
 #include "flat_index.hpp"
+#include "ringpipe/common/string_arena.hpp"
 #include "ringpipe/metric/metric_record.hpp"
 
 namespace ringpipe::processors::detail {
@@ -68,20 +69,23 @@ struct PromFamily {
   return MetricType::kGauge;
 }
 
+// One per metric name, its name kept by the registry's arena: with every
+// StatsD name its own family (1M distinct names), a family per series.
 struct Family {
   std::uint32_t id = 0;
   FamilyKind kind = FamilyKind::kCounter;
-  bool blocked = false;  // its name collides with a summary/histogram's series names
-  std::uint64_t name_hash = 0;
-  std::string name;
-  std::string_view help;       // interned by the registry: most families share one HELP
+  bool blocked = false;        // its name collides with a summary/histogram's series names
   std::uint8_t prom_type = 0;  // sample::FamilyType; 0: not a Prometheus family
   std::uint8_t prom_suffix_len = 0;
+  std::uint64_t name_hash = 0;
+  std::string_view name;  // in the registry's name arena: never freed or changed
+  std::string_view help;  // interned by the registry: most families share one HELP
   std::string_view unit;  // interned as help is
   std::atomic<std::uint64_t> series{0};
   std::atomic<std::uint64_t> dropped_conflict{0};
   std::atomic<std::uint64_t> dropped_cardinality{0};
 };
+static_assert(sizeof(Family) <= 88, "a family per series at worst: no padding, no std::string");
 
 class FamilyRegistry {
  public:
@@ -121,6 +125,7 @@ class FamilyRegistry {
   // freed or renamed. Guarded by mu_.
   FlatIndex by_name_;
   std::unordered_set<std::string> texts_;  // every HELP and UNIT once; guarded by mu_
+  common::StringArena names_;              // every family's name; guarded by mu_
 };
 
 }  // namespace ringpipe::processors::detail

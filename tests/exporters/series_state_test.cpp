@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <prometheus/text_serializer.h>
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -610,6 +611,67 @@ TEST(SeriesState, ManySeriesAddedExpiredAndDroppedMatchAPlainMap) {
     want["g{i=\"" + std::to_string(i) + "\"}"] = value;
   }
   EXPECT_EQ(page.samples, want);
+}
+
+// A family per series, as StatsD names make it: thousands of families whose
+// names (some long, filling several blocks of the name store) are found again
+// by name when their series come back after an expiry, and by the family the
+// series holds when they are sent again; one family with series spread over
+// every shard between them keeps its lines together. The page is the one
+// prometheus-cpp writes, with every family once and the latest values.
+TEST(SeriesState, ThousandsOfFamiliesFoundAgainByNameServeOneBlockEach) {
+  SeriesState s;
+  constexpr int kFamilies = 3000;
+  const auto name = [](int i) {
+    return "fam_" + std::string(static_cast<std::size_t>(i % 7) * 40, 'x') + "_" + std::to_string(i);
+  };
+  std::map<std::string, double> want;
+  std::uint64_t seq = 0;
+  const auto round = [&](double base, int step, bool expire_odd) {
+    RecordBuilder b(origin(7, 0, 1, ++seq), 8u << 20);
+    for (int i = 0; i < kFamilies; i += step) {
+      if (expire_odd && i % 2 == 1) {
+        b.expire(MetricType::kCounter, name(i), {});
+        want.erase(name(i));
+        continue;
+      }
+      b.series(MetricType::kCounter, name(i), {}, {base + i}, "Per name.");
+      want[name(i)] = base + i;
+      const std::string k = std::to_string(i % 97);
+      b.series(MetricType::kGauge, "shared", {{"k", k}}, {base - i});
+      want["shared{k=\"" + k + "\"}"] = base - i;
+    }
+    apply(s, b);
+  };
+  round(1000, 1, false);  // every family new
+  round(2000, 1, false);  // sent again: the family each series holds
+  round(3000, 1, true);   // the odd ones expire: their families serve nothing
+  round(4000, 3, false);  // every third back: odd ones found again by name
+  ASSERT_EQ(s.counters().decode_errors.load(), 0u);
+  ASSERT_EQ(s.counters().conflicts.load(), 0u);
+  EXPECT_EQ(s.counters().families.load(), kFamilies + 1u) << "each name one family, however often it comes";
+  EXPECT_EQ(s.counters().series.load(), want.size());
+  const std::string text = exposition(s);
+  const ParsedPage page = parse_page(text);
+  ASSERT_TRUE(page.well_formed);
+  std::map<std::string, std::string> got_values;
+  std::map<std::string, std::string> want_values;
+  for (const auto& [k, v] : want) {
+    std::string value;
+    text::append_double(value, v);
+    want_values[k] = value;
+  }
+  EXPECT_EQ(page.samples, want_values);
+  // HELP and TYPE per served name, TYPE alone for the shared family (no
+  // HELP), whose 97 lines make one block.
+  EXPECT_EQ(page.comments.size(), 2 * (want.size() - 97) + 1);
+  const std::size_t first = text.find("\nshared{");
+  const std::size_t last = text.rfind("\nshared{");
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_EQ(std::count(text.begin() + static_cast<std::ptrdiff_t>(first),
+                       text.begin() + static_cast<std::ptrdiff_t>(last), '#'),
+            0)
+      << "no other family's lines between the shared family's";
 }
 
 // A family named like one the page already serves is left out, its samples counted.

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "family_registry.hpp"
 #include "flat_index.hpp"
 #include "hash.hpp"
 
@@ -60,6 +61,38 @@ TEST(FlatIndex, ResolvesHashesThatShareTheirLow32BitsByTheFullKeyThroughGrowthAn
   for (std::uint32_t v = 0; v < keys.size(); ++v) {
     ASSERT_EQ(find(keys[v]), v % 2 == 0 ? FlatIndex::kNone : v) << v;
   }
+}
+
+// The registry keeps each family's name in its own arena: names longer and
+// more than fit one block, registered from strings that are gone by then,
+// are found again by name as the same family, its name intact; a summary's
+// suffix rule still sees them.
+TEST(FamilyRegistry, FamiliesKeepTheirNamesAndAreFoundAgainByName) {
+  FamilyRegistry registry{100000, 1000000, 1000};
+  std::vector<Family*> families;
+  const auto name = [](int i) {
+    return "family_" + std::string(static_cast<std::size_t>(i % 9) * 30, 'n') + std::to_string(i);
+  };
+  for (int i = 0; i < 5000; ++i) {
+    const auto lk = registry.get_or_create(name(i), FamilyKind::kCounter, "Help.");
+    ASSERT_NE(lk.family, nullptr);
+    ASSERT_FALSE(lk.conflict);
+    families.push_back(lk.family);
+  }
+  EXPECT_EQ(registry.size(), 5000u);
+  for (int i = 0; i < 5000; ++i) {
+    const std::string n = name(i);
+    ASSERT_EQ(families[static_cast<std::size_t>(i)]->name, n);
+    EXPECT_EQ(families[static_cast<std::size_t>(i)]->help, "Help.");
+    const auto again = registry.get_or_create(n, FamilyKind::kCounter, "Other help.");
+    EXPECT_EQ(again.family, families[static_cast<std::size_t>(i)]) << n;
+    EXPECT_EQ(registry.get_or_create(n, FamilyKind::kGauge, "").conflict, true) << "one kind per name";
+  }
+  EXPECT_EQ(registry.size(), 5000u);
+  const auto summary = registry.get_or_create(name(17).substr(0, name(17).size() - 6), FamilyKind::kSummary, "");
+  ASSERT_NE(summary.family, nullptr);
+  const auto sum = registry.get_or_create(std::string(summary.family->name) + "_sum", FamilyKind::kGauge, "");
+  EXPECT_TRUE(sum.conflict) << "a summary owns its _sum";
 }
 
 }  // namespace
