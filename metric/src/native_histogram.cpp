@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <utility>
 
 namespace ringpipe::metric {
 namespace {
@@ -161,6 +162,18 @@ void NativeHistogram::halve_resolution() {
       }
     }
     b.resize(out);
+  }
+}
+
+void NativeHistogram::assign(std::int32_t schema, double zero_threshold, double zero_count,
+                             std::vector<Bucket> positive, std::vector<Bucket> negative) {
+  schema_ = schema;
+  zero_threshold_ = zero_threshold;
+  zero_count_ = zero_count;
+  positive_ = std::move(positive);
+  negative_ = std::move(negative);
+  while (max_buckets_ != 0 && positive_.size() + negative_.size() > max_buckets_ && schema_ > kNativeSchemaMin) {
+    halve_resolution();
   }
 }
 
