@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <utility>
 
 namespace ringpipe::metric {
 namespace {
@@ -161,6 +162,52 @@ void NativeHistogram::halve_resolution() {
       }
     }
     b.resize(out);
+  }
+}
+
+void NativeHistogram::assign(std::int32_t schema, double zero_threshold, double zero_count,
+                             std::vector<Bucket> positive, std::vector<Bucket> negative) {
+  schema_ = schema;
+  zero_threshold_ = zero_threshold;
+  zero_count_ = zero_count;
+  positive_ = std::move(positive);
+  negative_ = std::move(negative);
+  while (max_buckets_ != 0 && positive_.size() + negative_.size() > max_buckets_ && schema_ > kNativeSchemaMin) {
+    halve_resolution();
+  }
+}
+
+void NativeHistogram::merge(const NativeHistogram& o) {
+  while (schema_ > o.schema_) halve_resolution();
+  const std::int32_t steps = o.schema_ - schema_;  // >= 0: o is re-indexed into our schema
+  if (o.zero_threshold_ > zero_threshold_) {
+    zero_threshold_ = o.zero_threshold_;
+    for (std::vector<Bucket>* side : {&positive_, &negative_}) {
+      std::vector<Bucket>& b = *side;
+      std::size_t folded = 0;  // keys increase: the folded buckets are a prefix
+      while (folded < b.size() && native_bucket_upper(b[folded].first, schema_) <= zero_threshold_) {
+        zero_count_ += b[folded].second;
+        ++folded;
+      }
+      b.erase(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(folded));
+    }
+  }
+  zero_count_ += o.zero_count_;
+  const std::pair<const std::vector<Bucket>*, std::vector<Bucket>*> sides[] = {{&o.positive_, &positive_},
+                                                                               {&o.negative_, &negative_}};
+  for (const auto& [from, to] : sides) {
+    for (const auto& [k, c] : *from) {
+      std::int32_t key = k;
+      for (std::int32_t i = 0; i < steps; ++i) key = halve_key(key);
+      if (native_bucket_upper(key, schema_) <= zero_threshold_) {
+        zero_count_ += c;
+      } else {
+        add(*to, key, c);
+      }
+    }
+  }
+  while (max_buckets_ != 0 && positive_.size() + negative_.size() > max_buckets_ && schema_ > kNativeSchemaMin) {
+    halve_resolution();
   }
 }
 

@@ -23,6 +23,7 @@ EngineStats& EngineStats::operator+=(const EngineStats& o) noexcept {
   dropped_family_limit += o.dropped_family_limit;
   dropped_labels_too_long += o.dropped_labels_too_long;
   dropped_name_too_long += o.dropped_name_too_long;
+  dropped_native_histogram += o.dropped_native_histogram;
   labels_dropped_reserved += o.labels_dropped_reserved;
   labels_dropped_type_owned += o.labels_dropped_type_owned;
   labels_dropped_duplicate += o.labels_dropped_duplicate;

@@ -88,6 +88,8 @@ Result<std::unique_ptr<stats::Publisher>> create_processor_publisher(stats::Stat
           {{"reason", "name_too_long"}});
   counter(&EngineStats::dropped_not_relayable, "processor_dropped_samples_total", dropped_help,
           {{"reason", "not_relayable"}});
+  counter(&EngineStats::dropped_native_histogram, "processor_dropped_samples_total", dropped_help,
+          {{"reason", "native_histogram"}});
   const std::string_view labels_help =
       "Labels removed from samples (the sample kept) because Prometheus would refuse the series, by reason.";
   counter(&EngineStats::labels_dropped_reserved, "processor_labels_dropped_total", labels_help,

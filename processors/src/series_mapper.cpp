@@ -170,6 +170,9 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
       out.op = Op::kSetMember;
       out.member = hash_str(s.str_value, 0x5e7);
       break;
+    case Kind::kNativeHistogram:  // sample/FORMAT.md; the processor does not aggregate them yet
+      ++stats_.dropped_native_histogram;
+      return false;
     default:
       kind = rule.observer_type == ObserverType::kHistogram ? FamilyKind::kHistogram : FamilyKind::kSummary;
       out.op = Op::kObserve;

@@ -162,6 +162,11 @@ class Shard {
   void persist_free(std::uint32_t idx) noexcept;
   [[nodiscard]] std::uint32_t alloc_block(std::uint32_t bytes, std::uint32_t owner) noexcept;
   [[nodiscard]] std::uint32_t family_block(const Family& f) noexcept;
+  // Native buckets the series' block has room for (0 without a native region).
+  [[nodiscard]] std::uint64_t native_room(const StateSlot& sl) const noexcept;
+  // Moves slot idx's labels and counts to a new block with room for a native
+  // region of `buckets` buckets and more; the old block is freed at commit.
+  [[nodiscard]] bool move_block(std::uint32_t idx, std::uint64_t buckets) noexcept;
 
   std::uint16_t index_;
   std::uint16_t count_;

@@ -6,8 +6,12 @@
 #include "shard.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <optional>
 #include <unordered_map>
+
+#include <spdlog/spdlog.h>
 
 #include "state_layout.hpp"
 
@@ -15,7 +19,89 @@ namespace ringpipe::processors::detail {
 
 namespace {
 constexpr std::uint32_t pad8(std::uint32_t n) noexcept { return (n + 7) & ~7U; }
+// Block bytes before the native region: header, labels, classic counts.
+constexpr std::uint64_t classic_bytes(const StateSlot& sl) noexcept {
+  return sizeof(BlockHeader) + std::uint64_t{pad8(sl.key_len)} + std::uint64_t{sl.hist_n} * 8;
+}
+// Room a native region gets when its block is made: buckets for a few
+// observations, doubled when they no longer fit.
+constexpr std::uint64_t kNativeInitialBuckets = 8;
+
+const char* native_region_error_name(NativeRegionError e) noexcept {
+  switch (e) {
+    case NativeRegionError::kNoRoom:
+      return "no room for its header, or on a series that is not a histogram";
+    case NativeRegionError::kTooManyBuckets:
+      return "more buckets than its block holds";
+    case NativeRegionError::kBadSchema:
+      return "schema outside -4..8";
+    case NativeRegionError::kBadZeroBucket:
+      return "zero bucket not finite and >= 0";
+    case NativeRegionError::kBadKey:
+      return "bucket keys out of order or out of range";
+    case NativeRegionError::kBadCount:
+      return "a bucket count not finite and >= 0";
+  }
+  return "unknown";
+}
+
+void write_native(std::byte* at, const metric::NativeHistogram& n) noexcept {
+  NativeRegion r{};
+  r.schema = n.schema();
+  r.positive_n = static_cast<std::uint32_t>(n.positive().size());
+  r.negative_n = static_cast<std::uint32_t>(n.negative().size());
+  r.zero_threshold = n.zero_threshold();
+  r.zero_count = n.zero_count();
+  std::memcpy(at, &r, sizeof r);
+  at += sizeof r;
+  for (const auto side : {n.positive(), n.negative()}) {
+    for (const auto& [key, count] : side) {
+      const NativeBucketRecord b{key, 0, count};
+      std::memcpy(at, &b, sizeof b);
+      at += sizeof b;
+    }
+  }
+}
 }  // namespace
+
+tl::expected<NativeRecord, NativeRegionError> decode_native_region(std::span<const std::byte> room) {
+  if (room.size() < sizeof(NativeRegion)) return tl::unexpected(NativeRegionError::kNoRoom);
+  NativeRegion r;
+  std::memcpy(&r, room.data(), sizeof r);
+  if (std::uint64_t{r.positive_n} + r.negative_n > (room.size() - sizeof r) / sizeof(NativeBucketRecord)) {
+    return tl::unexpected(NativeRegionError::kTooManyBuckets);
+  }
+  if (r.schema < metric::kNativeSchemaMin || r.schema > metric::kNativeSchemaMax || r.reserved != 0) {
+    return tl::unexpected(NativeRegionError::kBadSchema);
+  }
+  const auto good_count = [](double c) { return std::isfinite(c) && c >= 0; };
+  if (!good_count(r.zero_threshold) || !good_count(r.zero_count)) {
+    return tl::unexpected(NativeRegionError::kBadZeroBucket);
+  }
+  const std::int64_t key_limit = std::int64_t{1100} << std::max(r.schema, 0);
+  NativeRecord out;
+  out.schema = r.schema;
+  out.zero_threshold = r.zero_threshold;
+  out.zero_count = r.zero_count;
+  const std::byte* p = room.data() + sizeof r;
+  auto read_side = [&](std::uint32_t n,
+                       std::vector<std::pair<std::int32_t, double>>& side) -> std::optional<NativeRegionError> {
+    side.reserve(n);
+    for (std::uint32_t i = 0; i < n; ++i, p += sizeof(NativeBucketRecord)) {
+      NativeBucketRecord b;
+      std::memcpy(&b, p, sizeof b);
+      if (b.reserved != 0 || b.key > key_limit || b.key < -key_limit || (!side.empty() && b.key <= side.back().first)) {
+        return NativeRegionError::kBadKey;
+      }
+      if (!good_count(b.count)) return NativeRegionError::kBadCount;
+      side.emplace_back(b.key, b.count);
+    }
+    return std::nullopt;
+  };
+  if (const auto e = read_side(r.positive_n, out.positive)) return tl::unexpected(*e);
+  if (const auto e = read_side(r.negative_n, out.negative)) return tl::unexpected(*e);
+  return out;
+}
 
 tl::expected<FamilyRecord, FamilyBlockError> decode_family_block(std::span<const std::byte> arena,
                                                                  std::uint64_t off) noexcept {
@@ -101,14 +187,22 @@ bool Shard::persist_new(std::uint32_t idx, const std::byte* labels) noexcept {
   Series& se = series_[idx];
   const std::uint32_t fam = family_block(*se.family);
   if (fam == UINT32_MAX) return false;
-  const std::uint32_t hist_n = se.kind == static_cast<std::uint8_t>(FamilyKind::kHistogram)
-                                   ? static_cast<std::uint32_t>(histograms_[se.ext].counts.size())
-                                   : 0;
-  const std::uint32_t block = alloc_block(8 + pad8(se.key_len) + hist_n * 8, idx + 1);
+  if (se.key_len > UINT16_MAX) return false;  // the mapper keeps it at most 60000
+  const bool hist = se.kind == static_cast<std::uint8_t>(FamilyKind::kHistogram);
+  const std::uint32_t hist_n = hist ? static_cast<std::uint32_t>(histograms_[se.ext].counts.size()) : 0;
+  const metric::NativeHistogram* native = hist ? histograms_[se.ext].native.get() : nullptr;
+  const std::uint64_t native_bytes =
+      native != nullptr ? native_region_bytes(std::max<std::uint64_t>(
+                              kNativeInitialBuckets, 2 * (native->positive().size() + native->negative().size())))
+                        : 0;
+  const std::uint64_t bytes = 8 + std::uint64_t{pad8(se.key_len)} + std::uint64_t{hist_n} * 8 + native_bytes;
+  if (bytes > UINT32_MAX / 2) return false;
+  const std::uint32_t block = alloc_block(static_cast<std::uint32_t>(bytes), idx + 1);
   if (block == UINT32_MAX) return false;
   std::byte* p = store_->arena() + block + sizeof(BlockHeader);
   if (se.key_len != 0) std::memcpy(p, labels, se.key_len);  // labels may be null when empty
   std::memset(p + pad8(se.key_len), 0, std::size_t{hist_n} * 8);
+  if (native != nullptr) write_native(p + pad8(se.key_len) + std::size_t{hist_n} * 8, *native);
   StateSlot& sl = store_->slots()[idx];
   if (!log_whole_slot(idx)) return false;
   StateControl& ctl = store_->control();
@@ -120,7 +214,8 @@ bool Shard::persist_new(std::uint32_t idx, const std::byte* labels) noexcept {
   sl.hash = se.hash;
   sl.block_off = block;
   sl.family_off = fam;
-  sl.key_len = se.key_len;
+  sl.key_len = static_cast<std::uint16_t>(se.key_len);
+  sl.native_region = native != nullptr ? 1 : 0;
   sl.label_count = se.label_count;
   sl.kind = se.kind;
   sl.spec = se.kind == static_cast<std::uint8_t>(FamilyKind::kHistogram) ? histograms_[se.ext].spec
@@ -145,17 +240,38 @@ void Shard::persist(std::uint32_t idx) noexcept {
   StateSlot& sl = store_->slots()[idx];
   const bool hist = se.kind == static_cast<std::uint8_t>(FamilyKind::kHistogram);
   const bool summary = se.kind == static_cast<std::uint8_t>(FamilyKind::kSummary);
+  const metric::NativeHistogram* native = hist ? histograms_[se.ext].native.get() : nullptr;
+  if (native != nullptr) {
+    // A native histogram that outgrew its block (or a series restored from a
+    // file without native regions) moves to a larger block first.
+    const std::uint64_t buckets = native->positive().size() + native->negative().size();
+    if (native_room(sl) < buckets && !move_block(idx, buckets)) {
+      ++stats_.state_full;
+      return;
+    }
+  }
   std::byte* counts = store_->arena() + sl.block_off + sizeof(BlockHeader) + pad8(sl.key_len);
+  std::byte* region = counts + std::size_t{sl.hist_n} * 8;
   if ((tx_mark_[idx] & ~kWholeSlotLogged) != tx_) {
     // Only the values change here: value and expires_ns, plus count and sum
-    // of an observer (and a histogram's counts, in its block). A slot whose
-    // whole image is logged later in this transaction (freed) is still
-    // restored right: rollback runs newest first, so this older image wins.
+    // of an observer (and a histogram's counts and native region, in its
+    // block: the region's header and the buckets it held). A slot whose
+    // whole image is logged later in this transaction (freed or moved) is
+    // still restored right: rollback runs newest first, so this older
+    // image wins.
     static_assert(offsetof(StateSlot, value) == 8 && offsetof(StateSlot, expires_ns) == 16 &&
                   offsetof(StateSlot, count) == 24 && offsetof(StateSlot, sum) == 32);
     const std::uint32_t len = summary || hist ? 32 : 16;
+    std::uint64_t native_len = 0;
+    if (native != nullptr) {
+      NativeRegion r;
+      std::memcpy(&r, region, sizeof r);
+      native_len =
+          native_region_bytes(std::min<std::uint64_t>(std::uint64_t{r.positive_n} + r.negative_n, native_room(sl)));
+    }
     if (!store_->log(store_->offset_of(&sl.value), len) ||
-        (hist && !store_->log(store_->offset_of(counts), sl.hist_n * 8))) {
+        (hist && !store_->log(store_->offset_of(counts), sl.hist_n * 8)) ||
+        (native_len != 0 && !store_->log(store_->offset_of(region), static_cast<std::uint32_t>(native_len)))) {
       ++stats_.state_full;
       return;
     }
@@ -171,7 +287,35 @@ void Shard::persist(std::uint32_t idx) noexcept {
     sl.count = h.count;
     sl.sum = h.sum;
     std::memcpy(counts, h.counts.data(), std::min<std::size_t>(h.counts.size(), sl.hist_n) * 8);
+    if (native != nullptr) write_native(region, *native);
   }
+}
+
+std::uint64_t Shard::native_room(const StateSlot& sl) const noexcept {
+  if (sl.native_region != 1) return 0;
+  BlockHeader bh;
+  std::memcpy(&bh, store_->arena() + sl.block_off, sizeof bh);
+  const std::uint64_t before = classic_bytes(sl) + sizeof(NativeRegion);
+  return bh.size < before ? 0 : (bh.size - before) / sizeof(NativeBucketRecord);
+}
+
+bool Shard::move_block(std::uint32_t idx, std::uint64_t buckets) noexcept {
+  StateSlot& sl = store_->slots()[idx];
+  const std::uint64_t classic = classic_bytes(sl);
+  const std::uint64_t bytes = classic + native_region_bytes(std::max(kNativeInitialBuckets, 2 * buckets));
+  // A block's size is 32-bit and the arena bounded (alloc_block refuses what does not fit).
+  if (bytes > UINT32_MAX / 2 || !log_whole_slot(idx)) return false;
+  const std::uint32_t block = alloc_block(static_cast<std::uint32_t>(bytes), idx + 1);
+  if (block == UINT32_MAX) return false;
+  // The new block is no committed slot's until commit; the old one is freed
+  // then (a rollback points the slot back at it, unchanged).
+  std::byte* ar = store_->arena();
+  std::memcpy(ar + block + sizeof(BlockHeader), ar + sl.block_off + sizeof(BlockHeader), classic - sizeof(BlockHeader));
+  pending_free_.push_back(sl.block_off);
+  sl.block_off = block;
+  sl.native_region = 1;
+  series_[idx].key_off = block + static_cast<std::uint32_t>(sizeof(BlockHeader));
+  return true;
 }
 
 void Shard::persist_free(std::uint32_t idx) noexcept {
@@ -265,6 +409,8 @@ void Shard::restore(std::int64_t now_ns) {
   };
   series_.resize(high);
   tx_mark_.assign(high, 0);
+  std::uint64_t native_refused = 0;
+  NativeRegionError native_error{};
   for (std::uint32_t i = 0; i < high; ++i) {
     StateSlot& sl = st.slots()[i];
     Series& se = series_[i];
@@ -275,9 +421,25 @@ void Shard::restore(std::int64_t now_ns) {
       continue;
     }
     BlockHeader bh;
-    bool ok = sl.kind <= static_cast<std::uint8_t>(FamilyKind::kSet) && sl.key_len <= UINT16_MAX &&
-              header_at(sl.block_off, bh) && bh.owner == i + 1 &&
-              8 + std::uint64_t{pad8(sl.key_len)} + std::uint64_t{sl.hist_n} * 8 <= bh.size;
+    bool ok = sl.kind <= static_cast<std::uint8_t>(FamilyKind::kSet) && header_at(sl.block_off, bh) &&
+              bh.owner == i + 1 && classic_bytes(sl) <= bh.size;
+    // A native region is checked whole before the series is kept: a
+    // malformed one drops the series (counted, logged below), as a
+    // malformed family block does.
+    std::optional<NativeRecord> native;
+    if (ok && sl.native_region != 0) {
+      tl::expected<NativeRecord, NativeRegionError> rec = tl::unexpected(NativeRegionError::kNoRoom);
+      if (sl.native_region == 1 && sl.kind == static_cast<std::uint8_t>(FamilyKind::kHistogram)) {
+        rec = decode_native_region({ar + sl.block_off + classic_bytes(sl), bh.size - classic_bytes(sl)});
+      }
+      if (rec) {
+        native = std::move(*rec);
+      } else {
+        ok = false;
+        ++native_refused;
+        native_error = rec.error();
+      }
+    }
     Family* f = ok ? family_at(sl.family_off) : nullptr;
     ok = ok && f != nullptr && static_cast<std::uint8_t>(f->kind) == sl.kind;
     const auto kind = static_cast<FamilyKind>(sl.kind);
@@ -322,7 +484,14 @@ void Shard::restore(std::int64_t now_ns) {
         h.spec = sl.spec;
         h.counts.resize(sl.hist_n);
         std::memcpy(h.counts.data(), labels + pad8(sl.key_len), std::size_t{sl.hist_n} * 8);
-        reset_native(h);  // native buckets are not in the store: they restart empty (STATE.md)
+        reset_native(h);
+        // Native buckets as kept; a file without them (version 1, or a
+        // mapping that had no native_histogram_bucket_factor) starts them
+        // empty, and a mapping that no longer asks for them drops them.
+        if (h.native && native) {
+          h.native->assign(native->schema, native->zero_threshold, native->zero_count, std::move(native->positive),
+                           std::move(native->negative));
+        }
         break;
       }
       case FamilyKind::kSet: {
@@ -342,6 +511,10 @@ void Shard::restore(std::int64_t now_ns) {
     mark_dirty(i);
   }
   commit_state();
+  if (native_refused != 0) {
+    spdlog::error("processor: state {}: {} histogram series dropped: malformed native histogram region ({})", st.path(),
+                  native_refused, native_region_error_name(native_error));
+  }
   // Blocks not owned by a live slot (freed, or written by a rolled-back
   // transaction) are free.
   std::uint64_t off = 0;

@@ -10,6 +10,8 @@
 #include <span>
 #include <string_view>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 #include <tl/expected.hpp>
 
@@ -70,5 +72,57 @@ struct FamilyRecord {
 // ([0, arena_used), which open() has checked lie inside the file).
 [[nodiscard]] tl::expected<FamilyRecord, FamilyBlockError> decode_family_block(std::span<const std::byte> arena,
                                                                                std::uint64_t off) noexcept;
+
+// A histogram series' native buckets (metric::NativeHistogram), kept in the
+// series' block after its classic counts when StateSlot::native_region is 1:
+// this header, then positive_n and then negative_n NativeBucketRecords, keys
+// strictly increasing within each side. The rest of the block is room for
+// buckets to come; a histogram that outgrows it moves to a larger block.
+struct NativeRegion {
+  std::int32_t schema;       // 0: -4..8
+  std::uint32_t positive_n;  // 4
+  std::uint32_t negative_n;  // 8
+  std::uint32_t reserved;    // 12: 0
+  double zero_threshold;     // 16: finite, >= 0
+  double zero_count;         // 24: finite, >= 0
+};
+struct NativeBucketRecord {
+  std::int32_t key;        // 0: |key| <= 1100 * 2^max(schema, 0) (every finite double's bucket)
+  std::uint32_t reserved;  // 4: 0
+  double count;            // 8: finite, >= 0
+};
+static_assert(std::is_trivially_copyable_v<NativeRegion> && std::is_trivially_copyable_v<NativeBucketRecord>);
+static_assert(sizeof(NativeRegion) == 32 && offsetof(NativeRegion, positive_n) == 4 &&
+              offsetof(NativeRegion, negative_n) == 8 && offsetof(NativeRegion, zero_threshold) == 16 &&
+              offsetof(NativeRegion, zero_count) == 24);
+static_assert(sizeof(NativeBucketRecord) == 16 && offsetof(NativeBucketRecord, count) == 8);
+
+// Why a native region was refused.
+enum class NativeRegionError : std::uint8_t {
+  kNoRoom,          // the block has no room for the header
+  kTooManyBuckets,  // positive_n + negative_n buckets run past the block
+  kBadSchema,       // not in -4..8, or a reserved field is not 0
+  kBadZeroBucket,   // zero threshold or count not finite and >= 0
+  kBadKey,          // keys not strictly increasing, or beyond every finite value's bucket
+  kBadCount,        // a count not finite and >= 0
+};
+
+// The decoded native region.
+struct NativeRecord {
+  std::int32_t schema = 0;
+  double zero_threshold = 0;
+  double zero_count = 0;
+  std::vector<std::pair<std::int32_t, double>> positive;
+  std::vector<std::pair<std::int32_t, double>> negative;
+};
+
+// Decodes the native region at the start of `room`, the bytes of a series'
+// block after its classic counts (open() has checked the block lies in the
+// arena in use). Every count and key is checked before any is kept.
+[[nodiscard]] tl::expected<NativeRecord, NativeRegionError> decode_native_region(std::span<const std::byte> room);
+// The bytes a native region of `buckets` buckets takes.
+[[nodiscard]] constexpr std::uint64_t native_region_bytes(std::uint64_t buckets) noexcept {
+  return sizeof(NativeRegion) + buckets * sizeof(NativeBucketRecord);
+}
 
 }  // namespace ringpipe::processors::detail

@@ -82,8 +82,8 @@ std::uint64_t boot_id() {
   return fnv(s.data(), s.size());
 }
 
-std::uint64_t geometry_check(const FileHeader& h) {
-  std::uint64_t x = fnv(&h.version, sizeof h.version);
+std::uint64_t geometry_check(const FileHeader& h, std::uint32_t version) {
+  std::uint64_t x = fnv(&version, sizeof version);
   x = fnv(&h.file_bytes, 5 * sizeof(std::uint64_t), x);
   return fnv(&h.shard, 2 * sizeof(std::uint32_t), x);
 }
@@ -91,11 +91,18 @@ std::uint64_t geometry_check(const FileHeader& h) {
 // Why the mapped header does not describe a store of geometry g; empty when it does.
 std::string refusal(const FileHeader& h, std::uint64_t file_bytes, const StateGeometry& g) {
   if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) return "bad magic";
-  if (h.version != kStateVersion) {
-    return "version " + std::to_string(h.version) + ", expected " + std::to_string(kStateVersion);
+  if (h.version != kStateVersion && h.version != kStateVersionNoNative) {
+    return "version " + std::to_string(h.version) + ", expected " + std::to_string(kStateVersion) + " or " +
+           std::to_string(kStateVersionNoNative);
   }
   if (h.ready != kReady) return "not ready (creator died)";
-  if (h.geometry_check != geometry_check(h)) return "geometry checksum mismatch";
+  // open() relabels a version-1 file as version 2 with two stores (version,
+  // then the check): a crash between them leaves version 2 with the check
+  // of version 1, which is as sound as either.
+  if (h.geometry_check != geometry_check(h, h.version) &&
+      (h.version != kStateVersion || h.geometry_check != geometry_check(h, kStateVersionNoNative))) {
+    return "geometry checksum mismatch";
+  }
   const Layout l = layout_of(g);
   if (h.file_bytes != file_bytes)
     return "size " + std::to_string(file_bytes) + ", header says " + std::to_string(h.file_bytes);
@@ -260,7 +267,7 @@ Result<UniqueFd> create_file(const std::string& path, const StateGeometry& g) {
   h.shard = g.shard;
   h.shard_count = g.shard_count;
   h.boot_id = boot_id();
-  h.geometry_check = geometry_check(h);
+  h.geometry_check = geometry_check(h, h.version);
   h.ready = 0;
   h.owner_pid = ::getpid();
   if (::pwrite(fd.get(), &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) return errno_error("state: " + tmp);
@@ -366,7 +373,15 @@ Result<std::unique_ptr<StateStore>> StateStore::open(const std::string& path, co
     s->undo_off_ = l.undo;
     s->slots_off_ = l.slots;
     s->arena_off_ = l.arena;
-    reinterpret_cast<FileHeader*>(s->base_)->owner_pid = ::getpid();
+    auto* hdr = reinterpret_cast<FileHeader*>(s->base_);
+    hdr->owner_pid = ::getpid();
+    if (hdr->version != kStateVersion || hdr->geometry_check != geometry_check(*hdr, kStateVersion)) {
+      // A version-1 file is a version-2 file without native regions; from
+      // now on it may hold them, so a binary that knows only version 1 must
+      // refuse it instead of reading native_region as part of key_len.
+      hdr->version = kStateVersion;
+      hdr->geometry_check = geometry_check(*hdr, kStateVersion);
+    }
     // Space for everything the rollback writes and the shard reads, so
     // neither can SIGBUS on a full file system.
     if (!s->reserve(l.slots, l.arena - l.slots, &s->slots_reserved_, plan.slot_bytes) ||

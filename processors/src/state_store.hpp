@@ -21,7 +21,12 @@
 
 namespace ringpipe::processors::detail {
 
-inline constexpr std::uint32_t kStateVersion = 1;
+// Version 2 split version 1's u32 key_len into key_len and native_region
+// (u16 each; key_len is at most 60000, so a version-1 slot reads as one
+// without a native region) and added the native region after a histogram's
+// counts. open() takes a version-1 file and relabels it version 2.
+inline constexpr std::uint32_t kStateVersion = 2;
+inline constexpr std::uint32_t kStateVersionNoNative = 1;
 inline constexpr std::uint32_t kStateMaxInputs = 8;
 inline constexpr std::uint32_t kStateMaxLanes = 256;
 inline constexpr std::uint32_t kFamilyOwner = UINT32_MAX;  // arena block owner of a family block
@@ -41,9 +46,10 @@ struct StateSlot {
   std::int64_t expires_ns;  // CLOCK_MONOTONIC; 0: never
   double count;             // summary, histogram
   double sum;
-  std::uint32_t block_off;   // arena block: header, labels (padded to 8), histogram counts
+  std::uint32_t block_off;   // arena block: header, labels (padded to 8), histogram counts, native region
   std::uint32_t family_off;  // arena block of the family
-  std::uint32_t key_len;
+  std::uint16_t key_len;
+  std::uint16_t native_region;  // 1: the block ends with a NativeRegion (state_layout.hpp); 0: none
   std::uint16_t label_count;
   std::uint8_t kind;  // FamilyKind
   std::uint8_t live;
@@ -51,6 +57,8 @@ struct StateSlot {
   std::uint32_t hist_n;  // histogram counts in the block (buckets + 1)
 };
 static_assert(sizeof(StateSlot) == 64, "one series slot is one cache line");
+static_assert(offsetof(StateSlot, key_len) == 48 && offsetof(StateSlot, native_region) == 50 &&
+              offsetof(StateSlot, label_count) == 52 && offsetof(StateSlot, kind) == 54);
 
 // Arena block header; blocks are contiguous from offset 0 to arena_used.
 struct BlockHeader {

@@ -1,6 +1,7 @@
 #include "ringpipe/sample/sample_batch.hpp"
 
 #include <bit>
+#include <cmath>
 #include <cstddef>
 #include <cstring>
 #include <limits>
@@ -39,6 +40,25 @@ inline void copy_short(std::byte* dst, const char* src, std::size_t n) noexcept 
   }
 }
 
+// The rules a native histogram part keeps (sample/FORMAT.md), checked by
+// the writer before it writes one and by the reader before it hands one out.
+bool good_count(double c) noexcept { return std::isfinite(c) && c >= 0; }
+bool native_head_ok(std::int32_t schema, std::uint8_t hint, double zero_threshold, double zero_count,
+                    double count) noexcept {
+  return schema >= kNativeSchemaMin && schema <= kNativeSchemaMax && hint <= kMaxResetHint &&
+         good_count(zero_threshold) && good_count(zero_count) && good_count(count);
+}
+// One side's buckets: keys strictly increasing, counts finite and >= 0.
+template <class At>
+bool native_side_ok(std::uint32_t n, At at) noexcept {
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const auto [key, count] = at(i);
+    if (!good_count(count) || (i > 0 && key <= at(i - 1).first)) return false;
+  }
+  return true;
+}
+bool native_family_ok(FamilyType t) noexcept { return t == FamilyType::kHistogram || t == FamilyType::kGaugeHistogram; }
+
 std::size_t tags_size(std::span<const Tag> tags) noexcept {
   std::size_t n = 0;
   for (const Tag& t : tags) n += sizeof(TagHeader) + t.key.size() + t.value.size();
@@ -63,6 +83,8 @@ std::string_view kind_name(Kind k) noexcept {
       return "distribution";
     case Kind::kSet:
       return "set";
+    case Kind::kNativeHistogram:
+      return "native_histogram";
   }
   return "unknown";
 }
@@ -85,6 +107,8 @@ std::string_view decode_error_name(DecodeError e) noexcept {
       return "bad_tags";
     case DecodeError::kBadFamily:
       return "bad_family";
+    case DecodeError::kBadNative:
+      return "bad_native";
   }
   return "unknown";
 }
@@ -102,6 +126,7 @@ void BatchWriter::reset(std::span<std::byte> buffer, std::int64_t received_ns) n
   buf_ = buffer;
   used_ = sizeof(BatchHeader);
   count_ = 0;
+  native_ = false;
   received_ns_ = received_ns;
 }
 
@@ -194,9 +219,92 @@ bool BatchWriter::append_entry(std::span<const std::byte> entry, double value, d
   return true;
 }
 
+bool BatchWriter::append_native(std::string_view name, std::span<const Tag> tags, const NativeSample& n,
+                                const Family& family, std::int64_t timestamp_ns) noexcept {
+  constexpr std::size_t kMax16 = std::numeric_limits<std::uint16_t>::max();
+  const auto pos = [&](std::uint32_t i) { return n.positive[i]; };
+  const auto neg = [&](std::uint32_t i) { return n.negative[i]; };
+  if (!native_family_ok(family.type) || n.positive.size() > UINT32_MAX / 2 || n.negative.size() > UINT32_MAX / 2 ||
+      !native_head_ok(n.schema, static_cast<std::uint8_t>(n.reset_hint), n.zero_threshold, n.zero_count, n.count) ||
+      !native_side_ok(static_cast<std::uint32_t>(n.positive.size()), pos) ||
+      !native_side_ok(static_cast<std::uint32_t>(n.negative.size()), neg)) {
+    return false;
+  }
+  std::size_t tag_bytes = 0;
+  bool too_long = name.size() > kMax16 || tags.size() > kMax16 || family.help.size() > kMax16 ||
+                  family.unit.size() > std::numeric_limits<std::uint8_t>::max() || family.suffix_len > name.size();
+  for (const Tag& t : tags) {
+    too_long |= t.key.size() > kMax16 || t.value.size() > kMax16;
+    tag_bytes += sizeof(TagHeader) + t.key.size() + t.value.size();
+  }
+  if (too_long) return false;
+  const std::size_t buckets = n.positive.size() + n.negative.size();
+  if (buckets > (std::numeric_limits<std::uint32_t>::max() - sizeof(SampleHeader)) / sizeof(NativeBucket)) {
+    return false;
+  }
+  const std::size_t native_bytes = sizeof(NativeHeader) + buckets * sizeof(NativeBucket);
+  const std::size_t size =
+      align8(sizeof(SampleHeader) + native_bytes + name.size() + family.help.size() + family.unit.size() + tag_bytes);
+  if (buf_.size() < used_ || size > buf_.size() - used_ || size > std::numeric_limits<std::uint32_t>::max()) {
+    return false;
+  }
+  std::byte* p = buf_.data() + used_;
+  std::memset(p + size - 8, 0, 8);
+  SampleHeader h{};
+  h.value = 0;
+  h.sample_rate = 1;
+  h.timestamp_ns = timestamp_ns;
+  h.size = static_cast<std::uint32_t>(size);
+  h.name_len = static_cast<std::uint16_t>(name.size());
+  h.tag_count = static_cast<std::uint16_t>(tags.size());
+  h.kind = static_cast<std::uint8_t>(Kind::kNativeHistogram);
+  h.family_type = static_cast<std::uint8_t>(family.type);
+  h.help_len = static_cast<std::uint16_t>(family.help.size());
+  h.unit_len = static_cast<std::uint8_t>(family.unit.size());
+  h.suffix_len = family.suffix_len;
+  std::memcpy(p, &h, sizeof h);
+  NativeHeader nh{};
+  nh.schema = n.schema;
+  nh.positive_count = static_cast<std::uint32_t>(n.positive.size());
+  nh.negative_count = static_cast<std::uint32_t>(n.negative.size());
+  nh.reset_hint = static_cast<std::uint8_t>(n.reset_hint);
+  nh.zero_threshold = n.zero_threshold;
+  nh.zero_count = n.zero_count;
+  nh.count = n.count;
+  nh.sum = n.sum;
+  std::byte* q = p + sizeof h;
+  std::memcpy(q, &nh, sizeof nh);
+  q += sizeof nh;
+  for (const auto side : {n.positive, n.negative}) {
+    for (const auto& [key, count] : side) {
+      const NativeBucket b{key, 0, count};
+      std::memcpy(q, &b, sizeof b);
+      q += sizeof b;
+    }
+  }
+  auto put = [&q](std::string_view s) {
+    if (!s.empty()) std::memcpy(q, s.data(), s.size());
+    q += s.size();
+  };
+  put(name);
+  put(family.help);
+  put(family.unit);
+  for (const Tag& t : tags) {
+    const TagHeader th{static_cast<std::uint16_t>(t.key.size()), static_cast<std::uint16_t>(t.value.size())};
+    std::memcpy(q, &th, sizeof th);
+    q += sizeof th;
+    put(t.key);
+    put(t.value);
+  }
+  used_ += size;
+  ++count_;
+  native_ = true;
+  return true;
+}
+
 std::size_t BatchWriter::finish() noexcept {
   BatchHeader h{};
-  h.format_version = kFormatVersion;
+  h.format_version = native_ ? kFormatVersionNative : kFormatVersion;
   h.sample_count = count_;
   h.source_id = source_id_;
   h.bytes = static_cast<std::uint32_t>(used_);
@@ -211,7 +319,7 @@ BatchReader::BatchReader(std::span<const std::byte> record) noexcept : rec_(reco
     return;
   }
   std::memcpy(&header_, rec_.data(), sizeof header_);
-  if (header_.format_version != kFormatVersion) {
+  if (header_.format_version != kFormatVersion && header_.format_version != kFormatVersionNative) {
     error_ = DecodeError::kBadVersion;
     return;
   }
@@ -233,26 +341,68 @@ std::optional<SampleView> BatchReader::next() noexcept {
   }
   const std::byte* p = rec_.data() + offset_;
   std::memcpy(&h, p, sizeof h);
-  const std::size_t fixed = sizeof h + std::size_t{h.name_len} + h.str_len + h.help_len + h.unit_len;
+  const bool native =
+      h.kind == static_cast<std::uint8_t>(Kind::kNativeHistogram) && header_.format_version == kFormatVersionNative;
+  // A native histogram's part comes first: its header, then its buckets,
+  // whose count is checked against the entry before any bucket is read.
+  NativeHeader nh{};
+  std::size_t native_bytes = 0;
+  if (native) {
+    if (h.size > left || h.size < sizeof h + sizeof nh) {
+      error_ = DecodeError::kBadEntry;
+      return std::nullopt;
+    }
+    std::memcpy(&nh, p + sizeof h, sizeof nh);
+    if (std::uint64_t{nh.positive_count} + nh.negative_count > (h.size - sizeof h - sizeof nh) / sizeof(NativeBucket)) {
+      error_ = DecodeError::kBadEntry;
+      return std::nullopt;
+    }
+    native_bytes = sizeof nh + (std::size_t{nh.positive_count} + nh.negative_count) * sizeof(NativeBucket);
+  }
+  const std::size_t fixed = sizeof h + native_bytes + std::size_t{h.name_len} + h.str_len + h.help_len + h.unit_len;
   if (h.size > left || h.size % 8 != 0 || fixed > h.size) {
     error_ = DecodeError::kBadEntry;
     return std::nullopt;
   }
-  if (h.kind < static_cast<std::uint8_t>(Kind::kCounter) || h.kind > static_cast<std::uint8_t>(Kind::kSet)) {
+  if (h.kind < static_cast<std::uint8_t>(Kind::kCounter) ||
+      (h.kind > static_cast<std::uint8_t>(Kind::kSet) && !native)) {
     error_ = DecodeError::kBadKind;
     return std::nullopt;
   }
   // A Prometheus sample is set, never added; strings and a suffix only with a type.
   const bool typed = h.family_type != 0;
   if (h.family_type > kMaxFamilyType || h.suffix_len > h.name_len ||
-      (typed && h.kind != static_cast<std::uint8_t>(Kind::kGauge)) ||
+      (typed && h.kind != static_cast<std::uint8_t>(Kind::kGauge) && !native) ||
+      (native && (!native_family_ok(static_cast<FamilyType>(h.family_type)) || h.str_len != 0)) ||
       (!typed && (h.help_len != 0 || h.unit_len != 0 || h.suffix_len != 0))) {
     error_ = DecodeError::kBadFamily;
     return std::nullopt;
   }
+  NativeView nv;
+  if (native) {
+    nv.schema = nh.schema;
+    nv.reset_hint = static_cast<ResetHint>(nh.reset_hint);
+    nv.zero_threshold = nh.zero_threshold;
+    nv.zero_count = nh.zero_count;
+    nv.count = nh.count;
+    nv.sum = nh.sum;
+    nv.positive_count = nh.positive_count;
+    nv.negative_count = nh.negative_count;
+    nv.buckets = std::span<const std::byte>(p + sizeof h + sizeof nh, native_bytes - sizeof nh);
+    const auto pos = [&](std::uint32_t i) { return nv.positive(i); };
+    const auto neg = [&](std::uint32_t i) { return nv.negative(i); };
+    if (nh.reserved[0] != 0 || nh.reserved[1] != 0 || nh.reserved[2] != 0 ||
+        !native_head_ok(nh.schema, nh.reset_hint, nh.zero_threshold, nh.zero_count, nh.count) ||
+        !native_side_ok(nh.positive_count, pos) || !native_side_ok(nh.negative_count, neg)) {
+      error_ = DecodeError::kBadNative;
+      return std::nullopt;
+    }
+  }
+  p += native_bytes;  // the strings and tags follow the native part
+  const std::byte* const entry_end = rec_.data() + offset_ + h.size;
   // Walk the tags once to prove every length stays inside the entry.
-  const std::byte* tags = p + fixed;
-  const std::byte* end = p + h.size;
+  const std::byte* tags = p + (fixed - native_bytes);
+  const std::byte* end = entry_end;
   const std::byte* t = tags;
   for (std::uint16_t i = 0; i < h.tag_count; ++i) {
     TagHeader th;
@@ -282,6 +432,7 @@ std::optional<SampleView> BatchReader::next() noexcept {
   v.family.unit = std::string_view(strings + h.name_len + h.str_len + h.help_len, h.unit_len);
   v.tag_bytes = std::span<const std::byte>(tags, static_cast<std::size_t>(t - tags));
   v.tag_count = h.tag_count;
+  v.native = nv;
   offset_ += h.size;
   ++index_;
   return v;

@@ -57,6 +57,23 @@ inline std::string read_text(const std::string& path) {
 
 inline void write_text(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
+// A pipeline file's text, run in `dir`: two 4 MiB block rings, raw and
+// metrics, then `sections` (the sources, processors and exporters, as YAML).
+inline std::string two_ring_pipeline(const testing::ScratchDir& dir, const std::string& sections) {
+  return "pipeline: t\nrun_dir: " + dir.path().string() +
+         "\nrings:\n  raw: {size: 4MiB, lanes: 4, overflow: block}\n"
+         "  metrics: {size: 4MiB, lanes: 4, overflow: block}\n" +
+         sections;
+}
+
+// Starts `prometheus` as a remote_write receiver that scrapes nothing
+// (scrape_interval 1h), with native histograms on when asked.
+inline bool start_receiver(exporters::testing::PrometheusServer& prometheus, bool native_histograms = false) {
+  prometheus.set_config("global:\n  scrape_interval: 1h\n");
+  if (native_histograms) prometheus.add_flag("--enable-feature=native-histograms");
+  return prometheus.start();
+}
+
 // A child running the binary; stdout and stderr go to files. Killed (SIGKILL)
 // and reaped on destruction if still running.
 class Proc {

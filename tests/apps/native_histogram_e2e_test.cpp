@@ -50,26 +50,30 @@ void expect_quantiles_within_schema_error(exporters::testing::PrometheusServer& 
   }
 }
 
+// The StatsD source the tests feed, on tcp `port`.
+std::string statsd_source(std::uint16_t port) {
+  return "sources:\n  statsd: {type: statsd, listen: tcp://127.0.0.1:" + std::to_string(port) + ", output: raw}\n";
+}
+
+// The processor of the tests, with `more` keys. Factor 1.1: schema 3, each
+// bucket 2^(1/8) = 1.09 times the one below.
+std::string native_aggregate(const std::string& more = "") {
+  return "processors:\n  aggregate: {type: aggregate, input: raw, output: metrics, flush_interval: 100ms, "
+         "observer_type: histogram,\n              buckets: [1, 10, 100], native_histogram_bucket_factor: 1.1" +
+         more + "}\n";
+}
+constexpr const char* kWeighted = ", sample_rate: weighted";
+
 TEST(NativeHistogramE2e, PrometheusScrapesTheNativeHistogramAndItsQuantileIsWithinTheSchemasError) {
   if (::access(exporters::testing::kPrometheusBinary, X_OK) != 0) GTEST_SKIP() << "needs Debian's prometheus";
   testing::ScratchDir dir;
   const std::uint16_t statsd_port = e2e::free_tcp_port();
   const std::uint16_t web_port = e2e::free_tcp_port();
   const std::string file = dir.file("p.yaml");
-  // Factor 1.1: schema 3, each bucket 2^(1/8) = 1.09 times the one below.
-  e2e::write_text(file, "pipeline: t\nrun_dir: " + dir.path().string() + R"(
-rings:
-  raw: {size: 4MiB, lanes: 4, overflow: block}
-  metrics: {size: 4MiB, lanes: 4, overflow: block}
-sources:
-  statsd: {type: statsd, listen: tcp://127.0.0.1:)" +
-                            std::to_string(statsd_port) + R"(, output: raw}
-processors:
-  aggregate: {type: aggregate, input: raw, output: metrics, flush_interval: 100ms, observer_type: histogram,
-              buckets: [1, 10, 100], native_histogram_bucket_factor: 1.1, sample_rate: weighted}
+  e2e::write_text(file, e2e::two_ring_pipeline(dir, statsd_source(statsd_port) + native_aggregate(kWeighted) + R"(
 exporters:
   prometheus: {type: prometheus, input: metrics, listen: 127.0.0.1:)" +
-                            std::to_string(web_port) + "}\n");
+                                                        std::to_string(web_port) + "}\n"));
   e2e::Proc supervisor({"run", file}, dir.file("sup.out"), dir.file("sup.err"));
   ASSERT_TRUE(testing::wait_until(
       [&] { return exporters::testing::http_get(web_port, "/-/healthy", "", 1s).first == 200; }, 20s))
@@ -109,25 +113,13 @@ TEST(NativeHistogramE2e, PrometheusReceivesTheNativeHistogramOverRemoteWrite) {
   if (::access(exporters::testing::kPrometheusBinary, X_OK) != 0) GTEST_SKIP() << "needs Debian's prometheus";
   testing::ScratchDir dir;
   exporters::testing::PrometheusServer prometheus(dir.path().string(), 0);
-  prometheus.set_config("global:\n  scrape_interval: 1h\n");
-  prometheus.add_flag("--enable-feature=native-histograms");
-  ASSERT_TRUE(prometheus.start()) << prometheus.log_tail();
+  ASSERT_TRUE(e2e::start_receiver(prometheus, true)) << prometheus.log_tail();
   const std::uint16_t statsd_port = e2e::free_tcp_port();
   const std::string file = dir.file("p.yaml");
-  e2e::write_text(file, "pipeline: t\nrun_dir: " + dir.path().string() + R"(
-rings:
-  raw: {size: 4MiB, lanes: 4, overflow: block}
-  metrics: {size: 4MiB, lanes: 4, overflow: block}
-sources:
-  statsd: {type: statsd, listen: tcp://127.0.0.1:)" +
-                            std::to_string(statsd_port) + R"(, output: raw}
-processors:
-  aggregate: {type: aggregate, input: raw, output: metrics, flush_interval: 100ms, observer_type: histogram,
-              buckets: [1, 10, 100], native_histogram_bucket_factor: 1.1}
+  e2e::write_text(file, e2e::two_ring_pipeline(dir, statsd_source(statsd_port) + native_aggregate() + R"(
 exporters:
   rw: {type: remote_write, input: metrics, url: "http://127.0.0.1:)" +
-                            std::to_string(prometheus.port()) + R"(/api/v1/write"}
-)");
+                                                        std::to_string(prometheus.port()) + "/api/v1/write\"}\n"));
   e2e::Proc supervisor({"run", file}, dir.file("sup.out"), dir.file("sup.err"));
   e2e::TcpSender statsd(statsd_port);
   ASSERT_TRUE(statsd.connect(10s)) << supervisor.err();
@@ -157,22 +149,12 @@ TEST(NativeHistogramE2e, WeightedCountsReachPrometheusAsFloatHistogramsScrapedAn
   prometheus.add_flag("--enable-feature=native-histograms");
   ASSERT_TRUE(prometheus.start()) << prometheus.log_tail();
   const std::string file = dir.file("p.yaml");
-  e2e::write_text(file, "pipeline: t\nrun_dir: " + dir.path().string() + R"(
-rings:
-  raw: {size: 4MiB, lanes: 4, overflow: block}
-  metrics: {size: 4MiB, lanes: 4, overflow: block}
-sources:
-  statsd: {type: statsd, listen: tcp://127.0.0.1:)" +
-                            std::to_string(statsd_port) + R"(, output: raw}
-processors:
-  aggregate: {type: aggregate, input: raw, output: metrics, flush_interval: 100ms, observer_type: histogram,
-              buckets: [1, 10, 100], native_histogram_bucket_factor: 1.1, sample_rate: weighted}
+  e2e::write_text(file, e2e::two_ring_pipeline(dir, statsd_source(statsd_port) + native_aggregate(kWeighted) + R"(
 exporters:
   prometheus: {type: prometheus, input: metrics, listen: 127.0.0.1:)" +
-                            std::to_string(web_port) + R"(}
+                                                        std::to_string(web_port) + R"(}
   rw: {type: remote_write, input: metrics, url: "http://127.0.0.1:)" +
-                            std::to_string(prometheus.port()) + R"(/api/v1/write"}
-)");
+                                                        std::to_string(prometheus.port()) + "/api/v1/write\"}\n"));
   e2e::Proc supervisor({"run", file}, dir.file("sup.out"), dir.file("sup.err"));
   e2e::TcpSender statsd(statsd_port);
   ASSERT_TRUE(statsd.connect(10s)) << supervisor.err();

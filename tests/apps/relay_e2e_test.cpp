@@ -23,30 +23,26 @@ TEST(RelayE2e, PrometheusReceivesEverySampleAtItsOwnTimestamp) {
   if (::access(exporters::testing::kPrometheusBinary, X_OK) != 0) GTEST_SKIP() << "needs Debian's prometheus";
   testing::ScratchDir dir;
   exporters::testing::PrometheusServer prometheus(dir.path().string(), 0);
-  prometheus.set_config("global:\n  scrape_interval: 1h\n");
-  ASSERT_TRUE(prometheus.start()) << prometheus.log_tail();
+  ASSERT_TRUE(e2e::start_receiver(prometheus)) << prometheus.log_tail();
 
   const std::uint16_t graphite_port = e2e::free_tcp_port();
   const std::uint16_t web_port = e2e::free_tcp_port();
   const std::uint16_t short_port = e2e::free_tcp_port();
   const std::string file = dir.file("p.yaml");
-  e2e::write_text(file, "pipeline: t\nrun_dir: " + dir.path().string() + R"(
-rings:
-  raw: {size: 4MiB, lanes: 4, overflow: block}
-  metrics: {size: 4MiB, lanes: 4, overflow: block}
-sources:
+  e2e::write_text(file,
+                  e2e::two_ring_pipeline(dir, R"(sources:
   graphite: {type: graphite, listen: tcp://127.0.0.1:)" +
-                            std::to_string(graphite_port) + R"(, output: raw}
+                                                  std::to_string(graphite_port) + R"(, output: raw}
 processors:
   relay: {type: relay, input: raw, output: metrics}
 exporters:
   rw: {type: remote_write, input: metrics, url: "http://127.0.0.1:)" +
-                            std::to_string(prometheus.port()) + R"(/api/v1/write", gating: true,
+                                                  std::to_string(prometheus.port()) + R"(/api/v1/write", gating: true,
        max_in_flight: 4, batch_size: 2}
   prometheus: {type: prometheus, input: metrics, listen: 127.0.0.1:)" +
-                            std::to_string(web_port) + R"(}
+                                                  std::to_string(web_port) + R"(}
   short: {type: prometheus, input: metrics, listen: 127.0.0.1:)" +
-                            std::to_string(short_port) + ", relay_ttl: 1s}\n");
+                                                  std::to_string(short_port) + ", relay_ttl: 1s}\n"));
   e2e::Proc supervisor({"run", file}, dir.file("sup.out"), dir.file("sup.err"));
   e2e::TcpSender graphite(graphite_port);
   ASSERT_TRUE(graphite.connect(10s)) << supervisor.err();

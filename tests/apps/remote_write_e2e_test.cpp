@@ -21,18 +21,14 @@ TEST(RemoteWriteE2e, PrometheusRemoteWritesIntoThePipelineAndItsSamplesAreServed
   const std::uint16_t rw_port = e2e::free_tcp_port();
   const std::uint16_t web_port = e2e::free_tcp_port();
   const std::string file = dir.file("p.yaml");
-  e2e::write_text(file, "pipeline: t\nrun_dir: " + dir.path().string() + R"(
-rings:
-  raw: {size: 4MiB, lanes: 4, overflow: block}
-  metrics: {size: 4MiB, lanes: 4, overflow: block}
-sources:
-  rw: {type: remote_write, listen: 127.0.0.1:)" +
-                            std::to_string(rw_port) + R"(, output: raw}
+  e2e::write_text(file, e2e::two_ring_pipeline(dir, R"(sources:
+  rw: {type: remote_write, listen: 127.0.0.1:)" + std::to_string(rw_port) +
+                                                        R"(, output: raw}
 processors:
   aggregate: {type: aggregate, input: raw, output: metrics, flush_interval: 100ms}
 exporters:
   prometheus: {type: prometheus, input: metrics, listen: 127.0.0.1:)" +
-                            std::to_string(web_port) + "}\n");
+                                                        std::to_string(web_port) + "}\n"));
   e2e::Proc supervisor({"run", file}, dir.file("sup.out"), dir.file("sup.err"));
   ASSERT_TRUE(e2e::TcpSender(rw_port).connect(10s)) << supervisor.err();
 

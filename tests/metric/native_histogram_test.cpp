@@ -141,5 +141,52 @@ TEST(NativeHistogram, FloatSpansCarryEveryCountExactlyAndOnlyWholeCountsAreInteg
   EXPECT_EQ(spans[1].offset, 2 * lim - 1);
 }
 
+TEST(NativeHistogram, MergeKeepsTheLowerSchemaAndReindexesTheFinerBuckets) {
+  // Schema 0: 1 -> 0, 3 -> 2, -3 -> negative 2; schema 2: 1 -> 0, 1.5 -> 3
+  // (which is (2^(2/4), 2^(3/4)], inside schema 0's (1, 2]: key 1), 3 -> 7
+  // (schema 0: (2, 4], key 2), -0.5 -> negative -4 (schema 0: key -1).
+  NativeHistogram a(0, 0);
+  for (const double v : {1.0, 3.0, -3.0}) a.observe(v, 1);
+  NativeHistogram b(2, 0);
+  for (const double v : {1.0, 1.5, 3.0, -0.5}) b.observe(v, 1);
+  b.observe(0, 2);
+  ASSERT_EQ(of(b.positive()), (Buckets{{0, 1}, {3, 1}, {7, 1}}));
+  NativeHistogram m = a;
+  m.merge(b);
+  EXPECT_EQ(m.schema(), 0);
+  EXPECT_EQ(of(m.positive()), (Buckets{{0, 2}, {1, 1}, {2, 2}}));
+  EXPECT_EQ(of(m.negative()), (Buckets{{-1, 1}, {2, 1}}));
+  EXPECT_EQ(m.zero_count(), 2);
+  // The other way round: the finer one is lowered to the coarser schema first.
+  NativeHistogram n = b;
+  n.merge(a);
+  EXPECT_EQ(n.schema(), 0);
+  EXPECT_EQ(of(n.positive()), of(m.positive()));
+  EXPECT_EQ(of(n.negative()), of(m.negative()));
+  EXPECT_EQ(n.zero_count(), 2);
+}
+
+TEST(NativeHistogram, MergeTakesTheWiderZeroBucketAndTheMaxBucketsLimit) {
+  NativeHistogram a(0, 2);
+  for (const double v : {0.25, 1.0}) a.observe(v, 1);  // keys -2, 0
+  NativeHistogram b(0, 0, 0.5);                        // zero bucket [-0.5, 0.5]
+  b.observe(0.3, 1);                                   // zero bucket
+  b.observe(8, 1);                                     // key 3
+  a.merge(b);
+  EXPECT_EQ(a.zero_threshold(), 0.5);
+  EXPECT_EQ(a.zero_count(), 2);  // 0.3, and 0.25's bucket (0.125, 0.25]
+  // Buckets 0 and 3 fit max_buckets 2: schema 0 stays.
+  EXPECT_EQ(a.schema(), 0);
+  EXPECT_EQ(of(a.positive()), (Buckets{{0, 1}, {3, 1}}));
+  NativeHistogram c(0, 0);
+  c.observe(2, 1);  // key 1: three buckets, over 2: halved to schema -1 (0 -> 0, 1 -> 1, 3 -> 2), then -2
+  a.merge(c);
+  EXPECT_LE(a.positive().size(), 2u);
+  EXPECT_EQ(a.schema(), -2);
+  double total = a.zero_count();
+  for (const auto& [k, n] : a.positive()) total += n;
+  EXPECT_EQ(total, 5);
+}
+
 }  // namespace
 }  // namespace ringpipe::metric

@@ -782,6 +782,26 @@ TEST(Engine, MalformedBatchesAreCounted) {
   EXPECT_EQ(h.stats().decode_errors, 1u);
 }
 
+TEST(Engine, ANativeHistogramSampleIsDroppedAndCountedNotObservedAsItsValue) {
+  Harness h;
+  std::vector<std::byte> buf(1024);
+  sample::BatchWriter w(buf, 1, 0);
+  const std::vector<std::pair<std::int32_t, double>> pos{{0, 2}};
+  sample::NativeSample n;
+  n.count = 2;
+  n.sum = 1.5;
+  n.positive = pos;
+  const sample::Family fam{sample::FamilyType::kHistogram, 0, {}, {}};
+  ASSERT_TRUE(w.append_native("lat", {}, n, fam));
+  ASSERT_TRUE(w.append(Kind::kGauge, "g", 4, 1, {}));
+  h.engine().add_batch(std::span<const std::byte>(buf.data(), w.finish()), h.now_ns);
+  h.flush();
+  EXPECT_EQ(h.stats().dropped_native_histogram, 1u);
+  EXPECT_EQ(h.stats().decode_errors, 0u);
+  EXPECT_FALSE(h.state.has("lat{}"));
+  EXPECT_EQ(h.state.value("g{}"), 4);  // the batch's other samples are kept
+}
+
 TEST(Engine, CounterStateStaysUnderTwoHundredBytesPerSeries) {
   EngineOptions o;
   o.max_series = 200'000;

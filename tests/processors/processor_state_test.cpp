@@ -13,9 +13,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <limits>
 #include <random>
 #include <thread>
 
@@ -78,6 +81,9 @@ ProcessorOptions options(const std::string& raw, const std::string& out, const s
   po.reader_name = "proc";
   po.flush_interval = 20ms;
   po.batch_samples = 512;
+  // st_latency is a histogram with native buckets beside the classic ones.
+  po.engine.mapping.defaults.observer_type = ObserverType::kHistogram;
+  po.engine.mapping.defaults.native_bucket_factor = 1.1;
   return po;
 }
 
@@ -144,16 +150,21 @@ TEST(ProcessorState, SurvivesSigkillAtRandomInstantsWithExactTotals) {
 
   const double expected = 1.0 * kBatches * kPerBatch;
   testing::ExporterState st;
+  double native = 0;  // the native buckets' observations, zero bucket included
   auto totals = [&](double& events, double& observations, int& levels) {
     while (exporter->poll([&](const ring::RecordView& v) {
       st.apply_record(std::vector<std::byte>(v.payload.begin(), v.payload.end()));
     }) != 0) {
     }
-    events = observations = 0;
+    events = observations = native = 0;
     levels = 0;
     for (const auto& [key, s] : st.series) {
       if (s.name == "st_events") events += s.values[0];
-      if (s.name == "st_latency") observations += s.values[0];
+      if (s.name == "st_latency") {
+        observations += s.values[0];
+        native += s.zero_count;
+        for (const auto& [k, c] : s.positive) native += c;
+      }
       if (s.name == "st_level") ++levels;
     }
   };
@@ -172,6 +183,7 @@ TEST(ProcessorState, SurvivesSigkillAtRandomInstantsWithExactTotals) {
   totals(events, observations, levels);
   EXPECT_EQ(events, expected);
   EXPECT_EQ(observations, expected);
+  EXPECT_EQ(native, expected);  // the native buckets survive the kills as the classic ones do
   EXPECT_EQ(levels, kSeries);
   EXPECT_EQ(st.decode_errors, 0);
   const EngineStats es = (*p)->stats();  // shards publish their stats at each flush
@@ -310,8 +322,11 @@ TEST(StateStore, RollbackKeepsTheOldestImageWhenAPartAndThenTheWholeSlotWereLogg
 
 // A shard over a store, fed mapped samples as a shard thread is.
 struct StoreShard {
-  explicit StoreShard(detail::StateStore* store) {
+  // native_factor > 1: histograms keep native buckets too (native_max_buckets 0: unlimited).
+  explicit StoreShard(detail::StateStore* store, double native_factor = 0, std::uint32_t native_max_buckets = 0) {
     opts.mapping.defaults.observer_type = ObserverType::kHistogram;
+    opts.mapping.defaults.native_bucket_factor = native_factor;
+    opts.mapping.defaults.native_max_buckets = native_max_buckets;
     auto matcher = Matcher::create(opts.mapping);
     EXPECT_TRUE(matcher);
     specs = detail::build_specs(*matcher);
@@ -394,6 +409,227 @@ TEST(ShardState, RestartAfterAHalfAppliedBatchRestoresTheLastCommittedValuesOfEv
   }
   EXPECT_EQ(in_le_0025, 1);
   EXPECT_EQ(in_le_5, 1);  // not 2: the 3 s observation was rolled back
+}
+
+using NativeBuckets = std::vector<std::pair<std::int32_t, double>>;
+
+// Applies one committed record (seq) of timer observations to series h{k=1}.
+void observe_committed(StoreShard& s, std::uint64_t seq, std::initializer_list<double> values) {
+  testing::BatchBuilder b;
+  for (const double v : values) b.add(sample::Kind::kTimer, "h", v, {{"k", "1"}});
+  const auto m = s.map(b);
+  ASSERT_EQ(m.size(), values.size());
+  const detail::RecordSegment seg{0, 0, seq, static_cast<std::uint32_t>(m.size())};
+  s.shard->apply_segments(m, {&seg, 1}, s.labels.data(), 0);
+}
+
+TEST(ShardState, NativeHistogramBucketsContinueAcrossARestartAsTheClassicOnesDo) {
+  StoreFile f;
+  {
+    auto st = f.open();
+    ASSERT_TRUE(st) << st.error().message();
+    StoreShard a(st->get(), 2);  // schema 0: buckets (2^(i-1), 2^i]
+    observe_committed(a, 1, {0.5, 1.5, -3, 0});
+    const testing::ExporterState snap = a.snapshot();
+    const auto& s = snap.series.at("h{k=1}");
+    EXPECT_EQ(s.positive, (NativeBuckets{{-1, 1}, {1, 1}}));
+  }
+  {
+    auto st = f.open();
+    ASSERT_TRUE(st);
+    ASSERT_TRUE(f.restored);
+    StoreShard b(st->get(), 2);
+    EXPECT_EQ(b.shard->stats().state_series_dropped, 0u);
+    // Before a restart's first sample: what was kept, not an empty histogram
+    // (which Prometheus would take for a counter reset).
+    const testing::ExporterState snap = b.snapshot();
+    const auto& s = snap.series.at("h{k=1}");
+    EXPECT_EQ(s.values[0], 4);
+    EXPECT_EQ(s.schema, 0);
+    EXPECT_EQ(s.zero_count, 1);
+    EXPECT_EQ(s.positive, (NativeBuckets{{-1, 1}, {1, 1}}));
+    EXPECT_EQ(s.negative, (NativeBuckets{{2, 1}}));
+    observe_committed(b, 2, {1.5, 9});
+  }
+  auto st = f.open();
+  ASSERT_TRUE(st);
+  StoreShard c(st->get(), 2);
+  const testing::ExporterState snap = c.snapshot();
+  const auto& s = snap.series.at("h{k=1}");
+  EXPECT_EQ(s.values[0], 6);
+  EXPECT_EQ(s.zero_count, 1);
+  EXPECT_EQ(s.positive, (NativeBuckets{{-1, 1}, {1, 2}, {4, 1}}));
+  EXPECT_EQ(s.negative, (NativeBuckets{{2, 1}}));
+}
+
+TEST(ShardState, ANativeHistogramOutgrowingItsBlockMovesAndACrashBeforeTheCommitKeepsTheLastCommit) {
+  StoreFile f;
+  const std::uint64_t arena_before = [&] {
+    auto st = f.open();
+    EXPECT_TRUE(st) << st.error().message();
+    StoreShard a(st->get(), 2);
+    observe_committed(a, 1, {1});
+    const std::uint32_t block = (*st)->slots()[0].block_off;
+    // 40 buckets (2^0 .. 2^39) do not fit the 8 the block was made with:
+    // the series moves to a larger block, in a transaction that never commits.
+    testing::BatchBuilder b;
+    for (int i = 1; i < 40; ++i) b.add(sample::Kind::kTimer, "h", std::ldexp(1.0, i), {{"k", "1"}});
+    const auto m = a.map(b);
+    a.shard->apply_batch(m, a.labels.data(), 0);
+    EXPECT_TRUE((*st)->in_tx());
+    EXPECT_NE((*st)->slots()[0].block_off, block);
+    return (*st)->control().arena_used;
+  }();
+  {
+    auto st = f.open();
+    ASSERT_TRUE(st);
+    EXPECT_LT((*st)->control().arena_used, arena_before);  // the new block was rolled back
+    StoreShard b(st->get(), 2);
+    EXPECT_EQ(b.shard->stats().state_series_dropped, 0u);
+    const testing::ExporterState snap = b.snapshot();
+    const auto& s = snap.series.at("h{k=1}");
+    EXPECT_EQ(s.values[0], 1);
+    EXPECT_EQ(s.positive, (NativeBuckets{{0, 1}}));
+    // Now committed: the move and the 39 new buckets stay.
+    testing::BatchBuilder more;
+    for (int i = 1; i < 40; ++i) more.add(sample::Kind::kTimer, "h", std::ldexp(1.0, i), {{"k", "1"}});
+    const auto m = b.map(more);
+    const detail::RecordSegment seg{0, 0, 2, static_cast<std::uint32_t>(m.size())};
+    b.shard->apply_segments(m, {&seg, 1}, b.labels.data(), 0);
+  }
+  auto st = f.open();
+  ASSERT_TRUE(st);
+  StoreShard c(st->get(), 2);
+  const testing::ExporterState snap = c.snapshot();
+  const auto& s = snap.series.at("h{k=1}");
+  EXPECT_EQ(s.values[0], 40);
+  ASSERT_EQ(s.positive.size(), 40u);
+  for (std::int32_t i = 0; i < 40; ++i) EXPECT_EQ(s.positive[static_cast<std::size_t>(i)], std::make_pair(i, 1.0));
+  EXPECT_EQ(s.labels, "k=1");  // the labels moved with it
+}
+
+// The header's geometry check (FNV-1a over version, the five u64 sizes from
+// offset 16 and shard, shard_count at 48), as a version-1 binary wrote it.
+std::uint64_t header_check(const std::byte* h, std::uint32_t version) {
+  std::uint64_t x = 1469598103934665603ULL;
+  auto fnv = [&](const void* p, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) x = (x ^ static_cast<const unsigned char*>(p)[i]) * 1099511628211ULL;
+  };
+  fnv(&version, 4);
+  fnv(h + 16, 40);
+  fnv(h + 48, 8);
+  return x;
+}
+
+TEST(StateStore, AVersion1FileIsKeptItsHistogramsGainNativeBucketsAndItIsRelabeledVersion2) {
+  StoreFile f;
+  {
+    auto st = f.open();
+    ASSERT_TRUE(st) << st.error().message();
+    StoreShard a(st->get());  // no native buckets: the slot and block as version 1 wrote them
+    observe_committed(a, 1, {0.5, 1.5});
+    ASSERT_EQ((*st)->slots()[0].native_region, 0u);
+  }
+  {
+    std::fstream fs(f.path, std::ios::in | std::ios::out | std::ios::binary);
+    std::byte h[64];
+    fs.read(reinterpret_cast<char*>(h), sizeof h);
+    const std::uint32_t v1 = 1;
+    const std::uint64_t check = header_check(h, v1);
+    fs.seekp(8);
+    fs.write(reinterpret_cast<const char*>(&v1), 4);
+    fs.seekp(64);
+    fs.write(reinterpret_cast<const char*>(&check), 8);
+  }
+  ASSERT_TRUE(detail::StateStore::check(f.path, small_geometry()));
+  auto version_of = [&] {
+    std::ifstream fs(f.path, std::ios::binary);
+    fs.seekg(8);
+    std::uint32_t v = 0;
+    fs.read(reinterpret_cast<char*>(&v), 4);
+    return v;
+  };
+  ASSERT_EQ(version_of(), 1u);
+  {
+    auto st = f.open();
+    ASSERT_TRUE(st) << st.error().message();
+    EXPECT_TRUE(f.restored);
+    EXPECT_TRUE(f.rejected.empty()) << f.rejected;
+    EXPECT_EQ(version_of(), detail::kStateVersion);
+    StoreShard b(st->get(), 2);
+    EXPECT_EQ(b.shard->stats().state_series_dropped, 0u);
+    // The classic values are kept; the native buckets start with the next observation.
+    observe_committed(b, 2, {3});
+    EXPECT_EQ((*st)->slots()[0].native_region, 1u);
+  }
+  auto st = f.open();
+  ASSERT_TRUE(st);
+  ASSERT_TRUE(detail::StateStore::check(f.path, small_geometry()));
+  StoreShard c(st->get(), 2);
+  const testing::ExporterState snap = c.snapshot();
+  const auto& s = snap.series.at("h{k=1}");
+  EXPECT_EQ(s.values[0], 3);
+  EXPECT_EQ(s.labels, "k=1");
+  EXPECT_EQ(s.positive, (NativeBuckets{{2, 1}}));
+}
+
+TEST(StateLayout, ARestartDropsAHistogramWhoseNativeRegionIsMalformedAndKeepsTheOthers) {
+  // Each case corrupts one field of h{k=1}'s native region (after its labels
+  // and classic counts); h{k=2} stays as written.
+  const std::vector<std::pair<std::string, std::function<void(detail::NativeRegion&, std::byte*)>>> cases = {
+      {"bucket count past the block", [](detail::NativeRegion& r, std::byte*) { r.positive_n = 0xffffffff; }},
+      {"more buckets than the block holds", [](detail::NativeRegion& r, std::byte*) { r.negative_n = 1000; }},
+      {"schema", [](detail::NativeRegion& r, std::byte*) { r.schema = 9; }},
+      {"zero count", [](detail::NativeRegion& r, std::byte*) { r.zero_count = -1; }},
+      {"key order",
+       [](detail::NativeRegion&, std::byte* buckets) {
+         const std::int32_t key = 5;  // both buckets' keys (-1 and 1) made equal
+         std::memcpy(buckets + sizeof(detail::NativeBucketRecord), &key, 4);
+         std::memcpy(buckets, &key, 4);
+       }},
+      {"key range",
+       [](detail::NativeRegion&, std::byte* buckets) {
+         const std::int32_t key = INT32_MAX;
+         std::memcpy(buckets + sizeof(detail::NativeBucketRecord), &key, 4);
+       }},
+      {"count", [](detail::NativeRegion&, std::byte* buckets) {
+         const double nan = std::numeric_limits<double>::quiet_NaN();
+         std::memcpy(buckets + 8, &nan, 8);
+       }}};
+  for (const auto& [what, corrupt] : cases) {
+    SCOPED_TRACE(what);
+    StoreFile f;
+    {
+      auto st = f.open();
+      ASSERT_TRUE(st) << st.error().message();
+      StoreShard a(st->get(), 2);
+      testing::BatchBuilder b;
+      for (const char* k : {"1", "2"}) {
+        for (const double v : {0.5, 1.5}) b.add(sample::Kind::kTimer, "h", v, {{"k", k}});
+      }
+      const auto m = a.map(b);
+      const detail::RecordSegment seg{0, 0, 1, static_cast<std::uint32_t>(m.size())};
+      a.shard->apply_segments(m, {&seg, 1}, a.labels.data(), 0);
+      const detail::StateSlot& sl = (*st)->slots()[0];
+      ASSERT_EQ(sl.native_region, 1u);
+      std::byte* at = (*st)->arena() + sl.block_off + 8 + ((sl.key_len + 7u) & ~7u) + sl.hist_n * 8u;
+      detail::NativeRegion r;
+      std::memcpy(&r, at, sizeof r);
+      ASSERT_EQ(r.positive_n, 2u);
+      corrupt(r, at + sizeof r);
+      std::memcpy(at, &r, sizeof r);
+    }
+    auto st = f.open();
+    ASSERT_TRUE(st);
+    EXPECT_TRUE(f.rejected.empty()) << f.rejected;  // the store is sound; one series in it is not
+    StoreShard b(st->get(), 2);
+    EXPECT_EQ(b.shard->series_count(), 1u);
+    EXPECT_EQ(b.shard->stats().state_series_dropped, 1u);
+    const testing::ExporterState snap = b.snapshot();
+    EXPECT_FALSE(snap.has("h{k=1}"));
+    ASSERT_TRUE(snap.has("h{k=2}"));
+    EXPECT_EQ(snap.series.at("h{k=2}").positive, (NativeBuckets{{-1, 1}, {1, 1}}));
+  }
 }
 
 // A family block written byte by byte as processors/STATE.md draws it
@@ -562,7 +798,7 @@ TEST(StateStore, RefusesTruncatedCorruptOrOtherGeometryFilesAndStartsEmpty) {
   }
   c = detail::StateStore::check(path, small_geometry());
   ASSERT_FALSE(c);
-  EXPECT_NE(c.error().message().find("version 7, expected 1"), std::string::npos) << c.error().message();
+  EXPECT_NE(c.error().message().find("version 7, expected 2 or 1"), std::string::npos) << c.error().message();
   auto st = detail::StateStore::open(path, small_geometry(), &restored, &rejected);
   ASSERT_TRUE(st);
   EXPECT_FALSE(restored);

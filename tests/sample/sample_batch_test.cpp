@@ -3,6 +3,7 @@
 #include <array>
 #include <cstddef>
 #include <cstring>
+#include <limits>
 #include <span>
 #include <string>
 #include <string_view>
@@ -201,7 +202,8 @@ void poke(std::vector<std::byte>& rec, std::size_t offset, T value) {
 }
 
 TEST(SampleBatch, ReaderRefusesARecordOfAnotherFormatVersion) {
-  for (const std::uint16_t version : {std::uint16_t{0}, std::uint16_t{kFormatVersion + 1}, std::uint16_t{0xffff}}) {
+  for (const std::uint16_t version :
+       {std::uint16_t{0}, std::uint16_t{1}, std::uint16_t{kFormatVersionNative + 1}, std::uint16_t{0xffff}}) {
     std::vector<std::byte> rec = one_sample_batch();
     poke(rec, offsetof(BatchHeader, format_version), version);
     BatchReader r(rec);
@@ -377,4 +379,169 @@ TEST(SampleBatch, ReaderRejectsAnInconsistentFamily) {
 }
 
 }  // namespace
+using Buckets = std::vector<std::pair<std::int32_t, double>>;
+
+// A batch of a plain gauge, then a native histogram sample h{job=a}.
+std::vector<std::byte> native_batch(const NativeSample& n, std::size_t* native_entry = nullptr) {
+  std::vector<std::byte> buf(1024);
+  BatchWriter w(buf, 3, 99);
+  const Family plain{FamilyType::kGauge, 0, "g help", {}};
+  EXPECT_TRUE(w.append(Kind::kGauge, "g", 1, 1, {}, {}, 0, &plain));
+  if (native_entry != nullptr) *native_entry = sizeof(BatchHeader) + entry_size("g", {}, {}, &plain);
+  const std::array<Tag, 1> tags{Tag{"job", "a"}};
+  const Family fam{FamilyType::kHistogram, 0, "latency", "seconds"};
+  EXPECT_TRUE(w.append_native("h", tags, n, fam, 1700000000000000000));
+  buf.resize(w.finish());
+  return buf;
+}
+
+NativeSample sample_native(const Buckets& pos, const Buckets& neg) {
+  NativeSample n;
+  n.schema = 3;
+  n.reset_hint = ResetHint::kNo;
+  n.zero_threshold = 1e-128;
+  n.zero_count = 2;
+  n.count = 9;
+  n.sum = -1.5;
+  n.positive = pos;
+  n.negative = neg;
+  return n;
+}
+
+TEST(SampleBatch, ANativeHistogramSampleRoundTripsInAVersion3BatchAndOtherBatchesStayVersion2) {
+  const Buckets pos{{-2, 1}, {0, 3}, {7, 2}};
+  const Buckets neg{{1, 1}};
+  const std::vector<std::byte> rec = native_batch(sample_native(pos, neg));
+  BatchReader r(rec);
+  EXPECT_EQ(r.header().format_version, kFormatVersionNative);
+  EXPECT_EQ(r.header().sample_count, 2u);
+  const auto g = r.next();
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->kind, Kind::kGauge);
+  EXPECT_EQ(g->native.buckets.size(), 0u);
+  const auto h = r.next();
+  ASSERT_TRUE(h) << decode_error_name(r.error());
+  EXPECT_EQ(h->kind, Kind::kNativeHistogram);
+  EXPECT_EQ(h->name, "h");
+  EXPECT_EQ(h->timestamp_ns, 1700000000000000000);
+  EXPECT_EQ(h->family.type, FamilyType::kHistogram);
+  EXPECT_EQ(h->family.help, "latency");
+  EXPECT_EQ(h->family.unit, "seconds");
+  std::vector<std::pair<std::string, std::string>> tags;
+  h->for_each_tag([&](Tag t) { tags.emplace_back(t.key, t.value); });
+  EXPECT_EQ(tags, (std::vector<std::pair<std::string, std::string>>{{"job", "a"}}));
+  const NativeView& n = h->native;
+  EXPECT_EQ(n.schema, 3);
+  EXPECT_EQ(n.reset_hint, ResetHint::kNo);
+  EXPECT_EQ(n.zero_threshold, 1e-128);
+  EXPECT_EQ(n.zero_count, 2);
+  EXPECT_EQ(n.count, 9);
+  EXPECT_EQ(n.sum, -1.5);
+  ASSERT_EQ(n.positive_count, 3u);
+  ASSERT_EQ(n.negative_count, 1u);
+  for (std::uint32_t i = 0; i < 3; ++i) EXPECT_EQ(n.positive(i), pos[i]);
+  EXPECT_EQ(n.negative(0), neg[0]);
+  EXPECT_FALSE(r.next());
+  EXPECT_EQ(r.error(), DecodeError::kNone);
+
+  // Without a native sample a batch is version 2, byte for byte as before.
+  std::vector<std::byte> buf(256);
+  BatchWriter w(buf, 3, 99);
+  ASSERT_TRUE(w.append(Kind::kGauge, "g", 1, 1, {}));
+  w.finish();
+  BatchHeader bh;
+  std::memcpy(&bh, buf.data(), sizeof bh);
+  EXPECT_EQ(bh.format_version, kFormatVersion);
+  // And a writer reset after a native sample starts version 2 again.
+  ASSERT_TRUE(w.append_native("h", {}, sample_native(pos, neg), Family{FamilyType::kGaugeHistogram, 0, {}, {}}));
+  w.finish();
+  std::memcpy(&bh, buf.data(), sizeof bh);
+  EXPECT_EQ(bh.format_version, kFormatVersionNative);
+  w.reset(buf, 0);
+  ASSERT_TRUE(w.append(Kind::kGauge, "g", 1, 1, {}));
+  w.finish();
+  std::memcpy(&bh, buf.data(), sizeof bh);
+  EXPECT_EQ(bh.format_version, kFormatVersion);
+}
+
+TEST(SampleBatch, WriterRefusesANativeSampleThatBreaksTheRules) {
+  const Buckets ok{{0, 1}, {1, 1}};
+  const Buckets unordered{{1, 1}, {1, 1}};
+  const Buckets negative_count{{0, -1}};
+  const Family hist{FamilyType::kHistogram, 0, {}, {}};
+  std::vector<std::byte> buf(1024);
+  BatchWriter w(buf, 0, 0);
+  auto refused = [&](NativeSample n, const Family& f) {
+    const bool wrote = w.append_native("h", {}, n, f);
+    return !wrote && w.sample_count() == 0;
+  };
+  NativeSample n = sample_native(ok, {});
+  EXPECT_TRUE(refused(n, Family{FamilyType::kCounter, 0, {}, {}}));
+  EXPECT_TRUE(refused(n, Family{}));
+  n.schema = 9;
+  EXPECT_TRUE(refused(n, hist));
+  n = sample_native(unordered, {});
+  EXPECT_TRUE(refused(n, hist));
+  n = sample_native({}, negative_count);
+  EXPECT_TRUE(refused(n, hist));
+  n = sample_native(ok, {});
+  n.zero_count = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_TRUE(refused(n, hist));
+  n = sample_native(ok, {});
+  n.reset_hint = static_cast<ResetHint>(4);
+  EXPECT_TRUE(refused(n, hist));
+  std::vector<std::byte> small(64);
+  BatchWriter tiny(small, 0, 0);
+  EXPECT_FALSE(tiny.append_native("h", {}, sample_native(ok, {}), hist));
+  EXPECT_TRUE(w.append_native("h", {}, sample_native(ok, {}), hist));
+}
+
+TEST(SampleBatch, ReaderRefusesANativePartThatBreaksTheRulesOrRunsPastItsEntry) {
+  const Buckets pos{{0, 1}, {4, 2}};
+  std::size_t at = 0;
+  const std::vector<std::byte> good = native_batch(sample_native(pos, {}), &at);
+  const std::size_t nh = at + sizeof(SampleHeader);  // the NativeHeader
+  const std::size_t b0 = nh + sizeof(NativeHeader);  // the first bucket
+  struct Case {
+    const char* what;
+    std::size_t off;
+    std::vector<std::byte> bytes;
+    DecodeError want;
+  };
+  auto bytes_of = [](auto v) {
+    std::vector<std::byte> b(sizeof v);
+    std::memcpy(b.data(), &v, sizeof v);
+    return b;
+  };
+  const std::vector<Case> cases = {
+      {"bucket count past the entry", nh + offsetof(NativeHeader, positive_count), bytes_of(std::uint32_t{3}),
+       DecodeError::kBadEntry},
+      {"bucket counts that wrap 32 bits", nh + offsetof(NativeHeader, negative_count),
+       bytes_of(std::uint32_t{0xffffffff}), DecodeError::kBadEntry},
+      {"schema", nh + offsetof(NativeHeader, schema), bytes_of(std::int32_t{-5}), DecodeError::kBadNative},
+      {"reset hint", nh + offsetof(NativeHeader, reset_hint), bytes_of(std::uint8_t{4}), DecodeError::kBadNative},
+      {"reserved", nh + offsetof(NativeHeader, reserved), bytes_of(std::uint8_t{1}), DecodeError::kBadNative},
+      {"zero threshold", nh + offsetof(NativeHeader, zero_threshold), bytes_of(-1.0), DecodeError::kBadNative},
+      {"count", nh + offsetof(NativeHeader, count), bytes_of(std::numeric_limits<double>::infinity()),
+       DecodeError::kBadNative},
+      {"key order", b0 + sizeof(NativeBucket), bytes_of(std::int32_t{0}), DecodeError::kBadNative},
+      {"bucket count", b0 + offsetof(NativeBucket, count), bytes_of(-2.0), DecodeError::kBadNative},
+      {"family type", at + offsetof(SampleHeader, family_type), bytes_of(std::uint8_t{1}), DecodeError::kBadFamily},
+      {"string value", at + offsetof(SampleHeader, str_len), bytes_of(std::uint16_t{1}), DecodeError::kBadFamily},
+      {"in a version-2 batch", offsetof(BatchHeader, format_version), bytes_of(kFormatVersion), DecodeError::kBadKind},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    std::vector<std::byte> rec = good;
+    std::memcpy(rec.data() + c.off, c.bytes.data(), c.bytes.size());
+    BatchReader r(rec);
+    ASSERT_TRUE(r.next());  // the gauge before it
+    EXPECT_FALSE(r.next());
+    EXPECT_EQ(r.error(), c.want) << decode_error_name(r.error());
+  }
+  BatchReader r(good);
+  ASSERT_TRUE(r.next());
+  ASSERT_TRUE(r.next());
+}
+
 }  // namespace ringpipe::sample

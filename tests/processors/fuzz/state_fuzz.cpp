@@ -2,10 +2,10 @@
 // replayer): StateStore::open over a crafted file, then a shard restoring
 // from it, taking new series and flushing. Fuzzed bytes alone never carry the
 // boot id and geometry checksum, so the input patches a valid store instead:
-// a committed one with series of every kind and an open transaction (an undo
-// log to roll back). Byte 0, bit 0: patches may reach the checked header
-// fields (offsets 0..127) too. Then patches {u32 offset (mod the file size),
-// u16 length, bytes}. A store that opens must hold its control block in
+// a committed one with series of every kind (histograms with native
+// buckets) and an open transaction (an undo log to roll back). Byte 0, bit
+// 0: patches may reach the checked header fields (offsets 0..127) too. Then
+// patches {u32 offset (mod the file size), u16 length, bytes}. A store that opens must hold its control block in
 // range; a write outside the mapping faults, one in the heap trips ASan.
 
 #include <fcntl.h>
@@ -55,6 +55,10 @@ detail::StateGeometry geometry() {
 struct Engine {
   explicit Engine(detail::StateStore* store) {
     opts.mapping.defaults.observer_type = ObserverType::kHistogram;
+    // Native buckets too, few enough that the schema is lowered: the store
+    // holds native regions, and a series may move to a larger block.
+    opts.mapping.defaults.native_bucket_factor = 1.1;
+    opts.mapping.defaults.native_max_buckets = 12;
     auto m = Matcher::create(opts.mapping);
     STATE_FUZZ_CHECK(m.has_value());
     specs = detail::build_specs(*m);
@@ -72,6 +76,8 @@ struct Engine {
       (void)w.append(sample::Kind::kCounter, "c", i, 1.0, tags);
       (void)w.append(sample::Kind::kGauge, "g", i, 1.0, tags);
       (void)w.append(sample::Kind::kTimer, "h", 0.001 * i, 1.0, tags);
+      (void)w.append(sample::Kind::kTimer, "h", -0.5 * i, 1.0, tags);
+      (void)w.append(sample::Kind::kTimer, "h", 0, 1.0, tags);
       (void)w.append(sample::Kind::kSet, "s", i, 1.0, tags, v);
     }
     const std::size_t len = w.finish();

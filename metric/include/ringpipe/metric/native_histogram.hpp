@@ -92,6 +92,18 @@ class NativeHistogram {
     return (positive_.capacity() + negative_.capacity()) * sizeof(Bucket);
   }
   void clear() noexcept;
+  // Adds o's observations, as Prometheus adds two native histograms: the
+  // lower schema wins (the finer side's buckets re-indexed into it), the
+  // larger zero threshold wins (a bucket whose upper bound is at or below it
+  // joins the zero bucket), counts add; then the schema is lowered while the
+  // buckets exceed max_buckets.
+  void merge(const NativeHistogram& o);
+  // Replaces the whole state, as a state file kept it: the caller has
+  // checked the schema (-4..8), the keys (strictly increasing per side) and
+  // the counts (finite, >= 0). The schema is then lowered while the buckets
+  // exceed max_buckets, as observe() would have.
+  void assign(std::int32_t schema, double zero_threshold, double zero_count, std::vector<Bucket> positive,
+              std::vector<Bucket> negative);
 
  private:
   static void add(std::vector<Bucket>& b, std::int32_t key, double weight);

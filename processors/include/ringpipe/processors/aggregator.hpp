@@ -64,8 +64,9 @@ struct EngineStats {
   std::uint64_t dropped_cardinality = 0;   // series budget (also per family)
   std::uint64_t dropped_family_limit = 0;  // max_families reached
   std::uint64_t dropped_labels_too_long = 0;
-  std::uint64_t dropped_name_too_long = 0;  // name over max_name_bytes (never mapped)
-  std::uint64_t dropped_not_relayable = 0;  // relay: a counter, gauge delta, observation or set member
+  std::uint64_t dropped_name_too_long = 0;     // name over max_name_bytes (never mapped)
+  std::uint64_t dropped_not_relayable = 0;     // relay: a counter, gauge delta, observation or set member
+  std::uint64_t dropped_native_histogram = 0;  // a native histogram sample: not aggregated yet
   // Labels removed, their sample kept, because Prometheus would refuse the series:
   std::uint64_t labels_dropped_reserved = 0;    // name starts with "__" (e.g. __name__)
   std::uint64_t labels_dropped_type_owned = 0;  // le on a histogram, quantile on a summary

@@ -12,11 +12,15 @@
 #include <optional>
 #include <span>
 #include <string_view>
+#include <utility>
 
 namespace ringpipe::sample {
 
 inline constexpr std::uint16_t kSampleBatchRecord = 1;  // ring record type
-inline constexpr std::uint16_t kFormatVersion = 2;
+inline constexpr std::uint16_t kFormatVersion = 2;      // a batch without native histogram samples
+// A batch with at least one kNativeHistogram entry (sample/FORMAT.md); a
+// reader takes both, a writer writes 3 only when it has to.
+inline constexpr std::uint16_t kFormatVersionNative = 3;
 
 enum class Kind : std::uint8_t {
   kCounter = 1,
@@ -26,6 +30,10 @@ enum class Kind : std::uint8_t {
   kHistogram = 5,
   kDistribution = 6,
   kSet = 7,  // the member is str_value; value is unused
+  // A Prometheus native histogram sample (remote_write's Histogram): the
+  // NativeHeader and buckets follow the SampleHeader; value is unused. Only
+  // in a kFormatVersionNative batch, with a histogram or gaugehistogram family.
+  kNativeHistogram = 8,
 };
 [[nodiscard]] std::string_view kind_name(Kind k) noexcept;
 
@@ -57,6 +65,27 @@ struct Family {
   std::string_view unit;  // at most 255 bytes
 };
 
+// The native histogram schemas Prometheus 2.42 takes.
+inline constexpr std::int32_t kNativeSchemaMin = -4;
+inline constexpr std::int32_t kNativeSchemaMax = 8;
+
+// Prometheus' Histogram.ResetHint.
+enum class ResetHint : std::uint8_t { kUnknown = 0, kYes = 1, kNo = 2, kGauge = 3 };
+inline constexpr std::uint8_t kMaxResetHint = 3;
+
+// A native histogram sample as a writer hands it over: bucket counts are
+// absolute (remote_write's deltas summed), keys strictly increasing per side.
+struct NativeSample {
+  std::int32_t schema = 0;  // -4..8
+  ResetHint reset_hint = ResetHint::kUnknown;
+  double zero_threshold = 0;
+  double zero_count = 0;
+  double count = 0;
+  double sum = 0;
+  std::span<const std::pair<std::int32_t, double>> positive;
+  std::span<const std::pair<std::int32_t, double>> negative;
+};
+
 struct BatchHeader {
   std::uint16_t format_version;  // kFormatVersion
   std::uint16_t flags;           // 0
@@ -82,6 +111,54 @@ struct SampleHeader {
   std::uint8_t suffix_len;   // bytes at the end of name that are not the family's name
 };
 static_assert(sizeof(SampleHeader) == 40, "SampleHeader is part of the on-ring format");
+// A kNativeHistogram entry's fixed part, right after its SampleHeader (so
+// 8-byte aligned); positive_count then negative_count NativeBuckets follow
+// it, then the entry's strings and tags as in any entry.
+struct NativeHeader {
+  std::int32_t schema;  // -4..8
+  std::uint32_t positive_count;
+  std::uint32_t negative_count;
+  std::uint8_t reset_hint;   // ResetHint
+  std::uint8_t reserved[3];  // 0
+  double zero_threshold;     // finite, >= 0
+  double zero_count;         // finite, >= 0
+  double count;              // finite, >= 0
+  double sum;
+};
+static_assert(sizeof(NativeHeader) == 48, "NativeHeader is part of the on-ring format");
+struct NativeBucket {
+  std::int32_t key;
+  std::uint32_t reserved;  // 0
+  double count;            // absolute, finite, >= 0
+};
+static_assert(sizeof(NativeBucket) == 16, "NativeBucket is part of the on-ring format");
+
+// A decoded, bounds-checked native histogram sample; buckets point into the record.
+struct NativeView {
+  std::int32_t schema = 0;
+  ResetHint reset_hint = ResetHint::kUnknown;
+  double zero_threshold = 0;
+  double zero_count = 0;
+  double count = 0;
+  double sum = 0;
+  std::uint32_t positive_count = 0;
+  std::uint32_t negative_count = 0;
+  std::span<const std::byte> buckets;  // validated: (positive_count + negative_count) NativeBuckets
+
+  // Bucket i (positive ones first, then negative): {key, count}. Read with
+  // memcpy inside `buckets`; an index past them answers {0, 0}.
+  [[nodiscard]] std::pair<std::int32_t, double> bucket(std::uint32_t i) const noexcept {
+    NativeBucket b{};
+    if (std::size_t{i} < buckets.size() / sizeof b)
+      std::memcpy(&b, buckets.data() + std::size_t{i} * sizeof b, sizeof b);
+    return {b.key, b.count};
+  }
+  [[nodiscard]] std::pair<std::int32_t, double> positive(std::uint32_t i) const noexcept { return bucket(i); }
+  [[nodiscard]] std::pair<std::int32_t, double> negative(std::uint32_t i) const noexcept {
+    return bucket(positive_count + i);
+  }
+};
+
 // Each tag is TagHeader + key bytes + value bytes (not padded); the entry is padded at its end.
 struct TagHeader {
   std::uint16_t key_len;
@@ -104,7 +181,8 @@ struct SampleView {
   std::string_view str_value;
   std::span<const std::byte> tag_bytes;  // validated: exactly tag_count tags
   std::uint16_t tag_count;
-  Family family;  // type kNone (and no strings) unless a Prometheus sample
+  Family family;      // type kNone (and no strings) unless a Prometheus sample
+  NativeView native;  // empty unless kind is kNativeHistogram
 
   // The family's name: the sample's name without its suffix.
   [[nodiscard]] std::string_view family_name() const noexcept {
@@ -155,6 +233,12 @@ class BatchWriter {
   // the caller's own encoding and are not checked again. False (nothing
   // written) when it does not fit.
   [[nodiscard]] bool append_entry(std::span<const std::byte> entry, double value, double sample_rate) noexcept;
+  // Appends a kNativeHistogram entry (the batch becomes version 3). False,
+  // nothing written, when it does not fit, a field is too long, or the
+  // sample breaks the rules the reader checks (schema, family type, keys,
+  // counts).
+  [[nodiscard]] bool append_native(std::string_view name, std::span<const Tag> tags, const NativeSample& n,
+                                   const Family& family, std::int64_t timestamp_ns = 0) noexcept;
   [[nodiscard]] std::uint32_t sample_count() const noexcept { return count_; }
   [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
   // Finalises the header; returns the bytes used (header + entries).
@@ -166,6 +250,7 @@ class BatchWriter {
   std::span<std::byte> buf_;
   std::size_t used_;
   std::uint32_t count_ = 0;
+  bool native_ = false;  // a kNativeHistogram entry is in the batch: version 3
   std::uint32_t source_id_;
   std::int64_t received_ns_;
 };
@@ -179,6 +264,7 @@ enum class DecodeError : std::uint8_t {
   kBadKind,
   kBadTags,
   kBadFamily,
+  kBadNative,  // a native histogram part that breaks the rules (sample/FORMAT.md)
 };
 [[nodiscard]] std::string_view decode_error_name(DecodeError e) noexcept;
 
