@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <filesystem>
@@ -267,6 +268,10 @@ void Processor::Impl::reader_loop(Input& in) {
   };
   CrashJournal* journal = in.journal ? &*in.journal : nullptr;
   std::uint64_t careful_read = 0;
+  std::vector<sample::SampleView> views;
+  views.reserve(4096);
+  constexpr std::size_t kHintAhead = 16;  // samples; a power of two, at least 4
+  std::array<std::uint64_t, kHintAhead> hints{};
   in.reader->set_wait_budget(kReadBudget, kIdleAfter);
   while (!readers_stop.load(std::memory_order_acquire)) {
     std::chrono::nanoseconds wait = std::chrono::milliseconds(50);
@@ -289,8 +294,21 @@ void Processor::Impl::reader_loop(Input& in) {
         ++foreign;
         return;
       }
+      // The record's samples are decoded first, so that the mapper's name
+      // lookups can be fetched ahead (with 100k names its index and entries
+      // are far out of cache, and each sample waited on them in turn).
       sample::BatchReader br(v.payload);
-      while (auto s = br.next()) {
+      views.clear();
+      while (auto s = br.next()) views.push_back(*s);
+      const std::size_t count = views.size();
+      for (std::size_t i = 0; i < std::min(count, kHintAhead); ++i)
+        hints[i % kHintAhead] = in.mapper->prefetch_index(views[i]);
+      for (std::size_t i = 0; i < count; ++i) {
+        const sample::SampleView* s = &views[i];
+        const std::uint64_t ahead = i + kHintAhead < count ? in.mapper->prefetch_index(views[i + kHintAhead]) : 0;
+        if (i + kHintAhead / 2 < count) in.mapper->prefetch_entry(hints[(i + kHintAhead / 2) % kHintAhead]);
+        if (i + kHintAhead / 4 < count) in.mapper->prefetch_name(hints[(i + kHintAhead / 4) % kHintAhead]);
+        hints[i % kHintAhead] = ahead;  // sample i + kHintAhead's; sample i's is no longer needed
         RINGPIPE_TEST_CRASH_POINT("processor", s->name);
         // Map into a scratch position of the target shard's batch; the shard
         // is known only after the labels (and so the hash) are built.
