@@ -55,6 +55,10 @@ class SeriesMapper {
   [[nodiscard]] std::uint64_t prefetch_index(const sample::SampleView& s) const noexcept;
   void prefetch_entry(std::uint64_t hint) const noexcept;
   void prefetch_name(std::uint64_t hint) const noexcept;
+  // True when the names seen are too many for the cache to hold their
+  // entries (about 8k: index slots and entries past a core's L2), where the
+  // hints pay.
+  [[nodiscard]] bool names_past_cache() const noexcept { return raw_names_.size() > 8192; }
 
   // Only the mapper's counters are filled in.
   [[nodiscard]] EngineStats stats() const noexcept;
