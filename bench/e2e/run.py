@@ -46,6 +46,7 @@ SCENARIOS = [
     ("1k-series-1lpp-max", 1000, 1, 0, "1k series, 1 line/packet"),
     ("100k-series-20lpp-1M", 100_000, 20, 1_000_000, "100k/1M series, 20 lines/packet"),
     ("1M-series-20lpp-1M", 1_000_000, 20, 1_000_000, "100k/1M series, 20 lines/packet"),
+    ("100k-names-20lpp-1M", 100_000, 20, 1_000_000, "100k/1M series, 20 lines/packet"),
     ("100k-names-20lpp-max", 100_000, 20, 0, "100k/1M series, 20 lines/packet"),
     ("100k-tags-20lpp-1M", 100_000, 20, 1_000_000, "100k series of one name, 20 lines/packet", "tags"),
     ("100k-tags-20lpp-max", 100_000, 20, 0, "100k series of one name, 20 lines/packet", "tags"),
