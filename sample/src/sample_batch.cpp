@@ -57,6 +57,25 @@ bool native_side_ok(std::uint32_t n, At at) noexcept {
   }
   return true;
 }
+// The native part whose NativeHeader is at `at`, its buckets after it (the
+// reader has checked that they lie inside the entry).
+NativeView native_view_at(const std::byte* at) noexcept {
+  NativeHeader nh{};
+  std::memcpy(&nh, at, sizeof nh);
+  NativeView nv;
+  nv.schema = nh.schema;
+  nv.reset_hint = static_cast<ResetHint>(nh.reset_hint);
+  nv.zero_threshold = nh.zero_threshold;
+  nv.zero_count = nh.zero_count;
+  nv.count = nh.count;
+  nv.sum = nh.sum;
+  nv.positive_count = nh.positive_count;
+  nv.negative_count = nh.negative_count;
+  nv.buckets = std::span<const std::byte>(at + sizeof nh,
+                                          (std::size_t{nh.positive_count} + nh.negative_count) * sizeof(NativeBucket));
+  return nv;
+}
+
 bool native_family_ok(FamilyType t) noexcept { return t == FamilyType::kHistogram || t == FamilyType::kGaugeHistogram; }
 
 std::size_t tags_size(std::span<const Tag> tags) noexcept {
@@ -331,6 +350,10 @@ BatchReader::BatchReader(std::span<const std::byte> record) noexcept : rec_(reco
   offset_ = sizeof(BatchHeader);
 }
 
+NativeView SampleView::native() const noexcept {
+  return native_at == nullptr ? NativeView{} : native_view_at(native_at);
+}
+
 std::optional<SampleView> BatchReader::next() noexcept {
   if (error_ != DecodeError::kNone || index_ >= header_.sample_count) return std::nullopt;
   const std::size_t left = rec_.size() - offset_;
@@ -378,17 +401,8 @@ std::optional<SampleView> BatchReader::next() noexcept {
     error_ = DecodeError::kBadFamily;
     return std::nullopt;
   }
-  NativeView nv;
-  if (native) {
-    nv.schema = nh.schema;
-    nv.reset_hint = static_cast<ResetHint>(nh.reset_hint);
-    nv.zero_threshold = nh.zero_threshold;
-    nv.zero_count = nh.zero_count;
-    nv.count = nh.count;
-    nv.sum = nh.sum;
-    nv.positive_count = nh.positive_count;
-    nv.negative_count = nh.negative_count;
-    nv.buckets = std::span<const std::byte>(p + sizeof h + sizeof nh, native_bytes - sizeof nh);
+  if (native) [[unlikely]] {
+    const NativeView nv = native_view_at(p + sizeof h);
     const auto pos = [&](std::uint32_t i) { return nv.positive(i); };
     const auto neg = [&](std::uint32_t i) { return nv.negative(i); };
     if (nh.reserved[0] != 0 || nh.reserved[1] != 0 || nh.reserved[2] != 0 ||
@@ -398,6 +412,7 @@ std::optional<SampleView> BatchReader::next() noexcept {
       return std::nullopt;
     }
   }
+  const std::byte* const native_at = native ? p + sizeof h : nullptr;
   p += native_bytes;  // the strings and tags follow the native part
   const std::byte* const entry_end = rec_.data() + offset_ + h.size;
   // Walk the tags once to prove every length stays inside the entry.
@@ -432,7 +447,7 @@ std::optional<SampleView> BatchReader::next() noexcept {
   v.family.unit = std::string_view(strings + h.name_len + h.str_len + h.help_len, h.unit_len);
   v.tag_bytes = std::span<const std::byte>(tags, static_cast<std::size_t>(t - tags));
   v.tag_count = h.tag_count;
-  v.native = nv;
+  v.native_at = native_at;
   offset_ += h.size;
   ++index_;
   return v;

@@ -418,7 +418,7 @@ TEST(SampleBatch, ANativeHistogramSampleRoundTripsInAVersion3BatchAndOtherBatche
   const auto g = r.next();
   ASSERT_TRUE(g);
   EXPECT_EQ(g->kind, Kind::kGauge);
-  EXPECT_EQ(g->native.buckets.size(), 0u);
+  EXPECT_EQ(g->native().buckets.size(), 0u);
   const auto h = r.next();
   ASSERT_TRUE(h) << decode_error_name(r.error());
   EXPECT_EQ(h->kind, Kind::kNativeHistogram);
@@ -430,7 +430,7 @@ TEST(SampleBatch, ANativeHistogramSampleRoundTripsInAVersion3BatchAndOtherBatche
   std::vector<std::pair<std::string, std::string>> tags;
   h->for_each_tag([&](Tag t) { tags.emplace_back(t.key, t.value); });
   EXPECT_EQ(tags, (std::vector<std::pair<std::string, std::string>>{{"job", "a"}}));
-  const NativeView& n = h->native;
+  const NativeView n = h->native();
   EXPECT_EQ(n.schema, 3);
   EXPECT_EQ(n.reset_hint, ResetHint::kNo);
   EXPECT_EQ(n.zero_threshold, 1e-128);

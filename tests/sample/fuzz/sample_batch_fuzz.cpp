@@ -42,14 +42,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<std::byte> again(size + 64);
   while (auto s = reader.next()) {
     RINGPIPE_FUZZ_CHECK(inside(s->name, rec) && inside(s->str_value, rec) && inside(s->family.help, rec) &&
-                        inside(s->family.unit, rec) && inside(s->tag_bytes, rec) && inside(s->native.buckets, rec));
+                        inside(s->family.unit, rec) && inside(s->tag_bytes, rec) && inside(s->native().buckets, rec));
     std::vector<Tag> tags;
     s->for_each_tag([&](Tag t) {
       RINGPIPE_FUZZ_CHECK(inside(t.key, s->tag_bytes) && inside(t.value, s->tag_bytes));
       tags.push_back(t);
     });
     RINGPIPE_FUZZ_CHECK(tags.size() == s->tag_count);
-    const NativeView& n = s->native;
+    const NativeView n = s->native();
     RINGPIPE_FUZZ_CHECK(n.buckets.size() == (std::size_t{n.positive_count} + n.negative_count) * sizeof(NativeBucket));
     if (s->kind != Kind::kNativeHistogram) {
       RINGPIPE_FUZZ_CHECK(n.buckets.empty() && n.positive_count == 0 && n.negative_count == 0);
@@ -84,11 +84,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::size_t used = w.finish();
     BatchReader back(std::span<const std::byte>(again.data(), used));
     const auto b = back.next();
-    RINGPIPE_FUZZ_CHECK(b && b->name == s->name && b->native.schema == n.schema &&
-                        b->native.positive_count == n.positive_count && b->native.negative_count == n.negative_count &&
-                        b->native.zero_count == n.zero_count && b->native.count == n.count);
+    RINGPIPE_FUZZ_CHECK(b && b->name == s->name && b->native().schema == n.schema &&
+                        b->native().positive_count == n.positive_count &&
+                        b->native().negative_count == n.negative_count && b->native().zero_count == n.zero_count &&
+                        b->native().count == n.count);
     for (std::uint32_t i = 0; i < n.positive_count + n.negative_count; ++i) {
-      RINGPIPE_FUZZ_CHECK(b->native.bucket(i) == n.bucket(i));
+      RINGPIPE_FUZZ_CHECK(b->native().bucket(i) == n.bucket(i));
     }
   }
   return 0;

@@ -181,8 +181,14 @@ struct SampleView {
   std::string_view str_value;
   std::span<const std::byte> tag_bytes;  // validated: exactly tag_count tags
   std::uint16_t tag_count;
-  Family family;      // type kNone (and no strings) unless a Prometheus sample
-  NativeView native;  // empty unless kind is kNativeHistogram
+  Family family;  // type kNone (and no strings) unless a Prometheus sample
+  // A native histogram's part (its NativeHeader, checked by the reader), or
+  // null unless kind is kNativeHistogram. A pointer, not a NativeView: every
+  // sample is returned by value on the processor's hot path.
+  const std::byte* native_at = nullptr;
+
+  // The native histogram part; an empty view unless kind is kNativeHistogram.
+  [[nodiscard]] NativeView native() const noexcept;
 
   // The family's name: the sample's name without its suffix.
   [[nodiscard]] std::string_view family_name() const noexcept {
