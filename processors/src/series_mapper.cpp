@@ -218,7 +218,7 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
       // Mostly the name as it came is its family's name: then it views
       // that (registry families stay put); else it keeps a copy of its own.
       std::string_view kept = families_[fi].name;
-      if (kept != raw) kept = raw_owned_.emplace_back(raw);
+      if (kept != raw) kept = raw_owned_.add(raw);
       raw_names_.push_back(RawName{kept, raw_key, fi});
     }
   }

@@ -8,12 +8,12 @@
 // thread (a reader thread, or the engine).
 
 #include <cstdint>
-#include <deque>
 #include <string>
 #include <vector>
 
 #include "family_registry.hpp"
 #include "flat_index.hpp"
+#include "ringpipe/common/string_arena.hpp"
 #include "ringpipe/processors/aggregator.hpp"
 #include "ringpipe/processors/mapping.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
@@ -87,7 +87,7 @@ class SeriesMapper {
   std::vector<CachedFamily> families_;
   FlatIndex family_index_;
   std::vector<RawName> raw_names_;
-  std::deque<std::string> raw_owned_;  // names as they came that differ from their family's
+  common::StringArena raw_owned_;  // names as they came that differ from their family's: their bytes only
   FlatIndex raw_index_;
   std::string name_;
   std::string keys_;

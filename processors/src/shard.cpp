@@ -356,7 +356,9 @@ void Shard::apply_batch(std::span<const MappedSample> ms, const std::byte* label
 
 std::size_t Shard::memory_bytes() const noexcept {
   std::size_t n = series_.capacity() * sizeof(Series) + index_map_.memory_bytes() + arena_.memory_bytes() +
-                  (dirty_.capacity() + active_.capacity() + free_series_.capacity()) * sizeof(std::uint32_t);
+                  (dirty_.capacity() + active_.capacity() + free_series_.capacity() + tx_mark_.capacity() +
+                   family_off_.capacity()) *
+                      sizeof(std::uint32_t);
   for (const SummaryState& s : summaries_) {
     n += sizeof s;
     for (const TargetedQuantiles& k : s.window) n += k.memory_bytes();

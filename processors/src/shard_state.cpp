@@ -156,7 +156,7 @@ std::uint32_t Shard::alloc_block(std::uint32_t bytes, std::uint32_t owner) noexc
 }
 
 std::uint32_t Shard::family_block(const Family& f) noexcept {
-  if (const auto it = family_off_.find(&f); it != family_off_.end()) return it->second;
+  if (f.id < family_off_.size() && family_off_[f.id] != kNoBlock) return family_off_[f.id];
   const auto name_len = static_cast<std::uint16_t>(std::min<std::size_t>(f.name.size(), UINT16_MAX));
   const auto help_len = static_cast<std::uint16_t>(std::min<std::size_t>(f.help.size(), UINT16_MAX));
   const auto unit_len = static_cast<std::uint8_t>(std::min<std::size_t>(f.unit.size(), UINT8_MAX));
@@ -176,8 +176,13 @@ std::uint32_t Shard::family_block(const Family& f) noexcept {
   std::memcpy(p + sizeof fb, f.name.data(), name_len);
   std::memcpy(p + sizeof fb + name_len, f.help.data(), help_len);
   if (unit_len != 0) std::memcpy(p + sizeof fb + name_len + help_len, f.unit.data(), unit_len);
-  family_off_.emplace(&f, off);  // allocates once per family
+  remember_family_block(f, off);
   return off;
+}
+
+void Shard::remember_family_block(const Family& f, std::uint32_t off) {
+  if (f.id >= family_off_.size()) family_off_.resize(std::max<std::size_t>(f.id + 1, family_off_.size() * 2), kNoBlock);
+  if (family_off_[f.id] == kNoBlock) family_off_[f.id] = off;  // the first block found keeps it, as before
 }
 
 bool Shard::persist_new(std::uint32_t idx, const std::byte* labels) noexcept {
@@ -404,7 +409,7 @@ void Shard::restore(std::int64_t now_ns) {
       if (lk.family != nullptr && !lk.conflict) f = lk.family;
     }
     families.emplace(off, f);
-    if (f != nullptr) family_off_.emplace(f, off);
+    if (f != nullptr) remember_family_block(*f, off);
     return f;
   };
   series_.resize(high);
