@@ -188,6 +188,49 @@ TEST(StatsdParser, ParsesInfluxLibratoAndSignalFxNameTags) {
   EXPECT_EQ(p.samples[3].name, "d.x");
 }
 
+// The name scan looks at 16 bytes a step and ends a line of 16 bytes or
+// more with one load of its last 16: every delimiter is found at every
+// position before, on and after those boundaries, and a line without ':'
+// of any length is refused.
+TEST(StatsdParser, FindsNameDelimitersAtEveryPositionAcrossSixteenByteSteps) {
+  for (std::size_t n = 1; n <= 40; ++n) {
+    const std::string name(n, 'x');
+    for (std::size_t k = 1; k < n; ++k) {
+      const std::string head = name.substr(0, k);
+      const std::string tail = name.substr(k);
+      {  // Influx: "head,t=tail:1|c"
+        const Parsed p = statsd(head + ",t=" + tail + ":1|c");
+        ASSERT_EQ(p.samples.size(), 1u) << n << " " << k;
+        EXPECT_EQ(p.samples[0].name, head);
+        EXPECT_EQ(p.samples[0].tags, (Tags{{"t", tail}}));
+      }
+      {  // Librato: "head#t=tail:1|c"
+        const Parsed p = statsd(head + "#t=" + tail + ":1|c");
+        ASSERT_EQ(p.samples.size(), 1u) << n << " " << k;
+        EXPECT_EQ(p.samples[0].name, head);
+        EXPECT_EQ(p.samples[0].tags, (Tags{{"t", tail}}));
+      }
+      {  // SignalFx: "head[t=v]tail:1|c"
+        const Parsed p = statsd(head + "[t=v]" + tail + ":1|c");
+        ASSERT_EQ(p.samples.size(), 1u) << n << " " << k;
+        EXPECT_EQ(p.samples[0].name, name);
+        EXPECT_EQ(p.samples[0].tags, (Tags{{"t", "v"}}));
+      }
+    }
+    {  // the ':' right after n name bytes, and a value long enough to carry the line past 16 bytes
+      const Parsed p = statsd(name + ":12345678901234|g");
+      ASSERT_EQ(p.samples.size(), 1u) << n;
+      EXPECT_EQ(p.samples[0].name, name);
+      EXPECT_EQ(p.samples[0].value, 12345678901234.0);
+    }
+    {  // no ':' at all
+      const Parsed p = statsd(name + "|c");
+      EXPECT_TRUE(p.samples.empty()) << n;
+      EXPECT_EQ(p.err(ParseError::kMalformedLine), 1u) << n;
+    }
+  }
+}
+
 TEST(StatsdParser, EachTagStyleCanBeSwitchedOff) {
   StatsdOptions o;
   o.dogstatsd_tags = o.influxdb_tags = o.librato_tags = o.signalfx_tags = false;
