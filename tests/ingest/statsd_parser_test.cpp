@@ -231,6 +231,26 @@ TEST(StatsdParser, FindsNameDelimitersAtEveryPositionAcrossSixteenByteSteps) {
   }
 }
 
+// Lines are split 16 bytes a step, the last step one load of the packet's
+// last 16 bytes: every line length before and after every other, with and
+// without a trailing newline or '\r', splits where the newlines are.
+TEST(StatsdParser, SplitsLinesOfEveryLengthAcrossSixteenByteSteps) {
+  for (std::size_t a = 1; a <= 36; ++a) {
+    for (std::size_t b = 1; b <= 20; ++b) {
+      for (const std::string_view end : {"", "\n", "\r\n"}) {
+        const std::string first(a, 'a');
+        const std::string second(b, 'b');
+        const Parsed p = statsd(first + ":1|c\n" + second + ":2|g" + std::string(end));
+        ASSERT_EQ(p.samples.size(), 2u) << a << " " << b;
+        EXPECT_EQ(p.samples[0].name, first);
+        EXPECT_EQ(p.samples[1].name, second);
+        EXPECT_EQ(p.samples[1].value, 2.0);
+        EXPECT_EQ(p.counters.total_errors(), 0u);
+      }
+    }
+  }
+}
+
 TEST(StatsdParser, EachTagStyleCanBeSwitchedOff) {
   StatsdOptions o;
   o.dogstatsd_tags = o.influxdb_tags = o.librato_tags = o.signalfx_tags = false;
