@@ -1,9 +1,14 @@
 #include "ringpipe/ingest/statsd_parser.hpp"
 
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "text.hpp"
 
@@ -62,6 +67,43 @@ constexpr auto kNameDelimiter = [] {
   for (const unsigned char c : {':', '[', ']', '#', ','}) t[c] = true;
   return t;
 }();
+
+// Position of the first byte of kNameDelimiter at or after `from`, or
+// line.size(). Sixteen bytes per step where SSE2 is there (every x86-64):
+// the byte-by-byte table walk it replaces was the StatsD source's largest
+// user-space cost once BatchWriter::append stopped stalling, and its exit
+// branch mispredicts with every change of name length. A line of 16 bytes or
+// more ends with one load of its last 16 bytes, never past the line.
+inline std::size_t next_name_delimiter(std::string_view line, std::size_t from) noexcept {
+  std::size_t i = from;
+#if defined(__SSE2__)
+  const auto delimiters = [](const char* at) noexcept {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at));
+    const __m128i m = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(':')), _mm_cmpeq_epi8(v, _mm_set1_epi8('['))),
+        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(']')), _mm_cmpeq_epi8(v, _mm_set1_epi8('#'))),
+                     _mm_cmpeq_epi8(v, _mm_set1_epi8(','))));
+    return static_cast<std::uint32_t>(_mm_movemask_epi8(m));
+  };
+  const std::size_t n = line.size();
+  if (n >= 16) {
+    for (; i + 16 <= n; i += 16) {
+      const std::uint32_t bits = delimiters(line.data() + i);
+      if (bits != 0) return i + static_cast<std::size_t>(std::countr_zero(bits));
+    }
+    if (i < n) {
+      const std::size_t last = n - 16;  // i > last: the bytes before i are done
+      const std::uint32_t bits = delimiters(line.data() + last) >> (i - last);
+      return bits != 0 ? i + static_cast<std::size_t>(std::countr_zero(bits)) : n;
+    }
+    return n;
+  }
+#endif
+  for (; i < line.size(); ++i) {
+    if (kNameDelimiter[static_cast<unsigned char>(line[i])]) return i;
+  }
+  return line.size();
+}
 
 // "|#" anywhere: the line carries DogStatsD tags.
 bool has_dogstatsd_tags(std::string_view rest) noexcept {
@@ -176,16 +218,16 @@ void StatsdParser::parse_line(std::string_view line, SampleOutput& out, ParseCou
     return;
   }
   // One pass up to the first ':' finds the name's end and every delimiter
-  // the enabled tag styles use in it; plain name bytes cost one table lookup.
+  // the enabled tag styles use in it, sixteen name bytes a step.
   Line l;
   std::size_t colon = 0;
   for (;; ++colon) {
+    colon = next_name_delimiter(line, colon);
     if (colon == line.size()) {
       counters.count(ParseError::kMalformedLine);
       return;
     }
     const char c = line[colon];
-    if (!kNameDelimiter[static_cast<unsigned char>(c)]) continue;
     if (c == ':') break;
     if (c == '[') {
       if (l.open == std::string_view::npos) l.open = colon;
@@ -367,7 +409,10 @@ void StatsdParser::parse_sample(std::string_view value_str, std::string_view res
   switch (t) {
     case StatType::kCounter:
       kind = sample::Kind::kCounter;
-      value /= counter_divisor;  // the rate is applied here, so the weight stays 1
+      // The rate is applied here, so the weight stays 1. Without "@rate" the
+      // divisor is 1 and x / 1 == x, so the division (the slowest instruction
+      // on the counter path, in the source's profile) is skipped.
+      if (counter_divisor != 1.0) value /= counter_divisor;
       break;
     case StatType::kGauge:
       kind = (value_str[0] == '+' || value_str[0] == '-') ? sample::Kind::kGaugeDelta : sample::Kind::kGauge;

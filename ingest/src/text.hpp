@@ -2,13 +2,45 @@
 // Text primitives shared by the parsers: line splitting, UTF-8 validation and
 // number parsing over string_views. Pure functions; never allocate or throw.
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <string_view>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "ringpipe/common/utf8.hpp"
 
 namespace ringpipe::ingest::text {
+
+// Position of the first '\n' in [p, end), or end. Sixteen bytes a step
+// with SSE2 (every x86-64) and one overlapping load of the last sixteen,
+// which may start before p but never before `begin` (the packet's start): a datagram's lines are a few dozen bytes,
+// where a call to memchr and its set-up cost more than the scan (memchr and the branch after it were the largest cost
+// in the StatsD source's profile).
+[[nodiscard]] inline const char* find_newline(const char* const begin, const char* p, const char* const end) noexcept {
+#if defined(__SSE2__)
+  if (end - begin >= 16) {
+    const __m128i nl = _mm_set1_epi8('\n');
+    const char* q = p;
+    for (; end - q >= 16; q += 16) {
+      const auto bits = static_cast<std::uint32_t>(
+          _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), nl)));
+      if (bits != 0) return q + std::countr_zero(bits);
+    }
+    if (q == end) return end;
+    const char* const last = end - 16;  // q > last: the bytes before q are done
+    const auto bits = static_cast<std::uint32_t>(_mm_movemask_epi8(
+                          _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(last)), nl))) >>
+                      static_cast<unsigned>(q - last);
+    return bits != 0 ? q + std::countr_zero(bits) : end;
+  }
+#endif
+  const auto* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
+  return nl != nullptr ? nl : end;
+}
 
 // Calls f(line) for each '\n'-separated line, without the '\n' or a trailing '\r'.
 // A trailing newline does not produce an extra empty line.
@@ -17,13 +49,12 @@ inline void for_each_line(std::string_view packet, F&& f) noexcept {
   const char* p = packet.data();
   const char* const end = p + packet.size();
   while (p < end) {
-    const auto* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(end - p)));
-    const char* line_end = nl ? nl : end;
+    const char* const line_end = find_newline(packet.data(), p, end);
     std::size_t n = static_cast<std::size_t>(line_end - p);
     if (n > 0 && p[n - 1] == '\r') --n;
     f(std::string_view(p, n));
-    if (!nl) break;
-    p = nl + 1;
+    if (line_end == end) break;
+    p = line_end + 1;
   }
 }
 

@@ -188,6 +188,69 @@ TEST(StatsdParser, ParsesInfluxLibratoAndSignalFxNameTags) {
   EXPECT_EQ(p.samples[3].name, "d.x");
 }
 
+// The name scan looks at 16 bytes a step and ends a line of 16 bytes or
+// more with one load of its last 16: every delimiter is found at every
+// position before, on and after those boundaries, and a line without ':'
+// of any length is refused.
+TEST(StatsdParser, FindsNameDelimitersAtEveryPositionAcrossSixteenByteSteps) {
+  for (std::size_t n = 1; n <= 40; ++n) {
+    const std::string name(n, 'x');
+    for (std::size_t k = 1; k < n; ++k) {
+      const std::string head = name.substr(0, k);
+      const std::string tail = name.substr(k);
+      {  // Influx: "head,t=tail:1|c"
+        const Parsed p = statsd(head + ",t=" + tail + ":1|c");
+        ASSERT_EQ(p.samples.size(), 1u) << n << " " << k;
+        EXPECT_EQ(p.samples[0].name, head);
+        EXPECT_EQ(p.samples[0].tags, (Tags{{"t", tail}}));
+      }
+      {  // Librato: "head#t=tail:1|c"
+        const Parsed p = statsd(head + "#t=" + tail + ":1|c");
+        ASSERT_EQ(p.samples.size(), 1u) << n << " " << k;
+        EXPECT_EQ(p.samples[0].name, head);
+        EXPECT_EQ(p.samples[0].tags, (Tags{{"t", tail}}));
+      }
+      {  // SignalFx: "head[t=v]tail:1|c"
+        const Parsed p = statsd(head + "[t=v]" + tail + ":1|c");
+        ASSERT_EQ(p.samples.size(), 1u) << n << " " << k;
+        EXPECT_EQ(p.samples[0].name, name);
+        EXPECT_EQ(p.samples[0].tags, (Tags{{"t", "v"}}));
+      }
+    }
+    {  // the ':' right after n name bytes, and a value long enough to carry the line past 16 bytes
+      const Parsed p = statsd(name + ":12345678901234|g");
+      ASSERT_EQ(p.samples.size(), 1u) << n;
+      EXPECT_EQ(p.samples[0].name, name);
+      EXPECT_EQ(p.samples[0].value, 12345678901234.0);
+    }
+    {  // no ':' at all
+      const Parsed p = statsd(name + "|c");
+      EXPECT_TRUE(p.samples.empty()) << n;
+      EXPECT_EQ(p.err(ParseError::kMalformedLine), 1u) << n;
+    }
+  }
+}
+
+// Lines are split 16 bytes a step, the last step one load of the packet's
+// last 16 bytes: every line length before and after every other, with and
+// without a trailing newline or '\r', splits where the newlines are.
+TEST(StatsdParser, SplitsLinesOfEveryLengthAcrossSixteenByteSteps) {
+  for (std::size_t a = 1; a <= 36; ++a) {
+    for (std::size_t b = 1; b <= 20; ++b) {
+      for (const std::string_view end : {"", "\n", "\r\n"}) {
+        const std::string first(a, 'a');
+        const std::string second(b, 'b');
+        const Parsed p = statsd(first + ":1|c\n" + second + ":2|g" + std::string(end));
+        ASSERT_EQ(p.samples.size(), 2u) << a << " " << b;
+        EXPECT_EQ(p.samples[0].name, first);
+        EXPECT_EQ(p.samples[1].name, second);
+        EXPECT_EQ(p.samples[1].value, 2.0);
+        EXPECT_EQ(p.counters.total_errors(), 0u);
+      }
+    }
+  }
+}
+
 TEST(StatsdParser, EachTagStyleCanBeSwitchedOff) {
   StatsdOptions o;
   o.dogstatsd_tags = o.influxdb_tags = o.librato_tags = o.signalfx_tags = false;

@@ -333,6 +333,57 @@ TEST(SampleBatch, RoundTripsAPrometheusSamplesFamily) {
   EXPECT_EQ(r.error(), DecodeError::kNone);
 }
 
+// The writer composes each SampleHeader in registers and stores it as
+// words; the bytes must be exactly those of the struct FORMAT.md describes,
+// every field at its largest value and with a neighbour's bits set, so a
+// field shifted into another shows.
+TEST(SampleBatch, TheEntryHeaderIsTheSampleHeaderLayoutByteForByte) {
+  const std::string name(300, 'n');
+  const std::string member(65535, 'm');
+  const std::string help(65535, 'h');
+  const std::string unit(255, 'u');
+  const std::array<Tag, 3> tags{Tag{"k1", "v1"}, Tag{"k2", "v2"}, Tag{"k3", "v3"}};
+  const Family fam{FamilyType::kGaugeHistogram, 255, help, unit};
+  struct Case {
+    Kind kind;
+    std::string_view str;
+    const Family* family;
+  };
+  for (const Case& c : {Case{Kind::kSet, member, nullptr}, Case{Kind::kGauge, {}, &fam}}) {
+    std::vector<std::byte> buf(1 << 20);
+    BatchWriter w(buf, 1, 2);
+    ASSERT_TRUE(w.append(c.kind, name, -1.5, 0.25, tags, c.str, -7, c.family));
+    const std::size_t n = w.finish();
+    const std::size_t size = entry_size(name, c.str, tags, c.family);
+    ASSERT_EQ(n, sizeof(BatchHeader) + size);
+    SampleHeader want{};
+    want.value = -1.5;
+    want.sample_rate = 0.25;
+    want.timestamp_ns = -7;
+    want.size = static_cast<std::uint32_t>(size);
+    want.name_len = 300;
+    want.tag_count = 3;
+    want.str_len = static_cast<std::uint16_t>(c.str.size());
+    want.kind = static_cast<std::uint8_t>(c.kind);
+    if (c.family != nullptr) {
+      want.family_type = static_cast<std::uint8_t>(FamilyType::kGaugeHistogram);
+      want.help_len = 65535;
+      want.unit_len = 255;
+      want.suffix_len = 255;
+    }
+    std::array<std::byte, sizeof(SampleHeader)> want_bytes;
+    std::memcpy(want_bytes.data(), &want, sizeof want);
+    EXPECT_EQ(std::memcmp(buf.data() + sizeof(BatchHeader), want_bytes.data(), sizeof want), 0)
+        << (c.family != nullptr ? "typed" : "untyped");
+    BatchReader r(std::span<const std::byte>(buf.data(), n));
+    const auto v = r.next();
+    ASSERT_TRUE(v) << decode_error_name(r.error());
+    EXPECT_EQ(v->name, name);
+    EXPECT_EQ(v->str_value, c.str);
+    EXPECT_EQ(v->tag_count, 3);
+  }
+}
+
 TEST(SampleBatch, WriterRefusesAFamilyItCannotEncode) {
   std::vector<std::byte> buf(4096);
   BatchWriter w(buf, 0, 0);
