@@ -209,6 +209,7 @@ TEST(Engine, RunsOfOneSeriesMapAsEachSampleAlone) {
     for (int i = 0; i < n; ++i) b.add(kind, name, value, tags, rate);
   };
   repeat(50, Kind::kCounter, "hits", 1, {{"route", "/api"}});
+  repeat(40, Kind::kCounter, "hits", 1, {{"route", "/apz"}});  // as long as the run's tags, one byte apart
   repeat(1, Kind::kCounter, "hits", 2, {{"route", "/b"}});
   repeat(50, Kind::kCounter, "hits", 1, {{"route", "/api"}});
   repeat(20, Kind::kGauge, "hits", 7, {{"route", "/api"}});  // a conflict, per sample
@@ -224,6 +225,7 @@ TEST(Engine, RunsOfOneSeriesMapAsEachSampleAlone) {
   EXPECT_EQ(h.state.value("hits{route=/api}"), 50 + 50 + 10 * 2);
   EXPECT_EQ(h.state.value("hits{route=/b}"), 2);
   EXPECT_EQ(h.state.value("hits{route=/ap}"), 40);
+  EXPECT_EQ(h.state.value("hits{route=/apz}"), 40);
   EXPECT_EQ(h.state.value("c{a=1}"), 20);
   EXPECT_EQ(h.state.value("mapped_total{kept=x}"), 30);
   EXPECT_EQ(h.state.value("mapped_total{kept=y}"), 30);
@@ -231,13 +233,13 @@ TEST(Engine, RunsOfOneSeriesMapAsEachSampleAlone) {
   EXPECT_EQ(h.state.series["t{route=/api}"].values[0], 40);  // count
   EXPECT_EQ(h.state.series["t{route=/api}"].values[1], 20);  // sum
   const EngineStats st = h.stats();
-  EXPECT_EQ(st.samples, 296u);
+  EXPECT_EQ(st.samples, 336u);
   EXPECT_EQ(st.dropped_conflict, 20u);
   EXPECT_EQ(family_drops(h.engine(), "hits", true), 20u);
   EXPECT_EQ(st.dropped_negative_counter, 5u);
   EXPECT_EQ(st.labels_dropped_reserved, 20u);
-  EXPECT_EQ(st.unmapped, 296u - 60u);
-  EXPECT_EQ(st.samples_applied, 296u - 20u - 5u);
+  EXPECT_EQ(st.unmapped, 336u - 60u);
+  EXPECT_EQ(st.samples_applied, 336u - 20u - 5u);
 }
 
 TEST(Engine, LabelsTheTypeOwnsAreDroppedAndCounted) {
