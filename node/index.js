@@ -168,6 +168,10 @@ class Client {
     this._series = [];   // per kind: Map name -> SeriesNode
     for (let k = 0; k <= Kind.set; k++) this._series.push(new Map());
     this._nodes = 0;     // SeriesNodes in the cache
+    this._lastKind = 0;  // the series of the last call: kind, stat, flat tags, entry
+    this._lastStat = undefined;
+    this._lastTags = [];
+    this._lastE = undefined;
     this._tick = () => {
       this._scheduled = false;
       if (!this._closed) this.flush();
@@ -191,6 +195,41 @@ class Client {
 
   // The registered series of (kind, stat, tags); null when one sample of it never fits a batch.
   _lookup(kind, stat, tags) {
+    // The series of the call before, again (a loop recording one series): a
+    // few string compares instead of the Map lookups. Object tags only; their
+    // values compare as the strings they were registered with.
+    if (kind === this._lastKind && stat === this._lastStat && this._lastE !== undefined) {
+      const lt = this._lastTags;
+      if (tags == null) {
+        if (lt.length === 0) return this._lastE;
+      } else if (typeof tags === 'object' && !Array.isArray(tags)) {
+        let i = 0;
+        let same = true;
+        for (const k in tags) {
+          if (i >= lt.length || lt[i] !== k || lt[i + 1] !== tags[k]) {
+            same = false;
+            break;
+          }
+          i += 2;
+        }
+        if (same && i === lt.length) return this._lastE;
+      }
+    }
+    const e = this._find(kind, stat, tags);
+    this._lastKind = kind;
+    this._lastStat = stat;
+    this._lastE = e;
+    const lt = this._lastTags;
+    lt.length = 0;
+    if (tags != null && typeof tags === 'object' && !Array.isArray(tags)) {
+      for (const k in tags) lt.push(k, String(tags[k]));
+    } else if (tags != null) {
+      this._lastE = undefined;  // array tags: not remembered
+    }
+    return e;
+  }
+
+  _find(kind, stat, tags) {
     let node = this._series[kind].get(stat);
     if (node !== undefined && tags != null) node = findTags(node, tags);
     if (node !== undefined && node.e !== undefined) return node.e;
@@ -202,6 +241,7 @@ class Client {
       // Bounded: start over (the staged samples name the old ids; write them first).
       this._drain();
       this._w.clearSeries();
+      this._lastE = undefined;
       for (const m of this._series) m.clear();
       this._nodes = 0;
     }

@@ -185,3 +185,48 @@ test('the series cache: each distinct name and tag set stays its own series, in 
   c.close();
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('repeats of one series and the calls that differ from it by a tag, a value, a kind each stay their own series',
+     () => {
+  const dir = h.scratchDir();
+  const ring = path.join(dir, 'r');
+  h.createRing(ring, ['--size', '4MiB', '--lanes', '2', '--overflow', 'drop']);
+  const c = new rp.Client({ path: ring, flush: 'manual', maxBatchSamples: 1e9, batchBytes: 2048, seriesCacheSize: 6 });
+  const mutable = { a: 'x' };
+  const calls = [
+    ['increment', 'n', { a: 'x' }], ['increment', 'n', { a: 'x' }], ['increment', 'n', { a: 'y' }],
+    ['increment', 'n', { a: 'x', b: 'y' }], ['increment', 'n', { a: 'x' }], ['increment', 'n', {}],
+    ['increment', 'n', undefined], ['increment', 'n', { a: 'x' }], ['gauge', 'n', { a: 'x' }],
+    ['increment', 'm', { a: 'x' }], ['increment', 'n', { b: 'x' }], ['increment', 'n', { a: 1 }],
+    ['increment', 'n', { a: '1' }], ['increment', 'n', ['a:x']], ['increment', 'n', { a: 'x' }],
+    ['increment', 'n', mutable], ['mutate'], ['increment', 'n', mutable], ['increment', 'n', { a: 'xx' }],
+  ];
+  const want = [];
+  for (let round = 0; round < 40; round++) {
+    mutable.a = 'x';
+    for (const [method, name, tags] of calls) {
+      if (method === 'mutate') {
+        mutable.a = 'z';
+        continue;
+      }
+      for (let k = 0; k < 1 + (round % 3); k++) {
+        const value = round + k;
+        assert.equal(c[method](name, value, tags), true);
+        const t = {};
+        if (Array.isArray(tags)) t.a = 'x';
+        else if (tags) for (const key in tags) t[key] = String(tags[key]);
+        want.push({ kind: method === 'gauge' ? 'gauge' : 'counter', name, value, tags: t });
+      }
+    }
+  }
+  c.flush();
+  assert.equal(c.stats().written, want.length);
+  const got = [];
+  const r = new rp.Reader(ring, 'check');
+  while (r.pollSamples((s) => { got.push({ kind: s.kind, name: s.name, value: s.value, tags: s.tags }); }) > 0);
+  assert.equal(got.length, want.length);
+  for (let i = 0; i < want.length; i++) assert.deepEqual(got[i], want[i], `sample ${i}`);
+  r.close();
+  c.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});

@@ -120,29 +120,16 @@ SeriesMapper::SeriesMapper(Matcher matcher, FamilyRegistry& registry, const Engi
   lbls_.reserve(32);
 }
 
-bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labels, MappedSample& out) noexcept {
-  ++stats_.samples;
-  if (s.name.size() > max_name_bytes_) {  // before mapping: no rule ever sees it
-    ++stats_.dropped_name_too_long;
-    return false;
-  }
-  const MatchClass cls = class_of(s.kind);
-  const MatchResult m = matcher_.match(s.name, cls);
-  const CompiledRule& rule = m.rule ? *m.rule : matcher_.unmapped_rule();
-  if (m.rule && rule.action == RuleAction::kDrop) {
-    ++stats_.dropped_by_rule;
-    return false;
-  }
-  if (!m.rule) ++stats_.unmapped;
-
-  // Value and operation.
+// Value and operation of a sample under its rule; false when it is dropped
+// (counted). Inlined: both map paths run it for every sample.
+[[gnu::always_inline]] inline bool SeriesMapper::value_of(const sample::SampleView& s, const CompiledRule& rule,
+                                                          MappedSample& out, FamilyKind& kind) noexcept {
   double scale = rule.scale.value_or(1.0);
   double rate = s.sample_rate;
   if (!(rate > 0.0 && rate <= 1.0)) rate = 1.0;
   out.value = s.value * scale;
   out.weight = 1.0;
   out.member = 0;
-  FamilyKind kind;
   switch (s.kind) {
     case Kind::kCounter:
       kind = FamilyKind::kCounter;
@@ -185,6 +172,32 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
       }
       break;
   }
+  return true;
+}
+
+bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labels, MappedSample& out) noexcept {
+  ++stats_.samples;
+  if (s.name.size() > max_name_bytes_) {  // before mapping: no rule ever sees it
+    ++stats_.dropped_name_too_long;
+    return false;
+  }
+  if (run_.valid) {
+    if (run_.same(s)) return map_again(s, labels, out);
+    run_.valid = false;
+    run_.skip = kRunBackoff;
+  }
+  const MatchClass cls = class_of(s.kind);
+  const MatchResult m = matcher_.match(s.name, cls);
+  const CompiledRule& rule = m.rule ? *m.rule : matcher_.unmapped_rule();
+  if (m.rule && rule.action == RuleAction::kDrop) {
+    ++stats_.dropped_by_rule;
+    return false;
+  }
+  if (!m.rule) ++stats_.unmapped;
+
+  // Value and operation.
+  FamilyKind kind;
+  if (!value_of(s, rule, out, kind)) return false;
   out.spec = m.rule ? m.rule->index + 1 : 0;
   out.ttl_ns = rule.ttl.count();
 
@@ -256,6 +269,7 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
     }
     return true;
   };
+  const std::uint64_t label_drops_before = label_drops();
   lbls_.clear();
   keys_.clear();
   // Views into keys_ must not move: reserve what escaping every key could
@@ -311,7 +325,59 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
   out.labels_len = static_cast<std::uint32_t>(len);
   out.label_count = count;
   out.series_hash = hash_bytes(labels.data() + start, len, out.family->name_hash);
+  if (run_.skip > 0) {
+    --run_.skip;
+  } else if (fi != FlatIndex::kNone && label_drops() == label_drops_before) {
+    remember(s, m.rule, out, p - len);
+  }
   return true;
+}
+
+// The next sample of a run of one series (the same kind, name, tags and
+// family as the remembered one): the rule, the family, the labels and the
+// series hash are the remembered sample's; the value is its own. What the
+// mapping counts per sample is counted here too.
+bool SeriesMapper::map_again(const sample::SampleView& s, std::vector<std::byte>& labels, MappedSample& out) noexcept {
+  const CompiledRule& rule = run_.rule != nullptr ? *run_.rule : matcher_.unmapped_rule();
+  if (run_.rule == nullptr) ++stats_.unmapped;
+  FamilyKind kind;
+  if (!value_of(s, rule, out, kind)) return false;
+  out.spec = run_.rule != nullptr ? run_.rule->index + 1 : 0;
+  out.ttl_ns = rule.ttl.count();
+  out.family = run_.family;
+  const std::size_t start = labels.size();
+  labels.resize(start + run_.labels.size());
+  if (!run_.labels.empty()) std::memcpy(labels.data() + start, run_.labels.data(), run_.labels.size());
+  out.labels_off = static_cast<std::uint32_t>(start);
+  out.labels_len = static_cast<std::uint32_t>(run_.labels.size());
+  out.label_count = run_.label_count;
+  out.series_hash = run_.series_hash;
+  return true;
+}
+
+void SeriesMapper::remember(const sample::SampleView& s, const CompiledRule* rule, const MappedSample& out,
+                            const std::byte* label_bytes) {
+  run_.kind = s.kind;
+  run_.name.assign(s.name);
+  run_.tags.assign(reinterpret_cast<const char*>(s.tag_bytes.data()), s.tag_bytes.size());
+  run_.tag_count = s.tag_count;
+  run_.family_type = s.family.type;
+  run_.suffix_len = s.family.suffix_len;
+  run_.help.assign(s.family.help);
+  run_.unit.assign(s.family.unit);
+  run_.rule = rule;
+  run_.family = out.family;
+  run_.labels.assign(label_bytes, label_bytes + out.labels_len);
+  run_.label_count = out.label_count;
+  run_.series_hash = out.series_hash;
+  run_.valid = true;
+}
+
+bool SeriesMapper::Run::same(const sample::SampleView& s) const noexcept {
+  return s.kind == kind && s.tag_count == tag_count && s.name == name && s.family.type == family_type &&
+         s.family.suffix_len == suffix_len &&
+         std::string_view(reinterpret_cast<const char*>(s.tag_bytes.data()), s.tag_bytes.size()) == tags &&
+         s.family.help == help && s.family.unit == unit;
 }
 
 // A name not seen before: escaped (a Prometheus sample keeps its name as

@@ -75,6 +75,39 @@ class SeriesMapper {
     Family* family;       // when not cached (the cache is full)
     bool dropped;         // counted
   };
+  // The last sample mapped whole, remembered so that the samples after it of
+  // the same series (a batch from one Node.js writer is often one series
+  // repeated) skip the rule match, the family lookup, the labels and the hash.
+  // After a sample of another series, the next kRunBackoff samples are not
+  // remembered: mixed batches (StatsD) pay one compare, not a copy, per sample.
+  static constexpr std::uint32_t kRunBackoff = 15;
+  struct Run {
+    bool valid = false;
+    std::uint32_t skip = 0;
+    sample::Kind kind{};
+    std::uint16_t tag_count = 0;
+    sample::FamilyType family_type{};
+    std::uint8_t suffix_len = 0;
+    std::string name;
+    std::string tags;
+    std::string help;
+    std::string unit;
+    const CompiledRule* rule = nullptr;
+    Family* family = nullptr;
+    std::vector<std::byte> labels;
+    std::uint16_t label_count = 0;
+    std::uint64_t series_hash = 0;
+    [[nodiscard]] bool same(const sample::SampleView& s) const noexcept;
+  };
+  [[nodiscard]] bool value_of(const sample::SampleView& s, const CompiledRule& rule, MappedSample& out,
+                              FamilyKind& kind) noexcept;
+  [[nodiscard]] bool map_again(const sample::SampleView& s, std::vector<std::byte>& labels, MappedSample& out) noexcept;
+  void remember(const sample::SampleView& s, const CompiledRule* rule, const MappedSample& out,
+                const std::byte* label_bytes);
+  [[nodiscard]] std::uint64_t label_drops() const noexcept {
+    return stats_.labels_dropped_invalid + stats_.labels_dropped_reserved + stats_.labels_dropped_type_owned +
+           stats_.labels_dropped_duplicate;
+  }
   [[nodiscard]] Resolved resolve_family(std::string_view raw, FamilyKind kind, PromFamily prom,
                                         std::string_view prom_help, const CompiledRule& rule);
 
@@ -93,6 +126,7 @@ class SeriesMapper {
   std::string keys_;
   std::vector<Lbl> lbls_;
   EngineStats stats_;
+  Run run_;
 };
 
 }  // namespace ringpipe::processors::detail

@@ -195,6 +195,53 @@ TEST(Engine, ReservedLabelNamesAreDroppedAndCounted) {
   EXPECT_EQ(h.stats().samples_applied, 2u) << "the samples are kept";
 }
 
+// A batch of one series repeated (a Node.js writer's, mostly) maps each
+// repeat from the sample before it: the totals, the labels and every per-sample
+// counter must be what mapping each sample alone gives, across changes of
+// tags, kind, rule and value in between.
+TEST(Engine, RunsOfOneSeriesMapAsEachSampleAlone) {
+  MappingRule r = rule("m.*", "mapped_total");
+  r.labels = {{"kept", "$1"}};
+  Harness h(with_rules({r}));
+  testing::BatchBuilder b;
+  const auto repeat = [&](int n, Kind kind, std::string_view name, double value, std::vector<sample::Tag> tags,
+                          double rate = 1.0) {
+    for (int i = 0; i < n; ++i) b.add(kind, name, value, tags, rate);
+  };
+  repeat(50, Kind::kCounter, "hits", 1, {{"route", "/api"}});
+  repeat(40, Kind::kCounter, "hits", 1, {{"route", "/apz"}});  // as long as the run's tags, one byte apart
+  repeat(1, Kind::kCounter, "hits", 2, {{"route", "/b"}});
+  repeat(50, Kind::kCounter, "hits", 1, {{"route", "/api"}});
+  repeat(20, Kind::kGauge, "hits", 7, {{"route", "/api"}});  // a conflict, per sample
+  repeat(10, Kind::kCounter, "hits", 1, {{"route", "/api"}}, 0.5);
+  repeat(5, Kind::kCounter, "hits", -1, {{"route", "/api"}});      // dropped, per sample
+  repeat(20, Kind::kCounter, "c", 1, {{"__x", "y"}, {"a", "1"}});  // a reserved label, per sample
+  repeat(30, Kind::kCounter, "m.x", 1, {});
+  repeat(30, Kind::kCounter, "m.y", 1, {});
+  repeat(40, Kind::kTimer, "t", 0.5, {{"route", "/api"}});
+  repeat(40, Kind::kCounter, "hits", 1, {{"route", "/ap"}});  // a prefix of the run's tags
+  h.engine().add_batch(b.finish(), h.now_ns);
+  h.flush();
+  EXPECT_EQ(h.state.value("hits{route=/api}"), 50 + 50 + 10 * 2);
+  EXPECT_EQ(h.state.value("hits{route=/b}"), 2);
+  EXPECT_EQ(h.state.value("hits{route=/ap}"), 40);
+  EXPECT_EQ(h.state.value("hits{route=/apz}"), 40);
+  EXPECT_EQ(h.state.value("c{a=1}"), 20);
+  EXPECT_EQ(h.state.value("mapped_total{kept=x}"), 30);
+  EXPECT_EQ(h.state.value("mapped_total{kept=y}"), 30);
+  ASSERT_EQ(h.state.series["t{route=/api}"].values.size(), 8u);
+  EXPECT_EQ(h.state.series["t{route=/api}"].values[0], 40);  // count
+  EXPECT_EQ(h.state.series["t{route=/api}"].values[1], 20);  // sum
+  const EngineStats st = h.stats();
+  EXPECT_EQ(st.samples, 336u);
+  EXPECT_EQ(st.dropped_conflict, 20u);
+  EXPECT_EQ(family_drops(h.engine(), "hits", true), 20u);
+  EXPECT_EQ(st.dropped_negative_counter, 5u);
+  EXPECT_EQ(st.labels_dropped_reserved, 20u);
+  EXPECT_EQ(st.unmapped, 336u - 60u);
+  EXPECT_EQ(st.samples_applied, 336u - 20u - 5u);
+}
+
 TEST(Engine, LabelsTheTypeOwnsAreDroppedAndCounted) {
   MappingRule hist = rule("h.*", "h_seconds");
   hist.observer_type = ObserverType::kHistogram;
