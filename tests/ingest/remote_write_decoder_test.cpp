@@ -434,6 +434,31 @@ TEST(RemoteWriteDecoder, DecodesARequestARealPrometheusSent) {
   }
 }
 
+TEST(RemoteWriteDecoder, DecodesTheNativeHistogramFuzzSeed) {
+  // The fuzz seed with native histograms: a key byte, then a hand-encoded body
+  // (packed deltas and counts, as Prometheus' gogo-protobuf writes them).
+  std::ifstream in(std::string(RINGPIPE_REMOTE_WRITE_CORPUS) + "/native_histograms", std::ios::binary);
+  const std::string seed((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(seed.size(), 1u);
+  RemoteWriteDecoder d({});
+  ParseCounters c;
+  ASSERT_EQ(d.decode(std::string_view(seed).substr(1), c), DecodeStatus::kNone);
+  EXPECT_EQ(d.sample_count(), 4u);
+  const auto got = convert_all(d, c);
+  EXPECT_EQ(c.total_errors(), 0u);
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_EQ(got[0].kind, sample::Kind::kNativeHistogram);
+  EXPECT_EQ(got[0].ts, kT0 * 1'000'000);
+  EXPECT_EQ(got[0].count, 12);
+  EXPECT_EQ(got[0].positive.size(), 5u);
+  EXPECT_EQ(got[1].ts, (kT0 + 15'000) * 1'000'000);
+  EXPECT_EQ(got[2].kind, sample::Kind::kGauge);  // load_seconds' float sample, then its histogram
+  EXPECT_EQ(got[3].kind, sample::Kind::kNativeHistogram);
+  EXPECT_EQ(got[3].family_type, sample::FamilyType::kGaugeHistogram);
+  EXPECT_EQ(got[3].count, 4.75);
+  EXPECT_EQ(got[3].negative, (std::vector<std::pair<std::int32_t, double>>{{1, 0.5}, {2, 1.5}}));
+}
+
 TEST(RemoteWriteDecoder, RefusesBodiesOverTheLimitBeforeUncompressing) {
   RemoteWriteDecoder d(RemoteWriteLimits{16, 1024, 64});
   ParseCounters c;
