@@ -121,6 +121,17 @@ void ParseCounters::add(const ParseCounters& other) noexcept {
 
 // Inlined into emit(): the path of every sample of a source without rules
 // stays one function, as it was before relabeling.
+[[gnu::always_inline]] inline bool SampleOutput::append(sample::Kind kind, std::string_view name, double value,
+                                                        double sample_rate, std::span<const sample::Tag> tags,
+                                                        std::string_view str_value, std::int64_t timestamp_ns,
+                                                        const sample::Family* family) noexcept {
+  if (kind == sample::Kind::kNativeHistogram) [[unlikely]] {
+    return native_ != nullptr && family != nullptr &&
+           writer_->append_native(name, tags, *native_, *family, timestamp_ns);
+  }
+  return writer_->append(kind, name, value, sample_rate, tags, str_value, timestamp_ns, family);
+}
+
 [[gnu::always_inline]] inline bool SampleOutput::write(sample::Kind kind, std::string_view name, double value,
                                                        double sample_rate, std::span<const sample::Tag> tags,
                                                        std::string_view str_value, std::int64_t timestamp_ns,
@@ -139,7 +150,7 @@ void ParseCounters::add(const ParseCounters& other) noexcept {
   }
   // BatchWriter memcpy()s str_value even when empty; a null pointer there is UB.
   if (str_value.data() == nullptr) str_value = std::string_view("", 0);
-  if (writer_->append(kind, name, value, sample_rate, tags, str_value, timestamp_ns, family)) {
+  if (append(kind, name, value, sample_rate, tags, str_value, timestamp_ns, family)) {
     ++written_;
     return true;
   }
@@ -152,7 +163,7 @@ void ParseCounters::add(const ParseCounters& other) noexcept {
     ++dropped_;
     return false;
   }
-  if (writer_->append(kind, name, value, sample_rate, tags, str_value, timestamp_ns, family)) {
+  if (append(kind, name, value, sample_rate, tags, str_value, timestamp_ns, family)) {
     ++written_;
     return true;
   }
@@ -168,6 +179,14 @@ bool SampleOutput::emit(sample::Kind kind, std::string_view name, double value, 
     return emit_slow(kind, name, value, sample_rate, tags, str_value, timestamp_ns, family);
   }
   return write(kind, name, value, sample_rate, tags, str_value, timestamp_ns, family);
+}
+
+bool SampleOutput::emit_native(std::string_view name, std::span<const sample::Tag> tags, const sample::NativeSample& n,
+                               const sample::Family& family, std::int64_t timestamp_ns) noexcept {
+  native_ = &n;
+  const bool ok = emit(sample::Kind::kNativeHistogram, name, 0, 1, tags, {}, timestamp_ns, &family);
+  native_ = nullptr;
+  return ok;
 }
 
 [[gnu::noinline]] bool SampleOutput::emit_slow(sample::Kind kind, std::string_view name, double value,

@@ -9,6 +9,7 @@
 #include <limits>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "prom_family.hpp"
 #include "text.hpp"
@@ -191,13 +192,32 @@ bool read_sample(std::string_view msg, WireSample& out) noexcept {
   return true;
 }
 
-// A native histogram sample (types.proto's Histogram), checked as Prometheus
-// checks one before appending it: schema -4..8, a finite zero threshold >= 0,
-// integer or float counts (not both), per side spans whose lengths add up to
-// the buckets given, offsets after the first span >= 0, bucket counts (the
-// running sum of the deltas) >= 0, a timestamp in range. False when the
-// message does not decode or breaks one of these.
-bool valid_native_histogram(std::string_view msg) noexcept {
+// A native histogram sample (types.proto's Histogram: 1 count_int, 2
+// count_float, 3 sum, 4 schema, 5 zero_threshold, 6 zero_count_int, 7
+// zero_count_float, 8/11 negative/positive spans, 9/12 deltas, 10/13 counts,
+// 14 reset_hint, 15 timestamp) read into a sample::NativeSample.
+struct WireNative {
+  sample::NativeSample sample;
+  std::int64_t timestamp = 0;     // ms
+  bool key_out_of_range = false;  // a bucket key beyond native_key_limit
+};
+using NativeBuckets = std::vector<std::pair<std::int32_t, double>>;
+
+// Reads one Histogram and checks it as Prometheus checks one before
+// appending it: schema -4..8, a finite zero threshold >= 0, integer or float
+// counts (not both), per side spans whose lengths add up to the buckets
+// given, offsets after the first span >= 0, bucket counts (the running sum of
+// the deltas) >= 0, a timestamp in range. False when the message does not
+// decode or breaks one of these. Bucket keys are the spans' (the first
+// span's offset from key 0, each later one's from the end of the one before)
+// and counts absolute, written to `pos` / `neg` (cleared first; `out.sample`
+// points at them). A key beyond the schema's native_key_limit (no finite
+// value falls there) sets key_out_of_range instead of failing: Prometheus
+// takes it, the sample format cannot. May throw std::bad_alloc.
+bool read_native_histogram(std::string_view msg, WireNative& out, NativeBuckets& pos, NativeBuckets& neg) {
+  out = {};
+  pos.clear();
+  neg.clear();
   WireReader r(msg);
   std::uint32_t f = 0, t = 0;
   std::uint64_t n = 0;
@@ -210,17 +230,23 @@ bool valid_native_histogram(std::string_view msg) noexcept {
   };
   std::int64_t schema = 0;
   double zero_threshold = 0;
-  std::int64_t timestamp = 0;
+  std::uint64_t reset_hint = 0;
   bool float_counts = false;
   bool int_counts = false;
+  double count = 0, zero_count = 0;
+  struct Span {
+    std::int64_t offset;
+    std::uint64_t length;
+  };
   struct Side {
+    std::vector<Span> spans;
     std::uint64_t span_buckets = 0;
-    std::uint64_t spans = 0;
     std::uint64_t deltas = 0;
     std::uint64_t counts = 0;
     std::int64_t running = 0;
-    bool negative = false;  // a bucket count below 0, or a later span's offset below 0
-  } side[2];
+    std::vector<double> values;  // absolute counts, in bucket order
+    bool negative = false;       // a bucket count below 0, or a later span's offset below 0
+  } side[2];                     // [0] positive, [1] negative
   auto span = [&](Side& s, std::string_view m) {
     WireReader sr(m);
     std::uint32_t sf = 0, st = 0;
@@ -233,18 +259,21 @@ bool valid_native_histogram(std::string_view msg) noexcept {
       if (st == kVarint && sf == 1) offset = zigzag(sn);
       if (st == kVarint && sf == 2) length = sn;
     }
-    if (s.spans++ > 0 && offset < 0) s.negative = true;
+    if (!s.spans.empty() && offset < 0) s.negative = true;
     if (length > UINT32_MAX) return false;
+    s.spans.push_back(Span{offset, length});
     s.span_buckets += length;
     return true;
   };
   auto delta = [](Side& s, std::int64_t d) {
     ++s.deltas;
     if (__builtin_add_overflow(s.running, d, &s.running) || s.running < 0) s.negative = true;
+    s.values.push_back(static_cast<double>(s.running));
   };
-  auto count = [](Side& s, double c) {
+  auto bucket_count = [](Side& s, double c) {
     ++s.counts;
     if (!(c >= 0) || !std::isfinite(c)) s.negative = true;
+    s.values.push_back(c);
   };
   auto packed_varints = [&](Side& s, std::string_view m) {
     WireReader pr(m);
@@ -260,7 +289,10 @@ bool valid_native_histogram(std::string_view msg) noexcept {
     switch (f) {
       case 1:
       case 6:
-        if (t == kVarint) int_counts = true;
+        if (t == kVarint) {
+          int_counts = true;
+          (f == 1 ? count : zero_count) = static_cast<double>(n);
+        }
         break;
       case 2:
       case 7:
@@ -268,7 +300,11 @@ bool valid_native_histogram(std::string_view msg) noexcept {
           const double d = as_double(n);
           if (!(d >= 0) || !std::isfinite(d)) return false;
           float_counts = true;
+          (f == 2 ? count : zero_count) = d;
         }
+        break;
+      case 3:
+        if (t == kFixed64) out.sample.sum = as_double(n);
         break;
       case 4:
         if (t == kVarint) schema = zigzag(n);
@@ -290,27 +326,30 @@ bool valid_native_histogram(std::string_view msg) noexcept {
       case 10:
       case 13: {
         Side& s = side[f == 10 ? 1 : 0];
-        if (t == kFixed64) count(s, as_double(n));
+        if (t == kFixed64) bucket_count(s, as_double(n));
         if (t == kLen) {
           if (b.size() % 8 != 0) return false;
           for (std::size_t i = 0; i < b.size(); i += 8) {
             std::uint64_t v = 0;
             for (int k = 7; k >= 0; --k) v = (v << 8) | static_cast<std::uint8_t>(b[i + static_cast<std::size_t>(k)]);
-            count(s, as_double(v));
+            bucket_count(s, as_double(v));
           }
         }
         break;
       }
+      case 14:
+        if (t == kVarint) reset_hint = n;
+        break;
       case 15:
-        if (t == kVarint) timestamp = static_cast<std::int64_t>(n);
+        if (t == kVarint) out.timestamp = static_cast<std::int64_t>(n);
         break;
       default:
         break;
     }
   }
   constexpr std::int64_t kMaxMs = std::numeric_limits<std::int64_t>::max() / 1'000'000;
-  if (schema < -4 || schema > 8 || !(zero_threshold >= 0) || !std::isfinite(zero_threshold) || timestamp <= 0 ||
-      timestamp > kMaxMs) {
+  if (schema < sample::kNativeSchemaMin || schema > sample::kNativeSchemaMax || !(zero_threshold >= 0) ||
+      !std::isfinite(zero_threshold) || out.timestamp <= 0 || out.timestamp > kMaxMs) {
     return false;
   }
   for (const Side& s : side) {
@@ -319,7 +358,37 @@ bool valid_native_histogram(std::string_view msg) noexcept {
     if (s.counts != 0) float_counts = true;
     if (s.span_buckets != s.deltas + s.counts) return false;
   }
-  return !(int_counts && float_counts);
+  if (int_counts && float_counts) return false;
+  // Keys from the spans; a key past the limit is marked, not refused.
+  const std::int64_t limit = sample::native_key_limit(static_cast<std::int32_t>(schema));
+  for (int k = 0; k < 2; ++k) {
+    const Side& s = side[k];
+    NativeBuckets& dst = k == 0 ? pos : neg;
+    dst.reserve(s.values.size());
+    std::int64_t key = 0;
+    std::size_t v = 0;
+    for (std::size_t i = 0; i < s.spans.size(); ++i) {
+      // Offsets are sint32 on the wire; a sum of them stays far inside int64.
+      key += s.spans[i].offset;
+      for (std::uint64_t j = 0; j < s.spans[i].length; ++j, ++key, ++v) {
+        if (key < -limit || key > limit) {
+          out.key_out_of_range = true;
+          continue;
+        }
+        dst.emplace_back(static_cast<std::int32_t>(key), s.values[v]);
+      }
+    }
+  }
+  out.sample.schema = static_cast<std::int32_t>(schema);
+  // Prometheus takes any hint value; one it does not name is "unknown".
+  out.sample.reset_hint =
+      reset_hint <= sample::kMaxResetHint ? static_cast<sample::ResetHint>(reset_hint) : sample::ResetHint::kUnknown;
+  out.sample.zero_threshold = zero_threshold;
+  out.sample.zero_count = zero_count;
+  out.sample.count = count;
+  out.sample.positive = pos;
+  out.sample.negative = neg;
+  return true;
 }
 
 // Calls on_series(bytes) for every TimeSeries of a WriteRequest (field 1),
@@ -382,6 +451,7 @@ struct RemoteWriteDecoder::Impl {
   std::uint64_t samples = 0;
   std::size_t batch_bound = 0;
   std::array<sample::Tag, kMaxTags + 1> tags{};
+  NativeBuckets positive, negative;  // one native histogram's buckets, reused
   // Metadata by family name, as the sender last sent it (Prometheus sends it
   // in requests of its own, every minute); at most limits.max_metadata families.
   struct Meta {
@@ -411,6 +481,22 @@ struct RemoteWriteDecoder::Impl {
       }
     }
     return f;
+  }
+
+  // A native histogram's family: its name's metadata when that says
+  // histogram or gaugehistogram (HELP and UNIT kept), otherwise a histogram,
+  // a gaugehistogram when the sample's reset hint says gauge.
+  [[nodiscard]] sample::Family native_family_of(std::string_view name, sample::ResetHint hint) const noexcept {
+    const auto it = metadata.find(name);
+    if (it != metadata.end() &&
+        (it->second.type == sample::FamilyType::kHistogram || it->second.type == sample::FamilyType::kGaugeHistogram)) {
+      return sample::Family{it->second.type, 0, it->second.help, it->second.unit};
+    }
+    return sample::Family{
+        hint == sample::ResetHint::kGauge ? sample::FamilyType::kGaugeHistogram : sample::FamilyType::kHistogram,
+        0,
+        {},
+        {}};
   }
 
   void forget() noexcept {
@@ -491,6 +577,23 @@ DecodeStatus RemoteWriteDecoder::decode(std::string_view body, ParseCounters& co
           return read_sample(smp, sample);
         });
     bound += ((entry + 7) & ~std::size_t{7}) * static_cast<std::size_t>(samples);
+    // A native histogram's entry: its fixed parts and at most one 16-byte
+    // bucket per byte of the message (a delta takes at least one byte).
+    std::uint64_t histograms = 0;
+    std::size_t histogram_bytes = 0;
+    (void)for_each_histogram(ts, [&](std::string_view h) {
+      ++histograms;
+      histogram_bytes += h.size();
+    });
+    if (histograms != 0) {
+      s.samples += histograms;
+      if (s.samples > lim.max_samples) {
+        over = true;
+        return false;
+      }
+      bound += ((entry + sizeof(sample::NativeHeader) + 7) & ~std::size_t{7}) * static_cast<std::size_t>(histograms) +
+               sizeof(sample::NativeBucket) * histogram_bytes;
+    }
     return ok;
   });
   if (over) {
@@ -652,17 +755,41 @@ ConvertResult RemoteWriteDecoder::convert(SampleOutput& out, ParseCounters& coun
           out.emit(sample::Kind::kGauge, name, value, 1.0, tags, {}, ms * 1'000'000, &family);
           return true;
         });
-    // Native histogram samples are checked and counted, not carried: the
-    // sample batch has no place for one. A malformed one refuses its series
-    // (HTTP 400, as Prometheus answers it), after its float samples.
+    // Native histogram samples, after the float ones, each as a kind-8 entry
+    // with its own timestamp. All are read before any is written: a
+    // malformed one refuses the rest of its series (HTTP 400, as Prometheus
+    // answers it). One that cannot be carried (a key beyond the schema's
+    // limit, larger than a batch) is counted as native_histogram_dropped.
     bool malformed = false;
     (void)for_each_histogram(ts, [&](std::string_view h) {
-      if (valid_native_histogram(h)) {
-        counters.count(ParseError::kNativeHistogramDropped);
-      } else {
+      WireNative wn;
+      try {
+        malformed = malformed || !read_native_histogram(h, wn, s.positive, s.negative);
+      } catch (const std::bad_alloc&) {
         malformed = true;
       }
     });
+    if (!malformed) {
+      (void)for_each_histogram(ts, [&](std::string_view h) {
+        WireNative wn;
+        try {
+          (void)read_native_histogram(h, wn, s.positive, s.negative);
+        } catch (const std::bad_alloc&) {
+          counters.count(ParseError::kNativeHistogramDropped);
+          return;
+        }
+        if (wn.key_out_of_range) {
+          counters.count(ParseError::kNativeHistogramDropped);
+          return;
+        }
+        const sample::Family nf = s.native_family_of(name, wn.sample.reset_hint);
+        const std::uint64_t too_large = out.too_large();
+        ++counters.samples;
+        if (!out.emit_native(name, tags, wn.sample, nf, wn.timestamp * 1'000'000) && out.too_large() != too_large) {
+          counters.count(ParseError::kNativeHistogramDropped);
+        }
+      });
+    }
     if (malformed) reject(ParseError::kMalformedNativeHistogram);
     return true;
   });

@@ -3,8 +3,9 @@
 // block holding a prompb WriteRequest) into samples. decode() uncompresses the
 // body into one buffer and checks the protobuf wire format in place, counting
 // series, labels and samples against the limits; convert() then reads the
-// buffer again and writes every valid series' samples as gauge sets to a
-// SampleOutput, counting each refused series by reason. The metadata of
+// buffer again and writes every valid series' samples as gauge sets, and
+// its native histogram samples as kNativeHistogram entries with their own
+// timestamps, to a SampleOutput, counting each refused series by reason. The metadata of
 // each request (type, HELP, UNIT per family) is kept for the requests that
 // follow and marks every sample of its family. No message objects
 // are built, so memory is the uncompressed buffer (at most

@@ -48,12 +48,15 @@ bool native_head_ok(std::int32_t schema, std::uint8_t hint, double zero_threshol
   return schema >= kNativeSchemaMin && schema <= kNativeSchemaMax && hint <= kMaxResetHint &&
          good_count(zero_threshold) && good_count(zero_count) && good_count(count);
 }
-// One side's buckets: keys strictly increasing, counts finite and >= 0.
+// One side's buckets: keys strictly increasing and within the schema's
+// native_key_limit (as the metric reader keeps them), counts finite and >= 0.
+// The schema is checked first (native_head_ok).
 template <class At>
-bool native_side_ok(std::uint32_t n, At at) noexcept {
+bool native_side_ok(std::int32_t schema, std::uint32_t n, At at) noexcept {
+  const std::int32_t limit = native_key_limit(schema);
   for (std::uint32_t i = 0; i < n; ++i) {
     const auto [key, count] = at(i);
-    if (!good_count(count) || (i > 0 && key <= at(i - 1).first)) return false;
+    if (!good_count(count) || key < -limit || key > limit || (i > 0 && key <= at(i - 1).first)) return false;
   }
   return true;
 }
@@ -266,8 +269,8 @@ bool BatchWriter::append_native(std::string_view name, std::span<const Tag> tags
   const auto neg = [&](std::uint32_t i) { return n.negative[i]; };
   if (!native_family_ok(family.type) || n.positive.size() > UINT32_MAX / 2 || n.negative.size() > UINT32_MAX / 2 ||
       !native_head_ok(n.schema, static_cast<std::uint8_t>(n.reset_hint), n.zero_threshold, n.zero_count, n.count) ||
-      !native_side_ok(static_cast<std::uint32_t>(n.positive.size()), pos) ||
-      !native_side_ok(static_cast<std::uint32_t>(n.negative.size()), neg)) {
+      !native_side_ok(n.schema, static_cast<std::uint32_t>(n.positive.size()), pos) ||
+      !native_side_ok(n.schema, static_cast<std::uint32_t>(n.negative.size()), neg)) {
     return false;
   }
   std::size_t tag_bytes = 0;
@@ -432,7 +435,7 @@ std::optional<SampleView> BatchReader::next() noexcept {
     const auto neg = [&](std::uint32_t i) { return nv.negative(i); };
     if (nh.reserved[0] != 0 || nh.reserved[1] != 0 || nh.reserved[2] != 0 ||
         !native_head_ok(nh.schema, nh.reset_hint, nh.zero_threshold, nh.zero_count, nh.count) ||
-        !native_side_ok(nh.positive_count, pos) || !native_side_ok(nh.negative_count, neg)) {
+        !native_side_ok(nh.schema, nh.positive_count, pos) || !native_side_ok(nh.schema, nh.negative_count, neg)) {
       error_ = DecodeError::kBadNative;
       return std::nullopt;
     }

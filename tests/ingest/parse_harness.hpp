@@ -25,6 +25,11 @@ struct Got {
   std::string family;  // the family's name (the sample's name less its suffix)
   std::string help;
   std::string unit;
+  // A kNativeHistogram entry's part (empty buckets and zeros otherwise).
+  std::int32_t schema = 0;
+  sample::ResetHint reset_hint = sample::ResetHint::kUnknown;
+  double zero_threshold = 0, zero_count = 0, count = 0, sum = 0;
+  std::vector<std::pair<std::int32_t, double>> positive, negative;
 };
 
 struct Parsed {
@@ -37,18 +42,29 @@ inline std::vector<Got> decode(std::span<const std::byte> record) {
   std::vector<Got> out;
   sample::BatchReader r(record);
   while (auto s = r.next()) {
-    Got g{s->kind,
-          std::string(s->name),
-          s->value,
-          s->sample_rate,
-          {},
-          std::string(s->str_value),
-          s->timestamp_ns,
-          s->family.type,
-          std::string(s->family_name()),
-          std::string(s->family.help),
-          std::string(s->family.unit)};
+    Got g;
+    g.kind = s->kind;
+    g.name = std::string(s->name);
+    g.value = s->value;
+    g.rate = s->sample_rate;
+    g.str = std::string(s->str_value);
+    g.ts = s->timestamp_ns;
+    g.family_type = s->family.type;
+    g.family = std::string(s->family_name());
+    g.help = std::string(s->family.help);
+    g.unit = std::string(s->family.unit);
     s->for_each_tag([&](sample::Tag t) { g.tags.emplace_back(t.key, t.value); });
+    if (s->kind == sample::Kind::kNativeHistogram) {
+      const sample::NativeView n = s->native();
+      g.schema = n.schema;
+      g.reset_hint = n.reset_hint;
+      g.zero_threshold = n.zero_threshold;
+      g.zero_count = n.zero_count;
+      g.count = n.count;
+      g.sum = n.sum;
+      for (std::uint32_t i = 0; i < n.positive_count; ++i) g.positive.push_back(n.positive(i));
+      for (std::uint32_t i = 0; i < n.negative_count; ++i) g.negative.push_back(n.negative(i));
+    }
     out.push_back(std::move(g));
   }
   EXPECT_EQ(r.error(), sample::DecodeError::kNone);

@@ -204,11 +204,11 @@ prometheus::Histogram native_histogram(std::int64_t ts) {
   return h;
 }
 
-// Native histogram samples (TimeSeries.histograms) were skipped without a
-// trace; now each is checked as Prometheus checks one, a valid one counted as
-// dropped (the pipeline carries float samples only), and a malformed one
-// refuses its series like any other malformed series.
-TEST(RemoteWriteDecoder, CountsValidNativeHistogramsAsDroppedAndRefusesTheSeriesOfMalformedOnes) {
+// Native histogram samples (TimeSeries.histograms) were checked and then
+// dropped; now each valid one is carried as a kNativeHistogram entry with its
+// own timestamp, and a malformed one still refuses its series like any other
+// malformed series.
+TEST(RemoteWriteDecoder, CarriesValidNativeHistogramsAndRefusesTheSeriesOfMalformedOnes) {
   prometheus::WriteRequest req;
   add_series(req, {{"__name__", "both"}}, {{5, kT0}});
   *req.mutable_timeseries(0)->add_histograms() = native_histogram(kT0);
@@ -251,16 +251,167 @@ TEST(RemoteWriteDecoder, CountsValidNativeHistogramsAsDroppedAndRefusesTheSeries
   ASSERT_EQ(d.decode(encode(req), c), DecodeStatus::kNone);
   ConvertResult r;
   const auto got = convert_all(d, c, &r);
-  ASSERT_EQ(got.size(), 1u);  // the float sample beside the first histogram
+  ASSERT_EQ(got.size(), 3u);  // the float sample, then the two valid histograms
   EXPECT_EQ(got[0].name, "both");
   EXPECT_EQ(got[0].value, 5);
-  EXPECT_EQ(c[ParseError::kNativeHistogramDropped], 2u);
+  EXPECT_EQ(got[1].name, "both");
+  EXPECT_EQ(got[1].kind, sample::Kind::kNativeHistogram);
+  EXPECT_EQ(got[2].name, "floats");
+  EXPECT_EQ(got[2].kind, sample::Kind::kNativeHistogram);
+  EXPECT_EQ(c[ParseError::kNativeHistogramDropped], 0u);
   EXPECT_EQ(c[ParseError::kMalformedNativeHistogram], 6u);
+  EXPECT_EQ(c.samples, 3u);
   EXPECT_EQ(r.series, 8u);
   EXPECT_EQ(r.series_rejected, 6u);
   EXPECT_EQ(r.first_reason, ParseError::kMalformedNativeHistogram);
   EXPECT_EQ(parse_error_name(ParseError::kNativeHistogramDropped), "native_histogram_dropped");
   EXPECT_EQ(parse_error_name(ParseError::kMalformedNativeHistogram), "malformed_native_histogram");
+}
+
+// An integer and a float native histogram as Prometheus remote-writes them
+// (one series each, several samples, labels, metadata): every field arrives
+// in the kind-8 entry exactly, keys from the spans, counts summed from the
+// deltas, each sample with its own timestamp, in order.
+TEST(RemoteWriteDecoder, NativeHistogramsKeepEveryFieldAndTheirOwnTimestamps) {
+  RemoteWriteDecoder d({});
+  ParseCounters c;
+  ASSERT_EQ(d.decode(testing::snappy_of(metadata_field(3, "rpc_seconds", "RPC latency.", "seconds")), c),
+            DecodeStatus::kNone);
+  prometheus::WriteRequest req;
+  prometheus::TimeSeries* ts = req.add_timeseries();
+  for (const auto& [k, v] : std::vector<std::pair<std::string, std::string>>{
+           {"__name__", "rpc_seconds"}, {"instance", "a:9100"}, {"job", "node"}}) {
+    prometheus::Label* l = ts->add_labels();
+    l->set_name(k);
+    l->set_value(v);
+  }
+  *ts->add_histograms() = native_histogram(kT0);
+  prometheus::Histogram later = native_histogram(kT0 + 15'000);
+  later.set_count_int(3);  // a counter reset: carried as sent
+  later.set_zero_count_int(0);
+  later.set_reset_hint(prometheus::Histogram::YES);
+  later.clear_positive_spans();
+  later.clear_positive_deltas();
+  later.clear_negative_spans();
+  later.clear_negative_deltas();
+  later.add_positive_spans()->set_offset(7);
+  later.mutable_positive_spans(0)->set_length(1);
+  later.add_positive_deltas(3);
+  *ts->add_histograms() = later;
+
+  prometheus::TimeSeries* fts = req.add_timeseries();
+  prometheus::Label* l = fts->add_labels();
+  l->set_name("__name__");
+  l->set_value("load_seconds");
+  prometheus::Histogram f;
+  f.set_count_float(4.75);
+  f.set_sum(-2.25);
+  f.set_schema(-2);
+  f.set_zero_threshold(0.001);
+  f.set_zero_count_float(0.25);
+  f.add_negative_spans()->set_offset(1);
+  f.mutable_negative_spans(0)->set_length(2);
+  f.add_negative_counts(0.5);
+  f.add_negative_counts(1.5);
+  f.add_positive_spans()->set_offset(-1);
+  f.mutable_positive_spans(0)->set_length(1);
+  f.add_positive_spans()->set_offset(2);
+  f.mutable_positive_spans(1)->set_length(1);
+  f.add_positive_counts(2);
+  f.add_positive_counts(0.5);
+  f.set_reset_hint(prometheus::Histogram::GAUGE);
+  f.set_timestamp(kT0 + 1);
+  *fts->add_histograms() = f;
+
+  ASSERT_EQ(d.decode(encode(req), c), DecodeStatus::kNone);
+  EXPECT_EQ(d.sample_count(), 3u);
+  const auto got = convert_all(d, c);
+  EXPECT_EQ(c.total_errors(), 0u);
+  ASSERT_EQ(got.size(), 3u);
+  using Buckets = std::vector<std::pair<std::int32_t, double>>;
+  const testing::Tags tags{{"instance", "a:9100"}, {"job", "node"}};
+  for (int i = 0; i < 2; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(got[i].kind, sample::Kind::kNativeHistogram);
+    EXPECT_EQ(got[i].name, "rpc_seconds");
+    EXPECT_EQ(got[i].tags, tags);
+    EXPECT_EQ(got[i].family_type, sample::FamilyType::kHistogram);
+    EXPECT_EQ(got[i].family, "rpc_seconds");
+    EXPECT_EQ(got[i].help, "RPC latency.");
+    EXPECT_EQ(got[i].unit, "seconds");
+    EXPECT_EQ(got[i].schema, 3);
+    EXPECT_EQ(got[i].zero_threshold, 1e-9);
+    EXPECT_EQ(got[i].sum, 30);
+  }
+  EXPECT_EQ(got[0].ts, kT0 * 1'000'000);
+  EXPECT_EQ(got[0].reset_hint, sample::ResetHint::kUnknown);
+  EXPECT_EQ(got[0].count, 12);
+  EXPECT_EQ(got[0].zero_count, 1);
+  EXPECT_EQ(got[0].positive, (Buckets{{-2, 1}, {-1, 2}, {0, 0}, {1, 3}, {5, 1}}));
+  EXPECT_EQ(got[0].negative, (Buckets{{0, 4}}));
+  EXPECT_EQ(got[1].ts, (kT0 + 15'000) * 1'000'000);
+  EXPECT_EQ(got[1].reset_hint, sample::ResetHint::kYes);
+  EXPECT_EQ(got[1].count, 3);
+  EXPECT_EQ(got[1].zero_count, 0);
+  EXPECT_EQ(got[1].positive, (Buckets{{7, 3}}));
+  EXPECT_TRUE(got[1].negative.empty());
+
+  EXPECT_EQ(got[2].name, "load_seconds");
+  EXPECT_EQ(got[2].ts, (kT0 + 1) * 1'000'000);
+  EXPECT_EQ(got[2].family_type, sample::FamilyType::kGaugeHistogram);  // no metadata; the hint says gauge
+  EXPECT_EQ(got[2].reset_hint, sample::ResetHint::kGauge);
+  EXPECT_EQ(got[2].schema, -2);
+  EXPECT_EQ(got[2].zero_threshold, 0.001);
+  EXPECT_EQ(got[2].zero_count, 0.25);
+  EXPECT_EQ(got[2].count, 4.75);
+  EXPECT_EQ(got[2].sum, -2.25);
+  EXPECT_EQ(got[2].positive, (Buckets{{-1, 2}, {2, 0.5}}));
+  EXPECT_EQ(got[2].negative, (Buckets{{1, 0.5}, {2, 1.5}}));
+}
+
+// What Prometheus takes but the sample format cannot hold is counted, not
+// lost without a trace: a bucket key beyond the schema's limit (no finite
+// value falls there), an entry larger than a whole batch.
+TEST(RemoteWriteDecoder, CountsNativeHistogramsItCannotCarry) {
+  prometheus::WriteRequest req;
+  prometheus::TimeSeries* ts = req.add_timeseries();
+  prometheus::Label* l = ts->add_labels();
+  l->set_name("__name__");
+  l->set_value("h");
+  prometheus::Histogram far = native_histogram(kT0);
+  far.set_schema(0);
+  far.mutable_positive_spans(1)->set_offset(1075);  // key 1077 > 1075
+  *ts->add_histograms() = far;
+  prometheus::Histogram wide = native_histogram(kT0 + 1);
+  wide.set_schema(8);
+  wide.clear_positive_spans();
+  wide.clear_positive_deltas();
+  wide.add_positive_spans()->set_length(20000);  // 320 kB of buckets
+  wide.add_positive_deltas(1);
+  for (int i = 1; i < 20000; ++i) wide.add_positive_deltas(0);
+  wide.set_count_int(20004);
+  *ts->add_histograms() = wide;
+  *ts->add_histograms() = native_histogram(kT0 + 2);
+  RemoteWriteDecoder d({});
+  ParseCounters c;
+  ASSERT_EQ(d.decode(encode(req), c), DecodeStatus::kNone);
+  ConvertResult r;
+  const auto got = convert_all(d, c, &r);  // a 1 MiB batch
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].ts, (kT0 + 1) * 1'000'000);
+  EXPECT_EQ(got[0].positive.size(), 20000u);
+  EXPECT_EQ(got[1].ts, (kT0 + 2) * 1'000'000);
+  EXPECT_EQ(c[ParseError::kNativeHistogramDropped], 1u);
+  EXPECT_EQ(r.series_rejected, 0u);
+
+  std::vector<std::byte> small(64 << 10);
+  sample::BatchWriter w(small, 7, 0);
+  SampleOutput out(&w);
+  ParseCounters c2;
+  (void)d.convert(out, c2);
+  EXPECT_EQ(c2[ParseError::kNativeHistogramDropped], 2u);  // the far one, the wide one
+  EXPECT_EQ(out.too_large(), 1u);
+  EXPECT_EQ(w.sample_count(), 1u);
 }
 
 TEST(RemoteWriteDecoder, DecodesARequestARealPrometheusSent) {
@@ -281,6 +432,31 @@ TEST(RemoteWriteDecoder, DecodesARequestARealPrometheusSent) {
     EXPECT_GT(g.ts, 1'600'000'000'000'000'000);
     EXPECT_TRUE(std::any_of(g.tags.begin(), g.tags.end(), [](const auto& kv) { return kv.first == "job"; })) << g.name;
   }
+}
+
+TEST(RemoteWriteDecoder, DecodesTheNativeHistogramFuzzSeed) {
+  // The fuzz seed with native histograms: a key byte, then a hand-encoded body
+  // (packed deltas and counts, as Prometheus' gogo-protobuf writes them).
+  std::ifstream in(std::string(RINGPIPE_REMOTE_WRITE_CORPUS) + "/native_histograms", std::ios::binary);
+  const std::string seed((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(seed.size(), 1u);
+  RemoteWriteDecoder d({});
+  ParseCounters c;
+  ASSERT_EQ(d.decode(std::string_view(seed).substr(1), c), DecodeStatus::kNone);
+  EXPECT_EQ(d.sample_count(), 4u);
+  const auto got = convert_all(d, c);
+  EXPECT_EQ(c.total_errors(), 0u);
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_EQ(got[0].kind, sample::Kind::kNativeHistogram);
+  EXPECT_EQ(got[0].ts, kT0 * 1'000'000);
+  EXPECT_EQ(got[0].count, 12);
+  EXPECT_EQ(got[0].positive.size(), 5u);
+  EXPECT_EQ(got[1].ts, (kT0 + 15'000) * 1'000'000);
+  EXPECT_EQ(got[2].kind, sample::Kind::kGauge);  // load_seconds' float sample, then its histogram
+  EXPECT_EQ(got[3].kind, sample::Kind::kNativeHistogram);
+  EXPECT_EQ(got[3].family_type, sample::FamilyType::kGaugeHistogram);
+  EXPECT_EQ(got[3].count, 4.75);
+  EXPECT_EQ(got[3].negative, (std::vector<std::pair<std::int32_t, double>>{{1, 0.5}, {2, 1.5}}));
 }
 
 TEST(RemoteWriteDecoder, RefusesBodiesOverTheLimitBeforeUncompressing) {

@@ -547,6 +547,38 @@ TEST(SampleBatch, WriterRefusesANativeSampleThatBreaksTheRules) {
   EXPECT_TRUE(w.append_native("h", {}, sample_native(ok, {}), hist));
 }
 
+TEST(SampleBatch, NativeKeysStayWithinTheSchemasLimitAsInTheMetricFormat) {
+  // native_key_limit: 1075 << schema above 0, 1075 at or below it; the key
+  // at the limit is kept, one past it refused by writer and reader alike.
+  for (const std::int32_t schema : {-4, 0, 1, 3, 8}) {
+    SCOPED_TRACE(schema);
+    const std::int32_t lim = native_key_limit(schema);
+    EXPECT_EQ(lim, schema > 0 ? 1075 * (1 << schema) : 1075);
+    const Buckets edge{{-lim, 1}, {lim, 1}};
+    NativeSample n = sample_native(edge, edge);
+    n.schema = schema;
+    std::vector<std::byte> rec = native_batch(n);
+    BatchReader r(rec);
+    ASSERT_TRUE(r.next());
+    const auto h = r.next();
+    ASSERT_TRUE(h) << decode_error_name(r.error());
+    EXPECT_EQ(h->native().positive(1).first, lim);
+    EXPECT_EQ(h->native().negative(0).first, -lim);
+    std::vector<std::byte> buf(1024);
+    BatchWriter w(buf, 0, 0);
+    const Family hist{FamilyType::kHistogram, 0, {}, {}};
+    for (const Buckets& past : {Buckets{{lim + 1, 1}}, Buckets{{-lim - 1, 1}}}) {
+      n = sample_native(past, {});
+      n.schema = schema;
+      EXPECT_FALSE(w.append_native("h", {}, n, hist));
+      n = sample_native({}, past);
+      n.schema = schema;
+      EXPECT_FALSE(w.append_native("h", {}, n, hist));
+    }
+    EXPECT_EQ(w.sample_count(), 0u);
+  }
+}
+
 TEST(SampleBatch, ReaderRefusesANativePartThatBreaksTheRulesOrRunsPastItsEntry) {
   const Buckets pos{{0, 1}, {4, 2}};
   std::size_t at = 0;
@@ -577,6 +609,10 @@ TEST(SampleBatch, ReaderRefusesANativePartThatBreaksTheRulesOrRunsPastItsEntry) 
        DecodeError::kBadNative},
       {"key order", b0 + sizeof(NativeBucket), bytes_of(std::int32_t{0}), DecodeError::kBadNative},
       {"bucket count", b0 + offsetof(NativeBucket, count), bytes_of(-2.0), DecodeError::kBadNative},
+      // Schema 3: no double has a key beyond 1075 << 3 (the metric reader's limit too).
+      {"key past the schema's limit", b0 + sizeof(NativeBucket), bytes_of(std::int32_t{(1075 << 3) + 1}),
+       DecodeError::kBadNative},
+      {"key below the schema's limit", b0, bytes_of(std::int32_t{-(1075 << 3) - 1}), DecodeError::kBadNative},
       {"family type", at + offsetof(SampleHeader, family_type), bytes_of(std::uint8_t{1}), DecodeError::kBadFamily},
       {"string value", at + offsetof(SampleHeader, str_len), bytes_of(std::uint16_t{1}), DecodeError::kBadFamily},
       {"in a version-2 batch", offsetof(BatchHeader, format_version), bytes_of(kFormatVersion), DecodeError::kBadKind},

@@ -78,9 +78,12 @@ enum class ParseError : std::uint8_t {
   // kMaxAddition; the sample is dropped.
   kValueOutOfRange,
   // remote_write: a native histogram sample (TimeSeries.histograms). A valid
-  // one is dropped, not carried into the pipeline (the series' float samples
-  // are); one that breaks Prometheus' rules (schema outside -4..8, spans that
-  // do not cover the buckets, a negative bucket count, ...) refuses its series.
+  // one is carried as a kNativeHistogram entry; one that Prometheus takes but
+  // the sample format cannot (a bucket key beyond the schema's
+  // native_key_limit, where no finite value falls; an entry larger than a
+  // whole batch) is dropped and counted here. One that breaks Prometheus'
+  // rules (schema outside -4..8, spans that do not cover the buckets, a
+  // negative bucket count, ...) refuses its series.
   kNativeHistogramDropped,
   kMalformedNativeHistogram,
   kCount,
@@ -128,6 +131,14 @@ class SampleOutput {
             std::span<const sample::Tag> tags, std::string_view str_value = {}, std::int64_t timestamp_ns = 0,
             const sample::Family* family = nullptr) noexcept;
 
+  // A native histogram sample (remote_write) as a kNativeHistogram entry,
+  // relabeled and rotated as emit() does; `family` is a histogram or
+  // gaugehistogram one. `n` must keep the rules the sample reader checks
+  // (the caller checks them): false then means not written, counted as
+  // dropped (no space), too_large or by the rules.
+  bool emit_native(std::string_view name, std::span<const sample::Tag> tags, const sample::NativeSample& n,
+                   const sample::Family& family, std::int64_t timestamp_ns) noexcept;
+
   void set_writer(sample::BatchWriter* writer) noexcept { writer_ = writer; }
   // Relabels every sample with `rules` before it is written (its name as
   // `__name__`, its tags, MQTT's extra labels included, as labels); nullptr
@@ -169,7 +180,13 @@ class SampleOutput {
                       std::span<const sample::Tag> tags, std::string_view str_value, std::int64_t timestamp_ns,
                       const sample::Family* family) noexcept;
 
+  // Append one entry: a kNativeHistogram one from native_ (set by emit_native only).
+  bool append(sample::Kind kind, std::string_view name, double value, double sample_rate,
+              std::span<const sample::Tag> tags, std::string_view str_value, std::int64_t timestamp_ns,
+              const sample::Family* family) noexcept;
+
   sample::BatchWriter* writer_ = nullptr;
+  const sample::NativeSample* native_ = nullptr;
   const relabel::Rules* relabel_ = nullptr;
   RelabelScratch* relabel_scratch_ = nullptr;
   std::span<const sample::Tag> extra_;

@@ -13,10 +13,14 @@
 #include <utility>
 #include <vector>
 
+#include "ringpipe/sample/native_schema.hpp"
+
 namespace ringpipe::metric {
 
-inline constexpr std::int32_t kNativeSchemaMin = -4;
-inline constexpr std::int32_t kNativeSchemaMax = 8;
+// The schemas and the key limit are the sample format's (one header for both readers).
+using sample::kNativeSchemaMax;
+using sample::kNativeSchemaMin;
+using sample::native_key_limit;
 // client_golang's DefNativeHistogramZeroThreshold: 2^-128.
 inline constexpr double kNativeDefaultZeroThreshold = 2.938735877055719e-39;
 
@@ -34,14 +38,6 @@ struct NativeSpan {
   std::int32_t offset;
   std::uint32_t length;
 };
-
-// The largest |key| a finite double can have under `schema` (doubles span
-// 2^-1074 .. 2^1024): 1075 * 2^schema for schema > 0, 1075 otherwise. A key
-// beyond it comes from no value; a reader refuses it, which also keeps the
-// gaps between keys well inside int32.
-[[nodiscard]] constexpr std::int32_t native_key_limit(std::int32_t schema) noexcept {
-  return schema > 0 ? 1075 << schema : 1075;
-}
 
 // Whether a count is a whole number an integer histogram carries exactly
 // (0 .. 2^53). A histogram whose counts are all whole goes out with integer

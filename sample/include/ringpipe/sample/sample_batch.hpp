@@ -14,6 +14,8 @@
 #include <string_view>
 #include <utility>
 
+#include "ringpipe/sample/native_schema.hpp"
+
 namespace ringpipe::sample {
 
 inline constexpr std::uint16_t kSampleBatchRecord = 1;  // ring record type
@@ -64,10 +66,6 @@ struct Family {
   std::string_view help;
   std::string_view unit;  // at most 255 bytes
 };
-
-// The native histogram schemas Prometheus 2.42 takes.
-inline constexpr std::int32_t kNativeSchemaMin = -4;
-inline constexpr std::int32_t kNativeSchemaMax = 8;
 
 // Prometheus' Histogram.ResetHint.
 enum class ResetHint : std::uint8_t { kUnknown = 0, kYes = 1, kNo = 2, kGauge = 3 };
