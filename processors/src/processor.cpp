@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <filesystem>
@@ -267,6 +268,9 @@ void Processor::Impl::reader_loop(Input& in) {
   };
   CrashJournal* journal = in.journal ? &*in.journal : nullptr;
   std::uint64_t careful_read = 0;
+  constexpr std::size_t kHintAhead = 16;  // samples; a power of two, at least 4
+  std::array<sample::SampleView, kHintAhead> views{};
+  std::array<std::uint64_t, kHintAhead> hints{};
   in.reader->set_wait_budget(kReadBudget, kIdleAfter);
   while (!readers_stop.load(std::memory_order_acquire)) {
     std::chrono::nanoseconds wait = std::chrono::milliseconds(50);
@@ -289,15 +293,20 @@ void Processor::Impl::reader_loop(Input& in) {
         ++foreign;
         return;
       }
+      // Samples are decoded kHintAhead ahead of the one mapped, into a small
+      // ring, so that the mapper's name lookups can be fetched ahead (with
+      // 100k names its index and entries are far out of cache, and each
+      // sample waited on them in turn).
       sample::BatchReader br(v.payload);
-      while (auto s = br.next()) {
+      const bool hint = in.mapper->names_past_cache();  // else the hints cost more than they save
+      const auto take = [&](const sample::SampleView* s) {
         RINGPIPE_TEST_CRASH_POINT("processor", s->name);
         // Map into a scratch position of the target shard's batch; the shard
         // is known only after the labels (and so the hash) are built.
         ShardBatch* probe = pending[0] ? pending[0] : (pending[0] = take_batch(in));
         const std::size_t mark = probe->labels.size();
         MappedSample ms;
-        if (!in.mapper->map(*s, probe->labels, ms)) continue;
+        if (!in.mapper->map(*s, probe->labels, ms)) return;
         const std::uint32_t target = detail::shard_of(ms.series_hash, n);
         if (target != 0) {
           ShardBatch*& b = pending[target];
@@ -311,6 +320,31 @@ void Processor::Impl::reader_loop(Input& in) {
         ShardBatch* b = pending[target];
         b->now_ns = now;
         b->samples.push_back(ms);
+      };
+      if (!hint) {
+        while (auto s = br.next()) take(&*s);
+      } else {
+        std::size_t decoded = 0;
+        bool more = true;
+        const auto decode_next = [&] {
+          if (!more) return;
+          const auto next = br.next();
+          if (!next) {
+            more = false;
+            return;
+          }
+          views[decoded % kHintAhead] = *next;
+          hints[decoded % kHintAhead] = in.mapper->prefetch_index(*next);
+          ++decoded;
+        };
+        while (more && decoded < kHintAhead) decode_next();
+        for (std::size_t i = 0; i < decoded; ++i) {
+          const sample::SampleView view = views[i % kHintAhead];
+          decode_next();  // sample i + kHintAhead, into the slot just copied out
+          if (i + kHintAhead / 2 < decoded) in.mapper->prefetch_entry(hints[(i + kHintAhead / 2) % kHintAhead]);
+          if (i + kHintAhead / 4 < decoded) in.mapper->prefetch_name(hints[(i + kHintAhead / 4) % kHintAhead]);
+          take(&view);
+        }
       }
       if (br.error() != sample::DecodeError::kNone) ++foreign;
       // A record's samples for one shard travel in one batch, so a shard

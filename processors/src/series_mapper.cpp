@@ -211,38 +211,45 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
     prom = PromFamily{static_cast<std::uint8_t>(s.family.type), s.family.suffix_len, s.family.unit};
     prom_help = s.family.help;
   }
-  const std::uint32_t raw_key =
-      static_cast<std::uint32_t>(kind) | (std::uint32_t{prom.type} << 8) | (std::uint32_t{prom.suffix_len} << 16);
-  const std::uint64_t rh = hash_mem(raw.data(), raw.size(), 0x7a3ULL + raw_key);
-  std::uint32_t fi = raw_index_.find(rh, [&](std::uint32_t v) {
+  const std::uint32_t raw_key = raw_key_of(kind, prom);
+  const std::uint64_t rh = raw_hash(raw, raw_key);
+  const std::uint32_t ri = raw_index_.find(rh, [&](std::uint32_t v) {
     const RawName& r = raw_names_[v];
     return r.key == raw_key && r.raw == raw;
   });
-  if (fi != FlatIndex::kNone) {
-    fi = raw_names_[fi].family;
+  std::uint32_t fi = FlatIndex::kNone;
+  if (ri != FlatIndex::kNone) {  // the common case: one entry holds all the sample needs
+    const RawName& r = raw_names_[ri];
+    if (r.conflict) {
+      r.family_ptr->dropped_conflict.fetch_add(1, std::memory_order_relaxed);
+      ++stats_.dropped_conflict;
+      return false;
+    }
+    fi = r.family;
+    out.family = r.family_ptr;
   } else {
     const Resolved r = resolve_family(raw, kind, prom, prom_help, rule);
     if (r.dropped) return false;
     fi = r.index;
     if (fi == FlatIndex::kNone) {
       out.family = r.family;
-    } else if (raw_names_.size() < family_cache_cap_) {
-      raw_index_.insert(rh, static_cast<std::uint32_t>(raw_names_.size()));
-      // Mostly the name as it came is its family's name: then it views
-      // that (registry families stay put); else it keeps a copy of its own.
-      std::string_view kept = families_[fi].name;
-      if (kept != raw) kept = raw_owned_.add(raw);
-      raw_names_.push_back(RawName{kept, raw_key, fi});
+    } else {
+      const CachedFamily& cf = families_[fi];
+      if (raw_names_.size() < family_cache_cap_) {
+        raw_index_.insert(rh, static_cast<std::uint32_t>(raw_names_.size()));
+        // Mostly the name as it came is its family's name: then it views
+        // that (registry families stay put); else it keeps a copy of its own.
+        std::string_view kept = cf.name;
+        if (kept != raw) kept = raw_owned_.add(raw);
+        raw_names_.push_back(RawName{kept, raw_key, fi, cf.family, cf.conflict});
+      }
+      if (cf.conflict) {
+        cf.family->dropped_conflict.fetch_add(1, std::memory_order_relaxed);
+        ++stats_.dropped_conflict;
+        return false;
+      }
+      out.family = cf.family;
     }
-  }
-  if (fi != FlatIndex::kNone) {
-    const CachedFamily& cf = families_[fi];
-    if (cf.conflict) {
-      cf.family->dropped_conflict.fetch_add(1, std::memory_order_relaxed);
-      ++stats_.dropped_conflict;
-      return false;
-    }
-    out.family = cf.family;
   }
 
   // Labels: tags (names escaped), then the rule's labels (which win unless
@@ -378,6 +385,45 @@ bool SeriesMapper::Run::same(const sample::SampleView& s) const noexcept {
          s.family.suffix_len == suffix_len &&
          std::string_view(reinterpret_cast<const char*>(s.tag_bytes.data()), s.tag_bytes.size()) == tags &&
          s.family.help == help && s.family.unit == unit;
+}
+
+FamilyKind SeriesMapper::family_kind(Kind k, const CompiledRule& rule) noexcept {
+  switch (k) {
+    case Kind::kCounter:
+      return FamilyKind::kCounter;
+    case Kind::kGauge:
+    case Kind::kGaugeDelta:
+      return FamilyKind::kGauge;
+    case Kind::kSet:
+      return FamilyKind::kSet;
+    default:
+      return rule.observer_type == ObserverType::kHistogram ? FamilyKind::kHistogram : FamilyKind::kSummary;
+  }
+}
+
+// The hints guess that the sample keeps its name (no rule renames it); a
+// wrong guess only fetches a line that is not used.
+std::uint64_t SeriesMapper::prefetch_index(const sample::SampleView& s) const noexcept {
+  PromFamily prom;
+  if (s.family.type != sample::FamilyType::kNone) {
+    prom = PromFamily{static_cast<std::uint8_t>(s.family.type), s.family.suffix_len, s.family.unit};
+  }
+  const std::uint64_t rh = raw_hash(s.name, raw_key_of(family_kind(s.kind, matcher_.unmapped_rule()), prom));
+  raw_index_.prefetch(rh);
+  return rh;
+}
+
+void SeriesMapper::prefetch_entry(std::uint64_t rh) const noexcept {
+  const std::uint32_t v = raw_index_.home_value(rh);
+  if (v != FlatIndex::kNone) __builtin_prefetch(&raw_names_[v]);
+}
+
+void SeriesMapper::prefetch_name(std::uint64_t rh) const noexcept {
+  const std::uint32_t v = raw_index_.home_value(rh);
+  if (v == FlatIndex::kNone) return;
+  const RawName& r = raw_names_[v];
+  __builtin_prefetch(r.raw.data());
+  __builtin_prefetch(r.family_ptr);
 }
 
 // A name not seen before: escaped (a Prometheus sample keeps its name as

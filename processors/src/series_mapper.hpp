@@ -13,6 +13,7 @@
 
 #include "family_registry.hpp"
 #include "flat_index.hpp"
+#include "hash.hpp"
 #include "ringpipe/common/string_arena.hpp"
 #include "ringpipe/processors/aggregator.hpp"
 #include "ringpipe/processors/mapping.hpp"
@@ -46,6 +47,19 @@ class SeriesMapper {
   // dropped (the reason is counted in stats()).
   [[nodiscard]] bool map(const sample::SampleView& s, std::vector<std::byte>& labels, MappedSample& out) noexcept;
 
+  // Cache hints for a batch of samples, the name lookup of map() in three
+  // steps: prefetch_index(s) some samples before map(s) (it returns the hash
+  // the other two take), prefetch_entry() a few samples later, prefetch_name()
+  // a few more. Each reads only what the one before fetched; none changes
+  // anything, and a wrong guess (a rule renames the sample) costs a line.
+  [[nodiscard]] std::uint64_t prefetch_index(const sample::SampleView& s) const noexcept;
+  void prefetch_entry(std::uint64_t hint) const noexcept;
+  void prefetch_name(std::uint64_t hint) const noexcept;
+  // True when the names seen are too many for the cache to hold their
+  // entries (about 8k: index slots and entries past a core's L2), where the
+  // hints pay.
+  [[nodiscard]] bool names_past_cache() const noexcept { return raw_names_.size() > 8192; }
+
   // Only the mapper's counters are filled in.
   [[nodiscard]] EngineStats stats() const noexcept;
   [[nodiscard]] const Matcher& matcher() const noexcept { return matcher_; }
@@ -69,7 +83,16 @@ class SeriesMapper {
     std::string_view raw;  // its family's name, or a string in raw_owned_
     std::uint32_t key;     // kind | prom type << 8 | prom suffix_len << 16
     std::uint32_t family;  // index into families_
+    Family* family_ptr;    // families_[family]'s, kept here: a known name reads one entry
+    bool conflict;
   };
+  static FamilyKind family_kind(sample::Kind k, const CompiledRule& rule) noexcept;
+  static std::uint32_t raw_key_of(FamilyKind kind, PromFamily prom) noexcept {
+    return static_cast<std::uint32_t>(kind) | (std::uint32_t{prom.type} << 8) | (std::uint32_t{prom.suffix_len} << 16);
+  }
+  static std::uint64_t raw_hash(std::string_view raw, std::uint32_t raw_key) noexcept {
+    return hash_mem(raw.data(), raw.size(), 0x7a3ULL + raw_key);
+  }
   struct Resolved {
     std::uint32_t index;  // into families_, or FlatIndex::kNone
     Family* family;       // when not cached (the cache is full)
