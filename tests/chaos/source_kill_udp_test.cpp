@@ -1,7 +1,10 @@
 // kill -9 of a UDP source under load: the supervisor holds the socket the
 // source received on, so what the kernel queued while the source was dead is
-// read by its successor. Every line sent is in the ring or counted by the
-// kernel as dropped on a full socket buffer.
+// read by its successor. Every line sent is in the ring, counted by the
+// kernel as dropped on a full socket buffer, or was in the one receive batch
+// the killed source had taken from the socket and not yet published: whole
+// datagrams, at most batch_packets (32) of them per kill. Nothing is invented
+// and no datagram is split.
 
 #include <gtest/gtest.h>
 
@@ -113,24 +116,33 @@ exporters:
         << sup.err();
   }
   sender.join();
-  // Settled: everything the successor will read has reached the ring.
-  std::uint64_t last = 0;
+  // Settled: the sender is done and the ring's count has not moved for a
+  // second (the successor read what the kernel held for it).
+  std::uint64_t last = audit->count();
+  int quiet = 0;
   ASSERT_TRUE(testing::wait_until(
       [&] {
+        std::this_thread::sleep_for(200ms);
         const std::uint64_t now = audit->count();
-        const bool still = now == last && now + kernel_udp_drops(port) >= sent_lines;
+        quiet = now == last ? quiet + 1 : 0;
         last = now;
-        if (!still) std::this_thread::sleep_for(200ms);
-        return still;
+        return quiet >= 5 || now + kernel_udp_drops(port) * kLinesPerDatagram >= sent_lines;
       },
-      20s))
-      << "counted " << audit->count() << " + kernel drops " << kernel_udp_drops(port) << " of " << sent_lines
-      << " lines sent\n"
+      30s))
+      << "counted " << audit->count() << " of " << sent_lines << " lines sent\n"
       << sup.err();
   EXPECT_FALSE(audit->lapped());
-  // Nothing invented, nothing lost but what the kernel counted.
-  EXPECT_EQ(audit->count() + kernel_udp_drops(port) * kLinesPerDatagram, sent_lines)
-      << "kernel drops " << kernel_udp_drops(port);
+  // Nothing invented; nothing lost but what the kernel counted and, at most,
+  // the receive batch in the hands of each killed source (uncountable: it was
+  // taken from the socket and died with the process), in whole datagrams.
+  const std::uint64_t counted = audit->count();
+  const std::uint64_t kernel = kernel_udp_drops(port) * kLinesPerDatagram;
+  ASSERT_LE(counted + kernel, sent_lines) << "kernel drops " << kernel_udp_drops(port);
+  const std::uint64_t lost = sent_lines - counted - kernel;
+  constexpr std::uint64_t kKills = 3, kBatchPackets = 32;
+  EXPECT_EQ(lost % kLinesPerDatagram, 0U) << "a datagram was split: " << lost << " lines lost";
+  EXPECT_LE(lost, kKills * kBatchPackets * kLinesPerDatagram)
+      << "lost " << lost << " lines: more than the three kills' receive batches; kernel drops " << kernel_udp_drops(port);
   sup.signal(SIGTERM);
   EXPECT_EQ(sup.wait(30s), 0) << sup.err();
 }
