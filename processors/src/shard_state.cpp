@@ -158,8 +158,8 @@ std::uint32_t Shard::alloc_block(std::uint32_t bytes, std::uint32_t owner) noexc
 std::uint32_t Shard::family_block(const Family& f) noexcept {
   if (f.id < family_off_.size() && family_off_[f.id] != kNoBlock) return family_off_[f.id];
   const auto name_len = static_cast<std::uint16_t>(std::min<std::size_t>(f.name.size(), UINT16_MAX));
-  const auto help_len = static_cast<std::uint16_t>(std::min<std::size_t>(f.help.size(), UINT16_MAX));
-  const auto unit_len = static_cast<std::uint8_t>(std::min<std::size_t>(f.unit.size(), UINT8_MAX));
+  const auto help_len = static_cast<std::uint16_t>(std::min<std::size_t>(f.help().size(), UINT16_MAX));
+  const auto unit_len = static_cast<std::uint8_t>(std::min<std::size_t>(f.unit().size(), UINT8_MAX));
   const std::uint32_t off =
       alloc_block(static_cast<std::uint32_t>(sizeof(FamilyBlock)) + name_len + help_len + unit_len, kFamilyOwner);
   if (off == UINT32_MAX) return off;
@@ -174,8 +174,8 @@ std::uint32_t Shard::family_block(const Family& f) noexcept {
   fb.unit_len = unit_len;
   std::memcpy(p, &fb, sizeof fb);
   std::memcpy(p + sizeof fb, f.name.data(), name_len);
-  std::memcpy(p + sizeof fb + name_len, f.help.data(), help_len);
-  if (unit_len != 0) std::memcpy(p + sizeof fb + name_len + help_len, f.unit.data(), unit_len);
+  std::memcpy(p + sizeof fb + name_len, f.help().data(), help_len);
+  if (unit_len != 0) std::memcpy(p + sizeof fb + name_len + help_len, f.unit().data(), unit_len);
   remember_family_block(f, off);
   return off;
 }

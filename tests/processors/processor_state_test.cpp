@@ -731,9 +731,9 @@ TEST(StateLayout, AShardWritesFamilyBlocksAsDocumentedAndReadsThemBackAfterARest
     for (std::uint32_t i = 0; i < 2; ++i) {
       const detail::Family& fam = *m[i].family;
       const std::vector<std::byte> doc =
-          documented_family_block(static_cast<std::uint8_t>(fam.kind), fam.name, fam.help);
+          documented_family_block(static_cast<std::uint8_t>(fam.kind), fam.name, fam.help());
       const std::byte* at = (*st)->arena() + (*st)->slots()[i].family_off;
-      EXPECT_EQ(std::memcmp(at, doc.data(), 16 + fam.name.size() + fam.help.size()), 0) << fam.name;
+      EXPECT_EQ(std::memcmp(at, doc.data(), 16 + fam.name.size() + fam.help().size()), 0) << fam.name;
     }
   }
   auto st = f.open();
