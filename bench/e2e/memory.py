@@ -43,10 +43,21 @@ try:
         if tot == last and tot >= n * reps: break
         last = tot
     c1 = R.tree_cpu_s(p.pid)
+    # Each process's CPU seconds since start (utime + stime); the exporter's
+    # includes its page renders, whose total its scrape histogram's _sum gives.
+    cpu = {}
+    for q in R.process_tree(p.pid):
+        st = R.proc_stat(q)
+        if st:
+            cpu[R.process_label(q).split()[0]] = st[1] / R.clk_tck()
+    render_s = sum(float(l.split()[-1]) for l in t.splitlines()
+                   if l.startswith("ringpipe_exporter_scrape_duration_seconds_sum"))
     hwm, pss, k, per = R.tree_memory_mb(p.pid)
     print(f"{os.path.basename(exe)}: series {ns} counted {int(tot)} of {n*reps} cpu {c1-c0:.1f} s (incl. scrapes) "
           f"last scrape {sc:.2f} s {sz} B; peak rss {hwm:.0f} MB; pss {pss:.0f} MB: " +
           "; ".join(f"{x['process'].split()[0]} {x['pss']:.0f} (anon {x['anon']:.0f} shmem {x['shmem']:.0f})" for x in per), flush=True)
+    print("    cpu s since start: " + "; ".join(f"{k} {v:.2f}" for k, v in cpu.items()) +
+          f"; exporter page renders {render_s:.2f}", flush=True)
     for line in t.splitlines():
         if line.startswith("ringpipe_processor_state_bytes") or line.startswith("ringpipe_processor_memory"):
             print("   ", line)
