@@ -20,7 +20,8 @@ if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
 exe = sys.argv[1]; n = int(sys.argv[2]) if len(sys.argv) > 2 else 1000000; reps = int(sys.argv[3]) if len(sys.argv) > 3 else 2
 sp, wp = R.free_port(), R.free_port()
 rd = tempfile.mkdtemp(prefix="ringpipe-mem-", dir="/dev/shm")
-log = open(rd + ".log", "w")
+logdir = tempfile.mkdtemp(prefix="ringpipe-mem-log-")
+log = open(os.path.join(logdir, "ringpipe.log"), "w")
 p = subprocess.Popen([exe, "run", f"--statsd.listen-udp=127.0.0.1:{sp}", f"--statsd.listen-tcp=127.0.0.1:{sp}",
                       f"--web.listen-address=127.0.0.1:{wp}", "--run-dir", rd], stdout=log, stderr=subprocess.STDOUT,
                      start_new_session=True)
@@ -63,3 +64,4 @@ try:
             print("   ", line)
 finally:
     R.stop(p); shutil.rmtree(rd, ignore_errors=True)
+    log.close(); shutil.rmtree(logdir, ignore_errors=True)
