@@ -128,11 +128,47 @@ def pss_kb(pid):
     return 0
 
 
+def rollup_kb(pid):
+    """Pss, Pss_Anon, Pss_Shmem, Pss_File of smaps_rollup in kB ({} if gone)."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                k, _, rest = line.partition(":")
+                if k in ("Pss", "Pss_Anon", "Pss_Shmem", "Pss_File"):
+                    out[k] = int(rest.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+def process_label(pid):
+    """The process's command line, its executable's directory left out."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return str(pid)
+    if not argv:
+        return str(pid)
+    argv[0] = os.path.basename(argv[0])
+    return " ".join(a for a in argv if not a.startswith("--")) or argv[0]
+
+
 def tree_memory_mb(root):
+    """Peak RSS and PSS of the tree (MB), its process count, and each process's
+    PSS split (MB): [{process, pss, anon, shmem, file}]."""
     procs = process_tree(root)
     hwm = sum(status_kb(p, "VmHWM") for p in procs) / 1024
-    pss = sum(pss_kb(p) for p in procs) / 1024
-    return hwm, pss, len(procs)
+    per = []
+    for p in procs:
+        r = rollup_kb(p)
+        if r:
+            per.append({"process": process_label(p), "pss": r.get("Pss", 0) / 1024,
+                        "anon": r.get("Pss_Anon", 0) / 1024, "shmem": r.get("Pss_Shmem", 0) / 1024,
+                        "file": r.get("Pss_File", 0) / 1024})
+    pss = sum(x["pss"] for x in per)
+    return hwm, pss, len(procs), per
 
 
 def udp_drops(port):
@@ -348,7 +384,7 @@ def run_one(args, system, scenario):
             last = total
             time.sleep(1.0)
         cpu1 = tree_cpu_s(proc.pid)
-        hwm, pss, nproc = tree_memory_mb(proc.pid)
+        hwm, pss, nproc, per_process = tree_memory_mb(proc.pid)
         drops = udp_drops(statsd_port) - drops0
         if not settled:
             row["note"] = f"count still moving after {args.settle_timeout:g} s: a snapshot"
@@ -358,7 +394,7 @@ def run_one(args, system, scenario):
                    delivered_pct=100.0 * total / sent if sent else 0.0,
                    cpu_s=cpu1 - cpu0,
                    cpu_s_per_m_lines=(cpu1 - cpu0) / (sent / 1e6) if sent else 0.0,
-                   peak_rss_mb=hwm, pss_mb=pss, processes=nproc,
+                   peak_rss_mb=hwm, pss_mb=pss, processes=nproc, pss_by_process=per_process,
                    kernel_udp_drops=drops, scrape_s=scrape_s, scrape_bytes=size)
     except Exception as e:  # one failed run must not stop the others
         row["error"] = str(e)
@@ -581,6 +617,9 @@ def main():
                     f"cpu {r['cpu_s_per_m_lines']:.3f} s/M rss {r['peak_rss_mb']:.0f} MB "
                     f"drops {r['kernel_udp_drops']:,} series {r['series_seen']:,} scrape {r['scrape_s']:.3f} s "
                     f"{r['note']} {r['error']}")
+                log(f"{'':24} {'':9} pss {r['pss_mb']:.0f} MB: " + "; ".join(
+                    f"{x['process']} {x['pss']:.0f} (anon {x['anon']:.0f} shmem {x['shmem']:.0f} "
+                    f"file {x['file']:.0f})" for x in r.get("pss_by_process", [])))
             else:
                 log(f"{n:24} {system:9} FAILED: {r['error']}")
 

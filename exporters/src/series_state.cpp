@@ -90,14 +90,14 @@ SeriesState::SeriesState() = default;
 
 std::uint32_t SeriesState::find_family(std::string_view name) const noexcept {
   return family_ids_.find(std::hash<std::string_view>{}(name),
-                          [&](std::uint32_t id) { return families_[id].name == name; });
+                          [&](std::uint32_t id) { return families_[id].name() == name; });
 }
 
-std::string_view SeriesState::intern_help(std::string_view help) {
-  if (help.empty()) return {};
+const std::string* SeriesState::intern_help(std::string_view help) {
+  if (help.empty()) return nullptr;
   auto it = helps_.find(std::string(help));
   if (it == helps_.end()) it = helps_.emplace(help).first;
-  return *it;
+  return &*it;
 }
 
 void SeriesState::apply(std::span<const std::byte> record, std::int64_t now_ns) noexcept {
@@ -147,6 +147,7 @@ void SeriesState::apply(std::span<const std::byte> record, std::int64_t now_ns) 
       case EntryKind::kSnapshotBegin: {
         ProcShard& p = proc_[h.shard];
         p.generation = next_generation_++;
+        if (next_generation_ == 0) next_generation_ = 1;  // 0: a series no snapshot mentioned yet
         p.snapshot_id = e->key;
         p.in_snapshot = true;
         break;
@@ -173,6 +174,7 @@ void SeriesState::start_instance(std::uint64_t instance, std::uint16_t shard_cou
       counters_.instance_changes.fetch_add(1, std::memory_order_relaxed);
     }
     instance_.store(instance, std::memory_order_relaxed);
+    if (++instance_epoch_ == 0) instance_epoch_ = 1;
   }
   // The old state stays visible until every new shard has sent a snapshot.
   replacing_old_instance_ = true;
@@ -193,13 +195,13 @@ bool SeriesState::name_conflicts(std::uint32_t id) const noexcept {
     return !want_compound || compound;
   };
   for (std::string_view s : kSuffixes) {
-    if (has_suffix(f.name, s) && live(f.name.substr(0, f.name.size() - s.size()), true)) {
+    if (has_suffix(f.name(), s) && live(f.name().substr(0, f.name().size() - s.size()), true)) {
       return true;
     }
   }
   if (f.type == MetricType::kSummary || f.type == MetricType::kHistogram) {
     for (std::string_view s : kSuffixes) {
-      if (live(std::string(f.name).append(s), false)) return true;
+      if (live(std::string(f.name()).append(s), false)) return true;
     }
   }
   return false;
@@ -211,7 +213,7 @@ std::uint32_t SeriesState::known_family(const metric::MetricEntryView& e, std::u
   // lookup by name in a table as large as the number of families.
   if (held == kNoFamily || held >= families_.size()) return family_for(e);
   const Family& f = families_[held];  // families_ changes on this thread only
-  if (f.name != e.family) return family_for(e);
+  if (f.name() != e.family) return family_for(e);
   const bool prom = (e.flags & metric::kEntryPromSample) != 0;
   if (f.type != e.type || f.prom != prom || f.conflict) return kNoFamily;  // as family_for: the family is live
   return held;
@@ -220,14 +222,14 @@ std::uint32_t SeriesState::known_family(const metric::MetricEntryView& e, std::u
 std::uint32_t SeriesState::family_for(const metric::MetricEntryView& e) noexcept {
   const bool prom = (e.flags & metric::kEntryPromSample) != 0;
   const std::uint64_t hash = std::hash<std::string_view>{}(e.family);
-  const std::uint32_t found = family_ids_.find(hash, [&](std::uint32_t id) { return families_[id].name == e.family; });
+  const std::uint32_t found = family_ids_.find(hash, [&](std::uint32_t id) { return families_[id].name() == e.family; });
   if (found == kNoFamily) {
     const auto id = static_cast<std::uint32_t>(families_.size());
-    const std::string_view help = intern_help(e.help);
+    const std::string* help = intern_help(e.help);
     const std::string_view name = names_.add(e.family);
     {
       std::lock_guard lock(families_mu_);
-      families_.push_back(Family{name, help, e.type, false, prom});
+      families_.push_back(Family{name.data(), help, static_cast<std::uint32_t>(name.size()), e.type, false, prom});
     }
     family_ids_.insert(hash, id);
     family_live_.push_back(0);
@@ -246,7 +248,7 @@ std::uint32_t SeriesState::family_for(const metric::MetricEntryView& e) noexcept
     std::lock_guard lock(families_mu_);
     f.type = e.type;
     f.prom = prom;
-    if (f.help.empty() && !e.help.empty()) f.help = intern_help(e.help);
+    if (f.help_text == nullptr && !e.help.empty()) f.help_text = intern_help(e.help);
     f.conflict = false;
     f.conflict = name_conflicts(id);
   } else if (f.type != e.type || f.prom != prom) {
@@ -277,7 +279,6 @@ void SeriesState::apply_series(const metric::MetricEntryView& e, std::uint16_t s
     return;
   }
   const ProcShard& p = proc_[shard];
-  const std::uint64_t instance = instance_.load(std::memory_order_relaxed);
   std::lock_guard lock(s.mu);
   const bool inserted = at == SeriesTable::kNpos;
   Series& se = inserted ? s.map.emplace_new(e.key) : s.map.at(at);
@@ -309,7 +310,7 @@ void SeriesState::apply_series(const metric::MetricEntryView& e, std::uint16_t s
                                    : Role::kValue;
   }
   se.shard = shard;
-  se.instance = instance;
+  se.epoch = instance_epoch_;
   if (p.in_snapshot) se.generation = p.generation;
   if ((e.flags & metric::kEntryNative) != 0) {
     // The native part lies right before the classic values (the reader checked it).
@@ -354,7 +355,7 @@ std::size_t SeriesState::expire_relayed(std::int64_t now_ns) noexcept {
 }
 
 void SeriesState::Series::take(Series& o) noexcept {
-  instance = o.instance;
+  epoch = o.epoch;
   generation = o.generation;
   family = o.family;
   shard = o.shard;
@@ -379,54 +380,66 @@ std::size_t SeriesState::SeriesTable::find(std::uint64_t key) const noexcept {
   for (std::size_t j = home(key);; j = (j + 1) & (slots_.size() - 1)) {
     const std::uint32_t v = slots_[j];
     if (v == 0) return kNpos;
-    if (entries_[v - 1].key == key) return v - 1;
+    if (entry(v - 1).key == key) return v - 1;
   }
 }
 
 std::size_t SeriesState::SeriesTable::slot_of(std::uint64_t key) const noexcept {
   std::size_t j = home(key);
-  while (entries_[slots_[j] - 1].key != key) j = (j + 1) & (slots_.size() - 1);
+  while (entry(slots_[j] - 1).key != key) j = (j + 1) & (slots_.size() - 1);
   return j;
 }
 
 void SeriesState::SeriesTable::grow() {
   const std::size_t n = slots_.empty() ? 64 : slots_.size() * 2;
   slots_.assign(n, 0);
-  for (std::size_t i = 0; i < entries_.size(); ++i) {
-    std::size_t j = home(entries_[i].key);
+  for (std::size_t i = 0; i < size_; ++i) {
+    std::size_t j = home(entry(i).key);
     while (slots_[j] != 0) j = (j + 1) & (n - 1);
     slots_[j] = static_cast<std::uint32_t>(i + 1);
   }
 }
 
 SeriesState::Series& SeriesState::SeriesTable::emplace_new(std::uint64_t key) {
-  if ((entries_.size() + 1) * 4 > slots_.size() * 3) grow();
+  if ((size_ + 1) * 4 > slots_.size() * 3) grow();
+  if (size_ == chunks_.size() * kChunk) chunks_.push_back(std::make_unique<Entry[]>(kChunk));
   std::size_t j = home(key);
   while (slots_[j] != 0) j = (j + 1) & (slots_.size() - 1);
-  entries_.emplace_back().key = key;
-  slots_[j] = static_cast<std::uint32_t>(entries_.size());
-  return entries_.back().series;
+  Entry& e = entry_mut(size_);
+  e.key = key;
+  ++size_;
+  slots_[j] = static_cast<std::uint32_t>(size_);
+  return e.series;
 }
 
 void SeriesState::SeriesTable::erase_at(std::size_t at) noexcept {
   const std::size_t mask = slots_.size() - 1;
   // Backward-shift deletion: later members of the probe run move up into
   // the hole when their home slot allows, so no tombstones are needed.
-  std::size_t hole = slot_of(entries_[at].key);
+  std::size_t hole = slot_of(entry(at).key);
   for (std::size_t j = (hole + 1) & mask; slots_[j] != 0; j = (j + 1) & mask) {
-    const std::size_t h = home(entries_[slots_[j] - 1].key);
+    const std::size_t h = home(entry(slots_[j] - 1).key);
     if (((j - h) & mask) >= ((j - hole) & mask)) {
       slots_[hole] = slots_[j];
       hole = j;
     }
   }
   slots_[hole] = 0;
-  const std::size_t last = entries_.size() - 1;
+  const std::size_t last = size_ - 1;
+  Entry& gone = entry_mut(at);
   if (at != last) {
-    slots_[slot_of(entries_[last].key)] = static_cast<std::uint32_t>(at + 1);
-    entries_[at] = std::move(entries_[last]);
+    Entry& moved = entry_mut(last);
+    slots_[slot_of(moved.key)] = static_cast<std::uint32_t>(at + 1);
+    gone.key = moved.key;
+    gone.series = std::move(moved.series);
+    // moved is empty now: the move took its block, if any
+  } else {
+    gone.series = Series();
   }
-  entries_.pop_back();
+  --size_;
+  // A chunk left empty is freed (one more kept spare, so a series added and
+  // erased at a chunk's edge does not allocate each time).
+  if (chunks_.size() * kChunk >= size_ + 2 * kChunk) chunks_.pop_back();
 }
 
 void SeriesState::Series::assign(std::span<const std::byte> values, std::uint16_t n, std::span<const std::byte> labels,
@@ -465,7 +478,7 @@ void SeriesState::expire(std::uint64_t key) noexcept {
 
 void SeriesState::finish_snapshot(std::uint16_t shard) noexcept {
   ProcShard& p = proc_[shard];
-  const std::uint64_t instance = instance_.load(std::memory_order_relaxed);
+  const std::uint32_t epoch = instance_epoch_;
   p.in_snapshot = false;
   p.snapshotted = true;
   const bool all = std::all_of(proc_.begin(), proc_.end(), [](const ProcShard& x) { return x.snapshotted; });
@@ -473,10 +486,10 @@ void SeriesState::finish_snapshot(std::uint16_t shard) noexcept {
   std::uint64_t erased = 0;
   for (Shard& s : shards_) {
     std::lock_guard lock(s.mu);
-    for (std::size_t i = 0; i < s.map.entries().size();) {
+    for (std::size_t i = 0; i < s.map.size();) {
       const Series& se = s.map.at(i);
-      const bool unmentioned = se.shard == shard && se.instance == instance && se.generation != p.generation;
-      if (unmentioned || (drop_old && se.instance != instance)) {
+      const bool unmentioned = se.shard == shard && se.epoch == epoch && se.generation != p.generation;
+      if (unmentioned || (drop_old && se.epoch != epoch)) {
         --family_live_[se.family];
         {
           std::lock_guard pl(proc_series_mu_);
@@ -515,8 +528,8 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out, protobuf::
     for (std::size_t i = 0; i < families_.size(); ++i) {
       const Family& f = families_[i];
       heads.push_back(Head{to_prometheus(f.type), f.conflict, f.prom});
-      out[base + i].name = std::string(f.name);
-      out[base + i].help = std::string(f.help);
+      out[base + i].name = std::string(f.name());
+      out[base + i].help = std::string(f.help());
       out[base + i].type = heads.back().type;
     }
   }
@@ -677,7 +690,7 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
   {
     std::lock_guard lock(families_mu_);
     heads.reserve(families_.size());
-    for (const Family& f : families_) heads.push_back(Head{f.name, f.help, to_prometheus(f.type), f.conflict, f.prom});
+    for (const Family& f : families_) heads.push_back(Head{f.name(), f.help(), to_prometheus(f.type), f.conflict, f.prom});
   }
   // The shards are walked once, one lock at a time, each series' lines
   // appended to one buffer as a segment tagged with its family; the page is

@@ -95,13 +95,22 @@ class SeriesState {
   [[nodiscard]] std::uint64_t instance_id() const noexcept { return instance_.load(std::memory_order_relaxed); }
 
  private:
+  // One per family name, which with a StatsD name per series is one per
+  // series: 24 bytes, its name's bytes in names_ and its HELP interned.
   struct Family {
-    std::string_view name;  // in names_: never changes once the family exists, never freed
-    std::string_view help;  // interned in helps_: most families share one HELP
+    const char* name_at = nullptr;        // in names_: never changes once the family exists, never freed
+    const std::string* help_text = nullptr;  // interned in helps_ (most families share one HELP); nullptr: none
+    std::uint32_t name_len = 0;
     metric::MetricType type = metric::MetricType::kGauge;
     bool conflict = false;
     bool prom = false;  // samples of a Prometheus family (kEntryPromSample), reassembled when collected
+
+    [[nodiscard]] std::string_view name() const noexcept { return {name_at, name_len}; }
+    [[nodiscard]] std::string_view help() const noexcept {
+      return help_text != nullptr ? std::string_view(*help_text) : std::string_view();
+    }
   };
+  static_assert(sizeof(Family) <= 24, "a family per series at worst");
   // Which sample of a Prometheus family a series is.
   enum class Role : std::uint8_t { kValue, kBucket, kSum, kCount };
   // One series: its values, then its encoded labels (LabelHeader format,
@@ -143,8 +152,11 @@ class SeriesState {
     void assign(std::span<const std::byte> values, std::uint16_t n, std::span<const std::byte> labels,
                 std::uint16_t count, bool native = false);
 
-    std::uint64_t instance = 0;
-    std::uint64_t generation = 0;  // snapshot generation that last mentioned it
+    // The processor instance it was last sent by, as an epoch (instance_epoch_
+    // when it was), and the snapshot generation that last mentioned it: 32
+    // bits each (see next_generation_ for why they do not wrap into a match).
+    std::uint32_t epoch = 0;
+    std::uint32_t generation = 0;
     std::uint32_t family = 0;
     std::uint16_t shard = 0;
     Role role = Role::kValue;
@@ -174,40 +186,72 @@ class SeriesState {
       double* heap_;
     };
   };
-  static_assert(sizeof(Series) <= 88, "a series and its key stay within 96 bytes");
+  static_assert(sizeof(Series) <= 80, "a series and its key stay within 88 bytes");
   // How a histogram's or summary's series joins its family's group, for both
   // renderings: the label its type owns (`le` of a bucket, `quantile` of a
   // summary's value; empty for _sum and _count) in `own`, that label's bound,
   // and the group key (every other label, as name\0value\0). False for a series
   // owning a label with no usable bound: nothing it could be served as.
   static bool group_of(const Series& se, bool histogram, std::string& key, std::string_view& own, double& bound);
-  // One shard's series by key: the series side by side in a vector (a scrape
-  // walks memory in order) and an open-addressing index of their positions
-  // (linear probing, backward-shift deletion; 4 bytes a slot, at most 3/4
-  // full). Erasing moves the last series into the hole.
+  // One shard's series by key: the series side by side in fixed chunks of
+  // kChunk (a scrape walks memory in order; the table grows a chunk at a time,
+  // never copying the series or holding twice their room as a doubling vector
+  // does) and an open-addressing index of their positions (linear probing,
+  // backward-shift deletion; 4 bytes a slot, at most 3/4 full). Erasing moves
+  // the last series into the hole, and a chunk left empty is freed.
   class SeriesTable {
    public:
     struct Entry {
       std::uint64_t key = 0;
       Series series;
     };
+    static constexpr std::size_t kChunk = 512;
     // Adds `key`'s series, empty; the caller knows it is absent.
     Series& emplace_new(std::uint64_t key);
-    // Position of `key`'s series in entries(), or kNpos.
+    // Position of `key`'s series, or kNpos.
     [[nodiscard]] std::size_t find(std::uint64_t key) const noexcept;
     // Removes the series at `at`; the last one takes its place.
     void erase_at(std::size_t at) noexcept;
-    [[nodiscard]] const std::vector<Entry>& entries() const noexcept { return entries_; }
-    [[nodiscard]] Series& at(std::size_t i) noexcept { return entries_[i].series; }
+    [[nodiscard]] std::size_t size() const noexcept { return size_; }
+    [[nodiscard]] const Entry& entry(std::size_t i) const noexcept { return chunks_[i / kChunk][i % kChunk]; }
+    [[nodiscard]] Series& at(std::size_t i) noexcept { return chunks_[i / kChunk][i % kChunk].series; }
+    // The entries in position order: for (const Entry& e : table.entries()).
+    class Entries {
+     public:
+      class Iterator {
+       public:
+        Iterator(const SeriesTable* t, std::size_t i) noexcept : t_(t), i_(i) {}
+        const Entry& operator*() const noexcept { return t_->entry(i_); }
+        Iterator& operator++() noexcept {
+          ++i_;
+          return *this;
+        }
+        bool operator!=(const Iterator& o) const noexcept { return i_ != o.i_; }
+
+       private:
+        const SeriesTable* t_;
+        std::size_t i_;
+      };
+      explicit Entries(const SeriesTable* t) noexcept : t_(t) {}
+      [[nodiscard]] Iterator begin() const noexcept { return {t_, 0}; }
+      [[nodiscard]] Iterator end() const noexcept { return {t_, t_->size_}; }
+      [[nodiscard]] std::size_t size() const noexcept { return t_->size_; }
+
+     private:
+      const SeriesTable* t_;
+    };
+    [[nodiscard]] Entries entries() const noexcept { return Entries(this); }
     static constexpr std::size_t kNpos = SIZE_MAX;
 
    private:
+    [[nodiscard]] Entry& entry_mut(std::size_t i) noexcept { return chunks_[i / kChunk][i % kChunk]; }
     [[nodiscard]] std::size_t home(std::uint64_t key) const noexcept;
     [[nodiscard]] std::size_t slot_of(std::uint64_t key) const noexcept;  // its slot; it must be there
     void grow();
 
-    std::vector<Entry> entries_;
-    std::vector<std::uint32_t> slots_;  // 0 empty, else position in entries_ + 1
+    std::vector<std::unique_ptr<Entry[]>> chunks_;
+    std::size_t size_ = 0;
+    std::vector<std::uint32_t> slots_;  // 0 empty, else position + 1
   };
   struct Shard {
     mutable std::mutex mu;
@@ -228,13 +272,13 @@ class SeriesState {
   [[nodiscard]] std::uint32_t find_family(std::string_view name) const noexcept;  // or kNoFamily
   // family_for, cheaper for a known series: `held` is the family it holds (kNoFamily: new).
   std::uint32_t known_family(const metric::MetricEntryView& e, std::uint32_t held) noexcept;
-  std::string_view intern_help(std::string_view help);
+  const std::string* intern_help(std::string_view help);  // nullptr for an empty one
   [[nodiscard]] bool name_conflicts(std::uint32_t id) const noexcept;
   [[nodiscard]] Shard& shard_of(std::uint64_t key) noexcept { return shards_[key % kShards]; }
 
   Shard shards_[kShards];
   mutable std::mutex families_mu_;  // guards families_ structure and fields
-  std::deque<Family> families_;
+  std::deque<Family> families_;  // by id
   // Reader thread only:
   // Family ids by std::hash of their name (open addressing, 8 bytes a slot,
   // the name compared on a tag match); a node per family cost ~60 bytes more.
@@ -244,7 +288,14 @@ class SeriesState {
   std::vector<std::uint32_t> family_live_;  // live series per family
   std::vector<ProcShard> proc_;
   std::vector<std::uint64_t> retired_instances_;
-  std::uint64_t next_generation_ = 1;
+  // Snapshot generations, 32 bits: a series of processor shard s holds 0 (not
+  // in a snapshot yet), or the generation of the last snapshot of s, or of the
+  // one in progress, since a snapshot's end erases every series of s it did
+  // not mention; so a match is wrong only if 2^32 snapshots began between two
+  // snapshots of one shard. 0 is skipped when the counter wraps.
+  std::uint32_t next_generation_ = 1;
+  // Bumped whenever the processor instance changes (Series::epoch).
+  std::uint32_t instance_epoch_ = 1;
   std::uint16_t shard_count_ = 0;
   bool replacing_old_instance_ = false;
   mutable std::mutex proc_series_mu_;

@@ -24,9 +24,12 @@ Family* FamilyRegistry::find_locked(std::string_view name) const {
   return id == FlatIndex::kNone ? nullptr : &at(id);
 }
 
-std::string_view FamilyRegistry::intern_locked(std::string_view text) {
-  if (text.empty()) return {};
-  return *texts_.emplace(text).first;
+std::size_t FamilyRegistry::TextsHash::operator()(const FamilyTexts& t) const noexcept {
+  return std::hash<std::string_view>{}(t.help) * 31 + std::hash<std::string_view>{}(t.unit);
+}
+
+const FamilyTexts* FamilyRegistry::intern_locked(std::string_view help, std::string_view unit) {
+  return &*texts_.insert(FamilyTexts{std::string(help), std::string(unit)}).first;
 }
 
 FamilyRegistry::Lookup FamilyRegistry::get_or_create(std::string_view name, FamilyKind kind, std::string_view help,
@@ -61,10 +64,9 @@ FamilyRegistry::Lookup FamilyRegistry::get_or_create(std::string_view name, Fami
   f.blocked = blocked;
   f.name = names_.add(name);
   f.name_hash = hash_str(name);
-  f.help = intern_locked(help);
+  f.texts = intern_locked(help, prom.unit);
   f.prom_type = prom.type;
   f.prom_suffix_len = prom.suffix_len;
-  f.unit = intern_locked(prom.unit);
   by_name_.insert(f.name_hash, id);
   count_.store(id + 1, std::memory_order_release);
   return Lookup{&f, blocked};

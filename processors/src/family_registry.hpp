@@ -69,8 +69,17 @@ struct PromFamily {
   return MetricType::kGauge;
 }
 
+// A family's HELP and UNIT, interned by the registry as one pair: most
+// families share one (the default HELP, no UNIT).
+struct FamilyTexts {
+  std::string help;
+  std::string unit;
+  bool operator==(const FamilyTexts&) const = default;
+};
+
 // One per metric name, its name kept by the registry's arena: with every
-// StatsD name its own family (1M distinct names), a family per series.
+// StatsD name its own family (1M distinct names), a family per series, so it
+// is one cache line (64 bytes) with no string of its own.
 struct Family {
   std::uint32_t id = 0;
   FamilyKind kind = FamilyKind::kCounter;
@@ -79,13 +88,15 @@ struct Family {
   std::uint8_t prom_suffix_len = 0;
   std::uint64_t name_hash = 0;
   std::string_view name;  // in the registry's name arena: never freed or changed
-  std::string_view help;  // interned by the registry: most families share one HELP
-  std::string_view unit;  // interned as help is
+  const FamilyTexts* texts = nullptr;  // interned by the registry, never freed or changed
   std::atomic<std::uint64_t> series{0};
   std::atomic<std::uint64_t> dropped_conflict{0};
   std::atomic<std::uint64_t> dropped_cardinality{0};
+
+  [[nodiscard]] std::string_view help() const noexcept { return texts->help; }
+  [[nodiscard]] std::string_view unit() const noexcept { return texts->unit; }
 };
-static_assert(sizeof(Family) <= 88, "a family per series at worst: no padding, no std::string");
+static_assert(sizeof(Family) <= 64, "a family per series at worst: no padding, no std::string");
 
 class FamilyRegistry {
  public:
@@ -112,7 +123,8 @@ class FamilyRegistry {
 
  private:
   Family* find_locked(std::string_view name) const;
-  std::string_view intern_locked(std::string_view text);  // a copy that lives as long as the registry
+  // A copy that lives as long as the registry.
+  const FamilyTexts* intern_locked(std::string_view help, std::string_view unit);
 
   std::size_t max_families_;
   std::size_t max_series_;
@@ -124,7 +136,10 @@ class FamilyRegistry {
   // By hash_str(name) (a family's name_hash) to its id; families are never
   // freed or renamed. Guarded by mu_.
   FlatIndex by_name_;
-  std::unordered_set<std::string> texts_;  // every HELP and UNIT once; guarded by mu_
+  struct TextsHash {
+    std::size_t operator()(const FamilyTexts& t) const noexcept;
+  };
+  std::unordered_set<FamilyTexts, TextsHash> texts_;  // every HELP and UNIT pair once; guarded by mu_
   common::StringArena names_;              // every family's name; guarded by mu_
 };
 

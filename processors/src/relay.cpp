@@ -70,13 +70,13 @@ void encode(const MappedSample& ms, const std::byte* labels, std::int64_t ts, me
   e.flags = 0;
   e.key = ms.series_hash;
   e.name = f.name;
-  e.help = f.help;
+  e.help = f.help();
   e.unit = {};
   e.family_len = 0;
   if (f.prom_type != 0) {
     e.type = metric_type_of_prom(f.prom_type);
     e.flags |= metric::kEntryPromSample;
-    e.unit = f.unit;
+    e.unit = f.unit();
     e.family_len = static_cast<std::uint16_t>(f.name.size() - std::min<std::size_t>(f.prom_suffix_len, f.name.size()));
   }
   e.label_bytes = std::span<const std::byte>(labels + ms.labels_off, ms.labels_len);

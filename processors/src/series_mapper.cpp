@@ -217,40 +217,29 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
     const RawName& r = raw_names_[v];
     return r.key == raw_key && r.raw == raw;
   });
-  std::uint32_t fi = FlatIndex::kNone;
-  if (ri != FlatIndex::kNone) {  // the common case: one entry holds all the sample needs
-    const RawName& r = raw_names_[ri];
-    if (r.conflict) {
-      r.family_ptr->dropped_conflict.fetch_add(1, std::memory_order_relaxed);
-      ++stats_.dropped_conflict;
-      return false;
-    }
-    fi = r.family;
-    out.family = r.family_ptr;
+  Resolved fam;
+  bool cached = ri != FlatIndex::kNone;
+  if (cached) {
+    fam = Resolved{raw_names_[ri].family, raw_names_[ri].conflict};
   } else {
-    const Resolved r = resolve_family(raw, kind, prom, prom_help, rule);
-    if (r.dropped) return false;
-    fi = r.index;
-    if (fi == FlatIndex::kNone) {
-      out.family = r.family;
-    } else {
-      const CachedFamily& cf = families_[fi];
-      if (raw_names_.size() < family_cache_cap_) {
-        raw_index_.insert(rh, static_cast<std::uint32_t>(raw_names_.size()));
-        // Mostly the name as it came is its family's name: then it views
-        // that (registry families stay put); else it keeps a copy of its own.
-        std::string_view kept = cf.name;
-        if (kept != raw) kept = raw_owned_.add(raw);
-        raw_names_.push_back(RawName{kept, raw_key, fi, cf.family, cf.conflict});
-      }
-      if (cf.conflict) {
-        cf.family->dropped_conflict.fetch_add(1, std::memory_order_relaxed);
-        ++stats_.dropped_conflict;
-        return false;
-      }
-      out.family = cf.family;
+    fam = resolve_family(raw, kind, prom, prom_help, rule);
+    if (fam.family == nullptr) return false;
+    if (raw_names_.size() < family_cache_cap_) {
+      raw_index_.insert(rh, static_cast<std::uint32_t>(raw_names_.size()));
+      // Mostly the name as it came is its family's name: then it views
+      // that (registry families stay put); else it keeps a copy of its own.
+      std::string_view kept = fam.family->name;
+      if (kept != raw) kept = raw_owned_.add(raw);
+      raw_names_.push_back(RawName{kept, fam.family, raw_key, fam.conflict});
+      cached = true;
     }
   }
+  if (fam.conflict) {
+    fam.family->dropped_conflict.fetch_add(1, std::memory_order_relaxed);
+    ++stats_.dropped_conflict;
+    return false;
+  }
+  out.family = fam.family;
 
   // Labels: tags (names escaped), then the rule's labels (which win unless
   // honor_labels), sorted by name; for a repeated name the last one wins; an
@@ -334,7 +323,7 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
   out.series_hash = hash_bytes(labels.data() + start, len, out.family->name_hash);
   if (run_.skip > 0) {
     --run_.skip;
-  } else if (fi != FlatIndex::kNone && label_drops() == label_drops_before) {
+  } else if (cached && label_drops() == label_drops_before) {
     remember(s, m.rule, out, p - len);
   }
   return true;
@@ -423,7 +412,7 @@ void SeriesMapper::prefetch_name(std::uint64_t rh) const noexcept {
   if (v == FlatIndex::kNone) return;
   const RawName& r = raw_names_[v];
   __builtin_prefetch(r.raw.data());
-  __builtin_prefetch(r.family_ptr);
+  __builtin_prefetch(r.family);
 }
 
 // A name not seen before: escaped (a Prometheus sample keeps its name as
@@ -446,34 +435,19 @@ SeriesMapper::Resolved SeriesMapper::resolve_family(std::string_view raw, Family
   }
   if (name_.empty()) {
     ++stats_.dropped_empty_name;
-    return Resolved{FlatIndex::kNone, nullptr, true};
+    return Resolved{nullptr, false};
   }
-  const std::uint64_t fh = hash_str(name_, static_cast<std::uint64_t>(kind) + 11 + (std::uint64_t{prom.type} << 8) +
-                                               (std::uint64_t{prom.suffix_len} << 16));
-  const std::uint32_t fi = family_index_.find(fh, [&](std::uint32_t v) {
-    const CachedFamily& c = families_[v];
-    return c.kind == kind && c.prom_type == prom.type && c.prom_suffix_len == prom.suffix_len && c.name == name_;
-  });
-  if (fi != FlatIndex::kNone) return Resolved{fi, nullptr, false};
   std::string_view help = rule.help.empty() ? std::string_view(default_help_) : std::string_view(rule.help);
   if (prom.type != 0 && rule.help.empty()) help = prom_help;  // a Prometheus family's own HELP, even empty
+  // The registry is asked once per distinct name as it came (the caller
+  // caches the answer): two names that escape alike ask twice, and find the
+  // family the first one made.
   const FamilyRegistry::Lookup lk = registry_->get_or_create(name_, kind, help, prom);
   if (lk.family == nullptr) {
     ++stats_.dropped_family_limit;
-    return Resolved{FlatIndex::kNone, nullptr, true};
+    return Resolved{nullptr, false};
   }
-  if (families_.size() < family_cache_cap_) {
-    const auto at = static_cast<std::uint32_t>(families_.size());
-    families_.push_back(CachedFamily{lk.family->name, kind, prom.type, prom.suffix_len, lk.family, lk.conflict});
-    family_index_.insert(fh, at);
-    return Resolved{at, nullptr, false};
-  }
-  if (lk.conflict) {
-    lk.family->dropped_conflict.fetch_add(1, std::memory_order_relaxed);
-    ++stats_.dropped_conflict;
-    return Resolved{FlatIndex::kNone, nullptr, true};
-  }
-  return Resolved{FlatIndex::kNone, lk.family, false};
+  return Resolved{lk.family, lk.conflict};
 }
 
 EngineStats SeriesMapper::stats() const noexcept {

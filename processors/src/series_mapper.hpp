@@ -70,22 +70,17 @@ class SeriesMapper {
     std::string_view value;
     std::uint32_t order;
   };
-  struct CachedFamily {
-    std::string_view name;  // the registry family's name (families are never freed)
-    FamilyKind kind;
-    std::uint8_t prom_type;
-    std::uint8_t prom_suffix_len;
-    Family* family;
-    bool conflict;
-  };
-
-  struct RawName {         // a name as it came, and the family it resolved to
+  // A name as it came (with its kind and Prometheus family), and the family
+  // it resolved to: one entry per distinct name, which with every StatsD name
+  // its own family (1M names) is one per series, so it is kept small (32
+  // bytes) and is the only cache of the family (the registry holds the rest).
+  struct RawName {
     std::string_view raw;  // its family's name, or a string in raw_owned_
-    std::uint32_t key;     // kind | prom type << 8 | prom suffix_len << 16
-    std::uint32_t family;  // index into families_
-    Family* family_ptr;    // families_[family]'s, kept here: a known name reads one entry
-    bool conflict;
+    Family* family;
+    std::uint32_t key;  // kind | prom type << 8 | prom suffix_len << 16
+    bool conflict;      // the family has another kind or Prometheus type, or is blocked
   };
+  static_assert(sizeof(RawName) <= 32, "one entry per distinct name");
   static FamilyKind family_kind(sample::Kind k, const CompiledRule& rule) noexcept;
   static std::uint32_t raw_key_of(FamilyKind kind, PromFamily prom) noexcept {
     return static_cast<std::uint32_t>(kind) | (std::uint32_t{prom.type} << 8) | (std::uint32_t{prom.suffix_len} << 16);
@@ -94,9 +89,8 @@ class SeriesMapper {
     return hash_mem(raw.data(), raw.size(), 0x7a3ULL + raw_key);
   }
   struct Resolved {
-    std::uint32_t index;  // into families_, or FlatIndex::kNone
-    Family* family;       // when not cached (the cache is full)
-    bool dropped;         // counted
+    Family* family;  // nullptr: dropped (counted)
+    bool conflict;
   };
   // The last sample mapped whole, remembered so that the samples after it of
   // the same series (a batch from one Node.js writer is often one series
@@ -137,11 +131,9 @@ class SeriesMapper {
   Matcher matcher_;
   FamilyRegistry* registry_;
   std::string default_help_;
-  std::size_t family_cache_cap_;
+  std::size_t family_cache_cap_;  // raw_names_ entries at most
   std::size_t max_name_bytes_;
   bool weighted_sample_rate_;
-  std::vector<CachedFamily> families_;
-  FlatIndex family_index_;
   std::vector<RawName> raw_names_;
   common::StringArena raw_owned_;  // names as they came that differ from their family's: their bytes only
   FlatIndex raw_index_;

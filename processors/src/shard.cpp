@@ -53,6 +53,7 @@ Shard::Shard(std::uint16_t index, std::uint16_t count, FamilyRegistry& registry,
       max_set_members_(std::max<std::uint32_t>(1, options.max_set_members)),
       max_record_bytes_(options.max_record_bytes),
       instance_id_(instance_id),
+      default_help_(options.default_help),
       store_(store) {
   if (store_ != nullptr) restore(now_ns);
 }

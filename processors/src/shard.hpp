@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "family_registry.hpp"
@@ -176,6 +177,9 @@ class Shard {
   std::size_t max_record_bytes_;
   std::uint64_t instance_id_;
   std::uint64_t flush_seq_ = 0;
+  // EngineOptions::default_help: a plain family with it is written to the
+  // state file without it (help_len 0), and one read back so gets it again.
+  std::string default_help_;
 
   std::vector<Series> series_;
   std::vector<std::uint32_t> free_series_;

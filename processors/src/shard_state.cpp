@@ -158,8 +158,12 @@ std::uint32_t Shard::alloc_block(std::uint32_t bytes, std::uint32_t owner) noexc
 std::uint32_t Shard::family_block(const Family& f) noexcept {
   if (f.id < family_off_.size() && family_off_[f.id] != kNoBlock) return family_off_[f.id];
   const auto name_len = static_cast<std::uint16_t>(std::min<std::size_t>(f.name.size(), UINT16_MAX));
-  const auto help_len = static_cast<std::uint16_t>(std::min<std::size_t>(f.help.size(), UINT16_MAX));
-  const auto unit_len = static_cast<std::uint8_t>(std::min<std::size_t>(f.unit.size(), UINT8_MAX));
+  // Most families have the default HELP: a plain family's is not copied into
+  // every block (~30 bytes a family, which with StatsD names is a series).
+  const bool default_help = f.prom_type == 0 && f.help() == default_help_;
+  const auto help_len =
+      default_help ? std::uint16_t{0} : static_cast<std::uint16_t>(std::min<std::size_t>(f.help().size(), UINT16_MAX));
+  const auto unit_len = static_cast<std::uint8_t>(std::min<std::size_t>(f.unit().size(), UINT8_MAX));
   const std::uint32_t off =
       alloc_block(static_cast<std::uint32_t>(sizeof(FamilyBlock)) + name_len + help_len + unit_len, kFamilyOwner);
   if (off == UINT32_MAX) return off;
@@ -174,8 +178,8 @@ std::uint32_t Shard::family_block(const Family& f) noexcept {
   fb.unit_len = unit_len;
   std::memcpy(p, &fb, sizeof fb);
   std::memcpy(p + sizeof fb, f.name.data(), name_len);
-  std::memcpy(p + sizeof fb + name_len, f.help.data(), help_len);
-  if (unit_len != 0) std::memcpy(p + sizeof fb + name_len + help_len, f.unit.data(), unit_len);
+  std::memcpy(p + sizeof fb + name_len, f.help().data(), help_len);
+  if (unit_len != 0) std::memcpy(p + sizeof fb + name_len + help_len, f.unit().data(), unit_len);
   remember_family_block(f, off);
   return off;
 }
@@ -405,7 +409,9 @@ void Shard::restore(std::int64_t now_ns) {
     Family* f = nullptr;
     // A refused block drops the series that name it (counted by the caller).
     if (const auto rec = decode_family_block({ar, static_cast<std::size_t>(used)}, off)) {
-      const FamilyRegistry::Lookup lk = registry_->get_or_create(rec->name, rec->kind, rec->help, rec->prom);
+      // A plain family without HELP was written with the default one.
+      const std::string_view help = rec->prom.type == 0 && rec->help.empty() ? default_help_ : rec->help;
+      const FamilyRegistry::Lookup lk = registry_->get_or_create(rec->name, rec->kind, help, rec->prom);
       if (lk.family != nullptr && !lk.conflict) f = lk.family;
     }
     families.emplace(off, f);

@@ -613,6 +613,56 @@ TEST(SeriesState, ManySeriesAddedExpiredAndDroppedMatchAPlainMap) {
   EXPECT_EQ(page.samples, want);
 }
 
+// Each state shard keeps its series in chunks of SeriesTable::kChunk: enough
+// series that every shard fills several chunks, then most of them expired (the
+// last series moving into each hole across chunks, emptied chunks freed), then
+// new ones added into the freed room, with labels long enough for some series
+// to keep their values in a block of their own. The page holds exactly the
+// series a plain map holds, with their values.
+TEST(SeriesState, SeriesAcrossManyChunksPerShardSurviveExpiryAndRegrowth) {
+  SeriesState s;
+  std::map<int, double> model;
+  std::uint64_t seq = 0;
+  const auto label = [](int i) {
+    return testing::LabelList{{"i", std::to_string(i)}, {"pad", std::string(static_cast<std::size_t>(i % 7) * 9, 'p')}};
+  };
+  const auto name_of = [&](int i) {
+    return "g{i=\"" + std::to_string(i) + "\",pad=\"" + std::string(static_cast<std::size_t>(i % 7) * 9, 'p') + "\"}";
+  };
+  const int n = 48000;  // ~750 a state shard: 2 chunks each, and 3 with the new ones
+  const auto send = [&](int from, int to, int step, bool expire, double base) {
+    RecordBuilder b(origin(7, 0, 1, ++seq), 16u << 20);
+    for (int i = from; i < to; i += step) {
+      if (expire) {
+        b.expire(MetricType::kGauge, "g", label(i));
+        model.erase(i);
+      } else {
+        b.series(MetricType::kGauge, "g", label(i), {base + i});
+        model[i] = base + i;
+      }
+    }
+    apply(s, b);
+  };
+  send(0, n, 1, false, 0);
+  ASSERT_EQ(s.counters().series.load(), model.size());
+  for (int r = 0; r < 9; ++r) send(r, n, 10, true, 0);  // 9 in 10 expired
+  ASSERT_EQ(s.counters().series.load(), model.size());
+  send(n, n + n / 2, 1, false, 0.5);  // new series into the freed room
+  send(0, n + n / 2, 3, false, 0.25);  // some again, some anew
+  ASSERT_EQ(s.counters().series.load(), model.size());
+  const ParsedPage page = parse_page(exposition(s));
+  ASSERT_TRUE(page.well_formed);
+  std::map<std::string, std::string> want;
+  for (const auto& [i, v] : model) {
+    std::string value;
+    text::append_double(value, v);
+    want[name_of(i)] = value;
+  }
+  EXPECT_EQ(page.samples.size(), want.size());
+  EXPECT_EQ(page.samples, want);
+  EXPECT_EQ(exposition(s), prometheus_cpp_page(s));
+}
+
 // A family per series, as StatsD names make it: thousands of families whose
 // names (some long, filling several blocks of the name store) are found again
 // by name when their series come back after an expiry, and by the family the

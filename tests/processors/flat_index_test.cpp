@@ -83,7 +83,7 @@ TEST(FamilyRegistry, FamiliesKeepTheirNamesAndAreFoundAgainByName) {
   for (int i = 0; i < 5000; ++i) {
     const std::string n = name(i);
     ASSERT_EQ(families[static_cast<std::size_t>(i)]->name, n);
-    EXPECT_EQ(families[static_cast<std::size_t>(i)]->help, "Help.");
+    EXPECT_EQ(families[static_cast<std::size_t>(i)]->help(), "Help.");
     const auto again = registry.get_or_create(n, FamilyKind::kCounter, "Other help.");
     EXPECT_EQ(again.family, families[static_cast<std::size_t>(i)]) << n;
     EXPECT_EQ(registry.get_or_create(n, FamilyKind::kGauge, "").conflict, true) << "one kind per name";
@@ -93,6 +93,34 @@ TEST(FamilyRegistry, FamiliesKeepTheirNamesAndAreFoundAgainByName) {
   ASSERT_NE(summary.family, nullptr);
   const auto sum = registry.get_or_create(std::string(summary.family->name) + "_sum", FamilyKind::kGauge, "");
   EXPECT_TRUE(sum.conflict) << "a summary owns its _sum";
+}
+
+// A family's HELP and UNIT are kept as one interned pair: families with the
+// same pair share it, and each family reads back the pair it was made with
+// (the same HELP with another UNIT, or the same UNIT with another HELP, is
+// another pair).
+TEST(FamilyRegistry, HelpAndUnitAreInternedAsOnePairPerFamily) {
+  FamilyRegistry registry{100, 100, 100};
+  const auto a = registry.get_or_create("a", FamilyKind::kCounter, "Shared help.");
+  const auto b = registry.get_or_create("b", FamilyKind::kGauge, "Shared help.");
+  const auto c = registry.get_or_create("c_seconds", FamilyKind::kGauge, "Shared help.", PromFamily{2, 0, "seconds"});
+  const auto d = registry.get_or_create("d_bytes", FamilyKind::kGauge, "Other help.", PromFamily{2, 0, "bytes"});
+  const auto e = registry.get_or_create("e_seconds", FamilyKind::kGauge, "Shared help.", PromFamily{2, 0, "seconds"});
+  const auto f = registry.get_or_create("f", FamilyKind::kGauge, "");
+  for (const auto* lk : {&a, &b, &c, &d, &e, &f}) ASSERT_NE(lk->family, nullptr);
+  EXPECT_EQ(a.family->texts, b.family->texts) << "one copy of a HELP many families share";
+  EXPECT_EQ(c.family->texts, e.family->texts);
+  EXPECT_NE(a.family->texts, c.family->texts);
+  EXPECT_EQ(a.family->help(), "Shared help.");
+  EXPECT_EQ(a.family->unit(), "");
+  EXPECT_EQ(c.family->help(), "Shared help.");
+  EXPECT_EQ(c.family->unit(), "seconds");
+  EXPECT_EQ(d.family->help(), "Other help.");
+  EXPECT_EQ(d.family->unit(), "bytes");
+  EXPECT_EQ(f.family->help(), "");
+  EXPECT_EQ(f.family->unit(), "");
+  EXPECT_EQ(registry.get_or_create("a", FamilyKind::kCounter, "Later help.").family->help(), "Shared help.")
+      << "the first HELP stays";
 }
 
 }  // namespace

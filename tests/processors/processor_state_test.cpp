@@ -323,7 +323,9 @@ TEST(StateStore, RollbackKeepsTheOldestImageWhenAPartAndThenTheWholeSlotWereLogg
 // A shard over a store, fed mapped samples as a shard thread is.
 struct StoreShard {
   // native_factor > 1: histograms keep native buckets too (native_max_buckets 0: unlimited).
-  explicit StoreShard(detail::StateStore* store, double native_factor = 0, std::uint32_t native_max_buckets = 0) {
+  explicit StoreShard(detail::StateStore* store, double native_factor = 0, std::uint32_t native_max_buckets = 0,
+                      std::string default_help = {}) {
+    if (!default_help.empty()) opts.default_help = std::move(default_help);
     opts.mapping.defaults.observer_type = ObserverType::kHistogram;
     opts.mapping.defaults.native_bucket_factor = native_factor;
     opts.mapping.defaults.native_max_buckets = native_max_buckets;
@@ -730,10 +732,11 @@ TEST(StateLayout, AShardWritesFamilyBlocksAsDocumentedAndReadsThemBackAfterARest
     a.shard->apply_segments(m, {&seg, 1}, a.labels.data(), 0);
     for (std::uint32_t i = 0; i < 2; ++i) {
       const detail::Family& fam = *m[i].family;
-      const std::vector<std::byte> doc =
-          documented_family_block(static_cast<std::uint8_t>(fam.kind), fam.name, fam.help);
+      ASSERT_EQ(fam.help(), a.opts.default_help);
+      // The default HELP is not written (help_len 0): STATE.md.
+      const std::vector<std::byte> doc = documented_family_block(static_cast<std::uint8_t>(fam.kind), fam.name, "");
       const std::byte* at = (*st)->arena() + (*st)->slots()[i].family_off;
-      EXPECT_EQ(std::memcmp(at, doc.data(), 16 + fam.name.size() + fam.help.size()), 0) << fam.name;
+      EXPECT_EQ(std::memcmp(at, doc.data(), 16 + fam.name.size()), 0) << fam.name;
     }
   }
   auto st = f.open();
@@ -742,6 +745,67 @@ TEST(StateLayout, AShardWritesFamilyBlocksAsDocumentedAndReadsThemBackAfterARest
   EXPECT_EQ(b.shard->series_count(), 2u);
   EXPECT_EQ(b.shard->stats().state_series_dropped, 0u);
   EXPECT_EQ(b.snapshot().value("c{k=1}"), 5);
+}
+
+// A plain family with the processor's default HELP is written without it
+// (help_len 0) and gets the default HELP of the processor that reads it back;
+// a Prometheus family keeps the HELP it came with, an empty one included,
+// and so does a plain family whose HELP is not the default (a file written
+// before the default was left out, or under another default).
+TEST(StateLayout, APlainFamilyWithTheDefaultHelpIsStoredWithoutItAndReadBackWithTheDefault) {
+  StoreFile f;
+  const sample::Family prom{sample::FamilyType::kGauge, 0, "", ""};
+  {
+    auto st = f.open();
+    ASSERT_TRUE(st) << st.error().message();
+    StoreShard a(st->get());
+    std::vector<std::byte> buf(1 << 16);
+    sample::BatchWriter w(buf, 1, 0);
+    ASSERT_TRUE(w.append(sample::Kind::kCounter, "c", 5, 1.0, {}, {}));
+    ASSERT_TRUE(w.append(sample::Kind::kGauge, "p", 7, 1.0, {}, {}, 0, &prom));
+    std::vector<detail::MappedSample> m;
+    sample::BatchReader r(std::span<const std::byte>(buf.data(), w.finish()));
+    while (auto smp = r.next()) {
+      detail::MappedSample ms;
+      ASSERT_TRUE(a.mapper->map(*smp, a.labels, ms));
+      m.push_back(ms);
+    }
+    ASSERT_EQ(m.size(), 2u);
+    // A plain family whose HELP is not the default: as a file of an older
+    // binary, or of another default_help, holds it.
+    const auto other = a.registry.get_or_create("o", detail::FamilyKind::kCounter, "Own help.");
+    ASSERT_NE(other.family, nullptr);
+    detail::MappedSample mo = m[0];
+    mo.family = other.family;
+    mo.series_hash ^= 0x9e3779b97f4a7c15ull;
+    m.push_back(mo);
+    const detail::RecordSegment seg{0, 0, 1, 3};
+    a.shard->apply_segments(m, {&seg, 1}, a.labels.data(), 0);
+    for (std::uint32_t i = 0; i < 3; ++i) {
+      const std::byte* at = (*st)->arena() + (*st)->slots()[i].family_off;
+      std::uint16_t help_len = 0;
+      std::memcpy(&help_len, at + 12, 2);
+      EXPECT_EQ(help_len, i == 2 ? 9u : 0u) << i;
+    }
+  }
+  auto st = f.open();
+  ASSERT_TRUE(st);
+  StoreShard b(st->get(), 0, 0, "Another default.");
+  EXPECT_EQ(b.shard->series_count(), 3u);
+  EXPECT_EQ(b.shard->stats().state_series_dropped, 0u);
+  const auto c = b.registry.get_or_create("c", detail::FamilyKind::kCounter, "later");
+  ASSERT_NE(c.family, nullptr);
+  EXPECT_EQ(c.family->help(), "Another default.");
+  const auto p = b.registry.get_or_create("p", detail::FamilyKind::kGauge, "later", detail::PromFamily{2, 0, {}});
+  ASSERT_NE(p.family, nullptr);
+  EXPECT_FALSE(p.conflict);
+  EXPECT_EQ(p.family->help(), "") << "a Prometheus family's empty HELP stays empty";
+  const auto o = b.registry.get_or_create("o", detail::FamilyKind::kCounter, "later");
+  ASSERT_NE(o.family, nullptr);
+  EXPECT_EQ(o.family->help(), "Own help.");
+  const testing::ExporterState snap = b.snapshot();
+  EXPECT_EQ(snap.value("c{}"), 5);
+  EXPECT_EQ(snap.value("p{}"), 7);
 }
 
 TEST(StateLayout, ARestartDropsTheSeriesOfAFamilyBlockWhoseLengthsOverrunIt) {
