@@ -130,9 +130,9 @@ SeriesMapper::SeriesMapper(Matcher matcher, FamilyRegistry& registry, const Engi
   out.value = s.value * scale;
   out.weight = 1.0;
   out.member = 0;
+  kind = family_kind(s.kind, rule);  // the same kind prefetch_index() guesses
   switch (s.kind) {
     case Kind::kCounter:
-      kind = FamilyKind::kCounter;
       out.op = Op::kAdd;
       out.value /= rate;  // statsd_exporter: value / sampling factor
       if (!std::isfinite(out.value)) {
@@ -145,15 +145,12 @@ SeriesMapper::SeriesMapper(Matcher matcher, FamilyRegistry& registry, const Engi
       }
       break;
     case Kind::kGauge:
-      kind = FamilyKind::kGauge;
       out.op = Op::kSet;
       break;
     case Kind::kGaugeDelta:
-      kind = FamilyKind::kGauge;
       out.op = Op::kAdd;
       break;
     case Kind::kSet:
-      kind = FamilyKind::kSet;
       out.op = Op::kSetMember;
       out.member = hash_str(s.str_value, 0x5e7);
       break;
@@ -161,7 +158,6 @@ SeriesMapper::SeriesMapper(Matcher matcher, FamilyRegistry& registry, const Engi
       ++stats_.dropped_native_histogram;
       return false;
     default:
-      kind = rule.observer_type == ObserverType::kHistogram ? FamilyKind::kHistogram : FamilyKind::kSummary;
       out.op = Op::kObserve;
       // statsd_exporter observes a sampled observation int(1/rate) times (Go's
       // truncation: @0.3 counts 3); weighted mode observes it once, weight 1/rate.
