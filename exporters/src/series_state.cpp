@@ -222,7 +222,8 @@ std::uint32_t SeriesState::known_family(const metric::MetricEntryView& e, std::u
 std::uint32_t SeriesState::family_for(const metric::MetricEntryView& e) noexcept {
   const bool prom = (e.flags & metric::kEntryPromSample) != 0;
   const std::uint64_t hash = std::hash<std::string_view>{}(e.family);
-  const std::uint32_t found = family_ids_.find(hash, [&](std::uint32_t id) { return families_[id].name() == e.family; });
+  const std::uint32_t found =
+      family_ids_.find(hash, [&](std::uint32_t id) { return families_[id].name() == e.family; });
   if (found == kNoFamily) {
     const auto id = static_cast<std::uint32_t>(families_.size());
     const std::string* help = intern_help(e.help);
@@ -690,7 +691,8 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
   {
     std::lock_guard lock(families_mu_);
     heads.reserve(families_.size());
-    for (const Family& f : families_) heads.push_back(Head{f.name(), f.help(), to_prometheus(f.type), f.conflict, f.prom});
+    for (const Family& f : families_)
+      heads.push_back(Head{f.name(), f.help(), to_prometheus(f.type), f.conflict, f.prom});
   }
   // The shards are walked once, one lock at a time, each series' lines
   // appended to one buffer as a segment tagged with its family; the page is

@@ -98,7 +98,7 @@ class SeriesState {
   // One per family name, which with a StatsD name per series is one per
   // series: 24 bytes, its name's bytes in names_ and its HELP interned.
   struct Family {
-    const char* name_at = nullptr;        // in names_: never changes once the family exists, never freed
+    const char* name_at = nullptr;           // in names_: never changes once the family exists, never freed
     const std::string* help_text = nullptr;  // interned in helps_ (most families share one HELP); nullptr: none
     std::uint32_t name_len = 0;
     metric::MetricType type = metric::MetricType::kGauge;
@@ -278,7 +278,7 @@ class SeriesState {
 
   Shard shards_[kShards];
   mutable std::mutex families_mu_;  // guards families_ structure and fields
-  std::deque<Family> families_;  // by id
+  std::deque<Family> families_;     // by id
   // Reader thread only:
   // Family ids by std::hash of their name (open addressing, 8 bytes a slot,
   // the name compared on a tag match); a node per family cost ~60 bytes more.

@@ -87,7 +87,7 @@ struct Family {
   std::uint8_t prom_type = 0;  // sample::FamilyType; 0: not a Prometheus family
   std::uint8_t prom_suffix_len = 0;
   std::uint64_t name_hash = 0;
-  std::string_view name;  // in the registry's name arena: never freed or changed
+  std::string_view name;               // in the registry's name arena: never freed or changed
   const FamilyTexts* texts = nullptr;  // interned by the registry, never freed or changed
   std::atomic<std::uint64_t> series{0};
   std::atomic<std::uint64_t> dropped_conflict{0};
@@ -140,7 +140,7 @@ class FamilyRegistry {
     std::size_t operator()(const FamilyTexts& t) const noexcept;
   };
   std::unordered_set<FamilyTexts, TextsHash> texts_;  // every HELP and UNIT pair once; guarded by mu_
-  common::StringArena names_;              // every family's name; guarded by mu_
+  common::StringArena names_;                         // every family's name; guarded by mu_
 };
 
 }  // namespace ringpipe::processors::detail

@@ -142,7 +142,8 @@ exporters:
   constexpr std::uint64_t kKills = 3, kBatchPackets = 32;
   EXPECT_EQ(lost % kLinesPerDatagram, 0U) << "a datagram was split: " << lost << " lines lost";
   EXPECT_LE(lost, kKills * kBatchPackets * kLinesPerDatagram)
-      << "lost " << lost << " lines: more than the three kills' receive batches; kernel drops " << kernel_udp_drops(port);
+      << "lost " << lost << " lines: more than the three kills' receive batches; kernel drops "
+      << kernel_udp_drops(port);
   sup.signal(SIGTERM);
   EXPECT_EQ(sup.wait(30s), 0) << sup.err();
 }

@@ -647,7 +647,7 @@ TEST(SeriesState, SeriesAcrossManyChunksPerShardSurviveExpiryAndRegrowth) {
   ASSERT_EQ(s.counters().series.load(), model.size());
   for (int r = 0; r < 9; ++r) send(r, n, 10, true, 0);  // 9 in 10 expired
   ASSERT_EQ(s.counters().series.load(), model.size());
-  send(n, n + n / 2, 1, false, 0.5);  // new series into the freed room
+  send(n, n + n / 2, 1, false, 0.5);   // new series into the freed room
   send(0, n + n / 2, 3, false, 0.25);  // some again, some anew
   ASSERT_EQ(s.counters().series.load(), model.size());
   const ParsedPage page = parse_page(exposition(s));
