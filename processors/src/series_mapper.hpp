@@ -46,6 +46,10 @@ class SeriesMapper {
   // dropped (the reason is counted in stats()).
   [[nodiscard]] bool map(const sample::SampleView& s, std::vector<std::byte>& labels, MappedSample& out) noexcept;
 
+  // A relay's mapper maps native histogram samples (kind 8) as Prometheus
+  // samples; otherwise they are dropped and counted (dropped_native_histogram).
+  void relay_native(bool on) noexcept { relay_native_ = on; }
+
   // Only the mapper's counters are filled in.
   [[nodiscard]] EngineStats stats() const noexcept;
   [[nodiscard]] const Matcher& matcher() const noexcept { return matcher_; }
@@ -117,6 +121,7 @@ class SeriesMapper {
   std::size_t family_cache_cap_;
   std::size_t max_name_bytes_;
   bool weighted_sample_rate_;
+  bool relay_native_ = false;
   std::vector<CachedFamily> families_;
   FlatIndex family_index_;
   std::vector<RawName> raw_names_;
