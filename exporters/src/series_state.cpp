@@ -539,6 +539,10 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out, protobuf::
     std::vector<prometheus::ClientMetric>& metrics = out[base + se.family].metric;
     const double v = se.values()[0];
     const auto labels = se.labels();
+    const bool native = !se.native_values().empty();
+    // A native gaugehistogram sample: its family is served as a gauge
+    // family (to_prometheus), which has no place for it.
+    if (native && type != prometheus::MetricType::Histogram) return;
     if (type != prometheus::MetricType::Histogram && type != prometheus::MetricType::Summary) {
       prometheus::ClientMetric& m = metrics.emplace_back();
       metric::for_each_label(labels, se.label_count(), [&](const metric::Label& l) {
@@ -557,10 +561,6 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out, protobuf::
     double bound = 0;
     if (!group_of(se, type == prometheus::MetricType::Histogram, group_key, own, bound)) return;
     const bool owns = !own.empty();
-    const bool native = !se.native_values().empty();
-    // A native gaugehistogram sample: its family is served as a gauge
-    // family (to_prometheus), which has no place for it.
-    if (native && type != prometheus::MetricType::Histogram) return;
     auto [it, fresh] = groups.try_emplace({se.family, group_key}, metrics.size());
     if (fresh) {
       prometheus::ClientMetric& m = metrics.emplace_back();
@@ -761,6 +761,8 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
   const auto add_prom = [&](const Series& se, std::span<const std::byte> labels, PT type, std::string& t) {
     const double v = se.values()[0];
     const std::string_view name = heads[se.family].name;
+    const bool native = !se.native_values().empty();
+    if (native && type != PT::Histogram) return;  // a native gaugehistogram sample: as collect()
     if (type != PT::Histogram && type != PT::Summary) {
       ++samples[se.family];
       text::append_head(t, name, "", labels, se.label_count());
@@ -772,8 +774,6 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
     double bound = 0;
     if (!group_of(se, type == PT::Histogram, group_key, own, bound)) return;
     const bool owns = !own.empty();
-    const bool native = !se.native_values().empty();
-    if (native && type != PT::Histogram) return;  // a native gaugehistogram sample: as collect()
     auto [it, fresh] = group_at.try_emplace({se.family, group_key}, groups.size());
     if (fresh) {
       ++samples[se.family];
