@@ -295,6 +295,36 @@ TEST(Relay, CountsANativeHistogramNoOutputRecordCanHold) {
   EXPECT_EQ(st.samples_applied, 1u);
 }
 
+// A rule that renames a native histogram sample makes its family a plain
+// gauge's, which has no native part: dropped and counted; a rule that only
+// adds a label keeps it a histogram.
+TEST(Relay, CountsANativeHistogramARuleRenamed) {
+  Rings r;
+  ProcessorOptions po = r.options();
+  MappingRule rename;
+  rename.match = "old.*";
+  rename.name = "new_${1}";
+  MappingRule label;
+  label.match = "kept_seconds";
+  label.name = "kept_seconds";  // the name it came with: still its family's
+  label.labels = {{"team", "x"}};
+  po.engine.mapping.rules = {rename, label};
+  auto proc = Processor::create(po);
+  ASSERT_TRUE(proc) << proc.error().message();
+  ASSERT_TRUE((*proc)->start());
+  const sample::Family hist{sample::FamilyType::kHistogram, 0, "", ""};
+  ASSERT_TRUE(write_native(*r.raw_ring, "old.seconds", hist, {{1'000'000'000, 5}}));
+  ASSERT_TRUE(write_native(*r.raw_ring, "kept_seconds", hist, {{2'000'000'000, 6}}));
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*proc)->stats().samples >= 2; }, 10s));
+  (*proc)->stop();
+  const std::vector<Got> got = r.drain();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].name, "kept_seconds");
+  EXPECT_EQ(got[0].labels, "host=a,team=x,");
+  EXPECT_EQ(got[0].type, metric::MetricType::kHistogram);
+  EXPECT_EQ((*proc)->stats().dropped_native_renamed, 1u);
+}
+
 // The output lane holds a few records; the exporter reads only after the
 // relay has filled it. Every sample arrives once, in order.
 TEST(Relay, WaitsForOutputSpaceWithoutLosingOrRepeatingSamples) {
