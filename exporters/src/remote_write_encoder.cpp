@@ -271,9 +271,9 @@ Result<std::string> RequestBuilder::take_compressed() {
         return a.timestamp() < b.timestamp();
       });
       auto* hists = req_->mutable_timeseries(index)->mutable_histograms();
-      std::stable_sort(hists->begin(), hists->end(), [](const prometheus::Histogram& a, const prometheus::Histogram& b) {
-        return a.timestamp() < b.timestamp();
-      });
+      std::stable_sort(
+          hists->begin(), hists->end(),
+          [](const prometheus::Histogram& a, const prometheus::Histogram& b) { return a.timestamp() < b.timestamp(); });
     }
   }
   stamped_.clear();

@@ -39,7 +39,7 @@ struct Relay::Impl {
     std::uint64_t flush_seq = 0;
     std::vector<std::byte> labels;
     std::vector<double> native;  // a native histogram sample's values (metric/FORMAT.md)
-    EngineStats local;  // the thread's own; copied into `published` under mu
+    EngineStats local;           // the thread's own; copied into `published` under mu
     mutable std::mutex mu;
     EngineStats published;
     std::atomic<std::uint64_t> quarantined{0};

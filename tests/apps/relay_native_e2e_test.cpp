@@ -49,15 +49,15 @@ TEST(RelayNativeE2e, PrometheusReceivesEveryNativeHistogramSampleAtItsOwnTimesta
   const std::string file = dir.file("p.yaml");
   e2e::write_text(file, e2e::two_ring_pipeline(dir, R"(sources:
   prom: {type: remote_write, listen: 127.0.0.1:)" + std::to_string(rw_port) +
-                                                          R"(, output: raw}
+                                                        R"(, output: raw}
 processors:
   relay: {type: relay, input: raw, output: metrics}
 exporters:
   rw: {type: remote_write, input: metrics, url: "http://127.0.0.1:)" +
-                                                          std::to_string(prometheus.port()) +
-                                                          R"(/api/v1/write", gating: true}
+                                                        std::to_string(prometheus.port()) +
+                                                        R"(/api/v1/write", gating: true}
   prometheus: {type: prometheus, input: metrics, listen: 127.0.0.1:)" +
-                                                          std::to_string(web_port) + "}\n"));
+                                                        std::to_string(web_port) + "}\n"));
   e2e::Proc supervisor({"run", file}, dir.file("sup.out"), dir.file("sup.err"));
   ASSERT_TRUE(e2e::metrics_answer(web_port)) << supervisor.err();
 

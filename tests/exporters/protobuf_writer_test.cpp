@@ -194,8 +194,8 @@ TEST(ProtobufWriter, ServesTheLatestRelayedNativeHistogramSample) {
                               {1, 0.001, 2, 2, 0, 0, 3, 2, 4, 9, 4.5}, 1'000'000'000, "RPC latency.")
               .stamped_native(MetricType::kHistogram, "rpc_seconds", {{"code", "200"}},
                               {2, 0.001, 1, 1, 1, 3, 5, -1, 1, 7, 2.5}, 2'000'000'000, "RPC latency.")
-              .stamped_native(MetricType::kHistogram, "rpc_seconds", {{"code", "500"}},
-                              {0, 0, 0, 1, 0, 0, 1, 1, 0.5}, 2'000'000'000, "RPC latency.")
+              .stamped_native(MetricType::kHistogram, "rpc_seconds", {{"code", "500"}}, {0, 0, 0, 1, 0, 0, 1, 1, 0.5},
+                              2'000'000'000, "RPC latency.")
               .stamped_native(MetricType::kGaugeHistogram, "queue", {}, {0, 0, 0, 1, 0, 2, 1, 1, 3}, 1'000'000'000)
               .take());
   ASSERT_EQ(s.counters().decode_errors.load(), 0u);

@@ -259,8 +259,8 @@ TEST(RemoteWriteEncoding, SendsRelayedNativeHistogramSamplesAtTheirOwnTimes) {
   // [schema, zero_threshold, zero_count, n_pos, n_neg, pairs..., count, sum]
   b.stamped_native(MetricType::kHistogram, "rpc_seconds", {{"code", "200"}},
                    {1, 0.001, 2, 2, 1, 0, 3, 2, 4, -1, 1, 10, 4.5}, 3'000'000'000, "RPC latency.")
-      .stamped_native(MetricType::kHistogram, "rpc_seconds", {{"code", "200"}},
-                      {1, 0.001, 0, 1, 0, 0, 5, 5, 1.5}, 1'000'000'000, "RPC latency.")
+      .stamped_native(MetricType::kHistogram, "rpc_seconds", {{"code", "200"}}, {1, 0.001, 0, 1, 0, 0, 5, 5, 1.5},
+                      1'000'000'000, "RPC latency.")
       .stamped_native(MetricType::kGaugeHistogram, "queue", {}, {0, 0, 0, 1, 0, 2, 0.25, 0.25, 1}, 2'000'000'000);
   ASSERT_TRUE(b.ok());
   const auto rec = b.take();
