@@ -64,9 +64,11 @@ void add_series(prometheus::WriteRequest& req, std::vector<LabelRef>& labels, st
 // in a TimeSeries of its own named `name`: integer counts (deltas) when every
 // count is a whole number up to 2^53, as Prometheus' own histograms; else a
 // float histogram (absolute counts), so a sample rate's weights are not rounded.
-void add_native(prometheus::WriteRequest& req, std::vector<LabelRef>& labels, std::string_view name,
-                const metric::MetricEntryView& e, std::int64_t ts) {
-  prometheus::Histogram* h = new_series(req, labels, name)->add_histograms();
+// `ts` is the series to add it to. A gaugehistogram family's sample goes out
+// with reset hint GAUGE.
+void add_native(prometheus::TimeSeries& ts_out, const metric::MetricEntryView& e, std::int64_t ts) {
+  prometheus::Histogram* h = ts_out.add_histograms();
+  if (e.type == MetricType::kGaugeHistogram) h->set_reset_hint(prometheus::Histogram::GAUGE);
   const metric::NativeView& n = e.native;
   std::array<std::vector<std::pair<std::int32_t, double>>, 2> sides;  // positive, negative
   for (std::uint32_t i = 0; i < n.positive_count; ++i) sides[0].push_back(n.positive(i));
@@ -184,7 +186,14 @@ std::size_t RequestBuilder::add_samples(const metric::MetricEntryView& e, std::i
   const std::string name(e.name);
   if ((e.flags & metric::kEntryPromSample) != 0) {
     // One sample of a Prometheus family, named and labelled as it came
-    // (`foo_bucket{le=...}`): sent as is, whatever its family's type.
+    // (`foo_bucket{le=...}`): sent as is, whatever its family's type; a
+    // native histogram sample as one Histogram sample.
+    if ((e.flags & metric::kEntryNative) != 0) {
+      if (e.value_count != 2) return 0;
+      add_native(*new_series(*req_, labels, name), e, ts);
+      ++samples_;
+      return 1;
+    }
     if (e.value_count != 1) return 0;
     add_series(*req_, labels, name, {}, {}, e.value(0), ts);
     ++samples_;
@@ -210,7 +219,7 @@ std::size_t RequestBuilder::add_samples(const metric::MetricEntryView& e, std::i
       add_series(*req_, labels, name + "_count", {}, {}, e.value(0), ts);
       n += 2;
       if (hist && (e.flags & metric::kEntryNative) != 0) {
-        add_native(*req_, labels, name, e, ts);  // beside the classic series, under the family's own name
+        add_native(*new_series(*req_, labels, name), e, ts);  // beside the classic series, under the family's own name
         ++n;
       }
       break;
@@ -225,11 +234,22 @@ std::size_t RequestBuilder::add_samples(const metric::MetricEntryView& e, std::i
 // A relayed sample at its own time: every sample of one series in this
 // request joins that series' one TimeSeries (remote_write 1.0 groups by
 // series), ordered by time when the request is taken.
+// A native histogram sample (kEntryNative) goes out as one Histogram sample
+// of its series, its spans and counts as it came (add_native).
 std::size_t RequestBuilder::add_stamped(const metric::MetricEntryView& e, std::vector<LabelRef>& labels) {
-  if (e.kind != metric::EntryKind::kSeries || e.value_count != 1) return 0;
+  const bool native = (e.flags & metric::kEntryNative) != 0;
+  if (e.kind != metric::EntryKind::kSeries || e.value_count != (native ? 2 : 1)) return 0;
   const std::int64_t ns = e.timestamp_ns;
   const std::int64_t ms = ns / 1'000'000 - (ns % 1'000'000 < 0 ? 1 : 0);  // floor: before the epoch too
   const auto [it, added] = stamped_.try_emplace(e.key, req_->timeseries_size());
+  if (native) {
+    prometheus::TimeSeries* s = added ? new_series(*req_, labels, e.name) : req_->mutable_timeseries(it->second);
+    add_native(*s, e, ms);
+    const int n = s->histograms_size();
+    if (n >= 2 && ms < s->histograms(n - 2).timestamp()) unordered_ = true;
+    ++samples_;
+    return 1;
+  }
   if (added) {
     add_series(*req_, labels, e.name, {}, {}, e.value(0), ms);
   } else {
@@ -250,6 +270,10 @@ Result<std::string> RequestBuilder::take_compressed() {
       std::stable_sort(samples->begin(), samples->end(), [](const prometheus::Sample& a, const prometheus::Sample& b) {
         return a.timestamp() < b.timestamp();
       });
+      auto* hists = req_->mutable_timeseries(index)->mutable_histograms();
+      std::stable_sort(
+          hists->begin(), hists->end(),
+          [](const prometheus::Histogram& a, const prometheus::Histogram& b) { return a.timestamp() < b.timestamp(); });
     }
   }
   stamped_.clear();

@@ -25,7 +25,8 @@ bool has_suffix(std::string_view s, std::string_view suffix) noexcept {
 
 bool values_fit(const metric::MetricEntryView& e) noexcept {
   const std::uint16_t n = e.value_count;
-  if ((e.flags & metric::kEntryPromSample) != 0) return n == 1;
+  // A relayed native histogram sample: [count, sum] after its native part.
+  if ((e.flags & metric::kEntryPromSample) != 0) return n == ((e.flags & metric::kEntryNative) != 0 ? 2 : 1);
   switch (e.type) {
     case MetricType::kCounter:
     case MetricType::kGauge:
@@ -552,6 +553,10 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out, protobuf::
     std::vector<prometheus::ClientMetric>& metrics = out[base + se.family].metric;
     const double v = se.values()[0];
     const auto labels = se.labels();
+    const bool native = !se.native_values().empty();
+    // A native gaugehistogram sample: its family is served as a gauge
+    // family (to_prometheus), which has no place for it.
+    if (native && type != prometheus::MetricType::Histogram) return;
     if (type != prometheus::MetricType::Histogram && type != prometheus::MetricType::Summary) {
       prometheus::ClientMetric& m = metrics.emplace_back();
       metric::for_each_label(labels, se.label_count(), [&](const metric::Label& l) {
@@ -578,6 +583,28 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out, protobuf::
       });
     }
     prometheus::ClientMetric& m = metrics[it->second];
+    if (native) {
+      // A relayed native histogram sample: its count and sum, and its
+      // buckets as a native histogram of the same metric (beside classic
+      // buckets of the same labels, if any came too).
+      const std::span<const double> n = se.native_values();
+      m.histogram.sample_count = to_count(se.values()[0]);
+      m.histogram.sample_sum = se.values()[1];
+      if (natives == nullptr) return;
+      protobuf::NativeHistogram& h = (*natives)[out[base + se.family].name].emplace_back();
+      h.metric = it->second;
+      h.schema = static_cast<std::int32_t>(n[0]);
+      h.zero_threshold = n[1];
+      h.zero_count = n[2];
+      h.count = se.values()[0];
+      const std::size_t pos = static_cast<std::size_t>(n[3]);
+      const std::size_t neg = static_cast<std::size_t>(n[4]);
+      for (std::size_t i = 0; i < pos + neg; ++i) {
+        const double* kv = n.data() + metric::kNativeHeadValues + 2 * i;
+        (i < pos ? h.positive : h.negative).emplace_back(static_cast<std::int32_t>(kv[0]), kv[1]);
+      }
+      return;
+    }
     if (type == prometheus::MetricType::Histogram) {
       if (se.role == Role::kBucket) m.histogram.bucket.push_back({to_count(v), bound});
       if (se.role == Role::kSum) m.histogram.sample_sum = v;
@@ -651,6 +678,13 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out, protobuf::
               [](const auto& a, const auto& b) { return a.upper_bound < b.upper_bound; });
     std::sort(m.summary.quantile.begin(), m.summary.quantile.end(),
               [](const auto& a, const auto& b) { return a.quantile < b.quantile; });
+  }
+  if (natives != nullptr) {
+    // A group's metric index is where it was first met, not where its
+    // native sample was: each family's entries go back to metric order.
+    for (auto& [name, list] : *natives) {
+      std::stable_sort(list.begin(), list.end(), [](const auto& a, const auto& b) { return a.metric < b.metric; });
+    }
   }
   out.erase(std::remove_if(out.begin() + static_cast<std::ptrdiff_t>(base), out.end(),
                            [](const prometheus::MetricFamily& f) { return f.metric.empty(); }),
@@ -728,6 +762,7 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
     std::vector<Point> points;
     double sum = 0;
     double count = 0;
+    bool native = false;  // a native histogram sample: no +Inf bucket unless classic buckets came too
   };
   std::vector<Group> groups;
   std::map<std::pair<std::uint32_t, std::string>, std::size_t> group_at;
@@ -741,6 +776,8 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
   const auto add_prom = [&](const Series& se, std::span<const std::byte> labels, PT type, std::string& t) {
     const double v = se.values()[0];
     const std::string_view name = heads[se.family].name;
+    const bool native = !se.native_values().empty();
+    if (native && type != PT::Histogram) return;  // a native gaugehistogram sample: as collect()
     if (type != PT::Histogram && type != PT::Summary) {
       ++samples[se.family];
       text::append_head(t, name, "", labels, se.label_count());
@@ -762,6 +799,14 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
       if (owns) g.own = own;
     }
     Group& g = groups[it->second];
+    if (native) {
+      // A relayed native histogram sample: the text format has no native
+      // buckets, so its _count and _sum only (no classic bucket invented).
+      g.count = se.values()[0];
+      g.sum = se.values()[1];
+      g.native = true;
+      return;
+    }
     if (type == PT::Histogram) {
       if (se.role == Role::kBucket) g.points.push_back({bound, 0, v});
       if (se.role == Role::kSum) g.sum = v;
@@ -856,7 +901,7 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
       t.push_back('\n');
       last = p.bound;
     }
-    if (histogram && last != std::numeric_limits<double>::infinity()) {
+    if (histogram && last != std::numeric_limits<double>::infinity() && !(g.native && g.points.empty())) {
       text::append_head(t, h.name, "_bucket", labels, g.label_count, {"le", "+Inf"}, g.own);
       text::append_count(t, g.count);
       t.push_back('\n');

@@ -276,7 +276,8 @@ std::optional<MetricEntryView> MetricBatchReader::next() noexcept {
   const bool prom = (h.flags & kEntryPromSample) != 0;
   const std::uint8_t max_type = static_cast<std::uint8_t>(prom ? MetricType::kGaugeHistogram : MetricType::kHistogram);
   if (is_series && (h.type < static_cast<std::uint8_t>(MetricType::kCounter) || h.type > max_type ||
-                    (prom && (h.family_len > h.name_len || (kind == EntryKind::kSeries && h.value_count != 1))) ||
+                    (prom && (h.family_len > h.name_len ||
+                              (kind == EntryKind::kSeries && (h.flags & kEntryNative) == 0 && h.value_count != 1))) ||
                     (!prom && (h.family_len != 0 || h.unit_len != 0)))) {
     error_ = MetricDecodeError::kBadType;
     return std::nullopt;
@@ -289,9 +290,14 @@ std::optional<MetricEntryView> MetricBatchReader::next() noexcept {
   NativeView native{};
   std::size_t native_values = 0;
   if (h.flags & kEntryNative) {
-    if ((header_.flags & kBatchNative) == 0 || kind != EntryKind::kSeries || prom ||
-        h.type != static_cast<std::uint8_t>(MetricType::kHistogram) ||
-        !decode_native(values, h.value_count, native, native_values)) {
+    // An aggregated histogram (classic values after the native part), or
+    // one relayed Prometheus native histogram sample of a histogram or
+    // gaugehistogram family: exactly [count, sum] after it.
+    const bool type_ok = h.type == static_cast<std::uint8_t>(MetricType::kHistogram) ||
+                         (prom && h.type == static_cast<std::uint8_t>(MetricType::kGaugeHistogram));
+    if ((header_.flags & kBatchNative) == 0 || kind != EntryKind::kSeries || !type_ok ||
+        !decode_native(values, h.value_count, native, native_values) ||
+        (prom && std::size_t{h.value_count} - native_values != 2)) {
       error_ = MetricDecodeError::kBadEntry;
       return std::nullopt;
     }

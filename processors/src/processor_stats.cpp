@@ -90,6 +90,10 @@ Result<std::unique_ptr<stats::Publisher>> create_processor_publisher(stats::Stat
           {{"reason", "not_relayable"}});
   counter(&EngineStats::dropped_native_histogram, "processor_dropped_samples_total", dropped_help,
           {{"reason", "native_histogram"}});
+  counter(&EngineStats::dropped_native_too_large, "processor_dropped_samples_total", dropped_help,
+          {{"reason", "native_histogram_too_large"}});
+  counter(&EngineStats::dropped_native_renamed, "processor_dropped_samples_total", dropped_help,
+          {{"reason", "native_histogram_renamed"}});
   const std::string_view labels_help =
       "Labels removed from samples (the sample kept) because Prometheus would refuse the series, by reason.";
   counter(&EngineStats::labels_dropped_reserved, "processor_labels_dropped_total", labels_help,

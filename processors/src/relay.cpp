@@ -38,7 +38,8 @@ struct Relay::Impl {
     } resume;
     std::uint64_t flush_seq = 0;
     std::vector<std::byte> labels;
-    EngineStats local;  // the thread's own; copied into `published` under mu
+    std::vector<double> native;  // a native histogram sample's values (metric/FORMAT.md)
+    EngineStats local;           // the thread's own; copied into `published` under mu
     mutable std::mutex mu;
     EngineStats published;
     std::atomic<std::uint64_t> quarantined{0};
@@ -83,6 +84,30 @@ void encode(const MappedSample& ms, const std::byte* labels, std::int64_t ts, me
   e.label_count = ms.label_count;
   e.values = std::span<const double>(&ms.value, 1);
   e.timestamp_ns = ts;
+}
+
+// A native histogram sample's values as a kEntryPromSample | kEntryNative
+// entry carries them: the native part, then [count, sum]. False when they
+// are more than an entry can count (65535 values).
+bool native_values(const sample::NativeView& n, std::vector<double>& out) {
+  const std::size_t pairs = std::size_t{n.positive_count} + n.negative_count;
+  const std::size_t count = metric::kNativeHeadValues + 2 * pairs + 2;
+  if (count > UINT16_MAX) return false;
+  out.clear();
+  out.reserve(count);
+  out.push_back(n.schema);
+  out.push_back(n.zero_threshold);
+  out.push_back(n.zero_count);
+  out.push_back(n.positive_count);
+  out.push_back(n.negative_count);
+  for (std::uint32_t i = 0; i < n.positive_count + n.negative_count; ++i) {
+    const auto [key, c] = n.bucket(i);
+    out.push_back(key);
+    out.push_back(c);
+  }
+  out.push_back(n.count);
+  out.push_back(n.sum);
+  return true;
 }
 
 }  // namespace
@@ -138,7 +163,8 @@ bool Relay::Impl::relay_record(Input& in, const ring::RecordView& v) {
   while (auto s = br.next()) {
     const std::uint32_t i = index++;
     if (i < skip) continue;  // published before the output filled up
-    if (s->kind != sample::Kind::kGauge) {
+    const bool native = s->kind == sample::Kind::kNativeHistogram;
+    if (s->kind != sample::Kind::kGauge && !native) {
       ++in.local.samples;  // the mapper counts the others
       ++in.local.dropped_not_relayable;
       continue;
@@ -147,8 +173,29 @@ bool Relay::Impl::relay_record(Input& in, const ring::RecordView& v) {
     MappedSample ms;
     if (!in.mapper->map(*s, in.labels, ms)) continue;
     encode(ms, in.labels.data(), s->timestamp_ns != 0 ? s->timestamp_ns : received, e);
+    if (native) {
+      // Its family must still be the histogram or gaugehistogram it came in
+      // (a rule that renames a sample makes it a plain gauge's).
+      const std::uint8_t pt = ms.family->prom_type;
+      if (pt != static_cast<std::uint8_t>(sample::FamilyType::kHistogram) &&
+          pt != static_cast<std::uint8_t>(sample::FamilyType::kGaugeHistogram)) {
+        ++in.local.dropped_native_renamed;
+        continue;
+      }
+      if (!native_values(s->native(), in.native)) {
+        ++in.local.dropped_native_too_large;
+        continue;
+      }
+      e.flags |= metric::kEntryNative;
+      e.values = std::span<const double>(in.native);
+    }
     if (sizeof(metric::MetricBatchHeader) + metric::stamped_entry_size(e) > max_bytes) {
-      ++in.local.dropped_labels_too_long;  // no record of the output ring can hold it
+      // No record of the output ring can hold it.
+      if (native) {
+        ++in.local.dropped_native_too_large;
+      } else {
+        ++in.local.dropped_labels_too_long;
+      }
       continue;
     }
     if (writer && writer->append_stamped(e)) {
@@ -246,6 +293,7 @@ Result<std::unique_ptr<Relay>> Relay::create(const ProcessorOptions& options) {
     auto m = Matcher::create(eo.mapping);
     if (!m) return tl::unexpected(m.error());
     in->mapper = std::make_unique<SeriesMapper>(std::move(*m), *impl->registry, eo);
+    in->mapper->relay_native(true);
     impl->inputs.push_back(std::move(in));
   }
   impl->options = options;

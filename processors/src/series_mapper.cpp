@@ -154,9 +154,17 @@ SeriesMapper::SeriesMapper(Matcher matcher, FamilyRegistry& registry, const Engi
       out.op = Op::kSetMember;
       out.member = hash_str(s.str_value, 0x5e7);
       break;
-    case Kind::kNativeHistogram:  // sample/FORMAT.md; the processor does not aggregate them yet
-      ++stats_.dropped_native_histogram;
-      return false;
+    case Kind::kNativeHistogram:  // sample/FORMAT.md; the aggregating processor does not take them yet
+      if (!relay_native_) {
+        ++stats_.dropped_native_histogram;
+        return false;
+      }
+      // A relay carries the sample as it came (its native part is the
+      // relay's to copy): a Prometheus sample, set, as a gauge is.
+      kind = FamilyKind::kGauge;
+      out.op = Op::kSet;
+      out.value = 0;
+      break;
     default:
       out.op = Op::kObserve;
       // statsd_exporter observes a sampled observation int(1/rate) times (Go's

@@ -59,6 +59,9 @@ class SeriesMapper {
   // entries (about 8k: index slots and entries past a core's L2), where the
   // hints pay.
   [[nodiscard]] bool names_past_cache() const noexcept { return raw_names_.size() > 8192; }
+  // A relay's mapper maps native histogram samples (kind 8) as Prometheus
+  // samples; otherwise they are dropped and counted (dropped_native_histogram).
+  void relay_native(bool on) noexcept { relay_native_ = on; }
 
   // Only the mapper's counters are filled in.
   [[nodiscard]] EngineStats stats() const noexcept;
@@ -134,6 +137,7 @@ class SeriesMapper {
   std::size_t family_cache_cap_;  // raw_names_ entries at most
   std::size_t max_name_bytes_;
   bool weighted_sample_rate_;
+  bool relay_native_ = false;
   std::vector<RawName> raw_names_;
   common::StringArena raw_owned_;  // names as they came that differ from their family's: their bytes only
   FlatIndex raw_index_;

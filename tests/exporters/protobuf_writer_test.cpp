@@ -182,6 +182,68 @@ TEST(ProtobufWriter, TheTextPageOfANativeHistogramIsItsClassicBuckets) {
   EXPECT_NE(a.find("lat_bucket{le=\"1\"} 2"), std::string::npos) << a;
 }
 
+// A relay's native histogram samples (kEntryPromSample | kEntryNative at
+// their own times): the latest of each series is served as a native
+// histogram, beside classic buckets of the same family and labels when they
+// came too; the text page shows its _count and _sum, no bucket invented; a
+// gaugehistogram's is not served (its family is a gauge there).
+TEST(ProtobufWriter, ServesTheLatestRelayedNativeHistogramSample) {
+  SeriesState s;
+  s.apply(RecordBuilder(origin(1))
+              .stamped_native(MetricType::kHistogram, "rpc_seconds", {{"code", "200"}},
+                              {1, 0.001, 2, 2, 0, 0, 3, 2, 4, 9, 4.5}, 1'000'000'000, "RPC latency.")
+              .stamped_native(MetricType::kHistogram, "rpc_seconds", {{"code", "200"}},
+                              {2, 0.001, 1, 1, 1, 3, 5, -1, 1, 7, 2.5}, 2'000'000'000, "RPC latency.")
+              .stamped_native(MetricType::kHistogram, "rpc_seconds", {{"code", "500"}}, {0, 0, 0, 1, 0, 0, 1, 1, 0.5},
+                              2'000'000'000, "RPC latency.")
+              .stamped_native(MetricType::kGaugeHistogram, "queue", {}, {0, 0, 0, 1, 0, 2, 1, 1, 3}, 1'000'000'000)
+              .take());
+  ASSERT_EQ(s.counters().decode_errors.load(), 0u);
+  EXPECT_EQ(s.counters().series.load(), 3u);
+  protobuf::NativeIndex natives;
+  std::vector<prometheus::MetricFamily> families;
+  s.collect(families, &natives);
+  std::string bytes;
+  protobuf::append_families(bytes, families, natives);
+  std::map<std::string, pb::MetricFamily> by_name;
+  for (pb::MetricFamily& f : parse_delimited(bytes)) by_name[f.name()] = f;
+  ASSERT_EQ(by_name.count("rpc_seconds"), 1u);
+  const pb::MetricFamily& rpc = by_name["rpc_seconds"];
+  EXPECT_EQ(rpc.type(), pb::HISTOGRAM);
+  EXPECT_EQ(rpc.help(), "RPC latency.");
+  ASSERT_EQ(rpc.metric_size(), 2);
+  std::map<std::string, pb::Histogram> by_code;
+  for (const auto& m : rpc.metric()) {
+    ASSERT_EQ(m.label_size(), 1);
+    by_code[m.label(0).value()] = m.histogram();
+  }
+  const pb::Histogram& h = by_code["200"];  // the later sample replaced the first
+  EXPECT_EQ(h.sample_count(), 7u);
+  EXPECT_EQ(h.sample_sum(), 2.5);
+  EXPECT_EQ(h.schema(), 2);
+  EXPECT_EQ(h.zero_threshold(), 0.001);
+  EXPECT_EQ(h.zero_count(), 1u);
+  EXPECT_EQ(h.bucket_size(), 0);
+  ASSERT_EQ(h.positive_span_size(), 1);
+  EXPECT_EQ(h.positive_span(0).offset(), 3);
+  ASSERT_EQ(h.positive_delta_size(), 1);
+  EXPECT_EQ(h.positive_delta(0), 5);
+  ASSERT_EQ(h.negative_span_size(), 1);
+  EXPECT_EQ(h.negative_span(0).offset(), -1);
+  EXPECT_EQ(h.negative_delta(0), 1);
+  EXPECT_EQ(by_code["500"].sample_count(), 1u);
+  EXPECT_EQ(by_code["500"].positive_delta(0), 1);
+  if (by_name.count("queue") != 0) EXPECT_EQ(by_name["queue"].metric_size(), 0);
+
+  std::string text;
+  s.render(text);
+  EXPECT_NE(text.find("# TYPE rpc_seconds histogram\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("rpc_seconds_count{code=\"200\"} 7\nrpc_seconds_sum{code=\"200\"} 2.5\n"), std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("_bucket"), std::string::npos) << text;
+  EXPECT_EQ(text.find("queue"), std::string::npos) << text;
+}
+
 TEST(ProtobufWriter, AnEmptyNativeHistogramStillSaysItIsOne) {
   protobuf::NativeIndex natives;
   natives["h"].push_back(protobuf::NativeHistogram{0, 0, 1e-9, 0, 0, {}, {}});

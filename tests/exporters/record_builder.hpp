@@ -119,6 +119,27 @@ class RecordBuilder {
     ok_ = writer_.append_stamped(e) && ok_;
     return *this;
   }
+  // One Prometheus native histogram sample at its own time, as a relay
+  // writes it (kEntryPromSample | kEntryNative | kEntryTimestamp): `values`
+  // the native part, then count and sum; its family's name is `name`.
+  RecordBuilder& stamped_native(MetricType type, const std::string& name, const LabelList& labels,
+                                std::vector<double> values, std::int64_t timestamp_ns, const std::string& help = "") {
+    auto lb = encode_labels(labels);
+    metric::SeriesEntry e;
+    e.kind = EntryKind::kSeries;
+    e.type = type;
+    e.flags = metric::kEntryPromSample | metric::kEntryNative;
+    e.key = series_key(name, labels);
+    e.name = name;
+    e.family_len = static_cast<std::uint16_t>(name.size());
+    e.help = help;
+    e.label_bytes = lb;
+    e.label_count = static_cast<std::uint16_t>(labels.size());
+    e.values = values;
+    e.timestamp_ns = timestamp_ns;
+    ok_ = writer_.append_stamped(e) && ok_;
+    return *this;
+  }
   RecordBuilder& expire(MetricType type, const std::string& name, const LabelList& labels) {
     auto lb = encode_labels(labels);
     metric::SeriesEntry e;

@@ -250,6 +250,75 @@ TEST(RemoteWriteEncoding, SendsANativeHistogramAsAHistogramSampleBesideTheClassi
   EXPECT_EQ(h.negative_deltas(0), 4);
 }
 
+// A relayed native histogram sample (kEntryPromSample | kEntryNative at its
+// own time) goes out as one Histogram sample at that time; every sample of a
+// series joins its one TimeSeries, ordered by time; a gaugehistogram's carry
+// reset hint GAUGE; float counts go out as a float histogram, unrounded.
+TEST(RemoteWriteEncoding, SendsRelayedNativeHistogramSamplesAtTheirOwnTimes) {
+  RecordBuilder b(origin(1, 0, 1, 1, 99'000'000'000));
+  // [schema, zero_threshold, zero_count, n_pos, n_neg, pairs..., count, sum]
+  b.stamped_native(MetricType::kHistogram, "rpc_seconds", {{"code", "200"}},
+                   {1, 0.001, 2, 2, 1, 0, 3, 2, 4, -1, 1, 10, 4.5}, 3'000'000'000, "RPC latency.")
+      .stamped_native(MetricType::kHistogram, "rpc_seconds", {{"code", "200"}}, {1, 0.001, 0, 1, 0, 0, 5, 5, 1.5},
+                      1'000'000'000, "RPC latency.")
+      .stamped_native(MetricType::kGaugeHistogram, "queue", {}, {0, 0, 0, 1, 0, 2, 0.25, 0.25, 1}, 2'000'000'000);
+  ASSERT_TRUE(b.ok());
+  const auto rec = b.take();
+  metric::MetricBatchReader r(rec);
+  ASSERT_EQ(r.error(), metric::MetricDecodeError::kNone);
+  RequestBuilder rb;
+  std::size_t n = 0;
+  while (auto e = r.next()) n += rb.add(*e, 99'000);
+  EXPECT_EQ(r.error(), metric::MetricDecodeError::kNone);
+  EXPECT_EQ(n, 3u);
+  auto body = rb.take_compressed();
+  ASSERT_TRUE(body);
+  const prometheus::WriteRequest req = decode_request(*body);
+  ASSERT_EQ(req.timeseries_size(), 2);
+  const prometheus::TimeSeries& rpc = req.timeseries(0);
+  EXPECT_EQ(series_name(rpc), "__name__=rpc_seconds;code=200;");
+  EXPECT_EQ(rpc.samples_size(), 0);
+  ASSERT_EQ(rpc.histograms_size(), 2);
+  const prometheus::Histogram& h0 = rpc.histograms(0);  // ordered by time
+  EXPECT_EQ(h0.timestamp(), 1'000);
+  EXPECT_EQ(h0.count_int(), 5u);
+  EXPECT_EQ(h0.sum(), 1.5);
+  EXPECT_EQ(h0.zero_count_int(), 0u);
+  const prometheus::Histogram& h1 = rpc.histograms(1);
+  EXPECT_EQ(h1.timestamp(), 3'000);
+  ASSERT_EQ(h1.count_case(), prometheus::Histogram::kCountInt);
+  EXPECT_EQ(h1.count_int(), 10u);
+  EXPECT_EQ(h1.sum(), 4.5);
+  EXPECT_EQ(h1.schema(), 1);
+  EXPECT_EQ(h1.zero_threshold(), 0.001);
+  EXPECT_EQ(h1.zero_count_int(), 2u);
+  EXPECT_NE(h1.reset_hint(), prometheus::Histogram::GAUGE);
+  ASSERT_EQ(h1.positive_spans_size(), 1);
+  EXPECT_EQ(h1.positive_spans(0).offset(), 0);
+  EXPECT_EQ(h1.positive_spans(0).length(), 3u);  // keys 0 and 2: a gap of one stays inside the span
+  const std::vector<std::int64_t> deltas(h1.positive_deltas().begin(), h1.positive_deltas().end());
+  EXPECT_EQ(deltas, (std::vector<std::int64_t>{3, -3, 4}));
+  ASSERT_EQ(h1.negative_spans_size(), 1);
+  EXPECT_EQ(h1.negative_spans(0).offset(), -1);
+  EXPECT_EQ(h1.negative_deltas(0), 1);
+  const prometheus::TimeSeries& queue = req.timeseries(1);
+  EXPECT_EQ(series_name(queue), "__name__=queue;");
+  ASSERT_EQ(queue.histograms_size(), 1);
+  const prometheus::Histogram& g = queue.histograms(0);
+  EXPECT_EQ(g.reset_hint(), prometheus::Histogram::GAUGE);
+  EXPECT_EQ(g.timestamp(), 2'000);
+  ASSERT_EQ(g.count_case(), prometheus::Histogram::kCountFloat);
+  EXPECT_EQ(g.count_float(), 0.25);
+  ASSERT_EQ(g.positive_counts_size(), 1);
+  EXPECT_EQ(g.positive_counts(0), 0.25);
+  EXPECT_EQ(g.positive_spans(0).offset(), 2);
+  std::set<std::string> types;
+  for (const auto& m : req.metadata()) {
+    types.insert(m.metric_family_name() + " " + prometheus::MetricMetadata::MetricType_Name(m.type()));
+  }
+  EXPECT_EQ(types, (std::set<std::string>{"rpc_seconds HISTOGRAM", "queue GAUGEHISTOGRAM"}));
+}
+
 // "family type help unit" of each MetricMetadata of a request.
 std::set<std::string> metadata_of(const prometheus::WriteRequest& req) {
   std::set<std::string> out;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -386,6 +388,47 @@ TEST(MetricRecord, NativeHistogramsAreRefusedWhereTheVersionDoesNotAnnounceThemO
   EXPECT_EQ(bad(5, -8601), MetricDecodeError::kBadEntry);
   EXPECT_EQ(bad(9, 2147483647), MetricDecodeError::kBadEntry);
   EXPECT_EQ(decode({3, 0, 0, 0, 0}), MetricDecodeError::kBadEntry);  // no classic count and sum
+}
+
+// A relayed Prometheus native histogram sample (kEntryPromSample |
+// kEntryNative, at its own time): a histogram or gaugehistogram family's,
+// exactly [count, sum] after the native part.
+TEST(MetricRecord, PrometheusNativeHistogramSamplesCarryExactlyCountAndSum) {
+  auto decode = [](std::vector<double> v, MetricType type = MetricType::kHistogram) -> std::optional<MetricEntryView> {
+    static std::vector<std::byte> buf;
+    buf.assign(1024, std::byte{0});
+    MetricBatchWriter w(buf, {});
+    SeriesEntry e;
+    e.type = type;
+    e.flags = kEntryPromSample | kEntryNative;
+    e.name = "rpc_seconds";
+    e.family_len = 11;
+    e.values = v;
+    e.timestamp_ns = 42;
+    EXPECT_TRUE(w.append_stamped(e));
+    const std::size_t n = w.finish();
+    MetricBatchReader r(std::span<const std::byte>(buf.data(), n));
+    EXPECT_EQ(r.header().flags, kBatchNative | kBatchTimestamps);
+    auto x = r.next();
+    if (!x) {
+      EXPECT_EQ(r.error(), MetricDecodeError::kBadEntry);
+    }
+    return x;
+  };
+  const auto x = decode({1, 0.5, 2, 1, 0, 3, 4, 6, 1.5});
+  ASSERT_TRUE(x);
+  EXPECT_EQ(x->timestamp_ns, 42);
+  EXPECT_EQ(x->family, "rpc_seconds");
+  EXPECT_EQ(x->value_count, 2);
+  EXPECT_EQ(x->value(0), 6);
+  EXPECT_EQ(x->value(1), 1.5);
+  EXPECT_EQ(x->native.schema, 1);
+  EXPECT_EQ(x->native.positive(0), (std::pair<std::int32_t, double>{3, 4}));
+  EXPECT_TRUE(decode({0, 0, 0, 0, 0, 1, 1}, MetricType::kGaugeHistogram));
+  EXPECT_FALSE(decode({0, 0, 0, 0, 0, 1, 1}, MetricType::kGauge));
+  EXPECT_FALSE(decode({0, 0, 0, 0, 0, 1, 1}, MetricType::kSummary));
+  EXPECT_FALSE(decode({0, 0, 0, 0, 0, 1}));           // no sum
+  EXPECT_FALSE(decode({0, 0, 0, 0, 0, 1, 1, 5, 1}));  // classic buckets: not a sample's
 }
 
 }  // namespace

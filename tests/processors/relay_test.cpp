@@ -185,6 +185,146 @@ TEST(Relay, DropsAndCountsSamplesThatOnlyMeanSomethingAggregated) {
   EXPECT_EQ((*proc)->stats().dropped_not_relayable, 4u);
 }
 
+// Writes native histogram samples of `name{host=a}`, one per {ts, n}:
+// count n, sum n/2, zero count 1, buckets {key 1: n-2, key 3: 1} and
+// negative {key -2: 0.5} (a float count, as a float histogram has).
+bool write_native(ring::Ring& ring, std::string_view name, const sample::Family& family,
+                  const std::vector<std::pair<std::int64_t, double>>& points, std::size_t extra_buckets = 0) {
+  auto p = ring::Producer::attach(ring);
+  if (!p) return false;
+  std::vector<std::byte> buf(1 << 16);
+  sample::BatchWriter w(buf, 1, 1);
+  const sample::Tag tags[] = {{"host", "a"}};
+  for (const auto& [ts, n] : points) {
+    std::vector<std::pair<std::int32_t, double>> pos = {{1, n - 2}, {3, 1}};
+    for (std::size_t i = 0; i < extra_buckets; ++i) pos.emplace_back(static_cast<std::int32_t>(10 + i), 1);
+    const std::pair<std::int32_t, double> neg[] = {{-2, 0.5}};
+    sample::NativeSample ns;
+    ns.schema = 2;
+    ns.zero_threshold = 0.001;
+    ns.zero_count = 1;
+    ns.count = n;
+    ns.sum = n / 2;
+    ns.positive = pos;
+    ns.negative = neg;
+    if (!w.append_native(name, tags, ns, family, ts)) return false;
+  }
+  const std::size_t used = w.finish();
+  return p->write(sample::kSampleBatchRecord, std::span<const std::byte>(buf.data(), used), 5s) ==
+         ring::WriteStatus::kOk;
+}
+
+TEST(Relay, ForwardsNativeHistogramSamplesAsTheyCameAtTheirOwnTimes) {
+  Rings r;
+  auto proc = Processor::create(r.options());
+  ASSERT_TRUE(proc) << proc.error().message();
+  ASSERT_TRUE((*proc)->start());
+  const std::int64_t t0 = 1'700'000'000'000'000'000;
+  const sample::Family hist{sample::FamilyType::kHistogram, 0, "Latency.", ""};
+  const sample::Family gauge_hist{sample::FamilyType::kGaugeHistogram, 0, "", ""};
+  ASSERT_TRUE(write_native(*r.raw_ring, "rpc_seconds", hist,
+                           {{t0 + 2'000'000'000, 10}, {t0 + 1'000'000'000, 12}, {t0 + 3'000'000'000, 4}}));
+  ASSERT_TRUE(write_native(*r.raw_ring, "queue_depth", gauge_hist, {{t0, 7}}));
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*proc)->stats().entries_written >= 4; }, 10s));
+  (*proc)->stop();
+
+  struct Native {
+    std::string name;
+    metric::MetricType type;
+    std::uint16_t flags;
+    std::int64_t ts;
+    std::vector<double> values;  // the native part, then count, sum
+  };
+  std::vector<Native> got;
+  while (r.exporter->poll([&](const ring::RecordView& v) {
+    metric::MetricBatchReader rd(v.payload);
+    EXPECT_EQ(rd.header().format_version, metric::kMetricFormatVersionNative);
+    while (auto e = rd.next()) {
+      Native n{std::string(e->name), e->type, e->flags, e->timestamp_ns, {}};
+      n.values = {static_cast<double>(e->native.schema), e->native.zero_threshold, e->native.zero_count,
+                  static_cast<double>(e->native.positive_count), static_cast<double>(e->native.negative_count)};
+      for (std::size_t i = 0; i < e->native.positive_count + e->native.negative_count; ++i) {
+        n.values.push_back(e->native.pair(i).first);
+        n.values.push_back(e->native.pair(i).second);
+      }
+      for (std::size_t i = 0; i < e->value_count; ++i) n.values.push_back(e->value(i));
+      got.push_back(std::move(n));
+    }
+    EXPECT_EQ(rd.error(), metric::MetricDecodeError::kNone);
+  }) != 0) {
+  }
+  ASSERT_EQ(got.size(), 4u) << "one entry per native sample, none merged";
+  const std::int64_t times[] = {t0 + 2'000'000'000, t0 + 1'000'000'000, t0 + 3'000'000'000, t0};
+  const double counts[] = {10, 12, 4, 7};
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double n = counts[i];
+    EXPECT_EQ(got[i].ts, times[i]) << i;
+    EXPECT_EQ(got[i].flags & (metric::kEntryNative | metric::kEntryPromSample | metric::kEntryTimestamp),
+              metric::kEntryNative | metric::kEntryPromSample | metric::kEntryTimestamp)
+        << i;
+    EXPECT_EQ(got[i].values, (std::vector<double>{2, 0.001, 1, 2, 1, 1, n - 2, 3, 1, -2, 0.5, n, n / 2})) << i;
+  }
+  EXPECT_EQ(got[0].name, "rpc_seconds");
+  EXPECT_EQ(got[0].type, metric::MetricType::kHistogram);
+  EXPECT_EQ(got[3].name, "queue_depth");
+  EXPECT_EQ(got[3].type, metric::MetricType::kGaugeHistogram);
+  const EngineStats st = (*proc)->stats();
+  EXPECT_EQ(st.samples_applied, 4u);
+  EXPECT_EQ(st.dropped_native_histogram, 0u);
+  EXPECT_EQ(st.dropped_not_relayable, 0u);
+}
+
+TEST(Relay, CountsANativeHistogramNoOutputRecordCanHold) {
+  Rings r(1 << 20, 4096);
+  auto proc = Processor::create(r.options());
+  ASSERT_TRUE(proc) << proc.error().message();
+  ASSERT_TRUE((*proc)->start());
+  const sample::Family hist{sample::FamilyType::kHistogram, 0, "", ""};
+  // 300 buckets: 600 values, 4.8 KB, past a 4 KiB record; then one that fits.
+  ASSERT_TRUE(write_native(*r.raw_ring, "big", hist, {{1'000'000'000, 400}}, 300));
+  ASSERT_TRUE(write_native(*r.raw_ring, "small", hist, {{2'000'000'000, 5}}));
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*proc)->stats().samples >= 2; }, 10s));
+  (*proc)->stop();
+  const std::vector<Got> got = r.drain();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].name, "small");
+  EXPECT_EQ(got[0].ts, 2'000'000'000);
+  const EngineStats st = (*proc)->stats();
+  EXPECT_EQ(st.dropped_native_too_large, 1u);
+  EXPECT_EQ(st.dropped_labels_too_long, 0u);
+  EXPECT_EQ(st.samples_applied, 1u);
+}
+
+// A rule that renames a native histogram sample makes its family a plain
+// gauge's, which has no native part: dropped and counted; a rule that only
+// adds a label keeps it a histogram.
+TEST(Relay, CountsANativeHistogramARuleRenamed) {
+  Rings r;
+  ProcessorOptions po = r.options();
+  MappingRule rename;
+  rename.match = "old.*";
+  rename.name = "new_${1}";
+  MappingRule label;
+  label.match = "kept_seconds";
+  label.name = "kept_seconds";  // the name it came with: still its family's
+  label.labels = {{"team", "x"}};
+  po.engine.mapping.rules = {rename, label};
+  auto proc = Processor::create(po);
+  ASSERT_TRUE(proc) << proc.error().message();
+  ASSERT_TRUE((*proc)->start());
+  const sample::Family hist{sample::FamilyType::kHistogram, 0, "", ""};
+  ASSERT_TRUE(write_native(*r.raw_ring, "old.seconds", hist, {{1'000'000'000, 5}}));
+  ASSERT_TRUE(write_native(*r.raw_ring, "kept_seconds", hist, {{2'000'000'000, 6}}));
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*proc)->stats().samples >= 2; }, 10s));
+  (*proc)->stop();
+  const std::vector<Got> got = r.drain();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].name, "kept_seconds");
+  EXPECT_EQ(got[0].labels, "host=a,team=x,");
+  EXPECT_EQ(got[0].type, metric::MetricType::kHistogram);
+  EXPECT_EQ((*proc)->stats().dropped_native_renamed, 1u);
+}
+
 // The output lane holds a few records; the exporter reads only after the
 // relay has filled it. Every sample arrives once, in order.
 TEST(Relay, WaitsForOutputSpaceWithoutLosingOrRepeatingSamples) {

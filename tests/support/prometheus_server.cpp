@@ -297,8 +297,17 @@ std::string url_encode(const std::string& s) {
 
 }  // namespace
 
-std::optional<double> PrometheusServer::query(const std::string& promql) {
-  auto [status, body] = get("/api/v1/query?query=" + url_encode(promql), 5s);
+std::optional<double> PrometheusServer::query(const std::string& promql) { return query_at(promql, -1); }
+
+std::optional<double> PrometheusServer::query_at(const std::string& promql, std::int64_t time_ms) {
+  std::string target = "/api/v1/query?query=" + url_encode(promql);
+  if (time_ms >= 0) {
+    char t[40];
+    std::snprintf(t, sizeof t, "&time=%lld.%03lld", static_cast<long long>(time_ms / 1000),
+                  static_cast<long long>(time_ms % 1000));
+    target += t;
+  }
+  auto [status, body] = get(target, 5s);
   if (status != 200) return std::nullopt;
   // {"status":"success","data":{"resultType":"vector","result":[{"metric":{...},"value":[1.7e9,"5"]}]}}
   const auto v = body.find("\"value\":[");

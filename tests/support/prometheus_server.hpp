@@ -103,6 +103,8 @@ class PrometheusServer {
   [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
   // First value of an instant query, nullopt when the result is empty or on error.
   [[nodiscard]] std::optional<double> query(const std::string& promql);
+  // The same at `time_ms` (the query API's `time`, in ms since the epoch).
+  [[nodiscard]] std::optional<double> query_at(const std::string& promql, std::int64_t time_ms);
   // The samples of a range-vector query (`name{...}[10m]`) of one series:
   // (timestamp in ms, value), as Prometheus stored them; nullopt when the
   // result is empty or on error.

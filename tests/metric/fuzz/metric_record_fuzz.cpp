@@ -47,6 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     RINGPIPE_FUZZ_CHECK(n.schema >= -4 && n.schema <= 8 && n.zero_threshold >= 0 && n.zero_count >= 0);
     RINGPIPE_FUZZ_CHECK(e->value_count >= 2);
+    // A relayed Prometheus native histogram sample: its count and sum only.
+    if ((e->flags & kEntryPromSample) != 0) RINGPIPE_FUZZ_CHECK(e->value_count == 2);
     for (std::uint32_t i = 1; i < n.positive_count; ++i)
       RINGPIPE_FUZZ_CHECK(n.positive(i - 1).first < n.positive(i).first);
     for (std::uint32_t i = 1; i < n.negative_count; ++i)
@@ -65,6 +67,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     s.key = e->key;
     s.name = e->name;
     s.help = e->help;
+    if ((e->flags & kEntryPromSample) != 0) {
+      s.family_len = static_cast<std::uint16_t>(e->family.size());
+      s.unit = e->unit;
+    }
     s.label_bytes = e->label_bytes;
     s.label_count = e->label_count;
     s.values = values;
