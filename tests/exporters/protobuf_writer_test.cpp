@@ -233,7 +233,9 @@ TEST(ProtobufWriter, ServesTheLatestRelayedNativeHistogramSample) {
   EXPECT_EQ(h.negative_delta(0), 1);
   EXPECT_EQ(by_code["500"].sample_count(), 1u);
   EXPECT_EQ(by_code["500"].positive_delta(0), 1);
-  if (by_name.count("queue") != 0) EXPECT_EQ(by_name["queue"].metric_size(), 0);
+  if (by_name.count("queue") != 0) {
+    EXPECT_EQ(by_name["queue"].metric_size(), 0);
+  }
 
   std::string text;
   s.render(text);
