@@ -108,6 +108,26 @@ exporters:
     if (load_.joinable()) load_.join();
   }
   void TearDown() override { stop_load(); }
+  // After stop_load(), datagrams still in the socket keep entering the raw
+  // ring for a moment: a comparison with the audit made before they are all
+  // in can meet an equal value mid-stream. Waits until the audit's count has
+  // not moved for 300 ms (10 s at most).
+  static void wait_audit_settled(e2e::SampleAudit& audit) {
+    std::uint64_t last = audit.count();
+    auto still_since = std::chrono::steady_clock::now();
+    const auto until = still_since + 10s;
+    while (std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(20ms);
+      const std::uint64_t now = audit.count();
+      if (now != last) {
+        last = now;
+        still_since = std::chrono::steady_clock::now();
+      } else if (std::chrono::steady_clock::now() - still_since >= 300ms) {
+        return;
+      }
+    }
+    ADD_FAILURE() << "the raw ring kept growing 10 s after the load stopped";
+  }
 
   testing::ScratchDir dir_;
   std::uint16_t port_ = e2e::free_tcp_port();
@@ -174,6 +194,7 @@ TEST_F(SupervisorE2e, KilledSourceIsBackWithinASecondAndEverySampleTheRingAccept
   const std::uint64_t before = audit->count();
   ASSERT_TRUE(testing::wait_until([&] { return audit->count() > before + 10'000; }, 10s));  // the new one ingests
   stop_load();
+  wait_audit_settled(*audit);
   // Equal once the processor caught up: what entered the ring is exactly what was counted.
   EXPECT_TRUE(
       testing::wait_until([&] { return totals->total("e2e_count") == static_cast<double>(audit->count()); }, 10s))
@@ -201,6 +222,7 @@ TEST_F(SupervisorE2e, KilledProcessorIsBackWithinASecondAndItsTotalsStayExact) {
     ASSERT_TRUE(testing::wait_until([&] { return totals->total("e2e_count") > before + 5'000; }, 10s));
   }
   stop_load();
+  wait_audit_settled(*audit);
   // The processor's state is in shared memory and committed with its ring
   // cursor: every increment that entered the raw ring is counted exactly
   // once across the kills, and the restored instance is no counter reset.
@@ -239,10 +261,13 @@ TEST_F(SupervisorE2e, KilledExporterServesTheCompleteStateWithinASecondUnderLoad
     EXPECT_LT(std::chrono::steady_clock::now() - t0, kBackWithin);
   }
   stop_load();
+  wait_audit_settled(*audit);
   // What /metrics serves equals every increment that entered the raw ring.
   EXPECT_TRUE(testing::wait_until([&] { return scraped("e2e_count") == static_cast<double>(audit->count()); }, 10s))
       << scraped("e2e_count").value_or(-1) << " vs " << audit->count();
-  EXPECT_EQ(totals->total("e2e_count"), static_cast<double>(audit->count()));
+  EXPECT_TRUE(
+      testing::wait_until([&] { return totals->total("e2e_count") == static_cast<double>(audit->count()); }, 10s))
+      << totals->total("e2e_count") << " vs " << audit->count();
   supervisor_->signal(SIGTERM);
   EXPECT_EQ(supervisor_->wait(20s), 0) << supervisor_->err();
 }
