@@ -3,7 +3,7 @@
 // read by its successor. Every line sent is in the ring, counted by the
 // kernel as dropped on a full socket buffer, or was in the one receive batch
 // the killed source had taken from the socket and not yet published: whole
-// datagrams, at most batch_packets (32) of them per kill. Nothing is invented
+// datagrams, at most batch_packets (UdpConfig's default) of them per kill. Nothing is invented
 // and no datagram is split.
 
 #include <gtest/gtest.h>
@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "e2e_util.hpp"
+#include "ringpipe/ingest/ingest_server.hpp"
 #include "status_file.hpp"
 
 namespace ringpipe::apps {
@@ -139,7 +140,8 @@ exporters:
   const std::uint64_t kernel = kernel_udp_drops(port) * kLinesPerDatagram;
   ASSERT_LE(counted + kernel, sent_lines) << "kernel drops " << kernel_udp_drops(port);
   const std::uint64_t lost = sent_lines - counted - kernel;
-  constexpr std::uint64_t kKills = 3, kBatchPackets = 32;
+  // The pipeline leaves the UDP receive batch at its default.
+  constexpr std::uint64_t kKills = 3, kBatchPackets = ingest::UdpConfig{}.batch_packets;
   EXPECT_EQ(lost % kLinesPerDatagram, 0U) << "a datagram was split: " << lost << " lines lost";
   EXPECT_LE(lost, kKills * kBatchPackets * kLinesPerDatagram)
       << "lost " << lost << " lines: more than the three kills' receive batches; kernel drops "
