@@ -69,6 +69,22 @@ double label_number(std::string_view v) noexcept {
   return d;
 }
 
+// A native histogram for the protobuf page from a series' native values
+// (schema, zero threshold, zero count, positive and negative bucket counts,
+// then index/count pairs: metric/FORMAT.md) and its observation count.
+void fill_native(protobuf::NativeHistogram& h, std::span<const double> n, double count) {
+  h.schema = static_cast<std::int32_t>(n[0]);
+  h.zero_threshold = n[1];
+  h.zero_count = n[2];
+  h.count = count;
+  const std::size_t pos = static_cast<std::size_t>(n[3]);
+  const std::size_t neg = static_cast<std::size_t>(n[4]);
+  for (std::size_t i = 0; i < pos + neg; ++i) {
+    const double* kv = n.data() + metric::kNativeHeadValues + 2 * i;
+    (i < pos ? h.positive : h.negative).emplace_back(static_cast<std::int32_t>(kv[0]), kv[1]);
+  }
+}
+
 }  // namespace
 
 bool SeriesState::group_of(const Series& se, bool histogram, std::string& key, std::string_view& own, double& bound) {
@@ -593,16 +609,7 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out, protobuf::
       if (natives == nullptr) return;
       protobuf::NativeHistogram& h = (*natives)[out[base + se.family].name].emplace_back();
       h.metric = it->second;
-      h.schema = static_cast<std::int32_t>(n[0]);
-      h.zero_threshold = n[1];
-      h.zero_count = n[2];
-      h.count = se.values()[0];
-      const std::size_t pos = static_cast<std::size_t>(n[3]);
-      const std::size_t neg = static_cast<std::size_t>(n[4]);
-      for (std::size_t i = 0; i < pos + neg; ++i) {
-        const double* kv = n.data() + metric::kNativeHeadValues + 2 * i;
-        (i < pos ? h.positive : h.negative).emplace_back(static_cast<std::int32_t>(kv[0]), kv[1]);
-      }
+      fill_native(h, n, se.values()[0]);
       return;
     }
     if (type == prometheus::MetricType::Histogram) {
@@ -654,16 +661,7 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out, protobuf::
             const std::span<const double> n = se.native_values();
             protobuf::NativeHistogram& h = (*natives)[out[base + se.family].name].emplace_back();
             h.metric = out[base + se.family].metric.size() - 1;
-            h.schema = static_cast<std::int32_t>(n[0]);
-            h.zero_threshold = n[1];
-            h.zero_count = n[2];
-            h.count = v[0];
-            const std::size_t pos = static_cast<std::size_t>(n[3]);
-            const std::size_t neg = static_cast<std::size_t>(n[4]);
-            for (std::size_t i = 0; i < pos + neg; ++i) {
-              const double* kv = n.data() + metric::kNativeHeadValues + 2 * i;
-              (i < pos ? h.positive : h.negative).emplace_back(static_cast<std::int32_t>(kv[0]), kv[1]);
-            }
+            fill_native(h, n, v[0]);
           }
           break;
         default:
