@@ -75,7 +75,7 @@ ring_sanitized() {
 fuzz() {
   cmake --preset fuzz >/dev/null
   cmake --build --preset fuzz -j"$(nproc)"
-  ctest --preset fuzz
+  ctest --preset fuzz -j"$(nproc)"
 }
 
 case "${1:-}" in
