@@ -23,7 +23,6 @@ EngineStats& EngineStats::operator+=(const EngineStats& o) noexcept {
   dropped_family_limit += o.dropped_family_limit;
   dropped_labels_too_long += o.dropped_labels_too_long;
   dropped_name_too_long += o.dropped_name_too_long;
-  dropped_native_histogram += o.dropped_native_histogram;
   dropped_native_too_large += o.dropped_native_too_large;
   dropped_native_renamed += o.dropped_native_renamed;
   labels_dropped_reserved += o.labels_dropped_reserved;

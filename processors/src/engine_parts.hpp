@@ -29,6 +29,12 @@ namespace ringpipe::processors::detail {
   auto t = std::make_shared<SpecTable>();
   t->push_back(spec_of(m.unmapped_rule()));
   for (std::size_t i = 0; i < m.rule_count(); ++i) t->push_back(spec_of(m.rule(i)));
+  // prom_native_spec(): a Prometheus native histogram as it came, no classic
+  // buckets (none are invented), any schema (each sample brings its own).
+  ObserverSpec prom;
+  prom.native = true;
+  prom.prom_native = true;
+  t->push_back(std::move(prom));
   return t;
 }
 

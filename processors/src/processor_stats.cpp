@@ -88,8 +88,6 @@ Result<std::unique_ptr<stats::Publisher>> create_processor_publisher(stats::Stat
           {{"reason", "name_too_long"}});
   counter(&EngineStats::dropped_not_relayable, "processor_dropped_samples_total", dropped_help,
           {{"reason", "not_relayable"}});
-  counter(&EngineStats::dropped_native_histogram, "processor_dropped_samples_total", dropped_help,
-          {{"reason", "native_histogram"}});
   counter(&EngineStats::dropped_native_too_large, "processor_dropped_samples_total", dropped_help,
           {{"reason", "native_histogram_too_large"}});
   counter(&EngineStats::dropped_native_renamed, "processor_dropped_samples_total", dropped_help,

@@ -86,30 +86,6 @@ void encode(const MappedSample& ms, const std::byte* labels, std::int64_t ts, me
   e.timestamp_ns = ts;
 }
 
-// A native histogram sample's values as a kEntryPromSample | kEntryNative
-// entry carries them: the native part, then [count, sum]. False when they
-// are more than an entry can count (65535 values).
-bool native_values(const sample::NativeView& n, std::vector<double>& out) {
-  const std::size_t pairs = std::size_t{n.positive_count} + n.negative_count;
-  const std::size_t count = metric::kNativeHeadValues + 2 * pairs + 2;
-  if (count > UINT16_MAX) return false;
-  out.clear();
-  out.reserve(count);
-  out.push_back(n.schema);
-  out.push_back(n.zero_threshold);
-  out.push_back(n.zero_count);
-  out.push_back(n.positive_count);
-  out.push_back(n.negative_count);
-  for (std::uint32_t i = 0; i < n.positive_count + n.negative_count; ++i) {
-    const auto [key, c] = n.bucket(i);
-    out.push_back(key);
-    out.push_back(c);
-  }
-  out.push_back(n.count);
-  out.push_back(n.sum);
-  return true;
-}
-
 }  // namespace
 
 bool Relay::Impl::relay_record(Input& in, const ring::RecordView& v) {

@@ -114,6 +114,7 @@ SeriesMapper::SeriesMapper(Matcher matcher, FamilyRegistry& registry, const Engi
       default_help_(options.default_help),
       family_cache_cap_(options.max_families * 2 + 16),
       max_name_bytes_(options.max_name_bytes),
+      max_record_bytes_(options.max_record_bytes),
       weighted_sample_rate_(options.weighted_sample_rate) {
   name_.reserve(256);
   keys_.reserve(1024);
@@ -154,16 +155,17 @@ SeriesMapper::SeriesMapper(Matcher matcher, FamilyRegistry& registry, const Engi
       out.op = Op::kSetMember;
       out.member = hash_str(s.str_value, 0x5e7);
       break;
-    case Kind::kNativeHistogram:  // sample/FORMAT.md; the aggregating processor does not take them yet
-      if (!relay_native_) {
-        ++stats_.dropped_native_histogram;
-        return false;
-      }
-      // A relay carries the sample as it came (its native part is the
-      // relay's to copy): a Prometheus sample, set, as a gauge is.
-      kind = FamilyKind::kGauge;
-      out.op = Op::kSet;
+    case Kind::kNativeHistogram:  // sample/FORMAT.md
       out.value = 0;
+      if (relay_native_) {
+        // A relay carries the sample as it came (its native part is the
+        // relay's to copy): a Prometheus sample, set, as a gauge is.
+        kind = FamilyKind::kGauge;
+        out.op = Op::kSet;
+      } else {
+        // A histogram series that takes each sample whole (take_native).
+        out.op = Op::kSetNative;
+      }
       break;
     default:
       out.op = Op::kObserve;
@@ -244,6 +246,13 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
     return false;
   }
   out.family = fam.family;
+  if (out.op == Op::kSetNative && fam.family->prom_type != static_cast<std::uint8_t>(sample::FamilyType::kHistogram) &&
+      fam.family->prom_type != static_cast<std::uint8_t>(sample::FamilyType::kGaugeHistogram)) {
+    // A rule renamed it: its family is a StatsD one now, whose histograms
+    // are observed, not set.
+    ++stats_.dropped_native_renamed;
+    return false;
+  }
 
   // Labels: tags (names escaped), then the rule's labels (which win unless
   // honor_labels), sorted by name; for a repeated name the last one wins; an
@@ -330,6 +339,51 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
   } else if (cached && label_drops() == label_drops_before) {
     remember(s, m.rule, out, p - len);
   }
+  if (out.op == Op::kSetNative) {
+    out.spec = prom_native_spec(matcher_);
+    return take_native(s, labels, out);
+  }
+  return true;
+}
+
+bool native_values(const sample::NativeView& n, std::vector<double>& out) {
+  const std::size_t pairs = std::size_t{n.positive_count} + n.negative_count;
+  const std::size_t count = metric::kNativeHeadValues + 2 * pairs + 2;
+  if (count > UINT16_MAX) return false;
+  out.clear();
+  out.reserve(count);
+  out.push_back(n.schema);
+  out.push_back(n.zero_threshold);
+  out.push_back(n.zero_count);
+  out.push_back(n.positive_count);
+  out.push_back(n.negative_count);
+  for (std::uint32_t i = 0; i < n.positive_count + n.negative_count; ++i) {
+    const auto [key, c] = n.bucket(i);
+    out.push_back(key);
+    out.push_back(c);
+  }
+  out.push_back(n.count);
+  out.push_back(n.sum);
+  return true;
+}
+
+bool SeriesMapper::take_native(const sample::SampleView& s, std::vector<std::byte>& labels,
+                               MappedSample& out) noexcept {
+  const Family& f = *out.family;
+  // The entry Shard::encode will write: header, these values, name, help,
+  // unit and labels, in one record of at most max_record_bytes.
+  const bool ok = native_values(s.native(), native_);
+  const std::size_t entry = sizeof(metric::MetricEntryHeader) + native_.size() * sizeof(double) + f.name.size() +
+                            f.help().size() + f.unit().size() + out.labels_len + 8;
+  // Shard::append_native keeps 4 values' room where these 2 follow.
+  if (!ok || native_.size() + 2 > UINT16_MAX || sizeof(metric::MetricBatchHeader) + entry > max_record_bytes_) {
+    ++stats_.dropped_native_too_large;
+    return false;
+  }
+  const std::size_t at = labels.size();
+  labels.resize(at + native_.size() * sizeof(double));
+  std::memcpy(labels.data() + at, native_.data(), native_.size() * sizeof(double));
+  out.member = at;
   return true;
 }
 
@@ -352,6 +406,10 @@ bool SeriesMapper::map_again(const sample::SampleView& s, std::vector<std::byte>
   out.labels_len = static_cast<std::uint32_t>(run_.labels.size());
   out.label_count = run_.label_count;
   out.series_hash = run_.series_hash;
+  if (out.op == Op::kSetNative) {
+    out.spec = prom_native_spec(matcher_);
+    return take_native(s, labels, out);
+  }
   return true;
 }
 
@@ -389,6 +447,8 @@ FamilyKind SeriesMapper::family_kind(Kind k, const CompiledRule& rule) noexcept 
       return FamilyKind::kGauge;
     case Kind::kSet:
       return FamilyKind::kSet;
+    case Kind::kNativeHistogram:  // a relay's mapper makes it a gauge's (value_of)
+      return FamilyKind::kHistogram;
     default:
       return rule.observer_type == ObserverType::kHistogram ? FamilyKind::kHistogram : FamilyKind::kSummary;
   }

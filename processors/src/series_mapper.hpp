@@ -21,7 +21,10 @@
 
 namespace ringpipe::processors::detail {
 
-enum class Op : std::uint8_t { kAdd, kSet, kObserve, kSetMember };
+// kSetNative: a Prometheus native histogram sample replaces its series'
+// histogram (it is cumulative, as a scraped counter is); its values, as
+// native_values() lays them out, are in the label buffer at `member`.
+enum class Op : std::uint8_t { kAdd, kSet, kObserve, kSetMember, kSetNative };
 
 // One sample, ready for its shard. Its labels are bytes [labels_off,
 // labels_off + labels_len) of the label buffer it was mapped with.
@@ -35,9 +38,20 @@ struct MappedSample {
   std::uint32_t spec;  // rule index + 1; 0 = unmapped defaults
   double value;
   double weight;
-  std::uint64_t member;  // set member hash
+  std::uint64_t member;  // set member hash; kSetNative: offset of its values in the label buffer
   std::int64_t ttl_ns;
 };
+
+// A native histogram sample's values as a Prometheus-sample entry carries
+// them (metric/FORMAT.md, kEntryPromSample | kEntryNative): the native part,
+// then [count, sum]. False when they are more than an entry counts (65535).
+[[nodiscard]] bool native_values(const sample::NativeView& n, std::vector<double>& out);
+
+// The observer spec (MappedSample::spec) of a histogram series set from
+// Prometheus native samples: the one build_specs() puts after the rules'.
+[[nodiscard]] inline std::uint32_t prom_native_spec(const Matcher& m) noexcept {
+  return static_cast<std::uint32_t>(m.rule_count() + 1);
+}
 
 class SeriesMapper {
  public:
@@ -60,7 +74,8 @@ class SeriesMapper {
   // hints pay.
   [[nodiscard]] bool names_past_cache() const noexcept { return raw_names_.size() > 8192; }
   // A relay's mapper maps native histogram samples (kind 8) as Prometheus
-  // samples; otherwise they are dropped and counted (dropped_native_histogram).
+  // samples whose native part the relay copies itself; otherwise each is a
+  // kSetNative of a histogram series with its values in the label buffer.
   void relay_native(bool on) noexcept { relay_native_ = on; }
 
   // Only the mapper's counters are filled in.
@@ -122,6 +137,10 @@ class SeriesMapper {
   [[nodiscard]] bool value_of(const sample::SampleView& s, const CompiledRule& rule, MappedSample& out,
                               FamilyKind& kind) noexcept;
   [[nodiscard]] bool map_again(const sample::SampleView& s, std::vector<std::byte>& labels, MappedSample& out) noexcept;
+  // Appends a kSetNative sample's values to `labels` (at out.member); false
+  // (counted, nothing appended) when no output record could hold its entry.
+  [[nodiscard]] bool take_native(const sample::SampleView& s, std::vector<std::byte>& labels,
+                                 MappedSample& out) noexcept;
   void remember(const sample::SampleView& s, const CompiledRule* rule, const MappedSample& out,
                 const std::byte* label_bytes);
   [[nodiscard]] std::uint64_t label_drops() const noexcept {
@@ -136,6 +155,7 @@ class SeriesMapper {
   std::string default_help_;
   std::size_t family_cache_cap_;  // raw_names_ entries at most
   std::size_t max_name_bytes_;
+  std::size_t max_record_bytes_;
   bool weighted_sample_rate_;
   bool relay_native_ = false;
   std::vector<RawName> raw_names_;
@@ -144,6 +164,7 @@ class SeriesMapper {
   std::string name_;
   std::string keys_;
   std::vector<Lbl> lbls_;
+  std::vector<double> native_;  // take_native's values before they are copied
   EngineStats stats_;
   Run run_;
 };

@@ -259,6 +259,34 @@ bool Shard::rotate_summary(SummaryState& s, std::int64_t now_ns) noexcept {
   return changed;
 }
 
+bool Shard::set_native(HistogramState& h, const std::byte* values) {
+  if (!h.native) return false;
+  const auto at = [values](std::size_t i) {
+    double d;
+    std::memcpy(&d, values + i * sizeof d, sizeof d);
+    return d;
+  };
+  const auto positive_n = static_cast<std::size_t>(at(3));
+  const auto negative_n = static_cast<std::size_t>(at(4));
+  std::vector<metric::NativeHistogram::Bucket> positive(positive_n);
+  std::vector<metric::NativeHistogram::Bucket> negative(negative_n);
+  std::size_t i = metric::kNativeHeadValues;
+  for (auto* side : {&positive, &negative}) {
+    for (auto& [key, count] : *side) {
+      key = static_cast<std::int32_t>(at(i));
+      count = at(i + 1);
+      i += 2;
+    }
+  }
+  h.native->assign(static_cast<std::int32_t>(at(0)), at(1), at(2), std::move(positive), std::move(negative));
+  h.count = at(i);
+  h.sum = at(i + 1);
+  // No classic bucket but +Inf, which holds every observation.
+  std::fill(h.counts.begin(), h.counts.end(), 0.0);
+  if (!h.counts.empty()) h.counts.back() = h.count;
+  return true;
+}
+
 void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64_t now_ns) noexcept {
   const std::byte* labels = label_base + m.labels_off;
   std::uint32_t idx = index_map_.find(m.series_hash, [&](std::uint32_t v) {
@@ -303,6 +331,12 @@ void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64
         h.sum += m.value * m.weight;
       }
       break;
+    case Op::kSetNative: {
+      if (se.kind != static_cast<std::uint8_t>(FamilyKind::kHistogram)) return;  // the mapper never sends it elsewhere
+      HistogramState& h = histograms_[se.ext];
+      if (!set_native(h, label_base + m.member)) return;
+      break;
+    }
     case Op::kSetMember: {
       SetState& st = sets_[se.ext];
       if (roll_set(se, st, now_ns / set_window_ns_)) mark_dirty(idx);

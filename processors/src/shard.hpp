@@ -33,6 +33,7 @@ struct ObserverSpec {
   bool native = false;  // a native histogram beside the classic buckets
   std::int32_t native_schema = 0;
   std::uint32_t native_max_buckets = 0;
+  bool prom_native = false;  // prom_native_spec(): histograms set from Prometheus native samples
 };
 using SpecTable = std::vector<ObserverSpec>;
 
@@ -152,6 +153,10 @@ class Shard {
   void encode(const Series& se, EntryKind kind, SeriesEntry& e) noexcept;
   // Gives h a fresh native histogram when its spec asks for one, else none.
   void reset_native(HistogramState& h);
+  // Makes h the Prometheus native histogram whose values (native_values()'s
+  // layout, checked by the sample reader) are at `values`; false when h
+  // has no native histogram (its spec is not prom_native_spec()).
+  [[nodiscard]] static bool set_native(HistogramState& h, const std::byte* values);
   // Appends n's native part (metric_record.hpp) to values_; false (nothing
   // appended) when the entry could not count its values.
   [[nodiscard]] bool append_native(const metric::NativeHistogram& n, std::size_t classic_buckets) noexcept;

@@ -120,6 +120,14 @@ void Shard::encode(const Series& se, EntryKind kind, SeriesEntry& e) noexcept {
       }
       case FamilyKind::kHistogram: {
         const HistogramState& h = histograms_[se.ext];
+        if (f.prom_type != 0) {
+          // Set from Prometheus native samples: the last one, as a relay
+          // writes it (the mapper refused one whose entry would not fit).
+          if (h.native && append_native(*h.native, 0)) e.flags |= metric::kEntryNative;
+          values_.push_back(h.count);
+          values_.push_back(h.sum);
+          break;
+        }
         const std::vector<double>& b = (*specs_)[h.spec].buckets;
         if (h.native && append_native(*h.native, b.size())) e.flags = metric::kEntryNative;
         values_.push_back(h.count);

@@ -454,9 +454,13 @@ void Shard::restore(std::int64_t now_ns) {
     Family* f = ok ? family_at(sl.family_off) : nullptr;
     ok = ok && f != nullptr && static_cast<std::uint8_t>(f->kind) == sl.kind;
     const auto kind = static_cast<FamilyKind>(sl.kind);
+    // A histogram of a Prometheus family is set from native samples: its
+    // spec is prom_native_spec() (last), wherever a changed mapping moved it.
+    const bool prom_native = ok && kind == FamilyKind::kHistogram && f->prom_type != 0;
+    const std::uint32_t spec = prom_native ? static_cast<std::uint32_t>(specs_->size() - 1) : sl.spec;
     if (ok && (kind == FamilyKind::kSummary || kind == FamilyKind::kHistogram)) {
-      ok = sl.spec < specs_->size() &&
-           (kind != FamilyKind::kHistogram || (*specs_)[sl.spec].buckets.size() + 1 == sl.hist_n);
+      ok = spec < specs_->size() && (*specs_)[spec].prom_native == prom_native &&
+           (kind != FamilyKind::kHistogram || (*specs_)[spec].buckets.size() + 1 == sl.hist_n);
     }
     ok = ok && registry_->try_add_series(*f);
     if (!ok) {  // corrupt, a changed config, or over budget: dropped, counted, committed below
@@ -492,7 +496,7 @@ void Shard::restore(std::int64_t now_ns) {
         HistogramState& h = histograms_.emplace_back();
         h.count = sl.count;
         h.sum = sl.sum;
-        h.spec = sl.spec;
+        h.spec = spec;
         h.counts.resize(sl.hist_n);
         std::memcpy(h.counts.data(), labels + pad8(sl.key_len), std::size_t{sl.hist_n} * 8);
         reset_native(h);

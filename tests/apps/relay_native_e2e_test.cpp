@@ -3,6 +3,8 @@
 // Prometheus 2.42 (--enable-feature=native-histograms, remote-write
 // receiver). Native histogram samples sent at several timestamps arrive each
 // at its own time with its own count and sum; /metrics serves the last one.
+// Behind an aggregate processor the series holds the last sample whole:
+// scraped in the protobuf format and sent on over remote_write.
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -118,6 +120,79 @@ exporters:
       << body;
   EXPECT_NE(body.find("rn_seconds_sum{job=\"e2e\"} 12.5\n"), std::string::npos) << body;
   EXPECT_EQ(body.find("rn_seconds_bucket"), std::string::npos) << "no classic bucket invented\n" << body;
+
+  supervisor.signal(SIGINT);
+  EXPECT_EQ(supervisor.wait(20s), 0) << supervisor.err();
+  prometheus.stop();
+}
+
+TEST(AggregateNativeE2e, PrometheusScrapesAndReceivesTheLastRemoteWrittenNativeHistogramWhole) {
+  if (::access(exporters::testing::kPrometheusBinary, X_OK) != 0) GTEST_SKIP() << "needs Debian's prometheus";
+  testing::ScratchDir dir;
+  const std::uint16_t rw_port = e2e::free_tcp_port();
+  const std::uint16_t web_port = e2e::free_tcp_port();
+  exporters::testing::PrometheusServer prometheus(dir.path().string(), web_port);
+  prometheus.add_flag("--enable-feature=native-histograms");
+  ASSERT_TRUE(prometheus.start()) << prometheus.log_tail();
+  const std::string file = dir.file("p.yaml");
+  e2e::write_text(file, e2e::two_ring_pipeline(dir, R"(sources:
+  prom: {type: remote_write, listen: 127.0.0.1:)" + std::to_string(rw_port) +
+                                                        R"(, output: raw}
+processors:
+  aggregate: {type: aggregate, input: raw, output: metrics, flush_interval: 200ms}
+exporters:
+  prometheus: {type: prometheus, input: metrics, listen: 127.0.0.1:)" +
+                                                        std::to_string(web_port) + R"(}
+  rw: {type: remote_write, input: metrics, url: "http://127.0.0.1:)" +
+                                                        std::to_string(prometheus.port()) + "/api/v1/write\"}\n"));
+  e2e::Proc supervisor({"run", file}, dir.file("sup.out"), dir.file("sup.err"));
+  ASSERT_TRUE(e2e::metrics_answer(web_port)) << supervisor.err();
+
+  // Samples 0, 1 and 2 of one series, one request each: the series is the
+  // last one (count 16, sum 7.5), not a sum of the three.
+  const std::int64_t t0 = (static_cast<std::int64_t>(std::time(nullptr)) - 60) * 1000;
+  net::HttpClient client(net::HttpUrl{"127.0.0.1", std::to_string(rw_port), "/"});
+  for (int i = 0; i < 3; ++i) {
+    prometheus::WriteRequest req;
+    prometheus::TimeSeries* ts = req.add_timeseries();
+    for (const auto& [k, v] : {std::pair{"__name__", "ag_seconds"}, std::pair{"src", "e2e"}}) {
+      prometheus::Label* l = ts->add_labels();
+      l->set_name(k);
+      l->set_value(v);
+    }
+    add_native(*ts, i, t0 + 1000 * i);
+    const std::string body = ingest::testing::encode(req);
+    int status = 0;
+    EXPECT_TRUE(testing::wait_until(
+        [&] {
+          status = ingest::testing::post(client, body).status;
+          return status / 100 == 2;
+        },
+        10s))
+        << status << supervisor.err();
+  }
+
+  // The text page: count and sum, no classic bucket invented.
+  std::string page;
+  EXPECT_TRUE(testing::wait_until(
+      [&] {
+        const auto [code, text] = exporters::testing::http_get(web_port, "/metrics", "", 2s);
+        page = text;
+        return code == 200 && text.find("ag_seconds_count{src=\"e2e\"} 16\n") != std::string::npos;
+      },
+      10s))
+      << page << supervisor.err();
+  EXPECT_NE(page.find("ag_seconds_sum{src=\"e2e\"} 7.5\n"), std::string::npos) << page;
+  EXPECT_EQ(page.find("ag_seconds_bucket"), std::string::npos) << page;
+
+  // Scraped (with a job label) and received (without): the same histogram,
+  // buckets included (schema 1: bucket 1 holds (1, 2^0.5], 9 observations).
+  for (const std::string sel : {"{job!=\"\"}", "{job=\"\"}"}) {
+    EXPECT_EQ(prometheus.wait_for_value("histogram_count(ag_seconds" + sel + ")", 16, 30s), 16.0)
+        << sel << prometheus.log_tail() << supervisor.err();
+    EXPECT_EQ(prometheus.query("histogram_sum(ag_seconds" + sel + ")"), 7.5) << sel;
+    EXPECT_EQ(prometheus.query("histogram_fraction(1, 1.5, ag_seconds" + sel + ")"), 9.0 / 16) << sel;
+  }
 
   supervisor.signal(SIGINT);
   EXPECT_EQ(supervisor.wait(20s), 0) << supervisor.err();

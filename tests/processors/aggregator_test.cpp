@@ -829,24 +829,110 @@ TEST(Engine, MalformedBatchesAreCounted) {
   EXPECT_EQ(h.stats().decode_errors, 1u);
 }
 
-TEST(Engine, ANativeHistogramSampleIsDroppedAndCountedNotObservedAsItsValue) {
-  Harness h;
-  std::vector<std::byte> buf(1024);
+// One native histogram sample in a batch of its own, then a gauge.
+std::vector<std::byte> native_batch(std::string_view name, const sample::NativeSample& n, sample::FamilyType type,
+                                    std::vector<sample::Tag> tags = {}) {
+  std::vector<std::byte> buf(4096);
   sample::BatchWriter w(buf, 1, 0);
+  const sample::Family fam{type, 0, {}, {}};
+  if (!w.append_native(name, tags, n, fam) || !w.append(Kind::kGauge, "g", 4, 1, {})) std::abort();
+  buf.resize(w.finish());
+  return buf;
+}
+
+TEST(Engine, ANativeHistogramSampleSetsItsSeriesToTheHistogramAsItCameAndTheNextReplacesIt) {
+  Harness h;
+  const std::vector<std::pair<std::int32_t, double>> pos1{{0, 2}};
+  sample::NativeSample n;
+  n.schema = 0;
+  n.count = 2;
+  n.sum = 1.5;
+  n.positive = pos1;
+  h.engine().add_batch(native_batch("lat", n, sample::FamilyType::kHistogram, {{"k", "1"}}), h.now_ns);
+  h.flush();
+  EXPECT_EQ(h.stats().decode_errors, 0u);
+  ASSERT_TRUE(h.state.has("lat{k=1}"));
+  const testing::SeriesState& a = h.state.series.at("lat{k=1}");
+  EXPECT_EQ(a.type, MetricType::kHistogram);
+  EXPECT_EQ(a.flags, metric::kEntryPromSample | metric::kEntryNative);
+  EXPECT_EQ(a.family, "lat");
+  EXPECT_EQ(a.values, (std::vector<double>{2, 1.5}));  // count, sum: no classic bucket is invented
+  EXPECT_EQ(a.schema, 0);
+  EXPECT_EQ(a.positive, pos1);
+  EXPECT_EQ(h.state.value("g{}"), 4);  // the batch's other samples are kept
+
+  // Cumulative, as Prometheus sends it: the next sample replaces the
+  // histogram (schema, zero bucket and buckets), it is not added to it.
+  const std::vector<std::pair<std::int32_t, double>> pos2{{1, 3}, {4, 1}};
+  const std::vector<std::pair<std::int32_t, double>> neg2{{-2, 1}};
+  n.schema = 3;
+  n.zero_threshold = 0.001;
+  n.zero_count = 1;
+  n.count = 6;
+  n.sum = 20.25;
+  n.positive = pos2;
+  n.negative = neg2;
+  h.engine().add_batch(native_batch("lat", n, sample::FamilyType::kHistogram, {{"k", "1"}}), h.now_ns);
+  h.flush();
+  const testing::SeriesState& b = h.state.series.at("lat{k=1}");
+  EXPECT_EQ(b.values, (std::vector<double>{6, 20.25}));
+  EXPECT_EQ(b.schema, 3);
+  EXPECT_EQ(b.zero_threshold, 0.001);
+  EXPECT_EQ(b.zero_count, 1);
+  EXPECT_EQ(b.positive, pos2);
+  EXPECT_EQ(b.negative, neg2);
+  EXPECT_EQ(h.state.series.size(), 2u);
+
+  // A gaugehistogram family keeps its type.
+  n.positive = pos1;
+  n.negative = {};
+  h.engine().add_batch(native_batch("depth", n, sample::FamilyType::kGaugeHistogram), h.now_ns);
+  h.flush();
+  ASSERT_TRUE(h.state.has("depth{}"));
+  EXPECT_EQ(h.state.series.at("depth{}").type, MetricType::kGaugeHistogram);
+  EXPECT_EQ(h.stats().dropped_native_too_large, 0u);
+  EXPECT_EQ(h.stats().dropped_native_renamed, 0u);
+}
+
+TEST(Engine, ANativeHistogramARuleRenamedIsDroppedAndCountedAndOneKeptUnderItsNameIsSet) {
+  EngineOptions o;
+  MappingRule kept = rule("kept_seconds", "kept_seconds");  // the name it came with: still its family's
+  kept.labels = {{"team", "x"}};
+  o.mapping.rules = {rule("old.*", "new_${1}"), kept};
+  Harness h(o);
   const std::vector<std::pair<std::int32_t, double>> pos{{0, 2}};
   sample::NativeSample n;
   n.count = 2;
   n.sum = 1.5;
   n.positive = pos;
-  const sample::Family fam{sample::FamilyType::kHistogram, 0, {}, {}};
-  ASSERT_TRUE(w.append_native("lat", {}, n, fam));
-  ASSERT_TRUE(w.append(Kind::kGauge, "g", 4, 1, {}));
+  h.engine().add_batch(native_batch("old.seconds", n, sample::FamilyType::kHistogram), h.now_ns);
+  h.engine().add_batch(native_batch("kept_seconds", n, sample::FamilyType::kHistogram), h.now_ns);
+  h.flush();
+  EXPECT_EQ(h.stats().dropped_native_renamed, 1u);
+  EXPECT_FALSE(h.state.has("new_seconds{}"));
+  ASSERT_TRUE(h.state.has("kept_seconds{team=x}"));
+  EXPECT_EQ(h.state.series.at("kept_seconds{team=x}").positive, pos);
+}
+
+TEST(Engine, ANativeHistogramSampleNoOutputRecordCouldHoldIsDroppedAndCounted) {
+  EngineOptions o;
+  o.max_record_bytes = 4096;
+  Harness h(o);
+  std::vector<std::pair<std::int32_t, double>> pos;
+  for (int i = 0; i < 300; ++i) pos.emplace_back(i, 1);  // 300 buckets: 4800 bytes of values
+  sample::NativeSample n;
+  n.count = 300;
+  n.sum = 1;
+  n.positive = pos;
+  std::vector<std::byte> buf(16384);
+  sample::BatchWriter w(buf, 1, 0);
+  ASSERT_TRUE(w.append_native("big", {}, n, sample::Family{sample::FamilyType::kHistogram, 0, {}, {}}));
   h.engine().add_batch(std::span<const std::byte>(buf.data(), w.finish()), h.now_ns);
   h.flush();
-  EXPECT_EQ(h.stats().dropped_native_histogram, 1u);
+  EXPECT_EQ(h.stats().dropped_native_too_large, 1u);
+  EXPECT_FALSE(h.state.has("big{}"));
   EXPECT_EQ(h.stats().decode_errors, 0u);
-  EXPECT_FALSE(h.state.has("lat{}"));
-  EXPECT_EQ(h.state.value("g{}"), 4);  // the batch's other samples are kept
+  EXPECT_EQ(h.state.decode_errors, 0);
 }
 
 TEST(Engine, CounterStateStaysUnderTwoHundredBytesPerSeries) {

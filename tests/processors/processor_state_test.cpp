@@ -510,6 +510,82 @@ TEST(ShardState, ANativeHistogramOutgrowingItsBlockMovesAndACrashBeforeTheCommit
   EXPECT_EQ(s.labels, "k=1");  // the labels moved with it
 }
 
+// Maps one native histogram sample of series p{k=1} (a Prometheus histogram
+// family, as a remote_write source writes it).
+std::vector<detail::MappedSample> map_native(StoreShard& s, std::int32_t schema, double count, double sum,
+                                             const NativeBuckets& positive) {
+  std::vector<std::byte> buf(8192);
+  sample::BatchWriter w(buf, 1, 0);
+  sample::NativeSample n;
+  n.schema = schema;
+  n.zero_count = 1;
+  n.zero_threshold = 0.5;
+  n.count = count;
+  n.sum = sum;
+  n.positive = positive;
+  const std::vector<sample::Tag> tags{{"k", "1"}};
+  EXPECT_TRUE(w.append_native("p", tags, n, sample::Family{sample::FamilyType::kHistogram, 0, {}, {}}));
+  std::vector<detail::MappedSample> out;
+  sample::BatchReader r(std::span<const std::byte>(buf.data(), w.finish()));
+  while (auto v = r.next()) {
+    detail::MappedSample m;
+    if (s.mapper->map(*v, s.labels, m)) out.push_back(m);
+  }
+  return out;
+}
+
+TEST(ShardState, APrometheusNativeHistogramIsKeptAsItCameAcrossARestartAndACrashBeforeTheCommitKeepsTheLastCommit) {
+  StoreFile f;
+  const NativeBuckets first{{-3, 1}, {2, 4}};
+  NativeBuckets wide;  // 30 buckets: more than the block was made with
+  for (std::int32_t i = 0; i < 30; ++i) wide.emplace_back(i * 2, i + 1);
+  {
+    auto st = f.open();
+    ASSERT_TRUE(st) << st.error().message();
+    StoreShard a(st->get());
+    const auto m1 = map_native(a, 2, 6, 7.5, first);
+    ASSERT_EQ(m1.size(), 1u);
+    const detail::RecordSegment seg{0, 0, 1, 1};
+    a.shard->apply_segments(m1, {&seg, 1}, a.labels.data(), 0);
+    EXPECT_FALSE((*st)->in_tx());
+    // The next sample replaces it, then the process dies before the commit.
+    a.labels.clear();
+    const auto m2 = map_native(a, 1, 466, 9, wide);
+    ASSERT_EQ(m2.size(), 1u);
+    a.shard->apply_batch(m2, a.labels.data(), 0);
+    EXPECT_TRUE((*st)->in_tx());
+  }
+  {
+    auto st = f.open();
+    ASSERT_TRUE(st);
+    ASSERT_TRUE(f.restored);
+    StoreShard b(st->get());
+    EXPECT_EQ(b.shard->stats().state_series_dropped, 0u);
+    const testing::ExporterState snap = b.snapshot();
+    const auto& s = snap.series.at("p{k=1}");
+    EXPECT_EQ(s.flags, metric::kEntryPromSample | metric::kEntryNative);
+    EXPECT_EQ(s.values, (std::vector<double>{6, 7.5}));
+    EXPECT_EQ(s.schema, 2);
+    EXPECT_EQ(s.zero_count, 1);
+    EXPECT_EQ(s.zero_threshold, 0.5);
+    EXPECT_EQ(s.positive, first);
+    // Now committed.
+    const auto m = map_native(b, 1, 466, 9, wide);
+    const detail::RecordSegment seg{0, 0, 2, 1};
+    b.shard->apply_segments(m, {&seg, 1}, b.labels.data(), 0);
+  }
+  auto st = f.open();
+  ASSERT_TRUE(st);
+  StoreShard c(st->get());
+  EXPECT_EQ(c.shard->stats().state_series_dropped, 0u);
+  const testing::ExporterState snap = c.snapshot();
+  const auto& s = snap.series.at("p{k=1}");
+  EXPECT_EQ(s.values, (std::vector<double>{466, 9}));
+  EXPECT_EQ(s.schema, 1);
+  EXPECT_EQ(s.positive, wide);
+  EXPECT_EQ(s.labels, "k=1");
+}
+
 // The header's geometry check (FNV-1a over version, the five u64 sizes from
 // offset 16 and shard, shard_count at 48), as a version-1 binary wrote it.
 std::uint64_t header_check(const std::byte* h, std::uint32_t version) {

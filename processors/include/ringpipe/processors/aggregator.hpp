@@ -64,12 +64,11 @@ struct EngineStats {
   std::uint64_t dropped_cardinality = 0;   // series budget (also per family)
   std::uint64_t dropped_family_limit = 0;  // max_families reached
   std::uint64_t dropped_labels_too_long = 0;
-  std::uint64_t dropped_name_too_long = 0;     // name over max_name_bytes (never mapped)
-  std::uint64_t dropped_not_relayable = 0;     // relay: a counter, gauge delta, observation or set member
-  std::uint64_t dropped_native_histogram = 0;  // a native histogram sample: not aggregated yet (aggregating)
-  // relay: a native histogram sample no output record can hold (too many buckets for max_record_bytes)
+  std::uint64_t dropped_name_too_long = 0;  // name over max_name_bytes (never mapped)
+  std::uint64_t dropped_not_relayable = 0;  // relay: a counter, gauge delta, observation or set member
+  // A native histogram sample no output record can hold (too many buckets for max_record_bytes)
   std::uint64_t dropped_native_too_large = 0;
-  // relay: a native histogram sample a mapping rule renamed (its family is no longer a histogram one)
+  // A native histogram sample a mapping rule renamed (its family is no longer a histogram one)
   std::uint64_t dropped_native_renamed = 0;
   // Labels removed, their sample kept, because Prometheus would refuse the series:
   std::uint64_t labels_dropped_reserved = 0;    // name starts with "__" (e.g. __name__)
