@@ -31,7 +31,9 @@ namespace ringpipe::processors::detail {
   for (std::size_t i = 0; i < m.rule_count(); ++i) t->push_back(spec_of(m.rule(i)));
   // prom_native_spec(): a Prometheus native histogram as it came, no classic
   // buckets (none are invented), any schema (each sample brings its own).
-  ObserverSpec prom;
+  ObserverSpec prom{};
+  prom.bucket_ns = 1;
+  prom.age_buckets = 1;
   prom.native = true;
   prom.prom_native = true;
   t->push_back(std::move(prom));

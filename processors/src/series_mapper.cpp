@@ -217,6 +217,13 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
     prom = PromFamily{static_cast<std::uint8_t>(s.family.type), s.family.suffix_len, s.family.unit};
     prom_help = s.family.help;
   }
+  if (out.op == Op::kSetNative && prom.type != static_cast<std::uint8_t>(sample::FamilyType::kHistogram) &&
+      prom.type != static_cast<std::uint8_t>(sample::FamilyType::kGaugeHistogram)) {
+    // A rule renamed it: its family would be a StatsD one, whose histograms
+    // are observed, not set. Refused before any family is made for it.
+    ++stats_.dropped_native_renamed;
+    return false;
+  }
   const std::uint32_t raw_key = raw_key_of(kind, prom);
   const std::uint64_t rh = raw_hash(raw, raw_key);
   const std::uint32_t ri = raw_index_.find(rh, [&](std::uint32_t v) {
@@ -246,13 +253,6 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
     return false;
   }
   out.family = fam.family;
-  if (out.op == Op::kSetNative && fam.family->prom_type != static_cast<std::uint8_t>(sample::FamilyType::kHistogram) &&
-      fam.family->prom_type != static_cast<std::uint8_t>(sample::FamilyType::kGaugeHistogram)) {
-    // A rule renamed it: its family is a StatsD one now, whose histograms
-    // are observed, not set.
-    ++stats_.dropped_native_renamed;
-    return false;
-  }
 
   // Labels: tags (names escaped), then the rule's labels (which win unless
   // honor_labels), sorted by name; for a repeated name the last one wins; an
@@ -378,12 +378,12 @@ bool SeriesMapper::take_native(const sample::SampleView& s, std::vector<std::byt
   // Shard::append_native keeps 4 values' room where these 2 follow.
   if (!ok || native_.size() + 2 > UINT16_MAX || sizeof(metric::MetricBatchHeader) + entry > max_record_bytes_) {
     ++stats_.dropped_native_too_large;
+    labels.resize(out.labels_off);
     return false;
   }
-  const std::size_t at = labels.size();
+  const std::size_t at = labels.size();  // == labels_off + labels_len: Shard::apply reads them there
   labels.resize(at + native_.size() * sizeof(double));
   std::memcpy(labels.data() + at, native_.data(), native_.size() * sizeof(double));
-  out.member = at;
   return true;
 }
 

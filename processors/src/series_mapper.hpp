@@ -23,7 +23,8 @@ namespace ringpipe::processors::detail {
 
 // kSetNative: a Prometheus native histogram sample replaces its series'
 // histogram (it is cumulative, as a scraped counter is); its values, as
-// native_values() lays them out, are in the label buffer at `member`.
+// native_values() lays them out, follow its labels in the label buffer
+// (bytes labels_off + labels_len on), and move with them when copied.
 enum class Op : std::uint8_t { kAdd, kSet, kObserve, kSetMember, kSetNative };
 
 // One sample, ready for its shard. Its labels are bytes [labels_off,
@@ -38,7 +39,7 @@ struct MappedSample {
   std::uint32_t spec;  // rule index + 1; 0 = unmapped defaults
   double value;
   double weight;
-  std::uint64_t member;  // set member hash; kSetNative: offset of its values in the label buffer
+  std::uint64_t member;  // set member hash
   std::int64_t ttl_ns;
 };
 
@@ -137,8 +138,9 @@ class SeriesMapper {
   [[nodiscard]] bool value_of(const sample::SampleView& s, const CompiledRule& rule, MappedSample& out,
                               FamilyKind& kind) noexcept;
   [[nodiscard]] bool map_again(const sample::SampleView& s, std::vector<std::byte>& labels, MappedSample& out) noexcept;
-  // Appends a kSetNative sample's values to `labels` (at out.member); false
-  // (counted, nothing appended) when no output record could hold its entry.
+  // Appends a kSetNative sample's values to `labels`, right after its labels
+  // (the last bytes appended); false (counted, labels cut back to where the
+  // sample's began) when no output record could hold its entry.
   [[nodiscard]] bool take_native(const sample::SampleView& s, std::vector<std::byte>& labels,
                                  MappedSample& out) noexcept;
   void remember(const sample::SampleView& s, const CompiledRule* rule, const MappedSample& out,

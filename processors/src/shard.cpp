@@ -334,7 +334,7 @@ void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64
     case Op::kSetNative: {
       if (se.kind != static_cast<std::uint8_t>(FamilyKind::kHistogram)) return;  // the mapper never sends it elsewhere
       HistogramState& h = histograms_[se.ext];
-      if (!set_native(h, label_base + m.member)) return;
+      if (!set_native(h, label_base + m.labels_off + m.labels_len)) return;
       break;
     }
     case Op::kSetMember: {

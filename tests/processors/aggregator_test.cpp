@@ -910,6 +910,9 @@ TEST(Engine, ANativeHistogramARuleRenamedIsDroppedAndCountedAndOneKeptUnderItsNa
   h.flush();
   EXPECT_EQ(h.stats().dropped_native_renamed, 1u);
   EXPECT_FALSE(h.state.has("new_seconds{}"));
+  bool family_made = false;  // none is made for it (it would take a family slot and its name)
+  h.engine().for_each_family([&](const FamilyReport& f) { family_made = family_made || f.name == "new_seconds"; });
+  EXPECT_FALSE(family_made);
   ASSERT_TRUE(h.state.has("kept_seconds{team=x}"));
   EXPECT_EQ(h.state.series.at("kept_seconds{team=x}").positive, pos);
 }

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine_harness.hpp"
 #include "ringpipe/metric/metric_record.hpp"
 #include "ringpipe/processors/processor.hpp"
 #include "ringpipe/ring/ring.hpp"
@@ -322,6 +323,62 @@ TEST(Relay, CountsANativeHistogramARuleRenamed) {
   EXPECT_EQ(got[0].labels, "host=a,team=x,");
   EXPECT_EQ(got[0].type, metric::MetricType::kHistogram);
   EXPECT_EQ((*proc)->stats().dropped_native_renamed, 1u);
+}
+
+// An aggregating Processor with several shards: a record of many series
+// with native histogram samples among them, none first. Each shard's batch
+// holds the labels (and a native sample's values after them) of samples
+// mapped in another place first; every histogram must arrive as it was sent.
+TEST(AggregatingProcessor, NativeHistogramsAmongOtherSeriesOfOneRecordArriveWholeFromEveryShard) {
+  Rings r;
+  ProcessorOptions po = r.options();
+  po.relay = false;
+  po.engine.shards = 4;
+  po.flush_interval = 50ms;
+  auto proc = Processor::create(po);
+  ASSERT_TRUE(proc) << proc.error().message();
+  ASSERT_TRUE((*proc)->start());
+  auto p = ring::Producer::attach(*r.raw_ring);
+  ASSERT_TRUE(p);
+  std::vector<std::byte> buf(1 << 16);
+  sample::BatchWriter w(buf, 1, 1);
+  const sample::Family hist{sample::FamilyType::kHistogram, 0, "", ""};
+  std::vector<std::vector<std::pair<std::int32_t, double>>> pos(24);
+  for (int i = 0; i < 24; ++i) {
+    const std::string host = "h" + std::to_string(i);
+    const sample::Tag tags[] = {{"host", host}};
+    ASSERT_TRUE(w.append(sample::Kind::kGauge, "g", i, 1, tags));
+    for (int k = 0; k <= i % 5; ++k) pos[static_cast<std::size_t>(i)].emplace_back(k * 3 - i, 1 + k + i);
+    sample::NativeSample n;
+    n.schema = i % 4;
+    n.count = 1000 + i;
+    n.sum = i / 4.0;
+    n.positive = pos[static_cast<std::size_t>(i)];
+    ASSERT_TRUE(w.append_native("lat", tags, n, hist, 1'000'000'000));
+  }
+  ASSERT_EQ(p->write(sample::kSampleBatchRecord, std::span<const std::byte>(buf.data(), w.finish()), 5s),
+            ring::WriteStatus::kOk);
+  processors::testing::ExporterState st;
+  ASSERT_TRUE(ringpipe::testing::wait_until(
+      [&] {
+        while (r.exporter->poll([&](const ring::RecordView& v) {
+          st.apply_record(std::vector<std::byte>(v.payload.begin(), v.payload.end()));
+        }) != 0) {
+        }
+        return st.series.size() >= 48;
+      },
+      10s));
+  (*proc)->stop();
+  EXPECT_EQ(st.decode_errors, 0);
+  for (int i = 0; i < 24; ++i) {
+    const std::string key = "lat{host=h" + std::to_string(i) + "}";
+    ASSERT_TRUE(st.has(key)) << key;
+    const processors::testing::SeriesState& s = st.series.at(key);
+    EXPECT_EQ(s.values, (std::vector<double>{1000.0 + i, i / 4.0})) << key;
+    EXPECT_EQ(s.schema, i % 4) << key;
+    EXPECT_EQ(s.positive, pos[static_cast<std::size_t>(i)]) << key;
+    EXPECT_EQ(st.value("g{host=h" + std::to_string(i) + "}"), i);
+  }
 }
 
 // The output lane holds a few records; the exporter reads only after the
