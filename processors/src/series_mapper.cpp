@@ -339,11 +339,7 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
   } else if (cached && label_drops() == label_drops_before) {
     remember(s, m.rule, out, p - len);
   }
-  if (out.op == Op::kSetNative) {
-    out.spec = prom_native_spec(matcher_);
-    return take_native(s, labels, out);
-  }
-  return true;
+  return out.op != Op::kSetNative || take_native(s, labels, out);
 }
 
 bool native_values(const sample::NativeView& n, std::vector<double>& out) {
@@ -369,6 +365,7 @@ bool native_values(const sample::NativeView& n, std::vector<double>& out) {
 
 bool SeriesMapper::take_native(const sample::SampleView& s, std::vector<std::byte>& labels,
                                MappedSample& out) noexcept {
+  out.spec = prom_native_spec(matcher_);
   const Family& f = *out.family;
   // The entry Shard::encode will write: header, these values, name, help,
   // unit and labels, in one record of at most max_record_bytes.
@@ -406,11 +403,7 @@ bool SeriesMapper::map_again(const sample::SampleView& s, std::vector<std::byte>
   out.labels_len = static_cast<std::uint32_t>(run_.labels.size());
   out.label_count = run_.label_count;
   out.series_hash = run_.series_hash;
-  if (out.op == Op::kSetNative) {
-    out.spec = prom_native_spec(matcher_);
-    return take_native(s, labels, out);
-  }
-  return true;
+  return out.op != Op::kSetNative || take_native(s, labels, out);
 }
 
 void SeriesMapper::remember(const sample::SampleView& s, const CompiledRule* rule, const MappedSample& out,

@@ -138,7 +138,8 @@ class SeriesMapper {
   [[nodiscard]] bool value_of(const sample::SampleView& s, const CompiledRule& rule, MappedSample& out,
                               FamilyKind& kind) noexcept;
   [[nodiscard]] bool map_again(const sample::SampleView& s, std::vector<std::byte>& labels, MappedSample& out) noexcept;
-  // Appends a kSetNative sample's values to `labels`, right after its labels
+  // Gives a kSetNative sample prom_native_spec() and appends its values to
+  // `labels`, right after its labels
   // (the last bytes appended); false (counted, labels cut back to where the
   // sample's began) when no output record could hold its entry.
   [[nodiscard]] bool take_native(const sample::SampleView& s, std::vector<std::byte>& labels,

@@ -40,6 +40,30 @@ void add_native(prometheus::TimeSeries& ts, int i, std::int64_t timestamp_ms) {
   h->set_timestamp(timestamp_ms);
 }
 
+// Posts one request: series `name` with label `label`=`value`, holding
+// native samples first..last-1 at times(i); retried until it is taken (2xx).
+template <typename Times>
+void post_natives(net::HttpClient& client, const char* name, std::pair<const char*, const char*> label, int first,
+                  int last, Times times, const e2e::Proc& supervisor) {
+  prometheus::WriteRequest req;
+  prometheus::TimeSeries* ts = req.add_timeseries();
+  for (const auto& [k, v] : {std::pair{"__name__", name}, label}) {
+    prometheus::Label* l = ts->add_labels();
+    l->set_name(k);
+    l->set_value(v);
+  }
+  for (int i = first; i < last; ++i) add_native(*ts, i, times(i));
+  const std::string body = ingest::testing::encode(req);
+  int status = 0;
+  EXPECT_TRUE(testing::wait_until(
+      [&] {
+        status = ingest::testing::post(client, body).status;
+        return status / 100 == 2;
+      },
+      10s))
+      << status << supervisor.err();
+}
+
 TEST(RelayNativeE2e, PrometheusReceivesEveryNativeHistogramSampleAtItsOwnTimestamp) {
   if (::access(exporters::testing::kPrometheusBinary, X_OK) != 0) GTEST_SKIP() << "needs Debian's prometheus";
   testing::ScratchDir dir;
@@ -70,23 +94,9 @@ exporters:
   for (int i = 0; i < 5; ++i) times.push_back(t0 + 40'000 * i);
   net::HttpClient client(net::HttpUrl{"127.0.0.1", std::to_string(rw_port), "/"});
   for (const auto& [first, last] : {std::pair{0, 3}, std::pair{3, 5}}) {
-    prometheus::WriteRequest req;
-    prometheus::TimeSeries* ts = req.add_timeseries();
-    for (const auto& [k, v] : {std::pair{"__name__", "rn_seconds"}, std::pair{"job", "e2e"}}) {
-      prometheus::Label* l = ts->add_labels();
-      l->set_name(k);
-      l->set_value(v);
-    }
-    for (int i = first; i < last; ++i) add_native(*ts, i, times[static_cast<std::size_t>(i)]);
-    const std::string body = ingest::testing::encode(req);
-    int status = 0;
-    EXPECT_TRUE(testing::wait_until(
-        [&] {
-          status = ingest::testing::post(client, body).status;
-          return status / 100 == 2;
-        },
-        10s))
-        << status << supervisor.err();
+    post_natives(
+        client, "rn_seconds", {"job", "e2e"}, first, last, [&](int i) { return times[static_cast<std::size_t>(i)]; },
+        supervisor);
   }
 
   // Each original timestamp holds its own sample: at t_i histogram_count is
@@ -153,23 +163,8 @@ exporters:
   const std::int64_t t0 = (static_cast<std::int64_t>(std::time(nullptr)) - 60) * 1000;
   net::HttpClient client(net::HttpUrl{"127.0.0.1", std::to_string(rw_port), "/"});
   for (int i = 0; i < 3; ++i) {
-    prometheus::WriteRequest req;
-    prometheus::TimeSeries* ts = req.add_timeseries();
-    for (const auto& [k, v] : {std::pair{"__name__", "ag_seconds"}, std::pair{"src", "e2e"}}) {
-      prometheus::Label* l = ts->add_labels();
-      l->set_name(k);
-      l->set_value(v);
-    }
-    add_native(*ts, i, t0 + 1000 * i);
-    const std::string body = ingest::testing::encode(req);
-    int status = 0;
-    EXPECT_TRUE(testing::wait_until(
-        [&] {
-          status = ingest::testing::post(client, body).status;
-          return status / 100 == 2;
-        },
-        10s))
-        << status << supervisor.err();
+    post_natives(
+        client, "ag_seconds", {"src", "e2e"}, i, i + 1, [&](int j) { return t0 + 1000 * j; }, supervisor);
   }
 
   // The text page: count and sum, no classic bucket invented.
