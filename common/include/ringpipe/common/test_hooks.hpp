@@ -3,7 +3,7 @@
 // tests can prove that a record crashing its reader is quarantined (see
 // docs/guarantees.md). The call sites use RINGPIPE_TEST_CRASH_POINT, which
 // expands to nothing unless the build defines RINGPIPE_TEST_HOOKS (CMake
-// option RINGPIPE_TEST_HOOKS, on in the dev, asan and tsan presets only): a
+// option RINGPIPE_TEST_HOOKS, on in the dev, test, asan and tsan presets only): a
 // release build has no code that reads the variable below.
 //
 // RINGPIPE_TEST_CRASH=<component kind>:<sample name>, e.g.
