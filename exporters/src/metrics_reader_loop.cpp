@@ -16,6 +16,10 @@ namespace ringpipe::exporters {
 
 using namespace std::chrono_literals;
 
+namespace {
+constexpr std::size_t kRecordsPerPoll = 8;  // of up to 64 KiB each
+}  // namespace
+
 MetricsReaderLoop::MetricsReaderLoop(const PrometheusExporterOptions& options, SeriesState& state) noexcept
     : options_(options), state_(state) {}
 
@@ -90,6 +94,10 @@ void MetricsReaderLoop::run() noexcept {
       std::max<std::int64_t>(std::chrono::nanoseconds(options_.relay_ttl).count() / 10, 1'000'000);
   std::int64_t next_relay_sweep = start_ns;
   while (!stopping_.load(std::memory_order_relaxed)) {
+    // A few records a poll: the cursor moves (and frees their room) after
+    // each poll, so a processor's burst larger than the ring (a flush of a
+    // million series) refills the ring while we apply, instead of waiting
+    // until we have applied all of it.
     const std::size_t n = reader_->poll(
         [this](const ring::RecordView& v) {
           if (journal_) {
@@ -114,7 +122,7 @@ void MetricsReaderLoop::run() noexcept {
           }
           if (journal_) journal_->end();
         },
-        256);
+        kRecordsPerPoll);
     if (!ready_.load(std::memory_order_relaxed) && (state_.complete() || monotonic_ns() >= ready_after)) {
       ready_.store(true, std::memory_order_release);
     }

@@ -54,15 +54,19 @@ struct ShardBatch {
 };
 
 // Writes metric-batch records into the shard's own lane of the output ring.
+// Waiting (up to the timeout per record) unless told to defer: then a full
+// ring refuses at once, and since what it refused is owed, not dropped, it is
+// not counted as a dropped record.
 class RingSink final : public RecordSink {
  public:
   RingSink(ring::Producer& p, std::size_t max_bytes, std::chrono::nanoseconds timeout)
       : p_(p), max_(max_bytes), timeout_(timeout) {}
+  void set_defer(bool defer) noexcept { defer_ = defer; }
   std::span<std::byte> begin_record(std::size_t min_bytes) noexcept override {
     if (min_bytes > max_) return {};
     ring::WriteStatus st = ring::WriteStatus::kOk;
-    std::span<std::byte> s = p_.claim(max_, timeout_, &st);
-    if (s.empty()) {
+    std::span<std::byte> s = p_.claim(max_, defer_ ? std::chrono::nanoseconds(0) : timeout_, &st);
+    if (s.empty() && !(defer_ && st == ring::WriteStatus::kFull)) {
       p_.count_dropped(1);
       ++refused_;
     }
@@ -79,6 +83,7 @@ class RingSink final : public RecordSink {
   std::size_t max_;
   std::chrono::nanoseconds timeout_;
   std::uint64_t refused_ = 0;
+  bool defer_ = false;
 };
 
 // Counters a thread publishes for stats() readers.
@@ -179,11 +184,28 @@ class Processor::Impl::Flusher {
         seen_generation_(m.snapshot_generation.load(std::memory_order_acquire)),
         resync_path_(m.options.output + std::string(metric::kResyncSuffix)) {}
 
-  [[nodiscard]] std::int64_t next_flush() const noexcept { return next_flush_; }
-  void maybe_flush() {
-    if (monotonic_ns() >= next_flush_) flush();
+  // When maybe_flush() has work next: the next flush, or sooner a drain of
+  // what the last one owes.
+  [[nodiscard]] std::int64_t next_flush() const noexcept {
+    return ctx_.shard->owed() != 0 ? std::min(next_flush_, next_drain_) : next_flush_;
   }
-  void flush() {
+  void maybe_flush() {
+    const std::int64_t now = monotonic_ns();
+    if (now >= next_flush_) {
+      flush();
+    } else if (ctx_.shard->owed() != 0 && now >= next_drain_) {
+      sink_.set_defer(true);
+      if (!ctx_.shard->drain(realtime_ns(), sink_)) next_drain_ = now + kDrainRetryNs;
+      ctx_.stats.publish(ctx_.shard->stats());
+    }
+  }
+  // A flush every interval. Its changes never wait for output space: what the
+  // ring has no room for is owed and drained as room frees up, between the
+  // input's polls, so a burst of changes larger than the output ring (a
+  // million series each flush) does not stop the input while an exporter
+  // works through it. Snapshots (whole, between their markers) and the last
+  // flush (`final`, when stopping) wait for space as before.
+  void flush(bool final = false) {
     const std::int64_t now = monotonic_ns();
     if (index_ == 0 && ::access(resync_path_.c_str(), F_OK) == 0) {
       ::unlink(resync_path_.c_str());
@@ -194,16 +216,25 @@ class Processor::Impl::Flusher {
     const std::uint32_t every = m_.options.engine.snapshot_every_flushes;
     const bool snapshot = snapshot_due_ || gen != seen_generation_ || (every != 0 && flushes_ % every == 0);
     seen_generation_ = gen;
+    const bool overdue = ctx_.shard->owed() != 0;  // the last flush's changes not all out after an interval
+    if (overdue) ctx_.shard->count_stall();
     const std::uint64_t stalls = ctx_.shard->stats().flush_stalls;
-    ctx_.shard->flush(now, realtime_ns(), sink_, snapshot);
+    const bool defer = !snapshot && !final;
+    sink_.set_defer(defer);
+    ctx_.shard->flush(now, realtime_ns(), sink_, snapshot, defer);
     const EngineStats st = ctx_.shard->stats();
-    snapshot_due_ = snapshot && st.flush_stalls != stalls;
-    if (st.flush_stalls != stalls && m_.warn.allow()) {
-      spdlog::warn("processor shard {}: output ring {} full; flush deferred ({} similar suppressed)", index_,
-                   m_.options.output, m_.warn.take_suppressed());
+    const bool failed = st.flush_stalls != stalls;
+    snapshot_due_ = snapshot && failed;
+    if ((overdue || failed) && m_.warn.allow()) {
+      spdlog::warn(
+          "processor shard {}: output ring {} full; {} ({} similar suppressed)", index_, m_.options.output,
+          overdue ? "the last flush's changes were not all written within a flush interval; they follow with this one"
+                  : "flush deferred",
+          m_.warn.take_suppressed());
     }
     ctx_.stats.publish(st);
     next_flush_ = now + interval_;
+    next_drain_ = now + kDrainRetryNs;
   }
 
  private:
@@ -212,7 +243,11 @@ class Processor::Impl::Flusher {
   ShardCtx& ctx_;
   RingSink sink_;
   std::int64_t interval_;
+  // A drain looks for room this often: about the time an exporter takes to
+  // apply one record, and the input reader's own nap (kReadBudget).
+  static constexpr std::int64_t kDrainRetryNs = 1'000'000;
   std::int64_t next_flush_;
+  std::int64_t next_drain_ = 0;
   std::uint64_t flushes_ = 0;
   std::uint64_t seen_generation_;
   bool snapshot_due_ = true;  // the first flush is a snapshot
@@ -402,7 +437,7 @@ void Processor::Impl::reader_loop(Input& in) {
       pending[s] = nullptr;
     }
   }
-  if (flusher) flusher->flush();  // as a shard thread does when it stops
+  if (flusher) flusher->flush(true);  // as a shard thread does when it stops
   EngineStats st = in.mapper->stats();
   st.decode_errors += foreign;
   st.quarantined_records = in.quarantined.load(std::memory_order_relaxed);
@@ -528,7 +563,7 @@ void Processor::Impl::shard_loop(std::uint32_t index) {
     if (stopping && got == 0) break;
     flusher.maybe_flush();
   }
-  flusher.flush();
+  flusher.flush(true);
 }
 
 Processor::Processor(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}

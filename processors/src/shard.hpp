@@ -61,6 +61,8 @@ class LabelArena {
   std::vector<std::vector<std::uint32_t>> free_;
 };
 
+class Emitter;  // shard_flush.cpp: entries into records
+
 class Shard {
  public:
   Shard(std::uint16_t index, std::uint16_t count, FamilyRegistry& registry, std::shared_ptr<const SpecTable> specs,
@@ -78,8 +80,18 @@ class Shard {
   // Forgets the applied seqs of `input` when its ring is not the one they came from.
   void sync_input(std::uint32_t input, std::uint64_t creation_id) noexcept;
   void commit_state() noexcept;
-  // Writes this shard's changes (or a snapshot) into sink.
-  void flush(std::int64_t now_ns, std::int64_t wall_ns, RecordSink& sink, bool snapshot) noexcept;
+  // Writes this shard's changes (or a snapshot) into sink. A change the sink
+  // has no space for waits for the next flush, counted in flush_stalls; with
+  // `defer`, a change (never a snapshot) it has no space for is owed instead,
+  // uncounted, for drain() to write as soon as there is space.
+  void flush(std::int64_t now_ns, std::int64_t wall_ns, RecordSink& sink, bool snapshot, bool defer = false) noexcept;
+  // Writes the changes the last flush owes (as of that flush: none made since),
+  // without its scans; returns whether none is owed any more.
+  bool drain(std::int64_t wall_ns, RecordSink& sink) noexcept;
+  // Changes the last flush could not write yet.
+  [[nodiscard]] std::size_t owed() const noexcept { return owed_; }
+  // A change was owed for a whole flush interval: the output is too slow.
+  void count_stall() noexcept { ++stats_.flush_stalls; }
 
   [[nodiscard]] EngineStats stats() const noexcept;
   [[nodiscard]] std::size_t series_count() const noexcept { return live_; }
@@ -142,6 +154,10 @@ class Shard {
   // Gives a summary's, histogram's or set's extension slot back to its free list.
   void release_ext(const Series& se) noexcept;
   void mark_dirty(std::uint32_t idx) noexcept;
+  // Writes the first `limit` dirty series while the sink takes them, removes
+  // those written, and returns how many it could not write.
+  std::size_t write_dirty(Emitter& em, std::size_t limit) noexcept;
+  [[nodiscard]] BatchOrigin origin(std::int64_t wall_ns) const noexcept;
   bool rotate_summary(SummaryState& s, std::int64_t now_ns) noexcept;  // true: the window changed
   bool roll_set(Series& se, SetState& st, std::int64_t window_id) noexcept;
   void add_member(SetState& st, std::uint64_t member) noexcept;
@@ -190,7 +206,9 @@ class Shard {
   std::vector<std::uint32_t> free_series_;
   FlatIndex index_map_;
   LabelArena arena_;
-  std::vector<std::uint32_t> dirty_;
+  std::vector<std::uint32_t> dirty_;  // from dirty_head_ on
+  std::size_t dirty_head_ = 0;
+  std::size_t owed_ = 0;  // the first owed_ from dirty_head_: what the last flush could not write
   std::vector<std::uint32_t> active_;
   std::vector<SummaryState> summaries_;
   std::vector<std::uint32_t> free_summaries_;

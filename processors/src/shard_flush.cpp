@@ -9,7 +9,6 @@
 #include <optional>
 
 namespace ringpipe::processors::detail {
-namespace {
 
 // Encodes entries into records, opening a new record when one is full. After
 // the sink refuses space, every further write fails (the flush stalls).
@@ -76,8 +75,6 @@ class Emitter {
   std::uint64_t records_ = 0;
   std::uint64_t entries_ = 0;
 };
-
-}  // namespace
 
 bool Shard::publishable(const Series& se) const noexcept { return (se.flags & kPublished) != 0; }
 
@@ -178,7 +175,7 @@ bool Shard::append_native(const metric::NativeHistogram& n, std::size_t classic_
   return true;
 }
 
-void Shard::flush(std::int64_t now_ns, std::int64_t wall_ns, RecordSink& sink, bool snapshot) noexcept {
+void Shard::flush(std::int64_t now_ns, std::int64_t wall_ns, RecordSink& sink, bool snapshot, bool defer) noexcept {
   ++flush_seq_;
   ++stats_.flushes;
   // Expiry runs on the processor's clock, whether anyone scrapes or not.
@@ -217,13 +214,7 @@ void Shard::flush(std::int64_t now_ns, std::int64_t wall_ns, RecordSink& sink, b
   }
   active_.resize(keep);
 
-  BatchOrigin origin;
-  origin.shard = index_;
-  origin.shard_count = count_;
-  origin.instance_id = instance_id_;
-  origin.flush_seq = flush_seq_;
-  origin.flush_ns = wall_ns;
-  Emitter em(sink, origin, max_record_bytes_);
+  Emitter em(sink, origin(wall_ns), max_record_bytes_);
   SeriesEntry e;
 
   if (snapshot) {
@@ -242,35 +233,78 @@ void Shard::flush(std::int64_t now_ns, std::int64_t wall_ns, RecordSink& sink, b
       ++stats_.flush_stalls;  // the engine asks for the snapshot again next flush
     } else {
       ++stats_.snapshots;
-      for (const std::uint32_t idx : dirty_) {
+      for (std::size_t i = dirty_head_; i < dirty_.size(); ++i) {
+        const std::uint32_t idx = dirty_[i];
         Series& se = series_[idx];
         se.flags &= static_cast<std::uint8_t>(~kDirty);
         if ((se.flags & kLive) && (se.flags & kExpiring)) free_series(idx);
       }
       dirty_.clear();
+      dirty_head_ = 0;
+      owed_ = 0;
     }
   } else {
-    std::size_t done = 0;
-    for (; done < dirty_.size(); ++done) {
-      const std::uint32_t idx = dirty_[done];
-      Series& se = series_[idx];
-      if (!(se.flags & kLive)) continue;
-      const bool expiring = (se.flags & kExpiring) != 0;
-      if (expiring || publishable(se)) {
-        encode(se, expiring ? EntryKind::kExpire : EntryKind::kSeries, e);
-        if (em.fits(e) && !em.entry(e)) break;
-      }
-      se.flags &= static_cast<std::uint8_t>(~kDirty);
-      if (expiring) free_series(idx);
+    owed_ = write_dirty(em, dirty_.size());
+    if (owed_ != 0 && !defer) {
+      ++stats_.flush_stalls;
+      owed_ = 0;  // left dirty for the next flush, not for drain()
     }
-    em.close();
-    if (em.failed()) ++stats_.flush_stalls;
-    dirty_.erase(dirty_.begin(), dirty_.begin() + static_cast<std::ptrdiff_t>(done));
   }
   stats_.records_written += em.records();
   stats_.entries_written += em.entries();
   commit_state();
   sink.end_flush();
+}
+
+bool Shard::drain(std::int64_t wall_ns, RecordSink& sink) noexcept {
+  if (owed_ == 0) return true;
+  Emitter em(sink, origin(wall_ns), max_record_bytes_);
+  owed_ = write_dirty(em, owed_);
+  stats_.records_written += em.records();
+  stats_.entries_written += em.entries();
+  commit_state();  // the expired series it wrote are freed
+  sink.end_flush();
+  return owed_ == 0;
+}
+
+std::size_t Shard::write_dirty(Emitter& em, std::size_t limit) noexcept {
+  SeriesEntry e;
+  limit = std::min(limit, dirty_.size() - dirty_head_);
+  std::size_t done = 0;
+  for (; done < limit; ++done) {
+    const std::uint32_t idx = dirty_[dirty_head_ + done];
+    Series& se = series_[idx];
+    if (!(se.flags & kLive)) continue;
+    const bool expiring = (se.flags & kExpiring) != 0;
+    if (expiring || publishable(se)) {
+      encode(se, expiring ? EntryKind::kExpire : EntryKind::kSeries, e);
+      if (em.fits(e) && !em.entry(e)) break;
+    }
+    se.flags &= static_cast<std::uint8_t>(~kDirty);
+    if (expiring) free_series(idx);
+  }
+  em.close();
+  // The written ones leave from the front by a head index: a drain that
+  // writes a few records of a million owed changes moves none of the rest.
+  dirty_head_ += done;
+  if (dirty_head_ == dirty_.size()) {
+    dirty_.clear();
+    dirty_head_ = 0;
+  } else if (dirty_head_ >= dirty_.size() / 2) {
+    dirty_.erase(dirty_.begin(), dirty_.begin() + static_cast<std::ptrdiff_t>(dirty_head_));
+    dirty_head_ = 0;
+  }
+  return limit - done;
+}
+
+BatchOrigin Shard::origin(std::int64_t wall_ns) const noexcept {
+  BatchOrigin o;
+  o.shard = index_;
+  o.shard_count = count_;
+  o.instance_id = instance_id_;
+  o.flush_seq = flush_seq_;
+  o.flush_ns = wall_ns;
+  return o;
 }
 
 }  // namespace ringpipe::processors::detail

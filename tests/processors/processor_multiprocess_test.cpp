@@ -180,6 +180,108 @@ TEST(ProcessorMultiprocess, ResyncFileTriggersAFullSnapshotFromEveryShard) {
   (*proc)->stop();
 }
 
+// An output ring full for longer than the processor's whole output timeout
+// (an exporter busy with a million series, or stopped): the changes it has no
+// room for are owed and follow as it drains, while the input goes on being
+// read. Before, the flush waited for room with the input unread, so the
+// source's ring filled behind it and the source lost datagrams.
+TEST(ProcessorMultiprocess, AFullOutputRingDoesNotStopTheInputAndEveryChangeFollowsAsItDrains) {
+  ringpipe::testing::ScratchDir dir;
+  const std::string raw = dir.file("raw");
+  const std::string out = dir.file("metrics");
+  ring::RingOptions ro;
+  ro.lanes = 2;
+  ASSERT_TRUE(ring::Ring::create(raw, ro));
+  ring::RingOptions oo;
+  oo.lanes = 1;
+  oo.lane_capacity_bytes = 256 << 10;  // holds about 4,000 of the 20,000 changes
+  auto out_ring = ring::Ring::create(out, oo);
+  ASSERT_TRUE(out_ring) << out_ring.error().message();
+  auto exporter = ring::Reader::attach(*out_ring, "exporter");  // gating: nothing is overwritten
+  ASSERT_TRUE(exporter);
+
+  ProcessorOptions po;
+  po.inputs = {raw};
+  po.output = out;
+  po.engine.shards = 1;  // the input's reader flushes too: the default pipeline
+  po.engine.snapshot_every_flushes = 0;
+  po.flush_interval = 20ms;
+  po.output_timeout = 30s;  // longer than this test waits for the input
+  auto proc = Processor::create(po);
+  ASSERT_TRUE(proc) << proc.error().message();
+  ASSERT_TRUE((*proc)->start());
+
+  auto ring = ring::Ring::open(raw);
+  ASSERT_TRUE(ring);
+  auto producer = ring::Producer::attach(*ring);
+  ASSERT_TRUE(producer);
+  std::vector<std::byte> buf(1 << 16);
+  auto send = [&](int from, int to, double value) {
+    for (int i = from; i < to;) {
+      sample::BatchWriter w(buf, 1, 0);
+      for (int end = std::min(to, i + 500); i < end; ++i) {
+        const std::string id = std::to_string(i);
+        const sample::Tag tags[] = {{"id", id}};
+        ASSERT_TRUE(w.append(sample::Kind::kCounter, "full.events", value, 1.0, tags));
+      }
+      ASSERT_EQ(producer->write(sample::kSampleBatchRecord, std::span<const std::byte>(buf.data(), w.finish()), 5s),
+                ring::WriteStatus::kOk);
+    }
+  };
+  // The first flush is a snapshot, which waits for room (it is whole or not
+  // at all): let it out while there is nothing to say.
+  testing::ExporterState state;
+  auto read_all = [&] {
+    while (exporter->poll([&](const ring::RecordView& v) {
+      state.apply_record(std::vector<std::byte>(v.payload.begin(), v.payload.end()));
+    }) != 0) {
+    }
+  };
+  ASSERT_TRUE(ringpipe::testing::wait_until(
+      [&] {
+        read_all();
+        return state.snapshot_ends >= 1;
+      },
+      5s));
+  constexpr int kFirst = 20000;
+  constexpr int kLater = 1000;
+  send(0, kFirst, 1);
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*proc)->stats().samples_applied >= kFirst; }, 10s));
+  // Two flushes found the output ring full: the second counts the first's overdue changes.
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*proc)->stats().flush_stalls >= 1; }, 10s));
+  // The exporter has read nothing, and the input is still read: new series
+  // and more of the old ones.
+  send(kFirst, kFirst + kLater, 1);
+  send(0, kLater, 2);
+  EXPECT_TRUE(
+      ringpipe::testing::wait_until([&] { return (*proc)->stats().samples_applied >= kFirst + 2 * kLater; }, 5s))
+      << (*proc)->stats().samples_applied << " of " << kFirst + 2 * kLater
+      << " samples applied while the output ring was full";
+
+  // The exporter reads: every change follows, each series at its total.
+  auto counted = [&] {
+    double total = 0;
+    for (const auto& [key, s] : state.series) total += s.values.empty() ? 0 : s.values[0];
+    return total;
+  };
+  const double expected = kFirst + 3.0 * kLater;
+  EXPECT_TRUE(ringpipe::testing::wait_until(
+      [&] {
+        read_all();
+        return state.series.size() == kFirst + kLater && counted() == expected;
+      },
+      20s))
+      << state.series.size() << " series, total " << counted();
+  (*proc)->stop();
+  EXPECT_EQ(state.decode_errors, 0);
+  EXPECT_EQ(state.series.size(), static_cast<std::size_t>(kFirst + kLater));
+  EXPECT_EQ(counted(), expected);
+  EXPECT_EQ(state.value("full_events{id=0}"), 3);
+  EXPECT_EQ(state.value("full_events{id=" + std::to_string(kFirst + kLater - 1) + "}"), 1);
+  // Owed is not dropped: the output lane counts no refused record.
+  for (const ring::LaneStats& l : out_ring->stats().lane) EXPECT_EQ(l.dropped_records, 0u) << "lane " << l.lane;
+}
+
 TEST(ProcessorMultiprocess, RefusesAnOutputRingWithTooFewLanes) {
   ringpipe::testing::ScratchDir dir;
   ring::RingOptions ro;

@@ -413,6 +413,61 @@ TEST(ShardState, RestartAfterAHalfAppliedBatchRestoresTheLastCommittedValuesOfEv
   EXPECT_EQ(in_le_5, 1);  // not 2: the 3 s observation was rolled back
 }
 
+// A deferred flush owes what the sink had no room for, without counting a
+// stall; drain() writes exactly those, each once, and nothing changed after
+// the flush: that waits for the next flush, which writes it.
+TEST(ShardFlush, ADeferredFlushOwesWhatTheSinkRefusedAndDrainWritesExactlyThat) {
+  StoreShard s(nullptr);
+  auto counters = [&](int from, int to, double value) {
+    testing::BatchBuilder b;
+    std::vector<std::string> ids;
+    for (int i = from; i < to; ++i) ids.push_back(std::to_string(i));
+    for (const std::string& id : ids) b.add(sample::Kind::kCounter, "c", value, {{"k", id}});
+    const auto m = s.map(b);
+    s.shard->apply_batch(m, s.labels.data(), 0);
+  };
+  counters(0, 300, 1);
+  VectorSink sink(1024);  // a few dozen entries a record
+  sink.refuse_after(2);
+  s.shard->flush(0, 0, sink, false, true);
+  ASSERT_EQ(sink.records().size(), 2u);
+  const std::size_t owed = s.shard->owed();
+  EXPECT_GT(owed, 200u);
+  EXPECT_EQ(s.shard->stats().flush_stalls, 0u);
+  EXPECT_FALSE(s.shard->drain(0, sink));  // still no room: still owed
+  EXPECT_EQ(s.shard->owed(), owed);
+
+  counters(0, 1, 10);     // written by the flush already: changed again after it
+  counters(300, 301, 1);  // new after the flush
+  counters(299, 300, 5);  // owed, and changed again: drained at its latest value
+  sink.refuse_after(SIZE_MAX);
+  EXPECT_TRUE(s.shard->drain(0, sink));
+  EXPECT_EQ(s.shard->owed(), 0u);
+  testing::ExporterState st;
+  st.apply(sink.records());
+  EXPECT_EQ(st.updates, 300);  // each of the flush's series once, none twice
+  EXPECT_EQ(st.series.size(), 300u);
+  EXPECT_EQ(st.value("c{k=0}"), 1);
+  EXPECT_EQ(st.value("c{k=299}"), 6);
+  EXPECT_FALSE(st.has("c{k=300}"));
+  EXPECT_EQ(s.shard->stats().flush_stalls, 0u);
+
+  sink.clear();
+  s.shard->flush(0, 0, sink, false, true);
+  st.apply(sink.records());
+  EXPECT_EQ(st.value("c{k=0}"), 11);
+  EXPECT_EQ(st.value("c{k=300}"), 1);
+  EXPECT_EQ(st.updates, 302);
+  // Without defer, the same refusal is a stall and nothing is owed.
+  counters(0, 300, 1);
+  sink.clear();
+  sink.refuse_after(1);
+  s.shard->flush(0, 0, sink, false);
+  EXPECT_EQ(s.shard->stats().flush_stalls, 1u);
+  EXPECT_EQ(s.shard->owed(), 0u);
+  EXPECT_TRUE(s.shard->drain(0, sink));
+}
+
 using NativeBuckets = std::vector<std::pair<std::int32_t, double>>;
 
 // Applies one committed record (seq) of timer observations to series h{k=1}.
