@@ -14,6 +14,7 @@
 #include "family_registry.hpp"
 #include "flat_index.hpp"
 #include "hash.hpp"
+#include "ringpipe/common/chunked_vector.hpp"
 #include "ringpipe/common/string_arena.hpp"
 #include "ringpipe/processors/aggregator.hpp"
 #include "ringpipe/processors/mapping.hpp"
@@ -161,8 +162,8 @@ class SeriesMapper {
   std::size_t max_record_bytes_;
   bool weighted_sample_rate_;
   bool relay_native_ = false;
-  std::vector<RawName> raw_names_;
-  common::StringArena raw_owned_;  // names as they came that differ from their family's: their bytes only
+  common::ChunkedVector<RawName> raw_names_;  // never moved when it grows
+  common::StringArena raw_owned_;             // names as they came that differ from their family's: their bytes only
   FlatIndex raw_index_;
   std::string name_;
   std::string keys_;

@@ -16,6 +16,7 @@
 
 #include "family_registry.hpp"
 #include "flat_index.hpp"
+#include "ringpipe/common/chunked_vector.hpp"
 #include "ringpipe/metric/native_histogram.hpp"
 #include "ringpipe/processors/aggregator.hpp"
 #include "series_mapper.hpp"
@@ -202,7 +203,7 @@ class Shard {
   // state file without it (help_len 0), and one read back so gets it again.
   std::string default_help_;
 
-  std::vector<Series> series_;
+  common::ChunkedVector<Series> series_;  // by index; never moved when it grows
   std::vector<std::uint32_t> free_series_;
   FlatIndex index_map_;
   LabelArena arena_;
