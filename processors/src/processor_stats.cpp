@@ -111,7 +111,8 @@ Result<std::unique_ptr<stats::Publisher>> create_processor_publisher(stats::Stat
   counter(&EngineStats::snapshots, "processor_snapshots_total", "Full snapshots written into the output ring.");
   counter(&EngineStats::records_written, "processor_records_written_total", "Metric-batch records written.");
   counter(&EngineStats::flush_stalls, "processor_flush_stalls_total",
-          "Flushes cut short because the output ring had no space.");
+          "Flushes whose changes the output ring had no space for within a flush interval, and snapshots it "
+          "had no space for.");
   counter(&EngineStats::state_series_restored, "processor_state_series_restored_total",
           "Series restored from the state store at start.");
   counter(&EngineStats::state_series_dropped, "processor_state_series_dropped_total",

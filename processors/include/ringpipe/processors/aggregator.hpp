@@ -84,7 +84,9 @@ struct EngineStats {
   std::uint64_t snapshots = 0;
   std::uint64_t entries_written = 0;
   std::uint64_t records_written = 0;
-  std::uint64_t flush_stalls = 0;  // the sink had no space; the rest waits for the next flush
+  // The sink had no space: the rest waits for the next flush (a processor's
+  // changes: were still owed a flush interval later).
+  std::uint64_t flush_stalls = 0;
   std::uint64_t mapping_cache_hits = 0;
   std::uint64_t mapping_lookups = 0;
   std::uint64_t state_bytes = 0;            // memory held by series state (approximate)
