@@ -129,12 +129,15 @@ struct PrometheusExporter::Impl : PageSource {
       b.take(self);
       // One exposition may not name a family twice (a pipeline scraping
       // another ringpipe): ours win, with their _sum/_count/_bucket names.
-      std::unordered_set<std::string> ours;
+      // Looked up once per pipeline family (1M at 1M series): by view, no
+      // string made per lookup.
+      std::vector<std::string> names;
+      names.reserve(self.size() * 4);
       for (const prometheus::MetricFamily& f : self) {
-        for (const char* suffix : {"", "_sum", "_count", "_bucket"}) ours.insert(f.name + suffix);
+        for (const char* suffix : {"", "_sum", "_count", "_bucket"}) names.push_back(f.name + suffix);
       }
-      const std::uint64_t dropped =
-          state.render(page, [&](std::string_view name) { return ours.count(std::string(name)) != 0; });
+      const std::unordered_set<std::string_view> ours(names.begin(), names.end());
+      const std::uint64_t dropped = state.render(page, [&](std::string_view name) { return ours.count(name) != 0; });
       self_name_conflicts.fetch_add(dropped, std::memory_order_relaxed);
       const double seconds = static_cast<double>(monotonic_ns() - t0) * 1e-9;
       durations.observe(seconds);

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "counts.hpp"
+#include "ringpipe/common/large_buffer.hpp"
 #include "ringpipe/common/test_hooks.hpp"
 #include "text_writer.hpp"
 
@@ -736,8 +737,12 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
     std::uint32_t size;
     std::uint32_t family;
   };
+  // Sized from the last render's, so a page of 1M series is not copied at
+  // each doubling, and backed by huge pages (see large_buffer.hpp).
   std::string body;
+  common::reserve_large(body, render_body_hint_.load(std::memory_order_relaxed));
   std::vector<Segment> segments;
+  segments.reserve(render_segments_hint_.load(std::memory_order_relaxed));
   const auto close = [&](std::uint32_t family, std::size_t start) {
     if (body.size() > start) {
       segments.push_back(Segment{start, static_cast<std::uint32_t>(body.size() - start), family});
@@ -920,7 +925,10 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
   for (std::size_t i = 0; i < heads.size(); ++i) {
     if (first[i] != first[i + 1]) bytes += heads[i].name.size() * 2 + heads[i].help.size() + 32;
   }
-  out.reserve(bytes);
+  // Room to grow by 1/16 before the next render sizes from this one.
+  render_body_hint_.store(body.size() + body.size() / 16, std::memory_order_relaxed);
+  render_segments_hint_.store(segments.size() + segments.size() / 16, std::memory_order_relaxed);
+  common::reserve_large(out, bytes);
   for (std::size_t i = 0; i < heads.size(); ++i) {
     if (first[i] == first[i + 1]) continue;
     if (drop && drop(heads[i].name)) {

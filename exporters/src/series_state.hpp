@@ -314,6 +314,9 @@ class SeriesState {
 
   std::atomic<std::uint64_t> instance_{0};
   std::atomic<bool> complete_{false};
+  // The sizes the last render() reached, to reserve the next one's buffers.
+  mutable std::atomic<std::size_t> render_body_hint_{0};
+  mutable std::atomic<std::size_t> render_segments_hint_{0};
   SeriesStateCounters counters_;
 };
 

@@ -1,0 +1,42 @@
+#pragma once
+// reserve_large: std::string::reserve for a buffer of many megabytes (a
+// /metrics page of 1M series is ~120 MB), asking the kernel to back it with
+// transparent huge pages (madvise MADV_HUGEPAGE) before it is first written.
+//
+// Such a buffer is fresh anonymous memory from mmap each time; with 4 KiB
+// pages filling it costs one page fault per 4 KiB (30,000 for a 120 MB page),
+// a fifth of a scrape's time on a virtual machine, where each fault traps to
+// the hypervisor. With 2 MiB pages that is 60. Where the system has
+// transparent huge pages off, or none is free, the advice changes nothing;
+// the buffer behaves as one reserve() made. Any thread.
+
+#include <sys/mman.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace ringpipe::common {
+
+// Below this a buffer is not worth a system call.
+inline constexpr std::size_t kLargeBufferBytes = std::size_t{8} << 20;
+inline constexpr std::size_t kHugePageBytes = std::size_t{2} << 20;
+
+// Advises the whole 2 MiB-aligned pages inside [data, data + bytes).
+inline void advise_huge_pages(void* data, std::size_t bytes) noexcept {
+  const auto begin = reinterpret_cast<std::uintptr_t>(data);
+  const std::uintptr_t first = (begin + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
+  const std::uintptr_t last = (begin + bytes) & ~(kHugePageBytes - 1);
+  if (last <= first) return;
+  (void)::madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);  // advice only
+}
+
+// s.reserve(bytes); when that made a new buffer of at least
+// kLargeBufferBytes, its unwritten part is advised huge pages.
+inline void reserve_large(std::string& s, std::size_t bytes) {
+  if (bytes <= s.capacity()) return;
+  s.reserve(bytes);
+  if (s.capacity() >= kLargeBufferBytes) advise_huge_pages(s.data() + s.size(), s.capacity() - s.size());
+}
+
+}  // namespace ringpipe::common
