@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace ringpipe::common {
 
@@ -37,6 +38,17 @@ inline void reserve_large(std::string& s, std::size_t bytes) {
   if (bytes <= s.capacity()) return;
   s.reserve(bytes);
   if (s.capacity() >= kLargeBufferBytes) advise_huge_pages(s.data() + s.size(), s.capacity() - s.size());
+}
+
+// The same for a vector of trivially copyable elements (a render's index
+// arrays: 4 to 40 bytes per series).
+template <class T>
+void reserve_large(std::vector<T>& v, std::size_t count) {
+  if (count <= v.capacity()) return;
+  v.reserve(count);
+  if (v.capacity() * sizeof(T) >= kLargeBufferBytes) {
+    advise_huge_pages(v.data() + v.size(), (v.capacity() - v.size()) * sizeof(T));
+  }
 }
 
 }  // namespace ringpipe::common
