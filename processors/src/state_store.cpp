@@ -411,6 +411,15 @@ bool StateStore::reserve(std::uint64_t region_off, std::uint64_t region_bytes, s
     const int e =
         ::posix_fallocate(fd_.get(), static_cast<off_t>(region_off + *reserved), static_cast<off_t>(want - *reserved));
     if (e == 0) {
+      // The new pages are written soon (a slot or block at a time): mapped
+      // here in one call instead of a page fault each, which on a virtual
+      // machine traps to the hypervisor (series creation at 1M series spent
+      // a fifth of its time there). Advice only: a kernel without
+      // MADV_POPULATE_WRITE (before 5.14) leaves them to fault in.
+      const std::uint64_t from = region_off + *reserved;
+      if (from % kPage == 0) {
+        (void)::madvise(base_ + from, static_cast<std::size_t>(want - *reserved), MADV_POPULATE_WRITE);
+      }
       *reserved = want;
       return true;
     }

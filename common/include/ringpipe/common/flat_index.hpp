@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ringpipe/common/assert.hpp"
+#include "ringpipe/common/large_buffer.hpp"
 
 namespace ringpipe::common {
 
@@ -98,6 +99,7 @@ class FlatIndex {
     RINGPIPE_ASSERT(cap <= (std::size_t{1} << 32), "the tag must hold every position bit");
     std::vector<Slot> old;
     old.swap(slots_);
+    reserve_large(slots_, cap);  // at 1M entries 16 MiB, faulted in 2 MiB at a time
     slots_.assign(cap, Slot{});
     mask_ = cap - 1;
     for (const Slot& s : old) {
