@@ -140,6 +140,7 @@ class FamilyRegistry {
     std::size_t operator()(const FamilyTexts& t) const noexcept;
   };
   std::unordered_set<FamilyTexts, TextsHash> texts_;  // every HELP and UNIT pair once; guarded by mu_
+  const FamilyTexts* last_texts_ = nullptr;           // in texts_ (node-based: never moves); guarded by mu_
   common::StringArena names_;                         // every family's name; guarded by mu_
 };
 
