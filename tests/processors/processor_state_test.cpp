@@ -413,6 +413,66 @@ TEST(ShardState, RestartAfterAHalfAppliedBatchRestoresTheLastCommittedValuesOfEv
   EXPECT_EQ(in_le_5, 1);  // not 2: the 3 s observation was rolled back
 }
 
+// A new series' slot past the high-water mark gets no undo entry of its own:
+// the control block's (logged before the mark moves) hides it again when the
+// transaction rolls back. So a record of 40 new series logs far less than 40
+// slot images, a crash before its commit still leaves none of them, and the
+// same slots then take the series again, committed, across a restart.
+TEST(ShardState, NewSeriesPastTheHighWaterMarkAreRolledBackByTheControlBlockAloneAndTakenAgain) {
+  constexpr int kNew = 40;
+  const auto add_new = [](testing::BatchBuilder& b, double base) {
+    for (int i = 0; i < kNew; ++i) b.add(sample::Kind::kCounter, "n", base + i, {{"i", std::to_string(i)}});
+  };
+  StoreFile f;
+  {
+    auto st = f.open();
+    ASSERT_TRUE(st) << st.error().message();
+    StoreShard a(st->get());
+    testing::BatchBuilder first;
+    first.add(sample::Kind::kCounter, "c", 5, {{"k", "1"}}).add(sample::Kind::kGauge, "g", 7, {{"k", "1"}});
+    const auto m1 = a.map(first);
+    ASSERT_EQ(m1.size(), 2u);
+    const detail::RecordSegment seg{0, 0, 1, 2};
+    a.shard->apply_segments(m1, {&seg, 1}, a.labels.data(), 0);
+    ASSERT_FALSE((*st)->in_tx());
+    testing::BatchBuilder second;
+    second.add(sample::Kind::kCounter, "c", 100, {{"k", "1"}});
+    add_new(second, 1000);
+    const auto m2 = a.map(second);
+    ASSERT_EQ(m2.size(), static_cast<std::size_t>(kNew + 1));
+    a.shard->apply_batch(m2, a.labels.data(), 0);
+    ASSERT_TRUE((*st)->in_tx());
+    EXPECT_LT((*st)->undo_used(), kNew * sizeof(detail::StateSlot))
+        << "each new slot's old bytes were logged although no restore reads them";
+  }  // the process dies before the commit
+  {
+    auto st = f.open();
+    ASSERT_TRUE(st);
+    ASSERT_TRUE(f.restored);
+    StoreShard b(st->get());
+    EXPECT_EQ(b.shard->series_count(), 2u);
+    testing::ExporterState snap = b.snapshot();
+    EXPECT_EQ(snap.value("c{k=1}"), 5);
+    EXPECT_EQ(snap.value("g{k=1}"), 7);
+    for (int i = 0; i < kNew; ++i) EXPECT_FALSE(snap.has("n{i=" + std::to_string(i) + "}")) << i;
+    // The same slots take the series again, this time committed.
+    testing::BatchBuilder again;
+    add_new(again, 2000);
+    const auto m = b.map(again);
+    ASSERT_EQ(m.size(), static_cast<std::size_t>(kNew));
+    const detail::RecordSegment seg{0, 0, 2, kNew};  // the next record after the one committed
+    b.shard->apply_segments(m, {&seg, 1}, b.labels.data(), 0);
+    ASSERT_FALSE((*st)->in_tx());
+  }
+  auto st = f.open();
+  ASSERT_TRUE(st);
+  StoreShard c(st->get());
+  EXPECT_EQ(c.shard->series_count(), static_cast<std::size_t>(kNew + 2));
+  testing::ExporterState snap = c.snapshot();
+  EXPECT_EQ(snap.value("c{k=1}"), 5);
+  for (int i = 0; i < kNew; ++i) EXPECT_EQ(snap.value("n{i=" + std::to_string(i) + "}"), 2000 + i) << i;
+}
+
 // A deferred flush owes what the sink had no room for, without counting a
 // stall; drain() writes exactly those, each once, and nothing changed after
 // the flush: that waits for the next flush, which writes it.

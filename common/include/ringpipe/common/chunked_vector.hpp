@@ -45,7 +45,7 @@ class ChunkedVector {
 
   template <class... Args>
   T& emplace_back(Args&&... args) {
-    if (size_ == capacity()) chunks_.push_back(std::make_unique<Storage[]>(kChunk));
+    if (size_ == capacity()) chunks_.push_back(std::make_unique_for_overwrite<Storage[]>(kChunk));  // raw: not zeroed
     T* p = ::new (static_cast<void*>(slot(size_))) T(std::forward<Args>(args)...);
     ++size_;
     return *p;
