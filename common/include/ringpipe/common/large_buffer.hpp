@@ -29,7 +29,8 @@ inline void advise_huge_pages(void* data, std::size_t bytes) noexcept {
   const std::uintptr_t first = (begin + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
   const std::uintptr_t last = (begin + bytes) & ~(kHugePageBytes - 1);
   if (last <= first) return;
-  (void)::madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);  // advice only
+  // From `data` by offset (no integer-to-pointer cast).
+  (void)::madvise(static_cast<char*>(data) + (first - begin), last - first, MADV_HUGEPAGE);  // advice only
 }
 
 // s.reserve(bytes); when that made a new buffer of at least
