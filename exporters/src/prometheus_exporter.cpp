@@ -121,16 +121,12 @@ struct PrometheusExporter::Impl : PageSource {
     std::string page;
     try {
       const std::int64_t t0 = monotonic_ns();
-      const auto describe_all = [&] {
-        std::vector<prometheus::MetricFamily> families;
-        FamilyBuilder b;
-        rings->describe(b);
-        segments->describe(b);
-        describe_self(b);
-        b.take(families);
-        return families;
-      };
-      std::vector<prometheus::MetricFamily> self = describe_all();
+      std::vector<prometheus::MetricFamily> self;
+      FamilyBuilder b;
+      rings->describe(b);
+      segments->describe(b);
+      describe_self(b);
+      b.take(self);
       // One exposition may not name a family twice (a pipeline scraping
       // another ringpipe): ours win, with their _sum/_count/_bucket names.
       // Looked up once per pipeline family (1M at 1M series): by view, no
@@ -149,11 +145,6 @@ struct PrometheusExporter::Impl : PageSource {
         stats::stats_add_double(*own_scrape_seconds, seconds);
         own_publisher->publish();
       }
-      // The self-metrics served are read again after the series (their
-      // names above only named what to leave out), so the page never shows a
-      // series without the counters the reader moved before applying it (a
-      // quarantined record's count, before the records after it).
-      self = describe_all();
       page += prometheus::TextSerializer().Serialize(self);
     } catch (...) {
       collect_errors.fetch_add(1, std::memory_order_relaxed);
