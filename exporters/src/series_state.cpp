@@ -764,8 +764,7 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
     }
   };
   std::vector<std::uint64_t> samples;
-  common::reserve_large(samples, heads.size());
-  samples.resize(heads.size(), 0);
+  common::resize_large(samples, heads.size());
   // A Prometheus histogram's or summary's samples come as separate series:
   // one group per family and label set without `le` / `quantile`, written
   // after the walk in the order the groups were first met.
@@ -932,13 +931,11 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
   }
   // first[f]..first[f + 1]: family f's segments in `sorted`.
   std::vector<std::uint32_t> first;
-  common::reserve_large(first, heads.size() + 1);
-  first.resize(heads.size() + 1, 0);
+  common::resize_large(first, heads.size() + 1);
   for (const Segment& sg : segments) ++first[sg.family + 1];
   for (std::size_t i = 0; i < heads.size(); ++i) first[i + 1] += first[i];
   std::vector<Segment> sorted;
-  common::reserve_large(sorted, segments.size());
-  sorted.resize(segments.size());
+  common::resize_large(sorted, segments.size());
   {
     // first[f] is each family's next free place while placing, and its end
     // after: shifted back by one family below.

@@ -158,6 +158,8 @@ class Shard {
   // Writes the first `limit` dirty series while the sink takes them, removes
   // those written, and returns how many it could not write.
   std::size_t write_dirty(Emitter& em, std::size_t limit) noexcept;
+  // What a flush and a drain end with: em's counts, the state's commit, the sink's end_flush().
+  void end_flush(const Emitter& em, RecordSink& sink) noexcept;
   [[nodiscard]] BatchOrigin origin(std::int64_t wall_ns) const noexcept;
   bool rotate_summary(SummaryState& s, std::int64_t now_ns) noexcept;  // true: the window changed
   bool roll_set(Series& se, SetState& st, std::int64_t window_id) noexcept;

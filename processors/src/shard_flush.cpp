@@ -250,21 +250,22 @@ void Shard::flush(std::int64_t now_ns, std::int64_t wall_ns, RecordSink& sink, b
       owed_ = 0;  // left dirty for the next flush, not for drain()
     }
   }
-  stats_.records_written += em.records();
-  stats_.entries_written += em.entries();
-  commit_state();
-  sink.end_flush();
+  end_flush(em, sink);
 }
 
 bool Shard::drain(std::int64_t wall_ns, RecordSink& sink) noexcept {
   if (owed_ == 0) return true;
   Emitter em(sink, origin(wall_ns), max_record_bytes_);
   owed_ = write_dirty(em, owed_);
+  end_flush(em, sink);  // commits: the expired series it wrote are freed
+  return owed_ == 0;
+}
+
+void Shard::end_flush(const Emitter& em, RecordSink& sink) noexcept {
   stats_.records_written += em.records();
   stats_.entries_written += em.entries();
-  commit_state();  // the expired series it wrote are freed
+  commit_state();
   sink.end_flush();
-  return owed_ == 0;
 }
 
 std::size_t Shard::write_dirty(Emitter& em, std::size_t limit) noexcept {

@@ -26,6 +26,14 @@ constexpr int kBatches = 400;
 constexpr int kPerBatch = 50;
 constexpr int kSeries = 97;
 
+// Applies every record `exporter` has not read yet to `state`.
+void read_all(ring::Reader& exporter, testing::ExporterState& state) {
+  while (exporter.poll([&](const ring::RecordView& v) {
+    state.apply_record(std::vector<std::byte>(v.payload.begin(), v.payload.end()));
+  }) != 0) {
+  }
+}
+
 // Child: writes kBatches batches of counter samples (value 1, or 2 at rate 0.5)
 // and timer samples; exits 0 when every record was written.
 int produce(const std::string& path, int id) {
@@ -157,12 +165,7 @@ TEST(ProcessorMultiprocess, ResyncFileTriggersAFullSnapshotFromEveryShard) {
   ASSERT_TRUE(proc) << proc.error().message();
   ASSERT_TRUE((*proc)->start());
   testing::ExporterState state;
-  auto drain = [&] {
-    while (exporter->poll([&](const ring::RecordView& v) {
-      state.apply_record(std::vector<std::byte>(v.payload.begin(), v.payload.end()));
-    }) != 0) {
-    }
-  };
+  auto drain = [&] { read_all(*exporter, state); };
   ASSERT_TRUE(ringpipe::testing::wait_until(
       [&] {
         drain();
@@ -231,15 +234,9 @@ TEST(ProcessorMultiprocess, AFullOutputRingDoesNotStopTheInputAndEveryChangeFoll
   // The first flush is a snapshot, which waits for room (it is whole or not
   // at all): let it out while there is nothing to say.
   testing::ExporterState state;
-  auto read_all = [&] {
-    while (exporter->poll([&](const ring::RecordView& v) {
-      state.apply_record(std::vector<std::byte>(v.payload.begin(), v.payload.end()));
-    }) != 0) {
-    }
-  };
   ASSERT_TRUE(ringpipe::testing::wait_until(
       [&] {
-        read_all();
+        read_all(*exporter, state);
         return state.snapshot_ends >= 1;
       },
       5s));
@@ -267,7 +264,7 @@ TEST(ProcessorMultiprocess, AFullOutputRingDoesNotStopTheInputAndEveryChangeFoll
   const double expected = kFirst + 3.0 * kLater;
   EXPECT_TRUE(ringpipe::testing::wait_until(
       [&] {
-        read_all();
+        read_all(*exporter, state);
         return state.series.size() == kFirst + kLater && counted() == expected;
       },
       20s))

@@ -52,4 +52,11 @@ void reserve_large(std::vector<T>& v, std::size_t count) {
   }
 }
 
+// v.resize(count, value) into a buffer reserve_large made.
+template <class T>
+void resize_large(std::vector<T>& v, std::size_t count, const T& value = T{}) {
+  reserve_large(v, count);
+  v.resize(count, value);
+}
+
 }  // namespace ringpipe::common
