@@ -121,24 +121,31 @@ struct PrometheusExporter::Impl : PageSource {
     std::string page;
     try {
       const std::int64_t t0 = monotonic_ns();
-      std::vector<prometheus::MetricFamily> self;
+      // The rings and the other components' segments before the walk, for
+      // the names the walk must leave out; this exporter's own counters
+      // after it, so a page that shows a record's series counts that record.
       FamilyBuilder b;
       rings->describe(b);
       segments->describe(b);
-      describe_self(b);
-      b.take(self);
       // One exposition may not name a family twice (a pipeline scraping
       // another ringpipe): ours win, with their _sum/_count/_bucket names.
       // Looked up once per pipeline family (1M at 1M series): by view, no
       // string made per lookup.
+      std::vector<std::string_view> bases = b.names();
+      for (const SelfMetric& m : kSelfMetrics) {
+        if (m.on_page()) bases.push_back(m.name);
+      }
       std::vector<std::string> names;
-      names.reserve(self.size() * 4);
-      for (const prometheus::MetricFamily& f : self) {
-        for (const char* suffix : {"", "_sum", "_count", "_bucket"}) names.push_back(f.name + suffix);
+      names.reserve(bases.size() * 4);
+      for (const std::string_view base : bases) {
+        for (const char* suffix : {"", "_sum", "_count", "_bucket"}) names.push_back(std::string(base) + suffix);
       }
       const std::unordered_set<std::string_view> ours(names.begin(), names.end());
       const std::uint64_t dropped = state.render(page, [&](std::string_view name) { return ours.count(name) != 0; });
       self_name_conflicts.fetch_add(dropped, std::memory_order_relaxed);
+      describe_self(b);
+      std::vector<prometheus::MetricFamily> self;
+      b.take(self);
       const double seconds = static_cast<double>(monotonic_ns() - t0) * 1e-9;
       durations.observe(seconds);
       if (own) {

@@ -55,6 +55,13 @@ bool FamilyBuilder::clashes(std::string_view name, prometheus::MetricType type) 
   return false;
 }
 
+std::vector<std::string_view> FamilyBuilder::names() const {
+  std::vector<std::string_view> out;
+  out.reserve(families_.size());
+  for (const auto& f : families_) out.emplace_back(f.name);
+  return out;
+}
+
 void FamilyBuilder::take(std::vector<prometheus::MetricFamily>& out) {
   for (auto& f : families_) out.push_back(std::move(f));
   families_.clear();

@@ -33,6 +33,8 @@ class FamilyBuilder {
   void take(std::vector<prometheus::MetricFamily>& out);
   // Whether a family of this name exists with another type.
   [[nodiscard]] bool clashes(std::string_view name, prometheus::MetricType type) const;
+  // The names of the families so far.
+  [[nodiscard]] std::vector<std::string_view> names() const;
 
  private:
   prometheus::ClientMetric& add(std::string_view name, std::string_view help, prometheus::MetricType type,

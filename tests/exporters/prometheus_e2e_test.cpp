@@ -494,6 +494,56 @@ TEST(PrometheusExporterE2E, GzipScrapeInflatesToTheIdentityPageAndIsMuchSmaller)
   }
 }
 
+// A page's self-metrics are read after its series: a page that shows the
+// series of a record also counts that record. The writer adds one series per
+// record while scrapes run, so a page whose counters were read before its
+// series walk shows more series than applied records.
+TEST(PrometheusExporterE2E, APageNeverShowsASeriesWithoutTheRecordThatAppliedIt) {
+  ringpipe::testing::ScratchDir dir;
+  const std::string path = dir.file("metrics");
+  ring::Ring ring = make_ring(path);
+  PrometheusExporterOptions o;
+  o.input = path;
+  o.listen = "127.0.0.1:0";
+  auto exp = PrometheusExporter::create(o);
+  ASSERT_TRUE(exp) << exp.error().message();
+  ASSERT_TRUE((*exp)->start());
+  const std::uint16_t port = (*exp)->port();
+  constexpr int kRecords = 3000;
+  std::atomic<bool> written{false};
+  std::thread writer([&] {
+    auto producer = ring::Producer::attach(ring);
+    ASSERT_TRUE(producer);
+    for (int i = 0; i < kRecords; ++i) {
+      RecordBuilder b(origin(7, 0, 1, static_cast<std::uint64_t>(i) + 1));
+      b.series(MetricType::kCounter, "s_" + std::to_string(i), {}, {1});
+      write(*producer, b);
+      std::this_thread::sleep_for(100us);
+    }
+    written = true;
+  });
+  int pages = 0;
+  int ahead = 0;
+  std::string first_ahead;
+  for (int k = 0; k < 100'000; ++k) {
+    const bool last = written.load();
+    const auto [code, body] = testing::http_get(port, "/metrics");
+    ASSERT_EQ(code, 200);
+    ++pages;
+    std::size_t series = 0;
+    for (std::size_t at = body.find("\ns_"); at != std::string::npos; at = body.find("\ns_", at + 1)) ++series;
+    const double records = testing::sample_value(body, "ringpipe_exporter_records_total").value_or(-1);
+    if (static_cast<double>(series) > records) {
+      if (++ahead == 1) first_ahead = std::to_string(series) + " series, records_total " + std::to_string(records);
+    }
+    if (last && series == kRecords) break;
+  }
+  writer.join();
+  EXPECT_EQ(ahead, 0) << ahead << " of " << pages
+                      << " pages showed series of records they did not count; first: " << first_ahead;
+  EXPECT_GT(pages, 20) << "scrapes ran while the records were applied";
+}
+
 // Accept-Encoding is a list of codings with weights (RFC 9110 12.5.3): q=0
 // refuses a coding, "*" stands for every coding not named, an unknown or
 // malformed entry is no consent. Anything but a clear yes gets identity.
