@@ -2,7 +2,7 @@
 // pushes into a local Prometheus, each beside a baseline measured in this run.
 //
 //   exporters_bench [--series 10000,100000,1000000] [--writer new,old] [--rw-records 200] [--rw-series 1000]
-//                   [--native-histograms 10000]
+//                   [--native-histograms 10000] [--apply 1000000]
 //
 // Scrape: series go through a real metric ring into a PrometheusExporter; a
 // loopback client GETs /metrics (best and median of 5, 3 at 1M). One row per
@@ -16,6 +16,8 @@
 // same encoded requests POSTed back to back over one connection. Native
 // histograms: the protobuf and text pages of `--native-histograms` histogram
 // series with 20 native buckets each, beside the same series without them.
+// Apply: `--apply` StatsD-like counters applied to the exporter's state, new
+// and then known, with and without the look-ahead prefetch.
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -315,6 +317,35 @@ void native_render_bench(std::size_t n, std::size_t buckets) {
   }
 }
 
+// What applying records costs the exporter: n counters of n names (StatsD
+// names, one family each, as the processor sends them), 2000 to a record,
+// applied once (every series new) and then again (every series known), with
+// the entries ahead prefetched and, as the same-run baseline, without.
+void apply_bench(std::size_t n) {
+  std::vector<std::vector<std::byte>> records;
+  for (std::size_t i = 0; i < n;) {
+    RecordBuilder b(origin(1), 1 << 20);
+    for (std::size_t end = std::min(n, i + 2000); i < end; ++i) {
+      b.series(MetricType::kCounter, "bench_metric_" + std::to_string(i), {}, {static_cast<double>(i)});
+    }
+    records.push_back(b.take());
+  }
+  for (const bool prefetch : {false, true}) {
+    exporters::SeriesState s;
+    s.set_apply_prefetch(prefetch);
+    double ns[2] = {0, 0};
+    for (double& pass : ns) {
+      const auto t0 = std::chrono::steady_clock::now();
+      for (const auto& rec : records) s.apply(rec);
+      pass = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() /
+             static_cast<double>(n);
+    }
+    std::printf("%9zu series | apply %-28s | new series %7.1f ns/entry | known series %7.1f ns/entry\n", n,
+                prefetch ? "with look-ahead prefetch" : "without prefetch (baseline)", ns[0], ns[1]);
+    std::fflush(stdout);
+  }
+}
+
 void remote_write_bench(std::size_t records, std::size_t series, const std::string& dir) {
   if (::access(exporters::testing::kPrometheusBinary, X_OK) != 0) {
     std::printf("remote_write: skipped (%s not installed)\n", exporters::testing::kPrometheusBinary);
@@ -432,8 +463,10 @@ int main(int argc, char** argv) {
   std::size_t rw_series = 1000;
   std::vector<std::string> writers{"new", "old"};
   std::size_t native_histograms = 10'000;
+  std::size_t apply_series = 1'000'000;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--native-histograms") == 0) native_histograms = std::stoull(argv[i + 1]);
+    if (std::strcmp(argv[i], "--apply") == 0) apply_series = std::stoull(argv[i + 1]);
     if (std::strcmp(argv[i], "--series") == 0) sizes = parse_list(argv[i + 1]);
     if (std::strcmp(argv[i], "--rw-records") == 0) rw_records = std::stoull(argv[i + 1]);
     if (std::strcmp(argv[i], "--rw-series") == 0) rw_series = std::stoull(argv[i + 1]);
@@ -451,6 +484,7 @@ int main(int argc, char** argv) {
   if (dir == nullptr) return 1;
   std::printf("cores available: %u\n", std::thread::hardware_concurrency());
   for (const std::size_t n : sizes) scrape_bench(n, dir, writers);
+  if (apply_series > 0) apply_bench(apply_series);
   if (native_histograms > 0) native_render_bench(native_histograms, 20);
   if (rw_records > 0) remote_write_bench(rw_records, rw_series, dir);
   std::filesystem::remove_all(dir);

@@ -66,6 +66,10 @@ class SeriesState {
   // sends no expiries. Call before the first apply().
   void set_relay_ttl(std::chrono::nanoseconds ttl) { relay_ttl_ns_ = ttl.count(); }
 
+  // Whether apply() fetches the lines of the entries ahead of the one it
+  // applies (on unless turned off: exporters_bench's same-run baseline).
+  void set_apply_prefetch(bool on) noexcept { apply_prefetch_ = on; }
+
   // Applies one kMetricBatchRecord payload. Malformed input is counted, never
   // trusted. `now_ns` (monotonic) stamps the relayed series it updates.
   void apply(std::span<const std::byte> record, std::int64_t now_ns = 0) noexcept;
@@ -210,6 +214,16 @@ class SeriesState {
     Series& emplace_new(std::uint64_t key);
     // Position of `key`'s series, or kNpos.
     [[nodiscard]] std::size_t find(std::uint64_t key) const noexcept;
+    // Cache hints for find(key), in two steps some entries apart: the slot
+    // where its probe starts, then the entry that slot names (which reads the
+    // slot); nullptr for none. A wrong guess (a collision, a table grown
+    // since) costs a line. The caller prefetches: a function that only
+    // prefetched would be found free of effects and its calls dropped.
+    [[nodiscard]] const void* slot_line(std::uint64_t key) const noexcept;
+    [[nodiscard]] const Entry* entry_line(std::uint64_t key) const noexcept;
+    // The family of `key`'s series when its probe's first slot holds it (the
+    // entry entry_line named), else UINT32_MAX.
+    [[nodiscard]] std::uint32_t family_hint(std::uint64_t key) const noexcept;
     // Removes the series at `at`; the last one takes its place.
     void erase_at(std::size_t at) noexcept;
     [[nodiscard]] std::size_t size() const noexcept { return size_; }
@@ -265,6 +279,11 @@ class SeriesState {
   };
 
   void start_instance(std::uint64_t instance, std::uint16_t shard_count) noexcept;
+  // Cache hints for apply_series of the entry some entries ahead: its
+  // series' family record, then that family's name (which reads the
+  // record); nullptr for none.
+  [[nodiscard]] const void* family_line(std::uint64_t key) const noexcept;
+  [[nodiscard]] const void* family_name_line(std::uint64_t key) const noexcept;
   void apply_series(const metric::MetricEntryView& e, std::uint16_t shard) noexcept;
   void expire(std::uint64_t key) noexcept;
   void finish_snapshot(std::uint16_t shard) noexcept;
@@ -308,6 +327,7 @@ class SeriesState {
   // Reader thread only, with a relay ttl: when each relayed series was last
   // updated (monotonic ns), by key.
   std::int64_t relay_ttl_ns_ = 0;
+  bool apply_prefetch_ = true;
   std::int64_t apply_now_ns_ = 0;
   std::unordered_map<std::uint64_t, std::int64_t> relayed_at_;
   std::uint64_t relay_untracked_ = 0;  // updates relayed_at_ had no memory for
