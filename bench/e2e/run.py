@@ -228,7 +228,8 @@ def scrape(url, timeout=120):
     t0 = time.monotonic()
     with urllib.request.urlopen(url, timeout=timeout) as r:
         body = r.read()
-    return body.decode("utf-8", "replace"), time.monotonic() - t0, len(body)
+    seconds = time.monotonic() - t0  # the scrape, without decoding the page here
+    return body.decode("utf-8", "replace"), seconds, len(body)
 
 
 def counted_ringpipe(text):

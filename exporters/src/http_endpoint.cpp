@@ -363,7 +363,10 @@ struct HttpEndpoint::Impl {
   // The gzip encoding of a rendering, made once per rendering (RenderedPage).
   std::optional<std::string> compress(const std::string& text) {
     const std::int64_t t0 = monotonic_ns();
-    std::optional<std::string> gz = gzip_compress(text, kPageGzipLevel);
+    // A page of many pieces is deflated on up to 8 cores at once (a 1M-series
+    // page in 0.45 s on one): the scrapes sharing this rendering wait for it.
+    static const unsigned threads = std::clamp(std::thread::hardware_concurrency(), 1U, 8U);
+    std::optional<std::string> gz = gzip_compress(text, kPageGzipLevel, threads);
     render_gzip.observe(static_cast<double>(monotonic_ns() - t0) * 1e-9);
     if (!gz) spdlog::warn("prometheus exporter: gzip of a {}-byte page failed; answered uncompressed", text.size());
     return gz;
