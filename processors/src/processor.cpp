@@ -334,14 +334,14 @@ void Processor::Impl::reader_loop(Input& in) {
       // sample waited on them in turn).
       sample::BatchReader br(v.payload);
       const bool hint = in.mapper->names_past_cache();  // else the hints cost more than they save
-      const auto take = [&](const sample::SampleView* s) {
+      const auto take = [&](const sample::SampleView* s, const std::uint64_t* name_hint) {
         RINGPIPE_TEST_CRASH_POINT("processor", s->name);
         // Map into a scratch position of the target shard's batch; the shard
         // is known only after the labels (and so the hash) are built.
         ShardBatch* probe = pending[0] ? pending[0] : (pending[0] = take_batch(in));
         const std::size_t mark = probe->labels.size();
         MappedSample ms;
-        if (!in.mapper->map(*s, probe->labels, ms)) return;
+        if (!in.mapper->map(*s, probe->labels, ms, name_hint)) return;
         const std::uint32_t target = detail::shard_of(ms.series_hash, n);
         if (target != 0) {
           ShardBatch*& b = pending[target];
@@ -357,7 +357,7 @@ void Processor::Impl::reader_loop(Input& in) {
         b->samples.push_back(ms);
       };
       if (!hint) {
-        while (auto s = br.next()) take(&*s);
+        while (auto s = br.next()) take(&*s, nullptr);
       } else {
         std::size_t decoded = 0;
         bool more = true;
@@ -375,10 +375,11 @@ void Processor::Impl::reader_loop(Input& in) {
         while (more && decoded < kHintAhead) decode_next();
         for (std::size_t i = 0; i < decoded; ++i) {
           const sample::SampleView view = views[i % kHintAhead];
+          const std::uint64_t name_hint = hints[i % kHintAhead];
           decode_next();  // sample i + kHintAhead, into the slot just copied out
           if (i + kHintAhead / 2 < decoded) in.mapper->prefetch_entry(hints[(i + kHintAhead / 2) % kHintAhead]);
           if (i + kHintAhead / 4 < decoded) in.mapper->prefetch_name(hints[(i + kHintAhead / 4) % kHintAhead]);
-          take(&view);
+          take(&view, &name_hint);
         }
       }
       if (br.error() != sample::DecodeError::kNone) ++foreign;

@@ -181,7 +181,8 @@ SeriesMapper::SeriesMapper(Matcher matcher, FamilyRegistry& registry, const Engi
   return true;
 }
 
-bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labels, MappedSample& out) noexcept {
+bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labels, MappedSample& out,
+                       const std::uint64_t* name_hint) noexcept {
   ++stats_.samples;
   if (s.name.size() > max_name_bytes_) {  // before mapping: no rule ever sees it
     ++stats_.dropped_name_too_long;
@@ -225,7 +226,10 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
     return false;
   }
   const std::uint32_t raw_key = raw_key_of(kind, prom);
-  const std::uint64_t rh = raw_hash(raw, raw_key);
+  // Unmapped, with the kind its sample kind gives, the name and key are what
+  // prefetch_index() hashed.
+  const bool hinted = name_hint != nullptr && !m.rule && kind == family_kind(s.kind, rule);
+  const std::uint64_t rh = hinted ? *name_hint : raw_hash(raw, raw_key);
   const std::uint32_t ri = raw_index_.find(rh, [&](std::uint32_t v) {
     const RawName& r = raw_names_[v];
     return r.key == raw_key && r.raw == raw;

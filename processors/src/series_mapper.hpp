@@ -61,7 +61,11 @@ class SeriesMapper {
 
   // Appends the labels to `labels` and fills `out`; false when the sample is
   // dropped (the reason is counted in stats()).
-  [[nodiscard]] bool map(const sample::SampleView& s, std::vector<std::byte>& labels, MappedSample& out) noexcept;
+  // `name_hint`: what prefetch_index(s) returned, if it was called; map()
+  // then does not hash the name again when no rule renamed the sample (the
+  // hint's guess held).
+  [[nodiscard]] bool map(const sample::SampleView& s, std::vector<std::byte>& labels, MappedSample& out,
+                         const std::uint64_t* name_hint = nullptr) noexcept;
 
   // Cache hints for a batch of samples, the name lookup of map() in three
   // steps: prefetch_index(s) some samples before map(s) (it returns the hash
