@@ -1,5 +1,7 @@
 // ringpipe: one executable, subcommands in their own files (commands.hpp).
 
+#include <malloc.h>
+
 #include <cstdio>
 #include <string_view>
 #include <vector>
@@ -9,6 +11,14 @@
 
 int main(int argc, char** argv) {
   using namespace ringpipe::apps;
+  // Every process runs for weeks, and some make buffers of many megabytes
+  // now and then (a scrape's page, index arrays and gzip pieces; a table's
+  // rehash). glibc's default raises the size served by mmap up to 32 MiB as
+  // such buffers are freed, after which they come from the per-thread heaps
+  // and stay there once freed: an exporter of 1M series kept 55 MB more
+  // after five scrapes. A fixed threshold keeps big buffers in their own
+  // mappings, which free() gives back.
+  (void)mallopt(M_MMAP_THRESHOLD, 4 << 20);
   const std::vector<std::string_view> all(argv + 1, argv + argc);
   const Args args(all);
   if (args.empty() || args[0].rfind("--", 0) == 0) {  // statsd_exporter's command line: a drop-in
