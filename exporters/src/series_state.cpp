@@ -446,36 +446,35 @@ void SeriesState::Series::take(Series& o) noexcept {
   o.value_count_ = 0;  // o holds nothing now, on the heap or not
 }
 
-std::size_t SeriesState::SeriesTable::home(std::uint64_t key) const noexcept {
-  // Keys are hashes already, but one shard's keys share their low bits (key % kShards).
-  return static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> 32) & (slots_.size() - 1);
+std::size_t SeriesState::SeriesTable::home(std::uint32_t tag) const noexcept {
+  // Keys are hashes already; their low bits pick the shard (key % kShards),
+  // the high 32 bits are the tag, mixed here so that tags close together spread.
+  return static_cast<std::size_t>((std::uint64_t{tag} * 0x9E3779B97F4A7C15ull) >> 32) & (slots_.size() - 1);
 }
 
 std::size_t SeriesState::SeriesTable::find(std::uint64_t key) const noexcept {
   if (slots_.empty()) return kNpos;
-  for (std::size_t j = home(key);; j = (j + 1) & (slots_.size() - 1)) {
-    const std::uint32_t v = slots_[j];
-    if (v == 0) return kNpos;
-    if (entry(v - 1).key == key) return v - 1;
+  const std::uint32_t tag = tag_of(key);
+  for (std::size_t j = home(tag);; j = (j + 1) & (slots_.size() - 1)) {
+    const Slot s = slots_[j];
+    if (s.pos == 0) return kNpos;
+    if (s.tag == tag && entry(s.pos - 1).key == key) return s.pos - 1;
   }
 }
 
 const void* SeriesState::SeriesTable::slot_line(std::uint64_t key) const noexcept {
-  return slots_.empty() ? nullptr : &slots_[home(key)];
+  return slots_.empty() ? nullptr : &slots_[home(tag_of(key))];
 }
 
 const SeriesState::SeriesTable::Entry* SeriesState::SeriesTable::entry_line(std::uint64_t key) const noexcept {
   if (slots_.empty()) return nullptr;
-  const std::uint32_t v = slots_[home(key)];
-  return v == 0 || v > size_ ? nullptr : &entry(v - 1);
+  const Slot s = slots_[home(tag_of(key))];
+  return s.pos == 0 || s.pos > size_ || s.tag != tag_of(key) ? nullptr : &entry(s.pos - 1);
 }
 
 std::uint32_t SeriesState::SeriesTable::family_hint(std::uint64_t key) const noexcept {
-  if (slots_.empty()) return kNoFamily;
-  const std::uint32_t v = slots_[home(key)];
-  if (v == 0 || v > size_) return kNoFamily;
-  const Entry& e = entry(v - 1);
-  return e.key == key ? e.series.family : kNoFamily;
+  const Entry* e = entry_line(key);
+  return e != nullptr && e->key == key ? e->series.family : kNoFamily;
 }
 
 const void* SeriesState::family_line(std::uint64_t key) const noexcept {
@@ -490,30 +489,34 @@ const void* SeriesState::family_name_line(std::uint64_t key) const noexcept {
 }
 
 std::size_t SeriesState::SeriesTable::slot_of(std::uint64_t key) const noexcept {
-  std::size_t j = home(key);
-  while (entry(slots_[j] - 1).key != key) j = (j + 1) & (slots_.size() - 1);
+  const std::uint32_t tag = tag_of(key);
+  std::size_t j = home(tag);
+  while (slots_[j].tag != tag || entry(slots_[j].pos - 1).key != key) j = (j + 1) & (slots_.size() - 1);
   return j;
 }
 
 void SeriesState::SeriesTable::grow() {
   const std::size_t n = slots_.empty() ? 64 : slots_.size() * 2;
-  slots_.assign(n, 0);
-  for (std::size_t i = 0; i < size_; ++i) {
-    std::size_t j = home(entry(i).key);
-    while (slots_[j] != 0) j = (j + 1) & (n - 1);
-    slots_[j] = static_cast<std::uint32_t>(i + 1);
+  std::vector<Slot> old(n);
+  old.swap(slots_);  // slots_ is the new, empty array: home() takes its size
+  for (const Slot& s : old) {
+    if (s.pos == 0) continue;
+    std::size_t j = home(s.tag);
+    while (slots_[j].pos != 0) j = (j + 1) & (n - 1);
+    slots_[j] = s;
   }
 }
 
 SeriesState::Series& SeriesState::SeriesTable::emplace_new(std::uint64_t key) {
   if ((size_ + 1) * 4 > slots_.size() * 3) grow();
   if (size_ == chunks_.size() * kChunk) chunks_.push_back(std::make_unique<Entry[]>(kChunk));
-  std::size_t j = home(key);
-  while (slots_[j] != 0) j = (j + 1) & (slots_.size() - 1);
+  const std::uint32_t tag = tag_of(key);
+  std::size_t j = home(tag);
+  while (slots_[j].pos != 0) j = (j + 1) & (slots_.size() - 1);
   Entry& e = entry_mut(size_);
   e.key = key;
   ++size_;
-  slots_[j] = static_cast<std::uint32_t>(size_);
+  slots_[j] = Slot{tag, static_cast<std::uint32_t>(size_)};
   return e.series;
 }
 
@@ -522,19 +525,19 @@ void SeriesState::SeriesTable::erase_at(std::size_t at) noexcept {
   // Backward-shift deletion: later members of the probe run move up into
   // the hole when their home slot allows, so no tombstones are needed.
   std::size_t hole = slot_of(entry(at).key);
-  for (std::size_t j = (hole + 1) & mask; slots_[j] != 0; j = (j + 1) & mask) {
-    const std::size_t h = home(entry(slots_[j] - 1).key);
+  for (std::size_t j = (hole + 1) & mask; slots_[j].pos != 0; j = (j + 1) & mask) {
+    const std::size_t h = home(slots_[j].tag);
     if (((j - h) & mask) >= ((j - hole) & mask)) {
       slots_[hole] = slots_[j];
       hole = j;
     }
   }
-  slots_[hole] = 0;
+  slots_[hole] = Slot{};
   const std::size_t last = size_ - 1;
   Entry& gone = entry_mut(at);
   if (at != last) {
     Entry& moved = entry_mut(last);
-    slots_[slot_of(moved.key)] = static_cast<std::uint32_t>(at + 1);
+    slots_[slot_of(moved.key)].pos = static_cast<std::uint32_t>(at + 1);
     gone.key = moved.key;
     gone.series = std::move(moved.series);
     // moved is empty now: the move took its block, if any

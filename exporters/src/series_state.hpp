@@ -259,13 +259,23 @@ class SeriesState {
 
    private:
     [[nodiscard]] Entry& entry_mut(std::size_t i) noexcept { return chunks_[i / kChunk][i % kChunk]; }
-    [[nodiscard]] std::size_t home(std::uint64_t key) const noexcept;
+    // A slot: the key's high 32 bits (which give its home and are compared
+    // before its entry is read: a probe past other keys stays in the slot
+    // array) and its position + 1 (0: empty).
+    struct Slot {
+      std::uint32_t tag = 0;
+      std::uint32_t pos = 0;
+    };
+    [[nodiscard]] static std::uint32_t tag_of(std::uint64_t key) noexcept {
+      return static_cast<std::uint32_t>(key >> 32);
+    }
+    [[nodiscard]] std::size_t home(std::uint32_t tag) const noexcept;
     [[nodiscard]] std::size_t slot_of(std::uint64_t key) const noexcept;  // its slot; it must be there
     void grow();
 
     std::vector<std::unique_ptr<Entry[]>> chunks_;
     std::size_t size_ = 0;
-    std::vector<std::uint32_t> slots_;  // 0 empty, else position + 1
+    std::vector<Slot> slots_;
   };
   struct Shard {
     mutable std::mutex mu;
