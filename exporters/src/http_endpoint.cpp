@@ -350,6 +350,7 @@ struct HttpEndpoint::Impl {
   bool accept_paused = false;  // at the connection limit: resumed when one closes
   std::vector<std::thread> threads;
   std::unique_ptr<asio::thread_pool> blocking;  // bcrypt checks, off the I/O threads
+  bool down = false;                            // shut_down() ran; the owner's thread only
   PageCache pages{[this] { return render(false); }, [this](const std::string& text) { return compress(text); }};
   PageCache protobuf_pages{[this] { return render(true); }, [this](const std::string& text) { return compress(text); }};
 
@@ -397,6 +398,8 @@ struct HttpEndpoint::Impl {
   void connection_closed(bool saw_request) noexcept;
 
   void shut_down() noexcept {
+    if (down) return;  // by HttpEndpoint::stop(), then by the destructor
+    down = true;
     stopping.store(true, std::memory_order_release);
     io.stop();
     for (std::thread& t : threads) t.join();
@@ -789,6 +792,8 @@ HttpEndpoint::HttpEndpoint(const PrometheusExporterOptions& options, PageSource&
     : impl_(std::make_unique<Impl>(options, source)) {}
 
 HttpEndpoint::~HttpEndpoint() = default;
+
+void HttpEndpoint::stop() noexcept { impl_->shut_down(); }
 
 Status HttpEndpoint::listen(const std::string& host, const std::string& port) {
   const std::string what = "prometheus exporter: ";

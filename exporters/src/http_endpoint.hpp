@@ -76,6 +76,11 @@ class HttpEndpoint {
   // "prometheus exporter: listen HOST:PORT: bind: Address already in use".
   [[nodiscard]] Status listen(const std::string& host, const std::string& port);
 
+  // Stops serving and joins every thread, the render thread included (a
+  // render in progress finishes first); the endpoint stays readable. Also
+  // done by the destructor.
+  void stop() noexcept;
+
   [[nodiscard]] std::uint16_t port() const noexcept;
   [[nodiscard]] const HttpCounters& counters() const noexcept;
   [[nodiscard]] std::uint64_t pages_served() const noexcept;  // /metrics answered whole

@@ -248,7 +248,10 @@ struct PrometheusExporter::Impl : PageSource {
   }
 
   ~Impl() override {
-    http.reset();  // joins the server threads: no request runs after this
+    // Joins the server threads while `http` still points at the endpoint: a
+    // render in progress reads its counters at its end (describe_self).
+    if (http) http->stop();
+    http.reset();
   }
 };
 

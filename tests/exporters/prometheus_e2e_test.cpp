@@ -544,6 +544,35 @@ TEST(PrometheusExporterE2E, APageNeverShowsASeriesWithoutTheRecordThatAppliedIt)
   EXPECT_GT(pages, 20) << "scrapes ran while the records were applied";
 }
 
+// An exporter stopped while a page renders lets that render finish first: it
+// reads the HTTP endpoint's counters at its end, so the endpoint must not be
+// gone (its pointer cleared before its threads were joined: SIGSEGV).
+TEST(PrometheusExporterE2E, StoppingWhileAPageRendersLetsTheRenderFinish) {
+  constexpr int kSeries = 100'000;
+  for (int attempt = 1; attempt <= 3; ++attempt) {  // destroyed at 1/5 .. 3/5 of a scrape's time
+    ringpipe::testing::ScratchDir dir;
+    const std::string path = dir.file("metrics");
+    ring::Ring ring = make_ring(path);
+    PrometheusExporterOptions o;
+    o.input = path;
+    o.listen = "127.0.0.1:0";
+    auto exp = PrometheusExporter::create(o);
+    ASSERT_TRUE(exp) << exp.error().message();
+    ASSERT_TRUE((*exp)->start());
+    write_gauges(ring, kSeries);
+    ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*exp)->stats().series == kSeries; }, 60s));
+    const std::uint16_t port = (*exp)->port();
+    const auto t0 = std::chrono::steady_clock::now();
+    ASSERT_EQ(testing::raw_http_get(port, "/metrics").status, 200);
+    const auto scrape_time = std::chrono::steady_clock::now() - t0;
+    std::thread scrape([port] { (void)testing::raw_http_get(port, "/metrics", {}, 30s); });
+    std::this_thread::sleep_for(scrape_time * attempt / 5);
+    exp->reset();  // destroys the exporter while the second render runs
+    scrape.join();
+    EXPECT_FALSE(*exp);
+  }
+}
+
 // Accept-Encoding is a list of codings with weights (RFC 9110 12.5.3): q=0
 // refuses a coding, "*" stands for every coding not named, an unknown or
 // malformed entry is no consent. Anything but a clear yes gets identity.
