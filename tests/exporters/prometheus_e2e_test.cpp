@@ -40,6 +40,24 @@ bool have_prometheus() { return ::access(testing::kPrometheusBinary, X_OK) == 0;
 
 ring::Ring make_ring(const std::string& path) { return testing::make_block_ring(path, 4, 1 << 20); }
 
+// A started exporter reading the ring at `path`, on 127.0.0.1 at a free port;
+// nullptr, with the test failed, when it could not be made or started.
+std::unique_ptr<PrometheusExporter> started_exporter(const std::string& path) {
+  PrometheusExporterOptions o;
+  o.input = path;
+  o.listen = "127.0.0.1:0";
+  auto exp = PrometheusExporter::create(o);
+  if (!exp) {
+    ADD_FAILURE() << exp.error().message();
+    return nullptr;
+  }
+  if (Status ok = (*exp)->start(); !ok) {
+    ADD_FAILURE() << ok.error().message();
+    return nullptr;
+  }
+  return std::move(*exp);
+}
+
 void write(ring::Producer& p, RecordBuilder& b) {
   ASSERT_TRUE(b.ok());
   const auto rec = b.take();
@@ -79,16 +97,12 @@ TEST(PrometheusExporterE2E, RealPrometheusScrapesExactValuesAndPromtoolAccepts) 
       .end(1);
   write(*producer, b);
 
-  PrometheusExporterOptions o;
-  o.input = path;
-  o.listen = "127.0.0.1:0";
-  auto exp = PrometheusExporter::create(o);
-  ASSERT_TRUE(exp) << exp.error().message();
-  ASSERT_TRUE((*exp)->start());
-  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*exp)->ready(); }, 5s));
-  EXPECT_EQ((*exp)->stats().conflicts, 2u);
+  auto exp = started_exporter(path);
+  ASSERT_TRUE(exp);
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return exp->ready(); }, 5s));
+  EXPECT_EQ(exp->stats().conflicts, 2u);
 
-  testing::PrometheusServer prom(dir.path().string(), (*exp)->port());
+  testing::PrometheusServer prom(dir.path().string(), exp->port());
   ASSERT_TRUE(prom.start()) << prom.log_tail();
   const auto q = [&](const std::string& e, double want) { return prom.wait_for_value(e, want, 20s); };
   EXPECT_EQ(q("requests{code=\"200\",job=\"ringpipe\"}", 5), 5.0) << prom.log_tail();
@@ -110,7 +124,7 @@ TEST(PrometheusExporterE2E, RealPrometheusScrapesExactValuesAndPromtoolAccepts) 
   write(*producer, c);
   EXPECT_EQ(q("requests{code=\"200\"}", 9), 9.0);
 
-  auto [status, text] = testing::http_get((*exp)->port(), "/metrics");
+  auto [status, text] = testing::http_get(exp->port(), "/metrics");
   ASSERT_EQ(status, 200);
   EXPECT_EQ(text.find("temp{"), std::string::npos) << "expired";
   const int rc = promtool_check(dir.path().string(), text);
@@ -158,21 +172,17 @@ TEST(PrometheusExporterE2E, HostileTagsLeaveThePageScrapeable) {
     ASSERT_EQ(producer->write(metric::kMetricBatchRecord, rec, 2s), ring::WriteStatus::kOk);
   }
 
-  PrometheusExporterOptions o;
-  o.input = path;
-  o.listen = "127.0.0.1:0";
-  auto exp = PrometheusExporter::create(o);
-  ASSERT_TRUE(exp) << exp.error().message();
-  ASSERT_TRUE((*exp)->start());
-  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*exp)->ready(); }, 5s));
-  auto [status, text] = testing::http_get((*exp)->port(), "/metrics");
+  auto exp = started_exporter(path);
+  ASSERT_TRUE(exp);
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return exp->ready(); }, 5s));
+  auto [status, text] = testing::http_get(exp->port(), "/metrics");
   ASSERT_EQ(status, 200);
   const int rc = promtool_check(dir.path().string(), text);
   EXPECT_TRUE(rc == 0 || rc == 3) << "promtool exit " << rc << "\n"
                                   << file_text(dir.file("promtool.out")) << "\n"
                                   << text;
 
-  testing::PrometheusServer prom(dir.path().string(), (*exp)->port());
+  testing::PrometheusServer prom(dir.path().string(), exp->port());
   ASSERT_TRUE(prom.start()) << prom.log_tail();
   EXPECT_EQ(prom.wait_for_value("up{job=\"ringpipe\"}", 1, 20s), 1.0) << prom.log_tail();
   EXPECT_EQ(prom.wait_for_value("c{a=\"1\"}", 1, 20s), 1.0);
@@ -454,16 +464,12 @@ TEST(PrometheusExporterE2E, GzipScrapeInflatesToTheIdentityPageAndIsMuchSmaller)
   ringpipe::testing::ScratchDir dir;
   const std::string path = dir.file("metrics");
   ring::Ring ring = make_ring(path);
-  PrometheusExporterOptions o;
-  o.input = path;
-  o.listen = "127.0.0.1:0";
-  auto exp = PrometheusExporter::create(o);
-  ASSERT_TRUE(exp) << exp.error().message();
-  ASSERT_TRUE((*exp)->start());
+  auto exp = started_exporter(path);
+  ASSERT_TRUE(exp);
   constexpr int kSeries = 20'000;
   write_gauges(ring, kSeries);
-  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*exp)->stats().series == kSeries; }, 20s));
-  const std::uint16_t port = (*exp)->port();
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return exp->stats().series == kSeries; }, 20s));
+  const std::uint16_t port = exp->port();
 
   const testing::RawHttpResponse plain = testing::raw_http_get(port, "/metrics");
   ASSERT_EQ(plain.status, 200) << plain.error;
@@ -502,13 +508,9 @@ TEST(PrometheusExporterE2E, APageNeverShowsASeriesWithoutTheRecordThatAppliedIt)
   ringpipe::testing::ScratchDir dir;
   const std::string path = dir.file("metrics");
   ring::Ring ring = make_ring(path);
-  PrometheusExporterOptions o;
-  o.input = path;
-  o.listen = "127.0.0.1:0";
-  auto exp = PrometheusExporter::create(o);
-  ASSERT_TRUE(exp) << exp.error().message();
-  ASSERT_TRUE((*exp)->start());
-  const std::uint16_t port = (*exp)->port();
+  auto exp = started_exporter(path);
+  ASSERT_TRUE(exp);
+  const std::uint16_t port = exp->port();
   constexpr int kRecords = 3000;
   std::atomic<bool> written{false};
   std::thread writer([&] {
@@ -553,23 +555,19 @@ TEST(PrometheusExporterE2E, StoppingWhileAPageRendersLetsTheRenderFinish) {
     ringpipe::testing::ScratchDir dir;
     const std::string path = dir.file("metrics");
     ring::Ring ring = make_ring(path);
-    PrometheusExporterOptions o;
-    o.input = path;
-    o.listen = "127.0.0.1:0";
-    auto exp = PrometheusExporter::create(o);
-    ASSERT_TRUE(exp) << exp.error().message();
-    ASSERT_TRUE((*exp)->start());
+    auto exp = started_exporter(path);
+    ASSERT_TRUE(exp);
     write_gauges(ring, kSeries);
-    ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*exp)->stats().series == kSeries; }, 60s));
-    const std::uint16_t port = (*exp)->port();
+    ASSERT_TRUE(ringpipe::testing::wait_until([&] { return exp->stats().series == kSeries; }, 60s));
+    const std::uint16_t port = exp->port();
     const auto t0 = std::chrono::steady_clock::now();
     ASSERT_EQ(testing::raw_http_get(port, "/metrics").status, 200);
     const auto scrape_time = std::chrono::steady_clock::now() - t0;
     std::thread scrape([port] { (void)testing::raw_http_get(port, "/metrics", {}, 30s); });
     std::this_thread::sleep_for(scrape_time * attempt / 5);
-    exp->reset();  // destroys the exporter while the second render runs
+    exp.reset();  // destroys the exporter while the second render runs
     scrape.join();
-    EXPECT_FALSE(*exp);
+    EXPECT_FALSE(exp);
   }
 }
 
@@ -585,13 +583,9 @@ TEST(PrometheusExporterE2E, AnswersGzipOnlyWhenAcceptEncodingAllowsIt) {
   RecordBuilder b(origin(3));
   b.begin(1).series(MetricType::kGauge, "g", {}, {1}).end(1);
   write(*producer, b);
-  PrometheusExporterOptions o;
-  o.input = path;
-  o.listen = "127.0.0.1:0";
-  auto exp = PrometheusExporter::create(o);
-  ASSERT_TRUE(exp) << exp.error().message();
-  ASSERT_TRUE((*exp)->start());
-  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return (*exp)->stats().series == 1; }, 5s));
+  auto exp = started_exporter(path);
+  ASSERT_TRUE(exp);
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return exp->stats().series == 1; }, 5s));
 
   using Headers = std::vector<std::pair<std::string, std::string>>;
   const std::pair<Headers, bool> cases[] = {
@@ -619,7 +613,7 @@ TEST(PrometheusExporterE2E, AnswersGzipOnlyWhenAcceptEncodingAllowsIt) {
     std::string what;
     for (const auto& [n, v] : headers) what += n + ": " + v + "; ";
     SCOPED_TRACE(what.empty() ? "no Accept-Encoding" : what);
-    const testing::RawHttpResponse r = testing::raw_http_get((*exp)->port(), "/metrics", headers);
+    const testing::RawHttpResponse r = testing::raw_http_get(exp->port(), "/metrics", headers);
     ASSERT_EQ(r.status, 200) << r.error;
     if (want_gzip) {
       EXPECT_EQ(r.header("Content-Encoding"), "gzip");
