@@ -618,6 +618,21 @@ TEST(RingIntegrity, ProducerKilledWhileWaitingForSpaceLeavesNoWaiterBehind) {
     return w;
   };
   ASSERT_TRUE(ringpipe::testing::wait_until([&] { return waiters() == 1; }, std::chrono::seconds(10)));
+  // The waiter wakes every millisecond and uncounts itself for a moment
+  // before it sleeps again: freeze it, and kill it only while it is counted
+  // (a kill in that moment once left nothing to take back, and the test failed).
+  bool counted = false;
+  for (int attempt = 0; attempt < 1000 && !counted; ++attempt) {
+    ASSERT_EQ(::kill(child, SIGSTOP), 0);
+    int st = 0;
+    ASSERT_EQ(::waitpid(child, &st, WUNTRACED), child);
+    ASSERT_TRUE(WIFSTOPPED(st));
+    counted = waiters() == 1;
+    if (!counted) {
+      ASSERT_EQ(::kill(child, SIGCONT), 0);
+    }
+  }
+  ASSERT_TRUE(counted) << "never caught the producer counted as a waiter";
   ::kill(child, SIGKILL);
   ASSERT_EQ(::waitpid(child, nullptr, 0), child);
   EXPECT_EQ(waiters(), 1u);  // what the dead waiter left
