@@ -497,8 +497,9 @@ std::size_t SeriesState::SeriesTable::slot_of(std::uint64_t key) const noexcept 
 
 void SeriesState::SeriesTable::grow() {
   const std::size_t n = slots_.empty() ? 64 : slots_.size() * 2;
-  std::vector<Slot> old(n);
-  old.swap(slots_);  // slots_ is the new, empty array: home() takes its size
+  std::vector<Slot> old;
+  common::resize_large(old, n);  // at 1M series 16 MiB: huge pages where the kernel has them
+  old.swap(slots_);              // slots_ is the new, empty array: home() takes its size
   for (const Slot& s : old) {
     if (s.pos == 0) continue;
     std::size_t j = home(s.tag);
@@ -509,7 +510,11 @@ void SeriesState::SeriesTable::grow() {
 
 SeriesState::Series& SeriesState::SeriesTable::emplace_new(std::uint64_t key) {
   if ((size_ + 1) * 4 > slots_.size() * 3) grow();
-  if (size_ == chunks_.size() * kChunk) chunks_.push_back(std::make_unique<Entry[]>(kChunk));
+  if (size_ == chunks_.size() * kChunk) {
+    auto* entries = static_cast<Entry*>(common::chunk_allocate(sizeof(Entry) * kChunk));
+    for (std::size_t i = 0; i < kChunk; ++i) ::new (static_cast<void*>(entries + i)) Entry();
+    chunks_.push_back(EntryChunk(entries, common::ChunkArrayDelete<Entry>{kChunk}));
+  }
   const std::uint32_t tag = tag_of(key);
   std::size_t j = home(tag);
   while (slots_[j].pos != 0) j = (j + 1) & (slots_.size() - 1);
@@ -815,8 +820,10 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
   {
     std::lock_guard lock(families_mu_);
     common::reserve_large(heads, families_.size());
-    for (const Family& f : families_)
+    for (std::size_t i = 0; i < families_.size(); ++i) {
+      const Family& f = families_[i];
       heads.push_back(Head{f.name(), f.help(), to_prometheus(f.type), f.conflict, f.prom});
+    }
   }
   // The shards are walked once, one lock at a time, each series' lines
   // appended to one buffer as a segment tagged with its family; the page is

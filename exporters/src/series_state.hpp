@@ -10,7 +10,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -26,6 +25,8 @@
 
 #include "entry_relabel.hpp"
 #include "protobuf_writer.hpp"
+#include "ringpipe/common/chunk_memory.hpp"
+#include "ringpipe/common/chunked_vector.hpp"
 #include "ringpipe/common/flat_index.hpp"
 #include "ringpipe/common/string_arena.hpp"
 #include "ringpipe/metric/metric_record.hpp"
@@ -273,7 +274,10 @@ class SeriesState {
     [[nodiscard]] std::size_t slot_of(std::uint64_t key) const noexcept;  // its slot; it must be there
     void grow();
 
-    std::vector<std::unique_ptr<Entry[]>> chunks_;
+    // Chunks of kChunk entries from common::chunk_allocate (huge-page slabs at
+    // a million series).
+    using EntryChunk = std::unique_ptr<Entry[], common::ChunkArrayDelete<Entry>>;
+    std::vector<EntryChunk> chunks_;
     std::size_t size_ = 0;
     std::vector<Slot> slots_;
   };
@@ -306,8 +310,8 @@ class SeriesState {
   [[nodiscard]] Shard& shard_of(std::uint64_t key) noexcept { return shards_[key % kShards]; }
 
   Shard shards_[kShards];
-  mutable std::mutex families_mu_;  // guards families_ structure and fields
-  std::deque<Family> families_;     // by id
+  mutable std::mutex families_mu_;          // guards families_ structure and fields
+  common::ChunkedVector<Family> families_;  // by id; chunks never move
   // Reader thread only:
   // Family ids by std::hash of their name (open addressing, 8 bytes a slot,
   // the name compared on a tag match); a node per family cost ~60 bytes more.

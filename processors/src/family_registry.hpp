@@ -14,6 +14,7 @@
 #include <unordered_set>
 
 #include "flat_index.hpp"
+#include "ringpipe/common/chunk_memory.hpp"
 #include "ringpipe/common/string_arena.hpp"
 #include "ringpipe/metric/metric_record.hpp"
 
@@ -129,7 +130,10 @@ class FamilyRegistry {
   std::size_t max_families_;
   std::size_t max_series_;
   std::size_t max_per_metric_;
-  std::unique_ptr<std::unique_ptr<Family[]>[]> chunks_;
+  // Chunks of kChunk families from common::chunk_allocate (huge-page slabs at
+  // a million families), made as the ids reach them.
+  using FamilyChunk = std::unique_ptr<Family[], common::ChunkArrayDelete<Family>>;
+  std::unique_ptr<FamilyChunk[]> chunks_;
   std::atomic<std::uint32_t> count_{0};  // release: pairs with the acquire in size()
   std::atomic<std::uint64_t> total_series_{0};
   mutable std::mutex mu_;

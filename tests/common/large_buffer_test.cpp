@@ -2,34 +2,13 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdint>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
+
+#include "vm_flags.hpp"
 
 namespace ringpipe::common {
 namespace {
-
-// The VmFlags line of the mapping in /proc/self/smaps that holds `p`.
-std::string vm_flags_at(const void* p) {
-  const auto at = reinterpret_cast<std::uintptr_t>(p);
-  std::ifstream smaps("/proc/self/smaps");
-  std::string line;
-  bool inside = false;
-  while (std::getline(smaps, line)) {
-    std::uintptr_t lo = 0;
-    std::uintptr_t hi = 0;
-    char dash = 0;
-    std::istringstream range(line);
-    if (range >> std::hex >> lo >> dash >> hi && dash == '-' && line.find(':') > line.find(' ')) {
-      inside = lo <= at && at < hi;
-      continue;
-    }
-    if (inside && line.rfind("VmFlags:", 0) == 0) return line;
-  }
-  return {};
-}
 
 TEST(LargeBuffer, ReserveKeepsTheTextAndMakesRoomForAtLeastTheBytesAsked) {
   std::string s = "kept";

@@ -5,12 +5,15 @@
 // doubling (at a million 48-byte series, ~100 MB copied and faulted in while
 // the series are being created, the moment a pipeline is busiest). References
 // stay valid until the element is removed by resize(). Indexing costs a shift
-// and a mask more. Not thread-safe: one owner.
+// and a mask more. Chunks come from chunk_allocate() (huge-page slabs once a
+// process holds many). Not thread-safe: one owner.
 
 #include <cstddef>
 #include <memory>
 #include <utility>
 #include <vector>
+
+#include "ringpipe/common/chunk_memory.hpp"
 
 namespace ringpipe::common {
 
@@ -45,7 +48,10 @@ class ChunkedVector {
 
   template <class... Args>
   T& emplace_back(Args&&... args) {
-    if (size_ == capacity()) chunks_.push_back(std::make_unique_for_overwrite<Storage[]>(kChunk));  // raw: not zeroed
+    if (size_ == capacity()) {
+      std::unique_ptr<Storage[], FreeChunk> c(static_cast<Storage*>(chunk_allocate(sizeof(Storage) * kChunk)));
+      chunks_.push_back(std::move(c));  // raw: not zeroed
+    }
     T* p = ::new (static_cast<void*>(slot(size_))) T(std::forward<Args>(args)...);
     ++size_;
     return *p;
@@ -70,7 +76,10 @@ class ChunkedVector {
   [[nodiscard]] void* slot(std::size_t i) const noexcept { return chunks_[i / kChunk][i % kChunk].bytes; }
   [[nodiscard]] T& at(std::size_t i) const noexcept { return *std::launder(static_cast<T*>(slot(i))); }
 
-  std::vector<std::unique_ptr<Storage[]>> chunks_;
+  struct FreeChunk {
+    void operator()(Storage* p) const noexcept { chunk_free(p, sizeof(Storage) * kChunk); }
+  };
+  std::vector<std::unique_ptr<Storage[], FreeChunk>> chunks_;
   std::size_t size_ = 0;
 };
 

@@ -3,7 +3,8 @@
 // in 64 KiB blocks (a longer string gets a block of its own) that never move
 // or shrink: a view add() returns stays valid, and a string costs its bytes,
 // not a std::string (32 bytes) and, past 15 characters, a heap block of its
-// own. Nothing is freed before the arena. Not thread-safe: one owner (or a
+// own. Blocks come from chunk_allocate() (huge-page slabs once a process
+// holds many). Nothing is freed before the arena. Not thread-safe: one owner (or a
 // lock around add()); views may be read from any thread.
 
 #include <algorithm>
@@ -12,6 +13,8 @@
 #include <memory>
 #include <string_view>
 #include <vector>
+
+#include "ringpipe/common/chunk_memory.hpp"
 
 namespace ringpipe::common {
 
@@ -24,7 +27,8 @@ class StringArena {
     if (s.empty()) return {};
     if (s.size() > left_) {
       const std::size_t size = std::max(kBlock, s.size());
-      blocks_.push_back(std::make_unique_for_overwrite<char[]>(size));
+      std::unique_ptr<char[], FreeBlock> b(static_cast<char*>(chunk_allocate(size)), FreeBlock{size});
+      blocks_.push_back(std::move(b));
       free_ = blocks_.back().get();
       left_ = size;
     }
@@ -37,7 +41,11 @@ class StringArena {
   [[nodiscard]] std::size_t blocks() const noexcept { return blocks_.size(); }
 
  private:
-  std::vector<std::unique_ptr<char[]>> blocks_;
+  struct FreeBlock {
+    std::size_t size = 0;
+    void operator()(char* p) const noexcept { chunk_free(p, size); }
+  };
+  std::vector<std::unique_ptr<char[], FreeBlock>> blocks_;
   char* free_ = nullptr;
   std::size_t left_ = 0;
 };
