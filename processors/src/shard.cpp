@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "ringpipe/common/large_buffer.hpp"
+
 namespace ringpipe::processors::detail {
 
 std::uint32_t LabelArena::rounded(std::uint32_t n) noexcept {
@@ -62,7 +64,7 @@ void Shard::mark_dirty(std::uint32_t idx) noexcept {
   Series& se = series_[idx];
   if (se.flags & kDirty) return;
   se.flags |= kDirty;
-  dirty_.push_back(idx);
+  common::push_back_large(dirty_, idx);  // at 1M series 4 MiB: huge pages, not 1k faults
 }
 
 std::uint32_t Shard::create_series(const MappedSample& m, const std::byte* labels, std::int64_t now_ns) noexcept {
@@ -83,7 +85,7 @@ std::uint32_t Shard::create_series(const MappedSample& m, const std::byte* label
   } else {
     idx = static_cast<std::uint32_t>(series_.size());
     series_.emplace_back();
-    tx_mark_.push_back(0);
+    common::push_back_large(tx_mark_, std::uint32_t{0});
   }
   Series& se = series_[idx];
   se = Series{};

@@ -13,6 +13,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "ringpipe/common/large_buffer.hpp"
+
 #include "state_layout.hpp"
 
 namespace ringpipe::processors::detail {
@@ -185,7 +187,9 @@ std::uint32_t Shard::family_block(const Family& f) noexcept {
 }
 
 void Shard::remember_family_block(const Family& f, std::uint32_t off) {
-  if (f.id >= family_off_.size()) family_off_.resize(std::max<std::size_t>(f.id + 1, family_off_.size() * 2), kNoBlock);
+  if (f.id >= family_off_.size()) {
+    common::resize_large(family_off_, std::max<std::size_t>(f.id + 1, family_off_.size() * 2), kNoBlock);
+  }
   if (family_off_[f.id] == kNoBlock) family_off_[f.id] = off;  // the first block found keeps it, as before
 }
 

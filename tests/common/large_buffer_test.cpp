@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "vm_flags.hpp"
 
@@ -37,6 +39,20 @@ TEST(LargeBuffer, ALargeBufferIsAdvisedHugePagesBeforeItIsWritten) {
   EXPECT_NE(flags.find(" hg"), std::string::npos) << flags;
   page.assign(page.capacity() / 2, 'x');  // writable through the advice
   EXPECT_EQ(page.back(), 'x');
+}
+
+TEST(LargeBuffer, PushBackLargeKeepsEveryElementAndAdvisesTheBufferOnceItIsLarge) {
+  std::vector<std::uint32_t> v;
+  const std::size_t n = 3 * kLargeBufferBytes / sizeof(std::uint32_t);  // a shard's dirty list at 1.5M series
+  for (std::size_t i = 0; i < n; ++i) push_back_large(v, static_cast<std::uint32_t>(i * 7));
+  ASSERT_EQ(v.size(), n);
+  for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(v[i], i * 7) << i;
+  EXPECT_GE(v.capacity(), n);
+  EXPECT_LT(v.capacity(), 2 * n + 16) << "grows by doubling, as push_back does";
+  if (std::filesystem::exists("/sys/kernel/mm/transparent_hugepage")) {
+    const std::string flags = vm_flags_at(v.data() + v.size() / 2);
+    EXPECT_NE(flags.find(" hg"), std::string::npos) << flags;
+  }
 }
 
 }  // namespace

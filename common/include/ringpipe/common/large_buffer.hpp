@@ -19,8 +19,11 @@
 
 namespace ringpipe::common {
 
-// Below this a buffer is not worth a system call.
-inline constexpr std::size_t kLargeBufferBytes = std::size_t{8} << 20;
+// Below this a buffer is not worth a system call: it may hold no whole
+// aligned huge page. (At 2 MiB a table of 256k 8-byte slots is advised, and
+// the shard, mapper and registry indexes at 1M series no longer fault in
+// their 4 MiB stage 4 KiB at a time.)
+inline constexpr std::size_t kLargeBufferBytes = std::size_t{2} << 20;
 inline constexpr std::size_t kHugePageBytes = std::size_t{2} << 20;
 
 // Advises the whole 2 MiB-aligned pages inside [data, data + bytes).
@@ -33,23 +36,44 @@ inline void advise_huge_pages(void* data, std::size_t bytes) noexcept {
   (void)::madvise(static_cast<char*>(data) + (first - begin), last - first, MADV_HUGEPAGE);  // advice only
 }
 
-// s.reserve(bytes); when that made a new buffer of at least
-// kLargeBufferBytes, its unwritten part is advised huge pages.
+// s.reserve(bytes); a new buffer of at least kLargeBufferBytes is advised
+// huge pages before the text moves into it.
 inline void reserve_large(std::string& s, std::size_t bytes) {
   if (bytes <= s.capacity()) return;
-  s.reserve(bytes);
-  if (s.capacity() >= kLargeBufferBytes) advise_huge_pages(s.data() + s.size(), s.capacity() - s.size());
+  if (bytes < kLargeBufferBytes) {
+    s.reserve(bytes);
+    return;
+  }
+  std::string bigger;
+  bigger.reserve(bytes);
+  advise_huge_pages(bigger.data(), bigger.capacity());
+  bigger.append(s);
+  s.swap(bigger);
 }
 
 // The same for a vector of trivially copyable elements (a render's index
-// arrays: 4 to 40 bytes per series).
+// arrays: 4 to 40 bytes per series; a shard's dirty list). The new buffer is
+// advised whole before the elements move into it, so they land in huge
+// pages too (a vector's own reserve() would copy them first, 4 KiB at a time).
 template <class T>
 void reserve_large(std::vector<T>& v, std::size_t count) {
   if (count <= v.capacity()) return;
-  v.reserve(count);
-  if (v.capacity() * sizeof(T) >= kLargeBufferBytes) {
-    advise_huge_pages(v.data() + v.size(), (v.capacity() - v.size()) * sizeof(T));
+  if (count * sizeof(T) < kLargeBufferBytes) {
+    v.reserve(count);
+    return;
   }
+  std::vector<T> bigger;
+  bigger.reserve(count);
+  advise_huge_pages(bigger.data(), bigger.capacity() * sizeof(T));
+  bigger.insert(bigger.end(), v.begin(), v.end());
+  v.swap(bigger);
+}
+
+// v.push_back(x), doubling as a vector does, into buffers reserve_large makes.
+template <class T>
+void push_back_large(std::vector<T>& v, const T& x) {
+  if (v.size() == v.capacity()) reserve_large(v, v.capacity() < 16 ? 16 : v.capacity() * 2);
+  v.push_back(x);
 }
 
 // v.resize(count, value) into a buffer reserve_large made.
