@@ -18,6 +18,7 @@
 //
 // Usage: processor_rss [series] [shards] [--no-state] [--names]
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -195,6 +196,7 @@ int produce(const std::string& dir, std::uint64_t series, bool names) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  (void)mallopt(M_MMAP_THRESHOLD, 4 << 20);  // as the ringpipe binary's main() sets it
   std::uint64_t series = 1'000'000;
   std::uint32_t shards = 2;
   bool state = true;

@@ -497,9 +497,8 @@ std::size_t SeriesState::SeriesTable::slot_of(std::uint64_t key) const noexcept 
 
 void SeriesState::SeriesTable::grow() {
   const std::size_t n = slots_.empty() ? 64 : slots_.size() * 2;
-  std::vector<Slot> old;
-  common::resize_large(old, n);  // at 1M series 16 MiB: huge pages where the kernel has them
-  old.swap(slots_);              // slots_ is the new, empty array: home() takes its size
+  common::LargeArray<Slot> old(n);  // at 1M series 16 MiB: huge pages where the kernel has them
+  old.swap(slots_);                 // slots_ is the new, empty array: home() takes its size
   for (const Slot& s : old) {
     if (s.pos == 0) continue;
     std::size_t j = home(s.tag);

@@ -28,6 +28,7 @@
 #include "ringpipe/common/chunk_memory.hpp"
 #include "ringpipe/common/chunked_vector.hpp"
 #include "ringpipe/common/flat_index.hpp"
+#include "ringpipe/common/large_buffer.hpp"
 #include "ringpipe/common/string_arena.hpp"
 #include "ringpipe/metric/metric_record.hpp"
 #include "ringpipe/relabel/relabel.hpp"
@@ -279,7 +280,7 @@ class SeriesState {
     using EntryChunk = std::unique_ptr<Entry[], common::ChunkArrayDelete<Entry>>;
     std::vector<EntryChunk> chunks_;
     std::size_t size_ = 0;
-    std::vector<Slot> slots_;
+    common::LargeArray<Slot> slots_;
   };
   struct Shard {
     mutable std::mutex mu;

@@ -55,5 +55,38 @@ TEST(LargeBuffer, PushBackLargeKeepsEveryElementAndAdvisesTheBufferOnceItIsLarge
   }
 }
 
+struct Slot {
+  std::uint32_t tag = 0;
+  std::uint32_t value = 0xffffffffu;
+};
+
+TEST(LargeArray, ALargeArrayIsAMappingOfItsOwnAlignedTo2MiBAdvisedWholeAndValueInitialised) {
+  const std::size_t n = (kLargeBufferBytes + 12345) / sizeof(Slot);
+  LargeArray<Slot> a(n);
+  ASSERT_EQ(a.size(), n);
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(a.data()) % kHugePageBytes, 0u) << "a huge page from the first slot on";
+  for (const Slot& s : a) ASSERT_TRUE(s.tag == 0 && s.value == 0xffffffffu);
+  if (std::filesystem::exists("/sys/kernel/mm/transparent_hugepage")) {
+    for (const Slot* p : {a.data(), a.data() + n / 2, a.data() + n - 1}) {
+      const std::string flags = vm_flags_at(p);
+      EXPECT_NE(flags.find(" hg"), std::string::npos) << (p - a.data()) << ": " << flags;
+    }
+  }
+  a[n - 1].tag = 7;
+  LargeArray<Slot> b(std::move(a));
+  EXPECT_TRUE(a.empty());
+  ASSERT_EQ(b.size(), n);
+  EXPECT_EQ(b[n - 1].tag, 7u);
+  LargeArray<Slot> small(4);
+  ASSERT_EQ(small.size(), 4u);
+  EXPECT_EQ(small[3].value, 0xffffffffu);
+  if (std::filesystem::exists("/sys/kernel/mm/transparent_hugepage")) {
+    EXPECT_EQ(vm_flags_at(small.data()).find(" hg"), std::string::npos) << "a small array costs no mapping";
+  }
+  small = std::move(b);  // the small one is freed, the big one moves
+  EXPECT_EQ(small.size(), n);
+  EXPECT_EQ(small[n - 1].tag, 7u);
+}
+
 }  // namespace
 }  // namespace ringpipe::common

@@ -74,7 +74,7 @@ class FlatIndex {
     size_ = 0;
   }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
-  [[nodiscard]] std::size_t memory_bytes() const noexcept { return slots_.capacity() * sizeof(Slot); }
+  [[nodiscard]] std::size_t memory_bytes() const noexcept { return slots_.size() * sizeof(Slot); }
   void reserve(std::size_t n) {
     if (capacity_for(n) > slots_.size()) rehash(capacity_for(n));
   }
@@ -97,17 +97,15 @@ class FlatIndex {
   }
   void rehash(std::size_t cap) {
     RINGPIPE_ASSERT(cap <= (std::size_t{1} << 32), "the tag must hold every position bit");
-    std::vector<Slot> old;
+    LargeArray<Slot> old(cap);  // at 1M entries 16 MiB in huge pages where the kernel has them
     old.swap(slots_);
-    reserve_large(slots_, cap);  // at 1M entries 16 MiB, faulted in 2 MiB at a time
-    slots_.assign(cap, Slot{});
     mask_ = cap - 1;
     for (const Slot& s : old) {
       if (s.value != kNone) place(s.tag, s.value);
     }
   }
 
-  std::vector<Slot> slots_;
+  LargeArray<Slot> slots_;
   std::size_t mask_ = 0;
   std::size_t size_ = 0;
 };

@@ -14,7 +14,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace ringpipe::common {
@@ -82,5 +85,78 @@ void resize_large(std::vector<T>& v, std::size_t count, const T& value = T{}) {
   reserve_large(v, count);
   v.resize(count, value);
 }
+
+// A fixed array of n trivially copyable T, value-initialised: from
+// kLargeBufferBytes up a mapping of its own, aligned to 2 MiB and advised huge
+// pages whole (an allocation from malloc is aligned to 4 KiB at best, so up to
+// 2 MiB of each table stayed in 4 KiB pages: ~512 faults at every doubling of
+// an index from 2 MiB up), freed by munmap; below, operator new. For hash
+// tables that are rebuilt, never grown in place. One owner.
+template <class T>
+class LargeArray {
+  static_assert(std::is_trivially_copyable_v<T> && std::is_trivially_destructible_v<T>);
+
+ public:
+  LargeArray() = default;
+  explicit LargeArray(std::size_t n) : n_(n) {
+    if (n == 0) return;
+    bytes_ = n * sizeof(T);
+    if (bytes_ < kLargeBufferBytes) {
+      data_ = static_cast<T*>(::operator new(bytes_));
+    } else {
+      mapped_ = (bytes_ + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
+      const std::size_t span = mapped_ + kHugePageBytes;
+      void* m = ::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (m == MAP_FAILED) throw std::bad_alloc();
+      auto* raw = static_cast<char*>(m);
+      const auto addr = reinterpret_cast<std::uintptr_t>(raw);
+      const std::size_t head = ((addr + kHugePageBytes - 1) & ~(kHugePageBytes - 1)) - addr;
+      if (head != 0) ::munmap(raw, head);
+      ::munmap(raw + head + mapped_, span - head - mapped_);
+      (void)::madvise(raw + head, mapped_, MADV_HUGEPAGE);  // advice only
+      data_ = reinterpret_cast<T*>(raw + head);
+    }
+    for (std::size_t i = 0; i < n; ++i) ::new (static_cast<void*>(data_ + i)) T();
+  }
+  LargeArray(const LargeArray&) = delete;
+  LargeArray& operator=(const LargeArray&) = delete;
+  LargeArray(LargeArray&& o) noexcept { swap(o); }
+  LargeArray& operator=(LargeArray&& o) noexcept {
+    LargeArray gone(std::move(o));
+    swap(gone);
+    return *this;
+  }
+  ~LargeArray() {
+    if (data_ == nullptr) return;
+    if (mapped_ != 0) {
+      ::munmap(data_, mapped_);
+    } else {
+      ::operator delete(data_);
+    }
+  }
+  void swap(LargeArray& o) noexcept {
+    std::swap(data_, o.data_);
+    std::swap(n_, o.n_);
+    std::swap(bytes_, o.bytes_);
+    std::swap(mapped_, o.mapped_);
+  }
+
+  [[nodiscard]] T* data() noexcept { return data_; }
+  [[nodiscard]] const T* data() const noexcept { return data_; }
+  [[nodiscard]] std::size_t size() const noexcept { return n_; }
+  [[nodiscard]] bool empty() const noexcept { return n_ == 0; }
+  [[nodiscard]] T& operator[](std::size_t i) noexcept { return data_[i]; }
+  [[nodiscard]] const T& operator[](std::size_t i) const noexcept { return data_[i]; }
+  [[nodiscard]] T* begin() noexcept { return data_; }
+  [[nodiscard]] T* end() noexcept { return data_ + n_; }
+  [[nodiscard]] const T* begin() const noexcept { return data_; }
+  [[nodiscard]] const T* end() const noexcept { return data_ + n_; }
+
+ private:
+  T* data_ = nullptr;
+  std::size_t n_ = 0;
+  std::size_t bytes_ = 0;
+  std::size_t mapped_ = 0;  // 0: operator new
+};
 
 }  // namespace ringpipe::common
