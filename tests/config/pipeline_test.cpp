@@ -185,7 +185,7 @@ TEST(PipelineConfig, FillsDocumentedDefaults) {
   const auto& s = r->sources[0];
   EXPECT_EQ(s.tags, StatsdTagFlavors{});
   EXPECT_EQ(s.udp_sockets, 1u);
-  EXPECT_EQ(s.read_buffer_bytes, 8u << 20);  // not the OS default: bursts would be dropped
+  EXPECT_EQ(s.read_buffer_bytes, 32u << 20);  // not the OS default: bursts would be dropped
   EXPECT_EQ(s.write_timeout, milliseconds{1000});
   const auto& p = r->processors[0];
   EXPECT_EQ(p.flush_interval, milliseconds{1000});
