@@ -1,7 +1,6 @@
 #include "ringpipe/common/chunk_memory.hpp"
 
 #include <pthread.h>
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -10,6 +9,8 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "ringpipe/common/large_buffer.hpp"
 
 namespace ringpipe::common {
 namespace {
@@ -51,21 +52,6 @@ bool in_slab(const State& s, const void* p) noexcept {
   return it != s.slabs.begin() && a - *(it - 1) < kChunkSlabBytes;
 }
 
-// A 2 MiB-aligned slab, advised huge pages; nullptr when mmap fails.
-std::byte* map_slab() noexcept {
-  const std::size_t span = 2 * kChunkSlabBytes;
-  void* m = ::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (m == MAP_FAILED) return nullptr;
-  auto* raw = static_cast<std::byte*>(m);
-  const auto addr = reinterpret_cast<std::uintptr_t>(raw);
-  const std::size_t head = ((addr + kChunkSlabBytes - 1) & ~(kChunkSlabBytes - 1)) - addr;
-  if (head != 0) ::munmap(raw, head);
-  ::munmap(raw + head + kChunkSlabBytes, span - head - kChunkSlabBytes);
-  std::byte* slab = raw + head;
-  (void)::madvise(slab, kChunkSlabBytes, MADV_HUGEPAGE);  // advice only: without it, 4 KiB pages
-  return slab;
-}
-
 }  // namespace
 
 void* chunk_allocate(std::size_t bytes) {
@@ -93,7 +79,7 @@ void* chunk_allocate(std::size_t bytes) {
         return p;
       }
       if (static_cast<std::size_t>(s.bump_end - s.bump) < r) {
-        std::byte* slab = map_slab();
+        auto* slab = static_cast<std::byte*>(map_huge_aligned(kChunkSlabBytes));
         if (slab != nullptr) {
           if (static_cast<std::size_t>(s.bump_end - s.bump) >= kSlabAlign) s.tails.emplace_back(s.bump, s.bump_end);
           s.slabs.insert(std::upper_bound(s.slabs.begin(), s.slabs.end(), reinterpret_cast<std::uintptr_t>(slab)),

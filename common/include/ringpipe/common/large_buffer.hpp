@@ -86,6 +86,22 @@ void resize_large(std::vector<T>& v, std::size_t count, const T& value = T{}) {
   v.resize(count, value);
 }
 
+// A fresh anonymous mapping of `bytes` (a multiple of kHugePageBytes) that
+// starts on a 2 MiB boundary, advised huge pages whole; nullptr when mmap
+// fails. munmap(p, bytes) frees it.
+inline void* map_huge_aligned(std::size_t bytes) noexcept {
+  const std::size_t span = bytes + kHugePageBytes;
+  void* m = ::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return nullptr;
+  auto* raw = static_cast<char*>(m);
+  const auto addr = reinterpret_cast<std::uintptr_t>(raw);
+  const std::size_t head = ((addr + kHugePageBytes - 1) & ~(kHugePageBytes - 1)) - addr;
+  if (head != 0) ::munmap(raw, head);
+  ::munmap(raw + head + bytes, span - head - bytes);
+  (void)::madvise(raw + head, bytes, MADV_HUGEPAGE);  // advice only
+  return raw + head;
+}
+
 // A fixed array of n trivially copyable T, value-initialised: from
 // kLargeBufferBytes up a mapping of its own, aligned to 2 MiB and advised huge
 // pages whole (an allocation from malloc is aligned to 4 KiB at best, so up to
@@ -105,16 +121,8 @@ class LargeArray {
       data_ = static_cast<T*>(::operator new(bytes_));
     } else {
       mapped_ = (bytes_ + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
-      const std::size_t span = mapped_ + kHugePageBytes;
-      void* m = ::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (m == MAP_FAILED) throw std::bad_alloc();
-      auto* raw = static_cast<char*>(m);
-      const auto addr = reinterpret_cast<std::uintptr_t>(raw);
-      const std::size_t head = ((addr + kHugePageBytes - 1) & ~(kHugePageBytes - 1)) - addr;
-      if (head != 0) ::munmap(raw, head);
-      ::munmap(raw + head + mapped_, span - head - mapped_);
-      (void)::madvise(raw + head, mapped_, MADV_HUGEPAGE);  // advice only
-      data_ = reinterpret_cast<T*>(raw + head);
+      data_ = static_cast<T*>(map_huge_aligned(mapped_));
+      if (data_ == nullptr) throw std::bad_alloc();
     }
     for (std::size_t i = 0; i < n; ++i) ::new (static_cast<void*>(data_ + i)) T();
   }
