@@ -78,16 +78,23 @@ void* chunk_allocate(std::size_t bytes) {
         }
         return p;
       }
-      if (static_cast<std::size_t>(s.bump_end - s.bump) < r) {
-        auto* slab = static_cast<std::byte*>(map_huge_aligned(kChunkSlabBytes));
-        if (slab != nullptr) {
-          if (static_cast<std::size_t>(s.bump_end - s.bump) >= kSlabAlign) s.tails.emplace_back(s.bump, s.bump_end);
-          s.slabs.insert(std::upper_bound(s.slabs.begin(), s.slabs.end(), reinterpret_cast<std::uintptr_t>(slab)),
-                         reinterpret_cast<std::uintptr_t>(slab));
-          s.slab_bytes += kChunkSlabBytes;
-          s.bump = slab;
-          s.bump_end = slab + kChunkSlabBytes;
+      try {
+        if (static_cast<std::size_t>(s.bump_end - s.bump) < r) {
+          auto* slab = static_cast<std::byte*>(map_huge_aligned(kChunkSlabBytes));
+          if (slab != nullptr) {
+            s.slabs.insert(std::upper_bound(s.slabs.begin(), s.slabs.end(), reinterpret_cast<std::uintptr_t>(slab)),
+                           reinterpret_cast<std::uintptr_t>(slab));
+            // The old slab's rest becomes a tail only as the bump moves on
+            // (nothing below throws): never both at once.
+            if (static_cast<std::size_t>(s.bump_end - s.bump) >= kSlabAlign) s.tails.emplace_back(s.bump, s.bump_end);
+            s.slab_bytes += kChunkSlabBytes;
+            s.bump = slab;
+            s.bump_end = slab + kChunkSlabBytes;
+          }
         }
+      } catch (const std::bad_alloc&) {
+        // No memory for the slab lists: the plain allocator below (a slab
+        // mapped but not listed stays unused).
       }
       if (static_cast<std::size_t>(s.bump_end - s.bump) >= r) {
         void* p = s.bump;
