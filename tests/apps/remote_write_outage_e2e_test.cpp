@@ -204,6 +204,16 @@ exporters:
       },
       5s));
   ASSERT_EQ(::kill(agg, SIGSTOP), 0);
+  // It stays frozen until every check below is done: once continued it
+  // writes more (a snapshot every 60 flushes, 3 s here), the exporter sends
+  // that too, and the checks raced it (CI saw a stored sample newer than the
+  // backlog, and samples_sent read before the last request was stored).
+  struct Continue {
+    pid_t pid;
+    ~Continue() {
+      if (pid > 0) ::kill(pid, SIGCONT);
+    }
+  } frozen{agg};
   const auto backlog = ring_backlog(metrics_ring);
 
   silent.reset();
@@ -215,7 +225,6 @@ exporters:
         return end.reader.lag_bytes == 0 && end.reader.records + end.reader.lapped_records == end.written;
       },
       10s);
-  ::kill(agg, SIGCONT);
   ASSERT_TRUE(drained) << "rw: records " << end.reader.records << " + lapped " << end.reader.lapped_records
                        << " != written " << end.written << ", lag " << end.reader.lag_bytes;
 
@@ -255,6 +264,8 @@ exporters:
   EXPECT_EQ(newest(stored), newest(backlog)) << "the newest flush was not delivered";
   EXPECT_EQ(seg["remote_write_samples_sent_total"], static_cast<double>(stored.size()));
 
+  ::kill(agg, SIGCONT);
+  frozen.pid = 0;
   run.signal(SIGTERM);
   EXPECT_EQ(run.wait(20s), std::optional<int>(0)) << run.err();
 }
