@@ -2,10 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "vm_flags.hpp"
@@ -110,6 +113,52 @@ TEST(ChunkMemory, AChunkOverAQuarterSlabIsPlainMemoryEvenPastTheThreshold) {
   std::memset(p, 7, kChunkSlabBytes / 2);
   EXPECT_EQ(chunk_memory_stats().slab_bytes, past.slab_bytes);
   EXPECT_EQ(chunk_memory_stats().in_use, past.in_use + kChunkSlabBytes / 2);
+}
+
+TEST(ChunkMemory, ThreadsAllocatingAndFreeingAtOnceNeverShareAChunk) {
+  Held h{kSeriesChunk, {}};
+  pass_threshold(h);
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 6;
+  constexpr int kEach = 8;
+  std::vector<std::vector<void*>> got(kThreads);
+  std::atomic<int> overwritten{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([t, &got, &overwritten] {
+      std::vector<void*>& mine = got[static_cast<std::size_t>(t)];
+      for (int r = 0; r < kRounds; ++r) {
+        while (mine.size() < kEach) {
+          void* p = chunk_allocate(kSeriesChunk);
+          std::memset(p, t + 1, kSeriesChunk);
+          mine.push_back(p);
+        }
+        for (void* p : mine) {
+          const auto* b = static_cast<const unsigned char*>(p);
+          if (b[0] != t + 1 || b[kSeriesChunk - 1] != t + 1) overwritten.fetch_add(1);  // another thread wrote it
+        }
+        for (int k = 0; k < kEach / 2; ++k) {  // half back, to be taken again by any thread
+          chunk_free(mine.back(), kSeriesChunk);
+          mine.pop_back();
+        }
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(overwritten.load(), 0) << "a chunk in use was handed to another thread";
+  std::vector<std::uintptr_t> all;
+  for (int t = 0; t < kThreads; ++t) {
+    for (void* p : got[static_cast<std::size_t>(t)]) {
+      const auto* b = static_cast<const unsigned char*>(p);
+      EXPECT_EQ(b[kSeriesChunk / 2], t + 1);
+      all.push_back(reinterpret_cast<std::uintptr_t>(p));
+    }
+  }
+  std::sort(all.begin(), all.end());
+  for (std::size_t i = 1; i < all.size(); ++i) EXPECT_GE(all[i] - all[i - 1], kSeriesChunk) << "chunks overlap";
+  for (int t = 0; t < kThreads; ++t) {
+    for (void* p : got[static_cast<std::size_t>(t)]) chunk_free(p, kSeriesChunk);
+  }
 }
 
 }  // namespace
