@@ -509,11 +509,7 @@ void SeriesState::SeriesTable::grow() {
 
 SeriesState::Series& SeriesState::SeriesTable::emplace_new(std::uint64_t key) {
   if ((size_ + 1) * 4 > slots_.size() * 3) grow();
-  if (size_ == chunks_.size() * kChunk) {
-    auto* entries = static_cast<Entry*>(common::chunk_allocate(sizeof(Entry) * kChunk));
-    for (std::size_t i = 0; i < kChunk; ++i) ::new (static_cast<void*>(entries + i)) Entry();
-    chunks_.push_back(EntryChunk(entries, common::ChunkArrayDelete<Entry>{kChunk}));
-  }
+  if (size_ == chunks_.size() * kChunk) chunks_.push_back(common::make_chunk_array<Entry>(kChunk));
   const std::uint32_t tag = tag_of(key);
   std::size_t j = home(tag);
   while (slots_[j].pos != 0) j = (j + 1) & (slots_.size() - 1);

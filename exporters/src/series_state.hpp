@@ -277,8 +277,7 @@ class SeriesState {
 
     // Chunks of kChunk entries from common::chunk_allocate (huge-page slabs at
     // a million series).
-    using EntryChunk = std::unique_ptr<Entry[], common::ChunkArrayDelete<Entry>>;
-    std::vector<EntryChunk> chunks_;
+    std::vector<common::ChunkArray<Entry>> chunks_;
     std::size_t size_ = 0;
     common::LargeArray<Slot> slots_;
   };

@@ -17,7 +17,7 @@ FamilyRegistry::FamilyRegistry(std::size_t max_families, std::size_t max_series,
     : max_families_(max_families),
       max_series_(max_series),
       max_per_metric_(max_series_per_metric),
-      chunks_(std::make_unique<FamilyChunk[]>(max_families / kChunk + 1)) {}
+      chunks_(std::make_unique<common::ChunkArray<Family>[]>(max_families / kChunk + 1)) {}
 
 Family* FamilyRegistry::find_locked(std::string_view name) const {
   const std::uint32_t id = by_name_.find(hash_str(name), [&](std::uint32_t v) { return at(v).name == name; });
@@ -62,11 +62,7 @@ FamilyRegistry::Lookup FamilyRegistry::get_or_create(std::string_view name, Fami
       if (stem && !stem->blocked && has_series_suffixes(stem->kind)) blocked = true;
     }
   }
-  if (!chunks_[id / kChunk]) {
-    auto* fams = static_cast<Family*>(common::chunk_allocate(sizeof(Family) * kChunk));
-    for (std::uint32_t i = 0; i < kChunk; ++i) ::new (static_cast<void*>(fams + i)) Family();
-    chunks_[id / kChunk] = FamilyChunk(fams, common::ChunkArrayDelete<Family>{kChunk});
-  }
+  if (!chunks_[id / kChunk]) chunks_[id / kChunk] = common::make_chunk_array<Family>(kChunk);
   Family& f = at(id);
   f.id = id;
   f.kind = kind;

@@ -132,8 +132,7 @@ class FamilyRegistry {
   std::size_t max_per_metric_;
   // Chunks of kChunk families from common::chunk_allocate (huge-page slabs at
   // a million families), made as the ids reach them.
-  using FamilyChunk = std::unique_ptr<Family[], common::ChunkArrayDelete<Family>>;
-  std::unique_ptr<FamilyChunk[]> chunks_;
+  std::unique_ptr<common::ChunkArray<Family>[]> chunks_;
   std::atomic<std::uint32_t> count_{0};  // release: pairs with the acquire in size()
   std::atomic<std::uint64_t> total_series_{0};
   mutable std::mutex mu_;

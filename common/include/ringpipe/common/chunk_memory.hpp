@@ -7,7 +7,7 @@
 // on a virtual machine each fault traps to the hypervisor (~10 us measured on
 // the 2-core VM; a third of a processor's time while it created 1M series).
 //
-// So once a process holds kHugeAfter bytes of chunks, new chunks are carved
+// So once a process holds kHugeChunksAfter bytes of chunks, new chunks are carved
 // from 2 MiB-aligned slabs advised MADV_HUGEPAGE: one fault per 2 MiB where
 // the kernel has transparent huge pages (enabled "always" or "madvise"), the
 // same 4 KiB pages as before where it has not. Below that a chunk is a plain
@@ -19,6 +19,9 @@
 // mutex, taken once per chunk, never per element); safe across fork().
 
 #include <cstddef>
+#include <memory>
+#include <new>
+#include <type_traits>
 
 namespace ringpipe::common {
 
@@ -49,5 +52,17 @@ struct ChunkArrayDelete {
     chunk_free(p, n * sizeof(T));
   }
 };
+template <class T>
+using ChunkArray = std::unique_ptr<T[], ChunkArrayDelete<T>>;
+
+// n value-initialised T in chunk_allocate'd memory (T's constructor must not
+// throw: nothing is unwound).
+template <class T>
+[[nodiscard]] ChunkArray<T> make_chunk_array(std::size_t n) {
+  static_assert(std::is_nothrow_default_constructible_v<T>);
+  auto* p = static_cast<T*>(chunk_allocate(n * sizeof(T)));
+  for (std::size_t i = 0; i < n; ++i) ::new (static_cast<void*>(p + i)) T();
+  return ChunkArray<T>(p, ChunkArrayDelete<T>{n});
+}
 
 }  // namespace ringpipe::common

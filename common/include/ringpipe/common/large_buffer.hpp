@@ -116,11 +116,11 @@ class LargeArray {
   LargeArray() = default;
   explicit LargeArray(std::size_t n) : n_(n) {
     if (n == 0) return;
-    bytes_ = n * sizeof(T);
-    if (bytes_ < kLargeBufferBytes) {
-      data_ = static_cast<T*>(::operator new(bytes_));
+    const std::size_t bytes = n * sizeof(T);
+    if (bytes < kLargeBufferBytes) {
+      data_ = static_cast<T*>(::operator new(bytes));
     } else {
-      mapped_ = (bytes_ + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
+      mapped_ = (bytes + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
       data_ = static_cast<T*>(map_huge_aligned(mapped_));
       if (data_ == nullptr) throw std::bad_alloc();
     }
@@ -145,7 +145,6 @@ class LargeArray {
   void swap(LargeArray& o) noexcept {
     std::swap(data_, o.data_);
     std::swap(n_, o.n_);
-    std::swap(bytes_, o.bytes_);
     std::swap(mapped_, o.mapped_);
   }
 
@@ -163,7 +162,6 @@ class LargeArray {
  private:
   T* data_ = nullptr;
   std::size_t n_ = 0;
-  std::size_t bytes_ = 0;
   std::size_t mapped_ = 0;  // 0: operator new
 };
 

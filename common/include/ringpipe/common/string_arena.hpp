@@ -4,8 +4,8 @@
 // or shrink: a view add() returns stays valid, and a string costs its bytes,
 // not a std::string (32 bytes) and, past 15 characters, a heap block of its
 // own. Blocks come from chunk_allocate() (huge-page slabs once a process
-// holds many). Nothing is freed before the arena. Not thread-safe: one owner (or a
-// lock around add()); views may be read from any thread.
+// holds many). Nothing is freed before the arena. Not thread-safe: one owner
+// (or a lock around add()); views may be read from any thread.
 
 #include <algorithm>
 #include <cstddef>
