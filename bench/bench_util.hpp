@@ -2,6 +2,7 @@
 // What the benchmarks share: timing a piece of work repeated for at least a
 // minimum of the calling thread's CPU time. Single-threaded helpers; no allocation.
 
+#include <sys/resource.h>
 #include <time.h>
 
 #include <cstdlib>
@@ -13,6 +14,20 @@ inline double thread_cpu_seconds() {
   timespec ts{};
   ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// What the whole process has used so far: CPU seconds (user + system, every
+// thread) and minor page faults.
+struct ProcessUsage {
+  double cpu_s = 0;
+  long minflt = 0;
+};
+inline ProcessUsage process_usage() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return ProcessUsage{static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6,
+                      ru.ru_minflt};
 }
 
 // Calls f() until at least `min_seconds` of this thread's CPU time have

@@ -18,7 +18,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,12 +71,7 @@ struct Args {
 
 using bench::thread_cpu_seconds;
 
-double process_cpu_s() {
-  rusage ru{};
-  ::getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
-}
+double process_cpu_s() { return bench::process_usage().cpu_s; }
 
 // About `bytes` of realistic traffic for a protocol, one line per series step.
 std::string make_traffic(ingest::Protocol p, std::size_t bytes, int series) {

@@ -19,7 +19,6 @@
 // Usage: processor_rss [series] [shards] [--no-state] [--names]
 
 #include <malloc.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "ringpipe/processors/processor.hpp"
 #include "ringpipe/ring/ring.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
@@ -93,19 +93,6 @@ Memory measure(const std::string& dir) {
   return m;
 }
 
-struct Usage {
-  double cpu_s = 0;
-  long minflt = 0;
-};
-Usage usage() {
-  rusage r{};
-  ::getrusage(RUSAGE_SELF, &r);
-  const auto sec = [](const timeval& t) {
-    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
-  };
-  return Usage{sec(r.ru_utime) + sec(r.ru_stime), r.ru_minflt};
-}
-
 void print(const char* what, const Memory& m) {
   std::printf("%-22s", what);
   for (const char* k : {"VmHWM", "VmRSS", "RssAnon", "RssShmem", "Pss", "state", "rings", "other"}) {
@@ -132,7 +119,7 @@ int run_processor(const std::string& dir, std::uint64_t series, std::uint32_t sh
   if (!(*p)->start()) return 3;
   std::this_thread::sleep_for(500ms);
   const Memory idle = measure(dir);
-  const Usage idle_use = usage();
+  const bench::ProcessUsage idle_use = bench::process_usage();
   const auto began = std::chrono::steady_clock::now();
   if (::write(ready_fd, "r", 1) != 1) return 4;
   const auto deadline = std::chrono::steady_clock::now() + 600s;
@@ -148,7 +135,7 @@ int run_processor(const std::string& dir, std::uint64_t series, std::uint32_t sh
   const double live_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
   std::this_thread::sleep_for(1s);  // a few more flushes: output records written, queues drained
   const Memory full = measure(dir);
-  const Usage full_use = usage();
+  const bench::ProcessUsage full_use = bench::process_usage();
   const processors::EngineStats st = (*p)->stats();
   (*p)->stop();
   print("idle (baseline)", idle);
