@@ -1,4 +1,5 @@
 #include <array>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -54,7 +55,9 @@ bool valid_name(const CharTable& valid, std::string_view name) noexcept {
   return valid_run(valid, name.data(), name.size()) == name.size();
 }
 
-void escape_name(const CharTable& valid, std::string_view name, std::string& out) {
+// Appends name's escaped bytes to `out`: a std::string, or a Comparer.
+template <class Out>
+void escape_name(const CharTable& valid, std::string_view name, Out& out) {
   if (name.empty()) return;
   if (name[0] >= '0' && name[0] <= '9') out.push_back('_');
   bool prev_dash = false;
@@ -79,7 +82,33 @@ void escape_name(const CharTable& valid, std::string_view name, std::string& out
   }
 }
 
+// An escape_name() output that checks the bytes against a target instead of keeping them.
+class Comparer {
+ public:
+  explicit Comparer(std::string_view target) noexcept : target_(target) {}
+  void append(const char* p, std::size_t n) noexcept {
+    if (equal_ && target_.size() - at_ >= n && std::memcmp(target_.data() + at_, p, n) == 0) {
+      at_ += n;
+    } else {
+      equal_ = false;
+    }
+  }
+  void push_back(char c) noexcept { append(&c, 1); }
+  [[nodiscard]] bool equal() const noexcept { return equal_ && at_ == target_.size(); }
+
+ private:
+  std::string_view target_;
+  std::size_t at_ = 0;
+  bool equal_ = true;
+};
+
 }  // namespace
+
+bool escapes_to(std::string_view name, std::string_view escaped, bool prom) noexcept {
+  Comparer c(escaped);
+  escape_name(prom ? kValidPromChar : kValidChar, name, c);
+  return c.equal();
+}
 
 bool is_valid_metric_name(std::string_view name) noexcept { return valid_name(kValidChar, name); }
 bool is_valid_prom_metric_name(std::string_view name) noexcept { return valid_name(kValidPromChar, name); }

@@ -112,7 +112,7 @@ SeriesMapper::SeriesMapper(Matcher matcher, FamilyRegistry& registry, const Engi
     : matcher_(std::move(matcher)),
       registry_(&registry),
       default_help_(options.default_help),
-      family_cache_cap_(options.max_families * 2 + 16),
+      family_cache_cap_(std::min<std::size_t>(options.max_families * 2 + 16, kFamilyRef - 1)),
       max_name_bytes_(options.max_name_bytes),
       max_record_bytes_(options.max_record_bytes),
       weighted_sample_rate_(options.weighted_sample_rate) {
@@ -231,23 +231,27 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
   const bool hinted = name_hint != nullptr && !m.rule && kind == family_kind(s.kind, rule);
   const std::uint64_t rh = hinted ? *name_hint : raw_hash(raw, raw_key);
   const std::uint32_t ri = raw_index_.find(rh, [&](std::uint32_t v) {
+    if ((v & kFamilyRef) != 0) return names_family(registry_->at(v & ~kFamilyRef), raw, raw_key);
     const RawName& r = raw_names_[v];
     return r.key == raw_key && r.raw == raw;
   });
   Resolved fam;
   bool cached = ri != FlatIndex::kNone;
   if (cached) {
-    fam = Resolved{raw_names_[ri].family, raw_names_[ri].conflict};
+    fam = (ri & kFamilyRef) != 0 ? Resolved{&registry_->at(ri & ~kFamilyRef), false}
+                                 : Resolved{raw_names_[ri].family, raw_names_[ri].conflict};
   } else {
     fam = resolve_family(raw, kind, prom, prom_help, rule);
     if (fam.family == nullptr) return false;
-    if (raw_names_.size() < family_cache_cap_) {
-      raw_index_.insert(rh, static_cast<std::uint32_t>(raw_names_.size()));
-      // Mostly the name as it came is its family's name: then it views
-      // that (registry families stay put); else it keeps a copy of its own.
-      std::string_view kept = fam.family->name;
-      if (kept != raw) kept = raw_owned_.add(raw);
-      raw_names_.push_back(RawName{kept, fam.family, raw_key, fam.conflict});
+    if (raw_index_.size() < family_cache_cap_) {
+      if ((fam.family->id & kFamilyRef) == 0 && names_family(*fam.family, raw, raw_key)) {
+        raw_index_.insert(rh, fam.family->id | kFamilyRef);
+      } else {
+        raw_index_.insert(rh, static_cast<std::uint32_t>(raw_names_.size()));
+        std::string_view kept = fam.family->name;
+        if (kept != raw) kept = raw_owned_.add(raw);
+        raw_names_.push_back(RawName{kept, fam.family, raw_key, fam.conflict});
+      }
       cached = true;
     }
   }
@@ -451,6 +455,15 @@ FamilyKind SeriesMapper::family_kind(Kind k, const CompiledRule& rule) noexcept 
   }
 }
 
+// Exactly when resolve_family(raw) finds f, without a conflict: f's name is
+// raw escaped as resolve_family() escapes it (f's name is the only one that
+// escaping gives, and names are unique in the registry), and f has the kind
+// and Prometheus family raw_key asks for and is not blocked. f's fields never
+// change, so the answer holds for as long as f lives (the registry's life).
+bool SeriesMapper::names_family(const Family& f, std::string_view raw, std::uint32_t raw_key) noexcept {
+  return family_key(f) == raw_key && !f.blocked && escapes_to(raw, f.name, f.prom_type != 0);
+}
+
 // The hints guess that the sample keeps its name (no rule renames it); a
 // wrong guess only fetches a line that is not used.
 std::uint64_t SeriesMapper::prefetch_index(const sample::SampleView& s) const noexcept {
@@ -465,12 +478,21 @@ std::uint64_t SeriesMapper::prefetch_index(const sample::SampleView& s) const no
 
 void SeriesMapper::prefetch_entry(std::uint64_t rh) const noexcept {
   const std::uint32_t v = raw_index_.home_value(rh);
-  if (v != FlatIndex::kNone) __builtin_prefetch(&raw_names_[v]);
+  if (v == FlatIndex::kNone) return;
+  if ((v & kFamilyRef) != 0) {
+    __builtin_prefetch(&registry_->at(v & ~kFamilyRef));
+  } else {
+    __builtin_prefetch(&raw_names_[v]);
+  }
 }
 
 void SeriesMapper::prefetch_name(std::uint64_t rh) const noexcept {
   const std::uint32_t v = raw_index_.home_value(rh);
   if (v == FlatIndex::kNone) return;
+  if ((v & kFamilyRef) != 0) {
+    __builtin_prefetch(registry_->at(v & ~kFamilyRef).name.data());
+    return;
+  }
   const RawName& r = raw_names_[v];
   __builtin_prefetch(r.raw.data());
   __builtin_prefetch(r.family);

@@ -78,7 +78,7 @@ class SeriesMapper {
   // True when the names seen are too many for the cache to hold their
   // entries (about 8k: index slots and entries past a core's L2), where the
   // hints pay.
-  [[nodiscard]] bool names_past_cache() const noexcept { return raw_names_.size() > 8192; }
+  [[nodiscard]] bool names_past_cache() const noexcept { return raw_index_.size() > 8192; }
   // A relay's mapper maps native histogram samples (kind 8) as Prometheus
   // samples whose native part the relay copies itself; otherwise each is a
   // kSetNative of a histogram series with its values in the label buffer.
@@ -95,9 +95,9 @@ class SeriesMapper {
     std::uint32_t order;
   };
   // A name as it came (with its kind and Prometheus family), and the family
-  // it resolved to: one entry per distinct name, which with every StatsD name
-  // its own family (1M names) is one per series, so it is kept small (32
-  // bytes) and is the only cache of the family (the registry holds the rest).
+  // it resolved to, when that is not simply the family of that name (a rule
+  // renamed it, escaping changed it, or its kind conflicts): one entry per
+  // such name, kept small (32 bytes).
   struct RawName {
     std::string_view raw;  // its family's name, or a string in raw_owned_
     Family* family;
@@ -105,6 +105,15 @@ class SeriesMapper {
     bool conflict;      // the family has another kind or Prometheus type, or is blocked
   };
   static_assert(sizeof(RawName) <= 32, "one entry per distinct name");
+  // raw_index_ values: a raw_names_ position, or (this bit set) the id of
+  // the family a name resolved to when names_family() holds: the common case
+  // (the name unmapped, or renamed into its family's name, escaped or not,
+  // and no conflict), which then keeps no RawName and no copy of the name.
+  static constexpr std::uint32_t kFamilyRef = 1U << 31;
+  static std::uint32_t family_key(const Family& f) noexcept {
+    return raw_key_of(f.kind, PromFamily{f.prom_type, f.prom_suffix_len, {}});
+  }
+  [[nodiscard]] static bool names_family(const Family& f, std::string_view raw, std::uint32_t raw_key) noexcept;
   static FamilyKind family_kind(sample::Kind k, const CompiledRule& rule) noexcept;
   static std::uint32_t raw_key_of(FamilyKind kind, PromFamily prom) noexcept {
     return static_cast<std::uint32_t>(kind) | (std::uint32_t{prom.type} << 8) | (std::uint32_t{prom.suffix_len} << 16);
@@ -161,7 +170,7 @@ class SeriesMapper {
   Matcher matcher_;
   FamilyRegistry* registry_;
   std::string default_help_;
-  std::size_t family_cache_cap_;  // raw_names_ entries at most
+  std::size_t family_cache_cap_;  // raw_index_ entries at most
   std::size_t max_name_bytes_;
   std::size_t max_record_bytes_;
   bool weighted_sample_rate_;

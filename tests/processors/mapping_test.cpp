@@ -126,6 +126,41 @@ TEST(EscapeMetricName, EqualsTheByteAtATimeRuleOnRandomNames) {
   }
 }
 
+// escapes_to() is what the mapper's name cache trusts instead of a copy of
+// the name: it must hold for the escaped name and for nothing else.
+TEST(EscapeMetricName, EscapesToHoldsForTheEscapedNameOnly) {
+  const std::string alphabet = std::string("aZ09_-.:/ ") + "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\x80\xff\xc2";
+  std::uint64_t x = 0x2545F4914F6CDD1DULL;
+  const auto next = [&x] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  for (int n = 0; n < 100000; ++n) {
+    std::string name(next() % 24, '\0');
+    for (char& c : name) c = alphabet[next() % alphabet.size()];
+    for (const bool prom : {false, true}) {
+      std::string escaped;
+      (prom ? escape_prom_metric_name : static_cast<void (*)(std::string_view, std::string&)>(escape_metric_name))(
+          name, escaped);
+      ASSERT_TRUE(escapes_to(name, escaped, prom)) << name;
+      ASSERT_FALSE(escapes_to(name, escaped + "_", prom)) << name;
+      if (!escaped.empty()) {
+        ASSERT_FALSE(escapes_to(name, escaped.substr(0, escaped.size() - 1), prom)) << name;
+        std::string other = escaped;
+        other[next() % other.size()] ^= 1;
+        ASSERT_FALSE(escapes_to(name, other, prom)) << name;
+      }
+    }
+  }
+  EXPECT_TRUE(escapes_to("job:x", "job:x", true));
+  EXPECT_FALSE(escapes_to("job:x", "job:x", false));
+  EXPECT_TRUE(escapes_to("job:x", "job_x", false));
+  EXPECT_TRUE(escapes_to("1a--b", "_1a_b", false));
+  EXPECT_TRUE(escapes_to("", "", false));
+}
+
 // Without a mapping file every name is unmapped, and the cache is not
 // used: with 100k distinct names it missed on every sample.
 TEST(Matcher, WithoutRulesNothingIsLookedUpOrCached) {

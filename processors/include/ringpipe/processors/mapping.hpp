@@ -151,5 +151,8 @@ void escape_metric_name(std::string_view name, std::string& out);
 // escaped as escape_metric_name does.
 void escape_prom_metric_name(std::string_view name, std::string& out);
 [[nodiscard]] bool is_valid_prom_metric_name(std::string_view name) noexcept;
+// Whether `name` escapes (escape_prom_metric_name() when `prom`, else
+// escape_metric_name()) to exactly `escaped`, without making the copy.
+[[nodiscard]] bool escapes_to(std::string_view name, std::string_view escaped, bool prom) noexcept;
 
 }  // namespace ringpipe::processors
