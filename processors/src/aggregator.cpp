@@ -146,9 +146,9 @@ void AggregatorEngine::for_each_family(const std::function<void(const FamilyRepo
   const detail::FamilyRegistry& r = *impl_->registry;
   for (std::uint32_t i = 0; i < r.size(); ++i) {
     const detail::Family& fam = r.at(i);
-    f(FamilyReport{fam.name, detail::metric_type_of(fam.kind), fam.kind == detail::FamilyKind::kSet, fam.blocked,
-                   fam.series.load(std::memory_order_relaxed), fam.dropped_conflict.load(std::memory_order_relaxed),
-                   fam.dropped_cardinality.load(std::memory_order_relaxed)});
+    const detail::FamilyRegistry::DropCounts drops = r.drops(fam);
+    f(FamilyReport{fam.name(), detail::metric_type_of(fam.kind), fam.kind == detail::FamilyKind::kSet, fam.blocked,
+                   fam.series.load(std::memory_order_relaxed), drops.conflict, drops.cardinality});
   }
 }
 

@@ -11,12 +11,13 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "flat_index.hpp"
 #include "ringpipe/common/chunk_memory.hpp"
 #include "ringpipe/common/string_arena.hpp"
 #include "ringpipe/metric/metric_record.hpp"
+#include "ringpipe/sample/sample_batch.hpp"
 
 namespace ringpipe::processors::detail {
 
@@ -80,34 +81,42 @@ struct FamilyTexts {
 
 // One per metric name, its name kept by the registry's arena: with every
 // StatsD name its own family (1M distinct names), a family per series, so it
-// is one cache line (64 bytes) with no string of its own.
+// is half a cache line (32 bytes): no string of its own, its HELP and UNIT an
+// id of the registry's (texts()), its drop counts on the registry's side
+// (they are rare), and the fields no family sets past their range packed.
+// Every field but `series` is set before the family is published and never
+// changes.
 struct Family {
-  std::uint32_t id = 0;
-  FamilyKind kind = FamilyKind::kCounter;
-  bool blocked = false;        // its name collides with a summary/histogram's series names
-  std::uint8_t prom_type = 0;  // sample::FamilyType; 0: not a Prometheus family
-  std::uint8_t prom_suffix_len = 0;
+  const char* name_at = nullptr;  // in the registry's name arena: never freed or changed
   std::uint64_t name_hash = 0;
-  std::string_view name;               // in the registry's name arena: never freed or changed
-  const FamilyTexts* texts = nullptr;  // interned by the registry, never freed or changed
-  std::atomic<std::uint64_t> series{0};
-  std::atomic<std::uint64_t> dropped_conflict{0};
-  std::atomic<std::uint64_t> dropped_cardinality{0};
+  std::uint32_t id = 0;
+  std::atomic<std::uint32_t> series{0};  // a family's series fit a shard's 32-bit slots
+  std::uint32_t texts_id = 0;            // FamilyRegistry::texts()
+  std::uint16_t name_len = 0;            // the registry refuses longer names
+  FamilyKind kind : 3 = FamilyKind::kCounter;
+  bool blocked : 1 = false;        // its name collides with a summary/histogram's series names
+  std::uint8_t prom_type : 4 = 0;  // sample::FamilyType (at most 8); 0: not a Prometheus family
+  std::uint8_t prom_suffix_len = 0;
 
-  [[nodiscard]] std::string_view help() const noexcept { return texts->help; }
-  [[nodiscard]] std::string_view unit() const noexcept { return texts->unit; }
+  [[nodiscard]] std::string_view name() const noexcept { return {name_at, name_len}; }
 };
-static_assert(sizeof(Family) <= 64, "a family per series at worst: no padding, no std::string");
+static_assert(sizeof(Family) <= 32, "a family per series at worst: no padding, no std::string");
 
 class FamilyRegistry {
  public:
   static constexpr std::uint32_t kChunk = 1024;
+  static constexpr std::size_t kMaxNameBytes = UINT16_MAX;  // Family::name_len, and a state file's
 
   FamilyRegistry(std::size_t max_families, std::size_t max_series, std::size_t max_series_per_metric);
+  ~FamilyRegistry();
+  FamilyRegistry(const FamilyRegistry&) = delete;
+  FamilyRegistry& operator=(const FamilyRegistry&) = delete;
 
   struct Lookup {
-    Family* family = nullptr;  // nullptr: max_families reached
-    bool conflict = false;     // family exists with another kind or Prometheus type, or is blocked
+    // nullptr: max_families reached, or the name is over kMaxNameBytes (or
+    // the Prometheus type unknown: the sample reader refuses those first)
+    Family* family = nullptr;
+    bool conflict = false;  // family exists with another kind or Prometheus type, or is blocked
   };
   // Finds or registers `name` as `kind` (and, for a Prometheus sample, its
   // family's type, suffix and unit). Takes the mutex; call on cache misses only.
@@ -118,14 +127,39 @@ class FamilyRegistry {
   [[nodiscard]] bool try_add_series(Family& f) noexcept;
   void remove_series(Family& f) noexcept;
 
+  // A family's HELP and UNIT (any thread, for a family it was handed).
+  [[nodiscard]] const FamilyTexts& texts(const Family& f) const noexcept {
+    return *texts_by_id_[f.texts_id / kChunk][f.texts_id % kChunk];
+  }
+  // The family's part of an entry of its series: type, flags, name, HELP,
+  // UNIT and, for a Prometheus sample, the length of its family's name.
+  void describe(const Family& f, metric::SeriesEntry& e) const noexcept;
+  // Per-family drop counts: samples refused for a type conflict, and for the
+  // series budget. Any thread.
+  void count_conflict(const Family& f) noexcept { drops_of(f.id).conflict.fetch_add(1, std::memory_order_relaxed); }
+  void count_cardinality_drop(const Family& f) noexcept {
+    drops_of(f.id).cardinality.fetch_add(1, std::memory_order_relaxed);
+  }
+  struct DropCounts {
+    std::uint64_t conflict = 0;
+    std::uint64_t cardinality = 0;
+  };
+  [[nodiscard]] DropCounts drops(const Family& f) const noexcept;
+
   [[nodiscard]] Family& at(std::uint32_t id) const noexcept { return chunks_[id / kChunk][id % kChunk]; }
   [[nodiscard]] std::uint32_t size() const noexcept { return count_.load(std::memory_order_acquire); }
   [[nodiscard]] std::uint64_t series() const noexcept { return total_series_.load(std::memory_order_relaxed); }
 
  private:
+  struct AtomicDrops {
+    std::atomic<std::uint64_t> conflict{0};
+    std::atomic<std::uint64_t> cardinality{0};
+  };
+  // Family id's drop counters, their chunk made on the first drop of one of its families.
+  AtomicDrops& drops_of(std::uint32_t id) noexcept;
   Family* find_locked(std::string_view name) const;
-  // A copy that lives as long as the registry.
-  const FamilyTexts* intern_locked(std::string_view help, std::string_view unit);
+  // The id of a copy that lives as long as the registry.
+  std::uint32_t intern_locked(std::string_view help, std::string_view unit);
 
   std::size_t max_families_;
   std::size_t max_series_;
@@ -142,9 +176,16 @@ class FamilyRegistry {
   struct TextsHash {
     std::size_t operator()(const FamilyTexts& t) const noexcept;
   };
-  std::unordered_set<FamilyTexts, TextsHash> texts_;  // every HELP and UNIT pair once; guarded by mu_
-  const FamilyTexts* last_texts_ = nullptr;           // in texts_ (node-based: never moves); guarded by mu_
-  common::StringArena names_;                         // every family's name; guarded by mu_
+  // Every HELP and UNIT pair once, with its id (node-based: never moves);
+  // guarded by mu_. There are at most as many as families.
+  std::unordered_map<FamilyTexts, std::uint32_t, TextsHash> texts_;
+  const FamilyTexts* last_texts_ = nullptr;  // the last one interned; guarded by mu_
+  std::uint32_t last_texts_id_ = 0;
+  // By id, in chunks of kChunk made as ids reach them (as chunks_): written
+  // under mu_ before the families that use them are handed out.
+  std::unique_ptr<std::unique_ptr<const FamilyTexts*[]>[]> texts_by_id_;
+  std::unique_ptr<std::atomic<AtomicDrops*>[]> drops_;  // by family id / kChunk; freed with the registry
+  common::StringArena names_;                           // every family's name; guarded by mu_
 };
 
 }  // namespace ringpipe::processors::detail

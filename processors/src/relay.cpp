@@ -64,22 +64,11 @@ namespace {
 
 // The entry of one relayed sample, as Shard::encode writes a series, plus its
 // time. `e` points at `ms.value`, `labels` and the family's strings.
-void encode(const MappedSample& ms, const std::byte* labels, std::int64_t ts, metric::SeriesEntry& e) {
-  const Family& f = *ms.family;
+void encode(const FamilyRegistry& registry, const MappedSample& ms, const std::byte* labels, std::int64_t ts,
+            metric::SeriesEntry& e) {
   e.kind = metric::EntryKind::kSeries;
-  e.type = metric_type_of(f.kind);
-  e.flags = 0;
   e.key = ms.series_hash;
-  e.name = f.name;
-  e.help = f.help();
-  e.unit = {};
-  e.family_len = 0;
-  if (f.prom_type != 0) {
-    e.type = metric_type_of_prom(f.prom_type);
-    e.flags |= metric::kEntryPromSample;
-    e.unit = f.unit();
-    e.family_len = static_cast<std::uint16_t>(f.name.size() - std::min<std::size_t>(f.prom_suffix_len, f.name.size()));
-  }
+  registry.describe(*ms.family, e);
   e.label_bytes = std::span<const std::byte>(labels + ms.labels_off, ms.labels_len);
   e.label_count = ms.label_count;
   e.values = std::span<const double>(&ms.value, 1);
@@ -148,7 +137,7 @@ bool Relay::Impl::relay_record(Input& in, const ring::RecordView& v) {
     in.labels.clear();
     MappedSample ms;
     if (!in.mapper->map(*s, in.labels, ms)) continue;
-    encode(ms, in.labels.data(), s->timestamp_ns != 0 ? s->timestamp_ns : received, e);
+    encode(*registry, ms, in.labels.data(), s->timestamp_ns != 0 ? s->timestamp_ns : received, e);
     if (native) {
       // Its family must still be the histogram or gaugehistogram it came in
       // (a rule that renames a sample makes it a plain gauge's).

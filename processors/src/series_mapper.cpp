@@ -248,7 +248,7 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
         raw_index_.insert(rh, fam.family->id | kFamilyRef);
       } else {
         raw_index_.insert(rh, static_cast<std::uint32_t>(raw_names_.size()));
-        std::string_view kept = fam.family->name;
+        std::string_view kept = fam.family->name();
         if (kept != raw) kept = raw_owned_.add(raw);
         raw_names_.push_back(RawName{kept, fam.family, raw_key, fam.conflict});
       }
@@ -256,7 +256,7 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
     }
   }
   if (fam.conflict) {
-    fam.family->dropped_conflict.fetch_add(1, std::memory_order_relaxed);
+    registry_->count_conflict(*fam.family);
     ++stats_.dropped_conflict;
     return false;
   }
@@ -378,8 +378,8 @@ bool SeriesMapper::take_native(const sample::SampleView& s, std::vector<std::byt
   // The entry Shard::encode will write: header, these values, name, help,
   // unit and labels, in one record of at most max_record_bytes.
   const bool ok = native_values(s.native(), native_);
-  const std::size_t entry = sizeof(metric::MetricEntryHeader) + native_.size() * sizeof(double) + f.name.size() +
-                            f.help().size() + f.unit().size() + out.labels_len + 8;
+  const std::size_t entry = sizeof(metric::MetricEntryHeader) + native_.size() * sizeof(double) + f.name().size() +
+                            registry_->texts(f).help.size() + registry_->texts(f).unit.size() + out.labels_len + 8;
   // Shard::append_native keeps 4 values' room where these 2 follow.
   if (!ok || native_.size() + 2 > UINT16_MAX || sizeof(metric::MetricBatchHeader) + entry > max_record_bytes_) {
     ++stats_.dropped_native_too_large;
@@ -461,7 +461,7 @@ FamilyKind SeriesMapper::family_kind(Kind k, const CompiledRule& rule) noexcept 
 // and Prometheus family raw_key asks for and is not blocked. f's fields never
 // change, so the answer holds for as long as f lives (the registry's life).
 bool SeriesMapper::names_family(const Family& f, std::string_view raw, std::uint32_t raw_key) noexcept {
-  return family_key(f) == raw_key && !f.blocked && escapes_to(raw, f.name, f.prom_type != 0);
+  return family_key(f) == raw_key && !f.blocked && escapes_to(raw, f.name(), f.prom_type != 0);
 }
 
 // The hints guess that the sample keeps its name (no rule renames it); a
@@ -490,7 +490,7 @@ void SeriesMapper::prefetch_name(std::uint64_t rh) const noexcept {
   const std::uint32_t v = raw_index_.home_value(rh);
   if (v == FlatIndex::kNone) return;
   if ((v & kFamilyRef) != 0) {
-    __builtin_prefetch(registry_->at(v & ~kFamilyRef).name.data());
+    __builtin_prefetch(registry_->at(v & ~kFamilyRef).name_at);
     return;
   }
   const RawName& r = raw_names_[v];
@@ -518,6 +518,10 @@ SeriesMapper::Resolved SeriesMapper::resolve_family(std::string_view raw, Family
   }
   if (name_.empty()) {
     ++stats_.dropped_empty_name;
+    return Resolved{nullptr, false};
+  }
+  if (name_.size() > FamilyRegistry::kMaxNameBytes) {  // a rule's template made it longer than a family's name may be
+    ++stats_.dropped_name_too_long;
     return Resolved{nullptr, false};
   }
   std::string_view help = rule.help.empty() ? std::string_view(default_help_) : std::string_view(rule.help);

@@ -69,7 +69,7 @@ void Shard::mark_dirty(std::uint32_t idx) noexcept {
 
 std::uint32_t Shard::create_series(const MappedSample& m, const std::byte* labels, std::int64_t now_ns) noexcept {
   if (!registry_->try_add_series(*m.family)) {
-    m.family->dropped_cardinality.fetch_add(1, std::memory_order_relaxed);
+    registry_->count_cardinality_drop(*m.family);
     ++stats_.dropped_cardinality;
     return FlatIndex::kNone;
   }

@@ -81,19 +81,8 @@ bool Shard::publishable(const Series& se) const noexcept { return (se.flags & kP
 void Shard::encode(const Series& se, EntryKind kind, SeriesEntry& e) noexcept {
   const Family& f = *se.family;
   e.kind = kind;
-  e.type = metric_type_of(f.kind);
-  e.flags = f.kind == FamilyKind::kSet ? metric::kEntryFromSet : 0;
   e.key = se.hash;
-  e.name = f.name;
-  e.help = f.help();
-  e.unit = {};
-  e.family_len = 0;
-  if (f.prom_type != 0) {  // a Prometheus sample: its value as it came, its family's type
-    e.type = metric_type_of_prom(f.prom_type);
-    e.flags = metric::kEntryPromSample;
-    e.unit = f.unit();
-    e.family_len = static_cast<std::uint16_t>(f.name.size() - std::min<std::size_t>(f.prom_suffix_len, f.name.size()));
-  }
+  registry_->describe(f, e);
   e.label_bytes = std::span<const std::byte>(key_of(se), se.key_len);
   e.label_count = se.label_count;
   values_.clear();

@@ -159,13 +159,14 @@ std::uint32_t Shard::alloc_block(std::uint32_t bytes, std::uint32_t owner) noexc
 
 std::uint32_t Shard::family_block(const Family& f) noexcept {
   if (f.id < family_off_.size() && family_off_[f.id] != kNoBlock) return family_off_[f.id];
-  const auto name_len = static_cast<std::uint16_t>(std::min<std::size_t>(f.name.size(), UINT16_MAX));
+  const std::uint16_t name_len = f.name_len;
+  const FamilyTexts& texts = registry_->texts(f);
   // Most families have the default HELP: a plain family's is not copied into
   // every block (~30 bytes a family, which with StatsD names is a series).
-  const bool default_help = f.prom_type == 0 && f.help() == default_help_;
-  const auto help_len =
-      default_help ? std::uint16_t{0} : static_cast<std::uint16_t>(std::min<std::size_t>(f.help().size(), UINT16_MAX));
-  const auto unit_len = static_cast<std::uint8_t>(std::min<std::size_t>(f.unit().size(), UINT8_MAX));
+  const bool default_help = f.prom_type == 0 && texts.help == default_help_;
+  const auto help_len = default_help ? std::uint16_t{0}
+                                     : static_cast<std::uint16_t>(std::min<std::size_t>(texts.help.size(), UINT16_MAX));
+  const auto unit_len = static_cast<std::uint8_t>(std::min<std::size_t>(texts.unit.size(), UINT8_MAX));
   const std::uint32_t off =
       alloc_block(static_cast<std::uint32_t>(sizeof(FamilyBlock)) + name_len + help_len + unit_len, kFamilyOwner);
   if (off == UINT32_MAX) return off;
@@ -179,9 +180,9 @@ std::uint32_t Shard::family_block(const Family& f) noexcept {
   fb.suffix_len = f.prom_suffix_len;
   fb.unit_len = unit_len;
   std::memcpy(p, &fb, sizeof fb);
-  std::memcpy(p + sizeof fb, f.name.data(), name_len);
-  std::memcpy(p + sizeof fb + name_len, f.help().data(), help_len);
-  if (unit_len != 0) std::memcpy(p + sizeof fb + name_len + help_len, f.unit().data(), unit_len);
+  std::memcpy(p + sizeof fb, f.name_at, name_len);
+  std::memcpy(p + sizeof fb + name_len, texts.help.data(), help_len);
+  if (unit_len != 0) std::memcpy(p + sizeof fb + name_len + help_len, texts.unit.data(), unit_len);
   remember_family_block(f, off);
   return off;
 }

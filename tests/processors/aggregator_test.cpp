@@ -387,6 +387,20 @@ TEST(Engine, EmptyNameFromARuleIsDroppedAndCounted) {
   EXPECT_EQ(h.stats().dropped_empty_name, 1u);
 }
 
+// A name is checked against max_name_bytes as it came; a rule's template can
+// make it longer than a family's name may be (64 KiB): dropped and counted.
+TEST(Engine, NameARuleMadeTooLongForAFamilyIsDroppedAndCounted) {
+  Harness h(with_rules({rule("*.x", "$1$1$1$1$1")}));
+  const std::string long_stem(14000, 'a');  // under max_name_bytes (16 KiB); five times over 64 KiB
+  h.send(Kind::kCounter, long_stem + ".x", 1);
+  h.send(Kind::kCounter, "b.x", 1);
+  h.flush();
+  EXPECT_EQ(h.state.series.size(), 1u);
+  EXPECT_EQ(h.state.value("bbbbb{}"), 1);
+  EXPECT_EQ(h.stats().dropped_name_too_long, 1u);
+  EXPECT_EQ(h.stats().dropped_family_limit, 0u);
+}
+
 TEST(Engine, ScaleMultipliesValues) {
   MappingRule r = rule("t.*", "t_seconds");
   r.scale = 0.001;

@@ -82,8 +82,8 @@ TEST(FamilyRegistry, FamiliesKeepTheirNamesAndAreFoundAgainByName) {
   EXPECT_EQ(registry.size(), 5000u);
   for (int i = 0; i < 5000; ++i) {
     const std::string n = name(i);
-    ASSERT_EQ(families[static_cast<std::size_t>(i)]->name, n);
-    EXPECT_EQ(families[static_cast<std::size_t>(i)]->help(), "Help.");
+    ASSERT_EQ(families[static_cast<std::size_t>(i)]->name(), n);
+    EXPECT_EQ(registry.texts(*families[static_cast<std::size_t>(i)]).help, "Help.");
     const auto again = registry.get_or_create(n, FamilyKind::kCounter, "Other help.");
     EXPECT_EQ(again.family, families[static_cast<std::size_t>(i)]) << n;
     EXPECT_EQ(registry.get_or_create(n, FamilyKind::kGauge, "").conflict, true) << "one kind per name";
@@ -91,8 +91,39 @@ TEST(FamilyRegistry, FamiliesKeepTheirNamesAndAreFoundAgainByName) {
   EXPECT_EQ(registry.size(), 5000u);
   const auto summary = registry.get_or_create(name(17).substr(0, name(17).size() - 6), FamilyKind::kSummary, "");
   ASSERT_NE(summary.family, nullptr);
-  const auto sum = registry.get_or_create(std::string(summary.family->name) + "_sum", FamilyKind::kGauge, "");
+  const auto sum = registry.get_or_create(std::string(summary.family->name()) + "_sum", FamilyKind::kGauge, "");
   EXPECT_TRUE(sum.conflict) << "a summary owns its _sum";
+}
+
+// A family's name length is 16 bits (as a state file's family block's): a
+// longer name is refused, never cut.
+TEST(FamilyRegistry, NamesLongerThanAFamilyMayHaveAreRefused) {
+  FamilyRegistry registry{100, 100, 100};
+  const std::string longest(FamilyRegistry::kMaxNameBytes, 'n');
+  const auto ok = registry.get_or_create(longest, FamilyKind::kCounter, "");
+  ASSERT_NE(ok.family, nullptr);
+  EXPECT_EQ(ok.family->name(), longest);
+  EXPECT_EQ(registry.get_or_create(longest + "n", FamilyKind::kCounter, "").family, nullptr);
+  EXPECT_EQ(registry.size(), 1u);
+}
+
+// Drop counts live beside the families, made on a family's first drop.
+TEST(FamilyRegistry, DropCountsAreKeptPerFamily) {
+  FamilyRegistry registry{5000, 100, 100};
+  const auto a = registry.get_or_create("a", FamilyKind::kCounter, "");
+  ASSERT_NE(a.family, nullptr);
+  Family* far = nullptr;
+  for (int i = 0; i < 3000; ++i) far = registry.get_or_create("f" + std::to_string(i), FamilyKind::kGauge, "").family;
+  ASSERT_NE(far, nullptr);
+  EXPECT_EQ(registry.drops(*a.family).conflict, 0u);
+  registry.count_conflict(*a.family);
+  registry.count_conflict(*a.family);
+  registry.count_cardinality_drop(*far);
+  EXPECT_EQ(registry.drops(*a.family).conflict, 2u);
+  EXPECT_EQ(registry.drops(*a.family).cardinality, 0u);
+  EXPECT_EQ(registry.drops(*far).cardinality, 1u);
+  EXPECT_EQ(registry.drops(*far).conflict, 0u);
+  EXPECT_EQ(registry.drops(registry.at(1)).cardinality, 0u);
 }
 
 // A family's HELP and UNIT are kept as one interned pair: families with the
@@ -108,18 +139,19 @@ TEST(FamilyRegistry, HelpAndUnitAreInternedAsOnePairPerFamily) {
   const auto e = registry.get_or_create("e_seconds", FamilyKind::kGauge, "Shared help.", PromFamily{2, 0, "seconds"});
   const auto f = registry.get_or_create("f", FamilyKind::kGauge, "");
   for (const auto* lk : {&a, &b, &c, &d, &e, &f}) ASSERT_NE(lk->family, nullptr);
-  EXPECT_EQ(a.family->texts, b.family->texts) << "one copy of a HELP many families share";
-  EXPECT_EQ(c.family->texts, e.family->texts);
-  EXPECT_NE(a.family->texts, c.family->texts);
-  EXPECT_EQ(a.family->help(), "Shared help.");
-  EXPECT_EQ(a.family->unit(), "");
-  EXPECT_EQ(c.family->help(), "Shared help.");
-  EXPECT_EQ(c.family->unit(), "seconds");
-  EXPECT_EQ(d.family->help(), "Other help.");
-  EXPECT_EQ(d.family->unit(), "bytes");
-  EXPECT_EQ(f.family->help(), "");
-  EXPECT_EQ(f.family->unit(), "");
-  EXPECT_EQ(registry.get_or_create("a", FamilyKind::kCounter, "Later help.").family->help(), "Shared help.")
+  EXPECT_EQ(a.family->texts_id, b.family->texts_id) << "one copy of a HELP many families share";
+  EXPECT_EQ(c.family->texts_id, e.family->texts_id);
+  EXPECT_NE(a.family->texts_id, c.family->texts_id);
+  EXPECT_EQ(registry.texts(*a.family).help, "Shared help.");
+  EXPECT_EQ(registry.texts(*a.family).unit, "");
+  EXPECT_EQ(registry.texts(*c.family).help, "Shared help.");
+  EXPECT_EQ(registry.texts(*c.family).unit, "seconds");
+  EXPECT_EQ(registry.texts(*d.family).help, "Other help.");
+  EXPECT_EQ(registry.texts(*d.family).unit, "bytes");
+  EXPECT_EQ(registry.texts(*f.family).help, "");
+  EXPECT_EQ(registry.texts(*f.family).unit, "");
+  EXPECT_EQ(registry.texts(*registry.get_or_create("a", FamilyKind::kCounter, "Later help.").family).help,
+            "Shared help.")
       << "the first HELP stays";
 }
 

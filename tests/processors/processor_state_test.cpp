@@ -923,11 +923,11 @@ TEST(StateLayout, AShardWritesFamilyBlocksAsDocumentedAndReadsThemBackAfterARest
     a.shard->apply_segments(m, {&seg, 1}, a.labels.data(), 0);
     for (std::uint32_t i = 0; i < 2; ++i) {
       const detail::Family& fam = *m[i].family;
-      ASSERT_EQ(fam.help(), a.opts.default_help);
+      ASSERT_EQ(a.registry.texts(fam).help, a.opts.default_help);
       // The default HELP is not written (help_len 0): STATE.md.
-      const std::vector<std::byte> doc = documented_family_block(static_cast<std::uint8_t>(fam.kind), fam.name, "");
+      const std::vector<std::byte> doc = documented_family_block(static_cast<std::uint8_t>(fam.kind), fam.name(), "");
       const std::byte* at = (*st)->arena() + (*st)->slots()[i].family_off;
-      EXPECT_EQ(std::memcmp(at, doc.data(), 16 + fam.name.size()), 0) << fam.name;
+      EXPECT_EQ(std::memcmp(at, doc.data(), 16 + fam.name().size()), 0) << fam.name();
     }
   }
   auto st = f.open();
@@ -986,14 +986,14 @@ TEST(StateLayout, APlainFamilyWithTheDefaultHelpIsStoredWithoutItAndReadBackWith
   EXPECT_EQ(b.shard->stats().state_series_dropped, 0u);
   const auto c = b.registry.get_or_create("c", detail::FamilyKind::kCounter, "later");
   ASSERT_NE(c.family, nullptr);
-  EXPECT_EQ(c.family->help(), "Another default.");
+  EXPECT_EQ(b.registry.texts(*c.family).help, "Another default.");
   const auto p = b.registry.get_or_create("p", detail::FamilyKind::kGauge, "later", detail::PromFamily{2, 0, {}});
   ASSERT_NE(p.family, nullptr);
   EXPECT_FALSE(p.conflict);
-  EXPECT_EQ(p.family->help(), "") << "a Prometheus family's empty HELP stays empty";
+  EXPECT_EQ(b.registry.texts(*p.family).help, "") << "a Prometheus family's empty HELP stays empty";
   const auto o = b.registry.get_or_create("o", detail::FamilyKind::kCounter, "later");
   ASSERT_NE(o.family, nullptr);
-  EXPECT_EQ(o.family->help(), "Own help.");
+  EXPECT_EQ(b.registry.texts(*o.family).help, "Own help.");
   const testing::ExporterState snap = b.snapshot();
   EXPECT_EQ(snap.value("c{}"), 5);
   EXPECT_EQ(snap.value("p{}"), 7);
