@@ -449,13 +449,13 @@ void SeriesState::Series::take(Series& o) noexcept {
 std::size_t SeriesState::SeriesTable::home(std::uint32_t tag) const noexcept {
   // Keys are hashes already; their low bits pick the shard (key % kShards),
   // the high 32 bits are the tag, mixed here so that tags close together spread.
-  return static_cast<std::size_t>((std::uint64_t{tag} * 0x9E3779B97F4A7C15ull) >> 32) & (slots_.size() - 1);
+  return span_.home(static_cast<std::uint32_t>((std::uint64_t{tag} * 0x9E3779B97F4A7C15ull) >> 32));
 }
 
 std::size_t SeriesState::SeriesTable::find(std::uint64_t key) const noexcept {
   if (slots_.empty()) return kNpos;
   const std::uint32_t tag = tag_of(key);
-  for (std::size_t j = home(tag);; j = (j + 1) & (slots_.size() - 1)) {
+  for (std::size_t j = home(tag);; j = span_.next(j)) {
     const Slot s = slots_[j];
     if (s.pos == 0) return kNpos;
     if (s.tag == tag && entry(s.pos - 1).key == key) return s.pos - 1;
@@ -491,18 +491,19 @@ const void* SeriesState::family_name_line(std::uint64_t key) const noexcept {
 std::size_t SeriesState::SeriesTable::slot_of(std::uint64_t key) const noexcept {
   const std::uint32_t tag = tag_of(key);
   std::size_t j = home(tag);
-  while (slots_[j].tag != tag || entry(slots_[j].pos - 1).key != key) j = (j + 1) & (slots_.size() - 1);
+  while (slots_[j].tag != tag || entry(slots_[j].pos - 1).key != key) j = span_.next(j);
   return j;
 }
 
 void SeriesState::SeriesTable::grow() {
-  const std::size_t n = slots_.empty() ? 64 : slots_.size() * 2;
-  common::LargeArray<Slot> old(n);  // at 1M series 16 MiB: huge pages where the kernel has them
-  old.swap(slots_);                 // slots_ is the new, empty array: home() takes its size
+  const std::size_t n = slots_.empty() ? 64 : common::ProbeSpan::grown(slots_.size());
+  common::LargeArray<Slot> old(n);
+  old.swap(slots_);  // slots_ is the new, empty array
+  span_ = common::ProbeSpan(n);
   for (const Slot& s : old) {
     if (s.pos == 0) continue;
     std::size_t j = home(s.tag);
-    while (slots_[j].pos != 0) j = (j + 1) & (n - 1);
+    while (slots_[j].pos != 0) j = span_.next(j);
     slots_[j] = s;
   }
 }
@@ -512,7 +513,7 @@ SeriesState::Series& SeriesState::SeriesTable::emplace_new(std::uint64_t key) {
   if (size_ == chunks_.size() * kChunk) chunks_.push_back(common::make_chunk_array<Entry>(kChunk));
   const std::uint32_t tag = tag_of(key);
   std::size_t j = home(tag);
-  while (slots_[j].pos != 0) j = (j + 1) & (slots_.size() - 1);
+  while (slots_[j].pos != 0) j = span_.next(j);
   Entry& e = entry_mut(size_);
   e.key = key;
   ++size_;
@@ -521,13 +522,11 @@ SeriesState::Series& SeriesState::SeriesTable::emplace_new(std::uint64_t key) {
 }
 
 void SeriesState::SeriesTable::erase_at(std::size_t at) noexcept {
-  const std::size_t mask = slots_.size() - 1;
   // Backward-shift deletion: later members of the probe run move up into
   // the hole when their home slot allows, so no tombstones are needed.
   std::size_t hole = slot_of(entry(at).key);
-  for (std::size_t j = (hole + 1) & mask; slots_[j].pos != 0; j = (j + 1) & mask) {
-    const std::size_t h = home(slots_[j].tag);
-    if (((j - h) & mask) >= ((j - hole) & mask)) {
+  for (std::size_t j = span_.next(hole); slots_[j].pos != 0; j = span_.next(j)) {
+    if (span_.distance(home(slots_[j].tag), j) >= span_.distance(hole, j)) {
       slots_[hole] = slots_[j];
       hole = j;
     }

@@ -202,8 +202,9 @@ class SeriesState {
   // One shard's series by key: the series side by side in fixed chunks of
   // kChunk (a scrape walks memory in order; the table grows a chunk at a time,
   // never copying the series or holding twice their room as a doubling vector
-  // does) and an open-addressing index of their positions (linear probing,
-  // backward-shift deletion; 4 bytes a slot, at most 3/4 full). Erasing moves
+  // does) and an open-addressing index of their positions (linear probing
+  // over a common::ProbeSpan, backward-shift deletion; 8 bytes a slot, at
+  // most 3/4 full). Erasing moves
   // the last series into the hole, and a chunk left empty is freed.
   class SeriesTable {
    public:
@@ -280,6 +281,7 @@ class SeriesState {
     std::vector<common::ChunkArray<Entry>> chunks_;
     std::size_t size_ = 0;
     common::LargeArray<Slot> slots_;
+    common::ProbeSpan span_;  // slots_'s geometry (common/flat_index.hpp)
   };
   struct Shard {
     mutable std::mutex mu;

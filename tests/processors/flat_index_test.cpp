@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "family_registry.hpp"
@@ -61,6 +62,65 @@ TEST(FlatIndex, ResolvesHashesThatShareTheirLow32BitsByTheFullKeyThroughGrowthAn
   for (std::uint32_t v = 0; v < keys.size(); ++v) {
     ASSERT_EQ(find(keys[v]), v % 2 == 0 ? FlatIndex::kNone : v) << v;
   }
+}
+
+// Slot counts alternate powers of two and 1.5 times them; a home is always a
+// slot, the highest tags' homes the last slots, and distance() wraps.
+TEST(ProbeSpan, GrowsByHalfThenByAThirdAndHomesEveryTagInside) {
+  std::vector<std::size_t> seq{common::ProbeSpan::grown(0)};
+  while (seq.size() < 8) seq.push_back(common::ProbeSpan::grown(seq.back()));
+  EXPECT_EQ(seq, (std::vector<std::size_t>{16, 24, 32, 48, 64, 96, 128, 192}));
+  EXPECT_EQ(common::ProbeSpan::for_keys(1'000'000, 7, 10), 1'572'864u) << "1.5 Mi slots, not 2 Mi";
+  EXPECT_EQ(common::ProbeSpan::for_keys(17, 7, 10), 32u);
+  for (const std::size_t n : {16UL, 24UL, 1'572'864UL, std::size_t{1} << 32}) {
+    const common::ProbeSpan span(n);
+    EXPECT_EQ(span.home(0), 0u);
+    EXPECT_EQ(span.home(UINT32_MAX), n - 1);
+    EXPECT_EQ(span.next(n - 1), 0u);
+    EXPECT_EQ(span.distance(n - 1, 1), 2u);
+    EXPECT_EQ(span.distance(1, n - 1), n - 2);
+  }
+}
+
+// Against std::unordered_map, through every growth step up to 1.5 * 2^14
+// slots and erases at each size: tags crowd the last slots so that runs wrap
+// past the end of the array, where backward shift must wrap too.
+TEST(FlatIndex, AgreesWithAMapThroughGrowthAndErasesWhereRunsWrap) {
+  FlatIndex index;
+  std::unordered_map<std::uint64_t, std::uint32_t> want;
+  std::uint64_t x = 0x853c49e6748fea9bULL;
+  const auto next = [&x] {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  std::vector<std::uint64_t> live;
+  for (std::uint32_t v = 0; v < 16'000; ++v) {
+    std::uint64_t h = next();
+    if (v % 3 == 0) h = (h & ~std::uint64_t{0xffffffff}) | (0xffffff00U | (h & 0xff));  // a high tag: the last slots
+    if (want.count(h) != 0) continue;
+    index.insert(h, v);
+    want[h] = v;
+    live.push_back(h);
+    if (v % 5 == 4) {  // erase one live key of the ones so far
+      const std::size_t at = next() % live.size();
+      ASSERT_TRUE(index.erase(live[at], want[live[at]]));
+      want.erase(live[at]);
+      live[at] = live.back();
+      live.pop_back();
+    }
+    if (v % 997 == 0) {
+      for (const auto& [key, value] : want) {
+        ASSERT_EQ(index.find(key, [&](std::uint32_t got) { return got == value; }), value) << v;
+      }
+    }
+  }
+  EXPECT_EQ(index.size(), want.size());
+  for (const auto& [key, value] : want) {
+    ASSERT_EQ(index.find(key, [&](std::uint32_t got) { return got == value; }), value);
+  }
+  EXPECT_EQ(index.find(1, [](std::uint32_t) { return true; }), FlatIndex::kNone);
 }
 
 // The registry keeps each family's name in its own arena: names longer and
