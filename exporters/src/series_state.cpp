@@ -129,11 +129,16 @@ std::uint32_t SeriesState::find_family(std::string_view name) const noexcept {
                           [&](std::uint32_t id) { return families_[id].name() == name; });
 }
 
-const std::string* SeriesState::intern_help(std::string_view help) {
-  if (help.empty()) return nullptr;
+std::uint32_t SeriesState::intern_help(std::string_view help) {
+  if (help.empty()) return 0;
   auto it = helps_.find(std::string(help));
-  if (it == helps_.end()) it = helps_.emplace(help).first;
-  return &*it;
+  if (it == helps_.end()) {
+    std::lock_guard lock(families_mu_);
+    help_texts_.reserve(help_texts_.size() + 1);  // before the map holds an id the table lacks
+    it = helps_.emplace(std::string(help), static_cast<std::uint32_t>(help_texts_.size())).first;
+    help_texts_.push_back(&it->first);
+  }
+  return it->second;
 }
 
 void SeriesState::apply(std::span<const std::byte> record, std::int64_t now_ns) noexcept {
@@ -301,11 +306,11 @@ std::uint32_t SeriesState::family_for(const metric::MetricEntryView& e) noexcept
       family_ids_.find(hash, [&](std::uint32_t id) { return families_[id].name() == e.family; });
   if (found == kNoFamily) {
     const auto id = static_cast<std::uint32_t>(families_.size());
-    const std::string* help = intern_help(e.help);
+    const std::uint32_t help = intern_help(e.help);
     const std::string_view name = names_.add(e.family);
     {
       std::lock_guard lock(families_mu_);
-      families_.push_back(Family{name.data(), help, static_cast<std::uint32_t>(name.size()), e.type, false, prom});
+      families_.push_back(Family{name.data(), help, static_cast<std::uint16_t>(name.size()), e.type, false, prom});
     }
     family_ids_.insert(hash, id);
     family_live_.push_back(0);
@@ -321,10 +326,11 @@ std::uint32_t SeriesState::family_for(const metric::MetricEntryView& e) noexcept
   if (family_live_[id] == 0) {
     // Nothing of it is served: it may take this entry's type, and the names
     // around it may have changed since it was last checked.
+    const std::uint32_t help = f.help_id == 0 ? intern_help(e.help) : f.help_id;
     std::lock_guard lock(families_mu_);
     f.type = e.type;
     f.prom = prom;
-    if (f.help_text == nullptr && !e.help.empty()) f.help_text = intern_help(e.help);
+    f.help_id = help;
     f.conflict = false;
     f.conflict = name_conflicts(id);
   } else if (f.type != e.type || f.prom != prom) {
@@ -636,7 +642,7 @@ void SeriesState::collect(std::vector<prometheus::MetricFamily>& out, protobuf::
       const Family& f = families_[i];
       heads.push_back(Head{to_prometheus(f.type), f.conflict, f.prom});
       out[base + i].name = std::string(f.name());
-      out[base + i].help = std::string(f.help());
+      out[base + i].help = std::string(help_of(f));
       out[base + i].type = heads.back().type;
     }
   }
@@ -816,7 +822,7 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
     common::reserve_large(heads, families_.size());
     for (std::size_t i = 0; i < families_.size(); ++i) {
       const Family& f = families_[i];
-      heads.push_back(Head{f.name(), f.help(), to_prometheus(f.type), f.conflict, f.prom});
+      heads.push_back(Head{f.name(), help_of(f), to_prometheus(f.type), f.conflict, f.prom});
     }
   }
   // The shards are walked once, one lock at a time, each series' lines

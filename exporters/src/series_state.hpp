@@ -102,21 +102,19 @@ class SeriesState {
 
  private:
   // One per family name, which with a StatsD name per series is one per
-  // series: 24 bytes, its name's bytes in names_ and its HELP interned.
+  // series: 16 bytes, its name's bytes in names_ and its HELP interned
+  // (help_of()).
   struct Family {
-    const char* name_at = nullptr;           // in names_: never changes once the family exists, never freed
-    const std::string* help_text = nullptr;  // interned in helps_ (most families share one HELP); nullptr: none
-    std::uint32_t name_len = 0;
+    const char* name_at = nullptr;  // in names_: never changes once the family exists, never freed
+    std::uint32_t help_id = 0;      // in help_texts_ (most families share one HELP); 0: none
+    std::uint16_t name_len = 0;     // an entry's family name is at most 64 KiB
     metric::MetricType type = metric::MetricType::kGauge;
-    bool conflict = false;
-    bool prom = false;  // samples of a Prometheus family (kEntryPromSample), reassembled when collected
+    bool conflict : 1 = false;
+    bool prom : 1 = false;  // samples of a Prometheus family (kEntryPromSample), reassembled when collected
 
     [[nodiscard]] std::string_view name() const noexcept { return {name_at, name_len}; }
-    [[nodiscard]] std::string_view help() const noexcept {
-      return help_text != nullptr ? std::string_view(*help_text) : std::string_view();
-    }
   };
-  static_assert(sizeof(Family) <= 24, "a family per series at worst");
+  static_assert(sizeof(Family) <= 16, "a family per series at worst");
   // Which sample of a Prometheus family a series is.
   enum class Role : std::uint8_t { kValue, kBucket, kSum, kCount };
   // One series: its values, then its encoded labels (LabelHeader format,
@@ -307,7 +305,12 @@ class SeriesState {
   [[nodiscard]] std::uint32_t find_family(std::string_view name) const noexcept;  // or kNoFamily
   // family_for, cheaper for a known series: `held` is the family it holds (kNoFamily: new).
   std::uint32_t known_family(const metric::MetricEntryView& e, std::uint32_t held) noexcept;
-  const std::string* intern_help(std::string_view help);  // nullptr for an empty one
+  // The id of help's copy in help_texts_ (0 for an empty one). Reader thread; takes families_mu_ to add one.
+  std::uint32_t intern_help(std::string_view help);
+  // f's HELP: the reader thread, or with families_mu_ held.
+  [[nodiscard]] std::string_view help_of(const Family& f) const noexcept {
+    return f.help_id == 0 ? std::string_view() : std::string_view(*help_texts_[f.help_id]);
+  }
   [[nodiscard]] bool name_conflicts(std::uint32_t id) const noexcept;
   [[nodiscard]] Shard& shard_of(std::uint64_t key) noexcept { return shards_[key % kShards]; }
 
@@ -318,8 +321,10 @@ class SeriesState {
   // Family ids by std::hash of their name (open addressing, 8 bytes a slot,
   // the name compared on a tag match); a node per family cost ~60 bytes more.
   common::FlatIndex family_ids_;
-  common::StringArena names_;               // every family name once
-  std::unordered_set<std::string> helps_;   // every HELP text once (reader thread)
+  common::StringArena names_;                             // every family name once
+  std::unordered_map<std::string, std::uint32_t> helps_;  // every HELP text once, to its id (reader thread)
+  // By id (0: none), pointing into helps_'s nodes (never freed); grows under families_mu_.
+  std::vector<const std::string*> help_texts_{nullptr};
   std::vector<std::uint32_t> family_live_;  // live series per family
   std::vector<ProcShard> proc_;
   std::vector<std::uint64_t> retired_instances_;
