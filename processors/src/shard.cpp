@@ -191,6 +191,14 @@ void Shard::release_ext(const Series& se) noexcept {
   }
 }
 
+void Shard::set_expires(std::uint32_t idx, std::int64_t at_ns) noexcept {
+  if (idx >= expires_.size()) {
+    if (at_ns == 0) return;
+    common::resize_large(expires_, std::max<std::size_t>(idx + 1, series_.size()), std::int64_t{0});
+  }
+  expires_[idx] = at_ns;
+}
+
 void Shard::free_series(std::uint32_t idx) noexcept {
   Series& se = series_[idx];
   persist_free(idx);
@@ -199,6 +207,7 @@ void Shard::free_series(std::uint32_t idx) noexcept {
   release_ext(se);
   registry_->remove_series(*se.family);
   se.flags = 0;
+  set_expires(idx, 0);
   free_series_.push_back(idx);
   --live_;
   ++stats_.series_expired;
@@ -303,7 +312,7 @@ void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64
   }
   Series& se = series_[idx];
   se.flags &= static_cast<std::uint8_t>(~kExpiring);
-  se.expires_ns = m.ttl_ns > 0 ? now_ns + m.ttl_ns : 0;
+  set_expires(idx, m.ttl_ns > 0 ? now_ns + m.ttl_ns : 0);
   switch (m.op) {
     case Op::kAdd:
       se.value += m.value;

@@ -108,8 +108,7 @@ class Shard {
   };
   struct Series {
     std::uint64_t hash;
-    std::int64_t expires_ns;  // 0: never
-    double value;             // counter, gauge, set (last completed window)
+    double value;  // counter, gauge, set (last completed window)
     Family* family;
     std::uint32_t key_off;  // in the store arena with a store, else in arena_
     std::uint32_t key_len;
@@ -118,7 +117,7 @@ class Shard {
     std::uint8_t kind;  // FamilyKind
     std::uint8_t flags;
   };
-  static_assert(sizeof(Series) <= 48, "series state stays small: the budget is 200 bytes per series");
+  static_assert(sizeof(Series) <= 40, "series state stays small: the budget is 200 bytes per series");
   static constexpr std::uint32_t kNoExt = UINT32_MAX;  // Series::ext of a kind with no side state
 
   // As client_golang's summary: every observation goes into each of the
@@ -155,6 +154,11 @@ class Shard {
   // Gives a summary's, histogram's or set's extension slot back to its free list.
   void release_ext(const Series& se) noexcept;
   void mark_dirty(std::uint32_t idx) noexcept;
+  // When series idx expires (CLOCK_MONOTONIC ns; 0: never).
+  [[nodiscard]] std::int64_t expires_of(std::uint32_t idx) const noexcept {
+    return idx < expires_.size() ? expires_[idx] : 0;
+  }
+  void set_expires(std::uint32_t idx, std::int64_t at_ns) noexcept;
   // Writes the first `limit` dirty series while the sink takes them, removes
   // those written, and returns how many it could not write.
   std::size_t write_dirty(Emitter& em, std::size_t limit) noexcept;
@@ -209,6 +213,10 @@ class Shard {
   std::vector<std::uint32_t> free_series_;
   FlatIndex index_map_;
   LabelArena arena_;
+  // By series index, when each expires (expires_of()), made only once a
+  // series has a TTL: without one (statsd_exporter's default) a series
+  // carries no expiry and a flush scans none.
+  std::vector<std::int64_t> expires_;
   std::vector<std::uint32_t> dirty_;  // from dirty_head_ on
   std::size_t dirty_head_ = 0;
   std::size_t owed_ = 0;  // the first owed_ from dirty_head_: what the last flush could not write

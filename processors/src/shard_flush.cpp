@@ -168,9 +168,10 @@ void Shard::flush(std::int64_t now_ns, std::int64_t wall_ns, RecordSink& sink, b
   ++flush_seq_;
   ++stats_.flushes;
   // Expiry runs on the processor's clock, whether anyone scrapes or not.
-  for (std::uint32_t i = 0; i < series_.size(); ++i) {
+  for (std::uint32_t i = 0; i < expires_.size(); ++i) {
+    if (expires_[i] == 0 || now_ns < expires_[i]) continue;
     Series& se = series_[i];
-    if ((se.flags & kLive) && se.expires_ns != 0 && now_ns >= se.expires_ns && !(se.flags & kExpiring)) {
+    if ((se.flags & kLive) && !(se.flags & kExpiring)) {
       se.flags |= kExpiring;
       mark_dirty(i);
     }

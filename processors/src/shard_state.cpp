@@ -300,7 +300,7 @@ void Shard::persist(std::uint32_t idx) noexcept {
     tx_mark_[idx] = tx_;
   }
   sl.value = se.value;
-  sl.expires_ns = se.expires_ns;
+  sl.expires_ns = expires_of(idx);
   if (summary) {
     sl.count = summaries_[se.ext].count;
     sl.sum = summaries_[se.ext].sum;
@@ -490,7 +490,7 @@ void Shard::restore(std::int64_t now_ns) {
     se.label_count = sl.label_count;
     se.kind = sl.kind;
     se.value = sl.value;
-    se.expires_ns = sl.expires_ns;
+    set_expires(i, sl.expires_ns);
     se.ext = kNoExt;
     se.flags = kLive | kPublished;
     switch (kind) {

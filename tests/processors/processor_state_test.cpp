@@ -359,6 +359,41 @@ struct StoreShard {
   std::vector<std::byte> labels;
 };
 
+// A series' expiry is kept in the state file: after a restart it still
+// expires when it would have, and a series without a TTL never does.
+TEST(ShardState, ASeriesExpiryIsKeptAcrossARestart) {
+  constexpr std::int64_t kSec = 1'000'000'000;
+  StoreFile f;
+  {
+    auto st = f.open();
+    ASSERT_TRUE(st) << st.error().message();
+    StoreShard a(st->get());
+    testing::BatchBuilder b;
+    b.add(sample::Kind::kCounter, "short", 1, {}).add(sample::Kind::kCounter, "kept", 1, {});
+    auto m = a.map(b);
+    ASSERT_EQ(m.size(), 2u);
+    m[0].ttl_ns = 10 * kSec;
+    m[1].ttl_ns = 0;
+    const detail::RecordSegment seg{0, 0, 1, 2};
+    a.shard->apply_segments(m, {&seg, 1}, a.labels.data(), 100 * kSec);
+  }
+  auto st = f.open();
+  ASSERT_TRUE(st);
+  StoreShard b(st->get());
+  ASSERT_EQ(b.shard->series_count(), 2u);
+  VectorSink early;
+  b.shard->flush(109 * kSec, 0, early, false);
+  EXPECT_EQ(b.shard->stats().series_expired, 0u);
+  VectorSink late;
+  b.shard->flush(111 * kSec, 0, late, false);
+  b.shard->flush(10'000 * kSec, 0, late, false);
+  EXPECT_EQ(b.shard->stats().series_expired, 1u);
+  EXPECT_EQ(b.shard->series_count(), 1u);
+  const testing::ExporterState snap = b.snapshot();
+  EXPECT_TRUE(snap.has("kept{}"));
+  EXPECT_FALSE(snap.has("short{}"));
+}
+
 TEST(ShardState, RestartAfterAHalfAppliedBatchRestoresTheLastCommittedValuesOfEveryKind) {
   StoreFile f;
   {
