@@ -14,7 +14,9 @@ bool EntryRelabeler::apply(metric::MetricEntryView& e) noexcept {
     ls.set(relabel::kMetricNameLabel, e.name);
     if (!rules_.apply(ls)) return false;
     name_.assign(ls.get(relabel::kMetricNameLabel));
-    if (!relabel::valid_metric_name(name_)) return false;
+    // A name over 64 KiB (a rule's template can make one) is no name an
+    // entry can carry: the series is dropped as one left without a valid name.
+    if (!relabel::valid_metric_name(name_) || name_.size() > UINT16_MAX) return false;
     ls.sort();
     label_bytes_.clear();
     std::uint16_t count = 0;

@@ -134,7 +134,9 @@ std::uint32_t SeriesState::intern_help(std::string_view help) {
   auto it = helps_.find(std::string(help));
   if (it == helps_.end()) {
     std::lock_guard lock(families_mu_);
-    help_texts_.reserve(help_texts_.size() + 1);  // before the map holds an id the table lacks
+    // Room before the map holds an id the table lacks (doubling: most pages
+    // share a few HELPs, a scraped one has one a family).
+    if (help_texts_.size() == help_texts_.capacity()) help_texts_.reserve(help_texts_.size() * 2);
     it = helps_.emplace(std::string(help), static_cast<std::uint32_t>(help_texts_.size())).first;
     help_texts_.push_back(&it->first);
   }

@@ -64,11 +64,10 @@ std::uint32_t FamilyRegistry::intern_locked(std::string_view help, std::string_v
   // two strings are made and hashed for the map.
   if (last_texts_ != nullptr && last_texts_->help == help && last_texts_->unit == unit) return last_texts_id_;
   const auto id = static_cast<std::uint32_t>(texts_.size());
+  // The chunk a new pair's id needs exists before the map holds the id.
+  if (!texts_by_id_[id / kChunk]) texts_by_id_[id / kChunk] = std::make_unique<const FamilyTexts*[]>(kChunk);
   const auto [it, made] = texts_.try_emplace(FamilyTexts{std::string(help), std::string(unit)}, id);
-  if (made) {
-    if (!texts_by_id_[id / kChunk]) texts_by_id_[id / kChunk] = std::make_unique<const FamilyTexts*[]>(kChunk);
-    texts_by_id_[id / kChunk][id % kChunk] = &it->first;
-  }
+  if (made) texts_by_id_[id / kChunk][id % kChunk] = &it->first;
   last_texts_ = &it->first;
   last_texts_id_ = it->second;
   return last_texts_id_;

@@ -244,7 +244,7 @@ bool SeriesMapper::map(const sample::SampleView& s, std::vector<std::byte>& labe
     fam = resolve_family(raw, kind, prom, prom_help, rule);
     if (fam.family == nullptr) return false;
     if (raw_index_.size() < family_cache_cap_) {
-      if ((fam.family->id & kFamilyRef) == 0 && names_family(*fam.family, raw, raw_key)) {
+      if (!fam.conflict && fam.family->id < kFamilyRef - 1 && names_family(*fam.family, raw, raw_key)) {
         raw_index_.insert(rh, fam.family->id | kFamilyRef);
       } else {
         raw_index_.insert(rh, static_cast<std::uint32_t>(raw_names_.size()));
@@ -458,10 +458,13 @@ FamilyKind SeriesMapper::family_kind(Kind k, const CompiledRule& rule) noexcept 
 // Exactly when resolve_family(raw) finds f, without a conflict: f's name is
 // raw escaped as resolve_family() escapes it (f's name is the only one that
 // escaping gives, and names are unique in the registry), and f has the kind
-// and Prometheus family raw_key asks for and is not blocked. f's fields never
-// change, so the answer holds for as long as f lives (the registry's life).
+// and Prometheus family raw_key asks for and is not blocked. A Prometheus
+// name that escaping changed loses its suffix there (suffix 0): then f must
+// have none either. f's fields never change, so the answer holds for as long
+// as f lives (the registry's life).
 bool SeriesMapper::names_family(const Family& f, std::string_view raw, std::uint32_t raw_key) noexcept {
-  return family_key(f) == raw_key && !f.blocked && escapes_to(raw, f.name(), f.prom_type != 0);
+  return family_key(f) == raw_key && !f.blocked && (f.prom_suffix_len == 0 || raw == f.name()) &&
+         escapes_to(raw, f.name(), f.prom_type != 0);
 }
 
 // The hints guess that the sample keeps its name (no rule renames it); a

@@ -872,5 +872,33 @@ TEST(SeriesState, RelabelsSeriesBeforeServingAndCountsDrops) {
   EXPECT_EQ(s.counters().series.load(), 4u);
 }
 
+// A rule's template can make a name longer than an entry's (64 KiB): that
+// series is dropped and counted, once, not served under a cut name (which
+// matched no family again: a new family each update).
+TEST(SeriesState, ARelabeledNameOverSixtyFourKibIsDroppedAndCounted) {
+  relabel::RuleSpec grow;
+  grow.source_labels = {"__name__", "pad"};
+  grow.regex = "(.*);(.*)";
+  grow.target_label = "__name__";
+  grow.replacement = "${1}_${2}${2}${2}";
+  SeriesState s;
+  s.set_relabel(rules_of({grow}));
+  const std::string pad(30000, 'p');
+  for (int round = 0; round < 3; ++round) {
+    RecordBuilder b(origin(7));
+    b.begin(static_cast<std::uint64_t>(round + 1))
+        .series(MetricType::kGauge, "big", {{"pad", pad}}, {static_cast<double>(round)})
+        .series(MetricType::kGauge, "small", {{"pad", "x"}}, {static_cast<double>(round)})
+        .end(static_cast<std::uint64_t>(round + 1));
+    apply(s, b);
+  }
+  const std::string text = exposition(s);
+  EXPECT_NE(text.find("small_xxx{pad=\"x\"} 2\n"), std::string::npos) << text.substr(0, 200);
+  EXPECT_EQ(text.find("big_"), std::string::npos);
+  EXPECT_EQ(s.counters().relabel_dropped.load(), 1u);
+  EXPECT_EQ(s.counters().series.load(), 1u);
+  EXPECT_EQ(s.counters().families.load(), 1u);
+}
+
 }  // namespace
 }  // namespace ringpipe::exporters

@@ -147,6 +147,20 @@ TEST(Engine, NamesThatEscapeAlikeShareOneSeriesAndRepeatsResolveAsTheFirstDid) {
   EXPECT_EQ(family_drops(h.engine(), "a_b", true), 3u);
 }
 
+// A Prometheus name that must be escaped loses its family suffix: it can
+// never join the family of the escaped name that keeps one, however often
+// it comes (the name cache must not remember it as that family's).
+TEST(Engine, AnEscapedPrometheusNameConflictsWithTheSuffixedFamilyEveryTime) {
+  Harness h;
+  const sample::Family counter{sample::FamilyType::kCounter, 6, "", ""};  // suffix "_total"
+  h.send_prom("http_requests_total", 1, counter);
+  for (int i = 0; i < 3; ++i) h.send_prom("http.requests_total", 10, counter);
+  h.flush();
+  EXPECT_DOUBLE_EQ(h.state.value("http_requests_total{}"), 1);
+  EXPECT_EQ(h.stats().dropped_conflict, 3u);
+  EXPECT_EQ(family_drops(h.engine(), "http_requests_total", true), 3u);
+}
+
 TEST(Engine, MoreSpellingsOfANameThanTheNameCacheHoldsStillResolve) {
   EngineOptions o;
   o.max_families = 1;  // the mapper caches 2 * max_families + 16 names

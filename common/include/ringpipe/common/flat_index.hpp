@@ -2,7 +2,7 @@
 // FlatIndex: an open-addressing (linear probing) index from a 64-bit hash to a
 // 32-bit value, with backward-shift deletion (no tombstones). A slot is 8
 // bytes: the hash's low 32 bits (they give the home position, capacity is
-// below 2^32, and serve as a tag) and the value; equal tags may repeat, so
+// at most 2^32, and serve as a tag) and the value; equal tags may repeat, so
 // find() asks the caller to confirm the full key. Grows in ProbeSpan's steps
 // (the only allocation). Not thread-safe: one owner. The processors' family
 // registry, series mapper and shards and the exporters' family table use it.
