@@ -1,4 +1,5 @@
 #include <array>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -103,6 +104,47 @@ class Comparer {
 };
 
 }  // namespace
+
+namespace {
+
+// Whether escaping turns name[i] into the '_' in a same-length valid name:
+// an invalid ASCII byte does, and so does a '-' that does not follow one.
+bool underscores(const CharTable& valid, std::string_view name, std::size_t i) noexcept {
+  const auto c = static_cast<unsigned char>(name[i]);
+  return c < 0x80 && !valid[c] && (c != '-' || i == 0 || name[i - 1] != '-');
+}
+
+}  // namespace
+
+bool escapes_to_valid_name(std::string_view name, std::string_view valid_name, bool prom) noexcept {
+  const CharTable& valid = prom ? kValidPromChar : kValidChar;
+  // Same length: every byte where the two differ must be one escaping makes
+  // '_' (the valid name has '_' there); an equal byte is valid, as all of
+  // the valid name's are. Then escaping maps each byte to itself or '_' and
+  // gives the valid name: a leading digit, a multi-byte rune or a run of '-'
+  // (which would change the length) all differ and are refused here. Eight
+  // bytes are compared at a time: most differ nowhere or in one place.
+  const std::size_t n = name.size();
+  if (n == valid_name.size()) {
+    const auto ok = [&](std::size_t i) { return valid_name[i] == '_' && underscores(valid, name, i); };
+    bool same = true;
+    std::size_t i = 0;
+    for (; same && i + 8 <= n; i += 8) {
+      std::uint64_t a = 0;
+      std::uint64_t b = 0;
+      std::memcpy(&a, name.data() + i, 8);
+      std::memcpy(&b, valid_name.data() + i, 8);
+      for (std::uint64_t x = a ^ b; same && x != 0;) {  // little-endian: byte k of x is name[i + k]'s
+        const auto k = static_cast<unsigned>(__builtin_ctzll(x)) / 8;
+        same = ok(i + k);
+        x &= ~(std::uint64_t{0xFF} << (k * 8));
+      }
+    }
+    for (; same && i < n; ++i) same = name[i] == valid_name[i] || ok(i);
+    if (same) return true;
+  }
+  return escapes_to(name, valid_name, prom);
+}
 
 bool escapes_to(std::string_view name, std::string_view escaped, bool prom) noexcept {
   Comparer c(escaped);

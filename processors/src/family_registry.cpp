@@ -4,6 +4,7 @@
 #include <array>
 
 #include "hash.hpp"
+#include "ringpipe/processors/mapping.hpp"
 
 namespace ringpipe::processors::detail {
 namespace {
@@ -82,6 +83,12 @@ FamilyRegistry::Lookup FamilyRegistry::get_or_create(std::string_view name, Fami
   }
   const std::uint32_t id = count_.load(std::memory_order_relaxed);
   if (id >= max_families_ || name.size() > kMaxNameBytes || prom.type > sample::kMaxFamilyType) return Lookup{};
+  // Every family's name is one Prometheus takes (the mapper escapes names;
+  // a state file may be crafted): pages stay parseable, and the mapper's
+  // name cache relies on it (escapes_to_valid_name()).
+  if (name.empty() || !(prom.type != 0 ? is_valid_prom_metric_name(name) : is_valid_metric_name(name))) {
+    return Lookup{};
+  }
   // A summary or histogram "foo" owns foo_sum, foo_count and foo_bucket: a
   // family of any other name that would print the same series is refused.
   bool blocked = false;

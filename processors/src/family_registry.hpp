@@ -113,8 +113,10 @@ class FamilyRegistry {
   FamilyRegistry& operator=(const FamilyRegistry&) = delete;
 
   struct Lookup {
-    // nullptr: max_families reached, or the name is over kMaxNameBytes (or
-    // the Prometheus type unknown: the sample reader refuses those first)
+    // nullptr: max_families reached, or the name is over kMaxNameBytes or
+    // not a valid metric name (a Prometheus one, ':' allowed, for a
+    // Prometheus family), or the Prometheus type unknown (the mapper and
+    // the sample reader refuse those first; a state file may hold them)
     Family* family = nullptr;
     bool conflict = false;  // family exists with another kind or Prometheus type, or is blocked
   };

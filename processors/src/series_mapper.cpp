@@ -463,8 +463,11 @@ FamilyKind SeriesMapper::family_kind(Kind k, const CompiledRule& rule) noexcept 
 // have none either. f's fields never change, so the answer holds for as long
 // as f lives (the registry's life).
 bool SeriesMapper::names_family(const Family& f, std::string_view raw, std::uint32_t raw_key) noexcept {
-  return family_key(f) == raw_key && !f.blocked && (f.prom_suffix_len == 0 || raw == f.name()) &&
-         escapes_to(raw, f.name(), f.prom_type != 0);
+  if (family_key(f) != raw_key || f.blocked) return false;
+  // A family's name is a valid one (the registry takes no other): equal to
+  // it, raw needed no escaping either.
+  if (raw == f.name()) return true;
+  return f.prom_suffix_len == 0 && escapes_to_valid_name(raw, f.name(), f.prom_type != 0);
 }
 
 // The hints guess that the sample keeps its name (no rule renames it); a

@@ -167,6 +167,20 @@ TEST(FamilyRegistry, NamesLongerThanAFamilyMayHaveAreRefused) {
   EXPECT_EQ(registry.size(), 1u);
 }
 
+// Every family's name is one Prometheus takes: the mapper escapes names, and
+// a name from anywhere else (a crafted state file) that is not valid is refused.
+TEST(FamilyRegistry, OnlyValidMetricNamesBecomeFamilies) {
+  FamilyRegistry registry{100, 100, 100};
+  for (const std::string_view bad : {"a.b", "1a", "a b", "a\nb", "a{b", "", "job:x"}) {
+    EXPECT_EQ(registry.get_or_create(bad, FamilyKind::kCounter, "").family, nullptr) << bad;
+  }
+  EXPECT_EQ(registry.get_or_create("a:b.c", FamilyKind::kGauge, "", PromFamily{2, 0, {}}).family, nullptr);
+  EXPECT_NE(registry.get_or_create("job:x", FamilyKind::kGauge, "", PromFamily{2, 0, {}}).family, nullptr)
+      << "':' is valid in a Prometheus family's name";
+  EXPECT_NE(registry.get_or_create("_a1", FamilyKind::kCounter, "").family, nullptr);
+  EXPECT_EQ(registry.size(), 2u);
+}
+
 // Drop counts live beside the families, made on a family's first drop.
 TEST(FamilyRegistry, DropCountsAreKeptPerFamily) {
   FamilyRegistry registry{5000, 100, 100};

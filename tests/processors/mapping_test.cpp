@@ -151,13 +151,42 @@ TEST(EscapeMetricName, EscapesToHoldsForTheEscapedNameOnly) {
         std::string other = escaped;
         other[next() % other.size()] ^= 1;
         ASSERT_FALSE(escapes_to(name, other, prom)) << name;
+        ASSERT_TRUE(escapes_to_valid_name(name, escaped, prom)) << name;
+        std::string valid_other = escaped;
+        valid_other[next() % valid_other.size()] = "_a9:"[next() % 4];
+        if (prom ? is_valid_prom_metric_name(valid_other) : is_valid_metric_name(valid_other)) {
+          ASSERT_EQ(escapes_to_valid_name(name, valid_other, prom), escapes_to(name, valid_other, prom)) << name;
+        }
       }
     }
   }
   EXPECT_TRUE(escapes_to("job:x", "job:x", true));
+  for (const bool prom : {false, true}) {  // escapes_to_valid_name() agrees on valid names of every length
+    for (const std::string_view raw : {"bench.metric.1234567", "a-b.c-d", "a--b", "1ab", "ab\xc3\xa9cd_efghij", "x:y.z",
+                                       "requests.total", "abcdefgh.ijklmnop.q", "abcdefg-", "-abcdefgh"}) {
+      std::string escaped;
+      (prom ? escape_prom_metric_name : static_cast<void (*)(std::string_view, std::string&)>(escape_metric_name))(
+          raw, escaped);
+      EXPECT_TRUE(escapes_to_valid_name(raw, escaped, prom)) << raw;
+      for (std::size_t i = 0; i < escaped.size(); ++i) {
+        std::string other = escaped;
+        other[i] = other[i] == '_' ? 'a' : '_';
+        if (!(prom ? is_valid_prom_metric_name(other) : is_valid_metric_name(other))) continue;
+        EXPECT_EQ(escapes_to_valid_name(raw, other, prom), escapes_to(raw, other, prom)) << raw << " vs " << other;
+      }
+    }
+  }
   EXPECT_FALSE(escapes_to("job:x", "job:x", false));
   EXPECT_TRUE(escapes_to("job:x", "job_x", false));
   EXPECT_TRUE(escapes_to("1a--b", "_1a_b", false));
+  EXPECT_FALSE(escapes_to("1abc", "1abc", false)) << "a leading digit gains a '_'";
+  EXPECT_FALSE(escapes_to("a.b", "a.b", false)) << "an invalid byte kept";
+  EXPECT_TRUE(escapes_to("a-b.c", "a_b_c", false));
+  EXPECT_FALSE(escapes_to("a--b", "a__b", false)) << "a run of '-' is one '_'";
+  EXPECT_TRUE(escapes_to("a-_b", "a__b", false));
+  EXPECT_FALSE(escapes_to("a\xc3\xa9", "a__", false)) << "a two-byte rune is one '_'";
+  EXPECT_TRUE(escapes_to("a\xc3\xa9", "a_", false));
+  EXPECT_TRUE(escapes_to("a\xff", "a_", false));
   EXPECT_TRUE(escapes_to("", "", false));
 }
 

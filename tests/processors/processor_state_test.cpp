@@ -1069,6 +1069,36 @@ TEST(StateLayout, ARestartDropsTheSeriesOfAFamilyBlockWhoseLengthsOverrunIt) {
   EXPECT_EQ(snap.value("d{k=1}"), 7);
 }
 
+// A family block whose name Prometheus would refuse (a crafted file: a
+// processor writes only escaped names) is dropped with its series, counted,
+// never served: a name with a newline or a brace would break the whole page.
+TEST(StateLayout, ARestartDropsTheSeriesOfAFamilyWhoseNameIsNotAValidMetricName) {
+  StoreFile f;
+  {
+    auto st = f.open();
+    ASSERT_TRUE(st) << st.error().message();
+    StoreShard a(st->get());
+    testing::BatchBuilder b;
+    b.add(sample::Kind::kCounter, "c", 5, {{"k", "1"}}).add(sample::Kind::kCounter, "d", 7, {{"k", "1"}});
+    const auto m = a.map(b);
+    ASSERT_EQ(m.size(), 2u);
+    const detail::RecordSegment seg{0, 0, 1, 2};
+    a.shard->apply_segments(m, {&seg, 1}, a.labels.data(), 0);
+    ASSERT_FALSE((*st)->in_tx());
+    std::byte* at = (*st)->arena() + (*st)->slots()[0].family_off;
+    ASSERT_EQ(static_cast<char>(at[sizeof(detail::FamilyBlock)]), 'c');
+    at[sizeof(detail::FamilyBlock)] = std::byte{'\n'};
+  }
+  auto st = f.open();
+  ASSERT_TRUE(st);
+  StoreShard b(st->get());
+  EXPECT_EQ(b.shard->series_count(), 1u);
+  EXPECT_EQ(b.shard->stats().state_series_dropped, 1u);
+  const testing::ExporterState snap = b.snapshot();
+  EXPECT_EQ(snap.series.size(), 1u);
+  EXPECT_EQ(snap.value("d{k=1}"), 7);
+}
+
 TEST(StateStore, RefusesTruncatedCorruptOrOtherGeometryFilesAndStartsEmpty) {
   ringpipe::testing::ScratchDir dir;
   const std::string path = dir.file("s.state");
