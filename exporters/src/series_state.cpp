@@ -10,6 +10,7 @@
 #include "counts.hpp"
 #include "ringpipe/common/large_buffer.hpp"
 #include "ringpipe/common/test_hooks.hpp"
+#include "ringpipe/common/utf8.hpp"
 #include "text_writer.hpp"
 
 namespace ringpipe::exporters {
@@ -341,6 +342,35 @@ std::uint32_t SeriesState::family_for(const metric::MetricEntryView& e) noexcept
   return f.conflict ? kNoFamily : id;
 }
 
+namespace {
+
+// Whether Prometheus reads these labels: names [a-zA-Z_][a-zA-Z0-9_]*, none
+// twice, values UTF-8 (the metric ring is a shared mapping: its writer may be
+// hostile, and one bad series would make the whole page unreadable).
+bool servable_labels(const metric::MetricEntryView& e) noexcept {
+  bool ok = true;
+  std::array<std::string_view, 32> few{};
+  std::size_t n = 0;
+  bool sorted = true;
+  std::string_view prev;
+  e.for_each_label([&](const metric::Label& l) {
+    ok = ok && relabel::valid_label_name(l.name) && common::valid_utf8(l.value);
+    if (n > 0 && !(prev < l.name)) sorted = false;
+    if (n < few.size()) few[n] = l.name;
+    prev = l.name;
+    ++n;
+  });
+  if (!ok) return false;
+  // A processor sends its labels sorted; unsorted ones are checked for a
+  // repeated name when they are few, else refused.
+  if (sorted || n > few.size()) return sorted;
+  std::sort(few.begin(), few.begin() + static_cast<std::ptrdiff_t>(n));
+  return std::adjacent_find(few.begin(), few.begin() + static_cast<std::ptrdiff_t>(n)) ==
+         few.begin() + static_cast<std::ptrdiff_t>(n);
+}
+
+}  // namespace
+
 void SeriesState::apply_series(const metric::MetricEntryView& e, std::uint16_t shard) noexcept {
   RINGPIPE_TEST_CRASH_POINT("exporter", e.name);
   if (!values_fit(e)) {
@@ -356,6 +386,14 @@ void SeriesState::apply_series(const metric::MetricEntryView& e, std::uint16_t s
     std::lock_guard lock(s.mu);
     at = s.map.find(e.key);
     if (at != SeriesTable::kNpos) held = s.map.at(at).family;
+  }
+  // A new series, and one whose name or labels change, is checked as
+  // Prometheus will read it (a known one was when it came).
+  const bool new_name = held >= families_.size() || families_[held].name() != e.family;
+  const bool new_labels = at == SeriesTable::kNpos || !std::ranges::equal(s.map.at(at).labels(), e.label_bytes);
+  if ((new_name && (e.family.empty() || !relabel::valid_metric_name(e.name))) || (new_labels && !servable_labels(e))) {
+    counters_.decode_errors.fetch_add(1, std::memory_order_relaxed);
+    return;
   }
   const std::uint32_t fid = known_family(e, held);
   if (fid == kNoFamily) {

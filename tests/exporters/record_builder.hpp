@@ -75,6 +75,21 @@ class RecordBuilder {
     ok_ = writer_.append(e) && ok_;
     return *this;
   }
+  // A series under a key of the caller's (a hostile writer's: any key, any labels).
+  RecordBuilder& series_keyed(std::uint64_t key, MetricType type, const std::string& name, const LabelList& labels,
+                              std::vector<double> values) {
+    auto lb = encode_labels(labels);
+    metric::SeriesEntry e;
+    e.kind = EntryKind::kSeries;
+    e.type = type;
+    e.key = key;
+    e.name = name;
+    e.label_bytes = lb;
+    e.label_count = static_cast<std::uint16_t>(labels.size());
+    e.values = values;
+    ok_ = writer_.append(e) && ok_;
+    return *this;
+  }
   // One sample of a Prometheus family (kEntryPromSample): `name` is the
   // sample's name, its first `family_len` bytes the family's.
   RecordBuilder& prom_sample(MetricType type, const std::string& name, std::size_t family_len, const LabelList& labels,

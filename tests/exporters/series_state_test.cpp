@@ -872,6 +872,37 @@ TEST(SeriesState, RelabelsSeriesBeforeServingAndCountsDrops) {
   EXPECT_EQ(s.counters().series.load(), 4u);
 }
 
+// The metric ring is a shared mapping: a hostile writer can put any bytes in
+// an entry. A name, label name or label value Prometheus refuses would make
+// the whole page unparseable, so such a series is counted and not served,
+// also when a known series' labels change under its key.
+TEST(SeriesState, SeriesWhoseNameOrLabelsPrometheusRefusesAreCountedAndNotServed) {
+  SeriesState s;
+  RecordBuilder b(origin(7));
+  b.begin(1)
+      .series(MetricType::kGauge, "bad name", {}, {1})
+      .series(MetricType::kGauge, "bad\nname", {}, {1})
+      .series(MetricType::kGauge, "ok_a", {{"bad label", "v"}}, {2})
+      .series(MetricType::kGauge, "ok_b", {{"l", "\xff\xfe"}}, {3})
+      .series_keyed(77, MetricType::kGauge, "kept", {{"l", "v"}}, {4})
+      .series_keyed(78, MetricType::kGauge, "twice", {{"l", "a"}, {"l", "b"}}, {6})
+      .series_keyed(79, MetricType::kGauge, "unsorted", {{"m", "a"}, {"l", "b"}}, {7})
+      .end(1);
+  apply(s, b);
+  RecordBuilder c(origin(7));
+  c.series_keyed(77, MetricType::kGauge, "kept", {{"l\"}", "v"}}, {5});  // a change, not a snapshot
+  apply(s, c);
+  const std::string text = exposition(s);
+  EXPECT_EQ(text.find("bad"), std::string::npos) << text;
+  EXPECT_EQ(text.find("ok_"), std::string::npos) << text;
+  EXPECT_NE(text.find("kept{l=\"v\"} 4\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("l\"}"), std::string::npos) << text;
+  EXPECT_EQ(text.find("twice"), std::string::npos) << "a repeated label name: " << text;
+  EXPECT_NE(text.find("unsorted{"), std::string::npos) << "unsorted but no name twice: " << text;
+  EXPECT_EQ(s.counters().decode_errors.load(), 6u);
+  EXPECT_EQ(s.counters().series.load(), 2u);
+}
+
 // A rule's template can make a name longer than an entry's (64 KiB): that
 // series is dropped and counted, once, not served under a cut name (which
 // matched no family again: a new family each update).
