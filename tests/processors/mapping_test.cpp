@@ -162,8 +162,10 @@ TEST(EscapeMetricName, EscapesToHoldsForTheEscapedNameOnly) {
   }
   EXPECT_TRUE(escapes_to("job:x", "job:x", true));
   for (const bool prom : {false, true}) {  // escapes_to_valid_name() agrees on valid names of every length
-    for (const std::string_view raw : {"bench.metric.1234567", "a-b.c-d", "a--b", "1ab", "ab\xc3\xa9cd_efghij", "x:y.z",
-                                       "requests.total", "abcdefgh.ijklmnop.q", "abcdefg-", "-abcdefgh"}) {
+    for (const std::string_view raw : {"bench.metric.1234567", "a-b.c-d", "a--b", "1ab",
+                                       "ab\xc3\xa9"
+                                       "cd_efghij",
+                                       "x:y.z", "requests.total", "abcdefgh.ijklmnop.q", "abcdefg-", "-abcdefgh"}) {
       std::string escaped;
       (prom ? escape_prom_metric_name : static_cast<void (*)(std::string_view, std::string&)>(escape_metric_name))(
           raw, escaped);
