@@ -61,29 +61,19 @@ class RecordBuilder {
   // `flags` kEntryNative: `values` start with the native part (metric_record.hpp).
   RecordBuilder& series(MetricType type, const std::string& name, const LabelList& labels, std::vector<double> values,
                         const std::string& help = "", std::uint16_t flags = 0) {
+    return series_keyed(series_key(name, labels), type, name, labels, std::move(values), help, flags);
+  }
+  // A series under a key of the caller's (a hostile writer's: any key, any labels).
+  RecordBuilder& series_keyed(std::uint64_t key, MetricType type, const std::string& name, const LabelList& labels,
+                              std::vector<double> values, const std::string& help = "", std::uint16_t flags = 0) {
     auto lb = encode_labels(labels);
     metric::SeriesEntry e;
     e.kind = EntryKind::kSeries;
     e.type = type;
     e.flags = flags;
-    e.key = series_key(name, labels);
-    e.name = name;
-    e.help = help;
-    e.label_bytes = lb;
-    e.label_count = static_cast<std::uint16_t>(labels.size());
-    e.values = values;
-    ok_ = writer_.append(e) && ok_;
-    return *this;
-  }
-  // A series under a key of the caller's (a hostile writer's: any key, any labels).
-  RecordBuilder& series_keyed(std::uint64_t key, MetricType type, const std::string& name, const LabelList& labels,
-                              std::vector<double> values) {
-    auto lb = encode_labels(labels);
-    metric::SeriesEntry e;
-    e.kind = EntryKind::kSeries;
-    e.type = type;
     e.key = key;
     e.name = name;
+    e.help = help;
     e.label_bytes = lb;
     e.label_count = static_cast<std::uint16_t>(labels.size());
     e.values = values;

@@ -13,6 +13,7 @@
 #include "family_registry.hpp"
 #include "flat_index.hpp"
 #include "hash.hpp"
+#include "test_support.hpp"
 
 namespace ringpipe::processors::detail {
 namespace {
@@ -88,13 +89,7 @@ TEST(ProbeSpan, GrowsByHalfThenByAThirdAndHomesEveryTagInside) {
 TEST(FlatIndex, AgreesWithAMapThroughGrowthAndErasesWhereRunsWrap) {
   FlatIndex index;
   std::unordered_map<std::uint64_t, std::uint32_t> want;
-  std::uint64_t x = 0x853c49e6748fea9bULL;
-  const auto next = [&x] {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return x;
-  };
+  testing::XorShift64 next(0x853c49e6748fea9bULL);
   std::vector<std::uint64_t> live;
   for (std::uint32_t v = 0; v < 16'000; ++v) {
     std::uint64_t h = next();

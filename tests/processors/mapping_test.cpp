@@ -1,4 +1,5 @@
 #include "ringpipe/processors/mapping.hpp"
+#include "test_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -110,13 +111,7 @@ std::string escape_one_byte_at_a_time(std::string_view name) {
 
 TEST(EscapeMetricName, EqualsTheByteAtATimeRuleOnRandomNames) {
   const std::string alphabet = std::string("aZ09_-.:/ ") + "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\x80\xff\xc2";
-  std::uint64_t x = 0x9E3779B97F4A7C15ULL;
-  const auto next = [&x] {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return x;
-  };
+  testing::XorShift64 next(0x9E3779B97F4A7C15ULL);
   for (int n = 0; n < 200000; ++n) {
     std::string name(next() % 24, '\0');
     for (char& c : name) c = alphabet[next() % alphabet.size()];
@@ -130,13 +125,7 @@ TEST(EscapeMetricName, EqualsTheByteAtATimeRuleOnRandomNames) {
 // the name: it must hold for the escaped name and for nothing else.
 TEST(EscapeMetricName, EscapesToHoldsForTheEscapedNameOnly) {
   const std::string alphabet = std::string("aZ09_-.:/ ") + "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\x80\xff\xc2";
-  std::uint64_t x = 0x2545F4914F6CDD1DULL;
-  const auto next = [&x] {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return x;
-  };
+  testing::XorShift64 next(0x2545F4914F6CDD1DULL);
   for (int n = 0; n < 100000; ++n) {
     std::string name(next() % 24, '\0');
     for (char& c : name) c = alphabet[next() % alphabet.size()];

@@ -344,6 +344,11 @@ struct StoreShard {
     }
     return out;
   }
+  // Applies mapped samples as one record of input 0, lane 0, seq 1 (committed).
+  void apply_record(const std::vector<detail::MappedSample>& m, std::int64_t now_ns = 0) {
+    const detail::RecordSegment seg{0, 0, 1, static_cast<std::uint32_t>(m.size())};
+    shard->apply_segments(m, {&seg, 1}, labels.data(), now_ns);
+  }
   testing::ExporterState snapshot() {
     VectorSink sink;
     shard->flush(0, 0, sink, true);
@@ -374,8 +379,7 @@ TEST(ShardState, ASeriesExpiryIsKeptAcrossARestart) {
     ASSERT_EQ(m.size(), 2u);
     m[0].ttl_ns = 10 * kSec;
     m[1].ttl_ns = 0;
-    const detail::RecordSegment seg{0, 0, 1, 2};
-    a.shard->apply_segments(m, {&seg, 1}, a.labels.data(), 100 * kSec);
+    a.apply_record(m, 100 * kSec);
   }
   auto st = f.open();
   ASSERT_TRUE(st);
@@ -467,8 +471,7 @@ TEST(ShardState, NewSeriesPastTheHighWaterMarkAreRolledBackByTheControlBlockAlon
     first.add(sample::Kind::kCounter, "c", 5, {{"k", "1"}}).add(sample::Kind::kGauge, "g", 7, {{"k", "1"}});
     const auto m1 = a.map(first);
     ASSERT_EQ(m1.size(), 2u);
-    const detail::RecordSegment seg{0, 0, 1, 2};
-    a.shard->apply_segments(m1, {&seg, 1}, a.labels.data(), 0);
+    a.apply_record(m1);
     ASSERT_FALSE((*st)->in_tx());
     testing::BatchBuilder second;
     second.add(sample::Kind::kCounter, "c", 100, {{"k", "1"}});
@@ -954,8 +957,7 @@ TEST(StateLayout, AShardWritesFamilyBlocksAsDocumentedAndReadsThemBackAfterARest
     b.add(sample::Kind::kCounter, "c", 5, {{"k", "1"}}).add(sample::Kind::kTimer, "h", 0.02, {{"k", "1"}});
     const auto m = a.map(b);
     ASSERT_EQ(m.size(), 2u);
-    const detail::RecordSegment seg{0, 0, 1, 2};
-    a.shard->apply_segments(m, {&seg, 1}, a.labels.data(), 0);
+    a.apply_record(m);
     for (std::uint32_t i = 0; i < 2; ++i) {
       const detail::Family& fam = *m[i].family;
       ASSERT_EQ(a.registry.texts(fam).help, a.opts.default_help);
@@ -1044,8 +1046,7 @@ TEST(StateLayout, ARestartDropsTheSeriesOfAFamilyBlockWhoseLengthsOverrunIt) {
     b.add(sample::Kind::kCounter, "c", 5, {{"k", "1"}}).add(sample::Kind::kCounter, "d", 7, {{"k", "1"}});
     const auto m = a.map(b);
     ASSERT_EQ(m.size(), 2u);
-    const detail::RecordSegment seg{0, 0, 1, 2};
-    a.shard->apply_segments(m, {&seg, 1}, a.labels.data(), 0);
+    a.apply_record(m);
     ASSERT_FALSE((*st)->in_tx());
     // c's family block claims one name byte more than it holds: the bytes
     // after it (the next block's) are in the arena, so only the check stops
@@ -1082,8 +1083,7 @@ TEST(StateLayout, ARestartDropsTheSeriesOfAFamilyWhoseNameIsNotAValidMetricName)
     b.add(sample::Kind::kCounter, "c", 5, {{"k", "1"}}).add(sample::Kind::kCounter, "d", 7, {{"k", "1"}});
     const auto m = a.map(b);
     ASSERT_EQ(m.size(), 2u);
-    const detail::RecordSegment seg{0, 0, 1, 2};
-    a.shard->apply_segments(m, {&seg, 1}, a.labels.data(), 0);
+    a.apply_record(m);
     ASSERT_FALSE((*st)->in_tx());
     std::byte* at = (*st)->arena() + (*st)->slots()[0].family_off;
     ASSERT_EQ(static_cast<char>(at[sizeof(detail::FamilyBlock)]), 'c');

@@ -22,6 +22,22 @@ namespace ringpipe::testing {
 
 // A fresh directory under /dev/shm (or $TMPDIR) removed with everything in it
 // when the object dies.
+// A deterministic xorshift64 stream for randomized tests: the same seed, the
+// same cases on every machine (a failure reproduces).
+class XorShift64 {
+ public:
+  explicit XorShift64(std::uint64_t seed) noexcept : x_(seed) {}
+  std::uint64_t operator()() noexcept {
+    x_ ^= x_ << 13;
+    x_ ^= x_ >> 7;
+    x_ ^= x_ << 17;
+    return x_;
+  }
+
+ private:
+  std::uint64_t x_;
+};
+
 class ScratchDir {
  public:
   ScratchDir();
