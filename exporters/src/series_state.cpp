@@ -292,11 +292,10 @@ bool SeriesState::name_conflicts(std::uint32_t id) const noexcept {
 
 std::uint32_t SeriesState::known_family(const metric::MetricEntryView& e, std::uint32_t held) noexcept {
   // A series sent again (every change, every snapshot) mostly keeps its
-  // family: its name is compared with the family it holds, which spares the
-  // lookup by name in a table as large as the number of families.
-  if (held == kNoFamily || held >= families_.size()) return family_for(e);
+  // family (the caller compared the names), which spares the lookup by name
+  // in a table as large as the number of families.
+  if (held == kNoFamily) return family_for(e);
   const Family& f = families_[held];  // families_ changes on this thread only
-  if (f.name() != e.family) return family_for(e);
   const bool prom = (e.flags & metric::kEntryPromSample) != 0;
   if (f.type != e.type || f.prom != prom || f.conflict) return kNoFamily;  // as family_for: the family is live
   return held;
@@ -395,7 +394,7 @@ void SeriesState::apply_series(const metric::MetricEntryView& e, std::uint16_t s
     counters_.decode_errors.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  const std::uint32_t fid = known_family(e, held);
+  const std::uint32_t fid = known_family(e, new_name ? kNoFamily : held);
   if (fid == kNoFamily) {
     counters_.conflicts.fetch_add(1, std::memory_order_relaxed);
     return;

@@ -303,7 +303,8 @@ class SeriesState {
   void finish_snapshot(std::uint16_t shard) noexcept;
   std::uint32_t family_for(const metric::MetricEntryView& e) noexcept;
   [[nodiscard]] std::uint32_t find_family(std::string_view name) const noexcept;  // or kNoFamily
-  // family_for, cheaper for a known series: `held` is the family it holds (kNoFamily: new).
+  // family_for, cheaper for a known series: `held` is the family it holds,
+  // whose name is e.family (kNoFamily: a new series, or one renamed).
   std::uint32_t known_family(const metric::MetricEntryView& e, std::uint32_t held) noexcept;
   // The id of help's copy in help_texts_ (0 for an empty one). Reader thread; takes families_mu_ to add one.
   std::uint32_t intern_help(std::string_view help);
