@@ -119,11 +119,13 @@ class SeriesState {
   enum class Role : std::uint8_t { kValue, kBucket, kSum, kCount };
   // One series: its values, then its encoded labels (LabelHeader format,
   // validated), kept inside it when they fit in kInlineWords doubles (a
-  // counter or gauge with a few short labels), else in one block of their
-  // own. No string or vector per series.
+  // counter or gauge with 32 bytes of labels, two short ones), else in one
+  // block of their own. No string or vector per series. Five words, not
+  // seven: with a StatsD name per series and no labels an entry is 72 bytes,
+  // 16 MB less at 1M series.
   class Series {
    public:
-    static constexpr std::size_t kInlineWords = 7;
+    static constexpr std::size_t kInlineWords = 5;
 
     Series() noexcept : inline_{} {}
     ~Series() { release(); }
@@ -190,7 +192,7 @@ class SeriesState {
       double* heap_;
     };
   };
-  static_assert(sizeof(Series) <= 80, "a series and its key stay within 88 bytes");
+  static_assert(sizeof(Series) <= 64, "a series and its key stay within 72 bytes");
   // How a histogram's or summary's series joins its family's group, for both
   // renderings: the label its type owns (`le` of a bucket, `quantile` of a
   // summary's value; empty for _sum and _count) in `own`, that label's bound,

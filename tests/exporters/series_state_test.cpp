@@ -543,8 +543,10 @@ TEST(SeriesState, SeriesMovesBetweenInlineAndOwnStorageAsItsValuesGrow) {
     apply(s, b);
     return exposition(s);
   };
-  std::string text = step(1, {1, 2, 0.5, 3});
-  EXPECT_NE(text.find("lat{path=\"/a\",quantile=\"0.5\"} 3\n"), std::string::npos) << text;
+  // Two values and one short label fit inside the series (four words of five).
+  std::string text = step(1, {1, 2});
+  EXPECT_NE(text.find("lat_count{path=\"/a\"} 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("lat_sum{path=\"/a\"} 2\n"), std::string::npos) << text;
   text = step(2, {4, 5, 0.5, 6, 0.9, 7, 0.99, 8});
   EXPECT_NE(text.find("lat_count{path=\"/a\"} 4\n"), std::string::npos) << text;
   EXPECT_NE(text.find("lat{path=\"/a\",quantile=\"0.99\"} 8\n"), std::string::npos) << text;
@@ -553,7 +555,11 @@ TEST(SeriesState, SeriesMovesBetweenInlineAndOwnStorageAsItsValuesGrow) {
   text = step(4, {14, 15, 0.5, 16});
   EXPECT_NE(text.find("lat_sum{path=\"/a\"} 15\n"), std::string::npos) << text;
   EXPECT_EQ(text.find("0.99"), std::string::npos) << text;
-  RecordBuilder e(origin(7, 0, 1, 5));
+  text = step(5, {17, 18});  // back inside the series
+  EXPECT_NE(text.find("lat_count{path=\"/a\"} 17\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("lat_sum{path=\"/a\"} 18\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("quantile"), std::string::npos) << text;
+  RecordBuilder e(origin(7, 0, 1, 6));
   e.series(MetricType::kSummary, "lat", {{"path", std::string(300, 'x')}}, {1, 1, 0.5, 1});
   apply(s, e);
   text = exposition(s);
