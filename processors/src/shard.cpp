@@ -85,19 +85,17 @@ std::uint32_t Shard::create_series(const MappedSample& m, const std::byte* label
   } else {
     idx = static_cast<std::uint32_t>(series_.size());
     series_.emplace_back();
-    common::push_back_large(tx_mark_, std::uint32_t{0});
   }
   Series& se = series_[idx];
   se = Series{};
   se.hash = m.series_hash;
-  se.family = m.family;
+  se.family = m.family->id;
   // With a store the key lives once, in the series' store block (persist_new sets key_off).
   se.key_off = store_ == nullptr ? arena_.store(labels, m.labels_len) : 0;
   se.key_len = m.labels_len;
   se.label_count = m.label_count;
   se.kind = static_cast<std::uint8_t>(m.family->kind);
   se.flags = kLive;
-  se.ext = kNoExt;
   const std::uint32_t spec = m.spec < specs_->size() ? m.spec : 0;
   switch (m.family->kind) {
     case FamilyKind::kSummary: {
@@ -147,6 +145,7 @@ std::uint32_t Shard::create_series(const MappedSample& m, const std::byte* label
         sets_.emplace_back();
       }
       SetState& st = sets_[e];
+      st.value = 0;
       st.window_id = now_ns / set_window_ns_;
       st.size = 0;
       st.completed = 0;
@@ -205,12 +204,24 @@ void Shard::free_series(std::uint32_t idx) noexcept {
   index_map_.erase(se.hash, idx);
   if (store_ == nullptr) arena_.release(se.key_off, se.key_len);
   release_ext(se);
-  registry_->remove_series(*se.family);
+  registry_->remove_series(registry_->at(se.family));
   se.flags = 0;
   set_expires(idx, 0);
   free_series_.push_back(idx);
   --live_;
   ++stats_.series_expired;
+}
+
+double Shard::value_of(const Series& se) const noexcept {
+  switch (static_cast<FamilyKind>(se.kind)) {
+    case FamilyKind::kCounter:
+    case FamilyKind::kGauge:
+      return se.value;
+    case FamilyKind::kSet:
+      return sets_[se.ext].value;
+    default:
+      return 0;
+  }
 }
 
 void Shard::add_member(SetState& st, std::uint64_t member) noexcept {
@@ -246,7 +257,7 @@ bool Shard::roll_set(Series& se, SetState& st, std::int64_t window_id) noexcept 
   // The window just closed is the last completed one (0 if it was not the
   // previous window, i.e. a whole window passed without members).
   st.completed = window_id == st.window_id + 1 ? st.size : 0;
-  se.value = static_cast<double>(st.completed);  // the new open window has no members yet
+  st.value = static_cast<double>(st.completed);  // the new open window has no members yet
   se.flags |= kPublished;
   st.window_id = window_id;
   st.size = 0;
@@ -303,7 +314,7 @@ void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64
   std::uint32_t idx = index_map_.find(m.series_hash, [&](std::uint32_t v) {
     const Series& se = series_[v];
     // An empty key is never stored in the arena (whose data() may be null).
-    return se.hash == m.series_hash && se.family == m.family && se.key_len == m.labels_len &&
+    return se.hash == m.series_hash && se.family == m.family->id && se.key_len == m.labels_len &&
            (m.labels_len == 0 || std::memcmp(key_of(se), labels, m.labels_len) == 0);
   });
   if (idx == FlatIndex::kNone) {
@@ -315,9 +326,13 @@ void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64
   set_expires(idx, m.ttl_ns > 0 ? now_ns + m.ttl_ns : 0);
   switch (m.op) {
     case Op::kAdd:
+      // The mapper sends each op to its kind's series only; a series' value
+      // shares its room with another kind's side-state index.
+      if (se.kind > static_cast<std::uint8_t>(FamilyKind::kGauge)) return;
       se.value += m.value;
       break;
     case Op::kSet:
+      if (se.kind > static_cast<std::uint8_t>(FamilyKind::kGauge)) return;  // as kAdd
       se.value = m.value;
       break;
     case Op::kObserve:
@@ -331,7 +346,7 @@ void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64
           se.flags |= kActive;
           active_.push_back(idx);
         }
-      } else {
+      } else if (se.kind == static_cast<std::uint8_t>(FamilyKind::kHistogram)) {
         HistogramState& h = histograms_[se.ext];
         const std::vector<double>& b = (*specs_)[h.spec].buckets;
         // le semantics: the first bucket whose upper bound is >= value.
@@ -340,6 +355,8 @@ void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64
         if (h.native) h.native->observe(m.value, m.weight);
         h.count += m.weight;
         h.sum += m.value * m.weight;
+      } else {
+        return;  // as kAdd
       }
       break;
     case Op::kSetNative: {
@@ -349,12 +366,13 @@ void Shard::apply(const MappedSample& m, const std::byte* label_base, std::int64
       break;
     }
     case Op::kSetMember: {
+      if (se.kind != static_cast<std::uint8_t>(FamilyKind::kSet)) return;  // as kAdd
       SetState& st = sets_[se.ext];
       if (roll_set(se, st, now_ns / set_window_ns_)) mark_dirty(idx);
       const std::uint32_t before = st.size;
       add_member(st, m.member);
-      if (st.size != before && static_cast<double>(st.size) > se.value) {
-        se.value = static_cast<double>(st.size);  // the open window outgrew the last completed one
+      if (st.size != before && static_cast<double>(st.size) > st.value) {
+        st.value = static_cast<double>(st.size);  // the open window outgrew the last completed one
         se.flags |= kPublished;
         mark_dirty(idx);
       } else if (!(se.flags & kPublished)) {
@@ -402,7 +420,7 @@ void Shard::apply_batch(std::span<const MappedSample> ms, const std::byte* label
 
 std::size_t Shard::memory_bytes() const noexcept {
   std::size_t n = series_.capacity() * sizeof(Series) + index_map_.memory_bytes() + arena_.memory_bytes() +
-                  (dirty_.capacity() + active_.capacity() + free_series_.capacity() + tx_mark_.capacity() +
+                  (dirty_.capacity() + active_.capacity() + free_series_.capacity() + tx_marked_.capacity() +
                    family_off_.capacity()) *
                       sizeof(std::uint32_t);
   for (const SummaryState& s : summaries_) {

@@ -105,20 +105,26 @@ class Shard {
     kExpiring = 4,
     kActive = 8,      // in active_: a summary window or set window to roll
     kPublished = 16,  // has a value to publish (sets: a completed window)
+    // The open transaction logged the slot's values (kTxValues) or its whole
+    // image (kTxWhole): cleared at commit for the series in tx_marked_.
+    kTxValues = 32,
+    kTxWhole = 64,
   };
+  // Half a cache line: with a StatsD name per series, 32 MB at 1M series.
   struct Series {
     std::uint64_t hash;
-    double value;  // counter, gauge, set (last completed window)
-    Family* family;
+    union {
+      double value = 0;   // a counter's or gauge's (ops kAdd and kSet reach no other kind)
+      std::uint32_t ext;  // a summary's, histogram's or set's index into summaries_/histograms_/sets_
+    };
+    std::uint32_t family;   // FamilyRegistry id (registry_->at())
     std::uint32_t key_off;  // in the store arena with a store, else in arena_
     std::uint32_t key_len;
-    std::uint32_t ext;  // index into summaries_/histograms_/sets_
     std::uint16_t label_count;
     std::uint8_t kind;  // FamilyKind
     std::uint8_t flags;
   };
-  static_assert(sizeof(Series) <= 40, "series state stays small: the budget is 200 bytes per series");
-  static constexpr std::uint32_t kNoExt = UINT32_MAX;  // Series::ext of a kind with no side state
+  static_assert(sizeof(Series) <= 32, "series state stays small: a series per StatsD name at worst");
 
   // As client_golang's summary: every observation goes into each of the
   // age_buckets streams; window[head], the oldest, answers queries and is
@@ -143,6 +149,7 @@ class Shard {
   // first member on, never a drop to 0 at a window boundary while members
   // keep coming, and 0 only after a whole window without any.
   struct SetState {
+    double value = 0;  // published: the last completed window's count, or the open one's once larger
     std::int64_t window_id = 0;
     std::uint32_t size = 0;
     std::uint32_t completed = 0;
@@ -167,6 +174,9 @@ class Shard {
   [[nodiscard]] BatchOrigin origin(std::int64_t wall_ns) const noexcept;
   bool rotate_summary(SummaryState& s, std::int64_t now_ns) noexcept;  // true: the window changed
   bool roll_set(Series& se, SetState& st, std::int64_t window_id) noexcept;
+  // What the series publishes and the state file keeps as its value: a
+  // counter's or gauge's value, a set's (SetState::value), 0 for the rest.
+  [[nodiscard]] double value_of(const Series& se) const noexcept;
   void add_member(SetState& st, std::uint64_t member) noexcept;
   [[nodiscard]] bool publishable(const Series& se) const noexcept;
   // The series' label bytes: in the store's block when there is a store, else in arena_.
@@ -230,11 +240,11 @@ class Shard {
   std::size_t live_ = 0;
 
   StateStore* store_ = nullptr;
-  // Per series: tx_ when the open transaction logged the slot's values,
-  // tx_ | kWholeSlotLogged when it logged the whole slot; tx_ is even.
-  static constexpr std::uint32_t kWholeSlotLogged = 1;
-  std::vector<std::uint32_t> tx_mark_;
-  std::uint32_t tx_ = 2;
+  // The series the open transaction marked kTxValues or kTxWhole (a series
+  // freed and taken again in it may be listed twice): a transaction's worth,
+  // where a mark per series cost 4 bytes of every series.
+  std::vector<std::uint32_t> tx_marked_;
+  void mark_tx(Series& se, std::uint32_t idx, std::uint8_t bit) noexcept;
   // Each family's block in the store arena, by Family::id (kNoBlock: none
   // yet): 4 bytes a family where a hash node cost ~50 (1M families, 1M series).
   static constexpr std::uint32_t kNoBlock = UINT32_MAX;

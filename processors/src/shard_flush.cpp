@@ -79,7 +79,7 @@ class Emitter {
 bool Shard::publishable(const Series& se) const noexcept { return (se.flags & kPublished) != 0; }
 
 void Shard::encode(const Series& se, EntryKind kind, SeriesEntry& e) noexcept {
-  const Family& f = *se.family;
+  const Family& f = registry_->at(se.family);
   e.kind = kind;
   e.key = se.hash;
   registry_->describe(f, e);
@@ -90,8 +90,10 @@ void Shard::encode(const Series& se, EntryKind kind, SeriesEntry& e) noexcept {
     switch (f.kind) {
       case FamilyKind::kCounter:
       case FamilyKind::kGauge:
-      case FamilyKind::kSet:
         values_.push_back(se.value);
+        break;
+      case FamilyKind::kSet:
+        values_.push_back(sets_[se.ext].value);
         break;
       case FamilyKind::kSummary: {
         SummaryState& s = summaries_[se.ext];
@@ -194,7 +196,7 @@ void Shard::flush(std::int64_t now_ns, std::int64_t wall_ns, RecordSink& sink, b
         mark_dirty(idx);
         persist(idx);
       }
-      still_active = st.size > 0 || se.value != 0;
+      still_active = st.size > 0 || st.value != 0;
     }
     if (still_active) {
       active_[keep++] = idx;

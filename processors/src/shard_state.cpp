@@ -199,7 +199,7 @@ bool Shard::persist_new(std::uint32_t idx, const std::byte* labels) noexcept {
   // then refuses the series instead of killing the process with SIGBUS).
   if (!store_->reserve_slots(std::uint64_t{idx} + 1)) return false;
   Series& se = series_[idx];
-  const std::uint32_t fam = family_block(*se.family);
+  const std::uint32_t fam = family_block(registry_->at(se.family));
   if (fam == UINT32_MAX) return false;
   if (se.key_len > UINT16_MAX) return false;  // the mapper keeps it at most 60000
   const bool hist = se.kind == static_cast<std::uint8_t>(FamilyKind::kHistogram);
@@ -228,7 +228,7 @@ bool Shard::persist_new(std::uint32_t idx, const std::byte* labels) noexcept {
     // creating one.)
     if (!store_->log_control()) return false;
     ctl.slot_high = idx + 1;
-    tx_mark_[idx] = tx_ | kWholeSlotLogged;
+    mark_tx(se, idx, kTxWhole);
   } else if (!log_whole_slot(idx)) {
     return false;
   }
@@ -249,10 +249,16 @@ bool Shard::persist_new(std::uint32_t idx, const std::byte* labels) noexcept {
   return true;
 }
 
+void Shard::mark_tx(Series& se, std::uint32_t idx, std::uint8_t bit) noexcept {
+  if ((se.flags & (kTxValues | kTxWhole)) == 0) tx_marked_.push_back(idx);
+  se.flags |= bit;
+}
+
 bool Shard::log_whole_slot(std::uint32_t idx) noexcept {
-  if (tx_mark_[idx] == (tx_ | kWholeSlotLogged)) return true;
+  Series& se = series_[idx];
+  if (se.flags & kTxWhole) return true;
   if (!store_->log(store_->offset_of(&store_->slots()[idx]), sizeof(StateSlot))) return false;
-  tx_mark_[idx] = tx_ | kWholeSlotLogged;
+  mark_tx(se, idx, kTxWhole);
   return true;
 }
 
@@ -274,7 +280,7 @@ void Shard::persist(std::uint32_t idx) noexcept {
   }
   std::byte* counts = store_->arena() + sl.block_off + sizeof(BlockHeader) + pad8(sl.key_len);
   std::byte* region = counts + std::size_t{sl.hist_n} * 8;
-  if ((tx_mark_[idx] & ~kWholeSlotLogged) != tx_) {
+  if ((se.flags & (kTxValues | kTxWhole)) == 0) {
     // Only the values change here: value and expires_ns, plus count and sum
     // of an observer (and a histogram's counts and native region, in its
     // block: the region's header and the buckets it held). A slot whose
@@ -297,9 +303,9 @@ void Shard::persist(std::uint32_t idx) noexcept {
       ++stats_.state_full;
       return;
     }
-    tx_mark_[idx] = tx_;
+    mark_tx(series_[idx], idx, kTxValues);
   }
-  sl.value = se.value;
+  sl.value = value_of(se);
   sl.expires_ns = expires_of(idx);
   if (summary) {
     sl.count = summaries_[se.ext].count;
@@ -354,11 +360,8 @@ void Shard::persist_free(std::uint32_t idx) noexcept {
 void Shard::commit_state() noexcept {
   if (store_ == nullptr) return;
   store_->commit();
-  tx_ += 2;
-  if (tx_ == 0) {  // wrapped: no mark may look like the new transaction's
-    std::fill(tx_mark_.begin(), tx_mark_.end(), 0);
-    tx_ = 2;
-  }
+  for (const std::uint32_t idx : tx_marked_) series_[idx].flags &= static_cast<std::uint8_t>(~(kTxValues | kTxWhole));
+  tx_marked_.clear();
   for (const std::uint32_t off : pending_free_) {
     BlockHeader bh;
     std::memcpy(&bh, store_->arena() + off, sizeof bh);
@@ -432,7 +435,6 @@ void Shard::restore(std::int64_t now_ns) {
     return f;
   };
   series_.resize(high);
-  tx_mark_.assign(high, 0);
   std::uint64_t native_refused = 0;
   NativeRegionError native_error{};
   for (std::uint32_t i = 0; i < high; ++i) {
@@ -484,14 +486,13 @@ void Shard::restore(std::int64_t now_ns) {
     }
     const std::byte* labels = ar + sl.block_off + sizeof bh;
     se.hash = sl.hash;
-    se.family = f;
+    se.family = f->id;
     se.key_off = sl.block_off + static_cast<std::uint32_t>(sizeof bh);
     se.key_len = sl.key_len;
     se.label_count = sl.label_count;
     se.kind = sl.kind;
-    se.value = sl.value;
+    if (kind == FamilyKind::kCounter || kind == FamilyKind::kGauge) se.value = sl.value;
     set_expires(i, sl.expires_ns);
-    se.ext = kNoExt;
     se.flags = kLive | kPublished;
     switch (kind) {
       case FamilyKind::kSummary: {
@@ -526,7 +527,8 @@ void Shard::restore(std::int64_t now_ns) {
         se.ext = static_cast<std::uint32_t>(sets_.size());
         SetState& s = sets_.emplace_back();
         s.window_id = now_ns / set_window_ns_;  // the open window's members are not kept
-        s.completed = static_cast<std::uint32_t>(std::min<double>(se.value, UINT32_MAX));
+        s.value = sl.value;
+        s.completed = static_cast<std::uint32_t>(std::min<double>(sl.value, UINT32_MAX));
         s.members.assign(16, 0);
         break;
       }

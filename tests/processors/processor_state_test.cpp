@@ -407,10 +407,12 @@ TEST(ShardState, RestartAfterAHalfAppliedBatchRestoresTheLastCommittedValuesOfEv
     testing::BatchBuilder first;
     first.add(sample::Kind::kCounter, "c", 5, {{"k", "1"}})
         .add(sample::Kind::kGauge, "g", 7, {{"k", "1"}})
-        .add(sample::Kind::kTimer, "h", 0.02, {{"k", "1"}});
+        .add(sample::Kind::kTimer, "h", 0.02, {{"k", "1"}})
+        .add(sample::Kind::kSet, "s", 0, {{"k", "1"}}, 1, "alice")
+        .add(sample::Kind::kSet, "s", 0, {{"k", "1"}}, 1, "bob");
     const auto m1 = a.map(first);
-    ASSERT_EQ(m1.size(), 3u);
-    const detail::RecordSegment seg{0, 0, 1, 3};
+    ASSERT_EQ(m1.size(), 5u);
+    const detail::RecordSegment seg{0, 0, 1, 5};
     a.shard->apply_segments(m1, {&seg, 1}, a.labels.data(), 0);
     EXPECT_FALSE((*st)->in_tx());
     // The next record is applied (values, histogram counts, a new series),
@@ -420,23 +422,26 @@ TEST(ShardState, RestartAfterAHalfAppliedBatchRestoresTheLastCommittedValuesOfEv
         .add(sample::Kind::kGauge, "g", 50, {{"k", "1"}})
         .add(sample::Kind::kTimer, "h", 3, {{"k", "1"}})
         .add(sample::Kind::kCounter, "c", 1, {{"k", "2"}})
-        .add(sample::Kind::kCounter, "c", 10, {{"k", "1"}});
+        .add(sample::Kind::kCounter, "c", 10, {{"k", "1"}})
+        .add(sample::Kind::kSet, "s", 0, {{"k", "1"}}, 1, "carol");
     const auto m2 = a.map(second);
-    ASSERT_EQ(m2.size(), 5u);
+    ASSERT_EQ(m2.size(), 6u);
     a.shard->apply_batch(m2, a.labels.data(), 0);
     EXPECT_TRUE((*st)->in_tx());
     EXPECT_EQ((*st)->slots()[0].value, 115);
+    EXPECT_EQ((*st)->slots()[3].value, 3);  // the set's open window: alice, bob, carol
   }
   auto st = f.open();
   ASSERT_TRUE(st);
   ASSERT_TRUE(f.restored);
   EXPECT_EQ((*st)->applied(0)[0], 1u);
   StoreShard b(st->get());
-  EXPECT_EQ(b.shard->series_count(), 3u);
+  EXPECT_EQ(b.shard->series_count(), 4u);
   const testing::ExporterState snap = b.snapshot();
   EXPECT_EQ(snap.value("c{k=1}"), 5);
   EXPECT_FALSE(snap.has("c{k=2}"));
   EXPECT_EQ(snap.value("g{k=1}"), 7);
+  EXPECT_EQ(snap.value("s{k=1}"), 2);  // the committed count, kept as the last completed window's
   // Histogram values: count, sum, then (bound, cumulative count) pairs, +Inf.
   const auto& h = snap.series.at("h{k=1}").values;
   ASSERT_GE(h.size(), 4u);
