@@ -2,10 +2,14 @@
 
 #include <crypt.h>
 #include <malloc.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -46,6 +50,9 @@ constexpr std::uint32_t kMaxHeaderBytes = 16 * 1024;
 constexpr std::size_t kWriteChunkBytes = std::size_t{256} << 10;
 // How long a scrape that joined a render another scrape started waits for it.
 constexpr std::chrono::seconds kSharedRenderWait{30};
+// How many nice levels below the exporter's other threads its page renders
+// (and the gzip workers they start) run.
+constexpr int kRenderNiceSteps = 10;
 // How long a TLS connection waits for the client's close_notify after the answer.
 constexpr std::chrono::seconds kTlsShutdownWait{1};
 
@@ -145,6 +152,7 @@ class PageCache {
   }
 
   void run() {
+    yield_to_pipeline();
     std::unique_lock lock(mu_);
     for (;;) {
       cv_.wait(lock, [&] { return requested_ || stop_; });
@@ -180,6 +188,24 @@ class PageCache {
       // pages back, or the exporter stays that much larger between scrapes.
       malloc_trim(0);
       lock.lock();
+    }
+  }
+
+  // A render yields the CPU to the pipeline. A page of 1M series is most of a
+  // second of a core; on a host short of CPU, a render at the same priority
+  // as the ring reader held that reader back, the metric ring filled, the
+  // processor and then the source waited, and the source's socket dropped
+  // datagrams. Nice is per thread on Linux, threads this one starts (gzip's
+  // workers) inherit it, and a higher value needs no privilege. With spare
+  // CPU it changes nothing.
+  static void yield_to_pipeline() noexcept {
+    const auto tid = static_cast<id_t>(::gettid());
+    errno = 0;
+    const int now = ::getpriority(PRIO_PROCESS, tid);
+    if (errno != 0) return;
+    if (::setpriority(PRIO_PROCESS, tid, std::min(now + kRenderNiceSteps, 19)) != 0) {
+      spdlog::warn("prometheus exporter: the page render thread keeps its priority: setpriority: {}",
+                   std::strerror(errno));
     }
   }
 

@@ -13,7 +13,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <latch>
+#include <sstream>
 #include <optional>
 #include <string>
 #include <thread>
@@ -273,6 +276,49 @@ TEST(PrometheusExporterServe, ConcurrentGzipScrapesCompressEachRenderingOnce) {
   EXPECT_EQ(testing::sample_value(page.body, "ringpipe_exporter_http_render_seconds_count{step=\"gzip\"}"),
             text_renders)
       << "one compression per rendering";
+}
+
+// The nice value of each thread of this process (/proc/self/task/*/stat,
+// the 17th field after the command's closing parenthesis).
+std::vector<int> thread_nices() {
+  std::vector<int> out;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream in(task.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream fields(stat.substr(close + 2));
+    std::string f;
+    for (int i = 0; i < 17 && fields >> f; ++i) {
+    }
+    out.push_back(std::stoi(f));
+  }
+  return out;
+}
+
+// A page render must not take the CPU from the ring reader (whose lag fills
+// the metric ring and, through the processor, the sources' sockets): the
+// render threads (text and protobuf pages) run ten nice levels below the
+// exporter's other threads.
+TEST(PrometheusExporterServe, RendersPagesTenNiceLevelsBelowTheRingReaderAndTheHttpThreads) {
+  errno = 0;
+  const int base = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
+  ASSERT_EQ(errno, 0);
+  if (base > 9) GTEST_SKIP() << "the test runs at nice " << base << ": no room ten levels below";
+  ringpipe::testing::ScratchDir dir;
+  ring::Ring ring = make_ring(dir.file("metrics"));
+  write_snapshot(ring, 100);
+  auto exp = start_exporter(dir.file("metrics"));
+  ASSERT_TRUE(exp);
+  ASSERT_TRUE(ringpipe::testing::wait_until([&] { return exp->stats().series == 100; }, 10s));
+  const testing::RawHttpResponse page = testing::raw_http_get(exp->port(), "/metrics");
+  ASSERT_EQ(page.status, 200) << page.error;
+  ASSERT_NE(page.body.find("load{i=\"99\"} 99"), std::string::npos);
+  const std::vector<int> nices = thread_nices();
+  EXPECT_EQ(std::count(nices.begin(), nices.end(), base + 10), 2) << "the text and the protobuf page's render threads";
+  // This thread, the ring reader and the HTTP threads at least.
+  EXPECT_GE(std::count(nices.begin(), nices.end(), base), 3);
+  EXPECT_EQ(std::count(nices.begin(), nices.end(), base) + 2, static_cast<std::ptrdiff_t>(nices.size()));
 }
 
 }  // namespace
