@@ -16,8 +16,8 @@
 #include <filesystem>
 #include <fstream>
 #include <latch>
-#include <sstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
