@@ -530,6 +530,11 @@ void Shard::restore(std::int64_t now_ns) {
         s.value = sl.value;
         s.completed = static_cast<std::uint32_t>(std::min<double>(sl.value, UINT32_MAX));
         s.members.assign(16, 0);
+        // Its window rolls as a live set's does: without a member by the
+        // window's end, it falls to 0 instead of publishing the count it
+        // came back with for good.
+        se.flags |= kActive;
+        active_.push_back(i);
         break;
       }
       default:

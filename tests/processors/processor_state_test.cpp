@@ -349,9 +349,9 @@ struct StoreShard {
     const detail::RecordSegment seg{0, 0, 1, static_cast<std::uint32_t>(m.size())};
     shard->apply_segments(m, {&seg, 1}, labels.data(), now_ns);
   }
-  testing::ExporterState snapshot() {
+  testing::ExporterState snapshot(std::int64_t now_ns = 0) {
     VectorSink sink;
-    shard->flush(0, 0, sink, true);
+    shard->flush(now_ns, 0, sink, true);
     testing::ExporterState st;
     st.apply(sink.records());
     return st;
@@ -455,6 +455,30 @@ TEST(ShardState, RestartAfterAHalfAppliedBatchRestoresTheLastCommittedValuesOfEv
   }
   EXPECT_EQ(in_le_0025, 1);
   EXPECT_EQ(in_le_5, 1);  // not 2: the 3 s observation was rolled back
+}
+
+// A restored set publishes its last count until a window passes without a
+// member (its members are not kept), then 0, as a set that never restarted
+// does: the restore must put it among the windows a flush rolls.
+TEST(ShardState, ARestoredSetFallsToZeroOnceAWindowPassesWithoutMembers) {
+  const std::int64_t window = std::chrono::nanoseconds(EngineOptions{}.set_window).count();
+  StoreFile f;
+  {
+    auto st = f.open();
+    ASSERT_TRUE(st) << st.error().message();
+    StoreShard a(st->get());
+    testing::BatchBuilder b;
+    b.add(sample::Kind::kSet, "users", 0, {}, 1, "alice").add(sample::Kind::kSet, "users", 0, {}, 1, "bob");
+    a.apply_record(a.map(b));
+    EXPECT_EQ(a.snapshot().value("users{}"), 2);
+  }
+  auto st = f.open();
+  ASSERT_TRUE(st);
+  ASSERT_TRUE(f.restored);
+  StoreShard b(st->get());
+  EXPECT_EQ(b.snapshot().value("users{}"), 2);
+  EXPECT_EQ(b.snapshot(window / 2).value("users{}"), 2);
+  EXPECT_EQ(b.snapshot(window + 1).value("users{}"), 0);
 }
 
 // A new series' slot past the high-water mark gets no undo entry of its own:
