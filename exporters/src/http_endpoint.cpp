@@ -197,7 +197,10 @@ class PageCache {
   // processor and then the source waited, and the source's socket dropped
   // datagrams. Nice is per thread on Linux, threads this one starts (gzip's
   // workers) inherit it, and a higher value needs no privilege. With spare
-  // CPU it changes nothing.
+  // CPU it changes nothing. The walk of the series holds one shard's lock at
+  // a time, and a reader that needs that shard waits at the render's pace
+  // meanwhile; runs that put the render back at its old priority while it
+  // held a lock dropped no fewer datagrams.
   static void yield_to_pipeline() noexcept {
     const auto tid = static_cast<id_t>(::gettid());
     errno = 0;

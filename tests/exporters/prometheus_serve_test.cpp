@@ -314,8 +314,16 @@ TEST(PrometheusExporterServe, RendersPagesTenNiceLevelsBelowTheRingReaderAndTheH
   const testing::RawHttpResponse page = testing::raw_http_get(exp->port(), "/metrics");
   ASSERT_EQ(page.status, 200) << page.error;
   ASSERT_NE(page.body.find("load{i=\"99\"} 99"), std::string::npos);
-  const std::vector<int> nices = thread_nices();
-  EXPECT_EQ(std::count(nices.begin(), nices.end(), base + 10), 2) << "the text and the protobuf page's render threads";
+  // Each render thread lowers its priority as it starts (the protobuf one
+  // renders nothing here): bounded wait for both.
+  std::vector<int> nices;
+  EXPECT_TRUE(ringpipe::testing::wait_until(
+      [&] {
+        nices = thread_nices();
+        return std::count(nices.begin(), nices.end(), base + 10) == 2;
+      },
+      10s))
+      << "the text and the protobuf page's render threads";
   // This thread, the ring reader and the HTTP threads at least.
   EXPECT_GE(std::count(nices.begin(), nices.end(), base), 3);
   EXPECT_EQ(std::count(nices.begin(), nices.end(), base) + 2, static_cast<std::ptrdiff_t>(nices.size()));
