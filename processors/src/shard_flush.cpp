@@ -90,10 +90,8 @@ void Shard::encode(const Series& se, EntryKind kind, SeriesEntry& e) noexcept {
     switch (f.kind) {
       case FamilyKind::kCounter:
       case FamilyKind::kGauge:
-        values_.push_back(se.value);
-        break;
       case FamilyKind::kSet:
-        values_.push_back(sets_[se.ext].value);
+        values_.push_back(value_of(se));
         break;
       case FamilyKind::kSummary: {
         SummaryState& s = summaries_[se.ext];
