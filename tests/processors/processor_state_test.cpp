@@ -1065,7 +1065,12 @@ TEST(StateLayout, APlainFamilyWithTheDefaultHelpIsStoredWithoutItAndReadBackWith
   EXPECT_EQ(snap.value("p{}"), 7);
 }
 
-TEST(StateLayout, ARestartDropsTheSeriesOfAFamilyBlockWhoseLengthsOverrunIt) {
+// Commits counters c{k=1} = 5 (slot 0) and d{k=1} = 7, lets `corrupt` change
+// c's family block in the file (`at`: its first byte) as a crafted file
+// would, then restarts: the store is sound, c's series is dropped and
+// counted, d's is kept.
+template <class Corrupt>
+void expect_restart_drops_c_and_keeps_d(Corrupt&& corrupt) {
   StoreFile f;
   {
     auto st = f.open();
@@ -1077,16 +1082,8 @@ TEST(StateLayout, ARestartDropsTheSeriesOfAFamilyBlockWhoseLengthsOverrunIt) {
     ASSERT_EQ(m.size(), 2u);
     a.apply_record(m);
     ASSERT_FALSE((*st)->in_tx());
-    // c's family block claims one name byte more than it holds: the bytes
-    // after it (the next block's) are in the arena, so only the check stops
-    // a restart from reading them as the name.
-    std::byte* at = (*st)->arena() + (*st)->slots()[0].family_off;
-    detail::FamilyBlock fb;
-    std::memcpy(&fb, at, sizeof fb);
-    ASSERT_EQ(fb.name_len, 1u);
-    fb.name_len = static_cast<std::uint16_t>(fb.header.size - sizeof fb - fb.help_len + 1);
-    std::memcpy(at, &fb, sizeof fb);
-    ASSERT_LT((*st)->slots()[0].family_off + fb.header.size, (*st)->control().arena_used);
+    corrupt(**st, (*st)->arena() + (*st)->slots()[0].family_off);
+    if (::testing::Test::HasFatalFailure()) return;  // an ASSERT in `corrupt`
   }
   auto st = f.open();
   ASSERT_TRUE(st);
@@ -1095,37 +1092,33 @@ TEST(StateLayout, ARestartDropsTheSeriesOfAFamilyBlockWhoseLengthsOverrunIt) {
   EXPECT_EQ(b.shard->series_count(), 1u);
   EXPECT_EQ(b.shard->stats().state_series_dropped, 1u);
   const testing::ExporterState snap = b.snapshot();
+  EXPECT_EQ(snap.series.size(), 1u);
   EXPECT_FALSE(snap.has("c{k=1}"));
   EXPECT_EQ(snap.value("d{k=1}"), 7);
+}
+
+TEST(StateLayout, ARestartDropsTheSeriesOfAFamilyBlockWhoseLengthsOverrunIt) {
+  expect_restart_drops_c_and_keeps_d([](detail::StateStore& st, std::byte* at) {
+    // c's family block claims one name byte more than it holds: the bytes
+    // after it (the next block's) are in the arena, so only the check stops
+    // a restart from reading them as the name.
+    detail::FamilyBlock fb;
+    std::memcpy(&fb, at, sizeof fb);
+    ASSERT_EQ(fb.name_len, 1u);
+    fb.name_len = static_cast<std::uint16_t>(fb.header.size - sizeof fb - fb.help_len + 1);
+    std::memcpy(at, &fb, sizeof fb);
+    ASSERT_LT(st.slots()[0].family_off + fb.header.size, st.control().arena_used);
+  });
 }
 
 // A family block whose name Prometheus would refuse (a crafted file: a
 // processor writes only escaped names) is dropped with its series, counted,
 // never served: a name with a newline or a brace would break the whole page.
 TEST(StateLayout, ARestartDropsTheSeriesOfAFamilyWhoseNameIsNotAValidMetricName) {
-  StoreFile f;
-  {
-    auto st = f.open();
-    ASSERT_TRUE(st) << st.error().message();
-    StoreShard a(st->get());
-    testing::BatchBuilder b;
-    b.add(sample::Kind::kCounter, "c", 5, {{"k", "1"}}).add(sample::Kind::kCounter, "d", 7, {{"k", "1"}});
-    const auto m = a.map(b);
-    ASSERT_EQ(m.size(), 2u);
-    a.apply_record(m);
-    ASSERT_FALSE((*st)->in_tx());
-    std::byte* at = (*st)->arena() + (*st)->slots()[0].family_off;
+  expect_restart_drops_c_and_keeps_d([](detail::StateStore&, std::byte* at) {
     ASSERT_EQ(static_cast<char>(at[sizeof(detail::FamilyBlock)]), 'c');
     at[sizeof(detail::FamilyBlock)] = std::byte{'\n'};
-  }
-  auto st = f.open();
-  ASSERT_TRUE(st);
-  StoreShard b(st->get());
-  EXPECT_EQ(b.shard->series_count(), 1u);
-  EXPECT_EQ(b.shard->stats().state_series_dropped, 1u);
-  const testing::ExporterState snap = b.snapshot();
-  EXPECT_EQ(snap.series.size(), 1u);
-  EXPECT_EQ(snap.value("d{k=1}"), 7);
+  });
 }
 
 TEST(StateStore, RefusesTruncatedCorruptOrOtherGeometryFilesAndStartsEmpty) {
