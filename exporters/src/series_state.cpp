@@ -399,6 +399,10 @@ void SeriesState::apply_series(const metric::MetricEntryView& e, std::uint16_t s
     counters_.conflicts.fetch_add(1, std::memory_order_relaxed);
     return;
   }
+  if ((at == SeriesTable::kNpos || held != fid) && family_live_[fid] != 0 && !families_[fid].many) {
+    std::lock_guard lock(families_mu_);  // before the second series is visible to a render
+    families_[fid].many = true;
+  }
   const ProcShard& p = proc_[shard];
   std::lock_guard lock(s.mu);
   const bool inserted = at == SeriesTable::kNpos;
@@ -854,6 +858,7 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
     PT type;
     bool skip;
     bool prom;
+    bool many;
   };
   std::vector<Head> heads;
   {
@@ -861,119 +866,129 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
     common::reserve_large(heads, families_.size());
     for (std::size_t i = 0; i < families_.size(); ++i) {
       const Family& f = families_[i];
-      heads.push_back(Head{f.name(), help_of(f), to_prometheus(f.type), f.conflict, f.prom});
+      heads.push_back(Head{f.name(), help_of(f), to_prometheus(f.type), f.conflict, f.prom, f.many});
     }
   }
-  // The shards are walked once, one lock at a time, each series' lines
-  // appended to one buffer as a segment tagged with its family; the page is
-  // the segments in family order (a stable counting sort keeps each family's
-  // in the order met). A buffer per family cost an allocation per family,
-  // and with a family per series (every StatsD name its own) one per series.
-  struct Segment {
-    std::size_t at;
-    std::uint32_t size;
-    std::uint32_t family;
+  // Most families of a StatsD page have one series each (every name its
+  // own family). A family that has never held two series at once is written
+  // straight into the page where the walk meets it, head and line; the
+  // others' lines go to `body` as segments and follow in family order. The
+  // page's families are in no set order (the text format asks none), each
+  // family's lines together. A family per series then costs no second copy of
+  // its text and no segment (at 1M names, ~120 MB and 16 MB less to fill).
+  const std::size_t base = out.size();
+  // Buffers are sized for the series there are now at the last render's
+  // bytes (or segments) per series, a quarter more, and at least 128 bytes
+  // (one segment) per series. Unwritten room costs address space only, while
+  // a buffer short of a 1M-series page is copied at each doubling, 4 KiB pages
+  // at a time (a first scrape of 1M series took over a second that way).
+  const std::size_t series_now = counters_.series.load(std::memory_order_relaxed);
+  const auto sized = [&](const std::atomic<std::size_t>& per_series16, std::size_t least16) {
+    return series_now * std::max(per_series16.load(std::memory_order_relaxed), least16) / 16 * 5 / 4;
   };
-  // Sized from the last render's, so a page of 1M series is not copied at
-  // each doubling, and backed by huge pages (see large_buffer.hpp).
-  std::string body;
-  common::reserve_large(body, render_body_hint_.load(std::memory_order_relaxed));
-  std::vector<Segment> segments;
-  common::reserve_large(segments, render_segments_hint_.load(std::memory_order_relaxed));
-  const auto close = [&](std::uint32_t family, std::size_t start) {
-    if (body.size() > start) {
-      segments.push_back(Segment{start, static_cast<std::uint32_t>(body.size() - start), family});
-    }
+  const auto keep_rate = [](std::atomic<std::size_t>& per_series16, std::size_t amount, std::size_t series) {
+    if (series != 0) per_series16.store(amount * 16 / series, std::memory_order_relaxed);
   };
-  std::vector<std::uint64_t> samples;
-  common::resize_large(samples, heads.size());
-  // A Prometheus histogram's or summary's samples come as separate series:
-  // one group per family and label set without `le` / `quantile`, written
-  // after the walk in the order the groups were first met.
-  struct Group {
-    std::uint32_t family = 0;
-    std::string labels;
-    std::uint16_t label_count = 0;
-    std::string_view own;  // the label left out of `labels`
-    struct Point {
-      double bound;  // le or quantile
-      double value;  // a quantile's value
-      double count;  // a bucket's count
+  for (const bool direct : {true, false}) {
+    out.resize(base);
+    if (direct) common::reserve_large(out, base + sized(render_page_rate_, 128 * 16));
+    std::uint64_t dropped = 0;
+    // The shards are walked once, one lock at a time, each series' lines
+    // appended to one buffer as a segment tagged with its family; the page is
+    // the segments in family order (a stable counting sort keeps each family's
+    // in the order met). A buffer per family cost an allocation per family,
+    // and with a family per series (every StatsD name its own) one per series.
+    struct Segment {
+      std::size_t at;
+      std::uint32_t size;
+      std::uint32_t family;
     };
-    std::vector<Point> points;
-    double sum = 0;
-    double count = 0;
-    bool native = false;  // a native histogram sample: no +Inf bucket unless classic buckets came too
-  };
-  std::vector<Group> groups;
-  std::map<std::pair<std::uint32_t, std::string>, std::size_t> group_at;
-  std::string group_key;
-  std::string number;
-  const auto label_of = [&](double v) -> std::string_view {
-    number.clear();
-    text::append_double(number, v);
-    return number;
-  };
-  const auto add_prom = [&](const Series& se, std::span<const std::byte> labels, PT type, std::string& t) {
-    const double v = se.values()[0];
-    const std::string_view name = heads[se.family].name;
-    const bool native = !se.native_values().empty();
-    if (native && type != PT::Histogram) return;  // a native gaugehistogram sample: as collect()
-    if (type != PT::Histogram && type != PT::Summary) {
-      ++samples[se.family];
-      text::append_head(t, name, "", labels, se.label_count());
-      text::append_double(t, v);
-      t.push_back('\n');
-      return;
-    }
-    std::string_view own;
-    double bound = 0;
-    if (!group_of(se, type == PT::Histogram, group_key, own, bound)) return;
-    const bool owns = !own.empty();
-    auto [it, fresh] = group_at.try_emplace({se.family, group_key}, groups.size());
-    if (fresh) {
-      ++samples[se.family];
-      Group& g = groups.emplace_back();
-      g.family = se.family;
-      g.labels.assign(reinterpret_cast<const char*>(labels.data()), labels.size());
-      g.label_count = se.label_count();
-      if (owns) g.own = own;
-    }
-    Group& g = groups[it->second];
-    if (native) {
-      // A relayed native histogram sample: the text format has no native
-      // buckets, so its _count and _sum only (no classic bucket invented).
-      g.count = se.values()[0];
-      g.sum = se.values()[1];
-      g.native = true;
-      return;
-    }
-    if (type == PT::Histogram) {
-      if (se.role == Role::kBucket) g.points.push_back({bound, 0, v});
-      if (se.role == Role::kSum) g.sum = v;
-      if (se.role == Role::kCount) g.count = v;
-    } else {
-      if (se.role == Role::kValue) g.points.push_back({bound, v, 0});
-      if (se.role == Role::kSum) g.sum = v;
-      if (se.role == Role::kCount) g.count = v;
-    }
-  };
-  for (const Shard& s : shards_) {
-    std::lock_guard lock(s.mu);
-    for (std::size_t at = 0; at < s.map.size(); ++at) {
-      fetch_head_ahead(s.map, at, heads);
-      const Series& se = s.map.entry(at).series;
-      if (se.family >= heads.size() || heads[se.family].skip) continue;
-      const Head& h = heads[se.family];
-      std::string& t = body;
-      const std::size_t start = body.size();
-      const auto labels = se.labels();
-      if (h.prom) {
-        add_prom(se, labels, h.type, t);
-        close(se.family, start);
-        continue;
+    // Backed by huge pages (see large_buffer.hpp).
+    std::string body;
+    common::reserve_large(body, sized(render_body_rate_, 128 * 16));
+    std::vector<Segment> segments;
+    common::reserve_large(segments, sized(render_segments_rate_, 16));
+    std::size_t walked = 0;  // series
+    const auto close = [&](std::uint32_t family, std::size_t start) {
+      if (body.size() > start) {
+        segments.push_back(Segment{start, static_cast<std::uint32_t>(body.size() - start), family});
       }
-      ++samples[se.family];
+    };
+    std::vector<std::uint64_t> samples;
+    common::resize_large(samples, heads.size());
+    // A Prometheus histogram's or summary's samples come as separate series:
+    // one group per family and label set without `le` / `quantile`, written
+    // after the walk in the order the groups were first met.
+    struct Group {
+      std::uint32_t family = 0;
+      std::string labels;
+      std::uint16_t label_count = 0;
+      std::string_view own;  // the label left out of `labels`
+      struct Point {
+        double bound;  // le or quantile
+        double value;  // a quantile's value
+        double count;  // a bucket's count
+      };
+      std::vector<Point> points;
+      double sum = 0;
+      double count = 0;
+      bool native = false;  // a native histogram sample: no +Inf bucket unless classic buckets came too
+    };
+    std::vector<Group> groups;
+    std::map<std::pair<std::uint32_t, std::string>, std::size_t> group_at;
+    std::string group_key;
+    std::string number;
+    const auto label_of = [&](double v) -> std::string_view {
+      number.clear();
+      text::append_double(number, v);
+      return number;
+    };
+    const auto add_prom = [&](const Series& se, std::span<const std::byte> labels, PT type, std::string& t) {
+      const double v = se.values()[0];
+      const std::string_view name = heads[se.family].name;
+      const bool native = !se.native_values().empty();
+      if (native && type != PT::Histogram) return;  // a native gaugehistogram sample: as collect()
+      if (type != PT::Histogram && type != PT::Summary) {
+        ++samples[se.family];
+        text::append_head(t, name, "", labels, se.label_count());
+        text::append_double(t, v);
+        t.push_back('\n');
+        return;
+      }
+      std::string_view own;
+      double bound = 0;
+      if (!group_of(se, type == PT::Histogram, group_key, own, bound)) return;
+      const bool owns = !own.empty();
+      auto [it, fresh] = group_at.try_emplace({se.family, group_key}, groups.size());
+      if (fresh) {
+        ++samples[se.family];
+        Group& g = groups.emplace_back();
+        g.family = se.family;
+        g.labels.assign(reinterpret_cast<const char*>(labels.data()), labels.size());
+        g.label_count = se.label_count();
+        if (owns) g.own = own;
+      }
+      Group& g = groups[it->second];
+      if (native) {
+        // A relayed native histogram sample: the text format has no native
+        // buckets, so its _count and _sum only (no classic bucket invented).
+        g.count = se.values()[0];
+        g.sum = se.values()[1];
+        g.native = true;
+        return;
+      }
+      if (type == PT::Histogram) {
+        if (se.role == Role::kBucket) g.points.push_back({bound, 0, v});
+        if (se.role == Role::kSum) g.sum = v;
+        if (se.role == Role::kCount) g.count = v;
+      } else {
+        if (se.role == Role::kValue) g.points.push_back({bound, v, 0});
+        if (se.role == Role::kSum) g.sum = v;
+        if (se.role == Role::kCount) g.count = v;
+      }
+    };
+    // One series' lines (not a Prometheus family's: add_prom) appended to t.
+    const auto write_lines = [&](const Series& se, const Head& h, std::span<const std::byte> labels, std::string& t) {
       const std::span<const double> v = se.values();
       switch (h.type) {
         case PT::Summary:
@@ -1016,80 +1031,142 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
           t.push_back('\n');
           break;
       }
-      close(se.family, start);
-    }
-  }
-  for (Group& g : groups) {
-    const Head& h = heads[g.family];
-    std::string& t = body;
-    const std::size_t start = body.size();
-    const auto labels = std::as_bytes(std::span(g.labels.data(), g.labels.size()));
-    std::stable_sort(g.points.begin(), g.points.end(), [](const auto& a, const auto& b) { return a.bound < b.bound; });
-    text::append_head(t, h.name, "_count", labels, g.label_count, {}, g.own);
-    text::append_count(t, g.count);
-    t.push_back('\n');
-    text::append_head(t, h.name, "_sum", labels, g.label_count, {}, g.own);
-    text::append_double(t, g.sum);
-    t.push_back('\n');
-    const bool histogram = h.type == PT::Histogram;
-    double last = -std::numeric_limits<double>::infinity();
-    for (const auto& p : g.points) {
-      text::append_head(t, h.name, histogram ? "_bucket" : "", labels, g.label_count,
-                        {histogram ? "le" : "quantile", label_of(p.bound)}, g.own);
-      if (histogram) {
-        text::append_count(t, p.count);
-      } else {
-        text::append_double(t, p.value);
+    };
+    bool conflict = false;
+    for (const Shard& s : shards_) {
+      std::lock_guard lock(s.mu);
+      for (std::size_t at = 0; at < s.map.size(); ++at) {
+        // Every read of the walk misses the cache unless fetched ahead, each
+        // from the one fetched before it: the series (in turn, but across
+        // pages the hardware does not follow), its family's head, then the
+        // family's name (hashed by `drop` and written) and sample count.
+        if (at + 4 * kFetchAhead < s.map.size()) {
+          const auto* e = reinterpret_cast<const char*>(&s.map.entry(at + 4 * kFetchAhead));
+          __builtin_prefetch(e);
+          __builtin_prefetch(e + sizeof(SeriesTable::Entry) - 1);
+        }
+        if (at + 2 * kFetchAhead < s.map.size()) {
+          const std::uint32_t f = s.map.entry(at + 2 * kFetchAhead).series.family;
+          if (f < heads.size()) __builtin_prefetch(&heads[f]);
+        }
+        if (at + kFetchAhead < s.map.size()) {
+          const std::uint32_t f = s.map.entry(at + kFetchAhead).series.family;
+          if (f < heads.size()) {
+            __builtin_prefetch(heads[f].name.data());
+            __builtin_prefetch(&samples[f], 1);
+          }
+        }
+        ++walked;
+        const Series& se = s.map.entry(at).series;
+        if (se.family >= heads.size() || heads[se.family].skip) continue;
+        const Head& h = heads[se.family];
+        const std::size_t start = body.size();
+        const auto labels = se.labels();
+        if (h.prom) {
+          add_prom(se, labels, h.type, body);
+          close(se.family, start);
+          continue;
+        }
+        if (direct && !h.many) {
+          // The family's one series, written with its head where the walk
+          // meets it. A second one was made after the heads were taken: the
+          // page is written again the long way (rare: it takes a family that
+          // had one series gaining another during the walk).
+          if (samples[se.family]++ != 0) {
+            conflict = true;
+            break;
+          }
+          if (drop && drop(h.name)) {
+            ++dropped;
+            continue;
+          }
+          text::append_family_head(out, h.name, h.help, type_name(h.type));
+          write_lines(se, h, labels, out);
+          continue;
+        }
+        ++samples[se.family];
+        write_lines(se, h, labels, body);
+        close(se.family, start);
       }
-      t.push_back('\n');
-      last = p.bound;
+      if (conflict) break;
     }
-    if (histogram && last != std::numeric_limits<double>::infinity() && !(g.native && g.points.empty())) {
-      text::append_head(t, h.name, "_bucket", labels, g.label_count, {"le", "+Inf"}, g.own);
-      text::append_count(t, g.count);
-      t.push_back('\n');
-    }
-    close(g.family, start);
-  }
-  // first[f]..first[f + 1]: family f's segments in `sorted`.
-  std::vector<std::uint32_t> first;
-  common::resize_large(first, heads.size() + 1);
-  for (const Segment& sg : segments) ++first[sg.family + 1];
-  for (std::size_t i = 0; i < heads.size(); ++i) first[i + 1] += first[i];
-  std::vector<Segment> sorted;
-  common::resize_large(sorted, segments.size());
-  {
-    // first[f] is each family's next free place while placing, and its end
-    // after: shifted back by one family below.
-    for (const Segment& sg : segments) sorted[first[sg.family]++] = sg;
-    for (std::size_t i = heads.size(); i > 0; --i) first[i] = first[i - 1];
-    first[0] = 0;
-  }
-  segments = {};
-  std::uint64_t dropped = 0;
-  std::size_t bytes = out.size() + body.size();
-  for (std::size_t i = 0; i < heads.size(); ++i) {
-    if (first[i] != first[i + 1]) bytes += heads[i].name.size() * 2 + heads[i].help.size() + 32;
-  }
-  // Room to grow by 1/16 before the next render sizes from this one.
-  render_body_hint_.store(body.size() + body.size() / 16, std::memory_order_relaxed);
-  render_segments_hint_.store(sorted.size() + sorted.size() / 16, std::memory_order_relaxed);
-  common::reserve_large(out, bytes);
-  for (std::size_t i = 0; i < heads.size(); ++i) {
-    if (first[i] == first[i + 1]) continue;
-    if (drop && drop(heads[i].name)) {
-      dropped += samples[i];
+    if (conflict) {
+      counters_.render_rewrites.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
-    text::append_family_head(out, heads[i].name, heads[i].help, type_name(heads[i].type));
-    for (std::uint32_t k = first[i]; k < first[i + 1]; ++k) {
-      // The segments lie in the walk's order in `body`: fetched ahead too.
-      if (k + kFetchAhead < sorted.size()) __builtin_prefetch(body.data() + sorted[k + kFetchAhead].at);
-      const Segment& sg = sorted[k];
-      out.append(body, sg.at, sg.size);
+    for (Group& g : groups) {
+      const Head& h = heads[g.family];
+      std::string& t = body;
+      const std::size_t start = body.size();
+      const auto labels = std::as_bytes(std::span(g.labels.data(), g.labels.size()));
+      std::stable_sort(g.points.begin(), g.points.end(),
+                       [](const auto& a, const auto& b) { return a.bound < b.bound; });
+      text::append_head(t, h.name, "_count", labels, g.label_count, {}, g.own);
+      text::append_count(t, g.count);
+      t.push_back('\n');
+      text::append_head(t, h.name, "_sum", labels, g.label_count, {}, g.own);
+      text::append_double(t, g.sum);
+      t.push_back('\n');
+      const bool histogram = h.type == PT::Histogram;
+      double last = -std::numeric_limits<double>::infinity();
+      for (const auto& p : g.points) {
+        text::append_head(t, h.name, histogram ? "_bucket" : "", labels, g.label_count,
+                          {histogram ? "le" : "quantile", label_of(p.bound)}, g.own);
+        if (histogram) {
+          text::append_count(t, p.count);
+        } else {
+          text::append_double(t, p.value);
+        }
+        t.push_back('\n');
+        last = p.bound;
+      }
+      if (histogram && last != std::numeric_limits<double>::infinity() && !(g.native && g.points.empty())) {
+        text::append_head(t, h.name, "_bucket", labels, g.label_count, {"le", "+Inf"}, g.own);
+        text::append_count(t, g.count);
+        t.push_back('\n');
+      }
+      close(g.family, start);
     }
+    // first[f]..first[f + 1]: family f's segments in `sorted`.
+    std::vector<std::uint32_t> first;
+    common::resize_large(first, heads.size() + 1);
+    for (const Segment& sg : segments) ++first[sg.family + 1];
+    for (std::size_t i = 0; i < heads.size(); ++i) first[i + 1] += first[i];
+    std::vector<Segment> sorted;
+    common::resize_large(sorted, segments.size());
+    {
+      // first[f] is each family's next free place while placing, and its end
+      // after: shifted back by one family below.
+      for (const Segment& sg : segments) sorted[first[sg.family]++] = sg;
+      for (std::size_t i = heads.size(); i > 0; --i) first[i] = first[i - 1];
+      first[0] = 0;
+    }
+    segments = {};
+    std::size_t bytes = out.size() + body.size();
+    for (std::size_t i = 0; i < heads.size(); ++i) {
+      if (first[i] != first[i + 1]) bytes += heads[i].name.size() * 2 + heads[i].help.size() + 32;
+    }
+    keep_rate(render_body_rate_, body.size(), walked);
+    keep_rate(render_segments_rate_, sorted.size(), walked);
+    common::reserve_large(out, bytes);
+    for (std::size_t i = 0; i < heads.size(); ++i) {
+      if (first[i] == first[i + 1]) continue;
+      if (drop && drop(heads[i].name)) {
+        dropped += samples[i];
+        continue;
+      }
+      text::append_family_head(out, heads[i].name, heads[i].help, type_name(heads[i].type));
+      for (std::uint32_t k = first[i]; k < first[i + 1]; ++k) {
+        // The segments lie in the walk's order in `body`: fetched ahead too.
+        if (k + kFetchAhead < sorted.size()) __builtin_prefetch(body.data() + sorted[k + kFetchAhead].at);
+        const Segment& sg = sorted[k];
+        out.append(body, sg.at, sg.size);
+      }
+    }
+    keep_rate(render_page_rate_, out.size() - base, walked);
+    return dropped;
   }
-  return dropped;
+  return 0;  // not reached: the second pass writes no family on its own
 }
 
 }  // namespace ringpipe::exporters

@@ -47,6 +47,9 @@ struct SeriesStateCounters {
   std::atomic<std::uint64_t> families{0};
   std::atomic<std::uint64_t> relabel_dropped{0};  // series metric_relabel_configs dropped (once each)
   std::atomic<std::uint64_t> relay_expired{0};    // relayed series dropped by relay_ttl
+  // Pages written a second time: a family of one series gained another
+  // while the render walked (render()).
+  std::atomic<std::uint64_t> render_rewrites{0};
 };
 
 class SeriesState {
@@ -111,6 +114,9 @@ class SeriesState {
     metric::MetricType type = metric::MetricType::kGauge;
     bool conflict : 1 = false;
     bool prom : 1 = false;  // samples of a Prometheus family (kEntryPromSample), reassembled when collected
+    // Has held two series at once (set before the second is visible, never
+    // cleared): a render writes a family without it straight into the page.
+    bool many : 1 = false;
 
     [[nodiscard]] std::string_view name() const noexcept { return {name_at, name_len}; }
   };
@@ -358,10 +364,12 @@ class SeriesState {
 
   std::atomic<std::uint64_t> instance_{0};
   std::atomic<bool> complete_{false};
-  // The sizes the last render() reached, to reserve the next one's buffers.
-  mutable std::atomic<std::size_t> render_body_hint_{0};
-  mutable std::atomic<std::size_t> render_segments_hint_{0};
-  SeriesStateCounters counters_;
+  // The last render's bytes (segments) per series walked, times 16: the next
+  // one's buffers are sized from them.
+  mutable std::atomic<std::size_t> render_body_rate_{0};
+  mutable std::atomic<std::size_t> render_page_rate_{0};
+  mutable std::atomic<std::size_t> render_segments_rate_{0};
+  mutable SeriesStateCounters counters_;  // render() counts its rewrites
 };
 
 }  // namespace ringpipe::exporters
