@@ -852,23 +852,35 @@ std::string_view type_name(prometheus::MetricType t) noexcept {
 
 std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std::string_view)>& drop) const {
   using PT = prometheus::MetricType;
+  // A family as this render takes it: 16 bytes, as a Family (a page of 1M
+  // families fills 16 MB of fresh pages for them, not 40).
   struct Head {
-    std::string_view name;  // families_ never shrinks and a family's name never changes
-    std::string_view help;  // interned: never freed
-    PT type;
-    bool skip;
-    bool prom;
-    bool many;
+    const char* name_at;    // families_ never shrinks and a family's name never changes
+    std::uint32_t help_id;  // in `helps`
+    std::uint16_t name_len;
+    std::uint8_t kind;  // PT
+    bool skip : 1;
+    bool prom : 1;
+    bool many : 1;
+    [[nodiscard]] std::string_view name() const noexcept { return {name_at, name_len}; }
+    [[nodiscard]] PT type() const noexcept { return static_cast<PT>(kind); }
   };
+  static_assert(sizeof(Head) == 16);
   std::vector<Head> heads;
+  std::vector<const std::string*> helps;  // help_texts_ when the heads were taken: interned, never freed
   {
     std::lock_guard lock(families_mu_);
+    helps = help_texts_;
     common::reserve_large(heads, families_.size());
     for (std::size_t i = 0; i < families_.size(); ++i) {
       const Family& f = families_[i];
-      heads.push_back(Head{f.name(), help_of(f), to_prometheus(f.type), f.conflict, f.prom, f.many});
+      heads.push_back(Head{f.name_at, f.help_id, f.name_len, static_cast<std::uint8_t>(to_prometheus(f.type)),
+                           f.conflict, f.prom, f.many});
     }
   }
+  const auto help = [&](const Head& h) {
+    return h.help_id == 0 ? std::string_view() : std::string_view(*helps[h.help_id]);
+  };
   // Most families of a StatsD page have one series each (every name its
   // own family). A family that has never held two series at once is written
   // straight into the page where the walk meets it, head and line; the
@@ -914,7 +926,7 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
         segments.push_back(Segment{start, static_cast<std::uint32_t>(body.size() - start), family});
       }
     };
-    std::vector<std::uint64_t> samples;
+    std::vector<std::uint32_t> samples;  // per family
     common::resize_large(samples, heads.size());
     // A Prometheus histogram's or summary's samples come as separate series:
     // one group per family and label set without `le` / `quantile`, written
@@ -945,7 +957,7 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
     };
     const auto add_prom = [&](const Series& se, std::span<const std::byte> labels, PT type, std::string& t) {
       const double v = se.values()[0];
-      const std::string_view name = heads[se.family].name;
+      const std::string_view name = heads[se.family].name();
       const bool native = !se.native_values().empty();
       if (native && type != PT::Histogram) return;  // a native gaugehistogram sample: as collect()
       if (type != PT::Histogram && type != PT::Summary) {
@@ -990,43 +1002,43 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
     // One series' lines (not a Prometheus family's: add_prom) appended to t.
     const auto write_lines = [&](const Series& se, const Head& h, std::span<const std::byte> labels, std::string& t) {
       const std::span<const double> v = se.values();
-      switch (h.type) {
+      switch (h.type()) {
         case PT::Summary:
-          text::append_head(t, h.name, "_count", labels, se.label_count());
+          text::append_head(t, h.name(), "_count", labels, se.label_count());
           text::append_count(t, v[0]);
           t.push_back('\n');
-          text::append_head(t, h.name, "_sum", labels, se.label_count());
+          text::append_head(t, h.name(), "_sum", labels, se.label_count());
           text::append_double(t, v[1]);
           t.push_back('\n');
           for (std::size_t i = 2; i + 1 < v.size(); i += 2) {
-            text::append_head(t, h.name, "", labels, se.label_count(), {"quantile", label_of(v[i])});
+            text::append_head(t, h.name(), "", labels, se.label_count(), {"quantile", label_of(v[i])});
             text::append_double(t, v[i + 1]);
             t.push_back('\n');
           }
           break;
         case PT::Histogram: {
-          text::append_head(t, h.name, "_count", labels, se.label_count());
+          text::append_head(t, h.name(), "_count", labels, se.label_count());
           text::append_count(t, v[0]);
           t.push_back('\n');
-          text::append_head(t, h.name, "_sum", labels, se.label_count());
+          text::append_head(t, h.name(), "_sum", labels, se.label_count());
           text::append_double(t, v[1]);
           t.push_back('\n');
           double last = -std::numeric_limits<double>::infinity();
           for (std::size_t i = 2; i + 1 < v.size(); i += 2) {
-            text::append_head(t, h.name, "_bucket", labels, se.label_count(), {"le", label_of(v[i])});
+            text::append_head(t, h.name(), "_bucket", labels, se.label_count(), {"le", label_of(v[i])});
             text::append_count(t, v[i + 1]);
             t.push_back('\n');
             last = v[i];
           }
           if (last != std::numeric_limits<double>::infinity()) {
-            text::append_head(t, h.name, "_bucket", labels, se.label_count(), {"le", "+Inf"});
+            text::append_head(t, h.name(), "_bucket", labels, se.label_count(), {"le", "+Inf"});
             text::append_count(t, v[0]);
             t.push_back('\n');
           }
           break;
         }
         default:
-          text::append_head(t, h.name, "", labels, se.label_count());
+          text::append_head(t, h.name(), "", labels, se.label_count());
           text::append_double(t, v[0]);
           t.push_back('\n');
           break;
@@ -1052,7 +1064,7 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
         if (at + kFetchAhead < s.map.size()) {
           const std::uint32_t f = s.map.entry(at + kFetchAhead).series.family;
           if (f < heads.size()) {
-            __builtin_prefetch(heads[f].name.data());
+            __builtin_prefetch(heads[f].name_at);
             __builtin_prefetch(&samples[f], 1);
           }
         }
@@ -1063,7 +1075,7 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
         const std::size_t start = body.size();
         const auto labels = se.labels();
         if (h.prom) {
-          add_prom(se, labels, h.type, body);
+          add_prom(se, labels, h.type(), body);
           close(se.family, start);
           continue;
         }
@@ -1076,11 +1088,11 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
             conflict = true;
             break;
           }
-          if (drop && drop(h.name)) {
+          if (drop && drop(h.name())) {
             ++dropped;
             continue;
           }
-          text::append_family_head(out, h.name, h.help, type_name(h.type));
+          text::append_family_head(out, h.name(), help(h), type_name(h.type()));
           write_lines(se, h, labels, out);
           continue;
         }
@@ -1101,16 +1113,16 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
       const auto labels = std::as_bytes(std::span(g.labels.data(), g.labels.size()));
       std::stable_sort(g.points.begin(), g.points.end(),
                        [](const auto& a, const auto& b) { return a.bound < b.bound; });
-      text::append_head(t, h.name, "_count", labels, g.label_count, {}, g.own);
+      text::append_head(t, h.name(), "_count", labels, g.label_count, {}, g.own);
       text::append_count(t, g.count);
       t.push_back('\n');
-      text::append_head(t, h.name, "_sum", labels, g.label_count, {}, g.own);
+      text::append_head(t, h.name(), "_sum", labels, g.label_count, {}, g.own);
       text::append_double(t, g.sum);
       t.push_back('\n');
-      const bool histogram = h.type == PT::Histogram;
+      const bool histogram = h.type() == PT::Histogram;
       double last = -std::numeric_limits<double>::infinity();
       for (const auto& p : g.points) {
-        text::append_head(t, h.name, histogram ? "_bucket" : "", labels, g.label_count,
+        text::append_head(t, h.name(), histogram ? "_bucket" : "", labels, g.label_count,
                           {histogram ? "le" : "quantile", label_of(p.bound)}, g.own);
         if (histogram) {
           text::append_count(t, p.count);
@@ -1121,7 +1133,7 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
         last = p.bound;
       }
       if (histogram && last != std::numeric_limits<double>::infinity() && !(g.native && g.points.empty())) {
-        text::append_head(t, h.name, "_bucket", labels, g.label_count, {"le", "+Inf"}, g.own);
+        text::append_head(t, h.name(), "_bucket", labels, g.label_count, {"le", "+Inf"}, g.own);
         text::append_count(t, g.count);
         t.push_back('\n');
       }
@@ -1144,18 +1156,18 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
     segments = {};
     std::size_t bytes = out.size() + body.size();
     for (std::size_t i = 0; i < heads.size(); ++i) {
-      if (first[i] != first[i + 1]) bytes += heads[i].name.size() * 2 + heads[i].help.size() + 32;
+      if (first[i] != first[i + 1]) bytes += heads[i].name().size() * 2 + help(heads[i]).size() + 32;
     }
     keep_rate(render_body_rate_, body.size(), walked);
     keep_rate(render_segments_rate_, sorted.size(), walked);
     common::reserve_large(out, bytes);
     for (std::size_t i = 0; i < heads.size(); ++i) {
       if (first[i] == first[i + 1]) continue;
-      if (drop && drop(heads[i].name)) {
+      if (drop && drop(heads[i].name())) {
         dropped += samples[i];
         continue;
       }
-      text::append_family_head(out, heads[i].name, heads[i].help, type_name(heads[i].type));
+      text::append_family_head(out, heads[i].name(), help(heads[i]), type_name(heads[i].type()));
       for (std::uint32_t k = first[i]; k < first[i + 1]; ++k) {
         // The segments lie in the walk's order in `body`: fetched ahead too.
         if (k + kFetchAhead < sorted.size()) __builtin_prefetch(body.data() + sorted[k + kFetchAhead].at);
