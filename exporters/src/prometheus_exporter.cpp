@@ -177,6 +177,7 @@ struct PrometheusExporter::Impl : PageSource {
     b.sample(self_metric(kCollectErrors), {}, ld(collect_errors));
     b.sample(self_metric(kQuarantinedRecords), {}, ld(loop->counters().quarantined));
     b.sample(self_metric(kRelabelDropped), {}, ld(c.relabel_dropped));
+    b.sample(self_metric(kRenderRewrites), {}, ld(c.render_rewrites));
     b.sample(self_metric(kSeries), {}, ld(c.series));
     b.sample(self_metric(kFamilies), {}, ld(c.families));
     b.sample(self_metric(kReady), {}, loop->ready() ? 1 : 0);

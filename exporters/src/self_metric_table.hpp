@@ -49,6 +49,7 @@ enum class SelfMetricId : std::size_t {
   kHttpRequests,
   kHttpResponseBytes,
   kHttpRenderSeconds,
+  kRenderRewrites,
   kStatsSkipped,
   kStatsOpenFailures,
   kCount,
@@ -131,6 +132,10 @@ inline constexpr std::array<SelfMetric, static_cast<std::size_t>(SelfMetricId::k
     {SelfMetricId::kHttpRenderSeconds, "ringpipe_exporter_http_render_seconds", SelfMetricType::kHistogram,
      "Time to render one page, by step: text (collect and serialize, once per rendering), gzip (compress, "
      "at most once per rendering, when a scrape accepts gzip).",
+     SelfMetricWhere::kPage},
+    {SelfMetricId::kRenderRewrites, "ringpipe_exporter_render_rewrites_total", SelfMetricType::kCounter,
+     "Text pages written a second time because a family of one series gained another during the render "
+     "(no page names a family twice).",
      SelfMetricWhere::kPage},
     // Serving the components' stats segments (SegmentDescriber).
     {SelfMetricId::kStatsSkipped, "ringpipe_exporter_stats_skipped_total", SelfMetricType::kCounter,
