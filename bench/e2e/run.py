@@ -27,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -50,6 +51,7 @@ SCENARIOS = [
     ("100k-names-20lpp-max", 100_000, 20, 0, "100k/1M series, 20 lines/packet"),
     ("100k-tags-20lpp-1M", 100_000, 20, 1_000_000, "100k series of one name, 20 lines/packet", "tags"),
     ("100k-tags-20lpp-max", 100_000, 20, 0, "100k series of one name, 20 lines/packet", "tags"),
+    ("1M-series-20lpp-1M-scraped", 1_000_000, 20, 1_000_000, "1M series, scraped every second", "scraped"),
 ]
 QUICK = ["1k-series-20lpp-1M", "1k-series-20lpp-max", "1k-series-1lpp-100k", "100k-series-20lpp-1M"]
 SYSTEMS = ["ringpipe", "collectd"]
@@ -331,6 +333,34 @@ def by_tags(scenario):
     return len(scenario) > 5 and scenario[5] == "tags"
 
 
+def scraped(scenario):
+    """A scenario whose /metrics is scraped every second while the load runs."""
+    return len(scenario) > 5 and scenario[5] == "scraped"
+
+
+class Scraper(threading.Thread):
+    """Scrapes `url` every second as Prometheus does (Accept-Encoding: gzip),
+    reading each page whole and keeping it compressed: a Prometheus server
+    would inflate it on its own machine. Counts the scrapes, the slowest, and
+    those that failed."""
+
+    def __init__(self, url):
+        super().__init__(daemon=True)
+        self.url, self.stop, self.times, self.failed, self.bytes = url, threading.Event(), [], 0, 0
+
+    def run(self):
+        while not self.stop.is_set():
+            t0 = time.monotonic()
+            try:
+                req = urllib.request.Request(self.url, headers={"Accept-Encoding": "gzip"})
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    self.bytes = len(r.read())
+                self.times.append(time.monotonic() - t0)
+            except OSError:
+                self.failed += 1
+            self.stop.wait(max(0.0, 1.0 - (time.monotonic() - t0)))
+
+
 def run_one(args, system, scenario):
     name, series, lines, rate, _family = scenario[:5]
     by_tag = by_tags(scenario)
@@ -346,6 +376,7 @@ def run_one(args, system, scenario):
     counted = counted_collectd if system != "ringpipe" else counted_ringpipe_tags if by_tag else counted_ringpipe
     row = {"scenario": name, "system": system, "series": series, "lines_per_packet": lines,
            "target_rate": rate, "error": "", "note": ""}
+    scraper = None
     try:
         # Ready = a probe counter sent over UDP shows up in /metrics: the whole path works.
         probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -367,11 +398,22 @@ def run_one(args, system, scenario):
         time.sleep(0.5)
         drops0 = udp_drops(statsd_port)
         cpu0 = tree_cpu_s(proc.pid)
+        if scraped(scenario):
+            scraper = Scraper(url)
+            scraper.start()
         gen = subprocess.run(
             [args.ingest_bench, "--send-only", "--host", "127.0.0.1", "--port", str(statsd_port),
              "--seconds", str(args.seconds), "--rate", str(rate), "--series", str(series),
              "--lines", str(lines), "--prefix", PREFIX, "--tags", ""] + (["--series-tag", "id"] if by_tag else []),
             capture_output=True, text=True, timeout=args.seconds + 120)
+        if scraper:
+            scraper.stop.set()
+            scraper.join()
+            row.update(load_scrapes=len(scraper.times), load_scrapes_failed=scraper.failed,
+                       load_scrape_max_s=max(scraper.times, default=0.0), load_scrape_bytes=scraper.bytes)
+            row["note"] = (f"scraped every second during the load: {len(scraper.times)} scrapes "
+                           f"(slowest {row['load_scrape_max_s']:.2f} s, {scraper.bytes / 1e6:.1f} MB as sent)"
+                           + (f", {scraper.failed} failed" if scraper.failed else ""))
         if gen.returncode != 0:
             raise RuntimeError(f"generator failed: {gen.stderr.strip()} {gen.stdout.strip()}")
         kv = dict(f.split("=", 1) for f in gen.stdout.strip().splitlines()[-1].split())
@@ -395,7 +437,8 @@ def run_one(args, system, scenario):
         hwm, pss, nproc, per_process = tree_memory_mb(proc.pid)
         drops = udp_drops(statsd_port) - drops0
         if not settled:
-            row["note"] = f"count still moving after {args.settle_timeout:g} s: a snapshot"
+            row["note"] = "; ".join(
+                x for x in (row["note"], f"count still moving after {args.settle_timeout:g} s: a snapshot") if x)
         if proc.poll() is not None:
             row["error"] = f"{system} exited with {proc.returncode} during the run"
         row.update(counted=int(round(total)), series_seen=n_series,
@@ -407,6 +450,8 @@ def run_one(args, system, scenario):
     except Exception as e:  # one failed run must not stop the others
         row["error"] = str(e)
     finally:
+        if scraper:
+            scraper.stop.set()
         stop(proc)
         logf.close()
         for d in extra_dirs:
@@ -636,7 +681,8 @@ def main():
         json.dump({"info": info, "note": args.note, "rows": rows}, f, indent=1)
     keys = ["scenario", "system", "series", "lines_per_packet", "target_rate", "offered_rate", "sent", "counted",
             "delivered_pct", "cpu_s", "cpu_s_per_m_lines", "peak_rss_mb", "pss_mb", "processes",
-            "kernel_udp_drops", "scrape_s", "scrape_bytes", "series_seen", "generator_cpu_s", "note", "error"]
+            "kernel_udp_drops", "scrape_s", "scrape_bytes", "series_seen", "generator_cpu_s", "load_scrapes",
+            "load_scrape_max_s", "note", "error"]
     with open(os.path.join(args.out, "results.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         w.writeheader()
