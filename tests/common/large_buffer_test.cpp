@@ -2,9 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "vm_flags.hpp"
@@ -59,6 +62,57 @@ struct Slot {
   std::uint32_t tag = 0;
   std::uint32_t value = 0xffffffffu;
 };
+
+// Pages of [p, p + bytes) resident now (mincore).
+std::size_t resident_pages(const char* p, std::size_t bytes) {
+  const std::size_t page = 4096;
+  std::vector<unsigned char> in((bytes + page - 1) / page);
+  if (::mincore(const_cast<char*>(p), bytes, in.data()) != 0) return 0;
+  std::size_t n = 0;
+  for (const unsigned char c : in) n += c & 1U;
+  return n;
+}
+
+TEST(Prefault, FaultsInARangeWithoutChangingWhatItHolds) {
+  if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "one CPU: nothing is started";
+  const std::size_t bytes = kPrefaultBytes * 2;
+  void* m = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(m, MAP_FAILED);
+  auto* p = static_cast<char*>(m);
+  for (std::size_t i = 0; i < bytes / 4; i += 4096) p[i] = 'w';  // written before: kept
+  ASSERT_LT(resident_pages(p, bytes), bytes / 4096 / 2);
+  {
+    Prefault pre(p, bytes);
+    ASSERT_TRUE(pre.started());
+    // The owner writes on while the range fills (the writer may pass it).
+    for (std::size_t i = bytes / 4; i < bytes / 2; i += 4096) p[i] = 'v';
+    pre.join();
+  }
+  if (resident_pages(p, bytes) == 0) GTEST_SKIP() << "mincore refused";
+  EXPECT_EQ(resident_pages(p, bytes), bytes / 4096) << "every page faulted in";
+  for (std::size_t i = 0; i < bytes; i += 4096) {
+    const char want = i < bytes / 4 ? 'w' : i < bytes / 2 ? 'v' : 0;
+    ASSERT_EQ(p[i], want) << "byte " << i;
+    ASSERT_EQ(p[i + 1], 0) << "byte " << i + 1;  // i + 1 < bytes: i steps by pages
+  }
+  ::munmap(m, bytes);
+}
+
+TEST(Prefault, StartsNothingForASmallRangeAndStopsWhenDestroyed) {
+  std::vector<char> small(kPrefaultBytes / 2);
+  const Prefault none(small.data(), small.size());
+  EXPECT_FALSE(none.started());
+  if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "one CPU: nothing is started";
+  const std::size_t bytes = std::size_t{1} << 30;  // a gibibyte of address space, never all touched
+  void* m = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  ASSERT_NE(m, MAP_FAILED);
+  {
+    const Prefault pre(m, bytes);
+    EXPECT_TRUE(pre.started());
+  }  // stops within a step
+  EXPECT_LT(resident_pages(static_cast<const char*>(m), bytes), bytes / 4096) << "stopped before the end";
+  ::munmap(m, bytes);
+}
 
 TEST(LargeArray, ALargeArrayIsAMappingOfItsOwnAlignedTo2MiBAdvisedWholeAndValueInitialised) {
   const std::size_t n = (kLargeBufferBytes + 12345) / sizeof(Slot);

@@ -12,13 +12,20 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <new>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14
+#endif
 
 namespace ringpipe::common {
 
@@ -85,6 +92,54 @@ void resize_large(std::vector<T>& v, std::size_t count, const T& value = T{}) {
   reserve_large(v, count);
   v.resize(count, value);
 }
+
+// Faults in the pages of [data, data + bytes) on a thread of its own, front
+// to back, while the owner writes the buffer front to back (a render filling
+// a page of a hundred megabytes): the kernel zeroes each fresh page on the
+// other core, not in the writer's page faults. Only the page tables change:
+// what the buffer holds, written or not, stays as it is, so the writer may
+// pass the prefaulter or outgrow the range. Nothing is started for a range
+// under kPrefaultBytes or on a machine of one CPU; the kernel's refusal
+// (before Linux 5.14) ends the thread. The destructor stops and joins it.
+inline constexpr std::size_t kPrefaultBytes = std::size_t{32} << 20;
+
+class Prefault {
+ public:
+  Prefault(void* data, std::size_t bytes) {
+    if (bytes < kPrefaultBytes || std::thread::hardware_concurrency() < 2) return;
+    const auto begin = reinterpret_cast<std::uintptr_t>(data);
+    const std::uintptr_t first = (begin + kPageBytes - 1) & ~(kPageBytes - 1);
+    const std::uintptr_t last = (begin + bytes) & ~(kPageBytes - 1);
+    if (last <= first) return;
+    char* const from = static_cast<char*>(data) + (first - begin);
+    const std::size_t span = last - first;
+    started_ = true;
+    thread_ = std::thread([this, from, span] {
+      for (std::size_t at = 0; at < span && !stop_.load(std::memory_order_relaxed); at += kStepBytes) {
+        if (::madvise(from + at, std::min(kStepBytes, span - at), MADV_POPULATE_WRITE) != 0) return;
+      }
+    });
+  }
+  Prefault(const Prefault&) = delete;
+  Prefault& operator=(const Prefault&) = delete;
+  ~Prefault() {
+    stop_.store(true, std::memory_order_relaxed);
+    join();
+  }
+  // Waits until the whole range is faulted in (or the thread stopped).
+  void join() {
+    if (thread_.joinable()) thread_.join();
+  }
+  // Whether a thread was started for the range.
+  [[nodiscard]] bool started() const noexcept { return started_; }
+
+ private:
+  static constexpr std::size_t kPageBytes = 4096;
+  static constexpr std::size_t kStepBytes = std::size_t{8} << 20;  // a stop is seen within one step
+  std::atomic<bool> stop_{false};
+  bool started_ = false;
+  std::thread thread_;
+};
 
 // A fresh anonymous mapping of `bytes` (a multiple of kHugePageBytes) that
 // starts on a 2 MiB boundary, advised huge pages whole; nullptr when mmap
