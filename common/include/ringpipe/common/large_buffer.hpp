@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <new>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -100,7 +101,8 @@ void resize_large(std::vector<T>& v, std::size_t count, const T& value = T{}) {
 // what the buffer holds, written or not, stays as it is, so the writer may
 // pass the prefaulter or outgrow the range. Nothing is started for a range
 // under kPrefaultBytes or on a machine of one CPU; the kernel's refusal
-// (before Linux 5.14) ends the thread. The destructor stops and joins it.
+// (before Linux 5.14) ends the thread, and a thread that cannot be made is
+// done without. The destructor stops and joins it.
 inline constexpr std::size_t kPrefaultBytes = std::size_t{32} << 20;
 
 class Prefault {
@@ -113,12 +115,16 @@ class Prefault {
     if (last <= first) return;
     char* const from = static_cast<char*>(data) + (first - begin);
     const std::size_t span = last - first;
-    started_ = true;
-    thread_ = std::thread([this, from, span] {
-      for (std::size_t at = 0; at < span && !stop_.load(std::memory_order_relaxed); at += kStepBytes) {
-        if (::madvise(from + at, std::min(kStepBytes, span - at), MADV_POPULATE_WRITE) != 0) return;
-      }
-    });
+    try {
+      thread_ = std::thread([this, from, span] {
+        for (std::size_t at = 0; at < span && !stop_.load(std::memory_order_relaxed); at += kStepBytes) {
+          if (::madvise(from + at, std::min(kStepBytes, span - at), MADV_POPULATE_WRITE) != 0) return;
+        }
+      });
+      started_ = true;
+    } catch (const std::system_error&) {
+      // No thread to be had: the writer faults the pages in itself, as without this.
+    }
   }
   Prefault(const Prefault&) = delete;
   Prefault& operator=(const Prefault&) = delete;
