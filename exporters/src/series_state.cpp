@@ -879,9 +879,7 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
                            f.conflict, f.prom, f.many});
     }
   }
-  const auto help = [&](const Head& h) {
-    return h.help_id == 0 ? std::string_view() : std::string_view(*helps[h.help_id]);
-  };
+  const auto help = [&](const Head& h) { return help_in(helps, h.help_id); };
   // Most families of a StatsD page have one series each (every name its
   // own family). A family that has never held two series at once is written
   // straight into the page where the walk meets it, head and line; the
@@ -896,8 +894,11 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
   // a buffer short of a 1M-series page is copied at each doubling, 4 KiB pages
   // at a time (a first scrape of 1M series took over a second that way).
   const std::size_t series_now = counters_.series.load(std::memory_order_relaxed);
+  const auto at_rate = [&](const std::atomic<std::size_t>& per_series16, std::size_t least16) {
+    return series_now * std::max(per_series16.load(std::memory_order_relaxed), least16) / 16;
+  };
   const auto sized = [&](const std::atomic<std::size_t>& per_series16, std::size_t least16) {
-    return series_now * std::max(per_series16.load(std::memory_order_relaxed), least16) / 16 * 5 / 4;
+    return at_rate(per_series16, least16) * 5 / 4;
   };
   const auto keep_rate = [](std::atomic<std::size_t>& per_series16, std::size_t amount, std::size_t series) {
     if (series != 0) per_series16.store(amount * 16 / series, std::memory_order_relaxed);
@@ -911,9 +912,7 @@ std::uint64_t SeriesState::render(std::string& out, const std::function<bool(std
       // writes (at 1M series a third of a render's time was the kernel's
       // zeroing in its page faults): as many as the last render's rate
       // says the page fills, not the quarter more reserved.
-      const std::size_t expected =
-          series_now * std::max<std::size_t>(render_page_rate_.load(std::memory_order_relaxed), 128 * 16) / 16;
-      prefault.emplace(out.data() + base, std::min(expected, out.capacity() - base));
+      prefault.emplace(out.data() + base, std::min(at_rate(render_page_rate_, 128 * 16), out.capacity() - base));
     }
     std::uint64_t dropped = 0;
     // The shards are walked once, one lock at a time, each series' lines

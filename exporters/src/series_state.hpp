@@ -316,10 +316,13 @@ class SeriesState {
   std::uint32_t known_family(const metric::MetricEntryView& e, std::uint32_t held) noexcept;
   // The id of help's copy in help_texts_ (0 for an empty one). Reader thread; takes families_mu_ to add one.
   std::uint32_t intern_help(std::string_view help);
-  // f's HELP: the reader thread, or with families_mu_ held.
-  [[nodiscard]] std::string_view help_of(const Family& f) const noexcept {
-    return f.help_id == 0 ? std::string_view() : std::string_view(*help_texts_[f.help_id]);
+  // HELP `id` of `texts` (help_texts_ or a copy of it; 0: none).
+  [[nodiscard]] static std::string_view help_in(const std::vector<const std::string*>& texts,
+                                                std::uint32_t id) noexcept {
+    return id == 0 ? std::string_view() : std::string_view(*texts[id]);
   }
+  // f's HELP: the reader thread, or with families_mu_ held.
+  [[nodiscard]] std::string_view help_of(const Family& f) const noexcept { return help_in(help_texts_, f.help_id); }
   [[nodiscard]] bool name_conflicts(std::uint32_t id) const noexcept;
   [[nodiscard]] Shard& shard_of(std::uint64_t key) noexcept { return shards_[key % kShards]; }
 
