@@ -10,6 +10,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -34,6 +35,18 @@ class NameSet {
   }
   NameSet(const NameSet&) = delete;
   NameSet& operator=(const NameSet&) = delete;
+
+  // The names the families `bases` own on a page: each one's own and, as a
+  // summary's or histogram's, its _sum, _count and _bucket series.
+  template <class Names>
+  static NameSet owned_by(const Names& bases) {
+    std::vector<std::string> names;
+    names.reserve(std::size(bases) * 4);
+    for (const auto& base : bases) {
+      for (const char* suffix : {"", "_sum", "_count", "_bucket"}) names.push_back(std::string(base) + suffix);
+    }
+    return NameSet(std::move(names));
+  }
 
   [[nodiscard]] bool contains(std::string_view name) const {
     if (!every_name_hashed_) {

@@ -4,7 +4,6 @@
 #include <memory>
 #include <string>
 #include <thread>
-#include <unordered_set>
 #include <vector>
 
 #include <prometheus/text_serializer.h>
@@ -31,16 +30,13 @@ constexpr std::chrono::milliseconds kOwnStatsInterval = 1s;
 // family twice, which happens when a pipeline scrapes another ringpipe.
 // Returns the series removed.
 std::uint64_t drop_pipeline_families_named_like_ours(std::vector<prometheus::MetricFamily>& out, std::size_t pipeline) {
-  std::unordered_set<std::string> ours;
-  // A summary or histogram also owns its _sum, _count and _bucket series names.
-  auto own = [&](const std::string& name) {
-    for (const char* suffix : {"", "_sum", "_count", "_bucket"}) ours.insert(name + suffix);
-  };
-  for (std::size_t i = pipeline; i < out.size(); ++i) own(out[i].name);
+  std::vector<std::string_view> self;
+  for (std::size_t i = pipeline; i < out.size(); ++i) self.emplace_back(out[i].name);
+  const detail::NameSet ours = detail::NameSet::owned_by(self);
   std::uint64_t dropped = 0;
   std::size_t kept = 0;
   for (std::size_t i = 0; i < out.size(); ++i) {
-    if (i < pipeline && ours.count(out[i].name) != 0) {
+    if (i < pipeline && ours.contains(out[i].name)) {
       dropped += out[i].metric.size();
       continue;
     }
@@ -137,12 +133,7 @@ struct PrometheusExporter::Impl : PageSource {
       for (const SelfMetric& m : kSelfMetrics) {
         if (m.on_page()) bases.push_back(m.name);
       }
-      std::vector<std::string> names;
-      names.reserve(bases.size() * 4);
-      for (const std::string_view base : bases) {
-        for (const char* suffix : {"", "_sum", "_count", "_bucket"}) names.push_back(std::string(base) + suffix);
-      }
-      const detail::NameSet ours(std::move(names));
+      const detail::NameSet ours = detail::NameSet::owned_by(bases);
       const std::uint64_t dropped = state.render(page, [&](std::string_view name) { return ours.contains(name); });
       self_name_conflicts.fetch_add(dropped, std::memory_order_relaxed);
       describe_self(b);

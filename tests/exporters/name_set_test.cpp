@@ -67,4 +67,17 @@ TEST(NameSet, AnswersAsTheSetDoesWithMoreStartsThanItScans) {
   expect_same(members, probes);
 }
 
+TEST(NameSet, OwnedByHoldsEachFamilysNameAndItsSumCountAndBucketSeries) {
+  const std::vector<std::string> bases = {"ringpipe_exporter_series", "rpc_seconds"};
+  const NameSet set = NameSet::owned_by(bases);
+  for (const char* name : {"ringpipe_exporter_series", "ringpipe_exporter_series_sum", "ringpipe_exporter_series_count",
+                           "ringpipe_exporter_series_bucket", "rpc_seconds", "rpc_seconds_sum", "rpc_seconds_count",
+                           "rpc_seconds_bucket"}) {
+    EXPECT_TRUE(set.contains(name)) << name;
+  }
+  for (const char* name : {"ringpipe_exporter_series_total", "rpc_seconds_created", "rpc_second", "_sum", ""}) {
+    EXPECT_FALSE(set.contains(name)) << name;
+  }
+}
+
 }  // namespace
