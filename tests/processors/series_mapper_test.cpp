@@ -137,9 +137,9 @@ TEST(SeriesMapper, ASampleMapsTheSameWithTheNameHintAsWithout) {
     hinted.mapper->prefetch_entry(hint);
     hinted.mapper->prefetch_name(hint);
     const Mapped b = take(hinted, *s, &hint);
-    EXPECT_TRUE(a == b) << "sample " << count << " (" << s->name.substr(0, 40) << "): kept " << a.kept << "/"
-                        << b.kept << ", family '" << a.family << "'/'" << b.family << "', hash " << a.series_hash
-                        << "/" << b.series_hash;
+    EXPECT_TRUE(a == b) << "sample " << count << " (" << s->name.substr(0, 40) << "): kept " << a.kept << "/" << b.kept
+                        << ", family '" << a.family << "'/'" << b.family << "', hash " << a.series_hash << "/"
+                        << b.series_hash;
     ++count;
     kept += a.kept ? 1 : 0;
   }
