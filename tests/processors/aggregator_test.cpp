@@ -17,18 +17,12 @@ namespace {
 using namespace std::chrono_literals;
 using sample::Kind;
 using testing::Harness;
+using testing::rule;
 
 EngineOptions with_rules(std::vector<MappingRule> rules) {
   EngineOptions o;
   o.mapping.rules = std::move(rules);
   return o;
-}
-
-MappingRule rule(std::string match, std::string name) {
-  MappingRule r;
-  r.match = std::move(match);
-  r.name = std::move(name);
-  return r;
 }
 
 std::uint64_t family_drops(AggregatorEngine& e, std::string_view name, bool conflict) {

@@ -7,15 +7,34 @@
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ringpipe/metric/metric_record.hpp"
 #include "ringpipe/processors/aggregator.hpp"
+#include "ringpipe/processors/mapping.hpp"
 #include "ringpipe/sample/sample_batch.hpp"
 
 namespace ringpipe::processors::testing {
 
 using sample::Kind;
+
+// A mapping rule as a mapping file writes it: `match` (a glob) to `name`,
+// with these labels; regex_rule() for a regex match.
+inline MappingRule rule(std::string match, std::string name,
+                        std::vector<std::pair<std::string, std::string>> labels = {}) {
+  MappingRule r;
+  r.match = std::move(match);
+  r.name = std::move(name);
+  r.labels = std::move(labels);
+  return r;
+}
+inline MappingRule regex_rule(std::string match, std::string name,
+                              std::vector<std::pair<std::string, std::string>> labels = {}) {
+  MappingRule r = rule(std::move(match), std::move(name), std::move(labels));
+  r.match_type = MatchType::kRegex;
+  return r;
+}
 
 // One series as an exporter sees it.
 struct SeriesState {

@@ -1,4 +1,6 @@
 #include "ringpipe/processors/mapping.hpp"
+
+#include "engine_harness.hpp"
 #include "test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -10,19 +12,8 @@
 namespace ringpipe::processors {
 namespace {
 
-MappingRule glob(std::string match, std::string name, std::vector<std::pair<std::string, std::string>> labels = {}) {
-  MappingRule r;
-  r.match = std::move(match);
-  r.name = std::move(name);
-  r.labels = std::move(labels);
-  return r;
-}
-
-MappingRule regex(std::string match, std::string name, std::vector<std::pair<std::string, std::string>> labels = {}) {
-  MappingRule r = glob(std::move(match), std::move(name), std::move(labels));
-  r.match_type = MatchType::kRegex;
-  return r;
-}
+using testing::regex_rule;
+using testing::rule;
 
 Matcher make(std::vector<MappingRule> rules, bool disable_ordering = false, std::size_t cache = 1000) {
   MappingConfig c;
@@ -111,7 +102,7 @@ std::string escape_one_byte_at_a_time(std::string_view name) {
 
 TEST(EscapeMetricName, EqualsTheByteAtATimeRuleOnRandomNames) {
   const std::string alphabet = std::string("aZ09_-.:/ ") + "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\x80\xff\xc2";
-  testing::XorShift64 next(0x9E3779B97F4A7C15ULL);
+  ringpipe::testing::XorShift64 next(0x9E3779B97F4A7C15ULL);
   for (int n = 0; n < 200000; ++n) {
     std::string name(next() % 24, '\0');
     for (char& c : name) c = alphabet[next() % alphabet.size()];
@@ -125,7 +116,7 @@ TEST(EscapeMetricName, EqualsTheByteAtATimeRuleOnRandomNames) {
 // the name: it must hold for the escaped name and for nothing else.
 TEST(EscapeMetricName, EscapesToHoldsForTheEscapedNameOnly) {
   const std::string alphabet = std::string("aZ09_-.:/ ") + "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\x80\xff\xc2";
-  testing::XorShift64 next(0x2545F4914F6CDD1DULL);
+  ringpipe::testing::XorShift64 next(0x2545F4914F6CDD1DULL);
   for (int n = 0; n < 100000; ++n) {
     std::string name(next() % 24, '\0');
     for (char& c : name) c = alphabet[next() % alphabet.size()];
@@ -197,7 +188,7 @@ TEST(Matcher, WithoutRulesNothingIsLookedUpOrCached) {
 }
 
 TEST(Matcher, GlobStarMatchesExactlyOneSegmentAndCaptures) {
-  Matcher m = make({glob("test.dispatcher.*.*.*", "dispatcher_events_total",
+  Matcher m = make({rule("test.dispatcher.*.*.*", "dispatcher_events_total",
                          {{"processor", "$1"}, {"action", "${2}"}, {"outcome", "$3"}, {"job", "test"}})});
   auto r = m.match("test.dispatcher.FooProcessor.send.success", MatchClass::kCounter);
   ASSERT_NE(r.rule, nullptr);
@@ -211,7 +202,7 @@ TEST(Matcher, GlobStarMatchesExactlyOneSegmentAndCaptures) {
 }
 
 TEST(Matcher, CaptureInNameAndDollarNameWithSuffixExpandsLikeGo) {
-  Matcher m = make({glob("*.signup.*", "${1}_signups_total", {{"provider", "$2"}, {"odd", "$2_x"}})});
+  Matcher m = make({rule("*.signup.*", "${1}_signups_total", {{"provider", "$2"}, {"odd", "$2_x"}})});
   auto r = m.match("web.signup.github", MatchClass::kCounter);
   ASSERT_NE(r.rule, nullptr);
   EXPECT_EQ(r.name, "web_signups_total");
@@ -220,33 +211,33 @@ TEST(Matcher, CaptureInNameAndDollarNameWithSuffixExpandsLikeGo) {
 }
 
 TEST(Matcher, GlobsWinInFileOrderEvenWhenALaterRuleIsMoreSpecific) {
-  Matcher m = make({glob("a.*.c", "first"), glob("a.b.c", "second")});
+  Matcher m = make({rule("a.*.c", "first"), rule("a.b.c", "second")});
   EXPECT_EQ(m.match("a.b.c", MatchClass::kCounter).name, "first");
-  Matcher m2 = make({glob("a.b.c", "first"), glob("a.*.c", "second")});
+  Matcher m2 = make({rule("a.b.c", "first"), rule("a.*.c", "second")});
   EXPECT_EQ(m2.match("a.b.c", MatchClass::kCounter).name, "first");
   EXPECT_EQ(m2.match("a.x.c", MatchClass::kCounter).name, "second");
 }
 
 TEST(Matcher, OrderingBacktracksPastALiteralDeadEnd) {
   // "a.b.*" is tried first (literal b) but cannot finish on "a.b.c.d"; "a.*.c.d" can.
-  Matcher m = make({glob("a.b.x.d", "literal"), glob("a.*.c.d", "star")});
+  Matcher m = make({rule("a.b.x.d", "literal"), rule("a.*.c.d", "star")});
   EXPECT_EQ(m.match("a.b.c.d", MatchClass::kCounter).name, "star");
 }
 
 TEST(Matcher, DisabledOrderingPrefersLiteralSegments) {
-  Matcher m = make({glob("a.*.c", "star"), glob("a.b.c", "literal")}, true);
+  Matcher m = make({rule("a.*.c", "star"), rule("a.b.c", "literal")}, true);
   EXPECT_EQ(m.match("a.b.c", MatchClass::kCounter).name, "literal");
   EXPECT_EQ(m.match("a.z.c", MatchClass::kCounter).name, "star");
 }
 
 TEST(Matcher, GlobsAreTriedBeforeRegexesWhateverTheFileOrder) {
-  Matcher m = make({regex("^a\\.(.*)$", "regex_$1"), glob("a.*", "glob")});
+  Matcher m = make({regex_rule("^a\\.(.*)$", "regex_$1"), rule("a.*", "glob")});
   EXPECT_EQ(m.match("a.b", MatchClass::kCounter).name, "glob");
   EXPECT_EQ(m.match("a.b.c", MatchClass::kCounter).name, "regex_b.c");
 }
 
 TEST(Matcher, RegexIsUnanchoredAndExpandsGroups) {
-  Matcher m = make({regex("requests\\.([a-z]+)\\.(\\d+)", "requests_total", {{"verb", "$1"}, {"code", "${2}"}})});
+  Matcher m = make({regex_rule("requests\\.([a-z]+)\\.(\\d+)", "requests_total", {{"verb", "$1"}, {"code", "${2}"}})});
   auto r = m.match("svc.requests.get.200.extra", MatchClass::kCounter);
   ASSERT_NE(r.rule, nullptr);
   EXPECT_EQ(label(r, "verb"), "get");
@@ -254,9 +245,9 @@ TEST(Matcher, RegexIsUnanchoredAndExpandsGroups) {
 }
 
 TEST(Matcher, RegexRulesAcceptGoSyntaxAsStatsdExporterWritesIt) {
-  Matcher m = make({regex(R"(\A(?P<svc>[a-z]+)\.requests\.(?P<code>\d+)\z)", "requests_total",
-                          {{"service", "${svc}"}, {"code", "$code"}, {"raw", "$1/${2}"}}),
-                    regex(R"((?i)^API\.(\w+))", "api_$1", {{"path", "$1"}})});
+  Matcher m = make({regex_rule(R"(\A(?P<svc>[a-z]+)\.requests\.(?P<code>\d+)\z)", "requests_total",
+                               {{"service", "${svc}"}, {"code", "$code"}, {"raw", "$1/${2}"}}),
+                    regex_rule(R"((?i)^API\.(\w+))", "api_$1", {{"path", "$1"}})});
   auto r = m.match("web.requests.200", MatchClass::kCounter);
   ASSERT_NE(r.rule, nullptr);
   EXPECT_EQ(r.name, "requests_total");
@@ -272,16 +263,16 @@ TEST(Matcher, RegexRulesAcceptGoSyntaxAsStatsdExporterWritesIt) {
 }
 
 TEST(Matcher, RegexTemplatesExpandLikeGosRegexpExpand) {
-  Matcher m = make({regex(R"(^(?P<a>x+)(y*)\.(\w+)$)", "n",
-                          {{"whole", "$0"},
-                           {"dollar", "$$1"},
-                           {"longest_name", "$1suffix"},
-                           {"braced", "${1}suffix"},
-                           {"missing", "[$9]"},
-                           {"unknown_name", "[${nope}]"},
-                           {"bare", "cost$"},
-                           {"empty_group", "[$2]"},
-                           {"leading_zero", "[$01]"}})});
+  Matcher m = make({regex_rule(R"(^(?P<a>x+)(y*)\.(\w+)$)", "n",
+                               {{"whole", "$0"},
+                                {"dollar", "$$1"},
+                                {"longest_name", "$1suffix"},
+                                {"braced", "${1}suffix"},
+                                {"missing", "[$9]"},
+                                {"unknown_name", "[${nope}]"},
+                                {"bare", "cost$"},
+                                {"empty_group", "[$2]"},
+                                {"leading_zero", "[$01]"}})});
   auto r = m.match("xx.tail", MatchClass::kCounter);
   ASSERT_NE(r.rule, nullptr);
   EXPECT_EQ(label(r, "whole"), "xx.tail");
@@ -298,7 +289,7 @@ TEST(Matcher, RegexTemplatesExpandLikeGosRegexpExpand) {
 TEST(Matcher, RegexesGoRefusesAreRefusedWithTheRuleNamed) {
   MappingConfig c;
   for (const char* bad : {R"((a)\1)", "a(?=b)", "(unclosed", "a{2,1}"}) {
-    c.rules = {regex(bad, "x")};
+    c.rules = {regex_rule(bad, "x")};
     auto r = Matcher::create(c);
     ASSERT_FALSE(r) << bad;
     EXPECT_NE(r.error().context.find("mapping rule 1 ("), std::string::npos) << r.error().context;
@@ -307,16 +298,16 @@ TEST(Matcher, RegexesGoRefusesAreRefusedWithTheRuleNamed) {
 }
 
 TEST(Matcher, RegexRulesAreTriedInFileOrder) {
-  Matcher m = make({regex("^x\\.", "first"), regex("^x\\.y", "second")});
+  Matcher m = make({regex_rule("^x\\.", "first"), regex_rule("^x\\.y", "second")});
   EXPECT_EQ(m.match("x.y", MatchClass::kGauge).name, "first");
 }
 
 TEST(Matcher, MatchMetricTypeRestrictsGlobAndRegexRules) {
-  MappingRule c = glob("m.*", "as_counter");
+  MappingRule c = rule("m.*", "as_counter");
   c.match_metric_type = MatchMetricType::kCounter;
-  MappingRule g = glob("m.*", "as_gauge");
+  MappingRule g = rule("m.*", "as_gauge");
   g.match_metric_type = MatchMetricType::kGauge;
-  MappingRule o = regex("^m\\.", "as_observer");
+  MappingRule o = regex_rule("^m\\.", "as_observer");
   o.match_metric_type = MatchMetricType::kObserver;
   Matcher m = make({c, g, o});
   EXPECT_EQ(m.match("m.x", MatchClass::kCounter).name, "as_counter");
@@ -328,7 +319,7 @@ TEST(Matcher, DropActionMatchesWithoutAName) {
   MappingRule d;
   d.match = "noisy.*";
   d.action = RuleAction::kDrop;
-  Matcher m = make({d, glob("*.*", "other")});
+  Matcher m = make({d, rule("*.*", "other")});
   auto r = m.match("noisy.thing", MatchClass::kCounter);
   ASSERT_NE(r.rule, nullptr);
   EXPECT_EQ(r.rule->action, RuleAction::kDrop);
@@ -336,11 +327,11 @@ TEST(Matcher, DropActionMatchesWithoutAName) {
 }
 
 TEST(Matcher, RuleSettingsFallBackToDefaults) {
-  MappingRule h = glob("h.*", "h");
+  MappingRule h = rule("h.*", "h");
   h.observer_type = ObserverType::kHistogram;
   h.buckets = {1, 2, 3};
   h.ttl = std::chrono::seconds(30);
-  Matcher m = make({h, glob("s.*", "s")});
+  Matcher m = make({h, rule("s.*", "s")});
   const CompiledRule* hr = m.match("h.x", MatchClass::kObserver).rule;
   ASSERT_NE(hr, nullptr);
   EXPECT_EQ(hr->observer_type, ObserverType::kHistogram);
@@ -362,26 +353,26 @@ TEST(Matcher, RuleSettingsFallBackToDefaults) {
 
 TEST(Matcher, RejectsInvalidRules) {
   MappingConfig c;
-  c.rules = {glob("a.b*.c", "x")};
+  c.rules = {rule("a.b*.c", "x")};
   EXPECT_FALSE(Matcher::create(c));
-  c.rules = {glob("a..c", "x")};
+  c.rules = {rule("a..c", "x")};
   EXPECT_FALSE(Matcher::create(c));
-  c.rules = {glob("a.*", "")};
+  c.rules = {rule("a.*", "")};
   EXPECT_FALSE(Matcher::create(c));
-  c.rules = {regex("a(", "x")};
+  c.rules = {regex_rule("a(", "x")};
   auto bad = Matcher::create(c);
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().context.find("mapping rule 1"), std::string::npos);
-  c.rules = {glob("a.*", "x", {{"1bad", "v"}})};
+  c.rules = {rule("a.*", "x", {{"1bad", "v"}})};
   EXPECT_FALSE(Matcher::create(c));
-  MappingRule h = glob("a.*", "x");
+  MappingRule h = rule("a.*", "x");
   h.buckets = {2, 1};
   c.rules = {h};
   EXPECT_FALSE(Matcher::create(c));
 }
 
 TEST(Matcher, CacheServesRepeatsAndStaysBounded) {
-  Matcher m = make({glob("a.*", "a_$1")}, false, 4);
+  Matcher m = make({rule("a.*", "a_$1")}, false, 4);
   for (int round = 0; round < 3; ++round) {
     for (int i = 0; i < 4; ++i) {
       auto r = m.match("a.k" + std::to_string(i), MatchClass::kCounter);
@@ -406,7 +397,7 @@ TEST(Matcher, RandomCacheEvictsAnyEntryWhereLruThrashes) {
   // asked for next (no hit at all), random eviction keeps some of them.
   const auto hits_of = [](bool random) {
     MappingConfig c;
-    c.rules = {glob("a.*", "a_$1")};
+    c.rules = {rule("a.*", "a_$1")};
     c.cache_size = 4;
     c.cache_random = random;
     auto m = Matcher::create(c);
@@ -424,7 +415,7 @@ TEST(Matcher, RandomCacheEvictsAnyEntryWhereLruThrashes) {
 }
 
 TEST(Matcher, CacheKeysIncludeTheMetricClass) {
-  MappingRule c = glob("m.*", "as_counter");
+  MappingRule c = rule("m.*", "as_counter");
   c.match_metric_type = MatchMetricType::kCounter;
   Matcher m = make({c});
   EXPECT_NE(m.match("m.x", MatchClass::kCounter).rule, nullptr);
@@ -432,7 +423,7 @@ TEST(Matcher, CacheKeysIncludeTheMetricClass) {
 }
 
 TEST(Matcher, WorksWithoutACache) {
-  Matcher m = make({glob("a.*", "a_$1")}, false, 0);
+  Matcher m = make({rule("a.*", "a_$1")}, false, 0);
   EXPECT_EQ(m.match("a.x", MatchClass::kCounter).name, "a_x");
   EXPECT_EQ(m.match("a.y", MatchClass::kCounter).name, "a_y");
 }

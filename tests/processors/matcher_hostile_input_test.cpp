@@ -17,15 +17,6 @@ namespace {
 
 using sample::Kind;
 
-MappingRule regex(std::string match, std::string name, std::vector<std::pair<std::string, std::string>> labels = {}) {
-  MappingRule r;
-  r.match = std::move(match);
-  r.match_type = MatchType::kRegex;
-  r.name = std::move(name);
-  r.labels = std::move(labels);
-  return r;
-}
-
 Matcher make(std::vector<MappingRule> rules) {
   MappingConfig c;
   c.rules = std::move(rules);
@@ -42,7 +33,7 @@ std::string label(const MatchResult& r, std::string_view name) {
 }
 
 void expect_catch_all_maps(std::size_t bytes) {
-  Matcher m = make({regex("(.*)", "caught", {{"name", "$1"}})});
+  Matcher m = make({testing::regex_rule("(.*)", "caught", {{"name", "$1"}})});
   const std::string name(bytes, 'n');
   const MatchResult r = m.match(name, MatchClass::kCounter);
   ASSERT_NE(r.rule, nullptr);
@@ -75,7 +66,7 @@ TEST(MatcherHostileInput, CatchAllRegexMapsA16KiBNameOnASmallStack) {
 TEST(MatcherHostileInput, CatchAllRegexMapsA1MiBName) { expect_catch_all_maps(1024 * 1024); }
 
 TEST(MatcherHostileInput, NestedQuantifiersAnswerOnA28ByteName) {
-  Matcher m = make({regex("(a+)+$", "nested", {{"run", "$1"}})});
+  Matcher m = make({testing::regex_rule("(a+)+$", "nested", {{"run", "$1"}})});
   const std::string miss = std::string(27, 'a') + "!";
   EXPECT_EQ(m.match(miss, MatchClass::kCounter).rule, nullptr);
   const std::string hit = std::string(28, 'a');
@@ -85,7 +76,7 @@ TEST(MatcherHostileInput, NestedQuantifiersAnswerOnA28ByteName) {
 }
 
 TEST(MatcherHostileInput, NestedQuantifiersAnswerOnA5000ByteName) {
-  Matcher m = make({regex("^(a|aa)+(b+)*$", "alternation"), regex("(a+)+$", "nested")});
+  Matcher m = make({testing::regex_rule("^(a|aa)+(b+)*$", "alternation"), testing::regex_rule("(a+)+$", "nested")});
   const std::string miss = std::string(5000, 'a') + "!";
   EXPECT_EQ(m.match(miss, MatchClass::kGauge).rule, nullptr);
   const std::string hit = "x" + std::string(5000, 'a');
@@ -96,7 +87,7 @@ TEST(MatcherHostileInput, NestedQuantifiersAnswerOnA5000ByteName) {
 
 TEST(MatcherHostileInput, EngineMapsA16KiBNameThroughACatchAllRegex) {
   EngineOptions o;
-  o.mapping.rules = {regex("^(.*)$", "long_names_total", {{"first", "${1}"}})};
+  o.mapping.rules = {testing::regex_rule("^(.*)$", "long_names_total", {{"first", "${1}"}})};
   testing::Harness h(std::move(o));
   const std::string name(16 * 1024, 'q');
   h.send(Kind::kCounter, name, 1);

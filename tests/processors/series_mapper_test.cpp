@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "engine_harness.hpp"
 #include "engine_parts.hpp"
 #include "family_registry.hpp"
 #include "ringpipe/processors/aggregator.hpp"
@@ -21,14 +22,7 @@ namespace ringpipe::processors {
 namespace {
 
 using sample::Kind;
-
-MappingRule rule(std::string match, std::string name, std::vector<std::pair<std::string, std::string>> labels = {}) {
-  MappingRule r;
-  r.match = std::move(match);
-  r.name = std::move(name);
-  r.labels = std::move(labels);
-  return r;
-}
+using testing::rule;
 
 // A mapper over its own registry, as each reader thread has one.
 struct MapperUnderTest {
